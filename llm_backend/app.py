@@ -1,0 +1,81 @@
+"""Build the ASGI application: the OpenAI document and our extensions on Connexion, the
+cross-cutting middleware, and the backends started and stopped with the app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from connexion import AsyncApp
+from connexion.middleware import MiddlewarePosition
+from starlette.middleware.cors import CORSMiddleware
+
+from . import errors
+from .auth import Keyring, security_handler
+from .backends.registry import ModelRegistry
+from .middleware import BodyLimit, RequestContext
+from .services import Services
+from .settings import Settings, get_settings
+from .spec import adapter
+from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
+from .storage import Database, default_url
+
+log = logging.getLogger(__name__)
+
+
+def _backends(settings: Settings) -> list:
+    from .backends.llama.backend import LlamaBackend
+
+    return [LlamaBackend(settings)]
+
+
+def create_app(settings: Settings | None = None) -> AsyncApp:
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    services = Services(
+        settings=settings,
+        registry=ModelRegistry(_backends(settings)),
+        database=Database(settings.database_url or default_url(settings.data_dir)),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        await services.registry.start()
+        log.info("models ready", extra={"models": [card.id for card in services.registry.models()]})
+        try:
+            yield {"services": services}
+        finally:
+            await services.registry.stop()
+            services.database.dispose()
+
+    app = AsyncApp(__name__, lifespan=lifespan)
+    api_options = {
+        "resolver": adapter.ControllerResolver(),
+        "validator_map": adapter.VALIDATOR_MAP,
+        "security_map": {"bearer": security_handler(Keyring(settings.api_keys))},
+        "strict_validation": False,
+        "validate_responses": False,
+        "swagger_ui_options": None,
+    }
+    # The extensions first: Connexion then falls through from their root mount to /v1.
+    app.add_api(load_document(settings.spec_dir / EXTENSIONS_SPEC, None), name="extensions", **api_options)
+    openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.data_dir / "cache")
+    app.add_api(adapter.prepare(openai_document), name="openai", **api_options)
+    errors.register(app)
+
+    # Added in order from the outside in.
+    app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            MiddlewarePosition.BEFORE_EXCEPTION,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id"],
+        )
+    log.info("app built", extra={"seconds": round(time.perf_counter() - started, 3)})
+    return app

@@ -1,0 +1,1 @@
+"""Backends answer OpenAI requests for the models they own; controllers pick one by model id."""

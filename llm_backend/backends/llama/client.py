@@ -1,0 +1,167 @@
+"""The API process's side of the engine workers: start, supervise, talk, restart.
+
+A ``WorkerProcess`` runs one model in a child process and multiplexes requests over its
+pipes. If the child dies, the requests it was serving fail with a 503 and a new child is
+started; nothing else in the API process notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ...errors import OpenAIError
+
+log = logging.getLogger(__name__)
+
+_LINE_LIMIT = 256 * 1024 * 1024  # a batch of embeddings is one (long) line
+_request_ids = itertools.count(1)
+
+
+def worker_crashed() -> OpenAIError:
+    return OpenAIError(
+        503,
+        "The model's engine stopped while serving this request; it is being restarted. Please retry.",
+        code="engine_unavailable",
+        type="server_error",
+    )
+
+
+class WorkerProcess:
+    def __init__(self, name: str, config: dict[str, Any], start_timeout: float) -> None:
+        self.name = name
+        self.config = config
+        self.start_timeout = start_timeout
+        self.process: asyncio.subprocess.Process | None = None
+        self.n_ctx: int | None = None
+        self.ready = asyncio.Event()
+        self.failure: str | None = None
+        self._pending: dict[str, asyncio.Queue] = {}
+        self._reader: asyncio.Task | None = None
+        self._stopping = False
+        self._restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    async def start(self) -> None:
+        self.ready.clear()
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "llm_backend.backends.llama.worker",
+            json.dumps(self.config),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=_LINE_LIMIT,
+        )
+        try:
+            line = await asyncio.wait_for(self.process.stdout.readline(), self.start_timeout)
+            hello = json.loads(line) if line else {}
+        except (asyncio.TimeoutError, json.JSONDecodeError):
+            hello = {}
+        if hello.get("event") != "ready":
+            self.failure = f"worker for {self.name} did not start"
+            self.process.kill()
+            await self.process.wait()
+            raise RuntimeError(self.failure)
+        self.n_ctx = hello["n_ctx"]
+        self.failure = None
+        self._reader = asyncio.create_task(self._read_events(self.process))
+        self.ready.set()
+        log.info("engine worker ready", extra={"model": self.name, "pid": self.process.pid})
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.process and self.process.returncode is None:
+            self.process.stdin.close()
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except asyncio.TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        if self._reader:
+            self._reader.cancel()
+
+    async def _read_events(self, process: asyncio.subprocess.Process) -> None:
+        while line := await process.stdout.readline():
+            event = json.loads(line)
+            queue = self._pending.get(event.get("id"))
+            if queue is not None:
+                queue.put_nowait(event)
+        returncode = await process.wait()
+        self.ready.clear()
+        for queue in self._pending.values():
+            queue.put_nowait({"event": "crashed"})
+        if self._stopping:
+            return
+        log.error("engine worker exited", extra={"model": self.name, "returncode": returncode})
+        await self._restart()
+
+    async def _restart(self) -> None:
+        delay = min(30.0, 0.5 * 2**self._restarts)
+        self._restarts += 1
+        while not self._stopping:
+            try:
+                await self.start()
+                self._restarts = 0
+                return
+            except Exception as exc:  # keep trying: the API must outlive a broken engine
+                self.failure = str(exc)
+                log.error("engine worker restart failed", extra={"model": self.name, "error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+
+    async def call(self, op: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Run one operation; yields the worker's ``chunk``/``result`` payloads in order.
+
+        Closing the iterator early (client gone) cancels the work in the engine.
+        """
+        await self.ready.wait()
+        rid = f"r{next(_request_ids)}"
+        queue: asyncio.Queue = asyncio.Queue()
+        self._pending[rid] = queue
+        finished = False
+        try:
+            self._send({"id": rid, "op": op, "params": params})
+            while True:
+                event = await queue.get()
+                kind = event["event"]
+                if kind in ("chunk", "result"):
+                    yield event["data"]
+                elif kind == "error":
+                    error = event["error"]
+                    raise OpenAIError(
+                        error.get("status", 500),
+                        error["message"],
+                        param=error.get("param"),
+                        code=error.get("code"),
+                    )
+                elif kind == "done":
+                    finished = True
+                    return
+                elif kind == "crashed":
+                    finished = True
+                    raise worker_crashed()
+        finally:
+            if not finished and self.ready.is_set():
+                self._send({"id": rid, "op": "cancel"})
+                # Wait for the engine to drop the request, so the next one starts on a free worker.
+                try:
+                    while (await queue.get())["event"] not in ("done", "crashed"):
+                        pass
+                finally:
+                    self._pending.pop(rid, None)
+            else:
+                self._pending.pop(rid, None)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if not self.process or self.process.returncode is not None or not self.ready.is_set():
+            raise worker_crashed()
+        self.process.stdin.write((json.dumps(message) + "\n").encode())

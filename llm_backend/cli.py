@@ -1,0 +1,46 @@
+"""The ``llm-backend`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="An OpenAI-compatible API service.", no_args_is_help=True)
+
+
+@app.callback()
+def main() -> None:
+    """llm-backend: local GGUF models and an upstream OpenAI behind one OpenAI API."""
+
+
+@app.command()
+def serve(
+    config: Optional[Path] = typer.Option(None, help="YAML config file (else $LLM_BACKEND_CONFIG)."),
+    host: Optional[str] = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port to listen on (default 8000)."),
+) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    from . import logs
+    from .app import create_app
+    from .settings import Settings
+
+    overrides = {key: value for key, value in {"config": config, "host": host, "port": port}.items() if value}
+    settings = Settings(**overrides)
+    settings.check_bind()
+    logs.configure(settings.log_level, settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,179 @@
+"""Adapt the pristine OpenAI document (OpenAPI 3.1) to Connexion 3 (built for 3.0), in memory.
+
+What Connexion needs and the vendored file is never edited for:
+- its spec validator accepts only 3.0.x with Draft 4: skipped (the document is upstream's);
+- request bodies are validated with JSON Schema 2020-12, the dialect of OpenAPI 3.1;
+- every operationId is routed: to ``llm_backend.controllers.<tag>.<operation_id>`` when that
+  function exists, else to a fallback that answers 501 (operations we do not serve are not
+  validated either: there is nothing of ours to protect);
+- validation errors become OpenAI errors naming the offending parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from connexion.resolver import Resolution, Resolver
+from connexion.spec import OpenAPISpecification
+from connexion.validators import (
+    FormDataValidator,
+    JSONRequestBodyValidator,
+    MultiPartFormDataValidator,
+    ParameterValidator,
+)
+from jsonschema import Draft202012Validator, ValidationError
+
+from ..errors import OpenAIError, bad_request, not_implemented
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head")
+CONTROLLERS = "llm_backend.controllers"
+
+# The vendored document is OpenAPI 3.1; Connexion's 3.0/Draft-4 spec validator cannot read it.
+OpenAPISpecification._validate_spec = classmethod(lambda cls, spec: None)
+
+
+def snake_case(name: str) -> str:
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", name)
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().strip("_")
+
+
+def operations(document: dict) -> list[tuple[str, str, dict]]:
+    """(path, method, operation) for every operation of a document."""
+    return [
+        (path, method, operation)
+        for path, item in document.get("paths", {}).items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    ]
+
+
+def controller_name(operation: dict) -> str:
+    tags = operation.get("tags") or ["untagged"]
+    return f"{CONTROLLERS}.{snake_case(tags[0])}.{snake_case(operation['operationId'])}"
+
+
+@functools.cache
+def find_controller(name: str) -> Callable | None:
+    module_name, _, function_name = name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None
+        raise
+    return getattr(module, function_name, None)
+
+
+def is_served(operation: dict) -> bool:
+    return find_controller(controller_name(operation)) is not None
+
+
+def _fallback(operation_id: str) -> Callable:
+    async def unserved(*args: Any, **kwargs: Any) -> None:
+        raise not_implemented(operation_id)
+
+    unserved.__name__ = snake_case(operation_id)
+    return unserved
+
+
+class ControllerResolver(Resolver):
+    """operationId -> controller function by the tag convention, else the 501 fallback."""
+
+    def resolve(self, operation) -> Resolution:
+        operation_id = operation.operation_id
+        raw = {"operationId": operation_id, "tags": operation._operation.get("tags")}
+        function = find_controller(controller_name(raw)) or _fallback(operation_id)
+        return Resolution(function, operation_id)
+
+
+def prepare(document: dict) -> dict:
+    """The document as Connexion should see it: unserved operations without the request
+    parameters and bodies it would otherwise validate for nothing."""
+    prepared = dict(document)
+    prepared["paths"] = paths = {}
+    for path, item in document.get("paths", {}).items():
+        item = dict(item)
+        served_any = False
+        for method in HTTP_METHODS:
+            if method not in item:
+                continue
+            if is_served(item[method]):
+                served_any = True
+            else:
+                item[method] = {k: v for k, v in item[method].items() if k not in ("parameters", "requestBody")}
+        if not served_any:
+            item.pop("parameters", None)
+        paths[path] = item
+    return prepared
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def _param_path(error: ValidationError) -> str | None:
+    path = list(error.absolute_path)
+    if error.validator == "required":
+        match = re.match(r"'([^']+)' is a required property", error.message)
+        if match:
+            path.append(match.group(1))
+    if not path:
+        return None
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
+
+
+def _as_openai_error(error: ValidationError) -> OpenAIError:
+    param = _param_path(error)
+    if error.validator == "required" and param:
+        return bad_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+    if error.validator == "type":
+        return bad_request(f"Invalid type for '{param}': {error.message}.", param, "invalid_type")
+    if error.validator == "additionalProperties":
+        return bad_request(f"Unrecognized request argument supplied: {error.message}", param, "unknown_parameter")
+    where = f"'{param}'" if param else "the request body"
+    return bad_request(f"Invalid value for {where}: {error.message}.", param, "invalid_value")
+
+
+class OpenAPI31BodyValidator(JSONRequestBodyValidator):
+    """JSON bodies checked with the 2020-12 dialect; errors in OpenAI's words."""
+
+    @functools.cached_property
+    def _validator(self):
+        return Draft202012Validator(self._schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    async def _parse(self, stream, scope) -> Any:
+        body = b"".join([chunk async for chunk in stream])
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise bad_request(
+                "We could not parse the JSON body of your request. (HINT: This likely means you "
+                "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
+            ) from None
+
+    def _validate(self, body: Any) -> None:
+        if body is None:
+            if self._nullable:
+                return
+            raise bad_request("The request body must be a JSON object.", code="invalid_body")
+        try:
+            self._validator.validate(body)
+        except ValidationError as error:
+            raise _as_openai_error(error) from None
+
+
+VALIDATOR_MAP = {
+    "parameter": ParameterValidator,
+    "body": {
+        "application/json": OpenAPI31BodyValidator,
+        "application/x-www-form-urlencoded": FormDataValidator,
+        "multipart/form-data": MultiPartFormDataValidator,
+    },
+}
+

@@ -1,0 +1,37 @@
+"""Shared fixtures. The default server runs the real default model (SmolLM2) with SQLite."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.support.server import LiveServer
+
+MODEL = "smollm2"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> LiveServer:
+    """One live server for the whole session: no keys, embedded defaults."""
+    with LiveServer(tmp_path_factory.mktemp("server")) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.api, api_key="anything", max_retries=0, timeout=120)
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Start extra servers with their own env or config; stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(env: dict[str, str] | None = None, config: str | None = None, **kwargs) -> LiveServer:
+        live = LiveServer(tmp_path / f"server{len(started)}", env=env, config=config)
+        started.append(live)
+        return live.start(**kwargs)
+
+    yield start
+    for live in started:
+        live.stop()
