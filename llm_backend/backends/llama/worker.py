@@ -21,6 +21,8 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
+from llm_backend.backends.llama import templates
+
 # How llama-cpp-python says a prompt does not fit.
 CONTEXT_ERROR = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
 
@@ -32,6 +34,7 @@ class Worker:
         self.out_lock = threading.Lock()
         self.cancelled: set[str] = set()
         self.llm = self._load(embedding=False)
+        templates.apply(self.llm, config)
         self._embedder = None
 
     def _load(self, embedding: bool) -> llama_cpp.Llama:
