@@ -27,6 +27,7 @@ from connexion.validators import (
     ParameterValidator,
 )
 from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.validators import extend
 
 from ..errors import OpenAIError, bad_request, not_implemented
 
@@ -138,12 +139,31 @@ def _as_openai_error(error: ValidationError) -> OpenAIError:
     return bad_request(f"Invalid value for {where}: {error.message}.", param, "invalid_value")
 
 
+def _allow_nullable(keyword: str):
+    check = Draft202012Validator.VALIDATORS[keyword]
+
+    def nullable_check(validator, value, instance, schema):
+        if instance is None and schema.get("nullable") is True:
+            return
+        yield from check(validator, value, instance, schema)
+
+    return nullable_check
+
+
+# The document is 3.1 but still says `nullable: true` (the 3.0 way) in ~110 places; OpenAI
+# accepts null there, and so must we.
+RequestSchemaValidator = extend(
+    Draft202012Validator,
+    {"type": _allow_nullable("type"), "enum": _allow_nullable("enum")},
+)
+
+
 class OpenAPI31BodyValidator(JSONRequestBodyValidator):
     """JSON bodies checked with the 2020-12 dialect; errors in OpenAI's words."""
 
     @functools.cached_property
     def _validator(self):
-        return Draft202012Validator(self._schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        return RequestSchemaValidator(self._schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
     async def _parse(self, stream, scope) -> Any:
         body = b"".join([chunk async for chunk in stream])

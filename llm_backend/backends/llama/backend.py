@@ -65,6 +65,10 @@ class LocalModel:
     def n_ctx(self) -> int:
         return self.config.n_ctx
 
+    @property
+    def n_vocab(self) -> int:
+        return self.workers[0].n_vocab
+
     def ready(self) -> bool:
         return bool(self.workers) and all(worker.ready.is_set() for worker in self.workers)
 
@@ -150,7 +154,7 @@ class LlamaBackend:
 
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
         model = self._model(model_id)
-        params = translate.chat_params(request, model.n_ctx)
+        params = translate.chat_params(request, model.n_vocab)
         shape = translate.ChatShaper(model_id, model.fingerprint)
         if not params["stream"]:
             return shape.completion(await model.run("chat", params))
@@ -158,7 +162,7 @@ class LlamaBackend:
 
     async def completion(self, model_id: str, request: Json) -> Answer:
         model = self._model(model_id)
-        params = translate.completion_params(request)
+        params = translate.completion_params(request, model.n_vocab)
         shape = translate.CompletionShaper(model_id, model.fingerprint)
         if not params["stream"]:
             return shape.completion(await model.run("completion", params))
@@ -166,6 +170,6 @@ class LlamaBackend:
 
     async def embedding(self, model_id: str, request: Json) -> Json:
         model = self._model(model_id)
-        inputs = translate.embedding_inputs(request)
+        inputs = translate.embedding_inputs(request, model.n_vocab)
         result = await model.run("embedding", {"input": inputs})
         return translate.embedding_response(model_id, result, request.get("encoding_format", "float"))
