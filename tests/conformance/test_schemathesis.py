@@ -99,6 +99,10 @@ def base_url(server):
     derandomize=True,
 )
 def test_served_operations_conform_to_the_spec(case, base_url):
+    _call_and_check(case, base_url)
+
+
+def _call_and_check(case, base_url) -> None:
     _bound(case)
     response = case.call(base_url=base_url, timeout=120)
     case.validate_response(
@@ -117,4 +121,4 @@ def test_served_operations_conform_to_the_spec(case, base_url):
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 def test_served_operations_conform_to_the_spec_long_run(case, base_url):
     """`make fuzz`: the same checks, many more (random) examples."""
-    test_served_operations_conform_to_the_spec.hypothesis.inner_test(case, base_url)
+    _call_and_check(case, base_url)
