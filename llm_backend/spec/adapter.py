@@ -17,7 +17,9 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
+from connexion import request
 from connexion.resolver import Resolution, Resolver
 from connexion.spec import OpenAPISpecification
 from connexion.validators import (
@@ -74,8 +76,28 @@ def is_served(operation: dict) -> bool:
     return find_controller(controller_name(operation)) is not None
 
 
-def _fallback(operation_id: str) -> Callable:
+Variants = list[tuple[dict[str, str], str]]
+
+
+def query_variants(document: dict) -> dict[str, Variants]:
+    """Operations told apart only by a query string (``/responses?beta=true``) share the
+    route of the plain path; map the plain operation to its variants and their queries."""
+    plain = {(path, method): op["operationId"] for path, method, op in operations(document) if "?" not in path}
+    variants: dict[str, Variants] = {}
+    for path, method, operation in operations(document):
+        if "?" in path:
+            base, _, query = path.partition("?")
+            if (base, method) in plain:
+                variants.setdefault(plain[(base, method)], []).append((dict(parse_qsl(query)), operation["operationId"]))
+    return variants
+
+
+def _fallback(operation_id: str, variants: Variants) -> Callable:
     async def unserved(*args: Any, **kwargs: Any) -> None:
+        query = dict(parse_qsl(request.scope.get("query_string", b"").decode()))
+        for conditions, variant_id in variants:
+            if conditions.items() <= query.items():
+                raise not_implemented(variant_id)
         raise not_implemented(operation_id)
 
     unserved.__name__ = snake_case(operation_id)
@@ -85,10 +107,14 @@ def _fallback(operation_id: str) -> Callable:
 class ControllerResolver(Resolver):
     """operationId -> controller function by the tag convention, else the 501 fallback."""
 
+    def __init__(self, document: dict | None = None) -> None:
+        super().__init__()
+        self.variants = query_variants(document or {})
+
     def resolve(self, operation) -> Resolution:
         operation_id = operation.operation_id
         raw = {"operationId": operation_id, "tags": operation._operation.get("tags")}
-        function = find_controller(controller_name(raw)) or _fallback(operation_id)
+        function = find_controller(controller_name(raw)) or _fallback(operation_id, self.variants.get(operation_id, []))
         return Resolution(function, operation_id)
 
 
