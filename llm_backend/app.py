@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     extensions = load_document(settings.spec_dir / EXTENSIONS_SPEC, None)
     app.add_api(extensions, name="extensions", resolver=adapter.ControllerResolver(extensions), **api_options)
     openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.data_dir / "cache")
+    log.info("spec loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
     app.add_api(
         adapter.prepare(openai_document),
         name="openai",

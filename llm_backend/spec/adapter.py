@@ -61,15 +61,18 @@ def controller_name(operation: dict) -> str:
 
 
 @functools.cache
-def find_controller(name: str) -> Callable | None:
-    module_name, _, function_name = name.rpartition(".")
+def _controller_module(module_name: str):
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            return None
+            return None  # no controller module for this tag (yet)
         raise
-    return getattr(module, function_name, None)
+
+
+def find_controller(name: str) -> Callable | None:
+    module_name, _, function_name = name.rpartition(".")
+    return getattr(_controller_module(module_name), function_name, None)
 
 
 def is_served(operation: dict) -> bool:
@@ -118,10 +121,20 @@ class ControllerResolver(Resolver):
         return Resolution(function, operation_id)
 
 
+# What Connexion needs of an operation we do not serve: its name, tag and security.
+_UNSERVED_KEEP = ("operationId", "tags", "security")
+
+
 def prepare(document: dict) -> dict:
-    """The document as Connexion should see it: unserved operations without the request
-    parameters and bodies it would otherwise validate for nothing."""
-    prepared = dict(document)
+    """The document as Connexion should see it.
+
+    Unserved operations keep only what routes them (there is nothing of ours to validate),
+    and ``components`` only what the served operations' requests refer to. Connexion
+    deep-copies and resolves the whole document at start-up; trimmed, that takes a
+    fraction of the time.
+    """
+    # Webhooks and other top-level parts describe nothing Connexion routes.
+    prepared = {key: document[key] for key in ("openapi", "info", "servers", "security", "tags") if key in document}
     prepared["paths"] = paths = {}
     for path, item in document.get("paths", {}).items():
         item = dict(item)
@@ -132,11 +145,32 @@ def prepare(document: dict) -> dict:
             if is_served(item[method]):
                 served_any = True
             else:
-                item[method] = {k: v for k, v in item[method].items() if k not in ("parameters", "requestBody")}
+                item[method] = {k: v for k, v in item[method].items() if k in _UNSERVED_KEEP}
         if not served_any:
             item.pop("parameters", None)
         paths[path] = item
+    prepared["components"] = _referenced_components(document.get("components", {}), paths)
     return prepared
+
+
+def _referenced_components(components: dict, paths: dict) -> dict:
+    kept: dict[str, dict] = {"securitySchemes": components.get("securitySchemes", {})}
+    pending = [paths]
+    seen: set[str] = set()
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/") and ref not in seen:
+                seen.add(ref)
+                section, name = ref.split("/")[2:4]
+                target = components[section][name]
+                kept.setdefault(section, {})[name] = target
+                pending.append(target)
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return kept
 
 
 # --- validation ---------------------------------------------------------------------------
