@@ -54,7 +54,6 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
 
     app = AsyncApp(__name__, lifespan=lifespan)
     api_options = {
-        "resolver": adapter.ControllerResolver(),
         "validator_map": adapter.VALIDATOR_MAP,
         "security_map": {"bearer": security_handler(Keyring(settings.api_keys, settings.admin_keys))},
         "strict_validation": False,
@@ -62,9 +61,16 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         "swagger_ui_options": None,
     }
     # The extensions first: Connexion then falls through from their root mount to /v1.
-    app.add_api(load_document(settings.spec_dir / EXTENSIONS_SPEC, None), name="extensions", **api_options)
+    extensions = load_document(settings.spec_dir / EXTENSIONS_SPEC, None)
+    app.add_api(extensions, name="extensions", resolver=adapter.ControllerResolver(extensions), **api_options)
     openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.data_dir / "cache")
-    app.add_api(adapter.prepare(openai_document), name="openai", **api_options)
+    log.info("spec loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
+    app.add_api(
+        adapter.prepare(openai_document),
+        name="openai",
+        resolver=adapter.ControllerResolver(openai_document),
+        **api_options,
+    )
     errors.register(app)
 
     # Added in order from the outside in.

@@ -55,7 +55,11 @@ class RequestContext:
 
 
 class BodyLimit:
-    """Answers 413 for bodies over ``max_bytes``, whether announced or streamed."""
+    """Answers 413 for bodies over ``max_bytes``.
+
+    A chunked body (no Content-Length) is read up to the limit and replayed with its length
+    set: Connexion's validation would otherwise take it for a missing body.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -82,22 +86,37 @@ class BodyLimit:
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._reject(send)
+        if length is not None:
+            if length.isdigit() and int(length) > self.max_bytes:
+                await self._reject(send)
+                return
+            await self.app(scope, receive, send)
             return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        if headers.get(b"transfer-encoding", b"").lower() != b"chunked":
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise OpenAIError(
-                        413,
-                        f"The request body is larger than the limit of {self.max_bytes} bytes.",
-                        code="request_too_large",
-                    )
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._reject(send)
+                return
+            if not message.get("more_body"):
+                break
+        scope = dict(scope)
+        scope["headers"] = [
+            (name, value) for name, value in scope["headers"] if name != b"transfer-encoding"
+        ] + [(b"content-length", str(len(body)).encode())]
+        replayed = False
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -17,7 +17,9 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
+from connexion import request
 from connexion.resolver import Resolution, Resolver
 from connexion.spec import OpenAPISpecification
 from connexion.validators import (
@@ -27,6 +29,7 @@ from connexion.validators import (
     ParameterValidator,
 )
 from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.validators import extend
 
 from ..errors import OpenAIError, bad_request, not_implemented
 
@@ -58,23 +61,46 @@ def controller_name(operation: dict) -> str:
 
 
 @functools.cache
-def find_controller(name: str) -> Callable | None:
-    module_name, _, function_name = name.rpartition(".")
+def _controller_module(module_name: str):
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            return None
+            return None  # no controller module for this tag (yet)
         raise
-    return getattr(module, function_name, None)
+
+
+def find_controller(name: str) -> Callable | None:
+    module_name, _, function_name = name.rpartition(".")
+    return getattr(_controller_module(module_name), function_name, None)
 
 
 def is_served(operation: dict) -> bool:
     return find_controller(controller_name(operation)) is not None
 
 
-def _fallback(operation_id: str) -> Callable:
+Variants = list[tuple[dict[str, str], str]]
+
+
+def query_variants(document: dict) -> dict[str, Variants]:
+    """Operations told apart only by a query string (``/responses?beta=true``) share the
+    route of the plain path; map the plain operation to its variants and their queries."""
+    plain = {(path, method): op["operationId"] for path, method, op in operations(document) if "?" not in path}
+    variants: dict[str, Variants] = {}
+    for path, method, operation in operations(document):
+        if "?" in path:
+            base, _, query = path.partition("?")
+            if (base, method) in plain:
+                variants.setdefault(plain[(base, method)], []).append((dict(parse_qsl(query)), operation["operationId"]))
+    return variants
+
+
+def _fallback(operation_id: str, variants: Variants) -> Callable:
     async def unserved(*args: Any, **kwargs: Any) -> None:
+        query = dict(parse_qsl(request.scope.get("query_string", b"").decode()))
+        for conditions, variant_id in variants:
+            if conditions.items() <= query.items():
+                raise not_implemented(variant_id)
         raise not_implemented(operation_id)
 
     unserved.__name__ = snake_case(operation_id)
@@ -84,17 +110,31 @@ def _fallback(operation_id: str) -> Callable:
 class ControllerResolver(Resolver):
     """operationId -> controller function by the tag convention, else the 501 fallback."""
 
+    def __init__(self, document: dict | None = None) -> None:
+        super().__init__()
+        self.variants = query_variants(document or {})
+
     def resolve(self, operation) -> Resolution:
         operation_id = operation.operation_id
         raw = {"operationId": operation_id, "tags": operation._operation.get("tags")}
-        function = find_controller(controller_name(raw)) or _fallback(operation_id)
+        function = find_controller(controller_name(raw)) or _fallback(operation_id, self.variants.get(operation_id, []))
         return Resolution(function, operation_id)
 
 
+# What Connexion needs of an operation we do not serve: its name, tag and security.
+_UNSERVED_KEEP = ("operationId", "tags", "security")
+
+
 def prepare(document: dict) -> dict:
-    """The document as Connexion should see it: unserved operations without the request
-    parameters and bodies it would otherwise validate for nothing."""
-    prepared = dict(document)
+    """The document as Connexion should see it.
+
+    Unserved operations keep only what routes them (there is nothing of ours to validate),
+    and ``components`` only what the served operations' requests refer to. Connexion
+    deep-copies and resolves the whole document at start-up; trimmed, that takes a
+    fraction of the time.
+    """
+    # Webhooks and other top-level parts describe nothing Connexion routes.
+    prepared = {key: document[key] for key in ("openapi", "info", "servers", "security", "tags") if key in document}
     prepared["paths"] = paths = {}
     for path, item in document.get("paths", {}).items():
         item = dict(item)
@@ -105,11 +145,32 @@ def prepare(document: dict) -> dict:
             if is_served(item[method]):
                 served_any = True
             else:
-                item[method] = {k: v for k, v in item[method].items() if k not in ("parameters", "requestBody")}
+                item[method] = {k: v for k, v in item[method].items() if k in _UNSERVED_KEEP}
         if not served_any:
             item.pop("parameters", None)
         paths[path] = item
+    prepared["components"] = _referenced_components(document.get("components", {}), paths)
     return prepared
+
+
+def _referenced_components(components: dict, paths: dict) -> dict:
+    kept: dict[str, dict] = {"securitySchemes": components.get("securitySchemes", {})}
+    pending = [paths]
+    seen: set[str] = set()
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/") and ref not in seen:
+                seen.add(ref)
+                section, name = ref.split("/")[2:4]
+                target = components[section][name]
+                kept.setdefault(section, {})[name] = target
+                pending.append(target)
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return kept
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -138,12 +199,31 @@ def _as_openai_error(error: ValidationError) -> OpenAIError:
     return bad_request(f"Invalid value for {where}: {error.message}.", param, "invalid_value")
 
 
+def _allow_nullable(keyword: str):
+    check = Draft202012Validator.VALIDATORS[keyword]
+
+    def nullable_check(validator, value, instance, schema):
+        if instance is None and schema.get("nullable") is True:
+            return
+        yield from check(validator, value, instance, schema)
+
+    return nullable_check
+
+
+# The document is 3.1 but still says `nullable: true` (the 3.0 way) in ~110 places; OpenAI
+# accepts null there, and so must we.
+RequestSchemaValidator = extend(
+    Draft202012Validator,
+    {"type": _allow_nullable("type"), "enum": _allow_nullable("enum")},
+)
+
+
 class OpenAPI31BodyValidator(JSONRequestBodyValidator):
     """JSON bodies checked with the 2020-12 dialect; errors in OpenAI's words."""
 
     @functools.cached_property
     def _validator(self):
-        return Draft202012Validator(self._schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        return RequestSchemaValidator(self._schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
     async def _parse(self, stream, scope) -> Any:
         body = b"".join([chunk async for chunk in stream])

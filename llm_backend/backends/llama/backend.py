@@ -77,6 +77,10 @@ class LocalModel:
     def n_ctx(self) -> int:
         return self.config.n_ctx
 
+    @property
+    def n_vocab(self) -> int:
+        return self.workers[0].n_vocab
+
     def ready(self) -> bool:
         return bool(self.workers) and all(worker.ready.is_set() for worker in self.workers)
 
@@ -264,9 +268,11 @@ class LlamaBackend:
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = translate.chat_params(preset.chat_request(request), model.n_ctx)
+        request = preset.chat_request(request)
 
         async def answer() -> Answer:
+            # After the load: checking token ids needs the loaded model's vocabulary.
+            params = translate.chat_params(request, model.n_vocab)
             shape = translate.ChatShaper(model_id, model.fingerprint)
             if not params["stream"]:
                 return shape.completion(await model.run("chat", params))
@@ -277,9 +283,10 @@ class LlamaBackend:
     async def completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = translate.completion_params(preset.completion_request(request, model_id))
+        request = preset.completion_request(request, model_id)
 
         async def answer() -> Answer:
+            params = translate.completion_params(request, model.n_vocab)
             shape = translate.CompletionShaper(model_id, model.fingerprint)
             if not params["stream"]:
                 return shape.completion(await model.run("completion", params))
@@ -290,9 +297,10 @@ class LlamaBackend:
     async def embedding(self, model_id: str, request: Json) -> Json:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        inputs = translate.embedding_inputs(preset.embedding_request(request, model_id))
+        request = preset.embedding_request(request, model_id)
 
         async def answer() -> Json:
+            inputs = translate.embedding_inputs(request, model.n_vocab)
             result = await model.run("embedding", {"input": inputs})
             return translate.embedding_response(model_id, result, request.get("encoding_format", "float"))
 

@@ -39,6 +39,7 @@ class WorkerProcess:
         self.start_timeout = start_timeout
         self.process: asyncio.subprocess.Process | None = None
         self.n_ctx: int | None = None
+        self.n_vocab: int | None = None
         self.ready = asyncio.Event()
         self.failure: str | None = None
         self._pending: dict[str, asyncio.Queue] = {}
@@ -72,6 +73,7 @@ class WorkerProcess:
             await self.process.wait()
             raise RuntimeError(self.failure)
         self.n_ctx = hello["n_ctx"]
+        self.n_vocab = hello["n_vocab"]
         self.failure = None
         self._reader = asyncio.create_task(self._read_events(self.process))
         self.ready.set()

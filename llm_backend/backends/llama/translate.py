@@ -60,7 +60,17 @@ def _max_tokens(request: Json) -> int | None:
     return value
 
 
-def _sampling(request: Json) -> Json:
+def check_token_ids(tokens: list[int], n_vocab: int, param: str) -> None:
+    for token in tokens:
+        if not 0 <= token < n_vocab:
+            raise bad_request(
+                f"Invalid token id {token} in '{param}': the model's vocabulary has ids 0 to {n_vocab - 1}.",
+                param,
+                "invalid_value",
+            )
+
+
+def _sampling(request: Json, n_vocab: int) -> Json:
     params = dict(OPENAI_SAMPLING)
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed"):
         if request.get(name) is not None:
@@ -72,6 +82,7 @@ def _sampling(request: Json) -> Json:
             params["logit_bias"] = {int(token): float(bias) for token, bias in request["logit_bias"].items()}
         except ValueError:
             raise bad_request("'logit_bias' keys must be token ids.", "logit_bias", "invalid_value") from None
+        check_token_ids(list(params["logit_bias"]), n_vocab, "logit_bias")
     return params
 
 
@@ -82,7 +93,7 @@ def _refuse(request: Json, checks: dict[str, tuple[Any, str]]) -> None:
             raise unsupported(param, why)
 
 
-def chat_params(request: Json, n_ctx: int) -> Json:
+def chat_params(request: Json, n_vocab: int) -> Json:
     _refuse(
         request,
         {
@@ -104,24 +115,25 @@ def chat_params(request: Json, n_ctx: int) -> Json:
         "messages": chat_messages(request["messages"]),
         "max_tokens": _max_tokens(request),
         "stream": bool(request.get("stream")),
-        **_sampling(request),
+        **_sampling(request, n_vocab),
     }
 
 
-def completion_prompt(prompt: Any) -> str | list[int]:
+def completion_prompt(prompt: Any, n_vocab: int) -> str | list[int]:
     if prompt is None:
         # The spec's default prompt: "<|endoftext|>", i.e. generate from nothing.
         return ""
     if isinstance(prompt, str):
         return prompt
     if prompt and all(isinstance(token, int) for token in prompt):
+        check_token_ids(prompt, n_vocab, "prompt")
         return prompt
     if len(prompt) == 1:
-        return prompt[0]
+        return completion_prompt(prompt[0], n_vocab)
     raise bad_request("Only one prompt per request is supported by local models.", "prompt", "unsupported_parameter")
 
 
-def completion_params(request: Json) -> Json:
+def completion_params(request: Json, n_vocab: int) -> Json:
     _refuse(
         request,
         {
@@ -133,10 +145,10 @@ def completion_params(request: Json) -> Json:
         },
     )
     return {
-        "prompt": completion_prompt(request.get("prompt")),
+        "prompt": completion_prompt(request.get("prompt"), n_vocab),
         "max_tokens": request.get("max_tokens", 16),
         "stream": bool(request.get("stream")),
-        **_sampling(request),
+        **_sampling(request, n_vocab),
     }
 
 
@@ -195,7 +207,7 @@ class CompletionShaper(ChatShaper):
             yield self._envelope(chunk, self.object_name)
 
 
-def embedding_inputs(request: Json) -> list[str | list[int]]:
+def embedding_inputs(request: Json, n_vocab: int) -> list[str | list[int]]:
     if request.get("dimensions") is not None:
         raise unsupported("dimensions", "the embedding size is fixed by the model")
     value = request["input"]
@@ -207,6 +219,9 @@ def embedding_inputs(request: Json) -> list[str | list[int]]:
         items = list(value)
     if not items:
         raise bad_request("'input' must not be empty.", "input", "invalid_value")
+    for index, item in enumerate(items):
+        if isinstance(item, list):
+            check_token_ids(item, n_vocab, f"input[{index}]")
     return items
 
 

@@ -155,7 +155,7 @@ class Worker:
             work.put(None)
 
         threading.Thread(target=read, daemon=True).start()
-        self.send({"event": "ready", "n_ctx": self.llm.n_ctx()})
+        self.send({"event": "ready", "n_ctx": self.llm.n_ctx(), "n_vocab": self.llm.n_vocab()})
         while (message := work.get()) is not None:
             self.handle(message)
 

@@ -1,0 +1,88 @@
+"""Bearer keys: enforced when configured, never leaked; no keys means loopback only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import MODEL
+
+KEY = "sk-test-4c1f0e9d8b7a"
+OTHER_KEY = "sk-test-second-key-77"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory):
+    from tests.support.server import LiveServer
+
+    with LiveServer(tmp_path_factory.mktemp("keyed"), env={"LLM_BACKEND_API_KEYS": f"{KEY}, {OTHER_KEY}"}) as live:
+        yield live
+
+
+def sdk(server, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.api, api_key=key, max_retries=0)
+
+
+def test_a_configured_key_is_accepted(keyed_server):
+    assert MODEL in [m.id for m in sdk(keyed_server, KEY).models.list()]
+    assert MODEL in [m.id for m in sdk(keyed_server, OTHER_KEY).models.list()]
+
+
+def test_a_wrong_key_raises_authentication_error(keyed_server):
+    with pytest.raises(openai.AuthenticationError) as raised:
+        sdk(keyed_server, "sk-wrong").models.list()
+    assert raised.value.code == "invalid_api_key"
+
+
+def test_a_missing_key_is_401_in_openai_shape(keyed_server):
+    response = httpx.get(keyed_server.api + "/models")
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"
+    assert "API key" in error["message"]
+
+
+def test_a_bare_bearer_is_401_not_a_crash(keyed_server):
+    response = httpx.get(keyed_server.api + "/models", headers={"Authorization": "Bearer"})
+    assert response.status_code == 401
+
+
+def test_unserved_operations_are_protected_too(keyed_server):
+    assert httpx.get(keyed_server.api + "/files").status_code == 401
+
+
+def test_probes_need_no_key(keyed_server):
+    assert httpx.get(keyed_server.base_url + "/health").status_code == 200
+    assert httpx.get(keyed_server.base_url + "/ready").status_code == 200
+
+
+def test_keys_never_appear_in_the_log(keyed_server):
+    sdk(keyed_server, KEY).models.list()
+    with pytest.raises(openai.AuthenticationError):
+        sdk(keyed_server, "sk-presented-but-wrong-123").models.list()
+    log = keyed_server.log()
+    assert "request" in log  # the access log is there...
+    for secret in (KEY, OTHER_KEY, "sk-presented-but-wrong-123"):
+        assert secret not in log  # ...and no key in it
+
+
+def test_no_key_and_a_public_address_refuses_to_start(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_backend", "serve", "--host", "0.0.0.0", "--port", "1"],
+        env={"PATH": "/usr/bin:/bin", "LLM_BACKEND_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "refusing to listen on 0.0.0.0 without API keys" in result.stderr
+
+
+def test_no_key_accepts_any_or_no_authorization(server):
+    assert httpx.get(server.api + "/models").status_code == 200
+    assert httpx.get(server.api + "/models", headers={"Authorization": "Bearer"}).status_code == 200
+    assert httpx.get(server.api + "/models", headers={"Authorization": "Bearer whatever"}).status_code == 200

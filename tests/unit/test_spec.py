@@ -1,0 +1,101 @@
+"""The vendored document and how it is loaded and adapted."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+from pathlib import Path
+
+from jsonschema import ValidationError
+
+from llm_backend.spec import adapter
+from llm_backend.spec.loader import load_document
+
+OPENAPI_DIR = Path(__file__).resolve().parents[2] / "openapi"
+
+
+def recorded_sha256() -> str:
+    provenance = (OPENAPI_DIR / "README.md").read_text()
+    return re.search(r"sha256[^0-9a-f]*([0-9a-f]{64})", provenance).group(1)
+
+
+def test_vendored_document_is_byte_identical_to_the_recorded_upstream():
+    digest = hashlib.sha256((OPENAPI_DIR / "openai.yaml").read_bytes()).hexdigest()
+    assert digest == recorded_sha256() == "db5d7478feae10b4d331834c60d9765a8aa042e38419f9b1694288c11aa8ebc8"
+
+
+def test_licence_is_vendored_beside_it():
+    assert "MIT" in (OPENAPI_DIR / "LICENSE").read_text()
+
+
+def test_cache_is_written_once_and_reused(tmp_path):
+    source = tmp_path / "doc.yaml"
+    source.write_text("openapi: 3.1.0\npaths: {}\n")
+    cache = tmp_path / "cache"
+    assert load_document(source, cache) == {"openapi": "3.1.0", "paths": {}}
+    (cached,) = cache.glob("*.pickle")
+    # Prove the second load reads the cache: tamper with it and see the tampered value.
+    cached.write_bytes(pickle.dumps({"from": "cache"}))
+    assert load_document(source, cache) == {"from": "cache"}
+
+
+def test_cache_is_invalidated_when_the_document_changes(tmp_path):
+    source = tmp_path / "doc.yaml"
+    cache = tmp_path / "cache"
+    source.write_text("version: 1\n")
+    assert load_document(source, cache) == {"version": 1}
+    source.write_text("version: 2\n")
+    assert load_document(source, cache) == {"version": 2}
+
+
+def test_an_unwritable_cache_dir_still_loads(tmp_path):
+    source = tmp_path / "doc.yaml"
+    source.write_text("a: 1\n")
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    assert load_document(source, blocker / "cache") == {"a": 1}
+
+
+def test_controller_names_follow_tag_and_operation_id():
+    operation = {"operationId": "createChatCompletion", "tags": ["Chat"]}
+    assert adapter.controller_name(operation) == "llm_backend.controllers.chat.create_chat_completion"
+    assert adapter.snake_case("Vector stores") == "vector_stores"
+    assert adapter.snake_case("listFineTuningJobs") == "list_fine_tuning_jobs"
+
+
+def test_prepare_strips_validation_only_from_unserved_operations():
+    document = {
+        "paths": {
+            "/chat/completions": {"post": {"operationId": "createChatCompletion", "tags": ["Chat"], "requestBody": {}}},
+            "/files": {"post": {"operationId": "createFile", "tags": ["Files"], "requestBody": {}}},
+        }
+    }
+    prepared = adapter.prepare(document)
+    assert "requestBody" in prepared["paths"]["/chat/completions"]["post"]
+    assert "requestBody" not in prepared["paths"]["/files"]["post"]
+    assert "requestBody" in document["paths"]["/files"]["post"], "the original stays untouched"
+
+
+def _error_for(schema: dict, instance) -> ValidationError:
+    validator = adapter.RequestSchemaValidator(schema)
+    return next(iter(validator.iter_errors(instance)))
+
+
+def test_validation_errors_name_the_parameter_path():
+    schema = {
+        "type": "object",
+        "required": ["messages"],
+        "properties": {"messages": {"type": "array", "items": {"type": "object", "required": ["role"]}}},
+    }
+    error = adapter._as_openai_error(_error_for(schema, {"messages": [{"role": "user"}, {}]}))
+    assert error.param == "messages[1].role"
+    assert error.code == "missing_required_parameter"
+    assert adapter._as_openai_error(_error_for(schema, {})).param == "messages"
+
+
+def test_nullable_is_honoured_like_openai_does():
+    schema = {"type": "object", "properties": {"n": {"type": "number", "nullable": True}, "m": {"type": "number"}}}
+    validator = adapter.RequestSchemaValidator(schema)
+    assert validator.is_valid({"n": None})
+    assert not validator.is_valid({"m": None})
