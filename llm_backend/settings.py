@@ -53,6 +53,10 @@ class Persona(BaseModel):
     defaults: SamplingDefaults = SamplingDefaults()
 
 
+# Common names for llama-cpp-python's chat formats that it spells otherwise.
+CHAT_FORMAT_ALIASES = {"mistral": "mistral-instruct", "llama2": "llama-2", "llama3": "llama-3"}
+
+
 class ModelConfig(BaseModel):
     """One model the service can answer for."""
 
@@ -76,6 +80,11 @@ class ModelConfig(BaseModel):
     load: Literal["eager", "lazy"] | None = Field(None, description="when to load; else Settings.model_load")
     embedding: bool = True
     owned_by: str = "llm-backend:local"
+
+    @field_validator("chat_format")
+    @classmethod
+    def _chat_format_name(cls, name: str | None) -> str | None:
+        return CHAT_FORMAT_ALIASES.get(name, name) if name else name
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

