@@ -99,3 +99,36 @@ def test_nullable_is_honoured_like_openai_does():
     validator = adapter.RequestSchemaValidator(schema)
     assert validator.is_valid({"n": None})
     assert not validator.is_valid({"m": None})
+
+
+def test_nullable_is_rewritten_for_the_fast_validator():
+    schema = {"type": "object", "properties": {"n": {"type": "number", "nullable": True, "enum": [1, 2]}}}
+    rewritten = adapter.nullable_as_type(schema)
+    assert rewritten["properties"]["n"] == {"type": ["number", "null"], "enum": [1, 2, None]}
+    assert "nullable" in schema["properties"]["n"], "the original stays untouched"
+
+
+def test_fast_and_python_validators_agree():
+    import jsonschema_rs
+
+    schema = {
+        "type": "object",
+        "required": ["model"],
+        "properties": {
+            "model": {"type": "string"},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2, "nullable": True},
+            "stop": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}]},
+        },
+    }
+    fast = jsonschema_rs.validator_for(adapter.nullable_as_type(schema))
+    slow = adapter.RequestSchemaValidator(schema)
+    bodies = [
+        {"model": "m"},
+        {"model": "m", "temperature": None},
+        {"model": "m", "temperature": 3},
+        {"model": "m", "stop": ["a", "b", "c", "d", "e"]},
+        {"model": 1},
+        {},
+        {"model": "m", "stop": "x"},
+    ]
+    assert [fast.is_valid(body) for body in bodies] == [slow.is_valid(body) for body in bodies]

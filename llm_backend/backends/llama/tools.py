@@ -1,0 +1,234 @@
+"""Tool calling for local models that have no tool-calling template of their own.
+
+The tools are described to the model in a system message, and it calls one by answering
+``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` (the Hermes convention, which
+small instruction models follow best). With ``tool_choice`` "required" or a named function
+the engine constrains decoding to exactly that form (see ``grammar.py``), so the arguments
+always parse. Here: the prompt side, and turning the model's text back into OpenAI
+``tool_calls`` — whole, or as streaming deltas the way OpenAI sends them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+
+Json = dict[str, Any]
+
+
+def tool_instructions(tools: list[Json], choice: Any) -> str:
+    functions = [tool["function"] for tool in tools]
+    lines = [
+        "You can call functions. Available functions, as JSON schemas:",
+        *(json.dumps(function, ensure_ascii=False) for function in functions),
+        "To call a function, answer only with",
+        f'{OPEN}{{"name": <function name>, "arguments": <arguments object>}}{CLOSE}',
+    ]
+    if choice == "required" or isinstance(choice, dict):
+        lines.append("You must call a function now.")
+    else:
+        lines.append("If no function is needed, answer normally.")
+    return "\n".join(lines)
+
+
+def render_tool_history(messages: list[Json]) -> list[Json]:
+    """Assistant tool calls and tool results as plain text turns any chat template accepts."""
+    rendered = []
+    for message in messages:
+        if message.get("tool_calls"):
+            calls = "".join(
+                OPEN
+                + json.dumps(
+                    {"name": call["function"]["name"], "arguments": _loads_or_text(call["function"]["arguments"])},
+                    ensure_ascii=False,
+                )
+                + CLOSE
+                for call in message["tool_calls"]
+            )
+            rendered.append({"role": "assistant", "content": (message.get("content") or "") + calls})
+        elif message["role"] == "tool":
+            rendered.append(
+                {
+                    "role": "user",
+                    "content": f"<tool_response id=\"{message.get('tool_call_id', '')}\">"
+                    f"{message.get('content') or ''}</tool_response>",
+                }
+            )
+        else:
+            rendered.append(message)
+    return rendered
+
+
+def _loads_or_text(arguments: str) -> Any:
+    try:
+        return json.loads(arguments)
+    except (TypeError, json.JSONDecodeError):
+        return arguments
+
+
+def _call(name: str, arguments: str) -> Json:
+    return {"id": "call_" + uuid.uuid4().hex[:24], "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def parse_tool_calls(text: str, names: set[str]) -> list[Json] | None:
+    """The tool calls in a whole answer, or None if it is a plain answer."""
+    stripped = text.strip()
+    if not stripped.startswith(OPEN):
+        return None
+    calls = []
+    for block in stripped.split(OPEN)[1:]:
+        body = block.split(CLOSE)[0].strip()
+        try:
+            call = json.loads(body)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(call, dict) or call.get("name") not in names:
+            return None
+        calls.append(_call(call["name"], json.dumps(call.get("arguments", {}), ensure_ascii=False)))
+    return calls or None
+
+
+@dataclass
+class _Call:
+    index: int
+    name: str = ""
+    depth: int = 0
+    in_string: bool = False
+    escaped: bool = False
+    done: bool = False
+
+
+@dataclass
+class ToolCallStream:
+    """Turns streamed text into content deltas or tool-call deltas.
+
+    Text is held back only while it could still be the start of ``<tool_call>``; once the
+    answer is known to be a tool call, the name is sent as soon as it is complete and the
+    arguments fragment by fragment, as OpenAI does.
+    """
+
+    names: set[str]
+    mode: str = "undecided"  # -> "content" | "tools"
+    pending: str = ""
+    calls: list[_Call] = field(default_factory=list)
+
+    def feed(self, text: str) -> list[Json]:
+        """Deltas (``{"content": ...}`` or ``{"tool_calls": [...]}``) for this piece of text."""
+        self.pending += text
+        if self.mode == "undecided":
+            head = self.pending.lstrip()
+            if OPEN.startswith(head):
+                return []  # could still become a tool call
+            self.mode = "tools" if head.startswith(OPEN) else "content"
+            if self.mode == "tools":
+                self.pending = head
+        if self.mode == "content":
+            out, self.pending = self.pending, ""
+            return [{"content": out}] if out else []
+        return self._tool_deltas()
+
+    def finish(self) -> list[Json]:
+        """Whatever was held back when the stream ends."""
+        if self.mode == "undecided" and self.pending:
+            self.mode = "content"
+            out, self.pending = self.pending, ""
+            return [{"content": out}]
+        return []
+
+    @property
+    def called(self) -> bool:
+        return self.mode == "tools" and any(call.done for call in self.calls)
+
+    def _tool_deltas(self) -> list[Json]:
+        deltas: list[Json] = []
+        while self.pending:
+            current = self.calls[-1] if self.calls and not self.calls[-1].done else None
+            if current is None:
+                # Between calls: skip the wrapper's "}" and "</tool_call>", then wait for
+                # `<tool_call>{"name": "...", "arguments":`.
+                head = self.pending.lstrip()
+                while head.startswith(("}", CLOSE)):
+                    head = head[1:] if head.startswith("}") else head[len(CLOSE) :]
+                    head = head.lstrip()
+                self.pending = head
+                if not head.startswith(OPEN):
+                    return deltas
+                opening = self._parse_opening(head[len(OPEN):])
+                if opening is None:
+                    return deltas
+                name, rest = opening
+                call = _Call(index=len(self.calls), name=name)
+                self.calls.append(call)
+                deltas.append(self._delta(call, name=name, arguments=""))
+                self.pending = rest
+                continue
+            fragment = self._take_arguments(current)
+            if fragment:
+                deltas.append(self._delta(current, arguments=fragment))
+            if not current.done:
+                return deltas
+        return deltas
+
+    def _parse_opening(self, text: str) -> tuple[str, str] | None:
+        prefix = text.lstrip()
+        if not prefix.startswith("{"):
+            return None
+        decoder = json.JSONDecoder()
+        body = prefix[1:].lstrip()
+        if not body.startswith('"name"'):
+            return None
+        body = body[len('"name"') :].lstrip()
+        if not body.startswith(":"):
+            return None
+        body = body[1:].lstrip()
+        try:
+            name, end = decoder.raw_decode(body)
+        except json.JSONDecodeError:
+            return None
+        body = body[end:].lstrip()
+        if not body.startswith(","):
+            return None
+        body = body[1:].lstrip()
+        if not body.startswith('"arguments"'):
+            return None
+        body = body[len('"arguments"') :].lstrip()
+        if not body.startswith(":"):
+            return None
+        return str(name), body[1:].lstrip()
+
+    def _take_arguments(self, call: _Call) -> str:
+        taken = []
+        for index, char in enumerate(self.pending):
+            taken.append(char)
+            if call.in_string:
+                if call.escaped:
+                    call.escaped = False
+                elif char == "\\":
+                    call.escaped = True
+                elif char == '"':
+                    call.in_string = False
+                continue
+            if char == '"':
+                call.in_string = True
+            elif char in "{[":
+                call.depth += 1
+            elif char in "}]":
+                call.depth -= 1
+                if call.depth == 0:
+                    call.done = True
+                    self.pending = self.pending[index + 1 :]
+                    return "".join(taken)
+        self.pending = ""
+        return "".join(taken)
+
+    @staticmethod
+    def _delta(call: _Call, *, name: str | None = None, arguments: str) -> Json:
+        entry: Json = {"index": call.index, "function": {"arguments": arguments}}
+        if name is not None:
+            entry.update(id="call_" + uuid.uuid4().hex[:24], type="function")
+            entry["function"] = {"name": name, "arguments": arguments}
+        return {"tool_calls": [entry]}

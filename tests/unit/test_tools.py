@@ -1,0 +1,86 @@
+"""Tool calls from model text: whole answers and streamed deltas."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llm_backend.backends.llama.tools import ToolCallStream, parse_tool_calls, render_tool_history
+
+NAMES = {"get_weather", "get_time"}
+CALL = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c", "tags": ["a}", "b"]}}</tool_call>'
+
+
+def pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def test_a_plain_answer_has_no_tool_calls():
+    assert parse_tool_calls("The weather is nice.", NAMES) is None
+
+
+def test_a_tool_call_answer_becomes_openai_tool_calls():
+    (call,) = parse_tool_calls(CALL, NAMES)
+    assert call["type"] == "function" and call["id"].startswith("call_")
+    assert call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"city": "Paris", "unit": "c", "tags": ["a}", "b"]}
+
+
+def test_an_unknown_function_is_not_a_tool_call():
+    assert parse_tool_calls('<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>', NAMES) is None
+
+
+def test_parallel_calls_are_all_returned():
+    text = CALL + '\n<tool_call>{"name": "get_time", "arguments": {}}</tool_call>'
+    assert [c["function"]["name"] for c in parse_tool_calls(text, NAMES)] == ["get_weather", "get_time"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 17, 1000])
+def test_streamed_tool_call_deltas_rebuild_the_call(size):
+    stream = ToolCallStream(NAMES)
+    deltas = [delta for piece in pieces(CALL, size) for delta in stream.feed(piece)] + stream.finish()
+    assert all("tool_calls" in delta for delta in deltas)
+    first = deltas[0]["tool_calls"][0]
+    assert first["function"]["name"] == "get_weather" and first["id"].startswith("call_") and first["type"] == "function"
+    arguments = "".join(d["tool_calls"][0]["function"]["arguments"] for d in deltas)
+    assert json.loads(arguments) == {"city": "Paris", "unit": "c", "tags": ["a}", "b"]}
+    assert stream.called
+
+
+@pytest.mark.parametrize("size", [1, 3, 100])
+def test_streamed_parallel_calls_get_their_own_index(size):
+    text = CALL + '<tool_call>{"name": "get_time", "arguments": {"tz": "UTC"}}</tool_call>'
+    stream = ToolCallStream(NAMES)
+    deltas = [delta for piece in pieces(text, size) for delta in stream.feed(piece)]
+    by_index: dict[int, str] = {}
+    for delta in deltas:
+        entry = delta["tool_calls"][0]
+        by_index[entry["index"]] = by_index.get(entry["index"], "") + entry["function"]["arguments"]
+    assert json.loads(by_index[1]) == {"tz": "UTC"}
+
+
+@pytest.mark.parametrize("size", [1, 4])
+def test_streamed_text_passes_through_unchanged(size):
+    text = "<to be or not to be> is the question"
+    stream = ToolCallStream(NAMES)
+    deltas = [delta for piece in pieces(text, size) for delta in stream.feed(piece)] + stream.finish()
+    assert "".join(delta["content"] for delta in deltas) == text
+    assert not stream.called
+
+
+def test_a_short_answer_held_back_as_a_possible_tag_is_released_at_the_end():
+    stream = ToolCallStream(NAMES)
+    assert stream.feed("<") == []
+    assert stream.finish() == [{"content": "<"}]
+
+
+def test_tool_history_renders_as_plain_turns():
+    messages = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+    ]
+    rendered = render_tool_history(messages)
+    assert rendered[1] == {"role": "assistant", "content": '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'}
+    assert rendered[2]["role"] == "user" and "18C" in rendered[2]["content"]
