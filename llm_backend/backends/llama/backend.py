@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ...errors import OpenAIError
+from ...errors import OpenAIError, bad_request
 from ...settings import ModelConfig, Settings
 from ..base import Answer, Json, ModelCard
 from . import translate
@@ -31,15 +33,19 @@ def queue_full(model_id: str, retry_after: int) -> OpenAIError:
 
 
 class LocalModel:
-    """One configured model: its engine workers and the bounded queue in front of them."""
+    """One configured model: its engine workers and the bounded queue in front of them.
+
+    Each worker process decodes up to ``parallel`` sequences together; a request takes ``n``
+    of them (one per choice) on one worker, or waits in a FIFO queue of ``queue_size``.
+    """
 
     def __init__(self, config: ModelConfig, settings: Settings) -> None:
         self.config = config
         self.settings = settings
         self.created = int(time.time())
         self.workers: list[WorkerProcess] = []
-        self._idle: asyncio.Queue[WorkerProcess] = asyncio.Queue()
-        self._waiting = 0
+        self._in_use: dict[WorkerProcess, int] = {}
+        self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
         self.fingerprint = ""
 
     async def start(self) -> None:
@@ -47,8 +53,10 @@ class LocalModel:
         engine_config = {
             "path": str(path),
             "n_ctx": self.config.n_ctx,
-            "n_threads": self.config.n_threads,
+            "n_threads": self.config.n_threads or default_threads(),
+            "n_threads_batch": self.config.n_threads_batch or self.config.n_threads or default_threads(),
             "n_batch": self.config.n_batch,
+            "parallel": self.config.parallel,
             "chat_format": self.config.chat_format,
         }
         self.fingerprint = "fp_" + hashlib.sha256(repr(sorted(engine_config.items())).encode()).hexdigest()[:10]
@@ -56,7 +64,7 @@ class LocalModel:
             worker = WorkerProcess(f"{self.config.id}#{index}", engine_config, self.settings.worker_start_timeout)
             await worker.start()
             self.workers.append(worker)
-            self._idle.put_nowait(worker)
+            self._in_use[worker] = 0
 
     async def stop(self) -> None:
         await asyncio.gather(*(worker.stop() for worker in self.workers))
@@ -68,37 +76,76 @@ class LocalModel:
     def ready(self) -> bool:
         return bool(self.workers) and all(worker.ready.is_set() for worker in self.workers)
 
+    def _free_worker(self, need: int) -> WorkerProcess | None:
+        # The least busy live worker with room for ``need`` sequences.
+        candidates = [w for w in self.workers if self._in_use[w] + need <= self.config.parallel]
+        return min(candidates, key=lambda w: (not w.ready.is_set(), self._in_use[w]), default=None)
+
+    def _wake(self) -> None:
+        while self._waiters:
+            need, future = self._waiters[0]
+            if future.done():
+                self._waiters.popleft()
+                continue
+            worker = self._free_worker(need)
+            if worker is None:
+                return
+            self._waiters.popleft()
+            self._in_use[worker] += need
+            future.set_result(worker)
+
     @contextlib.asynccontextmanager
-    async def worker(self) -> AsyncIterator[WorkerProcess]:
-        """Wait for a free engine worker; refuse with 429 beyond the queue limit."""
-        if self._idle.empty() and self._waiting >= self.settings.queue_size:
-            raise queue_full(self.config.id, retry_after=1)
-        self._waiting += 1
-        try:
-            worker = await asyncio.wait_for(self._idle.get(), self.settings.queue_timeout)
-        except asyncio.TimeoutError:
-            raise queue_full(self.config.id, retry_after=5) from None
-        finally:
-            self._waiting -= 1
+    async def worker(self, need: int = 1) -> AsyncIterator[WorkerProcess]:
+        """Take ``need`` sequences on one worker, waiting in line; 429 beyond the queue."""
+        if need > self.config.parallel:
+            raise bad_request(f"'n' can be at most {self.config.parallel} for this model.", "n", "invalid_value")
+        worker = None if self._waiters else self._free_worker(need)
+        if worker is not None:
+            self._in_use[worker] += need
+        else:
+            if len(self._waiters) >= self.settings.queue_size:
+                raise queue_full(self.config.id, retry_after=1)
+            future: asyncio.Future = asyncio.get_running_loop().create_future()
+            self._waiters.append((need, future))
+            try:
+                worker = await asyncio.wait_for(asyncio.shield(future), self.settings.queue_timeout)
+            except asyncio.TimeoutError:
+                if not future.done():
+                    future.cancel()
+                    raise queue_full(self.config.id, retry_after=5) from None
+                worker = future.result()
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self._in_use[future.result()] -= need
+                    self._wake()
+                else:
+                    future.cancel()
+                raise
         try:
             yield worker
         finally:
-            self._idle.put_nowait(worker)
+            self._in_use[worker] -= need
+            self._wake()
 
-    async def run(self, op: str, params: Json) -> Json:
-        async with self.worker() as worker:
-            async for data in worker.call(op, params):
-                return data
-        raise OpenAIError(500, "The engine returned no answer.")
+    async def run(self, op: str, params: Json, need: int = 1) -> list[Json]:
+        """All events of one engine operation (for answers that are not streamed)."""
+        async with self.worker(need) as worker:
+            return [event async for event in worker.call(op, params)]
 
-    async def stream(self, op: str, params: Json) -> AsyncIterator[Json]:
-        async with self.worker() as worker:
+    async def stream(self, op: str, params: Json, need: int = 1) -> AsyncIterator[Json]:
+        async with self.worker(need) as worker:
             calls = worker.call(op, params)
             try:
-                async for data in calls:
-                    yield data
+                async for event in calls:
+                    yield event
             finally:
                 await calls.aclose()
+
+
+def default_threads() -> int:
+    """Leave one core for the API process: llama.cpp's spinning threads collapse when they
+    oversubscribe the cores."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 async def _primed(chunks: AsyncIterator[Json]) -> AsyncIterator[Json]:
@@ -149,23 +196,22 @@ class LlamaBackend:
         return self._by_id[model_id]
 
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
-        model = self._model(model_id)
-        params = translate.chat_params(request, model.n_ctx)
-        shape = translate.ChatShaper(model_id, model.fingerprint)
-        if not params["stream"]:
-            return shape.completion(await model.run("chat", params))
-        return await _primed(shape.chunks(model.stream("chat", params)))
+        return await self._generate(model_id, "chat", translate.chat_params(request), translate.ChatShaper)
 
     async def completion(self, model_id: str, request: Json) -> Answer:
+        return await self._generate(model_id, "completion", translate.completion_params(request), translate.CompletionShaper)
+
+    async def _generate(self, model_id: str, op: str, params: Json, shaper: type[translate.ChatShaper]) -> Answer:
         model = self._model(model_id)
-        params = translate.completion_params(request)
-        shape = translate.CompletionShaper(model_id, model.fingerprint)
+        shape = shaper(model_id, model.fingerprint, params)
+        need = params.get("n", 1)
         if not params["stream"]:
-            return shape.completion(await model.run("completion", params))
-        return await _primed(shape.chunks(model.stream("completion", params)))
+            return shape.completion(await model.run(op, params, need))
+        return await _primed(shape.chunks(model.stream(op, params, need)))
 
     async def embedding(self, model_id: str, request: Json) -> Json:
         model = self._model(model_id)
         inputs = translate.embedding_inputs(request)
-        result = await model.run("embedding", {"input": inputs})
+        events = await model.run("embedding", {"input": inputs})
+        result = next(event["data"] for event in events if event["event"] == "result")
         return translate.embedding_response(model_id, result, request.get("encoding_format", "float"))
