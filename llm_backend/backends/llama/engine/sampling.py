@@ -69,7 +69,9 @@ class Sampler:
             self._add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
         if params.presence_penalty or params.frequency_penalty:
             self._add(
-                llama_cpp.llama_sampler_init_penalties(n_ctx, 1.0, params.frequency_penalty, params.presence_penalty)
+                llama_cpp.llama_sampler_init_penalties(
+                    n_vocab, n_ctx, 1.0, params.frequency_penalty, params.presence_penalty
+                )
             )
         if params.grammar:
             grammar = llama_cpp.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
