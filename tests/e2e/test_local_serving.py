@@ -27,7 +27,7 @@ PROMPTS = [
 ]
 
 
-def body(prompt: str, max_tokens: int = 24) -> dict:
+def body(prompt: str, max_tokens: int = 16) -> dict:
     return {
         "model": MODEL,
         "messages": [{"role": "user", "content": prompt}],
@@ -48,12 +48,15 @@ class RawStream:
         self.errors: list[dict] = []
         self.first_chunk = threading.Event()
         self.finished = threading.Event()
+        self.leave = threading.Event()  # set it to make this client go away
         self._base_url, self._request = base_url, request
 
     def run(self) -> "RawStream":
         try:
             with httpx.stream("POST", self._base_url + "/chat/completions", json=self._request, timeout=120) as response:
                 for line in response.iter_lines():
+                    if self.leave.is_set():
+                        break
                     if not line.startswith("data: "):
                         continue
                     data = line[len("data: ") :]
@@ -86,7 +89,7 @@ def test_concurrent_streams_each_match_the_same_request_run_alone(server):
 
 
 def test_models_and_health_answer_while_streams_are_in_flight(server):
-    streams = [RawStream(server.api, body(prompt, max_tokens=200)) for prompt in PROMPTS[:4]]
+    streams = [RawStream(server.api, body(prompt, max_tokens=1000)) for prompt in PROMPTS[:4]]
     with ThreadPoolExecutor(len(streams)) as pool:
         for stream in streams:
             pool.submit(stream.run)
@@ -95,6 +98,8 @@ def test_models_and_health_answer_while_streams_are_in_flight(server):
         assert httpx.get(server.api + "/models", timeout=60).status_code == 200
         assert httpx.get(server.base_url + "/health", timeout=60).status_code == 200
         in_flight = [not stream.finished.is_set() for stream in streams]
+        for stream in streams:
+            stream.leave.set()
     assert any(in_flight), "the cheap requests returned only after generation ended"
 
 
@@ -115,7 +120,7 @@ queue_size: 0
 
 
 def test_full_queue_answers_429_with_retry_after(one_sequence_server):
-    running = RawStream(one_sequence_server.api, body(PROMPTS[0], max_tokens=200))
+    running = RawStream(one_sequence_server.api, body(PROMPTS[0], max_tokens=1000))
     thread = threading.Thread(target=running.run)
     thread.start()
     running.first_chunk.wait(120)
@@ -126,6 +131,7 @@ def test_full_queue_answers_429_with_retry_after(one_sequence_server):
         assert raised.value.response.headers["retry-after"]
         assert raised.value.code == "rate_limit_exceeded"
     finally:
+        running.leave.set()
         thread.join()
 
 
