@@ -10,6 +10,12 @@ its KV cells are freed at once.
 
 A request with ``n`` choices prefills its prompt once on its first sequence, copies that
 KV to its other sequences, and samples each choice with its own chain (seed + index).
+
+A sequence keeps its KV cells after its request ends. A new request goes to the free
+sequence whose cached tokens share the longest prefix with its prompt and prefills only
+the rest (chat prompts share the template's system preamble), as a long-lived
+llama.cpp process does. Each token's KV does not depend on how it was batched, so reuse
+never changes an answer.
 """
 
 from __future__ import annotations
@@ -56,6 +62,15 @@ class Request:
     fed: int = 0  # prompt tokens already in the KV cache
 
 
+def _common_prefix(cached: list[int], prompt: list[int], limit: int) -> int:
+    n = 0
+    for a, b in zip(cached, prompt[:limit]):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
 class Engine:
     """The scheduler of one worker process. Not thread-safe: one thread calls it."""
 
@@ -83,6 +98,7 @@ class Engine:
         self.template = ChatTemplate(self.model, config.get("chat_format"))
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.model.vocab))
         self.free_seqs = list(range(self.parallel))
+        self.cached: list[list[int]] = [[] for _ in range(self.parallel)]  # tokens in each sequence's KV
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Request] = {}
 
@@ -140,24 +156,38 @@ class Engine:
         return True
 
     def fail_all(self, error: dict[str, Any]) -> None:
+        """After a failed decode: fail every request and forget every cached prompt."""
         for request in list(self.running.values()) + list(self.waiting):
             self.emit({"id": request.rid, "event": "error", "error": error})
             self.emit({"id": request.rid, "event": "done"})
             self.cancel(request.rid)
+        llama_cpp.llama_memory_clear(self.memory, True)
+        self.cached = [[] for _ in range(self.parallel)]
 
     def _admit(self) -> None:
         while self.waiting and len(self.free_seqs) >= self.waiting[0].n:
             request = self.waiting.popleft()
-            for choice in request.choices:
-                choice.seq_id = self.free_seqs.pop(0)
-                llama_cpp.llama_memory_seq_rm(self.memory, choice.seq_id, -1, -1)
+            # The prompt's last token is always decoded again: its logits start the answer.
+            limit = len(request.prompt) - 1
+            reuse = {seq: _common_prefix(self.cached[seq], request.prompt, limit) for seq in self.free_seqs}
+            first = max(self.free_seqs, key=lambda seq: reuse[seq])
+            self.free_seqs.remove(first)
+            seqs = [first] + sorted(self.free_seqs, key=lambda seq: reuse[seq])[: request.n - 1]
+            for seq in seqs[1:]:
+                self.free_seqs.remove(seq)
+            for choice, seq in zip(request.choices, seqs):
+                choice.seq_id = seq
+                keep = reuse[seq] if seq == first else 0
+                llama_cpp.llama_memory_seq_rm(self.memory, seq, keep, -1)
+                del self.cached[seq][keep:]
+            request.fed = request.choices[0].n_past = reuse[first]
             self.running[request.rid] = request
             self.emit({"id": request.rid, "event": "prompt", "prompt_tokens": len(request.prompt)})
 
     def _release(self, request: Request) -> None:
         for choice in request.choices:
             if choice.seq_id >= 0:
-                llama_cpp.llama_memory_seq_rm(self.memory, choice.seq_id, -1, -1)
+                # The KV stays for a later prompt with the same beginning.
                 self.free_seqs.append(choice.seq_id)
                 choice.seq_id = -1
         self._close(request)
@@ -205,6 +235,7 @@ class Engine:
             for choice in request.choices[1:]:
                 # Whole-stream copy: the only kind a non-unified cache does between sequences.
                 llama_cpp.llama_memory_seq_cp(self.memory, request.choices[0].seq_id, choice.seq_id, -1, -1)
+                self.cached[choice.seq_id] = list(self.cached[request.choices[0].seq_id])
         for request in list(self.running.values()):
             for choice in request.choices:
                 if choice.logits_index >= 0 and not choice.finished:
@@ -221,6 +252,7 @@ class Engine:
         batch.seq_id[i][0] = seq_id
         batch.logits[i] = logits
         batch.n_tokens = i + 1
+        self.cached[seq_id].append(token)
         return i
 
     def _sample(self, request: Request, choice: Choice) -> None:
