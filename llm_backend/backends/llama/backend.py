@@ -99,7 +99,8 @@ class LocalModel:
         """Take ``need`` sequences on one worker, waiting in line; 429 beyond the queue."""
         if need > self.config.parallel:
             raise bad_request(f"'n' can be at most {self.config.parallel} for this model.", "n", "invalid_value")
-        worker = None if self._waiters else self._free_worker(need)
+        # Embeddings (need 0) take no sequence: they run between two decoding steps.
+        worker = None if (self._waiters and need) else self._free_worker(need)
         if worker is not None:
             self._in_use[worker] += need
         else:
@@ -212,6 +213,6 @@ class LlamaBackend:
     async def embedding(self, model_id: str, request: Json) -> Json:
         model = self._model(model_id)
         inputs = translate.embedding_inputs(request)
-        events = await model.run("embedding", {"input": inputs})
+        events = await model.run("embedding", {"input": inputs}, need=0)
         result = next(event["data"] for event in events if event["event"] == "result")
         return translate.embedding_response(model_id, result, request.get("encoding_format", "float"))
