@@ -149,6 +149,26 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+class _Primed:
+    """A stream whose first chunk is already in hand; closing it closes the engine stream
+    even if nobody iterated it yet (the client left before the first byte)."""
+
+    def __init__(self, first: Json | None, chunks: AsyncIterator[Json]) -> None:
+        self._first, self._chunks = first, chunks
+
+    def __aiter__(self) -> "_Primed":
+        return self
+
+    async def __anext__(self) -> Json:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+
+
 async def _primed(chunks: AsyncIterator[Json]) -> AsyncIterator[Json]:
     """Start a stream far enough that errors before the first token (queue full, context
     too long) still become a proper HTTP error instead of a broken stream."""
@@ -156,17 +176,10 @@ async def _primed(chunks: AsyncIterator[Json]) -> AsyncIterator[Json]:
         first = await chunks.__anext__()
     except StopAsyncIteration:
         first = None
-
-    async def rest() -> AsyncIterator[Json]:
-        try:
-            if first is not None:
-                yield first
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()
-
-    return rest()
+    except BaseException:
+        await chunks.aclose()
+        raise
+    return _Primed(first, chunks)
 
 
 class LlamaBackend:
