@@ -189,3 +189,26 @@ def test_completion_prompt_beyond_the_context_is_context_length_exceeded(client)
     with pytest.raises(openai.BadRequestError) as raised:
         client.completions.create(model=MODEL, prompt="word " * 5000, max_tokens=2)
     assert raised.value.code == "context_length_exceeded" and raised.value.param == "prompt"
+
+
+def test_completion_echo_puts_the_prompt_before_the_answer(client):
+    plain = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=0).choices[0].text
+    echoed = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=0, echo=True)
+    assert echoed.choices[0].text == "The sky is" + plain
+
+
+def test_completion_echo_streams_the_prompt_first(client):
+    chunks = list(client.completions.create(model=MODEL, prompt="The sky is", max_tokens=3, echo=True, stream=True))
+    assert chunks[0].choices[0].text == "The sky is"
+
+
+def test_completion_echo_with_logprobs_scores_the_prompt_tokens(client):
+    completion = client.completions.create(
+        model=MODEL, prompt="The sky is blue", max_tokens=3, temperature=0, echo=True, logprobs=1
+    )
+    choice = completion.choices[0]
+    logprobs = choice.logprobs
+    assert "".join(logprobs.tokens) == choice.text
+    assert len(logprobs.tokens) == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert logprobs.token_logprobs[0] is None and logprobs.top_logprobs[0] is None
+    assert all(lp <= 0 for lp in logprobs.token_logprobs[1:])

@@ -130,7 +130,6 @@ def completion_params(request: Json) -> Json:
         {
             "best_of": (lambda n: n == (request.get("n") or 1), "best_of would rank choices; only best_of = n"),
             "suffix": (lambda _: False, "the models have no fill-in-the-middle mode"),
-            "echo": (lambda value: value is False, "no echo yet"),
         },
     )
     logprobs = request.get("logprobs")
@@ -139,6 +138,7 @@ def completion_params(request: Json) -> Json:
         "max_tokens": request.get("max_tokens", 16),
         "logprobs": logprobs is not None,
         "top_logprobs": logprobs or 0,
+        "echo": bool(request.get("echo")),
         **_sampling(request),
     }
 
@@ -153,7 +153,11 @@ class _Choices:
         self.usage: Json = {}
 
     def add(self, event: Json) -> None:
-        if event["event"] == "delta":
+        if event["event"] == "echo":
+            # Every choice starts with the prompt (completions' echo).
+            self.text = [event["text"] + text for text in self.text]
+            self.logprobs = [(event["logprobs"] or []) + entries for entries in self.logprobs]
+        elif event["event"] == "delta":
             index = event["index"]
             self.text[index] += event["text"]
             self.logprobs[index] += event.get("logprobs", [])
@@ -247,7 +251,10 @@ class CompletionShaper(ChatShaper):
         return {
             "tokens": [entry["token"] for entry in entries],
             "token_logprobs": [entry["logprob"] for entry in entries],
-            "top_logprobs": [{top["token"]: top["logprob"] for top in entry["top_logprobs"]} for entry in entries],
+            "top_logprobs": [
+                None if entry["top_logprobs"] is None else {top["token"]: top["logprob"] for top in entry["top_logprobs"]}
+                for entry in entries
+            ],
             "text_offset": offsets,
         }
 
@@ -270,7 +277,17 @@ class CompletionShaper(ChatShaper):
         offsets = [0] * self.n
         async for event in events:
             kind = event["event"]
-            if kind == "delta":
+            if kind == "echo":
+                for index in range(self.n):
+                    choice = {
+                        "index": index,
+                        "text": event["text"],
+                        "logprobs": self._logprobs(event["logprobs"] or [], 0),
+                        "finish_reason": None,
+                    }
+                    offsets[index] += len(event["text"])
+                    yield self._envelope({"choices": [choice]}, self.object_name)
+            elif kind == "delta":
                 index = event["index"]
                 choice = {
                     "index": index,

@@ -60,6 +60,9 @@ class Request:
     stop: list[str]
     choices: list[Choice] = field(default_factory=list)
     fed: int = 0  # prompt tokens already in the KV cache
+    echo: str | None = None  # prompt text to send back before the answer
+    prompt_logprobs: list[dict[str, Any]] | None = None  # for echo with logprobs
+    scored: list[tuple[int, int]] = field(default_factory=list)  # (batch index, next prompt token)
 
 
 def _common_prefix(cached: list[int], prompt: list[int], limit: int) -> int:
@@ -135,6 +138,16 @@ class Engine:
         if sampling.top_logprobs > 20:
             raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
         request = Request(rid, prompt, n, params.get("max_tokens"), sampling, stop)
+        if params.get("echo"):
+            raw = params.get("prompt")
+            request.echo = raw if isinstance(raw, str) else self.tokenizer.text_of(prompt)
+            if sampling.logprobs:
+                # The prompt's own logprobs need logits at every prompt position: no reuse.
+                first = self.tokenizer.piece(prompt[0])
+                request.prompt_logprobs = [
+                    {"token": first.decode("utf-8", errors="backslashreplace"), "logprob": None,
+                     "bytes": list(first), "top_logprobs": None}
+                ]
         # Build the samplers now so a bad grammar is refused before any work starts.
         request.choices = [
             Choice(index, -1, Sampler(sampling, self.model, self.n_ctx, index), TextStream(stop)) for index in range(n)
@@ -169,6 +182,8 @@ class Engine:
             request = self.waiting.popleft()
             # The prompt's last token is always decoded again: its logits start the answer.
             limit = len(request.prompt) - 1
+            if request.prompt_logprobs is not None:
+                limit = 0
             reuse = {seq: _common_prefix(self.cached[seq], request.prompt, limit) for seq in self.free_seqs}
             first = max(self.free_seqs, key=lambda seq: reuse[seq])
             self.free_seqs.remove(first)
@@ -219,8 +234,12 @@ class Engine:
                 continue
             first = request.choices[0]
             end = min(len(request.prompt), request.fed + room)
+            scoring = request.prompt_logprobs is not None
             for pos in range(request.fed, end):
-                index = self._add(request.prompt[pos], pos, first.seq_id, pos == len(request.prompt) - 1)
+                last = pos == len(request.prompt) - 1
+                index = self._add(request.prompt[pos], pos, first.seq_id, last or scoring)
+                if scoring and not last:
+                    request.scored.append((index, request.prompt[pos + 1]))
             request.fed = first.n_past = end
             if end == len(request.prompt):
                 prefilled.append(request)
@@ -231,7 +250,13 @@ class Engine:
         code = llama_cpp.llama_decode(self.ctx, batch)
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
+        for request in self.running.values():
+            for index, token in request.scored:
+                request.prompt_logprobs.append(self._logprob_entry(index, token, request.sampling.top_logprobs))
+            request.scored.clear()
         for request in prefilled:
+            if request.echo is not None:
+                self.emit({"id": request.rid, "event": "echo", "text": request.echo, "logprobs": request.prompt_logprobs})
             for choice in request.choices[1:]:
                 # Whole-stream copy: the only kind a non-unified cache does between sequences.
                 llama_cpp.llama_memory_seq_cp(self.memory, request.choices[0].seq_id, choice.seq_id, -1, -1)
