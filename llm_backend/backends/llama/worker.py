@@ -5,13 +5,14 @@ Protocol. Requests come on stdin, one JSON object per line:
 - ``{"id", "op": "chat"|"completion", "params"}``: generate; ``params`` are the engine's
   (``messages`` or ``prompt``, ``n``, ``max_tokens``, ``temperature``, ``top_p``, ``seed``,
   ``presence_penalty``, ``frequency_penalty``, ``logit_bias``, ``stop``, ``grammar``,
-  ``logprobs``, ``top_logprobs``)
+  ``logprobs``, ``top_logprobs``, ``echo``)
 - ``{"id", "op": "embedding", "params": {"input": [...]}}``
 - ``{"id", "op": "cancel"}``: drop that request between two decoding steps
 
 Events go to the protocol stream, one JSON object per line, each with the request ``id``:
 
 - ``prompt`` (``prompt_tokens``): admitted to a sequence, prefill starts
+- ``echo`` (``text``, ``logprobs`` or null): the prompt, once prefilled, when ``echo`` was set
 - ``delta`` (``index``, ``text``, optional ``logprobs`` list, optional ``finish_reason``):
   text of choice ``index``; the one with ``finish_reason`` is that choice's last
 - ``usage`` (``prompt_tokens``, ``completion_tokens`` summed over choices)
