@@ -94,3 +94,40 @@ def test_generation_stops_with_length_at_the_end_of_the_context(engine):
     usage = next(e for e in engine.recorder.events if e["id"] == "full" and e["event"] == "usage")
     assert engine.recorder.finish_reason("full") == "length"
     assert usage["prompt_tokens"] + usage["completion_tokens"] == 512
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_while_a_stream_keeps_flowing(engine):
+    engine.n_batch = 32  # the context was built for more; a smaller step budget is safe
+    try:
+        engine.submit("flowing", "chat", chat("Write a long story.", max_tokens=100))
+        while engine.running["flowing"].choices[0].completion_tokens == 0:
+            engine.step()
+        engine.submit("long", "completion", {"prompt": "red green blue yellow " * 50, "max_tokens": 1})
+        long_request = engine.running["long"]
+        flowing = engine.running["flowing"].choices[0]
+        steps = 0
+        while long_request.fed < len(long_request.prompt):
+            before = flowing.completion_tokens
+            engine.step()
+            steps += 1
+            assert flowing.completion_tokens == before + 1  # one token every step, prefill or not
+        assert steps >= len(long_request.prompt) // 32
+        engine.cancel("flowing")
+        run(engine)
+    finally:
+        engine.n_batch = 512
+
+
+def test_reusing_a_cached_prompt_prefix_does_not_change_the_answer(engine):
+    import llama_cpp
+
+    llama_cpp.llama_memory_clear(engine.memory, True)
+    engine.cached = [[] for _ in range(engine.parallel)]
+    engine.submit("fresh", "chat", chat("Name a mountain.", max_tokens=16))
+    assert engine.running["fresh"].fed == 0
+    run(engine)
+    engine.submit("reused", "chat", chat("Name a mountain.", max_tokens=16))
+    request = engine.running["reused"]
+    assert request.fed == len(request.prompt) - 1  # all but the last prompt token came from the cache
+    run(engine)
+    assert engine.recorder.text("reused") == engine.recorder.text("fresh")
