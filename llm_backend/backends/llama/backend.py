@@ -7,14 +7,16 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ...errors import OpenAIError, model_not_found
+from ...errors import OpenAIError, bad_request, model_not_found
 from ...settings import ModelConfig, Settings
 from ..base import Answer, Json, ModelCard
 from ..events import ModelEvents
@@ -38,15 +40,19 @@ def queue_full(model_id: str, retry_after: int) -> OpenAIError:
 
 
 class LocalModel:
-    """One configured model: its engine workers and the bounded queue in front of them."""
+    """One configured model: its engine workers and the bounded queue in front of them.
+
+    Each worker process decodes up to ``parallel`` sequences together; a request takes ``n``
+    of them (one per choice) on one worker, or waits in a FIFO queue of ``queue_size``.
+    """
 
     def __init__(self, config: ModelConfig, settings: Settings) -> None:
         self.config = config
         self.settings = settings
         self.created = int(time.time())
         self.workers: list[WorkerProcess] = []
-        self._idle: asyncio.Queue[WorkerProcess] = asyncio.Queue()
-        self._waiting = 0
+        self._in_use: dict[WorkerProcess, int] = {}
+        self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
         self.fingerprint = ""
 
     async def start(self) -> None:
@@ -55,8 +61,10 @@ class LocalModel:
         engine_config = {
             "path": str(path),
             "n_ctx": self.config.n_ctx,
-            "n_threads": self.config.n_threads,
+            "n_threads": self.config.n_threads or default_threads(),
+            "n_threads_batch": self.config.n_threads_batch or self.config.n_threads or default_threads(),
             "n_batch": self.config.n_batch,
+            "parallel": self.config.parallel,
             "chat_format": self.config.chat_format,
             "chat_template": self.config.chat_template,
         }
@@ -65,7 +73,7 @@ class LocalModel:
             worker = WorkerProcess(f"{self.config.id}#{index}", engine_config, self.settings.worker_start_timeout)
             await worker.start()
             self.workers.append(worker)
-            self._idle.put_nowait(worker)
+            self._in_use[worker] = 0
 
     async def stop(self) -> None:
         # Forget the workers first: the model can be started again after an unload.
@@ -77,44 +85,100 @@ class LocalModel:
     def n_ctx(self) -> int:
         return self.config.n_ctx
 
-    @property
-    def n_vocab(self) -> int:
-        return self.workers[0].n_vocab
-
     def ready(self) -> bool:
         return bool(self.workers) and all(worker.ready.is_set() for worker in self.workers)
 
+    def _free_worker(self, need: int) -> WorkerProcess | None:
+        # The least busy live worker with room for ``need`` sequences.
+        candidates = [w for w in self.workers if self._in_use[w] + need <= self.config.parallel]
+        return min(candidates, key=lambda w: (not w.ready.is_set(), self._in_use[w]), default=None)
+
+    def _wake(self) -> None:
+        while self._waiters:
+            need, future = self._waiters[0]
+            if future.done():
+                self._waiters.popleft()
+                continue
+            worker = self._free_worker(need)
+            if worker is None:
+                return
+            self._waiters.popleft()
+            self._in_use[worker] += need
+            future.set_result(worker)
+
     @contextlib.asynccontextmanager
-    async def worker(self) -> AsyncIterator[WorkerProcess]:
-        """Wait for a free engine worker; refuse with 429 beyond the queue limit."""
-        if self._idle.empty() and self._waiting >= self.settings.queue_size:
-            raise queue_full(self.config.id, retry_after=1)
-        self._waiting += 1
-        try:
-            worker = await asyncio.wait_for(self._idle.get(), self.settings.queue_timeout)
-        except asyncio.TimeoutError:
-            raise queue_full(self.config.id, retry_after=5) from None
-        finally:
-            self._waiting -= 1
+    async def worker(self, need: int = 1) -> AsyncIterator[WorkerProcess]:
+        """Take ``need`` sequences on one worker, waiting in line; 429 beyond the queue."""
+        if need > self.config.parallel:
+            raise bad_request(f"'n' can be at most {self.config.parallel} for this model.", "n", "invalid_value")
+        # Embeddings (need 0) take no sequence: they run between two decoding steps.
+        worker = None if (self._waiters and need) else self._free_worker(need)
+        if worker is not None:
+            self._in_use[worker] += need
+        else:
+            if len(self._waiters) >= self.settings.queue_size:
+                raise queue_full(self.config.id, retry_after=1)
+            future: asyncio.Future = asyncio.get_running_loop().create_future()
+            self._waiters.append((need, future))
+            try:
+                worker = await asyncio.wait_for(asyncio.shield(future), self.settings.queue_timeout)
+            except asyncio.TimeoutError:
+                if not future.done():
+                    future.cancel()
+                    raise queue_full(self.config.id, retry_after=5) from None
+                worker = future.result()
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self._in_use[future.result()] -= need
+                    self._wake()
+                else:
+                    future.cancel()
+                raise
         try:
             yield worker
         finally:
-            self._idle.put_nowait(worker)
+            self._in_use[worker] -= need
+            self._wake()
 
-    async def run(self, op: str, params: Json) -> Json:
-        async with self.worker() as worker:
-            async for data in worker.call(op, params):
-                return data
-        raise OpenAIError(500, "The engine returned no answer.")
+    async def run(self, op: str, params: Json, need: int = 1) -> list[Json]:
+        """All events of one engine operation (for answers that are not streamed)."""
+        async with self.worker(need) as worker:
+            return [event async for event in worker.call(op, params)]
 
-    async def stream(self, op: str, params: Json) -> AsyncIterator[Json]:
-        async with self.worker() as worker:
+    async def stream(self, op: str, params: Json, need: int = 1) -> AsyncIterator[Json]:
+        async with self.worker(need) as worker:
             calls = worker.call(op, params)
             try:
-                async for data in calls:
-                    yield data
+                async for event in calls:
+                    yield event
             finally:
                 await calls.aclose()
+
+
+def default_threads() -> int:
+    """Leave one core for the API process: llama.cpp's spinning threads collapse when they
+    oversubscribe the cores."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class _Primed:
+    """A stream whose first chunk is already in hand; closing it closes the engine stream
+    even if nobody iterated it yet (the client left before the first byte)."""
+
+    def __init__(self, first: Json | None, chunks: AsyncIterator[Json]) -> None:
+        self._first, self._chunks = first, chunks
+
+    def __aiter__(self) -> "_Primed":
+        return self
+
+    async def __anext__(self) -> Json:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
 
 
 async def _primed(chunks: AsyncIterator[Json]) -> AsyncIterator[Json]:
@@ -124,17 +188,10 @@ async def _primed(chunks: AsyncIterator[Json]) -> AsyncIterator[Json]:
         first = await chunks.__anext__()
     except StopAsyncIteration:
         first = None
-
-    async def rest() -> AsyncIterator[Json]:
-        try:
-            if first is not None:
-                yield first
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()
-
-    return rest()
+    except BaseException:
+        await chunks.aclose()
+        raise
+    return _Primed(first, chunks)
 
 
 class _Held:
@@ -268,40 +325,36 @@ class LlamaBackend:
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        request = preset.chat_request(request)
-
-        async def answer() -> Answer:
-            # After the load: checking token ids needs the loaded model's vocabulary.
-            params = translate.chat_params(request, model.n_vocab)
-            shape = translate.ChatShaper(model_id, model.fingerprint)
-            if not params["stream"]:
-                return shape.completion(await model.run("chat", params))
-            return await _primed(shape.chunks(model.stream("chat", params)))
-
-        return await self._serve(model, answer)
+        params = translate.chat_params(preset.chat_request(request))
+        return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, translate.ChatShaper))
 
     async def completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        request = preset.completion_request(request, model_id)
+        params = translate.completion_params(preset.completion_request(request, model_id))
+        return await self._serve(
+            model, lambda: self._generate(model, model_id, "completion", params, translate.CompletionShaper)
+        )
 
-        async def answer() -> Answer:
-            params = translate.completion_params(request, model.n_vocab)
-            shape = translate.CompletionShaper(model_id, model.fingerprint)
-            if not params["stream"]:
-                return shape.completion(await model.run("completion", params))
-            return await _primed(shape.chunks(model.stream("completion", params)))
-
-        return await self._serve(model, answer)
+    @staticmethod
+    async def _generate(
+        model: LocalModel, model_id: str, op: str, params: Json, shaper: type[translate.ChatShaper]
+    ) -> Answer:
+        shape = shaper(model_id, model.fingerprint, params)
+        need = params.get("n", 1)
+        if not params["stream"]:
+            return shape.completion(await model.run(op, params, need))
+        return await _primed(shape.chunks(model.stream(op, params, need)))
 
     async def embedding(self, model_id: str, request: Json) -> Json:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         request = preset.embedding_request(request, model_id)
+        inputs = translate.embedding_inputs(request)
 
         async def answer() -> Json:
-            inputs = translate.embedding_inputs(request, model.n_vocab)
-            result = await model.run("embedding", {"input": inputs})
+            events = await model.run("embedding", {"input": inputs}, need=0)
+            result = next(event["data"] for event in events if event["event"] == "result")
             return translate.embedding_response(model_id, result, request.get("encoding_format", "float"))
 
         return await self._serve(model, answer)

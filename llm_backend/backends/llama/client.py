@@ -40,6 +40,7 @@ class WorkerProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.n_ctx: int | None = None
         self.n_vocab: int | None = None
+        self.parallel = 1
         self.ready = asyncio.Event()
         self.failure: str | None = None
         self._pending: dict[str, asyncio.Queue] = {}
@@ -74,6 +75,7 @@ class WorkerProcess:
             raise RuntimeError(self.failure)
         self.n_ctx = hello["n_ctx"]
         self.n_vocab = hello["n_vocab"]
+        self.parallel = hello.get("parallel", 1)
         self.failure = None
         self._reader = asyncio.create_task(self._read_events(self.process))
         self.ready.set()
@@ -121,9 +123,11 @@ class WorkerProcess:
                 delay = min(30.0, delay * 2)
 
     async def call(self, op: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Run one operation; yields the worker's ``chunk``/``result`` payloads in order.
+        """Run one operation; yields the worker's events for it in order (``prompt``,
+        ``delta``, ``usage``, ``result``), ending after its ``done``.
 
-        Closing the iterator early (client gone) cancels the work in the engine.
+        Closing the iterator early (client gone) cancels the work in the engine: the worker
+        drops the request between two decoding steps and frees its sequence.
         """
         await self.ready.wait()
         rid = f"r{next(_request_ids)}"
@@ -135,9 +139,7 @@ class WorkerProcess:
             while True:
                 event = await queue.get()
                 kind = event["event"]
-                if kind in ("chunk", "result"):
-                    yield event["data"]
-                elif kind == "error":
+                if kind == "error":
                     error = event["error"]
                     raise OpenAIError(
                         error.get("status", 500),
@@ -151,10 +153,13 @@ class WorkerProcess:
                 elif kind == "crashed":
                     finished = True
                     raise worker_crashed()
+                else:
+                    yield event
         finally:
             if not finished and self.ready.is_set():
                 self._send({"id": rid, "op": "cancel"})
-                # Wait for the engine to drop the request, so the next one starts on a free worker.
+                # Wait for the engine to drop the request, so its sequence is free again
+                # before the next request is admitted.
                 try:
                     while (await queue.get())["event"] not in ("done", "crashed"):
                         pass

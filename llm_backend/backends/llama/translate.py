@@ -60,17 +60,7 @@ def _max_tokens(request: Json) -> int | None:
     return value
 
 
-def check_token_ids(tokens: list[int], n_vocab: int, param: str) -> None:
-    for token in tokens:
-        if not 0 <= token < n_vocab:
-            raise bad_request(
-                f"Invalid token id {token} in '{param}': the model's vocabulary has ids 0 to {n_vocab - 1}.",
-                param,
-                "invalid_value",
-            )
-
-
-def _sampling(request: Json, n_vocab: int) -> Json:
+def _sampling(request: Json) -> Json:
     params = dict(OPENAI_SAMPLING)
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed"):
         if request.get(name) is not None:
@@ -82,7 +72,9 @@ def _sampling(request: Json, n_vocab: int) -> Json:
             params["logit_bias"] = {int(token): float(bias) for token, bias in request["logit_bias"].items()}
         except ValueError:
             raise bad_request("'logit_bias' keys must be token ids.", "logit_bias", "invalid_value") from None
-        check_token_ids(list(params["logit_bias"]), n_vocab, "logit_bias")
+    params["n"] = request.get("n") or 1
+    params["stream"] = bool(request.get("stream"))
+    params["include_usage"] = bool((request.get("stream_options") or {}).get("include_usage"))
     return params
 
 
@@ -93,11 +85,10 @@ def _refuse(request: Json, checks: dict[str, tuple[Any, str]]) -> None:
             raise unsupported(param, why)
 
 
-def chat_params(request: Json, n_vocab: int) -> Json:
+def chat_params(request: Json) -> Json:
     _refuse(
         request,
         {
-            "n": (lambda n: n == 1, "one choice per request"),
             "tools": (lambda tools: not tools, "no tool calling yet"),
             "functions": (lambda functions: not functions, "no function calling"),
             "tool_choice": (lambda choice: choice == "none", "no tool calling yet"),
@@ -106,108 +97,211 @@ def chat_params(request: Json, n_vocab: int) -> Json:
             "modalities": (lambda modalities: set(modalities) <= {"text"}, "text output only"),
             "prediction": (lambda _: False, "no predicted outputs"),
             "web_search_options": (lambda _: False, "no web search"),
-            "logprobs": (lambda value: value is False, "no log probabilities yet"),
-            "top_logprobs": (lambda value: value == 0, "no log probabilities yet"),
             "response_format": (lambda fmt: fmt.get("type") == "text", "no structured outputs yet"),
         },
     )
+    if request.get("top_logprobs") and not request.get("logprobs"):
+        raise bad_request("'logprobs' must be true when 'top_logprobs' is used.", "top_logprobs", "invalid_value")
     return {
         "messages": chat_messages(request["messages"]),
         "max_tokens": _max_tokens(request),
-        "stream": bool(request.get("stream")),
-        **_sampling(request, n_vocab),
+        "logprobs": bool(request.get("logprobs")),
+        "top_logprobs": request.get("top_logprobs") or 0,
+        **_sampling(request),
     }
 
 
-def completion_prompt(prompt: Any, n_vocab: int) -> str | list[int]:
+def completion_prompt(prompt: Any) -> str | list[int]:
     if prompt is None:
         # The spec's default prompt: "<|endoftext|>", i.e. generate from nothing.
         return ""
     if isinstance(prompt, str):
         return prompt
     if prompt and all(isinstance(token, int) for token in prompt):
-        check_token_ids(prompt, n_vocab, "prompt")
         return prompt
     if len(prompt) == 1:
-        return completion_prompt(prompt[0], n_vocab)
+        return prompt[0]
     raise bad_request("Only one prompt per request is supported by local models.", "prompt", "unsupported_parameter")
 
 
-def completion_params(request: Json, n_vocab: int) -> Json:
+def completion_params(request: Json) -> Json:
     _refuse(
         request,
         {
-            "n": (lambda n: n == 1, "one choice per request"),
-            "best_of": (lambda n: n == 1, "one choice per request"),
+            "best_of": (lambda n: n == (request.get("n") or 1), "best_of would rank choices; only best_of = n"),
             "suffix": (lambda _: False, "the models have no fill-in-the-middle mode"),
-            "logprobs": (lambda value: value == 0, "no log probabilities yet"),
-            "echo": (lambda value: value is False, "no echo yet"),
         },
     )
+    logprobs = request.get("logprobs")
     return {
-        "prompt": completion_prompt(request.get("prompt"), n_vocab),
+        "prompt": completion_prompt(request.get("prompt")),
         "max_tokens": request.get("max_tokens", 16),
-        "stream": bool(request.get("stream")),
-        **_sampling(request, n_vocab),
+        "logprobs": logprobs is not None,
+        "top_logprobs": logprobs or 0,
+        "echo": bool(request.get("echo")),
+        **_sampling(request),
     }
 
 
+class _Choices:
+    """What the engine said for each choice, gathered for a non-streamed answer."""
+
+    def __init__(self, n: int) -> None:
+        self.text = [""] * n
+        self.logprobs: list[list[Json]] = [[] for _ in range(n)]
+        self.finish_reason: list[str | None] = [None] * n
+        self.usage: Json = {}
+
+    def add(self, event: Json) -> None:
+        if event["event"] == "echo":
+            # Every choice starts with the prompt (completions' echo).
+            self.text = [event["text"] + text for text in self.text]
+            self.logprobs = [(event["logprobs"] or []) + entries for entries in self.logprobs]
+        elif event["event"] == "delta":
+            index = event["index"]
+            self.text[index] += event["text"]
+            self.logprobs[index] += event.get("logprobs", [])
+            self.finish_reason[index] = event.get("finish_reason") or self.finish_reason[index]
+        elif event["event"] == "usage":
+            self.usage = usage(event)
+
+
+def usage(event: Json) -> Json:
+    prompt, completion = event["prompt_tokens"], event["completion_tokens"]
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
 class ChatShaper:
-    """Engine output -> OpenAI chat objects under the model id the client asked for."""
+    """Engine events -> OpenAI chat objects under the model id the client asked for."""
 
     object_name = "chat.completion"
+    chunk_object_name = "chat.completion.chunk"
     id_prefix = "chatcmpl-"
 
-    def __init__(self, model_id: str, fingerprint: str) -> None:
+    def __init__(self, model_id: str, fingerprint: str, params: Json) -> None:
         self.id = self.id_prefix + uuid.uuid4().hex
         self.model_id = model_id
         self.fingerprint = fingerprint
         self.created = int(time.time())
+        self.n = params["n"]
+        self.logprobs = params["logprobs"]
+        self.include_usage = params["include_usage"]
 
     def _envelope(self, data: Json, object_name: str) -> Json:
-        data.update(
-            id=self.id,
-            object=object_name,
-            created=self.created,
-            model=self.model_id,
-            system_fingerprint=self.fingerprint,
-        )
-        for choice in data.get("choices", []):
-            choice.setdefault("logprobs", None)
-        return data
+        return {
+            "id": self.id,
+            "object": object_name,
+            "created": self.created,
+            "model": self.model_id,
+            "system_fingerprint": self.fingerprint,
+            **data,
+        }
 
-    def completion(self, result: Json) -> Json:
-        for choice in result["choices"]:
-            choice["message"].setdefault("refusal", None)
-        return self._envelope(result, self.object_name)
+    def _logprobs(self, entries: list[Json]) -> Json | None:
+        return {"content": entries, "refusal": None} if self.logprobs else None
 
-    async def chunks(self, stream: AsyncIterator[Json]) -> AsyncIterator[Json]:
-        first = True
-        async for chunk in stream:
-            for choice in chunk.get("choices", []):
-                delta = choice.setdefault("delta", {})
-                if delta.get("content") is None:
-                    delta.pop("content", None)
-                if first:
-                    delta.setdefault("role", "assistant")
-                    delta.setdefault("content", "")
-            first = False
-            yield self._envelope(chunk, "chat.completion.chunk")
+    def completion(self, events: list[Json]) -> Json:
+        gathered = _Choices(self.n)
+        for event in events:
+            gathered.add(event)
+        choices = [
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": gathered.text[index], "refusal": None},
+                "logprobs": self._logprobs(gathered.logprobs[index]),
+                "finish_reason": gathered.finish_reason[index],
+            }
+            for index in range(self.n)
+        ]
+        return self._envelope({"choices": choices, "usage": gathered.usage}, self.object_name)
+
+    def _chunk(self, index: int, delta: Json, entries: list[Json] | None, finish_reason: str | None) -> Json:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        if entries is not None:
+            choice["logprobs"] = self._logprobs(entries)
+        return self._envelope({"choices": [choice]}, self.chunk_object_name)
+
+    async def chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
+        async for event in events:
+            kind = event["event"]
+            if kind == "prompt":
+                for index in range(self.n):
+                    yield self._chunk(index, {"role": "assistant", "content": ""}, None, None)
+            elif kind == "delta":
+                entries = event.get("logprobs") if self.logprobs else None
+                if event["text"] or entries:
+                    yield self._chunk(event["index"], {"content": event["text"]}, entries, None)
+                if event.get("finish_reason"):
+                    yield self._chunk(event["index"], {}, None, event["finish_reason"])
+            elif kind == "usage" and self.include_usage:
+                yield self._envelope({"choices": [], "usage": usage(event)}, self.chunk_object_name)
 
 
 class CompletionShaper(ChatShaper):
-    object_name = "text_completion"
+    object_name = chunk_object_name = "text_completion"
     id_prefix = "cmpl-"
 
-    def completion(self, result: Json) -> Json:
-        return self._envelope(result, self.object_name)
+    def _logprobs(self, entries: list[Json], offset: int = 0) -> Json | None:
+        if not self.logprobs:
+            return None
+        offsets = []
+        for entry in entries:
+            offsets.append(offset)
+            offset += len(bytes(entry["bytes"]).decode("utf-8", errors="ignore"))
+        return {
+            "tokens": [entry["token"] for entry in entries],
+            "token_logprobs": [entry["logprob"] for entry in entries],
+            "top_logprobs": [
+                None if entry["top_logprobs"] is None else {top["token"]: top["logprob"] for top in entry["top_logprobs"]}
+                for entry in entries
+            ],
+            "text_offset": offsets,
+        }
 
-    async def chunks(self, stream: AsyncIterator[Json]) -> AsyncIterator[Json]:
-        async for chunk in stream:
-            yield self._envelope(chunk, self.object_name)
+    def completion(self, events: list[Json]) -> Json:
+        gathered = _Choices(self.n)
+        for event in events:
+            gathered.add(event)
+        choices = [
+            {
+                "index": index,
+                "text": gathered.text[index],
+                "logprobs": self._logprobs(gathered.logprobs[index]),
+                "finish_reason": gathered.finish_reason[index],
+            }
+            for index in range(self.n)
+        ]
+        return self._envelope({"choices": choices, "usage": gathered.usage}, self.object_name)
+
+    async def chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
+        offsets = [0] * self.n
+        async for event in events:
+            kind = event["event"]
+            if kind == "echo":
+                for index in range(self.n):
+                    choice = {
+                        "index": index,
+                        "text": event["text"],
+                        "logprobs": self._logprobs(event["logprobs"] or [], 0),
+                        "finish_reason": None,
+                    }
+                    offsets[index] += len(event["text"])
+                    yield self._envelope({"choices": [choice]}, self.object_name)
+            elif kind == "delta":
+                index = event["index"]
+                choice = {
+                    "index": index,
+                    "text": event["text"],
+                    "logprobs": self._logprobs(event.get("logprobs", []), offsets[index]),
+                    "finish_reason": event.get("finish_reason"),
+                }
+                offsets[index] += len(event["text"])
+                yield self._envelope({"choices": [choice]}, self.object_name)
+            elif kind == "usage" and self.include_usage:
+                yield self._envelope({"choices": [], "usage": usage(event)}, self.object_name)
 
 
-def embedding_inputs(request: Json, n_vocab: int) -> list[str | list[int]]:
+def embedding_inputs(request: Json) -> list[str | list[int]]:
     if request.get("dimensions") is not None:
         raise unsupported("dimensions", "the embedding size is fixed by the model")
     value = request["input"]
@@ -219,9 +313,6 @@ def embedding_inputs(request: Json, n_vocab: int) -> list[str | list[int]]:
         items = list(value)
     if not items:
         raise bad_request("'input' must not be empty.", "input", "invalid_value")
-    for index, item in enumerate(items):
-        if isinstance(item, list):
-            check_token_ids(item, n_vocab, f"input[{index}]")
     return items
 
 

@@ -1,0 +1,10 @@
+"""The engine that runs inside a worker process: continuous batching on llama.cpp's low-level API.
+
+Only this package (and ``worker.py``) imports llama_cpp; the API process never loads it.
+
+- ``batching``: the scheduler: sequences, one ``llama_decode`` per step for all of them
+- ``sampling``: per-sequence llama_sampler chains with OpenAI semantics, logprobs
+- ``text``: incremental detokenization, UTF-8 and stop-string hold-back
+- ``prompts``: chat templates (the GGUF's own, or a named format) and tokenization
+- ``embeddings``: a separate pooled context for vectors
+"""

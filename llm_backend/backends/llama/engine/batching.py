@@ -1,0 +1,342 @@
+"""Continuous batching: every running sequence advances by one token per ``llama_decode``.
+
+The engine owns one llama context with ``parallel`` sequence ids, each with its own KV
+cells (a non-unified cache: a sequence attends only to its own cells, so what one request
+computes never depends on its neighbours). Each step builds one batch: first one token for
+every sequence that is generating, then prompt tokens of newly admitted requests up to
+``n_batch`` (long prompts are prefilled in chunks over several steps, so running streams
+keep flowing). New requests join between steps; a cancelled one leaves between steps and
+its KV cells are freed at once.
+
+A request with ``n`` choices prefills its prompt once on its first sequence, copies that
+KV to its other sequences, and samples each choice with its own chain (seed + index).
+
+A sequence keeps its KV cells after its request ends. A new request goes to the free
+sequence whose cached tokens share the longest prefix with its prompt and prefills only
+the rest (chat prompts share the template's system preamble), as a long-lived
+llama.cpp process does. Each token's KV does not depend on how it was batched, so reuse
+never changes an answer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+from llama_cpp import _internals
+
+from .errors import ContextError, RequestError
+from .prompts import ChatTemplate, Tokenizer
+from .sampling import Sampler, SamplingParams, logits_at, token_logprobs
+from .text import TextStream
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Choice:
+    index: int
+    seq_id: int
+    sampler: Sampler
+    text: TextStream
+    n_past: int = 0
+    next_token: int | None = None
+    logits_index: int = -1
+    completion_tokens: int = 0
+    held_logprobs: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = False
+
+
+@dataclass
+class Request:
+    rid: str
+    prompt: list[int]
+    n: int
+    max_tokens: int | None
+    sampling: SamplingParams
+    stop: list[str]
+    choices: list[Choice] = field(default_factory=list)
+    fed: int = 0  # prompt tokens already in the KV cache
+    echo: str | None = None  # prompt text to send back before the answer
+    prompt_logprobs: list[dict[str, Any]] | None = None  # for echo with logprobs
+    scored: list[tuple[int, int]] = field(default_factory=list)  # (batch index, next prompt token)
+
+
+def _common_prefix(cached: list[int], prompt: list[int], limit: int) -> int:
+    n = 0
+    for a, b in zip(cached, prompt[:limit]):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+class Engine:
+    """The scheduler of one worker process. Not thread-safe: one thread calls it."""
+
+    def __init__(self, config: dict[str, Any], emit: Emit) -> None:
+        self.emit = emit
+        self.parallel = int(config.get("parallel", 4))
+        self.n_batch = int(config.get("n_batch", 512))
+        n_threads = int(config.get("n_threads") or 1)
+        n_threads_batch = int(config.get("n_threads_batch") or n_threads)
+        model_params = llama_cpp.llama_model_default_params()
+        self.model = _internals.LlamaModel(path_model=config["path"], params=model_params, verbose=False)
+        params = llama_cpp.llama_context_default_params()
+        # n_ctx is per sequence; a non-unified cache splits the total evenly between them.
+        params.n_ctx = int(config["n_ctx"]) * self.parallel
+        params.n_batch = params.n_ubatch = self.n_batch
+        params.n_seq_max = self.parallel
+        params.n_threads, params.n_threads_batch = n_threads, n_threads_batch
+        params.kv_unified = False
+        self.context = _internals.LlamaContext(model=self.model, params=params, verbose=False)
+        self.ctx = self.context.ctx
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.n_ctx = llama_cpp.llama_n_ctx_seq(self.ctx)
+        self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self.tokenizer = Tokenizer(self.model)
+        self.template = ChatTemplate(self.model, config.get("chat_format"), config.get("chat_template"))
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.model.vocab))
+        self.free_seqs = list(range(self.parallel))
+        self.cached: list[list[int]] = [[] for _ in range(self.parallel)]  # tokens in each sequence's KV
+        self.waiting: deque[Request] = deque()
+        self.running: dict[str, Request] = {}
+
+    # --- requests in and out ---
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running)
+
+    def submit(self, rid: str, op: str, params: dict[str, Any]) -> None:
+        """Validate and queue a chat or completion request (raises RequestError)."""
+        stop = list(params.get("stop") or [])
+        if op == "chat":
+            text, template_stop, has_bos = self.template.render(params["messages"])
+            prompt = self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos)
+            stop += [s for s in template_stop if s not in stop]
+            param = "messages"
+        else:
+            raw = params.get("prompt", "")
+            prompt = list(raw) if isinstance(raw, list) else self.tokenizer.tokenize(raw, add_bos=self.add_bos)
+            param = "prompt"
+            bad = [t for t in prompt if not 0 <= t < self.tokenizer.n_vocab]
+            if bad:
+                raise RequestError(400, "'prompt' has token ids outside the vocabulary.", "prompt", "invalid_value")
+        if not prompt:
+            # Generating from nothing still needs one token to start from.
+            prompt = [llama_cpp.llama_vocab_bos(self.model.vocab)]
+        if len(prompt) >= self.n_ctx:
+            raise ContextError(len(prompt) + 1, self.n_ctx, param)
+        n = int(params.get("n") or 1)
+        if n > self.parallel:
+            raise RequestError(400, f"'n' can be at most {self.parallel} for this model.", "n", "invalid_value")
+        sampling = SamplingParams.from_request(params, self.tokenizer.n_vocab)
+        if sampling.top_logprobs > 20:
+            raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
+        request = Request(rid, prompt, n, params.get("max_tokens"), sampling, stop)
+        if params.get("echo"):
+            raw = params.get("prompt")
+            request.echo = raw if isinstance(raw, str) else self.tokenizer.text_of(prompt)
+            if sampling.logprobs:
+                # The prompt's own logprobs need logits at every prompt position: no reuse.
+                first = self.tokenizer.piece(prompt[0])
+                request.prompt_logprobs = [
+                    {"token": first.decode("utf-8", errors="backslashreplace"), "logprob": None,
+                     "bytes": list(first), "top_logprobs": None}
+                ]
+        # Build the samplers now so a bad grammar is refused before any work starts.
+        request.choices = [
+            Choice(index, -1, Sampler(sampling, self.model, self.n_ctx, index), TextStream(stop)) for index in range(n)
+        ]
+        self.waiting.append(request)
+        self._admit()
+
+    def cancel(self, rid: str) -> bool:
+        """Drop a request wherever it is; frees its sequences. True if it was known."""
+        for request in self.waiting:
+            if request.rid == rid:
+                self.waiting.remove(request)
+                self._close(request)
+                return True
+        request = self.running.pop(rid, None)
+        if request is None:
+            return False
+        self._release(request)
+        return True
+
+    def fail_all(self, error: dict[str, Any]) -> None:
+        """After a failed decode: fail every request and forget every cached prompt."""
+        for request in list(self.running.values()) + list(self.waiting):
+            self.emit({"id": request.rid, "event": "error", "error": error})
+            self.emit({"id": request.rid, "event": "done"})
+            self.cancel(request.rid)
+        llama_cpp.llama_memory_clear(self.memory, True)
+        self.cached = [[] for _ in range(self.parallel)]
+
+    def _admit(self) -> None:
+        while self.waiting and len(self.free_seqs) >= self.waiting[0].n:
+            request = self.waiting.popleft()
+            # The prompt's last token is always decoded again: its logits start the answer.
+            limit = len(request.prompt) - 1
+            if request.prompt_logprobs is not None:
+                limit = 0
+            reuse = {seq: _common_prefix(self.cached[seq], request.prompt, limit) for seq in self.free_seqs}
+            first = max(self.free_seqs, key=lambda seq: reuse[seq])
+            self.free_seqs.remove(first)
+            seqs = [first] + sorted(self.free_seqs, key=lambda seq: reuse[seq])[: request.n - 1]
+            for seq in seqs[1:]:
+                self.free_seqs.remove(seq)
+            for choice, seq in zip(request.choices, seqs):
+                choice.seq_id = seq
+                keep = reuse[seq] if seq == first else 0
+                llama_cpp.llama_memory_seq_rm(self.memory, seq, keep, -1)
+                del self.cached[seq][keep:]
+            request.fed = request.choices[0].n_past = reuse[first]
+            self.running[request.rid] = request
+            self.emit({"id": request.rid, "event": "prompt", "prompt_tokens": len(request.prompt)})
+
+    def _release(self, request: Request) -> None:
+        for choice in request.choices:
+            if choice.seq_id >= 0:
+                # The KV stays for a later prompt with the same beginning.
+                self.free_seqs.append(choice.seq_id)
+                choice.seq_id = -1
+        self._close(request)
+        self._admit()
+
+    @staticmethod
+    def _close(request: Request) -> None:
+        for choice in request.choices:
+            choice.sampler.close()
+
+    # --- one decoding step ---
+
+    def step(self) -> None:
+        """Decode one batch for all running requests and hand out what it produced."""
+        batch = self.batch
+        batch.n_tokens = 0
+        prefilled: list[Request] = []
+        for request in self.running.values():
+            for choice in request.choices:
+                if choice.next_token is not None and not choice.finished:
+                    choice.logits_index = self._add(choice.next_token, choice.n_past, choice.seq_id, True)
+                    choice.n_past += 1
+                    choice.next_token = None
+        for request in self.running.values():
+            room = self.n_batch - batch.n_tokens
+            if room <= 0:
+                break
+            if request.fed == len(request.prompt):
+                continue
+            first = request.choices[0]
+            end = min(len(request.prompt), request.fed + room)
+            scoring = request.prompt_logprobs is not None
+            for pos in range(request.fed, end):
+                last = pos == len(request.prompt) - 1
+                index = self._add(request.prompt[pos], pos, first.seq_id, last or scoring)
+                if scoring and not last:
+                    request.scored.append((index, request.prompt[pos + 1]))
+            request.fed = first.n_past = end
+            if end == len(request.prompt):
+                prefilled.append(request)
+                for choice in request.choices:
+                    choice.logits_index, choice.n_past = index, end
+        if batch.n_tokens == 0:
+            return
+        code = llama_cpp.llama_decode(self.ctx, batch)
+        if code != 0:
+            raise RuntimeError(f"llama_decode returned {code}")
+        for request in self.running.values():
+            for index, token in request.scored:
+                request.prompt_logprobs.append(self._logprob_entry(index, token, request.sampling.top_logprobs))
+            request.scored.clear()
+        for request in prefilled:
+            if request.echo is not None:
+                self.emit({"id": request.rid, "event": "echo", "text": request.echo, "logprobs": request.prompt_logprobs})
+            for choice in request.choices[1:]:
+                # Whole-stream copy: the only kind a non-unified cache does between sequences.
+                llama_cpp.llama_memory_seq_cp(self.memory, request.choices[0].seq_id, choice.seq_id, -1, -1)
+                self.cached[choice.seq_id] = list(self.cached[request.choices[0].seq_id])
+        for request in list(self.running.values()):
+            for choice in request.choices:
+                if choice.logits_index >= 0 and not choice.finished:
+                    self._sample(request, choice)
+                    choice.logits_index = -1
+            if all(choice.finished for choice in request.choices):
+                self._complete(request)
+
+    def _add(self, token: int, pos: int, seq_id: int, logits: bool) -> int:
+        batch, i = self.batch, self.batch.n_tokens
+        batch.token[i] = token
+        batch.pos[i] = pos
+        batch.n_seq_id[i] = 1
+        batch.seq_id[i][0] = seq_id
+        batch.logits[i] = logits
+        batch.n_tokens = i + 1
+        self.cached[seq_id].append(token)
+        return i
+
+    def _sample(self, request: Request, choice: Choice) -> None:
+        token = choice.sampler.sample(self.ctx, choice.logits_index)
+        if self.tokenizer.is_eog(token):
+            self._finish(request, choice, choice.text.flush(), "stop")
+            return
+        if request.sampling.logprobs:
+            choice.held_logprobs.append(self._logprob_entry(choice.logits_index, token, request.sampling.top_logprobs))
+        choice.completion_tokens += 1
+        released = choice.text.push(self.tokenizer.piece(token))
+        if released.stopped:
+            self._finish(request, choice, released.text, "stop")
+        elif choice.completion_tokens >= (request.max_tokens or self.n_ctx) or len(request.prompt) + choice.completion_tokens >= self.n_ctx:
+            self._finish(request, choice, released.text + choice.text.flush(), "length")
+        else:
+            choice.next_token = token
+            if released.text:
+                self._delta(request, choice, released.text)
+
+    def _delta(self, request: Request, choice: Choice, text: str, finish_reason: str | None = None) -> None:
+        event: dict[str, Any] = {"id": request.rid, "event": "delta", "index": choice.index, "text": text}
+        if request.sampling.logprobs:
+            # Tokens whose text was held back (half a character, a possible stop string)
+            # are reported with the text they finally produced.
+            event["logprobs"] = choice.held_logprobs if text else []
+            choice.held_logprobs = []
+        if finish_reason:
+            event["finish_reason"] = finish_reason
+        self.emit(event)
+
+    def _finish(self, request: Request, choice: Choice, text: str, reason: str) -> None:
+        choice.finished = True
+        choice.next_token = None
+        self._delta(request, choice, text, reason)
+
+    def _complete(self, request: Request) -> None:
+        completion_tokens = sum(choice.completion_tokens for choice in request.choices)
+        self.emit(
+            {
+                "id": request.rid,
+                "event": "usage",
+                "prompt_tokens": len(request.prompt),
+                "completion_tokens": completion_tokens,
+            }
+        )
+        del self.running[request.rid]
+        self._release(request)
+        self.emit({"id": request.rid, "event": "done"})
+
+    def _logprob_entry(self, logits_index: int, token: int, top: int) -> dict[str, Any]:
+        logits = logits_at(self.ctx, logits_index, self.tokenizer.n_vocab)
+        logprob, best = token_logprobs(logits, token, top)
+
+        def entry(t: int, lp: float) -> dict[str, Any]:
+            piece = self.tokenizer.piece(t)
+            return {"token": piece.decode("utf-8", errors="backslashreplace"), "logprob": lp, "bytes": list(piece)}
+
+        return {**entry(token, logprob), "top_logprobs": [entry(t, lp) for t, lp in best]}
+
+    def close(self) -> None:
+        llama_cpp.llama_batch_free(self.batch)

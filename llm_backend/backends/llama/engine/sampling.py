@@ -1,0 +1,121 @@
+"""Per-sequence sampling with OpenAI's semantics, on llama.cpp's sampler chains.
+
+The chain, in order: logit_bias, presence/frequency penalties (llama.cpp's penalties sampler
+subtracts ``count * frequency + (count > 0) * presence``, exactly OpenAI's formula), grammar,
+then greedy at temperature 0, else temperature, top_p and a seeded draw. Every sequence has
+its own chain, so one request's seed or grammar never touches another's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+import numpy as np
+
+from .errors import RequestError
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    grammar: str | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+    @classmethod
+    def from_request(cls, params: dict[str, Any], n_vocab: int) -> "SamplingParams":
+        bias = {int(token): float(value) for token, value in (params.get("logit_bias") or {}).items()}
+        invalid = sorted(token for token in bias if not 0 <= token < n_vocab)
+        if invalid:
+            raise RequestError(
+                400,
+                f"'logit_bias' has token ids outside this model's vocabulary (0..{n_vocab - 1}): {invalid[:5]}.",
+                "logit_bias",
+                "invalid_value",
+            )
+        return cls(
+            temperature=float(params.get("temperature", 1.0)),
+            top_p=float(params.get("top_p", 1.0)),
+            seed=params.get("seed"),
+            presence_penalty=float(params.get("presence_penalty") or 0.0),
+            frequency_penalty=float(params.get("frequency_penalty") or 0.0),
+            logit_bias=bias,
+            grammar=params.get("grammar"),
+            logprobs=bool(params.get("logprobs")),
+            top_logprobs=int(params.get("top_logprobs") or 0),
+        )
+
+
+class Sampler:
+    """One sequence's llama_sampler chain; choice ``index`` draws with ``seed + index``."""
+
+    def __init__(self, params: SamplingParams, model: Any, n_ctx: int, index: int) -> None:
+        self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        vocab = model.vocab
+        n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+        if params.logit_bias:
+            biases = (llama_cpp.llama_logit_bias * len(params.logit_bias))()
+            for i, (token, bias) in enumerate(params.logit_bias.items()):
+                biases[i].token, biases[i].bias = token, bias
+            self._add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
+        if params.presence_penalty or params.frequency_penalty:
+            self._add(
+                llama_cpp.llama_sampler_init_penalties(
+                    n_vocab, n_ctx, 1.0, params.frequency_penalty, params.presence_penalty
+                )
+            )
+        if params.grammar:
+            grammar = llama_cpp.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
+            if not grammar:
+                raise RequestError(400, "The grammar could not be parsed.", "grammar", "invalid_value")
+            self._add(grammar)
+        if params.temperature <= 0:
+            self._add(llama_cpp.llama_sampler_init_greedy())
+        else:
+            seed = params.seed if params.seed is not None else random.getrandbits(32)
+            self._add(llama_cpp.llama_sampler_init_temp(params.temperature))
+            if params.top_p < 1.0:
+                self._add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+            self._add(llama_cpp.llama_sampler_init_dist((seed + index) & 0xFFFFFFFF))
+
+    def _add(self, sampler: Any) -> None:
+        llama_cpp.llama_sampler_chain_add(self.chain, sampler)
+
+    def sample(self, ctx: Any, batch_index: int) -> int:
+        """Draw the next token from the logits at ``batch_index`` (and accept it)."""
+        return llama_cpp.llama_sampler_sample(self.chain, ctx, batch_index)
+
+    def close(self) -> None:
+        if self.chain:
+            llama_cpp.llama_sampler_free(self.chain)
+            self.chain = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def logits_at(ctx: Any, batch_index: int, n_vocab: int) -> np.ndarray:
+    pointer = llama_cpp.llama_get_logits_ith(ctx, batch_index)
+    return np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
+
+
+def token_logprobs(logits: np.ndarray, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
+    """The model's log-probability of ``token`` and the ``top`` most likely tokens, from the
+    raw logits (before bias, penalties and temperature, as OpenAI reports them)."""
+    shifted = logits.astype(np.float64) - float(logits.max())
+    log_z = float(np.log(np.exp(shifted).sum()))
+    chosen = float(shifted[token]) - log_z
+    if top <= 0:
+        return chosen, []
+    best = np.argpartition(-shifted, top)[:top]
+    best = best[np.argsort(-shifted[best])]
+    return chosen, [(int(t), float(shifted[t]) - log_z) for t in best]

@@ -1,0 +1,213 @@
+"""Sampling and output parameters of local models, through the official SDK (issue 3)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+
+from tests.conftest import MODEL
+from tests.support.models import default_gguf
+
+MESSAGES = [{"role": "user", "content": "Tell me about cats."}]
+
+
+def chat_text(client, **kwargs) -> str:
+    kwargs.setdefault("messages", MESSAGES)
+    return client.chat.completions.create(model=MODEL, **kwargs).choices[0].message.content
+
+
+def stream_text(client, **kwargs) -> str:
+    kwargs.setdefault("messages", MESSAGES)
+    chunks = client.chat.completions.create(model=MODEL, stream=True, **kwargs)
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_seed_and_temperature_zero_repeat_exactly_even_beside_other_requests(client):
+    ask = dict(max_tokens=24, temperature=0, seed=11, messages=[{"role": "user", "content": "Name a fruit."}])
+    first = chat_text(client, **ask)
+    others = [dict(max_tokens=24, temperature=1.0, messages=[{"role": "user", "content": f"Count to {i}."}]) for i in range(3)]
+    with ThreadPoolExecutor(4) as pool:
+        noise = [pool.submit(chat_text, client, **other) for other in others]
+        beside = pool.submit(stream_text, client, **ask)
+        assert beside.result() == first
+        [f.result() for f in noise]
+    assert chat_text(client, **ask) == first
+
+
+def test_same_seed_at_temperature_one_gives_the_same_sample(client):
+    ask = dict(max_tokens=16, temperature=1.0, seed=5)
+    assert chat_text(client, **ask) == chat_text(client, **ask)
+
+
+def test_n_gives_independent_indexed_choices_with_summed_usage(client):
+    completion = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, n=3, max_tokens=8, temperature=1.0, seed=3
+    )
+    assert [choice.index for choice in completion.choices] == [0, 1, 2]
+    assert len({choice.message.content for choice in completion.choices}) > 1
+    assert all(choice.finish_reason in ("stop", "length") for choice in completion.choices)
+    assert completion.usage.completion_tokens <= 3 * 8
+    assert completion.usage.completion_tokens > 8
+
+
+def test_n_streams_every_choice_to_its_finish(client):
+    chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, n=2, max_tokens=6, stream=True))
+    finished = {c.choices[0].index: c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason}
+    assert finished.keys() == {0, 1}
+
+
+def test_n_beyond_the_parallel_sequences_is_refused_naming_n(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, n=64, max_tokens=2)
+    assert raised.value.param == "n"
+
+
+def test_chat_logprobs_come_per_token_in_openai_format(client):
+    completion = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=8, temperature=0, logprobs=True, top_logprobs=3
+    )
+    choice = completion.choices[0]
+    content = choice.logprobs.content
+    assert len(content) == completion.usage.completion_tokens
+    assert "".join(entry.token for entry in content) == choice.message.content
+    for entry in content:
+        assert entry.logprob <= 0 and bytes(entry.bytes).decode() == entry.token
+        assert len(entry.top_logprobs) == 3
+        # Greedy picks the most likely token.
+        assert entry.top_logprobs[0].token == entry.token
+        assert entry.top_logprobs[0].logprob == pytest.approx(entry.logprob)
+
+
+def test_top_logprobs_without_logprobs_is_refused(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2, top_logprobs=2)
+    assert raised.value.param == "top_logprobs"
+
+
+def test_completion_logprobs_use_the_legacy_format(client):
+    completion = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=5, temperature=0, logprobs=2)
+    choice = completion.choices[0]
+    logprobs = choice.logprobs
+    assert "".join(logprobs.tokens) == choice.text
+    assert len(logprobs.token_logprobs) == len(logprobs.tokens) == len(logprobs.top_logprobs)
+    assert all(len(top) <= 2 for top in logprobs.top_logprobs)
+    assert logprobs.text_offset == sorted(logprobs.text_offset) and logprobs.text_offset[0] == 0
+
+
+def test_include_usage_adds_a_final_usage_chunk_with_no_choices(client):
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=5, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    last = chunks[-1]
+    assert last.choices == [] and last.usage.completion_tokens == 5
+    assert last.usage.total_tokens == last.usage.prompt_tokens + 5
+    assert all(chunk.usage is None for chunk in chunks[:-1])
+
+
+def test_streams_have_no_usage_unless_asked(client):
+    chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=3, stream=True))
+    assert all(chunk.usage is None and chunk.choices for chunk in chunks)
+
+
+def test_completion_stream_include_usage(client):
+    chunks = list(
+        client.completions.create(
+            model=MODEL, prompt="Hello", max_tokens=4, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 4
+
+
+def test_max_tokens_ends_with_finish_reason_length(client):
+    completion = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=3, temperature=0)
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage.completion_tokens == 3
+
+
+def test_stop_string_is_not_leaked_into_a_stream(client):
+    prompt = "1, 2, 3, 4, 5,"
+    full = client.completions.create(model=MODEL, prompt=prompt, max_tokens=20, temperature=0).choices[0].text
+    stop = full.strip()[2:5]  # a few characters in the middle of the answer, likely across tokens
+    chunks = list(client.completions.create(model=MODEL, prompt=prompt, max_tokens=20, temperature=0, stop=stop, stream=True))
+    text = "".join(chunk.choices[0].text for chunk in chunks)
+    assert stop not in text and full.startswith(text)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_characters_split_across_tokens_stream_whole(client):
+    chunks = list(
+        client.completions.create(
+            model=MODEL, prompt="Smileys: 😀😃😄😁😆😅", max_tokens=12, temperature=0, stream=True, logprobs=0
+        )
+    )
+    texts = [chunk.choices[0].text for chunk in chunks]
+    assert "\ufffd" not in "".join(texts)
+    # Some emoji took several tokens: one chunk carries them all, with the whole character.
+    assert any(len(chunk.choices[0].logprobs.tokens) > 1 and chunk.choices[0].text for chunk in chunks)
+
+
+def test_logit_bias_forces_a_token(client, server):
+    import llama_cpp
+
+        
+    vocab = llama_cpp.Llama(model_path=str(default_gguf()), vocab_only=True, verbose=False)
+    token = vocab.tokenize(b" hello", add_bos=False)[0]
+    text = client.completions.create(
+        model=MODEL, prompt="The weather", max_tokens=3, temperature=0, logit_bias={str(token): 100}
+    ).choices[0].text
+    assert text == " hello" * 3
+
+
+def test_logit_bias_with_a_token_outside_the_vocabulary_is_refused(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2, logit_bias={"99999999": 5})
+    assert raised.value.param == "logit_bias"
+
+
+def test_frequency_penalty_steers_away_from_repeating(client):
+    def distinct_ratio(**penalty) -> float:
+        completion = client.completions.create(
+            model=MODEL, prompt="la la la la la la", max_tokens=24, temperature=0, logprobs=0, **penalty
+        )
+        tokens = completion.choices[0].logprobs.tokens
+        return len(set(tokens)) / len(tokens)
+
+    assert distinct_ratio(frequency_penalty=2.0) > distinct_ratio()
+
+
+def test_presence_penalty_changes_the_greedy_answer(client):
+    ask = dict(max_tokens=24, temperature=0)
+    assert chat_text(client, presence_penalty=2.0, **ask) != chat_text(client, **ask)
+
+
+def test_completion_prompt_beyond_the_context_is_context_length_exceeded(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.completions.create(model=MODEL, prompt="word " * 5000, max_tokens=2)
+    assert raised.value.code == "context_length_exceeded" and raised.value.param == "prompt"
+
+
+def test_completion_echo_puts_the_prompt_before_the_answer(client):
+    plain = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=0).choices[0].text
+    echoed = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=0, echo=True)
+    assert echoed.choices[0].text == "The sky is" + plain
+
+
+def test_completion_echo_streams_the_prompt_first(client):
+    chunks = list(client.completions.create(model=MODEL, prompt="The sky is", max_tokens=3, echo=True, stream=True))
+    assert chunks[0].choices[0].text == "The sky is"
+
+
+def test_completion_echo_with_logprobs_scores_the_prompt_tokens(client):
+    completion = client.completions.create(
+        model=MODEL, prompt="The sky is blue", max_tokens=3, temperature=0, echo=True, logprobs=1
+    )
+    choice = completion.choices[0]
+    logprobs = choice.logprobs
+    assert "".join(logprobs.tokens) == choice.text
+    assert len(logprobs.tokens) == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert logprobs.token_logprobs[0] is None and logprobs.top_logprobs[0] is None
+    assert all(lp <= 0 for lp in logprobs.token_logprobs[1:])

