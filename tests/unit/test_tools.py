@@ -84,3 +84,11 @@ def test_tool_history_renders_as_plain_turns():
     rendered = render_tool_history(messages)
     assert rendered[1] == {"role": "assistant", "content": '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'}
     assert rendered[2]["role"] == "user" and "18C" in rendered[2]["content"]
+
+
+def test_a_streamed_call_of_an_unknown_function_is_text():
+    stream = ToolCallStream(NAMES)
+    text = '<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>'
+    deltas = [delta for piece in pieces(text, 3) for delta in stream.feed(piece)] + stream.finish()
+    assert "".join(delta["content"] for delta in deltas) == text
+    assert not stream.called

@@ -161,6 +161,10 @@ class ToolCallStream:
                 if opening is None:
                     return deltas
                 name, rest = opening
+                if name not in self.names and not self.calls:
+                    # Not a call of ours after all: it was text.
+                    self.mode, self.pending = "content", ""
+                    return [*deltas, {"content": head}]
                 call = _Call(index=len(self.calls), name=name)
                 self.calls.append(call)
                 deltas.append(self._delta(call, name=name, arguments=""))

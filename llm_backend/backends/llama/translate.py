@@ -16,6 +16,7 @@ from typing import Any
 
 from ...errors import bad_request
 from ..base import Json
+from . import tools
 
 # OpenAI's sampling defaults (llama-cpp-python's own differ: temperature 0.2, top_k 40, ...).
 OPENAI_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
@@ -41,16 +42,68 @@ def chat_messages(messages: list[Json]) -> list[Json]:
     converted = []
     for index, message in enumerate(messages):
         role = message["role"]
-        if role in ("tool", "function") or message.get("tool_calls") or message.get("function_call"):
-            raise unsupported(f"messages[{index}]", "tool messages need tool support")
-        converted.append(
-            {
-                # "developer" is OpenAI's newer name for the system role.
-                "role": "system" if role == "developer" else role,
-                "content": _text_of(message.get("content"), f"messages[{index}].content") or "",
-            }
+        if role == "function" or message.get("function_call"):
+            raise unsupported(f"messages[{index}]", "the deprecated function messages; use tools")
+        text = {
+            # "developer" is OpenAI's newer name for the system role.
+            "role": "system" if role == "developer" else role,
+            "content": _text_of(message.get("content"), f"messages[{index}].content") or "",
+        }
+        for key in ("tool_calls", "tool_call_id"):
+            if message.get(key):
+                text[key] = message[key]
+        converted.append(text)
+    return tools.render_tool_history(converted)
+
+
+def _with_system_text(messages: list[Json], text: str) -> list[Json]:
+    # One system message first: some chat templates accept no other place for it.
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": messages[0]["content"] + "\n\n" + text}, *messages[1:]]
+    return [{"role": "system", "content": text}, *messages]
+
+
+def _tools(request: Json) -> tuple[list[Json], Any]:
+    """The function tools the model may call, and the tool_choice, checked."""
+    declared = request.get("tools") or []
+    for index, tool in enumerate(declared):
+        if tool.get("type") != "function":
+            raise unsupported(f"tools[{index}].type", "only function tools")
+    choice = request.get("tool_choice")
+    if choice is None:
+        choice = "auto" if declared else "none"
+    if isinstance(choice, dict):
+        if choice.get("type") != "function":
+            raise unsupported("tool_choice", "only 'none', 'auto', 'required' or a named function")
+        name = choice["function"]["name"]
+        chosen = [tool for tool in declared if tool["function"]["name"] == name]
+        if not chosen:
+            raise bad_request(f"'tool_choice' names '{name}', which is not in 'tools'.", "tool_choice", "invalid_value")
+        return chosen, choice
+    if choice != "none" and not declared:
+        raise bad_request(f"'tool_choice' is '{choice}' but no 'tools' were given.", "tool_choice", "invalid_value")
+    return (declared if choice != "none" else []), choice
+
+
+def _structure(request: Json, offered: list[Json], choice: Any) -> Json | None:
+    """What the output must parse as (enforced by a grammar in the engine)."""
+    forced = bool(offered) and (choice == "required" or isinstance(choice, dict))
+    response_format = request.get("response_format") or {"type": "text"}
+    kind = response_format.get("type")
+    if forced and kind != "text":
+        raise bad_request(
+            "'response_format' cannot be combined with a required tool call.", "response_format", "invalid_value"
         )
-    return converted
+    if forced:
+        parallel = request.get("parallel_tool_calls", True) is not False and not isinstance(choice, dict)
+        return {"kind": "tool_calls", "tools": offered, "parallel": parallel}
+    if kind == "json_object":
+        return {"kind": "json_object"}
+    if kind == "json_schema":
+        return {"kind": "json_schema", "schema": response_format["json_schema"].get("schema") or {}}
+    if kind != "text":
+        raise unsupported("response_format", f"'{kind}' output")
+    return None
 
 
 def _max_tokens(request: Json) -> int | None:
@@ -89,24 +142,27 @@ def chat_params(request: Json) -> Json:
     _refuse(
         request,
         {
-            "tools": (lambda tools: not tools, "no tool calling yet"),
-            "functions": (lambda functions: not functions, "no function calling"),
-            "tool_choice": (lambda choice: choice == "none", "no tool calling yet"),
-            "function_call": (lambda choice: choice == "none", "no function calling"),
+            "functions": (lambda functions: not functions, "the deprecated 'functions'; use 'tools'"),
+            "function_call": (lambda choice: choice == "none", "the deprecated 'function_call'; use 'tool_choice'"),
             "audio": (lambda _: False, "no audio output"),
             "modalities": (lambda modalities: set(modalities) <= {"text"}, "text output only"),
             "prediction": (lambda _: False, "no predicted outputs"),
             "web_search_options": (lambda _: False, "no web search"),
-            "response_format": (lambda fmt: fmt.get("type") == "text", "no structured outputs yet"),
         },
     )
     if request.get("top_logprobs") and not request.get("logprobs"):
         raise bad_request("'logprobs' must be true when 'top_logprobs' is used.", "top_logprobs", "invalid_value")
+    offered, choice = _tools(request)
+    messages = chat_messages(request["messages"])
+    if offered:
+        messages = _with_system_text(messages, tools.tool_instructions(offered, choice))
     return {
-        "messages": chat_messages(request["messages"]),
+        "messages": messages,
         "max_tokens": _max_tokens(request),
         "logprobs": bool(request.get("logprobs")),
         "top_logprobs": request.get("top_logprobs") or 0,
+        "structure": _structure(request, offered, choice),
+        "tool_names": sorted(tool["function"]["name"] for tool in offered),
         **_sampling(request),
     }
 
@@ -186,6 +242,7 @@ class ChatShaper:
         self.n = params["n"]
         self.logprobs = params["logprobs"]
         self.include_usage = params["include_usage"]
+        self.tool_names = set(params.get("tool_names") or [])
 
     def _envelope(self, data: Json, object_name: str) -> Json:
         return {
@@ -213,6 +270,12 @@ class ChatShaper:
             }
             for index in range(self.n)
         ]
+        if self.tool_names:
+            for choice in choices:
+                calls = tools.parse_tool_calls(choice["message"]["content"], self.tool_names)
+                if calls:
+                    choice["message"].update(content=None, tool_calls=calls)
+                    choice["finish_reason"] = "tool_calls"
         return self._envelope({"choices": choices, "usage": gathered.usage}, self.object_name)
 
     def _chunk(self, index: int, delta: Json, entries: list[Json] | None, finish_reason: str | None) -> Json:
@@ -222,6 +285,10 @@ class ChatShaper:
         return self._envelope({"choices": [choice]}, self.chunk_object_name)
 
     async def chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
+        if self.tool_names:
+            async for chunk in self._tool_chunks(events):
+                yield chunk
+            return
         async for event in events:
             kind = event["event"]
             if kind == "prompt":
@@ -233,6 +300,28 @@ class ChatShaper:
                     yield self._chunk(event["index"], {"content": event["text"]}, entries, None)
                 if event.get("finish_reason"):
                     yield self._chunk(event["index"], {}, None, event["finish_reason"])
+            elif kind == "usage" and self.include_usage:
+                yield self._envelope({"choices": [], "usage": usage(event)}, self.chunk_object_name)
+
+    async def _tool_chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
+        """Like ``chunks``, with each choice's text turned into content or tool-call deltas."""
+        streams = [tools.ToolCallStream(self.tool_names) for _ in range(self.n)]
+        async for event in events:
+            kind = event["event"]
+            if kind == "prompt":
+                for index in range(self.n):
+                    yield self._chunk(index, {"role": "assistant", "content": ""}, None, None)
+            elif kind == "delta":
+                index = event["index"]
+                stream = streams[index]
+                deltas = stream.feed(event["text"])
+                reason = event.get("finish_reason")
+                if reason:
+                    deltas += stream.finish()
+                for delta in deltas:
+                    yield self._chunk(index, delta, None, None)
+                if reason:
+                    yield self._chunk(index, {}, None, "tool_calls" if stream.called and reason == "stop" else reason)
             elif kind == "usage" and self.include_usage:
                 yield self._envelope({"choices": [], "usage": usage(event)}, self.chunk_object_name)
 

@@ -5,7 +5,8 @@ Protocol. Requests come on stdin, one JSON object per line:
 - ``{"id", "op": "chat"|"completion", "params"}``: generate; ``params`` are the engine's
   (``messages`` or ``prompt``, ``n``, ``max_tokens``, ``temperature``, ``top_p``, ``seed``,
   ``presence_penalty``, ``frequency_penalty``, ``logit_bias``, ``stop``, ``grammar``,
-  ``logprobs``, ``top_logprobs``, ``echo``)
+  ``logprobs``, ``top_logprobs``, ``echo``, and ``structure``: what the output must parse
+  as, turned into ``grammar`` here, see grammar.py)
 - ``{"id", "op": "embedding", "params": {"input": [...]}}``
 - ``{"id", "op": "cancel"}``: drop that request between two decoding steps
 
@@ -37,8 +38,18 @@ from typing import Any
 from .engine.batching import Engine
 from .engine.embeddings import Embedder
 from .engine.errors import RequestError
+from .grammar import GrammarError, grammar_for
 
 ENGINE_FAILED = {"status": 500, "message": "The engine failed on this request."}
+
+
+def structured_output_grammar(structure: dict[str, Any] | None) -> str | None:
+    """The GBNF grammar for a request's ``structure`` (JSON, a schema, tool calls)."""
+    try:
+        return grammar_for(structure)
+    except GrammarError as exc:
+        param = "tools" if structure and structure.get("kind") == "tool_calls" else "response_format"
+        raise RequestError(400, f"'{param}': {exc}.", param, "invalid_value") from None
 
 
 class Worker:
@@ -71,7 +82,9 @@ class Worker:
             return
         try:
             if op in ("chat", "completion"):
-                self.engine.submit(rid, op, message.get("params") or {})
+                params = message.get("params") or {}
+                params["grammar"] = structured_output_grammar(params.pop("structure", None))
+                self.engine.submit(rid, op, params)
                 return  # the engine sends the rest, ending with "done"
             if op == "embedding":
                 self.send({"id": rid, "event": "result", "data": self.embedder.embed(message["params"]["input"])})

@@ -1,0 +1,192 @@
+"""Structured outputs and tool calling on the local model, through the official SDK.
+
+SmolLM2-135M is far too small to do either well on its own: these pass because decoding
+is constrained by a grammar, which is exactly what is being tested.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import openai
+import pytest
+
+from tests.conftest import MODEL
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Current time in a timezone",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+    },
+}
+ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+# Bounded lengths, so a tiny model cannot run past max_tokens inside a string.
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 16},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 8}, "maxItems": 3},
+    },
+    "required": ["name", "age", "tags"],
+    "additionalProperties": False,
+}
+
+
+def test_json_object_output_always_parses(client):
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Describe a cat as JSON."}],
+        response_format={"type": "json_object"},
+        max_tokens=60,
+        temperature=0,
+    )
+    choice = completion.choices[0]
+    if choice.finish_reason == "stop":
+        assert isinstance(json.loads(choice.message.content), dict)
+    else:  # cut by max_tokens: still a JSON object prefix
+        assert choice.message.content.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_schema_output_matches_the_schema(client, stream):
+    request = dict(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Invent a person."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "person", "strict": True, "schema": PERSON}},
+        max_tokens=200,
+        temperature=0,
+        seed=1,
+    )
+    if stream:
+        text = "".join(
+            chunk.choices[0].delta.content or ""
+            for chunk in client.chat.completions.create(stream=True, **request)
+            if chunk.choices
+        )
+    else:
+        text = client.chat.completions.create(**request).choices[0].message.content
+    jsonschema.validate(json.loads(text), PERSON)
+
+
+def test_required_tool_choice_returns_a_valid_tool_call(client):
+    completion = client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER, TIME], tool_choice="required", max_tokens=80, temperature=0
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    call = choice.message.tool_calls[0]
+    assert call.type == "function" and call.id.startswith("call_")
+    tool = {"get_weather": WEATHER, "get_time": TIME}[call.function.name]
+    jsonschema.validate(json.loads(call.function.arguments), tool["function"]["parameters"])
+
+
+def test_a_named_tool_choice_calls_that_function_once(client):
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK_WEATHER,
+        tools=[WEATHER, TIME],
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+        max_tokens=80,
+        temperature=0,
+    )
+    (call,) = completion.choices[0].message.tool_calls
+    assert call.function.name == "get_time"
+    jsonschema.validate(json.loads(call.function.arguments), TIME["function"]["parameters"])
+
+
+def test_streamed_tool_call_deltas_assemble_like_openai(client):
+    stream = client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="required", max_tokens=80, temperature=0, stream=True
+    )
+    calls: dict[int, dict] = {}
+    finish = None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        for part in delta.tool_calls or []:
+            entry = calls.setdefault(part.index, {"id": None, "name": None, "arguments": ""})
+            entry["id"] = entry["id"] or part.id
+            entry["name"] = entry["name"] or (part.function.name if part.function else None)
+            entry["arguments"] += (part.function.arguments or "") if part.function else ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert finish == "tool_calls"
+    first = calls[0]
+    assert first["id"].startswith("call_") and first["name"] == "get_weather"
+    jsonschema.validate(json.loads(first["arguments"]), WEATHER["function"]["parameters"])
+
+
+def test_tool_choice_none_answers_with_text(client):
+    completion = client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="none", max_tokens=16
+    )
+    assert completion.choices[0].message.tool_calls is None
+    assert completion.choices[0].message.content
+
+
+def test_auto_tool_choice_answers_text_or_valid_calls(client):
+    completion = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], max_tokens=60)
+    message = completion.choices[0].message
+    if message.tool_calls:
+        assert completion.choices[0].finish_reason == "tool_calls"
+        jsonschema.validate(json.loads(message.tool_calls[0].function.arguments), WEATHER["function"]["parameters"])
+    else:
+        assert message.content is not None
+
+
+def test_a_follow_up_with_tool_results_is_answered(client):
+    first = client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="required", max_tokens=80, temperature=0
+    )
+    call = first.choices[0].message.tool_calls[0]
+    follow_up = client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            *ASK_WEATHER,
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": '{"temperature": 18, "unit": "c"}'},
+        ],
+        tools=[WEATHER],
+        tool_choice="none",
+        max_tokens=30,
+    )
+    baseline = client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="none", max_tokens=1
+    )
+    assert follow_up.choices[0].message.content
+    # The call and its result reached the prompt.
+    assert follow_up.usage.prompt_tokens > baseline.usage.prompt_tokens + 20
+
+
+def test_a_tool_choice_naming_an_absent_tool_is_400(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "nope"}}
+        )
+    assert raised.value.param == "tool_choice"
+
+
+def test_a_forced_tool_call_with_a_response_format_is_400(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="required", response_format={"type": "json_object"}
+        )
+    assert raised.value.param == "response_format"
