@@ -39,7 +39,7 @@ def test_chat_completion_answers_with_real_text_and_usage(client):
 
 
 def test_chat_completion_streams_token_by_token(client):
-    stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12, stream=True)
+    stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12, stream=True, temperature=0)
     chunks = list(stream)
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert len(pieces) >= 3, "expected several content deltas, one per token"
@@ -154,3 +154,41 @@ def test_unserved_operation_raises_not_implemented(client):
         client.files.list()
     assert raised.value.status_code == 501
     assert "listFiles" in raised.value.message
+
+
+def _solo(client, prompt):
+    return client.completions.create(model=MODEL, prompt=prompt, max_tokens=5, temperature=0)
+
+
+def test_completion_with_several_prompts_answers_each(client):
+    prompts = ["The capital of France is", "One, two, three,"]
+    completion = client.completions.create(model=MODEL, prompt=prompts, max_tokens=5, temperature=0, n=2)
+    assert [choice.index for choice in completion.choices] == [0, 1, 2, 3]
+    solo = [_solo(client, prompt) for prompt in prompts]
+    # Choice index = prompt_index * n + choice, as OpenAI numbers them.
+    assert [completion.choices[i].text for i in (0, 1, 2, 3)] == [solo[0].choices[0].text] * 2 + [solo[1].choices[0].text] * 2
+    assert completion.usage.completion_tokens == 2 * sum(s.usage.completion_tokens for s in solo)
+    assert completion.usage.prompt_tokens == sum(s.usage.prompt_tokens for s in solo)
+
+
+def test_streamed_completion_with_several_prompts_keeps_them_apart(client):
+    prompts = [[504, 3575, 282, 4649, 314], [1191, 28, 827, 28]]  # a list of token arrays
+    stream = client.completions.create(
+        model=MODEL, prompt=prompts, max_tokens=5, temperature=0, stream=True, stream_options={"include_usage": True}
+    )
+    texts: dict[int, str] = {}
+    usages = []
+    finished = set()
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + choice.text
+            if choice.finish_reason:
+                finished.add(choice.index)
+        if chunk.usage:
+            usages.append(chunk.usage)
+    assert finished == {0, 1}
+    solo = [_solo(client, prompt) for prompt in prompts]
+    assert [texts[0], texts[1]] == [s.choices[0].text for s in solo]
+    (usage,) = usages
+    assert usage.completion_tokens == sum(s.usage.completion_tokens for s in solo)
+    assert usage.prompt_tokens == sum(s.usage.prompt_tokens for s in solo)

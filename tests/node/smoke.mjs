@@ -10,7 +10,8 @@ for await (const m of client.models.list()) models.push(m.id);
 
 const stream = await client.chat.completions.create({
   model,
-  messages: [{ role: "user", content: "Count to five." }],
+  messages: [{ role: "user", content: "Write a sentence about the sea." }],
+  temperature: 0,
   max_tokens: 12,
   stream: true,
 });

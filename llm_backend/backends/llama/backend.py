@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from ...errors import OpenAIError, bad_request, model_not_found
@@ -23,6 +23,7 @@ from ..events import ModelEvents
 from ..lifecycle import Lifecycle
 from ..presets import Preset, presets
 from . import translate
+from .fanout import fan_out
 from .client import WorkerProcess
 from .sources import resolve_gguf
 
@@ -332,9 +333,14 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         params = translate.completion_params(preset.completion_request(request, model_id))
-        return await self._serve(
-            model, lambda: self._generate(model, model_id, "completion", params, translate.CompletionShaper)
-        )
+        prompts = params.pop("prompts")
+
+        def one(prompt_params: Json) -> Awaitable[Answer]:
+            return self._generate(model, model_id, "completion", prompt_params, translate.CompletionShaper)
+
+        if len(prompts) == 1:
+            return await self._serve(model, lambda: one({**params, "prompt": prompts[0]}))
+        return await self._serve(model, lambda: fan_out(params, prompts, one))
 
     @staticmethod
     async def _generate(

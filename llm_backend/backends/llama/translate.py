@@ -167,17 +167,18 @@ def chat_params(request: Json) -> Json:
     }
 
 
-def completion_prompt(prompt: Any) -> str | list[int]:
+def completion_prompts(prompt: Any) -> list[str | list[int]]:
+    """The prompts of a request: a string, a token array, or a list of either."""
     if prompt is None:
         # The spec's default prompt: "<|endoftext|>", i.e. generate from nothing.
-        return ""
+        return [""]
     if isinstance(prompt, str):
-        return prompt
+        return [prompt]
     if prompt and all(isinstance(token, int) for token in prompt):
-        return prompt
-    if len(prompt) == 1:
-        return prompt[0]
-    raise bad_request("Only one prompt per request is supported by local models.", "prompt", "unsupported_parameter")
+        return [prompt]
+    if not prompt:
+        raise bad_request("'prompt' must not be an empty list.", "prompt", "invalid_value")
+    return list(prompt)
 
 
 def completion_params(request: Json) -> Json:
@@ -190,7 +191,7 @@ def completion_params(request: Json) -> Json:
     )
     logprobs = request.get("logprobs")
     return {
-        "prompt": completion_prompt(request.get("prompt")),
+        "prompts": completion_prompts(request.get("prompt")),
         "max_tokens": request.get("max_tokens", 16),
         "logprobs": logprobs is not None,
         "top_logprobs": logprobs or 0,
