@@ -82,7 +82,7 @@ class ModelConfig(BaseModel):
     defaults: SamplingDefaults = SamplingDefaults()
     personas: list[Persona] = []
     load: Literal["eager", "lazy"] | None = Field(None, description="when to load; else Settings.model_load")
-    embedding: bool = True
+    embedding: bool = Field(True, description="serve /v1/embeddings (a pooled context beside the chat one)")
     owned_by: str = "llm-backend:local"
 
     @field_validator("chat_format")

