@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Protocol
 
 from connexion.security import BearerSecurityHandler
 
@@ -78,17 +79,53 @@ class Keyring:
         return Principal(owner=f"key-{match}", admin=True)
 
 
-def security_handler(keyring: Keyring) -> type[BearerSecurityHandler]:
-    """A Connexion bearer handler that asks ``keyring`` (Connexion's default one needs a
-    function name in the spec, and rejects the bare ``Bearer`` some clients send)."""
+class ManagedKeys(Protocol):
+    """Keys kept in the database (``storage.api_keys.ApiKeyStore``)."""
+
+    async def authenticate(self, key: str) -> str | None: ...
+
+    async def any_active(self) -> bool: ...
+
+
+class Authenticator:
+    """Static keys first (constant time), then managed keys (looked up by their digest).
+
+    Keys are enforced as soon as either kind exists; with neither, everyone is let in.
+    """
+
+    def __init__(self, keyring: Keyring, managed: ManagedKeys | None = None) -> None:
+        self.keyring = keyring
+        self.managed = managed
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        if self.managed is None or (not self.keyring.enabled and not await self.managed.any_active()):
+            return self.keyring.authenticate(authorization)
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _missing_key()
+        if self.keyring.enabled:
+            try:
+                return self.keyring.authenticate(authorization)
+            except OpenAIError:
+                pass
+        key_id = await self.managed.authenticate(token)
+        if key_id is None:
+            raise _invalid_key()
+        return Principal(owner=key_id)
+
+
+def security_handler(authenticator: Authenticator) -> type[BearerSecurityHandler]:
+    """A Connexion bearer handler that asks ``authenticator`` (Connexion's default one needs
+    a function name in the spec, and rejects the bare ``Bearer`` some clients send)."""
 
     class KeyringBearerHandler(BearerSecurityHandler):
         def _resolve_func(self, security_scheme):
-            return keyring.authenticate
+            return authenticator.authenticate
 
         def _get_verify_func(self, _function):
-            def verify(request):
-                principal = keyring.authenticate(request.headers.get("Authorization"))
+            async def verify(request):
+                principal = await authenticator.authenticate(request.headers.get("Authorization"))
                 return principal.token_info()
 
             return verify

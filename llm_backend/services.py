@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+
 from connexion import request
+from connexion.context import context
 
 from .backends.registry import ModelRegistry
 from .settings import Settings
@@ -24,3 +27,21 @@ class Services:
 def current() -> Services:
     """The services of the app serving the current request."""
     return request.state.services
+
+
+def current_owner() -> str:
+    """Who owns what the current request stores: the ``sub`` the security handler set."""
+    return context["user"]
+
+
+_METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
+
+
+def query_metadata() -> dict[str, str]:
+    """``metadata[key]=value`` query parameters (a deepObject the spec does not declare as one)."""
+    pairs = {}
+    for name, value in request.query_params.multi_items():
+        match = _METADATA_PARAM.match(name)
+        if match:
+            pairs[match.group(1)] = value
+    return pairs
