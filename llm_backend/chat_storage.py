@@ -26,6 +26,17 @@ METADATA_MAX_VALUE = 512
 LIST_MAX_LIMIT = 100
 
 
+def _storable(text: str) -> bool:
+    """Text every database can hold: no NUL, no unpaired surrogate (JSON allows both)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_metadata(metadata: Any, param: str = "metadata") -> dict[str, str]:
     """``metadata`` if it is within OpenAI's limits, else a 400 naming what is wrong."""
     if metadata is None:
@@ -42,6 +53,12 @@ def check_metadata(metadata: Any, param: str = "metadata") -> dict[str, str]:
     for key, value in metadata.items():
         if not isinstance(value, str):
             raise bad_request(f"Invalid type for '{param}.{key}': expected a string.", f"{param}.{key}", "invalid_type")
+        if not (_storable(key) and _storable(value)):
+            raise bad_request(
+                f"Invalid '{param}': keys and values must be valid Unicode text without NUL characters.",
+                param,
+                "invalid_value",
+            )
         if len(key) > METADATA_MAX_KEY:
             raise bad_request(
                 f"Invalid '{param}': key too long. Expected keys of at most {METADATA_MAX_KEY} "

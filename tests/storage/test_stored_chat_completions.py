@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.storage.conftest import KEY_A
+from tests.storage.conftest import KEY_A, sdk
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 
@@ -24,6 +24,13 @@ def create(client: openai.OpenAI, **kwargs):
 def tag() -> dict[str, str]:
     """A metadata pair no other test uses, to list only this test's completions."""
     return {"test": uuid.uuid4().hex}
+
+
+@pytest.fixture(scope="module")
+def kept(store_server):
+    """One stored completion of owner A that no test changes."""
+    client = sdk(store_server, KEY_A)
+    return create(client, store=True, metadata={"keep": "me"})
 
 
 def wait_for_row(server_db, completion_id: str, timeout: float = 30):
@@ -196,14 +203,15 @@ def test_unknown_id_is_not_found_for_every_operation(owner_a):
     ],
     ids=["17-pairs", "key-65-chars", "value-513-chars"],
 )
-def test_over_long_metadata_is_rejected_and_changes_nothing(owner_a, metadata, param):
-    created = create(owner_a, store=True, metadata={"keep": "me"})
+def test_over_long_metadata_is_rejected_and_changes_nothing(owner_a, kept, server_db, metadata, param):
     with pytest.raises(openai.BadRequestError) as raised:
-        owner_a.chat.completions.update(created.id, metadata=metadata)
+        owner_a.chat.completions.update(kept.id, metadata=metadata)
     assert raised.value.param == param
-    assert owner_a.chat.completions.retrieve(created.id).metadata == {"keep": "me"}
+    assert owner_a.chat.completions.retrieve(kept.id).metadata == {"keep": "me"}
+    before = server_db.chat_completions.count_sync()
     with pytest.raises(openai.BadRequestError):
         create(owner_a, store=True, metadata=metadata)
+    assert server_db.chat_completions.count_sync() == before
 
 
 def test_metadata_at_the_limits_is_accepted(owner_a):
@@ -212,8 +220,8 @@ def test_metadata_at_the_limits_is_accepted(owner_a):
     assert owner_a.chat.completions.retrieve(created.id).metadata == metadata
 
 
-def test_malformed_metadata_is_rejected_and_changes_nothing(store_server, owner_a):
-    created = create(owner_a, store=True, metadata={"keep": "me"})
+def test_malformed_metadata_is_rejected_and_changes_nothing(store_server, owner_a, kept):
+    created = kept
     headers = {"Authorization": f"Bearer {KEY_A}"}
     for bad in ({"metadata": {"n": 1}}, {"metadata": "text"}, {}):
         response = httpx.post(f"{store_server.api}/chat/completions/{created.id}", json=bad, headers=headers)
@@ -223,10 +231,9 @@ def test_malformed_metadata_is_rejected_and_changes_nothing(store_server, owner_
 
 
 @pytest.mark.parametrize("limit", [0, 101, -1])
-def test_limit_out_of_range_is_rejected(owner_a, limit):
+def test_limit_out_of_range_is_rejected(owner_a, kept, limit):
     with pytest.raises(openai.BadRequestError) as raised:
         owner_a.chat.completions.list(limit=limit)
     assert raised.value.param == "limit"
-    created = create(owner_a, store=True)
     with pytest.raises(openai.BadRequestError):
-        owner_a.chat.completions.messages.list(created.id, limit=limit)
+        owner_a.chat.completions.messages.list(kept.id, limit=limit)
