@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, select, true
 from sqlalchemy.orm import Session
 
 from .models import ChatCompletionMetadata, StoredChatCompletion
@@ -65,7 +65,7 @@ class ChatCompletionStore:
 
     def _visible(self, owner: str) -> Select:
         return select(StoredChatCompletion).where(
-            StoredChatCompletion.owner == owner, StoredChatCompletion.store.is_(True)
+            StoredChatCompletion.owner == owner, StoredChatCompletion.store == true()
         )
 
     def _find(self, session: Session, owner: str, completion_id: str) -> StoredChatCompletion | None:
@@ -146,7 +146,7 @@ class ChatCompletionStore:
             result = session.execute(
                 delete(StoredChatCompletion).where(
                     StoredChatCompletion.owner == owner,
-                    StoredChatCompletion.store.is_(True),
+                    StoredChatCompletion.store == true(),
                     StoredChatCompletion.id == completion_id,
                 )
             )

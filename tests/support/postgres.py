@@ -27,7 +27,8 @@ def _bin_dir() -> Path:
 
 
 class PostgresCluster:
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = _bin_dir()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="llmb-pg-"))
@@ -47,11 +48,10 @@ class PostgresCluster:
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self.root.chmod(0o700)
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", self.user, "--no-sync", "-E", "UTF8")
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
             # Tests need no durability against an OS crash; the app-kill test does not either.
-            "-c fsync=off -c full_page_writes=off -c max_connections=200"
-        )
+            options += " -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
         return self
 
