@@ -12,21 +12,26 @@ import openai
 import pytest
 import sqlalchemy as sa
 
+from typer.testing import CliRunner
+
 from llm_backend.auth import ANONYMOUS, Authenticator, Keyring
+from llm_backend.cli import app
 from llm_backend.errors import OpenAIError
 from tests.conftest import MODEL
 from tests.storage.conftest import KEY_A, sdk
 
 
-def cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LLM_BACKEND_DATABASE_URL": database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "llm_backend", "keys", *args], env=env, capture_output=True, text=True, timeout=60
-    )
+def cli(database_url: str, *args: str):
+    """The ``llm-backend keys`` command, run in-process (the entry point is run for real once)."""
+    return CliRunner().invoke(app, ["keys", *args], env={"LLM_BACKEND_DATABASE_URL": database_url})
 
 
 def test_cli_creates_a_key_printed_once_and_stored_only_as_its_sha256(database_url):
-    created = cli(database_url, "create", "--name", "ci", "--description", "for the CI job")
+    env = {**os.environ, "LLM_BACKEND_DATABASE_URL": database_url}
+    created = subprocess.run(
+        [sys.executable, "-m", "llm_backend", "keys", "create", "--name", "ci", "--description", "for the CI job"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("sk-llmb-") and len(key) > 40
@@ -44,9 +49,9 @@ def test_cli_creates_a_key_printed_once_and_stored_only_as_its_sha256(database_u
 def test_cli_revokes_a_key_by_id(database_url):
     cli(database_url, "create", "--name", "temp")
     key_id = cli(database_url, "list").stdout.split("\t")[0]
-    assert cli(database_url, "revoke", key_id).returncode == 0
+    assert cli(database_url, "revoke", key_id).exit_code == 0
     assert "revoked" in cli(database_url, "list").stdout
-    assert cli(database_url, "revoke", "apikey_nonexistent").returncode == 1
+    assert cli(database_url, "revoke", "apikey_nonexistent").exit_code == 1
 
 
 def test_managed_keys_are_enforced_once_one_exists(database):

@@ -3,6 +3,7 @@ find every completion that was answered to a client, in a consistent database.""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -71,15 +72,24 @@ def test_kill_9_during_a_burst_loses_no_answered_completion(store_server):
     stored = {c.id: c for c in client.chat.completions.list(metadata={"burst": tag}, limit=100)}
     assert set(answered) <= set(stored)
     assert all(c.choices and c.metadata == {"burst": tag} for c in stored.values())
+    # Consistent: the JSON metadata and the metadata rows (what filters use) agree exactly.
     engine = sa.create_engine(url)
     with engine.connect() as connection:
-        orphans = connection.scalar(
-            sa.text(
-                "SELECT count(*) FROM chat_completions c WHERE NOT EXISTS "
-                "(SELECT 1 FROM chat_completion_metadata m WHERE m.seq = c.seq)"
+        by_json = {
+            row.id
+            for row in connection.execute(sa.text("SELECT id, metadata FROM chat_completions"))
+            if (json.loads(row.metadata) if isinstance(row.metadata, str) else row.metadata).get("burst") == tag
+        }
+        by_rows = set(
+            connection.scalars(
+                sa.text(
+                    "SELECT c.id FROM chat_completions c JOIN chat_completion_metadata m ON m.seq = c.seq "
+                    "WHERE m.key = 'burst' AND m.value = :tag"
+                ),
+                {"tag": tag},
             )
         )
         if engine.dialect.name == "sqlite":
             assert connection.scalar(sa.text("PRAGMA integrity_check")) == "ok"
     engine.dispose()
-    assert orphans == 0
+    assert by_json == by_rows == set(stored)
