@@ -87,13 +87,8 @@ def check_limit(limit: int) -> int:
     return limit
 
 
-def not_found(completion_id: str) -> OpenAIError:
-    return OpenAIError(
-        404,
-        f"No chat completion found with id '{completion_id}'.",
-        param="completion_id",
-        code="not_found",
-    )
+def not_found(completion_id: str, param: str = "completion_id") -> OpenAIError:
+    return OpenAIError(404, f"No chat completion found with id '{completion_id}'.", param=param, code="not_found")
 
 
 # --- storing answers -----------------------------------------------------------------------

@@ -5,7 +5,6 @@ from ..chat_storage import check_limit, check_metadata, not_found
 from ..responses import answer_response, json_response
 from ..services import current, current_owner, query_metadata
 from ..storage.chat_completions import CursorNotFound
-from ..errors import OpenAIError
 
 
 async def create_chat_completion(body: dict):
@@ -33,7 +32,7 @@ async def list_chat_completions(model: str | None = None, after: str | None = No
             current_owner(), model=model, metadata=metadata, after=after, limit=check_limit(limit), order=order
         )
     except CursorNotFound:
-        raise OpenAIError(404, f"No chat completion found with id '{after}'.", param="after", code="not_found") from None
+        raise not_found(after, param="after") from None
     return json_response(chat_storage.page_object(page))
 
 

@@ -120,9 +120,7 @@ class ChatCompletionStore:
             query = query.where(pair.exists())
         with self._database.sessions() as session:
             if after is not None:
-                cursor = session.scalar(
-                    select(seq).where(StoredChatCompletion.owner == owner, StoredChatCompletion.id == after)
-                )
+                cursor = session.scalar(self._visible(owner).with_only_columns(seq).where(StoredChatCompletion.id == after))
                 if cursor is None:
                     raise CursorNotFound(after)
                 query = query.where(seq > cursor if order == "asc" else seq < cursor)

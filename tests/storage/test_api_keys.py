@@ -11,7 +11,6 @@ import sys
 import openai
 import pytest
 import sqlalchemy as sa
-
 from typer.testing import CliRunner
 
 from llm_backend.auth import ANONYMOUS, Authenticator, Keyring

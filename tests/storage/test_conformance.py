@@ -4,7 +4,7 @@ on SQLite and PostgreSQL, with real stored objects among the generated ids.
 Two documented departures from a plain run, both because the spec under-describes OpenAI:
 - ``status_code_conformance`` and ``positive_data_acceptance`` are not run: the spec
   declares only ``200`` for these operations, while OpenAI (and we) answer 404 for unknown
-  ids and 400 for a ``limit`` out of range — both are checked as OpenAI errors below.
+  ids and 400 for a ``limit`` out of range (test_stored_chat_completions.py checks those).
 - the messages list returns each message with its real role (``user``, ``system``…), as
   OpenAI does and as the spec's own example shows; its schema reuses the assistant-only
   ``ChatCompletionResponseMessage``, so this test widens that one enum in its copy.
@@ -16,7 +16,6 @@ import copy
 import functools
 
 import httpx
-import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -28,9 +27,9 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
+from llm_backend.settings import PROJECT_ROOT
 from tests.conftest import MODEL
 from tests.storage.conftest import KEY_A
-from llm_backend.settings import PROJECT_ROOT
 
 OPERATIONS = [
     "listChatCompletions",

@@ -12,14 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
-import pytest
 import sqlalchemy as sa
 
 from tests.conftest import MODEL
 from tests.storage.conftest import KEY_A
 
-BURST = 16
-KILL_AFTER = 5
+BURST = 12
+KILL_AFTER = 4
 
 
 HEADERS = {"Authorization": f"Bearer {KEY_A}"}
