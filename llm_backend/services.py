@@ -5,9 +5,8 @@ Built once per app and handed to every request through the ASGI lifespan state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import re
+from dataclasses import dataclass
 
 from connexion import request
 from connexion.context import context

@@ -112,12 +112,11 @@ class ChatCompletionStore:
         if model is not None:
             query = query.where(StoredChatCompletion.model == model)
         for key, value in metadata.items():
-            pair = select(ChatCompletionMetadata.seq).where(
-                ChatCompletionMetadata.seq == seq,
-                ChatCompletionMetadata.key == key,
-                ChatCompletionMetadata.value == value,
+            # IN, not a correlated EXISTS: the planners then start from the (key, value) index.
+            pairs = select(ChatCompletionMetadata.seq).where(
+                ChatCompletionMetadata.key == key, ChatCompletionMetadata.value == value
             )
-            query = query.where(pair.exists())
+            query = query.where(seq.in_(pairs))
         with self._database.sessions() as session:
             if after is not None:
                 cursor = session.scalar(self._visible(owner).with_only_columns(seq).where(StoredChatCompletion.id == after))
