@@ -12,7 +12,7 @@ from connexion.middleware import MiddlewarePosition
 from starlette.middleware.cors import CORSMiddleware
 
 from . import errors
-from .auth import Keyring, security_handler
+from .auth import Authenticator, Keyring, security_handler
 from .backends.events import ModelEvents
 from .backends.registry import ModelRegistry
 from .middleware import BodyLimit, RequestContext
@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        if settings.database_migrate:
+            await services.database.run(services.database.upgrade)
         await services.registry.start()
         log.info("models configured", extra={"models": [card.id for card in services.registry.models()]})
         try:
@@ -55,7 +57,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app = AsyncApp(__name__, lifespan=lifespan)
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,
-        "security_map": {"bearer": security_handler(Keyring(settings.api_keys, settings.admin_keys))},
+        "security_map": {
+            "bearer": security_handler(
+                Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys)
+            )
+        },
         "strict_validation": False,
         "validate_responses": False,
         "swagger_ui_options": None,

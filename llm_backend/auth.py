@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Protocol
 
 from connexion.security import BearerSecurityHandler
 
@@ -102,17 +103,62 @@ class Keyring:
         return principal
 
 
-def security_handler(keyring: Keyring) -> type[BearerSecurityHandler]:
-    """A Connexion bearer handler that asks ``keyring`` (Connexion's default one needs a
-    function name in the spec, and rejects the bare ``Bearer`` some clients send)."""
+class ManagedKeys(Protocol):
+    """Keys kept in the database (``storage.api_keys.ApiKeyStore``)."""
+
+    async def authenticate(self, key: str) -> str | None: ...
+
+    async def any_active(self) -> bool: ...
+
+
+class Authenticator:
+    """Static keys first (constant time), then managed keys (looked up by their digest).
+
+    Keys are enforced as soon as either kind exists; with neither, everyone is let in.
+    """
+
+    def __init__(self, keyring: Keyring, managed: ManagedKeys | None = None) -> None:
+        self.keyring = keyring
+        self.managed = managed
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        if self.managed is None or (not self.keyring.enabled and not await self.managed.any_active()):
+            return self.keyring.authenticate(authorization)
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _missing_key()
+        if self.keyring.enabled:
+            try:
+                return self.keyring.authenticate(authorization)
+            except OpenAIError:
+                pass
+        key_id = await self.managed.authenticate(token)
+        if key_id is None:
+            raise _invalid_key()
+        return Principal(owner=key_id)
+
+    async def authenticate_admin(self, authorization: str | None) -> Principal:
+        """401 without a valid key, 403 with a key that is not an admin key."""
+        principal = await self.authenticate(authorization)
+        if not principal.admin:
+            raise _not_admin()
+        return principal
+
+
+def security_handler(authenticator: Authenticator) -> type[BearerSecurityHandler]:
+    """A Connexion bearer handler that asks ``authenticator`` (Connexion's default one needs
+    a function name in the spec, and rejects the bare ``Bearer`` some clients send)."""
 
     class KeyringBearerHandler(BearerSecurityHandler):
         def _resolve_func(self, security_scheme):
-            return keyring.authenticate_admin if security_scheme.get("x-admin") else keyring.authenticate
+            return authenticator.authenticate_admin if security_scheme.get("x-admin") else authenticator.authenticate
 
         def _get_verify_func(self, authenticate):
-            def verify(request):
-                return authenticate(request.headers.get("Authorization")).token_info()
+            async def verify(request):
+                principal = await authenticate(request.headers.get("Authorization"))
+                return principal.token_info()
+
 
             return verify
 

@@ -7,9 +7,13 @@ from typing import Optional
 
 import typer
 
+from .cli_storage import db_app, keys_app
+
 app = typer.Typer(help="An OpenAI-compatible API service.", no_args_is_help=True)
 models_app = typer.Typer(help="The models of the config file.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 
 @app.callback()

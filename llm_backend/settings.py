@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("LLM_BACKEND_DATABASE_URL", "DATABASE_URL", "database_url"),
     )
+    database_migrate: bool = Field(
+        True, description="apply the schema migrations at start-up (else: `llm-backend db upgrade`)"
+    )
+    store_all_chat_completions: bool = Field(
+        False, description="keep every chat completion for audit, not only `store: true` ones"
+    )
     log_level: str = Field(
         "INFO", validation_alias=AliasChoices("LLM_BACKEND_LOG_LEVEL", "LOG_LEVEL", "log_level")
     )

@@ -1,10 +1,64 @@
-"""Tag ``Chat``."""
+"""Tag ``Chat``: chat completions, and the stored ones (OpenAI's API for them)."""
 
-from ..responses import answer_response
-from ..services import current
+from .. import chat_storage
+from ..chat_storage import check_limit, check_metadata, not_found
+from ..responses import answer_response, json_response
+from ..services import current, current_owner, query_metadata
+from ..storage.chat_completions import CursorNotFound
 
 
 async def create_chat_completion(body: dict):
+    services = current()
+    check_metadata(body.get("metadata"))
     model_id = body["model"]
-    backend = current().registry.backend_for(model_id)
-    return answer_response(await backend.chat_completion(model_id, body))
+    backend = services.registry.backend_for(model_id)
+    answer = await backend.chat_completion(model_id, body)
+    store = bool(body.get("store"))
+    if store or services.settings.store_all_chat_completions:
+        answer = await chat_storage.record(
+            answer,
+            request=body,
+            owner=current_owner(),
+            store=store,
+            chat_completions=services.database.chat_completions,
+        )
+    return answer_response(answer)
+
+
+async def list_chat_completions(model: str | None = None, after: str | None = None, limit: int = 20, order: str = "asc", **_):
+    metadata = check_metadata(query_metadata(), "metadata")
+    try:
+        page = await current().database.chat_completions.list(
+            current_owner(), model=model, metadata=metadata, after=after, limit=check_limit(limit), order=order
+        )
+    except CursorNotFound:
+        raise not_found(after, param="after") from None
+    return json_response(chat_storage.page_object(page))
+
+
+async def get_chat_completion(completion_id: str):
+    completion = await current().database.chat_completions.get(current_owner(), completion_id)
+    if completion is None:
+        raise not_found(completion_id)
+    return json_response(completion)
+
+
+async def update_chat_completion(completion_id: str, body: dict):
+    metadata = check_metadata(body.get("metadata"))
+    completion = await current().database.chat_completions.update_metadata(current_owner(), completion_id, metadata)
+    if completion is None:
+        raise not_found(completion_id)
+    return json_response(completion)
+
+
+async def delete_chat_completion(completion_id: str):
+    if not await current().database.chat_completions.delete(current_owner(), completion_id):
+        raise not_found(completion_id)
+    return json_response({"object": "chat.completion.deleted", "id": completion_id, "deleted": True})
+
+
+async def get_chat_completion_messages(completion_id: str, after: str | None = None, limit: int = 20, order: str = "asc"):
+    request = await current().database.chat_completions.request(current_owner(), completion_id)
+    if request is None:
+        raise not_found(completion_id)
+    return json_response(chat_storage.messages_page(completion_id, request, after, check_limit(limit), order))

@@ -1,25 +1,44 @@
-"""Persistence: the only package that talks to the database (SQLAlchemy).
+"""Persistence: the only package that talks to the database (SQLAlchemy 2.x, Alembic).
 
 SQLite in the data directory by default; PostgreSQL (or any SQLAlchemy URL) through
-``DATABASE_URL``. Blocking database calls run in a worker thread, never on the event loop.
+``DATABASE_URL``. The engine is synchronous and every call runs in a worker thread
+(``Database.run``), never on the event loop.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import migrate
+
+T = TypeVar("T")
 
 
 def default_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'llm-backend.db').resolve()}"
 
 
+def normalize_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` (as platforms hand them out) mean psycopg 3 here."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL: readers never block the writer, and a crash never leaves a half-written page.
+    # WAL: readers never block the writer, and a killed process never leaves a half-written
+    # page. synchronous=NORMAL keeps every commit through a process crash (kill -9); only an
+    # OS crash or power loss may drop the last commits.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -27,11 +46,39 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 class Database:
+    """The engine, sessions and the stores built on them."""
+
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
+        from .api_keys import ApiKeyStore
+        from .chat_completions import ChatCompletionStore
+
+        self.url = normalize_url(url)
+        is_sqlite = self.url.startswith("sqlite")
+        # SQLite: connections move between worker threads; wait for a busy writer, not fail.
+        connect_args = {"check_same_thread": False, "timeout": 30} if is_sqlite else {}
+        self.engine: Engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+        if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self.chat_completions = ChatCompletionStore(self)
+        self.api_keys = ApiKeyStore(self)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking database work in a worker thread."""
+        return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the migrations up to ``revision`` (blocking: call at start-up or from the CLI)."""
+        if self.url.startswith("sqlite:///"):
+            Path(make_url(self.url).database).parent.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(self.engine, revision)
+
+    def revision(self) -> str | None:
+        return migrate.current_revision(self.engine)
 
     def _ping(self) -> None:
         with self.engine.connect() as connection:
@@ -39,7 +86,7 @@ class Database:
 
     async def ping(self) -> tuple[bool, str]:
         try:
-            await anyio.to_thread.run_sync(self._ping)
+            await self.run(self._ping)
             return True, ""
         except Exception as exc:  # the reason, without the URL (it may hold a password)
             return False, type(exc).__name__

@@ -1,0 +1,120 @@
+"""Managed API keys: created and revoked by the CLI, checked on every request.
+
+Only the sha256 digest of a key is stored; the key itself is shown once, at creation.
+A 256-bit random key needs no slow hash: the digest cannot be brute-forced back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import exists, select, update
+
+from .models import ApiKey, utcnow
+
+if TYPE_CHECKING:
+    from . import Database
+
+KEY_PREFIX = "sk-llmb-"
+# A key's last-used time is written at most this often, not on every request.
+LAST_USED_INTERVAL = 60.0
+# How long "are there any managed keys?" is remembered (decides whether auth is enforced).
+ACTIVE_CHECK_INTERVAL = 5.0
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    id: str
+    name: str
+    description: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+    @classmethod
+    def of(cls, row: ApiKey) -> "ApiKeyInfo":
+        return cls(row.id, row.name, row.description, row.created_at, row.last_used_at, row.revoked)
+
+
+class ApiKeyStore:
+    def __init__(self, database: "Database") -> None:
+        self._database = database
+        self._lock = threading.Lock()
+        self._last_written: dict[str, float] = {}
+        self._active: tuple[float, bool] | None = None
+
+    # --- administration (blocking: the CLI calls these directly) ---------------------------
+
+    def create(self, name: str, description: str = "") -> tuple[ApiKeyInfo, str]:
+        """A new key: its record, and the key itself (shown once, never stored)."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        row = ApiKey(
+            id="apikey_" + uuid.uuid4().hex[:24],
+            digest=key_digest(key),
+            name=name,
+            description=description,
+            created_at=utcnow(),
+            revoked=False,
+        )
+        with self._database.sessions.begin() as session:
+            session.add(row)
+        return ApiKeyInfo.of(row), key
+
+    def all(self) -> list[ApiKeyInfo]:
+        with self._database.sessions() as session:
+            rows = session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))
+            return [ApiKeyInfo.of(row) for row in rows]
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key by id; False if there is no such key."""
+        with self._database.sessions.begin() as session:
+            result = session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked=True))
+            return result.rowcount > 0
+
+    # --- request path ------------------------------------------------------------------------
+
+    def _lookup(self, digest: str) -> str | None:
+        with self._database.sessions() as session:
+            return session.scalar(select(ApiKey.id).where(ApiKey.digest == digest, ApiKey.revoked.is_(False)))
+
+    def _any_active(self) -> bool:
+        with self._database.sessions() as session:
+            return bool(session.scalar(select(exists().where(ApiKey.revoked.is_(False)))))
+
+    def _touch(self, key_id: str) -> None:
+        with self._database.sessions.begin() as session:
+            session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+
+    def _due(self, key_id: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_written.get(key_id)
+            if last is not None and now - last < LAST_USED_INTERVAL:
+                return False
+            self._last_written[key_id] = now
+            return True
+
+    async def authenticate(self, key: str) -> str | None:
+        """The id of the active managed key ``key`` is, else None. Records its use (throttled)."""
+        key_id = await self._database.run(self._lookup, key_digest(key))
+        if key_id is not None and self._due(key_id):
+            await self._database.run(self._touch, key_id)
+        return key_id
+
+    async def any_active(self) -> bool:
+        """Whether any unrevoked managed key exists (remembered for a few seconds)."""
+        now = time.monotonic()
+        if self._active is None or now - self._active[0] > ACTIVE_CHECK_INTERVAL:
+            self._active = (now, await self._database.run(self._any_active))
+        return self._active[1]

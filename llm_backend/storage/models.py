@@ -1,0 +1,84 @@
+"""The tables, as SQLAlchemy 2.x typed ORM classes. The schema itself is owned by the
+migrations (``migrations/versions``); these classes describe the head revision."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import true
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+SEQUENCE_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class StoredChatCompletion(Base):
+    """One chat completion as it was answered, with the request that produced it."""
+
+    __tablename__ = "chat_completions"
+
+    # Insertion order: the stable sort key and pagination cursor (``created`` has 1 s steps).
+    seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(256))
+    created: Mapped[int] = mapped_column(BigInteger)
+    request: Mapped[dict[str, Any]]
+    response: Mapped[dict[str, Any]]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    stored_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Added in revision 0002.
+    status: Mapped[str] = mapped_column(String(16), default="completed", server_default="completed")
+    # False: kept only for audit (the client did not ask for ``store``); the API never shows it.
+    store: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+    metadata_pairs: Mapped[list["ChatCompletionMetadata"]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (Index("ix_chat_completions_owner_store_seq", "owner", "store", "seq"),)
+
+    def set_metadata(self, metadata: dict[str, str]) -> None:
+        """The metadata, both as shown (JSON) and as filtered on (one row per pair)."""
+        self.metadata_ = dict(metadata)
+        self.metadata_pairs = [ChatCompletionMetadata(key=key, value=value) for key, value in metadata.items()]
+
+
+class ChatCompletionMetadata(Base):
+    """One metadata pair of a stored chat completion, for exact ``metadata[key]=value``
+    filters on any key (JSON path functions differ per database and mangle odd keys)."""
+
+    __tablename__ = "chat_completion_metadata"
+
+    seq: Mapped[int] = mapped_column(
+        SEQUENCE_TYPE, ForeignKey("chat_completions.seq", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512))
+
+    __table_args__ = (Index("ix_chat_completion_metadata_key_value", "key", "value"),)
+
+
+class ApiKey(Base):
+    """A managed API key. Only the sha256 digest of the key is kept, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,85 @@
+"""Storage fixtures: every storage and stored-completion test runs on SQLite and on a real
+PostgreSQL cluster (one per session, a fresh database per use)."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from llm_backend.storage import Database
+from tests.support.postgres import PostgresCluster
+from tests.support.server import LiveServer
+
+DATABASES = ["sqlite", "postgresql"]
+# Two static keys: two owners whose stored completions must stay apart.
+KEY_A, KEY_B = "sk-test-owner-a", "sk-test-owner-b"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def new_database_url(postgres, tmp_path_factory):
+    """A factory: the URL of a new, empty database of the given kind."""
+
+    def new(kind: str) -> str:
+        if kind == "postgresql":
+            return postgres.create_database()
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'llm-backend.db'}"
+
+    return new
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, new_database_url) -> str:
+    """The URL of a new, empty, unmigrated database (SQLite, then PostgreSQL)."""
+    return new_database_url(request.param)
+
+
+@pytest.fixture(params=DATABASES)
+def database(request, new_database_url):
+    """A migrated, empty database (SQLite, then PostgreSQL)."""
+    db = Database(new_database_url(request.param))
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def store_server(request, new_database_url, tmp_path_factory):
+    """A live server per database kind, with two static keys and audit storage on."""
+    url = new_database_url(request.param)
+    env = {
+        "LLM_BACKEND_DATABASE_URL": url,
+        "LLM_BACKEND_API_KEYS": f"{KEY_A},{KEY_B}",
+        "LLM_BACKEND_STORE_ALL_CHAT_COMPLETIONS": "true",
+    }
+    with LiveServer(tmp_path_factory.mktemp(f"store-{request.param}"), env=env) as live:
+        live.database_url = url
+        yield live
+
+
+def sdk(server: LiveServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.api, api_key=key, max_retries=0, timeout=120)
+
+
+@pytest.fixture
+def owner_a(store_server) -> openai.OpenAI:
+    return sdk(store_server, KEY_A)
+
+
+@pytest.fixture
+def owner_b(store_server) -> openai.OpenAI:
+    return sdk(store_server, KEY_B)
+
+
+@pytest.fixture
+def server_db(store_server):
+    """Direct access to the live server's database, for what the API does not show."""
+    db = Database(store_server.database_url)
+    yield db
+    db.dispose()

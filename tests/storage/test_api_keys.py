@@ -1,0 +1,94 @@
+"""Managed API keys: the CLI, hashed storage, authentication beside the static keys."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+
+import openai
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from llm_backend.auth import ANONYMOUS, Authenticator, Keyring
+from llm_backend.cli import app
+from llm_backend.errors import OpenAIError
+from tests.conftest import MODEL
+from tests.storage.conftest import KEY_A, sdk
+
+
+def cli(database_url: str, *args: str):
+    """The ``llm-backend keys`` command, run in-process (the entry point is run for real once)."""
+    return CliRunner().invoke(app, ["keys", *args], env={"LLM_BACKEND_DATABASE_URL": database_url})
+
+
+def test_cli_creates_a_key_printed_once_and_stored_only_as_its_sha256(database_url):
+    env = {**os.environ, "LLM_BACKEND_DATABASE_URL": database_url}
+    created = subprocess.run(
+        [sys.executable, "-m", "llm_backend", "keys", "create", "--name", "ci", "--description", "for the CI job"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("sk-llmb-") and len(key) > 40
+    listed = cli(database_url, "list")
+    assert "ci" in listed.stdout and "for the CI job" in listed.stdout and "active" in listed.stdout
+    assert key not in listed.stdout
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        rows = [tuple(map(str, row)) for row in connection.execute(sa.text("SELECT * FROM api_keys"))]
+    engine.dispose()
+    assert not any(key in value for row in rows for value in row)
+    assert rows[0][1] == hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_cli_revokes_a_key_by_id(database_url):
+    cli(database_url, "create", "--name", "temp")
+    key_id = cli(database_url, "list").stdout.split("\t")[0]
+    assert cli(database_url, "revoke", key_id).exit_code == 0
+    assert "revoked" in cli(database_url, "list").stdout
+    assert cli(database_url, "revoke", "apikey_nonexistent").exit_code == 1
+
+
+def test_managed_keys_are_enforced_once_one_exists(database):
+    authenticator = Authenticator(Keyring([]), database.api_keys)
+    assert asyncio.run(authenticator.authenticate(None)).owner == ANONYMOUS
+    info, key = database.api_keys.create("first")
+    database.api_keys._active = None  # forget the few-seconds cache of "any keys?"
+    with pytest.raises(OpenAIError) as raised:
+        asyncio.run(authenticator.authenticate(None))
+    assert raised.value.status == 401
+    with pytest.raises(OpenAIError):
+        asyncio.run(authenticator.authenticate("Bearer sk-llmb-wrong"))
+    assert asyncio.run(authenticator.authenticate(f"Bearer {key}")).owner == info.id
+
+
+def test_managed_key_works_beside_static_keys_and_owns_its_completions(store_server, server_db, owner_a):
+    info, key = server_db.api_keys.create("managed", "test")
+    managed = sdk(store_server, key)
+    created = managed.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2, store=True
+    )
+    assert managed.chat.completions.retrieve(created.id).id == created.id
+    with pytest.raises(openai.NotFoundError):
+        owner_a.chat.completions.retrieve(created.id)
+    assert next(k for k in server_db.api_keys.all() if k.id == info.id).last_used_at is not None
+
+
+def test_revoked_key_is_refused(store_server, server_db):
+    info, key = server_db.api_keys.create("to revoke")
+    client = sdk(store_server, key)
+    client.chat.completions.list()
+    assert server_db.api_keys.revoke(info.id)
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.list()
+
+
+def test_unknown_key_is_refused_and_static_keys_still_work(store_server):
+    with pytest.raises(openai.AuthenticationError) as raised:
+        sdk(store_server, "sk-not-a-key").chat.completions.list()
+    assert raised.value.code == "invalid_api_key"
+    assert sdk(store_server, KEY_A).chat.completions.list().object == "list"
