@@ -14,6 +14,8 @@ from starlette.middleware.cors import CORSMiddleware
 from . import errors
 from .auth import Keyring, security_handler
 from .backends.registry import ModelRegistry
+from .backends.upstream.backend import UpstreamBackend
+from .backends.upstream.passthrough import Passthrough
 from .middleware import BodyLimit, RequestContext
 from .services import Services
 from .settings import Settings, get_settings
@@ -24,10 +26,16 @@ from .storage import Database, default_url
 log = logging.getLogger(__name__)
 
 
-def _backends(settings: Settings) -> list:
-    from .backends.llama.backend import LlamaBackend
+def _registry(settings: Settings) -> ModelRegistry:
+    local = []
+    if settings.local_models:
+        # Imported only here: a pure gateway never loads the engine's packages.
+        from .backends.llama.backend import LlamaBackend
 
-    return [LlamaBackend(settings)]
+        local.append(LlamaBackend(settings))
+    upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
+    catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
+    return ModelRegistry(local, upstreams, catch_all)
 
 
 def create_app(settings: Settings | None = None) -> AsyncApp:
@@ -36,14 +44,20 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     services = Services(
         settings=settings,
-        registry=ModelRegistry(_backends(settings)),
+        registry=_registry(settings),
         database=Database(settings.database_url or default_url(settings.data_dir)),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         await services.registry.start()
-        log.info("models ready", extra={"models": [card.id for card in services.registry.models()]})
+        log.info(
+            "models ready",
+            extra={
+                "models": [card.id for card in services.registry.local_models()],
+                "upstreams": [upstream.name for upstream in services.registry.upstreams],
+            },
+        )
         try:
             yield {"services": services}
         finally:
@@ -64,6 +78,13 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.data_dir / "cache")
     app.add_api(adapter.prepare(openai_document), name="openai", **api_options)
     errors.register(app)
+    if services.registry.upstreams:
+        app.add_middleware(
+            adapter.UnservedOperations,
+            MiddlewarePosition.BEFORE_VALIDATION,
+            unserved=adapter.unserved_operation_ids(openai_document),
+            forward=Passthrough(services.registry.upstreams[0]),
+        )
 
     # Added in order from the outside in.
     app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION)

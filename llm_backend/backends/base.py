@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 Json = dict[str, Any]
-# A non-streaming answer is one OpenAI object; a streaming one, the chunks as they come.
-Answer = Json | AsyncIterator[Json]
+
+
+@dataclass
+class Relayed:
+    """An answer already in wire form, from an upstream API: passed on to the client as it
+    came (status, headers, bytes), so nothing is parsed or re-encoded on the way.
+
+    ``content`` is the whole body when it was small and complete; otherwise ``chunks``
+    yields it as it arrives and ``close`` releases the upstream request (client gone)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    content: bytes | None = None
+    chunks: AsyncIterator[bytes] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+# A non-streaming answer is one OpenAI object; a streaming one, the chunks as they come;
+# an upstream's answer is relayed as it is.
+Answer = Json | AsyncIterator[Json] | Relayed
 
 
 @dataclass(frozen=True)
@@ -36,4 +54,4 @@ class Backend(Protocol):
 
     async def completion(self, model_id: str, request: Json) -> Answer: ...
 
-    async def embedding(self, model_id: str, request: Json) -> Json: ...
+    async def embedding(self, model_id: str, request: Json) -> Json | Relayed: ...

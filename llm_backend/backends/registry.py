@@ -1,33 +1,83 @@
-"""Which backend answers for a model id."""
+"""Which backend answers for a model id.
+
+In order: local models and their aliases; then upstream APIs whose configured ids, aliases or
+glob patterns (``gpt-*``, ``o*``) match; then, when enabled, the default upstream for any
+other id. Otherwise the model does not exist (404 ``model_not_found``).
+"""
 
 from __future__ import annotations
 
-from .base import Backend, ModelCard
-from ..errors import model_not_found
+import asyncio
+
+from ..errors import OpenAIError, model_not_found
+from .base import Backend, Json, ModelCard, Relayed
+from .upstream.backend import UpstreamBackend
 
 
 class ModelRegistry:
-    def __init__(self, backends: list[Backend]) -> None:
-        self.backends = backends
+    def __init__(
+        self,
+        local: list[Backend],
+        upstreams: list[UpstreamBackend] | None = None,
+        catch_all: UpstreamBackend | None = None,
+    ) -> None:
+        self.local = local
+        self.upstreams = upstreams or []
+        self.catch_all = catch_all
+        self._index_local()
 
-    def models(self) -> list[ModelCard]:
-        return [card for backend in self.backends for card in backend.models()]
+    def _index_local(self) -> None:
+        self._local_cards = {card.id: (card, backend) for backend in self.local for card in backend.models()}
 
-    def card(self, model_id: str) -> ModelCard:
-        for card in self.models():
-            if card.id == model_id:
-                return card
-        raise model_not_found(model_id)
+    def local_models(self) -> list[ModelCard]:
+        return [card for card, _ in self._local_cards.values()]
+
+    @property
+    def backends(self) -> list:
+        return [*self.local, *self.upstreams]
 
     def backend_for(self, model_id: str) -> Backend:
-        for backend in self.backends:
-            if any(card.id == model_id for card in backend.models()):
-                return backend
+        local = self._local_cards.get(model_id)
+        if local is not None:
+            return local[1]
+        for upstream in self.upstreams:
+            if upstream.claims(model_id):
+                return upstream
+        if self.catch_all is not None:
+            return self.catch_all
         raise model_not_found(model_id)
+
+    async def models(self) -> list[ModelCard]:
+        """Local models, then each upstream's models that requests would be routed to it for
+        (a stale or empty upstream list when it cannot be fetched)."""
+        await asyncio.gather(*(upstream.refresh_models() for upstream in self.upstreams))
+        cards = self.local_models()
+        seen = set(self._local_cards)
+        for upstream in self.upstreams:
+            for card in upstream.models():
+                if card.id not in seen and self.backend_for_or_none(card.id) is upstream:
+                    seen.add(card.id)
+                    cards.append(card)
+        return cards
+
+    def backend_for_or_none(self, model_id: str) -> Backend | None:
+        try:
+            return self.backend_for(model_id)
+        except OpenAIError:
+            return None
+
+    async def model(self, model_id: str) -> Json | Relayed:
+        """One model as ``GET /v1/models/{model}`` shows it: a local card, or the upstream's."""
+        local = self._local_cards.get(model_id)
+        if local is not None:
+            return local[0].to_openai()
+        backend = self.backend_for(model_id)
+        return await backend.retrieve_model(model_id)
 
     async def start(self) -> None:
         for backend in self.backends:
             await backend.start()
+        self._index_local()
 
     async def stop(self) -> None:
         for backend in self.backends:
