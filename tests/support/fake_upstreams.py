@@ -66,9 +66,8 @@ class RateLimitedUpstream:
     """Answers the first ``limited`` requests with 429 and ``retry-after``, then 200 with
     OpenAI's ``x-ratelimit-*`` headers; records when each request arrived."""
 
-    def __init__(self, limited: int = 1, retry_after: str = "2") -> None:
-        self.arrivals: list[float] = []
-        self.headers: list[dict[str, str]] = []
+    def __init__(self) -> None:
+        self.reset()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -79,8 +78,8 @@ class RateLimitedUpstream:
                 self.rfile.read(int(self.headers.get("content-length", 0)))
                 fake.arrivals.append(time.monotonic())
                 fake.headers.append({name.lower(): value for name, value in self.headers.items()})
-                if len(fake.arrivals) <= limited:
-                    status, headers = 429, {"retry-after": retry_after}
+                if len(fake.arrivals) <= fake.limited:
+                    status, headers = 429, {"retry-after": fake.retry_after}
                     body = {"error": {"message": "Rate limit reached", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
                 else:
                     status, body = 200, CHAT_COMPLETION
@@ -97,6 +96,14 @@ class RateLimitedUpstream:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def reset(self, limited: int = 0, retry_after: str = "2") -> "RateLimitedUpstream":
+        """Forget past requests; refuse the next ``limited`` ones."""
+        self.limited = limited
+        self.retry_after = retry_after
+        self.arrivals: list[float] = []
+        self.headers: list[dict[str, str]] = []
+        return self
 
     @property
     def api(self) -> str:
