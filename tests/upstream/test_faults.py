@@ -40,58 +40,58 @@ def faults(hanging, limited, tmp_path_factory) -> LiveServer:
 
 
 @pytest.fixture
-def client(faults) -> openai.OpenAI:
+def fault_client(faults) -> openai.OpenAI:
     return sdk(faults)
 
 
-def test_hanging_upstream_is_504_within_the_timeout(client):
+def test_hanging_upstream_is_504_within_the_timeout(fault_client):
     # Fake: a loopback socket that accepts and never answers (a real upstream cannot hang on demand).
     with pytest.raises(openai.APIStatusError) as raised:
-        client.chat.completions.create(model="hang-1", messages=MESSAGES)
+        fault_client.chat.completions.create(model="hang-1", messages=MESSAGES)
     assert raised.value.status_code == 504
     assert raised.value.code == "upstream_timeout"
     assert "within 1 seconds" in raised.value.message
 
 
-def test_unreachable_upstream_is_502_after_retries(client):
+def test_unreachable_upstream_is_502_after_retries(fault_client):
     with pytest.raises(openai.APIStatusError) as raised:
-        client.chat.completions.create(model="down-1", messages=MESSAGES)
+        fault_client.chat.completions.create(model="down-1", messages=MESSAGES)
     assert raised.value.status_code == 502
     assert raised.value.code == "upstream_unreachable"
 
 
-def test_timeout_and_unreachable_errors_never_show_the_upstream_key(client, faults):
+def test_timeout_and_unreachable_errors_never_show_the_upstream_key(fault_client, faults):
     # Fake for the hang, as above.
     for model in ("hang-1", "down-1"):
         with pytest.raises(openai.APIStatusError) as raised:
-            client.chat.completions.create(model=model, messages=MESSAGES)
+            fault_client.chat.completions.create(model=model, messages=MESSAGES)
         assert SECRET not in raised.value.response.text
     assert SECRET not in faults.log()
 
 
-def test_429_is_retried_after_the_retry_after_delay(client, limited):
+def test_429_is_retried_after_the_retry_after_delay(fault_client, limited):
     # Fake: a loopback upstream that answers 429 (retry-after: 2) once, then 200.
     limited.reset(limited=1, retry_after="2")
-    completion = client.chat.completions.create(model="flaky-model", messages=MESSAGES)
+    completion = fault_client.chat.completions.create(model="flaky-model", messages=MESSAGES)
     assert completion.choices[0].message.content == "ok"
     assert len(limited.arrivals) == 2
     # Our own backoff would have waited at most 0.5 s: the 2 s came from retry-after.
     assert limited.arrivals[1] - limited.arrivals[0] >= 2
 
 
-def test_429_beyond_the_retry_budget_is_relayed(client, limited):
+def test_429_beyond_the_retry_budget_is_relayed(fault_client, limited):
     # Fake, as above, asking for a wait longer than the gateway's retry budget (5 s).
     limited.reset(limited=5, retry_after="60")
     with pytest.raises(openai.RateLimitError) as raised:
-        client.chat.completions.create(model="flaky-model", messages=MESSAGES)
+        fault_client.chat.completions.create(model="flaky-model", messages=MESSAGES)
     assert len(limited.arrivals) == 1
     assert raised.value.response.headers["retry-after"] == "60"
 
 
-def test_ratelimit_headers_are_passed_back(client, limited):
+def test_ratelimit_headers_are_passed_back(fault_client, limited):
     # Fake, as above (the real upstream sends no x-ratelimit-* headers).
     limited.reset()
-    raw = client.chat.completions.with_raw_response.create(model="flaky-model", messages=MESSAGES)
+    raw = fault_client.chat.completions.with_raw_response.create(model="flaky-model", messages=MESSAGES)
     assert raw.headers["x-ratelimit-limit-requests"] == "500"
     assert raw.headers["x-ratelimit-remaining-requests"] == "499"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import openai
 import pytest
 
+from tests.support.server import LiveServer
 from tests.upstream.conftest import GUARD_KEY, sdk
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -16,8 +17,6 @@ WRONG_KEY = "sk-wrong-upstream-key-0c9e55"
 def keyed(guarded, tmp_path_factory):
     """A gateway with two upstreams to the key-protected upstream: one with its right key
     (`good-*`), one with a wrong key (`bad-*`)."""
-    from tests.support.server import LiveServer
-
     config = f"""
 local_models: false
 upstreams:
