@@ -10,7 +10,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 from connexion.context import scope as current_scope
 
 from ...errors import OpenAIError
@@ -48,6 +48,7 @@ class UpstreamBackend:
 
     async def start(self) -> None:
         self._refreshing = asyncio.Lock()
+        await self.client.start()
 
     async def stop(self) -> None:
         await self.client.aclose()
@@ -77,7 +78,7 @@ class UpstreamBackend:
             try:
                 self._cards = self._cards_from(await self._fetch_models())
                 self._fresh_until = time.monotonic() + self.models_ttl
-            except (OpenAIError, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            except (OpenAIError, aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
                 log.warning("upstream %s: model list unavailable (%s)", self.name, type(exc).__name__)
                 self._fresh_until = time.monotonic() + min(self.models_ttl, MODELS_RETRY_SECONDS)
 
@@ -85,11 +86,11 @@ class UpstreamBackend:
         headers = self.client.headers(incoming_headers(), identity=True)
         response = await self.client.send("GET", "/models", headers=headers)
         try:
-            if response.status_code != 200:
-                raise OpenAIError(response.status_code, "model list refused")
-            return json.loads(await response.aread())["data"]
+            if response.status != 200:
+                raise OpenAIError(response.status, "model list refused")
+            return json.loads(await response.read())["data"]
         finally:
-            await response.aclose()
+            response.release()
 
     def _cards_from(self, data: list[Json]) -> list[ModelCard]:
         cards = [ModelCard(item["id"], item.get("owned_by", self.name), int(item.get("created", 0))) for item in data]

@@ -4,11 +4,12 @@ when the client used one of our aliases."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 
 from ...errors import OpenAIError, upstream_timeout
 from ..base import Relayed
@@ -38,17 +39,17 @@ HOP_HEADERS = frozenset(
 WHOLE_BODY_MAX = 1 << 20
 
 
-def response_headers(response: httpx.Response, *, decoded: bool = False) -> list[tuple[bytes, bytes]]:
+def response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
     """The headers the client sees: the upstream's (``x-ratelimit-*`` included), without
     hop-by-hop ones; the upstream's request id as ``x-upstream-request-id`` (ours is
-    ``x-request-id``)."""
+    ``x-request-id``). The body is relayed undecoded, so ``content-encoding`` stays."""
     headers = []
-    for name, value in response.headers.raw:
+    for name, value in response.raw_headers:
         name = name.lower()
         if name in HOP_HEADERS:
             if name == b"x-request-id":
                 headers.append((b"x-upstream-request-id", value))
-        elif not (decoded and name == b"content-encoding"):
+        else:
             headers.append((name, value))
     return headers
 
@@ -79,32 +80,39 @@ async def _events_with_model(chunks: AsyncIterator[bytes], model_id: str) -> Asy
         yield pending
 
 
-def _is_event_stream(response: httpx.Response) -> bool:
+def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
     return response.headers.get("content-type", "").startswith("text/event-stream")
 
 
-async def _body(response: httpx.Response, upstream: str, timeout: float, decoded: bool) -> AsyncIterator[bytes]:
+def _broken_off(upstream: str, timeout: float, exc: BaseException) -> OpenAIError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return upstream_timeout(upstream, timeout)
+    return OpenAIError(502, f"The upstream API '{upstream}' broke off the answer.", code="upstream_unreachable")
+
+
+async def _body(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> AsyncIterator[bytes]:
     """The body as it arrives. A failure midway cannot change the status any more: an
     event stream gets an error event, any other body is cut off (the client sees it
     incomplete, not silently short)."""
-    chunks = response.aiter_bytes() if decoded else response.aiter_raw()
     try:
-        async for chunk in chunks:
+        async for chunk in response.content.iter_any():
             yield chunk
-    except httpx.TransportError as exc:
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         log.warning("upstream %s: %s while relaying", upstream, type(exc).__name__)
         if not _is_event_stream(response):
             raise
-        error = upstream_timeout(upstream, timeout) if isinstance(exc, httpx.TimeoutException) else OpenAIError(
-            502, f"The upstream API '{upstream}' broke off the answer.", code="upstream_unreachable"
-        )
-        yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
+        yield b"data: " + json.dumps(_broken_off(upstream, timeout, exc).body()).encode() + b"\n\n"
     finally:
-        await response.aclose()
+        # Back to the pool when read to the end; otherwise the connection is closed, which
+        # is what ends the request upstream (client gone).
+        if response.content.at_eof():
+            response.release()
+        else:
+            response.close()
 
 
 async def relay(
-    response: httpx.Response,
+    response: aiohttp.ClientResponse,
     upstream: str,
     timeout: float,
     *,
@@ -112,25 +120,23 @@ async def relay(
 ) -> Relayed:
     """Relay ``response``; ``rename`` = (field, model id) puts our alias back in place of
     the upstream's model id (``model`` of completions and chunks, ``id`` of a model)."""
-    decoded = rename is not None
-    headers = response_headers(response, decoded=decoded)
-    length = response.headers.get("content-length")
-    whole = (length is not None and length.isdigit() and int(length) <= WHOLE_BODY_MAX) and not _is_event_stream(
-        response
-    )
-    if whole:
+    headers = response_headers(response)
+    length = response.content_length
+    if length is not None and length <= WHOLE_BODY_MAX and not _is_event_stream(response):
         try:
-            content = await response.aread() if decoded else b"".join([c async for c in response.aiter_raw()])
-        except httpx.TimeoutException:
-            raise upstream_timeout(upstream, timeout) from None
-        except httpx.TransportError:
-            raise OpenAIError(502, f"The upstream API '{upstream}' broke off the answer.", code="upstream_unreachable") from None
+            content = await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _broken_off(upstream, timeout, exc) from None
         finally:
-            await response.aclose()
-        if rename is not None and response.status_code < 400:
+            response.release()
+        if rename is not None and response.status < 400:
             content = _with_model(content, *rename)
-        return Relayed(response.status_code, headers, content=content)
-    chunks = _body(response, upstream, timeout, decoded)
+        return Relayed(response.status, headers, content=content)
+
+    async def close() -> None:
+        response.close()
+
+    chunks = _body(response, upstream, timeout)
     if rename is not None and _is_event_stream(response):
         chunks = _events_with_model(chunks, rename[1])
-    return Relayed(response.status_code, headers, chunks=chunks, close=response.aclose)
+    return Relayed(response.status, headers, chunks=chunks, close=close)
