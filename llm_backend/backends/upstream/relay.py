@@ -90,6 +90,15 @@ def _broken_off(upstream: str, timeout: float, exc: BaseException) -> OpenAIErro
     return OpenAIError(502, f"The upstream API '{upstream}' broke off the answer.", code="upstream_unreachable")
 
 
+def _finish(response: aiohttp.ClientResponse) -> None:
+    """Back to the pool when read to the end; otherwise close the connection, which is what
+    ends the request upstream (client gone)."""
+    if response.content.at_eof():
+        response.release()
+    else:
+        response.close()
+
+
 async def _body(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> AsyncIterator[bytes]:
     """The body as it arrives. A failure midway cannot change the status any more: an
     event stream gets an error event, any other body is cut off (the client sees it
@@ -103,12 +112,7 @@ async def _body(response: aiohttp.ClientResponse, upstream: str, timeout: float)
             raise
         yield b"data: " + json.dumps(_broken_off(upstream, timeout, exc).body()).encode() + b"\n\n"
     finally:
-        # Back to the pool when read to the end; otherwise the connection is closed, which
-        # is what ends the request upstream (client gone).
-        if response.content.at_eof():
-            response.release()
-        else:
-            response.close()
+        _finish(response)
 
 
 async def relay(
@@ -134,7 +138,7 @@ async def relay(
         return Relayed(response.status, headers, content=content)
 
     async def close() -> None:
-        response.close()
+        _finish(response)
 
     chunks = _body(response, upstream, timeout)
     if rename is not None and _is_event_stream(response):
