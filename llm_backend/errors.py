@@ -92,6 +92,25 @@ def not_implemented(operation_id: str) -> OpenAIError:
     )
 
 
+def upstream_unreachable(upstream: str) -> OpenAIError:
+    # Names the upstream, never its URL or key: the message reaches clients and logs.
+    return OpenAIError(
+        502,
+        f"The upstream API '{upstream}' could not be reached. Please retry shortly.",
+        code="upstream_unreachable",
+        type="server_error",
+    )
+
+
+def upstream_timeout(upstream: str, seconds: float) -> OpenAIError:
+    return OpenAIError(
+        504,
+        f"The upstream API '{upstream}' did not answer within {seconds:g} seconds.",
+        code="upstream_timeout",
+        type="server_error",
+    )
+
+
 def context_length_exceeded(n_tokens: int, n_ctx: int, param: str = "messages") -> OpenAIError:
     return OpenAIError(
         400,

@@ -37,8 +37,11 @@ def configure(level: str = "INFO", json: bool = True) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    # Our access log line replaces uvicorn's.
+    # Our access log line replaces uvicorn's; httpx's line per upstream request repeats it
+    # (and would cost the proxy path a log record per request).
     logging.getLogger("uvicorn.access").disabled = True
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.responses import Response
+import anyio
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
-from .backends.base import Answer
+from .backends.base import Answer, Relayed
 from .sse import event_stream
 
 
@@ -16,8 +18,38 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
+class RelayStream(StreamingResponse):
+    """An upstream's body to the client chunk by chunk, as it arrives. However the relay
+    ends (done, failed, client gone), the upstream request is closed at once."""
+
+    def __init__(self, answer: Relayed) -> None:
+        super().__init__(answer.chunks, status_code=answer.status)
+        self.raw_headers = list(answer.headers)
+        self._close = answer.close
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            if self._close is not None:
+                # Shielded: on client disconnect this scope is already cancelled.
+                with anyio.CancelScope(shield=True):
+                    await self._close()
+
+
+def relay_response(answer: Relayed) -> Response:
+    """The upstream's status, headers and bytes, unchanged."""
+    if answer.content is None:
+        return RelayStream(answer)
+    response = Response(answer.content, status_code=answer.status)
+    response.raw_headers = [*answer.headers, (b"content-length", str(len(answer.content)).encode())]
+    return response
+
+
 def answer_response(answer: Answer) -> Response:
-    """A JSON object, or a server-sent event stream of chunks."""
+    """A JSON object, a server-sent event stream of chunks, or an upstream's relayed answer."""
     if isinstance(answer, dict):
         return json_response(answer)
+    if isinstance(answer, Relayed):
+        return relay_response(answer)
     return event_stream(answer)

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -112,6 +112,27 @@ class ModelConfig(BaseModel):
         return [self.id, *self.aliases, *(self.persona_id(persona) for persona in self.personas)]
 
 
+class UpstreamConfig(BaseModel):
+    """An OpenAI-compatible API that some models are routed to (config file ``upstreams:``)."""
+
+    name: str
+    base_url: str = Field(description="the API root, with /v1, e.g. https://api.openai.com/v1")
+    api_key: SecretStr | None = Field(None, description="the key itself (prefer api_key_env)")
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+    headers: dict[str, str] = Field({}, description="extra headers sent with every request")
+    models: list[str] = Field(
+        [], description="model ids and glob patterns (gpt-*, o*) routed to this upstream"
+    )
+    aliases: dict[str, str] = Field({}, description="our model id -> the upstream's model id")
+
+    @property
+    def key(self) -> str | None:
+        """The upstream key, read from the environment at start-up when named there."""
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env) or None
+        return self.api_key.get_secret_value() if self.api_key else None
+
+
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -177,7 +198,34 @@ class Settings(BaseSettings):
     queue_size: int = Field(32, ge=0, description="requests that may wait per model before 429")
     queue_timeout: float = Field(300.0, gt=0, description="seconds a request may wait for the engine")
 
-    _split = field_validator("api_keys", "admin_keys", "cors_origins", mode="before")(_split_commas)
+    # --- upstream OpenAI-compatible APIs (gateway mode) ---
+    local_models: bool = Field(True, description="serve local GGUF models; false = pure gateway")
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1", validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    upstreams: list[UpstreamConfig] = []
+    upstream_models: CommaList = Field(
+        [], description="model ids / glob patterns routed to the default (OPENAI_*) upstream"
+    )
+    upstream_catch_all: bool = Field(
+        True, description="models neither local nor matched by a pattern go to the default upstream"
+    )
+    upstream_pass_client_key: bool = Field(
+        False, description="forward the client's Authorization header instead of the upstream key"
+    )
+    upstream_connect_timeout: float = Field(10.0, gt=0)
+    upstream_timeout: float = Field(600.0, gt=0, description="seconds without a byte from the upstream")
+    upstream_max_retries: int = Field(2, ge=0)
+    upstream_retry_budget: float = Field(30.0, ge=0, description="seconds all retries of a request may take")
+    upstream_max_connections: int = Field(100, ge=1)
+    upstream_models_ttl: float = Field(300.0, ge=0, description="seconds the upstream model list is cached")
+
+    _split = field_validator("api_keys", "admin_keys", "cors_origins", "upstream_models", mode="before")(
+        _split_commas
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -211,7 +259,24 @@ class Settings(BaseSettings):
         duplicates = {model_id for model_id in ids if ids.count(model_id) > 1}
         if duplicates:
             raise ValueError(f"model ids used twice: {sorted(duplicates)}")
+        names = [config.name for config in self.upstream_configs()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"upstream names used twice: {names}")
         return self
+
+    def upstream_configs(self) -> list[UpstreamConfig]:
+        """Every upstream, the default one first: ``OPENAI_API_KEY`` enables the SDK-style
+        one (``OPENAI_BASE_URL``), else the first of the config file is the default."""
+        configs = list(self.upstreams)
+        if self.openai_api_key is not None:
+            default = UpstreamConfig(
+                name="openai",
+                base_url=self.openai_base_url,
+                api_key=self.openai_api_key,
+                models=self.upstream_models,
+            )
+            configs.insert(0, default)
+        return configs
 
     @property
     def keys_configured(self) -> bool:

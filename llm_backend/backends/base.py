@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 Json = dict[str, Any]
-# A non-streaming answer is one OpenAI object; a streaming one, the chunks as they come.
-Answer = Json | AsyncIterator[Json]
+
+
+@dataclass
+class Relayed:
+    """An answer already in wire form, from an upstream API: passed on to the client as it
+    came (status, headers, bytes), so nothing is parsed or re-encoded on the way.
+
+    ``content`` is the whole body when it was small and complete; otherwise ``chunks``
+    yields it as it arrives and ``close`` releases the upstream request (client gone)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    content: bytes | None = None
+    chunks: AsyncIterator[bytes] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+# A non-streaming answer is one OpenAI object; a streaming one, the chunks as they come;
+# an upstream's answer is relayed as it is.
+Answer = Json | AsyncIterator[Json] | Relayed
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,16 @@ class Backend(Protocol):
 
     def readiness(self) -> tuple[bool, str]: ...
 
+    async def chat_completion(self, model_id: str, request: Json) -> Answer: ...
+
+    async def completion(self, model_id: str, request: Json) -> Answer: ...
+
+    async def embedding(self, model_id: str, request: Json) -> Json | Relayed: ...
+
+
+class LocalBackend(Backend, Protocol):
+    """A backend whose models this service loads and unloads (the admin operations)."""
+
     def loaded_models(self) -> list[str]:
         """Ids of the models loaded right now (configured ids, not aliases)."""
         ...
@@ -49,9 +77,3 @@ class Backend(Protocol):
     async def unload(self, model_id: str) -> Json:
         """Unload the model ``model_id`` names and return its status."""
         ...
-
-    async def chat_completion(self, model_id: str, request: Json) -> Answer: ...
-
-    async def completion(self, model_id: str, request: Json) -> Answer: ...
-
-    async def embedding(self, model_id: str, request: Json) -> Json: ...

@@ -4,8 +4,9 @@ What Connexion needs and the vendored file is never edited for:
 - its spec validator accepts only 3.0.x with Draft 4: skipped (the document is upstream's);
 - request bodies are validated with JSON Schema 2020-12, the dialect of OpenAPI 3.1;
 - every operationId is routed: to ``llm_backend.controllers.<tag>.<operation_id>`` when that
-  function exists, else to a fallback that answers 501 (operations we do not serve are not
-  validated either: there is nothing of ours to protect);
+  function exists; else it is forwarded verbatim to the default upstream API when one is
+  configured (``UnservedOperations``), or a fallback answers 501 (operations we do not serve
+  are not validated either: there is nothing of ours to protect);
 - validation errors become OpenAI errors naming the offending parameter.
 """
 
@@ -31,6 +32,7 @@ from connexion.validators import (
 import jsonschema_rs
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import extend
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import OpenAIError, bad_request, not_implemented
 
@@ -106,6 +108,31 @@ def _fallback(operation_id: str, variants: Variants) -> Callable:
 
     unserved.__name__ = snake_case(operation_id)
     return unserved
+
+
+def unserved_operation_ids(document: dict) -> frozenset[str]:
+    """The operationIds of ``document`` that no controller serves."""
+    return frozenset(operation["operationId"] for _, _, operation in operations(document) if not is_served(operation))
+
+
+class UnservedOperations:
+    """Connexion middleware (after routing and security, before validation): an operation
+    we do not serve goes to ``forward``, the default upstream, with its request untouched -
+    the body is not even read, so a multipart upload passes as the bytes the client sent.
+    Without an upstream this middleware is not installed and ``_fallback`` answers 501."""
+
+    def __init__(self, app: ASGIApp, unserved: frozenset[str], forward: ASGIApp) -> None:
+        self.app = app
+        self.unserved = unserved
+        self.forward = forward
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            routing = scope.get("extensions", {}).get("connexion_routing", {})
+            if routing.get("operation_id") in self.unserved:
+                await self.forward(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class ControllerResolver(Resolver):

@@ -26,7 +26,9 @@ class LiveServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
-        self.env = {**os.environ, "LLM_BACKEND_DATA_DIR": str(workdir / "data"), **(env or {})}
+        # The SDK's OPENAI_* variables of the caller's shell would turn on an upstream.
+        inherited = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+        self.env = {**inherited, "LLM_BACKEND_DATA_DIR": str(workdir / "data"), **(env or {})}
         if config is not None:
             config_path = workdir / "config.yaml"
             config_path.write_text(config)

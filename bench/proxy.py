@@ -1,0 +1,88 @@
+"""What the gateway adds: the same requests direct to an upstream and through our service.
+
+Starts two instances of this service on loopback - the upstream, running the local model,
+and a pure gateway in front of it (LLM_BACKEND_LOCAL_MODELS=false, OPENAI_BASE_URL) - and
+drives both side by side with the shared openai_bench.py:
+
+1. overhead mode: p50/p99 of GET /v1/models and of a max_tokens=1 chat, and the server CPU
+   per request (targets: <= +2 ms p50 on the 1-token chat);
+2. stream mode: streaming tokens/s direct vs through the gateway (target: >= 0.98x).
+
+    python bench/proxy.py [--requests 300] [--rounds 3] [--max-tokens 128] [--out DIR]
+
+Results: the tables on stdout and JSON files in --out (default data/bench). The machine's
+load average is printed first and last: on a shared machine, read ratios, not absolutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.server import LiveServer  # noqa: E402
+
+OPENAI_BENCH = Path(os.environ.get("OPENAI_BENCH", ROOT.parent / "shared" / "bench" / "openai_bench.py"))
+MODEL = "smollm2"
+KEY = "sk-bench-upstream-key"
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def bench(direct: LiveServer, proxy: LiveServer, out: Path, name: str, *args: str) -> None:
+    command = [
+        sys.executable,
+        str(OPENAI_BENCH),
+        "--target", f"direct={direct.api}",
+        "--target", f"proxy={proxy.api}",
+        "--server-pid", f"direct={direct.process.pid}",
+        "--server-pid", f"proxy={proxy.process.pid}",
+        "--model", MODEL,
+        "--api-key", KEY,
+        "--json", str(out / f"proxy-{name}.json"),
+        *args,
+    ]
+    print(f"\n## {name}: {' '.join(args)}  (load average {load()})", flush=True)
+    subprocess.run(command, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=300, help="overhead requests per cell and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=128, help="tokens per streamed answer")
+    parser.add_argument("--stream-requests", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=ROOT / "data" / "bench")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"cores {os.cpu_count()}, load average {load()}", flush=True)
+
+    with LiveServer(args.out / "upstream", env={"LLM_BACKEND_API_KEYS": KEY}) as upstream:
+        gateway_env = {
+            "LLM_BACKEND_LOCAL_MODELS": "false",
+            "LLM_BACKEND_API_KEYS": KEY,
+            "OPENAI_BASE_URL": upstream.api,
+            "OPENAI_API_KEY": KEY,
+        }
+        with LiveServer(args.out / "gateway", env=gateway_env) as gateway:
+            bench(
+                upstream, gateway, args.out, "overhead",
+                "--mode", "overhead", "--requests", str(args.requests), "--rounds", str(args.rounds),
+            )
+            bench(
+                upstream, gateway, args.out, "stream",
+                "--mode", "stream", "--concurrency", "1", "--requests", str(args.stream_requests),
+                "--rounds", str(args.rounds), "--max-tokens", str(args.max_tokens),
+            )
+    print(f"\nload average at the end {load()}")
+
+
+if __name__ == "__main__":
+    main()

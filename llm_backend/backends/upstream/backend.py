@@ -1,0 +1,136 @@
+"""The upstream backend: models served by an OpenAI-compatible API, answered by relaying it."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from connexion.context import scope as current_scope
+
+from ...errors import OpenAIError
+from ...settings import Settings, UpstreamConfig
+from ..base import Json, ModelCard, Relayed
+from .client import UpstreamClient
+from .relay import relay
+
+log = logging.getLogger(__name__)
+# After a failed model list fetch, try again this soon rather than after the full TTL.
+MODELS_RETRY_SECONDS = 10.0
+
+
+def incoming_headers() -> list[tuple[bytes, bytes]]:
+    """The headers of the request being served (for the keys and OpenAI-* headers to pass on)."""
+    try:
+        return current_scope["headers"]
+    except RuntimeError:  # outside a request
+        return []
+
+
+class UpstreamBackend:
+    """One upstream API: the models it is configured for, and a pooled client to it."""
+
+    def __init__(self, config: UpstreamConfig, settings: Settings) -> None:
+        self.name = config.name
+        self.patterns = config.models
+        self.aliases = config.aliases
+        self.client = UpstreamClient(config, settings)
+        # A per-client key may see other models than ours: then the list is not shared.
+        self.models_ttl = 0.0 if settings.upstream_pass_client_key else settings.upstream_models_ttl
+        self._cards: list[ModelCard] = []
+        self._fresh_until = 0.0
+        self._refreshing: asyncio.Lock | None = None
+
+    async def start(self) -> None:
+        self._refreshing = asyncio.Lock()
+        await self.client.start()
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+
+    def readiness(self) -> tuple[bool, str]:
+        # Not probed: an upstream outage must not take the local models out of rotation.
+        return True, ""
+
+    def claims(self, model_id: str) -> bool:
+        """Whether the config routes ``model_id`` here (an alias, an id or a glob pattern)."""
+        return model_id in self.aliases or any(fnmatch.fnmatchcase(model_id, p) for p in self.patterns)
+
+    # --- the model list ---------------------------------------------------------------
+
+    def models(self) -> list[ModelCard]:
+        """The upstream's models as last fetched, and our aliases of them."""
+        return self._cards
+
+    async def refresh_models(self) -> None:
+        """Fetch the upstream's model list when the cached one is older than the TTL. A
+        failure keeps the last list (or none): the local models are listed regardless."""
+        if time.monotonic() < self._fresh_until:
+            return
+        async with self._refreshing or asyncio.Lock():
+            if time.monotonic() < self._fresh_until:
+                return
+            try:
+                self._cards = self._cards_from(await self._fetch_models())
+                self._fresh_until = time.monotonic() + self.models_ttl
+            except (OpenAIError, aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
+                log.warning("upstream %s: model list unavailable (%s)", self.name, type(exc).__name__)
+                self._fresh_until = time.monotonic() + min(self.models_ttl, MODELS_RETRY_SECONDS)
+
+    async def _fetch_models(self) -> list[Json]:
+        headers = self.client.headers(incoming_headers(), identity=True)
+        response = await self.client.send("GET", "/models", headers=headers)
+        try:
+            if response.status != 200:
+                raise OpenAIError(response.status, "model list refused")
+            return json.loads(await response.read())["data"]
+        finally:
+            response.release()
+
+    def _cards_from(self, data: list[Json]) -> list[ModelCard]:
+        cards = [ModelCard(item["id"], item.get("owned_by", self.name), int(item.get("created", 0))) for item in data]
+        by_id = {card.id: card for card in cards}
+        for alias, target in self.aliases.items():
+            if target in by_id:
+                cards.append(ModelCard(alias, by_id[target].owned_by, by_id[target].created))
+        return cards
+
+    # --- operations ---------------------------------------------------------------------
+
+    async def _post(self, path: str, model_id: str, request: Json) -> Relayed:
+        upstream_id = self.aliases.get(model_id)
+        if upstream_id is not None:
+            request = {**request, "model": upstream_id}
+        content = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = self.client.headers(incoming_headers(), identity=upstream_id is not None)
+        response = await self.client.send("POST", path, headers=headers, content=content)
+        rename = ("model", model_id) if upstream_id is not None else None
+        return await relay(response, self.name, self.client.timeout, rename=rename)
+
+    async def chat_completion(self, model_id: str, request: Json) -> Relayed:
+        return await self._post("/chat/completions", model_id, request)
+
+    async def completion(self, model_id: str, request: Json) -> Relayed:
+        return await self._post("/completions", model_id, request)
+
+    async def embedding(self, model_id: str, request: Json) -> Relayed:
+        return await self._post("/embeddings", model_id, request)
+
+    async def retrieve_model(self, model_id: str) -> Relayed:
+        upstream_id = self.aliases.get(model_id, model_id)
+        headers = self.client.headers(incoming_headers(), identity=upstream_id != model_id)
+        response = await self.client.send("GET", f"/models/{quote(upstream_id, safe=':@')}", headers=headers)
+        rename = ("id", model_id) if upstream_id != model_id else None
+        return await relay(response, self.name, self.client.timeout, rename=rename)
+
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes) -> Relayed:
+        """Any other operation, verbatim (see ``passthrough``)."""
+        response = await self.client.send(
+            method, path, headers=self.client.headers(headers), content=content or None, query=query
+        )
+        return await relay(response, self.name, self.client.timeout)

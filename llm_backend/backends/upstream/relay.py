@@ -1,0 +1,146 @@
+"""An upstream's HTTP response, turned into a ``Relayed`` answer: status and headers as they
+came (minus what is only about the hop), the body relayed unparsed - except the model id
+when the client used one of our aliases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from ...errors import OpenAIError, upstream_timeout
+from ..base import Relayed
+
+log = logging.getLogger(__name__)
+
+# About the connection to us or the upstream's own hosting, not about the answer.
+HOP_HEADERS = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"server",
+        b"date",
+        b"set-cookie",
+        b"alt-svc",
+        b"x-request-id",
+    }
+)
+# A body up to this size that says its length is read whole and sent in one piece.
+WHOLE_BODY_MAX = 1 << 20
+
+
+def response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+    """The headers the client sees: the upstream's (``x-ratelimit-*`` included), without
+    hop-by-hop ones; the upstream's request id as ``x-upstream-request-id`` (ours is
+    ``x-request-id``). The body is relayed undecoded, so ``content-encoding`` stays."""
+    headers = []
+    for name, value in response.raw_headers:
+        name = name.lower()
+        if name in HOP_HEADERS:
+            if name == b"x-request-id":
+                headers.append((b"x-upstream-request-id", value))
+        else:
+            headers.append((name, value))
+    return headers
+
+
+def _with_model(data: bytes, field: str, model_id: str) -> bytes:
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return data
+    if isinstance(obj, dict) and field in obj:
+        obj[field] = model_id
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return data
+
+
+async def _events_with_model(chunks: AsyncIterator[bytes], model_id: str) -> AsyncIterator[bytes]:
+    """Server-sent events with ``model`` replaced in every JSON ``data:`` line."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        if lines:
+            yield b"".join(
+                (b"data: " + _with_model(line[5:].strip(), "model", model_id) if line.startswith(b"data:") else line) + b"\n"
+                for line in lines
+            )
+    if pending:
+        yield pending
+
+
+def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+def _broken_off(upstream: str, timeout: float, exc: BaseException) -> OpenAIError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return upstream_timeout(upstream, timeout)
+    return OpenAIError(502, f"The upstream API '{upstream}' broke off the answer.", code="upstream_unreachable")
+
+
+def _finish(response: aiohttp.ClientResponse) -> None:
+    """Back to the pool when read to the end; otherwise close the connection, which is what
+    ends the request upstream (client gone)."""
+    if response.content.at_eof():
+        response.release()
+    else:
+        response.close()
+
+
+async def _body(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> AsyncIterator[bytes]:
+    """The body as it arrives. A failure midway cannot change the status any more: an
+    event stream gets an error event, any other body is cut off (the client sees it
+    incomplete, not silently short)."""
+    try:
+        async for chunk in response.content.iter_any():
+            yield chunk
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        log.warning("upstream %s: %s while relaying", upstream, type(exc).__name__)
+        if not _is_event_stream(response):
+            raise
+        yield b"data: " + json.dumps(_broken_off(upstream, timeout, exc).body()).encode() + b"\n\n"
+    finally:
+        _finish(response)
+
+
+async def relay(
+    response: aiohttp.ClientResponse,
+    upstream: str,
+    timeout: float,
+    *,
+    rename: tuple[str, str] | None = None,
+) -> Relayed:
+    """Relay ``response``; ``rename`` = (field, model id) puts our alias back in place of
+    the upstream's model id (``model`` of completions and chunks, ``id`` of a model)."""
+    headers = response_headers(response)
+    length = response.content_length
+    if length is not None and length <= WHOLE_BODY_MAX and not _is_event_stream(response):
+        try:
+            content = await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _broken_off(upstream, timeout, exc) from None
+        finally:
+            response.release()
+        if rename is not None and response.status < 400:
+            content = _with_model(content, *rename)
+        return Relayed(response.status, headers, content=content)
+
+    async def close() -> None:
+        _finish(response)
+
+    chunks = _body(response, upstream, timeout)
+    if rename is not None and _is_event_stream(response):
+        chunks = _events_with_model(chunks, rename[1])
+    return Relayed(response.status, headers, chunks=chunks, close=close)

@@ -1,0 +1,48 @@
+"""Servers for the upstream tests. The upstream is real: the session's live server (this
+service running the real default model on loopback). The services in front of it are more
+instances of this service, configured as gateways."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from tests.support.server import LiveServer
+
+SERVICE_KEY = "sk-service-upstream-key-4f1d9c"  # what the gateway sends upstream
+GUARD_KEY = "sk-guarded-upstream-key-77ab31"
+
+
+def sdk(live: LiveServer, api_key: str = "client-key") -> openai.OpenAI:
+    return openai.OpenAI(base_url=live.api, api_key=api_key, max_retries=0, timeout=120)
+
+
+def access_lines(live: LiveServer, path: str, since: int = 0) -> list[dict]:
+    """The access log lines of ``live`` for ``path``, from byte offset ``since``."""
+    lines = live.log_path.read_bytes()[since:].decode(errors="replace").splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    return [r for r in records if r.get("logger") == "llm_backend.access" and r.get("path") == path]
+
+
+def log_size(live: LiveServer) -> int:
+    return live.log_path.stat().st_size
+
+
+@pytest.fixture(scope="module")
+def gateway(server, tmp_path_factory) -> LiveServer:
+    """A pure gateway (no local model) whose default upstream is the real upstream, set up
+    the way the OpenAI SDK is: OPENAI_BASE_URL and OPENAI_API_KEY."""
+    env = {"LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": server.api, "OPENAI_API_KEY": SERVICE_KEY}
+    with LiveServer(tmp_path_factory.mktemp("gateway"), env=env) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory) -> LiveServer:
+    """An upstream that requires an API key (this service with keys, no model: it answers
+    401 for a wrong key and 404 model_not_found once the key is right)."""
+    env = {"LLM_BACKEND_LOCAL_MODELS": "false", "LLM_BACKEND_API_KEYS": GUARD_KEY}
+    with LiveServer(tmp_path_factory.mktemp("guarded"), env=env) as live:
+        yield live

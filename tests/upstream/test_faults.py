@@ -1,0 +1,108 @@
+"""Upstream faults a real upstream cannot produce on demand - hanging, rate limiting - come
+from small loopback fakes (tests/support/fake_upstreams.py); said so in each test. The
+unreachable upstream is real: a loopback port nothing listens on."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.support.fake_upstreams import HangingUpstream, RateLimitedUpstream
+from tests.support.server import LiveServer, free_port
+from tests.upstream.conftest import sdk
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+SECRET = "sk-fault-upstream-secret-93be21"
+
+
+@pytest.fixture(scope="module")
+def hanging():
+    with HangingUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def limited():
+    with RateLimitedUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def faults(hanging, limited, tmp_path_factory) -> LiveServer:
+    """A gateway with one upstream per fault: `hang-*`, `down-*`, `flaky-*`."""
+    upstreams = {"hang": hanging.api, "down": f"http://127.0.0.1:{free_port()}/v1", "flaky": limited.api}
+    config = "local_models: false\nupstream_timeout: 1\nupstream_retry_budget: 5\nupstreams:\n" + "".join(
+        f"  - {{name: {name}, base_url: '{url}', api_key: {SECRET}, models: ['{name}-*']}}\n"
+        for name, url in upstreams.items()
+    )
+    with LiveServer(tmp_path_factory.mktemp("faults"), config=config) as live:
+        yield live
+
+
+@pytest.fixture
+def fault_client(faults) -> openai.OpenAI:
+    return sdk(faults)
+
+
+def test_hanging_upstream_is_504_within_the_timeout(fault_client):
+    # Fake: a loopback socket that accepts and never answers (a real upstream cannot hang on demand).
+    with pytest.raises(openai.APIStatusError) as raised:
+        fault_client.chat.completions.create(model="hang-1", messages=MESSAGES)
+    assert raised.value.status_code == 504
+    assert raised.value.code == "upstream_timeout"
+    assert "within 1 seconds" in raised.value.message
+
+
+def test_unreachable_upstream_is_502_after_retries(fault_client):
+    with pytest.raises(openai.APIStatusError) as raised:
+        fault_client.chat.completions.create(model="down-1", messages=MESSAGES)
+    assert raised.value.status_code == 502
+    assert raised.value.code == "upstream_unreachable"
+
+
+def test_timeout_and_unreachable_errors_never_show_the_upstream_key(fault_client, faults):
+    # Fake for the hang, as above.
+    for model in ("hang-1", "down-1"):
+        with pytest.raises(openai.APIStatusError) as raised:
+            fault_client.chat.completions.create(model=model, messages=MESSAGES)
+        assert SECRET not in raised.value.response.text
+    assert SECRET not in faults.log()
+
+
+def test_429_is_retried_after_the_retry_after_delay(fault_client, limited):
+    # Fake: a loopback upstream that answers 429 (retry-after: 2) once, then 200.
+    limited.reset(limited=1, retry_after="2")
+    completion = fault_client.chat.completions.create(model="flaky-model", messages=MESSAGES)
+    assert completion.choices[0].message.content == "ok"
+    assert len(limited.arrivals) == 2
+    # Our own backoff would have waited at most 0.5 s: the 2 s came from retry-after.
+    assert limited.arrivals[1] - limited.arrivals[0] >= 2
+
+
+def test_429_beyond_the_retry_budget_is_relayed(fault_client, limited):
+    # Fake, as above, asking for a wait longer than the gateway's retry budget (5 s).
+    limited.reset(limited=5, retry_after="60")
+    with pytest.raises(openai.RateLimitError) as raised:
+        fault_client.chat.completions.create(model="flaky-model", messages=MESSAGES)
+    assert len(limited.arrivals) == 1
+    assert raised.value.response.headers["retry-after"] == "60"
+
+
+def test_ratelimit_headers_are_passed_back(fault_client, limited):
+    # Fake, as above (the real upstream sends no x-ratelimit-* headers).
+    limited.reset()
+    raw = fault_client.chat.completions.with_raw_response.create(model="flaky-model", messages=MESSAGES)
+    assert raw.headers["x-ratelimit-limit-requests"] == "500"
+    assert raw.headers["x-ratelimit-remaining-requests"] == "499"
+
+
+def test_organization_and_project_go_upstream_with_the_service_key(faults, limited):
+    # Fake, as above: it records the headers it received.
+    limited.reset()
+    client = openai.OpenAI(
+        base_url=faults.api, api_key="client-key", max_retries=0, organization="org-42", project="proj-7"
+    )
+    client.chat.completions.create(model="flaky-model", messages=MESSAGES)
+    [headers] = limited.headers
+    assert (headers["openai-organization"], headers["openai-project"]) == ("org-42", "proj-7")
+    assert headers["authorization"] == f"Bearer {SECRET}"

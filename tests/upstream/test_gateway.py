@@ -1,0 +1,123 @@
+"""A pure gateway in front of a real upstream (this service with the real model), driven by
+the official SDK: what the client gets is the upstream's answer."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import MODEL
+from tests.upstream.conftest import access_lines, log_size, sdk
+
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+# SmolLM2's end-of-text and end-of-turn tokens: banned, the model cannot stop by itself.
+NO_EOS = {"0": -100, "2": -100}
+
+
+@pytest.fixture(scope="module")
+def proxied(gateway) -> openai.OpenAI:
+    return sdk(gateway)
+
+
+def test_chat_completion_is_the_upstreams_answer(proxied, server, gateway):
+    request = dict(model=MODEL, messages=MESSAGES, max_tokens=8, temperature=0, seed=3)
+    through = proxied.chat.completions.with_raw_response.create(**request)
+    completion = through.parse()
+    direct = sdk(server).chat.completions.create(**request)
+    assert completion.model == MODEL
+    assert completion.choices[0].message.content == direct.choices[0].message.content
+    assert completion.usage == direct.usage
+    assert completion.system_fingerprint == direct.system_fingerprint
+    assert through.headers["x-upstream-request-id"].startswith("req_")
+
+
+def test_chat_completion_stream_is_relayed_chunk_by_chunk(proxied):
+    chunks = list(proxied.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=6, stream=True))
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) >= 3
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+    assert len({chunk.id for chunk in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
+
+
+def test_completion_is_proxied(proxied):
+    completion = proxied.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=4)
+    assert completion.object == "text_completion"
+    assert completion.model == MODEL
+    assert completion.choices[0].text
+    assert completion.usage.completion_tokens <= 4
+
+
+def test_completion_stream_is_proxied(proxied):
+    chunks = list(proxied.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=4, stream=True))
+    assert "".join(chunk.choices[0].text for chunk in chunks if chunk.choices)
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def test_embeddings_are_the_upstreams_vectors(proxied, server):
+    through = proxied.embeddings.create(model=MODEL, input=["hello world", "x"])
+    direct = sdk(server).embeddings.create(model=MODEL, input=["hello world", "x"])
+    assert [item.embedding for item in through.data] == [item.embedding for item in direct.data]
+    assert through.usage.prompt_tokens == direct.usage.prompt_tokens
+
+
+def test_models_list_is_the_upstreams_list(proxied, server):
+    assert [m.id for m in proxied.models.list()] == [m.id for m in sdk(server).models.list()]
+
+
+def test_model_retrieve_is_proxied(proxied):
+    assert proxied.models.retrieve(MODEL).id == MODEL
+
+
+def test_unknown_model_is_the_upstreams_404(proxied):
+    with pytest.raises(openai.NotFoundError) as raised:
+        proxied.chat.completions.create(model="no-such-model", messages=MESSAGES, max_tokens=1)
+    assert raised.value.code == "model_not_found"
+    assert "x-upstream-request-id" in raised.value.response.headers
+
+
+def test_upstream_bad_request_is_relayed_with_its_param(proxied):
+    # Valid for the spec (so the gateway forwards it), refused by the upstream's engine.
+    with pytest.raises(openai.BadRequestError) as raised:
+        proxied.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=1, logit_bias={"hello": 1})
+    assert raised.value.param == "logit_bias"
+    assert "x-upstream-request-id" in raised.value.response.headers
+
+
+def test_unserved_operation_is_forwarded_verbatim(gateway, server):
+    # The upstream does not serve files either: its own 501 must come back byte for byte,
+    # and its log proves the request went there.
+    before = log_size(server)
+    through = httpx.get(gateway.api + "/files", params={"limit": 2}, timeout=30)
+    direct = httpx.get(server.api + "/files", params={"limit": 2}, timeout=30)
+    assert through.status_code == direct.status_code == 501
+    assert through.content == direct.content
+    assert len(access_lines(server, "/v1/files", since=before)) == 2
+
+
+def test_multipart_upload_is_forwarded_to_the_upstream(gateway, server):
+    before = log_size(server)
+    with pytest.raises(openai.APIStatusError) as raised:
+        sdk(gateway).files.create(file=("notes.jsonl", b'{"a": 1}\n'), purpose="batch")
+    assert raised.value.status_code == 501 and "createFile" in raised.value.message
+    [line] = access_lines(server, "/v1/files", since=before)
+    assert line["method"] == "POST"
+
+
+def test_client_disconnect_closes_the_upstream_stream(gateway, server):
+    before = log_size(server)
+    stream = sdk(gateway).completions.create(
+        model=MODEL, prompt="1, 2, 3,", max_tokens=1900, logit_bias=NO_EOS, stream=True
+    )
+    received = [next(iter(stream)) for _ in range(2)]
+    assert received
+    stream.close()
+    # The upstream logs its request when it ends. Relayed to the end, 1900 tokens take
+    # well over a minute here; closed, the upstream request ends within seconds.
+    deadline = time.monotonic() + 30
+    while not access_lines(server, "/v1/completions", since=before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert access_lines(server, "/v1/completions", since=before), "the upstream request is still running"
