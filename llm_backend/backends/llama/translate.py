@@ -148,6 +148,9 @@ def chat_params(request: Json) -> Json:
             "modalities": (lambda modalities: set(modalities) <= {"text"}, "text output only"),
             "prediction": (lambda _: False, "no predicted outputs"),
             "web_search_options": (lambda _: False, "no web search"),
+            "moderation": (lambda _: False, "no moderation model runs beside them"),
+            "reasoning_effort": (lambda effort: effort == "none", "they are not reasoning models"),
+            "verbosity": (lambda verbosity: verbosity == "medium", "no verbosity control"),
         },
     )
     if request.get("top_logprobs") and not request.get("logprobs"):
