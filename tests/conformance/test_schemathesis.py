@@ -1,10 +1,8 @@
-"""schemathesis fuzzes every operation we serve, against the pristine OpenAI document.
+"""schemathesis fuzzes the operations the local backend serves, against the pristine
+OpenAI document (the stored-completion operations: tests/storage/test_conformance.py).
 
-Checks: not_a_server_error, status_code_conformance, content_type_conformance and
-response_schema_conformance. The OpenAI document lists only 200 for most operations, so a
-correct 4xx would count as undocumented; ``openai_status_conformance`` keeps the check but
-accepts OpenAI's error statuses when the body is a valid OpenAI ``ErrorResponse`` (for
-spec-valid requests, only the statuses that a deliberate decision of ours explains).
+Checks: not_a_server_error, status_code_conformance (as ``openai_status_conformance``, see
+tests/conformance/checks.py), content_type_conformance and response_schema_conformance.
 """
 
 from __future__ import annotations
@@ -14,66 +12,28 @@ import math
 import struct
 from pathlib import Path
 
-import jsonschema
 import pytest
 import schemathesis
-import yaml
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from tests.conftest import MODEL
+from tests.conformance.checks import is_negative, openai_status_conformance
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openai.yaml"
 
 # Every operation the service serves itself. Adding a controller means adding it here.
 SERVED = ["createChatCompletion", "createCompletion", "createEmbedding", "listModels", "retrieveModel"]
 
-# Statuses OpenAI uses for errors, and for spec-valid requests the codes we answer
-# deliberately: the local engine cannot honour a parameter, the prompt does not fit, the
-# model does not exist, the queue is full.
-ERROR_STATUSES = {400, 401, 403, 404, 409, 413, 422, 429, 501}
-DELIBERATE_FOR_VALID_REQUESTS = {
-    400: {"unsupported_parameter", "context_length_exceeded", "invalid_value"},
-    404: {"model_not_found"},
-    429: {"rate_limit_exceeded"},
-}
 # Generation is bounded so a fuzz run stays short; the values stay within the spec.
 MAX_GENERATED_TOKENS = 8
 
 schema = schemathesis.openapi.from_path(SPEC).include(operation_id=SERVED)
-_components = yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["components"]
-_error_validator = jsonschema.Draft202012Validator(
-    {"$ref": "#/components/schemas/ErrorResponse", "components": _components}
-)
-
-
-def _is_negative(case) -> bool:
-    meta = case.meta
-    return bool(meta and meta.generation.mode.is_negative)
-
-
-def openai_status_conformance(ctx, response, case):
-    if response.status_code in ERROR_STATUSES:
-        body = response.json()
-        _error_validator.validate(body)
-        if not _is_negative(case):
-            allowed = DELIBERATE_FOR_VALID_REQUESTS.get(response.status_code, set())
-            assert body["error"]["code"] in allowed, (
-                f"spec-valid request refused with {response.status_code}: {body['error']}"
-            )
-        return None
-    return status_code_conformance(ctx, response, case)
-
-
 def _bound(case) -> None:
     body = case.body
     if not isinstance(body, dict):
         return
-    if not _is_negative(case):
+    if not is_negative(case):
         # Unknown model ids would turn nearly every valid case into a 404.
         body["model"] = MODEL
     for field in ("max_tokens", "max_completion_tokens"):

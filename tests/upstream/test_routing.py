@@ -3,6 +3,7 @@ upstreams' ids, aliases and patterns; the model list merges them."""
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
@@ -47,6 +48,10 @@ def test_local_model_is_answered_locally(mixed_client, server):
     before = log_size(server)
     completion = mixed_client.chat.completions.create(model=LOCAL, messages=MESSAGES, max_tokens=2)
     assert completion.model == LOCAL
+    # A marker request straight to the upstream: once its line is logged, a proxied chat
+    # answered before it would have been logged too.
+    httpx.get(server.base_url + "/health")
+    access_lines(server, "/health", since=before, expect=1)
     assert not access_lines(server, "/v1/chat/completions", since=before)
 
 
@@ -54,7 +59,7 @@ def test_model_matching_an_upstream_pattern_goes_upstream(mixed_client, server):
     before = log_size(server)
     completion = mixed_client.chat.completions.create(model="smollm2", messages=MESSAGES, max_tokens=2)
     assert completion.model == "smollm2"
-    assert len(access_lines(server, "/v1/chat/completions", since=before)) == 1
+    assert len(access_lines(server, "/v1/chat/completions", since=before, expect=1)) == 1
 
 
 def test_alias_of_an_upstream_model_answers_with_the_alias(mixed_client):
