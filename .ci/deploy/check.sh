@@ -23,7 +23,8 @@ RUN_NAME=llm-backend-ci-run
 WORK=$(mktemp -d /tmp/llm-backend-deploy.XXXXXX)
 PLAY=$WORK/play.yaml
 SECRETS=(llm-backend-secrets)
-VOLUMES=(llm-backend-models llm-backend-data)
+# PVCs become named volumes; so does the ConfigMap volume (podman 4.3).
+VOLUMES=(llm-backend-models llm-backend-data llm-backend-config)
 API_KEY=ci-chatbot-ui-$RANDOM$RANDOM
 UPSTREAM_KEY=sk-ci-upstream-$RANDOM$RANDOM
 passed=0
