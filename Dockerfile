@@ -51,7 +51,7 @@ COPY pyproject.toml ./
 COPY openapi ./openapi
 COPY llm_backend ./llm_backend
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install -e ".[llama]"
+    pip install -e ".[llama,postgres]"
 
 # ---------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime
