@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Runtime deployment check, for real, with Podman (no Kubernetes API server exists here):
+#   1. the unchanged Dockerfile builds (FROM python:3.11-slim: a local stand-in, base-image.sh);
+#   2. the container answers /health, /v1/models and a real chat completion from the baked-in
+#      model, and its HEALTHCHECK passes;
+#   3. k8s/llm-backend.yaml is played with `podman kube play` (adapted by kube_to_podman.py)
+#      and the pod proves that the Secret, the ConfigMap and the PVCs arrive.
+# Prints one line per check and closes with "N passed, N failed"; exits 1 on any failure.
+# Usage: .ci/deploy/check.sh   (from anywhere; root, Debian 12; installs podman if missing)
+# The static checks (kubernetes-validate, hadolint, Tiltfile, wiring) are pytest tests in
+# tests/deploy/, run by `make test`.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+[[ -x $PYTHON ]] || PYTHON=python3
+export CONTAINERS_CONF=$HERE/containers.conf
+export DEPLOY_CACHE=${DEPLOY_CACHE:-/var/tmp/llm-backend-deploy}
+
+IMAGE=localhost/llm-backend:ci
+RUN_NAME=llm-backend-ci-run
+WORK=$(mktemp -d /tmp/llm-backend-deploy.XXXXXX)
+PLAY=$WORK/play.yaml
+SECRETS=(llm-backend-secrets)
+# PVCs become named volumes; so does the ConfigMap volume (podman 4.3).
+VOLUMES=(llm-backend-models llm-backend-data llm-backend-config)
+API_KEY=ci-chatbot-ui-$RANDOM$RANDOM
+UPSTREAM_KEY=sk-ci-upstream-$RANDOM$RANDOM
+passed=0
+failed=0
+
+log() { printf '%s %s\n' "$(date +%T)" "$*"; }
+pass() { passed=$((passed + 1)); log "PASS $1"; }
+fail() { failed=$((failed + 1)); log "FAIL $1${2:+: $2}"; }
+# check NAME COMMAND...: one counted check.
+check() {
+    local name=$1; shift
+    local output
+    if output=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(tail -c 600 <<<"$output")"; fi
+}
+finish() {
+    log "$passed passed, $failed failed"
+    [[ $failed -eq 0 ]]
+    exit $?
+}
+
+# Everything this script creates, by name (leftovers of an interrupted run included).
+remove_created() {
+    [[ -f $PLAY ]] && podman kube down "$PLAY" >/dev/null 2>&1
+    podman rm -f -t 2 "$RUN_NAME" >/dev/null 2>&1
+    podman pod rm -f -t 2 llm-backend-pod-0 >/dev/null 2>&1
+    for volume in "${VOLUMES[@]}"; do podman volume rm -f "$volume" >/dev/null 2>&1; done
+    for secret in "${SECRETS[@]}"; do podman secret rm "$secret" >/dev/null 2>&1; done
+}
+cleanup() { remove_created; rm -rf "$WORK"; }
+trap cleanup EXIT
+trap 'fail "interrupted"; exit 1' INT TERM
+
+free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_ready URL SECONDS: until GET URL answers 200.
+wait_ready() {
+    local deadline=$((SECONDS + $2))
+    while ((SECONDS < deadline)); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "$1") == 200 ]] && return 0
+        sleep 1
+    done
+    return 1
+}
+
+# http_status EXPECTED METHOD URL [curl args...]
+http_status() {
+    local expected=$1 method=$2 url=$3; shift 3
+    local status
+    status=$(curl -s -o "$WORK/body" -w '%{http_code}' -X "$method" "$url" "$@")
+    [[ $status == "$expected" ]] || { echo "HTTP $status: $(head -c 400 "$WORK/body")"; return 1; }
+}
+
+# json_check PYTHON_EXPRESSION: evaluates it with `body` = the last response as JSON.
+json_check() {
+    "$PYTHON" - "$WORK/body" "$1" <<'EOF'
+import json, sys
+body = json.load(open(sys.argv[1]))
+if not eval(sys.argv[2]):
+    sys.exit(f"not true: {sys.argv[2]}\nbody: {json.dumps(body)[:400]}")
+EOF
+}
+
+# The checks run some helpers in `bash -c`.
+export WORK PYTHON
+export -f http_status json_check
+
+# ------------------------------------------------------------------ prerequisites
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then
+    log "installing podman, runc, debootstrap (apt)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        podman buildah runc fuse-overlayfs slirp4netns debootstrap uidmap; } >"$WORK/apt.log" 2>&1 \
+        || { fail "install podman" "$(tail -5 "$WORK/apt.log")"; finish; }
+fi
+remove_created
+
+started=$SECONDS
+log "base image docker.io/library/python:3.11-slim (stand-in, cached in $DEPLOY_CACHE)"
+check "stand-in python:3.11-slim base image" "$HERE/base-image.sh"
+
+# ------------------------------------------------------------------ 1. build
+# llama-cpp-python compiles for minutes. When `make install` already built the same version on
+# this machine (same portable flags: tests/deploy/test_dockerfile.py keeps the Dockerfile's
+# defaults equal to the Makefile's), pip inside the build is offered that wheel through a
+# build-time volume and /etc/pip.conf: RUN-only mounts, nothing lands in the image and the
+# Dockerfile is unchanged. DEPLOY_COMPILE=1 compiles in the build instead (then the pip cache
+# mount keeps the wheel for the next run).
+build_args=()
+llama_version=$(sed -n 's/^ARG LLAMA_CPP_PYTHON_VERSION=//p' "$ROOT/Dockerfile")
+host_wheel=$(find "${PIP_CACHE_DIR:-$HOME/.cache/pip}/wheels" -name "llama_cpp_python-$llama_version-*.whl" 2>/dev/null | head -1)
+if [[ ${DEPLOY_COMPILE:-0} != 1 && -n $host_wheel ]]; then
+    mkdir -p "$WORK/wheels"
+    cp "$host_wheel" "$WORK/wheels/"
+    printf '[global]\nfind-links = /ci-wheels\n' >"$WORK/pip.conf"
+    build_args=(-v "$WORK/wheels:/ci-wheels:ro" -v "$WORK/pip.conf:/etc/pip.conf:ro")
+    log "offering the host's llama-cpp-python $llama_version wheel to the build"
+fi
+
+log "podman build of the unchanged Dockerfile"
+build_started=$SECONDS
+if podman build --pull=never --format docker "${build_args[@]}" -t "$IMAGE" -f "$ROOT/Dockerfile" "$ROOT" \
+    >"$WORK/build.log" 2>&1; then
+    pass "Dockerfile builds ($((SECONDS - build_started))s)"
+else
+    fail "Dockerfile builds" "$(tail -20 "$WORK/build.log")"
+    finish
+fi
+check "image runs as non-root user 10001" \
+    bash -c "[[ \$(podman image inspect $IMAGE --format '{{.Config.User}}') == 10001:10001 ]]"
+
+# ------------------------------------------------------------------ 2. the container
+port=$(free_port)
+base=http://127.0.0.1:$port
+podman run -d --name "$RUN_NAME" -p "127.0.0.1:$port:8000" -e "LLM_BACKEND_API_KEYS=$API_KEY" "$IMAGE" >"$WORK/run.log" 2>&1
+if wait_ready "$base/ready" 180; then pass "container becomes ready"; else
+    fail "container becomes ready" "$(podman logs --tail 20 "$RUN_NAME" 2>&1)"; fi
+check "container: /health without a key" http_status 200 GET "$base/health"
+check "container: /v1/models lists the baked-in model" \
+    bash -c "http_status 200 GET $base/v1/models -H 'Authorization: Bearer $API_KEY' && json_check \"'smollm2' in [m['id'] for m in body['data']]\""
+check "container: real chat completion from the baked-in model" \
+    bash -c "http_status 200 POST $base/v1/chat/completions -H 'Authorization: Bearer $API_KEY' -H 'Content-Type: application/json' \
+        -d '{\"model\": \"smollm2\", \"messages\": [{\"role\": \"user\", \"content\": \"Name a colour.\"}], \"max_tokens\": 8}' \
+        && json_check \"body['choices'][0]['message']['content'].strip() and body['usage']['completion_tokens'] > 0\""
+check "container: HEALTHCHECK (python, no curl) passes" podman healthcheck run "$RUN_NAME"
+podman rm -f -t 5 "$RUN_NAME" >/dev/null 2>&1
+
+# ------------------------------------------------------------------ 3. podman kube play
+port=$(free_port)
+base=http://127.0.0.1:$port
+# The Secret of k8s/secrets/llm-backend-secrets.template.yaml, with CI values, as podman 4.3
+# wants it: a JSON object of base64 values (see kube_to_podman.py).
+"$PYTHON" - "$WORK/secret.json" "$API_KEY" "$UPSTREAM_KEY" <<'EOF'
+import base64, json, sys
+path, key, upstream = sys.argv[1:]
+values = {"api-keys": f"{key},ci-other-key", "chatbot-ui-api-key": key, "openai-api-key": upstream}
+json.dump({k: base64.b64encode(v.encode()).decode() for k, v in values.items()}, open(path, "w"))
+EOF
+podman secret create llm-backend-secrets "$WORK/secret.json" >/dev/null
+"$PYTHON" "$HERE/kube_to_podman.py" "$ROOT/k8s/llm-backend.yaml" \
+    --publish "llm-backend:8000=$port" --image "llm-backend=$IMAGE" --secret llm-backend-secrets >"$PLAY"
+if podman kube play "$PLAY" >"$WORK/play.log" 2>&1; then pass "podman kube play k8s/llm-backend.yaml"; else
+    fail "podman kube play k8s/llm-backend.yaml" "$(grep -v -e syslog -e systemd "$WORK/play.log" | tail -5)"; finish; fi
+ctr=$(podman ps -q --filter "pod=llm-backend-pod-0" --filter "name=llm-backend-pod-0-llm-backend")
+if wait_ready "$base/ready" 180; then pass "pod becomes ready"; else
+    fail "pod becomes ready" "$(podman logs --tail 20 "$ctr" 2>&1)"; fi
+
+check "pod: Secret api-keys enforced (401 without a key, OpenAI-shaped)" \
+    bash -c "http_status 401 GET $base/v1/models && json_check \"body['error']['code'] == 'invalid_api_key' and body['error']['message']\""
+check "pod: Secret chatbot-ui key accepted (200)" http_status 200 GET "$base/v1/models" -H "Authorization: Bearer $API_KEY"
+check "pod: ConfigMap models config applied (gpt-3.5-turbo listed)" \
+    bash -c "http_status 200 GET $base/v1/models -H 'Authorization: Bearer $API_KEY' && json_check \"'gpt-3.5-turbo' in [m['id'] for m in body['data']]\""
+check "pod: chatbot-ui style streamed chat on gpt-3.5-turbo ends with [DONE]" \
+    bash -c "curl -sN $base/v1/chat/completions -H 'Authorization: Bearer $API_KEY' -H 'Content-Type: application/json' \
+        -d '{\"model\": \"gpt-3.5-turbo\", \"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 8, \"stream\": true}' \
+        | tr -d '\\r' | grep -v '^\$' | tail -1 | grep -qx 'data: \[DONE\]'"
+check "pod: Secret upstream key arrives as OPENAI_API_KEY" \
+    bash -c "[[ \$(podman exec $ctr printenv OPENAI_API_KEY) == '$UPSTREAM_KEY' ]]"
+check "pod: runs as uid 10001" bash -c "[[ \$(podman exec $ctr id -u) == 10001 ]]"
+data_dir=$(podman volume inspect llm-backend-data --format '{{.Mountpoint}}' 2>/dev/null)
+check "pod: data PVC holds the SQLite database" bash -c "ls '$data_dir' | grep -q '\.db\|\.sqlite'"
+check "pod: data PVC writable by the app user" podman exec "$ctr" python -c "open('/data/.write-test', 'w').write('ok')"
+models_dir=$(podman volume inspect llm-backend-models --format '{{.Mountpoint}}' 2>/dev/null)
+echo seeded >"$models_dir/seeded.txt" 2>/dev/null
+check "pod: models PVC mounted at /models" podman exec "$ctr" test -f /models/seeded.txt
+check "pod: root filesystem read-only" \
+    bash -c "[[ \$(podman inspect $ctr --format '{{.HostConfig.ReadonlyRootfs}}') == true ]] && ! podman exec $ctr touch /opt/venv/.write-test"
+
+log "total $((SECONDS - started))s"
+finish
