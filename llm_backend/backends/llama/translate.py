@@ -289,43 +289,26 @@ class ChatShaper:
         return self._envelope({"choices": [choice]}, self.chunk_object_name)
 
     async def chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
-        if self.tool_names:
-            async for chunk in self._tool_chunks(events):
-                yield chunk
-            return
+        # With tools offered, each choice's text becomes content or tool-call deltas.
+        calls = [tools.ToolCallStream(self.tool_names) for _ in range(self.n)] if self.tool_names else None
         async for event in events:
             kind = event["event"]
             if kind == "prompt":
                 for index in range(self.n):
                     yield self._chunk(index, {"role": "assistant", "content": ""}, None, None)
             elif kind == "delta":
-                entries = event.get("logprobs") if self.logprobs else None
-                if event["text"] or entries:
-                    yield self._chunk(event["index"], {"content": event["text"]}, entries, None)
-                if event.get("finish_reason"):
-                    yield self._chunk(event["index"], {}, None, event["finish_reason"])
-            elif kind == "usage" and self.include_usage:
-                yield self._envelope({"choices": [], "usage": usage(event)}, self.chunk_object_name)
-
-    async def _tool_chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
-        """Like ``chunks``, with each choice's text turned into content or tool-call deltas."""
-        streams = [tools.ToolCallStream(self.tool_names) for _ in range(self.n)]
-        async for event in events:
-            kind = event["event"]
-            if kind == "prompt":
-                for index in range(self.n):
-                    yield self._chunk(index, {"role": "assistant", "content": ""}, None, None)
-            elif kind == "delta":
-                index = event["index"]
-                stream = streams[index]
-                deltas = stream.feed(event["text"])
-                reason = event.get("finish_reason")
+                index, reason = event["index"], event.get("finish_reason")
+                if calls is None:
+                    entries = event.get("logprobs") if self.logprobs else None
+                    if event["text"] or entries:
+                        yield self._chunk(index, {"content": event["text"]}, entries, None)
+                else:
+                    for delta in calls[index].feed(event["text"]) + (calls[index].finish() if reason else []):
+                        yield self._chunk(index, delta, None, None)
+                    if reason == "stop" and calls[index].called:
+                        reason = "tool_calls"
                 if reason:
-                    deltas += stream.finish()
-                for delta in deltas:
-                    yield self._chunk(index, delta, None, None)
-                if reason:
-                    yield self._chunk(index, {}, None, "tool_calls" if stream.called and reason == "stop" else reason)
+                    yield self._chunk(index, {}, None, reason)
             elif kind == "usage" and self.include_usage:
                 yield self._envelope({"choices": [], "usage": usage(event)}, self.chunk_object_name)
 
