@@ -72,8 +72,8 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4,8")
     args = parser.parse_args()
 
-    model = Settings().models[0]
-    gguf = str(resolve_gguf(model))
+    settings = Settings()
+    gguf = str(resolve_gguf(settings.models[0], settings.model_cache_dir))
     out = ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     python = sys.executable

@@ -211,3 +211,20 @@ def test_completion_echo_with_logprobs_scores_the_prompt_tokens(client):
     assert len(logprobs.tokens) == completion.usage.prompt_tokens + completion.usage.completion_tokens
     assert logprobs.token_logprobs[0] is None and logprobs.top_logprobs[0] is None
     assert all(lp <= 0 for lp in logprobs.token_logprobs[1:])
+
+
+def test_integral_floats_are_accepted_where_the_spec_says_integer(server):
+    """JSON Schema counts 7.0 as an integer, so the spec admits it: it must work like 7."""
+    import httpx
+
+    body = {"model": "smollm2", "prompt": [504.0, 3575.0], "max_tokens": 4.0, "seed": 7.0, "temperature": 0, "logprobs": 2.0}
+    floats = httpx.post(server.api + "/completions", json=body, timeout=60)
+    assert floats.status_code == 200, floats.text
+    ints = httpx.post(
+        server.api + "/completions",
+        json={**body, "prompt": [504, 3575], "max_tokens": 4, "seed": 7, "logprobs": 2},
+        timeout=60,
+    )
+    assert floats.json()["choices"][0]["text"] == ints.json()["choices"][0]["text"]
+    embedded = httpx.post(server.api + "/embeddings", json={"model": "smollm2", "input": [504.0, 3575.0]}, timeout=60)
+    assert embedded.status_code == 200, embedded.text

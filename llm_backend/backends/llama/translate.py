@@ -22,6 +22,29 @@ from . import tools
 OPENAI_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
 
 
+# JSON Schema counts 3.0 as an integer, so the spec lets integral floats through where it
+# says integer; the engine needs ints.
+INTEGER_PARAMETERS = ("seed", "n", "max_tokens", "max_completion_tokens", "top_logprobs", "logprobs", "best_of")
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _tokens(values: list) -> list[int]:
+    return [int(value) for value in values]
+
+
+def with_integers(request: Json) -> Json:
+    """``request`` with integral floats of integer parameters as ints."""
+    fixed = {
+        name: int(request[name])
+        for name in INTEGER_PARAMETERS
+        if isinstance(request.get(name), float) and request[name].is_integer()
+    }
+    return {**request, **fixed} if fixed else request
+
+
 def unsupported(param: str, why: str) -> Exception:
     return bad_request(f"'{param}' is not supported by local models: {why}.", param, "unsupported_parameter")
 
@@ -139,6 +162,7 @@ def _refuse(request: Json, checks: dict[str, tuple[Any, str]]) -> None:
 
 
 def chat_params(request: Json) -> Json:
+    request = with_integers(request)
     _refuse(
         request,
         {
@@ -177,14 +201,15 @@ def completion_prompts(prompt: Any) -> list[str | list[int]]:
         return [""]
     if isinstance(prompt, str):
         return [prompt]
-    if prompt and all(isinstance(token, int) for token in prompt):
-        return [prompt]
+    if prompt and all(_is_token(token) for token in prompt):
+        return [_tokens(prompt)]
     if not prompt:
         raise bad_request("'prompt' must not be an empty list.", "prompt", "invalid_value")
-    return list(prompt)
+    return [item if isinstance(item, str) else _tokens(item) for item in prompt]
 
 
 def completion_params(request: Json) -> Json:
+    request = with_integers(request)
     _refuse(
         request,
         {
@@ -383,10 +408,10 @@ def embedding_inputs(request: Json) -> list[str | list[int]]:
     value = request["input"]
     if isinstance(value, str):
         items: list = [value]
-    elif value and all(isinstance(token, int) for token in value):
-        items = [value]
+    elif value and all(_is_token(token) for token in value):
+        items = [_tokens(value)]
     else:
-        items = list(value)
+        items = [item if isinstance(item, str) else _tokens(item) for item in value]
     if not items:
         raise bad_request("'input' must not be empty.", "input", "invalid_value")
     return items
