@@ -49,15 +49,12 @@ def _bound(case) -> None:
     if not is_negative(case):
         # Unknown model ids would turn nearly every valid case into a 404.
         body["model"] = MODEL
-    for field in ("max_tokens", "max_completion_tokens"):
-        if isinstance(body.get(field), int) and body[field] > MAX_GENERATED_TOKENS:
+    operation = case.operation.definition.raw.get("operationId")
+    limits = {"createCompletion": ("max_tokens",), "createChatCompletion": ("max_tokens", "max_completion_tokens")}
+    for field in limits.get(operation, ()):
+        value = body.get(field)
+        if value is None or (isinstance(value, (int, float)) and value > MAX_GENERATED_TOKENS):
             body[field] = MAX_GENERATED_TOKENS
-    if case.operation.definition.raw.get("operationId") == "createCompletion" and "max_tokens" not in body:
-        body["max_tokens"] = MAX_GENERATED_TOKENS
-    if case.operation.definition.raw.get("operationId") == "createChatCompletion" and not any(
-        field in body for field in ("max_tokens", "max_completion_tokens")
-    ):
-        body["max_completion_tokens"] = MAX_GENERATED_TOKENS
     if isinstance(body.get("n"), int) and body["n"] > 2:
         body["n"] = 2
 

@@ -228,3 +228,12 @@ def test_integral_floats_are_accepted_where_the_spec_says_integer(server):
     assert floats.json()["choices"][0]["text"] == ints.json()["choices"][0]["text"]
     embedded = httpx.post(server.api + "/embeddings", json={"model": "smollm2", "input": [504.0, 3575.0]}, timeout=60)
     assert embedded.status_code == 200, embedded.text
+
+
+def test_a_null_max_tokens_on_completions_means_the_default_16(server):
+    import httpx
+
+    body = {"model": "smollm2", "prompt": "Once upon a time", "max_tokens": None, "temperature": 0, "logit_bias": {"0": -100, "2": -100}}  # EOS banned
+    answer = httpx.post(server.api + "/completions", json=body, timeout=60).json()
+    assert answer["usage"]["completion_tokens"] <= 16
+    assert answer["choices"][0]["finish_reason"] == "length"

@@ -340,6 +340,13 @@ class LlamaBackend:
 
         if len(prompts) == 1:
             return await self._serve(model, lambda: one({**params, "prompt": prompts[0]}))
+        capacity = model.config.parallel * model.config.slots
+        if params["stream"] and len(prompts) * params.get("n", 1) > capacity:
+            # Every prompt's stream must be running before the first byte goes out (errors
+            # become HTTP errors), so they must all fit at once.
+            raise bad_request(
+                f"A streamed request can have at most {capacity} prompts x n for this model.", "prompt", "invalid_value"
+            )
         return await self._serve(model, lambda: fan_out(params, prompts, one))
 
     @staticmethod

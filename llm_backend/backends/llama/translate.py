@@ -220,7 +220,8 @@ def completion_params(request: Json) -> Json:
     logprobs = request.get("logprobs")
     return {
         "prompts": completion_prompts(request.get("prompt")),
-        "max_tokens": request.get("max_tokens", 16),
+        # null means the default, as OpenAI reads it.
+        "max_tokens": 16 if request.get("max_tokens") is None else request["max_tokens"],
         "logprobs": logprobs is not None,
         "top_logprobs": logprobs or 0,
         "echo": bool(request.get("echo")),
