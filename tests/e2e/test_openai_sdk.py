@@ -194,10 +194,11 @@ def test_streamed_completion_with_several_prompts_keeps_them_apart(client):
     assert usage.prompt_tokens == sum(s.usage.prompt_tokens for s in solo)
 
 
-def test_a_streamed_request_with_more_prompts_than_sequences_is_400_not_a_hang(client):
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_with_more_prompts_than_sequences_is_400_not_a_hang(client, stream):
     # The default model decodes 4 sequences at once.
     with pytest.raises(openai.BadRequestError) as raised:
-        client.completions.create(model=MODEL, prompt=["a", "b", "c", "d", "e"], max_tokens=2, stream=True)
+        client.completions.create(model=MODEL, prompt=["a", "b", "c", "d", "e"], max_tokens=2, stream=stream)
     assert raised.value.param == "prompt"
     # ... and the server still answers afterwards.
     assert client.completions.create(model=MODEL, prompt="a", max_tokens=2).choices

@@ -112,6 +112,9 @@ class LocalModel:
         """Take ``need`` sequences on one worker, waiting in line; 429 beyond the queue."""
         if need > self.config.parallel:
             raise bad_request(f"'n' can be at most {self.config.parallel} for this model.", "n", "invalid_value")
+        # Requests that gave up waiting (timeout, client gone) must not keep others in line:
+        # otherwise a new request would queue behind them with every sequence free.
+        self._waiters = collections.deque(entry for entry in self._waiters if not entry[1].done())
         # Embeddings (need 0) take no sequence: they run between two decoding steps.
         worker = None if (self._waiters and need) else self._free_worker(need)
         if worker is not None:
@@ -126,6 +129,7 @@ class LocalModel:
             except asyncio.TimeoutError:
                 if not future.done():
                     future.cancel()
+                    self._wake()
                     raise queue_full(self.config.id, retry_after=5) from None
                 worker = future.result()
             except asyncio.CancelledError:
@@ -134,6 +138,7 @@ class LocalModel:
                     self._wake()
                 else:
                     future.cancel()
+                    self._wake()
                 raise
         try:
             yield worker
@@ -341,11 +346,11 @@ class LlamaBackend:
         if len(prompts) == 1:
             return await self._serve(model, lambda: one({**params, "prompt": prompts[0]}))
         capacity = model.config.parallel * model.config.slots
-        if params["stream"] and len(prompts) * params.get("n", 1) > capacity:
-            # Every prompt's stream must be running before the first byte goes out (errors
-            # become HTTP errors), so they must all fit at once.
+        if len(prompts) * params.get("n", 1) > capacity:
+            # All prompts of a request run at once (a stream's must all be running before
+            # its first byte), so they must fit in the model's sequences together.
             raise bad_request(
-                f"A streamed request can have at most {capacity} prompts x n for this model.", "prompt", "invalid_value"
+                f"A request can have at most {capacity} prompts x n for this model.", "prompt", "invalid_value"
             )
         return await self._serve(model, lambda: fan_out(params, prompts, one))
 
