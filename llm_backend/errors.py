@@ -111,16 +111,6 @@ def upstream_timeout(upstream: str, seconds: float) -> OpenAIError:
     )
 
 
-def context_length_exceeded(n_tokens: int, n_ctx: int, param: str = "messages") -> OpenAIError:
-    return OpenAIError(
-        400,
-        f"This model's maximum context length is {n_ctx} tokens. However, your request "
-        f"needs {n_tokens} tokens. Please reduce the length of the input.",
-        param=param,
-        code="context_length_exceeded",
-    )
-
-
 def to_response(error: OpenAIError) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=error.status,

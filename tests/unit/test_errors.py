@@ -41,6 +41,8 @@ def test_openai_error_body_has_exactly_the_four_fields():
 
 
 def test_context_length_message_follows_openai_wording():
-    error = errors.context_length_exceeded(5000, 2048)
+    from llm_backend.backends.llama.engine.errors import ContextError
+
+    error = ContextError(5000, 2048, "messages")
     assert error.status == 400 and error.code == "context_length_exceeded"
     assert error.message.startswith("This model's maximum context length is 2048 tokens.")

@@ -39,7 +39,6 @@ class WorkerProcess:
         self.start_timeout = start_timeout
         self.process: asyncio.subprocess.Process | None = None
         self.n_ctx: int | None = None
-        self.n_vocab: int | None = None
         self.parallel = 1
         self.ready = asyncio.Event()
         self.failure: str | None = None
@@ -74,7 +73,6 @@ class WorkerProcess:
             await self.process.wait()
             raise RuntimeError(self.failure)
         self.n_ctx = hello["n_ctx"]
-        self.n_vocab = hello["n_vocab"]
         self.parallel = hello.get("parallel", 1)
         self.failure = None
         self._reader = asyncio.create_task(self._read_events(self.process))

@@ -238,6 +238,13 @@ class _Choices:
         self.finish_reason: list[str | None] = [None] * n
         self.usage: Json = {}
 
+    @classmethod
+    def of(cls, events: list[Json], n: int) -> "_Choices":
+        gathered = cls(n)
+        for event in events:
+            gathered.add(event)
+        return gathered
+
     def add(self, event: Json) -> None:
         if event["event"] == "echo":
             # Every choice starts with the prompt (completions' echo).
@@ -288,9 +295,7 @@ class ChatShaper:
         return {"content": entries, "refusal": None} if self.logprobs else None
 
     def completion(self, events: list[Json]) -> Json:
-        gathered = _Choices(self.n)
-        for event in events:
-            gathered.add(event)
+        gathered = _Choices.of(events, self.n)
         choices = [
             {
                 "index": index,
@@ -361,9 +366,7 @@ class CompletionShaper(ChatShaper):
         }
 
     def completion(self, events: list[Json]) -> Json:
-        gathered = _Choices(self.n)
-        for event in events:
-            gathered.add(event)
+        gathered = _Choices.of(events, self.n)
         choices = [
             {
                 "index": index,

@@ -21,7 +21,7 @@ Events go to the protocol stream, one JSON object per line, each with the reques
 - ``error`` (``error``: status, message, param, code)
 - ``done``: nothing more will come for this id (sent after a cancel too)
 
-The first line is ``{"event": "ready", "n_ctx", "parallel", "n_vocab"}``. The protocol stream is the
+The first line is ``{"event": "ready", "n_ctx", "parallel"}``. The protocol stream is the
 original stdout; stdout itself is pointed at stderr so nothing llama.cpp prints can corrupt it.
 """
 
@@ -104,7 +104,6 @@ class Worker:
                 "event": "ready",
                 "n_ctx": self.engine.n_ctx,
                 "parallel": self.engine.parallel,
-                "n_vocab": self.engine.tokenizer.n_vocab,
             }
         )
         self.out.flush()
