@@ -73,7 +73,8 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    gguf = str(resolve_gguf(settings.models[0], settings.model_cache_dir))
+    model = settings.models[0]
+    gguf = str(resolve_gguf(model, settings.model_cache_dir))
     out = ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     python = sys.executable
