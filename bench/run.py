@@ -22,7 +22,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llm_backend.backends.llama.backend import default_threads  # noqa: E402
+from llm_backend.backends.llama.backend import default_batch_threads, default_threads  # noqa: E402
 from llm_backend.backends.llama.sources import resolve_gguf  # noqa: E402
 from llm_backend.settings import Settings  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
@@ -64,7 +64,8 @@ def load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--threads", type=int, default=default_threads(), help="n_threads: one sequence alone")
+    parser.add_argument("--threads-batch", type=int, default=default_batch_threads(), help="n_threads_batch: batches, prompts")
     parser.add_argument("--parallel", type=int, default=8, help="our sequences per worker")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--requests", type=int, default=8)
@@ -82,12 +83,14 @@ def main() -> None:
     config = out / "config.yaml"
     config.write_text(
         f"models:\n  - id: {model.id}\n    path: {gguf}\n    n_ctx: {model.n_ctx}\n"
-        f"    n_threads: {args.threads}\n    n_threads_batch: {args.threads}\n    parallel: {args.parallel}\n"
+        f"    n_threads: {args.threads}\n    n_threads_batch: {args.threads_batch}\n    parallel: {args.parallel}\n"
         f"queue_size: 64\n"
     )
     env = {**os.environ, "LLM_BACKEND_CONFIG": str(config), "LLM_BACKEND_DATA_DIR": str(out / "data")}
     notes = [f"# make bench, {time.strftime('%Y-%m-%d %H:%M:%S')}", "", f"- GGUF: `{gguf}`"]
-    notes.append(f"- threads: n_threads = n_threads_batch = {args.threads} (both servers and in-process); cores: {os.cpu_count()}")
+    notes.append(
+        f"- threads (both servers and in-process): n_threads = {args.threads}, n_threads_batch = {args.threads_batch}; cores: {os.cpu_count()}"
+    )
     notes.append(f"- ours: parallel = {args.parallel} sequences, 1 worker process; llama-cpp-python server: its defaults")
     notes.append(f"- load average before: {load()}")
 
@@ -99,7 +102,7 @@ def main() -> None:
     try:
         theirs = start(
             [python, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", model.id,
-             "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads),
+             "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads_batch),
              "--n_ctx", str(model.n_ctx), "--host", "127.0.0.1", "--port", str(theirs_port)],
             dict(os.environ), out / "llama-cpp-python.log", f"http://127.0.0.1:{theirs_port}/v1/models",
         )
@@ -117,7 +120,7 @@ def main() -> None:
         notes.append(f"- load average after the server benchmark: {load()}")
         inprocess = subprocess.run(
             [python, str(SHARED / "inprocess_llama.py"), "--model-path", gguf, "--n-ctx", str(model.n_ctx),
-             "--n-threads", str(args.threads), "--max-tokens", str(args.max_tokens),
+             "--n-threads", str(args.threads), "--n-threads-batch", str(args.threads_batch), "--max-tokens", str(args.max_tokens),
              "--requests", str(args.requests), "--rounds", str(args.rounds),
              "--compare-url", f"http://127.0.0.1:{ours_port}/v1", "--compare-model", model.id,
              "--json", str(out / "inprocess.json")],

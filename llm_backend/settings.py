@@ -71,9 +71,9 @@ class ModelConfig(BaseModel):
     aliases: list[str] = []
     n_ctx: int = Field(2048, ge=64, description="context size of each sequence (prompt + completion)")
     n_threads: int | None = Field(
-        None, ge=1, validation_alias=AliasChoices("n_threads", "threads"), description="decoding threads; default: cores - 1"
+        None, ge=1, validation_alias=AliasChoices("n_threads", "threads"), description="threads decoding one sequence alone; default: cores - 1"
     )
-    n_threads_batch: int | None = Field(None, ge=1, description="prompt threads; default: n_threads")
+    n_threads_batch: int | None = Field(None, ge=1, description="threads for batches (several sequences, prompts); default: all cores")
     n_batch: int = Field(512, ge=1, description="tokens per decoding step (prompt chunk size)")
     parallel: int = Field(4, ge=1, le=64, description="sequences decoded together in one batch per worker")
     slots: int = Field(1, ge=1, description="engine worker processes serving this model")

