@@ -17,7 +17,7 @@ from .backends.events import ModelEvents
 from .backends.registry import ModelRegistry
 from .backends.upstream.backend import UpstreamBackend
 from .backends.upstream.passthrough import Passthrough
-from .middleware import BodyLimit, RequestContext
+from .middleware import BodyLimit, CancelOnDisconnect, RequestContext
 from .services import Services
 from .settings import Settings, get_settings
 from .spec import adapter
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     # Added in order from the outside in.
     app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,8 +1,9 @@
 """ASGI middleware for what every request shares: a request id with an access log line,
-and the body size limit."""
+the body size limit, and cancelling the work of a client that hung up."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -14,6 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .errors import OpenAIError
 
 access_log = logging.getLogger("llm_backend.access")
+# Logged for a request whose client left before its answer started (nginx's code for it).
+CLIENT_CLOSED_REQUEST = 499
+CLIENT_GONE = "llm_backend.client_gone"
 
 
 class RequestContext:
@@ -42,6 +46,8 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+            if status == 500 and scope.get(CLIENT_GONE):
+                status = CLIENT_CLOSED_REQUEST
         finally:
             access_log.info(
                 "request",
@@ -106,7 +112,6 @@ class BodyLimit:
                 return
             if not message.get("more_body"):
                 break
-        scope = dict(scope)
         scope["headers"] = [
             (name, value) for name, value in scope["headers"] if name != b"transfer-encoding"
         ] + [(b"content-length", str(len(body)).encode())]
@@ -120,3 +125,52 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class CancelOnDisconnect:
+    """Cancels a request's work when its client hangs up before the answer starts.
+
+    Uvicorn only tells an app about a disconnect when it reads the request again, which a
+    handler waiting for a whole (non-streamed) answer never does: without this, a client
+    that timed out - and the SDKs then retry - would leave its generation running to the
+    end. Watched from the end of the body to the start of the answer; a streamed answer
+    notices the disconnect itself (and stops within one decoding step).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        task = asyncio.current_task()
+        watcher: asyncio.Task | None = None
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            scope[CLIENT_GONE] = True
+            task.cancel()
+
+        async def receive_body() -> Message:
+            nonlocal watcher
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body") and watcher is None:
+                watcher = asyncio.create_task(watch())
+            return message
+
+        async def send_answer(message: Message) -> None:
+            if message["type"] == "http.response.start" and watcher is not None:
+                watcher.cancel()
+            await send(message)
+
+        try:
+            await self.app(scope, receive_body, send_answer)
+        except asyncio.CancelledError:
+            if not scope.get(CLIENT_GONE):
+                raise
+            task.uncancel()
+        finally:
+            if watcher is not None:
+                watcher.cancel()

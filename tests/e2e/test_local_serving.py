@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.support.server import access_lines, log_size
 
 PROMPTS = [
     "Tell me about cats.",
@@ -156,6 +157,22 @@ def test_disconnect_mid_stream_frees_the_sequence_for_the_next_request(one_seque
             assert time.monotonic() < deadline, "the disconnected stream's sequence was never freed"
             time.sleep(0.05)
     assert answer.choices[0].finish_reason in ("stop", "length")
+
+
+def test_client_giving_up_on_a_whole_answer_frees_the_sequence(one_sequence_server):
+    """A non-streamed request whose client times out (the SDKs then retry) must not keep
+    generating: uvicorn does not tell the handler, CancelOnDisconnect does."""
+    before = log_size(one_sequence_server)
+    request = {"model": MODEL, "prompt": "1, 2, 3,", "max_tokens": 1900, "logit_bias": {"0": -100, "2": -100}}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(one_sequence_server.api + "/completions", json=request, timeout=httpx.Timeout(60, read=2))
+    # Run to the end, the 1900 tokens would take half a minute and be logged 200.
+    [line] = access_lines(one_sequence_server, "/v1/completions", since=before, expect=1)
+    assert line["status"] == 499
+    answer = openai.OpenAI(base_url=one_sequence_server.api, api_key="x", max_retries=0).completions.create(
+        model=MODEL, prompt="Hi", max_tokens=2
+    )
+    assert answer.choices[0].finish_reason in ("stop", "length"), "the only sequence is free again"
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -98,3 +99,23 @@ class LiveServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def access_lines(live: LiveServer, path: str, since: int = 0, expect: int = 0) -> list[dict]:
+    """The access log lines of ``live`` for ``path``, from byte offset ``since``.
+
+    A server logs a request just after its response is sent, so a client can see the
+    answer before the line exists: with ``expect``, wait (up to 10 s) for that many lines.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        lines = live.log_path.read_bytes()[since:].decode(errors="replace").splitlines()
+        records = [json.loads(line) for line in lines if line.startswith("{")]
+        found = [r for r in records if r.get("logger") == "llm_backend.access" and r.get("path") == path]
+        if len(found) >= expect or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def log_size(live: LiveServer) -> int:
+    return live.log_path.stat().st_size

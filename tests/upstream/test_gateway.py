@@ -10,7 +10,8 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.upstream.conftest import access_lines, log_size, sdk
+from tests.support.server import access_lines, log_size
+from tests.upstream.conftest import sdk
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 # SmolLM2's end-of-text and end-of-turn tokens: banned, the model cannot stop by itself.
@@ -121,3 +122,16 @@ def test_client_disconnect_closes_the_upstream_stream(gateway, server):
     while not access_lines(server, "/v1/completions", since=before) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert access_lines(server, "/v1/completions", since=before), "the upstream request is still running"
+
+
+def test_client_giving_up_on_a_whole_answer_cancels_the_upstream_request(gateway, server):
+    before_upstream, before_gateway = log_size(server), log_size(gateway)
+    request = {"model": MODEL, "prompt": "1, 2, 3,", "max_tokens": 1900, "logit_bias": NO_EOS}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(gateway.api + "/completions", json=request, timeout=httpx.Timeout(60, read=2))
+    # Run to the end, 1900 tokens would take half a minute and be logged 200. The gateway
+    # hangs up on the upstream instead, whose request ends at once, logged 499.
+    [upstream_line] = access_lines(server, "/v1/completions", since=before_upstream, expect=1)
+    assert upstream_line["status"] == 499
+    [gateway_line] = access_lines(gateway, "/v1/completions", since=before_gateway, expect=1)
+    assert gateway_line["status"] == 499

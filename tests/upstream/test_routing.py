@@ -8,7 +8,8 @@ import openai
 import pytest
 
 from tests.support.server import LiveServer, free_port
-from tests.upstream.conftest import access_lines, log_size, sdk
+from tests.support.server import access_lines, log_size
+from tests.upstream.conftest import sdk
 
 MESSAGES = [{"role": "user", "content": "Say hi."}]
 LOCAL = "local-smol"
