@@ -64,7 +64,8 @@ CHAT_COMPLETION = {
 
 class RateLimitedUpstream:
     """Answers the first ``limited`` requests with 429 and ``retry-after``, then 200 with
-    OpenAI's ``x-ratelimit-*`` headers; records when each request arrived."""
+    OpenAI's ``x-ratelimit-*`` headers (and ``set-cookie`` when given a cookie, as a CDN in
+    front of an API does); records when each request arrived and its headers."""
 
     def __init__(self) -> None:
         self.reset()
@@ -84,6 +85,8 @@ class RateLimitedUpstream:
                 else:
                     status, body = 200, CHAT_COMPLETION
                     headers = {"x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499"}
+                    if fake.cookie:
+                        headers["set-cookie"] = fake.cookie
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -97,10 +100,11 @@ class RateLimitedUpstream:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def reset(self, limited: int = 0, retry_after: str = "2") -> "RateLimitedUpstream":
+    def reset(self, limited: int = 0, retry_after: str = "2", cookie: str = "") -> "RateLimitedUpstream":
         """Forget past requests; refuse the next ``limited`` ones."""
         self.limited = limited
         self.retry_after = retry_after
+        self.cookie = cookie
         self.arrivals: list[float] = []
         self.headers: list[dict[str, str]] = []
         return self

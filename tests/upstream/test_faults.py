@@ -29,8 +29,14 @@ def limited():
 
 @pytest.fixture(scope="module")
 def faults(hanging, limited, tmp_path_factory) -> LiveServer:
-    """A gateway with one upstream per fault: `hang-*`, `down-*`, `flaky-*`."""
-    upstreams = {"hang": hanging.api, "down": f"http://127.0.0.1:{free_port()}/v1", "flaky": limited.api}
+    """A gateway with one upstream per fault: `hang-*`, `down-*`, `flaky-*`; `cdn-*` is the
+    flaky one by host name (HTTP clients keep no cookies for bare IP addresses)."""
+    upstreams = {
+        "hang": hanging.api,
+        "down": f"http://127.0.0.1:{free_port()}/v1",
+        "flaky": limited.api,
+        "cdn": limited.api.replace("127.0.0.1", "localhost"),
+    }
     config = "local_models: false\nupstream_timeout: 1\nupstream_retry_budget: 5\nupstreams:\n" + "".join(
         f"  - {{name: {name}, base_url: '{url}', api_key: {SECRET}, models: ['{name}-*']}}\n"
         for name, url in upstreams.items()
@@ -106,3 +112,13 @@ def test_organization_and_project_go_upstream_with_the_service_key(faults, limit
     [headers] = limited.headers
     assert (headers["openai-organization"], headers["openai-project"]) == ("org-42", "proj-7")
     assert headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_cookies_an_upstream_sets_reach_no_client_and_are_never_sent_back(fault_client, limited):
+    # Fake: this service sets no cookies; a CDN in front of a real API does.
+    limited.reset(cookie="__cf_bm=session-of-whoever-came-first; Path=/; HttpOnly")
+    for _ in range(2):
+        answer = fault_client.chat.completions.with_raw_response.create(model="cdn-model", messages=MESSAGES)
+        assert "set-cookie" not in answer.headers
+    assert len(limited.headers) == 2
+    assert all("cookie" not in headers for headers in limited.headers)

@@ -85,6 +85,8 @@ class UpstreamClient:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=self.timeout),
             # Bodies are relayed as sent, compressed or not; the client decodes them.
             auto_decompress=False,
+            # Cookies an upstream sets (a CDN's, say) belong to no client: never sent back.
+            cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent",),
         )
 
