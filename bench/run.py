@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=8, help="our sequences per worker")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--requests", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,4,8")
     args = parser.parse_args()
 

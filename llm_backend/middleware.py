@@ -20,16 +20,26 @@ CLIENT_CLOSED_REQUEST = 499
 CLIENT_GONE = "llm_backend.client_gone"
 
 
-class RequestContext:
-    """Gives each request an id (``x-request-id``, as OpenAI does) and logs one line for it."""
+class HttpMiddleware:
+    """ASGI middleware for HTTP requests; anything else (lifespan) passes untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestContext(HttpMiddleware):
+    """Gives each request an id (``x-request-id``, as OpenAI does) and logs one line for it."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = "req_" + uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -60,7 +70,7 @@ class RequestContext:
             )
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """Answers 413 for bodies over ``max_bytes``.
 
     A chunked body (no Content-Length) is read up to the limit and replayed with its length
@@ -68,7 +78,7 @@ class BodyLimit:
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
     async def _reject(self, send: Send) -> None:
@@ -86,10 +96,7 @@ class BodyLimit:
         )
         await send({"type": "http.response.body", "body": json.dumps(error.body()).encode()})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None:
@@ -127,7 +134,7 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-class CancelOnDisconnect:
+class CancelOnDisconnect(HttpMiddleware):
     """Cancels a request's work when its client hangs up before the answer starts.
 
     Uvicorn only tells an app about a disconnect when it reads the request again, which a
@@ -137,13 +144,7 @@ class CancelOnDisconnect:
     notices the disconnect itself (and stops within one decoding step).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         watcher: asyncio.Task | None = None
 
