@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.support.server import access_lines, log_size
+from tests.support.server import LiveServer, access_lines, log_size
 
 PROMPTS = [
     "Tell me about cats.",
@@ -107,8 +107,6 @@ def test_models_and_health_answer_while_streams_are_in_flight(server):
 @pytest.fixture(scope="module")
 def one_sequence_server(tmp_path_factory):
     """One sequence and no queue: a second request while one runs is refused at once."""
-    from tests.support.server import LiveServer
-
     config = """
 models:
   - id: smollm2
@@ -178,8 +176,6 @@ def test_client_giving_up_on_a_whole_answer_frees_the_sequence(one_sequence_serv
 @pytest.fixture(scope="module")
 def two_worker_server(tmp_path_factory):
     """Two worker processes of one sequence each: one can die while the other serves."""
-    from tests.support.server import LiveServer
-
     config = """
 models:
   - id: smollm2
