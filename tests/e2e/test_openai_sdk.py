@@ -38,6 +38,20 @@ def test_chat_completion_answers_with_real_text_and_usage(client):
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
 
 
+def test_the_next_turn_of_a_conversation_reports_its_prompt_as_cached(client):
+    first_turn = [{"role": "user", "content": "Name three rivers of Europe."}]
+    first = client.chat.completions.create(model=MODEL, messages=first_turn, max_tokens=8, temperature=0)
+    assert 0 <= first.usage.prompt_tokens_details.cached_tokens < first.usage.prompt_tokens
+    answer = {"role": "assistant", "content": first.choices[0].message.content}
+    second_turn = [*first_turn, answer, {"role": "user", "content": "Which one is the longest?"}]
+    stream = client.chat.completions.create(
+        model=MODEL, messages=second_turn, max_tokens=4, stream=True, stream_options={"include_usage": True}
+    )
+    usage = [chunk.usage for chunk in stream if chunk.usage][0]
+    # The whole first prompt is in the KV cache of the sequence that answered it.
+    assert first.usage.prompt_tokens <= usage.prompt_tokens_details.cached_tokens < usage.prompt_tokens
+
+
 def test_chat_completion_streams_token_by_token(client):
     stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=12, stream=True, temperature=0)
     chunks = list(stream)

@@ -130,3 +130,26 @@ def test_reusing_a_cached_prompt_prefix_does_not_change_the_answer(engine):
     assert request.fed == len(request.prompt) - 1  # all but the last prompt token came from the cache
     run(engine)
     assert engine.recorder.text("reused") == engine.recorder.text("fresh")
+
+
+def test_two_conversations_taking_turns_both_keep_their_cache(engine):
+    """Prompts that share only the chat template's preamble must not evict each other while a
+    sequence is free: each turn of either conversation finds its own prompt cached."""
+    import llama_cpp
+
+    llama_cpp.llama_memory_clear(engine.memory, True)
+    engine.cached = [[] for _ in range(engine.parallel)]
+    engine.free_seqs = list(range(engine.parallel))
+    engine.prompt_lens = [0] * engine.parallel
+    turns = ["Name a mountain.", "Which planet is red?"] * 2
+    reused = []
+    for number, content in enumerate(turns):
+        engine.submit(f"turn{number}", "chat", chat(content, max_tokens=4))
+        request = engine.running[f"turn{number}"]
+        reused.append((request.reused, len(request.prompt)))
+        run(engine)
+    (first, _), (second, _), (third, third_len), (fourth, fourth_len) = reused
+    assert first == second == 0  # the second conversation took the empty sequence
+    assert third == third_len - 1 and fourth == fourth_len - 1
+    usage = [e for e in engine.recorder.events if e["id"] == "turn3" and e["event"] == "usage"][0]
+    assert usage["cached_tokens"] == fourth_len - 1

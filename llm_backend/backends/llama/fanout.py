@@ -20,9 +20,13 @@ def _reindex(data: Json, offset: int) -> Json:
 
 
 def _add_usage(total: Json | None, usage: Json) -> Json:
+    """Usage objects summed, their ``*_details`` objects too."""
     if total is None:
         return dict(usage)
-    return {key: total.get(key, 0) + value for key, value in usage.items()}
+    return {
+        key: _add_usage(total.get(key, {}), value) if isinstance(value, dict) else total.get(key, 0) + value
+        for key, value in usage.items()
+    }
 
 
 async def fan_out(params: Json, prompts: list, run: Run) -> Answer:

@@ -261,7 +261,13 @@ class _Choices:
 
 def usage(event: Json) -> Json:
     prompt, completion = event["prompt_tokens"], event["completion_tokens"]
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        # As OpenAI reports its prompt caching: prompt tokens whose KV was already computed.
+        "prompt_tokens_details": {"cached_tokens": event.get("cached_tokens", 0)},
+    }
 
 
 class ChatShaper:

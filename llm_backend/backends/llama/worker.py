@@ -16,7 +16,8 @@ Events go to the protocol stream, one JSON object per line, each with the reques
 - ``echo`` (``text``, ``logprobs`` or null): the prompt, once prefilled, when ``echo`` was set
 - ``delta`` (``index``, ``text``, optional ``logprobs`` list, optional ``finish_reason``):
   text of choice ``index``; the one with ``finish_reason`` is that choice's last
-- ``usage`` (``prompt_tokens``, ``completion_tokens`` summed over choices)
+- ``usage`` (``prompt_tokens``, ``cached_tokens``: of those, found in the KV cache,
+  ``completion_tokens`` summed over choices)
 - ``result`` (``data``): the whole answer of a non-generating op (embedding)
 - ``error`` (``error``: status, message, param, code)
 - ``done``: nothing more will come for this id (sent after a cancel too)

@@ -11,11 +11,14 @@ its KV cells are freed at once.
 A request with ``n`` choices prefills its prompt once on its first sequence, copies that
 KV to its other sequences, and samples each choice with its own chain (seed + index).
 
-A sequence keeps its KV cells after its request ends. A new request goes to the free
-sequence whose cached tokens share the longest prefix with its prompt and prefills only
-the rest (chat prompts share the template's system preamble), as a long-lived
-llama.cpp process does. Each token's KV does not depend on how it was batched, so reuse
-never changes an answer.
+A sequence keeps its KV cells after its request ends, and a new request prefills only
+what its sequence does not hold already. It goes to a free sequence holding a
+conversation it continues (that sequence's last prompt is where this one starts: the next
+turn, a retry), else to an empty one, else to the one sharing the longest prefix, the
+least recently used among equals. A prompt that shares only the chat template's preamble
+with a cached conversation so never evicts it while a sequence is empty: conversations
+taking turns each keep their cache. Each token's KV does not depend on how it was
+batched, so reuse never changes an answer.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Request:
     stop: list[str]
     choices: list[Choice] = field(default_factory=list)
     fed: int = 0  # prompt tokens already in the KV cache
+    reused: int = 0  # of those, tokens found cached from an earlier request
     echo: str | None = None  # prompt text to send back before the answer
     prompt_logprobs: list[dict[str, Any]] | None = None  # for echo with logprobs
     scored: list[tuple[int, int]] = field(default_factory=list)  # (batch index, next prompt token)
@@ -102,6 +106,7 @@ class Engine:
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.model.vocab))
         self.free_seqs = list(range(self.parallel))
         self.cached: list[list[int]] = [[] for _ in range(self.parallel)]  # tokens in each sequence's KV
+        self.prompt_lens = [0] * self.parallel  # length of the prompt each sequence served last
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Request] = {}
 
@@ -176,6 +181,7 @@ class Engine:
             self.cancel(request.rid)
         llama_cpp.llama_memory_clear(self.memory, True)
         self.cached = [[] for _ in range(self.parallel)]
+        self.prompt_lens = [0] * self.parallel
 
     def _admit(self) -> None:
         while self.waiting and len(self.free_seqs) >= self.waiting[0].n:
@@ -185,19 +191,34 @@ class Engine:
             if request.prompt_logprobs is not None:
                 limit = 0
             reuse = {seq: _common_prefix(self.cached[seq], request.prompt, limit) for seq in self.free_seqs}
-            first = max(self.free_seqs, key=lambda seq: reuse[seq])
+            first = self._sequence_for(reuse)
             self.free_seqs.remove(first)
-            seqs = [first] + sorted(self.free_seqs, key=lambda seq: reuse[seq])[: request.n - 1]
+            # The other choices' sequences get a copy of the first one's KV: take the emptiest.
+            seqs = [first] + sorted(self.free_seqs, key=lambda seq: len(self.cached[seq]))[: request.n - 1]
             for seq in seqs[1:]:
                 self.free_seqs.remove(seq)
             for choice, seq in zip(request.choices, seqs):
                 choice.seq_id = seq
+                self.prompt_lens[seq] = len(request.prompt)
                 keep = reuse[seq] if seq == first else 0
                 llama_cpp.llama_memory_seq_rm(self.memory, seq, keep, -1)
                 del self.cached[seq][keep:]
-            request.fed = request.choices[0].n_past = reuse[first]
+            request.fed = request.reused = request.choices[0].n_past = reuse[first]
             self.running[request.rid] = request
             self.emit({"id": request.rid, "event": "prompt", "prompt_tokens": len(request.prompt)})
+
+    def _sequence_for(self, reuse: dict[int, int]) -> int:
+        """The free sequence for a prompt sharing ``reuse[seq]`` tokens with each one's cache
+        (see the module's docstring). ``free_seqs`` is in release order: the first of equals
+        is the least recently used."""
+        # A continued conversation: all its last prompt but the always re-decoded last token.
+        continued = [seq for seq in self.free_seqs if self.prompt_lens[seq] and reuse[seq] >= self.prompt_lens[seq] - 1]
+        if continued:
+            return max(continued, key=reuse.__getitem__)
+        empty = [seq for seq in self.free_seqs if not self.cached[seq]]
+        if empty:
+            return empty[0]
+        return max(self.free_seqs, key=reuse.__getitem__)
 
     def _release(self, request: Request) -> None:
         for choice in request.choices:
@@ -321,6 +342,7 @@ class Engine:
                 "id": request.rid,
                 "event": "usage",
                 "prompt_tokens": len(request.prompt),
+                "cached_tokens": request.reused,
                 "completion_tokens": completion_tokens,
             }
         )
