@@ -5,7 +5,9 @@ and a pure gateway in front of it (LLM_BACKEND_LOCAL_MODELS=false, OPENAI_BASE_U
 drives both side by side with the shared openai_bench.py:
 
 1. overhead mode: p50/p99 of GET /v1/models and of a max_tokens=1 chat, and the server CPU
-   per request (targets: <= +2 ms p50 on the 1-token chat);
+   per request (targets: <= +2 ms p50 on the 1-token chat), with a third target beside
+   them: ``floor_proxy.py``, the least a proxy process can do (uvicorn + aiohttp, nothing
+   else), so what the gateway adds reads against what any extra hop costs on this machine;
 2. stream mode: streaming tokens/s direct vs through the gateway (target: >= 0.98x).
 
     python bench/proxy.py [--requests 300] [--rounds 3] [--max-tokens 128] [--out DIR]
@@ -20,12 +22,15 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.server import LiveServer  # noqa: E402
+from tests.support.server import LiveServer, free_port  # noqa: E402
 
 OPENAI_BENCH = Path(os.environ.get("OPENAI_BENCH", ROOT.parent / "shared" / "bench" / "openai_bench.py"))
 MODEL = "smollm2"
@@ -36,7 +41,25 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def bench(direct: LiveServer, proxy: LiveServer, out: Path, name: str, *args: str) -> None:
+def start_floor(upstream: LiveServer) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "floor_proxy.py"), str(port), upstream.api, KEY])
+    api = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(api + "/models", timeout=2).raise_for_status()
+            return process, api
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("floor_proxy.py did not answer")
+
+
+def bench(direct: LiveServer, proxy: LiveServer, out: Path, name: str, *args: str, floor: tuple | None = None) -> None:
+    extra = []
+    if floor is not None:
+        extra = ["--target", f"floor={floor[1]}", "--server-pid", f"floor={floor[0].pid}"]
     command = [
         sys.executable,
         str(OPENAI_BENCH),
@@ -44,6 +67,7 @@ def bench(direct: LiveServer, proxy: LiveServer, out: Path, name: str, *args: st
         "--target", f"proxy={proxy.api}",
         "--server-pid", f"direct={direct.process.pid}",
         "--server-pid", f"proxy={proxy.process.pid}",
+        *extra,
         "--model", MODEL,
         "--api-key", KEY,
         "--json", str(out / f"proxy-{name}.json"),
@@ -72,10 +96,16 @@ def main() -> None:
             "OPENAI_API_KEY": KEY,
         }
         with LiveServer(args.out / "gateway", env=gateway_env) as gateway:
-            bench(
-                upstream, gateway, args.out, "overhead",
-                "--mode", "overhead", "--requests", str(args.requests), "--rounds", str(args.rounds),
-            )
+            floor = start_floor(upstream)
+            try:
+                bench(
+                    upstream, gateway, args.out, "overhead",
+                    "--mode", "overhead", "--requests", str(args.requests), "--rounds", str(args.rounds),
+                    floor=floor,
+                )
+            finally:
+                floor[0].terminate()
+                floor[0].wait()
             bench(
                 upstream, gateway, args.out, "stream",
                 "--mode", "stream", "--concurrency", "1", "--requests", str(args.stream_requests),
