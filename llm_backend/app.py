@@ -18,6 +18,7 @@ from .backends.registry import ModelRegistry
 from .backends.upstream.backend import UpstreamBackend
 from .backends.upstream.passthrough import Passthrough
 from .middleware import BodyLimit, CancelOnDisconnect, RequestContext
+from .relay_lane import OPERATIONS, RelayLane
 from .services import Services
 from .settings import Settings, get_settings
 from .spec import adapter
@@ -69,13 +70,10 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             services.database.dispose()
 
     app = AsyncApp(__name__, lifespan=lifespan)
+    authenticator = Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys)
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,
-        "security_map": {
-            "bearer": security_handler(
-                Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys)
-            )
-        },
+        "security_map": {"bearer": security_handler(authenticator)},
         "strict_validation": False,
         "validate_responses": False,
         "swagger_ui_options": None,
@@ -112,6 +110,17 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=["x-request-id"],
+        )
+    if services.registry.upstreams:  # innermost of ours: CORS and the rest apply to it too
+        # The OpenAI document as Connexion resolved it ($refs followed): the last API added.
+        specification = app.middleware.apis[-1].specification
+        app.add_middleware(
+            RelayLane,
+            MiddlewarePosition.BEFORE_EXCEPTION,
+            registry=services.registry,
+            authenticator=authenticator,
+            validators=adapter.body_validators(specification, {op for op, _ in OPERATIONS.values()}),
+            store_all=settings.store_all_chat_completions,
         )
     log.info("app built", extra={"seconds": round(time.perf_counter() - started, 3)})
     return app

@@ -12,6 +12,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import request_headers
 from .errors import OpenAIError
 
 access_log = logging.getLogger("llm_backend.access")
@@ -41,6 +42,7 @@ class RequestContext(HttpMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = "req_" + uuid.uuid4().hex
+        request_headers.incoming.set(scope["headers"])
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()

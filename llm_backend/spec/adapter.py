@@ -321,6 +321,17 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
             raise _as_openai_error(error) from None
 
 
+def body_validators(specification: Any, operation_ids: set[str]) -> dict[str, Callable[[Any], bool]]:
+    """operationId -> whether a JSON body is valid for it, for the operations named that
+    have a JSON body: the compiled schemas the body validator above uses (compiled on first use)."""
+    validators = {}
+    for _, _, operation in operations({"paths": specification["paths"]}):
+        schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if operation["operationId"] in operation_ids and schema is not None:
+            validators[operation["operationId"]] = lambda body, schema=schema: _compiled(schema)[0].is_valid(body)
+    return validators
+
+
 VALIDATOR_MAP = {
     "parameter": ParameterValidator,
     "body": {

@@ -11,8 +11,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from connexion.context import scope as current_scope
 
+from ... import request_headers
 from ...errors import OpenAIError
 from ...settings import Settings, UpstreamConfig
 from ..base import Json, ModelCard, Relayed
@@ -24,12 +24,6 @@ log = logging.getLogger(__name__)
 MODELS_RETRY_SECONDS = 10.0
 
 
-def incoming_headers() -> list[tuple[bytes, bytes]]:
-    """The headers of the request being served (for the keys and OpenAI-* headers to pass on)."""
-    try:
-        return current_scope["headers"]
-    except RuntimeError:  # outside a request
-        return []
 
 
 class UpstreamBackend:
@@ -83,7 +77,7 @@ class UpstreamBackend:
                 self._fresh_until = time.monotonic() + min(self.models_ttl, MODELS_RETRY_SECONDS)
 
     async def _fetch_models(self) -> list[Json]:
-        headers = self.client.headers(incoming_headers(), identity=True)
+        headers = self.client.headers(request_headers.incoming.get(), identity=True)
         response = await self.client.send("GET", "/models", headers=headers)
         try:
             if response.status != 200:
@@ -107,7 +101,7 @@ class UpstreamBackend:
         if upstream_id is not None:
             request = {**request, "model": upstream_id}
         content = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = self.client.headers(incoming_headers(), identity=upstream_id is not None)
+        headers = self.client.headers(request_headers.incoming.get(), identity=upstream_id is not None)
         response = await self.client.send("POST", path, headers=headers, content=content)
         rename = ("model", model_id) if upstream_id is not None else None
         return await relay(response, self.name, self.client.timeout, rename=rename)
@@ -123,7 +117,7 @@ class UpstreamBackend:
 
     async def retrieve_model(self, model_id: str) -> Relayed:
         upstream_id = self.aliases.get(model_id, model_id)
-        headers = self.client.headers(incoming_headers(), identity=upstream_id != model_id)
+        headers = self.client.headers(request_headers.incoming.get(), identity=upstream_id != model_id)
         response = await self.client.send("GET", f"/models/{quote(upstream_id, safe=':@')}", headers=headers)
         rename = ("id", model_id) if upstream_id != model_id else None
         return await relay(response, self.name, self.client.timeout, rename=rename)
