@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 MODELS_RETRY_SECONDS = 10.0
 
 
-
-
 class UpstreamBackend:
     """One upstream API: the models it is configured for, and a pooled client to it."""
 
