@@ -162,10 +162,20 @@ def from_http_exception(exc: HTTPException) -> OpenAIError:
     return OpenAIError(exc.status_code, str(exc.detail))
 
 
+def answered(exc: Exception) -> OpenAIError:
+    """The error to answer a request that raised ``exc`` with, logged: a server-side
+    OpenAIError by its message; anything else with its traceback (with the request id
+    bound by the logging middleware), while the client learns nothing about internals."""
+    if isinstance(exc, OpenAIError):
+        if exc.status >= 500:
+            log.error("request failed: %s", exc.message)
+        return exc
+    log.exception("unhandled error", exc_info=exc)
+    return OpenAIError(500, "The server had an error while processing your request.")
+
+
 async def handle_openai_error(_request: ConnexionRequest, exc: OpenAIError) -> ConnexionResponse:
-    if exc.status >= 500:
-        log.error("request failed: %s", exc.message)
-    return to_response(exc)
+    return to_response(answered(exc))
 
 
 async def handle_problem(_request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
@@ -177,10 +187,7 @@ async def handle_http_exception(_request: ConnexionRequest, exc: HTTPException) 
 
 
 async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    # The traceback goes to the log (with the request id bound by the logging middleware);
-    # the client learns nothing about internals.
-    log.exception("unhandled error", exc_info=exc)
-    return to_response(OpenAIError(500, "The server had an error while processing your request."))
+    return to_response(answered(exc))
 
 
 def register(app) -> None:

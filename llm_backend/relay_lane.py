@@ -15,7 +15,6 @@ its body replayed, so every error and every other behaviour has one implementati
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -24,11 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .auth import Authenticator
 from .backends.registry import ModelRegistry
 from .backends.upstream.backend import UpstreamBackend
-from .errors import OpenAIError
+from .errors import OpenAIError, answered
 from .middleware import HttpMiddleware
 from .responses import answer_response, json_response
-
-log = logging.getLogger(__name__)
 
 # Path -> (operationId, the upstream backend's method).
 OPERATIONS = {
@@ -112,13 +109,8 @@ class RelayLane(HttpMiddleware):
             return None
         try:
             return answer_response(await getattr(backend, method)(request["model"], request))
-        except OpenAIError as exc:
-            error = exc
-            if error.status >= 500:
-                log.error("request failed: %s", error.message)
-        except Exception as exc:  # as errors.handle_unexpected does on the normal way
-            log.exception("unhandled error", exc_info=exc)
-            error = OpenAIError(500, "The server had an error while processing your request.")
+        except Exception as exc:  # answered and logged as the normal way's error handlers do
+            error = answered(exc)
         response = json_response(error.body(), error.status)
         response.headers.update(error.headers)
         return response
