@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from connexion.spec import Specification  # noqa: E402
 
-from llm_backend.spec import adapter  # noqa: E402
+from llm_backend.spec import adapter, validation  # noqa: E402
 from llm_backend.spec.loader import load_document  # noqa: E402
 
 BODY = {
@@ -52,15 +52,15 @@ def main() -> None:
 
     def served(body):
         # As Connexion does it: a new validator object for every request.
-        adapter.OpenAPI31BodyValidator(schema=schema, encoding="utf-8", strict_validation=False)._validate(body)
+        validation.OpenAPI31BodyValidator(schema=schema, encoding="utf-8", strict_validation=False)._validate(body)
         return True
 
     started = time.perf_counter()
-    adapter.OpenAPI31BodyValidator(schema=schema, encoding="utf-8", strict_validation=False)._validate(BODY)
+    validation.OpenAPI31BodyValidator(schema=schema, encoding="utf-8", strict_validation=False)._validate(BODY)
     print(f"{'first request (compiles)':32} {(time.perf_counter() - started) * 1e3:7.1f} ms")
     for name, check in (
         ("served path (jsonschema-rs)", served),
-        ("python jsonschema (error path)", adapter.RequestSchemaValidator(schema).is_valid),
+        ("python jsonschema (error path)", validation.RequestSchemaValidator(schema).is_valid),
     ):
         samples = []
         for _ in range(args.runs):

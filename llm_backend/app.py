@@ -11,17 +11,18 @@ from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from starlette.middleware.cors import CORSMiddleware
 
-from . import errors
-from .auth import Authenticator, Keyring, security_handler
+from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
 from .backends.registry import ModelRegistry
 from .backends.upstream.backend import UpstreamBackend
-from .backends.upstream.passthrough import Passthrough
-from .middleware import BodyLimit, CancelOnDisconnect, RequestContext
-from .relay_lane import OPERATIONS, RelayLane
-from .services import Services
+from .http import problems
+from .http.context import Services
+from .http.fast_lane import FastLane
+from .http.forwarding import Passthrough, UnservedOperations
+from .http.middleware import BodyLimit, CancelOnDisconnect, RequestContext
+from .http.security import security_handler
 from .settings import Settings, get_settings
-from .spec import adapter
+from .spec import adapter, validation
 from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
 
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             },
         )
         try:
-            yield {"services": services}
+            yield
         finally:
             await services.registry.stop()
             services.database.dispose()
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app = AsyncApp(__name__, lifespan=lifespan)
     authenticator = Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys)
     api_options = {
-        "validator_map": adapter.VALIDATOR_MAP,
+        "validator_map": validation.VALIDATOR_MAP,
         "security_map": {"bearer": security_handler(authenticator)},
         "strict_validation": False,
         "validate_responses": False,
@@ -89,17 +90,17 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         resolver=adapter.ControllerResolver(openai_document),
         **api_options,
     )
-    errors.register(app)
-    if services.registry.upstreams:
+    problems.register(app)
+    if services.registry.default_upstream is not None:
         app.add_middleware(
-            adapter.UnservedOperations,
+            UnservedOperations,
             MiddlewarePosition.BEFORE_VALIDATION,
             unserved=adapter.unserved_operation_ids(openai_document),
-            forward=Passthrough(services.registry.upstreams[0]),
+            forward=Passthrough(services.registry.default_upstream),
         )
 
     # Added in order from the outside in.
-    app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
     app.add_middleware(BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes)
     app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:
@@ -111,16 +112,13 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             allow_headers=["*"],
             expose_headers=["x-request-id"],
         )
-    if services.registry.upstreams:  # innermost of ours: CORS and the rest apply to it too
-        # The OpenAI document as Connexion resolved it ($refs followed): the last API added.
-        specification = app.middleware.apis[-1].specification
-        app.add_middleware(
-            RelayLane,
-            MiddlewarePosition.BEFORE_EXCEPTION,
-            registry=services.registry,
-            authenticator=authenticator,
-            validators=adapter.body_validators(specification, {op for op, _ in OPERATIONS.values()}),
-            store_all=settings.store_all_chat_completions,
-        )
+    # Innermost of ours, so CORS and the rest apply to it too. The OpenAI document as
+    # Connexion resolved it ($refs followed) is the last API added.
+    specification = app.middleware.apis[-1].specification
+    routes = {
+        route: (operation_id, controller, validation.is_valid_body(schema))
+        for route, (operation_id, controller, schema) in adapter.json_body_operations(specification).items()
+    }
+    app.add_middleware(FastLane, MiddlewarePosition.BEFORE_EXCEPTION, routes=routes, authenticator=authenticator)
     log.info("app built", extra={"seconds": round(time.perf_counter() - started, 3)})
     return app

@@ -2,7 +2,8 @@
 
 Keys are kept only as sha256 digests and compared in constant time, so neither memory
 dumps of the settings nor timing reveal them. Connexion calls us for every operation
-whose spec declares a bearer security scheme.
+whose spec declares a bearer security scheme (``http/security.py``), and the fast lane
+asks the same ``Authenticator``.
 
 Two kinds of keys: API keys (``api_keys``) call the OpenAI operations; admin keys
 (``admin_keys``) call those and the admin operations, whose security scheme in
@@ -17,8 +18,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
-from connexion.security import BearerSecurityHandler
-
+from . import errors
 from .errors import OpenAIError
 
 ANONYMOUS = "anonymous"
@@ -37,31 +37,6 @@ class Principal:
 
 def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
-
-
-def _missing_key() -> OpenAIError:
-    return OpenAIError(
-        401,
-        "You didn't provide an API key. You need to provide your API key in an Authorization "
-        "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-        code="invalid_api_key",
-    )
-
-
-def _invalid_key() -> OpenAIError:
-    return OpenAIError(
-        401,
-        "Incorrect API key provided. You can find your API key in your account settings.",
-        code="invalid_api_key",
-    )
-
-
-def _not_admin() -> OpenAIError:
-    return OpenAIError(
-        403,
-        "This operation needs an admin key; the API key provided is not one.",
-        code="insufficient_permissions",
-    )
 
 
 class Keyring:
@@ -83,7 +58,7 @@ class Keyring:
         scheme, _, token = (authorization or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise _missing_key()
+            raise errors.missing_key()
         presented = digest(token)
         match = None
         # Compare against every key, without an early exit, so timing says nothing; a key
@@ -92,14 +67,14 @@ class Keyring:
             if hmac.compare_digest(presented, known) and (match is None or principal.admin):
                 match = principal
         if match is None:
-            raise _invalid_key()
+            raise errors.invalid_key()
         return match
 
     def authenticate_admin(self, authorization: str | None) -> Principal:
         """401 without a valid key, 403 with a key that is not an admin key."""
         principal = self.authenticate(authorization)
         if not principal.admin:
-            raise _not_admin()
+            raise errors.not_admin()
         return principal
 
 
@@ -127,7 +102,7 @@ class Authenticator:
         scheme, _, token = (authorization or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise _missing_key()
+            raise errors.missing_key()
         if self.keyring.enabled:
             try:
                 return self.keyring.authenticate(authorization)
@@ -135,31 +110,12 @@ class Authenticator:
                 pass
         key_id = await self.managed.authenticate(token)
         if key_id is None:
-            raise _invalid_key()
+            raise errors.invalid_key()
         return Principal(owner=key_id)
 
     async def authenticate_admin(self, authorization: str | None) -> Principal:
         """401 without a valid key, 403 with a key that is not an admin key."""
         principal = await self.authenticate(authorization)
         if not principal.admin:
-            raise _not_admin()
+            raise errors.not_admin()
         return principal
-
-
-def security_handler(authenticator: Authenticator) -> type[BearerSecurityHandler]:
-    """A Connexion bearer handler that asks ``authenticator`` (Connexion's default one needs
-    a function name in the spec, and rejects the bare ``Bearer`` some clients send)."""
-
-    class KeyringBearerHandler(BearerSecurityHandler):
-        def _resolve_func(self, security_scheme):
-            return authenticator.authenticate_admin if security_scheme.get("x-admin") else authenticator.authenticate
-
-        def _get_verify_func(self, authenticate):
-            async def verify(request):
-                principal = await authenticate(request.headers.get("Authorization"))
-                return principal.token_info()
-
-
-            return verify
-
-    return KeyringBearerHandler

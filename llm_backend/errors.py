@@ -1,24 +1,15 @@
-"""Every error the service returns, in OpenAI's shape, from one place.
+"""The catalogue of errors the service answers with, in OpenAI's shape.
 
 ``{"error": {"message": str, "type": str, "param": str | None, "code": str | None}}`` with
-the status OpenAI uses. Connexion's own problems (validation, auth, routing) are translated
-here too, so clients only ever see one error format.
+the status OpenAI uses. Every named error is built here; nothing in this module knows the
+web framework, so backends and storage can raise them. ``http/problems.py`` renders them
+(and translates the framework's own problems into them).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from typing import Any
-
-from connexion.exceptions import (
-    BadRequestProblem,
-    ProblemException,
-    UnsupportedMediaTypeProblem,
-)
-from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +61,79 @@ class OpenAIError(Exception):
         return f"OpenAIError({self.status}, {self.message!r}, code={self.code!r})"
 
 
+# --- the request ---------------------------------------------------------------------------
+
+
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> OpenAIError:
     return OpenAIError(400, message, param=param, code=code)
+
+
+def invalid_json() -> OpenAIError:
+    return bad_request(
+        "We could not parse the JSON body of your request. (HINT: This likely means you "
+        "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
+    )
+
+
+def request_too_large(limit: int) -> OpenAIError:
+    return OpenAIError(413, f"The request body is larger than the limit of {limit} bytes.", code="request_too_large")
+
+
+def unknown_url() -> OpenAIError:
+    return OpenAIError(404, "Unknown request URL. Please check the URL and method.", code="unknown_url")
+
+
+def method_not_allowed() -> OpenAIError:
+    return OpenAIError(405, "Method not allowed for this URL. Please check the URL and method.", code="method_not_allowed")
+
+
+def not_implemented(operation_id: str) -> OpenAIError:
+    return OpenAIError(
+        501,
+        f"The operation '{operation_id}' is not implemented by this server.",
+        code="not_implemented",
+        type="invalid_request_error",
+    )
+
+
+def server_error() -> OpenAIError:
+    # The client learns nothing about internals; the log has the traceback and request id.
+    return OpenAIError(500, "The server had an error while processing your request.")
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+def missing_key() -> OpenAIError:
+    return OpenAIError(
+        401,
+        "You didn't provide an API key. You need to provide your API key in an Authorization "
+        "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        code="invalid_api_key",
+    )
+
+
+def invalid_key() -> OpenAIError:
+    return OpenAIError(
+        401,
+        "Incorrect API key provided. You can find your API key in your account settings.",
+        code="invalid_api_key",
+    )
+
+
+def not_admin() -> OpenAIError:
+    return OpenAIError(
+        403,
+        "This operation needs an admin key; the API key provided is not one.",
+        code="insufficient_permissions",
+    )
+
+
+def forbidden() -> OpenAIError:
+    return OpenAIError(403, "You are not allowed to perform this request.", code="forbidden")
+
+
+# --- models --------------------------------------------------------------------------------
 
 
 def model_not_found(model_id: str) -> OpenAIError:
@@ -83,13 +145,49 @@ def model_not_found(model_id: str) -> OpenAIError:
     )
 
 
-def not_implemented(operation_id: str) -> OpenAIError:
+def model_not_supported(model_id: str, what: str) -> OpenAIError:
+    return OpenAIError(400, f"The model `{model_id}` does not support {what}.", param="model", code="model_not_supported")
+
+
+def chat_model_only(model_id: str, endpoint: str) -> OpenAIError:
+    # OpenAI's answer for a chat model used on /v1/completions, in its words.
     return OpenAIError(
-        501,
-        f"The operation '{operation_id}' is not implemented by this server.",
-        code="not_implemented",
-        type="invalid_request_error",
+        404,
+        f"The model `{model_id}` is a chat model (a persona) and not supported in the "
+        f"v1/{endpoint} endpoint. Did you mean to use v1/chat/completions?",
+        param="model",
     )
+
+
+def upstream_model(model_id: str) -> OpenAIError:
+    return bad_request(
+        f"The model `{model_id}` is served by an upstream API; only local models are loaded here.", "model"
+    )
+
+
+def model_loading(model_id: str, timeout: float) -> OpenAIError:
+    return OpenAIError(
+        503,
+        f"The model `{model_id}` is still loading after {timeout:g} seconds. Please retry shortly.",
+        code="model_loading",
+        type="server_error",
+        headers={"retry-after": "5"},
+    )
+
+
+def model_load_failed(model_id: str, reason: str) -> OpenAIError:
+    return OpenAIError(503, f"The model `{model_id}` could not be loaded: {reason}", code="model_load_failed", type="server_error")
+
+
+# --- stored objects ------------------------------------------------------------------------
+
+
+def not_found(what: str, object_id: str, param: str) -> OpenAIError:
+    """A stored object that does not exist, or is not the caller's (the same answer)."""
+    return OpenAIError(404, f"No {what} found with id '{object_id}'.", param=param, code="not_found")
+
+
+# --- upstream APIs -------------------------------------------------------------------------
 
 
 def upstream_unreachable(upstream: str) -> OpenAIError:
@@ -102,6 +200,10 @@ def upstream_unreachable(upstream: str) -> OpenAIError:
     )
 
 
+def upstream_broke_off(upstream: str) -> OpenAIError:
+    return OpenAIError(502, f"The upstream API '{upstream}' broke off the answer.", code="upstream_unreachable")
+
+
 def upstream_timeout(upstream: str, seconds: float) -> OpenAIError:
     return OpenAIError(
         504,
@@ -111,58 +213,14 @@ def upstream_timeout(upstream: str, seconds: float) -> OpenAIError:
     )
 
 
-def to_response(error: OpenAIError) -> ConnexionResponse:
-    return ConnexionResponse(
-        status_code=error.status,
-        mimetype="application/json",
-        content_type="application/json",
-        body=json.dumps(error.body()).encode(),
-        headers=error.headers,
-    )
+def upstream_refused(status: int, what: str) -> OpenAIError:
+    return OpenAIError(status, f"The upstream API refused the {what}.")
 
 
-# Connexion's parameter validator names the parameter inside its message.
-_PARAM_IN_DETAIL = re.compile(r"(?:parameter|property) '([^']+)'|- '([^']+)'$")
+# --- answering -----------------------------------------------------------------------------
 
 
-def _param_from_detail(detail: str) -> str | None:
-    match = _PARAM_IN_DETAIL.search(detail or "")
-    return (match.group(1) or match.group(2)) if match else None
-
-
-def from_problem(exc: ProblemException) -> OpenAIError:
-    """Translate a Connexion problem (RFC 7807) into an OpenAI error."""
-    detail = exc.detail or exc.title or "Request failed."
-    if exc.status == 401:
-        return OpenAIError(
-            401,
-            "Incorrect API key provided. You can find your API key in your account settings.",
-            code="invalid_api_key",
-        )
-    if exc.status == 403:
-        return OpenAIError(403, "You are not allowed to perform this request.", code="forbidden")
-    if isinstance(exc, (BadRequestProblem, UnsupportedMediaTypeProblem)) or exc.status in (400, 415):
-        return OpenAIError(400, detail, param=_param_from_detail(detail))
-    if exc.status == 404:
-        return OpenAIError(404, detail, code="not_found")
-    if exc.status == 405:
-        return OpenAIError(405, detail, code="method_not_allowed")
-    if exc.status >= 500:
-        return OpenAIError(exc.status, "The server had an error while processing your request.")
-    return OpenAIError(exc.status, detail)
-
-
-def from_http_exception(exc: HTTPException) -> OpenAIError:
-    if exc.status_code == 404:
-        return OpenAIError(404, "Unknown request URL. Please check the URL and method.", code="unknown_url")
-    if exc.status_code == 405:
-        return OpenAIError(
-            405, "Method not allowed for this URL. Please check the URL and method.", code="method_not_allowed"
-        )
-    return OpenAIError(exc.status_code, str(exc.detail))
-
-
-def answered(exc: Exception) -> OpenAIError:
+def answered(exc: BaseException) -> OpenAIError:
     """The error to answer a request that raised ``exc`` with, logged: a server-side
     OpenAIError by its message; anything else with its traceback (with the request id
     bound by the logging middleware), while the client learns nothing about internals."""
@@ -171,27 +229,4 @@ def answered(exc: Exception) -> OpenAIError:
             log.error("request failed: %s", exc.message)
         return exc
     log.exception("unhandled error", exc_info=exc)
-    return OpenAIError(500, "The server had an error while processing your request.")
-
-
-async def handle_openai_error(_request: ConnexionRequest, exc: OpenAIError) -> ConnexionResponse:
-    return to_response(answered(exc))
-
-
-async def handle_problem(_request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
-    return to_response(from_problem(exc))
-
-
-async def handle_http_exception(_request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
-    return to_response(from_http_exception(exc))
-
-
-async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    return to_response(answered(exc))
-
-
-def register(app) -> None:
-    app.add_error_handler(OpenAIError, handle_openai_error)
-    app.add_error_handler(ProblemException, handle_problem)
-    app.add_error_handler(HTTPException, handle_http_exception)
-    app.add_error_handler(Exception, handle_unexpected)
+    return server_error()

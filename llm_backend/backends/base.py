@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 Json = dict[str, Any]
+
+caller_headers: ContextVar[list[tuple[bytes, bytes]]] = ContextVar("caller_headers", default=[])
+"""The raw headers of the client's request being served, set by the HTTP layer: an upstream
+API is sent the client's ``OpenAI-*`` headers (and its key, when configured so)."""
 
 
 @dataclass
@@ -42,15 +47,41 @@ class ModelCard:
 
 
 class Backend(Protocol):
+    """Everything callers use of a backend: the registry (routing, model list, lifecycle),
+    the controllers (operations) and forwarding (``http/forwarding.py``)."""
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether the backend can serve now, and why not (``/ready``)."""
+        ...
+
+    # --- models -------------------------------------------------------------------------
+
+    def claims(self, model_id: str) -> bool:
+        """Whether requests for ``model_id`` are this backend's."""
+        ...
 
     def models(self) -> list[ModelCard]:
         """Every id served, loaded or not: models, aliases, personas."""
         ...
 
-    def readiness(self) -> tuple[bool, str]: ...
+    async def refresh_models(self) -> None:
+        """Bring ``models()`` up to date (an upstream's list is fetched and cached)."""
+        ...
+
+    async def retrieve_model(self, model_id: str) -> Json | Relayed:
+        """One model as ``GET /v1/models/{model}`` shows it."""
+        ...
+
+    # --- operations ---------------------------------------------------------------------
+
+    def serves(self, operation_id: str) -> bool:
+        """Whether the operation is answered by this backend's own methods; if not, a
+        request for one of its models is forwarded to it verbatim (``forward``)."""
+        ...
 
     async def chat_completion(self, model_id: str, request: Json) -> Answer: ...
 
@@ -58,9 +89,14 @@ class Backend(Protocol):
 
     async def embedding(self, model_id: str, request: Json) -> Json | Relayed: ...
 
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
+        """Any operation, verbatim, to the API behind this backend (upstream backends)."""
+        ...
 
-class LocalBackend(Backend, Protocol):
-    """A backend whose models this service loads and unloads (the admin operations)."""
+    # --- model management (backends whose models this service loads) ---------------------
+
+    manages_models: bool
+    """True when the models are loaded and unloaded here (the admin operations)."""
 
     def loaded_models(self) -> list[str]:
         """Ids of the models loaded right now (configured ids, not aliases)."""

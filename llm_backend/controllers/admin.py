@@ -1,8 +1,8 @@
 """Tag ``Admin`` of openapi/extensions.yaml: model management at runtime (admin key only)."""
 
-from ..responses import json_response
-from ..services import current
-from ..sse import status_stream
+from ..http.rendering import json_response
+from ..http.context import current
+from ..http.sse import status_stream
 
 
 async def admin_list_models():

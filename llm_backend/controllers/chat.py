@@ -1,9 +1,11 @@
 """Tag ``Chat``: chat completions, and the stored ones (OpenAI's API for them)."""
 
-from .. import chat_storage
-from ..chat_storage import check_limit, check_metadata, not_found
-from ..responses import answer_response, json_response
-from ..services import current, current_owner, query_metadata
+from ..serving import chat_completions
+from ..serving.chat_completions import not_found
+from ..serving.metadata import check_metadata
+from ..serving.pages import check_limit, list_object
+from ..http.rendering import answer_response, json_response
+from ..http.context import current, current_owner, query_metadata
 from ..storage.chat_completions import CursorNotFound
 
 
@@ -15,7 +17,7 @@ async def create_chat_completion(body: dict):
     answer = await backend.chat_completion(model_id, body)
     store = bool(body.get("store"))
     if store or services.settings.store_all_chat_completions:
-        answer = await chat_storage.record(
+        answer = await chat_completions.record(
             answer,
             request=body,
             owner=current_owner(),
@@ -33,7 +35,7 @@ async def list_chat_completions(model: str | None = None, after: str | None = No
         )
     except CursorNotFound:
         raise not_found(after, param="after") from None
-    return json_response(chat_storage.page_object(page))
+    return json_response(list_object(page.data, page.has_more))
 
 
 async def get_chat_completion(completion_id: str):
@@ -61,4 +63,4 @@ async def get_chat_completion_messages(completion_id: str, after: str | None = N
     request = await current().database.chat_completions.request(current_owner(), completion_id)
     if request is None:
         raise not_found(completion_id)
-    return json_response(chat_storage.messages_page(completion_id, request, after, check_limit(limit), order))
+    return json_response(chat_completions.messages_page(completion_id, request, after, check_limit(limit), order))

@@ -1,7 +1,7 @@
 """Tag ``Completions``."""
 
-from ..responses import answer_response
-from ..services import current
+from ..http.rendering import answer_response
+from ..http.context import current
 
 
 async def create_completion(body: dict):

@@ -1,7 +1,7 @@
 """Tag ``Models``."""
 
-from ..responses import answer_response, json_response
-from ..services import current
+from ..http.rendering import answer_response, json_response
+from ..http.context import current
 
 
 async def list_models():

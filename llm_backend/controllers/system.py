@@ -1,7 +1,7 @@
 """Tag ``System`` of openapi/extensions.yaml: probes for orchestrators."""
 
-from ..responses import json_response
-from ..services import current
+from ..http.rendering import json_response
+from ..http.context import current
 
 
 async def get_health():

@@ -5,16 +5,15 @@ What Connexion needs and the vendored file is never edited for:
 - request bodies are validated with JSON Schema 2020-12, the dialect of OpenAPI 3.1;
 - every operationId is routed: to ``llm_backend.controllers.<tag>.<operation_id>`` when that
   function exists; else it is forwarded verbatim to the default upstream API when one is
-  configured (``UnservedOperations``), or a fallback answers 501 (operations we do not serve
+  configured (``http/forwarding.py``), or a fallback answers 501 (operations we do not serve
   are not validated either: there is nothing of ours to protect);
-- validation errors become OpenAI errors naming the offending parameter.
+- request validation (``validation.py``) speaks JSON Schema 2020-12 and OpenAI's errors.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -23,18 +22,9 @@ from urllib.parse import parse_qsl
 from connexion import request
 from connexion.resolver import Resolution, Resolver
 from connexion.spec import OpenAPISpecification
-from connexion.validators import (
-    FormDataValidator,
-    JSONRequestBodyValidator,
-    MultiPartFormDataValidator,
-    ParameterValidator,
-)
-import jsonschema_rs
-from jsonschema import Draft202012Validator, ValidationError
-from jsonschema.validators import extend
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import OpenAIError, bad_request, not_implemented
+from ..errors import not_implemented
+from ..http.forwarding import routed_by_model
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head")
 CONTROLLERS = "llm_backend.controllers"
@@ -82,6 +72,15 @@ def is_served(operation: dict) -> bool:
     return find_controller(controller_name(operation)) is not None
 
 
+def served_function(operation: dict) -> Callable | None:
+    """What answers an operation we serve: its controller, behind the forwarding rule for
+    upstream models when its body may name one (``http/forwarding.py``)."""
+    controller = find_controller(controller_name(operation))
+    if controller is None or "application/json" not in operation.get("requestBody", {}).get("content", {}):
+        return controller
+    return routed_by_model(operation["operationId"], controller)
+
+
 Variants = list[tuple[dict[str, str], str]]
 
 
@@ -110,29 +109,23 @@ def _fallback(operation_id: str, variants: Variants) -> Callable:
     return unserved
 
 
+def json_body_operations(specification: Any) -> dict[tuple[str, str], tuple[str, Callable, dict]]:
+    """(method, path) -> (operationId, controller, body schema) for every served operation
+    whose whole input is a JSON body (no path or query parameters): the ones the fast lane
+    may take. ``specification`` is Connexion's, with its ``$ref``s resolved."""
+    routes = {}
+    for path, method, operation in operations({"paths": specification["paths"]}):
+        schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        controller = served_function(operation)
+        plain = "{" not in path and "?" not in path and not operation.get("parameters")
+        if schema is not None and controller is not None and plain and not specification["paths"][path].get("parameters"):
+            routes[(method.upper(), specification.base_path + path)] = (operation["operationId"], controller, schema)
+    return routes
+
+
 def unserved_operation_ids(document: dict) -> frozenset[str]:
     """The operationIds of ``document`` that no controller serves."""
     return frozenset(operation["operationId"] for _, _, operation in operations(document) if not is_served(operation))
-
-
-class UnservedOperations:
-    """Connexion middleware (after routing and security, before validation): an operation
-    we do not serve goes to ``forward``, the default upstream, with its request untouched -
-    the body is not even read, so a multipart upload passes as the bytes the client sent.
-    Without an upstream this middleware is not installed and ``_fallback`` answers 501."""
-
-    def __init__(self, app: ASGIApp, unserved: frozenset[str], forward: ASGIApp) -> None:
-        self.app = app
-        self.unserved = unserved
-        self.forward = forward
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            routing = scope.get("extensions", {}).get("connexion_routing", {})
-            if routing.get("operation_id") in self.unserved:
-                await self.forward(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 class ControllerResolver(Resolver):
@@ -144,8 +137,7 @@ class ControllerResolver(Resolver):
 
     def resolve(self, operation) -> Resolution:
         operation_id = operation.operation_id
-        raw = {"operationId": operation_id, "tags": operation._operation.get("tags")}
-        function = find_controller(controller_name(raw)) or _fallback(operation_id, self.variants.get(operation_id, []))
+        function = served_function(operation._operation) or _fallback(operation_id, self.variants.get(operation_id, []))
         return Resolution(function, operation_id)
 
 
@@ -199,145 +191,3 @@ def _referenced_components(components: dict, paths: dict) -> dict:
         elif isinstance(node, list):
             pending.extend(node)
     return kept
-
-
-# --- validation ---------------------------------------------------------------------------
-
-
-def _param_path(error: ValidationError) -> str | None:
-    path = list(error.absolute_path)
-    if error.validator == "required":
-        match = re.match(r"'([^']+)' is a required property", error.message)
-        if match:
-            path.append(match.group(1))
-    if not path:
-        return None
-    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
-
-
-def _as_openai_error(error: ValidationError) -> OpenAIError:
-    param = _param_path(error)
-    if error.validator == "required" and param:
-        return bad_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
-    if error.validator == "type":
-        return bad_request(f"Invalid type for '{param}': {error.message}.", param, "invalid_type")
-    if error.validator == "additionalProperties":
-        return bad_request(f"Unrecognized request argument supplied: {error.message}", param, "unknown_parameter")
-    where = f"'{param}'" if param else "the request body"
-    return bad_request(f"Invalid value for {where}: {error.message}.", param, "invalid_value")
-
-
-def _allow_nullable(keyword: str):
-    check = Draft202012Validator.VALIDATORS[keyword]
-
-    def nullable_check(validator, value, instance, schema):
-        if instance is None and schema.get("nullable") is True:
-            return
-        yield from check(validator, value, instance, schema)
-
-    return nullable_check
-
-
-# The document is 3.1 but still says `nullable: true` (the 3.0 way) in ~110 places; OpenAI
-# accepts null there, and so must we.
-RequestSchemaValidator = extend(
-    Draft202012Validator,
-    {"type": _allow_nullable("type"), "enum": _allow_nullable("enum")},
-)
-
-
-def nullable_as_type(node: Any) -> Any:
-    """A copy of a schema with 3.0's ``nullable: true`` spelled the 2020-12 way."""
-    if isinstance(node, list):
-        return [nullable_as_type(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: nullable_as_type(value) for key, value in node.items()}
-    if node.pop("nullable", False) is True:
-        if isinstance(node.get("type"), str):
-            node["type"] = [node["type"], "null"]
-        elif isinstance(node.get("type"), list) and "null" not in node["type"]:
-            node["type"] = [*node["type"], "null"]
-        if "enum" in node and None not in node["enum"]:
-            node["enum"] = [*node["enum"], None]
-    return node
-
-
-# id(schema) -> (schema, fast validator, explaining validator); the schema is kept so
-# its id cannot be reused by another object.
-_COMPILED: dict[int, tuple[dict, Any, Any]] = {}
-
-
-def _compiled(schema: dict) -> tuple[Any, Any]:
-    entry = _COMPILED.get(id(schema))
-    if entry is None or entry[0] is not schema:
-        entry = _COMPILED[id(schema)] = (
-            schema,
-            jsonschema_rs.validator_for(nullable_as_type(schema)),
-            RequestSchemaValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER),
-        )
-    return entry[1], entry[2]
-
-
-class OpenAPI31BodyValidator(JSONRequestBodyValidator):
-    """JSON bodies checked with the 2020-12 dialect; errors in OpenAI's words.
-
-    Valid bodies (nearly all) are confirmed by jsonschema-rs in ~10 us; only an invalid
-    one goes through the Python validator (~1 ms), which finds the error to report.
-    Connexion makes a validator per request, so the compiled schemas live in
-    ``_COMPILED``, once per operation (rebuilt per request, they cost ~10 ms of CPU a chat).
-    """
-
-    @property
-    def _validator(self):
-        return _compiled(self._schema)[1]
-
-    @property
-    def _fast_validator(self):
-        return _compiled(self._schema)[0]
-
-    async def _parse(self, stream, scope) -> Any:
-        body = b"".join([chunk async for chunk in stream])
-        if not body.strip():
-            return None
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise bad_request(
-                "We could not parse the JSON body of your request. (HINT: This likely means you "
-                "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
-            ) from None
-
-    def _validate(self, body: Any) -> None:
-        if body is None:
-            if self._nullable:
-                return
-            raise bad_request("The request body must be a JSON object.", code="invalid_body")
-        if self._fast_validator.is_valid(body):
-            return
-        try:
-            self._validator.validate(body)
-        except ValidationError as error:
-            raise _as_openai_error(error) from None
-
-
-def body_validators(specification: Any, operation_ids: set[str]) -> dict[str, Callable[[Any], bool]]:
-    """operationId -> whether a JSON body is valid for it, for the operations named that
-    have a JSON body: the compiled schemas the body validator above uses (compiled on first use)."""
-    validators = {}
-    for _, _, operation in operations({"paths": specification["paths"]}):
-        schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-        if operation["operationId"] in operation_ids and schema is not None:
-            validators[operation["operationId"]] = lambda body, schema=schema: _compiled(schema)[0].is_valid(body)
-    return validators
-
-
-VALIDATOR_MAP = {
-    "parameter": ParameterValidator,
-    "body": {
-        "application/json": OpenAPI31BodyValidator,
-        "application/x-www-form-urlencoded": FormDataValidator,
-        "multipart/form-data": MultiPartFormDataValidator,
-    },
-}
-

@@ -71,7 +71,7 @@ STREAM_PAYLOADS = {
 
 
 def _payload_validator(schema_name: str):
-    from llm_backend.spec.adapter import RequestSchemaValidator  # nullable-aware 2020-12
+    from llm_backend.spec.validation import RequestSchemaValidator  # nullable-aware 2020-12
 
     return RequestSchemaValidator({"$ref": f"#/components/schemas/{schema_name}", "components": _components})
 

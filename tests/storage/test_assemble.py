@@ -1,6 +1,6 @@
 """A stream of chunks becomes one stored ``chat.completion`` (pure function, no server)."""
 
-from llm_backend.chat_storage import assemble
+from llm_backend.serving.chat_completions import assemble
 
 
 def chunk(delta: dict, finish_reason=None, **extra) -> dict:

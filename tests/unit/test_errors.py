@@ -1,4 +1,4 @@
-"""The error translation in one place (llm_backend/errors.py)."""
+"""Errors: the catalogue (llm_backend/errors.py) and the one renderer (llm_backend/http/problems.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from connexion import AsyncApp
 from starlette.testclient import TestClient
 
 from llm_backend import errors
+from llm_backend.http import problems
 
 BROKEN_SPEC = {
     "openapi": "3.0.3",
@@ -25,7 +26,7 @@ def explode():
 def test_an_unexpected_exception_is_a_500_without_internals(caplog):
     app = AsyncApp(__name__)
     app.add_api(BROKEN_SPEC)
-    errors.register(app)
+    problems.register(app)
     with caplog.at_level(logging.ERROR):
         response = TestClient(app, raise_server_exceptions=False).get("/boom")
     assert response.status_code == 500

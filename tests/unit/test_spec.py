@@ -9,7 +9,7 @@ from pathlib import Path
 
 from jsonschema import ValidationError
 
-from llm_backend.spec import adapter
+from llm_backend.spec import adapter, validation
 from llm_backend.spec.loader import load_document
 
 OPENAPI_DIR = Path(__file__).resolve().parents[2] / "openapi"
@@ -78,7 +78,7 @@ def test_prepare_strips_validation_only_from_unserved_operations():
 
 
 def _error_for(schema: dict, instance) -> ValidationError:
-    validator = adapter.RequestSchemaValidator(schema)
+    validator = validation.RequestSchemaValidator(schema)
     return next(iter(validator.iter_errors(instance)))
 
 
@@ -88,22 +88,22 @@ def test_validation_errors_name_the_parameter_path():
         "required": ["messages"],
         "properties": {"messages": {"type": "array", "items": {"type": "object", "required": ["role"]}}},
     }
-    error = adapter._as_openai_error(_error_for(schema, {"messages": [{"role": "user"}, {}]}))
+    error = validation._as_openai_error(_error_for(schema, {"messages": [{"role": "user"}, {}]}))
     assert error.param == "messages[1].role"
     assert error.code == "missing_required_parameter"
-    assert adapter._as_openai_error(_error_for(schema, {})).param == "messages"
+    assert validation._as_openai_error(_error_for(schema, {})).param == "messages"
 
 
 def test_nullable_is_honoured_like_openai_does():
     schema = {"type": "object", "properties": {"n": {"type": "number", "nullable": True}, "m": {"type": "number"}}}
-    validator = adapter.RequestSchemaValidator(schema)
+    validator = validation.RequestSchemaValidator(schema)
     assert validator.is_valid({"n": None})
     assert not validator.is_valid({"m": None})
 
 
 def test_nullable_is_rewritten_for_the_fast_validator():
     schema = {"type": "object", "properties": {"n": {"type": "number", "nullable": True, "enum": [1, 2]}}}
-    rewritten = adapter.nullable_as_type(schema)
+    rewritten = validation.nullable_as_type(schema)
     assert rewritten["properties"]["n"] == {"type": ["number", "null"], "enum": [1, 2, None]}
     assert "nullable" in schema["properties"]["n"], "the original stays untouched"
 
@@ -120,8 +120,8 @@ def test_fast_and_python_validators_agree():
             "stop": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}]},
         },
     }
-    fast = jsonschema_rs.validator_for(adapter.nullable_as_type(schema))
-    slow = adapter.RequestSchemaValidator(schema)
+    fast = jsonschema_rs.validator_for(validation.nullable_as_type(schema))
+    slow = validation.RequestSchemaValidator(schema)
     bodies = [
         {"model": "m"},
         {"model": "m", "temperature": None},

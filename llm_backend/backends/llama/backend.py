@@ -18,7 +18,7 @@ from typing import Any
 
 from ...errors import OpenAIError, bad_request, model_not_found
 from ...settings import ModelConfig, Settings
-from ..base import Answer, Json, ModelCard
+from ..base import Answer, Json, ModelCard, Relayed
 from ..events import ModelEvents
 from ..lifecycle import Lifecycle
 from ..presets import Preset, presets
@@ -239,6 +239,8 @@ class _Held:
 class LlamaBackend:
     """Every model of the config file with a GGUF source."""
 
+    manages_models = True
+
     def __init__(self, settings: Settings, events: ModelEvents | None = None) -> None:
         self.settings = settings
         events = events or ModelEvents()
@@ -269,6 +271,23 @@ class LlamaBackend:
 
     def models(self) -> list[ModelCard]:
         return self._cards
+
+    def claims(self, model_id: str) -> bool:
+        return model_id in self._presets
+
+    async def refresh_models(self) -> None:
+        """The configured models are the list: nothing to fetch."""
+
+    async def retrieve_model(self, model_id: str) -> Json:
+        self._preset(model_id)
+        return next(card for card in self._cards if card.id == model_id).to_openai()
+
+    def serves(self, operation_id: str) -> bool:
+        """Every operation for a local model is answered here."""
+        return True
+
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
+        raise AssertionError("local models are never forwarded")  # serves() is always true
 
     def readiness(self) -> tuple[bool, str]:
         # Lazy models load on demand: only the eager ones must be up for the service to be ready.

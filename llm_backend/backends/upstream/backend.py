@@ -12,10 +12,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ... import request_headers
-from ...errors import OpenAIError
+from ... import errors
 from ...settings import Settings, UpstreamConfig
-from ..base import Json, ModelCard, Relayed
+from ..base import Json, ModelCard, Relayed, caller_headers
 from .client import UpstreamClient
 from .relay import relay
 
@@ -24,8 +23,15 @@ log = logging.getLogger(__name__)
 MODELS_RETRY_SECONDS = 10.0
 
 
+# What an upstream backend answers through its own methods (aliases, stored completions);
+# any other operation for one of its models is forwarded to it verbatim.
+SERVED_OPERATIONS = frozenset({"createChatCompletion", "createCompletion", "createEmbedding", "retrieveModel"})
+
+
 class UpstreamBackend:
     """One upstream API: the models it is configured for, and a pooled client to it."""
+
+    manages_models = False
 
     def __init__(self, config: UpstreamConfig, settings: Settings) -> None:
         self.name = config.name
@@ -53,6 +59,9 @@ class UpstreamBackend:
         """Whether the config routes ``model_id`` here (an alias, an id or a glob pattern)."""
         return model_id in self.aliases or any(fnmatch.fnmatchcase(model_id, p) for p in self.patterns)
 
+    def serves(self, operation_id: str) -> bool:
+        return operation_id in SERVED_OPERATIONS
+
     # --- the model list ---------------------------------------------------------------
 
     def models(self) -> list[ModelCard]:
@@ -70,16 +79,16 @@ class UpstreamBackend:
             try:
                 self._cards = self._cards_from(await self._fetch_models())
                 self._fresh_until = time.monotonic() + self.models_ttl
-            except (OpenAIError, aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
+            except (errors.OpenAIError, aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
                 log.warning("upstream %s: model list unavailable (%s)", self.name, type(exc).__name__)
                 self._fresh_until = time.monotonic() + min(self.models_ttl, MODELS_RETRY_SECONDS)
 
     async def _fetch_models(self) -> list[Json]:
-        headers = self.client.headers(request_headers.incoming.get(), identity=True)
+        headers = self.client.headers(caller_headers.get(), identity=True)
         response = await self.client.send("GET", "/models", headers=headers)
         try:
             if response.status != 200:
-                raise OpenAIError(response.status, "model list refused")
+                raise errors.upstream_refused(response.status, "model list")
             return json.loads(await response.read())["data"]
         finally:
             response.release()
@@ -99,7 +108,7 @@ class UpstreamBackend:
         if upstream_id is not None:
             request = {**request, "model": upstream_id}
         content = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = self.client.headers(request_headers.incoming.get(), identity=upstream_id is not None)
+        headers = self.client.headers(caller_headers.get(), identity=upstream_id is not None)
         response = await self.client.send("POST", path, headers=headers, content=content)
         rename = ("model", model_id) if upstream_id is not None else None
         return await relay(response, self.name, self.client.timeout, rename=rename)
@@ -115,14 +124,28 @@ class UpstreamBackend:
 
     async def retrieve_model(self, model_id: str) -> Relayed:
         upstream_id = self.aliases.get(model_id, model_id)
-        headers = self.client.headers(request_headers.incoming.get(), identity=upstream_id != model_id)
+        headers = self.client.headers(caller_headers.get(), identity=upstream_id != model_id)
         response = await self.client.send("GET", f"/models/{quote(upstream_id, safe=':@')}", headers=headers)
         rename = ("id", model_id) if upstream_id != model_id else None
         return await relay(response, self.name, self.client.timeout, rename=rename)
 
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes) -> Relayed:
-        """Any other operation, verbatim (see ``passthrough``)."""
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
+        """Any other operation, verbatim (see ``http/forwarding.py``)."""
         response = await self.client.send(
             method, path, headers=self.client.headers(headers), content=content or None, query=query
         )
         return await relay(response, self.name, self.client.timeout)
+
+    # --- model management: not ours -----------------------------------------------------
+
+    def loaded_models(self) -> list[str]:
+        return []
+
+    def statuses(self) -> list[Json]:
+        return []
+
+    async def load(self, model_id: str) -> Json:
+        raise errors.upstream_model(model_id)
+
+    async def unload(self, model_id: str) -> Json:
+        raise errors.upstream_model(model_id)

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from ...errors import OpenAIError, upstream_timeout
+from ... import errors
+from ...errors import OpenAIError
 from ..base import Relayed
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,8 @@ def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
 
 def _broken_off(upstream: str, timeout: float, exc: BaseException) -> OpenAIError:
     if isinstance(exc, asyncio.TimeoutError):
-        return upstream_timeout(upstream, timeout)
-    return OpenAIError(502, f"The upstream API '{upstream}' broke off the answer.", code="upstream_unreachable")
+        return errors.upstream_timeout(upstream, timeout)
+    return errors.upstream_broke_off(upstream)
 
 
 def _finish(response: aiohttp.ClientResponse) -> None:

@@ -1,8 +1,10 @@
-"""The relay lane: plain requests for upstream models are relayed without the Connexion
-pipeline behind it; everything else reaches that pipeline with its body intact.
+"""The fast lane: a request it can prove valid (route, key, schema) is answered by the
+controller without the Connexion pipeline behind it; anything else reaches that pipeline
+with its body intact.
 
-Driven directly as ASGI middleware in front of a stand-in for the pipeline (it records what
-reaches it), with a real upstream (another instance of this service) behind the lane.
+Driven directly as ASGI middleware (behind ``RequestContext``, as in the app) in front of a
+stand-in for the pipeline (it records what reaches it), with a real upstream (another
+instance of this service) behind the upstream backend.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ import json
 
 import pytest
 
-from llm_backend import request_headers
 from llm_backend.app import _registry, create_app
 from llm_backend.auth import Authenticator, Keyring
 from llm_backend.backends.events import ModelEvents
-from llm_backend.relay_lane import OPERATIONS, RelayLane
+from llm_backend.http.context import Services
+from llm_backend.http.fast_lane import FastLane
+from llm_backend.http.middleware import RequestContext
 from llm_backend.settings import Settings
-from llm_backend.spec import adapter
+from llm_backend.spec import adapter, validation
+from llm_backend.storage import Database, default_url
 from tests.conftest import MODEL
 from tests.upstream.conftest import SERVICE_KEY
 
@@ -57,22 +61,24 @@ async def lane(server, specification, tmp_path):
     )
     registry = _registry(settings, ModelEvents())
     await registry.start()
+    database = Database(default_url(tmp_path))
+    database.upgrade()
     pipeline = Pipeline()
-    lane = RelayLane(
-        pipeline,
-        registry=registry,
-        authenticator=Authenticator(Keyring(settings.api_keys)),
-        validators=adapter.body_validators(specification, {op for op, _ in OPERATIONS.values()}),
-        store_all=False,
-    )
-    lane.pipeline = pipeline
-    yield lane
+    routes = {
+        route: (operation_id, controller, validation.is_valid_body(schema))
+        for route, (operation_id, controller, schema) in adapter.json_body_operations(specification).items()
+    }
+    lane = FastLane(pipeline, routes=routes, authenticator=Authenticator(Keyring(settings.api_keys)))
+    app = RequestContext(lane, services=Services(settings=settings, registry=registry, database=database))
+    app.pipeline, app.registry, app.database = pipeline, registry, database
+    yield app
     await registry.stop()
+    database.dispose()
 
 
-async def call(lane, body, key: str | None = CLIENT_KEY, path: str = "/v1/chat/completions") -> tuple[int, bytes]:
+async def call(lane, body, key: str | None = CLIENT_KEY, path: str = "/v1/chat/completions", content_type=b"application/json") -> tuple[int, bytes]:
     raw = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json")]
+    headers = [(b"content-type", content_type)]
     if key:
         headers.append((b"authorization", f"Bearer {key}".encode()))
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b""}
@@ -85,7 +91,6 @@ async def call(lane, body, key: str | None = CLIENT_KEY, path: str = "/v1/chat/c
     async def send(message):
         sent.append(message)
 
-    request_headers.incoming.set(headers)  # as middleware.RequestContext, in front of the lane, does
     await lane(scope, receive, send)
     body_out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return sent[0]["status"], body_out
@@ -94,7 +99,14 @@ async def call(lane, body, key: str | None = CLIENT_KEY, path: str = "/v1/chat/c
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 2}
 
 
-async def test_a_plain_request_is_relayed_without_the_pipeline(lane):
+async def test_the_lane_takes_exactly_the_served_operations_whose_input_is_a_json_body(specification):
+    operation_ids = {operation_id for operation_id, _, _ in adapter.json_body_operations(specification).values()}
+    assert {"createChatCompletion", "createCompletion", "createEmbedding"} <= operation_ids
+    # Path or query parameters need Connexion's parsing: those operations never take the lane.
+    assert not operation_ids & {"updateChatCompletion", "listChatCompletions", "getChatCompletion"}
+
+
+async def test_a_valid_request_is_answered_without_the_pipeline(lane):
     status, body = await call(lane, CHAT)
     assert status == 200 and json.loads(body)["object"] == "chat.completion"
     status, body = await call(lane, {"model": MODEL, "input": "hello"}, path="/v1/embeddings")
@@ -108,14 +120,34 @@ async def test_a_plain_request_is_relayed_without_the_pipeline(lane):
         (CHAT, None),  # no key: the pipeline answers 401
         (CHAT, "sk-wrong"),
         ({**CHAT, "messages": "not a list"}, CLIENT_KEY),  # the schema refuses it: 400 naming it
-        ({**CHAT, "store": True}, CLIENT_KEY),  # stored: the controller's work
-        ({**CHAT, "metadata": {"a": "b"}}, CLIENT_KEY),
+        ({**CHAT, "max_tokens": "two"}, CLIENT_KEY),
+        ([CHAT], CLIENT_KEY),  # not an object
     ],
 )
 async def test_anything_but_the_plain_case_reaches_the_pipeline_with_its_body(lane, body, key):
     status, _ = await call(lane, body, key=key)
     assert status == 299
     assert [json.loads(b) for b in lane.pipeline.bodies] == [body]
+
+
+async def test_a_body_that_is_not_declared_json_reaches_the_pipeline(lane):
+    status, _ = await call(lane, CHAT, content_type=b"text/plain")
+    assert status == 299 and len(lane.pipeline.bodies) == 1
+
+
+async def test_the_controllers_own_rules_apply_in_the_lane(lane):
+    # The chat controller refuses metadata beyond OpenAI's limits: the lane has no copy of that rule.
+    status, body = await call(lane, {**CHAT, "metadata": {"k": "v" * 513}})
+    assert status == 400 and json.loads(body)["error"]["param"] == "metadata.k"
+    assert lane.pipeline.bodies == []
+
+
+async def test_a_stored_chat_completion_of_an_upstream_model_is_stored_from_the_lane(lane):
+    status, body = await call(lane, {**CHAT, "store": True, "metadata": {"lane": "yes"}})
+    assert status == 200 and lane.pipeline.bodies == []
+    completion_id = json.loads(body)["id"]
+    stored = await lane.database.chat_completions.get("key-0", completion_id)
+    assert stored is not None and stored["id"] == completion_id
 
 
 async def test_an_upstream_failure_is_an_openai_error_from_the_lane(lane, server):

@@ -1,94 +1,28 @@
 """Stored chat completions between the chat controller and ``storage``: what to keep, how
 to assemble a stream into one object, and OpenAI's list and message shapes.
 
-Backends know nothing of this: the controller hands their answer (an object or a chunk
-iterator) to ``record``, which passes it through unchanged and stores it on the way.
+Backends know nothing of this: the controller hands their answer (an object, a chunk
+iterator, or an upstream's relayed bytes) to ``record``, which passes it through unchanged
+and stores it on the way.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import anyio
 
-from .backends.base import Answer, Json
-from .errors import OpenAIError, bad_request
-from .storage.chat_completions import ChatCompletionStore, NewChatCompletion, Page
+from .. import errors
+from ..backends.base import Answer, Json, Relayed
+from ..storage.chat_completions import ChatCompletionStore, NewChatCompletion
+from . import relayed
+from .pages import list_object
 
 log = logging.getLogger(__name__)
 
-# OpenAI's limits for metadata (the spec states them only in prose).
-METADATA_MAX_PAIRS = 16
-METADATA_MAX_KEY = 64
-METADATA_MAX_VALUE = 512
-LIST_MAX_LIMIT = 100
-
-
-def _storable(text: str) -> bool:
-    """Text every database can hold: no NUL, no unpaired surrogate (JSON allows both)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def check_metadata(metadata: Any, param: str = "metadata") -> dict[str, str]:
-    """``metadata`` if it is within OpenAI's limits, else a 400 naming what is wrong."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise bad_request(f"Invalid type for '{param}': expected an object.", param, "invalid_type")
-    if len(metadata) > METADATA_MAX_PAIRS:
-        raise bad_request(
-            f"Invalid '{param}': too many properties. Expected an object with at most "
-            f"{METADATA_MAX_PAIRS} properties, but got an object with {len(metadata)} properties instead.",
-            param,
-            "object_above_max_properties",
-        )
-    for key, value in metadata.items():
-        if not isinstance(value, str):
-            raise bad_request(f"Invalid type for '{param}.{key}': expected a string.", f"{param}.{key}", "invalid_type")
-        if not (_storable(key) and _storable(value)):
-            raise bad_request(
-                f"Invalid '{param}': keys and values must be valid Unicode text without NUL characters.",
-                param,
-                "invalid_value",
-            )
-        if len(key) > METADATA_MAX_KEY:
-            raise bad_request(
-                f"Invalid '{param}': key too long. Expected keys of at most {METADATA_MAX_KEY} "
-                f"characters, but got a key with length {len(key)} instead.",
-                param,
-                "string_above_max_length",
-            )
-        if len(value) > METADATA_MAX_VALUE:
-            raise bad_request(
-                f"Invalid '{param}.{key}': string too long. Expected a string with maximum length "
-                f"{METADATA_MAX_VALUE}, but got a string with length {len(value)} instead.",
-                f"{param}.{key}",
-                "string_above_max_length",
-            )
-    return metadata
-
-
-def check_limit(limit: int) -> int:
-    if not 1 <= limit <= LIST_MAX_LIMIT:
-        raise bad_request(
-            f"Invalid 'limit': integer out of range. Expected a value between 1 and {LIST_MAX_LIMIT}, "
-            f"but got {limit} instead.",
-            "limit",
-            "integer_out_of_range",
-        )
-    return limit
-
-
-def not_found(completion_id: str, param: str = "completion_id") -> OpenAIError:
-    return OpenAIError(404, f"No chat completion found with id '{completion_id}'.", param=param, code="not_found")
+def not_found(completion_id: str, param: str = "completion_id") -> errors.OpenAIError:
+    return errors.not_found("chat completion", completion_id, param)
 
 
 # --- storing answers -----------------------------------------------------------------------
@@ -204,28 +138,40 @@ async def record(
             )
         )
 
+    if isinstance(answer, Relayed):
+        return await _record_relayed(answer, save)
     if isinstance(answer, dict):
         await save(answer, True)
         return answer
     return _recorded(answer, save)
 
 
+async def _record_relayed(answer: Relayed, save: Callable[[Json, bool], Awaitable[None]]) -> Relayed:
+    """An upstream's answer stored as the client receives it: only a successful one."""
+    if answer.status != 200:
+        return answer
+    if answer.content is not None:
+        completion = relayed.parsed(answer)
+        if completion is not None and "choices" in completion:
+            await save(completion, True)
+        return answer
+
+    async def seen(objects: list[Json], finished: bool) -> None:
+        chunks = [chunk for chunk in objects if "choices" in chunk]
+        if not chunks:
+            return
+        completion = chunks[0] if chunks[0].get("object") == "chat.completion" else assemble(chunks, finished)
+        # Shielded: a client that disconnects cancels the response task (see ``_recorded``).
+        with anyio.CancelScope(shield=True):
+            try:
+                await save(completion, finished)
+            except Exception:
+                log.exception("could not store relayed chat completion")
+
+    return relayed.observe(answer, seen)
+
+
 # --- shapes of the read operations ---------------------------------------------------------
-
-
-def list_object(data: list[Json], has_more: bool) -> Json:
-    """OpenAI's list envelope (``first_id``/``last_id`` are required strings: empty when empty)."""
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else "",
-        "last_id": data[-1]["id"] if data else "",
-        "has_more": has_more,
-    }
-
-
-def page_object(page: Page) -> Json:
-    return list_object(page.data, page.has_more)
 
 
 def _message(completion_id: str, index: int, message: Json) -> Json:
@@ -255,6 +201,6 @@ def messages_page(completion_id: str, request: Json, after: str | None, limit: i
     if after is not None:
         ids = [message["id"] for message in messages]
         if after not in ids:
-            raise OpenAIError(404, f"No message found with id '{after}'.", param="after", code="not_found")
+            raise errors.not_found("message", after, "after")
         messages = messages[ids.index(after) + 1 :]
     return list_object(messages[:limit], len(messages) > limit)

@@ -4,7 +4,6 @@ the body size limit, and cancelling the work of a client that hung up."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -12,8 +11,10 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import request_headers
-from .errors import OpenAIError
+from .. import errors
+from . import context
+from .body import TooLarge, read_body
+from .rendering import error_response
 
 access_log = logging.getLogger("llm_backend.access")
 # Logged for a request whose client left before its answer started (nginx's code for it).
@@ -38,11 +39,16 @@ class HttpMiddleware:
 
 
 class RequestContext(HttpMiddleware):
-    """Gives each request an id (``x-request-id``, as OpenAI does) and logs one line for it."""
+    """Gives each request an id (``x-request-id``, as OpenAI does) and logs one line for it;
+    opens the request's ``context`` with the app's services."""
+
+    def __init__(self, app: ASGIApp, services: context.Services | None = None) -> None:
+        super().__init__(app)
+        self.services = services
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = "req_" + uuid.uuid4().hex
-        request_headers.incoming.set(scope["headers"])
+        context.enter(scope, self.services)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -83,57 +89,29 @@ class BodyLimit(HttpMiddleware):
         super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def _reject(self, send: Send) -> None:
-        error = OpenAIError(
-            413,
-            f"The request body is larger than the limit of {self.max_bytes} bytes.",
-            code="request_too_large",
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": json.dumps(error.body()).encode()})
-
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None:
             if length.isdigit() and int(length) > self.max_bytes:
-                await self._reject(send)
+                await error_response(errors.request_too_large(self.max_bytes))(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
         if headers.get(b"transfer-encoding", b"").lower() != b"chunked":
             await self.app(scope, receive, send)
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._reject(send)
-                return
-            if not message.get("more_body"):
-                break
+        try:
+            body, receive = await read_body(receive, self.max_bytes)
+        except TooLarge:
+            await error_response(errors.request_too_large(self.max_bytes))(scope, receive, send)
+            return
+        if body is None:
+            return  # the client went away
         scope["headers"] = [
             (name, value) for name, value in scope["headers"] if name != b"transfer-encoding"
         ] + [(b"content-length", str(len(body)).encode())]
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, receive, send)
 
 
 class CancelOnDisconnect(HttpMiddleware):

@@ -13,7 +13,7 @@ from typing import Any
 
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 
-from .errors import OpenAIError
+from ..errors import OpenAIError
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ ConfigOption = typer.Option(None, "--config", help="YAML config file (else $LLM_
 
 
 def _database(config: Optional[Path], migrate: bool = True):
-    from .settings import Settings
-    from .storage import Database, default_url
+    from ..settings import Settings
+    from ..storage import Database, default_url
 
     settings = Settings(**({"config": config} if config else {}))
     database = Database(settings.database_url or default_url(settings.data_dir))

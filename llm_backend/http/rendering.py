@@ -1,4 +1,6 @@
-"""Turn what a backend answered into an HTTP response."""
+"""Turn what a controller or backend answered into an HTTP response: a JSON object, a
+server-sent event stream, an upstream's relayed answer, or an error. Every error response
+of the service is built by ``error_response``."""
 
 from __future__ import annotations
 
@@ -9,13 +11,21 @@ import anyio
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
-from .backends.base import Answer, Relayed
+from ..backends.base import Answer, Relayed
+from ..errors import OpenAIError
 from .sse import event_stream
 
 
 def json_response(data: Any, status: int = 200) -> Response:
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(body, status_code=status, media_type="application/json")
+
+
+def error_response(error: OpenAIError) -> Response:
+    """The one renderer of errors: OpenAI's body, its status, its headers (``retry-after``)."""
+    response = json_response(error.body(), error.status)
+    response.headers.update(error.headers)
+    return response
 
 
 class RelayStream(StreamingResponse):

@@ -1,0 +1,97 @@
+"""Requests answered by an upstream API verbatim: method, path, query, body (JSON or
+multipart, as bytes) and the relevant headers go to the upstream; its status, headers and
+body come back unbuffered. This makes the service a drop-in for the whole OpenAI API.
+
+Two rules decide what is forwarded, both here:
+- an operation no controller serves goes to the default upstream (``UnservedOperations``);
+- a served operation whose body names a model (``routed_by_model``) is served here when
+  the model's backend serves the operation itself (every local backend does), and forwarded
+  to the model's upstream otherwise. ``spec/adapter.py`` applies it to every served
+  operation with a JSON body, so an operation newly served here for local models keeps
+  working for upstream ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..backends.base import Backend
+from . import context
+from .body import read_body
+from .rendering import relay_response
+
+
+def _api_path(scope: Scope) -> str:
+    """The path below the API's base (``/v1``): the upstream's base URL has its own."""
+    base_path = scope.get("extensions", {}).get("connexion_routing", {}).get("api_base_path")
+    path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    if base_path is None:  # not routed by Connexion (the fast lane): the first segment is the base
+        base_path = "/" + scope["path"].split("/", 2)[1]
+    if not path.startswith(base_path):
+        path = scope["path"]
+    return path[len(base_path) :]
+
+
+async def forward(backend: Backend, scope: Scope, content: bytes | None) -> Response:
+    answer = await backend.forward(scope["method"], _api_path(scope), scope.get("query_string", b""), scope["headers"], content)
+    return relay_response(answer)
+
+
+class Passthrough:
+    """An ASGI app that forwards the request to ``upstream`` and relays the answer."""
+
+    def __init__(self, upstream: Backend) -> None:
+        self.upstream = upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Read whole (the body limit middleware bounds it) so that a retry can send it again.
+        body, receive = await read_body(receive)
+        response = await forward(self.upstream, scope, body or b"")
+        await response(scope, receive, send)
+
+
+class UnservedOperations:
+    """Connexion middleware (after routing and security, before validation): an operation
+    we do not serve goes to ``forward``, the default upstream, with its request untouched -
+    the body is not parsed, so a multipart upload passes as the bytes the client sent.
+    Without an upstream this middleware is not installed and the resolver's fallback
+    answers 501."""
+
+    def __init__(self, app: ASGIApp, unserved: frozenset[str], forward: ASGIApp) -> None:
+        self.app = app
+        self.unserved = unserved
+        self.forward = forward
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            routing = scope.get("extensions", {}).get("connexion_routing", {})
+            if routing.get("operation_id") in self.unserved:
+                await self.forward(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+Controller = Callable[..., Awaitable[Response]]
+
+
+def routed_by_model(operation_id: str, controller: Controller) -> Controller:
+    """``controller`` for requests whose body names a model that the model's backend serves
+    itself (every local one); a request for a model of an upstream API that does not is
+    forwarded to that upstream, its validated body re-encoded."""
+
+    @functools.wraps(controller)
+    async def served(*args, **kwargs) -> Response:
+        body = kwargs.get("body")
+        model = body.get("model") if isinstance(body, dict) else None
+        if isinstance(model, str):
+            backend = context.current().registry.backend_for(model)
+            if not backend.serves(operation_id):
+                return await forward(backend, context.scope(), json.dumps(body, ensure_ascii=False).encode())
+        return await controller(*args, **kwargs)
+
+    return served

@@ -1,0 +1,2 @@
+"""API semantics that span backends: what is stored and how (stored chat completions;
+Responses, Conversations and Files next), list shapes and their limits."""

@@ -1,0 +1,32 @@
+"""OpenAI's list shape for stored objects: the envelope, and the bounds of ``limit``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import bad_request
+
+Json = dict[str, Any]
+LIST_MAX_LIMIT = 100
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= LIST_MAX_LIMIT:
+        raise bad_request(
+            f"Invalid 'limit': integer out of range. Expected a value between 1 and {LIST_MAX_LIMIT}, "
+            f"but got {limit} instead.",
+            "limit",
+            "integer_out_of_range",
+        )
+    return limit
+
+
+def list_object(data: list[Json], has_more: bool) -> Json:
+    """OpenAI's list envelope (``first_id``/``last_id`` are required strings: empty when empty)."""
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else "",
+        "last_id": data[-1]["id"] if data else "",
+        "has_more": has_more,
+    }

@@ -1,0 +1,152 @@
+"""Request validation for the 3.1 document: JSON Schema 2020-12, schemas compiled once per
+operation, errors in OpenAI's words naming the offending parameter."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema_rs
+from connexion.validators import (
+    FormDataValidator,
+    JSONRequestBodyValidator,
+    MultiPartFormDataValidator,
+    ParameterValidator,
+)
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.validators import extend
+
+from .. import errors
+from ..errors import OpenAIError, bad_request
+
+def _param_path(error: ValidationError) -> str | None:
+    path = list(error.absolute_path)
+    if error.validator == "required":
+        match = re.match(r"'([^']+)' is a required property", error.message)
+        if match:
+            path.append(match.group(1))
+    if not path:
+        return None
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
+
+
+def _as_openai_error(error: ValidationError) -> OpenAIError:
+    param = _param_path(error)
+    if error.validator == "required" and param:
+        return bad_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+    if error.validator == "type":
+        return bad_request(f"Invalid type for '{param}': {error.message}.", param, "invalid_type")
+    if error.validator == "additionalProperties":
+        return bad_request(f"Unrecognized request argument supplied: {error.message}", param, "unknown_parameter")
+    where = f"'{param}'" if param else "the request body"
+    return bad_request(f"Invalid value for {where}: {error.message}.", param, "invalid_value")
+
+
+def _allow_nullable(keyword: str):
+    check = Draft202012Validator.VALIDATORS[keyword]
+
+    def nullable_check(validator, value, instance, schema):
+        if instance is None and schema.get("nullable") is True:
+            return
+        yield from check(validator, value, instance, schema)
+
+    return nullable_check
+
+
+# The document is 3.1 but still says `nullable: true` (the 3.0 way) in ~110 places; OpenAI
+# accepts null there, and so must we.
+RequestSchemaValidator = extend(
+    Draft202012Validator,
+    {"type": _allow_nullable("type"), "enum": _allow_nullable("enum")},
+)
+
+
+def nullable_as_type(node: Any) -> Any:
+    """A copy of a schema with 3.0's ``nullable: true`` spelled the 2020-12 way."""
+    if isinstance(node, list):
+        return [nullable_as_type(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: nullable_as_type(value) for key, value in node.items()}
+    if node.pop("nullable", False) is True:
+        if isinstance(node.get("type"), str):
+            node["type"] = [node["type"], "null"]
+        elif isinstance(node.get("type"), list) and "null" not in node["type"]:
+            node["type"] = [*node["type"], "null"]
+        if "enum" in node and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]
+    return node
+
+
+# id(schema) -> (schema, fast validator, explaining validator); the schema is kept so
+# its id cannot be reused by another object.
+_COMPILED: dict[int, tuple[dict, Any, Any]] = {}
+
+
+def _compiled(schema: dict) -> tuple[Any, Any]:
+    entry = _COMPILED.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        entry = _COMPILED[id(schema)] = (
+            schema,
+            jsonschema_rs.validator_for(nullable_as_type(schema)),
+            RequestSchemaValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER),
+        )
+    return entry[1], entry[2]
+
+
+class OpenAPI31BodyValidator(JSONRequestBodyValidator):
+    """JSON bodies checked with the 2020-12 dialect; errors in OpenAI's words.
+
+    Valid bodies (nearly all) are confirmed by jsonschema-rs in ~10 us; only an invalid
+    one goes through the Python validator (~1 ms), which finds the error to report.
+    Connexion makes a validator per request, so the compiled schemas live in
+    ``_COMPILED``, once per operation (rebuilt per request, they cost ~10 ms of CPU a chat).
+    """
+
+    @property
+    def _validator(self):
+        return _compiled(self._schema)[1]
+
+    @property
+    def _fast_validator(self):
+        return _compiled(self._schema)[0]
+
+    async def _parse(self, stream, scope) -> Any:
+        body = b"".join([chunk async for chunk in stream])
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise errors.invalid_json() from None
+
+    def _validate(self, body: Any) -> None:
+        if body is None:
+            if self._nullable:
+                return
+            raise bad_request("The request body must be a JSON object.", code="invalid_body")
+        if self._fast_validator.is_valid(body):
+            return
+        try:
+            self._validator.validate(body)
+        except ValidationError as error:
+            raise _as_openai_error(error) from None
+
+
+def is_valid_body(schema: dict) -> Callable[[Any], bool]:
+    """Whether a JSON body is valid for ``schema``: the compiled schema the body validator
+    above uses (compiled on first use), for the fast lane."""
+    return lambda body: _compiled(schema)[0].is_valid(body)
+
+
+VALIDATOR_MAP = {
+    "parameter": ParameterValidator,
+    "body": {
+        "application/json": OpenAPI31BodyValidator,
+        "application/x-www-form-urlencoded": FormDataValidator,
+        "multipart/form-data": MultiPartFormDataValidator,
+    },
+}
+
