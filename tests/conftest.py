@@ -5,6 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
+from tests.support.clients import sdk
 from tests.support.server import LiveServer
 
 MODEL = "smollm2"
@@ -19,7 +20,7 @@ def server(tmp_path_factory) -> LiveServer:
 
 @pytest.fixture(scope="session")
 def client(server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.api, api_key="anything", max_retries=0, timeout=120)
+    return sdk(server, api_key="anything")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import Enum
 from typing import Any
 
-from ..errors import OpenAIError
+from .. import errors
 from .events import ModelEvents
 
 log = logging.getLogger(__name__)
@@ -32,25 +32,6 @@ class ModelState(str, Enum):
     READY = "ready"
     UNLOADING = "unloading"
     ERROR = "error"
-
-
-def model_loading(model_id: str, timeout: float) -> OpenAIError:
-    return OpenAIError(
-        503,
-        f"The model `{model_id}` is still loading after {timeout:g} seconds. Please retry shortly.",
-        code="model_loading",
-        type="server_error",
-        headers={"retry-after": "5"},
-    )
-
-
-def model_load_failed(model_id: str, reason: str) -> OpenAIError:
-    return OpenAIError(
-        503,
-        f"The model `{model_id}` could not be loaded: {reason}",
-        code="model_load_failed",
-        type="server_error",
-    )
 
 
 class Lifecycle:
@@ -130,13 +111,13 @@ class Lifecycle:
         while self.state is not ModelState.READY:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise model_loading(self.model_id, timeout)
+                raise errors.model_loading(self.model_id, timeout)
             try:
                 await asyncio.wait_for(asyncio.shield(self.load()), remaining)
             except asyncio.TimeoutError:
-                raise model_loading(self.model_id, timeout) from None
+                raise errors.model_loading(self.model_id, timeout) from None
             except Exception as exc:
-                raise model_load_failed(self.model_id, str(exc) or type(exc).__name__) from exc
+                raise errors.model_load_failed(self.model_id, str(exc) or type(exc).__name__) from exc
 
     @contextlib.asynccontextmanager
     async def use(self, timeout: float) -> AsyncIterator[None]:

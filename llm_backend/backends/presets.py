@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import OpenAIError
+from .. import errors
 from ..settings import ModelConfig, Persona
 from .base import Json
 
@@ -38,24 +38,13 @@ class Preset:
     def embedding_request(self, request: Json, model_id: str) -> Json:
         self._refuse_persona(model_id, "embeddings")
         if not self.model.embedding:
-            raise OpenAIError(
-                400,
-                f"The model `{model_id}` does not support embeddings.",
-                param="model",
-                code="model_not_supported",
-            )
+            raise errors.model_not_supported(model_id, "embeddings")
         return request
 
     def _refuse_persona(self, model_id: str, endpoint: str) -> None:
-        # A persona is a system prompt: it means nothing without chat messages. OpenAI's
-        # answer for a chat model used on /v1/completions, in its words.
+        # A persona is a system prompt: it means nothing without chat messages.
         if self.persona:
-            raise OpenAIError(
-                404,
-                f"The model `{model_id}` is a chat model (a persona) and not supported in the "
-                f"v1/{endpoint} endpoint. Did you mean to use v1/chat/completions?",
-                param="model",
-            )
+            raise errors.chat_model_only(model_id, endpoint)
 
 
 def with_defaults(request: Json, defaults: Json) -> Json:

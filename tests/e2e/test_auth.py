@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from tests.support import clients
 from tests.conftest import MODEL
 
 KEY = "sk-test-4c1f0e9d8b7a"
@@ -17,14 +18,12 @@ OTHER_KEY = "sk-test-second-key-77"
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
-    from tests.support.server import LiveServer
-
-    with LiveServer(tmp_path_factory.mktemp("keyed"), env={"LLM_BACKEND_API_KEYS": f"{KEY}, {OTHER_KEY}"}) as live:
+    with clients.keyed_server(tmp_path_factory.mktemp("keyed"), [KEY, OTHER_KEY]) as live:
         yield live
 
 
 def sdk(server, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.api, api_key=key, max_retries=0)
+    return clients.sdk(server, api_key=key)
 
 
 def test_a_configured_key_is_accepted(keyed_server):

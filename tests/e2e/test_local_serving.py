@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from tests.support.clients import sdk
 from tests.conftest import MODEL
 from tests.support.server import LiveServer, access_lines, log_size
 
@@ -123,7 +124,7 @@ def test_full_queue_answers_429_with_retry_after(one_sequence_server):
     thread = threading.Thread(target=running.run)
     thread.start()
     running.first_chunk.wait(120)
-    client = openai.OpenAI(base_url=one_sequence_server.api, api_key="x", max_retries=0)
+    client = sdk(one_sequence_server, api_key="x")
     try:
         with pytest.raises(openai.RateLimitError) as raised:
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
@@ -143,7 +144,7 @@ def test_disconnect_mid_stream_frees_the_sequence_for_the_next_request(one_seque
                 break  # the client goes away mid-stream
     # The only sequence must come back: with no queue, a request that finds it still
     # taken is refused with 429. A stuck sequence would refuse every request from now on.
-    client = openai.OpenAI(base_url=one_sequence_server.api, api_key="x", max_retries=0)
+    client = sdk(one_sequence_server, api_key="x")
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -167,7 +168,7 @@ def test_client_giving_up_on_a_whole_answer_frees_the_sequence(one_sequence_serv
     # Run to the end, the 1900 tokens would take half a minute and be logged 200.
     [line] = access_lines(one_sequence_server, "/v1/completions", since=before, expect=1)
     assert line["status"] == 499
-    answer = openai.OpenAI(base_url=one_sequence_server.api, api_key="x", max_retries=0).completions.create(
+    answer = sdk(one_sequence_server, api_key="x").completions.create(
         model=MODEL, prompt="Hi", max_tokens=2
     )
     assert answer.choices[0].finish_reason in ("stop", "length"), "the only sequence is free again"
@@ -216,7 +217,7 @@ def test_killed_worker_fails_only_its_request_and_is_restarted(two_worker_server
     wait_ready(live)
     new_pids = live.worker_pids()
     assert len(new_pids) == 2 and old_pids[0] not in new_pids and old_pids[1] in new_pids
-    client = openai.OpenAI(base_url=live.api, api_key="x", max_retries=0)
+    client = sdk(live, api_key="x")
     assert client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2).choices
 
 

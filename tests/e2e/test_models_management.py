@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from tests.support import clients
 from tests.support.server import LiveServer
 from tests.support.sse import EventReader
 
@@ -76,7 +77,7 @@ def models_server(tmp_path_factory) -> LiveServer:
 
 @pytest.fixture(scope="module")
 def sdk(models_server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=models_server.api, api_key="unused", max_retries=0, timeout=180)
+    return clients.sdk(models_server, api_key="unused", timeout=180)
 
 
 def admin_client(server: LiveServer) -> httpx.AsyncClient:
@@ -176,7 +177,7 @@ async def test_concurrent_first_requests_to_a_lazy_model_share_one_load(models_s
     async with admin_client(models_server) as admin:
         await admin.post("/admin/models/gemma3/unload")
         loads_before = status_of(models_server, "gemma3")["loads"]
-        sdk = openai.AsyncOpenAI(base_url=models_server.api, api_key="unused", max_retries=0, timeout=180)
+        sdk = clients.async_sdk(models_server, api_key="unused", timeout=180)
         async with sdk, admin.stream("GET", "/admin/events") as stream:
             events = EventReader(stream)
             name, snapshot = await events.next()

@@ -7,6 +7,7 @@ import openai
 import pytest
 
 from llm_backend.storage import Database
+from tests.support import clients
 from tests.support.postgres import PostgresCluster
 from tests.support.server import LiveServer
 
@@ -64,7 +65,7 @@ def store_server(request, new_database_url, tmp_path_factory):
 
 
 def sdk(server: LiveServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.api, api_key=key, max_retries=0, timeout=120)
+    return clients.sdk(server, api_key=key)
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import openai
 import sqlalchemy as sa
 
+from tests.support.clients import sdk
 from tests.conftest import MODEL
 from tests.storage.conftest import KEY_A
 
@@ -67,7 +67,7 @@ def test_kill_9_during_a_burst_loses_no_answered_completion(store_server):
         killed_with = list(answered)
     assert len(killed_with) < BURST, "the kill came after the burst: nothing was in flight"
     live.start()
-    client = openai.OpenAI(base_url=live.api, api_key=KEY_A, max_retries=0)
+    client = sdk(live, api_key=KEY_A)
     stored = {c.id: c for c in client.chat.completions.list(metadata={"burst": tag}, limit=100)}
     assert set(answered) <= set(stored)
     assert all(c.choices and c.metadata == {"burst": tag} for c in stored.values())

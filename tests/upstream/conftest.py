@@ -4,17 +4,15 @@ instances of this service, configured as gateways."""
 
 from __future__ import annotations
 
-import openai
 import pytest
 
+from tests.support.clients import keyed_server, sdk  # noqa: F401 (sdk: for the suite)
 from tests.support.server import LiveServer
 
 SERVICE_KEY = "sk-service-upstream-key-4f1d9c"  # what the gateway sends upstream
 GUARD_KEY = "sk-guarded-upstream-key-77ab31"
 
 
-def sdk(live: LiveServer, api_key: str = "client-key") -> openai.OpenAI:
-    return openai.OpenAI(base_url=live.api, api_key=api_key, max_retries=0, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +28,5 @@ def gateway(server, tmp_path_factory) -> LiveServer:
 def guarded(tmp_path_factory) -> LiveServer:
     """An upstream that requires an API key (this service with keys, no model: it answers
     401 for a wrong key and 404 model_not_found once the key is right)."""
-    env = {"LLM_BACKEND_LOCAL_MODELS": "false", "LLM_BACKEND_API_KEYS": GUARD_KEY}
-    with LiveServer(tmp_path_factory.mktemp("guarded"), env=env) as live:
+    with keyed_server(tmp_path_factory.mktemp("guarded"), [GUARD_KEY], env={"LLM_BACKEND_LOCAL_MODELS": "false"}) as live:
         yield live

