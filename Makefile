@@ -55,9 +55,9 @@ bench: install
 	$(BIN)/python bench/proxy.py
 
 # What the gateway adds over calling its upstream directly (needs ../shared/bench/openai_bench.py,
-# or OPENAI_BENCH=path).
+# or OPENAI_BENCH=path); BASELINE=<git rev> runs that revision's gateway beside it.
 bench-proxy: install
-	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/proxy.py $(if $(BASELINE),--baseline $(BASELINE))
 
 clean:
 	rm -rf $(VENV) data tests/node/node_modules

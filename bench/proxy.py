@@ -10,7 +10,11 @@ drives both side by side with the shared openai_bench.py:
    else), so what the gateway adds reads against what any extra hop costs on this machine;
 2. stream mode: streaming tokens/s direct vs through the gateway (target: >= 0.98x).
 
-    python bench/proxy.py [--requests 300] [--rounds 3] [--max-tokens 128] [--out DIR]
+    python bench/proxy.py [--requests 300] [--rounds 3] [--max-tokens 128] [--out DIR] [--baseline REF]
+
+``--baseline REF`` runs a second gateway from the git revision REF (a temporary worktree) as
+one more target of the overhead run, so a change's cost reads side by side with the code
+before it, in the same run.
 
 Results: the tables on stdout and JSON files in --out (default data/bench). The machine's
 load average is printed first and last: on a shared machine, read ratios, not absolutes.
@@ -56,10 +60,19 @@ def start_floor(upstream: LiveServer) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("floor_proxy.py did not answer")
 
 
-def bench(direct: LiveServer, proxy: LiveServer, out: Path, name: str, *args: str, floor: tuple | None = None) -> None:
+def baseline_tree(ref: str, out: Path) -> Path:
+    """A worktree of ``ref`` to run the baseline gateway from."""
+    tree = out / "baseline-src"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref], check=True, capture_output=True)
+    return tree
+
+
+def bench(direct: LiveServer, proxy: LiveServer, out: Path, name: str, *args: str, others: dict | None = None) -> None:
+    """``others``: name -> (pid, API root) of more targets."""
     extra = []
-    if floor is not None:
-        extra = ["--target", f"floor={floor[1]}", "--server-pid", f"floor={floor[0].pid}"]
+    for target, (pid, api) in (others or {}).items():
+        extra += ["--target", f"{target}={api}", "--server-pid", f"{target}={pid}"]
     command = [
         sys.executable,
         str(OPENAI_BENCH),
@@ -84,6 +97,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per streamed answer")
     parser.add_argument("--stream-requests", type=int, default=6)
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "bench")
+    parser.add_argument("--baseline", help="a git revision whose gateway runs beside ours in the overhead run")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"cores {os.cpu_count()}, load average {load()}", flush=True)
@@ -97,15 +111,23 @@ def main() -> None:
         }
         with LiveServer(args.out / "gateway", env=gateway_env) as gateway:
             floor = start_floor(upstream)
+            others = {"floor": (floor[0].pid, floor[1])}
+            baseline = None
+            if args.baseline:
+                tree = baseline_tree(args.baseline, args.out)
+                baseline = LiveServer(args.out / "baseline", env={**gateway_env, "PYTHONPATH": str(tree)}).start()
+                others["baseline"] = (baseline.process.pid, baseline.api)
             try:
                 bench(
                     upstream, gateway, args.out, "overhead",
                     "--mode", "overhead", "--requests", str(args.requests), "--rounds", str(args.rounds),
-                    floor=floor,
+                    others=others,
                 )
             finally:
                 floor[0].terminate()
                 floor[0].wait()
+                if baseline is not None:
+                    baseline.stop()
             bench(
                 upstream, gateway, args.out, "stream",
                 "--mode", "stream", "--concurrency", "1", "--requests", str(args.stream_requests),

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 from llm_backend.http import context
+from llm_backend.http.body import read_body
 from llm_backend.http.middleware import BodyLimit, CancelOnDisconnect, RequestContext
 
 
@@ -19,12 +20,7 @@ class Inner:
 
     async def __call__(self, scope, receive, send) -> None:
         self.seen_scope = scope
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body, _ = await read_body(receive)
         if self.wait:
             try:
                 await asyncio.Event().wait()

@@ -16,6 +16,7 @@ import pytest
 from llm_backend.app import _registry, create_app
 from llm_backend.auth import Authenticator, Keyring
 from llm_backend.backends.events import ModelEvents
+from llm_backend.http.body import read_body
 from llm_backend.http.context import Services
 from llm_backend.http.fast_lane import FastLane
 from llm_backend.http.middleware import RequestContext
@@ -37,12 +38,7 @@ class Pipeline:
         self.bodies: list[bytes] = []
 
     async def __call__(self, scope, receive, send) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body, _ = await read_body(receive)
         self.bodies.append(body)
         await send({"type": "http.response.start", "status": 299, "headers": []})
         await send({"type": "http.response.body", "body": b""})
