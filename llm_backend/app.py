@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app = AsyncApp(__name__, lifespan=lifespan)
     authenticator = Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys)
     api_options = {
-        "validator_map": validation.VALIDATOR_MAP,
+        "validator_map": adapter.VALIDATOR_MAP,
+        "uri_parser_class": adapter.URI_PARSER,
         "security_map": {"bearer": security_handler(authenticator)},
         "strict_validation": False,
         "validate_responses": False,

@@ -87,12 +87,13 @@ def method_not_allowed() -> OpenAIError:
     return OpenAIError(405, "Method not allowed for this URL. Please check the URL and method.", code="method_not_allowed")
 
 
-def not_implemented(operation_id: str) -> OpenAIError:
+def not_served(operation_id: str, method: str, path: str) -> OpenAIError:
+    # OpenAI's answer for a URL it does not serve: a 404, which the SDKs do not retry (they
+    # retry a 501 twice, with back-off, before the caller sees it).
     return OpenAIError(
-        501,
-        f"The operation '{operation_id}' is not implemented by this server.",
-        code="not_implemented",
-        type="invalid_request_error",
+        404,
+        f"Unknown request URL: {method} {path}. This server does not serve the operation '{operation_id}'.",
+        code="unknown_url",
     )
 
 

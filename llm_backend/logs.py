@@ -12,6 +12,18 @@ import sys
 import structlog
 
 
+class ConnexionProblems(logging.Filter):
+    """Connexion logs the request problems it answers (a body or parameter that does not
+    validate, a key it refuses) at warning or error: those are client mistakes, and an
+    operator's error log must hold only our faults. Its records without a traceback go out
+    at info; every server fault is logged by our own error handlers (``errors.answered``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("connexion") and record.levelno > logging.INFO and not record.exc_info:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def configure(level: str = "INFO", json: bool = True) -> None:
     shared = [
         structlog.contextvars.merge_contextvars,
@@ -31,6 +43,7 @@ def configure(level: str = "INFO", json: bool = True) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(ConnexionProblems())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

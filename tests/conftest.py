@@ -11,6 +11,12 @@ from tests.support.server import LiveServer
 MODEL = "smollm2"
 
 
+def pytest_report_header(config) -> str:
+    from tests.support.fuzz import SEED
+
+    return f"fuzz seed: {SEED} (replay with FUZZ_SEED={SEED})"
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> LiveServer:
     """One live server for the whole session: no keys, embedded defaults."""

@@ -60,7 +60,7 @@ class UnservedOperations:
     we do not serve goes to ``forward``, the default upstream, with its request untouched -
     the body is not parsed, so a multipart upload passes as the bytes the client sent.
     Without an upstream this middleware is not installed and the resolver's fallback
-    answers 501."""
+    answers 404 (an unknown URL, as OpenAI answers)."""
 
     def __init__(self, app: ASGIApp, unserved: frozenset[str], forward: ASGIApp) -> None:
         self.app = app

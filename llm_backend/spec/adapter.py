@@ -5,8 +5,9 @@ What Connexion needs and the vendored file is never edited for:
 - request bodies are validated with JSON Schema 2020-12, the dialect of OpenAPI 3.1;
 - every operationId is routed: to ``llm_backend.controllers.<tag>.<operation_id>`` when that
   function exists; else it is forwarded verbatim to the default upstream API when one is
-  configured (``http/forwarding.py``), or a fallback answers 501 (operations we do not serve
-  are not validated either: there is nothing of ours to protect);
+  configured (``http/forwarding.py``), or a fallback answers 404 as OpenAI does for a URL
+  it does not serve (operations we do not serve are not validated either: there is nothing
+  of ours to protect);
 - request validation (``validation.py``) speaks JSON Schema 2020-12 and OpenAI's errors.
 """
 
@@ -22,9 +23,12 @@ from urllib.parse import parse_qsl
 from connexion import request
 from connexion.resolver import Resolution, Resolver
 from connexion.spec import OpenAPISpecification
+from connexion.validators import FormDataValidator, MultiPartFormDataValidator
 
-from ..errors import not_implemented
+from ..errors import not_served
 from ..http.forwarding import routed_by_model
+from .parameters import OpenAPI31ParameterValidator, ParameterParser
+from .validation import OpenAPI31BodyValidator
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head")
 CONTROLLERS = "llm_backend.controllers"
@@ -99,11 +103,10 @@ def query_variants(document: dict) -> dict[str, Variants]:
 
 def _fallback(operation_id: str, variants: Variants) -> Callable:
     async def unserved(*args: Any, **kwargs: Any) -> None:
-        query = dict(parse_qsl(request.scope.get("query_string", b"").decode()))
-        for conditions, variant_id in variants:
-            if conditions.items() <= query.items():
-                raise not_implemented(variant_id)
-        raise not_implemented(operation_id)
+        scope = request.scope
+        query = dict(parse_qsl(scope.get("query_string", b"").decode()))
+        served_id = next((variant for conditions, variant in variants if conditions.items() <= query.items()), operation_id)
+        raise not_served(served_id, scope["method"], scope["path"])
 
     unserved.__name__ = snake_case(operation_id)
     return unserved
@@ -129,7 +132,7 @@ def unserved_operation_ids(document: dict) -> frozenset[str]:
 
 
 class ControllerResolver(Resolver):
-    """operationId -> controller function by the tag convention, else the 501 fallback."""
+    """operationId -> controller function by the tag convention, else the not-served fallback."""
 
     def __init__(self, document: dict | None = None) -> None:
         super().__init__()
@@ -191,3 +194,15 @@ def _referenced_components(components: dict, paths: dict) -> dict:
         elif isinstance(node, list):
             pending.extend(node)
     return kept
+
+
+# What add_api is given: validators and parser for the 3.1 document.
+VALIDATOR_MAP = {
+    "parameter": OpenAPI31ParameterValidator,
+    "body": {
+        "application/json": OpenAPI31BodyValidator,
+        "application/x-www-form-urlencoded": FormDataValidator,
+        "multipart/form-data": MultiPartFormDataValidator,
+    },
+}
+URI_PARSER = ParameterParser

@@ -9,12 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jsonschema_rs
-from connexion.validators import (
-    FormDataValidator,
-    JSONRequestBodyValidator,
-    MultiPartFormDataValidator,
-    ParameterValidator,
-)
+from connexion.validators import JSONRequestBodyValidator
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import extend
 
@@ -139,14 +134,3 @@ def is_valid_body(schema: dict) -> Callable[[Any], bool]:
     """Whether a JSON body is valid for ``schema``: the compiled schema the body validator
     above uses (compiled on first use), for the fast lane."""
     return lambda body: _compiled(schema)[0].is_valid(body)
-
-
-VALIDATOR_MAP = {
-    "parameter": ParameterValidator,
-    "body": {
-        "application/json": OpenAPI31BodyValidator,
-        "application/x-www-form-urlencoded": FormDataValidator,
-        "multipart/form-data": MultiPartFormDataValidator,
-    },
-}
-

@@ -21,7 +21,7 @@ SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openai.yaml"
 # Statuses OpenAI uses for errors, and for spec-valid requests the codes we answer
 # deliberately: the local engine cannot honour a parameter, the prompt does not fit, the
 # model or stored object does not exist, the queue is full.
-ERROR_STATUSES = {400, 401, 403, 404, 409, 413, 422, 429, 501}
+ERROR_STATUSES = {400, 401, 403, 404, 409, 413, 422, 429}
 DELIBERATE_FOR_VALID_REQUESTS = {
     400: {"unsupported_parameter", "context_length_exceeded", "invalid_value", "integer_out_of_range"},
     404: {"model_not_found", "not_found"},

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, seed, settings
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from llm_backend.spec.adapter import is_served, operations
 from llm_backend.spec.loader import load_document
 from tests.conftest import MODEL
+from tests.support.fuzz import SEED
 from tests.storage.test_conformance import OPERATIONS as STORED_COMPLETION_OPERATIONS
 from tests.conformance.checks import (
     is_event_stream,
@@ -65,12 +66,8 @@ def base_url(server):
 
 
 @schema.parametrize()
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-)
+@seed(SEED)
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_served_operations_conform_to_the_spec(case, base_url):
     _call_and_check(case, base_url)
 
@@ -112,7 +109,8 @@ def _call_and_check(case, base_url) -> None:
 
 @pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@seed(SEED)
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_served_operations_conform_to_the_spec_long_run(case, base_url):
     """`make fuzz`: the same checks, many more (random) examples."""
     _call_and_check(case, base_url)

@@ -7,6 +7,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.support.server import access_lines
 
 
 def assert_openai_error(response: httpx.Response, status: int) -> dict:
@@ -111,3 +112,29 @@ def test_a_chunked_body_within_the_limit_is_served(server):
     response = httpx.post(server.api + "/embeddings", content=chunks, headers={"content-type": "application/json"})
     assert response.status_code == 200
     assert response.json()["data"][0]["embedding"]
+
+
+CLIENT_MISTAKES = [
+    ("POST", "/chat/completions", {"content": b"{not json", "headers": {"content-type": "application/json"}}),
+    ("POST", "/chat/completions", {"json": {"model": MODEL, "messages": "no"}}),
+    ("POST", "/chat/completions", {"json": {"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}}),
+    ("POST", "/chat/completions", {"content": b"x=1", "headers": {"content-type": "application/x-www-form-urlencoded"}}),
+    ("GET", "/chat/completions?metadata=x&limit=abc", {}),
+    ("GET", "/chat/completions?order=sideways", {}),
+    ("GET", "/chat/completions/chatcmpl-nothing", {}),
+    ("GET", "/batches", {}),
+    ("DELETE", "/models/smollm2", {}),
+    ("GET", "/no-such-thing", {}),
+]
+
+
+def test_client_mistakes_are_answered_4xx_and_never_logged_as_errors(server):
+    start = server.log_path.stat().st_size
+    for method, path, options in CLIENT_MISTAKES:
+        response = httpx.request(method, server.api + path, timeout=30, **options)
+        assert 400 <= response.status_code < 500, (method, path, response.status_code, response.text)
+    access = access_lines(server, "/v1/no-such-thing", since=start, expect=1)
+    assert access and access[0]["status"] == 404
+    lines = server.log_path.read_bytes()[start:].decode(errors="replace").splitlines()
+    errors = [line for line in lines if '"level": "error"' in line or '"level": "critical"' in line]
+    assert errors == []

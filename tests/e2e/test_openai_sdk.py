@@ -10,6 +10,8 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.support.clients import sdk
+from tests.support.server import access_lines, log_size
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -163,11 +165,15 @@ def test_prompt_longer_than_the_context_is_context_length_exceeded(client):
     assert "maximum context length" in raised.value.message
 
 
-def test_unserved_operation_raises_not_implemented(client):
-    with pytest.raises(openai.APIStatusError) as raised:
-        client.files.list()
-    assert raised.value.status_code == 501
-    assert "listFiles" in raised.value.message
+def test_an_unserved_operation_fails_at_once_with_a_clear_message(server):
+    # The SDK's own retry policy (2 retries): a 501 or 5xx would be sent three times.
+    client = sdk(server, api_key="anything", max_retries=2)
+    before = log_size(server)
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.batches.list()
+    assert raised.value.code == "unknown_url"
+    assert "listBatches" in raised.value.message and "GET /v1/batches" in raised.value.message
+    assert len(access_lines(server, "/v1/batches", since=before, expect=1)) == 1
 
 
 def _solo(client, prompt):

@@ -19,7 +19,7 @@ import functools
 import httpx
 import schemathesis
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis.checks import (
     content_type_conformance,
@@ -32,6 +32,7 @@ from llm_backend.settings import PROJECT_ROOT
 from tests.conformance.checks import openai_status_conformance
 from tests.conftest import MODEL
 from tests.storage.conftest import KEY_A
+from tests.support.fuzz import SEED
 
 OPERATIONS = [
     "listChatCompletions",
@@ -93,10 +94,10 @@ def test_stored_completion_operations_conform_to_the_spec(store_server):
         @settings(
             max_examples=12,
             deadline=None,
-            derandomize=True,
             database=None,
             suppress_health_check=list(HealthCheck),
         )
+        @seed(SEED)
         @given(case=strategy)
         def run(case):
             case.call_and_validate(base_url=store_server.api, headers=HEADERS, checks=CHECKS)

@@ -10,8 +10,8 @@ import openai
 from tests.support.server import LiveServer
 
 
-def sdk(live: LiveServer, api_key: str = "client-key", timeout: float = 120, **options) -> openai.OpenAI:
-    return openai.OpenAI(base_url=live.api, api_key=api_key, max_retries=0, timeout=timeout, **options)
+def sdk(live: LiveServer, api_key: str = "client-key", timeout: float = 120, max_retries: int = 0, **options) -> openai.OpenAI:
+    return openai.OpenAI(base_url=live.api, api_key=api_key, max_retries=max_retries, timeout=timeout, **options)
 
 
 def async_sdk(live: LiveServer, api_key: str = "client-key", timeout: float = 120) -> openai.AsyncOpenAI:
