@@ -75,6 +75,12 @@ def invalid_json() -> OpenAIError:
     )
 
 
+def invalid_body() -> OpenAIError:
+    return bad_request(
+        "The request body must be a JSON object, sent with 'Content-Type: application/json'.", code="invalid_body"
+    )
+
+
 def request_too_large(limit: int) -> OpenAIError:
     return OpenAIError(413, f"The request body is larger than the limit of {limit} bytes.", code="request_too_large")
 

@@ -6,7 +6,12 @@ forwarding read through it, so a body is read from the socket once however it is
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from starlette.types import Message, Receive
+
+from .. import errors
 
 
 class TooLarge(Exception):
@@ -38,3 +43,12 @@ async def read_body(receive: Receive, limit: int | None = None) -> tuple[bytes |
         return replay.pop(0) if replay else await receive()
 
     return body, replayed
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON body, or OpenAI's 400 for one that does not parse: malformed, not UTF-8, or
+    nested deeper than the parser goes (a ``RecursionError``, once a 500)."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise errors.invalid_json() from None

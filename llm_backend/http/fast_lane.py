@@ -16,7 +16,6 @@ replayed: every error has one implementation, there.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..auth import Authenticator
 from ..errors import OpenAIError, answered
 from . import context
-from .body import read_body
+from .body import parse_json, read_body
 from .middleware import HttpMiddleware
 from .rendering import error_response
 
@@ -63,8 +62,8 @@ class FastLane(HttpMiddleware):
         if not headers.get(b"content-type", b"").startswith(b"application/json"):
             return None
         try:
-            request = json.loads(body)
-        except ValueError:
+            request = parse_json(body)
+        except OpenAIError:
             return None
         if not isinstance(request, dict) or not is_valid(request):
             return None

@@ -25,7 +25,7 @@ from connexion.resolver import Resolution, Resolver
 from connexion.spec import OpenAPISpecification
 from connexion.validators import FormDataValidator, MultiPartFormDataValidator
 
-from ..errors import not_served
+from ..errors import invalid_body, not_served
 from ..http.forwarding import routed_by_model
 from .parameters import OpenAPI31ParameterValidator, ParameterParser
 from .validation import OpenAPI31BodyValidator
@@ -76,13 +76,26 @@ def is_served(operation: dict) -> bool:
     return find_controller(controller_name(operation)) is not None
 
 
+def _json_object_body(controller: Callable) -> Callable:
+    """Connexion validates a body by its declared content type: one sent without
+    ``application/json`` reaches the controller unvalidated (bytes). Refuse it instead."""
+
+    @functools.wraps(controller)
+    async def checked(*args: Any, **kwargs: Any) -> Any:
+        if "body" in kwargs and not isinstance(kwargs["body"], dict):
+            raise invalid_body()
+        return await controller(*args, **kwargs)
+
+    return checked
+
+
 def served_function(operation: dict) -> Callable | None:
-    """What answers an operation we serve: its controller, behind the forwarding rule for
-    upstream models when its body may name one (``http/forwarding.py``)."""
+    """What answers an operation we serve: its controller, given only JSON objects as
+    bodies, behind the forwarding rule for upstream models (``http/forwarding.py``)."""
     controller = find_controller(controller_name(operation))
     if controller is None or "application/json" not in operation.get("requestBody", {}).get("content", {}):
         return controller
-    return routed_by_model(operation["operationId"], controller)
+    return routed_by_model(operation["operationId"], _json_object_body(controller))
 
 
 Variants = list[tuple[dict[str, str], str]]

@@ -3,7 +3,6 @@ operation, errors in OpenAI's words naming the offending parameter."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from jsonschema.validators import extend
 
 from .. import errors
 from ..errors import OpenAIError, bad_request
+from ..http.body import parse_json
 
 def _param_path(error: ValidationError) -> str | None:
     path = list(error.absolute_path)
@@ -112,16 +112,13 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
         body = b"".join([chunk async for chunk in stream])
         if not body.strip():
             return None
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise errors.invalid_json() from None
+        return parse_json(body)
 
     def _validate(self, body: Any) -> None:
         if body is None:
             if self._nullable:
                 return
-            raise bad_request("The request body must be a JSON object.", code="invalid_body")
+            raise errors.invalid_body()
         if self._fast_validator.is_valid(body):
             return
         try:

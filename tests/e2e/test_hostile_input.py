@@ -1,0 +1,146 @@
+"""Hostile input, as an outside tester sends it: every case gets an OpenAI-shaped 4xx (or
+the right success), the server stays healthy, and nothing is stored. Grows with every bug
+found (a new case per bug, named after it)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import MODEL
+
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+
+
+def assert_openai_4xx(response: httpx.Response, *statuses: int) -> dict:
+    assert 400 <= response.status_code < 500, response.text
+    if statuses:
+        assert response.status_code in statuses, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    return error
+
+
+@pytest.fixture
+def stored_count(server):
+    def count() -> int:
+        return len(httpx.get(server.api + "/chat/completions", params={"limit": 100}, timeout=30).json()["data"])
+
+    return count
+
+
+@pytest.fixture(autouse=True)
+def still_healthy(server, stored_count):
+    before = stored_count()
+    yield
+    assert httpx.get(server.base_url + "/health", timeout=10).status_code == 200
+    assert stored_count() == before, "a rejected request stored something"
+
+
+def post(server, content: bytes, content_type: str | None = "application/json", **headers) -> httpx.Response:
+    all_headers = {**({"content-type": content_type} if content_type else {}), **headers}
+    return httpx.post(server.api + "/chat/completions", content=content, headers=all_headers, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"model": "smollm2", "messages": [',  # truncated
+        b"\xff\xfe\x00{}",  # not UTF-8
+        b'{"model": "smollm2", "messages": "\xc3\x28"}',  # invalid UTF-8 inside a string
+        b"",  # empty
+        b"null",
+        b"[]",
+        b'"a string"',
+        b"1e999999",
+        b"[" * 100_000 + b"]" * 100_000,  # deeply nested
+        b'{"model": "smollm2", "model": 1, "messages": []}',  # a duplicate key
+        b"NaN",
+    ],
+    ids=["truncated", "not-utf8", "bad-utf8-in-string", "empty", "null", "array", "string", "huge-number", "deep", "duplicate-key", "nan"],
+)
+def test_a_body_that_is_not_a_valid_request_object_is_400(server, content):
+    assert_openai_4xx(post(server, content), 400)
+
+
+def test_deeply_nested_values_inside_a_valid_request_are_400(server):
+    nested = "[" * 50_000 + "]" * 50_000
+    content = b'{"model": "smollm2", "messages": [{"role": "user", "content": "x"}], "metadata": ' + nested.encode() + b"}"
+    assert_openai_4xx(post(server, content), 400)
+
+
+def test_a_huge_array_of_messages_is_refused_without_harm(server):
+    body = {**CHAT, "messages": [{"role": "user", "content": "x"}] * 200_000}
+    response = post(server, json.dumps(body).encode())
+    assert_openai_4xx(response, 400, 413)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("model", 7),
+        ("messages", {"role": "user"}),
+        ("messages", [{"role": "wizard", "content": "x"}]),
+        ("temperature", "hot"),
+        ("temperature", 2.5),
+        ("temperature", -0.1),
+        ("top_p", 1.5),
+        ("n", 0),
+        ("n", 129),
+        ("max_tokens", "two"),
+        ("presence_penalty", 3),
+        ("frequency_penalty", -2.1),
+        ("logprobs", "yes"),
+        ("top_logprobs", 21),
+        ("stop", [1, 2]),
+        ("stream", "yes"),
+        ("seed", 1.5),
+        ("tools", [{"type": "function"}]),
+        ("tool_choice", {"type": "function"}),
+        ("response_format", {"type": "yaml"}),
+        ("logit_bias", {"1": 101}),
+        ("metadata", {"k": 1}),
+        ("user", ["x"]),
+    ],
+)
+def test_a_wrong_value_for_a_field_is_400_naming_it(server, field, value):
+    error = assert_openai_4xx(post(server, json.dumps({**CHAT, field: value}).encode()), 400)
+    assert error["param"] is not None and error["param"].split(".")[0].split("[")[0] == field
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_a_json_body_without_the_json_content_type_is_4xx(server, content_type):
+    assert_openai_4xx(post(server, json.dumps(CHAT).encode(), content_type=content_type), 400, 415)
+
+
+def test_a_huge_header_is_refused_and_the_server_stays_up(server):
+    try:
+        response = post(server, json.dumps(CHAT).encode(), **{"x-junk": "a" * 200_000})
+    except httpx.HTTPError:
+        return  # the server may close the connection on an oversized header: that is a refusal too
+    assert 400 <= response.status_code < 500 or response.status_code == 200
+
+
+def test_a_body_that_stops_arriving_does_not_hold_the_server(server):
+    # Slow loris: announce a body, send half of it, keep the connection open.
+    host, port = "127.0.0.1", server.port
+    sockets = []
+    for _ in range(20):
+        sock = socket.create_connection((host, port), timeout=5)
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n" + json.dumps(CHAT).encode()[:20]
+        )
+        sockets.append(sock)
+    try:
+        started = time.monotonic()
+        response = httpx.post(server.api + "/chat/completions", json=CHAT, timeout=60)
+        assert response.status_code == 200 and time.monotonic() - started < 30
+    finally:
+        for sock in sockets:
+            sock.close()
