@@ -22,7 +22,8 @@ from ..base import Answer, Json, ModelCard
 from ..events import ModelEvents
 from ..lifecycle import Lifecycle
 from ..presets import Preset, presets
-from . import translate
+from .params import chat_params, completion_params, embedding_inputs
+from .shapers import ChatShaper, CompletionShaper, embedding_response
 from .fanout import fan_out
 from .client import WorkerProcess
 from .sources import resolve_gguf
@@ -338,17 +339,17 @@ class LlamaBackend:
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = translate.chat_params(preset.chat_request(request))
-        return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, translate.ChatShaper))
+        params = chat_params(preset.chat_request(request))
+        return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper))
 
     async def completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = translate.completion_params(preset.completion_request(request, model_id))
+        params = completion_params(preset.completion_request(request, model_id))
         prompts = params.pop("prompts")
 
         def one(prompt_params: Json) -> Awaitable[Answer]:
-            return self._generate(model, model_id, "completion", prompt_params, translate.CompletionShaper)
+            return self._generate(model, model_id, "completion", prompt_params, CompletionShaper)
 
         if len(prompts) == 1:
             return await self._serve(model, lambda: one({**params, "prompt": prompts[0]}))
@@ -363,7 +364,7 @@ class LlamaBackend:
 
     @staticmethod
     async def _generate(
-        model: LocalModel, model_id: str, op: str, params: Json, shaper: type[translate.ChatShaper]
+        model: LocalModel, model_id: str, op: str, params: Json, shaper: type[ChatShaper]
     ) -> Answer:
         shape = shaper(model_id, model.fingerprint, params)
         need = params.get("n", 1)
@@ -375,11 +376,11 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         request = preset.embedding_request(request, model_id)
-        inputs = translate.embedding_inputs(request)
+        inputs = embedding_inputs(request)
 
         async def answer() -> Json:
             events = await model.run("embedding", {"input": inputs}, need=0)
             result = next(event["data"] for event in events if event["event"] == "result")
-            return translate.embedding_response(model_id, result, request.get("encoding_format", "float"))
+            return embedding_response(model_id, result, request.get("encoding_format", "float"))
 
         return await self._serve(model, answer)
