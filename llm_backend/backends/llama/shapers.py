@@ -74,6 +74,8 @@ class ChatShaper:
         self.logprobs = params["logprobs"]
         self.include_usage = params["include_usage"]
         self.tool_names = set(params.get("tool_names") or [])
+        # A grammar made the answer tool calls (tool_choice "required" or a named function).
+        self.forced_calls = (params.get("structure") or {}).get("kind") == "tool_calls"
 
     def _envelope(self, data: Json, object_name: str) -> Json:
         return {
@@ -101,10 +103,12 @@ class ChatShaper:
         ]
         if self.tool_names:
             for choice in choices:
-                calls = tools.parse_tool_calls(choice["message"]["content"], self.tool_names)
+                calls = tools.parse_tool_calls(choice["message"]["content"], self.tool_names, self.forced_calls)
                 if calls:
                     choice["message"].update(content=None, tool_calls=calls)
-                    choice["finish_reason"] = "tool_calls"
+                    # "length" stays: a call cut short must not look complete (as streamed).
+                    if choice["finish_reason"] == "stop":
+                        choice["finish_reason"] = "tool_calls"
         return self._envelope({"choices": choices, "usage": gathered.usage}, self.object_name)
 
     def _chunk(self, index: int, delta: Json, entries: list[Json] | None, finish_reason: str | None) -> Json:
