@@ -339,13 +339,13 @@ class LlamaBackend:
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = chat_params(preset.chat_request(request))
+        params = chat_params(preset.chat_request(request), model.n_ctx)
         return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper))
 
     async def completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = completion_params(preset.completion_request(request, model_id))
+        params = completion_params(preset.completion_request(request, model_id), model.n_ctx)
         prompts = params.pop("prompts")
 
         def one(prompt_params: Json) -> Awaitable[Answer]:
@@ -379,7 +379,7 @@ class LlamaBackend:
         inputs = embedding_inputs(request)
 
         async def answer() -> Json:
-            events = await model.run("embedding", {"input": inputs}, need=0)
+            events = await model.run("embedding", {"input": inputs, "dimensions": request.get("dimensions")}, need=0)
             result = next(event["data"] for event in events if event["event"] == "result")
             return embedding_response(model_id, result, request.get("encoding_format", "float"))
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 from ...errors import bad_request
 from ..base import Json
 from . import tools
@@ -81,12 +84,30 @@ def _with_system_text(messages: list[Json], text: str) -> list[Json]:
     return [{"role": "system", "content": text}, *messages]
 
 
+def _check_schema(schema: Any, param: str, what: str, code: str) -> None:
+    """A 400 naming ``param`` unless ``schema`` is a JSON Schema: a bad one must never
+    reach the grammar converter (which fails in its own words, or not at all)."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        path = "".join(f"[{part!r}]" for part in exc.path)
+        raise bad_request(f"Invalid schema for {what}: {exc.message} (at schema{path}).", param, code) from None
+
+
 def _tools(request: Json) -> tuple[list[Json], Any]:
     """The function tools the model may call, and the tool_choice, checked."""
     declared = request.get("tools") or []
     for index, tool in enumerate(declared):
         if tool.get("type") != "function":
             raise unsupported(f"tools[{index}].type", "only function tools")
+        function = tool["function"]
+        if function.get("parameters") is not None:
+            _check_schema(
+                function["parameters"],
+                f"tools[{index}].function.parameters",
+                f"function '{function['name']}'",
+                "invalid_function_parameters",
+            )
     choice = request.get("tool_choice")
     if choice is None:
         choice = "auto" if declared else "none"
@@ -118,16 +139,38 @@ def _structure(request: Json, offered: list[Json], choice: Any) -> Json | None:
     if kind == "json_object":
         return {"kind": "json_object"}
     if kind == "json_schema":
-        return {"kind": "json_schema", "schema": response_format["json_schema"].get("schema") or {}}
+        json_schema = response_format["json_schema"]
+        schema = json_schema.get("schema") or {}
+        _check_schema(
+            schema,
+            "response_format.json_schema.schema",
+            f"response_format '{json_schema.get('name', '')}'",
+            "invalid_json_schema",
+        )
+        return {"kind": "json_schema", "schema": schema}
     if kind != "text":
         raise unsupported("response_format", f"'{kind}' output")
     return None
 
 
-def _max_tokens(request: Json) -> int | None:
-    value = request.get("max_completion_tokens")
+def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1) -> int | None:
+    """A completion length bound, refused in OpenAI's words when out of range (the spec
+    bounds neither chat parameter; the upper bound is the model's context)."""
     if value is None:
-        value = request.get("max_tokens")
+        return None
+    if value < minimum:
+        raise bad_request(
+            f"Invalid '{param}': integer below minimum value. Expected a value >= {minimum}, but got {value} instead.",
+            param,
+            "integer_below_min_value",
+        )
+    if value > n_ctx:
+        raise bad_request(
+            f"{param} is too large: {value}. This model supports at most {n_ctx} completion tokens, "
+            f"whereas you provided {value}.",
+            param,
+            "invalid_value",
+        )
     return value
 
 
@@ -156,7 +199,8 @@ def _refuse(request: Json, checks: dict[str, tuple[Any, str]]) -> None:
             raise unsupported(param, why)
 
 
-def chat_params(request: Json) -> Json:
+def chat_params(request: Json, n_ctx: int) -> Json:
+    """Engine parameters of a chat request for a model of context ``n_ctx`` per sequence."""
     request = with_integers(request)
     _refuse(
         request,
@@ -174,13 +218,15 @@ def chat_params(request: Json) -> Json:
     )
     if request.get("top_logprobs") and not request.get("logprobs"):
         raise bad_request("'logprobs' must be true when 'top_logprobs' is used.", "top_logprobs", "invalid_value")
+    # The newer name wins where both are given, as at OpenAI.
+    limit = "max_completion_tokens" if request.get("max_completion_tokens") is not None else "max_tokens"
     offered, choice = _tools(request)
     messages = chat_messages(request["messages"])
     if offered:
         messages = _with_system_text(messages, tools.tool_instructions(offered, choice))
     return {
         "messages": messages,
-        "max_tokens": _max_tokens(request),
+        "max_tokens": _max_tokens(limit, request.get(limit), n_ctx),
         "logprobs": bool(request.get("logprobs")),
         "top_logprobs": request.get("top_logprobs") or 0,
         "structure": _structure(request, offered, choice),
@@ -203,7 +249,7 @@ def completion_prompts(prompt: Any) -> list[str | list[int]]:
     return [item if isinstance(item, str) else _tokens(item) for item in prompt]
 
 
-def completion_params(request: Json) -> Json:
+def completion_params(request: Json, n_ctx: int) -> Json:
     request = with_integers(request)
     _refuse(
         request,
@@ -215,8 +261,9 @@ def completion_params(request: Json) -> Json:
     logprobs = request.get("logprobs")
     return {
         "prompts": completion_prompts(request.get("prompt")),
-        # null means the default, as OpenAI reads it.
-        "max_tokens": 16 if request.get("max_tokens") is None else request["max_tokens"],
+        # null means the default, as OpenAI reads it; 0 (the spec's minimum) only echoes
+        # or scores the prompt.
+        "max_tokens": 16 if request.get("max_tokens") is None else _max_tokens("max_tokens", request["max_tokens"], n_ctx, minimum=0),
         "logprobs": logprobs is not None,
         "top_logprobs": logprobs or 0,
         "echo": bool(request.get("echo")),
@@ -225,8 +272,7 @@ def completion_params(request: Json) -> Json:
 
 
 def embedding_inputs(request: Json) -> list[str | list[int]]:
-    if request.get("dimensions") is not None:
-        raise unsupported("dimensions", "the embedding size is fixed by the model")
+    # ``dimensions`` is checked by the engine, which knows the model's embedding size.
     value = request["input"]
     if isinstance(value, str):
         items: list = [value]
