@@ -11,6 +11,7 @@ always parse. Here: the prompt side, and turning the model's text back into Open
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,32 +129,24 @@ def parse_tool_calls(text: str, names: set[str], forced: bool = False) -> list[J
     return calls or None
 
 
+_NAME_KEY = re.compile(r'\s*\{\s*"name"\s*:\s*')
+_ARGUMENTS_KEY = re.compile(r'\s*,\s*"arguments"\s*:\s*')
+
+
 def _opening(text: str) -> tuple[str, str] | None:
-    """``{"name": "...", "arguments":`` at the start of ``text``: the name and what follows."""
-    prefix = text.lstrip()
-    if not prefix.startswith("{"):
+    """``{"name": "...", "arguments":`` at the start of ``text``: the name and what follows
+    (None until all of it has come)."""
+    key = _NAME_KEY.match(text)
+    if key is None:
         return None
-    body = prefix[1:].lstrip()
-    if not body.startswith('"name"'):
-        return None
-    body = body[len('"name"') :].lstrip()
-    if not body.startswith(":"):
-        return None
-    body = body[1:].lstrip()
     try:
-        name, end = json.JSONDecoder().raw_decode(body)
+        name, end = json.JSONDecoder().raw_decode(text, key.end())
     except json.JSONDecodeError:
         return None
-    body = body[end:].lstrip()
-    if not body.startswith(","):
+    arguments = _ARGUMENTS_KEY.match(text, end)
+    if arguments is None:
         return None
-    body = body[1:].lstrip()
-    if not body.startswith('"arguments"'):
-        return None
-    body = body[len('"arguments"') :].lstrip()
-    if not body.startswith(":"):
-        return None
-    return str(name), body[1:].lstrip()
+    return str(name), text[arguments.end() :]
 
 
 @dataclass
