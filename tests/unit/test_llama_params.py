@@ -263,6 +263,17 @@ def test_a_json_schema_format_schema_that_is_no_json_schema_is_refused_naming_it
     assert "Invalid schema for response_format 'out'" in error.message
 
 
+def test_a_schema_nested_too_deeply_to_check_is_refused_not_a_server_error():
+    schema: dict = {}
+    inner = schema
+    for _ in range(2000):
+        inner["items"] = {}
+        inner = inner["items"]
+    response_format = {"type": "json_schema", "json_schema": {"name": "deep", "schema": schema}}
+    error = refused(chat, response_format=response_format)
+    assert error.param == "response_format.json_schema.schema" and "nested too deeply" in error.message
+
+
 def test_text_format_asks_for_nothing():
     assert chat(response_format={"type": "text"})["structure"] is None
 

@@ -1,12 +1,16 @@
 """OpenAI request bodies to engine parameters (the other way back: shapers.py).
 
-The spec has already validated types and ranges; what is checked here is what the local
-engine cannot honour. Such a parameter gets a 400 naming it: silently ignoring something
-that changes the answer would be worse.
+The spec has already validated types and ranges; what is checked here is what the spec
+cannot say (a tool's or response format's schema is a JSON Schema, a completion length fits
+the model's context) and what the local engine cannot honour. Such a parameter gets a 400
+naming it: silently ignoring something that changes the answer would be worse, and a bad
+schema must not surface as a grammar error from the engine.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -84,14 +88,28 @@ def _with_system_text(messages: list[Json], text: str) -> list[Json]:
     return [{"role": "system", "content": text}, *messages]
 
 
+@functools.lru_cache(maxsize=256)
+def _schema_problem(schema_text: str) -> str | None:
+    # Cached by the schema's text: clients send the same tools with every request, and a
+    # check takes about 0.9 ms (a two-property schema, measured here).
+    try:
+        Draft202012Validator.check_schema(json.loads(schema_text))
+    except SchemaError as exc:
+        return f"{exc.message} (at schema{''.join(f'[{part!r}]' for part in exc.path)})"
+    except RecursionError:
+        return "it is nested too deeply"
+    return None
+
+
 def _check_schema(schema: Any, param: str, what: str, code: str) -> None:
     """A 400 naming ``param`` unless ``schema`` is a JSON Schema: a bad one must never
     reach the grammar converter (which fails in its own words, or not at all)."""
     try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        path = "".join(f"[{part!r}]" for part in exc.path)
-        raise bad_request(f"Invalid schema for {what}: {exc.message} (at schema{path}).", param, code) from None
+        problem = _schema_problem(json.dumps(schema, sort_keys=True))
+    except RecursionError:
+        problem = "it is nested too deeply"
+    if problem:
+        raise bad_request(f"Invalid schema for {what}: {problem}.", param, code)
 
 
 def _tools(request: Json) -> tuple[list[Json], Any]:
