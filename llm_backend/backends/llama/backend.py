@@ -80,7 +80,6 @@ class LocalModel:
     async def stop(self) -> None:
         # Forget the workers first: the model can be started again after an unload.
         workers, self.workers = self.workers, []
-        self._idle = asyncio.Queue()
         await asyncio.gather(*(worker.stop() for worker in workers))
 
     @property
