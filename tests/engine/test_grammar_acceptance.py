@@ -110,3 +110,27 @@ def test_the_tool_grammar_lets_a_closing_tag_appear_inside_an_argument_string(vo
 def test_the_converters_own_grammar_lets_a_raw_newline_through(vocabulary):
     # The defect grammar.py corrects: if llama-cpp-python fixes it, the correction can go.
     assert accepts(vocabulary, json_schema_to_gbnf(json.dumps(POEM)), '{"poem": "one\ntwo"}')
+
+
+def test_an_enum_value_with_a_tab_is_written_escaped_never_raw(vocabulary):
+    grammar = grammar_for({"kind": "json_schema", "schema": {"enum": ["a\tb"]}})
+    assert accepts(vocabulary, grammar, json.dumps("a\tb"))
+    assert not accepts(vocabulary, grammar, '"a\tb"')
+
+
+@pytest.mark.parametrize("value", ['say "hi"', "c:\\temp"])
+def test_a_const_with_a_quote_or_a_backslash_is_written_as_json_writes_it(vocabulary, value):
+    grammar = grammar_for({"kind": "json_schema", "schema": {"type": "object", "properties": {"v": {"const": value}}, "required": ["v"]}})
+    assert accepts(vocabulary, grammar, json.dumps({"v": value}))
+
+
+def test_a_pattern_newline_is_written_escaped_never_raw(vocabulary):
+    grammar = grammar_for({"kind": "json_schema", "schema": {"type": "string", "pattern": "^one\\ntwo$"}})
+    assert accepts(vocabulary, grammar, json.dumps("one\ntwo"))
+    assert not accepts(vocabulary, grammar, '"one\ntwo"')
+
+
+def test_a_pattern_quote_is_written_escaped(vocabulary):
+    grammar = grammar_for({"kind": "json_schema", "schema": {"type": "string", "pattern": '^say "[a-z]+"$'}})
+    assert accepts(vocabulary, grammar, json.dumps('say "hi"'))
+    assert not accepts(vocabulary, grammar, '"say "hi""')

@@ -1,14 +1,21 @@
-"""GBNF grammars that make the engine's output parse: JSON, a JSON schema, or tool calls.
+r"""GBNF grammars that make the engine's output parse: JSON, a JSON schema, or tool calls.
 
 Runs in the engine process (it uses llama-cpp-python's JSON-schema converter); the request
 layer only says what it wants: ``{"kind": "json_object" | "json_schema" | "tool_calls", ...}``.
 
-The converter (llama-cpp-python 0.3.36) lets strings hold raw control characters
-(``char ::= [^"\\\\] | ...``, and ``[^\\x0A\\x0D]`` for a pattern's ``.``), which JSON forbids:
-at temperature 1 a model writing a poem into a string property puts real newlines in it and
-the answer does not parse. Every negated character class in a grammar built here also
-excludes ``"``, ``\\`` and U+0000-U+001F (and DEL, as llama.cpp's own JSON grammar does): in
-JSON, such classes only ever describe string contents.
+The converter (llama-cpp-python 0.3.36) writes JSON strings that JSON forbids, three ways:
+- its ``char ::= [^"\\] | ...`` (and ``[^\x0A\x0D]`` for a pattern's ``.``) lets strings hold
+  raw control characters: at temperature 1 a model writing a poem into a string property
+  puts real newlines in it and the answer does not parse;
+- ``const`` / ``enum`` values and property names are written into GBNF literals without
+  doubling backslashes, so ``"a\tb"`` comes out with a raw tab, ``"c\\d"`` as ``c``
+  backspace ``d``, and a value with a quote does not parse at all;
+- a ``pattern``'s literal characters are written raw: ``\n`` or ``"`` in a pattern puts a raw
+  newline or a quote into the string.
+Here every negated character class also excludes ``"``, ``\`` and U+0000-U+001F (and DEL, as
+llama.cpp's own JSON grammar does: in JSON such classes only ever describe string contents),
+literals keep their backslashes, and a pattern's literal text is written JSON-escaped.
+Left as they are: positive classes in a pattern that name control characters (``[\t ]``).
 """
 
 from __future__ import annotations
@@ -45,10 +52,57 @@ def json_string_safe(rule: str) -> str:
     return _LITERAL_OR_CLASS.sub(fix, rule)
 
 
+_GBNF_ESCAPES = {"t": "\t", "r": "\r", "n": "\n", "\\": "\\", '"': '"', "[": "[", "]": "]"}
+_GBNF_LITERAL_CHAR = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)|(.)", re.DOTALL)
+_PATTERN_QUOTES = ('"\\"" ', ' "\\"" space')  # how the converter wraps a pattern into a string
+
+
+def _gbnf_literal(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r") + '"'
+
+
+def _json_escaped_literal(literal: re.Match) -> str:
+    """A quoted GBNF literal of a pattern, made to write its text as JSON string content."""
+    text = []
+    for escape, char in _GBNF_LITERAL_CHAR.findall(literal.group(0)[1:-1]):
+        if not escape:
+            text.append(char)
+        elif escape in _GBNF_ESCAPES:
+            text.append(_GBNF_ESCAPES[escape])
+        elif escape[0] in "xuU" and len(escape) > 1:
+            text.append(chr(int(escape[1:], 16)))
+        else:
+            return literal.group(0)  # a regex escape GBNF does not know (\d): llama.cpp refuses it
+    return _gbnf_literal(json.dumps("".join(text), ensure_ascii=False)[1:-1])
+
+
+def _json_escaped_pattern(rule: str) -> str:
+    head, tail = _PATTERN_QUOTES
+    wrapped = rule.startswith(head) and rule.endswith(tail)
+    body = rule[len(head) : -len(tail)] if wrapped else rule
+    body = _LITERAL_OR_CLASS.sub(lambda m: _json_escaped_literal(m) if m.group(0)[0] == '"' else m.group(0), body)
+    return head + body + tail if wrapped else body
+
+
 class _JsonSchemaConverter(SchemaConverter):
-    """llama-cpp-python's converter; every rule it adds goes through ``json_string_safe``."""
+    """llama-cpp-python's converter, writing only JSON strings (see the module docstring)."""
+
+    _in_pattern = False
+
+    def _format_literal(self, literal: str) -> str:
+        # Called with JSON text (json.dumps of a const, an enum value, a property name).
+        return _gbnf_literal(literal)
+
+    def _visit_pattern(self, pattern: str, name: str) -> str:
+        self._in_pattern = True
+        try:
+            return super()._visit_pattern(pattern, name)
+        finally:
+            self._in_pattern = False
 
     def _add_rule(self, name: str, rule: str) -> str:
+        if self._in_pattern:
+            rule = _json_escaped_pattern(rule)
         return super()._add_rule(name, json_string_safe(rule))
 
 
