@@ -236,3 +236,14 @@ def test_a_response_format_schema_that_is_no_json_schema_is_400_naming_it(client
             response_format={"type": "json_schema", "json_schema": {"name": "bad", "schema": {"type": "nonsense"}}},
         )
     assert raised.value.param == "response_format.json_schema.schema"
+
+
+def test_forced_tool_calls_cut_by_max_tokens_are_still_tool_calls(client):
+    # Parallel calls allowed: the model repeats the call until max_tokens cuts one short;
+    # the cut block must not turn the whole answer into text.
+    completion = client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="required", max_tokens=50, temperature=0
+    )
+    choice = completion.choices[0]
+    assert choice.message.content is None and choice.finish_reason == "length"
+    jsonschema.validate(json.loads(choice.message.tool_calls[0].function.arguments), WEATHER["function"]["parameters"])
