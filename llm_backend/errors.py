@@ -182,6 +182,34 @@ def model_loading(model_id: str, timeout: float) -> OpenAIError:
     )
 
 
+def context_length_exceeded(n_tokens: int, n_ctx: int, param: str) -> OpenAIError:
+    return bad_request(
+        f"This model's maximum context length is {n_ctx} tokens. However, your request "
+        f"needs {n_tokens} tokens. Please reduce the length of the input.",
+        param,
+        "context_length_exceeded",
+    )
+
+
+def queue_full(model_id: str, retry_after: int) -> OpenAIError:
+    return OpenAIError(
+        429,
+        f"Too many requests are waiting for model '{model_id}'. Please retry shortly.",
+        code="rate_limit_exceeded",
+        type="rate_limit_error",
+        headers={"retry-after": str(retry_after)},
+    )
+
+
+def worker_crashed() -> OpenAIError:
+    return OpenAIError(
+        503,
+        "The model's engine stopped while serving this request; it is being restarted. Please retry.",
+        code="engine_unavailable",
+        type="server_error",
+    )
+
+
 def model_load_failed(model_id: str, reason: str) -> OpenAIError:
     return OpenAIError(503, f"The model `{model_id}` could not be loaded: {reason}", code="model_load_failed", type="server_error")
 

@@ -237,3 +237,24 @@ def test_a_null_max_tokens_on_completions_means_the_default_16(server):
     answer = httpx.post(server.api + "/completions", json=body, timeout=60).json()
     assert answer["usage"]["completion_tokens"] <= 16
     assert answer["choices"][0]["finish_reason"] == "length"
+
+
+@pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
+def test_a_completion_length_below_one_is_400_naming_it(client, param):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, **{param: -1})
+    assert raised.value.param == param and raised.value.code == "integer_below_min_value"
+
+
+@pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
+def test_a_completion_length_beyond_the_context_is_400_naming_it(client, param):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, **{param: 1_000_000_000})
+    assert raised.value.param == param
+    assert f"{param} is too large: 1000000000." in str(raised.value)
+
+
+def test_completion_max_tokens_zero_echoes_the_prompt_and_generates_nothing(client):
+    completion = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=0, echo=True)
+    assert completion.choices[0].text == "Once upon a time"
+    assert completion.usage.completion_tokens == 0 and completion.choices[0].finish_reason == "length"

@@ -7,6 +7,7 @@ is constrained by a grammar, which is exactly what is being tested.
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 import openai
@@ -113,8 +114,17 @@ def test_a_named_tool_choice_calls_that_function_once(client):
 
 
 def test_streamed_tool_call_deltas_assemble_like_openai(client):
+    # One call: with parallel calls allowed, the tiny model may repeat the call until
+    # max_tokens (it did after other tests had filled the prompt cache).
     stream = client.chat.completions.create(
-        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="required", max_tokens=80, temperature=0, stream=True
+        model=MODEL,
+        messages=ASK_WEATHER,
+        tools=[WEATHER],
+        tool_choice="required",
+        parallel_tool_calls=False,
+        max_tokens=80,
+        temperature=0,
+        stream=True,
     )
     calls: dict[int, dict] = {}
     finish = None
@@ -190,3 +200,50 @@ def test_a_forced_tool_call_with_a_response_format_is_400(client):
             model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="required", response_format={"type": "json_object"}
         )
     assert raised.value.param == "response_format"
+
+
+def test_a_json_schema_string_never_holds_a_raw_control_character(client):
+    # The reported case: this seed at temperature 1 made the schema's grammar let raw
+    # newlines into the poem (the answer did not parse); JSON allows only escaped ones.
+    poem = {"type": "object", "properties": {"poem": {"type": "string"}}, "required": ["poem"], "additionalProperties": False}
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Write a four-line poem about the sea."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "poem", "schema": poem}},
+        temperature=1,
+        seed=6,
+        max_tokens=300,
+    )
+    choice = completion.choices[0]
+    assert not re.search(r"[\x00-\x1f]", choice.message.content)
+    assert choice.finish_reason == "stop"
+    assert isinstance(json.loads(choice.message.content)["poem"], str)
+
+
+def test_tool_parameters_that_are_no_json_schema_are_400_naming_them(client):
+    bad = {"type": "function", "function": {"name": "bad", "parameters": {"type": "nonsense"}}}
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER, bad], tool_choice="required")
+    assert raised.value.param == "tools[1].function.parameters"
+    assert raised.value.code == "invalid_function_parameters"
+
+
+def test_a_response_format_schema_that_is_no_json_schema_is_400_naming_it(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=ASK_WEATHER,
+            response_format={"type": "json_schema", "json_schema": {"name": "bad", "schema": {"type": "nonsense"}}},
+        )
+    assert raised.value.param == "response_format.json_schema.schema"
+
+
+def test_forced_tool_calls_cut_by_max_tokens_are_still_tool_calls(client):
+    # Parallel calls allowed: the model repeats the call until max_tokens cuts one short;
+    # the cut block must not turn the whole answer into text.
+    completion = client.chat.completions.create(
+        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="required", max_tokens=50, temperature=0
+    )
+    choice = completion.choices[0]
+    assert choice.message.content is None and choice.finish_reason == "length"
+    jsonschema.validate(json.loads(choice.message.tool_calls[0].function.arguments), WEATHER["function"]["parameters"])

@@ -127,6 +127,20 @@ def test_embeddings_are_one_normalized_vector_per_input(client):
     assert result.usage.prompt_tokens > 0
 
 
+def test_embedding_dimensions_equal_to_the_native_size_are_accepted(client):
+    # Llama Stack sends `dimensions` on every request it makes for a vector store.
+    native = len(client.embeddings.create(model=MODEL, input="hello").data[0].embedding)
+    result = client.embeddings.create(model=MODEL, input="hello", dimensions=native)
+    assert len(result.data[0].embedding) == native
+
+
+def test_embedding_dimensions_other_than_the_native_size_raise_bad_request(client):
+    native = len(client.embeddings.create(model=MODEL, input="hello").data[0].embedding)
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.embeddings.create(model=MODEL, input="hello", dimensions=native // 2)
+    assert raised.value.param == "dimensions"
+
+
 def test_embedding_base64_decodes_to_the_float_vector(server):
     import httpx
 

@@ -153,3 +153,12 @@ def test_two_conversations_taking_turns_both_keep_their_cache(engine):
     assert third == third_len - 1 and fourth == fourth_len - 1
     usage = [e for e in engine.recorder.events if e["id"] == "turn3" and e["event"] == "usage"][0]
     assert usage["cached_tokens"] == fourth_len - 1
+
+
+def test_max_tokens_zero_only_echoes_the_prompt_and_ends_with_length(engine):
+    engine.submit("zero", "completion", {"prompt": "Once upon a time", "temperature": 0, "max_tokens": 0, "echo": True})
+    run(engine)
+    events = [e for e in engine.recorder.events if e["id"] == "zero"]
+    assert next(e["text"] for e in events if e["event"] == "echo") == "Once upon a time"
+    assert engine.recorder.text("zero") == "" and engine.recorder.finish_reason("zero") == "length"
+    assert next(e for e in events if e["event"] == "usage")["completion_tokens"] == 0

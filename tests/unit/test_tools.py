@@ -92,3 +92,55 @@ def test_a_streamed_call_of_an_unknown_function_is_text():
     deltas = [delta for piece in pieces(text, 3) for delta in stream.feed(piece)] + stream.finish()
     assert "".join(delta["content"] for delta in deltas) == text
     assert not stream.called
+
+
+# Parsed from the grammar's structure: a JSON value between the tags.
+
+TAG_IN_STRING = '<tool_call>{"name": "get_weather", "arguments": {"city": "a</tool_call>b"}}</tool_call>'
+
+
+def test_a_closing_tag_inside_an_argument_string_stays_in_the_argument():
+    (call,) = parse_tool_calls(TAG_IN_STRING, NAMES)
+    assert json.loads(call["function"]["arguments"]) == {"city": "a</tool_call>b"}
+
+
+def test_a_closing_tag_inside_an_argument_string_is_one_call_when_forced_too():
+    (call,) = parse_tool_calls(TAG_IN_STRING, NAMES, forced=True)
+    assert json.loads(call["function"]["arguments"]) == {"city": "a</tool_call>b"}
+
+
+def test_an_unforced_answer_with_a_broken_block_is_text():
+    assert parse_tool_calls(CALL + '\n<tool_call>{"name": "get_time", "argu', NAMES) is None
+
+
+def test_text_after_unforced_calls_is_dropped_as_when_streamed():
+    (call,) = parse_tool_calls(CALL + " and that is all", NAMES)
+    assert call["function"]["name"] == "get_weather"
+
+
+def test_a_forced_answer_cut_short_keeps_its_whole_calls_and_the_cut_one():
+    calls = parse_tool_calls(CALL + '\n<tool_call>{"name": "get_time", "arguments": {"tz": "Europe/Par', NAMES, forced=True)
+    assert [call["function"]["name"] for call in calls] == ["get_weather", "get_time"]
+    assert calls[1]["function"]["arguments"] == '{"tz": "Europe/Par'
+
+
+def test_a_forced_call_cut_before_its_closing_tag_has_whole_arguments():
+    (call,) = parse_tool_calls('<tool_call>{"name": "get_time", "arguments": {"tz": "UTC"}}', NAMES, forced=True)
+    assert json.loads(call["function"]["arguments"]) == {"tz": "UTC"}
+
+
+def test_a_forced_answer_cut_inside_the_first_name_has_no_calls():
+    assert parse_tool_calls('<tool_call>{"name": "get_w', NAMES, forced=True) is None
+
+
+def test_whitespace_the_grammar_allows_around_the_json_is_accepted():
+    text = '<tool_call>{ "name": "get_time", "arguments": {} }\n</tool_call>\n<tool_call>{"name": "get_time", "arguments": {}}</tool_call>\n'
+    assert [call["function"]["name"] for call in parse_tool_calls(text, NAMES)] == ["get_time", "get_time"]
+
+
+@pytest.mark.parametrize("size", [1, 7])
+def test_a_streamed_closing_tag_inside_an_argument_string_stays_in_the_argument(size):
+    stream = ToolCallStream(NAMES)
+    deltas = [delta for piece in pieces(TAG_IN_STRING, size) for delta in stream.feed(piece)] + stream.finish()
+    arguments = "".join(d["tool_calls"][0]["function"]["arguments"] for d in deltas)
+    assert json.loads(arguments) == {"city": "a</tool_call>b"}

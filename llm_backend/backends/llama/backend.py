@@ -16,28 +16,20 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
-from ...errors import OpenAIError, bad_request, model_not_found
+from ... import errors
+from ...errors import bad_request, model_not_found
 from ...settings import ModelConfig, Settings
 from ..base import Answer, Json, ModelCard, Relayed
 from ..events import ModelEvents
 from ..lifecycle import Lifecycle
 from ..presets import Preset, presets
-from . import translate
+from .params import chat_params, completion_params, embedding_inputs
+from .shapers import ChatShaper, CompletionShaper, embedding_response
 from .fanout import fan_out
 from .client import WorkerProcess
 from .sources import resolve_gguf
 
 log = logging.getLogger(__name__)
-
-
-def queue_full(model_id: str, retry_after: int) -> OpenAIError:
-    return OpenAIError(
-        429,
-        f"Too many requests are waiting for model '{model_id}'. Please retry shortly.",
-        code="rate_limit_exceeded",
-        type="rate_limit_error",
-        headers={"retry-after": str(retry_after)},
-    )
 
 
 class LocalModel:
@@ -79,7 +71,6 @@ class LocalModel:
     async def stop(self) -> None:
         # Forget the workers first: the model can be started again after an unload.
         workers, self.workers = self.workers, []
-        self._idle = asyncio.Queue()
         await asyncio.gather(*(worker.stop() for worker in workers))
 
     @property
@@ -121,7 +112,7 @@ class LocalModel:
             self._in_use[worker] += need
         else:
             if len(self._waiters) >= self.settings.queue_size:
-                raise queue_full(self.config.id, retry_after=1)
+                raise errors.queue_full(self.config.id, retry_after=1)
             future: asyncio.Future = asyncio.get_running_loop().create_future()
             self._waiters.append((need, future))
             try:
@@ -130,7 +121,7 @@ class LocalModel:
                 if not future.done():
                     future.cancel()
                     self._wake()
-                    raise queue_full(self.config.id, retry_after=5) from None
+                    raise errors.queue_full(self.config.id, retry_after=5) from None
                 worker = future.result()
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
@@ -357,17 +348,17 @@ class LlamaBackend:
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = translate.chat_params(preset.chat_request(request))
-        return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, translate.ChatShaper))
+        params = chat_params(preset.chat_request(request), model.n_ctx)
+        return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper))
 
     async def completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = translate.completion_params(preset.completion_request(request, model_id))
+        params = completion_params(preset.completion_request(request, model_id), model.n_ctx)
         prompts = params.pop("prompts")
 
         def one(prompt_params: Json) -> Awaitable[Answer]:
-            return self._generate(model, model_id, "completion", prompt_params, translate.CompletionShaper)
+            return self._generate(model, model_id, "completion", prompt_params, CompletionShaper)
 
         if len(prompts) == 1:
             return await self._serve(model, lambda: one({**params, "prompt": prompts[0]}))
@@ -382,7 +373,7 @@ class LlamaBackend:
 
     @staticmethod
     async def _generate(
-        model: LocalModel, model_id: str, op: str, params: Json, shaper: type[translate.ChatShaper]
+        model: LocalModel, model_id: str, op: str, params: Json, shaper: type[ChatShaper]
     ) -> Answer:
         shape = shaper(model_id, model.fingerprint, params)
         need = params.get("n", 1)
@@ -394,11 +385,11 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         request = preset.embedding_request(request, model_id)
-        inputs = translate.embedding_inputs(request)
+        inputs = embedding_inputs(request)
 
         async def answer() -> Json:
-            events = await model.run("embedding", {"input": inputs}, need=0)
+            events = await model.run("embedding", {"input": inputs, "dimensions": request.get("dimensions")}, need=0)
             result = next(event["data"] for event in events if event["event"] == "result")
-            return translate.embedding_response(model_id, result, request.get("encoding_format", "float"))
+            return embedding_response(model_id, result, request.get("encoding_format", "float"))
 
         return await self._serve(model, answer)

@@ -15,21 +15,13 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ... import errors
 from ...errors import OpenAIError
 
 log = logging.getLogger(__name__)
 
 _LINE_LIMIT = 256 * 1024 * 1024  # a batch of embeddings is one (long) line
 _request_ids = itertools.count(1)
-
-
-def worker_crashed() -> OpenAIError:
-    return OpenAIError(
-        503,
-        "The model's engine stopped while serving this request; it is being restarted. Please retry.",
-        code="engine_unavailable",
-        type="server_error",
-    )
 
 
 class WorkerProcess:
@@ -150,7 +142,7 @@ class WorkerProcess:
                     return
                 elif kind == "crashed":
                     finished = True
-                    raise worker_crashed()
+                    raise errors.worker_crashed()
                 else:
                     yield event
         finally:
@@ -168,5 +160,5 @@ class WorkerProcess:
 
     def _send(self, message: dict[str, Any]) -> None:
         if not self.process or self.process.returncode is not None or not self.ready.is_set():
-            raise worker_crashed()
+            raise errors.worker_crashed()
         self.process.stdin.write((json.dumps(message) + "\n").encode())

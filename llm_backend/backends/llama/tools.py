@@ -11,6 +11,7 @@ always parse. Here: the prompt side, and turning the model's text back into Open
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,22 +75,78 @@ def _call(name: str, arguments: str) -> Json:
     return {"id": "call_" + uuid.uuid4().hex[:24], "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-def parse_tool_calls(text: str, names: set[str]) -> list[Json] | None:
-    """The tool calls in a whole answer, or None if it is a plain answer."""
-    stripped = text.strip()
-    if not stripped.startswith(OPEN):
-        return None
-    calls = []
-    for block in stripped.split(OPEN)[1:]:
-        body = block.split(CLOSE)[0].strip()
+def _blocks(text: str) -> tuple[list[Any], str]:
+    """The ``<tool_call>JSON</tool_call>`` blocks that ``text`` starts with, read the way the
+    grammar writes them: one JSON value between the tags (so a tag inside one of its strings
+    is only text), then the closing tag. Also what follows the last whole block."""
+    decoder = json.JSONDecoder()
+    values = []
+    rest = text.lstrip()
+    while rest.startswith(OPEN):
+        body = rest[len(OPEN) :].lstrip()
         try:
-            call = json.loads(body)
+            value, end = decoder.raw_decode(body)
         except json.JSONDecodeError:
-            return None
-        if not isinstance(call, dict) or call.get("name") not in names:
-            return None
-        calls.append(_call(call["name"], json.dumps(call.get("arguments", {}), ensure_ascii=False)))
+            break
+        after = body[end:].lstrip()
+        if not after.startswith(CLOSE):
+            break
+        values.append(value)
+        rest = after[len(CLOSE) :].lstrip()
+    return values, rest
+
+
+def _is_call(value: Any, names: set[str]) -> bool:
+    return isinstance(value, dict) and value.get("name") in names
+
+
+def parse_tool_calls(text: str, names: set[str], forced: bool = False) -> list[Json] | None:
+    """The tool calls in a whole answer, or None if it is a plain answer.
+
+    Unforced, an answer that starts with a call is calls if every block is a whole call of
+    an offered function (text after the last one is dropped, as when streamed). ``forced``:
+    the grammar made the answer calls, so its whole blocks are calls whatever follows; the
+    only thing that can follow is the last call cut short by ``max_tokens``, kept with the
+    arguments it got (as OpenAI and the streamed answer do)."""
+    values, rest = _blocks(text)
+    calls = [
+        _call(value["name"], json.dumps(value.get("arguments", {}), ensure_ascii=False))
+        for value in values
+        if _is_call(value, names)
+    ]
+    if forced:
+        opening = _opening(rest[len(OPEN) :]) if rest.startswith(OPEN) else None
+        if opening is not None and opening[0] in names:
+            name, arguments = opening
+            try:  # whole arguments, cut before the closing tag
+                arguments = json.dumps(json.JSONDecoder().raw_decode(arguments)[0], ensure_ascii=False)
+            except json.JSONDecodeError:
+                pass
+            calls.append(_call(name, arguments))
+        return calls or None
+    if rest.startswith(OPEN) or len(calls) != len(values):
+        return None
     return calls or None
+
+
+_NAME_KEY = re.compile(r'\s*\{\s*"name"\s*:\s*')
+_ARGUMENTS_KEY = re.compile(r'\s*,\s*"arguments"\s*:\s*')
+
+
+def _opening(text: str) -> tuple[str, str] | None:
+    """``{"name": "...", "arguments":`` at the start of ``text``: the name and what follows
+    (None until all of it has come)."""
+    key = _NAME_KEY.match(text)
+    if key is None:
+        return None
+    try:
+        name, end = json.JSONDecoder().raw_decode(text, key.end())
+    except json.JSONDecodeError:
+        return None
+    arguments = _ARGUMENTS_KEY.match(text, end)
+    if arguments is None:
+        return None
+    return str(name), text[arguments.end() :]
 
 
 @dataclass
@@ -157,7 +214,7 @@ class ToolCallStream:
                 self.pending = head
                 if not head.startswith(OPEN):
                     return deltas
-                opening = self._parse_opening(head[len(OPEN):])
+                opening = _opening(head[len(OPEN) :])
                 if opening is None:
                     return deltas
                 name, rest = opening
@@ -176,33 +233,6 @@ class ToolCallStream:
             if not current.done:
                 return deltas
         return deltas
-
-    def _parse_opening(self, text: str) -> tuple[str, str] | None:
-        prefix = text.lstrip()
-        if not prefix.startswith("{"):
-            return None
-        decoder = json.JSONDecoder()
-        body = prefix[1:].lstrip()
-        if not body.startswith('"name"'):
-            return None
-        body = body[len('"name"') :].lstrip()
-        if not body.startswith(":"):
-            return None
-        body = body[1:].lstrip()
-        try:
-            name, end = decoder.raw_decode(body)
-        except json.JSONDecodeError:
-            return None
-        body = body[end:].lstrip()
-        if not body.startswith(","):
-            return None
-        body = body[1:].lstrip()
-        if not body.startswith('"arguments"'):
-            return None
-        body = body[len('"arguments"') :].lstrip()
-        if not body.startswith(":"):
-            return None
-        return str(name), body[1:].lstrip()
 
     def _take_arguments(self, call: _Call) -> str:
         taken = []

@@ -7,7 +7,7 @@ Protocol. Requests come on stdin, one JSON object per line:
   ``presence_penalty``, ``frequency_penalty``, ``logit_bias``, ``stop``, ``grammar``,
   ``logprobs``, ``top_logprobs``, ``echo``, and ``structure``: what the output must parse
   as, turned into ``grammar`` here, see grammar.py)
-- ``{"id", "op": "embedding", "params": {"input": [...]}}``
+- ``{"id", "op": "embedding", "params": {"input": [...], "dimensions": int | null}}``
 - ``{"id", "op": "cancel"}``: drop that request between two decoding steps
 
 Events go to the protocol stream, one JSON object per line, each with the request ``id``:
@@ -88,7 +88,9 @@ class Worker:
                 self.engine.submit(rid, op, params)
                 return  # the engine sends the rest, ending with "done"
             if op == "embedding":
-                self.send({"id": rid, "event": "result", "data": self.embedder.embed(message["params"]["input"])})
+                params = message["params"]
+                vectors = self.embedder.embed(params["input"], params.get("dimensions"))
+                self.send({"id": rid, "event": "result", "data": vectors})
             else:
                 raise RequestError(400, f"unknown engine operation {op!r}")
         except RequestError as exc:

@@ -302,6 +302,10 @@ class Engine:
         return i
 
     def _sample(self, request: Request, choice: Choice) -> None:
+        if request.max_tokens == 0:
+            # Completions' max_tokens 0: the prompt is only echoed or scored.
+            self._finish(request, choice, "", "length")
+            return
         token = choice.sampler.sample(self.ctx, choice.logits_index)
         if self.tokenizer.is_eog(token):
             self._finish(request, choice, choice.text.flush(), "stop")

@@ -38,8 +38,19 @@ class Embedder:
             self._batch = _internals.LlamaBatch(n_tokens=self.n_ctx, embd=0, n_seq_max=1, verbose=False)
         return self._ctx
 
-    def embed(self, inputs: list[str | list[int]]) -> dict[str, Any]:
-        """One normalized vector per input, and the number of tokens read."""
+    def embed(self, inputs: list[str | list[int]], dimensions: int | None = None) -> dict[str, Any]:
+        """One normalized vector per input, and the number of tokens read.
+
+        ``dimensions`` (OpenAI's shortened embeddings) can only be the model's own size:
+        clients such as Llama Stack send it on every request."""
+        n_embd = self.model.n_embd()
+        if dimensions is not None and dimensions != n_embd:
+            raise RequestError(
+                400,
+                f"This model's embeddings have {n_embd} dimensions; 'dimensions' can only be {n_embd}.",
+                "dimensions",
+                "invalid_value",
+            )
         ctx = self._context()
         tokenized = [item if isinstance(item, list) else self.tokenizer.tokenize(item, add_bos=True) for item in inputs]
         for index, tokens in enumerate(tokenized):
@@ -51,7 +62,6 @@ class Embedder:
             bad = [t for t in tokens if not 0 <= t < self.tokenizer.n_vocab]
             if bad:
                 raise RequestError(400, f"'{param}' has token ids outside the vocabulary.", param, "invalid_value")
-        n_embd = self.model.n_embd()
         vectors = []
         for tokens in tokenized:
             self._batch.reset()

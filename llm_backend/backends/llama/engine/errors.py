@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ....errors import context_length_exceeded
+
 
 class RequestError(Exception):
     """A request the engine refuses; becomes an OpenAI error with this status."""
@@ -18,10 +20,5 @@ class RequestError(Exception):
 
 class ContextError(RequestError):
     def __init__(self, n_tokens: int, n_ctx: int, param: str):
-        super().__init__(
-            400,
-            f"This model's maximum context length is {n_ctx} tokens. However, your request "
-            f"needs {n_tokens} tokens. Please reduce the length of the input.",
-            param,
-            "context_length_exceeded",
-        )
+        error = context_length_exceeded(n_tokens, n_ctx, param)
+        super().__init__(error.status, error.message, error.param, error.code)

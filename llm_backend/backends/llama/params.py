@@ -1,0 +1,330 @@
+"""OpenAI request bodies to engine parameters (the other way back: shapers.py).
+
+The spec has already validated types and ranges; what is checked here is what the spec
+cannot say (a tool's or response format's schema is a JSON Schema, a completion length fits
+the model's context) and what the local engine cannot honour. Such a parameter gets a 400
+naming it: silently ignoring something that changes the answer would be worse, and a bad
+schema must not surface as a grammar error from the engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from ...errors import bad_request, context_length_exceeded
+from ..base import Json
+from . import tools
+
+# OpenAI's sampling defaults (llama-cpp-python's own differ: temperature 0.2, top_k 40, ...).
+OPENAI_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+
+
+# JSON Schema counts 3.0 as an integer, so the spec lets integral floats through where it
+# says integer; the engine needs ints.
+INTEGER_PARAMETERS = ("seed", "n", "max_tokens", "max_completion_tokens", "top_logprobs", "logprobs", "best_of")
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _tokens(values: list) -> list[int]:
+    return [int(value) for value in values]
+
+
+def with_integers(request: Json) -> Json:
+    """``request`` with integral floats of integer parameters as ints."""
+    fixed = {
+        name: int(request[name])
+        for name in INTEGER_PARAMETERS
+        if isinstance(request.get(name), float) and request[name].is_integer()
+    }
+    return {**request, **fixed} if fixed else request
+
+
+def unsupported(param: str, why: str) -> Exception:
+    return bad_request(f"'{param}' is not supported by local models: {why}.", param, "unsupported_parameter")
+
+
+def _text_of(content: Any, param: str) -> str | None:
+    """Message content as the chat template wants it: a string (text parts joined)."""
+    if content is None or isinstance(content, str):
+        return content
+    texts = []
+    for index, part in enumerate(content):
+        if part.get("type") not in ("text", "refusal"):
+            raise unsupported(f"{param}[{index}].type", f"'{part.get('type')}' content needs a multimodal model")
+        texts.append(part.get("text") or part.get("refusal") or "")
+    return "".join(texts)
+
+
+# No real tokenizer has tokens longer than this on average: text this many times the
+# context cannot fit, and is refused before it reaches the engine (rendering and tokenizing
+# 200 000 messages held the engine for minutes).
+MAX_CHARS_PER_TOKEN = 64
+
+
+def _check_size(messages: list[Json], n_ctx: int) -> None:
+    """A request that cannot fit the context, refused without rendering it: every message
+    takes at least one token of the template."""
+    chars = sum(len(str(message.get("content") or "")) for message in messages)
+    if len(messages) > n_ctx or chars > n_ctx * MAX_CHARS_PER_TOKEN:
+        needed = max(len(messages), chars // MAX_CHARS_PER_TOKEN)
+        raise context_length_exceeded(needed, n_ctx, "messages")
+
+
+def chat_messages(messages: list[Json]) -> list[Json]:
+    converted = []
+    for index, message in enumerate(messages):
+        role = message["role"]
+        if role == "function" or message.get("function_call"):
+            raise unsupported(f"messages[{index}]", "the deprecated function messages; use tools")
+        for call_index, call in enumerate(message.get("tool_calls") or []):
+            if call.get("type") != "function":
+                raise unsupported(f"messages[{index}].tool_calls[{call_index}].type", "only function tool calls")
+        text = {
+            # "developer" is OpenAI's newer name for the system role.
+            "role": "system" if role == "developer" else role,
+            "content": _text_of(message.get("content"), f"messages[{index}].content") or "",
+        }
+        for key in ("tool_calls", "tool_call_id"):
+            if message.get(key):
+                text[key] = message[key]
+        converted.append(text)
+    return tools.render_tool_history(converted)
+
+
+def _with_system_text(messages: list[Json], text: str) -> list[Json]:
+    # One system message first: some chat templates accept no other place for it.
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": messages[0]["content"] + "\n\n" + text}, *messages[1:]]
+    return [{"role": "system", "content": text}, *messages]
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problem(schema_text: str) -> str | None:
+    # Cached by the schema's text: clients send the same tools with every request, and a
+    # check takes about 0.9 ms (a two-property schema, measured here).
+    try:
+        Draft202012Validator.check_schema(json.loads(schema_text))
+    except SchemaError as exc:
+        return f"{exc.message} (at schema{''.join(f'[{part!r}]' for part in exc.path)})"
+    except RecursionError:
+        return "it is nested too deeply"
+    return None
+
+
+def _check_schema(schema: Any, param: str, what: str, code: str) -> None:
+    """A 400 naming ``param`` unless ``schema`` is a JSON Schema: a bad one must never
+    reach the grammar converter (which fails in its own words, or not at all)."""
+    try:
+        problem = _schema_problem(json.dumps(schema, sort_keys=True))
+    except RecursionError:
+        problem = "it is nested too deeply"
+    if problem:
+        raise bad_request(f"Invalid schema for {what}: {problem}.", param, code)
+
+
+def _tools(request: Json) -> tuple[list[Json], Any]:
+    """The function tools the model may call, and the tool_choice, checked."""
+    declared = request.get("tools") or []
+    for index, tool in enumerate(declared):
+        if tool.get("type") != "function":
+            raise unsupported(f"tools[{index}].type", "only function tools")
+        function = tool["function"]
+        if function.get("parameters") is not None:
+            _check_schema(
+                function["parameters"],
+                f"tools[{index}].function.parameters",
+                f"function '{function['name']}'",
+                "invalid_function_parameters",
+            )
+    choice = request.get("tool_choice")
+    if choice is None:
+        choice = "auto" if declared else "none"
+    if isinstance(choice, dict):
+        if choice.get("type") != "function":
+            raise unsupported("tool_choice", "only 'none', 'auto', 'required' or a named function")
+        name = choice["function"]["name"]
+        chosen = [tool for tool in declared if tool["function"]["name"] == name]
+        if not chosen:
+            raise bad_request(f"'tool_choice' names '{name}', which is not in 'tools'.", "tool_choice", "invalid_value")
+        return chosen, choice
+    if choice != "none" and not declared:
+        raise bad_request(f"'tool_choice' is '{choice}' but no 'tools' were given.", "tool_choice", "invalid_value")
+    return (declared if choice != "none" else []), choice
+
+
+def _structure(request: Json, offered: list[Json], choice: Any) -> Json | None:
+    """What the output must parse as (enforced by a grammar in the engine)."""
+    forced = bool(offered) and (choice == "required" or isinstance(choice, dict))
+    response_format = request.get("response_format") or {"type": "text"}
+    kind = response_format.get("type")
+    if forced and kind != "text":
+        raise bad_request(
+            "'response_format' cannot be combined with a required tool call.", "response_format", "invalid_value"
+        )
+    if forced:
+        parallel = request.get("parallel_tool_calls", True) is not False and not isinstance(choice, dict)
+        return {"kind": "tool_calls", "tools": offered, "parallel": parallel}
+    if kind == "json_object":
+        return {"kind": "json_object"}
+    if kind == "json_schema":
+        json_schema = response_format["json_schema"]
+        schema = json_schema.get("schema") or {}
+        _check_schema(
+            schema,
+            "response_format.json_schema.schema",
+            f"response_format '{json_schema.get('name', '')}'",
+            "invalid_json_schema",
+        )
+        return {"kind": "json_schema", "schema": schema}
+    if kind != "text":
+        raise unsupported("response_format", f"'{kind}' output")
+    return None
+
+
+def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1) -> int | None:
+    """A completion length bound, refused in OpenAI's words when out of range (the spec
+    bounds neither chat parameter; the upper bound is the model's context)."""
+    if value is None:
+        return None
+    if value < minimum:
+        raise bad_request(
+            f"Invalid '{param}': integer below minimum value. Expected a value >= {minimum}, but got {value} instead.",
+            param,
+            "integer_below_min_value",
+        )
+    if value > n_ctx:
+        raise bad_request(
+            f"{param} is too large: {value}. This model supports at most {n_ctx} completion tokens, "
+            f"whereas you provided {value}.",
+            param,
+            "invalid_value",
+        )
+    return value
+
+
+def _sampling(request: Json) -> Json:
+    params = dict(OPENAI_SAMPLING)
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed"):
+        if request.get(name) is not None:
+            params[name] = request[name]
+    stop = request.get("stop")
+    params["stop"] = [stop] if isinstance(stop, str) else (stop or [])
+    if request.get("logit_bias"):
+        try:
+            params["logit_bias"] = {int(token): float(bias) for token, bias in request["logit_bias"].items()}
+        except ValueError:
+            raise bad_request("'logit_bias' keys must be token ids.", "logit_bias", "invalid_value") from None
+        if any(not -100 <= bias <= 100 for bias in params["logit_bias"].values()):
+            raise bad_request(
+                "Invalid 'logit_bias': bias values must be between -100 and 100.", "logit_bias", "invalid_value"
+            )
+    params["n"] = request.get("n") or 1
+    params["stream"] = bool(request.get("stream"))
+    params["include_usage"] = bool((request.get("stream_options") or {}).get("include_usage"))
+    return params
+
+
+def _refuse(request: Json, checks: dict[str, tuple[Any, str]]) -> None:
+    for param, (accepted, why) in checks.items():
+        value = request.get(param)
+        if value is not None and not accepted(value):
+            raise unsupported(param, why)
+
+
+def chat_params(request: Json, n_ctx: int) -> Json:
+    """Engine parameters of a chat request for a model of context ``n_ctx`` per sequence."""
+    request = with_integers(request)
+    _refuse(
+        request,
+        {
+            "functions": (lambda functions: not functions, "the deprecated 'functions'; use 'tools'"),
+            "function_call": (lambda choice: choice == "none", "the deprecated 'function_call'; use 'tool_choice'"),
+            "audio": (lambda _: False, "no audio output"),
+            "modalities": (lambda modalities: set(modalities) <= {"text"}, "text output only"),
+            "prediction": (lambda _: False, "no predicted outputs"),
+            "web_search_options": (lambda _: False, "no web search"),
+            "moderation": (lambda _: False, "no moderation model runs beside them"),
+            "reasoning_effort": (lambda effort: effort == "none", "they are not reasoning models"),
+            "verbosity": (lambda verbosity: verbosity == "medium", "no verbosity control"),
+        },
+    )
+    if request.get("top_logprobs") and not request.get("logprobs"):
+        raise bad_request("'logprobs' must be true when 'top_logprobs' is used.", "top_logprobs", "invalid_value")
+    # The newer name wins where both are given, as at OpenAI.
+    limit = "max_completion_tokens" if request.get("max_completion_tokens") is not None else "max_tokens"
+    offered, choice = _tools(request)
+    _check_size(request["messages"], n_ctx)
+    messages = chat_messages(request["messages"])
+    if offered:
+        messages = _with_system_text(messages, tools.tool_instructions(offered, choice))
+    return {
+        "messages": messages,
+        "max_tokens": _max_tokens(limit, request.get(limit), n_ctx),
+        "logprobs": bool(request.get("logprobs")),
+        "top_logprobs": request.get("top_logprobs") or 0,
+        "structure": _structure(request, offered, choice),
+        "tool_names": sorted(tool["function"]["name"] for tool in offered),
+        **_sampling(request),
+    }
+
+
+def completion_prompts(prompt: Any) -> list[str | list[int]]:
+    """The prompts of a request: a string, a token array, or a list of either."""
+    if prompt is None:
+        # The spec's default prompt: "<|endoftext|>", i.e. generate from nothing.
+        return [""]
+    if isinstance(prompt, str):
+        return [prompt]
+    if prompt and all(_is_token(token) for token in prompt):
+        return [_tokens(prompt)]
+    if not prompt:
+        raise bad_request("'prompt' must not be an empty list.", "prompt", "invalid_value")
+    return [item if isinstance(item, str) else _tokens(item) for item in prompt]
+
+
+def completion_params(request: Json, n_ctx: int) -> Json:
+    request = with_integers(request)
+    _refuse(
+        request,
+        {
+            "best_of": (lambda n: n == (request.get("n") or 1), "best_of would rank choices; only best_of = n"),
+            "suffix": (lambda _: False, "the models have no fill-in-the-middle mode"),
+        },
+    )
+    logprobs = request.get("logprobs")
+    prompts = completion_prompts(request.get("prompt"))
+    for prompt in prompts:
+        if len(prompt) > (n_ctx if isinstance(prompt, list) else n_ctx * MAX_CHARS_PER_TOKEN):
+            raise context_length_exceeded(len(prompt) if isinstance(prompt, list) else len(prompt) // MAX_CHARS_PER_TOKEN, n_ctx, "prompt")
+    return {
+        "prompts": prompts,
+        # null means the default, as OpenAI reads it; 0 (the spec's minimum) only echoes
+        # or scores the prompt.
+        "max_tokens": 16 if request.get("max_tokens") is None else _max_tokens("max_tokens", request["max_tokens"], n_ctx, minimum=0),
+        "logprobs": logprobs is not None,
+        "top_logprobs": logprobs or 0,
+        "echo": bool(request.get("echo")),
+        **_sampling(request),
+    }
+
+
+def embedding_inputs(request: Json) -> list[str | list[int]]:
+    # ``dimensions`` is checked by the engine, which knows the model's embedding size.
+    value = request["input"]
+    if isinstance(value, str):
+        items: list = [value]
+    elif value and all(_is_token(token) for token in value):
+        items = [_tokens(value)]
+    else:
+        items = [item if isinstance(item, str) else _tokens(item) for item in value]
+    if not items:
+        raise bad_request("'input' must not be empty.", "input", "invalid_value")
+    return items

@@ -1,0 +1,222 @@
+"""Engine events back to OpenAI objects: whole answers, streamed chunks, embeddings.
+
+The engine speaks in events (``prompt``, ``echo``, ``delta``, ``usage``, ``result``; see
+worker.py); a shaper gathers or relays them under the id, model name and fingerprint the
+client sees. With tools offered, a chat answer's text becomes ``tool_calls`` (tools.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from ..base import Json
+from . import tools
+
+
+class _Choices:
+    """What the engine said for each choice, gathered for a non-streamed answer."""
+
+    def __init__(self, n: int) -> None:
+        self.text = [""] * n
+        self.logprobs: list[list[Json]] = [[] for _ in range(n)]
+        self.finish_reason: list[str | None] = [None] * n
+        self.usage: Json = {}
+
+    @classmethod
+    def of(cls, events: list[Json], n: int) -> "_Choices":
+        gathered = cls(n)
+        for event in events:
+            gathered.add(event)
+        return gathered
+
+    def add(self, event: Json) -> None:
+        if event["event"] == "echo":
+            # Every choice starts with the prompt (completions' echo).
+            self.text = [event["text"] + text for text in self.text]
+            self.logprobs = [(event["logprobs"] or []) + entries for entries in self.logprobs]
+        elif event["event"] == "delta":
+            index = event["index"]
+            self.text[index] += event["text"]
+            self.logprobs[index] += event.get("logprobs", [])
+            self.finish_reason[index] = event.get("finish_reason") or self.finish_reason[index]
+        elif event["event"] == "usage":
+            self.usage = usage(event)
+
+
+def usage(event: Json) -> Json:
+    prompt, completion = event["prompt_tokens"], event["completion_tokens"]
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        # As OpenAI reports its prompt caching: prompt tokens whose KV was already computed.
+        "prompt_tokens_details": {"cached_tokens": event.get("cached_tokens", 0)},
+    }
+
+
+class ChatShaper:
+    """Engine events -> OpenAI chat objects under the model id the client asked for."""
+
+    object_name = "chat.completion"
+    chunk_object_name = "chat.completion.chunk"
+    id_prefix = "chatcmpl-"
+
+    def __init__(self, model_id: str, fingerprint: str, params: Json) -> None:
+        self.id = self.id_prefix + uuid.uuid4().hex
+        self.model_id = model_id
+        self.fingerprint = fingerprint
+        self.created = int(time.time())
+        self.n = params["n"]
+        self.logprobs = params["logprobs"]
+        self.include_usage = params["include_usage"]
+        self.tool_names = set(params.get("tool_names") or [])
+        # A grammar made the answer tool calls (tool_choice "required" or a named function).
+        self.forced_calls = (params.get("structure") or {}).get("kind") == "tool_calls"
+
+    def _envelope(self, data: Json, object_name: str) -> Json:
+        return {
+            "id": self.id,
+            "object": object_name,
+            "created": self.created,
+            "model": self.model_id,
+            "system_fingerprint": self.fingerprint,
+            **data,
+        }
+
+    def _logprobs(self, entries: list[Json]) -> Json | None:
+        return {"content": entries, "refusal": None} if self.logprobs else None
+
+    def completion(self, events: list[Json]) -> Json:
+        gathered = _Choices.of(events, self.n)
+        choices = [
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": gathered.text[index], "refusal": None},
+                "logprobs": self._logprobs(gathered.logprobs[index]),
+                "finish_reason": gathered.finish_reason[index],
+            }
+            for index in range(self.n)
+        ]
+        if self.tool_names:
+            for choice in choices:
+                calls = tools.parse_tool_calls(choice["message"]["content"], self.tool_names, self.forced_calls)
+                if calls:
+                    choice["message"].update(content=None, tool_calls=calls)
+                    # "length" stays: a call cut short must not look complete (as streamed).
+                    if choice["finish_reason"] == "stop":
+                        choice["finish_reason"] = "tool_calls"
+        return self._envelope({"choices": choices, "usage": gathered.usage}, self.object_name)
+
+    def _chunk(self, index: int, delta: Json, entries: list[Json] | None, finish_reason: str | None) -> Json:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        if entries is not None:
+            choice["logprobs"] = self._logprobs(entries)
+        return self._envelope({"choices": [choice]}, self.chunk_object_name)
+
+    async def chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
+        # With tools offered, each choice's text becomes content or tool-call deltas.
+        calls = [tools.ToolCallStream(self.tool_names) for _ in range(self.n)] if self.tool_names else None
+        async for event in events:
+            kind = event["event"]
+            if kind == "prompt":
+                for index in range(self.n):
+                    yield self._chunk(index, {"role": "assistant", "content": ""}, None, None)
+            elif kind == "delta":
+                index, reason = event["index"], event.get("finish_reason")
+                if calls is None:
+                    entries = event.get("logprobs") if self.logprobs else None
+                    if event["text"] or entries:
+                        yield self._chunk(index, {"content": event["text"]}, entries, None)
+                else:
+                    for delta in calls[index].feed(event["text"]) + (calls[index].finish() if reason else []):
+                        yield self._chunk(index, delta, None, None)
+                    if reason == "stop" and calls[index].called:
+                        reason = "tool_calls"
+                if reason:
+                    yield self._chunk(index, {}, None, reason)
+            elif kind == "usage" and self.include_usage:
+                yield self._envelope({"choices": [], "usage": usage(event)}, self.chunk_object_name)
+
+
+class CompletionShaper(ChatShaper):
+    object_name = chunk_object_name = "text_completion"
+    id_prefix = "cmpl-"
+
+    def _logprobs(self, entries: list[Json], offset: int = 0) -> Json | None:
+        if not self.logprobs:
+            return None
+        offsets = []
+        for entry in entries:
+            offsets.append(offset)
+            offset += len(bytes(entry["bytes"]).decode("utf-8", errors="ignore"))
+        return {
+            "tokens": [entry["token"] for entry in entries],
+            "token_logprobs": [entry["logprob"] for entry in entries],
+            "top_logprobs": [
+                None if entry["top_logprobs"] is None else {top["token"]: top["logprob"] for top in entry["top_logprobs"]}
+                for entry in entries
+            ],
+            "text_offset": offsets,
+        }
+
+    def completion(self, events: list[Json]) -> Json:
+        gathered = _Choices.of(events, self.n)
+        choices = [
+            {
+                "index": index,
+                "text": gathered.text[index],
+                "logprobs": self._logprobs(gathered.logprobs[index]),
+                "finish_reason": gathered.finish_reason[index],
+            }
+            for index in range(self.n)
+        ]
+        return self._envelope({"choices": choices, "usage": gathered.usage}, self.object_name)
+
+    async def chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
+        offsets = [0] * self.n
+        async for event in events:
+            kind = event["event"]
+            if kind == "echo":
+                for index in range(self.n):
+                    choice = {
+                        "index": index,
+                        "text": event["text"],
+                        "logprobs": self._logprobs(event["logprobs"] or [], 0),
+                        "finish_reason": None,
+                    }
+                    offsets[index] += len(event["text"])
+                    yield self._envelope({"choices": [choice]}, self.object_name)
+            elif kind == "delta":
+                index = event["index"]
+                choice = {
+                    "index": index,
+                    "text": event["text"],
+                    "logprobs": self._logprobs(event.get("logprobs", []), offsets[index]),
+                    "finish_reason": event.get("finish_reason"),
+                }
+                offsets[index] += len(event["text"])
+                yield self._envelope({"choices": [choice]}, self.object_name)
+            elif kind == "usage" and self.include_usage:
+                yield self._envelope({"choices": [], "usage": usage(event)}, self.object_name)
+
+
+def embedding_response(model_id: str, result: Json, encoding_format: str) -> Json:
+    def encode(vector: list[float]) -> list[float] | str:
+        if encoding_format == "base64":
+            return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        return vector
+
+    n_tokens = result["n_tokens"]
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": index, "embedding": encode(vector)}
+            for index, vector in enumerate(result["vectors"])
+        ],
+        "model": model_id,
+        "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
+    }
