@@ -19,7 +19,8 @@ from .http import problems
 from .http.context import Services
 from .http.fast_lane import FastLane
 from .http.forwarding import Passthrough, UnservedOperations
-from .http.middleware import BodyLimit, CancelOnDisconnect, RequestContext
+from .http.metrics import Metrics, MetricsMiddleware
+from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .settings import Settings, get_settings
 from .spec import adapter, validation
@@ -41,15 +42,24 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
     return ModelRegistry(local, upstreams, catch_all, events)
 
 
+def _public_metrics(extensions: dict) -> dict:
+    """The extensions with ``GET /metrics`` open to anyone (``metrics_public``)."""
+    paths = dict(extensions["paths"])
+    paths["/metrics"] = {**paths["/metrics"], "get": {**paths["/metrics"]["get"], "security": []}}
+    return {**extensions, "paths": paths}
+
+
 def create_app(settings: Settings | None = None) -> AsyncApp:
     settings = settings or get_settings()
     started = time.perf_counter()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     events = ModelEvents()
+    registry = _registry(settings, events)
     services = Services(
         settings=settings,
-        registry=_registry(settings, events),
+        registry=registry,
         database=Database(settings.database_url or default_url(settings.data_dir)),
+        metrics=Metrics(registry),
     )
 
     @contextlib.asynccontextmanager
@@ -82,6 +92,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     }
     # The extensions first: Connexion then falls through from their root mount to /v1.
     extensions = load_document(settings.spec_dir / EXTENSIONS_SPEC, None)
+    if settings.metrics_public:
+        extensions = _public_metrics(extensions)
     app.add_api(extensions, name="extensions", resolver=adapter.ControllerResolver(extensions), **api_options)
     openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.data_dir / "cache")
     log.info("spec loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
@@ -92,6 +104,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         **api_options,
     )
     problems.register(app)
+    app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
     if services.registry.default_upstream is not None:
         app.add_middleware(
             UnservedOperations,
@@ -102,6 +115,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
 
     # Added in order from the outside in.
     app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
+    app.add_middleware(MetricsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, metrics=services.metrics)
     app.add_middleware(BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes)
     app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:

@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     log_json: bool = True
     cors_origins: CommaList = []
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    metrics_public: bool = Field(
+        False, description="serve /metrics without a key (else an admin key, when keys are configured)"
+    )
     models: list[ModelConfig] = []
     model_load: Literal["eager", "lazy"] = Field(
         "eager", description="when models without their own 'load' are loaded: at startup, or on first use"
