@@ -10,6 +10,7 @@ import time
 from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from starlette.middleware.cors import CORSMiddleware
+from swagger_ui_bundle import swagger_ui_path
 
 from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
@@ -20,10 +21,11 @@ from .http.context import Services
 from .http.fast_lane import FastLane
 from .http.forwarding import Passthrough, UnservedOperations
 from .http.metrics import Metrics, MetricsMiddleware
+from .http.pages import Pages
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .settings import Settings, get_settings
-from .spec import adapter, validation
+from .spec import adapter, docs, validation
 from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
 
@@ -135,5 +137,12 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         for route, (operation_id, controller, schema) in adapter.json_body_operations(specification).items()
     }
     app.add_middleware(FastLane, MiddlewarePosition.BEFORE_EXCEPTION, routes=routes, authenticator=authenticator)
+    # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.
+    served = docs.as_json(docs.served_view(openai_document, specification.base_path))
+    documents = {
+        "openai.json": ("OpenAI API: the operations served here", lambda: served),
+        "extensions.json": ("llm-backend: health, metrics, admin", lambda: docs.as_json(extensions)),
+    }
+    app.add_middleware(Pages, MiddlewarePosition.BEFORE_EXCEPTION, documents=documents, swagger_dir=swagger_ui_path)
     log.info("app built", extra={"seconds": round(time.perf_counter() - started, 3)})
     return app
