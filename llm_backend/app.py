@@ -22,6 +22,7 @@ from .http.fast_lane import FastLane
 from .http.forwarding import Passthrough, UnservedOperations
 from .http.metrics import Metrics, MetricsMiddleware
 from .http.pages import Pages
+from .http.rate_limits import LimitedAuthenticator, RateLimits
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .settings import Settings, get_settings
@@ -83,7 +84,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             services.database.dispose()
 
     app = AsyncApp(__name__, lifespan=lifespan)
-    authenticator = Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys)
+    rate_limits = RateLimits(settings, services.database.api_keys.limits)
+    services.metrics.on_tokens = rate_limits.spend
+    authenticator = LimitedAuthenticator(
+        Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys), rate_limits
+    )
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,
         "uri_parser_class": adapter.URI_PARSER,

@@ -46,6 +46,7 @@ class Record:
     model: str | None = None
     first_token_at: float | None = None
     tokens_counted: bool = False
+    headers: tuple | list = ()  # added to the answer (rate-limit headers, http/rate_limits.py)
 
 
 _services: ContextVar[Services] = ContextVar("services")

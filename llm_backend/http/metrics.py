@@ -79,6 +79,7 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.registry.register(EngineCollector(models))
+        self.on_tokens: Callable[[str, int], None] | None = None
         for model_id, model in local_models(models):
             model.on_event = self._engine_observer(model_id)
 
@@ -87,13 +88,20 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
     def count_tokens(self, model: str, usage: dict) -> None:
+        """The one place tokens of an answer are learnt: counted here, and told to
+        ``on_tokens(owner, tokens)`` (the rate limits spend them)."""
         prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
         completion = usage.get("completion_tokens", usage.get("output_tokens"))
         owner = context.current_owner()
+        spent = 0
         if isinstance(prompt, int):
             self.prompt_tokens.labels(model, owner).inc(prompt)
+            spent += prompt
         if isinstance(completion, int):
             self.completion_tokens.labels(model, owner).inc(completion)
+            spent += completion
+        if self.on_tokens is not None:
+            self.on_tokens(owner, spent)
 
     def _engine_observer(self, model_id: str) -> Callable[[dict], None]:
         def observe(event: dict) -> None:

@@ -48,7 +48,7 @@ class RequestContext(HttpMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = "req_" + uuid.uuid4().hex
-        context.enter(scope, self.services)
+        record = context.enter(scope, self.services)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -59,7 +59,7 @@ class RequestContext(HttpMiddleware):
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()), *record.headers]
             await send(message)
 
         try:
