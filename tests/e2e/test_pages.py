@@ -75,6 +75,18 @@ def test_the_playground_streams_an_answer_and_shows_its_usage(server):
     assert not seen["errorShown"]
 
 
+def test_the_playground_uses_responses_when_served_and_says_so_when_not(server):
+    probe = httpx.post(server.api + "/responses", json={"model": MODEL, "input": "Hi", "max_output_tokens": 2}, timeout=120)
+    if probe.status_code == 200:
+        seen = browse(server, "responses", MODEL)
+        assert seen["answer"].strip() and seen["usage"] and seen["error"] is None
+    else:
+        seen = browse(server, "responses", MODEL, refused=probe.status_code)
+        assert probe.json()["error"]["code"] == "unknown_url"
+        assert seen["error"] == probe.json()["error"]["message"]
+        assert "does not serve Responses" in seen["hint"] and seen["answer"] is None
+
+
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory):
     with keyed_server(tmp_path_factory.mktemp("keyed"), ["sk-pages-good"], env={"LLM_BACKEND_LOCAL_MODELS": "false"}) as live:

@@ -47,6 +47,21 @@ const scenarios = {
     seen.errorShown = await page.locator("#error").isVisible();
   },
 
+  async responses(page) {
+    await openPlayground(page);
+    await page.locator(`#model option[value="${model}"]`).waitFor({ state: "attached" });
+    await page.selectOption("#model", model);
+    await page.check("#api-responses");
+    await page.fill("#max-tokens", "16");
+    await page.fill("#prompt", "Say hello.");
+    await page.click("#send");
+    await Promise.race([page.locator("#usage").waitFor(), page.locator("#error").waitFor()]);
+    seen.usage = (await page.locator("#usage").count()) ? await page.locator("#usage").innerText() : null;
+    seen.answer = (await page.locator(".message.assistant .text").count()) ? await page.locator(".message.assistant .text").last().innerText() : null;
+    seen.error = (await page.locator("#error").isVisible()) ? await page.locator("#error").innerText() : null;
+    seen.hint = await page.locator("#api-hint").innerText();
+  },
+
   async badKey(page) {
     await openPlayground(page);
     await page.locator("#error").waitFor(); // no key yet: the first listing is refused

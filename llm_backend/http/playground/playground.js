@@ -26,13 +26,13 @@ function clearError() {
   $("error").textContent = "";
 }
 
-// OpenAI's error body gives the message; anything else, the status line.
-async function errorMessage(response) {
+// OpenAI's error body gives the message and code; anything else, the status line.
+async function apiError(response) {
   try {
     const body = await response.json();
-    if (body && body.error && body.error.message) return body.error.message;
+    if (body && body.error && body.error.message) return body.error;
   } catch (_) { /* not JSON */ }
-  return `${response.status} ${response.statusText}`;
+  return { message: `${response.status} ${response.statusText}`, code: null };
 }
 
 async function loadModels() {
@@ -45,7 +45,7 @@ async function loadModels() {
     return;
   }
   if (!response.ok) {
-    showError(await errorMessage(response));
+    showError((await apiError(response)).message);
     return;
   }
   const models = (await response.json()).data.map((model) => model.id).sort();
@@ -168,11 +168,12 @@ async function send() {
   try {
     const response = await fetch(url, { method: "POST", headers: headers(), body: JSON.stringify(body), signal: controller.signal });
     if (!response.ok) {
-      const message = await errorMessage(response);
-      if (api === "responses" && response.status === 404 && !message.includes("model")) {
-        $("api-hint").textContent = "This server does not serve Responses yet: use Chat Completions.";
+      const error = await apiError(response);
+      // Responses is served once that operation lands here (or an upstream serves it).
+      if (api === "responses" && error.code === "unknown_url") {
+        $("api-hint").textContent = "This server does not serve Responses (yet): use Chat Completions.";
       }
-      throw new Error(message);
+      throw new Error(error.message);
     }
     target = bubble("assistant", "");
     for await (const { data } of serverSentEvents(response)) {
