@@ -192,3 +192,47 @@ def test_metrics_public_serves_them_without_a_key(tmp_path):
         assert get_metrics(live, None).status_code == 200
         response = httpx.post(live.api + "/chat/completions", json={"model": "m", "messages": USER}, timeout=30)
         assert response.status_code == 401
+
+
+@pytest.fixture(scope="module")
+def gateway(server, tmp_path_factory) -> LiveServer:
+    """A pure gateway whose default upstream is the session's server."""
+    env = {"LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": server.api, "OPENAI_API_KEY": "sk-upstream"}
+    with LiveServer(tmp_path_factory.mktemp("gateway"), env=env) as live:
+        yield live
+
+
+def test_an_upstream_answer_counts_the_tokens_of_its_usage(gateway):
+    client = sdk(gateway, api_key="x")
+    before = scrape(gateway)
+    answer = client.chat.completions.create(model=MODEL, messages=USER, max_tokens=3)
+    after = scrape(gateway)
+    labels = {"model": MODEL, "owner": "anonymous"}
+    assert value(after, "llm_backend_prompt_tokens_total", **labels) - value(before, "llm_backend_prompt_tokens_total", **labels) == answer.usage.prompt_tokens
+    assert value(after, "llm_backend_completion_tokens_total", **labels) - value(
+        before, "llm_backend_completion_tokens_total", **labels
+    ) == answer.usage.completion_tokens
+
+
+def test_an_upstream_stream_counts_its_usage_chunk_and_its_time_to_first_byte(gateway):
+    client = sdk(gateway, api_key="x")
+    before = scrape(gateway)
+    chunks = list(
+        client.chat.completions.create(model=MODEL, messages=USER, max_tokens=3, stream=True, stream_options={"include_usage": True})
+    )
+    after = scrape(gateway)
+    labels = {"model": MODEL, "owner": "anonymous"}
+    assert value(after, "llm_backend_completion_tokens_total", **labels) - value(
+        before, "llm_backend_completion_tokens_total", **labels
+    ) == chunks[-1].usage.completion_tokens
+    count = "llm_backend_time_to_first_token_seconds_count"
+    ttft_labels = {"operation": "createChatCompletion", "model": MODEL}
+    assert value(after, count, **ttft_labels) == value(before, count, **ttft_labels) + 1
+
+
+def test_an_embedding_counts_its_prompt_tokens(server, client):
+    before = scrape(server)
+    answer = client.embeddings.create(model=MODEL, input="the sea and the sky")
+    after = scrape(server)
+    labels = {"model": MODEL, "owner": "anonymous"}
+    assert value(after, "llm_backend_prompt_tokens_total", **labels) - value(before, "llm_backend_prompt_tokens_total", **labels) == answer.usage.prompt_tokens > 0
