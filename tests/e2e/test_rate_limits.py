@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 import openai
@@ -86,3 +87,24 @@ def test_a_managed_key_is_held_to_the_rpm_it_was_created_with(limited):
         [sys.executable, "-m", "llm_backend", "keys", "list"], env=env, capture_output=True, text=True, timeout=60, check=True
     )
     assert "1 rpm\t1000 tpm" in listed.stdout
+
+
+def test_the_sdk_waits_for_retry_after_and_succeeds_once_the_windows_reset(limited):
+    """About a minute of waiting (one window), no CPU: the SDK's own retry, observed."""
+    env = {**os.environ, **limited.env}
+    created = subprocess.run(
+        [sys.executable, "-m", "llm_backend", "keys", "create", "--name", "retry", "--rpm", "1", "--tpm", "10"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    body = {"model": MODEL, "messages": USER, "max_tokens": 2}
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.post(limited.api + "/chat/completions", json=body, headers=headers, timeout=60).status_code == 200
+    refused = httpx.post(limited.api + "/chat/completions", json=body, headers=headers, timeout=60)
+    assert refused.status_code == 429 and refused.json()["error"]["type"] == "tokens"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    retry_after = int(refused.headers["retry-after"])
+    started = time.monotonic()
+    answer = sdk(limited, api_key=key, max_retries=1).chat.completions.create(**body)
+    assert answer.choices[0].message.content is not None
+    assert time.monotonic() - started >= retry_after - 2
