@@ -9,9 +9,9 @@ same whether Connexion's pipeline or the fast lane called the controller.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope
@@ -33,7 +33,7 @@ class Services:
     settings: Settings
     registry: ModelRegistry
     database: Database
-    metrics: "Metrics | None" = None  # http/metrics.py
+    metrics: Metrics | None = None  # http/metrics.py
 
 
 @dataclass

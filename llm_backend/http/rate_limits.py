@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import storage_from_string
@@ -59,7 +60,7 @@ def rate_limited(kind: str, limit: int, used: int, retry_after: float, headers: 
 
 
 class RateLimits:
-    def __init__(self, settings: Settings, managed_limits=None) -> None:
+    def __init__(self, settings: Settings, managed_limits: Callable[[str], Limits | None] | None = None) -> None:
         """``managed_limits(owner)``: a managed key's limits, None for any other owner."""
         self.static: Limits = (settings.rate_limit_rpm or None, settings.rate_limit_tpm or None)
         self.managed_limits = managed_limits or (lambda owner: None)

@@ -32,6 +32,7 @@ def browse(live: LiveServer, scenario: str, model: str = "", key: str = "", scre
         capture_output=True,
         text=True,
         timeout=240,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
