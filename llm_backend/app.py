@@ -10,6 +10,7 @@ import time
 from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from starlette.middleware.cors import CORSMiddleware
+from swagger_ui_bundle import swagger_ui_path
 
 from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
@@ -19,10 +20,13 @@ from .http import problems
 from .http.context import Services
 from .http.fast_lane import FastLane
 from .http.forwarding import Passthrough, UnservedOperations
-from .http.middleware import BodyLimit, CancelOnDisconnect, RequestContext
+from .http.metrics import Metrics, MetricsMiddleware
+from .http.pages import Pages
+from .http.rate_limits import LimitedAuthenticator, RateLimits
+from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .settings import Settings, get_settings
-from .spec import adapter, validation
+from .spec import adapter, docs, validation
 from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
 
@@ -41,15 +45,24 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
     return ModelRegistry(local, upstreams, catch_all, events)
 
 
+def _public_metrics(extensions: dict) -> dict:
+    """The extensions with ``GET /metrics`` open to anyone (``metrics_public``)."""
+    paths = dict(extensions["paths"])
+    paths["/metrics"] = {**paths["/metrics"], "get": {**paths["/metrics"]["get"], "security": []}}
+    return {**extensions, "paths": paths}
+
+
 def create_app(settings: Settings | None = None) -> AsyncApp:
     settings = settings or get_settings()
     started = time.perf_counter()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     events = ModelEvents()
+    registry = _registry(settings, events)
     services = Services(
         settings=settings,
-        registry=_registry(settings, events),
+        registry=registry,
         database=Database(settings.database_url or default_url(settings.data_dir)),
+        metrics=Metrics(registry),
     )
 
     @contextlib.asynccontextmanager
@@ -71,7 +84,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             services.database.dispose()
 
     app = AsyncApp(__name__, lifespan=lifespan)
-    authenticator = Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys)
+    rate_limits = RateLimits(settings, services.database.api_keys.limits)
+    services.metrics.on_tokens = rate_limits.spend
+    authenticator = LimitedAuthenticator(
+        Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys), rate_limits
+    )
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,
         "uri_parser_class": adapter.URI_PARSER,
@@ -82,6 +99,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     }
     # The extensions first: Connexion then falls through from their root mount to /v1.
     extensions = load_document(settings.spec_dir / EXTENSIONS_SPEC, None)
+    if settings.metrics_public:
+        extensions = _public_metrics(extensions)
     app.add_api(extensions, name="extensions", resolver=adapter.ControllerResolver(extensions), **api_options)
     openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.data_dir / "cache")
     log.info("spec loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
@@ -92,6 +111,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         **api_options,
     )
     problems.register(app)
+    app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
     if services.registry.default_upstream is not None:
         app.add_middleware(
             UnservedOperations,
@@ -102,6 +122,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
 
     # Added in order from the outside in.
     app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
+    app.add_middleware(MetricsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, metrics=services.metrics)
     app.add_middleware(BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes)
     app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:
@@ -121,5 +142,12 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         for route, (operation_id, controller, schema) in adapter.json_body_operations(specification).items()
     }
     app.add_middleware(FastLane, MiddlewarePosition.BEFORE_EXCEPTION, routes=routes, authenticator=authenticator)
+    # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.
+    served = docs.as_json(docs.served_view(openai_document, specification.base_path))
+    documents = {
+        "openai.json": ("OpenAI API: the operations served here", lambda: served),
+        "extensions.json": ("llm-backend: health, metrics, admin", lambda: docs.as_json(extensions)),
+    }
+    app.add_middleware(Pages, MiddlewarePosition.BEFORE_EXCEPTION, documents=documents, swagger_dir=swagger_ui_path)
     log.info("app built", extra={"seconds": round(time.perf_counter() - started, 3)})
     return app

@@ -177,6 +177,14 @@ class Settings(BaseSettings):
     log_json: bool = True
     cors_origins: CommaList = []
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    metrics_public: bool = Field(
+        False, description="serve /metrics without a key (else an admin key, when keys are configured)"
+    )
+    rate_limit_rpm: int = Field(0, ge=0, description="requests per minute of each static API key (0: unlimited)")
+    rate_limit_tpm: int = Field(0, ge=0, description="tokens per minute of each static API key (0: unlimited)")
+    rate_limit_storage: str = Field(
+        "memory://", description="where rate-limit counters live: a `limits` storage URI (redis://... shares them)"
+    )
     models: list[ModelConfig] = []
     model_load: Literal["eager", "lazy"] = Field(
         "eager", description="when models without their own 'load' are loaded: at startup, or on first use"

@@ -52,12 +52,14 @@ def db_current(config: Optional[Path] = ConfigOption) -> None:
 def keys_create(
     name: str = typer.Option(..., help="A name to recognise the key by."),
     description: str = typer.Option("", help="What the key is for."),
+    rpm: Optional[int] = typer.Option(None, min=1, help="Requests per minute (default: unlimited)."),
+    tpm: Optional[int] = typer.Option(None, min=1, help="Tokens per minute (default: unlimited)."),
     config: Optional[Path] = ConfigOption,
 ) -> None:
     """Create a key and print it. It is shown this once: only its sha256 digest is stored."""
     database = _database(config)
     try:
-        info, key = database.api_keys.create(name, description)
+        info, key = database.api_keys.create(name, description, rpm=rpm, tpm=tpm)
     finally:
         database.dispose()
     typer.echo(f"id:  {info.id}", err=True)
@@ -66,7 +68,8 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(config: Optional[Path] = ConfigOption) -> None:
-    """List keys (never the keys themselves): id, name, created, last used, state, description."""
+    """List keys (never the keys themselves): id, name, created, last used, state, description,
+    and the rate limits of those that have some."""
     database = _database(config)
     try:
         keys = database.api_keys.all()
@@ -76,7 +79,8 @@ def keys_list(config: Optional[Path] = ConfigOption) -> None:
         last_used = info.last_used_at.isoformat(timespec="seconds") if info.last_used_at else "never"
         state = "revoked" if info.revoked else "active"
         created = info.created_at.isoformat(timespec="seconds")
-        typer.echo(f"{info.id}\t{info.name}\t{created}\t{last_used}\t{state}\t{info.description}")
+        limits = "".join(f"\t{n} {unit}" for n, unit in ((info.rpm, "rpm"), (info.tpm, "tpm")) if n)
+        typer.echo(f"{info.id}\t{info.name}\t{created}\t{last_used}\t{state}\t{info.description}{limits}")
 
 
 @keys_app.command("revoke")

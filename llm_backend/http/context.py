@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope
@@ -21,6 +22,9 @@ from ..backends.registry import ModelRegistry
 from ..settings import Settings
 from ..storage import Database
 
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
 
 @dataclass
 class Services:
@@ -29,20 +33,45 @@ class Services:
     settings: Settings
     registry: ModelRegistry
     database: Database
+    metrics: Metrics | None = None  # http/metrics.py
+
+
+@dataclass
+class Record:
+    """What is learnt about a request while it is served, for the metrics: its operation
+    (whichever of the fast lane or Connexion routed it), the model its body names, and
+    when the engine produced its first token."""
+
+    operation_id: str | None = None
+    model: str | None = None
+    first_token_at: float | None = None
+    tokens_counted: bool = False
+    headers: tuple | list = ()  # added to the answer (rate-limit headers, http/rate_limits.py)
 
 
 _services: ContextVar[Services] = ContextVar("services")
 _principal: ContextVar[Principal] = ContextVar("principal", default=Principal(ANONYMOUS, admin=True))
 _scope: ContextVar[Scope] = ContextVar("scope", default={"headers": [], "query_string": b""})
+_record: ContextVar[Record] = ContextVar("record")
 
 
-def enter(scope: Scope, services: Services | None) -> None:
+def enter(scope: Scope, services: Services | None) -> Record:
     """Start serving the request of ``scope``."""
     _scope.set(scope)
+    _record.set(record := Record())
     caller_headers.set(scope["headers"])
     _principal.set(Principal(ANONYMOUS, admin=True))
     if services is not None:
         _services.set(services)
+    return record
+
+
+def record() -> Record:
+    """The record of the request being served (a throwaway one outside any request)."""
+    try:
+        return _record.get()
+    except LookupError:
+        return Record()
 
 
 def authenticated(principal: Principal) -> None:

@@ -50,6 +50,7 @@ class FastLane(HttpMiddleware):
         if request is None:
             await self.app(scope, receive, send)
             return
+        context.record().operation_id = route[0]
         try:
             response = await route[1](body=request)
         except Exception as exc:  # answered and logged as Connexion's error handlers do

@@ -89,6 +89,7 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
         body = kwargs.get("body")
         model = body.get("model") if isinstance(body, dict) else None
         if isinstance(model, str):
+            context.record().model = model
             backend = context.current().registry.backend_for(model)
             if not backend.serves(operation_id):
                 return await forward(backend, context.scope(), json.dumps(body, ensure_ascii=False).encode())

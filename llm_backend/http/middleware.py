@@ -48,7 +48,7 @@ class RequestContext(HttpMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = "req_" + uuid.uuid4().hex
-        context.enter(scope, self.services)
+        record = context.enter(scope, self.services)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -59,7 +59,7 @@ class RequestContext(HttpMiddleware):
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()), *record.headers]
             await send(message)
 
         try:
@@ -155,3 +155,18 @@ class CancelOnDisconnect(HttpMiddleware):
         finally:
             if watcher is not None:
                 watcher.cancel()
+
+
+class RecordOperation:
+    """Connexion middleware (after routing): tells the request's record which operation
+    Connexion routed the request to (the fast lane tells it itself)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            operation_id = scope.get("extensions", {}).get("connexion_routing", {}).get("operation_id")
+            if operation_id is not None:
+                context.record().operation_id = operation_id
+        await self.app(scope, receive, send)

@@ -41,10 +41,12 @@ class ApiKeyInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
+    rpm: int | None = None
+    tpm: int | None = None
 
     @classmethod
     def of(cls, row: ApiKey) -> "ApiKeyInfo":
-        return cls(row.id, row.name, row.description, row.created_at, row.last_used_at, row.revoked)
+        return cls(row.id, row.name, row.description, row.created_at, row.last_used_at, row.revoked, row.rpm, row.tpm)
 
 
 class ApiKeyStore:
@@ -53,10 +55,13 @@ class ApiKeyStore:
         self._lock = threading.Lock()
         self._last_written: dict[str, float] = {}
         self._active: tuple[float, bool] | None = None
+        self._limits: dict[str, tuple[int | None, int | None]] = {}
 
     # --- administration (blocking: the CLI calls these directly) ---------------------------
 
-    def create(self, name: str, description: str = "") -> tuple[ApiKeyInfo, str]:
+    def create(
+        self, name: str, description: str = "", rpm: int | None = None, tpm: int | None = None
+    ) -> tuple[ApiKeyInfo, str]:
         """A new key: its record, and the key itself (shown once, never stored)."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKey(
@@ -66,6 +71,8 @@ class ApiKeyStore:
             description=description,
             created_at=utcnow(),
             revoked=False,
+            rpm=rpm,
+            tpm=tpm,
         )
         with self._database.sessions.begin() as session:
             session.add(row)
@@ -84,9 +91,12 @@ class ApiKeyStore:
 
     # --- request path ------------------------------------------------------------------------
 
-    def _lookup(self, digest: str) -> str | None:
+    def _lookup(self, digest: str) -> tuple[str, int | None, int | None] | None:
         with self._database.sessions() as session:
-            return session.scalar(select(ApiKey.id).where(ApiKey.digest == digest, ApiKey.revoked.is_(False)))
+            row = session.execute(
+                select(ApiKey.id, ApiKey.rpm, ApiKey.tpm).where(ApiKey.digest == digest, ApiKey.revoked.is_(False))
+            ).first()
+            return None if row is None else tuple(row)
 
     def _any_active(self) -> bool:
         with self._database.sessions() as session:
@@ -107,10 +117,19 @@ class ApiKeyStore:
 
     async def authenticate(self, key: str) -> str | None:
         """The id of the active managed key ``key`` is, else None. Records its use (throttled)."""
-        key_id = await self._database.run(self._lookup, key_digest(key))
-        if key_id is not None and self._due(key_id):
+        found = await self._database.run(self._lookup, key_digest(key))
+        if found is None:
+            return None
+        key_id, rpm, tpm = found
+        self._limits[key_id] = (rpm, tpm)
+        if self._due(key_id):
             await self._database.run(self._touch, key_id)
         return key_id
+
+    def limits(self, key_id: str) -> tuple[int | None, int | None] | None:
+        """(requests, tokens) per minute of a managed key as of its last authentication; None
+        for an id that is not a managed key's."""
+        return self._limits.get(key_id)
 
     async def any_active(self) -> bool:
         """Whether any unrevoked managed key exists (remembered for a few seconds)."""

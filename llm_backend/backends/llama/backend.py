@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ... import errors
@@ -47,6 +47,10 @@ class LocalModel:
         self._in_use: dict[WorkerProcess, int] = {}
         self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
         self.fingerprint = ""
+        # Read by the metrics (http/metrics.py); the engine knows nothing of Prometheus.
+        self.rejected = 0  # requests refused with 429 because the queue was full or too slow
+        self._retired_restarts = 0  # engine restarts of workers since stopped
+        self.on_event: Callable[[Json], None] | None = None  # called with every engine event
 
     async def start(self) -> None:
         # Off the event loop: a package source may assemble a GGUF of hundreds of MB.
@@ -71,6 +75,7 @@ class LocalModel:
     async def stop(self) -> None:
         # Forget the workers first: the model can be started again after an unload.
         workers, self.workers = self.workers, []
+        self._retired_restarts += sum(worker.restarts_total for worker in workers)
         await asyncio.gather(*(worker.stop() for worker in workers))
 
     @property
@@ -79,6 +84,17 @@ class LocalModel:
 
     def ready(self) -> bool:
         return bool(self.workers) and all(worker.ready.is_set() for worker in self.workers)
+
+    def waiting(self) -> int:
+        """Requests in line for a sequence."""
+        return sum(1 for _, future in self._waiters if not future.done())
+
+    def sequences_in_use(self) -> int:
+        return sum(self._in_use.get(worker, 0) for worker in self.workers)
+
+    def restarts(self) -> int:
+        """Engine workers restarted after a crash, since the service started."""
+        return self._retired_restarts + sum(worker.restarts_total for worker in self.workers)
 
     def _free_worker(self, need: int) -> WorkerProcess | None:
         # The least busy live worker with room for ``need`` sequences.
@@ -112,6 +128,7 @@ class LocalModel:
             self._in_use[worker] += need
         else:
             if len(self._waiters) >= self.settings.queue_size:
+                self.rejected += 1
                 raise errors.queue_full(self.config.id, retry_after=1)
             future: asyncio.Future = asyncio.get_running_loop().create_future()
             self._waiters.append((need, future))
@@ -121,6 +138,7 @@ class LocalModel:
                 if not future.done():
                     future.cancel()
                     self._wake()
+                    self.rejected += 1
                     raise errors.queue_full(self.config.id, retry_after=5) from None
                 worker = future.result()
             except asyncio.CancelledError:
@@ -140,16 +158,24 @@ class LocalModel:
     async def run(self, op: str, params: Json, need: int = 1) -> list[Json]:
         """All events of one engine operation (for answers that are not streamed)."""
         async with self.worker(need) as worker:
-            return [event async for event in worker.call(op, params)]
+            events = [event async for event in worker.call(op, params)]
+        for event in events:
+            self._observe(event)
+        return events
 
     async def stream(self, op: str, params: Json, need: int = 1) -> AsyncIterator[Json]:
         async with self.worker(need) as worker:
             calls = worker.call(op, params)
             try:
                 async for event in calls:
+                    self._observe(event)
                     yield event
             finally:
                 await calls.aclose()
+
+    def _observe(self, event: Json) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
 
 
 def default_threads() -> int:

@@ -38,6 +38,7 @@ class WorkerProcess:
         self._reader: asyncio.Task | None = None
         self._stopping = False
         self._restarts = 0
+        self.restarts_total = 0  # for the metrics
 
     @property
     def pid(self) -> int | None:
@@ -101,6 +102,7 @@ class WorkerProcess:
     async def _restart(self) -> None:
         delay = min(30.0, 0.5 * 2**self._restarts)
         self._restarts += 1
+        self.restarts_total += 1
         while not self._stopping:
             try:
                 await self.start()

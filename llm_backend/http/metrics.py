@@ -1,0 +1,261 @@
+"""Prometheus metrics of the service, exposed at ``GET /metrics`` (controllers/metrics.py).
+
+Everything is counted in the API process, the only process that serves HTTP: uvicorn runs
+one of them (``llm-backend serve`` has no ``--workers``), and the engine workers of the local
+models are child processes that only decode - what the service knows of them (queue,
+sequences in use, loads, restarts, tokens) is known here, so one registry per app is
+complete and no multiprocess mode is needed. Several replicas are scraped one by one.
+
+Three sources, one registry:
+- ``MetricsMiddleware``: every HTTP request - by operationId (recorded by whichever of the
+  fast lane or Connexion routed it, ``context.Record``), status and model - its duration,
+  and for a streamed answer its time to first token;
+- the local engines' events (``LocalModel.on_event``): tokens of local answers and the
+  first generated token; tokens of upstream answers are read from their ``usage``;
+- ``EngineCollector``, read at scrape time: queue depth, sequences in use, rejections,
+  loads and restarts per local model.
+
+Labels stay bounded: a model name a client made up is counted as ``other`` unless it was
+answered successfully, and the key owner is the key's name (``key-0``, a managed key's id),
+never the key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..backends.registry import ModelRegistry
+from . import context
+from .middleware import CLIENT_CLOSED_REQUEST, CLIENT_GONE, HttpMiddleware
+
+# Seconds: from a cached 1-token answer (a few ms) to a long generation on a CPU.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+OTHER = "other"
+# The ``_created`` series double the exposition for nothing Prometheus needs.
+disable_created_metrics()
+
+
+class Metrics:
+    """The app's metrics: one registry, the instruments, and the hooks into the engines."""
+
+    def __init__(self, models: ModelRegistry) -> None:
+        self.models = models
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "llm_backend_requests", "HTTP requests answered.", ["operation", "status", "model"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "llm_backend_request_duration_seconds",
+            "Time from a request's arrival to the end of its answer (a stream's last byte).",
+            ["operation", "model"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "llm_backend_time_to_first_token_seconds",
+            "Streamed answers: time from the request's arrival to its first generated token "
+            "(local models) or the upstream's first byte (upstream models).",
+            ["operation", "model"],
+            buckets=TTFT_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_progress = Gauge("llm_backend_requests_in_progress", "HTTP requests being answered.", registry=self.registry)
+        self.prompt_tokens = Counter(
+            "llm_backend_prompt_tokens", "Prompt (input) tokens.", ["model", "owner"], registry=self.registry
+        )
+        self.completion_tokens = Counter(
+            "llm_backend_completion_tokens", "Completion (output) tokens.", ["model", "owner"], registry=self.registry
+        )
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.registry.register(EngineCollector(models))
+        self.on_tokens: Callable[[str, int], None] | None = None
+        for model_id, model in local_models(models):
+            model.on_event = self._engine_observer(model_id)
+
+    def response(self) -> Response:
+        """The text exposition of every metric."""
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def count_tokens(self, model: str, usage: dict) -> None:
+        """The one place tokens of an answer are learnt: counted here, and told to
+        ``on_tokens(owner, tokens)`` (the rate limits spend them)."""
+        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+        completion = usage.get("completion_tokens", usage.get("output_tokens"))
+        owner = context.current_owner()
+        spent = 0
+        if isinstance(prompt, int):
+            self.prompt_tokens.labels(model, owner).inc(prompt)
+            spent += prompt
+        if isinstance(completion, int):
+            self.completion_tokens.labels(model, owner).inc(completion)
+            spent += completion
+        if self.on_tokens is not None:
+            self.on_tokens(owner, spent)
+
+    def _engine_observer(self, model_id: str) -> Callable[[dict], None]:
+        def observe(event: dict) -> None:
+            kind = event.get("event")
+            if kind == "delta":
+                record = context.record()
+                if record.first_token_at is None and event.get("text"):
+                    record.first_token_at = time.perf_counter()
+            elif kind == "usage":
+                record = context.record()
+                record.tokens_counted = True
+                self.count_tokens(record.model or model_id, event)
+
+        return observe
+
+    def model_label(self, model: str | None, status: int) -> str:
+        if model is None:
+            return ""
+        if status < 400 or any(backend.claims(model) for backend in self.models.local):
+            return model
+        return OTHER
+
+    def observe(self, record: context.Record, status: int, started: float, first_byte: float | None) -> None:
+        """One answered request; ``first_byte`` is set for streamed answers only."""
+        ended = time.perf_counter()
+        operation = record.operation_id or "none"
+        model = self.model_label(record.model, status)
+        self.requests.labels(operation, str(status), model).inc()
+        self.duration.labels(operation, model).observe(ended - started)
+        if first_byte is not None and record.model is not None:
+            first = record.first_token_at or first_byte
+            self.ttft.labels(operation, model).observe(first - started)
+
+
+def local_models(models: ModelRegistry) -> Iterator[tuple[str, object]]:
+    """(id, LocalModel) of every local backend (``backends/llama``)."""
+    for backend in models.local:
+        yield from getattr(backend, "local_models", {}).items()
+
+
+class EngineCollector(Collector):
+    """Figures of the local models, read when Prometheus scrapes."""
+
+    def __init__(self, models: ModelRegistry) -> None:
+        self.models = models
+
+    def collect(self) -> Iterator[Metric]:
+        waiting = GaugeMetricFamily("llm_backend_queue_waiting", "Requests waiting for a sequence.", labels=["model"])
+        in_use = GaugeMetricFamily("llm_backend_sequences_in_use", "Sequences decoding now.", labels=["model"])
+        capacity = GaugeMetricFamily(
+            "llm_backend_sequences", "Sequences the model's workers can decode together.", labels=["model"]
+        )
+        rejected = CounterMetricFamily(
+            "llm_backend_queue_rejections", "Requests refused (429) because the queue was full or too slow.", labels=["model"]
+        )
+        loaded = GaugeMetricFamily("llm_backend_model_loaded", "1 while the model is loaded and ready.", labels=["model"])
+        loads = CounterMetricFamily("llm_backend_model_loads", "Completed loads of the model.", labels=["model"])
+        restarts = CounterMetricFamily(
+            "llm_backend_engine_restarts", "Engine workers restarted after a crash.", labels=["model"]
+        )
+        for backend in self.models.local:
+            for model_id, model in getattr(backend, "local_models", {}).items():
+                lifecycle = backend.lifecycles[model_id]
+                waiting.add_metric([model_id], model.waiting())
+                in_use.add_metric([model_id], model.sequences_in_use())
+                capacity.add_metric([model_id], model.config.parallel * len(model.workers))
+                rejected.add_metric([model_id], model.rejected)
+                loaded.add_metric([model_id], 1 if lifecycle.ready and model.ready() else 0)
+                loads.add_metric([model_id], lifecycle.loads)
+                restarts.add_metric([model_id], model.restarts())
+        yield from (waiting, in_use, capacity, rejected, loaded, loads, restarts)
+
+
+def _usage_in_events(chunk: bytes) -> dict | None:
+    """The ``usage`` of an SSE event in ``chunk`` (chat: the last chunk; Responses: the
+    ``response.completed`` event), if a whole one is there."""
+    for line in reversed(chunk.split(b"\n")):
+        if line.startswith(b"data:") and b'"usage"' in line:
+            try:
+                event = json.loads(line[5:])
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                usage = event.get("usage") or (event.get("response") or {}).get("usage")
+                if isinstance(usage, dict):
+                    return usage
+    return None
+
+
+class MetricsMiddleware(HttpMiddleware):
+    """Counts and times every HTTP request (inside ``RequestContext``, whose record it reads)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        super().__init__(app)
+        self.metrics = metrics
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        record = context.record()
+        started = time.perf_counter()
+        status = 500
+        streamed = is_json = False
+        first_byte: float | None = None
+        usage_chunk = b""
+        body = bytearray()
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status, streamed, is_json, first_byte, usage_chunk
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                content_type = next((v for k, v in message.get("headers", ()) if k.lower() == b"content-type"), b"")
+                streamed = content_type.startswith(b"text/event-stream")
+                is_json = content_type.startswith(b"application/json")
+            elif message["type"] == "http.response.body" and record.model is not None:
+                chunk = message.get("body", b"")
+                if streamed:
+                    if first_byte is None and chunk:
+                        first_byte = time.perf_counter()
+                    if b'"usage"' in chunk:
+                        usage_chunk = chunk
+                elif is_json and status == 200 and not record.tokens_counted:
+                    body.extend(chunk)
+            await send(message)
+
+        self.metrics.in_progress.inc()
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            self.metrics.in_progress.dec()
+            if status == 500 and scope.get(CLIENT_GONE):
+                status = CLIENT_CLOSED_REQUEST
+            if record.model is not None and not record.tokens_counted:
+                self._count_answered_tokens(record.model, bytes(body), usage_chunk)
+            self.metrics.observe(record, status, started, first_byte)
+
+    def _count_answered_tokens(self, model: str, body: bytes, usage_chunk: bytes) -> None:
+        """Tokens of an answer the engines did not count (an upstream's, an embedding's)."""
+        usage = None
+        if body:
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                answer = None
+            if isinstance(answer, dict) and isinstance(answer.get("usage"), dict):
+                usage = answer["usage"]
+        elif usage_chunk:
+            usage = _usage_in_events(usage_chunk)
+        if usage is not None:
+            self.metrics.count_tokens(model, usage)

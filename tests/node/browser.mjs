@@ -1,0 +1,90 @@
+// The service's pages in real Chromium (Debian's /usr/bin/chromium, driven by playwright-core).
+// Usage: node browser.mjs <base url> <scenario> [model] [key] [screenshot path]
+// Prints one JSON line of what was seen; the pytest side (tests/e2e/test_pages.py) judges it.
+import { chromium } from "playwright-core";
+
+const [base, scenario, model, key, screenshot] = process.argv.slice(2);
+const seen = { requests: [], consoleErrors: [] };
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
+
+async function openPlayground(page) {
+  await page.goto(base + "/");
+  seen.url = page.url();
+}
+
+const scenarios = {
+  async docs(page) {
+    const started = Date.now();
+    await page.goto(base + "/docs");
+    await page.locator(".opblock").first().waitFor();
+    seen.renderMs = Date.now() - started;
+    seen.title = await page.locator(".info .title").first().innerText();
+    seen.paths = await page.locator(".opblock-summary-path").allInnerTexts();
+    seen.description = await page.locator(".info .description").first().innerText();
+  },
+
+  async chat(page) {
+    await openPlayground(page);
+    await page.locator(`#model option[value="${model}"]`).waitFor({ state: "attached" });
+    await page.selectOption("#model", model);
+    await page.fill("#system", "Answer in one short sentence.");
+    await page.fill("#max-tokens", "24");
+    // Every text the answer shows while it streams: more than one means it grew piece by piece.
+    await page.evaluate(() => {
+      window.answerTexts = [];
+      new MutationObserver(() => {
+        const answer = document.querySelector(".message.assistant .text");
+        if (answer && answer.textContent) window.answerTexts.push(answer.textContent);
+      }).observe(document.getElementById("messages"), { subtree: true, childList: true, characterData: true });
+    });
+    await page.fill("#prompt", "What is the capital of France?");
+    await page.click("#send");
+    await page.locator("#usage").waitFor();
+    seen.answerTexts = await page.evaluate(() => window.answerTexts);
+    seen.answer = await page.locator(".message.assistant .text").last().innerText();
+    seen.usage = await page.locator("#usage").innerText();
+    seen.speed = await page.locator("#speed").innerText();
+    seen.errorShown = await page.locator("#error").isVisible();
+  },
+
+  async responses(page) {
+    await openPlayground(page);
+    await page.locator(`#model option[value="${model}"]`).waitFor({ state: "attached" });
+    await page.selectOption("#model", model);
+    await page.check("#api-responses");
+    await page.fill("#max-tokens", "16");
+    await page.fill("#prompt", "Say hello.");
+    await page.click("#send");
+    await Promise.race([page.locator("#usage").waitFor(), page.locator("#error").waitFor()]);
+    seen.usage = (await page.locator("#usage").count()) ? await page.locator("#usage").innerText() : null;
+    seen.answer = (await page.locator(".message.assistant .text").count()) ? await page.locator(".message.assistant .text").last().innerText() : null;
+    seen.error = (await page.locator("#error").isVisible()) ? await page.locator("#error").innerText() : null;
+    seen.hint = await page.locator("#api-hint").innerText();
+  },
+
+  async badKey(page) {
+    await openPlayground(page);
+    await page.locator("#error").waitFor(); // no key yet: the first listing is refused
+    seen.errorWithoutKey = await page.locator("#error").innerText();
+    await page.fill("#key", key);
+    const listed = page.waitForResponse((response) => response.url().endsWith("/v1/models"));
+    await page.locator("#key").dispatchEvent("change");
+    await listed;
+    await page.waitForFunction((before) => document.getElementById("error").textContent !== before, seen.errorWithoutKey);
+    seen.error = await page.locator("#error").innerText();
+    seen.storedKey = await page.evaluate(() => localStorage.getItem("llm-backend.key"));
+  },
+};
+
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ARGS });
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on("request", (request) => seen.requests.push(request.url()));
+  page.on("console", (message) => message.type() === "error" && seen.consoleErrors.push(message.text()));
+  page.setDefaultTimeout(120000);
+  await scenarios[scenario](page);
+  if (screenshot) await page.screenshot({ path: screenshot });
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(seen));
