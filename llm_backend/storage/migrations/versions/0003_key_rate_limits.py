@@ -1,6 +1,6 @@
 """Rate limits of managed keys: requests and tokens per minute (NULL: unlimited).
 
-Revision ID: 0003_key_rate_limits
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-23
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_key_rate_limits"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
