@@ -93,18 +93,33 @@ def parse_strategy(strategy: dict[str, Any] | None) -> ChunkingStrategy:
 def chunk_text(
     text: str, tokenize: Callable[[str], Any], strategy: ChunkingStrategy = ChunkingStrategy()
 ) -> list[Chunk]:
-    """``text`` in chunks of at most ``max_chunk_size_tokens`` tokens, each starting
+    """``text`` in chunks of at most ``max_chunk_size_tokens`` tokens, each starting about
     ``max - overlap`` tokens after the previous one; the last one ends at the text's end.
-    ``tokenize`` returns an object with ``ids`` and character ``offsets`` (``Embedder.tokenize``)."""
-    offsets = tokenize(text).offsets
-    size, step = strategy.max_chunk_size_tokens, strategy.max_chunk_size_tokens - strategy.chunk_overlap_tokens
-    chunks = []
-    for first in range(0, max(len(offsets), 1), step):
-        last = min(first + size, len(offsets))
-        if last <= first:
-            break
+
+    Boundaries fall between words (a chunk ends before a word it cannot hold whole, the next
+    starts at a word), so a chunk re-tokenizes to exactly its tokens and never exceeds the
+    maximum; only a single word longer than a chunk is cut inside. ``tokenize`` returns
+    ``ids``, character ``offsets`` and ``word_starts`` (``Embedder.tokenize``)."""
+    tokens = tokenize(text)
+    offsets, starts = tokens.offsets, tokens.word_starts
+    size, overlap = strategy.max_chunk_size_tokens, strategy.chunk_overlap_tokens
+    total = len(offsets)
+    chunks: list[Chunk] = []
+    first = 0
+    while first < total:
+        last = min(first + size, total)
+        if last < total:
+            cut = last
+            while cut > first + 1 and not starts[cut]:
+                cut -= 1
+            if starts[cut]:
+                last = cut
         start, end = offsets[first][0], offsets[last - 1][1]
         chunks.append(Chunk(text[start:end], last - first, start, end))
-        if last == len(offsets):
+        if last == total:
             break
+        following = max(last - overlap, first + 1)
+        while following < last and not starts[following]:
+            following += 1
+        first = following
     return chunks

@@ -39,10 +39,12 @@ from . import model_files
 
 @dataclass(frozen=True)
 class Tokens:
-    """Token ids of a text (no special tokens) and each token's character span in it."""
+    """Token ids of a text (no special tokens), each token's character span in it, and
+    whether it starts a word (WordPiece splits a word into several tokens)."""
 
     ids: list[int]
     offsets: list[tuple[int, int]]
+    word_starts: list[bool]
 
 
 class Embedder:
@@ -78,7 +80,9 @@ class Embedder:
         self._model = _internals.LlamaModel(path_model=str(gguf), params=params, verbose=False)
         context = llama_cpp.llama_context_default_params()
         # An encoder reads a whole batch at once: the micro-batch must hold all of it.
-        context.n_ctx = context.n_batch = context.n_ubatch = self._batch_tokens
+        context.n_batch = context.n_ubatch = self._batch_tokens
+        # Every sequence may be a full window (llama.cpp splits n_ctx between sequences).
+        context.n_ctx = max_sequences * max_tokens
         context.n_seq_max = max_sequences
         context.n_threads = context.n_threads_batch = threads
         context.embeddings = True
@@ -100,7 +104,9 @@ class Embedder:
 
     def tokenize(self, text: str) -> Tokens:
         encoding = self._tokenizer.encode(text, add_special_tokens=False)
-        return Tokens(list(encoding.ids), [tuple(span) for span in encoding.offsets])
+        words = encoding.word_ids
+        starts = [index == 0 or words[index] != words[index - 1] for index in range(len(words))]
+        return Tokens(list(encoding.ids), [tuple(span) for span in encoding.offsets], starts)
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)

@@ -2,7 +2,7 @@
 
 Formats, chosen by the file name's extension, then the MIME type:
 - text: plain text, Markdown, JSON, CSV, code (OpenAI's file_search list plus common
-  neighbours), decoded as UTF-8 (BOM honoured), else by ``charset-normalizer``'s best guess;
+  neighbours), decoded as UTF-8 or UTF-16 (BOM honoured), else as Windows-1252;
   NUL bytes mean binary, not text.
 - HTML: ``beautifulsoup4`` with the standard library's parser (no lxml to build), scripts
   and styles dropped, block boundaries kept as line breaks.
@@ -61,12 +61,13 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise ExtractionError("The file's text encoding could not be determined.")
-    return str(best)
+    # Not UTF-8: Windows-1252, the common legacy encoding of Western text (a superset of
+    # Latin-1's printable range); Latin-1 for the five bytes cp1252 leaves undefined.
+    # charset-normalizer was tried and guessed cp1250/cp1257 for French text here.
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 _BLANK_RUNS = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
