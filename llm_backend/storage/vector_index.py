@@ -93,7 +93,7 @@ class VectorIndex:
         names = [store_id for store_id in store_ids if "\x00" not in store_id]
         query = select(VectorStore.id, VectorStore.seq).where(VectorStore.owner == owner, VectorStore.id.in_(names))
         with self._database.sessions() as session:
-            return dict(session.execute(query).tuples().all())
+            return {store_id: seq for store_id, seq in session.execute(query)}
 
     def add_file(
         self, owner: str, store_id: str, file_id: str, chunking_strategy: Json, attributes: Json | None = None
