@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_WORDS = 64
+# Words that match most chunks: SQLite FTS5 has no stop list, and an OR query with "the"
+# ranks nearly every row (PostgreSQL's english configuration drops these itself).
+STOPWORDS = frozenset(
+    "a an and are as at be by can did do does for from had has have how i in is it its of on or"
+    " so that the their there these this those to was were what when where which who whom whose"
+    " why will with you your".split()
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,8 @@ def _now() -> int:
 def _words(query: str) -> list[str]:
     seen: dict[str, None] = {}
     for word in _WORD.findall(query.lower()):
-        seen.setdefault(word, None)
+        if word not in STOPWORDS:
+            seen.setdefault(word, None)
     return list(seen)[:MAX_QUERY_WORDS]
 
 
@@ -174,6 +182,15 @@ class VectorIndex:
             self._bump(session, row.vector_store_seq)
         return True
 
+    def update_attributes(self, owner: str, store_id: str, file_id: str, attributes: Json) -> bool:
+        with self._database.sessions.begin() as session:
+            row = self._store_file(session, owner, store_id, file_id)
+            if row is None:
+                return False
+            row.attributes = dict(attributes)
+            self._bump(session, row.vector_store_seq)  # search caches files with their attributes
+        return True
+
     def delete_store(self, owner: str, store_id: str) -> bool:
         with self._database.sessions.begin() as session:
             result = session.execute(delete(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id))
@@ -202,9 +219,12 @@ class VectorIndex:
                 for row, store_id, filename in session.execute(query)
             ]
 
-    def generation(self, store_seq: int) -> int:
+    def generations(self, store_seqs: list[int]) -> dict[int, int]:
+        """Each store's generation, in the order given."""
+        query = select(VectorStore.seq, VectorStore.generation).where(VectorStore.seq.in_(store_seqs))
         with self._database.sessions() as session:
-            return session.scalar(select(VectorStore.generation).where(VectorStore.seq == store_seq)) or 0
+            found = dict(session.execute(query).all())
+        return {seq: found.get(seq, 0) for seq in store_seqs}
 
     def vectors(self, store_seq: int) -> StoreVectors:
         """Every chunk vector of a store, as one matrix, read with its generation in one
