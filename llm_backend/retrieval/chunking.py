@@ -39,6 +39,9 @@ class ChunkingStrategy:
         }
 
 
+AUTO = ChunkingStrategy()
+
+
 @dataclass(frozen=True)
 class Chunk:
     text: str
@@ -56,12 +59,12 @@ def _integer(value: Any, param: str) -> int:
 def parse_strategy(strategy: dict[str, Any] | None) -> ChunkingStrategy:
     """A request's ``chunking_strategy`` (absent means ``auto``); 400 when out of bounds."""
     if strategy is None:
-        return ChunkingStrategy()
+        return AUTO
     if not isinstance(strategy, dict):
         raise bad_request(f"Invalid '{PARAM}': expected an object.", PARAM, "invalid_type")
     kind = strategy.get("type")
     if kind == "auto":
-        return ChunkingStrategy()
+        return AUTO
     if kind != "static":
         raise bad_request(
             f"Invalid '{PARAM}.type': expected one of 'auto' or 'static', got {kind!r}.", f"{PARAM}.type", "invalid_value"
@@ -91,7 +94,7 @@ def parse_strategy(strategy: dict[str, Any] | None) -> ChunkingStrategy:
 
 
 def chunk_text(
-    text: str, tokenize: Callable[[str], Any], strategy: ChunkingStrategy = ChunkingStrategy()
+    text: str, tokenize: Callable[[str], Any], strategy: ChunkingStrategy = AUTO
 ) -> list[Chunk]:
     """``text`` in chunks of at most ``max_chunk_size_tokens`` tokens, each starting about
     ``max - overlap`` tokens after the previous one; the last one ends at the text's end.

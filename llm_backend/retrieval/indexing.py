@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from ..storage.vector_index import NewChunk
-from .chunking import ChunkingStrategy, chunk_text
+from .chunking import AUTO, ChunkingStrategy, chunk_text
 from .extraction import ExtractionError, extract_text, kind_of
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def index_file(
     data: bytes,
     filename: str,
     mime_type: str | None = None,
-    strategy: ChunkingStrategy = ChunkingStrategy(),
+    strategy: ChunkingStrategy = AUTO,
 ) -> str:
     """Index ``data`` as ``file_id`` of the store (already added ``in_progress``); the final
     status."""

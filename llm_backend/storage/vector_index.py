@@ -5,40 +5,27 @@ with its ``completed`` status, so a crash while indexing leaves the file ``in_pr
 with no chunks (to be retried or failed), never half its chunks. Each change to a store's
 chunks bumps its ``generation``, which keys the in-memory vector matrices of ``search``.
 
-Keyword search runs in the database: SQLite FTS5 ``bm25`` or PostgreSQL ``ts_rank_cd``
-(both from the migration 0003_files), as an OR of the query's words: a question's words
-rarely all occur in the passage that answers it.
+Keyword ranking runs in the database (``keyword_index.py``).
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from . import keyword_index
 from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile
 
 if TYPE_CHECKING:
     from . import Database
 
 Json = dict[str, Any]
-_WORD = re.compile(r"\w+", re.UNICODE)
-MAX_QUERY_WORDS = 64
-# Words that match most chunks: SQLite FTS5 has no stop list, and an OR query with "the"
-# ranks nearly every row (PostgreSQL's english configuration drops these itself).
-STOPWORDS = frozenset(
-    "a an and are as at be by can did do does for from had has have how i in is it its of on or"
-    " so that the their there these this those to was were what when where which who whom whose"
-    " why will with you your".split()
-)
-
-
 @dataclass(frozen=True)
 class NewChunk:
     text: str
@@ -67,14 +54,6 @@ class StoreVectors:
 
 def _now() -> int:
     return int(time.time())
-
-
-def _words(query: str) -> list[str]:
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(query.lower()):
-        if word not in STOPWORDS:
-            seen.setdefault(word, None)
-    return list(seen)[:MAX_QUERY_WORDS]
 
 
 class VectorIndex:
@@ -245,31 +224,12 @@ class VectorIndex:
     def keyword_ranking(self, store_seqs: list[int], file_seqs: list[int], query: str, limit: int) -> list[tuple[int, float]]:
         """Chunk seqs of the given files that match any word of ``query``, best first, with
         the database's relevance score (higher is better)."""
-        words = _words(query)
+        words = keyword_index.query_words(query)
         if not words or not file_seqs:
             return []
-        if self._database.dialect == "sqlite":
-            match = " OR ".join('"' + word.replace('"', '""') + '"' for word in words)
-            statement = text(
-                "SELECT c.seq, -bm25(vector_store_chunks_fts) AS score FROM vector_store_chunks_fts "
-                "JOIN vector_store_chunks AS c ON c.seq = vector_store_chunks_fts.rowid "
-                "WHERE vector_store_chunks_fts MATCH :match AND c.vector_store_seq IN :stores "
-                "AND c.vector_store_file_seq IN :files ORDER BY bm25(vector_store_chunks_fts) LIMIT :limit"
-            )
-            params = {"match": match}
-        else:
-            # to_tsquery with '|' between plain words: an OR query (plainto_tsquery ANDs them).
-            statement = text(
-                "SELECT c.seq, ts_rank_cd(c.text_search, q.query, 32) AS score "
-                "FROM vector_store_chunks AS c, (SELECT to_tsquery('english', :match) AS query) AS q "
-                "WHERE c.text_search @@ q.query AND c.vector_store_seq IN :stores "
-                "AND c.vector_store_file_seq IN :files ORDER BY score DESC, c.seq LIMIT :limit"
-            )
-            params = {"match": " | ".join(words)}
-        statement = statement.bindparams(bindparam("stores", expanding=True), bindparam("files", expanding=True))
+        rank = keyword_index.bm25 if self._database.dialect == "sqlite" else keyword_index.idf_ts_rank
         with self._database.sessions() as session:
-            rows = session.execute(statement, {**params, "stores": store_seqs, "files": file_seqs, "limit": limit})
-            return [(int(seq), float(score)) for seq, score in rows]
+            return rank(session, store_seqs, file_seqs, words, limit)
 
     def chunk_texts(self, chunk_seqs: list[int]) -> dict[int, tuple[int, str]]:
         """seq ⇒ (vector store file seq, text)."""

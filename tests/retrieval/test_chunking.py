@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from llm_backend.errors import OpenAIError
@@ -36,7 +38,7 @@ def test_static_chunks_have_the_size_and_overlap_asked_for():
     for chunk in chunks:
         assert 90 <= chunk.n_tokens <= 100 or chunk is chunks[-1]
         assert embedder.count_tokens(chunk.text) == chunk.n_tokens
-    for previous, chunk in zip(chunks, chunks[1:]):
+    for previous, chunk in itertools.pairwise(chunks):
         shared = embedder.count_tokens(TEXT[chunk.start : previous.end])
         assert 25 <= shared <= 30
 
@@ -53,7 +55,7 @@ def test_chunks_are_exact_slices_of_the_text_and_cover_it():
     chunks = chunks_of(text, ChunkingStrategy(120, 0))
     assert all(text[chunk.start : chunk.end] == chunk.text for chunk in chunks)
     assert chunks[0].start == 0 and chunks[-1].end == len(text.rstrip())
-    assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(chunks))
 
 
 def test_a_short_text_is_one_chunk():

@@ -22,16 +22,25 @@ depends_on = None
 SEQUENCE_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 SQLITE_FTS = [
-    "CREATE VIRTUAL TABLE vector_store_chunks_fts USING fts5("
-    "text, content='vector_store_chunks', content_rowid='seq', tokenize='porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER vector_store_chunks_ai AFTER INSERT ON vector_store_chunks BEGIN "
-    "INSERT INTO vector_store_chunks_fts(rowid, text) VALUES (new.seq, new.text); END",
-    "CREATE TRIGGER vector_store_chunks_ad AFTER DELETE ON vector_store_chunks BEGIN "
-    "INSERT INTO vector_store_chunks_fts(vector_store_chunks_fts, rowid, text) VALUES ('delete', old.seq, old.text); END",
+    (
+        "CREATE VIRTUAL TABLE vector_store_chunks_fts USING fts5("
+        "text, content='vector_store_chunks', content_rowid='seq', tokenize='porter unicode61 remove_diacritics 2')"
+    ),
+    (
+        "CREATE TRIGGER vector_store_chunks_ai AFTER INSERT ON vector_store_chunks BEGIN "
+        "INSERT INTO vector_store_chunks_fts(rowid, text) VALUES (new.seq, new.text); END"
+    ),
+    (
+        "CREATE TRIGGER vector_store_chunks_ad AFTER DELETE ON vector_store_chunks BEGIN "
+        "INSERT INTO vector_store_chunks_fts(vector_store_chunks_fts, rowid, text) "
+        "VALUES ('delete', old.seq, old.text); END"
+    ),
 ]
 POSTGRES_FTS = [
-    "ALTER TABLE vector_store_chunks ADD COLUMN text_search tsvector "
-    "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED",
+    (
+        "ALTER TABLE vector_store_chunks ADD COLUMN text_search tsvector "
+        "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED"
+    ),
     "CREATE INDEX ix_vector_store_chunks_text_search ON vector_store_chunks USING gin (text_search)",
 ]
 
