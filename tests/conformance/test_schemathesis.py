@@ -119,4 +119,15 @@ def test_served_operations_conform_to_the_spec_long_run(case, base_url):
 
 
 def test_the_fuzzed_operations_are_the_local_ones():
-    assert SERVED == ["createChatCompletion", "createCompletion", "createEmbedding", "listModels", "retrieveModel"]
+    assert SERVED == [
+        "createChatCompletion",
+        "createCompletion",
+        "createEmbedding",
+        "createFile",
+        "deleteFile",
+        "downloadFile",
+        "listFiles",
+        "listModels",
+        "retrieveFile",
+        "retrieveModel",
+    ]

@@ -165,9 +165,9 @@ def test_prompt_longer_than_the_context_is_context_length_exceeded(client):
 
 def test_unserved_operation_raises_not_implemented(client):
     with pytest.raises(openai.APIStatusError) as raised:
-        client.files.list()
+        client.batches.list()
     assert raised.value.status_code == 501
-    assert "listFiles" in raised.value.message
+    assert "listBatches" in raised.value.message
 
 
 def _solo(client, prompt):

@@ -92,22 +92,22 @@ def test_upstream_bad_request_is_relayed_with_its_param(proxied):
 
 
 def test_unserved_operation_is_forwarded_verbatim(gateway, server):
-    # The upstream does not serve files either: its own 501 must come back byte for byte,
+    # The upstream does not serve batches either: its own 501 must come back byte for byte,
     # and its log proves the request went there.
     before = log_size(server)
-    through = httpx.get(gateway.api + "/files", params={"limit": 2}, timeout=30)
-    direct = httpx.get(server.api + "/files", params={"limit": 2}, timeout=30)
+    through = httpx.get(gateway.api + "/batches", params={"limit": 2}, timeout=30)
+    direct = httpx.get(server.api + "/batches", params={"limit": 2}, timeout=30)
     assert through.status_code == direct.status_code == 501
     assert through.content == direct.content
-    assert len(access_lines(server, "/v1/files", since=before, expect=2)) == 2
+    assert len(access_lines(server, "/v1/batches", since=before, expect=2)) == 2
 
 
 def test_multipart_upload_is_forwarded_to_the_upstream(gateway, server):
     before = log_size(server)
     with pytest.raises(openai.APIStatusError) as raised:
-        sdk(gateway).files.create(file=("notes.jsonl", b'{"a": 1}\n'), purpose="batch")
-    assert raised.value.status_code == 501 and "createFile" in raised.value.message
-    [line] = access_lines(server, "/v1/files", since=before, expect=1)
+        sdk(gateway).audio.transcriptions.create(file=("speech.wav", b"RIFF....WAVE"), model="whisper-1")
+    assert raised.value.status_code == 501 and "createTranscription" in raised.value.message
+    [line] = access_lines(server, "/v1/audio/transcriptions", since=before, expect=1)
     assert line["method"] == "POST"
 
 
