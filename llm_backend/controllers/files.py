@@ -10,11 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from connexion import request
 from starlette.responses import Response
 
+from ..chat_storage import list_object
 from ..errors import OpenAIError, bad_request
 from ..responses import json_response
 from ..services import current, current_owner
+from ..spec.forms import folded_objects, form_object
 from ..storage.files import FileStore
 
 MAX_EXPIRY_SECONDS = 30 * 24 * 3600
@@ -30,14 +33,15 @@ def not_found(file_id: str) -> OpenAIError:
     return OpenAIError(404, f"No such File object: {file_id}", param="id", code="not_found")
 
 
-def _expires_at(body: dict[str, Any]) -> int | None:
-    """``expires_after`` (anchor ``created_at``, 3600..2592000 seconds), as a timestamp.
-    Multipart clients send it as ``expires_after[anchor]`` / ``expires_after[seconds]``."""
-    expiry = body.get("expires_after")
-    anchor = expiry.get("anchor") if isinstance(expiry, dict) else body.get("expires_after[anchor]")
-    seconds = expiry.get("seconds") if isinstance(expiry, dict) else body.get("expires_after[seconds]")
-    if anchor is None and seconds is None:
+async def _expires_at(body: dict[str, Any]) -> int | None:
+    """``expires_after`` (anchor ``created_at``, 3600..2592000 seconds), as a timestamp;
+    a JSON part or bracketed fields (``spec/forms.py``)."""
+    expiry = folded_objects(request.scope).get("expires_after") or form_object(body, "expires_after")
+    if expiry is None:
         return None
+    if not isinstance(expiry, dict):
+        raise bad_request("Invalid 'expires_after': expected an object.", "expires_after", "invalid_type")
+    anchor, seconds = expiry.get("anchor"), expiry.get("seconds")
     if anchor != "created_at":
         raise bad_request("Invalid 'expires_after.anchor': expected 'created_at'.", "expires_after.anchor", "invalid_value")
     try:
@@ -57,7 +61,7 @@ async def create_file(body: dict[str, Any], file: Any = None, **_: Any):
     upload = file or body.get("file")
     if upload is None or not hasattr(upload, "read"):
         raise bad_request("Missing required parameter: 'file'.", "file", "missing_required_parameter")
-    expires_at = _expires_at(body)
+    expires_at = await _expires_at(body)
     data = await upload.read()
     if not data:
         raise bad_request("The file is empty.", "file", "invalid_value")
@@ -81,15 +85,7 @@ async def list_files(purpose: str | None = None, limit: int = 10000, order: str 
         data, has_more = await current().database.run(file_store().list, current_owner(), purpose, after, limit, order)
     except LookupError:
         raise not_found(after or "") from None
-    return json_response(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
-    )
+    return json_response(list_object(data, has_more))
 
 
 async def retrieve_file(file_id: str):

@@ -26,7 +26,6 @@ from connexion.spec import OpenAPISpecification
 from connexion.validators import (
     FormDataValidator,
     JSONRequestBodyValidator,
-    MultiPartFormDataValidator,
     ParameterValidator,
 )
 import jsonschema_rs
@@ -35,6 +34,7 @@ from jsonschema.validators import extend
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import OpenAIError, bad_request, not_implemented
+from .forms import OpenAIMultiPartValidator
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head")
 CONTROLLERS = "llm_backend.controllers"
@@ -337,7 +337,7 @@ VALIDATOR_MAP = {
     "body": {
         "application/json": OpenAPI31BodyValidator,
         "application/x-www-form-urlencoded": FormDataValidator,
-        "multipart/form-data": MultiPartFormDataValidator,
+        "multipart/form-data": OpenAIMultiPartValidator,
     },
 }
 

@@ -33,17 +33,19 @@ class FileTooLarge(ValueError):
 
 
 def as_openai(row: StoredFile) -> Json:
-    return {
+    """The file object; ``expires_at`` only when set (the spec does not allow null)."""
+    shown: Json = {
         "id": row.id,
         "object": "file",
         "bytes": row.bytes,
         "created_at": row.created_at,
-        "expires_at": row.expires_at,
         "filename": row.filename,
         "purpose": row.purpose,
         "status": "processed",
-        "status_details": None,
     }
+    if row.expires_at is not None:
+        shown["expires_at"] = row.expires_at
+    return shown
 
 
 class FileStore:

@@ -20,7 +20,7 @@ def live(tmp_path_factory):
 
 
 def sdk(server: LiveServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.api, api_key=key, max_retries=0, timeout=60)
+    return openai.OpenAI(base_url=server.api, api_key=key, max_retries=0, timeout=20)
 
 
 @pytest.fixture
@@ -112,3 +112,18 @@ def test_files_outlive_a_restart(live, owner_a):
     live.stop()
     live.start()
     assert sdk(live, KEY_A).files.content(created.id).read() == b"still here"
+
+
+def test_expires_after_sets_expires_at(owner_a):
+    created = owner_a.files.create(
+        file=("brief.txt", b"short-lived"), purpose="assistants", expires_after={"anchor": "created_at", "seconds": 3600}
+    )
+    assert created.expires_at == created.created_at + 3600
+    assert owner_a.files.retrieve(created.id).expires_at == created.expires_at
+
+
+def test_expires_after_outside_one_hour_to_thirty_days_is_a_400(owner_b):
+    before = ids(owner_b.files.list())
+    with pytest.raises(openai.BadRequestError):
+        owner_b.files.create(file=("x.txt", b"x"), purpose="assistants", expires_after={"anchor": "created_at", "seconds": 60})
+    assert ids(owner_b.files.list()) == before
