@@ -11,7 +11,7 @@ llama.cpp runs BERT-family encoders, so the model runs on the engine the project
 has. The GGUF is written from the safetensors with the ``gguf`` package (llama.cpp's own
 writer and tensor-name map) the first time it is needed, into a cache directory (the models
 directory), beside the target and renamed into place: a crash or a second process never
-leaves a half-written file under the final name. 1.2 s on this machine, 87 MB (f32).
+leaves a half-written file under the final name. 0.3 s on this machine, 91 MB (f32).
 """
 
 from __future__ import annotations
