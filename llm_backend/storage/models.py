@@ -6,7 +6,19 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import true
 
@@ -85,3 +97,95 @@ class ApiKey(Base):
     # Requests and tokens per minute (None: unlimited); http/rate_limits.py enforces them.
     rpm: Mapped[int | None] = mapped_column(default=None)
     tpm: Mapped[int | None] = mapped_column(default=None)
+
+
+# --- Files and vector stores (revision 0004) ---------------------------------------------
+
+
+class StoredFile(Base):
+    """An uploaded file's metadata; its bytes are a file under the files directory."""
+
+    __tablename__ = "files"
+
+    seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    filename: Mapped[str] = mapped_column(String(512))
+    purpose: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    mime_type: Mapped[str | None] = mapped_column(String(128), default=None)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Relative to the files directory: the directory may move (a volume), rows need not.
+    path: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+    __table_args__ = (Index("ix_files_owner_seq", "owner", "seq"),)
+
+
+class VectorStore(Base):
+    __tablename__ = "vector_stores"
+
+    seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(256), default=None)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_active_at: Mapped[int] = mapped_column(BigInteger)
+    expires_after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # Bumped whenever the store's chunks change: the key of in-memory vector matrices.
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_vector_stores_owner_seq", "owner", "seq"),)
+
+
+class VectorStoreFile(Base):
+    """A file in a vector store: its indexing status, attributes and chunking."""
+
+    __tablename__ = "vector_store_files"
+
+    seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
+    vector_store_seq: Mapped[int] = mapped_column(
+        SEQUENCE_TYPE, ForeignKey("vector_stores.seq", ondelete="CASCADE")
+    )
+    file_id: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    chunking_strategy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("vector_store_seq", "file_id", name="uq_vector_store_files_store_file"),
+        Index("ix_vector_store_files_file_id", "file_id"),
+    )
+
+
+class VectorStoreChunk(Base):
+    """One chunk of a file in a vector store, with its embedding (float32 bytes, L2-normalised).
+    Keyword search uses a full-text index beside it that the migration creates per dialect
+    (SQLite FTS5 table, PostgreSQL tsvector column), so it is not mapped here."""
+
+    __tablename__ = "vector_store_chunks"
+
+    seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
+    vector_store_seq: Mapped[int] = mapped_column(
+        SEQUENCE_TYPE, ForeignKey("vector_stores.seq", ondelete="CASCADE")
+    )
+    vector_store_file_seq: Mapped[int] = mapped_column(
+        SEQUENCE_TYPE, ForeignKey("vector_store_files.seq", ondelete="CASCADE")
+    )
+    file_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    n_tokens: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("ix_vector_store_chunks_store", "vector_store_seq"),
+        Index("ix_vector_store_chunks_file", "vector_store_file_seq", "position"),
+    )

@@ -19,6 +19,7 @@ RANKS = {
     "http": 3,
     "serving": 2,
     "backends": 1,
+    "retrieval": 1,
     "storage": 0,
     "auth": -1,
     "errors": -1,

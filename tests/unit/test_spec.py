@@ -68,13 +68,15 @@ def test_prepare_strips_validation_only_from_unserved_operations():
     document = {
         "paths": {
             "/chat/completions": {"post": {"operationId": "createChatCompletion", "tags": ["Chat"], "requestBody": {}}},
-            "/files": {"post": {"operationId": "createFile", "tags": ["Files"], "requestBody": {}}},
+            "/audio/transcriptions": {
+                "post": {"operationId": "createTranscription", "tags": ["Audio"], "requestBody": {}}
+            },
         }
     }
     prepared = adapter.prepare(document)
     assert "requestBody" in prepared["paths"]["/chat/completions"]["post"]
-    assert "requestBody" not in prepared["paths"]["/files"]["post"]
-    assert "requestBody" in document["paths"]["/files"]["post"], "the original stays untouched"
+    assert "requestBody" not in prepared["paths"]["/audio/transcriptions"]["post"]
+    assert "requestBody" in document["paths"]["/audio/transcriptions"]["post"], "the original stays untouched"
 
 
 def _error_for(schema: dict, instance) -> ValidationError:

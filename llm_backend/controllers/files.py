@@ -1,0 +1,109 @@
+"""Tag ``Files``: uploads kept for local use (file_search), bytes on disk, metadata in the
+database (``storage/files.py``), every object scoped to the key that uploaded it.
+
+The whole request body is bounded by ``max_body_bytes`` (the BodyLimit middleware, 413),
+so that is the upload limit too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from connexion import request
+from starlette.responses import Response
+
+from ..chat_storage import list_object
+from ..errors import OpenAIError, bad_request
+from ..responses import json_response
+from ..services import current, current_owner
+from ..spec.forms import folded_objects, form_object
+from ..storage.files import FileStore
+
+MAX_EXPIRY_SECONDS = 30 * 24 * 3600
+MIN_EXPIRY_SECONDS = 3600
+
+
+def file_store() -> FileStore:
+    services = current()
+    return FileStore(services.database, services.settings.data_dir / "files")
+
+
+def not_found(file_id: str) -> OpenAIError:
+    return OpenAIError(404, f"No such File object: {file_id}", param="id", code="not_found")
+
+
+async def _expires_at(body: dict[str, Any]) -> int | None:
+    """``expires_after`` (anchor ``created_at``, 3600..2592000 seconds), as a timestamp;
+    a JSON part or bracketed fields (``spec/forms.py``)."""
+    expiry = folded_objects(request.scope).get("expires_after") or form_object(body, "expires_after")
+    if expiry is None:
+        return None
+    if not isinstance(expiry, dict):
+        raise bad_request("Invalid 'expires_after': expected an object.", "expires_after", "invalid_type")
+    anchor, seconds = expiry.get("anchor"), expiry.get("seconds")
+    if anchor != "created_at":
+        raise bad_request("Invalid 'expires_after.anchor': expected 'created_at'.", "expires_after.anchor", "invalid_value")
+    try:
+        seconds = int(seconds)
+    except (TypeError, ValueError):
+        raise bad_request("Invalid 'expires_after.seconds': expected an integer.", "expires_after.seconds") from None
+    if not MIN_EXPIRY_SECONDS <= seconds <= MAX_EXPIRY_SECONDS:
+        raise bad_request(
+            f"Invalid 'expires_after.seconds': must be between {MIN_EXPIRY_SECONDS} and {MAX_EXPIRY_SECONDS}.",
+            "expires_after.seconds",
+            "invalid_value",
+        )
+    return int(time.time()) + seconds
+
+
+async def create_file(body: dict[str, Any], file: Any = None, **_: Any):
+    upload = file or body.get("file")
+    if upload is None or not hasattr(upload, "read"):
+        raise bad_request("Missing required parameter: 'file'.", "file", "missing_required_parameter")
+    expires_at = await _expires_at(body)
+    data = await upload.read()
+    if not data:
+        raise bad_request("The file is empty.", "file", "invalid_value")
+    store = file_store()
+    created = await current().database.run(
+        store.create,
+        current_owner(),
+        upload.filename or "upload",
+        body["purpose"],
+        [data],
+        getattr(upload, "content_type", None),
+        expires_at=expires_at,
+    )
+    return json_response(created)
+
+
+async def list_files(purpose: str | None = None, limit: int = 10000, order: str = "desc", after: str | None = None, **_):
+    if not 1 <= limit <= 10000:
+        raise bad_request("Invalid 'limit': must be between 1 and 10000.", "limit", "invalid_value")
+    try:
+        data, has_more = await current().database.run(file_store().list, current_owner(), purpose, after, limit, order)
+    except LookupError:
+        raise not_found(after or "") from None
+    return json_response(list_object(data, has_more))
+
+
+async def retrieve_file(file_id: str):
+    found = await current().database.run(file_store().get, current_owner(), file_id)
+    if found is None:
+        raise not_found(file_id)
+    return json_response(found)
+
+
+async def download_file(file_id: str):
+    found = await current().database.run(file_store().content, current_owner(), file_id)
+    if found is None:
+        raise not_found(file_id)
+    meta, data = found
+    return Response(data, media_type=meta.get("mime_type") or "application/octet-stream")
+
+
+async def delete_file(file_id: str):
+    if not await current().database.run(file_store().delete, current_owner(), file_id):
+        raise not_found(file_id)
+    return json_response({"id": file_id, "object": "file", "deleted": True})

@@ -1,0 +1,128 @@
+"""Files cut into overlapping chunks, OpenAI's way, counted in the embedding model's tokens.
+
+``auto`` is 800-token chunks overlapping by 400; ``static`` sets ``max_chunk_size_tokens``
+(100-4096) and ``chunk_overlap_tokens`` (0 to half the maximum). A chunk is an exact slice
+of the extracted text (the tokenizer's character offsets), so what search returns is what
+the file said, case and spacing included.
+
+A chunk may be longer than the embedding model's context (800 > 256): the embedder embeds
+it window by window and averages (see ``embedder.py``); the chunk itself stays as the user
+asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import bad_request
+
+AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS = 800, 400
+MIN_CHUNK_TOKENS, MAX_CHUNK_TOKENS = 100, 4096
+PARAM = "chunking_strategy"
+
+
+@dataclass(frozen=True)
+class ChunkingStrategy:
+    max_chunk_size_tokens: int = AUTO_MAX_TOKENS
+    chunk_overlap_tokens: int = AUTO_OVERLAP_TOKENS
+
+    def as_openai(self) -> dict[str, Any]:
+        """As a vector store file shows it (``auto`` is shown resolved, like OpenAI does)."""
+        return {
+            "type": "static",
+            "static": {
+                "max_chunk_size_tokens": self.max_chunk_size_tokens,
+                "chunk_overlap_tokens": self.chunk_overlap_tokens,
+            },
+        }
+
+
+AUTO = ChunkingStrategy()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    n_tokens: int
+    start: int  # character offsets of the chunk in the extracted text
+    end: int
+
+
+def _integer(value: Any, param: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request(f"Invalid '{param}': expected an integer.", param, "invalid_type")
+    return value
+
+
+def parse_strategy(strategy: dict[str, Any] | None) -> ChunkingStrategy:
+    """A request's ``chunking_strategy`` (absent means ``auto``); 400 when out of bounds."""
+    if strategy is None:
+        return AUTO
+    if not isinstance(strategy, dict):
+        raise bad_request(f"Invalid '{PARAM}': expected an object.", PARAM, "invalid_type")
+    kind = strategy.get("type")
+    if kind == "auto":
+        return AUTO
+    if kind != "static":
+        raise bad_request(
+            f"Invalid '{PARAM}.type': expected one of 'auto' or 'static', got {kind!r}.", f"{PARAM}.type", "invalid_value"
+        )
+    static = strategy.get("static")
+    if not isinstance(static, dict):
+        raise bad_request(f"Missing required parameter: '{PARAM}.static'.", f"{PARAM}.static", "missing_required_parameter")
+    size_param, overlap_param = f"{PARAM}.static.max_chunk_size_tokens", f"{PARAM}.static.chunk_overlap_tokens"
+    if "max_chunk_size_tokens" not in static or "chunk_overlap_tokens" not in static:
+        missing = size_param if "max_chunk_size_tokens" not in static else overlap_param
+        raise bad_request(f"Missing required parameter: '{missing}'.", missing, "missing_required_parameter")
+    size = _integer(static["max_chunk_size_tokens"], size_param)
+    overlap = _integer(static["chunk_overlap_tokens"], overlap_param)
+    if not MIN_CHUNK_TOKENS <= size <= MAX_CHUNK_TOKENS:
+        raise bad_request(
+            f"Invalid '{size_param}': must be between {MIN_CHUNK_TOKENS} and {MAX_CHUNK_TOKENS}, got {size}.",
+            size_param,
+            "invalid_value",
+        )
+    if overlap < 0 or overlap > size // 2:
+        raise bad_request(
+            f"Invalid '{overlap_param}': must be between 0 and half of max_chunk_size_tokens ({size // 2}), got {overlap}.",
+            overlap_param,
+            "invalid_value",
+        )
+    return ChunkingStrategy(size, overlap)
+
+
+def chunk_text(
+    text: str, tokenize: Callable[[str], Any], strategy: ChunkingStrategy = AUTO
+) -> list[Chunk]:
+    """``text`` in chunks of at most ``max_chunk_size_tokens`` tokens, each starting about
+    ``max - overlap`` tokens after the previous one; the last one ends at the text's end.
+
+    Boundaries fall between words (a chunk ends before a word it cannot hold whole, the next
+    starts at a word), so a chunk re-tokenizes to exactly its tokens and never exceeds the
+    maximum; only a single word longer than a chunk is cut inside. ``tokenize`` returns
+    ``ids``, character ``offsets`` and ``word_starts`` (``Embedder.tokenize``)."""
+    tokens = tokenize(text)
+    offsets, starts = tokens.offsets, tokens.word_starts
+    size, overlap = strategy.max_chunk_size_tokens, strategy.chunk_overlap_tokens
+    total = len(offsets)
+    chunks: list[Chunk] = []
+    first = 0
+    while first < total:
+        last = min(first + size, total)
+        if last < total:
+            cut = last
+            while cut > first + 1 and not starts[cut]:
+                cut -= 1
+            if starts[cut]:
+                last = cut
+        start, end = offsets[first][0], offsets[last - 1][1]
+        chunks.append(Chunk(text[start:end], last - first, start, end))
+        if last == total:
+            break
+        following = max(last - overlap, first + 1)
+        while following < last and not starts[following]:
+            following += 1
+        first = following
+    return chunks

@@ -1,0 +1,87 @@
+"""Multipart bodies with object fields, as OpenAI's clients send them.
+
+OpenAI's SDKs send an object field of a multipart body as bracketed fields
+(``expires_after[anchor]=created_at``, ``expires_after[seconds]=3600``). Connexion's
+multipart validator does not know them and refuses the request (400 "Additional
+properties are not allowed"). This validator folds them into the object before
+validating, and leaves the folded objects in the scope for the controller
+(``folded_objects``): Connexion parses the form again for the handler and drops them.
+
+OpenAPI's own encoding, a JSON part, is still refused (400): Connexion's handler-side
+typing calls ``dict()`` on the part's string and fails (a 500), so accepting it here would
+need the body re-encoded for the handler.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from connexion.validators import MultiPartFormDataValidator
+from starlette.types import Scope
+
+_BRACKETED = re.compile(r"^([^\[\]]+)\[([^\[\]]+)\]$")
+
+
+def _leaf(value: Any, schema: dict[str, Any]) -> Any:
+    """A bracketed field's string as the type its schema declares."""
+    kind = schema.get("type")
+    if isinstance(value, str):
+        try:
+            if kind == "integer":
+                return int(value)
+            if kind == "number":
+                return float(value)
+        except ValueError:
+            return value
+        if kind == "boolean" and value in ("true", "false"):
+            return value == "true"
+    return value
+
+
+def form_object(form: dict[str, Any], name: str, schema: dict[str, Any] | None = None) -> Any:
+    """Field ``name`` of a parsed form as sent, else its bracketed fields gathered into an
+    object; None when neither is there. Values may be lists (one per occurrence)."""
+    schema = schema or {}
+
+    def single(value: Any) -> Any:
+        return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+    value = single(form.get(name))
+    if value is not None:
+        return value
+    gathered = {}
+    for key, item in form.items():
+        match = _BRACKETED.match(key)
+        if match and match.group(1) == name:
+            sub = match.group(2)
+            gathered[sub] = _leaf(single(item), schema.get("properties", {}).get(sub, {}))
+    return gathered or None
+
+
+SCOPE_KEY = "llm_backend.form_objects"
+
+
+def folded_objects(scope: Scope) -> dict[str, Any]:
+    """The object fields the validator folded for this request. Connexion parses the form
+    again for the controller and drops the bracketed fields, so they travel in the scope."""
+    return scope.get("extensions", {}).get(SCOPE_KEY, {})
+
+
+class OpenAIMultiPartValidator(MultiPartFormDataValidator):
+    async def _parse(self, stream: Any, scope: Scope) -> Any:
+        data = await super()._parse(stream, scope)
+        if not isinstance(data, dict):
+            return data
+        objects = scope.setdefault("extensions", {}).setdefault(SCOPE_KEY, {})
+        for name, schema in self._schema.get("properties", {}).items():
+            if schema.get("type") != "object" and "properties" not in schema and "$ref" not in schema:
+                continue
+            if name in data:
+                continue  # sent whole (a JSON part): validated as it is
+            folded = form_object(data, name, schema)
+            for key in [key for key in data if _BRACKETED.match(key) and key.startswith(name + "[")]:
+                del data[key]
+            if folded is not None:
+                data[name] = objects[name] = folded
+        return data

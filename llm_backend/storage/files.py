@@ -1,0 +1,176 @@
+"""Uploaded files: metadata in the database, bytes in a directory (a volume in k8s).
+
+The bytes are written first, under a temporary name, flushed to disk and renamed to their
+final name; only then is the row inserted. A kill -9 at any point leaves either a whole
+file with its row, or no row (and at most an orphan ``.partial`` or unreferenced file,
+which ``sweep_orphans`` removes). Deleting removes the row, the file from every vector
+store (its chunks go with it by cascade) and then the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select, update
+
+from .models import StoredFile, VectorStore, VectorStoreFile
+
+if TYPE_CHECKING:
+    from . import Database
+
+Json = dict[str, Any]
+CHUNK = 1 << 20
+
+
+class FileTooLarge(ValueError):
+    """The upload exceeded the configured size limit (nothing is kept)."""
+
+
+def as_openai(row: StoredFile) -> Json:
+    """The file object; ``expires_at`` only when set (the spec does not allow null)."""
+    shown: Json = {
+        "id": row.id,
+        "object": "file",
+        "bytes": row.bytes,
+        "created_at": row.created_at,
+        "filename": row.filename,
+        "purpose": row.purpose,
+        "status": "processed",
+    }
+    if row.expires_at is not None:
+        shown["expires_at"] = row.expires_at
+    return shown
+
+
+class FileStore:
+    def __init__(self, database: "Database", directory: Path) -> None:
+        self._database = database
+        self.directory = Path(directory)
+
+    def _write(self, file_id: str, parts: Iterable[bytes], max_bytes: int) -> tuple[str, int, str]:
+        relative = f"{file_id[-2:]}/{file_id}"
+        target = self.directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{file_id}.partial")
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(partial, "wb") as out:
+                for part in parts:
+                    size += len(part)
+                    if size > max_bytes:
+                        raise FileTooLarge(f"The file is larger than the {max_bytes} bytes allowed.")
+                    digest.update(part)
+                    out.write(part)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return relative, size, digest.hexdigest()
+
+    def create(
+        self,
+        owner: str,
+        filename: str,
+        purpose: str,
+        parts: Iterable[bytes],
+        mime_type: str | None = None,
+        max_bytes: int = 512 * 1024 * 1024,
+        expires_at: int | None = None,
+    ) -> Json:
+        """Store the bytes (streamed in ``parts``) and the row; the file object."""
+        file_id = "file-" + secrets.token_hex(12)
+        relative, size, sha256 = self._write(file_id, parts, max_bytes)
+        row = StoredFile(
+            id=file_id,
+            owner=owner,
+            filename=filename,
+            purpose=purpose,
+            bytes=size,
+            mime_type=mime_type,
+            sha256=sha256,
+            path=relative,
+            created_at=int(time.time()),
+            expires_at=expires_at,
+        )
+        try:
+            with self._database.sessions.begin() as session:
+                session.add(row)
+        except BaseException:
+            (self.directory / relative).unlink(missing_ok=True)
+            raise
+        return as_openai(row)
+
+    def _row(self, owner: str, file_id: str) -> StoredFile | None:
+        if "\x00" in file_id:
+            return None
+        with self._database.sessions() as session:
+            return session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
+
+    def get(self, owner: str, file_id: str) -> Json | None:
+        row = self._row(owner, file_id)
+        return as_openai(row) if row else None
+
+    def content(self, owner: str, file_id: str) -> tuple[Json, bytes] | None:
+        """The file object, its bytes and MIME type (``mime_type`` key added)."""
+        row = self._row(owner, file_id)
+        if row is None:
+            return None
+        return {**as_openai(row), "mime_type": row.mime_type}, (self.directory / row.path).read_bytes()
+
+    def list(self, owner: str, purpose: str | None = None, after: str | None = None, limit: int = 10000, order: str = "desc") -> tuple[list[Json], bool]:
+        query = select(StoredFile).where(StoredFile.owner == owner)
+        if purpose is not None:
+            query = query.where(StoredFile.purpose == purpose)
+        with self._database.sessions() as session:
+            if after is not None:
+                cursor = session.scalar(select(StoredFile.seq).where(StoredFile.owner == owner, StoredFile.id == after))
+                if cursor is None:
+                    raise LookupError(after)
+                query = query.where(StoredFile.seq > cursor if order == "asc" else StoredFile.seq < cursor)
+            seq = StoredFile.seq
+            rows = list(session.scalars(query.order_by(seq.asc() if order == "asc" else seq.desc()).limit(limit + 1)))
+        return [as_openai(row) for row in rows[:limit]], len(rows) > limit
+
+    def delete(self, owner: str, file_id: str) -> bool:
+        """The row, the file in every vector store of the owner (chunks cascade), then the bytes."""
+        with self._database.sessions.begin() as session:
+            row = session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
+            if row is None:
+                return False
+            stores = select(VectorStoreFile.vector_store_seq).where(
+                VectorStoreFile.owner == owner, VectorStoreFile.file_id == file_id
+            )
+            session.execute(
+                update(VectorStore)
+                .where(VectorStore.seq.in_(stores))
+                .values(generation=VectorStore.generation + 1)
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(delete(VectorStoreFile).where(VectorStoreFile.owner == owner, VectorStoreFile.file_id == file_id))
+            path = row.path
+            session.delete(row)
+        (self.directory / path).unlink(missing_ok=True)
+        return True
+
+    def sweep_orphans(self) -> int:
+        """Remove bytes with no row (a crash between the rename and the insert) and
+        leftover partial writes; call at start-up. The number removed."""
+        if not self.directory.is_dir():
+            return 0
+        with self._database.sessions() as session:
+            known = set(session.scalars(select(StoredFile.path)))
+        removed = 0
+        for path in self.directory.glob("*/*"):
+            relative = path.relative_to(self.directory).as_posix()
+            if path.is_file() and (path.name.endswith(".partial") or relative not in known):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
