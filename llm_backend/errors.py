@@ -222,6 +222,11 @@ def not_found(what: str, object_id: str, param: str) -> OpenAIError:
     return OpenAIError(404, f"No {what} found with id '{object_id}'.", param=param, code="not_found")
 
 
+def no_such(object_name: str, object_id: str, param: str = "id") -> OpenAIError:
+    """OpenAI's words for some stored objects (files): ``No such File object: file-x``."""
+    return OpenAIError(404, f"No such {object_name} object: {object_id}", param=param, code="not_found")
+
+
 # --- upstream APIs -------------------------------------------------------------------------
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from connexion import request
 from starlette.responses import Response
 
-from ..chat_storage import list_object
-from ..errors import OpenAIError, bad_request
-from ..responses import json_response
-from ..services import current, current_owner
-from ..spec.forms import folded_objects, form_object
+from .. import errors
+from ..errors import bad_request
+from ..http.context import current, current_owner
+from ..http.rendering import json_response
+from ..serving.pages import list_object
+from ..spec.forms import form_object, request_folded_objects
 from ..storage.files import FileStore
 
 MAX_EXPIRY_SECONDS = 30 * 24 * 3600
@@ -29,14 +29,10 @@ def file_store() -> FileStore:
     return FileStore(services.database, services.settings.data_dir / "files")
 
 
-def not_found(file_id: str) -> OpenAIError:
-    return OpenAIError(404, f"No such File object: {file_id}", param="id", code="not_found")
-
-
 async def _expires_at(body: dict[str, Any]) -> int | None:
     """``expires_after`` (anchor ``created_at``, 3600..2592000 seconds), as a timestamp;
     a JSON part or bracketed fields (``spec/forms.py``)."""
-    expiry = folded_objects(request.scope).get("expires_after") or form_object(body, "expires_after")
+    expiry = request_folded_objects().get("expires_after") or form_object(body, "expires_after")
     if expiry is None:
         return None
     if not isinstance(expiry, dict):
@@ -84,26 +80,26 @@ async def list_files(purpose: str | None = None, limit: int = 10000, order: str 
     try:
         data, has_more = await current().database.run(file_store().list, current_owner(), purpose, after, limit, order)
     except LookupError:
-        raise not_found(after or "") from None
+        raise errors.no_such("File", after or "", "after") from None
     return json_response(list_object(data, has_more))
 
 
 async def retrieve_file(file_id: str):
     found = await current().database.run(file_store().get, current_owner(), file_id)
     if found is None:
-        raise not_found(file_id)
+        raise errors.no_such("File", file_id)
     return json_response(found)
 
 
 async def download_file(file_id: str):
     found = await current().database.run(file_store().content, current_owner(), file_id)
     if found is None:
-        raise not_found(file_id)
+        raise errors.no_such("File", file_id)
     meta, data = found
     return Response(data, media_type=meta.get("mime_type") or "application/octet-stream")
 
 
 async def delete_file(file_id: str):
     if not await current().database.run(file_store().delete, current_owner(), file_id):
-        raise not_found(file_id)
+        raise errors.no_such("File", file_id)
     return json_response({"id": file_id, "object": "file", "deleted": True})

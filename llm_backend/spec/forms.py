@@ -68,6 +68,14 @@ def folded_objects(scope: Scope) -> dict[str, Any]:
     return scope.get("extensions", {}).get(SCOPE_KEY, {})
 
 
+def request_folded_objects() -> dict[str, Any]:
+    """``folded_objects`` of the request being served (Connexion's own scope: its routing
+    copies the scope, so the one our middleware saw does not have them)."""
+    from connexion import request
+
+    return folded_objects(request.scope)
+
+
 class OpenAIMultiPartValidator(MultiPartFormDataValidator):
     async def _parse(self, stream: Any, scope: Scope) -> Any:
         data = await super()._parse(stream, scope)
