@@ -51,6 +51,8 @@ class Database:
     def __init__(self, url: str) -> None:
         from .api_keys import ApiKeyStore
         from .chat_completions import ChatCompletionStore
+        from .conversations import ConversationStore
+        from .responses import ResponseStore
 
         self.url = normalize_url(url)
         is_sqlite = self.url.startswith("sqlite")
@@ -62,6 +64,8 @@ class Database:
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self.chat_completions = ChatCompletionStore(self)
         self.api_keys = ApiKeyStore(self)
+        self.responses = ResponseStore(self)
+        self.conversations = ConversationStore(self)
 
     @property
     def dialect(self) -> str:
