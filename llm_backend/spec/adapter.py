@@ -252,7 +252,11 @@ def nullable_as_type(node: Any) -> Any:
         return [nullable_as_type(item) for item in node]
     if not isinstance(node, dict):
         return node
-    node = {key: nullable_as_type(value) for key, value in node.items()}
+    # 2019-09's recursive keywords (CompoundFilter: nested filters) are no 2020-12 keywords:
+    # the Python validator ignores them, and jsonschema-rs refuses the schema; drop them.
+    node = {key: nullable_as_type(value) for key, value in node.items() if key != "$recursiveAnchor"}
+    if node.get("$recursiveRef") == "#":
+        node.pop("$recursiveRef")
     if node.pop("nullable", False) is True:
         if isinstance(node.get("type"), str):
             node["type"] = [node["type"], "null"]

@@ -1,0 +1,1 @@
+"""API semantics that span backends: what the OpenAI API promises beyond one engine call."""
