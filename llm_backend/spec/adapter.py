@@ -257,6 +257,11 @@ def nullable_as_type(node: Any) -> Any:
     node = {key: nullable_as_type(value) for key, value in node.items() if key != "$recursiveAnchor"}
     if node.get("$recursiveRef") == "#":
         node.pop("$recursiveRef")
+    # A discriminated oneOf is chosen by its discriminator at OpenAI; JSON Schema's oneOf
+    # refuses a body two branches accept (a Responses input message with a list of parts is
+    # both an EasyInputMessage and an InputMessage), so here any branch may accept it.
+    if "oneOf" in node and "discriminator" in node and "anyOf" not in node:
+        node["anyOf"] = node.pop("oneOf")
     if node.pop("nullable", False) is True:
         if isinstance(node.get("type"), str):
             node["type"] = [node["type"], "null"]

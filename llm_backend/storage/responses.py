@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from .chat_completions import _nameable
 from .conversations import append_items
@@ -138,6 +138,11 @@ class ResponseStore:
                 }
                 row.status = "failed"
             return len(rows)
+
+    def count_sync(self) -> int:
+        """Responses of every owner: for operators and tests."""
+        with self._database.sessions() as session:
+            return session.scalar(select(func.count()).select_from(StoredResponse)) or 0
 
     def status_sync(self, response_id: str) -> str | None:
         """The stored status of any owner's response: for operators and tests."""
