@@ -3,7 +3,7 @@
 import time
 
 from ..chat_storage import check_limit, check_metadata
-from ..errors import OpenAIError
+from ..errors import OpenAIError, bad_request
 from ..responses import json_response
 from ..serving.responses import lists
 from ..serving.responses.items import new_id, normalize
@@ -12,12 +12,19 @@ from ..services import current, current_owner
 from ..storage.chat_completions import CursorNotFound
 
 
+def _object(body) -> dict:
+    # createConversationItems' body schema has no ``type: object``: null or a string pass it.
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_body")
+    return body
+
+
 def _item_not_found(item_id: str) -> OpenAIError:
     return OpenAIError(404, f"Item with id '{item_id}' not found.", param="item_id", code="not_found")
 
 
 async def create_conversation(body: dict | None = None):
-    body = body or {}
+    body = _object(body or {})
     metadata = check_metadata(body.get("metadata"))
     items = normalize(body.get("items"), "items")
     conversation = await current().database.conversations.create(
@@ -34,7 +41,7 @@ async def get_conversation(conversation_id: str):
 
 
 async def update_conversation(conversation_id: str, body: dict):
-    metadata = check_metadata(body.get("metadata"))
+    metadata = check_metadata(_object(body).get("metadata"))
     conversation = await current().database.conversations.update_metadata(current_owner(), conversation_id, metadata)
     if conversation is None:
         raise conversation_not_found(conversation_id)
@@ -48,7 +55,7 @@ async def delete_conversation(conversation_id: str):
 
 
 async def create_conversation_items(conversation_id: str, body: dict, **_):
-    items = normalize(body.get("items"), "items")
+    items = normalize(_object(body).get("items"), "items")
     stored = await current().database.conversations.add_items(current_owner(), conversation_id, items)
     if stored is None:
         raise conversation_not_found(conversation_id)

@@ -65,7 +65,11 @@ def normalize(input_value: Any, param: str = "input") -> list[Json]:
     items = []
     for index, item in enumerate(input_value):
         where = f"{param}[{index}]"
-        kind = item.get("type") or "message"
+        if not isinstance(item, dict):
+            raise bad_request(f"'{where}': expected an object.", where, "invalid_value")
+        kind = item.get("type") or ("message" if "role" in item else None)
+        if kind is None:
+            raise bad_request(f"'{where}': an item needs a 'type' (or a 'role', for a message).", where, "invalid_value")
         if kind == "message":
             items.append(_message(item, where))
         elif kind in _CONVERSATIONAL:

@@ -22,7 +22,7 @@ def skeleton(request: Json, response_id: str, created_at: int, status: str) -> J
         conversation = {"id": conversation}
     text = request.get("text") or {}
     reasoning = request.get("reasoning") or {}
-    return {
+    response = {
         "id": response_id,
         "object": "response",
         "created_at": created_at,
@@ -52,9 +52,11 @@ def skeleton(request: Json, response_id: str, created_at: int, status: str) -> J
         "top_p": 1.0 if request.get("top_p") is None else request["top_p"],
         "truncation": request.get("truncation") or "disabled",
         "usage": None,
-        "user": request.get("user"),
         "metadata": request.get("metadata") or {},
     }
+    if request.get("user") is not None:
+        response["user"] = request["user"]  # a string in the document, never null
+    return response
 
 
 def usage(chat_usage: Json | None) -> Json | None:

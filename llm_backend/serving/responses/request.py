@@ -115,10 +115,6 @@ def chat_request(request: Json, history: list[Json], turn: list[Json], stream: b
     only), then the history's and this turn's items as messages."""
     messages = items.chat_messages([*history, *turn])
     instructions = request.get("instructions")
-    if isinstance(instructions, list):
-        instructions = "\n\n".join(
-            message["content"] for message in items.chat_messages(items.normalize(instructions, "instructions"))
-        )
     if instructions:
         messages = [{"role": "system", "content": instructions}, *messages]
     chat_tools = _tools(request)

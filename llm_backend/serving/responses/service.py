@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ...chat_storage import check_metadata
-from ...errors import OpenAIError
+from ...errors import OpenAIError, bad_request
 from ...services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
 from . import background, objects, request
@@ -123,6 +123,9 @@ class Turn:
 async def create(services: Services, owner: str, body: Json) -> Json | AsyncIterator[Event]:
     """The response to ``body``: the object, or its events when ``stream`` is set."""
     await background.sweep_once(services.database)
+    if not body.get("model"):
+        # The spec lets it out for stored prompts (OpenAI's cloud); nothing else names one.
+        raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
     request.check(body)
     check_metadata(body.get("metadata"))
     model_id = body["model"]
