@@ -396,3 +396,17 @@ def test_a_background_response_unfinished_at_shutdown_is_failed_after_restart(st
     live.start()
     failed = client.responses.retrieve(queued.id)
     assert failed.status == "failed" and failed.error.code == "server_error"
+
+
+def test_the_input_token_count_is_what_the_same_response_reads(client):
+    kwargs = {"input": "Tell me a joke.", "instructions": "Be brief.", "tools": TOOLS}
+    count = client.responses.input_tokens.count(model=MODEL, **kwargs)
+    assert count.object == "response.input_tokens"
+    assert count.input_tokens == create(client, **kwargs).usage.input_tokens
+
+
+def test_the_input_token_count_includes_the_chain(client):
+    first = create(client, input="My name is Ann.")
+    count = client.responses.input_tokens.count(model=MODEL, input="What is my name?", previous_response_id=first.id)
+    follow_up = create(client, input="What is my name?", previous_response_id=first.id)
+    assert count.input_tokens == follow_up.usage.input_tokens > first.usage.input_tokens

@@ -120,9 +120,8 @@ class Turn:
         )
 
 
-async def create(services: Services, owner: str, body: Json) -> Json | AsyncIterator[Event]:
-    """The response to ``body``: the object, or its events when ``stream`` is set."""
-    await background.sweep_once(services.database)
+def _backend(services: Services, body: Json) -> Any:
+    """The local backend of the request's model (checked), or a 400 saying why not."""
     if not body.get("model"):
         # The spec lets it out for stored prompts (OpenAI's cloud); nothing else names one.
         raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
@@ -137,6 +136,25 @@ async def create(services: Services, owner: str, body: Json) -> Json | AsyncIter
             param="model",
             code="unsupported_model",
         )
+    return backend
+
+
+async def input_tokens(services: Services, owner: str, body: Json) -> Json:
+    """``POST /v1/responses/input_tokens``: the tokens the model would read for ``body``,
+    counted by its own chat template and tokenizer (history, instructions, tools included)."""
+    backend = _backend(services, body)
+    turn = normalize(body.get("input"))
+    history = await _history(services, owner, body)
+    chat = request.chat_request(body, history, turn, stream=False)
+    count = await backend.prompt_tokens(body["model"], chat)
+    return {"object": "response.input_tokens", "input_tokens": count}
+
+
+async def create(services: Services, owner: str, body: Json) -> Json | AsyncIterator[Event]:
+    """The response to ``body``: the object, or its events when ``stream`` is set."""
+    await background.sweep_once(services.database)
+    backend = _backend(services, body)
+    model_id = body["model"]
     turn = Turn(services, owner, body)
     turn.input_items = normalize(body.get("input"))
     history = await _history(services, owner, body)
