@@ -5,10 +5,10 @@ import time
 from ..chat_storage import check_limit, check_metadata
 from ..errors import OpenAIError, bad_request
 from ..responses import json_response
+from ..services import current, current_owner
 from ..serving.responses import lists
 from ..serving.responses.items import new_id, normalize
 from ..serving.responses.service import conversation_not_found
-from ..services import current, current_owner
 from ..storage.chat_completions import CursorNotFound
 
 

@@ -3,8 +3,8 @@
 from ..chat_storage import check_limit
 from ..errors import bad_request
 from ..responses import json_response
-from ..serving.responses import background, lists, service
 from ..services import current, current_owner
+from ..serving.responses import background, lists, service
 from ..sse import status_stream
 
 

@@ -1,9 +1,13 @@
-"""Operations the document gives no tag: the Responses API's input token count."""
+"""Operations the document gives no tag: the Responses API's input token count and compaction."""
 
 from ..responses import json_response
-from ..serving.responses import service
 from ..services import current, current_owner
+from ..serving.responses import compaction, service
 
 
 async def getinputtokencounts(body: dict | None = None):
     return json_response(await service.input_tokens(current(), current_owner(), body or {}))
+
+
+async def compactconversation(body: dict | None = None):
+    return json_response(await compaction.compact(current(), current_owner(), body or {}))

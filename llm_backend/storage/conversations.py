@@ -57,7 +57,7 @@ def append_items(session: Session, owner: str, conversation_id: str, items: list
 
 
 class ConversationStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: Database) -> None:
         self._database = database
 
     # --- blocking implementations (run in worker threads) ---------------------------------

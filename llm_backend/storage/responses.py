@@ -51,12 +51,12 @@ class NewResponse:
 
 
 class ResponseStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: Database) -> None:
         self._database = database
 
     # --- blocking implementations (run in worker threads) ---------------------------------
 
-    def _find(self, session: "Session", owner: str, response_id: str) -> StoredResponse | None:
+    def _find(self, session: Session, owner: str, response_id: str) -> StoredResponse | None:
         if not _nameable(response_id):
             return None
         query = select(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)

@@ -35,7 +35,7 @@ DELIBERATE_FOR_VALID_REQUESTS = {
         "invalid_body",
         "missing_required_parameter",
     },
-    404: {"model_not_found", "not_found"},
+    404: {"model_not_found", "not_found", "previous_response_not_found"},
     429: {"rate_limit_exceeded"},
 }
 _components = yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["components"]
@@ -125,4 +125,17 @@ def sse_payload_conformance(ctx, response, case):
         validate_chunk(operation, json.loads(payload))
     if payloads[-1] != "[DONE]":
         _error_validator.validate(json.loads(payloads[-1]))
+    return None
+
+
+# Answers whose schema schemathesis misreads: a discriminator without a mapping names its
+# branches by schema name ("Message"), where OpenAI's values are the item types
+# ("message"). Validated with the plain 2020-12 meaning instead.
+PLAIN_SCHEMAS = {"Compactconversation": "CompactResource"}
+_plain_validators = {operation: _payload_validator(name) for operation, name in PLAIN_SCHEMAS.items()}
+
+
+def plain_schema_conformance(ctx, response, case):
+    if response.status_code == 200:
+        _plain_validators[case.operation.definition.raw["operationId"]].validate(response.json())
     return None

@@ -410,3 +410,24 @@ def test_the_input_token_count_includes_the_chain(client):
     count = client.responses.input_tokens.count(model=MODEL, input="What is my name?", previous_response_id=first.id)
     follow_up = create(client, input="What is my name?", previous_response_id=first.id)
     assert count.input_tokens == follow_up.usage.input_tokens > first.usage.input_tokens
+
+
+def test_compaction_condenses_a_chain_into_an_item_later_turns_carry(client):
+    first = create(client, input="My name is Ann and I live in Oslo.")
+    compacted = client.responses.compact(model=MODEL, previous_response_id=first.id, input="Where do I live?")
+    assert compacted.object == "response.compaction"
+    kinds = [item.type for item in compacted.output]
+    assert kinds == ["message", "message", "compaction"]  # the user's two messages, then the summary
+    summary = compacted.output[-1]
+    assert summary.id.startswith("cmp_") and summary.encrypted_content
+    assert compacted.usage.output_tokens > 0
+    follow_up = create(client, input=[item.model_dump(exclude_none=True) for item in compacted.output])
+    assert follow_up.status in ("completed", "incomplete")
+    listed = client.responses.input_items.list(follow_up.id, order="asc").data
+    assert [item.type for item in listed] == kinds
+
+
+def test_top_logprobs_fill_the_output_text_logprobs(client):
+    response = create(client, input="Hi", top_logprobs=2, include=["message.output_text.logprobs"])
+    logprobs = response.output[0].content[0].logprobs
+    assert logprobs and all(len(entry.top_logprobs) == 2 for entry in logprobs)

@@ -34,7 +34,7 @@ _swept: set[int] = set()
 _sweep_lock = asyncio.Lock()
 
 
-async def sweep_once(database: "Database") -> None:
+async def sweep_once(database: Database) -> None:
     """Mark the background responses a previous process left unfinished ``failed``."""
     if id(database) in _swept:
         return
@@ -46,7 +46,7 @@ async def sweep_once(database: "Database") -> None:
             _swept.add(id(database))
 
 
-async def _run(turn: "Turn", backend: Any, chat: Json) -> None:
+async def _run(turn: Turn, backend: Any, chat: Json) -> None:
     response = turn.skeleton("in_progress")
     try:
         await turn.finish(response)
@@ -63,7 +63,7 @@ async def _run(turn: "Turn", backend: Any, chat: Json) -> None:
     await turn.finish(final)
 
 
-async def start(turn: "Turn", backend: Any, chat: Json) -> Json | AsyncIterator[Event]:
+async def start(turn: Turn, backend: Any, chat: Json) -> Json | AsyncIterator[Event]:
     """Store the response as ``queued`` and start generating it in a task."""
     queued = turn.skeleton("queued")
     await turn.services.database.responses.save(turn.record(queued))
@@ -78,7 +78,7 @@ async def start(turn: "Turn", backend: Any, chat: Json) -> Json | AsyncIterator[
     return queued
 
 
-async def cancel(database: "Database", owner: str, response_id: str, stored: Json) -> Json:
+async def cancel(database: Database, owner: str, response_id: str, stored: Json) -> Json:
     """Stop a background response and record it ``cancelled``; a finished one is refused."""
     if not stored.get("background"):
         raise bad_request("Only responses created with 'background' set to true can be cancelled.", "response_id")

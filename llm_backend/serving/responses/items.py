@@ -15,8 +15,14 @@ from ...errors import bad_request
 Json = dict[str, Any]
 
 # Item types whose meaning is a text chat: they become chat messages.
-_CONVERSATIONAL = ("message", "function_call", "function_call_output", "reasoning")
-_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
+_CONVERSATIONAL = ("message", "function_call", "function_call_output", "reasoning", "compaction")
+_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs", "compaction": "cmp"}
+# What turning an item into a chat message needs (the spec's branches do not all require it).
+_REQUIRED = {
+    "function_call": ("call_id", "name"),
+    "function_call_output": ("call_id",),
+    "compaction": ("encrypted_content",),
+}
 _TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
 
 
@@ -73,6 +79,9 @@ def normalize(input_value: Any, param: str = "input") -> list[Json]:
         if kind == "message":
             items.append(_message(item, where))
         elif kind in _CONVERSATIONAL:
+            for field in _REQUIRED.get(kind, ()):
+                if not isinstance(item.get(field), str):
+                    raise bad_request(f"Missing required parameter: '{where}.{field}'.", f"{where}.{field}", "missing_required_parameter")
             items.append({**item, "id": item.get("id") or new_id(_PREFIX[kind])})
         elif kind == "item_reference":
             raise bad_request(
@@ -120,6 +129,10 @@ def chat_messages(items: list[Json]) -> list[Json]:
                 last.setdefault("tool_calls", []).append(call)
             else:
                 messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
+        elif kind == "compaction":
+            # A summary made by POST /v1/responses/compact (see compaction.py).
+            summary = item.get("encrypted_content") or ""
+            messages.append({"role": "system", "content": f"Summary of the conversation so far:\n{summary}"})
         elif kind == "function_call_output":
             messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": _output_text(item.get("output"))})
     return messages

@@ -48,7 +48,7 @@ def _conversation_id(body: Json) -> str | None:
     return conversation
 
 
-async def _history(services: Services, owner: str, body: Json) -> list[Json]:
+async def history(services: Services, owner: str, body: Json) -> list[Json]:
     previous = body.get("previous_response_id")
     if previous:
         try:
@@ -62,10 +62,10 @@ async def _history(services: Services, owner: str, body: Json) -> list[Json]:
             ) from None
     conversation_id = _conversation_id(body)
     if conversation_id:
-        history = await services.database.conversations.items(owner, conversation_id)
-        if history is None:
+        items = await services.database.conversations.items(owner, conversation_id)
+        if items is None:
             raise conversation_not_found(conversation_id, "conversation")
-        return history
+        return items
     return []
 
 
@@ -120,7 +120,7 @@ class Turn:
         )
 
 
-def _backend(services: Services, body: Json) -> Any:
+def checked_backend(services: Services, body: Json) -> Any:
     """The local backend of the request's model (checked), or a 400 saying why not."""
     if not body.get("model"):
         # The spec lets it out for stored prompts (OpenAI's cloud); nothing else names one.
@@ -142,10 +142,10 @@ def _backend(services: Services, body: Json) -> Any:
 async def input_tokens(services: Services, owner: str, body: Json) -> Json:
     """``POST /v1/responses/input_tokens``: the tokens the model would read for ``body``,
     counted by its own chat template and tokenizer (history, instructions, tools included)."""
-    backend = _backend(services, body)
+    backend = checked_backend(services, body)
     turn = normalize(body.get("input"))
-    history = await _history(services, owner, body)
-    chat = request.chat_request(body, history, turn, stream=False)
+    earlier = await history(services, owner, body)
+    chat = request.chat_request(body, earlier, turn, stream=False)
     count = await backend.prompt_tokens(body["model"], chat)
     return {"object": "response.input_tokens", "input_tokens": count}
 
@@ -153,13 +153,13 @@ async def input_tokens(services: Services, owner: str, body: Json) -> Json:
 async def create(services: Services, owner: str, body: Json) -> Json | AsyncIterator[Event]:
     """The response to ``body``: the object, or its events when ``stream`` is set."""
     await background.sweep_once(services.database)
-    backend = _backend(services, body)
+    backend = checked_backend(services, body)
     model_id = body["model"]
     turn = Turn(services, owner, body)
     turn.input_items = normalize(body.get("input"))
-    history = await _history(services, owner, body)
+    earlier = await history(services, owner, body)
     stream = bool(body.get("stream"))
-    chat = request.chat_request(body, history, turn.input_items, stream)
+    chat = request.chat_request(body, earlier, turn.input_items, stream)
     if body.get("background"):
         return await background.start(turn, backend, chat)
     answer = await backend.chat_completion(model_id, chat)
