@@ -46,3 +46,11 @@ async def list_input_items(response_id: str, limit: int = 20, order: str = "desc
     if items is None:
         raise service.response_not_found(response_id)
     return json_response(lists.page(items, after, check_limit(limit), order))
+
+
+# The ``?beta=true`` variants of the document share these routes; they are served alike.
+beta_create_response = create_response
+beta_get_response = get_response
+beta_delete_response = delete_response
+beta_cancel_response = cancel_response
+beta_list_input_items = list_input_items

@@ -11,3 +11,8 @@ async def getinputtokencounts(body: dict | None = None):
 
 async def compactconversation(body: dict | None = None):
     return json_response(await compaction.compact(current(), current_owner(), body or {}))
+
+
+# The ``?beta=true`` variants of the document share these routes; they are served alike.
+beta_getinputtokencounts = getinputtokencounts
+beta_compactconversation = compactconversation
