@@ -431,3 +431,22 @@ def test_top_logprobs_fill_the_output_text_logprobs(client):
     response = create(client, input="Hi", top_logprobs=2, include=["message.output_text.logprobs"])
     logprobs = response.output[0].content[0].logprobs
     assert logprobs and all(len(entry.top_logprobs) == 2 for entry in logprobs)
+
+
+def test_a_streamed_background_response_outlives_its_client(client):
+    with client.responses.create(
+        model=MODEL, input="Write a long story.", background=True, stream=True, max_output_tokens=64
+    ) as stream:
+        first = next(iter(stream))
+    # The client has gone after the first event; the response is finished and stored anyway.
+    done = wait_until_finished(client, first.response.id)
+    assert done.status == "incomplete" and done.usage.output_tokens == 64
+
+
+def test_cancel_stops_a_streamed_background_response(client):
+    with client.responses.create(
+        model=MODEL, input="Write a very long story.", background=True, stream=True, max_output_tokens=2000
+    ) as stream:
+        first = next(iter(stream))
+    assert client.responses.cancel(first.response.id).status == "cancelled"
+    assert client.responses.retrieve(first.response.id).status == "cancelled"

@@ -68,14 +68,33 @@ async def start(turn: Turn, backend: Any, chat: Json) -> Json | AsyncIterator[Ev
     queued = turn.skeleton("queued")
     await turn.services.database.responses.save(turn.record(queued))
     if chat.get("stream"):
-        # Streamed and in the background: the stream runs with the request; the row is
-        # already there for getResponse, and the final object replaces it.
+        # Streamed and in the background: a task produces the events and stores the
+        # result; the client follows them while it stays (its leaving stops nothing).
         answer = await backend.chat_completion(turn.body["model"], chat)
-        return ResponseStream(turn.skeleton("in_progress"), answer, turn.finish).events()
-    task = asyncio.create_task(_run(turn, backend, chat), name=f"response {turn.id}")
-    _tasks[turn.id] = task
-    task.add_done_callback(lambda _: _tasks.pop(turn.id, None))
+        events: asyncio.Queue[Event | None] = asyncio.Queue()
+        stream = ResponseStream(turn.skeleton("in_progress"), answer, turn.finish)
+        _track(turn.id, asyncio.create_task(_pump(stream.events(), events), name=f"response {turn.id}"))
+        return _follow(events)
+    _track(turn.id, asyncio.create_task(_run(turn, backend, chat), name=f"response {turn.id}"))
     return queued
+
+
+def _track(response_id: str, task: asyncio.Task) -> None:
+    _tasks[response_id] = task
+    task.add_done_callback(lambda _: _tasks.pop(response_id, None))
+
+
+async def _pump(events: AsyncIterator[Event], into: "asyncio.Queue[Event | None]") -> None:
+    try:
+        async for event in events:
+            into.put_nowait(event)
+    finally:
+        into.put_nowait(None)
+
+
+async def _follow(events: "asyncio.Queue[Event | None]") -> AsyncIterator[Event]:
+    while (event := await events.get()) is not None:
+        yield event
 
 
 async def cancel(database: Database, owner: str, response_id: str, stored: Json) -> Json:
@@ -87,11 +106,13 @@ async def cancel(database: Database, owner: str, response_id: str, stored: Json)
     if stored["status"] not in ("queued", "in_progress"):
         raise bad_request(f"Cannot cancel a response with status '{stored['status']}'.", "response_id")
     task = _tasks.get(response_id)
+    stopped = False
     if task is not None:
         task.cancel()
         await asyncio.wait([task])
+        stopped = task.cancelled()
     current = await database.responses.get(owner, response_id) or stored
-    if current["status"] not in ("queued", "in_progress"):
+    if not stopped and current["status"] not in ("queued", "in_progress"):
         return current  # it finished before the cancel reached it
     cancelled = {**current, "status": "cancelled"}
     await database.responses.finish(owner, response_id, cancelled)
