@@ -19,12 +19,13 @@ from .backends.upstream.backend import UpstreamBackend
 from .http import problems
 from .http.context import Services
 from .http.fast_lane import FastLane
-from .http.forwarding import Passthrough, UnservedOperations
+from .http.forwarding import LOCAL_STATE_TAGS, Passthrough, UnservedOperations
 from .http.metrics import Metrics, MetricsMiddleware
 from .http.pages import Pages
 from .http.rate_limits import LimitedAuthenticator, RateLimits
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
+from .serving.responses import background
 from .settings import Settings, get_settings
 from .spec import adapter, docs, validation
 from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     async def lifespan(_app):
         if settings.database_migrate:
             await services.database.run(services.database.upgrade)
+        # Background responses a previous process left unfinished will never finish: failed.
+        await background.sweep_once(services.database)
         await services.registry.start()
         log.info(
             "models configured",
@@ -116,7 +119,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         app.add_middleware(
             UnservedOperations,
             MiddlewarePosition.BEFORE_VALIDATION,
-            unserved=adapter.unserved_operation_ids(openai_document),
+            unserved=adapter.unserved_operation_ids(openai_document)
+            | (frozenset() if settings.local_models else adapter.operation_ids_of(openai_document, LOCAL_STATE_TAGS)),
             forward=Passthrough(services.registry.default_upstream),
         )
 

@@ -166,6 +166,18 @@ def chat_model_only(model_id: str, endpoint: str) -> OpenAIError:
     )
 
 
+def rate_limited(kind: str, limit: int, used: int, wait: int, headers: dict[str, str]) -> OpenAIError:
+    unit = "RPM" if kind == "requests" else "TPM"
+    return OpenAIError(
+        429,
+        f"Rate limit reached for this key on {kind} per min ({unit}): Limit {limit}, Used {used}, "
+        f"Requested 1. Please try again in {wait}s.",
+        code="rate_limit_exceeded",
+        type=kind,
+        headers={"retry-after": str(wait), **headers},
+    )
+
+
 def upstream_model(model_id: str) -> OpenAIError:
     return bad_request(
         f"The model `{model_id}` is served by an upstream API; only local models are loaded here.", "model"
@@ -220,6 +232,11 @@ def model_load_failed(model_id: str, reason: str) -> OpenAIError:
 def not_found(what: str, object_id: str, param: str) -> OpenAIError:
     """A stored object that does not exist, or is not the caller's (the same answer)."""
     return OpenAIError(404, f"No {what} found with id '{object_id}'.", param=param, code="not_found")
+
+
+def missing(kind: str, object_id: str, param: str, code: str = "not_found") -> OpenAIError:
+    """OpenAI's words for Responses-era objects: ``Response with id 'resp_x' not found.``"""
+    return OpenAIError(404, f"{kind} with id '{object_id}' not found.", param=param, code=code)
 
 
 def no_such(object_name: str, object_id: str, param: str = "id") -> OpenAIError:

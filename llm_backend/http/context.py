@@ -18,22 +18,10 @@ from starlette.types import Scope
 
 from ..auth import ANONYMOUS, Principal
 from ..backends.base import caller_headers
-from ..backends.registry import ModelRegistry
-from ..settings import Settings
-from ..storage import Database
+from ..serving.services import Services
 
 if TYPE_CHECKING:
-    from .metrics import Metrics
-
-
-@dataclass
-class Services:
-    """Built once per app: what controllers may use."""
-
-    settings: Settings
-    registry: ModelRegistry
-    database: Database
-    metrics: Metrics | None = None  # http/metrics.py
+    pass
 
 
 @dataclass

@@ -8,7 +8,12 @@ Two rules decide what is forwarded, both here:
   the model's backend serves the operation itself (every local backend does), and forwarded
   to the model's upstream otherwise. ``spec/adapter.py`` applies it to every served
   operation with a JSON body, so an operation newly served here for local models keeps
-  working for upstream ones.
+  working for upstream ones;
+- an operation on a stored object that may be the upstream's (``found_here_or_upstream``:
+  a response or conversation created through a forwarded request) goes to the default
+  upstream when the object is not found here.
+A pure gateway (no local models) forwards every operation of the stateful families
+(``LOCAL_STATE_TAGS``) as unserved: it keeps no state of its own for upstream models.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..backends.base import Backend
+from ..errors import OpenAIError
 from . import context
 from .body import read_body
 from .rendering import relay_response
@@ -94,5 +100,30 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
             if not backend.serves(operation_id):
                 return await forward(backend, context.scope(), json.dumps(body, ensure_ascii=False).encode())
         return await controller(*args, **kwargs)
+
+    return served
+
+
+# Families whose objects this service keeps for local models; a pure gateway forwards them.
+LOCAL_STATE_TAGS = frozenset({"Files", "Vector stores", "Responses", "Conversations"})
+# Of those, the ones whose objects may live upstream too (created through a forwarded request).
+SHARED_STATE_TAGS = frozenset({"Responses", "Conversations"})
+
+
+def found_here_or_upstream(controller: Controller) -> Controller:
+    """``controller``; when the object it addresses is not found here (404 ``not_found``)
+    and a default upstream is configured, the request goes there instead."""
+
+    @functools.wraps(controller)
+    async def served(*args, **kwargs) -> Response:
+        try:
+            return await controller(*args, **kwargs)
+        except OpenAIError as error:
+            upstream = context.current().registry.default_upstream
+            if upstream is None or error.status != 404 or error.code != "not_found":
+                raise
+            body = kwargs.get("body")
+            content = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else None
+            return await forward(upstream, context.scope(), content)
 
     return served

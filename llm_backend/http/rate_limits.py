@@ -30,6 +30,7 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from ..auth import ANONYMOUS, Authenticator, Principal
+from .. import errors
 from ..errors import OpenAIError
 from ..settings import Settings
 from . import context
@@ -47,16 +48,8 @@ def reset_text(seconds: float) -> str:
 
 
 def rate_limited(kind: str, limit: int, used: int, retry_after: float, headers: Headers) -> OpenAIError:
-    unit = "RPM" if kind == "requests" else "TPM"
     wait = max(1, math.ceil(retry_after))
-    return OpenAIError(
-        429,
-        f"Rate limit reached for this key on {kind} per min ({unit}): Limit {limit}, Used {used}, "
-        f"Requested 1. Please try again in {wait}s.",
-        code="rate_limit_exceeded",
-        type=kind,
-        headers={"retry-after": str(wait), **{name.decode(): value.decode() for name, value in headers}},
-    )
+    return errors.rate_limited(kind, limit, used, wait, {name.decode(): value.decode() for name, value in headers})
 
 
 class RateLimits:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .. import errors
 from ..errors import OpenAIError, bad_request
 from ..storage.vector_index import IndexedFile, StoreVectors
 from .filters import compile_filter
@@ -41,7 +42,7 @@ CANDIDATES = 100
 
 
 def vector_store_not_found(store_id: str) -> OpenAIError:
-    return OpenAIError(404, f"No vector store found with id '{store_id}'.", param="vector_store_id")
+    return errors.not_found("vector store", store_id, "vector_store_id")
 
 
 def parse_queries(query: Any) -> list[str]:

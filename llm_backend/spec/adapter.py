@@ -26,7 +26,7 @@ from connexion.spec import OpenAPISpecification
 from connexion.validators import FormDataValidator
 
 from ..errors import invalid_body, not_served
-from ..http.forwarding import routed_by_model
+from ..http.forwarding import SHARED_STATE_TAGS, found_here_or_upstream, routed_by_model
 from .forms import OpenAIMultiPartValidator
 from .parameters import OpenAPI31ParameterValidator, ParameterParser
 from .validation import OpenAPI31BodyValidator
@@ -90,13 +90,23 @@ def _json_object_body(controller: Callable) -> Callable:
     return checked
 
 
-def served_function(operation: dict) -> Callable | None:
+def served_function(operation: dict, path: str) -> Callable | None:
     """What answers an operation we serve: its controller, given only JSON objects as
-    bodies, behind the forwarding rule for upstream models (``http/forwarding.py``)."""
+    bodies, behind the forwarding rules for upstream models and objects
+    (``http/forwarding.py``)."""
     controller = find_controller(controller_name(operation))
-    if controller is None or "application/json" not in operation.get("requestBody", {}).get("content", {}):
+    if controller is None:
+        return None
+    if "{" in path and (operation.get("tags") or [None])[0] in SHARED_STATE_TAGS:
+        controller = found_here_or_upstream(controller)
+    if "application/json" not in operation.get("requestBody", {}).get("content", {}):
         return controller
     return routed_by_model(operation["operationId"], _json_object_body(controller))
+
+
+def operation_ids_of(document: dict, tags: frozenset[str]) -> frozenset[str]:
+    """The operationIds whose first tag is one of ``tags``."""
+    return frozenset(op["operationId"] for _, _, op in operations(document) if (op.get("tags") or [None])[0] in tags)
 
 
 Variants = list[tuple[dict[str, str], str]]
@@ -133,7 +143,7 @@ def json_body_operations(specification: Any) -> dict[tuple[str, str], tuple[str,
     routes = {}
     for path, method, operation in operations({"paths": specification["paths"]}):
         schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-        controller = served_function(operation)
+        controller = served_function(operation, path)
         plain = "{" not in path and "?" not in path and not operation.get("parameters")
         if schema is not None and controller is not None and plain and not specification["paths"][path].get("parameters"):
             routes[(method.upper(), specification.base_path + path)] = (operation["operationId"], controller, schema)
@@ -154,7 +164,7 @@ class ControllerResolver(Resolver):
 
     def resolve(self, operation) -> Resolution:
         operation_id = operation.operation_id
-        function = served_function(operation._operation) or _fallback(operation_id, self.variants.get(operation_id, []))
+        function = served_function(operation._operation, operation.path) or _fallback(operation_id, self.variants.get(operation_id, []))
         return Resolution(function, operation_id)
 
 

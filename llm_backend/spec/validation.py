@@ -64,7 +64,16 @@ def nullable_as_type(node: Any) -> Any:
         return [nullable_as_type(item) for item in node]
     if not isinstance(node, dict):
         return node
-    node = {key: nullable_as_type(value) for key, value in node.items()}
+    # 2019-09's recursive keywords (CompoundFilter: nested filters) are no 2020-12 keywords:
+    # the Python validator ignores them, and jsonschema-rs refuses the schema; drop them.
+    node = {key: nullable_as_type(value) for key, value in node.items() if key != "$recursiveAnchor"}
+    if node.get("$recursiveRef") == "#":
+        node.pop("$recursiveRef")
+    # A discriminated oneOf is chosen by its discriminator at OpenAI; JSON Schema's oneOf
+    # refuses a body two branches accept (a Responses input message with a list of parts is
+    # both an EasyInputMessage and an InputMessage), so here any branch may accept it.
+    if "oneOf" in node and "discriminator" in node and "anyOf" not in node:
+        node["anyOf"] = node.pop("oneOf")
     if node.pop("nullable", False) is True:
         if isinstance(node.get("type"), str):
             node["type"] = [node["type"], "null"]

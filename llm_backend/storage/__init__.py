@@ -52,6 +52,8 @@ class Database:
         from .api_keys import ApiKeyStore
         from .chat_completions import ChatCompletionStore
         from .vector_index import VectorIndex
+        from .conversations import ConversationStore
+        from .responses import ResponseStore
 
         self.url = normalize_url(url)
         is_sqlite = self.url.startswith("sqlite")
@@ -64,6 +66,8 @@ class Database:
         self.chat_completions = ChatCompletionStore(self)
         self.api_keys = ApiKeyStore(self)
         self.vector_index = VectorIndex(self)
+        self.responses = ResponseStore(self)
+        self.conversations = ConversationStore(self)
 
     @property
     def dialect(self) -> str:

@@ -99,6 +99,66 @@ class ApiKey(Base):
     tpm: Mapped[int | None] = mapped_column(default=None)
 
 
+# --- Responses and conversations (revision 0005) ---------------------------------------
+
+
+class StoredResponse(Base):
+    """One Responses API response: the object as last shown, the request that made it, and
+    its input items (with ids), so a ``previous_response_id`` chain can be rebuilt."""
+
+    __tablename__ = "responses"
+
+    seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(256))
+    # queued, in_progress, completed, incomplete, failed, cancelled (as the object says).
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    response: Mapped[dict[str, Any]]
+    request: Mapped[dict[str, Any]]
+    input_items: Mapped[list[Any]] = mapped_column(JSON)
+    previous_response_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    conversation_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    background: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    # The start-up sweep finds unfinished background responses by status.
+    __table_args__ = (Index("ix_responses_status", "status"),)
+
+
+class StoredConversation(Base):
+    """A Conversation: its metadata; its items are ``ConversationItem`` rows, in order."""
+
+    __tablename__ = "conversations"
+
+    seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ConversationItem(Base):
+    """One item of a conversation (a message, a function call or its output, ...).
+    ``seq`` is the order; ``id`` is the item's own id, unique within its conversation."""
+
+    __tablename__ = "conversation_items"
+
+    seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
+    conversation_seq: Mapped[int] = mapped_column(
+        SEQUENCE_TYPE, ForeignKey("conversations.seq", ondelete="CASCADE")
+    )
+    id: Mapped[str] = mapped_column(String(64))
+    item: Mapped[dict[str, Any]]
+
+    __table_args__ = (
+        Index("ix_conversation_items_conversation_id", "conversation_seq", "id", unique=True),
+        Index("ix_conversation_items_conversation_seq", "conversation_seq", "seq"),
+    )
+
+
 # --- Files and vector stores (revision 0004) ---------------------------------------------
 
 

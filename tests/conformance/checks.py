@@ -23,8 +23,19 @@ SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openai.yaml"
 # model or stored object does not exist, the queue is full.
 ERROR_STATUSES = {400, 401, 403, 404, 409, 413, 422, 429}
 DELIBERATE_FOR_VALID_REQUESTS = {
-    400: {"unsupported_parameter", "context_length_exceeded", "invalid_value", "integer_out_of_range"},
-    404: {"model_not_found", "not_found"},
+    # invalid_body: a body that is not an object, which a body schema without ``type:
+    # object`` (createConversationItems') does not exclude; OpenAI wants an object there too.
+    # missing_required_parameter: createResponse's ``model``, optional in the document only
+    # for OpenAI's stored prompts.
+    400: {
+        "unsupported_parameter",
+        "context_length_exceeded",
+        "invalid_value",
+        "integer_out_of_range",
+        "invalid_body",
+        "missing_required_parameter",
+    },
+    404: {"model_not_found", "not_found", "previous_response_not_found"},
     429: {"rate_limit_exceeded"},
 }
 _components = yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["components"]
@@ -67,7 +78,10 @@ def openai_status_conformance(ctx, response, case):
 STREAM_PAYLOADS = {
     "createChatCompletion": "CreateChatCompletionStreamResponse",
     "createCompletion": "CreateCompletionResponse",
+    "createResponse": "ResponseStreamEvent",
 }
+# Streams of named events (``event: <type>`` + ``data: <event>``), with no ``[DONE]``.
+NAMED_EVENT_STREAMS = {"createResponse"}
 
 
 def _payload_validator(schema_name: str):
@@ -100,8 +114,28 @@ def sse_payload_conformance(ctx, response, case):
     payloads = [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
     assert payloads, "an event stream without data events"
     operation = case.operation.definition.raw["operationId"]
+    if operation in NAMED_EVENT_STREAMS:
+        names = [line[len("event: "):] for line in response.text.splitlines() if line.startswith("event: ")]
+        events = [json.loads(payload) for payload in payloads]
+        assert names == [event["type"] for event in events], "event names differ from the payload types"
+        for event in events:
+            validate_chunk(operation, event)
+        return None
     for payload in payloads[:-1]:
         validate_chunk(operation, json.loads(payload))
     if payloads[-1] != "[DONE]":
         _error_validator.validate(json.loads(payloads[-1]))
+    return None
+
+
+# Answers whose schema schemathesis misreads: a discriminator without a mapping names its
+# branches by schema name ("Message"), where OpenAI's values are the item types
+# ("message"). Validated with the plain 2020-12 meaning instead.
+PLAIN_SCHEMAS = {"Compactconversation": "CompactResource"}
+_plain_validators = {operation: _payload_validator(name) for operation, name in PLAIN_SCHEMAS.items()}
+
+
+def plain_schema_conformance(ctx, response, case):
+    if response.status_code == 200:
+        _plain_validators[case.operation.definition.raw["operationId"]].validate(response.json())
     return None

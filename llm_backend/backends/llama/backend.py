@@ -407,6 +407,20 @@ class LlamaBackend:
             return shape.completion(await model.run(op, params, need))
         return await _primed(shape.chunks(model.stream(op, params, need)))
 
+    async def prompt_tokens(self, model_id: str, request: Json) -> int:
+        """How many tokens the prompt of a chat ``request`` is, counted as it would be
+        generated from: the model's chat template (persona and tool instructions included)
+        and tokenizer, in the engine worker, between two decoding steps."""
+        preset = self._preset(model_id)
+        model = self.local_models[preset.model.id]
+        params = chat_params(preset.chat_request(request), model.n_ctx)
+
+        async def answer() -> Json:
+            events = await model.run("count", {"messages": params["messages"]}, need=0)
+            return next(event["data"] for event in events if event["event"] == "result")
+
+        return (await self._serve(model, answer))["prompt_tokens"]
+
     async def embedding(self, model_id: str, request: Json) -> Json:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]

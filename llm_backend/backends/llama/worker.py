@@ -8,6 +8,7 @@ Protocol. Requests come on stdin, one JSON object per line:
   ``logprobs``, ``top_logprobs``, ``echo``, and ``structure``: what the output must parse
   as, turned into ``grammar`` here, see grammar.py)
 - ``{"id", "op": "embedding", "params": {"input": [...], "dimensions": int | null}}``
+- ``{"id", "op": "count", "params": {"messages": [...]}}``: the prompt's token count
 - ``{"id", "op": "cancel"}``: drop that request between two decoding steps
 
 Events go to the protocol stream, one JSON object per line, each with the request ``id``:
@@ -18,7 +19,8 @@ Events go to the protocol stream, one JSON object per line, each with the reques
   text of choice ``index``; the one with ``finish_reason`` is that choice's last
 - ``usage`` (``prompt_tokens``, ``cached_tokens``: of those, found in the KV cache,
   ``completion_tokens`` summed over choices)
-- ``result`` (``data``): the whole answer of a non-generating op (embedding)
+- ``result`` (``data``): the whole answer of a non-generating op (embedding; count:
+  ``{"prompt_tokens"}``)
 - ``error`` (``error``: status, message, param, code)
 - ``done``: nothing more will come for this id (sent after a cancel too)
 
@@ -91,6 +93,9 @@ class Worker:
                 params = message["params"]
                 vectors = self.embedder.embed(params["input"], params.get("dimensions"))
                 self.send({"id": rid, "event": "result", "data": vectors})
+            elif op == "count":
+                prompt, _ = self.engine.chat_prompt(message["params"]["messages"])
+                self.send({"id": rid, "event": "result", "data": {"prompt_tokens": len(prompt)}})
             else:
                 raise RequestError(400, f"unknown engine operation {op!r}")
         except RequestError as exc:

@@ -116,12 +116,17 @@ class Engine:
     def busy(self) -> bool:
         return bool(self.running)
 
+    def chat_prompt(self, messages: list[dict[str, Any]]) -> tuple[list[int], list[str]]:
+        """The prompt tokens of chat ``messages`` (the chat template rendered, tokenized),
+        and the template's stop strings."""
+        text, template_stop, has_bos = self.template.render(messages)
+        return self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos), template_stop
+
     def submit(self, rid: str, op: str, params: dict[str, Any]) -> None:
         """Validate and queue a chat or completion request (raises RequestError)."""
         stop = list(params.get("stop") or [])
         if op == "chat":
-            text, template_stop, has_bos = self.template.render(params["messages"])
-            prompt = self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos)
+            prompt, template_stop = self.chat_prompt(params["messages"])
             stop += [s for s in template_stop if s not in stop]
             param = "messages"
         else:

@@ -1,0 +1,56 @@
+"""Tag ``Responses``: create, retrieve, delete, cancel a response; list its input items."""
+
+from ..errors import bad_request
+from ..http.context import current, current_owner
+from ..http.rendering import json_response
+from ..http.sse import status_stream
+from ..serving.pages import check_limit
+from ..serving.responses import background, lists, service
+
+
+async def create_response(body: dict):
+    answer = await service.create(current(), current_owner(), body)
+    if isinstance(answer, dict):
+        return json_response(answer)
+    return status_stream(answer)
+
+
+async def _stored(response_id: str) -> dict:
+    database = current().database
+    await background.sweep_once(database)
+    response = await database.responses.get(current_owner(), response_id)
+    if response is None:
+        raise service.response_not_found(response_id)
+    return response
+
+
+async def get_response(response_id: str, stream: bool | None = None, **_):
+    if stream:
+        raise bad_request("Streaming a stored response again is not supported here.", "stream", "unsupported_parameter")
+    return json_response(await _stored(response_id))
+
+
+async def delete_response(response_id: str):
+    if not await current().database.responses.delete(current_owner(), response_id):
+        raise service.response_not_found(response_id)
+    return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
+
+
+async def cancel_response(response_id: str):
+    stored = await _stored(response_id)
+    return json_response(await background.cancel(current().database, current_owner(), response_id, stored))
+
+
+async def list_input_items(response_id: str, limit: int = 20, order: str = "desc", after: str | None = None, **_):
+    items = await current().database.responses.input_items(current_owner(), response_id)
+    if items is None:
+        raise service.response_not_found(response_id)
+    return json_response(lists.page(items, after, check_limit(limit), order))
+
+
+# The ``?beta=true`` variants of the document share these routes; they are served alike.
+beta_create_response = create_response
+beta_get_response = get_response
+beta_delete_response = delete_response
+beta_cancel_response = cancel_response
+beta_list_input_items = list_input_items

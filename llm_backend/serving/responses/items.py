@@ -1,0 +1,138 @@
+"""Input items of the Responses API: normalized (ids, typed content parts) as they are
+stored and listed, and turned into chat messages for the backend.
+
+The spec has validated each item's shape; what is refused here is what a text-only local
+model cannot take (images, audio, files) or what needs OpenAI's cloud to mean anything.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ...errors import bad_request
+
+Json = dict[str, Any]
+
+# Item types whose meaning is a text chat: they become chat messages.
+_CONVERSATIONAL = ("message", "function_call", "function_call_output", "reasoning", "compaction")
+_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs", "compaction": "cmp"}
+# What turning an item into a chat message needs (the spec's branches do not all require it).
+_REQUIRED = {
+    "function_call": ("call_id", "name"),
+    "function_call_output": ("call_id",),
+    "compaction": ("encrypted_content",),
+}
+_TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def _part(part: Any, role: str, param: str) -> Json:
+    kind = part.get("type")
+    if kind in ("input_image", "input_file", "input_audio"):
+        raise bad_request(
+            f"'{param}': '{kind}' content is not supported by local models (they read text only).",
+            param,
+            "unsupported_parameter",
+        )
+    if kind not in _TEXT_PARTS:
+        raise bad_request(f"'{param}': unsupported content type '{kind}'.", param, "invalid_value")
+    if kind == "refusal":
+        return {"type": "refusal", "refusal": part.get("refusal", "")}
+    if role == "assistant":
+        return {"type": "output_text", "text": part.get("text", ""), "annotations": part.get("annotations") or []}
+    return {"type": "input_text", "text": part.get("text", "")}
+
+
+def _message(item: Json, param: str) -> Json:
+    role = item.get("role", "user")
+    content = item.get("content")
+    if isinstance(content, str):
+        content = [{"type": "output_text" if role == "assistant" else "input_text", "text": content}]
+    parts = [_part(part, role, f"{param}.content[{index}]") for index, part in enumerate(content or [])]
+    return {
+        "id": item.get("id") or new_id("msg"),
+        "type": "message",
+        "status": item.get("status") or "completed",
+        "role": role,
+        "content": parts,
+    }
+
+
+def normalize(input_value: Any, param: str = "input") -> list[Json]:
+    """The request's ``input`` as stored items, each with an id (kept when the client gave one)."""
+    if input_value is None:
+        return []
+    if isinstance(input_value, str):
+        return [_message({"role": "user", "content": input_value}, param)]
+    items = []
+    for index, item in enumerate(input_value):
+        where = f"{param}[{index}]"
+        if not isinstance(item, dict):
+            raise bad_request(f"'{where}': expected an object.", where, "invalid_value")
+        kind = item.get("type") or ("message" if "role" in item else None)
+        if kind is None:
+            raise bad_request(f"'{where}': an item needs a 'type' (or a 'role', for a message).", where, "invalid_value")
+        if kind == "message":
+            items.append(_message(item, where))
+        elif kind in _CONVERSATIONAL:
+            for field in _REQUIRED.get(kind, ()):
+                if not isinstance(item.get(field), str):
+                    raise bad_request(f"Missing required parameter: '{where}.{field}'.", f"{where}.{field}", "missing_required_parameter")
+            items.append({**item, "id": item.get("id") or new_id(_PREFIX[kind])})
+        elif kind == "item_reference":
+            raise bad_request(
+                f"'{where}': item references are not supported here; send the item itself, or use "
+                "'previous_response_id' or 'conversation'.",
+                where,
+                "unsupported_parameter",
+            )
+        else:
+            raise bad_request(
+                f"'{where}': items of type '{kind}' are not supported by local models.",
+                f"{where}.type",
+                "unsupported_parameter",
+            )
+    return items
+
+
+def _text(content: list[Json]) -> str:
+    return "".join(part.get("text") or part.get("refusal") or "" for part in content)
+
+
+def _output_text(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    return _text(output or [])
+
+
+def chat_messages(items: list[Json]) -> list[Json]:
+    """Items (history and this turn) as chat messages: function calls that follow each
+    other become one assistant message with tool calls, outputs become tool messages;
+    reasoning items carry nothing a local model can read."""
+    messages: list[Json] = []
+    for item in items:
+        kind = item.get("type", "message")
+        if kind == "message":
+            messages.append({"role": item["role"], "content": _text(item.get("content") or [])})
+        elif kind == "function_call":
+            call = {
+                "id": item["call_id"],
+                "type": "function",
+                "function": {"name": item["name"], "arguments": item.get("arguments") or ""},
+            }
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and (last.get("tool_calls") or not last["content"]):
+                last.setdefault("tool_calls", []).append(call)
+            else:
+                messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
+        elif kind == "compaction":
+            # A summary made by POST /v1/responses/compact (see compaction.py).
+            summary = item.get("encrypted_content") or ""
+            messages.append({"role": "system", "content": f"Summary of the conversation so far:\n{summary}"})
+        elif kind == "function_call_output":
+            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": _output_text(item.get("output"))})
+    return messages

@@ -1,0 +1,126 @@
+"""The Response object: the request fields OpenAI echoes, output items, usage, status.
+
+A chat completion (or the chunks of one, see ``events.py``) becomes ``message`` items with
+``output_text`` parts and ``function_call`` items; ``finish_reason: length`` makes the
+response ``incomplete`` for ``max_output_tokens``, as OpenAI reports it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .items import new_id
+
+Json = dict[str, Any]
+
+
+def skeleton(request: Json, response_id: str, created_at: int, status: str) -> Json:
+    """The response before any output: every request field OpenAI echoes, with its default."""
+    conversation = request.get("conversation")
+    if isinstance(conversation, str):
+        conversation = {"id": conversation}
+    text = request.get("text") or {}
+    reasoning = request.get("reasoning") or {}
+    response = {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": bool(request.get("background")),
+        "completed_at": None,
+        "conversation": {"id": conversation["id"]} if conversation else None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": request.get("instructions"),
+        "max_output_tokens": request.get("max_output_tokens"),
+        "max_tool_calls": request.get("max_tool_calls"),
+        "model": request["model"],
+        "output": [],
+        "parallel_tool_calls": request.get("parallel_tool_calls") is not False,
+        "previous_response_id": request.get("previous_response_id"),
+        "prompt_cache_key": request.get("prompt_cache_key"),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "safety_identifier": request.get("safety_identifier"),
+        "service_tier": "default",
+        "store": request.get("store") is not False,
+        "temperature": 1.0 if request.get("temperature") is None else request["temperature"],
+        "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity") or "medium"},
+        "tool_choice": request.get("tool_choice") or "auto",
+        "tools": request.get("tools") or [],
+        "top_logprobs": request.get("top_logprobs") or 0,
+        "top_p": 1.0 if request.get("top_p") is None else request["top_p"],
+        "truncation": request.get("truncation") or "disabled",
+        "usage": None,
+        "metadata": request.get("metadata") or {},
+    }
+    if request.get("user") is not None:
+        response["user"] = request["user"]  # a string in the document, never null
+    return response
+
+
+def usage(chat_usage: Json | None) -> Json | None:
+    if not chat_usage:
+        return None
+    cached = (chat_usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return {
+        "input_tokens": chat_usage["prompt_tokens"],
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+        "output_tokens": chat_usage["completion_tokens"],
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": chat_usage["prompt_tokens"] + chat_usage["completion_tokens"],
+    }
+
+
+def text_part(text: str = "", logprobs: list[Json] | None = None) -> Json:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+
+
+def message_item(item_id: str, status: str, content: list[Json]) -> Json:
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def function_call_item(item_id: str, status: str, call_id: str, name: str, arguments: str) -> Json:
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
+
+
+def finished(response: Json, output: list[Json], chat_usage: Json | None, finish_reason: str | None) -> Json:
+    """``response`` with its output and usage, ``completed`` or ``incomplete``."""
+    truncated = finish_reason == "length"
+    return {
+        **response,
+        "status": "incomplete" if truncated else "completed",
+        "completed_at": None if truncated else int(time.time()),
+        "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
+        "output": output,
+        "usage": usage(chat_usage),
+    }
+
+
+def failed(response: Json, output: list[Json], code: str, message: str) -> Json:
+    return {**response, "status": "failed", "output": output, "error": {"code": code, "message": message}}
+
+
+def from_chat(response: Json, completion: Json) -> Json:
+    """A whole chat completion as this response's output."""
+    choice = completion["choices"][0]
+    message = choice.get("message") or {}
+    finish_reason = choice.get("finish_reason")
+    status = "incomplete" if finish_reason == "length" else "completed"
+    output: list[Json] = []
+    if message.get("content") or not message.get("tool_calls"):
+        logprobs = (choice.get("logprobs") or {}).get("content")
+        output.append(message_item(new_id("msg"), status, [text_part(message.get("content") or "", logprobs)]))
+    for call in message.get("tool_calls") or []:
+        function = call["function"]
+        output.append(
+            function_call_item(new_id("fc"), "completed", call["id"], function["name"], function.get("arguments") or "")
+        )
+    return finished(response, output, completion.get("usage"), finish_reason)

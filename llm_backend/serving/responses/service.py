@@ -1,0 +1,163 @@
+"""Creating a response: history, the backend call, storing, in that order.
+
+Responses are a translation layer over the backend's ``chat_completion``: the request
+(with its history: a ``previous_response_id`` chain or a conversation's items) becomes one
+chat request, and the chat answer becomes the Response object or its event stream. The
+engine's prompt-prefix cache makes a follow-up turn skip the shared prefix, which
+``usage.input_tokens_details.cached_tokens`` shows.
+
+A request is checked and its history loaded before anything is written or generated, so a
+rejected request stores nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..metadata import check_metadata
+from ... import errors
+from ...errors import OpenAIError, bad_request
+from ..services import Services
+from ...storage.responses import NewResponse, ResponseNotFound
+from . import background, objects, request
+from .events import Event, ResponseStream
+from .items import new_id, normalize
+
+Json = dict[str, Any]
+
+
+def serves_here(backend: Any) -> bool:
+    """Whether Responses for this backend's models are served here (every local backend;
+    a request for another model is forwarded to its upstream before it gets here)."""
+    return backend.serves("createResponse")
+
+
+def response_not_found(response_id: str, param: str = "response_id") -> OpenAIError:
+    return errors.missing("Response", response_id, param)
+
+
+def conversation_not_found(conversation_id: str, param: str = "conversation_id") -> OpenAIError:
+    return errors.missing("Conversation", conversation_id, param)
+
+
+def _conversation_id(body: Json) -> str | None:
+    conversation = body.get("conversation")
+    if isinstance(conversation, dict):
+        return conversation.get("id")
+    return conversation
+
+
+async def history(services: Services, owner: str, body: Json) -> list[Json]:
+    previous = body.get("previous_response_id")
+    if previous:
+        try:
+            return await services.database.responses.history(owner, previous)
+        except ResponseNotFound as missing:
+            raise errors.missing(
+                "Previous response", missing.response_id, "previous_response_id", "previous_response_not_found"
+            ) from None
+    conversation_id = _conversation_id(body)
+    if conversation_id:
+        items = await services.database.conversations.items(owner, conversation_id)
+        if items is None:
+            raise conversation_not_found(conversation_id, "conversation")
+        return items
+    return []
+
+
+class Turn:
+    """One response being made: what it answers, and how it is kept."""
+
+    def __init__(self, services: Services, owner: str, body: Json) -> None:
+        self.services = services
+        self.owner = owner
+        self.body = body
+        self.id = new_id("resp")
+        self.created_at = int(time.time())
+        self.store = body.get("store") is not False
+        self.conversation_id = _conversation_id(body)
+        self.input_items: list[Json] = []
+
+    def skeleton(self, status: str) -> Json:
+        return objects.skeleton(self.body, self.id, self.created_at, status)
+
+    def record(self, response: Json) -> NewResponse:
+        return NewResponse(
+            id=self.id,
+            owner=self.owner,
+            model=self.body["model"],
+            created_at=self.created_at,
+            response=response,
+            request=self.body,
+            input_items=self.input_items,
+            previous_response_id=self.body.get("previous_response_id"),
+            conversation_id=self.conversation_id,
+            background=bool(self.body.get("background")),
+        )
+
+    def conversation_items(self, response: Json) -> list[Json]:
+        # A failed or cut-off turn adds nothing to the conversation.
+        if response["status"] not in ("completed", "incomplete") or response.get("error"):
+            return []
+        return [*self.input_items, *response["output"]]
+
+    async def save(self, response: Json) -> None:
+        """Keep the finished response (and extend its conversation); committed on return."""
+        database = self.services.database
+        if self.store:
+            await database.responses.save(self.record(response), self.conversation_items(response))
+        elif self.conversation_id:
+            await database.conversations.add_items(self.owner, self.conversation_id, self.conversation_items(response))
+
+    async def finish(self, response: Json) -> None:
+        """Replace the stored in-progress row (background) with the final object."""
+        await self.services.database.responses.finish(
+            self.owner, self.id, response, self.conversation_items(response)
+        )
+
+
+def checked_backend(services: Services, body: Json) -> Any:
+    """The local backend of the request's model (checked), or a 400 saying why not."""
+    if not body.get("model"):
+        # The spec lets it out for stored prompts (OpenAI's cloud); nothing else names one.
+        raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    request.check(body)
+    check_metadata(body.get("metadata"))
+    model_id = body["model"]
+    backend = services.registry.backend_for(model_id)
+    if not serves_here(backend):
+        raise errors.model_not_supported(model_id, "the Responses API here")
+    return backend
+
+
+async def input_tokens(services: Services, owner: str, body: Json) -> Json:
+    """``POST /v1/responses/input_tokens``: the tokens the model would read for ``body``,
+    counted by its own chat template and tokenizer (history, instructions, tools included)."""
+    backend = checked_backend(services, body)
+    turn = normalize(body.get("input"))
+    earlier = await history(services, owner, body)
+    chat = request.chat_request(body, earlier, turn, stream=False)
+    count = await backend.prompt_tokens(body["model"], chat)
+    return {"object": "response.input_tokens", "input_tokens": count}
+
+
+async def create(services: Services, owner: str, body: Json) -> Json | AsyncIterator[Event]:
+    """The response to ``body``: the object, or its events when ``stream`` is set."""
+    await background.sweep_once(services.database)
+    backend = checked_backend(services, body)
+    model_id = body["model"]
+    turn = Turn(services, owner, body)
+    turn.input_items = normalize(body.get("input"))
+    earlier = await history(services, owner, body)
+    stream = bool(body.get("stream"))
+    chat = request.chat_request(body, earlier, turn.input_items, stream)
+    if body.get("background"):
+        return await background.start(turn, backend, chat)
+    answer = await backend.chat_completion(model_id, chat)
+    if stream:
+        return ResponseStream(turn.skeleton("in_progress"), answer, turn.save).events()
+    response = objects.from_chat(turn.skeleton("in_progress"), answer)
+    await turn.save(response)
+    return response

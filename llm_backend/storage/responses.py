@@ -1,0 +1,180 @@
+"""Stored Responses: every query is scoped to the owner that stored them.
+
+A response row keeps the object as last shown to the client, the request, and the input
+items of its turn (with ids). History is never copied forward: ``history`` walks the
+``previous_response_id`` links back, so a chain of n turns stores n rows, not n² items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select
+
+from .chat_completions import _nameable
+from .conversations import append_items
+from .models import StoredResponse
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from . import Database
+
+Json = dict[str, Any]
+
+UNFINISHED = ("queued", "in_progress")
+
+
+class ResponseNotFound(LookupError):
+    """A response named (directly or as a link of a chain) is unknown to this owner."""
+
+    def __init__(self, response_id: str) -> None:
+        super().__init__(response_id)
+        self.response_id = response_id
+
+
+@dataclass
+class NewResponse:
+    """What the Responses service hands over to be stored."""
+
+    id: str
+    owner: str
+    model: str
+    created_at: int
+    response: Json
+    request: Json
+    input_items: list[Json]
+    previous_response_id: str | None = None
+    conversation_id: str | None = None
+    background: bool = False
+
+
+class ResponseStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    # --- blocking implementations (run in worker threads) ---------------------------------
+
+    def _find(self, session: Session, owner: str, response_id: str) -> StoredResponse | None:
+        if not _nameable(response_id):
+            return None
+        query = select(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
+        return session.scalars(query).one_or_none()
+
+    def _save(self, record: NewResponse, conversation_items: list[Json]) -> None:
+        row = StoredResponse(
+            id=record.id,
+            owner=record.owner,
+            model=record.model,
+            status=record.response["status"],
+            created_at=record.created_at,
+            response=record.response,
+            request=record.request,
+            input_items=record.input_items,
+            previous_response_id=record.previous_response_id,
+            conversation_id=record.conversation_id,
+            background=record.background,
+        )
+        with self._database.sessions.begin() as session:
+            session.add(row)
+            if record.conversation_id and conversation_items:
+                append_items(session, record.owner, record.conversation_id, conversation_items)
+
+    def _finish(self, owner: str, response_id: str, response: Json, conversation_items: list[Json]) -> bool:
+        with self._database.sessions.begin() as session:
+            row = self._find(session, owner, response_id)
+            if row is None:
+                return False
+            row.response = response
+            row.status = response["status"]
+            if row.conversation_id and conversation_items:
+                append_items(session, owner, row.conversation_id, conversation_items)
+            return True
+
+    def _get(self, owner: str, response_id: str) -> Json | None:
+        with self._database.sessions() as session:
+            row = self._find(session, owner, response_id)
+            return row.response if row else None
+
+    def _input_items(self, owner: str, response_id: str) -> list[Json] | None:
+        with self._database.sessions() as session:
+            row = self._find(session, owner, response_id)
+            return list(row.input_items) if row else None
+
+    def _history(self, owner: str, response_id: str) -> list[Json]:
+        turns: list[list[Json]] = []
+        seen: set[str] = set()
+        with self._database.sessions() as session:
+            next_id: str | None = response_id
+            while next_id is not None and next_id not in seen:
+                seen.add(next_id)
+                row = self._find(session, owner, next_id)
+                if row is None:
+                    raise ResponseNotFound(next_id)
+                turns.append([*row.input_items, *(row.response.get("output") or [])])
+                next_id = row.previous_response_id
+        return [item for turn in reversed(turns) for item in turn]
+
+    def _delete(self, owner: str, response_id: str) -> bool:
+        if not _nameable(response_id):
+            return False
+        with self._database.sessions.begin() as session:
+            result = session.execute(
+                delete(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
+            )
+            return result.rowcount > 0
+
+    def fail_unfinished_sync(self, message: str) -> int:
+        """Mark every queued or in-progress response failed: after a restart nothing runs
+        them any more. Returns how many there were."""
+        with self._database.sessions.begin() as session:
+            rows = list(session.scalars(select(StoredResponse).where(StoredResponse.status.in_(UNFINISHED))))
+            for row in rows:
+                row.response = {
+                    **row.response,
+                    "status": "failed",
+                    "error": {"code": "server_error", "message": message},
+                }
+                row.status = "failed"
+            return len(rows)
+
+    def count_sync(self) -> int:
+        """Responses of every owner: for operators and tests."""
+        with self._database.sessions() as session:
+            return session.scalar(select(func.count()).select_from(StoredResponse)) or 0
+
+    def status_sync(self, response_id: str) -> str | None:
+        """The stored status of any owner's response: for operators and tests."""
+        with self._database.sessions() as session:
+            return session.scalar(select(StoredResponse.status).where(StoredResponse.id == response_id))
+
+    # --- the async API ---------------------------------------------------------------------
+
+    async def save(self, record: NewResponse, conversation_items: list[Json] | None = None) -> None:
+        """Store a response; with a conversation, append ``conversation_items`` to it in the
+        same transaction. Committed when this returns."""
+        await self._database.run(self._save, record, conversation_items or [])
+
+    async def finish(
+        self, owner: str, response_id: str, response: Json, conversation_items: list[Json] | None = None
+    ) -> bool:
+        """Replace a stored (background) response with its final object; False if it is gone."""
+        return await self._database.run(self._finish, owner, response_id, response, conversation_items or [])
+
+    async def get(self, owner: str, response_id: str) -> Json | None:
+        return await self._database.run(self._get, owner, response_id)
+
+    async def input_items(self, owner: str, response_id: str) -> list[Json] | None:
+        return await self._database.run(self._input_items, owner, response_id)
+
+    async def history(self, owner: str, response_id: str) -> list[Json]:
+        """Every input and output item of the chain ending at ``response_id``, oldest first;
+        raises ``ResponseNotFound`` naming the first link this owner does not have."""
+        return await self._database.run(self._history, owner, response_id)
+
+    async def delete(self, owner: str, response_id: str) -> bool:
+        return await self._database.run(self._delete, owner, response_id)
+
+    async def fail_unfinished(self, message: str) -> int:
+        return await self._database.run(self.fail_unfinished_sync, message)

@@ -1,0 +1,158 @@
+"""The Responses and Conversations stores, on SQLite and PostgreSQL: owner isolation,
+chains rebuilt from links, ordered conversation items, the start-up sweep."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from llm_backend.storage.chat_completions import CursorNotFound
+from llm_backend.storage.models import Base
+from llm_backend.storage.responses import NewResponse, ResponseNotFound
+
+
+def message(item_id: str, role: str, text: str) -> dict:
+    kind = "output_text" if role == "assistant" else "input_text"
+    return {"id": item_id, "type": "message", "role": role, "content": [{"type": kind, "text": text}]}
+
+
+def turn(number: int, previous: str | None = None, owner: str = "a", status: str = "completed", **kwargs) -> NewResponse:
+    response_id = f"resp_{number}"
+    answer = message(f"msg_out{number}", "assistant", f"answer {number}")
+    return NewResponse(
+        id=response_id,
+        owner=owner,
+        model="smollm2",
+        created_at=1700000000 + number,
+        response={"id": response_id, "object": "response", "status": status, "output": [answer]},
+        request={"model": "smollm2", "input": f"question {number}"},
+        input_items=[message(f"msg_in{number}", "user", f"question {number}")],
+        previous_response_id=previous,
+        **kwargs,
+    )
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_the_models_match_the_migrations(database):
+    with database.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_a_saved_response_is_found_by_its_owner_only(database):
+    run(database.responses.save(turn(1)))
+    assert run(database.responses.get("a", "resp_1"))["output"][0]["id"] == "msg_out1"
+    assert run(database.responses.get("b", "resp_1")) is None
+    assert run(database.responses.input_items("b", "resp_1")) is None
+
+
+def test_history_walks_the_chain_oldest_first(database):
+    run(database.responses.save(turn(1)))
+    run(database.responses.save(turn(2, previous="resp_1")))
+    run(database.responses.save(turn(3, previous="resp_2")))
+    history = run(database.responses.history("a", "resp_3"))
+    assert [item["id"] for item in history] == ["msg_in1", "msg_out1", "msg_in2", "msg_out2", "msg_in3", "msg_out3"]
+
+
+def test_history_through_a_deleted_link_names_that_link(database):
+    run(database.responses.save(turn(1)))
+    run(database.responses.save(turn(2, previous="resp_1")))
+    assert run(database.responses.delete("a", "resp_1"))
+    with pytest.raises(ResponseNotFound) as caught:
+        run(database.responses.history("a", "resp_2"))
+    assert caught.value.response_id == "resp_1"
+
+
+def test_another_owner_can_neither_continue_nor_delete_a_response(database):
+    run(database.responses.save(turn(1)))
+    with pytest.raises(ResponseNotFound):
+        run(database.responses.history("b", "resp_1"))
+    assert not run(database.responses.delete("b", "resp_1"))
+    assert run(database.responses.get("a", "resp_1")) is not None
+
+
+def test_finish_replaces_the_object_and_status(database):
+    run(database.responses.save(turn(1, status="in_progress", background=True)))
+    done = {"id": "resp_1", "object": "response", "status": "completed", "output": []}
+    assert run(database.responses.finish("a", "resp_1", done))
+    assert run(database.responses.get("a", "resp_1")) == done
+    assert database.responses.status_sync("resp_1") == "completed"
+    assert not run(database.responses.finish("a", "resp_missing", done))
+
+
+def test_the_sweep_fails_unfinished_responses_only(database):
+    run(database.responses.save(turn(1, status="in_progress", background=True)))
+    run(database.responses.save(turn(2, status="queued", background=True)))
+    run(database.responses.save(turn(3)))
+    assert run(database.responses.fail_unfinished("stopped")) == 2
+    failed = run(database.responses.get("a", "resp_1"))
+    assert failed["status"] == "failed" and failed["error"]["message"] == "stopped"
+    assert database.responses.status_sync("resp_3") == "completed"
+
+
+def test_a_conversation_keeps_its_items_in_order(database):
+    store = database.conversations
+    created = run(store.create("a", "conv_1", 1700000000, {"k": "v"}, [message("msg_1", "user", "hi")]))
+    assert created == {"id": "conv_1", "object": "conversation", "created_at": 1700000000, "metadata": {"k": "v"}}
+    run(store.add_items("a", "conv_1", [message("msg_2", "assistant", "hello"), message("msg_3", "user", "bye")]))
+    assert [item["id"] for item in run(store.items("a", "conv_1"))] == ["msg_1", "msg_2", "msg_3"]
+    page = run(store.list_items("a", "conv_1", order="desc", limit=2))
+    assert [item["id"] for item in page.data] == ["msg_3", "msg_2"] and page.has_more
+    page = run(store.list_items("a", "conv_1", order="asc", after="msg_1"))
+    assert [item["id"] for item in page.data] == ["msg_2", "msg_3"] and not page.has_more
+
+
+def test_an_item_id_already_in_the_conversation_gets_a_new_one(database):
+    store = database.conversations
+    run(store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi")]))
+    stored = run(store.add_items("a", "conv_1", [message("msg_1", "user", "again")]))
+    assert stored[0]["id"] != "msg_1" and stored[0]["id"].startswith("msg_")
+    assert len(run(store.items("a", "conv_1"))) == 2
+
+
+def test_conversations_are_invisible_to_other_owners(database):
+    store = database.conversations
+    run(store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi")]))
+    assert run(store.get("b", "conv_1")) is None
+    assert run(store.items("b", "conv_1")) is None
+    assert run(store.add_items("b", "conv_1", [message("msg_2", "user", "x")])) is None
+    assert run(store.get_item("b", "conv_1", "msg_1")) is None
+    assert run(store.delete_item("b", "conv_1", "msg_1")) is None
+    assert run(store.update_metadata("b", "conv_1", {"x": "y"})) is None
+    assert not run(store.delete("b", "conv_1"))
+    assert len(run(store.items("a", "conv_1"))) == 1
+
+
+def test_deleting_a_conversation_deletes_its_items(database):
+    store = database.conversations
+    run(store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi")]))
+    assert run(store.delete("a", "conv_1"))
+    assert run(store.get("a", "conv_1")) is None
+    assert store.count_items_sync() == 0
+
+
+def test_deleting_an_item_returns_the_conversation(database):
+    store = database.conversations
+    run(store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi"), message("msg_2", "user", "x")]))
+    assert run(store.delete_item("a", "conv_1", "msg_1"))["id"] == "conv_1"
+    assert run(store.get_item("a", "conv_1", "msg_1")) is None
+    assert run(store.delete_item("a", "conv_1", "msg_1")) is None
+
+
+def test_an_unknown_item_cursor_is_reported(database):
+    run(database.conversations.create("a", "conv_1", 1700000000, {}, []))
+    with pytest.raises(CursorNotFound):
+        run(database.conversations.list_items("a", "conv_1", after="msg_none"))
+
+
+def test_a_response_in_a_conversation_appends_its_items_with_it(database):
+    run(database.conversations.create("a", "conv_1", 1700000000, {}, []))
+    record = turn(1, conversation_id="conv_1")
+    run(database.responses.save(record, [*record.input_items, *record.response["output"]]))
+    assert [item["id"] for item in run(database.conversations.items("a", "conv_1"))] == ["msg_in1", "msg_out1"]
