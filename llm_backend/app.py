@@ -114,13 +114,16 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         **api_options,
     )
     problems.register(app)
+    # A pure gateway keeps no state for upstream models: the stateful families go upstream.
+    forwarded = frozenset()
+    if services.registry.default_upstream is not None and not settings.local_models:
+        forwarded = adapter.operation_ids_of(openai_document, LOCAL_STATE_TAGS)
     app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
     if services.registry.default_upstream is not None:
         app.add_middleware(
             UnservedOperations,
             MiddlewarePosition.BEFORE_VALIDATION,
-            unserved=adapter.unserved_operation_ids(openai_document)
-            | (frozenset() if settings.local_models else adapter.operation_ids_of(openai_document, LOCAL_STATE_TAGS)),
+            unserved=adapter.unserved_operation_ids(openai_document) | forwarded,
             forward=Passthrough(services.registry.default_upstream),
         )
 
@@ -144,6 +147,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     routes = {
         route: (operation_id, controller, validation.is_valid_body(schema))
         for route, (operation_id, controller, schema) in adapter.json_body_operations(specification).items()
+        if operation_id not in forwarded
     }
     app.add_middleware(FastLane, MiddlewarePosition.BEFORE_EXCEPTION, routes=routes, authenticator=authenticator)
     # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.

@@ -18,7 +18,10 @@ import re
 from typing import Any
 
 from connexion.validators import MultiPartFormDataValidator
+from starlette.formparsers import MultiPartException
 from starlette.types import Scope
+
+from ..errors import bad_request
 
 _BRACKETED = re.compile(r"^([^\[\]]+)\[([^\[\]]+)\]$")
 
@@ -78,7 +81,10 @@ def request_folded_objects() -> dict[str, Any]:
 
 class OpenAIMultiPartValidator(MultiPartFormDataValidator):
     async def _parse(self, stream: Any, scope: Scope) -> Any:
-        data = await super()._parse(stream, scope)
+        try:
+            data = await super()._parse(stream, scope)
+        except MultiPartException as exc:  # a malformed body is the client's: 400, not 500
+            raise bad_request(f"Invalid multipart body: {exc.message}", code="invalid_body") from None
         if not isinstance(data, dict):
             return data
         objects = scope.setdefault("extensions", {}).setdefault(SCOPE_KEY, {})

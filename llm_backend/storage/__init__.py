@@ -51,7 +51,6 @@ class Database:
     def __init__(self, url: str) -> None:
         from .api_keys import ApiKeyStore
         from .chat_completions import ChatCompletionStore
-        from .vector_index import VectorIndex
         from .conversations import ConversationStore
         from .responses import ResponseStore
 
@@ -65,9 +64,15 @@ class Database:
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self.chat_completions = ChatCompletionStore(self)
         self.api_keys = ApiKeyStore(self)
-        self.vector_index = VectorIndex(self)
         self.responses = ResponseStore(self)
         self.conversations = ConversationStore(self)
+
+    @functools.cached_property
+    def vector_index(self):
+        """Built on first use: it needs numpy, which a pure gateway does not install."""
+        from .vector_index import VectorIndex
+
+        return VectorIndex(self)
 
     @property
     def dialect(self) -> str:

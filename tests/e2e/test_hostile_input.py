@@ -144,3 +144,15 @@ def test_a_body_that_stops_arriving_does_not_hold_the_server(server):
     finally:
         for sock in sockets:
             sock.close()
+
+
+def test_a_malformed_multipart_upload_is_400(server):
+    # Found by the fuzzer: starlette's parser raised, a 500.
+    boundary = "9cc651cd2c8d168349f50fede4c361ac"
+    response = httpx.post(
+        server.api + "/files",
+        content=f"--{boundary}\r\nFalse--{boundary}--\r\n".encode(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        timeout=30,
+    )
+    assert_openai_4xx(response, 400)

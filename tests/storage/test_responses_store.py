@@ -42,7 +42,10 @@ def run(coroutine):
 def test_the_models_match_the_migrations(database):
     with database.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    assert differences == []
+    # The full-text index of chunks is the migration's alone (an FTS5 table on SQLite, a
+    # generated tsvector column and its GIN index on PostgreSQL): no ORM class describes it.
+    owned_by_migration = ("vector_store_chunks_fts", "ix_vector_store_chunks_text_search", "text_search")
+    assert [d for d in differences if not getattr(d[-1], "name", "").startswith(owned_by_migration)] == []
 
 
 def test_a_saved_response_is_found_by_its_owner_only(database):

@@ -119,7 +119,7 @@ function readEvent(api, data) {
   if (event.error) return { error: event.error.message || String(event.error) };
   if (api === "responses") {
     if (event.type === "response.output_text.delta") return { text: event.delta };
-    if (event.type === "response.completed" && event.response) return { usage: event.response.usage };
+    if ((event.type === "response.completed" || event.type === "response.incomplete") && event.response) return { usage: event.response.usage };
     if (event.type === "response.failed") return { error: (event.response.error || {}).message || "The response failed." };
     if (event.type === "error") return { error: event.message };
     return {};
