@@ -81,10 +81,10 @@ def _bound(case) -> None:
         # handler-side typing, so llm_backend/spec/forms.py refuses it (400); SDKs send
         # bracketed fields, which tests/e2e/test_files.py covers.
         body.pop("expires_after", None)
+    if operation == "createFile" and body.get("purpose") == "evals":
         # The document contradicts itself: createFile accepts purpose "evals", its
         # OpenAIFile response enum lacks it. We answer as OpenAI does (the purpose uploaded).
-        if body.get("purpose") == "evals":
-            body["purpose"] = "user_data"
+        body["purpose"] = "user_data"
     if isinstance(body.get("n"), int) and body["n"] > 2:
         body["n"] = 2
 
