@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         if settings.database_migrate:
             await services.database.run(services.database.upgrade)
         # Background responses a previous process left unfinished will never finish: failed.
-        await background.sweep_once(services.database)
+        await background.sweep(services.database)
         await services.registry.start()
         log.info(
             "models configured",

@@ -16,9 +16,7 @@ async def create_response(body: dict):
 
 
 async def _stored(response_id: str) -> dict:
-    database = current().database
-    await background.sweep_once(database)
-    response = await database.responses.get(current_owner(), response_id)
+    response = await current().database.responses.get(current_owner(), response_id)
     if response is None:
         raise service.response_not_found(response_id)
     return response

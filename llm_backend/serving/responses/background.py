@@ -30,20 +30,14 @@ INTERRUPTED = "The service restarted before this background response finished."
 # Running background responses of this process, by response id (a strong reference too:
 # the event loop keeps only weak ones to tasks).
 _tasks: dict[str, asyncio.Task] = {}
-_swept: set[int] = set()
-_sweep_lock = asyncio.Lock()
 
 
-async def sweep_once(database: Database) -> None:
-    """Mark the background responses a previous process left unfinished ``failed``."""
-    if id(database) in _swept:
-        return
-    async with _sweep_lock:
-        if id(database) not in _swept:
-            count = await database.responses.fail_unfinished(INTERRUPTED)
-            if count:
-                log.warning("marked %d unfinished background responses failed", count)
-            _swept.add(id(database))
+async def sweep(database: Database) -> None:
+    """Mark the background responses a previous process left unfinished ``failed`` (at
+    start-up: they will never finish)."""
+    count = await database.responses.fail_unfinished(INTERRUPTED)
+    if count:
+        log.warning("marked %d unfinished background responses failed", count)
 
 
 async def _run(turn: Turn, backend: Any, chat: Json) -> None:

@@ -145,7 +145,6 @@ async def input_tokens(services: Services, owner: str, body: Json) -> Json:
 
 async def create(services: Services, owner: str, body: Json) -> Json | AsyncIterator[Event]:
     """The response to ``body``: the object, or its events when ``stream`` is set."""
-    await background.sweep_once(services.database)
     backend = checked_backend(services, body)
     model_id = body["model"]
     turn = Turn(services, owner, body)
