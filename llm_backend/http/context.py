@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope
@@ -19,9 +18,6 @@ from starlette.types import Scope
 from ..auth import ANONYMOUS, Principal
 from ..backends.base import caller_headers
 from ..serving.services import Services
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass

@@ -2,7 +2,7 @@
 multipart, as bytes) and the relevant headers go to the upstream; its status, headers and
 body come back unbuffered. This makes the service a drop-in for the whole OpenAI API.
 
-Two rules decide what is forwarded, both here:
+These rules decide what is forwarded, all here:
 - an operation no controller serves goes to the default upstream (``UnservedOperations``);
 - a served operation whose body names a model (``routed_by_model``) is served here when
   the model's backend serves the operation itself (every local backend does), and forwarded
@@ -46,6 +46,13 @@ def _api_path(scope: Scope) -> str:
 async def forward(backend: Backend, scope: Scope, content: bytes | None) -> Response:
     answer = await backend.forward(scope["method"], _api_path(scope), scope.get("query_string", b""), scope["headers"], content)
     return relay_response(answer)
+
+
+async def _forward_served(backend: Backend, body: object) -> Response:
+    """The request being served, to ``backend``: its validated JSON body re-encoded (the
+    bytes were read by validation), no body for an operation without one."""
+    content = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else None
+    return await forward(backend, context.scope(), content)
 
 
 class Passthrough:
@@ -98,7 +105,7 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
             context.record().model = model
             backend = context.current().registry.backend_for(model)
             if not backend.serves(operation_id):
-                return await forward(backend, context.scope(), json.dumps(body, ensure_ascii=False).encode())
+                return await _forward_served(backend, body)
         return await controller(*args, **kwargs)
 
     return served
@@ -122,8 +129,6 @@ def found_here_or_upstream(controller: Controller) -> Controller:
             upstream = context.current().registry.default_upstream
             if upstream is None or error.status != 404 or error.code != "not_found":
                 raise
-            body = kwargs.get("body")
-            content = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else None
-            return await forward(upstream, context.scope(), content)
+            return await _forward_served(upstream, kwargs.get("body"))
 
     return served

@@ -44,7 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..backends.registry import ModelRegistry
 from . import context
-from .middleware import CLIENT_CLOSED_REQUEST, CLIENT_GONE, HttpMiddleware
+from .middleware import HttpMiddleware, final_status
 
 # Seconds: from a cached 1-token answer (a few ms) to a long generation on a CPU.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -239,8 +239,7 @@ class MetricsMiddleware(HttpMiddleware):
             await self.app(scope, receive, send_observed)
         finally:
             self.metrics.in_progress.dec()
-            if status == 500 and scope.get(CLIENT_GONE):
-                status = CLIENT_CLOSED_REQUEST
+            status = final_status(scope, status)
             if record.model is not None and not record.tokens_counted:
                 self._count_answered_tokens(record.model, bytes(body), usage_chunk)
             self.metrics.observe(record, status, started, first_byte)

@@ -22,6 +22,12 @@ CLIENT_CLOSED_REQUEST = 499
 CLIENT_GONE = "llm_backend.client_gone"
 
 
+def final_status(scope: Scope, status: int) -> int:
+    """The status a request ended with, for logs and metrics: 499 when no answer started
+    because the client had left (``CancelOnDisconnect``), not the 500 nobody received."""
+    return CLIENT_CLOSED_REQUEST if status == 500 and scope.get(CLIENT_GONE) else status
+
+
 class HttpMiddleware:
     """ASGI middleware for HTTP requests; anything else (lifespan) passes untouched."""
 
@@ -64,8 +70,7 @@ class RequestContext(HttpMiddleware):
 
         try:
             await self.app(scope, receive, send_with_id)
-            if status == 500 and scope.get(CLIENT_GONE):
-                status = CLIENT_CLOSED_REQUEST
+            status = final_status(scope, status)
         finally:
             access_log.info(
                 "request",

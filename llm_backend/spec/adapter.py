@@ -53,9 +53,13 @@ def operations(document: dict) -> list[tuple[str, str, dict]]:
     ]
 
 
+def first_tag(operation: dict) -> str:
+    """The tag an operation belongs to (its controller module); ``untagged`` when none."""
+    return (operation.get("tags") or ["untagged"])[0]
+
+
 def controller_name(operation: dict) -> str:
-    tags = operation.get("tags") or ["untagged"]
-    return f"{CONTROLLERS}.{snake_case(tags[0])}.{snake_case(operation['operationId'])}"
+    return f"{CONTROLLERS}.{snake_case(first_tag(operation))}.{snake_case(operation['operationId'])}"
 
 
 @functools.cache
@@ -97,7 +101,7 @@ def served_function(operation: dict, path: str) -> Callable | None:
     controller = find_controller(controller_name(operation))
     if controller is None:
         return None
-    if "{" in path and (operation.get("tags") or [None])[0] in SHARED_STATE_TAGS:
+    if "{" in path and first_tag(operation) in SHARED_STATE_TAGS:
         controller = found_here_or_upstream(controller)
     if "application/json" not in operation.get("requestBody", {}).get("content", {}):
         return controller
@@ -106,7 +110,7 @@ def served_function(operation: dict, path: str) -> Callable | None:
 
 def operation_ids_of(document: dict, tags: frozenset[str]) -> frozenset[str]:
     """The operationIds whose first tag is one of ``tags``."""
-    return frozenset(op["operationId"] for _, _, op in operations(document) if (op.get("tags") or [None])[0] in tags)
+    return frozenset(op["operationId"] for _, _, op in operations(document) if first_tag(op) in tags)
 
 
 Variants = list[tuple[dict[str, str], str]]
