@@ -22,7 +22,7 @@ from .http.fast_lane import FastLane
 from .http.forwarding import LOCAL_STATE_TAGS, Passthrough, UnservedOperations
 from .http.metrics import Metrics, MetricsMiddleware
 from .http.pages import Pages
-from .http.rate_limits import LimitedAuthenticator, RateLimits
+from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .serving.responses import background
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         # Background responses a previous process left unfinished will never finish: failed.
         await background.sweep(services.database)
         await services.registry.start()
+        services.database.usage.start()
         log.info(
             "models configured",
             extra={
@@ -84,11 +85,16 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             yield
         finally:
             await services.registry.stop()
+            await services.database.usage.stop()
             services.database.dispose()
 
     app = AsyncApp(__name__, lifespan=lifespan)
-    rate_limits = RateLimits(settings, services.database.api_keys.limits)
+    rate_limits = RateLimits(
+        settings, services.database.api_keys.limits, counters_for(settings, services.database)
+    )
     services.metrics.on_tokens = rate_limits.spend
+    services.metrics.usage = services.database.usage
+    services.database.usage.flush_interval = settings.usage_flush_seconds
     authenticator = LimitedAuthenticator(
         Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys), rate_limits
     )

@@ -166,11 +166,11 @@ def chat_model_only(model_id: str, endpoint: str) -> OpenAIError:
     )
 
 
-def rate_limited(kind: str, limit: int, used: int, wait: int, headers: dict[str, str]) -> OpenAIError:
-    unit = "RPM" if kind == "requests" else "TPM"
+def rate_limited(kind: str, limit: int, used: int, wait: int, headers: dict[str, str], per: str = "min") -> OpenAIError:
+    unit = ("R" if kind == "requests" else "T") + ("PD" if per == "day" else "PM")
     return OpenAIError(
         429,
-        f"Rate limit reached for this key on {kind} per min ({unit}): Limit {limit}, Used {used}, "
+        f"Rate limit reached for this key on {kind} per {per} ({unit}): Limit {limit}, Used {used}, "
         f"Requested 1. Please try again in {wait}s.",
         code="rate_limit_exceeded",
         type=kind,

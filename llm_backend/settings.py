@@ -182,8 +182,14 @@ class Settings(BaseSettings):
     )
     rate_limit_rpm: int = Field(0, ge=0, description="requests per minute of each static API key (0: unlimited)")
     rate_limit_tpm: int = Field(0, ge=0, description="tokens per minute of each static API key (0: unlimited)")
+    usage_flush_seconds: float = Field(
+        5.0, gt=0, description="how often the usage accounting is written to the database (and at shutdown)"
+    )
+    rate_limit_tpd: int = Field(0, ge=0, description="tokens per UTC day of each static API key (0: unlimited)")
     rate_limit_storage: str = Field(
-        "memory://", description="where rate-limit counters live: a `limits` storage URI (redis://... shares them)"
+        "",
+        description="where rate-limit counters live: empty: the database when it is PostgreSQL (shared by the "
+        "replicas), else memory; `database`; or a `limits` storage URI (memory://, redis://...)",
     )
     models: list[ModelConfig] = []
     model_load: Literal["eager", "lazy"] = Field(

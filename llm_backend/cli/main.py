@@ -7,13 +7,14 @@ from typing import Optional
 
 import typer
 
-from .storage import db_app, keys_app
+from .storage import db_app, keys_app, usage
 
 app = typer.Typer(help="An OpenAI-compatible API service.", no_args_is_help=True)
 models_app = typer.Typer(help="The models of the config file.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.command("usage")(usage)
 
 
 @app.callback()

@@ -1,4 +1,5 @@
-"""``llm-backend db …`` and ``llm-backend keys …``: the database and managed API keys."""
+"""``llm-backend db …``, ``llm-backend keys …`` and ``llm-backend usage``: the database,
+managed API keys and the usage they recorded."""
 
 from __future__ import annotations
 
@@ -54,12 +55,13 @@ def keys_create(
     description: str = typer.Option("", help="What the key is for."),
     rpm: Optional[int] = typer.Option(None, min=1, help="Requests per minute (default: unlimited)."),
     tpm: Optional[int] = typer.Option(None, min=1, help="Tokens per minute (default: unlimited)."),
+    tpd: Optional[int] = typer.Option(None, min=1, help="Tokens per UTC day (default: unlimited)."),
     config: Optional[Path] = ConfigOption,
 ) -> None:
     """Create a key and print it. It is shown this once: only its sha256 digest is stored."""
     database = _database(config)
     try:
-        info, key = database.api_keys.create(name, description, rpm=rpm, tpm=tpm)
+        info, key = database.api_keys.create(name, description, rpm=rpm, tpm=tpm, tpd=tpd)
     finally:
         database.dispose()
     typer.echo(f"id:  {info.id}", err=True)
@@ -79,7 +81,7 @@ def keys_list(config: Optional[Path] = ConfigOption) -> None:
         last_used = info.last_used_at.isoformat(timespec="seconds") if info.last_used_at else "never"
         state = "revoked" if info.revoked else "active"
         created = info.created_at.isoformat(timespec="seconds")
-        limits = "".join(f"\t{n} {unit}" for n, unit in ((info.rpm, "rpm"), (info.tpm, "tpm")) if n)
+        limits = "".join(f"\t{n} {unit}" for n, unit in ((info.rpm, "rpm"), (info.tpm, "tpm"), (info.tpd, "tpd")) if n)
         typer.echo(f"{info.id}\t{info.name}\t{created}\t{last_used}\t{state}\t{info.description}{limits}")
 
 
@@ -95,3 +97,75 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (from `keys
         typer.echo(f"no key with id {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+@keys_app.command("update")
+def keys_update(
+    key: str = typer.Argument(..., help="The key's id or name."),
+    rpm: Optional[int] = typer.Option(None, min=0, help="Requests per minute (0: unlimited)."),
+    tpm: Optional[int] = typer.Option(None, min=0, help="Tokens per minute (0: unlimited)."),
+    tpd: Optional[int] = typer.Option(None, min=0, help="Tokens per UTC day (0: unlimited)."),
+    config: Optional[Path] = ConfigOption,
+) -> None:
+    """Change a key's rate limits (those given; the others stay). Servers apply them at the
+    key's next request."""
+    from ..storage.api_keys import AmbiguousKey
+
+    changes = {name: value or None for name, value in (("rpm", rpm), ("tpm", tpm), ("tpd", tpd)) if value is not None}
+    if not changes:
+        raise typer.BadParameter("give at least one of --rpm, --tpm, --tpd")
+    database = _database(config)
+    try:
+        info = database.api_keys.update(key, **changes)
+    except AmbiguousKey:
+        typer.echo(f"several keys are named {key}: give the key's id (`keys list`)", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        database.dispose()
+    if info is None:
+        typer.echo(f"no key with id or name {key}", err=True)
+        raise typer.Exit(1)
+    limits = ", ".join(f"{unit} {n or 'unlimited'}" for n, unit in ((info.rpm, "rpm"), (info.tpm, "tpm"), (info.tpd, "tpd")))
+    typer.echo(f"updated {info.id} ({info.name}): {limits}")
+
+
+def _moment(text: str, now: float) -> int:
+    """``7d``, ``12h``, ``30m`` (ago), Unix seconds, or an ISO date/time (UTC unless it says)."""
+    from datetime import datetime, timezone
+
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return int(now - int(text[:-1]) * units[text[-1]])
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not a time: {text!r} (7d, 12h, 30m, Unix seconds or an ISO date)") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp())
+
+
+def usage(
+    since: str = typer.Option("7d", help="From: 7d, 12h, 30m ago, Unix seconds or an ISO date (UTC)."),
+    until: Optional[str] = typer.Option(None, help="Until (exclusive; default: now), same forms."),
+    config: Optional[Path] = ConfigOption,
+) -> None:
+    """Tokens used per key and model over a period (what OpenAI's usage operations serve).
+    A running server writes its accounting every few seconds (``usage_flush_seconds``)."""
+    import time
+
+    now = time.time()
+    start, end = _moment(since, now), (_moment(until, now) if until else int(now) + 1)
+    database = _database(config)
+    try:
+        totals = database.usage.totals(start, end, group_by=("api_key_id", "operation", "model"))
+        names = database.api_keys.names()
+    finally:
+        database.dispose()
+    typer.echo("key\toperation\tmodel\trequests\tinput_tokens\toutput_tokens\tkey_name")
+    for row in totals:
+        key = row.group["api_key_id"]
+        typer.echo(
+            f"{key}\t{row.group['operation']}\t{row.group['model']}\t{row.requests}\t{row.input_tokens}"
+            f"\t{row.output_tokens}\t{names.get(key, '')}"
+        )

@@ -30,6 +30,7 @@ class Record:
     model: str | None = None
     first_token_at: float | None = None
     tokens_counted: bool = False
+    usage_recorded: bool = False  # its model request is in the usage accounting (once per request)
     headers: tuple | list = ()  # added to the answer (rate-limit headers, http/rate_limits.py)
 
 
@@ -65,6 +66,11 @@ def authenticated(principal: Principal) -> None:
 def current() -> Services:
     """The services of the app serving the current request."""
     return _services.get()
+
+
+def caller() -> Principal:
+    """Who is calling (the keyless mode: an anonymous admin)."""
+    return _principal.get()
 
 
 def current_owner() -> str:

@@ -43,6 +43,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..backends.registry import ModelRegistry
+from ..storage.usage import COMPLETIONS, EMBEDDINGS, UsageStore
 from . import context
 from .middleware import HttpMiddleware, final_status
 
@@ -50,6 +51,8 @@ from .middleware import HttpMiddleware, final_status
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 OTHER = "other"
+# The usage operation (``usage-completions``, ``usage-embeddings``) an operation's tokens count in.
+USAGE_FAMILIES = {"createEmbedding": EMBEDDINGS}
 # The ``_created`` series double the exposition for nothing Prometheus needs.
 disable_created_metrics()
 
@@ -89,6 +92,7 @@ class Metrics:
         PlatformCollector(registry=self.registry)
         self.registry.register(EngineCollector(models))
         self.on_tokens: Callable[[str, int], None] | None = None
+        self.usage: UsageStore | None = None  # the usage accounting (storage/usage.py), told every answer's tokens
         for model_id, model in local_models(models):
             model.on_event = self._engine_observer(model_id)
 
@@ -103,14 +107,26 @@ class Metrics:
         completion = usage.get("completion_tokens", usage.get("output_tokens"))
         owner = context.current_owner()
         spent = 0
-        if isinstance(prompt, int):
+        if not isinstance(prompt, int):
+            prompt = 0
+        elif prompt:
             self.prompt_tokens.labels(model, owner).inc(prompt)
             spent += prompt
-        if isinstance(completion, int):
+        if not isinstance(completion, int):
+            completion = 0
+        elif completion:
             self.completion_tokens.labels(model, owner).inc(completion)
             spent += completion
         if self.on_tokens is not None:
             self.on_tokens(owner, spent)
+        if self.usage is not None:
+            record = context.record()
+            family = USAGE_FAMILIES.get(record.operation_id or "", COMPLETIONS)
+            details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+            cached = usage.get("cached_tokens", details.get("cached_tokens") if isinstance(details, dict) else 0)
+            requests = 0 if record.usage_recorded else 1
+            record.usage_recorded = True
+            self.usage.record(family, owner, model, prompt, completion, cached if isinstance(cached, int) else 0, requests)
 
     def _engine_observer(self, model_id: str) -> Callable[[dict], None]:
         def observe(event: dict) -> None:

@@ -1,42 +1,81 @@
-"""Per-key rate limits: requests and tokens per minute, answered as OpenAI answers them.
+"""Per-key rate limits: requests and tokens per minute, tokens per day, answered as OpenAI
+answers them.
 
-Each key has a requests-per-minute and a tokens-per-minute limit (a managed key its own,
-set by ``llm-backend keys create --rpm N --tpm N``; the static API keys the settings'
-``rate_limit_rpm`` / ``rate_limit_tpm``; admin keys and the keyless mode none). Counted
-with the ``limits`` library in fixed one-minute windows that start at a key's first request.
+Each key has a requests-per-minute, a tokens-per-minute and a tokens-per-day limit (a managed
+key its own, set by ``llm-backend keys create/update --rpm N --tpm N --tpd N``; the static
+API keys the settings' ``rate_limit_rpm`` / ``_tpm`` / ``_tpd``; admin keys and the keyless
+mode none).
 
 - A request is admitted when its key checks out: ``LimitedAuthenticator`` wraps the one
   ``Authenticator`` both lanes (fast lane, Connexion's security) ask, so there is one place.
-  Over its requests, or with its window's tokens spent, it is refused with 429
+  With its day's or its minute's tokens spent, or over its requests, it is refused with 429
   ``rate_limit_exceeded`` and ``retry-after`` (the SDKs wait that long and retry).
 - Tokens are spent when an answer reports them (``Metrics.count_tokens``): a request is not
   refused for the tokens it is about to use, the next one is, once the window's are spent.
 - Every answer to a limited key carries OpenAI's ``x-ratelimit-{limit,remaining,reset}-
   {requests,tokens}`` headers (added by ``RequestContext`` from the request's record).
 
-The counters live in the storage ``rate_limit_storage`` names: ``memory://`` (default) is
-this process's; a shared one (``redis://...``, any ``limits`` storage) makes replicas count
-together.
+Where the counters live (``rate_limit_storage``): by default the database's own
+``rate_limit_counters`` when it is PostgreSQL (every replica counts together, clock-aligned
+fixed windows, storage/rate_counters.py), else this process's memory; any ``limits`` storage
+URI (``memory://``, ``redis://...``: fixed windows that start at a key's first request)
+or ``database`` choose explicitly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from limits import RateLimitItem, RateLimitItemPerMinute
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from ..auth import ANONYMOUS, Authenticator, Principal
 from .. import errors
+from ..auth import ANONYMOUS, Authenticator, Principal
 from ..errors import OpenAIError
 from ..settings import Settings
+from ..storage import Database
 from . import context
 
-Limits = tuple[int | None, int | None]  # requests, tokens per minute; None: unlimited
 Headers = list[tuple[bytes, bytes]]
+REQUESTS, TOKENS, TOKENS_DAY = "requests", "tokens", "tokens_day"
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    rpm: int | None = None
+    tpm: int | None = None
+    tpd: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.rpm is not None or self.tpm is not None or self.tpd is not None
+
+
+@dataclass(frozen=True)
+class Window:
+    """One limit as a request found it: how much of it is used and when it resets."""
+
+    limit: int
+    used: int
+    reset: float  # seconds
+
+    @property
+    def spent(self) -> bool:
+        return self.used >= self.limit
+
+
+UNLIMITED = KeyLimits()
+Windows = dict[str, Window]
+
+
+def _tokens_spent(windows: Windows) -> bool:
+    return any(windows[kind].spent for kind in (TOKENS_DAY, TOKENS) if kind in windows)
 
 
 def reset_text(seconds: float) -> str:
@@ -47,69 +86,144 @@ def reset_text(seconds: float) -> str:
     return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60}s"
 
 
-def rate_limited(kind: str, limit: int, used: int, retry_after: float, headers: Headers) -> OpenAIError:
-    wait = max(1, math.ceil(retry_after))
-    return errors.rate_limited(kind, limit, used, wait, {name.decode(): value.decode() for name, value in headers})
+class LimitsCounters:
+    """Counters of the ``limits`` library (memory, redis, ...): fixed windows from a key's first
+    request. Synchronous: memory is a dict, redis one round trip per call."""
+
+    def __init__(self, uri: str) -> None:
+        self.limiter = FixedWindowRateLimiter(storage_from_string(uri))
+        self._items: dict[tuple[str, int], RateLimitItem] = {}
+
+    def _item(self, kind: str, amount: int) -> RateLimitItem:
+        item = self._items.get((kind, amount))
+        if item is None:
+            per = RateLimitItemPerDay if kind == TOKENS_DAY else RateLimitItemPerMinute
+            item = self._items[(kind, amount)] = per(amount)
+        return item
+
+    def _window(self, kind: str, limit: int, owner: str) -> Window:
+        stats = self.limiter.get_window_stats(self._item(kind, limit), kind, owner)
+        return Window(limit, limit - stats.remaining, max(0.0, stats.reset_time - time.time()))
+
+    async def admit(self, owner: str, limits: KeyLimits) -> tuple[bool, Windows]:
+        windows: Windows = {}
+        for kind, limit in ((TOKENS_DAY, limits.tpd), (TOKENS, limits.tpm)):
+            if limit is not None:
+                windows[kind] = self._window(kind, limit, owner)
+        if limits.rpm is None:
+            return not _tokens_spent(windows), windows
+        if _tokens_spent(windows) or not self.limiter.hit(self._item(REQUESTS, limits.rpm), REQUESTS, owner):
+            windows[REQUESTS] = self._window(REQUESTS, limits.rpm, owner)
+            return False, windows
+        windows[REQUESTS] = self._window(REQUESTS, limits.rpm, owner)
+        return True, windows
+
+    def spend(self, owner: str, limits: KeyLimits, tokens: int) -> None:
+        for kind, limit in ((TOKENS, limits.tpm), (TOKENS_DAY, limits.tpd)):
+            if limit is not None:
+                self.limiter.hit(self._item(kind, limit), kind, owner, cost=tokens)
+
+
+class DatabaseCounters:
+    """Counters in the database (storage/rate_counters.py), shared by the replicas on it:
+    one round trip per request, in a worker thread; tokens added in the background."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.counters = database.rate_counters
+        self._pending: set[asyncio.Task] = set()
+
+    async def admit(self, owner: str, limits: KeyLimits) -> tuple[bool, Windows]:
+        now = time.time()
+        minute, day = int(now) // 60 * 60, int(now) // DAY * DAY
+        token_windows = [(kind, start, limit) for kind, start, limit in ((TOKENS_DAY, day, limits.tpd), (TOKENS, minute, limits.tpm)) if limit is not None]
+        read = [(kind, start) for kind, start, _ in token_windows]
+        # The tokens' counts are read in the same round trip; a request they refuse is then
+        # counted all the same (it is refused either way, the next minute forgets it).
+        request_window = (minute, limits.rpm) if limits.rpm is not None else None
+        admitted, counts = await self.database.run(self.counters.admit, owner, request_window, read)
+        windows = {
+            kind: Window(limit, counts.get((kind, start), 0), start + (DAY if kind == TOKENS_DAY else 60) - now)
+            for kind, start, limit in token_windows
+        }
+        if limits.rpm is not None:
+            windows[REQUESTS] = Window(limits.rpm, counts[(REQUESTS, minute)], minute + 60 - now)
+        return admitted and not _tokens_spent(windows), windows
+
+    def spend(self, owner: str, limits: KeyLimits, tokens: int) -> None:
+        now = int(time.time())
+        windows = [(kind, start) for kind, start, limit in ((TOKENS, now // 60 * 60, limits.tpm), (TOKENS_DAY, now // DAY * DAY, limits.tpd)) if limit is not None]
+        task = asyncio.get_running_loop().create_task(self.database.run(self.counters.add, owner, windows, tokens))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+
+def counters_for(settings: Settings, database: Database) -> LimitsCounters | DatabaseCounters:
+    uri = settings.rate_limit_storage
+    if uri == "database" or (not uri and database.dialect == "postgresql"):
+        return DatabaseCounters(database)
+    return LimitsCounters(uri or "memory://")
 
 
 class RateLimits:
-    def __init__(self, settings: Settings, managed_limits: Callable[[str], Limits | None] | None = None) -> None:
-        """``managed_limits(owner)``: a managed key's limits, None for any other owner."""
-        self.static: Limits = (settings.rate_limit_rpm or None, settings.rate_limit_tpm or None)
+    def __init__(
+        self,
+        settings: Settings,
+        managed_limits: Callable[[str], tuple | None] | None = None,
+        counters: LimitsCounters | DatabaseCounters | None = None,
+    ) -> None:
+        """``managed_limits(owner)``: a managed key's (rpm, tpm, tpd), None for any other owner."""
+        self.static = KeyLimits(settings.rate_limit_rpm or None, settings.rate_limit_tpm or None, settings.rate_limit_tpd or None)
         self.managed_limits = managed_limits or (lambda owner: None)
-        self.limiter = FixedWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
-        self._items: dict[int, RateLimitItem] = {}
-        self._spending: dict[str, int] = {}  # owner -> its tokens per minute, once admitted
+        self.counters = counters or LimitsCounters(settings.rate_limit_storage or "memory://")
+        self._spending: dict[str, KeyLimits] = {}  # owner -> its limits, once admitted
 
-    def _item(self, amount: int) -> RateLimitItem:
-        item = self._items.get(amount)
-        if item is None:
-            item = self._items[amount] = RateLimitItemPerMinute(amount)
-        return item
-
-    def limits_of(self, principal: Principal) -> Limits:
+    def limits_of(self, principal: Principal) -> KeyLimits:
         if principal.admin or principal.owner == ANONYMOUS:
-            return (None, None)
+            return UNLIMITED
         managed = self.managed_limits(principal.owner)
-        return managed if managed is not None else self.static
+        return KeyLimits(*managed) if managed is not None else self.static
 
-    def _headers(self, kind: str, limit: int, owner: str) -> tuple[Headers, int, float]:
-        stats = self.limiter.get_window_stats(self._item(limit), kind, owner)
-        reset = max(0.0, stats.reset_time - time.time())
-        headers = [
-            (f"x-ratelimit-limit-{kind}".encode(), str(limit).encode()),
-            (f"x-ratelimit-remaining-{kind}".encode(), str(stats.remaining).encode()),
-            (f"x-ratelimit-reset-{kind}".encode(), reset_text(reset).encode()),
-        ]
-        return headers, stats.remaining, reset
-
-    def admit(self, principal: Principal) -> Headers:
+    async def admit(self, principal: Principal) -> Headers:
         """Count one request of ``principal``: its rate-limit headers, or 429 beyond a limit."""
-        rpm, tpm = self.limits_of(principal)
+        limits = self.limits_of(principal)
+        if not limits.any:
+            return []
         owner = principal.owner
+        self._spending[owner] = limits
+        admitted, windows = await self.counters.admit(owner, limits)
         headers: Headers = []
-        if tpm is not None:
-            self._spending[owner] = tpm
-            token_headers, remaining, reset = self._headers("tokens", tpm, owner)
-            headers += token_headers
-            if remaining <= 0:
-                if rpm is not None:
-                    headers = self._headers("requests", rpm, owner)[0] + headers
-                raise rate_limited("tokens", tpm, tpm - remaining, reset, headers)
-        if rpm is not None:
-            item = self._item(rpm)
-            if not self.limiter.test(item, "requests", owner):
-                request_headers, remaining, reset = self._headers("requests", rpm, owner)
-                raise rate_limited("requests", rpm, rpm - remaining, reset, request_headers + headers)
-            self.limiter.hit(item, "requests", owner)
-            headers = self._headers("requests", rpm, owner)[0] + headers
+        for kind in (REQUESTS, TOKENS):
+            window = windows.get(kind)
+            if window is not None:
+                headers += [
+                    (f"x-ratelimit-limit-{kind}".encode(), str(window.limit).encode()),
+                    (f"x-ratelimit-remaining-{kind}".encode(), str(max(0, window.limit - window.used)).encode()),
+                    (f"x-ratelimit-reset-{kind}".encode(), reset_text(window.reset).encode()),
+                ]
+        if not admitted:
+            raise _refusal(windows, headers)
         return headers
 
     def spend(self, owner: str, tokens: int) -> None:
-        """Tokens an answer to ``owner`` used (their window may go past its limit)."""
-        tpm = self._spending.get(owner)
-        if tpm is not None and tokens > 0:
-            self.limiter.hit(self._item(tpm), "tokens", owner, cost=tokens)
+        """Tokens an answer to ``owner`` used (their windows may go past their limits)."""
+        limits = self._spending.get(owner)
+        if limits is not None and tokens > 0 and (limits.tpm is not None or limits.tpd is not None):
+            self.counters.spend(owner, limits, tokens)
+
+
+def _refusal(windows: Windows, headers: Headers) -> OpenAIError:
+    """The 429 for the first spent limit: the day's tokens, the minute's, then requests."""
+    for kind in (TOKENS_DAY, TOKENS, REQUESTS):
+        window = windows.get(kind)
+        if window is not None and window.spent:
+            break
+    wait = max(1, math.ceil(window.reset))
+    kind_name = REQUESTS if kind == REQUESTS else TOKENS
+    per = "day" if kind == TOKENS_DAY else "min"
+    return errors.rate_limited(
+        kind_name, window.limit, window.used, wait, {name.decode(): value.decode() for name, value in headers}, per=per
+    )
 
 
 class LimitedAuthenticator(Authenticator):
@@ -121,5 +235,5 @@ class LimitedAuthenticator(Authenticator):
 
     async def authenticate(self, authorization: str | None) -> Principal:
         principal = await super().authenticate(authorization)
-        context.record().headers = self.limits.admit(principal)
+        context.record().headers = await self.limits.admit(principal)
         return principal

@@ -34,6 +34,12 @@ class ParameterParser(OpenAPIURIParser):
         return {name: _with_type(definition.get("schema")) for name, definition in self.param_defns.items()}
 
     def resolve_query(self, query_data):
+        # ``name[]=a&name[]=b``, the official SDKs' array format (the usage operations'
+        # ``group_by``), is an array parameter ``name`` as much as ``name=a&name=b``.
+        query_data = {
+            (name[:-2] if name.endswith("[]") and name[:-2] in self.param_defns else name): value
+            for name, value in query_data.items()
+        }
         try:
             return super().resolve_query(query_data)
         except Exception:

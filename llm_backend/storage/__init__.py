@@ -53,6 +53,7 @@ class Database:
         from .chat_completions import ChatCompletionStore
         from .conversations import ConversationStore
         from .responses import ResponseStore
+        from .usage import UsageStore
 
         self.url = normalize_url(url)
         is_sqlite = self.url.startswith("sqlite")
@@ -66,6 +67,7 @@ class Database:
         self.api_keys = ApiKeyStore(self)
         self.responses = ResponseStore(self)
         self.conversations = ConversationStore(self)
+        self.usage = UsageStore(self)
 
     @functools.cached_property
     def vector_index(self):
@@ -73,6 +75,20 @@ class Database:
         from .vector_index import VectorIndex
 
         return VectorIndex(self)
+
+    @functools.cached_property
+    def rate_counters(self):
+        """Rate-limit counters shared by the replicas on this database (``rate_counters.py``)."""
+        from .rate_counters import RateCounters
+
+        return RateCounters(self)
+
+    def pool_status(self) -> tuple[int, int]:
+        """(connections checked out, pool size) of the engine's pool (the metrics read it)."""
+        pool = self.engine.pool
+        checked_out = getattr(pool, "checkedout", None)
+        size = getattr(pool, "size", None)
+        return (checked_out() if callable(checked_out) else 0, size() if callable(size) else 0)
 
     @property
     def dialect(self) -> str:

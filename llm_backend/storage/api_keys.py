@@ -43,10 +43,22 @@ class ApiKeyInfo:
     revoked: bool
     rpm: int | None = None
     tpm: int | None = None
+    tpd: int | None = None
 
     @classmethod
     def of(cls, row: ApiKey) -> "ApiKeyInfo":
-        return cls(row.id, row.name, row.description, row.created_at, row.last_used_at, row.revoked, row.rpm, row.tpm)
+        return cls(
+            row.id, row.name, row.description, row.created_at, row.last_used_at, row.revoked, row.rpm, row.tpm, row.tpd
+        )
+
+
+class AmbiguousKey(Exception):
+    """A name that several keys share: the key must be named by its id."""
+
+
+# Requests per minute, tokens per minute, tokens per day of a key (None: unlimited).
+KeyLimits = tuple[int | None, int | None, int | None]
+LIMIT_NAMES = ("rpm", "tpm", "tpd")
 
 
 class ApiKeyStore:
@@ -55,12 +67,12 @@ class ApiKeyStore:
         self._lock = threading.Lock()
         self._last_written: dict[str, float] = {}
         self._active: tuple[float, bool] | None = None
-        self._limits: dict[str, tuple[int | None, int | None]] = {}
+        self._limits: dict[str, KeyLimits] = {}
 
     # --- administration (blocking: the CLI calls these directly) ---------------------------
 
     def create(
-        self, name: str, description: str = "", rpm: int | None = None, tpm: int | None = None
+        self, name: str, description: str = "", rpm: int | None = None, tpm: int | None = None, tpd: int | None = None
     ) -> tuple[ApiKeyInfo, str]:
         """A new key: its record, and the key itself (shown once, never stored)."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -73,6 +85,7 @@ class ApiKeyStore:
             revoked=False,
             rpm=rpm,
             tpm=tpm,
+            tpd=tpd,
         )
         with self._database.sessions.begin() as session:
             session.add(row)
@@ -89,12 +102,36 @@ class ApiKeyStore:
             result = session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked=True))
             return result.rowcount > 0
 
+    def update(self, id_or_name: str, **limits: int | None) -> ApiKeyInfo | None:
+        """Set some of a key's limits (``rpm``, ``tpm``, ``tpd``; None: unlimited). The key is
+        named by its id or its name; None when there is no such key, ``AmbiguousKey`` when
+        several share the name. Servers apply it at the key's next request."""
+        with self._database.sessions.begin() as session:
+            row = session.get(ApiKey, id_or_name)
+            if row is None:
+                rows = session.scalars(select(ApiKey).where(ApiKey.name == id_or_name, ApiKey.revoked.is_(False))).all()
+                if len(rows) > 1:
+                    raise AmbiguousKey(id_or_name)
+                row = rows[0] if rows else None
+            if row is None:
+                return None
+            for name, value in limits.items():
+                if name not in LIMIT_NAMES:
+                    raise TypeError(f"not a limit: {name}")
+                setattr(row, name, value)
+            return ApiKeyInfo.of(row)
+
+    def names(self) -> dict[str, str]:
+        """Every managed key's id -> its name."""
+        with self._database.sessions() as session:
+            return {key_id: name for key_id, name in session.execute(select(ApiKey.id, ApiKey.name))}
+
     # --- request path ------------------------------------------------------------------------
 
-    def _lookup(self, digest: str) -> tuple[str, int | None, int | None] | None:
+    def _lookup(self, digest: str) -> tuple[str, int | None, int | None, int | None] | None:
         with self._database.sessions() as session:
             row = session.execute(
-                select(ApiKey.id, ApiKey.rpm, ApiKey.tpm).where(ApiKey.digest == digest, ApiKey.revoked.is_(False))
+                select(ApiKey.id, ApiKey.rpm, ApiKey.tpm, ApiKey.tpd).where(ApiKey.digest == digest, ApiKey.revoked.is_(False))
             ).first()
             return None if row is None else tuple(row)
 
@@ -120,15 +157,15 @@ class ApiKeyStore:
         found = await self._database.run(self._lookup, key_digest(key))
         if found is None:
             return None
-        key_id, rpm, tpm = found
-        self._limits[key_id] = (rpm, tpm)
+        key_id, *limits = found
+        self._limits[key_id] = tuple(limits)
         if self._due(key_id):
             await self._database.run(self._touch, key_id)
         return key_id
 
-    def limits(self, key_id: str) -> tuple[int | None, int | None] | None:
-        """(requests, tokens) per minute of a managed key as of its last authentication; None
-        for an id that is not a managed key's."""
+    def limits(self, key_id: str) -> KeyLimits | None:
+        """(requests, tokens) per minute and tokens per day of a managed key as of its last
+        authentication; None for an id that is not a managed key's."""
         return self._limits.get(key_id)
 
     async def any_active(self) -> bool:

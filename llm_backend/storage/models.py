@@ -97,6 +97,42 @@ class ApiKey(Base):
     # Requests and tokens per minute (None: unlimited); http/rate_limits.py enforces them.
     rpm: Mapped[int | None] = mapped_column(default=None)
     tpm: Mapped[int | None] = mapped_column(default=None)
+    # Tokens per UTC day (None: unlimited); revision 0006.
+    tpd: Mapped[int | None] = mapped_column(default=None)
+
+
+# --- Usage accounting and shared rate-limit counters (revision 0006) ----------------------
+
+
+class UsageRecord(Base):
+    """Tokens used in one minute by one key on one model and operation family, as one
+    process flushed them (storage/usage.py): several rows may share a minute (several
+    flushes, several replicas); readers sum them."""
+
+    __tablename__ = "usage"
+    __table_args__ = (Index("ix_usage_operation_minute", "operation", "minute"),)
+
+    seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
+    minute: Mapped[int] = mapped_column(BigInteger)  # Unix seconds of the minute's start
+    operation: Mapped[str] = mapped_column(String(32))  # completions | embeddings
+    owner: Mapped[str] = mapped_column(String(128))  # the key's name (key-0, apikey_...), never the key
+    model: Mapped[str] = mapped_column(String(256))
+    requests: Mapped[int] = mapped_column(Integer)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+
+
+class RateLimitCounter(Base):
+    """One key's count in one fixed window (requests or tokens), shared by every replica
+    on this database (http/rate_limits.py, storage/rate_counters.py)."""
+
+    __tablename__ = "rate_limit_counters"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # requests | tokens | tokens_day
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix seconds of its start
+    count: Mapped[int] = mapped_column(BigInteger)
 
 
 # --- Responses and conversations (revision 0005) ---------------------------------------

@@ -1,0 +1,125 @@
+"""OpenAI's usage operations (``/v1/organization/usage/*``) over our usage accounting
+(storage/usage.py): time buckets, ``group_by``, ``limit`` and ``page`` as OpenAI shapes them.
+
+Completions and embeddings are answered from what was recorded - per key name
+(``api_key_id``: ``key-0``, ``apikey_...``, never the key) and model; fields this service has
+no notion of (``project_id``, ``user_id``, ``batch``, ``service_tier``) are null. The other
+usage operations (images, audio, moderations, vector stores, ...) count nothing here: their
+buckets come back empty, in the same shape, so dashboards built on OpenAI's API still work.
+Buckets are aligned to Unix-time multiples of their width (whole UTC minutes, hours, days)
+and clipped to ``[start_time, end_time)``; every bucket of the range is listed, empty or not.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from .. import errors
+from ..storage import Database
+from ..storage.usage import COMPLETIONS, EMBEDDINGS, UsageTotals
+
+WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
+# bucket_width -> (default limit, max limit), as the spec documents them.
+LIMITS = {"1m": (60, 1440), "1h": (24, 168), "1d": (7, 31)}
+RESULT_OBJECTS = {COMPLETIONS: "organization.usage.completions.result", EMBEDDINGS: "organization.usage.embeddings.result"}
+# The group_by fields each result carries (null unless grouped by and known here).
+RESULT_FIELDS = {
+    COMPLETIONS: ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier"),
+    EMBEDDINGS: ("project_id", "user_id", "api_key_id", "model"),
+}
+GROUPABLE = ("api_key_id", "model")
+
+
+def _page_token(start: int) -> str:
+    return "page_" + base64.urlsafe_b64encode(str(start).encode()).decode()
+
+
+def _page_start(page: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(page.removeprefix("page_").encode()).decode())
+    except ValueError:
+        raise errors.bad_request(f"Invalid page: '{page}'.", param="page", code="invalid_value") from None
+
+
+def _result(operation: str, totals: UsageTotals) -> dict:
+    result: dict = {"object": RESULT_OBJECTS[operation], "input_tokens": totals.input_tokens}
+    if operation == COMPLETIONS:
+        result |= {
+            "input_cached_tokens": totals.cached_tokens,
+            "input_uncached_tokens": totals.input_tokens - totals.cached_tokens,
+            "output_tokens": totals.output_tokens,
+            "input_text_tokens": totals.input_tokens,
+            "output_text_tokens": totals.output_tokens,
+            "input_cached_text_tokens": totals.cached_tokens,
+            "input_audio_tokens": 0,
+            "output_audio_tokens": 0,
+        }
+    result["num_model_requests"] = totals.requests
+    for field in RESULT_FIELDS[operation]:
+        result[field] = totals.group.get(field)
+    return result
+
+
+async def usage_page(
+    database: Database | None,
+    operation: str | None,
+    start_time: int,
+    end_time: int | None = None,
+    bucket_width: str = "1d",
+    group_by: list[str] | None = None,
+    api_key_ids: list[str] | None = None,
+    models: list[str] | None = None,
+    limit: int | None = None,
+    page: str | None = None,
+) -> dict:
+    """One page of ``operation``'s usage buckets (``operation`` None: one of the usage kinds
+    this service does not count: every bucket empty)."""
+    if bucket_width not in WIDTHS:
+        raise errors.bad_request(f"Invalid bucket_width: '{bucket_width}'.", param="bucket_width", code="invalid_value")
+    width = WIDTHS[bucket_width]
+    default_limit, max_limit = LIMITS[bucket_width]
+    limit = default_limit if limit is None else limit
+    if not 1 <= limit <= max_limit:
+        raise errors.bad_request(
+            f"Invalid limit: {limit}; with bucket_width={bucket_width} it must be between 1 and {max_limit}.",
+            param="limit",
+            code="invalid_value",
+        )
+    end = int(time.time()) + 1 if end_time is None else end_time
+    first = start_time if page is None else max(start_time, _page_start(page))
+    starts = []
+    bucket = first
+    while bucket < end and len(starts) <= limit:
+        starts.append(bucket)
+        bucket = (bucket // width + 1) * width
+    has_more = len(starts) > limit
+    starts = starts[:limit]
+    page_end = min(end, (starts[-1] // width + 1) * width) if starts else first
+    totals: list[UsageTotals] = []
+    if operation is not None and starts:
+        grouped = tuple(field for field in GROUPABLE if field in (group_by or ()))
+        totals = await database.run(
+            database.usage.totals, first, page_end, operation=operation, width=width, group_by=grouped,
+            owners=api_key_ids, models=models,
+        )
+    by_bucket: dict[int, list[dict]] = {}
+    for item in totals:
+        by_bucket.setdefault(item.start, []).append(_result(operation, item))
+    data = []
+    for bucket_start in starts:
+        aligned = bucket_start // width * width
+        data.append(
+            {
+                "object": "bucket",
+                "start_time": bucket_start,
+                "end_time": min(end, aligned + width),
+                "results": by_bucket.get(aligned, []),
+            }
+        )
+    return {
+        "object": "page",
+        "data": data,
+        "has_more": has_more,
+        "next_page": _page_token(page_end) if has_more else None,
+    }

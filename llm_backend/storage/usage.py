@@ -1,0 +1,165 @@
+"""Usage accounting: the tokens of every answer, per minute, key name, model and operation
+family, kept for OpenAI's usage operations (controllers/usage.py) and ``llm-backend usage``.
+
+Never on the hot path: ``record`` adds to an in-process dict keyed by (minute, operation,
+key name, model) - a dict update, about 1 µs - and a background task writes what gathered
+every ``FLUSH_INTERVAL`` seconds (and at shutdown) as one multi-row INSERT in a worker
+thread. A busy process writes one row per key and model per minute, whatever its request
+rate. Several flushes of one minute, or several replicas, write several rows for it:
+readers sum, so nothing is ever updated in place and replicas never contend on a row.
+A process killed with SIGKILL loses at most its last few seconds of accounting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, insert, select
+
+from .models import UsageRecord
+
+if TYPE_CHECKING:
+    from . import Database
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 5.0
+COMPLETIONS, EMBEDDINGS = "completions", "embeddings"
+# What a group_by field of OpenAI's usage operations is here (the rest are always null).
+GROUP_COLUMNS = {"api_key_id": UsageRecord.owner, "model": UsageRecord.model}
+Key = tuple[int, str, str, str]  # minute, operation, owner, model
+
+
+@dataclass
+class UsageTotals:
+    """Summed usage of one bucket (``start``) and group (the ``group_by`` fields' values)."""
+
+    start: int
+    group: dict[str, str]
+    requests: int
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+
+
+class UsageStore:
+    def __init__(self, database: "Database", flush_interval: float = FLUSH_INTERVAL) -> None:
+        self._database = database
+        self.flush_interval = flush_interval
+        self._pending: dict[Key, list[int]] = {}
+        self._task: asyncio.Task | None = None
+
+    # --- request path: memory only ------------------------------------------------------------
+
+    def record(
+        self, operation: str, owner: str, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0, requests: int = 1
+    ) -> None:
+        """Count one answer's tokens (written by the next flush)."""
+        key = (int(time.time()) // 60 * 60, operation, owner, model)
+        sums = self._pending.get(key)
+        if sums is None:
+            self._pending[key] = [requests, input_tokens, cached_tokens, output_tokens]
+        else:
+            sums[0] += requests
+            sums[1] += input_tokens
+            sums[2] += cached_tokens
+            sums[3] += output_tokens
+
+    # --- writing: a background task --------------------------------------------------------
+
+    def _insert(self, rows: list[dict]) -> None:
+        with self._database.sessions.begin() as session:
+            session.execute(insert(UsageRecord), rows)
+
+    async def flush(self) -> int:
+        """Write what has gathered, in one INSERT; the number of rows written."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        rows = [
+            {"minute": minute, "operation": operation, "owner": owner, "model": model, "requests": sums[0],
+             "input_tokens": sums[1], "cached_tokens": sums[2], "output_tokens": sums[3]}
+            for (minute, operation, owner, model), sums in pending.items()
+        ]
+        try:
+            await self._database.run(self._insert, rows)
+        except Exception:
+            log.warning("usage not written yet; retried at the next flush", exc_info=True)
+            for key, sums in pending.items():  # back into the buffer, added to what came since
+                current = self._pending.setdefault(key, [0, 0, 0, 0])
+                for index, value in enumerate(sums):
+                    current[index] += value
+            return 0
+        return len(rows)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            await self.flush()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush_forever())
+
+    async def stop(self) -> None:
+        """Stop the background task and write what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()
+
+    # --- reading (blocking: call through Database.run, or from the CLI) -------------------------
+
+    def totals(
+        self,
+        start: int,
+        end: int,
+        *,
+        operation: str | None = None,
+        width: int | None = None,
+        group_by: tuple[str, ...] = (),
+        owners: list[str] | None = None,
+        models: list[str] | None = None,
+    ) -> list[UsageTotals]:
+        """Usage of the minutes from the one holding ``start`` to ``end`` (exclusive), summed per bucket of ``width`` seconds (Unix
+        time multiples; None: one bucket, reported at ``start``) and per ``group_by`` field
+        (``api_key_id``, ``model``, ``operation``)."""
+        columns = {**GROUP_COLUMNS, "operation": UsageRecord.operation}
+        grouped = [columns[name].label(name) for name in group_by]
+        bucket = (UsageRecord.minute // width * width) if width else None
+        keys = ([bucket.label("bucket")] if bucket is not None else []) + grouped
+        query = select(
+            *keys,
+            func.sum(UsageRecord.requests),
+            func.sum(UsageRecord.input_tokens),
+            func.sum(UsageRecord.cached_tokens),
+            func.sum(UsageRecord.output_tokens),
+        ).where(UsageRecord.minute >= start // 60 * 60, UsageRecord.minute < end)  # the minute holding start counts
+        if operation is not None:
+            query = query.where(UsageRecord.operation == operation)
+        if owners:
+            query = query.where(UsageRecord.owner.in_(owners))
+        if models:
+            query = query.where(UsageRecord.model.in_(models))
+        if keys:
+            query = query.group_by(*keys).order_by(*keys)
+        with self._database.sessions() as session:
+            rows = session.execute(query).all()
+        results = []
+        offset = 1 if bucket is not None else 0
+        for row in rows:
+            if row[-1] is None:  # no rows at all: SUM over nothing
+                continue
+            group = {name: row[offset + index] for index, name in enumerate(group_by)}
+            results.append(
+                UsageTotals(int(row[0]) if bucket is not None else start, group, *(int(value) for value in row[-4:]))
+            )
+        return results
