@@ -59,12 +59,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     events = ModelEvents()
     registry = _registry(settings, events)
-    services = Services(
-        settings=settings,
-        registry=registry,
-        database=Database(settings.database_url or default_url(settings.data_dir)),
-        metrics=Metrics(registry),
-    )
+    database = Database(settings.database_url or default_url(settings.data_dir))
+    services = Services(settings=settings, registry=registry, database=database, metrics=Metrics(registry, database))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):

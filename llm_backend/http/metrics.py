@@ -6,14 +6,16 @@ models are child processes that only decode - what the service knows of them (qu
 sequences in use, loads, restarts, tokens) is known here, so one registry per app is
 complete and no multiprocess mode is needed. Several replicas are scraped one by one.
 
-Three sources, one registry:
+Four sources, one registry:
 - ``MetricsMiddleware``: every HTTP request - by operationId (recorded by whichever of the
   fast lane or Connexion routed it, ``context.Record``), status and model - its duration,
   and for a streamed answer its time to first token;
 - the local engines' events (``LocalModel.on_event``): tokens of local answers and the
   first generated token; tokens of upstream answers are read from their ``usage``;
-- ``EngineCollector``, read at scrape time: queue depth, sequences in use, rejections,
-  loads and restarts per local model.
+- collectors read at scrape time (``collectors.py``): queue depth, sequences in use,
+  rejections, loads and restarts per local model, and each engine worker's own figures
+  (from its ``stats`` events: sequences decoding, tokens/s, prompt-cache hits, KV use);
+  requests, retries and errors per upstream; the database's connection pool.
 
 Labels stay bounded: a model name a client made up is counted as ``other`` unless it was
 answered successfully, and the key owner is the key's name (``key-0``, a managed key's id),
@@ -37,13 +39,13 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..backends.registry import ModelRegistry
+from ..storage import Database
 from ..storage.usage import COMPLETIONS, EMBEDDINGS, UsageStore
+from .collectors import DatabasePoolCollector, EngineCollector, UpstreamCollector
 from . import context
 from .middleware import HttpMiddleware, final_status
 
@@ -60,7 +62,7 @@ disable_created_metrics()
 class Metrics:
     """The app's metrics: one registry, the instruments, and the hooks into the engines."""
 
-    def __init__(self, models: ModelRegistry) -> None:
+    def __init__(self, models: ModelRegistry, database: Database | None = None) -> None:
         self.models = models
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -91,6 +93,9 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.registry.register(EngineCollector(models))
+        self.registry.register(UpstreamCollector(models))
+        if database is not None:
+            self.registry.register(DatabasePoolCollector(database))
         self.on_tokens: Callable[[str, int], None] | None = None
         self.usage: UsageStore | None = None  # the usage accounting (storage/usage.py), told every answer's tokens
         for model_id, model in local_models(models):
@@ -165,39 +170,6 @@ def local_models(models: ModelRegistry) -> Iterator[tuple[str, object]]:
     """(id, LocalModel) of every local backend (``backends/llama``)."""
     for backend in models.local:
         yield from getattr(backend, "local_models", {}).items()
-
-
-class EngineCollector(Collector):
-    """Figures of the local models, read when Prometheus scrapes."""
-
-    def __init__(self, models: ModelRegistry) -> None:
-        self.models = models
-
-    def collect(self) -> Iterator[Metric]:
-        waiting = GaugeMetricFamily("llm_backend_queue_waiting", "Requests waiting for a sequence.", labels=["model"])
-        in_use = GaugeMetricFamily("llm_backend_sequences_in_use", "Sequences decoding now.", labels=["model"])
-        capacity = GaugeMetricFamily(
-            "llm_backend_sequences", "Sequences the model's workers can decode together.", labels=["model"]
-        )
-        rejected = CounterMetricFamily(
-            "llm_backend_queue_rejections", "Requests refused (429) because the queue was full or too slow.", labels=["model"]
-        )
-        loaded = GaugeMetricFamily("llm_backend_model_loaded", "1 while the model is loaded and ready.", labels=["model"])
-        loads = CounterMetricFamily("llm_backend_model_loads", "Completed loads of the model.", labels=["model"])
-        restarts = CounterMetricFamily(
-            "llm_backend_engine_restarts", "Engine workers restarted after a crash.", labels=["model"]
-        )
-        for backend in self.models.local:
-            for model_id, model in getattr(backend, "local_models", {}).items():
-                lifecycle = backend.lifecycles[model_id]
-                waiting.add_metric([model_id], model.waiting())
-                in_use.add_metric([model_id], model.sequences_in_use())
-                capacity.add_metric([model_id], model.config.parallel * len(model.workers))
-                rejected.add_metric([model_id], model.rejected)
-                loaded.add_metric([model_id], 1 if lifecycle.ready and model.ready() else 0)
-                loads.add_metric([model_id], lifecycle.loads)
-                restarts.add_metric([model_id], model.restarts())
-        yield from (waiting, in_use, capacity, rejected, loaded, loads, restarts)
 
 
 def _usage_in_events(chunk: bytes) -> dict | None:

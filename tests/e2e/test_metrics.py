@@ -112,6 +112,52 @@ def test_a_loaded_model_shows_its_load_and_its_sequences(server):
     assert value(samples, "llm_backend_queue_waiting", model=MODEL) == 0
 
 
+def engine_figure(samples: dict, name: str) -> float:
+    """An engine worker figure of the default model's first worker."""
+    return value(samples, name, model=MODEL, worker="0")
+
+
+def test_engine_worker_figures_move_as_requests_are_decoded(server, client):
+    before = scrape(server)
+    messages = [{"role": "user", "content": "Count from one to five."}]
+    answers = [client.chat.completions.create(model=MODEL, messages=messages, max_tokens=6) for _ in range(2)]
+    generated = sum(answer.usage.completion_tokens for answer in answers)
+    deadline = time.monotonic() + 10  # the worker reports when it goes idle
+    while True:
+        after = scrape(server)
+        moved = engine_figure(after, "llm_backend_engine_requests_total") - engine_figure(before, "llm_backend_engine_requests_total")
+        if moved >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert moved == 2
+    grew = {
+        name: engine_figure(after, name) - engine_figure(before, name)
+        for name in (
+            "llm_backend_engine_generated_tokens_total",
+            "llm_backend_engine_prompt_tokens_total",
+            "llm_backend_engine_prompt_cache_hits_total",
+            "llm_backend_engine_prompt_tokens_reused_total",
+            "llm_backend_engine_decode_seconds_total",
+        )
+    }
+    assert grew["llm_backend_engine_generated_tokens_total"] == generated
+    assert grew["llm_backend_engine_prompt_tokens_total"] == sum(answer.usage.prompt_tokens for answer in answers)
+    # The second, same prompt found the first one's tokens in its sequence's KV cache.
+    assert grew["llm_backend_engine_prompt_cache_hits_total"] >= 1
+    assert grew["llm_backend_engine_prompt_tokens_reused_total"] >= answers[1].usage.prompt_tokens_details.cached_tokens > 0
+    assert grew["llm_backend_engine_decode_seconds_total"] > 0
+    assert engine_figure(after, "llm_backend_engine_tokens_per_second") > 0
+    assert 0 < engine_figure(after, "llm_backend_engine_kv_cells_used") <= engine_figure(after, "llm_backend_engine_kv_cells")
+    assert engine_figure(after, "llm_backend_engine_sequences_decoding") == 0
+    assert engine_figure(after, "llm_backend_engine_worker_restarts_total") == 0
+
+
+def test_the_database_pool_is_exposed(server):
+    samples = scrape(server)
+    assert value(samples, "llm_backend_db_pool_size") >= 1
+    assert value(samples, "llm_backend_db_connections_in_use") >= 0
+
+
 @pytest.fixture(scope="module")
 def one_sequence_server(tmp_path_factory):
     """One sequence and no queue: a second request while one runs is refused."""

@@ -120,3 +120,24 @@ def test_cookies_an_upstream_sets_reach_no_client_and_are_never_sent_back(fault_
         assert "set-cookie" not in answer.headers
     assert len(limited.headers) == 2
     assert all("cookie" not in headers for headers in limited.headers)
+
+
+def test_upstream_requests_retries_and_errors_are_counted_per_upstream(fault_client, faults, limited):
+    # Fake, as above: one 429 then 200 (a retry); the unreachable upstream is real.
+    from tests.e2e.test_metrics import scrape, value
+
+    before = scrape(faults)
+    limited.reset(limited=1, retry_after="0")
+    fault_client.chat.completions.create(model="flaky-model", messages=MESSAGES)
+    with pytest.raises(openai.APIStatusError):
+        fault_client.chat.completions.create(model="down-1", messages=MESSAGES)
+    after = scrape(faults)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("llm_backend_upstream_requests_total", upstream="flaky") == 1
+    assert moved("llm_backend_upstream_retries_total", upstream="flaky") == 1
+    assert moved("llm_backend_upstream_errors_total", upstream="flaky", reason="429") == 0
+    assert moved("llm_backend_upstream_requests_total", upstream="down") == 1
+    assert moved("llm_backend_upstream_errors_total", upstream="down", reason="unreachable") == 1

@@ -39,6 +39,7 @@ class WorkerProcess:
         self._stopping = False
         self._restarts = 0
         self.restarts_total = 0  # for the metrics
+        self.stats: dict[str, Any] = {}  # the worker's last ``stats`` event (worker.py), for the metrics
 
     @property
     def pid(self) -> int | None:
@@ -87,6 +88,9 @@ class WorkerProcess:
     async def _read_events(self, process: asyncio.subprocess.Process) -> None:
         while line := await process.stdout.readline():
             event = json.loads(line)
+            if event.get("event") == "stats":
+                self.stats = event
+                continue
             queue = self._pending.get(event.get("id"))
             if queue is not None:
                 queue.put_nowait(event)

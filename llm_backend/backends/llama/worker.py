@@ -24,6 +24,13 @@ Events go to the protocol stream, one JSON object per line, each with the reques
 - ``error`` (``error``: status, message, param, code)
 - ``done``: nothing more will come for this id (sent after a cancel too)
 
+Without an ``id``, ``stats`` (``decoding``: sequences decoding, ``waiting``, ``kv_used`` /
+``kv_size``: KV cells holding tokens / all, ``tokens_per_second``: tokens generated per
+second of decoding since the last stats; totals since the worker started: ``requests``, ``prompt_tokens``, ``reused_tokens``:
+of those, found in the KV cache, ``cache_hits``: requests that found some,
+``generated_tokens``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
+The API process keeps the last one for the metrics.
+
 The first line is ``{"event": "ready", "n_ctx", "parallel"}``. The protocol stream is the
 original stdout; stdout itself is pointed at stderr so nothing llama.cpp prints can corrupt it.
 """
@@ -35,6 +42,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -44,6 +52,8 @@ from .engine.errors import RequestError
 from .grammar import GrammarError, grammar_for
 
 ENGINE_FAILED = {"status": 500, "message": "The engine failed on this request."}
+# Seconds between two stats events of a busy worker: one short line, about 20 µs to build.
+STATS_INTERVAL = 1.0
 
 
 def structured_output_grammar(structure: dict[str, Any] | None) -> str | None:
@@ -67,6 +77,29 @@ class Worker:
             int(config.get("n_threads_batch") or config.get("n_threads") or 1),
         )
         self.inbox: queue.Queue = queue.Queue()
+        self._stats_at = time.monotonic()
+        self._stats_generated = 0
+        self.decode_seconds = 0.0  # time spent in decoding steps since the start
+        self._stats_decode = 0.0
+        self._stats_busy = False
+        self._stats_requests = 0
+
+    def report_stats(self) -> None:
+        """A ``stats`` event when one is due: each second while busy, and on going idle."""
+        now = time.monotonic()
+        busy = self.engine.busy
+        finished = self.engine.totals["requests"] != self._stats_requests  # a request ended in one step
+        if busy and now - self._stats_at < STATS_INTERVAL or not busy and not self._stats_busy and not finished:
+            return
+        stats = self.engine.stats()
+        decoding = self.decode_seconds - self._stats_decode
+        generated = stats["generated_tokens"] - self._stats_generated
+        stats["tokens_per_second"] = round(generated / decoding, 2) if decoding > 0 else 0.0
+        stats["decode_seconds"] = round(self.decode_seconds, 4)
+        self._stats_at, self._stats_generated, self._stats_busy = now, stats["generated_tokens"], busy
+        self._stats_decode = self.decode_seconds
+        self._stats_requests = stats["requests"]
+        self.send({"event": "stats", **stats})
 
     def send(self, message: dict[str, Any]) -> None:
         self.out.write(json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n")
@@ -127,11 +160,14 @@ class Worker:
             except queue.Empty:
                 pass
             if self.engine.busy:
+                started = time.perf_counter()
                 try:
                     self.engine.step()
                 except Exception:
                     traceback.print_exc()
                     self.engine.fail_all(ENGINE_FAILED)
+                self.decode_seconds += time.perf_counter() - started
+            self.report_stats()
             self.out.flush()
 
 

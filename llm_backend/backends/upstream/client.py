@@ -8,6 +8,7 @@ import email.utils
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Iterable
 
 import aiohttp
@@ -77,6 +78,11 @@ class UpstreamClient:
         self.connect_timeout = settings.upstream_connect_timeout
         self.max_connections = settings.upstream_max_connections
         self._http: aiohttp.ClientSession | None = None
+        # Read by the metrics (http/metrics.py): requests sent, retries, and failures by kind
+        # (``timeout``, ``unreachable``, or the status of a retryable answer given up on).
+        self.requests = 0
+        self.retries = 0
+        self.errors: Counter[str] = Counter()
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(
@@ -137,6 +143,7 @@ class UpstreamClient:
         deadline = time.monotonic() + self.retry_budget
         attempt = 0
         assert self._http is not None, "UpstreamClient.start() first"
+        self.requests += 1
         while True:
             wait: float | None = None
             try:
@@ -149,6 +156,7 @@ class UpstreamClient:
             except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
                 # The request may be running upstream: not retried, it could run twice.
                 log.warning("upstream %s: %s", self.name, type(exc).__name__)
+                self.errors["timeout"] += 1
                 raise upstream_timeout(self.name, self.timeout) from None
             except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
                 # Nothing reached the upstream's application (or it closed on us at once).
@@ -156,6 +164,7 @@ class UpstreamClient:
                 failure = upstream_unreachable(self.name)
             except aiohttp.ClientError as exc:
                 log.warning("upstream %s: %s", self.name, type(exc).__name__)
+                self.errors["unreachable"] += 1
                 raise upstream_unreachable(self.name) from None
             else:
                 if response.status not in RETRY_STATUSES:
@@ -166,9 +175,12 @@ class UpstreamClient:
             wait = backoff(attempt) if wait is None else wait
             if attempt >= self.max_retries or time.monotonic() + wait > deadline:
                 if failure is not None:
+                    self.errors["timeout" if failure.status == 504 else "unreachable"] += 1
                     raise failure from None
+                self.errors[str(response.status)] += 1
                 return response
             if failure is None:
                 response.release()
             await asyncio.sleep(wait)
             attempt += 1
+            self.retries += 1

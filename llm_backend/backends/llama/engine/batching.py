@@ -109,6 +109,8 @@ class Engine:
         self.prompt_lens = [0] * self.parallel  # length of the prompt each sequence served last
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Request] = {}
+        # Since the worker started, reported in its ``stats`` events (worker.py).
+        self.totals = {"requests": 0, "prompt_tokens": 0, "reused_tokens": 0, "cache_hits": 0, "generated_tokens": 0}
 
     # --- requests in and out ---
 
@@ -344,8 +346,24 @@ class Engine:
         choice.next_token = None
         self._delta(request, choice, text, reason)
 
+    def stats(self) -> dict[str, int]:
+        """What the engine is doing now, and its totals (see ``totals``)."""
+        return {
+            "decoding": sum(len(request.choices) for request in self.running.values()),
+            "waiting": len(self.waiting),
+            "kv_used": sum(len(tokens) for tokens in self.cached),
+            "kv_size": self.n_ctx * self.parallel,
+            **self.totals,
+        }
+
     def _complete(self, request: Request) -> None:
         completion_tokens = sum(choice.completion_tokens for choice in request.choices)
+        totals = self.totals
+        totals["requests"] += 1
+        totals["prompt_tokens"] += len(request.prompt)
+        totals["reused_tokens"] += request.reused
+        totals["cache_hits"] += 1 if request.reused else 0
+        totals["generated_tokens"] += completion_tokens
         self.emit(
             {
                 "id": request.rid,

@@ -1,0 +1,129 @@
+"""Metrics read when Prometheus scrapes (http/metrics.py registers them): what the local
+models, their engine workers, the upstreams and the database pool report of themselves.
+
+Nothing here runs on a request's path. The backends know nothing of Prometheus: they keep
+plain counters and the engine workers' last ``stats`` events (backends/llama/worker.py,
+sent at most once a second while busy, kept by ``WorkerProcess``); a scrape turns them into
+metric families. An engine worker's totals start again from zero when it restarts: they are
+exposed as counters (Prometheus' ``rate`` takes a reset for what it is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..backends.registry import ModelRegistry
+from ..storage import Database
+
+# Engine worker figures: (stats field, metric name, help, counter?)
+WORKER_FIGURES = (
+    ("decoding", "llm_backend_engine_sequences_decoding", "Sequences the engine worker is decoding.", False),
+    ("waiting", "llm_backend_engine_requests_waiting", "Requests waiting inside the engine worker for a sequence.", False),
+    ("tokens_per_second", "llm_backend_engine_tokens_per_second",
+     "Tokens generated per second of decoding, over the worker's last report (about a second).", False),
+    ("kv_used", "llm_backend_engine_kv_cells_used", "KV cache cells holding tokens (kept prompts included).", False),
+    ("kv_size", "llm_backend_engine_kv_cells", "KV cache cells of the engine worker.", False),
+    ("requests", "llm_backend_engine_requests", "Generation requests the engine worker completed.", True),
+    ("prompt_tokens", "llm_backend_engine_prompt_tokens", "Prompt tokens of completed requests.", True),
+    ("reused_tokens", "llm_backend_engine_prompt_tokens_reused",
+     "Prompt tokens found in the KV cache (the prompt cache), not decoded again.", True),
+    ("cache_hits", "llm_backend_engine_prompt_cache_hits", "Requests that found part of their prompt in the KV cache.", True),
+    ("generated_tokens", "llm_backend_engine_generated_tokens", "Tokens the engine worker generated.", True),
+    ("decode_seconds", "llm_backend_engine_decode_seconds", "Time the engine worker spent in decoding steps.", True),
+)
+
+
+def _local_models(models: ModelRegistry) -> Iterator[tuple[object, str, object]]:
+    for backend in models.local:
+        for model_id, model in getattr(backend, "local_models", {}).items():
+            yield backend, model_id, model
+
+
+class EngineCollector(Collector):
+    """Figures of the local models and of each of their engine workers."""
+
+    def __init__(self, models: ModelRegistry) -> None:
+        self.models = models
+
+    def collect(self) -> Iterator[Metric]:
+        waiting = GaugeMetricFamily("llm_backend_queue_waiting", "Requests waiting for a sequence.", labels=["model"])
+        in_use = GaugeMetricFamily("llm_backend_sequences_in_use", "Sequences decoding now.", labels=["model"])
+        capacity = GaugeMetricFamily(
+            "llm_backend_sequences", "Sequences the model's workers can decode together.", labels=["model"]
+        )
+        rejected = CounterMetricFamily(
+            "llm_backend_queue_rejections", "Requests refused (429) because the queue was full or too slow.", labels=["model"]
+        )
+        loaded = GaugeMetricFamily("llm_backend_model_loaded", "1 while the model is loaded and ready.", labels=["model"])
+        loads = CounterMetricFamily("llm_backend_model_loads", "Completed loads of the model.", labels=["model"])
+        restarts = CounterMetricFamily(
+            "llm_backend_engine_restarts", "Engine workers restarted after a crash.", labels=["model"]
+        )
+        worker_restarts = CounterMetricFamily(
+            "llm_backend_engine_worker_restarts", "Restarts of this engine worker after a crash.", labels=["model", "worker"]
+        )
+        figures = {
+            field: (CounterMetricFamily if counter else GaugeMetricFamily)(name, text, labels=["model", "worker"])
+            for field, name, text, counter in WORKER_FIGURES
+        }
+        for backend, model_id, model in _local_models(self.models):
+            lifecycle = backend.lifecycles[model_id]
+            waiting.add_metric([model_id], model.waiting())
+            in_use.add_metric([model_id], model.sequences_in_use())
+            capacity.add_metric([model_id], model.config.parallel * len(model.workers))
+            rejected.add_metric([model_id], model.rejected)
+            loaded.add_metric([model_id], 1 if lifecycle.ready and model.ready() else 0)
+            loads.add_metric([model_id], lifecycle.loads)
+            restarts.add_metric([model_id], model.restarts())
+            for index, worker in enumerate(model.workers):
+                labels = [model_id, str(index)]
+                worker_restarts.add_metric(labels, worker.restarts_total)
+                for field, family in figures.items():
+                    value = worker.stats.get(field)
+                    if isinstance(value, (int, float)):
+                        family.add_metric(labels, value)
+        yield from (waiting, in_use, capacity, rejected, loaded, loads, restarts, worker_restarts, *figures.values())
+
+
+class UpstreamCollector(Collector):
+    """Requests, retries and errors of each upstream API (backends/upstream/client.py)."""
+
+    def __init__(self, models: ModelRegistry) -> None:
+        self.models = models
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "llm_backend_upstream_requests", "Requests sent to the upstream (retries not counted).", labels=["upstream"]
+        )
+        retries = CounterMetricFamily("llm_backend_upstream_retries", "Requests sent again after a failure.", labels=["upstream"])
+        failures = CounterMetricFamily(
+            "llm_backend_upstream_errors",
+            "Requests given up on: timeout, unreachable, or the status of the retryable answer passed on.",
+            labels=["upstream", "reason"],
+        )
+        for upstream in self.models.upstreams:
+            client = getattr(upstream, "client", None)
+            if client is None:
+                continue
+            requests.add_metric([upstream.name], client.requests)
+            retries.add_metric([upstream.name], client.retries)
+            for reason, count in sorted(client.errors.items()):
+                failures.add_metric([upstream.name, reason], count)
+        yield from (requests, retries, failures)
+
+
+class DatabasePoolCollector(Collector):
+    """The database's connection pool (SQLAlchemy's QueuePool)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def collect(self) -> Iterator[Metric]:
+        checked_out, size = self.database.pool_status()
+        yield GaugeMetricFamily(
+            "llm_backend_db_connections_in_use", "Database connections checked out of the pool.", value=checked_out
+        )
+        yield GaugeMetricFamily("llm_backend_db_pool_size", "Connections the pool keeps open.", value=size)
