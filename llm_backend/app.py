@@ -20,7 +20,7 @@ from .http import problems
 from .http.context import Services
 from .http.fast_lane import FastLane
 from .http.forwarding import LOCAL_STATE_TAGS, Passthrough, UnservedOperations
-from .http.metrics import Metrics, MetricsMiddleware
+from .http.metrics import Metrics
 from .http.pages import Pages
 from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
@@ -89,7 +89,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         settings, services.database.api_keys.limits, counters_for(settings, services.database)
     )
     services.metrics.on_tokens = rate_limits.spend
-    services.metrics.usage = services.database.usage
+    if settings.usage_enabled:
+        services.metrics.usage = services.database.usage
     services.database.usage.flush_interval = settings.usage_flush_seconds
     authenticator = LimitedAuthenticator(
         Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys), rate_limits
@@ -130,8 +131,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         )
 
     # Added in order from the outside in.
-    app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
-    app.add_middleware(MetricsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, metrics=services.metrics)
+    observer = services.metrics if settings.metrics_enabled else None
+    app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION, services=services, observer=observer)
     app.add_middleware(BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes)
     app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:

@@ -182,6 +182,12 @@ class Settings(BaseSettings):
     )
     rate_limit_rpm: int = Field(0, ge=0, description="requests per minute of each static API key (0: unlimited)")
     rate_limit_tpm: int = Field(0, ge=0, description="tokens per minute of each static API key (0: unlimited)")
+    metrics_enabled: bool = Field(
+        True,
+        description="count requests and tokens (the metrics; token limits and usage accounting learn tokens "
+        "there too); false: none of it, to measure what it costs",
+    )
+    usage_enabled: bool = Field(True, description="record every answer's tokens for the usage operations and `llm-backend usage`")
     usage_flush_seconds: float = Field(
         5.0, gt=0, description="how often the usage accounting is written to the database (and at shutdown)"
     )

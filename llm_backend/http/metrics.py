@@ -7,7 +7,7 @@ sequences in use, loads, restarts, tokens) is known here, so one registry per ap
 complete and no multiprocess mode is needed. Several replicas are scraped one by one.
 
 Four sources, one registry:
-- ``MetricsMiddleware``: every HTTP request - by operationId (recorded by whichever of the
+- ``RequestObservation``, fed by ``RequestContext``: every HTTP request - by operationId (recorded by whichever of the
   fast lane or Connexion routed it, ``context.Record``), status and model - its duration,
   and for a streamed answer its time to first token;
 - the local engines' events (``LocalModel.on_event``): tokens of local answers and the
@@ -40,14 +40,13 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from ..backends.registry import ModelRegistry
 from ..storage import Database
 from ..storage.usage import COMPLETIONS, EMBEDDINGS, UsageStore
 from .collectors import DatabasePoolCollector, EngineCollector, UpstreamCollector
 from . import context
-from .middleware import HttpMiddleware, final_status
 
 # Seconds: from a cached 1-token answer (a few ms) to a long generation on a CPU.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -100,6 +99,10 @@ class Metrics:
         self.usage: UsageStore | None = None  # the usage accounting (storage/usage.py), told every answer's tokens
         for model_id, model in local_models(models):
             model.on_event = self._engine_observer(model_id)
+
+    def begin(self, record: context.Record) -> "RequestObservation":
+        """Start observing a request (``RequestContext`` calls it, and the observation's hooks)."""
+        return RequestObservation(self, record)
 
     def response(self) -> Response:
         """The text exposition of every metric."""
@@ -188,61 +191,63 @@ def _usage_in_events(chunk: bytes) -> dict | None:
     return None
 
 
-class MetricsMiddleware(HttpMiddleware):
-    """Counts and times every HTTP request (inside ``RequestContext``, whose record it reads)."""
+class RequestObservation:
+    """What the metrics learn of one request from its answer, as ``RequestContext`` sends it
+    (one wrapper of ``send`` for the request id, the rate-limit headers and this): the
+    status, when a stream's first byte left, and the ``usage`` of answers no engine counted
+    (an upstream's, relayed unparsed; an embedding's) - read only from answers that name a
+    model: a whole JSON answer, or the SSE chunk that carries ``usage``."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        super().__init__(app)
+    __slots__ = ("metrics", "record", "started", "status", "streamed", "is_json", "first_byte", "usage_chunk", "body")
+
+    def __init__(self, metrics: Metrics, record: context.Record) -> None:
         self.metrics = metrics
+        self.record = record
+        self.started = time.perf_counter()
+        self.status = 500
+        self.streamed = self.is_json = False
+        self.first_byte: float | None = None
+        self.usage_chunk = b""
+        self.body: bytearray | None = None
+        metrics.in_progress.inc()
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        record = context.record()
-        started = time.perf_counter()
-        status = 500
-        streamed = is_json = False
-        first_byte: float | None = None
-        usage_chunk = b""
-        body = bytearray()
+    def sent(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            content_type = next((v for k, v in message.get("headers", ()) if k.lower() == b"content-type"), b"")
+            self.streamed = content_type.startswith(b"text/event-stream")
+            self.is_json = content_type.startswith(b"application/json")
+        elif self.record.model is not None:
+            chunk = message.get("body", b"")
+            if self.streamed:
+                if self.first_byte is None and chunk:
+                    self.first_byte = time.perf_counter()
+                if b'"usage"' in chunk:
+                    self.usage_chunk = chunk
+            elif self.is_json and self.status == 200 and not self.record.tokens_counted:
+                if self.body is None:
+                    self.body = bytearray()
+                self.body.extend(chunk)
 
-        async def send_observed(message: Message) -> None:
-            nonlocal status, streamed, is_json, first_byte, usage_chunk
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                content_type = next((v for k, v in message.get("headers", ()) if k.lower() == b"content-type"), b"")
-                streamed = content_type.startswith(b"text/event-stream")
-                is_json = content_type.startswith(b"application/json")
-            elif message["type"] == "http.response.body" and record.model is not None:
-                chunk = message.get("body", b"")
-                if streamed:
-                    if first_byte is None and chunk:
-                        first_byte = time.perf_counter()
-                    if b'"usage"' in chunk:
-                        usage_chunk = chunk
-                elif is_json and status == 200 and not record.tokens_counted:
-                    body.extend(chunk)
-            await send(message)
+    def finished(self, status: int) -> None:
+        """The request is over (``status``: as logged, ``middleware.final_status``)."""
+        self.metrics.in_progress.dec()
+        record = self.record
+        if record.model is not None and not record.tokens_counted:
+            self._count_answered_tokens(record.model)
+        self.metrics.observe(record, status, self.started, self.first_byte)
 
-        self.metrics.in_progress.inc()
-        try:
-            await self.app(scope, receive, send_observed)
-        finally:
-            self.metrics.in_progress.dec()
-            status = final_status(scope, status)
-            if record.model is not None and not record.tokens_counted:
-                self._count_answered_tokens(record.model, bytes(body), usage_chunk)
-            self.metrics.observe(record, status, started, first_byte)
-
-    def _count_answered_tokens(self, model: str, body: bytes, usage_chunk: bytes) -> None:
+    def _count_answered_tokens(self, model: str) -> None:
         """Tokens of an answer the engines did not count (an upstream's, an embedding's)."""
         usage = None
-        if body:
+        if self.body:
             try:
-                answer = json.loads(body)
+                answer = json.loads(self.body)
             except ValueError:
                 answer = None
             if isinstance(answer, dict) and isinstance(answer.get("usage"), dict):
                 usage = answer["usage"]
-        elif usage_chunk:
-            usage = _usage_in_events(usage_chunk)
+        elif self.usage_chunk:
+            usage = _usage_in_events(self.usage_chunk)
         if usage is not None:
             self.metrics.count_tokens(model, usage)
