@@ -60,6 +60,8 @@ bench: install
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet "llama-cpp-python[server]==0.3.36"
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/proxy.py
+	# What metrics + usage accounting + rate limits cost, on vs off (target: <= +0.3 ms p50).
+	$(BIN)/python bench/operate.py
 
 # What the gateway adds over calling its upstream directly (needs ../shared/bench/openai_bench.py,
 # or OPENAI_BENCH=path); BASELINE=<git rev> runs that revision's gateway beside it.

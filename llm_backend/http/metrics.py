@@ -1,10 +1,12 @@
 """Prometheus metrics of the service, exposed at ``GET /metrics`` (controllers/metrics.py).
 
-Everything is counted in the API process, the only process that serves HTTP: uvicorn runs
-one of them (``llm-backend serve`` has no ``--workers``), and the engine workers of the local
-models are child processes that only decode - what the service knows of them (queue,
-sequences in use, loads, restarts, tokens) is known here, so one registry per app is
-complete and no multiprocess mode is needed. Several replicas are scraped one by one.
+Everything is counted in the API process, the only process that serves HTTP: ``llm-backend
+serve`` runs one uvicorn process, and the engine workers of the local models are child
+processes that only decode and report their figures to it (``stats`` events), so one
+registry per app is complete. Run under several uvicorn worker processes (a gateway), set
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode): the counters and
+histograms of every process are summed at each scrape; the scrape-time figures (engines,
+upstreams, pool) are those of the process that answered. Replicas are scraped one by one.
 
 Four sources, one registry:
 - ``RequestObservation``, fed by ``RequestContext``: every HTTP request - by operationId (recorded by whichever of the
@@ -25,6 +27,7 @@ never the key.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -39,6 +42,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
 from starlette.types import Message
 
@@ -82,23 +86,46 @@ class Metrics:
             buckets=TTFT_BUCKETS,
             registry=self.registry,
         )
-        self.in_progress = Gauge("llm_backend_requests_in_progress", "HTTP requests being answered.", registry=self.registry)
+        self.in_progress = Gauge(
+            "llm_backend_requests_in_progress",
+            "HTTP requests being answered.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self.prompt_tokens = Counter(
             "llm_backend_prompt_tokens", "Prompt (input) tokens.", ["model", "owner"], registry=self.registry
         )
         self.completion_tokens = Counter(
             "llm_backend_completion_tokens", "Completion (output) tokens.", ["model", "owner"], registry=self.registry
         )
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        self.registry.register(EngineCollector(models))
-        self.registry.register(UpstreamCollector(models))
+        # Read at scrape time, of this process only.
+        self.collectors = [EngineCollector(models), UpstreamCollector(models)]
         if database is not None:
-            self.registry.register(DatabasePoolCollector(database))
+            self.collectors.append(DatabasePoolCollector(database))
+        self.exposed = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Several uvicorn worker processes: the instruments above live in files of that
+            # directory, and a scrape of any process sums every process's.
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed)
+        ProcessCollector(registry=self.exposed)
+        PlatformCollector(registry=self.exposed)
+        for collector in self.collectors:
+            self.exposed.register(collector)
         self.on_tokens: Callable[[str, int], None] | None = None
+        self._children: dict[tuple, object] = {}
         self.usage: UsageStore | None = None  # the usage accounting (storage/usage.py), told every answer's tokens
         for model_id, model in local_models(models):
             model.on_event = self._engine_observer(model_id)
+
+    def child(self, metric, *labels: str):
+        """``metric.labels(*labels)``, remembered: prometheus-client builds and locks on
+        every ``labels`` call (about 3 µs); the label sets are bounded (see the module)."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def begin(self, record: context.Record) -> "RequestObservation":
         """Start observing a request (``RequestContext`` calls it, and the observation's hooks)."""
@@ -106,7 +133,7 @@ class Metrics:
 
     def response(self) -> Response:
         """The text exposition of every metric."""
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(self.exposed), media_type=CONTENT_TYPE_LATEST)
 
     def count_tokens(self, model: str, usage: dict) -> None:
         """The one place tokens of an answer are learnt: counted here, and told to
@@ -118,12 +145,12 @@ class Metrics:
         if not isinstance(prompt, int):
             prompt = 0
         elif prompt:
-            self.prompt_tokens.labels(model, owner).inc(prompt)
+            self.child(self.prompt_tokens, model, owner).inc(prompt)
             spent += prompt
         if not isinstance(completion, int):
             completion = 0
         elif completion:
-            self.completion_tokens.labels(model, owner).inc(completion)
+            self.child(self.completion_tokens, model, owner).inc(completion)
             spent += completion
         if self.on_tokens is not None:
             self.on_tokens(owner, spent)
@@ -162,11 +189,11 @@ class Metrics:
         ended = time.perf_counter()
         operation = record.operation_id or "none"
         model = self.model_label(record.model, status)
-        self.requests.labels(operation, str(status), model).inc()
-        self.duration.labels(operation, model).observe(ended - started)
+        self.child(self.requests, operation, str(status), model).inc()
+        self.child(self.duration, operation, model).observe(ended - started)
         if first_byte is not None and record.model is not None:
             first = record.first_token_at or first_byte
-            self.ttft.labels(operation, model).observe(first - started)
+            self.child(self.ttft, operation, model).observe(first - started)
 
 
 def local_models(models: ModelRegistry) -> Iterator[tuple[str, object]]:
