@@ -49,8 +49,8 @@ from starlette.types import Message
 from ..backends.registry import ModelRegistry
 from ..storage import Database
 from ..storage.usage import COMPLETIONS, EMBEDDINGS, UsageStore
-from .collectors import DatabasePoolCollector, EngineCollector, UpstreamCollector
 from . import context
+from .collectors import DatabasePoolCollector, EngineCollector, UpstreamCollector
 
 # Seconds: from a cached 1-token answer (a few ms) to a long generation on a CPU.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -127,7 +127,7 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def begin(self, record: context.Record) -> "RequestObservation":
+    def begin(self, record: context.Record) -> RequestObservation:
         """Start observing a request (``RequestContext`` calls it, and the observation's hooks)."""
         return RequestObservation(self, record)
 
@@ -225,7 +225,7 @@ class RequestObservation:
     (an upstream's, relayed unparsed; an embedding's) - read only from answers that name a
     model: a whole JSON answer, or the SSE chunk that carries ``usage``."""
 
-    __slots__ = ("metrics", "record", "started", "status", "streamed", "is_json", "first_byte", "usage_chunk", "body")
+    __slots__ = ("body", "first_byte", "is_json", "metrics", "record", "started", "status", "streamed", "usage_chunk")
 
     def __init__(self, metrics: Metrics, record: context.Record) -> None:
         self.metrics = metrics

@@ -215,7 +215,7 @@ class RateLimits:
         self,
         settings: Settings,
         managed_limits: Callable[[str], tuple | None] | None = None,
-        counters: "Counters | None" = None,
+        counters: Counters | None = None,
     ) -> None:
         """``managed_limits(owner)``: a managed key's (rpm, tpm, tpd), None for any other owner."""
         self.static = KeyLimits(settings.rate_limit_rpm or None, settings.rate_limit_tpm or None, settings.rate_limit_tpd or None)

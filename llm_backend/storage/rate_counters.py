@@ -31,7 +31,7 @@ Counts = dict[tuple[str, int], int]  # (kind, window start) -> count
 
 
 class RateCounters:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: Database) -> None:
         self._database = database
         self._insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
         self._pruned = 0.0

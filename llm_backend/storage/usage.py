@@ -47,7 +47,7 @@ class UsageTotals:
 
 
 class UsageStore:
-    def __init__(self, database: "Database", flush_interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, database: Database, flush_interval: float = FLUSH_INTERVAL) -> None:
         self._database = database
         self.flush_interval = flush_interval
         self._pending: dict[Key, list[int]] = {}
