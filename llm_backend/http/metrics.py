@@ -8,12 +8,15 @@ registry per app is complete. Run under several uvicorn worker processes (a gate
 histograms of every process are summed at each scrape; the scrape-time figures (engines,
 upstreams, pool) are those of the process that answered. Replicas are scraped one by one.
 
-Four sources, one registry:
-- ``RequestObservation``, fed by ``RequestContext``: every HTTP request - by operationId (recorded by whichever of the
-  fast lane or Connexion routed it, ``context.Record``), status and model - its duration,
-  and for a streamed answer its time to first token;
+Three sources, one registry:
+- ``RequestObservation``, fed by ``RequestContext``'s one ``send`` wrapper: every HTTP
+  request - by operationId (recorded by whichever of the fast lane or Connexion routed it,
+  ``context.Record``), status and model - its duration, and for a streamed answer its time
+  to first token;
 - the local engines' events (``LocalModel.on_event``): tokens of local answers and the
-  first generated token; tokens of upstream answers are read from their ``usage``;
+  first generated token; tokens of upstream answers are read from their ``usage``.
+  ``count_tokens`` is the one place an answer's tokens are learnt: it counts them, and
+  tells the rate limits (``on_tokens``) and the usage accounting (``usage``);
 - collectors read at scrape time (``collectors.py``): queue depth, sequences in use,
   rejections, loads and restarts per local model, and each engine worker's own figures
   (from its ``stats`` events: sequences decoding, tokens/s, prompt-cache hits, KV use);
