@@ -103,8 +103,12 @@ class LimitsCounters:
         return item
 
     def _window(self, kind: str, limit: int, owner: str) -> Window:
-        stats = self.limiter.get_window_stats(self._item(kind, limit), kind, owner)
-        return Window(limit, limit - stats.remaining, max(0.0, stats.reset_time - time.time()))
+        item = self._item(kind, limit)
+        stats = self.limiter.get_window_stats(item, kind, owner)
+        used = limit - stats.remaining
+        if not stats.remaining:  # the stats stop at the limit; a refusal says how far past it
+            used = max(used, int(self.limiter.storage.get(item.key_for(kind, owner))))
+        return Window(limit, used, max(0.0, stats.reset_time - time.time()))
 
     async def admit(self, owner: str, limits: KeyLimits) -> tuple[bool, Windows]:
         windows: Windows = {}
@@ -113,11 +117,13 @@ class LimitsCounters:
                 windows[kind] = self._window(kind, limit, owner)
         if limits.rpm is None:
             return not _tokens_spent(windows), windows
-        if _tokens_spent(windows) or not self.limiter.hit(self._item(REQUESTS, limits.rpm), REQUESTS, owner):
-            windows[REQUESTS] = self._window(REQUESTS, limits.rpm, owner)
-            return False, windows
+        item = self._item(REQUESTS, limits.rpm)
+        # Tested first: a refused request is not counted (``hit`` would count it).
+        admitted = not _tokens_spent(windows) and self.limiter.test(item, REQUESTS, owner)
+        if admitted:
+            self.limiter.hit(item, REQUESTS, owner)
         windows[REQUESTS] = self._window(REQUESTS, limits.rpm, owner)
-        return True, windows
+        return admitted, windows
 
     def spend(self, owner: str, limits: KeyLimits, tokens: int) -> None:
         for kind, limit in ((TOKENS, limits.tpm), (TOKENS_DAY, limits.tpd)):

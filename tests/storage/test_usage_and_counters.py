@@ -50,3 +50,17 @@ def test_tokens_added_to_a_window_are_read_back(database: Database):
     counters.add("key-0", [("tokens", minute)], 12)
     admitted, counts = counters.admit("key-0", None, [("tokens", minute), ("tokens_day", day)])
     assert admitted and counts == {("tokens", minute): 42, ("tokens_day", day): 30}
+
+
+def test_what_gathered_since_the_last_flush_is_written_at_shutdown(database: Database):
+    usage = database.usage
+    usage.flush_interval = 3600  # no periodic flush during the test
+
+    async def serve_and_stop() -> None:
+        usage.start()
+        usage.record("completions", "key-0", "m1", 3, 1)
+        await usage.stop()
+
+    asyncio.run(serve_and_stop())
+    now = int(time.time())
+    assert [(t.requests, t.input_tokens, t.output_tokens) for t in usage.totals(now - 120, now + 1)] == [(1, 3, 1)]
