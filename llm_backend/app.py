@@ -14,6 +14,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
+from .backends.pool import PoolPolicy
 from .backends.registry import ModelRegistry
 from .backends.upstream.backend import UpstreamBackend
 from .http import problems
@@ -43,7 +44,9 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
         local.append(LlamaBackend(settings, events))
     upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
     catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
-    return ModelRegistry(local, upstreams, catch_all, events)
+    policy = PoolPolicy(settings.pool_cooldown, settings.pool_cooldown_max, settings.pool_probe_interval)
+    weights = {config.name: config.weight for config in settings.upstream_configs()}
+    return ModelRegistry(local, upstreams, catch_all, events, settings.fallbacks, policy, weights)
 
 
 def _public_metrics(extensions: dict) -> dict:
