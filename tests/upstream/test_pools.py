@@ -41,7 +41,7 @@ def front(server, engine_b, limited, tmp_path_factory) -> LiveServer:
     upstream that answers 429, then on a."""
     config = f"""
 upstream_catch_all: false
-pool_cooldown: 5
+pool_cooldown: 60
 pool_probe_interval: 0.5
 upstreams:
   - name: limited
