@@ -3,6 +3,7 @@ cross-cutting middleware, and the backends started and stopped with the app."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -73,8 +74,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     async def lifespan(_app):
         if settings.database_migrate:
             await services.database.run(services.database.upgrade)
-        # Background responses a previous process left unfinished will never finish: failed.
-        await background.sweep(services.database)
+        # Background responses whose process is gone will never finish: failed.
+        leases = asyncio.create_task(background.keep(services.database, settings.background_lease))
         await services.registry.start()
         log.info(
             "models configured",
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         try:
             yield
         finally:
+            leases.cancel()
+            await background.stop(services.database)
             await services.registry.stop()
             services.database.dispose()
 

@@ -230,6 +230,9 @@ class Settings(BaseSettings):
     upstream_max_retries: int = Field(2, ge=0)
     upstream_retry_budget: float = Field(30.0, ge=0, description="seconds all retries of a request may take")
     upstream_max_connections: int = Field(100, ge=1)
+    background_lease: float = Field(
+        30.0, gt=0, description="seconds after which a background response no process renews is failed"
+    )
     fallbacks: dict[str, list[str]] = Field(
         {}, description="model id -> other model ids tried in order when every deployment of it fails"
     )
