@@ -218,9 +218,12 @@ class ModelPool:
 
     # --- routing --------------------------------------------------------------------------
 
-    def _pick(self, tried: set[Deployment], hashes: list[bytes]) -> Deployment | None:
+    def _pick(self, tried: set[Deployment], hashes: list[bytes], forwarding: bool = False) -> Deployment | None:
         now = time.monotonic()
         candidates = [d for d in self.deployments if d not in tried and d.healthy(now)]
+        if forwarding:
+            # Only an upstream has an API behind it to take a request verbatim.
+            candidates = [d for d in candidates if not d.backend.manages_models]
         if not candidates:
             return None
         least = min(candidates, key=lambda d: (d.load(), d.last_picked))
@@ -255,7 +258,7 @@ class ModelPool:
         hashes = prefix_hashes(request) if operation == "chat_completion" and request else []
         tried: set[Deployment] = set()
         last: OpenAIError | Relayed | None = None
-        while (deployment := self._pick(tried, hashes)) is not None:
+        while (deployment := self._pick(tried, hashes, operation == "forward")) is not None:
             tried.add(deployment)
             deployment.outstanding += 1
             deployment.requests += 1

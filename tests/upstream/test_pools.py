@@ -176,3 +176,11 @@ def test_a_client_mistake_is_not_a_deployment_failure(client, front):
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=0)
     assert all(d["healthy"] for d in deployments(front, MODEL).values())
+
+
+def test_an_operation_only_the_upstreams_take_verbatim_is_forwarded_to_one_of_them(client, front):
+    # The upstream deployments do not serve Responses through their methods: the pool
+    # forwards them, never to the local engine (it has no API behind it).
+    for i in range(3):
+        response = client.responses.create(model=MODEL, input=f"Hi {i}", max_output_tokens=16)
+        assert response.status in ("completed", "incomplete")
