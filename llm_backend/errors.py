@@ -247,6 +247,16 @@ def no_such(object_name: str, object_id: str, param: str = "id") -> OpenAIError:
 # --- upstream APIs -------------------------------------------------------------------------
 
 
+def no_deployment(model_id: str) -> OpenAIError:
+    return OpenAIError(
+        503,
+        f"No deployment of model '{model_id}' is available right now. Please retry shortly.",
+        code="no_deployment_available",
+        type="server_error",
+        headers={"retry-after": "1"},
+    )
+
+
 def upstream_unreachable(upstream: str) -> OpenAIError:
     # Names the upstream, never its URL or key: the message reaches clients and logs.
     return OpenAIError(

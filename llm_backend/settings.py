@@ -124,6 +124,7 @@ class UpstreamConfig(BaseModel):
         [], description="model ids and glob patterns (gpt-*, o*) routed to this upstream"
     )
     aliases: dict[str, str] = Field({}, description="our model id -> the upstream's model id")
+    weight: float = Field(1.0, gt=0, description="share of a pooled model's traffic, relative to its other deployments")
 
     @property
     def key(self) -> str | None:
@@ -241,6 +242,15 @@ class Settings(BaseSettings):
     upstream_max_retries: int = Field(2, ge=0)
     upstream_retry_budget: float = Field(30.0, ge=0, description="seconds all retries of a request may take")
     upstream_max_connections: int = Field(100, ge=1)
+    background_lease: float = Field(
+        30.0, gt=0, description="seconds after which a background response no process renews is failed"
+    )
+    fallbacks: dict[str, list[str]] = Field(
+        {}, description="model id -> other model ids tried in order when every deployment of it fails"
+    )
+    pool_cooldown: float = Field(5.0, gt=0, description="seconds a failed deployment is ejected (doubling per failure)")
+    pool_cooldown_max: float = Field(120.0, gt=0, description="the longest ejection")
+    pool_probe_interval: float = Field(2.0, gt=0, description="seconds between checks of ejected deployments")
     upstream_models_ttl: float = Field(300.0, ge=0, description="seconds the upstream model list is cached")
 
     _split = field_validator("api_keys", "admin_keys", "cors_origins", "upstream_models", mode="before")(

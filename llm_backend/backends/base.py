@@ -13,6 +13,10 @@ caller_headers: ContextVar[list[tuple[bytes, bytes]]] = ContextVar("caller_heade
 """The raw headers of the client's request being served, set by the HTTP layer: an upstream
 API is sent the client's ``OpenAI-*`` headers (and its key, when configured so)."""
 
+failover: ContextVar[bool] = ContextVar("failover", default=False)
+"""Set by a model pool while it calls one deployment: a failure is then answered by another
+deployment of the pool, so a backend reports it at once instead of retrying it itself."""
+
 
 @dataclass
 class Relayed:
@@ -50,6 +54,9 @@ class Backend(Protocol):
     """Everything callers use of a backend: the registry (routing, model list, lifecycle),
     the controllers (operations) and forwarding (``http/forwarding.py``)."""
 
+    name: str
+    """What logs, metrics and a pool's status call this backend (``local``, an upstream's name)."""
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -58,10 +65,19 @@ class Backend(Protocol):
         """Whether the backend can serve now, and why not (``/ready``)."""
         ...
 
+    async def probe(self) -> bool:
+        """Whether the backend answers again (a pool's check of an ejected deployment)."""
+        ...
+
     # --- models -------------------------------------------------------------------------
 
     def claims(self, model_id: str) -> bool:
         """Whether requests for ``model_id`` are this backend's."""
+        ...
+
+    def configured_ids(self) -> list[str]:
+        """The model ids configured here by name (not by pattern): an id that several
+        backends name is served by all of them, as a pool (``backends/pool.py``)."""
         ...
 
     def models(self) -> list[ModelCard]:

@@ -3,6 +3,9 @@
 In order: local models and their aliases; then upstream APIs whose configured ids, aliases or
 glob patterns (``gpt-*``, ``o*``) match; then, when enabled, the default upstream for any
 other id. Otherwise the model does not exist (404 ``model_not_found``).
+
+An id that several backends name exactly (a local model and upstreams, or several
+upstreams), or that has ``fallbacks``, is answered by a pool of them (``pool.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from .. import errors
 from ..errors import OpenAIError
 from .base import Backend, Json, ModelCard, Relayed
 from .events import ModelEvents
+from .pool import Deployment, ModelPool, PoolPolicy
 
 
 class ModelRegistry:
@@ -23,12 +27,37 @@ class ModelRegistry:
         upstreams: list[Backend] | None = None,
         catch_all: Backend | None = None,
         events: ModelEvents | None = None,
+        fallbacks: dict[str, list[str]] | None = None,
+        policy: PoolPolicy | None = None,
+        weights: dict[str, float] | None = None,
     ) -> None:
         self.local = local
         self.upstreams = upstreams or []
         self.catch_all = catch_all
         self.events = events or ModelEvents()
         self.events.loaded_models = self.loaded_models
+        self.pools = self._pools(fallbacks or {}, policy or PoolPolicy(), weights or {})
+
+    def _pools(self, fallbacks: dict[str, list[str]], policy: PoolPolicy, weights: dict[str, float]) -> dict[str, ModelPool]:
+        named: dict[str, list[Backend]] = {}
+        for backend in self.backends:
+            for model_id in backend.configured_ids():
+                if backend not in named.setdefault(model_id, []):
+                    named[model_id].append(backend)
+        for model_id in fallbacks:
+            if model_id not in named and (backend := self._route(model_id)) is not None:
+                named[model_id] = [backend]
+        return {
+            model_id: ModelPool(
+                model_id,
+                [Deployment(b.name, b, weights.get(b.name, 1.0)) for b in backends],
+                policy,
+                fallbacks.get(model_id, []),
+                self.backend_for,
+            )
+            for model_id, backends in named.items()
+            if len(backends) > 1 or model_id in fallbacks
+        }
 
     @property
     def backends(self) -> list[Backend]:
@@ -44,12 +73,19 @@ class ModelRegistry:
         return [card for backend in self.local for card in backend.models()]
 
     def backend_for(self, model_id: str) -> Backend:
+        pool = self.pools.get(model_id)
+        if pool is not None:
+            return pool
+        backend = self._route(model_id)
+        if backend is None:
+            raise errors.model_not_found(model_id)
+        return backend
+
+    def _route(self, model_id: str) -> Backend | None:
         for backend in self.backends:
             if backend.claims(model_id):
                 return backend
-        if self.catch_all is not None:
-            return self.catch_all
-        raise errors.model_not_found(model_id)
+        return self.catch_all
 
     def backend_for_or_none(self, model_id: str) -> Backend | None:
         try:
@@ -65,7 +101,8 @@ class ModelRegistry:
         seen = set()
         for backend in self.backends:
             for card in backend.models():
-                if card.id not in seen and self.backend_for_or_none(card.id) is backend:
+                owner = self.backend_for_or_none(card.id)
+                if card.id not in seen and (owner is backend or owner is self.pools.get(card.id)):
                     seen.add(card.id)
                     cards.append(card)
         return cards
@@ -80,7 +117,16 @@ class ModelRegistry:
         return [model_id for backend in self.backends for model_id in backend.loaded_models()]
 
     def statuses(self) -> list[Json]:
-        return [status for backend in self.backends for status in backend.statuses()]
+        """Each model's status; a pooled one shows its deployments (health, load, cooldown)."""
+        statuses = [status for backend in self.backends for status in backend.statuses()]
+        by_id = {status["id"]: status for status in statuses}
+        for pool in self.pools.values():
+            for status in pool.statuses():
+                if status["id"] in by_id:
+                    by_id[status["id"]].update(deployments=status["deployments"], fallbacks=status["fallbacks"])
+                else:
+                    statuses.append(status)
+        return statuses
 
     async def watch(self) -> AsyncIterator[tuple[str, Json]]:
         """A ``status`` snapshot of every local model, then each status event as it happens."""
@@ -101,11 +147,11 @@ class ModelRegistry:
         return await self.backend_for(model_id).unload(model_id)
 
     async def start(self) -> None:
-        for backend in self.backends:
+        for backend in [*self.backends, *self.pools.values()]:
             await backend.start()
 
     async def stop(self) -> None:
-        for backend in self.backends:
+        for backend in [*self.pools.values(), *self.backends]:
             await backend.stop()
 
     def readiness(self) -> tuple[bool, str]:

@@ -7,9 +7,13 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# PostgreSQL advisory lock key ("llmbmigr"): one replica migrates, the others wait for it and
+# then find the schema at head.
+MIGRATION_LOCK = 0x6C6D_6262_6D69_6772
 
 
 def _config() -> Config:
@@ -19,9 +23,15 @@ def _config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``, in one transaction where the database allows."""
+    """Bring the schema to ``revision``, in one transaction where the database allows.
+
+    Replicas starting together all call this: on PostgreSQL the first takes a transaction
+    lock and the others wait for its commit, then read the version it wrote and do nothing.
+    (SQLite serves one machine: its write lock already serializes the transactions.)"""
     config = _config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

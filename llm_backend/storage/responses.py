@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
 
 from .chat_completions import _nameable
 from .conversations import append_items
-from .models import StoredResponse
+from .models import StoredResponse, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -125,11 +127,17 @@ class ResponseStore:
             )
             return result.rowcount > 0
 
-    def fail_unfinished_sync(self, message: str) -> int:
-        """Mark every queued or in-progress response failed: after a restart nothing runs
-        them any more. Returns how many there were."""
+    def fail_unfinished_sync(self, message: str, stale_before: datetime | None = None, ids: list[str] | None = None) -> int:
+        """Mark queued or in-progress responses failed: those not touched since
+        ``stale_before`` (their process is gone: nothing runs them any more), or those of
+        ``ids``. Returns how many there were."""
+        query = select(StoredResponse).where(StoredResponse.status.in_(UNFINISHED))
+        if stale_before is not None:
+            query = query.where(StoredResponse.updated_at < stale_before)
+        if ids is not None:
+            query = query.where(StoredResponse.id.in_(ids))
         with self._database.sessions.begin() as session:
-            rows = list(session.scalars(select(StoredResponse).where(StoredResponse.status.in_(UNFINISHED))))
+            rows = list(session.scalars(query))
             for row in rows:
                 row.response = {
                     **row.response,
@@ -138,6 +146,15 @@ class ResponseStore:
                 }
                 row.status = "failed"
             return len(rows)
+
+    def touch_sync(self, ids: list[str]) -> None:
+        """Renew the lease of running background responses (their ``updated_at``)."""
+        with self._database.sessions.begin() as session:
+            session.execute(
+                update(StoredResponse)
+                .where(StoredResponse.id.in_(ids), StoredResponse.status.in_(UNFINISHED))
+                .values(updated_at=utcnow())
+            )
 
     def count_sync(self) -> int:
         """Responses of every owner: for operators and tests."""
@@ -176,5 +193,8 @@ class ResponseStore:
     async def delete(self, owner: str, response_id: str) -> bool:
         return await self._database.run(self._delete, owner, response_id)
 
-    async def fail_unfinished(self, message: str) -> int:
-        return await self._database.run(self.fail_unfinished_sync, message)
+    async def fail_unfinished(self, message: str, stale_before: datetime | None = None, ids: list[str] | None = None) -> int:
+        return await self._database.run(self.fail_unfinished_sync, message, stale_before, ids)
+
+    async def touch(self, ids: list[str]) -> None:
+        await self._database.run(self.touch_sync, ids)

@@ -73,3 +73,34 @@ def test_upgrade_of_an_up_to_date_database_changes_nothing(database):
     asyncio.run(database.chat_completions.list("anyone"))
     database.upgrade()
     assert database.revision() == "0006"
+
+
+def test_replicas_starting_together_migrate_once(new_database_url):
+    """Four replicas upgrading one new PostgreSQL database at the same moment: one runs the
+    migrations, the others wait and find the schema at head (none fails on a half-built one)."""
+    import threading
+
+    from llm_backend.storage import migrate
+
+    url = new_database_url("postgresql")
+    engines = [sa.create_engine(url) for _ in range(4)]
+    start = threading.Barrier(len(engines))
+    failures: list[BaseException] = []
+
+    def replica(engine) -> None:
+        start.wait()
+        try:
+            migrate.upgrade(engine)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=replica, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    heads = {migrate.current_revision(engine) for engine in engines}
+    for engine in engines:
+        engine.dispose()
+    assert not failures, failures
+    assert len(heads) == 1 and None not in heads

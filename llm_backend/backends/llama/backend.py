@@ -257,6 +257,7 @@ class LlamaBackend:
     """Every model of the config file with a GGUF source."""
 
     manages_models = True
+    name = "local"
 
     def __init__(self, settings: Settings, events: ModelEvents | None = None) -> None:
         self.settings = settings
@@ -292,6 +293,9 @@ class LlamaBackend:
     def claims(self, model_id: str) -> bool:
         return model_id in self._presets
 
+    def configured_ids(self) -> list[str]:
+        return list(self._presets)
+
     async def refresh_models(self) -> None:
         """The configured models are the list: nothing to fetch."""
 
@@ -305,6 +309,9 @@ class LlamaBackend:
 
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
         raise AssertionError("local models are never forwarded")  # serves() is always true
+
+    async def probe(self) -> bool:
+        return self.readiness()[0]
 
     def readiness(self) -> tuple[bool, str]:
         # Lazy models load on demand: only the eager ones must be up for the service to be ready.

@@ -59,6 +59,13 @@ class UpstreamBackend:
         """Whether the config routes ``model_id`` here (an alias, an id or a glob pattern)."""
         return model_id in self.aliases or any(fnmatch.fnmatchcase(model_id, p) for p in self.patterns)
 
+    def configured_ids(self) -> list[str]:
+        literal = [p for p in self.patterns if not any(c in p for c in "*?[")]
+        return [*literal, *self.aliases]
+
+    async def probe(self) -> bool:
+        return await self.client.probe()
+
     def serves(self, operation_id: str) -> bool:
         return operation_id in SERVED_OPERATIONS
 

@@ -15,6 +15,7 @@ import aiohttp
 
 from ...errors import upstream_timeout, upstream_unreachable
 from ...settings import Settings, UpstreamConfig
+from ..base import failover
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,17 @@ class UpstreamClient:
         headers.extend(self._extra)
         return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
+    async def probe(self) -> bool:
+        """One ``GET /models``, not retried: does the upstream answer (any status below 500)?"""
+        assert self._http is not None, "UpstreamClient.start() first"
+        try:
+            async with self._http.get(
+                self.base_url + "/models", headers=self.headers([]), timeout=aiohttp.ClientTimeout(total=self.connect_timeout)
+            ) as response:
+                return response.status < 500
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return False
+
     async def send(
         self,
         method: str,
@@ -141,6 +153,8 @@ class UpstreamClient:
         if query:
             url += "?" + query.decode("latin-1")
         deadline = time.monotonic() + self.retry_budget
+        # In a pool, the next deployment is the retry.
+        max_retries = 0 if failover.get() else self.max_retries
         attempt = 0
         assert self._http is not None, "UpstreamClient.start() first"
         self.requests += 1
@@ -173,7 +187,7 @@ class UpstreamClient:
                 failure = None
                 log.warning("upstream %s: status %d (attempt %d)", self.name, response.status, attempt + 1)
             wait = backoff(attempt) if wait is None else wait
-            if attempt >= self.max_retries or time.monotonic() + wait > deadline:
+            if attempt >= max_retries or time.monotonic() + wait > deadline:
                 if failure is not None:
                     self.errors["timeout" if failure.status == 504 else "unreachable"] += 1
                     raise failure from None

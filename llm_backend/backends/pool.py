@@ -1,0 +1,415 @@
+"""One model id on several deployments: local engines and upstream APIs behind one name.
+
+A pool is itself a backend (the same interface), so nothing above the registry knows a model
+is pooled. Each request goes to the least-loaded healthy deployment (requests outstanding
+divided by weight; ties go to the one picked least recently, so even sequential traffic
+spreads evenly). A deployment that fails before anything was sent to the client (cannot
+connect, 5xx, 429, a crashed or overloaded local engine) is ejected for a cooldown that
+doubles with each consecutive failure, and the request goes to the next deployment; a
+background probe returns an ejected deployment as soon as it answers again. When every
+deployment has failed, the model's ``fallbacks`` (other model ids) are tried in order.
+
+A follow-up chat turn (the same messages plus the answer and a new question) prefers the
+deployment that served the turn before, whose engine still holds that prefix in its prompt
+cache, unless it is unhealthy or clearly busier than the least-loaded one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import errors
+from ..errors import OpenAIError
+from .base import Backend, Json, ModelCard, Relayed, failover
+
+log = logging.getLogger(__name__)
+
+# A sticky follow-up may go to a deployment with this many more requests in flight than the
+# least-loaded one: re-reading a long prefix costs more than waiting behind a couple.
+STICKY_SLACK = 2
+# Prompts remembered for sticky routing (a hash and a deployment each).
+STICKY_ENTRIES = 4096
+# What the pool itself answers: the operations a deployment answers through its methods.
+POOLED_OPERATIONS = ("chat_completion", "completion", "embedding")
+
+
+@dataclass(eq=False)
+class Deployment:
+    """One place a pooled model runs, and what the pool knows of its health and load."""
+
+    name: str
+    backend: Backend
+    weight: float = 1.0
+    outstanding: int = 0
+    requests: int = 0
+    failures: int = 0  # consecutive
+    ejected_until: float = 0.0
+    last_picked: int = 0
+    last_error: str | None = None
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.ejected_until
+
+    def load(self) -> float:
+        return self.outstanding / self.weight
+
+    def status(self, now: float) -> Json:
+        return {
+            "name": self.name,
+            "healthy": self.healthy(now),
+            "outstanding": self.outstanding,
+            "requests": self.requests,
+            "weight": self.weight,
+            "cooldown_seconds": round(max(0.0, self.ejected_until - now), 3),
+            "last_error": self.last_error,
+        }
+
+
+@dataclass
+class PoolPolicy:
+    """How failures are treated (settings ``pool_*``)."""
+
+    cooldown: float = 5.0
+    cooldown_max: float = 120.0
+    probe_interval: float = 2.0
+
+
+def fails_over(status: int) -> bool:
+    """Whether an answer with this status means "try another deployment": the deployment
+    could not serve (5xx) or is saturated (429). A client's mistake (other 4xx) would be the
+    same anywhere, so it is answered as it is."""
+    return status >= 500 or status == 429
+
+
+def prefix_hashes(request: Json) -> list[bytes]:
+    """The hash of each prefix of the chat's messages, shortest first (sticky routing)."""
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        return []
+    digest = hashlib.blake2b(str(request.get("model")).encode(), digest_size=16)
+    hashes = []
+    for message in messages:
+        digest.update(json.dumps(message, sort_keys=True, separators=(",", ":")).encode())
+        hashes.append(digest.copy().digest())
+    return hashes
+
+
+class ModelPool:
+    """The deployments of one model id (see the module's docstring)."""
+
+    manages_models = False
+
+    def __init__(
+        self,
+        model_id: str,
+        deployments: list[Deployment],
+        policy: PoolPolicy,
+        fallbacks: list[str] = (),
+        resolve: Callable[[str], Backend] | None = None,
+    ) -> None:
+        self.model_id = model_id
+        self.deployments = deployments
+        self.policy = policy
+        self.fallbacks = list(fallbacks)
+        self._resolve = resolve
+        self._picks = 0
+        self._sticky: OrderedDict[bytes, Deployment] = OrderedDict()
+        self._prober: asyncio.Task | None = None
+
+    # --- lifecycle: the deployments' backends are the registry's, started by it ------------
+
+    async def start(self) -> None:
+        if len(self.deployments) > 1:
+            self._prober = asyncio.create_task(self._probe_ejected(), name=f"pool {self.model_id}")
+
+    async def stop(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
+
+    def readiness(self) -> tuple[bool, str]:
+        return True, ""
+
+    # --- models ---------------------------------------------------------------------------
+
+    def claims(self, model_id: str) -> bool:
+        return model_id == self.model_id
+
+    def claims_exactly(self, model_id: str) -> bool:
+        return model_id == self.model_id
+
+    def models(self) -> list[ModelCard]:
+        for deployment in self.deployments:
+            for card in deployment.backend.models():
+                if card.id == self.model_id:
+                    return [card]
+        return [ModelCard(self.model_id, "llm-backend:pool", 0)]
+
+    async def refresh_models(self) -> None:
+        return None
+
+    async def retrieve_model(self, model_id: str) -> Json | Relayed:
+        return await self._call("retrieve_model", model_id, None)
+
+    async def probe(self) -> bool:
+        return any(d.healthy(time.monotonic()) for d in self.deployments)
+
+    # --- operations -----------------------------------------------------------------------
+
+    def serves(self, operation_id: str) -> bool:
+        """Served here only when every deployment serves it the same way; otherwise the
+        request is forwarded verbatim, to a deployment picked like any other request."""
+        return all(d.backend.serves(operation_id) for d in self.deployments)
+
+    async def chat_completion(self, model_id: str, request: Json) -> Any:
+        return await self._call("chat_completion", model_id, request)
+
+    async def completion(self, model_id: str, request: Json) -> Any:
+        return await self._call("completion", model_id, request)
+
+    async def embedding(self, model_id: str, request: Json) -> Any:
+        return await self._call("embedding", model_id, request)
+
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
+        return await self._call("forward", self.model_id, None, (method, path, query, headers, content))
+
+    # --- model management: each deployment's own ------------------------------------------
+
+    def loaded_models(self) -> list[str]:
+        return []
+
+    def statuses(self) -> list[Json]:
+        now = time.monotonic()
+        healthy = any(d.healthy(now) for d in self.deployments)
+        return [
+            {
+                "id": self.model_id,
+                "object": "model",
+                "owned_by": "llm-backend:pool",
+                "state": "ready" if healthy else "error",
+                "load": "eager",
+                "aliases": [],
+                "personas": [],
+                "error": None if healthy else "every deployment is cooling down",
+                "fallbacks": self.fallbacks,
+                "deployments": [d.status(now) for d in self.deployments],
+            }
+        ]
+
+    async def load(self, model_id: str) -> Json:
+        return await self._manage("load", model_id)
+
+    async def unload(self, model_id: str) -> Json:
+        return await self._manage("unload", model_id)
+
+    async def _manage(self, action: str, model_id: str) -> Json:
+        for deployment in self.deployments:
+            if deployment.backend.manages_models:
+                return await getattr(deployment.backend, action)(model_id)
+        raise errors.upstream_model(model_id)
+
+    # --- routing --------------------------------------------------------------------------
+
+    def _pick(self, tried: set[Deployment], hashes: list[bytes], forwarding: bool = False) -> Deployment | None:
+        now = time.monotonic()
+        candidates = [d for d in self.deployments if d not in tried and d.healthy(now)]
+        if forwarding:
+            # Only an upstream has an API behind it to take a request verbatim.
+            candidates = [d for d in candidates if not d.backend.manages_models]
+        if not candidates:
+            return None
+        least = min(candidates, key=lambda d: (d.load(), d.last_picked))
+        # The longest prefix already served by a healthy deployment, unless it is busy.
+        for digest in reversed(hashes[:-1]):
+            sticky = self._sticky.get(digest)
+            if sticky is not None:
+                if sticky in candidates and sticky.load() - least.load() <= STICKY_SLACK:
+                    least = sticky
+                break
+        self._picks += 1
+        least.last_picked = self._picks
+        return least
+
+    def _remember(self, hashes: list[bytes], deployment: Deployment) -> None:
+        if not hashes:
+            return
+        self._sticky[hashes[-1]] = deployment
+        self._sticky.move_to_end(hashes[-1])
+        while len(self._sticky) > STICKY_ENTRIES:
+            self._sticky.popitem(last=False)
+
+    def _eject(self, deployment: Deployment, reason: str, wait: float | None = None) -> None:
+        deployment.failures += 1
+        cooldown = self.policy.cooldown * 2 ** (deployment.failures - 1)
+        cooldown = min(self.policy.cooldown_max, max(cooldown, wait or 0.0))
+        deployment.ejected_until = time.monotonic() + cooldown
+        deployment.last_error = reason
+        log.warning("model %s: deployment %s ejected for %.1f s (%s)", self.model_id, deployment.name, cooldown, reason)
+
+    async def _call(self, operation: str, model_id: str, request: Json | None, forward_args: tuple = ()) -> Any:
+        hashes = prefix_hashes(request) if operation == "chat_completion" and request else []
+        tried: set[Deployment] = set()
+        last: OpenAIError | Relayed | None = None
+        while (deployment := self._pick(tried, hashes, operation == "forward")) is not None:
+            tried.add(deployment)
+            deployment.outstanding += 1
+            deployment.requests += 1
+            token = failover.set(True)
+            try:
+                if operation == "forward":
+                    answer = await deployment.backend.forward(*forward_args)
+                elif operation == "retrieve_model":
+                    answer = await deployment.backend.retrieve_model(model_id)
+                else:
+                    answer = await _started(await getattr(deployment.backend, operation)(model_id, request))
+            except OpenAIError as exc:
+                deployment.outstanding -= 1
+                if not fails_over(exc.status):
+                    raise
+                self._eject(deployment, exc.code or exc.type)
+                last = exc
+                continue
+            except BaseException:
+                deployment.outstanding -= 1
+                raise
+            finally:
+                failover.reset(token)
+            if isinstance(answer, Relayed) and fails_over(answer.status):
+                deployment.outstanding -= 1
+                self._eject(deployment, f"status {answer.status}", _retry_after(answer))
+                if last is not None and isinstance(last, Relayed) and last.close is not None:
+                    await last.close()
+                last = answer
+                continue
+            deployment.failures = 0
+            self._remember(hashes, deployment)
+            return _tracked(answer, deployment)
+        return await self._exhausted(operation, model_id, request, forward_args, last)
+
+    async def _exhausted(
+        self, operation: str, model_id: str, request: Json | None, forward_args: tuple, last: OpenAIError | Relayed | None
+    ) -> Any:
+        """Every deployment failed or is cooling down: the fallbacks, else the last failure."""
+        if operation in POOLED_OPERATIONS and self._resolve is not None:
+            for fallback in self.fallbacks:
+                try:
+                    answer = await getattr(self._resolve(fallback), operation)(fallback, {**request, "model": fallback})
+                    answer = await _started(answer)
+                except OpenAIError as exc:
+                    if not fails_over(exc.status):
+                        raise
+                    continue
+                if isinstance(answer, Relayed) and fails_over(answer.status):
+                    if answer.close is not None:
+                        await answer.close()
+                    continue
+                if isinstance(last, Relayed) and last.close is not None:
+                    await last.close()
+                return answer
+        if isinstance(last, Relayed):
+            return last
+        if last is not None:
+            raise last
+        raise errors.no_deployment(self.model_id)
+
+    async def _probe_ejected(self) -> None:
+        """Bring ejected deployments back as soon as they answer again."""
+        while True:
+            await asyncio.sleep(self.policy.probe_interval)
+            now = time.monotonic()
+            for deployment in self.deployments:
+                if deployment.healthy(now) or deployment.failures == 0:
+                    continue
+                try:
+                    alive = await deployment.backend.probe()
+                except Exception:  # a probe must never end the loop
+                    alive = False
+                if alive:
+                    deployment.ejected_until = 0.0
+                    deployment.failures = 0
+                    log.info("model %s: deployment %s is back", self.model_id, deployment.name)
+
+
+async def _started(answer: Any) -> Any:
+    """A local stream's first chunk is awaited here, so that a failure to start (a crashed
+    or saturated engine) can still go to another deployment: the client has seen nothing."""
+    if isinstance(answer, (dict, Relayed)) or not hasattr(answer, "__anext__"):
+        return answer
+    try:
+        first = await answer.__anext__()
+    except StopAsyncIteration:
+        return _empty()
+    except BaseException:
+        await answer.aclose()
+        raise
+    return _prepended(first, answer)
+
+
+async def _empty() -> AsyncIterator[Json]:
+    return
+    yield  # pragma: no cover
+
+
+async def _prepended(first: Json, rest: AsyncIterator[Json]) -> AsyncIterator[Json]:
+    async with aclosing(rest):
+        yield first
+        async for chunk in rest:
+            yield chunk
+
+
+def _tracked(answer: Any, deployment: Deployment) -> Any:
+    """The answer, counted as outstanding on its deployment until it is fully sent (or the
+    client left: a relayed answer is then closed rather than read to its end)."""
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            deployment.outstanding -= 1
+
+    if isinstance(answer, Relayed):
+        if answer.chunks is None:
+            release()
+            return answer
+        close = answer.close
+
+        async def closed() -> None:
+            release()
+            if close is not None:
+                await close()
+
+        answer.chunks = _counted(answer.chunks, release)
+        answer.close = closed
+        return answer
+    if isinstance(answer, dict) or not hasattr(answer, "__anext__"):
+        release()
+        return answer
+    return _counted(answer, release)
+
+
+async def _counted(chunks: AsyncIterator[Any], release: Callable[[], None]) -> AsyncIterator[Any]:
+    try:
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
+    finally:
+        release()
+
+
+def _retry_after(answer: Relayed) -> float | None:
+    for name, value in answer.headers:
+        if name == b"retry-after":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
