@@ -52,6 +52,7 @@ class Deployment:
     outstanding: int = 0
     requests: int = 0
     failures: int = 0  # consecutive
+    ejections: int = 0
     ejected_until: float = 0.0
     last_picked: int = 0
     last_error: str | None = None
@@ -68,6 +69,7 @@ class Deployment:
             "healthy": self.healthy(now),
             "outstanding": self.outstanding,
             "requests": self.requests,
+            "ejections": self.ejections,
             "weight": self.weight,
             "cooldown_seconds": round(max(0.0, self.ejected_until - now), 3),
             "last_error": self.last_error,
@@ -248,6 +250,7 @@ class ModelPool:
 
     def _eject(self, deployment: Deployment, reason: str, wait: float | None = None) -> None:
         deployment.failures += 1
+        deployment.ejections += 1
         cooldown = self.policy.cooldown * 2 ** (deployment.failures - 1)
         cooldown = min(self.policy.cooldown_max, max(cooldown, wait or 0.0))
         deployment.ejected_until = time.monotonic() + cooldown

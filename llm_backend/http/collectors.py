@@ -115,6 +115,34 @@ class UpstreamCollector(Collector):
         yield from (requests, retries, failures)
 
 
+class PoolCollector(Collector):
+    """Each deployment of a pooled model (backends/pool.py): health, load, requests, failures."""
+
+    def __init__(self, models: ModelRegistry) -> None:
+        self.models = models
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["model", "deployment"]
+        healthy = GaugeMetricFamily(
+            "llm_backend_pool_deployment_healthy", "1 while the deployment takes requests, 0 while ejected.", labels=labels
+        )
+        outstanding = GaugeMetricFamily(
+            "llm_backend_pool_deployment_outstanding", "Requests in flight on the deployment.", labels=labels
+        )
+        requests = CounterMetricFamily("llm_backend_pool_deployment_requests", "Requests sent to the deployment.", labels=labels)
+        ejections = CounterMetricFamily(
+            "llm_backend_pool_deployment_ejections", "Times the deployment failed and was ejected.", labels=labels
+        )
+        for model_id, pool in self.models.pools.items():
+            for status in pool.statuses()[0]["deployments"]:
+                key = [model_id, status["name"]]
+                healthy.add_metric(key, 1 if status["healthy"] else 0)
+                outstanding.add_metric(key, status["outstanding"])
+                requests.add_metric(key, status["requests"])
+                ejections.add_metric(key, status["ejections"])
+        yield from (healthy, outstanding, requests, ejections)
+
+
 class DatabasePoolCollector(Collector):
     """The database's connection pool (SQLAlchemy's QueuePool)."""
 

@@ -53,7 +53,7 @@ from ..backends.registry import ModelRegistry
 from ..storage import Database
 from ..storage.usage import COMPLETIONS, EMBEDDINGS, UsageStore
 from . import context
-from .collectors import DatabasePoolCollector, EngineCollector, UpstreamCollector
+from .collectors import DatabasePoolCollector, EngineCollector, PoolCollector, UpstreamCollector
 
 # Seconds: from a cached 1-token answer (a few ms) to a long generation on a CPU.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -102,7 +102,7 @@ class Metrics:
             "llm_backend_completion_tokens", "Completion (output) tokens.", ["model", "owner"], registry=self.registry
         )
         # Read at scrape time, of this process only.
-        self.collectors = [EngineCollector(models), UpstreamCollector(models)]
+        self.collectors = [EngineCollector(models), UpstreamCollector(models), PoolCollector(models)]
         if database is not None:
             self.collectors.append(DatabasePoolCollector(database))
         self.exposed = self.registry

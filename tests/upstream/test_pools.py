@@ -184,3 +184,14 @@ def test_an_operation_only_the_upstreams_take_verbatim_is_forwarded_to_one_of_th
     for i in range(3):
         response = client.responses.create(model=MODEL, input=f"Hi {i}", max_output_tokens=16)
         assert response.status in ("completed", "incomplete")
+
+
+def test_the_pool_is_visible_in_the_metrics(client, front):
+    ask(client, "One more.")
+    text = httpx.get(front.base_url + "/metrics").text
+    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("llm_backend_pool_")}
+    for name in ("local", "a", "b"):
+        assert samples[f'llm_backend_pool_deployment_requests_total{{deployment="{name}",model="{MODEL}"}}'] >= 1
+        assert f'llm_backend_pool_deployment_healthy{{deployment="{name}",model="{MODEL}"}}' in samples
+    # Engine b was killed earlier in this module: ejected at least once.
+    assert samples[f'llm_backend_pool_deployment_ejections_total{{deployment="b",model="{MODEL}"}}'] >= 1
