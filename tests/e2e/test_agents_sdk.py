@@ -8,15 +8,16 @@ the first turn, which the SDK resets to ``auto`` once the tool has run
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
-from agents import Agent, ModelSettings, RunConfig, Runner, function_tool, set_tracing_disabled
+from agents import Agent, ModelSettings, RunConfig, RunResult, Runner, function_tool, set_tracing_disabled
 from agents.models.openai_provider import OpenAIProvider
 from openai.types.shared import Reasoning
 
 from tests.conftest import MODEL
-from tests.support.clients import async_sdk
+from tests.support.clients import async_sdk, sdk
 
 # No trace export: it would go to OpenAI's cloud.
 set_tracing_disabled(True)
@@ -55,9 +56,18 @@ def run_config(server) -> RunConfig:
     return RunConfig(model_provider=OpenAIProvider(openai_client=async_sdk(server)))
 
 
-async def test_an_agent_runs_a_function_tool_and_answers(server, run_config):
+@pytest.fixture(scope="module")
+def weather_run(server) -> tuple[Weather, RunResult]:
+    """One agent run, asserted on by the tests below."""
     weather = Weather()
-    result = await Runner.run(weather_agent(weather), "What is the weather in Paris?", max_turns=4, run_config=run_config)
+    run_config = RunConfig(model_provider=OpenAIProvider(openai_client=async_sdk(server)))
+    question = "What is the weather in Paris?"
+    result = asyncio.run(Runner.run(weather_agent(weather), question, max_turns=4, run_config=run_config))
+    return weather, result
+
+
+def test_an_agent_runs_a_function_tool_with_parsed_arguments_and_answers(weather_run):
+    weather, result = weather_run
     assert weather.cities == ["Paris"]
     call, answer = result.raw_responses
     [function_call] = call.output
@@ -66,14 +76,17 @@ async def test_an_agent_runs_a_function_tool_and_answers(server, run_config):
     assert answer.output[-1].type == "message"
 
 
-async def test_an_agent_run_stores_each_of_its_responses(server, run_config):
-    weather = Weather()
-    result = await Runner.run(weather_agent(weather), "What is the weather in Rome?", max_turns=4, run_config=run_config)
-    client = async_sdk(server)
+def test_an_agent_run_stores_each_of_its_responses(server, weather_run):
+    _, result = weather_run
+    client = sdk(server)
     for raw in result.raw_responses:
-        stored = await client.responses.retrieve(raw.response_id)
+        stored = client.responses.retrieve(raw.response_id)
         assert stored.status == "completed" and stored.model == MODEL
-    assert result.last_response_id == result.raw_responses[-1].response_id
+    assert [item.type for item in client.responses.input_items.list(result.last_response_id, order="asc").data] == [
+        "message",
+        "function_call",
+        "function_call_output",
+    ]
 
 
 async def test_a_streamed_agent_run_with_what_agent_clients_send_chains_its_turns(server, run_config):
@@ -99,3 +112,18 @@ async def test_a_streamed_agent_run_with_what_agent_clients_send_chains_its_turn
     client = async_sdk(server)
     first, second = [await client.responses.retrieve(raw.response_id) for raw in result.raw_responses]
     assert second.previous_response_id == first.id and second.metadata == {"agent": "weather"}
+
+
+async def test_an_agent_runs_over_the_responses_websocket_mode(server):
+    weather = Weather()
+    # The SDK's websocket transport: one socket, ``response.create`` events.
+    provider = OpenAIProvider(openai_client=async_sdk(server), use_responses_websocket=True)
+    try:
+        result = await Runner.run(
+            weather_agent(weather), "What is the weather in Paris?", max_turns=4, run_config=RunConfig(model_provider=provider)
+        )
+    finally:
+        await provider.aclose()  # its socket, before the test's event loop closes
+    assert weather.cities == ["Paris"] and result.final_output
+    stored = await async_sdk(server).responses.retrieve(result.last_response_id)
+    assert stored.status == "completed"
