@@ -19,7 +19,7 @@ from .backends.upstream.backend import UpstreamBackend
 from .http import problems
 from .http.context import Services
 from .http.fast_lane import FastLane
-from .http.forwarding import LOCAL_STATE_TAGS, Passthrough, UnservedOperations
+from .http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS, Passthrough, UnservedOperations
 from .http.metrics import Metrics, MetricsMiddleware
 from .http.pages import Pages
 from .http.rate_limits import LimitedAuthenticator, RateLimits
@@ -118,7 +118,10 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     # A pure gateway keeps no state for upstream models: the stateful families go upstream.
     forwarded = frozenset()
     if services.registry.default_upstream is not None and not settings.local_models:
-        forwarded = adapter.operation_ids_of(openai_document, LOCAL_STATE_TAGS)
+        tags = LOCAL_STATE_TAGS
+        if any(config.responses == "local" for config in settings.upstream_configs()):
+            tags = LOCAL_STATE_TAGS - SHARED_STATE_TAGS  # Responses of those upstreams' models live here
+        forwarded = adapter.operation_ids_of(openai_document, tags)
     app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
     if services.registry.default_upstream is not None:
         app.add_middleware(

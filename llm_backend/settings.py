@@ -124,6 +124,11 @@ class UpstreamConfig(BaseModel):
         [], description="model ids and glob patterns (gpt-*, o*) routed to this upstream"
     )
     aliases: dict[str, str] = Field({}, description="our model id -> the upstream's model id")
+    responses: Literal["forward", "local"] = Field(
+        "forward",
+        description="Responses API for these models: forward (the upstream serves it) or local "
+        "(served here over the upstream's chat completions, stored here)",
+    )
 
     @property
     def key(self) -> str | None:

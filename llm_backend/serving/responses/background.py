@@ -44,7 +44,7 @@ async def _run(turn: Turn, backend: Any, chat: Json) -> None:
     response = turn.skeleton("in_progress")
     try:
         await turn.finish(response)
-        answer = await backend.chat_completion(turn.body["model"], chat)
+        answer = await backend.chat_completion_objects(turn.body["model"], chat)
         final = objects.from_chat(response, answer)
     except asyncio.CancelledError:
         raise  # cancelResponse records the cancellation
@@ -64,7 +64,7 @@ async def start(turn: Turn, backend: Any, chat: Json) -> Json | AsyncIterator[Ev
     if chat.get("stream"):
         # Streamed and in the background: a task produces the events and stores the
         # result; the client follows them while it stays (its leaving stops nothing).
-        answer = await backend.chat_completion(turn.body["model"], chat)
+        answer = await backend.chat_completion_objects(turn.body["model"], chat)
         events: asyncio.Queue[Event | None] = asyncio.Queue()
         stream = ResponseStream(turn.skeleton("in_progress"), answer, turn.finish)
         _track(turn.id, asyncio.create_task(_pump(stream.events(), events), name=f"response {turn.id}"))

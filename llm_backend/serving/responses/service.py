@@ -154,7 +154,7 @@ async def create(services: Services, owner: str, body: Json) -> Json | AsyncIter
     chat = request.chat_request(body, earlier, turn.input_items, stream)
     if body.get("background"):
         return await background.start(turn, backend, chat)
-    answer = await backend.chat_completion(model_id, chat)
+    answer = await backend.chat_completion_objects(model_id, chat)
     if stream:
         return ResponseStream(turn.skeleton("in_progress"), answer, turn.save).events()
     response = objects.from_chat(turn.skeleton("in_progress"), answer)
