@@ -60,6 +60,7 @@ bench: install
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet "llama-cpp-python[server]==0.3.36"
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/responses.py
 
 # What the gateway adds over calling its upstream directly (needs ../shared/bench/openai_bench.py,
 # or OPENAI_BENCH=path); BASELINE=<git rev> runs that revision's gateway beside it.

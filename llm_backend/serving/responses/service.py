@@ -29,8 +29,9 @@ Json = dict[str, Any]
 
 
 def serves_here(backend: Any) -> bool:
-    """Whether Responses for this backend's models are served here (every local backend;
-    a request for another model is forwarded to its upstream before it gets here)."""
+    """Whether Responses for this backend's models are served here: every local backend,
+    and an upstream configured with ``responses: local`` (over its chat completions); a
+    request for another upstream's model is forwarded to it before it gets here."""
     return backend.serves("createResponse")
 
 
