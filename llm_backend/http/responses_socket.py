@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("llm_backend.access")
 
 Json = dict[str, Any]
+# A client event -> the createResponse body it carries and its lane (``spec/client_events.py``).
+CheckEvent = Callable[[Any], tuple[Json, str | None]]
 # Lanes (``stream_id``s) one connection may open; beyond: ``websocket_stream_limit_reached``.
 MAX_LANES = 16
 
@@ -57,7 +60,7 @@ class ResponsesSocket:
     """ASGI middleware serving WebSockets at ``path``; everything else passes untouched."""
 
     def __init__(
-        self, app: ASGIApp, *, path: str, services: Services, authenticator: Authenticator, check_event: Any
+        self, app: ASGIApp, *, path: str, services: Services, authenticator: Authenticator, check_event: CheckEvent
     ) -> None:
         self.app = app
         self.path = path
