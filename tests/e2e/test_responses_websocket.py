@@ -130,3 +130,19 @@ def test_a_bad_key_is_refused_at_the_handshake_with_openais_error(live):
     response = refused.value.response
     assert response.status_code == 401
     assert json.loads(response.body)["error"]["code"] == "invalid_api_key"
+
+
+def test_every_frame_is_a_responses_server_event_of_the_spec(client):
+    from tests.conformance.checks import _payload_validator
+
+    validator = _payload_validator("ResponsesServerEvent")
+    frames = []
+    with client.responses.connect() as connection:
+        connection.send({"type": "response.create", "model": MODEL, "input": "Hi", "temperature": 9})
+        frames.append(json.loads(connection.recv_bytes()))
+        connection.response.create(model=MODEL, input="Hi", max_output_tokens=16, stream_id="checked")
+        while not frames or frames[-1]["type"] not in TERMINAL[:-1]:
+            frames.append(json.loads(connection.recv_bytes()))
+    assert frames[0]["type"] == "error" and len(frames) > 4
+    for frame in frames:
+        validator.validate(frame)
