@@ -1,5 +1,5 @@
 """The Responses WebSocket mode through the official SDK's ``client.responses.connect()``
-against a live server (with keys) and the real model: the events of a streamed response
+against a live server with the real model: the events of a streamed response
 over one socket, several responses and continuations on it, lanes, errors as ``error``
 events that leave the socket open, and the key checked at the handshake."""
 
@@ -20,14 +20,21 @@ TERMINAL = ("response.completed", "response.incomplete", "response.failed", "err
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    with keyed_server(tmp_path_factory.mktemp("websocket"), [KEY]) as server:
-        yield server
+def live(server):
+    return server
 
 
 @pytest.fixture(scope="module")
 def client(live) -> openai.OpenAI:
     return sdk(live, api_key=KEY)
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    """A server that accepts only KEY (no model: the handshake is all it is asked for)."""
+    env = {"LLM_BACKEND_LOCAL_MODELS": "false"}
+    with keyed_server(tmp_path_factory.mktemp("websocket-keys"), [KEY], env=env) as server:
+        yield server
 
 
 def until_terminal(connection) -> list:
@@ -122,8 +129,8 @@ async def test_lanes_answer_side_by_side_each_event_naming_its_lane(live):
     assert set(finished.values()) <= {"response.completed", "response.incomplete"}
 
 
-def test_a_bad_key_is_refused_at_the_handshake_with_openais_error(live):
-    client = sdk(live, api_key="wrong-key")
+def test_a_bad_key_is_refused_at_the_handshake_with_openais_error(keyed):
+    client = sdk(keyed, api_key="wrong-key")
     with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
         with client.responses.connect():
             pass
