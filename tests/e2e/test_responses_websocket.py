@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import openai
 import pytest
@@ -73,6 +74,26 @@ def test_two_turns_on_one_connection_continue_the_chain_and_are_stored(client):
     assert second.usage.input_tokens > first.usage.input_tokens
     assert second.usage.input_tokens_details.cached_tokens > 0
     assert client.responses.retrieve(second.id).model_dump() == second.model_dump()
+
+
+def test_a_client_that_leaves_mid_response_leaves_it_stored_as_incomplete(client):
+    with client.responses.connect() as connection:
+        connection.response.create(model=MODEL, input="Write a long story.", max_output_tokens=500)
+        created = connection.recv()
+        while connection.recv().type != "response.output_text.delta":
+            pass
+    # The socket is closed: the server stops generating and keeps what was sent (once it
+    # has seen the close).
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            stored = client.responses.retrieve(created.response.id)
+            break
+        except openai.NotFoundError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert stored.status == "incomplete"
+    assert stored.output_text and stored.output[0].status == "incomplete"
 
 
 def test_an_invalid_event_is_answered_with_an_error_event_and_the_socket_stays_open(client):
