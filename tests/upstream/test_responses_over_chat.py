@@ -85,3 +85,12 @@ def test_an_upstream_refusal_is_answered_with_the_upstreams_error(here, chat_onl
         sdk(here).responses.create(model="missing-model", input="Hi", max_output_tokens=16)
     assert (refused.value.body["code"], refused.value.body["param"]) == ("model_not_found", "model")
     assert chat_only.requests[-1][1]["model"] == "missing-model"
+
+
+def test_the_websocket_mode_serves_the_upstreams_models_too(here):
+    with sdk(here).responses.connect() as connection:
+        connection.response.create(model=MODEL, input="Say hi.", max_output_tokens=16)
+        events = []
+        while not events or events[-1].type not in ("response.completed", "response.incomplete", "error"):
+            events.append(connection.recv())
+    assert events[0].type == "response.created" and events[-1].response.output_text
