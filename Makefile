@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python bench/proxy.py
 	# What metrics + usage accounting + rate limits cost, on vs off (target: <= +0.3 ms p50).
 	$(BIN)/python bench/operate.py
+	$(BIN)/python bench/responses.py
 
 # What the gateway adds over calling its upstream directly (needs ../shared/bench/openai_bench.py,
 # or OPENAI_BENCH=path); BASELINE=<git rev> runs that revision's gateway beside it.

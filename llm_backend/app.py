@@ -21,15 +21,16 @@ from .backends.upstream.backend import UpstreamBackend
 from .http import problems
 from .http.context import Services
 from .http.fast_lane import FastLane
-from .http.forwarding import LOCAL_STATE_TAGS, Passthrough, UnservedOperations
+from .http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS, Passthrough, UnservedOperations
 from .http.metrics import Metrics
 from .http.pages import Pages
 from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
+from .http.responses_socket import ResponsesSocket
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .serving.responses import background
 from .settings import Settings, get_settings
-from .spec import adapter, docs, validation
+from .spec import adapter, client_events, docs, validation
 from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
 
@@ -126,7 +127,10 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     # A pure gateway keeps no state for upstream models: the stateful families go upstream.
     forwarded = frozenset()
     if services.registry.default_upstream is not None and not settings.local_models:
-        forwarded = adapter.operation_ids_of(openai_document, LOCAL_STATE_TAGS)
+        tags = LOCAL_STATE_TAGS
+        if any(config.responses == "local" for config in settings.upstream_configs()):
+            tags = LOCAL_STATE_TAGS - SHARED_STATE_TAGS  # Responses of those upstreams' models live here
+        forwarded = adapter.operation_ids_of(openai_document, tags)
     app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
     if services.registry.default_upstream is not None:
         app.add_middleware(
@@ -153,12 +157,26 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     # Innermost of ours, so CORS and the rest apply to it too. The OpenAI document as
     # Connexion resolved it ($refs followed) is the last API added.
     specification = app.middleware.apis[-1].specification
+    body_operations = adapter.json_body_operations(specification)
     routes = {
         route: (operation_id, controller, validation.is_valid_body(schema))
-        for route, (operation_id, controller, schema) in adapter.json_body_operations(specification).items()
+        for route, (operation_id, controller, schema) in body_operations.items()
         if operation_id not in forwarded
     }
     app.add_middleware(FastLane, MiddlewarePosition.BEFORE_EXCEPTION, routes=routes, authenticator=authenticator)
+    # The Responses WebSocket mode: its events checked by createResponse's schema.
+    responses_path = specification.base_path + "/responses"
+    check_event = client_events.response_create_checker(
+        client_events.envelope_schema(openai_document), body_operations[("POST", responses_path)][2]
+    )
+    app.add_middleware(
+        ResponsesSocket,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        path=responses_path,
+        services=services,
+        authenticator=authenticator,
+        check_event=check_event,
+    )
     # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.
     served = docs.as_json(docs.served_view(openai_document, specification.base_path))
     documents = {

@@ -81,6 +81,14 @@ def invalid_body() -> OpenAIError:
     )
 
 
+def invalid_client_event() -> OpenAIError:
+    # The Responses WebSocket mode: each text frame is one client event.
+    return bad_request(
+        "Each WebSocket message must be a JSON object: a client event such as 'response.create'.",
+        code="invalid_event",
+    )
+
+
 def request_too_large(limit: int) -> OpenAIError:
     return OpenAIError(413, f"The request body is larger than the limit of {limit} bytes.", code="request_too_large")
 

@@ -125,6 +125,11 @@ class UpstreamConfig(BaseModel):
     )
     aliases: dict[str, str] = Field({}, description="our model id -> the upstream's model id")
     weight: float = Field(1.0, gt=0, description="share of a pooled model's traffic, relative to its other deployments")
+    responses: Literal["forward", "local"] = Field(
+        "forward",
+        description="Responses API for these models: forward (the upstream serves it) or local "
+        "(served here over the upstream's chat completions, stored here)",
+    )
 
     @property
     def key(self) -> str | None:

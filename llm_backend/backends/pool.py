@@ -39,7 +39,8 @@ STICKY_SLACK = 2
 # Prompts remembered for sticky routing (a hash and a deployment each).
 STICKY_ENTRIES = 4096
 # What the pool itself answers: the operations a deployment answers through its methods.
-POOLED_OPERATIONS = ("chat_completion", "completion", "embedding")
+POOLED_OPERATIONS = ("chat_completion", "chat_completion_objects", "completion", "embedding")
+CHATS = ("chat_completion", "chat_completion_objects")
 
 
 @dataclass(eq=False)
@@ -174,6 +175,9 @@ class ModelPool:
     async def chat_completion(self, model_id: str, request: Json) -> Any:
         return await self._call("chat_completion", model_id, request)
 
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Any:
+        return await self._call("chat_completion_objects", model_id, request)
+
     async def completion(self, model_id: str, request: Json) -> Any:
         return await self._call("completion", model_id, request)
 
@@ -258,7 +262,7 @@ class ModelPool:
         log.warning("model %s: deployment %s ejected for %.1f s (%s)", self.model_id, deployment.name, cooldown, reason)
 
     async def _call(self, operation: str, model_id: str, request: Json | None, forward_args: tuple = ()) -> Any:
-        hashes = prefix_hashes(request) if operation == "chat_completion" and request else []
+        hashes = prefix_hashes(request) if operation in CHATS and request else []
         tried: set[Deployment] = set()
         last: OpenAIError | Relayed | None = None
         while (deployment := self._pick(tried, hashes, operation == "forward")) is not None:

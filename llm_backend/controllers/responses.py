@@ -1,6 +1,5 @@
 """Tag ``Responses``: create, retrieve, delete, cancel a response; list its input items."""
 
-from ..errors import bad_request
 from ..http.context import current, current_owner
 from ..http.rendering import json_response
 from ..http.sse import status_stream
@@ -22,10 +21,12 @@ async def _stored(response_id: str) -> dict:
     return response
 
 
-async def get_response(response_id: str, stream: bool | None = None, **_):
+async def get_response(response_id: str, stream: bool | None = None, starting_after: int | None = None, **_):
+    stored = await _stored(response_id)
     if stream:
-        raise bad_request("Streaming a stored response again is not supported here.", "stream", "unsupported_parameter")
-    return json_response(await _stored(response_id))
+        events = await background.replay(current().database, current_owner(), response_id, stored, starting_after)
+        return status_stream(events)
+    return json_response(stored)
 
 
 async def delete_response(response_id: str):

@@ -140,3 +140,15 @@ def is_valid_body(schema: dict) -> Callable[[Any], bool]:
     """Whether a JSON body is valid for ``schema``: the compiled schema the body validator
     above uses (compiled on first use), for the fast lane."""
     return lambda body: _compiled(schema)[0].is_valid(body)
+
+
+def check_body(schema: dict, body: Any) -> None:
+    """Raise the error the body validator answers for ``body`` against ``schema``: for JSON
+    that arrives other than as a request body (the Responses WebSocket mode's events)."""
+    fast, explaining = _compiled(schema)
+    if fast.is_valid(body):
+        return
+    try:
+        explaining.validate(body)
+    except ValidationError as error:
+        raise _as_openai_error(error) from None

@@ -157,6 +157,9 @@ class StoredResponse(Base):
     previous_response_id: Mapped[str | None] = mapped_column(String(64), default=None)
     conversation_id: Mapped[str | None] = mapped_column(String(64), default=None)
     background: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A background response's stream events, kept when it ends (``GET ...?stream=true``);
+    # loaded only when asked for.
+    events: Mapped[list[Any] | None] = mapped_column(JSON, default=None, deferred=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     # The start-up sweep finds unfinished background responses by status.

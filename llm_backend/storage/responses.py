@@ -94,6 +94,19 @@ class ResponseStore:
                 append_items(session, owner, row.conversation_id, conversation_items)
             return True
 
+    def _save_events(self, owner: str, response_id: str, events: list[Json]) -> bool:
+        with self._database.sessions.begin() as session:
+            row = self._find(session, owner, response_id)
+            if row is None:
+                return False
+            row.events = events
+            return True
+
+    def _events(self, owner: str, response_id: str) -> list[Json] | None:
+        with self._database.sessions() as session:
+            query = select(StoredResponse.events).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
+            return session.scalar(query) if _nameable(response_id) else None
+
     def _get(self, owner: str, response_id: str) -> Json | None:
         with self._database.sessions() as session:
             row = self._find(session, owner, response_id)
@@ -178,6 +191,14 @@ class ResponseStore:
     ) -> bool:
         """Replace a stored (background) response with its final object; False if it is gone."""
         return await self._database.run(self._finish, owner, response_id, response, conversation_items or [])
+
+    async def save_events(self, owner: str, response_id: str, events: list[Json]) -> bool:
+        """Keep the stream events of a (background) response that ended."""
+        return await self._database.run(self._save_events, owner, response_id, events)
+
+    async def events(self, owner: str, response_id: str) -> list[Json] | None:
+        """The stream events kept for a response (None: none were kept)."""
+        return await self._database.run(self._events, owner, response_id)
 
     async def get(self, owner: str, response_id: str) -> Json | None:
         return await self._database.run(self._get, owner, response_id)

@@ -89,6 +89,19 @@ def test_finish_replaces_the_object_and_status(database):
     assert not run(database.responses.finish("a", "resp_missing", done))
 
 
+def test_the_events_of_a_response_are_kept_for_their_owner_only(database):
+    store = database.responses
+    run(store.save(turn(1, status="in_progress", background=True)))
+    assert run(store.events("a", "resp_1")) is None
+    events = [{"type": "response.created", "sequence_number": 0}, {"type": "response.completed", "sequence_number": 1}]
+    assert run(store.save_events("a", "resp_1", events))
+    assert run(store.events("a", "resp_1")) == events
+    assert run(store.events("b", "resp_1")) is None
+    assert not run(store.save_events("b", "resp_1", []))
+    # The object itself is read without them.
+    assert run(store.get("a", "resp_1"))["status"] == "in_progress"
+
+
 def test_the_sweep_fails_unfinished_responses_only(database):
     run(database.responses.save(turn(1, status="in_progress", background=True)))
     run(database.responses.save(turn(2, status="queued", background=True)))

@@ -120,3 +120,92 @@ class RateLimitedUpstream:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class ChatOnlyUpstream:
+    """An OpenAI-compatible API that speaks only chat completions, as llama-server or vLLM
+    without its Responses API do: ``POST /v1/chat/completions`` (streamed or not) and
+    ``GET /v1/models`` are passed on to a real API (``target``, e.g. the live server with
+    the real model), anything else answers 404. Records each request's path and JSON body.
+
+    Not a fake answer: the model's answers are real; only the routes are narrowed, so a test
+    can see that nothing asked this upstream for ``/v1/responses``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.requests: list[tuple[str, dict | None]] = []
+        self.port = 0
+        self._loop = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._ready = threading.Event()
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.requests]
+
+    def _serve(self) -> None:
+        import asyncio
+
+        from aiohttp import ClientSession, web
+
+        async def record(request) -> bytes:
+            body = await request.read()
+            try:
+                parsed = json.loads(body) if body else None
+            except ValueError:
+                parsed = None
+            self.requests.append((request.path, parsed))
+            return body
+
+        async def passed_on(request):
+            body = await record(request)
+            async with self._session.request(
+                request.method, self.target + request.path[len("/v1") :], data=body or None,
+                headers={"content-type": "application/json"},
+            ) as upstream:
+                response = web.StreamResponse(
+                    status=upstream.status, headers={"content-type": upstream.headers.get("content-type", "application/json")}
+                )
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+
+        async def not_found(request):
+            await record(request)
+            error = {"error": {"message": "Not found", "type": "invalid_request_error", "param": None, "code": None}}
+            return web.json_response(error, status=404)
+
+        async def start() -> web.AppRunner:
+            self._session = ClientSession()
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", passed_on)
+            app.router.add_get("/v1/models", passed_on)
+            app.router.add_route("*", "/{tail:.*}", not_found)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]
+            return runner
+
+        self._loop = asyncio.new_event_loop()
+        runner = self._loop.run_until_complete(start())
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+        self._loop.run_until_complete(self._session.close())
+        self._loop.close()
+
+    def __enter__(self) -> "ChatOnlyUpstream":
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

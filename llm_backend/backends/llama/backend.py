@@ -384,6 +384,10 @@ class LlamaBackend:
         params = chat_params(preset.chat_request(request), model.n_ctx)
         return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper))
 
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
+        # The engine's answers are objects already.
+        return await self.chat_completion(model_id, request)
+
     async def completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]

@@ -7,6 +7,7 @@ import fnmatch
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ import aiohttp
 from ... import errors
 from ...settings import Settings, UpstreamConfig
 from ..base import Json, ModelCard, Relayed, caller_headers
+from .answers import chat_answer
 from .client import UpstreamClient
 from .relay import relay
 
@@ -26,6 +28,8 @@ MODELS_RETRY_SECONDS = 10.0
 # What an upstream backend answers through its own methods (aliases, stored completions);
 # any other operation for one of its models is forwarded to it verbatim.
 SERVED_OPERATIONS = frozenset({"createChatCompletion", "createCompletion", "createEmbedding", "retrieveModel"})
+# With ``responses: local``, the Responses API is served here over the upstream's chat.
+RESPONSES_HERE = frozenset({"createResponse", "Compactconversation"})
 
 
 class UpstreamBackend:
@@ -38,6 +42,7 @@ class UpstreamBackend:
         self.patterns = config.models
         self.aliases = config.aliases
         self.client = UpstreamClient(config, settings)
+        self.responses_here = config.responses == "local"
         # A per-client key may see other models than ours: then the list is not shared.
         self.models_ttl = 0.0 if settings.upstream_pass_client_key else settings.upstream_models_ttl
         self._cards: list[ModelCard] = []
@@ -67,7 +72,7 @@ class UpstreamBackend:
         return await self.client.probe()
 
     def serves(self, operation_id: str) -> bool:
-        return operation_id in SERVED_OPERATIONS
+        return operation_id in SERVED_OPERATIONS or (self.responses_here and operation_id in RESPONSES_HERE)
 
     # --- the model list ---------------------------------------------------------------
 
@@ -110,18 +115,26 @@ class UpstreamBackend:
 
     # --- operations ---------------------------------------------------------------------
 
-    async def _post(self, path: str, model_id: str, request: Json) -> Relayed:
+    async def _send_post(self, path: str, model_id: str, request: Json, identity: bool = False) -> aiohttp.ClientResponse:
         upstream_id = self.aliases.get(model_id)
         if upstream_id is not None:
             request = {**request, "model": upstream_id}
         content = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = self.client.headers(caller_headers.get(), identity=upstream_id is not None)
-        response = await self.client.send("POST", path, headers=headers, content=content)
-        rename = ("model", model_id) if upstream_id is not None else None
+        headers = self.client.headers(caller_headers.get(), identity=identity or upstream_id is not None)
+        return await self.client.send("POST", path, headers=headers, content=content)
+
+    async def _post(self, path: str, model_id: str, request: Json) -> Relayed:
+        response = await self._send_post(path, model_id, request)
+        rename = ("model", model_id) if model_id in self.aliases else None
         return await relay(response, self.name, self.client.timeout, rename=rename)
 
     async def chat_completion(self, model_id: str, request: Json) -> Relayed:
         return await self._post("/chat/completions", model_id, request)
+
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
+        """The upstream's chat completion parsed (the object, or its chunks), not relayed."""
+        response = await self._send_post("/chat/completions", model_id, request, identity=True)
+        return await chat_answer(response, self.name, self.client.timeout)
 
     async def completion(self, model_id: str, request: Json) -> Relayed:
         return await self._post("/completions", model_id, request)

@@ -60,7 +60,7 @@ async def compact(services: Services, owner: str, body: Json) -> Json:
         "temperature": 0,
         "max_tokens": SUMMARY_MAX_TOKENS,
     }
-    answer = await backend.chat_completion(body["model"], chat)
+    answer = await backend.chat_completion_objects(body["model"], chat)
     summary = answer["choices"][0]["message"].get("content") or ""
     kept = [item for item in conversation if item.get("type", "message") == "message" and item.get("role") == "user"]
     return {

@@ -174,6 +174,14 @@ class ResponseStream:
         events = self._close_message(status) if self.message is not None else []
         return events + self._close_calls()
 
+    def _cut_off(self) -> None:
+        """The open items as far as they were sent (no more events will close them)."""
+        if self.message is not None:
+            text = "".join(self.message.text)
+            self.message.item.update(status="incomplete", content=[objects.text_part(text, self.message.logprobs)])
+        for call in self.open_calls:
+            call.item.update(status="incomplete", arguments="".join(call.text))
+
     async def _store(self, response: Json) -> None:
         # Shielded: a client that hangs up now must not lose the answer it was sent.
         with anyio.CancelScope(shield=True):
@@ -195,6 +203,7 @@ class ResponseStream:
             await self.chunks.aclose()
             if not ended and self.output:
                 # The client went away: keep what it was sent, marked incomplete.
+                self._cut_off()
                 try:
                     await self._store({**self.response, "status": "incomplete", "output": self.output})
                 except Exception:

@@ -51,9 +51,9 @@ def skeleton(request: Json, response_id: str, created_at: int, status: str) -> J
         "top_logprobs": request.get("top_logprobs") or 0,
         "top_p": 1.0 if request.get("top_p") is None else request["top_p"],
         "truncation": request.get("truncation") or "disabled",
-        "usage": None,
         "metadata": request.get("metadata") or {},
     }
+    # No ``usage`` until there is one: the document's Response has no null for it.
     if request.get("user") is not None:
         response["user"] = request["user"]  # a string in the document, never null
     return response
@@ -94,14 +94,17 @@ def function_call_item(item_id: str, status: str, call_id: str, name: str, argum
 def finished(response: Json, output: list[Json], chat_usage: Json | None, finish_reason: str | None) -> Json:
     """``response`` with its output and usage, ``completed`` or ``incomplete``."""
     truncated = finish_reason == "length"
-    return {
+    finished = {
         **response,
         "status": "incomplete" if truncated else "completed",
         "completed_at": None if truncated else int(time.time()),
         "incomplete_details": {"reason": "max_output_tokens"} if truncated else None,
         "output": output,
-        "usage": usage(chat_usage),
     }
+    counted = usage(chat_usage)
+    if counted is not None:
+        finished["usage"] = counted
+    return finished
 
 
 def failed(response: Json, output: list[Json], code: str, message: str) -> Json:

@@ -29,8 +29,9 @@ Json = dict[str, Any]
 
 
 def serves_here(backend: Any) -> bool:
-    """Whether Responses for this backend's models are served here (every local backend;
-    a request for another model is forwarded to its upstream before it gets here)."""
+    """Whether Responses for this backend's models are served here: every local backend,
+    and an upstream configured with ``responses: local`` (over its chat completions); a
+    request for another upstream's model is forwarded to it before it gets here."""
     return backend.serves("createResponse")
 
 
@@ -154,7 +155,7 @@ async def create(services: Services, owner: str, body: Json) -> Json | AsyncIter
     chat = request.chat_request(body, earlier, turn.input_items, stream)
     if body.get("background"):
         return await background.start(turn, backend, chat)
-    answer = await backend.chat_completion(model_id, chat)
+    answer = await backend.chat_completion_objects(model_id, chat)
     if stream:
         return ResponseStream(turn.skeleton("in_progress"), answer, turn.save).events()
     response = objects.from_chat(turn.skeleton("in_progress"), answer)

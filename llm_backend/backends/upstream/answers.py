@@ -1,0 +1,106 @@
+"""An upstream's chat completion read as OpenAI objects: the ``chat.completion``, or its
+chunks as they arrive, for serving code that builds its own answer on it (the Responses
+API served here over an upstream that speaks only chat completions).
+
+Plain chat completions never come this way: they are relayed unparsed (``relay.py``).
+An upstream's error answer becomes the ``OpenAIError`` it describes (its status and its
+error body), so a client of the Responses layer sees what the upstream refused and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from ... import errors
+from ...errors import OpenAIError
+from ..base import Json
+
+log = logging.getLogger(__name__)
+
+DONE = b"[DONE]"
+
+
+def _broken_off(upstream: str, timeout: float, exc: BaseException) -> OpenAIError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return errors.upstream_timeout(upstream, timeout)
+    return errors.upstream_broke_off(upstream)
+
+
+def _error(status: int, body: bytes, upstream: str) -> OpenAIError:
+    """The upstream's error answer (OpenAI's shape, or whatever it sent) as our error."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, str):
+        error = {"message": error}
+    if not isinstance(error, dict):
+        error = {}
+    message = error.get("message") or f"The upstream API '{upstream}' refused the chat completion."
+    return OpenAIError(
+        status if status >= 400 else 502,
+        str(message),
+        param=error.get("param") if isinstance(error.get("param"), str) else None,
+        code=error.get("code") if isinstance(error.get("code"), str) else None,
+        type=error.get("type") if isinstance(error.get("type"), str) else None,
+    )
+
+
+async def _whole(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> bytes:
+    try:
+        return await response.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise _broken_off(upstream, timeout, exc) from None
+    finally:
+        response.release()
+
+
+async def chat_answer(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> Json | AsyncIterator[Json]:
+    """The ``chat.completion`` of ``response``, or its chunks when it is an event stream."""
+    if response.status >= 400:
+        raise _error(response.status, await _whole(response, upstream, timeout), upstream)
+    if not response.headers.get("content-type", "").startswith("text/event-stream"):
+        body = await _whole(response, upstream, timeout)
+        try:
+            completion = json.loads(body)
+        except ValueError:
+            completion = None
+        if not isinstance(completion, dict) or not completion.get("choices"):
+            raise _error(502, body, upstream)
+        return completion
+    return _chunks(response, upstream, timeout)
+
+
+async def _chunks(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> AsyncIterator[Json]:
+    """The ``data:`` objects of an event stream up to ``[DONE]``; an error event (sent by an
+    upstream that failed mid-stream) is raised as the error it describes."""
+    try:
+        async for line in response.content:
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == DONE:
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                continue
+            if not isinstance(chunk, dict):
+                continue
+            if "error" in chunk and "choices" not in chunk:
+                raise _error(502, data, upstream)
+            yield chunk
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        log.warning("upstream %s: %s while streaming", upstream, type(exc).__name__)
+        raise _broken_off(upstream, timeout, exc) from None
+    finally:
+        # Read to the end: back to the pool; else closed, which ends the request upstream.
+        if response.content.at_eof():
+            response.release()
+        else:
+            response.close()

@@ -1,0 +1,188 @@
+"""The Responses WebSocket mode: ``/v1/responses`` upgraded to a WebSocket, as the SDK opens
+it with ``client.responses.connect()``.
+
+The key is checked at the handshake by the same ``Authenticator`` as HTTP (a refused key
+gets the HTTP answer, 401 and OpenAI's error body, and no socket), and again for each
+``response.create``: a revoked key stops working mid-connection, and the per-key rate
+limits count each response as one request (the handshake counts as one too).
+
+Each ``response.create`` event is checked by the spec (``spec/client_events.py``) and
+answered by the same code as a streamed ``POST /v1/responses``
+(``serving/responses/service.create``): its events go out as JSON text frames, with the
+event's ``stream_id`` when it had one. Events of one lane (one ``stream_id``, or none) are
+served one after the other in the order they came; lanes run side by side, at most
+``MAX_LANES`` per connection. A client mistake (a frame that is not a JSON object, an
+invalid event, an unknown ``previous_response_id``, ``background``, which the mode does
+not support) is answered by an ``error`` event (``ResponseWsError``: the HTTP status and
+OpenAI's error body) and the connection stays open. A client that leaves mid-response
+leaves it stored as ``incomplete``, as over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from contextlib import aclosing
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..auth import Authenticator
+from ..errors import OpenAIError, answered, bad_request, invalid_client_event
+from ..serving.responses import service
+from ..serving.services import Services
+from . import context
+from .rendering import error_response
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("llm_backend.access")
+
+Json = dict[str, Any]
+# A client event -> the createResponse body it carries and its lane (``spec/client_events.py``).
+CheckEvent = Callable[[Any], tuple[Json, str | None]]
+# Lanes (``stream_id``s) one connection may open; beyond: ``websocket_stream_limit_reached``.
+MAX_LANES = 16
+
+
+def error_event(error: OpenAIError, stream_id: str | None = None) -> Json:
+    """``ResponseWsError``: the status the HTTP answer would have had, and its body."""
+    event = {"type": "error", "status": error.status, "error": error.body()["error"]}
+    if stream_id is not None:
+        event["stream_id"] = stream_id
+    return event
+
+
+class ResponsesSocket:
+    """ASGI middleware serving WebSockets at ``path``; everything else passes untouched."""
+
+    def __init__(
+        self, app: ASGIApp, *, path: str, services: Services, authenticator: Authenticator, check_event: CheckEvent
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.services = services
+        self.authenticator = authenticator
+        self.check_event = check_event
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or scope["path"].rstrip("/") != self.path:
+            await self.app(scope, receive, send)
+            return
+        websocket = WebSocket(scope, receive, send)
+        context.enter(scope, self.services)
+        authorization = websocket.headers.get("authorization")
+        try:
+            await self.authenticator.authenticate(authorization)
+        except OpenAIError as error:
+            await websocket.send_denial_response(error_response(error))
+            return
+        await websocket.accept()
+        started, connection = time.perf_counter(), Connection(self, websocket, authorization)
+        try:
+            await connection.serve()
+        finally:
+            access_log.info(
+                "websocket",
+                extra={
+                    "method": "GET",
+                    "path": scope["path"],
+                    "status": 101,
+                    "responses": connection.responses,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+
+class Connection:
+    """One client's socket: its lanes, each a queue of checked ``response.create`` bodies."""
+
+    def __init__(self, socket: ResponsesSocket, websocket: WebSocket, authorization: str | None) -> None:
+        self.socket = socket
+        self.websocket = websocket
+        self.authorization = authorization
+        self.lanes: dict[str | None, asyncio.Queue[Json]] = {}
+        self.tasks: list[asyncio.Task] = []
+        self.sending = asyncio.Lock()
+        self.responses = 0
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                await self._dispatch(message.get("text") or message.get("bytes") or "")
+        except WebSocketDisconnect:
+            return
+        finally:
+            # The client is gone: stop its responses (each is stored as it ended).
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _dispatch(self, frame: str | bytes) -> None:
+        try:
+            event = json.loads(frame)
+        except ValueError:
+            await self._send(error_event(invalid_client_event()))
+            return
+        claimed = event.get("stream_id") if isinstance(event, dict) else None
+        try:
+            body, lane = self.socket.check_event(event)
+        except OpenAIError as error:
+            await self._send(error_event(error, claimed if isinstance(claimed, str) else None))
+            return
+        queue = self.lanes.get(lane)
+        if queue is None:
+            if len(self.lanes) >= MAX_LANES:
+                error = bad_request(
+                    f"This WebSocket connection has reached its limit of {MAX_LANES} streams.",
+                    "stream_id",
+                    "websocket_stream_limit_reached",
+                )
+                await self._send(error_event(error, lane))
+                return
+            queue = self.lanes[lane] = asyncio.Queue()
+            self.tasks.append(asyncio.create_task(self._lane(lane, queue), name=f"responses lane {lane}"))
+        queue.put_nowait(body)
+
+    async def _lane(self, lane: str | None, queue: asyncio.Queue[Json]) -> None:
+        while True:
+            body = await queue.get()
+            await self._respond(body, lane)
+
+    async def _respond(self, body: Json, lane: str | None) -> None:
+        """One ``response.create``: the events of a streamed ``POST /v1/responses``."""
+        services = self.socket.services
+        record = context.enter(self.websocket.scope, services)
+        record.operation_id, record.model = "createResponse", body.get("model")
+        try:
+            principal = await self.socket.authenticator.authenticate(self.authorization)
+            context.authenticated(principal)
+            if body.get("background"):
+                raise bad_request(
+                    "'background' is not supported in the Responses WebSocket mode.", "background", "unsupported_parameter"
+                )
+            events = await service.create(services, principal.owner, {**body, "stream": True})
+        except Exception as exc:
+            await self._send(error_event(answered(exc), lane))
+            return
+        self.responses += 1
+        async with aclosing(events):
+            try:
+                async for _, event in events:
+                    await self._send(event, lane)
+            except (asyncio.CancelledError, WebSocketDisconnect):
+                raise
+            except Exception as exc:
+                await self._send(error_event(answered(exc), lane))
+
+    async def _send(self, event: Json, lane: str | None = None) -> None:
+        if lane is not None:
+            event = {**event, "stream_id": lane}
+        async with self.sending:
+            await self.websocket.send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))

@@ -1,0 +1,43 @@
+"""The Responses WebSocket mode's client events, checked by the spec.
+
+A ``response.create`` event is the document's ``ResponsesClientEventResponseCreate``: an
+envelope (``type``, ``stream_id``) and ``CreateResponse``'s fields. The envelope is checked
+against its own schema in the document, and the rest exactly as the body of
+``POST /v1/responses`` is (the same compiled schema, the same error wording): the two ways
+in accept and refuse alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import errors
+from . import validation
+
+Json = dict[str, Any]
+# A checked event: the createResponse body it carries, and its lane (``stream_id``).
+CheckEvent = Callable[[Any], tuple[Json, str | None]]
+
+ENVELOPE = ("type", "stream_id")
+
+
+def envelope_schema(document: Json) -> Json:
+    """The envelope part of ``ResponsesClientEventResponseCreate`` (it holds no ``$ref``)."""
+    [envelope, _create_response] = document["components"]["schemas"]["ResponsesClientEventResponseCreate"]["allOf"]
+    return envelope
+
+
+def response_create_checker(envelope: Json, create_response: Json) -> CheckEvent:
+    """A checker of client events: ``envelope`` from the document (``envelope_schema``),
+    ``create_response`` the resolved body schema of ``createResponse``."""
+
+    def check(event: Any) -> tuple[Json, str | None]:
+        if not isinstance(event, dict):
+            raise errors.invalid_client_event()
+        validation.check_body(envelope, {key: event[key] for key in ENVELOPE if key in event})
+        body = {key: value for key, value in event.items() if key not in ENVELOPE}
+        validation.check_body(create_response, body)
+        return body, event.get("stream_id")
+
+    return check

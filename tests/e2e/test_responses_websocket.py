@@ -1,0 +1,176 @@
+"""The Responses WebSocket mode through the official SDK's ``client.responses.connect()``
+against a live server with the real model: the events of a streamed response
+over one socket, several responses and continuations on it, lanes, errors as ``error``
+events that leave the socket open, and the key checked at the handshake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import openai
+import pytest
+import websockets
+
+from tests.conftest import MODEL
+from tests.support.clients import async_sdk, keyed_server, sdk
+
+KEY = "ws-key"
+TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
+
+
+@pytest.fixture(scope="module")
+def live(server):
+    return server
+
+
+@pytest.fixture(scope="module")
+def client(live) -> openai.OpenAI:
+    return sdk(live, api_key=KEY)
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    """A server that accepts only KEY (no model: the handshake is all it is asked for)."""
+    env = {"LLM_BACKEND_LOCAL_MODELS": "false"}
+    with keyed_server(tmp_path_factory.mktemp("websocket-keys"), [KEY], env=env) as server:
+        yield server
+
+
+def until_terminal(connection) -> list:
+    """The events of one response (or one error), read from ``connection``."""
+    events = []
+    for event in connection:
+        events.append(event)
+        if event.type in TERMINAL:
+            return events
+    raise AssertionError("the connection closed mid-response")
+
+
+def test_a_response_over_the_socket_sends_the_streaming_events_in_order(client):
+    with client.responses.connect() as connection:
+        connection.response.create(model=MODEL, input="Say hello.", max_output_tokens=16)
+        events = until_terminal(connection)
+    types = [event.type for event in events]
+    assert types[:4] == ["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"]
+    assert types[-4:-1] == ["response.output_text.done", "response.content_part.done", "response.output_item.done"]
+    assert types[-1] in ("response.completed", "response.incomplete")
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert text and events[-1].response.output_text == text
+
+
+def test_two_turns_on_one_connection_continue_the_chain_and_are_stored(client):
+    with client.responses.connect() as connection:
+        connection.response.create(model=MODEL, input="My name is Ann. Say hi.", max_output_tokens=16)
+        first = until_terminal(connection)[-1].response
+        connection.response.create(
+            model=MODEL, input="What is my name?", previous_response_id=first.id, max_output_tokens=16
+        )
+        second = until_terminal(connection)[-1].response
+    assert second.previous_response_id == first.id and second.id != first.id
+    # The follow-up read the first turn, from the prompt cache.
+    assert second.usage.input_tokens > first.usage.input_tokens
+    assert second.usage.input_tokens_details.cached_tokens > 0
+    assert client.responses.retrieve(second.id).model_dump() == second.model_dump()
+
+
+def test_a_client_that_leaves_mid_response_leaves_it_stored_as_incomplete(client):
+    with client.responses.connect() as connection:
+        connection.response.create(model=MODEL, input="Write a long story.", max_output_tokens=500)
+        created = connection.recv()
+        while connection.recv().type != "response.output_text.delta":
+            pass
+    # The socket is closed: the server stops generating and keeps what was sent (once it
+    # has seen the close).
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            stored = client.responses.retrieve(created.response.id)
+            break
+        except openai.NotFoundError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert stored.status == "incomplete"
+    assert stored.output_text and stored.output[0].status == "incomplete"
+
+
+def test_an_invalid_event_is_answered_with_an_error_event_and_the_socket_stays_open(client):
+    with client.responses.connect() as connection:
+        connection.send({"type": "response.create", "model": MODEL, "input": 3})
+        error = connection.recv()
+        connection.response.create(model=MODEL, input="Hi", max_output_tokens=16)
+        events = until_terminal(connection)
+    assert error.type == "error" and error.status == 400
+    assert (error.error.type, error.error.param) == ("invalid_request_error", "input")
+    assert events[-1].type in ("response.completed", "response.incomplete")
+
+
+def test_an_unknown_previous_response_id_is_an_error_event_on_its_lane(client):
+    with client.responses.connect() as connection:
+        connection.response.create(model=MODEL, input="Hi", previous_response_id="resp_unknown", stream_id="lane-1")
+        error = connection.recv()
+    assert (error.type, error.status, error.stream_id) == ("error", 404, "lane-1")
+    assert (error.error.code, error.error.param) == ("previous_response_not_found", "previous_response_id")
+
+
+def test_background_is_refused_in_the_websocket_mode(client):
+    with client.responses.connect() as connection:
+        connection.response.create(model=MODEL, input="Hi", background=True)
+        error = connection.recv()
+    assert (error.type, error.status, error.error.param) == ("error", 400, "background")
+
+
+def test_a_frame_that_is_not_json_is_an_error_event(live):
+    async def exchange():
+        url = live.api.replace("http://", "ws://") + "/responses"
+        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {KEY}"}) as socket:
+            await socket.send("not json")
+            return json.loads(await socket.recv())
+
+    error = asyncio.run(exchange())
+    assert (error["type"], error["status"], error["error"]["code"]) == ("error", 400, "invalid_event")
+
+
+async def test_lanes_answer_side_by_side_each_event_naming_its_lane(live):
+    client = async_sdk(live, api_key=KEY)
+    async with client.responses.connect() as connection:
+        for lane in ("a", "b"):
+            await connection.response.create(model=MODEL, input="Count to three.", max_output_tokens=16, stream_id=lane)
+        finished: dict[str, str] = {}
+        lanes_seen = set()
+        async for event in connection:
+            lanes_seen.add(event.stream_id)
+            if event.type in TERMINAL:
+                finished[event.stream_id] = event.type
+                if len(finished) == 2:
+                    break
+    assert lanes_seen == {"a", "b"}
+    assert set(finished.values()) <= {"response.completed", "response.incomplete"}
+
+
+def test_a_bad_key_is_refused_at_the_handshake_with_openais_error(keyed):
+    client = sdk(keyed, api_key="wrong-key")
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        with client.responses.connect():
+            pass
+    response = refused.value.response
+    assert response.status_code == 401
+    assert json.loads(response.body)["error"]["code"] == "invalid_api_key"
+
+
+def test_every_frame_is_a_responses_server_event_of_the_spec(client):
+    from tests.conformance.checks import _payload_validator
+
+    validator = _payload_validator("ResponsesServerEvent")
+    frames = []
+    with client.responses.connect() as connection:
+        connection.send({"type": "response.create", "model": MODEL, "input": "Hi", "temperature": 9})
+        frames.append(json.loads(connection.recv_bytes()))
+        connection.response.create(model=MODEL, input="Hi", max_output_tokens=16, stream_id="checked")
+        while not frames or frames[-1]["type"] not in TERMINAL[:-1]:
+            frames.append(json.loads(connection.recv_bytes()))
+    assert frames[0]["type"] == "error" and len(frames) > 4
+    for frame in frames:
+        validator.validate(frame)
