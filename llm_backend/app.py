@@ -32,6 +32,8 @@ from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
 
 log = logging.getLogger(__name__)
+# createFile: multipart uploads, bounded by max_upload_bytes instead of max_body_bytes.
+UPLOAD_PATHS = frozenset({"/v1/files"})
 
 
 def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
@@ -72,6 +74,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             await services.database.run(services.database.upgrade)
         # Background responses a previous process left unfinished will never finish: failed.
         await background.sweep(services.database)
+        if settings.local_models:
+            # Upload leftovers swept; store files a killed process left in_progress re-queued.
+            await services.database.run(services.retrieval.recover)
         await services.registry.start()
         log.info(
             "models configured",
@@ -83,6 +88,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         try:
             yield
         finally:
+            if "retrieval" in vars(services):
+                await services.database.run(services.retrieval.stop)
             await services.registry.stop()
             services.database.dispose()
 
@@ -130,7 +137,13 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     # Added in order from the outside in.
     app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
     app.add_middleware(MetricsMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, metrics=services.metrics)
-    app.add_middleware(BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+    )
     app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:
         app.add_middleware(

@@ -74,6 +74,13 @@ class Database:
 
         return VectorIndex(self)
 
+    @functools.cached_property
+    def vector_stores(self):
+        """Vector stores, their files and batches as the API shows them."""
+        from .vector_stores import VectorStores
+
+        return VectorStores(self)
+
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
