@@ -76,6 +76,8 @@ def check_expiry(expires_after: Any, param: str = "expires_after") -> Json | Non
     if not isinstance(expires_after, dict) or expires_after.get("anchor") != "last_active_at":
         raise bad_request(f"Invalid '{param}.anchor': expected 'last_active_at'.", f"{param}.anchor", "invalid_value")
     days = expires_after.get("days")
+    if isinstance(days, float) and days.is_integer():
+        days = int(days)  # JSON Schema's integer includes 7.0
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
         raise bad_request(f"Invalid '{param}.days': expected an integer between 1 and 365.", f"{param}.days", "invalid_value")
     return {"anchor": "last_active_at", "days": days}
