@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -84,6 +85,8 @@ def run(nice: int, requests: int, files: int, lines: int) -> dict:
 
 
 def main() -> None:
+    # A SIGTERM (e.g. from `timeout`) unwinds the `with`, so the server is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser()
     parser.add_argument("--nice", type=int, nargs="+", default=[10, 0])
     parser.add_argument("--requests", type=int, default=12)

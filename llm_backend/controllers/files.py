@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import FileResponse
 
 from .. import errors
 from ..errors import bad_request
@@ -104,11 +104,12 @@ async def retrieve_file(file_id: str):
 
 
 async def download_file(file_id: str):
-    found = await current().database.run(file_store().content, current_owner(), file_id)
+    found = await current().database.run(file_store().locate, current_owner(), file_id)
     if found is None:
         raise errors.no_such("File", file_id)
-    meta, data = found
-    return Response(data, media_type=meta.get("mime_type") or "application/octet-stream")
+    meta, path = found
+    # Streamed from disk in chunks: a 512 MB file is never read whole.
+    return FileResponse(path, media_type=meta.get("mime_type") or "application/octet-stream")
 
 
 async def delete_file(file_id: str):
