@@ -105,6 +105,7 @@ class VectorStoreService:
         self.services = services
         self.owner = owner
         self.stores = services.database.vector_stores
+        self.batches = services.database.vector_store_batches
         self.run = services.database.run
 
     @property
@@ -207,7 +208,7 @@ class VectorStoreService:
         limit, order = _page_args(limit, order)
         if status is not None and status not in FILE_STATUSES:
             raise bad_request(f"Invalid 'filter': expected one of {', '.join(FILE_STATUSES)}.", "filter", "invalid_value")
-        if batch_id is not None and await self.run(self.stores.get_batch, self.owner, store_id, batch_id) is None:
+        if batch_id is not None and await self.run(self.batches.get_batch, self.owner, store_id, batch_id) is None:
             raise (await self._missing_batch(store_id, batch_id))
         try:
             found = await self.run(self.stores.list_files, self.owner, store_id, limit, order, after, before, status, batch_id)
@@ -269,7 +270,7 @@ class VectorStoreService:
         if await self.run(self.stores.get, self.owner, store_id) is None:
             raise store_not_found(store_id)
         await self._require_files([new.file_id for new in files], param)
-        created = await self.run(self.stores.create_batch, self.owner, store_id, files)
+        created = await self.run(self.batches.create_batch, self.owner, store_id, files)
         if created is None:
             raise store_not_found(store_id)
         batch, added = created
@@ -282,13 +283,13 @@ class VectorStoreService:
         return batch_not_found(batch_id)
 
     async def get_batch(self, store_id: str, batch_id: str) -> Json:
-        batch = await self.run(self.stores.get_batch, self.owner, store_id, batch_id)
+        batch = await self.run(self.batches.get_batch, self.owner, store_id, batch_id)
         if batch is None:
             raise await self._missing_batch(store_id, batch_id)
         return batch
 
     async def cancel_batch(self, store_id: str, batch_id: str) -> Json:
-        batch = await self.run(self.stores.cancel_batch, self.owner, store_id, batch_id)
+        batch = await self.run(self.batches.cancel_batch, self.owner, store_id, batch_id)
         if batch is None:
             raise await self._missing_batch(store_id, batch_id)
         return batch

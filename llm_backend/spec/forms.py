@@ -20,8 +20,8 @@ from typing import Any
 
 from connexion.exceptions import BadRequestProblem
 from connexion.validators import MultiPartFormDataValidator
-from starlette.formparsers import MultiPartException
 from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException
 from starlette.types import Message, Receive, Scope
 
 from ..errors import bad_request

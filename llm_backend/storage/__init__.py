@@ -81,6 +81,12 @@ class Database:
 
         return VectorStores(self)
 
+    @functools.cached_property
+    def vector_store_batches(self):
+        from .vector_store_batches import VectorStoreBatches
+
+        return VectorStoreBatches(self)
+
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name

@@ -1,7 +1,7 @@
 """Vector stores, their files and file batches as the API shows them, per owner.
 
 ``vector_index.py`` holds what indexing writes and search reads (chunks, vectors); this
-module the objects around them. Counts and sizes are never stored: a store's
+module the objects around them (file batches: ``vector_store_batches.py``). Counts and sizes are never stored: a store's
 ``file_counts`` and ``usage_bytes`` and a batch's counts and status are computed from the
 ``vector_store_files`` rows in the query that reads them, so they are true after any
 crash, cancel or delete. Every query is scoped to an owner (another owner's id reads as
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from .models import StoredFile, VectorStore, VectorStoreFile, VectorStoreFileBatch
+from .models import StoredFile, VectorStore, VectorStoreFile
 
 if TYPE_CHECKING:
     from . import Database
@@ -53,16 +53,49 @@ class Job:
     chunking_strategy: Json
 
 
-def _now() -> int:
+def timestamp() -> int:
     return int(time.time())
 
 
-def _usable(text: str | None) -> bool:
+def usable(text: str | None) -> bool:
     # PostgreSQL text cannot hold NUL: such an id names nothing (and must not be an error).
     return text is None or "\x00" not in text
 
 
-def _counts(rows: list[tuple[str, int]]) -> Json:
+def find_store(session: Session, owner: str, store_id: str) -> VectorStore | None:
+    if not usable(store_id):
+        return None
+    return session.scalars(select(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id)).one_or_none()
+
+
+def find_store_file(session: Session, owner: str, store_id: str, file_id: str) -> tuple[VectorStore, VectorStoreFile] | None:
+    if not (usable(store_id) and usable(file_id)):
+        return None
+    query = (
+        select(VectorStore, VectorStoreFile)
+        .join(VectorStoreFile, VectorStore.seq == VectorStoreFile.vector_store_seq)
+        .where(VectorStore.owner == owner, VectorStore.id == store_id, VectorStoreFile.file_id == file_id)
+    )
+    found = session.execute(query).one_or_none()
+    return (found[0], found[1]) if found else None
+
+
+def new_file_row(store: VectorStore, owner: str, new: NewStoreFile, now: int, batch_id: str | None = None) -> VectorStoreFile:
+    """A store file ``in_progress`` (the indexer finishes it)."""
+    return VectorStoreFile(
+        vector_store_seq=store.seq,
+        file_id=new.file_id,
+        owner=owner,
+        status="in_progress",
+        attributes=new.attributes,
+        chunking_strategy=new.chunking_strategy,
+        usage_bytes=0,
+        created_at=now,
+        batch_id=batch_id,
+    )
+
+
+def counts_of(rows: list[tuple[str, int]]) -> Json:
     counts = {status: 0 for status in STATUSES}
     for status, count in rows:
         counts[status] = counts.get(status, 0) + count
@@ -71,7 +104,7 @@ def _counts(rows: list[tuple[str, int]]) -> Json:
 
 
 def store_object(row: VectorStore, counts: Json, usage_bytes: int, now: int | None = None) -> Json:
-    now = now or _now()
+    now = now or timestamp()
     expires_at = row.last_active_at + row.expires_after["days"] * DAY if row.expires_after else None
     if expires_at is not None and expires_at <= now:
         status = "expired"
@@ -123,15 +156,10 @@ def _page(session: Session, query: Select, seq_column: Any, cursor: int | None, 
 
 
 class VectorStores:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: Database) -> None:
         self._database = database
 
     # --- stores -----------------------------------------------------------------------------
-
-    def _store(self, session: Session, owner: str, store_id: str) -> VectorStore | None:
-        if not _usable(store_id):
-            return None
-        return session.scalars(select(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id)).one_or_none()
 
     def _shown(self, session: Session, stores: list[VectorStore]) -> list[Json]:
         seqs = [store.seq for store in stores]
@@ -146,12 +174,12 @@ class VectorStores:
             for seq, status, count, used in session.execute(query):
                 counts[seq].append((status, count))
                 usage[seq] += int(used or 0)
-        now = _now()
-        return [store_object(store, _counts(counts[store.seq]), usage[store.seq], now) for store in stores]
+        now = timestamp()
+        return [store_object(store, counts_of(counts[store.seq]), usage[store.seq], now) for store in stores]
 
     def missing_files(self, owner: str, file_ids: list[str]) -> list[str]:
         """The ids among ``file_ids`` that name no file of the owner."""
-        wanted = [file_id for file_id in dict.fromkeys(file_ids) if _usable(file_id)]
+        wanted = [file_id for file_id in dict.fromkeys(file_ids) if usable(file_id)]
         with self._database.sessions() as session:
             found = set(session.scalars(select(StoredFile.id).where(StoredFile.owner == owner, StoredFile.id.in_(wanted))))
         return [file_id for file_id in dict.fromkeys(file_ids) if file_id not in found]
@@ -160,7 +188,7 @@ class VectorStores:
         self, owner: str, name: str | None, metadata: Json, expires_after: Json | None, files: list[NewStoreFile]
     ) -> Json:
         """The store, with its files added ``in_progress``, in one transaction."""
-        now = _now()
+        now = timestamp()
         store = VectorStore(
             id="vs_" + secrets.token_hex(12),
             owner=owner,
@@ -175,27 +203,13 @@ class VectorStores:
             session.add(store)
             session.flush()
             for new in {new.file_id: new for new in files}.values():
-                session.add(self._file_row(store, owner, new, now))
+                session.add(new_file_row(store, owner, new, now))
             session.flush()
             return self._shown(session, [store])[0]
 
-    @staticmethod
-    def _file_row(store: VectorStore, owner: str, new: NewStoreFile, now: int, batch_id: str | None = None) -> VectorStoreFile:
-        return VectorStoreFile(
-            vector_store_seq=store.seq,
-            file_id=new.file_id,
-            owner=owner,
-            status="in_progress",
-            attributes=new.attributes,
-            chunking_strategy=new.chunking_strategy,
-            usage_bytes=0,
-            created_at=now,
-            batch_id=batch_id,
-        )
-
     def get(self, owner: str, store_id: str) -> Json | None:
         with self._database.sessions() as session:
-            store = self._store(session, owner, store_id)
+            store = find_store(session, owner, store_id)
             return self._shown(session, [store])[0] if store else None
 
     def list(self, owner: str, limit: int, order: Order, after: str | None, before: str | None) -> tuple[list[Json], bool]:
@@ -205,7 +219,7 @@ class VectorStores:
                 if cursor is None:
                     cursors.append(None)
                     continue
-                store = self._store(session, owner, cursor)
+                store = find_store(session, owner, cursor)
                 if store is None:
                     raise CursorNotFound(cursor)
                 cursors.append(store.seq)
@@ -216,7 +230,7 @@ class VectorStores:
     def update(self, owner: str, store_id: str, changes: Json) -> Json | None:
         """``changes``: any of ``name``, ``metadata``, ``expires_after`` (None clears it)."""
         with self._database.sessions.begin() as session:
-            store = self._store(session, owner, store_id)
+            store = find_store(session, owner, store_id)
             if store is None:
                 return None
             if "name" in changes:
@@ -225,50 +239,39 @@ class VectorStores:
                 store.metadata_ = changes["metadata"]
             if "expires_after" in changes:
                 store.expires_after = changes["expires_after"]
-            store.last_active_at = _now()
+            store.last_active_at = timestamp()
             session.flush()
             return self._shown(session, [store])[0]
 
     def touch(self, owner: str, store_ids: list[str]) -> None:
         """The stores were used (searched): their ``last_active_at`` (and expiry) moves on."""
-        names = [store_id for store_id in store_ids if _usable(store_id)]
+        names = [store_id for store_id in store_ids if usable(store_id)]
         with self._database.sessions.begin() as session:
             session.execute(
-                update(VectorStore).where(VectorStore.owner == owner, VectorStore.id.in_(names)).values(last_active_at=_now())
+                update(VectorStore).where(VectorStore.owner == owner, VectorStore.id.in_(names)).values(last_active_at=timestamp())
             )
 
     # --- files of a store -------------------------------------------------------------------
-
-    def _store_file(self, session: Session, owner: str, store_id: str, file_id: str) -> tuple[VectorStore, VectorStoreFile] | None:
-        if not (_usable(store_id) and _usable(file_id)):
-            return None
-        query = (
-            select(VectorStore, VectorStoreFile)
-            .join(VectorStoreFile, VectorStore.seq == VectorStoreFile.vector_store_seq)
-            .where(VectorStore.owner == owner, VectorStore.id == store_id, VectorStoreFile.file_id == file_id)
-        )
-        found = session.execute(query).one_or_none()
-        return (found[0], found[1]) if found else None
 
     def add_file(self, owner: str, store_id: str, new: NewStoreFile) -> tuple[Json, bool] | None:
         """The file in the store ``in_progress`` (or as it already is there: the same file is
         not added twice), and whether it was added now; None if the store is not the owner's."""
         with self._database.sessions.begin() as session:
-            store = self._store(session, owner, store_id)
+            store = find_store(session, owner, store_id)
             if store is None:
                 return None
-            found = self._store_file(session, owner, store_id, new.file_id)
+            found = find_store_file(session, owner, store_id, new.file_id)
             if found is not None:
                 return file_object(found[1], store_id), False
-            row = self._file_row(store, owner, new, _now())
+            row = new_file_row(store, owner, new, timestamp())
             session.add(row)
-            store.last_active_at = _now()
+            store.last_active_at = timestamp()
             session.flush()
             return file_object(row, store_id), True
 
     def get_file(self, owner: str, store_id: str, file_id: str) -> Json | None:
         with self._database.sessions() as session:
-            found = self._store_file(session, owner, store_id, file_id)
+            found = find_store_file(session, owner, store_id, file_id)
             return file_object(found[1], store_id) if found else None
 
     def list_files(
@@ -285,12 +288,12 @@ class VectorStores:
         """A page of the store's files (of one batch, with one status); None if the store is
         not the owner's; ``CursorNotFound`` for a cursor that is not a file of the store."""
         with self._database.sessions() as session:
-            store = self._store(session, owner, store_id)
+            store = find_store(session, owner, store_id)
             if store is None:
                 return None
             cursors = []
             for cursor in (after, before):
-                found = self._store_file(session, owner, store_id, cursor) if cursor is not None else None
+                found = find_store_file(session, owner, store_id, cursor) if cursor is not None else None
                 if cursor is not None and found is None:
                     raise CursorNotFound(cursor)
                 cursors.append(found[1].seq if found else None)
@@ -306,7 +309,7 @@ class VectorStores:
         """What indexing needs for a file still ``in_progress`` (None otherwise: removed,
         cancelled, or indexed already)."""
         with self._database.sessions() as session:
-            found = self._store_file(session, owner, store_id, file_id)
+            found = find_store_file(session, owner, store_id, file_id)
             if found is None or found[1].status != "in_progress":
                 return None
             stored = session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
@@ -325,93 +328,3 @@ class VectorStores:
         )
         with self._database.sessions() as session:
             return [tuple(row) for row in session.execute(query)]
-
-    # --- file batches -----------------------------------------------------------------------
-
-    def _batch(self, session: Session, owner: str, store_id: str, batch_id: str) -> tuple[VectorStore, VectorStoreFileBatch] | None:
-        if not (_usable(store_id) and _usable(batch_id)):
-            return None
-        query = (
-            select(VectorStore, VectorStoreFileBatch)
-            .join(VectorStoreFileBatch, VectorStore.seq == VectorStoreFileBatch.vector_store_seq)
-            .where(VectorStore.owner == owner, VectorStore.id == store_id, VectorStoreFileBatch.id == batch_id)
-        )
-        found = session.execute(query).one_or_none()
-        return (found[0], found[1]) if found else None
-
-    def _batch_object(self, session: Session, store: VectorStore, batch: VectorStoreFileBatch) -> Json:
-        rows = session.execute(
-            select(VectorStoreFile.status, func.count())
-            .where(VectorStoreFile.vector_store_seq == store.seq, VectorStoreFile.batch_id == batch.id)
-            .group_by(VectorStoreFile.status)
-        ).all()
-        counts = _counts([(status, count) for status, count in rows])
-        if batch.cancelled:
-            status = "cancelled"
-        elif counts["in_progress"]:
-            status = "in_progress"
-        elif counts["total"] and counts["failed"] == counts["total"]:
-            status = "failed"
-        else:
-            status = "completed"
-        return {
-            "id": batch.id,
-            "object": "vector_store.files_batch",
-            "created_at": batch.created_at,
-            "vector_store_id": store.id,
-            "status": status,
-            "file_counts": counts,
-        }
-
-    def create_batch(self, owner: str, store_id: str, files: list[NewStoreFile]) -> tuple[Json, list[str]] | None:
-        """The batch and its files ``in_progress`` in one transaction; a file already in the
-        store joins the batch as it is. The batch and the ids of the files to index; None
-        if the store is not the owner's."""
-        now = _now()
-        with self._database.sessions.begin() as session:
-            store = self._store(session, owner, store_id)
-            if store is None:
-                return None
-            batch = VectorStoreFileBatch(id="vsfb_" + secrets.token_hex(12), vector_store_seq=store.seq, owner=owner, created_at=now, cancelled=False)
-            session.add(batch)
-            added = []
-            for new in {new.file_id: new for new in files}.values():
-                found = self._store_file(session, owner, store_id, new.file_id)
-                if found is not None:
-                    found[1].batch_id = batch.id
-                    continue
-                session.add(self._file_row(store, owner, new, now, batch.id))
-                added.append(new.file_id)
-            store.last_active_at = now
-            session.flush()
-            return self._batch_object(session, store, batch), added
-
-    def get_batch(self, owner: str, store_id: str, batch_id: str) -> Json | None:
-        with self._database.sessions() as session:
-            found = self._batch(session, owner, store_id, batch_id)
-            return self._batch_object(session, *found) if found else None
-
-    def cancel_batch(self, owner: str, store_id: str, batch_id: str) -> Json | None:
-        """The batch cancelled: its files not indexed yet become ``cancelled`` (indexing
-        drops them; one being embedded is not saved)."""
-        with self._database.sessions.begin() as session:
-            found = self._batch(session, owner, store_id, batch_id)
-            if found is None:
-                return None
-            store, batch = found
-            # A batch with nothing left to index has finished: cancelling changes nothing.
-            stopped = session.execute(
-                update(VectorStoreFile)
-                .where(
-                    VectorStoreFile.vector_store_seq == store.seq,
-                    VectorStoreFile.batch_id == batch.id,
-                    VectorStoreFile.status == "in_progress",
-                )
-                .values(status="cancelled")
-                .execution_options(synchronize_session=False)
-            )
-            if stopped.rowcount:
-                batch.cancelled = True
-            session.flush()
-            return self._batch_object(session, store, batch)
-

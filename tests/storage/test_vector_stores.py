@@ -12,7 +12,6 @@ from sqlalchemy import text
 from llm_backend.storage import Database
 from tests.storage.conftest import DATABASES
 from tests.support import clients
-from tests.support.server import LiveServer
 
 KEY_A, KEY_B = "sk-vs-owner-a", "sk-vs-owner-b"
 POLL = {"poll_interval_ms": 100}
@@ -228,7 +227,7 @@ def test_max_num_results_caps_the_page(owner_a, science):
 
 
 def test_score_threshold_drops_weaker_results(owner_a, science):
-    store_id, ids = science
+    store_id, _ = science
     everything = owner_a.vector_stores.search(store_id, query="bread dough lava planets")
     cut = owner_a.vector_stores.search(store_id, query="bread dough lava planets", ranking_options={"score_threshold": 0.9})
     assert len(cut.data) < len(everything.data) and all(item.score >= 0.9 for item in cut.data)
