@@ -2,17 +2,19 @@
 store indexes, against a live server with the real models (SmolLM2 and MiniLM).
 
 For each indexing niceness given (``LLM_BACKEND_INDEXING_NICE``), one server: TTFT of
-``--requests`` streamed chat completions one after another while idle, then the same while
-a batch of files (about ``--tokens`` embedding tokens in all) is being indexed; and the
-indexing time. Prints one JSON line per server.
+``--requests`` streamed chat completions one after another while idle, then streamed chat
+completions back to back while one file is indexed (about 4 700 embedding tokens, 800/400
+chunks), ``--rounds`` times; and the indexing time. Prints one JSON line per server.
 
-Run: `.venv/bin/python bench/indexing_ttft.py [--nice 10 0] [--requests 12]`.
+Run: `.venv/bin/python bench/indexing_ttft.py [--nice 10 0] [--requests 6] [--rounds 3]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import signal
 import statistics
 import sys
@@ -22,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.clients import sdk  # noqa: E402
-from tests.support.server import LiveServer  # noqa: E402
+from tests.support.clients import sdk
+from tests.support.server import LiveServer
 
-WORDS = "river mountain orbit lantern harvest copper violin glacier meadow thunder".split()
+WORDS = ["river", "mountain", "orbit", "lantern", "harvest", "copper", "violin", "glacier", "meadow", "thunder"]
 
 
 def document(seed: int, lines: int) -> bytes:
@@ -35,12 +37,18 @@ def document(seed: int, lines: int) -> bytes:
     ).encode()
 
 
+PROMPTS = itertools.count()
+
+
 def ttft(client, count: int) -> list[float]:
+    """Seconds to the first content token of ``count`` streamed chats, one after another;
+    every prompt differs (a repeated one would be served from the engine's prompt cache)."""
     times = []
-    for n in range(count):
+    for _ in range(count):
+        n = next(PROMPTS)
         started = time.perf_counter()
         stream = client.chat.completions.create(
-            model="smollm2", messages=[{"role": "user", "content": f"Count to {n + 3}."}], max_tokens=8, stream=True
+            model="smollm2", messages=[{"role": "user", "content": f"Count from {n} to {n + 3}."}], max_tokens=8, stream=True
         )
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -61,26 +69,32 @@ def summary(times: list[float]) -> dict:
     }
 
 
-def run(nice: int, requests: int, files: int, lines: int) -> dict:
+def run(nice: int, requests: int, rounds: int, lines: int) -> dict:
+    """Rounds of (idle window, indexing window) in one server: the machine is shared, so its
+    other load drifts; alternating the windows exposes both to the same drift."""
     env = {"LLM_BACKEND_INDEXING_NICE": str(nice)}
     with LiveServer(Path(tempfile.mkdtemp(prefix="bench-ttft-")), env=env) as live:
         client = sdk(live)
         ttft(client, 2)  # warm up the chat path
         store = client.vector_stores.create(name="bench")
         client.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("warm.txt", b"warm up"), poll_interval_ms=100)
-        idle = ttft(client, requests)
-        ids = [client.files.create(file=(f"d{i}.txt", document(i, lines)), purpose="assistants").id for i in range(files)]
-        started = time.perf_counter()
-        client.vector_stores.file_batches.create(store.id, file_ids=ids)
-        busy = []
-        while client.vector_stores.retrieve(store.id).file_counts.in_progress:
-            busy += ttft(client, 1)
-        indexing = time.perf_counter() - started
+        idle: list[float] = []
+        busy: list[float] = []
+        indexing: list[float] = []
+        for round_ in range(rounds):
+            idle += ttft(client, requests)
+            file_id = client.files.create(file=(f"d{round_}.txt", document(round_, lines)), purpose="assistants").id
+            started = time.perf_counter()
+            client.vector_stores.files.create(vector_store_id=store.id, file_id=file_id)
+            while client.vector_stores.files.retrieve(file_id, vector_store_id=store.id).status == "in_progress":
+                busy += ttft(client, 1)
+            indexing.append(time.perf_counter() - started)
         return {
             "indexing_nice": nice,
             "idle": summary(idle),
             "while_indexing": summary(busy) if busy else None,
-            "indexing_seconds": round(indexing, 1),
+            "indexing_seconds_per_file": [round(seconds, 1) for seconds in indexing],
+            "load_average": round(os.getloadavg()[0], 1),
         }
 
 
@@ -90,11 +104,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nice", type=int, nargs="+", default=[10, 0])
     parser.add_argument("--requests", type=int, default=12)
-    parser.add_argument("--files", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lines", type=int, default=120)
     args = parser.parse_args()
     for nice in args.nice:
-        print(json.dumps(run(nice, args.requests, args.files, args.lines)), flush=True)
+        print(json.dumps(run(nice, args.requests, args.rounds, args.lines)), flush=True)
 
 
 if __name__ == "__main__":

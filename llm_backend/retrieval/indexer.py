@@ -88,7 +88,9 @@ class Indexer:
 
     def _run(self) -> None:
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+            thread = threading.get_native_id()
+            # Relative to the process's own niceness: ``nice`` steps below the chat's threads.
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + self._nice))
         except (OSError, AttributeError):  # not Linux, or not allowed: run at normal priority
             pass
         while not self._stopping.is_set():
