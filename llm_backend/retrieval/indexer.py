@@ -6,10 +6,12 @@ one thread (the embedder has one llama context, one CPU thread), and the queue h
 only ids (file bytes are read when their turn comes).
 
 Chat generation must not starve: the thread lowers its own scheduling priority (Linux
-``nice`` is per thread; default +10), so on a busy machine the engine workers' decoding
-threads run first; and it embeds a few chunks per call (about 1 000 tokens, ~0.4 s on one
-core), so a search waiting for the embedder waits at most one batch. docs/RETRIEVAL.md has
-chat time-to-first-token measured idle and while indexing.
+``nice`` is per thread; +10 by default, relative to the process), so on a busy machine the
+engine workers' decoding threads run first; and it embeds a few chunks per call (about 1 000 tokens, ~0.4 s on one
+core), so a search waiting for the embedder waits at most one batch. Measured on the
+shared 2-core machine (bench/indexing_ttft.py): at the same priority, indexing doubled chat's
+time to first token (p50 2.1 s idle ⇒ 4.4 s); niced +10, it did not change it (0.97 s ⇒
+0.94 s) and indexing took twice as long. docs/RETRIEVAL.md has the table.
 
 Recovery: at start-up every file left ``in_progress`` (a stop or a kill -9 mid-indexing)
 is queued again; a file's chunks are written in one transaction with its ``completed``
