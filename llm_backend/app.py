@@ -35,6 +35,8 @@ from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
 
 log = logging.getLogger(__name__)
+# createFile: multipart uploads, bounded by max_upload_bytes instead of max_body_bytes.
+UPLOAD_PATHS = frozenset({"/v1/files"})
 
 
 def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
@@ -73,6 +75,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             await services.database.run(services.database.upgrade)
         # Background responses whose process is gone will never finish: failed.
         leases = asyncio.create_task(background.keep(services.database, settings.background_lease))
+        if settings.local_models:
+            # Upload leftovers swept; store files a killed process left in_progress re-queued.
+            await services.database.run(services.retrieval.recover)
         await services.registry.start()
         services.database.usage.start()
         log.info(
@@ -87,6 +92,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         finally:
             leases.cancel()
             await background.stop(services.database)
+            if "retrieval" in vars(services):
+                await services.database.run(services.retrieval.stop)
             await services.registry.stop()
             await services.database.usage.stop()
             services.database.dispose()
@@ -143,7 +150,13 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     # Added in order from the outside in.
     observer = services.metrics if settings.metrics_enabled else None
     app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION, services=services, observer=observer)
-    app.add_middleware(BodyLimit, MiddlewarePosition.BEFORE_EXCEPTION, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+    )
     app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:
         app.add_middleware(

@@ -183,6 +183,12 @@ class Settings(BaseSettings):
     log_json: bool = True
     cors_origins: CommaList = []
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024, description="largest file createFile accepts (OpenAI's: 512 MB); streamed to disk"
+    )
+    indexing_nice: int = Field(
+        10, ge=0, le=19, description="niceness the vector store indexing thread adds to its own (chat decoding goes first)"
+    )
     metrics_public: bool = Field(
         False, description="serve /metrics without a key (else an admin key, when keys are configured)"
     )

@@ -7,6 +7,7 @@ forwarding read through it, so a body is read from the socket once however it is
 from __future__ import annotations
 
 import json
+import tempfile
 from typing import Any
 
 from starlette.types import Message, Receive
@@ -43,6 +44,48 @@ async def read_body(receive: Receive, limit: int | None = None) -> tuple[bytes |
         return replay.pop(0) if replay else await receive()
 
     return body, replayed
+
+
+SPOOL_IN_MEMORY = 1 << 20
+REPLAY_CHUNK = 1 << 20
+
+
+async def spool_body(receive: Receive, limit: int) -> tuple[int | None, Receive]:
+    """Like ``read_body`` for uploads: the body goes to a temporary file (in memory up to
+    1 MB, then on disk), never whole in memory. Its size (None if the client left first)
+    and a receive that replays it in 1 MB messages. Raises ``TooLarge`` past ``limit``."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    size = 0
+    try:
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                spool.close()
+                return None, receive
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge
+            spool.write(chunk)
+            if not message.get("more_body"):
+                break
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    left = size
+
+    async def replayed() -> Message:
+        nonlocal left
+        if spool.closed:
+            return await receive()
+        chunk = spool.read(REPLAY_CHUNK)
+        left -= len(chunk)
+        if left <= 0:
+            spool.close()
+        return {"type": "http.request", "body": chunk, "more_body": left > 0}
+
+    return size, replayed
 
 
 def parse_json(body: bytes) -> Any:

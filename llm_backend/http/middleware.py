@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import errors
 from . import context
-from .body import TooLarge, read_body
+from .body import TooLarge, read_body, spool_body
 from .rendering import error_response
 
 access_log = logging.getLogger("llm_backend.access")
@@ -105,22 +105,30 @@ class RequestContext(HttpMiddleware):
 
 
 class BodyLimit(HttpMiddleware):
-    """Answers 413 for bodies over ``max_bytes``.
+    """Answers 413 for bodies over ``max_bytes``; uploads (``POST`` to one of
+    ``upload_paths``: createFile) have their own, larger limit, ``upload_bytes``.
 
     A chunked body (no Content-Length) is read up to the limit and replayed with its length
-    set: Connexion's validation would otherwise take it for a missing body.
+    set: Connexion's validation would otherwise take it for a missing body. A chunked
+    upload is spooled to a temporary file for that, not held in memory.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, upload_bytes: int | None = None, upload_paths: frozenset[str] = frozenset()
+    ) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes or max_bytes
+        self.upload_paths = upload_paths
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
+        upload = scope["method"] == "POST" and scope["path"] in self.upload_paths
+        limit = self.upload_bytes if upload else self.max_bytes
         length = headers.get(b"content-length")
         if length is not None:
-            if length.isdigit() and int(length) > self.max_bytes:
-                await error_response(errors.request_too_large(self.max_bytes))(scope, receive, send)
+            if length.isdigit() and int(length) > limit:
+                await error_response(errors.request_too_large(limit))(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -128,15 +136,19 @@ class BodyLimit(HttpMiddleware):
             await self.app(scope, receive, send)
             return
         try:
-            body, receive = await read_body(receive, self.max_bytes)
+            if upload:
+                size, receive = await spool_body(receive, limit)
+            else:
+                body, receive = await read_body(receive, limit)
+                size = None if body is None else len(body)
         except TooLarge:
-            await error_response(errors.request_too_large(self.max_bytes))(scope, receive, send)
+            await error_response(errors.request_too_large(limit))(scope, receive, send)
             return
-        if body is None:
+        if size is None:
             return  # the client went away
         scope["headers"] = [
             (name, value) for name, value in scope["headers"] if name != b"transfer-encoding"
-        ] + [(b"content-length", str(len(body)).encode())]
+        ] + [(b"content-length", str(size).encode())]
         await self.app(scope, receive, send)
 
 

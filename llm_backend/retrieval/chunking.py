@@ -51,6 +51,9 @@ class Chunk:
 
 
 def _integer(value: Any, param: str) -> int:
+    # JSON Schema's integer includes 100.0: a number with no fractional part.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_request(f"Invalid '{param}': expected an integer.", param, "invalid_type")
     return value

@@ -55,6 +55,8 @@ def parse_queries(query: Any) -> list[str]:
 
 
 def parse_limit(max_num_results: Any) -> int:
+    if isinstance(max_num_results, float) and max_num_results.is_integer():
+        max_num_results = int(max_num_results)  # JSON Schema's integer includes 10.0
     if isinstance(max_num_results, bool) or not isinstance(max_num_results, int) or not 1 <= max_num_results <= MAX_RESULTS:
         raise bad_request(
             f"Invalid 'max_num_results': expected an integer between 1 and {MAX_RESULTS}.", "max_num_results", "invalid_value"

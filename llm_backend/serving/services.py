@@ -3,6 +3,7 @@ database, and the metrics the HTTP layer keeps (``http/metrics.py``)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,3 +18,11 @@ class Services:
     registry: ModelRegistry
     database: Database
     metrics: Any = None  # http/metrics.Metrics: the HTTP layer's, opaque down here
+
+    @functools.cached_property
+    def retrieval(self) -> Any:
+        """The embedder, searcher and indexer (``serving/retrieval.py``), built on first use:
+        a pure gateway never imports numpy."""
+        from .retrieval import Retrieval
+
+        return Retrieval(self.settings, self.database)

@@ -15,11 +15,14 @@ need the body re-encoded for the handler.
 from __future__ import annotations
 
 import re
+import tempfile
 from typing import Any
 
+from connexion.exceptions import BadRequestProblem
 from connexion.validators import MultiPartFormDataValidator
+from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException
-from starlette.types import Scope
+from starlette.types import Message, Receive, Scope
 
 from ..errors import bad_request
 
@@ -79,7 +82,56 @@ def request_folded_objects() -> dict[str, Any]:
     return folded_objects(request.scope)
 
 
+SPOOL_IN_MEMORY = 1 << 20
+REPLAY_CHUNK = 1 << 20
+
+
 class OpenAIMultiPartValidator(MultiPartFormDataValidator):
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        """Connexion's ``wrap_receive``, with the body kept in a temporary file (in memory up
+        to 1 MB) instead of a list of messages: an upload of hundreds of megabytes is parsed
+        here, then replayed to the handler, and must never be whole in memory."""
+        if not int(Headers(scope=scope).get("content-length", 0)) and self._required:
+            raise BadRequestProblem("RequestBody is required")
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        ended: list[Message] = []
+
+        async def stream():
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    ended.append(message)
+                    break
+                chunk = message.get("body", b"")
+                spool.write(chunk)
+                yield chunk
+                if not message.get("more_body"):
+                    break
+            yield b""
+
+        try:
+            body = await self._parse(stream(), scope=scope)
+            if not (body is None and self._nullable):
+                self._validate(body)
+        except BaseException:
+            spool.close()
+            raise
+        size = spool.tell()
+        spool.seek(0)
+
+        async def replayed() -> Message:
+            if ended:
+                return ended.pop(0)
+            if spool.closed:
+                return await receive()
+            chunk = spool.read(REPLAY_CHUNK)
+            more = spool.tell() < size
+            if not more:
+                spool.close()
+            return {"type": "http.request", "body": chunk, "more_body": more}
+
+        return replayed, scope
+
     async def _parse(self, stream: Any, scope: Scope) -> Any:
         try:
             data = await super()._parse(stream, scope)

@@ -90,6 +90,19 @@ class Database:
         size = getattr(pool, "size", None)
         return (checked_out() if callable(checked_out) else 0, size() if callable(size) else 0)
 
+    @functools.cached_property
+    def vector_stores(self):
+        """Vector stores, their files and batches as the API shows them."""
+        from .vector_stores import VectorStores
+
+        return VectorStores(self)
+
+    @functools.cached_property
+    def vector_store_batches(self):
+        from .vector_store_batches import VectorStoreBatches
+
+        return VectorStoreBatches(self)
+
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name

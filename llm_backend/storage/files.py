@@ -125,6 +125,13 @@ class FileStore:
             return None
         return {**as_openai(row), "mime_type": row.mime_type}, (self.directory / row.path).read_bytes()
 
+    def locate(self, owner: str, file_id: str) -> tuple[Json, Path] | None:
+        """The file object (with ``mime_type``) and the path of its bytes, to stream them."""
+        row = self._row(owner, file_id)
+        if row is None:
+            return None
+        return {**as_openai(row), "mime_type": row.mime_type}, self.directory / row.path
+
     def list(self, owner: str, purpose: str | None = None, after: str | None = None, limit: int = 10000, order: str = "desc") -> tuple[list[Json], bool]:
         query = select(StoredFile).where(StoredFile.owner == owner)
         if purpose is not None:

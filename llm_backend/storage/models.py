@@ -257,11 +257,30 @@ class VectorStoreFile(Base):
     usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The file batch that added it, if any (revision 0006).
+    batch_id: Mapped[str | None] = mapped_column(String(64), default=None)
 
     __table_args__ = (
         UniqueConstraint("vector_store_seq", "file_id", name="uq_vector_store_files_store_file"),
         Index("ix_vector_store_files_file_id", "file_id"),
+        Index("ix_vector_store_files_batch_id", "batch_id"),
+        Index("ix_vector_store_files_status", "status"),
     )
+
+
+class VectorStoreFileBatch(Base):
+    """A file batch (revision 0006): its counts and status are computed from its files."""
+
+    __tablename__ = "vector_store_file_batches"
+
+    seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    vector_store_seq: Mapped[int] = mapped_column(
+        SEQUENCE_TYPE, ForeignKey("vector_stores.seq", ondelete="CASCADE")
+    )
+    owner: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class VectorStoreChunk(Base):

@@ -111,11 +111,21 @@ class VectorIndex:
         )
         return session.scalars(query).one_or_none()
 
-    def save_chunks(self, owner: str, store_id: str, file_id: str, chunks: list[NewChunk], usage_bytes: int) -> bool:
-        """The file's chunks replace any it had, and it is ``completed``, in one transaction."""
+    def save_chunks(
+        self,
+        owner: str,
+        store_id: str,
+        file_id: str,
+        chunks: list[NewChunk],
+        usage_bytes: int,
+        only_in_progress: bool = False,
+    ) -> bool:
+        """The file's chunks replace any it had, and it is ``completed``, in one transaction.
+        With ``only_in_progress``, nothing is written unless the file is still
+        ``in_progress`` (a batch cancelled meanwhile)."""
         with self._database.sessions.begin() as session:
             row = self._store_file(session, owner, store_id, file_id)
-            if row is None:
+            if row is None or (only_in_progress and row.status != "in_progress"):
                 return False
             session.execute(delete(VectorStoreChunk).where(VectorStoreChunk.vector_store_file_seq == row.seq))
             session.add_all(
@@ -134,10 +144,12 @@ class VectorIndex:
             self._bump(session, row.vector_store_seq)
         return True
 
-    def mark_failed(self, owner: str, store_id: str, file_id: str, code: str, message: str) -> bool:
+    def mark_failed(
+        self, owner: str, store_id: str, file_id: str, code: str, message: str, only_in_progress: bool = False
+    ) -> bool:
         with self._database.sessions.begin() as session:
             row = self._store_file(session, owner, store_id, file_id)
-            if row is None:
+            if row is None or (only_in_progress and row.status != "in_progress"):
                 return False
             session.execute(delete(VectorStoreChunk).where(VectorStoreChunk.vector_store_file_seq == row.seq))
             row.status, row.usage_bytes, row.last_error = "failed", 0, {"code": code, "message": message}

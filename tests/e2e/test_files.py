@@ -3,18 +3,25 @@ delete; per-key isolation; bad uploads store nothing; files outlive a restart.""
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
 from tests.support.server import LiveServer
 
 KEY_A, KEY_B = "sk-files-a", "sk-files-b"
-BODY_LIMIT = 64 * 1024
+BODY_LIMIT = 64 * 1024  # JSON bodies
+UPLOAD_LIMIT = 256 * 1024  # createFile
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    env = {"LLM_BACKEND_API_KEYS": f"{KEY_A},{KEY_B}", "LLM_BACKEND_MAX_BODY_BYTES": str(BODY_LIMIT)}
+    env = {
+        "LLM_BACKEND_API_KEYS": f"{KEY_A},{KEY_B}",
+        "LLM_BACKEND_MAX_BODY_BYTES": str(BODY_LIMIT),
+        "LLM_BACKEND_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        "LLM_BACKEND_MODEL_LOAD": "lazy",
+    }
     with LiveServer(tmp_path_factory.mktemp("files"), env=env) as server:
         yield server
 
@@ -94,12 +101,49 @@ def test_a_wrong_purpose_is_a_400(owner_b):
         owner_b.files.create(file=("x.txt", b"x"), purpose="homework")
 
 
-def test_a_file_over_the_size_limit_is_a_413_and_nothing_is_stored(owner_b):
+def test_a_file_over_the_upload_limit_is_a_413_and_nothing_is_stored(owner_b):
     before = ids(owner_b.files.list())
     with pytest.raises(openai.APIStatusError) as caught:
-        owner_b.files.create(file=("big.txt", b"x" * (BODY_LIMIT + 1)), purpose="assistants")
-    assert caught.value.status_code == 413
+        owner_b.files.create(file=("big.txt", b"x" * (UPLOAD_LIMIT + 1)), purpose="assistants")
+    assert caught.value.status_code == 413 and caught.value.body["code"] == "request_too_large"
     assert ids(owner_b.files.list()) == before
+
+
+def test_an_upload_may_exceed_the_json_body_limit(owner_a):
+    content = bytes(range(256)) * (2 * BODY_LIMIT // 256)
+    created = owner_a.files.create(file=("big.bin", content), purpose="assistants")
+    assert created.bytes == len(content) > BODY_LIMIT
+    assert owner_a.files.content(created.id).read() == content
+
+
+def test_a_chunked_upload_over_the_limit_is_a_413_and_nothing_is_stored(live, owner_b):
+    before = ids(owner_b.files.list())
+
+    def body():  # no Content-Length: sent chunked
+        yield b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="c.txt"\r\n\r\n'
+        for _ in range(UPLOAD_LIMIT // 65536 + 1):
+            yield b"x" * 65536
+        yield b"\r\n--b--\r\n"
+
+    headers = {"Authorization": f"Bearer {KEY_B}", "content-type": "multipart/form-data; boundary=b"}
+    answer = httpx.post(live.api + "/files", content=body(), headers=headers, timeout=30)
+    assert answer.status_code == 413
+    assert ids(owner_b.files.list()) == before
+
+
+def test_a_chunked_upload_within_the_limit_is_stored_whole(live, owner_b):
+    def body():
+        yield b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="c.txt"\r\n\r\n'
+        for index in range(3):
+            yield bytes([65 + index]) * 65536
+        yield b"\r\n--b--\r\n"
+
+    headers = {"Authorization": f"Bearer {KEY_B}", "content-type": "multipart/form-data; boundary=b"}
+    answer = httpx.post(live.api + "/files", content=body(), headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert owner_b.files.content(answer.json()["id"]).read() == b"A" * 65536 + b"B" * 65536 + b"C" * 65536
 
 
 def test_an_unknown_file_is_a_404(owner_a):

@@ -32,8 +32,8 @@ class Inner:
         await send({"type": "http.response.body", "body": body})
 
 
-async def call(app, messages: list[dict], headers: list | None = None, then_disconnect: bool = True):
-    scope = {"type": "http", "method": "POST", "path": "/v1/x", "headers": headers or [], "query_string": b""}
+async def call(app, messages: list[dict], headers: list | None = None, then_disconnect: bool = True, path: str = "/v1/x"):
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers or [], "query_string": b""}
     pending = list(messages)
     sent = []
 
@@ -95,6 +95,36 @@ async def test_a_chunked_body_within_the_limit_reaches_the_app_whole_with_its_le
     sent = await call(BodyLimit(Inner(), max_bytes=10), chunks, headers=[(b"transfer-encoding", b"chunked")])
     assert sent[0]["status"] == 200 and body_of(sent) == b"123456"
     assert dict(sent[0]["headers"])[b"x-length"] == b"6"
+
+
+def uploads(inner, max_bytes: int = 10, upload_bytes: int = 100) -> BodyLimit:
+    return BodyLimit(inner, max_bytes=max_bytes, upload_bytes=upload_bytes, upload_paths=frozenset({"/v1/files"}))
+
+
+async def test_an_upload_has_its_own_larger_limit():
+    inner = Inner()
+    sent = await call(uploads(inner), [{"type": "http.request", "body": b"x" * 50}], headers=[(b"content-length", b"50")], path="/v1/files")
+    assert sent[0]["status"] == 200
+    refused = await call(uploads(Inner()), [], headers=[(b"content-length", b"101")], path="/v1/files")
+    assert refused[0]["status"] == 413 and "100 bytes" in json.loads(body_of(refused))["error"]["message"]
+
+
+async def test_the_upload_limit_applies_to_uploads_only():
+    sent = await call(uploads(Inner()), [], headers=[(b"content-length", b"50")], path="/v1/chat/completions")
+    assert sent[0]["status"] == 413
+
+
+async def test_a_chunked_upload_is_spooled_and_replayed_whole_with_its_length():
+    chunks = [{"type": "http.request", "body": bytes([65 + i]) * 20, "more_body": i < 3} for i in range(4)]
+    sent = await call(uploads(Inner()), chunks, headers=[(b"transfer-encoding", b"chunked")], path="/v1/files")
+    assert sent[0]["status"] == 200 and body_of(sent) == b"A" * 20 + b"B" * 20 + b"C" * 20 + b"D" * 20
+    assert dict(sent[0]["headers"])[b"x-length"] == b"80"
+
+
+async def test_a_chunked_upload_over_its_limit_is_413():
+    chunks = [{"type": "http.request", "body": b"x" * 40, "more_body": True}] * 3
+    sent = await call(uploads(Inner()), chunks, headers=[(b"transfer-encoding", b"chunked")], path="/v1/files")
+    assert sent[0]["status"] == 413
 
 
 async def test_a_client_that_hangs_up_before_the_answer_cancels_the_work():

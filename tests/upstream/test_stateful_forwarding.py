@@ -1,4 +1,4 @@
-"""The stateful families (Responses, Conversations, Files) with upstreams: served here for
+"""The stateful families (Responses, Conversations, Files, Vector stores) with upstreams: served here for
 local models, forwarded for upstream ones, and entirely forwarded by a pure gateway. The
 upstream is real: the session's live server (this service with the real model)."""
 
@@ -67,3 +67,11 @@ def test_a_pure_gateway_forwards_file_uploads_as_sent(gateway, server):
     uploaded = sdk(gateway).files.create(file=("notes.txt", b"forwarded bytes"), purpose="assistants")
     assert access_lines(server, "/v1/files", since=before, expect=1)
     assert sdk(server).files.content(uploaded.id).read() == b"forwarded bytes"
+
+
+def test_a_pure_gateway_forwards_vector_stores(gateway, server):
+    before = log_size(server)
+    store = sdk(gateway).vector_stores.create(name="via gateway")
+    assert access_lines(server, "/v1/vector_stores", since=before, expect=1)
+    assert sdk(server).vector_stores.retrieve(store.id).name == "via gateway"
+    assert sdk(gateway).vector_stores.search(store.id, query="anything").data == []

@@ -1,0 +1,148 @@
+"""The background indexing of vector store files: one queue, one thread, small batches.
+
+A file added to a store is ``in_progress`` at once (the request returns); this thread
+indexes the queued files one at a time, off the request path. Bounded by construction:
+one thread (the embedder has one llama context, one CPU thread), and the queue holds
+only ids (file bytes are read when their turn comes).
+
+Chat generation must not starve: the thread lowers its own scheduling priority (Linux
+``nice`` is per thread; +10 by default, relative to the process), so on a busy machine the
+engine workers' decoding threads run first; and it embeds a few chunks per call (about 1 000 tokens, ~0.4 s on one
+core), so a search waiting for the embedder waits at most one batch. Measured on the
+shared 2-core machine (bench/indexing_ttft.py): at the same priority, indexing doubled chat's
+time to first token (p50 2.1 s idle ⇒ 4.4 s); niced +10, it did not change it (0.97 s ⇒
+0.94 s) and indexing took twice as long. docs/RETRIEVAL.md has the table.
+
+Recovery: at start-up every file left ``in_progress`` (a stop or a kill -9 mid-indexing)
+is queued again; a file's chunks are written in one transaction with its ``completed``
+status, so a killed indexing leaves no partial chunks to clean.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .chunking import ChunkingStrategy
+from .indexing import index_file
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]  # owner, vector store id, file id
+TOKENS_PER_BATCH = 1024
+
+
+class Indexer:
+    def __init__(
+        self,
+        database: Any,
+        files_dir: Path,
+        embedder: Callable[[], Any],
+        nice: int = 10,
+        tokens_per_batch: int = TOKENS_PER_BATCH,
+    ) -> None:
+        self._database = database
+        self._files_dir = Path(files_dir)
+        self._embedder = embedder
+        self._nice = nice
+        self._tokens_per_batch = tokens_per_batch
+        self._queue: queue.Queue[Key | None] = queue.Queue()
+        self._pending: set[Key] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.indexed = 0  # files finished (any outcome) since start, for tests and logs
+
+    def submit(self, owner: str, vector_store_id: str, file_id: str) -> None:
+        """Queue a file of a store (``in_progress``) for indexing; the thread starts on the
+        first submission."""
+        key = (owner, vector_store_id, file_id)
+        with self._lock:
+            if key in self._pending:
+                return
+            self._pending.add(key)
+            if self._thread is None and not self._stopping.is_set():
+                self._thread = threading.Thread(target=self._run, name="vector-store-indexer", daemon=True)
+                self._thread.start()
+        self._queue.put(key)
+
+    def recover(self) -> int:
+        """Queue every file a previous process left ``in_progress``; how many."""
+        jobs = self._database.vector_stores.jobs_in_progress()
+        for owner, store_id, file_id in jobs:
+            self.submit(owner, store_id, file_id)
+        if jobs:
+            log.warning("re-queued %d vector store files left in_progress", len(jobs))
+        return len(jobs)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the file being indexed (it stays ``in_progress`` if cut short: the next
+        start re-queues it)."""
+        self._stopping.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            thread = threading.get_native_id()
+            # Relative to the process's own niceness: ``nice`` steps below the chat's threads.
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + self._nice))
+        except (OSError, AttributeError):  # not Linux, or not allowed: run at normal priority
+            pass
+        while not self._stopping.is_set():
+            key = self._queue.get()
+            if key is None:
+                break
+            try:
+                self._index(*key)
+            except Exception:  # one file's failure must not stop the queue
+                log.exception("indexing a vector store file failed", extra={"file_id": key[2]})
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+                self.indexed += 1
+
+    def _index(self, owner: str, store_id: str, file_id: str) -> None:
+        stores = self._database.vector_stores
+        job = stores.job(owner, store_id, file_id)
+        if job is None:
+            return  # removed, cancelled or already indexed meanwhile
+        strategy = _strategy(job.chunking_strategy)
+        try:
+            data = (self._files_dir / job.path).read_bytes()
+        except OSError as exc:
+            self._database.vector_index.mark_failed(
+                owner, store_id, file_id, "server_error", f"The file's bytes could not be read: {type(exc).__name__}", True
+            )
+            return
+
+        def keep_going() -> bool:
+            return not self._stopping.is_set() and stores.job(owner, store_id, file_id) is not None
+
+        status = index_file(
+            self._database,
+            self._embedder(),
+            owner,
+            store_id,
+            file_id,
+            data,
+            job.filename,
+            job.mime_type,
+            strategy,
+            batch_chunks=max(1, self._tokens_per_batch // strategy.max_chunk_size_tokens),
+            keep_going=keep_going,
+        )
+        log.info("vector store file indexed", extra={"file_id": file_id, "vector_store_id": store_id, "status": status})
+
+
+def _strategy(shown: dict) -> ChunkingStrategy:
+    static = (shown or {}).get("static") or {}
+    if "max_chunk_size_tokens" in static:
+        return ChunkingStrategy(static["max_chunk_size_tokens"], static["chunk_overlap_tokens"])
+    return ChunkingStrategy()

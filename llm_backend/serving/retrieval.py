@@ -1,0 +1,62 @@
+"""The retrieval engine of one app: the embedding model (loaded on first use, once per
+process), the searcher with its in-memory vector caches, and the background indexer.
+
+Shared by the vector store operations and the ``file_search`` tool; built on first use
+(``Services.retrieval``), so a pure gateway never imports numpy or loads the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..retrieval.indexer import Indexer
+from ..retrieval.search import Searcher
+from ..settings import Settings
+from ..storage import Database
+from ..storage.files import FileStore
+
+log = logging.getLogger(__name__)
+
+
+class Retrieval:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+        self.files_dir: Path = settings.data_dir / "files"
+        self._embedder: Any = None
+        self._lock = threading.Lock()
+        self.searcher = Searcher(database, self.embed)
+        self.indexer = Indexer(database, self.files_dir, self.embedder, nice=settings.indexing_nice)
+
+    def embedder(self) -> Any:
+        """The embedding model (all-MiniLM-L6-v2 on llama.cpp), loaded once (blocking)."""
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    from ..retrieval.embedder import Embedder
+
+                    started = time.perf_counter()
+                    self._embedder = Embedder.from_package(self.settings.model_cache_dir)
+                    log.info("embedding model loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
+        return self._embedder
+
+    def embed(self, texts: list[str]) -> Any:
+        return self.embedder().embed(texts)
+
+    def file_store(self) -> FileStore:
+        return FileStore(self.database, self.files_dir)
+
+    def recover(self) -> None:
+        """At start-up (blocking): sweep upload leftovers (partial writes, bytes without a
+        row), then queue the files a previous process left ``in_progress``."""
+        removed = self.file_store().sweep_orphans()
+        if removed:
+            log.warning("removed %d orphan upload files", removed)
+        self.indexer.recover()
+
+    def stop(self) -> None:
+        self.indexer.stop()

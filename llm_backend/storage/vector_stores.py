@@ -1,0 +1,330 @@
+"""Vector stores, their files and file batches as the API shows them, per owner.
+
+``vector_index.py`` holds what indexing writes and search reads (chunks, vectors); this
+module the objects around them (file batches: ``vector_store_batches.py``). Counts and sizes are never stored: a store's
+``file_counts`` and ``usage_bytes`` and a batch's counts and status are computed from the
+``vector_store_files`` rows in the query that reads them, so they are true after any
+crash, cancel or delete. Every query is scoped to an owner (another owner's id reads as
+an unknown one); ``jobs_in_progress`` alone crosses owners, for the start-up recovery.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from .models import StoredFile, VectorStore, VectorStoreFile
+
+if TYPE_CHECKING:
+    from . import Database
+
+Json = dict[str, Any]
+Order = Literal["asc", "desc"]
+STATUSES = ("in_progress", "completed", "failed", "cancelled")
+DAY = 86400
+
+
+class CursorNotFound(LookupError):
+    """An ``after``/``before`` cursor names nothing of this owner here."""
+
+
+@dataclass(frozen=True)
+class NewStoreFile:
+    file_id: str
+    attributes: Json
+    chunking_strategy: Json
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to index: who, where, and what its bytes are."""
+
+    owner: str
+    vector_store_id: str
+    file_id: str
+    path: str  # relative to the files directory
+    filename: str
+    mime_type: str | None
+    chunking_strategy: Json
+
+
+def timestamp() -> int:
+    return int(time.time())
+
+
+def usable(text: str | None) -> bool:
+    # PostgreSQL text cannot hold NUL: such an id names nothing (and must not be an error).
+    return text is None or "\x00" not in text
+
+
+def find_store(session: Session, owner: str, store_id: str) -> VectorStore | None:
+    if not usable(store_id):
+        return None
+    return session.scalars(select(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id)).one_or_none()
+
+
+def find_store_file(session: Session, owner: str, store_id: str, file_id: str) -> tuple[VectorStore, VectorStoreFile] | None:
+    if not (usable(store_id) and usable(file_id)):
+        return None
+    query = (
+        select(VectorStore, VectorStoreFile)
+        .join(VectorStoreFile, VectorStore.seq == VectorStoreFile.vector_store_seq)
+        .where(VectorStore.owner == owner, VectorStore.id == store_id, VectorStoreFile.file_id == file_id)
+    )
+    found = session.execute(query).one_or_none()
+    return (found[0], found[1]) if found else None
+
+
+def new_file_row(store: VectorStore, owner: str, new: NewStoreFile, now: int, batch_id: str | None = None) -> VectorStoreFile:
+    """A store file ``in_progress`` (the indexer finishes it)."""
+    return VectorStoreFile(
+        vector_store_seq=store.seq,
+        file_id=new.file_id,
+        owner=owner,
+        status="in_progress",
+        attributes=new.attributes,
+        chunking_strategy=new.chunking_strategy,
+        usage_bytes=0,
+        created_at=now,
+        batch_id=batch_id,
+    )
+
+
+def counts_of(rows: list[tuple[str, int]]) -> Json:
+    counts = {status: 0 for status in STATUSES}
+    for status, count in rows:
+        counts[status] = counts.get(status, 0) + count
+    counts["total"] = sum(counts[status] for status in STATUSES)
+    return counts
+
+
+def store_object(row: VectorStore, counts: Json, usage_bytes: int, now: int | None = None) -> Json:
+    now = now or timestamp()
+    expires_at = row.last_active_at + row.expires_after["days"] * DAY if row.expires_after else None
+    if expires_at is not None and expires_at <= now:
+        status = "expired"
+    else:
+        status = "in_progress" if counts["in_progress"] else "completed"
+    shown: Json = {
+        "id": row.id,
+        "object": "vector_store",
+        "created_at": row.created_at,
+        "name": row.name or "",
+        "usage_bytes": usage_bytes,
+        "file_counts": counts,
+        "status": status,
+        "expires_at": expires_at,
+        "last_active_at": row.last_active_at,
+        "metadata": row.metadata_ or {},
+    }
+    if row.expires_after:
+        shown["expires_after"] = row.expires_after
+    return shown
+
+
+def file_object(row: VectorStoreFile, store_id: str) -> Json:
+    return {
+        "id": row.file_id,
+        "object": "vector_store.file",
+        "usage_bytes": row.usage_bytes,
+        "created_at": row.created_at,
+        "vector_store_id": store_id,
+        "status": row.status,
+        "last_error": row.last_error,
+        "chunking_strategy": row.chunking_strategy,
+        "attributes": row.attributes or {},
+    }
+
+
+def _page(session: Session, query: Select, seq_column: Any, cursor: int | None, before: int | None, limit: int, order: Order) -> tuple[list[Any], bool]:
+    """Rows of ``query`` in ``order`` after ``cursor`` (or the ``limit`` just before
+    ``before``), and whether more follow in that direction."""
+    descending = order == "desc"
+    if before is not None:
+        query = query.where(seq_column > before if descending else seq_column < before)
+        rows = list(session.execute(query.order_by(seq_column.asc() if descending else seq_column.desc()).limit(limit + 1)))
+        return list(reversed(rows[:limit])), len(rows) > limit
+    if cursor is not None:
+        query = query.where(seq_column < cursor if descending else seq_column > cursor)
+    rows = list(session.execute(query.order_by(seq_column.desc() if descending else seq_column.asc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+class VectorStores:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    # --- stores -----------------------------------------------------------------------------
+
+    def _shown(self, session: Session, stores: list[VectorStore]) -> list[Json]:
+        seqs = [store.seq for store in stores]
+        counts: dict[int, list[tuple[str, int]]] = {seq: [] for seq in seqs}
+        usage: dict[int, int] = {seq: 0 for seq in seqs}
+        if seqs:
+            query = (
+                select(VectorStoreFile.vector_store_seq, VectorStoreFile.status, func.count(), func.sum(VectorStoreFile.usage_bytes))
+                .where(VectorStoreFile.vector_store_seq.in_(seqs))
+                .group_by(VectorStoreFile.vector_store_seq, VectorStoreFile.status)
+            )
+            for seq, status, count, used in session.execute(query):
+                counts[seq].append((status, count))
+                usage[seq] += int(used or 0)
+        now = timestamp()
+        return [store_object(store, counts_of(counts[store.seq]), usage[store.seq], now) for store in stores]
+
+    def missing_files(self, owner: str, file_ids: list[str]) -> list[str]:
+        """The ids among ``file_ids`` that name no file of the owner."""
+        wanted = [file_id for file_id in dict.fromkeys(file_ids) if usable(file_id)]
+        with self._database.sessions() as session:
+            found = set(session.scalars(select(StoredFile.id).where(StoredFile.owner == owner, StoredFile.id.in_(wanted))))
+        return [file_id for file_id in dict.fromkeys(file_ids) if file_id not in found]
+
+    def create(
+        self, owner: str, name: str | None, metadata: Json, expires_after: Json | None, files: list[NewStoreFile]
+    ) -> Json:
+        """The store, with its files added ``in_progress``, in one transaction."""
+        now = timestamp()
+        store = VectorStore(
+            id="vs_" + secrets.token_hex(12),
+            owner=owner,
+            name=name,
+            created_at=now,
+            last_active_at=now,
+            metadata_=metadata,
+            expires_after=expires_after,
+            generation=0,
+        )
+        with self._database.sessions.begin() as session:
+            session.add(store)
+            session.flush()
+            for new in {new.file_id: new for new in files}.values():
+                session.add(new_file_row(store, owner, new, now))
+            session.flush()
+            return self._shown(session, [store])[0]
+
+    def get(self, owner: str, store_id: str) -> Json | None:
+        with self._database.sessions() as session:
+            store = find_store(session, owner, store_id)
+            return self._shown(session, [store])[0] if store else None
+
+    def list(self, owner: str, limit: int, order: Order, after: str | None, before: str | None) -> tuple[list[Json], bool]:
+        with self._database.sessions() as session:
+            cursors = []
+            for cursor in (after, before):
+                if cursor is None:
+                    cursors.append(None)
+                    continue
+                store = find_store(session, owner, cursor)
+                if store is None:
+                    raise CursorNotFound(cursor)
+                cursors.append(store.seq)
+            query = select(VectorStore).where(VectorStore.owner == owner)
+            rows, has_more = _page(session, query, VectorStore.seq, cursors[0], cursors[1], limit, order)
+            return self._shown(session, [row[0] for row in rows]), has_more
+
+    def update(self, owner: str, store_id: str, changes: Json) -> Json | None:
+        """``changes``: any of ``name``, ``metadata``, ``expires_after`` (None clears it)."""
+        with self._database.sessions.begin() as session:
+            store = find_store(session, owner, store_id)
+            if store is None:
+                return None
+            if "name" in changes:
+                store.name = changes["name"]
+            if "metadata" in changes:
+                store.metadata_ = changes["metadata"]
+            if "expires_after" in changes:
+                store.expires_after = changes["expires_after"]
+            store.last_active_at = timestamp()
+            session.flush()
+            return self._shown(session, [store])[0]
+
+    def touch(self, owner: str, store_ids: list[str]) -> None:
+        """The stores were used (searched): their ``last_active_at`` (and expiry) moves on."""
+        names = [store_id for store_id in store_ids if usable(store_id)]
+        with self._database.sessions.begin() as session:
+            session.execute(
+                update(VectorStore).where(VectorStore.owner == owner, VectorStore.id.in_(names)).values(last_active_at=timestamp())
+            )
+
+    # --- files of a store -------------------------------------------------------------------
+
+    def add_file(self, owner: str, store_id: str, new: NewStoreFile) -> tuple[Json, bool] | None:
+        """The file in the store ``in_progress`` (or as it already is there: the same file is
+        not added twice), and whether it was added now; None if the store is not the owner's."""
+        with self._database.sessions.begin() as session:
+            store = find_store(session, owner, store_id)
+            if store is None:
+                return None
+            found = find_store_file(session, owner, store_id, new.file_id)
+            if found is not None:
+                return file_object(found[1], store_id), False
+            row = new_file_row(store, owner, new, timestamp())
+            session.add(row)
+            store.last_active_at = timestamp()
+            session.flush()
+            return file_object(row, store_id), True
+
+    def get_file(self, owner: str, store_id: str, file_id: str) -> Json | None:
+        with self._database.sessions() as session:
+            found = find_store_file(session, owner, store_id, file_id)
+            return file_object(found[1], store_id) if found else None
+
+    def list_files(
+        self,
+        owner: str,
+        store_id: str,
+        limit: int,
+        order: Order,
+        after: str | None,
+        before: str | None,
+        status: str | None = None,
+        batch_id: str | None = None,
+    ) -> tuple[list[Json], bool] | None:
+        """A page of the store's files (of one batch, with one status); None if the store is
+        not the owner's; ``CursorNotFound`` for a cursor that is not a file of the store."""
+        with self._database.sessions() as session:
+            store = find_store(session, owner, store_id)
+            if store is None:
+                return None
+            cursors = []
+            for cursor in (after, before):
+                found = find_store_file(session, owner, store_id, cursor) if cursor is not None else None
+                if cursor is not None and found is None:
+                    raise CursorNotFound(cursor)
+                cursors.append(found[1].seq if found else None)
+            query = select(VectorStoreFile).where(VectorStoreFile.vector_store_seq == store.seq)
+            if status is not None:
+                query = query.where(VectorStoreFile.status == status)
+            if batch_id is not None:
+                query = query.where(VectorStoreFile.batch_id == batch_id)
+            rows, has_more = _page(session, query, VectorStoreFile.seq, cursors[0], cursors[1], limit, order)
+            return [file_object(row[0], store_id) for row in rows], has_more
+
+    def job(self, owner: str, store_id: str, file_id: str) -> Job | None:
+        """What indexing needs for a file still ``in_progress`` (None otherwise: removed,
+        cancelled, or indexed already)."""
+        with self._database.sessions() as session:
+            found = find_store_file(session, owner, store_id, file_id)
+            if found is None or found[1].status != "in_progress":
+                return None
+            stored = session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
+            if stored is None:
+                return None
+            return Job(owner, store_id, file_id, stored.path, stored.filename, stored.mime_type, found[1].chunking_strategy)
+
+    def jobs_in_progress(self) -> list[tuple[str, str, str]]:
+        """(owner, store id, file id) of every file left ``in_progress``, oldest first: at
+        start-up, the work a stopped or killed process did not finish."""
+        query = (
+            select(VectorStoreFile.owner, VectorStore.id, VectorStoreFile.file_id)
+            .join(VectorStore, VectorStore.seq == VectorStoreFile.vector_store_seq)
+            .where(VectorStoreFile.status == "in_progress")
+            .order_by(VectorStoreFile.seq)
+        )
+        with self._database.sessions() as session:
+            return [tuple(row) for row in session.execute(query)]
