@@ -41,9 +41,25 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
         from .backends.llama.backend import LlamaBackend
 
         local.append(LlamaBackend(settings, events))
+        if settings.embedding_model:
+            from .retrieval.embedding_model import EmbeddingModel
+
+            local.append(EmbeddingModel(settings))
     upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
     catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
     return ModelRegistry(local, upstreams, catch_all, events)
+
+
+def _retrieval(services: Services) -> None:
+    """The embedding model (a local backend) and the Searcher file_search uses, if served."""
+    from .retrieval.embedding_model import EmbeddingModel
+
+    model = next((backend for backend in services.registry.local if isinstance(backend, EmbeddingModel)), None)
+    if model is not None:
+        from .retrieval.search import Searcher
+
+        services.embedding_model = model
+        services.searcher = Searcher(services.database, model.embed)
 
 
 def _public_metrics(extensions: dict) -> dict:
@@ -65,6 +81,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         database=Database(settings.database_url or default_url(settings.data_dir)),
         metrics=Metrics(registry),
     )
+    _retrieval(services)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):

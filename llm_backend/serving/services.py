@@ -17,3 +17,7 @@ class Services:
     registry: ModelRegistry
     database: Database
     metrics: Any = None  # http/metrics.Metrics: the HTTP layer's, opaque down here
+    # Retrieval (local models only): the embedding model (retrieval/embedding_model.py, also a
+    # backend of the registry) and the one Searcher over the vector stores (its caches).
+    embedding_model: Any = None
+    searcher: Any = None
