@@ -118,8 +118,8 @@ def chat_body(body: Json) -> Json:
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == TOOL:
         choice = None
-    elif choice == "required" and not functions:
-        choice = None
+    elif choice == "required":
+        choice = None  # the search is the tool call it requires
     elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         allowed = [tool for tool in choice.get("tools") or [] if tool.get("type") != TOOL]
         if allowed:
