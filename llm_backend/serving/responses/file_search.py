@@ -165,12 +165,15 @@ async def retrieve(services: Services, owner: str, body: Json, history: list[Jso
         )
     store_ids = tool.get("vector_store_ids") or []
     if not store_ids:
-        raise bad_request(f"Invalid '{param}.vector_store_ids': expected at least one vector store id.",
-                          f"{param}.vector_store_ids", "invalid_value")
+        raise bad_request(
+            f"Invalid '{param}.vector_store_ids': expected at least one vector store id.",
+            f"{param}.vector_store_ids",
+            "invalid_value",
+        )
     query = _query(turn) or _query(history)
     if not query:
-        forced = body.get("tool_choice") == "required" or isinstance(body.get("tool_choice"), dict)
-        if forced:
+        choice = body.get("tool_choice")
+        if choice == "required" or (isinstance(choice, dict) and choice.get("type") == TOOL):
             raise bad_request("'file_search' needs a user message to search for.", "input", "invalid_value")
         return None
     budget = _context_tokens(services, body["model"]) // 2
@@ -182,7 +185,13 @@ async def retrieve(services: Services, owner: str, body: Json, history: list[Jso
         elif error.status == 404:
             error.param = f"{param}.vector_store_ids"
         raise
-    included = INCLUDE_RESULTS in (body.get("include") or [])
+    call = _call(query, page, INCLUDE_RESULTS in (body.get("include") or []))
+    cited = list({item["file_id"]: {"file_id": item["file_id"], "filename": item["filename"]} for item, _ in given}.values())
+    return Retrieval(call, _grounding(given), cited)
+
+
+def _call(query: str, page: Json, included: bool) -> Json:
+    """The ``file_search_call`` output item of a search results page."""
     results = [
         {
             "file_id": item["file_id"],
@@ -193,15 +202,13 @@ async def retrieve(services: Services, owner: str, body: Json, history: list[Jso
         }
         for item in page["data"]
     ]
-    call = {
+    return {
         "id": new_id("fs"),
         "type": "file_search_call",
         "status": "completed",
         "queries": [query],
         "results": results if included else None,
     }
-    cited = list({item["file_id"]: {"file_id": item["file_id"], "filename": item["filename"]} for item, _ in given}.values())
-    return Retrieval(call, _grounding(given), cited)
 
 
 def _search(services: Services, owner: str, tool: Json, query: str, budget: int) -> tuple[Json, list[tuple[Json, str]]]:
