@@ -188,6 +188,11 @@ def test_tool_choice_none_answers_without_searching(client, stores):
     assert [item.type for item in response.output] == ["message"]
 
 
+def test_max_tool_calls_zero_answers_without_searching(client, stores):
+    response = ask(client, stores, max_tool_calls=0)
+    assert [item.type for item in response.output] == ["message"]
+
+
 def test_tool_choice_naming_file_search_searches(client, stores):
     response = ask(client, stores, "chestnuts", tool_choice={"type": "file_search"})
     assert response.output[0].type == "file_search_call"

@@ -149,7 +149,7 @@ async def retrieve(services: Services, owner: str, body: Json, history: list[Jso
     """Search for this turn if the request offers file_search and its ``tool_choice`` allows
     it; None otherwise. Raises the request's 4xx before anything is stored."""
     found = _tool(body)
-    if found is None or not _searches(body.get("tool_choice")):
+    if found is None or not _searches(body.get("tool_choice")) or body.get("max_tool_calls") == 0:
         return None
     index, tool = found
     param = f"tools[{index}]"
