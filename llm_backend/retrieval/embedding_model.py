@@ -45,6 +45,7 @@ class EmbeddingModel:
     """A backend serving one sentence-embedding model (its id and aliases)."""
 
     manages_models = False
+    name = "local"  # where it runs, for logs, metrics and pools (as the local chat models)
 
     def __init__(self, settings: "Settings") -> None:
         self.ids = settings.embedding_model_ids
@@ -82,8 +83,14 @@ class EmbeddingModel:
     def readiness(self) -> tuple[bool, str]:
         return True, ""
 
+    async def probe(self) -> bool:
+        return True
+
     def claims(self, model_id: str) -> bool:
         return model_id in self.ids
+
+    def configured_ids(self) -> list[str]:
+        return list(self.ids)
 
     def models(self) -> list[ModelCard]:
         return [ModelCard(model_id, "llm-backend:local", self.created) for model_id in self.ids]
@@ -120,6 +127,9 @@ class EmbeddingModel:
         return errors.model_not_supported(model_id, "text generation: it is an embedding model (use /v1/embeddings)")
 
     async def chat_completion(self, model_id: str, request: Json) -> Any:
+        raise self._generation(model_id)
+
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Any:
         raise self._generation(model_id)
 
     async def completion(self, model_id: str, request: Json) -> Any:
