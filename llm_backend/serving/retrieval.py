@@ -23,9 +23,12 @@ log = logging.getLogger(__name__)
 
 
 class Retrieval:
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(self, settings: Settings, database: Database, embedding_model: Any = None) -> None:
         self.settings = settings
         self.database = database
+        # The served embedding model's embedder when there is one: one llama context, so a
+        # search and an embeddings.create give the same vectors.
+        self.embedding_model = embedding_model
         self.files_dir: Path = settings.data_dir / "files"
         self._embedder: Any = None
         self._lock = threading.Lock()
@@ -34,6 +37,8 @@ class Retrieval:
 
     def embedder(self) -> Any:
         """The embedding model (all-MiniLM-L6-v2 on llama.cpp), loaded once (blocking)."""
+        if self.embedding_model is not None:
+            return self.embedding_model.embedder()
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:

@@ -18,6 +18,9 @@ class Services:
     registry: ModelRegistry
     database: Database
     metrics: Any = None  # http/metrics.Metrics: the HTTP layer's, opaque down here
+    # The embedding model (retrieval/embedding_model.py), a backend of the registry too, when
+    # it is served: the retrieval engine embeds with it.
+    embedding_model: Any = None
 
     @functools.cached_property
     def retrieval(self) -> Any:
@@ -25,4 +28,4 @@ class Services:
         a pure gateway never imports numpy."""
         from .retrieval import Retrieval
 
-        return Retrieval(self.settings, self.database)
+        return Retrieval(self.settings, self.database, self.embedding_model)

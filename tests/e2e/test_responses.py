@@ -299,7 +299,10 @@ BAD_REQUESTS = {
         {"input": "Hi", "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]},
         "tools[0].type",
     ),
-    "file search tool": ({"input": "Hi", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0].type"),
+    "file search in an unknown store": (
+        {"input": "Hi", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]},
+        "tools[0].vector_store_ids",
+    ),
     "reasoning effort": ({"input": "Hi", "reasoning": {"effort": "high"}}, "reasoning.effort"),
     "unknown previous response": ({"input": "Hi", "previous_response_id": "resp_unknown"}, "previous_response_id"),
     "unknown conversation": ({"input": "Hi", "conversation": "conv_unknown"}, "conversation"),

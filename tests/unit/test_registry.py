@@ -91,4 +91,11 @@ def test_local_backends_serve_every_operation_and_upstreams_only_their_own(tmp_p
 async def test_the_model_list_has_every_local_id_once(tmp_path):
     reg = registry(tmp_path, upstreams=[])
     ids = [card.id for card in await reg.models()]
-    assert ids == ["smol", "gpt-3.5-turbo", "smol:teacher"]
+    assert ids == ["smol", "gpt-3.5-turbo", "smol:teacher", "all-minilm-l6-v2"]
+
+
+async def test_the_retrieval_embedding_model_is_a_local_model_unless_disabled(tmp_path):
+    reg = registry(tmp_path, upstreams=[], embedding_model_aliases="text-embedding-3-small")
+    embedding = reg.backend_for("all-minilm-l6-v2")
+    assert type(embedding).__name__ == "EmbeddingModel" and reg.backend_for("text-embedding-3-small") is embedding
+    assert "all-minilm-l6-v2" not in [card.id for card in await registry(tmp_path, upstreams=[], embedding_model="").models()]

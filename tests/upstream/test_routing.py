@@ -87,7 +87,7 @@ def test_model_routed_nowhere_is_model_not_found(mixed_client):
 
 def test_models_list_merges_local_and_upstream_models(mixed_client):
     ids = [model.id for model in mixed_client.models.list()]
-    assert ids == [LOCAL, "smollm2", "remote-smol"]
+    assert ids == [LOCAL, "all-minilm-l6-v2", "smollm2", "remote-smol"]
 
 
 def test_models_list_survives_an_unreachable_upstream(mixed_client):

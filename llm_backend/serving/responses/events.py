@@ -41,12 +41,18 @@ class _Item:
 
 
 class ResponseStream:
-    def __init__(self, response: Json, chunks: AsyncIterator[Json], save: Callable[[Json], Awaitable[None]]) -> None:
+    def __init__(
+        self, response: Json, chunks: AsyncIterator[Json], save: Callable[[Json], Awaitable[None]], prior: Any = None
+    ) -> None:
         self.response = response
         self.chunks = chunks
         self.save = save
         self.sequence = 0
-        self.output: list[Json] = []
+        # Output made before generation (file_search.Retrieval): its ``items`` come first,
+        # its ``item_events()`` are sent before the model's, and its ``annotations(text)``
+        # are the message's.
+        self.prior = prior
+        self.output: list[Json] = list(prior.items) if prior is not None else []
         self.message: _Item | None = None
         self.calls: dict[int, _Item] = {}
         self.open_calls: list[_Item] = []
@@ -97,7 +103,15 @@ class ResponseStream:
         part = objects.text_part(text, message.logprobs)
         message.item.update(status=status, content=[part])
         where = {"item_id": message.item["id"], "output_index": message.index, "content_index": 0}
+        annotated = []
+        if self.prior is not None:
+            part["annotations"] = self.prior.annotations(text)
+            annotated = [
+                self._event("response.output_text.annotation.added", **where, annotation_index=index, annotation=annotation)
+                for index, annotation in enumerate(part["annotations"])
+            ]
         return [
+            *annotated,
             self._event("response.output_text.done", **where, text=text, logprobs=message.logprobs),
             self._event("response.content_part.done", **where, part=part),
             self._event("response.output_item.done", output_index=message.index, item=message.item),
@@ -167,7 +181,7 @@ class ResponseStream:
         return events
 
     def _close(self, status: str) -> list[Event]:
-        if not self.output:
+        if len(self.output) == (len(self.prior.items) if self.prior is not None else 0):
             # Nothing generated: still one (empty) message, as OpenAI answers.
             events = self._open_message()
             return events + self._close_message(status)
@@ -190,6 +204,8 @@ class ResponseStream:
     async def events(self) -> AsyncIterator[Event]:
         yield self._event("response.created", response=self.response)
         yield self._event("response.in_progress", response=self.response)
+        for kind, fields in self.prior.item_events() if self.prior is not None else []:
+            yield self._event(kind, **fields)
         ended = False
         failure: OpenAIError | None = None
         try:

@@ -15,8 +15,15 @@ from ...errors import bad_request
 Json = dict[str, Any]
 
 # Item types whose meaning is a text chat: they become chat messages.
-_CONVERSATIONAL = ("message", "function_call", "function_call_output", "reasoning", "compaction")
-_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs", "compaction": "cmp"}
+_CONVERSATIONAL = ("message", "function_call", "function_call_output", "reasoning", "compaction", "file_search_call")
+_PREFIX = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "reasoning": "rs",
+    "compaction": "cmp",
+    "file_search_call": "fs",  # replayed by file_search.py
+}
 # What turning an item into a chat message needs (the spec's branches do not all require it).
 _REQUIRED = {
     "function_call": ("call_id", "name"),

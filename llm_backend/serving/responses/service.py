@@ -21,7 +21,7 @@ from ... import errors
 from ...errors import OpenAIError, bad_request
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
-from . import background, objects, request
+from . import background, file_search, objects, request
 from .events import Event, ResponseStream
 from .items import new_id, normalize
 
@@ -139,7 +139,9 @@ async def input_tokens(services: Services, owner: str, body: Json) -> Json:
     backend = checked_backend(services, body)
     turn = normalize(body.get("input"))
     earlier = await history(services, owner, body)
-    chat = request.chat_request(body, earlier, turn, stream=False)
+    chat = request.chat_request(
+        file_search.chat_body(body), file_search.replayable(earlier), file_search.replayable(turn), stream=False
+    )
     count = await backend.prompt_tokens(body["model"], chat)
     return {"object": "response.input_tokens", "input_tokens": count}
 
@@ -152,12 +154,17 @@ async def create(services: Services, owner: str, body: Json) -> Json | AsyncIter
     turn.input_items = normalize(body.get("input"))
     earlier = await history(services, owner, body)
     stream = bool(body.get("stream"))
-    chat = request.chat_request(body, earlier, turn.input_items, stream)
+    chat = request.chat_request(
+        file_search.chat_body(body), file_search.replayable(earlier), file_search.replayable(turn.input_items), stream
+    )
+    # file_search runs before generation; its excerpts follow the turn's input.
+    retrieval = await file_search.retrieve(services, owner, body, earlier, turn.input_items)
+    chat = file_search.grounded(chat, retrieval)
     if body.get("background"):
         return await background.start(turn, backend, chat)
     answer = await backend.chat_completion_objects(model_id, chat)
     if stream:
-        return ResponseStream(turn.skeleton("in_progress"), answer, turn.save).events()
-    response = objects.from_chat(turn.skeleton("in_progress"), answer)
+        return ResponseStream(turn.skeleton("in_progress"), answer, turn.save, retrieval).events()
+    response = file_search.attach(objects.from_chat(turn.skeleton("in_progress"), answer), retrieval)
     await turn.save(response)
     return response

@@ -1,0 +1,189 @@
+"""The retrieval embedder as a model: ``POST /v1/embeddings`` with ``all-minilm-l6-v2``,
+and the one ``Embedder`` that file_search (and indexing) embed with.
+
+It is a backend (``backends/base.py``) registered beside the local chat models, so the
+registry routes its ids, ``GET /v1/models`` lists them, and the embeddings controller needs
+nothing new. It lives in ``retrieval`` (above ``backends``) because the embedder does:
+one instance, one llama context, shared by the API and by retrieval, so a search and an
+``embeddings.create`` give the same vectors for the same text.
+
+Loaded on first use, not at start-up: most deployments never embed, and the model costs
+about 100 MB and 0.3-0.6 s to load (its GGUF is written from the package once, 0.3 s).
+It runs in the API process, in a worker thread (llama.cpp releases the GIL), one thread
+of llama.cpp by default (``embedding_threads``; docs/RETRIEVAL.md has why).
+
+What the engine cannot honour is refused, not ignored: ``dimensions`` other than 384,
+token-id inputs (they would be the client's tokenizer's ids, not WordPiece's), empty
+strings, inputs over 8192 tokens (OpenAI's per-input limit; longer texts embed as the
+mean of 254-token windows, see ``embedder.py``). Generation operations answer 400
+``model_not_supported``.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+
+from .. import errors
+from ..backends.base import Json, ModelCard, Relayed
+from ..errors import bad_request
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..settings import Settings
+    from .embedder import Embedder
+
+MAX_INPUT_TOKENS = 8192
+
+
+class EmbeddingModel:
+    """A backend serving one sentence-embedding model (its id and aliases)."""
+
+    manages_models = False
+    name = "local"  # where it runs, for logs, metrics and pools (as the local chat models)
+
+    def __init__(self, settings: "Settings") -> None:
+        self.ids = settings.embedding_model_ids
+        self.package = settings.embedding_model_package
+        self.cache_dir = settings.model_cache_dir
+        self.threads = settings.embedding_threads
+        self.created = int(time.time())
+        self._embedder: Embedder | None = None
+        self._loading = threading.Lock()
+
+    # --- the embedder (blocking: call from a worker thread) ------------------------------
+
+    def embedder(self) -> "Embedder":
+        """The loaded embedder (loaded now, once, if it is not)."""
+        if self._embedder is None:
+            with self._loading:
+                if self._embedder is None:
+                    from .embedder import Embedder
+
+                    self._embedder = Embedder.from_package(self.cache_dir, self.package, self.threads)
+        return self._embedder
+
+    def embed(self, texts: list[str]) -> "np.ndarray":
+        """L2-normalised float32 vectors (``Searcher``'s ``embed``)."""
+        return self.embedder().embed(texts)
+
+    # --- lifecycle and models ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Nothing to do: the model loads on first use."""
+
+    async def stop(self) -> None:
+        self._embedder = None
+
+    def readiness(self) -> tuple[bool, str]:
+        return True, ""
+
+    async def probe(self) -> bool:
+        return True
+
+    def claims(self, model_id: str) -> bool:
+        return model_id in self.ids
+
+    def configured_ids(self) -> list[str]:
+        return list(self.ids)
+
+    def models(self) -> list[ModelCard]:
+        return [ModelCard(model_id, "llm-backend:local", self.created) for model_id in self.ids]
+
+    async def refresh_models(self) -> None:
+        """The configured ids are the list."""
+
+    async def retrieve_model(self, model_id: str) -> Json:
+        if not self.claims(model_id):
+            raise errors.model_not_found(model_id)
+        return ModelCard(model_id, "llm-backend:local", self.created).to_openai()
+
+    def loaded_models(self) -> list[str]:
+        return []  # not loaded or unloaded through the admin operations
+
+    def statuses(self) -> list[Json]:
+        return []
+
+    async def load(self, model_id: str) -> Json:
+        raise bad_request(f"The model `{model_id}` loads on first use; it is not managed here.", "model")
+
+    unload = load
+
+    # --- operations ----------------------------------------------------------------------
+
+    def serves(self, operation_id: str) -> bool:
+        """Answered (or refused) here, never forwarded."""
+        return True
+
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
+        raise AssertionError("local models are never forwarded")  # serves() is always true
+
+    def _generation(self, model_id: str) -> errors.OpenAIError:
+        return errors.model_not_supported(model_id, "text generation: it is an embedding model (use /v1/embeddings)")
+
+    async def chat_completion(self, model_id: str, request: Json) -> Any:
+        raise self._generation(model_id)
+
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Any:
+        raise self._generation(model_id)
+
+    async def completion(self, model_id: str, request: Json) -> Any:
+        raise self._generation(model_id)
+
+    async def prompt_tokens(self, model_id: str, request: Json) -> int:
+        raise self._generation(model_id)
+
+    async def embedding(self, model_id: str, request: Json) -> Json:
+        texts = _texts(request.get("input"))
+        dimensions = request.get("dimensions")
+        encoding = request.get("encoding_format") or "float"
+        vectors, counts = await anyio.to_thread.run_sync(self._embed_checked, texts, dimensions)
+        data = []
+        for index, vector in enumerate(vectors):
+            shown: Any = base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector.tolist()
+            data.append({"object": "embedding", "index": index, "embedding": shown})
+        total = sum(counts)
+        return {"object": "list", "data": data, "model": model_id, "usage": {"prompt_tokens": total, "total_tokens": total}}
+
+    def _embed_checked(self, texts: list[str], dimensions: Any) -> tuple["np.ndarray", list[int]]:
+        embedder = self.embedder()
+        if dimensions is not None and dimensions != embedder.dimensions:
+            raise bad_request(
+                f"This model's embeddings have {embedder.dimensions} dimensions; 'dimensions' can only be "
+                f"{embedder.dimensions}.",
+                "dimensions",
+                "invalid_value",
+            )
+        counts = [embedder.count_tokens(text) for text in texts]
+        for index, count in enumerate(counts):
+            if count > MAX_INPUT_TOKENS:
+                raise errors.context_length_exceeded(count, MAX_INPUT_TOKENS, _param(index, len(texts)))
+        return embedder.embed(texts), counts
+
+
+def _param(index: int, count: int) -> str:
+    return f"input[{index}]" if count > 1 else "input"
+
+
+def _texts(value: Any) -> list[str]:
+    """The request's ``input`` as texts; token ids and empty strings are refused."""
+    items = [value] if isinstance(value, str) else list(value or [])
+    if not items:
+        raise bad_request("'input' must not be empty.", "input", "invalid_value")
+    for index, item in enumerate(items):
+        param = _param(index, len(items))
+        if not isinstance(item, str):
+            raise bad_request(
+                f"'{param}': this model takes text; token ids are not supported (they would be another "
+                "tokenizer's).",
+                param,
+                "invalid_value",
+            )
+        if not item.strip():
+            raise bad_request(f"'{param}' must not be empty.", param, "invalid_value")
+    return items
