@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -111,6 +112,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "bench")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    # Stopped with SIGTERM, still stop the servers (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"cores {os.cpu_count()}, load average {load()}", flush=True)
 
     keyed = {"LLM_BACKEND_API_KEYS": KEY}
