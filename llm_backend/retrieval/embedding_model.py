@@ -22,6 +22,7 @@ mean of 254-token windows, see ``embedder.py``). Generation operations answer 40
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
     from ..settings import Settings
     from .embedder import Embedder
+
+log = logging.getLogger(__name__)
 
 MAX_INPUT_TOKENS = 8192
 
@@ -65,7 +68,9 @@ class EmbeddingModel:
                 if self._embedder is None:
                     from .embedder import Embedder
 
+                    started = time.perf_counter()
                     self._embedder = Embedder.from_package(self.cache_dir, self.package, self.threads)
+                    log.info("embedding model loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
         return self._embedder
 
     def embed(self, texts: list[str]) -> "np.ndarray":
