@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     # Connexion resolved it ($refs followed) is the last API added.
     specification = app.middleware.apis[-1].specification
     routes = {
-        route: (operation_id, controller, validation.is_valid_body(schema))
+        route: (operation_id, controller, validation.is_valid_body(schema, operation_id))
         for route, (operation_id, controller, schema) in adapter.json_body_operations(specification).items()
         if operation_id not in forwarded
     }

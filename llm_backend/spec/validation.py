@@ -14,7 +14,9 @@ from jsonschema.validators import extend
 
 from .. import errors
 from ..errors import OpenAIError, bad_request
+from ..http import context
 from ..http.body import parse_json
+from .unknown_fields import extension_error, unknown_fields, unknown_fields_error
 
 def _param_path(error: ValidationError) -> str | None:
     path = list(error.absolute_path)
@@ -33,8 +35,12 @@ def _as_openai_error(error: ValidationError) -> OpenAIError:
         return bad_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
     if error.validator == "type":
         return bad_request(f"Invalid type for '{param}': {error.message}.", param, "invalid_type")
-    if error.validator == "additionalProperties":
-        return bad_request(f"Unrecognized request argument supplied: {error.message}", param, "unknown_parameter")
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        # A schema that closes its object (createEmbedding's): OpenAI's words for unknown fields.
+        known = error.schema.get("properties") or {}
+        extra = [key for key in error.instance if key not in known]
+        prefix = f"{param}." if param else ""
+        return unknown_fields_error([prefix + key for key in extra] or [param or ""], context.record().operation_id)
     where = f"'{param}'" if param else "the request body"
     return bad_request(f"Invalid value for {where}: {error.message}.", param, "invalid_value")
 
@@ -128,15 +134,44 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
             if self._nullable:
                 return
             raise errors.invalid_body()
-        if self._fast_validator.is_valid(body):
-            return
-        try:
-            self._validator.validate(body)
-        except ValidationError as error:
-            raise _as_openai_error(error) from None
+        if not self._fast_validator.is_valid(body):
+            try:
+                self._validator.validate(body)
+            except ValidationError as error:
+                raise _as_openai_error(error) from None
+        problem = local_problem(self._schema, body, context.record().operation_id)
+        if problem is not None:
+            raise problem
 
 
-def is_valid_body(schema: dict) -> Callable[[Any], bool]:
+def _for_local_model(body: Any) -> bool:
+    """Whether ``body`` is served by a local model (or by this service itself: no model
+    named), where every field must be one we honour; an upstream model's body is relayed
+    with whatever extensions its API defines."""
+    model = body.get("model")
+    if not isinstance(model, str):
+        return True
+    try:
+        registry = context.current().registry
+    except LookupError:  # outside a request (unit tests): the local rule
+        return True
+    return registry.backend_for_or_none(model) in registry.local
+
+
+def local_problem(schema: dict, body: Any, operation_id: str | None) -> OpenAIError | None:
+    """The one rule for fields beyond the spec, for the fast lane and Connexion alike: for
+    a local model, an unknown field is OpenAI's 400 and an extension field must be valid
+    (spec/unknown_fields.py); for an upstream model, nothing."""
+    if not isinstance(body, dict) or not _for_local_model(body):
+        return None
+    fields = unknown_fields(schema, body, operation_id)
+    if fields:
+        return unknown_fields_error(fields, operation_id)
+    return extension_error(body, operation_id)
+
+
+def is_valid_body(schema: dict, operation_id: str | None = None) -> Callable[[Any], bool]:
     """Whether a JSON body is valid for ``schema``: the compiled schema the body validator
-    above uses (compiled on first use), for the fast lane."""
-    return lambda body: _compiled(schema)[0].is_valid(body)
+    above uses (compiled on first use) and the local-model rule, for the fast lane (which
+    hands anything invalid to Connexion, whose validator above reports it)."""
+    return lambda body: _compiled(schema)[0].is_valid(body) and local_problem(schema, body, operation_id) is None
