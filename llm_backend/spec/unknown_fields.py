@@ -8,7 +8,7 @@ upstream API may define it (vLLM's and providers' extensions): there we relay it
 
 What counts as defined: the properties the body schema names, through ``allOf`` and the
 ``anyOf``/``oneOf`` branches that match the value (by their ``enum``/``const`` properties
-and required keys, so ``tool_call_id`` on a user message is unknown while it is known on
+and required keys, which are defined too, so ``tool_call_id`` on a user message is unknown while it is known on
 a tool message); an object schema with ``additionalProperties`` or no properties at all
 is free-form (``metadata``, a function's ``parameters``). Plus the documented local
 extensions of the extension document (``LocalSamplingExtensions``: llama.cpp's ``top_k``,
@@ -105,8 +105,11 @@ def _signature(value: Any) -> tuple | None:
     return tuple(signature)
 
 
-def _unknown(schemas: list[dict], value: Any, path: str, depth: int = 0) -> list[str]:
-    """The paths of the keys of ``value`` that none of ``schemas`` defines."""
+FieldPath = tuple  # keys and list indexes from the body down to a field
+
+
+def _unknown(schemas: list[dict], value: Any, depth: int = 0) -> list[FieldPath]:
+    """The paths (below ``value``) of the keys that none of ``schemas`` defines."""
     if depth > _MAX_DEPTH:
         return []
     parts = [part for schema in schemas if isinstance(schema, dict) for part in _parts(schema, value)]
@@ -114,17 +117,17 @@ def _unknown(schemas: list[dict], value: Any, path: str, depth: int = 0) -> list
         items = [part["items"] for part in parts if isinstance(part.get("items"), dict)]
         if not items:
             return []
-        found: list[str] = []
-        seen: dict[tuple, list[str]] = {}
+        found: list[FieldPath] = []
+        seen: dict[tuple, list[FieldPath]] = {}
         for index, item in enumerate(value):
             signature = _signature(item)
             if signature is None or signature not in seen:
-                relative = _unknown(items, item, "", depth + 1)
+                relative = _unknown(items, item, depth + 1)
                 if signature is not None:
                     seen[signature] = relative
             else:
                 relative = seen[signature]
-            found += [f"{path}[{index}]" + (f".{field}" if field[:1] != "[" else field) for field in relative]
+            found += [(index, *path) for path in relative]
         return found
     if not isinstance(value, dict):
         return []
@@ -134,24 +137,38 @@ def _unknown(schemas: list[dict], value: Any, path: str, depth: int = 0) -> list
     for part in parts:
         for key, prop in (part.get("properties") or {}).items():
             properties.setdefault(key, []).append(prop)
+    for part in parts:
+        # A key the schema requires is defined even where its properties forget it (the
+        # document's MCPApprovalResponse requires `request_id` and names `approval_request_id`).
+        for key in part.get("required") or ():
+            properties.setdefault(key, [])
     if not properties and not any(part.get("additionalProperties") is False for part in parts):
         return []  # an object without any named property is free-form
     found = []
     for key, item in value.items():
-        here = f"{path}.{key}" if path else key
         if key not in properties:
-            found.append(here)
-        else:
-            found += _unknown(properties[key], item, here, depth + 1)
+            found.append((key,))
+        elif properties[key]:
+            found += [(key, *path) for path in _unknown(properties[key], item, depth + 1)]
+    return found
+
+
+def _name(path: FieldPath) -> str:
+    """OpenAI's name of a field: ``messages[0].content``."""
+    return "".join(f"[{key}]" if isinstance(key, int) else (f".{key}" if i else key) for i, key in enumerate(path))
+
+
+def unknown_paths(schema: dict, body: dict, operation_id: str | None) -> list[FieldPath]:
+    """The fields of ``body`` the operation does not define, as paths of keys."""
+    found = _unknown([schema], body)
+    if operation_id in EXTENDED_OPERATIONS:
+        found = [path for path in found if not (len(path) == 1 and path[0] in extension_schema()["properties"])]
     return found
 
 
 def unknown_fields(schema: dict, body: dict, operation_id: str | None) -> list[str]:
     """The fields of ``body`` the operation does not define, as OpenAI names them."""
-    found = _unknown([schema], body, "")
-    if operation_id in EXTENDED_OPERATIONS:
-        found = [field for field in found if field not in extension_schema()["properties"]]
-    return found
+    return [_name(path) for path in unknown_paths(schema, body, operation_id)]
 
 
 def extension_error(body: dict, operation_id: str | None) -> OpenAIError | None:
