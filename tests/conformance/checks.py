@@ -146,7 +146,13 @@ def sse_payload_conformance(ctx, response, case):
 # Answers whose schema schemathesis misreads: a discriminator without a mapping names its
 # branches by schema name ("Message"), where OpenAI's values are the item types
 # ("message"). Validated with the plain 2020-12 meaning instead.
-PLAIN_SCHEMAS = {"Compactconversation": "CompactResource"}
+PLAIN_SCHEMAS = {
+    "Compactconversation": "CompactResource",
+    "createConversationItems": "ConversationItemList",
+    "listConversationItems": "ConversationItemList",
+    "getConversationItem": "ConversationItem",
+    "listInputItems": "ResponseItemList",
+}
 _plain_validators = {operation: _payload_validator(name) for operation, name in PLAIN_SCHEMAS.items()}
 
 

@@ -265,3 +265,18 @@ def test_min_p_and_repeat_penalty_are_accepted(server):
 def test_an_extension_out_of_range_is_400_naming_it(server, field, value):
     error = assert_openai_4xx(_post_json(server, "/chat/completions", {**CHAT, field: value}), 400)
     assert error["param"] == field
+
+
+# --- Found by the fuzzer once it reached real rows ---
+
+
+def test_a_stored_assistant_text_item_is_a_valid_conversation_item(server):
+    # Found by the fuzzer: an assistant message given as text came back without the
+    # `logprobs` that the spec's OutputTextContent requires.
+    from tests.conformance.checks import _payload_validator
+
+    items = [{"type": "message", "role": "assistant", "content": "Hello"}]
+    conversation = _post_json(server, "/conversations", {"items": items}).json()["id"]
+    listed = httpx.get(f"{server.api}/conversations/{conversation}/items", timeout=30).json()
+    _payload_validator("ConversationItemList").validate(listed)
+    assert listed["data"][0]["content"][0]["logprobs"] == []

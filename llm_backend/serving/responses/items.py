@@ -43,7 +43,8 @@ def _part(part: Any, role: str, param: str) -> Json:
     if kind == "refusal":
         return {"type": "refusal", "refusal": part.get("refusal", "")}
     if role == "assistant":
-        return {"type": "output_text", "text": part.get("text", ""), "annotations": part.get("annotations") or []}
+        # OpenAI's output text always carries its annotations and logprobs (both required).
+        return {"type": "output_text", "text": part.get("text", ""), "annotations": part.get("annotations") or [], "logprobs": part.get("logprobs") or []}
     return {"type": "input_text", "text": part.get("text", "")}
 
 
