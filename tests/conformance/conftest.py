@@ -16,7 +16,8 @@ _outcomes: dict[str, dict] = {}
 def pytest_runtest_logreport(report) -> None:
     if LONG_RUN not in report.nodeid or report.when != "call":
         return
-    label = re.search(r"\[(.*)\]$", report.nodeid)
+    # Schemathesis' items share the function's nodeid; the operation is in the location.
+    label = re.search(r"\[(.*)\]$", report.location[2] if report.location else report.nodeid)
     message = ""
     if report.failed:
         message = str(report.longrepr).strip().splitlines()[-1][:300] if report.longrepr else "failed"
