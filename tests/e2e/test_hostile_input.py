@@ -284,13 +284,15 @@ def test_a_stored_assistant_text_item_is_a_valid_conversation_item(server):
 
 def test_call_items_with_null_fields_are_stored_as_valid_items(server):
     # Found by the fuzzer: the request's nulls (status, file_id, ...) were stored and
-    # listed as sent, which OpenAI's item resources do not allow.
+    # listed as sent, and an image part without its `detail`, which OpenAI's item
+    # resources do not allow.
     from tests.conformance.checks import _payload_validator
 
     items = [
         {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "c1", "status": None,
-         "output": [{"type": "input_file", "file_id": None, "filename": None, "file_data": "", "file_url": "AAA", "detail": "auto"}]},
+         "output": [{"type": "input_file", "file_id": None, "filename": None, "file_data": "", "file_url": "AAA", "detail": "auto"},
+                    {"type": "input_image", "image_url": "https://example.com/a.png"}]},
     ]
     conversation = _post_json(server, "/conversations", {"items": items}).json()["id"]
     listed = httpx.get(f"{server.api}/conversations/{conversation}/items", timeout=30).json()

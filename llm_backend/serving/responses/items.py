@@ -78,6 +78,13 @@ def _stored(item: Json, kind: str) -> Json:
     stored = {**_without_nulls(item), "id": item.get("id") or new_id(_PREFIX[kind])}
     if kind in ("function_call", "function_call_output"):
         stored.setdefault("status", "completed")
+    if isinstance(stored.get("output"), list):
+        # An image part's `detail` is optional in a request (OpenAI's default: auto) and
+        # always there in the stored item.
+        stored["output"] = [
+            {**part, "detail": part.get("detail") or "auto"} if isinstance(part, dict) and part.get("type") == "input_image" else part
+            for part in stored["output"]
+        ]
     return stored
 
 
