@@ -20,7 +20,10 @@ def pytest_runtest_logreport(report) -> None:
     label = re.search(r"\[(.*)\]$", report.location[2] if report.location else report.nodeid)
     message = ""
     if report.failed:
-        message = str(report.longrepr).strip().splitlines()[-1][:300] if report.longrepr else "failed"
+        lines = str(report.longrepr or "failed").strip().splitlines()
+        # The first of the error's own lines ("E   ...", or schemathesis' "- ST108 ..."), else the last.
+        found = [line for line in lines if re.match(r"^(E\s+\S|\s*\|?\s*- ST\d+)", line)]
+        message = (found[0] if found else lines[-1]).lstrip("E |-").strip()[:300]
     _outcomes[label.group(1) if label else report.nodeid] = {"outcome": report.outcome, "message": message}
 
 
