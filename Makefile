@@ -62,7 +62,7 @@ fuzz: install
 	rm -f $(FUZZ_OUT).jsonl; status=0; \
 	seeds="$(FUZZ_SEEDS)"; [ -n "$$seeds" ] || seeds=$$(for i in $$(seq $(FUZZ_RUNS)); do od -An -N4 -tu4 /dev/urandom; done); \
 	for seed in $$seeds; do \
-		FUZZ_SEED=$$seed FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_REPORT=$(FUZZ_OUT).jsonl \
+		FUZZ_SEED=$$seed FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_REPORT=$(FUZZ_OUT).jsonl nice -n 10 \
 			$(BIN)/pytest -m slow -p no:cacheprovider tests/conformance/test_schemathesis.py || status=1; \
 	done; \
 	$(BIN)/python -m tests.conformance.report $(FUZZ_OUT).jsonl > $(FUZZ_OUT).md; cat $(FUZZ_OUT).md; exit $$status
