@@ -72,3 +72,11 @@ def test_a_required_key_the_properties_forget_is_known():
 def test_the_error_is_in_openais_words_for_the_operation(fields, operation, expected):
     error = unknown_fields_error(fields, operation)
     assert (error.message, error.param, error.code) == expected and error.status == 400
+
+
+def test_the_fast_lane_hands_a_local_body_with_an_unknown_field_to_connexion():
+    from llm_backend.spec.validation import is_valid_body
+
+    # Outside a request the local rule applies: the lane's check refuses, Connexion reports.
+    is_valid = is_valid_body(body_schema("/chat/completions"), "createChatCompletion")
+    assert is_valid(chat()) and not is_valid(chat(foo=1))
