@@ -186,7 +186,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     specification = app.middleware.apis[-1].specification
     body_operations = adapter.json_body_operations(specification)
     routes = {
-        route: (operation_id, controller, validation.is_valid_body(schema))
+        route: (operation_id, controller, validation.is_valid_body(schema, operation_id))
         for route, (operation_id, controller, schema) in body_operations.items()
         if operation_id not in forwarded
     }

@@ -37,7 +37,7 @@ def response_create_checker(envelope: Json, create_response: Json) -> CheckEvent
             raise errors.invalid_client_event()
         validation.check_body(envelope, {key: event[key] for key in ENVELOPE if key in event})
         body = {key: value for key, value in event.items() if key not in ENVELOPE}
-        validation.check_body(create_response, body)
+        validation.check_body(create_response, body, "createResponse")
         return body, event.get("stream_id")
 
     return check

@@ -3,24 +3,41 @@ OpenAI document (the stored-completion operations: tests/storage/test_conformanc
 
 Checks: not_a_server_error, status_code_conformance (as ``openai_status_conformance``, see
 tests/conformance/checks.py), content_type_conformance and response_schema_conformance.
+Every served operation is found the way the router finds it, so an operation gets fuzzed
+the day its controller lands; positive and negative cases, a fresh seed every run
+(tests/support/fuzz.py). Stored objects are real: half the cases of an operation with path
+parameters aim at objects created beforehand (tests/conformance/real_objects.py), so
+get/update/delete/list reach their rows. The server's log of the run must hold no
+error-level line for a client's mistake. `make fuzz` runs the long version and writes a
+report (tests/conformance/report.py, docs/CONFORMANCE.md).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
+import os
+import random
 import struct
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, seed, settings
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from llm_backend.spec.adapter import is_served, operations
+from connexion.spec import OpenAPISpecification
+
+from llm_backend.spec.adapter import is_served, operations, prepare
+from llm_backend.spec.unknown_fields import unknown_paths
 from llm_backend.spec.loader import load_document
 from tests.conftest import MODEL
+from tests.conformance.real_objects import FACTORIES, RealObjects
 from tests.support.fuzz import SEED
+from tests.support.server import log_size
 from tests.storage.test_conformance import OPERATIONS as STORED_COMPLETION_OPERATIONS
 from tests.conformance.checks import (
     ERROR_STATUSES,
@@ -28,7 +45,9 @@ from tests.conformance.checks import (
     plain_schema_conformance,
     is_event_stream,
     is_negative,
+    is_unfinished_response,
     openai_status_conformance,
+    unfinished_response_conformance,
     sse_payload_conformance,
 )
 
@@ -36,9 +55,10 @@ SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openai.yaml"
 
 # Every OpenAI operation a controller serves, found the way the router finds them; the
 # stored-completion ones need stored objects and keys: tests/storage/test_conformance.py.
+DOCUMENT = load_document(SPEC, None)
 SERVED = sorted(
     operation["operationId"]
-    for path, _, operation in operations(load_document(SPEC, None))
+    for path, _, operation in operations(DOCUMENT)
     if is_served(operation) and operation["operationId"] not in STORED_COMPLETION_OPERATIONS
     # Query variants (``/responses?beta=true``) share the plain operation's route and controller.
     and "?" not in path
@@ -52,15 +72,49 @@ schema = schemathesis.openapi.from_path(SPEC).include(operation_id=SERVED)
 # up to a second of generation on 2 cores), the same in `make fuzz`.
 GENERATING = ["createChatCompletion", "createCompletion", "createResponse", "Compactconversation"]
 quick = schemathesis.openapi.from_path(SPEC).include(operation_id=SERVED).exclude(operation_id=GENERATING)
+# The coverage phase walks every boundary case of each schema, the same cases every run
+# (about 7 000 for Getinputtokencounts, 5 000 for the conversation operations: minutes on
+# 2 cores); the CI run is random fuzzing only, `make fuzz` keeps it.
+quick.config.phases.update(phases=["examples", "fuzzing"])
 # Their CI run also leaves out schemathesis' coverage phase: it walks every boundary case of
 # the schema, the same cases every run (thousands for createResponse and compaction: over
 # three minutes of generation); `make fuzz` keeps it. The random fuzzing phase remains.
 generating = schemathesis.openapi.from_path(SPEC).include(operation_id=GENERATING)
 generating.config.phases.update(phases=["examples", "fuzzing"])
+# The request body schemas with their $refs resolved (as the server validates them).
+_RESOLVED = OpenAPISpecification(prepare(DOCUMENT))
+_BODY_SCHEMAS = {
+    operation["operationId"]: operation["requestBody"]["content"]["application/json"]["schema"]
+    for _, _, operation in operations({"paths": _RESOLVED["paths"]})
+    if "application/json" in operation.get("requestBody", {}).get("content", {})
+}
+
+
+def _without(body: dict, path: tuple) -> None:
+    """``body`` without the field at ``path`` (keys and list indexes)."""
+    node: Any = body
+    for key in path[:-1]:
+        node = node[key]
+    node.pop(path[-1], None)
+
+
+def _known_fields_only(case) -> None:
+    """Half the positive cases lose the fields the operation does not define (the
+    generator adds random ones where the document leaves objects open), so that they reach
+    the success path; the other half show that such fields get OpenAI's 400."""
+    schema = _BODY_SCHEMAS.get(case.operation.definition.raw.get("operationId"))
+    if schema is None or random.Random(f"{SEED}:{str(case.body)[:2000]}").random() < 0.5:
+        return
+    for path in unknown_paths(schema, case.body, case.operation.definition.raw["operationId"]):
+        _without(case.body, path)
+
+
 def _bound(case) -> None:
     body = case.body
     if not isinstance(body, dict):
         return
+    if not is_negative(case):
+        _known_fields_only(case)
     if not is_negative(case) and "model" in body:
         # Unknown model ids would turn nearly every valid case into a 404 (uploads have none).
         body["model"] = MODEL
@@ -89,23 +143,49 @@ def _bound(case) -> None:
         body["n"] = 2
 
 
+# The path parameters of the fuzzed operations: each has a pool of real objects.
+PATH_PARAMETERS = {
+    segment.strip("{}")
+    for path, _, operation in operations(DOCUMENT)
+    if operation["operationId"] in SERVED
+    for segment in path.split("?")[0].split("/")
+    if segment.startswith("{")
+}
+# Examples per operation of this run, for the report of `make fuzz`.
+EXAMPLES: Counter = Counter()
+
+
 @pytest.fixture(scope="module")
 def base_url(server):
     return server.api
 
 
+@pytest.fixture(scope="module")
+def log_start(server) -> int:
+    """Where this module's part of the server's log begins."""
+    return log_size(server)
+
+
+@pytest.fixture(scope="module")
+def real_objects(server, log_start):
+    objects = RealObjects(server.api)
+    objects.fill(PATH_PARAMETERS)
+    yield objects
+    objects.close()
+
+
 @quick.parametrize()
 @seed(SEED)
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-def test_served_operations_conform_to_the_spec(case, base_url):
-    _call_and_check(case, base_url)
+def test_served_operations_conform_to_the_spec(case, base_url, real_objects):
+    _call_and_check(case, base_url, real_objects)
 
 
 @generating.parametrize()
 @seed(SEED)
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-def test_generating_operations_conform_to_the_spec(case, base_url):
-    _call_and_check(case, base_url)
+def test_generating_operations_conform_to_the_spec(case, base_url, real_objects):
+    _call_and_check(case, base_url, real_objects)
 
 
 def _is_base64_embedding(case) -> bool:
@@ -128,9 +208,12 @@ def base64_embedding_conformance(ctx, response, case):
     return None
 
 
-def _call_and_check(case, base_url) -> None:
+def _call_and_check(case, base_url, real_objects: RealObjects) -> None:
     _bound(case)
+    aimed = real_objects.aim(case)
+    EXAMPLES[case.operation.definition.raw["operationId"]] += 1
     response = case.call(base_url=base_url, timeout=120)
+    real_objects.after(case, aimed, response.status_code)
     checks = [schemathesis.checks.not_a_server_error, openai_status_conformance, content_type_conformance]
     # Where the document's schema does not describe the wire format, a check of ours that
     # does: base64 embeddings, and the payloads of an event stream.
@@ -140,6 +223,8 @@ def _call_and_check(case, base_url) -> None:
         checks.append(sse_payload_conformance)
     elif case.operation.definition.raw.get("operationId") in PLAIN_SCHEMAS:
         checks.append(plain_schema_conformance)
+    elif is_unfinished_response(case, response):
+        checks.append(unfinished_response_conformance)
     elif response.status_code not in ERROR_STATUSES:
         # An error body is checked as OpenAI's ErrorResponse by openai_status_conformance
         # (the document declares some 404s, deleteResponse's, as a bare Error object;
@@ -149,12 +234,35 @@ def _call_and_check(case, base_url) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # hundreds of generations for the operations that run the model
 @schema.parametrize()
 @seed(SEED)
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-def test_served_operations_conform_to_the_spec_long_run(case, base_url):
-    """`make fuzz`: the same checks, many more (random) examples."""
-    _call_and_check(case, base_url)
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES") or 200),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+def test_served_operations_conform_to_the_spec_long_run(case, base_url, real_objects):
+    """`make fuzz`: the same checks, many more (random) examples, coverage phase included."""
+    _call_and_check(case, base_url, real_objects)
+
+
+@pytest.mark.parametrize("run", ["ci", pytest.param("long", marks=pytest.mark.slow)])
+def test_the_fuzz_run_logged_no_client_mistake_as_an_error(server, log_start, run):
+    """Last in the module: every error-level line of this run's server log belongs to a
+    request answered with 5xx (which the checks above fail anyway); a client's mistake
+    (4xx, an unserved URL) is logged at info or warning."""
+    lines = server.log_path.read_bytes()[log_start:].decode(errors="replace").splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    statuses = {r.get("request_id"): r.get("status") for r in records if r.get("logger") == "llm_backend.access"}
+    wrong = [r for r in records if r.get("level") in ("error", "critical") and (statuses.get(r.get("request_id")) or 0) < 500]
+    assert not wrong, f"{len(wrong)} error-level lines for requests that were not server errors: {wrong[:3]}"
+
+
+def test_every_path_parameter_of_a_served_operation_has_real_objects():
+    # A newly served family (vector stores, ...) needs a factory in real_objects.py.
+    assert PATH_PARAMETERS <= set(FACTORIES), sorted(PATH_PARAMETERS - set(FACTORIES))
 
 
 def test_the_fuzzed_operations_are_the_local_ones():

@@ -156,3 +156,145 @@ def test_a_malformed_multipart_upload_is_400(server):
         timeout=30,
     )
     assert_openai_4xx(response, 400)
+
+
+# --- Unknown fields: refused for local models as OpenAI refuses them (spec/unknown_fields.py) ---
+
+
+def _post_json(server, path: str, body: dict) -> httpx.Response:
+    return httpx.post(server.api + path, json=body, timeout=60)
+
+
+@pytest.mark.parametrize("name", ["foo_unknown", "id_slot", "cache_prompt"])
+def test_an_unknown_top_level_chat_field_is_refused_in_openais_words(server, name):
+    response = _post_json(server, "/chat/completions", {**CHAT, name: 1})
+    error = assert_openai_4xx(response, 400)
+    assert error == {
+        "message": f"Unrecognized request argument supplied: {name}",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+
+
+def test_several_unknown_fields_are_named_together(server):
+    error = assert_openai_4xx(_post_json(server, "/chat/completions", {**CHAT, "foo": 1, "bar": 2}), 400)
+    assert error["message"] == "Unrecognized request arguments supplied: foo, bar"
+
+
+@pytest.mark.parametrize(
+    "path, body, param",
+    [
+        ("/chat/completions", {**CHAT, "response_format": {"type": "json_object", "schema": {"type": "object"}}}, "response_format.schema"),
+        ("/chat/completions", {**CHAT, "messages": [{"role": "user", "content": "Hi", "tool_call_id": "c1"}]}, "messages[0].tool_call_id"),
+        ("/chat/completions", {**CHAT, "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {}}]}]}, "messages[0].content[0].cache_control"),
+        ("/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 2, "stream_options": {"include_usage": True, "x": 1}}, "stream_options.x"),
+        ("/responses", {"model": MODEL, "input": "Hi", "max_output_tokens": 16, "foo_unknown": 1}, "foo_unknown"),
+        ("/responses", {"model": MODEL, "input": [{"role": "user", "content": "Hi", "bogus": 1}], "max_output_tokens": 16}, "input[0].bogus"),
+        ("/conversations", {"metadata": {"a": "b"}, "foo_unknown": 1}, "foo_unknown"),
+    ],
+    ids=["json-object-schema", "user-message-tool-call-id", "content-part", "completion-stream-options", "response-top-level", "response-input-item", "conversation"],
+)
+def test_an_unknown_nested_or_newer_api_field_is_unknown_parameter(server, path, body, param):
+    error = assert_openai_4xx(_post_json(server, path, body), 400)
+    assert error == {
+        "message": f"Unknown parameter: '{param}'.",
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "unknown_parameter",
+    }
+
+
+def test_an_unknown_embedding_field_is_refused_in_openais_words(server):
+    error = assert_openai_4xx(_post_json(server, "/embeddings", {"model": MODEL, "input": "Hi", "top_k": 3}), 400)
+    assert error["message"] == "Unrecognized request argument supplied: top_k" and error["param"] is None
+
+
+def test_the_native_embedding_size_is_accepted_as_dimensions(server):
+    native = len(_post_json(server, "/embeddings", {"model": MODEL, "input": "Hi"}).json()["data"][0]["embedding"])
+    response = _post_json(server, "/embeddings", {"model": MODEL, "input": "Hi", "dimensions": native})
+    assert response.status_code == 200 and len(response.json()["data"][0]["embedding"]) == native
+    assert_openai_4xx(_post_json(server, "/embeddings", {"model": MODEL, "input": "Hi", "dimensions": native - 1}), 400)
+
+
+def test_a_tool_message_keeps_its_tool_call_id(server):
+    messages = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+    assert _post_json(server, "/chat/completions", {**CHAT, "messages": messages}).status_code == 200
+
+
+# --- llama.cpp's extensions, honoured for local models (openapi/extensions.yaml) ---
+
+
+@pytest.mark.parametrize("path, body", [("/chat/completions", CHAT), ("/completions", {"model": MODEL, "prompt": "Say:", "max_tokens": 8})])
+def test_a_gbnf_grammar_shapes_the_output(server, path, body):
+    response = _post_json(server, path, {**body, "max_tokens": 8, "grammar": 'root ::= "yes" | "no"'})
+    assert response.status_code == 200, response.text
+    choice = response.json()["choices"][0]
+    assert (choice.get("message") or {}).get("content", choice.get("text")) in ("yes", "no")
+
+
+def test_a_grammar_that_does_not_parse_is_400_naming_it(server):
+    error = assert_openai_4xx(_post_json(server, "/chat/completions", {**CHAT, "grammar": "root ::= ("}), 400)
+    assert error["param"] == "grammar"
+
+
+def test_a_grammar_with_a_response_format_is_400(server):
+    body = {**CHAT, "grammar": 'root ::= "a"', "response_format": {"type": "json_object"}}
+    assert assert_openai_4xx(_post_json(server, "/chat/completions", body), 400)["param"] == "grammar"
+
+
+def test_top_k_one_is_greedy(server):
+    # top_k 1 leaves one candidate: any temperature and seed gives the greedy answer.
+    body = {**CHAT, "messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 6}
+    greedy = _post_json(server, "/chat/completions", {**body, "temperature": 0}).json()["choices"][0]["message"]["content"]
+    for seed in (1, 2, 3):
+        sampled = _post_json(server, "/chat/completions", {**body, "temperature": 1.5, "seed": seed, "top_k": 1})
+        assert sampled.json()["choices"][0]["message"]["content"] == greedy
+
+
+def test_min_p_and_repeat_penalty_are_accepted(server):
+    response = _post_json(server, "/chat/completions", {**CHAT, "min_p": 0.1, "repeat_penalty": 1.2})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("field, value", [("top_k", -1), ("top_k", "3"), ("min_p", 1.5), ("repeat_penalty", 0), ("grammar", "")])
+def test_an_extension_out_of_range_is_400_naming_it(server, field, value):
+    error = assert_openai_4xx(_post_json(server, "/chat/completions", {**CHAT, field: value}), 400)
+    assert error["param"] == field
+
+
+# --- Found by the fuzzer once it reached real rows ---
+
+
+def test_a_stored_assistant_text_item_is_a_valid_conversation_item(server):
+    # Found by the fuzzer: an assistant message given as text came back without the
+    # `logprobs` that the spec's OutputTextContent requires.
+    from tests.conformance.checks import _payload_validator
+
+    items = [{"type": "message", "role": "assistant", "content": "Hello"}]
+    conversation = _post_json(server, "/conversations", {"items": items}).json()["id"]
+    listed = httpx.get(f"{server.api}/conversations/{conversation}/items", timeout=30).json()
+    _payload_validator("ConversationItemList").validate(listed)
+    assert listed["data"][0]["content"][0]["logprobs"] == []
+
+
+def test_call_items_with_null_fields_are_stored_as_valid_items(server):
+    # Found by the fuzzer: the request's nulls (status, file_id, ...) were stored and
+    # listed as sent, and an image part without its `detail`, which OpenAI's item
+    # resources do not allow.
+    from tests.conformance.checks import _payload_validator
+
+    items = [
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "status": None,
+         "output": [{"type": "input_file", "file_id": None, "filename": None, "file_data": "", "file_url": "AAA", "detail": "auto"},
+                    {"type": "input_image", "image_url": "https://example.com/a.png"}]},
+    ]
+    conversation = _post_json(server, "/conversations", {"items": items}).json()["id"]
+    listed = httpx.get(f"{server.api}/conversations/{conversation}/items", timeout=30).json()
+    _payload_validator("ConversationItemList").validate(listed)
+    assert [item["status"] for item in listed["data"]] == ["completed", "completed"]

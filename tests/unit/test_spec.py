@@ -156,3 +156,13 @@ def test_schemas_are_compiled_once_per_operation_not_per_request(tmp_path, monke
     assert answers == [404, 404, 404], "validated, then refused by routing"
     assert invalid.status_code == 400 and invalid.json()["error"]["param"] == "messages"
     assert len(compiled) == 1
+
+
+def test_a_body_schema_is_compiled_without_the_components_connexion_attaches():
+    from llm_backend.spec.validation import _body_only
+
+    resolved = {"type": "object", "properties": {"a": {"type": "string"}}, "components": {"schemas": {"Big": {}}}}
+    assert "components" not in _body_only(resolved)
+    # A reference left unresolved still needs them.
+    referring = {"type": "object", "properties": {"a": {"$ref": "#/components/schemas/Big"}}, "components": {"schemas": {"Big": {}}}}
+    assert _body_only(referring) is referring

@@ -126,6 +126,13 @@ async def test_anything_but_the_plain_case_reaches_the_pipeline_with_its_body(la
     assert [json.loads(b) for b in lane.pipeline.bodies] == [body]
 
 
+async def test_an_upstream_models_field_beyond_the_spec_is_relayed_from_the_lane(lane):
+    # Local models refuse fields the spec does not define; an upstream's may define them.
+    status, body = await call(lane, {**CHAT, "top_k": 1, "max_tokens": 2})
+    assert status == 200 and json.loads(body)["object"] == "chat.completion"
+    assert lane.pipeline.bodies == []
+
+
 async def test_a_body_that_is_not_declared_json_reaches_the_pipeline(lane):
     status, _ = await call(lane, CHAT, content_type=b"text/plain")
     assert status == 299 and len(lane.pipeline.bodies) == 1

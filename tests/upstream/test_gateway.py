@@ -138,3 +138,19 @@ def test_client_giving_up_on_a_whole_answer_cancels_the_upstream_request(gateway
     assert upstream_line["status"] == 499
     [gateway_line] = access_lines(gateway, "/v1/completions", since=before_gateway, expect=1)
     assert gateway_line["status"] == 499
+
+
+def test_fields_beyond_the_spec_are_relayed_for_upstream_models(proxied):
+    # The gateway does not know `grammar`; its upstream (this service, local model) honours
+    # it: the answer follows the grammar only if the field reached the upstream as sent.
+    completion = proxied.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=8, extra_body={"grammar": 'root ::= "relayed"'}
+    )
+    assert completion.choices[0].message.content == "relayed"
+
+
+def test_an_unknown_field_is_the_upstreams_to_refuse(proxied):
+    # Relayed too: the refusal is the upstream's (its model is local there), passed back.
+    with pytest.raises(openai.BadRequestError) as refused:
+        proxied.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2, extra_body={"foo_unknown": 1})
+    assert refused.value.body["message"] == "Unrecognized request argument supplied: foo_unknown"

@@ -155,6 +155,8 @@ def grammar_for(spec: dict[str, Any] | None) -> str | None:
     if not spec:
         return None
     kind = spec["kind"]
+    if kind == "gbnf":  # the client's own grammar (llama.cpp's extension), used as given
+        return spec["grammar"]
     try:
         if kind == "json_object":
             return JSON_GBNF

@@ -22,6 +22,10 @@ from . import tools
 
 # OpenAI's sampling defaults (llama-cpp-python's own differ: temperature 0.2, top_k 40, ...).
 OPENAI_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+# llama.cpp's sampling fields that local models honour beyond OpenAI's (declared, with their
+# ranges, as LocalSamplingExtensions in openapi/extensions.yaml; spec/unknown_fields.py
+# checks them and refuses every other field the spec does not define).
+LLAMA_SAMPLING = ("top_k", "min_p", "repeat_penalty")
 
 
 # JSON Schema counts 3.0 as an integer, so the spec lets integral floats through where it
@@ -165,6 +169,12 @@ def _structure(request: Json, offered: list[Json], choice: Any) -> Json | None:
     forced = bool(offered) and (choice == "required" or isinstance(choice, dict))
     response_format = request.get("response_format") or {"type": "text"}
     kind = response_format.get("type")
+    if request.get("grammar") is not None:
+        if forced or kind != "text":
+            raise bad_request(
+                "'grammar' cannot be combined with 'response_format' or a required tool call.", "grammar", "invalid_value"
+            )
+        return gbnf(request["grammar"])
     if forced and kind != "text":
         raise bad_request(
             "'response_format' cannot be combined with a required tool call.", "response_format", "invalid_value"
@@ -187,6 +197,12 @@ def _structure(request: Json, offered: list[Json], choice: Any) -> Json | None:
     if kind != "text":
         raise unsupported("response_format", f"'{kind}' output")
     return None
+
+
+def gbnf(grammar: str | None) -> Json | None:
+    """The ``structure`` of llama.cpp's ``grammar`` extension: the client's own GBNF (a
+    grammar the engine cannot parse is its 400, param ``grammar``)."""
+    return None if grammar is None else {"kind": "gbnf", "grammar": grammar}
 
 
 def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1) -> int | None:
@@ -212,7 +228,7 @@ def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1) -> 
 
 def _sampling(request: Json) -> Json:
     params = dict(OPENAI_SAMPLING)
-    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed"):
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", *LLAMA_SAMPLING):
         if request.get(name) is not None:
             params[name] = request[name]
     stop = request.get("stop")
@@ -312,6 +328,7 @@ def completion_params(request: Json, n_ctx: int) -> Json:
         "logprobs": logprobs is not None,
         "top_logprobs": logprobs or 0,
         "echo": bool(request.get("echo")),
+        "structure": gbnf(request.get("grammar")),
         **_sampling(request),
     }
 

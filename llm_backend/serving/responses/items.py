@@ -50,7 +50,8 @@ def _part(part: Any, role: str, param: str) -> Json:
     if kind == "refusal":
         return {"type": "refusal", "refusal": part.get("refusal", "")}
     if role == "assistant":
-        return {"type": "output_text", "text": part.get("text", ""), "annotations": part.get("annotations") or []}
+        # OpenAI's output text always carries its annotations and logprobs (both required).
+        return {"type": "output_text", "text": part.get("text", ""), "annotations": part.get("annotations") or [], "logprobs": part.get("logprobs") or []}
     return {"type": "input_text", "text": part.get("text", "")}
 
 
@@ -67,6 +68,31 @@ def _message(item: Json, param: str) -> Json:
         "role": role,
         "content": parts,
     }
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def _stored(item: Json, kind: str) -> Json:
+    """An item as the API returns it: the null fields a request may send left out, and the
+    status OpenAI's call and call-output resources always have (found by the fuzzer: a
+    stored ``status: null`` or ``file_id: null`` made the item lists invalid)."""
+    stored = {**_without_nulls(item), "id": item.get("id") or new_id(_PREFIX[kind])}
+    if kind in ("function_call", "function_call_output"):
+        stored.setdefault("status", "completed")
+    if isinstance(stored.get("output"), list):
+        # An image part's `detail` is optional in a request (OpenAI's default: auto) and
+        # always there in the stored item.
+        stored["output"] = [
+            {**part, "detail": part.get("detail") or "auto"} if isinstance(part, dict) and part.get("type") == "input_image" else part
+            for part in stored["output"]
+        ]
+    return stored
 
 
 def normalize(input_value: Any, param: str = "input") -> list[Json]:
@@ -89,7 +115,7 @@ def normalize(input_value: Any, param: str = "input") -> list[Json]:
             for field in _REQUIRED.get(kind, ()):
                 if not isinstance(item.get(field), str):
                     raise bad_request(f"Missing required parameter: '{where}.{field}'.", f"{where}.{field}", "missing_required_parameter")
-            items.append({**item, "id": item.get("id") or new_id(_PREFIX[kind])})
+            items.append(_stored(item, kind))
         elif kind == "item_reference":
             raise bad_request(
                 f"'{where}': item references are not supported here; send the item itself, or use "

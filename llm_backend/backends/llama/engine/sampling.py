@@ -2,7 +2,8 @@
 
 The chain, in order: logit_bias, presence/frequency penalties (llama.cpp's penalties sampler
 subtracts ``count * frequency + (count > 0) * presence``, exactly OpenAI's formula), grammar,
-then greedy at temperature 0, else temperature, top_p and a seeded draw. Every sequence has
+then greedy at temperature 0, else top_k, temperature, top_p, min_p and a seeded draw (top_k,
+min_p and repeat_penalty are llama.cpp's extensions; OpenAI's requests leave them off). Every sequence has
 its own chain, so one request's seed or grammar never touches another's.
 """
 
@@ -26,6 +27,9 @@ class SamplingParams:
     seed: int | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    repeat_penalty: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
     logit_bias: dict[int, float] = field(default_factory=dict)
     grammar: str | None = None
     logprobs: bool = False
@@ -48,6 +52,9 @@ class SamplingParams:
             seed=params.get("seed"),
             presence_penalty=float(params.get("presence_penalty") or 0.0),
             frequency_penalty=float(params.get("frequency_penalty") or 0.0),
+            repeat_penalty=float(params.get("repeat_penalty") or 1.0),
+            top_k=int(params.get("top_k") or 0),
+            min_p=float(params.get("min_p") or 0.0),
             logit_bias=bias,
             grammar=params.get("grammar"),
             logprobs=bool(params.get("logprobs")),
@@ -67,10 +74,10 @@ class Sampler:
             for i, (token, bias) in enumerate(params.logit_bias.items()):
                 biases[i].token, biases[i].bias = token, bias
             self._add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
-        if params.presence_penalty or params.frequency_penalty:
+        if params.presence_penalty or params.frequency_penalty or params.repeat_penalty != 1.0:
             self._add(
                 llama_cpp.llama_sampler_init_penalties(
-                    n_vocab, n_ctx, 1.0, params.frequency_penalty, params.presence_penalty
+                    n_vocab, n_ctx, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
                 )
             )
         if params.grammar:
@@ -82,9 +89,13 @@ class Sampler:
             self._add(llama_cpp.llama_sampler_init_greedy())
         else:
             seed = params.seed if params.seed is not None else random.getrandbits(32)
+            if params.top_k > 0:
+                self._add(llama_cpp.llama_sampler_init_top_k(params.top_k))
             self._add(llama_cpp.llama_sampler_init_temp(params.temperature))
             if params.top_p < 1.0:
                 self._add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+            if params.min_p > 0.0:
+                self._add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
             self._add(llama_cpp.llama_sampler_init_dist((seed + index) & 0xFFFFFFFF))
 
     def _add(self, sampler: Any) -> None:

@@ -1,0 +1,132 @@
+"""Real stored objects for the fuzzer to aim at, so that get/update/delete/list of stored
+objects reach their success paths and not only their 404s.
+
+Objects are created through the API, as a client creates them (files uploaded, conversations
+with items, stored responses and chat completions, vector stores holding a file), one pool
+per path parameter. A fuzz case draws, per case, whether to keep schemathesis' generated
+ids or to aim at real ones (``aim``: a draw seeded by the run's seed and the case itself,
+so a failing case replays with its seed; schemathesis' example and coverage phases admit
+no extra hypothesis strategy); ids that belong together (a conversation and one of its
+items, a vector store and one of its files) are drawn together. A delete that succeeded
+takes its object out of the pool and a new one is created, so later cases still find rows.
+
+``FACTORIES`` names every path parameter a factory exists for; the conformance suite fails
+for a served operation with a path parameter not in it (a new family needs a factory).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tests.conftest import MODEL
+from tests.support.fuzz import SEED
+
+# A pair: the child parameter is drawn from the objects of the parent drawn.
+CHILDREN = {"conversation_id": "item_id", "vector_store_id": "file_id"}
+
+
+class RealObjects:
+    def __init__(self, api: str, headers: dict[str, str] | None = None) -> None:
+        self.api = api
+        self.client = httpx.Client(base_url=api, headers=headers or {}, timeout=120)
+        # parameter -> ids; for a parent parameter, id -> its children's ids
+        self.pools: dict[str, list[str]] = {}
+        self.children: dict[str, dict[str, list[str]]] = {}
+
+    # --- factories, one per path parameter (and the children of parents) ---
+
+    def completion_id(self) -> str:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 2, "store": True}
+        return self._created("/chat/completions", json=body)
+
+    def response_id(self) -> str:
+        body = {"model": MODEL, "input": "Say hi.", "max_output_tokens": 16, "store": True, "metadata": {"fuzz": "yes"}}
+        return self._created("/responses", json=body)
+
+    def file_id(self) -> str:
+        return self._created("/files", data={"purpose": "user_data"}, files={"file": ("fuzz.txt", b"Fuzzing finds bugs.\n")})
+
+    def conversation_id(self) -> str:
+        items = [{"type": "message", "role": "user", "content": "Hi"}, {"type": "message", "role": "assistant", "content": "Hello"}]
+        conversation = self._created("/conversations", json={"items": items, "metadata": {"fuzz": "yes"}})
+        listed = self.client.get(f"/conversations/{conversation}/items").json()["data"]
+        self.children.setdefault("conversation_id", {})[conversation] = [item["id"] for item in listed]
+        return conversation
+
+    def vector_store_id(self) -> str:
+        file = self.file_id()
+        store = self._created("/vector_stores", json={"name": "fuzz", "file_ids": [file]})
+        self.children.setdefault("vector_store_id", {})[store] = [file]
+        return store
+
+    def model(self) -> str:
+        return MODEL
+
+    def _created(self, path: str, **kwargs: Any) -> str:
+        response = self.client.post(path, **kwargs)
+        assert response.status_code == 200, f"creating {path} for the fuzzer: {response.status_code} {response.text}"
+        return response.json()["id"]
+
+    # --- pools ---
+
+    def fill(self, parameters: set[str], count: int = 3) -> None:
+        """Create ``count`` objects for each of ``parameters`` that has a factory."""
+        for name in sorted(parameters):
+            factory = FACTORIES.get(name)
+            if factory is not None and name not in self.pools and name not in CHILDREN.values():
+                self.pools[name] = [factory(self) for _ in range(count if name != "model" else 1)]
+
+    def aim(self, case: Any) -> dict[str, str]:
+        """Half the cases: the case's path parameters replaced by real ids. Returns what
+        was aimed at."""
+        parameters = case.path_parameters or {}
+        rng = random.Random(f"{SEED}:{case.operation.label}:{parameters!r}:{case.query!r}:{str(case.body)[:2000]}")
+        if not parameters or rng.random() < 0.5:
+            return {}
+        aimed: dict[str, str] = {}
+        for name in parameters:
+            if self.pools.get(name) and name not in CHILDREN.values():
+                aimed[name] = rng.choice(self.pools[name])
+        for parent, child in CHILDREN.items():
+            if child in parameters and parent in aimed:
+                owned = self.children.get(parent, {}).get(aimed[parent]) or []
+                if owned:
+                    aimed[child] = rng.choice(owned)
+        if "file_id" in parameters and "vector_store_id" not in parameters and self.pools.get("file_id"):
+            aimed["file_id"] = rng.choice(self.pools["file_id"])
+        case.path_parameters.update(aimed)
+        return aimed
+
+    def after(self, case: Any, aimed: dict[str, str], status: int) -> None:
+        """A successful delete of a real object: replace it in its pool."""
+        if case.method.upper() != "DELETE" or status != 200 or not aimed:
+            return
+        deleted = case.operation.path.rstrip("}").rsplit("{", 1)[-1]
+        if deleted in CHILDREN.values() and any(CHILDREN[p] == deleted for p in aimed if p in CHILDREN):
+            parent = next(p for p in aimed if CHILDREN.get(p) == deleted)
+            owned = self.children[parent][aimed[parent]]
+            if aimed[deleted] in owned:
+                owned.remove(aimed[deleted])
+            return
+        pool = self.pools.get(deleted)
+        if pool and aimed.get(deleted) in pool:
+            pool.remove(aimed[deleted])
+            pool.append(FACTORIES[deleted](self))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+FACTORIES: dict[str, Callable[[RealObjects], str]] = {
+    "completion_id": RealObjects.completion_id,
+    "response_id": RealObjects.response_id,
+    "file_id": RealObjects.file_id,
+    "conversation_id": RealObjects.conversation_id,
+    "item_id": lambda objects: "",  # a child: drawn from its conversation's items
+    "vector_store_id": RealObjects.vector_store_id,
+    "model": RealObjects.model,
+}
