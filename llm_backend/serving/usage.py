@@ -30,6 +30,8 @@ RESULT_FIELDS = {
 }
 GROUPABLE = ("api_key_id", "model")
 
+LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z
+
 
 def _page_token(start: int) -> str:
     return "page_" + base64.urlsafe_b64encode(str(start).encode()).decode()
@@ -75,6 +77,13 @@ async def usage_page(
 ) -> dict:
     """One page of ``operation``'s usage buckets (``operation`` None: one of the usage kinds
     this service does not count: every bucket empty)."""
+    for name, value in (("start_time", start_time), ("end_time", end_time)):
+        # Unix seconds up to the year 9999: the database's integers hold them (a fuzzer's
+        # -10^26 would overflow the query, a 500 before this check).
+        if value is not None and not 0 <= value <= LATEST_TIME:
+            raise errors.bad_request(
+                f"Invalid {name}: {value}; it must be a Unix time in seconds.", param=name, code="invalid_value"
+            )
     if bucket_width not in WIDTHS:
         raise errors.bad_request(f"Invalid bucket_width: '{bucket_width}'.", param="bucket_width", code="invalid_value")
     width = WIDTHS[bucket_width]

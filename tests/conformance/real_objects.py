@@ -25,17 +25,20 @@ import httpx
 from tests.conftest import MODEL
 from tests.support.fuzz import SEED
 
-# A pair: the child parameter is drawn from the objects of the parent drawn.
-CHILDREN = {"conversation_id": "item_id", "vector_store_id": "file_id"}
+# child parameter -> its parent: a child is drawn from the objects of the parent drawn with
+# it (a conversation's items; a vector store's files and file batches).
+PARENTS = {"item_id": "conversation_id", "file_id": "vector_store_id", "batch_id": "vector_store_id"}
+# Children that are objects on their own too: a File outside any vector store.
+STANDALONE = {"file_id"}
 
 
 class RealObjects:
     def __init__(self, api: str, headers: dict[str, str] | None = None) -> None:
         self.api = api
         self.client = httpx.Client(base_url=api, headers=headers or {}, timeout=120)
-        # parameter -> ids; for a parent parameter, id -> its children's ids
+        # parameter -> ids; (parent, child) -> parent id -> its children's ids
         self.pools: dict[str, list[str]] = {}
-        self.children: dict[str, dict[str, list[str]]] = {}
+        self.children: dict[tuple[str, str], dict[str, list[str]]] = {}
 
     # --- factories, one per path parameter (and the children of parents) ---
 
@@ -54,13 +57,16 @@ class RealObjects:
         items = [{"type": "message", "role": "user", "content": "Hi"}, {"type": "message", "role": "assistant", "content": "Hello"}]
         conversation = self._created("/conversations", json={"items": items, "metadata": {"fuzz": "yes"}})
         listed = self.client.get(f"/conversations/{conversation}/items").json()["data"]
-        self.children.setdefault("conversation_id", {})[conversation] = [item["id"] for item in listed]
+        self.children.setdefault(("conversation_id", "item_id"), {})[conversation] = [item["id"] for item in listed]
         return conversation
 
     def vector_store_id(self) -> str:
         file = self.file_id()
         store = self._created("/vector_stores", json={"name": "fuzz", "file_ids": [file]})
-        self.children.setdefault("vector_store_id", {})[store] = [file]
+        batched = self.file_id()
+        batch = self._created(f"/vector_stores/{store}/file_batches", json={"file_ids": [batched]})
+        self.children.setdefault(("vector_store_id", "file_id"), {})[store] = [file, batched]
+        self.children.setdefault(("vector_store_id", "batch_id"), {})[store] = [batch]
         return store
 
     def model(self) -> str:
@@ -77,7 +83,7 @@ class RealObjects:
         """Create ``count`` objects for each of ``parameters`` that has a factory."""
         for name in sorted(parameters):
             factory = FACTORIES.get(name)
-            if factory is not None and name not in self.pools and name not in CHILDREN.values():
+            if factory is not None and name not in self.pools and (name not in PARENTS or name in STANDALONE):
                 self.pools[name] = [factory(self) for _ in range(count if name != "model" else 1)]
 
     def aim(self, case: Any) -> dict[str, str]:
@@ -89,15 +95,15 @@ class RealObjects:
             return {}
         aimed: dict[str, str] = {}
         for name in parameters:
-            if self.pools.get(name) and name not in CHILDREN.values():
+            if self.pools.get(name) and name not in PARENTS:
                 aimed[name] = rng.choice(self.pools[name])
-        for parent, child in CHILDREN.items():
+        for child, parent in PARENTS.items():
             if child in parameters and parent in aimed:
-                owned = self.children.get(parent, {}).get(aimed[parent]) or []
+                owned = self.children.get((parent, child), {}).get(aimed[parent]) or []
                 if owned:
                     aimed[child] = rng.choice(owned)
-        if "file_id" in parameters and "vector_store_id" not in parameters and self.pools.get("file_id"):
-            aimed["file_id"] = rng.choice(self.pools["file_id"])
+            elif child in parameters and parent not in parameters and self.pools.get(child):
+                aimed[child] = rng.choice(self.pools[child])
         case.path_parameters.update(aimed)
         return aimed
 
@@ -106,10 +112,10 @@ class RealObjects:
         if case.method.upper() != "DELETE" or status != 200 or not aimed:
             return
         deleted = case.operation.path.rstrip("}").rsplit("{", 1)[-1]
-        if deleted in CHILDREN.values() and any(CHILDREN[p] == deleted for p in aimed if p in CHILDREN):
-            parent = next(p for p in aimed if CHILDREN.get(p) == deleted)
-            owned = self.children[parent][aimed[parent]]
-            if aimed[deleted] in owned:
+        parent = PARENTS.get(deleted)
+        if parent in aimed:
+            owned = self.children.get((parent, deleted), {}).get(aimed[parent], [])
+            if aimed.get(deleted) in owned:
                 owned.remove(aimed[deleted])
             return
         pool = self.pools.get(deleted)
@@ -127,6 +133,7 @@ FACTORIES: dict[str, Callable[[RealObjects], str]] = {
     "file_id": RealObjects.file_id,
     "conversation_id": RealObjects.conversation_id,
     "item_id": lambda objects: "",  # a child: drawn from its conversation's items
+    "batch_id": lambda objects: "",  # a child: drawn from its vector store's file batches
     "vector_store_id": RealObjects.vector_store_id,
     "model": RealObjects.model,
 }

@@ -129,3 +129,11 @@ def test_the_cli_prints_usage_per_key_and_model(accounted, made):
     rows = {tuple(line.split("\t")[:3]): line.split("\t")[3:6] for line in printed.splitlines()[1:]}
     assert rows[("key-0", "completions", MODEL)] == ["2", str(made["chat_input"]), str(made["chat_output"])]
     assert rows[("key-1", "embeddings", MODEL)] == ["1", str(made["embedding_input"]), "0"]
+
+
+@pytest.mark.parametrize("times", [{"start_time": -116469640224950010412793856}, {"start_time": 0, "end_time": 10**20}])
+def test_a_time_no_database_can_hold_is_refused_naming_it(accounted, times):
+    # Found by the fuzzer (seeded run): the query overflowed, 500.
+    with pytest.raises(openai.BadRequestError) as raised:
+        admin(accounted).admin.organization.usage.completions(**times)
+    assert raised.value.param == list(times)[-1] and raised.value.code == "invalid_value"
