@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import keyword_index
@@ -122,7 +123,18 @@ class VectorIndex:
     ) -> bool:
         """The file's chunks replace any it had, and it is ``completed``, in one transaction.
         With ``only_in_progress``, nothing is written unless the file is still
-        ``in_progress`` (a batch cancelled meanwhile)."""
+        ``in_progress`` (a batch cancelled meanwhile). False too when the store or the file
+        is deleted while this runs: the delete wins."""
+        try:
+            return self._save_chunks(owner, store_id, file_id, chunks, usage_bytes, only_in_progress)
+        except IntegrityError:
+            # Deleted between the read and the writes (found by fuzzing: deleteVectorStore
+            # during indexing); nothing of this transaction is kept.
+            return False
+
+    def _save_chunks(
+        self, owner: str, store_id: str, file_id: str, chunks: list[NewChunk], usage_bytes: int, only_in_progress: bool
+    ) -> bool:
         with self._database.sessions.begin() as session:
             row = self._store_file(session, owner, store_id, file_id)
             if row is None or (only_in_progress and row.status != "in_progress"):

@@ -206,3 +206,32 @@ def test_deleting_a_store_deletes_its_chunks(database, store):
     assert database.vector_index.delete_store(OWNER, store)
     with database.sessions() as session:
         assert session.scalar(select(func.count()).select_from(VectorStoreChunk)) == 0
+
+
+def test_a_store_deleted_while_its_file_is_indexed_keeps_nothing_and_fails_nothing(database, ids):
+    """The interleaving the fuzzer hit (deleteVectorStore while the indexer saved a file's
+    chunks: an integrity error logged at error), made certain: the store is deleted by
+    another transaction right after the indexer's transaction read the file. A wrapper of
+    the read stands in for the timing; the delete and the writes are real."""
+    from sqlalchemy import text
+
+    from llm_backend.storage.vector_index import NewChunk
+
+    index = database.vector_index
+    store_id = index.create_store(OWNER, name="doomed")
+    assert index.add_file(OWNER, store_id, ids["file-tides"], ChunkingStrategy().as_openai())
+    read = index._store_file
+
+    def read_then_lose_the_store(session, *args):
+        row = read(session, *args)
+        assert index.delete_store(OWNER, store_id)
+        return row
+
+    index._store_file = read_then_lose_the_store
+    try:
+        saved = index.save_chunks(OWNER, store_id, ids["file-tides"], [NewChunk("tides", 1, [0.0] * 384)], 10)
+    finally:
+        del index._store_file
+    assert saved is False
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM vector_store_chunks")).scalar_one() == 0
