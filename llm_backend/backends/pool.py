@@ -30,6 +30,7 @@ from typing import Any
 from .. import errors
 from ..errors import OpenAIError
 from .base import Backend, Json, ModelCard, Relayed, failover
+from .upstream.client import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,8 @@ class ModelPool:
                 failover.reset(token)
             if isinstance(answer, Relayed) and fails_over(answer.status):
                 deployment.outstanding -= 1
-                self._eject(deployment, f"status {answer.status}", _retry_after(answer))
+                wait = retry_after({name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers})
+                self._eject(deployment, f"status {answer.status}", wait)
                 if last is not None and isinstance(last, Relayed) and last.close is not None:
                     await last.close()
                 last = answer
@@ -410,13 +412,3 @@ async def _counted(chunks: AsyncIterator[Any], release: Callable[[], None]) -> A
                 yield chunk
     finally:
         release()
-
-
-def _retry_after(answer: Relayed) -> float | None:
-    for name, value in answer.headers:
-        if name == b"retry-after":
-            try:
-                return float(value)
-            except ValueError:
-                return None
-    return None

@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import aiohttp
 
@@ -37,10 +37,9 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
 
 
-def retry_after(response: aiohttp.ClientResponse) -> float | None:
-    """Seconds the upstream asks us to wait: ``retry-after-ms`` (OpenAI's), or ``retry-after``
-    in seconds or as an HTTP date."""
-    headers = response.headers
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds an answer asks us to wait: ``retry-after-ms`` (OpenAI's), or ``retry-after``
+    in seconds or as an HTTP date (header names in lower case, or a case-blind mapping)."""
     try:
         if "retry-after-ms" in headers:
             return max(0.0, float(headers["retry-after-ms"]) / 1000)
@@ -183,7 +182,7 @@ class UpstreamClient:
             else:
                 if response.status not in RETRY_STATUSES:
                     return response
-                wait = retry_after(response)
+                wait = retry_after(response.headers)
                 failure = None
                 log.warning("upstream %s: status %d (attempt %d)", self.name, response.status, attempt + 1)
             wait = backoff(attempt) if wait is None else wait
