@@ -20,7 +20,10 @@ def _object(body) -> dict:
     return body
 
 
-def _item_not_found(item_id: str) -> OpenAIError:
+async def _item_missing(database, owner: str, conversation_id: str, item_id: str) -> OpenAIError:
+    """Which of the two is not there: the conversation (then that), or its item."""
+    if await database.conversations.get(owner, conversation_id) is None:
+        return conversation_not_found(conversation_id)
     return errors.missing("Item", item_id, "item_id")
 
 
@@ -81,9 +84,7 @@ async def get_conversation_item(conversation_id: str, item_id: str, **_):
     database, owner = current().database, current_owner()
     item = await database.conversations.get_item(owner, conversation_id, item_id)
     if item is None:
-        if await database.conversations.get(owner, conversation_id) is None:
-            raise conversation_not_found(conversation_id)
-        raise _item_not_found(item_id)
+        raise await _item_missing(database, owner, conversation_id, item_id)
     return json_response(item)
 
 
@@ -91,7 +92,5 @@ async def delete_conversation_item(conversation_id: str, item_id: str):
     database, owner = current().database, current_owner()
     conversation = await database.conversations.delete_item(owner, conversation_id, item_id)
     if conversation is None:
-        if await database.conversations.get(owner, conversation_id) is None:
-            raise conversation_not_found(conversation_id)
-        raise _item_not_found(item_id)
+        raise await _item_missing(database, owner, conversation_id, item_id)
     return json_response(conversation)
