@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         "INFO", validation_alias=AliasChoices("LLM_BACKEND_LOG_LEVEL", "LOG_LEVEL", "log_level")
     )
     log_json: bool = True
+    shutdown_grace: float = Field(
+        25.0,
+        ge=0,
+        description="seconds requests in flight get to finish after SIGTERM (streams included) while no new "
+        "connection is taken; keep it under the orchestrator's kill timeout (Kubernetes: 30 s)",
+    )
     cors_origins: CommaList = []
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(

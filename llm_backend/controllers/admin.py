@@ -18,4 +18,4 @@ async def admin_unload_model(model: str):
 
 
 async def admin_stream_model_events():
-    return status_stream(current().registry.watch())
+    return status_stream(current().registry.watch(), endless=True)

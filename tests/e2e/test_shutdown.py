@@ -1,0 +1,82 @@
+"""A graceful stop (SIGTERM: a rolling update, a scale-down) finishes the answers in flight,
+streams included, and takes no new connection; an endless stream (the admin watch) does not
+hold the stop. `make deploy-check` shows the same with two replicas behind one Service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import httpx
+import pytest
+
+GRACE = 20
+# uvicorn ends by raising the signal it caught again, after its graceful shutdown.
+STOPPED = (0, -signal.SIGTERM)
+
+
+@pytest.fixture
+def stopping_server(start_server):
+    server = start_server(env={"LLM_BACKEND_SHUTDOWN_GRACE": str(GRACE)})
+    yield server
+    # SIGTERM went to the uvicorn process only (as tini sends it); its engine workers are
+    # stopped by its shutdown, or by the fixture's process-group stop.
+
+
+def _terminate(server) -> float:
+    os.kill(server.process.pid, signal.SIGTERM)
+    return time.monotonic()
+
+
+def test_a_stream_in_flight_is_finished_after_sigterm(stopping_server):
+    body = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": "Count from 1 to 100, separated by commas."}],
+        "max_tokens": 120,
+        "stream": True,
+    }
+    chunks_after = 0
+    with httpx.Client(base_url=stopping_server.base_url, timeout=60) as http:
+        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            first = next(line for line in lines if line.startswith("data: "))
+            assert json.loads(first[len("data: "):])["object"] == "chat.completion.chunk"
+            _terminate(stopping_server)
+            rest = [line for line in lines if line.startswith("data: ")]
+    chunks_after = len(rest) - 1
+    assert chunks_after > 0, "the stream ended before SIGTERM: nothing was shown"
+    assert rest[-1] == "data: [DONE]"
+    finish = json.loads(rest[-2][len("data: "):])
+    assert finish["choices"][0]["finish_reason"] in ("stop", "length")
+    assert stopping_server.process.wait(GRACE) in STOPPED
+
+
+def test_no_new_connection_is_taken_while_stopping(stopping_server):
+    body = {"model": "smollm2", "messages": [{"role": "user", "content": "Count to 100."}],
+            "max_tokens": 120, "stream": True}
+    with httpx.Client(base_url=stopping_server.base_url, timeout=60) as http:
+        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            lines = response.iter_lines()
+            next(line for line in lines if line.startswith("data: "))
+            _terminate(stopping_server)
+            time.sleep(0.5)
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"{stopping_server.base_url}/health", timeout=5)
+            rest = [line for line in lines if line]
+            assert rest[-1] == "data: [DONE]"
+
+
+def test_an_endless_watch_does_not_hold_the_stop(stopping_server):
+    with httpx.Client(base_url=stopping_server.base_url, timeout=60) as http:
+        with http.stream("GET", "/admin/events") as response:
+            assert response.status_code == 200
+            began = _terminate(stopping_server)
+            # Cut, not finished: the client sees its connection close (and reconnects later).
+            with pytest.raises(httpx.RemoteProtocolError):
+                for _ in response.iter_lines():
+                    pass
+    assert stopping_server.process.wait(GRACE) in STOPPED
+    assert time.monotonic() - began < GRACE / 2
