@@ -6,8 +6,8 @@ first byte can no longer change the status, so it is sent as an ``{"error": ...}
 On SIGTERM (a rolling update, a scale-down) sse-starlette cuts every open stream at once,
 which suits endless streams. An answer is finite: it is finished instead, within uvicorn's
 graceful shutdown timeout (the ``shutdown_grace`` setting), while the replica takes no new
-connections. Measured with two replicas under load (`make deploy-check`): 3 of 8 in-flight
-streams were cut by a graceful stop before, none after.
+connections. Measured with two replicas under load (`make deploy-check`): a graceful stop of
+one lost 3 of the 8 requests in flight before (their streams were cut), none after.
 """
 
 from __future__ import annotations
