@@ -4,7 +4,11 @@
 #   2. the container answers /health, /v1/models and a real chat completion from the baked-in
 #      model, and its HEALTHCHECK passes;
 #   3. k8s/llm-backend.yaml is played with `podman kube play` (adapted by kube_to_podman.py)
-#      and the pod proves that the Secret, the ConfigMap and the PVCs arrive.
+#      and the pod proves that the Secret, the ConfigMap and the PVCs arrive;
+#   4. k8s/replicas/ is played: two replicas on PostgreSQL behind a stand-in for their Service
+#      (HAProxy, see kube_to_podman.front_config); a chat stored through one is read through the
+#      other; under load, a replica killed loses no request that had not started streaming,
+#      and a replica stopped gracefully (a rolling update) loses none at all.
 # Prints one line per check and closes with "N passed, N failed"; exits 1 on any failure.
 # Usage: .ci/deploy/check.sh   (from anywhere; root, Debian 12; installs podman if missing)
 # The static checks (kubernetes-validate, hadolint, Tiltfile, wiring) are pytest tests in
@@ -22,9 +26,12 @@ IMAGE=localhost/llm-backend:ci
 RUN_NAME=llm-backend-ci-run
 WORK=$(mktemp -d /tmp/llm-backend-deploy.XXXXXX)
 PLAY=$WORK/play.yaml
-SECRETS=(llm-backend-secrets)
+REPLICAS_PLAY=$WORK/replicas.yaml
+NETWORK=llm-backend-ci
+SECRETS=(llm-backend-secrets llm-backend-postgres)
 # PVCs become named volumes; so does the ConfigMap volume (podman 4.3).
-VOLUMES=(llm-backend-models llm-backend-data llm-backend-config)
+VOLUMES=(llm-backend-models llm-backend-data llm-backend-config postgres-data-postgres-0)
+REPLICA_PODS=(llm-backend-0 llm-backend-1 postgres)
 API_KEY=ci-chatbot-ui-$RANDOM$RANDOM
 UPSTREAM_KEY=sk-ci-upstream-$RANDOM$RANDOM
 passed=0
@@ -46,12 +53,18 @@ finish() {
 }
 
 # Everything this script creates, by name (leftovers of an interrupted run included).
-remove_created() {
+remove_played() {
     [[ -f $PLAY ]] && podman kube down "$PLAY" >/dev/null 2>&1
+    [[ -f $REPLICAS_PLAY ]] && podman kube down "$REPLICAS_PLAY" >/dev/null 2>&1
+    [[ -f $WORK/front.pid ]] && kill "$(cat "$WORK/front.pid")" 2>/dev/null
     podman rm -f -t 2 "$RUN_NAME" >/dev/null 2>&1
-    podman pod rm -f -t 2 llm-backend-pod-0 >/dev/null 2>&1
+    for pod in llm-backend-pod-0 "${REPLICA_PODS[@]}"; do podman pod rm -f -t 2 "$pod" >/dev/null 2>&1; done
     for volume in "${VOLUMES[@]}"; do podman volume rm -f "$volume" >/dev/null 2>&1; done
+}
+remove_created() {
+    remove_played
     for secret in "${SECRETS[@]}"; do podman secret rm "$secret" >/dev/null 2>&1; done
+    podman network rm -f "$NETWORK" >/dev/null 2>&1
 }
 cleanup() { remove_created; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -92,10 +105,11 @@ export WORK PYTHON
 export -f http_status json_check
 
 # ------------------------------------------------------------------ prerequisites
-if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then
-    log "installing podman, runc, debootstrap (apt)"
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null \
+    || ! command -v haproxy >/dev/null; then
+    log "installing podman, runc, debootstrap, haproxy (apt)"
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        podman buildah runc fuse-overlayfs slirp4netns debootstrap uidmap; } >"$WORK/apt.log" 2>&1 \
+        podman buildah runc fuse-overlayfs slirp4netns debootstrap uidmap haproxy; } >"$WORK/apt.log" 2>&1 \
         || { fail "install podman" "$(tail -5 "$WORK/apt.log")"; finish; }
 fi
 remove_created
@@ -190,6 +204,94 @@ echo seeded >"$models_dir/seeded.txt" 2>/dev/null
 check "pod: models PVC mounted at /models" podman exec "$ctr" test -f /models/seeded.txt
 check "pod: root filesystem read-only" \
     bash -c "[[ \$(podman inspect $ctr --format '{{.HostConfig.ReadonlyRootfs}}') == true ]] && ! podman exec $ctr touch /opt/venv/.write-test"
+
+# ------------------------------------------------------------------ 4. replicas (k8s/replicas/)
+# The single-replica pod goes first: the replicas use the same claims (named volumes here).
+log "k8s/replicas: two replicas on PostgreSQL behind one Service"
+remove_played
+check "stand-in postgres:16 image (Debian's PostgreSQL, .ci/deploy/postgres/)" \
+    bash -c "podman image exists docker.io/library/postgres:16 || podman build --pull=never -q -t docker.io/library/postgres:16 '$HERE/postgres'"
+pg_password=ci-pg-$RANDOM$RANDOM
+"$PYTHON" - "$WORK/postgres-secret.json" "$pg_password" <<'EOF'
+import base64, json, sys
+path, password = sys.argv[1:]
+values = {"password": password, "database-url": f"postgresql://llm_backend:{password}@postgres:5432/llm_backend"}
+json.dump({k: base64.b64encode(v.encode()).decode() for k, v in values.items()}, open(path, "w"))
+EOF
+podman secret create llm-backend-postgres "$WORK/postgres-secret.json" >/dev/null
+podman network create "$NETWORK" >/dev/null 2>&1
+service_port=$(free_port)
+replica_ports=("$(free_port)" "$(free_port)")
+service=http://127.0.0.1:$service_port
+replica=("http://127.0.0.1:${replica_ports[0]}" "http://127.0.0.1:${replica_ports[1]}")
+"$PYTHON" "$HERE/kube_to_podman.py" "$ROOT/k8s/replicas" \
+    --publish "llm-backend-0:8000=${replica_ports[0]}" --publish "llm-backend-1:8000=${replica_ports[1]}" \
+    --image "llm-backend=$IMAGE" --image "postgres:16=docker.io/library/postgres:16" \
+    --secret llm-backend-secrets --secret llm-backend-postgres \
+    --front "llm-backend=$service_port" --front-config "$WORK/front.cfg" >"$REPLICAS_PLAY"
+if podman kube play --network "$NETWORK" "$REPLICAS_PLAY" >"$WORK/replicas-play.log" 2>&1; then
+    pass "podman kube play k8s/replicas (2 replicas + PostgreSQL)"
+else
+    fail "podman kube play k8s/replicas" "$(grep -v -e syslog -e systemd "$WORK/replicas-play.log" | tail -5)"
+    finish
+fi
+haproxy -f "$WORK/front.cfg" -db >"$WORK/front.log" 2>&1 &
+echo $! >"$WORK/front.pid"
+
+# Stand-in for the kubelet: podman 4.3 without systemd does not restart a pod's dead
+# container; a cluster does (e.g. a replica that started before PostgreSQL took connections).
+restart_exited() {
+    local pod
+    for pod in llm-backend-0 llm-backend-1; do
+        [[ $(podman inspect "$pod-llm-backend" --format '{{.State.Status}}' 2>/dev/null) == exited ]] \
+            && podman start "$pod-llm-backend" >/dev/null 2>&1
+    done
+    return 0
+}
+# replicas_ready SECONDS: both replicas and their Service answer /ready.
+replicas_ready() {
+    local deadline=$((SECONDS + $1)) url all
+    while ((SECONDS < deadline)); do
+        restart_exited
+        all=1
+        for url in "${replica[@]}" "$service"; do
+            [[ $(curl -s -o /dev/null -w '%{http_code}' "$url/ready") == 200 ]] || all=0
+        done
+        ((all)) && return 0
+        sleep 1
+    done
+    return 1
+}
+# chats_served POD: chat completions in the pod's access log.
+chats_served() { podman logs "$1-llm-backend" 2>&1 | grep -c '"path": "/v1/chat/completions"'; }
+
+if replicas_ready 180; then pass "both replicas and their Service become ready"; else
+    fail "both replicas and their Service become ready" \
+        "$(for pod in llm-backend-0 llm-backend-1; do podman logs --tail 5 "$pod-llm-backend" 2>&1; done; tail -5 "$WORK/front.log")"
+fi
+check "replicas: one schema on the PostgreSQL pod, migrated once" \
+    bash -c "[[ \$(podman exec postgres-postgres psql -U llm_backend -d llm_backend -tAc 'SELECT count(*) FROM alembic_version') == 1 ]]"
+check "replicas: a chat stored through one is listed and read through the other" \
+    "$PYTHON" "$HERE/replicas_check.py" crosswise "${replica[0]}" "${replica[1]}" --key "$API_KEY"
+check "replicas: a replica killed (SIGKILL) under load loses no request that had not started streaming" \
+    "$PYTHON" "$HERE/replicas_check.py" under-load "$service" --key "$API_KEY" \
+    --disrupt "podman kill --signal KILL llm-backend-0-llm-backend"
+served_before=$(chats_served llm-backend-0)
+check "replicas: the killed replica, restarted, is ready again behind the Service" replicas_ready 120
+one_chat() {
+    http_status 200 POST "$service/v1/chat/completions" -H "Authorization: Bearer $API_KEY" \
+        -H 'Content-Type: application/json' \
+        -d '{"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}'
+}
+sent_back() {
+    local i
+    for i in 1 2 3 4 5 6; do one_chat || return 1; done
+    (($(chats_served llm-backend-0) > served_before)) || { echo "the restarted replica got none of 6 chats"; return 1; }
+}
+check "replicas: the Service sends the restarted replica requests again" sent_back
+check "replicas: a replica stopped gracefully (SIGTERM, a rolling update) under load loses no request, streams included" \
+    "$PYTHON" "$HERE/replicas_check.py" under-load "$service" --key "$API_KEY" --graceful \
+    --disrupt "podman stop --time 30 llm-backend-1-llm-backend"
 
 log "total $((SECONDS - started))s"
 finish

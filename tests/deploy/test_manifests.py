@@ -160,6 +160,15 @@ def test_service_probes_use_health_for_liveness_and_ready_for_readiness(manifest
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
 
 
+def test_the_pod_is_killed_only_after_the_service_finished_its_answers(manifests):
+    pod = pod_spec(by_kind(manifests, "Deployment")["llm-backend"])
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    grace = float(env.get("LLM_BACKEND_SHUTDOWN_GRACE") or Settings.model_fields["shutdown_grace"].default)
+    # Kubernetes' default is 30 s; SIGKILL comes after it.
+    assert pod.get("terminationGracePeriodSeconds", 30) > grace
+
+
 def test_service_runs_as_non_root_without_privilege_escalation(manifests):
     pod = pod_spec(by_kind(manifests, "Deployment")["llm-backend"])
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -1,16 +1,13 @@
 """The replicas variant (k8s/replicas/): its kustomization rendered the way kustomize applies
-JSON patches (with `jsonpatch`: no kustomize binary here), then checked like the base."""
+JSON patches (.ci/deploy/kube_to_podman.py, with `jsonpatch`: no kustomize binary here), then
+checked like the base. `make deploy-check` runs it with Podman."""
 
 from __future__ import annotations
 
-import copy
-
-import jsonpatch
 import pytest
-import yaml
 from kubernetes_validate import validate
 
-from .conftest import K8S
+from .conftest import K8S, load_ci_module
 from .test_manifests import KUBERNETES_VERSION, by_kind, pod_labels, pod_spec
 
 OVERLAY = K8S / "replicas"
@@ -18,20 +15,7 @@ OVERLAY = K8S / "replicas"
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict]:
-    kustomization = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text())
-    objects = [
-        doc
-        for resource in kustomization["resources"]
-        for doc in yaml.safe_load_all((OVERLAY / resource).read_text())
-        if doc
-    ]
-    for patch in kustomization["patches"]:
-        target = patch["target"]
-        matches = [o for o in objects if o["kind"] == target["kind"] and o["metadata"]["name"] == target["name"]]
-        assert len(matches) == 1, target
-        patched = jsonpatch.apply_patch(copy.deepcopy(matches[0]), yaml.safe_load(patch["patch"]))
-        objects[objects.index(matches[0])] = patched
-    return objects
+    return load_ci_module("kube_to_podman").render_kustomization(OVERLAY)
 
 
 def test_every_rendered_object_passes_strict_schema_validation(rendered):
