@@ -1,6 +1,11 @@
 """The retrieval engine of one app: the embedding model (loaded on first use, once per
 process), the searcher with its in-memory vector caches, and the background indexer.
 
+The embedding model is the served one (``retrieval/embedding_model.py``) when there is one:
+one llama context, so a search and an ``embeddings.create`` give the same vectors. With
+``embedding_model`` set empty (not served under ``/v1/embeddings``) vector stores still
+work: an unlisted instance of the same class embeds for them, so there is one loader.
+
 Shared by the vector store operations and the ``file_search`` tool; built on first use
 (``Services.retrieval``), so a pure gateway never imports numpy or loads the model.
 """
@@ -8,11 +13,10 @@ Shared by the vector store operations and the ``file_search`` tool; built on fir
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
+from ..retrieval.embedding_model import EmbeddingModel
 from ..retrieval.indexer import Indexer
 from ..retrieval.search import Searcher
 from ..settings import Settings
@@ -23,34 +27,20 @@ log = logging.getLogger(__name__)
 
 
 class Retrieval:
-    def __init__(self, settings: Settings, database: Database, embedding_model: Any = None) -> None:
+    def __init__(self, settings: Settings, database: Database, embedding_model: EmbeddingModel | None = None) -> None:
         self.settings = settings
         self.database = database
-        # The served embedding model's embedder when there is one: one llama context, so a
-        # search and an embeddings.create give the same vectors.
-        self.embedding_model = embedding_model
+        self.embedding_model = embedding_model or EmbeddingModel(settings)
         self.files_dir: Path = settings.data_dir / "files"
-        self._embedder: Any = None
-        self._lock = threading.Lock()
         self.searcher = Searcher(database, self.embed)
         self.indexer = Indexer(database, self.files_dir, self.embedder, nice=settings.indexing_nice)
 
     def embedder(self) -> Any:
-        """The embedding model (all-MiniLM-L6-v2 on llama.cpp), loaded once (blocking)."""
-        if self.embedding_model is not None:
-            return self.embedding_model.embedder()
-        if self._embedder is None:
-            with self._lock:
-                if self._embedder is None:
-                    from ..retrieval.embedder import Embedder
-
-                    started = time.perf_counter()
-                    self._embedder = Embedder.from_package(self.settings.model_cache_dir)
-                    log.info("embedding model loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
-        return self._embedder
+        """The embedding model's embedder (all-MiniLM-L6-v2 on llama.cpp), loaded once (blocking)."""
+        return self.embedding_model.embedder()
 
     def embed(self, texts: list[str]) -> Any:
-        return self.embedder().embed(texts)
+        return self.embedding_model.embed(texts)
 
     def file_store(self) -> FileStore:
         return FileStore(self.database, self.files_dir)

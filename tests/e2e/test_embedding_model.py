@@ -54,3 +54,19 @@ def test_the_embedding_model_does_not_chat(client):
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model=EMBEDDING_MODEL, messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["code"] == "model_not_supported"
+
+
+def test_without_a_served_embedding_model_vector_stores_still_search(start_server):
+    # The setting empty: nothing under /v1/embeddings, but retrieval embeds with the same
+    # model class, unlisted (one loader: serving/retrieval.py).
+    live = start_server(env={"LLM_BACKEND_EMBEDDING_MODEL": ""})
+    sdk = openai.OpenAI(base_url=live.api, api_key="x", max_retries=0)
+    assert EMBEDDING_MODEL not in {model.id for model in sdk.models.list()}
+    with pytest.raises(openai.NotFoundError):
+        sdk.embeddings.create(model=EMBEDDING_MODEL, input="hello")
+    store = sdk.vector_stores.create(name="no served embedder")
+    for name, text in (("bread.txt", TEXTS[1]), ("cars.txt", "Engines, tyres and a gearbox.")):
+        uploaded = sdk.files.create(file=(name, text.encode()), purpose="assistants")
+        assert sdk.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=uploaded.id).status == "completed"
+    hits = sdk.vector_stores.search(vector_store_id=store.id, query=TEXTS[0]).data
+    assert hits[0].filename == "bread.txt"
