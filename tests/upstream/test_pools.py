@@ -125,6 +125,39 @@ def test_a_follow_up_turn_goes_to_the_engine_holding_its_prefix(client, front):
         assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 2
 
 
+def in_flight(front: LiveServer) -> dict[str, int]:
+    return {name: d["outstanding"] for name, d in deployments(front, MODEL).items()}
+
+
+def test_streams_finished_or_abandoned_leave_nothing_counted_in_flight(client, front):
+    # Least-loaded routing counts each deployment's requests in flight: a stream must stop
+    # counting when it ends, and when its client goes away in the middle (local chunks and
+    # relayed bytes take different paths), or its deployment would look busy for ever.
+    def finished(i: int) -> int:
+        stream = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"Count to {i}."}], max_tokens=6, stream=True
+        )
+        return sum(1 for _ in stream)
+
+    def abandoned(i: int) -> None:
+        stream = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"Tell a long story {i}."}], max_tokens=200, stream=True
+        )
+        next(iter(stream))
+        stream.close()
+
+    before = requests_by_deployment(front)
+    with ThreadPoolExecutor(3) as pool:
+        assert all(list(pool.map(finished, range(6))))
+        list(pool.map(abandoned, range(3)))
+    after = requests_by_deployment(front)
+    assert all(after[name] > before[name] for name in after), (before, after)  # every engine streamed
+    deadline = time.monotonic() + 10
+    while any(in_flight(front).values()):
+        assert time.monotonic() < deadline, in_flight(front)
+        time.sleep(0.1)
+
+
 def test_an_engine_killed_mid_run_costs_no_request_and_returns_when_restarted(client, front, engine_b):
     def one(i: int) -> str:
         return ask(client, f"Say {i}.").choices[0].finish_reason
