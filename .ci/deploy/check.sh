@@ -46,6 +46,12 @@ check() {
     local output
     if output=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(tail -c 600 <<<"$output")"; fi
 }
+# measured NAME COMMAND...: a check whose figures (its output's last line) are shown either way.
+measured() {
+    local name=$1; shift
+    local output
+    if output=$("$@" 2>&1); then pass "$name"; log "     $(tail -1 <<<"$output")"; else fail "$name" "$(tail -c 900 <<<"$output")"; fi
+}
 finish() {
     log "$passed passed, $failed failed"
     [[ $failed -eq 0 ]]
@@ -273,7 +279,7 @@ check "replicas: one schema on the PostgreSQL pod, migrated once" \
     bash -c "[[ \$(podman exec postgres-postgres psql -U llm_backend -d llm_backend -tAc 'SELECT count(*) FROM alembic_version') == 1 ]]"
 check "replicas: a chat stored through one is listed and read through the other" \
     "$PYTHON" "$HERE/replicas_check.py" crosswise "${replica[0]}" "${replica[1]}" --key "$API_KEY"
-check "replicas: a replica killed (SIGKILL) under load loses no request that had not started streaming" \
+measured "replicas: a replica killed (SIGKILL) under load loses no request that had not started streaming" \
     "$PYTHON" "$HERE/replicas_check.py" under-load "$service" --key "$API_KEY" \
     --disrupt "podman kill --signal KILL llm-backend-0-llm-backend"
 served_before=$(chats_served llm-backend-0)
@@ -289,7 +295,7 @@ sent_back() {
     (($(chats_served llm-backend-0) > served_before)) || { echo "the restarted replica got none of 6 chats"; return 1; }
 }
 check "replicas: the Service sends the restarted replica requests again" sent_back
-check "replicas: a replica stopped gracefully (SIGTERM, a rolling update) under load loses no request, streams included" \
+measured "replicas: a replica stopped gracefully (SIGTERM, a rolling update) under load loses no request, streams included" \
     "$PYTHON" "$HERE/replicas_check.py" under-load "$service" --key "$API_KEY" --graceful \
     --disrupt "podman stop --time 30 llm-backend-1-llm-backend"
 

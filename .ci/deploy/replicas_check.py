@@ -124,6 +124,8 @@ def under_load(service: str, key: str, disrupt: str, graceful: bool, clients: in
         "failed_after_streaming_began": len(failed) - len(lost),
         "lost": len(lost),
         "answered_after_disruption": sum(o.ended > disrupted_at and not o.error for o in outcomes),
+        "errors": sorted({f"{o.error} (streaming {'began' if o.started_streaming else 'not begun'}, "
+                          f"{o.began - disrupted_at:+.2f}..{o.ended - disrupted_at:+.2f} s)" for o in failed})[:4],
     }
     print(json.dumps(figures))
     if lost:
