@@ -51,7 +51,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.server import LiveServer, access_lines, free_port, log_size
+from tests.support.server import LiveServer, access_lines, free_port, log_size, stop_group
 
 OPENAI_BENCH = Path(os.environ.get("OPENAI_BENCH", ROOT.parent / "shared" / "bench" / "openai_bench.py"))
 MODEL = "smollm2"
@@ -102,19 +102,9 @@ def start_litellm(binary: Path, engines: list[LiveServer], out: Path) -> tuple[s
         if process.poll() is not None:
             break
         time.sleep(0.5)
-    stop_process(process)
+    stop_group(process)
     print(f"(LiteLLM did not start: see {out / 'litellm.log'})")
     return None
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def bench(out: Path, name: str, targets: dict[str, tuple[int, str]], *args: str) -> dict:
@@ -268,7 +258,7 @@ def main() -> None:
         (args.out / "pools-summary.txt").write_text("\n".join([*spreads, *costs]) + "\n")
     finally:
         if litellm is not None:
-            stop_process(litellm[0])
+            stop_group(litellm[0])
         for server in reversed(servers):
             server.stop()
     print(f"\nload average at the end {load()}")

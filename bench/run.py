@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from llm_backend.backends.llama.backend import default_batch_threads, default_threads  # noqa: E402
 from llm_backend.backends.llama.sources import resolve_gguf  # noqa: E402
 from llm_backend.settings import Settings  # noqa: E402
-from tests.support.server import free_port  # noqa: E402
+from tests.support.server import free_port, stop_group  # noqa: E402
 
 SHARED = Path(os.environ.get("BENCH_DIR", ROOT.parent / "shared" / "bench"))
 
@@ -44,18 +43,9 @@ def start(command: list[str], env: dict[str, str], log: Path, ready_url: str) ->
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    stop(process)
+    stop_group(process, 20)
     raise SystemExit(f"{command} not ready; see {log}")
 
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def load() -> str:
@@ -115,7 +105,7 @@ def main() -> None:
              "--json", str(out / "stream.json")],
             capture_output=True, text=True,
         )
-        stop(theirs)
+        stop_group(theirs, 20)
         theirs = None
         notes.append(f"- load average after the server benchmark: {load()}")
         inprocess = subprocess.run(
@@ -128,8 +118,8 @@ def main() -> None:
         )
     finally:
         if theirs is not None:
-            stop(theirs)
-        stop(ours)
+            stop_group(theirs, 20)
+        stop_group(ours, 20)
     notes.append(f"- load average at the end: {load()}")
     report = "\n".join(
         notes

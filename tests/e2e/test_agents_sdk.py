@@ -44,8 +44,11 @@ def weather_agent(weather: Weather, **settings) -> Agent:
         instructions="Answer questions about the weather with the get_weather tool.",
         tools=[weather.tool],
         model=MODEL,
+        # Room for the answer after the tool result: at 64 tokens it was cut once in a full
+        # run (greedy decoding still varies with what the engine's cache and batch hold), and
+        # the SDK treats an incomplete response as a model error.
         model_settings=ModelSettings(
-            tool_choice="required", temperature=0, max_tokens=64, parallel_tool_calls=False, **settings
+            tool_choice="required", temperature=0, max_tokens=256, parallel_tool_calls=False, **settings
         ),
     )
 
