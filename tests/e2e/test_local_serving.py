@@ -234,3 +234,17 @@ def test_ready_reports_a_killed_worker_until_it_is_back(two_worker_server):
         time.sleep(0.005)
     assert response.status_code == 503 and response.json()["checks"]["models"]["ok"] is False
     wait_ready(live)
+
+
+def _environment(pid: int) -> dict[str, str]:
+    raw = open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace")
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def test_engine_workers_spin_briefly_at_barriers_then_sleep(server, start_server):
+    # libgomp's default 300 000 spins made two engines batching at once on 2 cores take
+    # 22-148 s instead of 2 s (backends/llama/client.py); an operator's own value wins.
+    (worker, *_) = server.worker_pids()
+    assert _environment(worker)["GOMP_SPINCOUNT"] == "100"
+    told = start_server(env={"GOMP_SPINCOUNT": "20000"})
+    assert {_environment(pid)["GOMP_SPINCOUNT"] for pid in told.worker_pids()} == {"20000"}
