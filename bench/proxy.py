@@ -34,15 +34,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.openai_runs import load_average, openai_bench  # noqa: E402
 from tests.support.server import LiveServer, free_port  # noqa: E402
 
-OPENAI_BENCH = Path(os.environ.get("OPENAI_BENCH", ROOT.parent / "shared" / "bench" / "openai_bench.py"))
 MODEL = "smollm2"
 KEY = "sk-bench-upstream-key"
-
-
-def load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def start_floor(upstream: LiveServer) -> tuple[subprocess.Popen, str]:
@@ -70,24 +66,9 @@ def baseline_tree(ref: str, out: Path) -> Path:
 
 def bench(direct: LiveServer, proxy: LiveServer, out: Path, name: str, *args: str, others: dict | None = None) -> None:
     """``others``: name -> (pid, API root) of more targets."""
-    extra = []
-    for target, (pid, api) in (others or {}).items():
-        extra += ["--target", f"{target}={api}", "--server-pid", f"{target}={pid}"]
-    command = [
-        sys.executable,
-        str(OPENAI_BENCH),
-        "--target", f"direct={direct.api}",
-        "--target", f"proxy={proxy.api}",
-        "--server-pid", f"direct={direct.process.pid}",
-        "--server-pid", f"proxy={proxy.process.pid}",
-        *extra,
-        "--model", MODEL,
-        "--api-key", KEY,
-        "--json", str(out / f"proxy-{name}.json"),
-        *args,
-    ]
-    print(f"\n## {name}: {' '.join(args)}  (load average {load()})", flush=True)
-    subprocess.run(command, check=True)
+    targets = {"direct": (direct.process.pid, direct.api), "proxy": (proxy.process.pid, proxy.api), **(others or {})}
+    print(f"\n## {name}: {' '.join(args)}  (load average {load_average()})", flush=True)
+    openai_bench(targets, MODEL, KEY, out / f"proxy-{name}.json", *args)
 
 
 def main() -> None:
@@ -100,7 +81,7 @@ def main() -> None:
     parser.add_argument("--baseline", help="a git revision whose gateway runs beside ours in the overhead run")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"cores {os.cpu_count()}, load average {load()}", flush=True)
+    print(f"cores {os.cpu_count()}, load average {load_average()}", flush=True)
 
     with LiveServer(args.out / "upstream", env={"LLM_BACKEND_API_KEYS": KEY}) as upstream:
         gateway_env = {
@@ -133,7 +114,7 @@ def main() -> None:
                 "--mode", "stream", "--concurrency", "1", "--requests", str(args.stream_requests),
                 "--rounds", str(args.rounds), "--max-tokens", str(args.max_tokens),
             )
-    print(f"\nload average at the end {load()}")
+    print(f"\nload average at the end {load_average()}")
 
 
 if __name__ == "__main__":
