@@ -15,14 +15,20 @@ import pytest
 GRACE = 20
 # uvicorn ends by raising the signal it caught again, after its graceful shutdown.
 STOPPED = (0, -signal.SIGTERM)
+# Long enough to be still streaming when SIGTERM follows its first chunk.
+LONG_STREAM = {
+    "model": "smollm2",
+    "messages": [{"role": "user", "content": "Count from 1 to 100, separated by commas."}],
+    "max_tokens": 120,
+    "stream": True,
+}
 
 
 @pytest.fixture
 def stopping_server(start_server):
-    server = start_server(env={"LLM_BACKEND_SHUTDOWN_GRACE": str(GRACE)})
-    yield server
-    # SIGTERM went to the uvicorn process only (as tini sends it); its engine workers are
-    # stopped by its shutdown, or by the fixture's process-group stop.
+    # SIGTERM goes to the uvicorn process only (as tini sends it); its engine workers are
+    # stopped by its shutdown, or by start_server's process-group stop.
+    return start_server(env={"LLM_BACKEND_SHUTDOWN_GRACE": str(GRACE)})
 
 
 def _terminate(server) -> float:
@@ -31,15 +37,8 @@ def _terminate(server) -> float:
 
 
 def test_a_stream_in_flight_is_finished_after_sigterm(stopping_server):
-    body = {
-        "model": "smollm2",
-        "messages": [{"role": "user", "content": "Count from 1 to 100, separated by commas."}],
-        "max_tokens": 120,
-        "stream": True,
-    }
-    chunks_after = 0
     with httpx.Client(base_url=stopping_server.base_url, timeout=60) as http:
-        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        with http.stream("POST", "/v1/chat/completions", json=LONG_STREAM) as response:
             assert response.status_code == 200
             lines = response.iter_lines()
             first = next(line for line in lines if line.startswith("data: "))
@@ -55,10 +54,8 @@ def test_a_stream_in_flight_is_finished_after_sigterm(stopping_server):
 
 
 def test_no_new_connection_is_taken_while_stopping(stopping_server):
-    body = {"model": "smollm2", "messages": [{"role": "user", "content": "Count to 100."}],
-            "max_tokens": 120, "stream": True}
     with httpx.Client(base_url=stopping_server.base_url, timeout=60) as http:
-        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        with http.stream("POST", "/v1/chat/completions", json=LONG_STREAM) as response:
             lines = response.iter_lines()
             next(line for line in lines if line.startswith("data: "))
             _terminate(stopping_server)
