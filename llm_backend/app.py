@@ -20,6 +20,7 @@ from .backends.registry import ModelRegistry
 from .backends.upstream.backend import UpstreamBackend
 from .http import problems
 from .http.context import Services
+from .http.batch_lines import BatchLines
 from .http.fast_lane import FastLane
 from .http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS, Passthrough, UnservedOperations
 from .http.metrics import Metrics
@@ -28,15 +29,19 @@ from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.responses_socket import ResponsesSocket
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
+from .serving import uploads
+from .serving.batches.runner import BatchRunner
 from .serving.responses import background
 from .settings import Settings, get_settings
 from .spec import adapter, client_events, docs, validation
+from .spec.batch_endpoints import batch_endpoints
 from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
 
 log = logging.getLogger(__name__)
-# createFile: multipart uploads, bounded by max_upload_bytes instead of max_body_bytes.
-UPLOAD_PATHS = frozenset({"/v1/files"})
+# createFile and addUploadPart: multipart uploads, bounded by max_upload_bytes instead of
+# max_body_bytes ({...}: any one path segment).
+UPLOAD_PATHS = frozenset({"/v1/files", "/v1/uploads/{upload_id}/parts"})
 
 
 def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
@@ -94,6 +99,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             await services.database.run(services.retrieval.recover)
         await services.registry.start()
         services.database.usage.start()
+        # Batches: taken by lease, resumed wherever their process died; uploads swept.
+        batches = asyncio.create_task(services.batches.run(), name="batch runner")
+        sweeps = asyncio.create_task(uploads.keep(services), name="upload sweep")
         log.info(
             "models configured",
             extra={
@@ -104,6 +112,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         try:
             yield
         finally:
+            for task in (batches, sweeps):
+                task.cancel()
+            await services.batches.stop()
             leases.cancel()
             await background.stop(services.database)
             if "retrieval" in vars(services):
@@ -191,6 +202,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         if operation_id not in forwarded
     }
     app.add_middleware(FastLane, MiddlewarePosition.BEFORE_EXCEPTION, routes=routes, authenticator=authenticator)
+    # Batch lines take the same routes to the same controllers (http/batch_lines.py).
+    endpoints = batch_endpoints(body_operations, specification.base_path)
+    services.batches = BatchRunner(services, BatchLines(services, endpoints, specification.base_path, observer))
     # The Responses WebSocket mode: its events checked by createResponse's schema.
     responses_path = specification.base_path + "/responses"
     check_event = client_events.response_create_checker(

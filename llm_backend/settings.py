@@ -271,6 +271,13 @@ class Settings(BaseSettings):
     background_lease: float = Field(
         30.0, gt=0, description="seconds after which a background response no process renews is failed"
     )
+    batch_lease: float = Field(
+        30.0, gt=0, description="seconds after which a batch no process renews is taken over by another (its process died)"
+    )
+    batch_concurrency: int = Field(8, ge=1, description="batch lines one process runs at once (all its batches together)")
+    batch_nice: int = Field(
+        19, ge=0, le=19, description="niceness of the low-priority engine that decodes batch lines (interactive work first)"
+    )
     fallbacks: dict[str, list[str]] = Field(
         {}, description="model id -> other model ids tried in order when every deployment of it fails"
     )

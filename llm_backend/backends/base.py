@@ -13,6 +13,11 @@ caller_headers: ContextVar[list[tuple[bytes, bytes]]] = ContextVar("caller_heade
 """The raw headers of the client's request being served, set by the HTTP layer: an upstream
 API is sent the client's ``OpenAI-*`` headers (and its key, when configured so)."""
 
+background: ContextVar[bool] = ContextVar("background", default=False)
+"""Set while a batch line is answered (``http/batch_lines.py``): low-priority work. A local
+model answers it on its low-priority engine (``backends/llama/background.py``), so that
+interactive requests never wait behind a batch."""
+
 failover: ContextVar[bool] = ContextVar("failover", default=False)
 """Set by a model pool while it calls one deployment: a failure is then answered by another
 deployment of the pool, so a backend reports it at once instead of retrying it itself."""

@@ -112,7 +112,7 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
 
 
 # Families whose objects this service keeps for local models; a pure gateway forwards them.
-LOCAL_STATE_TAGS = frozenset({"Files", "Vector stores", "Responses", "Conversations"})
+LOCAL_STATE_TAGS = frozenset({"Files", "Vector stores", "Responses", "Conversations", "Batch", "Uploads"})
 # Of those, the ones whose objects may live upstream too (created through a forwarded request).
 SHARED_STATE_TAGS = frozenset({"Responses", "Conversations"})
 

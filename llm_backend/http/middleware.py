@@ -104,9 +104,17 @@ class RequestContext(HttpMiddleware):
             )
 
 
+def _matches(template: str, path: str) -> bool:
+    """Whether ``path`` is ``template``, where a ``{...}`` segment matches any one segment."""
+    expected, actual = template.split("/"), path.split("/")
+    return len(expected) == len(actual) and all(
+        e == a or (e.startswith("{") and e.endswith("}") and a) for e, a in zip(expected, actual)
+    )
+
+
 class BodyLimit(HttpMiddleware):
     """Answers 413 for bodies over ``max_bytes``; uploads (``POST`` to one of
-    ``upload_paths``: createFile) have their own, larger limit, ``upload_bytes``.
+    ``upload_paths``: createFile, addUploadPart) have their own, larger limit, ``upload_bytes``.
 
     A chunked body (no Content-Length) is read up to the limit and replayed with its length
     set: Connexion's validation would otherwise take it for a missing body. A chunked
@@ -123,7 +131,7 @@ class BodyLimit(HttpMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
-        upload = scope["method"] == "POST" and scope["path"] in self.upload_paths
+        upload = scope["method"] == "POST" and any(_matches(template, scope["path"]) for template in self.upload_paths)
         limit = self.upload_bytes if upload else self.max_bytes
         length = headers.get(b"content-length")
         if length is not None:

@@ -21,6 +21,8 @@ class Services:
     # The embedding model (retrieval/embedding_model.py), a backend of the registry too, when
     # it is served: the retrieval engine embeds with it.
     embedding_model: Any = None
+    # This process's batch runner (serving/batches/runner.py), once the app runs.
+    batches: Any = None
 
     @functools.cached_property
     def retrieval(self) -> Any:

@@ -103,6 +103,13 @@ class Database:
 
         return VectorStoreBatches(self)
 
+    @functools.cached_property
+    def batches(self):
+        """Batches and their lines (``batches.py``)."""
+        from .batches import BatchStore
+
+        return BatchStore(self)
+
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name

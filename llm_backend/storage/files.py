@@ -84,9 +84,11 @@ class FileStore:
         mime_type: str | None = None,
         max_bytes: int = 512 * 1024 * 1024,
         expires_at: int | None = None,
+        file_id: str | None = None,
     ) -> Json:
-        """Store the bytes (streamed in ``parts``) and the row; the file object."""
-        file_id = "file-" + secrets.token_hex(12)
+        """Store the bytes (streamed in ``parts``) and the row; the file object. A caller
+        that must not create a file twice (a batch's output) names it: ``file_id``."""
+        file_id = file_id or "file-" + secrets.token_hex(12)
         relative, size, sha256 = self._write(file_id, parts, max_bytes)
         row = StoredFile(
             id=file_id,

@@ -19,12 +19,13 @@ from typing import Any
 from ... import errors
 from ...errors import bad_request, model_not_found
 from ...settings import ModelConfig, Settings
-from ..base import Answer, Json, ModelCard, Relayed
+from ..base import Answer, Json, ModelCard, Relayed, background
 from ..events import ModelEvents
 from ..lifecycle import Lifecycle
 from ..presets import Preset, presets
 from .params import chat_params, completion_params, embedding_inputs
 from .shapers import ChatShaper, CompletionShaper, embedding_response
+from .background import BackgroundEngine
 from .fanout import fan_out
 from .client import WorkerProcess
 from .cores import available_cores
@@ -52,12 +53,15 @@ class LocalModel:
         self.rejected = 0  # requests refused with 429 because the queue was full or too slow
         self._retired_restarts = 0  # engine restarts of workers since stopped
         self.on_event: Callable[[Json], None] | None = None  # called with every engine event
+        # Batch lines (``base.background``) decode on an engine of their own at low priority.
+        self.background = BackgroundEngine(f"{config.id}#batch", settings.batch_nice, settings.worker_start_timeout)
 
     async def start(self) -> None:
         # Off the event loop: a package source may assemble a GGUF of hundreds of MB.
         path = await asyncio.to_thread(resolve_gguf, self.config, self.settings.model_cache_dir)
         engine_config = self.engine_config(path)
         self.fingerprint = "fp_" + hashlib.sha256(repr(sorted(engine_config.items())).encode()).hexdigest()[:10]
+        self.background.configure(engine_config)
         for index in range(self.config.slots):
             worker = WorkerProcess(f"{self.config.id}#{index}", engine_config, self.settings.worker_start_timeout)
             await worker.start()
@@ -82,7 +86,7 @@ class LocalModel:
         # Forget the workers first: the model can be started again after an unload.
         workers, self.workers = self.workers, []
         self._retired_restarts += sum(worker.restarts_total for worker in workers)
-        await asyncio.gather(*(worker.stop() for worker in workers))
+        await asyncio.gather(*(worker.stop() for worker in workers), self.background.stop())
 
     @property
     def n_ctx(self) -> int:
@@ -125,6 +129,10 @@ class LocalModel:
         """Take ``need`` sequences on one worker, waiting in line; 429 beyond the queue."""
         if need > self.config.parallel:
             raise bad_request(f"'n' can be at most {self.config.parallel} for this model.", "n", "invalid_value")
+        if background.get():  # a batch line: never in line with interactive requests
+            async with self.background.take(need) as worker:
+                yield worker
+            return
         # Requests that gave up waiting (timeout, client gone) must not keep others in line:
         # otherwise a new request would queue behind them with every sequence free.
         self._waiters = collections.deque(entry for entry in self._waiters if not entry[1].done())

@@ -34,10 +34,11 @@ ENGINE_ENVIRONMENT = {"GOMP_SPINCOUNT": "100"}
 
 
 class WorkerProcess:
-    def __init__(self, name: str, config: dict[str, Any], start_timeout: float) -> None:
+    def __init__(self, name: str, config: dict[str, Any], start_timeout: float, nice: int = 0) -> None:
         self.name = name
         self.config = config
         self.start_timeout = start_timeout
+        self.nice = nice  # added to the worker's niceness (a low-priority engine: backends/llama/background.py)
         self.process: asyncio.subprocess.Process | None = None
         self.n_ctx: int | None = None
         self.parallel = 1
@@ -56,7 +57,10 @@ class WorkerProcess:
 
     async def start(self) -> None:
         self.ready.clear()
+        # coreutils' nice: set in the child before it starts any thread (they inherit it).
+        niced = ["nice", "-n", str(self.nice)] if self.nice else []
         self.process = await asyncio.create_subprocess_exec(
+            *niced,
             sys.executable,
             "-m",
             "llm_backend.backends.llama.worker",

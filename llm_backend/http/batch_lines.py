@@ -1,0 +1,126 @@
+"""A batch line answered as the request it stands for, through the same pipeline.
+
+A line ``{"url": "/v1/chat/completions", "body": {...}}`` is the request ``POST
+/v1/chat/completions`` with that body, sent by the batch's owner. It takes the fast lane's
+route to the operation (``spec/batch_endpoints.py``: the operationId, the very controller
+Connexion calls with its forwarding rules), is checked by the same compiled schema and
+unknown-field rule (``spec/validation.check_body``), and its answer
+or error is rendered by the same renderers; the metrics and usage accounting see it as they
+see a request (tokens counted per key and model). Nothing here knows what a chat
+completion is: a rule of an endpoint lives once, in its controller.
+
+What differs from a request from the network: the caller is the batch's owner (no key is
+kept: the principal is set from the batch), and the line runs at low priority
+(``backends.base.background``): a local model answers it on its low-priority engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any, Protocol
+
+import structlog
+from starlette.responses import Response
+
+from ..auth import Principal
+from ..backends.base import background
+from ..errors import answered, server_error
+from ..serving.services import Services
+from . import context
+from .middleware import Observer
+from .rendering import error_response
+
+Json = dict[str, Any]
+
+
+class Endpoint(Protocol):
+    """What a line of an endpoint needs (``spec/batch_endpoints.BatchEndpoint``)."""
+
+    operation_id: str
+    required: tuple[str, ...]
+
+    def controller(self, *, body: Json) -> Any: ...
+
+    def check(self, body: Json) -> None: ...
+
+
+async def _sent(response: Response, observation: Any) -> tuple[int, bytes]:
+    """Play ``response`` (JSON, or an upstream's relayed bytes) to a collector: its status
+    and body, shown to the metrics as the network's answer would be."""
+    status, parts = 500, []
+
+    async def send(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+        if observation is not None:
+            observation.sent(message)
+
+    async def receive() -> dict:
+        await asyncio.Event().wait()  # a line's client never goes away
+        return {"type": "http.disconnect"}
+
+    await response({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, send)
+    return status, b"".join(parts)
+
+
+class BatchLines:
+    """The batch endpoints served here and how a line of each is answered (the batch
+    runner's ``Lines``, serving/batches/runner.py)."""
+
+    def __init__(self, services: Services, endpoints: dict[str, Endpoint], base_path: str, observer: Observer | None) -> None:
+        self.services = services
+        self.routes = endpoints
+        self.base_path = base_path
+        self.observer = observer
+        self.endpoints = frozenset(endpoints)
+
+    def required(self, endpoint: str) -> list[str]:
+        return list(self.routes[endpoint].required)
+
+    async def answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str]:
+        """(status, JSON body, request id) of the line's request; run in a task of its own,
+        so that what it sets in the request context stays its own."""
+        return await asyncio.create_task(self._answer(owner, endpoint, body))
+
+    async def _answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str]:
+        route = self.routes[endpoint]
+        request_id = "req_" + uuid.uuid4().hex
+        path = self.base_path + endpoint.removeprefix("/v1")
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())],
+        }
+        record = context.enter(scope, self.services)
+        context.authenticated(Principal(owner))
+        record.operation_id = route.operation_id
+        background.set(True)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        observation = self.observer.begin(record) if self.observer is not None else None
+        status = 500
+        try:
+            try:
+                route.check(body)
+                response = await route.controller(body=body)
+            except Exception as exc:  # answered and logged as a request's error is
+                response = error_response(answered(exc))
+            status, content = await _sent(response, observation)
+        finally:
+            if observation is not None:
+                observation.finished(status)
+        try:
+            parsed = json.loads(content)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            return 500, server_error().body(), request_id
+        return status, parsed, request_id

@@ -1,0 +1,310 @@
+"""The batch runner of one process: takes batches by lease, runs their lines, ends them.
+
+Every process runs one. Once a second it renews the leases of the batches it holds (and
+learns their statuses: a cancel, an expiry), takes at most one more batch that needs work
+and that no live process holds (oldest first; one per second, so replicas share), and
+keeps ``batch_concurrency`` lines running, taken from its batches in turn (round robin:
+a small batch created after a big one is not stuck behind it).
+
+A batch is checked (``input.py``) and its lines stored, then its lines run; each answer is
+committed as it comes (``storage/batches.py``: once per line). A process killed mid-batch
+(kill -9) stops renewing its lease; when the lease runs out (``batch_lease``) any process,
+the restarted one or another replica on the same database, takes the batch and runs the
+lines not answered yet: none is lost, none is answered twice in the output. A clean stop
+gives its leases back at once.
+
+Lines run through the endpoint's own validation and controller (``http/batch_lines.py``,
+behind the ``Lines`` interface below) at low priority: a local model answers them on its
+low-priority engine, so interactive requests never wait behind a batch. A line refused for
+a passing reason (429, 5xx: a model loading, an engine restarting, an upstream's limit) is
+tried again, later; after ``MAX_ATTEMPTS`` its last answer is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from ...errors import server_error
+from ...storage.batches import BatchStore, Claimed
+from ...storage.files import FileStore
+from ..services import Services
+from . import input as batch_input
+from .output import answered, not_run, usage_of, write_files
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+TICK = 1.0
+MAX_HELD = 8  # batches one process runs at once; more wait, oldest first
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_ATTEMPTS = 5
+RETRY_DELAY = 2.0  # seconds, doubling per attempt
+JOB_RETRY_DELAY = 10.0  # seconds before a failed check or ending is tried again
+
+
+class Lines(Protocol):
+    """How a line is answered: as the request it stands for (``http/batch_lines.py``)."""
+
+    endpoints: frozenset[str]
+
+    def required(self, endpoint: str) -> list[str]:
+        """The body parameters ``endpoint`` requires (from the document)."""
+        ...
+
+    async def answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str]:
+        """(status, JSON body, request id) of the line's request."""
+        ...
+
+
+@dataclass
+class Held:
+    """A batch this process holds the lease of."""
+
+    batch: Claimed
+    status: str
+    expires_at: int
+    queue: collections.deque = field(default_factory=collections.deque)  # (line, custom_id, body, attempt)
+    cursor: int = -1  # the last line loaded into ``queue``
+    exhausted: bool = False  # no line beyond ``cursor`` is waiting
+    retries: list = field(default_factory=list)  # (due, line, custom_id, body, attempt)
+    lines: dict[int, asyncio.Task] = field(default_factory=dict)  # running lines
+    job: asyncio.Task | None = None  # checking the input, or ending the batch
+    not_before: float = 0.0  # after a job failed: when to try again (monotonic)
+
+
+class BatchRunner:
+    def __init__(self, services: Services, lines: Lines) -> None:
+        self.services = services
+        self.lines = lines
+        settings = services.settings
+        self.lease = settings.batch_lease
+        self.concurrency = settings.batch_concurrency
+        self.files = FileStore(services.database, settings.data_dir / "files")
+        self.store: BatchStore = services.database.batches
+        self.holder = f"{socket.gethostname()[:24]}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.held: dict[int, Held] = {}
+        self._turns: collections.deque[int] = collections.deque()  # round robin over held batches
+        self._wake = asyncio.Event()
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run for the process's life (a lifespan task); ``stop`` ends it cleanly."""
+        while True:
+            try:
+                await self._tick()
+            except Exception:
+                log.exception("the batch runner's tick failed")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Look for work now (a batch was created or cancelled), not at the next tick."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop every line and job, and give the leases back (another process takes over)."""
+        running = [task for held in self.held.values() for task in (*held.lines.values(), held.job) if task]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._db(self.store.release, self.holder, list(self.held))
+        self.held.clear()
+
+    async def _db(self, function, *args: Any, **kwargs: Any) -> Any:
+        return await self.services.database.run(function, *args, **kwargs)
+
+    def _until(self) -> tuple[datetime, datetime]:
+        now = datetime.now(timezone.utc)
+        return now, now + timedelta(seconds=self.lease)
+
+    async def _tick(self) -> None:
+        _, until = self._until()
+        states = await self._db(self.store.renew, self.holder, list(self.held), until)
+        for seq in [seq for seq in self.held if seq not in states]:
+            await self._drop(seq, "the batch's lease was lost or it ended elsewhere")
+        now = int(time.time())
+        for seq, (status, expires_at) in states.items():
+            held = self.held[seq]
+            held.status, held.expires_at = status, expires_at
+            if held.job is not None or time.monotonic() < held.not_before:
+                continue
+            if status == "validating":
+                held.job = self._job(held, self._validate(held))
+            elif status == "cancelling":
+                held.job = self._job(held, self._end(held, "cancelled"))
+            elif now >= expires_at:
+                held.job = self._job(held, self._end(held, "expired"))
+            elif status == "finalizing" or (held.exhausted and not held.queue and not held.retries and not held.lines):
+                held.job = self._job(held, self._end(held, "completed"))
+        if len(self.held) < MAX_HELD:
+            now_at, until = self._until()
+            claimed = await self._db(self.store.claim, self.holder, now_at, until)
+            if claimed is not None:
+                self.held[claimed.seq] = Held(claimed, claimed.status, claimed.expires_at)
+                self._turns.append(claimed.seq)
+                self._wake.set()  # start it now, not at the next tick
+        await self._fill()
+
+    def _job(self, held: Held, work) -> asyncio.Task:
+        async def run() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("batch job failed", extra={"batch_id": held.batch.id})
+                held.not_before = time.monotonic() + JOB_RETRY_DELAY
+            finally:
+                held.job = None
+                self._wake.set()
+
+        return asyncio.create_task(run(), name=f"batch {held.batch.id}")
+
+    async def _drop(self, seq: int, why: str) -> None:
+        held = self.held.pop(seq)
+        with contextlib.suppress(ValueError):
+            self._turns.remove(seq)
+        tasks = [task for task in (*held.lines.values(), held.job) if task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("batch let go", extra={"batch_id": held.batch.id, "reason": why})
+
+    # --- lines ---------------------------------------------------------------------------------
+
+    def _running(self) -> int:
+        return sum(len(held.lines) for held in self.held.values())
+
+    async def _fill(self) -> None:
+        """Start lines until ``batch_concurrency`` run, one batch after another in turn."""
+        now = time.monotonic()
+        for held in self.held.values():
+            due = [retry for retry in held.retries if retry[0] <= now]
+            if due:
+                held.retries = [retry for retry in held.retries if retry[0] > now]
+                held.queue.extendleft(reversed([retry[1:] for retry in due]))
+        idle = 0
+        while self._running() < self.concurrency and self._turns and idle < len(self._turns):
+            seq = self._turns[0]
+            self._turns.rotate(-1)
+            held = self.held[seq]
+            if held.status != "in_progress" or held.job is not None:
+                idle += 1
+                continue
+            if not held.queue and not held.exhausted:
+                await self._load(held)
+            if not held.queue:
+                idle += 1
+                continue
+            idle = 0
+            line, custom_id, body, attempt = held.queue.popleft()
+            held.lines[line] = asyncio.create_task(self._line(held, line, custom_id, body, attempt))
+
+    async def _load(self, held: Held) -> None:
+        rows = await self._db(self.store.pending, held.batch.seq, held.cursor, max(self.concurrency * 4, 32))
+        running = set(held.lines) | {retry[1] for retry in held.retries}
+        held.queue.extend((line, custom_id, body, 1) for line, custom_id, body in rows if line not in running)
+        if rows:
+            held.cursor = rows[-1][0]
+        else:
+            held.exhausted = True
+
+    async def _line(self, held: Held, line: int, custom_id: str, body: Json, attempt: int) -> None:
+        batch = held.batch
+        try:
+            try:
+                status, answer, request_id = await self.lines.answer(batch.owner, batch.endpoint, body)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("a batch line failed", extra={"batch_id": batch.id})
+                status, answer, request_id = 500, server_error().body(), "req_" + secrets.token_hex(16)
+            if status in RETRIED_STATUSES and attempt < MAX_ATTEMPTS:
+                due = time.monotonic() + RETRY_DELAY * 2 ** (attempt - 1)
+                held.retries.append((due, line, custom_id, body, attempt + 1))
+                return
+            output = answered(custom_id, status, answer, request_id)
+            usage = usage_of(answer) if status == 200 else {}
+            await self._db(self.store.answer, batch.seq, line, output, status != 200, usage)
+        finally:
+            held.lines.pop(line, None)
+            self._wake.set()
+
+    # --- checking and ending a batch -------------------------------------------------------------
+
+    async def _validate(self, held: Held) -> None:
+        batch = held.batch
+        found = await self._db(self.files.locate, batch.owner, batch.input_file_id)
+        if found is None:
+            problems = [batch_input.file_missing(batch.input_file_id)]
+        elif found[0]["purpose"] != "batch":
+            problems = [batch_input.not_a_batch_file(batch.input_file_id, found[0]["purpose"])]
+        elif found[0]["bytes"] > batch_input.MAX_FILE_BYTES:
+            problems = [batch_input.too_large(found[0]["bytes"])]
+        else:
+            registry = self.services.registry
+            checked = await self._db(
+                batch_input.check,
+                found[1],
+                batch.endpoint,
+                self.lines.required(batch.endpoint),
+                lambda model: registry.backend_for_or_none(model) is not None,
+            )
+            problems = checked.errors
+            if not problems:
+                if await self._db(self.store.accept, batch.seq, checked.model, batch_input.requests(found[1])):
+                    held.status = "in_progress"
+                    log.info("batch accepted", extra={"batch_id": batch.id, "requests": checked.requests})
+                return
+        await self._db(self.store.set_status, batch.seq, "failed", ("validating",), errors=problems)
+        await self._let_go(held)
+
+    async def _end(self, held: Held, ending: str) -> None:
+        """Write the output and error files and give the batch its final status:
+        ``completed``, or ``cancelled``/``expired`` with what was done (the lines that
+        never ran in the error file)."""
+        batch = held.batch
+        lines = list(held.lines.values())
+        for task in lines:
+            task.cancel()
+        await asyncio.gather(*lines, return_exceptions=True)
+        held.queue.clear()
+        held.retries.clear()
+        if ending == "completed":
+            if held.status != "finalizing" and not await self._db(
+                self.store.set_status, batch.seq, "finalizing", ("in_progress",)
+            ):
+                return  # cancelled meanwhile: the next tick ends it so
+            if await self._db(self.store.pending, batch.seq, -1, 1):
+                # A line not answered (another process's, whose answer was lost): run it.
+                await self._db(self.store.set_status, batch.seq, "in_progress", ("finalizing",))
+                held.status, held.cursor, held.exhausted = "in_progress", -1, False
+                return
+        else:
+            for line, custom_id in await self._db(self.store.unanswered, batch.seq):
+                await self._db(self.store.answer, batch.seq, line, not_run(custom_id, ending), True, {})
+        written = await self._db(write_files, self.store, self.files, batch)
+        expected = {"completed": ("finalizing",), "cancelled": ("cancelling",), "expired": ("in_progress", "finalizing")}
+        ended = await self._db(self.store.set_status, batch.seq, ending, expected[ending], **written)
+        if ended:
+            log.info("batch ended", extra={"batch_id": batch.id, "status": ending})
+        await self._let_go(held)
+
+    async def _let_go(self, held: Held) -> None:
+        await self._db(self.store.release, self.holder, [held.batch.seq])
+        self.held.pop(held.batch.seq, None)
+        with contextlib.suppress(ValueError):
+            self._turns.remove(held.batch.seq)

@@ -1,0 +1,86 @@
+"""The Batch operations' rules: create (checked as OpenAI checks the request; the input
+file itself is checked by the runner, as OpenAI does, while the batch is ``validating``),
+retrieve, cancel, list. Every batch is its creator's: another key gets 404."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ... import errors
+from ...errors import OpenAIError, bad_request
+from ...storage.batches import CannotCancel
+from ..metadata import check_metadata
+from ..pages import check_limit, list_object
+
+if TYPE_CHECKING:
+    from ..services import Services
+    from .runner import BatchRunner
+
+Json = dict[str, Any]
+WINDOWS = {"24h": 24 * 3600}
+
+
+def _runner(services: Services) -> BatchRunner:
+    return services.batches
+
+
+def _not_found(batch_id: str, param: str = "batch_id") -> OpenAIError:
+    return errors.not_found("batch", batch_id, param)
+
+
+def _supported(endpoints: frozenset[str]) -> str:
+    quoted = [f"'{endpoint}'" for endpoint in sorted(endpoints)]
+    return ", ".join(quoted[:-1]) + f", and {quoted[-1]}" if len(quoted) > 1 else "".join(quoted)
+
+
+async def create(services: Services, owner: str, body: Json) -> Json:
+    endpoint = body["endpoint"]
+    runner = _runner(services)
+    if endpoint not in runner.lines.endpoints:
+        raise bad_request(
+            f"Invalid value: '{endpoint}'. Supported values are: {_supported(runner.lines.endpoints)}.",
+            "endpoint",
+            "invalid_value",
+        )
+    if "\x00" in body["input_file_id"]:
+        raise bad_request("Invalid 'input_file_id': it must not hold NUL characters.", "input_file_id", "invalid_value")
+    metadata = check_metadata(body.get("metadata")) if body.get("metadata") is not None else None
+    window = body["completion_window"]
+    created = await services.database.run(
+        services.database.batches.create,
+        owner,
+        endpoint,
+        body["input_file_id"],
+        window,
+        WINDOWS[window],
+        metadata,
+        body.get("output_expires_after"),
+    )
+    runner.wake()
+    return created
+
+
+async def retrieve(services: Services, owner: str, batch_id: str) -> Json:
+    found = await services.database.run(services.database.batches.get, owner, batch_id)
+    if found is None:
+        raise _not_found(batch_id)
+    return found
+
+
+async def cancel(services: Services, owner: str, batch_id: str) -> Json:
+    try:
+        cancelled = await services.database.run(services.database.batches.cancel, owner, batch_id)
+    except CannotCancel as ended:
+        raise OpenAIError(409, f"Cannot cancel a batch with status '{ended.status}'.") from None
+    if cancelled is None:
+        raise _not_found(batch_id)
+    _runner(services).wake()
+    return cancelled
+
+
+async def list_page(services: Services, owner: str, after: str | None, limit: int) -> Json:
+    try:
+        data, has_more = await services.database.run(services.database.batches.list, owner, after, check_limit(limit))
+    except LookupError:
+        raise _not_found(after or "", "after") from None
+    return list_object(data, has_more)

@@ -1,0 +1,129 @@
+"""The Uploads API: a file of any size sent in parts, then completed into a File.
+
+OpenAI's limits: parts of at most 64 MB, 8 GB in all, an upload usable for an hour. Parts
+are streamed to disk as they arrive (never whole in memory; ``storage/uploads.py``);
+completing checks the parts named (each once, every byte the upload declared, the ``md5``
+if given) before anything is stored, then streams them into one File, which works as any
+other (a batch's input file, a vector store's file). A refused operation stores nothing.
+Every upload is its creator's: another key gets 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .. import errors
+from ..errors import OpenAIError, bad_request
+from ..storage.files import FileStore
+from ..storage.uploads import UploadRefused, UploadStore
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+MAX_PART_BYTES = 64 * 1024 * 1024
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024 * 1024
+LIFETIME = 3600
+SWEEP_SECONDS = 600
+
+
+def upload_store(services: Services) -> UploadStore:
+    return UploadStore(services.database, services.settings.data_dir / "uploads")
+
+
+def _refused(problem: UploadRefused, upload_id: str) -> OpenAIError:
+    """The client's words for what ``storage/uploads.py`` refused."""
+    details = problem.details
+    reason = problem.reason
+    if reason == "not_found":
+        return errors.no_such("Upload", upload_id, "upload_id")
+    messages = {
+        "completed": (f"Upload {upload_id} is already completed.", "upload_id"),
+        "cancelled": (f"Upload {upload_id} is cancelled.", "upload_id"),
+        "expired": (f"Upload {upload_id} has expired: an upload is usable for an hour after its creation.", "upload_id"),
+        "completing": (f"Upload {upload_id} is being completed.", "upload_id"),
+        "part_too_large": (f"A part can be at most {MAX_PART_BYTES} bytes (64 MB).", "data"),
+        "empty_part": ("A part cannot be empty.", "data"),
+        "too_many_bytes": (
+            f"This part would bring the upload to {details.get('stored', 0) + details.get('size', 0)} bytes; "
+            f"it was created for {details.get('declared')} bytes.",
+            "data",
+        ),
+        "duplicate_part": ("Each part can be named once in 'part_ids'.", "part_ids"),
+        "unknown_part": (f"Upload {upload_id} has no part '{details.get('part_id')}'.", "part_ids"),
+        "byte_count": (
+            f"The parts named hold {details.get('total')} bytes; the upload was created for {details.get('declared')} "
+            "bytes. Name every part of the file in 'part_ids'.",
+            "part_ids",
+        ),
+        "md5_mismatch": ("The md5 checksum of the uploaded bytes does not match 'md5'.", "md5"),
+    }
+    message, param = messages[reason]
+    return bad_request(message, param)
+
+
+def _storable(name: str, value: str) -> str:
+    if "\x00" in value:
+        raise bad_request(f"Invalid '{name}': it must not hold NUL characters.", name, "invalid_value")
+    return value
+
+
+async def create(services: Services, owner: str, body: Json) -> Json:
+    size = body["bytes"]
+    if not 1 <= size <= MAX_UPLOAD_BYTES:
+        raise bad_request(
+            f"Invalid 'bytes': an upload holds from 1 to {MAX_UPLOAD_BYTES} bytes (8 GB), not {size}.", "bytes", "invalid_value"
+        )
+    expiry = body.get("expires_after")
+    return await services.database.run(
+        upload_store(services).create,
+        owner,
+        _storable("filename", body["filename"]),
+        body["purpose"],
+        size,
+        _storable("mime_type", body["mime_type"]),
+        expiry["seconds"] if expiry else None,
+        LIFETIME,
+    )
+
+
+async def add_part(services: Services, owner: str, upload_id: str, chunks: Iterable[bytes]) -> Json:
+    try:
+        return await services.database.run(upload_store(services).add_part, owner, upload_id, chunks, MAX_PART_BYTES)
+    except UploadRefused as problem:
+        raise _refused(problem, upload_id) from None
+
+
+async def complete(services: Services, owner: str, upload_id: str, body: Json) -> Json:
+    files = FileStore(services.database, services.settings.data_dir / "files")
+    try:
+        return await services.database.run(
+            upload_store(services).complete, owner, upload_id, body["part_ids"], body.get("md5"), files
+        )
+    except UploadRefused as problem:
+        raise _refused(problem, upload_id) from None
+
+
+async def cancel(services: Services, owner: str, upload_id: str) -> Json:
+    try:
+        return await services.database.run(upload_store(services).cancel, owner, upload_id)
+    except UploadRefused as problem:
+        raise _refused(problem, upload_id) from None
+
+
+async def keep(services: Services) -> None:
+    """Run for the process's life: remove the bytes of uploads that ended, every
+    ``SWEEP_SECONDS`` (any replica may: it goes by the rows' status)."""
+    while True:
+        try:
+            removed = await services.database.run(upload_store(services).sweep)
+            if removed:
+                log.info("removed the parts of %d ended uploads", removed)
+        except Exception:
+            log.exception("the sweep of ended uploads failed")
+        await asyncio.sleep(SWEEP_SECONDS)
