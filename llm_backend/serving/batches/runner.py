@@ -94,20 +94,31 @@ class BatchRunner:
         self.holder = f"{socket.gethostname()[:24]}-{os.getpid()}-{secrets.token_hex(4)}"
         self.held: dict[int, Held] = {}
         self._turns: collections.deque[int] = collections.deque()  # round robin over held batches
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # look at leases, statuses and new batches now
+        self._line_ended = asyncio.Event()  # start more lines now
 
     # --- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run for the process's life (a lifespan task); ``stop`` ends it cleanly."""
+        """Run for the process's life (a lifespan task); ``stop`` ends it cleanly. Leases,
+        statuses and claims once per ``TICK`` (or when woken: a batch created or cancelled);
+        lines are started as soon as others end."""
+        next_tick = 0.0
         while True:
             try:
-                await self._tick()
+                if self._wake.is_set() or time.monotonic() >= next_tick:
+                    self._wake.clear()
+                    await self._tick()
+                    next_tick = time.monotonic() + TICK
+                self._line_ended.clear()
+                await self._fill()
             except Exception:
-                log.exception("the batch runner's tick failed")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), TICK)
-            self._wake.clear()
+                log.exception("the batch runner failed a round")
+                next_tick = time.monotonic() + TICK
+            waits = [asyncio.ensure_future(event.wait()) for event in (self._wake, self._line_ended)]
+            await asyncio.wait(waits, timeout=max(0.0, next_tick - time.monotonic()), return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
 
     def wake(self) -> None:
         """Look for work now (a batch was created or cancelled), not at the next tick."""
@@ -156,7 +167,6 @@ class BatchRunner:
                 self.held[claimed.seq] = Held(claimed, claimed.status, claimed.expires_at)
                 self._turns.append(claimed.seq)
                 self._wake.set()  # start it now, not at the next tick
-        await self._fill()
 
     def _job(self, held: Held, work) -> asyncio.Task:
         async def run() -> None:
@@ -241,7 +251,9 @@ class BatchRunner:
             await self._db(self.store.answer, batch.seq, line, output, status != 200, usage)
         finally:
             held.lines.pop(line, None)
-            self._wake.set()
+            if not held.lines and held.exhausted and not held.queue:
+                self._wake.set()  # its last line: end the batch now
+            self._line_ended.set()
 
     # --- checking and ending a batch -------------------------------------------------------------
 

@@ -1,0 +1,122 @@
+"""Batches survive their process: kill -9 mid-batch and the restarted service finishes it;
+on two replicas sharing PostgreSQL (and the files volume), kill the one running a batch
+and the other finishes it. Either way every ``custom_id`` is answered exactly once, and a
+line answered before the kill keeps its answer (it is not run again)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import openai
+import pytest
+import sqlalchemy as sa
+
+from tests.support.batches import file_lines, line, submit, wait
+from tests.support.clients import sdk
+from tests.support.server import LiveServer
+
+MODEL = "smollm2"
+LEASE = 2
+LINES = 500
+
+
+def quick_lines(count: int) -> list[dict]:
+    """One-token completions of a two-token prompt: the batch's cost is its bookkeeping."""
+    return [line(f"c{i}", {"model": MODEL, "prompt": f"Hi {i}", "max_tokens": 1}, "/v1/completions") for i in range(count)]
+
+
+def answered_so_far(engine: sa.Engine, batch_id: str) -> dict[str, str]:
+    """custom_id -> the id of its output line, for the lines committed so far."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT l.custom_id, l.output FROM batch_lines l JOIN batches b ON b.seq = l.batch_seq "
+                "WHERE b.id = :id AND l.done"
+            ),
+            {"id": batch_id},
+        ).all()
+    import json
+
+    return {custom_id: (output if isinstance(output, dict) else json.loads(output))["id"] for custom_id, output in rows}
+
+
+def completed_count(client: openai.OpenAI, batch_id: str) -> int:
+    return client.batches.retrieve(batch_id).request_counts.completed
+
+
+def kill(server: LiveServer) -> None:
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    server._log.close()
+
+
+def check_exactly_once(client: openai.OpenAI, batch_id: str, before_kill: dict[str, str]) -> None:
+    done = wait(client, batch_id, timeout=600)
+    assert done.status == "completed", done.errors
+    assert (done.request_counts.total, done.request_counts.completed) == (LINES, LINES)
+    output = file_lines(client, done.output_file_id)
+    ids = [item["custom_id"] for item in output]
+    assert sorted(ids) == sorted(f"c{i}" for i in range(LINES))  # each once, none lost
+    kept = {item["custom_id"]: item["id"] for item in output if item["custom_id"] in before_kill}
+    assert kept == before_kill  # answered before the kill: the same answer, not a second one
+
+
+def test_kill_9_mid_batch_and_the_restarted_service_finishes_it(tmp_path):
+    env = {"LLM_BACKEND_BATCH_LEASE": str(LEASE), "LLM_BACKEND_BATCH_NICE": "0"}
+    server = LiveServer(tmp_path / "service", env=env).start()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'service' / 'data' / 'llm-backend.db'}")
+    try:
+        client = sdk(server)
+        batch = submit(client, quick_lines(LINES), "/v1/completions")
+        deadline = time.monotonic() + 300
+        while completed_count(client, batch.id) < 40:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        kill(server)
+        before_kill = answered_so_far(engine, batch.id)
+        assert 40 <= len(before_kill) < LINES
+        server.start()
+        check_exactly_once(sdk(server), batch.id, before_kill)
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+@pytest.fixture
+def replicas(new_database_url, tmp_path):
+    """Two replicas on one PostgreSQL database and one data volume (the files)."""
+    env = {
+        "LLM_BACKEND_DATABASE_URL": new_database_url("postgresql"),
+        "LLM_BACKEND_DATA_DIR": str(tmp_path / "shared-data"),
+        "LLM_BACKEND_BATCH_LEASE": str(LEASE),
+        "LLM_BACKEND_BATCH_NICE": "0",
+    }
+    servers = [LiveServer(tmp_path / f"replica-{name}", env=env) for name in "ab"]
+    for server in servers:
+        server.start()
+    yield servers, env["LLM_BACKEND_DATABASE_URL"]
+    for server in servers:
+        server.stop()
+
+
+def test_kill_the_replica_running_a_batch_and_the_other_finishes_it(replicas):
+    servers, url = replicas
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        clients = [sdk(server) for server in servers]
+        batch = submit(clients[0], quick_lines(LINES), "/v1/completions")
+        deadline = time.monotonic() + 300
+        while completed_count(clients[0], batch.id) < 40:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        with engine.connect() as connection:
+            holder = connection.execute(sa.text("SELECT lease_holder FROM batches WHERE id = :id"), {"id": batch.id}).scalar()
+        [running] = [index for index, server in enumerate(servers) if f"-{server.process.pid}-" in holder]
+        kill(servers[running])
+        before_kill = answered_so_far(engine, batch.id)
+        assert 40 <= len(before_kill) < LINES
+        check_exactly_once(clients[1 - running], batch.id, before_kill)
+    finally:
+        engine.dispose()
