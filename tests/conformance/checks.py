@@ -42,13 +42,17 @@ DELIBERATE_FOR_VALID_REQUESTS = {
 }
 # The same, for OpenAI's errors without a code, by the start of their message: a field the
 # operation does not define (the document leaves objects open; OpenAI and local models
-# refuse it: llm_backend/spec/unknown_fields.py), and cancelling a response that did not run
-# in the background (OpenAI's own answer).
+# refuse it: llm_backend/spec/unknown_fields.py), cancelling a response that did not run
+# in the background and a batch that ended (OpenAI's own answers), and an upload in a state
+# that refuses the operation (completed, cancelled, expired: llm_backend/serving/uploads.py).
 DELIBERATE_MESSAGES = {
     400: (
         "Unrecognized request argument",
         "Only responses created with 'background' set to true can be cancelled.",
+        "This upload is",
+        "This upload has expired",
     ),
+    409: ("Cannot cancel a batch with status",),
 }
 
 # OpenAI's metadata limits, which the document states only in prose (16 pairs, keys up to 64

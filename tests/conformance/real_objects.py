@@ -16,6 +16,7 @@ for a served operation with a path parameter not in it (a new family needs a fac
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from typing import Any
@@ -28,8 +29,9 @@ from tests.support.fuzz import SEED
 # child parameter -> its parent: a child is drawn from the objects of the parent drawn with
 # it (a conversation's items; a vector store's files and file batches).
 PARENTS = {"item_id": "conversation_id", "file_id": "vector_store_id", "batch_id": "vector_store_id"}
-# Children that are objects on their own too: a File outside any vector store.
-STANDALONE = {"file_id"}
+# Children that are objects on their own too: a File outside any vector store, a Batch
+# (``/batches/{batch_id}``) beside a vector store's file batch.
+STANDALONE = {"file_id", "batch_id"}
 
 
 class RealObjects:
@@ -68,6 +70,21 @@ class RealObjects:
         self.children.setdefault(("vector_store_id", "file_id"), {})[store] = [file, batched]
         self.children.setdefault(("vector_store_id", "batch_id"), {})[store] = [batch]
         return store
+
+    def batch_id(self) -> str:
+        """A batch of one short chat line: validating, running or ended when a case reaches it."""
+        line = {"custom_id": "fuzz", "method": "POST", "url": "/v1/chat/completions",
+                "body": {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}}
+        file = self._created("/files", data={"purpose": "batch"}, files={"file": ("fuzz.jsonl", json.dumps(line).encode())})
+        body = {"input_file_id": file, "endpoint": "/v1/chat/completions", "completion_window": "24h", "metadata": {"fuzz": "yes"}}
+        return self._created("/batches", json=body)
+
+    def upload_id(self) -> str:
+        """A pending upload with one part of its two."""
+        body = {"filename": "fuzz.txt", "purpose": "assistants", "bytes": 8, "mime_type": "text/plain"}
+        upload = self._created("/uploads", json=body)
+        self._created(f"/uploads/{upload}/parts", files={"data": ("blob", b"fuzz")})
+        return upload
 
     def model(self) -> str:
         return MODEL
@@ -133,7 +150,8 @@ FACTORIES: dict[str, Callable[[RealObjects], str]] = {
     "file_id": RealObjects.file_id,
     "conversation_id": RealObjects.conversation_id,
     "item_id": lambda objects: "",  # a child: drawn from its conversation's items
-    "batch_id": lambda objects: "",  # a child: drawn from its vector store's file batches
+    "batch_id": RealObjects.batch_id,  # and a child: a vector store's file batches
+    "upload_id": RealObjects.upload_id,
     "vector_store_id": RealObjects.vector_store_id,
     "model": RealObjects.model,
 }
