@@ -87,6 +87,8 @@ bench: install $(LITELLM)
 	# What metrics + usage accounting + rate limits cost, on vs off (target: <= +0.3 ms p50).
 	$(BIN)/python bench/operate.py
 	$(BIN)/python bench/responses.py
+	# A 256-line batch against the same requests one by one, and interactive TTFT beside a batch.
+	$(BIN)/python bench/batches.py
 	# One model on 1, 2 and 3 engines, the pool's own cost, LiteLLM's router beside it.
 	$(BIN)/python bench/pools.py --litellm $(LITELLM)
 

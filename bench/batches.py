@@ -1,0 +1,195 @@
+"""`make bench` (batch rows): what a batch is worth, and what it costs interactive traffic.
+
+Against a live server with the default model and settings (batch lines on the
+low-priority engine at niceness 19) and a second one whose batch engine runs at niceness
+0 (on a machine shared with other work, niceness 19 yields to all of it, not only to this
+service's interactive requests: the second shows what the batch itself is worth), in
+alternating rounds:
+
+- **throughput**: 256 short chat requests (greedy, ``--max-tokens`` each) as one batch
+  (create -> completed, the output file read back) on each server, against the same 256
+  requests sent one by one through ``/v1/chat/completions``; lines/s and generated
+  tokens/s of each, and the ratios per round. Beside them, the ceiling: the same requests
+  decoded by the engine in-process (``engine/batching.Engine``, the batch engine's threads
+  and ``parallel``; no process boundary, HTTP, validation or database).
+- **TTFT**: time to the first streamed token of interactive chat requests sent one after
+  another, while idle and while a batch runs (its lines queued the whole window); p50 of
+  each and their ratio (the issue's bar: at most +25 %).
+
+Run: `.venv/bin/python bench/batches.py [--lines 256] [--max-tokens 16] [--rounds 2]`.
+Prints one JSON line per measurement and a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from llm_backend.backends.llama.client import ENGINE_ENVIRONMENT  # noqa: E402
+
+# The in-process engine spins as the engine workers do (backends/llama/client.py): libgomp's
+# default spinning collapses decoding on a busy machine. Read when llama.cpp's OpenMP starts.
+for name, value in ENGINE_ENVIRONMENT.items():
+    os.environ.setdefault(name, value)
+
+from bench.openai_runs import load_average  # noqa: E402
+from llm_backend.backends.llama.backend import LocalModel  # noqa: E402
+from llm_backend.backends.llama.params import chat_params  # noqa: E402
+from llm_backend.backends.llama.sources import resolve_gguf  # noqa: E402
+from llm_backend.settings import Settings  # noqa: E402
+from tests.support.batches import file_lines, line, submit, wait  # noqa: E402
+from tests.support.clients import sdk  # noqa: E402
+from tests.support.server import LiveServer  # noqa: E402
+
+MODEL = "smollm2"
+SUBJECTS = ["rivers", "copper", "violins", "glaciers", "meadows", "thunder", "lanterns", "orbits"]
+
+
+def requests(count: int, max_tokens: int, salt: str) -> list[dict]:
+    """``count`` distinct short chat requests (a prompt repeated would be served from the
+    engine's prompt cache); ``salt`` keeps two sets apart."""
+    return [
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": f"In one sentence, a fact about {SUBJECTS[i % 8]} ({salt}{i})."}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+        }
+        for i in range(count)
+    ]
+
+
+def as_batch(client, bodies: list[dict]) -> dict:
+    started = time.perf_counter()
+    done = wait(client, submit(client, [line(f"q{i}", body) for i, body in enumerate(bodies)]).id, timeout=3600)
+    output = file_lines(client, done.output_file_id)
+    seconds = time.perf_counter() - started
+    assert done.status == "completed" and len(output) == len(bodies), (done.status, done.request_counts)
+    tokens = sum(item["response"]["body"]["usage"]["completion_tokens"] for item in output)
+    return {"seconds": seconds, "lines_per_s": len(bodies) / seconds, "tokens_per_s": tokens / seconds}
+
+
+def one_by_one(client, bodies: list[dict]) -> dict:
+    started = time.perf_counter()
+    tokens = sum(client.chat.completions.create(**body).usage.completion_tokens for body in bodies)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "lines_per_s": len(bodies) / seconds, "tokens_per_s": tokens / seconds}
+
+
+class InProcess:
+    """The engine itself, in this process, built once: the ceiling of a batch's decoding."""
+
+    def __init__(self, settings: Settings) -> None:
+        from llm_backend.backends.llama.engine.batching import Engine
+
+        model = LocalModel(settings.models[0], settings)
+        self.config = model.engine_config(resolve_gguf(settings.models[0], settings.model_cache_dir))
+        self.finished: list[dict] = []
+        self.engine = Engine(self.config, lambda event: self.finished.append(event) if event["event"] == "usage" else None)
+
+    def run(self, bodies: list[dict]) -> dict:
+        self.finished.clear()
+        started = time.perf_counter()
+        for index, body in enumerate(bodies):
+            self.engine.submit(f"r{index}", "chat", chat_params(body, self.config["n_ctx"]))
+        while self.engine.running or self.engine.waiting:
+            self.engine.step()
+        seconds = time.perf_counter() - started
+        tokens = sum(event["completion_tokens"] for event in self.finished)
+        return {"seconds": seconds, "lines_per_s": len(bodies) / seconds, "tokens_per_s": tokens / seconds}
+
+
+def ttft(client, count: int, salt: str) -> list[float]:
+    times = []
+    for index in range(count):
+        started = time.perf_counter()
+        stream = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"Count from {index} to {index + 3} ({salt})."}],
+            max_tokens=8, stream=True,
+        )
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                times.append(time.perf_counter() - started)
+                break
+        for _ in stream:
+            pass
+    return times
+
+
+def emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--ttft-requests", type=int, default=12)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-batches-"))
+    runs: dict[str, list[dict]] = {"batch": [], "batch_nice_0": [], "one_by_one": [], "in_process": []}
+    ratios: dict[str, list[float]] = {"batch": [], "batch_nice_0": []}
+    idle, busy = [], []
+    with LiveServer(workdir / "default") as live, LiveServer(workdir / "nice0", env={"LLM_BACKEND_BATCH_NICE": "0"}) as nice0:
+        client, client0 = sdk(live, timeout=600), sdk(nice0, timeout=600)
+        ceiling = InProcess(Settings(data_dir=workdir / "inprocess"))
+        for warmed in (client, client0):
+            as_batch(warmed, requests(4, 2, "warm"))  # starts the low-priority engine
+            ttft(warmed, 2, "warm")
+        for round_ in range(args.rounds):
+            bodies = requests(args.lines, args.max_tokens, f"t{round_}-")
+            order = [
+                ("batch", lambda: as_batch(client, bodies)),
+                ("batch_nice_0", lambda: as_batch(client0, bodies)),
+                ("one_by_one", lambda: one_by_one(client, bodies)),
+                ("in_process", lambda: ceiling.run(bodies)),
+            ]
+            order = order[round_ % 4:] + order[: round_ % 4]
+            measured = {name: run() for name, run in order}
+            for name, result in measured.items():
+                runs[name].append(result)
+            for name in ratios:
+                ratios[name].append(measured[name]["lines_per_s"] / measured["one_by_one"]["lines_per_s"])
+            emit({"round": round_, **{f"{name}_{key}": round(value, 2) for name, run in measured.items() for key, value in run.items()},
+                  **{f"{name}_over_one_by_one": round(values[-1], 2) for name, values in ratios.items()},
+                  "load_average": load_average()})
+            idle += ttft(client, args.ttft_requests, f"idle{round_}")
+            running = submit(client, [line(f"b{i}", body) for i, body in enumerate(requests(args.lines * 2, args.max_tokens, f"busy{round_}-"))])
+            wait(client, running.id, until=("in_progress",))
+            while client.batches.retrieve(running.id).request_counts.completed < 8:
+                time.sleep(0.1)
+            busy += ttft(client, args.ttft_requests, f"busy{round_}")
+            still = client.batches.retrieve(running.id)
+            client.batches.cancel(running.id)
+            emit({"round": round_, "ttft_idle_p50_ms": round(statistics.median(idle) * 1000, 1),
+                  "ttft_busy_p50_ms": round(statistics.median(busy) * 1000, 1),
+                  "batch_lines_done_during_window": still.request_counts.completed, "batch_status": still.status})
+            wait(client, running.id)
+    lines_per_s = {name: statistics.median(run["lines_per_s"] for run in measured) for name, measured in runs.items()}
+    summary = {
+        "lines": args.lines,
+        "max_tokens": args.max_tokens,
+        **{f"{name}_lines_per_s": round(value, 2) for name, value in lines_per_s.items()},
+        **{f"{name}_over_one_by_one": round(statistics.median(values), 2) for name, values in ratios.items()},
+        **{f"{name}_over_in_process": round(lines_per_s[name] / lines_per_s["in_process"], 2) for name in ratios},
+        "ttft_p50_idle_ms": round(statistics.median(idle) * 1000, 1),
+        "ttft_p50_with_batch_ms": round(statistics.median(busy) * 1000, 1),
+        "ttft_with_batch_over_idle": round(statistics.median(busy) / statistics.median(idle), 2),
+        "load_average": load_average(),
+    }
+    emit({"summary": summary})
+
+
+if __name__ == "__main__":
+    main()
