@@ -267,13 +267,8 @@ class BatchRunner:
         elif found[0]["bytes"] > batch_input.MAX_FILE_BYTES:
             problems = [batch_input.too_large(found[0]["bytes"])]
         else:
-            registry = self.services.registry
             checked = await self._db(
-                batch_input.check,
-                found[1],
-                batch.endpoint,
-                self.lines.required(batch.endpoint),
-                lambda model: registry.backend_for_or_none(model) is not None,
+                batch_input.check, found[1], batch.endpoint, self.lines.required(batch.endpoint), self._batchable
             )
             problems = checked.errors
             if not problems:
@@ -283,6 +278,16 @@ class BatchRunner:
                 return
         await self._db(self.store.set_status, batch.seq, "failed", ("validating",), errors=problems)
         await self._let_go(held)
+
+    def _batchable(self, model: str) -> bool:
+        """Whether lines may name ``model``: one served here or upstream - unless upstreams
+        are sent the client's own key (``upstream_pass_client_key``), which a batch does not
+        keep: its lines could only be refused there."""
+        registry = self.services.registry
+        backend = registry.backend_for_or_none(model)
+        if backend is None:
+            return False
+        return backend in registry.local or not self.services.settings.upstream_pass_client_key
 
     async def _end(self, held: Held, ending: str) -> None:
         """Write the output and error files and give the batch its final status:
