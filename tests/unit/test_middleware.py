@@ -109,6 +109,15 @@ async def test_an_upload_has_its_own_larger_limit():
     assert refused[0]["status"] == 413 and "100 bytes" in json.loads(body_of(refused))["error"]["message"]
 
 
+async def test_an_upload_part_has_the_upload_limit_by_its_path_template():
+    limit = BodyLimit(Inner(), max_bytes=10, upload_bytes=100, upload_paths=frozenset({"/v1/uploads/{upload_id}/parts"}))
+    sent = await call(limit, [{"type": "http.request", "body": b"x" * 50}], headers=[(b"content-length", b"50")], path="/v1/uploads/upload_1/parts")
+    assert sent[0]["status"] == 200
+    for other in ("/v1/uploads/upload_1", "/v1/uploads//parts", "/v1/uploads/a/b/parts"):
+        refused = await call(limit, [], headers=[(b"content-length", b"50")], path=other)
+        assert refused[0]["status"] == 413, other
+
+
 async def test_the_upload_limit_applies_to_uploads_only():
     sent = await call(uploads(Inner()), [], headers=[(b"content-length", b"50")], path="/v1/chat/completions")
     assert sent[0]["status"] == 413
