@@ -41,6 +41,7 @@ from llm_backend.backends.llama.client import ENGINE_ENVIRONMENT  # noqa: E402
 for name, value in ENGINE_ENVIRONMENT.items():
     os.environ.setdefault(name, value)
 
+from bench.indexing_ttft import ttft  # noqa: E402
 from bench.openai_runs import load_average  # noqa: E402
 from llm_backend.backends.llama.backend import LocalModel  # noqa: E402
 from llm_backend.backends.llama.params import chat_params  # noqa: E402
@@ -108,23 +109,6 @@ class InProcess:
         return {"seconds": seconds, "lines_per_s": len(bodies) / seconds, "tokens_per_s": tokens / seconds}
 
 
-def ttft(client, count: int, salt: str) -> list[float]:
-    times = []
-    for index in range(count):
-        started = time.perf_counter()
-        stream = client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": f"Count from {index} to {index + 3} ({salt})."}],
-            max_tokens=8, stream=True,
-        )
-        for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                times.append(time.perf_counter() - started)
-                break
-        for _ in stream:
-            pass
-    return times
-
-
 def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
@@ -146,7 +130,7 @@ def main() -> None:
         ceiling = InProcess(Settings(data_dir=workdir / "inprocess"))
         for warmed in (client, client0):
             as_batch(warmed, requests(4, 2, "warm"))  # starts the low-priority engine
-            ttft(warmed, 2, "warm")
+            ttft(warmed, 2)
         for round_ in range(args.rounds):
             bodies = requests(args.lines, args.max_tokens, f"t{round_}-")
             order = [
@@ -164,12 +148,12 @@ def main() -> None:
             emit({"round": round_, **{f"{name}_{key}": round(value, 2) for name, run in measured.items() for key, value in run.items()},
                   **{f"{name}_over_one_by_one": round(values[-1], 2) for name, values in ratios.items()},
                   "load_average": load_average()})
-            idle += ttft(client, args.ttft_requests, f"idle{round_}")
+            idle += ttft(client, args.ttft_requests)
             running = submit(client, [line(f"b{i}", body) for i, body in enumerate(requests(args.lines * 2, args.max_tokens, f"busy{round_}-"))])
             wait(client, running.id, until=("in_progress",))
             while client.batches.retrieve(running.id).request_counts.completed < 8:
                 time.sleep(0.1)
-            busy += ttft(client, args.ttft_requests, f"busy{round_}")
+            busy += ttft(client, args.ttft_requests)
             still = client.batches.retrieve(running.id)
             client.batches.cancel(running.id)
             emit({"round": round_, "ttft_idle_p50_ms": round(statistics.median(idle) * 1000, 1),

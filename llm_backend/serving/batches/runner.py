@@ -148,7 +148,9 @@ class BatchRunner:
             await self._drop(seq, "the batch's lease was lost or it ended elsewhere")
         now = int(time.time())
         for seq, (status, expires_at) in states.items():
-            held = self.held[seq]
+            held = self.held.get(seq)
+            if held is None:  # let go meanwhile (its job ended it)
+                continue
             held.status, held.expires_at = status, expires_at
             if held.job is not None or time.monotonic() < held.not_before:
                 continue
@@ -184,7 +186,9 @@ class BatchRunner:
         return asyncio.create_task(run(), name=f"batch {held.batch.id}")
 
     async def _drop(self, seq: int, why: str) -> None:
-        held = self.held.pop(seq)
+        held = self.held.pop(seq, None)
+        if held is None:
+            return
         with contextlib.suppress(ValueError):
             self._turns.remove(seq)
         tasks = [task for task in (*held.lines.values(), held.job) if task]
@@ -216,7 +220,7 @@ class BatchRunner:
                 continue
             if not held.queue and not held.exhausted:
                 await self._load(held)
-            if not held.queue:
+            if not held.queue or seq not in self.held:
                 idle += 1
                 continue
             idle = 0
@@ -249,6 +253,12 @@ class BatchRunner:
             output = answered(custom_id, status, answer, request_id)
             usage = usage_of(answer) if status == 200 else {}
             await self._db(self.store.answer, batch.seq, line, output, status != 200, usage)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Not kept (the database failed): the line stays unanswered, and runs again
+            # when the batch is found to have lines left at its end.
+            log.exception("a batch line's answer could not be kept", extra={"batch_id": batch.id})
         finally:
             held.lines.pop(line, None)
             if not held.lines and held.exhausted and not held.queue:
