@@ -13,10 +13,12 @@ alternating rounds:
   decoded by the engine in-process (``engine/batching.Engine``, the batch engine's threads
   and ``parallel``; no process boundary, HTTP, validation or database).
 - **TTFT**: time to the first streamed token of interactive chat requests sent one after
-  another, while idle and while a batch runs (its lines queued the whole window); p50 of
-  each and their ratio (the issue's bar: at most +25 %).
+  another, while idle and while a batch runs (its lines queued the whole window), the two
+  windows alternating; p50 of each and their ratio (the bar: at most +25 %), on both
+  servers: the batch engine at niceness 19 (the default) and at 0.
 
-Run: `.venv/bin/python bench/batches.py [--lines 256] [--max-tokens 16] [--rounds 2]`.
+Run: `.venv/bin/python bench/batches.py [--lines 256] [--max-tokens 16] [--rounds 2]
+[--ttft-requests 12] [--ttft-rounds 4]` (`--lines 0`: the TTFT part alone).
 Prints one JSON line per measurement and a summary.
 """
 
@@ -109,6 +111,32 @@ class InProcess:
         return {"seconds": seconds, "lines_per_s": len(bodies) / seconds, "tokens_per_s": tokens / seconds}
 
 
+def p50_ms(times: list[float]) -> float:
+    return round(statistics.median(times) * 1000, 1)
+
+
+def ttft_windows(client, count: int, max_tokens: int, salt: str, round_: int) -> tuple[list[float], list[float]]:
+    """TTFTs of ``count`` interactive requests while idle, and of as many while a batch
+    runs (queued lines the whole window); the order of the two windows alternates per
+    round, so that both see the machine's drift alike."""
+    def loaded() -> list[float]:
+        running = submit(client, [line(f"b{i}", body) for i, body in enumerate(requests(512, max_tokens, salt))])
+        wait(client, running.id, until=("in_progress",))
+        while client.batches.retrieve(running.id).request_counts.completed < 8:
+            time.sleep(0.1)
+        times = ttft(client, count)
+        assert client.batches.retrieve(running.id).status == "in_progress", "the batch ended inside the window"
+        client.batches.cancel(running.id)
+        wait(client, running.id)
+        return times
+
+    if round_ % 2:
+        busy = loaded()
+        return ttft(client, count), busy
+    idle = ttft(client, count)
+    return idle, loaded()
+
+
 def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
@@ -120,18 +148,21 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--ttft-requests", type=int, default=12)
+    parser.add_argument("--ttft-rounds", type=int, default=4)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-batches-"))
     runs: dict[str, list[dict]] = {"batch": [], "batch_nice_0": [], "one_by_one": [], "in_process": []}
     ratios: dict[str, list[float]] = {"batch": [], "batch_nice_0": []}
-    idle, busy = [], []
+    idle: dict[str, list[float]] = {"nice_19": [], "nice_0": []}
+    busy: dict[str, list[float]] = {"nice_19": [], "nice_0": []}
+    paired: dict[str, list[float]] = {"nice_19": [], "nice_0": []}  # per-round p50 ratios
     with LiveServer(workdir / "default") as live, LiveServer(workdir / "nice0", env={"LLM_BACKEND_BATCH_NICE": "0"}) as nice0:
         client, client0 = sdk(live, timeout=600), sdk(nice0, timeout=600)
-        ceiling = InProcess(Settings(data_dir=workdir / "inprocess"))
+        ceiling = InProcess(Settings(data_dir=workdir / "inprocess")) if args.lines else None
         for warmed in (client, client0):
             as_batch(warmed, requests(4, 2, "warm"))  # starts the low-priority engine
             ttft(warmed, 2)
-        for round_ in range(args.rounds):
+        for round_ in range(args.rounds if args.lines else 0):
             bodies = requests(args.lines, args.max_tokens, f"t{round_}-")
             order = [
                 ("batch", lambda: as_batch(client, bodies)),
@@ -148,30 +179,26 @@ def main() -> None:
             emit({"round": round_, **{f"{name}_{key}": round(value, 2) for name, run in measured.items() for key, value in run.items()},
                   **{f"{name}_over_one_by_one": round(values[-1], 2) for name, values in ratios.items()},
                   "load_average": load_average()})
-            idle += ttft(client, args.ttft_requests)
-            running = submit(client, [line(f"b{i}", body) for i, body in enumerate(requests(args.lines * 2, args.max_tokens, f"busy{round_}-"))])
-            wait(client, running.id, until=("in_progress",))
-            while client.batches.retrieve(running.id).request_counts.completed < 8:
-                time.sleep(0.1)
-            busy += ttft(client, args.ttft_requests)
-            still = client.batches.retrieve(running.id)
-            client.batches.cancel(running.id)
-            emit({"round": round_, "ttft_idle_p50_ms": round(statistics.median(idle) * 1000, 1),
-                  "ttft_busy_p50_ms": round(statistics.median(busy) * 1000, 1),
-                  "batch_lines_done_during_window": still.request_counts.completed, "batch_status": still.status})
-            wait(client, running.id)
-    lines_per_s = {name: statistics.median(run["lines_per_s"] for run in measured) for name, measured in runs.items()}
-    summary = {
-        "lines": args.lines,
-        "max_tokens": args.max_tokens,
-        **{f"{name}_lines_per_s": round(value, 2) for name, value in lines_per_s.items()},
-        **{f"{name}_over_one_by_one": round(statistics.median(values), 2) for name, values in ratios.items()},
-        **{f"{name}_over_in_process": round(lines_per_s[name] / lines_per_s["in_process"], 2) for name in ratios},
-        "ttft_p50_idle_ms": round(statistics.median(idle) * 1000, 1),
-        "ttft_p50_with_batch_ms": round(statistics.median(busy) * 1000, 1),
-        "ttft_with_batch_over_idle": round(statistics.median(busy) / statistics.median(idle), 2),
-        "load_average": load_average(),
-    }
+        for round_ in range(args.ttft_rounds):
+            for name, server in (("nice_19", client), ("nice_0", client0)):
+                quiet, loaded = ttft_windows(server, args.ttft_requests, args.max_tokens, f"{name}{round_}-", round_)
+                idle[name] += quiet
+                busy[name] += loaded
+                paired[name].append(statistics.median(loaded) / statistics.median(quiet))
+                emit({"round": round_, "batch_engine": name, "ttft_idle_p50_ms": p50_ms(quiet),
+                      "ttft_with_batch_p50_ms": p50_ms(loaded), "ratio": round(paired[name][-1], 2),
+                      "load_average": load_average()})
+    summary: dict = {"lines": args.lines, "max_tokens": args.max_tokens}
+    if args.lines:
+        lines_per_s = {name: statistics.median(run["lines_per_s"] for run in measured) for name, measured in runs.items()}
+        summary.update({f"{name}_lines_per_s": round(value, 2) for name, value in lines_per_s.items()})
+        summary.update({f"{name}_over_one_by_one": round(statistics.median(values), 2) for name, values in ratios.items()})
+        summary.update({f"{name}_over_in_process": round(lines_per_s[name] / lines_per_s["in_process"], 2) for name in ratios})
+    for name in idle:
+        summary[f"ttft_p50_idle_ms_{name}"] = p50_ms(idle[name])
+        summary[f"ttft_p50_with_batch_ms_{name}"] = p50_ms(busy[name])
+        summary[f"ttft_with_batch_over_idle_{name}"] = round(statistics.median(paired[name]), 2)  # median of rounds
+    summary["load_average"] = load_average()
     emit({"summary": summary})
 
 
