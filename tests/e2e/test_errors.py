@@ -122,7 +122,7 @@ CLIENT_MISTAKES = [
     ("GET", "/chat/completions?metadata=x&limit=abc", {}),
     ("GET", "/chat/completions?order=sideways", {}),
     ("GET", "/chat/completions/chatcmpl-nothing", {}),
-    ("GET", "/batches", {}),
+    ("GET", "/fine_tuning/jobs", {}),
     ("DELETE", "/models/smollm2", {}),
     ("GET", "/no-such-thing", {}),
 ]

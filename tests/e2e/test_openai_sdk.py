@@ -184,10 +184,10 @@ def test_an_unserved_operation_fails_at_once_with_a_clear_message(server):
     client = sdk(server, api_key="anything", max_retries=2)
     before = log_size(server)
     with pytest.raises(openai.NotFoundError) as raised:
-        client.batches.list()
+        client.fine_tuning.jobs.list()
     assert raised.value.code == "unknown_url"
-    assert "listBatches" in raised.value.message and "GET /v1/batches" in raised.value.message
-    assert len(access_lines(server, "/v1/batches", since=before, expect=1)) == 1
+    assert "listPaginatedFineTuningJobs" in raised.value.message and "GET /v1/fine_tuning/jobs" in raised.value.message
+    assert len(access_lines(server, "/v1/fine_tuning/jobs", since=before, expect=1)) == 1
 
 
 def _solo(client, prompt):

@@ -92,14 +92,14 @@ def test_upstream_bad_request_is_relayed_with_its_param(proxied):
 
 
 def test_unserved_operation_is_forwarded_verbatim(gateway, server):
-    # The upstream does not serve batches either: its own 404 must come back byte for byte,
-    # and its log proves the request went there.
+    # The upstream does not serve fine-tuning either: its own 404 must come back byte for
+    # byte, and its log proves the request went there.
     before = log_size(server)
-    through = httpx.get(gateway.api + "/batches", params={"limit": 2}, timeout=30)
-    direct = httpx.get(server.api + "/batches", params={"limit": 2}, timeout=30)
+    through = httpx.get(gateway.api + "/fine_tuning/jobs", params={"limit": 2}, timeout=30)
+    direct = httpx.get(server.api + "/fine_tuning/jobs", params={"limit": 2}, timeout=30)
     assert through.status_code == direct.status_code == 404
     assert through.content == direct.content
-    assert len(access_lines(server, "/v1/batches", since=before, expect=2)) == 2
+    assert len(access_lines(server, "/v1/fine_tuning/jobs", since=before, expect=2)) == 2
 
 
 def test_multipart_upload_is_forwarded_to_the_upstream(gateway, server):
