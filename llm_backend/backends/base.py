@@ -99,6 +99,13 @@ class Backend(Protocol):
         request for one of its models is forwarded to it verbatim (``forward``)."""
         ...
 
+    def sampling_defaults(self, model_id: str) -> Json:
+        """The sampling parameters (``temperature``, ``top_p``, ``presence_penalty``,
+        ``frequency_penalty``) a request for ``model_id`` that leaves them out is answered
+        with, where they differ from OpenAI's defaults: for answers that report them (a
+        Response object). Empty when unknown here (an upstream's own defaults)."""
+        ...
+
     async def chat_completion(self, model_id: str, request: Json) -> Answer: ...
 
     async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:

@@ -173,6 +173,11 @@ class ModelPool:
         request is forwarded verbatim, to a deployment picked like any other request."""
         return all(d.backend.serves(operation_id) for d in self.deployments)
 
+    def sampling_defaults(self, model_id: str) -> Json:
+        """The deployments' defaults when they agree; the one that answers is picked later."""
+        each = [d.backend.sampling_defaults(model_id) for d in self.deployments]
+        return each[0] if all(defaults == each[0] for defaults in each) else {}
+
     async def chat_completion(self, model_id: str, request: Json) -> Any:
         return await self._call("chat_completion", model_id, request)
 

@@ -125,6 +125,9 @@ class EmbeddingModel:
         """Answered (or refused) here, never forwarded."""
         return True
 
+    def sampling_defaults(self, model_id: str) -> Json:
+        return {}  # it samples nothing
+
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
         raise AssertionError("local models are never forwarded")  # serves() is always true
 

@@ -27,6 +27,7 @@ from connexion.validators import FormDataValidator
 
 from ..errors import invalid_body, not_served
 from ..http.forwarding import SHARED_STATE_TAGS, found_here_or_upstream, routed_by_model
+from . import leniency
 from .forms import OpenAIMultiPartValidator
 from .parameters import OpenAPI31ParameterValidator, ParameterParser
 from .validation import OpenAPI31BodyValidator
@@ -201,6 +202,8 @@ def prepare(document: dict) -> dict:
             item.pop("parameters", None)
         paths[path] = item
     prepared["components"] = _referenced_components(document.get("components", {}), paths)
+    # What OpenAI's API accepts beyond the document, for every lane that validates with it.
+    leniency.relax(prepared["components"].get("schemas", {}))
     return prepared
 
 

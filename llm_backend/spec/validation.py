@@ -16,6 +16,7 @@ from .. import errors
 from ..errors import OpenAIError, bad_request
 from ..http import context
 from ..http.body import parse_json
+from . import leniency
 from .unknown_fields import extension_error, unknown_fields, unknown_fields_error
 
 def _param_path(error: ValidationError) -> str | None:
@@ -166,9 +167,14 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
                 self._validator.validate(body)
             except ValidationError as error:
                 raise _as_openai_error(error) from None
-        problem = local_problem(self._schema, body, context.record().operation_id)
+        operation_id = context.record().operation_id
+        problem = local_problem(self._schema, body, operation_id)
         if problem is not None:
             raise problem
+        if operation_id in leniency.OPERATIONS and isinstance(body, dict) and _for_local_model(body):
+            # The controller gets the body with OpenAI's defaults set (local_problem), so
+            # re-encoded; a body for an upstream model keeps the client's own bytes.
+            self.MUTABLE_VALIDATION = True
 
 
 def _for_local_model(body: Any) -> bool:
@@ -186,15 +192,20 @@ def _for_local_model(body: Any) -> bool:
 
 
 def local_problem(schema: dict, body: Any, operation_id: str | None) -> OpenAIError | None:
-    """The one rule for fields beyond the spec, for the fast lane and Connexion alike: for
-    a local model, an unknown field is OpenAI's 400 and an extension field must be valid
-    (spec/unknown_fields.py); for an upstream model, nothing."""
+    """The one rule for fields beyond the spec, for every lane (the fast lane, Connexion,
+    the WebSocket's events): for a local model, an unknown field is OpenAI's 400 and an
+    extension field must be valid (spec/unknown_fields.py), and a body that passes gets
+    OpenAI's defaults of the fields its API accepts left out (spec/leniency.py, set in
+    place); for an upstream model, nothing."""
     if not isinstance(body, dict) or not _for_local_model(body):
         return None
     fields = unknown_fields(schema, body, operation_id)
     if fields:
         return unknown_fields_error(fields, operation_id)
-    return extension_error(body, operation_id)
+    problem = extension_error(body, operation_id)
+    if problem is None:
+        leniency.fill(body, operation_id)
+    return problem
 
 
 def is_valid_body(schema: dict, operation_id: str | None = None) -> Callable[[Any], bool]:

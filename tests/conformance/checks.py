@@ -125,10 +125,22 @@ def is_event_stream(response) -> bool:
     return response.headers.get("content-type", [""])[0].startswith("text/event-stream")
 
 
+def without_null_usage(event: dict) -> dict:
+    """A Responses event whose response is not counted yet (``response.created``,
+    ``.in_progress``, ``.failed``) carries ``"usage": null``, as OpenAI streams it (see
+    unfinished_response_conformance): checked as the document's event without it."""
+    response = event.get("response")
+    if isinstance(response, dict) and response.get("usage", 0) is None:
+        return {**event, "response": {key: value for key, value in response.items() if key != "usage"}}
+    return event
+
+
 def validate_chunk(operation: str, chunk: dict) -> None:
     if "error" in chunk:
         _error_validator.validate(chunk)
         return
+    if operation == "createResponse":
+        chunk = without_null_usage(chunk)
     if operation == "createCompletion":
         # OpenAI streams `finish_reason: null` until a choice's last chunk; the document's
         # CreateCompletionResponse, written for whole answers, types it as a string only.
@@ -176,7 +188,7 @@ def plain_schema_conformance(ctx, response, case):
 
 
 # A background response not yet finished has no usage: OpenAI answers `"usage": null`
-# while it is queued or in progress (and when it was cancelled before finishing), where the
+# while it is queued or in progress (and when it was cancelled or failed before finishing), where the
 # document's Response types usage as an object. Such an answer is checked as a Response
 # without its null usage.
 RESPONSE_OBJECT_OPERATIONS = {"createResponse", "getResponse", "cancelResponse"}
@@ -189,7 +201,7 @@ def is_unfinished_response(case, response) -> bool:
     if not response.headers.get("content-type", [""])[0].startswith("application/json"):
         return False
     body = response.json()
-    return body.get("usage", 0) is None and body.get("status") in ("queued", "in_progress", "cancelled")
+    return body.get("usage", 0) is None and body.get("status") in ("queued", "in_progress", "cancelled", "failed")
 
 
 def unfinished_response_conformance(ctx, response, case):

@@ -22,7 +22,7 @@ from ...settings import ModelConfig, Settings
 from ..base import Answer, Json, ModelCard, Relayed
 from ..events import ModelEvents
 from ..lifecycle import Lifecycle
-from ..presets import Preset, presets
+from ..presets import REPORTED_SAMPLING, Preset, presets
 from .params import chat_params, completion_params, embedding_inputs
 from .shapers import ChatShaper, CompletionShaper, embedding_response
 from .fanout import fan_out
@@ -317,6 +317,10 @@ class LlamaBackend:
     def serves(self, operation_id: str) -> bool:
         """Every operation for a local model is answered here."""
         return True
+
+    def sampling_defaults(self, model_id: str) -> Json:
+        defaults = self._preset(model_id).defaults()
+        return {name: defaults[name] for name in REPORTED_SAMPLING if name in defaults}
 
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
         raise AssertionError("local models are never forwarded")  # serves() is always true

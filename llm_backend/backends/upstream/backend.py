@@ -74,6 +74,9 @@ class UpstreamBackend:
     def serves(self, operation_id: str) -> bool:
         return operation_id in SERVED_OPERATIONS or (self.responses_here and operation_id in RESPONSES_HERE)
 
+    def sampling_defaults(self, model_id: str) -> Json:
+        return {}  # the upstream's own, unknown here
+
     # --- the model list ---------------------------------------------------------------
 
     def models(self) -> list[ModelCard]:

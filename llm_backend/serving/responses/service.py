@@ -71,8 +71,9 @@ async def history(services: Services, owner: str, body: Json) -> list[Json]:
 class Turn:
     """One response being made: what it answers, and how it is kept."""
 
-    def __init__(self, services: Services, owner: str, body: Json) -> None:
+    def __init__(self, services: Services, owner: str, body: Json, backend: Any) -> None:
         self.services = services
+        self.model_defaults = backend.sampling_defaults(body["model"])
         self.owner = owner
         self.body = body
         self.id = new_id("resp")
@@ -82,7 +83,7 @@ class Turn:
         self.input_items: list[Json] = []
 
     def skeleton(self, status: str) -> Json:
-        return objects.skeleton(self.body, self.id, self.created_at, status)
+        return objects.skeleton(self.body, self.id, self.created_at, status, self.model_defaults)
 
     def record(self, response: Json) -> NewResponse:
         return NewResponse(
@@ -150,7 +151,7 @@ async def create(services: Services, owner: str, body: Json) -> Json | AsyncIter
     """The response to ``body``: the object, or its events when ``stream`` is set."""
     backend = checked_backend(services, body)
     model_id = body["model"]
-    turn = Turn(services, owner, body)
+    turn = Turn(services, owner, body, backend)
     turn.input_items = normalize(body.get("input"))
     earlier = await history(services, owner, body)
     stream = bool(body.get("stream"))
