@@ -163,7 +163,13 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
 
     # Added in order from the outside in.
     observer = services.metrics if settings.metrics_enabled else None
-    app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION, services=services, observer=observer)
+    app.add_middleware(
+        RequestContext,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        services=services,
+        observer=observer,
+        allowed_origins=settings.cors_origins,
+    )
     app.add_middleware(
         BodyLimit,
         MiddlewarePosition.BEFORE_EXCEPTION,
@@ -203,6 +209,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         services=services,
         authenticator=authenticator,
         check_event=check_event,
+        observer=observer,
     )
     # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.
     served = docs.as_json(docs.served_view(openai_document, specification.base_path))
