@@ -88,10 +88,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         if settings.database_migrate:
             await services.database.run(services.database.upgrade)
         # Background responses whose process is gone will never finish: failed.
-        leases = asyncio.create_task(background.keep(services.database, settings.background_lease))
+        leases = [asyncio.create_task(background.keep(services.database, settings.background_lease))]
         if settings.local_models:
-            # Upload leftovers swept; store files a killed process left in_progress re-queued.
-            await services.database.run(services.retrieval.recover)
+            # Upload leftovers swept; store files a dead process left in_progress taken over.
+            await services.database.run(services.retrieval.sweep)
+            leases.append(asyncio.create_task(services.retrieval.keep(settings.background_lease)))
         await services.registry.start()
         services.database.usage.start()
         log.info(
@@ -104,7 +105,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         try:
             yield
         finally:
-            leases.cancel()
+            for lease in leases:
+                lease.cancel()
             await background.stop(services.database)
             if "retrieval" in vars(services):
                 await services.database.run(services.retrieval.stop)

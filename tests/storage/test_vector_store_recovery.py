@@ -33,7 +33,9 @@ LONG_TEXT = "\n".join(
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    with LiveServer(tmp_path_factory.mktemp("vs-recovery"), env={"LLM_BACKEND_MODEL_LOAD": "lazy"}) as server:
+    # A short lease: a restarted server takes over its killed predecessor's files once it ran out.
+    env = {"LLM_BACKEND_MODEL_LOAD": "lazy", "LLM_BACKEND_BACKGROUND_LEASE": "2"}
+    with LiveServer(tmp_path_factory.mktemp("vs-recovery"), env=env) as server:
         yield server
 
 
