@@ -16,19 +16,17 @@ import openai
 import pytest
 
 from tests.e2e.test_metrics import scrape, value
+from tests.e2e.test_responses_replay import TERMINAL
 from tests.support.clients import sdk
+from tests.support.embedding import long_text
 from tests.support.server import LiveServer, log_size
 
 MODEL = "smollm2"
 LEASE = 3
-TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 POLL = {"poll_interval_ms": 200}
 # Four files of about 2 500 tokens in 400-token chunks: queued and embedded one after the
 # other for longer than a replica takes to start (its model loads on first use here).
-WORDS = ["river", "mountain", "orbit", "lantern", "harvest", "copper", "violin", "glacier", "meadow", "thunder"]
-LONG_TEXT = "\n".join(
-    " ".join(WORDS[(line * 7 + i * 3) % len(WORDS)] + str(line * 31 + i) for i in range(12)) for line in range(75)
-)
+LONG_TEXT = long_text(75)
 STATIC = {"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 0}}
 
 

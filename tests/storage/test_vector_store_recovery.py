@@ -19,16 +19,14 @@ from sqlalchemy import text
 
 from llm_backend.storage import Database
 from tests.support import clients
+from tests.support.embedding import long_text
 from tests.support.server import LiveServer
 
 POLL = {"poll_interval_ms": 100}
 STATIC = {"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 0}}
 # About 4 000 tokens: two seconds or so of embedding on one thread here, in 400-token chunks
 # without overlap.
-WORDS = ["river", "mountain", "orbit", "lantern", "harvest", "copper", "violin", "glacier", "meadow", "thunder"]
-LONG_TEXT = "\n".join(
-    " ".join(WORDS[(line * 7 + i * 3) % len(WORDS)] + str(line * 31 + i) for i in range(12)) for line in range(120)
-)
+LONG_TEXT = long_text(120)
 
 
 @pytest.fixture(scope="module")
