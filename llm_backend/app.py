@@ -88,10 +88,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         if settings.database_migrate:
             await services.database.run(services.database.upgrade)
         # Background responses whose process is gone will never finish: failed.
-        leases = asyncio.create_task(background.keep(services.database, settings.background_lease))
+        leases = [asyncio.create_task(background.keep(services.database, settings.background_lease))]
         if settings.local_models:
-            # Upload leftovers swept; store files a killed process left in_progress re-queued.
-            await services.database.run(services.retrieval.recover)
+            # Upload leftovers swept; store files a dead process left in_progress taken over.
+            await services.database.run(services.retrieval.sweep)
+            leases.append(asyncio.create_task(services.retrieval.keep(settings.background_lease)))
         await services.registry.start()
         services.database.usage.start()
         log.info(
@@ -104,7 +105,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         try:
             yield
         finally:
-            leases.cancel()
+            for lease in leases:
+                lease.cancel()
             await background.stop(services.database)
             if "retrieval" in vars(services):
                 await services.database.run(services.retrieval.stop)
@@ -163,7 +165,13 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
 
     # Added in order from the outside in.
     observer = services.metrics if settings.metrics_enabled else None
-    app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION, services=services, observer=observer)
+    app.add_middleware(
+        RequestContext,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        services=services,
+        observer=observer,
+        allowed_origins=settings.cors_origins,
+    )
     app.add_middleware(
         BodyLimit,
         MiddlewarePosition.BEFORE_EXCEPTION,
@@ -203,6 +211,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         services=services,
         authenticator=authenticator,
         check_event=check_event,
+        observer=observer,
     )
     # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.
     served = docs.as_json(docs.served_view(openai_document, specification.base_path))

@@ -148,6 +148,13 @@ def forbidden() -> OpenAIError:
     return OpenAIError(403, "You are not allowed to perform this request.", code="forbidden")
 
 
+def cross_site_websocket(origin: str) -> OpenAIError:
+    # A WebSocket handshake from a web page of another origin (http/middleware.py).
+    return OpenAIError(
+        403, f"WebSocket connections from the origin '{origin}' are not allowed.", code="origin_not_allowed"
+    )
+
+
 # --- models --------------------------------------------------------------------------------
 
 
@@ -218,6 +225,18 @@ def queue_full(model_id: str, retry_after: int) -> OpenAIError:
         code="rate_limit_exceeded",
         type="rate_limit_error",
         headers={"retry-after": str(retry_after)},
+    )
+
+
+def stream_queue_full(stream_id: str | None, size: int) -> OpenAIError:
+    # The Responses WebSocket mode: one lane holds ``size`` events behind its current response.
+    lane = "this connection" if stream_id is None else f"stream '{stream_id}'"
+    return OpenAIError(
+        429,
+        f"Too many 'response.create' events are waiting on {lane} (at most {size} behind the one "
+        "being answered). Wait for a response to finish before sending more.",
+        param="stream_id",
+        code="websocket_stream_queue_full",
     )
 
 

@@ -269,7 +269,10 @@ class Settings(BaseSettings):
     upstream_retry_budget: float = Field(30.0, ge=0, description="seconds all retries of a request may take")
     upstream_max_connections: int = Field(100, ge=1)
     background_lease: float = Field(
-        30.0, gt=0, description="seconds after which a background response no process renews is failed"
+        30.0,
+        gt=0,
+        description="seconds after which background work no process renews is given up: a background response is "
+        "failed, a vector store file being indexed is taken over by a live replica",
     )
     fallbacks: dict[str, list[str]] = Field(
         {}, description="model id -> other model ids tried in order when every deployment of it fails"

@@ -46,6 +46,8 @@ def serve(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace,
+        # A WebSocket message (a Responses ``response.create``) is a body like any other.
+        ws_max_size=settings.max_body_bytes,
     )
 
 

@@ -5,10 +5,17 @@ final name; only then is the row inserted. A kill -9 at any point leaves either 
 file with its row, or no row (and at most an orphan ``.partial`` or unreferenced file,
 which ``sweep_orphans`` removes). Deleting removes the row, the file from every vector
 store (its chunks go with it by cascade) and then the bytes.
+
+Replicas share the directory (a ``ReadWriteMany`` volume) and each sweeps it at start-up,
+so an upload in flight is locked by its writer (``flock``, from creating the temporary
+file until its row is committed; NFS carries it as a POSIX lock) and the sweep removes
+only what it can lock: it never takes another process's upload, and a dead process's
+locks are gone with it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import secrets
@@ -53,28 +60,6 @@ class FileStore:
         self._database = database
         self.directory = Path(directory)
 
-    def _write(self, file_id: str, parts: Iterable[bytes], max_bytes: int) -> tuple[str, int, str]:
-        relative = f"{file_id[-2:]}/{file_id}"
-        target = self.directory / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{file_id}.partial")
-        digest, size = hashlib.sha256(), 0
-        try:
-            with open(partial, "wb") as out:
-                for part in parts:
-                    size += len(part)
-                    if size > max_bytes:
-                        raise FileTooLarge(f"The file is larger than the {max_bytes} bytes allowed.")
-                    digest.update(part)
-                    out.write(part)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        return relative, size, digest.hexdigest()
-
     def create(
         self,
         owner: str,
@@ -87,25 +72,42 @@ class FileStore:
     ) -> Json:
         """Store the bytes (streamed in ``parts``) and the row; the file object."""
         file_id = "file-" + secrets.token_hex(12)
-        relative, size, sha256 = self._write(file_id, parts, max_bytes)
-        row = StoredFile(
-            id=file_id,
-            owner=owner,
-            filename=filename,
-            purpose=purpose,
-            bytes=size,
-            mime_type=mime_type,
-            sha256=sha256,
-            path=relative,
-            created_at=int(time.time()),
-            expires_at=expires_at,
-        )
+        relative = f"{file_id[-2:]}/{file_id}"
+        target = self.directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{file_id}.partial")
+        digest, size = hashlib.sha256(), 0
+        out = _new_locked(partial)  # locked until the row is in (see the module docstring)
         try:
+            for part in parts:
+                size += len(part)
+                if size > max_bytes:
+                    raise FileTooLarge(f"The file is larger than the {max_bytes} bytes allowed.")
+                digest.update(part)
+                out.write(part)
+            out.flush()
+            os.fsync(out.fileno())
+            os.replace(partial, target)
+            row = StoredFile(
+                id=file_id,
+                owner=owner,
+                filename=filename,
+                purpose=purpose,
+                bytes=size,
+                mime_type=mime_type,
+                sha256=digest.hexdigest(),
+                path=relative,
+                created_at=int(time.time()),
+                expires_at=expires_at,
+            )
             with self._database.sessions.begin() as session:
                 session.add(row)
         except BaseException:
-            (self.directory / relative).unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
             raise
+        finally:
+            out.close()
         return as_openai(row)
 
     def _row(self, owner: str, file_id: str) -> StoredFile | None:
@@ -169,7 +171,8 @@ class FileStore:
 
     def sweep_orphans(self) -> int:
         """Remove bytes with no row (a crash between the rename and the insert) and
-        leftover partial writes; call at start-up. The number removed."""
+        leftover partial writes that no live process is writing (it holds their lock);
+        call at start-up. The number removed."""
         if not self.directory.is_dir():
             return 0
         with self._database.sessions() as session:
@@ -177,7 +180,37 @@ class FileStore:
         removed = 0
         for path in self.directory.glob("*/*"):
             relative = path.relative_to(self.directory).as_posix()
-            if path.is_file() and (path.name.endswith(".partial") or relative not in known):
-                path.unlink(missing_ok=True)
-                removed += 1
+            partial = path.name.endswith(".partial")
+            if not path.is_file() or not (partial or relative not in known):
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR)  # writable: NFS needs it for an exclusive lock
+            except FileNotFoundError:
+                continue  # renamed or removed meanwhile
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # an upload in flight
+            try:
+                if partial or not self._has_row(relative):  # its writer may have committed meanwhile
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            finally:
+                os.close(fd)
         return removed
+
+    def _has_row(self, relative: str) -> bool:
+        with self._database.sessions() as session:
+            return session.scalar(select(StoredFile.seq).where(StoredFile.path == relative)) is not None
+
+
+def _new_locked(path: Path):
+    """A new file at ``path``, open for writing and locked (``flock``). A sweep may lock and
+    remove it between the two steps: then it is made again."""
+    while True:
+        out = open(path, "xb")
+        fcntl.flock(out.fileno(), fcntl.LOCK_EX)
+        if os.fstat(out.fileno()).st_nlink:
+            return out
+        out.close()

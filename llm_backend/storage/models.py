@@ -157,13 +157,23 @@ class StoredResponse(Base):
     previous_response_id: Mapped[str | None] = mapped_column(String(64), default=None)
     conversation_id: Mapped[str | None] = mapped_column(String(64), default=None)
     background: Mapped[bool] = mapped_column(Boolean, default=False)
-    # A background response's stream events, kept when it ends (``GET ...?stream=true``);
-    # loaded only when asked for.
-    events: Mapped[list[Any] | None] = mapped_column(JSON, default=None, deferred=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     # The start-up sweep finds unfinished background responses by status.
     __table_args__ = (Index("ix_responses_status", "status"),)
+
+
+class ResponseEvent(Base):
+    """One stream event of a background response (revision 0010), written while it runs,
+    so that any replica streams it again (``GET /v1/responses/{id}?stream=true``)."""
+
+    __tablename__ = "response_events"
+
+    response_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[dict[str, Any]]
 
 
 class StoredConversation(Base):
@@ -259,6 +269,9 @@ class VectorStoreFile(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     # The file batch that added it, if any (revision 0006).
     batch_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # While ``in_progress``: when the process that will index it last renewed its claim
+    # (revision 0010); a live process takes over a file whose lease ran out.
+    leased_at: Mapped[datetime | None] = mapped_column(default=utcnow)
 
     __table_args__ = (
         UniqueConstraint("vector_store_seq", "file_id", name="uq_vector_store_files_store_file"),

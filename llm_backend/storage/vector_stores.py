@@ -5,7 +5,10 @@ module the objects around them (file batches: ``vector_store_batches.py``). Coun
 ``file_counts`` and ``usage_bytes`` and a batch's counts and status are computed from the
 ``vector_store_files`` rows in the query that reads them, so they are true after any
 crash, cancel or delete. Every query is scoped to an owner (another owner's id reads as
-an unknown one); ``jobs_in_progress`` alone crosses owners, for the start-up recovery.
+an unknown one); the indexing leases alone cross owners: the files a process will index
+are leased to it (``leased_at``, renewed while it holds them, ``renew_leases``), and a
+live process takes over those whose lease ran out (``claim_lapsed``), as background
+responses are.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from .models import StoredFile, VectorStore, VectorStoreFile
+from .models import StoredFile, VectorStore, VectorStoreFile, utcnow
 
 if TYPE_CHECKING:
     from . import Database
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 Order = Literal["asc", "desc"]
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
+# Keys per lease renewal statement (a queue of a large batch renews in several).
+LEASES_PER_STATEMENT = 500
 DAY = 86400
 
 
@@ -317,14 +323,46 @@ class VectorStores:
                 return None
             return Job(owner, store_id, file_id, stored.path, stored.filename, stored.mime_type, found[1].chunking_strategy)
 
-    def jobs_in_progress(self) -> list[tuple[str, str, str]]:
-        """(owner, store id, file id) of every file left ``in_progress``, oldest first: at
-        start-up, the work a stopped or killed process did not finish."""
-        query = (
-            select(VectorStoreFile.owner, VectorStore.id, VectorStoreFile.file_id)
-            .join(VectorStore, VectorStore.seq == VectorStoreFile.vector_store_seq)
-            .where(VectorStoreFile.status == "in_progress")
-            .order_by(VectorStoreFile.seq)
-        )
-        with self._database.sessions() as session:
+    def claim_lapsed(self, stale_before: datetime) -> list[tuple[str, str, str]]:
+        """(owner, store id, file id) of the files ``in_progress`` whose lease was last
+        renewed before ``stale_before`` (their process is gone), oldest first, now leased to
+        the caller. One process takes each: PostgreSQL re-reads a row another claim changed
+        meanwhile, and SQLite has one writer."""
+        lapsed = or_(VectorStoreFile.leased_at.is_(None), VectorStoreFile.leased_at < stale_before)
+        with self._database.sessions.begin() as session:
+            claimed = session.scalars(
+                update(VectorStoreFile)
+                .where(VectorStoreFile.status == "in_progress", lapsed)
+                .values(leased_at=utcnow())
+                .returning(VectorStoreFile.seq)
+                .execution_options(synchronize_session=False)
+            ).all()
+            if not claimed:
+                return []
+            query = (
+                select(VectorStoreFile.owner, VectorStore.id, VectorStoreFile.file_id)
+                .join(VectorStore, VectorStore.seq == VectorStoreFile.vector_store_seq)
+                .where(VectorStoreFile.seq.in_(claimed))
+                .order_by(VectorStoreFile.seq)
+            )
             return [tuple(row) for row in session.execute(query)]
+
+    def renew_leases(self, keys: list[tuple[str, str, str]]) -> None:
+        """Renew the lease of the files (owner, store id, file id) this process will index."""
+        for start in range(0, len(keys), LEASES_PER_STATEMENT):
+            held = (
+                select(VectorStoreFile.seq)
+                .join(VectorStore, VectorStore.seq == VectorStoreFile.vector_store_seq)
+                .where(
+                    tuple_(VectorStoreFile.owner, VectorStore.id, VectorStoreFile.file_id).in_(
+                        keys[start : start + LEASES_PER_STATEMENT]
+                    )
+                )
+            )
+            with self._database.sessions.begin() as session:
+                session.execute(
+                    update(VectorStoreFile)
+                    .where(VectorStoreFile.seq.in_(held), VectorStoreFile.status == "in_progress")
+                    .values(leased_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )

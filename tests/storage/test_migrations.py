@@ -7,8 +7,9 @@ import json
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
+from alembic import command
 
-from llm_backend.storage import Database
+from llm_backend.storage import Database, migrate
 from llm_backend.storage.api_keys import key_digest
 
 OLD_COMPLETION = {
@@ -57,7 +58,7 @@ def test_database_from_revision_0001_upgrades_without_loss(database_url):
     db = Database(database_url)
     db.upgrade()
     try:
-        assert db.revision() == "0008"
+        assert db.revision() == "0010"
         stored = asyncio.run(db.chat_completions.get("key-0", OLD_COMPLETION["id"]))
         assert stored == {**OLD_COMPLETION, "metadata": {"project": "old"}}
         assert db.chat_completions.status_sync(OLD_COMPLETION["id"]) == ("completed", True)
@@ -72,7 +73,7 @@ def test_database_from_revision_0001_upgrades_without_loss(database_url):
 def test_upgrade_of_an_up_to_date_database_changes_nothing(database):
     asyncio.run(database.chat_completions.list("anyone"))
     database.upgrade()
-    assert database.revision() == "0008"
+    assert database.revision() == "0010"
 
 
 def test_replicas_starting_together_migrate_once(new_database_url):
@@ -104,3 +105,38 @@ def test_replicas_starting_together_migrate_once(new_database_url):
         engine.dispose()
     assert not failures, failures
     assert len(heads) == 1 and None not in heads
+
+
+def test_events_kept_in_0007s_column_move_to_their_table_and_back(database_url):
+    """A background response's events, kept as one JSON list before 0010, are streamed from
+    ``response_events`` after it; a downgrade puts the list back."""
+    kept = [{"type": "response.created", "sequence_number": 0}, {"type": "response.completed", "sequence_number": 1}]
+    old = Database(database_url)
+    old.upgrade("0008")
+    with old.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO responses (id, owner, model, status, created_at, response, request, input_items, background, events, updated_at) "
+                "VALUES ('resp_old', 'key-0', 'smollm2', 'completed', 1700000000, :response, '{}', '[]', :true, :events, :now)"
+            ),
+            {
+                "response": json.dumps({"id": "resp_old", "status": "completed"}),
+                "events": json.dumps(kept),
+                "true": True,
+                "now": datetime(2026, 1, 1, tzinfo=timezone.utc),
+            },
+        )
+    old.dispose()
+    db = Database(database_url)
+    try:
+        db.upgrade()
+        assert asyncio.run(db.responses.events("key-0", "resp_old")) == ("completed", kept)
+        with db.engine.begin() as connection:
+            config = migrate._config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0008")
+        with db.engine.connect() as connection:
+            listed = connection.execute(sa.text("SELECT events FROM responses WHERE id = 'resp_old'")).scalar()
+        assert (json.loads(listed) if isinstance(listed, str) else listed) == kept
+    finally:
+        db.dispose()

@@ -113,10 +113,11 @@ class Turn:
         elif self.conversation_id:
             await database.conversations.add_items(self.owner, self.conversation_id, self.conversation_items(response))
 
-    async def finish(self, response: Json) -> None:
-        """Replace the stored in-progress row (background) with the final object."""
-        await self.services.database.responses.finish(
-            self.owner, self.id, response, self.conversation_items(response)
+    async def finish(self, response: Json, events: list[Json] | None = None) -> bool:
+        """Replace the stored row of a background response, still running, with a newer
+        object (and its last ``events``); False if it ended meanwhile (cancelled) or is gone."""
+        return await self.services.database.responses.finish(
+            self.owner, self.id, response, self.conversation_items(response), events
         )
 
 
