@@ -23,6 +23,7 @@ import asyncio
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -159,6 +160,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-theirs", action="store_true", help="ours and the ceiling only (quicker)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the servers are stopped on the way out
     levels = [int(c) for c in args.concurrency.split(",")]
     load = load_generator()
 
