@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.openai_runs import load_average, load_generator  # noqa: E402
+from llm_backend.backends.llama.client import ENGINE_ENVIRONMENT  # noqa: E402
 from llm_backend.backends.llama.local_model import LocalModel  # noqa: E402
 from llm_backend.backends.llama.sources import resolve_gguf  # noqa: E402
 from llm_backend.settings import ModelConfig, Settings  # noqa: E402
@@ -84,11 +85,14 @@ class Ceiling:
     """bench/ceiling.py as a child process, the model loaded once."""
 
     def __init__(self, gguf: str, engine: dict, max_n: int, log: Path) -> None:
+        # The engine workers' environment (their spin count): the ceiling differs from ours
+        # only by the server around the engine (the spin count's own effect: bench/knobs.py).
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "ceiling.py"), "--serve", "--model-path", gguf,
              "--n", str(max_n), "--n-ctx", str(engine["n_ctx"]), "--n-batch", str(engine["n_batch"]),
              "--threads", str(engine["n_threads"]), "--threads-batch", str(engine["n_threads_batch"])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("wb"), text=True, start_new_session=True,
+            env={**ENGINE_ENVIRONMENT, **os.environ},
         )
         if not json.loads(self.process.stdout.readline()).get("ready"):
             raise SystemExit(f"the ceiling did not start; see {log}")
@@ -107,7 +111,11 @@ class Ceiling:
 
     def close(self) -> None:
         self.process.stdin.close()
-        self.process.wait(30)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:  # still in a cell (the bench was interrupted)
+            self.process.kill()
+            self.process.wait()
 
 
 async def http_cell(load, target, concurrency: int, requests: int, max_tokens: int, offset: int) -> dict:
@@ -184,7 +192,8 @@ def main() -> None:
         f"- threads (all three): n_threads = {engine['n_threads']} (one sequence), n_threads_batch = {engine['n_threads_batch']} (batches)",
         f"- ours: parallel = {engine['parallel']}, n_batch = {engine['n_batch']}, one worker; "
         f"llama-cpp-python's server: its defaults; ceiling: bench/ceiling.py",
-        f"- environment: GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'unset')} for the ceiling and llama-cpp-python",
+        f"- GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', ENGINE_ENVIRONMENT['GOMP_SPINCOUNT'])} for ours and the ceiling, "
+        f"{os.environ.get('GOMP_SPINCOUNT', 'libgomp default')} for llama-cpp-python",
         f"- load average before: {load_average()}",
     ]
     print("\n".join(notes), flush=True)
