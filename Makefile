@@ -84,7 +84,10 @@ bench: install $(LITELLM)
 	# llama-cpp-python's own server (fastapi, starlette-context) is the baseline.
 	$(BIN)/python -c "import fastapi, starlette_context" 2>/dev/null || \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet "llama-cpp-python[server]==0.3.36"
+	# The engine beside its ceiling (llama.cpp in-process) and llama-cpp-python's server, c = 1, 4, 8, 16.
 	$(BIN)/python bench/run.py
+	# Spawn to /health and the API process's RSS, beside the previous release (BASELINE=<rev>).
+	$(BIN)/python bench/startup.py --baseline $(or $(BASELINE),65c335f)
 	$(BIN)/python bench/proxy.py
 	# What metrics + usage accounting + rate limits cost, on vs off (target: <= +0.3 ms p50).
 	$(BIN)/python bench/operate.py

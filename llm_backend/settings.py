@@ -75,7 +75,9 @@ class ModelConfig(BaseModel):
     )
     n_threads_batch: int | None = Field(None, ge=1, description="threads for batches (several sequences, prompts); default: all cores")
     n_batch: int = Field(512, ge=1, description="tokens per decoding step (prompt chunk size)")
-    parallel: int = Field(4, ge=1, le=64, description="sequences decoded together in one batch per worker")
+    parallel: int = Field(
+        8, ge=1, le=64, description="sequences decoded together in one batch per worker (docs/MODELS.md: engine defaults)"
+    )
     slots: int = Field(1, ge=1, description="engine worker processes serving this model")
     chat_format: str | None = Field(None, description="a llama-cpp-python chat format name: chatml, llama-2, ...")
     chat_template: str | None = Field(None, description="an inline Jinja chat template")

@@ -28,27 +28,43 @@ def serve(
     host: Optional[str] = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, help="Port to listen on (default 8000)."),
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn: listening at once, the app built in the background
+    (``/health`` answers meanwhile; http/starting.py)."""
     import uvicorn
 
     from .. import logs
-    from ..app import create_app
+    from ..http.starting import Starting
     from ..settings import Settings
 
     overrides = {key: value for key, value in {"config": config, "host": host, "port": port}.items() if value}
     settings = Settings(**overrides)
     settings.check_bind()
     logs.configure(settings.log_level, settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=settings.shutdown_grace,
-        # A WebSocket message (a Responses ``response.create``) is a body like any other.
-        ws_max_size=settings.max_body_bytes,
+
+    def build():
+        from ..app import create_app
+
+        return create_app(settings)
+
+    def stop() -> None:
+        server.should_exit = True
+
+    shell = Starting(build, stop)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            shell,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace,
+            # A WebSocket message (a Responses ``response.create``) is a body like any other.
+            ws_max_size=settings.max_body_bytes,
+        )
     )
+    server.run()
+    if shell.failed is not None:
+        raise typer.Exit(3)  # uvicorn's own status for a failed start
 
 
 @models_app.command("fetch")

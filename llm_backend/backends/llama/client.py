@@ -97,13 +97,13 @@ class WorkerProcess:
 
     async def _read_events(self, process: asyncio.subprocess.Process) -> None:
         while line := await process.stdout.readline():
-            event = json.loads(line)
-            if event.get("event") == "stats":
-                self.stats = event
-                continue
-            queue = self._pending.get(event.get("id"))
-            if queue is not None:
-                queue.put_nowait(event)
+            for event in json.loads(line):  # the events of one decoding step
+                if event.get("event") == "stats":
+                    self.stats = event
+                    continue
+                queue = self._pending.get(event.get("id"))
+                if queue is not None:
+                    queue.put_nowait(event)
         returncode = await process.wait()
         self.ready.clear()
         for queue in self._pending.values():
