@@ -33,14 +33,19 @@ def serve(
 
     from .. import logs
     from ..app import create_app
+    from ..auth import KeyEntryError
     from ..settings import Settings
 
     overrides = {key: value for key, value in {"config": config, "host": host, "port": port}.items() if value}
     settings = Settings(**overrides)
     settings.check_bind()
     logs.configure(settings.log_level, settings.log_json)
+    try:
+        app = create_app(settings)
+    except KeyEntryError as exc:
+        raise SystemExit(str(exc)) from None
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
