@@ -115,7 +115,7 @@ class UsageRecord(Base):
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
     minute: Mapped[int] = mapped_column(BigInteger)  # Unix seconds of the minute's start
     operation: Mapped[str] = mapped_column(String(32))  # completions | embeddings
-    owner: Mapped[str] = mapped_column(String(128))  # the key's name (key-0, apikey_...), never the key
+    owner: Mapped[str] = mapped_column(String(128))  # the key's tenant (alice, key-5d3c…, apikey_...), never the key
     model: Mapped[str] = mapped_column(String(256))
     requests: Mapped[int] = mapped_column(Integer)
     input_tokens: Mapped[int] = mapped_column(BigInteger)
