@@ -13,7 +13,7 @@ import openai
 from llm_backend.auth import derived_owner
 from llm_backend.storage import Database, models
 from tests.conftest import MODEL
-from tests.storage.test_migrations import OLD_COMPLETION
+from tests.storage.test_migrations import OLD_COMPLETION, at_revision
 from tests.support.clients import keyed_server, sdk
 from tests.support.server import LiveServer
 
@@ -64,25 +64,21 @@ def usage_owners(live: LiveServer, since: int) -> set[str]:
     return {result.api_key_id for bucket in page.data for result in bucket.results}
 
 
-def _at_0008_with_a_positional_owner(url: str) -> str:
-    """A database of version 0008 holding a chat completion of the first static key
-    (``key-0``, as that version named it); its id."""
-    old = Database(url)
-    old.upgrade("0008")
-    with old.sessions.begin() as session:
+def _a_completion_of_key_0(db: Database) -> None:
+    """A chat completion of the first static key, as version 0008 named its owner: ``key-0``."""
+    with db.sessions.begin() as session:
         completion = models.StoredChatCompletion(
             id="chatcmpl-of-key-0", owner="key-0", model=MODEL, created=1700000000,
             request={"model": MODEL, "messages": USER, "store": True}, response={**OLD_COMPLETION, "id": "chatcmpl-of-key-0"},
         )
         completion.set_metadata({})
         session.add(completion)
-    old.dispose()
-    return "chatcmpl-of-key-0"
 
 
 def test_every_objects_owner_survives_the_upgrade_and_keys_reordered_removed_and_added(database_url, tmp_path):
     since = int(time.time()) - 60
-    older = _at_0008_with_a_positional_owner(database_url)
+    at_revision(database_url, "0008", _a_completion_of_key_0)
+    older = "chatcmpl-of-key-0"
     # The upgrade: the first key's positional owner becomes A's owner, once.
     with serve(tmp_path, database_url, [KEY_A, f"bob={KEY_B}"]) as live:
         alice = sdk(live, api_key=KEY_A)

@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import datetime, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from llm_backend.storage import Database
@@ -48,12 +49,16 @@ def _fill_revision_0001(db: Database) -> None:
         )
 
 
-def test_database_from_revision_0001_upgrades_without_loss(database_url):
-    old = Database(database_url)
-    old.upgrade("0001")
-    _fill_revision_0001(old)
+def at_revision(url: str, revision: str, fill) -> None:
+    """The database at ``url`` brought to ``revision`` only, and ``fill(db)`` as that version would."""
+    old = Database(url)
+    old.upgrade(revision)
+    fill(old)
     old.dispose()
 
+
+def test_database_from_revision_0001_upgrades_without_loss(database_url):
+    at_revision(database_url, "0001", _fill_revision_0001)
     db = Database(database_url)
     db.upgrade()
     try:
@@ -75,22 +80,21 @@ def test_upgrade_of_an_up_to_date_database_changes_nothing(database):
     assert database.revision() == "0009"
 
 
-def test_replicas_starting_together_migrate_once(new_database_url):
-    """Four replicas upgrading one new PostgreSQL database at the same moment: one runs the
-    migrations, the others wait and find the schema at head (none fails on a half-built one)."""
+def _replicas_upgrading_together(url: str, count: int = 4, **options) -> list[str | None]:
+    """``count`` replicas upgrading the PostgreSQL database at ``url`` at the same moment
+    (each its own engine); the revision each finds after, and no failure."""
     import threading
 
     from llm_backend.storage import migrate
 
-    url = new_database_url("postgresql")
-    engines = [sa.create_engine(url) for _ in range(4)]
+    engines = [sa.create_engine(url) for _ in range(count)]
     start = threading.Barrier(len(engines))
     failures: list[BaseException] = []
 
     def replica(engine) -> None:
         start.wait()
         try:
-            migrate.upgrade(engine)
+            migrate.upgrade(engine, **options)
         except BaseException as exc:  # reported below
             failures.append(exc)
 
@@ -99,10 +103,17 @@ def test_replicas_starting_together_migrate_once(new_database_url):
         thread.start()
     for thread in threads:
         thread.join()
-    heads = {migrate.current_revision(engine) for engine in engines}
+    heads = [migrate.current_revision(engine) for engine in engines]
     for engine in engines:
         engine.dispose()
     assert not failures, failures
+    return heads
+
+
+def test_replicas_starting_together_migrate_once(new_database_url):
+    """Four replicas upgrading one new PostgreSQL database at the same moment: one runs the
+    migrations, the others wait and find the schema at head (none fails on a half-built one)."""
+    heads = set(_replicas_upgrading_together(new_database_url("postgresql")))
     assert len(heads) == 1 and None not in heads
 
 
@@ -152,76 +163,45 @@ def _owners(db: Database) -> dict[str, list[str]]:
         }
 
 
-def _at_0008_with_positional_owners(database_url: str) -> None:
-    old = Database(database_url)
-    old.upgrade("0008")
-    _fill_positional_owners(old)
-    old.dispose()
-
-
-def test_positional_owners_are_carried_over_in_every_table(database_url):
-    _at_0008_with_positional_owners(database_url)
+@pytest.fixture
+def carried_over(database_url):
+    """A database of version 0008 with positional owners, upgraded with ``CARRIED_OVER``."""
+    at_revision(database_url, "0008", _fill_positional_owners)
     db = Database(database_url)
-    try:
-        db.upgrade(owners=CARRIED_OVER)
-        alice = CARRIED_OVER["key-0"]
-        assert _owners(db) == {
-            "chat_completions": [alice],
-            "responses": ["bob"],
-            "conversations": ["ops"],
-            "files": ["bob", "key-7"],  # no key is at position 7: nobody's, as before
-            "vector_stores": [alice],
-            "usage": sorted([alice, alice, "bob"]),
-            "rate_limit_counters": [],  # windows restart
-        }
-        assert asyncio.run(db.chat_completions.get(alice, "chatcmpl-0")) is not None
-        with db.engine.connect() as connection:
-            renames = connection.execute(sa.text("SELECT old_owner, new_owner, rows FROM owner_renames")).all()
-        assert sorted(renames) == [("admin-0", "ops", 1), ("key-0", alice, 4), ("key-1", "bob", 3)]
-    finally:
-        db.dispose()
+    db.upgrade(owners=CARRIED_OVER)
+    yield db
+    db.dispose()
 
 
-def test_a_later_start_with_the_keys_reordered_renames_nothing(database_url):
-    _at_0008_with_positional_owners(database_url)
-    db = Database(database_url)
-    try:
-        db.upgrade(owners=CARRIED_OVER)
-        before = _owners(db)
-        db.upgrade(owners={"key-0": "bob", "key-1": CARRIED_OVER["key-0"], "admin-0": "ops"})
-        assert _owners(db) == before
-    finally:
-        db.dispose()
+def test_positional_owners_are_carried_over_in_every_table(carried_over):
+    alice = CARRIED_OVER["key-0"]
+    assert _owners(carried_over) == {
+        "chat_completions": [alice],
+        "responses": ["bob"],
+        "conversations": ["ops"],
+        "files": ["bob", "key-7"],  # no key is at position 7: nobody's, as before
+        "vector_stores": [alice],
+        "usage": sorted([alice, alice, "bob"]),
+        "rate_limit_counters": [],  # windows restart
+    }
+    assert asyncio.run(carried_over.chat_completions.get(alice, "chatcmpl-0")) is not None
+    with carried_over.engine.connect() as connection:
+        renames = connection.execute(sa.text("SELECT old_owner, new_owner, rows FROM owner_renames")).all()
+    assert sorted(renames) == [("admin-0", "ops", 1), ("key-0", alice, 4), ("key-1", "bob", 3)]
+
+
+def test_a_later_start_with_the_keys_reordered_renames_nothing(carried_over):
+    before = _owners(carried_over)
+    carried_over.upgrade(owners={"key-0": "bob", "key-1": CARRIED_OVER["key-0"], "admin-0": "ops"})
+    assert _owners(carried_over) == before
 
 
 def test_replicas_starting_together_carry_owners_over_once(new_database_url):
     """Four replicas upgrading one PostgreSQL database from 0008 at the same moment: the
     owners are carried over once, in one transaction; none fails."""
-    import threading
-
-    from llm_backend.storage import migrate
-
     url = new_database_url("postgresql")
-    _at_0008_with_positional_owners(url)
-    engines = [sa.create_engine(url) for _ in range(4)]
-    start = threading.Barrier(len(engines))
-    failures: list[BaseException] = []
-
-    def replica(engine) -> None:
-        start.wait()
-        try:
-            migrate.upgrade(engine, owners=CARRIED_OVER)
-        except BaseException as exc:  # reported below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=replica, args=(engine,)) for engine in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for engine in engines:
-        engine.dispose()
-    assert not failures, failures
+    at_revision(url, "0008", _fill_positional_owners)
+    _replicas_upgrading_together(url, owners=CARRIED_OVER)
     db = Database(url)
     try:
         assert _owners(db)["usage"] == sorted([CARRIED_OVER["key-0"]] * 2 + ["bob"])
