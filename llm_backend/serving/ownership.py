@@ -7,13 +7,15 @@ batches, vector stores... This module keeps them apart with one table of ids and
 than a list per family, and without rewriting an id (the SDKs' round trips keep working;
 LiteLLM's managed files rewrite ids into its own encoding and check family by family):
 
-- **What an answer shows a tenant is theirs.** Every object in a forwarded answer (a JSON
-  object with ``id`` and ``object``, at any depth, streamed events included) and every id
-  its fields name (``*_id``, ``*_file``, ``*_ids``, ``*_files``, ``fine_tuned_model``)
-  becomes the caller's, unless it is recorded already (the first owner keeps it) or the
-  request itself named it. A creation (a collection's POST) is the usual case; a batch's
-  output file, a fine-tuning job's model or the thread ``createThreadAndRun`` made are the
-  owner's once the owner's answer names them.
+- **What an answer shows a tenant is theirs.** Every object in the answer to a forwarded
+  POST (a JSON object with ``id`` and ``object``, at any depth, streamed events included)
+  and every id the answer's objects name (``*_id``, ``*_file``, ``*_ids``, ``*_files``,
+  ``fine_tuned_model``; in a read's answer, only those) becomes the caller's, unless it is
+  recorded already (the first owner keeps it) or the request itself named it. A creation
+  (a collection's POST) is the usual case; a batch's output file, a fine-tuning job's model
+  or the thread ``createThreadAndRun`` made are the owner's once the owner's answer names
+  them. (A read's answer may list objects that exist already, like a store's files: their
+  ids are not taken.)
 - **A path parameter names an owned object.** The first path parameter of the operation
   (the parent: ``/vector_stores/{vector_store_id}/files/{file_id}`` is checked by its store)
   must be the caller's, else 404 in OpenAI's words for a missing id - the same answer as for
@@ -65,15 +67,16 @@ def _kind(field: str) -> str:
     return "file" if field.endswith(("_file", "_files", "file_id", "file_ids")) else name
 
 
-def claims(value: Any, found: dict[str, str]) -> dict[str, str]:
-    """The ids ``value`` (an answer) shows, each with its kind, added to ``found``."""
+def claims(value: Any, found: dict[str, str], objects: bool = True) -> dict[str, str]:
+    """The ids ``value`` (an answer) shows, each with its kind, added to ``found``: its
+    objects' own ids (unless not ``objects``) and the ids their naming fields hold."""
     if isinstance(value, list):
         for item in value:
-            claims(item, found)
+            claims(item, found, objects)
     elif isinstance(value, dict):
         kind = value.get("object")
         if isinstance(kind, str) and kind != "list":
-            if isinstance(value.get("id"), str):
+            if objects and isinstance(value.get("id"), str):
                 found.setdefault(value["id"], kind)
             for field, named in value.items():
                 if isinstance(named, str) and (field in NAMING_FIELDS or field.endswith(NAMING_SUFFIXES)):
@@ -84,7 +87,7 @@ def claims(value: Any, found: dict[str, str]) -> dict[str, str]:
                             found.setdefault(item, _kind(field))
         for named in value.values():
             if isinstance(named, (dict, list)):
-                claims(named, found)
+                claims(named, found, objects)
     return found
 
 
@@ -183,7 +186,9 @@ class Guard:
         return Relayed(answer.status, answer.headers, content=content)
 
     async def _claim(self, value: Any) -> None:
-        found = {object_id: kind for object_id, kind in claims(value, {}).items() if object_id not in self.named}
+        # A read shows existing objects (a store's files...): only what they name is new.
+        shown = claims(value, {}, objects=self.method != "GET")
+        found = {object_id: kind for object_id, kind in shown.items() if object_id not in self.named}
         if found:
             await self.objects.claim(self.owner, found)
             self.named |= set(found)

@@ -73,3 +73,10 @@ def test_a_forms_text_fields_are_read_and_its_files_skipped():
     assert text_fields(body, b"multipart/form-data; boundary=b") == [("file_id", "file-abc")]
     assert text_fields(b"not a form", b"multipart/form-data; boundary=b") == []
     assert text_fields(body, b"application/octet-stream") == []
+
+
+def test_a_reads_answer_shows_only_what_its_objects_name():
+    """A store's file list shows files that exist already: reading it takes none of them."""
+    files = {"object": "list", "data": [{"id": "file-x", "object": "vector_store.file", "vector_store_id": "vs_1"}]}
+    assert claims(files, {}, objects=False) == {"vs_1": "vector_store"}
+    assert claims(BATCH, {}, objects=False) == {"file-abc123": "file", "file-cvaTdG": "file", "file-HOWS94": "file"}
