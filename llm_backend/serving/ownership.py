@@ -10,7 +10,7 @@ LiteLLM's managed files rewrite ids into its own encoding and check family by fa
 - **What an answer shows a tenant is theirs.** Every object in the answer to a forwarded
   POST (a JSON object with ``id`` and ``object``, at any depth, streamed events included)
   and every id the answer's objects name (``*_id``, ``*_file``, ``*_ids``, ``*_files``,
-  ``fine_tuned_model``; in a read's answer, only those) becomes the caller's, unless it is
+  ``fine_tuned_model(_checkpoint)``; in a read's answer, only those) becomes the caller's, unless it is
   recorded already (the first owner keeps it) or the request itself named it. A creation
   (a collection's POST) is the usual case; a batch's output file, a fine-tuning job's model
   or the thread ``createThreadAndRun`` made are the owner's once the owner's answer names
@@ -49,7 +49,7 @@ from .relayed import EventData, is_event_stream
 
 # A string that may be an id: file-abc, vs_abc, ft:gpt-4o-mini:org::abc (never prose).
 ID_LIKE = re.compile(r"(?=.*[_:\-])[A-Za-z0-9][A-Za-z0-9_.:\-]{2,255}")
-NAMING_FIELDS = ("fine_tuned_model",)
+NAMING_FIELDS = ("fine_tuned_model", "fine_tuned_model_checkpoint")
 NAMING_SUFFIXES = ("_id", "_file")
 LIST_SUFFIXES = ("_ids", "_files")
 # Items asked of the upstream per further page of a filtered list (every OpenAI list takes 100).

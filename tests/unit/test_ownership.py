@@ -80,3 +80,11 @@ def test_a_reads_answer_shows_only_what_its_objects_name():
     files = {"object": "list", "data": [{"id": "file-x", "object": "vector_store.file", "vector_store_id": "vs_1"}]}
     assert claims(files, {}, objects=False) == {"vs_1": "vector_store"}
     assert claims(BATCH, {}, objects=False) == {"file-abc123": "file", "file-cvaTdG": "file", "file-HOWS94": "file"}
+
+
+def test_a_jobs_checkpoints_are_its_owners_to_share():
+    checkpoints = {"object": "list", "data": [{
+        "object": "fine_tuning.job.checkpoint", "id": "ftckpt_1", "fine_tuning_job_id": "ftjob-abc123",
+        "fine_tuned_model_checkpoint": "ft:gpt-4o-mini:org::abc:ckpt-step-10", "step_number": 10,
+    }]}
+    assert claims(checkpoints, {}, objects=False)["ft:gpt-4o-mini:org::abc:ckpt-step-10"] == "model"
