@@ -138,6 +138,14 @@ class Guard:
         self.query = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
         self.named: set[str] = set()  # what the request named: never claimed by its answer
 
+    def upstream_query(self, query: bytes) -> bytes:
+        """The query to send upstream: a list's ``limit`` raised to a full page, so that a
+        few of the caller's items among many take one upstream page, not two."""
+        limit = dict(self.query).get("limit", "")
+        if self.method != "GET" or self.path_params or not limit.isdigit() or int(limit) >= PAGE:
+            return query
+        return urlencode([(name, str(PAGE) if name == "limit" else value) for name, value in self.query]).encode()
+
     @property
     def parent(self) -> tuple[str, str] | None:
         return next(iter(self.path_params.items()), None)

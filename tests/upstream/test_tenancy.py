@@ -193,6 +193,24 @@ def test_a_filtered_list_pages_truthfully(alice, bob):
     assert [file.id for file in both.data] == mine[:2] and both.has_more
 
 
+def test_a_list_reads_as_many_upstream_pages_as_it_takes(alice, server):
+    """A's two files with more than a page (100) of others' between them, made upstream
+    directly: A's pages still hold both, and ``has_more`` says so truthfully."""
+    oldest = alice.files.create(file=("first.txt", b"a"), purpose="evals").id
+    upstream = sdk(server)
+    for index in range(101):
+        upstream.files.create(file=(f"other{index}.txt", b"o"), purpose="evals")
+    newest = alice.files.create(file=("last.txt", b"a"), purpose="evals").id
+    before = log_size(server)
+    whole = alice.files.list(limit=100, purpose="evals")
+    assert [file.id for file in whole.data] == [newest, oldest] and not whole.has_more
+    assert len(access_lines(server, "/v1/files", since=before, expect=2)) == 2  # two upstream pages
+    first = alice.files.list(limit=1, purpose="evals")
+    assert [file.id for file in first.data] == [newest] and first.has_more
+    rest = alice.files.list(limit=1, purpose="evals", after=newest)
+    assert [file.id for file in rest.data] == [oldest] and not rest.has_more
+
+
 def test_a_streamed_creation_is_its_creators_before_the_stream_ends(alice, bob, server):
     events = alice.responses.create(model=MODEL, input="Count to three.", max_output_tokens=16, stream=True)
     response_id = next(iter(events)).response.id
