@@ -150,11 +150,13 @@ class Guard:
     def parent(self) -> tuple[str, str] | None:
         return next(iter(self.path_params.items()), None)
 
-    async def check(self, content: bytes | None, content_type: bytes) -> None:
+    async def check(self, content: object, content_type: bytes) -> None:
         """404 unless the path names the caller's object and nothing named is another's."""
         named: dict[str, str] = {}
         for name, value in self.query:
             references(value, name, named)
+        if not isinstance(content, bytes):
+            content = None  # a body streamed on (an upload), not held here: its files create
         if content and b"json" in content_type:
             references(_json(content), "", named)
         elif content:
