@@ -137,20 +137,20 @@ def test_b_cannot_read_change_or_delete_a_conversation_of_a(alice, bob, alices):
 
 
 def test_a_form_field_naming_an_object_of_a_is_refused_unasked(tenants, alices, server):
-    """A multipart body's text fields are requests' words too (``consent`` of a voice,
-    ``file_id`` of a container file); its file parts are not read."""
+    """A multipart body's text fields are requests' words too (``video`` of a video edit,
+    ``file_id`` of a container file, ``consent`` of a voice)."""
     file_id = alices["file"].id
     before = log_size(server)
     answer = httpx.post(
-        tenants.api + "/audio/voices",
+        tenants.api + "/videos/edits",
         headers={"Authorization": f"Bearer {KEY_B}"},
-        data={"name": "borrowed", "consent": file_id},
-        files={"audio_sample": ("sample.wav", f"mentions {file_id} in its bytes".encode())},
+        data={"prompt": "make it mine", "video": file_id},
+        files={"reference": ("frame.png", b"\x89PNG")},
     )
     assert answer.status_code == 404
     error = answer.json()["error"]
-    assert (error["message"], error["param"]) == (f"No such File object: {file_id}", "consent")
-    assert "/v1/audio/voices" not in upstream_paths(server, before)
+    assert (error["message"], error["param"]) == (f"No such File object: {file_id}", "video")
+    assert "/v1/videos/edits" not in upstream_paths(server, before)
 
 
 def test_the_404_is_the_upstreams_own_for_an_id_that_exists_nowhere(bob, alices, server):
