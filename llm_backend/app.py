@@ -82,11 +82,12 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     database = Database(settings.database_url or default_url(settings.data_dir))
     services = Services(settings=settings, registry=registry, database=database, metrics=Metrics(registry, database))
     _retrieval(services)
+    keyring = Keyring.of(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         if settings.database_migrate:
-            await services.database.run(services.database.upgrade)
+            await services.database.run(services.database.upgrade, owners=keyring.legacy_owners())
         # Background responses whose process is gone will never finish: failed.
         leases = [asyncio.create_task(background.keep(services.database, settings.background_lease))]
         if settings.local_models:
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         services.metrics.usage = services.database.usage
     services.database.usage.flush_interval = settings.usage_flush_seconds
     authenticator = LimitedAuthenticator(
-        Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys), rate_limits
+        Authenticator(keyring, services.database.api_keys), rate_limits
     )
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,

@@ -139,7 +139,8 @@ def invalid_key() -> OpenAIError:
 def not_admin() -> OpenAIError:
     return OpenAIError(
         403,
-        "This operation needs an admin key; the API key provided is not one.",
+        "You have insufficient permissions for this operation: it needs an admin key, and the API key "
+        "provided is not one.",
         code="insufficient_permissions",
     )
 
@@ -269,6 +270,19 @@ def missing(kind: str, object_id: str, param: str, code: str = "not_found") -> O
 def no_such(object_name: str, object_id: str, param: str = "id") -> OpenAIError:
     """OpenAI's words for some stored objects (files): ``No such File object: file-x``."""
     return OpenAIError(404, f"No such {object_name} object: {object_id}", param=param, code="not_found")
+
+
+def missing_object(name: str, object_id: str, param: str | None = None) -> OpenAIError:
+    """OpenAI's answer for an id that names nothing (or nothing of the caller's), by the
+    name the API gives such ids (the path parameter: ``file_id``, ``batch_id``, ``model``)."""
+    if name == "file_id":
+        return no_such("File", object_id, param or "id")
+    param = param or name
+    if name in ("response_id", "conversation_id"):
+        return missing(name.removesuffix("_id").capitalize(), object_id, param)
+    if name == "model":
+        return model_not_found(object_id)
+    return not_found(name.removesuffix("_id").replace("_", " "), object_id, param)
 
 
 # --- upstream APIs -------------------------------------------------------------------------

@@ -33,6 +33,7 @@ def serve(
     import uvicorn
 
     from .. import logs
+    from ..auth import KeyEntryError, Keyring
     from ..http.starting import Starting
     from ..settings import Settings
 
@@ -40,6 +41,10 @@ def serve(
     settings = Settings(**overrides)
     settings.check_bind()
     logs.configure(settings.log_level, settings.log_json)
+    try:
+        Keyring.of(settings)  # a bad key entry stops here, before listening, naming no key
+    except KeyEntryError as exc:
+        raise SystemExit(str(exc)) from None
 
     def build():
         from ..app import create_app

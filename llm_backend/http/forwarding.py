@@ -12,6 +12,8 @@ These rules decide what is forwarded, all here:
 - an operation on a stored object that may be the upstream's (``found_here_or_upstream``:
   a response or conversation created through a forwarded request) goes to the default
   upstream when the object is not found here.
+Whatever the rule, a tenant's forwarded request reaches only its own objects upstream
+(``serving/ownership.py``: ``forward`` checks the request and records what the answer shows).
 A pure gateway (no local models) forwards every operation of the stateful families
 (``LOCAL_STATE_TAGS``) as unserved: it keeps no state of its own for upstream models.
 """
@@ -25,8 +27,10 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..auth import ANONYMOUS
 from ..backends.base import Backend
 from ..errors import OpenAIError
+from ..serving.ownership import Guard
 from . import context
 from .body import read_body
 from .rendering import relay_response
@@ -43,9 +47,26 @@ def _api_path(scope: Scope) -> str:
     return path[len(base_path) :]
 
 
+def _guard(scope: Scope) -> Guard | None:
+    """The owner checks of a tenant's forwarded request (``serving/ownership.py``); none for
+    one tenant (no keys), for an upstream that sees each client's own key, and for the
+    organisation's admin operations."""
+    caller, services = context.caller(), context.current()
+    if caller.owner == ANONYMOUS or services.settings.upstream_pass_client_key or context.record().admin_operation:
+        return None
+    path_params = context.record().path_params or {}
+    return Guard(services.database.forwarded_objects, caller.owner, scope["method"], path_params, scope.get("query_string", b""))
+
+
 async def forward(backend: Backend, scope: Scope, content: bytes | None) -> Response:
-    answer = await backend.forward(scope["method"], _api_path(scope), scope.get("query_string", b""), scope["headers"], content)
-    return relay_response(answer)
+    method, path, query, headers = scope["method"], _api_path(scope), scope.get("query_string", b""), scope["headers"]
+    guard = _guard(scope)
+    if guard is None:
+        return relay_response(await backend.forward(method, path, query, headers, content))
+    await guard.check(content, next((value for name, value in headers if name == b"content-type"), b""))
+    headers = [(name, value) for name, value in headers if name != b"accept-encoding"]  # answers read here
+    answer = await backend.forward(method, path, guard.upstream_query(query), headers, content)
+    return relay_response(await guard.answer(answer, lambda page: backend.forward("GET", path, page, headers, None)))
 
 
 async def _forward_served(backend: Backend, body: object) -> Response:

@@ -24,7 +24,7 @@ Three sources, one registry:
   requests, retries and errors per upstream; the database's connection pool.
 
 Labels stay bounded: a model name a client made up is counted as ``other`` unless it was
-answered successfully, and the key owner is the key's name (``key-0``, a managed key's id),
+answered successfully, and the key owner is the key's tenant (a static key's name or digest, a managed key's id),
 never the key.
 """
 

@@ -266,7 +266,8 @@ class CancelOnDisconnect(HttpMiddleware):
 
 class RecordOperation:
     """Connexion middleware (after routing): tells the request's record which operation
-    Connexion routed the request to (the fast lane tells it itself)."""
+    Connexion routed the request to, and its path parameters (the fast lane tells it
+    itself; its operations have none)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -275,5 +276,7 @@ class RecordOperation:
         if scope["type"] == "http":
             operation_id = scope.get("extensions", {}).get("connexion_routing", {}).get("operation_id")
             if operation_id is not None:
-                context.record().operation_id = operation_id
+                record = context.record()
+                record.operation_id = operation_id
+                record.path_params = dict(scope.get("path_params", {}))
         await self.app(scope, receive, send)

@@ -2,7 +2,7 @@
 (storage/usage.py): time buckets, ``group_by``, ``limit`` and ``page`` as OpenAI shapes them.
 
 Completions and embeddings are answered from what was recorded - per key name
-(``api_key_id``: ``key-0``, ``apikey_...``, never the key) and model; fields this service has
+(``api_key_id``: ``alice``, ``key-5d3c…``, ``apikey_...``, never the key) and model; fields this service has
 no notion of (``project_id``, ``user_id``, ``batch``, ``service_tier``) are null. The other
 usage operations (images, audio, moderations, vector stores, ...) count nothing here: their
 buckets come back empty, in the same shape, so dashboards built on OpenAI's API still work.

@@ -8,7 +8,8 @@ What Connexion needs and the vendored file is never edited for:
   configured (``http/forwarding.py``), or a fallback answers 404 as OpenAI does for a URL
   it does not serve (operations we do not serve are not validated either: there is nothing
   of ours to protect);
-- request validation (``validation.py``) speaks JSON Schema 2020-12 and OpenAI's errors.
+- request validation (``validation.py``) speaks JSON Schema 2020-12 and OpenAI's errors;
+- the organisation's operations (``AdminApiKeyAuth``) need an admin key (``ADMIN_SCHEMES``).
 """
 
 from __future__ import annotations
@@ -207,8 +208,21 @@ def prepare(document: dict) -> dict:
     return prepared
 
 
+# The document's scheme for the organisation's operations (admin keys, projects, users,
+# audit logs, usage...): marked as our admin scheme, so only an admin key calls them.
+ADMIN_SCHEMES = ("AdminApiKeyAuth",)
+
+
+def _security_schemes(components: dict) -> dict:
+    schemes = dict(components.get("securitySchemes", {}))
+    for name in ADMIN_SCHEMES:
+        if name in schemes:
+            schemes[name] = {**schemes[name], "x-admin": True}
+    return schemes
+
+
 def _referenced_components(components: dict, paths: dict) -> dict:
-    kept: dict[str, dict] = {"securitySchemes": components.get("securitySchemes", {})}
+    kept: dict[str, dict] = {"securitySchemes": _security_schemes(components)}
     pending = [paths]
     seen: set[str] = set()
     while pending:

@@ -77,6 +77,13 @@ class Database:
         return VectorIndex(self)
 
     @functools.cached_property
+    def forwarded_objects(self):
+        """Owners of the objects upstreams keep for this service's keys."""
+        from .forwarded_objects import ForwardedObjects
+
+        return ForwardedObjects(self)
+
+    @functools.cached_property
     def rate_counters(self):
         """Rate-limit counters shared by the replicas on this database (``rate_counters.py``)."""
         from .rate_counters import RateCounters
@@ -111,11 +118,13 @@ class Database:
         """Run blocking database work in a worker thread."""
         return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
 
-    def upgrade(self, revision: str = "head") -> None:
-        """Apply the migrations up to ``revision`` (blocking: call at start-up or from the CLI)."""
+    def upgrade(self, revision: str = "head", owners: dict[str, str] | None = None) -> None:
+        """Apply the migrations up to ``revision`` (blocking: call at start-up or from the CLI).
+        ``owners``: what static keys' positional owners are now (``Keyring.legacy_owners``),
+        carried over once, by the revision that ended positional owners."""
         if self.url.startswith("sqlite:///"):
             Path(make_url(self.url).database).parent.mkdir(parents=True, exist_ok=True)
-        migrate.upgrade(self.engine, revision)
+        migrate.upgrade(self.engine, revision, owners)
 
     def revision(self) -> str | None:
         return migrate.current_revision(self.engine)

@@ -115,7 +115,7 @@ class UsageRecord(Base):
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
     minute: Mapped[int] = mapped_column(BigInteger)  # Unix seconds of the minute's start
     operation: Mapped[str] = mapped_column(String(32))  # completions | embeddings
-    owner: Mapped[str] = mapped_column(String(128))  # the key's name (key-0, apikey_...), never the key
+    owner: Mapped[str] = mapped_column(String(128))  # the key's tenant (alice, key-5d3c…, apikey_...), never the key
     model: Mapped[str] = mapped_column(String(256))
     requests: Mapped[int] = mapped_column(Integer)
     input_tokens: Mapped[int] = mapped_column(BigInteger)
@@ -320,3 +320,31 @@ class VectorStoreChunk(Base):
         Index("ix_vector_store_chunks_store", "vector_store_seq"),
         Index("ix_vector_store_chunks_file", "vector_store_file_seq", "position"),
     )
+
+
+# --- Tenancy (revision 0009) -------------------------------------------------------------
+
+
+class ForwardedObject(Base):
+    """An object an upstream keeps (a file, batch, vector store... created through a
+    forwarded request), and the key that owns it here: only that key reaches it through
+    this service (serving/ownership.py). Ids are the upstream's, never rewritten."""
+
+    __tablename__ = "forwarded_objects"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(64))  # the object's ``object`` ("file", "batch"), or the field naming it
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OwnerRename(Base):
+    """One positional owner of a static key (``key-0``, ``admin-1``) carried over to the
+    same key's owner today, when revision 0009 was applied: the record that it was done."""
+
+    __tablename__ = "owner_renames"
+
+    old_owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    new_owner: Mapped[str] = mapped_column(String(128))
+    rows: Mapped[int] = mapped_column(BigInteger)  # rows renamed, over every table
+    renamed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,7 +12,7 @@ file ``in_progress`` last renewed its claim; a file whose lease ran out is taken
 live process, as background responses are (null: never claimed, free to take).
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-24
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
