@@ -7,11 +7,13 @@ One speech clip is synthesized once for the module and transcribed by the tests 
 
 from __future__ import annotations
 
-import io
+import base64
 import json
 
+import openai
 import pytest
 
+from tests.conftest import MODEL
 from tests.support.audio import decoded, librivox, word_error_rate
 from tests.support.clients import sdk
 
@@ -147,8 +149,6 @@ def test_speech_as_sse_sends_audio_deltas_then_done_with_usage(server, audio_cli
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
     assert [event["type"] for event in events[-1:]] == ["speech.audio.done"]
-    import base64
-
     audio = b"".join(base64.b64decode(event["audio"]) for event in events if event["type"] == "speech.audio.delta")
     assert 3 < decoded(audio)[2] < 10
     assert events[-1]["usage"]["output_tokens"] > 0
@@ -172,3 +172,26 @@ def test_real_human_speech_is_transcribed_with_a_low_word_error_rate(audio_clien
     rate = word_error_rate(" ".join(references), " ".join(hypotheses))
     print(f"LibriVox WER (5 clips of Sense and Sensibility): {rate:.3f}")
     assert rate <= 0.15
+
+
+def voice_message(clip: bytes) -> list[dict]:
+    data = base64.b64encode(clip).decode()
+    return [{"type": "input_audio", "input_audio": {"data": data, "format": "wav"}}]
+
+
+def test_input_audio_in_a_chat_is_heard_as_its_transcript(audio_client, clip):
+    heard = audio_client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": voice_message(clip)}], max_tokens=4, temperature=0
+    )
+    read = audio_client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": SPOKEN}], max_tokens=4, temperature=0
+    )
+    assert heard.usage.prompt_tokens == read.usage.prompt_tokens
+    assert heard.choices[0].message.content == read.choices[0].message.content
+
+
+def test_input_audio_is_refused_where_audio_in_chat_is_turned_off(start_server, clip):
+    live = start_server(env={"LLM_BACKEND_AUDIO_IN_CHAT": "false", "LLM_BACKEND_MODEL_LOAD": "lazy"}, wait_ready=False)
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(live).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": voice_message(clip)}])
+    assert refused.value.body["param"] == "messages[0].content[0]" and "audio_in_chat" in refused.value.body["message"]
