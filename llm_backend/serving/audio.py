@@ -234,6 +234,8 @@ def speech_params(body: Json, voices: dict[str, str]) -> Json:
     """The engine's parameters for createSpeech; OpenAI's voice names map to installed
     voices by ``voices`` (the ``speech_voices`` setting)."""
     model_id = body["model"]
+    if not body["input"].strip():
+        raise bad_request("'input' must not be empty: there is nothing to say.", "input", "invalid_value")
     if body.get("instructions"):
         raise unsupported("instructions", model_id)
     voice = body.get("voice")
