@@ -94,6 +94,8 @@ bench: install $(LITELLM)
 	# What metrics + usage accounting + rate limits cost, on vs off (target: <= +0.3 ms p50).
 	$(BIN)/python bench/operate.py
 	$(BIN)/python bench/responses.py
+	# Local audio against the same engines in-process: transcription x realtime, 4 at once, speech's first byte.
+	$(BIN)/python bench/audio.py
 	# One model on 1, 2 and 3 engines, the pool's own cost, LiteLLM's router beside it.
 	$(BIN)/python bench/pools.py --litellm $(LITELLM)
 
