@@ -1,0 +1,94 @@
+"""The audio workers' supervision, as the chat engines': a worker killed mid-request fails
+only that request (503) and is restarted; a full line answers 429. One server for the
+module: lazy chat model, no waiting line. (A client that leaves cancels its request at the
+worker's next segment or sentence: Whisper decodes 30-second windows, so these clips,
+shorter than one, cannot show it.)"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import threading
+import time
+import wave
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.audio import librivox
+from tests.support.server import LiveServer
+
+
+def long_speech() -> bytes:
+    """The five LibriVox clips joined (about 25 s): a request that runs for seconds."""
+    frames = b"".join(wave.open(str(clip)).readframes(10**7) for clip, _ in librivox())
+    out = io.BytesIO()
+    with wave.open(out, "wb") as joined:
+        joined.setnchannels(1)
+        joined.setsampwidth(2)
+        joined.setframerate(16000)
+        joined.writeframes(frames)
+    return out.getvalue()
+
+
+LONG = long_speech()
+SHORT = librivox()[1][0].read_bytes()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    env = {"LLM_BACKEND_MODEL_LOAD": "lazy", "LLM_BACKEND_QUEUE_SIZE": "0"}
+    with LiveServer(tmp_path_factory.mktemp("audio-engine"), env=env) as server:
+        yield server
+
+
+def transcribe(live: LiveServer, audio: bytes, **options) -> httpx.Response:
+    return httpx.post(
+        live.api + "/audio/transcriptions", data={"model": "whisper-1"}, files={"file": ("a.wav", audio)}, timeout=300, **options
+    )
+
+
+def audio_workers(live: LiveServer) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if ppid == live.process.pid and b"audio.worker" in cmdline and b"transcription" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def in_background(call) -> tuple[threading.Thread, list]:
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(call()))
+    thread.start()
+    return thread, result
+
+
+def test_a_killed_worker_fails_its_request_and_is_restarted(live):
+    assert transcribe(live, SHORT).status_code == 200  # loads the model
+    [pid] = audio_workers(live)
+    thread, result = in_background(lambda: transcribe(live, LONG))
+    time.sleep(1.5)
+    os.kill(pid, signal.SIGKILL)
+    thread.join()
+    assert result[0].status_code == 503 and result[0].json()["error"]["code"] == "engine_unavailable"
+    assert transcribe(live, SHORT).status_code == 200
+    assert audio_workers(live) and audio_workers(live) != [pid]
+
+
+def test_a_request_beyond_the_line_is_429(live):
+    transcribe(live, SHORT)
+    thread, result = in_background(lambda: transcribe(live, LONG))
+    time.sleep(1.0)
+    refused = transcribe(live, SHORT)
+    assert refused.status_code == 429 and refused.headers["retry-after"]
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    thread.join()
+    assert result[0].status_code == 200
