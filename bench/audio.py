@@ -13,13 +13,11 @@ physical ceiling, the same engine in this process on the same cores, side by sid
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import wave
 from pathlib import Path
 
 import httpx
@@ -30,28 +28,13 @@ sys.path.insert(0, str(ROOT))
 from llm_backend.backends.audio.sources import whisper_model_dir  # noqa: E402
 from llm_backend.backends.llama.cores import available_cores  # noqa: E402
 from llm_backend.settings import Settings  # noqa: E402
-from tests.support.audio import librivox  # noqa: E402
+from tests.support.audio import librivox_joined  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
 
 THREE_SENTENCES = (
     "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. "
     "It is easy to tell the depth of a well."
 )
-
-
-def joined_clips() -> tuple[bytes, float]:
-    """The LibriVox clips as one 16 kHz WAV, and its seconds."""
-    frames = b""
-    for path, _ in librivox():
-        with wave.open(str(path)) as clip:
-            frames += clip.readframes(clip.getnframes())
-    out = io.BytesIO()
-    with wave.open(out, "wb") as joined:
-        joined.setnchannels(1)
-        joined.setsampwidth(2)
-        joined.setframerate(16000)
-        joined.writeframes(frames)
-    return out.getvalue(), len(frames) / 2 / 16000
 
 
 def served(live: LiveServer, audio: bytes) -> float:
@@ -83,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    audio, seconds = joined_clips()
+    audio, seconds = librivox_joined()
     threads = max(1, available_cores() - 1)  # the audio workers' default (audio_threads)
     with tempfile.TemporaryDirectory() as workdir:
         data = Path(workdir) / "data"

@@ -6,34 +6,20 @@ shorter than one, cannot show it.)"""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import threading
 import time
-import wave
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.audio import librivox
+from tests.support.audio import librivox, librivox_joined
 from tests.support.server import LiveServer
 
 
-def long_speech() -> bytes:
-    """The five LibriVox clips joined (about 25 s): a request that runs for seconds."""
-    frames = b"".join(wave.open(str(clip)).readframes(10**7) for clip, _ in librivox())
-    out = io.BytesIO()
-    with wave.open(out, "wb") as joined:
-        joined.setnchannels(1)
-        joined.setsampwidth(2)
-        joined.setframerate(16000)
-        joined.writeframes(frames)
-    return out.getvalue()
-
-
-LONG = long_speech()
+LONG = librivox_joined()[0]
 SHORT = librivox()[1][0].read_bytes()
 
 
