@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import anyio.to_thread
 
 from ..errors import OpenAIError, bad_request
+from ..http import context
 from ..http.context import current
 from ..http.forwarding import forward_form
 from ..http.rendering import bytes_stream, json_response, text_response
@@ -48,19 +48,22 @@ async def _transcribe(body: dict[str, Any], file: Any, task: str, operation_id: 
         raise bad_request("Missing required parameter: 'file'.", "file", "missing_required_parameter")
     body = request_form_fields()
     model_id = body["model"]
+    context.record().model = model_id  # for the metrics, as routing by model does for JSON bodies
     backend = services.registry.backend_for(model_id)
     if not backend.serves(operation_id):
         content = await anyio.to_thread.run_sync(_read_all, upload.file)
         fields = {name: value for name, value in body.items() if name != "file"}
         return await forward_form(backend, fields, (upload.filename or "audio", content, upload.content_type or ""))
-    limit = services.settings.max_audio_bytes
-    with _saved(upload.file, services.settings.data_dir / "tmp", limit) as path:
+    path = await anyio.to_thread.run_sync(_saved, upload.file, services.settings.data_dir / "tmp", services.settings.max_audio_bytes)
+    try:
         params = audio.transcription_params(body, str(path), task)
         events = await backend.transcription(model_id, params)
         if body.get("stream"):
             # The file is read by the worker before its first event: it can go now.
             return event_stream(audio.transcription_events(events, body))
         answer = await audio.transcription_answer(events, body, task)
+    finally:
+        path.unlink()
     if isinstance(answer, str):
         return text_response(answer, audio.TEXT_FORMATS[body.get("response_format") or "json"])
     return json_response(answer)
@@ -71,9 +74,8 @@ def _read_all(source) -> bytes:
     return source.read()
 
 
-@contextlib.contextmanager
-def _saved(source, folder: Path, limit: int):
-    """The upload in a file of its own, for the audio worker to read; removed afterwards.
+def _saved(source, folder: Path, limit: int) -> Path:
+    """The upload in a file of its own, for the audio worker to read (the caller removes it).
     Empty: 400 naming ``file``; over ``limit``: OpenAI's 413."""
     source.seek(0, 2)
     size = source.tell()
@@ -90,6 +92,7 @@ def _saved(source, folder: Path, limit: int):
         with os.fdopen(handle, "wb") as target:
             while chunk := source.read(COPY_PART):
                 target.write(chunk)
-        yield Path(name)
-    finally:
+    except BaseException:
         os.unlink(name)
+        raise
+    return Path(name)
