@@ -96,6 +96,7 @@ def test_a_text_model_is_not_a_transcription_model(server):
         ({"voice": {"id": "voice_1234"}}, "voice"),
         ({"response_format": "ogg"}, "response_format"),
         ({"input": "x" * 4097}, "input"),
+        ({"input": " "}, "input"),
         ({"speed": 5}, "speed"),
         ({"instructions": "Whisper it."}, "instructions"),
         ({"model": "whisper-1"}, "model"),
