@@ -54,3 +54,9 @@ def librivox_joined() -> tuple[bytes, float]:
         joined.setframerate(16000)
         joined.writeframes(frames)
     return out.getvalue(), len(frames) / 2 / 16000
+
+
+# The local audio models' ids with the default settings, as GET /v1/models lists them.
+DEFAULT_AUDIO_IDS = [
+    "whisper-base", "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "hibari", "tts-1", "tts-1-hd", "gpt-4o-mini-tts"
+]

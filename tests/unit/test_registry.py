@@ -10,6 +10,7 @@ from llm_backend.app import _registry
 from llm_backend.backends.events import ModelEvents
 from llm_backend.errors import OpenAIError
 from llm_backend.settings import Settings
+from tests.support.audio import DEFAULT_AUDIO_IDS
 
 CONFIG = {
     "models": [
@@ -92,8 +93,7 @@ def test_local_backends_serve_every_operation_and_upstreams_only_their_own(tmp_p
 async def test_the_model_list_has_every_local_id_once(tmp_path):
     reg = registry(tmp_path, upstreams=[])
     ids = [card.id for card in await reg.models()]
-    audio = ["whisper-base", "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "hibari", "tts-1", "tts-1-hd", "gpt-4o-mini-tts"]
-    assert ids == ["smol", "gpt-3.5-turbo", "smol:teacher", "all-minilm-l6-v2", *audio]
+    assert ids == ["smol", "gpt-3.5-turbo", "smol:teacher", "all-minilm-l6-v2", *DEFAULT_AUDIO_IDS]
 
 
 async def test_the_retrieval_embedding_model_is_a_local_model_unless_disabled(tmp_path):
