@@ -232,7 +232,7 @@ RAW_CONTENT = {"downloadFile"}
 
 
 def _json_or_events(response) -> bool:
-    return response.headers.get("content-type", "").startswith(("application/json", "text/event-stream"))
+    return response.headers.get("content-type", [""])[0].startswith(("application/json", "text/event-stream"))
 
 
 def _call_and_check(case, base_url, real_objects: RealObjects) -> None:
