@@ -78,3 +78,12 @@ def test_a_request_beyond_the_line_is_429(live):
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
     thread.join()
     assert result[0].status_code == 200
+
+
+def test_an_audio_model_is_loaded_and_unloaded_by_the_admin_operations(live):
+    unloaded = httpx.post(live.base_url + "/admin/models/tts-1/unload", timeout=60).json()
+    assert (unloaded["id"], unloaded["state"]) == ("hibari", "unloaded")
+    listed = {status["id"]: status for status in httpx.get(live.base_url + "/admin/models", timeout=30).json()["data"]}
+    assert listed["whisper-base"]["aliases"][0] == "whisper-1" and listed["hibari"]["state"] == "unloaded"
+    loaded = httpx.post(live.base_url + "/admin/models/hibari/load", timeout=120).json()
+    assert loaded["state"] == "ready" and loaded["loads"] >= 1

@@ -167,11 +167,12 @@ class AudioBackend:
             )
         self._by_id = {model_id: model for model in self.audio_models for model_id in model.ids}
 
-    def model(self, model_id: str, kind: str) -> AudioModel:
+    def model(self, model_id: str, kind: str | None = None) -> AudioModel:
+        """The audio model ``model_id`` names; 404 for none, 400 for one of another kind."""
         model = self._by_id.get(model_id)
         if model is None:
             raise model_not_found(model_id)
-        if model.kind != kind:
+        if kind is not None and model.kind != kind:
             raise model_not_supported(model_id, _OPERATION_NAMES[kind])
         return model
 
@@ -213,12 +214,12 @@ class AudioBackend:
         return [model.status() for model in self.audio_models]
 
     async def load(self, model_id: str) -> Json:
-        model = self._by_id.get(model_id) or _raise(model_not_found(model_id))
+        model = self.model(model_id)
         await model.lifecycle.wait_loaded(model.settings.model_load_timeout)
         return model.status()
 
     async def unload(self, model_id: str) -> Json:
-        model = self._by_id.get(model_id) or _raise(model_not_found(model_id))
+        model = self.model(model_id)
         await model.lifecycle.unload()
         return model.status()
 
@@ -257,7 +258,3 @@ class AudioBackend:
 
 
 _OPERATION_NAMES = {"transcription": "transcriptions or translations", "speech": "speech"}
-
-
-def _raise(error: Exception) -> Any:
-    raise error
