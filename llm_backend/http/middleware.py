@@ -175,7 +175,8 @@ class RequestContext:
 
 class BodyLimit(HttpMiddleware):
     """Answers 413 for bodies over ``max_bytes``; uploads (``POST`` to one of
-    ``upload_paths``: createFile) have their own, larger limit, ``upload_bytes``.
+    ``upload_paths``: createFile) have their own, larger limit, ``upload_bytes``; a path of
+    ``path_limits`` (the audio uploads: OpenAI's 25 MB) has its own.
 
     A chunked body (no Content-Length) is read up to the limit and replayed with its length
     set: Connexion's validation would otherwise take it for a missing body. A chunked
@@ -183,17 +184,26 @@ class BodyLimit(HttpMiddleware):
     """
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, upload_bytes: int | None = None, upload_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_bytes: int | None = None,
+        upload_paths: frozenset[str] = frozenset(),
+        path_limits: dict[str, int] | None = None,
     ) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
         self.upload_bytes = upload_bytes or max_bytes
         self.upload_paths = upload_paths
+        self.path_limits = path_limits or {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
-        upload = scope["method"] == "POST" and scope["path"] in self.upload_paths
+        post = scope["method"] == "POST"
+        upload = post and (scope["path"] in self.upload_paths or scope["path"] in self.path_limits)
         limit = self.upload_bytes if upload else self.max_bytes
+        if post and scope["path"] in self.path_limits:
+            limit = self.path_limits[scope["path"]]
         length = headers.get(b"content-length")
         if length is not None:
             if length.isdigit() and int(length) > limit:

@@ -146,6 +146,12 @@ class EmbeddingModel:
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
         raise self._generation(model_id)
 
+    async def transcription(self, model_id: str, request: Json) -> Any:
+        raise errors.model_not_supported(model_id, "audio transcriptions: it is an embedding model")
+
+    async def speech(self, model_id: str, request: Json) -> Any:
+        raise errors.model_not_supported(model_id, "speech: it is an embedding model")
+
     async def embedding(self, model_id: str, request: Json) -> Json:
         texts = _texts(request.get("input"))
         dimensions = request.get("dimensions")

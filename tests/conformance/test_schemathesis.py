@@ -36,6 +36,7 @@ from llm_backend.spec.unknown_fields import unknown_paths
 from llm_backend.spec.loader import load_document
 from tests.conftest import MODEL
 from tests.conformance.real_objects import FACTORIES, RealObjects
+from tests.support.audio import librivox
 from tests.support.fuzz import SEED
 from tests.support.server import log_size
 from tests.storage.test_conformance import OPERATIONS as STORED_COMPLETION_OPERATIONS
@@ -70,7 +71,20 @@ MAX_GENERATED_TOKENS = 8
 schema = schemathesis.openapi.from_path(SPEC).include(operation_id=SERVED)
 # Operations that run the model for every example: fewer examples in the CI run (each costs
 # up to a second of generation on 2 cores), the same in `make fuzz`.
-GENERATING = ["createChatCompletion", "createCompletion", "createResponse", "Compactconversation"]
+GENERATING = [
+    "createChatCompletion",
+    "createCompletion",
+    "createResponse",
+    "Compactconversation",
+    "createSpeech",
+    "createTranscription",
+    "createTranslation",
+]
+# The audio operations' valid cases name the local audio models (a chat model is refused).
+AUDIO_MODELS = {"createSpeech": "tts-1", "createTranscription": "whisper-1", "createTranslation": "whisper-1"}
+# Speech of a valid case is bounded like generation: the input's first sentences.
+MAX_SPEECH_CHARS = 200
+SPEECH_CLIP = librivox()[1][0].read_bytes()  # 3 s of a human voice
 quick = schemathesis.openapi.from_path(SPEC).include(operation_id=SERVED).exclude(operation_id=GENERATING)
 # The coverage phase walks every boundary case of each schema, the same cases every run
 # (about 7 000 for Getinputtokencounts, 5 000 for the conversation operations: minutes on
@@ -119,6 +133,12 @@ def _bound(case) -> None:
         # Unknown model ids would turn nearly every valid case into a 404 (uploads have none).
         body["model"] = MODEL
     operation = case.operation.definition.raw.get("operationId")
+    if not is_negative(case) and operation in AUDIO_MODELS:
+        body["model"] = AUDIO_MODELS[operation]
+        if isinstance(body.get("input"), str):
+            body["input"] = body["input"][:MAX_SPEECH_CHARS]
+        if "file" in body and random.Random(f"{SEED}:{str(body)[:2000]}").random() < 0.5:
+            body["file"] = SPEECH_CLIP  # half the uploads are real speech, the rest whatever was drawn
     # (fields, cap): the Responses API's max_output_tokens has a minimum of 16.
     limits = {
         "createCompletion": (("max_tokens",), MAX_GENERATED_TOKENS),
@@ -211,6 +231,10 @@ def base64_embedding_conformance(ctx, response, case):
 RAW_CONTENT = {"downloadFile"}
 
 
+def _json_or_events(response) -> bool:
+    return response.headers.get("content-type", [""])[0].startswith(("application/json", "text/event-stream"))
+
+
 def _call_and_check(case, base_url, real_objects: RealObjects) -> None:
     _bound(case)
     aimed = real_objects.aim(case)
@@ -222,6 +246,12 @@ def _call_and_check(case, base_url, real_objects: RealObjects) -> None:
     if operation in RAW_CONTENT and response.status_code == 200:
         # The file's own bytes, with its own content type (as OpenAI serves them); the
         # document declares them as a JSON string.
+        case.validate_response(response, checks=checks)
+        return
+    if operation in AUDIO_MODELS and response.status_code == 200 and not _json_or_events(response):
+        # OpenAI's own content types, which the document leaves out: audio/mpeg (and the
+        # other formats') for speech, text/plain, application/x-subrip, text/vtt for the
+        # text formats of a transcript; tests/e2e/test_audio.py decodes and reads them.
         case.validate_response(response, checks=checks)
         return
     checks.append(content_type_conformance)
@@ -288,6 +318,9 @@ def test_the_fuzzed_operations_are_the_local_ones():
         "createEmbedding",
         "createFile",
         "createResponse",
+        "createSpeech",
+        "createTranscription",
+        "createTranslation",
         "createVectorStore",
         "createVectorStoreFile",
         "createVectorStoreFileBatch",

@@ -68,15 +68,13 @@ def test_prepare_strips_validation_only_from_unserved_operations():
     document = {
         "paths": {
             "/chat/completions": {"post": {"operationId": "createChatCompletion", "tags": ["Chat"], "requestBody": {}}},
-            "/audio/transcriptions": {
-                "post": {"operationId": "createTranscription", "tags": ["Audio"], "requestBody": {}}
-            },
+            "/images/generations": {"post": {"operationId": "createImage", "tags": ["Images"], "requestBody": {}}},
         }
     }
     prepared = adapter.prepare(document)
     assert "requestBody" in prepared["paths"]["/chat/completions"]["post"]
-    assert "requestBody" not in prepared["paths"]["/audio/transcriptions"]["post"]
-    assert "requestBody" in document["paths"]["/audio/transcriptions"]["post"], "the original stays untouched"
+    assert "requestBody" not in prepared["paths"]["/images/generations"]["post"]
+    assert "requestBody" in document["paths"]["/images/generations"]["post"], "the original stays untouched"
 
 
 def _error_for(schema: dict, instance) -> ValidationError:

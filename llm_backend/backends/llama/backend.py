@@ -194,6 +194,14 @@ class LlamaBackend:
             return shape.completion(await model.run(op, params, need))
         return await primed(shape.chunks(model.stream(op, params, need)))
 
+    async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+        self._preset(model_id)
+        raise errors.model_not_supported(model_id, "audio transcriptions: it is a text model")
+
+    async def speech(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+        self._preset(model_id)
+        raise errors.model_not_supported(model_id, "speech: it is a text model")
+
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
         """How many tokens the prompt of a chat ``request`` is, counted as it would be
         generated from: the model's chat template (persona and tool instructions included)

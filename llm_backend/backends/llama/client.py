@@ -33,9 +33,16 @@ _request_ids = itertools.count(1)
 ENGINE_ENVIRONMENT = {"GOMP_SPINCOUNT": "100"}
 
 
+ENGINE_MODULE = "llm_backend.backends.llama.worker"
+
+
 class WorkerProcess:
-    def __init__(self, name: str, config: dict[str, Any], start_timeout: float) -> None:
+    """``module`` is the worker's program (``python -m module config``): the chat engine's,
+    or another that speaks the same JSON-lines protocol (``backends/audio/worker.py``)."""
+
+    def __init__(self, name: str, config: dict[str, Any], start_timeout: float, module: str = ENGINE_MODULE) -> None:
         self.name = name
+        self.module = module
         self.config = config
         self.start_timeout = start_timeout
         self.process: asyncio.subprocess.Process | None = None
@@ -59,7 +66,7 @@ class WorkerProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "llm_backend.backends.llama.worker",
+            self.module,
             json.dumps(self.config),
             env={**ENGINE_ENVIRONMENT, **os.environ},
             stdin=asyncio.subprocess.PIPE,
@@ -76,7 +83,7 @@ class WorkerProcess:
             self.process.kill()
             await self.process.wait()
             raise RuntimeError(self.failure)
-        self.n_ctx = hello["n_ctx"]
+        self.n_ctx = hello.get("n_ctx")
         self.parallel = hello.get("parallel", 1)
         self.failure = None
         self._reader = asyncio.create_task(self._read_events(self.process))

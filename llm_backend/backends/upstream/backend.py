@@ -152,6 +152,11 @@ class UpstreamBackend:
         rename = ("id", model_id) if upstream_id != model_id else None
         return await relay(response, self.name, self.client.timeout, rename=rename)
 
+    async def transcription(self, model_id: str, request: Json) -> Any:
+        raise AssertionError("audio operations are forwarded to an upstream")  # serves() is false for them
+
+    speech = transcription
+
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
         """Any other operation, verbatim (see ``http/forwarding.py``)."""
         response = await self.client.send(
