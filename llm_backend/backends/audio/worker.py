@@ -52,7 +52,10 @@ class Worker:
 
     def send(self, message: dict[str, Any]) -> None:
         # A line is a list of events, as the chat engine sends a step's events together.
-        line = json.dumps([message], separators=(",", ":"), ensure_ascii=False) + "\n"
+        self._write([message])
+
+    def _write(self, payload: Any) -> None:
+        line = json.dumps(payload, separators=(",", ":"), ensure_ascii=False) + "\n"
         with self._lock:
             self.out.write(line)
             self.out.flush()
@@ -89,7 +92,7 @@ class Worker:
             self.send({"id": rid, "event": "done"})
 
     def serve(self, stdin) -> None:
-        self.send({"event": "ready", "parallel": self.parallel})
+        self._write({"event": "ready", "parallel": self.parallel})
         for line in stdin:
             self.handle(json.loads(line))
         self.pool.shutdown(wait=False, cancel_futures=True)
