@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+from ... import errors
 from ...errors import bad_request, model_not_found
 from ...settings import ModelConfig, Settings
 from ..base import Answer, Json, ModelCard, Relayed
