@@ -32,6 +32,7 @@ duration, time to first token, tokens), the usage accounting and the access log 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 from collections.abc import Callable
@@ -112,6 +113,10 @@ class Connection:
         self.websocket = websocket
         self.authorization = authorization
         self.lanes: dict[str | None, asyncio.Queue[Json]] = {}
+        # Per lane: the event being answered and those waiting. Counted here, not read off the
+        # queue, so that the bound does not depend on whether the lane's task has yet taken
+        # its first event (under load it may not have when the next ones arrive).
+        self.pending: collections.Counter[str | None] = collections.Counter()
         self.tasks: list[asyncio.Task] = []
         self.sending = asyncio.Lock()
 
@@ -152,17 +157,21 @@ class Connection:
                 )
                 await self._send(error_event(error, lane))
                 return
-            queue = self.lanes[lane] = asyncio.Queue(LANE_QUEUE)
+            queue = self.lanes[lane] = asyncio.Queue()
             self.tasks.append(asyncio.create_task(self._lane(lane, queue), name=f"responses lane {lane}"))
-        try:
-            queue.put_nowait(body)
-        except asyncio.QueueFull:
+        if self.pending[lane] > LANE_QUEUE:  # one answered, LANE_QUEUE waiting
             await self._send(error_event(errors.stream_queue_full(lane, LANE_QUEUE), lane))
+            return
+        self.pending[lane] += 1
+        queue.put_nowait(body)
 
     async def _lane(self, lane: str | None, queue: asyncio.Queue[Json]) -> None:
         while True:
             body = await queue.get()
-            await self._respond(body, lane)
+            try:
+                await self._respond(body, lane)
+            finally:
+                self.pending[lane] -= 1
 
     async def _respond(self, body: Json, lane: str | None) -> None:
         """One ``response.create``: the events of a streamed ``POST /v1/responses``."""
