@@ -15,6 +15,7 @@ from .. import errors
 from ..errors import OpenAIError, bad_request
 from ..retrieval.chunking import parse_strategy
 from ..retrieval.extraction import ExtractionError, extract_text
+from ..storage.storable import problem
 from ..storage.vector_stores import CursorNotFound, NewStoreFile
 from .metadata import check_metadata
 from .pages import check_limit, list_object
@@ -56,10 +57,10 @@ def check_attributes(attributes: Any, param: str = "attributes") -> Json:
     if len(attributes) > ATTRIBUTES_MAX:
         raise bad_request(f"Invalid '{param}': at most {ATTRIBUTES_MAX} attributes.", param, "object_above_max_properties")
     for key, value in attributes.items():
-        if len(key) > ATTRIBUTE_KEY_MAX or "\x00" in key:
+        if problem(key, ATTRIBUTE_KEY_MAX):
             raise bad_request(f"Invalid '{param}': keys are at most {ATTRIBUTE_KEY_MAX} characters.", param, "invalid_value")
         if isinstance(value, str):
-            if len(value) > ATTRIBUTE_VALUE_MAX or "\x00" in value:
+            if problem(value, ATTRIBUTE_VALUE_MAX):
                 raise bad_request(
                     f"Invalid '{param}.{key}': strings are at most {ATTRIBUTE_VALUE_MAX} characters.", f"{param}.{key}", "invalid_value"
                 )

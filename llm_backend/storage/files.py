@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
 
+from . import storable
 from .models import StoredFile, VectorStore, VectorStoreFile
 
 if TYPE_CHECKING:
@@ -87,19 +88,18 @@ class FileStore:
     ) -> Json:
         """Store the bytes (streamed in ``parts``) and the row; the file object."""
         file_id = "file-" + secrets.token_hex(12)
-        relative, size, sha256 = self._write(file_id, parts, max_bytes)
         row = StoredFile(
             id=file_id,
             owner=owner,
             filename=filename,
             purpose=purpose,
-            bytes=size,
             mime_type=mime_type,
-            sha256=sha256,
-            path=relative,
             created_at=int(time.time()),
             expires_at=expires_at,
         )
+        storable.check(row)  # a name no database can hold is refused before the bytes are written
+        relative, size, sha256 = self._write(file_id, parts, max_bytes)
+        row.bytes, row.sha256, row.path = size, sha256, relative
         try:
             with self._database.sessions.begin() as session:
                 session.add(row)
@@ -109,8 +109,6 @@ class FileStore:
         return as_openai(row)
 
     def _row(self, owner: str, file_id: str) -> StoredFile | None:
-        if "\x00" in file_id:
-            return None
         with self._database.sessions() as session:
             return session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
 

@@ -14,7 +14,6 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 
-from .chat_completions import _nameable
 from .conversations import append_items
 from .models import StoredResponse, utcnow
 
@@ -59,8 +58,6 @@ class ResponseStore:
     # --- blocking implementations (run in worker threads) ---------------------------------
 
     def _find(self, session: Session, owner: str, response_id: str) -> StoredResponse | None:
-        if not _nameable(response_id):
-            return None
         query = select(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
         return session.scalars(query).one_or_none()
 
@@ -105,7 +102,7 @@ class ResponseStore:
     def _events(self, owner: str, response_id: str) -> list[Json] | None:
         with self._database.sessions() as session:
             query = select(StoredResponse.events).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
-            return session.scalar(query) if _nameable(response_id) else None
+            return session.scalar(query)
 
     def _get(self, owner: str, response_id: str) -> Json | None:
         with self._database.sessions() as session:
@@ -132,8 +129,6 @@ class ResponseStore:
         return [item for turn in reversed(turns) for item in turn]
 
     def _delete(self, owner: str, response_id: str) -> bool:
-        if not _nameable(response_id):
-            return False
         with self._database.sessions.begin() as session:
             result = session.execute(
                 delete(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)

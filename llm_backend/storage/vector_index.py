@@ -78,8 +78,7 @@ class VectorIndex:
 
     def store_seqs(self, owner: str, store_ids: list[str]) -> dict[str, int]:
         """The owner's stores among ``store_ids`` (others are absent from the answer)."""
-        names = [store_id for store_id in store_ids if "\x00" not in store_id]
-        query = select(VectorStore.id, VectorStore.seq).where(VectorStore.owner == owner, VectorStore.id.in_(names))
+        query = select(VectorStore.id, VectorStore.seq).where(VectorStore.owner == owner, VectorStore.id.in_(store_ids))
         with self._database.sessions() as session:
             return {store_id: seq for store_id, seq in session.execute(query)}
 

@@ -57,20 +57,11 @@ def timestamp() -> int:
     return int(time.time())
 
 
-def usable(text: str | None) -> bool:
-    # PostgreSQL text cannot hold NUL: such an id names nothing (and must not be an error).
-    return text is None or "\x00" not in text
-
-
 def find_store(session: Session, owner: str, store_id: str) -> VectorStore | None:
-    if not usable(store_id):
-        return None
     return session.scalars(select(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id)).one_or_none()
 
 
 def find_store_file(session: Session, owner: str, store_id: str, file_id: str) -> tuple[VectorStore, VectorStoreFile] | None:
-    if not (usable(store_id) and usable(file_id)):
-        return None
     query = (
         select(VectorStore, VectorStoreFile)
         .join(VectorStoreFile, VectorStore.seq == VectorStoreFile.vector_store_seq)
@@ -179,9 +170,8 @@ class VectorStores:
 
     def missing_files(self, owner: str, file_ids: list[str]) -> list[str]:
         """The ids among ``file_ids`` that name no file of the owner."""
-        wanted = [file_id for file_id in dict.fromkeys(file_ids) if usable(file_id)]
         with self._database.sessions() as session:
-            found = set(session.scalars(select(StoredFile.id).where(StoredFile.owner == owner, StoredFile.id.in_(wanted))))
+            found = set(session.scalars(select(StoredFile.id).where(StoredFile.owner == owner, StoredFile.id.in_(file_ids))))
         return [file_id for file_id in dict.fromkeys(file_ids) if file_id not in found]
 
     def create(
@@ -245,10 +235,9 @@ class VectorStores:
 
     def touch(self, owner: str, store_ids: list[str]) -> None:
         """The stores were used (searched): their ``last_active_at`` (and expiry) moves on."""
-        names = [store_id for store_id in store_ids if usable(store_id)]
         with self._database.sessions.begin() as session:
             session.execute(
-                update(VectorStore).where(VectorStore.owner == owner, VectorStore.id.in_(names)).values(last_active_at=timestamp())
+                update(VectorStore).where(VectorStore.owner == owner, VectorStore.id.in_(store_ids)).values(last_active_at=timestamp())
             )
 
     # --- files of a store -------------------------------------------------------------------
