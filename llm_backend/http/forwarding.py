@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..backends.base import Backend
+from ..backends.base import Backend, Serving
 from ..errors import OpenAIError
 from . import context
 from .body import read_body
@@ -104,7 +104,7 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
         if isinstance(model, str):
             context.record().model = model
             backend = context.current().registry.backend_for(model)
-            if not backend.serves(operation_id):
+            if backend.serving(operation_id) is Serving.FORWARDED:
                 return await _forward_served(backend, body)
         return await controller(*args, **kwargs)
 

@@ -171,10 +171,10 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
             raise problem
 
 
-def _for_local_model(body: Any) -> bool:
-    """Whether ``body`` is served by a local model (or by this service itself: no model
-    named), where every field must be one we honour; an upstream model's body is relayed
-    with whatever extensions its API defines."""
+def _served_here(body: Any, operation_id: str | None) -> bool:
+    """Whether ``body`` is answered by this service's own code (``ModelRegistry.served_here``;
+    or no model is named: this service itself), where every field must be one we honour;
+    a body relayed or forwarded to an upstream keeps whatever extensions its API defines."""
     model = body.get("model")
     if not isinstance(model, str):
         return True
@@ -182,14 +182,14 @@ def _for_local_model(body: Any) -> bool:
         registry = context.current().registry
     except LookupError:  # outside a request (unit tests): the local rule
         return True
-    return registry.backend_for_or_none(model) in registry.local
+    return registry.served_here(operation_id, model)
 
 
 def local_problem(schema: dict, body: Any, operation_id: str | None) -> OpenAIError | None:
     """The one rule for fields beyond the spec, for the fast lane and Connexion alike: for
-    a local model, an unknown field is OpenAI's 400 and an extension field must be valid
-    (spec/unknown_fields.py); for an upstream model, nothing."""
-    if not isinstance(body, dict) or not _for_local_model(body):
+    a request served here, an unknown field is OpenAI's 400 and an extension field must be
+    valid (spec/unknown_fields.py); for one an upstream answers, nothing."""
+    if not isinstance(body, dict) or not _served_here(body, operation_id):
         return None
     fields = unknown_fields(schema, body, operation_id)
     if fields:

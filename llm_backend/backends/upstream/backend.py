@@ -15,7 +15,7 @@ import aiohttp
 
 from ... import errors
 from ...settings import Settings, UpstreamConfig
-from ..base import Json, ModelCard, Relayed, caller_headers
+from ..base import Json, ModelCard, Relayed, Serving, caller_headers
 from .answers import chat_answer
 from .client import UpstreamClient
 from .relay import relay
@@ -71,8 +71,16 @@ class UpstreamBackend:
     async def probe(self) -> bool:
         return await self.client.probe()
 
-    def serves(self, operation_id: str) -> bool:
-        return operation_id in SERVED_OPERATIONS or (self.responses_here and operation_id in RESPONSES_HERE)
+    def serving(self, operation_id: str | None) -> Serving:
+        if self.responses_here and operation_id in RESPONSES_HERE:
+            return Serving.HERE
+        return Serving.RELAYED if operation_id in SERVED_OPERATIONS else Serving.FORWARDED
+
+    async def prompt_tokens(self, model_id: str, request: Json) -> int:
+        raise AssertionError("counted by the upstream: getInputTokenCounts is forwarded")  # never HERE
+
+    def context_length(self, model_id: str) -> None:
+        return None  # the upstream's to know
 
     # --- the model list ---------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..metadata import check_metadata
 from ... import errors
+from ...backends.base import Serving
 from ...errors import OpenAIError, bad_request
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
@@ -32,7 +33,7 @@ def serves_here(backend: Any) -> bool:
     """Whether Responses for this backend's models are served here: every local backend,
     and an upstream configured with ``responses: local`` (over its chat completions); a
     request for another upstream's model is forwarded to it before it gets here."""
-    return backend.serves("createResponse")
+    return backend.serving("createResponse") is Serving.HERE
 
 
 def response_not_found(response_id: str, param: str = "response_id") -> OpenAIError:
