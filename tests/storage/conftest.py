@@ -1,5 +1,5 @@
 """Storage fixtures: every storage and stored-completion test runs on SQLite and on a real
-PostgreSQL cluster (one per session, a fresh database per use)."""
+PostgreSQL cluster (one per session, a fresh database per use: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,11 @@ import pytest
 
 from llm_backend.storage import Database
 from tests.support import clients
-from tests.support.postgres import PostgresCluster
 from tests.support.server import LiveServer
 
 DATABASES = ["sqlite", "postgresql"]
 # Two static keys: two owners whose stored completions must stay apart.
 KEY_A, KEY_B = "sk-test-owner-a", "sk-test-owner-b"
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(scope="session")
-def new_database_url(postgres, tmp_path_factory):
-    """A factory: the URL of a new, empty database of the given kind."""
-
-    def new(kind: str) -> str:
-        if kind == "postgresql":
-            return postgres.create_database()
-        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'llm-backend.db'}"
-
-    return new
 
 
 @pytest.fixture(params=DATABASES)
