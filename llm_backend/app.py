@@ -28,6 +28,7 @@ from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.responses_socket import ResponsesSocket
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
+from .serving import expiry
 from .serving.responses import background
 from .settings import Settings, get_settings
 from .spec import adapter, client_events, docs, validation
@@ -89,9 +90,12 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             await services.database.run(services.database.upgrade)
         # Background responses whose process is gone will never finish: failed.
         leases = asyncio.create_task(background.keep(services.database, settings.background_lease))
+        expiring = None
         if settings.local_models:
             # Upload leftovers swept; store files a killed process left in_progress re-queued.
             await services.database.run(services.retrieval.recover)
+            # Files and vector stores past their expires_after (serving/expiry.py).
+            expiring = asyncio.create_task(expiry.sweep(services, settings.expiry_sweep_seconds))
         await services.registry.start()
         services.database.usage.start()
         log.info(
@@ -105,6 +109,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             yield
         finally:
             leases.cancel()
+            if expiring is not None:
+                expiring.cancel()
             await background.stop(services.database)
             if "retrieval" in vars(services):
                 await services.database.run(services.retrieval.stop)

@@ -252,6 +252,17 @@ def no_such(object_name: str, object_id: str, param: str = "id") -> OpenAIError:
     return OpenAIError(404, f"No such {object_name} object: {object_id}", param=param, code="not_found")
 
 
+def vector_store_expired(store_id: str, param: str = "vector_store_id") -> OpenAIError:
+    """A vector store past its ``expires_after``: still shown (``status: expired``), no
+    longer searched or filled."""
+    return OpenAIError(
+        400,
+        f"Vector store '{store_id}' has expired: it can no longer be searched or have files added.",
+        param=param,
+        code="vector_store_expired",
+    )
+
+
 # --- upstream APIs -------------------------------------------------------------------------
 
 

@@ -5,6 +5,11 @@ final name; only then is the row inserted. A kill -9 at any point leaves either 
 file with its row, or no row (and at most an orphan ``.partial`` or unreferenced file,
 which ``sweep_orphans`` removes). Deleting removes the row, the file from every vector
 store (its chunks go with it by cascade) and then the bytes.
+
+A file past its ``expires_at`` is gone for the API at once (every lookup asks for live
+files), and ``expire`` (the sweeper, ``serving/expiry.py``) deletes it for good: row,
+store memberships, bytes. Each deletion is one conditional transaction, so replicas
+sweeping together delete each file once.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 
 from . import storable
 from .models import StoredFile, VectorStore, VectorStoreFile
@@ -27,6 +32,11 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 CHUNK = 1 << 20
+
+
+def live(now: int | None = None) -> ColumnElement:
+    """Files not past their ``expires_after``: the only ones the API shows."""
+    return or_(StoredFile.expires_at.is_(None), StoredFile.expires_at > (int(time.time()) if now is None else now))
 
 
 class FileTooLarge(ValueError):
@@ -109,8 +119,9 @@ class FileStore:
         return as_openai(row)
 
     def _row(self, owner: str, file_id: str) -> StoredFile | None:
+        query = select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id, live())
         with self._database.sessions() as session:
-            return session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
+            return session.scalars(query).one_or_none()
 
     def get(self, owner: str, file_id: str) -> Json | None:
         row = self._row(owner, file_id)
@@ -131,12 +142,12 @@ class FileStore:
         return {**as_openai(row), "mime_type": row.mime_type}, self.directory / row.path
 
     def list(self, owner: str, purpose: str | None = None, after: str | None = None, limit: int = 10000, order: str = "desc") -> tuple[list[Json], bool]:
-        query = select(StoredFile).where(StoredFile.owner == owner)
+        query = select(StoredFile).where(StoredFile.owner == owner, live())
         if purpose is not None:
             query = query.where(StoredFile.purpose == purpose)
         with self._database.sessions() as session:
             if after is not None:
-                cursor = session.scalar(select(StoredFile.seq).where(StoredFile.owner == owner, StoredFile.id == after))
+                cursor = session.scalar(select(StoredFile.seq).where(StoredFile.owner == owner, StoredFile.id == after, live()))
                 if cursor is None:
                     raise LookupError(after)
                 query = query.where(StoredFile.seq > cursor if order == "asc" else StoredFile.seq < cursor)
@@ -144,10 +155,14 @@ class FileStore:
             rows = list(session.scalars(query.order_by(seq.asc() if order == "asc" else seq.desc()).limit(limit + 1)))
         return [as_openai(row) for row in rows[:limit]], len(rows) > limit
 
-    def delete(self, owner: str, file_id: str) -> bool:
-        """The row, the file in every vector store of the owner (chunks cascade), then the bytes."""
+    def delete(self, owner: str, file_id: str, expired: bool = False) -> bool:
+        """The row, the file in every vector store of the owner (chunks cascade), then the
+        bytes; a file past its expiry is already gone for the API (``expired``: the sweeper's
+        delete of exactly those)."""
+        alive = live()
         with self._database.sessions.begin() as session:
-            row = session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
+            query = select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id, ~alive if expired else alive)
+            row = session.scalars(query).one_or_none()
             if row is None:
                 return False
             stores = select(VectorStoreFile.vector_store_seq).where(
@@ -164,6 +179,14 @@ class FileStore:
             session.delete(row)
         (self.directory / path).unlink(missing_ok=True)
         return True
+
+    def expire(self, now: int | None = None, batch: int = 500) -> int:
+        """Delete the files past their ``expires_at`` (a batch of them); how many this call
+        deleted (another replica may delete some of the same first: each goes once)."""
+        query = select(StoredFile.owner, StoredFile.id).where(~live(now)).order_by(StoredFile.expires_at).limit(batch)
+        with self._database.sessions() as session:
+            due = list(session.execute(query))
+        return sum(self.delete(owner, file_id, expired=True) for owner, file_id in due)
 
     def sweep_orphans(self) -> int:
         """Remove bytes with no row (a crash between the rename and the insert) and

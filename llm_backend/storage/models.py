@@ -229,6 +229,8 @@ class VectorStore(Base):
     id: Mapped[str] = mapped_column(StoredText(64), unique=True)
     owner: Mapped[str] = mapped_column(StoredText(128))
     name: Mapped[str | None] = mapped_column(StoredText(256, param="name"), default=None)
+    # Added in revision 0011.
+    description: Mapped[str | None] = mapped_column(StoredText(512, param="description"), default=None)
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_active_at: Mapped[int] = mapped_column(BigInteger)
     expires_after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

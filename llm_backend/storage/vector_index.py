@@ -193,10 +193,11 @@ class VectorIndex:
             self._bump(session, row.vector_store_seq)  # search caches files with their attributes
         return True
 
-    def delete_store(self, owner: str, store_id: str) -> bool:
+    def delete_store(self, owner: str, store_id: str) -> int | None:
+        """The deleted store's seq (the key of search's caches); None if it was not the owner's."""
         with self._database.sessions.begin() as session:
-            result = session.execute(delete(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id))
-            return result.rowcount > 0
+            query = delete(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id).returning(VectorStore.seq)
+            return session.scalar(query)
 
     def _bump(self, session: Session, store_seq: int) -> None:
         session.execute(
