@@ -89,3 +89,9 @@ def test_the_upstream_models_chat_completions_stay_relayed_with_their_fields(cli
 def test_a_pooled_local_model_counts_input_tokens(client):
     counted = client.responses.input_tokens.count(model=MODEL, input="How many tokens is this?")
     assert counted.input_tokens > 5
+
+
+def test_truncation_auto_for_an_upstream_model_whose_context_is_unknown_is_a_400_naming_it(client):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=REMOTE, input="Hi", max_output_tokens=16, truncation="auto")
+    assert (caught.value.body["param"], caught.value.body["code"]) == ("truncation", "unsupported_parameter")
