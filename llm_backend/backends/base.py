@@ -49,6 +49,15 @@ class Serving(Enum):
     """No method of the backend answers it: the request goes to its API verbatim."""
 
 
+@dataclass
+class StreamedBody:
+    """A request body sent on as it is read, not held in memory (a forwarded upload)."""
+
+    size: int
+    chunks: Callable[[], AsyncIterator[bytes]]
+    """The body from its start, again on each call (a retry sends it again)."""
+
+
 # A non-streaming answer is one OpenAI object; a streaming one, the chunks as they come;
 # an upstream's answer is relayed as it is.
 Answer = Json | AsyncIterator[Json] | Relayed
@@ -135,7 +144,7 @@ class Backend(Protocol):
 
     async def embedding(self, model_id: str, request: Json) -> Json | Relayed: ...
 
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
         """Any operation, verbatim, to the API behind this backend (upstream backends)."""
         ...
 

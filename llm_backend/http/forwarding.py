@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..backends.base import Backend, Serving
+from ..backends.base import Backend, Serving, StreamedBody
 from ..errors import OpenAIError
 from . import context
-from .body import read_body
+from .body import Spool
 from .rendering import relay_response
 
 
@@ -43,7 +43,7 @@ def _api_path(scope: Scope) -> str:
     return path[len(base_path) :]
 
 
-async def forward(backend: Backend, scope: Scope, content: bytes | None) -> Response:
+async def forward(backend: Backend, scope: Scope, content: bytes | StreamedBody | None) -> Response:
     answer = await backend.forward(scope["method"], _api_path(scope), scope.get("query_string", b""), scope["headers"], content)
     return relay_response(answer)
 
@@ -62,10 +62,19 @@ class Passthrough:
         self.upstream = upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Read whole (the body limit middleware bounds it) so that a retry can send it again.
-        body, receive = await read_body(receive)
-        response = await forward(self.upstream, scope, body or b"")
-        await response(scope, receive, send)
+        # Read whole (the body limit middleware bounds it) so that a retry can send it
+        # again; a large body (an upload of up to 512 MB) into a temporary file, sent on
+        # from there, never whole in memory.
+        spool = await Spool.read(receive)
+        if spool is None:
+            return  # the client left
+        try:
+            small = spool.in_memory()
+            body = small if small is not None else StreamedBody(spool.size, spool.chunks)
+            response = await forward(self.upstream, scope, body)
+            await response(scope, receive, send)
+        finally:
+            spool.close()
 
 
 class UnservedOperations:

@@ -15,7 +15,7 @@ import aiohttp
 
 from ... import errors
 from ...settings import Settings, UpstreamConfig
-from ..base import Json, ModelCard, Relayed, Serving, caller_headers
+from ..base import Json, ModelCard, Relayed, Serving, StreamedBody, caller_headers
 from .answers import chat_answer
 from .client import UpstreamClient
 from .relay import relay
@@ -157,7 +157,7 @@ class UpstreamBackend:
         rename = ("id", model_id) if upstream_id != model_id else None
         return await relay(response, self.name, self.client.timeout, rename=rename)
 
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
         """Any other operation, verbatim (see ``http/forwarding.py``)."""
         response = await self.client.send(
             method, path, headers=self.client.headers(headers), content=content or None, query=query
