@@ -13,6 +13,7 @@ from tests.support.server import LiveServer
 DATABASES = ["sqlite", "postgresql"]
 # Two static keys: two owners whose stored completions must stay apart.
 KEY_A, KEY_B = "sk-test-owner-a", "sk-test-owner-b"
+EXPIRY_SWEEP = {"LLM_BACKEND_EXPIRY_SWEEP_SECONDS": "0.5"}
 
 
 @pytest.fixture(params=DATABASES)
@@ -32,12 +33,14 @@ def database(request, new_database_url):
 
 @pytest.fixture(scope="session", params=DATABASES)
 def store_server(request, new_database_url, tmp_path_factory):
-    """A live server per database kind, with two static keys and audit storage on."""
+    """A live server per database kind, with two static keys, audit storage on and the
+    expiry sweeper running every half second (tests/storage/test_expiry.py)."""
     url = new_database_url(request.param)
     env = {
         "LLM_BACKEND_DATABASE_URL": url,
         "LLM_BACKEND_API_KEYS": f"{KEY_A},{KEY_B}",
         "LLM_BACKEND_STORE_ALL_CHAT_COMPLETIONS": "true",
+        **EXPIRY_SWEEP,
     }
     with LiveServer(tmp_path_factory.mktemp(f"store-{request.param}"), env=env) as live:
         live.database_url = url

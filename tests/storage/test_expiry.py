@@ -16,43 +16,22 @@ import time
 
 import openai
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from llm_backend.storage import Database
-from tests.storage.conftest import DATABASES
+from tests.storage.conftest import EXPIRY_SWEEP, KEY_A
 from tests.support import clients
 from tests.support.server import LiveServer
 
-KEY = "sk-expiry-owner"
-SWEEP = {"LLM_BACKEND_EXPIRY_SWEEP_SECONDS": "0.5", "LLM_BACKEND_MODEL_LOAD": "lazy"}
 DAY = 86400
 HOUR = {"anchor": "created_at", "seconds": 3600}
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def live(request, new_database_url, tmp_path_factory):
-    url = new_database_url(request.param)
-    server = clients.keyed_server(tmp_path_factory.mktemp(f"expiry-{request.param}"), [KEY], env={"LLM_BACKEND_DATABASE_URL": url, **SWEEP})
-    with server:
-        server.database_url = url
-        yield server
-
-
-@pytest.fixture
-def client(live) -> openai.OpenAI:
-    return clients.sdk(live, api_key=KEY, timeout=60)
-
-
-@pytest.fixture
-def db(live):
-    database = Database(live.database_url)
-    yield database
-    database.dispose()
-
-
 def sql(db: Database, statement: str, **values):
+    """``statement`` run with ``values`` (a list value fills an ``IN :name``)."""
+    query = text(statement).bindparams(*(bindparam(name, expanding=True) for name, value in values.items() if isinstance(value, list)))
     with db.engine.begin() as connection:
-        return connection.execute(text(statement), values)
+        return connection.execute(query, values)
 
 
 def eventually(check, timeout: float = 20.0):
@@ -62,76 +41,80 @@ def eventually(check, timeout: float = 20.0):
         time.sleep(0.2)
 
 
-def files_on_disk(live: LiveServer) -> set[str]:
-    return {path.name for path in (live.workdir / "data" / "files").rglob("file-*")}
+def files_on_disk(store_server: LiveServer) -> set[str]:
+    return {path.name for path in (store_server.workdir / "data" / "files").rglob("file-*")}
 
 
-def test_an_expired_file_is_gone_at_once_and_swept_with_its_bytes_and_store_memberships(client, live, db):
-    kept = client.files.create(file=("kept.txt", b"kept"), purpose="assistants", expires_after=HOUR)
-    doomed = client.files.create(file=("doomed.txt", b"doomed words here"), purpose="assistants", expires_after=HOUR)
-    store = client.vector_stores.create(name="with a doomed file", file_ids=[doomed.id])
-    assert doomed.id in files_on_disk(live)
-    sql(db, "UPDATE files SET expires_at = :past WHERE id = :id", past=int(time.time()) - 1, id=doomed.id)
+def test_an_expired_file_is_gone_at_once_and_swept_with_its_bytes_and_store_memberships(owner_a, store_server, server_db):
+    kept = owner_a.files.create(file=("kept.txt", b"kept"), purpose="assistants", expires_after=HOUR)
+    doomed = owner_a.files.create(file=("doomed.txt", b"doomed words here"), purpose="assistants", expires_after=HOUR)
+    store = owner_a.vector_stores.create(name="with a doomed file", file_ids=[doomed.id])
+    assert doomed.id in files_on_disk(store_server)
+    sql(server_db, "UPDATE files SET expires_at = :past WHERE id = :id", past=int(time.time()) - 1, id=doomed.id)
     # Gone for the API at once, before any sweep.
     with pytest.raises(openai.NotFoundError):
-        client.files.retrieve(doomed.id)
+        owner_a.files.retrieve(doomed.id)
     with pytest.raises(openai.NotFoundError):
-        client.files.content(doomed.id)
-    assert doomed.id not in [file.id for file in client.files.list()]
-    eventually(lambda: sql(db, "SELECT count(*) FROM files WHERE id = :id", id=doomed.id).scalar_one() == 0)
-    assert doomed.id not in files_on_disk(live)
-    assert client.vector_stores.files.list(store.id).data == []
-    assert client.files.retrieve(kept.id).id == kept.id
+        owner_a.files.content(doomed.id)
+    assert doomed.id not in [file.id for file in owner_a.files.list()]
+    eventually(lambda: sql(server_db, "SELECT count(*) FROM files WHERE id = :id", id=doomed.id).scalar_one() == 0)
+    assert doomed.id not in files_on_disk(store_server)
+    assert owner_a.vector_stores.files.list(store.id).data == []
+    assert owner_a.files.retrieve(kept.id).id == kept.id
 
 
-def test_an_expired_vector_store_is_expired_for_good_and_loses_its_chunks(client, db):
-    store = client.vector_stores.create(name="short-lived", expires_after={"anchor": "last_active_at", "days": 1})
-    client.vector_stores.files.upload_and_poll(
+def test_an_expired_vector_store_is_expired_for_good_and_loses_its_chunks(owner_a, server_db):
+    store = owner_a.vector_stores.create(name="short-lived", expires_after={"anchor": "last_active_at", "days": 1})
+    owner_a.vector_stores.files.upload_and_poll(
         vector_store_id=store.id, file=("tides.txt", b"The moon pulls the oceans into tides."), poll_interval_ms=100
     )
-    assert client.vector_stores.search(store.id, query="moon tides").data
+    assert owner_a.vector_stores.search(store.id, query="moon tides").data
     went_quiet = int(time.time()) - 2 * DAY
-    sql(db, "UPDATE vector_stores SET last_active_at = :past WHERE id = :id", past=went_quiet, id=store.id)
-    shown = client.vector_stores.retrieve(store.id)
+    sql(server_db, "UPDATE vector_stores SET last_active_at = :past WHERE id = :id", past=went_quiet, id=store.id)
+    shown = owner_a.vector_stores.retrieve(store.id)
     assert (shown.status, shown.expires_at) == ("expired", went_quiet + DAY)
     with pytest.raises(openai.BadRequestError) as caught:
-        client.vector_stores.search(store.id, query="moon tides")
+        owner_a.vector_stores.search(store.id, query="moon tides")
     assert caught.value.body["code"] == "vector_store_expired"
-    more = client.files.create(file=("more.txt", b"more words"), purpose="assistants")
+    more = owner_a.files.create(file=("more.txt", b"more words"), purpose="assistants")
     with pytest.raises(openai.BadRequestError):
-        client.vector_stores.files.create(vector_store_id=store.id, file_id=more.id)
+        owner_a.vector_stores.files.create(vector_store_id=store.id, file_id=more.id)
     with pytest.raises(openai.BadRequestError):
-        client.vector_stores.update(store.id, expires_after={"anchor": "last_active_at", "days": 365})
+        owner_a.vector_stores.update(store.id, expires_after={"anchor": "last_active_at", "days": 365})
     chunks = "SELECT count(*) FROM vector_store_chunks c JOIN vector_stores s ON s.seq = c.vector_store_seq WHERE s.id = :id"
-    eventually(lambda: sql(db, chunks, id=store.id).scalar_one() == 0)
-    renamed = client.vector_stores.update(store.id, name="still expired")
+    eventually(lambda: sql(server_db, chunks, id=store.id).scalar_one() == 0)
+    renamed = owner_a.vector_stores.update(store.id, name="still expired")
     assert (renamed.name, renamed.status, renamed.expires_at) == ("still expired", "expired", went_quiet + DAY)
     assert renamed.usage_bytes == 0
-    assert client.vector_stores.delete(store.id).deleted
+    assert owner_a.vector_stores.delete(store.id).deleted
 
 
-def test_replicas_sweeping_one_database_expire_each_object_once(live, db, tmp_path):
-    if not live.database_url.startswith("postgresql"):
+def test_replicas_sweeping_one_database_expire_each_object_once(store_server, server_db, tmp_path):
+    if not store_server.database_url.startswith("postgresql"):
         pytest.skip("replicas share a PostgreSQL database (SQLite serves one machine)")
-    other = clients.keyed_server(tmp_path / "replica", [KEY], env={"LLM_BACKEND_DATABASE_URL": live.database_url, **SWEEP})
-    other.env["LLM_BACKEND_EXPIRY_SWEEP_SECONDS"] = "0.1"
-    first, second = clients.sdk(live, api_key=KEY), clients.sdk(other.start(), api_key=KEY)
+    env = {"LLM_BACKEND_DATABASE_URL": store_server.database_url, **EXPIRY_SWEEP, "LLM_BACKEND_MODEL_LOAD": "lazy"}
+    other = clients.keyed_server(tmp_path / "replica", [KEY_A], env=env)
+    first, second = clients.sdk(store_server, api_key=KEY_A), clients.sdk(other.start(), api_key=KEY_A)
     try:
-        made = [client.files.create(file=(f"f{n}.txt", b"x"), purpose="assistants", expires_after=HOUR).id for n, client in
-                enumerate([first, second] * 10)]
+        files = [
+            client.files.create(file=(f"f{n}.txt", b"x"), purpose="assistants", expires_after=HOUR).id
+            for n, client in enumerate([first, second] * 10)
+        ]
         stores = [first.vector_stores.create(expires_after={"anchor": "last_active_at", "days": 1}).id for _ in range(5)]
-        since = other.log_path.stat().st_size, live.log_path.stat().st_size
-        sql(db, "UPDATE files SET expires_at = :past WHERE id IN :ids".replace(":ids", "(" + ",".join(f"'{i}'" for i in made) + ")"),
-            past=int(time.time()) - 1)
-        sql(db, "UPDATE vector_stores SET last_active_at = :past WHERE id IN (" + ",".join(f"'{i}'" for i in stores) + ")",
-            past=int(time.time()) - 2 * DAY)
-        eventually(lambda: sql(db, "SELECT count(*) FROM files WHERE expires_at < :now", now=int(time.time())).scalar_one() == 0)
-        eventually(lambda: sql(db, "SELECT count(*) FROM vector_stores WHERE expires_at IS NULL AND id IN ("
-                               + ",".join(f"'{i}'" for i in stores) + ")").scalar_one() == 0)
-        for server, start in ((other, since[0]), (live, since[1])):
+        since = other.log_path.stat().st_size, store_server.log_path.stat().st_size
+        sql(server_db, "UPDATE files SET expires_at = :past WHERE id IN :ids", past=int(time.time()) - 1, ids=files)
+        sql(server_db, "UPDATE vector_stores SET last_active_at = :past WHERE id IN :ids", past=int(time.time()) - 2 * DAY, ids=stores)
+        eventually(lambda: sql(server_db, "SELECT count(*) FROM files WHERE id IN :ids", ids=files).scalar_one() == 0)
+        unmarked = "SELECT count(*) FROM vector_stores WHERE expires_at IS NULL AND id IN :ids"
+        eventually(lambda: sql(server_db, unmarked, ids=stores).scalar_one() == 0)
+        records = []
+        for server, start in ((other, since[0]), (store_server, since[1])):
             lines = server.log_path.read_bytes()[start:].decode(errors="replace").splitlines()
-            records = [json.loads(line) for line in lines if line.startswith("{")]
-            assert [r for r in records if r.get("level") in ("error", "critical")] == []
+            records += [json.loads(line) for line in lines if line.startswith("{")]
+        assert [r for r in records if r.get("level") in ("error", "critical")] == []
+        # Each replica logs what its sweeps expired: together, every object once.
+        swept = [r for r in records if r.get("event") == "expired objects swept"]
+        assert sum(r["files"] for r in swept) == len(files) and sum(r["vector_stores"] for r in swept) == len(stores)
         assert all(first.vector_stores.retrieve(store).status == "expired" for store in stores)
     finally:
         other.stop()

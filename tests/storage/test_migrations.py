@@ -57,7 +57,7 @@ def test_database_from_revision_0001_upgrades_without_loss(database_url):
     db = Database(database_url)
     db.upgrade()
     try:
-        assert db.revision() == "0008"
+        assert db.revision() == "0011"
         stored = asyncio.run(db.chat_completions.get("key-0", OLD_COMPLETION["id"]))
         assert stored == {**OLD_COMPLETION, "metadata": {"project": "old"}}
         assert db.chat_completions.status_sync(OLD_COMPLETION["id"]) == ("completed", True)
@@ -72,7 +72,7 @@ def test_database_from_revision_0001_upgrades_without_loss(database_url):
 def test_upgrade_of_an_up_to_date_database_changes_nothing(database):
     asyncio.run(database.chat_completions.list("anyone"))
     database.upgrade()
-    assert database.revision() == "0008"
+    assert database.revision() == "0011"
 
 
 def test_replicas_starting_together_migrate_once(new_database_url):
