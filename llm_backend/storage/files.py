@@ -161,9 +161,11 @@ class FileStore:
         delete of exactly those)."""
         alive = live()
         with self._database.sessions.begin() as session:
-            query = select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id, ~alive if expired else alive)
-            row = session.scalars(query).one_or_none()
-            if row is None:
+            # The row goes first, and only one transaction can delete it: replicas sweeping
+            # the same expired file delete it (and count it) once.
+            query = delete(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id, ~alive if expired else alive)
+            path = session.scalar(query.returning(StoredFile.path))
+            if path is None:
                 return False
             stores = select(VectorStoreFile.vector_store_seq).where(
                 VectorStoreFile.owner == owner, VectorStoreFile.file_id == file_id
@@ -175,8 +177,6 @@ class FileStore:
                 .execution_options(synchronize_session=False)
             )
             session.execute(delete(VectorStoreFile).where(VectorStoreFile.owner == owner, VectorStoreFile.file_id == file_id))
-            path = row.path
-            session.delete(row)
         (self.directory / path).unlink(missing_ok=True)
         return True
 

@@ -57,8 +57,9 @@ def test_an_expired_file_is_gone_at_once_and_swept_with_its_bytes_and_store_memb
     with pytest.raises(openai.NotFoundError):
         owner_a.files.content(doomed.id)
     assert doomed.id not in [file.id for file in owner_a.files.list()]
-    eventually(lambda: sql(server_db, "SELECT count(*) FROM files WHERE id = :id", id=doomed.id).scalar_one() == 0)
-    assert doomed.id not in files_on_disk(store_server)
+    # The bytes go just after the row's transaction commits.
+    eventually(lambda: doomed.id not in files_on_disk(store_server))
+    assert sql(server_db, "SELECT count(*) FROM files WHERE id = :id", id=doomed.id).scalar_one() == 0
     assert owner_a.vector_stores.files.list(store.id).data == []
     assert owner_a.files.retrieve(kept.id).id == kept.id
 
