@@ -63,6 +63,8 @@ def test_an_unknown_field_refusal_passes_only_for_a_field_the_schema_does_not_de
     with pytest.raises(AssertionError):
         refused("createResponse", {"model": "smollm2", "store": True}, "unknown_parameter", "store", "Unknown parameter: 'store'.")
     refused("createChatCompletion", {**CHAT, "zzz": 1}, None, None, "Unrecognized request argument supplied: zzz")
+    two = {"model": "smollm2", "prompt": "Hi", "R\x84": 1, "\x0bE ": 2}
+    refused("createCompletion", two, None, None, "Unrecognized request arguments supplied: R\x84, \x0bE ")
     with pytest.raises(AssertionError):
         refused("createChatCompletion", {**CHAT, "n": 1}, None, None, "Unrecognized request argument supplied: n")
 
