@@ -66,19 +66,21 @@ deploy-check: install
 	.ci/deploy/check.sh
 
 # The long fuzz run: FUZZ_EXAMPLES per served operation for each of FUZZ_RUNS fresh random
-# seeds (or the seeds listed in FUZZ_SEEDS), every run's log checked for client mistakes at
-# error level; the report (per operation: examples, failures, seeds) goes to FUZZ_OUT.md.
-FUZZ_EXAMPLES ?= 200
-FUZZ_RUNS     ?= 3
-FUZZ_SEEDS    ?=
-FUZZ_OUT      ?= fuzz-report
-fuzz: install
+# seeds (or the seeds listed in FUZZ_SEEDS) on each of FUZZ_DATABASES, every run's log
+# checked for client mistakes at error level; the report (per database and operation:
+# examples, failures, seeds) goes to FUZZ_OUT.md.
+FUZZ_EXAMPLES  ?= 200
+FUZZ_RUNS      ?= 3
+FUZZ_SEEDS     ?=
+FUZZ_DATABASES ?= sqlite postgresql
+FUZZ_OUT       ?= fuzz-report
+fuzz: install system-deps
 	rm -f $(FUZZ_OUT).jsonl; status=0; \
 	seeds="$(FUZZ_SEEDS)"; [ -n "$$seeds" ] || seeds=$$(for i in $$(seq $(FUZZ_RUNS)); do od -An -N4 -tu4 /dev/urandom; done); \
-	for seed in $$seeds; do \
-		FUZZ_SEED=$$seed FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_REPORT=$(FUZZ_OUT).jsonl nice -n 10 \
+	for seed in $$seeds; do for database in $(FUZZ_DATABASES); do \
+		FUZZ_SEED=$$seed FUZZ_DATABASE=$$database FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_REPORT=$(FUZZ_OUT).jsonl nice -n 10 \
 			$(BIN)/pytest -m slow -p no:cacheprovider tests/conformance/test_schemathesis.py || status=1; \
-	done; \
+	done; done; \
 	$(BIN)/python -m tests.conformance.report $(FUZZ_OUT).jsonl > $(FUZZ_OUT).md; cat $(FUZZ_OUT).md; exit $$status
 
 $(LITELLM_VENV)/bin/litellm:

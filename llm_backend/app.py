@@ -28,6 +28,7 @@ from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.responses_socket import ResponsesSocket
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
+from .serving import expiry
 from .serving.responses import background
 from .settings import Settings, get_settings
 from .spec import adapter, client_events, docs, validation
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             # Upload leftovers swept; store files a dead process left in_progress taken over.
             await services.database.run(services.retrieval.sweep)
             leases.append(asyncio.create_task(services.retrieval.keep(settings.background_lease)))
+            # Files and vector stores past their expires_after (serving/expiry.py).
+            leases.append(asyncio.create_task(expiry.sweep(services, settings.expiry_sweep_seconds)))
         await services.registry.start()
         services.database.usage.start()
         log.info(

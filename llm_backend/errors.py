@@ -285,6 +285,17 @@ def missing_object(name: str, object_id: str, param: str | None = None) -> OpenA
     return not_found(name.removesuffix("_id").replace("_", " "), object_id, param)
 
 
+def vector_store_expired(store_id: str, param: str = "vector_store_id") -> OpenAIError:
+    """A vector store past its ``expires_after``: still shown (``status: expired``), no
+    longer searched or filled."""
+    return OpenAIError(
+        400,
+        f"Vector store '{store_id}' has expired: it can no longer be searched or have files added.",
+        param=param,
+        code="vector_store_expired",
+    )
+
+
 # --- upstream APIs -------------------------------------------------------------------------
 
 

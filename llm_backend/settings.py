@@ -198,6 +198,14 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         512 * 1024 * 1024, ge=1024, description="largest file createFile accepts (OpenAI's: 512 MB); streamed to disk"
     )
+    expiry_sweep_seconds: float = Field(
+        60, gt=0, description="how often files and vector stores past their expires_after are swept"
+    )
+    search_cache_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="memory search keeps vector stores' vectors and files in (least recently used out first)",
+    )
     indexing_nice: int = Field(
         10, ge=0, le=19, description="niceness the vector store indexing thread adds to its own (chat decoding goes first)"
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from ..backends.base import Serving
 from ..errors import OpenAIError, bad_request
 from ..http import context
 from ..http.context import current
@@ -50,7 +51,7 @@ async def _transcribe(body: dict[str, Any], file: Any, task: str, operation_id: 
     model_id = body["model"]
     context.record().model = model_id  # for the metrics, as routing by model does for JSON bodies
     backend = services.registry.backend_for(model_id)
-    if not backend.serves(operation_id):
+    if backend.serving(operation_id) is Serving.FORWARDED:
         content = await anyio.to_thread.run_sync(_read_all, upload.file)
         fields = {name: value for name, value in body.items() if name != "file"}
         return await forward_form(backend, fields, (upload.filename or "audio", content, upload.content_type or ""))

@@ -8,7 +8,10 @@ from ..storage.usage import COMPLETIONS, EMBEDDINGS
 
 
 async def _answer(operation: str | None, **parameters):
-    known = ("start_time", "end_time", "bucket_width", "group_by", "api_key_ids", "models", "limit", "page")
+    known = (
+        "start_time", "end_time", "bucket_width", "group_by", "api_key_ids", "models", "limit", "page",
+        "project_ids", "user_ids", "batch",
+    )
     arguments = {name: value for name, value in parameters.items() if name in known and value is not None}
     return json_response(await usage_page(current().database, operation, **arguments))
 

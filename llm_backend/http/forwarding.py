@@ -30,11 +30,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth import ANONYMOUS
-from ..backends.base import Backend
+from ..backends.base import Backend, Serving, StreamedBody
 from ..errors import OpenAIError
 from ..serving.ownership import Guard
 from . import context
-from .body import read_body
+from .body import Spool
 from .rendering import relay_response
 
 
@@ -60,7 +60,7 @@ def _guard(scope: Scope) -> Guard | None:
     return Guard(services.database.forwarded_objects, caller.owner, scope["method"], path_params, scope.get("query_string", b""))
 
 
-async def forward(backend: Backend, scope: Scope, content: bytes | None) -> Response:
+async def forward(backend: Backend, scope: Scope, content: bytes | StreamedBody | None) -> Response:
     method, path, query, headers = scope["method"], _api_path(scope), scope.get("query_string", b""), scope["headers"]
     guard = _guard(scope)
     if guard is None:
@@ -85,10 +85,19 @@ class Passthrough:
         self.upstream = upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Read whole (the body limit middleware bounds it) so that a retry can send it again.
-        body, receive = await read_body(receive)
-        response = await forward(self.upstream, scope, body or b"")
-        await response(scope, receive, send)
+        # Read whole (the body limit middleware bounds it) so that a retry can send it
+        # again; a large body (an upload of up to 512 MB) into a temporary file, sent on
+        # from there, never whole in memory.
+        spool = await Spool.read(receive)
+        if spool is None:
+            return  # the client left
+        try:
+            small = spool.in_memory()
+            body = small if small is not None else StreamedBody(spool.size, spool.chunks)
+            response = await forward(self.upstream, scope, body)
+            await response(scope, receive, send)
+        finally:
+            spool.close()
 
 
 class UnservedOperations:
@@ -127,7 +136,7 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
         if isinstance(model, str):
             context.record().model = model
             backend = context.current().registry.backend_for(model)
-            if not backend.serves(operation_id):
+            if backend.serving(operation_id) is Serving.FORWARDED:
                 return await _forward_served(backend, body)
         return await controller(*args, **kwargs)
 

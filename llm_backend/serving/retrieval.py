@@ -34,7 +34,7 @@ class Retrieval:
         self.database = database
         self.embedding_model = embedding_model or EmbeddingModel(settings)
         self.files_dir: Path = settings.data_dir / "files"
-        self.searcher = Searcher(database, self.embed)
+        self.searcher = Searcher(database, self.embed, settings.search_cache_bytes)
         self.indexer = Indexer(database, self.files_dir, self.embedder, nice=settings.indexing_nice)
 
     def embedder(self) -> Any:

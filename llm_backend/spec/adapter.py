@@ -89,7 +89,7 @@ def _json_object_body(controller: Callable) -> Callable:
 
     @functools.wraps(controller)
     async def checked(*args: Any, **kwargs: Any) -> Any:
-        if "body" in kwargs and not isinstance(kwargs["body"], dict):
+        if kwargs.get("body") is not None and not isinstance(kwargs["body"], dict):
             raise invalid_body()
         return await controller(*args, **kwargs)
 

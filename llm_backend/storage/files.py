@@ -11,6 +11,11 @@ so an upload in flight is locked by its writer (``flock``, from creating the tem
 file until its row is committed; NFS carries it as a POSIX lock) and the sweep removes
 only what it can lock: it never takes another process's upload, and a dead process's
 locks are gone with it.
+
+A file past its ``expires_at`` is gone for the API at once (every lookup asks for live
+files), and ``expire`` (the sweeper, ``serving/expiry.py``) deletes it for good: row,
+store memberships, bytes. Each deletion is one conditional transaction, so replicas
+sweeping together delete each file once.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 
+from . import storable
 from .models import StoredFile, VectorStore, VectorStoreFile
 
 if TYPE_CHECKING:
@@ -33,6 +39,11 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 CHUNK = 1 << 20
+
+
+def live(now: int | None = None) -> ColumnElement:
+    """Files not past their ``expires_after``: the only ones the API shows."""
+    return or_(StoredFile.expires_at.is_(None), StoredFile.expires_at > (int(time.time()) if now is None else now))
 
 
 class FileTooLarge(ValueError):
@@ -72,6 +83,16 @@ class FileStore:
     ) -> Json:
         """Store the bytes (streamed in ``parts``) and the row; the file object."""
         file_id = "file-" + secrets.token_hex(12)
+        row = StoredFile(
+            id=file_id,
+            owner=owner,
+            filename=filename,
+            purpose=purpose,
+            mime_type=mime_type,
+            created_at=int(time.time()),
+            expires_at=expires_at,
+        )
+        storable.check(row)  # a name no database can hold is refused before the bytes are written
         relative = f"{file_id[-2:]}/{file_id}"
         target = self.directory / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -88,18 +109,7 @@ class FileStore:
             out.flush()
             os.fsync(out.fileno())
             os.replace(partial, target)
-            row = StoredFile(
-                id=file_id,
-                owner=owner,
-                filename=filename,
-                purpose=purpose,
-                bytes=size,
-                mime_type=mime_type,
-                sha256=digest.hexdigest(),
-                path=relative,
-                created_at=int(time.time()),
-                expires_at=expires_at,
-            )
+            row.bytes, row.sha256, row.path = size, digest.hexdigest(), relative
             with self._database.sessions.begin() as session:
                 session.add(row)
         except BaseException:
@@ -111,10 +121,9 @@ class FileStore:
         return as_openai(row)
 
     def _row(self, owner: str, file_id: str) -> StoredFile | None:
-        if "\x00" in file_id:
-            return None
+        query = select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id, live())
         with self._database.sessions() as session:
-            return session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
+            return session.scalars(query).one_or_none()
 
     def get(self, owner: str, file_id: str) -> Json | None:
         row = self._row(owner, file_id)
@@ -135,12 +144,12 @@ class FileStore:
         return {**as_openai(row), "mime_type": row.mime_type}, self.directory / row.path
 
     def list(self, owner: str, purpose: str | None = None, after: str | None = None, limit: int = 10000, order: str = "desc") -> tuple[list[Json], bool]:
-        query = select(StoredFile).where(StoredFile.owner == owner)
+        query = select(StoredFile).where(StoredFile.owner == owner, live())
         if purpose is not None:
             query = query.where(StoredFile.purpose == purpose)
         with self._database.sessions() as session:
             if after is not None:
-                cursor = session.scalar(select(StoredFile.seq).where(StoredFile.owner == owner, StoredFile.id == after))
+                cursor = session.scalar(select(StoredFile.seq).where(StoredFile.owner == owner, StoredFile.id == after, live()))
                 if cursor is None:
                     raise LookupError(after)
                 query = query.where(StoredFile.seq > cursor if order == "asc" else StoredFile.seq < cursor)
@@ -148,11 +157,17 @@ class FileStore:
             rows = list(session.scalars(query.order_by(seq.asc() if order == "asc" else seq.desc()).limit(limit + 1)))
         return [as_openai(row) for row in rows[:limit]], len(rows) > limit
 
-    def delete(self, owner: str, file_id: str) -> bool:
-        """The row, the file in every vector store of the owner (chunks cascade), then the bytes."""
+    def delete(self, owner: str, file_id: str, expired: bool = False) -> bool:
+        """The row, the file in every vector store of the owner (chunks cascade), then the
+        bytes; a file past its expiry is already gone for the API (``expired``: the sweeper's
+        delete of exactly those)."""
+        alive = live()
         with self._database.sessions.begin() as session:
-            row = session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
-            if row is None:
+            # The row goes first, and only one transaction can delete it: replicas sweeping
+            # the same expired file delete it (and count it) once.
+            query = delete(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id, ~alive if expired else alive)
+            path = session.scalar(query.returning(StoredFile.path))
+            if path is None:
                 return False
             stores = select(VectorStoreFile.vector_store_seq).where(
                 VectorStoreFile.owner == owner, VectorStoreFile.file_id == file_id
@@ -164,10 +179,16 @@ class FileStore:
                 .execution_options(synchronize_session=False)
             )
             session.execute(delete(VectorStoreFile).where(VectorStoreFile.owner == owner, VectorStoreFile.file_id == file_id))
-            path = row.path
-            session.delete(row)
         (self.directory / path).unlink(missing_ok=True)
         return True
+
+    def expire(self, now: int | None = None, batch: int = 500) -> int:
+        """Delete the files past their ``expires_at`` (a batch of them); how many this call
+        deleted (another replica may delete some of the same first: each goes once)."""
+        query = select(StoredFile.owner, StoredFile.id).where(~live(now)).order_by(StoredFile.expires_at).limit(batch)
+        with self._database.sessions() as session:
+            due = list(session.execute(query))
+        return sum(self.delete(owner, file_id, expired=True) for owner, file_id in due)
 
     def sweep_orphans(self) -> int:
         """Remove bytes with no row (a crash between the rename and the insert) and

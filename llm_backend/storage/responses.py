@@ -20,7 +20,6 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, update
 
-from .chat_completions import _nameable
 from .conversations import append_items
 from .models import ResponseEvent, StoredResponse, utcnow
 
@@ -65,8 +64,6 @@ class ResponseStore:
     # --- blocking implementations (run in worker threads) ---------------------------------
 
     def _find(self, session: Session, owner: str, response_id: str, locked: bool = False) -> StoredResponse | None:
-        if not _nameable(response_id):
-            return None
         query = select(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
         # Locked: PostgreSQL reads the row as the last writer left it and holds it till commit.
         return session.scalars(query.with_for_update() if locked else query).one_or_none()
@@ -109,8 +106,6 @@ class ResponseStore:
             _add_events(session, response_id, events)
 
     def _events(self, owner: str, response_id: str, after: int | None) -> tuple[str, list[Json]] | None:
-        if not _nameable(response_id):
-            return None
         with self._database.sessions() as session:
             # The status first: the events written before it ended are all there to be read then.
             status = session.scalar(
@@ -148,8 +143,6 @@ class ResponseStore:
         return [item for turn in reversed(turns) for item in turn]
 
     def _delete(self, owner: str, response_id: str) -> bool:
-        if not _nameable(response_id):
-            return False
         with self._database.sessions.begin() as session:
             result = session.execute(
                 delete(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)

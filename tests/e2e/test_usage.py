@@ -101,6 +101,16 @@ def test_usage_is_filtered_by_key(accounted, made):
     assert results(usage.completions(start_time=made["start"], api_key_ids=[OWNER_B])) == []
 
 
+@pytest.mark.parametrize("selector", [{"project_ids": ["proj_abc"]}, {"user_ids": ["user_abc"]}, {"batch": True}])
+def test_usage_of_a_project_user_or_batch_is_none_here(accounted, made, selector):
+    # No usage here belongs to a project or a user, or comes from a batch: these filters
+    # were accepted and ignored, which answered every key's usage.
+    usage = admin(accounted).admin.organization.usage
+    eventually(lambda: usage.completions(start_time=made["start"]), lambda page: results(page))
+    assert results(usage.completions(start_time=made["start"], **selector)) == []
+    assert results(usage.completions(start_time=made["start"], batch=False))
+
+
 def test_buckets_cover_the_range_and_page_with_next_page(accounted):
     usage = admin(accounted).admin.organization.usage
     start = 1_700_000_000 // 3600 * 3600

@@ -13,7 +13,7 @@ from alembic import command
 from llm_backend.storage import Database, migrate
 from llm_backend.storage.api_keys import key_digest
 
-HEAD = "0010"  # the newest migration
+HEAD = "0011"  # the newest migration
 
 OLD_COMPLETION = {
     "id": "chatcmpl-from-0001",
@@ -179,8 +179,11 @@ def _fill_positional_owners(db: Database) -> None:
         session.add(models.StoredFile(
             id="file-0", owner="key-1", filename="f", purpose="assistants", bytes=1, sha256="0", path="f", created_at=1
         ))
-        store = models.VectorStore(id="vs_0", owner="key-0", created_at=1, last_active_at=1)
-        session.add(store)
+        # As SQL: the model has columns of later revisions (0011's description).
+        session.execute(sa.text(
+            "INSERT INTO vector_stores (id, owner, created_at, last_active_at, metadata, generation)"
+            " VALUES ('vs_0', 'key-0', 1, 1, '{}', 0)"
+        ))
         session.add(models.StoredFile(
             id="file-7", owner="key-7", filename="f", purpose="assistants", bytes=1, sha256="0", path="g", created_at=1
         ))

@@ -108,6 +108,18 @@ def test_nullable_is_rewritten_for_the_fast_validator():
     assert "nullable" in schema["properties"]["n"], "the original stays untouched"
 
 
+def test_nullable_beside_a_one_of_alone_admits_null_in_both_validators():
+    # Chat's ``prediction``: found by the strict fuzz check ("prediction": null was a 400).
+    import jsonschema_rs
+
+    branch = {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["content"]}}}
+    schema = {"type": "object", "properties": {"prediction": {"nullable": True, "oneOf": [branch]}}}
+    fast = jsonschema_rs.validator_for(validation.nullable_as_type(schema))
+    slow = validation.RequestSchemaValidator(schema)
+    for body, valid in (({"prediction": None}, True), ({"prediction": {"type": "content"}}, True), ({"prediction": 3}, False)):
+        assert fast.is_valid(body) is slow.is_valid(body) is valid
+
+
 def test_fast_and_python_validators_agree():
     import jsonschema_rs
 

@@ -19,7 +19,7 @@ from typing import Any
 from ... import errors
 from ...errors import model_not_found, model_not_supported
 from ...settings import Settings
-from ..base import Json, ModelCard, Relayed
+from ..base import Json, ModelCard, Relayed, Serving, StreamedBody
 from ..events import ModelEvents
 from ..lifecycle import Lifecycle
 from ..llama.client import WorkerProcess
@@ -225,12 +225,11 @@ class AudioBackend:
 
     # --- operations ----------------------------------------------------------------------
 
-    def serves(self, operation_id: str) -> bool:
-        """Answered (or refused) here, never forwarded."""
-        return True
+    def serving(self, operation_id: str | None) -> Serving:
+        return Serving.HERE  # answered (or refused) here, never forwarded
 
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
-        raise AssertionError("local models are never forwarded")  # serves() is always true
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
+        raise AssertionError("local models are never forwarded")  # serving() is always HERE
 
     def _not_text(self, model_id: str) -> errors.OpenAIError:
         return model_not_supported(model_id, "text generation or embeddings: it is an audio model (use /v1/audio)")

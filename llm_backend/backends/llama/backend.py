@@ -15,7 +15,7 @@ from typing import Any
 from ... import errors
 from ...errors import bad_request, model_not_found
 from ...settings import ModelConfig, Settings
-from ..base import Answer, Json, ModelCard, Relayed
+from ..base import Answer, Json, ModelCard, Relayed, Serving
 from ..events import ModelEvents
 from ..lifecycle import Lifecycle
 from ..presets import REPORTED_SAMPLING, Preset, presets
@@ -76,16 +76,19 @@ class LlamaBackend:
         self._preset(model_id)
         return next(card for card in self._cards if card.id == model_id).to_openai()
 
-    def serves(self, operation_id: str) -> bool:
+    def serving(self, operation_id: str | None) -> Serving:
         """Every operation for a local model is answered here."""
-        return True
+        return Serving.HERE
 
     def sampling_defaults(self, model_id: str) -> Json:
         defaults = self._preset(model_id).defaults()
         return {name: defaults[name] for name in REPORTED_SAMPLING if name in defaults}
 
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
-        raise AssertionError("local models are never forwarded")  # serves() is always true
+        raise AssertionError("local models are never forwarded")  # always Serving.HERE
+
+    def context_length(self, model_id: str) -> int:
+        return self.local_models[self._preset(model_id).model.id].n_ctx
 
     async def probe(self) -> bool:
         return self.readiness()[0]
