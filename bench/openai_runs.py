@@ -1,5 +1,5 @@
-"""Running the shared load generator (../shared/bench/openai_bench.py, or $OPENAI_BENCH)
-against named targets, for the benches that compare servers side by side."""
+"""Running the shared load generator (shared/bench/openai_bench.py beside the checkout, or
+$OPENAI_BENCH) against named targets, for the benches that compare servers side by side."""
 
 from __future__ import annotations
 
@@ -10,7 +10,23 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OPENAI_BENCH = Path(os.environ.get("OPENAI_BENCH", ROOT.parent / "shared" / "bench" / "openai_bench.py"))
+
+
+def _shared_bench() -> Path:
+    # Beside the checkout (/work/main), or one level further up for a worktree (/work/wt/x).
+    candidates = [ROOT.parent / "shared" / "bench", ROOT.parent.parent / "shared" / "bench"]
+    return next((folder for folder in candidates if folder.is_dir()), candidates[0]) / "openai_bench.py"
+
+
+OPENAI_BENCH = Path(os.environ.get("OPENAI_BENCH") or _shared_bench())
+
+
+def load_generator():
+    """The shared load generator as a module (its prompts, its streaming client)."""
+    sys.path.insert(0, str(OPENAI_BENCH.parent))
+    import openai_bench
+
+    return openai_bench
 
 
 def load_average() -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import statistics
 import sys
 import time
@@ -37,17 +36,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.openai_runs import load_generator  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
-
-SHARED = Path(os.environ.get("BENCH_DIR", ROOT.parent / "shared" / "bench"))
 
 
 @functools.cache
 def prompts() -> list[str]:
-    sys.path.insert(0, str(SHARED))
-    import openai_bench
-
-    return list(openai_bench.PROMPTS)
+    return list(load_generator().PROMPTS)
 
 
 def _sse_data(response: httpx.Response):

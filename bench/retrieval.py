@@ -45,7 +45,17 @@ DATA = Path(__file__).parent / "data"
 OWNER = "bench"
 MODES = ("vector", "keyword", "hybrid")
 # The textbook fusion (Cormack et al. 2009: k=60, equal weights), measured beside ours.
-TEXTBOOK_RRF = {"k": 60, "weights": {"vector": 1.0, "keyword": 1.0}}
+TEXTBOOK_RRF = {"k": 60, "hybrid_search": {"embedding_weight": 1.0, "text_weight": 1.0}}
+# Clients' own weights (the file_search tool's ``ranking_options.hybrid_search``), and
+# ``rewrite_query``, each measured beside our default fusion (vector 1, keyword 2).
+VARIANTS = {
+    "hybrid_weights_1_1": {"ranking_options": {"hybrid_search": {"embedding_weight": 1, "text_weight": 1}}},
+    "hybrid_weights_2_1": {"ranking_options": {"hybrid_search": {"embedding_weight": 2, "text_weight": 1}}},
+    "hybrid_weights_1_4": {"ranking_options": {"hybrid_search": {"embedding_weight": 1, "text_weight": 4}}},
+    "hybrid_weights_1_0": {"ranking_options": {"hybrid_search": {"embedding_weight": 1, "text_weight": 0}}},
+    "hybrid_weights_0_1": {"ranking_options": {"hybrid_search": {"embedding_weight": 0, "text_weight": 1}}},
+    "hybrid_rewrite_query": {"rewrite_query": True},
+}
 SCALE_CHUNKS = 10_000
 
 
@@ -87,19 +97,21 @@ def quality(searcher: Searcher, store: str, passage_of: dict[str, str], question
         "held_out_even": range(0, len(questions), 2),
     }
     figures: dict = {name: {} for name in subsets}
-    for mode in (*MODES, "hybrid_rrf60"):
+    for mode in (*MODES, "hybrid_rrf60", *VARIANTS):
         log(f"quality: {mode}")
         ranks = []
-        tuned = (search_module.RRF_K, search_module.WEIGHTS)
+        tuned = search_module.RRF_K
+        options = dict(VARIANTS.get(mode, {}))
         if mode == "hybrid_rrf60":
-            search_module.RRF_K, search_module.WEIGHTS = TEXTBOOK_RRF["k"], TEXTBOOK_RRF["weights"]
+            search_module.RRF_K = TEXTBOOK_RRF["k"]
+            options["ranking_options"] = {"hybrid_search": TEXTBOOK_RRF["hybrid_search"]}
         try:
             for question in questions:
-                page = searcher.search(OWNER, [store], question["q"], max_num_results=10, mode=mode.split("_")[0])
+                page = searcher.search(OWNER, [store], question["q"], max_num_results=10, mode=mode.split("_")[0], **options)
                 found = [passage_of[item["file_id"]] for item in page["data"]]
                 ranks.append(found.index(question["answer"]) + 1 if question["answer"] in found else None)
         finally:
-            search_module.RRF_K, search_module.WEIGHTS = tuned
+            search_module.RRF_K = tuned
         for name, members in subsets.items():
             chosen = [ranks[i] for i in members]
             figures[name][mode] = {

@@ -1,16 +1,30 @@
-"""`make bench`: our server against llama-cpp-python's own server and the in-process rate.
+"""`make bench` (engine rows): our server beside its ceiling and llama-cpp-python's server.
 
-Starts both servers on the same GGUF with the same thread counts, runs the shared
-``openai_bench.py`` (stream mode, concurrency 1, 4, 8, both targets side by side, the
-llama-cpp-python server first so the ratio columns read ours / theirs), then
-``inprocess_llama.py`` paired request by request with our server (concurrency 1). Writes
-everything, with the machine's load, to ``bench-results/<timestamp>/``.
+Three targets on the same GGUF and the same threads, at concurrency 1, 4, 8 and 16:
+
+- **ceiling**: llama.cpp in-process, N sequences in one batch (bench/ceiling.py): what
+  nothing on these cores can beat;
+- **ours**: this service with its default engine settings (only the threads are pinned, to
+  the ones the ceiling and llama-cpp-python's server get);
+- **llama-cpp-python**: its own server (one request at a time), the peer.
+
+Every round runs every cell on all three, in an order that rotates from round to round;
+HTTP targets get the shared load generator's streaming requests (its prompts, greedy,
+``max_tokens``), the ceiling the same prompts as one batch of N. A cell's figures are the
+medians over rounds of aggregate tokens/s and of the per-round ratios, with TTFT p50 beside
+them, and for ours the CPU each generated token cost the API process and the engine worker.
+Writes everything, with the machine's load, to ``bench-results/<timestamp>/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import math
 import os
+import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -21,18 +35,18 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llm_backend.backends.llama.backend import default_batch_threads, default_threads  # noqa: E402
+from bench.openai_runs import load_average, load_generator  # noqa: E402
+from llm_backend.backends.llama.client import ENGINE_ENVIRONMENT  # noqa: E402
+from llm_backend.backends.llama.local_model import LocalModel  # noqa: E402
 from llm_backend.backends.llama.sources import resolve_gguf  # noqa: E402
-from llm_backend.settings import Settings  # noqa: E402
+from llm_backend.settings import ModelConfig, Settings  # noqa: E402
 from tests.support.server import free_port, stop_group  # noqa: E402
 
-SHARED = Path(os.environ.get("BENCH_DIR", ROOT.parent / "shared" / "bench"))
+THEIRS, OURS, CEILING = "llama-cpp-python", "ours", "ceiling"
 
 
 def start(command: list[str], env: dict[str, str], log: Path, ready_url: str) -> subprocess.Popen:
-    process = subprocess.Popen(
-        command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
+    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -47,88 +61,192 @@ def start(command: list[str], env: dict[str, str], log: Path, ready_url: str) ->
     raise SystemExit(f"{command} not ready; see {log}")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
-def load() -> str:
-    return Path("/proc/loadavg").read_text().strip()
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+class Ceiling:
+    """bench/ceiling.py as a child process, the model loaded once."""
+
+    def __init__(self, gguf: str, engine: dict, max_n: int, log: Path) -> None:
+        # The engine workers' environment (their spin count): the ceiling differs from ours
+        # only by the server around the engine (the spin count's own effect: bench/knobs.py).
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "ceiling.py"), "--serve", "--model-path", gguf,
+             "--n", str(max_n), "--n-ctx", str(engine["n_ctx"]), "--n-batch", str(engine["n_batch"]),
+             "--threads", str(engine["n_threads"]), "--threads-batch", str(engine["n_threads_batch"])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("wb"), text=True, start_new_session=True,
+            env={**ENGINE_ENVIRONMENT, **os.environ},
+        )
+        if not json.loads(self.process.stdout.readline()).get("ready"):
+            raise SystemExit(f"the ceiling did not start; see {log}")
+
+    def cell(self, concurrency: int, requests: int, max_tokens: int, offset: int) -> dict:
+        """``requests`` sequences in batches of ``concurrency``, like the load generator's cell."""
+        runs = []
+        for batch in range(math.ceil(requests / concurrency)):
+            command = {"n": concurrency, "max_tokens": max_tokens, "offset": offset + batch * concurrency}
+            self.process.stdin.write(json.dumps(command) + "\n")
+            self.process.stdin.flush()
+            runs.append(json.loads(self.process.stdout.readline()))
+        wall = sum(run["wall_s"] for run in runs)
+        tokens = sum(run["tokens"] for run in runs)
+        return {"agg_tok_s": tokens / wall, "ttft": [run["ttft_s"] for run in runs for _ in range(run["n"])], "tokens": tokens}
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:  # still in a cell (the bench was interrupted)
+            self.process.kill()
+            self.process.wait()
+
+
+async def http_cell(load, target, concurrency: int, requests: int, max_tokens: int, offset: int) -> dict:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(600)) as client:
+        results, wall = await load.run_pool(
+            requests, concurrency,
+            lambda i: load.stream_chat(client, target, load.PROMPTS[(offset + i) % len(load.PROMPTS)], max_tokens, True, {}),
+        )
+    summary = load.summarize_stream(results, wall)
+    return {"agg_tok_s": summary["agg_tok_s"], "ttft": summary["ttft"], "tokens": summary["out_tokens"],
+            "errors": summary["errors"], "incomplete": summary["incomplete"]}
+
+
+def median(values: list[float]) -> float | None:
+    values = [value for value in values if value is not None]
+    return statistics.median(values) if values else None
+
+
+def table(cells: dict, levels: list[int], load) -> list[str]:
+    def ms(values: list[float], q: int) -> str:
+        value = load.percentile(values, q)
+        return "-" if value is None else f"{value * 1000:.0f}"
+
+    def ratio(c: int, a: str, b: str) -> str:
+        value = median([x["agg_tok_s"] / y["agg_tok_s"] for x, y in zip(cells[c][a], cells[c][b])])
+        return "-" if value is None else f"{value:.2f}"
+
+    head = ("| c | ceiling tok/s | ceiling TTFT p50 ms | ours tok/s | ours TTFT p50 / p95 ms | llama-cpp-python tok/s "
+            "| theirs TTFT p50 ms | **ours / ceiling** | **ours / theirs** | ceiling / theirs | ours CPU ms/token: API, worker |")
+    rows = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for c in levels:
+        runs = cells[c]
+        pooled = {name: [t for run in runs[name] for t in run["ttft"]] for name in runs}
+        agg = {name: median([run["agg_tok_s"] for run in runs[name]]) for name in runs}
+        cpu = runs[OURS]
+        rows.append(
+            f"| {c} | {agg[CEILING]:.1f} | {ms(pooled[CEILING], 50)} | {agg[OURS]:.1f} | {ms(pooled[OURS], 50)} / {ms(pooled[OURS], 95)} "
+            f"| {agg[THEIRS]:.1f} | {ms(pooled[THEIRS], 50)} | **{ratio(c, OURS, CEILING)}** | **{ratio(c, OURS, THEIRS)}** "
+            f"| {ratio(c, CEILING, THEIRS)} | {median([r['api_ms'] for r in cpu]):.2f}, {median([r['worker_ms'] for r in cpu]):.2f} |"
+        )
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=default_threads(), help="n_threads: one sequence alone")
-    parser.add_argument("--threads-batch", type=int, default=default_batch_threads(), help="n_threads_batch: batches, prompts")
-    parser.add_argument("--parallel", type=int, default=8, help="our sequences per worker")
+    parser.add_argument("--concurrency", default="1,4,8,16")
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--requests", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=8, help="requests per cell (at least the concurrency)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", default="1,4,8")
+    parser.add_argument("--skip-theirs", action="store_true", help="ours and the ceiling only (quicker)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the servers are stopped on the way out
+    levels = [int(c) for c in args.concurrency.split(",")]
+    load = load_generator()
 
     settings = Settings()
-    model = settings.models[0]
+    model: ModelConfig = settings.models[0]
     gguf = str(resolve_gguf(model, settings.model_cache_dir))
+    engine = LocalModel(model, settings).engine_config(Path(gguf))
     out = ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
-    python = sys.executable
-    ours_port, theirs_port = free_port(), free_port()
     config = out / "config.yaml"
+    # Our defaults, but the threads the other two get (both printed below).
     config.write_text(
         f"models:\n  - id: {model.id}\n    path: {gguf}\n    n_ctx: {model.n_ctx}\n"
-        f"    n_threads: {args.threads}\n    n_threads_batch: {args.threads_batch}\n    parallel: {args.parallel}\n"
-        f"queue_size: 64\n"
+        f"    n_threads: {engine['n_threads']}\n    n_threads_batch: {engine['n_threads_batch']}\n"
+        f"queue_size: 64\nembedding_model: ''\n"
     )
     env = {**os.environ, "LLM_BACKEND_CONFIG": str(config), "LLM_BACKEND_DATA_DIR": str(out / "data")}
-    notes = [f"# make bench, {time.strftime('%Y-%m-%d %H:%M:%S')}", "", f"- GGUF: `{gguf}`"]
-    notes.append(
-        f"- threads (both servers and in-process): n_threads = {args.threads}, n_threads_batch = {args.threads_batch}; cores: {os.cpu_count()}"
-    )
-    notes.append(f"- ours: parallel = {args.parallel} sequences, 1 worker process; llama-cpp-python server: its defaults")
-    notes.append(f"- load average before: {load()}")
-
-    ours = start(
-        [python, "-m", "llm_backend", "serve", "--host", "127.0.0.1", "--port", str(ours_port)],
-        env, out / "ours.log", f"http://127.0.0.1:{ours_port}/ready",
-    )
-    theirs = None
+    notes = [
+        f"# make bench (engine), {time.strftime('%Y-%m-%d %H:%M:%S')}", "",
+        f"- GGUF: `{gguf}`, {args.max_tokens} tokens per request, greedy, {args.rounds} rounds, cores: {os.cpu_count()}",
+        f"- threads (all three): n_threads = {engine['n_threads']} (one sequence), n_threads_batch = {engine['n_threads_batch']} (batches)",
+        f"- ours: parallel = {engine['parallel']}, n_batch = {engine['n_batch']}, one worker; "
+        f"llama-cpp-python's server: its defaults; ceiling: bench/ceiling.py",
+        f"- GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', ENGINE_ENVIRONMENT['GOMP_SPINCOUNT'])} for ours and the ceiling, "
+        f"{os.environ.get('GOMP_SPINCOUNT', 'libgomp default')} for llama-cpp-python",
+        f"- load average before: {load_average()}",
+    ]
+    print("\n".join(notes), flush=True)
+    ports = {OURS: free_port(), THEIRS: free_port()}
+    servers: dict[str, subprocess.Popen] = {}
+    ceiling = None
     try:
-        theirs = start(
-            [python, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", model.id,
-             "--n_threads", str(args.threads), "--n_threads_batch", str(args.threads_batch),
-             "--n_ctx", str(model.n_ctx), "--host", "127.0.0.1", "--port", str(theirs_port)],
-            dict(os.environ), out / "llama-cpp-python.log", f"http://127.0.0.1:{theirs_port}/v1/models",
-        )
-        stream = subprocess.run(
-            [python, str(SHARED / "openai_bench.py"),
-             "--target", f"llama-cpp-python=http://127.0.0.1:{theirs_port}/v1",
-             "--target", f"ours=http://127.0.0.1:{ours_port}/v1",
-             "--model", model.id, "--concurrency", args.concurrency, "--requests", str(args.requests),
-             "--rounds", str(args.rounds), "--max-tokens", str(args.max_tokens),
-             "--json", str(out / "stream.json")],
-            capture_output=True, text=True,
-        )
-        stop_group(theirs, 20)
-        theirs = None
-        notes.append(f"- load average after the server benchmark: {load()}")
-        inprocess = subprocess.run(
-            [python, str(SHARED / "inprocess_llama.py"), "--model-path", gguf, "--n-ctx", str(model.n_ctx),
-             "--n-threads", str(args.threads), "--n-threads-batch", str(args.threads_batch), "--max-tokens", str(args.max_tokens),
-             "--requests", str(args.requests), "--rounds", str(args.rounds),
-             "--compare-url", f"http://127.0.0.1:{ours_port}/v1", "--compare-model", model.id,
-             "--json", str(out / "inprocess.json")],
-            capture_output=True, text=True,
-        )
+        servers[OURS] = start([sys.executable, "-m", "llm_backend", "serve", "--port", str(ports[OURS])],
+                              env, out / "ours.log", f"http://127.0.0.1:{ports[OURS]}/ready")
+        if not args.skip_theirs:
+            servers[THEIRS] = start(
+                [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", model.id,
+                 "--n_threads", str(engine["n_threads"]), "--n_threads_batch", str(engine["n_threads_batch"]),
+                 "--n_ctx", str(model.n_ctx), "--host", "127.0.0.1", "--port", str(ports[THEIRS])],
+                dict(os.environ), out / "llama-cpp-python.log", f"http://127.0.0.1:{ports[THEIRS]}/v1/models")
+        ceiling = Ceiling(gguf, engine, max(levels), out / "ceiling.log")
+        targets = {name: load.Target(name, f"http://127.0.0.1:{port}/v1", model.id, {}, servers[name].pid)
+                   for name, port in ports.items() if name in servers}
+        ours_pids = [servers[OURS].pid, *children(servers[OURS].pid)]
+        for target in targets.values():  # warm-up: prompts cached, threads started
+            asyncio.run(http_cell(load, target, 2, 2, 16, 0))
+        ceiling.cell(2, 2, 16, 0)
+        names = [CEILING, OURS] + ([THEIRS] if THEIRS in targets else [])
+        cells: dict[int, dict[str, list[dict]]] = {c: {name: [] for name in names} for c in levels}
+        for round_ in range(args.rounds):
+            for c in levels:
+                requests = max(args.requests, c)
+                offset = round_ * requests
+                for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+                    if name == CEILING:
+                        result = ceiling.cell(c, requests, args.max_tokens, offset)
+                    else:
+                        before = [cpu_seconds(ours_pids[:1]), cpu_seconds(ours_pids[1:])]
+                        result = asyncio.run(http_cell(load, targets[name], c, requests, args.max_tokens, offset))
+                        if name == OURS:
+                            result["api_ms"] = (cpu_seconds(ours_pids[:1]) - before[0]) * 1000 / result["tokens"]
+                            result["worker_ms"] = (cpu_seconds(ours_pids[1:]) - before[1]) * 1000 / result["tokens"]
+                    cells[c][name].append(result)
+                    print(f"round {round_ + 1} c={c:<3} {name:<17} {result['agg_tok_s']:7.1f} tok/s  "
+                          f"TTFT p50 {load.percentile(result['ttft'], 50) * 1000:6.0f} ms", flush=True)
     finally:
-        if theirs is not None:
-            stop_group(theirs, 20)
-        stop_group(ours, 20)
-    notes.append(f"- load average at the end: {load()}")
-    report = "\n".join(
-        notes
-        + ["", "## Streaming, ours vs llama-cpp-python's server (openai_bench.py)", "", "```", stream.stdout, stream.stderr[-3000:], "```"]
-        + ["", "## In-process llama-cpp-python, paired with ours at concurrency 1 (inprocess_llama.py)", "", "```", inprocess.stdout, inprocess.stderr[-3000:], "```"]
-    )
-    (out / "results.md").write_text(report)
-    print(report)
-    print(f"\nwritten to {out}")
+        if ceiling is not None:
+            ceiling.close()
+        for server in servers.values():
+            stop_group(server, 20)
+    if THEIRS not in names:
+        for c in levels:  # the columns stay; theirs shows as missing
+            cells[c][THEIRS] = [{"agg_tok_s": math.nan, "ttft": []} for _ in cells[c][OURS]]
+    notes.append(f"- load average at the end: {load_average()}")
+    report = "\n".join(notes + ["", *table(cells, levels, load)])
+    (out / "results.md").write_text(report + "\n")
+    (out / "cells.json").write_text(json.dumps(cells, default=str))
+    print("\n" + report + f"\n\nwritten to {out}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.responses_socket import ResponsesSocket
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
-from .serving import uploads
+from .serving import expiry, uploads
 from .serving.batches.runner import BatchRunner
 from .serving.responses import background
 from .settings import Settings, get_settings
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 # createFile and addUploadPart: multipart uploads, bounded by max_upload_bytes instead of
 # max_body_bytes ({...}: any one path segment).
 UPLOAD_PATHS = frozenset({"/v1/files", "/v1/uploads/{upload_id}/parts"})
+# The audio uploads: the file (max_audio_bytes) and room for the other fields of the form.
+AUDIO_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
+FORM_FIELDS_ROOM = 1 << 20
 
 
 def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
@@ -55,6 +58,10 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
             from .retrieval.embedding_model import EmbeddingModel
 
             local.append(EmbeddingModel(settings))
+        if settings.transcription_model or settings.speech_model:
+            from .backends.audio.backend import AudioBackend
+
+            local.append(AudioBackend(settings, events))
     upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
     catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
     policy = PoolPolicy(settings.pool_cooldown, settings.pool_cooldown_max, settings.pool_probe_interval)
@@ -87,21 +94,25 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     database = Database(settings.database_url or default_url(settings.data_dir))
     services = Services(settings=settings, registry=registry, database=database, metrics=Metrics(registry, database))
     _retrieval(services)
+    keyring = Keyring.of(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         if settings.database_migrate:
-            await services.database.run(services.database.upgrade)
+            await services.database.run(services.database.upgrade, owners=keyring.legacy_owners())
         # Background responses whose process is gone will never finish: failed.
-        leases = asyncio.create_task(background.keep(services.database, settings.background_lease))
+        tasks = [asyncio.create_task(background.keep(services.database, settings.background_lease))]
         if settings.local_models:
-            # Upload leftovers swept; store files a killed process left in_progress re-queued.
-            await services.database.run(services.retrieval.recover)
+            # Upload leftovers swept; store files a dead process left in_progress taken over.
+            await services.database.run(services.retrieval.sweep)
+            tasks.append(asyncio.create_task(services.retrieval.keep(settings.background_lease)))
+            # Files and vector stores past their expires_after (serving/expiry.py).
+            tasks.append(asyncio.create_task(expiry.sweep(services, settings.expiry_sweep_seconds)))
         await services.registry.start()
         services.database.usage.start()
         # Batches: taken by lease, resumed wherever their process died; uploads swept.
-        batches = asyncio.create_task(services.batches.run(), name="batch runner")
-        sweeps = asyncio.create_task(uploads.keep(services), name="upload sweep")
+        tasks.append(asyncio.create_task(services.batches.run(), name="batch runner"))
+        tasks.append(asyncio.create_task(uploads.keep(services), name="upload sweep"))
         log.info(
             "models configured",
             extra={
@@ -112,10 +123,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         try:
             yield
         finally:
-            for task in (batches, sweeps):
+            for task in tasks:
                 task.cancel()
             await services.batches.stop()
-            leases.cancel()
             await background.stop(services.database)
             if "retrieval" in vars(services):
                 await services.database.run(services.retrieval.stop)
@@ -132,7 +142,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         services.metrics.usage = services.database.usage
     services.database.usage.flush_interval = settings.usage_flush_seconds
     authenticator = LimitedAuthenticator(
-        Authenticator(Keyring(settings.api_keys, settings.admin_keys), services.database.api_keys), rate_limits
+        Authenticator(keyring, services.database.api_keys), rate_limits
     )
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,
@@ -174,13 +184,20 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
 
     # Added in order from the outside in.
     observer = services.metrics if settings.metrics_enabled else None
-    app.add_middleware(RequestContext, MiddlewarePosition.BEFORE_EXCEPTION, services=services, observer=observer)
+    app.add_middleware(
+        RequestContext,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        services=services,
+        observer=observer,
+        allowed_origins=settings.cors_origins,
+    )
     app.add_middleware(
         BodyLimit,
         MiddlewarePosition.BEFORE_EXCEPTION,
         max_bytes=settings.max_body_bytes,
         upload_bytes=settings.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
+        path_limits={path: settings.max_audio_bytes + FORM_FIELDS_ROOM for path in AUDIO_PATHS},
     )
     app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:
@@ -217,6 +234,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         services=services,
         authenticator=authenticator,
         check_event=check_event,
+        observer=observer,
     )
     # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.
     served = docs.as_json(docs.served_view(openai_document, specification.base_path))

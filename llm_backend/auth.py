@@ -6,15 +6,24 @@ whose spec declares a bearer security scheme (``http/security.py``), and the fas
 asks the same ``Authenticator``.
 
 Two kinds of keys: API keys (``api_keys``) call the OpenAI operations; admin keys
-(``admin_keys``) call those and the admin operations, whose security scheme in
-extensions.yaml carries ``x-admin: true``. With no key configured at all, everyone is let
-in (the service then listens on loopback only, see ``Settings.check_bind``).
+(``admin_keys``) call those and the admin operations (the OpenAI document's
+``AdminApiKeyAuth``, extensions.yaml's ``x-admin`` scheme). With no key configured at all,
+everyone is let in (the service then listens on loopback only, see ``Settings.check_bind``).
+
+A key's tenant (``Principal.owner``, the owner of what it stores) never depends on where
+the key is listed: a static key given as ``name=key`` is owned by its name (several keys may
+share one: a key rotated keeps its tenant), an unnamed one by a digest of the key itself
+(``derived_owner``), a managed key by its id. Until named keys, a static key's owner was its
+position (``key-0``, ``admin-0``); ``legacy_owners`` maps those once, when the database is
+upgraded (docs/SECURITY.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,14 +48,65 @@ def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+# A static key's name: what operators read in usage, metrics and logs.
+OWNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+# Owners a name may not take: derived and positional owners, managed key ids.
+RESERVED_PREFIXES = ("key-", "admin-", "apikey_")
+
+
+class KeyEntryError(ValueError):
+    """A key setting that cannot be used; the message names the entry, never the key."""
+
+
+def derived_owner(key: str) -> str:
+    """The owner of an unnamed key: 64 bits of a digest of the key (domain-separated from
+    the digest keys are checked by), the same in every replica and list position; a strong
+    key cannot be found back from it (name weak keys)."""
+    return "key-" + hashlib.sha256(b"llm-backend owner\x00" + key.encode()).hexdigest()[:16]
+
+
+def static_key(entry: str, setting: str = "LLM_BACKEND_API_KEYS", position: int = 0, admin: bool = False) -> tuple[str, Principal]:
+    """(the key, its principal) of one entry of a key setting: ``name=key`` or ``key``."""
+    name, named, key = entry.partition("=")
+    if not named:
+        return entry, Principal(derived_owner(entry), admin)
+    where = f"{setting}, entry {position + 1}"
+    if not key.strip("="):
+        raise KeyEntryError(f"{where}: no key after its name (a key containing '=' must be named: name=key)")
+    if not OWNER_NAME.fullmatch(name) or name.startswith(RESERVED_PREFIXES) or name == ANONYMOUS:
+        raise KeyEntryError(
+            f"{where}: a key's name (before '=') is 1-64 letters, digits, '.', '_', '@' or '-', and does not "
+            f"start with {', '.join(RESERVED_PREFIXES)} or read {ANONYMOUS!r}"
+        )
+    return key, Principal(name, admin)
+
+
 class Keyring:
     """The static keys from configuration. With none configured, everyone is let in."""
 
-    def __init__(self, keys: list[str], admin_keys: list[str] = ()) -> None:
-        self._keys = [(digest(key), Principal(f"key-{index}")) for index, key in enumerate(keys)]
-        self._keys += [
-            (digest(key), Principal(f"admin-{index}", admin=True)) for index, key in enumerate(admin_keys)
-        ]
+    def __init__(self, keys: Iterable[str], admin_keys: Iterable[str] = ()) -> None:
+        self._keys: list[tuple[bytes, Principal]] = []
+        # Each key's owner before named keys: its position in its setting.
+        self._legacy: dict[str, str] = {}
+        owners: dict[bytes, str] = {}
+        settings = (("LLM_BACKEND_API_KEYS", "key", keys, False), ("LLM_BACKEND_ADMIN_KEYS", "admin", admin_keys, True))
+        for setting, prefix, entries, admin in settings:
+            for position, entry in enumerate(entries):
+                key, principal = static_key(entry, setting, position, admin)
+                known = digest(key)
+                if owners.setdefault(known, principal.owner) != principal.owner:
+                    raise KeyEntryError(f"{setting}, entry {position + 1}: a key listed before under another owner")
+                self._keys.append((known, principal))
+                self._legacy[f"{prefix}-{position}"] = principal.owner
+
+    @classmethod
+    def of(cls, settings) -> "Keyring":
+        """The static keys of ``settings`` (``api_keys``, ``admin_keys``)."""
+        return cls(settings.api_keys, settings.admin_keys)
+
+    def legacy_owners(self) -> dict[str, str]:
+        """Positional owners (``key-0``, ``admin-0``, ...) -> the owners of the same keys now."""
+        return dict(self._legacy)
 
     @property
     def enabled(self) -> bool:

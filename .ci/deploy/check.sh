@@ -8,7 +8,9 @@
 #   4. k8s/replicas/ is played: two replicas on PostgreSQL behind a stand-in for their Service
 #      (HAProxy, see kube_to_podman.front_config); a chat stored through one is read through the
 #      other; under load, a replica killed loses no request that had not started streaming,
-#      and a replica stopped gracefully (a rolling update) loses none at all.
+#      and a replica stopped gracefully (a rolling update) loses none at all; a replica killed
+#      mid-indexing and mid-background-response: the other takes over its files, fails its
+#      response when the lease runs out and streams it again.
 # Prints one line per check and closes with "N passed, N failed"; exits 1 on any failure.
 # Usage: .ci/deploy/check.sh   (from anywhere; root, Debian 12; installs podman if missing)
 # The static checks (kubernetes-validate, hadolint, Tiltfile, wiring) are pytest tests in
@@ -295,6 +297,10 @@ sent_back() {
     (($(chats_served llm-backend-0) > served_before)) || { echo "the restarted replica got none of 6 chats"; return 1; }
 }
 check "replicas: the Service sends the restarted replica requests again" sent_back
+measured "replicas: a replica killed mid-indexing and mid-background-response: the other takes over its files and fails its response" \
+    "$PYTHON" "$HERE/replicas_check.py" takeover "${replica[0]}" "${replica[1]}" --key "$API_KEY" \
+    --disrupt "podman kill --signal KILL llm-backend-0-llm-backend"
+check "replicas: the replica killed mid-work, restarted, is ready again" replicas_ready 120
 measured "replicas: a replica stopped gracefully (SIGTERM, a rolling update) under load loses no request, streams included" \
     "$PYTHON" "$HERE/replicas_check.py" under-load "$service" --key "$API_KEY" --graceful \
     --disrupt "podman stop --time 30 llm-backend-1-llm-backend"

@@ -7,6 +7,11 @@
         Clients stream and don't through the Service; after a few seconds the command runs
         (it kills or stops a replica). No request that had not started streaming may fail
         (with --graceful: no request at all); every stored answer is readable afterwards.
+    python replicas_check.py takeover URL_DOOMED URL_OTHER --key K --disrupt "podman kill ..."
+        Through the first replica: vector store files to index and a long background
+        response; the command kills that replica mid-work. Through the other: it takes over
+        the files still in progress and completes them, fails the response once its lease
+        ran out, and streams it again to its response.failed.
 
 Exits 1 with the reason when a check fails; prints the figures either way.
 """
@@ -146,6 +151,60 @@ def under_load(service: str, key: str, disrupt: str, graceful: bool, clients: in
     return None
 
 
+# Text of about 2 500 tokens: a file takes seconds to embed, several files longer.
+WORDS = ["river", "mountain", "orbit", "lantern", "harvest", "copper", "violin", "glacier", "meadow", "thunder"]
+LONG_TEXT = "\n".join(
+    " ".join(WORDS[(line * 7 + i * 3) % len(WORDS)] + str(line * 31 + i) for i in range(12)) for line in range(75)
+)
+STATIC = {"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 0}}
+
+
+def takeover(doomed: str, other: str, key: str, disrupt: str, files: int, timeout: float) -> str | None:
+    first, second = client(doomed, key), client(other, key)
+    store = first.vector_stores.create(name=f"takeover-{uuid.uuid4().hex[:8]}")
+    ids = [first.files.create(file=(f"long{n}.txt", f"{n} {LONG_TEXT}".encode()), purpose="assistants").id
+           for n in range(files)]
+    first.vector_stores.file_batches.create(store.id, file_ids=ids, chunking_strategy=STATIC)
+    running = first.responses.create(model=MODEL, input="Write a very long story.", background=True,
+                                     max_output_tokens=2000)
+    deadline = time.monotonic() + 60
+    while first.responses.retrieve(running.id).status != "in_progress":
+        if time.monotonic() > deadline:
+            return f"{running.id} did not start within 60 s"
+        time.sleep(0.2)
+    subprocess.run(disrupt, shell=True, check=True, capture_output=True)
+    killed_at = time.monotonic()
+    left = second.vector_stores.retrieve(store.id).file_counts.in_progress
+    if not left:
+        return "the files were all indexed before the kill: the check proved nothing"
+    if second.responses.retrieve(running.id).status != "in_progress":
+        return "the background response ended before the kill: the check proved nothing"
+    figures: dict = {"files": files, "in_progress_at_kill": left}
+    deadline = killed_at + timeout
+    while "files_completed_s" not in figures or "response_failed_s" not in figures:
+        if time.monotonic() > deadline:
+            return f"not done {timeout:g} s after the kill: {json.dumps(figures)}"
+        counts = second.vector_stores.retrieve(store.id).file_counts
+        if counts.failed or counts.cancelled:
+            return f"files failed: {counts}"
+        if counts.completed == files and "files_completed_s" not in figures:
+            figures["files_completed_s"] = round(time.monotonic() - killed_at, 1)
+        response = second.responses.retrieve(running.id)
+        if response.status not in ("queued", "in_progress") and "response_failed_s" not in figures:
+            if response.status != "failed":
+                return f"{running.id} of the killed replica ended {response.status}"
+            figures["response_failed_s"] = round(time.monotonic() - killed_at, 1)
+        time.sleep(0.5)
+    replayed = list(second.responses.retrieve(running.id, stream=True))
+    if not replayed or replayed[-1].type != "response.failed":
+        return f"its stream, replayed by the other replica, ends with {replayed[-1].type if replayed else 'nothing'}"
+    if [event.sequence_number for event in replayed] != list(range(len(replayed))):
+        return "its replayed stream has gaps"
+    figures["replayed_events"] = len(replayed)
+    print(json.dumps(figures))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -159,11 +218,19 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--clients", type=int, default=8)
     load.add_argument("--before", type=float, default=4.0, help="seconds of load before the disruption")
     load.add_argument("--after", type=float, default=8.0, help="seconds of load after it")
-    for command in (cross, load):
+    take = commands.add_parser("takeover")
+    take.add_argument("doomed")
+    take.add_argument("other")
+    take.add_argument("--disrupt", required=True, help="shell command that kills the first replica")
+    take.add_argument("--files", type=int, default=4)
+    take.add_argument("--timeout", type=float, default=180.0, help="seconds the other replica has (leases: 30 s)")
+    for command in (cross, load, take):
         command.add_argument("--key", required=True)
     options = parser.parse_args(argv)
     if options.command == "crosswise":
         failure = crosswise(options.first, options.second, options.key)
+    elif options.command == "takeover":
+        failure = takeover(options.doomed, options.other, options.key, options.disrupt, options.files, options.timeout)
     else:
         failure = under_load(options.service, options.key, options.disrupt, options.graceful,
                              options.clients, options.before, options.after)

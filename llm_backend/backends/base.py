@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 Json = dict[str, Any]
@@ -36,6 +37,30 @@ class Relayed:
     content: bytes | None = None
     chunks: AsyncIterator[bytes] | None = None
     close: Callable[[], Awaitable[None]] | None = None
+
+
+class Serving(Enum):
+    """How a backend answers an operation for one of its models: the one predicate behind
+    forwarding (``http/forwarding.py``), the rule for fields beyond the spec and the local
+    extensions' range checks (``spec/validation.py``), and the Responses API served here."""
+
+    HERE = "here"
+    """This service's own code answers (a local engine; the Responses layer over an
+    upstream's chat): every field is ours to honour, or to refuse with a 400."""
+    RELAYED = "relayed"
+    """The backend's method sends the body on to its API as it came (an upstream's chat
+    completions): fields beyond the spec are that API's to define."""
+    FORWARDED = "forwarded"
+    """No method of the backend answers it: the request goes to its API verbatim."""
+
+
+@dataclass
+class StreamedBody:
+    """A request body sent on as it is read, not held in memory (a forwarded upload)."""
+
+    size: int
+    chunks: Callable[[], AsyncIterator[bytes]]
+    """The body from its start, again on each call (a retry sends it again)."""
 
 
 # A non-streaming answer is one OpenAI object; a streaming one, the chunks as they come;
@@ -99,9 +124,25 @@ class Backend(Protocol):
 
     # --- operations ---------------------------------------------------------------------
 
-    def serves(self, operation_id: str) -> bool:
-        """Whether the operation is answered by this backend's own methods; if not, a
-        request for one of its models is forwarded to it verbatim (``forward``)."""
+    def serving(self, operation_id: str | None) -> Serving:
+        """How the operation is answered for this backend's models (``Serving``); a
+        ``FORWARDED`` one goes to ``forward``."""
+        ...
+
+    async def prompt_tokens(self, model_id: str, request: Json) -> int:
+        """The tokens the prompt of a chat ``request`` takes, as the model would read it
+        (answered here only: ``Serving.HERE`` backends of local models)."""
+        ...
+
+    def context_length(self, model_id: str) -> int | None:
+        """The model's context window in tokens; None when it is not known here."""
+        ...
+
+    def sampling_defaults(self, model_id: str) -> Json:
+        """The sampling parameters (``temperature``, ``top_p``, ``presence_penalty``,
+        ``frequency_penalty``) a request for ``model_id`` that leaves them out is answered
+        with, where they differ from OpenAI's defaults: for answers that report them (a
+        Response object). Empty when unknown here (an upstream's own defaults)."""
         ...
 
     async def chat_completion(self, model_id: str, request: Json) -> Answer: ...
@@ -115,7 +156,19 @@ class Backend(Protocol):
 
     async def embedding(self, model_id: str, request: Json) -> Json | Relayed: ...
 
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
+    async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+        """Speech to text (``task``: transcribe or translate) of the audio file at
+        ``request["path"]``: an ``info`` event (``language``, ``duration``), one ``segment``
+        event per segment (its ``segment``: OpenAI's verbose_json fields), a ``usage`` event; see
+        ``backends/audio/worker.py``. Errors before the first event are raised."""
+        ...
+
+    async def speech(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+        """Text to speech: ``audio`` events (``data``: base64 of the encoded file's next
+        bytes) as each sentence is synthesized, then ``usage`` (``seconds``, ``phonemes``)."""
+        ...
+
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
         """Any operation, verbatim, to the API behind this backend (upstream backends)."""
         ...
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import OpenAIError
-from .base import Backend, Json, ModelCard, Relayed, failover
+from .base import Backend, Json, ModelCard, Relayed, Serving, failover
 from .upstream.client import retry_after
 
 log = logging.getLogger(__name__)
@@ -168,10 +168,28 @@ class ModelPool:
 
     # --- operations -----------------------------------------------------------------------
 
-    def serves(self, operation_id: str) -> bool:
-        """Served here only when every deployment serves it the same way; otherwise the
-        request is forwarded verbatim, to a deployment picked like any other request."""
-        return all(d.backend.serves(operation_id) for d in self.deployments)
+    def serving(self, operation_id: str | None) -> Serving:
+        """Forwarded (verbatim, to a deployment that can take it) when any deployment would
+        forward it; else here when any deployment answers it here, whichever is picked
+        then: every field is checked as if a local engine answered."""
+        ways = {d.backend.serving(operation_id) for d in self.deployments}
+        for way in (Serving.FORWARDED, Serving.HERE):
+            if way in ways:
+                return way
+        return Serving.RELAYED
+
+    async def prompt_tokens(self, model_id: str, request: Json) -> int:
+        return await self._call("prompt_tokens", model_id, request)
+
+    def context_length(self, model_id: str) -> int | None:
+        """The smallest of the deployments' (a request must fit whichever answers it)."""
+        known = [n for d in self.deployments if (n := d.backend.context_length(model_id)) is not None]
+        return min(known) if known else None
+
+    def sampling_defaults(self, model_id: str) -> Json:
+        """The deployments' defaults when they agree; the one that answers is picked later."""
+        each = [d.backend.sampling_defaults(model_id) for d in self.deployments]
+        return each[0] if all(defaults == each[0] for defaults in each) else {}
 
     async def chat_completion(self, model_id: str, request: Json) -> Any:
         return await self._call("chat_completion", model_id, request)
@@ -181,6 +199,12 @@ class ModelPool:
 
     async def completion(self, model_id: str, request: Json) -> Any:
         return await self._call("completion", model_id, request)
+
+    async def transcription(self, model_id: str, request: Json) -> Any:
+        return await self._call("transcription", model_id, request)
+
+    async def speech(self, model_id: str, request: Json) -> Any:
+        return await self._call("speech", model_id, request)
 
     async def embedding(self, model_id: str, request: Json) -> Any:
         return await self._call("embedding", model_id, request)

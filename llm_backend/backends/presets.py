@@ -10,6 +10,10 @@ from ..settings import ModelConfig, Persona
 from .base import Json
 
 
+# The sampling parameters an answer may report as used (a Response object does).
+REPORTED_SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+
+
 @dataclass(frozen=True)
 class Preset:
     """What one public model id means: a configured model, maybe through a persona."""

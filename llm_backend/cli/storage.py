@@ -14,14 +14,20 @@ keys_app = typer.Typer(help="Managed API keys (stored hashed).", no_args_is_help
 ConfigOption = typer.Option(None, "--config", help="YAML config file (else $LLM_BACKEND_CONFIG).")
 
 
-def _database(config: Optional[Path], migrate: bool = True):
+def _database(config: Optional[Path], migrate: bool = True, revision: str = "head"):
+    from ..auth import KeyEntryError, Keyring
     from ..settings import Settings
     from ..storage import Database, default_url
 
     settings = Settings(**({"config": config} if config else {}))
     database = Database(settings.database_url or default_url(settings.data_dir))
     if migrate:
-        database.upgrade()
+        # Static keys' positional owners are carried over by the settings' keys (0009).
+        try:
+            owners = Keyring.of(settings).legacy_owners()
+        except KeyEntryError as exc:
+            raise SystemExit(str(exc)) from None
+        database.upgrade(revision, owners=owners)
     return database
 
 
@@ -30,10 +36,10 @@ def db_upgrade(
     revision: str = typer.Argument("head", help="Target revision."),
     config: Optional[Path] = ConfigOption,
 ) -> None:
-    """Apply the schema migrations (the server also does this at start-up)."""
-    database = _database(config, migrate=False)
+    """Apply the schema migrations (the server also does this at start-up), with the
+    server's LLM_BACKEND_API_KEYS and LLM_BACKEND_ADMIN_KEYS: see docs/SECURITY.md."""
+    database = _database(config, revision=revision)
     try:
-        database.upgrade(revision)
         typer.echo(f"database at revision {database.revision()}")
     finally:
         database.dispose()

@@ -1,6 +1,6 @@
 """Tag ``Chat``: chat completions, and the stored ones (OpenAI's API for them)."""
 
-from ..serving import chat_completions
+from ..serving import audio_input, chat_completions
 from ..serving.chat_completions import not_found
 from ..serving.metadata import check_metadata
 from ..serving.pages import check_limit, list_object
@@ -14,7 +14,8 @@ async def create_chat_completion(body: dict):
     check_metadata(body.get("metadata"))
     model_id = body["model"]
     backend = services.registry.backend_for(model_id)
-    answer = await backend.chat_completion(model_id, body)
+    messages = await audio_input.transcribed(services, model_id, body.get("messages"))
+    answer = await backend.chat_completion(model_id, {**body, "messages": messages})
     store = bool(body.get("store"))
     if store or services.settings.store_all_chat_completions:
         answer = await chat_completions.record(

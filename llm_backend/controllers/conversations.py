@@ -44,7 +44,9 @@ async def get_conversation(conversation_id: str):
     return json_response(conversation)
 
 
-async def update_conversation(conversation_id: str, body: dict):
+async def update_conversation(conversation_id: str, body: dict | None = None):
+    if not body:  # no body (optional in the document; Connexion hands {}), yet metadata is required
+        raise bad_request("Missing required parameter: 'metadata'.", "metadata", "missing_required_parameter")
     metadata = check_metadata(_object(body).get("metadata"))
     conversation = await current().database.conversations.update_metadata(current_owner(), conversation_id, metadata)
     if conversation is None:

@@ -1,11 +1,12 @@
 """Tag ``System`` of openapi/extensions.yaml: probes for orchestrators."""
 
-from ..http.rendering import json_response
 from ..http.context import current
+from ..http.rendering import json_response
+from ..http.starting import HEALTHY
 
 
 async def get_health():
-    return json_response({"status": "ok"})
+    return json_response(HEALTHY)
 
 
 async def get_ready():

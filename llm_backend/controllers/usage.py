@@ -1,20 +1,17 @@
-"""Tag ``Usage``: OpenAI's organization usage operations, for admin keys (serving/usage.py)."""
+"""Tag ``Usage``: OpenAI's organization usage operations, for admin keys (their security
+scheme, ``AdminApiKeyAuth``, asks for one: http/security.py) over serving/usage.py."""
 
-from .. import errors
-from ..http.context import caller, current
+from ..http.context import current
 from ..http.rendering import json_response
 from ..serving.usage import usage_page
 from ..storage.usage import COMPLETIONS, EMBEDDINGS
 
 
-def _admin_only() -> None:
-    if not caller().admin:
-        raise errors.not_admin()
-
-
 async def _answer(operation: str | None, **parameters):
-    _admin_only()
-    known = ("start_time", "end_time", "bucket_width", "group_by", "api_key_ids", "models", "limit", "page")
+    known = (
+        "start_time", "end_time", "bucket_width", "group_by", "api_key_ids", "models", "limit", "page",
+        "project_ids", "user_ids", "batch",
+    )
     arguments = {name: value for name, value in parameters.items() if name in known and value is not None}
     return json_response(await usage_page(current().database, operation, **arguments))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.types import Message, Receive
@@ -50,42 +51,72 @@ SPOOL_IN_MEMORY = 1 << 20
 REPLAY_CHUNK = 1 << 20
 
 
+class Spool:
+    """A body in a temporary file (in memory up to 1 MB, then on disk), never whole in
+    memory: for uploads, which may be 512 MB."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        self.size = 0
+
+    @classmethod
+    async def read(cls, receive: Receive, limit: int | None = None) -> "Spool | None":
+        """The whole body (None if the client left first). Raises ``TooLarge`` past ``limit``."""
+        spool = cls()
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    spool.close()
+                    return None
+                chunk = message.get("body", b"")
+                spool.size += len(chunk)
+                if limit is not None and spool.size > limit:
+                    raise TooLarge
+                spool.file.write(chunk)
+                if not message.get("more_body"):
+                    return spool
+        except BaseException:
+            spool.close()
+            raise
+
+    def in_memory(self) -> bytes | None:
+        """The body, when it is small enough to have stayed in memory."""
+        if self.size > SPOOL_IN_MEMORY:
+            return None
+        self.file.seek(0)
+        return self.file.read()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body from its start, in 1 MB parts (again on each call: a retry resends it)."""
+        self.file.seek(0)
+        while chunk := self.file.read(REPLAY_CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self.file.close()
+
+
 async def spool_body(receive: Receive, limit: int) -> tuple[int | None, Receive]:
-    """Like ``read_body`` for uploads: the body goes to a temporary file (in memory up to
-    1 MB, then on disk), never whole in memory. Its size (None if the client left first)
-    and a receive that replays it in 1 MB messages. Raises ``TooLarge`` past ``limit``."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
-    size = 0
-    try:
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                spool.close()
-                return None, receive
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge
-            spool.write(chunk)
-            if not message.get("more_body"):
-                break
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    left = size
+    """Like ``read_body`` for uploads (``Spool``): the body's size (None if the client left
+    first) and a receive that replays it in 1 MB messages. Raises ``TooLarge`` past ``limit``."""
+    spool = await Spool.read(receive, limit)
+    if spool is None:
+        return None, receive
+    spool.file.seek(0)
+    left = spool.size
 
     async def replayed() -> Message:
         nonlocal left
-        if spool.closed:
+        if spool.file.closed:
             return await receive()
-        chunk = spool.read(REPLAY_CHUNK)
+        chunk = spool.file.read(REPLAY_CHUNK)
         left -= len(chunk)
         if left <= 0:
             spool.close()
         return {"type": "http.request", "body": chunk, "more_body": left > 0}
 
-    return size, replayed
+    return spool.size, replayed
 
 
 def parse_json(body: bytes) -> Any:

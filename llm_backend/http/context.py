@@ -32,6 +32,8 @@ class Record:
     tokens_counted: bool = False
     usage_recorded: bool = False  # its model request is in the usage accounting (once per request)
     headers: tuple | list = ()  # added to the answer (rate-limit headers, http/rate_limits.py)
+    admin_operation: bool = False  # the organisation's (an admin key's), not a tenant's (http/security.py)
+    path_params: dict | None = None  # as routed, in the path's order
 
 
 _services: ContextVar[Services] = ContextVar("services")

@@ -12,6 +12,8 @@ These rules decide what is forwarded, all here:
 - an operation on a stored object that may be the upstream's (``found_here_or_upstream``:
   a response or conversation created through a forwarded request) goes to the default
   upstream when the object is not found here.
+Whatever the rule, a tenant's forwarded request reaches only its own objects upstream
+(``serving/ownership.py``: ``forward`` checks the request and records what the answer shows).
 A pure gateway (no local models) forwards every operation of the stateful families
 (``LOCAL_STATE_TAGS``) as unserved: it keeps no state of its own for upstream models.
 """
@@ -21,14 +23,18 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import httpx
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..backends.base import Backend
+from ..auth import ANONYMOUS
+from ..backends.base import Backend, Serving, StreamedBody
 from ..errors import OpenAIError
+from ..serving.ownership import Guard
 from . import context
-from .body import read_body
+from .body import Spool
 from .rendering import relay_response
 
 
@@ -43,9 +49,26 @@ def _api_path(scope: Scope) -> str:
     return path[len(base_path) :]
 
 
-async def forward(backend: Backend, scope: Scope, content: bytes | None) -> Response:
-    answer = await backend.forward(scope["method"], _api_path(scope), scope.get("query_string", b""), scope["headers"], content)
-    return relay_response(answer)
+def _guard(scope: Scope) -> Guard | None:
+    """The owner checks of a tenant's forwarded request (``serving/ownership.py``); none for
+    one tenant (no keys), for an upstream that sees each client's own key, and for the
+    organisation's admin operations."""
+    caller, services = context.caller(), context.current()
+    if caller.owner == ANONYMOUS or services.settings.upstream_pass_client_key or context.record().admin_operation:
+        return None
+    path_params = context.record().path_params or {}
+    return Guard(services.database.forwarded_objects, caller.owner, scope["method"], path_params, scope.get("query_string", b""))
+
+
+async def forward(backend: Backend, scope: Scope, content: bytes | StreamedBody | None) -> Response:
+    method, path, query, headers = scope["method"], _api_path(scope), scope.get("query_string", b""), scope["headers"]
+    guard = _guard(scope)
+    if guard is None:
+        return relay_response(await backend.forward(method, path, query, headers, content))
+    await guard.check(content, next((value for name, value in headers if name == b"content-type"), b""))
+    headers = [(name, value) for name, value in headers if name != b"accept-encoding"]  # answers read here
+    answer = await backend.forward(method, path, guard.upstream_query(query), headers, content)
+    return relay_response(await guard.answer(answer, lambda page: backend.forward("GET", path, page, headers, None)))
 
 
 async def _forward_served(backend: Backend, body: object) -> Response:
@@ -62,10 +85,19 @@ class Passthrough:
         self.upstream = upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Read whole (the body limit middleware bounds it) so that a retry can send it again.
-        body, receive = await read_body(receive)
-        response = await forward(self.upstream, scope, body or b"")
-        await response(scope, receive, send)
+        # Read whole (the body limit middleware bounds it) so that a retry can send it
+        # again; a large body (an upload of up to 512 MB) into a temporary file, sent on
+        # from there, never whole in memory.
+        spool = await Spool.read(receive)
+        if spool is None:
+            return  # the client left
+        try:
+            small = spool.in_memory()
+            body = small if small is not None else StreamedBody(spool.size, spool.chunks)
+            response = await forward(self.upstream, scope, body)
+            await response(scope, receive, send)
+        finally:
+            spool.close()
 
 
 class UnservedOperations:
@@ -104,7 +136,7 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
         if isinstance(model, str):
             context.record().model = model
             backend = context.current().registry.backend_for(model)
-            if not backend.serves(operation_id):
+            if backend.serving(operation_id) is Serving.FORWARDED:
                 return await _forward_served(backend, body)
         return await controller(*args, **kwargs)
 
@@ -132,3 +164,22 @@ def found_here_or_upstream(controller: Controller) -> Controller:
             return await _forward_served(upstream, kwargs.get("body"))
 
     return served
+
+
+async def forward_form(backend: Backend, fields: dict[str, Any], file: tuple[str, bytes, str]) -> Response:
+    """A multipart request served here only for local models, to its model's upstream: the
+    form re-encoded as the SDKs send it (validation read the bytes; arrays as ``name[]``,
+    objects as ``name[key]``)."""
+    data: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, dict):
+            data.update({f"{name}[{key}]": str(item) for key, item in value.items()})
+        elif isinstance(value, list):
+            data[f"{name}[]"] = [str(item) for item in value]
+        elif value is not None:
+            data[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    encoded = httpx.Request("POST", "http://upstream/", data=data, files={"file": file})
+    scope = context.scope()
+    headers = [(name, value) for name, value in scope["headers"] if name not in (b"content-type", b"content-length")]
+    headers.append((b"content-type", encoded.headers["content-type"].encode()))
+    return await forward(backend, {**scope, "headers": headers}, encoded.read())

@@ -12,7 +12,8 @@ Three sources, one registry:
 - ``RequestObservation``, fed by ``RequestContext``'s one ``send`` wrapper: every HTTP
   request - by operationId (recorded by whichever of the fast lane or Connexion routed it,
   ``context.Record``), status and model - its duration, and for a streamed answer its time
-  to first token;
+  to first token; and each response of a Responses WebSocket, fed its events as they leave
+  (``http/responses_socket.py``), counted as a ``createResponse`` request;
 - the local engines' events (``LocalModel.on_event``): tokens of local answers and the
   first generated token; tokens of upstream answers are read from their ``usage``.
   ``count_tokens`` is the one place an answer's tokens are learnt: it counts them, and
@@ -23,7 +24,7 @@ Three sources, one registry:
   requests, retries and errors per upstream; the database's connection pool.
 
 Labels stay bounded: a model name a client made up is counted as ``other`` unless it was
-answered successfully, and the key owner is the key's name (``key-0``, a managed key's id),
+answered successfully, and the key owner is the key's tenant (a static key's name or digest, a managed key's id),
 never the key.
 """
 
@@ -228,7 +229,9 @@ class RequestObservation:
     (an upstream's, relayed unparsed; an embedding's) - read only from answers that name a
     model: a whole JSON answer, or the SSE chunk that carries ``usage``."""
 
-    __slots__ = ("body", "first_byte", "is_json", "metrics", "record", "started", "status", "streamed", "usage_chunk")
+    __slots__ = (
+        "body", "first_byte", "is_json", "metrics", "record", "started", "status", "streamed", "usage", "usage_chunk"
+    )
 
     def __init__(self, metrics: Metrics, record: context.Record) -> None:
         self.metrics = metrics
@@ -238,6 +241,7 @@ class RequestObservation:
         self.streamed = self.is_json = False
         self.first_byte: float | None = None
         self.usage_chunk = b""
+        self.usage: dict | None = None
         self.body: bytearray | None = None
         metrics.in_progress.inc()
 
@@ -259,6 +263,15 @@ class RequestObservation:
                     self.body = bytearray()
                 self.body.extend(chunk)
 
+    def event(self, event: dict) -> None:
+        """An event of a stream sent as a WebSocket frame: the first is the stream's first
+        byte; a final response's ``usage`` counts as an SSE stream's last chunk does."""
+        if self.first_byte is None:
+            self.first_byte = time.perf_counter()
+        response = event.get("response")
+        if isinstance(response, dict) and isinstance(response.get("usage"), dict):
+            self.usage = response["usage"]
+
     def finished(self, status: int) -> None:
         """The request is over (``status``: as logged, ``middleware.final_status``)."""
         self.metrics.in_progress.dec()
@@ -269,7 +282,7 @@ class RequestObservation:
 
     def _count_answered_tokens(self, model: str) -> None:
         """Tokens of an answer the engines did not count (an upstream's, an embedding's)."""
-        usage = None
+        usage = self.usage
         if self.body:
             try:
                 answer = json.loads(self.body)

@@ -1,5 +1,9 @@
 """ASGI middleware for what every request shares: a request id with an access log line,
-the body size limit, and cancelling the work of a client that hung up."""
+the body size limit, and cancelling the work of a client that hung up.
+
+WebSockets pass the same edge: their handshake is a request (an id, a line, and an
+``Origin`` check, since CORS does not apply to WebSockets), and each response a socket
+answers is an ``Exchange`` like an HTTP request's, for the metrics and the access log."""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +27,9 @@ access_log = logging.getLogger("llm_backend.access")
 # Logged for a request whose client left before its answer started (nginx's code for it).
 CLIENT_CLOSED_REQUEST = 499
 CLIENT_GONE = "llm_backend.client_gone"
+# The ASGI messages that start an answer: an HTTP response, a WebSocket accepted (101) or
+# refused at its handshake (an HTTP answer instead, or a bare close: uvicorn answers 403).
+_STARTS = {"http.response.start", "websocket.http.response.start", "websocket.accept", "websocket.close"}
 
 
 def final_status(scope: Scope, status: int) -> int:
@@ -50,6 +59,8 @@ class Observation(Protocol):
 
     def sent(self, message: Message) -> None: ...
 
+    def event(self, event: dict) -> None: ...
+
     def finished(self, status: int) -> None: ...
 
 
@@ -57,51 +68,109 @@ class Observer(Protocol):
     def begin(self, record: context.Record) -> Observation: ...
 
 
-class RequestContext(HttpMiddleware):
+class Exchange:
+    """One request and its answer as the edge follows them: the request's ``context``
+    opened with the app's services, what the ``observer`` (the metrics) sees of it, and
+    its access log line when it ends. An HTTP request is one; so is each response a
+    WebSocket answers (``method`` ``WEBSOCKET``), in the request id of its socket."""
+
+    def __init__(self, scope: Scope, services: context.Services | None, observer: Observer | None, method: str) -> None:
+        self.scope = scope
+        self.method = method
+        self.record = context.enter(scope, services)
+        self.observation = observer.begin(self.record) if observer is not None else None
+        self.started = time.perf_counter()
+
+    def sent(self, message: Message) -> None:
+        if self.observation is not None:
+            self.observation.sent(message)
+
+    def event(self, event: dict) -> None:
+        """An event of a streamed answer that left as a WebSocket frame."""
+        if self.observation is not None:
+            self.observation.event(event)
+
+    def end(self, status: int) -> None:
+        status = final_status(self.scope, status)
+        if self.observation is not None:
+            self.observation.finished(status)
+        access_log.info(
+            "request",
+            extra={
+                "method": self.method,
+                "path": self.scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
+            },
+        )
+
+
+def cross_site_origin(scope: Scope, allowed_origins: Sequence[str]) -> str | None:
+    """The ``Origin`` of a WebSocket handshake that must be refused, else None.
+
+    Browsers send ``Origin`` with every WebSocket handshake and apply no CORS to it: any
+    page could drive a keyless service on loopback. Allowed: no ``Origin`` (not a browser),
+    the service's own origin (its ``Host``: a page it serves), and ``cors_origins`` - the
+    same list that lets pages of other origins call the HTTP API."""
+    headers = dict(scope["headers"])
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if not origin or "*" in allowed_origins or origin in allowed_origins:
+        return None
+    host = headers.get(b"host", b"").decode("latin-1").lower()
+    return None if host and urlsplit(origin).netloc.lower() == host else origin
+
+
+class RequestContext:
     """Gives each request an id (``x-request-id``, as OpenAI does) and logs one line for it;
     opens the request's ``context`` with the app's services; adds the rate-limit headers the
     request earned; and shows the answer to the ``observer`` (the metrics) on its way out -
-    one wrapper of ``send`` for all of it."""
+    one wrapper of ``send`` for all of it.
 
-    def __init__(self, app: ASGIApp, services: context.Services | None = None, observer: Observer | None = None) -> None:
-        super().__init__(app)
+    A WebSocket handshake gets the same (the id and headers on its 101, a line when the
+    socket closes), after its ``Origin`` is checked (``cross_site_origin``: 403 before
+    accepting); the metrics observe the responses the socket answers, one by one."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        services: context.Services | None = None,
+        observer: Observer | None = None,
+        allowed_origins: Sequence[str] = (),
+    ) -> None:
+        self.app = app
         self.services = services
         self.observer = observer
+        self.allowed_origins = list(allowed_origins)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
         request_id = "req_" + uuid.uuid4().hex
-        record = context.enter(scope, self.services)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        status = 500
-        observation = self.observer.begin(record) if self.observer is not None else None
+        websocket = scope["type"] == "websocket"
+        exchange = Exchange(scope, self.services, None if websocket else self.observer, scope.get("method", "GET"))
+        record = exchange.record
+        status: int | None = None  # until the answer starts
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode()), *record.headers]
-            if observation is not None:
-                observation.sent(message)
+            if status is None and message["type"] in _STARTS:
+                status = {"websocket.accept": 101, "websocket.close": 403}.get(message["type"]) or message["status"]
+                if message["type"] != "websocket.close":
+                    message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode()), *record.headers]
+            exchange.sent(message)
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            origin = cross_site_origin(scope, self.allowed_origins) if websocket else None
+            if origin is not None:
+                await error_response(errors.cross_site_websocket(origin))(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
-            status = final_status(scope, status)
-            if observation is not None:
-                observation.finished(status)
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            exchange.end(500 if status is None else status)
 
 
 def _matches(template: str, path: str) -> bool:
@@ -114,7 +183,8 @@ def _matches(template: str, path: str) -> bool:
 
 class BodyLimit(HttpMiddleware):
     """Answers 413 for bodies over ``max_bytes``; uploads (``POST`` to one of
-    ``upload_paths``: createFile, addUploadPart) have their own, larger limit, ``upload_bytes``.
+    ``upload_paths``: createFile, addUploadPart) have their own, larger limit, ``upload_bytes``;
+    a path of ``path_limits`` (the audio uploads: OpenAI's 25 MB) has its own.
 
     A chunked body (no Content-Length) is read up to the limit and replayed with its length
     set: Connexion's validation would otherwise take it for a missing body. A chunked
@@ -122,17 +192,27 @@ class BodyLimit(HttpMiddleware):
     """
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, upload_bytes: int | None = None, upload_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_bytes: int | None = None,
+        upload_paths: frozenset[str] = frozenset(),
+        path_limits: dict[str, int] | None = None,
     ) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
         self.upload_bytes = upload_bytes or max_bytes
         self.upload_paths = upload_paths
+        self.path_limits = path_limits or {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
-        upload = scope["method"] == "POST" and any(_matches(template, scope["path"]) for template in self.upload_paths)
+        post = scope["method"] == "POST"
+        limit_of_path = post and scope["path"] in self.path_limits
+        upload = post and (limit_of_path or any(_matches(template, scope["path"]) for template in self.upload_paths))
         limit = self.upload_bytes if upload else self.max_bytes
+        if limit_of_path:
+            limit = self.path_limits[scope["path"]]
         length = headers.get(b"content-length")
         if length is not None:
             if length.isdigit() and int(length) > limit:
@@ -205,7 +285,8 @@ class CancelOnDisconnect(HttpMiddleware):
 
 class RecordOperation:
     """Connexion middleware (after routing): tells the request's record which operation
-    Connexion routed the request to (the fast lane tells it itself)."""
+    Connexion routed the request to, and its path parameters (the fast lane tells it
+    itself; its operations have none)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -214,5 +295,7 @@ class RecordOperation:
         if scope["type"] == "http":
             operation_id = scope.get("extensions", {}).get("connexion_routing", {}).get("operation_id")
             if operation_id is not None:
-                context.record().operation_id = operation_id
+                record = context.record()
+                record.operation_id = operation_id
+                record.path_params = dict(scope.get("path_params", {}))
         await self.app(scope, receive, send)

@@ -5,6 +5,7 @@ of the service is built by ``error_response``."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -54,6 +55,15 @@ def relay_response(answer: Relayed) -> Response:
     response = Response(answer.content, status_code=answer.status)
     response.raw_headers = [*answer.headers, (b"content-length", str(len(answer.content)).encode())]
     return response
+
+
+def text_response(text: str, media_type: str) -> Response:
+    return Response(text.encode(), media_type=f"{media_type}; charset=utf-8")
+
+
+def bytes_stream(chunks: AsyncIterator[bytes], media_type: str) -> Response:
+    """Bytes as they come (chunked); however the stream ends, its source is closed."""
+    return RelayStream(Relayed(200, [(b"content-type", media_type.encode())], chunks=chunks, close=chunks.aclose))
 
 
 def answer_response(answer: Answer) -> Response:

@@ -11,19 +11,30 @@ answered by the same code as a streamed ``POST /v1/responses``
 (``serving/responses/service.create``): its events go out as JSON text frames, with the
 event's ``stream_id`` when it had one. Events of one lane (one ``stream_id``, or none) are
 served one after the other in the order they came; lanes run side by side, at most
-``MAX_LANES`` per connection. A client mistake (a frame that is not a JSON object, an
-invalid event, an unknown ``previous_response_id``, ``background``, which the mode does
-not support) is answered by an ``error`` event (``ResponseWsError``: the HTTP status and
+``MAX_LANES`` per connection, each holding at most ``LANE_QUEUE`` events behind the one
+being answered (one more is refused with an ``error`` event, 429
+``websocket_stream_queue_full``; uvicorn's ``ws_max_size`` is ``max_body_bytes``): a client
+cannot queue work without bound. Nor can a slow reader make events pile up: a frame is sent
+only once the transport has room (WebSocket flow control), and until then its lane waits,
+as a streamed HTTP answer waits for its reader. A client mistake (a frame that is not a
+JSON object, an invalid event, an unknown ``previous_response_id``, ``background``, which
+the mode does not support) is answered by an ``error`` event (``ResponseWsError``: the HTTP status and
 OpenAI's error body) and the connection stays open. A client that leaves mid-response
 leaves it stored as ``incomplete``, as over HTTP.
+
+The socket passes the HTTP edge (``http/middleware.RequestContext``: a request id, the
+``Origin`` check, the access log line of the connection). Each ``response.create`` is an
+``Exchange`` of its own, as an HTTP request is: a ``createResponse`` in the metrics (status,
+duration, time to first token, tokens), the usage accounting and the access log (method
+``WEBSOCKET``, in the socket's request id).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
-import time
 from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
@@ -31,21 +42,24 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .. import errors
 from ..auth import Authenticator
 from ..errors import OpenAIError, answered, bad_request, invalid_client_event
 from ..serving.responses import service
 from ..serving.services import Services
 from . import context
+from .middleware import CLIENT_CLOSED_REQUEST, Exchange, Observer
 from .rendering import error_response
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("llm_backend.access")
 
 Json = dict[str, Any]
 # A client event -> the createResponse body it carries and its lane (``spec/client_events.py``).
 CheckEvent = Callable[[Any], tuple[Json, str | None]]
 # Lanes (``stream_id``s) one connection may open; beyond: ``websocket_stream_limit_reached``.
 MAX_LANES = 16
+# ``response.create`` events one lane holds behind the one it is answering.
+LANE_QUEUE = 4
 
 
 def error_event(error: OpenAIError, stream_id: str | None = None) -> Json:
@@ -60,20 +74,27 @@ class ResponsesSocket:
     """ASGI middleware serving WebSockets at ``path``; everything else passes untouched."""
 
     def __init__(
-        self, app: ASGIApp, *, path: str, services: Services, authenticator: Authenticator, check_event: CheckEvent
+        self,
+        app: ASGIApp,
+        *,
+        path: str,
+        services: Services,
+        authenticator: Authenticator,
+        check_event: CheckEvent,
+        observer: Observer | None = None,
     ) -> None:
         self.app = app
         self.path = path
         self.services = services
         self.authenticator = authenticator
         self.check_event = check_event
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket" or scope["path"].rstrip("/") != self.path:
             await self.app(scope, receive, send)
             return
         websocket = WebSocket(scope, receive, send)
-        context.enter(scope, self.services)
         authorization = websocket.headers.get("authorization")
         try:
             await self.authenticator.authenticate(authorization)
@@ -81,20 +102,7 @@ class ResponsesSocket:
             await websocket.send_denial_response(error_response(error))
             return
         await websocket.accept()
-        started, connection = time.perf_counter(), Connection(self, websocket, authorization)
-        try:
-            await connection.serve()
-        finally:
-            access_log.info(
-                "websocket",
-                extra={
-                    "method": "GET",
-                    "path": scope["path"],
-                    "status": 101,
-                    "responses": connection.responses,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+        await Connection(self, websocket, authorization).serve()
 
 
 class Connection:
@@ -105,9 +113,12 @@ class Connection:
         self.websocket = websocket
         self.authorization = authorization
         self.lanes: dict[str | None, asyncio.Queue[Json]] = {}
+        # Per lane: the event being answered and those waiting. Counted here, not read off the
+        # queue, so that the bound does not depend on whether the lane's task has yet taken
+        # its first event (under load it may not have when the next ones arrive).
+        self.pending: collections.Counter[str | None] = collections.Counter()
         self.tasks: list[asyncio.Task] = []
         self.sending = asyncio.Lock()
-        self.responses = 0
 
     async def serve(self) -> None:
         try:
@@ -148,38 +159,52 @@ class Connection:
                 return
             queue = self.lanes[lane] = asyncio.Queue()
             self.tasks.append(asyncio.create_task(self._lane(lane, queue), name=f"responses lane {lane}"))
+        if self.pending[lane] > LANE_QUEUE:  # one answered, LANE_QUEUE waiting
+            await self._send(error_event(errors.stream_queue_full(lane, LANE_QUEUE), lane))
+            return
+        self.pending[lane] += 1
         queue.put_nowait(body)
 
     async def _lane(self, lane: str | None, queue: asyncio.Queue[Json]) -> None:
         while True:
             body = await queue.get()
-            await self._respond(body, lane)
+            try:
+                await self._respond(body, lane)
+            finally:
+                self.pending[lane] -= 1
 
     async def _respond(self, body: Json, lane: str | None) -> None:
         """One ``response.create``: the events of a streamed ``POST /v1/responses``."""
         services = self.socket.services
-        record = context.enter(self.websocket.scope, services)
-        record.operation_id, record.model = "createResponse", body.get("model")
+        exchange = Exchange(self.websocket.scope, services, self.socket.observer, "WEBSOCKET")
+        exchange.record.operation_id, exchange.record.model = "createResponse", body.get("model")
+        status = 200
         try:
-            principal = await self.socket.authenticator.authenticate(self.authorization)
-            context.authenticated(principal)
-            if body.get("background"):
-                raise bad_request(
-                    "'background' is not supported in the Responses WebSocket mode.", "background", "unsupported_parameter"
-                )
-            events = await service.create(services, principal.owner, {**body, "stream": True})
-        except Exception as exc:
-            await self._send(error_event(answered(exc), lane))
-            return
-        self.responses += 1
-        async with aclosing(events):
             try:
-                async for _, event in events:
-                    await self._send(event, lane)
-            except (asyncio.CancelledError, WebSocketDisconnect):
-                raise
+                principal = await self.socket.authenticator.authenticate(self.authorization)
+                context.authenticated(principal)
+                if body.get("background"):
+                    raise bad_request(
+                        "'background' is not supported in the Responses WebSocket mode.", "background", "unsupported_parameter"
+                    )
+                events = await service.create(services, principal.owner, {**body, "stream": True})
             except Exception as exc:
-                await self._send(error_event(answered(exc), lane))
+                error = answered(exc)
+                status = error.status
+                await self._send(error_event(error, lane))
+                return
+            async with aclosing(events):
+                try:
+                    async for _, event in events:
+                        await self._send(event, lane)
+                        exchange.event(event)
+                except (asyncio.CancelledError, WebSocketDisconnect):
+                    status = CLIENT_CLOSED_REQUEST
+                    raise
+                except Exception as exc:
+                    await self._send(error_event(answered(exc), lane))
+        finally:
+            exchange.end(status)
 
     async def _send(self, event: Json, lane: str | None = None) -> None:
         if lane is not None:

@@ -1,5 +1,7 @@
 """Connexion's bearer security, answered by our ``Authenticator``; the caller it finds
-becomes the request context's principal."""
+becomes the request context's principal. A scheme marked ``x-admin`` (extensions.yaml's,
+and the OpenAI document's ``AdminApiKeyAuth``: ``spec/adapter.py`` marks it) needs an
+admin key: any other key gets 403."""
 
 from __future__ import annotations
 
@@ -18,9 +20,12 @@ def security_handler(authenticator: Authenticator) -> type[BearerSecurityHandler
             return authenticator.authenticate_admin if security_scheme.get("x-admin") else authenticator.authenticate
 
         def _get_verify_func(self, authenticate):
+            admin_operation = authenticate == authenticator.authenticate_admin
+
             async def verify(request):
                 principal = await authenticate(request.headers.get("Authorization"))
                 context.authenticated(principal)
+                context.record().admin_operation = admin_operation
                 return principal.token_info()
 
             return verify

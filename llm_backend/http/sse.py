@@ -1,7 +1,14 @@
-"""Server-sent events for streamed answers, the way OpenAI sends them.
+r"""Server-sent events for streamed answers, framed byte for byte the way OpenAI frames them.
 
 Each chunk is one ``data:`` event; the stream ends with ``data: [DONE]``. An error after the
 first byte can no longer change the status, so it is sent as an ``{"error": ...}`` event.
+Named events (Responses) are ``event: <type>`` then ``data: <event>``, with no ``[DONE]``.
+
+Lines end with ``\n`` and events with ``\n\n``, as OpenAI's do. sse-starlette's own
+default is ``\r\n`` (the SSE standard allows both), and a ``ServerSentEvent`` keeps that
+default whatever the response's ``sep`` says: every stream went out with ``\r\n``, and a
+client that splits on ``"\n\n"`` (the Open Responses compliance suite, many hand-written
+parsers) saw no event at all. Every event here is made by ``_event``.
 
 On SIGTERM (a rolling update, a scale-down) sse-starlette cuts every open stream at once,
 which suits endless streams. An answer is finite: it is finished instead, within uvicorn's
@@ -25,22 +32,30 @@ from ..errors import OpenAIError
 log = logging.getLogger(__name__)
 
 
+# OpenAI's line end (see above); the keep-alive comments use it too.
+LF = "\n"
+
+
 def _encode(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _event(data: str, name: str | None = None) -> ServerSentEvent:
+    return ServerSentEvent(data=data, event=name, sep=LF)
 
 
 async def _events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[ServerSentEvent]:
     try:
         async for chunk in chunks:
-            yield ServerSentEvent(data=_encode(chunk))
+            yield _event(_encode(chunk))
     except OpenAIError as error:
         log.warning("stream failed: %s", error.message)
-        yield ServerSentEvent(data=_encode(error.body()))
+        yield _event(_encode(error.body()))
         return
     finally:
         # Runs on client disconnect too: releases the engine slot at once.
         await chunks.aclose()
-    yield ServerSentEvent(data="[DONE]")
+    yield _event("[DONE]")
 
 
 # An answer's stream outlives the shutdown signal: uvicorn's timeout bounds the wait.
@@ -48,13 +63,13 @@ FINISH_ON_SHUTDOWN = math.inf
 
 
 def event_stream(chunks: AsyncIterator[dict[str, Any]]) -> EventSourceResponse:
-    return EventSourceResponse(_events(chunks), sep="\n", ping=15, shutdown_grace_period=FINISH_ON_SHUTDOWN)
+    return EventSourceResponse(_events(chunks), sep=LF, ping=15, shutdown_grace_period=FINISH_ON_SHUTDOWN)
 
 
 async def _named(events: AsyncIterator[tuple[str, Any]]) -> AsyncIterator[ServerSentEvent]:
     try:
         async for name, data in events:
-            yield ServerSentEvent(event=name, data=_encode(data))
+            yield _event(_encode(data), name)
     finally:
         await events.aclose()
 
@@ -64,4 +79,4 @@ def status_stream(events: AsyncIterator[tuple[str, Any]], endless: bool = False)
     away; a comment every 15 seconds keeps idle connections open through proxies. An
     ``endless`` stream (a watch) is cut when the server shuts down; others are finished."""
     grace = 0 if endless else FINISH_ON_SHUTDOWN
-    return EventSourceResponse(_named(events), sep="\n", ping=15, shutdown_grace_period=grace)
+    return EventSourceResponse(_named(events), sep=LF, ping=15, shutdown_grace_period=grace)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from .. import errors
-from ..backends.base import Json, ModelCard, Relayed
+from ..backends.base import Json, ModelCard, Relayed, Serving
 from ..errors import bad_request
 
 if TYPE_CHECKING:
@@ -121,12 +121,15 @@ class EmbeddingModel:
 
     # --- operations ----------------------------------------------------------------------
 
-    def serves(self, operation_id: str) -> bool:
+    def serving(self, operation_id: str | None) -> Serving:
         """Answered (or refused) here, never forwarded."""
-        return True
+        return Serving.HERE
+
+    def sampling_defaults(self, model_id: str) -> Json:
+        return {}  # it samples nothing
 
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
-        raise AssertionError("local models are never forwarded")  # serves() is always true
+        raise AssertionError("local models are never forwarded")  # always Serving.HERE
 
     def _generation(self, model_id: str) -> errors.OpenAIError:
         return errors.model_not_supported(model_id, "text generation: it is an embedding model (use /v1/embeddings)")
@@ -142,6 +145,15 @@ class EmbeddingModel:
 
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
         raise self._generation(model_id)
+
+    async def transcription(self, model_id: str, request: Json) -> Any:
+        raise errors.model_not_supported(model_id, "audio transcriptions: it is an embedding model")
+
+    async def speech(self, model_id: str, request: Json) -> Any:
+        raise errors.model_not_supported(model_id, "speech: it is an embedding model")
+
+    def context_length(self, model_id: str) -> None:
+        return None  # no chat context: it does not generate
 
     async def embedding(self, model_id: str, request: Json) -> Json:
         texts = _texts(request.get("input"))

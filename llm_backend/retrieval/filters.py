@@ -74,8 +74,8 @@ def compile_filter(spec: Any, param: str = "filters", depth: int = 0) -> Predica
         expected = ", ".join(repr(name) for name in COMPARISONS + COMPOUNDS)
         raise bad_request(f"Invalid '{param}.type': expected one of {expected}, got {kind!r}.", f"{param}.type", "invalid_value")
     key, value = spec.get("key"), spec.get("value")
-    if not isinstance(key, str) or not key:
-        raise bad_request(f"Invalid '{param}.key': expected a non-empty string.", f"{param}.key", "invalid_value")
+    if not isinstance(key, str):  # "" too: an attribute may have an empty name
+        raise bad_request(f"Invalid '{param}.key': expected a string.", f"{param}.key", "invalid_value")
     if "value" not in spec:
         raise bad_request(f"Missing required parameter: '{param}.value'.", f"{param}.value", "missing_required_parameter")
     if kind in ("in", "nin"):

@@ -13,9 +13,13 @@ shared 2-core machine (bench/indexing_ttft.py): at the same priority, indexing d
 time to first token (p50 2.1 s idle ⇒ 4.4 s); niced +10, it did not change it (0.97 s ⇒
 0.94 s) and indexing took twice as long. docs/RETRIEVAL.md has the table.
 
-Recovery: at start-up every file left ``in_progress`` (a stop or a kill -9 mid-indexing)
-is queued again; a file's chunks are written in one transaction with its ``completed``
-status, so a killed indexing leaves no partial chunks to clean.
+Recovery: the files a process will index (queued or being indexed) are leased to it, as
+background responses are (``renew_leases`` every third of the lease, from the app's
+event loop: ``serving/retrieval.py``); a file left ``in_progress`` whose lease ran out (a
+kill -9 mid-indexing, here or on another replica) is taken over by a live process
+(``take_over``: at start-up and then every third of the lease), and a file a live replica
+holds is never taken. A file's chunks are written in one transaction with its
+``completed`` status, so a killed indexing leaves no partial chunks to clean.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,18 +76,26 @@ class Indexer:
                 self._thread.start()
         self._queue.put(key)
 
-    def recover(self) -> int:
-        """Queue every file a previous process left ``in_progress``; how many."""
-        jobs = self._database.vector_stores.jobs_in_progress()
+    def take_over(self, stale_before: datetime) -> int:
+        """Claim and queue the files ``in_progress`` whose lease was last renewed before
+        ``stale_before`` (their process is gone); how many."""
+        jobs = self._database.vector_stores.claim_lapsed(stale_before)
         for owner, store_id, file_id in jobs:
             self.submit(owner, store_id, file_id)
         if jobs:
-            log.warning("re-queued %d vector store files left in_progress", len(jobs))
+            log.warning("took over %d vector store files left in_progress", len(jobs))
         return len(jobs)
 
+    def renew_leases(self) -> None:
+        """Renew the lease of every file this process holds (queued or being indexed)."""
+        with self._lock:
+            held = list(self._pending)
+        if held:
+            self._database.vector_stores.renew_leases(held)
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the file being indexed (it stays ``in_progress`` if cut short: the next
-        start re-queues it)."""
+        """Stop after the file being indexed (it stays ``in_progress`` if cut short: a live
+        process takes it over once its lease runs out)."""
         self._stopping.set()
         self._queue.put(None)
         if self._thread is not None:

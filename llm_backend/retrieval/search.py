@@ -3,7 +3,8 @@
 - Vector: cosine against every chunk vector of the store, exactly, with numpy. A store's
   vectors are read once into a matrix and kept in memory until its ``generation`` changes
   (10k chunks x 384 dims = 15 MB; one matrix-vector product is about 1 ms here), so no
-  approximate index is needed at this scale (docs/RETRIEVAL.md has the figures).
+  approximate index is needed at this scale (docs/RETRIEVAL.md has the figures); the
+  matrices are bounded in bytes (``store_cache.py``).
 - Keyword: the database's full-text index (SQLite FTS5 bm25, PostgreSQL ts_rank_cd).
 - Hybrid (the default): weighted reciprocal-rank fusion, score = sum of w/(k + rank) over
   the rankings a chunk appears in (one vector and one keyword ranking per query string).
@@ -16,22 +17,29 @@
 
 Scores are in [0, 1], best first: hybrid divides the fused score by its maximum (first in
 every ranking); vector is the cosine clipped at 0; keyword is bm25 relative to the best
-hit. ``ranking_options.score_threshold`` drops results below it. ``filters`` select files by
-their attributes before ranking, so they never shrink a result list after the cut.
+hit. ``ranking_options.score_threshold`` drops results below it;
+``ranking_options.hybrid_search`` (``embedding_weight``, ``text_weight``: the file_search
+tool's) replaces the two fusion weights, a ranking of weight 0 is not run at all.
+``rewrite_query`` searches with the query's content words (``rewrite``), shown in
+``search_query``. ``filters`` select files by their attributes before ranking, so they
+never shrink a result list after the cut.
 """
 
 from __future__ import annotations
 
-import threading
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from .. import errors
 from ..errors import OpenAIError, bad_request
+from ..storage.keyword_index import query_words
 from ..storage.vector_index import IndexedFile, StoreVectors
 from .filters import compile_filter
+from .store_cache import StoreCache
 
 Mode = Literal["hybrid", "vector", "keyword"]
 RRF_K = 1
@@ -39,6 +47,8 @@ WEIGHTS = {"vector": 1.0, "keyword": 2.0}
 MAX_RESULTS = 50
 # How deep each ranking goes before fusion.
 CANDIDATES = 100
+# What one cached file costs beside its name and attributes (ids, the object): an estimate.
+FILE_BYTES = 200
 
 
 def vector_store_not_found(store_id: str) -> OpenAIError:
@@ -64,7 +74,23 @@ def parse_limit(max_num_results: Any) -> int:
     return max_num_results
 
 
-def parse_threshold(ranking_options: Any) -> float:
+@dataclass(frozen=True)
+class Ranking:
+    """What ``ranking_options`` asks: the score cut and the fusion's weights."""
+
+    threshold: float = 0.0
+    weights: tuple[float, float] = (WEIGHTS["vector"], WEIGHTS["keyword"])  # (vector, keyword)
+
+
+def _weight(options: Any, name: str) -> float:
+    param = f"ranking_options.hybrid_search.{name}"
+    value = options.get(name) if isinstance(options, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise bad_request(f"Invalid '{param}': expected a number of at least 0.", param, "invalid_value")
+    return float(value)
+
+
+def parse_ranking(ranking_options: Any) -> Ranking:
     options = ranking_options or {}
     threshold = options.get("score_threshold", 0) if isinstance(options, dict) else None
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
@@ -73,39 +99,58 @@ def parse_threshold(ranking_options: Any) -> float:
             "ranking_options.score_threshold",
             "invalid_value",
         )
-    return float(threshold)
+    hybrid = options.get("hybrid_search")
+    if hybrid is None:
+        return Ranking(float(threshold))
+    weights = (_weight(hybrid, "embedding_weight"), _weight(hybrid, "text_weight"))
+    if not any(weights):
+        raise bad_request(
+            "Invalid 'ranking_options.hybrid_search': at least one weight must be above 0.",
+            "ranking_options.hybrid_search",
+            "invalid_value",
+        )
+    return Ranking(float(threshold), weights)
+
+
+def rewrite(query: str) -> str:
+    """``rewrite_query``: the query as a search for its content words (questions' function
+    words and punctuation dropped), as OpenAI rewrites a question into a search."""
+    return " ".join(query_words(query)) or query
 
 
 class Searcher:
     """Search over an owner's vector stores. ``embed`` turns texts into normalised vectors
     (``Embedder.embed``); everything here is blocking: run it in a worker thread."""
 
-    def __init__(self, database: Any, embed: Callable[[list[str]], np.ndarray]) -> None:
+    def __init__(self, database: Any, embed: Callable[[list[str]], np.ndarray], cache_bytes: int = 256 << 20) -> None:
         self._index = database.vector_index
+        self._stores = database.vector_stores
         self._embed = embed
-        self._matrices: dict[int, StoreVectors] = {}
-        self._files: dict[int, tuple[int, list[IndexedFile]]] = {}
-        self._lock = threading.Lock()
+        self.cache = StoreCache(cache_bytes)
+
+    def forget(self, store_seq: int) -> None:
+        """A deleted store's cached vectors and files go."""
+        self.cache.forget(store_seq)
 
     def _vectors(self, store_seq: int, generation: int) -> StoreVectors:
-        cached = self._matrices.get(store_seq)
-        if cached is not None and cached.generation == generation:
+        cached = self.cache.get("vectors", store_seq, generation)
+        if cached is not None:
             return cached
         fresh = self._index.vectors(store_seq)
-        with self._lock:
-            self._matrices[store_seq] = fresh
+        size = fresh.matrix.nbytes + fresh.chunk_seqs.nbytes + fresh.file_seqs.nbytes
+        self.cache.put("vectors", store_seq, fresh.generation, fresh, size)
         return fresh
 
     def _indexed_files(self, store_seqs: list[int], generations: dict[int, int]) -> list[IndexedFile]:
         """The stores' completed files, kept per store until its generation changes."""
         files: list[IndexedFile] = []
         for store_seq in store_seqs:
-            cached = self._files.get(store_seq)
-            if cached is None or cached[0] != generations[store_seq]:
-                cached = (generations[store_seq], self._index.indexed_files([store_seq]))
-                with self._lock:
-                    self._files[store_seq] = cached
-            files.extend(cached[1])
+            cached = self.cache.get("files", store_seq, generations[store_seq])
+            if cached is None:
+                cached = self._index.indexed_files([store_seq])
+                size = sum(FILE_BYTES + len(f.filename) + len(str(f.attributes)) for f in cached)
+                self.cache.put("files", store_seq, generations[store_seq], cached, size)
+            files.extend(cached)
         return files
 
     def _vector_ranking(
@@ -136,17 +181,22 @@ class Searcher:
         filters: Any = None,
         ranking_options: Any = None,
         mode: Mode = "hybrid",
+        rewrite_query: bool = False,
     ) -> dict[str, Any]:
         """A ``vector_store.search_results.page``; 400 for bad arguments, 404 for a store
         that is not the owner's. Validates everything before reading anything."""
         queries = parse_queries(query)
+        if rewrite_query:
+            queries = [rewrite(text) for text in queries]
         limit = parse_limit(max_num_results)
-        threshold = parse_threshold(ranking_options)
+        ranking = parse_ranking(ranking_options)
         predicate = compile_filter(filters) if filters is not None else None
         seqs_by_id = self._index.store_seqs(owner, vector_store_ids)
         for store_id in vector_store_ids:
             if store_id not in seqs_by_id:
                 raise vector_store_not_found(store_id)
+        for store_id in self._stores.expired_ids(owner, vector_store_ids):
+            raise errors.vector_store_expired(store_id)
         store_seqs = list(dict.fromkeys(seqs_by_id[store_id] for store_id in vector_store_ids))
         generations = self._index.generations(store_seqs)
         files = {
@@ -154,8 +204,8 @@ class Searcher:
             for file in self._indexed_files(store_seqs, generations)
             if predicate is None or predicate(file.attributes)
         }
-        scored = self._rank(generations, files, [q for q in queries if q.strip()], mode)
-        hits = [(seq, score) for seq, score in scored if score >= threshold][:limit]
+        scored = self._rank(generations, files, [q for q in queries if q.strip()], mode, ranking.weights)
+        hits = [(seq, score) for seq, score in scored if score >= ranking.threshold][:limit]
         texts = self._index.chunk_texts([seq for seq, _ in hits])
         return {
             "object": "vector_store.search_results.page",
@@ -166,19 +216,25 @@ class Searcher:
         }
 
     def _rank(
-        self, generations: dict[int, int], files: dict[int, IndexedFile], queries: list[str], mode: Mode
+        self,
+        generations: dict[int, int],
+        files: dict[int, IndexedFile],
+        queries: list[str],
+        mode: Mode,
+        weights: tuple[float, float],
     ) -> list[tuple[int, float]]:
         if not files:
             return []
         allowed = np.fromiter(files, np.int64, len(files))
         rankings: list[tuple[float, list[tuple[int, float]]]] = []
-        if mode in ("hybrid", "vector"):
+        vector_weight, keyword_weight = weights if mode == "hybrid" else (1.0, 1.0)
+        if mode in ("hybrid", "vector") and vector_weight > 0:
             for vector in self._embed(queries):
-                rankings.append((WEIGHTS["vector"], self._vector_ranking(generations, allowed, vector)))
-        if mode in ("hybrid", "keyword"):
+                rankings.append((vector_weight, self._vector_ranking(generations, allowed, vector)))
+        if mode in ("hybrid", "keyword") and keyword_weight > 0:
             for text in queries:
                 ranking = self._index.keyword_ranking(list(generations), list(files), text, CANDIDATES)
-                rankings.append((WEIGHTS["keyword"], ranking))
+                rankings.append((keyword_weight, ranking))
         if mode == "vector":
             return [(seq, max(0.0, min(1.0, score))) for seq, score in _best_per_chunk(rankings)]
         if mode == "keyword":

@@ -1,27 +1,17 @@
 """``metadata`` of stored objects: OpenAI's limits (the spec states them only in prose), and
-text every database can hold."""
+text every database can hold (``storage/storable.py``), checked before anything runs."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import bad_request
+from ..storage.storable import problem
 
 # OpenAI's limits for metadata (the spec states them only in prose).
 METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 512
-
-
-def _storable(text: str) -> bool:
-    """Text every database can hold: no NUL, no unpaired surrogate (JSON allows both)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_metadata(metadata: Any, param: str = "metadata") -> dict[str, str]:
@@ -40,7 +30,7 @@ def check_metadata(metadata: Any, param: str = "metadata") -> dict[str, str]:
     for key, value in metadata.items():
         if not isinstance(value, str):
             raise bad_request(f"Invalid type for '{param}.{key}': expected a string.", f"{param}.{key}", "invalid_type")
-        if not (_storable(key) and _storable(value)):
+        if problem(key, None) or problem(value, None):
             raise bad_request(
                 f"Invalid '{param}': keys and values must be valid Unicode text without NUL characters.",
                 param,

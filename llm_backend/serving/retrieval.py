@@ -12,7 +12,9 @@ Shared by the vector store operations and the ``file_search`` tool; built on fir
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ class Retrieval:
         self.database = database
         self.embedding_model = embedding_model or EmbeddingModel(settings)
         self.files_dir: Path = settings.data_dir / "files"
-        self.searcher = Searcher(database, self.embed)
+        self.searcher = Searcher(database, self.embed, settings.search_cache_bytes)
         self.indexer = Indexer(database, self.files_dir, self.embedder, nice=settings.indexing_nice)
 
     def embedder(self) -> Any:
@@ -45,13 +47,24 @@ class Retrieval:
     def file_store(self) -> FileStore:
         return FileStore(self.database, self.files_dir)
 
-    def recover(self) -> None:
-        """At start-up (blocking): sweep upload leftovers (partial writes, bytes without a
-        row), then queue the files a previous process left ``in_progress``."""
+    def sweep(self) -> None:
+        """At start-up (blocking): remove upload leftovers (partial writes, bytes without a
+        row) that no live process is writing (``storage/files.py``)."""
         removed = self.file_store().sweep_orphans()
         if removed:
             log.warning("removed %d orphan upload files", removed)
-        self.indexer.recover()
+
+    async def keep(self, lease: float) -> None:
+        """Run for the process's life: every third of ``lease``, renew the leases of the
+        files this process will index, and take over the files whose lease ran out."""
+        while True:
+            try:
+                await self.database.run(self.indexer.renew_leases)
+                stale_before = datetime.now(timezone.utc) - timedelta(seconds=lease)
+                await self.database.run(self.indexer.take_over, stale_before)
+            except Exception:
+                log.exception("the vector store indexing leases could not be kept")
+            await asyncio.sleep(lease / 3)
 
     def stop(self) -> None:
         self.indexer.stop()

@@ -2,7 +2,7 @@
 (storage/usage.py): time buckets, ``group_by``, ``limit`` and ``page`` as OpenAI shapes them.
 
 Completions and embeddings are answered from what was recorded - per key name
-(``api_key_id``: ``key-0``, ``apikey_...``, never the key) and model; fields this service has
+(``api_key_id``: ``alice``, ``key-5d3c…``, ``apikey_...``, never the key) and model; fields this service has
 no notion of (``project_id``, ``user_id``, ``batch``, ``service_tier``) are null. The other
 usage operations (images, audio, moderations, vector stores, ...) count nothing here: their
 buckets come back empty, in the same shape, so dashboards built on OpenAI's API still work.
@@ -74,9 +74,16 @@ async def usage_page(
     models: list[str] | None = None,
     limit: int | None = None,
     page: str | None = None,
+    project_ids: list[str] | None = None,
+    user_ids: list[str] | None = None,
+    batch: bool | None = None,
 ) -> dict:
     """One page of ``operation``'s usage buckets (``operation`` None: one of the usage kinds
-    this service does not count: every bucket empty)."""
+    this service does not count: every bucket empty). No usage here belongs to a project
+    or a user, or comes from a batch: asking for those filters selects nothing (they were
+    accepted and ignored, which answered every key's usage)."""
+    if project_ids or user_ids or batch:
+        operation = None
     for name, value in (("start_time", start_time), ("end_time", end_time)):
         # Unix seconds up to the year 9999: the database's integers hold them (a fuzzer's
         # -10^26 would overflow the query, a 500 before this check).

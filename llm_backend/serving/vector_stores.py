@@ -15,6 +15,7 @@ from .. import errors
 from ..errors import OpenAIError, bad_request
 from ..retrieval.chunking import parse_strategy
 from ..retrieval.extraction import ExtractionError, extract_text
+from ..storage.storable import problem
 from ..storage.vector_stores import CursorNotFound, NewStoreFile
 from .metadata import check_metadata
 from .pages import check_limit, list_object
@@ -56,10 +57,10 @@ def check_attributes(attributes: Any, param: str = "attributes") -> Json:
     if len(attributes) > ATTRIBUTES_MAX:
         raise bad_request(f"Invalid '{param}': at most {ATTRIBUTES_MAX} attributes.", param, "object_above_max_properties")
     for key, value in attributes.items():
-        if len(key) > ATTRIBUTE_KEY_MAX or "\x00" in key:
+        if problem(key, ATTRIBUTE_KEY_MAX):
             raise bad_request(f"Invalid '{param}': keys are at most {ATTRIBUTE_KEY_MAX} characters.", param, "invalid_value")
         if isinstance(value, str):
-            if len(value) > ATTRIBUTE_VALUE_MAX or "\x00" in value:
+            if problem(value, ATTRIBUTE_VALUE_MAX):
                 raise bad_request(
                     f"Invalid '{param}.{key}': strings are at most {ATTRIBUTE_VALUE_MAX} characters.", f"{param}.{key}", "invalid_value"
                 )
@@ -117,6 +118,12 @@ class VectorStoreService:
         if missing:
             raise file_not_found(missing[0], param)
 
+    async def _fillable(self, store_id: str) -> None:
+        """404 for a store that is not the caller's, 400 for an expired one."""
+        store = await self.get(store_id)
+        if store["status"] == "expired":
+            raise errors.vector_store_expired(store_id)
+
     def _queue(self, store_id: str, file_ids: list[str]) -> None:
         for file_id in file_ids:
             self.retrieval.indexer.submit(self.owner, store_id, file_id)
@@ -130,7 +137,9 @@ class VectorStoreService:
         file_ids = list(dict.fromkeys(body.get("file_ids") or []))
         await self._require_files(file_ids, "file_ids")
         files = [NewStoreFile(file_id, {}, chunking) for file_id in file_ids]
-        store = await self.run(self.stores.create, self.owner, body.get("name"), metadata, expires_after, files)
+        store = await self.run(
+            self.stores.create, self.owner, body.get("name"), metadata, expires_after, files, body.get("description")
+        )
         self._queue(store["id"], file_ids)
         return store
 
@@ -156,14 +165,18 @@ class VectorStoreService:
             changes["metadata"] = check_metadata(body["metadata"])
         if "expires_after" in body:
             changes["expires_after"] = check_expiry(body["expires_after"])
+            if (await self.get(store_id))["status"] == "expired":
+                raise errors.vector_store_expired(store_id)  # expiry is final
         store = await self.run(self.stores.update, self.owner, store_id, changes)
         if store is None:
             raise store_not_found(store_id)
         return store
 
     async def delete(self, store_id: str) -> Json:
-        if not await self.run(self.services.database.vector_index.delete_store, self.owner, store_id):
+        store_seq = await self.run(self.services.database.vector_index.delete_store, self.owner, store_id)
+        if store_seq is None:
             raise store_not_found(store_id)
+        self.retrieval.searcher.forget(store_seq)
         return {"id": store_id, "object": "vector_store.deleted", "deleted": True}
 
     # --- files of a store -------------------------------------------------------------------
@@ -172,8 +185,7 @@ class VectorStoreService:
         attributes = check_attributes(body.get("attributes"))
         chunking = _chunking(body.get("chunking_strategy"))
         file_id = body["file_id"]
-        if await self.run(self.stores.get, self.owner, store_id) is None:
-            raise store_not_found(store_id)
+        await self._fillable(store_id)
         await self._require_files([file_id], "file_id")
         added = await self.run(self.stores.add_file, self.owner, store_id, NewStoreFile(file_id, attributes, chunking))
         if added is None:
@@ -267,8 +279,7 @@ class VectorStoreService:
             param = "file_ids"
         if not files:
             raise bad_request("Missing required parameter: 'file_ids'.", "file_ids", "missing_required_parameter")
-        if await self.run(self.stores.get, self.owner, store_id) is None:
-            raise store_not_found(store_id)
+        await self._fillable(store_id)
         await self._require_files([new.file_id for new in files], param)
         created = await self.run(self.batches.create_batch, self.owner, store_id, files)
         if created is None:
@@ -306,6 +317,7 @@ class VectorStoreService:
             body.get("max_num_results", 10),
             body.get("filters"),
             body.get("ranking_options"),
+            rewrite_query=bool(body.get("rewrite_query")),
         )
         await self.run(self.stores.touch, self.owner, [store_id])
         return page

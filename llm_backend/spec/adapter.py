@@ -8,7 +8,8 @@ What Connexion needs and the vendored file is never edited for:
   configured (``http/forwarding.py``), or a fallback answers 404 as OpenAI does for a URL
   it does not serve (operations we do not serve are not validated either: there is nothing
   of ours to protect);
-- request validation (``validation.py``) speaks JSON Schema 2020-12 and OpenAI's errors.
+- request validation (``validation.py``) speaks JSON Schema 2020-12 and OpenAI's errors;
+- the organisation's operations (``AdminApiKeyAuth``) need an admin key (``ADMIN_SCHEMES``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from connexion.validators import FormDataValidator
 
 from ..errors import invalid_body, not_served
 from ..http.forwarding import SHARED_STATE_TAGS, found_here_or_upstream, routed_by_model
+from . import leniency
 from .forms import OpenAIMultiPartValidator
 from .parameters import OpenAPI31ParameterValidator, ParameterParser
 from .validation import OpenAPI31BodyValidator
@@ -87,7 +89,7 @@ def _json_object_body(controller: Callable) -> Callable:
 
     @functools.wraps(controller)
     async def checked(*args: Any, **kwargs: Any) -> Any:
-        if "body" in kwargs and not isinstance(kwargs["body"], dict):
+        if kwargs.get("body") is not None and not isinstance(kwargs["body"], dict):
             raise invalid_body()
         return await controller(*args, **kwargs)
 
@@ -201,11 +203,26 @@ def prepare(document: dict) -> dict:
             item.pop("parameters", None)
         paths[path] = item
     prepared["components"] = _referenced_components(document.get("components", {}), paths)
+    # What OpenAI's API accepts beyond the document, for every lane that validates with it.
+    leniency.relax(prepared["components"].get("schemas", {}))
     return prepared
 
 
+# The document's scheme for the organisation's operations (admin keys, projects, users,
+# audit logs, usage...): marked as our admin scheme, so only an admin key calls them.
+ADMIN_SCHEMES = ("AdminApiKeyAuth",)
+
+
+def _security_schemes(components: dict) -> dict:
+    schemes = dict(components.get("securitySchemes", {}))
+    for name in ADMIN_SCHEMES:
+        if name in schemes:
+            schemes[name] = {**schemes[name], "x-admin": True}
+    return schemes
+
+
 def _referenced_components(components: dict, paths: dict) -> dict:
-    kept: dict[str, dict] = {"securitySchemes": components.get("securitySchemes", {})}
+    kept: dict[str, dict] = {"securitySchemes": _security_schemes(components)}
     pending = [paths]
     seen: set[str] = set()
     while pending:

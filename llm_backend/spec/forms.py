@@ -45,6 +45,18 @@ def _leaf(value: Any, schema: dict[str, Any]) -> Any:
     return value
 
 
+def object_schema(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The object schema a field may take (itself, or one of its ``anyOf`` members:
+    createTranscription's ``chunking_strategy`` is ``"auto"`` or a ``server_vad`` object)."""
+    if schema.get("type") == "object" or "properties" in schema or "$ref" in schema:
+        return schema
+    for member in schema.get("anyOf", schema.get("oneOf", [])):
+        found = object_schema(member) if isinstance(member, dict) else None
+        if found is not None:
+            return found
+    return None
+
+
 def form_object(form: dict[str, Any], name: str, schema: dict[str, Any] | None = None) -> Any:
     """Field ``name`` of a parsed form as sent, else its bracketed fields gathered into an
     object; None when neither is there. Values may be lists (one per occurrence)."""
@@ -80,6 +92,18 @@ def request_folded_objects() -> dict[str, Any]:
     from connexion import request
 
     return folded_objects(request.scope)
+
+
+FIELDS_KEY = "llm_backend.form_fields"
+
+
+def request_form_fields() -> dict[str, Any]:
+    """Every field of the request's validated form but its files, as validation saw them:
+    Connexion's handler-side typing drops a field whose schema has no ``type`` of its own
+    (createTranscription's ``model``, ``stream``, ``chunking_strategy`` are ``anyOf``)."""
+    from connexion import request
+
+    return request.scope.get("extensions", {}).get(FIELDS_KEY, {})
 
 
 SPOOL_IN_MEMORY = 1 << 20
@@ -140,8 +164,9 @@ class OpenAIMultiPartValidator(MultiPartFormDataValidator):
         if not isinstance(data, dict):
             return data
         objects = scope.setdefault("extensions", {}).setdefault(SCOPE_KEY, {})
-        for name, schema in self._schema.get("properties", {}).items():
-            if schema.get("type") != "object" and "properties" not in schema and "$ref" not in schema:
+        for name, field in self._schema.get("properties", {}).items():
+            schema = object_schema(field)
+            if schema is None:
                 continue
             if name in data:
                 continue  # sent whole (a JSON part): validated as it is
@@ -150,4 +175,5 @@ class OpenAIMultiPartValidator(MultiPartFormDataValidator):
                 del data[key]
             if folded is not None:
                 data[name] = objects[name] = folded
+        scope["extensions"][FIELDS_KEY] = {name: value for name, value in data.items() if not hasattr(value, "read")}
         return data

@@ -21,6 +21,14 @@ from jsonschema.exceptions import best_match
 from .validation import RequestSchemaValidator
 
 
+def _form_type(schema: Any) -> dict:
+    if not isinstance(schema, dict) or "type" in schema:
+        return _with_type(schema)
+    types = {member.get("type") for member in schema.get("anyOf", schema.get("oneOf", [])) if isinstance(member, dict)}
+    types.discard("null")
+    return {**schema, "type": types.pop() if len(types) == 1 else None}
+
+
 def _with_type(schema: Any) -> dict:
     # An untyped schema reads as "not an array", which is what Connexion asks of it.
     return {"type": None, **schema} if isinstance(schema, dict) else {"type": None}
@@ -45,6 +53,20 @@ class ParameterParser(OpenAPIURIParser):
         except Exception:
             names = ", ".join(sorted(query_data)) or "none"
             raise BadRequestProblem(detail=f"Invalid query string: the query parameters ({names}) could not be parsed.") from None
+
+    @property
+    def form_defns(self) -> dict[str, dict]:
+        # A multipart field typed by ``anyOf`` (createTranscription's ``stream``: a boolean
+        # or null) is coerced as its one non-null type, else left as sent.
+        return {name: _form_type(schema) for name, schema in super().form_defns.items()}
+
+    def resolve_form(self, form_data):
+        # ``name[]``, the SDKs' way to send an array field (``include[]``), is ``name``.
+        defns = self.form_defns
+        form_data = {
+            (name[:-2] if name.endswith("[]") and name[:-2] in defns else name): value for name, value in form_data.items()
+        }
+        return super().resolve_form(form_data)
 
     def resolve_path(self, path_data):
         try:

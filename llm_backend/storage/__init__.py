@@ -15,9 +15,12 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..errors import OpenAIError
 from . import migrate
+from .storable import json_serializer
 
 T = TypeVar("T")
 
@@ -59,7 +62,9 @@ class Database:
         is_sqlite = self.url.startswith("sqlite")
         # SQLite: connections move between worker threads; wait for a busy writer, not fail.
         connect_args = {"check_same_thread": False, "timeout": 30} if is_sqlite else {}
-        self.engine: Engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+        self.engine: Engine = create_engine(
+            self.url, pool_pre_ping=True, connect_args=connect_args, json_serializer=json_serializer
+        )
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
@@ -75,6 +80,13 @@ class Database:
         from .vector_index import VectorIndex
 
         return VectorIndex(self)
+
+    @functools.cached_property
+    def forwarded_objects(self):
+        """Owners of the objects upstreams keep for this service's keys."""
+        from .forwarded_objects import ForwardedObjects
+
+        return ForwardedObjects(self)
 
     @functools.cached_property
     def rate_counters(self):
@@ -115,14 +127,22 @@ class Database:
         return self.engine.dialect.name
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run blocking database work in a worker thread."""
-        return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
+        """Run blocking database work in a worker thread. A value no database can hold
+        (``storable.py``) is the client's 400, not the driver's error."""
+        try:
+            return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
+        except StatementError as error:
+            if isinstance(error.orig, OpenAIError):
+                raise error.orig from None
+            raise
 
-    def upgrade(self, revision: str = "head") -> None:
-        """Apply the migrations up to ``revision`` (blocking: call at start-up or from the CLI)."""
+    def upgrade(self, revision: str = "head", owners: dict[str, str] | None = None) -> None:
+        """Apply the migrations up to ``revision`` (blocking: call at start-up or from the CLI).
+        ``owners``: what static keys' positional owners are now (``Keyring.legacy_owners``),
+        carried over once, by the revision that ended positional owners."""
         if self.url.startswith("sqlite:///"):
             Path(make_url(self.url).database).parent.mkdir(parents=True, exist_ok=True)
-        migrate.upgrade(self.engine, revision)
+        migrate.upgrade(self.engine, revision, owners)
 
     def revision(self) -> str | None:
         return migrate.current_revision(self.engine)

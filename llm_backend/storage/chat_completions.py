@@ -21,12 +21,6 @@ Json = dict[str, Any]
 Order = Literal["asc", "desc"]
 
 
-def _nameable(text: str | None) -> bool:
-    """Whether ``text`` can name a stored row at all: PostgreSQL text cannot hold NUL, and
-    querying with one is an error there rather than no match."""
-    return text is None or "\x00" not in text
-
-
 class CursorNotFound(LookupError):
     """The ``after`` cursor names no object of this owner."""
 
@@ -69,8 +63,6 @@ class ChatCompletionStore:
         )
 
     def _find(self, session: Session, owner: str, completion_id: str) -> StoredChatCompletion | None:
-        if not _nameable(completion_id):
-            return None
         query = self._visible(owner).where(StoredChatCompletion.id == completion_id)
         return session.scalars(query).one_or_none()
 
@@ -104,10 +96,6 @@ class ChatCompletionStore:
         order: Order,
     ) -> Page:
         seq = StoredChatCompletion.seq
-        if not _nameable(after):
-            raise CursorNotFound(after)
-        if not (_nameable(model) and all(_nameable(key) and _nameable(value) for key, value in metadata.items())):
-            return Page([], has_more=False)
         query = self._visible(owner)
         if model is not None:
             query = query.where(StoredChatCompletion.model == model)
@@ -137,8 +125,6 @@ class ChatCompletionStore:
             return as_openai(row)
 
     def _delete(self, owner: str, completion_id: str) -> bool:
-        if not _nameable(completion_id):
-            return False
         with self._database.sessions.begin() as session:
             result = session.execute(
                 delete(StoredChatCompletion).where(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from .chat_completions import CursorNotFound, Page, _nameable
+from .chat_completions import CursorNotFound, Page
 from .models import ConversationItem, StoredConversation
 
 if TYPE_CHECKING:
@@ -28,8 +28,6 @@ def as_openai(row: StoredConversation) -> Json:
 
 
 def _find(session: Session, owner: str, conversation_id: str) -> StoredConversation | None:
-    if not _nameable(conversation_id):
-        return None
     query = select(StoredConversation).where(
         StoredConversation.owner == owner, StoredConversation.id == conversation_id
     )
@@ -120,7 +118,7 @@ class ConversationStore:
             if after is not None:
                 cursor = session.scalar(
                     select(seq).where(ConversationItem.conversation_seq == row.seq, ConversationItem.id == after)
-                ) if _nameable(after) else None
+                )
                 if cursor is None:
                     raise CursorNotFound(after)
                 query = query.where(seq > cursor if order == "asc" else seq < cursor)
@@ -129,8 +127,6 @@ class ConversationStore:
         return Page(items[:limit], has_more=len(items) > limit)
 
     def _get_item(self, owner: str, conversation_id: str, item_id: str) -> Json | None:
-        if not _nameable(item_id):
-            return None
         with self._database.sessions() as session:
             row = _find(session, owner, conversation_id)
             if row is None:
@@ -142,8 +138,6 @@ class ConversationStore:
             )
 
     def _delete_item(self, owner: str, conversation_id: str, item_id: str) -> Json | None:
-        if not _nameable(item_id):
-            return None
         with self._database.sessions.begin() as session:
             row = _find(session, owner, conversation_id)
             if row is None:

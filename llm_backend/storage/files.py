@@ -5,10 +5,22 @@ final name; only then is the row inserted. A kill -9 at any point leaves either 
 file with its row, or no row (and at most an orphan ``.partial`` or unreferenced file,
 which ``sweep_orphans`` removes). Deleting removes the row, the file from every vector
 store (its chunks go with it by cascade) and then the bytes.
+
+Replicas share the directory (a ``ReadWriteMany`` volume) and each sweeps it at start-up,
+so an upload in flight is locked by its writer (``flock``, from creating the temporary
+file until its row is committed; NFS carries it as a POSIX lock) and the sweep removes
+only what it can lock: it never takes another process's upload, and a dead process's
+locks are gone with it.
+
+A file past its ``expires_at`` is gone for the API at once (every lookup asks for live
+files), and ``expire`` (the sweeper, ``serving/expiry.py``) deletes it for good: row,
+store memberships, bytes. Each deletion is one conditional transaction, so replicas
+sweeping together delete each file once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import secrets
@@ -17,8 +29,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 
+from . import storable
 from .models import StoredFile, VectorStore, VectorStoreFile
 
 if TYPE_CHECKING:
@@ -26,6 +39,11 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 CHUNK = 1 << 20
+
+
+def live(now: int | None = None) -> ColumnElement:
+    """Files not past their ``expires_after``: the only ones the API shows."""
+    return or_(StoredFile.expires_at.is_(None), StoredFile.expires_at > (int(time.time()) if now is None else now))
 
 
 class FileTooLarge(ValueError):
@@ -53,28 +71,6 @@ class FileStore:
         self._database = database
         self.directory = Path(directory)
 
-    def _write(self, file_id: str, parts: Iterable[bytes], max_bytes: int) -> tuple[str, int, str]:
-        relative = f"{file_id[-2:]}/{file_id}"
-        target = self.directory / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{file_id}.partial")
-        digest, size = hashlib.sha256(), 0
-        try:
-            with open(partial, "wb") as out:
-                for part in parts:
-                    size += len(part)
-                    if size > max_bytes:
-                        raise FileTooLarge(f"The file is larger than the {max_bytes} bytes allowed.")
-                    digest.update(part)
-                    out.write(part)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        return relative, size, digest.hexdigest()
-
     def create(
         self,
         owner: str,
@@ -89,32 +85,47 @@ class FileStore:
         """Store the bytes (streamed in ``parts``) and the row; the file object. A caller
         that must not create a file twice (a batch's output) names it: ``file_id``."""
         file_id = file_id or "file-" + secrets.token_hex(12)
-        relative, size, sha256 = self._write(file_id, parts, max_bytes)
         row = StoredFile(
             id=file_id,
             owner=owner,
             filename=filename,
             purpose=purpose,
-            bytes=size,
             mime_type=mime_type,
-            sha256=sha256,
-            path=relative,
             created_at=int(time.time()),
             expires_at=expires_at,
         )
+        storable.check(row)  # a name no database can hold is refused before the bytes are written
+        relative = f"{file_id[-2:]}/{file_id}"
+        target = self.directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{file_id}.partial")
+        digest, size = hashlib.sha256(), 0
+        out = _new_locked(partial)  # locked until the row is in (see the module docstring)
         try:
+            for part in parts:
+                size += len(part)
+                if size > max_bytes:
+                    raise FileTooLarge(f"The file is larger than the {max_bytes} bytes allowed.")
+                digest.update(part)
+                out.write(part)
+            out.flush()
+            os.fsync(out.fileno())
+            os.replace(partial, target)
+            row.bytes, row.sha256, row.path = size, digest.hexdigest(), relative
             with self._database.sessions.begin() as session:
                 session.add(row)
         except BaseException:
-            (self.directory / relative).unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
             raise
+        finally:
+            out.close()
         return as_openai(row)
 
     def _row(self, owner: str, file_id: str) -> StoredFile | None:
-        if "\x00" in file_id:
-            return None
+        query = select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id, live())
         with self._database.sessions() as session:
-            return session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
+            return session.scalars(query).one_or_none()
 
     def get(self, owner: str, file_id: str) -> Json | None:
         row = self._row(owner, file_id)
@@ -135,12 +146,12 @@ class FileStore:
         return {**as_openai(row), "mime_type": row.mime_type}, self.directory / row.path
 
     def list(self, owner: str, purpose: str | None = None, after: str | None = None, limit: int = 10000, order: str = "desc") -> tuple[list[Json], bool]:
-        query = select(StoredFile).where(StoredFile.owner == owner)
+        query = select(StoredFile).where(StoredFile.owner == owner, live())
         if purpose is not None:
             query = query.where(StoredFile.purpose == purpose)
         with self._database.sessions() as session:
             if after is not None:
-                cursor = session.scalar(select(StoredFile.seq).where(StoredFile.owner == owner, StoredFile.id == after))
+                cursor = session.scalar(select(StoredFile.seq).where(StoredFile.owner == owner, StoredFile.id == after, live()))
                 if cursor is None:
                     raise LookupError(after)
                 query = query.where(StoredFile.seq > cursor if order == "asc" else StoredFile.seq < cursor)
@@ -148,11 +159,17 @@ class FileStore:
             rows = list(session.scalars(query.order_by(seq.asc() if order == "asc" else seq.desc()).limit(limit + 1)))
         return [as_openai(row) for row in rows[:limit]], len(rows) > limit
 
-    def delete(self, owner: str, file_id: str) -> bool:
-        """The row, the file in every vector store of the owner (chunks cascade), then the bytes."""
+    def delete(self, owner: str, file_id: str, expired: bool = False) -> bool:
+        """The row, the file in every vector store of the owner (chunks cascade), then the
+        bytes; a file past its expiry is already gone for the API (``expired``: the sweeper's
+        delete of exactly those)."""
+        alive = live()
         with self._database.sessions.begin() as session:
-            row = session.scalars(select(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id)).one_or_none()
-            if row is None:
+            # The row goes first, and only one transaction can delete it: replicas sweeping
+            # the same expired file delete it (and count it) once.
+            query = delete(StoredFile).where(StoredFile.owner == owner, StoredFile.id == file_id, ~alive if expired else alive)
+            path = session.scalar(query.returning(StoredFile.path))
+            if path is None:
                 return False
             stores = select(VectorStoreFile.vector_store_seq).where(
                 VectorStoreFile.owner == owner, VectorStoreFile.file_id == file_id
@@ -164,14 +181,21 @@ class FileStore:
                 .execution_options(synchronize_session=False)
             )
             session.execute(delete(VectorStoreFile).where(VectorStoreFile.owner == owner, VectorStoreFile.file_id == file_id))
-            path = row.path
-            session.delete(row)
         (self.directory / path).unlink(missing_ok=True)
         return True
 
+    def expire(self, now: int | None = None, batch: int = 500) -> int:
+        """Delete the files past their ``expires_at`` (a batch of them); how many this call
+        deleted (another replica may delete some of the same first: each goes once)."""
+        query = select(StoredFile.owner, StoredFile.id).where(~live(now)).order_by(StoredFile.expires_at).limit(batch)
+        with self._database.sessions() as session:
+            due = list(session.execute(query))
+        return sum(self.delete(owner, file_id, expired=True) for owner, file_id in due)
+
     def sweep_orphans(self) -> int:
         """Remove bytes with no row (a crash between the rename and the insert) and
-        leftover partial writes; call at start-up. The number removed."""
+        leftover partial writes that no live process is writing (it holds their lock);
+        call at start-up. The number removed."""
         if not self.directory.is_dir():
             return 0
         with self._database.sessions() as session:
@@ -179,7 +203,37 @@ class FileStore:
         removed = 0
         for path in self.directory.glob("*/*"):
             relative = path.relative_to(self.directory).as_posix()
-            if path.is_file() and (path.name.endswith(".partial") or relative not in known):
-                path.unlink(missing_ok=True)
-                removed += 1
+            partial = path.name.endswith(".partial")
+            if not path.is_file() or not (partial or relative not in known):
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR)  # writable: NFS needs it for an exclusive lock
+            except FileNotFoundError:
+                continue  # renamed or removed meanwhile
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # an upload in flight
+            try:
+                if partial or not self._has_row(relative):  # its writer may have committed meanwhile
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            finally:
+                os.close(fd)
         return removed
+
+    def _has_row(self, relative: str) -> bool:
+        with self._database.sessions() as session:
+            return session.scalar(select(StoredFile.seq).where(StoredFile.path == relative)) is not None
+
+
+def _new_locked(path: Path):
+    """A new file at ``path``, open for writing and locked (``flock``). A sweep may lock and
+    remove it between the two steps: then it is made again."""
+    while True:
+        out = open(path, "xb")
+        fcntl.flock(out.fileno(), fcntl.LOCK_EX)
+        if os.fstat(out.fileno()).st_nlink:
+            return out
+        out.close()

@@ -22,8 +22,9 @@ def _config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", owners: dict[str, str] | None = None) -> None:
     """Bring the schema to ``revision``, in one transaction where the database allows.
+    ``owners``: positional owners of static keys -> their owners now (revision 0009).
 
     Replicas starting together all call this: on PostgreSQL the first takes a transaction
     lock and the others wait for its commit, then read the version it wrote and do nothing.
@@ -33,6 +34,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
+        config.attributes["owners"] = owners or {}
         command.upgrade(config, revision)
 
 

@@ -15,12 +15,12 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import true
+
+from .storable import StoredText
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 SEQUENCE_TYPE = BigInteger().with_variant(Integer(), "sqlite")
@@ -41,9 +41,9 @@ class StoredChatCompletion(Base):
 
     # Insertion order: the stable sort key and pagination cursor (``created`` has 1 s steps).
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    owner: Mapped[str] = mapped_column(String(128))
-    model: Mapped[str] = mapped_column(String(256))
+    id: Mapped[str] = mapped_column(StoredText(64), unique=True)
+    owner: Mapped[str] = mapped_column(StoredText(128))
+    model: Mapped[str] = mapped_column(StoredText(256, param="model"))
     created: Mapped[int] = mapped_column(BigInteger)
     request: Mapped[dict[str, Any]]
     response: Mapped[dict[str, Any]]
@@ -51,7 +51,7 @@ class StoredChatCompletion(Base):
     stored_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Added in revision 0002.
-    status: Mapped[str] = mapped_column(String(16), default="completed", server_default="completed")
+    status: Mapped[str] = mapped_column(StoredText(16), default="completed", server_default="completed")
     # False: kept only for audit (the client did not ask for ``store``); the API never shows it.
     store: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
@@ -76,8 +76,8 @@ class ChatCompletionMetadata(Base):
     seq: Mapped[int] = mapped_column(
         SEQUENCE_TYPE, ForeignKey("chat_completions.seq", ondelete="CASCADE"), primary_key=True
     )
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(512))
+    key: Mapped[str] = mapped_column(StoredText(64, param="metadata"), primary_key=True)
+    value: Mapped[str] = mapped_column(StoredText(512, param="metadata"))
 
     __table_args__ = (Index("ix_chat_completion_metadata_key_value", "key", "value"),)
 
@@ -87,10 +87,10 @@ class ApiKey(Base):
 
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(256))
-    description: Mapped[str] = mapped_column(Text, default="")
+    id: Mapped[str] = mapped_column(StoredText(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(StoredText(64), unique=True)
+    name: Mapped[str] = mapped_column(StoredText(256, param="name"))
+    description: Mapped[str] = mapped_column(StoredText(param="description"), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -114,9 +114,9 @@ class UsageRecord(Base):
 
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
     minute: Mapped[int] = mapped_column(BigInteger)  # Unix seconds of the minute's start
-    operation: Mapped[str] = mapped_column(String(32))  # completions | embeddings
-    owner: Mapped[str] = mapped_column(String(128))  # the key's name (key-0, apikey_...), never the key
-    model: Mapped[str] = mapped_column(String(256))
+    operation: Mapped[str] = mapped_column(StoredText(32))  # completions | embeddings
+    owner: Mapped[str] = mapped_column(StoredText(128))  # the key's tenant (alice, key-5d3c…, apikey_...), never the key
+    model: Mapped[str] = mapped_column(StoredText(256, param="model"))
     requests: Mapped[int] = mapped_column(Integer)
     input_tokens: Mapped[int] = mapped_column(BigInteger)
     cached_tokens: Mapped[int] = mapped_column(BigInteger)
@@ -129,8 +129,8 @@ class RateLimitCounter(Base):
 
     __tablename__ = "rate_limit_counters"
 
-    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # requests | tokens | tokens_day
+    owner: Mapped[str] = mapped_column(StoredText(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(StoredText(16), primary_key=True)  # requests | tokens | tokens_day
     window: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix seconds of its start
     count: Mapped[int] = mapped_column(BigInteger)
 
@@ -145,25 +145,35 @@ class StoredResponse(Base):
     __tablename__ = "responses"
 
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    owner: Mapped[str] = mapped_column(String(128))
-    model: Mapped[str] = mapped_column(String(256))
+    id: Mapped[str] = mapped_column(StoredText(64), unique=True)
+    owner: Mapped[str] = mapped_column(StoredText(128))
+    model: Mapped[str] = mapped_column(StoredText(256, param="model"))
     # queued, in_progress, completed, incomplete, failed, cancelled (as the object says).
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(StoredText(16))
     created_at: Mapped[int] = mapped_column(BigInteger)
     response: Mapped[dict[str, Any]]
     request: Mapped[dict[str, Any]]
     input_items: Mapped[list[Any]] = mapped_column(JSON)
-    previous_response_id: Mapped[str | None] = mapped_column(String(64), default=None)
-    conversation_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    previous_response_id: Mapped[str | None] = mapped_column(StoredText(64, param="previous_response_id"), default=None)
+    conversation_id: Mapped[str | None] = mapped_column(StoredText(64, param="conversation"), default=None)
     background: Mapped[bool] = mapped_column(Boolean, default=False)
-    # A background response's stream events, kept when it ends (``GET ...?stream=true``);
-    # loaded only when asked for.
-    events: Mapped[list[Any] | None] = mapped_column(JSON, default=None, deferred=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     # The start-up sweep finds unfinished background responses by status.
     __table_args__ = (Index("ix_responses_status", "status"),)
+
+
+class ResponseEvent(Base):
+    """One stream event of a background response (revision 0010), written while it runs,
+    so that any replica streams it again (``GET /v1/responses/{id}?stream=true``)."""
+
+    __tablename__ = "response_events"
+
+    response_id: Mapped[str] = mapped_column(
+        StoredText(64), ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[dict[str, Any]]
 
 
 class StoredConversation(Base):
@@ -172,8 +182,8 @@ class StoredConversation(Base):
     __tablename__ = "conversations"
 
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    owner: Mapped[str] = mapped_column(String(128))
+    id: Mapped[str] = mapped_column(StoredText(64), unique=True)
+    owner: Mapped[str] = mapped_column(StoredText(128))
     created_at: Mapped[int] = mapped_column(BigInteger)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -189,7 +199,7 @@ class ConversationItem(Base):
     conversation_seq: Mapped[int] = mapped_column(
         SEQUENCE_TYPE, ForeignKey("conversations.seq", ondelete="CASCADE")
     )
-    id: Mapped[str] = mapped_column(String(64))
+    id: Mapped[str] = mapped_column(StoredText(64))
     item: Mapped[dict[str, Any]]
 
     __table_args__ = (
@@ -207,15 +217,15 @@ class StoredFile(Base):
     __tablename__ = "files"
 
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    owner: Mapped[str] = mapped_column(String(128))
-    filename: Mapped[str] = mapped_column(String(512))
-    purpose: Mapped[str] = mapped_column(String(32))
+    id: Mapped[str] = mapped_column(StoredText(64), unique=True)
+    owner: Mapped[str] = mapped_column(StoredText(128))
+    filename: Mapped[str] = mapped_column(StoredText(512, param="file"))
+    purpose: Mapped[str] = mapped_column(StoredText(32, param="purpose"))
     bytes: Mapped[int] = mapped_column(BigInteger)
-    mime_type: Mapped[str | None] = mapped_column(String(128), default=None)
-    sha256: Mapped[str] = mapped_column(String(64))
+    mime_type: Mapped[str | None] = mapped_column(StoredText(128, param="file"), default=None)
+    sha256: Mapped[str] = mapped_column(StoredText(64))
     # Relative to the files directory: the directory may move (a volume), rows need not.
-    path: Mapped[str] = mapped_column(String(512))
+    path: Mapped[str] = mapped_column(StoredText(512))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
@@ -226,9 +236,11 @@ class VectorStore(Base):
     __tablename__ = "vector_stores"
 
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    owner: Mapped[str] = mapped_column(String(128))
-    name: Mapped[str | None] = mapped_column(String(256), default=None)
+    id: Mapped[str] = mapped_column(StoredText(64), unique=True)
+    owner: Mapped[str] = mapped_column(StoredText(128))
+    name: Mapped[str | None] = mapped_column(StoredText(256, param="name"), default=None)
+    # Added in revision 0011.
+    description: Mapped[str | None] = mapped_column(StoredText(512, param="description"), default=None)
     created_at: Mapped[int] = mapped_column(BigInteger)
     last_active_at: Mapped[int] = mapped_column(BigInteger)
     expires_after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
@@ -249,16 +261,19 @@ class VectorStoreFile(Base):
     vector_store_seq: Mapped[int] = mapped_column(
         SEQUENCE_TYPE, ForeignKey("vector_stores.seq", ondelete="CASCADE")
     )
-    file_id: Mapped[str] = mapped_column(String(64))
-    owner: Mapped[str] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    file_id: Mapped[str] = mapped_column(StoredText(64, param="file_id"))
+    owner: Mapped[str] = mapped_column(StoredText(128))
+    status: Mapped[str] = mapped_column(StoredText(16), default="in_progress")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     chunking_strategy: Mapped[dict[str, Any]] = mapped_column(JSON)
     usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[int] = mapped_column(BigInteger)
     # The file batch that added it, if any (revision 0006).
-    batch_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    batch_id: Mapped[str | None] = mapped_column(StoredText(64), default=None)
+    # While ``in_progress``: when the process that will index it last renewed its claim
+    # (revision 0010); a live process takes over a file whose lease ran out.
+    leased_at: Mapped[datetime | None] = mapped_column(default=utcnow)
 
     __table_args__ = (
         UniqueConstraint("vector_store_seq", "file_id", name="uq_vector_store_files_store_file"),
@@ -274,11 +289,11 @@ class VectorStoreFileBatch(Base):
     __tablename__ = "vector_store_file_batches"
 
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
+    id: Mapped[str] = mapped_column(StoredText(64), unique=True)
     vector_store_seq: Mapped[int] = mapped_column(
         SEQUENCE_TYPE, ForeignKey("vector_stores.seq", ondelete="CASCADE")
     )
-    owner: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str] = mapped_column(StoredText(128))
     created_at: Mapped[int] = mapped_column(BigInteger)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -297,9 +312,9 @@ class VectorStoreChunk(Base):
     vector_store_file_seq: Mapped[int] = mapped_column(
         SEQUENCE_TYPE, ForeignKey("vector_store_files.seq", ondelete="CASCADE")
     )
-    file_id: Mapped[str] = mapped_column(String(64))
+    file_id: Mapped[str] = mapped_column(StoredText(64))
     position: Mapped[int] = mapped_column(Integer)
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(StoredText())
     n_tokens: Mapped[int] = mapped_column(Integer)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -309,6 +324,32 @@ class VectorStoreChunk(Base):
     )
 
 
+# --- Tenancy (revision 0009) -------------------------------------------------------------
+
+
+class ForwardedObject(Base):
+    """An object an upstream keeps (a file, batch, vector store... created through a
+    forwarded request), and the key that owns it here: only that key reaches it through
+    this service (serving/ownership.py). Ids are the upstream's, never rewritten."""
+
+    __tablename__ = "forwarded_objects"
+
+    id: Mapped[str] = mapped_column(StoredText(256), primary_key=True)
+    owner: Mapped[str] = mapped_column(StoredText(128))
+    kind: Mapped[str] = mapped_column(StoredText(64))  # the object's ``object`` ("file", "batch"), or the field naming it
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OwnerRename(Base):
+    """One positional owner of a static key (``key-0``, ``admin-1``) carried over to the
+    same key's owner today, when revision 0009 was applied: the record that it was done."""
+
+    __tablename__ = "owner_renames"
+
+    old_owner: Mapped[str] = mapped_column(StoredText(128), primary_key=True)
+    new_owner: Mapped[str] = mapped_column(StoredText(128))
+    rows: Mapped[int] = mapped_column(BigInteger)  # rows renamed, over every table
+    renamed_at: Mapped[datetime] = mapped_column(default=utcnow)
 # --- Batches and uploads (revision 0012) ---------------------------------------------------
 
 
@@ -319,19 +360,19 @@ class StoredBatch(Base):
     __tablename__ = "batches"
 
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    owner: Mapped[str] = mapped_column(String(128))
-    endpoint: Mapped[str] = mapped_column(String(64))
-    input_file_id: Mapped[str] = mapped_column(Text)
-    completion_window: Mapped[str] = mapped_column(String(16))
+    id: Mapped[str] = mapped_column(StoredText(64), unique=True)
+    owner: Mapped[str] = mapped_column(StoredText(128))
+    endpoint: Mapped[str] = mapped_column(StoredText(64))
+    input_file_id: Mapped[str] = mapped_column(StoredText())
+    completion_window: Mapped[str] = mapped_column(StoredText(16))
     # validating, in_progress, finalizing, completed, failed, expired, cancelling, cancelled
-    status: Mapped[str] = mapped_column(String(16))
-    model: Mapped[str | None] = mapped_column(String(256), default=None)
+    status: Mapped[str] = mapped_column(StoredText(16))
+    model: Mapped[str | None] = mapped_column(StoredText(256), default=None)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
     output_expires_after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     errors: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
-    output_file_id: Mapped[str | None] = mapped_column(String(64), default=None)
-    error_file_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    output_file_id: Mapped[str | None] = mapped_column(StoredText(64), default=None)
+    error_file_id: Mapped[str | None] = mapped_column(StoredText(64), default=None)
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     in_progress_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
@@ -343,7 +384,7 @@ class StoredBatch(Base):
     cancelled_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # The process running it, until when (renewed while it runs; any process takes over a
     # batch whose lease ran out: its process died).
-    lease_holder: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_holder: Mapped[str | None] = mapped_column(StoredText(64), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (Index("ix_batches_owner_seq", "owner", "seq"), Index("ix_batches_status", "status"))
@@ -357,7 +398,7 @@ class BatchLine(Base):
 
     batch_seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, ForeignKey("batches.seq", ondelete="CASCADE"), primary_key=True)
     line: Mapped[int] = mapped_column(Integer, primary_key=True)
-    custom_id: Mapped[str] = mapped_column(Text)
+    custom_id: Mapped[str] = mapped_column(StoredText())
     body: Mapped[dict[str, Any]]
     done: Mapped[bool] = mapped_column(Boolean, default=False)
     failed: Mapped[bool] = mapped_column(Boolean, default=False)  # its output goes to the error file
@@ -377,18 +418,18 @@ class StoredUpload(Base):
     __tablename__ = "uploads"
 
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    owner: Mapped[str] = mapped_column(String(128))
-    filename: Mapped[str] = mapped_column(Text)
-    purpose: Mapped[str] = mapped_column(String(32))
+    id: Mapped[str] = mapped_column(StoredText(64), unique=True)
+    owner: Mapped[str] = mapped_column(StoredText(128))
+    filename: Mapped[str] = mapped_column(StoredText())
+    purpose: Mapped[str] = mapped_column(StoredText(32))
     bytes: Mapped[int] = mapped_column(BigInteger)
-    mime_type: Mapped[str] = mapped_column(Text)
+    mime_type: Mapped[str] = mapped_column(StoredText())
     # pending, completing (one completion at a time; shown as pending), completed, cancelled
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(StoredText(16))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     file_expires_after: Mapped[int | None] = mapped_column(BigInteger, default=None)  # seconds
-    file_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    file_id: Mapped[str | None] = mapped_column(StoredText(64), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (Index("ix_uploads_status_expires_at", "status", "expires_at"),)
@@ -398,7 +439,7 @@ class UploadPart(Base):
     __tablename__ = "upload_parts"
 
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
+    id: Mapped[str] = mapped_column(StoredText(64), unique=True)
     upload_seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, ForeignKey("uploads.seq", ondelete="CASCADE"))
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)

@@ -3,6 +3,12 @@
 A response row keeps the object as last shown to the client, the request, and the input
 items of its turn (with ids). History is never copied forward: ``history`` walks the
 ``previous_response_id`` links back, so a chain of n turns stores n rows, not n² items.
+
+A background response is written by the process running it (its events as they come,
+``add_events``; its final object with its last events, ``finish``), cancelled by any
+process, failed by any process once its lease ran out: several replicas share the rows, so
+an ended response is never written again (``finish`` and the sweep change only a row still
+``queued`` or ``in_progress``, locked while they read it).
 """
 
 from __future__ import annotations
@@ -12,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 
-from .chat_completions import _nameable
 from .conversations import append_items
-from .models import StoredResponse, utcnow
+from .models import ResponseEvent, StoredResponse, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -58,11 +63,10 @@ class ResponseStore:
 
     # --- blocking implementations (run in worker threads) ---------------------------------
 
-    def _find(self, session: Session, owner: str, response_id: str) -> StoredResponse | None:
-        if not _nameable(response_id):
-            return None
+    def _find(self, session: Session, owner: str, response_id: str, locked: bool = False) -> StoredResponse | None:
         query = select(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
-        return session.scalars(query).one_or_none()
+        # Locked: PostgreSQL reads the row as the last writer left it and holds it till commit.
+        return session.scalars(query.with_for_update() if locked else query).one_or_none()
 
     def _save(self, record: NewResponse, conversation_items: list[Json]) -> None:
         row = StoredResponse(
@@ -83,29 +87,36 @@ class ResponseStore:
             if record.conversation_id and conversation_items:
                 append_items(session, record.owner, record.conversation_id, conversation_items)
 
-    def _finish(self, owner: str, response_id: str, response: Json, conversation_items: list[Json]) -> bool:
+    def _finish(
+        self, owner: str, response_id: str, response: Json, conversation_items: list[Json], events: list[Json]
+    ) -> bool:
         with self._database.sessions.begin() as session:
-            row = self._find(session, owner, response_id)
-            if row is None:
+            row = self._find(session, owner, response_id, locked=True)
+            if row is None or row.status not in UNFINISHED:
                 return False
             row.response = response
             row.status = response["status"]
+            _add_events(session, response_id, events)
             if row.conversation_id and conversation_items:
                 append_items(session, owner, row.conversation_id, conversation_items)
             return True
 
-    def _save_events(self, owner: str, response_id: str, events: list[Json]) -> bool:
+    def _add_events(self, response_id: str, events: list[Json]) -> None:
         with self._database.sessions.begin() as session:
-            row = self._find(session, owner, response_id)
-            if row is None:
-                return False
-            row.events = events
-            return True
+            _add_events(session, response_id, events)
 
-    def _events(self, owner: str, response_id: str) -> list[Json] | None:
+    def _events(self, owner: str, response_id: str, after: int | None) -> tuple[str, list[Json]] | None:
         with self._database.sessions() as session:
-            query = select(StoredResponse.events).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
-            return session.scalar(query) if _nameable(response_id) else None
+            # The status first: the events written before it ended are all there to be read then.
+            status = session.scalar(
+                select(StoredResponse.status).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
+            )
+            if status is None:
+                return None
+            query = select(ResponseEvent.event).where(ResponseEvent.response_id == response_id)
+            if after is not None:
+                query = query.where(ResponseEvent.sequence_number > after)
+            return status, list(session.scalars(query.order_by(ResponseEvent.sequence_number)))
 
     def _get(self, owner: str, response_id: str) -> Json | None:
         with self._database.sessions() as session:
@@ -132,8 +143,6 @@ class ResponseStore:
         return [item for turn in reversed(turns) for item in turn]
 
     def _delete(self, owner: str, response_id: str) -> bool:
-        if not _nameable(response_id):
-            return False
         with self._database.sessions.begin() as session:
             result = session.execute(
                 delete(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
@@ -143,14 +152,14 @@ class ResponseStore:
     def fail_unfinished_sync(self, message: str, stale_before: datetime | None = None, ids: list[str] | None = None) -> int:
         """Mark queued or in-progress responses failed: those not touched since
         ``stale_before`` (their process is gone: nothing runs them any more), or those of
-        ``ids``. Returns how many there were."""
+        ``ids``; their streams end with a ``response.failed`` event. Returns how many."""
         query = select(StoredResponse).where(StoredResponse.status.in_(UNFINISHED))
         if stale_before is not None:
             query = query.where(StoredResponse.updated_at < stale_before)
         if ids is not None:
             query = query.where(StoredResponse.id.in_(ids))
         with self._database.sessions.begin() as session:
-            rows = list(session.scalars(query))
+            rows = list(session.scalars(query.with_for_update()))
             for row in rows:
                 row.response = {
                     **row.response,
@@ -158,6 +167,11 @@ class ResponseStore:
                     "error": {"code": "server_error", "message": message},
                 }
                 row.status = "failed"
+                last = session.scalar(
+                    select(func.max(ResponseEvent.sequence_number)).where(ResponseEvent.response_id == row.id)
+                )
+                sequence = 0 if last is None else last + 1
+                _add_events(session, row.id, [{"type": "response.failed", "sequence_number": sequence, "response": row.response}])
             return len(rows)
 
     def touch_sync(self, ids: list[str]) -> None:
@@ -168,6 +182,16 @@ class ResponseStore:
                 .where(StoredResponse.id.in_(ids), StoredResponse.status.in_(UNFINISHED))
                 .values(updated_at=utcnow())
             )
+
+    def ended_sync(self, ids: list[str]) -> list[str]:
+        """Those of ``ids`` that are no longer running: ended (cancelled, by any process) or deleted."""
+        with self._database.sessions() as session:
+            running = set(
+                session.scalars(
+                    select(StoredResponse.id).where(StoredResponse.id.in_(ids), StoredResponse.status.in_(UNFINISHED))
+                )
+            )
+        return [response_id for response_id in ids if response_id not in running]
 
     def count_sync(self) -> int:
         """Responses of every owner: for operators and tests."""
@@ -187,18 +211,28 @@ class ResponseStore:
         await self._database.run(self._save, record, conversation_items or [])
 
     async def finish(
-        self, owner: str, response_id: str, response: Json, conversation_items: list[Json] | None = None
+        self,
+        owner: str,
+        response_id: str,
+        response: Json,
+        conversation_items: list[Json] | None = None,
+        events: list[Json] | None = None,
     ) -> bool:
-        """Replace a stored (background) response with its final object; False if it is gone."""
-        return await self._database.run(self._finish, owner, response_id, response, conversation_items or [])
+        """Replace a stored background response, still queued or in progress, with a newer
+        object (its final one, with its last ``events``, in one transaction); False if it
+        is gone or has ended meanwhile (a cancel, here or on another replica)."""
+        return await self._database.run(
+            self._finish, owner, response_id, response, conversation_items or [], events or []
+        )
 
-    async def save_events(self, owner: str, response_id: str, events: list[Json]) -> bool:
-        """Keep the stream events of a (background) response that ended."""
-        return await self._database.run(self._save_events, owner, response_id, events)
+    async def add_events(self, response_id: str, events: list[Json]) -> None:
+        """Write stream events of a running background response (its process only)."""
+        await self._database.run(self._add_events, response_id, events)
 
-    async def events(self, owner: str, response_id: str) -> list[Json] | None:
-        """The stream events kept for a response (None: none were kept)."""
-        return await self._database.run(self._events, owner, response_id)
+    async def events(self, owner: str, response_id: str, after: int | None = None) -> tuple[str, list[Json]] | None:
+        """The response's status and the events written so far with a ``sequence_number``
+        above ``after`` (None: no such response of this owner)."""
+        return await self._database.run(self._events, owner, response_id, after)
 
     async def get(self, owner: str, response_id: str) -> Json | None:
         return await self._database.run(self._get, owner, response_id)
@@ -219,3 +253,14 @@ class ResponseStore:
 
     async def touch(self, ids: list[str]) -> None:
         await self._database.run(self.touch_sync, ids)
+
+    async def ended(self, ids: list[str]) -> list[str]:
+        return await self._database.run(self.ended_sync, ids)
+
+
+def _add_events(session: Session, response_id: str, events: list[Json]) -> None:
+    if events:
+        session.execute(
+            insert(ResponseEvent),
+            [{"response_id": response_id, "sequence_number": e["sequence_number"], "event": e} for e in events],
+        )

@@ -78,8 +78,7 @@ class VectorIndex:
 
     def store_seqs(self, owner: str, store_ids: list[str]) -> dict[str, int]:
         """The owner's stores among ``store_ids`` (others are absent from the answer)."""
-        names = [store_id for store_id in store_ids if "\x00" not in store_id]
-        query = select(VectorStore.id, VectorStore.seq).where(VectorStore.owner == owner, VectorStore.id.in_(names))
+        query = select(VectorStore.id, VectorStore.seq).where(VectorStore.owner == owner, VectorStore.id.in_(store_ids))
         with self._database.sessions() as session:
             return {store_id: seq for store_id, seq in session.execute(query)}
 
@@ -194,10 +193,11 @@ class VectorIndex:
             self._bump(session, row.vector_store_seq)  # search caches files with their attributes
         return True
 
-    def delete_store(self, owner: str, store_id: str) -> bool:
+    def delete_store(self, owner: str, store_id: str) -> int | None:
+        """The deleted store's seq (the key of search's caches); None if it was not the owner's."""
         with self._database.sessions.begin() as session:
-            result = session.execute(delete(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id))
-            return result.rowcount > 0
+            query = delete(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id).returning(VectorStore.seq)
+            return session.scalar(query)
 
     def _bump(self, session: Session, store_seq: int) -> None:
         session.execute(

@@ -19,7 +19,6 @@ from .vector_stores import (
     find_store_file,
     new_file_row,
     timestamp,
-    usable,
 )
 
 if TYPE_CHECKING:
@@ -31,8 +30,6 @@ class VectorStoreBatches:
         self._database = database
 
     def _batch(self, session: Session, owner: str, store_id: str, batch_id: str) -> tuple[VectorStore, VectorStoreFileBatch] | None:
-        if not (usable(store_id) and usable(batch_id)):
-            return None
         query = (
             select(VectorStore, VectorStoreFileBatch)
             .join(VectorStoreFileBatch, VectorStore.seq == VectorStoreFileBatch.vector_store_seq)

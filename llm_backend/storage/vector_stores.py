@@ -5,7 +5,16 @@ module the objects around them (file batches: ``vector_store_batches.py``). Coun
 ``file_counts`` and ``usage_bytes`` and a batch's counts and status are computed from the
 ``vector_store_files`` rows in the query that reads them, so they are true after any
 crash, cancel or delete. Every query is scoped to an owner (another owner's id reads as
-an unknown one); ``jobs_in_progress`` alone crosses owners, for the start-up recovery.
+an unknown one); ``expire`` (the expiry sweeper) and the indexing leases alone cross
+owners: the files a process will index are leased to it (``leased_at``, renewed while it
+holds them, ``renew_leases``), and a live process takes over those whose lease ran out
+(``claim_lapsed``), as background responses are.
+
+Expiry is final: a store is ``expired`` from the moment ``last_active_at`` +
+``expires_after.days`` passes (nothing moves its ``last_active_at`` from then on, and the
+API refuses to search or fill it); the sweeper (``serving/expiry.py``) then records that
+moment in ``expires_at`` and drops its chunks, in one conditional transaction per store,
+so replicas sweeping together expire each store once.
 """
 
 from __future__ import annotations
@@ -13,12 +22,14 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from .models import StoredFile, VectorStore, VectorStoreFile
+from .files import live
+from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile, utcnow
 
 if TYPE_CHECKING:
     from . import Database
@@ -26,6 +37,8 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 Order = Literal["asc", "desc"]
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
+# Keys per lease renewal statement (a queue of a large batch renews in several).
+LEASES_PER_STATEMENT = 500
 DAY = 86400
 
 
@@ -57,20 +70,11 @@ def timestamp() -> int:
     return int(time.time())
 
 
-def usable(text: str | None) -> bool:
-    # PostgreSQL text cannot hold NUL: such an id names nothing (and must not be an error).
-    return text is None or "\x00" not in text
-
-
 def find_store(session: Session, owner: str, store_id: str) -> VectorStore | None:
-    if not usable(store_id):
-        return None
     return session.scalars(select(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id)).one_or_none()
 
 
 def find_store_file(session: Session, owner: str, store_id: str, file_id: str) -> tuple[VectorStore, VectorStoreFile] | None:
-    if not (usable(store_id) and usable(file_id)):
-        return None
     query = (
         select(VectorStore, VectorStoreFile)
         .join(VectorStoreFile, VectorStore.seq == VectorStoreFile.vector_store_seq)
@@ -103,10 +107,22 @@ def counts_of(rows: list[tuple[str, int]]) -> Json:
     return counts
 
 
+def expiry(row: VectorStore) -> int | None:
+    """When the store expires (or did: the sweeper's record), None if it never does."""
+    if row.expires_at is not None:
+        return row.expires_at
+    return row.last_active_at + row.expires_after["days"] * DAY if row.expires_after else None
+
+
+def is_expired(row: VectorStore, now: int | None = None) -> bool:
+    expires_at = expiry(row)
+    return expires_at is not None and expires_at <= (now or timestamp())
+
+
 def store_object(row: VectorStore, counts: Json, usage_bytes: int, now: int | None = None) -> Json:
     now = now or timestamp()
-    expires_at = row.last_active_at + row.expires_after["days"] * DAY if row.expires_after else None
-    if expires_at is not None and expires_at <= now:
+    expires_at = expiry(row)
+    if is_expired(row, now):
         status = "expired"
     else:
         status = "in_progress" if counts["in_progress"] else "completed"
@@ -124,6 +140,8 @@ def store_object(row: VectorStore, counts: Json, usage_bytes: int, now: int | No
     }
     if row.expires_after:
         shown["expires_after"] = row.expires_after
+    if row.description is not None:
+        shown["description"] = row.description
     return shown
 
 
@@ -179,13 +197,19 @@ class VectorStores:
 
     def missing_files(self, owner: str, file_ids: list[str]) -> list[str]:
         """The ids among ``file_ids`` that name no file of the owner."""
-        wanted = [file_id for file_id in dict.fromkeys(file_ids) if usable(file_id)]
         with self._database.sessions() as session:
-            found = set(session.scalars(select(StoredFile.id).where(StoredFile.owner == owner, StoredFile.id.in_(wanted))))
+            query = select(StoredFile.id).where(StoredFile.owner == owner, StoredFile.id.in_(file_ids), live())
+            found = set(session.scalars(query))
         return [file_id for file_id in dict.fromkeys(file_ids) if file_id not in found]
 
     def create(
-        self, owner: str, name: str | None, metadata: Json, expires_after: Json | None, files: list[NewStoreFile]
+        self,
+        owner: str,
+        name: str | None,
+        metadata: Json,
+        expires_after: Json | None,
+        files: list[NewStoreFile],
+        description: str | None = None,
     ) -> Json:
         """The store, with its files added ``in_progress``, in one transaction."""
         now = timestamp()
@@ -193,6 +217,7 @@ class VectorStores:
             id="vs_" + secrets.token_hex(12),
             owner=owner,
             name=name,
+            description=description,
             created_at=now,
             last_active_at=now,
             metadata_=metadata,
@@ -239,17 +264,48 @@ class VectorStores:
                 store.metadata_ = changes["metadata"]
             if "expires_after" in changes:
                 store.expires_after = changes["expires_after"]
-            store.last_active_at = timestamp()
+            if not is_expired(store):
+                store.last_active_at = timestamp()
             session.flush()
             return self._shown(session, [store])[0]
 
     def touch(self, owner: str, store_ids: list[str]) -> None:
-        """The stores were used (searched): their ``last_active_at`` (and expiry) moves on."""
-        names = [store_id for store_id in store_ids if usable(store_id)]
+        """The stores were used (searched): their ``last_active_at`` (and expiry) moves on,
+        unless they expired meanwhile (expiry is final)."""
+        now = timestamp()
         with self._database.sessions.begin() as session:
-            session.execute(
-                update(VectorStore).where(VectorStore.owner == owner, VectorStore.id.in_(names)).values(last_active_at=timestamp())
-            )
+            stores = session.scalars(select(VectorStore).where(VectorStore.owner == owner, VectorStore.id.in_(store_ids)))
+            for store in stores:
+                if not is_expired(store, now):
+                    store.last_active_at = now
+
+    def expired_ids(self, owner: str, store_ids: list[str]) -> list[str]:
+        """The owner's stores among ``store_ids`` that have expired."""
+        now = timestamp()
+        with self._database.sessions() as session:
+            stores = session.scalars(select(VectorStore).where(VectorStore.owner == owner, VectorStore.id.in_(store_ids)))
+            return [store.id for store in stores if is_expired(store, now)]
+
+    def expire(self, now: int | None = None) -> list[int]:
+        """Record the expiry of every store past it and drop its chunks; the seqs of the
+        stores this call expired."""
+        now = now or timestamp()
+        with self._database.sessions() as session:
+            unmarked = session.scalars(select(VectorStore).where(VectorStore.expires_at.is_(None)))
+            due = [(store.seq, expiry(store)) for store in unmarked if is_expired(store, now)]
+        expired = []
+        for seq, moment in due:
+            with self._database.sessions.begin() as session:
+                marked = session.execute(
+                    update(VectorStore)
+                    .where(VectorStore.seq == seq, VectorStore.expires_at.is_(None))
+                    .values(expires_at=moment, generation=VectorStore.generation + 1)
+                )
+                if marked.rowcount:
+                    session.execute(delete(VectorStoreChunk).where(VectorStoreChunk.vector_store_seq == seq))
+                    session.execute(update(VectorStoreFile).where(VectorStoreFile.vector_store_seq == seq).values(usage_bytes=0))
+                    expired.append(seq)
+        return expired
 
     # --- files of a store -------------------------------------------------------------------
 
@@ -317,14 +373,46 @@ class VectorStores:
                 return None
             return Job(owner, store_id, file_id, stored.path, stored.filename, stored.mime_type, found[1].chunking_strategy)
 
-    def jobs_in_progress(self) -> list[tuple[str, str, str]]:
-        """(owner, store id, file id) of every file left ``in_progress``, oldest first: at
-        start-up, the work a stopped or killed process did not finish."""
-        query = (
-            select(VectorStoreFile.owner, VectorStore.id, VectorStoreFile.file_id)
-            .join(VectorStore, VectorStore.seq == VectorStoreFile.vector_store_seq)
-            .where(VectorStoreFile.status == "in_progress")
-            .order_by(VectorStoreFile.seq)
-        )
-        with self._database.sessions() as session:
+    def claim_lapsed(self, stale_before: datetime) -> list[tuple[str, str, str]]:
+        """(owner, store id, file id) of the files ``in_progress`` whose lease was last
+        renewed before ``stale_before`` (their process is gone), oldest first, now leased to
+        the caller. One process takes each: PostgreSQL re-reads a row another claim changed
+        meanwhile, and SQLite has one writer."""
+        lapsed = or_(VectorStoreFile.leased_at.is_(None), VectorStoreFile.leased_at < stale_before)
+        with self._database.sessions.begin() as session:
+            claimed = session.scalars(
+                update(VectorStoreFile)
+                .where(VectorStoreFile.status == "in_progress", lapsed)
+                .values(leased_at=utcnow())
+                .returning(VectorStoreFile.seq)
+                .execution_options(synchronize_session=False)
+            ).all()
+            if not claimed:
+                return []
+            query = (
+                select(VectorStoreFile.owner, VectorStore.id, VectorStoreFile.file_id)
+                .join(VectorStore, VectorStore.seq == VectorStoreFile.vector_store_seq)
+                .where(VectorStoreFile.seq.in_(claimed))
+                .order_by(VectorStoreFile.seq)
+            )
             return [tuple(row) for row in session.execute(query)]
+
+    def renew_leases(self, keys: list[tuple[str, str, str]]) -> None:
+        """Renew the lease of the files (owner, store id, file id) this process will index."""
+        for start in range(0, len(keys), LEASES_PER_STATEMENT):
+            held = (
+                select(VectorStoreFile.seq)
+                .join(VectorStore, VectorStore.seq == VectorStoreFile.vector_store_seq)
+                .where(
+                    tuple_(VectorStoreFile.owner, VectorStore.id, VectorStoreFile.file_id).in_(
+                        keys[start : start + LEASES_PER_STATEMENT]
+                    )
+                )
+            )
+            with self._database.sessions.begin() as session:
+                session.execute(
+                    update(VectorStoreFile)
+                    .where(VectorStoreFile.seq.in_(held), VectorStoreFile.status == "in_progress")
+                    .values(leased_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )

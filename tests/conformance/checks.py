@@ -2,74 +2,131 @@
 
 The OpenAI document lists only 200 for most operations, so a correct 4xx would count as an
 undocumented status. ``openai_status_conformance`` keeps schemathesis' status check but
-accepts OpenAI's error statuses when the body is a valid OpenAI ``ErrorResponse`` (for
-spec-valid requests, only the statuses that a deliberate decision of ours explains).
+accepts OpenAI's error statuses when the body is a valid OpenAI ``ErrorResponse``; for a
+spec-valid request, only a refusal listed in the table of documented limits of
+docs/CONFORMANCE.md (read from there: it is the one list) passes, and a refused "unknown
+field" must really be one the operation does not define.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
 import jsonschema
-import yaml
+from connexion.spec import OpenAPISpecification
 from schemathesis.specs.openapi.checks import status_code_conformance
 
-SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openai.yaml"
+from llm_backend.spec.adapter import operations, prepare
+from llm_backend.spec.loader import load_document
+from llm_backend.spec.unknown_fields import unknown_fields
 
-# Statuses OpenAI uses for errors, and for spec-valid requests the codes we answer
-# deliberately: the local engine cannot honour a parameter, the prompt does not fit, the
-# model or stored object does not exist, the queue is full.
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "openapi" / "openai.yaml"
+LIMITS_DOC = ROOT / "docs" / "CONFORMANCE.md"
+LIMITS_HEADING = "## Documented limits"
+
+# Statuses OpenAI uses for errors.
 ERROR_STATUSES = {400, 401, 403, 404, 409, 413, 422, 429}
-DELIBERATE_FOR_VALID_REQUESTS = {
-    # invalid_body: a body that is not an object, which a body schema without ``type:
-    # object`` (createConversationItems') does not exclude; OpenAI wants an object there too.
-    # missing_required_parameter: createResponse's ``model``, optional in the document only
-    # for OpenAI's stored prompts.
-    400: {
-        "unsupported_parameter",
-        "context_length_exceeded",
-        "invalid_value",
-        "integer_out_of_range",
-        "invalid_body",
-        "missing_required_parameter",
-        # a field the operation does not define: see DELIBERATE_MESSAGES below
-        "unknown_parameter",
-    },
-    404: {"model_not_found", "not_found", "previous_response_not_found"},
-    429: {"rate_limit_exceeded"},
-}
-# The same, for OpenAI's errors without a code, by the start of their message: a field the
-# operation does not define (the document leaves objects open; OpenAI and local models
-# refuse it: llm_backend/spec/unknown_fields.py), cancelling a response that did not run
-# in the background and a batch that ended (OpenAI's own answers), and an upload in a state
-# that refuses the operation (completed, cancelled, expired: llm_backend/serving/uploads.py).
-DELIBERATE_MESSAGES = {
-    400: (
-        "Unrecognized request argument",
-        "Only responses created with 'background' set to true can be cancelled.",
-        "This upload is",
-        "This upload has expired",
-    ),
-    409: ("Cannot cancel a batch with status",),
-}
-
-# OpenAI's metadata limits, which the document states only in prose (16 pairs, keys up to 64
-# characters, values up to 512: llm_backend/serving/metadata.py); OpenAI's codes for them.
-# A fuzz run (seed 2435042712) sent a 92-character key.
-METADATA_LIMIT_CODES = {"string_above_max_length", "object_above_max_properties"}
 
 
-def _metadata_limit(error: dict) -> bool:
-    param = error.get("param") or ""
-    return error["code"] in METADATA_LIMIT_CODES and param.split(".")[0] == "metadata"
+@dataclass(frozen=True)
+class Limit:
+    """One row of the table: a refusal of spec-valid input that we answer on purpose."""
+
+    status: int
+    codes: tuple[str | None, ...]  # None: OpenAI's code-less errors
+    message: str | None  # the start of the message, when the row names one
+    params: tuple[str, ...]  # globs over OpenAI's parameter path; "-": none; "unknown field": see below
+    operations: tuple[str, ...]  # globs over operationIds
+
+    def matches(self, operation: str, status: int, error: dict) -> bool:
+        if status != self.status or not any(glob_matches(name, operation) for name in self.operations):
+            return False
+        if error["code"] not in self.codes or not error["message"].startswith(self.message or ""):
+            return False
+        if self.params == ("unknown field",):
+            return True  # checked against the schema by ``documented``
+        return any(error["param"] is None if glob == "-" else glob_matches(glob, error["param"] or "") for glob in self.params)
 
 
-_components = yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["components"]
+def glob_matches(glob: str, value: str) -> bool:
+    """``*`` matches anything; everything else, brackets of ``items[*]`` included, itself."""
+    return re.fullmatch(re.escape(glob).replace(r"\*", ".*"), value) is not None
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _names(cell: str) -> tuple[str, ...]:
+    return tuple(name.strip().strip("`") for name in cell.split(","))
+
+
+def documented_limits(text: str | None = None) -> list[Limit]:
+    """The rows of the documented-limits table in docs/CONFORMANCE.md: ``status | code |
+    param | operations | why``. The code cell is codes (comma-separated), optionally with
+    the start of the message in quotes, or the quoted start alone (OpenAI's code-less
+    errors); param and operations cells are comma-separated globs."""
+    text = LIMITS_DOC.read_text() if text is None else text
+    section = text.split(LIMITS_HEADING, 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]
+    limits = []
+    for line in rows:
+        status, code, params, operations_cell = _cells(line)[:4]
+        code, _, message = code.strip("`").partition('"')
+        codes = tuple(name.strip() for name in code.split(",") if name.strip()) or (None,)
+        limits.append(Limit(int(status), codes, message.rstrip('"') or None, _names(params), _names(operations_cell)))
+    return limits
+
+
+LIMITS = documented_limits()
+
+_document = load_document(SPEC, None)
+_components = _document["components"]
 _error_validator = jsonschema.Draft202012Validator(
     {"$ref": "#/components/schemas/ErrorResponse", "components": _components}
 )
+# The request body schemas with their $refs resolved (as the server validates them).
+_RESOLVED = OpenAPISpecification(prepare(_document))
+BODY_SCHEMAS = {
+    operation["operationId"]: operation["requestBody"]["content"]["application/json"]["schema"]
+    for _, _, operation in operations({"paths": _RESOLVED["paths"]})
+    if "application/json" in operation.get("requestBody", {}).get("content", {})
+}
+_UNRECOGNIZED = re.compile(r"^Unrecognized request arguments? supplied: (.*)$", re.DOTALL)
+
+
+def _refused_fields(error: dict) -> list[str]:
+    legacy = _UNRECOGNIZED.match(error["message"])
+    if legacy:
+        # Names as they are (a fuzzed one may start with a vertical tab: make fuzz, seed 2216542012).
+        return legacy.group(1).split(", ")
+    return [error["param"]] if error["param"] is not None else []
+
+
+def _really_unknown(operation: str, error: dict, body) -> bool:
+    """Whether the fields a 400 refuses as unknown are ones the operation's schema does not
+    define (a refusal of a defined field is a bug the fuzzer must report)."""
+    schema = BODY_SCHEMAS.get(operation)
+    if schema is None or not isinstance(body, dict):
+        return False
+    refused = _refused_fields(error)
+    unknown = set(unknown_fields(schema, body, operation))
+    return bool(refused) and set(refused) <= unknown
+
+
+def documented(operation: str, status: int, error: dict, body=None) -> Limit | None:
+    """The documented limit that explains refusing a spec-valid request so, if any."""
+    for limit in LIMITS:
+        if limit.matches(operation, status, error):
+            if limit.params == ("unknown field",) and not _really_unknown(operation, error, body):
+                continue
+            return limit
+    return None
 
 
 def is_negative(case) -> bool:
@@ -87,22 +144,19 @@ def openai_status_conformance(ctx, response, case):
         body = response.json()
         _error_validator.validate(body)
         if not is_negative(case):
-            allowed = DELIBERATE_FOR_VALID_REQUESTS.get(response.status_code, set())
-            if _unroutable_path_parameter(case):
+            error = body["error"]
+            operation = case.operation.definition.raw["operationId"]
+            if error["code"] == "unknown_url" and response.status_code == 404:
                 # A "/" or a line break in an id cannot be routed (Starlette matches path
                 # segments line by line); no id of ours has one, so 404 is the right answer.
-                allowed = allowed | {"unknown_url"}
-            if body["error"]["code"] is None and body["error"]["message"].startswith(DELIBERATE_MESSAGES.get(response.status_code, ("\0",))):
+                assert _unroutable_path_parameter(case), f"spec-valid request answered unknown_url: {error}"
                 return None
-            if response.status_code == 400 and _metadata_limit(body["error"]):
-                return None
-            assert body["error"]["code"] in allowed, (
-                f"spec-valid request refused with {response.status_code}: {body['error']}"
+            assert documented(operation, response.status_code, error, case.body) is not None, (
+                f"spec-valid request refused with {response.status_code}, not a documented limit "
+                f"(docs/CONFORMANCE.md): {error}"
             )
         return None
     return status_code_conformance(ctx, response, case)
-
-
 
 
 # What each streamed `data:` payload is, per the document (it describes the payload, not the
@@ -129,10 +183,22 @@ def is_event_stream(response) -> bool:
     return response.headers.get("content-type", [""])[0].startswith("text/event-stream")
 
 
+def without_null_usage(event: dict) -> dict:
+    """A Responses event whose response is not counted yet (``response.created``,
+    ``.in_progress``, ``.failed``) carries ``"usage": null``, as OpenAI streams it (see
+    unfinished_response_conformance): checked as the document's event without it."""
+    response = event.get("response")
+    if isinstance(response, dict) and response.get("usage", 0) is None:
+        return {**event, "response": {key: value for key, value in response.items() if key != "usage"}}
+    return event
+
+
 def validate_chunk(operation: str, chunk: dict) -> None:
     if "error" in chunk:
         _error_validator.validate(chunk)
         return
+    if operation == "createResponse":
+        chunk = without_null_usage(chunk)
     if operation == "createCompletion":
         # OpenAI streams `finish_reason: null` until a choice's last chunk; the document's
         # CreateCompletionResponse, written for whole answers, types it as a string only.
@@ -180,7 +246,7 @@ def plain_schema_conformance(ctx, response, case):
 
 
 # A background response not yet finished has no usage: OpenAI answers `"usage": null`
-# while it is queued or in progress (and when it was cancelled before finishing), where the
+# while it is queued or in progress (and when it was cancelled or failed before finishing), where the
 # document's Response types usage as an object. Such an answer is checked as a Response
 # without its null usage.
 RESPONSE_OBJECT_OPERATIONS = {"createResponse", "getResponse", "cancelResponse"}
@@ -193,7 +259,7 @@ def is_unfinished_response(case, response) -> bool:
     if not response.headers.get("content-type", [""])[0].startswith("application/json"):
         return False
     body = response.json()
-    return body.get("usage", 0) is None and body.get("status") in ("queued", "in_progress", "cancelled")
+    return body.get("usage", 0) is None and body.get("status") in ("queued", "in_progress", "cancelled", "failed")
 
 
 def unfinished_response_conformance(ctx, response, case):

@@ -39,7 +39,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         for label, outcome in _outcomes.items()
     }
     with open(path, "a") as fh:
-        fh.write(json.dumps({"seed": module.SEED, "operations": operations}) + "\n")
+        fh.write(json.dumps({"seed": module.SEED, "database": module.FUZZ_DATABASE, "operations": operations}) + "\n")
 
 
 def _operations(module):

@@ -1,5 +1,6 @@
 """The report of `make fuzz`: its runs (JSON lines written by tests/conformance/conftest.py)
-as a Markdown table per operation: examples sent over all seeds, failures, and the seeds.
+as a Markdown table per database and operation: examples sent over all seeds, failures,
+and the seeds.
 
     python -m tests.conformance.report fuzz-report.jsonl > fuzz-report.md
 """
@@ -13,24 +14,32 @@ from collections import defaultdict
 
 def table(lines: list[str]) -> str:
     runs = [json.loads(line) for line in lines if line.strip()]
-    seeds = [run["seed"] for run in runs]
-    examples: dict[str, int] = defaultdict(int)
-    failures: dict[str, list[str]] = defaultdict(list)
+    databases = sorted({run.get("database", "sqlite") for run in runs})
+    seeds = list(dict.fromkeys(run["seed"] for run in runs))
+    examples: dict[tuple[str, str], int] = defaultdict(int)
+    ran: dict[tuple[str, str], int] = defaultdict(int)
+    failures: dict[tuple[str, str], list[str]] = defaultdict(list)
     for run in runs:
+        database = run.get("database", "sqlite")
         for operation, result in run["operations"].items():
-            examples[operation] += result["examples"]
+            examples[operation, database] += result["examples"]
+            ran[operation, database] += 1
             if result["outcome"] == "failed":
-                failures[operation].append(f"seed {run['seed']}: {result['message']}")
-    rows = [
-        "| operation | examples | runs | failures |",
-        "| --- | ---: | ---: | --- |",
-    ]
-    for operation in sorted(examples):
-        ran = sum(1 for run in runs if operation in run["operations"])
-        rows.append(f"| {operation} | {examples[operation]} | {ran} | {'; '.join(failures[operation]) or '0'} |")
+                failures[operation, database].append(f"seed {run['seed']}: {result['message']}")
+    header = "| operation | " + " | ".join(f"{database} examples | runs | failures" for database in databases) + " |"
+    rows = [header, "| --- |" + " ---: | ---: | --- |" * len(databases)]
+    for operation in sorted({operation for operation, _ in examples}):
+        cells = [
+            f"{examples[operation, database]} | {ran[operation, database]} | {'; '.join(failures[operation, database]) or '0'}"
+            for database in databases
+        ]
+        rows.append(f"| {operation} | " + " | ".join(cells) + " |")
     total = sum(examples.values())
     failed = sum(len(found) for found in failures.values())
-    summary = f"{len(runs)} runs (seeds {', '.join(map(str, seeds))}), {len(examples)} operations, {total} examples, {failed} failed operation runs."
+    summary = (
+        f"{len(runs)} runs (seeds {', '.join(map(str, seeds))}; databases {', '.join(databases)}), "
+        f"{len({operation for operation, _ in examples})} operations, {total} examples, {failed} failed operation runs."
+    )
     return summary + "\n\n" + "\n".join(rows) + "\n"
 
 

@@ -81,6 +81,22 @@ def test_no_key_and_a_public_address_refuses_to_start(tmp_path):
     assert "refusing to listen on 0.0.0.0 without API keys" in result.stderr
 
 
+def test_a_key_list_it_cannot_use_stops_it_naming_the_entry_never_the_key(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_backend", "serve", "--port", "1"],
+        env={
+            "PATH": "/usr/bin:/bin", "LLM_BACKEND_DATA_DIR": str(tmp_path), "LLM_BACKEND_LOCAL_MODELS": "false",
+            "LLM_BACKEND_API_KEYS": "alice=sk-fine-1,two words=sk-secret-zz9",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "LLM_BACKEND_API_KEYS, entry 2: a key's name" in result.stderr
+    assert "sk-secret-zz9" not in result.stderr + result.stdout and "two words" not in result.stderr
+
+
 def test_no_key_accepts_any_or_no_authorization(server):
     assert httpx.get(server.api + "/models").status_code == 200
     assert httpx.get(server.api + "/models", headers={"Authorization": "Bearer"}).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
@@ -127,3 +128,13 @@ def test_a_conversation_survives_a_restart_and_continues(start_server):
     assert len(client.conversations.items.list(conversation.id).data) == 3
     create_response(client, conversation=conversation.id, input="What is my name?")
     assert len(client.conversations.items.list(conversation.id).data) == 5
+
+
+def test_a_conversation_created_without_a_body_is_an_empty_one(server, client):
+    # The document makes the body optional; found by the strict fuzz checks (it was a 400).
+    created = httpx.post(server.api + "/conversations", timeout=30)
+    assert created.status_code == 200, created.text
+    assert created.json()["object"] == "conversation"
+    assert client.conversations.items.list(created.json()["id"]).data == []
+    updated = httpx.post(f"{server.api}/conversations/{created.json()['id']}", timeout=30)
+    assert (updated.status_code, updated.json()["error"]["param"]) == (400, "metadata")

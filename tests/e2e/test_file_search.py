@@ -112,6 +112,25 @@ def test_include_results_shows_the_chunks_found_best_first(client, stores):
     assert scores == sorted(scores, reverse=True) and all(0 <= score <= 1 for score in scores)
 
 
+def test_hybrid_search_weights_are_honoured(client, stores):
+    """``ranking_options.hybrid_search`` (accepted and ignored before): a text weight of 0
+    is a vector-only search, an embedding weight of 0 a keyword-only one, so a question
+    sharing no word with the files finds the kettle manual by meaning only."""
+    question = "Removing limescale from appliances"  # no word of it is in any file
+
+    def results(embedding_weight, text_weight):
+        options = {"hybrid_search": {"embedding_weight": embedding_weight, "text_weight": text_weight}}
+        answer = ask(client, stores, question, {"ranking_options": options}, include=["file_search_call.results"])
+        return answer.output[0].results
+
+    by_meaning = results(1, 0)
+    assert by_meaning and by_meaning[0].file_id == stores.file_ids["kettle.md"]
+    assert results(0, 1) == []
+    with pytest.raises(openai.BadRequestError) as caught:
+        results(-1, 1)
+    assert caught.value.body["param"] == "tools[0].ranking_options.hybrid_search.embedding_weight"
+
+
 def test_a_streamed_file_search_sends_the_call_events_before_the_message(client, stores):
     events = list(ask(client, stores, stream=True, include=["file_search_call.results"]))
     kinds = [event.type for event in events]

@@ -9,6 +9,7 @@ import struct
 import openai
 import pytest
 
+from llm_backend.settings import ModelConfig
 from tests.conftest import MODEL
 from tests.support.clients import sdk
 from tests.support.server import access_lines, log_size
@@ -230,9 +231,10 @@ def test_streamed_completion_with_several_prompts_keeps_them_apart(client):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_request_with_more_prompts_than_sequences_is_400_not_a_hang(client, stream):
-    # The default model decodes 4 sequences at once.
+    # One prompt more than the default model decodes at once.
+    prompts = ["a"] * (ModelConfig.model_fields["parallel"].default + 1)
     with pytest.raises(openai.BadRequestError) as raised:
-        client.completions.create(model=MODEL, prompt=["a", "b", "c", "d", "e"], max_tokens=2, stream=stream)
+        client.completions.create(model=MODEL, prompt=prompts, max_tokens=2, stream=stream)
     assert raised.value.param == "prompt"
     # ... and the server still answers afterwards.
     assert client.completions.create(model=MODEL, prompt="a", max_tokens=2).choices

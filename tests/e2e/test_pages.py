@@ -7,21 +7,26 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import wave
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.conftest import MODEL
-from tests.support.clients import keyed_server
+from tests.support.audio import word_error_rate
+from tests.support.clients import keyed_server, sdk
 from tests.support.server import LiveServer
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-def browse(live: LiveServer, scenario: str, model: str = "", key: str = "", screenshot: str = "", refused: int = 0) -> dict:
+def browse(
+    live: LiveServer, scenario: str, model: str = "", key: str = "", screenshot: str = "", refused: int = 0, env: dict | None = None
+) -> dict:
     """What ``scenario`` saw; the page's console has no errors but Chromium's own line for
     a ``refused`` status the test provokes."""
     assert Path(CHROMIUM).is_file(), "Chromium is required: `make system-deps` (apt-get install chromium)"
@@ -33,10 +38,11 @@ def browse(live: LiveServer, scenario: str, model: str = "", key: str = "", scre
         text=True,
         timeout=240,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
-    hosts = {urlsplit(url).netloc for url in seen["requests"] if not url.startswith("data:")}
+    hosts = {urlsplit(url).netloc for url in seen["requests"] if not url.startswith(("data:", "blob:"))}
     assert hosts == {urlsplit(live.base_url).netloc}, f"requests to other hosts: {seen['requests']}"
     expected = f"Failed to load resource: the server responded with a status of {refused} "
     assert [error for error in seen["consoleErrors"] if not error.startswith(expected)] == []
@@ -95,3 +101,23 @@ def test_the_playground_shows_the_api_error_for_a_bad_key(keyed):
     seen = browse(keyed, "badKey", key="sk-pages-bad", refused=401)
     assert seen["error"] == expected.json()["error"]["message"]
     assert seen["storedKey"] == "sk-pages-bad"
+
+
+def test_the_playground_microphone_records_a_question_and_the_answer_is_spoken(server, tmp_path):
+    """Chromium's fake capture device plays a WAV of the question as the microphone."""
+    question = "What is the capital of France?"
+    wav = sdk(server).audio.speech.create(model="tts-1", voice="alloy", input=question, response_format="wav").content
+    capture = tmp_path / "question.wav"
+    # Chromium's WAV reader wants the sizes in the header: this rewrites the streamed one.
+    with wave.open(str(capture), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(24000)
+        pcm = np.frombuffer(wav[wav.index(b"data") + 8 :], dtype="<i2")
+        silence = np.zeros(24000, dtype="<i2")
+        out.writeframes(np.concatenate([pcm, silence]).tobytes())
+    seen = browse(server, "voice", MODEL, env={"FAKE_AUDIO_CAPTURE": str(capture), "RECORD_MS": "3500"})
+    assert seen["transcriptionStatus"] == 200 and seen["speechStatus"] == 200
+    assert word_error_rate(question, seen["question"]) <= 0.34  # the fake device loops: a cut may clip a word
+    assert seen["answer"].strip() and seen["speechType"] == "audio/mpeg"
+    assert seen["spokenSeconds"] > 0.3 and not seen["errorShown"]

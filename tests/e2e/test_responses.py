@@ -453,3 +453,10 @@ def test_cancel_stops_a_streamed_background_response(client):
         first = next(iter(stream))
     assert client.responses.cancel(first.response.id).status == "cancelled"
     assert client.responses.retrieve(first.response.id).status == "cancelled"
+
+
+def test_a_personality_is_refused_naming_it(client):
+    # A style preset changes the prompt; local models have none (it was accepted and ignored).
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.input_tokens.count(model=MODEL, input="Hi", extra_body={"personality": "friendly"})
+    assert (caught.value.body["param"], caught.value.body["code"]) == ("personality", "unsupported_parameter")

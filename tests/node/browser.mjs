@@ -6,6 +6,10 @@ import { chromium } from "playwright-core";
 const [base, scenario, model, key, screenshot] = process.argv.slice(2);
 const seen = { requests: [], consoleErrors: [] };
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
+// A WAV file as the microphone (the voice scenario): Chromium's fake capture device.
+if (process.env.FAKE_AUDIO_CAPTURE) {
+  ARGS.push("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${process.env.FAKE_AUDIO_CAPTURE}`, "--autoplay-policy=no-user-gesture-required");
+}
 
 async function openPlayground(page) {
   await page.goto(base + "/");
@@ -60,6 +64,31 @@ const scenarios = {
     seen.answer = (await page.locator(".message.assistant .text").count()) ? await page.locator(".message.assistant .text").last().innerText() : null;
     seen.error = (await page.locator("#error").isVisible()) ? await page.locator("#error").innerText() : null;
     seen.hint = await page.locator("#api-hint").innerText();
+  },
+
+  // Record a question from the fake microphone, have it transcribed and answered, then
+  // have the answer read aloud.
+  async voice(page) {
+    await openPlayground(page);
+    await page.locator("#record:not([hidden])").waitFor();
+    await page.selectOption("#model", model);
+    await page.fill("#max-tokens", "24");
+    const transcribed = page.waitForResponse((response) => response.url().endsWith("/v1/audio/transcriptions"));
+    await page.click("#record");
+    await page.waitForTimeout(Number(process.env.RECORD_MS || 4000));
+    await page.click("#record");
+    seen.transcriptionStatus = (await transcribed).status();
+    await page.locator("#usage").waitFor();
+    seen.question = await page.locator(".message.user .text").first().innerText();
+    seen.answer = await page.locator(".message.assistant .text").last().innerText();
+    const spoken = page.waitForResponse((response) => response.url().endsWith("/v1/audio/speech"));
+    await page.click("#speak");
+    const speech = await spoken;
+    seen.speechStatus = speech.status();
+    seen.speechType = speech.headers()["content-type"];
+    await page.waitForFunction(() => document.getElementById("player").duration > 0);
+    seen.spokenSeconds = await page.evaluate(() => document.getElementById("player").duration);
+    seen.errorShown = await page.locator("#error").isVisible();
   },
 
   async badKey(page) {

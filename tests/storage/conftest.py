@@ -1,5 +1,5 @@
 """Storage fixtures: every storage and stored-completion test runs on SQLite and on a real
-PostgreSQL cluster (one per session, a fresh database per use)."""
+PostgreSQL cluster (one per session, a fresh database per use: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,12 @@ import pytest
 
 from llm_backend.storage import Database
 from tests.support import clients
-from tests.support.postgres import PostgresCluster
 from tests.support.server import LiveServer
 
 DATABASES = ["sqlite", "postgresql"]
 # Two static keys: two owners whose stored completions must stay apart.
 KEY_A, KEY_B = "sk-test-owner-a", "sk-test-owner-b"
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(scope="session")
-def new_database_url(postgres, tmp_path_factory):
-    """A factory: the URL of a new, empty database of the given kind."""
-
-    def new(kind: str) -> str:
-        if kind == "postgresql":
-            return postgres.create_database()
-        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'llm-backend.db'}"
-
-    return new
+EXPIRY_SWEEP = {"LLM_BACKEND_EXPIRY_SWEEP_SECONDS": "0.5"}
 
 
 @pytest.fixture(params=DATABASES)
@@ -52,12 +33,14 @@ def database(request, new_database_url):
 
 @pytest.fixture(scope="session", params=DATABASES)
 def store_server(request, new_database_url, tmp_path_factory):
-    """A live server per database kind, with two static keys and audit storage on."""
+    """A live server per database kind, with two static keys, audit storage on and the
+    expiry sweeper running every half second (tests/storage/test_expiry.py)."""
     url = new_database_url(request.param)
     env = {
         "LLM_BACKEND_DATABASE_URL": url,
         "LLM_BACKEND_API_KEYS": f"{KEY_A},{KEY_B}",
         "LLM_BACKEND_STORE_ALL_CHAT_COMPLETIONS": "true",
+        **EXPIRY_SWEEP,
     }
     with LiveServer(tmp_path_factory.mktemp(f"store-{request.param}"), env=env) as live:
         live.database_url = url

@@ -92,3 +92,17 @@ def test_unknown_key_is_refused_and_static_keys_still_work(store_server):
         sdk(store_server, "sk-not-a-key").chat.completions.list()
     assert raised.value.code == "invalid_api_key"
     assert sdk(store_server, KEY_A).chat.completions.list().object == "list"
+
+
+def test_a_key_made_in_place_of_a_revoked_one_inherits_nothing(store_server, server_db):
+    """A managed key's tenant is its id: a new key of the same name is a new tenant."""
+    old, old_key = server_db.api_keys.create("rotated")
+    created = sdk(store_server, old_key).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2, store=True
+    )
+    assert server_db.api_keys.revoke(old.id)
+    new, new_key = server_db.api_keys.create("rotated")
+    successor = sdk(store_server, new_key)
+    assert new.id != old.id and successor.chat.completions.list().data == []
+    with pytest.raises(openai.NotFoundError):
+        successor.chat.completions.retrieve(created.id)

@@ -6,10 +6,14 @@ import asyncio
 import json
 from datetime import datetime, timezone
 
+import pytest
 import sqlalchemy as sa
+from alembic import command
 
-from llm_backend.storage import Database
+from llm_backend.storage import Database, migrate
 from llm_backend.storage.api_keys import key_digest
+
+HEAD = "0012"  # the newest migration
 
 OLD_COMPLETION = {
     "id": "chatcmpl-from-0001",
@@ -48,16 +52,20 @@ def _fill_revision_0001(db: Database) -> None:
         )
 
 
-def test_database_from_revision_0001_upgrades_without_loss(database_url):
-    old = Database(database_url)
-    old.upgrade("0001")
-    _fill_revision_0001(old)
+def at_revision(url: str, revision: str, fill) -> None:
+    """The database at ``url`` brought to ``revision`` only, and ``fill(db)`` as that version would."""
+    old = Database(url)
+    old.upgrade(revision)
+    fill(old)
     old.dispose()
 
+
+def test_database_from_revision_0001_upgrades_without_loss(database_url):
+    at_revision(database_url, "0001", _fill_revision_0001)
     db = Database(database_url)
     db.upgrade()
     try:
-        assert db.revision() == "0012"
+        assert db.revision() == HEAD
         stored = asyncio.run(db.chat_completions.get("key-0", OLD_COMPLETION["id"]))
         assert stored == {**OLD_COMPLETION, "metadata": {"project": "old"}}
         assert db.chat_completions.status_sync(OLD_COMPLETION["id"]) == ("completed", True)
@@ -72,25 +80,24 @@ def test_database_from_revision_0001_upgrades_without_loss(database_url):
 def test_upgrade_of_an_up_to_date_database_changes_nothing(database):
     asyncio.run(database.chat_completions.list("anyone"))
     database.upgrade()
-    assert database.revision() == "0012"
+    assert database.revision() == HEAD
 
 
-def test_replicas_starting_together_migrate_once(new_database_url):
-    """Four replicas upgrading one new PostgreSQL database at the same moment: one runs the
-    migrations, the others wait and find the schema at head (none fails on a half-built one)."""
+def _replicas_upgrading_together(url: str, count: int = 4, **options) -> list[str | None]:
+    """``count`` replicas upgrading the PostgreSQL database at ``url`` at the same moment
+    (each its own engine); the revision each finds after, and no failure."""
     import threading
 
     from llm_backend.storage import migrate
 
-    url = new_database_url("postgresql")
-    engines = [sa.create_engine(url) for _ in range(4)]
+    engines = [sa.create_engine(url) for _ in range(count)]
     start = threading.Barrier(len(engines))
     failures: list[BaseException] = []
 
     def replica(engine) -> None:
         start.wait()
         try:
-            migrate.upgrade(engine)
+            migrate.upgrade(engine, **options)
         except BaseException as exc:  # reported below
             failures.append(exc)
 
@@ -99,8 +106,147 @@ def test_replicas_starting_together_migrate_once(new_database_url):
         thread.start()
     for thread in threads:
         thread.join()
-    heads = {migrate.current_revision(engine) for engine in engines}
+    heads = [migrate.current_revision(engine) for engine in engines]
     for engine in engines:
         engine.dispose()
     assert not failures, failures
+    return heads
+
+
+def test_replicas_starting_together_migrate_once(new_database_url):
+    """Four replicas upgrading one new PostgreSQL database at the same moment: one runs the
+    migrations, the others wait and find the schema at head (none fails on a half-built one)."""
+    heads = set(_replicas_upgrading_together(new_database_url("postgresql")))
     assert len(heads) == 1 and None not in heads
+
+
+def test_events_kept_in_0007s_column_move_to_their_table_and_back(database_url):
+    """A background response's events, kept as one JSON list before 0010, are streamed from
+    ``response_events`` after it; a downgrade puts the list back."""
+    kept = [{"type": "response.created", "sequence_number": 0}, {"type": "response.completed", "sequence_number": 1}]
+    old = Database(database_url)
+    old.upgrade("0008")
+    with old.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO responses (id, owner, model, status, created_at, response, request, input_items, background, events, updated_at) "
+                "VALUES ('resp_old', 'key-0', 'smollm2', 'completed', 1700000000, :response, '{}', '[]', :true, :events, :now)"
+            ),
+            {
+                "response": json.dumps({"id": "resp_old", "status": "completed"}),
+                "events": json.dumps(kept),
+                "true": True,
+                "now": datetime(2026, 1, 1, tzinfo=timezone.utc),
+            },
+        )
+    old.dispose()
+    db = Database(database_url)
+    try:
+        db.upgrade()
+        assert asyncio.run(db.responses.events("key-0", "resp_old")) == ("completed", kept)
+        with db.engine.begin() as connection:
+            config = migrate._config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0009")
+        with db.engine.connect() as connection:
+            listed = connection.execute(sa.text("SELECT events FROM responses WHERE id = 'resp_old'")).scalar()
+        assert (json.loads(listed) if isinstance(listed, str) else listed) == kept
+    finally:
+        db.dispose()
+
+
+# --- static keys' positional owners (revision 0009) ----------------------------------------
+
+# What the owners of version 0008's static keys are now: LLM_BACKEND_API_KEYS=sk-a,bob=sk-b
+# and LLM_BACKEND_ADMIN_KEYS=ops=sk-admin.
+CARRIED_OVER = {"key-0": "key-5d3c0b0e8a1f2a4b", "key-1": "bob", "admin-0": "ops"}
+
+
+def _fill_positional_owners(db: Database) -> None:
+    """Rows of every kind as version 0008 owned them: by the key's position (``key-7``: a
+    position no key holds any more)."""
+    from llm_backend.storage import models
+
+    with db.sessions.begin() as session:
+        completion = models.StoredChatCompletion(
+            id="chatcmpl-0", owner="key-0", model="m", created=1, request={}, response={}, metadata_={}
+        )
+        session.add(completion)
+        session.add(models.StoredResponse(
+            id="resp_0", owner="key-1", model="m", status="completed", created_at=1, response={}, request={}, input_items=[]
+        ))
+        session.add(models.StoredConversation(id="conv_0", owner="admin-0", created_at=1, metadata_={}))
+        session.add(models.StoredFile(
+            id="file-0", owner="key-1", filename="f", purpose="assistants", bytes=1, sha256="0", path="f", created_at=1
+        ))
+        # As SQL: the model has columns of later revisions (0011's description).
+        session.execute(sa.text(
+            "INSERT INTO vector_stores (id, owner, created_at, last_active_at, metadata, generation)"
+            " VALUES ('vs_0', 'key-0', 1, 1, '{}', 0)"
+        ))
+        session.add(models.StoredFile(
+            id="file-7", owner="key-7", filename="f", purpose="assistants", bytes=1, sha256="0", path="g", created_at=1
+        ))
+        for owner in ("key-0", "key-0", "key-1"):
+            session.add(models.UsageRecord(
+                minute=60, operation="completions", owner=owner, model="m", requests=1, input_tokens=1,
+                cached_tokens=0, output_tokens=1,
+            ))
+        for owner in ("key-0", "key-1"):
+            session.add(models.RateLimitCounter(owner=owner, kind="tokens_day", window=0, count=5))
+
+
+def _owners(db: Database) -> dict[str, list[str]]:
+    with db.engine.connect() as connection:
+        return {
+            table: sorted(connection.execute(sa.text(f"SELECT owner FROM {table}")).scalars())
+            for table in ("chat_completions", "responses", "conversations", "files", "vector_stores", "usage", "rate_limit_counters")
+        }
+
+
+@pytest.fixture
+def carried_over(database_url):
+    """A database of version 0008 with positional owners, upgraded with ``CARRIED_OVER``."""
+    at_revision(database_url, "0008", _fill_positional_owners)
+    db = Database(database_url)
+    db.upgrade(owners=CARRIED_OVER)
+    yield db
+    db.dispose()
+
+
+def test_positional_owners_are_carried_over_in_every_table(carried_over):
+    alice = CARRIED_OVER["key-0"]
+    assert _owners(carried_over) == {
+        "chat_completions": [alice],
+        "responses": ["bob"],
+        "conversations": ["ops"],
+        "files": ["bob", "key-7"],  # no key is at position 7: nobody's, as before
+        "vector_stores": [alice],
+        "usage": sorted([alice, alice, "bob"]),
+        "rate_limit_counters": [],  # windows restart
+    }
+    assert asyncio.run(carried_over.chat_completions.get(alice, "chatcmpl-0")) is not None
+    with carried_over.engine.connect() as connection:
+        renames = connection.execute(sa.text("SELECT old_owner, new_owner, rows FROM owner_renames")).all()
+    assert sorted(renames) == [("admin-0", "ops", 1), ("key-0", alice, 4), ("key-1", "bob", 3)]
+
+
+def test_a_later_start_with_the_keys_reordered_renames_nothing(carried_over):
+    before = _owners(carried_over)
+    carried_over.upgrade(owners={"key-0": "bob", "key-1": CARRIED_OVER["key-0"], "admin-0": "ops"})
+    assert _owners(carried_over) == before
+
+
+def test_replicas_starting_together_carry_owners_over_once(new_database_url):
+    """Four replicas upgrading one PostgreSQL database from 0008 at the same moment: the
+    owners are carried over once, in one transaction; none fails."""
+    url = new_database_url("postgresql")
+    at_revision(url, "0008", _fill_positional_owners)
+    _replicas_upgrading_together(url, owners=CARRIED_OVER)
+    db = Database(url)
+    try:
+        assert _owners(db)["usage"] == sorted([CARRIED_OVER["key-0"]] * 2 + ["bob"])
+        with db.engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT sum(rows) FROM owner_renames")).scalar() == 8
+    finally:
+        db.dispose()

@@ -89,27 +89,62 @@ def test_finish_replaces_the_object_and_status(database):
     assert not run(database.responses.finish("a", "resp_missing", done))
 
 
-def test_the_events_of_a_response_are_kept_for_their_owner_only(database):
+def test_an_ended_response_is_never_written_again(database):
+    """A cancel (from any replica) lands first: the run finishing later changes nothing,
+    neither the object nor its events; nor does the sweep."""
+    run(database.responses.save(turn(1, status="in_progress", background=True)))
+    cancelled = {"id": "resp_1", "object": "response", "status": "cancelled", "output": []}
+    assert run(database.responses.finish("a", "resp_1", cancelled))
+    completed = {**cancelled, "status": "completed"}
+    last = {"type": "response.completed", "sequence_number": 0, "response": completed}
+    assert not run(database.responses.finish("a", "resp_1", completed, events=[last]))
+    assert run(database.responses.fail_unfinished("stopped", ids=["resp_1"])) == 0
+    assert run(database.responses.get("a", "resp_1"))["status"] == "cancelled"
+    assert run(database.responses.events("a", "resp_1")) == ("cancelled", [])
+
+
+def test_the_events_of_a_response_are_written_as_it_runs_and_read_by_its_owner_only(database):
     store = database.responses
     run(store.save(turn(1, status="in_progress", background=True)))
-    assert run(store.events("a", "resp_1")) is None
-    events = [{"type": "response.created", "sequence_number": 0}, {"type": "response.completed", "sequence_number": 1}]
-    assert run(store.save_events("a", "resp_1", events))
-    assert run(store.events("a", "resp_1")) == events
+    assert run(store.events("a", "resp_1")) == ("in_progress", [])
+    first = [{"type": "response.created", "sequence_number": 0}, {"type": "response.in_progress", "sequence_number": 1}]
+    run(store.add_events("resp_1", first))
+    assert run(store.events("a", "resp_1", after=0)) == ("in_progress", first[1:])
+    done = {"id": "resp_1", "object": "response", "status": "completed", "output": []}
+    last = {"type": "response.completed", "sequence_number": 2, "response": done}
+    assert run(store.finish("a", "resp_1", done, events=[last]))
+    assert run(store.events("a", "resp_1")) == ("completed", [*first, last])
     assert run(store.events("b", "resp_1")) is None
-    assert not run(store.save_events("b", "resp_1", []))
-    # The object itself is read without them.
-    assert run(store.get("a", "resp_1"))["status"] == "in_progress"
+    # The object itself is read without them; deleting it deletes them.
+    assert run(store.get("a", "resp_1")) == done
+    assert run(store.delete("a", "resp_1"))
+    run(store.save(turn(1, status="in_progress", background=True)))
+    assert run(store.events("a", "resp_1")) == ("in_progress", [])
 
 
-def test_the_sweep_fails_unfinished_responses_only(database):
+def test_the_sweep_fails_unfinished_responses_only_and_ends_their_streams(database):
     run(database.responses.save(turn(1, status="in_progress", background=True)))
     run(database.responses.save(turn(2, status="queued", background=True)))
     run(database.responses.save(turn(3)))
+    run(database.responses.add_events("resp_1", [{"type": "response.created", "sequence_number": 0}]))
     assert run(database.responses.fail_unfinished("stopped")) == 2
     failed = run(database.responses.get("a", "resp_1"))
     assert failed["status"] == "failed" and failed["error"]["message"] == "stopped"
     assert database.responses.status_sync("resp_3") == "completed"
+    status, events = run(database.responses.events("a", "resp_1"))
+    assert status == "failed" and [(e["type"], e["sequence_number"]) for e in events] == [
+        ("response.created", 0),
+        ("response.failed", 1),
+    ]
+    assert events[-1]["response"] == failed
+    assert run(database.responses.events("a", "resp_2"))[1][0]["sequence_number"] == 0
+
+
+def test_ended_names_the_responses_no_longer_running(database):
+    run(database.responses.save(turn(1, status="in_progress", background=True)))
+    run(database.responses.save(turn(2, status="in_progress", background=True)))
+    run(database.responses.finish("a", "resp_2", {"id": "resp_2", "status": "cancelled", "output": []}))
+    assert run(database.responses.ended(["resp_1", "resp_2", "resp_gone"])) == ["resp_2", "resp_gone"]
 
 
 def test_a_conversation_keeps_its_items_in_order(database):

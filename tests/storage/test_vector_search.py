@@ -235,3 +235,72 @@ def test_a_store_deleted_while_its_file_is_indexed_keeps_nothing_and_fails_nothi
     assert saved is False
     with database.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM vector_store_chunks")).scalar_one() == 0
+
+
+# --- what search keeps in memory (retrieval/store_cache.py) ---------------------------------
+
+
+def _stores_of(database, ids, count: int) -> list[str]:
+    """``count`` stores of the owner, each with the four documents indexed."""
+    embedder = shared_embedder()
+    made = []
+    for number in range(count):
+        store_id = database.vector_index.create_store(OWNER, name=f"shelf {number}")
+        for name, (filename, content, attributes) in DOCUMENTS.items():
+            database.vector_index.add_file(OWNER, store_id, ids[name], ChunkingStrategy().as_openai(), attributes)
+            index_file(database, embedder, OWNER, store_id, ids[name], content.encode(), filename)
+        made.append(store_id)
+    return made
+
+
+def test_the_search_cache_stays_within_its_bytes_and_searches_stay_right(database, ids):
+    stores = _stores_of(database, ids, 3)
+    probe = Searcher(database, shared_embedder().embed)
+    probe.search(OWNER, [stores[0]], "lava")
+    one_store = probe.cache.bytes  # its vectors and files
+    searcher = Searcher(database, shared_embedder().embed, cache_bytes=int(one_store * 1.5))
+    for store_id in stores:
+        assert names(searcher.search(OWNER, [store_id], "moon tides"), ids)[0] == "file-tides"
+        assert 0 < searcher.cache.bytes <= searcher.cache.max_bytes
+    seqs = database.vector_index.store_seqs(OWNER, stores)
+    assert searcher.cache.get("vectors", seqs[stores[0]], database.vector_index.generations([seqs[stores[0]]])[seqs[stores[0]]]) is None
+    assert names(searcher.search(OWNER, [stores[0]], "moon tides"), ids)[0] == "file-tides"
+
+
+def test_a_deleted_stores_vectors_leave_the_cache(database, ids, searcher):
+    stores = _stores_of(database, ids, 2)
+    searcher.search(OWNER, stores, "lava")
+    kept = searcher.cache.bytes
+    seq = database.vector_index.delete_store(OWNER, stores[0])
+    searcher.forget(seq)
+    assert 0 < searcher.cache.bytes < kept
+    assert not [key for key in searcher.cache._entries if key[1] == seq]
+
+
+def test_hybrid_weights_move_the_fusion_between_its_two_rankings(searcher, store, ids):
+    query = "burning mountains of planets"  # "planets" is the one word any file has
+    vector = names(searcher.search(OWNER, [store], query, mode="vector"), ids)
+    keyword = names(searcher.search(OWNER, [store], query, mode="keyword"), ids)
+    assert vector[0] == "file-volcano" and keyword == ["file-orbit"]
+
+    def hybrid(embedding_weight, text_weight):
+        options = {"hybrid_search": {"embedding_weight": embedding_weight, "text_weight": text_weight}}
+        return names(searcher.search(OWNER, [store], query, ranking_options=options), ids)
+
+    assert hybrid(1, 0) == vector
+    assert hybrid(0, 1) == keyword
+    assert hybrid(1, 10)[0] == "file-orbit" and hybrid(10, 1)[0] == "file-volcano"
+
+
+@pytest.mark.parametrize(
+    ("weights", "param"),
+    [
+        ({"embedding_weight": -1, "text_weight": 1}, "ranking_options.hybrid_search.embedding_weight"),
+        ({"embedding_weight": 1, "text_weight": float("inf")}, "ranking_options.hybrid_search.text_weight"),
+        ({"embedding_weight": 0, "text_weight": 0}, "ranking_options.hybrid_search"),
+    ],
+)
+def test_hybrid_weights_that_weigh_nothing_are_a_400_naming_them(searcher, store, weights, param):
+    with pytest.raises(OpenAIError) as raised:
+        searcher.search(OWNER, [store], "lava", ranking_options={"hybrid_search": weights})
+    assert (raised.value.status, raised.value.param) == (400, param)

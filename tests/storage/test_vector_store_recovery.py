@@ -19,21 +19,21 @@ from sqlalchemy import text
 
 from llm_backend.storage import Database
 from tests.support import clients
+from tests.support.embedding import long_text
 from tests.support.server import LiveServer
 
 POLL = {"poll_interval_ms": 100}
 STATIC = {"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 0}}
 # About 4 000 tokens: two seconds or so of embedding on one thread here, in 400-token chunks
 # without overlap.
-WORDS = ["river", "mountain", "orbit", "lantern", "harvest", "copper", "violin", "glacier", "meadow", "thunder"]
-LONG_TEXT = "\n".join(
-    " ".join(WORDS[(line * 7 + i * 3) % len(WORDS)] + str(line * 31 + i) for i in range(12)) for line in range(120)
-)
+LONG_TEXT = long_text(120)
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    with LiveServer(tmp_path_factory.mktemp("vs-recovery"), env={"LLM_BACKEND_MODEL_LOAD": "lazy"}) as server:
+    # A short lease: a restarted server takes over its killed predecessor's files once it ran out.
+    env = {"LLM_BACKEND_MODEL_LOAD": "lazy", "LLM_BACKEND_BACKGROUND_LEASE": "2"}
+    with LiveServer(tmp_path_factory.mktemp("vs-recovery"), env=env) as server:
         yield server
 
 

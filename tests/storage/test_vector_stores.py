@@ -170,6 +170,13 @@ def test_stores_list_newest_first_and_modify_sets_name_metadata_and_expiry(owner
     assert changed.expires_at == changed.last_active_at + 7 * 86400
 
 
+def test_a_description_is_kept_and_shown(owner_b):
+    # It was accepted and dropped.
+    store = owner_b.vector_stores.create(name="described", description="Manuals of the kitchen appliances.")
+    assert store.model_extra["description"] == "Manuals of the kitchen appliances."
+    assert owner_b.vector_stores.retrieve(store.id).model_extra["description"] == "Manuals of the kitchen appliances."
+
+
 def test_file_content_is_the_extracted_text(owner_a, science):
     store_id, ids = science
     content = owner_a.vector_stores.files.content(ids["orbit"], vector_store_id=store_id)
@@ -213,6 +220,8 @@ def test_search_ranks_the_answering_file_first_with_scores_in_0_1(owner_a, scien
                                      {"type": "lt", "key": "year", "value": 2022}]}, {"tides"}),
         ({"type": "or", "filters": [{"type": "eq", "key": "topic", "value": "cooking"},
                                     {"type": "gte", "key": "year", "value": 2023}]}, {"bread", "orbit"}),
+        # An empty key names an attribute no file has (found by the strict fuzz checks: a 400).
+        ({"type": "eq", "key": "", "value": "x"}, set()),
     ],
 )
 def test_search_filters_select_files_by_attributes(owner_a, science, filters, expected):
@@ -233,10 +242,12 @@ def test_score_threshold_drops_weaker_results(owner_a, science):
     assert len(cut.data) < len(everything.data) and all(item.score >= 0.9 for item in cut.data)
 
 
-def test_a_list_of_queries_and_rewrite_query_are_accepted(owner_a, science):
+def test_a_list_of_queries_is_searched_and_rewrite_query_searches_their_content_words(owner_a, science):
     store_id, ids = science
-    page = owner_a.vector_stores.search(store_id, query=["kepler orbits", "planets"], rewrite_query=True)
+    page = owner_a.vector_stores.search(store_id, query=["kepler orbits", "planets"])
     assert page.search_query == ["kepler orbits", "planets"] and found(page, ids)[0] == "orbit"
+    rewritten = owner_a.vector_stores.search(store_id, query="What are the orbits that Kepler described?", rewrite_query=True)
+    assert rewritten.search_query == ["orbits kepler described"] and found(rewritten, ids)[0] == "orbit"
 
 
 # --- deleting -------------------------------------------------------------------------------

@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from llm_backend.app import _registry
+from llm_backend.backends.base import Serving
 from llm_backend.backends.events import ModelEvents
 from llm_backend.errors import OpenAIError
 from llm_backend.settings import Settings
+from tests.support.audio import DEFAULT_AUDIO_IDS
 
 CONFIG = {
     "models": [
@@ -78,20 +80,21 @@ async def test_loading_an_upstream_model_is_refused_naming_the_model(tmp_path):
 
 
 def test_only_local_models_have_admin_statuses(tmp_path):
-    assert [status["id"] for status in registry(tmp_path).statuses()] == ["smol"]
+    # The local audio models are loaded and unloaded here too.
+    assert [status["id"] for status in registry(tmp_path).statuses()] == ["smol", "whisper-base", "hibari"]
 
 
-def test_local_backends_serve_every_operation_and_upstreams_only_their_own(tmp_path):
+def test_local_backends_serve_every_operation_here_and_upstreams_relay_their_own(tmp_path):
     reg = registry(tmp_path)
     local, lab = reg.backend_for("smol"), reg.backend_for("lab-7")
-    assert local.serves("createResponse") and local.serves("createChatCompletion")
-    assert lab.serves("createChatCompletion") and not lab.serves("createResponse")
+    assert local.serving("createResponse") is local.serving("createChatCompletion") is Serving.HERE
+    assert lab.serving("createChatCompletion") is Serving.RELAYED and lab.serving("createResponse") is Serving.FORWARDED
 
 
 async def test_the_model_list_has_every_local_id_once(tmp_path):
     reg = registry(tmp_path, upstreams=[])
     ids = [card.id for card in await reg.models()]
-    assert ids == ["smol", "gpt-3.5-turbo", "smol:teacher", "all-minilm-l6-v2"]
+    assert ids == ["smol", "gpt-3.5-turbo", "smol:teacher", "all-minilm-l6-v2", *DEFAULT_AUDIO_IDS]
 
 
 async def test_the_retrieval_embedding_model_is_a_local_model_unless_disabled(tmp_path):

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from llm_backend.app import _registry, create_app
-from llm_backend.auth import Authenticator, Keyring
+from llm_backend.auth import Authenticator, Keyring, derived_owner
 from llm_backend.backends.events import ModelEvents
 from llm_backend.http.body import read_body
 from llm_backend.http.context import Services
@@ -149,7 +149,7 @@ async def test_a_stored_chat_completion_of_an_upstream_model_is_stored_from_the_
     status, body = await call(lane, {**CHAT, "store": True, "metadata": {"lane": "yes"}})
     assert status == 200 and lane.pipeline.bodies == []
     completion_id = json.loads(body)["id"]
-    stored = await lane.database.chat_completions.get("key-0", completion_id)
+    stored = await lane.database.chat_completions.get(derived_owner(CLIENT_KEY), completion_id)
     assert stored is not None and stored["id"] == completion_id
 
 

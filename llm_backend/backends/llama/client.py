@@ -33,9 +33,18 @@ _request_ids = itertools.count(1)
 ENGINE_ENVIRONMENT = {"GOMP_SPINCOUNT": "100"}
 
 
+ENGINE_MODULE = "llm_backend.backends.llama.worker"
+
+
 class WorkerProcess:
-    def __init__(self, name: str, config: dict[str, Any], start_timeout: float, nice: int = 0) -> None:
+    """``module`` is the worker's program (``python -m module config``): the chat engine's,
+    or another that speaks the same JSON-lines protocol (``backends/audio/worker.py``)."""
+
+    def __init__(
+        self, name: str, config: dict[str, Any], start_timeout: float, module: str = ENGINE_MODULE, nice: int = 0
+    ) -> None:
         self.name = name
+        self.module = module
         self.config = config
         self.start_timeout = start_timeout
         self.nice = nice  # added to the worker's niceness (a low-priority engine: backends/llama/background.py)
@@ -63,7 +72,7 @@ class WorkerProcess:
             *niced,
             sys.executable,
             "-m",
-            "llm_backend.backends.llama.worker",
+            self.module,
             json.dumps(self.config),
             env={**ENGINE_ENVIRONMENT, **os.environ},
             stdin=asyncio.subprocess.PIPE,
@@ -80,7 +89,7 @@ class WorkerProcess:
             self.process.kill()
             await self.process.wait()
             raise RuntimeError(self.failure)
-        self.n_ctx = hello["n_ctx"]
+        self.n_ctx = hello.get("n_ctx")
         self.parallel = hello.get("parallel", 1)
         self.failure = None
         self._reader = asyncio.create_task(self._read_events(self.process))
@@ -101,13 +110,13 @@ class WorkerProcess:
 
     async def _read_events(self, process: asyncio.subprocess.Process) -> None:
         while line := await process.stdout.readline():
-            event = json.loads(line)
-            if event.get("event") == "stats":
-                self.stats = event
-                continue
-            queue = self._pending.get(event.get("id"))
-            if queue is not None:
-                queue.put_nowait(event)
+            for event in json.loads(line):  # the events of one decoding step
+                if event.get("event") == "stats":
+                    self.stats = event
+                    continue
+                queue = self._pending.get(event.get("id"))
+                if queue is not None:
+                    queue.put_nowait(event)
         returncode = await process.wait()
         self.ready.clear()
         for queue in self._pending.values():

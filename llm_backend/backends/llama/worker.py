@@ -11,7 +11,10 @@ Protocol. Requests come on stdin, one JSON object per line:
 - ``{"id", "op": "count", "params": {"messages": [...]}}``: the prompt's token count
 - ``{"id", "op": "cancel"}``: drop that request between two decoding steps
 
-Events go to the protocol stream, one JSON object per line, each with the request ``id``:
+Events go to the protocol stream as JSON objects, each with the request ``id``; one line
+holds all the events of one pass of the worker's loop (a decoding step: a token for every
+sequence) as a JSON array, so the API process reads, parses and wakes once per step, not
+once per token:
 
 - ``prompt`` (``prompt_tokens``): admitted to a sequence, prefill starts
 - ``echo`` (``text``, ``logprobs`` or null): the prompt, once prefilled, when ``echo`` was set
@@ -31,7 +34,7 @@ of those, found in the KV cache, ``cache_hits``: requests that found some,
 ``generated_tokens``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
 The API process keeps the last one for the metrics.
 
-The first line is ``{"event": "ready", "n_ctx", "parallel"}``. The protocol stream is the
+The first line is the object ``{"event": "ready", "n_ctx", "parallel"}``. The protocol stream is the
 original stdout; stdout itself is pointed at stderr so nothing llama.cpp prints can corrupt it.
 """
 
@@ -77,6 +80,7 @@ class Worker:
             int(config.get("n_threads_batch") or config.get("n_threads") or 1),
         )
         self.inbox: queue.Queue = queue.Queue()
+        self.outbox: list[dict[str, Any]] = []  # events of this pass of the loop, sent by flush()
         self._stats_at = time.monotonic()
         self._stats_generated = 0
         self.decode_seconds = 0.0  # time spent in decoding steps since the start
@@ -101,8 +105,15 @@ class Worker:
         self._stats_requests = stats["requests"]
         self.send({"event": "stats", **stats})
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.out.write(json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n")
+    def send(self, event: dict[str, Any]) -> None:
+        self.outbox.append(event)
+
+    def flush(self) -> None:
+        """The events of this pass as one line."""
+        if self.outbox:
+            self.out.write(json.dumps(self.outbox, separators=(",", ":"), ensure_ascii=False) + "\n")
+            self.outbox.clear()
+        self.out.flush()
 
     def _read(self, stdin) -> None:
         for line in stdin:
@@ -140,13 +151,8 @@ class Worker:
 
     def serve(self, stdin) -> None:
         threading.Thread(target=self._read, args=(stdin,), daemon=True).start()
-        self.send(
-            {
-                "event": "ready",
-                "n_ctx": self.engine.n_ctx,
-                "parallel": self.engine.parallel,
-            }
-        )
+        hello = {"event": "ready", "n_ctx": self.engine.n_ctx, "parallel": self.engine.parallel}
+        self.out.write(json.dumps(hello) + "\n")
         self.out.flush()
         while True:
             # Idle: sleep until a request comes. Busy: take what has come, then decode a step.
@@ -168,7 +174,7 @@ class Worker:
                     self.engine.fail_all(ENGINE_FAILED)
                 self.decode_seconds += time.perf_counter() - started
             self.report_stats()
-            self.out.flush()
+            self.flush()
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import aiohttp
 
 from ... import errors
 from ...settings import Settings, UpstreamConfig
-from ..base import Json, ModelCard, Relayed, caller_headers
+from ..base import Json, ModelCard, Relayed, Serving, StreamedBody, caller_headers
 from .answers import chat_answer
 from .client import UpstreamClient
 from .relay import relay
@@ -71,8 +71,19 @@ class UpstreamBackend:
     async def probe(self) -> bool:
         return await self.client.probe()
 
-    def serves(self, operation_id: str) -> bool:
-        return operation_id in SERVED_OPERATIONS or (self.responses_here and operation_id in RESPONSES_HERE)
+    def serving(self, operation_id: str | None) -> Serving:
+        if self.responses_here and operation_id in RESPONSES_HERE:
+            return Serving.HERE
+        return Serving.RELAYED if operation_id in SERVED_OPERATIONS else Serving.FORWARDED
+
+    async def prompt_tokens(self, model_id: str, request: Json) -> int:
+        raise AssertionError("counted by the upstream: getInputTokenCounts is forwarded")  # never HERE
+
+    def context_length(self, model_id: str) -> None:
+        return None  # the upstream's to know
+
+    def sampling_defaults(self, model_id: str) -> Json:
+        return {}  # the upstream's own, unknown here
 
     # --- the model list ---------------------------------------------------------------
 
@@ -149,7 +160,12 @@ class UpstreamBackend:
         rename = ("id", model_id) if upstream_id != model_id else None
         return await relay(response, self.name, self.client.timeout, rename=rename)
 
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
+    async def transcription(self, model_id: str, request: Json) -> Any:
+        raise AssertionError("audio operations are forwarded to an upstream")  # serving() is FORWARDED for them
+
+    speech = transcription
+
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
         """Any other operation, verbatim (see ``http/forwarding.py``)."""
         response = await self.client.send(
             method, path, headers=self.client.headers(headers), content=content or None, query=query

@@ -15,7 +15,7 @@ import aiohttp
 
 from ...errors import upstream_timeout, upstream_unreachable
 from ...settings import Settings, UpstreamConfig
-from ..base import failover
+from ..base import StreamedBody, failover
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class UpstreamClient:
         path: str,
         *,
         headers: list[tuple[str, str]],
-        content: bytes | None = None,
+        content: bytes | StreamedBody | None = None,
         query: bytes = b"",
     ) -> aiohttp.ClientResponse:
         """Send a request; return once the upstream's status and headers are in (the body is
@@ -157,11 +157,14 @@ class UpstreamClient:
         attempt = 0
         assert self._http is not None, "UpstreamClient.start() first"
         self.requests += 1
+        if isinstance(content, StreamedBody):
+            headers = [*headers, ("Content-Length", str(content.size))]
         while True:
             wait: float | None = None
+            data = content.chunks() if isinstance(content, StreamedBody) else content
             try:
                 response = await self._http.request(
-                    method, url, headers=headers, data=content, allow_redirects=False, skip_auto_headers=("Content-Type",)
+                    method, url, headers=headers, data=data, allow_redirects=False, skip_auto_headers=("Content-Type",)
                 )
             except aiohttp.ConnectionTimeoutError as exc:
                 log.warning("upstream %s: %s (attempt %d)", self.name, type(exc).__name__, attempt + 1)

@@ -1,6 +1,9 @@
-"""An upstream's HTTP response, turned into a ``Relayed`` answer: status and headers as they
+r"""An upstream's HTTP response, turned into a ``Relayed`` answer: status and headers as they
 came (minus what is only about the hop), the body relayed unparsed - except the model id
-when the client used one of our aliases."""
+when the client used one of our aliases, and an event stream's line ends: OpenAI ends
+lines with ``\n``, some OpenAI-compatible servers with ``\r\n`` (sse-starlette's default,
+so llama-cpp-python's server), and a client that splits on ``"\n\n"`` would see none of
+their events. Every stream relayed here is framed as OpenAI frames it."""
 
 from __future__ import annotations
 
@@ -64,6 +67,24 @@ def _with_model(data: bytes, field: str, model_id: str) -> bytes:
         obj[field] = model_id
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
     return data
+
+
+async def openai_line_ends(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    r"""An event stream with every line ending in ``\n`` (SSE also allows ``\r\n`` and
+    ``\r``). A ``\r`` that ends a chunk waits for the next one, which may start with its
+    ``\n``. JSON payloads hold no raw ``\r``, so only line ends change; a stream already
+    framed with ``\n`` passes as it came."""
+    held = b""
+    async for chunk in chunks:
+        chunk, held = held + chunk, b""
+        if chunk.endswith(b"\r"):
+            chunk, held = chunk[:-1], b"\r"
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if chunk:
+            yield chunk
+    if held:
+        yield b"\n"
 
 
 async def _events_with_model(chunks: AsyncIterator[bytes], model_id: str) -> AsyncIterator[bytes]:
@@ -142,6 +163,8 @@ async def relay(
         _finish(response)
 
     chunks = _body(response, upstream, timeout)
-    if rename is not None and _is_event_stream(response):
-        chunks = _events_with_model(chunks, rename[1])
+    if _is_event_stream(response):
+        chunks = openai_line_ends(chunks)
+        if rename is not None:
+            chunks = _events_with_model(chunks, rename[1])
     return Relayed(response.status, headers, chunks=chunks, close=close)

@@ -1,13 +1,21 @@
 // The playground: one page, no dependencies. It calls the OpenAI API of this server as any
 // client would (GET /v1/models, POST /v1/chat/completions or /v1/responses, streamed), with
-// the key typed in (kept in this browser's localStorage only).
+// the key typed in (kept in this browser's localStorage only). With the local audio models
+// listed, a microphone button records a question (MediaRecorder), has it transcribed
+// (POST /v1/audio/transcriptions) and sends it; a speak button reads the last answer aloud
+// (POST /v1/audio/speech).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const STORED_KEY = "llm-backend.key";
 const STORED_MODEL = "llm-backend.model";
+// The audio models' usual ids (configurable aliases of the local ones: docs/AUDIO.md).
+const TRANSCRIBERS = ["whisper-1", "whisper-base", "gpt-4o-transcribe"];
+const SPEAKERS = ["tts-1", "hibari", "gpt-4o-mini-tts"];
 let history = [];
 let running = null;
+let recorder = null;
+let audioModels = { transcriber: null, speaker: null };
 
 function headers() {
   const result = { "content-type": "application/json" };
@@ -49,6 +57,12 @@ async function loadModels() {
     return;
   }
   const models = (await response.json()).data.map((model) => model.id).sort();
+  audioModels = {
+    transcriber: TRANSCRIBERS.find((id) => models.includes(id)) || null,
+    speaker: SPEAKERS.find((id) => models.includes(id)) || null,
+  };
+  $("record").hidden = !audioModels.transcriber || !navigator.mediaDevices;
+  $("speak").hidden = !audioModels.speaker;
   const select = $("model");
   const wanted = select.value || localStorage.getItem(STORED_MODEL);
   select.replaceChildren(...models.map((id) => new Option(id, id)));
@@ -148,6 +162,67 @@ function setRunning(controller) {
   $("stop").disabled = !controller;
 }
 
+function authorization() {
+  const { authorization } = headers();
+  return authorization ? { authorization } : {};
+}
+
+async function record() {
+  if (recorder) {
+    recorder.stop(); // its "stop" handler transcribes and sends
+    return;
+  }
+  clearError();
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (error) {
+    showError("No microphone: " + error.message);
+    return;
+  }
+  const chunks = [];
+  recorder = new MediaRecorder(stream);
+  recorder.addEventListener("dataavailable", (event) => chunks.push(event.data));
+  recorder.addEventListener("stop", async () => {
+    stream.getTracks().forEach((track) => track.stop());
+    recorder = null;
+    $("record").textContent = "Record";
+    const form = new FormData();
+    form.append("file", new Blob(chunks, { type: chunks[0]?.type || "audio/webm" }), "question.webm");
+    form.append("model", audioModels.transcriber);
+    $("stats").textContent = "Transcribing...";
+    const response = await fetch("/v1/audio/transcriptions", { method: "POST", headers: authorization(), body: form });
+    $("stats").textContent = "";
+    if (!response.ok) {
+      showError((await apiError(response)).message);
+      return;
+    }
+    $("prompt").value = (await response.json()).text;
+    send();
+  });
+  recorder.start();
+  $("record").textContent = "Stop recording";
+}
+
+async function speak() {
+  const last = [...history].reverse().find((message) => message.role === "assistant");
+  if (!last || !audioModels.speaker) return;
+  clearError();
+  $("speak").disabled = true;
+  try {
+    const body = { model: audioModels.speaker, voice: "alloy", input: last.content, response_format: "mp3" };
+    const response = await fetch("/v1/audio/speech", { method: "POST", headers: headers(), body: JSON.stringify(body) });
+    if (!response.ok) throw new Error((await apiError(response)).message);
+    const player = $("player");
+    player.src = URL.createObjectURL(await response.blob());
+    await player.play().catch(() => {}); // a page without a user gesture may not play: the audio is loaded all the same
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    $("speak").disabled = false;
+  }
+}
+
 async function send() {
   const text = $("prompt").value.trim();
   if (!text || running || !$("model").value) return;
@@ -193,7 +268,10 @@ async function send() {
   } finally {
     setRunning(null);
   }
-  if (answer) history.push({ role: "assistant", content: answer });
+  if (answer) {
+    history.push({ role: "assistant", content: answer });
+    $("speak").disabled = false;
+  }
   else {
     history.pop();
     if (target) target.parentElement.remove();
@@ -219,6 +297,8 @@ function start() {
     }
   });
   $("stop").addEventListener("click", () => running && running.abort());
+  $("record").addEventListener("click", record);
+  $("speak").addEventListener("click", speak);
   $("clear").addEventListener("click", () => {
     history = [];
     $("messages").replaceChildren();

@@ -2,22 +2,29 @@
 outlives the request, polled with ``getResponse``, stopped with ``cancelResponse``.
 
 Every background response is generated as a stream (``events.ResponseStream``), streamed
-or not: its events are recorded while it runs, for whoever follows it (the client that
-created it with ``stream``, or ``GET /v1/responses/{id}?stream=true`` with
-``starting_after``), and kept with the response when it ends, so that it can be streamed
-again, the same events with the same sequence numbers.
+or not: its events are recorded while it runs, for whoever follows it in this process (the
+client that created it with ``stream``, or ``GET /v1/responses/{id}?stream=true`` with
+``starting_after``), and written to the database every ``WRITE_EVERY`` seconds - the last
+ones in the transaction that stores its final object - so that any replica streams it
+again, live (polling the rows) or ended, the same events with the same sequence numbers.
 
 Tasks live in the process that started them, and several replicas may share one database:
-so each process renews a lease on its running responses (their ``updated_at``, every third
-of ``background_lease``), and any process marks ``failed`` the unfinished responses whose
-lease ran out (their process is gone: they will never finish; their events were not kept),
-at start-up and then once per lease. A process that stops cleanly fails its own at once.
+- each process renews a lease on its running responses (their ``updated_at``, every third
+  of ``background_lease``), and any process marks ``failed`` the unfinished responses whose
+  lease ran out (their process is gone: they will never finish; their stream ends with
+  ``response.failed``), at start-up and then once per lease. A process that stops cleanly
+  fails its own at once;
+- a cancel is written to the row by whichever replica got it; the process running the
+  response looks at its running rows every ``WATCH`` seconds and stops those that ended.
+  A row that ended is never written again (``storage/responses.py``), so a response
+  finishing as a cancel lands stays ``cancelled``, or the cancel finds it finished.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -39,6 +46,13 @@ Json = dict[str, Any]
 
 INTERRUPTED = "The service restarted before this background response finished."
 STOPPED = "The service stopped before this background response finished."
+FAILED = "The server had an error while processing your request."
+# Seconds between writes of a running response's new events (for followers on other replicas).
+WRITE_EVERY = 0.25
+# Seconds between looks at the rows of this process's running responses (a cancel elsewhere).
+WATCH = 1.0
+# The events that end a stream (a cancelled one just stops).
+TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 # Running background responses of this process, by response id (a strong reference too:
 # the event loop keeps only weak ones to tasks).
@@ -50,8 +64,12 @@ class Recording:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.written = 0  # events[:written] are in the database
         self.done = False
         self._changed = asyncio.Event()
+
+    def unwritten(self) -> list[Json]:
+        return [event for _, event in self.events[self.written :]]
 
     def add(self, event: Event) -> None:
         self.events.append(event)
@@ -83,11 +101,13 @@ _recordings: dict[str, Recording] = {}
 
 async def keep(database: Database, lease: float) -> None:
     """Run for the process's life: renew the leases of this process's background
-    responses and fail the unfinished ones whose lease ran out (see the module docstring)."""
-    since_sweep = lease
+    responses, stop those that ended elsewhere (a cancel), and fail the unfinished ones
+    whose lease ran out (see the module docstring)."""
+    sweep_at = renew_at = time.monotonic()
     while True:
-        if since_sweep >= lease:
-            since_sweep = 0.0
+        now = time.monotonic()
+        if now >= sweep_at:
+            sweep_at = now + lease
             stale_before = datetime.now(timezone.utc) - timedelta(seconds=lease)
             try:
                 count = await database.responses.fail_unfinished(INTERRUPTED, stale_before=stale_before)
@@ -95,13 +115,18 @@ async def keep(database: Database, lease: float) -> None:
                     log.warning("marked %d unfinished background responses failed", count)
             except Exception:
                 log.exception("the sweep of unfinished background responses failed")
-        await asyncio.sleep(lease / 3)
-        since_sweep += lease / 3
         if _tasks:
             try:
-                await database.responses.touch(list(_tasks))
+                for response_id in await database.responses.ended(list(_tasks)):
+                    task = _tasks.get(response_id)
+                    if task is not None:
+                        task.cancel()  # its events so far are written as it stops
+                if now >= renew_at:
+                    renew_at = now + lease / 3
+                    await database.responses.touch(list(_tasks))
             except Exception:
-                log.exception("renewing the background responses' lease failed")
+                log.exception("watching the background responses' rows failed")
+        await asyncio.sleep(min(WATCH, lease / 3))
 
 
 async def stop(database: Database) -> None:
@@ -131,28 +156,52 @@ async def _chunks(backend: Any, model_id: str, chat: Json) -> AsyncIterator[Json
 
 
 async def _run(turn: Turn, backend: Any, chat: Json, recording: Recording) -> None:
+    responses = turn.services.database.responses
     response = turn.skeleton("in_progress")
+    written_at = 0.0
+
+    async def write() -> None:
+        nonlocal written_at
+        events = recording.unwritten()
+        if events:
+            await responses.add_events(turn.id, events)
+            recording.written += len(events)
+        written_at = time.monotonic()
+
+    async def stored_with_its_last_event(_: Json) -> None:
+        pass  # the final object is stored below, with the stream's last events
+
     try:
-        await turn.finish(response)
-        stream = ResponseStream(response, _chunks(backend, turn.body["model"], chat), turn.finish)
-        async for event in stream.events():
-            recording.add(event)
+        if not await turn.finish(response):
+            return  # cancelled (or deleted) before it started
+        stream = ResponseStream(response, _chunks(backend, turn.body["model"], chat), stored_with_its_last_event)
+        async for kind, event in stream.events():
+            if kind in TERMINAL:
+                # The final object and every event in one transaction, before anyone here
+                # is sent the last one: whoever sees the response ended has all its events.
+                if not await turn.finish(event["response"], [*recording.unwritten(), event]):
+                    return  # cancelled meanwhile: it stays cancelled
+                recording.written = len(recording.events) + 1
+            recording.add((kind, event))
+            if time.monotonic() - written_at >= WRITE_EVERY:
+                await write()
     except asyncio.CancelledError:
-        raise  # cancelResponse records the cancellation
+        raise  # cancelResponse (here or elsewhere) records the cancellation
     except Exception:
         log.exception("background response failed")
-        final = objects.failed(response, [], "server_error", "The server had an error while processing your request.")
-        await turn.finish(final)
+        final = objects.failed(response, [], "server_error", FAILED)
+        event = {"type": "response.failed", "sequence_number": len(recording.events), "response": final}
+        if await turn.finish(final, [*recording.unwritten(), event]):
+            recording.written = len(recording.events) + 1
+            recording.add((event["type"], event))
     finally:
         recording.end()
-        # Shielded: a cancelled task still keeps the events it sent.
+        # Shielded: a cancelled task still writes the events it sent.
         with anyio.CancelScope(shield=True):
             try:
-                await turn.services.database.responses.save_events(
-                    turn.owner, turn.id, [event for _, event in recording.events]
-                )
+                await write()
             except Exception:
-                log.exception("could not keep the events of a background response")
+                log.exception("could not write the events of a background response")
         _recordings.pop(turn.id, None)
 
 
@@ -174,15 +223,27 @@ def _track(response_id: str, task: asyncio.Task) -> None:
     task.add_done_callback(lambda _: _tasks.pop(response_id, None))
 
 
-async def _kept(events: list[Json], after: int | None) -> AsyncIterator[Event]:
-    for event in events:
-        if after is None or event["sequence_number"] > after:
+async def _written(database: Database, owner: str, response_id: str, after: int | None) -> AsyncIterator[Event]:
+    """The response's events from the database: those written so far, then (while it runs
+    in another process) each new batch, until its last event or its end (a cancel)."""
+    found = await database.responses.events(owner, response_id, after)
+    while found is not None:
+        status, events = found
+        for event in events:
             yield event["type"], event
+            after = event["sequence_number"]
+            if event["type"] in TERMINAL:
+                return
+        if status not in ("queued", "in_progress"):
+            return
+        await asyncio.sleep(WRITE_EVERY)
+        found = await database.responses.events(owner, response_id, after)
 
 
 async def replay(database: Database, owner: str, response_id: str, stored: Json, after: int | None) -> AsyncIterator[Event]:
     """``GET /v1/responses/{id}?stream=true``: a background response's events after
-    ``after`` (its ``starting_after``), live while it runs, from those kept once it ended."""
+    ``after`` (its ``starting_after``), live while it runs (here or on another replica),
+    from those written once it ended."""
     if not stored.get("background"):
         raise bad_request(
             "Only responses created with 'background' set to true can be streamed again.", "stream", "invalid_value"
@@ -190,18 +251,12 @@ async def replay(database: Database, owner: str, response_id: str, stored: Json,
     recording = _recordings.get(response_id)
     if recording is not None:
         return recording.follow(after)
-    events = await database.responses.events(owner, response_id)
-    if events is None:
-        raise bad_request(
-            f"The events of response '{response_id}' were not kept: it did not finish in this service.",
-            "stream",
-            "invalid_value",
-        )
-    return _kept(events, after)
+    return _written(database, owner, response_id, after)
 
 
 async def cancel(database: Database, owner: str, response_id: str, stored: Json) -> Json:
-    """Stop a background response and record it ``cancelled``; a finished one is refused."""
+    """Stop a background response and record it ``cancelled``, wherever it runs (the
+    process running it sees its row end); a finished one is refused."""
     if not stored.get("background"):
         raise bad_request("Only responses created with 'background' set to true can be cancelled.", "response_id")
     if stored["status"] == "cancelled":
@@ -209,17 +264,14 @@ async def cancel(database: Database, owner: str, response_id: str, stored: Json)
     if stored["status"] not in ("queued", "in_progress"):
         raise bad_request(f"Cannot cancel a response with status '{stored['status']}'.", "response_id")
     task = _tasks.get(response_id)
-    stopped = False
     if task is not None:
         task.cancel()
         await asyncio.wait([task])
-        stopped = task.cancelled()
     recording = _recordings.pop(response_id, None)
     if recording is not None:
         recording.end()  # a task cancelled before it ran never ended its recording
     current = await database.responses.get(owner, response_id) or stored
-    if not stopped and current["status"] not in ("queued", "in_progress"):
-        return current  # it finished before the cancel reached it
     cancelled = {**current, "status": "cancelled"}
-    await database.responses.finish(owner, response_id, cancelled)
-    return cancelled
+    if await database.responses.finish(owner, response_id, cancelled):
+        return cancelled
+    return await database.responses.get(owner, response_id) or current  # it ended before the cancel reached it

@@ -15,8 +15,24 @@ from .items import new_id
 Json = dict[str, Any]
 
 
-def skeleton(request: Json, response_id: str, created_at: int, status: str) -> Json:
-    """The response before any output: every request field OpenAI echoes, with its default."""
+# OpenAI's defaults of the sampling parameters a Response reports.
+SAMPLING = {"temperature": 1.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+
+
+def _sampling(request: Json, model_defaults: Json) -> Json:
+    """The values the answer is sampled with: the request's, else the model's defaults
+    (its preset), else OpenAI's."""
+    used = {}
+    for name, default in SAMPLING.items():
+        value = request.get(name)
+        used[name] = float(model_defaults.get(name, default) if value is None else value)
+    return used
+
+
+def skeleton(request: Json, response_id: str, created_at: int, status: str, model_defaults: Json | None = None) -> Json:
+    """The response before any output: every request field OpenAI echoes, with its default,
+    and the sampling parameters really used (the Open Responses standard requires them all;
+    OpenAI sends them too)."""
     conversation = request.get("conversation")
     if isinstance(conversation, str):
         conversation = {"id": conversation}
@@ -44,16 +60,17 @@ def skeleton(request: Json, response_id: str, created_at: int, status: str) -> J
         "safety_identifier": request.get("safety_identifier"),
         "service_tier": "default",
         "store": request.get("store") is not False,
-        "temperature": 1.0 if request.get("temperature") is None else request["temperature"],
         "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity") or "medium"},
         "tool_choice": request.get("tool_choice") or "auto",
         "tools": request.get("tools") or [],
         "top_logprobs": request.get("top_logprobs") or 0,
-        "top_p": 1.0 if request.get("top_p") is None else request["top_p"],
         "truncation": request.get("truncation") or "disabled",
         "metadata": request.get("metadata") or {},
+        **_sampling(request, model_defaults or {}),
+        # Null until the answer is counted, as OpenAI sends it (the document types usage
+        # as an object; the Open Responses standard requires the field, nullable).
+        "usage": None,
     }
-    # No ``usage`` until there is one: the document's Response has no null for it.
     if request.get("user") is not None:
         response["user"] = request["user"]  # a string in the document, never null
     return response

@@ -1,9 +1,9 @@
 """A Responses request as a chat completion request for the backend.
 
-Three kinds of parameters: those honoured (mapped onto chat's), those accepted because
-they change nothing a local model would answer (``include``, ``store``, ``truncation``,
-``prompt_cache_key``, ``service_tier``, ...: what the Agents SDK and Codex send by
-default), and those refused with a 400 naming them, because ignoring them would silently
+Three kinds of parameters: those honoured (mapped onto chat's; ``truncation`` and
+``context_management``: ``context_window.py``), those accepted because they change nothing a local model would answer
+(``include``, ``store``, ``prompt_cache_key``, ``service_tier``, ...: what the Agents SDK
+and Codex send by default), and those refused with a 400 naming them, because ignoring them would silently
 change the answer (built-in tools that need OpenAI's cloud, reasoning effort, prompts).
 """
 
@@ -31,6 +31,9 @@ CLOUD_TOOLS = {
 }
 # Retrieval over vector stores: served by the Files and vector stores work, not yet here.
 FILE_SEARCH = "file_search"
+# ``include`` asking for each output token's log probability (the other values name tools
+# and inputs refused here, or reasoning these models do not produce: nothing to include).
+LOGPROBS = "message.output_text.logprobs"
 
 
 def unsupported(param: str, why: str) -> Exception:
@@ -102,6 +105,8 @@ def check(request: Json) -> None:
         raise unsupported("prompt", "prompt templates are stored in OpenAI's cloud")
     if request.get("moderation") is not None:
         raise unsupported("moderation", "no moderation model runs beside them")
+    if request.get("personality") is not None:
+        raise unsupported("personality", "no style presets")
     if request.get("previous_response_id") and request.get("conversation"):
         raise bad_request(
             "Only one of 'previous_response_id' and 'conversation' may be given.", "conversation", "invalid_value"
@@ -132,9 +137,9 @@ def chat_request(request: Json, history: list[Json], turn: list[Json], stream: b
     for name, chat_name in (("temperature", "temperature"), ("top_p", "top_p"), ("max_output_tokens", "max_tokens")):
         if request.get(name) is not None:
             chat[chat_name] = request[name]
-    if request.get("top_logprobs"):
+    if request.get("top_logprobs") or LOGPROBS in (request.get("include") or []):
         chat["logprobs"] = True
-        chat["top_logprobs"] = request["top_logprobs"]
+        chat["top_logprobs"] = request.get("top_logprobs") or 0
     if stream:
         chat["stream_options"] = {"include_usage": True}
     return chat

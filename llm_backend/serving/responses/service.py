@@ -18,10 +18,11 @@ from typing import Any
 
 from ..metadata import check_metadata
 from ... import errors
+from ...backends.base import Serving
 from ...errors import OpenAIError, bad_request
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
-from . import background, file_search, objects, request
+from . import background, context_window, file_search, objects, request
 from .events import Event, ResponseStream
 from .items import new_id, normalize
 
@@ -32,7 +33,7 @@ def serves_here(backend: Any) -> bool:
     """Whether Responses for this backend's models are served here: every local backend,
     and an upstream configured with ``responses: local`` (over its chat completions); a
     request for another upstream's model is forwarded to it before it gets here."""
-    return backend.serves("createResponse")
+    return backend.serving("createResponse") is Serving.HERE
 
 
 def response_not_found(response_id: str, param: str = "response_id") -> OpenAIError:
@@ -71,8 +72,9 @@ async def history(services: Services, owner: str, body: Json) -> list[Json]:
 class Turn:
     """One response being made: what it answers, and how it is kept."""
 
-    def __init__(self, services: Services, owner: str, body: Json) -> None:
+    def __init__(self, services: Services, owner: str, body: Json, backend: Any) -> None:
         self.services = services
+        self.model_defaults = backend.sampling_defaults(body["model"])
         self.owner = owner
         self.body = body
         self.id = new_id("resp")
@@ -82,7 +84,7 @@ class Turn:
         self.input_items: list[Json] = []
 
     def skeleton(self, status: str) -> Json:
-        return objects.skeleton(self.body, self.id, self.created_at, status)
+        return objects.skeleton(self.body, self.id, self.created_at, status, self.model_defaults)
 
     def record(self, response: Json) -> NewResponse:
         return NewResponse(
@@ -112,10 +114,11 @@ class Turn:
         elif self.conversation_id:
             await database.conversations.add_items(self.owner, self.conversation_id, self.conversation_items(response))
 
-    async def finish(self, response: Json) -> None:
-        """Replace the stored in-progress row (background) with the final object."""
-        await self.services.database.responses.finish(
-            self.owner, self.id, response, self.conversation_items(response)
+    async def finish(self, response: Json, events: list[Json] | None = None) -> bool:
+        """Replace the stored row of a background response, still running, with a newer
+        object (and its last ``events``); False if it ended meanwhile (cancelled) or is gone."""
+        return await self.services.database.responses.finish(
+            self.owner, self.id, response, self.conversation_items(response), events
         )
 
 
@@ -133,15 +136,24 @@ def checked_backend(services: Services, body: Json) -> Any:
     return backend
 
 
+async def _chat(backend: Any, body: Json, earlier: list[Json], turn: list[Json], stream: bool) -> Json:
+    """The chat request the model is asked: without the file_search tool (served before
+    generation), with the items a chat can replay, fitted to the context window as
+``truncation`` and ``context_management`` say (``context_window.py``)."""
+    chat_body = file_search.chat_body(body)
+    earlier, turn = await context_window.fit(backend, chat_body, file_search.replayable(earlier), file_search.replayable(turn))
+    chat = request.chat_request(chat_body, earlier, turn, stream)
+    await context_window.check_compaction(backend, chat_body, chat)
+    return chat
+
+
 async def input_tokens(services: Services, owner: str, body: Json) -> Json:
     """``POST /v1/responses/input_tokens``: the tokens the model would read for ``body``,
     counted by its own chat template and tokenizer (history, instructions, tools included)."""
     backend = checked_backend(services, body)
     turn = normalize(body.get("input"))
     earlier = await history(services, owner, body)
-    chat = request.chat_request(
-        file_search.chat_body(body), file_search.replayable(earlier), file_search.replayable(turn), stream=False
-    )
+    chat = await _chat(backend, body, earlier, turn, stream=False)
     count = await backend.prompt_tokens(body["model"], chat)
     return {"object": "response.input_tokens", "input_tokens": count}
 
@@ -150,13 +162,11 @@ async def create(services: Services, owner: str, body: Json) -> Json | AsyncIter
     """The response to ``body``: the object, or its events when ``stream`` is set."""
     backend = checked_backend(services, body)
     model_id = body["model"]
-    turn = Turn(services, owner, body)
+    turn = Turn(services, owner, body, backend)
     turn.input_items = normalize(body.get("input"))
     earlier = await history(services, owner, body)
     stream = bool(body.get("stream"))
-    chat = request.chat_request(
-        file_search.chat_body(body), file_search.replayable(earlier), file_search.replayable(turn.input_items), stream
-    )
+    chat = await _chat(backend, body, earlier, turn.input_items, stream)
     # file_search runs before generation; its excerpts follow the turn's input.
     retrieval = await file_search.retrieve(services, owner, body, earlier, turn.input_items)
     chat = file_search.grounded(chat, retrieval)

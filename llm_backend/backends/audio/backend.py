@@ -1,0 +1,259 @@
+"""Local audio models: speech to text (faster-whisper) and text to speech (hibari).
+
+Each model runs in its own supervised worker process (``worker.py``), started on first use,
+driven by the chat engines' ``WorkerProcess`` (a crash fails only the requests it was
+serving, and the worker is restarted). In front of it: ``parallel`` requests at once, a
+bounded line of ``queue_size`` behind them (429 beyond, or after ``queue_timeout``). The
+API process only reads uploads and relays events; decoding, inference and encoding run in
+the worker, on threads taken from the same core budget as the chat engines (``cores.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ... import errors
+from ...errors import model_not_found, model_not_supported
+from ...settings import Settings
+from ..base import Json, ModelCard, Relayed, Serving, StreamedBody
+from ..events import ModelEvents
+from ..lifecycle import Lifecycle
+from ..llama.client import WorkerProcess
+from ..llama.cores import available_cores
+from .sources import whisper_model_dir
+
+WORKER_MODULE = "llm_backend.backends.audio.worker"
+OWNED_BY = "llm-backend:local"
+OPERATIONS = {"transcription": ("createTranscription", "createTranslation"), "speech": ("createSpeech",)}
+
+
+class Admission:
+    """``slots`` requests at once, ``queue_size`` waiting in line (FIFO), 429 beyond."""
+
+    def __init__(self, model_id: str, slots: int, queue_size: int, timeout: float) -> None:
+        self.model_id, self.queue_size, self.timeout = model_id, queue_size, timeout
+        self._slots = asyncio.Semaphore(slots)
+        self.waiting = 0
+        self.rejected = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._slots.locked() and self.waiting >= self.queue_size:
+            self.rejected += 1
+            raise errors.queue_full(self.model_id, retry_after=1)
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.timeout)
+        except asyncio.TimeoutError:
+            self.rejected += 1
+            raise errors.queue_full(self.model_id, retry_after=5) from None
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+class AudioModel:
+    """One audio model: its id and aliases, its worker, its line, its lifecycle."""
+
+    def __init__(self, kind: str, model_id: str, aliases: list[str], settings: Settings, events: ModelEvents) -> None:
+        self.kind, self.id, self.aliases, self.settings = kind, model_id, aliases, settings
+        self.threads = settings.audio_threads or max(1, available_cores() - 1)
+        self.parallel = settings.audio_parallel
+        self.worker: WorkerProcess | None = None
+        self.lifecycle = Lifecycle(model_id, self.start, self.stop, events)
+        self.admission = Admission(model_id, self.parallel, settings.queue_size, settings.queue_timeout)
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.id, *self.aliases]
+
+    async def start(self) -> None:
+        config: Json = {"kind": self.kind, "threads": self.threads, "parallel": self.parallel}
+        if self.kind == "transcription":
+            packages, cache = self.settings.transcription_model_packages, self.settings.model_cache_dir
+            config["path"] = str(await asyncio.to_thread(whisper_model_dir, packages, cache))
+        worker = WorkerProcess(self.id, config, self.settings.worker_start_timeout, module=WORKER_MODULE)
+        await worker.start()
+        self.worker = worker
+
+    async def stop(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            await worker.stop()
+
+    async def events(self, op: str, params: Json) -> AsyncIterator[Json]:
+        """The worker's events for one request, once it has begun: an error before its first
+        event (unreadable audio, a full line) is raised here, while an HTTP error can still
+        be answered. The model and the place stay held until the events end or are closed."""
+        hold = contextlib.AsyncExitStack()
+        try:
+            await hold.enter_async_context(self.lifecycle.use(self.settings.model_load_timeout))
+            await hold.enter_async_context(self.admission.slot())
+            calls = self.worker.call(op, params)
+            hold.push_async_callback(calls.aclose)
+            first = await calls.__anext__()
+        except BaseException:
+            await hold.aclose()
+            raise
+        return _Held(first, calls, hold)
+
+    def status(self) -> Json:
+        lifecycle = self.lifecycle
+        return {
+            "id": self.id,
+            "object": "model",
+            "owned_by": OWNED_BY,
+            "state": lifecycle.state.value,
+            "load": "lazy",
+            "aliases": self.aliases,
+            "personas": [],
+            "loaded_at": lifecycle.loaded_at,
+            "loads": lifecycle.loads,
+            "error": lifecycle.error,
+            "slots": 1,
+        }
+
+
+class _Held:
+    """Events whose first is in hand; closing them, started or not, releases the model."""
+
+    def __init__(self, first: Json, rest: AsyncIterator[Json], hold: contextlib.AsyncExitStack) -> None:
+        self._first: Json | None = first
+        self._rest, self._hold = rest, hold
+
+    def __aiter__(self) -> "_Held":
+        return self
+
+    async def __anext__(self) -> Json:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        try:
+            return await self._rest.__anext__()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        hold, self._hold = self._hold, contextlib.AsyncExitStack()
+        await hold.aclose()
+
+
+class AudioBackend:
+    """The local audio models as a backend (``backends/base.py``): the registry routes their
+    ids, ``/v1/models`` lists them, the admin operations load and unload them."""
+
+    manages_models = True
+    name = "local"
+
+    def __init__(self, settings: Settings, events: ModelEvents | None = None) -> None:
+        events = events or ModelEvents()
+        self.created = int(time.time())
+        self.audio_models: list[AudioModel] = []
+        if settings.transcription_model:
+            self.audio_models.append(
+                AudioModel("transcription", settings.transcription_model, settings.transcription_model_aliases, settings, events)
+            )
+        if settings.speech_model:
+            self.audio_models.append(
+                AudioModel("speech", settings.speech_model, settings.speech_model_aliases, settings, events)
+            )
+        self._by_id = {model_id: model for model in self.audio_models for model_id in model.ids}
+
+    def model(self, model_id: str, kind: str | None = None) -> AudioModel:
+        """The audio model ``model_id`` names; 404 for none, 400 for one of another kind."""
+        model = self._by_id.get(model_id)
+        if model is None:
+            raise model_not_found(model_id)
+        if kind is not None and model.kind != kind:
+            raise model_not_supported(model_id, _OPERATION_NAMES[kind])
+        return model
+
+    # --- lifecycle and models ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Nothing yet: each model loads on its first request (or an admin load)."""
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(model.lifecycle.close() for model in self.audio_models))
+
+    def readiness(self) -> tuple[bool, str]:
+        return True, ""
+
+    async def probe(self) -> bool:
+        return True
+
+    def claims(self, model_id: str) -> bool:
+        return model_id in self._by_id
+
+    def configured_ids(self) -> list[str]:
+        return list(self._by_id)
+
+    def models(self) -> list[ModelCard]:
+        return [ModelCard(model_id, OWNED_BY, self.created) for model_id in self._by_id]
+
+    async def refresh_models(self) -> None:
+        """The configured ids are the list."""
+
+    async def retrieve_model(self, model_id: str) -> Json:
+        if not self.claims(model_id):
+            raise model_not_found(model_id)
+        return ModelCard(model_id, OWNED_BY, self.created).to_openai()
+
+    def loaded_models(self) -> list[str]:
+        return [model.id for model in self.audio_models if model.lifecycle.ready]
+
+    def statuses(self) -> list[Json]:
+        return [model.status() for model in self.audio_models]
+
+    async def load(self, model_id: str) -> Json:
+        model = self.model(model_id)
+        await model.lifecycle.wait_loaded(model.settings.model_load_timeout)
+        return model.status()
+
+    async def unload(self, model_id: str) -> Json:
+        model = self.model(model_id)
+        await model.lifecycle.unload()
+        return model.status()
+
+    # --- operations ----------------------------------------------------------------------
+
+    def serving(self, operation_id: str | None) -> Serving:
+        return Serving.HERE  # answered (or refused) here, never forwarded
+
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
+        raise AssertionError("local models are never forwarded")  # serving() is always HERE
+
+    def _not_text(self, model_id: str) -> errors.OpenAIError:
+        return model_not_supported(model_id, "text generation or embeddings: it is an audio model (use /v1/audio)")
+
+    async def chat_completion(self, model_id: str, request: Json) -> Any:
+        raise self._not_text(model_id)
+
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Any:
+        raise self._not_text(model_id)
+
+    async def completion(self, model_id: str, request: Json) -> Any:
+        raise self._not_text(model_id)
+
+    async def embedding(self, model_id: str, request: Json) -> Any:
+        raise self._not_text(model_id)
+
+    async def prompt_tokens(self, model_id: str, request: Json) -> int:
+        raise self._not_text(model_id)
+
+    async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+        return await self.model(model_id, "transcription").events("transcribe", request)
+
+    async def speech(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+        return await self.model(model_id, "speech").events("speak", request)
+
+
+_OPERATION_NAMES = {"transcription": "transcriptions or translations", "speech": "speech"}

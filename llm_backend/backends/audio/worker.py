@@ -1,0 +1,109 @@
+"""The audio engine process: one audio model, requests in threads, driven over JSON lines.
+
+The protocol is the chat engines' (``backends/llama/worker.py``), so the API process drives
+both with the same ``WorkerProcess`` (``backends/llama/client.py``: supervision, restarts,
+cancel on disconnect). Requests on stdin, one JSON object per line:
+
+- ``{"id", "op": "transcribe", "params": {"path", "task", "language", "prompt",
+  "temperature", "words", "chunking"}}``: events ``info`` (``language``, ``duration``),
+  then one ``segment`` per segment (``segment``: OpenAI's verbose_json fields, ``words``
+  when asked), then ``usage`` (``prompt_tokens``)
+- ``{"id", "op": "speak", "params": {"input", "voice", "speed", "format"}}``: events
+  ``audio`` (``data``: base64 of the encoded file's next bytes), then ``usage`` (``seconds``)
+- ``{"id", "op": "cancel"}``: the request stops at its next segment or sentence
+
+Each request ends with ``done`` (after an ``error`` if it failed). The first line is
+``{"event": "ready", "parallel"}``; every later line is a JSON list of events (here one each). Up to ``parallel`` requests run at once, each in a
+thread (CTranslate2 and onnxruntime release the GIL while they compute).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..llama.engine.errors import RequestError
+
+ENGINE_FAILED = {"status": 500, "message": "The audio engine failed on this request."}
+
+
+class Worker:
+    def __init__(self, config: dict[str, Any], out) -> None:
+        self.out = out
+        self.parallel = int(config.get("parallel") or 1)
+        if config["kind"] == "transcription":
+            from .transcriber import Transcriber
+
+            self.engine = Transcriber(config["path"], int(config["threads"]), self.parallel)
+            self.ops = {"transcribe": self.engine.run}
+        else:
+            from .speaker import Speaker
+
+            self.engine = Speaker(int(config["threads"]))
+            self.ops = {"speak": self.engine.run}
+        self.pool = ThreadPoolExecutor(self.parallel)
+        self._lock = threading.Lock()
+        self._running: dict[str, threading.Event] = {}
+
+    def send(self, message: dict[str, Any]) -> None:
+        # A line is a list of events, as the chat engine sends a step's events together.
+        self._write([message])
+
+    def _write(self, payload: Any) -> None:
+        line = json.dumps(payload, separators=(",", ":"), ensure_ascii=False) + "\n"
+        with self._lock:
+            self.out.write(line)
+            self.out.flush()
+
+    def handle(self, message: dict[str, Any]) -> None:
+        rid, op = message["id"], message["op"]
+        if op == "cancel":
+            with self._lock:
+                flag = self._running.get(rid)
+            if flag is None:
+                self.send({"id": rid, "event": "done"})  # finished already: the caller waits for it
+            else:
+                flag.set()  # the request's thread stops at its next step and says done
+            return
+        flag = threading.Event()
+        with self._lock:
+            self._running[rid] = flag
+        self.pool.submit(self._run, rid, op, message.get("params") or {}, flag)
+
+    def _run(self, rid: str, op: str, params: dict[str, Any], cancelled: threading.Event) -> None:
+        try:
+            run = self.ops.get(op)
+            if run is None:
+                raise RequestError(400, f"unknown audio operation {op!r}")
+            run(params, lambda event: self.send({"id": rid, **event}), cancelled.is_set)
+        except RequestError as exc:
+            self.send({"id": rid, "event": "error", "error": exc.as_dict()})
+        except Exception:
+            traceback.print_exc()
+            self.send({"id": rid, "event": "error", "error": ENGINE_FAILED})
+        finally:
+            with self._lock:
+                self._running.pop(rid, None)
+            self.send({"id": rid, "event": "done"})
+
+    def serve(self, stdin) -> None:
+        self._write({"event": "ready", "parallel": self.parallel})
+        for line in stdin:
+            self.handle(json.loads(line))
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1 << 16)
+    os.dup2(2, 1)  # nothing a library prints can corrupt the protocol stream
+    Worker(config, protocol).serve(sys.stdin)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Tag ``Audio``: transcriptions, translations and speech, for local audio models
+(``backends/audio/``); a model of an upstream API goes to it (``serves`` is false there)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+
+from ..backends.base import Serving
+from ..errors import OpenAIError, bad_request
+from ..http import context
+from ..http.context import current
+from ..http.forwarding import forward_form
+from ..http.rendering import bytes_stream, json_response, text_response
+from ..http.sse import event_stream
+from ..serving import audio
+from ..spec.forms import request_form_fields
+
+COPY_PART = 1 << 20
+
+
+async def create_transcription(body: dict[str, Any], file: Any = None, **_: Any):
+    return await _transcribe(body, file, "transcribe", "createTranscription")
+
+
+async def create_translation(body: dict[str, Any], file: Any = None, **_: Any):
+    return await _transcribe(body, file, "translate", "createTranslation")
+
+
+async def create_speech(body: dict[str, Any]):
+    services = current()
+    model_id = body["model"]
+    backend = services.registry.backend_for(model_id)
+    params = audio.speech_params(body, services.settings.speech_voices)
+    events = await backend.speech(model_id, params)
+    if body.get("stream_format") == "sse":
+        return event_stream(audio.speech_events(events))
+    return bytes_stream(audio.speech_bytes(events), audio.media_type(params["format"]))
+
+
+async def _transcribe(body: dict[str, Any], file: Any, task: str, operation_id: str):
+    services = current()
+    upload = file or body.get("file")
+    if upload is None or not hasattr(upload, "read"):
+        raise bad_request("Missing required parameter: 'file'.", "file", "missing_required_parameter")
+    body = request_form_fields()
+    model_id = body["model"]
+    context.record().model = model_id  # for the metrics, as routing by model does for JSON bodies
+    backend = services.registry.backend_for(model_id)
+    if backend.serving(operation_id) is Serving.FORWARDED:
+        content = await anyio.to_thread.run_sync(_read_all, upload.file)
+        fields = {name: value for name, value in body.items() if name != "file"}
+        return await forward_form(backend, fields, (upload.filename or "audio", content, upload.content_type or ""))
+    path = await anyio.to_thread.run_sync(_saved, upload.file, services.settings.data_dir / "tmp", services.settings.max_audio_bytes)
+    try:
+        params = audio.transcription_params(body, str(path), task)
+        events = await backend.transcription(model_id, params)
+        if body.get("stream"):
+            # The file is read by the worker before its first event: it can go now.
+            return event_stream(audio.transcription_events(events, body))
+        answer = await audio.transcription_answer(events, body, task)
+    finally:
+        path.unlink()
+    if isinstance(answer, str):
+        return text_response(answer, audio.TEXT_FORMATS[body.get("response_format") or "json"])
+    return json_response(answer)
+
+
+def _read_all(source) -> bytes:
+    source.seek(0)
+    return source.read()
+
+
+def _saved(source, folder: Path, limit: int) -> Path:
+    """The upload in a file of its own, for the audio worker to read (the caller removes it).
+    Empty: 400 naming ``file``; over ``limit``: OpenAI's 413."""
+    source.seek(0, 2)
+    size = source.tell()
+    if not size:
+        raise bad_request("The audio file is empty.", "file", "invalid_value")
+    if size > limit:
+        raise OpenAIError(
+            413, f"Maximum content size limit ({limit}) exceeded ({size} bytes read)", param="file", code="request_too_large"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=folder, prefix="audio-")
+    try:
+        source.seek(0)
+        with os.fdopen(handle, "wb") as target:
+            while chunk := source.read(COPY_PART):
+                target.write(chunk)
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)

@@ -1,0 +1,251 @@
+"""Objects an upstream keeps belong to the key that created them through this service.
+
+A forwarded request goes upstream with the service's own upstream key, so the upstream
+cannot tell our tenants apart: every tenant would see, read and delete every other's files,
+batches, vector stores... This module keeps them apart with one table of ids and owners
+(``storage/forwarded_objects.py``), by rules that follow from the shape of the API rather
+than a list per family, and without rewriting an id (the SDKs' round trips keep working;
+LiteLLM's managed files rewrite ids into its own encoding and check family by family):
+
+- **What an answer shows a tenant is theirs.** Every object in the answer to a forwarded
+  POST (a JSON object with ``id`` and ``object``, at any depth, streamed events included)
+  and every id the answer's objects name (``*_id``, ``*_file``, ``*_ids``, ``*_files``,
+  ``fine_tuned_model(_checkpoint)``; in a read's answer, only those) becomes the caller's, unless it is
+  recorded already (the first owner keeps it) or the request itself named it. A creation
+  (a collection's POST) is the usual case; a batch's output file, a fine-tuning job's model
+  or the thread ``createThreadAndRun`` made are the owner's once the owner's answer names
+  them. (A read's answer may list objects that exist already, like a store's files: their
+  ids are not taken.)
+- **A path parameter names an owned object.** The first path parameter of the operation
+  (the parent: ``/vector_stores/{vector_store_id}/files/{file_id}`` is checked by its store)
+  must be the caller's, else 404 in OpenAI's words for a missing id - the same answer as for
+  an id that exists nowhere; the upstream is not asked. An id never recorded is nobody's.
+- **A request never names another's object.** A string anywhere in a JSON body, a form's
+  text fields or the query that is a recorded id of another key gets the same 404 (``input_file_id`` of a
+  batch, ``file_ids`` of a vector store, ``previous_response_id``, ``after``...).
+- **A list shows the caller's objects only.** A list answered to a request without path
+  parameters is filtered; the upstream's pages are read until ``limit`` of the caller's
+  items and one more are found, so ``limit``, ``after``/``before`` and ``has_more`` stay true.
+- Deleting an owned object through us forgets it.
+
+A multipart body's text fields are read like a JSON body's (its files are not: they create,
+they do not refer).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from .. import errors
+from ..backends.base import Relayed
+from ..storage.forwarded_objects import ForwardedObjects
+from .form_fields import text_fields
+from .relayed import EventData, is_event_stream
+
+# A string that may be an id: file-abc, vs_abc, ft:gpt-4o-mini:org::abc (never prose).
+ID_LIKE = re.compile(r"(?=.*[_:\-])[A-Za-z0-9][A-Za-z0-9_.:\-]{2,255}")
+NAMING_FIELDS = ("fine_tuned_model", "fine_tuned_model_checkpoint")
+NAMING_SUFFIXES = ("_id", "_file")
+LIST_SUFFIXES = ("_ids", "_files")
+# Items asked of the upstream per further page of a filtered list (every OpenAI list takes 100).
+PAGE = 100
+
+# A further page of the same list: its query string -> the upstream's answer.
+FetchPage = Callable[[bytes], Awaitable[Relayed]]
+
+
+def _kind(field: str) -> str:
+    """The kind of object a naming field refers to: ``output_file_id`` -> file."""
+    if field in NAMING_FIELDS:
+        return "model"
+    name = field.removesuffix("s").removesuffix("_id").removesuffix("_file")
+    return "file" if field.endswith(("_file", "_files", "file_id", "file_ids")) else name
+
+
+def claims(value: Any, found: dict[str, str], objects: bool = True) -> dict[str, str]:
+    """The ids ``value`` (an answer) shows, each with its kind, added to ``found``: its
+    objects' own ids (unless not ``objects``) and the ids their naming fields hold."""
+    if isinstance(value, list):
+        for item in value:
+            claims(item, found, objects)
+    elif isinstance(value, dict):
+        kind = value.get("object")
+        if isinstance(kind, str) and kind != "list":
+            if objects and isinstance(value.get("id"), str):
+                found.setdefault(value["id"], kind)
+            for field, named in value.items():
+                if isinstance(named, str) and (field in NAMING_FIELDS or field.endswith(NAMING_SUFFIXES)):
+                    found.setdefault(named, _kind(field))
+                elif isinstance(named, list) and field.endswith(LIST_SUFFIXES):
+                    for item in named:
+                        if isinstance(item, str):
+                            found.setdefault(item, _kind(field))
+        for named in value.values():
+            if isinstance(named, (dict, list)):
+                claims(named, found, objects)
+    return found
+
+
+def references(value: Any, field: str, found: dict[str, str]) -> dict[str, str]:
+    """Every id-like string of a request body, with the field it was found in."""
+    if isinstance(value, str):
+        if ID_LIKE.fullmatch(value):
+            found.setdefault(value, field)
+    elif isinstance(value, list):
+        for item in value:
+            references(item, field, found)
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            references(item, name, found)
+    return found
+
+
+def _param_of(kind: str) -> str:
+    """The name the API gives an id of ``kind`` (``file`` -> ``file_id``), for its 404."""
+    return "model" if kind == "model" else kind.replace(".", "_") + "_id"
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"content-type" and b"json" in value for name, value in headers)
+
+
+async def _whole(answer: Relayed) -> bytes:
+    if answer.content is not None:
+        return answer.content
+    return b"".join([chunk async for chunk in answer.chunks])
+
+
+class Guard:
+    """The rules above for one forwarded request of ``owner`` (a key)."""
+
+    def __init__(self, objects: ForwardedObjects, owner: str, method: str, path_params: dict[str, str], query: bytes) -> None:
+        self.objects = objects
+        self.owner = owner
+        self.method = method
+        self.path_params = path_params
+        self.query = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        self.named: set[str] = set()  # what the request named: never claimed by its answer
+
+    def upstream_query(self, query: bytes) -> bytes:
+        """The query to send upstream: a list's ``limit`` raised to a full page, so that a
+        few of the caller's items among many take one upstream page, not two."""
+        limit = dict(self.query).get("limit", "")
+        if self.method != "GET" or self.path_params or not limit.isdigit() or int(limit) >= PAGE:
+            return query
+        return urlencode([(name, str(PAGE) if name == "limit" else value) for name, value in self.query]).encode()
+
+    @property
+    def parent(self) -> tuple[str, str] | None:
+        return next(iter(self.path_params.items()), None)
+
+    async def check(self, content: object, content_type: bytes) -> None:
+        """404 unless the path names the caller's object and nothing named is another's."""
+        named: dict[str, str] = {}
+        for name, value in self.query:
+            references(value, name, named)
+        if not isinstance(content, bytes):
+            content = None  # a body streamed on (an upload), not held here: its files create
+        if content and b"json" in content_type:
+            references(_json(content), "", named)
+        elif content:
+            for name, value in text_fields(content, content_type):
+                # A form field may carry an object as JSON (``video``: {"id": ...}).
+                references(_json(value.encode()) if value.startswith(("{", "[")) else value, name, named)
+        if self.parent is not None:
+            named[self.parent[1]] = self.parent[0]
+        self.named = set(named)
+        owners = await self.objects.owners(named)
+        if self.parent is not None:
+            name, value = self.parent
+            if owners.get(value, ("",))[0] != self.owner:
+                raise errors.missing_object(name, value)
+        for value, (owner, kind) in owners.items():
+            if owner != self.owner:
+                raise errors.missing_object(_param_of(kind), value, named[value] or None)
+
+    async def answer(self, answer: Relayed, fetch_page: FetchPage) -> Relayed:
+        """The upstream's ``answer`` as the caller may see it; what it shows, recorded."""
+        if not 200 <= answer.status < 300:
+            return answer
+        if is_event_stream(answer):
+            return replace(answer, chunks=self._claimed(answer.chunks))
+        if not _is_json(answer.headers):
+            return answer
+        content = await _whole(answer)
+        value = _json(content)
+        if self.method == "GET" and not self.path_params and _is_list(value):
+            page = await self._own_page(value, fetch_page)
+            if isinstance(page, Relayed):
+                return page
+            value, content = page, json.dumps(page, separators=(",", ":"), ensure_ascii=False).encode()
+        await self._claim(value)
+        if self.method == "DELETE" and len(self.path_params) == 1 and isinstance(value, dict) and value.get("deleted") is True:
+            await self.objects.forget(self.owner, self.parent[1])
+        return Relayed(answer.status, answer.headers, content=content)
+
+    async def _claim(self, value: Any) -> None:
+        # A read shows existing objects (a store's files...): only what they name is new.
+        shown = claims(value, {}, objects=self.method != "GET")
+        found = {object_id: kind for object_id, kind in shown.items() if object_id not in self.named}
+        if found:
+            await self.objects.claim(self.owner, found)
+            self.named |= set(found)
+
+    async def _claimed(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """A stream passed on as it comes; what each event shows is recorded before the
+        client can read it (and use the id)."""
+        events = EventData()
+        async for chunk in chunks:
+            for data in events.feed(chunk):
+                await self._claim(_json(data.encode()))
+            yield chunk
+
+    async def _own_page(self, first: dict, fetch_page: FetchPage) -> dict | Relayed:
+        """The page of the caller's items the client asked for, from as many upstream pages
+        as it takes (a page that fails is answered as the upstream answered it)."""
+        query = dict(self.query)
+        backwards = "before" in query and "after" not in query
+        cursor = "before" if backwards else "after"
+        try:
+            limit = int(query["limit"])
+        except (KeyError, ValueError):
+            # The upstream's default: a full first page shows it; a last one needs none.
+            limit = len(first["data"]) if first.get("has_more") else None
+        found: list[dict] = []
+        page = first
+        while True:
+            items = [item for item in page["data"] if isinstance(item, dict) and isinstance(item.get("id"), str)]
+            owners = await self.objects.owners(item["id"] for item in items)
+            mine = [item for item in items if owners.get(item["id"], ("",))[0] == self.owner]
+            found = mine + found if backwards else found + mine
+            if (limit is not None and len(found) > limit) or not page.get("has_more") or not items:
+                break
+            following = {**query, cursor: items[0 if backwards else -1]["id"], "limit": str(max(limit or 0, PAGE))}
+            answer = await fetch_page(urlencode(following).encode())
+            page = _json(await _whole(answer)) if 200 <= answer.status < 300 else None
+            if not _is_list(page):
+                return answer
+        has_more = limit is not None and len(found) > limit
+        if has_more:
+            found = found[-limit:] if backwards else found[:limit]
+        result = {**first, "data": found, "has_more": has_more}
+        for field, index in (("first_id", 0), ("last_id", -1)):
+            if field in first:
+                result[field] = found[index]["id"] if found else None
+        return result
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("object") == "list" and isinstance(value.get("data"), list)

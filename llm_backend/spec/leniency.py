@@ -1,0 +1,137 @@
+"""What OpenAI's API accepts beyond its document: the one table, and the two things done with it.
+
+The document marks some fields required that the real API fills in when a request leaves
+them out, and clients rely on that: the Open Responses compliance suite, the Vercel AI SDK
+and hand-written clients send function tools without ``strict``, assistant history as
+``output_text`` parts without ``annotations``/``logprobs`` and without the message's
+``type``/``id``/``status``, images without ``detail``. Refused here (400 ``invalid_value``), those
+requests failed against a service that claims OpenAI's API.
+
+For each entry: ``relax`` drops the field from its schema's ``required`` in the document
+Connexion serves (``spec/adapter.py``), so every lane that validates with that document
+(the fast lane, Connexion, the WebSocket ``response.create``, batch lines) accepts the
+request alike; ``fill`` gives a body served by a local model the value OpenAI uses, so
+what is echoed, stored and listed is what OpenAI's would be. A body for an upstream model
+is relayed as the client sent it: the upstream applies its own defaults. Nothing else is
+relaxed: a wrong type, an unknown field, a missing field not listed here is still refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Json = dict[str, Any]
+
+
+def _new_message_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class Lenient:
+    """``field`` of the document's ``schema`` may be left out; OpenAI then uses ``default``
+    (a callable: a fresh value each time). ``applies`` tells an object of the schema from
+    its siblings in the same place (by their ``type``)."""
+
+    schema: str
+    field: str
+    default: Any
+    applies: Callable[[Json], bool]
+    evidence: str
+
+    def value(self) -> Any:
+        return self.default() if callable(self.default) else copy.deepcopy(self.default)
+
+
+def _of_type(kind: str) -> Callable[[Json], bool]:
+    return lambda node: node.get("type") == kind
+
+
+def _assistant_history(node: Json) -> bool:
+    # An assistant message given with a list of parts (``type`` may be left out too).
+    return node.get("role") == "assistant" and node.get("type", "message") == "message" and isinstance(node.get("content"), list)
+
+
+TABLE: tuple[Lenient, ...] = (
+    Lenient(
+        "FunctionTool", "strict", True,
+        # A Responses function tool has its name at the top (a chat tool has a `function`).
+        lambda node: node.get("type") == "function" and "name" in node and "function" not in node,
+        "OpenAI's function calling guide: an omitted `strict` puts a Responses function in strict mode",
+    ),
+    Lenient(
+        "OutputTextContent", "annotations", [], _of_type("output_text"),
+        "assistant history from clients (Vercel AI SDK, Open Responses suite) is accepted without it",
+    ),
+    Lenient(
+        "OutputTextContent", "logprobs", [], _of_type("output_text"),
+        "the same; OpenAI's own SDK types mark it optional in a request",
+    ),
+    Lenient(
+        "OutputMessage", "type", "message", _assistant_history,
+        "the Vercel AI SDK sends assistant history as {role, content} only",
+    ),
+    Lenient(
+        "OutputMessage", "id", _new_message_id, _assistant_history,
+        "assistant history without ids is accepted; the item gets a new id",
+    ),
+    Lenient(
+        "OutputMessage", "status", "completed", _assistant_history,
+        "assistant history is accepted without a status",
+    ),
+    Lenient(
+        "InputImageContent", "detail", "auto", _of_type("input_image"),
+        "the document itself: 'Defaults to `auto`'",
+    ),
+)
+
+# Operations whose requests can hold one of the objects above (the rest are never walked).
+OPERATIONS = frozenset(
+    {"createResponse", "Compactconversation", "Getinputtokencounts", "createConversation", "createConversationItems"}
+)
+# Parts of a request that are the client's own data, never API objects to fill in.
+_OPAQUE = frozenset({"parameters", "schema", "metadata", "arguments", "output_schema"})
+
+
+def relax(schemas: Json) -> None:
+    """Drop each entry's field from its schema's ``required``, in ``schemas`` (the
+    ``components.schemas`` of the document Connexion serves: the vendored file is untouched;
+    each relaxed schema is a copy)."""
+    for entry in TABLE:
+        schema = schemas.get(entry.schema)
+        if schema is None:
+            continue  # not referred to by any served operation
+        required = [name for name in schema.get("required", []) if name != entry.field]
+        schemas[entry.schema] = {**schema, "required": required}
+
+
+def fill(body: Any, operation_id: str | None) -> bool:
+    """Set OpenAI's default wherever ``body`` left out a field of the table; whether any was
+    set. For a body served here (``spec/validation.local_problem``)."""
+    if operation_id not in OPERATIONS:
+        return False
+    filled = False
+    pending = [body]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            for entry in TABLE:
+                if entry.field not in node and entry.applies(node):
+                    node[entry.field] = entry.value()
+                    filled = True
+            pending.extend(value for key, value in node.items() if key not in _OPAQUE)
+    return filled
+
+
+def rows() -> list[tuple[str, str, str]]:
+    """(schema.field, default, evidence) of each entry, as docs/CONFORMANCE.md lists them."""
+    return [
+        (f"{entry.schema}.{entry.field}", "a new id" if callable(entry.default) else repr(entry.default), entry.evidence)
+        for entry in TABLE
+    ]

@@ -1,0 +1,90 @@
+"""What a forwarded answer shows its caller, and what a request names (serving/ownership.py):
+read from objects as the OpenAI document's examples give them."""
+
+from __future__ import annotations
+
+from llm_backend.serving.ownership import claims, references
+
+BATCH = {
+    "id": "batch_abc123", "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
+    "input_file_id": "file-abc123", "completion_window": "24h", "status": "completed",
+    "output_file_id": "file-cvaTdG", "error_file_id": "file-HOWS94", "created_at": 1711471533,
+    "request_counts": {"total": 100, "completed": 95, "failed": 5}, "metadata": {"customer_id": "user_123456789"},
+}
+FINE_TUNING_JOB = {
+    "object": "fine_tuning.job", "id": "ftjob-abc123", "model": "gpt-4o-mini-2024-07-18", "created_at": 1721764800,
+    "fine_tuned_model": "ft:gpt-4o-mini:org::abc", "organization_id": "org-123", "result_files": ["file-res1"],
+    "status": "succeeded", "validation_file": None, "training_file": "file-abc123",
+}
+RUN = {"id": "run_abc123", "object": "thread.run", "thread_id": "thread_abc123", "assistant_id": "asst_abc123", "status": "queued"}
+
+
+def test_a_batch_shows_itself_and_its_files():
+    assert claims(BATCH, {}) == {
+        "batch_abc123": "batch", "file-abc123": "file", "file-cvaTdG": "file", "file-HOWS94": "file",
+    }
+
+
+def test_a_fine_tuning_job_shows_its_model_and_result_files():
+    found = claims(FINE_TUNING_JOB, {})
+    assert found["ftjob-abc123"] == "fine_tuning.job"
+    assert found["ft:gpt-4o-mini:org::abc"] == "model"
+    assert found["file-res1"] == found["file-abc123"] == "file"
+    assert "gpt-4o-mini-2024-07-18" not in found  # a base model is nobody's
+
+
+def test_a_run_made_with_its_thread_shows_the_thread():
+    assert claims(RUN, {})["thread_abc123"] == "thread"
+
+
+def test_objects_inside_an_answer_are_shown_but_items_and_list_envelopes_are_not():
+    upload = {"id": "upload_1", "object": "upload", "status": "completed", "file": {"id": "file-9", "object": "file"}}
+    assert claims(upload, {}) == {"upload_1": "upload", "file-9": "file"}
+    response = {"id": "resp_1", "object": "response", "output": [{"type": "function_call", "id": "fc_1", "call_id": "call_1"}]}
+    assert claims(response, {}) == {"resp_1": "response"}
+    page = {"object": "list", "data": [{"id": "vs_1", "object": "vector_store"}], "first_id": "vs_1", "last_id": "vs_9"}
+    assert claims(page, {}) == {"vs_1": "vector_store"}
+
+
+def test_a_stream_event_shows_the_object_it_carries():
+    event = {"type": "response.created", "sequence_number": 0, "response": {"id": "resp_2", "object": "response"}}
+    assert claims(event, {}) == {"resp_2": "response"}
+
+
+def test_a_request_names_ids_wherever_they_are_but_not_prose():
+    body = {
+        "model": "gpt-4o",
+        "tools": [{"type": "file_search", "vector_store_ids": ["vs_abc"]}],
+        "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-xyz"}, {"type": "input_text", "text": "see file-xyz please"}]}],
+        "previous_response_id": "resp_1",
+    }
+    found = references(body, "", {})
+    assert {"vs_abc": "vector_store_ids", "file-xyz": "file_id", "resp_1": "previous_response_id"}.items() <= found.items()
+    assert "user" not in found and not any(" " in value for value in found)
+
+
+def test_a_forms_text_fields_are_read_and_its_files_skipped():
+    from llm_backend.serving.form_fields import text_fields
+
+    body = (
+        b"--b\r\nContent-Disposition: form-data; name=\"file_id\"\r\n\r\nfile-abc\r\n"
+        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"\r\n\r\nfile-inside\r\n--b--\r\n"
+    )
+    assert text_fields(body, b"multipart/form-data; boundary=b") == [("file_id", "file-abc")]
+    assert text_fields(b"not a form", b"multipart/form-data; boundary=b") == []
+    assert text_fields(body, b"application/octet-stream") == []
+
+
+def test_a_reads_answer_shows_only_what_its_objects_name():
+    """A store's file list shows files that exist already: reading it takes none of them."""
+    files = {"object": "list", "data": [{"id": "file-x", "object": "vector_store.file", "vector_store_id": "vs_1"}]}
+    assert claims(files, {}, objects=False) == {"vs_1": "vector_store"}
+    assert claims(BATCH, {}, objects=False) == {"file-abc123": "file", "file-cvaTdG": "file", "file-HOWS94": "file"}
+
+
+def test_a_jobs_checkpoints_are_its_owners_to_share():
+    checkpoints = {"object": "list", "data": [{
+        "object": "fine_tuning.job.checkpoint", "id": "ftckpt_1", "fine_tuning_job_id": "ftjob-abc123",
+        "fine_tuned_model_checkpoint": "ft:gpt-4o-mini:org::abc:ckpt-step-10", "step_number": 10,
+    }]}
+    assert claims(checkpoints, {}, objects=False)["ft:gpt-4o-mini:org::abc:ckpt-step-10"] == "model"
