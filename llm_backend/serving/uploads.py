@@ -70,12 +70,6 @@ def _refused(problem: UploadRefused, upload_id: str) -> OpenAIError:
     return bad_request(message, param, code)
 
 
-def _storable(name: str, value: str) -> str:
-    if "\x00" in value:
-        raise bad_request(f"Invalid '{name}': it must not hold NUL characters.", name, "invalid_value")
-    return value
-
-
 async def create(services: Services, owner: str, body: Json) -> Json:
     size = body["bytes"]
     if not 1 <= size <= MAX_UPLOAD_BYTES:
@@ -86,10 +80,10 @@ async def create(services: Services, owner: str, body: Json) -> Json:
     return await services.database.run(
         upload_store(services).create,
         owner,
-        _storable("filename", body["filename"]),
+        body["filename"],
         body["purpose"],
         size,
-        _storable("mime_type", body["mime_type"]),
+        body["mime_type"],
         expiry["seconds"] if expiry else None,
         LIFETIME,
     )

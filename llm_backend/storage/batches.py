@@ -57,11 +57,6 @@ class Claimed:
     output_expires_after: Json | None
 
 
-def _usable(text: str) -> bool:
-    # PostgreSQL text cannot hold NUL: such an id names nothing (and must not be an error).
-    return "\x00" not in text
-
-
 def _totals(session: Session, seqs: list[int]) -> dict[int, tuple]:
     """(total, completed, failed, input, cached, output, reasoning tokens) per batch."""
     if not seqs:
@@ -149,8 +144,6 @@ class BatchStore:
         return as_openai(row, None)
 
     def _find(self, session: Session, owner: str, batch_id: str) -> StoredBatch | None:
-        if not _usable(batch_id):
-            return None
         return session.scalars(select(StoredBatch).where(StoredBatch.owner == owner, StoredBatch.id == batch_id)).one_or_none()
 
     def get(self, owner: str, batch_id: str) -> Json | None:

@@ -363,7 +363,7 @@ class StoredBatch(Base):
     id: Mapped[str] = mapped_column(StoredText(64), unique=True)
     owner: Mapped[str] = mapped_column(StoredText(128))
     endpoint: Mapped[str] = mapped_column(StoredText(64))
-    input_file_id: Mapped[str] = mapped_column(StoredText())
+    input_file_id: Mapped[str] = mapped_column(StoredText(param="input_file_id"))
     completion_window: Mapped[str] = mapped_column(StoredText(16))
     # validating, in_progress, finalizing, completed, failed, expired, cancelling, cancelled
     status: Mapped[str] = mapped_column(StoredText(16))
@@ -420,10 +420,10 @@ class StoredUpload(Base):
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(StoredText(64), unique=True)
     owner: Mapped[str] = mapped_column(StoredText(128))
-    filename: Mapped[str] = mapped_column(StoredText())
+    filename: Mapped[str] = mapped_column(StoredText(param="filename"))
     purpose: Mapped[str] = mapped_column(StoredText(32))
     bytes: Mapped[int] = mapped_column(BigInteger)
-    mime_type: Mapped[str] = mapped_column(StoredText())
+    mime_type: Mapped[str] = mapped_column(StoredText(param="mime_type"))
     # pending, completing (one completion at a time; shown as pending), completed, cancelled
     status: Mapped[str] = mapped_column(StoredText(16))
     created_at: Mapped[int] = mapped_column(BigInteger)

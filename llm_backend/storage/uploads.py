@@ -74,8 +74,6 @@ class UploadStore:
         self.directory = Path(directory)
 
     def _find(self, session, owner: str, upload_id: str) -> StoredUpload | None:
-        if "\x00" in upload_id:
-            return None
         query = select(StoredUpload).where(StoredUpload.owner == owner, StoredUpload.id == upload_id)
         return session.scalars(query).one_or_none()
 

@@ -42,8 +42,6 @@ async def create(services: Services, owner: str, body: Json) -> Json:
             "endpoint",
             "invalid_value",
         )
-    if "\x00" in body["input_file_id"]:
-        raise bad_request("Invalid 'input_file_id': it must not hold NUL characters.", "input_file_id", "invalid_value")
     metadata = check_metadata(body.get("metadata")) if body.get("metadata") is not None else None
     window = body["completion_window"]
     created = await services.database.run(
