@@ -57,8 +57,10 @@ run: install
 	$(BIN)/llm-backend serve
 
 # LiteLLM (its own venv, shared with the pool bench) is one of the clients the tests run.
+# TEST_WORKERS processes take whole test files (a file's servers start once); 0: one process.
+TEST_WORKERS ?= 2
 test: install system-deps tests/node/node_modules $(LITELLM_VENV)/bin/litellm
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The deployment proven for real: the Dockerfile built and run with Podman, the k8s
 # manifests played with `podman kube play` (static manifest checks are in `make test`).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import openai
 import pytest
 
@@ -10,6 +12,14 @@ from tests.support.postgres import PostgresCluster
 from tests.support.server import LiveServer
 
 MODEL = "smollm2"
+
+
+def pytest_configure(config) -> None:
+    # The test workers (pytest-xdist) are started after this and inherit the environment:
+    # every worker fuzzes with the seed the header prints.
+    from tests.support.fuzz import SEED
+
+    os.environ["FUZZ_SEED"] = str(SEED)
 
 
 def pytest_report_header(config) -> str:

@@ -13,6 +13,17 @@ LONG_RUN = "test_served_operations_conform_to_the_spec_long_run"
 _outcomes: dict[str, dict] = {}
 
 
+def pytest_collection_modifyitems(items) -> None:
+    # Schemathesis names its items per operation, but pytest 9.2 builds a nodeid from the
+    # function's name and parameters only, so all 56 share one. pytest-xdist schedules
+    # whole files by nodeid (`make test`: --dist loadfile): 56 items under one nodeid ran
+    # as one. Each gets its operation as the nodeid's parameters (pytest's own NodeId).
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label and item.id.params is None:
+            item._id = item.id.with_params(label)
+
+
 def pytest_runtest_logreport(report) -> None:
     if LONG_RUN not in report.nodeid or report.when != "call":
         return

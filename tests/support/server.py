@@ -31,6 +31,10 @@ def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
             process.wait()
 
 
+class PortTaken(Exception):
+    pass
+
+
 class LiveServer:
     def __init__(self, workdir: Path, env: dict[str, str] | None = None, config: str | None = None) -> None:
         self.workdir = workdir
@@ -52,7 +56,18 @@ class LiveServer:
         return self.base_url + "/v1"
 
     def start(self, timeout: float = 120, wait_ready: bool = True) -> "LiveServer":
+        for _ in range(3):
+            try:
+                return self._start(timeout, wait_ready)
+            except PortTaken:
+                # Another test process took the free port between our probe and the bind.
+                self.port = free_port()
+                self.base_url = f"http://127.0.0.1:{self.port}"
+        return self._start(timeout, wait_ready)
+
+    def _start(self, timeout: float, wait_ready: bool) -> "LiveServer":
         self._log = self.log_path.open("ab")
+        since = self.log_path.stat().st_size
         self.process = subprocess.Popen(
             [sys.executable, "-m", "llm_backend", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env,
@@ -64,6 +79,9 @@ class LiveServer:
         path = "/ready" if wait_ready else "/health"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log.close()
+                if "address already in use" in self.log()[since:]:
+                    raise PortTaken(self.port)
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
                 if httpx.get(self.base_url + path, timeout=2).status_code == 200:

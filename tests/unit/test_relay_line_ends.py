@@ -5,14 +5,13 @@ its bytes were cut into chunks on the way. A fresh seed each run, printed for re
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 
 import pytest
 
 from llm_backend.backends.upstream.relay import openai_line_ends
+from tests.support.fuzz import SEED
 
-SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**32))
 EVENTS = ['data: {"id":"c1","choices":[{"delta":{"content":"a\\r\\nb"}}]}', "data: [DONE]"]
 
 
