@@ -20,7 +20,9 @@ as a streamed HTTP answer waits for its reader. A client mistake (a frame that i
 JSON object, an invalid event, an unknown ``previous_response_id``, ``background``, which
 the mode does not support) is answered by an ``error`` event (``ResponseWsError``: the HTTP status and
 OpenAI's error body) and the connection stays open. A client that leaves mid-response
-leaves it stored as ``incomplete``, as over HTTP.
+leaves it stored as ``incomplete``, as over HTTP. The connection remembers its last
+``store: false`` response, which a ``previous_response_id`` on the same socket continues
+(``serving/responses/memory.py``), as OpenAI's does.
 
 The socket passes the HTTP edge (``http/middleware.RequestContext``: a request id, the
 ``Origin`` check, the access log line of the connection). Each ``response.create`` is an
@@ -46,6 +48,7 @@ from .. import errors
 from ..auth import Authenticator
 from ..errors import OpenAIError, answered, bad_request, invalid_client_event
 from ..serving.responses import service
+from ..serving.responses.memory import ConnectionMemory
 from ..serving.services import Services
 from . import context
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange, Observer
@@ -119,6 +122,7 @@ class Connection:
         self.pending: collections.Counter[str | None] = collections.Counter()
         self.tasks: list[asyncio.Task] = []
         self.sending = asyncio.Lock()
+        self.memory = ConnectionMemory()
 
     async def serve(self) -> None:
         try:
@@ -187,10 +191,11 @@ class Connection:
                     raise bad_request(
                         "'background' is not supported in the Responses WebSocket mode.", "background", "unsupported_parameter"
                     )
-                events = await service.create(services, principal.owner, {**body, "stream": True})
+                events = await service.create(services, principal.owner, {**body, "stream": True}, self.memory)
             except Exception as exc:
                 error = answered(exc)
                 status = error.status
+                self.memory.forget(body.get("previous_response_id"))
                 await self._send(error_event(error, lane))
                 return
             async with aclosing(events):

@@ -150,11 +150,6 @@ def test_websocket_sequential_responses(live):
         _final(events)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not built yet: a store:false response is not kept for its WebSocket connection, so a "
-    "continuation of it is previous_response_not_found (OpenAI keeps the connection's last one)",
-)
 def test_websocket_continuation(live):
     client = openai.OpenAI(base_url=live.api, api_key="anything")
     with client.responses.connect() as connection:

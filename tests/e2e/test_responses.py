@@ -226,6 +226,14 @@ def test_a_function_tool_round_trip(client):
     assert answer.output[0].type == "message" and answer.output_text
 
 
+def test_a_function_call_output_without_its_call_is_refused_and_stores_nothing(client, database):
+    before = database.responses.count_sync()
+    with pytest.raises(openai.BadRequestError) as refused:
+        create(client, input=[{"type": "function_call_output", "call_id": "call_nowhere", "output": "Sunny"}])
+    assert refused.value.param == "input" and "call_nowhere" in refused.value.message
+    assert database.responses.count_sync() == before
+
+
 def test_a_named_tool_choice_calls_that_function(client):
     response = create(
         client, input="Paris", tools=TOOLS, tool_choice={"type": "function", "name": "get_weather"}, max_output_tokens=48

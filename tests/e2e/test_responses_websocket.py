@@ -76,6 +76,40 @@ def test_two_turns_on_one_connection_continue_the_chain_and_are_stored(client):
     assert client.responses.retrieve(second.id).model_dump() == second.model_dump()
 
 
+def test_a_store_false_response_is_continued_on_its_own_socket_only(client):
+    with client.responses.connect() as connection:
+        connection.response.create(model=MODEL, input="My name is Ann. Say hi.", store=False, max_output_tokens=16)
+        first = until_terminal(connection)[-1].response
+        connection.response.create(
+            model=MODEL, input="What is my name?", previous_response_id=first.id, store=False, max_output_tokens=16
+        )
+        second = until_terminal(connection)[-1].response
+        # The socket remembers its last response only (OpenAI's one-response cache).
+        connection.response.create(model=MODEL, input="Again?", previous_response_id=first.id, store=False, max_output_tokens=16)
+        [evicted] = until_terminal(connection)
+    assert second.previous_response_id == first.id and second.status in ("completed", "incomplete")
+    # The follow-up read the first turn: its input and its answer.
+    assert second.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
+    assert evicted.type == "error" and evicted.error.code == "previous_response_not_found"
+    with client.responses.connect() as other:
+        other.response.create(model=MODEL, input="Hi", previous_response_id=second.id, store=False, max_output_tokens=16)
+        [elsewhere] = until_terminal(other)
+    assert elsewhere.type == "error" and elsewhere.error.code == "previous_response_not_found"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=MODEL, input="Hi", previous_response_id=second.id, max_output_tokens=16)
+
+
+def test_a_stored_response_continuing_a_remembered_one_keeps_the_whole_history(client):
+    with client.responses.connect() as connection:
+        connection.response.create(model=MODEL, input="My name is Ann. Say hi.", store=False, max_output_tokens=16)
+        first = until_terminal(connection)[-1].response
+        connection.response.create(model=MODEL, input="What is my name?", previous_response_id=first.id, max_output_tokens=16)
+        second = until_terminal(connection)[-1].response
+    # Over HTTP later, its chain reads whole though its previous response was never stored.
+    third = client.responses.create(model=MODEL, input="And now?", previous_response_id=second.id, max_output_tokens=16)
+    assert third.usage.input_tokens > second.usage.input_tokens + second.usage.output_tokens
+
+
 def test_a_client_that_leaves_mid_response_leaves_it_stored_as_incomplete(client):
     with client.responses.connect() as connection:
         connection.response.create(model=MODEL, input="Write a long story.", max_output_tokens=500)

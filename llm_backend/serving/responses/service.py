@@ -25,6 +25,7 @@ from ...storage.responses import NewResponse, ResponseNotFound
 from . import background, context_window, file_search, objects, request
 from .events import Event, ResponseStream
 from .items import new_id, normalize
+from .memory import ConnectionMemory
 
 Json = dict[str, Any]
 
@@ -51,9 +52,12 @@ def _conversation_id(body: Json) -> str | None:
     return conversation
 
 
-async def history(services: Services, owner: str, body: Json) -> list[Json]:
+async def history(services: Services, owner: str, body: Json, memory: ConnectionMemory | None = None) -> list[Json]:
     previous = body.get("previous_response_id")
     if previous:
+        remembered = memory.history(owner, previous) if memory is not None else None
+        if remembered is not None:
+            return remembered
         try:
             return await services.database.responses.history(owner, previous)
         except ResponseNotFound as missing:
@@ -69,10 +73,19 @@ async def history(services: Services, owner: str, body: Json) -> list[Json]:
     return []
 
 
+def check_call_outputs(earlier: list[Json], turn: list[Json]) -> None:
+    """A function call's output answers a call of the history or of the turn itself, as
+    OpenAI checks (its words); else the model would read a reply to nothing."""
+    calls = {item.get("call_id") for item in [*earlier, *turn] if item.get("type") == "function_call"}
+    for item in turn:
+        if item.get("type") == "function_call_output" and item.get("call_id") not in calls:
+            raise bad_request(f"No tool call found for function call output with call_id {item.get('call_id')}.", "input")
+
+
 class Turn:
     """One response being made: what it answers, and how it is kept."""
 
-    def __init__(self, services: Services, owner: str, body: Json, backend: Any) -> None:
+    def __init__(self, services: Services, owner: str, body: Json, backend: Any, memory: ConnectionMemory | None = None) -> None:
         self.services = services
         self.model_defaults = backend.sampling_defaults(body["model"])
         self.owner = owner
@@ -82,11 +95,21 @@ class Turn:
         self.store = body.get("store") is not False
         self.conversation_id = _conversation_id(body)
         self.input_items: list[Json] = []
+        self.earlier: list[Json] = []
+        # A WebSocket connection's own memory (``memory.py``): it keeps this response if it
+        # is not stored, and may hold the one this continues.
+        self.memory = memory
+        self.previous_remembered = False
 
     def skeleton(self, status: str) -> Json:
         return objects.skeleton(self.body, self.id, self.created_at, status, self.model_defaults)
 
     def record(self, response: Json) -> NewResponse:
+        input_items, previous = self.input_items, self.body.get("previous_response_id")
+        if self.previous_remembered:
+            # Its previous response was never stored: keep the history it continued here,
+            # so the stored chain reads whole later.
+            input_items, previous = [*self.earlier, *self.input_items], None
         return NewResponse(
             id=self.id,
             owner=self.owner,
@@ -94,8 +117,8 @@ class Turn:
             created_at=self.created_at,
             response=response,
             request=self.body,
-            input_items=self.input_items,
-            previous_response_id=self.body.get("previous_response_id"),
+            input_items=input_items,
+            previous_response_id=previous,
             conversation_id=self.conversation_id,
             background=bool(self.body.get("background")),
         )
@@ -113,6 +136,8 @@ class Turn:
             await database.responses.save(self.record(response), self.conversation_items(response))
         elif self.conversation_id:
             await database.conversations.add_items(self.owner, self.conversation_id, self.conversation_items(response))
+        if not self.store and self.memory is not None:
+            self.memory.keep(self.id, self.owner, [*self.earlier, *self.conversation_items(response)])
 
     async def finish(self, response: Json, events: list[Json] | None = None) -> bool:
         """Replace the stored row of a background response, still running, with a newer
@@ -158,13 +183,19 @@ async def input_tokens(services: Services, owner: str, body: Json) -> Json:
     return {"object": "response.input_tokens", "input_tokens": count}
 
 
-async def create(services: Services, owner: str, body: Json) -> Json | AsyncIterator[Event]:
-    """The response to ``body``: the object, or its events when ``stream`` is set."""
+async def create(
+    services: Services, owner: str, body: Json, memory: ConnectionMemory | None = None
+) -> Json | AsyncIterator[Event]:
+    """The response to ``body``: the object, or its events when ``stream`` is set;
+    ``memory``: the WebSocket connection's, when it comes through one."""
     backend = checked_backend(services, body)
     model_id = body["model"]
-    turn = Turn(services, owner, body, backend)
+    turn = Turn(services, owner, body, backend, memory)
     turn.input_items = normalize(body.get("input"))
-    earlier = await history(services, owner, body)
+    earlier = turn.earlier = await history(services, owner, body, memory)
+    check_call_outputs(earlier, turn.input_items)
+    previous = body.get("previous_response_id")
+    turn.previous_remembered = bool(previous) and memory is not None and memory.history(owner, previous) is not None
     stream = bool(body.get("stream"))
     chat = await _chat(backend, body, earlier, turn.input_items, stream)
     # file_search runs before generation; its excerpts follow the turn's input.
