@@ -83,9 +83,11 @@ class RawStream:
 
 # How close the two best tokens may be where a batched answer may take the other one: the
 # engine's sums run in another order for another batch (llama.cpp is not bit-identical across
-# batch sizes), which moves logits by ~1e-3; a stream mixed up with another sequence's
-# differs where the choice was clear.
-NEAR_TIE = 0.05
+# batch sizes). Usually that moves logits by ~1e-3, but under load, with prompts and decodes
+# mixed in one batch, a first token flipped at a gap of 0.28 nats (2026-11-24). A stream
+# mixed up with another sequence's differs where the choice was clear, and not always to
+# the runner-up.
+NEAR_TIE = 0.5
 
 
 def test_concurrent_streams_each_match_the_same_request_run_alone(server):
