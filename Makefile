@@ -57,8 +57,9 @@ run: install
 	$(BIN)/llm-backend serve
 
 # LiteLLM (its own venv, shared with the pool bench) is one of the clients the tests run.
-# TEST_WORKERS processes take whole test files (a file's servers start once); 0: one process.
-TEST_WORKERS ?= 2
+# TEST_WORKERS processes take whole test files (a file's servers start once; three on two
+# cores: most of a test is waiting on a server, a restart or a rate-limit window); 0: one process.
+TEST_WORKERS ?= 3
 test: install system-deps tests/node/node_modules $(LITELLM_VENV)/bin/litellm
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 

@@ -22,6 +22,28 @@ def pytest_configure(config) -> None:
     os.environ["FUZZ_SEED"] = str(SEED)
 
 
+# The longest test files (seconds of their tests, `--durations=0`, 2026-11-24), started
+# first: pytest-xdist hands out whole files in collection order, and a long file taken
+# last keeps one worker busy after the others are done.
+LONGEST_FILES = [
+    "tests/conformance/test_schemathesis.py",
+    "tests/e2e/test_audio.py",
+    "tests/e2e/test_rate_limits.py",
+    "tests/storage/test_replicas.py",
+    "tests/e2e/test_responses.py",
+    "tests/storage/test_batch_recovery.py",
+    "tests/e2e/test_batches.py",
+    "tests/storage/test_vector_search.py",
+    "tests/e2e/test_local_serving.py",
+]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items) -> None:
+    rank = {path: index for index, path in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
 def pytest_report_header(config) -> str:
     from tests.support.fuzz import SEED
 

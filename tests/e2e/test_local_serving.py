@@ -84,14 +84,14 @@ class RawStream:
 # How close the two best tokens may be where a batched answer may take the other one: the
 # engine's sums run in another order for another batch (llama.cpp is not bit-identical across
 # batch sizes). Usually that moves logits by ~1e-3, but under load, with prompts and decodes
-# mixed in one batch, a first token flipped at a gap of 0.28 nats (2026-11-24). A stream
-# mixed up with another sequence's differs where the choice was clear, and not always to
-# the runner-up.
+# mixed in one batch, a first token flipped at a gap of 0.28 nats, and at a three-way tie
+# to the third (2026-11-24). A stream mixed up with another sequence's differs where the
+# choice was clear.
 NEAR_TIE = 0.5
 
 
 def test_concurrent_streams_each_match_the_same_request_run_alone(server):
-    requests = [{**body(prompt), "logprobs": True, "top_logprobs": 2} for prompt in PROMPTS]
+    requests = [{**body(prompt), "logprobs": True, "top_logprobs": 5} for prompt in PROMPTS]
     alone = [RawStream(server.api, request).run() for request in requests]
     streams = [RawStream(server.api, request) for request in requests]
     with ThreadPoolExecutor(len(streams)) as pool:
@@ -101,12 +101,12 @@ def test_concurrent_streams_each_match_the_same_request_run_alone(server):
         assert concurrent.done and concurrent.finish_reason in ("stop", "length") and not concurrent.errors
         if concurrent.text == single.text:
             continue
-        # The same tokens up to a near tie, where the batched run took the runner-up.
+        # The same tokens up to a near tie, where the batched run took another of the tied.
         ours, theirs = [t["token"] for t in concurrent.tokens], [t["token"] for t in single.tokens]
         split = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
-        best, second = single.tokens[split]["top_logprobs"][:2]
-        assert best["logprob"] - second["logprob"] < NEAR_TIE, (split, ours, theirs)
-        assert ours[split] == second["token"], (split, ours, theirs)
+        candidates = single.tokens[split]["top_logprobs"]
+        tied = [t["token"] for t in candidates if candidates[0]["logprob"] - t["logprob"] < NEAR_TIE]
+        assert ours[split] in tied[1:], (split, ours, theirs, candidates)
 
 
 def test_models_and_health_answer_while_streams_are_in_flight(server):
