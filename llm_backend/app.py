@@ -157,7 +157,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     if settings.metrics_public:
         extensions = _public_metrics(extensions)
     app.add_api(extensions, name="extensions", resolver=adapter.ControllerResolver(extensions), **api_options)
-    openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.data_dir / "cache")
+    openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.spec_cache_dir)
     log.info("spec loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
     app.add_api(
         adapter.prepare(openai_document),

@@ -239,6 +239,9 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(
         None, description="where GGUF files assembled from packages are kept (default <data_dir>/models)"
     )
+    cache_dir: Path | None = Field(
+        None, description="where the parsed OpenAI document is kept between starts (default <data_dir>/cache)"
+    )
     # The sentence-embedding model of retrieval (file_search), also served under /v1/embeddings.
     embedding_model: str = Field(
         "all-minilm-l6-v2", description="id of the retrieval embedding model (/v1/embeddings, file_search); empty: none"
@@ -410,6 +413,10 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    @property
+    def spec_cache_dir(self) -> Path:
+        return self.cache_dir or self.data_dir / "cache"
 
     @property
     def binds_loopback_only(self) -> bool:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import openai
 import pytest
 
 from tests.support.clients import sdk
 from tests.support.postgres import PostgresCluster
-from tests.support.server import LiveServer
+from tests.support.server import SHARED_CACHE, LiveServer
 
 MODEL = "smollm2"
 
@@ -20,6 +22,13 @@ def pytest_configure(config) -> None:
     from tests.support.fuzz import SEED
 
     os.environ["FUZZ_SEED"] = str(SEED)
+    if not hasattr(config, "workerinput"):  # the first process: one folder for the run
+        os.environ[SHARED_CACHE] = tempfile.mkdtemp(prefix="llm-backend-tests-")
+
+
+def pytest_unconfigure(config) -> None:
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ.pop(SHARED_CACHE, ""), ignore_errors=True)
 
 
 # The longest test files (seconds of their tests, `--durations=0`, 2026-11-24), started

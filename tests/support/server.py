@@ -31,6 +31,21 @@ def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
             process.wait()
 
 
+# Set by tests/conftest.py for the whole run (every test process): a folder the servers
+# share for what they derive from installed packages alone, the parsed OpenAI document and
+# the assembled model files (each written to a temporary name and renamed, so servers may
+# build them at once). Each server parsing the 3 MB YAML for itself cost ~2 s of CPU, ~90
+# times a run. A test's own env may still name other folders.
+SHARED_CACHE = "LLM_BACKEND_TEST_SHARED_CACHE"
+
+
+def shared_caches() -> dict[str, str]:
+    root = os.environ.get(SHARED_CACHE)
+    if not root:
+        return {}
+    return {"LLM_BACKEND_CACHE_DIR": f"{root}/cache", "LLM_BACKEND_MODELS_DIR": f"{root}/models"}
+
+
 class PortTaken(Exception):
     pass
 
@@ -44,7 +59,7 @@ class LiveServer:
         self.log_path = workdir / "server.log"
         # The SDK's OPENAI_* variables of the caller's shell would turn on an upstream.
         inherited = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-        self.env = {**inherited, "LLM_BACKEND_DATA_DIR": str(workdir / "data"), **(env or {})}
+        self.env = {**inherited, "LLM_BACKEND_DATA_DIR": str(workdir / "data"), **shared_caches(), **(env or {})}
         if config is not None:
             config_path = workdir / "config.yaml"
             config_path.write_text(config)
