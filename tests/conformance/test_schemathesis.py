@@ -131,7 +131,15 @@ def _known_fields_only(case) -> None:
         _without(case.body, path)
 
 
+# Headers that frame the HTTP message rather than carry the API's parameters. Negative cases
+# may add undeclared headers, these among them (an empty Content-Length, seen in CI): uvicorn
+# refuses such a message before any application sees it, so they are left to the HTTP client.
+FRAMING_HEADERS = {"content-length", "transfer-encoding", "host", "connection", "expect", "upgrade", "te", "trailer"}
+
+
 def _bound(case) -> None:
+    for name in [name for name in case.headers or {} if name.lower() in FRAMING_HEADERS]:
+        del case.headers[name]
     body = case.body
     if not isinstance(body, dict):
         return
