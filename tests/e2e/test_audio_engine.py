@@ -1,15 +1,16 @@
 """The audio workers' supervision, as the chat engines': a worker killed mid-request fails
-only that request (503) and is restarted; a full line answers 429. One server for the
-module: lazy chat model, no waiting line. (A client that leaves cancels its request at the
-worker's next segment or sentence: Whisper decodes 30-second windows, so these clips,
-shorter than one, cannot show it.)"""
+only that request (503) and is restarted; a full line answers 429; a client that leaves
+stops its request in the worker (at the next segment or sentence), seen as the worker's
+CPU going still. One server for the module: lazy chat model, no waiting line."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
 import time
+import wave
 from pathlib import Path
 
 import httpx
@@ -36,7 +37,7 @@ def transcribe(live: LiveServer, audio: bytes, **options) -> httpx.Response:
     )
 
 
-def audio_workers(live: LiveServer) -> list[int]:
+def audio_workers(live: LiveServer, kind: bytes = b"transcription") -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -45,7 +46,7 @@ def audio_workers(live: LiveServer) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if ppid == live.process.pid and b"audio.worker" in cmdline and b"transcription" in cmdline:
+            if ppid == live.process.pid and b"audio.worker" in cmdline and kind in cmdline:
                 pids.append(int(entry.name))
     return pids
 
@@ -87,3 +88,72 @@ def test_an_audio_model_is_loaded_and_unloaded_by_the_admin_operations(live):
     assert listed["whisper-base"]["aliases"][0] == "whisper-1" and listed["hibari"]["state"] == "unloaded"
     loaded = httpx.post(live.base_url + "/admin/models/hibari/load", timeout=120).json()
     assert loaded["state"] == "ready" and loaded["loads"] >= 1
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_after_leaving(pid: int) -> float:
+    """The worker's CPU seconds over 2 s, once the piece in hand (a sentence, a segment) has
+    had a second to end: still, if the request stopped; over a second, if it went on."""
+    time.sleep(1.0)
+    before = cpu_seconds(pid)
+    time.sleep(2.0)
+    return cpu_seconds(pid) - before
+
+
+def test_a_client_that_leaves_a_long_speech_stops_its_synthesis(live):
+    text = " ".join(f"This is sentence number {i} of a long text that is read aloud." for i in range(50))
+    body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"}
+    with httpx.stream("POST", live.api + "/audio/speech", json=body, timeout=120) as response:
+        assert response.status_code == 200
+        next(response.iter_bytes())  # the first sentence's audio: 49 to go
+        [pid] = audio_workers(live, b"speech")
+    assert cpu_after_leaving(pid) < 0.3
+    assert httpx.post(live.api + "/audio/speech", json={**body, "input": "Still here."}, timeout=60).status_code == 200
+
+
+def test_a_client_that_leaves_a_long_streamed_transcription_stops_it(live):
+    # Whisper decodes 30-second windows and yields a window's segments once it is decoded, so
+    # a cancel stops the request after the window in hand: the worker's CPU after the client
+    # leaves is bounded by about two windows' worth, where going on would cost eight more.
+    audio = wave_of(LONG, times=10)  # about 250 s: nine windows
+    files, data = {"file": ("long.wav", audio)}, {"model": "whisper-1", "stream": "true"}
+    assert transcribe(live, SHORT).status_code == 200  # the worker is up: its loading is not counted
+    [pid] = audio_workers(live)
+    idle = cpu_seconds(pid)
+    with httpx.stream("POST", live.api + "/audio/transcriptions", data=data, files=files, timeout=300) as response:
+        assert response.status_code == 200
+        next(line for line in response.iter_lines() if line.startswith("data: "))  # the first segment
+        first_window = cpu_seconds(pid) - idle
+        left = cpu_seconds(pid)
+    still = cpu_when_still(pid, within=120)
+    assert still - left < 2 * first_window + 0.5, (still - left, first_window)
+    assert transcribe(live, SHORT).status_code == 200
+
+
+def cpu_when_still(pid: int, within: float) -> float:
+    """The worker's CPU seconds once a whole second passes with (almost) none used."""
+    deadline = time.monotonic() + within
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = cpu_seconds(pid)
+        if now - before < 0.1:
+            return now
+        before = now
+    raise AssertionError(f"the worker still computes {within} s after its client left")
+
+
+def wave_of(clip: bytes, times: int) -> bytes:
+    with wave.open(io.BytesIO(clip)) as source:
+        frames, rate = source.readframes(source.getnframes()), source.getframerate()
+    out = io.BytesIO()
+    with wave.open(out, "wb") as joined:
+        joined.setnchannels(1)
+        joined.setsampwidth(2)
+        joined.setframerate(rate)
+        joined.writeframes(frames * times)
+    return out.getvalue()
