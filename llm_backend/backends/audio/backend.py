@@ -1,4 +1,4 @@
-"""Local audio models: speech to text (faster-whisper) and text to speech (hibari).
+"""Local audio models: speech to text (faster-whisper) and text to speech (hibari, or Piper as an extra).
 
 Each model runs in its own supervised worker process (``worker.py``), started on first use,
 driven by the chat engines' ``WorkerProcess`` (a crash fails only the requests it was
@@ -24,7 +24,7 @@ from ..events import ModelEvents
 from ..lifecycle import Lifecycle
 from ..llama.client import WorkerProcess
 from ..llama.cores import available_cores
-from .sources import whisper_model_dir
+from .sources import piper_voice_files, whisper_model_dir
 
 WORKER_MODULE = "llm_backend.backends.audio.worker"
 OWNED_BY = "llm-backend:local"
@@ -79,6 +79,9 @@ class AudioModel:
         if self.kind == "transcription":
             packages, cache = self.settings.transcription_model_packages, self.settings.model_cache_dir
             config["path"] = str(await asyncio.to_thread(whisper_model_dir, packages, cache))
+        elif self.settings.speech_engine == "piper":
+            model, voice = piper_voice_files(self.settings.speech_piper_package, self.settings.speech_piper_voice)
+            config.update(engine="piper", voice_model=str(model), voice_config=str(voice))
         worker = WorkerProcess(self.id, config, self.settings.worker_start_timeout, module=WORKER_MODULE)
         await worker.start()
         self.worker = worker

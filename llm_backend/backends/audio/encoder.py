@@ -22,6 +22,9 @@ FORMATS = {
 }
 # libopus encodes at 48 kHz only: its input is resampled to it.
 CODEC_RATES = {"libopus": 48_000}
+# OpenAI's pcm: 24 kHz, 16-bit little-endian, mono, no header to say otherwise; a voice of
+# another rate (Piper's 22.05 kHz) is resampled to it. The containers carry their own rate.
+PCM_RATE = 24_000
 
 
 class _Sink(io.RawIOBase):
@@ -51,7 +54,12 @@ class StreamEncoder:
         self.format = response_format
         self.sample_rate = sample_rate
         self._pts = 0
+        self._resampler = None
         if response_format == "pcm":
+            if sample_rate != PCM_RATE:
+                import av
+
+                self._resampler = av.AudioResampler(format="s16", layout="mono", rate=PCM_RATE)
             return
         import av
 
@@ -66,7 +74,7 @@ class StreamEncoder:
         self._resampler = av.AudioResampler(format=sample_format, layout="mono", rate=rate)
 
     def feed(self, samples: np.ndarray) -> bytes:
-        if self.format == "pcm":
+        if self.format == "pcm" and self._resampler is None:
             return pcm16(samples)
         import av
 
@@ -76,12 +84,14 @@ class StreamEncoder:
         frame.sample_rate = self.sample_rate
         frame.pts = self._pts
         self._pts += samples.shape[-1]
+        if self.format == "pcm":
+            return _pcm_bytes(self._resampler.resample(frame))
         self._encode(self._resampler.resample(frame))
         return self._sink.take()
 
     def close(self) -> bytes:
         if self.format == "pcm":
-            return b""
+            return b"" if self._resampler is None else _pcm_bytes(self._resampler.resample(None))
         self._encode(self._resampler.resample(None))
         self._encode([None])
         self._output.close()
@@ -91,3 +101,7 @@ class StreamEncoder:
         for frame in frames:
             for packet in self._stream.encode(frame):
                 self._output.mux(packet)
+
+
+def _pcm_bytes(frames) -> bytes:
+    return b"".join(frame.to_ndarray().astype("<i2").tobytes() for frame in frames)

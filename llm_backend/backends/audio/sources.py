@@ -74,3 +74,13 @@ def whisper_model_dir(packages: list[str], cache_dir: Path) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def piper_voice_files(package: str, voice: str) -> tuple[Path, Path]:
+    """The Piper voice ``voice`` (``<voice>.onnx`` and its ``.onnx.json``) in ``package``."""
+    files = {path.name: path for path in _data_files(package)}
+    model, config = files.get(f"{voice}.onnx"), files.get(f"{voice}.onnx.json")
+    if model is None or config is None:
+        voices = sorted(name.removesuffix(".onnx") for name in files if name.endswith(".onnx"))
+        raise AudioModelError(f"package {package!r} has no Piper voice {voice!r} (it has {voices})")
+    return model, config
