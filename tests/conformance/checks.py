@@ -21,11 +21,10 @@ from connexion.spec import OpenAPISpecification
 from schemathesis.specs.openapi.checks import status_code_conformance
 
 from llm_backend.spec.adapter import operations, prepare
-from llm_backend.spec.loader import load_document
 from llm_backend.spec.unknown_fields import unknown_fields
+from tests.support.document import openai_document
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT / "openapi" / "openai.yaml"
 LIMITS_DOC = ROOT / "docs" / "CONFORMANCE.md"
 LIMITS_HEADING = "## Documented limits"
 
@@ -85,7 +84,7 @@ def documented_limits(text: str | None = None) -> list[Limit]:
 
 LIMITS = documented_limits()
 
-_document = load_document(SPEC, None)
+_document = openai_document()
 _components = _document["components"]
 _error_validator = jsonschema.Draft202012Validator(
     {"$ref": "#/components/schemas/ErrorResponse", "components": _components}

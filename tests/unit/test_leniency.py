@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llm_backend.settings import Settings
 from llm_backend.spec import adapter, leniency
-from llm_backend.spec.loader import OPENAI_SPEC, load_document
+from tests.support.document import openai_document
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "CONFORMANCE.md"
 
 
-def test_each_entry_is_optional_in_the_served_document_and_still_required_in_the_vendored_one(tmp_path):
-    document = load_document(Settings().spec_dir / OPENAI_SPEC, tmp_path)
+def test_each_entry_is_optional_in_the_served_document_and_still_required_in_the_vendored_one():
+    document = openai_document()
     served = adapter.prepare(document)["components"]["schemas"]
     for entry in leniency.TABLE:
         assert entry.field in document["components"]["schemas"][entry.schema]["required"], entry

@@ -8,15 +8,14 @@ import functools
 import pytest
 from connexion.spec import OpenAPISpecification
 
-from llm_backend.settings import PROJECT_ROOT
 from llm_backend.spec.adapter import prepare
-from llm_backend.spec.loader import load_document
 from llm_backend.spec.unknown_fields import unknown_fields, unknown_fields_error
+from tests.support.document import openai_document
 
 
 @functools.cache
 def body_schema(path: str) -> dict:
-    specification = OpenAPISpecification(prepare(load_document(PROJECT_ROOT / "openapi" / "openai.yaml", None)))
+    specification = OpenAPISpecification(prepare(openai_document()))
     return specification["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
 
 

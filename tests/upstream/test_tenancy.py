@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import httpx
 import openai
@@ -15,14 +14,14 @@ import pytest
 
 from llm_backend.http.forwarding import LOCAL_STATE_TAGS
 from llm_backend.spec.adapter import operation_ids_of, operations, unserved_operation_ids
-from llm_backend.spec.loader import load_document
 from tests.conftest import MODEL
 from tests.support.clients import keyed_server, sdk
+from tests.support.document import openai_document
 from tests.support.server import LiveServer, access_lines, log_size
 from tests.upstream.conftest import SERVICE_KEY
 
 KEY_A, KEY_B, ADMIN = "sk-tenant-a-5c0e91", "sk-tenant-b-7d22f4", "sk-tenant-admin-90a1"
-OPENAI = load_document(Path(__file__).resolve().parents[2] / "openapi" / "openai.yaml", None)
+OPENAI = openai_document()
 # What a pure gateway forwards: what no controller serves, and the stateful families.
 FORWARDED = unserved_operation_ids(OPENAI) | operation_ids_of(OPENAI, LOCAL_STATE_TAGS)
 
