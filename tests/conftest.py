@@ -43,7 +43,10 @@ LONGEST_FILES = [
     "tests/storage/test_batch_recovery.py",
     "tests/e2e/test_batches.py",
     "tests/storage/test_vector_search.py",
+    "tests/e2e/test_audio_engine.py",
     "tests/e2e/test_local_serving.py",
+    "tests/upstream/test_pools.py",
+    "tests/e2e/test_audio_piper.py",
 ]
 
 

@@ -5,16 +5,14 @@ bare 404, a 405 or a 500."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from llm_backend.spec.adapter import is_served, operations
+from tests.support.document import openai_document
 
-SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openai.yaml"
-DOCUMENT = yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+DOCUMENT = openai_document()
 OPERATIONS = operations(DOCUMENT)
 
 
