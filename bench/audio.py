@@ -72,7 +72,7 @@ def main() -> None:
         data = Path(workdir) / "data"
         env = {"LLM_BACKEND_MODEL_LOAD": "lazy", "LLM_BACKEND_LOG_LEVEL": "WARNING"}
         with LiveServer(Path(workdir), env=env) as live:
-            from llm_backend.backends.audio.speaker import Speaker
+            from llm_backend.backends.audio.speaker import HibariSpeaker
             from llm_backend.backends.audio.encoder import StreamEncoder
             from llm_backend.backends.audio.transcriber import Transcriber
 
@@ -100,7 +100,7 @@ def main() -> None:
                 worker.join()
             aggregate_rtf = 4 * seconds / (time.perf_counter() - started)
 
-            speaker = Speaker(threads)
+            speaker = HibariSpeaker(threads)
             first = speaker.tts.split_sentences(THREE_SENTENCES)[0]
             client = httpx.Client()
             first_byte(client, live)
@@ -109,8 +109,8 @@ def main() -> None:
                 ttfb.append(first_byte(client, live))
                 started = time.perf_counter()
                 encoder = StreamEncoder("mp3", speaker.sample_rate)
-                for phonemes in speaker.tts.phonemize(first):
-                    encoder.feed(speaker.tts.from_ids(speaker.tts.ids(phonemes)))
+                for samples, _ in speaker.sentences(first, 1.0):
+                    encoder.feed(samples)
                 synth.append(time.perf_counter() - started)
     ttfb_ms, synth_ms = statistics.median(ttfb) * 1000, statistics.median(synth) * 1000
     print(f"audio: {seconds:.1f} s of LibriVox speech, Whisper base int8, {threads} thread(s), {args.rounds} rounds")

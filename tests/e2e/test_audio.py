@@ -14,32 +14,10 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.support.audio import decoded, librivox, word_error_rate
+from tests.support.audio import decoded, librivox, round_trip_word_error_rate, word_error_rate
 from tests.support.clients import sdk
 
 SPOKEN = "The quick brown fox jumps over the lazy dog. She sells seashells by the seashore."
-SENTENCES = [
-    "The birch canoe slid on the smooth planks.",
-    "Glue the sheet to the dark blue background.",
-    "It is easy to tell the depth of a well.",
-    "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
-    "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.",
-    "The hogs were fed chopped corn and garbage.",
-    "Four hours of steady work faced us.",
-    "A large size in stockings is hard to sell.",
-    "The boy was there when the sun rose.",
-    "A rod is used to catch pink salmon.",
-    "The source of the huge river is the clear spring.",
-    "Kick the ball straight and follow through.",
-    "Help the woman get back to her feet.",
-    "A pot of tea helps to pass the evening.",
-    "Smoky fires lack flame and heat.",
-    "The soft cushion broke the man's fall.",
-    "The salt breeze came across from the sea.",
-    "The girl at the booth sold fifty bonds.",
-]
 
 
 @pytest.fixture(scope="module")
@@ -155,10 +133,7 @@ def test_speech_as_sse_sends_audio_deltas_then_done_with_usage(server, audio_cli
 
 
 def test_speech_of_twenty_sentences_transcribed_back_has_a_word_error_rate_under_ten_percent(audio_client):
-    text = " ".join(SENTENCES)
-    speech = audio_client.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="flac")
-    transcript = audio_client.audio.transcriptions.create(model="whisper-1", file=("speech.flac", speech.content))
-    rate = word_error_rate(text, transcript.text)
+    rate = round_trip_word_error_rate(audio_client)
     print(f"round trip WER on 20 sentences: {rate:.3f}")
     assert rate <= 0.10
 

@@ -30,6 +30,39 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return jiwer.wer(normalized(reference), normalized(hypothesis))
 
 
+# Twenty of the Harvard sentences (IEEE 1969), the round trip's text.
+SENTENCES = [
+    "The birch canoe slid on the smooth planks.",
+    "Glue the sheet to the dark blue background.",
+    "It is easy to tell the depth of a well.",
+    "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.",
+    "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.",
+    "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.",
+    "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.",
+    "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.",
+    "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.",
+    "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.",
+    "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.",
+    "The girl at the booth sold fifty bonds.",
+]
+
+
+def round_trip_word_error_rate(client) -> float:
+    """The twenty sentences spoken by the service (FLAC) and transcribed back by it."""
+    text = " ".join(SENTENCES)
+    speech = client.audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="flac")
+    transcript = client.audio.transcriptions.create(model="whisper-1", file=("speech.flac", speech.content))
+    return word_error_rate(text, transcript.text)
+
+
 def librivox() -> list[tuple[Path, str]]:
     """The five clips of Sense and Sensibility (read for LibriVox) and their transcripts."""
     lines = (LIBRIVOX / "transcription").read_text().splitlines()
