@@ -17,7 +17,6 @@ from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
 from .backends.pool import PoolPolicy
 from .backends.registry import ModelRegistry
-from .backends.upstream.backend import UpstreamBackend
 from .http import problems
 from .http.context import Services
 from .http.batch_lines import BatchLines
@@ -62,7 +61,11 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
             from .backends.audio.backend import AudioBackend
 
             local.append(AudioBackend(settings, events))
-    upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
+    upstreams = []
+    if settings.upstream_configs():
+        from .backends.upstream.backend import UpstreamBackend  # aiohttp: loaded only for an upstream
+
+        upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
     catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
     policy = PoolPolicy(settings.pool_cooldown, settings.pool_cooldown_max, settings.pool_probe_interval)
     weights = {config.name: config.weight for config in settings.upstream_configs()}

@@ -30,7 +30,7 @@ from typing import Any
 from .. import errors
 from ..errors import OpenAIError
 from .base import Backend, Json, ModelCard, Relayed, Serving, failover
-from .upstream.client import retry_after
+from .upstream.retry_after import retry_after
 
 log = logging.getLogger(__name__)
 

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
+from typing import TYPE_CHECKING
+
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision (tests/storage/test_migrations.py holds it to Alembic's own head): a
+# database already there starts without loading Alembic (9 MB, 0.1 s of the API's start).
+HEAD = "0012"
 # PostgreSQL advisory lock key ("llmbmigr"): one replica migrates, the others wait for it and
 # then find the schema at head.
 MIGRATION_LOCK = 0x6C6D_6262_6D69_6772
 
 
-def _config() -> Config:
+def _config() -> "Config":
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -29,6 +37,10 @@ def upgrade(engine: Engine, revision: str = "head", owners: dict[str, str] | Non
     Replicas starting together all call this: on PostgreSQL the first takes a transaction
     lock and the others wait for its commit, then read the version it wrote and do nothing.
     (SQLite serves one machine: its write lock already serializes the transactions.)"""
+    if revision in ("head", HEAD) and _stored_revision(engine) == HEAD:
+        return
+    from alembic import command
+
     config = _config()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -39,5 +51,16 @@ def upgrade(engine: Engine, revision: str = "head", owners: dict[str, str] | Non
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    """The revision Alembic recorded, read as plain SQL; None when there is none yet."""
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        return None

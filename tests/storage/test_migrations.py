@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -13,7 +15,7 @@ from alembic import command
 from llm_backend.storage import Database, migrate
 from llm_backend.storage.api_keys import key_digest
 
-HEAD = "0012"  # the newest migration
+HEAD = migrate.HEAD
 
 OLD_COMPLETION = {
     "id": "chatcmpl-from-0001",
@@ -81,6 +83,28 @@ def test_upgrade_of_an_up_to_date_database_changes_nothing(database):
     asyncio.run(database.chat_completions.list("anyone"))
     database.upgrade()
     assert database.revision() == HEAD
+
+
+def test_head_is_alembics_own():
+    from alembic.script import ScriptDirectory
+
+    # A new migration moves HEAD (storage/migrate.py) with it.
+    assert ScriptDirectory.from_config(migrate._config()).get_current_head() == HEAD
+
+
+def test_a_database_at_head_starts_without_loading_alembic(database_url):
+    first = Database(database_url)
+    first.upgrade()  # a new database: Alembic builds it
+    first.dispose()
+    script = (
+        "import sys\n"
+        "from llm_backend.storage import Database\n"
+        f"database = Database({database_url!r})\n"
+        "database.upgrade()\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'alembic'}))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert loaded.stdout.strip() == "[]"
 
 
 def _replicas_upgrading_together(url: str, count: int = 4, **options) -> list[str | None]:

@@ -4,18 +4,18 @@ happen only before anything was relayed to the client."""
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import aiohttp
 
 from ...errors import upstream_timeout, upstream_unreachable
 from ...settings import Settings, UpstreamConfig
 from ..base import StreamedBody, failover
+from .retry_after import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +35,6 @@ FORWARDED_HEADERS = frozenset(
 )
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds an answer asks us to wait: ``retry-after-ms`` (OpenAI's), or ``retry-after``
-    in seconds or as an HTTP date (header names in lower case, or a case-blind mapping)."""
-    try:
-        if "retry-after-ms" in headers:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(value)
-            return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def backoff(attempt: int) -> float:
