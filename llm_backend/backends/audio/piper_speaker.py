@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class PiperSpeaker(Speaker):
         self.voice = PiperVoice(config=self.config, session=session)
         self.synthesis = SynthesisConfig
         self.sample_rate = self.config.sample_rate
-        self.voices = (model.rsplit("/", 1)[-1].removesuffix(".onnx"),)
+        self.voices = (Path(model).stem,)  # en_US-joe-medium.onnx: en_US-joe-medium, as Piper names it
         list(self.sentences("Warm up.", 1.0))  # espeak-ng's tables, before the first request
 
     def sentences(self, text: str, speed: float) -> Iterator[tuple[np.ndarray, int]]:
