@@ -206,6 +206,7 @@ def test_instructions_are_not_carried_to_the_next_turn(client):
 
 def test_a_function_tool_round_trip(client):
     # One call (parallel_tool_calls false): the small model otherwise repeats the call.
+    # Greedy: sampled, its arguments once ran past the token limit (an incomplete call).
     call_turn = create(
         client,
         input="What is the weather in Paris?",
@@ -213,7 +214,9 @@ def test_a_function_tool_round_trip(client):
         tool_choice="required",
         parallel_tool_calls=False,
         max_output_tokens=48,
+        temperature=0,
     )
+    assert call_turn.status == "completed"
     [call] = call_turn.output
     assert call.type == "function_call" and call.name == "get_weather" and call.call_id
     assert isinstance(json.loads(call.arguments), dict)
@@ -224,6 +227,20 @@ def test_a_function_tool_round_trip(client):
         max_output_tokens=32,
     )
     assert answer.output[0].type == "message" and answer.output_text
+
+
+def test_a_call_cut_by_the_token_limit_is_incomplete_in_the_response_and_its_stream(client):
+    # Greedy, 20 tokens: the arguments stop inside the JSON ('{ "city":').
+    request = dict(
+        input="What is the weather in Paris?", tools=TOOLS, tool_choice="required",
+        parallel_tool_calls=False, max_output_tokens=20, temperature=0,
+    )
+    whole = create(client, **request)
+    assert whole.status == "incomplete" and [item.status for item in whole.output] == ["incomplete"]
+    events = stream_events(client, **request)
+    assert [event.item.status for event in events if event.type == "response.output_item.done"] == ["incomplete"]
+    assert events[-1].type == "response.incomplete"
+    assert [item.status for item in events[-1].response.output] == ["incomplete"]
 
 
 def test_a_function_call_output_without_its_call_is_refused_and_stores_nothing(client, database):

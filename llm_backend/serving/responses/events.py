@@ -148,10 +148,13 @@ class ResponseStream:
             )
         return events
 
-    def _close_calls(self) -> list[Event]:
+    def _close_calls(self, status: str = "completed") -> list[Event]:
+        """``status``: incomplete when the token limit cut the answer inside the last call
+        (the ones before it were whole)."""
         events = []
-        for call in self.open_calls:
-            call.item.update(status="completed", arguments="".join(call.text))
+        for position, call in enumerate(self.open_calls):
+            cut = status if position == len(self.open_calls) - 1 else "completed"
+            call.item.update(status=cut, arguments="".join(call.text))
             events.append(
                 self._event(
                     "response.function_call_arguments.done",
@@ -186,7 +189,7 @@ class ResponseStream:
             events = self._open_message()
             return events + self._close_message(status)
         events = self._close_message(status) if self.message is not None else []
-        return events + self._close_calls()
+        return events + self._close_calls(status)
 
     def _cut_off(self) -> None:
         """The open items as far as they were sent (no more events will close them)."""

@@ -138,9 +138,10 @@ def from_chat(response: Json, completion: Json) -> Json:
     if message.get("content") or not message.get("tool_calls"):
         logprobs = (choice.get("logprobs") or {}).get("content")
         output.append(message_item(new_id("msg"), status, [text_part(message.get("content") or "", logprobs)]))
-    for call in message.get("tool_calls") or []:
+    calls = message.get("tool_calls") or []
+    for position, call in enumerate(calls):
         function = call["function"]
-        output.append(
-            function_call_item(new_id("fc"), "completed", call["id"], function["name"], function.get("arguments") or "")
-        )
+        # The token limit cuts the last call only: the ones before it were whole.
+        cut = status if position == len(calls) - 1 else "completed"
+        output.append(function_call_item(new_id("fc"), cut, call["id"], function["name"], function.get("arguments") or ""))
     return finished(response, output, completion.get("usage"), finish_reason)
