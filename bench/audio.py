@@ -100,7 +100,7 @@ def main() -> None:
                 worker.join()
             aggregate_rtf = 4 * seconds / (time.perf_counter() - started)
 
-            speaker = HibariSpeaker(threads)
+            speaker = HibariSpeaker(threads, settings.speech_voice)
             first = speaker.tts.split_sentences(THREE_SENTENCES)[0]
             client = httpx.Client()
             first_byte(client, live)

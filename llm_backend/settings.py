@@ -377,8 +377,7 @@ class Settings(BaseSettings):
         if self.speech_model is None:
             self.speech_model = self.speech_engine
         if self.speech_voices is None:
-            voice = HIBARI_VOICE if self.speech_engine == "hibari" else self.speech_piper_voice
-            self.speech_voices = {name: voice for name in (*SPEECH_VOICE_NAMES, voice)}
+            self.speech_voices = {name: self.speech_voice for name in (*SPEECH_VOICE_NAMES, self.speech_voice)}
         if not self.models:
             self.models = [
                 ModelConfig(
@@ -415,6 +414,11 @@ class Settings(BaseSettings):
     def embedding_model_ids(self) -> list[str]:
         """The retrieval embedding model's ids (none when ``embedding_model`` is empty)."""
         return [self.embedding_model, *self.embedding_model_aliases] if self.embedding_model else []
+
+    @property
+    def speech_voice(self) -> str:
+        """The speech engine's own voice (the worker speaks with it alone)."""
+        return HIBARI_VOICE if self.speech_engine == "hibari" else self.speech_piper_voice
 
     @property
     def audio_model_ids(self) -> list[str]:

@@ -79,9 +79,11 @@ class AudioModel:
         if self.kind == "transcription":
             packages, cache = self.settings.transcription_model_packages, self.settings.model_cache_dir
             config["path"] = str(await asyncio.to_thread(whisper_model_dir, packages, cache))
-        elif self.settings.speech_engine == "piper":
-            model, voice = piper_voice_files(self.settings.speech_piper_package, self.settings.speech_piper_voice)
-            config.update(engine="piper", voice_model=str(model), voice_config=str(voice))
+        else:
+            config.update(engine=self.settings.speech_engine, voice=self.settings.speech_voice)
+            if self.settings.speech_engine == "piper":
+                model, model_config = piper_voice_files(self.settings.speech_piper_package, self.settings.speech_voice)
+                config.update(voice_model=str(model), voice_config=str(model_config))
         worker = WorkerProcess(self.id, config, self.settings.worker_start_timeout, module=WORKER_MODULE)
         await worker.start()
         self.worker = worker

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +17,7 @@ from .speaker import Speaker
 
 
 class PiperSpeaker(Speaker):
-    def __init__(self, threads: int, model: str, config: str) -> None:
+    def __init__(self, threads: int, voice: str, model: str, config: str) -> None:
         import onnxruntime
         from piper import PiperVoice
         from piper.config import PiperConfig, SynthesisConfig
@@ -28,14 +27,14 @@ class PiperSpeaker(Speaker):
         with open(config, encoding="utf-8") as file:
             self.config = PiperConfig.from_dict(json.load(file))
         session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-        self.voice = PiperVoice(config=self.config, session=session)
+        self.piper = PiperVoice(config=self.config, session=session)
         self.synthesis = SynthesisConfig
         self.sample_rate = self.config.sample_rate
-        self.voices = (Path(model).stem,)  # en_US-joe-medium.onnx: en_US-joe-medium, as Piper names it
+        self.voice = voice
         list(self.sentences("Warm up.", 1.0))  # espeak-ng's tables, before the first request
 
     def sentences(self, text: str, speed: float) -> Iterator[tuple[np.ndarray, int]]:
         # Piper's length scale is the inverse of a speed: 2.0 reads twice as slowly.
         config = self.synthesis(length_scale=(self.config.length_scale or 1.0) / speed)
-        for chunk in self.voice.synthesize(text, config):
+        for chunk in self.piper.synthesize(text, config):
             yield chunk.audio_float_array, len(chunk.phonemes)

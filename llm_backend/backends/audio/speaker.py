@@ -20,14 +20,14 @@ from .encoder import StreamEncoder
 
 class Speaker:
     sample_rate: int
-    voices: tuple[str, ...]
+    voice: str  # the one installed voice (settings.speech_voice names it)
 
     def sentences(self, text: str, speed: float) -> Iterator[tuple[np.ndarray, int]]:
         """Each sentence's float32 samples and the number of phonemes read, one by one."""
         raise NotImplementedError
 
     def run(self, params: dict[str, Any], emit: Callable[[dict], None], cancelled: Callable[[], bool]) -> None:
-        if params.get("voice", self.voices[0]) not in self.voices:
+        if params.get("voice", self.voice) != self.voice:
             raise RequestError(400, f"Voice '{params.get('voice')}' is not installed.", "voice", "invalid_value")
         encoder = StreamEncoder(params["format"], self.sample_rate)
         samples = phonemes_read = 0
@@ -55,14 +55,12 @@ class HibariSpeaker(Speaker):
     """hibari (Apache-2.0, ONNX, 24 kHz, 6 M parameters): the default engine."""
 
     sample_rate = 24_000
-    # The voice in the package; hibari's other voices download from a model hub on first
-    # use, which this service never does.
-    voices = ("heart",)
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, voice: str) -> None:
         from hibari import Hibari
 
-        self.tts = Hibari(voice=self.voices[0], threads=threads)
+        self.voice = voice
+        self.tts = Hibari(voice=voice, threads=threads)
         self.tts("Warm up.")  # loads the G2P tables (about 0.3 s) before the first request
 
     def sentences(self, text: str, speed: float) -> Iterator[tuple[np.ndarray, int]]:

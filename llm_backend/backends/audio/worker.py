@@ -8,8 +8,8 @@ cancel on disconnect). Requests on stdin, one JSON object per line:
   "temperature", "words", "chunking"}}``: events ``info`` (``language``, ``duration``),
   then one ``segment`` per segment (``segment``: OpenAI's verbose_json fields, ``words``
   when asked), then ``usage`` (``prompt_tokens``)
-- ``{"id", "op": "speak", "params": {"input", "voice", "speed", "format"}}`` (hibari, or Piper
-  with ``"engine": "piper"`` in the config): events
+- ``{"id", "op": "speak", "params": {"input", "voice", "speed", "format"}}`` (the config's
+  ``engine``, hibari or piper, speaking with its ``voice``): events
   ``audio`` (``data``: base64 of the encoded file's next bytes), then ``usage`` (``seconds``)
 - ``{"id", "op": "cancel"}``: the request stops at its next segment or sentence
 
@@ -45,12 +45,12 @@ class Worker:
         elif config.get("engine") == "piper":
             from .piper_speaker import PiperSpeaker
 
-            self.engine = PiperSpeaker(int(config["threads"]), config["voice_model"], config["voice_config"])
+            self.engine = PiperSpeaker(int(config["threads"]), config["voice"], config["voice_model"], config["voice_config"])
             self.ops = {"speak": self.engine.run}
         else:
             from .speaker import HibariSpeaker
 
-            self.engine = HibariSpeaker(int(config["threads"]))
+            self.engine = HibariSpeaker(int(config["threads"]), config["voice"])
             self.ops = {"speak": self.engine.run}
         self.pool = ThreadPoolExecutor(self.parallel)
         self._lock = threading.Lock()
