@@ -61,14 +61,15 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
             from .backends.audio.backend import AudioBackend
 
             local.append(AudioBackend(settings, events))
+    configs = settings.upstream_configs()
     upstreams = []
-    if settings.upstream_configs():
+    if configs:
         from .backends.upstream.backend import UpstreamBackend  # aiohttp: loaded only for an upstream
 
-        upstreams = [UpstreamBackend(config, settings) for config in settings.upstream_configs()]
+        upstreams = [UpstreamBackend(config, settings) for config in configs]
     catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
     policy = PoolPolicy(settings.pool_cooldown, settings.pool_cooldown_max, settings.pool_probe_interval)
-    weights = {config.name: config.weight for config in settings.upstream_configs()}
+    weights = {config.name: config.weight for config in configs}
     return ModelRegistry(local, upstreams, catch_all, events, settings.fallbacks, policy, weights)
 
 

@@ -149,11 +149,10 @@ class ResponseStream:
         return events
 
     def _close_calls(self, status: str = "completed") -> list[Event]:
-        """``status``: incomplete when the token limit cut the answer inside the last call
-        (the ones before it were whole)."""
+        """``status``: the answer's (``objects.call_status``)."""
         events = []
         for position, call in enumerate(self.open_calls):
-            cut = status if position == len(self.open_calls) - 1 else "completed"
+            cut = objects.call_status(position, len(self.open_calls), status)
             call.item.update(status=cut, arguments="".join(call.text))
             events.append(
                 self._event(

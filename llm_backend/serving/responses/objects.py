@@ -108,6 +108,12 @@ def function_call_item(item_id: str, status: str, call_id: str, name: str, argum
     }
 
 
+def call_status(position: int, calls: int, status: str) -> str:
+    """The status of call ``position`` of ``calls`` in an answer of ``status``: the token
+    limit cuts the last one only, the ones before it were whole."""
+    return status if position == calls - 1 else "completed"
+
+
 def finished(response: Json, output: list[Json], chat_usage: Json | None, finish_reason: str | None) -> Json:
     """``response`` with its output and usage, ``completed`` or ``incomplete``."""
     truncated = finish_reason == "length"
@@ -141,7 +147,6 @@ def from_chat(response: Json, completion: Json) -> Json:
     calls = message.get("tool_calls") or []
     for position, call in enumerate(calls):
         function = call["function"]
-        # The token limit cuts the last call only: the ones before it were whole.
-        cut = status if position == len(calls) - 1 else "completed"
+        cut = call_status(position, len(calls), status)
         output.append(function_call_item(new_id("fc"), cut, call["id"], function["name"], function.get("arguments") or ""))
     return finished(response, output, completion.get("usage"), finish_reason)
