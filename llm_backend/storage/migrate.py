@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -37,7 +36,7 @@ def upgrade(engine: Engine, revision: str = "head", owners: dict[str, str] | Non
     Replicas starting together all call this: on PostgreSQL the first takes a transaction
     lock and the others wait for its commit, then read the version it wrote and do nothing.
     (SQLite serves one machine: its write lock already serializes the transactions.)"""
-    if revision in ("head", HEAD) and _stored_revision(engine) == HEAD:
+    if revision in ("head", HEAD) and current_revision(engine) == HEAD:
         return
     from alembic import command
 
@@ -51,14 +50,8 @@ def upgrade(engine: Engine, revision: str = "head", owners: dict[str, str] | Non
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
-
-
-def _stored_revision(engine: Engine) -> str | None:
-    """The revision Alembic recorded, read as plain SQL; None when there is none yet."""
+    """The revision Alembic recorded (one row: the history is linear), read as plain SQL so
+    that asking needs no Alembic; None when there is none yet."""
     try:
         with engine.connect() as connection:
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
