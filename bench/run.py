@@ -40,7 +40,7 @@ from llm_backend.backends.llama.client import ENGINE_ENVIRONMENT  # noqa: E402
 from llm_backend.backends.llama.local_model import LocalModel  # noqa: E402
 from llm_backend.backends.llama.sources import resolve_gguf  # noqa: E402
 from llm_backend.settings import ModelConfig, Settings  # noqa: E402
-from tests.support.server import free_port, stop_group  # noqa: E402
+from tests.support.server import children, cpu_seconds, free_port, stop_group  # noqa: E402
 
 THEIRS, OURS, CEILING = "llama-cpp-python", "ours", "ceiling"
 
@@ -61,24 +61,8 @@ def start(command: list[str], env: dict[str, str], log: Path, ready_url: str) ->
     raise SystemExit(f"{command} not ready; see {log}")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
+def _cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 class Ceiling:
@@ -226,11 +210,11 @@ def main() -> None:
                     if name == CEILING:
                         result = ceiling.cell(c, requests, args.max_tokens, offset)
                     else:
-                        before = [cpu_seconds(ours_pids[:1]), cpu_seconds(ours_pids[1:])]
+                        before = [_cpu(ours_pids[:1]), _cpu(ours_pids[1:])]
                         result = asyncio.run(http_cell(load, targets[name], c, requests, args.max_tokens, offset))
                         if name == OURS:
-                            result["api_ms"] = (cpu_seconds(ours_pids[:1]) - before[0]) * 1000 / result["tokens"]
-                            result["worker_ms"] = (cpu_seconds(ours_pids[1:]) - before[1]) * 1000 / result["tokens"]
+                            result["api_ms"] = (_cpu(ours_pids[:1]) - before[0]) * 1000 / result["tokens"]
+                            result["worker_ms"] = (_cpu(ours_pids[1:]) - before[1]) * 1000 / result["tokens"]
                     cells[c][name].append(result)
                     print(f"round {round_ + 1} c={c:<3} {name:<17} {result['agg_tok_s']:7.1f} tok/s  "
                           f"TTFT p50 {load.percentile(result['ttft'], 50) * 1000:6.0f} ms", flush=True)

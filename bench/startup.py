@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.openai_runs import load_average  # noqa: E402
-from tests.support.server import free_port, stop_group  # noqa: E402
+from tests.support.server import cpu_seconds, free_port, stop_group  # noqa: E402
 
 
 def status_of(port: int, path: str) -> int | None:
@@ -41,11 +41,6 @@ def status_of(port: int, path: str) -> int | None:
         return int(head.split()[1]) if head.startswith(b"HTTP/1.1") else None
     except (OSError, ValueError, IndexError):
         return None
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:

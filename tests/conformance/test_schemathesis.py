@@ -68,15 +68,24 @@ SERVED = sorted(
 # Generation is bounded so a fuzz run stays short; the values stay within the spec.
 MAX_GENERATED_TOKENS = 8
 
-# From the parse the run shares (schemathesis' own is another 1.6 s per test process).
-schema = schemathesis.openapi.from_dict(openai_document()).include(operation_id=SERVED)
+
+
+def fuzzed(include: list[str], exclude: list[str] = (), phases: list[str] | None = None):
+    """A schemathesis schema of the ``include`` operations less the ``exclude`` ones, from
+    the parse the run shares (schemathesis' own is another 1.6 s per test process); with
+    ``phases``, only those (else all, the coverage phase among them)."""
+    built = schemathesis.openapi.from_dict(openai_document()).include(operation_id=include)
+    if exclude:
+        built = built.exclude(operation_id=exclude)
+    if phases is not None:
+        built.config.phases.update(phases=phases)
+    return built
 
 
 # Schemathesis builds the coverage and examples phases' cases as it collects, deselected
 # test or not (45 s of CPU in every test process): the long run's schema has them only
 # when `make fuzz` runs it (it sets FUZZ_EXAMPLES); in a CI run the test is deselected.
-if "FUZZ_EXAMPLES" not in os.environ:
-    schema.config.phases.update(phases=["fuzzing"])
+schema = fuzzed(SERVED, phases=None if "FUZZ_EXAMPLES" in os.environ else ["fuzzing"])
 # Operations that run the model for every example: fewer examples in the CI run (each costs
 # up to a second of generation on 2 cores), the same in `make fuzz`.
 GENERATING = [
@@ -93,21 +102,18 @@ AUDIO_MODELS = {"createSpeech": "tts-1", "createTranscription": "whisper-1", "cr
 # Speech of a valid case is bounded like generation: the input's first sentences.
 MAX_SPEECH_CHARS = 200
 SPEECH_CLIP = librivox()[1][0].read_bytes()  # 3 s of a human voice
-quick = schemathesis.openapi.from_dict(openai_document()).include(operation_id=SERVED).exclude(operation_id=GENERATING)
 # The coverage phase walks every boundary case of each schema, the same cases every run
 # (about 7 000 for Getinputtokencounts, 5 000 for the conversation operations: minutes on
 # 2 cores); the CI run is random fuzzing only, `make fuzz` keeps it.
-quick.config.phases.update(phases=["examples", "fuzzing"])
+quick = fuzzed(SERVED, GENERATING, ["examples", "fuzzing"])
 # Their CI run also leaves out schemathesis' coverage phase: it walks every boundary case of
 # the schema, the same cases every run (thousands for createResponse and compaction: over
 # three minutes of generation); `make fuzz` keeps it. The random fuzzing phase remains.
-generating = schemathesis.openapi.from_dict(openai_document()).include(operation_id=GENERATING)
-generating.config.phases.update(phases=["examples", "fuzzing"])
+generating = fuzzed(GENERATING, phases=["examples", "fuzzing"])
 # CI's short PostgreSQL pass fuzzes at random: the document's examples are the same requests
 # on either database, run on SQLite here and on both by `make fuzz`'s long run (building
 # them again cost each test process 3.5 s as it collected).
-quick_postgresql = schemathesis.openapi.from_dict(openai_document()).include(operation_id=SERVED).exclude(operation_id=GENERATING)
-quick_postgresql.config.phases.update(phases=["fuzzing"])
+quick_postgresql = fuzzed(SERVED, GENERATING, ["fuzzing"])
 
 
 def _without(body: dict, path: tuple) -> None:

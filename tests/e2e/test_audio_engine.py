@@ -11,13 +11,12 @@ import signal
 import threading
 import time
 import wave
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.audio import librivox, librivox_joined
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, cpu_seconds
 
 
 LONG = librivox_joined()[0]
@@ -38,17 +37,7 @@ def transcribe(live: LiveServer, audio: bytes, **options) -> httpx.Response:
 
 
 def audio_workers(live: LiveServer, kind: bytes = b"transcription") -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if ppid == live.process.pid and b"audio.worker" in cmdline and kind in cmdline:
-                pids.append(int(entry.name))
-    return pids
+    return live.worker_pids(b"audio.worker", kind)
 
 
 def in_background(call) -> tuple[threading.Thread, list]:
@@ -88,11 +77,6 @@ def test_an_audio_model_is_loaded_and_unloaded_by_the_admin_operations(live):
     assert listed["whisper-base"]["aliases"][0] == "whisper-1" and listed["hibari"]["state"] == "unloaded"
     loaded = httpx.post(live.base_url + "/admin/models/hibari/load", timeout=120).json()
     assert loaded["state"] == "ready" and loaded["loads"] >= 1
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_after_leaving(pid: int) -> float:

@@ -46,6 +46,25 @@ def shared_caches() -> dict[str, str]:
     return {"LLM_BACKEND_CACHE_DIR": f"{root}/cache", "LLM_BACKEND_MODELS_DIR": f"{root}/models"}
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds ``pid`` has used (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class PortTaken(Exception):
     pass
 
@@ -107,21 +126,19 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"server not ready within {timeout}s:\n{self.log()}")
 
-    def worker_pids(self) -> list[int]:
-        """Engine worker processes: children of the server whose command runs the worker
-        (found through /proc, as an operator would, not through any server endpoint)."""
+    def worker_pids(self, *command: bytes) -> list[int]:
+        """Worker processes: children of the server whose command line holds each of
+        ``command`` (default: the engine worker's module), found through /proc, as an
+        operator would, not through any server endpoint."""
+        wanted = command or (b"llama.worker",)
         pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
+        for pid in children(self.process.pid):
             try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == self.process.pid and b"llama.worker" in cmdline:
-                pids.append(int(entry.name))
+            if all(part in cmdline for part in wanted):
+                pids.append(pid)
         return sorted(pids)
 
     def log(self) -> str:
