@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..storage.vector_index import NewChunk
 from .chunking import AUTO, ChunkingStrategy, chunk_text
 from .extraction import ExtractionError, extract_text, kind_of
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the API process starts without it (issue #27)
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 def _embed(embedder: Any, texts: list[str], batch: int | None, keep_going: Callable[[], bool] | None) -> np.ndarray | None:
     """The texts' vectors, ``batch`` texts per call (the embedder is free between calls, for
     a search's query); None as soon as ``keep_going`` says stop."""
+    import numpy as np
+
     if not batch or len(texts) <= batch:
         return embedder.embed(texts)
     parts = []

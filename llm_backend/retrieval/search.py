@@ -30,9 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
 from ..errors import OpenAIError, bad_request
@@ -40,6 +38,9 @@ from ..storage.keyword_index import query_words
 from ..storage.vector_index import IndexedFile, StoreVectors
 from .filters import compile_filter
 from .store_cache import StoreCache
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the API process starts without it (issue #27)
+    import numpy as np
 
 Mode = Literal["hybrid", "vector", "keyword"]
 RRF_K = 1
@@ -156,6 +157,8 @@ class Searcher:
     def _vector_ranking(
         self, generations: dict[int, int], allowed: np.ndarray, query_vector: np.ndarray
     ) -> list[tuple[int, float]]:
+        import numpy as np
+
         ranked: list[tuple[int, float]] = []
         for store_seq, generation in generations.items():
             vectors = self._vectors(store_seq, generation)
@@ -223,6 +226,8 @@ class Searcher:
         mode: Mode,
         weights: tuple[float, float],
     ) -> list[tuple[int, float]]:
+        import numpy as np
+
         if not files:
             return []
         allowed = np.fromiter(files, np.int64, len(files))

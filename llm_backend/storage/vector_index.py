@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,7 +22,9 @@ from sqlalchemy.orm import Session
 from . import keyword_index
 from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy is imported where it is used: the API process starts without it (issue #27)
+    import numpy as np
+
     from . import Database
 
 Json = dict[str, Any]
@@ -134,6 +135,8 @@ class VectorIndex:
     def _save_chunks(
         self, owner: str, store_id: str, file_id: str, chunks: list[NewChunk], usage_bytes: int, only_in_progress: bool
     ) -> bool:
+        import numpy as np
+
         with self._database.sessions.begin() as session:
             row = self._store_file(session, owner, store_id, file_id)
             if row is None or (only_in_progress and row.status != "in_progress"):
@@ -232,6 +235,8 @@ class VectorIndex:
     def vectors(self, store_seq: int) -> StoreVectors:
         """Every chunk vector of a store, as one matrix, read with its generation in one
         transaction (so the two agree)."""
+        import numpy as np
+
         query = select(VectorStoreChunk.seq, VectorStoreChunk.vector_store_file_seq, VectorStoreChunk.embedding).where(
             VectorStoreChunk.vector_store_seq == store_seq
         )

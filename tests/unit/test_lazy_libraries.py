@@ -1,7 +1,8 @@
 """Libraries the API process loads only when they are used (its memory before the first
-request, issue #27): aiohttp for an upstream, Alembic for a database not yet at head
-(tests/storage/test_migrations.py). Each build runs in a fresh interpreter, whose modules
-are the evidence."""
+request, issue #27): aiohttp for an upstream, numpy for the first vector store's indexing or
+search, Alembic for a database not yet at head (tests/storage/test_migrations.py). Each
+service is built and started (its lifespan run) in a fresh interpreter, whose modules are the
+evidence."""
 
 from __future__ import annotations
 
@@ -11,10 +12,23 @@ import subprocess
 import sys
 
 BUILD = """
-import json, sys
+import asyncio, json, sys
 from llm_backend.app import create_app
-create_app()
-print(json.dumps(sorted({name.split('.')[0] for name in sys.modules} & {'aiohttp'})))
+
+async def started_and_stopped(app):
+    inbox = asyncio.Queue()
+    for message in ("lifespan.startup", "lifespan.shutdown"):
+        inbox.put_nowait({"type": message})
+    sent = []
+
+    async def send(message):
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"], sent
+
+asyncio.run(started_and_stopped(create_app()))
+print(json.dumps(sorted({name.split('.')[0] for name in sys.modules} & {'aiohttp', 'numpy'})))
 """
 
 
@@ -25,7 +39,7 @@ def loaded_by_a_build(tmp_path, **env: str) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_without_an_upstream_the_api_loads_no_aiohttp(tmp_path):
+def test_without_an_upstream_the_api_starts_without_aiohttp_or_numpy(tmp_path):
     assert loaded_by_a_build(tmp_path) == []
 
 
