@@ -79,3 +79,10 @@ def test_the_table_reads_codes_messages_and_globs():
     assert limit.matches("createResponse", 400, error) and limit.matches("listFiles", 400, {**error, "param": None})
     assert not limit.matches("createResponse", 400, {**error, "param": "items3.type"})
     assert not limit.matches("deleteFile", 400, error)
+
+
+def test_counting_input_tokens_may_refuse_a_tool_choice_naming_no_given_tool():
+    """Found by the fuzz (seed 2582331553): /responses/input_tokens checks tools as
+    createResponse does."""
+    body = {"model": "smollm2", "input": [], "tool_choice": {"type": "file_search"}, "tools": [{"type": "local_shell"}]}
+    refused("Getinputtokencounts", body, "invalid_value", "tool_choice")
