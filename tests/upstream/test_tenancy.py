@@ -211,7 +211,11 @@ def test_a_list_reads_as_many_upstream_pages_as_it_takes(alice, server):
 
 
 def test_a_streamed_creation_is_its_creators_before_the_stream_ends(alice, bob, server):
-    events = alice.responses.create(model=MODEL, input="Count to three.", max_output_tokens=16, stream=True)
+    # Long enough that the upstream is still generating at the lookups (16 tokens were
+    # sometimes done, and stored upstream, before the first lookup reached it).
+    events = alice.responses.create(
+        model=MODEL, input="Write a long story about a dragon.", max_output_tokens=200, temperature=0, stream=True
+    )
     response_id = next(iter(events)).response.id
     before = log_size(server)
     # Mid-stream, A's lookup is A's to make (it reaches the upstream, which stores the
