@@ -3,10 +3,10 @@
 The engine owns one llama context with ``parallel`` sequence ids, each with its own KV
 cells (a non-unified cache: a sequence attends only to its own cells, so what one request
 computes never depends on its neighbours). Each step builds one batch: first one token for
-every sequence that is generating (in sequence-id order, see ``step``), then prompt tokens of newly admitted requests up to
-``n_batch`` (long prompts are prefilled in chunks over several steps, so running streams
-keep flowing). New requests join between steps; a cancelled one leaves between steps and
-its KV cells are freed at once.
+every sequence that is generating (in sequence-id order, see ``step``), then prompt tokens
+of newly admitted requests up to ``n_batch`` (long prompts are prefilled in chunks over
+several steps, so running streams keep flowing). New requests join between steps; a
+cancelled one leaves between steps and its KV cells are freed at once.
 
 A request with ``n`` choices prefills its prompt once on its first sequence, copies that
 KV to its other sequences, and samples each choice with its own chain (seed + index).
