@@ -250,8 +250,8 @@ class Engine:
         prefilled: list[Request] = []
         # In sequence-id order: llama.cpp reuses the previous step's compute graph only for a
         # batch in that order. Requests that started one after another hold their ids in any
-        # order, and then every step rebuilt the graph: 8 streams decoded at 0.64-0.75x the
-        # in-process ceiling instead of 0.9-1.0x (issue #27, docs/MODELS.md).
+        # order, and then every step rebuilt the graph: 8 streams decoded at 0.64x the
+        # in-process ceiling instead of 1.10x (`make bench`, issue #27, docs/MODELS.md).
         generating = [choice for request in self.running.values() for choice in request.choices
                       if choice.next_token is not None and not choice.finished]
         for choice in sorted(generating, key=lambda choice: choice.seq_id):
