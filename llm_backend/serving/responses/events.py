@@ -148,7 +148,7 @@ class ResponseStream:
             )
         return events
 
-    def _close_calls(self, status: str = "completed") -> list[Event]:
+    def _close_calls(self, status: str) -> list[Event]:
         """``status``: the answer's (``objects.call_status``)."""
         events = []
         for position, call in enumerate(self.open_calls):
