@@ -81,6 +81,12 @@ def invalid_body() -> OpenAIError:
     )
 
 
+def unreadable_body(why: str) -> OpenAIError:
+    # A tenant's forwarded request is checked for the ids it names; what cannot be read
+    # cannot be checked, so it is refused (issue #33: closed when unsure).
+    return bad_request(f"The request body could not be read: {why}.", code="invalid_body")
+
+
 def invalid_client_event() -> OpenAIError:
     # The Responses WebSocket mode: each text frame is one client event.
     return bad_request(
@@ -329,6 +335,14 @@ def upstream_timeout(upstream: str, seconds: float) -> OpenAIError:
         f"The upstream API '{upstream}' did not answer within {seconds:g} seconds.",
         code="upstream_timeout",
         type="server_error",
+    )
+
+
+def upstream_unreadable() -> OpenAIError:
+    # An answer the tenant guard must read (a list to filter, objects to record) that it
+    # cannot: refused rather than passed on unread.
+    return OpenAIError(
+        502, "The upstream API's answer could not be read, so it was not passed on.", code="upstream_unreadable", type="server_error"
     )
 
 

@@ -42,9 +42,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from .. import errors
-from ..backends.base import Relayed
+from ..backends.base import Relayed, StreamedBody
 from ..storage.forwarded_objects import ForwardedObjects
-from .form_fields import text_fields
+from .form_fields import Unreadable
+from .request_ids import body_strings
 from .relayed import EventData, is_event_stream
 
 # A string that may be an id: file-abc, vs_abc, ft:gpt-4o-mini:org::abc (never prose).
@@ -54,6 +55,8 @@ NAMING_SUFFIXES = ("_id", "_file")
 LIST_SUFFIXES = ("_ids", "_files")
 # Items asked of the upstream per further page of a filtered list (every OpenAI list takes 100).
 PAGE = 100
+# Ids of a request body looked up at once (a large body is checked as it is read).
+CHECK_BATCH = 1000
 
 # A further page of the same list: its query string -> the upstream's answer.
 FetchPage = Callable[[bytes], Awaitable[Relayed]]
@@ -121,6 +124,11 @@ def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name == b"content-type" and b"json" in value for name, value in headers)
 
 
+def _identity(headers: list[tuple[bytes, bytes]]) -> bool:
+    """No ``Content-Encoding`` (the guard asks for none): bytes the guard can read."""
+    return all(name != b"content-encoding" or value.strip().lower() == b"identity" for name, value in headers)
+
+
 async def _whole(answer: Relayed) -> bytes:
     if answer.content is not None:
         return answer.content
@@ -150,42 +158,56 @@ class Guard:
     def parent(self) -> tuple[str, str] | None:
         return next(iter(self.path_params.items()), None)
 
-    async def check(self, content: object, content_type: bytes) -> None:
-        """404 unless the path names the caller's object and nothing named is another's."""
+    async def check(self, content: bytes | StreamedBody | None, headers: list[tuple[bytes, bytes]]) -> None:
+        """404 unless the path names the caller's object and nothing named is another's;
+        400 for a body that cannot be read (``request_ids``: closed when unsure). The body
+        is read as a stream and checked a batch of ids at a time: memory stays bounded."""
         named: dict[str, str] = {}
-        for name, value in self.query:
-            references(value, name, named)
-        if not isinstance(content, bytes):
-            content = None  # a body streamed on (an upload), not held here: its files create
-        if content and b"json" in content_type:
-            references(_json(content), "", named)
-        elif content:
-            for name, value in text_fields(content, content_type):
-                # A form field may carry an object as JSON (``video``: {"id": ...}).
-                references(_json(value.encode()) if value.startswith(("{", "[")) else value, name, named)
         if self.parent is not None:
             named[self.parent[1]] = self.parent[0]
-        self.named = set(named)
+            await self._check_named(named)
+        for name, value in self.query:
+            references(value, name, named)
+        try:
+            async for field, value in body_strings(content, headers):
+                references(value, field, named)
+                if len(named) >= CHECK_BATCH:
+                    await self._check_named(named)
+        except Unreadable as error:
+            raise errors.unreadable_body(str(error)) from None
+        await self._check_named(named)
+
+    async def _check_named(self, named: dict[str, str]) -> None:
+        """404 for the first of ``named`` (id -> field) that is another's; they are then
+        remembered (never claimed by the answer) and ``named`` emptied."""
         owners = await self.objects.owners(named)
-        if self.parent is not None:
+        if self.parent is not None and self.parent[1] in named:
             name, value = self.parent
             if owners.get(value, ("",))[0] != self.owner:
                 raise errors.missing_object(name, value)
         for value, (owner, kind) in owners.items():
             if owner != self.owner:
                 raise errors.missing_object(_param_of(kind), value, named[value] or None)
+        self.named |= set(named)
+        named.clear()
 
     async def answer(self, answer: Relayed, fetch_page: FetchPage) -> Relayed:
-        """The upstream's ``answer`` as the caller may see it; what it shows, recorded."""
+        """The upstream's ``answer`` as the caller may see it; what it shows, recorded. An
+        answer that must be read (a list to filter, objects to record) and cannot be is
+        refused (502), never passed on unread."""
         if not 200 <= answer.status < 300:
             return answer
-        if is_event_stream(answer):
+        listing = self.method == "GET" and not self.path_params
+        readable = _identity(answer.headers)
+        if is_event_stream(answer) and readable:
             return replace(answer, chunks=self._claimed(answer.chunks))
-        if not _is_json(answer.headers):
-            return answer
-        content = await _whole(answer)
+        if not _is_json(answer.headers) and not is_event_stream(answer) and not listing:
+            return answer  # a file's bytes, speech...: no object in them
+        content = await _whole(answer) if readable else b""
         value = _json(content)
-        if self.method == "GET" and not self.path_params and _is_list(value):
+        if value is None:
+            raise errors.upstream_unreadable()
+        if listing and _is_list(value):
             page = await self._own_page(value, fetch_page)
             if isinstance(page, Relayed):
                 return page
@@ -209,7 +231,12 @@ class Guard:
         events = EventData()
         async for chunk in chunks:
             for data in events.feed(chunk):
-                await self._claim(_json(data.encode()))
+                if data == "[DONE]":
+                    continue
+                value = _json(data.encode())
+                if value is None:  # an event not read is not passed on: the stream ends here
+                    raise errors.upstream_unreadable()
+                await self._claim(value)
             yield chunk
 
     async def _own_page(self, first: dict, fetch_page: FetchPage) -> dict | Relayed:
@@ -234,9 +261,11 @@ class Guard:
                 break
             following = {**query, cursor: items[0 if backwards else -1]["id"], "limit": str(max(limit or 0, PAGE))}
             answer = await fetch_page(urlencode(following).encode())
-            page = _json(await _whole(answer)) if 200 <= answer.status < 300 else None
-            if not _is_list(page):
+            if not 200 <= answer.status < 300:
                 return answer
+            page = _json(await _whole(answer)) if _identity(answer.headers) else None
+            if not _is_list(page):
+                raise errors.upstream_unreadable()
         has_more = limit is not None and len(found) > limit
         if has_more:
             found = found[-limit:] if backwards else found[:limit]

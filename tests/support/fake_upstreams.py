@@ -209,3 +209,61 @@ class ChatOnlyUpstream:
     def __exit__(self, *exc) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+class GarbledUpstream:
+    """Answers 200 with bodies the tenant guard cannot read: a list cut short (``GET
+    /v1/files``), a list as HTML (``GET /v1/batches``), a gzip-encoded list (``GET
+    /v1/vector_stores``), a stream with an event that is not JSON (``POST /v1/responses``).
+    Every such list would show another tenant's objects if it were passed on unread."""
+
+    LIST = json.dumps({"object": "list", "data": [{"id": "file-of-another", "object": "file"}], "has_more": False})
+    ANSWERS = {
+        ("GET", "/v1/files"): ("application/json", {}, LIST[:-20].encode()),
+        ("GET", "/v1/batches"): ("text/html", {}, b"<html>" + LIST.encode() + b"</html>"),
+        ("GET", "/v1/vector_stores"): ("application/json", {"Content-Encoding": "gzip"}, None),
+        ("POST", "/v1/responses"): (
+            "text/event-stream", {}, b'data: {"type": "response.created", "response": {"id": "resp_x", "object": "response"}}\n\n'
+            b"data: {not json\n\n",
+        ),
+    }
+
+    def __init__(self) -> None:
+        import gzip
+
+        answers = dict(self.ANSWERS)
+        kind, headers, _ = answers[("GET", "/v1/vector_stores")]
+        answers[("GET", "/v1/vector_stores")] = (kind, headers, gzip.compress(self.LIST.encode()))
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                self.rfile.read(length)
+                kind, headers, body = answers.get((self.command, self.path.split("?")[0]), ("application/json", {}, b"{}"))
+                self.send_response(200)
+                self.send_header("content-type", kind)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> "GarbledUpstream":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()

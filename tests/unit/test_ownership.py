@@ -3,6 +3,10 @@ read from objects as the OpenAI document's examples give them."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from llm_backend.serving.ownership import claims, references
 
 BATCH = {
@@ -63,16 +67,70 @@ def test_a_request_names_ids_wherever_they_are_but_not_prose():
     assert "user" not in found and not any(" " in value for value in found)
 
 
-def test_a_forms_text_fields_are_read_and_its_files_skipped():
-    from llm_backend.serving.form_fields import text_fields
+FORM = (
+    b"--b\r\nContent-Disposition: form-data; name=\"file_id\"\r\n\r\nfile-abc\r\n"
+    b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"\r\n\r\nfile-inside\r\n"
+    b"--b\r\nContent-Disposition: form-data; name=\"video\"\r\n\r\n{\"id\": \"video_1\"}\r\n--b--\r\n"
+)
 
-    body = (
-        b"--b\r\nContent-Disposition: form-data; name=\"file_id\"\r\n\r\nfile-abc\r\n"
-        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"\r\n\r\nfile-inside\r\n--b--\r\n"
-    )
-    assert text_fields(body, b"multipart/form-data; boundary=b") == [("file_id", "file-abc")]
-    assert text_fields(b"not a form", b"multipart/form-data; boundary=b") == []
-    assert text_fields(body, b"application/octet-stream") == []
+
+def strings(content, content_type: bytes | None, **headers: bytes):
+    from llm_backend.serving.request_ids import body_strings
+
+    all_headers = [(b"content-type", content_type)] if content_type is not None else []
+    all_headers += [(name.replace("_", "-").encode(), value) for name, value in headers.items()]
+
+    async def read():
+        return [pair async for pair in body_strings(content, all_headers)]
+
+    return asyncio.run(read())
+
+
+def test_a_forms_text_fields_are_read_and_its_files_skipped():
+    assert strings(FORM, b"multipart/form-data; boundary=b") == [("file_id", "file-abc"), ("id", "video_1")]
+
+
+def test_a_streamed_body_is_read_to_its_end():
+    """A body spooled to disk (past the 1 MB kept in memory) is read like a small one."""
+    from llm_backend.backends.base import StreamedBody
+
+    content = b'{"file_ids": ["file-a"], "pad": "' + b" " * (3 << 20) + b'", "last": "file-z"}' + b" " * (2 << 20)
+
+    async def chunks():
+        for start in range(0, len(content), 1 << 20):
+            yield content[start : start + (1 << 20)]
+
+    found = strings(StreamedBody(len(content), chunks), b"application/json")
+    assert ("file_ids", "file-a") in found and ("last", "file-z") in found
+
+
+@pytest.mark.parametrize("content_type", [b"application/json", b"text/plain", None, b"application/octet-stream"])
+def test_any_other_body_is_read_as_json_escapes_decoded(content_type):
+    found = strings(rb'{"vector_store_ids": ["vs_1"], "file_id": "file\u002dabc"}', content_type)
+    assert found == [("vector_store_ids", "vs_1"), ("file_id", "file-abc")]
+
+
+@pytest.mark.parametrize(
+    "content, content_type, headers",
+    [
+        (b'{"file_id": "file-abc"', b"application/json", {}),  # cut short
+        (b'{"a": 1} {"file_id": "file-abc"}', b"text/plain", {}),  # two values
+        (b"file-abc", b"text/plain", {}),  # not JSON at all
+        (b"\xff\xfe{}", b"application/json", {}),  # not UTF-8
+        (b'{"file_id": "file-abc"}', b"application/json; charset=utf-16", {}),
+        (b'{"file_id": "file-abc"}', b"application/json", {"content_encoding": b"gzip"}),
+        (b"not a form", b"multipart/form-data; boundary=b", {}),
+        (b"--b\r\nContent-Disposition: form-data; name=\"file_id\"\r\nContent-Transfer-Encoding: base64\r\n\r\nZmlsZS1hYmM=\r\n--b--\r\n", b"multipart/form-data; boundary=b", {}),
+        (b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n" + b"a" * ((1 << 20) + 1) + b"\r\n--b--\r\n", b"multipart/form-data; boundary=b", {}),
+        (b"a=%ff", b"application/x-www-form-urlencoded", {}),
+    ],
+    ids=["cut", "two-values", "text", "not-utf8", "utf16", "gzip", "bad-form", "base64-part", "long-field", "bad-urlencoded"],
+)
+def test_a_body_that_cannot_be_read_is_refused(content, content_type, headers):
+    from llm_backend.serving.form_fields import Unreadable
+
+    with pytest.raises(Unreadable):
+        strings(content, content_type, **headers)
 
 
 def test_a_reads_answer_shows_only_what_its_objects_name():

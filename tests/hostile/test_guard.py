@@ -1,0 +1,127 @@
+"""The tenant guard of a gateway cannot be walked around (issue #33, seen live: a JSON body
+padded past the 1 MB kept in memory was passed unread, and tenant B read tenant A's secret
+through B's own vector store). Through a pure gateway in front of a real upstream (this
+service with the real model), B gets A's 404 at any body size and content type, what the
+guard cannot read is refused, and no process grows past its budget while it reads."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import httpx
+import openai
+import pytest
+
+from tests.support.clients import keyed_server, sdk
+from tests.support.fake_upstreams import GarbledUpstream
+from tests.support.server import LiveServer, log_size
+from tests.upstream.conftest import SERVICE_KEY
+
+KEY_A, KEY_B = "sk-hostile-a-61b0c2", "sk-hostile-b-93e7d4"
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def gateway(server, tmp_path_factory) -> LiveServer:
+    env = {"LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": server.api, "OPENAI_API_KEY": SERVICE_KEY}
+    with keyed_server(tmp_path_factory.mktemp("guard"), [KEY_A, KEY_B], env=env) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def secret(gateway) -> str:
+    """A's file, holding a secret."""
+    return sdk(gateway, api_key=KEY_A).files.create(file=("a.txt", b"A's secret: 4711"), purpose="assistants").id
+
+
+@pytest.fixture(scope="module")
+def bobs_store(gateway) -> str:
+    return sdk(gateway, api_key=KEY_B).vector_stores.create(name="b's").id
+
+
+def upstream_asked(server: LiveServer, since: int, path: str) -> bool:
+    lines = server.log_path.read_bytes()[since:].decode(errors="replace").splitlines()
+    return any(json.loads(line).get("path") == path for line in lines if line.startswith("{"))
+
+
+def attach(gateway: LiveServer, store: str, content: bytes, content_type: str | None, **headers: str) -> httpx.Response:
+    all_headers = {"Authorization": f"Bearer {KEY_B}", **headers}
+    if content_type is not None:
+        all_headers["content-type"] = content_type
+    return httpx.post(f"{gateway.api}/vector_stores/{store}/files", content=content, headers=all_headers, timeout=120)
+
+
+# Past the 1 MiB a body is kept in memory, and near the 8 MiB JSON body limit.
+PADDINGS = [0, 2 * MiB, int(7.5 * MiB)]
+
+
+@pytest.mark.parametrize("padding", PADDINGS, ids=["small", "spooled", "near-limit"])
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", None, "application/octet-stream"])
+def test_b_cannot_name_as_file_at_any_size_or_content_type(gateway, server, secret, bobs_store, measured, padding, content_type):
+    body = json.dumps({"file_id": secret}).encode() + b" " * padding
+    since = log_size(server)
+    with measured(gateway):
+        answer = attach(gateway, bobs_store, body, content_type)
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["message"] == f"No such File object: {secret}"
+    assert not upstream_asked(server, since, f"/v1/vector_stores/{bobs_store}/files")
+
+
+def test_an_id_hidden_in_a_json_escape_is_seen(gateway, secret, bobs_store):
+    hidden = json.dumps({"file_id": secret}).replace("-", "\\u002d").encode() + b" " * (2 * MiB)
+    assert attach(gateway, bobs_store, hidden, "application/json").status_code == 404
+
+
+def test_a_form_field_after_a_large_file_part_is_seen(gateway, secret, measured):
+    with measured(gateway):
+        answer = httpx.post(
+            gateway.api + "/videos/edits",
+            headers={"Authorization": f"Bearer {KEY_B}"},
+            files={"reference": ("frame.png", b"\x89PNG" + bytes(3 * MiB))},
+            data={"prompt": "mine now", "video": secret},
+            timeout=120,
+        )
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["param"] == "video"
+
+
+@pytest.mark.parametrize(
+    "content, content_type, headers",
+    [
+        (gzip.compress(b'{"file_id": "file-x"}'), "application/json", {"content-encoding": "gzip"}),
+        (b'{"file_id": "file-x"}', "application/json; charset=utf-16", {}),
+        (b'{"file_id": "file-x"', "application/json", {}),
+        (b"file_id=file-x", "text/plain", {}),
+    ],
+    ids=["gzip", "utf-16", "cut", "not-json"],
+)
+def test_a_body_the_guard_cannot_read_is_refused(gateway, server, bobs_store, content, content_type, headers):
+    since = log_size(server)
+    answer = attach(gateway, bobs_store, content, content_type, **headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_body"
+    assert not upstream_asked(server, since, f"/v1/vector_stores/{bobs_store}/files")
+
+
+@pytest.fixture(scope="module")
+def garbled_gateway(tmp_path_factory):
+    with GarbledUpstream() as upstream:
+        env = {"LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": upstream.api, "OPENAI_API_KEY": SERVICE_KEY}
+        with keyed_server(tmp_path_factory.mktemp("garbled"), [KEY_A, KEY_B], env=env) as live:
+            yield live
+
+
+@pytest.mark.parametrize("path", ["/files", "/batches", "/vector_stores"], ids=["cut", "html", "gzip"])
+def test_a_list_answer_the_guard_cannot_read_is_refused(garbled_gateway, path):
+    answer = httpx.get(garbled_gateway.api + path, headers={"Authorization": f"Bearer {KEY_B}"}, timeout=30)
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["error"]["code"] == "upstream_unreadable"
+    assert "file-of-another" not in answer.text
+
+
+def test_a_stream_stops_at_an_event_the_guard_cannot_read(garbled_gateway):
+    client = sdk(garbled_gateway, api_key=KEY_B)
+    with pytest.raises((openai.APIError, httpx.HTTPError)):
+        for _ in client.responses.create(model="gpt-x", input="hi", stream=True):
+            pass
