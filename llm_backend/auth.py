@@ -143,13 +143,14 @@ class ManagedKeys(Protocol):
 
     async def authenticate(self, key: str) -> str | None: ...
 
-    async def any_active(self) -> bool: ...
+    async def any_created(self) -> bool: ...
 
 
 class Authenticator:
     """Static keys first (constant time), then managed keys (looked up by their digest).
 
-    Keys are enforced as soon as either kind exists; with neither, everyone is let in.
+    Keys are enforced as soon as either kind exists (a managed key revoked still counts: the
+    service never opens again by revoking); with neither, everyone is let in.
     """
 
     def __init__(self, keyring: Keyring, managed: ManagedKeys | None = None) -> None:
@@ -157,7 +158,7 @@ class Authenticator:
         self.managed = managed
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        if self.managed is None or (not self.keyring.enabled and not await self.managed.any_active()):
+        if self.managed is None or (not self.keyring.enabled and not await self.managed.any_created()):
             return self.keyring.authenticate(authorization)
         scheme, _, token = (authorization or "").strip().partition(" ")
         token = token.strip()

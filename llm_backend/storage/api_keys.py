@@ -135,9 +135,9 @@ class ApiKeyStore:
             ).first()
             return None if row is None else tuple(row)
 
-    def _any_active(self) -> bool:
+    def _any_created(self) -> bool:
         with self._database.sessions() as session:
-            return bool(session.scalar(select(exists().where(ApiKey.revoked.is_(False)))))
+            return bool(session.scalar(select(exists().where(ApiKey.id.is_not(None)))))
 
     def _touch(self, key_id: str) -> None:
         with self._database.sessions.begin() as session:
@@ -168,9 +168,12 @@ class ApiKeyStore:
         authentication; None for an id that is not a managed key's."""
         return self._limits.get(key_id)
 
-    async def any_active(self) -> bool:
-        """Whether any unrevoked managed key exists (remembered for a few seconds)."""
+    async def any_created(self) -> bool:
+        """Whether a managed key was ever created, revoked ones too (remembered for a few
+        seconds; once true, for good): from then on the service is closed to a request
+        without a valid key, even with every key revoked (issue #33: revoking the last one
+        once opened the service to everyone)."""
         now = time.monotonic()
-        if self._active is None or now - self._active[0] > ACTIVE_CHECK_INTERVAL:
-            self._active = (now, await self._database.run(self._any_active))
+        if self._active is None or (not self._active[1] and now - self._active[0] > ACTIVE_CHECK_INTERVAL):
+            self._active = (now, await self._database.run(self._any_created))
         return self._active[1]

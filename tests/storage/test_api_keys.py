@@ -66,6 +66,37 @@ def test_managed_keys_are_enforced_once_one_exists(database):
     assert asyncio.run(authenticator.authenticate(f"Bearer {key}")).owner == info.id
 
 
+def test_revoking_every_managed_key_keeps_the_service_closed(database):
+    """Issue #33: with no static keys, revoking the last managed key once switched
+    authentication off, and everyone was let in as the admin tenant."""
+    authenticator = Authenticator(Keyring([]), database.api_keys)
+    info, key = database.api_keys.create("only")
+    database.api_keys._active = None
+    assert asyncio.run(authenticator.authenticate(f"Bearer {key}")).owner == info.id
+    assert database.api_keys.revoke(info.id)
+    database.api_keys._active = None  # as a replica starting after the revocation
+    for authorization in (None, f"Bearer {key}", "Bearer anything"):
+        with pytest.raises(OpenAIError) as raised:
+            asyncio.run(authenticator.authenticate(authorization))
+        assert raised.value.status == 401
+
+
+def test_a_live_service_whose_last_key_is_revoked_by_the_cli_stays_closed(database_url, start_server):
+    created = cli(database_url, "create", "--name", "only")
+    key = created.stdout.strip()
+    live = start_server(env={"LLM_BACKEND_DATABASE_URL": database_url})
+    assert sdk(live, key).models.list().data
+    key_id = next(line.split()[0] for line in cli(database_url, "list").stdout.splitlines() if "only" in line)
+    assert cli(database_url, "revoke", key_id).exit_code == 0
+    for api_key in (key, "anything"):
+        with pytest.raises(openai.AuthenticationError):
+            sdk(live, api_key).models.list()
+    live.stop()
+    live.start()  # a new process reads the revoked key from the database
+    with pytest.raises(openai.AuthenticationError):
+        sdk(live, "anything").models.list()
+
+
 def test_managed_key_works_beside_static_keys_and_owns_its_completions(store_server, server_db, owner_a):
     info, key = server_db.api_keys.create("managed", "test")
     managed = sdk(store_server, key)
