@@ -194,6 +194,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         services=services,
         observer=observer,
         allowed_origins=settings.cors_origins,
+        allowed_hosts=settings.allowed_hosts,
+        keyless=authenticator.open,
     )
     app.add_middleware(
         BodyLimit,

@@ -157,8 +157,12 @@ class Authenticator:
         self.keyring = keyring
         self.managed = managed
 
+    async def open(self) -> bool:
+        """Whether no key of either kind exists: everyone is let in (as ``anonymous``)."""
+        return not self.keyring.enabled and (self.managed is None or not await self.managed.any_created())
+
     async def authenticate(self, authorization: str | None) -> Principal:
-        if self.managed is None or (not self.keyring.enabled and not await self.managed.any_created()):
+        if self.managed is None or await self.open():
             return self.keyring.authenticate(authorization)
         scheme, _, token = (authorization or "").strip().partition(" ")
         token = token.strip()

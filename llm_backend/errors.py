@@ -156,9 +156,29 @@ def forbidden() -> OpenAIError:
 
 
 def cross_site_websocket(origin: str) -> OpenAIError:
-    # A WebSocket handshake from a web page of another origin (http/middleware.py).
+    # A WebSocket handshake from a web page of another origin (http/edge.py).
     return OpenAIError(
-        403, f"WebSocket connections from the origin '{origin}' are not allowed.", code="origin_not_allowed"
+        403, f"WebSocket connections from the origin '{origin[:200]}' are not allowed.", code="origin_not_allowed"
+    )
+
+
+def cross_site_request(origin: str) -> OpenAIError:
+    # A keyless service written to by a web page of another site (http/edge.py).
+    return OpenAIError(
+        403,
+        f"Requests from the origin '{origin[:200]}' may not change anything on this service: add it to "
+        "cors_origins, or configure API keys.",
+        code="origin_not_allowed",
+    )
+
+
+def foreign_host(host: str) -> OpenAIError:
+    # A keyless service reached under a name that is not its own: DNS rebinding (http/edge.py).
+    return OpenAIError(
+        403,
+        f"The host '{host[:200]}' is not allowed: reach this service as localhost or by its address, or add "
+        "the name to allowed_hosts.",
+        code="host_not_allowed",
     )
 
 
@@ -256,8 +276,12 @@ def worker_crashed() -> OpenAIError:
     )
 
 
-def model_load_failed(model_id: str, reason: str) -> OpenAIError:
-    return OpenAIError(503, f"The model `{model_id}` could not be loaded: {reason}", code="model_load_failed", type="server_error")
+def model_load_failed(model_id: str) -> OpenAIError:
+    # Why is for the operator (the log, the admin model status), never for any key: the
+    # exception's text names paths and internals (issue #33).
+    return OpenAIError(
+        503, f"The model `{model_id}` could not be loaded; the server's log has the reason.", code="model_load_failed", type="server_error"
+    )
 
 
 # --- stored objects ------------------------------------------------------------------------

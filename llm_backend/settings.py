@@ -196,6 +196,11 @@ class Settings(BaseSettings):
         "connection is taken; keep it under the orchestrator's kill timeout (Kubernetes: 30 s)",
     )
     cors_origins: CommaList = []
+    allowed_hosts: CommaList = Field(
+        [],
+        description="names (*.example.com allowed) this service may be reached by besides localhost and IP "
+        "addresses; without keys every other Host is refused (DNS rebinding), and with this set, with keys too",
+    )
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(
         512 * 1024 * 1024, ge=1024, description="largest file createFile accepts (OpenAI's: 512 MB); streamed to disk"
@@ -285,6 +290,12 @@ class Settings(BaseSettings):
     max_audio_bytes: int = Field(
         25 * 1024 * 1024, ge=1024, description="largest transcription / translation upload (OpenAI's 25 MB)"
     )
+    max_audio_seconds: float = Field(
+        3600,
+        gt=0,
+        description="longest audio transcribed (uploads and chat input_audio): checked in the container's header before "
+        "decoding and in the decoded samples; an hour covers OpenAI's 25 MB of speech at 64 kbps",
+    )
     audio_in_chat: bool = Field(
         True, description="transcribe input_audio parts of chat / Responses requests for local text models"
     )
@@ -343,7 +354,7 @@ class Settings(BaseSettings):
     pool_probe_interval: float = Field(2.0, gt=0, description="seconds between checks of ejected deployments")
     upstream_models_ttl: float = Field(300.0, ge=0, description="seconds the upstream model list is cached")
 
-    _split = field_validator("api_keys", "admin_keys", "cors_origins", "upstream_models", mode="before")(
+    _split = field_validator("api_keys", "admin_keys", "cors_origins", "allowed_hosts", "upstream_models", mode="before")(
         _split_commas
     )
 

@@ -117,7 +117,7 @@ class Lifecycle:
             except asyncio.TimeoutError:
                 raise errors.model_loading(self.model_id, timeout) from None
             except Exception as exc:
-                raise errors.model_load_failed(self.model_id, str(exc) or type(exc).__name__) from exc
+                raise errors.model_load_failed(self.model_id) from exc
 
     @contextlib.asynccontextmanager
     async def use(self, timeout: float) -> AsyncIterator[None]:

@@ -11,9 +11,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import errors
 from . import context
 from .body import TooLarge, read_body, spool_body
+from .edge import cross_site_origin, foreign_host
 from .rendering import error_response
 
 access_log = logging.getLogger("llm_backend.access")
@@ -105,21 +105,6 @@ class Exchange:
         )
 
 
-def cross_site_origin(scope: Scope, allowed_origins: Sequence[str]) -> str | None:
-    """The ``Origin`` of a WebSocket handshake that must be refused, else None.
-
-    Browsers send ``Origin`` with every WebSocket handshake and apply no CORS to it: any
-    page could drive a keyless service on loopback. Allowed: no ``Origin`` (not a browser),
-    the service's own origin (its ``Host``: a page it serves), and ``cors_origins`` - the
-    same list that lets pages of other origins call the HTTP API."""
-    headers = dict(scope["headers"])
-    origin = headers.get(b"origin", b"").decode("latin-1")
-    if not origin or "*" in allowed_origins or origin in allowed_origins:
-        return None
-    host = headers.get(b"host", b"").decode("latin-1").lower()
-    return None if host and urlsplit(origin).netloc.lower() == host else origin
-
-
 class RequestContext:
     """Gives each request an id (``x-request-id``, as OpenAI does) and logs one line for it;
     opens the request's ``context`` with the app's services; adds the rate-limit headers the
@@ -127,8 +112,10 @@ class RequestContext:
     one wrapper of ``send`` for all of it.
 
     A WebSocket handshake gets the same (the id and headers on its 101, a line when the
-    socket closes), after its ``Origin`` is checked (``cross_site_origin``: 403 before
-    accepting); the metrics observe the responses the socket answers, one by one."""
+    socket closes); the metrics observe the responses the socket answers, one by one.
+
+    Before anything else, the edge's rules (``http/edge.py``): a foreign ``Host`` and a
+    cross-site ``Origin`` are refused with 403 (a WebSocket before it is accepted)."""
 
     def __init__(
         self,
@@ -136,11 +123,15 @@ class RequestContext:
         services: context.Services | None = None,
         observer: Observer | None = None,
         allowed_origins: Sequence[str] = (),
+        allowed_hosts: Sequence[str] = (),
+        keyless: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.app = app
         self.services = services
         self.observer = observer
         self.allowed_origins = list(allowed_origins)
+        self.allowed_hosts = list(allowed_hosts)
+        self.keyless = keyless
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -164,13 +155,24 @@ class RequestContext:
             await send(message)
 
         try:
-            origin = cross_site_origin(scope, self.allowed_origins) if websocket else None
-            if origin is not None:
-                await error_response(errors.cross_site_websocket(origin))(scope, receive, send_with_id)
+            refused = await self._refused(scope)
+            if refused is not None:
+                await error_response(refused)(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
         finally:
             exchange.end(500 if status is None else status)
+
+
+    async def _refused(self, scope: Scope) -> errors.OpenAIError | None:
+        keyless = self.keyless is not None and await self.keyless()
+        host = foreign_host(scope, self.allowed_hosts, keyless)
+        if host is not None:
+            return errors.foreign_host(host)
+        origin = cross_site_origin(scope, self.allowed_origins, keyless)
+        if origin is None:
+            return None
+        return errors.cross_site_websocket(origin) if scope["type"] == "websocket" else errors.cross_site_request(origin)
 
 
 def _matches(template: str, path: str) -> bool:

@@ -11,6 +11,9 @@ if (process.env.FAKE_AUDIO_CAPTURE) {
   ARGS.push("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${process.env.FAKE_AUDIO_CAPTURE}`, "--autoplay-policy=no-user-gesture-required");
 }
 
+// A name that resolves to loopback in this browser: the end state of DNS rebinding.
+if (process.env.HOST_RULES) ARGS.push(`--host-resolver-rules=${process.env.HOST_RULES}`);
+
 async function openPlayground(page) {
   await page.goto(base + "/");
   seen.url = page.url();
@@ -89,6 +92,21 @@ const scenarios = {
     await page.waitForFunction(() => document.getElementById("player").duration > 0);
     seen.spokenSeconds = await page.evaluate(() => document.getElementById("player").duration);
     seen.errorShown = await page.locator("#error").isVisible();
+  },
+
+  // A page of another site (its URL in the model argument) attacks the service at base; the
+  // page writes what it got in window.result.
+  async attack(page) {
+    await page.goto(`${model}?target=${encodeURIComponent(base)}`);
+    await page.waitForFunction(() => window.result !== undefined);
+    seen.result = await page.evaluate(() => window.result);
+  },
+
+  // The service under another name (model argument: the URL to open) that resolves to it.
+  async rebound(page) {
+    const response = await page.goto(model);
+    seen.status = response.status();
+    seen.body = await response.text();
   },
 
   async badKey(page) {

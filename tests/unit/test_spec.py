@@ -160,7 +160,7 @@ def test_schemas_are_compiled_once_per_operation_not_per_request(tmp_path, monke
     monkeypatch.setattr(jsonschema_rs, "validator_for", lambda schema, **kw: compiled.append(1) or real(schema, **kw))
     app = create_app(Settings(local_models=False, data_dir=tmp_path))
     body = {"model": "nobody-serves-this", "messages": [{"role": "user", "content": "Hi"}]}
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://localhost") as http:  # a keyless app refuses a foreign Host
         answers = [http.post("/v1/chat/completions", json=body).status_code for _ in range(3)]
         invalid = http.post("/v1/chat/completions", json={"model": "x"})
     assert answers == [404, 404, 404], "validated, then refused by routing"
