@@ -79,6 +79,7 @@ class AudioModel:
         if self.kind == "transcription":
             packages, cache = self.settings.transcription_model_packages, self.settings.model_cache_dir
             config["path"] = str(await asyncio.to_thread(whisper_model_dir, packages, cache))
+            config["max_seconds"] = self.settings.max_audio_seconds
         else:
             config.update(engine=self.settings.speech_engine, voice=self.settings.speech_voice)
             if self.settings.speech_engine == "piper":

@@ -5,9 +5,9 @@ both with the same ``WorkerProcess`` (``backends/llama/client.py``: supervision,
 cancel on disconnect). Requests on stdin, one JSON object per line:
 
 - ``{"id", "op": "transcribe", "params": {"path", "task", "language", "prompt",
-  "temperature", "words", "chunking"}}``: events ``info`` (``language``, ``duration``),
-  then one ``segment`` per segment (``segment``: OpenAI's verbose_json fields, ``words``
-  when asked), then ``usage`` (``prompt_tokens``)
+  "temperature", "words", "chunking"}}``: one ``segment`` event per segment (``segment``:
+  OpenAI's verbose_json fields, ``words`` when asked), then ``info`` (``language``,
+  ``duration``) and ``usage`` (``prompt_tokens``); the config's ``max_seconds`` bounds the audio
 - ``{"id", "op": "speak", "params": {"input", "voice", "speed", "format"}}`` (the config's
   ``engine``, hibari or piper, speaking with its ``voice``): events
   ``audio`` (``data``: base64 of the encoded file's next bytes), then ``usage`` (``seconds``)
@@ -40,7 +40,7 @@ class Worker:
         if config["kind"] == "transcription":
             from .transcriber import Transcriber
 
-            self.engine = Transcriber(config["path"], int(config["threads"]), self.parallel)
+            self.engine = Transcriber(config["path"], int(config["threads"]), self.parallel, float(config["max_seconds"]))
             self.ops = {"transcribe": self.engine.run}
         elif config.get("engine") == "piper":
             from .piper_speaker import PiperSpeaker

@@ -1,0 +1,154 @@
+"""Audio bounded by its budget, not by what it expands to (issue #33, seen live: a 21 KB FLAC
+of two hours of digital silence drove the audio worker to 6.2 GB, decoded whole before the
+first segment). The length a container declares is checked before decoding, the decoded
+samples while decoding (a header that lies is caught), and the audio is transcribed in
+windows: memory stays that of a window at any length. The same path serves chat's
+``input_audio``. Files are made here with PyAV: real FLAC, Ogg and ADTS AAC streams."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+import wave
+
+import av
+import httpx
+import numpy as np
+import pytest
+
+from tests.support.audio import librivox, word_error_rate
+from tests.support.clients import sdk
+
+MiB = 1 << 20
+
+
+def encoded(fmt: str, codec: str, rate: int, seconds: float, loud: float = 0.0, bitrate: int | None = None) -> bytes:
+    """``seconds`` of silence (or noise as ``loud``) in ``fmt`` with ``codec``."""
+    out = io.BytesIO()
+    planar = codec not in ("flac",)
+    frame = 1024 if codec == "aac" else 4096
+    rng = np.random.default_rng(0)
+    with av.open(out, "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=rate, layout="mono")
+        if bitrate:
+            stream.bit_rate = bitrate
+        for index in range(int(seconds * rate / frame)):
+            if planar:
+                data = (rng.standard_normal((1, frame)) * loud).astype(np.float32)
+                piece = av.AudioFrame.from_ndarray(data, format="fltp", layout="mono")
+            else:
+                piece = av.AudioFrame.from_ndarray(np.zeros((1, frame), np.int16), format="s16", layout="mono")
+            piece.sample_rate, piece.pts = rate, index * frame
+            for packet in stream.encode(piece):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+def transcribe(live, name: str, content: bytes) -> httpx.Response:
+    return httpx.post(live.api + "/audio/transcriptions", data={"model": "whisper-1"}, files={"file": (name, content)}, timeout=300)
+
+
+def warm(live) -> None:
+    """The audio worker loads its model on first use: loaded before a case is measured, so
+    the case's growth is its own, not the model's."""
+    if getattr(live, "audio_warm", False):
+        return
+    assert transcribe(live, "warm.wav", long_recording(1)[0]).status_code == 200
+    live.audio_warm = True
+
+
+def assert_too_long(answer: httpx.Response) -> None:
+    assert answer.status_code == 400, answer.text[:300]
+    error = answer.json()["error"]
+    assert (error["param"], error["code"]) == ("file", "audio_too_long"), error
+
+
+@pytest.fixture(scope="module")
+def budgeted(tmp_path_factory):
+    """A server allowing 300 s of audio: the decoded-length cases stay fast."""
+    from tests.support.server import LiveServer
+
+    with LiveServer(tmp_path_factory.mktemp("audio-budget"), env={"LLM_BACKEND_MAX_AUDIO_SECONDS": "300"}) as live:
+        yield live
+
+
+@pytest.mark.parametrize(
+    "name, fmt, codec", [("silence.flac", "flac", "flac"), ("silence.ogg", "ogg", "flac")], ids=["flac", "ogg"]
+)
+def test_two_hours_of_silence_is_refused_before_decoding(server, measured, name, fmt, codec):
+    content = encoded(fmt, codec, 8000, 7200)
+    assert len(content) < 2 * MiB  # small on the wire, 2 h once decoded
+    warm(server)
+    started = time.monotonic()
+    with measured(server):
+        answer = transcribe(server, name, content)
+    assert_too_long(answer)
+    assert time.monotonic() - started < 60
+
+
+def test_a_stream_whose_declared_length_lies_is_stopped_at_the_budget(budgeted, measured):
+    """ADTS AAC declares no length: the demuxer estimates it from the first frames' bitrate.
+    Three loud seconds at 256 kb/s, then 20 minutes of silence at 8 kb/s, read as 45 s."""
+    content = encoded("adts", "aac", 8000, 3, loud=0.5, bitrate=256_000) + encoded("adts", "aac", 8000, 1200, bitrate=8000)
+    assert av.open(io.BytesIO(content)).duration / 1e6 < 300  # the lie
+    warm(budgeted)
+    with measured(budgeted):
+        assert_too_long(transcribe(budgeted, "lying.aac", content))
+
+
+def test_input_audio_in_chat_takes_the_same_path(server, measured):
+    silence = encoded("flac", "flac", 8000, 7200)
+    part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(silence).decode(), "format": "wav"}}
+    body = {"model": "smollm2", "messages": [{"role": "user", "content": [part]}], "max_tokens": 2}
+    warm(server)
+    with measured(server):
+        answer = httpx.post(server.api + "/chat/completions", json=body, timeout=300)
+    assert answer.status_code == 400, answer.text[:300]
+    error = answer.json()["error"]
+    assert (error["code"], error["param"]) == ("audio_too_long", "messages[0].content[0].input_audio.data")
+
+
+def long_recording(seconds: float) -> tuple[bytes, str]:
+    """The LibriVox clips read one after another until ``seconds``: a 16 kHz WAV and its text."""
+    frames, texts = b"", []
+    while len(frames) < seconds * 32000:
+        for path, text in librivox():
+            with wave.open(str(path)) as clip:
+                frames += clip.readframes(clip.getnframes()) + bytes(16000)  # half a second apart
+            texts.append(text)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as joined:
+        joined.setnchannels(1)
+        joined.setsampwidth(2)
+        joined.setframerate(16000)
+        joined.writeframes(frames)
+    return out.getvalue(), " ".join(texts)
+
+
+def test_a_recording_longer_than_a_window_is_transcribed_whole_in_bounded_memory(budgeted, measured):
+    """Past 120 s the audio is transcribed in windows: nothing is lost or said twice at their
+    edges, and the timestamps run on across them."""
+    content, reference = long_recording(260)
+    warm(budgeted)
+    with measured(budgeted):
+        transcript = sdk(budgeted).audio.transcriptions.create(
+            model="whisper-1", file=("long.wav", content), response_format="verbose_json"
+        )
+    assert transcript.duration > 250
+    assert word_error_rate(reference, transcript.text) < 0.2, transcript.text
+    starts = [segment.start for segment in transcript.segments]
+    assert starts == sorted(starts) and transcript.segments[-1].end > 240
+    assert [segment.id for segment in transcript.segments] == list(range(len(transcript.segments)))
+
+
+def test_a_client_that_leaves_frees_the_worker_within_a_window(budgeted):
+    content, _ = long_recording(280)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(budgeted.api + "/audio/transcriptions", data={"model": "whisper-1"}, files={"file": ("l.wav", content)}, timeout=3)
+    started = time.monotonic()
+    short = transcribe(budgeted, "short.wav", long_recording(1)[0])
+    assert short.status_code == 200, short.text[:300]
+    assert time.monotonic() - started < 120  # not after the 280 s left behind
