@@ -8,11 +8,15 @@ the file said, case and spacing included.
 A chunk may be longer than the embedding model's context (800 > 256): the embedder embeds
 it window by window and averages (see ``embedder.py``); the chunk itself stays as the user
 asked for.
+
+The text comes as a stream of pieces (``extraction.text_pieces``) and is tokenized a piece at
+a time: the chunk that reaches a piece's end waits, its text carried into the next piece, so
+memory is a piece's, not the file's, and the chunks are the ones the whole text would give.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +25,12 @@ from ..errors import bad_request
 AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS = 800, 400
 MIN_CHUNK_TOKENS, MAX_CHUNK_TOKENS = 100, 4096
 PARAM = "chunking_strategy"
+# Text carried over to the next piece past this much means no word ends in it: it is cut.
+MAX_CARRY_CHARS = 4 << 20
+
+
+class TooManyTokens(Exception):
+    """The text passed the token budget (``max_tokens``) before it ended."""
 
 
 @dataclass(frozen=True)
@@ -99,33 +109,56 @@ def parse_strategy(strategy: dict[str, Any] | None) -> ChunkingStrategy:
 def chunk_text(
     text: str, tokenize: Callable[[str], Any], strategy: ChunkingStrategy = AUTO
 ) -> list[Chunk]:
-    """``text`` in chunks of at most ``max_chunk_size_tokens`` tokens, each starting about
-    ``max - overlap`` tokens after the previous one; the last one ends at the text's end.
+    """``text`` (whole) in chunks: ``chunk_stream`` of one piece."""
+    return list(chunk_stream([text], tokenize, strategy))
+
+
+def chunk_stream(
+    pieces: Iterable[str], tokenize: Callable[[str], Any], strategy: ChunkingStrategy = AUTO, max_tokens: int | None = None
+) -> Iterator[Chunk]:
+    """The text of ``pieces`` in chunks of at most ``max_chunk_size_tokens`` tokens, each
+    starting about ``max - overlap`` tokens after the previous one; the last one ends at the
+    text's end. ``TooManyTokens`` once the text holds more than ``max_tokens``.
 
     Boundaries fall between words (a chunk ends before a word it cannot hold whole, the next
     starts at a word), so a chunk re-tokenizes to exactly its tokens and never exceeds the
     maximum; only a single word longer than a chunk is cut inside. ``tokenize`` returns
     ``ids``, character ``offsets`` and ``word_starts`` (``Embedder.tokenize``)."""
-    tokens = tokenize(text)
-    offsets, starts = tokens.offsets, tokens.word_starts
     size, overlap = strategy.max_chunk_size_tokens, strategy.chunk_overlap_tokens
-    total = len(offsets)
-    chunks: list[Chunk] = []
-    first = 0
-    while first < total:
-        last = min(first + size, total)
-        if last < total:
-            cut = last
-            while cut > first + 1 and not starts[cut]:
-                cut -= 1
-            if starts[cut]:
-                last = cut
-        start, end = offsets[first][0], offsets[last - 1][1]
-        chunks.append(Chunk(text[start:end], last - first, start, end))
-        if last == total:
-            break
-        following = max(last - overlap, first + 1)
-        while following < last and not starts[following]:
-            following += 1
-        first = following
-    return chunks
+    source = iter(pieces)
+    pending = next(source, None)
+    carry, base, counted = "", 0, 0  # text waiting, where it starts in the whole text, tokens so far
+    while pending is not None:
+        following_piece = next(source, None)
+        final = following_piece is None
+        text = carry + pending
+        tokens = tokenize(text)
+        offsets, starts = tokens.offsets, tokens.word_starts
+        total = len(offsets)
+        resume, consumed = len(text), total  # where the next piece's text starts (chars, tokens)
+        first = 0
+        while first < total:
+            last = min(first + size, total)
+            if last == total and not final and (first > 0 or len(text) < MAX_CARRY_CHARS):
+                resume, consumed = offsets[first][0], first  # the tail waits for the next piece
+                break
+            if last < total:
+                cut = last
+                while cut > first + 1 and not starts[cut]:
+                    cut -= 1
+                if starts[cut]:
+                    last = cut
+            if max_tokens is not None and counted + last > max_tokens:
+                raise TooManyTokens(counted + last)  # before the chunk past the budget is embedded
+            start, end = offsets[first][0], offsets[last - 1][1]
+            if last == total and not final:
+                end = len(text)  # a tail with no word end in 4 MB: cut at the piece's end
+            yield Chunk(text[start:end], last - first, base + start, base + end)
+            if last == total:
+                break
+            following = max(last - overlap, first + 1)
+            while following < last and not starts[following]:
+                following += 1
+            first = following
+        counted += consumed
+        carry, base, pending = text[resume:], base + resume, following_piece

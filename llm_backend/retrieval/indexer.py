@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .chunking import ChunkingStrategy
-from .indexing import index_file
+from .indexing import Limits, index_file
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,10 @@ class Indexer:
         embedder: Callable[[], Any],
         nice: int = 10,
         tokens_per_batch: int = TOKENS_PER_BATCH,
+        limits: Limits = Limits(),
     ) -> None:
         self._database = database
+        self._limits = limits
         self._files_dir = Path(files_dir)
         self._embedder = embedder
         self._nice = nice
@@ -127,12 +129,9 @@ class Indexer:
         if job is None:
             return  # removed, cancelled or already indexed meanwhile
         strategy = _strategy(job.chunking_strategy)
-        try:
-            data = (self._files_dir / job.path).read_bytes()
-        except OSError as exc:
-            self._database.vector_index.mark_failed(
-                owner, store_id, file_id, "server_error", f"The file's bytes could not be read: {type(exc).__name__}", True
-            )
+        path = self._files_dir / job.path
+        if not path.is_file():
+            self._database.vector_index.mark_failed(owner, store_id, file_id, "server_error", "The file's bytes could not be read.", True)
             return
 
         def keep_going() -> bool:
@@ -144,12 +143,13 @@ class Indexer:
             owner,
             store_id,
             file_id,
-            data,
+            path,
             job.filename,
             job.mime_type,
             strategy,
             batch_chunks=max(1, self._tokens_per_batch // strategy.max_chunk_size_tokens),
             keep_going=keep_going,
+            limits=self._limits,
         )
         log.info("vector store file indexed", extra={"file_id": file_id, "vector_store_id": store_id, "status": status})
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..retrieval.embedding_model import EmbeddingModel
 from ..retrieval.indexer import Indexer
+from ..retrieval.indexing import Limits
 from ..retrieval.search import Searcher
 from ..settings import Settings
 from ..storage import Database
@@ -35,7 +36,8 @@ class Retrieval:
         self.embedding_model = embedding_model or EmbeddingModel(settings)
         self.files_dir: Path = settings.data_dir / "files"
         self.searcher = Searcher(database, self.embed, settings.search_cache_bytes)
-        self.indexer = Indexer(database, self.files_dir, self.embedder, nice=settings.indexing_nice)
+        limits = Limits(settings.file_search_max_file_bytes, settings.file_search_max_file_tokens)
+        self.indexer = Indexer(database, self.files_dir, self.embedder, nice=settings.indexing_nice, limits=limits)
 
     def embedder(self) -> Any:
         """The embedding model's embedder (all-MiniLM-L6-v2 on llama.cpp), loaded once (blocking)."""

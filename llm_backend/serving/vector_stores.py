@@ -14,7 +14,7 @@ from typing import Any
 from .. import errors
 from ..errors import OpenAIError, bad_request
 from ..retrieval.chunking import parse_strategy
-from ..retrieval.extraction import ExtractionError, extract_text
+from ..retrieval.extraction import ExtractionError, text_pieces
 from ..storage.storable import problem
 from ..storage.vector_stores import CursorNotFound, NewStoreFile
 from .metadata import check_metadata
@@ -25,6 +25,8 @@ Json = dict[str, Any]
 ATTRIBUTES_MAX = 16
 ATTRIBUTE_KEY_MAX = 64
 ATTRIBUTE_VALUE_MAX = 512
+# Text in one page of a file's content (a few hundred pages of a book).
+PAGE_CHARS = 1_000_000
 FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
 
@@ -242,21 +244,32 @@ class VectorStoreService:
         return {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
 
     async def file_content(self, store_id: str, file_id: str) -> Json:
-        """The file's text as indexing extracted it (one text part; empty for a file whose
-        text cannot be extracted, whose ``last_error`` says why)."""
+        """The file's text as indexing extracts it, as pieces of text up to ``PAGE_CHARS``
+        (a large file is never read whole: issue #33); ``has_more`` when the text goes on.
+        The document gives no way to ask for a later page, so ``next_page`` is null. Empty
+        for a file whose text cannot be extracted (its ``last_error`` says why)."""
         await self.get_file(store_id, file_id)
-        found = await self.run(self.retrieval.file_store().content, self.owner, file_id)
+        found = await self.run(self.retrieval.file_store().locate, self.owner, file_id)
         if found is None:
             raise store_file_not_found(store_id, file_id)
-        meta, data = found
+        meta, path = found
 
-        def extract() -> list[Json]:
+        def first_page() -> tuple[list[Json], bool]:
+            parts: list[Json] = []
+            size = 0
             try:
-                return [{"type": "text", "text": extract_text(data, meta["filename"], meta.get("mime_type"))}]
+                for piece in text_pieces(path, meta["filename"], meta.get("mime_type")):
+                    if size >= PAGE_CHARS:
+                        return parts, True
+                    piece = piece[: PAGE_CHARS - size]
+                    parts.append({"type": "text", "text": piece})
+                    size += len(piece)
             except ExtractionError:
-                return []
+                return [], False
+            return parts, False
 
-        return {"object": "vector_store.file_content.page", "data": await self.run(extract), "has_more": False, "next_page": None}
+        data, has_more = await self.run(first_page)
+        return {"object": "vector_store.file_content.page", "data": data, "has_more": has_more, "next_page": None}
 
     # --- batches ----------------------------------------------------------------------------
 

@@ -106,3 +106,27 @@ def test_a_malformed_strategy_is_a_400_naming_the_parameter(strategy, param):
         parse_strategy(strategy)
     assert (caught.value.status, caught.value.param) == (400, param)
     assert caught.value.body()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("strategy", [ChunkingStrategy(800, 400), ChunkingStrategy(100, 0), ChunkingStrategy(4096, 2048)])
+def test_a_text_in_pieces_is_chunked_as_it_would_be_whole(strategy):
+    """A file is read a piece at a time (issue #33): cut anywhere, mid-word included, the
+    chunks are the whole text's. Random cuts, a fresh seed each run (printed on failure)."""
+    import random
+
+    from llm_backend.retrieval.chunking import chunk_stream
+
+    seed = random.randrange(1 << 30)
+    cuts = sorted(random.Random(seed).sample(range(1, len(TEXT)), 12))
+    pieces = [TEXT[a:b] for a, b in zip([0, *cuts], [*cuts, len(TEXT)])]
+    streamed = list(chunk_stream(pieces, shared_embedder().tokenize, strategy))
+    assert streamed == chunks_of(TEXT, strategy), f"seed {seed}"
+
+
+def test_a_text_past_the_token_budget_stops_before_its_end():
+    from llm_backend.retrieval.chunking import TooManyTokens, chunk_stream
+
+    pieces = (TEXT for _ in range(1000))  # 1000 times the text: never held whole
+    with pytest.raises(TooManyTokens):
+        for _ in chunk_stream(pieces, shared_embedder().tokenize, ChunkingStrategy(800, 400), max_tokens=50_000):
+            pass

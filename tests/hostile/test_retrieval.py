@@ -1,0 +1,118 @@
+"""Retrieval bounded at any file size (issue #33, seen live: a 30 MB text file added to a
+vector store took the API process to 4.9 GB, read and tokenized whole, and the content
+endpoint read it whole too). Files stream through extraction, chunking and embedding, stop
+at OpenAI's file_search limits with OpenAI's ``last_error``, and the content endpoint pages."""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+import pytest
+
+from tests.support.clients import sdk
+from tests.support.server import LiveServer
+
+MiB = 1 << 20
+WORDS = "The lighthouse keeper counts the ships that pass the rocky northern cape at dawn. "
+
+
+@pytest.fixture(scope="module")
+def budgeted(tmp_path_factory):
+    """A server indexing at most 20,000 tokens a file: the limit is reached in seconds."""
+    with LiveServer(tmp_path_factory.mktemp("retrieval-budget"), env={"LLM_BACKEND_FILE_SEARCH_MAX_FILE_TOKENS": "20000"}) as live:
+        yield live
+
+
+def indexed(client, store_id: str, file_id: str, timeout: float = 240):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = client.vector_stores.files.retrieve(file_id, vector_store_id=store_id)
+        if found.status != "in_progress" or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def add(client, name: str, content: bytes):
+    file = client.files.create(file=(name, content), purpose="assistants")
+    store = client.vector_stores.create(name=name)
+    client.vector_stores.files.create(vector_store_id=store.id, file_id=file.id)
+    return store.id, file.id
+
+
+def test_a_30_mb_text_file_stops_at_the_token_limit_in_bounded_memory(budgeted, measured):
+    client = sdk(budgeted)
+    content = (WORDS * (30 * MiB // len(WORDS) + 1)).encode()[: 30 * MiB]
+    with measured(budgeted):
+        store_id, file_id = add(client, "big.txt", content)
+        found = indexed(client, store_id, file_id)
+    assert found.status == "failed"
+    assert found.last_error.code == "invalid_file" and "20000 tokens" in found.last_error.message
+
+
+def test_the_content_of_a_large_file_is_one_bounded_page(budgeted, measured):
+    client = sdk(budgeted)
+    content = (WORDS * (30 * MiB // len(WORDS) + 1)).encode()[: 30 * MiB]
+    store_id, file_id = add(client, "content.txt", content)
+    indexed(client, store_id, file_id)
+    with measured(budgeted):
+        page = client.vector_stores.files.content(file_id, vector_store_id=store_id)
+    assert page.has_more is True
+    assert 0 < sum(len(part.text) for part in page.data) <= 1_000_000
+
+
+def test_a_file_within_the_limits_is_indexed_and_searchable(server, measured):
+    client = sdk(server)
+    content = (WORDS * 400).encode() + b"The secret harbour is called Port Wren."
+    with measured(server):
+        store_id, file_id = add(client, "within.txt", content)
+        found = indexed(client, store_id, file_id)
+    assert found.status == "completed", found.last_error
+    hits = client.vector_stores.search(store_id, query="What is the secret harbour called?")
+    assert any("Port Wren" in part.text for hit in hits.data for part in hit.content)
+
+
+def flate_bomb_pdf(inflated: int) -> bytes:
+    """A one-page PDF whose content stream inflates to ``inflated`` bytes of spaces."""
+    compressor = zlib.compressobj(9)
+    block = b" " * MiB
+    stream = b"".join(compressor.compress(block) for _ in range(inflated // MiB)) + compressor.flush()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+
+
+def test_a_pdf_whose_stream_inflates_to_a_gigabyte_fails_in_bounded_memory(server, measured):
+    client = sdk(server)
+    content = flate_bomb_pdf(1024 * MiB)
+    assert len(content) < 2 * MiB
+    with measured(server):
+        store_id, file_id = add(client, "bomb.pdf", content)
+        found = indexed(client, store_id, file_id)
+    assert found.status == "failed" and found.last_error.code == "invalid_file", found
+
+
+def test_an_office_zip_bomb_is_never_opened(server, measured):
+    """Office files (zip archives) are not indexed: refused by type, their bytes unread."""
+    import io
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("word/document.xml", b"<w:t>" + b" " * (512 * MiB) + b"</w:t>")
+    client = sdk(server)
+    with measured(server):
+        store_id, file_id = add(client, "bomb.docx", archive.getvalue())
+        found = indexed(client, store_id, file_id)
+    assert found.status == "failed" and found.last_error.code == "unsupported_file"
