@@ -276,6 +276,18 @@ def worker_crashed() -> OpenAIError:
     )
 
 
+def worker_out_of_memory(limit: int | None) -> OpenAIError:
+    # A worker killed past its own memory ceiling (backends/llama/client.py): this request
+    # cost too much (or hit a bug); the worker restarts, the service stays up.
+    return OpenAIError(
+        503,
+        f"The engine serving this request passed its memory ceiling ({(limit or 0) >> 20} MB) and was restarted. "
+        "A smaller request may succeed.",
+        code="worker_out_of_memory",
+        type="server_error",
+    )
+
+
 def model_load_failed(model_id: str) -> OpenAIError:
     # Why is for the operator (the log, the admin model status), never for any key: the
     # exception's text names paths and internals (issue #33).

@@ -213,6 +213,12 @@ class Settings(BaseSettings):
         ge=0,
         description="memory search keeps vector stores' vectors and files in (least recently used out first)",
     )
+    file_search_max_file_bytes: int = Field(
+        512 * 1024 * 1024, ge=1, description="largest file a vector store indexes (OpenAI's file_search: 512 MB); larger: failed"
+    )
+    file_search_max_file_tokens: int = Field(
+        5_000_000, ge=1, description="most tokens a vector store indexes of a file (OpenAI's: 5,000,000); more: failed"
+    )
     indexing_nice: int = Field(
         10, ge=0, le=19, description="niceness the vector store indexing thread adds to its own (chat decoding goes first)"
     )
@@ -307,6 +313,12 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("LLAMA_CONTEXT_SIZE", "llama_context_size")
     )
     worker_start_timeout: float = Field(120.0, gt=0)
+    worker_memory_mb: int = Field(
+        1536,
+        ge=64,
+        description="memory ceiling of each worker process (chat, batch, audio engines): its anonymous resident "
+        "memory, not the model file it maps; past it the worker is killed and restarted, its requests answered 503",
+    )
     queue_size: int = Field(32, ge=0, description="requests that may wait per model before 429")
     queue_timeout: float = Field(300.0, gt=0, description="seconds a request may wait for the engine")
 

@@ -85,7 +85,9 @@ class AudioModel:
             if self.settings.speech_engine == "piper":
                 model, model_config = piper_voice_files(self.settings.speech_piper_package, self.settings.speech_voice)
                 config.update(voice_model=str(model), voice_config=str(model_config))
-        worker = WorkerProcess(self.id, config, self.settings.worker_start_timeout, module=WORKER_MODULE)
+        worker = WorkerProcess(
+            self.id, config, self.settings.worker_start_timeout, module=WORKER_MODULE, memory_limit=self.settings.worker_memory_mb << 20
+        )
         await worker.start()
         self.worker = worker
 

@@ -31,9 +31,10 @@ IDLE_SECONDS = 60.0
 
 
 class BackgroundEngine:
-    def __init__(self, name: str, nice: int, start_timeout: float) -> None:
+    def __init__(self, name: str, nice: int, start_timeout: float, memory_limit: int | None = None) -> None:
         self.name = name
         self.nice = nice
+        self.memory_limit = memory_limit
         self.start_timeout = start_timeout
         self.config: dict[str, Any] | None = None  # the model's engine config, once it started
         self.worker: WorkerProcess | None = None
@@ -77,7 +78,7 @@ class BackgroundEngine:
             if self.worker is None:
                 if self.config is None:
                     raise RuntimeError(f"{self.name}: the model has not started")
-                worker = WorkerProcess(self.name, self.config, self.start_timeout, nice=self.nice)
+                worker = WorkerProcess(self.name, self.config, self.start_timeout, nice=self.nice, memory_limit=self.memory_limit)
                 await worker.start()
                 self.worker = worker
                 log.info("low-priority engine started", extra={"model": self.name, "nice": self.nice})

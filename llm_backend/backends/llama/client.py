@@ -3,6 +3,14 @@
 A ``WorkerProcess`` runs one model in a child process and multiplexes requests over its
 pipes. If the child dies, the requests it was serving fail with a 503 and a new child is
 started; nothing else in the API process notices.
+
+Each worker has a memory ceiling of its own (``memory_limit``, the ``worker_memory_mb``
+setting): a watchdog reads the child's anonymous resident memory (``RssAnon``: its heap, KV
+cache and buffers, not the model file it maps, which the kernel can drop and re-read) every
+``WATCH_SECONDS`` and kills a child past it, so a bug or a hostile input costs the requests
+that worker was serving a 503 ``worker_out_of_memory`` and a restart, never the pod (issue
+#33). An RLIMIT cannot do it: CTranslate2 and glibc's arenas reserve over a gigabyte of
+address space they never touch (a transcription worker: 1.3 GB ``VmData``, 0.3 GB resident).
 """
 
 from __future__ import annotations
@@ -34,6 +42,21 @@ ENGINE_ENVIRONMENT = {"GOMP_SPINCOUNT": "100"}
 
 
 ENGINE_MODULE = "llm_backend.backends.llama.worker"
+# How often a worker's memory is read: 20 reads a second cost nothing, and a worker touching
+# pages at a few GB/s overshoots its ceiling by a few hundred MB at most before it is killed.
+WATCH_SECONDS = 0.05
+
+
+def anonymous_rss(pid: int) -> int | None:
+    """The bytes of ``pid``'s resident anonymous memory (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 class WorkerProcess:
@@ -41,9 +64,17 @@ class WorkerProcess:
     or another that speaks the same JSON-lines protocol (``backends/audio/worker.py``)."""
 
     def __init__(
-        self, name: str, config: dict[str, Any], start_timeout: float, module: str = ENGINE_MODULE, nice: int = 0
+        self,
+        name: str,
+        config: dict[str, Any],
+        start_timeout: float,
+        module: str = ENGINE_MODULE,
+        nice: int = 0,
+        memory_limit: int | None = None,
     ) -> None:
         self.name = name
+        self.memory_limit = memory_limit
+        self.killed_for_memory = False
         self.module = module
         self.config = config
         self.start_timeout = start_timeout
@@ -55,6 +86,7 @@ class WorkerProcess:
         self.failure: str | None = None
         self._pending: dict[str, asyncio.Queue] = {}
         self._reader: asyncio.Task | None = None
+        self._watchdog: asyncio.Task | None = None
         self._stopping = False
         self._restarts = 0
         self.restarts_total = 0  # for the metrics
@@ -92,7 +124,10 @@ class WorkerProcess:
         self.n_ctx = hello.get("n_ctx")
         self.parallel = hello.get("parallel", 1)
         self.failure = None
+        self.killed_for_memory = False
         self._reader = asyncio.create_task(self._read_events(self.process))
+        if self.memory_limit:
+            self._watchdog = asyncio.create_task(self._watch_memory(self.process))
         self.ready.set()
         log.info("engine worker ready", extra={"model": self.name, "pid": self.process.pid})
 
@@ -107,6 +142,22 @@ class WorkerProcess:
                 await self.process.wait()
         if self._reader:
             self._reader.cancel()
+        if self._watchdog:
+            self._watchdog.cancel()
+
+    async def _watch_memory(self, process: asyncio.subprocess.Process) -> None:
+        """Kill ``process`` once its anonymous memory passes ``memory_limit``."""
+        while process.returncode is None:
+            used = anonymous_rss(process.pid)
+            if used is not None and used > self.memory_limit:
+                self.killed_for_memory = True
+                log.error(
+                    "engine worker over its memory ceiling: killed",
+                    extra={"model": self.name, "pid": process.pid, "bytes": used, "limit": self.memory_limit},
+                )
+                process.kill()
+                return
+            await asyncio.sleep(WATCH_SECONDS)
 
     async def _read_events(self, process: asyncio.subprocess.Process) -> None:
         while line := await process.stdout.readline():
@@ -119,8 +170,9 @@ class WorkerProcess:
                     queue.put_nowait(event)
         returncode = await process.wait()
         self.ready.clear()
+        crashed = {"event": "crashed", "memory": self.killed_for_memory}
         for queue in self._pending.values():
-            queue.put_nowait({"event": "crashed"})
+            queue.put_nowait(crashed)
         if self._stopping:
             return
         log.error("engine worker exited", extra={"model": self.name, "returncode": returncode})
@@ -171,7 +223,7 @@ class WorkerProcess:
                     return
                 elif kind == "crashed":
                     finished = True
-                    raise errors.worker_crashed()
+                    raise errors.worker_out_of_memory(self.memory_limit) if event.get("memory") else errors.worker_crashed()
                 else:
                     yield event
         finally:

@@ -44,7 +44,9 @@ class LocalModel:
         self._retired_restarts = 0  # engine restarts of workers since stopped
         self.on_event: Callable[[Json], None] | None = None  # called with every engine event
         # Batch lines (``base.background``) decode on an engine of their own at low priority.
-        self.background = BackgroundEngine(f"{config.id}#batch", settings.batch_nice, settings.worker_start_timeout)
+        self.background = BackgroundEngine(
+            f"{config.id}#batch", settings.batch_nice, settings.worker_start_timeout, settings.worker_memory_mb << 20
+        )
 
     async def start(self) -> None:
         # Off the event loop: a package source may assemble a GGUF of hundreds of MB.
@@ -53,7 +55,9 @@ class LocalModel:
         self.fingerprint = "fp_" + hashlib.sha256(repr(sorted(engine_config.items())).encode()).hexdigest()[:10]
         self.background.configure(engine_config)
         for index in range(self.config.slots):
-            worker = WorkerProcess(f"{self.config.id}#{index}", engine_config, self.settings.worker_start_timeout)
+            worker = WorkerProcess(
+                f"{self.config.id}#{index}", engine_config, self.settings.worker_start_timeout, memory_limit=self.settings.worker_memory_mb << 20
+            )
             await worker.start()
             self.workers.append(worker)
             self._in_use[worker] = 0
