@@ -75,6 +75,10 @@ def invalid_json() -> OpenAIError:
     )
 
 
+def too_deep(limit: int) -> OpenAIError:
+    return bad_request(f"The request body nests arrays and objects more than {limit} levels deep.", code="invalid_body")
+
+
 def invalid_body() -> OpenAIError:
     return bad_request(
         "The request body must be a JSON object, sent with 'Content-Type: application/json'.", code="invalid_body"

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.types import Message, Receive
 
 from .. import errors
+from ..json_depth import MAX_JSON_DEPTH, too_deep
 
 
 class TooLarge(Exception):
@@ -121,8 +122,12 @@ async def spool_body(receive: Receive, limit: int) -> tuple[int | None, Receive]
 
 def parse_json(body: bytes) -> Any:
     """A JSON body, or OpenAI's 400 for one that does not parse: malformed, not UTF-8, or
-    nested deeper than the parser goes (a ``RecursionError``, once a 500)."""
+    nested deeper than the parser goes (a ``RecursionError``, once a 500) or than
+    ``MAX_JSON_DEPTH`` (issue #33: every lane's body comes through here)."""
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise errors.invalid_json() from None
+    if too_deep(value):
+        raise errors.too_deep(MAX_JSON_DEPTH)
+    return value

@@ -47,6 +47,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .. import errors
 from ..auth import Authenticator
 from ..errors import OpenAIError, answered, bad_request, invalid_client_event
+from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..serving.responses import service
 from ..serving.responses.memory import ConnectionMemory
 from ..serving.services import Services
@@ -142,8 +143,11 @@ class Connection:
     async def _dispatch(self, frame: str | bytes) -> None:
         try:
             event = json.loads(frame)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self._send(error_event(invalid_client_event()))
+            return
+        if too_deep(event):
+            await self._send(error_event(errors.too_deep(MAX_JSON_DEPTH)))
             return
         claimed = event.get("stream_id") if isinstance(event, dict) else None
         try:

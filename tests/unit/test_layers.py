@@ -23,6 +23,7 @@ RANKS = {
     "storage": 0,
     "auth": -1,
     "errors": -1,
+    "json_depth": -1,
     "settings": -1,
     "logs": -1,
 }

@@ -151,7 +151,19 @@ def tool_calls_grammar(tools: list[dict[str, Any]], parallel: bool) -> str:
     return root + "\n" + call
 
 
+# The grammar llama.cpp compiles for one request: a schema within params.py's budgets makes
+# far less; past it, the request is refused before llama.cpp parses anything.
+MAX_GRAMMAR_CHARS = 1 << 20
+
+
 def grammar_for(spec: dict[str, Any] | None) -> str | None:
+    grammar = _grammar_for(spec)
+    if grammar is not None and len(grammar) > MAX_GRAMMAR_CHARS:
+        raise GrammarError(f"its grammar would be {len(grammar)} characters, above the {MAX_GRAMMAR_CHARS} allowed")
+    return grammar
+
+
+def _grammar_for(spec: dict[str, Any] | None) -> str | None:
     if not spec:
         return None
     kind = spec["kind"]

@@ -30,6 +30,10 @@ LLAMA_SAMPLING = ("top_k", "min_p", "repeat_penalty")
 
 # JSON Schema counts 3.0 as an integer, so the spec lets integral floats through where it
 # says integer; the engine needs ints.
+# Per-token work a request may ask for (issue #33): each bias is applied, each stop sequence
+# searched for, at every token.
+MAX_LOGIT_BIAS = 1024
+MAX_STOP_CHARS = 1000
 INTEGER_PARAMETERS = ("seed", "n", "max_tokens", "max_completion_tokens", "top_logprobs", "logprobs", "best_of")
 
 
@@ -123,11 +127,49 @@ def _schema_problem(schema_text: str) -> str | None:
     return None
 
 
+# What a schema may ask of the grammar it becomes (issue #33): llama.cpp's converter writes a
+# repetition out in full ({"minItems": 100000} is 100000 copies of the item's rule) and every
+# property and enum value into the grammar. OpenAI's structured outputs allow 5000 properties
+# and 1000 enum values in all; repetitions here stop at 1000.
+MAX_SCHEMA_REPEAT = 1000
+MAX_SCHEMA_PROPERTIES = 5000
+MAX_SCHEMA_ENUM_VALUES = 1000
+REPEAT_KEYWORDS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties", "minContains", "maxContains")
+
+
+def _expansion_problem(schema: Any) -> str | None:
+    """What in ``schema`` would expand past the grammar's budget, if anything."""
+    properties = enum_values = 0
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        for keyword in REPEAT_KEYWORDS:
+            value = node.get(keyword)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > MAX_SCHEMA_REPEAT:
+                return f"'{keyword}' is {value:g}, above the {MAX_SCHEMA_REPEAT} a grammar repeats"
+        if isinstance(node.get("properties"), dict):
+            properties += len(node["properties"])
+        if isinstance(node.get("enum"), list):
+            enum_values += len(node["enum"])
+        if properties > MAX_SCHEMA_PROPERTIES:
+            return f"it has more than {MAX_SCHEMA_PROPERTIES} properties"
+        if enum_values > MAX_SCHEMA_ENUM_VALUES:
+            return f"it has more than {MAX_SCHEMA_ENUM_VALUES} enum values"
+        stack.extend(value for value in node.values() if isinstance(value, (dict, list)))
+    return None
+
+
 def _check_schema(schema: Any, param: str, what: str, code: str) -> None:
-    """A 400 naming ``param`` unless ``schema`` is a JSON Schema: a bad one must never
-    reach the grammar converter (which fails in its own words, or not at all)."""
+    """A 400 naming ``param`` unless ``schema`` is a JSON Schema within the grammar's budget:
+    a bad one must never reach the grammar converter (which fails in its own words, or not at
+    all), nor one it would expand past what a grammar should hold."""
     try:
-        problem = _schema_problem(json.dumps(schema, sort_keys=True))
+        problem = _schema_problem(json.dumps(schema, sort_keys=True)) or _expansion_problem(schema)
     except RecursionError:
         problem = "it is nested too deeply"
     if problem:
@@ -233,6 +275,11 @@ def _sampling(request: Json) -> Json:
             params[name] = request[name]
     stop = request.get("stop")
     params["stop"] = [stop] if isinstance(stop, str) else (stop or [])
+    if any(len(sequence) > MAX_STOP_CHARS for sequence in params["stop"]):
+        # Every stop sequence is looked for in the text at every token.
+        raise bad_request(f"Invalid 'stop': a stop sequence can be at most {MAX_STOP_CHARS} characters.", "stop", "invalid_value")
+    if len(request.get("logit_bias") or {}) > MAX_LOGIT_BIAS:
+        raise bad_request(f"Invalid 'logit_bias': at most {MAX_LOGIT_BIAS} tokens can be biased.", "logit_bias", "invalid_value")
     if request.get("logit_bias"):
         try:
             params["logit_bias"] = {int(token): float(bias) for token, bias in request["logit_bias"].items()}

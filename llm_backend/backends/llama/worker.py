@@ -64,7 +64,8 @@ def structured_output_grammar(structure: dict[str, Any] | None) -> str | None:
     try:
         return grammar_for(structure)
     except GrammarError as exc:
-        param = "tools" if structure and structure.get("kind") == "tool_calls" else "response_format"
+        kind = structure.get("kind") if structure else None
+        param = {"tool_calls": "tools", "gbnf": "grammar"}.get(kind, "response_format")
         raise RequestError(400, f"'{param}': {exc}.", param, "invalid_value") from None
 
 

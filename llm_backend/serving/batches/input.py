@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...json_depth import too_deep
+
 Json = dict[str, Any]
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -81,19 +83,33 @@ class Checked:
             self.errors.append(entry)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(1-based number, bytes) of every line that is not blank."""
+# Read past a line over the limit, without holding it.
+SKIP_BYTES = 1 << 20
+
+
+def _lines(path: Path, limit: int | None = None) -> Iterator[tuple[int, bytes | int]]:
+    """(1-based number, bytes) of every line that is not blank; a line longer than ``limit``
+    bytes is never held: its size instead (issue #33: a line is a request, and a request
+    body has ``max_body_bytes``)."""
     with open(path, "rb") as source:
-        for number, raw in enumerate(source, 1):
-            if raw.strip():
+        number = 0
+        while raw := source.readline(-1 if limit is None else limit + 1):
+            number += 1
+            if limit is not None and len(raw) > limit and not raw.endswith(b"\n"):
+                size = len(raw)
+                while (rest := source.readline(SKIP_BYTES)) and not rest.endswith(b"\n"):
+                    size += len(rest)
+                yield number, size + len(rest)
+            elif raw.strip():
                 yield number, raw
 
 
 def _parsed(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError alike
         return None
+    return None if too_deep(value) else value
 
 
 def _check_line(checked: Checked, number: int, request: Any, endpoint: str, required: list[str],
@@ -153,12 +169,23 @@ def _check_line(checked: Checked, number: int, request: Any, endpoint: str, requ
         checked.embedding_inputs += len(inputs) if isinstance(inputs, list) and not all(isinstance(i, int) for i in inputs) else 1
 
 
-def check(path: Path, endpoint: str, required: list[str], known_model: Callable[[str], bool]) -> Checked:
-    """Every line of the input file at ``path`` checked (blocking: call it in a thread)."""
+def check(
+    path: Path, endpoint: str, required: list[str], known_model: Callable[[str], bool], max_line_bytes: int | None = None
+) -> Checked:
+    """Every line of the input file at ``path`` checked (blocking: call it in a thread); a
+    line over ``max_line_bytes`` (the live body limit) is refused as that request would be."""
     checked = Checked()
     seen: set[str] = set()
-    for number, raw in _lines(path):
+    for number, raw in _lines(path, max_line_bytes):
         checked.requests += 1
+        if isinstance(raw, int):
+            checked.add(error(
+                "request_too_large",
+                f"This line is {raw} bytes: a request body can be at most {max_line_bytes} bytes.",
+                None,
+                number,
+            ))
+            continue
         _check_line(checked, number, _parsed(raw), endpoint, required, known_model, seen)
     if not checked.requests:
         checked.add(error("empty_file", "The input file is empty: a batch needs at least one request."))

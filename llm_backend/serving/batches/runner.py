@@ -278,7 +278,12 @@ class BatchRunner:
             problems = [batch_input.too_large(found[0]["bytes"])]
         else:
             checked = await self._db(
-                batch_input.check, found[1], batch.endpoint, self.lines.required(batch.endpoint), self._batchable
+                batch_input.check,
+                found[1],
+                batch.endpoint,
+                self.lines.required(batch.endpoint),
+                self._batchable,
+                self.services.settings.max_body_bytes,
             )
             problems = checked.errors
             if not problems:
