@@ -1,0 +1,158 @@
+"""Replicas that agree, race by race: two threads drive the storage code on one database
+(real SQLite, real PostgreSQL), as two replicas would, and the interleaving that went wrong
+is forced with real barriers: a generator that waits in the middle of a part, or a pause
+of one thread at a chosen SQL statement (SQLAlchemy's ``after_cursor_execute`` event,
+with a time limit so a lock held meanwhile cannot hang the test). Nothing is mocked."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from llm_backend.storage.files import FileStore
+from llm_backend.storage.uploads import UploadRefused, UploadStore
+
+OWNER = "tenant-a"
+PAUSE = 5.0  # the longest a paused thread waits (SQLite: the other thread may need its lock)
+
+
+@contextmanager
+def paused_at(database, thread: threading.Thread | None, matches, after_commit: bool = False):
+    """Pause ``thread`` (None: any thread but this one) once, just after it ran the first
+    statement ``matches(statement, parameters)`` accepts (``after_commit``: once the
+    transaction that ran it has committed, its locks gone); ``.reached`` is set then, and
+    ``.go`` lets it continue."""
+    reached, go = threading.Event(), threading.Event()
+    me = threading.current_thread()
+    marked = threading.local()
+
+    def ours() -> bool:
+        current = threading.current_thread()
+        return not reached.is_set() and (current is not me if thread is None else current is thread)
+
+    def pause():
+        reached.set()
+        go.wait(PAUSE)
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if ours() and matches(statement, parameters):
+            if after_commit:
+                marked.ran = True
+            else:
+                pause()
+
+    def committed(session):
+        if ours() and getattr(marked, "ran", False):
+            marked.ran = False
+            pause()
+
+    event.listen(database.engine, "after_cursor_execute", before)
+    event.listen(database.sessions, "after_commit", committed)
+    try:
+        yield reached, go
+    finally:
+        go.set()
+        event.remove(database.engine, "after_cursor_execute", before)
+        event.remove(database.sessions, "after_commit", committed)
+
+
+def statement_is(start: str, param: str | None = None):
+    def matches(statement: str, parameters) -> bool:
+        shown = parameters.values() if isinstance(parameters, dict) else parameters or ()
+        return statement.lstrip().upper().startswith(start.upper()) and (param is None or param in shown)
+
+    return matches
+
+
+def started(target, *args) -> tuple[threading.Thread, dict]:
+    """``target(*args)`` in a thread; its answer or exception lands in the dict."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = target(*args)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+# --- uploads: the sweep and a part being written -----------------------------------------------
+
+
+@pytest.fixture
+def uploads(database, tmp_path) -> tuple[UploadStore, FileStore]:
+    return UploadStore(database, tmp_path / "uploads"), FileStore(database, tmp_path / "files")
+
+
+def new_upload(store: UploadStore, size: int, lifetime: int = 3600) -> str:
+    return store.create(OWNER, "data.bin", "assistants", size, "application/octet-stream", None, lifetime)["id"]
+
+
+def test_an_upload_created_while_the_sweep_runs_keeps_its_parts(database, uploads):
+    """The sweep used to list the live uploads first and then remove every other folder:
+    an upload created and given a part in between lost the part's bytes, and its
+    ``complete`` failed (a 500). Here the sweep is paused at its first read of the uploads."""
+    store, files = uploads
+    (store.directory / "upload_gone").mkdir(parents=True)  # bytes of an upload with no row
+    sweeper = threading.Thread(target=store.sweep, daemon=True)
+    with paused_at(database, sweeper, lambda sql, _: sql.lstrip().upper().startswith("SELECT") and "uploads" in sql) as (reached, go):
+        sweeper.start()
+        assert reached.wait(30)
+        # (SQLite: the paused sweep may hold the one write lock; these wait for it.)
+        upload_id = new_upload(store, 5)
+        part = store.add_part(OWNER, upload_id, [b"hello"], 1 << 20)
+        go.set()
+        sweeper.join(60)
+    done = store.complete(OWNER, upload_id, [part["id"]], None, files)
+    assert done["status"] == "completed"
+    assert files.content(OWNER, done["file"]["id"])[1] == b"hello"
+    assert not (store.directory / "upload_gone").exists()
+
+
+def test_a_part_written_while_its_upload_expires_is_refused_not_lost(database, uploads):
+    """A part still arriving when the sweep removes its expired upload: refused with the
+    upload's state (OpenAI's 400), never a vanished file (a 500)."""
+    store, _ = uploads
+    upload_id = new_upload(store, 10, lifetime=2)
+    halfway, resume = threading.Event(), threading.Event()
+
+    def chunks():
+        yield b"12345"
+        halfway.set()
+        assert resume.wait(30)
+        yield b"67890"
+
+    writer, outcome = started(store.add_part, OWNER, upload_id, chunks(), 1 << 20)
+    assert halfway.wait(30)
+    time.sleep(2.5)  # the upload's hour (here: two seconds) runs out by the database's clock
+    assert store.sweep() == 1
+    resume.set()
+    writer.join(30)
+    assert isinstance(outcome.get("error"), UploadRefused), outcome
+    assert outcome["error"].reason == "expired"
+    assert not (store.directory / upload_id).exists()
+
+
+def test_a_completion_keeps_its_parts_while_the_upload_expires(database, uploads):
+    """An upload taken for completion is not swept, even once past its time: the sweep
+    used to remove its parts while the completion was reading them (a 500)."""
+    store, files = uploads
+    upload_id = new_upload(store, 5, lifetime=2)
+    part = store.add_part(OWNER, upload_id, [b"hello"], 1 << 20)
+    taken = statement_is("UPDATE uploads", "completing")
+    with paused_at(database, None, taken, after_commit=True) as (reached, go):
+        completer, outcome = started(store.complete, OWNER, upload_id, [part["id"]], None, files)
+        assert reached.wait(30)
+        time.sleep(2.5)  # past its time, by the database's clock
+        store.sweep()
+        go.set()
+        completer.join(60)
+    assert outcome.get("value", {}).get("status") == "completed", outcome
+    assert files.content(OWNER, outcome["value"]["file"]["id"])[1] == b"hello"
