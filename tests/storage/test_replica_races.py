@@ -156,3 +156,36 @@ def test_a_completion_keeps_its_parts_while_the_upload_expires(database, uploads
         completer.join(60)
     assert outcome.get("value", {}).get("status") == "completed", outcome
     assert files.content(OWNER, outcome["value"]["file"]["id"])[1] == b"hello"
+
+
+# --- vector store file batches: a cancel and the indexer's last write -------------------------
+
+
+def test_a_batch_cancelled_while_a_file_is_saved_stays_cancelled(database):
+    """The indexer read its file ``in_progress``, a replica cancelled the batch, then the
+    indexer wrote ``completed`` over the cancel (a write of what it had read). Its status
+    write is a conditional update now: the cancel stays."""
+    import numpy as np
+
+    from llm_backend.storage.vector_index import NewChunk
+    from llm_backend.storage.vector_store_batches import VectorStoreBatches
+    from llm_backend.storage.vector_stores import NewStoreFile
+
+    store_id = database.vector_stores.create(OWNER, None, {}, None, [])["id"]
+    batches = VectorStoreBatches(database)
+    batch, _ = batches.create_batch(OWNER, store_id, [NewStoreFile("file-one", {}, {"type": "auto"})])
+    chunk = NewChunk("some text", 2, np.ones(4, dtype=np.float32))
+    saver = threading.Thread()
+    read = statement_is("SELECT vector_store_files")
+    with paused_at(database, None, read) as (reached, go):
+        saver, outcome = started(
+            database.vector_index.save_chunks, OWNER, store_id, "file-one", [chunk], 100, True
+        )
+        assert reached.wait(30)
+        cancelled = batches.cancel_batch(OWNER, store_id, batch["id"])
+        go.set()
+        saver.join(60)
+    assert cancelled["status"] == "cancelled"
+    assert outcome == {"value": False}
+    assert batches.get_batch(OWNER, store_id, batch["id"])["status"] == "cancelled"
+    assert database.vector_index.file_status(OWNER, store_id, "file-one")["status"] == "cancelled"
