@@ -189,3 +189,38 @@ def test_a_batch_cancelled_while_a_file_is_saved_stays_cancelled(database):
     assert outcome == {"value": False}
     assert batches.get_batch(OWNER, store_id, batch["id"])["status"] == "cancelled"
     assert database.vector_index.file_status(OWNER, store_id, "file-one")["status"] == "cancelled"
+
+
+# --- batches: two processes writing one batch's output file ----------------------------------
+
+
+def test_two_processes_ending_one_batch_keep_the_output_file_bytes(database, tmp_path):
+    """A process whose lease ran out unseen and the one that took its batch over both end
+    it: both find no output file and write it; the second's insert loses, and it used to
+    remove the bytes both had written under one name (the recorded file then had none).
+    Here one is paused after it looked for the file while the other writes it."""
+    from llm_backend.serving.batches.output import answered, write_files
+
+    files = FileStore(database, tmp_path / "files")
+    store = database.batches
+    batch = store.create(OWNER, "/v1/chat/completions", "file-input", "24h", 86400, None, None)
+    claimed = claim(store, "replica-a")
+    assert claimed is not None and claimed.id == batch["id"]
+    assert store.accept(claimed.seq, "smollm2", [("line-1", {"model": "smollm2"})])
+    store.answer(claimed.seq, 0, answered("line-1", 200, {"answer": 42}, "req_1"), False, {})
+    with paused_at(database, None, statement_is("SELECT files.")) as (reached, go):
+        late, outcome = started(write_files, store, files, claimed)
+        assert reached.wait(30)
+        written = write_files(store, files, claimed)  # the other process, start to end
+        go.set()
+        late.join(60)
+    content = files.content(OWNER, written["output_file_id"])[1]  # (before: FileNotFoundError)
+    assert b'"answer":42' in content
+    assert outcome == {"value": written}  # the loser records the winner's file
+    assert sorted(path.name for path in (tmp_path / "files").glob("*/*")) == [
+        files.locate(OWNER, written["output_file_id"])[1].name
+    ]  # the loser's bytes removed, the winner's kept
+
+
+def claim(store, holder: str, lease: float = 30):
+    return store.claim(holder, lease)
