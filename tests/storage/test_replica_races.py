@@ -6,6 +6,10 @@ with a time limit so a lock held meanwhile cannot hang the test). Nothing is moc
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -13,6 +17,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 
+from llm_backend.storage import Database
 from llm_backend.storage.files import FileStore
 from llm_backend.storage.uploads import UploadRefused, UploadStore
 
@@ -224,3 +229,67 @@ def test_two_processes_ending_one_batch_keep_the_output_file_bytes(database, tmp
 
 def claim(store, holder: str, lease: float = 30):
     return store.claim(holder, lease)
+
+
+# --- leases: a replica whose clock is wrong ---------------------------------------------------
+
+SKEW = "-2h"  # the skewed replica's clock runs two hours behind
+
+
+@pytest.fixture
+def skewed(new_database_url):
+    """(database, run): a migrated PostgreSQL database, and ``run(code)``, which runs
+    Python code as a replica whose clock is two hours behind: a real process under
+    ``faketime`` (libfaketime: every clock call of the process is shifted), on the same
+    database (``db``). PostgreSQL only: SQLite's clock is its process's own (one machine,
+    one clock: replicas of a SQLite database share the machine)."""
+    if shutil.which("faketime") is None:
+        pytest.skip("faketime (Debian package faketime) is not installed")
+    url = new_database_url("postgresql")
+    database = Database(url)
+    database.upgrade()
+
+    def run(code: str) -> str:
+        script = "import sys, time\nfrom llm_backend.storage import Database\ndb = Database(sys.argv[1])\n" + code
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        done = subprocess.run(["faketime", "-f", SKEW, sys.executable, "-c", script, url], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    # The skew is real: the process's clock, not ours.
+    assert float(run("print(time.time())")) < time.time() - 7000
+    yield database, run
+    database.dispose()
+
+
+def test_a_batch_lease_taken_by_a_replica_with_a_slow_clock_is_not_taken_over(skewed):
+    database, run = skewed
+    batch = database.batches.create(OWNER, "/v1/chat/completions", "file-input", "24h", 86400, None, None)
+    assert run("print(db.batches.claim('slow-clock', 60).id)") == batch["id"]
+    assert claim(database.batches, "true-clock", 60) is None  # (before: taken over at once)
+    assert database.batches.row_sync(batch["id"])["lease_holder"] == "slow-clock"
+
+
+def test_a_background_response_of_a_replica_with_a_slow_clock_is_not_failed_as_abandoned(skewed):
+    database, run = skewed
+    run(
+        "from llm_backend.storage.responses import NewResponse\n"
+        "record = NewResponse(id='resp_slow', owner='tenant-a', model='smollm2', created_at=1, "
+        "response={'id': 'resp_slow', 'object': 'response', 'status': 'in_progress', 'output': []}, "
+        "request={}, input_items=[], background=True)\n"
+        "db.responses._save(record, [])\n"
+        "db.responses.touch_sync(['resp_slow'])\n"
+    )
+    assert database.responses.fail_unfinished_sync("interrupted", lease=60) == 0  # (before: 1)
+    assert database.responses.status_sync("resp_slow") == "in_progress"
+
+
+def test_a_vector_store_file_indexed_by_a_replica_with_a_slow_clock_is_not_taken_over(skewed):
+    database, run = skewed
+    run(
+        "from llm_backend.storage.vector_stores import NewStoreFile\n"
+        "store = db.vector_stores.create('tenant-a', None, {}, None, [NewStoreFile('file-one', {}, {'type': 'auto'})])\n"
+        "db.vector_stores.renew_leases([('tenant-a', store['id'], 'file-one')])\n"
+    )
+    assert database.vector_stores.claim_lapsed(60) == []  # (before: taken over at once)
