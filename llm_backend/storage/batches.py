@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from .clock import database_now
+from .clock import database_epoch, database_now
 from .models import BatchLine, StoredBatch
 
 if TYPE_CHECKING:
@@ -202,10 +202,10 @@ class BatchStore:
                                    row.expires_at, row.output_expires_after)
         return None
 
-    def renew(self, holder: str, seqs: list[int], lease: float) -> dict[int, tuple[str, int]]:
+    def renew(self, holder: str, seqs: list[int], lease: float) -> dict[int, tuple[str, int, bool]]:
         """Extend this holder's leases to ``lease`` seconds from now (the database's now);
-        (status, expires_at) of each batch it still holds (one it lost, or that ended, is
-        missing)."""
+        (status, expires_at, whether the database's clock is past it) of each batch it
+        still holds (one it lost, or that ended, is missing)."""
         if not seqs:
             return {}
         with self._database.sessions.begin() as session:
@@ -216,11 +216,12 @@ class BatchStore:
                 .execution_options(synchronize_session=False)
             )
             rows = session.execute(
-                select(StoredBatch.seq, StoredBatch.status, StoredBatch.expires_at).where(
+                select(StoredBatch.seq, StoredBatch.status, StoredBatch.expires_at,
+                       StoredBatch.expires_at <= database_epoch()).where(
                     StoredBatch.seq.in_(seqs), StoredBatch.lease_holder == holder, StoredBatch.status.in_(RUNNING)
                 )
             ).all()
-            return {seq: (status, expires_at) for seq, status, expires_at in rows}
+            return {seq: (status, expires_at, bool(expired)) for seq, status, expires_at, expired in rows}
 
     def release(self, holder: str, seqs: list[int]) -> None:
         """Give up leases at once (a clean stop): another process may take them now."""

@@ -141,8 +141,7 @@ class BatchRunner:
         states = await self._db(self.store.renew, self.holder, list(self.held), self.lease)
         for seq in [seq for seq in self.held if seq not in states]:
             await self._drop(seq, "the batch's lease was lost or it ended elsewhere")
-        now = int(time.time())
-        for seq, (status, expires_at) in states.items():
+        for seq, (status, expires_at, expired) in states.items():
             held = self.held.get(seq)
             if held is None:  # let go meanwhile (its job ended it)
                 continue
@@ -153,7 +152,7 @@ class BatchRunner:
                 held.job = self._job(held, self._validate(held))
             elif status == "cancelling":
                 held.job = self._job(held, self._end(held, "cancelled"))
-            elif now >= expires_at:
+            elif expired:  # by the database's clock, as every replica judges it
                 held.job = self._job(held, self._end(held, "expired"))
             elif status == "finalizing" or (held.exhausted and not held.queue and not held.retries and not held.lines):
                 held.job = self._job(held, self._end(held, "completed"))
