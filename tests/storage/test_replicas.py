@@ -238,7 +238,7 @@ def test_a_replica_whose_clock_is_two_hours_slow_keeps_its_background_response(
     assert client.models.list()  # up
     running = client.responses.create(model=MODEL, input="Write a story.", background=True, max_output_tokens=200)
     finished = wait_for(clients[1], running.id, timeout=240)
-    assert finished.status == "completed", finished.error
+    assert finished.status in ("completed", "incomplete"), finished.error  # not failed as abandoned
 
 
 def test_a_killed_replicas_background_response_is_failed_by_the_other(replicas, clients):
