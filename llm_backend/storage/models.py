@@ -426,7 +426,8 @@ class StoredUpload(Base):
     purpose: Mapped[str] = mapped_column(StoredText(32))
     bytes: Mapped[int] = mapped_column(BigInteger)
     mime_type: Mapped[str] = mapped_column(StoredText(param="mime_type"))
-    # pending, completing (one completion at a time; shown as pending), completed, cancelled
+    # pending, completing (one completion at a time; shown as pending), completed, cancelled,
+    # expired (set by the sweep, under the row's lock: storage/uploads.py)
     status: Mapped[str] = mapped_column(StoredText(16))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
