@@ -54,6 +54,9 @@ system-deps:
 	@test -x /usr/bin/chromium || { \
 		echo "installing Chromium (Debian package) for the browser tests of /docs and /playground"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -x /usr/bin/faketime || { \
+		echo "installing faketime (Debian package) for the replica tests of a skewed clock"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
 
 run: install
 	$(BIN)/llm-backend serve

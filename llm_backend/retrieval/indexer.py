@@ -29,7 +29,6 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +77,10 @@ class Indexer:
                 self._thread.start()
         self._queue.put(key)
 
-    def take_over(self, stale_before: datetime) -> int:
-        """Claim and queue the files ``in_progress`` whose lease was last renewed before
-        ``stale_before`` (their process is gone); how many."""
-        jobs = self._database.vector_stores.claim_lapsed(stale_before)
+    def take_over(self, lease: float) -> int:
+        """Claim and queue the files ``in_progress`` whose lease ran out (not renewed for
+        ``lease`` seconds by the database's clock: their process is gone); how many."""
+        jobs = self._database.vector_stores.claim_lapsed(lease)
         for owner, store_id, file_id in jobs:
             self.submit(owner, store_id, file_id)
         if jobs:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +61,7 @@ class Retrieval:
         while True:
             try:
                 await self.database.run(self.indexer.renew_leases)
-                stale_before = datetime.now(timezone.utc) - timedelta(seconds=lease)
-                await self.database.run(self.indexer.take_over, stale_before)
+                await self.database.run(self.indexer.take_over, lease)
             except Exception:
                 log.exception("the vector store indexing leases could not be kept")
             await asyncio.sleep(lease / 3)

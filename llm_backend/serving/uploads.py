@@ -115,7 +115,8 @@ async def cancel(services: Services, owner: str, upload_id: str) -> Json:
 
 async def keep(services: Services) -> None:
     """Run for the process's life: remove the bytes of uploads that ended, every
-    ``SWEEP_SECONDS`` (any replica may: it goes by the rows' status)."""
+    ``SWEEP_SECONDS`` (any replica may: each folder goes by its row, re-checked under the
+    row's lock as it is removed: ``storage/uploads.py``)."""
     while True:
         try:
             removed = await services.database.run(upload_store(services).sweep)

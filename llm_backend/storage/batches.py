@@ -14,12 +14,12 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from .clock import database_epoch, database_now
 from .models import BatchLine, StoredBatch
 
 if TYPE_CHECKING:
@@ -180,11 +180,12 @@ class BatchStore:
 
     # --- the runner's (serving/batches/runner.py) ------------------------------------------
 
-    def claim(self, holder: str, now: datetime, until: datetime) -> Claimed | None:
-        """Take the lease of the oldest batch that needs work and that no live process
-        holds (none ever did, or its lease ran out); None if there is none."""
+    def claim(self, holder: str, lease: float) -> Claimed | None:
+        """Take the lease (``lease`` seconds) of the oldest batch that needs work and that
+        no live process holds (none ever did, or its lease ran out); None if there is none.
+        Lease times are the database's clock (``storage/clock.py``), never a replica's."""
         with self._database.sessions.begin() as session:
-            free = or_(StoredBatch.lease_until.is_(None), StoredBatch.lease_until < now)
+            free = or_(StoredBatch.lease_until.is_(None), StoredBatch.lease_until < database_now())
             candidates = session.scalars(
                 select(StoredBatch).where(StoredBatch.status.in_(RUNNING), free).order_by(StoredBatch.seq).limit(8)
             ).all()
@@ -193,7 +194,7 @@ class BatchStore:
                 won = session.execute(
                     update(StoredBatch)
                     .where(StoredBatch.seq == row.seq, StoredBatch.status.in_(RUNNING), free)
-                    .values(lease_holder=holder, lease_until=until)
+                    .values(lease_holder=holder, lease_until=database_now(lease))
                     .execution_options(synchronize_session=False)
                 ).rowcount
                 if won:
@@ -201,24 +202,26 @@ class BatchStore:
                                    row.expires_at, row.output_expires_after)
         return None
 
-    def renew(self, holder: str, seqs: list[int], until: datetime) -> dict[int, tuple[str, int]]:
-        """Extend this holder's leases; (status, expires_at) of each batch it still holds
-        (one it lost, or that ended, is missing)."""
+    def renew(self, holder: str, seqs: list[int], lease: float) -> dict[int, tuple[str, int, bool]]:
+        """Extend this holder's leases to ``lease`` seconds from now (the database's now);
+        (status, expires_at, whether the database's clock is past it) of each batch it
+        still holds (one it lost, or that ended, is missing)."""
         if not seqs:
             return {}
         with self._database.sessions.begin() as session:
             session.execute(
                 update(StoredBatch)
                 .where(StoredBatch.seq.in_(seqs), StoredBatch.lease_holder == holder, StoredBatch.status.in_(RUNNING))
-                .values(lease_until=until)
+                .values(lease_until=database_now(lease))
                 .execution_options(synchronize_session=False)
             )
             rows = session.execute(
-                select(StoredBatch.seq, StoredBatch.status, StoredBatch.expires_at).where(
+                select(StoredBatch.seq, StoredBatch.status, StoredBatch.expires_at,
+                       StoredBatch.expires_at <= database_epoch()).where(
                     StoredBatch.seq.in_(seqs), StoredBatch.lease_holder == holder, StoredBatch.status.in_(RUNNING)
                 )
             ).all()
-            return {seq: (status, expires_at) for seq, status, expires_at in rows}
+            return {seq: (status, expires_at, bool(expired)) for seq, status, expires_at, expired in rows}
 
     def release(self, holder: str, seqs: list[int]) -> None:
         """Give up leases at once (a clean stop): another process may take them now."""

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from . import storable
 from .models import StoredFile, VectorStore, VectorStoreFile
@@ -44,6 +45,10 @@ CHUNK = 1 << 20
 def live(now: int | None = None) -> ColumnElement:
     """Files not past their ``expires_after``: the only ones the API shows."""
     return or_(StoredFile.expires_at.is_(None), StoredFile.expires_at > (int(time.time()) if now is None else now))
+
+
+class FileExists(ValueError):
+    """A file of that id was created first by another process (its bytes are kept)."""
 
 
 class FileTooLarge(ValueError):
@@ -83,7 +88,11 @@ class FileStore:
         file_id: str | None = None,
     ) -> Json:
         """Store the bytes (streamed in ``parts``) and the row; the file object. A caller
-        that must not create a file twice (a batch's output) names it: ``file_id``."""
+        that must not create a file twice (a batch's output) names it: ``file_id``; of two
+        processes creating the same one, the first row wins and the other raises
+        ``FileExists``. Each writes its bytes under a name of its own (the id and a random
+        suffix), so the loser removes only its own bytes, never the winner's."""
+        named = file_id is not None
         file_id = file_id or "file-" + secrets.token_hex(12)
         row = StoredFile(
             id=file_id,
@@ -95,10 +104,10 @@ class FileStore:
             expires_at=expires_at,
         )
         storable.check(row)  # a name no database can hold is refused before the bytes are written
-        relative = f"{file_id[-2:]}/{file_id}"
+        relative = f"{file_id[-2:]}/{file_id}" + (f".{secrets.token_hex(6)}" if named else "")
         target = self.directory / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{file_id}.partial")
+        partial = target.with_name(f".{target.name}.partial")
         digest, size = hashlib.sha256(), 0
         out = _new_locked(partial)  # locked until the row is in (see the module docstring)
         try:
@@ -114,6 +123,12 @@ class FileStore:
             row.bytes, row.sha256, row.path = size, digest.hexdigest(), relative
             with self._database.sessions.begin() as session:
                 session.add(row)
+        except IntegrityError:
+            partial.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
+            if named:
+                raise FileExists(file_id) from None
+            raise
         except BaseException:
             partial.unlink(missing_ok=True)
             target.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import true
 
+from .clock import database_now
 from .storable import StoredText
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
@@ -157,7 +158,8 @@ class StoredResponse(Base):
     previous_response_id: Mapped[str | None] = mapped_column(StoredText(64, param="previous_response_id"), default=None)
     conversation_id: Mapped[str | None] = mapped_column(StoredText(64, param="conversation"), default=None)
     background: Mapped[bool] = mapped_column(Boolean, default=False)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # A background response's lease: the database's clock, as every replica reads it.
+    updated_at: Mapped[datetime] = mapped_column(default=database_now(), onupdate=database_now())
 
     # The start-up sweep finds unfinished background responses by status.
     __table_args__ = (Index("ix_responses_status", "status"),)
@@ -273,7 +275,7 @@ class VectorStoreFile(Base):
     batch_id: Mapped[str | None] = mapped_column(StoredText(64), default=None)
     # While ``in_progress``: when the process that will index it last renewed its claim
     # (revision 0010); a live process takes over a file whose lease ran out.
-    leased_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    leased_at: Mapped[datetime | None] = mapped_column(default=database_now())  # the database's clock
 
     __table_args__ = (
         UniqueConstraint("vector_store_seq", "file_id", name="uq_vector_store_files_store_file"),
@@ -424,7 +426,8 @@ class StoredUpload(Base):
     purpose: Mapped[str] = mapped_column(StoredText(32))
     bytes: Mapped[int] = mapped_column(BigInteger)
     mime_type: Mapped[str] = mapped_column(StoredText(param="mime_type"))
-    # pending, completing (one completion at a time; shown as pending), completed, cancelled
+    # pending, completing (one completion at a time; shown as pending), completed, cancelled,
+    # expired (set by the sweep, under the row's lock: storage/uploads.py)
     status: Mapped[str] = mapped_column(StoredText(16))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)

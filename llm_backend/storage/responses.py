@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, update
 
 from .conversations import append_items
-from .models import ResponseEvent, StoredResponse, utcnow
+from .clock import database_now
+from .models import ResponseEvent, StoredResponse
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -149,13 +149,14 @@ class ResponseStore:
             )
             return result.rowcount > 0
 
-    def fail_unfinished_sync(self, message: str, stale_before: datetime | None = None, ids: list[str] | None = None) -> int:
-        """Mark queued or in-progress responses failed: those not touched since
-        ``stale_before`` (their process is gone: nothing runs them any more), or those of
-        ``ids``; their streams end with a ``response.failed`` event. Returns how many."""
+    def fail_unfinished_sync(self, message: str, lease: float | None = None, ids: list[str] | None = None) -> int:
+        """Mark queued or in-progress responses failed: those not touched for ``lease``
+        seconds by the database's clock (their process is gone: nothing runs them any
+        more), or those of ``ids``; their streams end with a ``response.failed`` event.
+        Returns how many."""
         query = select(StoredResponse).where(StoredResponse.status.in_(UNFINISHED))
-        if stale_before is not None:
-            query = query.where(StoredResponse.updated_at < stale_before)
+        if lease is not None:
+            query = query.where(StoredResponse.updated_at < database_now(-lease))
         if ids is not None:
             query = query.where(StoredResponse.id.in_(ids))
         with self._database.sessions.begin() as session:
@@ -180,7 +181,7 @@ class ResponseStore:
             session.execute(
                 update(StoredResponse)
                 .where(StoredResponse.id.in_(ids), StoredResponse.status.in_(UNFINISHED))
-                .values(updated_at=utcnow())
+                .values(updated_at=database_now())
             )
 
     def ended_sync(self, ids: list[str]) -> list[str]:
@@ -248,8 +249,8 @@ class ResponseStore:
     async def delete(self, owner: str, response_id: str) -> bool:
         return await self._database.run(self._delete, owner, response_id)
 
-    async def fail_unfinished(self, message: str, stale_before: datetime | None = None, ids: list[str] | None = None) -> int:
-        return await self._database.run(self.fail_unfinished_sync, message, stale_before, ids)
+    async def fail_unfinished(self, message: str, lease: float | None = None, ids: list[str] | None = None) -> int:
+        return await self._database.run(self.fail_unfinished_sync, message, lease, ids)
 
     async def touch(self, ids: list[str]) -> None:
         await self._database.run(self.touch_sync, ids)

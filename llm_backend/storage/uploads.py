@@ -6,6 +6,16 @@ upload streams its parts, in the order the client gives, into a new File
 (``storage/files.py``); one completion at a time (``completing``, taken by compare-and-set),
 and a failed one stores nothing. The bytes of uploads that ended (completed, cancelled,
 expired) are removed by ``sweep``.
+
+Replicas share the rows and the directory, and any of them sweeps. The upload's row is the
+lock: a part is kept (renamed into place, its row inserted) only in a transaction that
+first updates the row on condition that it is alive (``pending``, not past ``expires_at``
+by the database's clock: ``storage/clock.py``); a completion holds it ``completing``; the
+sweep removes a folder only in a transaction that has re-checked its row, marking an
+upload past its time ``expired`` by the same kind of conditional update. PostgreSQL's row
+lock (SQLite's one writer) orders the two: either the part is kept and the upload stays,
+or the upload ended first and the part is refused with the upload's state (OpenAI's 400),
+never a part whose bytes vanished (a 500 at ``complete``, before).
 """
 
 from __future__ import annotations
@@ -16,12 +26,13 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
 
+from .clock import database_epoch, database_now
 from .models import StoredUpload, UploadPart
 
 if TYPE_CHECKING:
@@ -32,6 +43,7 @@ Json = dict[str, Any]
 CHUNK = 1 << 20
 # A completion that has held ``completing`` this long was cut off (its process died).
 STALE_COMPLETION = timedelta(minutes=10)
+ENDED = ("completed", "cancelled", "expired")
 
 
 class UploadRefused(ValueError):
@@ -133,12 +145,13 @@ class UploadStore:
                 os.fsync(out.fileno())
             if not size:
                 raise UploadRefused("empty_part")
-            os.replace(partial, target)
             with self._database.sessions.begin() as session:
-                upload = self._usable(self._find(session, owner, upload_id))
+                # The lock (see the module docstring): alive now, and kept alive until commit.
+                self._hold(session, owner, upload_id)
                 stored = session.scalar(select(func.coalesce(func.sum(UploadPart.bytes), 0)).where(UploadPart.upload_seq == upload.seq))
                 if stored + size > upload.bytes:
                     raise UploadRefused("too_many_bytes", declared=upload.bytes, stored=stored, size=size)
+                os.replace(partial, target)
                 now = int(time.time())
                 session.add(UploadPart(id=part_id, upload_seq=upload.seq, bytes=size, created_at=now))
         except BaseException:
@@ -147,40 +160,75 @@ class UploadStore:
             raise
         return {"id": part_id, "object": "upload.part", "created_at": now, "upload_id": upload.id}
 
+    def _hold(self, session, owner: str, upload_id: str) -> None:
+        """Lock the upload's row in this transaction if it is alive (``pending`` and not
+        expired by the database's clock); else refuse with what it is."""
+        held = session.execute(
+            update(StoredUpload)
+            .where(StoredUpload.owner == owner, StoredUpload.id == upload_id, StoredUpload.status == "pending",
+                   StoredUpload.expires_at > database_epoch())
+            .values(updated_at=database_now())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not held:
+            self._refuse(session, owner, upload_id)
+
+    def _refuse(self, session, owner: str, upload_id: str) -> None:
+        """Raise ``UploadRefused`` for an upload that is not alive, by what it is."""
+        row = self._find(session, owner, upload_id)
+        if row is None:
+            raise UploadRefused("not_found")
+        if row.status == "completing":
+            raise UploadRefused("completing")
+        raise UploadRefused(row.status if row.status in ENDED else "expired")
+
     def complete(self, owner: str, upload_id: str, part_ids: list[str], md5: str | None, files: FileStore) -> Json:
         """The upload as one File, its parts in the order of ``part_ids`` (each once, all
         of its bytes); checked before anything is stored: the parts, the byte count, the
-        md5. The upload object with its ``file``."""
+        md5. The upload object with its ``file``.
+
+        The upload is held ``completing`` from the start (the sweep keeps its bytes), and
+        given back if anything is refused or fails."""
         with self._database.sessions() as session:
-            upload = self._usable(self._find(session, owner, upload_id))
-            parts = dict(session.execute(select(UploadPart.id, UploadPart.bytes).where(UploadPart.upload_seq == upload.seq)).all())
-        if len(set(part_ids)) != len(part_ids):
-            raise UploadRefused("duplicate_part")
-        missing = [part_id for part_id in part_ids if part_id not in parts]
-        if missing:
-            raise UploadRefused("unknown_part", part_id=missing[0])
-        total = sum(parts[part_id] for part_id in part_ids)
-        if total != upload.bytes:
-            raise UploadRefused("byte_count", declared=upload.bytes, total=total)
-        paths = [self.directory / upload.id / part_id for part_id in part_ids]
-        if md5 is not None:
-            digest = hashlib.md5(usedforsecurity=False)
-            for chunk in _read(paths):
-                digest.update(chunk)
-            if digest.hexdigest() != md5.lower():
-                raise UploadRefused("md5_mismatch")
+            upload = self._find(session, owner, upload_id)
+        if upload is None:
+            raise UploadRefused("not_found")
         if not self._take(upload.seq):
-            raise UploadRefused("completed")
+            with self._database.sessions() as session:
+                self._refuse(session, owner, upload_id)
         created = None
         try:
+            with self._database.sessions() as session:
+                parts = dict(session.execute(select(UploadPart.id, UploadPart.bytes).where(UploadPart.upload_seq == upload.seq)).all())
+            if len(set(part_ids)) != len(part_ids):
+                raise UploadRefused("duplicate_part")
+            missing = [part_id for part_id in part_ids if part_id not in parts]
+            if missing:
+                raise UploadRefused("unknown_part", part_id=missing[0])
+            total = sum(parts[part_id] for part_id in part_ids)
+            if total != upload.bytes:
+                raise UploadRefused("byte_count", declared=upload.bytes, total=total)
+            paths = [self.directory / upload.id / part_id for part_id in part_ids]
+            if md5 is not None:
+                digest = hashlib.md5(usedforsecurity=False)
+                for chunk in _read(paths):
+                    digest.update(chunk)
+                if digest.hexdigest() != md5.lower():
+                    raise UploadRefused("md5_mismatch")
             expires_at = None if upload.file_expires_after is None else int(time.time()) + upload.file_expires_after
             created = files.create(owner, upload.filename, upload.purpose, _read(paths), upload.mime_type,
                                    max_bytes=upload.bytes, expires_at=expires_at)
             with self._database.sessions.begin() as session:
-                row = session.get(StoredUpload, upload.seq)
-                row.status, row.file_id = "completed", created["id"]
+                done = session.execute(
+                    update(StoredUpload)
+                    .where(StoredUpload.seq == upload.seq, StoredUpload.status == "completing")
+                    .values(status="completed", file_id=created["id"])
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if not done:  # given back as stale meanwhile (see ``sweep``)
+                    self._refuse(session, owner, upload_id)
                 session.execute(delete(UploadPart).where(UploadPart.upload_seq == upload.seq))
-                shown = as_openai(row, created)
+                shown = as_openai(session.get(StoredUpload, upload.seq), created)
         except BaseException:
             if created is not None:
                 files.delete(owner, created["id"])
@@ -190,13 +238,14 @@ class UploadStore:
         return shown
 
     def _take(self, seq: int) -> bool:
-        """The one completion of an upload: ``pending`` -> ``completing``."""
+        """The one completion of an upload: ``pending`` (and not expired) -> ``completing``."""
         with self._database.sessions.begin() as session:
             return bool(
                 session.execute(
                     update(StoredUpload)
-                    .where(StoredUpload.seq == seq, StoredUpload.status == "pending")
-                    .values(status="completing", updated_at=datetime.now(timezone.utc))
+                    .where(StoredUpload.seq == seq, StoredUpload.status == "pending",
+                           StoredUpload.expires_at > database_epoch())
+                    .values(status="completing", updated_at=database_now())
                     .execution_options(synchronize_session=False)
                 ).rowcount
             )
@@ -211,8 +260,11 @@ class UploadStore:
             )
 
     def cancel(self, owner: str, upload_id: str) -> Json:
+        """``pending`` -> ``cancelled`` by a conditional update: an upload being completed
+        (or already ended) is refused, its bytes left to their holder."""
         with self._database.sessions.begin() as session:
-            upload = self._usable(self._find(session, owner, upload_id))
+            self._hold(session, owner, upload_id)
+            upload = self._find(session, owner, upload_id)
             upload.status = "cancelled"
             session.execute(delete(UploadPart).where(UploadPart.upload_seq == upload.seq))
             shown = as_openai(upload)
@@ -222,32 +274,41 @@ class UploadStore:
     def sweep(self) -> int:
         """Give back the uploads of completions whose process died long ago, and remove the
         bytes of uploads that ended (completed, cancelled, expired) or that have no row; the
-        number of uploads whose bytes were removed."""
-        stale = datetime.now(timezone.utc) - STALE_COMPLETION
+        number of uploads whose bytes were removed. Each folder is judged by its row at the
+        moment it is removed, in the transaction that holds the row (see the module
+        docstring), never from an earlier list."""
         with self._database.sessions.begin() as session:
             session.execute(
                 update(StoredUpload)
-                .where(StoredUpload.status == "completing", StoredUpload.updated_at < stale)
+                .where(StoredUpload.status == "completing",
+                       StoredUpload.updated_at < database_now(-STALE_COMPLETION.total_seconds()))
                 .values(status="pending")
                 .execution_options(synchronize_session=False)
             )
         if not self.directory.is_dir():
             return 0
-        now = int(time.time())
-        with self._database.sessions() as session:
-            open_ids = set(
-                session.scalars(
-                    select(StoredUpload.id).where(
-                        StoredUpload.status.in_(("pending", "completing")), StoredUpload.expires_at > now
-                    )
-                )
-            )
         removed = 0
         for folder in self.directory.iterdir():
-            if folder.is_dir() and folder.name not in open_ids:
-                shutil.rmtree(folder, ignore_errors=True)
+            if folder.is_dir() and self._remove_if_ended(folder):
                 removed += 1
         return removed
+
+    def _remove_if_ended(self, folder: Path) -> bool:
+        with self._database.sessions.begin() as session:
+            # Past its time: ``expired`` for good (a part or a completion taking the row now
+            # waits for this transaction, then finds it expired).
+            session.execute(
+                update(StoredUpload)
+                .where(StoredUpload.id == folder.name, StoredUpload.status == "pending",
+                       StoredUpload.expires_at <= database_epoch())
+                .values(status="expired", updated_at=database_now())
+                .execution_options(synchronize_session=False)
+            )
+            status = session.scalar(select(StoredUpload.status).where(StoredUpload.id == folder.name).with_for_update())
+            if status is not None and status not in ENDED:
+                return False
+            shutil.rmtree(folder, ignore_errors=True)
+        return True
 
 
 def _read(paths: list[Path]) -> Iterator[bytes]:

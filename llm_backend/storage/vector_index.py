@@ -139,7 +139,7 @@ class VectorIndex:
 
         with self._database.sessions.begin() as session:
             row = self._store_file(session, owner, store_id, file_id)
-            if row is None or (only_in_progress and row.status != "in_progress"):
+            if row is None or not self._set_status(session, row.seq, only_in_progress, "completed", usage_bytes, None):
                 return False
             session.execute(delete(VectorStoreChunk).where(VectorStoreChunk.vector_store_file_seq == row.seq))
             session.add_all(
@@ -154,7 +154,6 @@ class VectorIndex:
                 )
                 for position, chunk in enumerate(chunks)
             )
-            row.status, row.usage_bytes, row.last_error = "completed", usage_bytes, None
             self._bump(session, row.vector_store_seq)
         return True
 
@@ -163,12 +162,24 @@ class VectorIndex:
     ) -> bool:
         with self._database.sessions.begin() as session:
             row = self._store_file(session, owner, store_id, file_id)
-            if row is None or (only_in_progress and row.status != "in_progress"):
+            error = {"code": code, "message": message}
+            if row is None or not self._set_status(session, row.seq, only_in_progress, "failed", 0, error):
                 return False
             session.execute(delete(VectorStoreChunk).where(VectorStoreChunk.vector_store_file_seq == row.seq))
-            row.status, row.usage_bytes, row.last_error = "failed", 0, {"code": code, "message": message}
             self._bump(session, row.vector_store_seq)
         return True
+
+    @staticmethod
+    def _set_status(session: Session, seq: int, only_in_progress: bool, status: str, usage_bytes: int, error: Json | None) -> bool:
+        """The file's final status, first thing in the transaction. With ``only_in_progress``
+        a conditional update (``WHERE status = 'in_progress'``), not a write of what was
+        read: a batch cancel committed since the read (another replica's) stays cancelled;
+        PostgreSQL re-checks the condition once the cancel's row lock is gone."""
+        query = update(VectorStoreFile).where(VectorStoreFile.seq == seq)
+        if only_in_progress:
+            query = query.where(VectorStoreFile.status == "in_progress")
+        values = {"status": status, "usage_bytes": usage_bytes, "last_error": error}
+        return bool(session.execute(query.values(**values).execution_options(synchronize_session=False)).rowcount)
 
     def file_status(self, owner: str, store_id: str, file_id: str) -> Json | None:
         with self._database.sessions() as session:

@@ -92,7 +92,9 @@ class VectorStoreBatches:
 
     def cancel_batch(self, owner: str, store_id: str, batch_id: str) -> Json | None:
         """The batch cancelled: its files not indexed yet become ``cancelled`` (indexing
-        drops them; one being embedded is not saved)."""
+        drops them; one being embedded is not saved). Both sides write on condition
+        (``WHERE status = 'in_progress'``): of a cancel and the indexer's last write, on any
+        replicas, the first to commit wins and the other changes nothing."""
         with self._database.sessions.begin() as session:
             found = self._batch(session, owner, store_id, batch_id)
             if found is None:

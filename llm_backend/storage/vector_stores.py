@@ -22,14 +22,14 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Select, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from .files import live
-from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile, utcnow
+from .clock import database_now
+from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile
 
 if TYPE_CHECKING:
     from . import Database
@@ -373,17 +373,18 @@ class VectorStores:
                 return None
             return Job(owner, store_id, file_id, stored.path, stored.filename, stored.mime_type, found[1].chunking_strategy)
 
-    def claim_lapsed(self, stale_before: datetime) -> list[tuple[str, str, str]]:
+    def claim_lapsed(self, lease: float) -> list[tuple[str, str, str]]:
         """(owner, store id, file id) of the files ``in_progress`` whose lease was last
-        renewed before ``stale_before`` (their process is gone), oldest first, now leased to
+        renewed more than ``lease`` seconds ago by the database's clock (their process is
+        gone), oldest first, now leased to
         the caller. One process takes each: PostgreSQL re-reads a row another claim changed
         meanwhile, and SQLite has one writer."""
-        lapsed = or_(VectorStoreFile.leased_at.is_(None), VectorStoreFile.leased_at < stale_before)
+        lapsed = or_(VectorStoreFile.leased_at.is_(None), VectorStoreFile.leased_at < database_now(-lease))
         with self._database.sessions.begin() as session:
             claimed = session.scalars(
                 update(VectorStoreFile)
                 .where(VectorStoreFile.status == "in_progress", lapsed)
-                .values(leased_at=utcnow())
+                .values(leased_at=database_now())
                 .returning(VectorStoreFile.seq)
                 .execution_options(synchronize_session=False)
             ).all()
@@ -413,6 +414,6 @@ class VectorStores:
                 session.execute(
                     update(VectorStoreFile)
                     .where(VectorStoreFile.seq.in_(held), VectorStoreFile.status == "in_progress")
-                    .values(leased_at=utcnow())
+                    .values(leased_at=database_now())
                     .execution_options(synchronize_session=False)
                 )

@@ -4,6 +4,7 @@ other's work. Real processes, killed with SIGKILL where a test says so."""
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import signal
@@ -41,15 +42,19 @@ def shared_data(tmp_path_factory):
     return tmp_path_factory.mktemp("shared-data")
 
 
-@pytest.fixture(scope="module")
-def replicas(database_url, shared_data, tmp_path_factory) -> list[LiveServer]:
-    env = {
+def replica_env(database_url: str, shared_data) -> dict[str, str]:
+    return {
         "LLM_BACKEND_DATABASE_URL": database_url,
         "LLM_BACKEND_BACKGROUND_LEASE": str(LEASE),
         "LLM_BACKEND_DATA_DIR": str(shared_data),
         "LLM_BACKEND_MODEL_LOAD": "lazy",
         "LLM_BACKEND_INDEXING_NICE": "0",  # the machine is shared: keep indexing times short
     }
+
+
+@pytest.fixture(scope="module")
+def replicas(database_url, shared_data, tmp_path_factory) -> list[LiveServer]:
+    env = replica_env(database_url, shared_data)
     servers = [LiveServer(tmp_path_factory.mktemp(f"replica-{name}"), env=env) for name in "ab"]
     for server in servers:
         server.start()
@@ -216,6 +221,26 @@ def test_indexing_is_leased_left_to_a_live_replica_and_taken_over_from_a_killed_
         assert 1 <= taken <= left and b_log.count('"vector store file indexed"') == taken
     finally:
         replicas[0].start()
+
+
+# libfaketime (Debian package faketime, installed by make system-deps), for any architecture.
+FAKETIME = next(iter(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")), None)
+
+
+@pytest.mark.skipif(FAKETIME is None, reason="libfaketime is not installed (make system-deps)")
+def test_a_replica_whose_clock_is_two_hours_slow_keeps_its_background_response(
+    replicas, clients, database_url, shared_data, start_server
+):
+    """A third replica runs under libfaketime, its clock two hours behind (a real skew:
+    every clock call of its processes is shifted). Its background response's lease used to
+    be written with its own clock: the other replicas' sweeps (every lease, 3 s) saw it two
+    hours old and failed it at once. Leases are the database's clock now."""
+    slow = start_server(env={**replica_env(database_url, shared_data), "LD_PRELOAD": FAKETIME, "FAKETIME": "-2h"})
+    client = sdk(slow)
+    assert client.models.list()  # up
+    running = client.responses.create(model=MODEL, input="Write a story.", background=True, max_output_tokens=200)
+    finished = wait_for(clients[1], running.id, timeout=240)
+    assert finished.status in ("completed", "incomplete"), finished.error  # not failed as abandoned
 
 
 def test_a_killed_replicas_background_response_is_failed_by_the_other(replicas, clients):

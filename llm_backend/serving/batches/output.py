@@ -10,17 +10,23 @@ is ``batch_cancelled`` or ``batch_expired``.
 The files are written when the batch ends, from the stored lines, in input order, streamed
 (never whole in memory). Their ids are derived from the batch's, so a process that takes
 over a batch whose finalizing was cut off finds the file already written instead of writing
-a second one.
+a second one; and two processes ending one batch at once (one whose lease ran out unseen,
+and the one that took it over) each write their bytes under a name of their own: the first
+row inserted is the file, the other process removes only its own bytes
+(``storage/files.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from ...storage.files import FileExists
 
 if TYPE_CHECKING:
     from ...storage.batches import BatchStore, Claimed
@@ -99,7 +105,9 @@ def write_files(store: BatchStore, files: FileStore, batch: Claimed) -> dict[str
             continue
         file_id = _file_id(batch.id, kind)
         if files.get(batch.owner, file_id) is None:
-            files.create(batch.owner, f"{batch.id}_{kind}.jsonl", "batch_output", _encoded(store.outputs(batch.seq, failed)),
-                         "application/jsonl", max_bytes=1 << 62, expires_at=expires_at, file_id=file_id)
+            with contextlib.suppress(FileExists):  # another process wrote it first: its file stands
+                files.create(batch.owner, f"{batch.id}_{kind}.jsonl", "batch_output",
+                             _encoded(store.outputs(batch.seq, failed)), "application/jsonl", max_bytes=1 << 62,
+                             expires_at=expires_at, file_id=file_id)
         written[f"{kind}_file_id"] = file_id
     return written

@@ -8,9 +8,10 @@ a small batch created after a big one is not stuck behind it).
 
 A batch is checked (``input.py``) and its lines stored, then its lines run; each answer is
 committed as it comes (``storage/batches.py``: once per line). A process killed mid-batch
-(kill -9) stops renewing its lease; when the lease runs out (``batch_lease``) any process,
-the restarted one or another replica on the same database, takes the batch and runs the
-lines not answered yet: none is lost, none is answered twice in the output. A clean stop
+(kill -9) stops renewing its lease; when the lease runs out (``batch_lease``, timed by the
+database's clock, so replicas whose clocks disagree still agree on it: ``storage/clock.py``)
+any process, the restarted one or another replica on the same database, takes the batch and
+runs the lines not answered yet: none is lost, none is answered twice in the output. A clean stop
 gives its leases back at once.
 
 Lines run through the endpoint's own validation and controller (``http/batch_lines.py``,
@@ -31,7 +32,6 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from ...errors import server_error
@@ -137,17 +137,11 @@ class BatchRunner:
     async def _db(self, function, *args: Any, **kwargs: Any) -> Any:
         return await self.services.database.run(function, *args, **kwargs)
 
-    def _until(self) -> tuple[datetime, datetime]:
-        now = datetime.now(timezone.utc)
-        return now, now + timedelta(seconds=self.lease)
-
     async def _tick(self) -> None:
-        _, until = self._until()
-        states = await self._db(self.store.renew, self.holder, list(self.held), until)
+        states = await self._db(self.store.renew, self.holder, list(self.held), self.lease)
         for seq in [seq for seq in self.held if seq not in states]:
             await self._drop(seq, "the batch's lease was lost or it ended elsewhere")
-        now = int(time.time())
-        for seq, (status, expires_at) in states.items():
+        for seq, (status, expires_at, expired) in states.items():
             held = self.held.get(seq)
             if held is None:  # let go meanwhile (its job ended it)
                 continue
@@ -158,13 +152,12 @@ class BatchRunner:
                 held.job = self._job(held, self._validate(held))
             elif status == "cancelling":
                 held.job = self._job(held, self._end(held, "cancelled"))
-            elif now >= expires_at:
+            elif expired:  # by the database's clock, as every replica judges it
                 held.job = self._job(held, self._end(held, "expired"))
             elif status == "finalizing" or (held.exhausted and not held.queue and not held.retries and not held.lines):
                 held.job = self._job(held, self._end(held, "completed"))
         if len(self.held) < MAX_HELD:
-            now_at, until = self._until()
-            claimed = await self._db(self.store.claim, self.holder, now_at, until)
+            claimed = await self._db(self.store.claim, self.holder, self.lease)
             if claimed is not None:
                 self.held[claimed.seq] = Held(claimed, claimed.status, claimed.expires_at)
                 self._turns.append(claimed.seq)

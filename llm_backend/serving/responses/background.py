@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -108,9 +107,8 @@ async def keep(database: Database, lease: float) -> None:
         now = time.monotonic()
         if now >= sweep_at:
             sweep_at = now + lease
-            stale_before = datetime.now(timezone.utc) - timedelta(seconds=lease)
             try:
-                count = await database.responses.fail_unfinished(INTERRUPTED, stale_before=stale_before)
+                count = await database.responses.fail_unfinished(INTERRUPTED, lease=lease)
                 if count:
                     log.warning("marked %d unfinished background responses failed", count)
             except Exception:

@@ -1,0 +1,295 @@
+"""Replicas that agree, race by race: two threads drive the storage code on one database
+(real SQLite, real PostgreSQL), as two replicas would, and the interleaving that went wrong
+is forced with real barriers: a generator that waits in the middle of a part, or a pause
+of one thread at a chosen SQL statement (SQLAlchemy's ``after_cursor_execute`` event,
+with a time limit so a lock held meanwhile cannot hang the test). Nothing is mocked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from llm_backend.storage import Database
+from llm_backend.storage.files import FileStore
+from llm_backend.storage.uploads import UploadRefused, UploadStore
+
+OWNER = "tenant-a"
+PAUSE = 5.0  # the longest a paused thread waits (SQLite: the other thread may need its lock)
+
+
+@contextmanager
+def paused_at(database, thread: threading.Thread | None, matches, after_commit: bool = False):
+    """Pause ``thread`` (None: any thread but this one) once, just after it ran the first
+    statement ``matches(statement, parameters)`` accepts (``after_commit``: once the
+    transaction that ran it has committed, its locks gone); ``.reached`` is set then, and
+    ``.go`` lets it continue."""
+    reached, go = threading.Event(), threading.Event()
+    me = threading.current_thread()
+    marked = threading.local()
+
+    def ours() -> bool:
+        current = threading.current_thread()
+        return not reached.is_set() and (current is not me if thread is None else current is thread)
+
+    def pause():
+        reached.set()
+        go.wait(PAUSE)
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if ours() and matches(statement, parameters):
+            if after_commit:
+                marked.ran = True
+            else:
+                pause()
+
+    def committed(session):
+        if ours() and getattr(marked, "ran", False):
+            marked.ran = False
+            pause()
+
+    event.listen(database.engine, "after_cursor_execute", before)
+    event.listen(database.sessions, "after_commit", committed)
+    try:
+        yield reached, go
+    finally:
+        go.set()
+        event.remove(database.engine, "after_cursor_execute", before)
+        event.remove(database.sessions, "after_commit", committed)
+
+
+def statement_is(start: str, param: str | None = None):
+    def matches(statement: str, parameters) -> bool:
+        shown = parameters.values() if isinstance(parameters, dict) else parameters or ()
+        return statement.lstrip().upper().startswith(start.upper()) and (param is None or param in shown)
+
+    return matches
+
+
+def started(target, *args) -> tuple[threading.Thread, dict]:
+    """``target(*args)`` in a thread; its answer or exception lands in the dict."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = target(*args)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+# --- uploads: the sweep and a part being written -----------------------------------------------
+
+
+@pytest.fixture
+def uploads(database, tmp_path) -> tuple[UploadStore, FileStore]:
+    return UploadStore(database, tmp_path / "uploads"), FileStore(database, tmp_path / "files")
+
+
+def new_upload(store: UploadStore, size: int, lifetime: int = 3600) -> str:
+    return store.create(OWNER, "data.bin", "assistants", size, "application/octet-stream", None, lifetime)["id"]
+
+
+def test_an_upload_created_while_the_sweep_runs_keeps_its_parts(database, uploads):
+    """The sweep used to list the live uploads first and then remove every other folder:
+    an upload created and given a part in between lost the part's bytes, and its
+    ``complete`` failed (a 500). Here the sweep is paused at its first read of the uploads."""
+    store, files = uploads
+    (store.directory / "upload_gone").mkdir(parents=True)  # bytes of an upload with no row
+    sweeper = threading.Thread(target=store.sweep, daemon=True)
+    with paused_at(database, sweeper, lambda sql, _: sql.lstrip().upper().startswith("SELECT") and "uploads" in sql) as (reached, go):
+        sweeper.start()
+        assert reached.wait(30)
+        # (SQLite: the paused sweep may hold the one write lock; these wait for it.)
+        upload_id = new_upload(store, 5)
+        part = store.add_part(OWNER, upload_id, [b"hello"], 1 << 20)
+        go.set()
+        sweeper.join(60)
+    done = store.complete(OWNER, upload_id, [part["id"]], None, files)
+    assert done["status"] == "completed"
+    assert files.content(OWNER, done["file"]["id"])[1] == b"hello"
+    assert not (store.directory / "upload_gone").exists()
+
+
+def test_a_part_written_while_its_upload_expires_is_refused_not_lost(database, uploads):
+    """A part still arriving when the sweep removes its expired upload: refused with the
+    upload's state (OpenAI's 400), never a vanished file (a 500)."""
+    store, _ = uploads
+    upload_id = new_upload(store, 10, lifetime=2)
+    halfway, resume = threading.Event(), threading.Event()
+
+    def chunks():
+        yield b"12345"
+        halfway.set()
+        assert resume.wait(30)
+        yield b"67890"
+
+    writer, outcome = started(store.add_part, OWNER, upload_id, chunks(), 1 << 20)
+    assert halfway.wait(30)
+    time.sleep(2.5)  # the upload's hour (here: two seconds) runs out by the database's clock
+    assert store.sweep() == 1
+    resume.set()
+    writer.join(30)
+    assert isinstance(outcome.get("error"), UploadRefused), outcome
+    assert outcome["error"].reason == "expired"
+    assert not (store.directory / upload_id).exists()
+
+
+def test_a_completion_keeps_its_parts_while_the_upload_expires(database, uploads):
+    """An upload taken for completion is not swept, even once past its time: the sweep
+    used to remove its parts while the completion was reading them (a 500)."""
+    store, files = uploads
+    upload_id = new_upload(store, 5, lifetime=2)
+    part = store.add_part(OWNER, upload_id, [b"hello"], 1 << 20)
+    taken = statement_is("UPDATE uploads", "completing")
+    with paused_at(database, None, taken, after_commit=True) as (reached, go):
+        completer, outcome = started(store.complete, OWNER, upload_id, [part["id"]], None, files)
+        assert reached.wait(30)
+        time.sleep(2.5)  # past its time, by the database's clock
+        store.sweep()
+        go.set()
+        completer.join(60)
+    assert outcome.get("value", {}).get("status") == "completed", outcome
+    assert files.content(OWNER, outcome["value"]["file"]["id"])[1] == b"hello"
+
+
+# --- vector store file batches: a cancel and the indexer's last write -------------------------
+
+
+def test_a_batch_cancelled_while_a_file_is_saved_stays_cancelled(database):
+    """The indexer read its file ``in_progress``, a replica cancelled the batch, then the
+    indexer wrote ``completed`` over the cancel (a write of what it had read). Its status
+    write is a conditional update now: the cancel stays."""
+    import numpy as np
+
+    from llm_backend.storage.vector_index import NewChunk
+    from llm_backend.storage.vector_store_batches import VectorStoreBatches
+    from llm_backend.storage.vector_stores import NewStoreFile
+
+    store_id = database.vector_stores.create(OWNER, None, {}, None, [])["id"]
+    batches = VectorStoreBatches(database)
+    batch, _ = batches.create_batch(OWNER, store_id, [NewStoreFile("file-one", {}, {"type": "auto"})])
+    chunk = NewChunk("some text", 2, np.ones(4, dtype=np.float32))
+    saver = threading.Thread()
+    read = statement_is("SELECT vector_store_files")
+    with paused_at(database, None, read) as (reached, go):
+        saver, outcome = started(
+            database.vector_index.save_chunks, OWNER, store_id, "file-one", [chunk], 100, True
+        )
+        assert reached.wait(30)
+        cancelled = batches.cancel_batch(OWNER, store_id, batch["id"])
+        go.set()
+        saver.join(60)
+    assert cancelled["status"] == "cancelled"
+    assert outcome == {"value": False}
+    assert batches.get_batch(OWNER, store_id, batch["id"])["status"] == "cancelled"
+    assert database.vector_index.file_status(OWNER, store_id, "file-one")["status"] == "cancelled"
+
+
+# --- batches: two processes writing one batch's output file ----------------------------------
+
+
+def test_two_processes_ending_one_batch_keep_the_output_file_bytes(database, tmp_path):
+    """A process whose lease ran out unseen and the one that took its batch over both end
+    it: both find no output file and write it; the second's insert loses, and it used to
+    remove the bytes both had written under one name (the recorded file then had none).
+    Here one is paused after it looked for the file while the other writes it."""
+    from llm_backend.serving.batches.output import answered, write_files
+
+    files = FileStore(database, tmp_path / "files")
+    store = database.batches
+    batch = store.create(OWNER, "/v1/chat/completions", "file-input", "24h", 86400, None, None)
+    claimed = claim(store, "replica-a")
+    assert claimed is not None and claimed.id == batch["id"]
+    assert store.accept(claimed.seq, "smollm2", [("line-1", {"model": "smollm2"})])
+    store.answer(claimed.seq, 0, answered("line-1", 200, {"answer": 42}, "req_1"), False, {})
+    with paused_at(database, None, statement_is("SELECT files.")) as (reached, go):
+        late, outcome = started(write_files, store, files, claimed)
+        assert reached.wait(30)
+        written = write_files(store, files, claimed)  # the other process, start to end
+        go.set()
+        late.join(60)
+    content = files.content(OWNER, written["output_file_id"])[1]  # (before: FileNotFoundError)
+    assert b'"answer":42' in content
+    assert outcome == {"value": written}  # the loser records the winner's file
+    assert sorted(path.name for path in (tmp_path / "files").glob("*/*")) == [
+        files.locate(OWNER, written["output_file_id"])[1].name
+    ]  # the loser's bytes removed, the winner's kept
+
+
+def claim(store, holder: str, lease: float = 30):
+    return store.claim(holder, lease)
+
+
+# --- leases: a replica whose clock is wrong ---------------------------------------------------
+
+SKEW = "-2h"  # the skewed replica's clock runs two hours behind
+
+
+@pytest.fixture
+def skewed(new_database_url):
+    """(database, run): a migrated PostgreSQL database, and ``run(code)``, which runs
+    Python code as a replica whose clock is two hours behind: a real process under
+    ``faketime`` (libfaketime: every clock call of the process is shifted), on the same
+    database (``db``). PostgreSQL only: SQLite's clock is its process's own (one machine,
+    one clock: replicas of a SQLite database share the machine)."""
+    if shutil.which("faketime") is None:
+        pytest.skip("faketime (Debian package faketime) is not installed")
+    url = new_database_url("postgresql")
+    database = Database(url)
+    database.upgrade()
+
+    def run(code: str) -> str:
+        script = "import sys, time\nfrom llm_backend.storage import Database\ndb = Database(sys.argv[1])\n" + code
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        done = subprocess.run(["faketime", "-f", SKEW, sys.executable, "-c", script, url], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    # The skew is real: the process's clock, not ours.
+    assert float(run("print(time.time())")) < time.time() - 7000
+    yield database, run
+    database.dispose()
+
+
+def test_a_batch_lease_taken_by_a_replica_with_a_slow_clock_is_not_taken_over(skewed):
+    database, run = skewed
+    batch = database.batches.create(OWNER, "/v1/chat/completions", "file-input", "24h", 86400, None, None)
+    assert run("print(db.batches.claim('slow-clock', 60).id)") == batch["id"]
+    assert claim(database.batches, "true-clock", 60) is None  # (before: taken over at once)
+    assert database.batches.row_sync(batch["id"])["lease_holder"] == "slow-clock"
+
+
+def test_a_background_response_of_a_replica_with_a_slow_clock_is_not_failed_as_abandoned(skewed):
+    database, run = skewed
+    run(
+        "from llm_backend.storage.responses import NewResponse\n"
+        "record = NewResponse(id='resp_slow', owner='tenant-a', model='smollm2', created_at=1, "
+        "response={'id': 'resp_slow', 'object': 'response', 'status': 'in_progress', 'output': []}, "
+        "request={}, input_items=[], background=True)\n"
+        "db.responses._save(record, [])\n"
+        "db.responses.touch_sync(['resp_slow'])\n"
+    )
+    assert database.responses.fail_unfinished_sync("interrupted", lease=60) == 0  # (before: 1)
+    assert database.responses.status_sync("resp_slow") == "in_progress"
+
+
+def test_a_vector_store_file_indexed_by_a_replica_with_a_slow_clock_is_not_taken_over(skewed):
+    database, run = skewed
+    run(
+        "from llm_backend.storage.vector_stores import NewStoreFile\n"
+        "store = db.vector_stores.create('tenant-a', None, {}, None, [NewStoreFile('file-one', {}, {'type': 'auto'})])\n"
+        "db.vector_stores.renew_leases([('tenant-a', store['id'], 'file-one')])\n"
+    )
+    assert database.vector_stores.claim_lapsed(60) == []  # (before: taken over at once)
