@@ -26,6 +26,7 @@ from .http.metrics import Metrics
 from .http.pages import Pages
 from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.responses_socket import ResponsesSocket
+from .http.body_deadline import BodyDeadline
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .serving import expiry, uploads
@@ -205,6 +206,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         upload_paths=UPLOAD_PATHS,
         path_limits={path: settings.max_audio_bytes + FORM_FIELDS_ROOM for path in AUDIO_PATHS},
     )
+    app.add_middleware(BodyDeadline, MiddlewarePosition.BEFORE_EXCEPTION, seconds=settings.body_timeout, min_rate=settings.body_min_rate)
     app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:
         app.add_middleware(

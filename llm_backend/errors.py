@@ -103,6 +103,15 @@ def request_too_large(limit: int) -> OpenAIError:
     return OpenAIError(413, f"The request body is larger than the limit of {limit} bytes.", code="request_too_large")
 
 
+def request_timeout(seconds: float, min_rate: int) -> OpenAIError:
+    return OpenAIError(
+        408,
+        f"The request body did not arrive in time: it must come within {seconds:g} seconds plus one second per "
+        f"{min_rate} bytes.",
+        code="request_timeout",
+    )
+
+
 def unknown_url() -> OpenAIError:
     return OpenAIError(404, "Unknown request URL. Please check the URL and method.", code="unknown_url")
 

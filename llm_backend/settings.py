@@ -202,6 +202,10 @@ class Settings(BaseSettings):
         "addresses; without keys every other Host is refused (DNS rebinding), and with this set, with keys too",
     )
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    body_timeout: float = Field(
+        30, gt=0, description="seconds a request body may take, plus one second per body_min_rate bytes; past it 408"
+    )
+    body_min_rate: int = Field(65536, ge=1, description="bytes a second a long body must at least arrive at (see body_timeout)")
     max_upload_bytes: int = Field(
         512 * 1024 * 1024, ge=1024, description="largest file createFile accepts (OpenAI's: 512 MB); streamed to disk"
     )

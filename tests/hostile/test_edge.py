@@ -169,3 +169,38 @@ def test_in_chromium_a_rebound_name_is_refused(server):
     port = server.base_url.rsplit(":", 1)[1]
     seen = chromium(server, "rebound", f"http://{REBOUND}:{port}/playground", env={"HOST_RULES": f"MAP {REBOUND} 127.0.0.1"})
     assert seen["status"] == 403 and json.loads(seen["body"])["error"]["code"] == "host_not_allowed"
+
+
+def trickle(live, seconds: float, content_length: int = 1000, path: str = "/v1/chat/completions", content_type: str = "application/json", prefix: bytes = b"") -> bytes:
+    """A body sent a byte every half second (slowloris); what the server answered, if anything."""
+    import socket
+    import time
+
+    host, port = live.base_url.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=seconds + 30) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {content_length}\r\n\r\n".encode() + prefix)
+        deadline = time.monotonic() + seconds
+        sock.settimeout(0.5)
+        answer = b""
+        while time.monotonic() < deadline and not answer:
+            try:
+                sock.sendall(b" ")
+                answer = sock.recv(65536)
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                break
+        return answer
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/files", "/v1/vector_stores"], ids=["fast-lane", "upload", "connexion"])
+def test_a_body_that_trickles_in_is_cut_with_a_408(start_server, measured, path):
+    live = start_server(env={"LLM_BACKEND_BODY_TIMEOUT": "2"})
+    with measured(live):
+        upload = path == "/v1/files"
+        kind = "multipart/form-data; boundary=x" if upload else "application/json"
+        prefix = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n' if upload else b""
+        answer = trickle(live, seconds=20, path=path, content_type=kind, prefix=prefix)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"code":"request_timeout"' in answer.replace(b" ", b"")
+    assert httpx.post(live.api + "/chat/completions", json={"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}, timeout=60).status_code == 200
