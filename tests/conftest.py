@@ -37,6 +37,8 @@ def pytest_unconfigure(config) -> None:
 LONGEST_FILES = [
     "tests/conformance/test_schemathesis.py",
     "tests/e2e/test_audio.py",
+    "tests/hostile/test_audio.py",
+    "tests/hostile/test_retrieval.py",
     "tests/e2e/test_rate_limits.py",
     "tests/storage/test_replicas.py",
     "tests/e2e/test_responses.py",

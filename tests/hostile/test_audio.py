@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support.audio import librivox, word_error_rate
+from tests.support.audio import librivox, wav_16k, word_error_rate
 from tests.support.clients import sdk
 
 MiB = 1 << 20
@@ -119,13 +119,7 @@ def long_recording(seconds: float) -> tuple[bytes, str]:
             with wave.open(str(path)) as clip:
                 frames += clip.readframes(clip.getnframes()) + bytes(16000)  # half a second apart
             texts.append(text)
-    out = io.BytesIO()
-    with wave.open(out, "wb") as joined:
-        joined.setnchannels(1)
-        joined.setsampwidth(2)
-        joined.setframerate(16000)
-        joined.writeframes(frames)
-    return out.getvalue(), " ".join(texts)
+    return wav_16k(frames), " ".join(texts)
 
 
 def test_a_recording_longer_than_a_window_is_transcribed_whole_in_bounded_memory(budgeted, measured):

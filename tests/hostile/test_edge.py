@@ -204,3 +204,39 @@ def test_a_body_that_trickles_in_is_cut_with_a_408(start_server, measured, path)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b'"code":"request_timeout"' in answer.replace(b" ", b"")
     assert httpx.post(live.api + "/chat/completions", json={"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}, timeout=60).status_code == 200
+
+
+def test_many_websocket_connections_and_lanes_stay_bounded(server, measured):
+    """Ten connections, each asking for more lanes and more queued events than it may hold,
+    every event 50 KB: what is held is bounded by the lanes (16), their queues (4) and the
+    model's queue, the rest refused at once; closing the sockets stops the work."""
+    import json as json_module
+
+    from llm_backend.http.responses_socket import LANE_QUEUE, MAX_LANES
+
+    text = "word " * 10_000
+
+    async def one_connection() -> tuple[int, int]:
+        url = server.base_url.replace("http", "ws") + "/v1/responses"
+        refused = sent = 0
+        async with websockets.connect(url, max_size=None, open_timeout=30) as socket:
+            for lane in range(MAX_LANES + 4):
+                for _ in range(LANE_QUEUE + 2):
+                    event = {"type": "response.create", "model": "smollm2", "input": text, "max_output_tokens": 16, "stream_id": f"l{lane}"}
+                    await socket.send(json_module.dumps(event))
+                    sent += 1
+            try:
+                while True:
+                    frame = json_module.loads(await asyncio.wait_for(socket.recv(), 5))
+                    refused += frame.get("type") == "error"
+            except (asyncio.TimeoutError, websockets.exceptions.ConnectionClosed):
+                pass
+        return sent, refused
+
+    async def all_of_them() -> list[tuple[int, int]]:
+        return await asyncio.gather(*(one_connection() for _ in range(10)))
+
+    with measured(server):
+        results = asyncio.run(all_of_them())
+    for sent, refused in results:
+        assert refused >= sent - MAX_LANES * (LANE_QUEUE + 1), (sent, refused)

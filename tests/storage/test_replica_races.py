@@ -243,8 +243,7 @@ def skewed(new_database_url):
     ``faketime`` (libfaketime: every clock call of the process is shifted), on the same
     database (``db``). PostgreSQL only: SQLite's clock is its process's own (one machine,
     one clock: replicas of a SQLite database share the machine)."""
-    if shutil.which("faketime") is None:
-        pytest.skip("faketime (Debian package faketime) is not installed")
+    assert shutil.which("faketime"), "faketime is required (Debian package faketime): make system-deps installs it"
     url = new_database_url("postgresql")
     database = Database(url)
     database.upgrade()

@@ -73,6 +73,17 @@ def librivox() -> list[tuple[Path, str]]:
     return clips
 
 
+def wav_16k(frames: bytes) -> bytes:
+    """16-bit mono 16 kHz samples as a WAV file."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as joined:
+        joined.setnchannels(1)
+        joined.setsampwidth(2)
+        joined.setframerate(16000)
+        joined.writeframes(frames)
+    return out.getvalue()
+
+
 def librivox_joined() -> tuple[bytes, float]:
     """The five clips as one 16 kHz WAV (about 25 s: a request that runs for seconds), and
     its length in seconds."""
@@ -80,13 +91,7 @@ def librivox_joined() -> tuple[bytes, float]:
     for path, _ in librivox():
         with wave.open(str(path)) as clip:
             frames += clip.readframes(clip.getnframes())
-    out = io.BytesIO()
-    with wave.open(out, "wb") as joined:
-        joined.setnchannels(1)
-        joined.setsampwidth(2)
-        joined.setframerate(16000)
-        joined.writeframes(frames)
-    return out.getvalue(), len(frames) / 2 / 16000
+    return wav_16k(frames), len(frames) / 2 / 16000
 
 
 # The local audio models' ids with the default settings, as GET /v1/models lists them.
