@@ -11,6 +11,7 @@ import zlib
 import pytest
 
 from tests.support.clients import sdk
+from tests.support.rss import watch
 from tests.support.server import LiveServer
 
 MiB = 1 << 20
@@ -40,23 +41,28 @@ def add(client, name: str, content: bytes):
     return store.id, file.id
 
 
-def test_a_30_mb_text_file_stops_at_the_token_limit_in_bounded_memory(budgeted, measured):
+@pytest.fixture(scope="module")
+def big_file(budgeted):
+    """A 30 MB text file added to a store, indexed (or not) while every process is watched."""
     client = sdk(budgeted)
     content = (WORDS * (30 * MiB // len(WORDS) + 1)).encode()[: 30 * MiB]
-    with measured(budgeted):
+    with watch(budgeted.process.pid) as growth:
         store_id, file_id = add(client, "big.txt", content)
         found = indexed(client, store_id, file_id)
+    return store_id, file_id, found, growth
+
+
+def test_a_30_mb_text_file_stops_at_the_token_limit_in_bounded_memory(big_file):
+    _, _, found, growth = big_file
+    growth.assert_within()
     assert found.status == "failed"
     assert found.last_error.code == "invalid_file" and "20000 tokens" in found.last_error.message
 
 
-def test_the_content_of_a_large_file_is_one_bounded_page(budgeted, measured):
-    client = sdk(budgeted)
-    content = (WORDS * (30 * MiB // len(WORDS) + 1)).encode()[: 30 * MiB]
-    store_id, file_id = add(client, "content.txt", content)
-    indexed(client, store_id, file_id)
+def test_the_content_of_a_large_file_is_one_bounded_page(budgeted, big_file, measured):
+    store_id, file_id, _, _ = big_file
     with measured(budgeted):
-        page = client.vector_stores.files.content(file_id, vector_store_id=store_id)
+        page = sdk(budgeted).vector_stores.files.content(file_id, vector_store_id=store_id)
     assert page.has_more is True
     assert 0 < sum(len(part.text) for part in page.data) <= 1_000_000
 
