@@ -130,3 +130,14 @@ def test_a_text_past_the_token_budget_stops_before_its_end():
     with pytest.raises(TooManyTokens):
         for _ in chunk_stream(pieces, shared_embedder().tokenize, ChunkingStrategy(800, 400), max_tokens=50_000):
             pass
+
+
+def test_a_long_piece_is_tokenized_a_slice_at_a_time_with_the_same_chunks(monkeypatch):
+    """Tokenizing a piece costs ~140 bytes a character: pieces are cut to PIECE_CHARS, and
+    the cut changes no chunk."""
+    from llm_backend.retrieval import chunking
+
+    monkeypatch.setattr(chunking, "PIECE_CHARS", 10**9)
+    whole = chunks_of(TEXT, ChunkingStrategy(800, 400))
+    monkeypatch.setattr(chunking, "PIECE_CHARS", 3001)
+    assert chunks_of(TEXT, ChunkingStrategy(800, 400)) == whole
