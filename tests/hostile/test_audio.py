@@ -99,6 +99,24 @@ def test_a_stream_whose_declared_length_lies_is_stopped_at_the_budget(budgeted, 
         assert_too_long(transcribe(budgeted, "lying.aac", content))
 
 
+@pytest.mark.parametrize("declared, real", [(7200, 2), (1, 60)], ids=["claims-hours", "claims-a-second"])
+def test_a_wav_header_that_lies_about_its_length_is_read_as_what_it_holds(budgeted, measured, declared, real):
+    """The data chunk's size says one length, the file holds another: the decoder reads no
+    more than the file holds (nor than the header allows), so neither the claim nor the bytes
+    can make it decode past what is there."""
+    rate = 8000
+    data = bytes([128]) * (real * rate)  # 8-bit silence
+    size = min(declared * rate, 0xFFFFFFFF - 36)
+    header = b"RIFF" + (36 + size).to_bytes(4, "little") + b"WAVE" + b"fmt " + (16).to_bytes(4, "little")
+    header += (1).to_bytes(2, "little") * 2 + rate.to_bytes(4, "little") * 2 + (1).to_bytes(2, "little") + (8).to_bytes(2, "little")
+    content = header + b"data" + size.to_bytes(4, "little") + data
+    warm(budgeted)
+    with measured(budgeted):
+        answer = transcribe(budgeted, "lying.wav", content)
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json()["usage"]["seconds"] <= min(declared, real) + 1
+
+
 def test_input_audio_in_chat_takes_the_same_path(server, measured):
     silence = encoded("flac", "flac", 8000, 7200)
     part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(silence).decode(), "format": "wav"}}
