@@ -190,6 +190,20 @@ def trickle(live, seconds: float, content_length: int = 1000, path: str = "/v1/c
                 continue
             except OSError:
                 break
+        # The head and the body may come in separate packets: read on until the body is whole.
+        sock.settimeout(5)
+        while b"\r\n\r\n" in answer:
+            head, _, body = answer.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+            if len(body) >= length:
+                break
+            try:
+                more = sock.recv(65536)
+            except OSError:
+                break
+            if not more:
+                break
+            answer += more
         return answer
 
 
