@@ -11,14 +11,17 @@ cancelled one leaves between steps and its KV cells are freed at once.
 A request with ``n`` choices prefills its prompt once on its first sequence, copies that
 KV to its other sequences, and samples each choice with its own chain (seed + index).
 
-A sequence keeps its KV cells after its request ends, and a new request prefills only
-what its sequence does not hold already. It goes to a free sequence holding a
-conversation it continues (that sequence's last prompt is where this one starts: the next
-turn, a retry), else to an empty one, else to the one sharing the longest prefix, the
-least recently used among equals. A prompt that shares only the chat template's preamble
-with a cached conversation so never evicts it while a sequence is empty: conversations
-taking turns each keep their cache. Each token's KV does not depend on how it was
-batched, so reuse never changes an answer.
+Prefill once (issue #34, prefixes.py). A sequence keeps its KV cells after its request
+ends, and a new request computes only what it cannot find. It goes to a free sequence
+holding a conversation it continues (that sequence's last prompt is where this one starts:
+the next turn, a retry), else to an empty one, else to the one sharing the longest prefix,
+the least recently used among equals; so conversations taking turns each keep their
+sequence while one is empty. Then, if it gives at least ``SHARE_MIN`` more tokens, its
+prompt's beginning is taken from elsewhere: another sequence's KV (running or idle), copied;
+a prefix saved to host memory, restored; or, when another request is computing that
+beginning right now (users arriving together with one system prompt), it waits for it and
+copies it then. KV about to be overwritten is saved to host memory first (``HostCache``).
+All of this only within a tenant, or within what both declare shared (prefixes.py).
 """
 
 from __future__ import annotations
@@ -32,11 +35,18 @@ import llama_cpp
 from llama_cpp import _internals
 
 from .errors import ContextError, RequestError
+from .prefixes import BLOCK, Holding, HostCache, common_prefix
 from .prompts import ChatTemplate, Tokenizer
 from .sampling import Sampler, SamplingParams, logits_at, token_logprobs
 from .text import TextStream
 
 Emit = Callable[[dict[str, Any]], None]
+
+# A prefix found elsewhere is taken when it gives this many more tokens than the chosen
+# sequence holds: copying one costs a few ms, computing 32 tokens ~100 ms on 2 cores.
+SHARE_MIN = 32
+# A sequence about to lose this many cached tokens is saved to host memory first.
+SAVE_MIN = 64
 
 
 @dataclass
@@ -67,15 +77,15 @@ class Request:
     echo: str | None = None  # prompt text to send back before the answer
     prompt_logprobs: list[dict[str, Any]] | None = None  # for echo with logprobs
     scored: list[tuple[int, int]] = field(default_factory=list)  # (batch index, next prompt token)
+    tenant: str = ""  # whose KV it may reuse (prefixes.py)
+    shared: int = 0  # leading prompt tokens any tenant may reuse
+    awaits: tuple[int, int] | None = None  # (sequence, length): its beginning, being computed there
 
-
-def _common_prefix(cached: list[int], prompt: list[int], limit: int) -> int:
-    n = 0
-    for a, b in zip(cached, prompt[:limit]):
-        if a != b:
-            break
-        n += 1
-    return n
+    @property
+    def limit(self) -> int:
+        """How much of the prompt may come from a cache: all but the last token, whose logits
+        start the answer; nothing when every prompt position must be scored (echo+logprobs)."""
+        return 0 if self.prompt_logprobs is not None else len(self.prompt) - 1
 
 
 class Engine:
@@ -105,12 +115,18 @@ class Engine:
         self.template = ChatTemplate(self.model, config.get("chat_format"), config.get("chat_template"))
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.model.vocab))
         self.free_seqs = list(range(self.parallel))
-        self.cached: list[list[int]] = [[] for _ in range(self.parallel)]  # tokens in each sequence's KV
-        self.prompt_lens = [0] * self.parallel  # length of the prompt each sequence served last
+        self.held = [Holding() for _ in range(self.parallel)]  # what each sequence's KV holds
+        # Sharing prefixes between sequences, and the host-memory cache behind them.
+        self.sharing = bool(config.get("prefix_sharing", True))
+        self.host = HostCache(int(config.get("prefix_cache_mb", 0)) << 20 if self.sharing else 0)
+        self.pending: set[int] = set()  # sequences a queued copy reads or writes (done at the next decode)
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Request] = {}
         # Since the worker started, reported in its ``stats`` events (worker.py).
-        self.totals = {"requests": 0, "prompt_tokens": 0, "reused_tokens": 0, "cache_hits": 0, "generated_tokens": 0}
+        self.totals = {
+            "requests": 0, "prompt_tokens": 0, "reused_tokens": 0, "cache_hits": 0, "generated_tokens": 0,
+            "copied_tokens": 0, "restored_tokens": 0,
+        }
 
     # --- requests in and out ---
 
@@ -149,7 +165,9 @@ class Engine:
         sampling = SamplingParams.from_request(params, self.tokenizer.n_vocab)
         if sampling.top_logprobs > 20:
             raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
-        request = Request(rid, prompt, n, params.get("max_tokens"), sampling, stop)
+        request = Request(rid, prompt, n, params.get("max_tokens"), sampling, stop, tenant=str(params.get("tenant") or ""))
+        if op == "chat" and params.get("shared_messages"):
+            request.shared = self._shared_tokens(params["messages"][: int(params["shared_messages"])], prompt)
         if params.get("echo"):
             raw = params.get("prompt")
             request.echo = raw if isinstance(raw, str) else self.tokenizer.text_of(prompt)
@@ -186,46 +204,152 @@ class Engine:
             self.emit({"id": request.rid, "event": "error", "error": error})
             self.emit({"id": request.rid, "event": "done"})
             self.cancel(request.rid)
+        self.forget()
+
+    def forget(self) -> None:
+        """Empty every sequence's KV (the host cache keeps what it saved: it is whole)."""
         llama_cpp.llama_memory_clear(self.memory, True)
-        self.cached = [[] for _ in range(self.parallel)]
-        self.prompt_lens = [0] * self.parallel
+        self.held = [Holding() for _ in range(self.parallel)]
+        self.pending.clear()
+
+    def _shared_tokens(self, messages: list[dict[str, Any]], prompt: list[int]) -> int:
+        """How many leading tokens of ``prompt`` are the rendering of ``messages`` (a shared
+        system prompt): what the prompt and that rendering have in common."""
+        text, _, has_bos = self.template.render(messages)
+        head = self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos)
+        return common_prefix(head, prompt, len(prompt))
 
     def _admit(self) -> None:
         while self.waiting and len(self.free_seqs) >= self.waiting[0].n:
             request = self.waiting.popleft()
-            # The prompt's last token is always decoded again: its logits start the answer.
-            limit = len(request.prompt) - 1
-            if request.prompt_logprobs is not None:
-                limit = 0
-            reuse = {seq: _common_prefix(self.cached[seq], request.prompt, limit) for seq in self.free_seqs}
+            reuse = {seq: self._usable(seq, request) for seq in self.free_seqs}
             first = self._sequence_for(reuse)
             self.free_seqs.remove(first)
             # The other choices' sequences get a copy of the first one's KV: take the emptiest.
-            seqs = [first] + sorted(self.free_seqs, key=lambda seq: len(self.cached[seq]))[: request.n - 1]
+            seqs = [first] + sorted(self.free_seqs, key=lambda seq: len(self.held[seq].tokens))[: request.n - 1]
             for seq in seqs[1:]:
                 self.free_seqs.remove(seq)
             for choice, seq in zip(request.choices, seqs):
                 choice.seq_id = seq
-                self.prompt_lens[seq] = len(request.prompt)
-                keep = reuse[seq] if seq == first else 0
-                llama_cpp.llama_memory_seq_rm(self.memory, seq, keep, -1)
-                del self.cached[seq][keep:]
+                self._shrink(seq, reuse[seq] if seq == first else 0)
+                self._own(seq, request)
             request.fed = request.reused = request.choices[0].n_past = reuse[first]
             self.running[request.rid] = request
+            if self.sharing:
+                self._take_prefix(request)
             self.emit({"id": request.rid, "event": "prompt", "prompt_tokens": len(request.prompt)})
+
+    def _usable(self, seq: int, request: Request) -> int:
+        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit)
+
+    def _own(self, seq: int, request: Request) -> None:
+        """``seq`` now holds ``request``'s tokens (what it kept of others' is within them)."""
+        held = self.held[seq]
+        held.tenant, held.shared, held.prompt_len = request.tenant, request.shared, len(request.prompt)
 
     def _sequence_for(self, reuse: dict[int, int]) -> int:
         """The free sequence for a prompt sharing ``reuse[seq]`` tokens with each one's cache
         (see the module's docstring). ``free_seqs`` is in release order: the first of equals
         is the least recently used."""
         # A continued conversation: all its last prompt but the always re-decoded last token.
-        continued = [seq for seq in self.free_seqs if self.prompt_lens[seq] and reuse[seq] >= self.prompt_lens[seq] - 1]
+        held = self.held
+        continued = [seq for seq in self.free_seqs if held[seq].prompt_len and reuse[seq] >= held[seq].prompt_len - 1]
         if continued:
             return max(continued, key=reuse.__getitem__)
-        empty = [seq for seq in self.free_seqs if not self.cached[seq]]
+        empty = [seq for seq in self.free_seqs if not held[seq].tokens]
         if empty:
             return empty[0]
         return max(self.free_seqs, key=reuse.__getitem__)
+
+    def _shrink(self, seq: int, keep: int) -> None:
+        """Drop what ``seq`` holds past ``keep`` tokens; saved to host memory first when that
+        is much and held nowhere else."""
+        held = self.held[seq]
+        if len(held.tokens) - keep >= SAVE_MIN and self.host.budget and seq not in self.pending and not self._held_elsewhere(seq):
+            self.host.save(self.ctx, seq, held)
+        llama_cpp.llama_memory_seq_rm(self.memory, seq, keep, -1)
+        del held.tokens[keep:]
+        held.shared = min(held.shared, keep)
+
+    def _held_elsewhere(self, seq: int) -> bool:
+        tokens, tenant = self.held[seq].tokens, self.held[seq].tenant
+        return any(
+            other != seq and self.held[other].tenant == tenant
+            and common_prefix(self.held[other].tokens, tokens, len(tokens)) == len(tokens)
+            for other in range(self.parallel)
+        )
+
+    def _take_prefix(self, request: Request) -> None:
+        """Give ``request``'s first sequence the longest beginning of its prompt found
+        elsewhere, if it beats what the sequence holds by ``SHARE_MIN``: another sequence's
+        (copied), a saved one (restored), or one being computed now (waited for)."""
+        seq = request.choices[0].seq_id
+        best, donor = request.fed, None
+        for other in range(self.parallel):
+            if other != seq and (usable := self._usable(other, request)) > best:
+                best, donor = usable, other
+        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit)
+        coming = self._being_computed(request)
+        if coming is not None and coming[1] >= max(best, saved) + SHARE_MIN:
+            request.awaits = coming
+        elif saved >= max(best, request.fed) + SHARE_MIN and seq not in self.pending:
+            holding = self.host.restore(self.ctx, key, seq)
+            if holding is None:  # the state did not fit back: start from nothing
+                llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+                self.held[seq] = Holding()
+                self._took(request, 0, "restored_tokens")
+            else:
+                self.held[seq] = holding
+                self._shrink(seq, saved)
+                self._took(request, saved, "restored_tokens")
+        elif donor is not None and best >= request.fed + SHARE_MIN:
+            self._copy(donor, seq, best)
+            self._took(request, best, "copied_tokens")
+
+    def _being_computed(self, request: Request) -> tuple[int, int] | None:
+        """(sequence, length): a running request whose prefill will compute the longest
+        beginning of ``request``'s prompt that it may use."""
+        best = None
+        for other in self.running.values():
+            if other is request or other.awaits is not None or other.fed >= len(other.prompt):
+                continue
+            length = Holding(other.prompt, other.tenant, other.shared).usable(
+                request.prompt, request.tenant, request.shared, request.limit
+            )
+            if length > other.fed and (best is None or length > best[1]):
+                best = (other.choices[0].seq_id, length)
+        return best
+
+    def _resume(self, request: Request) -> None:
+        """A request waiting for its beginning: copy it once computed; if its computation
+        stopped (cancelled), look again for the best start."""
+        source, length = request.awaits
+        have = self._usable(source, request)
+        if have < length and any(
+            other.choices[0].seq_id == source and other.fed < length and other.awaits is None
+            for other in self.running.values() if other is not request
+        ):
+            return  # still being computed
+        request.awaits = None
+        if have >= request.fed + SHARE_MIN:
+            self._copy(source, request.choices[0].seq_id, have)
+            self._took(request, have, "copied_tokens")
+        else:
+            self._take_prefix(request)
+
+    def _copy(self, source: int, seq: int, length: int) -> None:
+        # Whole-stream copy (the only kind a non-unified cache does between sequences), then
+        # cut to the prefix. The bytes move at the next decode, before its batch is placed.
+        llama_cpp.llama_memory_seq_cp(self.memory, source, seq, -1, -1)
+        llama_cpp.llama_memory_seq_rm(self.memory, seq, length, -1)
+        self.held[seq] = self.held[source].copy(length)
+        self.pending.update((source, seq))
+
+    def _took(self, request: Request, length: int, total: str) -> None:
+        seq = request.choices[0].seq_id
+        self._own(seq, request)
+        self.totals[total] += max(0, length - request.fed)
+        request.fed = request.reused = request.choices[0].n_past = length
 
     def _release(self, request: Request) -> None:
         for choice in request.choices:
@@ -245,6 +369,9 @@ class Engine:
 
     def step(self) -> None:
         """Decode one batch for all running requests and hand out what it produced."""
+        for request in list(self.running.values()):
+            if request.awaits is not None:
+                self._resume(request)
         batch = self.batch
         batch.n_tokens = 0
         prefilled: list[Request] = []
@@ -262,10 +389,12 @@ class Engine:
             room = self.n_batch - batch.n_tokens
             if room <= 0:
                 break
-            if request.fed == len(request.prompt):
+            if request.fed == len(request.prompt) or request.awaits is not None:
                 continue
             first = request.choices[0]
-            end = min(len(request.prompt), request.fed + room)
+            end = self._chunk_end(request, room)
+            if end == request.fed:
+                continue
             scoring = request.prompt_logprobs is not None
             for pos in range(request.fed, end):
                 last = pos == len(request.prompt) - 1
@@ -282,6 +411,7 @@ class Engine:
         code = llama_cpp.llama_decode(self.ctx, batch)
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
+        self.pending.clear()
         for request in self.running.values():
             for index, token in request.scored:
                 request.prompt_logprobs.append(self._logprob_entry(index, token, request.sampling.top_logprobs))
@@ -291,8 +421,7 @@ class Engine:
                 self.emit({"id": request.rid, "event": "echo", "text": request.echo, "logprobs": request.prompt_logprobs})
             for choice in request.choices[1:]:
                 # Whole-stream copy: the only kind a non-unified cache does between sequences.
-                llama_cpp.llama_memory_seq_cp(self.memory, request.choices[0].seq_id, choice.seq_id, -1, -1)
-                self.cached[choice.seq_id] = list(self.cached[request.choices[0].seq_id])
+                self._copy(request.choices[0].seq_id, choice.seq_id, len(request.prompt))
         for request in list(self.running.values()):
             for choice in request.choices:
                 if choice.logits_index >= 0 and not choice.finished:
@@ -300,6 +429,23 @@ class Engine:
                     choice.logits_index = -1
             if all(choice.finished for choice in request.choices):
                 self._complete(request)
+
+    @staticmethod
+    def _chunk_end(request: Request, room: int) -> int:
+        """Where this step's chunk of the prompt ends: canonical chunks (prefixes.py) from a
+        block boundary, whole blocks then the last partial block alone; as far as there is
+        room from elsewhere (a conversation continuing after its answer), or when a step has
+        room for less than a block (a tiny ``n_batch``)."""
+        fed, length = request.fed, len(request.prompt)
+        end = min(length, fed + room)
+        if fed % BLOCK or room < BLOCK:
+            return end
+        tail = length - length % BLOCK  # where the last partial block starts
+        if fed < tail:
+            end = min(end, tail)
+        if end < length:
+            end -= end % BLOCK
+        return end
 
     def _add(self, token: int, pos: int, seq_id: int, logits: bool) -> int:
         batch, i = self.batch, self.batch.n_tokens
@@ -309,7 +455,7 @@ class Engine:
         batch.seq_id[i][0] = seq_id
         batch.logits[i] = logits
         batch.n_tokens = i + 1
-        self.cached[seq_id].append(token)
+        self.held[seq_id].tokens.append(token)
         return i
 
     def _sample(self, request: Request, choice: Choice) -> None:
@@ -355,9 +501,10 @@ class Engine:
         return {
             "decoding": sum(len(request.choices) for request in self.running.values()),
             "waiting": len(self.waiting),
-            "kv_used": sum(len(tokens) for tokens in self.cached),
+            "kv_used": sum(len(held.tokens) for held in self.held),
             "kv_size": self.n_ctx * self.parallel,
             **self.totals,
+            **self.host.stats(),
         }
 
     def _complete(self, request: Request) -> None:

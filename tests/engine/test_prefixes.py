@@ -1,0 +1,180 @@
+"""Prefill once (issue #34): a prompt's beginning copied from another sequence, restored from
+host memory, or waited for while another request computes it; never across tenants. On the
+real default GGUF, the engine driven directly."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from llm_backend.backends.llama.engine.batching import SHARE_MIN, Engine
+from llm_backend.backends.llama.engine.prefixes import BLOCK, common_prefix
+from tests.engine.test_batching import Recorder, run
+from tests.support.models import default_gguf
+
+SYSTEM = (
+    "You are the reference desk of a small public library. Answer in one short sentence. "
+    "The library opens at nine and closes at six, except on Sundays when it is closed. "
+    "Members may borrow twelve books for three weeks and renew them twice online. "
+) * 3
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from llama_cpp import _logger
+
+    _logger.set_verbose(False)
+    recorder = Recorder()
+    config = {"path": str(default_gguf()), "n_ctx": 1024, "parallel": 4, "n_threads": 2, "prefix_cache_mb": 64}
+    engine = Engine(config, recorder)
+    engine.recorder = recorder
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def fresh(engine):
+    engine.forget()
+    engine.host.entries.clear()
+    engine.host.used = 0
+    engine.free_seqs = list(range(engine.parallel))
+    return engine
+
+
+def chat(question: str, system: str = SYSTEM, tenant: str = "a", **params) -> dict:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    return {"messages": messages, "temperature": 0, "max_tokens": 12, "tenant": tenant, **params}
+
+
+def usage(engine: Engine, rid: str) -> dict:
+    return next(e for e in engine.recorder.events if e["id"] == rid and e["event"] == "usage")
+
+
+def alone(engine: Engine, rid: str, params: dict) -> str:
+    """The answer computed from nothing (every sequence and the host cache emptied first)."""
+    engine.forget()
+    engine.host.entries.clear()
+    engine.host.used = 0
+    engine.submit(rid, "chat", params)
+    assert engine.running[rid].reused == 0
+    run(engine)
+    return engine.recorder.text(rid)
+
+
+def test_common_prefix_agrees_with_counting_one_by_one():
+    seed = random.randrange(1 << 30)
+    print("seed", seed)
+    rng = random.Random(seed)
+    for _ in range(500):
+        a = [rng.randrange(4) for _ in range(rng.randrange(40))]
+        b = a[: rng.randrange(len(a) + 1)] + [rng.randrange(4) for _ in range(rng.randrange(10))]
+        limit = rng.randrange(50)
+        naive = 0
+        while naive < min(len(a), len(b), limit) and a[naive] == b[naive]:
+            naive += 1
+        assert common_prefix(a, b, limit) == naive, (a, b, limit)
+
+
+def test_requests_arriving_together_compute_their_common_beginning_once(fresh):
+    questions = ["When do you open?", "Can I renew a book?", "Are you open on Sunday?", "How many books?"]
+    for number, question in enumerate(questions):
+        fresh.submit(f"together{number}", "chat", chat(question))
+    requests = [fresh.running[f"together{number}"] for number in range(4)]
+    assert requests[0].awaits is None and all(request.awaits is not None for request in requests[1:])
+    run(fresh)
+    cached = [usage(fresh, f"together{number}")["cached_tokens"] for number in range(4)]
+    common = min(common_prefix(requests[0].prompt, request.prompt, len(request.prompt)) for request in requests[1:])
+    assert common > 2 * BLOCK
+    assert cached[0] == 0 and all(n == common - common % BLOCK for n in cached[1:]), cached  # whole blocks
+    assert fresh.totals["copied_tokens"] == sum(cached)
+    for number, question in enumerate(questions):
+        assert fresh.recorder.text(f"together{number}") == alone(fresh, f"alone{number}", chat(question))
+
+
+def test_another_tenant_takes_nothing_of_a_prefix_unless_both_declare_it_shared(fresh):
+    fresh.submit("owner", "chat", chat("When do you open?", tenant="a"))
+    run(fresh)
+    fresh.submit("stranger", "chat", chat("When do you open?", tenant="b"))
+    assert fresh.running["stranger"].reused == 0
+    run(fresh)
+    assert fresh.recorder.text("stranger") == fresh.recorder.text("owner")
+
+    # Declared shared (the operator's system prompt): the system prompt's tokens, no more.
+    fresh.submit("sharer", "chat", chat("When do you open?", tenant="c", shared_messages=1))
+    run(fresh)
+    fresh.submit("shared", "chat", chat("When do you open?", tenant="d", shared_messages=1))
+    request = fresh.running["shared"]
+    assert SHARE_MIN <= request.reused == request.shared - request.shared % BLOCK  # the system prompt's whole blocks
+    assert request.shared < len(request.prompt) - 12
+    run(fresh)
+    assert fresh.recorder.text("shared") == fresh.recorder.text("owner")
+    # One side alone declaring it is not enough.
+    fresh.submit("half", "chat", chat("When do you open?", tenant="e"))
+    assert fresh.running["half"].reused == 0
+    run(fresh)
+
+
+def test_an_evicted_conversation_comes_back_from_host_memory_with_the_same_answer(fresh):
+    first = chat("Can I renew a book?", max_tokens=16)
+    fresh.submit("turn1", "chat", first)
+    run(fresh)
+    answer = fresh.recorder.text("turn1")
+    # Four other conversations (other system prompts) take every sequence.
+    for number in range(fresh.parallel):
+        fresh.submit(f"other{number}", "chat", chat("Hello?", system=f"You are assistant number {number}. " * 30, max_tokens=2))
+    run(fresh)
+    assert fresh.host.stats()["host_cache_entries"] >= 1
+    second = dict(first, messages=first["messages"] + [
+        {"role": "assistant", "content": answer}, {"role": "user", "content": "And how long for?"}
+    ])
+    fresh.submit("turn2", "chat", second)
+    request = fresh.running["turn2"]
+    assert request.reused >= len(fresh.running["turn2"].prompt) * 0.8
+    assert fresh.totals["restored_tokens"] >= request.reused
+    run(fresh)
+    assert fresh.recorder.text("turn2") == alone(fresh, "turn2-alone", second)
+    assert fresh.host.used <= fresh.host.budget
+
+
+def test_the_host_cache_keeps_within_its_budget(fresh):
+    budget = fresh.host.budget
+    try:
+        fresh.host.budget = 30 << 20  # room for about two of these prompts
+        for number in range(8):
+            fresh.submit(f"filler{number}", "chat", chat("Hi", system=f"Assistant {number}: " + SYSTEM, max_tokens=1))
+            run(fresh)
+        assert 0 < fresh.host.used <= fresh.host.budget
+        assert len(fresh.host.entries) < 8
+    finally:
+        fresh.host.budget = budget
+
+
+QUESTIONS = [
+    "When do you open?", "Can I renew a book?", "Are you open on Sunday?", "How many books can I borrow?",
+    "Do you have a printer?", "Where is the history section?", "Can children get a card?",
+    "How long can I keep a book?", "Is there a late fee?", "Can I reserve a room?",
+]
+
+
+def test_greedy_answers_are_the_same_computed_cold_copied_waited_for_or_restored(fresh):
+    """Over many prompts: each answer computed from nothing, then with its beginning waited
+    for and copied (all arriving together), then restored from host memory."""
+    cold = {question: alone(fresh, f"cold-{number}", chat(question)) for number, question in enumerate(QUESTIONS)}
+    fresh.forget()
+    for number, question in enumerate(QUESTIONS):
+        fresh.submit(f"together-{number}", "chat", chat(question))
+    run(fresh)
+    assert fresh.totals["copied_tokens"] > 0
+    assert {question: fresh.recorder.text(f"together-{number}") for number, question in enumerate(QUESTIONS)} == cold
+
+    restored = fresh.totals["restored_tokens"]
+    for number, question in enumerate(QUESTIONS):
+        for other in range(fresh.parallel):  # evict it: every sequence gets another prompt
+            fresh.submit(f"evict-{number}-{other}", "chat", chat("Hi", system=f"Assistant {other}. " * 20, max_tokens=1))
+        run(fresh)
+        fresh.submit(f"restored-{number}", "chat", chat(question))
+        assert fresh.running[f"restored-{number}"].reused >= 2 * BLOCK
+        run(fresh)
+        assert fresh.recorder.text(f"restored-{number}") == cold[question], question
+    assert fresh.totals["restored_tokens"] > restored
