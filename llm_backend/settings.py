@@ -57,6 +57,9 @@ class Persona(BaseModel):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     system_prompt: str = Field(min_length=1)
     defaults: SamplingDefaults = SamplingDefaults()
+    shared_prefix: bool = Field(
+        False, description="its system prompt's cached KV may serve every tenant (docs/SCALING.md: prefix cache)"
+    )
 
 
 # Common names for llama-cpp-python's chat formats that it spells otherwise.
@@ -85,6 +88,15 @@ class ModelConfig(BaseModel):
         8, ge=1, le=64, description="sequences decoded together in one batch per worker (docs/MODELS.md: engine defaults)"
     )
     slots: int = Field(1, ge=1, description="engine worker processes serving this model")
+    prefix_sharing: bool = Field(
+        True, description="a prompt's beginning computed once: copied between sequences, waited for, restored (docs/SCALING.md)"
+    )
+    prefix_cache_mb: int = Field(
+        256, ge=0, description="host memory per engine worker for sequences' KV saved before reuse; 0: none (counts in worker_memory_mb)"
+    )
+    shared_prefixes: list[str] = Field(
+        [], description="system prompts whose cached KV may serve every tenant (a chat whose first message is one of them)"
+    )
     chat_format: str | None = Field(None, description="a llama-cpp-python chat format name: chatml, llama-2, ...")
     chat_template: str | None = Field(None, description="an inline Jinja chat template")
     defaults: SamplingDefaults = SamplingDefaults()

@@ -19,6 +19,11 @@ background: ContextVar[bool] = ContextVar("background", default=False)
 model answers it on its low-priority engine (``backends/llama/background.py``), so that
 interactive requests never wait behind a batch."""
 
+tenant: ContextVar[str] = ContextVar("tenant", default="")
+"""Whose request is being served (the owner of what it stores), set by the HTTP layer with
+the caller: a local engine reuses cached prompt KV only within one tenant (issue #34), and
+routes a prompt to the engine holding its beginning only within one tenant."""
+
 failover: ContextVar[bool] = ContextVar("failover", default=False)
 """Set by a model pool while it calls one deployment: a failure is then answered by another
 deployment of the pool, so a backend reports it at once instead of retrying it itself."""

@@ -9,19 +9,17 @@ doubles with each consecutive failure, and the request goes to the next deployme
 background probe returns an ejected deployment as soon as it answers again. When every
 deployment has failed, the model's ``fallbacks`` (other model ids) are tried in order.
 
-A follow-up chat turn (the same messages plus the answer and a new question) prefers the
-deployment that served the turn before, whose engine still holds that prefix in its prompt
-cache, unless it is unhealthy or clearly busier than the least-loaded one.
+A chat prefers the deployment that served the longest beginning of its messages for the
+same tenant (the turn before, or another chat with its system prompt), whose engine still
+holds that prefix in its prompt cache, unless it is unhealthy or clearly busier than the
+least-loaded one (prefix_routes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -29,16 +27,12 @@ from typing import Any
 
 from .. import errors
 from ..errors import OpenAIError
-from .base import Backend, Json, ModelCard, Relayed, Serving, failover
+from .base import Backend, Json, ModelCard, Relayed, Serving, failover, tenant
+from .prefix_routes import PrefixRoutes, prefix_hashes
 from .upstream.retry_after import retry_after
 
 log = logging.getLogger(__name__)
 
-# A sticky follow-up may go to a deployment with this many more requests in flight than the
-# least-loaded one: re-reading a long prefix costs more than waiting behind a couple.
-STICKY_SLACK = 2
-# Prompts remembered for sticky routing (a hash and a deployment each).
-STICKY_ENTRIES = 4096
 # What the pool itself answers: the operations a deployment answers through its methods.
 POOLED_OPERATIONS = ("chat_completion", "chat_completion_objects", "completion", "embedding")
 CHATS = ("chat_completion", "chat_completion_objects")
@@ -94,19 +88,6 @@ def fails_over(status: int) -> bool:
     return status >= 500 or status == 429
 
 
-def prefix_hashes(request: Json) -> list[bytes]:
-    """The hash of each prefix of the chat's messages, shortest first (sticky routing)."""
-    messages = request.get("messages")
-    if not isinstance(messages, list):
-        return []
-    digest = hashlib.blake2b(str(request.get("model")).encode(), digest_size=16)
-    hashes = []
-    for message in messages:
-        digest.update(json.dumps(message, sort_keys=True, separators=(",", ":")).encode())
-        hashes.append(digest.copy().digest())
-    return hashes
-
-
 class ModelPool:
     """The deployments of one model id (see the module's docstring)."""
 
@@ -126,7 +107,7 @@ class ModelPool:
         self.fallbacks = list(fallbacks)
         self._resolve = resolve
         self._picks = 0
-        self._sticky: OrderedDict[bytes, Deployment] = OrderedDict()
+        self._routes: PrefixRoutes[Deployment] = PrefixRoutes()
         self._prober: asyncio.Task | None = None
 
     # --- lifecycle: the deployments' backends are the registry's, started by it ------------
@@ -258,24 +239,10 @@ class ModelPool:
         if not candidates:
             return None
         least = min(candidates, key=lambda d: (d.load(), d.last_picked))
-        # The longest prefix already served by a healthy deployment, unless it is busy.
-        for digest in reversed(hashes[:-1]):
-            sticky = self._sticky.get(digest)
-            if sticky is not None:
-                if sticky in candidates and sticky.load() - least.load() <= STICKY_SLACK:
-                    least = sticky
-                break
+        least = self._routes.pick(hashes, least, Deployment.load, candidates.__contains__)
         self._picks += 1
         least.last_picked = self._picks
         return least
-
-    def _remember(self, hashes: list[bytes], deployment: Deployment) -> None:
-        if not hashes:
-            return
-        self._sticky[hashes[-1]] = deployment
-        self._sticky.move_to_end(hashes[-1])
-        while len(self._sticky) > STICKY_ENTRIES:
-            self._sticky.popitem(last=False)
 
     def _eject(self, deployment: Deployment, reason: str, wait: float | None = None) -> None:
         deployment.failures += 1
@@ -287,7 +254,7 @@ class ModelPool:
         log.warning("model %s: deployment %s ejected for %.1f s (%s)", self.model_id, deployment.name, cooldown, reason)
 
     async def _call(self, operation: str, model_id: str, request: Json | None, forward_args: tuple = ()) -> Any:
-        hashes = prefix_hashes(request) if operation in CHATS and request else []
+        hashes = prefix_hashes(request, tenant.get()) if operation in CHATS and request else []
         tried: set[Deployment] = set()
         last: OpenAIError | Relayed | None = None
         while (deployment := self._pick(tried, hashes, operation == "forward")) is not None:
@@ -323,7 +290,7 @@ class ModelPool:
                 last = answer
                 continue
             deployment.failures = 0
-            self._remember(hashes, deployment)
+            self._routes.remember(hashes, deployment)
             return _tracked(answer, deployment)
         return await self._exhausted(operation, model_id, request, forward_args, last)
 

@@ -35,6 +35,15 @@ class Preset:
             request["messages"] = [system, *request["messages"]]
         return request
 
+    def shared_messages(self, messages: list[Json]) -> int:
+        """How many leading messages every tenant may share the cached KV of: a persona's
+        system prompt declared shared, or a system prompt the model lists (prefix cache)."""
+        if self.persona:
+            return 1 if self.persona.shared_prefix else 0
+        first = messages[0] if messages else {}
+        shared = first.get("role") in ("system", "developer") and first.get("content") in self.model.shared_prefixes
+        return 1 if shared else 0
+
     def completion_request(self, request: Json, model_id: str) -> Json:
         self._refuse_persona(model_id, "completions")
         return with_defaults(request, self.defaults())

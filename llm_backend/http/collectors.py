@@ -31,6 +31,12 @@ WORKER_FIGURES = (
     ("reused_tokens", "llm_backend_engine_prompt_tokens_reused",
      "Prompt tokens found in the KV cache (the prompt cache), not decoded again.", True),
     ("cache_hits", "llm_backend_engine_prompt_cache_hits", "Requests that found part of their prompt in the KV cache.", True),
+    ("copied_tokens", "llm_backend_engine_prompt_tokens_copied",
+     "Prompt tokens copied from another sequence's KV (a shared beginning computed once).", True),
+    ("restored_tokens", "llm_backend_engine_prompt_tokens_restored",
+     "Prompt tokens restored from the host-memory prefix cache.", True),
+    ("host_cache_bytes", "llm_backend_engine_prefix_cache_bytes", "Bytes of KV saved in the host-memory prefix cache.", False),
+    ("host_cache_entries", "llm_backend_engine_prefix_cache_entries", "Prefixes saved in the host-memory prefix cache.", False),
     ("generated_tokens", "llm_backend_engine_generated_tokens", "Tokens the engine worker generated.", True),
     ("decode_seconds", "llm_backend_engine_decode_seconds", "Time the engine worker spent in decoding steps.", True),
 )

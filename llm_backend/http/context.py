@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Scope
 
 from ..auth import ANONYMOUS, Principal
-from ..backends.base import caller_headers
+from ..backends.base import caller_headers, tenant
 from ..serving.services import Services
 
 
@@ -48,6 +48,7 @@ def enter(scope: Scope, services: Services | None) -> Record:
     _record.set(record := Record())
     caller_headers.set(scope["headers"])
     _principal.set(Principal(ANONYMOUS, admin=True))
+    tenant.set(ANONYMOUS)
     if services is not None:
         _services.set(services)
     return record
@@ -63,6 +64,7 @@ def record() -> Record:
 
 def authenticated(principal: Principal) -> None:
     _principal.set(principal)
+    tenant.set(principal.owner)
 
 
 def current() -> Services:

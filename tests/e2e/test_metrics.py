@@ -119,7 +119,8 @@ def engine_figure(samples: dict, name: str) -> float:
 
 def test_engine_worker_figures_move_as_requests_are_decoded(server, client):
     before = scrape(server)
-    messages = [{"role": "user", "content": "Count from one to five."}]
+    # Longer than a 64-token block: a prompt's cache is reused in whole blocks (engine/prefixes.py).
+    messages = [{"role": "user", "content": "Numbers are fun to say out loud, one after the other. " * 8 + "Count from one to five."}]
     answers = [client.chat.completions.create(model=MODEL, messages=messages, max_tokens=6) for _ in range(2)]
     generated = sum(answer.usage.completion_tokens for answer in answers)
     deadline = time.monotonic() + 10  # the worker reports when it goes idle

@@ -15,9 +15,10 @@ from typing import Any
 from ... import errors
 from ...errors import bad_request, model_not_found
 from ...settings import ModelConfig, Settings
-from ..base import Answer, Json, ModelCard, Relayed, Serving
+from ..base import Answer, Json, ModelCard, Relayed, Serving, tenant
 from ..events import ModelEvents
 from ..lifecycle import Lifecycle
+from ..prefix_routes import prefix_hashes
 from ..presets import REPORTED_SAMPLING, Preset, presets
 from .fanout import fan_out
 from .local_model import LocalModel
@@ -162,6 +163,8 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         params = chat_params(preset.chat_request(request), model.n_ctx)
+        # Whose cached KV it may reuse (engine/prefixes.py).
+        params.update(tenant=tenant.get(), shared_messages=preset.shared_messages(params["messages"]))
         return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper))
 
     async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
@@ -172,6 +175,7 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         params = completion_params(preset.completion_request(request, model_id), model.n_ctx)
+        params["tenant"] = tenant.get()
         prompts = params.pop("prompts")
 
         def one(prompt_params: Json) -> Awaitable[Answer]:
@@ -194,9 +198,11 @@ class LlamaBackend:
     ) -> Answer:
         shape = shaper(model_id, model.fingerprint, params)
         need = params.get("n", 1)
+        # To the engine worker holding the chat's beginning, when the model has several.
+        route = prefix_hashes(params, params.get("tenant", "")) if len(model.workers) > 1 else []
         if not params["stream"]:
-            return shape.completion(await model.run(op, params, need))
-        return await primed(shape.chunks(model.stream(op, params, need)))
+            return shape.completion(await model.run(op, params, need, route))
+        return await primed(shape.chunks(model.stream(op, params, need, route)))
 
     async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
         self._preset(model_id)

@@ -1,7 +1,9 @@
 """One local model's engine: its worker processes and the bounded queue in front of them.
 
-A request takes ``n`` sequences (one per choice) on one worker, the least busy with room,
-or waits in line (FIFO, at most ``queue_size``; 429 beyond, or after ``queue_timeout``).
+A request takes ``n`` sequences (one per choice) on one worker, or waits in line (FIFO, at
+most ``queue_size``; 429 beyond, or after ``queue_timeout``). The worker is the one with
+room that served the longest beginning of its chat for the same tenant, unless it is
+clearly busier than the least busy one (``prefix_routes.py``): its KV holds that prefix.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ... import errors
 from ...errors import bad_request
 from ...settings import ModelConfig, Settings
 from ..base import Json, background
+from ..prefix_routes import PrefixRoutes
 from .background import BackgroundEngine
 from .client import WorkerProcess
 from .cores import available_cores
@@ -37,7 +40,8 @@ class LocalModel:
         self.created = int(time.time())
         self.workers: list[WorkerProcess] = []
         self._in_use: dict[WorkerProcess, int] = {}
-        self._waiters: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
+        self._waiters: collections.deque[tuple[int, asyncio.Future, list[bytes]]] = collections.deque()
+        self._routes: PrefixRoutes[WorkerProcess] = PrefixRoutes()
         self.fingerprint = ""
         # Read by the metrics (http/metrics.py); the engine knows nothing of Prometheus.
         self.rejected = 0  # requests refused with 429 because the queue was full or too slow
@@ -74,6 +78,8 @@ class LocalModel:
             "parallel": self.config.parallel,
             "chat_format": self.config.chat_format,
             "chat_template": self.config.chat_template,
+            "prefix_sharing": self.config.prefix_sharing,
+            "prefix_cache_mb": self.config.prefix_cache_mb,
         }
 
     async def stop(self) -> None:
@@ -91,7 +97,7 @@ class LocalModel:
 
     def waiting(self) -> int:
         """Requests in line for a sequence."""
-        return sum(1 for _, future in self._waiters if not future.done())
+        return sum(1 for _, future, _ in self._waiters if not future.done())
 
     def sequences_in_use(self) -> int:
         return sum(self._in_use.get(worker, 0) for worker in self.workers)
@@ -100,18 +106,24 @@ class LocalModel:
         """Engine workers restarted after a crash, since the service started."""
         return self._retired_restarts + sum(worker.restarts_total for worker in self.workers)
 
-    def _free_worker(self, need: int) -> WorkerProcess | None:
-        # The least busy live worker with room for ``need`` sequences.
+    def _free_worker(self, need: int, route: list[bytes]) -> WorkerProcess | None:
+        """A live worker with room for ``need`` sequences: the one holding the prompt's
+        beginning, else the least busy."""
         candidates = [w for w in self.workers if self._in_use[w] + need <= self.config.parallel]
-        return min(candidates, key=lambda w: (not w.ready.is_set(), self._in_use[w]), default=None)
+        least = min(candidates, key=lambda w: (not w.ready.is_set(), self._in_use[w]), default=None)
+        if least is None or not route:
+            return least
+        worker = self._routes.pick(route, least, self._in_use.__getitem__, lambda w: w in candidates and w.ready.is_set())
+        self._routes.remember(route, worker)
+        return worker
 
     def _wake(self) -> None:
         while self._waiters:
-            need, future = self._waiters[0]
+            need, future, route = self._waiters[0]
             if future.done():
                 self._waiters.popleft()
                 continue
-            worker = self._free_worker(need)
+            worker = self._free_worker(need, route)
             if worker is None:
                 return
             self._waiters.popleft()
@@ -119,8 +131,9 @@ class LocalModel:
             future.set_result(worker)
 
     @contextlib.asynccontextmanager
-    async def worker(self, need: int = 1) -> AsyncIterator[WorkerProcess]:
-        """Take ``need`` sequences on one worker, waiting in line; 429 beyond the queue."""
+    async def worker(self, need: int = 1, route: list[bytes] = ()) -> AsyncIterator[WorkerProcess]:
+        """Take ``need`` sequences on one worker, waiting in line; 429 beyond the queue.
+        ``route``: the chat's prefix hashes (``prefix_routes.prefix_hashes``)."""
         if need > self.config.parallel:
             raise bad_request(f"'n' can be at most {self.config.parallel} for this model.", "n", "invalid_value")
         if background.get():  # a batch line: never in line with interactive requests
@@ -131,7 +144,7 @@ class LocalModel:
         # otherwise a new request would queue behind them with every sequence free.
         self._waiters = collections.deque(entry for entry in self._waiters if not entry[1].done())
         # Embeddings (need 0) take no sequence: they run between two decoding steps.
-        worker = None if (self._waiters and need) else self._free_worker(need)
+        worker = None if (self._waiters and need) else self._free_worker(need, route)
         if worker is not None:
             self._in_use[worker] += need
         else:
@@ -139,7 +152,7 @@ class LocalModel:
                 self.rejected += 1
                 raise errors.queue_full(self.config.id, retry_after=1)
             future: asyncio.Future = asyncio.get_running_loop().create_future()
-            self._waiters.append((need, future))
+            self._waiters.append((need, future, route))
             try:
                 worker = await asyncio.wait_for(asyncio.shield(future), self.settings.queue_timeout)
             except asyncio.TimeoutError:
@@ -163,16 +176,16 @@ class LocalModel:
             self._in_use[worker] -= need
             self._wake()
 
-    async def run(self, op: str, params: Json, need: int = 1) -> list[Json]:
+    async def run(self, op: str, params: Json, need: int = 1, route: list[bytes] = ()) -> list[Json]:
         """All events of one engine operation (for answers that are not streamed)."""
-        async with self.worker(need) as worker:
+        async with self.worker(need, route) as worker:
             events = [event async for event in worker.call(op, params)]
         for event in events:
             self._observe(event)
         return events
 
-    async def stream(self, op: str, params: Json, need: int = 1) -> AsyncIterator[Json]:
-        async with self.worker(need) as worker:
+    async def stream(self, op: str, params: Json, need: int = 1, route: list[bytes] = ()) -> AsyncIterator[Json]:
+        async with self.worker(need, route) as worker:
             calls = worker.call(op, params)
             try:
                 async for event in calls:
