@@ -12,9 +12,9 @@ Protocol. Requests come on stdin, one JSON object per line:
 - ``{"id", "op": "cancel"}``: drop that request between two decoding steps
 
 Events go to the protocol stream as JSON objects, each with the request ``id``; one line
-holds all the events of one pass of the worker's loop (a decoding step: a token for every
-sequence) as a JSON array, so the API process reads, parses and wakes once per step, not
-once per token:
+holds all the events of one ``llama_decode`` (a token for every generating sequence, or a
+prompt chunk) or of one pass of the worker's loop, as a JSON array, so the API process
+reads, parses and wakes once per decode, not once per token:
 
 - ``prompt`` (``prompt_tokens``): admitted to a sequence, prefill starts
 - ``echo`` (``text``, ``logprobs`` or null): the prompt, once prefilled, when ``echo`` was set
@@ -72,7 +72,7 @@ def structured_output_grammar(structure: dict[str, Any] | None) -> str | None:
 class Worker:
     def __init__(self, config: dict[str, Any], out) -> None:
         self.out = out
-        self.engine = Engine(config, self.send)
+        self.engine = Engine(config, self.send, self.flush)
         self.embedder = Embedder(
             self.engine.model,
             self.engine.tokenizer,
@@ -110,11 +110,11 @@ class Worker:
         self.outbox.append(event)
 
     def flush(self) -> None:
-        """The events of this pass as one line."""
+        """The events so far as one line (those of a pass of the loop, or of one decode)."""
         if self.outbox:
             self.out.write(json.dumps(self.outbox, separators=(",", ":"), ensure_ascii=False) + "\n")
             self.outbox.clear()
-        self.out.flush()
+            self.out.flush()
 
     def _read(self, stdin) -> None:
         for line in stdin:

@@ -27,7 +27,7 @@ All of this only within a tenant, or within what both declare shared (prefixes.p
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,7 @@ class Request:
     scored: list[tuple[int, int]] = field(default_factory=list)  # (batch index, next prompt token)
     tenant: str = ""  # whose KV it may reuse (prefixes.py)
     shared: int = 0  # leading prompt tokens any tenant may reuse
+    split: int = 0  # where the prompt's last message begins: its canonical parts (prefixes.py)
     awaits: tuple[int, int] | None = None  # (sequence, length): its beginning, being computed there
 
     @property
@@ -91,8 +92,9 @@ class Request:
 class Engine:
     """The scheduler of one worker process. Not thread-safe: one thread calls it."""
 
-    def __init__(self, config: dict[str, Any], emit: Emit) -> None:
+    def __init__(self, config: dict[str, Any], emit: Emit, flush: Callable[[], None] = lambda: None) -> None:
         self.emit = emit
+        self.flush = flush  # sends what was emitted: after each decode, not only after the step
         self.parallel = int(config.get("parallel", 4))
         self.n_batch = int(config.get("n_batch", 512))
         n_threads = int(config.get("n_threads") or 1)
@@ -166,8 +168,13 @@ class Engine:
         if sampling.top_logprobs > 20:
             raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
         request = Request(rid, prompt, n, params.get("max_tokens"), sampling, stop, tenant=str(params.get("tenant") or ""))
-        if op == "chat" and params.get("shared_messages"):
-            request.shared = self._shared_tokens(params["messages"][: int(params["shared_messages"])], prompt)
+        request.split = len(prompt)
+        if op == "chat":
+            messages = params["messages"]
+            if len(messages) > 1:
+                request.split = self._rendered_prefix(messages[:-1], prompt)
+            if params.get("shared_messages"):
+                request.shared = self._rendered_prefix(messages[: int(params["shared_messages"])], prompt)
         if params.get("echo"):
             raw = params.get("prompt")
             request.echo = raw if isinstance(raw, str) else self.tokenizer.text_of(prompt)
@@ -212,9 +219,9 @@ class Engine:
         self.held = [Holding() for _ in range(self.parallel)]
         self.pending.clear()
 
-    def _shared_tokens(self, messages: list[dict[str, Any]], prompt: list[int]) -> int:
-        """How many leading tokens of ``prompt`` are the rendering of ``messages`` (a shared
-        system prompt): what the prompt and that rendering have in common."""
+    def _rendered_prefix(self, messages: list[dict[str, Any]], prompt: list[int]) -> int:
+        """How many leading tokens of ``prompt`` are the rendering of ``messages`` (its first
+        ones): what the prompt and that rendering have in common."""
         text, _, has_bos = self.template.render(messages)
         head = self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos)
         return common_prefix(head, prompt, len(prompt))
@@ -240,12 +247,12 @@ class Engine:
             self.emit({"id": request.rid, "event": "prompt", "prompt_tokens": len(request.prompt)})
 
     def _usable(self, seq: int, request: Request) -> int:
-        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit)
+        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split)
 
     def _own(self, seq: int, request: Request) -> None:
         """``seq`` now holds ``request``'s tokens (what it kept of others' is within them)."""
         held = self.held[seq]
-        held.tenant, held.shared, held.prompt_len = request.tenant, request.shared, len(request.prompt)
+        held.tenant, held.shared, held.prompt_len, held.split = request.tenant, request.shared, len(request.prompt), request.split
 
     def _sequence_for(self, reuse: dict[int, int]) -> int:
         """The free sequence for a prompt sharing ``reuse[seq]`` tokens with each one's cache
@@ -288,7 +295,7 @@ class Engine:
         for other in range(self.parallel):
             if other != seq and (usable := self._usable(other, request)) > best:
                 best, donor = usable, other
-        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit)
+        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit, request.split)
         coming = self._being_computed(request)
         if coming is not None and coming[1] >= max(best, saved) + SHARE_MIN:
             request.awaits = coming
@@ -313,8 +320,8 @@ class Engine:
         for other in self.running.values():
             if other is request or other.awaits is not None or other.fed >= len(other.prompt):
                 continue
-            length = Holding(other.prompt, other.tenant, other.shared).usable(
-                request.prompt, request.tenant, request.shared, request.limit
+            length = Holding(other.prompt, other.tenant, other.shared, len(other.prompt), other.split).usable(
+                request.prompt, request.tenant, request.shared, request.limit, request.split
             )
             if length > other.fed and (best is None or length > best[1]):
                 best = (other.choices[0].seq_id, length)
@@ -348,7 +355,7 @@ class Engine:
     def _took(self, request: Request, length: int, total: str) -> None:
         seq = request.choices[0].seq_id
         self._own(seq, request)
-        self.totals[total] += max(0, length - request.fed)
+        self.totals[total] += length
         request.fed = request.reused = request.choices[0].n_past = length
 
     def _release(self, request: Request) -> None:
@@ -368,61 +375,84 @@ class Engine:
     # --- one decoding step ---
 
     def step(self) -> None:
-        """Decode one batch for all running requests and hand out what it produced."""
+        """Decode one step for all running requests and hand out what it produced: a token for
+        every generating sequence in one ``llama_decode``, then each prompt chunk in one of
+        its own. llama.cpp splits a batch of sequences with unequal token counts into
+        micro-batches cut at the shortest one's count, so a prompt chunk decoded beside
+        others would be cut where its neighbours end, into chunks of another kind
+        (prefixes.py): decoded alone, a chunk is computed the same whoever runs beside it."""
         for request in list(self.running.values()):
             if request.awaits is not None:
                 self._resume(request)
-        batch = self.batch
-        batch.n_tokens = 0
-        prefilled: list[Request] = []
         # In sequence-id order: llama.cpp reuses the previous step's compute graph only for a
         # batch in that order. Requests that started one after another hold their ids in any
         # order, and then every step rebuilt the graph: 8 streams decoded at 0.64x the
         # in-process ceiling instead of 1.10x (`make bench`, issue #27, docs/MODELS.md).
-        generating = [choice for request in self.running.values() for choice in request.choices
-                      if choice.next_token is not None and not choice.finished]
-        for choice in sorted(generating, key=lambda choice: choice.seq_id):
-            choice.logits_index = self._add(choice.next_token, choice.n_past, choice.seq_id, True)
-            choice.n_past += 1
-            choice.next_token = None
+        generating = sorted(
+            ((request, choice) for request in self.running.values() for choice in request.choices
+             if choice.next_token is not None and not choice.finished),
+            key=lambda pair: pair[1].seq_id,
+        )
+        chunks: list[tuple[Request, int]] = []
+        room = self.n_batch - len(generating)
         for request in self.running.values():
-            room = self.n_batch - batch.n_tokens
             if room <= 0:
                 break
             if request.fed == len(request.prompt) or request.awaits is not None:
                 continue
-            first = request.choices[0]
             end = self._chunk_end(request, room)
-            if end == request.fed:
-                continue
-            scoring = request.prompt_logprobs is not None
-            for pos in range(request.fed, end):
-                last = pos == len(request.prompt) - 1
-                index = self._add(request.prompt[pos], pos, first.seq_id, last or scoring)
-                if scoring and not last:
-                    request.scored.append((index, request.prompt[pos + 1]))
-            request.fed = first.n_past = end
-            if end == len(request.prompt):
-                prefilled.append(request)
-                for choice in request.choices:
-                    choice.logits_index, choice.n_past = index, end
-        if batch.n_tokens == 0:
+            if end > request.fed:
+                chunks.append((request, end))
+                room -= end - request.fed
+        if generating:
+            self.batch.n_tokens = 0
+            for _, choice in generating:
+                choice.logits_index = self._add(choice.next_token, choice.n_past, choice.seq_id, True)
+                choice.n_past += 1
+                choice.next_token = None
+            self._decode()
+            self._hand_out({request.rid: request for request, _ in generating}.values())
+            self.flush()  # the streams' tokens go before the prompts of this step are computed
+        for request, end in chunks:
+            if request.rid in self.running:
+                self._prefill(request, end)
+                self.flush()
+
+    def _prefill(self, request: Request, end: int) -> None:
+        """Decode ``request``'s prompt up to ``end``; at its end, start its choices."""
+        self.batch.n_tokens = 0
+        first = request.choices[0]
+        scoring = request.prompt_logprobs is not None
+        for pos in range(request.fed, end):
+            last = pos == len(request.prompt) - 1
+            index = self._add(request.prompt[pos], pos, first.seq_id, last or scoring)
+            if scoring and not last:
+                request.scored.append((index, request.prompt[pos + 1]))
+        request.fed = first.n_past = end
+        self._decode()
+        for index, token in request.scored:
+            request.prompt_logprobs.append(self._logprob_entry(index, token, request.sampling.top_logprobs))
+        request.scored.clear()
+        if end < len(request.prompt):
             return
-        code = llama_cpp.llama_decode(self.ctx, batch)
+        if request.echo is not None:
+            self.emit({"id": request.rid, "event": "echo", "text": request.echo, "logprobs": request.prompt_logprobs})
+        for choice in request.choices:
+            choice.logits_index, choice.n_past = index, end
+        for choice in request.choices[1:]:
+            self._copy(first.seq_id, choice.seq_id, len(request.prompt))
+        self._hand_out([request])
+
+    def _decode(self) -> None:
+        code = llama_cpp.llama_decode(self.ctx, self.batch)
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
-        self.pending.clear()
-        for request in self.running.values():
-            for index, token in request.scored:
-                request.prompt_logprobs.append(self._logprob_entry(index, token, request.sampling.top_logprobs))
-            request.scored.clear()
-        for request in prefilled:
-            if request.echo is not None:
-                self.emit({"id": request.rid, "event": "echo", "text": request.echo, "logprobs": request.prompt_logprobs})
-            for choice in request.choices[1:]:
-                # Whole-stream copy: the only kind a non-unified cache does between sequences.
-                self._copy(request.choices[0].seq_id, choice.seq_id, len(request.prompt))
-        for request in list(self.running.values()):
+        self.pending.clear()  # the queued copies were made before the batch was placed
+
+    def _hand_out(self, requests: Iterable[Request]) -> None:
+        """Sample the next token of each choice of ``requests`` with logits just decoded; a
+        request whose choices have all finished is complete."""
+        for request in list(requests):
             for choice in request.choices:
                 if choice.logits_index >= 0 and not choice.finished:
                     self._sample(request, choice)
@@ -430,22 +460,19 @@ class Engine:
             if all(choice.finished for choice in request.choices):
                 self._complete(request)
 
-    @staticmethod
-    def _chunk_end(request: Request, room: int) -> int:
-        """Where this step's chunk of the prompt ends: canonical chunks (prefixes.py) from a
-        block boundary, whole blocks then the last partial block alone; as far as there is
-        room from elsewhere (a conversation continuing after its answer), or when a step has
-        room for less than a block (a tiny ``n_batch``)."""
-        fed, length = request.fed, len(request.prompt)
-        end = min(length, fed + room)
-        if fed % BLOCK or room < BLOCK:
+    def _chunk_end(self, request: Request, room: int) -> int:
+        """Where this step's chunk of the prompt ends: within one canonical part (prefixes.py),
+        never leaving less than ``BLOCK`` of the part to a later chunk, and not at all when
+        the room left in the step would make a short chunk of a longer part. With an
+        ``n_batch`` under a block, as far as there is room."""
+        fed = request.fed
+        part_end = request.split if fed < request.split else len(request.prompt)
+        end = min(part_end, fed + room)
+        if end == part_end or self.n_batch < BLOCK:
             return end
-        tail = length - length % BLOCK  # where the last partial block starts
-        if fed < tail:
-            end = min(end, tail)
-        if end < length:
-            end -= end % BLOCK
-        return end
+        if part_end - end < BLOCK:
+            end = part_end - BLOCK
+        return end if end - fed >= BLOCK else fed
 
     def _add(self, token: int, pos: int, seq_id: int, logits: bool) -> int:
         batch, i = self.batch, self.batch.n_tokens

@@ -3,15 +3,19 @@ was saved to host memory, for the same beginning (issue #34).
 
 A KV cell depends only on the tokens up to it, and a copied or restored cell is the same
 bytes. But llama.cpp's CPU kernels round differently by the shape of a chunk: flash
-attention over fewer than 64 query rows takes another kernel than over 64 or more, and one
-row (decoding) yet another (measured on SmolLM2: a logit moved by 0.5, and a greedy answer
-changed, when the last 20 prompt tokens came in a chunk of their own). So prompts are cut
-in canonical chunks: whole ``BLOCK``s of 64 tokens from position 0, then the last partial
-block on its own, and a prefix is reused in whole blocks while it lies within the prompt its
-sequence computed; every prompt position is then computed in a chunk of the same kind with
-or without reuse, and reuse changes no answer (tests/engine/test_prefixes.py). A
-conversation that continues after its own answer reuses the answer's KV as it was decoded,
-one row at a time: exactness is lost there whatever is done, so it is reused whole.
+attention over 64 query rows or more takes one kernel, over fewer another, and one row
+(decoding) a third; within each kind the rows do not affect each other (measured on
+SmolLM2: a logit moved by 0.5, and a greedy answer changed, when the last 20 prompt tokens
+came in a chunk of their own; any split into chunks of >= 64 gave the same bits). So a
+chat prompt is computed in two canonical parts, everything before its last message, then
+the last message (the new question, a tool's output), each in chunks of at least ``BLOCK``
+(64) rows, or in one chunk when the part is shorter; and a prefix is reused only so far that
+every position is computed in a chunk of the kind this canonical computation gives it
+(``exact``): up to the end of the first part, or ``BLOCK`` before it. Users who send the
+same system prompt with their own question share the whole first part, and reuse changes
+no answer (tests/engine/test_prefixes.py). A conversation that continues after its own
+answer reuses the answer's KV as it was decoded, one row at a time: exactness is lost there
+whatever is done, so it is reused whole.
 
 Reuse never crosses tenants (a prefix served from cache is seconds faster: a timing side
 channel). KV computed for one tenant is usable by another only up to the leading tokens that
@@ -48,6 +52,20 @@ def common_prefix(a: list[int], b: list[int], limit: int) -> int:
     return low
 
 
+def exact(length: int, source: Holding, split: int) -> int:
+    """How much of a common beginning of ``length`` tokens, taken from ``source``, a prompt
+    whose first part ends at ``split`` may reuse so that each of its positions is computed
+    in a chunk of the kind its canonical computation gives it (see the module's docstring)."""
+    if length > source.prompt_len:
+        return length  # into an answer decoded row by row: inexact whatever is done
+    if split < BLOCK:  # the first part is one short chunk: only the same one will do
+        return split if source.split == split and length >= split else 0
+    length = min(length, source.split if source.split >= BLOCK else 0)  # what came from long chunks
+    if length >= split:
+        return split
+    return min(length, split - BLOCK)  # the rest of the first part: one long chunk at least
+
+
 @dataclass
 class Holding:
     """What a sequence's KV holds (or a saved copy of it), and whose it is."""
@@ -56,25 +74,21 @@ class Holding:
     tenant: str = ""
     shared: int = 0  # leading tokens any tenant may reuse (a shared system prompt)
     prompt_len: int = 0  # the last prompt served from it: a conversation continues there
+    split: int = 0  # where that prompt's second canonical part (its last message) began
 
-    def usable(self, prompt: list[int], tenant: str, shared: int, limit: int) -> int:
-        """How many of ``prompt``'s tokens (at most ``limit``) a request of ``tenant`` may take
-        from this KV: the common beginning if it is the same tenant's, else only what both
-        declare shared."""
+    def usable(self, prompt: list[int], tenant: str, shared: int, limit: int, split: int) -> int:
+        """How many of ``prompt``'s tokens (at most ``limit``) a request of ``tenant``, its
+        first part ending at ``split``, may take from this KV: the common beginning if it is
+        the same tenant's, else only what both declare shared; as far as ``exact`` allows."""
         if not self.tokens:
             return 0
         if tenant != self.tenant:
             limit = min(limit, shared, self.shared)
-        return self.whole(common_prefix(self.tokens, prompt, limit))
-
-    def whole(self, length: int) -> int:
-        """``length`` in whole blocks while it lies within the prompt this KV was computed
-        for; past it (into a decoded answer) as it is."""
-        return length if length > self.prompt_len else length - length % BLOCK
+        return exact(common_prefix(self.tokens, prompt, limit), self, split)
 
     def copy(self, length: int | None = None) -> Holding:
         tokens = self.tokens if length is None else self.tokens[:length]
-        return Holding(list(tokens), self.tenant, min(self.shared, len(tokens)), self.prompt_len)
+        return Holding(list(tokens), self.tenant, min(self.shared, len(tokens)), self.prompt_len, self.split)
 
 
 @dataclass(eq=False)
@@ -96,11 +110,11 @@ class HostCache:
         self._keys = 0
         self.restored = 0  # prefixes restored since the worker started
 
-    def best(self, prompt: list[int], tenant: str, shared: int, limit: int) -> tuple[int | None, int]:
+    def best(self, prompt: list[int], tenant: str, shared: int, limit: int, split: int) -> tuple[int | None, int]:
         """The saved prefix giving ``prompt`` the most tokens, and how many."""
         best, length = None, 0
         for key, saved in self.entries.items():
-            usable = saved.holding.usable(prompt, tenant, shared, limit)
+            usable = saved.holding.usable(prompt, tenant, shared, limit, split)
             if usable > length:
                 best, length = key, usable
         return best, length
