@@ -168,7 +168,7 @@ def row_d(servers: dict[str, LiveServer], rounds: int) -> list[str]:
     for round_ in range(rounds):
         rates = {}
         for name in (list(servers) if round_ % 2 == 0 else list(servers)[::-1]):
-            target = load.Target(name, servers[name].api, MODEL, {}, servers[name].pid)
+            target = load.Target(name, servers[name].api, MODEL, {}, servers[name].process.pid)
 
             async def cell(target=target):
                 async with httpx.AsyncClient(timeout=httpx.Timeout(600)) as client:
@@ -195,14 +195,12 @@ def main() -> None:
         clients = {name: httpx.Client(base_url=live.api, timeout=600) for name, live in servers.items()}
         for name, client in clients.items():  # warm up
             stream_chat(client, [{"role": "user", "content": "Hello"}], 4)
-        if "a" in args.rows:
-            lines += row_a(clients, args.rounds)
-        if "b" in args.rows:
-            lines += row_b(clients)
-        if "c" in args.rows:
-            lines += row_c(clients)
-        if "d" in args.rows:
-            lines += row_d(servers, args.rounds)
+        rows = {"a": lambda: row_a(clients, args.rounds), "b": lambda: row_b(clients),
+                "c": lambda: row_c(clients), "d": lambda: row_d(servers, args.rounds)}
+        for row in args.rows:
+            done = rows[row]()
+            print("\n".join(done), flush=True)
+            lines += done
     lines += ["```", f"load average after: {load_average()}"]
     report = "\n".join(lines)
     (out / "results.md").write_text(report)

@@ -65,6 +65,19 @@ def test_a_200_line_chat_batch_answers_every_line_once_in_the_output_file(client
     assert (described.purpose, described.filename) == ("batch_output", f"{done.id}_output.jsonl")
 
 
+def test_batch_lines_sharing_a_system_prompt_compute_it_once_and_report_it_cached(client):
+    system = {"role": "system", "content": "You grade spelling in short answers, one word per answer. " * 10}
+    lines = [
+        line(f"s{i}", {"model": MODEL, "messages": [system, {"role": "user", "content": f"Spell {word}."}], "max_tokens": 2})
+        for i, word in enumerate(["harbour", "lighthouse", "anchor", "compass", "rudder", "keel"])
+    ]
+    done = wait(client, submit(client, lines).id)
+    assert done.status == "completed", done.errors
+    cached = [item["response"]["body"]["usage"]["prompt_tokens_details"]["cached_tokens"] for item in file_lines(client, done.output_file_id)]
+    assert sum(1 for tokens in cached if tokens >= 100) >= 5, cached  # all but the first took the system prompt
+    assert done.usage.input_tokens_details.cached_tokens == sum(cached)
+
+
 @pytest.mark.parametrize(
     "endpoint, body, answer",
     [
