@@ -84,9 +84,9 @@ def test_requests_arriving_together_compute_their_common_beginning_once(fresh):
     assert requests[0].awaits is None and all(request.awaits is not None for request in requests[1:])
     run(fresh)
     cached = [usage(fresh, f"together{number}")["cached_tokens"] for number in range(4)]
-    # Each took the whole first part (all but its question) computed once, by the first.
+    # Each took at least the whole first part (all but its question) computed once, by the first.
     assert min(request.split for request in requests) > 2 * BLOCK
-    assert cached == [0] + [request.split for request in requests[1:]], cached
+    assert cached[0] == 0 and all(request.split <= n < len(request.prompt) for n, request in zip(cached[1:], requests[1:])), cached
     assert fresh.totals["copied_tokens"] == sum(cached)
     for number, question in enumerate(questions):
         assert fresh.recorder.text(f"together{number}") == alone(fresh, f"alone{number}", chat(question))

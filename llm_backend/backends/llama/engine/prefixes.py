@@ -3,18 +3,18 @@ was saved to host memory, for the same beginning (issue #34).
 
 A KV cell depends only on the tokens up to it, and a copied or restored cell is the same
 bytes. But llama.cpp's CPU kernels round differently by the shape of a chunk: flash
-attention over 64 query rows or more takes one kernel, over fewer another, and one row
+attention over 64 query rows or more takes one kernel, over 2 to 63 another, and one row
 (decoding) a third; within each kind the rows do not affect each other (measured on
 SmolLM2: a logit moved by 0.5, and a greedy answer changed, when the last 20 prompt tokens
-came in a chunk of their own; any split into chunks of >= 64 gave the same bits). So a
-chat prompt is computed in two canonical parts, everything before its last message, then
-the last message (the new question, a tool's output), each in chunks of at least ``BLOCK``
-(64) rows, or in one chunk when the part is shorter; and a prefix is reused only so far that
-every position is computed in a chunk of the kind this canonical computation gives it
-(``exact``): up to the end of the first part, or ``BLOCK`` before it. Users who send the
-same system prompt with their own question share the whole first part, and reuse changes
-no answer (tests/engine/test_prefixes.py). A conversation that continues after its own
-answer reuses the answer's KV as it was decoded, one row at a time: exactness is lost there
+came in a chunk of their own; any split into chunks of >= 64 gave the same bits, and any
+split of a short chunk into pieces of >= 2). So a chat prompt is computed in two canonical
+parts, everything before its last message, then the last message (the new question, a
+tool's output), each in chunks of at least ``BLOCK`` (64) rows, or in one chunk when the
+part is shorter; and a prefix is reused only so far that every position is computed in a
+chunk of the kind this canonical computation gives it (``exact``). Users who send the same
+system prompt with their own question share the whole first part, and reuse changes no
+answer (tests/engine/test_prefixes.py). A conversation that continues after its own answer
+reuses the answer's KV as it was decoded, one row at a time: exactness is lost there
 whatever is done, so it is reused whole.
 
 Reuse never crosses tenants (a prefix served from cache is seconds faster: a timing side
@@ -52,18 +52,45 @@ def common_prefix(a: list[int], b: list[int], limit: int) -> int:
     return low
 
 
-def exact(length: int, source: Holding, split: int) -> int:
+# The kinds of chunk a prompt position can be computed in, and the fewest rows of each.
+LONG, SHORT, ONE = 2, 1, 0
+MIN_ROWS = {LONG: BLOCK, SHORT: 2, ONE: 1}
+
+
+def _kind(rows: int) -> int:
+    return LONG if rows >= BLOCK else SHORT if rows >= 2 else ONE
+
+
+def _parts(split: int, total: int) -> list[tuple[int, int]]:
+    """(end, kind) of each canonical part of a prompt of ``total`` tokens split at ``split``."""
+    return [(end, _kind(end - start)) for start, end in ((0, split), (split, total)) if end > start]
+
+
+def _agreeing(mine: list[tuple[int, int]], theirs: list[tuple[int, int]]) -> int:
+    """How far two prompts' canonical computations give each position the same kind."""
+    at, i, j = 0, 0, 0
+    while i < len(mine) and j < len(theirs) and mine[i][1] == theirs[j][1]:
+        at = min(mine[i][0], theirs[j][0])
+        i += mine[i][0] == at
+        j += theirs[j][0] == at
+    return at
+
+
+def exact(length: int, source: Holding, split: int, wanted: int) -> int:
     """How much of a common beginning of ``length`` tokens, taken from ``source``, a prompt
-    whose first part ends at ``split`` may reuse so that each of its positions is computed
-    in a chunk of the kind its canonical computation gives it (see the module's docstring)."""
+    of ``wanted`` tokens split at ``split`` may reuse so that each of its positions is
+    computed in a chunk of the kind its canonical computation gives it (see the module's
+    docstring): where both computations agree, leaving the rest of a part enough rows."""
     if length > source.prompt_len:
         return length  # into an answer decoded row by row: inexact whatever is done
-    if split < BLOCK:  # the first part is one short chunk: only the same one will do
-        return split if source.split == split and length >= split else 0
-    length = min(length, source.split if source.split >= BLOCK else 0)  # what came from long chunks
-    if length >= split:
-        return split
-    return min(length, split - BLOCK)  # the rest of the first part: one long chunk at least
+    mine = _parts(split, wanted)
+    length = min(length, _agreeing(mine, _parts(source.split, source.prompt_len)))
+    start = 0
+    for end, kind in mine:
+        if length < end:
+            return length if end - length >= MIN_ROWS[kind] else max(start, end - MIN_ROWS[kind])
+        start = end
+    return length
 
 
 @dataclass
@@ -84,7 +111,7 @@ class Holding:
             return 0
         if tenant != self.tenant:
             limit = min(limit, shared, self.shared)
-        return exact(common_prefix(self.tokens, prompt, limit), self, split)
+        return exact(common_prefix(self.tokens, prompt, limit), self, split, len(prompt))
 
     def copy(self, length: int | None = None) -> Holding:
         tokens = self.tokens if length is None else self.tokens[:length]
