@@ -121,8 +121,9 @@ def test_a_follow_up_turn_goes_to_the_engine_holding_its_prefix(client, front):
         second_after = requests_by_deployment(front)
         served_second = [name for name in second_after if second_after[name] > first_after[name]]
         assert served_first == served_second, (topic, served_first, served_second)
-        # The engine skipped the shared prefix: its prompt cache held it.
-        assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 2
+        # The engine skipped the shared prefix: its prompt cache held it (all but what exactness
+        # computes again when the answer is not re-read as it was decoded: engine/prefixes.py).
+        assert second.usage.prompt_tokens_details.cached_tokens >= first.usage.prompt_tokens - 2 * 64
 
 
 def in_flight(front: LiveServer) -> dict[str, int]:
