@@ -26,7 +26,9 @@ def engine():
 
     _logger.set_verbose(False)
     recorder = Recorder()
-    config = {"path": str(default_gguf()), "n_ctx": 1024, "parallel": 4, "n_threads": 2, "prefix_cache_mb": 64}
+    # One thread: in-process, llama.cpp's OpenMP threads spin with libgomp's default (the
+    # workers get GOMP_SPINCOUNT), which collapses beside the other test processes.
+    config = {"path": str(default_gguf()), "n_ctx": 1024, "parallel": 4, "n_threads": 1, "n_threads_batch": 1, "prefix_cache_mb": 64}
     engine = Engine(config, recorder)
     engine.recorder = recorder
     yield engine
@@ -178,13 +180,13 @@ def test_greedy_answers_are_the_same_computed_cold_copied_waited_for_or_restored
     assert fresh.totals["copied_tokens"] > 0
     assert {question: fresh.recorder.text(f"together-{number}") for number, question in enumerate(QUESTIONS)} == cold
 
-    restored = fresh.totals["restored_tokens"]
+    # The sequences given to later prompts were saved to host memory: empty every sequence
+    # before each prompt, and it starts from what was saved (its own, or its system prompt).
     for number, question in enumerate(QUESTIONS):
-        for other in range(fresh.parallel):  # evict it: every sequence gets another prompt
-            fresh.submit(f"evict-{number}-{other}", "chat", chat("Hi", system=f"Assistant {other}. " * 20, max_tokens=1))
-        run(fresh)
+        fresh.forget()
+        restored = fresh.totals["restored_tokens"]
         fresh.submit(f"restored-{number}", "chat", variant(number))
-        assert fresh.running[f"restored-{number}"].reused >= 2 * BLOCK
+        assert fresh.running[f"restored-{number}"].reused >= BLOCK
+        assert fresh.totals["restored_tokens"] > restored
         run(fresh)
         assert fresh.recorder.text(f"restored-{number}") == cold[question], question
-    assert fresh.totals["restored_tokens"] > restored

@@ -17,7 +17,8 @@ from tests.support.clients import sdk
 from tests.conftest import MODEL
 from tests.storage.conftest import KEY_A
 
-BURST = 12
+# Enough that some are still in flight when the fourth answer comes (the kill).
+BURST = 32
 KILL_AFTER = 4
 
 
