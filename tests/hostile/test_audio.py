@@ -143,16 +143,18 @@ def long_recording(seconds: float) -> tuple[bytes, str]:
 def test_a_recording_longer_than_a_window_is_transcribed_whole_in_bounded_memory(budgeted, measured):
     """Past 120 s the audio is transcribed in windows: nothing is lost or said twice at their
     edges, and the timestamps run on across them."""
-    content, reference = long_recording(260)
+    # 150 s: one window's edge (at 120 s) to cross; a longer recording tests nothing more here
+    # and took 85 s of the suite's CPU (260 s, two edges).
+    content, reference = long_recording(150)
     warm(budgeted)
     with measured(budgeted):
         transcript = sdk(budgeted).audio.transcriptions.create(
             model="whisper-1", file=("long.wav", content), response_format="verbose_json"
         )
-    assert transcript.duration > 250
+    assert transcript.duration > 140
     assert word_error_rate(reference, transcript.text) < 0.2, transcript.text
     starts = [segment.start for segment in transcript.segments]
-    assert starts == sorted(starts) and transcript.segments[-1].end > 240
+    assert starts == sorted(starts) and transcript.segments[-1].end > 130
     assert [segment.id for segment in transcript.segments] == list(range(len(transcript.segments)))
 
 
