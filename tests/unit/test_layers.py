@@ -24,6 +24,7 @@ RANKS = {
     "auth": -1,
     "errors": -1,
     "json_depth": -1,
+    "openai_tokens": -1,
     "settings": -1,
     "logs": -1,
 }
