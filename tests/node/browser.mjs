@@ -117,7 +117,8 @@ const scenarios = {
     const listed = page.waitForResponse((response) => response.url().endsWith("/v1/models"));
     await page.locator("#key").dispatchEvent("change");
     await listed;
-    await page.waitForFunction((before) => document.getElementById("error").textContent !== before, seen.errorWithoutKey);
+    // The page clears the error while it asks again: wait for the new message, not the blank.
+    await page.waitForFunction((before) => !["", before].includes(document.getElementById("error").textContent), seen.errorWithoutKey);
     seen.error = await page.locator("#error").innerText();
     seen.storedKey = await page.evaluate(() => localStorage.getItem("llm-backend.key"));
   },
