@@ -57,7 +57,12 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
         if settings.embedding_model:
             from .retrieval.embedding_model import EmbeddingModel
 
-            local.append(EmbeddingModel(settings))
+            embedding_model = EmbeddingModel(settings)
+            local.append(embedding_model)
+            if settings.local_moderation:
+                from .moderation.model import ModerationModel
+
+                local.append(ModerationModel(embedding_model))
         if settings.transcription_model or settings.speech_model:
             from .backends.audio.backend import AudioBackend
 

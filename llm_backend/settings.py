@@ -283,6 +283,10 @@ class Settings(BaseSettings):
     )
     embedding_model_aliases: CommaList = Field([], description="more ids for the embedding model")
     embedding_threads: int = Field(1, ge=1, description="llama.cpp threads of the embedding model")
+    # OpenAI's moderation ids answered by the local classifier on that model (docs/MODERATION.md).
+    local_moderation: bool = Field(
+        True, description="answer /v1/moderations here (needs embedding_model); false: an upstream's moderation"
+    )
     # The local audio models (docs/AUDIO.md): speech to text and text to speech.
     transcription_model: str = Field(
         "whisper-base", description="id of the local speech-to-text model (faster-whisper); empty: none"

@@ -173,6 +173,11 @@ class Backend(Protocol):
         bytes) as each sentence is synthesized, then ``usage`` (``seconds``, ``phonemes``)."""
         ...
 
+    async def moderation(self, model_id: str, request: Json) -> Json:
+        """A createModeration answer, with ``usage`` (``prompt_tokens``) beside OpenAI's
+        fields for the accounting (the controller takes it off)."""
+        ...
+
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
         """Any operation, verbatim, to the API behind this backend (upstream backends)."""
         ...

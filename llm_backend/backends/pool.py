@@ -190,6 +190,9 @@ class ModelPool:
     async def embedding(self, model_id: str, request: Json) -> Any:
         return await self._call("embedding", model_id, request)
 
+    async def moderation(self, model_id: str, request: Json) -> Any:
+        return await self._call("moderation", model_id, request)
+
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
         return await self._call("forward", self.model_id, None, (method, path, query, headers, content))
 

@@ -4,7 +4,7 @@ scheme, ``AdminApiKeyAuth``, asks for one: http/security.py) over serving/usage.
 from ..http.context import current
 from ..http.rendering import json_response
 from ..serving.usage import usage_page
-from ..storage.usage import COMPLETIONS, EMBEDDINGS
+from ..storage.usage import COMPLETIONS, EMBEDDINGS, MODERATIONS
 
 
 async def _answer(operation: str | None, **parameters):
@@ -24,10 +24,14 @@ async def usage_embeddings(**parameters):
     return await _answer(EMBEDDINGS, **parameters)
 
 
+async def usage_moderations(**parameters):
+    return await _answer(MODERATIONS, **parameters)
+
+
 # Usage this service never has: the same buckets, empty.
 async def usage_audio_speeches(**parameters):
     return await _answer(None, **parameters)
 
 
 usage_audio_transcriptions = usage_code_interpreter_sessions = usage_file_search_calls = usage_audio_speeches
-usage_images = usage_moderations = usage_vector_stores = usage_web_search_calls = usage_costs = usage_audio_speeches
+usage_images = usage_vector_stores = usage_web_search_calls = usage_costs = usage_audio_speeches

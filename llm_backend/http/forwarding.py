@@ -71,7 +71,7 @@ async def forward(backend: Backend, scope: Scope, content: bytes | StreamedBody 
     return relay_response(await guard.answer(answer, lambda page: backend.forward("GET", path, page, headers, None)))
 
 
-async def _forward_served(backend: Backend, body: object) -> Response:
+async def forward_served(backend: Backend, body: object) -> Response:
     """The request being served, to ``backend``: its validated JSON body re-encoded (the
     bytes were read by validation), no body for an operation without one."""
     content = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else None
@@ -137,7 +137,7 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
             context.record().model = model
             backend = context.current().registry.backend_for(model)
             if backend.serving(operation_id) is Serving.FORWARDED:
-                return await _forward_served(backend, body)
+                return await forward_served(backend, body)
         return await controller(*args, **kwargs)
 
     return served
@@ -161,7 +161,7 @@ def found_here_or_upstream(controller: Controller) -> Controller:
             upstream = context.current().registry.default_upstream
             if upstream is None or error.status != 404 or error.code != "not_found":
                 raise
-            return await _forward_served(upstream, kwargs.get("body"))
+            return await forward_served(upstream, kwargs.get("body"))
 
     return served
 

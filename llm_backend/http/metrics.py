@@ -52,7 +52,7 @@ from starlette.types import Message
 
 from ..backends.registry import ModelRegistry
 from ..storage import Database
-from ..storage.usage import COMPLETIONS, EMBEDDINGS, UsageStore
+from ..storage.usage import COMPLETIONS, EMBEDDINGS, MODERATIONS, UsageStore
 from . import context
 from .collectors import DatabasePoolCollector, EngineCollector, PoolCollector, UpstreamCollector
 
@@ -61,7 +61,7 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 OTHER = "other"
 # The usage operation (``usage-completions``, ``usage-embeddings``) an operation's tokens count in.
-USAGE_FAMILIES = {"createEmbedding": EMBEDDINGS}
+USAGE_FAMILIES = {"createEmbedding": EMBEDDINGS, "createModeration": MODERATIONS}
 # The ``_created`` series double the exposition for nothing Prometheus needs.
 disable_created_metrics()
 

@@ -154,6 +154,9 @@ class EmbeddingModel:
     async def speech(self, model_id: str, request: Json) -> Any:
         raise errors.model_not_supported(model_id, "speech: it is an embedding model")
 
+    async def moderation(self, model_id: str, request: Json) -> Any:
+        raise errors.model_not_supported(model_id, "moderations: it is an embedding model")
+
     def context_length(self, model_id: str) -> None:
         return None  # no chat context: it does not generate
 

@@ -1,10 +1,10 @@
 """OpenAI's usage operations (``/v1/organization/usage/*``) over our usage accounting
 (storage/usage.py): time buckets, ``group_by``, ``limit`` and ``page`` as OpenAI shapes them.
 
-Completions and embeddings are answered from what was recorded - per key name
+Completions, embeddings and moderations are answered from what was recorded - per key name
 (``api_key_id``: ``alice``, ``key-5d3c…``, ``apikey_...``, never the key) and model; fields this service has
 no notion of (``project_id``, ``user_id``, ``batch``, ``service_tier``) are null. The other
-usage operations (images, audio, moderations, vector stores, ...) count nothing here: their
+usage operations (images, audio, vector stores, ...) count nothing here: their
 buckets come back empty, in the same shape, so dashboards built on OpenAI's API still work.
 Buckets are aligned to Unix-time multiples of their width (whole UTC minutes, hours, days)
 and clipped to ``[start_time, end_time)``; every bucket of the range is listed, empty or not.
@@ -17,16 +17,21 @@ import time
 
 from .. import errors
 from ..storage import Database
-from ..storage.usage import COMPLETIONS, EMBEDDINGS, UsageTotals
+from ..storage.usage import COMPLETIONS, EMBEDDINGS, MODERATIONS, UsageTotals
 
 WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 # bucket_width -> (default limit, max limit), as the spec documents them.
 LIMITS = {"1m": (60, 1440), "1h": (24, 168), "1d": (7, 31)}
-RESULT_OBJECTS = {COMPLETIONS: "organization.usage.completions.result", EMBEDDINGS: "organization.usage.embeddings.result"}
+RESULT_OBJECTS = {
+    COMPLETIONS: "organization.usage.completions.result",
+    EMBEDDINGS: "organization.usage.embeddings.result",
+    MODERATIONS: "organization.usage.moderations.result",
+}
 # The group_by fields each result carries (null unless grouped by and known here).
 RESULT_FIELDS = {
     COMPLETIONS: ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier"),
     EMBEDDINGS: ("project_id", "user_id", "api_key_id", "model"),
+    MODERATIONS: ("project_id", "user_id", "api_key_id", "model"),
 }
 GROUPABLE = ("api_key_id", "model")
 

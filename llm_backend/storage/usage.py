@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 5.0
-COMPLETIONS, EMBEDDINGS = "completions", "embeddings"
+COMPLETIONS, EMBEDDINGS, MODERATIONS = "completions", "embeddings", "moderations"
 # What a group_by field of OpenAI's usage operations is here (the rest are always null).
 GROUP_COLUMNS = {"api_key_id": UsageRecord.owner, "model": UsageRecord.model}
 Key = tuple[int, str, str, str]  # minute, operation, owner, model

@@ -20,6 +20,7 @@ RANKS = {
     "serving": 2,
     "backends": 1,
     "retrieval": 1,
+    "moderation": 1,
     "storage": 0,
     "auth": -1,
     "errors": -1,

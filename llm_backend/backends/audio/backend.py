@@ -240,7 +240,7 @@ class AudioBackend:
         raise AssertionError("local models are never forwarded")  # serving() is always HERE
 
     def _not_text(self, model_id: str) -> errors.OpenAIError:
-        return model_not_supported(model_id, "text generation or embeddings: it is an audio model (use /v1/audio)")
+        return model_not_supported(model_id, "text generation, embeddings or moderations: it is an audio model (use /v1/audio)")
 
     async def chat_completion(self, model_id: str, request: Json) -> Any:
         raise self._not_text(model_id)
@@ -252,6 +252,9 @@ class AudioBackend:
         raise self._not_text(model_id)
 
     async def embedding(self, model_id: str, request: Json) -> Any:
+        raise self._not_text(model_id)
+
+    async def moderation(self, model_id: str, request: Json) -> Any:
         raise self._not_text(model_id)
 
     async def prompt_tokens(self, model_id: str, request: Json) -> int:

@@ -212,6 +212,10 @@ class LlamaBackend:
         self._preset(model_id)
         raise errors.model_not_supported(model_id, "speech: it is a text model")
 
+    async def moderation(self, model_id: str, request: Json) -> Json:
+        self._preset(model_id)
+        raise errors.model_not_supported(model_id, "moderations: it is a text model (use omni-moderation-latest)")
+
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
         """How many tokens the prompt of a chat ``request`` is, counted as it would be
         generated from: the model's chat template (persona and tool instructions included)

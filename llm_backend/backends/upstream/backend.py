@@ -163,6 +163,9 @@ class UpstreamBackend:
     async def transcription(self, model_id: str, request: Json) -> Any:
         raise AssertionError("audio operations are forwarded to an upstream")  # serving() is FORWARDED for them
 
+    async def moderation(self, model_id: str, request: Json) -> Any:
+        raise AssertionError("moderations are forwarded to an upstream")  # serving() is FORWARDED for them
+
     speech = transcription
 
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:

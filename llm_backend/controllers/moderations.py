@@ -1,0 +1,24 @@
+"""Tag ``Moderations``: a local moderation model (``moderation/model.py``) answers; a model
+of an upstream goes there (a body naming it, by ``routed_by_model``; a body naming none,
+whose default id an upstream serves, here)."""
+
+from ..backends.base import Serving
+from ..http import context
+from ..http.context import current
+from ..http.forwarding import forward_served
+from ..http.rendering import json_response
+from ..moderation.categories import DEFAULT_MODEL
+
+
+async def create_moderation(body: dict):
+    services = current()
+    model_id = body.get("model") or DEFAULT_MODEL
+    context.record().model = model_id
+    backend = services.registry.backend_for(model_id)
+    if backend.serving("createModeration") is not Serving.HERE:
+        return await forward_served(backend, body)
+    answer = await backend.moderation(model_id, body)
+    # OpenAI's answer carries no usage; the accounting counts its tokens all the same.
+    services.metrics.count_tokens(model_id, answer.pop("usage"))
+    context.record().tokens_counted = True
+    return json_response(answer)

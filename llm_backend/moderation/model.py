@@ -1,0 +1,213 @@
+"""``POST /v1/moderations`` answered here: a backend (``backends/base.py``) for OpenAI's
+moderation model ids, registered beside the local models, so the registry routes them,
+``GET /v1/models`` lists them, and batches and the usage accounting see it as any model.
+
+It judges text with the classifier of ``classifier.py`` on the embeddings of the retrieval
+model (one embedder, shared: ``retrieval/embedding_model.py``). A text is judged in pieces
+of a few sentences, each category scored by its worst piece, so one threat in a long
+benign letter is not averaged away. Images are refused with a 400 naming the part: no
+image classifier runs here. The whole request is bounded (``MAX_INPUT_TOKENS``), as
+OpenAI bounds it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+import numpy as np
+
+from .. import errors
+from ..backends.base import Json, ModelCard, Relayed, Serving
+from ..errors import bad_request
+from . import classifier
+from .categories import CATEGORIES, MODEL_IDS
+
+if TYPE_CHECKING:
+    from ..retrieval.embedding_model import EmbeddingModel
+
+MAX_INPUT_TOKENS = 32_768
+"""Tokens of all inputs of one request (omni-moderation's context)."""
+PIECE_WORDS = 48
+"""Sentences are joined into pieces of up to this many words: enough for a threat's
+context, few enough that a harmful sentence is most of its piece's meaning."""
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+class ModerationModel:
+    """A backend serving OpenAI's moderation ids with the local classifier."""
+
+    manages_models = False
+    name = "local"
+
+    def __init__(self, embedding_model: "EmbeddingModel") -> None:
+        self.embedding_model = embedding_model
+        self.ids = MODEL_IDS
+        self.created = int(time.time())
+        self._weights: np.ndarray | None = None
+        self._fitting = threading.Lock()
+
+    def weights(self) -> np.ndarray:
+        """The classifier, fitted to the examples on first use (blocking: a worker thread)."""
+        if self._weights is None:
+            with self._fitting:
+                if self._weights is None:
+                    examples = classifier.examples()
+                    vectors = self.embedding_model.embed([example.text for example in examples])
+                    self._weights = classifier.fit(vectors, [example.categories for example in examples])
+        return self._weights
+
+    # --- lifecycle and models --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Nothing to do: the classifier is fitted on first use."""
+
+    async def stop(self) -> None:
+        self._weights = None
+
+    def readiness(self) -> tuple[bool, str]:
+        return True, ""
+
+    async def probe(self) -> bool:
+        return True
+
+    def claims(self, model_id: str) -> bool:
+        return model_id in self.ids
+
+    def configured_ids(self) -> list[str]:
+        return list(self.ids)
+
+    def models(self) -> list[ModelCard]:
+        return [ModelCard(model_id, "llm-backend:local", self.created) for model_id in self.ids]
+
+    async def refresh_models(self) -> None:
+        """The ids are the list."""
+
+    async def retrieve_model(self, model_id: str) -> Json:
+        if not self.claims(model_id):
+            raise errors.model_not_found(model_id)
+        return ModelCard(model_id, "llm-backend:local", self.created).to_openai()
+
+    def loaded_models(self) -> list[str]:
+        return []
+
+    def statuses(self) -> list[Json]:
+        return []
+
+    async def load(self, model_id: str) -> Json:
+        raise bad_request(f"The model `{model_id}` loads on first use; it is not managed here.", "model")
+
+    unload = load
+
+    # --- operations ------------------------------------------------------------------------
+
+    def serving(self, operation_id: str | None) -> Serving:
+        return Serving.HERE
+
+    def sampling_defaults(self, model_id: str) -> Json:
+        return {}
+
+    def context_length(self, model_id: str) -> None:
+        return None
+
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
+        raise AssertionError("local models are never forwarded")  # always Serving.HERE
+
+    def _other(self, model_id: str, what: str) -> errors.OpenAIError:
+        return errors.model_not_supported(model_id, f"{what}: it is a moderation model (use /v1/moderations)")
+
+    async def chat_completion(self, model_id: str, request: Json) -> Any:
+        raise self._other(model_id, "text generation")
+
+    chat_completion_objects = completion = chat_completion
+
+    async def prompt_tokens(self, model_id: str, request: Json) -> int:
+        raise self._other(model_id, "text generation")
+
+    async def embedding(self, model_id: str, request: Json) -> Any:
+        raise self._other(model_id, "embeddings")
+
+    async def transcription(self, model_id: str, request: Json) -> Any:
+        raise self._other(model_id, "audio transcriptions")
+
+    async def speech(self, model_id: str, request: Json) -> Any:
+        raise self._other(model_id, "speech")
+
+    async def moderation(self, model_id: str, request: Json) -> Json:
+        texts = inputs(request.get("input"))
+        rows, tokens = await anyio.to_thread.run_sync(self._judge, texts)
+        flagged = rows >= classifier.THRESHOLD
+        results = [
+            {
+                "flagged": bool(flagged[index].any()),
+                "categories": {category: bool(flagged[index, column]) for column, category in enumerate(CATEGORIES)},
+                "category_scores": {category: float(rows[index, column]) for column, category in enumerate(CATEGORIES)},
+                "category_applied_input_types": {category: ["text"] for category in CATEGORIES},
+            }
+            for index in range(len(texts))
+        ]
+        answer = {"id": f"modr-{uuid.uuid4().hex}", "model": model_id, "results": results}
+        return {**answer, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    def _judge(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """Each text's scores (its worst piece's, per category) and the request's tokens."""
+        embedder = self.embedding_model.embedder()
+        tokens = sum(embedder.count_tokens(text) for text in texts)
+        if tokens > MAX_INPUT_TOKENS:
+            raise errors.context_length_exceeded(tokens, MAX_INPUT_TOKENS, "input")
+        weights = self.weights()
+        owners: list[int] = []
+        parts: list[str] = []
+        for index, text in enumerate(texts):
+            for piece in pieces(text):
+                owners.append(index)
+                parts.append(piece)
+        rows = np.zeros((len(texts), len(CATEGORIES)))
+        if parts:
+            scored = classifier.scores(weights, self.embedding_model.embed(parts))
+            np.maximum.at(rows, np.array(owners), scored)
+        return rows, tokens
+
+
+def inputs(value: Any) -> list[str]:
+    """The texts judged, one result each: a string, a list of strings, or a list of
+    content parts judged together (as OpenAI's omni-moderation does)."""
+    if isinstance(value, str):
+        return [value]
+    items = list(value or [])
+    if all(isinstance(item, str) for item in items):
+        return items
+    texts = []
+    for index, part in enumerate(items):
+        if part.get("type") == "image_url":
+            raise bad_request(
+                "Image inputs cannot be moderated here: no image classifier is configured.",
+                f"input[{index}]",
+                "unsupported_value",
+            )
+        texts.append(part["text"])
+    return ["\n".join(texts)]
+
+
+def pieces(text: str) -> list[str]:
+    """``text`` as runs of whole sentences of up to ``PIECE_WORDS`` words (a longer
+    sentence is a piece of its own); nothing for a blank text (it scores 0 everywhere)."""
+    found: list[str] = []
+    current: list[str] = []
+    words = 0
+    for sentence in SENTENCE_END.split(text):
+        count = len(sentence.split())
+        if not count:
+            continue
+        if current and words + count > PIECE_WORDS:
+            found.append(" ".join(current))
+            current, words = [], 0
+        current.append(sentence.strip())
+        words += count
+    if current:
+        found.append(" ".join(current))
+    return found
