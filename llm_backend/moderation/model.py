@@ -19,15 +19,15 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-import numpy as np
 
 from .. import errors
 from ..backends.base import Json, ModelCard, Relayed, Serving
 from ..errors import bad_request
-from . import classifier
 from .categories import CATEGORIES, MODEL_IDS
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..retrieval.embedding_model import EmbeddingModel
 
 MAX_INPUT_TOKENS = 32_768
@@ -48,11 +48,13 @@ class ModerationModel:
         self.embedding_model = embedding_model
         self.ids = MODEL_IDS
         self.created = int(time.time())
-        self._weights: np.ndarray | None = None
+        self._weights: "np.ndarray | None" = None
         self._fitting = threading.Lock()
 
-    def weights(self) -> np.ndarray:
+    def weights(self) -> "np.ndarray":
         """The classifier, fitted to the examples on first use (blocking: a worker thread)."""
+        from . import classifier  # numpy: loaded on first use, not at start-up
+
         if self._weights is None:
             with self._fitting:
                 if self._weights is None:
@@ -138,9 +140,11 @@ class ModerationModel:
         raise self._other(model_id, "speech")
 
     async def moderation(self, model_id: str, request: Json) -> Json:
+        from .classifier import THRESHOLD
+
         texts = inputs(request.get("input"))
         rows, tokens = await anyio.to_thread.run_sync(self._judge, texts)
-        flagged = rows >= classifier.THRESHOLD
+        flagged = rows >= THRESHOLD
         results = [
             {
                 "flagged": bool(flagged[index].any()),
@@ -153,8 +157,12 @@ class ModerationModel:
         answer = {"id": f"modr-{uuid.uuid4().hex}", "model": model_id, "results": results}
         return {**answer, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
-    def _judge(self, texts: list[str]) -> tuple[np.ndarray, int]:
+    def _judge(self, texts: list[str]) -> tuple["np.ndarray", int]:
         """Each text's scores (its worst piece's, per category) and the request's tokens."""
+        import numpy as np
+
+        from .classifier import scores
+
         embedder = self.embedding_model.embedder()
         tokens = sum(embedder.count_tokens(text) for text in texts)
         if tokens > MAX_INPUT_TOKENS:
@@ -168,7 +176,7 @@ class ModerationModel:
                 parts.append(piece)
         rows = np.zeros((len(texts), len(CATEGORIES)))
         if parts:
-            scored = classifier.scores(weights, self.embedding_model.embed(parts))
+            scored = scores(weights, self.embedding_model.embed(parts))
             np.maximum.at(rows, np.array(owners), scored)
         return rows, tokens
 

@@ -386,6 +386,7 @@ def test_the_fuzzed_operations_are_the_local_ones():
         "createConversationItems",
         "createEmbedding",
         "createFile",
+        "createModeration",
         "createResponse",
         "createSpeech",
         "createTranscription",

@@ -192,7 +192,7 @@ def test_an_input_file_that_is_not_the_callers_or_not_for_batches_fails_the_batc
 @pytest.mark.parametrize(
     "options, param",
     [
-        ({"endpoint": "/v1/moderations"}, "endpoint"),
+        ({"endpoint": "/v1/images/generations"}, "endpoint"),
         ({"endpoint": "/v1/nope"}, "endpoint"),
         ({"completion_window": "1h"}, "completion_window"),
         ({"metadata": {"k": "v" * 513}}, "metadata.k"),

@@ -11,6 +11,7 @@ from llm_backend.backends.base import Serving
 from llm_backend.backends.events import ModelEvents
 from llm_backend.errors import OpenAIError
 from llm_backend.settings import Settings
+from llm_backend.moderation.categories import MODEL_IDS as MODERATION_IDS
 from tests.support.audio import DEFAULT_AUDIO_IDS
 
 CONFIG = {
@@ -94,7 +95,7 @@ def test_local_backends_serve_every_operation_here_and_upstreams_relay_their_own
 async def test_the_model_list_has_every_local_id_once(tmp_path):
     reg = registry(tmp_path, upstreams=[])
     ids = [card.id for card in await reg.models()]
-    assert ids == ["smol", "gpt-3.5-turbo", "smol:teacher", "all-minilm-l6-v2", *DEFAULT_AUDIO_IDS]
+    assert ids == ["smol", "gpt-3.5-turbo", "smol:teacher", "all-minilm-l6-v2", *MODERATION_IDS, *DEFAULT_AUDIO_IDS]
 
 
 async def test_the_retrieval_embedding_model_is_a_local_model_unless_disabled(tmp_path):
