@@ -53,16 +53,20 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
         # Imported only here: a pure gateway never loads the engine's packages.
         from .backends.llama.backend import LlamaBackend
 
-        local.append(LlamaBackend(settings, events))
+        llama = LlamaBackend(settings, events)
+        local.append(llama)
+        embedding_model = None
         if settings.embedding_model:
             from .retrieval.embedding_model import EmbeddingModel
 
             embedding_model = EmbeddingModel(settings)
             local.append(embedding_model)
-            if settings.local_moderation:
-                from .moderation.model import ModerationModel
+        if settings.local_moderation and (embedding_model or settings.moderation_guard):
+            from .moderation.guard import Guard
+            from .moderation.model import ModerationModel
 
-                local.append(ModerationModel(embedding_model))
+            guard = Guard(llama, settings.moderation_guard) if settings.moderation_guard else None
+            local.append(ModerationModel(embedding_model, guard))
         if settings.transcription_model or settings.speech_model:
             from .backends.audio.backend import AudioBackend
 

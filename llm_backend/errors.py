@@ -233,6 +233,11 @@ def rate_limited(kind: str, limit: int, used: int, wait: int, headers: dict[str,
     )
 
 
+def guard_gave_no_verdict(model_id: str) -> OpenAIError:
+    # Closed when unsure: a moderation guard's answer that cannot be read judges nothing.
+    return OpenAIError(500, f"The moderation guard model `{model_id}` gave no verdict; nothing was judged.", code="model_error")
+
+
 def upstream_model(model_id: str) -> OpenAIError:
     return bad_request(
         f"The model `{model_id}` is served by an upstream API; only local models are loaded here.", "model"

@@ -287,6 +287,9 @@ class Settings(BaseSettings):
     local_moderation: bool = Field(
         True, description="answer /v1/moderations here (needs embedding_model); false: an upstream's moderation"
     )
+    moderation_guard: str = Field(
+        "", description="id of a local model (a Llama Guard 3/4 GGUF) that judges moderations instead of the classifier"
+    )
     # The local audio models (docs/AUDIO.md): speech to text and text to speech.
     transcription_model: str = Field(
         "whisper-base", description="id of the local speech-to-text model (faster-whisper); empty: none"
@@ -437,6 +440,8 @@ class Settings(BaseSettings):
         duplicates = {model_id for model_id in ids if ids.count(model_id) > 1}
         if duplicates:
             raise ValueError(f"model ids used twice: {sorted(duplicates)}")
+        if self.moderation_guard and self.moderation_guard not in [i for model in self.models for i in model.ids]:
+            raise ValueError(f"moderation_guard names no local model: {self.moderation_guard!r}")
         names = [config.name for config in self.upstream_configs()]
         if len(set(names)) != len(names):
             raise ValueError(f"upstream names used twice: {names}")

@@ -18,7 +18,10 @@ async def create_moderation(body: dict):
     if backend.serving("createModeration") is not Serving.HERE:
         return await forward_served(backend, body)
     answer = await backend.moderation(model_id, body)
-    # OpenAI's answer carries no usage; the accounting counts its tokens all the same.
-    services.metrics.count_tokens(model_id, answer.pop("usage"))
-    context.record().tokens_counted = True
+    # OpenAI's answer carries no usage; the accounting counts its tokens all the same (a
+    # guard model's were counted as its engine reported them).
+    usage = answer.pop("usage", None)
+    if usage is not None and not context.record().tokens_counted:
+        services.metrics.count_tokens(model_id, usage)
+        context.record().tokens_counted = True
     return json_response(answer)

@@ -3,7 +3,8 @@ moderation model ids, registered beside the local models, so the registry routes
 ``GET /v1/models`` lists them, and batches and the usage accounting see it as any model.
 
 It judges text with the classifier of ``classifier.py`` on the embeddings of the retrieval
-model (one embedder, shared: ``retrieval/embedding_model.py``). A text is judged in pieces
+model (one embedder, shared: ``retrieval/embedding_model.py``), or, when one is configured,
+with a guard model (``guard.py``: a Llama Guard GGUF) instead. The classifier judges a text in pieces
 of a few sentences, each category scored by its worst piece, so one threat in a long
 benign letter is not averaged away. Images are refused with a 400 naming the part: no
 image classifier runs here. The whole request is bounded (``MAX_INPUT_TOKENS``), as
@@ -12,6 +13,7 @@ OpenAI bounds it.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -29,12 +31,16 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..retrieval.embedding_model import EmbeddingModel
+    from .guard import Guard
 
 MAX_INPUT_TOKENS = 32_768
 """Tokens of all inputs of one request (omni-moderation's context)."""
 PIECE_WORDS = 48
 """Sentences are joined into pieces of up to this many words: enough for a threat's
 context, few enough that a harmful sentence is most of its piece's meaning."""
+GUARD_LANES = 4
+"""Texts of one request the guard judges at once (the rest wait): a long list takes a few
+of the model's sequences, never its whole queue."""
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -44,8 +50,9 @@ class ModerationModel:
     manages_models = False
     name = "local"
 
-    def __init__(self, embedding_model: "EmbeddingModel") -> None:
+    def __init__(self, embedding_model: "EmbeddingModel | None", guard: "Guard | None" = None) -> None:
         self.embedding_model = embedding_model
+        self.guard = guard
         self.ids = MODEL_IDS
         self.created = int(time.time())
         self._weights: "np.ndarray | None" = None
@@ -140,22 +147,29 @@ class ModerationModel:
         raise self._other(model_id, "speech")
 
     async def moderation(self, model_id: str, request: Json) -> Json:
+        texts = inputs(request.get("input"))
+        answer: Json = {"id": f"modr-{uuid.uuid4().hex}", "model": model_id}
+        if self.guard is not None:
+            # Its tokens are the guard model's, counted as its engine reports them.
+            lanes = asyncio.Semaphore(GUARD_LANES)
+            judged = await asyncio.gather(*(self._guarded(text, lanes) for text in texts))
+            return {**answer, "results": [result(scores, flagged) for scores, flagged in judged]}
         from .classifier import THRESHOLD
 
-        texts = inputs(request.get("input"))
+        assert self.embedding_model is not None  # no guard: the classifier (app.py)
         rows, tokens = await anyio.to_thread.run_sync(self._judge, texts)
-        flagged = rows >= THRESHOLD
-        results = [
-            {
-                "flagged": bool(flagged[index].any()),
-                "categories": {category: bool(flagged[index, column]) for column, category in enumerate(CATEGORIES)},
-                "category_scores": {category: float(rows[index, column]) for column, category in enumerate(CATEGORIES)},
-                "category_applied_input_types": {category: ["text"] for category in CATEGORIES},
-            }
-            for index in range(len(texts))
-        ]
-        answer = {"id": f"modr-{uuid.uuid4().hex}", "model": model_id, "results": results}
-        return {**answer, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        results = []
+        for row in rows:
+            scores = {category: float(row[column]) for column, category in enumerate(CATEGORIES)}
+            results.append(result(scores, {category for category, score in scores.items() if score >= THRESHOLD}))
+        return {**answer, "results": results, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    async def _guarded(self, text: str, lanes: asyncio.Semaphore) -> tuple[dict[str, float], set[str]]:
+        assert self.guard is not None
+        if not text.strip():
+            return dict.fromkeys(CATEGORIES, 0.0), set()  # nothing to judge
+        async with lanes:
+            return await self.guard.judge(text)
 
     def _judge(self, texts: list[str]) -> tuple["np.ndarray", int]:
         """Each text's scores (its worst piece's, per category) and the request's tokens."""
@@ -179,6 +193,16 @@ class ModerationModel:
             scored = scores(weights, self.embedding_model.embed(parts))
             np.maximum.at(rows, np.array(owners), scored)
         return rows, tokens
+
+
+def result(scores: dict[str, float], flagged: set[str]) -> Json:
+    """One text's result, as OpenAI shapes it (text only: every category applied to text)."""
+    return {
+        "flagged": bool(flagged),
+        "categories": {category: category in flagged for category in CATEGORIES},
+        "category_scores": scores,
+        "category_applied_input_types": {category: ["text"] for category in CATEGORIES},
+    }
 
 
 def inputs(value: Any) -> list[str]:
