@@ -112,6 +112,8 @@ bench: install $(LITELLM)
 	# What metrics + usage accounting + rate limits cost, on vs off (target: <= +0.3 ms p50).
 	$(BIN)/python bench/operate.py
 	$(BIN)/python bench/responses.py
+	# Moderations: a short text's p50 beside its embedding alone; the classifier's cross-validated figures.
+	$(BIN)/python bench/moderation.py --cv
 	# Prefill once: shared system prompts, conversations beyond the sequences, an agent loop, decode cost; cache on vs off.
 	$(BIN)/python bench/prefixes.py
 	# A 256-line batch against the same requests one by one, and interactive TTFT beside a batch.
