@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 MAX_INPUT_TOKENS = 32_768
 """Tokens of all inputs of one request (omni-moderation's context)."""
+MAX_INPUT_CHARACTERS = 16 * MAX_INPUT_TOKENS
+"""Checked before anything is tokenized, so the work of refusing a huge text is bounded too
+(English runs about 4 characters a token)."""
 PIECE_WORDS = 48
 """Sentences are joined into pieces of up to this many words: enough for a threat's
 context, few enough that a harmful sentence is most of its piece's meaning."""
@@ -148,6 +151,13 @@ class ModerationModel:
 
     async def moderation(self, model_id: str, request: Json) -> Json:
         texts = inputs(request.get("input"))
+        if sum(len(text) for text in texts) > MAX_INPUT_CHARACTERS:
+            raise bad_request(
+                f"The input is too long: at most {MAX_INPUT_CHARACTERS} characters ({MAX_INPUT_TOKENS} tokens) "
+                "can be moderated in one request.",
+                "input",
+                "string_above_max_length",
+            )
         answer: Json = {"id": f"modr-{uuid.uuid4().hex}", "model": model_id}
         if self.guard is not None:
             # Its tokens are the guard model's, counted as its engine reports them.

@@ -55,6 +55,9 @@ def test_refusals_name_the_part(server, client):
     with pytest.raises(openai.BadRequestError) as long:
         client.moderations.create(input=["word " * 20_000, "word " * 20_000])
     assert long.value.body["code"] == "context_length_exceeded" and long.value.body["param"] == "input"
+    with pytest.raises(openai.BadRequestError) as huge:  # refused before it is tokenized
+        client.moderations.create(input="x" * (16 * 32_768 + 1))
+    assert huge.value.body["code"] == "string_above_max_length" and huge.value.body["param"] == "input"
     with pytest.raises(openai.BadRequestError) as chat_model:
         client.moderations.create(model=MODEL, input="hello")
     assert chat_model.value.body["code"] == "model_not_supported"
