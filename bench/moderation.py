@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.openai_runs import load_average  # noqa: E402
+from bench.openai_runs import finish, load_average  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
 
 TEXT = "You are an idiot and I will find out where you live."
@@ -95,10 +95,7 @@ def main() -> None:
     lines += latency(args.count, out)
     if args.cv:
         lines += cross_validation(out)
-    lines += ["```", f"load average after: {load_average()}"]
-    report = "\n".join(lines)
-    (out / "results.md").write_text(report)
-    print(report)
+    finish(out, lines)
 
 
 if __name__ == "__main__":

@@ -40,3 +40,11 @@ def openai_bench(targets: dict[str, tuple[int, str]], model: str, key: str, resu
         command += ["--target", f"{target}={api}", "--server-pid", f"{target}={pid}"]
     subprocess.run([*command, *args], check=True)
     return json.loads(result.read_text())
+
+
+def finish(out: Path, lines: list[str]) -> None:
+    """A bench's report (``lines``, a code block opened), closed with the load average,
+    written to ``out``/results.md and printed."""
+    report = "\n".join([*lines, "```", f"load average after: {load_average()}"])
+    (out / "results.md").write_text(report)
+    print(report)

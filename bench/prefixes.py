@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.openai_runs import load_average, load_generator  # noqa: E402
+from bench.openai_runs import finish, load_average, load_generator  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
 
 MODEL = "smollm2"
@@ -201,10 +201,7 @@ def main() -> None:
             done = rows[row]()
             print("\n".join(done), flush=True)
             lines += done
-    lines += ["```", f"load average after: {load_average()}"]
-    report = "\n".join(lines)
-    (out / "results.md").write_text(report)
-    print(report)
+    finish(out, lines)
 
 
 if __name__ == "__main__":

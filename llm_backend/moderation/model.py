@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
 from .. import errors
-from ..backends.base import Json, ModelCard, Relayed, Serving
+from ..backends.base import Json
+from ..backends.first_use import FirstUseModels
 from ..errors import bad_request
 from .categories import CATEGORIES, MODEL_IDS
 
@@ -47,17 +47,16 @@ of the model's sequences, never its whole queue."""
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
-class ModerationModel:
-    """A backend serving OpenAI's moderation ids with the local classifier."""
+class ModerationModel(FirstUseModels):
+    """A backend serving OpenAI's moderation ids with the local classifier (or a guard)."""
 
-    manages_models = False
-    name = "local"
+    ids = MODEL_IDS
+    kind = "a moderation model (use /v1/moderations)"
 
     def __init__(self, embedding_model: "EmbeddingModel | None", guard: "Guard | None" = None) -> None:
+        super().__init__()
         self.embedding_model = embedding_model
         self.guard = guard
-        self.ids = MODEL_IDS
-        self.created = int(time.time())
         self._weights: "np.ndarray | None" = None
         self._fitting = threading.Lock()
 
@@ -73,81 +72,10 @@ class ModerationModel:
                     self._weights = classifier.fit(vectors, [example.categories for example in examples])
         return self._weights
 
-    # --- lifecycle and models --------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Nothing to do: the classifier is fitted on first use."""
-
     async def stop(self) -> None:
         self._weights = None
 
-    def readiness(self) -> tuple[bool, str]:
-        return True, ""
-
-    async def probe(self) -> bool:
-        return True
-
-    def claims(self, model_id: str) -> bool:
-        return model_id in self.ids
-
-    def configured_ids(self) -> list[str]:
-        return list(self.ids)
-
-    def models(self) -> list[ModelCard]:
-        return [ModelCard(model_id, "llm-backend:local", self.created) for model_id in self.ids]
-
-    async def refresh_models(self) -> None:
-        """The ids are the list."""
-
-    async def retrieve_model(self, model_id: str) -> Json:
-        if not self.claims(model_id):
-            raise errors.model_not_found(model_id)
-        return ModelCard(model_id, "llm-backend:local", self.created).to_openai()
-
-    def loaded_models(self) -> list[str]:
-        return []
-
-    def statuses(self) -> list[Json]:
-        return []
-
-    async def load(self, model_id: str) -> Json:
-        raise bad_request(f"The model `{model_id}` loads on first use; it is not managed here.", "model")
-
-    unload = load
-
     # --- operations ------------------------------------------------------------------------
-
-    def serving(self, operation_id: str | None) -> Serving:
-        return Serving.HERE
-
-    def sampling_defaults(self, model_id: str) -> Json:
-        return {}
-
-    def context_length(self, model_id: str) -> None:
-        return None
-
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
-        raise AssertionError("local models are never forwarded")  # always Serving.HERE
-
-    def _other(self, model_id: str, what: str) -> errors.OpenAIError:
-        return errors.model_not_supported(model_id, f"{what}: it is a moderation model (use /v1/moderations)")
-
-    async def chat_completion(self, model_id: str, request: Json) -> Any:
-        raise self._other(model_id, "text generation")
-
-    chat_completion_objects = completion = chat_completion
-
-    async def prompt_tokens(self, model_id: str, request: Json) -> int:
-        raise self._other(model_id, "text generation")
-
-    async def embedding(self, model_id: str, request: Json) -> Any:
-        raise self._other(model_id, "embeddings")
-
-    async def transcription(self, model_id: str, request: Json) -> Any:
-        raise self._other(model_id, "audio transcriptions")
-
-    async def speech(self, model_id: str, request: Json) -> Any:
-        raise self._other(model_id, "speech")
 
     async def moderation(self, model_id: str, request: Json) -> Json:
         texts = inputs(request.get("input"))

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from .. import errors
-from ..backends.base import Json, ModelCard, Relayed, Serving
+from ..backends.base import Json
+from ..backends.first_use import FirstUseModels
 from ..errors import bad_request
 from ..openai_tokens import text_of
 
@@ -46,18 +47,17 @@ log = logging.getLogger(__name__)
 MAX_INPUT_TOKENS = 8192
 
 
-class EmbeddingModel:
+class EmbeddingModel(FirstUseModels):
     """A backend serving one sentence-embedding model (its id and aliases)."""
 
-    manages_models = False
-    name = "local"  # where it runs, for logs, metrics and pools (as the local chat models)
+    kind = "an embedding model (use /v1/embeddings)"
 
     def __init__(self, settings: "Settings") -> None:
+        super().__init__()
         self.ids = settings.embedding_model_ids
         self.package = settings.embedding_model_package
         self.cache_dir = settings.model_cache_dir
         self.threads = settings.embedding_threads
-        self.created = int(time.time())
         self._embedder: Embedder | None = None
         self._loading = threading.Lock()
 
@@ -81,84 +81,10 @@ class EmbeddingModel:
 
     # --- lifecycle and models ------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Nothing to do: the model loads on first use."""
-
     async def stop(self) -> None:
         self._embedder = None
 
-    def readiness(self) -> tuple[bool, str]:
-        return True, ""
-
-    async def probe(self) -> bool:
-        return True
-
-    def claims(self, model_id: str) -> bool:
-        return model_id in self.ids
-
-    def configured_ids(self) -> list[str]:
-        return list(self.ids)
-
-    def models(self) -> list[ModelCard]:
-        return [ModelCard(model_id, "llm-backend:local", self.created) for model_id in self.ids]
-
-    async def refresh_models(self) -> None:
-        """The configured ids are the list."""
-
-    async def retrieve_model(self, model_id: str) -> Json:
-        if not self.claims(model_id):
-            raise errors.model_not_found(model_id)
-        return ModelCard(model_id, "llm-backend:local", self.created).to_openai()
-
-    def loaded_models(self) -> list[str]:
-        return []  # not loaded or unloaded through the admin operations
-
-    def statuses(self) -> list[Json]:
-        return []
-
-    async def load(self, model_id: str) -> Json:
-        raise bad_request(f"The model `{model_id}` loads on first use; it is not managed here.", "model")
-
-    unload = load
-
     # --- operations ----------------------------------------------------------------------
-
-    def serving(self, operation_id: str | None) -> Serving:
-        """Answered (or refused) here, never forwarded."""
-        return Serving.HERE
-
-    def sampling_defaults(self, model_id: str) -> Json:
-        return {}  # it samples nothing
-
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
-        raise AssertionError("local models are never forwarded")  # always Serving.HERE
-
-    def _generation(self, model_id: str) -> errors.OpenAIError:
-        return errors.model_not_supported(model_id, "text generation: it is an embedding model (use /v1/embeddings)")
-
-    async def chat_completion(self, model_id: str, request: Json) -> Any:
-        raise self._generation(model_id)
-
-    async def chat_completion_objects(self, model_id: str, request: Json) -> Any:
-        raise self._generation(model_id)
-
-    async def completion(self, model_id: str, request: Json) -> Any:
-        raise self._generation(model_id)
-
-    async def prompt_tokens(self, model_id: str, request: Json) -> int:
-        raise self._generation(model_id)
-
-    async def transcription(self, model_id: str, request: Json) -> Any:
-        raise errors.model_not_supported(model_id, "audio transcriptions: it is an embedding model")
-
-    async def speech(self, model_id: str, request: Json) -> Any:
-        raise errors.model_not_supported(model_id, "speech: it is an embedding model")
-
-    async def moderation(self, model_id: str, request: Json) -> Any:
-        raise errors.model_not_supported(model_id, "moderations: it is an embedding model")
-
-    def context_length(self, model_id: str) -> None:
-        return None  # no chat context: it does not generate
 
     async def embedding(self, model_id: str, request: Json) -> Json:
         texts = _texts(request.get("input"))
