@@ -7,6 +7,7 @@ import httpx
 import openai
 import pytest
 
+from llm_backend.moderation.categories import MODEL_IDS as MODERATION_IDS
 from tests.support.audio import DEFAULT_AUDIO_IDS
 from tests.support.server import LiveServer, free_port
 from tests.support.server import access_lines, log_size
@@ -89,7 +90,7 @@ def test_model_routed_nowhere_is_model_not_found(mixed_client):
 def test_models_list_merges_local_and_upstream_models(mixed_client):
     ids = [model.id for model in mixed_client.models.list()]
     # The upstream's own audio ids are this server's local ones too: listed once, as local.
-    assert ids == [LOCAL, "all-minilm-l6-v2", *DEFAULT_AUDIO_IDS, "smollm2", "remote-smol"]
+    assert ids == [LOCAL, "all-minilm-l6-v2", *MODERATION_IDS, *DEFAULT_AUDIO_IDS, "smollm2", "remote-smol"]
 
 
 def test_models_list_survives_an_unreachable_upstream(mixed_client):
