@@ -25,6 +25,7 @@ from .http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS, Passthrough, U
 from .http.metrics import Metrics
 from .http.pages import Pages
 from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
+from .http.realtime_socket import RealtimeSocket
 from .http.responses_socket import ResponsesSocket
 from .http.body_deadline import BodyDeadline
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
@@ -33,7 +34,7 @@ from .serving import expiry, uploads
 from .serving.batches.runner import BatchRunner
 from .serving.responses import background
 from .settings import Settings, get_settings
-from .spec import adapter, client_events, docs, validation
+from .spec import adapter, client_events, docs, realtime_events, validation
 from .spec.batch_endpoints import batch_endpoints
 from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
@@ -252,6 +253,15 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         authenticator=authenticator,
         check_event=check_event,
         observer=observer,
+    )
+    # The Realtime API: its client events checked by their schemas in the document.
+    app.add_middleware(
+        RealtimeSocket,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        path=specification.base_path + "/realtime",
+        services=services,
+        authenticator=authenticator,
+        check_event=realtime_events.client_event_checker(openai_document),
     )
     # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.
     served = docs.as_json(docs.served_view(openai_document, specification.base_path))

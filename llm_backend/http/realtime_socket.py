@@ -1,0 +1,148 @@
+"""OpenAI's Realtime API at ``/v1/realtime``, over a WebSocket (issue #35, docs/REALTIME.md).
+
+The handshake is checked as every request is: the edge's rules first (``http/edge.py``: a
+foreign ``Host``, another site's ``Origin``), then the key by the same ``Authenticator``
+(a refused key gets the HTTP answer, 401 and OpenAI's error body, and no socket). The
+caller's tenant holds for the whole connection. The first event is ``session.created``.
+
+Served so far: transcription sessions (``?intent=transcription``, ``serving/realtime/
+transcription.py``). A conversation session (``?model=...``) is answered with an ``error``
+event naming ``model`` and the socket closed: not served yet, never silently wrong.
+
+Each client event is checked by its schema in the OpenAI document (``spec/realtime_events.
+py``); a mistake is an ``error`` event (``RealtimeServerEventError``, carrying the client's
+``event_id``) and the connection stays open. Frames are bounded by uvicorn's
+``ws_max_size`` (``max_body_bytes``); events are handled one after the other, so a client
+cannot queue work beyond the session's own bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .. import errors
+from ..auth import Authenticator
+from ..errors import OpenAIError, answered, bad_request
+from ..json_depth import MAX_JSON_DEPTH, too_deep
+from ..serving.realtime.transcription import TranscriptionSession, event_id
+from ..serving.services import Services
+from ..spec.realtime_events import CheckEvent
+from . import context
+from .rendering import error_response
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+CONVERSATION_EVENTS = frozenset(
+    {"conversation.item.create", "conversation.item.delete", "conversation.item.retrieve", "conversation.item.truncate",
+     "response.create", "response.cancel", "output_audio_buffer.clear"}
+)
+
+
+def error_event(error: OpenAIError, client_event_id: Any = None) -> Json:
+    """``RealtimeServerEventError``: OpenAI's error body, with the client event's id."""
+    body = error.body()["error"]
+    body["event_id"] = client_event_id if isinstance(client_event_id, str) else None
+    return {"type": "error", "event_id": event_id(), "error": body}
+
+
+class RealtimeSocket:
+    """ASGI middleware serving WebSockets at ``path``; everything else passes untouched."""
+
+    def __init__(self, app: ASGIApp, *, path: str, services: Services, authenticator: Authenticator, check_event: CheckEvent) -> None:
+        self.app = app
+        self.path = path
+        self.services = services
+        self.authenticator = authenticator
+        self.check_event = check_event
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or scope["path"].rstrip("/") != self.path:
+            await self.app(scope, receive, send)
+            return
+        websocket = WebSocket(scope, receive, send)
+        try:
+            principal = await self.authenticator.authenticate(websocket.headers.get("authorization"))
+        except OpenAIError as error:
+            await websocket.send_denial_response(error_response(error))
+            return
+        context.authenticated(principal)
+        await websocket.accept()
+        await Connection(self, websocket).serve()
+
+
+class Connection:
+    def __init__(self, socket: RealtimeSocket, websocket: WebSocket) -> None:
+        self.socket = socket
+        self.websocket = websocket
+
+    async def send(self, event: Json) -> None:
+        await self.websocket.send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+
+    async def serve(self) -> None:
+        query = parse_qs(self.websocket.scope.get("query_string", b"").decode())
+        if query.get("intent") != ["transcription"]:
+            param = "model" if "model" in query else "intent"
+            refused = bad_request(
+                "Realtime conversation sessions are not served here yet; connect with intent=transcription "
+                "for a transcription session (docs/REALTIME.md).",
+                param,
+                "unsupported_value",
+            )
+            await self.send(error_event(refused))
+            await self.websocket.close(1008)
+            return
+        services = self.socket.services
+        settings = services.settings
+        if not settings.transcription_model:
+            await self.send(error_event(bad_request("No local speech-to-text model is configured.", "intent", "unsupported_value")))
+            await self.websocket.close(1008)
+            return
+        default_model = "whisper-1" if "whisper-1" in settings.transcription_model_aliases else settings.transcription_model
+        session = TranscriptionSession(services, self.send, default_model)
+        await self.send({"type": "session.created", "event_id": event_id(), "session": session.to_openai()})
+        try:
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                await self._handle(session, message.get("text") or message.get("bytes") or "")
+        except WebSocketDisconnect:
+            return
+        finally:
+            await session.close()
+
+    async def _handle(self, session: TranscriptionSession, frame: str | bytes) -> None:
+        try:
+            event = json.loads(frame)
+        except (ValueError, RecursionError):
+            await self.send(error_event(errors.invalid_client_event()))
+            return
+        client_id = event.get("event_id") if isinstance(event, dict) else None
+        try:
+            if too_deep(event):
+                raise errors.too_deep(MAX_JSON_DEPTH)
+            event = self.socket.check_event(event)
+            kind = event["type"]
+            if kind == "session.update":
+                session.update(event["session"])
+                await self.send({"type": "session.updated", "event_id": event_id(), "session": session.to_openai()})
+            elif kind == "input_audio_buffer.append":
+                await session.append(event["audio"])
+            elif kind == "input_audio_buffer.commit":
+                await session.commit()
+            elif kind == "input_audio_buffer.clear":
+                await session.clear()
+            else:  # CONVERSATION_EVENTS
+                raise bad_request(f"'{kind}' is not available in a transcription session.", "type", "unsupported_value")
+        except Exception as exc:
+            error = answered(exc)
+            if error.status >= 500:
+                log.exception("realtime event failed")
+            await self.send(error_event(error, client_id))
