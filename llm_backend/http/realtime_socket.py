@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -30,19 +31,18 @@ from .. import errors
 from ..auth import Authenticator
 from ..errors import OpenAIError, answered, bad_request
 from ..json_depth import MAX_JSON_DEPTH, too_deep
-from ..serving.realtime.transcription import TranscriptionSession, event_id
+from ..serving.realtime.events import event_id
+from ..serving.realtime.transcription import TranscriptionSession
 from ..serving.services import Services
-from ..spec.realtime_events import CheckEvent
+
 from . import context
 from .rendering import error_response
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-CONVERSATION_EVENTS = frozenset(
-    {"conversation.item.create", "conversation.item.delete", "conversation.item.retrieve", "conversation.item.truncate",
-     "response.create", "response.cancel", "output_audio_buffer.clear"}
-)
+# A client event -> the event, or the 400 its schema gives (``spec/realtime_events.py``).
+CheckEvent = Callable[[Any], Json]
 
 
 def error_event(error: OpenAIError, client_event_id: Any = None) -> Json:
@@ -129,18 +129,7 @@ class Connection:
             if too_deep(event):
                 raise errors.too_deep(MAX_JSON_DEPTH)
             event = self.socket.check_event(event)
-            kind = event["type"]
-            if kind == "session.update":
-                session.update(event["session"])
-                await self.send({"type": "session.updated", "event_id": event_id(), "session": session.to_openai()})
-            elif kind == "input_audio_buffer.append":
-                await session.append(event["audio"])
-            elif kind == "input_audio_buffer.commit":
-                await session.commit()
-            elif kind == "input_audio_buffer.clear":
-                await session.clear()
-            else:  # CONVERSATION_EVENTS
-                raise bad_request(f"'{kind}' is not available in a transcription session.", "type", "unsupported_value")
+            await session.handle(event["type"], event)
         except Exception as exc:
             error = answered(exc)
             if error.status >= 500:
