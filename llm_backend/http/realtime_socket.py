@@ -5,9 +5,9 @@ foreign ``Host``, another site's ``Origin``), then the key by the same ``Authent
 (a refused key gets the HTTP answer, 401 and OpenAI's error body, and no socket). The
 caller's tenant holds for the whole connection. The first event is ``session.created``.
 
-Served so far: transcription sessions (``?intent=transcription``, ``serving/realtime/
-transcription.py``). A conversation session (``?model=...``) is answered with an ``error``
-event naming ``model`` and the socket closed: not served yet, never silently wrong.
+Two kinds of session: a conversation (``?model=<chat model>``, ``serving/realtime/
+conversation.py``) and a transcription (``?intent=transcription``, ``serving/realtime/
+transcription.py``).
 
 Each client event is checked by its schema in the OpenAI document (``spec/realtime_events.
 py``); a mistake is an ``error`` event (``RealtimeServerEventError``, carrying the client's
@@ -18,6 +18,7 @@ cannot queue work beyond the session's own bounds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from .. import errors
 from ..auth import Authenticator
 from ..errors import OpenAIError, answered, bad_request
 from ..json_depth import MAX_JSON_DEPTH, too_deep
+from ..serving.realtime.conversation import ConversationSession
 from ..serving.realtime.events import event_id
 from ..serving.realtime.transcription import TranscriptionSession
 from ..serving.services import Services
@@ -81,31 +83,38 @@ class Connection:
     def __init__(self, socket: RealtimeSocket, websocket: WebSocket) -> None:
         self.socket = socket
         self.websocket = websocket
+        self.sending = asyncio.Lock()  # a session's tasks (turns, responses) send side by side
 
     async def send(self, event: Json) -> None:
-        await self.websocket.send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+        async with self.sending:
+            await self.websocket.send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
 
-    async def serve(self) -> None:
+    async def _refuse(self, error: OpenAIError) -> None:
+        await self.send(error_event(error))
+        await self.websocket.close(1008)
+
+    def _session(self) -> TranscriptionSession | ConversationSession:
+        """The session the query asks for; a 400 naming what cannot be served."""
         query = parse_qs(self.websocket.scope.get("query_string", b"").decode())
-        if query.get("intent") != ["transcription"]:
-            param = "model" if "model" in query else "intent"
-            refused = bad_request(
-                "Realtime conversation sessions are not served here yet; connect with intent=transcription "
-                "for a transcription session (docs/REALTIME.md).",
-                param,
-                "unsupported_value",
-            )
-            await self.send(error_event(refused))
-            await self.websocket.close(1008)
-            return
         services = self.socket.services
         settings = services.settings
         if not settings.transcription_model:
-            await self.send(error_event(bad_request("No local speech-to-text model is configured.", "intent", "unsupported_value")))
-            await self.websocket.close(1008)
+            raise bad_request("No local speech-to-text model is configured: realtime sessions need one.", None, "unsupported_value")
+        hearing = "whisper-1" if "whisper-1" in settings.transcription_model_aliases else settings.transcription_model
+        if query.get("intent") == ["transcription"]:
+            return TranscriptionSession(services, self.send, hearing)
+        [model] = query.get("model") or [""]
+        if not model:
+            raise bad_request("Connect with model=<a chat model> or intent=transcription.", "model", "missing_required_parameter")
+        services.registry.backend_for(model)  # 404 when it does not exist
+        return ConversationSession(services, self.send, model, hearing, "alloy")
+
+    async def serve(self) -> None:
+        try:
+            session = self._session()
+        except OpenAIError as error:
+            await self._refuse(error)
             return
-        default_model = "whisper-1" if "whisper-1" in settings.transcription_model_aliases else settings.transcription_model
-        session = TranscriptionSession(services, self.send, default_model)
         await self.send({"type": "session.created", "event_id": event_id(), "session": session.to_openai()})
         try:
             while True:
@@ -118,7 +127,7 @@ class Connection:
         finally:
             await session.close()
 
-    async def _handle(self, session: TranscriptionSession, frame: str | bytes) -> None:
+    async def _handle(self, session: TranscriptionSession | ConversationSession, frame: str | bytes) -> None:
         try:
             event = json.loads(frame)
         except (ValueError, RecursionError):

@@ -4,61 +4,13 @@ as OpenAI's clients send it) in, each server event checked against the OpenAI do
 
 from __future__ import annotations
 
-import base64
 import wave
 
-import numpy as np
 import pytest
 
-from llm_backend.spec.validation import RequestSchemaValidator
 from tests.support.audio import librivox, word_error_rate
 from tests.support.clients import sdk
-from tests.support.document import openai_document
-
-COMPONENTS = openai_document()["components"]
-SERVER_EVENTS = {
-    COMPONENTS["schemas"][name]["properties"]["type"]["enum"][0]: RequestSchemaValidator(
-        {"$ref": f"#/components/schemas/{name}", "components": COMPONENTS}
-    )
-    for name in (option["$ref"].rsplit("/", 1)[1] for option in COMPONENTS["schemas"]["RealtimeServerEvent"]["anyOf"])
-}
-
-
-class SERVER_EVENT:
-    """Each server event checked against the document's schema of its type."""
-
-    @staticmethod
-    def validate(event: dict) -> None:
-        SERVER_EVENTS[event["type"]].validate(event)
-
-
-def pcm24k(path) -> bytes:
-    """A 16 kHz LibriVox clip as 24 kHz 16-bit mono PCM."""
-    with wave.open(str(path)) as clip:
-        samples = np.frombuffer(clip.readframes(clip.getnframes()), "<i2").astype(np.float32)
-    positions = np.arange(0, len(samples) - 1, 16000 / 24000)
-    return np.interp(positions, np.arange(len(samples)), samples).astype("<i2").tobytes()
-
-
-def silence(seconds: float) -> bytes:
-    return bytes(int(24000 * seconds) * 2)
-
-
-def send_audio(connection, pcm: bytes, chunk: int = 4800) -> None:
-    for start in range(0, len(pcm), chunk):  # 100 ms appends, as a microphone sends them
-        connection.input_audio_buffer.append(audio=base64.b64encode(pcm[start : start + chunk]).decode())
-
-
-def events_until(connection, kind: str, count: int = 1) -> list[dict]:
-    """Every server event (checked against the document) until ``count`` of ``kind``."""
-    seen = []
-    while sum(event["type"] == kind for event in seen) < count:
-        event = connection.recv().model_dump(exclude_unset=True, by_alias=True)
-        SERVER_EVENT.validate(event)
-        assert event["type"] != "error", event
-        seen.append(event)
-    return seen
-
+from tests.support.realtime import SERVER_EVENT, events_until, pcm24k, send_audio, silence
 
 @pytest.fixture(scope="module")
 def clips():
@@ -136,7 +88,3 @@ def test_g711_audio_is_read(server, clips):
     assert word_error_rate(clips[1][1], seen[-1]["transcript"]) < 0.4
 
 
-def test_a_conversation_session_is_refused_naming_model(server):
-    with sdk(server).realtime.connect(model="gpt-realtime") as connection:
-        error = connection.recv().model_dump()
-    assert error["type"] == "error" and error["error"]["param"] == "model"
