@@ -130,3 +130,30 @@ def test_an_unknown_model_is_refused_naming_it(server):
     with sdk(server).realtime.connect(model="no-such-model") as connection:
         error = connection.recv().model_dump()
     assert error["type"] == "error" and error["error"]["param"] == "model" and error["error"]["code"] == "model_not_found"
+
+
+def test_speaking_over_an_answer_cancels_it_and_the_item_is_truncated_to_what_was_played(server):
+    clip, _ = librivox()[1]
+    with sdk(server).realtime.connect(model=MODEL) as connection:
+        events_until(connection, "session.created")
+        connection.session.update(session={"type": "realtime", "max_output_tokens": 200})
+        events_until(connection, "session.updated")
+        say(connection, "Tell me a long story about a lighthouse keeper and the sea.")
+        connection.response.create()
+        first = events_until(connection, "response.output_audio.delta")[-1]
+        send_audio(connection, pcm24k(clip) + silence(1.2))  # the user talks over it
+        seen = events_until(connection, "response.done")
+        kinds = [event["type"] for event in seen]
+        assert "input_audio_buffer.speech_started" in kinds
+        assert kinds.index("input_audio_buffer.speech_started") < kinds.index("response.done")
+        done = seen[-1]["response"]
+        assert done["status"] == "cancelled" and done["status_details"]["reason"] == "turn_detected"
+        said = done["output"][0]["content"][0]["transcript"]
+        connection.conversation.item.truncate(item_id=first["item_id"], content_index=0, audio_end_ms=300)
+        [truncated] = events_until(connection, "conversation.item.truncated")
+        assert truncated["audio_end_ms"] == 300
+        connection.conversation.item.retrieve(item_id=first["item_id"])
+        item = events_until(connection, "conversation.item.retrieved")[-1]["item"]
+        assert len(item["content"][0]["transcript"]) < len(said)
+        # The words spoken over it are a turn of their own, answered in turn.
+        assert events_until(connection, "response.done")[-1]["response"]["status"] in ("completed", "incomplete")
