@@ -117,13 +117,20 @@ class Connection:
             return
         await self.send({"type": "session.created", "event_id": event_id(), "session": session.to_openai()})
         try:
-            while True:
-                message = await self.websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                await self._handle(session, message.get("text") or message.get("bytes") or "")
+            async with asyncio.timeout(self.socket.services.settings.realtime_session_seconds):
+                while True:
+                    message = await self.websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    await self._handle(session, message.get("text") or message.get("bytes") or "")
         except WebSocketDisconnect:
             return
+        except TimeoutError:
+            seconds = self.socket.services.settings.realtime_session_seconds
+            expired = OpenAIError(400, f"Your session hit the maximum duration of {seconds:g} seconds.", code="session_expired")
+            await session.close()
+            await self.send(error_event(expired))
+            await self.websocket.close(1000)
         finally:
             await session.close()
 

@@ -88,3 +88,14 @@ def test_g711_audio_is_read(server, clips):
     assert word_error_rate(clips[1][1], seen[-1]["transcript"]) < 0.4
 
 
+
+
+def test_a_session_ends_at_its_maximum_duration(start_server):
+    import time
+
+    live = start_server(env={"LLM_BACKEND_REALTIME_SESSION_SECONDS": "2"})
+    with sdk(live).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        [created] = events_until(connection, "session.created")
+        assert created["session"]["expires_at"] <= time.time() + 3
+        error = connection.recv().model_dump()  # nothing sent: the session runs out
+    assert error["type"] == "error" and error["error"]["code"] == "session_expired"

@@ -27,7 +27,8 @@ from .input_audio import InputAudio
 from .speaker import Speaker
 from .transcriber import LOGPROBS, check_model, transcribe
 
-SESSION_SECONDS = 30 * 60
+MAX_PENDING = 4
+"""Turns committed and not yet heard, at most."""
 MAX_ITEMS = 1000
 """Items one conversation holds (more is refused: a session's memory is bounded)."""
 PCM_BYTES_PER_MS = 48  # 24 kHz, 16-bit mono: what the audio deltas carry
@@ -41,7 +42,7 @@ class ConversationSession:
         self.send = send
         self.id = new_id("sess")
         self.conversation_id = new_id("conv")
-        self.expires_at = int(time.time()) + SESSION_SECONDS
+        self.expires_at = int(time.time() + services.settings.realtime_session_seconds)
         self.model = model
         self.transcription_model = transcription_model  # what hears the user, announced or not
         self.config: Json = {
@@ -218,6 +219,8 @@ class ConversationSession:
     # --- a user's turn ------------------------------------------------------------------------
 
     async def _turn(self, item_id: str, turn: np.ndarray) -> None:
+        if len(self.tasks) >= MAX_PENDING:
+            raise bad_request(f"At most {MAX_PENDING} turns wait to be heard; wait for one.", None, "too_many_pending_turns")
         item = {"id": item_id, "type": "message", "object": "realtime.item", "status": "completed", "role": "user", "content": [{"type": "input_audio"}]}
         await self._add(item)
         task = asyncio.create_task(self._hear(item, turn), name=f"realtime turn {item_id}")

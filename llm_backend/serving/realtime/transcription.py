@@ -16,8 +16,6 @@ from .events import Json, Send, event_id, new_id, only, unsupported
 from .input_audio import InputAudio
 from .transcriber import LOGPROBS, check_model, transcribe
 
-SESSION_SECONDS = 30 * 60
-"""A session's length, as OpenAI's (``expires_at``)."""
 MAX_PENDING = 4
 
 
@@ -26,7 +24,7 @@ class TranscriptionSession:
         self.services = services
         self.send = send
         self.id = new_id("sess")
-        self.expires_at = int(time.time()) + SESSION_SECONDS
+        self.expires_at = int(time.time() + services.settings.realtime_session_seconds)
         self.transcription: Json = {"model": default_model, "language": None, "prompt": ""}
         self.include: list[str] = []
         self.input = InputAudio(send, self._turn, services.settings.max_audio_seconds, respond=False)
