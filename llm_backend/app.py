@@ -262,6 +262,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         services=services,
         authenticator=authenticator,
         check_event=realtime_events.client_event_checker(openai_document),
+        observer=observer,
     )
     # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.
     served = docs.as_json(docs.served_view(openai_document, specification.base_path))

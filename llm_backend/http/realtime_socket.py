@@ -19,9 +19,10 @@ cannot queue work beyond the session's own bounds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -38,6 +39,7 @@ from ..serving.realtime.transcription import TranscriptionSession
 from ..serving.services import Services
 
 from . import context
+from .middleware import CLIENT_CLOSED_REQUEST, Exchange, Observer
 from .rendering import error_response
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,38 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 # A client event -> the event, or the 400 its schema gives (``spec/realtime_events.py``).
 CheckEvent = Callable[[Any], Json]
+
+
+def rate_limits(headers: Any) -> list[Json]:
+    """``rate_limits.updated``'s list, from the rate-limit headers the key earned (none for
+    an unlimited key)."""
+    found: dict[str, Json] = {}
+    for name, value in headers:
+        name = name.decode() if isinstance(name, bytes) else name
+        value = value.decode() if isinstance(value, bytes) else value
+        for field in ("limit", "remaining", "reset"):
+            prefix = f"x-ratelimit-{field}-"
+            if name.startswith(prefix):
+                entry = found.setdefault(name.removeprefix(prefix), {"name": name.removeprefix(prefix)})
+                entry["reset_seconds" if field == "reset" else field] = _seconds(value) if field == "reset" else int(value)
+    return list(found.values())
+
+
+def _seconds(text: str) -> float:
+    """``reset_text``'s form (``1m0s``, ``6.5s``, ``120ms``) as seconds."""
+    total, number = 0.0, ""
+    units = {"h": 3600, "m": 60, "s": 1}
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char.isdigit() or char == ".":
+            number += char
+        elif text.startswith("ms", index):
+            total, number, index = total + float(number or 0) / 1000, "", index + 1
+        else:
+            total, number = total + float(number or 0) * units.get(char, 0), ""
+        index += 1
+    return round(total, 3)
 
 
 def error_event(error: OpenAIError, client_event_id: Any = None) -> Json:
@@ -57,8 +91,18 @@ def error_event(error: OpenAIError, client_event_id: Any = None) -> Json:
 class RealtimeSocket:
     """ASGI middleware serving WebSockets at ``path``; everything else passes untouched."""
 
-    def __init__(self, app: ASGIApp, *, path: str, services: Services, authenticator: Authenticator, check_event: CheckEvent) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        path: str,
+        services: Services,
+        authenticator: Authenticator,
+        check_event: CheckEvent,
+        observer: Observer | None = None,
+    ) -> None:
         self.app = app
+        self.observer = observer
         self.path = path
         self.services = services
         self.authenticator = authenticator
@@ -83,7 +127,26 @@ class Connection:
     def __init__(self, socket: RealtimeSocket, websocket: WebSocket) -> None:
         self.socket = socket
         self.websocket = websocket
+        self.authorization = websocket.headers.get("authorization")
         self.sending = asyncio.Lock()  # a session's tasks (turns, responses) send side by side
+
+    @contextlib.asynccontextmanager
+    async def respond(self, model: str) -> AsyncIterator[tuple[list[Json], Callable[[int], None]]]:
+        """The session's ``Gate``: each response an ``Exchange`` of its own, as an HTTP
+        request is (metrics, usage, access log), its key checked and counted again."""
+        exchange = Exchange(self.websocket.scope, self.socket.services, self.socket.observer, "WEBSOCKET")
+        exchange.record.operation_id, exchange.record.model = "createRealtimeResponse", model
+        final = [CLIENT_CLOSED_REQUEST]
+        try:
+            try:
+                principal = await self.socket.authenticator.authenticate(self.authorization)
+            except OpenAIError as error:
+                final[0] = error.status
+                raise
+            context.authenticated(principal)
+            yield rate_limits(exchange.record.headers), lambda status: final.__setitem__(0, status)
+        finally:
+            exchange.end(final[0])
 
     async def send(self, event: Json) -> None:
         async with self.sending:
@@ -107,7 +170,7 @@ class Connection:
         if not model:
             raise bad_request("Connect with model=<a chat model> or intent=transcription.", "model", "missing_required_parameter")
         services.registry.backend_for(model)  # 404 when it does not exist
-        return ConversationSession(services, self.send, model, hearing, "alloy")
+        return ConversationSession(services, self.send, self, model, hearing, "alloy")
 
     async def serve(self) -> None:
         try:

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import MODEL
 from tests.support.audio import librivox, word_error_rate
 from tests.support.clients import sdk
-from tests.support.realtime import SERVER_EVENT, events_until, pcm24k, send_audio, silence
+from tests.support.realtime import events_until, next_error, pcm24k, send_audio, silence
 
 TEXT_ONLY = {"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": None}}}
 
@@ -87,8 +87,8 @@ def test_a_response_is_cancelled_and_a_forced_tool_call_comes_as_an_item(server)
         done = events_until(connection, "response.done")[-1]["response"]
         assert done["status"] == "cancelled" and done["status_details"]["reason"] == "client_cancelled"
         connection.response.cancel()  # none active
-        error = connection.recv().model_dump()
-        assert error["type"] == "error" and error["error"]["code"] == "response_cancel_not_active"
+        error = next_error(connection)
+        assert error["error"]["code"] == "response_cancel_not_active"
 
         say(connection, "What's the weather in Paris?")
         connection.response.create(response={"tools": [tool], "tool_choice": {"type": "function", "name": "get_weather"}, "max_output_tokens": 48})
@@ -121,9 +121,8 @@ def test_items_are_created_retrieved_deleted_and_refusals_name_the_field(server)
             ({"type": "conversation.item.truncate", "item_id": "nope", "content_index": 0, "audio_end_ms": 10}, "item_id"),
         ]:
             connection.send(mistake)
-            error = connection.recv().model_dump()
-            SERVER_EVENT.validate(error)
-            assert error["type"] == "error" and error["error"]["param"] == param, error
+            error = next_error(connection)
+            assert error["error"]["param"] == param, error
 
 
 def test_an_unknown_model_is_refused_naming_it(server):
@@ -150,10 +149,35 @@ def test_speaking_over_an_answer_cancels_it_and_the_item_is_truncated_to_what_wa
         assert done["status"] == "cancelled" and done["status_details"]["reason"] == "turn_detected"
         said = done["output"][0]["content"][0]["transcript"]
         connection.conversation.item.truncate(item_id=first["item_id"], content_index=0, audio_end_ms=300)
-        [truncated] = events_until(connection, "conversation.item.truncated")
+        truncated = events_until(connection, "conversation.item.truncated")[-1]
         assert truncated["audio_end_ms"] == 300
         connection.conversation.item.retrieve(item_id=first["item_id"])
         item = events_until(connection, "conversation.item.retrieved")[-1]["item"]
         assert len(item["content"][0]["transcript"]) < len(said)
         # The words spoken over it are a turn of their own, answered in turn.
         assert events_until(connection, "response.done")[-1]["response"]["status"] in ("completed", "incomplete")
+
+
+def test_each_response_is_a_request_of_the_key_counted_and_observed(tmp_path_factory):
+    import httpx
+    from websockets.exceptions import InvalidStatus
+
+    from tests.support.clients import keyed_server
+
+    env = {"LLM_BACKEND_RATE_LIMIT_RPM": "50"}
+    with keyed_server(tmp_path_factory.mktemp("realtime-keyed"), ["sk-realtime"], ["sk-realtime-admin"], env=env) as live:
+        with pytest.raises(InvalidStatus) as refused:  # a wrong key: refused at the handshake
+            with sdk(live, api_key="sk-wrong").realtime.connect(model=MODEL) as connection:
+                connection.recv()
+        with sdk(live, api_key="sk-realtime").realtime.connect(model=MODEL) as connection:
+            events_until(connection, "session.created")
+            connection.session.update(session={**TEXT_ONLY, "max_output_tokens": 8})
+            events_until(connection, "session.updated")
+            say(connection, "Hello")
+            connection.response.create()
+            [limits] = events_until(connection, "rate_limits.updated")[-1:]
+        metrics = httpx.get(live.base_url + "/metrics", headers={"Authorization": "Bearer sk-realtime-admin"}, timeout=30).text
+    [requests] = [entry for entry in limits["rate_limits"] if entry["name"] == "requests"]
+    assert requests["limit"] == 50 and requests["remaining"] <= 48  # the handshake and the response
+    assert 'operation="createRealtimeResponse"' in metrics
+    assert refused.value.response.status_code == 401

@@ -54,3 +54,12 @@ def events_until(connection, kind: str, count: int = 1) -> list[dict]:
         assert event["type"] != "error", event
         seen.append(event)
     return seen
+
+
+def next_error(connection) -> dict:
+    """The next ``error`` event (checked against the document), past any other events."""
+    while True:
+        event = connection.recv().model_dump(exclude_unset=True, by_alias=True)
+        SERVER_EVENT.validate(event)
+        if event["type"] == "error":
+            return event

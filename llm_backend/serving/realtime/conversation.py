@@ -22,7 +22,7 @@ import numpy as np
 
 from ...errors import answered, bad_request
 from ..services import Services
-from .events import Json, Send, event_id, new_id, only, unsupported
+from .events import Gate, Json, Send, event_id, new_id, only, unsupported
 from .input_audio import InputAudio
 from .speaker import Speaker
 from .transcriber import LOGPROBS, check_model, transcribe
@@ -37,9 +37,10 @@ RESPONSE_FIELDS = ("output_modalities", "instructions", "audio", "tools", "tool_
 
 
 class ConversationSession:
-    def __init__(self, services: Services, send: Send, model: str, transcription_model: str, voice: str) -> None:
+    def __init__(self, services: Services, send: Send, gate: Gate, model: str, transcription_model: str, voice: str) -> None:
         self.services = services
         self.send = send
+        self.gate = gate
         self.id = new_id("sess")
         self.conversation_id = new_id("conv")
         self.expires_at = int(time.time() + services.settings.realtime_session_seconds)
@@ -63,6 +64,7 @@ class ConversationSession:
         self.response: asyncio.Task | None = None
         self.cancel_reason = "client_cancelled"
         self.tasks: set[asyncio.Task] = set()
+        self.in_order = asyncio.Lock()  # first come, first served
 
     # --- the session object ---------------------------------------------------------------
 
@@ -232,7 +234,8 @@ class ConversationSession:
         announced = self.config["transcription"]
         send = self.send if announced is not None else _quiet
         config = announced or {"model": self.transcription_model}
-        transcript = await transcribe(self.services, config, LOGPROBS in self.config["include"], item["id"], turn, send)
+        async with self.in_order:  # turns are heard in the order they were spoken
+            transcript = await transcribe(self.services, config, LOGPROBS in self.config["include"], item["id"], turn, send)
         item["content"][0]["transcript"] = transcript or ""
         detection = self.input.turn_detection
         if transcript and detection is not None and detection.get("create_response", True):
@@ -336,6 +339,19 @@ class Response:
         return request
 
     async def run(self) -> None:
+        try:
+            async with self.session.gate.respond(self.session.model) as (rate_limits, status):
+                await self._run()
+                status(_STATUS[self.object["status"]])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # refused before it began: a revoked key, a rate limit
+            error = answered(exc).body()["error"]
+            await self.session.send({"type": "error", "event_id": event_id(), "error": {**error, "event_id": None}})
+            return
+        await self.send({"type": "rate_limits.updated", "rate_limits": rate_limits})
+
+    async def _run(self) -> None:
         session = self.session
         await self.send({"type": "response.created", "response": dict(self.object, output=[])})
         usage: Json = {}
@@ -459,6 +475,10 @@ class Response:
         item["status"] = "completed" if self.status == "completed" else "incomplete"
         await self.send({"type": "response.output_item.done", "response_id": self.id, "output_index": self._index(item), "item": _copy(item)})
         await self.send({"type": "conversation.item.done", "previous_item_id": None, "item": _copy(item)})
+
+
+# A response's status as the metrics count it (a cancelled one as a client gone).
+_STATUS = {"completed": 200, "incomplete": 200, "cancelled": 499, "failed": 500}
 
 
 def _event_part(part: Json) -> Json:

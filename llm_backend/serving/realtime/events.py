@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from ...errors import OpenAIError, bad_request
 
 Json = dict[str, Any]
 Send = Callable[[Json], Awaitable[None]]
+
+
+class Gate(Protocol):
+    """What the edge does for each response a session gives (``http/realtime_socket.py``),
+    as for every request: the key checked again (a revoked key stops working) and counted
+    by the rate limits, the response observed by the metrics and the usage accounting, its
+    access log line. ``respond`` yields the key's rate limits for ``rate_limits.updated``
+    and takes the response's final status."""
+
+    def respond(self, model: str) -> AbstractAsyncContextManager[tuple[list[Json], Callable[[int], None]]]: ...
 
 
 def event_id() -> str:

@@ -29,6 +29,7 @@ class TranscriptionSession:
         self.include: list[str] = []
         self.input = InputAudio(send, self._turn, services.settings.max_audio_seconds, respond=False)
         self.tasks: set[asyncio.Task] = set()
+        self.in_order = asyncio.Lock()  # first come, first served
 
     def to_openai(self) -> Json:
         # Unset fields are left out: the document types them as strings, not null.
@@ -80,9 +81,13 @@ class TranscriptionSession:
         for kind in ("conversation.item.added", "conversation.item.done"):
             await self.send({"type": kind, "event_id": event_id(), "previous_item_id": previous, "item": user_item})
         logprobs = LOGPROBS in self.include
-        task = asyncio.create_task(transcribe(self.services, self.transcription, logprobs, item, turn, self.send), name=f"realtime {item}")
+        task = asyncio.create_task(self._transcribe(dict(self.transcription), logprobs, item, turn), name=f"realtime {item}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    async def _transcribe(self, config: Json, logprobs: bool, item: str, turn: np.ndarray) -> None:
+        async with self.in_order:  # turns are told in the order they were spoken
+            await transcribe(self.services, config, logprobs, item, turn, self.send)
 
     async def close(self) -> None:
         for task in list(self.tasks):
