@@ -25,7 +25,7 @@ from ..services import Services
 from .events import Gate, Json, Send, event_id, new_id, only, unsupported
 from .input_audio import InputAudio
 from .speaker import Speaker
-from .transcriber import LOGPROBS, check_model, transcribe
+from .transcriber import LOGPROBS, Language, check_model, transcribe
 
 MAX_PENDING = 4
 """Turns committed and not yet heard, at most."""
@@ -65,6 +65,7 @@ class ConversationSession:
         self.cancel_reason = "client_cancelled"
         self.tasks: set[asyncio.Task] = set()
         self.in_order = asyncio.Lock()  # first come, first served
+        self.language = Language()
 
     # --- the session object ---------------------------------------------------------------
 
@@ -235,7 +236,9 @@ class ConversationSession:
         send = self.send if announced is not None else _quiet
         config = announced or {"model": self.transcription_model}
         async with self.in_order:  # turns are heard in the order they were spoken
-            transcript = await transcribe(self.services, config, LOGPROBS in self.config["include"], item["id"], turn, send)
+            heard = await transcribe(self.services, self.language.config(config), LOGPROBS in self.config["include"], item["id"], turn, send)
+            self.language.learn(heard)
+        transcript = heard.text
         item["content"][0]["transcript"] = transcript or ""
         detection = self.input.turn_detection
         if transcript and detection is not None and detection.get("create_response", True):

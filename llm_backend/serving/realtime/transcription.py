@@ -14,7 +14,7 @@ from ...errors import bad_request
 from ..services import Services
 from .events import Json, Send, event_id, new_id, only, unsupported
 from .input_audio import InputAudio
-from .transcriber import LOGPROBS, check_model, transcribe
+from .transcriber import LOGPROBS, Language, check_model, transcribe
 
 MAX_PENDING = 4
 
@@ -30,6 +30,7 @@ class TranscriptionSession:
         self.input = InputAudio(send, self._turn, services.settings.max_audio_seconds, respond=False)
         self.tasks: set[asyncio.Task] = set()
         self.in_order = asyncio.Lock()  # first come, first served
+        self.language = Language()
 
     def to_openai(self) -> Json:
         # Unset fields are left out: the document types them as strings, not null.
@@ -87,7 +88,7 @@ class TranscriptionSession:
 
     async def _transcribe(self, config: Json, logprobs: bool, item: str, turn: np.ndarray) -> None:
         async with self.in_order:  # turns are told in the order they were spoken
-            await transcribe(self.services, config, logprobs, item, turn, self.send)
+            self.language.learn(await transcribe(self.services, self.language.config(config), logprobs, item, turn, self.send))
 
     async def close(self) -> None:
         for task in list(self.tasks):
