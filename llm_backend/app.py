@@ -13,6 +13,7 @@ from connexion.middleware import MiddlewarePosition
 from starlette.middleware.cors import CORSMiddleware
 from swagger_ui_bundle import swagger_ui_path
 
+from .client_secrets import ClientSecrets
 from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
 from .backends.pool import PoolPolicy
@@ -109,6 +110,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     database = Database(settings.database_url or default_url(settings.data_dir))
     services = Services(settings=settings, registry=registry, database=database, metrics=Metrics(registry, database))
     _retrieval(services)
+    signing = settings.realtime_secret_key
+    services.client_secrets = ClientSecrets(signing.get_secret_value().encode() if signing else None)
     keyring = Keyring.of(settings)
 
     @contextlib.asynccontextmanager

@@ -23,28 +23,31 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import errors
-from ..auth import Authenticator
+from ..auth import Authenticator, Principal
+from ..client_secrets import PREFIX, Claims
 from ..errors import OpenAIError, answered, bad_request
 from ..json_depth import MAX_JSON_DEPTH, too_deep
-from ..serving.realtime.conversation import ConversationSession
 from ..serving.realtime.events import event_id
-from ..serving.realtime.transcription import TranscriptionSession
 from ..serving.services import Services
 
 from . import context
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange, Observer
 from .rendering import error_response
 
+if TYPE_CHECKING:
+    from ..serving.realtime.sessions import Session
+
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+KEY_PROTOCOL = "openai-insecure-api-key."  # OpenAI's browser clients' way to send a key
 # A client event -> the event, or the 400 its schema gives (``spec/realtime_events.py``).
 CheckEvent = Callable[[Any], Json]
 
@@ -113,22 +116,51 @@ class RealtimeSocket:
             await self.app(scope, receive, send)
             return
         websocket = WebSocket(scope, receive, send)
+        protocols = [name.strip() for name in websocket.headers.get("sec-websocket-protocol", "").split(",") if name.strip()]
+        authorization = websocket.headers.get("authorization")
+        for name in protocols:  # a browser cannot set headers: its key comes as a subprotocol
+            if name.startswith(KEY_PROTOCOL):
+                authorization = "Bearer " + name.removeprefix(KEY_PROTOCOL)
         try:
-            principal = await self.authenticator.authenticate(websocket.headers.get("authorization"))
+            principal, claims = await self._caller(authorization)
         except OpenAIError as error:
             await websocket.send_denial_response(error_response(error))
             return
         context.authenticated(principal)
-        await websocket.accept()
-        await Connection(self, websocket).serve()
+        await websocket.accept(subprotocol="realtime" if "realtime" in protocols else None)
+        await Connection(self, websocket, authorization, claims).serve()
+
+    async def _caller(self, authorization: str | None) -> tuple[Principal, Claims | None]:
+        """Who is calling: a key, or an ephemeral client secret made by a key still valid
+        (and the session it was made for)."""
+        token = (authorization or "").partition(" ")[2].strip()
+        if not token.startswith(PREFIX):
+            return await self.authenticator.authenticate(authorization), None
+        claims = self.services.client_secrets.read(token)
+        principal = await self.authenticator.by_digest(claims.creator) if claims is not None else None
+        if principal is None:
+            raise errors.invalid_key()
+        return await self.authenticator.admitted(principal), claims
 
 
 class Connection:
-    def __init__(self, socket: RealtimeSocket, websocket: WebSocket) -> None:
+    def __init__(self, socket: RealtimeSocket, websocket: WebSocket, authorization: str | None, claims: Claims | None) -> None:
         self.socket = socket
         self.websocket = websocket
-        self.authorization = websocket.headers.get("authorization")
+        self.authorization = authorization
+        self.claims = claims
         self.sending = asyncio.Lock()  # a session's tasks (turns, responses) send side by side
+
+    async def _still_allowed(self) -> Principal:
+        """The caller, checked again: its key (or the key that made its secret: a session
+        outlives its secret's expiry, not its key's revocation) still valid, and counted."""
+        authenticator = self.socket.authenticator
+        if self.claims is None:
+            return await authenticator.authenticate(self.authorization)
+        principal = await authenticator.by_digest(self.claims.creator)
+        if principal is None:
+            raise errors.invalid_key()
+        return await authenticator.admitted(principal)
 
     @contextlib.asynccontextmanager
     async def respond(self, model: str) -> AsyncIterator[tuple[list[Json], Callable[[int], None]]]:
@@ -139,7 +171,7 @@ class Connection:
         final = [CLIENT_CLOSED_REQUEST]
         try:
             try:
-                principal = await self.socket.authenticator.authenticate(self.authorization)
+                principal = await self._still_allowed()
             except OpenAIError as error:
                 final[0] = error.status
                 raise
@@ -156,21 +188,17 @@ class Connection:
         await self.send(error_event(error))
         await self.websocket.close(1008)
 
-    def _session(self) -> TranscriptionSession | ConversationSession:
-        """The session the query asks for; a 400 naming what cannot be served."""
+    def _session(self) -> "Session":
+        """The session the secret was made for, or the one the query asks for."""
+        from ..serving.realtime.sessions import session_for  # numpy: loaded on first use
+
+        if self.claims is not None:
+            config = self.claims.session
+            kind = config.get("type", "realtime")
+            return session_for(self.socket.services, self.send, self, kind, config.get("model"), config)
         query = parse_qs(self.websocket.scope.get("query_string", b"").decode())
-        services = self.socket.services
-        settings = services.settings
-        if not settings.transcription_model:
-            raise bad_request("No local speech-to-text model is configured: realtime sessions need one.", None, "unsupported_value")
-        hearing = "whisper-1" if "whisper-1" in settings.transcription_model_aliases else settings.transcription_model
-        if query.get("intent") == ["transcription"]:
-            return TranscriptionSession(services, self.send, hearing)
-        [model] = query.get("model") or [""]
-        if not model:
-            raise bad_request("Connect with model=<a chat model> or intent=transcription.", "model", "missing_required_parameter")
-        services.registry.backend_for(model)  # 404 when it does not exist
-        return ConversationSession(services, self.send, self, model, hearing, "alloy")
+        kind = "transcription" if query.get("intent") == ["transcription"] else "realtime"
+        return session_for(self.socket.services, self.send, self, kind, (query.get("model") or [""])[0])
 
     async def serve(self) -> None:
         try:
@@ -197,7 +225,7 @@ class Connection:
         finally:
             await session.close()
 
-    async def _handle(self, session: TranscriptionSession | ConversationSession, frame: str | bytes) -> None:
+    async def _handle(self, session: "Session", frame: str | bytes) -> None:
         try:
             event = json.loads(frame)
         except (ValueError, RecursionError):
