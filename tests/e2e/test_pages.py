@@ -121,3 +121,21 @@ def test_the_playground_microphone_records_a_question_and_the_answer_is_spoken(s
     assert word_error_rate(question, seen["question"]) <= 0.34  # the fake device loops: a cut may clip a word
     assert seen["answer"].strip() and seen["speechType"] == "audio/mpeg"
     assert seen["spokenSeconds"] > 0.3 and not seen["errorShown"]
+
+
+def test_the_playground_talk_mode_holds_a_voice_conversation(server, tmp_path):
+    """Talk mode over /v1/realtime in Chromium, its fake capture device playing a spoken
+    question (and silence, for the VAD to end the turn) as the microphone."""
+    question = "What is the capital of France?"
+    wav = sdk(server).audio.speech.create(model="tts-1", voice="alloy", input=question, response_format="wav").content
+    capture = tmp_path / "question.wav"
+    with wave.open(str(capture), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(24000)
+        pcm = np.frombuffer(wav[wav.index(b"data") + 8 :], dtype="<i2")
+        out.writeframes(np.concatenate([np.zeros(12000, dtype="<i2"), pcm, np.zeros(48000, dtype="<i2")]).tobytes())
+    seen = browse(server, "talk", MODEL, env={"FAKE_AUDIO_CAPTURE": str(capture)})
+    assert word_error_rate(question, seen["question"]) <= 0.34  # the fake device loops: a cut may clip a word
+    assert seen["answer"].strip() and seen["audioDeltas"] > 0 and not seen["errorShown"]
+    assert any("/v1/realtime/client_secrets" in url for url in seen["requests"])

@@ -181,3 +181,19 @@ def test_each_response_is_a_request_of_the_key_counted_and_observed(tmp_path_fac
     assert requests["limit"] == 50 and requests["remaining"] <= 48  # the handshake and the response
     assert 'operation="createRealtimeResponse"' in metrics
     assert refused.value.response.status_code == 401
+
+
+def test_the_node_sdk_realtime_client_holds_a_voice_turn(server, tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    clip, words = librivox()[1]
+    pcm = tmp_path / "question.pcm"
+    pcm.write_bytes(silence(0.5) + pcm24k(clip) + silence(1.2))
+    node_dir = Path(__file__).resolve().parents[1] / "node"
+    result = subprocess.run(["node", "realtime.mjs", server.base_url, MODEL, str(pcm)], cwd=node_dir, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["types"][0] == "session.created" and "input_audio_buffer.speech_stopped" in seen["types"]
+    assert word_error_rate(words, seen["heard"]) < 0.3 and seen["transcript"].strip() and seen["audioBytes"] > 24000
+    assert seen["status"] in ("completed", "incomplete")
