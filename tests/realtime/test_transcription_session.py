@@ -99,3 +99,36 @@ def test_a_session_ends_at_its_maximum_duration(start_server):
         assert created["session"]["expires_at"] <= time.time() + 3
         error = connection.recv().model_dump()  # nothing sent: the session runs out
     assert error["type"] == "error" and error["error"]["code"] == "session_expired"
+
+
+def test_logprobs_come_when_asked(server, clips):
+    with sdk(server).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        events_until(connection, "session.created")
+        connection.session.update(
+            session={"type": "transcription", "include": ["item.input_audio_transcription.logprobs"], "audio": {"input": {"turn_detection": None}}}
+        )
+        events_until(connection, "session.updated")
+        send_audio(connection, pcm24k(clips[1][0]))
+        connection.input_audio_buffer.commit()
+        completed = events_until(connection, "conversation.item.input_audio_transcription.completed")[-1]
+    assert completed["logprobs"] and all(entry["logprob"] <= 0 for entry in completed["logprobs"])
+    assert "".join(entry["token"] for entry in completed["logprobs"]).strip() == completed["transcript"]
+
+
+def test_the_handshake_passes_the_edge(server):
+    """The edge's rules hold for /v1/realtime as for every request: another site's page
+    cannot open a session (http/edge.py)."""
+    import asyncio
+
+    import websockets
+
+    async def open_from(origin: str) -> int:
+        url = server.base_url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+        try:
+            async with websockets.connect(url, origin=origin) as socket:
+                return socket.response.status_code
+        except websockets.exceptions.InvalidStatus as refused:
+            return refused.response.status_code
+
+    assert asyncio.run(open_from("http://evil.example")) == 403
+    assert asyncio.run(open_from(server.base_url)) == 101
