@@ -26,20 +26,20 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import errors
-from ..auth import Authenticator, Principal
+from ..auth import Principal
 from ..client_secrets import PREFIX, Claims
 from ..errors import OpenAIError, answered, bad_request
 from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..serving.realtime.events import event_id
-from ..serving.services import Services
 
 from . import context
-from .middleware import CLIENT_CLOSED_REQUEST, Exchange, Observer
+from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .rendering import error_response
+from .socket_endpoint import SocketEndpoint
 
 if TYPE_CHECKING:
     from ..serving.realtime.sessions import Session
@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 KEY_PROTOCOL = "openai-insecure-api-key."  # OpenAI's browser clients' way to send a key
-# A client event -> the event, or the 400 its schema gives (``spec/realtime_events.py``).
-CheckEvent = Callable[[Any], Json]
 
 
 def rate_limits(headers: Any) -> list[Json]:
@@ -91,30 +89,11 @@ def error_event(error: OpenAIError, client_event_id: Any = None) -> Json:
     return {"type": "error", "event_id": event_id(), "error": body}
 
 
-class RealtimeSocket:
-    """ASGI middleware serving WebSockets at ``path``; everything else passes untouched."""
+class RealtimeSocket(SocketEndpoint):
+    """``/v1/realtime``: a caller (a key, or an ephemeral secret made by a key still valid)
+    and its session."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        path: str,
-        services: Services,
-        authenticator: Authenticator,
-        check_event: CheckEvent,
-        observer: Observer | None = None,
-    ) -> None:
-        self.app = app
-        self.observer = observer
-        self.path = path
-        self.services = services
-        self.authenticator = authenticator
-        self.check_event = check_event
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or scope["path"].rstrip("/") != self.path:
-            await self.app(scope, receive, send)
-            return
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
         protocols = [name.strip() for name in websocket.headers.get("sec-websocket-protocol", "").split(",") if name.strip()]
         authorization = websocket.headers.get("authorization")
@@ -236,7 +215,12 @@ class Connection:
             if too_deep(event):
                 raise errors.too_deep(MAX_JSON_DEPTH)
             event = self.socket.check_event(event)
-            await session.handle(event["type"], event)
+            kind = event["type"]
+            if kind == "session.update":
+                session.update(event["session"])
+                await self.send({"type": "session.updated", "event_id": event_id(), "session": session.to_openai()})
+            elif not await session.input.handle(kind, event):
+                await session.handle(kind, event)
         except Exception as exc:
             error = answered(exc)
             if error.status >= 500:

@@ -50,7 +50,12 @@ def test_speech_in_speech_out_with_server_vad(server):
     with client.realtime.connect(model=MODEL) as connection:
         events_until(connection, "session.created")
         connection.session.update(
-            session={"type": "realtime", "max_output_tokens": 32, "audio": {"input": {"transcription": {"model": "whisper-1"}}}}
+            session={
+                "type": "realtime",
+                "instructions": "Answer in one short, plain English sentence.",  # words hibari can say and Whisper hear back
+                "max_output_tokens": 32,
+                "audio": {"input": {"transcription": {"model": "whisper-1"}}},
+            }
         )
         events_until(connection, "session.updated")
         send_audio(connection, silence(0.5) + pcm24k(clip) + silence(1.2))

@@ -147,16 +147,9 @@ class ConversationSession:
     # --- events -----------------------------------------------------------------------------
 
     async def handle(self, kind: str, event: Json) -> None:
-        if kind == "session.update":
-            self.update(event["session"])
-            await self.send({"type": "session.updated", "event_id": event_id(), "session": self.to_openai()})
-        elif kind == "input_audio_buffer.append":
-            await self.input.append(event["audio"])
-        elif kind == "input_audio_buffer.commit":
-            await self.input.commit()
-        elif kind == "input_audio_buffer.clear":
-            await self.input.clear()
-        elif kind == "conversation.item.create":
+        """A client event of a conversation (``session.update`` and the input audio buffer's
+        are the connection's and ``input_audio.py``'s)."""
+        if kind == "conversation.item.create":
             await self._add(self._item(event["item"]), event.get("previous_item_id"))
         elif kind == "conversation.item.retrieve":
             await self.send({"type": "conversation.item.retrieved", "event_id": event_id(), "item": self._find(event["item_id"])})

@@ -101,6 +101,18 @@ class InputAudio:
 
     # --- events -----------------------------------------------------------------------------
 
+    async def handle(self, kind: str, event: Json) -> bool:
+        """An ``input_audio_buffer.*`` event handled; False for any other."""
+        if kind == "input_audio_buffer.append":
+            await self.append(event["audio"])
+        elif kind == "input_audio_buffer.commit":
+            await self.commit()
+        elif kind == "input_audio_buffer.clear":
+            await self.clear()
+        else:
+            return False
+        return True
+
     async def append(self, encoded: str) -> None:
         try:
             data = base64.b64decode(encoded, validate=True)

@@ -62,17 +62,8 @@ class TranscriptionSession:
         self.transcription, self.include = transcription, list(session.get("include", self.include))
 
     async def handle(self, kind: str, event: Json) -> None:
-        if kind == "session.update":
-            self.update(event["session"])
-            await self.send({"type": "session.updated", "event_id": event_id(), "session": self.to_openai()})
-        elif kind == "input_audio_buffer.append":
-            await self.input.append(event["audio"])
-        elif kind == "input_audio_buffer.commit":
-            await self.input.commit()
-        elif kind == "input_audio_buffer.clear":
-            await self.input.clear()
-        else:
-            raise bad_request(f"'{kind}' is not available in a transcription session.", "type", "unsupported_value")
+        """Any event beyond ``session.update`` and the input audio buffer's."""
+        raise bad_request(f"'{kind}' is not available in a transcription session.", "type", "unsupported_value")
 
     async def _turn(self, item: str, turn: np.ndarray) -> None:
         if len(self.tasks) >= MAX_PENDING:
