@@ -120,6 +120,8 @@ bench: install $(LITELLM)
 	$(BIN)/python bench/batches.py
 	# Local audio against the same engines in-process: transcription x realtime, 4 at once, speech's first byte.
 	$(BIN)/python bench/audio.py
+	# Realtime: end of speech to the answer's first audio byte, beside three HTTP calls; 4 sessions at once.
+	$(BIN)/python bench/realtime.py
 	# One model on 1, 2 and 3 engines, the pool's own cost, LiteLLM's router beside it.
 	$(BIN)/python bench/pools.py --litellm $(LITELLM)
 

@@ -13,6 +13,7 @@ from connexion.middleware import MiddlewarePosition
 from starlette.middleware.cors import CORSMiddleware
 from swagger_ui_bundle import swagger_ui_path
 
+from .client_secrets import ClientSecrets
 from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
 from .backends.pool import PoolPolicy
@@ -25,6 +26,7 @@ from .http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS, Passthrough, U
 from .http.metrics import Metrics
 from .http.pages import Pages
 from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
+from .http.realtime_socket import RealtimeSocket
 from .http.responses_socket import ResponsesSocket
 from .http.body_deadline import BodyDeadline
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
@@ -33,7 +35,7 @@ from .serving import expiry, uploads
 from .serving.batches.runner import BatchRunner
 from .serving.responses import background
 from .settings import Settings, get_settings
-from .spec import adapter, client_events, docs, validation
+from .spec import adapter, client_events, docs, realtime_events, validation
 from .spec.batch_endpoints import batch_endpoints
 from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
@@ -108,6 +110,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     database = Database(settings.database_url or default_url(settings.data_dir))
     services = Services(settings=settings, registry=registry, database=database, metrics=Metrics(registry, database))
     _retrieval(services)
+    signing = settings.realtime_secret_key
+    services.client_secrets = ClientSecrets(signing.get_secret_value().encode() if signing else None)
     keyring = Keyring.of(settings)
 
     @contextlib.asynccontextmanager
@@ -251,6 +255,16 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         services=services,
         authenticator=authenticator,
         check_event=check_event,
+        observer=observer,
+    )
+    # The Realtime API: its client events checked by their schemas in the document.
+    app.add_middleware(
+        RealtimeSocket,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        path=specification.base_path + "/realtime",
+        services=services,
+        authenticator=authenticator,
+        check_event=realtime_events.client_event_checker(openai_document),
         observer=observer,
     )
     # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.

@@ -137,11 +137,21 @@ class Keyring:
             raise errors.not_admin()
         return principal
 
+    def by_digest(self, presented: bytes) -> Principal | None:
+        """The principal of the static key whose digest ``presented`` is, if it is still listed."""
+        match = None
+        for known, principal in self._keys:
+            if hmac.compare_digest(presented, known) and (match is None or principal.admin):
+                match = principal
+        return match
+
 
 class ManagedKeys(Protocol):
     """Keys kept in the database (``storage.api_keys.ApiKeyStore``)."""
 
     async def authenticate(self, key: str) -> str | None: ...
+
+    async def authenticate_digest(self, digest_hex: str) -> str | None: ...
 
     async def any_created(self) -> bool: ...
 
@@ -177,6 +187,21 @@ class Authenticator:
         if key_id is None:
             raise errors.invalid_key()
         return Principal(owner=key_id)
+
+    async def admitted(self, principal: Principal) -> Principal:
+        """``principal``, counted by the rate limits (``LimitedAuthenticator``; here, none)."""
+        return principal
+
+    async def by_digest(self, presented: bytes) -> Principal | None:
+        """Who the key whose digest ``presented`` is belongs to, if it is still valid (an
+        ephemeral client secret is checked so: its key revoked, it stops working too)."""
+        if await self.open():
+            return Principal(ANONYMOUS, admin=True)
+        found = self.keyring.by_digest(presented)
+        if found is None and self.managed is not None:
+            key_id = await self.managed.authenticate_digest(presented.hex())
+            found = Principal(owner=key_id) if key_id is not None else None
+        return found
 
     async def authenticate_admin(self, authorization: str | None) -> Principal:
         """401 without a valid key, 403 with a key that is not an admin key."""

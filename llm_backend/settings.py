@@ -284,6 +284,14 @@ class Settings(BaseSettings):
     embedding_model_aliases: CommaList = Field([], description="more ids for the embedding model")
     embedding_threads: int = Field(1, ge=1, description="llama.cpp threads of the embedding model")
     # OpenAI's moderation ids answered by the local classifier on that model (docs/MODERATION.md).
+    realtime_secret_key: SecretStr | None = Field(
+        None,
+        description="signs the Realtime API's ephemeral client secrets; default: a random key per process "
+        "(a secret then works only on the replica that made it)",
+    )
+    realtime_session_seconds: float = Field(
+        1800, gt=0, description="longest Realtime session (/v1/realtime): then its connection is closed, as OpenAI's"
+    )
     local_moderation: bool = Field(
         True, description="answer /v1/moderations here (needs embedding_model); false: an upstream's moderation"
     )

@@ -283,7 +283,9 @@ class LimitedAuthenticator(Authenticator):
         self.limits = limits
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        principal = await super().authenticate(authorization)
+        return await self.admitted(await super().authenticate(authorization))
+
+    async def admitted(self, principal: Principal) -> Principal:
         limits = self.limits.limits_of(principal)
         if limits.any:  # most keys have none: no coroutine, no counting
             context.record().headers = await self.limits.admit(principal, limits)

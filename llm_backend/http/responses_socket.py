@@ -37,29 +37,25 @@ import asyncio
 import collections
 import json
 import logging
-from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import errors
-from ..auth import Authenticator
 from ..errors import OpenAIError, answered, bad_request, invalid_client_event
 from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..serving.responses import service
 from ..serving.responses.memory import ConnectionMemory
-from ..serving.services import Services
 from . import context
-from .middleware import CLIENT_CLOSED_REQUEST, Exchange, Observer
+from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .rendering import error_response
+from .socket_endpoint import SocketEndpoint
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-# A client event -> the createResponse body it carries and its lane (``spec/client_events.py``).
-CheckEvent = Callable[[Any], tuple[Json, str | None]]
 # Lanes (``stream_id``s) one connection may open; beyond: ``websocket_stream_limit_reached``.
 MAX_LANES = 16
 # ``response.create`` events one lane holds behind the one it is answering.
@@ -74,30 +70,10 @@ def error_event(error: OpenAIError, stream_id: str | None = None) -> Json:
     return event
 
 
-class ResponsesSocket:
-    """ASGI middleware serving WebSockets at ``path``; everything else passes untouched."""
+class ResponsesSocket(SocketEndpoint):
+    """``/v1/responses`` upgraded: a keyed connection answering ``response.create`` events."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        path: str,
-        services: Services,
-        authenticator: Authenticator,
-        check_event: CheckEvent,
-        observer: Observer | None = None,
-    ) -> None:
-        self.app = app
-        self.path = path
-        self.services = services
-        self.authenticator = authenticator
-        self.check_event = check_event
-        self.observer = observer
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or scope["path"].rstrip("/") != self.path:
-            await self.app(scope, receive, send)
-            return
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
         authorization = websocket.headers.get("authorization")
         try:

@@ -23,6 +23,8 @@ class Services:
     embedding_model: Any = None
     # This process's batch runner (serving/batches/runner.py), once the app runs.
     batches: Any = None
+    # The Realtime API's ephemeral client secrets (client_secrets.ClientSecrets).
+    client_secrets: Any = None
 
     @functools.cached_property
     def retrieval(self) -> Any:

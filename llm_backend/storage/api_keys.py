@@ -154,7 +154,11 @@ class ApiKeyStore:
 
     async def authenticate(self, key: str) -> str | None:
         """The id of the active managed key ``key`` is, else None. Records its use (throttled)."""
-        found = await self._database.run(self._lookup, key_digest(key))
+        return await self.authenticate_digest(key_digest(key))
+
+    async def authenticate_digest(self, digest: str) -> str | None:
+        """The same, for the key whose digest (hex) is ``digest``."""
+        found = await self._database.run(self._lookup, digest)
         if found is None:
             return None
         key_id, *limits = found

@@ -234,6 +234,7 @@ PLAIN_SCHEMAS = {
     "listConversationItems": "ConversationItemList",
     "getConversationItem": "ConversationItem",
     "listInputItems": "ResponseItemList",
+    "create-realtime-client-secret": "RealtimeCreateClientSecretResponse",
 }
 _plain_validators = {operation: _payload_validator(name) for operation, name in PLAIN_SCHEMAS.items()}
 

@@ -379,6 +379,7 @@ def test_the_fuzzed_operations_are_the_local_ones():
         "cancelUpload",
         "cancelVectorStoreFileBatch",
         "completeUpload",
+        "create-realtime-client-secret",
         "createBatch",
         "createChatCompletion",
         "createCompletion",

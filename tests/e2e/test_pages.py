@@ -49,6 +49,20 @@ def browse(
     return seen
 
 
+def spoken(live: LiveServer, text: str, capture: Path, lead: int, tail: int) -> Path:
+    """``text`` spoken by the service as a WAV for Chromium's fake microphone, with ``lead``
+    and ``tail`` samples of silence (24 kHz) around it."""
+    wav = sdk(live).audio.speech.create(model="tts-1", voice="alloy", input=text, response_format="wav").content
+    # Chromium's WAV reader wants the sizes in the header: this rewrites the streamed one.
+    with wave.open(str(capture), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(24000)
+        pcm = np.frombuffer(wav[wav.index(b"data") + 8 :], dtype="<i2")
+        out.writeframes(np.concatenate([np.zeros(lead, dtype="<i2"), pcm, np.zeros(tail, dtype="<i2")]).tobytes())
+    return capture
+
+
 def test_the_root_redirects_to_the_playground(server):
     response = httpx.get(server.base_url + "/", timeout=30)
     assert response.status_code == 307 and response.headers["location"] == "/playground"
@@ -106,18 +120,20 @@ def test_the_playground_shows_the_api_error_for_a_bad_key(keyed):
 def test_the_playground_microphone_records_a_question_and_the_answer_is_spoken(server, tmp_path):
     """Chromium's fake capture device plays a WAV of the question as the microphone."""
     question = "What is the capital of France?"
-    wav = sdk(server).audio.speech.create(model="tts-1", voice="alloy", input=question, response_format="wav").content
-    capture = tmp_path / "question.wav"
-    # Chromium's WAV reader wants the sizes in the header: this rewrites the streamed one.
-    with wave.open(str(capture), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(24000)
-        pcm = np.frombuffer(wav[wav.index(b"data") + 8 :], dtype="<i2")
-        silence = np.zeros(24000, dtype="<i2")
-        out.writeframes(np.concatenate([pcm, silence]).tobytes())
+    capture = spoken(server, question, tmp_path / "question.wav", lead=0, tail=24000)
     seen = browse(server, "voice", MODEL, env={"FAKE_AUDIO_CAPTURE": str(capture), "RECORD_MS": "3500"})
     assert seen["transcriptionStatus"] == 200 and seen["speechStatus"] == 200
     assert word_error_rate(question, seen["question"]) <= 0.34  # the fake device loops: a cut may clip a word
     assert seen["answer"].strip() and seen["speechType"] == "audio/mpeg"
     assert seen["spokenSeconds"] > 0.3 and not seen["errorShown"]
+
+
+def test_the_playground_talk_mode_holds_a_voice_conversation(server, tmp_path):
+    """Talk mode over /v1/realtime in Chromium, its fake capture device playing a spoken
+    question (and silence, for the VAD to end the turn) as the microphone."""
+    question = "What is the capital of France?"
+    capture = spoken(server, question, tmp_path / "question.wav", lead=12000, tail=48000)
+    seen = browse(server, "talk", MODEL, env={"FAKE_AUDIO_CAPTURE": str(capture)})
+    assert word_error_rate(question, seen["question"]) <= 0.34  # the fake device loops: a cut may clip a word
+    assert seen["answer"].strip() and seen["audioDeltas"] > 0 and not seen["errorShown"]
+    assert any("/v1/realtime/client_secrets" in url for url in seen["requests"])

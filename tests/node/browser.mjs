@@ -96,6 +96,21 @@ const scenarios = {
 
   // A page of another site (its URL in the model argument) attacks the service at base; the
   // page writes what it got in window.result.
+  async talk(page) {
+    await openPlayground(page);
+    await page.locator("#talk:not([hidden])").waitFor();
+    await page.selectOption("#model", model);
+    await page.fill("#system", "Answer in one short sentence.");
+    await page.click("#talk");
+    await page.locator(".message.user .text").first().waitFor();
+    await page.waitForFunction(() => window.talkStats && window.talkStats.audioDeltas > 0 && document.querySelector(".message.assistant .text")?.textContent);
+    seen.question = await page.locator(".message.user .text").first().innerText();
+    seen.answer = await page.locator(".message.assistant .text").first().innerText();
+    seen.audioDeltas = await page.evaluate(() => window.talkStats.audioDeltas);
+    seen.errorShown = await page.locator("#error").isVisible();
+    await page.click("#talk"); // stop
+  },
+
   async attack(page) {
     await page.goto(`${model}?target=${encodeURIComponent(base)}`);
     await page.waitForFunction(() => window.result !== undefined);

@@ -26,6 +26,7 @@ RANKS = {
     "errors": -1,
     "json_depth": -1,
     "openai_tokens": -1,
+    "client_secrets": -1,
     "settings": -1,
     "logs": -1,
 }

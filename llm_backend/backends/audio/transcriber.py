@@ -143,6 +143,7 @@ class Transcriber:
         offset = 0.0  # where the buffer starts in the whole audio, in seconds
         buffer = np.zeros(0, np.float32)
         segment_id = 0
+        certainty = 1.0  # of the language: given, or as detected
         for window, last in windows(samples(params["path"], self.max_seconds, cancelled), WINDOW_SECONDS):
             buffer = np.concatenate([buffer, window])
             if cancelled():
@@ -154,6 +155,8 @@ class Transcriber:
             if buffer.shape[0] == 0:  # the audio ended exactly at the last window's edge
                 break
             segments, info = self.model.transcribe(buffer, language=language, initial_prompt=prompt, **options)
+            if language is None:
+                certainty = info.language_probability
             language = info.language  # detected once, on the first window, then held
             shown: list[Any] = []
             for segment in segments:
@@ -179,7 +182,7 @@ class Transcriber:
                 offset += consumed / SAMPLE_RATE
                 buffer = buffer[consumed:]
         total = offset + buffer.shape[0] / SAMPLE_RATE
-        emit({"event": "info", "language": language or "en", "duration": round(total, 3)})
+        emit({"event": "info", "language": language or "en", "language_probability": round(certainty, 3), "duration": round(total, 3)})
         prompt_tokens = len(self.model.hf_tokenizer.encode(user_prompt, add_special_tokens=False).ids) if user_prompt else 0
         emit({"event": "usage", "prompt_tokens": prompt_tokens})
 

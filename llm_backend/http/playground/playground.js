@@ -3,7 +3,7 @@
 // the key typed in (kept in this browser's localStorage only). With the local audio models
 // listed, a microphone button records a question (MediaRecorder), has it transcribed
 // (POST /v1/audio/transcriptions) and sends it; a speak button reads the last answer aloud
-// (POST /v1/audio/speech).
+// (POST /v1/audio/speech); talk mode (talk.js) holds a voice conversation over /v1/realtime.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -63,6 +63,7 @@ async function loadModels() {
   };
   $("record").hidden = !audioModels.transcriber || !navigator.mediaDevices;
   $("speak").hidden = !audioModels.speaker;
+  $("talk").hidden = !audioModels.transcriber || !audioModels.speaker || !navigator.mediaDevices;
   const select = $("model");
   const wanted = select.value || localStorage.getItem(STORED_MODEL);
   select.replaceChildren(...models.map((id) => new Option(id, id)));

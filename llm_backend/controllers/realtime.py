@@ -1,0 +1,31 @@
+"""Tag ``Realtime``: ephemeral client secrets for ``/v1/realtime`` (the sessions themselves
+are WebSockets: ``http/realtime_socket.py``). Calls and SIP (WebRTC) are not served."""
+
+import time
+
+from ..auth import digest
+from ..http import context
+from ..http.context import current
+from ..http.rendering import json_response
+
+DEFAULT_SECONDS = 600
+
+
+async def _nowhere(event: dict) -> None:
+    """A previewed session sends nothing."""
+
+
+async def create_realtime_client_secret(body: dict):
+    from ..serving.realtime.sessions import session_for  # numpy: loaded on first use
+
+    services = current()
+    config = body.get("session") or {"type": "realtime"}
+    kind = config.get("type", "realtime")
+    # The session a connection with this secret will start with: checked now, shown now.
+    session = session_for(services, _nowhere, None, kind, config.get("model"), config)
+    seconds = (body.get("expires_after") or {}).get("seconds", DEFAULT_SECONDS)
+    expires_at = int(time.time()) + int(seconds)
+    headers = dict(context.scope().get("headers") or [])
+    token = headers.get(b"authorization", b"").decode().partition(" ")[2].strip()
+    value = services.client_secrets.issue(digest(token), expires_at, config)
+    return json_response({"value": value, "expires_at": expires_at, "session": session.to_openai()})
