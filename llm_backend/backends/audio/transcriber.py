@@ -109,7 +109,7 @@ def windows(chunks: Iterator[np.ndarray], seconds: float) -> Iterator[tuple[np.n
 
 
 class Transcriber:
-    def __init__(self, model_dir: str, threads: int, parallel: int, max_seconds: float = math.inf) -> None:
+    def __init__(self, model_dir: str, threads: int, parallel: int, max_seconds: float) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
