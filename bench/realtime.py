@@ -61,6 +61,8 @@ def conversation(live: LiveServer, clips: list[Path]) -> list[float]:
                     stopped = time.perf_counter()
                 elif event.type == "response.output_audio.delta" and stopped is not None and first is None:
                     first = time.perf_counter() - stopped
+                elif event.type == "response.done" and event.response.status == "cancelled":
+                    first = None  # a pause in the question cut it in two: the answer to all of it counts
                 elif event.type == "response.done":
                     break
                 elif event.type == "error":

@@ -132,3 +132,19 @@ def test_the_handshake_passes_the_edge(server):
 
     assert asyncio.run(open_from("http://evil.example")) == 403
     assert asyncio.run(open_from(server.base_url)) == 101
+
+
+def test_a_pause_shorter_than_the_silence_does_not_cut_the_turn(server, clips):
+    """A pause shorter than ``silence_duration_ms`` is part of the turn: one turn, its whole
+    transcript."""
+    with sdk(server).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        events_until(connection, "session.created")
+        # The clips have some silence of their own at each end: the turn ends after 1.2 s.
+        detection = {"type": "server_vad", "silence_duration_ms": 1200}
+        connection.session.update(session={"type": "transcription", "audio": {"input": {"turn_detection": detection}}})
+        events_until(connection, "session.updated")
+        send_audio(connection, silence(0.5) + pcm24k(clips[1][0]) + silence(0.2) + pcm24k(clips[0][0]) + silence(2))
+        seen = events_until(connection, "conversation.item.input_audio_transcription.completed")
+    assert [event["type"] for event in seen].count("input_audio_buffer.committed") == 1
+    both = f"{clips[1][1]} {clips[0][1]}"
+    assert word_error_rate(both, seen[-1]["transcript"]) < 0.3, seen[-1]["transcript"]
