@@ -32,6 +32,7 @@ class Record:
     tokens_counted: bool = False
     usage_recorded: bool = False  # its model request is in the usage accounting (once per request)
     headers: tuple | list = ()  # added to the answer (rate-limit headers, http/rate_limits.py)
+    rate_limits: tuple | list = ()  # the same windows, as a Realtime rate_limits.updated lists them
     admin_operation: bool = False  # the organisation's (an admin key's), not a tenant's (http/security.py)
     path_params: dict | None = None  # as routed, in the path's order
 

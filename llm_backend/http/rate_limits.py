@@ -235,24 +235,28 @@ class RateLimits:
         managed = self.managed_limits(principal.owner)
         return KeyLimits(*managed) if managed is not None else self.static
 
-    async def admit(self, principal: Principal, limits: KeyLimits) -> Headers:
+    async def admit(self, principal: Principal, limits: KeyLimits) -> tuple[Headers, list[dict]]:
         """Count one request of ``principal`` (held to ``limits``, some set): its rate-limit
-        headers, or 429 beyond a limit."""
+        headers and the same windows as a Realtime ``rate_limits.updated`` lists them, or 429
+        beyond a limit."""
         owner = principal.owner
         self._spending[owner] = limits
         admitted, windows = await self.counters.admit(owner, limits)
         headers: Headers = []
+        listed: list[dict] = []
         for kind in (REQUESTS, TOKENS):
             window = windows.get(kind)
             if window is not None:
+                remaining = max(0, window.limit - window.used)
                 headers += [
                     (f"x-ratelimit-limit-{kind}".encode(), str(window.limit).encode()),
-                    (f"x-ratelimit-remaining-{kind}".encode(), str(max(0, window.limit - window.used)).encode()),
+                    (f"x-ratelimit-remaining-{kind}".encode(), str(remaining).encode()),
                     (f"x-ratelimit-reset-{kind}".encode(), reset_text(window.reset).encode()),
                 ]
+                listed.append({"name": kind, "limit": window.limit, "remaining": remaining, "reset_seconds": round(window.reset, 3)})
         if not admitted:
             raise _refusal(windows, headers)
-        return headers
+        return headers, listed
 
     def spend(self, owner: str, tokens: int) -> None:
         """Tokens an answer to ``owner`` used (their windows may go past their limits)."""
@@ -288,5 +292,6 @@ class LimitedAuthenticator(Authenticator):
     async def admitted(self, principal: Principal) -> Principal:
         limits = self.limits.limits_of(principal)
         if limits.any:  # most keys have none: no coroutine, no counting
-            context.record().headers = await self.limits.admit(principal, limits)
+            record = context.record()
+            record.headers, record.rate_limits = await self.limits.admit(principal, limits)
         return principal

@@ -35,7 +35,6 @@ from ..client_secrets import PREFIX, Claims
 from ..errors import OpenAIError, answered, bad_request
 from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..serving.realtime.events import event_id
-
 from . import context
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .rendering import error_response
@@ -48,38 +47,6 @@ log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 KEY_PROTOCOL = "openai-insecure-api-key."  # OpenAI's browser clients' way to send a key
-
-
-def rate_limits(headers: Any) -> list[Json]:
-    """``rate_limits.updated``'s list, from the rate-limit headers the key earned (none for
-    an unlimited key)."""
-    found: dict[str, Json] = {}
-    for name, value in headers:
-        name = name.decode() if isinstance(name, bytes) else name
-        value = value.decode() if isinstance(value, bytes) else value
-        for field in ("limit", "remaining", "reset"):
-            prefix = f"x-ratelimit-{field}-"
-            if name.startswith(prefix):
-                entry = found.setdefault(name.removeprefix(prefix), {"name": name.removeprefix(prefix)})
-                entry["reset_seconds" if field == "reset" else field] = _seconds(value) if field == "reset" else int(value)
-    return list(found.values())
-
-
-def _seconds(text: str) -> float:
-    """``reset_text``'s form (``1m0s``, ``6.5s``, ``120ms``) as seconds."""
-    total, number = 0.0, ""
-    units = {"h": 3600, "m": 60, "s": 1}
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char.isdigit() or char == ".":
-            number += char
-        elif text.startswith("ms", index):
-            total, number, index = total + float(number or 0) / 1000, "", index + 1
-        else:
-            total, number = total + float(number or 0) * units.get(char, 0), ""
-        index += 1
-    return round(total, 3)
 
 
 def error_event(error: OpenAIError, client_event_id: Any = None) -> Json:
@@ -116,10 +83,16 @@ class RealtimeSocket(SocketEndpoint):
         if not token.startswith(PREFIX):
             return await self.authenticator.authenticate(authorization), None
         claims = self.services.client_secrets.read(token)
-        principal = await self.authenticator.by_digest(claims.creator) if claims is not None else None
+        if claims is None:
+            raise errors.invalid_key()
+        return await self.secret_holder(claims), claims
+
+    async def secret_holder(self, claims: Claims) -> Principal:
+        """The key that made a secret, if it is still valid, counted by the rate limits."""
+        principal = await self.authenticator.by_digest(claims.creator)
         if principal is None:
             raise errors.invalid_key()
-        return await self.authenticator.admitted(principal), claims
+        return await self.authenticator.admitted(principal)
 
 
 class Connection:
@@ -133,13 +106,9 @@ class Connection:
     async def _still_allowed(self) -> Principal:
         """The caller, checked again: its key (or the key that made its secret: a session
         outlives its secret's expiry, not its key's revocation) still valid, and counted."""
-        authenticator = self.socket.authenticator
         if self.claims is None:
-            return await authenticator.authenticate(self.authorization)
-        principal = await authenticator.by_digest(self.claims.creator)
-        if principal is None:
-            raise errors.invalid_key()
-        return await authenticator.admitted(principal)
+            return await self.socket.authenticator.authenticate(self.authorization)
+        return await self.socket.secret_holder(self.claims)
 
     @contextlib.asynccontextmanager
     async def respond(self, model: str) -> AsyncIterator[tuple[list[Json], Callable[[int], None]]]:
@@ -155,7 +124,7 @@ class Connection:
                 final[0] = error.status
                 raise
             context.authenticated(principal)
-            yield rate_limits(exchange.record.headers), lambda status: final.__setitem__(0, status)
+            yield list(exchange.record.rate_limits), lambda status: final.__setitem__(0, status)
         finally:
             exchange.end(final[0])
 
