@@ -22,13 +22,13 @@ import numpy as np
 
 from ...errors import answered, bad_request
 from ..services import Services
-from .events import Gate, Json, Send, event_id, new_id, only, unsupported
+from ..responses.items import chat_messages
+from ..responses.request import chat_tool_choice, chat_tools
+from .events import Gate, Json, Send, event_id, new_id, only, unsupported, user_audio_item
 from .input_audio import InputAudio
 from .speaker import Speaker
-from .transcriber import LOGPROBS, Language, check_model, transcribe
+from .transcriber import LOGPROBS, Hearing, checked_config
 
-MAX_PENDING = 4
-"""Turns committed and not yet heard, at most."""
 MAX_ITEMS = 1000
 """Items one conversation holds (more is refused: a session's memory is bounded)."""
 PCM_BYTES_PER_MS = 48  # 24 kHz, 16-bit mono: what the audio deltas carry
@@ -63,9 +63,7 @@ class ConversationSession:
         self.audio_ms: dict[str, int] = {}  # an assistant item's audio sent, for truncate
         self.response: asyncio.Task | None = None
         self.cancel_reason = "client_cancelled"
-        self.tasks: set[asyncio.Task] = set()
-        self.in_order = asyncio.Lock()  # first come, first served
-        self.language = Language()
+        self.hearing = Hearing(services)
 
     # --- the session object ---------------------------------------------------------------
 
@@ -107,16 +105,15 @@ class ConversationSession:
                 config[field] = session[field]
         if "output_modalities" in session:
             config["output_modalities"] = self._modalities(session["output_modalities"], "session.output_modalities")
-        self._check_tools(config["tools"], "session.tools")
+        chat_tools(config["tools"], "session.tools")  # refused now, not at the first response
         audio_config = session.get("audio") or {}
         only(audio_config, ("input", "output"), "session.audio")
         given = audio_config.get("input") or {}
-        only(given, ("format", "transcription", "noise_reduction", "turn_detection"), "session.audio.input")
+        audio_format, detection = self.input.check(given, "session.audio.input")
         if "transcription" in given:
             transcription = given["transcription"]
             if transcription is not None:
-                only(transcription, ("model", "language", "prompt"), "session.audio.input.transcription")
-                check_model(self.services, transcription.get("model"), "session.audio.input.transcription.model")
+                checked_config(self.services, transcription, "session.audio.input.transcription")
             config["transcription"] = transcription
         output = audio_config.get("output") or {}
         only(output, ("format", "voice", "speed"), "session.audio.output")
@@ -128,7 +125,6 @@ class ConversationSession:
                 raise unsupported("session.audio.output.voice", f"one of {', '.join(self.services.settings.speech_voices)}")
             config["voice"] = voice
         config["speed"] = output.get("speed", config["speed"])
-        audio_format, detection = self.input.check(given, "session.audio.input")
         self.input.apply(audio_format, detection)
         self.config = config
 
@@ -137,12 +133,6 @@ class ConversationSession:
         if value not in (["audio"], ["text"]):
             raise unsupported(param, "['audio'] or ['text']")
         return list(value)
-
-    @staticmethod
-    def _check_tools(tools: list[Json], param: str) -> None:
-        for index, tool in enumerate(tools):
-            if tool.get("type") != "function":
-                raise unsupported(f"{param}[{index}].type", "only function tools run here")
 
     # --- events -----------------------------------------------------------------------------
 
@@ -215,22 +205,17 @@ class ConversationSession:
     # --- a user's turn ------------------------------------------------------------------------
 
     async def _turn(self, item_id: str, turn: np.ndarray) -> None:
-        if len(self.tasks) >= MAX_PENDING:
-            raise bad_request(f"At most {MAX_PENDING} turns wait to be heard; wait for one.", None, "too_many_pending_turns")
-        item = {"id": item_id, "type": "message", "object": "realtime.item", "status": "completed", "role": "user", "content": [{"type": "input_audio"}]}
+        self.hearing.room()
+        item = user_audio_item(item_id)
         await self._add(item)
-        task = asyncio.create_task(self._hear(item, turn), name=f"realtime turn {item_id}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.hearing.start(self._hear(item, turn), item_id)
 
     async def _hear(self, item: Json, turn: np.ndarray) -> None:
         """The turn transcribed (announced when the session asks), then answered."""
         announced = self.config["transcription"]
         send = self.send if announced is not None else _quiet
         config = announced or {"model": self.transcription_model}
-        async with self.in_order:  # turns are heard in the order they were spoken
-            heard = await transcribe(self.services, self.language.config(config), LOGPROBS in self.config["include"], item["id"], turn, send)
-            self.language.learn(heard)
+        heard = await self.hearing.hear(config, LOGPROBS in self.config["include"], item["id"], turn, send)
         transcript = heard.text
         item["content"][0]["transcript"] = transcript or ""
         detection = self.input.turn_detection
@@ -257,31 +242,29 @@ class ConversationSession:
         config = {**self.config, **{key: given[key] for key in ("instructions", "tools", "tool_choice", "max_output_tokens") if key in given}}
         if "output_modalities" in given:
             config["output_modalities"] = self._modalities(given["output_modalities"], "response.output_modalities")
-        self._check_tools(config["tools"], "response.tools")
+        chat_tools(config["tools"], "response.tools")
         self.response = asyncio.create_task(Response(self, config, given.get("metadata")).run(), name="realtime response")
 
     def messages(self, instructions: str) -> list[Json]:
-        """The conversation as the chat model reads it."""
-        messages: list[Json] = [{"role": "system", "content": instructions}] if instructions else []
+        """The conversation as the chat model reads it: read as the Responses layer reads its
+        items (``responses/items.chat_messages``), a spoken part as its transcript."""
+        readable: list[Json] = []
         for item in self.items:
-            kind = item["type"]
-            if kind == "message":
+            if item["type"] == "message":
                 text = " ".join(part.get("text") or part.get("transcript") or "" for part in item.get("content") or []).strip()
-                if text:
-                    messages.append({"role": item["role"], "content": text})
-            elif kind == "function_call":
-                call = {"id": item.get("call_id") or item["id"], "type": "function", "function": {"name": item["name"], "arguments": item["arguments"]}}
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-            elif kind == "function_call_output":
-                messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": item["output"]})
-        return messages
+                if text:  # a turn nobody could hear says nothing
+                    readable.append({"type": "message", "role": item["role"], "content": [{"type": "input_text", "text": text}]})
+            else:  # function calls (their call_id optional here) and outputs
+                readable.append({**item, "call_id": item.get("call_id") or item["id"]})
+        system = [{"role": "system", "content": instructions}] if instructions else []
+        return [*system, *chat_messages(readable)]
 
     async def close(self) -> None:
-        tasks = [*self.tasks, *([self.response] if self.response else [])]
         self.cancel_reason = ""  # gone: nothing more is sent
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.response is not None:
+            self.response.cancel()
+            await asyncio.gather(self.response, return_exceptions=True)
+        await self.hearing.close()
 
 
 async def _quiet(event: Json) -> None:
@@ -323,13 +306,9 @@ class Response:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        if config["tools"]:
-            request["tools"] = [
-                {"type": "function", "function": {key: tool[key] for key in ("name", "description", "parameters") if key in tool}}
-                for tool in config["tools"]
-            ]
-            choice = config["tool_choice"]
-            request["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}} if isinstance(choice, dict) else choice
+        choice, offered = chat_tool_choice(config["tool_choice"], chat_tools(config["tools"]))
+        if offered:
+            request["tools"], request["tool_choice"] = offered, choice
         if isinstance(config["max_output_tokens"], int):
             request["max_tokens"] = config["max_output_tokens"]
         return request

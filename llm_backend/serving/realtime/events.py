@@ -32,6 +32,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
+def user_audio_item(item_id: str) -> Json:
+    """The user item a spoken turn becomes."""
+    return {"id": item_id, "type": "message", "object": "realtime.item", "status": "completed", "role": "user", "content": [{"type": "input_audio"}]}
+
+
 def unknown(param: str) -> OpenAIError:
     return bad_request(f"Unknown parameter: '{param}'.", param, "unknown_parameter")
 

@@ -52,7 +52,9 @@ class InputAudio:
         return {"format": dict(self.format), "turn_detection": self.turn_detection and dict(self.turn_detection)}
 
     def check(self, given: Json, prefix: str) -> tuple[Json, Json | None]:
-        """The format and turn detection ``given`` asks for, or the 400 naming what cannot be."""
+        """The format and turn detection ``given`` (a session's ``audio.input``) asks for, or
+        the 400 naming what cannot be; its ``transcription`` is the session's to check."""
+        only(given, ("format", "transcription", "noise_reduction", "turn_detection"), prefix)
         audio_format = given.get("format", self.format)
         if audio_format.get("type") not in FORMATS:
             raise unsupported(f"{prefix}.format.type", f"one of {', '.join(FORMATS)}")

@@ -8,24 +8,32 @@ import asyncio
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any
 
 import numpy as np
 
 from ...backends.base import Serving
-from ...errors import answered
+from ...errors import answered, bad_request
 from .. import audio
 from ..services import Services
 from .audio_in import RATE
-from .events import Json, Send, event_id, unsupported
+from .events import Json, Send, event_id, only, unsupported
 
 LOGPROBS = "item.input_audio_transcription.logprobs"
+MAX_PENDING = 4
+"""A session's turns committed and not yet heard, at most."""
 
 
-def check_model(services: Services, model_id: Any, param: str) -> None:
+def checked_config(services: Services, config: Json, param: str) -> Json:
+    """A session's ``transcription`` configuration (``model``, ``language``, ``prompt``), or
+    the 400 naming what cannot be: its model must be a local speech-to-text model."""
+    only(config, ("model", "language", "prompt"), param)
+    model_id = config.get("model")
     backend = services.registry.backend_for_or_none(str(model_id))
     if backend is None or backend.serving("createTranscription") is not Serving.HERE:
-        raise unsupported(param, f"'{model_id}' is not a local speech-to-text model")
+        raise unsupported(f"{param}.model", f"'{model_id}' is not a local speech-to-text model")
+    return config
 
 
 class Heard:
@@ -57,6 +65,40 @@ class Language:
     def learn(self, heard: "Heard") -> None:
         if self.held is None and heard.text and heard.certainty >= CERTAIN:
             self.held = heard.language
+
+
+class Hearing:
+    """How a session hears its turns: one at a time, in the order they were spoken; in the
+    language it holds (``Language``); at most ``MAX_PENDING`` waiting (one more is refused);
+    all stopped when the session closes."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.language = Language()
+        self.in_order = asyncio.Lock()  # first come, first served
+        self.tasks: set[asyncio.Task] = set()
+
+    def room(self) -> None:
+        """Refuse a turn when ``MAX_PENDING`` wait already (before it becomes an item)."""
+        if len(self.tasks) >= MAX_PENDING:
+            raise bad_request(f"At most {MAX_PENDING} turns wait to be heard; wait for one.", None, "too_many_pending_turns")
+
+    def start(self, work: Coroutine[Any, Any, None], item: str) -> None:
+        """Hear a turn in the background (``work`` calls ``hear``), once ``room`` allowed it."""
+        task = asyncio.create_task(work, name=f"realtime turn {item}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def hear(self, config: Json, logprobs: bool, item: str, turn: np.ndarray, send: Send) -> "Heard":
+        async with self.in_order:
+            heard = await transcribe(self.services, self.language.config(config), logprobs, item, turn, send)
+            self.language.learn(heard)
+            return heard
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 async def transcribe(services: Services, config: Json, logprobs: bool, item: str, turn: np.ndarray, send: Send) -> Heard:

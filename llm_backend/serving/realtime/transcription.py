@@ -1,22 +1,19 @@
 """A Realtime transcription session (``/v1/realtime?intent=transcription``): audio in
 (``input_audio.py``), one user item per turn, its transcript as
 ``conversation.item.input_audio_transcription.*`` (``transcriber.py``), transcribed beside
-the audio that keeps coming; at most ``MAX_PENDING`` turns wait to be transcribed."""
+the audio that keeps coming (``transcriber.Hearing``)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import numpy as np
 
 from ...errors import bad_request
 from ..services import Services
-from .events import Json, Send, event_id, new_id, only, unsupported
+from .events import Json, Send, event_id, new_id, only, unsupported, user_audio_item
 from .input_audio import InputAudio
-from .transcriber import LOGPROBS, Language, check_model, transcribe
-
-MAX_PENDING = 4
+from .transcriber import LOGPROBS, Hearing, checked_config
 
 
 class TranscriptionSession:
@@ -28,9 +25,7 @@ class TranscriptionSession:
         self.transcription: Json = {"model": default_model, "language": None, "prompt": ""}
         self.include: list[str] = []
         self.input = InputAudio(send, self._turn, services.settings.max_audio_seconds, respond=False)
-        self.tasks: set[asyncio.Task] = set()
-        self.in_order = asyncio.Lock()  # first come, first served
-        self.language = Language()
+        self.hearing = Hearing(services)
 
     def to_openai(self) -> Json:
         # Unset fields are left out: the document types them as strings, not null.
@@ -53,11 +48,9 @@ class TranscriptionSession:
         audio_config = session.get("audio") or {}
         only(audio_config, ("input",), "session.audio")
         given = audio_config.get("input") or {}
-        only(given, ("format", "transcription", "noise_reduction", "turn_detection"), "session.audio.input")
-        transcription = {**self.transcription, **(given.get("transcription") or {})}
-        only(transcription, ("model", "language", "prompt"), "session.audio.input.transcription")
-        check_model(self.services, transcription["model"], "session.audio.input.transcription.model")
         audio_format, detection = self.input.check(given, "session.audio.input")
+        transcription = {**self.transcription, **(given.get("transcription") or {})}
+        checked_config(self.services, transcription, "session.audio.input.transcription")
         self.input.apply(audio_format, detection)
         self.transcription, self.include = transcription, list(session.get("include", self.include))
 
@@ -66,22 +59,12 @@ class TranscriptionSession:
         raise bad_request(f"'{kind}' is not available in a transcription session.", "type", "unsupported_value")
 
     async def _turn(self, item: str, turn: np.ndarray) -> None:
-        if len(self.tasks) >= MAX_PENDING:
-            raise bad_request(f"At most {MAX_PENDING} turns wait to be transcribed; wait for one.", None, "too_many_pending_turns")
+        self.hearing.room()
         previous, self.input.previous_item = self.input.previous_item, item
-        user_item = {"id": item, "type": "message", "object": "realtime.item", "status": "completed", "role": "user", "content": [{"type": "input_audio"}]}
         for kind in ("conversation.item.added", "conversation.item.done"):
-            await self.send({"type": kind, "event_id": event_id(), "previous_item_id": previous, "item": user_item})
+            await self.send({"type": kind, "event_id": event_id(), "previous_item_id": previous, "item": user_audio_item(item)})
         logprobs = LOGPROBS in self.include
-        task = asyncio.create_task(self._transcribe(dict(self.transcription), logprobs, item, turn), name=f"realtime {item}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _transcribe(self, config: Json, logprobs: bool, item: str, turn: np.ndarray) -> None:
-        async with self.in_order:  # turns are told in the order they were spoken
-            self.language.learn(await transcribe(self.services, self.language.config(config), logprobs, item, turn, self.send))
+        self.hearing.start(self.hearing.hear(dict(self.transcription), logprobs, item, turn, self.send), item)
 
     async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.hearing.close()

@@ -40,11 +40,13 @@ def unsupported(param: str, why: str) -> Exception:
     return bad_request(f"'{param}' is not supported by local models: {why}.", param, "unsupported_parameter")
 
 
-def _tools(request: Json) -> list[Json]:
+def chat_tools(tools: list[Json] | None, name: str = "tools") -> list[Json]:
+    """Responses-shaped tools (a Realtime session's too) as chat's; what a local model cannot
+    call refused, naming ``name[i]``."""
     chat_tools = []
-    for index, tool in enumerate(request.get("tools") or []):
+    for index, tool in enumerate(tools or []):
         kind = tool.get("type")
-        param = f"tools[{index}]"
+        param = f"{name}[{index}]"
         if kind == "function":
             function = {"name": tool["name"], "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
             if tool.get("description"):
@@ -61,7 +63,7 @@ def _tools(request: Json) -> list[Json]:
     return chat_tools
 
 
-def _tool_choice(choice: Any, chat_tools: list[Json]) -> tuple[Any, list[Json]]:
+def chat_tool_choice(choice: Any, chat_tools: list[Json]) -> tuple[Any, list[Json]]:
     """Chat's ``tool_choice``, and the tools left to offer (``allowed_tools`` narrows them)."""
     if choice is None or isinstance(choice, str):
         return choice, chat_tools
@@ -122,8 +124,8 @@ def chat_request(request: Json, history: list[Json], turn: list[Json], stream: b
     instructions = request.get("instructions")
     if instructions:
         messages = [{"role": "system", "content": instructions}, *messages]
-    chat_tools = _tools(request)
-    choice, offered = _tool_choice(request.get("tool_choice"), chat_tools)
+    offered_tools = chat_tools(request.get("tools"))
+    choice, offered = chat_tool_choice(request.get("tool_choice"), offered_tools)
     chat: Json = {"model": request["model"], "messages": messages, "stream": stream}
     if offered:
         chat["tools"] = offered
