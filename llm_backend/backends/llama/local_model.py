@@ -12,13 +12,15 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from ... import errors
 from ...errors import bad_request
-from ...settings import ModelConfig, Settings
+from ...model_settings import ModelConfig
+from ...settings import Settings
 from ..base import Json, background
 from ..prefix_routes import PrefixRoutes
 from .background import BackgroundEngine
@@ -26,6 +28,7 @@ from .client import WorkerProcess
 from .cores import available_cores
 from .sources import resolve_gguf
 
+log = logging.getLogger(__name__)
 
 class LocalModel:
     """One configured model: its engine workers and the bounded queue in front of them.
@@ -43,6 +46,7 @@ class LocalModel:
         self._waiters: collections.deque[tuple[int, asyncio.Future, list[bytes]]] = collections.deque()
         self._routes: PrefixRoutes[WorkerProcess] = PrefixRoutes()
         self.fingerprint = ""
+        self._said_gpu_ignored = False
         # Read by the metrics (http/metrics.py); the engine knows nothing of Prometheus.
         self.rejected = 0  # requests refused with 429 because the queue was full or too slow
         self._retired_restarts = 0  # engine restarts of workers since stopped
@@ -65,6 +69,7 @@ class LocalModel:
             await worker.start()
             self.workers.append(worker)
             self._in_use[worker] = 0
+        self._report_ignored_gpu_settings()
 
     def engine_config(self, path: Path) -> Json:
         """What each engine worker of this model is started with."""
@@ -80,7 +85,24 @@ class LocalModel:
             "chat_template": self.config.chat_template,
             "prefix_sharing": self.config.prefix_sharing,
             "prefix_cache_mb": self.config.prefix_cache_mb,
+            **self.config.gpu(),
         }
+
+    @property
+    def gpu_offload(self) -> bool | None:
+        """Whether this model's llama.cpp build offloads to a GPU (None until it has started)."""
+        return self.workers[0].hello.get("gpu_offload") if self.workers else None
+
+    def _report_ignored_gpu_settings(self) -> None:
+        """A CPU build given GPU settings starts anyway and says so, once per model."""
+        ignored = self.config.gpu_settings_given()
+        if ignored and self.gpu_offload is False and not self._said_gpu_ignored:
+            self._said_gpu_ignored = True
+            log.warning(
+                "this llama.cpp build has no GPU offload: GPU settings ignored, the model runs on the CPU "
+                "(build another backend: make run LLAMA_BACKEND=cuda|metal|vulkan, docs/MODELS.md)",
+                extra={"model": self.config.id, "ignored": ignored},
+            )
 
     async def stop(self) -> None:
         # Forget the workers first: the model can be started again after an unload.

@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from ...settings import ModelConfig
+from ...model_settings import ModelConfig
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,8 @@ of those, found in the KV cache, ``cache_hits``: requests that found some,
 ``generated_tokens``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
 The API process keeps the last one for the metrics.
 
-The first line is the object ``{"event": "ready", "n_ctx", "parallel"}``. The protocol stream is the
+The first line is the object ``{"event": "ready", "n_ctx", "parallel", "gpu_offload"}`` (whether
+this llama.cpp build can offload to a GPU at all). The protocol stream is the
 original stdout; stdout itself is pointed at stderr so nothing llama.cpp prints can corrupt it.
 """
 
@@ -52,6 +53,7 @@ from typing import Any
 from .engine.batching import Engine
 from .engine.embeddings import Embedder
 from .engine.errors import RequestError
+from .engine.llama_params import gpu_offload
 from .grammar import GrammarError, grammar_for
 
 ENGINE_FAILED = {"status": 500, "message": "The engine failed on this request."}
@@ -152,7 +154,7 @@ class Worker:
 
     def serve(self, stdin) -> None:
         threading.Thread(target=self._read, args=(stdin,), daemon=True).start()
-        hello = {"event": "ready", "n_ctx": self.engine.n_ctx, "parallel": self.engine.parallel}
+        hello = {"event": "ready", "n_ctx": self.engine.n_ctx, "parallel": self.engine.parallel, "gpu_offload": gpu_offload()}
         self.out.write(json.dumps(hello) + "\n")
         self.out.flush()
         while True:

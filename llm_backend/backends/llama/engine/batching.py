@@ -35,6 +35,7 @@ import llama_cpp
 from llama_cpp import _internals
 
 from .errors import ContextError, RequestError
+from .llama_params import context_params, model_params
 from .prefixes import BLOCK, Holding, HostCache, common_prefix
 from .prompts import ChatTemplate, Tokenizer
 from .sampling import Sampler, SamplingParams, logits_at, token_logprobs
@@ -99,9 +100,8 @@ class Engine:
         self.n_batch = int(config.get("n_batch", 512))
         n_threads = int(config.get("n_threads") or 1)
         n_threads_batch = int(config.get("n_threads_batch") or n_threads)
-        model_params = llama_cpp.llama_model_default_params()
-        self.model = _internals.LlamaModel(path_model=config["path"], params=model_params, verbose=False)
-        params = llama_cpp.llama_context_default_params()
+        self.model = _internals.LlamaModel(path_model=config["path"], params=model_params(config), verbose=False)
+        params = context_params(config)  # the model's own settings (GPU, KV types); the rest here
         # n_ctx is per sequence; a non-unified cache splits the total evenly between them.
         params.n_ctx = int(config["n_ctx"]) * self.parallel
         params.n_batch = params.n_ubatch = self.n_batch

