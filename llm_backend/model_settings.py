@@ -121,6 +121,9 @@ class ModelConfig(BaseModel):
     )
     chat_format: str | None = Field(None, description="a llama-cpp-python chat format name: chatml, llama-2, ...")
     chat_template: str | None = Field(None, description="an inline Jinja chat template")
+    tool_format: Literal["auto", "convention"] = Field(
+        "auto", description="tool calling: the template's own family (auto), or the convention whatever the template"
+    )
     defaults: SamplingDefaults = SamplingDefaults()
     personas: list[Persona] = []
     load: Literal["eager", "lazy"] | None = Field(None, description="when to load; else Settings.model_load")

@@ -126,6 +126,7 @@ class LlamaBackend:
             "slots": config.slots,
             # As configured, and whether the running build offloads at all (null until loaded).
             "gpu": {**config.gpu(), "offload": model.gpu_offload},
+            "tool_format": model.tool_format,  # the model's own tool calling (null until loaded)
         }
 
     def statuses(self) -> list[Json]:
@@ -199,6 +200,7 @@ class LlamaBackend:
     async def _generate(
         model: LocalModel, model_id: str, op: str, params: Json, shaper: type[ChatShaper]
     ) -> Answer:
+        params["tool_format"] = model.tool_format  # how its answers are read (tool_formats/)
         shape = shaper(model_id, model.fingerprint, params)
         need = params.get("n", 1)
         # To the engine worker holding the chat's beginning, when the model has several.
@@ -228,7 +230,8 @@ class LlamaBackend:
         params = chat_params(preset.chat_request(request), model.n_ctx)
 
         async def answer() -> Json:
-            events = await model.run("count", {"messages": params["messages"]}, need=0)
+            count = {"messages": params["messages"], "tools": params["tools"], "tool_choice": params["tool_choice"]}
+            events = await model.run("count", count, need=0)
             return next(event["data"] for event in events if event["event"] == "result")
 
         return (await self._serve(model, answer))["prompt_tokens"]

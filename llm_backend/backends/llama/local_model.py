@@ -83,10 +83,16 @@ class LocalModel:
             "parallel": self.config.parallel,
             "chat_format": self.config.chat_format,
             "chat_template": self.config.chat_template,
+            "tool_format": self.config.tool_format,
             "prefix_sharing": self.config.prefix_sharing,
             "prefix_cache_mb": self.config.prefix_cache_mb,
             **self.config.gpu(),
         }
+
+    @property
+    def tool_format(self) -> str | None:
+        """The tool-call format the engine found in the model's chat template (tool_formats/)."""
+        return self.workers[0].hello.get("tool_format") if self.workers else None
 
     @property
     def gpu_offload(self) -> bool | None:

@@ -3,12 +3,12 @@
 Protocol. Requests come on stdin, one JSON object per line:
 
 - ``{"id", "op": "chat"|"completion", "params"}``: generate; ``params`` are the engine's
-  (``messages`` or ``prompt``, ``n``, ``max_tokens``, ``temperature``, ``top_p``, ``seed``,
+  (``messages`` with ``tools`` and ``tool_choice``, or ``prompt``, ``n``, ``max_tokens``, ``temperature``, ``top_p``, ``seed``,
   ``presence_penalty``, ``frequency_penalty``, ``logit_bias``, ``stop``, ``grammar``,
   ``logprobs``, ``top_logprobs``, ``echo``, and ``structure``: what the output must parse
   as, turned into ``grammar`` here, see grammar.py)
 - ``{"id", "op": "embedding", "params": {"input": [...], "dimensions": int | null}}``
-- ``{"id", "op": "count", "params": {"messages": [...]}}``: the prompt's token count
+- ``{"id", "op": "count", "params": {"messages": [...], "tools", "tool_choice"}}``: the prompt's token count
 - ``{"id", "op": "cancel"}``: drop that request between two decoding steps
 
 Events go to the protocol stream as JSON objects, each with the request ``id``; one line
@@ -34,8 +34,9 @@ of those, found in the KV cache, ``cache_hits``: requests that found some,
 ``generated_tokens``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
 The API process keeps the last one for the metrics.
 
-The first line is the object ``{"event": "ready", "n_ctx", "parallel", "gpu_offload"}`` (whether
-this llama.cpp build can offload to a GPU at all). The protocol stream is the
+The first line is the object ``{"event": "ready", "n_ctx", "parallel", "gpu_offload", "tool_format"}``
+(whether this llama.cpp build can offload to a GPU at all; the model's tool-call format,
+tool_formats/). The protocol stream is the
 original stdout; stdout itself is pointed at stderr so nothing llama.cpp prints can corrupt it.
 """
 
@@ -61,10 +62,11 @@ ENGINE_FAILED = {"status": 500, "message": "The engine failed on this request."}
 STATS_INTERVAL = 1.0
 
 
-def structured_output_grammar(structure: dict[str, Any] | None) -> str | None:
-    """The GBNF grammar for a request's ``structure`` (JSON, a schema, tool calls)."""
+def structured_output_grammar(structure: dict[str, Any] | None, tool_format: Any = None) -> str | None:
+    """The GBNF grammar for a request's ``structure`` (JSON, a schema, tool calls in the
+    model's ``tool_format``)."""
     try:
-        return grammar_for(structure)
+        return grammar_for(structure, tool_format)
     except GrammarError as exc:
         kind = structure.get("kind") if structure else None
         param = {"tool_calls": "tools", "gbnf": "grammar"}.get(kind, "response_format")
@@ -133,7 +135,7 @@ class Worker:
         try:
             if op in ("chat", "completion"):
                 params = message.get("params") or {}
-                params["grammar"] = structured_output_grammar(params.pop("structure", None))
+                params["grammar"] = structured_output_grammar(params.pop("structure", None), self.engine.template.tool_format)
                 self.engine.submit(rid, op, params)
                 return  # the engine sends the rest, ending with "done"
             if op == "embedding":
@@ -141,7 +143,8 @@ class Worker:
                 vectors = self.embedder.embed(params["input"], params.get("dimensions"))
                 self.send({"id": rid, "event": "result", "data": vectors})
             elif op == "count":
-                prompt, _ = self.engine.chat_prompt(message["params"]["messages"])
+                count = message["params"]
+                prompt, _ = self.engine.chat_prompt(count["messages"], count.get("tools"), count.get("tool_choice"))
                 self.send({"id": rid, "event": "result", "data": {"prompt_tokens": len(prompt)}})
             else:
                 raise RequestError(400, f"unknown engine operation {op!r}")
@@ -154,7 +157,10 @@ class Worker:
 
     def serve(self, stdin) -> None:
         threading.Thread(target=self._read, args=(stdin,), daemon=True).start()
-        hello = {"event": "ready", "n_ctx": self.engine.n_ctx, "parallel": self.engine.parallel, "gpu_offload": gpu_offload()}
+        hello = {
+            "event": "ready", "n_ctx": self.engine.n_ctx, "parallel": self.engine.parallel, "gpu_offload": gpu_offload(),
+            "tool_format": self.engine.template.tool_format.name,
+        }
         self.out.write(json.dumps(hello) + "\n")
         self.out.flush()
         while True:
