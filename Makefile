@@ -145,6 +145,8 @@ bench: install $(LITELLM)
 	$(BIN)/python bench/responses.py
 	# Moderations: a short text's p50 beside its embedding alone; the classifier's cross-validated figures.
 	$(BIN)/python bench/moderation.py --cv
+	# The KV cache at f16 and q8_0: what 8 x 2048 sequences take (reported, resident) and what q8_0 changes in greedy answers.
+	$(BIN)/python bench/kv_cache.py
 	# Prefill once: shared system prompts, conversations beyond the sequences, an agent loop, decode cost; cache on vs off.
 	$(BIN)/python bench/prefixes.py
 	# A 256-line batch against the same requests one by one, and interactive TTFT beside a batch.

@@ -49,6 +49,39 @@ class HubSource:
         return f"{HUB_SCHEME}{self.repo}/{self.pattern}" + ("" if self.revision == "main" else f"@{self.revision}")
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# Longer than this is "never" (a timer that far away is no timer).
+FOREVER = 10 * 365 * 24 * 3600.0
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def keep_alive_seconds(value: Any) -> float | None:
+    """Ollama's ``keep_alive``: seconds (a number, or a number as text), or a Go duration
+    (``5m``, ``1h30m``, ``-1s``); 0 unloads at once, a negative value never. Returns the
+    seconds, or None for never; ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError("keep_alive is a duration such as '5m' or a number of seconds")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        sign = -1.0 if text.startswith("-") else 1.0
+        body = text.lstrip("+-")
+        try:
+            seconds = sign * float(body)
+        except ValueError:
+            parts = _DURATION_PART.findall(body)
+            if not body or "".join(number + unit for number, unit in parts) != body:
+                raise ValueError(f"keep_alive {value!r} is not a duration such as '5m', '1h30m' or '-1'") from None
+            seconds = sign * sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    else:
+        raise ValueError("keep_alive is a duration such as '5m' or a number of seconds")
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise ValueError("keep_alive must be finite")
+    return None if seconds < 0 or seconds > FOREVER else seconds
+
+
+
 class SamplingDefaults(BaseModel):
     """Request parameters a model (or persona) applies when the request leaves them out.
 
@@ -142,6 +175,12 @@ class ModelConfig(BaseModel):
     offload_kqv: bool = Field(True, description="keep the KV cache and its attention on the GPU with the layers")
     use_mlock: bool = Field(False, description="lock the weights in RAM (never swapped out)")
     use_mmap: bool = Field(True, description="map the GGUF file; false: read it into the worker's own memory")
+    # Memory (docs/MODELS.md, "Memory"): the KV cache's types, and how long an idle model stays.
+    type_k: Literal[KV_CACHE_TYPES] = Field("f16", description="the KV cache's key type: f16, q8_0 (half), q4_0, ...")
+    type_v: Literal[KV_CACHE_TYPES] = Field("f16", description="the KV cache's value type (quantized: with flash attention)")
+    keep_alive: float | None = Field(
+        None, description="unload after this long without a request: seconds or a duration (5m); 0 at once; -1 or none: never"
+    )
 
     @field_validator("chat_format")
     @classmethod
@@ -154,6 +193,11 @@ class ModelConfig(BaseModel):
         if source is not None:
             HubSource.parse(source)
         return source
+
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _keep_alive(cls, value: Any) -> float | None:
+        return None if value is None else keep_alive_seconds(value)
 
     @field_validator("tensor_split")
     @classmethod
@@ -178,6 +222,8 @@ class ModelConfig(BaseModel):
             raise ValueError(f"model {self.id!r}: give one of 'path', 'package' or 'source', not both {given}")
         if self.chat_format and self.chat_template:
             raise ValueError(f"model {self.id!r}: give a 'chat_format' or a 'chat_template', not both")
+        if self.type_v not in ("f32", "f16", "bf16") and self.flash_attn is False:
+            raise ValueError(f"model {self.id!r}: a quantized type_v needs flash attention (flash_attn auto or true)")
         persona_ids = [persona.id for persona in self.personas]
         if len(set(persona_ids)) != len(persona_ids):
             raise ValueError(f"model {self.id!r}: persona ids used twice")

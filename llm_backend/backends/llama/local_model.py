@@ -84,6 +84,8 @@ class LocalModel:
             "chat_format": self.config.chat_format,
             "chat_template": self.config.chat_template,
             "tool_format": self.config.tool_format,
+            "type_k": self.config.type_k,
+            "type_v": self.config.type_v,
             "prefix_sharing": self.config.prefix_sharing,
             "prefix_cache_mb": self.config.prefix_cache_mb,
             **self.config.gpu(),
@@ -93,6 +95,20 @@ class LocalModel:
     def tool_format(self) -> str | None:
         """The tool-call format the engine found in the model's chat template (tool_formats/)."""
         return self.workers[0].hello.get("tool_format") if self.workers else None
+
+    def memory(self) -> Json:
+        """What the model's KV cache takes (its types as configured; the bytes once loaded, as
+        its engine computed them), and the memory ceiling of each of its workers: the
+        ``worker_memory_mb`` allowance plus what the model takes (client.py's watchdog)."""
+        hello = self.workers[0].hello if self.workers else {}
+        return {
+            "type_k": self.config.type_k,
+            "type_v": self.config.type_v,
+            "kv_bytes_per_sequence": hello.get("kv_bytes_per_sequence"),
+            "kv_bytes": hello.get("kv_bytes"),
+            "model_bytes": hello.get("model_bytes"),
+            "worker_limit_bytes": self.workers[0].memory_ceiling if self.workers else None,
+        }
 
     @property
     def gpu_offload(self) -> bool | None:

@@ -34,9 +34,10 @@ of those, found in the KV cache, ``cache_hits``: requests that found some,
 ``generated_tokens``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
 The API process keeps the last one for the metrics.
 
-The first line is the object ``{"event": "ready", "n_ctx", "parallel", "gpu_offload", "tool_format"}``
-(whether this llama.cpp build can offload to a GPU at all; the model's tool-call format,
-tool_formats/). The protocol stream is the
+The first line is the object ``{"event": "ready", "n_ctx", "parallel", "gpu_offload", "tool_format",
+"kv_bytes_per_sequence", "kv_bytes", "model_bytes"}`` (whether this llama.cpp build can offload
+to a GPU at all; the model's tool-call format, tool_formats/; what the model takes in memory,
+engine/llama_params.py, which the API process's watchdog adds to the worker's allowance). The protocol stream is the
 original stdout; stdout itself is pointed at stderr so nothing llama.cpp prints can corrupt it.
 """
 
@@ -54,7 +55,7 @@ from typing import Any
 from .engine.batching import Engine
 from .engine.embeddings import Embedder
 from .engine.errors import RequestError
-from .engine.llama_params import gpu_offload
+from .engine.llama_params import gpu_offload, model_memory
 from .grammar import GrammarError, grammar_for
 
 ENGINE_FAILED = {"status": 500, "message": "The engine failed on this request."}
@@ -76,6 +77,7 @@ def structured_output_grammar(structure: dict[str, Any] | None, tool_format: Any
 class Worker:
     def __init__(self, config: dict[str, Any], out) -> None:
         self.out = out
+        self.config = config
         self.engine = Engine(config, self.send, self.flush)
         self.embedder = Embedder(
             self.engine.model,
@@ -160,6 +162,7 @@ class Worker:
         hello = {
             "event": "ready", "n_ctx": self.engine.n_ctx, "parallel": self.engine.parallel, "gpu_offload": gpu_offload(),
             "tool_format": self.engine.template.tool_format.name,
+            **model_memory(self.engine.model, self.config, self.engine.n_ctx, self.engine.parallel),
         }
         self.out.write(json.dumps(hello) + "\n")
         self.out.flush()
