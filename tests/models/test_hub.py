@@ -123,6 +123,16 @@ def test_a_file_that_arrives_corrupted_is_refused_and_removed(hub, tmp_path):
     assert left == []  # neither the file nor a partial to resume: what came was wrong
 
 
+def test_a_hub_naming_a_file_outside_the_repo_is_refused(tmp_path):
+    # The hub's names become paths on this machine: a hostile hub must not write elsewhere.
+    gguf = tmp_path / "small.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(64))
+    with FakeHub({"evil/repo": {"../../escaped.gguf": gguf}}) as evil:
+        code, _, err = run(evil, tmp_path / "data", "pull", "evil/repo")
+    assert code == 1 and "outside the repo" in err
+    assert not list(tmp_path.rglob("escaped.gguf*"))
+
+
 def test_a_repo_with_several_models_asks_which_one(hub, tmp_path):
     code, _, err = run(hub, tmp_path, "pull", REPO)
     assert code == 1 and "several models, name one" in err and FILE in err

@@ -23,8 +23,8 @@ import hashlib
 import logging
 import re
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote
 
 from ...model_settings import HubSource
@@ -40,13 +40,15 @@ class HubError(RuntimeError):
     """A model that cannot be found on disk nor fetched (the load fails with this message)."""
 
 
+def _parts(split: re.Match) -> list[str]:
+    count = int(split.group("count"))
+    return [f"{split.group('prefix')}-{part:05d}-of-{count:05d}.gguf" for part in range(1, count + 1)]
+
+
 def split_parts(path: Path) -> list[Path]:
     """A GGUF file and, for a split one's part, all the parts beside it."""
     split = _SPLIT.match(path.name)
-    if not split:
-        return [path]
-    count = int(split.group("count"))
-    return [path.with_name(f"{split.group('prefix')}-{part:05d}-of-{count:05d}.gguf") for part in range(1, count + 1)]
+    return [path.with_name(name) for name in _parts(split)] if split else [path]
 
 
 def matching(paths: list[str], pattern: str) -> list[str]:
@@ -70,12 +72,9 @@ def gguf_files(paths: list[str], what: str) -> list[str]:
         raise HubError(f"{what} matches several models, name one: {', '.join(sorted(models))}")
     (files,) = models.values()
     split = _SPLIT.match(files[0])
-    if split:
-        count = int(split.group("count"))
-        expected = [f"{split.group('prefix')}-{part:05d}-of-{count:05d}.gguf" for part in range(1, count + 1)]
-        if files != expected:
-            missing = sorted(set(expected) - set(files))
-            raise HubError(f"{what}: the split GGUF lacks {', '.join(missing) or 'parts'}")
+    if split and files != _parts(split):
+        missing = sorted(set(_parts(split)) - set(files))
+        raise HubError(f"{what}: the split GGUF lacks {', '.join(missing) or 'parts'}")
     return files
 
 
@@ -167,6 +166,12 @@ class Hub:
         except Exception as exc:  # unreachable, refused, timed out: say where, not the details of the stack
             raise HubError(f"{source} is not on disk and {constants.ENDPOINT} cannot be reached: {type(exc).__name__}: {exc}"[:500]) from None
         names = gguf_files(matching(list(listing), source.pattern), str(source))
+        # The hub's answers become paths here: a commit id, and names inside the repo's folder.
+        if not _COMMIT.match(commit or ""):
+            raise HubError(f"{source}: the hub answered no commit id for {source.revision!r}: {commit!r}"[:300])
+        for name in names:
+            if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
+                raise HubError(f"{source}: the hub lists a file outside the repo: {name!r}"[:300])
         folder = self.repo_dir(source.repo) / commit
         files = [self._fetch(source, commit, listing[name], folder / name, progress) for name in names]
         ref = self._ref(source)
@@ -224,16 +229,15 @@ class Hub:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _digest(path, hashlib.sha256())
 
 
 def _git_blob_id(path: Path) -> str:
     """git's id of a file's content (what the hub lists for files outside LFS)."""
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    return _digest(path, hashlib.sha1(f"blob {path.stat().st_size}\0".encode()))
+
+
+def _digest(path: Path, digest) -> str:
     with path.open("rb") as file:
         while chunk := file.read(HASH_CHUNK):
             digest.update(chunk)
