@@ -40,7 +40,9 @@ def hub(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hub-files")
     parts = split_gguf(packaged_gguf(), folder, max_tensors=150)
     files = {FILE: packaged_gguf(), **{f"split/{part.name}": part for part in parts}}
-    with FakeHub({REPO: files, "test-org/other": {"model.gguf": packaged_gguf()}}) as fake:
+    small = folder / "small.gguf"  # what a pull that never loads it may fetch: bytes, quickly
+    small.write_bytes(b"GGUF" + bytes(range(256)) * 4096)
+    with FakeHub({REPO: files, "test-org/other": {"model.gguf": small}}) as fake:
         yield fake
 
 
