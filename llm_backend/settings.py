@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -392,6 +393,15 @@ class Settings(BaseSettings):
     batch_nice: int = Field(
         19, ge=0, le=19, description="niceness of the low-priority engine that decodes batch lines (interactive work first)"
     )
+    # Remote MCP servers the Responses API's `mcp` tool calls (docs/RESPONSES.md, docs/SECURITY.md).
+    mcp_allowed_servers: CommaList = Field(
+        [], description="URL prefixes of MCP servers that may be called at any address (private ones too)"
+    )
+    mcp_public_servers: bool = Field(True, description="call other MCP servers when every address they resolve to is public")
+    mcp_timeout: float = Field(60.0, gt=0, description="seconds one MCP listing or tool call may take, connecting included")
+    mcp_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="bytes one MCP listing or tool call may read")
+    mcp_max_tools: int = Field(128, ge=1, description="tools one MCP server may list")
+    mcp_max_calls: int = Field(8, ge=0, description="MCP tool calls one response may make (max_tool_calls lowers it)")
     fallbacks: dict[str, list[str]] = Field(
         {}, description="model id -> other model ids tried in order when every deployment of it fails"
     )
@@ -400,9 +410,17 @@ class Settings(BaseSettings):
     pool_probe_interval: float = Field(2.0, gt=0, description="seconds between checks of ejected deployments")
     upstream_models_ttl: float = Field(300.0, ge=0, description="seconds the upstream model list is cached")
 
-    _split = field_validator("api_keys", "admin_keys", "cors_origins", "allowed_hosts", "upstream_models", mode="before")(
-        _split_commas
-    )
+    _split = field_validator(
+        "api_keys", "admin_keys", "cors_origins", "allowed_hosts", "upstream_models", "mcp_allowed_servers", mode="before"
+    )(_split_commas)
+
+    @field_validator("mcp_allowed_servers")
+    @classmethod
+    def _mcp_prefixes(cls, prefixes: list[str]) -> list[str]:
+        for prefix in prefixes:
+            if not re.match(r"^https?://[^/?#@]+", prefix, re.IGNORECASE):
+                raise ValueError(f"mcp_allowed_servers: {prefix!r} is not an http(s) URL prefix with a host")
+        return prefixes
 
     _split_model_lists = field_validator(
         "embedding_model_aliases",

@@ -87,6 +87,11 @@ TABLE: tuple[Lenient, ...] = (
         "InputImageContent", "detail", "auto", _of_type("input_image"),
         "the document itself: 'Defaults to `auto`'",
     ),
+    Lenient(
+        "MCPApprovalResponse", "request_id", None, _of_type("mcp_approval_response"),
+        "the document requires a `request_id` it never defines (`approval_request_id` is the id); OpenAI's SDK "
+        "types and the Agents SDK send none",
+    ),
 )
 
 # Operations whose requests can hold one of the objects above (the rest are never walked).
