@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-from httpcore2 import AsyncNetworkBackend, AsyncNetworkStream
+from httpcore2 import AsyncNetworkBackend, AsyncNetworkStream, ConnectError
 from httpcore2._backends.auto import AutoBackend
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -130,8 +130,11 @@ class PublicOnlyBackend(AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> AsyncNetworkStream:
-        with anyio.fail_after(timeout):
-            found = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        try:
+            with anyio.fail_after(timeout):
+                found = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as error:  # as a connection failure (httpx2.ConnectError: HTTP 502 for the client)
+            raise ConnectError(f"'{host}' could not be resolved ({type(error).__name__})") from None
         addresses = [ipaddress.ip_address(info[4][0]) for info in found]
         if not addresses:
             raise Refused(f"'{host}' resolves to no address.")

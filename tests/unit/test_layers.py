@@ -21,6 +21,7 @@ RANKS = {
     "backends": 1,
     "retrieval": 1,
     "moderation": 1,
+    "mcp": 1,
     "storage": 0,
     "auth": -1,
     "errors": -1,
