@@ -295,11 +295,12 @@ class ResponseStream:
                         yield event
                 if self.tools is None or self.finish_reason == "length" or not self.open_calls:
                     break
-                for event in self._close_message("completed") if self.message is not None else []:
-                    yield event
-                for event in self._close_calls("completed"):
-                    yield event
+                closing = self._close_message("completed") if self.message is not None else []
+                closing += self._close_calls("completed")
+                # Recorded before the client sees them whole: an approval may come back at once.
                 await self.tools.issue(self.output[self.round_start :])
+                for event in closing:
+                    yield event
                 async for event in self._run_calls():
                     yield event
                 self.closed = True
