@@ -232,7 +232,7 @@ def test_forged_foreign_and_altered_approvals_are_refused_and_nothing_runs(alice
 
 def test_a_second_turn_of_a_conversation_does_not_list_again(alice, mcp):
     conversation = alice.conversations.create()
-    first = ask(alice, mcp, conversation=conversation.id, max_output_tokens=40)
+    first = ask(alice, mcp, conversation=conversation.id, tool_choice="none", max_output_tokens=16)
     assert kinds(first)[0] == "mcp_list_tools"
     hits = sum(mcp.hits.values())
     second = ask(alice, mcp, conversation=conversation.id, input="Thanks.", tool_choice="none", max_output_tokens=16)
