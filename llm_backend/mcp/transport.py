@@ -87,6 +87,16 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
             raise
         if response.status_code >= 400:
             self.exchange.status = response.status_code
+        location = response.headers.get("location")
+        if 300 <= response.status_code < 400 and location:
+            # Judged here whether or not it will be followed (the mcp package follows only
+            # same-origin ones): a redirect somewhere refused is a refusal, not an error.
+            try:
+                self._route(request.url.join(location))
+            except Refused as refused:
+                await response.aclose()
+                self.exchange.refused = f"it redirects: {refused}"
+                raise
         if response.headers.get("content-encoding", "identity").lower() != "identity":
             await response.aclose()
             self.exchange.status = 502

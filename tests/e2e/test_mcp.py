@@ -256,6 +256,10 @@ def test_a_private_address_and_a_redirect_out_of_the_allowed_prefix_are_refused(
         ask(alice, mcp, mcp_tool(mcp, "/redirect"), tool_choice="auto")
     assert redirected.value.body["param"] == "tools[0].server_url"
     assert mcp.hits["/redirect"] >= 1 and mcp.hits["/elsewhere"] == 0
+    with listening_socket() as (port, connected):
+        with pytest.raises(openai.BadRequestError) as elsewhere:
+            ask(alice, mcp, mcp_tool(mcp, f"/redirect?to=http://127.0.0.1:{port}/mcp"), tool_choice="auto")
+        assert elsewhere.value.body["param"] == "tools[0].server_url" and not connected()
 
 
 @pytest.mark.parametrize("field, value", [("connector_id", "connector_gmail"), ("tunnel_id", "tunnel_" + "a" * 32)])

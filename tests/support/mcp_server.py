@@ -3,7 +3,7 @@ in a thread of the test process), so a test reads how often each tool really ran
 
 Two tools: ``secret_word`` (annotated read-only) and ``save_note`` (writes). Over streamable
 HTTP at ``/mcp`` and SSE at ``/sse``; beside them, plain routes a test points a server URL
-at: ``/broken`` (HTTP 500), ``/redirect`` (a same-origin 307 to ``/elsewhere``), and every
+at: ``/broken`` (HTTP 500), ``/redirect`` (a 307 to ``/elsewhere``, or to its ``to``), and every
 request's path is counted (``hits``), so a test can show a request never arrived.
 """
 
@@ -56,7 +56,7 @@ class TestMcpServer:
             return PlainTextResponse("broken", status_code=500)
 
         async def redirect(request):
-            return RedirectResponse("/elsewhere", status_code=307)
+            return RedirectResponse(request.query_params.get("to", "/elsewhere"), status_code=307)
 
         async def elsewhere(request):
             return PlainTextResponse("you should not be here", status_code=404)
