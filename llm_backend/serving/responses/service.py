@@ -18,6 +18,7 @@ from typing import Any
 
 from ..metadata import check_metadata
 from ... import errors
+from ...budgets import check_lists
 from ...backends.base import Serving
 from ...errors import OpenAIError, bad_request
 from ..services import Services
