@@ -153,6 +153,7 @@ def checked_backend(services: Services, body: Json) -> Any:
     if not body.get("model"):
         # The spec lets it out for stored prompts (OpenAI's cloud); nothing else names one.
         raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    check_lists("createResponse", body)  # before any item is read
     request.check(body)
     check_metadata(body.get("metadata"))
     model_id = body["model"]
