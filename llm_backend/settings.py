@@ -241,6 +241,9 @@ class Settings(BaseSettings):
     indexing_nice: int = Field(
         10, ge=0, le=19, description="niceness the vector store indexing thread adds to its own (chat decoding goes first)"
     )
+    indexing_open_files: int = Field(
+        4, ge=1, description="vector store files indexed at once, one per tenant in turn (each holds its chunks until saved)"
+    )
     metrics_public: bool = Field(
         False, description="serve /metrics without a key (else an admin key, when keys are configured)"
     )
