@@ -96,13 +96,14 @@ def index_steps(
     try:
         pieces = text_pieces(source, filename, mime_type)
         chunks = chunk_stream(pieces, embedder.tokenize, strategy, max_tokens=limits.max_tokens)
-        for batch in _batches(chunks, batch_chunks or DEFAULT_BATCH):
+        for number, batch in enumerate(_batches(chunks, batch_chunks or DEFAULT_BATCH)):
+            if number:
+                yield  # between two batches; a file of one batch is saved in its first step
             if keep_going is not None and not keep_going():
                 return "stopped"
             vectors = embedder.embed([chunk.text for chunk in batch])
             new_chunks.extend(NewChunk(chunk.text, chunk.n_tokens, vector) for chunk, vector in zip(batch, vectors))
             usage += sum(len(chunk.text.encode()) for chunk in batch) + int(vectors.nbytes)
-            yield
     except ExtractionError as exc:
         return failed("invalid_file", str(exc))
     except TooManyTokens:
