@@ -119,7 +119,7 @@ class LocalModel:
         if least is None or not route:
             return least
         worker = self._routes.pick(route, least, self._in_use.__getitem__, lambda w: w in candidates and w.ready.is_set())
-        self._routes.remember(route, worker)
+        self._routes.remember(route, worker, tenant.get())
         return worker
 
     def _wake(self) -> None:
