@@ -8,10 +8,12 @@ about 4 h. Each case is measured (every process's peak RSS, ``measured``) beside
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 
+from tests.support.clients import sdk
 from tests.support.probe import health_probe
 from tests.support.server import cpu_seconds
 
@@ -96,3 +98,38 @@ def test_chat_and_response_lists_are_counted(server, measured, path, body, param
     error = assert_refused(answer, param, "array_above_max_length")
     assert "array too long" in error["message"] or "in all" in error["message"]
     assert probe.longest < HEALTH_WAIT
+
+
+def batch_of(live, data: bytes) -> str:
+    client = sdk(live)
+    file = client.files.create(file=("lines.jsonl", data), purpose="batch")
+    return client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h").id
+
+
+def ended(live, batch_id: str):
+    client = sdk(live)
+    while (found := client.batches.retrieve(batch_id)).status in ("validating", "in_progress", "finalizing"):
+        time.sleep(0.2)
+    return found
+
+
+def test_a_batch_file_of_millions_of_tiny_lines_is_read_only_to_its_bound(server, measured):
+    # 3 M lines of "{}" (9 MB): each a request to check. On 799f06c every line was read and
+    # checked, 7.3 s of the API process's CPU (a 200 MB file: minutes); reading stops now at
+    # the first line past a bound (50 000 requests, 100 errors).
+    before = cpu_seconds(server.process.pid)
+    with measured(server), health_probe(server.base_url) as probe:
+        found = ended(server, batch_of(server, b"{}\n" * 3_000_000))
+    spent = cpu_seconds(server.process.pid) - before
+    assert found.status == "failed"
+    print(f"3 M tiny lines: API CPU {spent:.1f} s; /health waited at most {probe.longest:.2f} s")
+    assert spent < 3
+    assert probe.longest < HEALTH_WAIT
+
+
+def test_blank_lines_of_a_batch_file_are_counted(server):
+    line = {"custom_id": "one", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "smollm2", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}}
+    found = ended(server, batch_of(server, b"\n" * 50_001 + json.dumps(line).encode()))
+    assert found.status == "failed"
+    assert [error.code for error in found.errors.data] == ["too_many_tasks"]
