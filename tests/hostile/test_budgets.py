@@ -133,3 +133,14 @@ def test_blank_lines_of_a_batch_file_are_counted(server):
     found = ended(server, batch_of(server, b"\n" * 50_001 + json.dumps(line).encode()))
     assert found.status == "failed"
     assert [error.code for error in found.errors.data] == ["too_many_tasks"]
+
+
+def test_a_vector_store_searchs_queries_are_counted_and_sized(server, measured):
+    # Each query is embedded: an 8 MB one was minutes of the embedder (shared by every tenant).
+    store = sdk(server).vector_stores.create(name="queries")
+    with measured(server), health_probe(server.base_url) as probe:
+        many = post(server, f"/vector_stores/{store.id}/search", {"query": ["harbour"] * 17})
+        long = post(server, f"/vector_stores/{store.id}/search", {"query": "harbour " * 1_000_000})
+    assert_refused(many, "query", "array_above_max_length")
+    assert_refused(long, "query", "string_above_max_length")
+    assert probe.longest < HEALTH_WAIT
