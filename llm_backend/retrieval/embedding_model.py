@@ -113,10 +113,10 @@ class EmbeddingModel(FirstUseModels):
                 "dimensions",
                 "invalid_value",
             )
-        texts, counts = [], []
+        texts, counts, total = [], [], 0
         for index, item in enumerate(items):
             param = _param(index, len(items))
-            text = item if isinstance(item, str) else text_of(item, param)
+            text = item if isinstance(item, str) else text_of([int(token) for token in item], param)
             if not text.strip():
                 raise bad_request(f"'{param}' must not be empty.", param, "invalid_value")
             count = embedder.count_tokens(text)
@@ -124,10 +124,11 @@ class EmbeddingModel(FirstUseModels):
                 raise errors.context_length_exceeded(count, MAX_INPUT_TOKENS, param)
             counts.append(count)
             texts.append(text)
+            total += count
             # Stopped at the input that passes the request's total: the rest is never read
             # (an id can stand for 100 tokens of this model, so ids alone cannot bound it).
-            if sum(counts) > self.request_tokens:
-                raise max_tokens_per_request(sum(counts), self.request_tokens)
+            if total > self.request_tokens:
+                raise max_tokens_per_request(total, self.request_tokens)
         return embedder.embed(texts), counts
 
 
@@ -153,4 +154,4 @@ def _inputs(value: Any, request_tokens: int) -> list[str | list[int]]:
             ids += len(item)
     if ids > request_tokens:
         raise max_tokens_per_request(ids, request_tokens)
-    return [item if isinstance(item, str) else [int(token) for token in item] for item in items]
+    return items
