@@ -122,7 +122,8 @@ def test_a_tenant_with_many_batches_delays_another_tenants_batch_by_a_line(share
         file = client.files.create(file=(f"{name}.jsonl", data), purpose="batch")
         return client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h")
 
-    alices = [batch(alice, f"alice{index}", 3) for index in range(8)]
+    # Long enough that none of alice's ends while her others and bob's are being created.
+    alices = [batch(alice, f"alice{index}", 20) for index in range(8)]
     bobs = batch(bob, "bob", 1)
     deadline = time.monotonic() + 600
     while (found := bob.batches.retrieve(bobs.id)).status not in ("completed", "failed", "expired", "cancelled"):
@@ -130,7 +131,8 @@ def test_a_tenant_with_many_batches_delays_another_tenants_batch_by_a_line(share
         time.sleep(0.5)
     assert found.status == "completed"
     # Oldest first and 8 held at once, bob's batch waited for a whole batch of alice's to end
-    # (its lines taken in turn with 7 others): in turn, bob's one line runs after one of hers.
+    # (its 20 lines taken in turn with 7 others' 140): in turn, bob's one line runs after
+    # about one of hers.
     done = [alice.batches.retrieve(one.id).status for one in alices]
     assert done.count("completed") == 0, done
     for one in alices:
