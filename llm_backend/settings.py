@@ -242,6 +242,9 @@ class Settings(BaseSettings):
     indexing_nice: int = Field(
         10, ge=0, le=19, description="niceness the vector store indexing thread adds to its own (chat decoding goes first)"
     )
+    indexing_open_files: int = Field(
+        4, ge=1, description="vector store files indexed at once, one per tenant in turn (each holds its chunks until saved)"
+    )
     metrics_public: bool = Field(
         False, description="serve /metrics without a key (else an admin key, when keys are configured)"
     )
@@ -284,6 +287,9 @@ class Settings(BaseSettings):
     )
     embedding_model_aliases: CommaList = Field([], description="more ids for the embedding model")
     embedding_threads: int = Field(1, ge=1, description="llama.cpp threads of the embedding model")
+    embedding_request_tokens: int = Field(
+        300_000, ge=1, description="tokens of all inputs of one /v1/embeddings request (OpenAI's); past it 400 max_tokens_per_request"
+    )
     # OpenAI's moderation ids answered by the local classifier on that model (docs/MODERATION.md).
     realtime_secret_key: SecretStr | None = Field(
         None,
@@ -298,6 +304,12 @@ class Settings(BaseSettings):
     )
     moderation_guard: str = Field(
         "", description="id of a local model (a Llama Guard 3/4 GGUF) that judges moderations instead of the classifier"
+    )
+    moderation_inputs: int = Field(
+        2048, ge=1, description="inputs of one /v1/moderations request (an empty one costs a result); past it 400 naming input"
+    )
+    moderation_guard_inputs: int = Field(
+        32, ge=1, description="inputs of one moderation a guard model judges (one generation each); past it 400 naming input"
     )
     # The local audio models (docs/AUDIO.md): speech to text and text to speech.
     transcription_model: str = Field(

@@ -25,6 +25,7 @@ RANKS = {
     "storage": 0,
     "auth": -1,
     "errors": -1,
+    "budgets": -1,
     "json_depth": -1,
     "openai_tokens": -1,
     "client_secrets": -1,

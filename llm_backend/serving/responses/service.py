@@ -18,6 +18,7 @@ from typing import Any
 
 from ..metadata import check_metadata
 from ... import errors
+from ...budgets import check_lists
 from ...backends.base import Serving
 from ...errors import OpenAIError, bad_request
 from ..services import Services
@@ -153,6 +154,7 @@ def checked_backend(services: Services, body: Json) -> Any:
     if not body.get("model"):
         # The spec lets it out for stored prompts (OpenAI's cloud); nothing else names one.
         raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    check_lists("createResponse", body)  # before any item is read
     request.check(body)
     check_metadata(body.get("metadata"))
     model_id = body["model"]
