@@ -15,6 +15,10 @@ from .hermes import CLOSE, OPEN, Hermes
 
 class Convention(Hermes):
     name = "convention"
+    # Nothing around the JSON, as its instructions show it: a small model forced to call would
+    # otherwise spend tokens on a newline it was offered (a max_tokens budget shared with the
+    # answer that follows, in an agent's loop, runs out).
+    around_call = ""
 
     @classmethod
     def detect(cls, template: str) -> bool:

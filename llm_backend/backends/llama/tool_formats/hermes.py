@@ -13,6 +13,8 @@ OPEN, CLOSE = "<tool_call>", "</tool_call>"
 class Hermes(ToolFormat):
     name = "hermes"
     markers = (OPEN, CLOSE)
+    # The newlines around the JSON that its templates write (Qwen's: <tool_call>\n{...}\n</tool_call>).
+    around_call = '"\\n"?'
 
     @classmethod
     def detect(cls, template: str) -> bool:
@@ -21,7 +23,7 @@ class Hermes(ToolFormat):
     def grammar(self, tools: list[Json], parallel: bool) -> str:
         from ..grammar import call_rules, literal
 
-        block = f'{literal(OPEN)} "\\n"? call "\\n"? {literal(CLOSE)}'
+        block = f"{literal(OPEN)} {self.around_call} call {self.around_call} {literal(CLOSE)}"
         root = f'root ::= {block} ("\\n" {block})*' if parallel else f"root ::= {block}"
         return root + "\n" + call_rules(tools, "arguments")
 
