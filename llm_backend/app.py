@@ -32,6 +32,7 @@ from .http.body_deadline import BodyDeadline
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .serving import expiry, uploads
+from .serving.control.audit import RefusedLogins
 from .serving.batches.runner import BatchRunner
 from .serving.responses import background
 from .settings import Settings, get_settings
@@ -118,6 +119,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     async def lifespan(_app):
         if settings.database_migrate:
             await services.database.run(services.database.upgrade, owners=keyring.legacy_owners())
+        # Each static keys' owner is a project of its own (docs/ADMIN.md).
+        await services.database.run(services.database.projects.ensure_static, sorted(keyring.owners()))
         # Background responses whose process is gone will never finish: failed.
         tasks = [asyncio.create_task(background.keep(services.database, settings.background_lease))]
         if settings.local_models:
@@ -160,7 +163,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         services.metrics.usage = services.database.usage
     services.database.usage.flush_interval = settings.usage_flush_seconds
     authenticator = LimitedAuthenticator(
-        Authenticator(keyring, services.database.api_keys), rate_limits
+        Authenticator(keyring, services.database.api_keys, services.database.projects, RefusedLogins(services)), rate_limits
     )
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,
@@ -191,12 +194,20 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         if any(config.responses == "local" for config in settings.upstream_configs()):
             tags = LOCAL_STATE_TAGS - SHARED_STATE_TAGS  # Responses of those upstreams' models live here
         forwarded = adapter.operation_ids_of(openai_document, tags)
+    # The Admin API: the organisation here is this service's (docs/ADMIN.md); only an
+    # operator who asks sends it upstream, to act on the upstream organisation with its key.
+    admin_operations = adapter.admin_operation_ids(openai_document)
+    unserved = adapter.unserved_operation_ids(openai_document)
+    if settings.admin_api == "upstream":
+        forwarded |= admin_operations - adapter.operation_ids_of(openai_document, frozenset({"Usage"}))
+    else:
+        unserved -= admin_operations
     app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
     if services.registry.default_upstream is not None:
         app.add_middleware(
             UnservedOperations,
             MiddlewarePosition.BEFORE_VALIDATION,
-            unserved=adapter.unserved_operation_ids(openai_document) | forwarded,
+            unserved=unserved | forwarded,
             forward=Passthrough(services.registry.default_upstream),
         )
 
@@ -234,10 +245,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     # Connexion resolved it ($refs followed) is the last API added.
     specification = app.middleware.apis[-1].specification
     body_operations = adapter.json_body_operations(specification)
+    # Admin operations take Connexion's way: its security asks for an admin key.
     routes = {
         route: (operation_id, controller, validation.is_valid_body(schema, operation_id))
         for route, (operation_id, controller, schema) in body_operations.items()
-        if operation_id not in forwarded
+        if operation_id not in forwarded and operation_id not in admin_operations
     }
     app.add_middleware(FastLane, MiddlewarePosition.BEFORE_EXCEPTION, routes=routes, authenticator=authenticator)
     # Batch lines take the same routes to the same controllers (http/batch_lines.py).

@@ -241,6 +241,11 @@ class Settings(BaseSettings):
     indexing_nice: int = Field(
         10, ge=0, le=19, description="niceness the vector store indexing thread adds to its own (chat decoding goes first)"
     )
+    admin_api: Literal["local", "upstream"] = Field(
+        "local",
+        description="the organisation's Admin API (projects, keys, limits, spend, audit log): served here (local), or "
+        "forwarded to the default upstream's organisation with its key (upstream; usage and costs stay here)",
+    )
     metrics_public: bool = Field(
         False, description="serve /metrics without a key (else an admin key, when keys are configured)"
     )

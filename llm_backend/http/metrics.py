@@ -24,8 +24,8 @@ Three sources, one registry:
   requests, retries and errors per upstream; the database's connection pool.
 
 Labels stay bounded: a model name a client made up is counted as ``other`` unless it was
-answered successfully, and the key owner is the key's tenant (a static key's name or digest, a managed key's id),
-never the key.
+answered successfully, and the key owner is the key (a static key's name or digest, a managed key's id),
+never the key itself.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
 from starlette.types import Message
 
+from ..auth import Principal
 from ..backends.registry import ModelRegistry
 from ..storage import Database
 from ..storage.usage import COMPLETIONS, EMBEDDINGS, MODERATIONS, UsageStore
@@ -116,7 +117,7 @@ class Metrics:
         PlatformCollector(registry=self.exposed)
         for collector in self.collectors:
             self.exposed.register(collector)
-        self.on_tokens: Callable[[str, int], None] | None = None
+        self.on_tokens: Callable[[Principal, str, int], None] | None = None
         self._children: dict[tuple, object] = {}
         self.usage: UsageStore | None = None  # the usage accounting (storage/usage.py), told every answer's tokens
         for model_id, model in local_models(models):
@@ -141,10 +142,12 @@ class Metrics:
 
     def count_tokens(self, model: str, usage: dict) -> None:
         """The one place tokens of an answer are learnt: counted here, and told to
-        ``on_tokens(owner, tokens)`` (the rate limits spend them)."""
+        ``on_tokens(principal, model, tokens)`` (the rate limits spend them) and the usage
+        accounting (per key and project)."""
         prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
         completion = usage.get("completion_tokens", usage.get("output_tokens"))
-        owner = context.current_owner()
+        principal = context.caller()
+        owner = principal.key
         spent = 0
         if not isinstance(prompt, int):
             prompt = 0
@@ -157,7 +160,7 @@ class Metrics:
             self.child(self.completion_tokens, model, owner).inc(completion)
             spent += completion
         if self.on_tokens is not None:
-            self.on_tokens(owner, spent)
+            self.on_tokens(principal, model, spent)
         if self.usage is not None:
             record = context.record()
             family = USAGE_FAMILIES.get(record.operation_id or "", COMPLETIONS)
@@ -165,7 +168,9 @@ class Metrics:
             cached = usage.get("cached_tokens", details.get("cached_tokens") if isinstance(details, dict) else 0)
             requests = 0 if record.usage_recorded else 1
             record.usage_recorded = True
-            self.usage.record(family, owner, model, prompt, completion, cached if isinstance(cached, int) else 0, requests)
+            self.usage.record(
+                family, owner, model, prompt, completion, cached if isinstance(cached, int) else 0, requests, project=principal.owner
+            )
 
     def _engine_observer(self, model_id: str) -> Callable[[dict], None]:
         def observe(event: dict) -> None:

@@ -232,14 +232,14 @@ class RateLimits:
     def limits_of(self, principal: Principal) -> KeyLimits:
         if principal.admin or principal.owner == ANONYMOUS:
             return UNLIMITED
-        managed = self.managed_limits(principal.owner)
+        managed = self.managed_limits(principal.key)
         return KeyLimits(*managed) if managed is not None else self.static
 
     async def admit(self, principal: Principal, limits: KeyLimits) -> tuple[Headers, list[dict]]:
         """Count one request of ``principal`` (held to ``limits``, some set): its rate-limit
         headers and the same windows as a Realtime ``rate_limits.updated`` lists them, or 429
         beyond a limit."""
-        owner = principal.owner
+        owner = principal.key  # keys sharing a name (one static project) share its limits
         self._spending[owner] = limits
         admitted, windows = await self.counters.admit(owner, limits)
         headers: Headers = []
@@ -258,8 +258,9 @@ class RateLimits:
             raise _refusal(windows, headers)
         return headers, listed
 
-    def spend(self, owner: str, tokens: int) -> None:
-        """Tokens an answer to ``owner`` used (their windows may go past their limits)."""
+    def spend(self, principal: Principal, model: str, tokens: int) -> None:
+        """Tokens an answer to ``principal`` used (their windows may go past their limits)."""
+        owner = principal.key
         limits = self._spending.get(owner)
         if limits is not None and tokens > 0 and (limits.tpm is not None or limits.tpd is not None):
             self.counters.spend(owner, limits, tokens)
@@ -283,7 +284,7 @@ class LimitedAuthenticator(Authenticator):
     """The ``Authenticator`` whose callers are also held to their key's rate limits."""
 
     def __init__(self, authenticator: Authenticator, limits: RateLimits) -> None:
-        super().__init__(authenticator.keyring, authenticator.managed)
+        super().__init__(authenticator.keyring, authenticator.managed, authenticator.projects, authenticator.refused_admin)
         self.limits = limits
 
     async def authenticate(self, authorization: str | None) -> Principal:

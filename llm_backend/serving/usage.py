@@ -1,9 +1,10 @@
 """OpenAI's usage operations (``/v1/organization/usage/*``) over our usage accounting
 (storage/usage.py): time buckets, ``group_by``, ``limit`` and ``page`` as OpenAI shapes them.
 
-Completions, embeddings and moderations are answered from what was recorded - per key name
-(``api_key_id``: ``alice``, ``key-5d3c…``, ``apikey_...``, never the key) and model; fields this service has
-no notion of (``project_id``, ``user_id``, ``batch``, ``service_tier``) are null. The other
+Completions, embeddings and moderations are answered from what was recorded - per key
+(``api_key_id``: ``alice``, ``key-5d3c…``, ``apikey_...``, never the key itself), project
+(``project_id``) and model; fields this service has no notion of (``user_id``, ``batch``,
+``service_tier``) are null. The other
 usage operations (images, audio, vector stores, ...) count nothing here: their
 buckets come back empty, in the same shape, so dashboards built on OpenAI's API still work.
 Buckets are aligned to Unix-time multiples of their width (whole UTC minutes, hours, days)
@@ -33,7 +34,7 @@ RESULT_FIELDS = {
     EMBEDDINGS: ("project_id", "user_id", "api_key_id", "model"),
     MODERATIONS: ("project_id", "user_id", "api_key_id", "model"),
 }
-GROUPABLE = ("api_key_id", "model")
+GROUPABLE = ("project_id", "api_key_id", "model")
 
 LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z
 
@@ -84,10 +85,10 @@ async def usage_page(
     batch: bool | None = None,
 ) -> dict:
     """One page of ``operation``'s usage buckets (``operation`` None: one of the usage kinds
-    this service does not count: every bucket empty). No usage here belongs to a project
-    or a user, or comes from a batch: asking for those filters selects nothing (they were
+    this service does not count: every bucket empty). No usage here belongs to a user, or
+    is told apart as a batch's: asking for those filters selects nothing (they were once
     accepted and ignored, which answered every key's usage)."""
-    if project_ids or user_ids or batch:
+    if user_ids or batch:
         operation = None
     for name, value in (("start_time", start_time), ("end_time", end_time)):
         # Unix seconds up to the year 9999: the database's integers hold them (a fuzzer's
@@ -122,7 +123,7 @@ async def usage_page(
         grouped = tuple(field for field in GROUPABLE if field in (group_by or ()))
         totals = await database.run(
             database.usage.totals, first, page_end, operation=operation, width=width, group_by=grouped,
-            owners=api_key_ids, models=models,
+            owners=api_key_ids, models=models, projects=project_ids,
         )
     by_bucket: dict[int, list[dict]] = {}
     for item in totals:

@@ -1,8 +1,8 @@
-"""Usage accounting: the tokens of every answer, per minute, key name, model and operation
+"""Usage accounting: the tokens of every answer, per minute, key, project, model and operation
 family, kept for OpenAI's usage operations (controllers/usage.py) and ``llm-backend usage``.
 
 Never on the hot path: ``record`` adds to an in-process dict keyed by (minute, operation,
-key name, model) - a dict update, about 1 µs - and a background task writes what gathered
+key, project, model) - a dict update, about 1 µs - and a background task writes what gathered
 every ``FLUSH_INTERVAL`` seconds (and at shutdown) as one multi-row INSERT in a worker
 thread. A busy process writes one row per key and model per minute, whatever its request
 rate. Several flushes of one minute, or several replicas, write several rows for it:
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL = 5.0
 COMPLETIONS, EMBEDDINGS, MODERATIONS = "completions", "embeddings", "moderations"
 # What a group_by field of OpenAI's usage operations is here (the rest are always null).
-GROUP_COLUMNS = {"api_key_id": UsageRecord.owner, "model": UsageRecord.model}
-Key = tuple[int, str, str, str]  # minute, operation, owner, model
+GROUP_COLUMNS = {"api_key_id": UsageRecord.owner, "project_id": UsageRecord.project_id, "model": UsageRecord.model}
+Key = tuple[int, str, str, str | None, str]  # minute, operation, key, project, model
 
 
 @dataclass
@@ -56,10 +56,11 @@ class UsageStore:
     # --- request path: memory only ------------------------------------------------------------
 
     def record(
-        self, operation: str, owner: str, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0, requests: int = 1
+        self, operation: str, owner: str, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0, requests: int = 1,
+        project: str | None = None,
     ) -> None:
-        """Count one answer's tokens (written by the next flush)."""
-        key = (int(time.time()) // 60 * 60, operation, owner, model)
+        """Count one answer's tokens, of the key ``owner`` of ``project`` (written by the next flush)."""
+        key = (int(time.time()) // 60 * 60, operation, owner, project, model)
         sums = self._pending.get(key)
         if sums is None:
             self._pending[key] = [requests, input_tokens, cached_tokens, output_tokens]
@@ -81,9 +82,9 @@ class UsageStore:
         if not pending:
             return 0
         rows = [
-            {"minute": minute, "operation": operation, "owner": owner, "model": model, "requests": sums[0],
+            {"minute": minute, "operation": operation, "owner": owner, "project_id": project, "model": model, "requests": sums[0],
              "input_tokens": sums[1], "cached_tokens": sums[2], "output_tokens": sums[3]}
-            for (minute, operation, owner, model), sums in pending.items()
+            for (minute, operation, owner, project, model), sums in pending.items()
         ]
         try:
             await self._database.run(self._insert, rows)
@@ -128,10 +129,11 @@ class UsageStore:
         group_by: tuple[str, ...] = (),
         owners: list[str] | None = None,
         models: list[str] | None = None,
+        projects: list[str] | None = None,
     ) -> list[UsageTotals]:
         """Usage of the minutes from the one holding ``start`` to ``end`` (exclusive), summed per bucket of ``width`` seconds (Unix
         time multiples; None: one bucket, reported at ``start``) and per ``group_by`` field
-        (``api_key_id``, ``model``, ``operation``)."""
+        (``api_key_id``, ``project_id``, ``model``, ``operation``)."""
         columns = {**GROUP_COLUMNS, "operation": UsageRecord.operation}
         grouped = [columns[name].label(name) for name in group_by]
         bucket = (UsageRecord.minute // width * width) if width else None
@@ -149,6 +151,8 @@ class UsageStore:
             query = query.where(UsageRecord.owner.in_(owners))
         if models:
             query = query.where(UsageRecord.model.in_(models))
+        if projects:
+            query = query.where(UsageRecord.project_id.in_(projects))
         if keys:
             query = query.group_by(*keys).order_by(*keys)
         with self._database.sessions() as session:

@@ -1,0 +1,21 @@
+"""The tables, as SQLAlchemy 2.x typed ORM classes, one module per family of the API. The
+schema itself is owned by the migrations (``migrations/versions``); these classes describe
+the head revision."""
+
+from .accounting import RateLimitCounter, UsageRecord
+from .audit import AuditLogEntry
+from .base import SEQUENCE_TYPE, Base, utcnow
+from .batches import BatchLine, StoredBatch, StoredUpload, UploadPart
+from .chat_completions import ChatCompletionMetadata, StoredChatCompletion
+from .files import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile, VectorStoreFileBatch
+from .keys import ApiKey
+from .projects import Project, ServiceAccount
+from .responses import ConversationItem, ResponseEvent, StoredConversation, StoredResponse
+from .tenancy import ForwardedObject, OwnerRename
+
+__all__ = [
+    "SEQUENCE_TYPE", "ApiKey", "AuditLogEntry", "Base", "BatchLine", "ChatCompletionMetadata", "ConversationItem", "ForwardedObject",
+    "OwnerRename", "Project", "RateLimitCounter", "ResponseEvent", "ServiceAccount", "StoredBatch", "StoredChatCompletion", "StoredConversation",
+    "StoredFile", "StoredResponse", "StoredUpload", "UploadPart", "UsageRecord", "VectorStore", "VectorStoreChunk",
+    "VectorStoreFile", "VectorStoreFileBatch", "utcnow",
+]
