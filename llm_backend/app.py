@@ -25,6 +25,7 @@ from .http.fast_lane import FastLane
 from .http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS, Passthrough, UnservedOperations
 from .http.metrics import Metrics
 from .http.pages import Pages
+from .http.project_limits import ProjectLimits
 from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.realtime_socket import RealtimeSocket
 from .http.responses_socket import ResponsesSocket
@@ -32,7 +33,9 @@ from .http.body_deadline import BodyDeadline
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .serving import expiry, uploads
+from .serving.control import sampler
 from .serving.control.audit import RefusedLogins
+from .serving.control.meter import SpendMeter
 from .serving.batches.runner import BatchRunner
 from .serving.responses import background
 from .settings import Settings, get_settings
@@ -134,6 +137,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         # Batches: taken by lease, resumed wherever their process died; uploads swept.
         tasks.append(asyncio.create_task(services.batches.run(), name="batch runner"))
         tasks.append(asyncio.create_task(uploads.keep(services), name="upload sweep"))
+        tasks.append(asyncio.create_task(sampler.keep(services), name="vector store sampling"))
         log.info(
             "models configured",
             extra={
@@ -151,6 +155,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             if "retrieval" in vars(services):
                 await services.database.run(services.retrieval.stop)
             await services.registry.stop()
+            await services.spend_meter.settled()
             await services.database.usage.stop()
             services.database.dispose()
 
@@ -158,12 +163,16 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     rate_limits = RateLimits(
         settings, services.database.api_keys.limits, counters_for(settings, services.database)
     )
-    services.metrics.on_tokens = rate_limits.spend
+    services.project_limits = ProjectLimits(services.database)
+    services.spend_meter = SpendMeter(services)
+    services.metrics.token_listeners += [rate_limits.spend, services.project_limits.spend, services.spend_meter.spend]
     if settings.usage_enabled:
         services.metrics.usage = services.database.usage
     services.database.usage.flush_interval = settings.usage_flush_seconds
     authenticator = LimitedAuthenticator(
-        Authenticator(keyring, services.database.api_keys, services.database.projects, RefusedLogins(services)), rate_limits
+        Authenticator(keyring, services.database.api_keys, services.database.projects, RefusedLogins(services)),
+        rate_limits,
+        quota=services.spend_meter.admit,
     )
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,

@@ -3,7 +3,7 @@ their per-model rate limits; a project's users are people, which this service ha
 
 from ..http.context import caller, current
 from ..http.rendering import json_response
-from ..serving.control import projects
+from ..serving.control import projects, rate_limits
 from ..serving.control.people import refused
 
 
@@ -57,6 +57,14 @@ async def retrieve_project_api_key(project_id, api_key_id):
 
 async def delete_project_api_key(project_id, api_key_id):
     return json_response(await projects.delete_project_key(current(), caller(), project_id, api_key_id))
+
+
+async def list_project_rate_limits(project_id, limit=100, after=None, before=None):
+    return json_response(await rate_limits.list_limits(current(), project_id, limit, after, before))
+
+
+async def update_project_rate_limits(project_id, rate_limit_id, body):
+    return json_response(await rate_limits.update_limits(current(), caller(), project_id, rate_limit_id, body))
 
 
 list_project_users = refused("list-project-users")

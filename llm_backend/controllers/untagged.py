@@ -3,7 +3,7 @@ compaction; the organisation's admin keys, spend limits and service accounts' ke
 
 from ..http.context import caller, current, current_owner
 from ..http.rendering import json_response
-from ..serving.control import admin_keys, projects
+from ..serving.control import admin_keys, projects, spend
 from ..serving.responses import compaction, service
 
 
@@ -40,3 +40,28 @@ async def admin_api_keys_delete(key_id):
 
 async def createan_apikeyforaserviceaccount(project_id, service_account_id, body=None):
     return json_response(await projects.create_service_account_key(current(), caller(), project_id, service_account_id, body or {}))
+
+
+# Hard spend limits, the organisation's and a project's (serving/control/spend.py).
+async def getorganizationspendlimit():
+    return json_response(await spend.get_limit(current()))
+
+
+async def updateorganizationspendlimit(body):
+    return json_response(await spend.set_limit(current(), caller(), body))
+
+
+async def deleteorganizationspendlimit():
+    return json_response(await spend.delete_limit(current(), caller()))
+
+
+async def getprojectspendlimit(project_id):
+    return json_response(await spend.get_limit(current(), project_id))
+
+
+async def updateprojectspendlimit(project_id, body):
+    return json_response(await spend.set_limit(current(), caller(), body, project_id))
+
+
+async def deleteprojectspendlimit(project_id):
+    return json_response(await spend.delete_limit(current(), caller(), project_id))

@@ -96,6 +96,27 @@ class Database:
         return AdminKeyStore(self)
 
     @functools.cached_property
+    def project_limits(self):
+        """Projects' per-model rate limits (``project_limits.py``)."""
+        from .project_limits import ProjectLimitStore
+
+        return ProjectLimitStore(self)
+
+    @functools.cached_property
+    def spend(self):
+        """Hard spend limits and spend alerts (``spend.py``)."""
+        from .spend import SpendStore
+
+        return SpendStore(self)
+
+    @functools.cached_property
+    def governance(self):
+        """The control plane's settings as requests need them (``governance.py``)."""
+        from .governance import Governance
+
+        return Governance(self)
+
+    @functools.cached_property
     def audit_log(self):
         """The append-only audit log (``audit_log.py``)."""
         from .audit_log import AuditLogStore

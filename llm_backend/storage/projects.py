@@ -1,15 +1,14 @@
 """Projects, the tenants (docs/ADMIN.md): made, listed, renamed and archived by the Admin API
 and ``llm-backend keys``; static ones (their id is static keys' owner) made at start-up.
 
-``archived`` answers, for a static key's request, whether its project was archived, from a
-set of archived ids read at most every ``ARCHIVED_CHECK_INTERVAL`` seconds (a managed key's
-lookup joins its project instead, so it stops at once on every replica): a static key of a
-project archived on another replica stops within that interval, on this one at once.
+``archived`` answers, for a static key's request, whether its project was archived, from
+the control plane's snapshot (``governance.py``: read again at most every 2 seconds; a
+managed key's lookup joins its project instead, so it stops at once on every replica): a
+static key of a project archived on another replica stops within that time, on this one at once.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -24,8 +23,6 @@ from .paging import seq_page
 if TYPE_CHECKING:
     from . import Database
 
-log = logging.getLogger(__name__)
-ARCHIVED_CHECK_INTERVAL = 2.0
 
 
 def new_project_id() -> str:
@@ -35,8 +32,6 @@ def new_project_id() -> str:
 class ProjectStore:
     def __init__(self, database: "Database") -> None:
         self._database = database
-        self._archived: set[str] = set()
-        self._archived_read = float("-inf")
 
     # --- administration (blocking) ------------------------------------------------------------
 
@@ -76,7 +71,7 @@ class ProjectStore:
             row = session.scalar(select(Project).where(Project.id == project_id))
             if archived:
                 append_in(session, audit, row)
-        self._archived_read = float("-inf")
+        self._database.governance.changed()
         return row
 
     def ensure_static(self, owners: list[str]) -> None:
@@ -96,19 +91,6 @@ class ProjectStore:
 
     # --- request path --------------------------------------------------------------------------
 
-    def _archived_ids(self) -> set[str]:
-        with self._database.sessions() as session:
-            return set(session.scalars(select(Project.id).where(Project.archived_at.is_not(None))))
-
     async def archived(self, project_id: str) -> bool:
-        """Whether ``project_id`` is archived (read again at most every few seconds; if the
-        database cannot be read, the last set read stands: a static key keeps working
-        through a database outage, as before projects)."""
-        now = time.monotonic()
-        if now - self._archived_read > ARCHIVED_CHECK_INTERVAL:
-            try:
-                self._archived = await self._database.run(self._archived_ids)
-                self._archived_read = now
-            except Exception:
-                log.warning("archived projects not read; the last set read stands", exc_info=True)
-        return project_id in self._archived
+        """Whether ``project_id`` is archived (``governance.py``'s snapshot)."""
+        return project_id in (await self._database.governance.current()).archived

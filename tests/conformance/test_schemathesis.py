@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from llm_backend.spec.adapter import admin_operation_ids, controller_name, find_controller, first_tag, is_served, operations
 from llm_backend.spec.unknown_fields import unknown_paths
 from tests.conftest import MODEL
-from tests.conformance.real_objects import FACTORIES, RealObjects
+from tests.conformance.real_objects import CONTROL_MODEL, FACTORIES, RealObjects
 from tests.support.audio import librivox
 from tests.support.document import openai_document
 from tests.support.fuzz import SEED
@@ -248,11 +248,23 @@ def postgres_server(new_database_url, tmp_path_factory):
         yield live
 
 
+# The control plane's servers route one model (to an upstream never asked: admin operations
+# are answered here), so that a project's rate limit on it exists (real_objects.rate_limit_id).
+CONTROL_CONFIG = f"""
+upstreams:
+  - name: nowhere
+    base_url: http://127.0.0.1:9/v1
+    models: [{CONTROL_MODEL}]
+upstream_catch_all: false
+"""
+
+
 def _control_server(request, database: str):
     """A server of the control plane's own: an admin key, no local models (none is needed)."""
     url = request.getfixturevalue("new_database_url")(database)
     env = {"LLM_BACKEND_DATABASE_URL": url, "LLM_BACKEND_ADMIN_KEYS": ADMIN_KEY, "LLM_BACKEND_LOCAL_MODELS": "false"}
-    live = LiveServer(request.getfixturevalue("tmp_path_factory").mktemp(f"fuzz-control-{database}"), env=env).start()
+    workdir = request.getfixturevalue("tmp_path_factory").mktemp(f"fuzz-control-{database}")
+    live = LiveServer(workdir, env=env, config=CONTROL_CONFIG).start()
     request.addfinalizer(live.stop)
     return live
 
@@ -441,7 +453,13 @@ def test_the_fuzzed_operations_are_the_local_ones():
     assert SERVED == [
         "Compactconversation",
         "CreateanAPIkeyforaserviceaccount",
+        "Deleteorganizationspendlimit",
+        "Deleteprojectspendlimit",
         "Getinputtokencounts",
+        "Getorganizationspendlimit",
+        "Getprojectspendlimit",
+        "Updateorganizationspendlimit",
+        "Updateprojectspendlimit",
         "activateOrganizationCertificates",
         "activateProjectCertificates",
         "add-group-user",
@@ -462,9 +480,11 @@ def test_the_fuzzed_operations_are_the_local_ones():
         "cancelVectorStoreFileBatch",
         "completeUpload",
         "create-group",
+        "create-organization-spend-alert",
         "create-project",
         "create-project-role",
         "create-project-service-account",
+        "create-project-spend-alert",
         "create-project-user",
         "create-realtime-client-secret",
         "create-role",
@@ -488,9 +508,11 @@ def test_the_fuzzed_operations_are_the_local_ones():
         "deactivateProjectCertificates",
         "delete-group",
         "delete-invite",
+        "delete-organization-spend-alert",
         "delete-project-api-key",
         "delete-project-role",
         "delete-project-service-account",
+        "delete-project-spend-alert",
         "delete-project-user",
         "delete-role",
         "delete-user",
@@ -515,11 +537,14 @@ def test_the_fuzzed_operations_are_the_local_ones():
         "list-group-users",
         "list-groups",
         "list-invites",
+        "list-organization-spend-alerts",
         "list-project-api-keys",
         "list-project-group-role-assignments",
         "list-project-groups",
+        "list-project-rate-limits",
         "list-project-roles",
         "list-project-service-accounts",
+        "list-project-spend-alerts",
         "list-project-user-role-assignments",
         "list-project-users",
         "list-projects",
@@ -547,12 +572,14 @@ def test_the_fuzzed_operations_are_the_local_ones():
         "retrieve-group-role",
         "retrieve-group-user",
         "retrieve-invite",
+        "retrieve-organization-spend-alert",
         "retrieve-project",
         "retrieve-project-api-key",
         "retrieve-project-group",
         "retrieve-project-group-role",
         "retrieve-project-role",
         "retrieve-project-service-account",
+        "retrieve-project-spend-alert",
         "retrieve-project-user",
         "retrieve-project-user-role",
         "retrieve-role",
@@ -568,8 +595,11 @@ def test_the_fuzzed_operations_are_the_local_ones():
         "unassign-project-user-role",
         "unassign-user-role",
         "update-group",
+        "update-organization-spend-alert",
+        "update-project-rate-limits",
         "update-project-role",
         "update-project-service-account",
+        "update-project-spend-alert",
         "update-role",
         "updateConversation",
         "updateVectorStoreFileAttributes",

@@ -44,3 +44,17 @@ def tool_not_permitted(tool: str, project_id: str) -> OpenAIError:
         param="tools",
         code="tool_not_permitted",
     )
+
+
+def model_rate_limited(model: str, project: str, kind: str, per: str, limit: int, used: int, wait: int) -> OpenAIError:
+    """A project's limit on a model reached (OpenAI's words, naming the project as OpenAI names the organisation)."""
+    unit = {"requests": "R", "tokens": "T", "audio bytes": "AB", "batch input tokens": "BT"}[kind] + ("PD" if per == "day" else "PM")
+    wait = max(1, wait)
+    return OpenAIError(
+        429,
+        f"Rate limit reached for {model} in project {project} on {kind} per {per} ({unit}): Limit {limit}, Used {used}, "
+        f"Requested 1. Please try again in {wait}s.",
+        code="rate_limit_exceeded",
+        type="tokens" if "tokens" in kind else "requests",
+        headers={"retry-after": str(wait)},
+    )

@@ -9,13 +9,14 @@ from .batches import BatchLine, StoredBatch, StoredUpload, UploadPart
 from .chat_completions import ChatCompletionMetadata, StoredChatCompletion
 from .files import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile, VectorStoreFileBatch
 from .keys import ApiKey
-from .projects import Project, ServiceAccount
+from .projects import Project, ProjectRateLimit, ServiceAccount
+from .spend import SpendAlert, SpendLimit
 from .responses import ConversationItem, ResponseEvent, StoredConversation, StoredResponse
 from .tenancy import ForwardedObject, OwnerRename
 
 __all__ = [
     "SEQUENCE_TYPE", "ApiKey", "AuditLogEntry", "Base", "BatchLine", "ChatCompletionMetadata", "ConversationItem", "ForwardedObject",
-    "OwnerRename", "Project", "RateLimitCounter", "ResponseEvent", "ServiceAccount", "StoredBatch", "StoredChatCompletion", "StoredConversation",
+    "OwnerRename", "Project", "ProjectRateLimit", "RateLimitCounter", "ResponseEvent", "ServiceAccount", "SpendAlert", "SpendLimit", "StoredBatch", "StoredChatCompletion", "StoredConversation",
     "StoredFile", "StoredResponse", "StoredUpload", "UploadPart", "UsageRecord", "VectorStore", "VectorStoreChunk",
     "VectorStoreFile", "VectorStoreFileBatch", "utcnow",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer
+from sqlalchemy import BigInteger, Float, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..storable import StoredText
@@ -28,6 +28,12 @@ class UsageRecord(Base):
     input_tokens: Mapped[int] = mapped_column(BigInteger)
     cached_tokens: Mapped[int] = mapped_column(BigInteger)
     output_tokens: Mapped[int] = mapped_column(BigInteger)
+    # Revision 0016: what is not tokens - audio seconds transcribed, characters spoken,
+    # hosted tool calls (file_search), bytes kept (vector stores, sampled hourly).
+    seconds: Mapped[float] = mapped_column(Float, default=0, server_default="0")
+    characters: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    calls: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 class RateLimitCounter(Base):
     """One key's count in one fixed window (requests or tokens), shared by every replica

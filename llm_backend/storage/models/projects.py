@@ -47,3 +47,19 @@ class ServiceAccount(Base):
     deleted_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     __table_args__ = (Index("ix_service_accounts_project_seq", "project_id", "seq"),)
+
+
+class ProjectRateLimit(Base):
+    """A project's limits on one model (revision 0015): NULL is no limit. Counted in
+    ``rate_limit_counters`` by every replica together (http/project_limits.py)."""
+
+    __tablename__ = "project_rate_limits"
+
+    project_id: Mapped[str] = mapped_column(StoredText(128), primary_key=True)
+    model: Mapped[str] = mapped_column(StoredText(256, param="rate_limit_id"), primary_key=True)
+    max_requests_per_1_minute: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    max_tokens_per_1_minute: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    max_images_per_1_minute: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    max_audio_megabytes_per_1_minute: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    max_requests_per_1_day: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    batch_1_day_max_input_tokens: Mapped[int | None] = mapped_column(BigInteger, default=None)
