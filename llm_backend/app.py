@@ -33,7 +33,7 @@ from .http.body_deadline import BodyDeadline
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .serving import expiry, uploads
-from .serving.control import sampler
+from .serving.control import retention, sampler
 from .serving.control.audit import RefusedLogins
 from .serving.control.meter import SpendMeter
 from .serving.batches.runner import BatchRunner
@@ -138,6 +138,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         tasks.append(asyncio.create_task(services.batches.run(), name="batch runner"))
         tasks.append(asyncio.create_task(uploads.keep(services), name="upload sweep"))
         tasks.append(asyncio.create_task(sampler.keep(services), name="vector store sampling"))
+        tasks.append(asyncio.create_task(retention.keep(services, settings.expiry_sweep_seconds), name="data retention"))
         log.info(
             "models configured",
             extra={

@@ -265,6 +265,11 @@ class Settings(BaseSettings):
     prices: list[Price] = Field(
         [], description="the price table: the first entry whose model (id or glob) matches prices a request (docs/ADMIN.md)"
     )
+    data_retention_seconds: float = Field(
+        30 * 86400, gt=0,
+        description="how long a project whose data retention is modified_abuse_monitoring keeps its stored objects "
+        "(zero_data_retention: until the next sweep); docs/ADMIN.md",
+    )
     spend_alert_webhook_url: str = Field(
         "", description="where spend alerts are POSTed (a signed body, Standard Webhooks' headers); empty: the audit log only"
     )

@@ -136,7 +136,7 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
         model = body.get("model") if isinstance(body, dict) else None
         if isinstance(model, str):
             context.record().model = model
-            await admit_model(model)  # the project's limits on it (http/project_limits.py)
+            await admit_model(model, body=body)  # the project's limits and permissions (http/project_limits.py)
             backend = context.current().registry.backend_for(model)
             if backend.serving(operation_id) is Serving.FORWARDED:
                 return await forward_served(backend, body)

@@ -29,6 +29,7 @@ import time
 
 from ..auth import ANONYMOUS, Principal
 from ..backends.base import background
+from ..serving.control import hosted_tools
 from ..serving.control.errors import model_rate_limited
 from ..storage import Database
 from ..storage.governance import ModelLimits
@@ -119,8 +120,12 @@ class ProjectLimits:
             task.add_done_callback(self._pending.discard)
 
 
-async def admit_model(model: str, audio_bytes: int = 0) -> None:
-    """The request being served, held to its project's limits on ``model`` (when the app has them)."""
-    limits = getattr(context.current(), "project_limits", None)
+async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None) -> None:
+    """The request being served, held to its project's rules: its limits on ``model`` (when
+    the app has them) and, for a JSON ``body``, its hosted tool permissions."""
+    services = context.current()
+    if body is not None:
+        await hosted_tools.check(services, context.caller(), body)
+    limits = getattr(services, "project_limits", None)
     if limits is not None:
         await limits.admit(context.caller(), model, audio_bytes)

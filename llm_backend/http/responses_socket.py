@@ -173,7 +173,7 @@ class Connection:
                         "'background' is not supported in the Responses WebSocket mode.", "background", "unsupported_parameter"
                     )
                 if isinstance(body.get("model"), str):
-                    await admit_model(body["model"])  # the project's limits on it, as over HTTP
+                    await admit_model(body["model"], body=body)  # the project's limits and permissions, as over HTTP
                 events = await service.create(services, principal.owner, {**body, "stream": True}, self.memory)
             except Exception as exc:
                 error = answered(exc)

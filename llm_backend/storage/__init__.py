@@ -110,6 +110,13 @@ class Database:
         return SpendStore(self)
 
     @functools.cached_property
+    def retention(self):
+        """Data retention: the organisation's type, what projects keep past their period."""
+        from .retention import RetentionStore
+
+        return RetentionStore(self)
+
+    @functools.cached_property
     def governance(self):
         """The control plane's settings as requests need them (``governance.py``)."""
         from .governance import Governance

@@ -60,7 +60,8 @@ class ProjectStore:
             for name, value in values.items():
                 setattr(row, name, value)
             append_in(session, audit, row)
-            return row
+        self._database.governance.changed()
+        return row
 
     def archive(self, project_id: str, audit: Audit = None) -> Project | None:
         """The project, archived (once: archiving it again changes and logs nothing)."""
@@ -84,6 +85,11 @@ class ProjectStore:
         rows = [{"id": owner, "name": owner, "created_at": now, "static": True, "retention": "organization_default"} for owner in owners]
         with self._database.sessions.begin() as session:
             session.execute(insert(Project).values(rows).on_conflict_do_nothing(index_elements=["id"]))
+
+    def retention_types(self) -> dict[str, str]:
+        """Each active project's data retention type."""
+        with self._database.sessions() as session:
+            return dict(session.execute(select(Project.id, Project.retention).where(Project.archived_at.is_(None))).all())
 
     def names(self) -> dict[str, str]:
         with self._database.sessions() as session:

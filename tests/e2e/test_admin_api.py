@@ -6,6 +6,8 @@ organisation's people (users, invites, ...) answer an honest 404. One server for
 
 from __future__ import annotations
 
+import time
+
 import openai
 import pytest
 import sqlalchemy as sa
@@ -17,9 +19,13 @@ from tests.support.clients import admin_sdk, keyed_server, sdk
 ADMIN, ALICE = "sk-admin-ops", "sk-alice-static"
 
 
+# Sweeps every half second; "modified_abuse_monitoring" keeps a project's objects 3 seconds.
+RETENTION = {"LLM_BACKEND_EXPIRY_SWEEP_SECONDS": "0.5", "LLM_BACKEND_DATA_RETENTION_SECONDS": "3"}
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    with keyed_server(tmp_path_factory.mktemp("admin"), [f"alice={ALICE}"], admin_keys=[f"ops={ADMIN}"]) as server:
+    with keyed_server(tmp_path_factory.mktemp("admin"), [f"alice={ALICE}"], admin_keys=[f"ops={ADMIN}"], env=RETENTION) as server:
         yield server
 
 
@@ -186,3 +192,77 @@ def test_static_keys_are_projects_and_unknown_ids_answer_404(org):
                  lambda: org.projects.list(after="proj_missing"), lambda: org.admin_api_keys.retrieve("key_missing")):
         with pytest.raises(openai.NotFoundError):
             call()
+
+
+def _stored(client) -> dict:
+    """A chat completion, a file and a conversation of ``client``'s project."""
+    return {
+        "completion": client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2, store=True
+        ).id,
+        "file": client.files.create(file=("kept.txt", b"kept or not"), purpose="user_data").id,
+        "conversation": client.conversations.create().id,
+    }
+
+
+def _found(client, objects: dict) -> dict:
+    readers = {"completion": client.chat.completions.retrieve, "file": client.files.retrieve,
+               "conversation": client.conversations.retrieve}
+    found = {}
+    for kind, object_id in objects.items():
+        try:
+            readers[kind](object_id)
+            found[kind] = True
+        except openai.NotFoundError:
+            found[kind] = False
+    return found
+
+
+def test_a_projects_stored_objects_are_deleted_after_its_data_retention_period(live, org):
+    short, short_account = _project_with_key(org, "short-retention")
+    zero, zero_account = _project_with_key(org, "zero-retention")
+    kept, kept_account = _project_with_key(org, "default-retention")
+    assert org.projects.data_retention.retrieve(short.id).type == "organization_default"
+    org.projects.data_retention.update(short.id, retention_type="modified_abuse_monitoring")  # 3 s here
+    org.projects.data_retention.update(zero.id, retention_type="zero_data_retention")
+    with pytest.raises(openai.NotFoundError):  # the organisation has none set: kept until deleted
+        org.data_retention.retrieve()
+    clients = {name: sdk(live, account.api_key.value) for name, account in
+               (("short", short_account), ("zero", zero_account), ("kept", kept_account))}
+    stored = {name: _stored(client) for name, client in clients.items()}
+    assert _found(clients["short"], stored["short"]) == dict.fromkeys(stored["short"], True)  # within its 3 s
+    deadline = time.monotonic() + 15
+    while any(_found(clients[name], stored[name]).values() for name in ("short", "zero")) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    for name in ("short", "zero"):
+        assert _found(clients[name], stored[name]) == dict.fromkeys(stored[name], False), name
+        assert clients[name].files.list().data == []
+    assert _found(clients["kept"], stored["kept"]) == dict.fromkeys(stored["kept"], True)
+    changes = [e.project_updated.changes_requested.model_dump(exclude_none=True)
+               for e in _audited(org, project_ids=[short.id], event_types=["project.updated"])]
+    assert changes == [{"data_retention": "modified_abuse_monitoring"}]
+
+
+def test_a_hosted_tool_turned_off_for_a_project_is_refused_there_only(live, org):
+    project, account = _project_with_key(org, "no-file-search")
+    _, other_account = _project_with_key(org, "file-search")
+    permissions = org.projects.hosted_tool_permissions.update(project.id, file_search={"enabled": False})
+    assert permissions.file_search.enabled is False and permissions.mcp.enabled is True
+    assert org.projects.hosted_tool_permissions.retrieve(project.id).file_search.enabled is False
+    tools = [{"type": "file_search", "vector_store_ids": ["vs_none"]}]
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        sdk(live, account.api_key.value).responses.create(model=MODEL, input="Hi", tools=tools, max_output_tokens=16)
+    assert (refused.value.code, refused.value.param) == ("tool_not_permitted", "tools[0].type")
+    with pytest.raises(openai.NotFoundError):  # another project may search: its unknown store is 404
+        sdk(live, other_account.api_key.value).responses.create(model=MODEL, input="Hi", tools=tools, max_output_tokens=16)
+    assert sdk(live, account.api_key.value).responses.create(model=MODEL, input="Hi", max_output_tokens=16).output  # answered
+    [changed] = _audited(org, project_ids=[project.id], event_types=["project.updated"])
+    assert changed.project_updated.changes_requested.model_dump(exclude_none=True) == {"hosted_tool_permissions": {"file_search": False}}
+
+
+def test_the_organisations_data_retention_is_set_and_shown(org):
+    """Last in the file: from here, every project of this server keeps its objects 3 s."""
+    assert org.data_retention.update(retention_type="modified_abuse_monitoring").type == "modified_abuse_monitoring"
+    assert org.data_retention.retrieve().type == "modified_abuse_monitoring"
+    [changed] = _audited(org, event_types=["organization.updated"])
+    assert "modified_abuse_monitoring" in changed.model_dump_json() and changed.actor.api_key.id == "ops"

@@ -37,11 +37,11 @@ def insufficient_quota(scope: str, limit_cents: int) -> OpenAIError:
     )
 
 
-def tool_not_permitted(tool: str, project_id: str) -> OpenAIError:
+def tool_not_permitted(tool: str, project_id: str, param: str) -> OpenAIError:
     return OpenAIError(
         403,
         f"The hosted tool '{tool}' is not permitted for project '{project_id}' (its hosted tool permissions).",
-        param="tools",
+        param=param,
         code="tool_not_permitted",
     )
 

@@ -9,6 +9,7 @@ from .batches import BatchLine, StoredBatch, StoredUpload, UploadPart
 from .chat_completions import ChatCompletionMetadata, StoredChatCompletion
 from .files import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile, VectorStoreFileBatch
 from .keys import ApiKey
+from .organization import OrganizationSetting
 from .projects import Project, ProjectRateLimit, ServiceAccount
 from .spend import SpendAlert, SpendLimit
 from .responses import ConversationItem, ResponseEvent, StoredConversation, StoredResponse
@@ -16,7 +17,7 @@ from .tenancy import ForwardedObject, OwnerRename
 
 __all__ = [
     "SEQUENCE_TYPE", "ApiKey", "AuditLogEntry", "Base", "BatchLine", "ChatCompletionMetadata", "ConversationItem", "ForwardedObject",
-    "OwnerRename", "Project", "ProjectRateLimit", "RateLimitCounter", "ResponseEvent", "ServiceAccount", "SpendAlert", "SpendLimit", "StoredBatch", "StoredChatCompletion", "StoredConversation",
+    "OrganizationSetting", "OwnerRename", "Project", "ProjectRateLimit", "RateLimitCounter", "ResponseEvent", "ServiceAccount", "SpendAlert", "SpendLimit", "StoredBatch", "StoredChatCompletion", "StoredConversation",
     "StoredFile", "StoredResponse", "StoredUpload", "UploadPart", "UsageRecord", "VectorStore", "VectorStoreChunk",
     "VectorStoreFile", "VectorStoreFileBatch", "utcnow",
 ]
