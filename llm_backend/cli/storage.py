@@ -65,20 +65,26 @@ def keys_create(
     project: Optional[str] = typer.Option(
         None, help="The project whose objects the key reaches (default: a new project named like the key)."
     ),
+    admin: bool = typer.Option(False, "--admin", help="An admin key (the organisation's: the Admin API, docs/ADMIN.md)."),
     config: Optional[Path] = ConfigOption,
 ) -> None:
-    """Create a key (of a new service account named NAME) and print it. It is shown this
-    once: only its sha256 digest is stored."""
+    """Create a key (of a new service account named NAME, or with --admin an admin key) and
+    print it. It is shown this once: only its sha256 digest is stored. Logged in the audit log."""
+    if admin and (project or rpm or tpm or tpd):
+        raise typer.BadParameter("an admin key has no project and no rate limits", param_hint="--admin")
     database = _database(config)
     try:
-        info, key = database.api_keys.create(name, description, rpm=rpm, tpm=tpm, tpd=tpd, project_id=project)
+        if admin:
+            info, key = database.api_keys.create_admin(name)
+        else:
+            info, key = database.api_keys.create(name, description, rpm=rpm, tpm=tpm, tpd=tpd, project_id=project)
     except LookupError:
         typer.echo(f"no active project with id {project}", err=True)
         raise typer.Exit(1) from None
     finally:
         database.dispose()
     typer.echo(f"id:  {info.id}", err=True)
-    typer.echo(f"project:  {info.project_id}", err=True)
+    typer.echo(f"project:  {info.project_id or 'none (an admin key)'}", err=True)
     typer.echo(key)
 
 

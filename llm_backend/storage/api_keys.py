@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..auth import ManagedKey
-from .models import ApiKey, Project, ServiceAccount, utcnow
+from .audit_log import new_entry
+from .models import ApiKey, AuditLogEntry, Project, ServiceAccount, utcnow
 from .projects import new_project_id
 
 if TYPE_CHECKING:
@@ -93,6 +94,17 @@ class AmbiguousKey(Exception):
     """A name that several keys share: the key must be named by its id."""
 
 
+# The actor the audit log names for a change made on the command line (``llm-backend keys``).
+CLI_ACTOR = {"type": "session", "session": {"user": {"id": "llm-backend-cli"}}}
+
+
+def _logged(session: Session, type: str, details: dict, resource_id: str, project_id: str | None) -> None:
+    """An audit log entry of a change made on the command line, in its transaction."""
+    entry = new_entry(type, {type: {"id": resource_id, **details}}, actor=CLI_ACTOR, actor_id="llm-backend-cli",
+                      project=(project_id, None) if project_id else None, resource_id=resource_id)
+    session.execute(insert(AuditLogEntry), [entry])
+
+
 # Requests per minute, tokens per minute, tokens per day of a key (None: unlimited).
 KeyLimits = tuple[int | None, int | None, int | None]
 LIMIT_NAMES = ("rpm", "tpm", "tpd")
@@ -129,6 +141,16 @@ class ApiKeyStore:
                 session, name, project_id=project_id, service_account_id=account.id, description=description,
                 limits={"rpm": rpm, "tpm": tpm, "tpd": tpd},
             )
+            session.flush()
+            _logged(session, "api_key.created", {"data": {"scopes": []}}, row.id, project_id)
+        return ApiKeyInfo.of(row), key
+
+    def create_admin(self, name: str) -> tuple[ApiKeyInfo, str]:
+        """A new admin key (the organisation's: every admin operation), made on the command line."""
+        with self._database.sessions.begin() as session:
+            row, key = new_key(session, name, project_id=None, admin=True)
+            session.flush()
+            _logged(session, "tenant.admin_api_key.created", {"data": {"name": name}}, row.id, None)
         return ApiKeyInfo.of(row), key
 
     def all(self) -> list[ApiKeyInfo]:
@@ -137,10 +159,15 @@ class ApiKeyStore:
             return [ApiKeyInfo.of(row) for row in rows]
 
     def revoke(self, key_id: str) -> bool:
-        """Revoke a key by id; False if there is no such key."""
+        """Revoke a key by id (logged, as made on the command line); False if there is no such key."""
         with self._database.sessions.begin() as session:
-            result = session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked=True))
-            return result.rowcount > 0
+            row = session.get(ApiKey, key_id, with_for_update=True)
+            if row is None:
+                return False
+            if not row.revoked:
+                row.revoked = True
+                _logged(session, "tenant.admin_api_key.deleted" if row.admin else "api_key.deleted", {}, key_id, row.project_id)
+            return True
 
     def update(self, id_or_name: str, **limits: int | None) -> ApiKeyInfo | None:
         """Set some of a key's limits (``rpm``, ``tpm``, ``tpd``; None: unlimited). The key is
@@ -159,6 +186,7 @@ class ApiKeyStore:
                 if name not in LIMIT_NAMES:
                     raise TypeError(f"not a limit: {name}")
                 setattr(row, name, value)
+            _logged(session, "api_key.updated", {"changes_requested": dict(limits)}, row.id, row.project_id)
             return ApiKeyInfo.of(row)
 
     def names(self) -> dict[str, str]:

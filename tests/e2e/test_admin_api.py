@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from tests.conftest import MODEL
 from tests.support.batches import chat_lines, file_lines, submit, wait
 from tests.support.clients import admin_sdk, keyed_server, sdk
+from tests.support.reach import reached
 
 ADMIN, ALICE = "sk-admin-ops", "sk-alice-static"
 
@@ -205,19 +206,6 @@ def _stored(client) -> dict:
     }
 
 
-def _found(client, objects: dict) -> dict:
-    readers = {"completion": client.chat.completions.retrieve, "file": client.files.retrieve,
-               "conversation": client.conversations.retrieve}
-    found = {}
-    for kind, object_id in objects.items():
-        try:
-            readers[kind](object_id)
-            found[kind] = True
-        except openai.NotFoundError:
-            found[kind] = False
-    return found
-
-
 def test_a_projects_stored_objects_are_deleted_after_its_data_retention_period(live, org):
     short, short_account = _project_with_key(org, "short-retention")
     zero, zero_account = _project_with_key(org, "zero-retention")
@@ -230,14 +218,14 @@ def test_a_projects_stored_objects_are_deleted_after_its_data_retention_period(l
     clients = {name: sdk(live, account.api_key.value) for name, account in
                (("short", short_account), ("zero", zero_account), ("kept", kept_account))}
     stored = {name: _stored(client) for name, client in clients.items()}
-    assert _found(clients["short"], stored["short"]) == dict.fromkeys(stored["short"], True)  # within its 3 s
+    assert reached(clients["short"], stored["short"]) == dict.fromkeys(stored["short"], True)  # within its 3 s
     deadline = time.monotonic() + 15
-    while any(_found(clients[name], stored[name]).values() for name in ("short", "zero")) and time.monotonic() < deadline:
+    while any(reached(clients[name], stored[name]).values() for name in ("short", "zero")) and time.monotonic() < deadline:
         time.sleep(0.25)
     for name in ("short", "zero"):
-        assert _found(clients[name], stored[name]) == dict.fromkeys(stored[name], False), name
+        assert reached(clients[name], stored[name]) == dict.fromkeys(stored[name], False), name
         assert clients[name].files.list().data == []
-    assert _found(clients["kept"], stored["kept"]) == dict.fromkeys(stored["kept"], True)
+    assert reached(clients["kept"], stored["kept"]) == dict.fromkeys(stored["kept"], True)
     changes = [e.project_updated.changes_requested.model_dump(exclude_none=True)
                for e in _audited(org, project_ids=[short.id], event_types=["project.updated"])]
     assert changes == [{"data_retention": "modified_abuse_monitoring"}]

@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import MODEL
 from tests.e2e.test_shared_limits import same_minute
+from tests.support.batches import chat_lines, file_lines, submit, wait
 from tests.support.clients import admin_sdk, keyed_server, sdk
 
 ADMIN = "sk-admin-limits-77c1"
@@ -262,3 +263,23 @@ def test_a_spend_alert_at_half_the_limit_fires_exactly_once_signed(replicas, org
     fired = [e for e in org.audit_logs.list(resource_ids=[alert.id], limit=100)
              if "fired" in (e.model_dump().get("tenant.billing.alerts.updated") or {}).get("changes_requested", {})]
     assert len(fired) == 1
+
+
+def test_batch_lines_are_held_to_the_batch_input_tokens_of_a_day_and_not_to_the_interactive_limits(replicas, org):
+    first, second = replicas
+    project, key = _project_key(org, "batched")
+    org.projects.rate_limits.update_rate_limit(
+        f"rl-{UPSTREAM_MODEL}", project_id=project, batch_1_day_max_input_tokens=1, max_requests_per_1_minute=1
+    )
+    time.sleep(2.1)  # either replica may run a batch's lines
+    client = sdk(first, key)
+    same_minute()
+    done = wait(client, submit(client, chat_lines(1, UPSTREAM_MODEL)).id)
+    assert done.status == "completed" and done.request_counts.completed == 1  # the day's batch tokens were not spent yet
+    # The line did not count in the requests per minute: the first interactive request is answered.
+    assert [_chat(first, key).status_code, _chat(second, key).status_code] == [200, 429]
+    # The batch runner retries a 429 four times (30 s) before the line fails for good.
+    later = wait(client, submit(client, chat_lines(1, UPSTREAM_MODEL)).id)
+    [failed] = file_lines(client, later.error_file_id)
+    assert later.request_counts.failed == 1 and failed["response"]["status_code"] == 429
+    assert "batch input tokens per day" in failed["response"]["body"]["error"]["message"]

@@ -158,3 +158,25 @@ def test_cli_makes_a_key_in_a_given_project_only_if_it_is_active(database_url):
     assert cli(database_url, "create", "--name", "second", "--project", project).exit_code == 0
     assert cli(database_url, "list").stdout.count(project) == 2
     assert cli(database_url, "create", "--name", "third", "--project", "proj_nonexistent").exit_code == 1
+
+
+def test_cli_makes_an_admin_key_and_every_cli_change_is_in_the_audit_log(database_url):
+    """Keys made, changed and revoked on the command line are changes like the Admin API's
+    (issue #40): each in the audit log once, the CLI its actor."""
+    admin = cli(database_url, "create", "--name", "ops", "--admin")
+    assert admin.exit_code == 0 and admin.stdout.strip().startswith("sk-llmb-admin-")
+    made = cli(database_url, "create", "--name", "ci")
+    key_id = next(line.split()[-1] for line in made.stderr.splitlines() if line.startswith("id:"))
+    assert cli(database_url, "update", key_id, "--rpm", "5").exit_code == 0
+    assert cli(database_url, "revoke", key_id).exit_code == 0
+    assert cli(database_url, "revoke", key_id).exit_code == 0  # already revoked: logged once
+    assert "admin" in cli(database_url, "list").stdout
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        logged = connection.execute(sa.text("SELECT type, actor_id, resource_id FROM audit_log ORDER BY seq")).all()
+    engine.dispose()
+    assert [(kind, actor) for kind, actor, _ in logged] == [
+        ("tenant.admin_api_key.created", "llm-backend-cli"), ("api_key.created", "llm-backend-cli"),
+        ("api_key.updated", "llm-backend-cli"), ("api_key.deleted", "llm-backend-cli"),
+    ]
+    assert [resource for *_, resource in logged][1:] == [key_id] * 3

@@ -25,6 +25,7 @@ from llm_backend.storage.api_keys import key_digest
 from tests.conftest import MODEL
 from tests.storage.test_migrations import at_revision
 from tests.support.clients import admin_sdk, sdk
+from tests.support.reach import reached
 from tests.support.server import LiveServer
 
 BEFORE_PROJECTS = "799f06c"
@@ -47,23 +48,6 @@ def _tenant_objects(client: openai.OpenAI) -> dict[str, str]:
     return {"completion": completion.id, "file": file.id, "conversation": conversation.id}
 
 
-def _reach(client: openai.OpenAI, objects: dict[str, str]) -> dict[str, bool]:
-    """Which of ``objects`` ``client`` can read (False: 404)."""
-    readers = {
-        "completion": client.chat.completions.retrieve,
-        "file": client.files.retrieve,
-        "conversation": client.conversations.retrieve,
-    }
-    reached = {}
-    for kind, object_id in objects.items():
-        try:
-            readers[kind](object_id)
-            reached[kind] = True
-        except openai.NotFoundError:
-            reached[kind] = False
-    return reached
-
-
 def test_each_tenant_of_the_version_before_projects_keeps_its_objects_and_only_them(new_database_url, tmp_path):
     url = new_database_url("postgresql")
     old = tmp_path / "old"
@@ -84,7 +68,7 @@ def test_each_tenant_of_the_version_before_projects_keeps_its_objects_and_only_t
             client = sdk(after, key)
             for other, owned in objects.items():
                 expected = {kind: name == other for kind in owned}
-                assert _reach(client, owned) == expected, (name, other)
+                assert reached(client, owned) == expected, (name, other)
             assert [c.id for c in client.chat.completions.list()] == [objects[name]["completion"]]
             assert [f.id for f in client.files.list()] == [objects[name]["file"]]
         # Each tenant is a project the Admin API lists: the static keys' owners, and a

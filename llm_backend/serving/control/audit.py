@@ -21,6 +21,7 @@ from ...auth import ANONYMOUS, Principal
 from ...storage.audit_log import AuditFilter, new_entry
 from ..pages import check_limit
 from ..services import Services
+from . import objects
 
 log = logging.getLogger(__name__)
 REFUSALS_PER_MINUTE = 60
@@ -78,7 +79,7 @@ async def list_page(
             raise errors.bad_request(f"Invalid 'effective_at[{name}]': expected an integer.", f"effective_at[{name}]", "invalid_value")
     if actor_emails:
         # No actor here has an email (keys only): a filter on emails selects nothing.
-        return {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+        return objects.page([], False)
     where = AuditFilter(
         **bounds, project_ids=list(project_ids or ()), event_types=list(event_types or ()), actor_ids=list(actor_ids or ()),
         resource_ids=list(resource_ids or ()), tenant_only=bool(tenant_only),
@@ -88,14 +89,7 @@ async def list_page(
         rows, has_more = await database.run(database.audit_log.page, where, after, before, check_limit(limit))
     except LookupError as missing:
         raise errors.not_found("audit log entry", str(missing), "after" if after is not None else "before") from None
-    data = [as_openai(row) for row in rows]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
+    return objects.page([as_openai(row) for row in rows], has_more)
 
 
 class RefusedLogins:

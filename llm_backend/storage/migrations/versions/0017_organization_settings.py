@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "organization_settings",
         sa.Column("name", sa.String(64), primary_key=True),
-        sa.Column("value", sa.JSON, nullable=True),
+        sa.Column("value", sa.JSON, nullable=False),
     )
 
 
