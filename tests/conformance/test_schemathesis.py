@@ -126,7 +126,7 @@ ADMIN_KEY = "sk-fuzz-admin"
 quick = fuzzed(SERVED, GENERATING + CONTROL, ["examples", "fuzzing"])
 people = fuzzed(PEOPLE, phases=["fuzzing"])
 control = fuzzed(CONTROL, PEOPLE, ["examples", "fuzzing"])
-control_postgresql = fuzzed(CONTROL, PEOPLE, ["fuzzing"])
+control_postgresql = fuzzed(CONTROL, phases=["fuzzing"])
 # Their CI run also leaves out schemathesis' coverage phase: it walks every boundary case of
 # the schema, the same cases every run (thousands for createResponse and compaction: over
 # three minutes of generation); `make fuzz` keeps it. The random fuzzing phase remains.
