@@ -61,6 +61,22 @@ class UpstreamConfig(BaseModel):
         return self.api_key.get_secret_value() if self.api_key else None
 
 
+class Price(BaseModel):
+    """What a model costs (the price table, ``prices:``; docs/ADMIN.md): USD, each per unit
+    named. A model no entry matches costs nothing (local models, unless priced)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="model id, or a glob (gpt-4o-*)")
+    input: float = Field(0, ge=0, description="per 1M input tokens (not cached)")
+    cached_input: float | None = Field(None, ge=0, description="per 1M cached input tokens (default: input's price)")
+    output: float = Field(0, ge=0, description="per 1M output tokens")
+    audio_minute: float = Field(0, ge=0, description="per minute of audio transcribed or translated")
+    characters: float = Field(0, ge=0, description="per 1M characters spoken (speech)")
+    file_search_calls: float = Field(0, ge=0, description="per 1,000 file_search calls")
+    vector_store_gb_day: float = Field(0, ge=0, description="per GB of vector stores kept a day")
+
+
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -142,6 +158,25 @@ class Settings(BaseSettings):
     )
     indexing_open_files: int = Field(
         4, ge=1, description="vector store files indexed at once, one per tenant in turn (each holds its chunks until saved)"
+    )
+    admin_api: Literal["local", "upstream"] = Field(
+        "local",
+        description="the organisation's Admin API (projects, keys, limits, spend, audit log): served here (local), or "
+        "forwarded to the default upstream's organisation with its key (upstream; usage and costs stay here)",
+    )
+    prices: list[Price] = Field(
+        [], description="the price table: the first entry whose model (id or glob) matches prices a request (docs/ADMIN.md)"
+    )
+    data_retention_seconds: float = Field(
+        30 * 86400, gt=0,
+        description="how long a project whose data retention is modified_abuse_monitoring keeps its stored objects "
+        "(zero_data_retention: until the next sweep); docs/ADMIN.md",
+    )
+    spend_alert_webhook_url: str = Field(
+        "", description="where spend alerts are POSTed (a signed body, Standard Webhooks' headers); empty: the audit log only"
+    )
+    spend_alert_webhook_secret: SecretStr | None = Field(
+        None, description="signs spend alerts' webhook bodies (whsec_…: base64, as OpenAI's webhook secrets)"
     )
     metrics_public: bool = Field(
         False, description="serve /metrics without a key (else an admin key, when keys are configured)"
