@@ -32,7 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .. import errors
 from ..auth import Principal
 from ..client_secrets import PREFIX, Claims
-from ..errors import OpenAIError, answered, bad_request
+from ..errors import OpenAIError, answered
 from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..serving.realtime.events import event_id
 from . import context

@@ -16,7 +16,6 @@ import sys
 from datetime import datetime, timezone
 
 import openai
-import pytest
 import sqlalchemy as sa
 
 from llm_backend.auth import derived_owner

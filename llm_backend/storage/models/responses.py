@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql.expression import true
 
 from ..clock import database_now
 from ..storable import StoredText
