@@ -1,0 +1,28 @@
+"""Work sized by what a Realtime client sends, done beside the event loop: its large events
+parsed and checked, its audio decoded, resampled and judged by the VAD, its turns written
+to disk. 8 MB frames of silence cost 0.7 s each on the loop, and five of them held every
+other request (``/health``) for 3 s (issue #39).
+
+Threads of their own, as many as the cores: numpy and onnxruntime let go of the GIL while
+they work, so the loop answers meanwhile; a flood of one session waits behind its own work
+(its events are handled one after the other), never the loop, and never the threads the
+rest of the service uses (``asyncio.to_thread``'s pool: the database, file I/O).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+_pool: ThreadPoolExecutor | None = None
+
+
+async def off_loop(work: Callable[..., T], *args: object) -> T:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="realtime")
+    return await asyncio.get_running_loop().run_in_executor(_pool, work, *args)
