@@ -42,7 +42,7 @@ from ..auth import Principal
 from ..client_secrets import PREFIX, Claims
 from ..errors import OpenAIError, answered
 from ..serving.realtime.events import Json, error_event, event_id
-from ..serving.realtime.off_loop import off_loop
+from ..serving.realtime.off_loop import give_back_memory, off_loop
 from ..settings import Settings
 from . import context
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
@@ -233,6 +233,8 @@ class Connection:
             await self.end(OpenAIError(400, f"Your session hit the maximum duration of {seconds:g} seconds.", code="session_expired"), 1000)
         finally:
             await session.close()
+            del session
+            await give_back_memory()
 
     async def _handle(self, session: "Session", frame: str | bytes) -> None:
         settings = self.socket.services.settings

@@ -133,6 +133,8 @@ async def _quiet(event: Json) -> None:
 
 
 def _failed(item: str, error: Json) -> Json:
+    # The document types each of the error's fields as a string: an unset one is left out.
+    error = {key: value for key, value in error.items() if value is not None}
     return {"type": "conversation.item.input_audio_transcription.failed", "event_id": event_id(), "item_id": item, "content_index": 0, "error": error}
 
 
