@@ -16,13 +16,14 @@ async def _nowhere(event: dict) -> None:
 
 
 async def create_realtime_client_secret(body: dict):
-    from ..serving.realtime.sessions import session_for  # numpy: loaded on first use
+    from ..serving.realtime.off_loop import off_loop
+    from ..serving.realtime.sessions import session_for  # numpy: loaded on first use (beside the loop)
 
     services = current()
     config = body.get("session") or {"type": "realtime"}
     kind = config.get("type", "realtime")
     # The session a connection with this secret will start with: checked now, shown now.
-    session = session_for(services, _nowhere, None, kind, config.get("model"), config)
+    session = await off_loop(session_for, services, _nowhere, None, kind, config.get("model"), config)
     answer = session.to_openai()
     await session.close()
     seconds = (body.get("expires_after") or {}).get("seconds", DEFAULT_SECONDS)

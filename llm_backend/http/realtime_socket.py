@@ -213,7 +213,9 @@ class Connection:
 
     async def serve(self) -> None:
         try:
-            session = self._session()
+            # Beside the loop: the first session of a process imports the VAD (onnxruntime)
+            # and loads its model, about half a second.
+            session = await off_loop(self._session)
         except OpenAIError as error:
             await self.end(error)
             return

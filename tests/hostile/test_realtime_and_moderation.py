@@ -1,5 +1,7 @@
-"""Hostile inputs to the Realtime API and to moderations, measured (``measured``): an audio
-flood into a session's buffer, and moderation inputs at and past their bounds."""
+"""Hostile inputs to the Realtime API and to moderations, measured (``measured``): audio
+floods into a session's buffer, events as large as a frame may be, and moderation inputs at
+and past their bounds; while the Realtime ones run, a ``/health`` probe never waits past
+250 ms (``tests/support/health.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ import base64
 
 import httpx
 
+from tests.conftest import MODEL
 from tests.support.clients import sdk
+from tests.support.health import BUDGET, probed
 from tests.support.realtime import next_error
 
 
@@ -22,6 +26,42 @@ def test_an_audio_flood_is_refused_at_the_buffers_bound(server, measured):
                 connection.input_audio_buffer.append(audio=chunk)
             error = next_error(connection)
     assert error["error"]["code"] == "input_audio_buffer_full"
+
+
+def test_an_audio_flood_never_holds_the_event_loop_and_runs_out_at_its_lead(server, measured):
+    """Frames of 125 s of silence as fast as they go: decoded, resampled and heard by the
+    VAD beside the event loop (five such frames used to hold /health for 3 s), and refused
+    once the audio runs 300 s ahead of the clock (``realtime_audio_lead_seconds``: silence
+    never fills the buffer, so it used to go on for ever)."""
+    frame = base64.b64encode(bytes(6_000_000)).decode()  # 125 s of pcm16 at 24 kHz, 8 MB of base64
+    with measured(server), probed(server.base_url) as waits:
+        with sdk(server).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+            connection.recv()  # session.created: server_vad, silence dropped
+            for number in range(5):
+                connection.input_audio_buffer.append(audio=frame, event_id=f"evt_{number}")
+            refused = [next_error(connection)["error"] for _ in range(3)]
+    assert [(error["code"], error["event_id"]) for error in refused] == [("input_audio_too_fast", f"evt_{n}") for n in (2, 3, 4)]
+    print(f"\n/health: {len(waits)} probes, the longest {max(waits) * 1000:.0f} ms")
+    assert max(waits) <= BUDGET
+
+
+def test_events_as_large_as_a_frame_never_hold_the_event_loop(server, measured):
+    """An event of 2.7 million empty objects (``json.loads`` alone: 1.7 s holding the GIL)
+    is refused once counted past ``realtime_event_values``; a 7.5 MB text item is read
+    beside the loop and refused past the conversation's bytes."""
+    values = '{"type":"conversation.item.create","event_id":"evt_values","item":{"type":"message","role":"user","content":[' + ",".join(["{}"] * 2_700_000) + "]}}"
+    text = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a" * 7_500_000}]}
+    with measured(server), probed(server.base_url) as waits:
+        with sdk(server).realtime.connect(model=MODEL) as connection:
+            connection.recv()
+            connection._connection.send(values)
+            too_many = next_error(connection)["error"]
+            connection.conversation.item.create(item=text, event_id="evt_text")
+            too_big = next_error(connection)["error"]
+    assert too_many["code"] == "event_too_large"  # refused before it is read: its event_id unknown
+    assert (too_big["code"], too_big["param"], too_big["event_id"]) == ("conversation_full", "item", "evt_text")
+    print(f"\n/health: {len(waits)} probes, the longest {max(waits) * 1000:.0f} ms")
+    assert max(waits) <= BUDGET
 
 
 def test_moderation_inputs_at_and_past_their_bounds(server, measured):

@@ -238,3 +238,26 @@ def _usage_of(live, model: str, attempts: int = 100) -> dict:
                         return result
         time.sleep(0.1)
     raise AssertionError(f"no usage recorded for {model}")
+
+
+def test_a_turn_refused_keeps_its_audio(bounded):
+    """One turn may wait to be heard here (``realtime_pending_turns``): a second commit
+    meanwhile is refused before ``committed``, and its audio stays in the buffer to be
+    committed again (it used to be committed, refused, and lost)."""
+    (first, _), (second, words) = librivox()[:2]
+    with sdk(bounded, api_key="sk-bounds").realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        events_until(connection, "session.created")
+        connection.session.update(session={"type": "transcription", **MANUAL})
+        events_until(connection, "session.updated")
+        _spoken_turn(connection, first)
+        events_until(connection, "input_audio_buffer.committed")
+        _spoken_turn(connection, second)
+        seen = []
+        while not seen or seen[-1]["type"] != "error":
+            seen.append(connection.recv().model_dump(exclude_unset=True))
+        assert seen[-1]["error"]["code"] == "too_many_pending_turns"
+        assert "input_audio_buffer.committed" not in [event["type"] for event in seen]
+        events_until(connection, "conversation.item.input_audio_transcription.completed")
+        connection.input_audio_buffer.commit()
+        heard = events_until(connection, "conversation.item.input_audio_transcription.completed")[-1]
+    assert word_error_rate(words, heard["transcript"]) < 0.3, heard["transcript"]
