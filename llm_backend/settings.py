@@ -232,7 +232,7 @@ class Settings(BaseSettings):
     realtime_session_seconds: float = Field(
         1800, gt=0, description="longest Realtime session (/v1/realtime): then its connection is closed, as OpenAI's"
     )
-    # What one Realtime session may make the server hold or do (docs/REALTIME.md, "Bounds").
+    # What one Realtime session may make the server hold or do (docs/REALTIME.md, "One pipeline, bounded").
     realtime_sessions_per_key: int = Field(
         8, ge=1, description="Realtime sessions one key (its tenant) may have open at once on a replica; one more: 429"
     )

@@ -188,8 +188,9 @@ class InputAudio:
         """A slice of the client's audio at 16 kHz, and the turns the VAD heard start or stop
         in it (in a worker thread: the resampler's and the VAD's state are this session's,
         whose events are handled one at a time)."""
+        vad = self.vad  # once: a session closing meanwhile lets go of it
         audio = self.resampler(samples(data, self.format["type"]))
-        turns = self.vad.feed(audio) if self.vad is not None else []
+        turns = vad.feed(audio) if vad is not None else []
         return pcm16(audio), [(turn.kind, turn.ms) for turn in turns]
 
     async def _turn_event(self, kind: str, ms: int) -> None:
