@@ -6,8 +6,10 @@ and past their bounds; while the Realtime ones run, a ``/health`` probe never wa
 from __future__ import annotations
 
 import base64
+import json
 
 import httpx
+from websockets.sync.client import connect
 
 from tests.conftest import MODEL
 from tests.support.clients import sdk
@@ -41,19 +43,36 @@ def first_session(live) -> None:
         next_error(connection)
 
 
+def raw_session(live, query: str):
+    """A Realtime connection that sends frames as they are given: the frames are made before
+    the measure, so the probe's thread (in this process) never waits for this one's JSON
+    encoding of 8 MB."""
+    return connect(live.base_url.replace("http://", "ws://") + "/v1/realtime?" + query, max_size=None)
+
+
+def errors_of(socket, count: int) -> list[dict]:
+    found = []
+    while len(found) < count:
+        event = json.loads(socket.recv(timeout=120))
+        if event["type"] == "error":
+            found.append(event["error"])
+    return found
+
+
 def test_an_audio_flood_never_holds_the_event_loop_and_runs_out_at_its_lead(server, measured):
     """Frames of 125 s of silence as fast as they go: decoded, resampled and heard by the
     VAD beside the event loop (five such frames used to hold /health for 3 s), and refused
     once the audio runs 300 s ahead of the clock (``realtime_audio_lead_seconds``: silence
     never fills the buffer, so it used to go on for ever)."""
-    frame = base64.b64encode(bytes(6_000_000)).decode()  # 125 s of pcm16 at 24 kHz, 8 MB of base64
+    audio = base64.b64encode(bytes(6_000_000)).decode()  # 125 s of pcm16 at 24 kHz, 8 MB of base64
+    frames = [json.dumps({"type": "input_audio_buffer.append", "event_id": f"evt_{n}", "audio": audio}) for n in range(5)]
     first_session(server)
     with measured(server), health_probe(server.base_url, interval=0.02) as probe:
-        with sdk(server).realtime.connect(extra_query={"intent": "transcription"}) as connection:
-            connection.recv()  # session.created: server_vad, silence dropped
-            for number in range(5):
-                connection.input_audio_buffer.append(audio=frame, event_id=f"evt_{number}")
-            refused = [next_error(connection)["error"] for _ in range(3)]
+        with raw_session(server, "intent=transcription") as socket:
+            socket.recv(timeout=120)  # session.created: server_vad, silence dropped
+            for frame in frames:
+                socket.send(frame)
+            refused = errors_of(socket, 3)
     assert [(error["code"], error["event_id"]) for error in refused] == [("input_audio_too_fast", f"evt_{n}") for n in (2, 3, 4)]
     print(f"\n/health: {len(probe.waits)} probes, the longest {probe.longest * 1000:.0f} ms")
     assert probe.longest <= HEALTH_WAIT
@@ -64,15 +83,16 @@ def test_events_as_large_as_a_frame_never_hold_the_event_loop(server, measured):
     is refused once counted past ``realtime_event_values``; a 7.5 MB text item is read
     beside the loop and refused past the conversation's bytes."""
     values = '{"type":"conversation.item.create","event_id":"evt_values","item":{"type":"message","role":"user","content":[' + ",".join(["{}"] * 2_700_000) + "]}}"
-    text = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a" * 7_500_000}]}
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a" * 7_500_000}]}
+    text = json.dumps({"type": "conversation.item.create", "event_id": "evt_text", "item": item})
     first_session(server)
     with measured(server), health_probe(server.base_url, interval=0.02) as probe:
-        with sdk(server).realtime.connect(model=MODEL) as connection:
-            connection.recv()
-            connection._connection.send(values)
-            too_many = next_error(connection)["error"]
-            connection.conversation.item.create(item=text, event_id="evt_text")
-            too_big = next_error(connection)["error"]
+        with raw_session(server, f"model={MODEL}") as socket:
+            socket.recv(timeout=120)
+            socket.send(values)
+            [too_many] = errors_of(socket, 1)
+            socket.send(text)
+            [too_big] = errors_of(socket, 1)
     assert too_many["code"] == "event_too_large"  # refused before it is read: its event_id unknown
     assert (too_big["code"], too_big["param"], too_big["event_id"]) == ("conversation_full", "item", "evt_text")
     print(f"\n/health: {len(probe.waits)} probes, the longest {probe.longest * 1000:.0f} ms")
