@@ -4,6 +4,7 @@ loop froze every tenant)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
@@ -47,3 +48,40 @@ def health_probe(base_url: str, interval: float = 0.05) -> Iterator[Probe]:
     finally:
         stop.set()
         thread.join(130)
+
+
+def _probe_apart(base_url: str, interval: float, ready, stop, results) -> None:
+    waits = []
+    with httpx.Client(timeout=120) as client:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                client.get(base_url + "/health")
+            except httpx.HTTPError:
+                pass
+            if ready.is_set():  # the first one opened the connection: not a wait of the service
+                waits.append(time.monotonic() - started)
+            ready.set()
+            stop.wait(interval)
+    results.put(waits)
+
+
+@contextmanager
+def health_probe_apart(base_url: str, interval: float = 0.02) -> Iterator[Probe]:
+    """``health_probe`` from a process of its own, started before the block: a test that
+    sends 8 MB frames (or watches every process's memory) holds its own process's GIL for
+    long enough to show as the service's wait in a probe thread beside it (a Realtime flood:
+    0.25 s of the test's own, with the service's loop free). The waits arrive when the
+    block ends."""
+    context = multiprocessing.get_context("spawn")
+    ready, stop, results = context.Event(), context.Event(), context.Queue()
+    process = context.Process(target=_probe_apart, args=(base_url, interval, ready, stop, results), daemon=True)
+    process.start()
+    ready.wait(120)  # its imports done, a first answer in
+    probe = Probe()
+    try:
+        yield probe
+    finally:
+        stop.set()
+        probe.waits.extend(results.get(timeout=130))
+        process.join(10)
