@@ -23,25 +23,30 @@ class Probe:
         return max(self.waits, default=0.0)
 
 
+def _probing(base_url: str, interval: float, stop, waits: list[float], ready=None) -> None:
+    """Ask ``/health`` every ``interval`` seconds until ``stop``; each wait kept in ``waits``
+    (with ``ready``: from the second on, the first having opened the connection)."""
+    with httpx.Client(timeout=120) as client:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                client.get(base_url + "/health")
+            except httpx.HTTPError:
+                pass
+            if ready is None or ready.is_set():
+                waits.append(time.monotonic() - started)
+            if ready is not None:
+                ready.set()
+            stop.wait(interval)
+
+
 @contextmanager
 def health_probe(base_url: str, interval: float = 0.05) -> Iterator[Probe]:
     """Ask ``/health`` every ``interval`` seconds during the block; each answer's wait kept
     (one still unanswered at the end counts to then)."""
     probe = Probe()
     stop = threading.Event()
-
-    def run() -> None:
-        with httpx.Client(timeout=120) as client:
-            while not stop.is_set():
-                started = time.monotonic()
-                try:
-                    client.get(base_url + "/health")
-                except httpx.HTTPError:
-                    pass
-                probe.waits.append(time.monotonic() - started)
-                stop.wait(interval)
-
-    thread = threading.Thread(target=run, name="health-probe", daemon=True)
+    thread = threading.Thread(target=_probing, args=(base_url, interval, stop, probe.waits), name="health-probe", daemon=True)
     thread.start()
     try:
         yield probe
@@ -51,18 +56,8 @@ def health_probe(base_url: str, interval: float = 0.05) -> Iterator[Probe]:
 
 
 def _probe_apart(base_url: str, interval: float, ready, stop, results) -> None:
-    waits = []
-    with httpx.Client(timeout=120) as client:
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                client.get(base_url + "/health")
-            except httpx.HTTPError:
-                pass
-            if ready.is_set():  # the first one opened the connection: not a wait of the service
-                waits.append(time.monotonic() - started)
-            ready.set()
-            stop.wait(interval)
+    waits: list[float] = []
+    _probing(base_url, interval, stop, waits, ready)
     results.put(waits)
 
 
