@@ -124,6 +124,7 @@ class Turn:
     def __init__(self, item: str, audio: np.ndarray) -> None:
         self.item = item
         self.audio: np.ndarray | None = audio
+        self.seconds = len(audio) / RATE  # what the turn is billed as (audio minutes: docs/ADMIN.md)
         self.path: Path | None = None
 
     async def save(self, folder: Path) -> Path:

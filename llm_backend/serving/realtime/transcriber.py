@@ -107,7 +107,10 @@ class Hearing:
                 try:
                     async with self.gate.admit(TRANSCRIPTION, config["model"]) as admission:
                         heard = await transcribe(self.services, config, logprobs, turn, send)
-                        admission.finished(heard.status, heard.usage)
+                        # Its tokens as the event shows them, and its audio's length: what
+                        # a transcription is priced by (the spend is whole).
+                        usage = {**heard.usage, "seconds": turn.seconds} if heard.usage else None
+                        admission.finished(heard.status, usage)
                 except OpenAIError as error:  # refused: a rate limit, a revoked key (the session ends)
                     await self._refused(turn.item, error, announced)
                     return Heard()
