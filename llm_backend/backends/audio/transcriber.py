@@ -110,12 +110,13 @@ def windows(chunks: Iterator[np.ndarray], seconds: float) -> Iterator[tuple[np.n
 
 class Transcriber:
     def __init__(self, model_dir: str, threads: int, parallel: int, max_seconds: float) -> None:
-        from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        from .whisper import Whisper
 
         self.languages = frozenset(_LANGUAGE_CODES)
         self.max_seconds = max_seconds
-        self.model = WhisperModel(
+        self.model = Whisper(
             model_dir, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=parallel
         )
 
