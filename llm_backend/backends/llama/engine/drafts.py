@@ -1,0 +1,119 @@
+"""Drafts: tokens an answer will probably go on with, verified by the model in one decode.
+
+A choice's drafts come from one source: the client's prediction (OpenAI's predicted
+outputs), or, when the model enables it, the request's own prompt (prompt lookup: an
+answer that quotes its prompt). Only ever the request's own text: no n-gram pool is shared
+between requests or tenants (llama.cpp's server shares one across its slots).
+
+Alignment. The source is read at a cursor: the token the answer should produce next. Each
+token the answer produces moves the cursor on if it is the one there; otherwise the answer
+left the source (an edit), and the cursor is found again where the answer's last ``NGRAM``
+tokens occur in the source, the first such place at or after the last aligned one (else the
+nearest before): the rest of a file still serves after an edit in its middle. A prediction
+starts aligned at its first token; the prompt starts unaligned.
+
+Sizes. A verification of k drafts costs one decode of k + 1 rows: on 2 cores about what 2-3
+single-token steps cost at k = 4 and 6-7x the cost of one token per row saved beyond
+(prefill runs 3-4x faster per token than decoding, docs/SCALING.md). The next size doubles
+after a draft taken whole (up to ``MAX_DRAFT``), and falls back to what was taken after a
+mismatch; a draft refused at its first token pauses drafting for 1, 2, 4, ... tokens, so a
+source that is wrong costs a few rows, not one verification per token.
+
+Beside other streams the rows of a draft slow every stream of the step: each row costs them
+about what the step's own rows do. So beside others a draft earns ``SHARE`` of a row per row
+the others decode, and is verified in one piece once it has earned ``MIN_CHUNK`` rows (the
+decode's fixed cost spread over many rows): the others lose about ``SHARE`` of their speed
+and the predicted stream gains up to ``SHARE`` x others tokens per step.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+NGRAM = 3  # answer tokens that must match the source to align again after leaving it
+FIRST_DRAFT = 16  # a prediction's first draft: most predictions are mostly right
+LOOKUP_DRAFT = 4  # a draft right after (re)alignment, and the prompt's first
+MIN_DRAFT = 4
+MAX_DRAFT = 64
+SHARE = 1 / 14  # beside others: draft rows per row they decode (7 others: 0.5 rows a step)
+MIN_CHUNK = 16  # beside others: rows earned before a draft is verified
+LOOKUP_BESIDE = 1  # the prompt is drafted from only while at most this many others decode
+
+
+class Draft:
+    """One choice's source of drafts, its cursor, and what its drafts earned."""
+
+    def __init__(self, tokens: list[int], counted: bool, aligned: bool = True) -> None:
+        self.tokens = tokens
+        self.counted = counted  # a prediction: its drafts are the usage's prediction tokens
+        self.beside = None if counted else LOOKUP_BESIDE
+        self.at: int | None = 0 if aligned else None  # the source token expected next
+        self.last = 0  # where the cursor last was
+        self.size = FIRST_DRAFT if aligned else LOOKUP_DRAFT
+        self.credit = 0.0  # rows earned beside others
+        self.pause = 0  # tokens to wait before drafting again
+        self.backoff = 1
+        self.tail: list[int] = []  # the answer's last NGRAM tokens
+        self._index: dict[tuple[int, ...], list[int]] | None = None
+        self.accepted = 0  # drafted tokens the answer took
+        self.rejected = 0  # drafted tokens computed and dropped
+
+    def propose(self, room: int, others: int) -> list[int]:
+        """The tokens to verify in this step, at most ``room``, while ``others`` other
+        sequences decode in it; none: decode one token as usual."""
+        if others:
+            if self.beside is not None and others > self.beside:
+                return []
+            self.credit = min(self.credit + SHARE * others, MAX_DRAFT)
+        if self.at is None or self.pause or self.at >= len(self.tokens):
+            return []
+        k = min(self.size, len(self.tokens) - self.at, room)
+        if others:
+            if self.credit < min(k, MIN_CHUNK):
+                return []
+            k = min(k, int(self.credit))
+            self.credit -= k
+        return self.tokens[self.at : self.at + k] if k > 0 else []
+
+    def follow(self, token: int) -> None:
+        """The answer went on with ``token``."""
+        self.tail = (self.tail + [token])[-NGRAM:]
+        if self.pause:
+            self.pause -= 1
+        if self.at is not None and self.at < len(self.tokens) and self.tokens[self.at] == token:
+            self.at += 1
+            self.last = self.at
+            return
+        aligned = self.at is not None
+        self.at = self._realign()
+        if self.at is not None:
+            self.last = self.at
+            if not aligned:
+                self.size = LOOKUP_DRAFT
+
+    def verified(self, drafted: int, accepted: int) -> None:
+        """``accepted`` of the ``drafted`` tokens of a verification were taken."""
+        self.accepted += accepted
+        self.rejected += drafted - accepted
+        if accepted == drafted:
+            self.size = min(2 * self.size, MAX_DRAFT)
+            self.backoff = 1
+        elif accepted:
+            self.size = max(MIN_DRAFT, 1 << accepted.bit_length())
+            self.backoff = 1
+        else:
+            self.size = MIN_DRAFT
+            self.pause, self.backoff = self.backoff, min(2 * self.backoff, MAX_DRAFT)
+
+    def _realign(self) -> int | None:
+        if len(self.tail) < NGRAM:
+            return None
+        if self._index is None:
+            self._index = {}
+            for end in range(NGRAM, len(self.tokens)):
+                self._index.setdefault(tuple(self.tokens[end - NGRAM : end]), []).append(end)
+        places = self._index.get(tuple(self.tail))
+        if not places:
+            return None
+        after = bisect_left(places, self.last)
+        return places[after] if after < len(places) else places[-1]
