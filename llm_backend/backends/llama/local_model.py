@@ -80,6 +80,7 @@ class LocalModel:
             "chat_template": self.config.chat_template,
             "prefix_sharing": self.config.prefix_sharing,
             "prefix_cache_mb": self.config.prefix_cache_mb,
+            "prompt_lookup": self.config.prompt_lookup,
         }
 
     async def stop(self) -> None:
