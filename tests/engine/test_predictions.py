@@ -132,3 +132,21 @@ def test_a_verifying_sampler_draws_from_the_same_distribution(engine):
     assert verified[draft] / draws < 0.9
     plain_sampler.close()
     verifier.close()
+
+
+def test_prompt_lookup_drafts_from_the_prompt_and_changes_no_answer(engine):
+    """The model setting ``prompt_lookup``: an answer quoting its prompt is drafted from it
+    (only that request's prompt), the same answer in fewer steps; usage says nothing of a
+    prediction (there was none)."""
+    code = "def area(width, height):\n    return width * height\n\n\ndef perimeter(width, height):\n    return 2 * (width + height)\n"
+    params = chat("Repeat this code exactly:\n" + code)
+    plain, steps = answer(engine, "lookup-off", params)
+    engine.prompt_lookup = True
+    try:
+        drafted = engine.totals["drafted_tokens"]
+        text, lookup_steps = answer(engine, "lookup-on", params)
+    finally:
+        engine.prompt_lookup = False
+    assert text == plain
+    assert engine.totals["drafted_tokens"] > drafted and lookup_steps < steps
+    assert "accepted_prediction_tokens" not in usage(engine, "lookup-on")
