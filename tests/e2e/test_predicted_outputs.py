@@ -4,10 +4,13 @@ without it); what OpenAI refuses beside a prediction answers its 400."""
 
 from __future__ import annotations
 
+import time
+
 import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.e2e.test_metrics import engine_figure, scrape
 from tests.support.clients import sdk
 
 CODE = '''def total(prices):
@@ -39,6 +42,24 @@ def test_the_sdk_sends_a_prediction_and_gets_the_same_answer_with_accepted_token
     assert details.accepted_prediction_tokens >= plain.usage.completion_tokens // 2
     # The answer's tokens, plus the drafts computed and dropped (as OpenAI bills them).
     assert predicted.usage.completion_tokens == plain.usage.completion_tokens + details.rejected_prediction_tokens
+
+
+def test_the_engine_metrics_count_drafted_and_accepted_tokens(server, client):
+    before = scrape(server)
+    answer = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=30, temperature=0, prediction={"type": "content", "content": CODE}
+    )
+    accepted = answer.usage.completion_tokens_details.accepted_prediction_tokens
+    drafted = accepted + answer.usage.completion_tokens_details.rejected_prediction_tokens
+    deadline = time.monotonic() + 10  # the worker reports when it goes idle
+    while True:
+        after = scrape(server)
+        grew = {name: engine_figure(after, name) - engine_figure(before, name)
+                for name in ("llm_backend_engine_draft_tokens_total", "llm_backend_engine_draft_tokens_accepted_total")}
+        if grew["llm_backend_engine_draft_tokens_total"] >= drafted or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert grew == {"llm_backend_engine_draft_tokens_total": drafted, "llm_backend_engine_draft_tokens_accepted_total": accepted}
 
 
 def test_a_streamed_answer_with_a_prediction_reports_its_usage_at_the_end(client):
