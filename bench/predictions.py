@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -39,8 +38,9 @@ sys.path.insert(0, str(ROOT))
 import llama_cpp  # noqa: E402
 
 from bench.ceiling import Ceiling  # noqa: E402
-from llm_backend.backends.llama.engine.prompts import ChatTemplate, Tokenizer  # noqa: E402
 from bench.openai_runs import finish, load_average, load_generator  # noqa: E402
+from bench.prefixes import median  # noqa: E402
+from llm_backend.backends.llama.engine.prompts import ChatTemplate, Tokenizer  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
 
 MODEL = "smollm2"
@@ -54,10 +54,6 @@ CODE = (ROOT / "bench" / "data" / "edit_task.py").read_text()
 OTHER = (ROOT / "bench" / "data" / "wrong_prediction.py").read_text()
 MESSAGES = [{"role": "user", "content": f"```python\n{CODE}```\n\nRewrite this whole file with the function `load_settings` renamed to `read_settings`."}]
 MAX_TOKENS = 400
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def stream(client: httpx.Client, messages: list[dict], max_tokens: int, stop: threading.Event | None = None, **extra) -> dict:

@@ -68,7 +68,7 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
             from .moderation.model import ModerationModel
 
             guard = Guard(llama, settings.moderation_guard) if settings.moderation_guard else None
-            local.append(ModerationModel(embedding_model, guard))
+            local.append(ModerationModel(embedding_model, guard, settings.moderation_inputs, settings.moderation_guard_inputs))
         if settings.transcription_model or settings.speech_model:
             from .backends.audio.backend import AudioBackend
 

@@ -53,8 +53,12 @@ def configure(level: str = "INFO", json: bool = True) -> None:
     # Our access log line replaces uvicorn's; httpx's line per upstream request repeats it
     # (and would cost the proxy path a log record per request).
     logging.getLogger("uvicorn.access").disabled = True
-    for name in ("httpx", "httpcore"):
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # The MCP client's own lines name a client's server URL (a query may hold a token) and log
+    # a remote server's failures as errors with tracebacks: they are the client's to see, as
+    # typed errors, and mcp/client.py logs one line per failure without the URL's secrets.
+    logging.getLogger("mcp").setLevel(logging.CRITICAL)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

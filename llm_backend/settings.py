@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -244,6 +245,9 @@ class Settings(BaseSettings):
     indexing_nice: int = Field(
         10, ge=0, le=19, description="niceness the vector store indexing thread adds to its own (chat decoding goes first)"
     )
+    indexing_open_files: int = Field(
+        4, ge=1, description="vector store files indexed at once, one per tenant in turn (each holds its chunks until saved)"
+    )
     metrics_public: bool = Field(
         False, description="serve /metrics without a key (else an admin key, when keys are configured)"
     )
@@ -286,6 +290,9 @@ class Settings(BaseSettings):
     )
     embedding_model_aliases: CommaList = Field([], description="more ids for the embedding model")
     embedding_threads: int = Field(1, ge=1, description="llama.cpp threads of the embedding model")
+    embedding_request_tokens: int = Field(
+        300_000, ge=1, description="tokens of all inputs of one /v1/embeddings request (OpenAI's); past it 400 max_tokens_per_request"
+    )
     # OpenAI's moderation ids answered by the local classifier on that model (docs/MODERATION.md).
     realtime_secret_key: SecretStr | None = Field(
         None,
@@ -300,6 +307,12 @@ class Settings(BaseSettings):
     )
     moderation_guard: str = Field(
         "", description="id of a local model (a Llama Guard 3/4 GGUF) that judges moderations instead of the classifier"
+    )
+    moderation_inputs: int = Field(
+        2048, ge=1, description="inputs of one /v1/moderations request (an empty one costs a result); past it 400 naming input"
+    )
+    moderation_guard_inputs: int = Field(
+        32, ge=1, description="inputs of one moderation a guard model judges (one generation each); past it 400 naming input"
     )
     # The local audio models (docs/AUDIO.md): speech to text and text to speech.
     transcription_model: str = Field(
@@ -395,6 +408,15 @@ class Settings(BaseSettings):
     batch_nice: int = Field(
         19, ge=0, le=19, description="niceness of the low-priority engine that decodes batch lines (interactive work first)"
     )
+    # Remote MCP servers the Responses API's `mcp` tool calls (docs/RESPONSES.md, docs/SECURITY.md).
+    mcp_allowed_servers: CommaList = Field(
+        [], description="URL prefixes of MCP servers that may be called at any address (private ones too)"
+    )
+    mcp_public_servers: bool = Field(True, description="call other MCP servers when every address they resolve to is public")
+    mcp_timeout: float = Field(60.0, gt=0, description="seconds one MCP listing or tool call may take, connecting included")
+    mcp_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="bytes one MCP listing or tool call may read")
+    mcp_max_tools: int = Field(128, ge=1, description="tools one MCP server may list")
+    mcp_max_calls: int = Field(8, ge=0, description="MCP tool calls one response may make (max_tool_calls lowers it)")
     fallbacks: dict[str, list[str]] = Field(
         {}, description="model id -> other model ids tried in order when every deployment of it fails"
     )
@@ -403,9 +425,17 @@ class Settings(BaseSettings):
     pool_probe_interval: float = Field(2.0, gt=0, description="seconds between checks of ejected deployments")
     upstream_models_ttl: float = Field(300.0, ge=0, description="seconds the upstream model list is cached")
 
-    _split = field_validator("api_keys", "admin_keys", "cors_origins", "allowed_hosts", "upstream_models", mode="before")(
-        _split_commas
-    )
+    _split = field_validator(
+        "api_keys", "admin_keys", "cors_origins", "allowed_hosts", "upstream_models", "mcp_allowed_servers", mode="before"
+    )(_split_commas)
+
+    @field_validator("mcp_allowed_servers")
+    @classmethod
+    def _mcp_prefixes(cls, prefixes: list[str]) -> list[str]:
+        for prefix in prefixes:
+            if not re.match(r"^https?://[^/?#@]+", prefix, re.IGNORECASE):
+                raise ValueError(f"mcp_allowed_servers: {prefix!r} is not an http(s) URL prefix with a host")
+        return prefixes
 
     _split_model_lists = field_validator(
         "embedding_model_aliases",

@@ -293,7 +293,7 @@ class ModelPool:
                 last = answer
                 continue
             deployment.failures = 0
-            self._routes.remember(hashes, deployment)
+            self._routes.remember(hashes, deployment, tenant.get())
             return _tracked(answer, deployment)
         return await self._exhausted(operation, model_id, request, forward_args, last)
 

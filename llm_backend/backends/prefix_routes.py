@@ -6,7 +6,9 @@ router does this with a radix tree of the text). Used by a model's engine worker
 
 An engine keeps a tenant's prefixes for that tenant alone (``llama/engine/prefixes.py``),
 so the routes are per tenant too: another tenant's chat with the same messages is routed as
-if it were new.
+if it were new. And one tenant cannot flush another's routes (issue #39): when the routes are
+full, the tenant remembering the most loses its least recently used one, so each tenant keeps
+at least its fair share of ``ROUTE_ENTRIES``.
 """
 
 from __future__ import annotations
@@ -46,16 +48,22 @@ def prefix_hashes(request: Json, tenant: str) -> list[bytes]:
 
 
 class PrefixRoutes(Generic[Target]):
-    """Where each remembered prefix was served last, least recently used out first."""
+    """Where each remembered prefix was served last; past ``entries``, the least recently
+    used route of the tenant remembering the most goes first."""
 
     def __init__(self, entries: int = ROUTE_ENTRIES) -> None:
         self.entries = entries
-        self._targets: OrderedDict[bytes, Target] = OrderedDict()
+        self._tenants: dict[bytes, str] = {}  # each route's tenant
+        self._routes: dict[str, OrderedDict[bytes, Target]] = {}  # each tenant's, least recent first
+
+    def __len__(self) -> int:
+        return len(self._tenants)
 
     def holder(self, hashes: list[bytes], usable: Callable[[Target], bool]) -> Target | None:
         """The usable target that served the longest of these prefixes."""
         for digest in reversed(hashes):
-            target = self._targets.get(digest)
+            tenant = self._tenants.get(digest)
+            target = None if tenant is None else self._routes[tenant].get(digest)
             if target is not None and usable(target):
                 return target
         return None
@@ -68,9 +76,18 @@ class PrefixRoutes(Generic[Target]):
             return holder
         return least
 
-    def remember(self, hashes: list[bytes], target: Target) -> None:
+    def remember(self, hashes: list[bytes], target: Target, tenant: str = "") -> None:
+        """``tenant``'s prefixes (``prefix_hashes``) were served by ``target``."""
+        if not hashes:
+            return
+        routes = self._routes.setdefault(tenant, OrderedDict())
         for digest in hashes:
-            self._targets[digest] = target
-            self._targets.move_to_end(digest)
-        while len(self._targets) > self.entries:
-            self._targets.popitem(last=False)
+            routes[digest] = target
+            routes.move_to_end(digest)
+            self._tenants[digest] = tenant
+        while len(self._tenants) > self.entries:
+            fullest = max(self._routes, key=lambda other: len(self._routes[other]))
+            digest, _ = self._routes[fullest].popitem(last=False)
+            del self._tenants[digest]
+            if not self._routes[fullest]:
+                del self._routes[fullest]

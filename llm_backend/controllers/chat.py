@@ -1,5 +1,6 @@
 """Tag ``Chat``: chat completions, and the stored ones (OpenAI's API for them)."""
 
+from ..budgets import check_lists
 from ..serving import audio_input, chat_completions
 from ..serving.chat_completions import not_found
 from ..serving.metadata import check_metadata
@@ -11,6 +12,7 @@ from ..storage.chat_completions import CursorNotFound
 
 async def create_chat_completion(body: dict):
     services = current()
+    check_lists("createChatCompletion", body)
     check_metadata(body.get("metadata"))
     model_id = body["model"]
     backend = services.registry.backend_for(model_id)

@@ -8,7 +8,9 @@ with a guard model (``guard.py``: a Llama Guard GGUF) instead. The classifier ju
 of a few sentences, each category scored by its worst piece, so one threat in a long
 benign letter is not averaged away. Images are refused with a 400 naming the part: no
 image classifier runs here. The whole request is bounded (``MAX_INPUT_TOKENS``), as
-OpenAI bounds it.
+OpenAI bounds it, and so is the count of its inputs (``moderation_inputs``; with a guard,
+``moderation_guard_inputs``: one generation each), as every input costs a result whatever
+it holds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import anyio.to_thread
 from .. import errors
 from ..backends.base import Json
 from ..backends.first_use import FirstUseModels
+from ..budgets import check_count
 from ..errors import bad_request
 from .categories import CATEGORIES, MODEL_IDS
 
@@ -53,10 +56,18 @@ class ModerationModel(FirstUseModels):
     ids = MODEL_IDS
     kind = "a moderation model (use /v1/moderations)"
 
-    def __init__(self, embedding_model: "EmbeddingModel | None", guard: "Guard | None" = None) -> None:
+    def __init__(
+        self,
+        embedding_model: "EmbeddingModel | None",
+        guard: "Guard | None" = None,
+        max_inputs: int = 2048,
+        guard_inputs: int = 32,
+    ) -> None:
         super().__init__()
         self.embedding_model = embedding_model
         self.guard = guard
+        self.max_inputs = max_inputs  # ``moderation_inputs``
+        self.guard_inputs = guard_inputs  # ``moderation_guard_inputs``: one generation each
         self._weights: "np.ndarray | None" = None
         self._fitting = threading.Lock()
 
@@ -78,7 +89,12 @@ class ModerationModel(FirstUseModels):
     # --- operations ------------------------------------------------------------------------
 
     async def moderation(self, model_id: str, request: Json) -> Json:
+        # Counted before any input is read: each, empty or not, costs a result (200 k "" took
+        # the API process +933 MB), and with a guard a generation.
+        check_count(request.get("input"), self.max_inputs, "input")
         texts = inputs(request.get("input"))
+        if self.guard is not None:
+            check_count(texts, self.guard_inputs, "input")
         if sum(len(text) for text in texts) > MAX_INPUT_CHARACTERS:
             raise bad_request(
                 f"The input is too long: at most {MAX_INPUT_CHARACTERS} characters ({MAX_INPUT_TOKENS} tokens) "

@@ -26,8 +26,11 @@ One thread by default: llama.cpp's threads wait for each other by spinning, and 
 leaves the other core to chat generation.
 
 The API is small (``embed``, ``tokenize``, ``count_tokens``, ``detokenize``) so it can move
-into a worker process and back /v1/embeddings unchanged. One llama context, guarded by a
-lock: call from one worker thread at a time.
+into a worker process and back /v1/embeddings unchanged. One llama context, shared by
+embeddings requests, file_search queries and indexing, each thread taking it for one batch
+of windows (512 tokens) at a time, in the order they asked (``Turns``): a 300 k-token
+embeddings request (OpenAI's budget: minutes here) delays a search by a batch, not by the
+whole request (issue #39).
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ class Embedder:
         self._ctx = _internals.LlamaContext(model=self._model, params=context, verbose=False)
         self._batch = _internals.LlamaBatch(n_tokens=self._batch_tokens, embd=0, n_seq_max=max_sequences, verbose=False)
         self.dimensions = self._model.n_embd()
-        self._lock = threading.Lock()
+        self._turns = Turns()
 
     @classmethod
     def from_package(
@@ -143,13 +146,13 @@ class Embedder:
         import llama_cpp
 
         out = np.empty((len(windows), self.dimensions), dtype=np.float32)
-        with self._lock:
-            start = 0
-            while start < len(windows):
-                end, used = start, 0
-                while end < len(windows) and end - start < self._max_sequences and used + len(windows[end]) <= self._batch_tokens:
-                    used += len(windows[end])
-                    end += 1
+        start = 0
+        while start < len(windows):
+            end, used = start, 0
+            while end < len(windows) and end - start < self._max_sequences and used + len(windows[end]) <= self._batch_tokens:
+                used += len(windows[end])
+                end += 1
+            with self._turns:  # one batch, then whoever asked next
                 self._batch.reset()
                 for seq, window in enumerate(windows[start:end]):
                     self._batch.add_sequence(window, seq, True)
@@ -158,6 +161,26 @@ class Embedder:
                 for seq in range(end - start):
                     pointer = llama_cpp.llama_get_embeddings_seq(self._ctx.ctx, seq)
                     out[start + seq] = np.ctypeslib.as_array(pointer, shape=(self.dimensions,))
-                start = end
+            start = end
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.divide(out, norms, out=out, where=norms > 0)
+
+
+class Turns:
+    """A lock given in the order it was asked for (``threading.Lock`` favours the thread
+    that just released it: a long request would keep the embedder)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._next = 0  # the ticket the next asker gets
+        self._serving = 0  # the ticket holding the lock
+
+    def __enter__(self) -> None:
+        with self._changed:
+            ticket, self._next = self._next, self._next + 1
+            self._changed.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self._serving += 1
+            self._changed.notify_all()

@@ -16,7 +16,9 @@ Token arrays are OpenAI's ids (LangChain's ``OpenAIEmbeddings`` sends them), rea
 text they stand for (``openai_tokens.py``), then embedded as that text. What the engine
 cannot honour is refused, not ignored: ``dimensions`` other than 384, ids outside OpenAI's
 encoding, empty strings, inputs over 8192 tokens (OpenAI's per-input limit; longer texts embed as the
-mean of 254-token windows, see ``embedder.py``). Generation operations answer 400
+mean of 254-token windows, see ``embedder.py``), more than 2048 inputs or 300,000 tokens in
+all (OpenAI's, ``embedding_request_tokens``: counted in this model's tokens, which are the
+work, and first in OpenAI's ids, before any is decoded: an id can stand for 114 of them). Generation operations answer 400
 ``model_not_supported``.
 """
 
@@ -33,6 +35,7 @@ import anyio.to_thread
 from .. import errors
 from ..backends.base import Json
 from ..backends.first_use import FirstUseModels
+from ..budgets import check_count, max_tokens_per_request
 from ..errors import bad_request
 from ..openai_tokens import text_of
 
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_INPUT_TOKENS = 8192
+MAX_INPUTS = 2048  # OpenAI's (the document's maxItems too)
 
 
 class EmbeddingModel(FirstUseModels):
@@ -58,6 +62,7 @@ class EmbeddingModel(FirstUseModels):
         self.package = settings.embedding_model_package
         self.cache_dir = settings.model_cache_dir
         self.threads = settings.embedding_threads
+        self.request_tokens = settings.embedding_request_tokens
         self._embedder: Embedder | None = None
         self._loading = threading.Lock()
 
@@ -87,10 +92,11 @@ class EmbeddingModel(FirstUseModels):
     # --- operations ----------------------------------------------------------------------
 
     async def embedding(self, model_id: str, request: Json) -> Json:
-        texts = _texts(request.get("input"))
+        items = _inputs(request.get("input"), self.request_tokens)
         dimensions = request.get("dimensions")
         encoding = request.get("encoding_format") or "float"
-        vectors, counts = await anyio.to_thread.run_sync(self._embed_checked, texts, dimensions)
+        # Decoding ids and tokenizing are sized by the input: in a worker thread, as the embedding.
+        vectors, counts = await anyio.to_thread.run_sync(self._embed_checked, items, dimensions)
         data = []
         for index, vector in enumerate(vectors):
             shown: Any = base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector.tolist()
@@ -98,7 +104,7 @@ class EmbeddingModel(FirstUseModels):
         total = sum(counts)
         return {"object": "list", "data": data, "model": model_id, "usage": {"prompt_tokens": total, "total_tokens": total}}
 
-    def _embed_checked(self, texts: list[str], dimensions: Any) -> tuple["np.ndarray", list[int]]:
+    def _embed_checked(self, items: list[str | list[int]], dimensions: Any) -> tuple["np.ndarray", list[int]]:
         embedder = self.embedder()
         if dimensions is not None and dimensions != embedder.dimensions:
             raise bad_request(
@@ -107,10 +113,22 @@ class EmbeddingModel(FirstUseModels):
                 "dimensions",
                 "invalid_value",
             )
-        counts = [embedder.count_tokens(text) for text in texts]
-        for index, count in enumerate(counts):
+        texts, counts, total = [], [], 0
+        for index, item in enumerate(items):
+            param = _param(index, len(items))
+            text = item if isinstance(item, str) else text_of([int(token) for token in item], param)
+            if not text.strip():
+                raise bad_request(f"'{param}' must not be empty.", param, "invalid_value")
+            count = embedder.count_tokens(text)
             if count > MAX_INPUT_TOKENS:
-                raise errors.context_length_exceeded(count, MAX_INPUT_TOKENS, _param(index, len(texts)))
+                raise errors.context_length_exceeded(count, MAX_INPUT_TOKENS, param)
+            counts.append(count)
+            texts.append(text)
+            total += count
+            # Stopped at the input that passes the request's total: the rest is never read
+            # (an id can stand for 100 tokens of this model, so ids alone cannot bound it).
+            if total > self.request_tokens:
+                raise max_tokens_per_request(total, self.request_tokens)
         return embedder.embed(texts), counts
 
 
@@ -118,19 +136,22 @@ def _param(index: int, count: int) -> str:
     return f"input[{index}]" if count > 1 else "input"
 
 
-def _texts(value: Any) -> list[str]:
-    """The request's ``input`` as texts: token arrays are OpenAI's ids, read as their text
-    (openai_tokens.py); empty texts are refused."""
+def _inputs(value: Any, request_tokens: int) -> list[str | list[int]]:
+    """The request's ``input`` as a list of texts and token arrays (OpenAI's ids), counted,
+    not read: ids are OpenAI's tokens, so a token array over the per-input limit, or ids
+    over the request's total, are refused before any is decoded."""
     if isinstance(value, list) and value and all(isinstance(item, int) and not isinstance(item, bool) for item in value):
         value = [value]  # one token array
     items = [value] if isinstance(value, str) else list(value or [])
     if not items:
         raise bad_request("'input' must not be empty.", "input", "invalid_value")
-    texts = []
+    check_count(items, MAX_INPUTS, "input")
+    ids = 0
     for index, item in enumerate(items):
-        param = _param(index, len(items))
-        text = item if isinstance(item, str) else text_of([int(token) for token in item], param)
-        if not text.strip():
-            raise bad_request(f"'{param}' must not be empty.", param, "invalid_value")
-        texts.append(text)
-    return texts
+        if isinstance(item, list):
+            if len(item) > MAX_INPUT_TOKENS:
+                raise errors.context_length_exceeded(len(item), MAX_INPUT_TOKENS, _param(index, len(items)))
+            ids += len(item)
+    if ids > request_tokens:
+        raise max_tokens_per_request(ids, request_tokens)
+    return items

@@ -16,7 +16,7 @@ the file is read, so a file over them stops there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -48,7 +48,17 @@ def _size(source: Path | bytes) -> int:
     return source.stat().st_size if isinstance(source, Path) else len(source)
 
 
-def index_file(
+def index_file(*args: Any, **kwargs: Any) -> str:
+    """``index_steps`` run to its end: the final status."""
+    steps = index_steps(*args, **kwargs)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def index_steps(
     database: Any,
     embedder: Any,
     owner: str,
@@ -61,11 +71,13 @@ def index_file(
     batch_chunks: int | None = None,
     keep_going: Callable[[], bool] | None = None,
     limits: Limits = Limits(),
-) -> str:
+) -> Generator[None, None, str]:
     """Index ``source`` (the file's path, or its bytes) as ``file_id`` of the store (already
-    added ``in_progress``); the final status. Chunks are embedded ``batch_chunks`` at a time
+    added ``in_progress``), one slice of work per step (a batch of chunks embedded); the
+    final status is the generator's value. Chunks are embedded ``batch_chunks`` at a time
     and ``keep_going`` is asked between batches: when it says stop, nothing is written and
-    the answer is ``stopped``. With ``keep_going``, only a file still ``in_progress`` is saved."""
+    the answer is ``stopped``. With ``keep_going``, only a file still ``in_progress`` is saved.
+    Between steps the indexer serves other tenants' files (``indexer.py``)."""
     index = database.vector_index
     guarded = keep_going is not None
 
@@ -84,7 +96,9 @@ def index_file(
     try:
         pieces = text_pieces(source, filename, mime_type)
         chunks = chunk_stream(pieces, embedder.tokenize, strategy, max_tokens=limits.max_tokens)
-        for batch in _batches(chunks, batch_chunks or DEFAULT_BATCH):
+        for number, batch in enumerate(_batches(chunks, batch_chunks or DEFAULT_BATCH)):
+            if number:
+                yield  # between two batches; a file of one batch is saved in its first step
             if keep_going is not None and not keep_going():
                 return "stopped"
             vectors = embedder.embed([chunk.text for chunk in batch])

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
+from ..budgets import check_count
 from ..errors import OpenAIError, bad_request
 from ..storage.keyword_index import query_words
 from ..storage.vector_index import IndexedFile, StoreVectors
@@ -46,6 +47,11 @@ Mode = Literal["hybrid", "vector", "keyword"]
 RRF_K = 1
 WEIGHTS = {"vector": 1.0, "keyword": 2.0}
 MAX_RESULTS = 50
+# A search's queries (ours: OpenAI documents no bound). Each is embedded and ranked, so their
+# count and their length in all are the search's work (issue #39: an 8 MB query was minutes
+# of the embedder's time); 32 768 characters are about an embedding input's 8192 tokens.
+MAX_QUERIES = 16
+MAX_QUERY_CHARACTERS = 32_768
 # How deep each ranking goes before fusion.
 CANDIDATES = 100
 # What one cached file costs beside its name and attributes (ids, the object): an estimate.
@@ -58,8 +64,15 @@ def vector_store_not_found(store_id: str) -> OpenAIError:
 
 def parse_queries(query: Any) -> list[str]:
     queries = [query] if isinstance(query, str) else query
+    check_count(queries, MAX_QUERIES, "query")  # before any is read
     if not isinstance(queries, list) or not queries or not all(isinstance(item, str) for item in queries):
         raise bad_request("Invalid 'query': expected a string or a non-empty array of strings.", "query", "invalid_value")
+    if sum(len(item) for item in queries) > MAX_QUERY_CHARACTERS:
+        raise bad_request(
+            f"Invalid 'query': string too long. A search's queries can hold at most {MAX_QUERY_CHARACTERS} characters in all.",
+            "query",
+            "string_above_max_length",
+        )
     if not any(item.strip() for item in queries):
         raise bad_request("Invalid 'query': the query is empty.", "query", "invalid_value")
     return queries

@@ -36,7 +36,9 @@ class Retrieval:
         self.files_dir: Path = settings.data_dir / "files"
         self.searcher = Searcher(database, self.embed, settings.search_cache_bytes)
         limits = Limits(settings.file_search_max_file_bytes, settings.file_search_max_file_tokens)
-        self.indexer = Indexer(database, self.files_dir, self.embedder, nice=settings.indexing_nice, limits=limits)
+        self.indexer = Indexer(
+            database, self.files_dir, self.embedder, nice=settings.indexing_nice, limits=limits, open_files=settings.indexing_open_files
+        )
 
     def embedder(self) -> Any:
         """The embedding model's embedder (all-MiniLM-L6-v2 on llama.cpp), loaded once (blocking)."""

@@ -33,3 +33,14 @@ class Services:
         from .retrieval import Retrieval
 
         return Retrieval(self.settings, self.database, self.embedding_model)
+
+    @functools.cached_property
+    def mcp(self) -> Any:
+        """The way to remote MCP servers (``mcp/client.Connector``), built on first use: the
+        address policy and budgets of the settings."""
+        from ..mcp.client import Budgets, Connector
+        from ..mcp.egress import ServerPolicy
+
+        settings = self.settings
+        policy = ServerPolicy(settings.mcp_allowed_servers, settings.mcp_public_servers)
+        return Connector(policy, Budgets(settings.mcp_timeout, settings.mcp_max_bytes, settings.mcp_max_tools))

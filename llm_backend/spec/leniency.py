@@ -87,6 +87,11 @@ TABLE: tuple[Lenient, ...] = (
         "InputImageContent", "detail", "auto", _of_type("input_image"),
         "the document itself: 'Defaults to `auto`'",
     ),
+    Lenient(
+        "MCPApprovalResponse", "request_id", None, _of_type("mcp_approval_response"),
+        "the document requires a `request_id` it never defines (`approval_request_id` is the id); OpenAI's SDK "
+        "types and the Agents SDK send none",
+    ),
 )
 
 # Operations whose requests can hold one of the objects above (the rest are never walked).
@@ -106,7 +111,12 @@ def relax(schemas: Json) -> None:
         if schema is None:
             continue  # not referred to by any served operation
         required = [name for name in schema.get("required", []) if name != entry.field]
-        schemas[entry.schema] = {**schema, "required": required}
+        properties = schema.get("properties", {})
+        if entry.field not in properties:
+            # Required but never defined (MCPApprovalResponse.request_id): an optional string,
+            # still a known field for a client that sends it as the document says.
+            properties = {**properties, entry.field: {"type": "string"}}
+        schemas[entry.schema] = {**schema, "required": required, "properties": properties}
 
 
 def fill(body: Any, operation_id: str | None) -> bool:

@@ -82,6 +82,13 @@ class Database:
         return VectorIndex(self)
 
     @functools.cached_property
+    def mcp_approvals(self):
+        """The MCP approval requests the Responses API issued (``mcp_approvals.py``)."""
+        from .mcp_approvals import McpApprovals
+
+        return McpApprovals(self)
+
+    @functools.cached_property
     def forwarded_objects(self):
         """Owners of the objects upstreams keep for this service's keys."""
         from .forwarded_objects import ForwardedObjects

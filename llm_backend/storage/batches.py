@@ -180,15 +180,20 @@ class BatchStore:
 
     # --- the runner's (serving/batches/runner.py) ------------------------------------------
 
-    def claim(self, holder: str, lease: float) -> Claimed | None:
+    def claim(self, holder: str, lease: float, served: Iterable[str] = (), full: Iterable[str] = ()) -> Claimed | None:
         """Take the lease (``lease`` seconds) of the oldest batch that needs work and that
         no live process holds (none ever did, or its lease ran out); None if there is none.
+        Owners the caller already ``served`` go after the others, and a ``full`` owner's
+        batches are not taken (tenants share the runner: ``serving/batches/runner.py``).
         Lease times are the database's clock (``storage/clock.py``), never a replica's."""
+        served, full = list(served), list(full)
         with self._database.sessions.begin() as session:
             free = or_(StoredBatch.lease_until.is_(None), StoredBatch.lease_until < database_now())
-            candidates = session.scalars(
-                select(StoredBatch).where(StoredBatch.status.in_(RUNNING), free).order_by(StoredBatch.seq).limit(8)
-            ).all()
+            wanted = select(StoredBatch).where(StoredBatch.status.in_(RUNNING), free)
+            if full:
+                wanted = wanted.where(StoredBatch.owner.not_in(full))
+            order = [case((StoredBatch.owner.in_(served), 1), else_=0)] if served else []
+            candidates = session.scalars(wanted.order_by(*order, StoredBatch.seq).limit(8)).all()
             for row in candidates:
                 # Compare-and-set: of two processes claiming it at once, one wins.
                 won = session.execute(

@@ -448,3 +448,22 @@ class UploadPart(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_upload_parts_upload", "upload_seq"),)
+
+
+# --- MCP approval requests (revision 0013) ------------------------------------------------
+
+
+class McpApprovalRequest(Base):
+    """An ``mcp_approval_request`` this service issued: whose, and a digest of the call it
+    asks about (server label, tool, arguments), answered at most once. Kept even for a
+    response that is not stored: an approval that comes back with the items a client sends
+    is honoured only if it matches one of these."""
+
+    __tablename__ = "mcp_approval_requests"
+
+    id: Mapped[str] = mapped_column(StoredText(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(StoredText(128))
+    response_id: Mapped[str] = mapped_column(StoredText(64))
+    call_sha256: Mapped[str] = mapped_column(StoredText(64))
+    created_at: Mapped[datetime] = mapped_column(default=database_now())
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -181,6 +181,11 @@ def _bound(case) -> None:
         body["purpose"] = "user_data"
     if isinstance(body.get("n"), int) and body["n"] > 2:
         body["n"] = 2
+    for tool in body.get("tools") if isinstance(body.get("tools"), list) else []:
+        if isinstance(tool, dict) and tool.get("type") == "mcp" and isinstance(tool.get("server_url"), str):
+            # A drawn URL may name a real host: the fuzz connects nowhere (an address the
+            # service refuses, 400 naming it; tests/e2e/test_mcp.py serves real MCP servers).
+            tool["server_url"] = "http://127.0.0.1:9/mcp"
 
 
 # The path parameters of the fuzzed operations: each has a pool of real objects.

@@ -38,8 +38,7 @@ def engine():
 @pytest.fixture
 def fresh(engine):
     engine.forget()
-    engine.host.entries.clear()
-    engine.host.used = 0
+    engine.host.clear()
     engine.free_seqs = list(range(engine.parallel))
     return engine
 
@@ -56,8 +55,7 @@ def usage(engine: Engine, rid: str) -> dict:
 def alone(engine: Engine, rid: str, params: dict) -> str:
     """The answer computed from nothing (every sequence and the host cache emptied first)."""
     engine.forget()
-    engine.host.entries.clear()
-    engine.host.used = 0
+    engine.host.clear()
     engine.submit(rid, "chat", params)
     assert engine.running[rid].reused == 0
     run(engine)
@@ -177,6 +175,26 @@ def test_a_saved_turn_gives_way_to_its_conversations_next_turn_and_a_restored_on
     key = list(fresh.host.entries)[-1]
     fresh.host.restore(fresh.ctx, key, seq)
     assert list(fresh.host.entries) == [key, next(k for k in fresh.host.entries if k != key)]
+
+
+def test_another_tenants_prompts_do_not_flush_a_tenants_saved_prefix(fresh):
+    # Issue #39: the host cache was one LRU for every tenant, so a tenant sending many long
+    # prompts flushed another's saved conversation. The tenant holding the most gives way.
+    budget = fresh.host.budget
+    try:
+        fresh.host.budget = 8 << 20  # room for two of these prompts (~3.7 MB each)
+        fresh.submit("bob", "chat", chat("Can I renew a book?", tenant="bob", max_tokens=4))
+        run(fresh)
+        for round in range(2):  # each round takes every sequence: what they held is saved
+            for number in range(fresh.parallel):
+                system = f"Assistant {round}.{number}: " + SYSTEM
+                fresh.submit(f"alice{round}.{number}", "chat", chat("Hi", system=system, tenant="alice", max_tokens=1))
+            run(fresh)
+        tenants = [saved.holding.tenant for saved in fresh.host.entries.values()]
+        assert "bob" in tenants, "alice's prompts flushed bob's saved prefix"
+        assert "alice" in tenants and 0 < fresh.host.used <= fresh.host.budget
+    finally:
+        fresh.host.budget = budget
 
 
 QUESTIONS = [

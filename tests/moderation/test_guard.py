@@ -41,7 +41,7 @@ def test_every_hazard_maps_to_known_categories():
 def guarded(tmp_path_factory):
     from tests.support.server import LiveServer
 
-    env = {"LLM_BACKEND_MODERATION_GUARD": MODEL}
+    env = {"LLM_BACKEND_MODERATION_GUARD": MODEL, "LLM_BACKEND_MODERATION_GUARD_INPUTS": "4"}
     with LiveServer(tmp_path_factory.mktemp("guard"), env=env) as live:
         yield live
 
@@ -69,3 +69,20 @@ def test_a_guard_must_be_a_local_chat_model(tmp_path):
 
     with pytest.raises(ValueError, match="moderation_guard"):
         Settings(moderation_guard="all-minilm-l6-v2", data_dir=tmp_path)
+
+
+def test_the_guards_generations_are_bounded_per_request(guarded):
+    # Each input is one generation of the guard (its whole template each time): past
+    # moderation_guard_inputs the request is refused before any runs (issue #39).
+    def generated() -> float:
+        metrics = httpx.get(guarded.base_url + "/metrics", timeout=30).text
+        lines = [line for line in metrics.splitlines() if line.startswith("llm_backend_completion_tokens_total{")]
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+    before = generated()
+    answer = httpx.post(guarded.api + "/moderations", json={"input": ["What a lovely garden."] * 5}, timeout=60)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert (error["param"], error["code"]) == ("input", "array_above_max_length")
+    assert "maximum length 4" in error["message"]
+    assert generated() == before

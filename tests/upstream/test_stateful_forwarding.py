@@ -31,6 +31,17 @@ def test_a_response_for_an_upstream_model_is_the_upstreams_and_is_found_through_
     assert access_lines(server, f"/v1/responses/{response.id}", since=before, expect=2)
 
 
+def test_an_mcp_tool_for_an_upstream_model_goes_upstream_as_sent(mixed, server):
+    """The gateway neither runs nor checks it: the upstream (here this service with its
+    defaults: public MCP servers only) is the one that judges the loopback server URL."""
+    before = log_size(server)
+    tool = {"type": "mcp", "server_label": "x", "server_url": "http://127.0.0.1:9/mcp", "headers": {"X-Key": "k"}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(mixed).responses.create(model=MODEL, input="hi", tools=[tool], max_output_tokens=16)
+    assert refused.value.body["param"] == "tools[0].server_url"
+    assert access_lines(server, "/v1/responses", since=before, expect=1)
+
+
 def test_an_id_found_nowhere_is_the_upstreams_404(mixed):
     with pytest.raises(openai.NotFoundError) as raised:
         sdk(mixed).responses.retrieve("resp_nobody")

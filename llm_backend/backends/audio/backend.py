@@ -3,7 +3,8 @@
 Each model runs in its own supervised worker process (``worker.py``), started on first use,
 driven by the chat engines' ``WorkerProcess`` (a crash fails only the requests it was
 serving, and the worker is restarted). In front of it: ``parallel`` requests at once, a
-bounded line of ``queue_size`` behind them (429 beyond, or after ``queue_timeout``). The
+bounded line of ``queue_size`` behind them that serves tenants in turn (``fair_line.py``;
+429 beyond, or after ``queue_timeout``). The
 API process only reads uploads and relays events; decoding, inference and encoding run in
 the worker, on threads taken from the same core budget as the chat engines (``cores.py``).
 """
@@ -19,8 +20,9 @@ from typing import Any
 from ... import errors
 from ...errors import model_not_found, model_not_supported
 from ...settings import Settings
-from ..base import Json, ModelCard, Relayed, Serving, StreamedBody
+from ..base import Json, ModelCard, Relayed, Serving, StreamedBody, tenant
 from ..events import ModelEvents
+from ..fair_line import Admission
 from ..lifecycle import Lifecycle
 from ..llama.client import WorkerProcess
 from ..llama.cores import available_cores
@@ -29,34 +31,6 @@ from .sources import piper_voice_files, whisper_model_dir
 WORKER_MODULE = "llm_backend.backends.audio.worker"
 OWNED_BY = "llm-backend:local"
 OPERATIONS = {"transcription": ("createTranscription", "createTranslation"), "speech": ("createSpeech",)}
-
-
-class Admission:
-    """``slots`` requests at once, ``queue_size`` waiting in line (FIFO), 429 beyond."""
-
-    def __init__(self, model_id: str, slots: int, queue_size: int, timeout: float) -> None:
-        self.model_id, self.queue_size, self.timeout = model_id, queue_size, timeout
-        self._slots = asyncio.Semaphore(slots)
-        self.waiting = 0
-        self.rejected = 0
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        if self._slots.locked() and self.waiting >= self.queue_size:
-            self.rejected += 1
-            raise errors.queue_full(self.model_id, retry_after=1)
-        self.waiting += 1
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.timeout)
-        except asyncio.TimeoutError:
-            self.rejected += 1
-            raise errors.queue_full(self.model_id, retry_after=5) from None
-        finally:
-            self.waiting -= 1
-        try:
-            yield
-        finally:
-            self._slots.release()
 
 
 class AudioModel:
@@ -103,7 +77,7 @@ class AudioModel:
         hold = contextlib.AsyncExitStack()
         try:
             await hold.enter_async_context(self.lifecycle.use(self.settings.model_load_timeout))
-            await hold.enter_async_context(self.admission.slot())
+            await hold.enter_async_context(self.admission.slot(tenant.get()))
             calls = self.worker.call(op, params)
             hold.push_async_callback(calls.aclose)
             first = await calls.__anext__()

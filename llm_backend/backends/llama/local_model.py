@@ -1,16 +1,20 @@
 """One local model's engine: its worker processes and the bounded queue in front of them.
 
-A request takes ``n`` sequences (one per choice) on one worker, or waits in line (FIFO, at
-most ``queue_size``; 429 beyond, or after ``queue_timeout``). The worker is the one with
-room that served the longest beginning of its chat for the same tenant, unless it is
-clearly busier than the least busy one (``prefix_routes.py``): its KV holds that prefix.
+A request takes ``n`` sequences (one per choice) on one worker, or waits in line (at most
+``queue_size``; 429 beyond, or after ``queue_timeout``). The worker is the one with room
+that served the longest beginning of its chat for the same tenant, unless it is clearly
+busier than the least busy one (``prefix_routes.py``): its KV holds that prefix.
+
+The line serves tenants in turn (``fair_line.py``, issue #39): a freed sequence goes to the
+next waiting tenant's oldest request, so one tenant's burst delays another's request by at
+most one of its requests, and cannot fill the line against the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import functools
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +23,8 @@ from pathlib import Path
 from ... import errors
 from ...errors import bad_request
 from ...settings import ModelConfig, Settings
-from ..base import Json, background
+from ..base import Json, background, tenant
+from ..fair_line import Line
 from ..prefix_routes import PrefixRoutes
 from .background import BackgroundEngine
 from .client import WorkerProcess
@@ -31,7 +36,7 @@ class LocalModel:
     """One configured model: its engine workers and the bounded queue in front of them.
 
     Each worker process decodes up to ``parallel`` sequences together; a request takes ``n``
-    of them (one per choice) on one worker, or waits in a FIFO queue of ``queue_size``.
+    of them (one per choice) on one worker, or waits in line (``Line``: tenants in turn).
     """
 
     def __init__(self, config: ModelConfig, settings: Settings) -> None:
@@ -40,7 +45,7 @@ class LocalModel:
         self.created = int(time.time())
         self.workers: list[WorkerProcess] = []
         self._in_use: dict[WorkerProcess, int] = {}
-        self._waiters: collections.deque[tuple[int, asyncio.Future, list[bytes]]] = collections.deque()
+        self._line: Line[tuple[int, list[bytes]]] = Line()
         self._routes: PrefixRoutes[WorkerProcess] = PrefixRoutes()
         self.fingerprint = ""
         # Read by the metrics (http/metrics.py); the engine knows nothing of Prometheus.
@@ -98,7 +103,7 @@ class LocalModel:
 
     def waiting(self) -> int:
         """Requests in line for a sequence."""
-        return sum(1 for _, future, _ in self._waiters if not future.done())
+        return self._line.waiting()
 
     def sequences_in_use(self) -> int:
         return sum(self._in_use.get(worker, 0) for worker in self.workers)
@@ -115,19 +120,16 @@ class LocalModel:
         if least is None or not route:
             return least
         worker = self._routes.pick(route, least, self._in_use.__getitem__, lambda w: w in candidates and w.ready.is_set())
-        self._routes.remember(route, worker)
+        self._routes.remember(route, worker, tenant.get())
         return worker
 
     def _wake(self) -> None:
-        while self._waiters:
-            need, future, route = self._waiters[0]
-            if future.done():
-                self._waiters.popleft()
-                continue
+        while (waiter := self._line.next()) is not None:
+            future, (need, route) = waiter
             worker = self._free_worker(need, route)
             if worker is None:
                 return
-            self._waiters.popleft()
+            self._line.served()
             self._in_use[worker] += need
             future.set_result(worker)
 
@@ -141,21 +143,21 @@ class LocalModel:
             async with self.background.take(need) as worker:
                 yield worker
             return
-        # Requests that gave up waiting (timeout, client gone) must not keep others in line:
-        # otherwise a new request would queue behind them with every sequence free.
-        self._waiters = collections.deque(entry for entry in self._waiters if not entry[1].done())
         # Embeddings (need 0) take no sequence: they run between two decoding steps.
-        worker = None if (self._waiters and need) else self._free_worker(need, route)
+        worker = None if (self._line.waiting() and need) else self._free_worker(need, route)
         if worker is not None:
             self._in_use[worker] += need
         else:
-            if len(self._waiters) >= self.settings.queue_size:
+            future: asyncio.Future = asyncio.get_running_loop().create_future()
+            refusal = functools.partial(errors.queue_full, self.config.id, retry_after=1)
+            if not self._line.join(tenant.get(), future, (need, route), self.settings.queue_size, refusal):
                 self.rejected += 1
                 raise errors.queue_full(self.config.id, retry_after=1)
-            future: asyncio.Future = asyncio.get_running_loop().create_future()
-            self._waiters.append((need, future, route))
             try:
                 worker = await asyncio.wait_for(asyncio.shield(future), self.settings.queue_timeout)
+            except errors.OpenAIError:  # made room for another tenant's request
+                self.rejected += 1
+                raise
             except asyncio.TimeoutError:
                 if not future.done():
                     future.cancel()
@@ -164,7 +166,7 @@ class LocalModel:
                     raise errors.queue_full(self.config.id, retry_after=5) from None
                 worker = future.result()
             except asyncio.CancelledError:
-                if future.done() and not future.cancelled():
+                if future.done() and not future.cancelled() and future.exception() is None:
                     self._in_use[future.result()] -= need
                     self._wake()
                 else:

@@ -6,7 +6,10 @@ line): a line that is not JSON, a missing ``custom_id``/``method``/``url``/``bod
 ``endpoint``, ``stream: true``, a body without a parameter the endpoint requires (the
 document's ``required``), a model this service does not know, lines naming different
 models (a batch runs on one model, as at OpenAI), and the size limits (200 MB, 50 000
-requests, 50 000 embedding inputs). Anything else wrong with a body is that line's answer
+requests, 50 000 embedding inputs; blank lines are not free either: 50 000 of them at most).
+Reading stops at the first line past a count (a 200 MB file of 3-byte lines is 70 M
+requests: counting them all took minutes), and the ``custom_id``s seen are kept as digests,
+so the check's memory is bounded by the counts, not by the ids' lengths. Anything else wrong with a body is that line's answer
 (its 400, in the error file), found when it runs through the endpoint's own validation.
 
 The wording and codes are OpenAI's where its answers are known (``invalid_json_line``,
@@ -17,6 +20,7 @@ The file is read twice, line by line (checked, then stored), never whole in memo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +33,7 @@ Json = dict[str, Any]
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_REQUESTS = 50_000
+MAX_BLANK_LINES = 50_000
 MAX_EMBEDDING_INPUTS = 50_000
 MAX_ERRORS = 100  # listed in the batch's ``errors``; a file of 50 000 bad lines stops there
 FAMILIES = {
@@ -79,7 +84,7 @@ class Checked:
     embedding_inputs: int = 0
 
     def add(self, entry: Json) -> None:
-        if len(self.errors) < MAX_ERRORS:
+        if len(self.errors) < MAX_ERRORS or entry["line"] is None:  # the file's own problems are always told
             self.errors.append(entry)
 
 
@@ -87,10 +92,10 @@ class Checked:
 SKIP_BYTES = 1 << 20
 
 
-def _lines(path: Path, limit: int | None = None) -> Iterator[tuple[int, bytes | int]]:
-    """(1-based number, bytes) of every line that is not blank; a line longer than ``limit``
-    bytes is never held: its size instead (issue #33: a line is a request, and a request
-    body has ``max_body_bytes``)."""
+def _lines(path: Path, limit: int | None = None) -> Iterator[tuple[int, bytes | int | None]]:
+    """(1-based number, bytes) of every line, None for a blank one; a line longer than
+    ``limit`` bytes is never held: its size instead (issue #33: a line is a request, and a
+    request body has ``max_body_bytes``)."""
     with open(path, "rb") as source:
         number = 0
         while raw := source.readline(-1 if limit is None else limit + 1):
@@ -100,8 +105,8 @@ def _lines(path: Path, limit: int | None = None) -> Iterator[tuple[int, bytes | 
                 while (rest := source.readline(SKIP_BYTES)) and not rest.endswith(b"\n"):
                     size += len(rest)
                 yield number, size + len(rest)
-            elif raw.strip():
-                yield number, raw
+            else:
+                yield number, raw if raw.strip() else None
 
 
 def _parsed(raw: bytes) -> Any:
@@ -125,9 +130,10 @@ def _check_line(checked: Checked, number: int, request: Any, endpoint: str, requ
             checked.add(error("invalid_type", f"Invalid type for '{name}': expected {described}.", name, number))
             return
     custom_id, body = request["custom_id"], request["body"]
+    digest = hashlib.blake2b(custom_id.encode(errors="surrogatepass"), digest_size=16).digest()
     if "\x00" in custom_id:
         checked.add(error("invalid_value", "Invalid 'custom_id': it must not hold NUL characters.", "custom_id", number))
-    elif custom_id in seen:
+    elif digest in seen:
         checked.add(error(
             "duplicate_custom_id",
             "The custom_id for this request is a duplicate of another request. The custom_id parameter must be "
@@ -135,7 +141,7 @@ def _check_line(checked: Checked, number: int, request: Any, endpoint: str, requ
             "custom_id",
             number,
         ))
-    seen.add(custom_id)
+    seen.add(digest)
     if request["method"] != "POST":
         checked.add(error("invalid_value", "Invalid 'method': only 'POST' is supported.", "method", number))
     if request["url"] != endpoint:
@@ -175,9 +181,18 @@ def check(
     """Every line of the input file at ``path`` checked (blocking: call it in a thread); a
     line over ``max_line_bytes`` (the live body limit) is refused as that request would be."""
     checked = Checked()
-    seen: set[str] = set()
+    seen: set[bytes] = set()
+    blank = 0
     for number, raw in _lines(path, max_line_bytes):
+        if raw is None:
+            blank += 1
+            if blank > MAX_BLANK_LINES:
+                checked.add(error("too_many_tasks", f"The input file has more than {MAX_BLANK_LINES} blank lines."))
+                return checked
+            continue
         checked.requests += 1
+        if checked.requests > MAX_REQUESTS or len(checked.errors) >= MAX_ERRORS:
+            break  # the rest is never read: the batch fails whatever it holds
         if isinstance(raw, int):
             checked.add(error(
                 "request_too_large",
@@ -190,7 +205,7 @@ def check(
     if not checked.requests:
         checked.add(error("empty_file", "The input file is empty: a batch needs at least one request."))
     elif checked.requests > MAX_REQUESTS:
-        checked.add(error("too_many_tasks", f"The input file has {checked.requests} requests; a batch can have at most {MAX_REQUESTS}."))
+        checked.add(error("too_many_tasks", f"The input file has more than {MAX_REQUESTS} requests; a batch can have at most {MAX_REQUESTS}."))
     elif checked.embedding_inputs > MAX_EMBEDDING_INPUTS:
         checked.add(error(
             "too_many_tasks",
@@ -202,5 +217,6 @@ def check(
 def requests(path: Path) -> Iterator[tuple[str, Json]]:
     """(custom_id, body) of every request of a checked input file, in order."""
     for _, raw in _lines(path):
-        request = json.loads(raw)
-        yield request["custom_id"], request["body"]
+        if raw is not None:
+            request = json.loads(raw)
+            yield request["custom_id"], request["body"]

@@ -2,9 +2,11 @@
 
 Every process runs one. Once a second it renews the leases of the batches it holds (and
 learns their statuses: a cancel, an expiry), takes at most one more batch that needs work
-and that no live process holds (oldest first; one per second, so replicas share), and
-keeps ``batch_concurrency`` lines running, taken from its batches in turn (round robin:
-a small batch created after a big one is not stuck behind it).
+and that no live process holds (oldest first, owners it holds none of first, at most
+``MAX_HELD_PER_OWNER`` of one owner; one per second, so replicas share), and keeps
+``batch_concurrency`` lines running, taken from its tenants in turn and from each tenant's
+batches in turn (issue #39: a tenant's many or big batches delay another tenant's line by
+about one line of theirs, never by a whole batch).
 
 A batch is checked (``input.py``) and its lines stored, then its lines run; each answer is
 committed as it comes (``storage/batches.py``: once per line). A process killed mid-batch
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 TICK = 1.0
 MAX_HELD = 8  # batches one process runs at once; more wait, oldest first
+MAX_HELD_PER_OWNER = 2  # of one tenant: the others' batches are taken while its wait
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 5
 RETRY_DELAY = 2.0  # seconds, doubling per attempt
@@ -93,7 +96,9 @@ class BatchRunner:
         self.store: BatchStore = services.database.batches
         self.holder = f"{socket.gethostname()[:24]}-{os.getpid()}-{secrets.token_hex(4)}"
         self.held: dict[int, Held] = {}
-        self._turns: collections.deque[int] = collections.deque()  # round robin over held batches
+        # Round robin over the tenants holding batches here, and over each one's batches.
+        self._owners: collections.deque[str] = collections.deque()
+        self._batches: dict[str, collections.deque[int]] = {}
         self._wake = asyncio.Event()  # look at leases, statuses and new batches now
         self._line_ended = asyncio.Event()  # start more lines now
 
@@ -133,6 +138,8 @@ class BatchRunner:
         with contextlib.suppress(Exception):
             await self._db(self.store.release, self.holder, list(self.held))
         self.held.clear()
+        self._owners.clear()
+        self._batches.clear()
 
     async def _db(self, function, *args: Any, **kwargs: Any) -> Any:
         return await self.services.database.run(function, *args, **kwargs)
@@ -157,10 +164,11 @@ class BatchRunner:
             elif status == "finalizing" or (held.exhausted and not held.queue and not held.retries and not held.lines):
                 held.job = self._job(held, self._end(held, "completed"))
         if len(self.held) < MAX_HELD:
-            claimed = await self._db(self.store.claim, self.holder, self.lease)
+            full = [owner for owner, seqs in self._batches.items() if len(seqs) >= MAX_HELD_PER_OWNER]
+            claimed = await self._db(self.store.claim, self.holder, self.lease, list(self._batches), full)
             if claimed is not None:
                 self.held[claimed.seq] = Held(claimed, claimed.status, claimed.expires_at)
-                self._turns.append(claimed.seq)
+                self._take_turns(claimed)
                 self._wake.set()  # start it now, not at the next tick
 
     def _job(self, held: Held, work) -> asyncio.Task:
@@ -182,8 +190,7 @@ class BatchRunner:
         held = self.held.pop(seq, None)
         if held is None:
             return
-        with contextlib.suppress(ValueError):
-            self._turns.remove(seq)
+        self._leave_turns(held.batch)
         tasks = [task for task in (*held.lines.values(), held.job) if task]
         for task in tasks:
             task.cancel()
@@ -204,9 +211,9 @@ class BatchRunner:
                 held.retries = [retry for retry in held.retries if retry[0] > now]
                 held.queue.extendleft(reversed([retry[1:] for retry in due]))
         idle = 0
-        while self._running() < self.concurrency and self._turns and idle < len(self._turns):
-            seq = self._turns[0]
-            self._turns.rotate(-1)
+        # Enough tries to see every batch once, whichever tenants' turns they fall in.
+        while self._running() < self.concurrency and self._owners and idle < len(self.held) * len(self._owners):
+            seq = self._next_turn()
             held = self.held[seq]
             if held.status != "in_progress" or held.job is not None:
                 idle += 1
@@ -330,6 +337,30 @@ class BatchRunner:
 
     async def _let_go(self, held: Held) -> None:
         await self._db(self.store.release, self.holder, [held.batch.seq])
-        self.held.pop(held.batch.seq, None)
-        with contextlib.suppress(ValueError):
-            self._turns.remove(held.batch.seq)
+        if self.held.pop(held.batch.seq, None) is not None:
+            self._leave_turns(held.batch)
+
+    # --- turns -------------------------------------------------------------------------------
+
+    def _take_turns(self, batch: Claimed) -> None:
+        if batch.owner not in self._batches:
+            self._batches[batch.owner] = collections.deque()
+            self._owners.append(batch.owner)
+        self._batches[batch.owner].append(batch.seq)
+
+    def _leave_turns(self, batch: Claimed) -> None:
+        seqs = self._batches.get(batch.owner)
+        if seqs is None or batch.seq not in seqs:
+            return
+        seqs.remove(batch.seq)
+        if not seqs:
+            del self._batches[batch.owner]
+            self._owners.remove(batch.owner)
+
+    def _next_turn(self) -> int:
+        """The next tenant's next batch."""
+        owner = self._owners[0]
+        self._owners.rotate(-1)
+        seqs = self._batches[owner]
+        seqs.rotate(-1)
+        return seqs[-1]

@@ -153,7 +153,7 @@ async def _chunks(backend: Any, model_id: str, chat: Json) -> AsyncIterator[Json
         await answer.aclose()
 
 
-async def _run(turn: Turn, backend: Any, chat: Json, recording: Recording) -> None:
+async def _run(turn: Turn, backend: Any, chat: Json | None, recording: Recording, tools: Any) -> None:
     responses = turn.services.database.responses
     response = turn.skeleton("in_progress")
     written_at = 0.0
@@ -172,7 +172,8 @@ async def _run(turn: Turn, backend: Any, chat: Json, recording: Recording) -> No
     try:
         if not await turn.finish(response):
             return  # cancelled (or deleted) before it started
-        stream = ResponseStream(response, _chunks(backend, turn.body["model"], chat), stored_with_its_last_event)
+        chunks = _chunks(backend, turn.body["model"], chat) if chat is not None else None
+        stream = ResponseStream(response, chunks, stored_with_its_last_event, tools=tools)
         async for kind, event in stream.events():
             if kind in TERMINAL:
                 # The final object and every event in one transaction, before anyone here
@@ -203,14 +204,16 @@ async def _run(turn: Turn, backend: Any, chat: Json, recording: Recording) -> No
         _recordings.pop(turn.id, None)
 
 
-async def start(turn: Turn, backend: Any, chat: Json) -> Json | AsyncIterator[Event]:
+async def start(turn: Turn, backend: Any, chat: Json | None, tools: Any = None) -> Json | AsyncIterator[Event]:
     """Store the response as ``queued`` and start generating it in a task; a streamed one
-    answers with its events (the client follows them while it stays)."""
+    answers with its events (the client follows them while it stays). ``chat``: None when
+    the model answers only after ``tools``' approved MCP calls ran (``mcp_run.McpRun``)."""
     queued = turn.skeleton("queued")
     await turn.services.database.responses.save(turn.record(queued))
     recording = _recordings[turn.id] = Recording()
-    chat = {**chat, "stream": True, "stream_options": {"include_usage": True}}
-    _track(turn.id, asyncio.create_task(_run(turn, backend, chat, recording), name=f"response {turn.id}"))
+    if chat is not None:
+        chat = {**chat, "stream": True, "stream_options": {"include_usage": True}}
+    _track(turn.id, asyncio.create_task(_run(turn, backend, chat, recording, tools), name=f"response {turn.id}"))
     if turn.body.get("stream"):
         return recording.follow()
     return queued

@@ -7,6 +7,14 @@ then per output item ``output_item.added`` → (``content_part.added`` →
 ``function_call_arguments.delta``… → ``function_call_arguments.done``) →
 ``output_item.done``, and last ``response.completed`` / ``.incomplete`` / ``.failed``.
 
+With ``mcp`` tools (``mcp_run.McpRun``) a response is several generations: a call of an MCP
+tool is an ``mcp_call`` item (``output_item.added`` → ``mcp_call.in_progress`` →
+``mcp_call_arguments.delta``… → ``.done``; the server runs it → ``mcp_call.completed`` /
+``.failed`` → ``output_item.done`` with its output), or an ``mcp_approval_request`` that
+ends the response; when every call of a generation was an MCP call that ran, the model
+answers again with their outputs, in the same stream (OpenAI's order, as recorded from
+its API).
+
 The final object is built from the same state the events were built from, and handed to
 ``save`` (which commits it) *before* the last event is sent: a follow-up request sent the
 moment the stream ends finds the response exactly as it was streamed.
@@ -42,22 +50,33 @@ class _Item:
 
 class ResponseStream:
     def __init__(
-        self, response: Json, chunks: AsyncIterator[Json], save: Callable[[Json], Awaitable[None]], prior: Any = None
+        self,
+        response: Json,
+        chunks: AsyncIterator[Json] | None,
+        save: Callable[[Json], Awaitable[None]],
+        prior: Any = None,
+        tools: Any = None,
     ) -> None:
         self.response = response
-        self.chunks = chunks
+        self.chunks = chunks  # None: the first generation comes after ``tools``' approved calls
         self.save = save
         self.sequence = 0
         # Output made before generation (file_search.Retrieval): its ``items`` come first,
         # its ``item_events()`` are sent before the model's, and its ``annotations(text)``
         # are the message's.
         self.prior = prior
-        self.output: list[Json] = list(prior.items) if prior is not None else []
+        # The MCP tools' run (mcp_run.McpRun): its ``listed`` items come next.
+        self.tools = tools
+        self.output: list[Json] = [*(prior.items if prior is not None else []), *(tools.listed if tools is not None else [])]
         self.message: _Item | None = None
         self.calls: dict[int, _Item] = {}
         self.open_calls: list[_Item] = []
+        self.running: list[_Item] = []  # MCP calls whose arguments are whole, not yet run
         self.usage: Json | None = None
+        self.spent: Json | None = None  # the usage of the generations before this one
         self.finish_reason: str | None = None
+        self.round_start = len(self.output)
+        self.closed = False  # the last generation's items are closed already
 
     def _event(self, kind: str, **fields: Any) -> Event:
         event = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -127,45 +146,86 @@ class ResponseStream:
         if call is None:
             if self.message is not None:
                 events += self._close_message("completed")
-            item = objects.function_call_item(
-                new_id("fc"), "in_progress", delta.get("id") or new_id("call"), function.get("name") or "", ""
-            )
+            name = function.get("name") or ""
+            item = self.tools.item_for(name) if self.tools is not None else None
+            if item is None:
+                item = objects.function_call_item(new_id("fc"), "in_progress", delta.get("id") or new_id("call"), name, "")
             call = self.calls[index] = _Item(len(self.output), item)
-            self.output.append(item)
-            self.open_calls.append(call)
-            events.append(self._event("response.output_item.added", output_index=call.index, item=dict(item)))
-        elif function.get("name"):
+            events += self._open_call(call)
+        elif function.get("name") and call.item["type"] == "function_call":
             call.item["name"] += function["name"]
         if function.get("arguments"):
-            call.text.append(function["arguments"])
-            events.append(
-                self._event(
-                    "response.function_call_arguments.delta",
-                    item_id=call.item["id"],
-                    output_index=call.index,
-                    delta=function["arguments"],
-                )
-            )
+            events += self._arguments(call, function["arguments"])
         return events
+
+    def _open_call(self, call: _Item) -> list[Event]:
+        self.output.append(call.item)
+        self.open_calls.append(call)
+        events = [self._event("response.output_item.added", output_index=call.index, item=dict(call.item))]
+        if call.item["type"] == "mcp_call":
+            events.append(self._event("response.mcp_call.in_progress", output_index=call.index, item_id=call.item["id"]))
+        return events
+
+    def _arguments(self, call: _Item, delta: str) -> list[Event]:
+        call.text.append(delta)
+        kind = {"function_call": "response.function_call_arguments.delta", "mcp_call": "response.mcp_call_arguments.delta"}
+        if call.item["type"] not in kind:
+            return []  # an approval request shows its arguments whole, when it is done
+        return [self._event(kind[call.item["type"]], item_id=call.item["id"], output_index=call.index, delta=delta)]
 
     def _close_calls(self, status: str) -> list[Event]:
         """``status``: the answer's (``objects.call_status``)."""
         events = []
         for position, call in enumerate(self.open_calls):
             cut = objects.call_status(position, len(self.open_calls), status)
-            call.item.update(status=cut, arguments="".join(call.text))
-            events.append(
-                self._event(
-                    "response.function_call_arguments.done",
-                    item_id=call.item["id"],
-                    output_index=call.index,
-                    name=call.item["name"],
-                    arguments=call.item["arguments"],
-                )
-            )
-            events.append(self._event("response.output_item.done", output_index=call.index, item=call.item))
+            item = call.item
+            item["arguments"] = "".join(call.text)
+            where = {"item_id": item["id"], "output_index": call.index}
+            if item["type"] == "mcp_call":
+                events.append(self._event("response.mcp_call_arguments.done", **where, arguments=item["arguments"]))
+                if cut == "completed":
+                    self.running.append(call)  # run, then done (``_run_calls``)
+                    continue
+                item["status"] = cut  # cut by the token limit: never run
+            elif item["type"] == "function_call":
+                item["status"] = cut
+                events.append(self._event("response.function_call_arguments.done", **where, name=item["name"], arguments=item["arguments"]))
+            events.append(self._event("response.output_item.done", output_index=call.index, item=item))
         self.open_calls = []
         return events
+
+    async def _run_calls(self) -> AsyncIterator[Event]:
+        """Run the MCP calls whose arguments are whole, one after the other, in order."""
+        while self.running:
+            call = self.running[0]
+            await self.tools.run(call.item)
+            self.running.pop(0)
+            ended = "response.mcp_call.completed" if call.item["status"] == "completed" else "response.mcp_call.failed"
+            yield self._event(ended, item_id=call.item["id"], output_index=call.index)
+            yield self._event("response.output_item.done", output_index=call.index, item=call.item)
+
+    def _listed_events(self) -> list[Event]:
+        """The servers listed for this response (before the stream started), back to back."""
+        events = []
+        first = len(self.prior.items) if self.prior is not None else 0
+        for index, item in enumerate(self.tools.listed if self.tools is not None else [], start=first):
+            where = {"item_id": item["id"], "output_index": index}
+            events += [
+                self._event("response.output_item.added", output_index=index, item={**item, "tools": []}),
+                self._event("response.mcp_list_tools.in_progress", **where),
+                self._event("response.mcp_list_tools.completed", **where),
+                self._event("response.output_item.done", output_index=index, item=item),
+            ]
+        return events
+
+    async def _approved_calls(self) -> AsyncIterator[Event]:
+        """The calls the client approved in this turn's input, before any generation."""
+        for item in self.tools.pending:
+            call = _Item(len(self.output), {**item, "arguments": ""})
+            for event in [*self._open_call(call), *self._arguments(call, item["arguments"]), *self._close_calls("completed")]:
+                yield event
+        async for event in self._run_calls():
+            yield event
 
     # --- the stream ----------------------------------------------------------------------
 
@@ -183,7 +243,7 @@ class ResponseStream:
         return events
 
     def _close(self, status: str) -> list[Event]:
-        if len(self.output) == (len(self.prior.items) if self.prior is not None else 0):
+        if len(self.output) == self.round_start:
             # Nothing generated: still one (empty) message, as OpenAI answers.
             events = self._open_message()
             return events + self._close_message(status)
@@ -197,6 +257,18 @@ class ResponseStream:
             self.message.item.update(status="incomplete", content=[objects.text_part(text, self.message.logprobs)])
         for call in self.open_calls:
             call.item.update(status="incomplete", arguments="".join(call.text))
+        for call in self.running:
+            call.item["status"] = "incomplete"
+
+    async def _next_generation(self) -> AsyncIterator[Json] | None:
+        """The model's next answer when the last one's calls all ran (``McpRun.next_round``)."""
+        generation = self.output[self.round_start :]
+        self.spent, self.usage = objects.added_usage(self.spent, self.usage), None
+        chunks = await self.tools.next_round(self.output, generation, self.spent)
+        if chunks is not None:
+            self.message, self.calls, self.open_calls = None, {}, []
+            self.finish_reason, self.closed, self.round_start = None, False, len(self.output)
+        return chunks
 
     async def _store(self, response: Json) -> None:
         # Shielded: a client that hangs up now must not lose the answer it was sent.
@@ -208,17 +280,38 @@ class ResponseStream:
         yield self._event("response.in_progress", response=self.response)
         for kind, fields in self.prior.item_events() if self.prior is not None else []:
             yield self._event(kind, **fields)
+        for event in self._listed_events():
+            yield event
         ended = False
         failure: OpenAIError | None = None
         try:
-            async for chunk in self.chunks:
-                for event in self._chunk(chunk):
+            if self.chunks is None:
+                async for event in self._approved_calls():
                     yield event
+                self.chunks = await self._next_generation()
+            while self.chunks is not None:
+                async for chunk in self.chunks:
+                    for event in self._chunk(chunk):
+                        yield event
+                if self.tools is None or self.finish_reason == "length" or not self.open_calls:
+                    break
+                closing = self._close_message("completed") if self.message is not None else []
+                closing += self._close_calls("completed")
+                # Recorded before the client sees them whole: an approval may come back at once.
+                await self.tools.issue(self.output[self.round_start :])
+                for event in closing:
+                    yield event
+                async for event in self._run_calls():
+                    yield event
+                self.closed = True
+                await self.chunks.aclose()
+                self.chunks = await self._next_generation()
             ended = True
         except OpenAIError as error:
             ended, failure = True, error
         finally:
-            await self.chunks.aclose()
+            if self.chunks is not None:
+                await self.chunks.aclose()
             if not ended and self.output:
                 # The client went away: keep what it was sent, marked incomplete.
                 self._cut_off()
@@ -228,7 +321,7 @@ class ResponseStream:
                     log.exception("could not store an interrupted response")
         if failure is not None:
             log.warning("response stream failed: %s", failure.message)
-            for event in self._close("incomplete"):
+            for event in [] if self.closed else self._close("incomplete"):
                 yield event
             code = "rate_limit_exceeded" if failure.status == 429 else "server_error"
             response = objects.failed(self.response, self.output, code, failure.message)
@@ -236,9 +329,9 @@ class ResponseStream:
             yield self._event("response.failed", response=response)
             return
         status = "incomplete" if self.finish_reason == "length" else "completed"
-        for event in self._close(status):
+        for event in [] if self.closed else self._close(status):
             yield event
-        response = objects.finished(self.response, self.output, self.usage, self.finish_reason)
+        response = objects.finished(self.response, self.output, objects.added_usage(self.spent, self.usage), self.finish_reason)
         await self._store(response)
         kind = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
         yield self._event(kind, response=response)

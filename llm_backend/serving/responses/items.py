@@ -15,7 +15,10 @@ from ...errors import bad_request
 Json = dict[str, Any]
 
 # Item types whose meaning is a text chat: they become chat messages.
-_CONVERSATIONAL = ("message", "function_call", "function_call_output", "reasoning", "compaction", "file_search_call")
+_CONVERSATIONAL = (
+    "message", "function_call", "function_call_output", "reasoning", "compaction", "file_search_call",
+    "mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response",
+)
 _PREFIX = {
     "message": "msg",
     "function_call": "fc",
@@ -23,12 +26,21 @@ _PREFIX = {
     "reasoning": "rs",
     "compaction": "cmp",
     "file_search_call": "fs",  # replayed by file_search.py
+    # Replayed by mcp_calls.py.
+    "mcp_list_tools": "mcpl",
+    "mcp_call": "mcp",
+    "mcp_approval_request": "mcpr",
+    "mcp_approval_response": "mcpa",
 }
 # What turning an item into a chat message needs (the spec's branches do not all require it).
 _REQUIRED = {
     "function_call": ("call_id", "name"),
     "function_call_output": ("call_id",),
     "compaction": ("encrypted_content",),
+    "mcp_list_tools": ("server_label",),
+    "mcp_call": ("server_label", "name"),
+    "mcp_approval_request": ("id", "server_label", "name", "arguments"),
+    "mcp_approval_response": ("approval_request_id",),
 }
 _TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
 

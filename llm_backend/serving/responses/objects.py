@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from .items import new_id
+from .mcp_servers import redacted
 
 Json = dict[str, Any]
 
@@ -62,7 +63,7 @@ def skeleton(request: Json, response_id: str, created_at: int, status: str, mode
         "store": request.get("store") is not False,
         "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity") or "medium"},
         "tool_choice": request.get("tool_choice") or "auto",
-        "tools": request.get("tools") or [],
+        "tools": redacted(request.get("tools")),
         "top_logprobs": request.get("top_logprobs") or 0,
         "truncation": request.get("truncation") or "disabled",
         "metadata": request.get("metadata") or {},
@@ -86,6 +87,19 @@ def usage(chat_usage: Json | None) -> Json | None:
         "output_tokens": chat_usage["completion_tokens"],
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": chat_usage["prompt_tokens"] + chat_usage["completion_tokens"],
+    }
+
+
+def added_usage(first: Json | None, second: Json | None) -> Json | None:
+    """Two generations' chat usage as one (a response with MCP calls answers several times)."""
+    if not first or not second:
+        return first or second
+    cached = sum((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0 for usage in (first, second))
+    return {
+        "prompt_tokens": first["prompt_tokens"] + second["prompt_tokens"],
+        "completion_tokens": first["completion_tokens"] + second["completion_tokens"],
+        "total_tokens": first["prompt_tokens"] + second["prompt_tokens"] + first["completion_tokens"] + second["completion_tokens"],
+        "prompt_tokens_details": {"cached_tokens": cached},
     }
 
 

@@ -27,7 +27,6 @@ CLOUD_TOOLS = {
     "computer_use": "computer use",
     "image_generation": "image generation",
     "code_interpreter": "the code interpreter",
-    "mcp": "remote MCP servers",
 }
 # Retrieval over vector stores: served by the Files and vector stores work, not yet here.
 FILE_SEARCH = "file_search"
@@ -54,6 +53,9 @@ def chat_tools(tools: list[Json] | None, name: str = "tools") -> list[Json]:
             if tool.get("strict") is not None:
                 function["strict"] = tool["strict"]
             chat_tools.append({"type": "function", "function": function})
+        elif kind == "mcp":
+            # The Responses API serves it (mcp_servers.py turns it into functions first).
+            raise unsupported(f"{param}.type", "'mcp' tools are served by the Responses API here, not yet in this one")
         elif kind == FILE_SEARCH:
             raise unsupported(f"{param}.type", "'file_search' needs vector stores, which are not served here yet")
         elif kind in CLOUD_TOOLS:
@@ -75,6 +77,12 @@ def chat_tool_choice(choice: Any, chat_tools: list[Json]) -> tuple[Any, list[Jso
         if len(allowed) != len(choice.get("tools") or []):
             raise unsupported("tool_choice.tools", "only function tools can be allowed")
         return choice.get("mode", "auto"), [tool for tool in chat_tools if tool["function"]["name"] in allowed]
+    if kind == "mcp":
+        raise bad_request(
+            f"Tool choice 'mcp' names the server_label '{choice.get('server_label')}', which is not in 'tools'.",
+            "tool_choice.server_label",
+            "invalid_value",
+        )
     raise unsupported("tool_choice", f"'{kind}' names a tool that is not a function")
 
 

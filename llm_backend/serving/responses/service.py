@@ -18,13 +18,15 @@ from typing import Any
 
 from ..metadata import check_metadata
 from ... import errors
+from ...budgets import check_lists
 from ...backends.base import Serving
 from ...errors import OpenAIError, bad_request
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
-from . import background, context_window, file_search, objects, request
+from . import background, context_window, file_search, mcp_calls, mcp_run, objects, request
 from .events import Event, ResponseStream
 from .items import new_id, normalize
+from .mcp_servers import Catalog, redacted
 from .memory import ConnectionMemory
 
 Json = dict[str, Any]
@@ -116,7 +118,7 @@ class Turn:
             model=self.body["model"],
             created_at=self.created_at,
             response=response,
-            request=self.body,
+            request={**self.body, "tools": redacted(self.body.get("tools"))},
             input_items=input_items,
             previous_response_id=previous,
             conversation_id=self.conversation_id,
@@ -152,6 +154,7 @@ def checked_backend(services: Services, body: Json) -> Any:
     if not body.get("model"):
         # The spec lets it out for stored prompts (OpenAI's cloud); nothing else names one.
         raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    check_lists("createResponse", body)  # before any item is read
     request.check(body)
     check_metadata(body.get("metadata"))
     model_id = body["model"]
@@ -161,12 +164,19 @@ def checked_backend(services: Services, body: Json) -> Any:
     return backend
 
 
-async def _chat(backend: Any, body: Json, earlier: list[Json], turn: list[Json], stream: bool) -> Json:
+def _replayable(items: list[Json], catalog: Catalog | None) -> list[Json]:
+    return mcp_calls.replayable(file_search.replayable(items), catalog)
+
+
+async def _chat(
+    backend: Any, body: Json, earlier: list[Json], turn: list[Json], stream: bool, catalog: Catalog | None = None
+) -> Json:
     """The chat request the model is asked: without the file_search tool (served before
-    generation), with the items a chat can replay, fitted to the context window as
-``truncation`` and ``context_management`` say (``context_window.py``)."""
-    chat_body = file_search.chat_body(body)
-    earlier, turn = await context_window.fit(backend, chat_body, file_search.replayable(earlier), file_search.replayable(turn))
+    generation), MCP tools as functions (``catalog``), with the items a chat can replay,
+    fitted to the context window as ``truncation`` and ``context_management`` say
+    (``context_window.py``)."""
+    chat_body = file_search.chat_body(catalog.chat_body(body) if catalog is not None else body)
+    earlier, turn = await context_window.fit(backend, chat_body, _replayable(earlier, catalog), _replayable(turn, catalog))
     chat = request.chat_request(chat_body, earlier, turn, stream)
     await context_window.check_compaction(backend, chat_body, chat)
     return chat
@@ -178,7 +188,8 @@ async def input_tokens(services: Services, owner: str, body: Json) -> Json:
     backend = checked_backend(services, body)
     turn = normalize(body.get("input"))
     earlier = await history(services, owner, body)
-    chat = await _chat(backend, body, earlier, turn, stream=False)
+    prepared = await mcp_run.prepare_tools(services, body, [*earlier, *turn])
+    chat = await _chat(backend, body, earlier, turn, stream=False, catalog=prepared[2] if prepared else None)
     count = await backend.prompt_tokens(body["model"], chat)
     return {"object": "response.input_tokens", "input_tokens": count}
 
@@ -197,15 +208,67 @@ async def create(
     previous = body.get("previous_response_id")
     turn.previous_remembered = bool(previous) and memory is not None and memory.history(owner, previous) is not None
     stream = bool(body.get("stream"))
-    chat = await _chat(backend, body, earlier, turn.input_items, stream)
+    # MCP servers are listed (and the turn's approvals answered) before anything is generated.
+    tools = await mcp_run.prepare(services, owner, body, earlier, turn.input_items, turn.id)
+    if tools is not None and mcp_calls.answers_approvals(turn.input_items):
+        body = _continued(body)  # the model answers the approved calls: nothing forces another
+    catalog = tools.catalog if tools is not None else None
+    # Approved calls run before the model answers: then its first answer is asked for later.
+    first = tools is None or not tools.pending
+    chat = await _chat(backend, body, earlier, turn.input_items, stream or tools is not None, catalog) if first else None
     # file_search runs before generation; its excerpts follow the turn's input.
     retrieval = await file_search.retrieve(services, owner, body, earlier, turn.input_items)
-    chat = file_search.grounded(chat, retrieval)
+    chat = file_search.grounded(chat, retrieval) if chat is not None else None
+    if tools is not None:
+        tools.answer = _later_answers(backend, turn, body, retrieval, catalog)
     if body.get("background"):
-        return await background.start(turn, backend, chat)
-    answer = await backend.chat_completion_objects(model_id, chat)
+        return await background.start(turn, backend, chat, tools)
+    answer = await backend.chat_completion_objects(model_id, chat) if chat is not None else None
+    if tools is not None:
+        events = ResponseStream(turn.skeleton("in_progress"), answer, turn.save, retrieval, tools).events()
+        return events if stream else await _final(events)
     if stream:
         return ResponseStream(turn.skeleton("in_progress"), answer, turn.save, retrieval).events()
     response = file_search.attach(objects.from_chat(turn.skeleton("in_progress"), answer), retrieval)
     await turn.save(response)
     return response
+
+
+def _continued(body: Json) -> Json:
+    """``body`` for an answer that continues the calls made before it: ``tool_choice`` no
+    longer forces a call (the forced one was made), and a narrowing keeps narrowing."""
+    choice = body.get("tool_choice")
+    if choice == "required" or (isinstance(choice, dict) and choice.get("type") in ("function", "mcp")):
+        return {**body, "tool_choice": "auto"}
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        return {**body, "tool_choice": {**choice, "mode": "auto"}}
+    return body
+
+
+def _later_answers(backend: Any, turn: Turn, body: Json, retrieval: Any, catalog: Catalog) -> mcp_run.Answer:
+    """How the model answers again after its MCP calls ran: the same request with their
+    outputs, no call forced (none at all once the calls are spent), within what is left
+    of ``max_output_tokens``."""
+    later = _continued(body)
+
+    async def answer(output: list[Json], spent: Json | None, calls_left: int) -> AsyncIterator[Json] | None:
+        round_body = {**later, "tool_choice": "none"} if calls_left <= 0 else dict(later)
+        limit = body.get("max_output_tokens")
+        if limit is not None:
+            left = limit - ((spent or {}).get("completion_tokens") or 0)
+            if left <= 0:
+                return None
+            round_body["max_output_tokens"] = left
+        chat = await _chat(backend, round_body, turn.earlier, [*turn.input_items, *output], True, catalog)
+        return await backend.chat_completion_objects(body["model"], file_search.grounded(chat, retrieval))
+
+    return answer
+
+
+async def _final(events: AsyncIterator[Event]) -> Json:
+    """The response a stream ends with (stored before its last event)."""
+    final: Json = {}
+    async for kind, event in events:
+        if kind in background.TERMINAL:
+            final = event["response"]
+    return final

@@ -126,14 +126,20 @@ class Saved:
 
 
 class HostCache:
-    """Sequences' KV saved to host memory before their cells are reused, least recently
-    used out first, within ``budget`` bytes (llama.cpp's per-sequence state save/restore:
-    ~14 MB and ~8 ms for 600 tokens of SmolLM2-135M, against 2 s to compute them)."""
+    """Sequences' KV saved to host memory before their cells are reused, within ``budget``
+    bytes (llama.cpp's per-sequence state save/restore: ~14 MB and ~8 ms for 600 tokens of
+    SmolLM2-135M, against 2 s to compute them).
+
+    Shared fairly by tenants (issue #39: one tenant's long prompts flushed another's saved
+    prefixes): to make room, the tenant holding the most bytes (counting what is being
+    saved) loses its least recently used prefix. So a tenant alone may use the whole budget,
+    and a tenant holding no more than an equal share never loses a prefix to another one."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.entries: OrderedDict[int, Saved] = OrderedDict()
+        self.entries: OrderedDict[int, Saved] = OrderedDict()  # least recently used first
         self.used = 0
+        self.held: dict[str, int] = {}  # bytes saved per tenant
         self._keys = 0
         self.restored = 0  # prefixes restored since the worker started
 
@@ -165,10 +171,8 @@ class HostCache:
             if common == len(other.tokens) or 0 < other.prompt_len <= common:
                 self._drop(key)
         size = llama_cpp.llama_state_seq_get_size(ctx, seq)
-        if not 0 < size <= self.budget:
+        if not 0 < size <= self.budget or not self._room(holding.tenant, size):
             return
-        while self.used + size > self.budget:
-            self._drop(next(iter(self.entries)))
         state = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(ctx, state, size, seq)
         if written != size:
@@ -176,6 +180,21 @@ class HostCache:
         self._keys += 1
         self.entries[self._keys] = Saved(holding.copy(), state, size)
         self.used += size
+        self.held[holding.tenant] = self.held.get(holding.tenant, 0) + size
+
+    def _room(self, tenant: str, size: int) -> bool:
+        """Make room for ``size`` bytes of ``tenant``'s: the least recently used prefix of
+        the tenant holding the most goes (on a tie, the saver's own), until it fits; False
+        when only the saver could give way and holds nothing more to give: the others'
+        stay, and this one is not saved."""
+        while self.used + size > self.budget:
+            holding = {**self.held, tenant: self.held.get(tenant, 0) + size}
+            fullest = max(holding, key=lambda other: (holding[other], other == tenant))
+            key = next((key for key, saved in self.entries.items() if saved.holding.tenant == fullest), None)
+            if key is None:
+                return False
+            self._drop(key)
+        return True
 
     def restore(self, ctx: llama_cpp.llama_context_p, key: int, seq: int) -> Holding | None:
         """Put saved prefix ``key`` into ``seq`` (whatever it held is gone); what it holds now."""
@@ -188,8 +207,18 @@ class HostCache:
         self.restored += 1
         return saved.holding.copy()
 
+    def clear(self) -> None:
+        self.entries.clear()
+        self.used = 0
+        self.held.clear()
+
     def _drop(self, key: int) -> None:
-        self.used -= self.entries.pop(key).size
+        saved = self.entries.pop(key)
+        self.used -= saved.size
+        tenant = saved.holding.tenant
+        self.held[tenant] -= saved.size
+        if not self.held[tenant]:
+            del self.held[tenant]
 
     def stats(self) -> dict[str, int]:
         return {"host_cache_bytes": self.used, "host_cache_entries": len(self.entries), "host_cache_restores": self.restored}

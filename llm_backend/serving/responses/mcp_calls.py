@@ -1,0 +1,137 @@
+"""The MCP items of a conversation: calls and approvals, and what the model reads of them.
+
+Approvals are honoured or refused, never ignored (ogx-ai/ogx#3443, smg-project/smg#159):
+a call of a tool that ``require_approval`` covers becomes an ``mcp_approval_request`` item
+that ends the response, recorded (``storage/mcp_approvals.py``) with its owner and a
+digest of the call. An ``mcp_approval_response`` in a later request must name a request
+found in what that request continues (its ``previous_response_id`` chain, its
+conversation, or the items it sends back) that this service issued to the same tenant for
+the same call, not answered before; it is answered once, atomically: approved, the call
+runs once, before the model answers; declined, the model reads that it was declined. An
+id from another conversation, another tenant, a changed call or a second answer is 400.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ...errors import bad_request
+from ..services import Services
+from .items import new_id
+from .mcp_servers import Catalog, McpServer
+
+Json = dict[str, Any]
+
+DECLINED = "The user declined to run this tool call; it was not run."
+NOT_FINISHED = "The tool call did not finish."
+_MCP_ITEMS = ("mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response")
+
+
+def call_item(server_label: str, name: str, arguments: str = "", approval_request_id: str | None = None) -> Json:
+    return {
+        "id": new_id("mcp"),
+        "type": "mcp_call",
+        "status": "in_progress",
+        "server_label": server_label,
+        "name": name,
+        "arguments": arguments,
+        "output": None,
+        "error": None,
+        "approval_request_id": approval_request_id,
+    }
+
+
+def approval_request_item(server_label: str, name: str, arguments: str = "") -> Json:
+    return {"id": new_id("mcpr"), "type": "mcp_approval_request", "server_label": server_label, "name": name, "arguments": arguments}
+
+
+def digest(item: Json) -> str:
+    """The call an approval request asks about: server, tool and arguments exactly."""
+    call = json.dumps([item.get("server_label"), item.get("name"), item.get("arguments")], ensure_ascii=False)
+    return hashlib.sha256(call.encode()).hexdigest()
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict) and error.get("type") == "mcp_tool_execution_error":
+        content = error.get("content")
+        texts = [part.get("text") for part in content or [] if isinstance(part, dict) and part.get("text")] if isinstance(content, list) else []
+        return "The tool failed: " + ("\n".join(texts) or json.dumps(content, ensure_ascii=False))
+    if isinstance(error, dict):
+        return f"The tool call failed: {error.get('message') or error.get('type')}"
+    return f"The tool call failed: {error}"
+
+
+def replayable(items: list[Json], catalog: Catalog | None) -> list[Json]:
+    """Items for the chat translation: an ``mcp_call`` as the function call and output the
+    model made and read, a declined approval as the call and the refusal; listings and
+    pending or approved requests carry nothing for the model (an approved one's call
+    follows as an ``mcp_call``)."""
+    requests = {item.get("id"): item for item in items if item.get("type") == "mcp_approval_request"}
+    replayed = []
+    for item in items:
+        kind = item.get("type")
+        if kind not in _MCP_ITEMS:
+            replayed.append(item)
+            continue
+        if kind == "mcp_call":
+            call, output = item, item.get("output")
+            if output is None:
+                output = _error_text(item["error"]) if item.get("error") else NOT_FINISHED
+        elif kind == "mcp_approval_response" and not item.get("approve") and item.get("approval_request_id") in requests:
+            call = requests[item["approval_request_id"]]
+            output = DECLINED + (f" Reason: {item['reason']}" if item.get("reason") else "")
+        else:
+            continue
+        label, name = call.get("server_label") or "", call.get("name") or ""
+        function = catalog.function(label, name) if catalog is not None else f"{label}__{name}"
+        call_id = call.get("id") or new_id("mcp")
+        replayed.append({"type": "function_call", "call_id": call_id, "name": function, "arguments": call.get("arguments") or "{}"})
+        replayed.append({"type": "function_call_output", "call_id": call_id, "output": output})
+    return replayed
+
+
+def answers_approvals(turn: list[Json]) -> bool:
+    return any(item.get("type") == "mcp_approval_response" for item in turn)
+
+
+async def approved_calls(
+    services: Services, owner: str, servers: list[McpServer], earlier: list[Json], turn: list[Json]
+) -> list[Json]:
+    """Check and answer this turn's approval responses (see the module docstring); the
+    ``mcp_call`` items of the approved ones, to run before the model answers."""
+    requests = {item.get("id"): item for item in [*earlier, *turn] if item.get("type") == "mcp_approval_request"}
+    by_label = {server.label: server for server in servers}
+    answers = [(index, item) for index, item in enumerate(turn) if item.get("type") == "mcp_approval_response"]
+    for index, item in answers:
+        param = f"input[{index}].approval_request_id"
+        request = requests.get(item["approval_request_id"])
+        if request is None:
+            raise bad_request(
+                f"No MCP approval request with id '{item['approval_request_id']}' was found in the items this request "
+                "continues (its previous_response_id, its conversation, or its input).",
+                param,
+                "invalid_value",
+            )
+        server = by_label.get(request.get("server_label"))
+        if server is None or server.tool(request.get("name")) is None:
+            raise bad_request(
+                f"The tool '{request.get('name')}' of the MCP server '{request.get('server_label')}' that approval "
+                f"request '{request['id']}' asks about is not among the allowed tools of this request.",
+                param,
+                "invalid_value",
+            )
+    calls = []
+    for index, item in answers:
+        request = requests[item["approval_request_id"]]
+        if not await services.database.mcp_approvals.answer(owner, request["id"], digest(request)):
+            raise bad_request(
+                f"The MCP approval request '{request['id']}' cannot be answered: it was answered before, or it is not "
+                "one this service issued to you for this very call.",
+                f"input[{index}].approval_request_id",
+                "invalid_value",
+            )
+        if item.get("approve"):
+            calls.append(call_item(request["server_label"], request["name"], request.get("arguments") or "", request["id"]))
+    return calls
