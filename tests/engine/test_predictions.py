@@ -150,3 +150,4 @@ def test_prompt_lookup_drafts_from_the_prompt_and_changes_no_answer(engine):
     assert text == plain
     assert engine.totals["drafted_tokens"] > drafted and lookup_steps < steps
     assert "accepted_prediction_tokens" not in usage(engine, "lookup-on")
+

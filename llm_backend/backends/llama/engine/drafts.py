@@ -52,6 +52,7 @@ class Draft:
         self.size = FIRST_DRAFT if aligned else LOOKUP_DRAFT
         self.credit = 0.0  # rows earned beside others
         self.pause = 0  # tokens to wait before drafting again
+        self.alone = False  # the next step decodes the choice's token alone (verification.py)
         self.backoff = 1
         self.tail: list[int] = []  # the answer's last NGRAM tokens
         self._index: dict[tuple[int, ...], list[int]] | None = None
@@ -65,6 +66,9 @@ class Draft:
             if self.beside is not None and others > self.beside:
                 return []
             self.credit = min(self.credit + SHARE * others, MAX_DRAFT)
+        if self.alone:
+            self.alone = False
+            return []
         if self.at is None or self.pause or self.at >= len(self.tokens):
             return []
         k = min(self.size, len(self.tokens) - self.at, room)
