@@ -59,7 +59,8 @@ def follow(draft: Draft, tokens: list[int]) -> None:
 
 def test_a_prediction_is_drafted_from_its_first_token_and_followed():
     draft = Draft(list(range(100)), counted=True)
-    assert draft.propose(room=512, others=0) == list(range(drafts.FIRST_DRAFT))
+    first = draft.propose(room=512, others=0)
+    assert first == list(range(len(first))) and len(first) >= 8  # trusted from the start
     follow(draft, list(range(10)))
     assert draft.propose(room=5, others=0) == [10, 11, 12, 13, 14]
 
@@ -94,15 +95,21 @@ def test_a_draft_refused_at_its_first_token_pauses_drafting_longer_each_time():
     assert draft.rejected == 16 and draft.accepted == 0
 
 
-def test_drafts_grow_while_taken_whole_and_shrink_to_what_was_taken():
+def test_drafts_grow_while_the_answer_follows_and_stop_while_it_strays():
     draft = Draft(list(range(1000)), counted=True)
-    draft.verified(16, 16)
-    assert draft.size == 32
-    draft.verified(32, 32)
-    draft.verified(64, 64)
-    assert draft.size == drafts.MAX_DRAFT
-    draft.verified(64, 5)
-    assert draft.size == 8
+    first = draft.size
+    follow(draft, list(range(60)))
+    assert draft.size > first and draft.size >= 16
+    # The answer strays: each time 3 of its tokens meet the source, its next one differs.
+    for start in range(100, 300, 20):
+        follow(draft, [start, start + 1, start + 2, 5000 + start])
+    assert draft.size == 0  # decoding one by one is cheaper than drafts this often wrong
+    follow(draft, list(range(400, 460)))  # it follows the source again
+    assert draft.size >= first
+
+
+def test_the_prompt_is_drafted_from_in_short_drafts_until_it_proves_right():
+    assert Draft([1, 2, 3], counted=False, aligned=False).size <= 3
 
 
 def test_beside_other_streams_a_draft_waits_until_it_has_earned_its_rows():
@@ -111,13 +118,14 @@ def test_beside_other_streams_a_draft_waits_until_it_has_earned_its_rows():
     steps = 0
     while not (proposed := draft.propose(room=512, others=7)):
         steps += 1
-    assert len(proposed) == drafts.MIN_CHUNK
-    assert steps == pytest.approx(drafts.MIN_CHUNK / (drafts.SHARE * 7), abs=1)
+    earned = min(draft.size, drafts.MIN_CHUNK)
+    assert len(proposed) == earned
+    assert steps == pytest.approx(earned / (drafts.SHARE * 7), abs=1)
 
 
 def test_the_prompt_is_drafted_from_only_while_few_others_decode():
     draft = Draft([5, 6, 7, 8, 9, 10, 11, 12], counted=False, aligned=False)
     assert draft.propose(room=512, others=0) == []  # not aligned yet
     follow(draft, [5, 6, 7])
-    assert draft.propose(room=512, others=0) == [8, 9, 10, 11]
+    assert draft.propose(room=512, others=0) == [8, 9]  # short until it proves right
     assert draft.propose(room=512, others=drafts.LOOKUP_BESIDE + 1) == []

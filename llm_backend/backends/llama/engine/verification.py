@@ -65,5 +65,5 @@ def verify(engine: Engine, request: Request, choice: Choice) -> int:
     llama_cpp.llama_memory_seq_rm(engine.memory, choice.seq_id, keep, -1)
     del held[keep:]
     choice.n_past = keep
-    choice.draft.verified(len(drafted), taken)
+    choice.draft.verified(len(drafted), taken, again)
     return taken
