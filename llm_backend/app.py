@@ -25,6 +25,7 @@ from .http.fast_lane import FastLane
 from .http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS, Passthrough, UnservedOperations
 from .http.metrics import Metrics
 from .http.pages import Pages
+from .http.project_limits import ProjectLimits
 from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.realtime_socket import RealtimeSocket
 from .http.responses_socket import ResponsesSocket
@@ -32,6 +33,9 @@ from .http.body_deadline import BodyDeadline
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http.security import security_handler
 from .serving import expiry, uploads
+from .serving.control import retention, sampler
+from .serving.control.audit import RefusedLogins
+from .serving.control.meter import SpendMeter
 from .serving.batches.runner import BatchRunner
 from .serving.responses import background
 from .settings import Settings, get_settings
@@ -118,6 +122,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     async def lifespan(_app):
         if settings.database_migrate:
             await services.database.run(services.database.upgrade, owners=keyring.legacy_owners())
+        # Each static keys' owner is a project of its own (docs/ADMIN.md).
+        await services.database.run(services.database.projects.ensure_static, sorted(keyring.owners()))
         # Background responses whose process is gone will never finish: failed.
         tasks = [asyncio.create_task(background.keep(services.database, settings.background_lease))]
         if settings.local_models:
@@ -131,6 +137,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         # Batches: taken by lease, resumed wherever their process died; uploads swept.
         tasks.append(asyncio.create_task(services.batches.run(), name="batch runner"))
         tasks.append(asyncio.create_task(uploads.keep(services), name="upload sweep"))
+        tasks.append(asyncio.create_task(sampler.keep(services), name="vector store sampling"))
+        tasks.append(asyncio.create_task(retention.keep(services, settings.expiry_sweep_seconds), name="data retention"))
         log.info(
             "models configured",
             extra={
@@ -148,6 +156,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             if "retrieval" in vars(services):
                 await services.database.run(services.retrieval.stop)
             await services.registry.stop()
+            await services.spend_meter.settled()
             await services.database.usage.stop()
             services.database.dispose()
 
@@ -155,12 +164,16 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     rate_limits = RateLimits(
         settings, services.database.api_keys.limits, counters_for(settings, services.database)
     )
-    services.metrics.on_tokens = rate_limits.spend
+    services.project_limits = ProjectLimits(services.database)
+    services.spend_meter = SpendMeter(services)
+    services.metrics.token_listeners += [rate_limits.spend, services.project_limits.spend, services.spend_meter.spend]
     if settings.usage_enabled:
         services.metrics.usage = services.database.usage
     services.database.usage.flush_interval = settings.usage_flush_seconds
     authenticator = LimitedAuthenticator(
-        Authenticator(keyring, services.database.api_keys), rate_limits
+        Authenticator(keyring, services.database.api_keys, services.database.projects, RefusedLogins(services)),
+        rate_limits,
+        quota=services.spend_meter.admit,
     )
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,
@@ -191,12 +204,20 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         if any(config.responses == "local" for config in settings.upstream_configs()):
             tags = LOCAL_STATE_TAGS - SHARED_STATE_TAGS  # Responses of those upstreams' models live here
         forwarded = adapter.operation_ids_of(openai_document, tags)
+    # The Admin API: the organisation here is this service's (docs/ADMIN.md); only an
+    # operator who asks sends it upstream, to act on the upstream organisation with its key.
+    admin_operations = adapter.admin_operation_ids(openai_document)
+    unserved = adapter.unserved_operation_ids(openai_document)
+    if settings.admin_api == "upstream":
+        forwarded |= admin_operations - adapter.operation_ids_of(openai_document, frozenset({"Usage"}))
+    else:
+        unserved -= admin_operations
     app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
     if services.registry.default_upstream is not None:
         app.add_middleware(
             UnservedOperations,
             MiddlewarePosition.BEFORE_VALIDATION,
-            unserved=adapter.unserved_operation_ids(openai_document) | forwarded,
+            unserved=unserved | forwarded,
             forward=Passthrough(services.registry.default_upstream),
         )
 
@@ -234,10 +255,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     # Connexion resolved it ($refs followed) is the last API added.
     specification = app.middleware.apis[-1].specification
     body_operations = adapter.json_body_operations(specification)
+    # Admin operations take Connexion's way: its security asks for an admin key.
     routes = {
         route: (operation_id, controller, validation.is_valid_body(schema, operation_id))
         for route, (operation_id, controller, schema) in body_operations.items()
-        if operation_id not in forwarded
+        if operation_id not in forwarded and operation_id not in admin_operations
     }
     app.add_middleware(FastLane, MiddlewarePosition.BEFORE_EXCEPTION, routes=routes, authenticator=authenticator)
     # Batch lines take the same routes to the same controllers (http/batch_lines.py).

@@ -10,12 +10,15 @@ Two kinds of keys: API keys (``api_keys``) call the OpenAI operations; admin key
 ``AdminApiKeyAuth``, extensions.yaml's ``x-admin`` scheme). With no key configured at all,
 everyone is let in (the service then listens on loopback only, see ``Settings.check_bind``).
 
-A key's tenant (``Principal.owner``, the owner of what it stores) never depends on where
-the key is listed: a static key given as ``name=key`` is owned by its name (several keys may
-share one: a key rotated keeps its tenant), an unnamed one by a digest of the key itself
-(``derived_owner``), a managed key by its id. Until named keys, a static key's owner was its
-position (``key-0``, ``admin-0``); ``legacy_owners`` maps those once, when the database is
-upgraded (docs/SECURITY.md).
+A key's tenant is its **project** (``Principal.owner``, the owner of what it stores): any
+key of a project sees the project's objects. A managed key belongs to the project it was
+made in (``storage/api_keys.py``); a static key given as ``name=key`` to the project whose
+id is its name (several keys may share one: a key rotated keeps its project), an unnamed
+one to the project named by a digest of the key itself (``derived_owner``). The key itself
+is ``Principal.key`` (a managed key's id, a static key's owner), what usage and the audit
+log name. An archived project's keys stop working (401). Until named keys, a static key's
+owner was its position (``key-0``, ``admin-0``); ``legacy_owners`` maps those once, when the
+database is upgraded (docs/SECURITY.md, docs/ADMIN.md).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,10 +38,17 @@ ANONYMOUS = "anonymous"
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller a key belongs to; stored objects are owned by ``owner``."""
+    """The caller a key belongs to: stored objects are owned by ``owner`` (its project);
+    ``key_id`` is the key's own id when it is not the owner (a managed key's)."""
 
     owner: str
     admin: bool = False
+    key_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The key, as usage, rate limits per key and the audit log name it (never the key itself)."""
+        return self.key_id or self.owner
 
     def token_info(self) -> dict:
         return {"sub": self.owner, "admin": self.admin}
@@ -50,8 +60,8 @@ def digest(key: str) -> bytes:
 
 # A static key's name: what operators read in usage, metrics and logs.
 OWNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-# Owners a name may not take: derived and positional owners, managed key ids.
-RESERVED_PREFIXES = ("key-", "admin-", "apikey_")
+# Owners a name may not take: derived and positional owners, managed key and project ids.
+RESERVED_PREFIXES = ("key-", "admin-", "apikey_", "key_", "proj_", "svc_acct_")
 
 
 class KeyEntryError(ValueError):
@@ -104,6 +114,13 @@ class Keyring:
         """The static keys of ``settings`` (``api_keys``, ``admin_keys``)."""
         return cls(settings.api_keys, settings.admin_keys)
 
+    def owners(self) -> dict[str, bool]:
+        """Every static key's owner (its project), and whether an admin key is among its keys."""
+        found: dict[str, bool] = {}
+        for _, principal in self._keys:
+            found[principal.owner] = found.get(principal.owner, False) or principal.admin
+        return found
+
     def legacy_owners(self) -> dict[str, str]:
         """Positional owners (``key-0``, ``admin-0``, ...) -> the owners of the same keys now."""
         return dict(self._legacy)
@@ -146,14 +163,34 @@ class Keyring:
         return match
 
 
+@dataclass(frozen=True)
+class ManagedKey:
+    """A managed key as a request finds it: its id, its project (None: an admin key, the
+    organisation's), and whether it is an admin key."""
+
+    id: str
+    project_id: str | None
+    admin: bool = False
+
+    def principal(self) -> Principal:
+        return Principal(owner=self.project_id or self.id, admin=self.admin, key_id=self.id)
+
+
 class ManagedKeys(Protocol):
-    """Keys kept in the database (``storage.api_keys.ApiKeyStore``)."""
+    """Keys kept in the database (``storage.api_keys.ApiKeyStore``): only active ones, of
+    active projects, are found."""
 
-    async def authenticate(self, key: str) -> str | None: ...
+    async def authenticate(self, key: str) -> ManagedKey | None: ...
 
-    async def authenticate_digest(self, digest_hex: str) -> str | None: ...
+    async def authenticate_digest(self, digest_hex: str) -> ManagedKey | None: ...
 
     async def any_created(self) -> bool: ...
+
+
+class Projects(Protocol):
+    """Which projects are archived (``storage.projects.ProjectStore``): a static key of one is refused."""
+
+    async def archived(self, project_id: str) -> bool: ...
 
 
 class Authenticator:
@@ -163,9 +200,21 @@ class Authenticator:
     service never opens again by revoking); with neither, everyone is let in.
     """
 
-    def __init__(self, keyring: Keyring, managed: ManagedKeys | None = None) -> None:
+    def __init__(
+        self, keyring: Keyring, managed: ManagedKeys | None = None, projects: Projects | None = None,
+        refused_admin: Callable[[Principal | None, OpenAIError], None] | None = None,
+    ) -> None:
         self.keyring = keyring
         self.managed = managed
+        self.projects = projects
+        # Told of every refused admin login (401/403 on an admin operation): the audit log.
+        self.refused_admin = refused_admin
+
+    async def _active(self, principal: Principal) -> Principal:
+        """A static key's principal, unless its project was archived (401, as a revoked key)."""
+        if self.projects is not None and await self.projects.archived(principal.owner):
+            raise errors.invalid_key()
+        return principal
 
     async def open(self) -> bool:
         """Whether no key of either kind exists: everyone is let in (as ``anonymous``)."""
@@ -173,20 +222,23 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if self.managed is None or await self.open():
-            return self.keyring.authenticate(authorization)
+            principal = self.keyring.authenticate(authorization)
+            return principal if principal.owner == ANONYMOUS else await self._active(principal)
         scheme, _, token = (authorization or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise errors.missing_key()
         if self.keyring.enabled:
             try:
-                return self.keyring.authenticate(authorization)
+                principal = self.keyring.authenticate(authorization)
             except OpenAIError:
                 pass
-        key_id = await self.managed.authenticate(token)
-        if key_id is None:
+            else:
+                return await self._active(principal)
+        found = await self.managed.authenticate(token)
+        if found is None:
             raise errors.invalid_key()
-        return Principal(owner=key_id)
+        return found.principal()
 
     async def admitted(self, principal: Principal) -> Principal:
         """``principal``, counted by the rate limits (``LimitedAuthenticator``; here, none)."""
@@ -198,14 +250,22 @@ class Authenticator:
         if await self.open():
             return Principal(ANONYMOUS, admin=True)
         found = self.keyring.by_digest(presented)
-        if found is None and self.managed is not None:
-            key_id = await self.managed.authenticate_digest(presented.hex())
-            found = Principal(owner=key_id) if key_id is not None else None
-        return found
+        if found is not None:
+            return None if self.projects is not None and await self.projects.archived(found.owner) else found
+        if self.managed is not None:
+            managed = await self.managed.authenticate_digest(presented.hex())
+            return managed.principal() if managed is not None else None
+        return None
 
     async def authenticate_admin(self, authorization: str | None) -> Principal:
         """401 without a valid key, 403 with a key that is not an admin key."""
-        principal = await self.authenticate(authorization)
-        if not principal.admin:
-            raise errors.not_admin()
+        principal = None
+        try:
+            principal = await self.authenticate(authorization)
+            if not principal.admin:
+                raise errors.not_admin()
+        except OpenAIError as error:
+            if self.refused_admin is not None and error.status in (401, 403):
+                self.refused_admin(principal, error)
+            raise
         return principal

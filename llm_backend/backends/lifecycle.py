@@ -6,7 +6,11 @@ The rules, for every backend whose models take memory:
 - an unload waits for the requests in flight on the model, then frees it; a request that
   arrives meanwhile, or later, loads it again (an unload frees memory, it does not disable
   the model);
-- a failed load leaves the model in ``error``; the next request or admin load tries again.
+- a failed load leaves the model in ``error``; the next request or admin load tries again;
+- ``keep_alive`` (Ollama's meaning): once its last request is done, the model is unloaded
+  after that many seconds without another (0: at once; None: never). The last request to
+  finish sets it (its own, or the model's); a request that comes meanwhile keeps the model,
+  and one that comes after loads it again.
 Load and unload never overlap: they take turns on one lock.
 """
 
@@ -26,6 +30,10 @@ from .events import ModelEvents
 log = logging.getLogger(__name__)
 
 
+# ``Lifecycle.use``'s keep_alive when the request names none: the model's own.
+MODEL_KEEP_ALIVE = object()
+
+
 class ModelState(str, Enum):
     UNLOADED = "unloaded"
     LOADING = "loading"
@@ -43,6 +51,7 @@ class Lifecycle:
         load: Callable[[], Awaitable[None]],
         unload: Callable[[], Awaitable[None]],
         events: ModelEvents,
+        keep_alive: float | None = None,
     ) -> None:
         self.model_id = model_id
         self._load_model = load
@@ -57,6 +66,11 @@ class Lifecycle:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.keep_alive = keep_alive  # the model's own: seconds, or None for never
+        self._expiry: asyncio.TimerHandle | None = None  # the idle unload a keep_alive scheduled
+        self._expiring: asyncio.Task | None = None
+        self.expires_at: int | None = None  # Unix time of that unload
+        self.expired = False  # unloaded by its keep_alive (it loads again on demand)
 
     @property
     def ready(self) -> bool:
@@ -98,7 +112,10 @@ class Lifecycle:
                 raise
             self.loaded_at = int(time.time())
             self.loads += 1
+            self.expired = False
             self._enter(ModelState.READY)
+            if not self._in_flight:  # loaded ahead of any request (eager, admin): its keep_alive runs
+                self._expire_after(self.keep_alive)
             log.info(
                 "model loaded",
                 extra={"model": self.model_id, "seconds": round(time.perf_counter() - started, 2)},
@@ -120,27 +137,55 @@ class Lifecycle:
                 raise errors.model_load_failed(self.model_id) from exc
 
     @contextlib.asynccontextmanager
-    async def use(self, timeout: float) -> AsyncIterator[None]:
-        """Keep the model loaded while a request runs on it, loading it first if needed."""
+    async def use(self, timeout: float, keep_alive: Any = MODEL_KEEP_ALIVE) -> AsyncIterator[None]:
+        """Keep the model loaded while a request runs on it, loading it first if needed;
+        afterwards, ``keep_alive`` seconds more if no other request comes (None: for good;
+        by default the model's own)."""
         await self.wait_loaded(timeout)
         # No await between the check above and this count: an unload cannot slip in.
         self._in_flight += 1
         self._idle.clear()
+        self._cancel_expiry()
         try:
             yield
         finally:
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
+                self._expire_after(self.keep_alive if keep_alive is MODEL_KEEP_ALIVE else keep_alive)
 
-    async def unload(self) -> None:
-        """Free the model once the requests in flight on it are done."""
+    def _expire_after(self, seconds: float | None) -> None:
+        if seconds is None or self.state is not ModelState.READY:
+            return
+        self.expires_at = int(time.time() + seconds)
+        self._expiry = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = self.expires_at = None
+
+    def _expire(self) -> None:
+        self._expiry = self.expires_at = None
+        self._expiring = asyncio.create_task(self._unload_idle(), name=f"keep_alive {self.model_id}")
+
+    async def _unload_idle(self) -> None:
+        if await self.unload(only_if_idle=True):
+            self.expired = True
+            log.info("model unloaded: idle past its keep_alive", extra={"model": self.model_id})
+
+    async def unload(self, only_if_idle: bool = False) -> bool:
+        """Free the model once the requests in flight on it are done (``only_if_idle``: only
+        if none is, else leave it). Whether it unloaded it."""
         async with self._turn:
+            if only_if_idle and (self._in_flight or self.state is not ModelState.READY):
+                return False
+            self._cancel_expiry()
             if self.state in (ModelState.UNLOADED, ModelState.ERROR):
                 if self.state is ModelState.ERROR:
                     self.error = None
                     self._enter(ModelState.UNLOADED)
-                return
+                return False
             self._enter(ModelState.UNLOADING)
             await self._idle.wait()
             try:
@@ -148,13 +193,17 @@ class Lifecycle:
             finally:
                 self.loaded_at = None
                 self._enter(ModelState.UNLOADED)
+            return True
 
     async def close(self) -> None:
-        """At shutdown: stop a load under way and free the model without waiting for requests."""
-        if self._loading and not self._loading.done():
-            self._loading.cancel()
-            with contextlib.suppress(BaseException):
-                await self._loading
+        """At shutdown: stop a load (or an idle unload) under way and free the model without
+        waiting for requests."""
+        self._cancel_expiry()
+        for task in (self._loading, self._expiring):
+            if task and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         if self.state is not ModelState.UNLOADED:
             await self._unload_model()
             self.state = ModelState.UNLOADED

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import errors
-from ..settings import ModelConfig, Persona
+from ..model_settings import ModelConfig, Persona
 from .base import Json
 
 

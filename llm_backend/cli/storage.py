@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
-keys_app = typer.Typer(help="Managed API keys (stored hashed).", no_args_is_help=True)
+keys_app = typer.Typer(help="Managed API keys (stored hashed), each of a project's service account.", no_args_is_help=True)
 
 ConfigOption = typer.Option(None, "--config", help="YAML config file (else $LLM_BACKEND_CONFIG).")
 
@@ -62,22 +62,36 @@ def keys_create(
     rpm: Optional[int] = typer.Option(None, min=1, help="Requests per minute (default: unlimited)."),
     tpm: Optional[int] = typer.Option(None, min=1, help="Tokens per minute (default: unlimited)."),
     tpd: Optional[int] = typer.Option(None, min=1, help="Tokens per UTC day (default: unlimited)."),
+    project: Optional[str] = typer.Option(
+        None, help="The project whose objects the key reaches (default: a new project named like the key)."
+    ),
+    admin: bool = typer.Option(False, "--admin", help="An admin key (the organisation's: the Admin API, docs/ADMIN.md)."),
     config: Optional[Path] = ConfigOption,
 ) -> None:
-    """Create a key and print it. It is shown this once: only its sha256 digest is stored."""
+    """Create a key (of a new service account named NAME, or with --admin an admin key) and
+    print it. It is shown this once: only its sha256 digest is stored. Logged in the audit log."""
+    if admin and (project or rpm or tpm or tpd):
+        raise typer.BadParameter("an admin key has no project and no rate limits", param_hint="--admin")
     database = _database(config)
     try:
-        info, key = database.api_keys.create(name, description, rpm=rpm, tpm=tpm, tpd=tpd)
+        if admin:
+            info, key = database.api_keys.create_admin(name)
+        else:
+            info, key = database.api_keys.create(name, description, rpm=rpm, tpm=tpm, tpd=tpd, project_id=project)
+    except LookupError:
+        typer.echo(f"no active project with id {project}", err=True)
+        raise typer.Exit(1) from None
     finally:
         database.dispose()
     typer.echo(f"id:  {info.id}", err=True)
+    typer.echo(f"project:  {info.project_id or 'none (an admin key)'}", err=True)
     typer.echo(key)
 
 
 @keys_app.command("list")
 def keys_list(config: Optional[Path] = ConfigOption) -> None:
-    """List keys (never the keys themselves): id, name, created, last used, state, description,
-    and the rate limits of those that have some."""
+    """List keys (never the keys themselves): id, name, created, last used, state, project
+    (``admin`` for an admin key), description, and the rate limits of those that have some."""
     database = _database(config)
     try:
         keys = database.api_keys.all()
@@ -88,12 +102,13 @@ def keys_list(config: Optional[Path] = ConfigOption) -> None:
         state = "revoked" if info.revoked else "active"
         created = info.created_at.isoformat(timespec="seconds")
         limits = "".join(f"\t{n} {unit}" for n, unit in ((info.rpm, "rpm"), (info.tpm, "tpm"), (info.tpd, "tpd")) if n)
-        typer.echo(f"{info.id}\t{info.name}\t{created}\t{last_used}\t{state}\t{info.description}{limits}")
+        project = "admin" if info.admin else info.project_id
+        typer.echo(f"{info.id}\t{info.name}\t{created}\t{last_used}\t{state}\t{project}\t{info.description}{limits}")
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (from `keys list`)."), config: Optional[Path] = ConfigOption) -> None:
-    """Revoke a key: it stops working within seconds; what it stored stays with it."""
+    """Revoke a key: it stops working at its next request; what it stored stays its project's."""
     database = _database(config)
     try:
         found = database.api_keys.revoke(key_id)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from ..errors import OpenAIError, bad_request
 from ..http import context
 from ..http.context import current
 from ..http.forwarding import forward_form
+from ..http.project_limits import admit_model
 from ..http.rendering import bytes_stream, json_response, text_response
 from ..http.sse import event_stream
 from ..serving import audio
@@ -37,6 +39,7 @@ async def create_speech(body: dict[str, Any]):
     backend = services.registry.backend_for(model_id)
     params = audio.speech_params(body, services.settings.speech_voices)
     events = await backend.speech(model_id, params)
+    _measured(model_id, {"characters": len(body["input"])})  # usage: what is spoken, once accepted
     if body.get("stream_format") == "sse":
         return event_stream(audio.speech_events(events))
     return bytes_stream(audio.speech_bytes(events), audio.media_type(params["format"]))
@@ -50,6 +53,8 @@ async def _transcribe(body: dict[str, Any], file: Any, task: str, operation_id: 
     body = request_form_fields()
     model_id = body["model"]
     context.record().model = model_id  # for the metrics, as routing by model does for JSON bodies
+    upload.file.seek(0, os.SEEK_END)  # spooled already: its size, read from the file's end
+    await admit_model(model_id, audio_bytes=upload.file.tell())  # the project's limits (audio megabytes)
     backend = services.registry.backend_for(model_id)
     if backend.serving(operation_id) is Serving.FORWARDED:
         content = await anyio.to_thread.run_sync(_read_all, upload.file)
@@ -59,15 +64,27 @@ async def _transcribe(body: dict[str, Any], file: Any, task: str, operation_id: 
     try:
         params = audio.transcription_params(body, str(path), task)
         events = await backend.transcription(model_id, params)
+        measured = functools.partial(_seconds, model_id)
         if body.get("stream"):
             # The file is read by the worker before its first event: it can go now.
-            return event_stream(audio.transcription_events(events, body))
-        answer = await audio.transcription_answer(events, body, task)
+            return event_stream(audio.transcription_events(events, body, measured))
+        answer = await audio.transcription_answer(events, body, task, measured)
     finally:
         path.unlink()
     if isinstance(answer, str):
         return text_response(answer, audio.TEXT_FORMATS[body.get("response_format") or "json"])
     return json_response(answer)
+
+
+def _measured(model_id: str, usage: dict[str, Any]) -> None:
+    """Usage of a local audio answer, recorded once (the metrics' one interface: the answer's
+    own ``usage`` is then not read again)."""
+    context.record().tokens_counted = True
+    current().metrics.count_tokens(model_id, usage)
+
+
+def _seconds(model_id: str, seconds: float) -> None:
+    _measured(model_id, {"seconds": seconds})
 
 
 def _read_all(source) -> bytes:

@@ -16,16 +16,19 @@ async def _nowhere(event: dict) -> None:
 
 
 async def create_realtime_client_secret(body: dict):
-    from ..serving.realtime.sessions import session_for  # numpy: loaded on first use
+    from ..serving.realtime.off_loop import off_loop
+    from ..serving.realtime.sessions import session_for  # numpy: loaded on first use (beside the loop)
 
     services = current()
     config = body.get("session") or {"type": "realtime"}
     kind = config.get("type", "realtime")
     # The session a connection with this secret will start with: checked now, shown now.
-    session = session_for(services, _nowhere, None, kind, config.get("model"), config)
+    session = await off_loop(session_for, services, _nowhere, None, kind, config.get("model"), config)
+    answer = session.to_openai()
+    await session.close()
     seconds = (body.get("expires_after") or {}).get("seconds", DEFAULT_SECONDS)
     expires_at = int(time.time()) + int(seconds)
     headers = dict(context.scope().get("headers") or [])
     token = headers.get(b"authorization", b"").decode().partition(" ")[2].strip()
     value = services.client_secrets.issue(digest(token), expires_at, config)
-    return json_response({"value": value, "expires_at": expires_at, "session": session.to_openai()})
+    return json_response({"value": value, "expires_at": expires_at, "session": answer})

@@ -1,10 +1,20 @@
 """Tag ``Usage``: OpenAI's organization usage operations, for admin keys (their security
-scheme, ``AdminApiKeyAuth``, asks for one: http/security.py) over serving/usage.py."""
+scheme, ``AdminApiKeyAuth``, asks for one: http/security.py) over serving/usage.py; costs
+over serving/control/costs.py."""
 
 from ..http.context import current
 from ..http.rendering import json_response
+from ..serving.control import costs
 from ..serving.usage import usage_page
-from ..storage.usage import COMPLETIONS, EMBEDDINGS, MODERATIONS
+from ..storage.usage import (
+    AUDIO_SPEECHES,
+    AUDIO_TRANSCRIPTIONS,
+    COMPLETIONS,
+    EMBEDDINGS,
+    FILE_SEARCH_CALLS,
+    MODERATIONS,
+    VECTOR_STORES,
+)
 
 
 async def _answer(operation: str | None, **parameters):
@@ -28,10 +38,31 @@ async def usage_moderations(**parameters):
     return await _answer(MODERATIONS, **parameters)
 
 
-# Usage this service never has: the same buckets, empty.
 async def usage_audio_speeches(**parameters):
+    return await _answer(AUDIO_SPEECHES, **parameters)
+
+
+async def usage_audio_transcriptions(**parameters):
+    return await _answer(AUDIO_TRANSCRIPTIONS, **parameters)
+
+
+async def usage_file_search_calls(**parameters):
+    return await _answer(FILE_SEARCH_CALLS, **parameters)
+
+
+async def usage_vector_stores(**parameters):
+    return await _answer(VECTOR_STORES, **parameters)
+
+
+# Usage this service never has (no images, code interpreter or web search here): the same buckets, empty.
+async def usage_images(**parameters):
     return await _answer(None, **parameters)
 
 
-usage_audio_transcriptions = usage_code_interpreter_sessions = usage_file_search_calls = usage_audio_speeches
-usage_images = usage_vector_stores = usage_web_search_calls = usage_costs = usage_audio_speeches
+usage_code_interpreter_sessions = usage_web_search_calls = usage_images
+
+
+async def usage_costs(start_time, end_time=None, bucket_width="1d", project_ids=None, api_key_ids=None, group_by=None, limit=None, page=None):
+    return json_response(
+        await costs.costs_page(current(), start_time, end_time, bucket_width, project_ids, api_key_ids, group_by, limit, page)
+    )

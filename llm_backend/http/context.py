@@ -30,7 +30,7 @@ class Record:
     model: str | None = None
     first_token_at: float | None = None
     tokens_counted: bool = False
-    usage_recorded: bool = False  # its model request is in the usage accounting (once per request)
+    usage_recorded: frozenset = frozenset()  # the usage families its model request is counted in (once each)
     headers: tuple | list = ()  # added to the answer (rate-limit headers, http/rate_limits.py)
     rate_limits: tuple | list = ()  # the same windows, as a Realtime rate_limits.updated lists them
     admin_operation: bool = False  # the organisation's (an admin key's), not a tenant's (http/security.py)

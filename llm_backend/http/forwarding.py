@@ -35,6 +35,7 @@ from ..errors import OpenAIError
 from ..serving.ownership import Guard
 from . import context
 from .body import Spool
+from .project_limits import admit_model
 from .rendering import relay_response
 
 
@@ -135,6 +136,7 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
         model = body.get("model") if isinstance(body, dict) else None
         if isinstance(model, str):
             context.record().model = model
+            await admit_model(model, body=body)  # the project's limits and permissions (http/project_limits.py)
             backend = context.current().registry.backend_for(model)
             if backend.serving(operation_id) is Serving.FORWARDED:
                 return await forward_served(backend, body)

@@ -24,8 +24,8 @@ Three sources, one registry:
   requests, retries and errors per upstream; the database's connection pool.
 
 Labels stay bounded: a model name a client made up is counted as ``other`` unless it was
-answered successfully, and the key owner is the key's tenant (a static key's name or digest, a managed key's id),
-never the key.
+answered successfully, and the key owner is the key (a static key's name or digest, a managed key's id),
+never the key itself.
 """
 
 from __future__ import annotations
@@ -50,9 +50,18 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
 from starlette.types import Message
 
+from ..auth import Principal
 from ..backends.registry import ModelRegistry
 from ..storage import Database
-from ..storage.usage import COMPLETIONS, EMBEDDINGS, MODERATIONS, UsageStore
+from ..storage.usage import (
+    AUDIO_SPEECHES,
+    AUDIO_TRANSCRIPTIONS,
+    COMPLETIONS,
+    EMBEDDINGS,
+    MODERATIONS,
+    Measured,
+    UsageStore,
+)
 from . import context
 from .collectors import DatabasePoolCollector, EngineCollector, PoolCollector, UpstreamCollector
 
@@ -61,7 +70,10 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 OTHER = "other"
 # The usage operation (``usage-completions``, ``usage-embeddings``) an operation's tokens count in.
-USAGE_FAMILIES = {"createEmbedding": EMBEDDINGS, "createModeration": MODERATIONS}
+USAGE_FAMILIES = {
+    "createEmbedding": EMBEDDINGS, "createModeration": MODERATIONS, "createSpeech": AUDIO_SPEECHES,
+    "createTranscription": AUDIO_TRANSCRIPTIONS, "createTranslation": AUDIO_TRANSCRIPTIONS,
+}
 # The ``_created`` series double the exposition for nothing Prometheus needs.
 disable_created_metrics()
 
@@ -116,7 +128,7 @@ class Metrics:
         PlatformCollector(registry=self.exposed)
         for collector in self.collectors:
             self.exposed.register(collector)
-        self.on_tokens: Callable[[str, int], None] | None = None
+        self.token_listeners: list[Callable[[Principal, str, Measured], None]] = []
         self._children: dict[tuple, object] = {}
         self.usage: UsageStore | None = None  # the usage accounting (storage/usage.py), told every answer's tokens
         for model_id, model in local_models(models):
@@ -139,33 +151,39 @@ class Metrics:
         """The text exposition of every metric."""
         return Response(generate_latest(self.exposed), media_type=CONTENT_TYPE_LATEST)
 
-    def count_tokens(self, model: str, usage: dict) -> None:
-        """The one place tokens of an answer are learnt: counted here, and told to
-        ``on_tokens(owner, tokens)`` (the rate limits spend them)."""
-        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-        completion = usage.get("completion_tokens", usage.get("output_tokens"))
-        owner = context.current_owner()
-        spent = 0
-        if not isinstance(prompt, int):
-            prompt = 0
-        elif prompt:
-            self.child(self.prompt_tokens, model, owner).inc(prompt)
-            spent += prompt
-        if not isinstance(completion, int):
-            completion = 0
-        elif completion:
-            self.child(self.completion_tokens, model, owner).inc(completion)
-            spent += completion
-        if self.on_tokens is not None:
-            self.on_tokens(owner, spent)
+    def count_tokens(self, model: str, usage: dict, family: str | None = None) -> None:
+        """The one place an answer's usage is learnt (docs/ADMIN.md: the one usage-recording
+        interface, for every family): its tokens (``prompt_tokens``/``input_tokens``...), or
+        what is not tokens (``seconds`` of audio transcribed, ``characters`` spoken, hosted
+        tool ``calls``; a transcription's ``{"type": "duration", "seconds"}``), of ``family``
+        (default: the operation's, ``USAGE_FAMILIES``). Counted here, told to each of
+        ``token_listeners(principal, model, measured)`` (rate limits, spend) and recorded in
+        the usage accounting, per key and project."""
+        principal = context.caller()
+        owner = principal.key
+        record = context.record()
+        measured = Measured(
+            family or USAGE_FAMILIES.get(record.operation_id or "", COMPLETIONS),
+            input_tokens=_count(usage, "prompt_tokens", "input_tokens"),
+            cached_tokens=_cached(usage),
+            output_tokens=_count(usage, "completion_tokens", "output_tokens"),
+            seconds=_amount(usage.get("seconds")),
+            characters=_count(usage, "characters"),
+            calls=_count(usage, "calls"),
+        )
+        if measured.input_tokens:
+            self.child(self.prompt_tokens, model, owner).inc(measured.input_tokens)
+        if measured.output_tokens:
+            self.child(self.completion_tokens, model, owner).inc(measured.output_tokens)
+        for listener in self.token_listeners:
+            listener(principal, model, measured)
         if self.usage is not None:
-            record = context.record()
-            family = USAGE_FAMILIES.get(record.operation_id or "", COMPLETIONS)
-            details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-            cached = usage.get("cached_tokens", details.get("cached_tokens") if isinstance(details, dict) else 0)
-            requests = 0 if record.usage_recorded else 1
-            record.usage_recorded = True
-            self.usage.record(family, owner, model, prompt, completion, cached if isinstance(cached, int) else 0, requests)
+            requests = 0 if measured.family in record.usage_recorded else 1
+            record.usage_recorded |= {measured.family}
+            self.usage.record(
+                measured.family, owner, model, measured.input_tokens, measured.output_tokens, measured.cached_tokens, requests,
+                project=principal.owner, seconds=measured.seconds, characters=measured.characters, calls=measured.calls,
+            )
 
     def _engine_observer(self, model_id: str) -> Callable[[dict], None]:
         def observe(event: dict) -> None:
@@ -198,6 +216,25 @@ class Metrics:
         if first_byte is not None and record.model is not None:
             first = record.first_token_at or first_byte
             self.child(self.ttft, operation, model).observe(first - started)
+
+
+def _amount(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 0.0
+
+
+def _count(usage: dict, *names: str) -> int:
+    """The first of ``names`` that ``usage`` holds as a count (0 if none)."""
+    for name in names:
+        value = usage.get(name)
+        if value is not None:
+            return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return 0
+
+
+def _cached(usage: dict) -> int:
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    cached = usage.get("cached_tokens", details.get("cached_tokens") if isinstance(details, dict) else 0)
+    return cached if isinstance(cached, int) and not isinstance(cached, bool) and cached > 0 else 0
 
 
 def local_models(models: ModelRegistry) -> Iterator[tuple[str, object]]:

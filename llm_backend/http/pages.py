@@ -1,11 +1,12 @@
-"""The service's own web pages: interactive API docs at ``/docs`` (Swagger UI) and the
-playground at ``/playground`` (``/`` leads there). Everything they load is served from here
-- Swagger UI's assets from the ``swagger-ui-bundle`` package (Connexion's ``swagger-ui``
-extra), the playground's from ``http/playground/`` - so they work without internet access
-and no third party learns who reads them.
+"""The service's own web pages: interactive API docs at ``/docs`` (Swagger UI), the
+playground at ``/playground`` (``/`` leads there) and the admin page at ``/admin`` (the
+control plane: docs/ADMIN.md). Everything they load is served from here - Swagger UI's
+assets from the ``swagger-ui-bundle`` package (Connexion's ``swagger-ui`` extra), the
+playground's from ``http/playground/``, the admin page's from ``http/admin_page/`` - so they
+work without internet access and no third party learns who reads them.
 
-The pages are public, like the documents they show; the playground's calls to the API use
-the key typed into it.
+The pages are public, like the documents they show; their calls to the API use the key
+typed into them (the admin page's: an admin key, or every call answers 401/403).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .middleware import HttpMiddleware
 
 PLAYGROUND_DIR = Path(__file__).parent / "playground"
+ADMIN_PAGE_DIR = Path(__file__).parent / "admin_page"
 # Swagger UI's files the docs page loads; nothing else of the bundle is served.
 SWAGGER_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png")
 
@@ -66,6 +68,7 @@ class Pages(HttpMiddleware):
         self.docs_page = DOCS_PAGE.format(urls=json.dumps(urls))
         self.files = {f"/docs/assets/{name}": swagger_dir / name for name in SWAGGER_ASSETS}
         self.files |= {f"/playground/{path.name}": path for path in PLAYGROUND_DIR.iterdir() if path.is_file()}
+        self.files |= {f"/admin/assets/{path.name}": path for path in ADMIN_PAGE_DIR.iterdir() if path.suffix == ".js"}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = self._page(scope["path"]) if scope["method"] in ("GET", "HEAD") else None
@@ -81,6 +84,8 @@ class Pages(HttpMiddleware):
             return HTMLResponse(self.docs_page)
         if path in ("/playground", "/playground/"):
             return FileResponse(PLAYGROUND_DIR / "index.html", media_type="text/html")
+        if path in ("/admin", "/admin/"):
+            return FileResponse(ADMIN_PAGE_DIR / "index.html", media_type="text/html")
         if path.startswith("/docs/") and path[len("/docs/") :] in self.documents:
             return Response(self.documents[path[len("/docs/") :]][1](), media_type="application/json")
         file = self.files.get(path)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
@@ -40,6 +40,7 @@ from ..auth import ANONYMOUS, Authenticator, Principal
 from ..errors import OpenAIError
 from ..settings import Settings
 from ..storage import Database
+from ..storage.usage import Measured
 from . import context
 
 Headers = list[tuple[bytes, bytes]]
@@ -188,8 +189,8 @@ class DatabaseCounters:
         read = [(kind, start) for kind, start, _ in token_windows]
         # The tokens' counts are read in the same round trip; a request they refuse is then
         # counted all the same (it is refused either way, the next minute forgets it).
-        request_window = (minute, limits.rpm) if limits.rpm is not None else None
-        admitted, counts = await self.database.run(self.counters.admit, owner, request_window, read)
+        conditional = [(REQUESTS, minute, 1, limits.rpm)] if limits.rpm is not None else []
+        admitted, counts = await self.database.run(self.counters.admit, owner, conditional, read)
         windows = {
             kind: Window(limit, counts.get((kind, start), 0), start + (DAY if kind == TOKENS_DAY else 60) - now)
             for kind, start, limit in token_windows
@@ -232,14 +233,14 @@ class RateLimits:
     def limits_of(self, principal: Principal) -> KeyLimits:
         if principal.admin or principal.owner == ANONYMOUS:
             return UNLIMITED
-        managed = self.managed_limits(principal.owner)
+        managed = self.managed_limits(principal.key)
         return KeyLimits(*managed) if managed is not None else self.static
 
     async def admit(self, principal: Principal, limits: KeyLimits) -> tuple[Headers, list[dict]]:
         """Count one request of ``principal`` (held to ``limits``, some set): its rate-limit
         headers and the same windows as a Realtime ``rate_limits.updated`` lists them, or 429
         beyond a limit."""
-        owner = principal.owner
+        owner = principal.key  # keys sharing a name (one static project) share its limits
         self._spending[owner] = limits
         admitted, windows = await self.counters.admit(owner, limits)
         headers: Headers = []
@@ -258,8 +259,9 @@ class RateLimits:
             raise _refusal(windows, headers)
         return headers, listed
 
-    def spend(self, owner: str, tokens: int) -> None:
-        """Tokens an answer to ``owner`` used (their windows may go past their limits)."""
+    def spend(self, principal: Principal, model: str, measured: Measured) -> None:
+        """Tokens an answer to ``principal`` used (their windows may go past their limits)."""
+        owner, tokens = principal.key, measured.tokens
         limits = self._spending.get(owner)
         if limits is not None and tokens > 0 and (limits.tpm is not None or limits.tpd is not None):
             self.counters.spend(owner, limits, tokens)
@@ -280,16 +282,22 @@ def _refusal(windows: Windows, headers: Headers) -> OpenAIError:
 
 
 class LimitedAuthenticator(Authenticator):
-    """The ``Authenticator`` whose callers are also held to their key's rate limits."""
+    """The ``Authenticator`` whose callers are also held to their key's rate limits, and
+    first to their project's hard spend limit (``quota``: serving/control/meter.py)."""
 
-    def __init__(self, authenticator: Authenticator, limits: RateLimits) -> None:
-        super().__init__(authenticator.keyring, authenticator.managed)
+    def __init__(
+        self, authenticator: Authenticator, limits: RateLimits, quota: Callable[[Principal], Awaitable[None]] | None = None
+    ) -> None:
+        super().__init__(authenticator.keyring, authenticator.managed, authenticator.projects, authenticator.refused_admin)
         self.limits = limits
+        self.quota = quota
 
     async def authenticate(self, authorization: str | None) -> Principal:
         return await self.admitted(await super().authenticate(authorization))
 
     async def admitted(self, principal: Principal) -> Principal:
+        if self.quota is not None:
+            await self.quota(principal)
         limits = self.limits.limits_of(principal)
         if limits.any:  # most keys have none: no coroutine, no counting
             record = context.record()

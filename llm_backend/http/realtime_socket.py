@@ -2,18 +2,26 @@
 
 The handshake is checked as every request is: the edge's rules first (``http/edge.py``: a
 foreign ``Host``, another site's ``Origin``), then the key by the same ``Authenticator``
-(a refused key gets the HTTP answer, 401 and OpenAI's error body, and no socket). The
-caller's tenant holds for the whole connection. The first event is ``session.created``.
+(a refused key gets the HTTP answer, 401 and OpenAI's error body, and no socket), then the
+sessions the key (and an ephemeral secret) already has open on this replica
+(``realtime_sessions_per_key``, ``_per_secret``: one more is a 429). The caller's tenant
+holds for the whole connection. The first event is ``session.created``.
 
 Two kinds of session: a conversation (``?model=<chat model>``, ``serving/realtime/
 conversation.py``) and a transcription (``?intent=transcription``, ``serving/realtime/
 transcription.py``).
 
-Each client event is checked by its schema in the OpenAI document (``spec/realtime_events.
-py``); a mistake is an ``error`` event (``RealtimeServerEventError``, carrying the client's
-``event_id``) and the connection stays open. Frames are bounded by uvicorn's
-``ws_max_size`` (``max_body_bytes``); events are handled one after the other, so a client
-cannot queue work beyond the session's own bounds.
+Each client event is read within bounds, off the event loop when large
+(``socket_frames.py``), and checked by its schema in the OpenAI document
+(``spec/realtime_events.py``); a mistake is an ``error`` event (``RealtimeServerEventError``,
+carrying the client's ``event_id``) and the connection stays open. Frames are bounded by
+uvicorn's ``ws_max_size`` (``max_body_bytes``); events are handled one after the other, so
+a client cannot queue work beyond the session's own bounds.
+
+Every request a session makes - a response, a turn's transcription - passes the session's
+``Gate`` (``Connection.admit``): an ``Exchange`` of its own, as an HTTP request is (metrics,
+usage, access log), the key checked and counted again. A key revoked meanwhile ends the
+session (``invalid_api_key``, closed).
 """
 
 from __future__ import annotations
@@ -22,43 +30,70 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import errors
 from ..auth import Principal
 from ..client_secrets import PREFIX, Claims
-from ..errors import OpenAIError, answered, bad_request
-from ..json_depth import MAX_JSON_DEPTH, too_deep
-from ..serving.realtime.events import event_id
+from ..errors import OpenAIError, answered
+from ..serving.realtime.events import Json, error_event, event_id
+from ..serving.realtime.off_loop import give_back_memory, off_loop
+from ..settings import Settings
 from . import context
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .rendering import error_response
 from .socket_endpoint import SocketEndpoint
+from .socket_frames import RefusedEvent, read_event
 
 if TYPE_CHECKING:
     from ..serving.realtime.sessions import Session
 
 log = logging.getLogger(__name__)
 
-Json = dict[str, Any]
 KEY_PROTOCOL = "openai-insecure-api-key."  # OpenAI's browser clients' way to send a key
 
 
-def error_event(error: OpenAIError, client_event_id: Any = None) -> Json:
-    """``RealtimeServerEventError``: OpenAI's error body, with the client event's id."""
-    body = error.body()["error"]
-    body["event_id"] = client_event_id if isinstance(client_event_id, str) else None
-    return {"type": "error", "event_id": event_id(), "error": body}
+class OpenSessions:
+    """The sessions open on this replica, per key (its tenant) and per client secret."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.limits = {"key": settings.realtime_sessions_per_key, "secret": settings.realtime_sessions_per_secret}
+        self.open: Counter[tuple[str, str]] = Counter()
+
+    @contextlib.contextmanager
+    def held(self, owner: str, secret: str | None) -> Iterator[None]:
+        holders = [("key", owner)] + ([("secret", secret)] if secret is not None else [])
+        for holder in holders:
+            limit = self.limits[holder[0]]
+            if self.open[holder] >= limit:
+                raise OpenAIError(
+                    429,
+                    f"Too many Realtime sessions are open for this {'API key' if holder[0] == 'key' else 'client secret'}: "
+                    f"at most {limit} at once (realtime_sessions_per_{holder[0]}). Close one first.",
+                    code="rate_limit_exceeded",
+                )
+        self.open.update(holders)
+        try:
+            yield
+        finally:
+            self.open.subtract(holders)
+            for holder in holders:
+                if self.open[holder] <= 0:
+                    del self.open[holder]
 
 
 class RealtimeSocket(SocketEndpoint):
     """``/v1/realtime``: a caller (a key, or an ephemeral secret made by a key still valid)
     and its session."""
+
+    def __init__(self, app: ASGIApp, **endpoint: Any) -> None:
+        super().__init__(app, **endpoint)
+        self.sessions = OpenSessions(self.services.settings)
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
@@ -67,14 +102,16 @@ class RealtimeSocket(SocketEndpoint):
         for name in protocols:  # a browser cannot set headers: its key comes as a subprotocol
             if name.startswith(KEY_PROTOCOL):
                 authorization = "Bearer " + name.removeprefix(KEY_PROTOCOL)
-        try:
-            principal, claims = await self._caller(authorization)
-        except OpenAIError as error:
-            await websocket.send_denial_response(error_response(error))
-            return
-        context.authenticated(principal)
-        await websocket.accept(subprotocol="realtime" if "realtime" in protocols else None)
-        await Connection(self, websocket, authorization, claims).serve()
+        with contextlib.ExitStack() as held:
+            try:
+                principal, claims = await self._caller(authorization)
+                held.enter_context(self.sessions.held(principal.owner, claims.secret_id if claims else None))
+            except OpenAIError as error:
+                await websocket.send_denial_response(error_response(error))
+                return
+            context.authenticated(principal)
+            await websocket.accept(subprotocol="realtime" if "realtime" in protocols else None)
+            await Connection(self, websocket, authorization, claims).serve()
 
     async def _caller(self, authorization: str | None) -> tuple[Principal, Claims | None]:
         """Who is calling: a key, or an ephemeral client secret made by a key still valid
@@ -95,6 +132,20 @@ class RealtimeSocket(SocketEndpoint):
         return await self.authenticator.admitted(principal)
 
 
+class Admission:
+    """One request of a session, admitted: its ``Exchange`` told how it ended."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self.rate_limits = list(exchange.record.rate_limits)
+        self.status = CLIENT_CLOSED_REQUEST
+
+    def finished(self, status: int, usage: Json | None = None) -> None:
+        self.status = status
+        if usage:  # counted as a Responses WebSocket's response is (when no engine counted it)
+            self.exchange.event({"response": {"usage": usage}})
+
+
 class Connection:
     def __init__(self, socket: RealtimeSocket, websocket: WebSocket, authorization: str | None, claims: Claims | None) -> None:
         self.socket = socket
@@ -102,6 +153,7 @@ class Connection:
         self.authorization = authorization
         self.claims = claims
         self.sending = asyncio.Lock()  # a session's tasks (turns, responses) send side by side
+        self.closed = False
 
     async def _still_allowed(self) -> Principal:
         """The caller, checked again: its key (or the key that made its secret: a session
@@ -111,33 +163,44 @@ class Connection:
         return await self.socket.secret_holder(self.claims)
 
     @contextlib.asynccontextmanager
-    async def respond(self, model: str) -> AsyncIterator[tuple[list[Json], Callable[[int], None]]]:
-        """The session's ``Gate``: each response an ``Exchange`` of its own, as an HTTP
+    async def admit(self, operation: str, model: str) -> AsyncIterator[Admission]:
+        """The session's ``Gate``: each request an ``Exchange`` of its own, as an HTTP
         request is (metrics, usage, access log), its key checked and counted again."""
         exchange = Exchange(self.websocket.scope, self.socket.services, self.socket.observer, "WEBSOCKET")
-        exchange.record.operation_id, exchange.record.model = "createRealtimeResponse", model
-        final = [CLIENT_CLOSED_REQUEST]
+        exchange.record.operation_id, exchange.record.model = operation, model
+        status = CLIENT_CLOSED_REQUEST
         try:
             try:
                 principal = await self._still_allowed()
             except OpenAIError as error:
-                final[0] = error.status
+                status = error.status
+                if error.status == 401:  # its key revoked: the session ends with it
+                    await self.end(error)
                 raise
             context.authenticated(principal)
-            yield list(exchange.record.rate_limits), lambda status: final.__setitem__(0, status)
+            admission = Admission(exchange)
+            yield admission
+            status = admission.status
         finally:
-            exchange.end(final[0])
+            exchange.end(status)
 
     async def send(self, event: Json) -> None:
         async with self.sending:
-            await self.websocket.send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+            if not self.closed:
+                await self.websocket.send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
 
-    async def _refuse(self, error: OpenAIError) -> None:
+    async def end(self, error: OpenAIError, code: int = 1008) -> None:
+        """Close the connection with a last ``error`` event; nothing is sent after it."""
         await self.send(error_event(error))
-        await self.websocket.close(1008)
+        async with self.sending:
+            if not self.closed:
+                self.closed = True
+                await self.websocket.close(code)
 
     def _session(self) -> "Session":
         """The session the secret was made for, or the one the query asks for."""
+        from urllib.parse import parse_qs
+
         from ..serving.realtime.sessions import session_for  # numpy: loaded on first use
 
         if self.claims is not None:
@@ -150,13 +213,16 @@ class Connection:
 
     async def serve(self) -> None:
         try:
-            session = self._session()
+            # Beside the loop: the first session of a process imports the VAD (onnxruntime)
+            # and loads its model, about half a second.
+            session = await off_loop(self._session)
         except OpenAIError as error:
-            await self._refuse(error)
+            await self.end(error)
             return
         await self.send({"type": "session.created", "event_id": event_id(), "session": session.to_openai()})
+        seconds = self.socket.services.settings.realtime_session_seconds
         try:
-            async with asyncio.timeout(self.socket.services.settings.realtime_session_seconds):
+            async with asyncio.timeout(seconds):
                 while True:
                     message = await self.websocket.receive()
                     if message["type"] == "websocket.disconnect":
@@ -165,31 +231,27 @@ class Connection:
         except WebSocketDisconnect:
             return
         except TimeoutError:
-            seconds = self.socket.services.settings.realtime_session_seconds
-            expired = OpenAIError(400, f"Your session hit the maximum duration of {seconds:g} seconds.", code="session_expired")
             await session.close()
-            await self.send(error_event(expired))
-            await self.websocket.close(1000)
+            await self.end(OpenAIError(400, f"Your session hit the maximum duration of {seconds:g} seconds.", code="session_expired"), 1000)
         finally:
             await session.close()
+            del session
+            await give_back_memory()
 
     async def _handle(self, session: "Session", frame: str | bytes) -> None:
+        settings = self.socket.services.settings
+        client_id = None
         try:
-            event = json.loads(frame)
-        except (ValueError, RecursionError):
-            await self.send(error_event(errors.invalid_client_event()))
-            return
-        client_id = event.get("event_id") if isinstance(event, dict) else None
-        try:
-            if too_deep(event):
-                raise errors.too_deep(MAX_JSON_DEPTH)
-            event = self.socket.check_event(event)
+            event = await read_event(frame, self.socket.check_event, settings.realtime_event_values, off_loop)
+            client_id = event.get("event_id")
             kind = event["type"]
             if kind == "session.update":
                 session.update(event["session"])
                 await self.send({"type": "session.updated", "event_id": event_id(), "session": session.to_openai()})
             elif not await session.input.handle(kind, event):
                 await session.handle(kind, event)
+        except RefusedEvent as refused:
+            await self.send(error_event(refused.error, refused.client_event_id))
         except Exception as exc:
             error = answered(exc)
             if error.status >= 500:

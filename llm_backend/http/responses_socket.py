@@ -49,6 +49,7 @@ from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..serving.responses import service
 from ..serving.responses.memory import ConnectionMemory
 from . import context
+from .project_limits import admit_model
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .rendering import error_response
 from .socket_endpoint import SocketEndpoint
@@ -171,6 +172,8 @@ class Connection:
                     raise bad_request(
                         "'background' is not supported in the Responses WebSocket mode.", "background", "unsupported_parameter"
                     )
+                if isinstance(body.get("model"), str):
+                    await admit_model(body["model"], body=body)  # the project's limits and permissions, as over HTTP
                 events = await service.create(services, principal.owner, {**body, "stream": True}, self.memory)
             except Exception as exc:
                 error = answered(exc)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..backends.base import Json
@@ -145,11 +145,16 @@ def _logprobs(segments: list[Json]) -> list[Json]:
     ]
 
 
-async def transcription_answer(events: AsyncIterator[Json], body: Json, task: str) -> Json | str:
-    """The whole answer: an object for json / verbose_json, text for text / srt / vtt."""
+async def transcription_answer(
+    events: AsyncIterator[Json], body: Json, task: str, measured: Callable[[float], None] | None = None
+) -> Json | str:
+    """The whole answer: an object for json / verbose_json, text for text / srt / vtt.
+    ``measured(seconds)``: told the audio's duration once it is transcribed (usage)."""
     transcript = Transcript()
     async for event in events:
         transcript.add(event)
+    if measured is not None:
+        measured(transcript.duration)
     response_format = body.get("response_format") or "json"
     if response_format == "json":
         answer: Json = {"text": transcript.text}
@@ -203,8 +208,11 @@ def subtitles(segments: list[Json], response_format: str) -> str:
     return "\n".join(cues)
 
 
-async def transcription_events(events: AsyncIterator[Json], body: Json) -> AsyncIterator[Json]:
-    """``transcript.text.delta`` per segment as it is transcribed, then ``transcript.text.done``."""
+async def transcription_events(
+    events: AsyncIterator[Json], body: Json, measured: Callable[[float], None] | None = None
+) -> AsyncIterator[Json]:
+    """``transcript.text.delta`` per segment as it is transcribed, then ``transcript.text.done``
+    (``measured(seconds)`` told the duration before it)."""
     transcript = Transcript()
     logprobs = "logprobs" in (body.get("include") or [])
     try:
@@ -217,6 +225,8 @@ async def transcription_events(events: AsyncIterator[Json], body: Json) -> Async
                 yield delta
     finally:
         await events.aclose()
+    if measured is not None:
+        measured(transcript.duration)
     done: Json = {"type": "transcript.text.done", "text": transcript.text}
     if logprobs:
         done["logprobs"] = _logprobs(transcript.segments)

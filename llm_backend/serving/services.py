@@ -25,6 +25,10 @@ class Services:
     batches: Any = None
     # The Realtime API's ephemeral client secrets (client_secrets.ClientSecrets).
     client_secrets: Any = None
+    # Projects' per-model rate limits (http/project_limits.ProjectLimits), once the app runs.
+    project_limits: Any = None
+    # Spend: priced usage, hard limits and alerts (serving/control/meter.SpendMeter).
+    spend_meter: Any = None
 
     @functools.cached_property
     def retrieval(self) -> Any:

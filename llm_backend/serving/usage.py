@@ -1,11 +1,14 @@
 """OpenAI's usage operations (``/v1/organization/usage/*``) over our usage accounting
 (storage/usage.py): time buckets, ``group_by``, ``limit`` and ``page`` as OpenAI shapes them.
 
-Completions, embeddings and moderations are answered from what was recorded - per key name
-(``api_key_id``: ``alice``, ``key-5d3c…``, ``apikey_...``, never the key) and model; fields this service has
-no notion of (``project_id``, ``user_id``, ``batch``, ``service_tier``) are null. The other
-usage operations (images, audio, vector stores, ...) count nothing here: their
-buckets come back empty, in the same shape, so dashboards built on OpenAI's API still work.
+Completions, embeddings, moderations, audio speeches (characters) and transcriptions
+(seconds), file_search calls and vector stores (bytes kept, sampled hourly) are answered from
+what was recorded - per key (``api_key_id``: ``alice``, ``key-5d3c…``, ``apikey_...``, never
+the key itself), project (``project_id``) and model; fields this service has no notion of
+(``user_id``, ``batch``, ``service_tier``, ``vector_store_id``) are null. What is never served
+here (images, code interpreter, web search) comes back as empty buckets, in the same shape,
+so dashboards built on OpenAI's API still work. ``/organization/costs`` shares the buckets
+and pages (serving/control/costs.py).
 Buckets are aligned to Unix-time multiples of their width (whole UTC minutes, hours, days)
 and clipped to ``[start_time, end_time)``; every bucket of the range is listed, empty or not.
 """
@@ -14,10 +17,20 @@ from __future__ import annotations
 
 import base64
 import time
+from dataclasses import dataclass
 
 from .. import errors
 from ..storage import Database
-from ..storage.usage import COMPLETIONS, EMBEDDINGS, MODERATIONS, UsageTotals
+from ..storage.usage import (
+    AUDIO_SPEECHES,
+    AUDIO_TRANSCRIPTIONS,
+    COMPLETIONS,
+    EMBEDDINGS,
+    FILE_SEARCH_CALLS,
+    MODERATIONS,
+    VECTOR_STORES,
+    UsageTotals,
+)
 
 WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 # bucket_width -> (default limit, max limit), as the spec documents them.
@@ -26,14 +39,22 @@ RESULT_OBJECTS = {
     COMPLETIONS: "organization.usage.completions.result",
     EMBEDDINGS: "organization.usage.embeddings.result",
     MODERATIONS: "organization.usage.moderations.result",
+    AUDIO_SPEECHES: "organization.usage.audio_speeches.result",
+    AUDIO_TRANSCRIPTIONS: "organization.usage.audio_transcriptions.result",
+    FILE_SEARCH_CALLS: "organization.usage.file_searches.result",
+    VECTOR_STORES: "organization.usage.vector_stores.result",
 }
 # The group_by fields each result carries (null unless grouped by and known here).
 RESULT_FIELDS = {
     COMPLETIONS: ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier"),
     EMBEDDINGS: ("project_id", "user_id", "api_key_id", "model"),
     MODERATIONS: ("project_id", "user_id", "api_key_id", "model"),
+    AUDIO_SPEECHES: ("project_id", "user_id", "api_key_id", "model"),
+    AUDIO_TRANSCRIPTIONS: ("project_id", "user_id", "api_key_id", "model"),
+    FILE_SEARCH_CALLS: ("project_id", "user_id", "api_key_id", "vector_store_id"),
+    VECTOR_STORES: ("project_id",),
 }
-GROUPABLE = ("api_key_id", "model")
+GROUPABLE = ("project_id", "api_key_id", "model")
 
 LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z
 
@@ -50,7 +71,24 @@ def _page_start(page: str) -> int:
 
 
 def _result(operation: str, totals: UsageTotals) -> dict:
-    result: dict = {"object": RESULT_OBJECTS[operation], "input_tokens": totals.input_tokens}
+    result: dict = {"object": RESULT_OBJECTS[operation]}
+    if operation == VECTOR_STORES:  # sampled hourly: the bucket's mean over the hours sampled
+        result["usage_bytes"] = totals.bytes // max(1, totals.minutes)
+    elif operation == FILE_SEARCH_CALLS:
+        result["num_requests"] = totals.calls
+    elif operation == AUDIO_SPEECHES:
+        result |= {"characters": totals.characters, "num_model_requests": totals.requests}
+    elif operation == AUDIO_TRANSCRIPTIONS:
+        result |= {"seconds": round(totals.seconds), "num_model_requests": totals.requests}
+    else:
+        result |= _token_result(operation, totals)
+    for field in RESULT_FIELDS[operation]:
+        result[field] = totals.group.get(field)
+    return result
+
+
+def _token_result(operation: str, totals: UsageTotals) -> dict:
+    result: dict = {"input_tokens": totals.input_tokens}
     if operation == COMPLETIONS:
         result |= {
             "input_cached_tokens": totals.cached_tokens,
@@ -63,9 +101,68 @@ def _result(operation: str, totals: UsageTotals) -> dict:
             "output_audio_tokens": 0,
         }
     result["num_model_requests"] = totals.requests
-    for field in RESULT_FIELDS[operation]:
-        result[field] = totals.group.get(field)
     return result
+
+
+@dataclass
+class Buckets:
+    """The buckets of one page: their starts, the time span the page reads, and the next page."""
+
+    width: int
+    end: int
+    starts: list[int]
+    first: int
+    page_end: int
+    has_more: bool
+
+    def page(self, results: dict[int, list[dict]]) -> dict:
+        """OpenAI's page of these buckets, ``results`` by aligned bucket start."""
+        data = [
+            {
+                "object": "bucket",
+                "start_time": start,
+                "end_time": min(self.end, start // self.width * self.width + self.width),
+                "results": results.get(start // self.width * self.width, []),
+            }
+            for start in self.starts
+        ]
+        return {"object": "page", "data": data, "has_more": self.has_more, "next_page": _page_token(self.page_end) if self.has_more else None}
+
+
+def buckets(
+    start_time: int, end_time: int | None, bucket_width: str, limit: int | None, page: str | None, limits: dict = LIMITS
+) -> Buckets:
+    """The page's buckets, its parameters checked as OpenAI's (``limits``: default and
+    largest ``limit`` per ``bucket_width``)."""
+    for name, value in (("start_time", start_time), ("end_time", end_time)):
+        # Unix seconds up to the year 9999: the database's integers hold them (a fuzzer's
+        # -10^26 would overflow the query, a 500 before this check).
+        if value is not None and not 0 <= value <= LATEST_TIME:
+            raise errors.bad_request(
+                f"Invalid {name}: {value}; it must be a Unix time in seconds.", param=name, code="invalid_value"
+            )
+    if bucket_width not in limits:
+        raise errors.bad_request(f"Invalid bucket_width: '{bucket_width}'.", param="bucket_width", code="invalid_value")
+    width = WIDTHS[bucket_width]
+    default_limit, max_limit = limits[bucket_width]
+    limit = default_limit if limit is None else limit
+    if not 1 <= limit <= max_limit:
+        raise errors.bad_request(
+            f"Invalid limit: {limit}; with bucket_width={bucket_width} it must be between 1 and {max_limit}.",
+            param="limit",
+            code="invalid_value",
+        )
+    end = int(time.time()) + 1 if end_time is None else end_time
+    first = start_time if page is None else max(start_time, _page_start(page))
+    starts = []
+    bucket = first
+    while bucket < end and len(starts) <= limit:
+        starts.append(bucket)
+        bucket = (bucket // width + 1) * width
+    has_more = len(starts) > limit
+    starts = starts[:limit]
+    page_end = min(end, (starts[-1] // width + 1) * width) if starts else first
+    return Buckets(width, end, starts, first, page_end, has_more)
 
 
 async def usage_page(
@@ -84,63 +181,19 @@ async def usage_page(
     batch: bool | None = None,
 ) -> dict:
     """One page of ``operation``'s usage buckets (``operation`` None: one of the usage kinds
-    this service does not count: every bucket empty). No usage here belongs to a project
-    or a user, or comes from a batch: asking for those filters selects nothing (they were
+    this service does not count: every bucket empty). No usage here belongs to a user, or
+    is told apart as a batch's: asking for those filters selects nothing (they were once
     accepted and ignored, which answered every key's usage)."""
-    if project_ids or user_ids or batch:
+    if user_ids or batch:
         operation = None
-    for name, value in (("start_time", start_time), ("end_time", end_time)):
-        # Unix seconds up to the year 9999: the database's integers hold them (a fuzzer's
-        # -10^26 would overflow the query, a 500 before this check).
-        if value is not None and not 0 <= value <= LATEST_TIME:
-            raise errors.bad_request(
-                f"Invalid {name}: {value}; it must be a Unix time in seconds.", param=name, code="invalid_value"
-            )
-    if bucket_width not in WIDTHS:
-        raise errors.bad_request(f"Invalid bucket_width: '{bucket_width}'.", param="bucket_width", code="invalid_value")
-    width = WIDTHS[bucket_width]
-    default_limit, max_limit = LIMITS[bucket_width]
-    limit = default_limit if limit is None else limit
-    if not 1 <= limit <= max_limit:
-        raise errors.bad_request(
-            f"Invalid limit: {limit}; with bucket_width={bucket_width} it must be between 1 and {max_limit}.",
-            param="limit",
-            code="invalid_value",
-        )
-    end = int(time.time()) + 1 if end_time is None else end_time
-    first = start_time if page is None else max(start_time, _page_start(page))
-    starts = []
-    bucket = first
-    while bucket < end and len(starts) <= limit:
-        starts.append(bucket)
-        bucket = (bucket // width + 1) * width
-    has_more = len(starts) > limit
-    starts = starts[:limit]
-    page_end = min(end, (starts[-1] // width + 1) * width) if starts else first
-    totals: list[UsageTotals] = []
-    if operation is not None and starts:
+    shown = buckets(start_time, end_time, bucket_width, limit, page)
+    by_bucket: dict[int, list[dict]] = {}
+    if operation is not None and shown.starts:
         grouped = tuple(field for field in GROUPABLE if field in (group_by or ()))
         totals = await database.run(
-            database.usage.totals, first, page_end, operation=operation, width=width, group_by=grouped,
-            owners=api_key_ids, models=models,
+            database.usage.totals, shown.first, shown.page_end, operation=operation, width=shown.width, group_by=grouped,
+            owners=api_key_ids, models=models, projects=project_ids,
         )
-    by_bucket: dict[int, list[dict]] = {}
-    for item in totals:
-        by_bucket.setdefault(item.start, []).append(_result(operation, item))
-    data = []
-    for bucket_start in starts:
-        aligned = bucket_start // width * width
-        data.append(
-            {
-                "object": "bucket",
-                "start_time": bucket_start,
-                "end_time": min(end, aligned + width),
-                "results": by_bucket.get(aligned, []),
-            }
-        )
-    return {
-        "object": "page",
-        "data": data,
-        "has_more": has_more,
-        "next_page": _page_token(page_end) if has_more else None,
-    }
+        for item in totals:
+            by_bucket.setdefault(item.start, []).append(_result(operation, item))
+    return shown.page(by_bucket)

@@ -213,6 +213,16 @@ def prepare(document: dict) -> dict:
 ADMIN_SCHEMES = ("AdminApiKeyAuth",)
 
 
+def admin_operation_ids(document: dict) -> frozenset[str]:
+    """The operationIds an admin key is needed for (``ADMIN_SCHEMES``)."""
+    default = document.get("security") or []
+    return frozenset(
+        operation["operationId"]
+        for _, _, operation in operations(document)
+        if any(name in requirement for requirement in operation.get("security", default) for name in ADMIN_SCHEMES)
+    )
+
+
 def _security_schemes(components: dict) -> dict:
     schemes = dict(components.get("securitySchemes", {}))
     for name in ADMIN_SCHEMES:

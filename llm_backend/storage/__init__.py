@@ -75,6 +75,62 @@ class Database:
         self.usage = UsageStore(self)
 
     @functools.cached_property
+    def projects(self):
+        """Projects, the tenants (``projects.py``)."""
+        from .projects import ProjectStore
+
+        return ProjectStore(self)
+
+    @functools.cached_property
+    def service_accounts(self):
+        """Projects' service accounts and keys (``service_accounts.py``)."""
+        from .service_accounts import ServiceAccountStore
+
+        return ServiceAccountStore(self)
+
+    @functools.cached_property
+    def admin_keys(self):
+        """The organisation's managed admin keys (``admin_keys.py``)."""
+        from .admin_keys import AdminKeyStore
+
+        return AdminKeyStore(self)
+
+    @functools.cached_property
+    def project_limits(self):
+        """Projects' per-model rate limits (``project_limits.py``)."""
+        from .project_limits import ProjectLimitStore
+
+        return ProjectLimitStore(self)
+
+    @functools.cached_property
+    def spend(self):
+        """Hard spend limits and spend alerts (``spend.py``)."""
+        from .spend import SpendStore
+
+        return SpendStore(self)
+
+    @functools.cached_property
+    def retention(self):
+        """Data retention: the organisation's type, what projects keep past their period."""
+        from .retention import RetentionStore
+
+        return RetentionStore(self)
+
+    @functools.cached_property
+    def governance(self):
+        """The control plane's settings as requests need them (``governance.py``)."""
+        from .governance import Governance
+
+        return Governance(self)
+
+    @functools.cached_property
+    def audit_log(self):
+        """The append-only audit log (``audit_log.py``)."""
+        from .audit_log import AuditLogStore
+
+        return AuditLogStore(self)
+
+    @functools.cached_property
     def vector_index(self):
         """Built on first use: it needs numpy, which a pure gateway does not install."""
         from .vector_index import VectorIndex

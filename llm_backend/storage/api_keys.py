@@ -1,7 +1,10 @@
-"""Managed API keys: created and revoked by the CLI, checked on every request.
+"""Managed API keys: a project's (its service accounts' keys) and the organisation's admin
+keys; made and revoked by the Admin API and the CLI, checked on every request.
 
 Only the sha256 digest of a key is stored; the key itself is shown once, at creation.
-A 256-bit random key needs no slow hash: the digest cannot be brute-forced back.
+A 256-bit random key needs no slow hash: the digest cannot be brute-forced back. A key is
+found only while it is not revoked, not expired, and its project is not archived (one
+query, joined: every replica refuses it from the next request on).
 """
 
 from __future__ import annotations
@@ -15,14 +18,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, insert, or_, select, update
+from sqlalchemy.orm import Session
 
-from .models import ApiKey, utcnow
+from ..auth import ManagedKey
+from .audit_log import new_entry
+from .models import ApiKey, AuditLogEntry, Project, ServiceAccount, utcnow
+from .projects import new_project_id
 
 if TYPE_CHECKING:
     from . import Database
 
 KEY_PREFIX = "sk-llmb-"
+ADMIN_KEY_PREFIX = "sk-llmb-admin-"
 # A key's last-used time is written at most this often, not on every request.
 LAST_USED_INTERVAL = 60.0
 # How long "are there any managed keys?" is remembered (decides whether auth is enforced).
@@ -44,16 +52,57 @@ class ApiKeyInfo:
     rpm: int | None = None
     tpm: int | None = None
     tpd: int | None = None
+    project_id: str | None = None
+    service_account_id: str | None = None
+    admin: bool = False
+    expires_at: datetime | None = None
+    redacted_value: str = KEY_PREFIX + "…"
 
     @classmethod
     def of(cls, row: ApiKey) -> "ApiKeyInfo":
         return cls(
-            row.id, row.name, row.description, row.created_at, row.last_used_at, row.revoked, row.rpm, row.tpm, row.tpd
+            row.id, row.name, row.description, row.created_at, row.last_used_at, row.revoked, row.rpm, row.tpm, row.tpd,
+            row.project_id, row.service_account_id, row.admin, row.expires_at, row.redacted_value,
         )
+
+
+def new_key(
+    session: Session, name: str, *, project_id: str | None, service_account_id: str | None = None, admin: bool = False,
+    expires_at: datetime | None = None, description: str = "", limits: dict[str, int | None] | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key's row, added to ``session``, and the key itself (shown once, never stored)."""
+    key = (ADMIN_KEY_PREFIX if admin else KEY_PREFIX) + secrets.token_urlsafe(32)
+    row = ApiKey(
+        id=("key_" if admin else "apikey_") + uuid.uuid4().hex[:24],
+        digest=key_digest(key),
+        name=name,
+        description=description,
+        created_at=utcnow(),
+        revoked=False,
+        project_id=project_id,
+        service_account_id=service_account_id,
+        admin=admin,
+        expires_at=expires_at,
+        redacted_value=f"{key[:len(ADMIN_KEY_PREFIX if admin else KEY_PREFIX) + 3]}…{key[-4:]}",
+        **(limits or {}),
+    )
+    session.add(row)
+    return row, key
 
 
 class AmbiguousKey(Exception):
     """A name that several keys share: the key must be named by its id."""
+
+
+# The actor the audit log names for a change made on the command line (``llm-backend keys``).
+CLI_ACTOR = {"type": "session", "session": {"user": {"id": "llm-backend-cli"}}}
+
+
+def _logged(session: Session, type: str, details: dict, resource_id: str, project_id: str | None) -> None:
+    """An audit log entry of a change made on the command line, in its transaction."""
+    entry = new_entry(type, {type: {"id": resource_id, **details}}, actor=CLI_ACTOR, actor_id="llm-backend-cli",
+                      project=(project_id, None) if project_id else None, resource_id=resource_id)
+    session.execute(insert(AuditLogEntry), [entry])
 
 
 # Requests per minute, tokens per minute, tokens per day of a key (None: unlimited).
@@ -72,23 +121,36 @@ class ApiKeyStore:
     # --- administration (blocking: the CLI calls these directly) ---------------------------
 
     def create(
-        self, name: str, description: str = "", rpm: int | None = None, tpm: int | None = None, tpd: int | None = None
+        self, name: str, description: str = "", rpm: int | None = None, tpm: int | None = None, tpd: int | None = None,
+        project_id: str | None = None,
     ) -> tuple[ApiKeyInfo, str]:
-        """A new key: its record, and the key itself (shown once, never stored)."""
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
-        row = ApiKey(
-            id="apikey_" + uuid.uuid4().hex[:24],
-            digest=key_digest(key),
-            name=name,
-            description=description,
-            created_at=utcnow(),
-            revoked=False,
-            rpm=rpm,
-            tpm=tpm,
-            tpd=tpd,
-        )
+        """A new key of a service account named ``name`` in ``project_id``: its record, and
+        the key itself (shown once, never stored). Without a project, a new one named
+        ``name`` (a tenant of its own, as every managed key was before projects); an unknown
+        or archived project: ``LookupError``."""
+        now = int(time.time())
         with self._database.sessions.begin() as session:
-            session.add(row)
+            if project_id is None:
+                project_id = new_project_id()
+                session.add(Project(id=project_id, name=name, created_at=now, static=False))
+            elif session.scalar(select(Project.id).where(Project.id == project_id, Project.archived_at.is_(None))) is None:
+                raise LookupError(project_id)
+            account = ServiceAccount(id="svc_acct_" + uuid.uuid4().hex[:24], project_id=project_id, name=name, role="member", created_at=now)
+            session.add(account)
+            row, key = new_key(
+                session, name, project_id=project_id, service_account_id=account.id, description=description,
+                limits={"rpm": rpm, "tpm": tpm, "tpd": tpd},
+            )
+            session.flush()
+            _logged(session, "api_key.created", {"data": {"scopes": []}}, row.id, project_id)
+        return ApiKeyInfo.of(row), key
+
+    def create_admin(self, name: str) -> tuple[ApiKeyInfo, str]:
+        """A new admin key (the organisation's: every admin operation), made on the command line."""
+        with self._database.sessions.begin() as session:
+            row, key = new_key(session, name, project_id=None, admin=True)
+            session.flush()
+            _logged(session, "tenant.admin_api_key.created", {"data": {"name": name}}, row.id, None)
         return ApiKeyInfo.of(row), key
 
     def all(self) -> list[ApiKeyInfo]:
@@ -97,10 +159,15 @@ class ApiKeyStore:
             return [ApiKeyInfo.of(row) for row in rows]
 
     def revoke(self, key_id: str) -> bool:
-        """Revoke a key by id; False if there is no such key."""
+        """Revoke a key by id (logged, as made on the command line); False if there is no such key."""
         with self._database.sessions.begin() as session:
-            result = session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked=True))
-            return result.rowcount > 0
+            row = session.get(ApiKey, key_id, with_for_update=True)
+            if row is None:
+                return False
+            if not row.revoked:
+                row.revoked = True
+                _logged(session, "tenant.admin_api_key.deleted" if row.admin else "api_key.deleted", {}, key_id, row.project_id)
+            return True
 
     def update(self, id_or_name: str, **limits: int | None) -> ApiKeyInfo | None:
         """Set some of a key's limits (``rpm``, ``tpm``, ``tpd``; None: unlimited). The key is
@@ -119,6 +186,7 @@ class ApiKeyStore:
                 if name not in LIMIT_NAMES:
                     raise TypeError(f"not a limit: {name}")
                 setattr(row, name, value)
+            _logged(session, "api_key.updated", {"changes_requested": dict(limits)}, row.id, row.project_id)
             return ApiKeyInfo.of(row)
 
     def names(self) -> dict[str, str]:
@@ -128,11 +196,21 @@ class ApiKeyStore:
 
     # --- request path ------------------------------------------------------------------------
 
-    def _lookup(self, digest: str) -> tuple[str, int | None, int | None, int | None] | None:
+    def _lookup(self, digest: str) -> tuple | None:
+        """(id, rpm, tpm, tpd, project, admin) of the active key whose digest is ``digest``:
+        not revoked, not expired, of a project that is not archived (admin keys have none)."""
+        query = (
+            select(ApiKey.id, ApiKey.rpm, ApiKey.tpm, ApiKey.tpd, ApiKey.project_id, ApiKey.admin)
+            .outerjoin(Project, Project.id == ApiKey.project_id)
+            .where(
+                ApiKey.digest == digest,
+                ApiKey.revoked.is_(False),
+                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
+                or_(ApiKey.project_id.is_(None), Project.archived_at.is_(None)),
+            )
+        )
         with self._database.sessions() as session:
-            row = session.execute(
-                select(ApiKey.id, ApiKey.rpm, ApiKey.tpm, ApiKey.tpd).where(ApiKey.digest == digest, ApiKey.revoked.is_(False))
-            ).first()
+            row = session.execute(query).first()
             return None if row is None else tuple(row)
 
     def _any_created(self) -> bool:
@@ -152,20 +230,20 @@ class ApiKeyStore:
             self._last_written[key_id] = now
             return True
 
-    async def authenticate(self, key: str) -> str | None:
-        """The id of the active managed key ``key`` is, else None. Records its use (throttled)."""
+    async def authenticate(self, key: str) -> ManagedKey | None:
+        """The active managed key ``key`` is, else None. Records its use (throttled)."""
         return await self.authenticate_digest(key_digest(key))
 
-    async def authenticate_digest(self, digest: str) -> str | None:
+    async def authenticate_digest(self, digest: str) -> ManagedKey | None:
         """The same, for the key whose digest (hex) is ``digest``."""
         found = await self._database.run(self._lookup, digest)
         if found is None:
             return None
-        key_id, *limits = found
-        self._limits[key_id] = tuple(limits)
+        key_id, rpm, tpm, tpd, project_id, admin = found
+        self._limits[key_id] = (rpm, tpm, tpd)
         if self._due(key_id):
             await self._database.run(self._touch, key_id)
-        return key_id
+        return ManagedKey(key_id, project_id, bool(admin))
 
     def limits(self, key_id: str) -> KeyLimits | None:
         """(requests, tokens) per minute and tokens per day of a managed key as of its last

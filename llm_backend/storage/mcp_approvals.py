@@ -1,5 +1,5 @@
 """The MCP approval requests the Responses API issued (table ``mcp_approval_requests``,
-revision 0013): an approval is honoured once, by the key's tenant that was asked, for the
+revision 0018): an approval is honoured once, by the key's tenant that was asked, for the
 very call it was asked about (a digest of server label, tool and arguments).
 
 ``answer`` is one conditional UPDATE: of two requests (on two replicas) answering the same

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import RateLimitCounter
@@ -24,10 +24,16 @@ from .models import RateLimitCounter
 if TYPE_CHECKING:
     from . import Database
 
-# Windows older than this are deleted (a day's window must outlive its day).
+# Windows older than this are deleted (a day's window must outlive its day; a month's, its month).
 KEEP_SECONDS = 2 * 86400
+KEEP_MONTH_SECONDS = 40 * 86400
+MONTH_KINDS = ("spend",)
 PRUNE_INTERVAL = 300.0
 Counts = dict[tuple[str, int], int]  # (kind, window start) -> count
+
+
+class _Refused(Exception):
+    """A conditional window at its limit: the admission's transaction is rolled back."""
 
 
 class RateCounters:
@@ -45,37 +51,64 @@ class RateCounters:
             where=(table.c.count < below) if below is not None else None,
         ).returning(table.c.count)
 
-    def admit(self, owner: str, request_window: tuple[int, int] | None, read: list[tuple[str, int]]) -> tuple[bool, Counts]:
-        """Count one request of ``owner`` in ``request_window`` ((window start, limit), None:
-        requests unlimited) unless its limit is reached; read the counts of ``read``
-        ((kind, window start)). With ``read`` counts returned as they stand, the caller
-        decides about tokens; a request refused for its tokens must not count: the caller
-        passes ``request_window=None`` then and reads the requests' count."""
+    def admit(
+        self, owner: str, conditional: list[tuple[str, int, int, int]], read: list[tuple[str, int]]
+    ) -> tuple[bool, Counts]:
+        """Count ``amount`` in each of ``owner``'s ``conditional`` windows ((kind, window start,
+        amount, limit)) unless one is at its limit: all or none, in one transaction (on
+        PostgreSQL each row is locked from its upsert to the commit, so replicas admit in
+        turn); and read the counts of ``read`` ((kind, window start)). With ``read`` counts
+        returned as they stand, the caller decides about tokens; a request refused for its
+        tokens must not count: the caller passes no ``conditional`` then."""
         counts: Counts = {}
-        with self._database.sessions.begin() as session:
-            if read:
-                rows = session.execute(
-                    select(RateLimitCounter.kind, RateLimitCounter.window, RateLimitCounter.count).where(
-                        RateLimitCounter.owner == owner,
-                        RateLimitCounter.window.in_({window for _, window in read}),
-                        RateLimitCounter.kind.in_({kind for kind, _ in read}),
-                    )
-                ).all()
-                counts = {(kind, window): count for kind, window, count in rows}
-            admitted = True
-            if request_window is not None:
-                window, limit = request_window
-                counted = session.execute(self._upsert(owner, "requests", window, 1, below=limit)).scalar()
-                admitted = counted is not None
-                counts[("requests", window)] = counted if admitted else limit
+        admitted = True
+        try:
+            with self._database.sessions.begin() as session:
+                if read:
+                    rows = session.execute(
+                        select(RateLimitCounter.kind, RateLimitCounter.window, RateLimitCounter.count).where(
+                            RateLimitCounter.owner == owner,
+                            RateLimitCounter.window.in_({window for _, window in read}),
+                            RateLimitCounter.kind.in_({kind for kind, _ in read}),
+                        )
+                    ).all()
+                    counts = {(kind, window): count for kind, window, count in rows}
+                for kind, window, amount, limit in conditional:
+                    counted = session.execute(self._upsert(owner, kind, window, amount, below=limit)).scalar()
+                    if counted is None:
+                        counts[(kind, window)] = limit
+                        raise _Refused
+                    counts[(kind, window)] = counted
+        except _Refused:
+            admitted = False
+            # Rolled back: the windows counted before the refusal are as they were.
+            for kind, window, amount, limit in conditional:
+                if counts.get((kind, window), limit) != limit:
+                    counts[(kind, window)] -= amount
         return admitted, counts
 
-    def add(self, owner: str, windows: list[tuple[str, int]], amount: int) -> None:
-        """Add ``amount`` (tokens) to each of ``owner``'s ``windows`` ((kind, window start))."""
+    def add(self, owner: str, windows: list[tuple[str, int]], amount: int) -> list[int]:
+        """Add ``amount`` (tokens, micro-dollars) to each of ``owner``'s ``windows`` ((kind,
+        window start)); their counts after it, in order."""
         with self._database.sessions.begin() as session:
-            for kind, window in windows:
-                session.execute(self._upsert(owner, kind, window, amount))
+            counts = [session.execute(self._upsert(owner, kind, window, amount)).scalar() for kind, window in windows]
             now = time.time()
             if now - self._pruned > PRUNE_INTERVAL:
                 self._pruned = now
-                session.execute(delete(RateLimitCounter).where(RateLimitCounter.window < int(now) - KEEP_SECONDS))
+                month = RateLimitCounter.kind.in_(MONTH_KINDS)
+                session.execute(delete(RateLimitCounter).where(~month, RateLimitCounter.window < int(now) - KEEP_SECONDS))
+                session.execute(delete(RateLimitCounter).where(month, RateLimitCounter.window < int(now) - KEEP_MONTH_SECONDS))
+        return counts
+
+    def read(self, keys: list[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:
+        """The counts of ``keys`` ((owner, kind, window start)) in one query; absent: none yet."""
+        if not keys:
+            return {}
+        table = RateLimitCounter
+        with self._database.sessions() as session:
+            rows = session.execute(
+                select(table.owner, table.kind, table.window, table.count).where(
+                    tuple_(table.owner, table.kind, table.window).in_(keys)
+                )
+            ).all()
+        return {(owner, kind, window): count for owner, kind, window, count in rows}

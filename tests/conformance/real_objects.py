@@ -26,12 +26,20 @@ import httpx
 from tests.conftest import MODEL
 from tests.support.fuzz import SEED
 
+# The one model the control plane's fuzz servers route (test_schemathesis.CONTROL_CONFIG).
+CONTROL_MODEL = "fuzz-model"
+ALERT = {"threshold_amount": 100, "currency": "USD", "interval": "month",
+         "notification_channel": {"type": "email", "recipients": ["fuzz@example.com"]}}
+
 # child parameter -> its parent: a child is drawn from the objects of the parent drawn with
 # it (a conversation's items; a vector store's files and file batches).
-PARENTS = {"item_id": "conversation_id", "file_id": "vector_store_id", "batch_id": "vector_store_id"}
+PARENTS = {
+    "item_id": "conversation_id", "file_id": "vector_store_id", "batch_id": "vector_store_id",
+    "service_account_id": "project_id", "api_key_id": "project_id", "alert_id": "project_id",
+}
 # Children that are objects on their own too: a File outside any vector store, a Batch
 # (``/batches/{batch_id}``) beside a vector store's file batch.
-STANDALONE = {"file_id", "batch_id"}
+STANDALONE = {"file_id", "batch_id", "alert_id"}
 
 
 class RealObjects:
@@ -88,6 +96,25 @@ class RealObjects:
 
     def model(self) -> str:
         return MODEL
+
+    def project_id(self) -> str:
+        """A project (the fuzz server has no keys: everyone is its admin) with a service
+        account and its key, the project's children."""
+        project = self._created("/organization/projects", json={"name": "fuzz"})
+        account = self.client.post(f"/organization/projects/{project}/service_accounts", json={"name": "fuzz-bot"}).json()
+        self.children.setdefault(("project_id", "service_account_id"), {})[project] = [account["id"]]
+        self.children.setdefault(("project_id", "api_key_id"), {})[project] = [account["api_key"]["id"]]
+        alert = self._created(f"/organization/projects/{project}/spend_alerts", json=ALERT)
+        self.children.setdefault(("project_id", "alert_id"), {})[project] = [alert]
+        return project
+
+    def alert_id(self) -> str:
+        """The organisation's spend alert (a project's: its project's child)."""
+        return self._created("/organization/spend_alerts", json=ALERT)
+
+    def key_id(self) -> str:
+        """An admin key."""
+        return self._created("/organization/admin_api_keys", json={"name": "fuzz"})
 
     def _created(self, path: str, **kwargs: Any) -> str:
         response = self.client.post(path, **kwargs)
@@ -154,4 +181,15 @@ FACTORIES: dict[str, Callable[[RealObjects], str]] = {
     "upload_id": RealObjects.upload_id,
     "vector_store_id": RealObjects.vector_store_id,
     "model": RealObjects.model,
+    "project_id": RealObjects.project_id,
+    "service_account_id": lambda objects: "",  # children: drawn from their project's
+    "api_key_id": lambda objects: "",
+    "key_id": RealObjects.key_id,
+    "alert_id": RealObjects.alert_id,
+    "rate_limit_id": lambda objects: f"rl-{CONTROL_MODEL}",
+    # The organisation's people: this service has none, so no real object exists to aim
+    # at; their operations answer 404 whatever the id (serving/control/people.py).
+    **{name: (lambda objects, name=name: f"{name.removesuffix('_id')}_fuzz") for name in (
+        "user_id", "invite_id", "role_id", "group_id", "certificate_id",
+    )},
 }

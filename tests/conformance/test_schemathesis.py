@@ -29,10 +29,10 @@ import schemathesis
 from hypothesis import HealthCheck, seed, settings
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from llm_backend.spec.adapter import is_served, operations
+from llm_backend.spec.adapter import admin_operation_ids, controller_name, find_controller, first_tag, is_served, operations
 from llm_backend.spec.unknown_fields import unknown_paths
 from tests.conftest import MODEL
-from tests.conformance.real_objects import FACTORIES, RealObjects
+from tests.conformance.real_objects import CONTROL_MODEL, FACTORIES, RealObjects
 from tests.support.audio import librivox
 from tests.support.document import openai_document
 from tests.support.fuzz import SEED
@@ -97,6 +97,14 @@ GENERATING = [
     "createTranscription",
     "createTranslation",
 ]
+# The organisation's people (users, invites, roles, groups, certificates): one honest 404
+# each, whatever the request (serving/control/people.py): a few examples prove it.
+PEOPLE = sorted(
+    operation["operationId"]
+    for _, _, operation in operations(DOCUMENT)
+    if operation["operationId"] in SERVED
+    and getattr(find_controller(controller_name(operation)), "__module__", "") == "llm_backend.serving.control.people"
+)
 # The audio operations' valid cases name the local audio models (a chat model is refused).
 AUDIO_MODELS = {"createSpeech": "tts-1", "createTranscription": "whisper-1", "createTranslation": "whisper-1"}
 # Speech of a valid case is bounded like generation: the input's first sentences.
@@ -105,7 +113,20 @@ SPEECH_CLIP = librivox()[1][0].read_bytes()  # 3 s of a human voice
 # The coverage phase walks every boundary case of each schema, the same cases every run
 # (about 7 000 for Getinputtokencounts, 5 000 for the conversation operations: minutes on
 # 2 cores); the CI run is random fuzzing only, `make fuzz` keeps it.
-quick = fuzzed(SERVED, GENERATING, ["examples", "fuzzing"])
+# The organisation's control plane (the Admin API but usage): fuzzed on servers of its own
+# with an admin key, since it makes keys, and a service where a managed key exists is
+# closed to keyless requests for good (docs/SECURITY.md) - the shared server has no keys.
+CONTROL = sorted(
+    operation["operationId"]
+    for _, _, operation in operations(DOCUMENT)
+    if operation["operationId"] in SERVED and operation["operationId"] in admin_operation_ids(DOCUMENT)
+    and first_tag(operation) != "Usage"
+)
+ADMIN_KEY = "sk-fuzz-admin"
+quick = fuzzed(SERVED, GENERATING + CONTROL, ["examples", "fuzzing"])
+people = fuzzed(PEOPLE, phases=["fuzzing"])
+control = fuzzed(CONTROL, PEOPLE, ["examples", "fuzzing"])
+control_postgresql = fuzzed(CONTROL, phases=["fuzzing"])
 # Their CI run also leaves out schemathesis' coverage phase: it walks every boundary case of
 # the schema, the same cases every run (thousands for createResponse and compaction: over
 # three minutes of generation); `make fuzz` keeps it. The random fuzzing phase remains.
@@ -113,7 +134,7 @@ generating = fuzzed(GENERATING, phases=["examples", "fuzzing"])
 # CI's short PostgreSQL pass fuzzes at random: the document's examples are the same requests
 # on either database, run on SQLite here and on both by `make fuzz`'s long run (building
 # them again cost each test process 3.5 s as it collected).
-quick_postgresql = fuzzed(SERVED, GENERATING, ["fuzzing"])
+quick_postgresql = fuzzed(SERVED, GENERATING + CONTROL, ["fuzzing"])
 
 
 def _without(body: dict, path: tuple) -> None:
@@ -189,13 +210,18 @@ def _bound(case) -> None:
 
 
 # The path parameters of the fuzzed operations: each has a pool of real objects.
-PATH_PARAMETERS = {
-    segment.strip("{}")
-    for path, _, operation in operations(DOCUMENT)
-    if operation["operationId"] in SERVED
-    for segment in path.split("?")[0].split("/")
-    if segment.startswith("{")
-}
+def _path_parameters(operation_ids: list[str]) -> set[str]:
+    return {
+        segment.strip("{}")
+        for path, _, operation in operations(DOCUMENT)
+        if operation["operationId"] in operation_ids
+        for segment in path.split("?")[0].split("/")
+        if segment.startswith("{")
+    }
+
+
+PATH_PARAMETERS = _path_parameters(SERVED)
+CONTROL_PARAMETERS = _path_parameters(CONTROL)
 # Examples per operation of this run, for the report of `make fuzz`.
 EXAMPLES: Counter = Counter()
 
@@ -207,12 +233,13 @@ FUZZ_DATABASE = os.environ.get("FUZZ_DATABASE") or "sqlite"
 
 @dataclass
 class Target:
-    """A live server on one database, where this module's part of its log begins, and its
-    real objects."""
+    """A live server on one database, where this module's part of its log begins, its
+    real objects, and the headers its cases are sent with."""
 
     server: LiveServer
     log_start: int
     objects: RealObjects
+    headers: dict[str, str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -226,19 +253,48 @@ def postgres_server(new_database_url, tmp_path_factory):
         yield live
 
 
+# The control plane's servers route one model (to an upstream never asked: admin operations
+# are answered here), so that a project's rate limit on it exists (real_objects.rate_limit_id).
+CONTROL_CONFIG = f"""
+upstreams:
+  - name: nowhere
+    base_url: http://127.0.0.1:9/v1
+    models: [{CONTROL_MODEL}]
+upstream_catch_all: false
+"""
+
+
+def _control_server(request, database: str):
+    """A server of the control plane's own: an admin key, no local models (none is needed)."""
+    url = request.getfixturevalue("new_database_url")(database)
+    env = {"LLM_BACKEND_DATABASE_URL": url, "LLM_BACKEND_ADMIN_KEYS": ADMIN_KEY, "LLM_BACKEND_LOCAL_MODELS": "false"}
+    workdir = request.getfixturevalue("tmp_path_factory").mktemp(f"fuzz-control-{database}")
+    live = LiveServer(workdir, env=env, config=CONTROL_CONFIG).start()
+    request.addfinalizer(live.stop)
+    return live
+
+
 @pytest.fixture(scope="module")
 def targets(request):
-    """``targets(database)``: the module's target on ``sqlite`` (the session's server) or
-    ``postgresql`` (a server of its own), made on first use."""
+    """``targets(name)``: the module's target on ``sqlite`` (the session's server),
+    ``postgresql`` (a server of its own), or ``control-sqlite``/``control-postgresql`` (the
+    control plane's servers), made on first use."""
     made: dict[str, Target] = {}
 
     def target(database: str) -> Target:
         if database not in made:
-            live = request.getfixturevalue("server" if database == "sqlite" else "postgres_server")
+            headers = None
+            if database.startswith("control-"):
+                live = _control_server(request, database.removeprefix("control-"))
+                headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+                parameters = CONTROL_PARAMETERS
+            else:
+                live = request.getfixturevalue("server" if database == "sqlite" else "postgres_server")
+                parameters = PATH_PARAMETERS - CONTROL_PARAMETERS
             start = log_size(live)
-            objects = RealObjects(live.api)
-            objects.fill(PATH_PARAMETERS)
-            made[database] = Target(live, start, objects)
+            objects = RealObjects(live.api, headers)
+            objects.fill(parameters)
+            made[database] = Target(live, start, objects, headers)
         return made[database]
 
     target.made = made
@@ -252,6 +308,27 @@ def targets(request):
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_served_operations_conform_to_the_spec(case, targets):
     _call_and_check(case, targets("sqlite"))
+
+
+@control.parametrize()
+@seed(SEED)
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_the_control_plane_conforms_to_the_spec(case, targets):
+    _call_and_check(case, targets("control-sqlite"))
+
+
+@people.parametrize()
+@seed(SEED)
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_the_operations_on_people_conform_to_the_spec(case, targets):
+    _call_and_check(case, targets("control-sqlite"))
+
+
+@control_postgresql.parametrize()
+@seed(SEED)
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_the_control_plane_conforms_on_postgresql(case, targets):
+    _call_and_check(case, targets("control-postgresql"))
 
 
 @generating.parametrize()
@@ -304,6 +381,8 @@ def _call_and_check(case, target: Target) -> None:
     _bound(case)
     aimed = target.objects.aim(case)
     EXAMPLES[case.operation.definition.raw["operationId"]] += 1
+    if target.headers:
+        case.headers = {**(case.headers or {}), **target.headers}
     response = case.call(base_url=target.base_url, timeout=120)
     target.objects.after(case, aimed, response.status_code)
     checks = [schemathesis.checks.not_a_server_error, openai_status_conformance]
@@ -351,8 +430,9 @@ def _call_and_check(case, target: Target) -> None:
 )
 def test_served_operations_conform_to_the_spec_long_run(case, targets):
     """`make fuzz`: the same checks, many more (random) examples, coverage phase included,
-    on ``FUZZ_DATABASE``."""
-    _call_and_check(case, targets(FUZZ_DATABASE))
+    on ``FUZZ_DATABASE`` (the control plane on its own server there)."""
+    control = case.operation.definition.raw["operationId"] in CONTROL
+    _call_and_check(case, targets(("control-" if control else "") + FUZZ_DATABASE))
 
 
 @pytest.mark.parametrize("run", ["ci", pytest.param("long", marks=pytest.mark.slow)])
@@ -377,14 +457,42 @@ def test_every_path_parameter_of_a_served_operation_has_real_objects():
 def test_the_fuzzed_operations_are_the_local_ones():
     assert SERVED == [
         "Compactconversation",
+        "CreateanAPIkeyforaserviceaccount",
+        "Deleteorganizationspendlimit",
+        "Deleteprojectspendlimit",
         "Getinputtokencounts",
+        "Getorganizationspendlimit",
+        "Getprojectspendlimit",
+        "Updateorganizationspendlimit",
+        "Updateprojectspendlimit",
+        "activateOrganizationCertificates",
+        "activateProjectCertificates",
+        "add-group-user",
+        "add-project-group",
         "addUploadPart",
+        "admin-api-keys-create",
+        "admin-api-keys-delete",
+        "admin-api-keys-get",
+        "admin-api-keys-list",
+        "archive-project",
+        "assign-group-role",
+        "assign-project-group-role",
+        "assign-project-user-role",
+        "assign-user-role",
         "cancelBatch",
         "cancelResponse",
         "cancelUpload",
         "cancelVectorStoreFileBatch",
         "completeUpload",
+        "create-group",
+        "create-organization-spend-alert",
+        "create-project",
+        "create-project-role",
+        "create-project-service-account",
+        "create-project-spend-alert",
+        "create-project-user",
         "create-realtime-client-secret",
+        "create-role",
         "createBatch",
         "createChatCompletion",
         "createCompletion",
@@ -401,6 +509,19 @@ def test_the_fuzzed_operations_are_the_local_ones():
         "createVectorStore",
         "createVectorStoreFile",
         "createVectorStoreFileBatch",
+        "deactivateOrganizationCertificates",
+        "deactivateProjectCertificates",
+        "delete-group",
+        "delete-invite",
+        "delete-organization-spend-alert",
+        "delete-project-api-key",
+        "delete-project-role",
+        "delete-project-service-account",
+        "delete-project-spend-alert",
+        "delete-project-user",
+        "delete-role",
+        "delete-user",
+        "deleteCertificate",
         "deleteConversation",
         "deleteConversationItem",
         "deleteFile",
@@ -408,28 +529,92 @@ def test_the_fuzzed_operations_are_the_local_ones():
         "deleteVectorStore",
         "deleteVectorStoreFile",
         "downloadFile",
+        "getCertificate",
         "getConversation",
         "getConversationItem",
         "getResponse",
         "getVectorStore",
         "getVectorStoreFile",
         "getVectorStoreFileBatch",
+        "inviteUser",
+        "list-audit-logs",
+        "list-group-role-assignments",
+        "list-group-users",
+        "list-groups",
+        "list-invites",
+        "list-organization-spend-alerts",
+        "list-project-api-keys",
+        "list-project-group-role-assignments",
+        "list-project-groups",
+        "list-project-rate-limits",
+        "list-project-roles",
+        "list-project-service-accounts",
+        "list-project-spend-alerts",
+        "list-project-user-role-assignments",
+        "list-project-users",
+        "list-projects",
+        "list-roles",
+        "list-user-role-assignments",
+        "list-users",
         "listBatches",
         "listConversationItems",
         "listFiles",
         "listFilesInVectorStoreBatch",
         "listInputItems",
         "listModels",
+        "listOrganizationCertificates",
+        "listProjectCertificates",
         "listVectorStoreFiles",
         "listVectorStores",
+        "modify-project",
+        "modify-project-user",
+        "modify-user",
+        "modifyCertificate",
         "modifyVectorStore",
+        "remove-group-user",
+        "remove-project-group",
+        "retrieve-group",
+        "retrieve-group-role",
+        "retrieve-group-user",
+        "retrieve-invite",
+        "retrieve-organization-data-retention",
+        "retrieve-organization-spend-alert",
+        "retrieve-project",
+        "retrieve-project-api-key",
+        "retrieve-project-data-retention",
+        "retrieve-project-group",
+        "retrieve-project-group-role",
+        "retrieve-project-hosted-tool-permissions",
+        "retrieve-project-role",
+        "retrieve-project-service-account",
+        "retrieve-project-spend-alert",
+        "retrieve-project-user",
+        "retrieve-project-user-role",
+        "retrieve-role",
+        "retrieve-user",
+        "retrieve-user-role",
         "retrieveBatch",
         "retrieveFile",
         "retrieveModel",
         "retrieveVectorStoreFileContent",
         "searchVectorStore",
+        "unassign-group-role",
+        "unassign-project-group-role",
+        "unassign-project-user-role",
+        "unassign-user-role",
+        "update-group",
+        "update-organization-data-retention",
+        "update-organization-spend-alert",
+        "update-project-data-retention",
+        "update-project-hosted-tool-permissions",
+        "update-project-rate-limits",
+        "update-project-role",
+        "update-project-service-account",
+        "update-project-spend-alert",
+        "update-role",
         "updateConversation",
         "updateVectorStoreFileAttributes",
+        "uploadCertificate",
         "usage-audio-speeches",
         "usage-audio-transcriptions",
         "usage-code-interpreter-sessions",

@@ -47,9 +47,21 @@ def test_llama_cpp_python_version_matches_pyproject():
 
 def test_llama_build_flags_are_the_portable_ones_of_the_makefile():
     makefile = (ROOT / "Makefile").read_text()
-    flags = re.search(r"^LLAMA_CMAKE_ARGS \?= (.+)$", makefile, re.M).group(1).strip()
-    assert arg_default("LLAMA_CMAKE_ARGS") == flags
+    flags = re.search(r"^LLAMA_CPU_ARGS \?= (.+)$", makefile, re.M).group(1).strip()
+    assert arg_default("LLAMA_CPU_ARGS") == flags
     assert "GGML_NATIVE=OFF" in flags
+    assert arg_default("LLAMA_BACKEND") == "cpu"
+
+
+def test_each_llama_backend_of_the_image_adds_the_makefiles_flags():
+    # The Dockerfile's LLAMA_BACKEND cases and the Makefile's LLAMA_ARGS_<backend> are one table.
+    makefile = (ROOT / "Makefile").read_text()
+    in_makefile = {
+        name: args.replace("$(LLAMA_CPU_ARGS)", "").strip()
+        for name, args in re.findall(r"^LLAMA_ARGS_(\w+)\s+:= (.+)$", makefile, re.M)
+    }
+    in_image = dict(re.findall(r'(\w+)\) backend_args="([^"]*)"', DOCKERFILE))
+    assert in_image == {name: args for name, args in in_makefile.items() if name != "metal"}
 
 
 def test_default_model_package_matches_the_makefile():

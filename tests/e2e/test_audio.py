@@ -8,7 +8,9 @@ One speech clip is synthesized once for the module and transcribed by the tests 
 from __future__ import annotations
 
 import base64
+import io
 import json
+import wave
 
 import openai
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from tests.conftest import MODEL
 from tests.support.audio import decoded, librivox, round_trip_word_error_rate, word_error_rate
 from tests.support.clients import sdk
+from tests.support.usage import added, today_usage
 
 SPOKEN = "The quick brown fox jumps over the lazy dog. She sells seashells by the seashore."
 
@@ -33,6 +36,22 @@ def clip(audio_client) -> bytes:
 
 def transcribe(client, clip: bytes, model: str = "whisper-1", **options):
     return client.audio.transcriptions.create(model=model, file=("clip.wav", clip, "audio/wav"), **options)
+
+
+def test_speech_and_transcriptions_count_in_the_usage_operations(server, audio_client, clip):
+    """Characters spoken and seconds transcribed are recorded (issue #40: costs are whole),
+    a transcription as text too (no usage in its answer to read). Aliases no other test
+    here uses keep this test's usage apart (the records name the model asked for)."""
+    speaker, listener = {"models": ["tts-1-hd"]}, {"models": ["gpt-4o-mini-transcribe"]}
+    speeches, transcriptions = today_usage(server, "audio_speeches", **speaker), today_usage(server, "audio_transcriptions", **listener)
+    audio_client.audio.speech.create(model="tts-1-hd", voice="alloy", input="One two three.", response_format="mp3").read()
+    transcribe(audio_client, clip, model="gpt-4o-mini-transcribe", response_format="text")
+    spoken = added(server, "audio_speeches", speeches, lambda d: d.get("num_model_requests", 0) >= 1, **speaker)
+    assert (spoken["characters"], spoken["num_model_requests"]) == (len("One two three."), 1)
+    heard = added(server, "audio_transcriptions", transcriptions, lambda d: d.get("num_model_requests", 0) >= 1, **listener)
+    with wave.open(io.BytesIO(clip)) as audio:  # a streamed WAV's header holds no length: the bytes do
+        seconds = (len(clip) - 44) / (audio.getframerate() * audio.getnchannels() * audio.getsampwidth())
+    assert heard["num_model_requests"] == 1 and abs(heard["seconds"] - seconds) <= 1
 
 
 def test_a_transcription_as_json_has_the_text_and_its_duration_in_usage(audio_client, clip):

@@ -19,6 +19,7 @@ from llm_backend.retrieval.indexing import index_file
 from llm_backend.storage import Database, default_url
 from tests.conftest import MODEL
 from tests.support.embedding import shared_embedder
+from tests.support.usage import added, today_usage
 
 FILES = {
     "kettle.md": (
@@ -101,6 +102,12 @@ def test_a_file_search_answer_is_the_call_then_a_message_citing_the_file_found(c
     [citation] = message.content[0].annotations
     assert (citation.type, citation.file_id, citation.filename) == ("file_citation", stores.file_ids["kettle.md"], "kettle.md")
     assert citation.index == len(message.content[0].text)
+
+
+def test_each_file_search_call_counts_in_the_usage_operations(server, client, stores):
+    before = today_usage(server, "file_search_calls")
+    ask(client, stores)
+    assert added(server, "file_search_calls", before, lambda d: d.get("num_requests", 0) >= 1)["num_requests"] == 1
 
 
 def test_include_results_shows_the_chunks_found_best_first(client, stores):

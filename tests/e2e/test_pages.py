@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import wave
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,10 +26,11 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 def browse(
-    live: LiveServer, scenario: str, model: str = "", key: str = "", screenshot: str = "", refused: int = 0, env: dict | None = None
+    live: LiveServer, scenario: str, model: str = "", key: str = "", screenshot: str = "", refused: int | tuple = 0,
+    env: dict | None = None,
 ) -> dict:
     """What ``scenario`` saw; the page's console has no errors but Chromium's own line for
-    a ``refused`` status the test provokes."""
+    a ``refused`` status (or statuses) the test provokes."""
     assert Path(CHROMIUM).is_file(), "Chromium is required: `make system-deps` (apt-get install chromium)"
     assert (NODE_DIR / "node_modules" / "playwright-core").is_dir(), "run `make test` (it installs tests/node)"
     result = subprocess.run(
@@ -44,7 +46,8 @@ def browse(
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     hosts = {urlsplit(url).netloc for url in seen["requests"] if not url.startswith(("data:", "blob:"))}
     assert hosts == {urlsplit(live.base_url).netloc}, f"requests to other hosts: {seen['requests']}"
-    expected = f"Failed to load resource: the server responded with a status of {refused} "
+    expected = tuple(f"Failed to load resource: the server responded with a status of {status} "
+                     for status in (refused if isinstance(refused, tuple) else (refused,)))
     assert [error for error in seen["consoleErrors"] if not error.startswith(expected)] == []
     return seen
 
@@ -137,3 +140,49 @@ def test_the_playground_talk_mode_holds_a_voice_conversation(server, tmp_path):
     assert word_error_rate(question, seen["question"]) <= 0.34  # the fake device loops: a cut may clip a word
     assert seen["answer"].strip() and seen["audioDeltas"] > 0 and not seen["errorShown"]
     assert any("/v1/realtime/client_secrets" in url for url in seen["requests"])
+
+
+# --- the admin page (docs/ADMIN.md) -----------------------------------------------------------
+
+PAGE_ADMIN, PAGE_ALICE = "sk-pages-admin", "sk-pages-alice"
+
+
+@pytest.fixture(scope="module")
+def governed(tmp_path_factory):
+    """A server with an admin key, the local model priced, usage written every 0.3 s."""
+    config = f"prices:\n  - {{model: {MODEL}, input: 1000, output: 2000}}\nusage_flush_seconds: 0.3\n"
+    with keyed_server(tmp_path_factory.mktemp("governed"), [f"alice={PAGE_ALICE}"], [f"ops={PAGE_ADMIN}"], config=config) as live:
+        yield live
+
+
+def test_the_admin_page_shows_projects_spend_and_the_audit_log_and_makes_a_project_and_a_key(governed):
+    org = sdk(governed, PAGE_ADMIN, admin_api_key=PAGE_ADMIN).admin.organization
+    project = org.projects.create(name="charted")
+    bot = org.projects.service_accounts.create(project.id, name="bot")
+    org.projects.spend_alerts.create(
+        project.id, threshold_amount=500, currency="USD", interval="month",
+        notification_channel={"type": "email", "recipients": ["finance@example.com"]},
+    )
+    answer = sdk(governed, bot.api_key.value).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2
+    )
+    cost = (answer.usage.prompt_tokens * 1000 + answer.usage.completion_tokens * 2000) / 1e6
+    today = int(time.time()) // 86400 * 86400
+    for _ in range(100):  # usage is written every 0.3 s here
+        if any(r.project_id == project.id for b in org.usage.costs(start_time=today, group_by=["project_id"]).data for r in b.results):
+            break
+        time.sleep(0.1)
+
+    # Refusals the page provokes: the API key's 403; 404 for a project with no spend limit.
+    seen = browse(governed, "admin", project.id, PAGE_ADMIN, refused=(403, 404), env={"API_KEY": PAGE_ALICE})
+    assert "insufficient permissions" in seen["errorWithApiKey"] and not seen["errorShown"]
+    [bar] = [bar for bar in seen["bars"] if bar["project"] == project.id]
+    assert abs(bar["amount"] - cost) < 0.005  # the chart's bar is the project's spend today
+    assert "project.created" in seen["auditTypes"] and "finance@example.com" in seen["alerts"]
+    made = org.projects.retrieve(seen["createdProject"])
+    assert made.name == "made-in-the-page"
+    [key] = org.projects.api_keys.list(made.id).data
+    assert sdk(governed, seen["newKey"]).models.list().data  # the key shown once works
+    assert seen["keysShown"] == [key.redacted_value] and seen["newKey"] not in seen["keysShown"]
+    assert {"project.created", "service_account.created"} <= set(seen["auditAfter"])
+    assert seen["storedKey"] == PAGE_ADMIN

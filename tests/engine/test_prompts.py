@@ -20,25 +20,25 @@ def model():
 
 
 def test_the_gguf_own_template_is_used_by_default(model):
-    prompt, stop, has_bos = ChatTemplate(model, None).render(MESSAGES)
+    prompt, stop, has_bos = ChatTemplate.of_model(model, None).render(MESSAGES)
     assert prompt == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     assert stop == ["<|im_end|>"] and has_bos
 
 
 def test_a_named_chat_format_overrides_the_template(model):
-    prompt, _, _ = ChatTemplate(model, "llama-2").render(MESSAGES)
+    prompt, _, _ = ChatTemplate.of_model(model, "llama-2").render(MESSAGES)
     assert prompt == "[INST] <<SYS>>\nBe brief.\n<</SYS>> Hi [/INST]"
 
 
 def test_an_inline_jinja_template_is_accepted(model):
     template = "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
-    prompt, _, _ = ChatTemplate(model, template).render(MESSAGES)
+    prompt, _, _ = ChatTemplate.of_model(model, template).render(MESSAGES)
     assert prompt == "[system] Be brief.\n[user] Hi\n"
 
 
 def test_an_unknown_chat_format_is_refused_with_the_known_names(model):
     with pytest.raises(ValueError, match="chatml"):
-        ChatTemplate(model, "no-such-format")
+        ChatTemplate.of_model(model, "no-such-format")
 
 
 def test_token_pieces_are_the_bytes_of_the_text(model):

@@ -76,6 +76,7 @@ class Chat(threading.Thread):
         self.live, self.key, self.max_tokens = live, key, max_tokens
         self.status: int | None = None
         self.started = threading.Event()
+        self.stop = threading.Event()  # set: the client leaves (its request is cancelled)
         self.ended_at: float | None = None
 
     def run(self) -> None:
@@ -88,12 +89,16 @@ class Chat(threading.Thread):
             for line in answer.iter_lines():
                 if line.startswith("data: {"):
                     self.started.set()
+                if self.stop.is_set():
+                    break
         self.ended_at = time.monotonic()
         self.started.set()
 
 
 def test_a_tenant_filling_the_engines_line_delays_another_by_one_request(shared):
-    running = Chat(shared, ALICE, 48)
+    # The running request lasts until the line is set up (a loaded machine takes seconds to
+    # fill it), then its client leaves.
+    running = Chat(shared, ALICE, 2048)
     running.start()
     assert running.started.wait(120)
     queued = [Chat(shared, ALICE, 48) for _ in range(3)]
@@ -105,6 +110,8 @@ def test_a_tenant_filling_the_engines_line_delays_another_by_one_request(shared)
             time.sleep(0.05)
     bobs = Chat(shared, BOB, 2)
     bobs.start()
+    queued[2].join(60)  # bob's arrival made room: alice's newest waiter was refused
+    running.stop.set()
     for chat in [running, *queued, bobs]:
         chat.join(300)
     # First come, first served, bob got 429 at once (the line was full). Now alice's newest

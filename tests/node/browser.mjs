@@ -124,6 +124,35 @@ const scenarios = {
     seen.body = await response.text();
   },
 
+  // The admin page (model argument: a project with costs; key: an admin key). An API key
+  // first (the MODEL env: an API key that is not an admin's): its 403 is shown.
+  async admin(page) {
+    await page.goto(base + "/admin");
+    await page.fill("#key", process.env.API_KEY);
+    await page.locator("#key").dispatchEvent("change");
+    await page.locator("#error:not([hidden])").waitFor();
+    seen.errorWithApiKey = await page.locator("#error").innerText();
+    await page.fill("#key", key);
+    await page.locator("#key").dispatchEvent("change");
+    await page.locator(`#projects tr[data-id="${model}"]`).waitFor();
+    await page.locator("#chart rect.bar").first().waitFor();
+    seen.errorShown = await page.locator("#error").isVisible();
+    seen.bars = await page.locator("#chart rect.bar").evaluateAll((rects) => rects.map((r) => ({ project: r.dataset.project, amount: Number(r.dataset.amount) })));
+    seen.auditTypes = await page.locator("#audit td:nth-child(2)").allInnerTexts();
+    seen.alerts = await page.locator("#alerts td:nth-child(3)").allInnerTexts();
+    await page.fill("#project-name", "made-in-the-page");
+    await page.click("#create-project button");
+    await page.locator("#projects tr.selected", { hasText: "made-in-the-page" }).waitFor();
+    seen.createdProject = await page.locator("#projects tr.selected").getAttribute("data-id");
+    await page.fill("#account-name", "page-bot");
+    await page.click("#create-account button");
+    await page.locator("#new-key:not([hidden])").waitFor();
+    seen.newKey = await page.locator("#new-key").getAttribute("data-key");
+    seen.keysShown = await page.locator("#keys td:first-child").allInnerTexts();
+    seen.auditAfter = await page.locator("#audit td:nth-child(2)").allInnerTexts();
+    seen.storedKey = await page.evaluate(() => localStorage.getItem("llm-backend.admin-key"));
+  },
+
   async badKey(page) {
     await openPlayground(page);
     await page.locator("#error").waitFor(); // no key yet: the first listing is refused

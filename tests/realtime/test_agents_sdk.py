@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from tests.conftest import MODEL
 from tests.support.audio import librivox, word_error_rate

@@ -108,6 +108,66 @@ def test_a_response_is_cancelled_and_a_forced_tool_call_comes_as_an_item(server)
         assert events_until(connection, "response.done")[-1]["response"]["status"] in ("completed", "incomplete")
 
 
+def test_a_function_call_is_done_as_soon_as_its_arguments_are_whole(server):
+    """A call is done (its arguments' ``done``, its item ``completed``) when its arguments
+    are whole, not when the response ends: a later call cut by ``max_output_tokens`` (the
+    response ``incomplete``) leaves it completed, so a client runs it. It used to be marked
+    ``incomplete`` with the rest (the Agents SDK's RealtimeRunner, tool_choice required, 48
+    tokens: the finished call never ran). SmolLM2 samples: asked about two cities with 48
+    tokens it nearly always cuts a second call; a few tries make sure one does."""
+    tool = {"type": "function", "name": "get_weather", "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    for _ in range(6):
+        with sdk(server).realtime.connect(model=MODEL) as connection:
+            events_until(connection, "session.created")
+            connection.session.update(session=TEXT_ONLY)
+            events_until(connection, "session.updated")
+            say(connection, "What is the weather in Paris and in Rome?")
+            connection.response.create(response={"tools": [tool], "tool_choice": "required", "max_output_tokens": 48})
+            seen = events_until(connection, "response.done")
+        kinds = [event["type"] for event in seen]
+        done_items = [event["item"] for event in seen if event["type"] == "response.output_item.done"]
+        if seen[-1]["response"]["status"] == "incomplete" and len(done_items) > 1:
+            break
+    else:
+        raise AssertionError("the model never began a second call")
+    first = done_items[0]
+    assert first["status"] == "completed" and "city" in json.loads(first["arguments"]), first
+    # Done before the next call began, not at the end of the response.
+    assert kinds.index("response.function_call_arguments.done") < kinds.index("response.output_item.added", kinds.index("response.output_item.done"))
+    assert done_items[-1]["status"] == "incomplete"
+
+
+def test_a_turn_heard_while_a_response_runs_is_answered_after_it(server):
+    """With ``interrupt_response: false`` the user may speak while the model answers: the
+    turn is heard, and answered once that response ends (here, cancelled by the client once
+    the turn was heard). It used to get neither an answer nor an error. SmolLM2 samples its
+    story's length: should it end before the turn is heard, the case is tried again."""
+    clip, _ = librivox()[1]
+    detection = {"type": "server_vad", "interrupt_response": False}
+    for _ in range(3):
+        with sdk(server).realtime.connect(model=MODEL) as connection:
+            events_until(connection, "session.created")
+            connection.session.update(session={"type": "realtime", "output_modalities": ["text"], "max_output_tokens": 16, "audio": {
+                "input": {"turn_detection": detection, "transcription": {"model": "whisper-1"}}}})
+            events_until(connection, "session.updated")
+            say(connection, "Tell me a long story about a lighthouse keeper and the sea.")
+            connection.response.create(response={"max_output_tokens": "inf"})  # SmolLM2 goes on, mostly to its context's end
+            events_until(connection, "response.output_text.delta")
+            send_audio(connection, pcm24k(clip) + silence(1.2))  # spoken over the answer, which goes on
+            seen = events_until(connection, "conversation.item.input_audio_transcription.completed")
+            if "response.done" in [event["type"] for event in seen]:
+                continue  # the story ended first: nothing tested
+            connection.response.cancel()
+            seen = events_until(connection, "response.done", 2)
+            break
+    else:
+        raise AssertionError("each story ended before the turn was heard")
+    answers = [event["response"] for event in seen if event["type"] == "response.done"]
+    assert answers[0]["status"] == "cancelled"
+    assert answers[1]["status"] in ("completed", "incomplete") and answers[1]["output"]
+
+
 def test_items_are_created_retrieved_deleted_and_refusals_name_the_field(server):
     with sdk(server).realtime.connect(model=MODEL) as connection:
         events_until(connection, "session.created")
@@ -153,6 +213,10 @@ def test_speaking_over_an_answer_cancels_it_and_the_item_is_truncated_to_what_wa
         done = seen[-1]["response"]
         assert done["status"] == "cancelled" and done["status_details"]["reason"] == "turn_detected"
         said = done["output"][0]["content"][0]["transcript"]
+        # A content part the item does not have: OpenAI's invalid_request_error (was a server_error).
+        connection.conversation.item.truncate(item_id=first["item_id"], content_index=3, audio_end_ms=300)
+        error = next_error(connection)["error"]
+        assert (error["type"], error["param"]) == ("invalid_request_error", "content_index"), error
         connection.conversation.item.truncate(item_id=first["item_id"], content_index=0, audio_end_ms=300)
         truncated = events_until(connection, "conversation.item.truncated")[-1]
         assert truncated["audio_end_ms"] == 300

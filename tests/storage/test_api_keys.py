@@ -63,7 +63,8 @@ def test_managed_keys_are_enforced_once_one_exists(database):
     assert raised.value.status == 401
     with pytest.raises(OpenAIError):
         asyncio.run(authenticator.authenticate("Bearer sk-llmb-wrong"))
-    assert asyncio.run(authenticator.authenticate(f"Bearer {key}")).owner == info.id
+    principal = asyncio.run(authenticator.authenticate(f"Bearer {key}"))
+    assert (principal.owner, principal.key) == (info.project_id, info.id)
 
 
 def test_revoking_every_managed_key_keeps_the_service_closed(database):
@@ -72,7 +73,7 @@ def test_revoking_every_managed_key_keeps_the_service_closed(database):
     authenticator = Authenticator(Keyring([]), database.api_keys)
     info, key = database.api_keys.create("only")
     database.api_keys._active = None
-    assert asyncio.run(authenticator.authenticate(f"Bearer {key}")).owner == info.id
+    assert asyncio.run(authenticator.authenticate(f"Bearer {key}")).key == info.id
     assert database.api_keys.revoke(info.id)
     database.api_keys._active = None  # as a replica starting after the revocation
     for authorization in (None, f"Bearer {key}", "Bearer anything"):
@@ -126,7 +127,8 @@ def test_unknown_key_is_refused_and_static_keys_still_work(store_server):
 
 
 def test_a_key_made_in_place_of_a_revoked_one_inherits_nothing(store_server, server_db):
-    """A managed key's tenant is its id: a new key of the same name is a new tenant."""
+    """A key made by the CLI without a project gets a project of its own: a new key of the
+    same name is a new tenant."""
     old, old_key = server_db.api_keys.create("rotated")
     created = sdk(store_server, old_key).chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2, store=True
@@ -137,3 +139,44 @@ def test_a_key_made_in_place_of_a_revoked_one_inherits_nothing(store_server, ser
     assert new.id != old.id and successor.chat.completions.list().data == []
     with pytest.raises(openai.NotFoundError):
         successor.chat.completions.retrieve(created.id)
+
+
+def test_a_key_made_in_a_project_reaches_the_objects_of_its_project(store_server, server_db):
+    """``keys create --project``: the way to rotate a managed key is another key of its project."""
+    old, old_key = server_db.api_keys.create("rotated")
+    created = sdk(store_server, old_key).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2, store=True
+    )
+    assert server_db.api_keys.revoke(old.id)
+    new, new_key = server_db.api_keys.create("rotated", project_id=old.project_id)
+    assert sdk(store_server, new_key).chat.completions.retrieve(created.id).id == created.id
+
+
+def test_cli_makes_a_key_in_a_given_project_only_if_it_is_active(database_url):
+    made = cli(database_url, "create", "--name", "first")
+    project = next(line.split()[-1] for line in made.stderr.splitlines() if line.startswith("project:"))
+    assert cli(database_url, "create", "--name", "second", "--project", project).exit_code == 0
+    assert cli(database_url, "list").stdout.count(project) == 2
+    assert cli(database_url, "create", "--name", "third", "--project", "proj_nonexistent").exit_code == 1
+
+
+def test_cli_makes_an_admin_key_and_every_cli_change_is_in_the_audit_log(database_url):
+    """Keys made, changed and revoked on the command line are changes like the Admin API's
+    (issue #40): each in the audit log once, the CLI its actor."""
+    admin = cli(database_url, "create", "--name", "ops", "--admin")
+    assert admin.exit_code == 0 and admin.stdout.strip().startswith("sk-llmb-admin-")
+    made = cli(database_url, "create", "--name", "ci")
+    key_id = next(line.split()[-1] for line in made.stderr.splitlines() if line.startswith("id:"))
+    assert cli(database_url, "update", key_id, "--rpm", "5").exit_code == 0
+    assert cli(database_url, "revoke", key_id).exit_code == 0
+    assert cli(database_url, "revoke", key_id).exit_code == 0  # already revoked: logged once
+    assert "admin" in cli(database_url, "list").stdout
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        logged = connection.execute(sa.text("SELECT type, actor_id, resource_id FROM audit_log ORDER BY seq")).all()
+    engine.dispose()
+    assert [(kind, actor) for kind, actor, _ in logged] == [
+        ("tenant.admin_api_key.created", "llm-backend-cli"), ("api_key.created", "llm-backend-cli"),
+        ("api_key.updated", "llm-backend-cli"), ("api_key.deleted", "llm-backend-cli"),
+    ]
+    assert [resource for *_, resource in logged][1:] == [key_id] * 3

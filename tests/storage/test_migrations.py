@@ -74,7 +74,7 @@ def test_database_from_revision_0001_upgrades_without_loss(database_url):
         # The metadata filter of 0002 finds the old row: its pairs were backfilled.
         page = asyncio.run(db.chat_completions.list("key-0", metadata={"project": "old"}))
         assert [item["id"] for item in page.data] == [OLD_COMPLETION["id"]]
-        assert asyncio.run(db.api_keys.authenticate("sk-llmb-old")) == "apikey_old"
+        assert asyncio.run(db.api_keys.authenticate("sk-llmb-old")).id == "apikey_old"
     finally:
         db.dispose()
 
@@ -211,11 +211,11 @@ def _fill_positional_owners(db: Database) -> None:
         session.add(models.StoredFile(
             id="file-7", owner="key-7", filename="f", purpose="assistants", bytes=1, sha256="0", path="g", created_at=1
         ))
-        for owner in ("key-0", "key-0", "key-1"):
-            session.add(models.UsageRecord(
-                minute=60, operation="completions", owner=owner, model="m", requests=1, input_tokens=1,
-                cached_tokens=0, output_tokens=1,
-            ))
+        for owner in ("key-0", "key-0", "key-1"):  # as SQL: the model has 0013's project_id
+            session.execute(sa.text(
+                "INSERT INTO usage (minute, operation, owner, model, requests, input_tokens, cached_tokens, output_tokens)"
+                " VALUES (60, 'completions', :owner, 'm', 1, 1, 0, 1)"
+            ), {"owner": owner})
         for owner in ("key-0", "key-1"):
             session.add(models.RateLimitCounter(owner=owner, kind="tokens_day", window=0, count=5))
 

@@ -36,11 +36,28 @@ def test_a_requests_window_admits_exactly_its_limit_under_concurrency(database: 
     window = int(time.time()) // 60 * 60
 
     def admit(_):
-        return counters.admit("key-0", (window, 5), [])[0]
+        return counters.admit("key-0", [("requests", window, 1, 5)], [])[0]
 
     with ThreadPoolExecutor(8) as pool:
         admitted = list(pool.map(admit, range(20)))
     assert admitted.count(True) == 5
+
+
+def test_windows_admitted_together_count_all_or_none(database: Database):
+    """A project's requests per minute and per day (http/project_limits.py) are one
+    admission: a request the day refuses is not counted in the minute either."""
+    counters = database.rate_counters
+    minute, day = int(time.time()) // 60 * 60, int(time.time()) // 86400 * 86400
+
+    def admit(_):
+        return counters.admit("p:x", [("requests", minute, 1, 5), ("requests_day", day, 1, 3)], [])
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(admit, range(12)))
+    assert [admitted for admitted, _ in results].count(True) == 3
+    assert counters.admit("p:x", [], [("requests", minute), ("requests_day", day)])[1] == {
+        ("requests", minute): 3, ("requests_day", day): 3,
+    }
 
 
 def test_tokens_added_to_a_window_are_read_back(database: Database):
@@ -48,7 +65,7 @@ def test_tokens_added_to_a_window_are_read_back(database: Database):
     minute, day = int(time.time()) // 60 * 60, int(time.time()) // 86400 * 86400
     counters.add("key-0", [("tokens", minute), ("tokens_day", day)], 30)
     counters.add("key-0", [("tokens", minute)], 12)
-    admitted, counts = counters.admit("key-0", None, [("tokens", minute), ("tokens_day", day)])
+    admitted, counts = counters.admit("key-0", [], [("tokens", minute), ("tokens_day", day)])
     assert admitted and counts == {("tokens", minute): 42, ("tokens_day", day): 30}
 
 

@@ -26,3 +26,8 @@ def keyed_server(
     if admin_keys:
         env["LLM_BACKEND_ADMIN_KEYS"] = ",".join(admin_keys)
     return LiveServer(workdir, env=env, **options)
+
+
+def admin_sdk(live: LiveServer, admin_key: str = "admin-key", timeout: float = 120) -> openai.OpenAI:
+    """The SDK's admin client (``client.admin.organization...``), as an operator holds it."""
+    return openai.OpenAI(base_url=live.api, api_key=admin_key, admin_api_key=admin_key, max_retries=0, timeout=timeout)

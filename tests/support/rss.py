@@ -9,7 +9,6 @@ request included) every 20 ms, so a worker killed for its size is still counted.
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path

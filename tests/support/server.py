@@ -70,8 +70,9 @@ class PortTaken(Exception):
 
 
 class LiveServer:
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, config: str | None = None) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None, config: str | None = None, cwd: Path | None = None) -> None:
         self.workdir = workdir
+        self.cwd = cwd  # where ``python -m llm_backend`` finds the package (another version's checkout)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -108,6 +109,7 @@ class LiveServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            cwd=self.cwd,
         )
         deadline = time.monotonic() + timeout
         path = "/ready" if wait_ready else "/health"

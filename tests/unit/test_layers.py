@@ -30,6 +30,7 @@ RANKS = {
     "openai_tokens": -1,
     "client_secrets": -1,
     "settings": -1,
+    "model_settings": -1,
     "logs": -1,
 }
 WEB_FRAMEWORK = ("connexion", "starlette", "sse_starlette", "uvicorn")

@@ -4,6 +4,7 @@ flight, failed and slow loads. The model is a pair of coroutines the test contro
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -167,3 +168,77 @@ async def test_close_stops_a_load_under_way():
     await settle()
     await life.close()
     assert loading.cancelled() and life.state is ModelState.UNLOADED
+
+
+# keep_alive: how long a model stays loaded after its last request (Ollama's meaning).
+
+
+async def test_keep_alive_unloads_the_model_that_long_after_its_last_request():
+    model = Model()
+    life = lifecycle(model)
+    async with life.use(timeout=5, keep_alive=0.05):
+        pass
+    assert life.state is ModelState.READY and life.expires_at is not None
+    await asyncio.sleep(0.2)
+    assert (life.state, model.unloads, life.expired, life.expires_at) == (ModelState.UNLOADED, 1, True, None)
+
+
+async def test_keep_alive_zero_unloads_at_once_and_none_never():
+    model = Model()
+    life = lifecycle(model)
+    async with life.use(timeout=5, keep_alive=None):
+        pass
+    await asyncio.sleep(0.05)
+    assert life.state is ModelState.READY and life.expires_at is None
+    async with life.use(timeout=5, keep_alive=0):
+        pass
+    await settle()
+    assert life.state is ModelState.UNLOADED and model.unloads == 1
+
+
+async def test_a_request_during_the_keep_alive_keeps_the_model_and_sets_the_next_one():
+    model = Model()
+    life = lifecycle(model)
+    async with life.use(timeout=5, keep_alive=0.05):
+        pass
+    async with life.use(timeout=5, keep_alive=60):  # comes before the first one runs out
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # past the first keep_alive, however late the loop wakes
+    assert life.state is ModelState.READY and life.expires_at >= time.time() + 59  # the second's counts
+
+
+async def test_the_request_after_an_expiry_loads_the_model_again():
+    model = Model()
+    life = lifecycle(model)
+    async with life.use(timeout=5, keep_alive=0):
+        pass
+    await settle()
+    async with life.use(timeout=5):
+        assert life.ready and not life.expired
+    assert (model.loads, model.unloads) == (2, 1)
+
+
+async def test_an_expiry_leaves_a_model_that_a_request_took_in_the_meantime():
+    # The keep_alive runs out (its timer fired: the unload is on its way), and a request
+    # comes before the unload's turn: the model stays for it.
+    model = Model()
+    life = lifecycle(model)
+    async with life.use(timeout=5, keep_alive=60):
+        pass
+    life._expire()
+    async with life.use(timeout=5, keep_alive=None):
+        await settle()
+    await settle()
+    assert life.state is ModelState.READY and model.unloads == 0 and not life.expired
+
+
+async def test_a_models_own_keep_alive_runs_from_a_load_ahead_of_any_request():
+    # An eager model loaded at startup that nobody asks for: its keep_alive still counts.
+    model = Model()
+    life = Lifecycle("tiny", model.load, model.unload, ModelEvents(), keep_alive=0.05)
+    await life.wait_loaded(timeout=5)
+    await asyncio.sleep(0.2)
+    assert life.state is ModelState.UNLOADED and life.expired
+    async with life.use(timeout=5):  # no keep_alive of its own: the model's
+        pass
+    assert life.expires_at is not None

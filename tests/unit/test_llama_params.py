@@ -189,16 +189,19 @@ def test_completions_refuse_max_tokens_beyond_the_context():
 # Tools and tool_choice.
 
 
-def test_offered_tools_are_described_in_a_system_message_without_forcing_a_call():
+def test_offered_tools_go_to_the_engine_beside_the_messages_without_forcing_a_call():
+    # The engine writes them for the model in its own format (tests/unit/test_tool_formats.py).
     params = chat(tools=[WEATHER])
-    assert params["messages"][0]["role"] == "system" and "get_weather" in params["messages"][0]["content"]
+    assert params["tools"] == [WEATHER] and params["tool_choice"] == "auto" and params["messages"] == HI
     assert params["structure"] is None and params["tool_names"] == ["get_weather"]
 
 
-def test_tool_instructions_join_an_existing_system_message():
-    params = chat_params({"messages": [{"role": "system", "content": "be brief"}, *HI], "tools": [WEATHER]}, N_CTX)
-    assert params["messages"][0]["content"].startswith("be brief\n\n")
-    assert [message["role"] for message in params["messages"]] == ["system", "user"]
+def test_history_calls_reach_the_engine_as_openai_sent_them():
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    history = [*HI, {"role": "assistant", "content": None, "tool_calls": [call]}, {"role": "tool", "tool_call_id": "call_1", "content": "18C"}]
+    messages = chat_params({"messages": history, "tools": [WEATHER]}, N_CTX)["messages"]
+    assert messages[1] == {"role": "assistant", "content": "", "tool_calls": [call]}
+    assert messages[2] == {"role": "tool", "content": "18C", "tool_call_id": "call_1"}
 
 
 def test_tool_choice_required_forces_parallel_calls_of_the_offered_tools():

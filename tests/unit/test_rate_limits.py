@@ -11,9 +11,11 @@ from llm_backend.auth import Principal
 from llm_backend.errors import OpenAIError
 from llm_backend.http.rate_limits import KeyLimits, LimitsCounters, MemoryCounters, RateLimits
 from llm_backend.settings import Settings
+from llm_backend.storage.usage import Measured
 
 COUNTERS = {"memory": MemoryCounters, "limits": lambda: LimitsCounters("memory://")}
 KEY = Principal("key-0")
+MODEL = "smollm2"
 
 
 @pytest.fixture(params=sorted(COUNTERS))
@@ -43,7 +45,7 @@ def test_a_key_gets_exactly_its_requests_per_minute(limits):
 def test_spent_tokens_refuse_the_next_request_not_the_one_that_spent_them(limits):
     tpm = KeyLimits(tpm=10)
     admit(limits, tpm)
-    limits.spend("key-0", 25)
+    limits.spend(KEY, MODEL, Measured("completions", 20, 0, 5))
     with pytest.raises(OpenAIError) as raised:
         admit(limits, tpm)
     assert raised.value.type == "tokens" and "tokens per min (TPM): Limit 10, Used 25" in raised.value.message
@@ -52,7 +54,7 @@ def test_spent_tokens_refuse_the_next_request_not_the_one_that_spent_them(limits
 def test_a_spent_daily_budget_is_refused_in_openais_words_until_its_day_window_ends(limits):
     tpd = KeyLimits(tpm=1000, tpd=20)
     admit(limits, tpd)
-    limits.spend("key-0", 30)
+    limits.spend(KEY, MODEL, Measured("completions", 20, 0, 10))
     with pytest.raises(OpenAIError) as raised:
         admit(limits, tpd)
     error = raised.value

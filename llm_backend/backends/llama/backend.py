@@ -14,10 +14,11 @@ from typing import Any
 
 from ... import errors
 from ...errors import bad_request, model_not_found
-from ...settings import ModelConfig, Settings
+from ...model_settings import ModelConfig, keep_alive_seconds
+from ...settings import Settings
 from ..base import Answer, Json, ModelCard, Relayed, Serving, tenant
 from ..events import ModelEvents
-from ..lifecycle import Lifecycle
+from ..lifecycle import MODEL_KEEP_ALIVE, Lifecycle
 from ..prefix_routes import prefix_hashes
 from ..presets import REPORTED_SAMPLING, Preset, presets
 from .fanout import fan_out
@@ -40,7 +41,7 @@ class LlamaBackend:
         configs = [config for config in settings.models if config.backend == "llama"]
         self.local_models = {config.id: LocalModel(config, settings) for config in configs}
         self.lifecycles = {
-            model_id: Lifecycle(model_id, model.start, model.stop, events)
+            model_id: Lifecycle(model_id, model.start, model.stop, events, model.config.keep_alive)
             for model_id, model in self.local_models.items()
         }
         self._presets = presets(configs)
@@ -96,11 +97,13 @@ class LlamaBackend:
         return self.readiness()[0]
 
     def readiness(self) -> tuple[bool, str]:
-        # Lazy models load on demand: only the eager ones must be up for the service to be ready.
+        # Lazy models load on demand: only the eager ones must be up for the service to be
+        # ready, unless their keep_alive unloaded them (they load again on demand too).
         waiting = [
             f"{model_id} ({self.lifecycles[model_id].state.value})"
             for model_id, model in self.local_models.items()
-            if self._eager(model.config) and not (self.lifecycles[model_id].ready and model.ready())
+            if self._eager(model.config)
+            and not (self.lifecycles[model_id].ready and model.ready() or self.lifecycles[model_id].expired)
         ]
         return not waiting, (f"models not ready: {', '.join(waiting)}" if waiting else "")
 
@@ -124,6 +127,12 @@ class LlamaBackend:
             "error": lifecycle.error,
             "n_ctx": config.n_ctx,
             "slots": config.slots,
+            # As configured, and whether the running build offloads at all (null until loaded).
+            "gpu": {**config.gpu(), "offload": model.gpu_offload},
+            "tool_format": model.tool_format,  # the model's own tool calling (null until loaded)
+            "memory": model.memory(),
+            "keep_alive": config.keep_alive,
+            "expires_at": lifecycle.expires_at,
         }
 
     def statuses(self) -> list[Json]:
@@ -145,11 +154,13 @@ class LlamaBackend:
         await self.lifecycles[config.id].unload()
         return self.status(config.id)
 
-    async def _serve(self, model: LocalModel, answer) -> Answer:
+    async def _serve(self, model: LocalModel, answer, request: Json | None = None) -> Answer:
         """Run ``answer()`` with the model loaded (loading it if needed), and keep it loaded
-        until the answer, or the stream of chunks, is done."""
+        until the answer, or the stream of chunks, is done; then for its keep_alive (the
+        request's, else the model's)."""
+        keep_alive = _keep_alive(request or {})
         hold = contextlib.AsyncExitStack()
-        await hold.enter_async_context(self.lifecycles[model.config.id].use(self.settings.model_load_timeout))
+        await hold.enter_async_context(self.lifecycles[model.config.id].use(self.settings.model_load_timeout, keep_alive))
         try:
             result = await answer()
         except BaseException:
@@ -167,7 +178,7 @@ class LlamaBackend:
         params = chat_params(preset.chat_request(request), model.n_ctx)
         # Whose cached KV it may reuse (engine/prefixes.py).
         params.update(tenant=tenant.get(), shared_messages=preset.shared_messages(params["messages"]))
-        return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper))
+        return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper), request)
 
     async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
         # The engine's answers are objects already.
@@ -184,7 +195,7 @@ class LlamaBackend:
             return self._generate(model, model_id, "completion", prompt_params, CompletionShaper)
 
         if len(prompts) == 1:
-            return await self._serve(model, lambda: one({**params, "prompt": prompts[0]}))
+            return await self._serve(model, lambda: one({**params, "prompt": prompts[0]}), request)
         capacity = model.config.parallel * model.config.slots
         if len(prompts) * params.get("n", 1) > capacity:
             # All prompts of a request run at once (a stream's must all be running before
@@ -192,12 +203,13 @@ class LlamaBackend:
             raise bad_request(
                 f"A request can have at most {capacity} prompts x n for this model.", "prompt", "invalid_value"
             )
-        return await self._serve(model, lambda: fan_out(params, prompts, one))
+        return await self._serve(model, lambda: fan_out(params, prompts, one), request)
 
     @staticmethod
     async def _generate(
         model: LocalModel, model_id: str, op: str, params: Json, shaper: type[ChatShaper]
     ) -> Answer:
+        params["tool_format"] = model.tool_format  # how its answers are read (tool_formats/)
         shape = shaper(model_id, model.fingerprint, params)
         need = params.get("n", 1)
         # To the engine worker holding the chat's beginning, when the model has several.
@@ -227,7 +239,8 @@ class LlamaBackend:
         params = chat_params(preset.chat_request(request), model.n_ctx)
 
         async def answer() -> Json:
-            events = await model.run("count", {"messages": params["messages"]}, need=0)
+            count = {"messages": params["messages"], "tools": params["tools"], "tool_choice": params["tool_choice"]}
+            events = await model.run("count", count, need=0)
             return next(event["data"] for event in events if event["event"] == "result")
 
         return (await self._serve(model, answer))["prompt_tokens"]
@@ -244,3 +257,14 @@ class LlamaBackend:
             return embedding_response(model_id, result, request.get("encoding_format", "float"))
 
         return await self._serve(model, answer)
+
+
+def _keep_alive(request: Json) -> Any:
+    """A request's ``keep_alive`` (Ollama's extension; its shape checked by the extension
+    document): seconds, or None for never; else the model's own."""
+    if request.get("keep_alive") is None:
+        return MODEL_KEEP_ALIVE
+    try:
+        return keep_alive_seconds(request["keep_alive"])
+    except ValueError as exc:
+        raise bad_request(f"Invalid 'keep_alive': {exc}.", "keep_alive", "invalid_value") from None

@@ -4,10 +4,12 @@ A ``WorkerProcess`` runs one model in a child process and multiplexes requests o
 pipes. If the child dies, the requests it was serving fail with a 503 and a new child is
 started; nothing else in the API process notices.
 
-Each worker has a memory ceiling of its own (``memory_limit``, the ``worker_memory_mb``
-setting): a watchdog reads the child's anonymous resident memory (``RssAnon``: its heap, KV
-cache and buffers, not the model file it maps, which the kernel can drop and re-read) every
-``WATCH_SECONDS`` and kills a child past it, so a bug or a hostile input costs the requests
+Each worker has a memory ceiling of its own: the ``worker_memory_mb`` allowance
+(``memory_limit``) plus what its model takes by its settings, which the worker says in its
+hello (``model_bytes``: the KV cache at its types, weights read into its own memory), so a
+model's memory is counted, never mistaken for a leak. A watchdog reads the child's anonymous
+resident memory (``RssAnon``: its heap, KV cache and buffers, not the model file it maps,
+which the kernel can drop and re-read) every ``WATCH_SECONDS`` and kills a child past it, so a bug or a hostile input costs the requests
 that worker was serving a 503 ``worker_out_of_memory`` and a restart, never the pod (issue
 #33). An RLIMIT cannot do it: CTranslate2 and glibc's arenas reserve over a gigabyte of
 address space they never touch (a transcription worker: 1.3 GB ``VmData``, 0.3 GB resident).
@@ -73,7 +75,8 @@ class WorkerProcess:
         memory_limit: int | None = None,
     ) -> None:
         self.name = name
-        self.memory_limit = memory_limit
+        self.memory_limit = memory_limit  # the allowance beyond what the model takes
+        self.memory_ceiling = memory_limit  # the allowance plus what the model takes, once started
         self.killed_for_memory = False
         self.module = module
         self.config = config
@@ -82,6 +85,7 @@ class WorkerProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.n_ctx: int | None = None
         self.parallel = 1
+        self.hello: dict[str, Any] = {}
         self.ready = asyncio.Event()
         self.failure: str | None = None
         self._pending: dict[str, asyncio.Queue] = {}
@@ -121,12 +125,14 @@ class WorkerProcess:
             self.process.kill()
             await self.process.wait()
             raise RuntimeError(self.failure)
+        self.hello = hello  # what the engine says of itself (worker.py)
         self.n_ctx = hello.get("n_ctx")
         self.parallel = hello.get("parallel", 1)
         self.failure = None
         self.killed_for_memory = False
         self._reader = asyncio.create_task(self._read_events(self.process))
         if self.memory_limit:
+            self.memory_ceiling = self.memory_limit + int(hello.get("model_bytes") or 0)
             self._watchdog = asyncio.create_task(self._watch_memory(self.process))
         self.ready.set()
         log.info("engine worker ready", extra={"model": self.name, "pid": self.process.pid})
@@ -146,14 +152,14 @@ class WorkerProcess:
             self._watchdog.cancel()
 
     async def _watch_memory(self, process: asyncio.subprocess.Process) -> None:
-        """Kill ``process`` once its anonymous memory passes ``memory_limit``."""
+        """Kill ``process`` once its anonymous memory passes its ceiling."""
         while process.returncode is None:
             used = anonymous_rss(process.pid)
-            if used is not None and used > self.memory_limit:
+            if used is not None and used > self.memory_ceiling:
                 self.killed_for_memory = True
                 log.error(
                     "engine worker over its memory ceiling: killed",
-                    extra={"model": self.name, "pid": process.pid, "bytes": used, "limit": self.memory_limit},
+                    extra={"model": self.name, "pid": process.pid, "bytes": used, "limit": self.memory_ceiling},
                 )
                 process.kill()
                 return
@@ -223,7 +229,7 @@ class WorkerProcess:
                     return
                 elif kind == "crashed":
                     finished = True
-                    raise errors.worker_out_of_memory(self.memory_limit) if event.get("memory") else errors.worker_crashed()
+                    raise errors.worker_out_of_memory(self.memory_ceiling) if event.get("memory") else errors.worker_crashed()
                 else:
                     yield event
         finally:

@@ -2,6 +2,8 @@ r"""GBNF grammars that make the engine's output parse: JSON, a JSON schema, or t
 
 Runs in the engine process (it uses llama-cpp-python's JSON-schema converter); the request
 layer only says what it wants: ``{"kind": "json_object" | "json_schema" | "tool_calls", ...}``.
+Tool calls are written in the model's own format (tool_formats/), whose grammar is built of
+the rules here: a call as a JSON object, or each function's arguments.
 
 The converter (llama-cpp-python 0.3.36) writes JSON strings that JSON forbids, three ways:
 - its ``char ::= [^"\\] | ...`` (and ``[^\x0A\x0D]`` for a pattern's ``.``) lets strings hold
@@ -22,11 +24,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from llama_cpp.llama_grammar import JSON_GBNF, SchemaConverter
-
-from .tools import CLOSE, OPEN
 
 # What a raw (unescaped) character of a JSON string can never be, in GBNF class syntax.
 NOT_IN_JSON_STRINGS = ('"', "\\\\", "\\x00-\\x1F", "\\x7F")
@@ -125,30 +126,41 @@ def _rename_root(grammar: str, name: str) -> str:
     return "\n".join(renamed)
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
+    """``text`` as a GBNF string literal."""
     return json.dumps(text)
 
 
-def tool_calls_grammar(tools: list[dict[str, Any]], parallel: bool) -> str:
-    """``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, once or repeated, for
-    exactly the given functions and their parameter schemas."""
+def call_rules(tools: list[dict[str, Any]], arguments_key: str) -> str:
+    """Rules whose ``call`` is ``{"name": <one of tools>, "<arguments_key>": <its arguments>}``,
+    name first, for exactly the given functions and their parameter schemas."""
     alternatives = [
         {
             "type": "object",
             "properties": {
                 "name": {"const": tool["function"]["name"]},
-                "arguments": tool["function"].get("parameters") or {"type": "object"},
+                arguments_key: tool["function"].get("parameters") or {"type": "object"},
             },
-            "required": ["name", "arguments"],
+            "required": ["name", arguments_key],
             "additionalProperties": False,
         }
         for tool in tools
     ]
     schema = alternatives[0] if len(alternatives) == 1 else {"oneOf": alternatives}
-    call = _rename_root(schema_grammar(schema, prop_order=["name", "arguments"]), "call")
-    one = f"{_literal(OPEN)} call {_literal(CLOSE)}"
-    root = f"root ::= {one} (\"\\n\" {one})*" if parallel else f"root ::= {one}"
-    return root + "\n" + call
+    return _rename_root(schema_grammar(schema, prop_order=["name", arguments_key]), "call")
+
+
+def named_arguments(tools: list[dict[str, Any]], head: Callable[[str], str]) -> tuple[str, str]:
+    """For formats that write a call's name outside its JSON: the alternatives ``head(name)``
+    then that function's arguments (its parameter schema), one per function, and the rules
+    they use."""
+    converter = _JsonSchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    alternatives = []
+    for index, tool in enumerate(tools):
+        schema = converter.resolve_refs(tool["function"].get("parameters") or {"type": "object"}, "stdin")
+        rule = converter.visit(schema, f"arguments-{index}")
+        alternatives.append(f"{literal(head(tool['function']['name']))} {rule}")
+    return "(" + " | ".join(alternatives) + ")", converter.format_grammar()
 
 
 # The grammar llama.cpp compiles for one request: a schema within params.py's budgets makes
@@ -156,14 +168,15 @@ def tool_calls_grammar(tools: list[dict[str, Any]], parallel: bool) -> str:
 MAX_GRAMMAR_CHARS = 1 << 20
 
 
-def grammar_for(spec: dict[str, Any] | None) -> str | None:
-    grammar = _grammar_for(spec)
+def grammar_for(spec: dict[str, Any] | None, tool_format: Any = None) -> str | None:
+    """The grammar of ``spec``; tool calls in ``tool_format``'s syntax (tool_formats/)."""
+    grammar = _grammar_for(spec, tool_format)
     if grammar is not None and len(grammar) > MAX_GRAMMAR_CHARS:
         raise GrammarError(f"its grammar would be {len(grammar)} characters, above the {MAX_GRAMMAR_CHARS} allowed")
     return grammar
 
 
-def _grammar_for(spec: dict[str, Any] | None) -> str | None:
+def _grammar_for(spec: dict[str, Any] | None, tool_format: Any) -> str | None:
     if not spec:
         return None
     kind = spec["kind"]
@@ -175,7 +188,11 @@ def _grammar_for(spec: dict[str, Any] | None) -> str | None:
         if kind == "json_schema":
             return schema_grammar(spec["schema"])
         if kind == "tool_calls":
-            return tool_calls_grammar(spec["tools"], spec.get("parallel", True))
+            if tool_format is None:
+                from .tool_formats import named
+
+                tool_format = named(None)  # the convention
+            return tool_format.grammar(spec["tools"], spec.get("parallel", True))
     except Exception as exc:  # the converter fails in many ways on schemas it cannot express
         raise GrammarError(f"the schema cannot be enforced: {type(exc).__name__}: {exc}"[:300]) from None
     raise GrammarError(f"unknown grammar kind {kind!r}")

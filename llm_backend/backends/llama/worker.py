@@ -3,13 +3,13 @@
 Protocol. Requests come on stdin, one JSON object per line:
 
 - ``{"id", "op": "chat"|"completion", "params"}``: generate; ``params`` are the engine's
-  (``messages`` or ``prompt``, ``n``, ``max_tokens``, ``temperature``, ``top_p``, ``seed``,
+  (``messages`` with ``tools`` and ``tool_choice``, or ``prompt``, ``n``, ``max_tokens``, ``temperature``, ``top_p``, ``seed``,
   ``presence_penalty``, ``frequency_penalty``, ``logit_bias``, ``stop``, ``grammar``,
   ``logprobs``, ``top_logprobs``, ``echo``, ``prediction``: text whose tokens are verified
   as drafts, and ``structure``: what the output must parse as, turned into ``grammar`` here,
   see grammar.py)
 - ``{"id", "op": "embedding", "params": {"input": [...], "dimensions": int | null}}``
-- ``{"id", "op": "count", "params": {"messages": [...]}}``: the prompt's token count
+- ``{"id", "op": "count", "params": {"messages": [...], "tools", "tool_choice"}}``: the prompt's token count
 - ``{"id", "op": "cancel"}``: drop that request between two decoding steps
 
 Events go to the protocol stream as JSON objects, each with the request ``id``; one line
@@ -36,7 +36,10 @@ of those, found in the KV cache, ``cache_hits``: requests that found some,
 ``generated_tokens``, ``drafted_tokens`` and ``accepted_drafts``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
 The API process keeps the last one for the metrics.
 
-The first line is the object ``{"event": "ready", "n_ctx", "parallel"}``. The protocol stream is the
+The first line is the object ``{"event": "ready", "n_ctx", "parallel", "gpu_offload", "tool_format",
+"kv_bytes_per_sequence", "kv_bytes", "model_bytes"}`` (whether this llama.cpp build can offload
+to a GPU at all; the model's tool-call format, tool_formats/; what the model takes in memory,
+engine/llama_params.py, which the API process's watchdog adds to the worker's allowance). The protocol stream is the
 original stdout; stdout itself is pointed at stderr so nothing llama.cpp prints can corrupt it.
 """
 
@@ -54,6 +57,7 @@ from typing import Any
 from .engine.batching import Engine
 from .engine.embeddings import Embedder
 from .engine.errors import RequestError
+from .engine.llama_params import gpu_offload, model_memory
 from .grammar import GrammarError, grammar_for
 
 ENGINE_FAILED = {"status": 500, "message": "The engine failed on this request."}
@@ -61,10 +65,11 @@ ENGINE_FAILED = {"status": 500, "message": "The engine failed on this request."}
 STATS_INTERVAL = 1.0
 
 
-def structured_output_grammar(structure: dict[str, Any] | None) -> str | None:
-    """The GBNF grammar for a request's ``structure`` (JSON, a schema, tool calls)."""
+def structured_output_grammar(structure: dict[str, Any] | None, tool_format: Any = None) -> str | None:
+    """The GBNF grammar for a request's ``structure`` (JSON, a schema, tool calls in the
+    model's ``tool_format``)."""
     try:
-        return grammar_for(structure)
+        return grammar_for(structure, tool_format)
     except GrammarError as exc:
         kind = structure.get("kind") if structure else None
         param = {"tool_calls": "tools", "gbnf": "grammar"}.get(kind, "response_format")
@@ -74,6 +79,7 @@ def structured_output_grammar(structure: dict[str, Any] | None) -> str | None:
 class Worker:
     def __init__(self, config: dict[str, Any], out) -> None:
         self.out = out
+        self.config = config
         self.engine = Engine(config, self.send, self.flush)
         self.embedder = Embedder(
             self.engine.model,
@@ -133,7 +139,7 @@ class Worker:
         try:
             if op in ("chat", "completion"):
                 params = message.get("params") or {}
-                params["grammar"] = structured_output_grammar(params.pop("structure", None))
+                params["grammar"] = structured_output_grammar(params.pop("structure", None), self.engine.template.tool_format)
                 self.engine.submit(rid, op, params)
                 return  # the engine sends the rest, ending with "done"
             if op == "embedding":
@@ -141,7 +147,8 @@ class Worker:
                 vectors = self.embedder.embed(params["input"], params.get("dimensions"))
                 self.send({"id": rid, "event": "result", "data": vectors})
             elif op == "count":
-                prompt, _ = self.engine.chat_prompt(message["params"]["messages"])
+                count = message["params"]
+                prompt, _ = self.engine.chat_prompt(count["messages"], count.get("tools"), count.get("tool_choice"))
                 self.send({"id": rid, "event": "result", "data": {"prompt_tokens": len(prompt)}})
             else:
                 raise RequestError(400, f"unknown engine operation {op!r}")
@@ -154,7 +161,11 @@ class Worker:
 
     def serve(self, stdin) -> None:
         threading.Thread(target=self._read, args=(stdin,), daemon=True).start()
-        hello = {"event": "ready", "n_ctx": self.engine.n_ctx, "parallel": self.engine.parallel}
+        hello = {
+            "event": "ready", "n_ctx": self.engine.n_ctx, "parallel": self.engine.parallel, "gpu_offload": gpu_offload(),
+            "tool_format": self.engine.template.tool_format.name,
+            **model_memory(self.engine.model, self.config, self.engine.n_ctx, self.engine.parallel),
+        }
         self.out.write(json.dumps(hello) + "\n")
         self.out.flush()
         while True:

@@ -9,6 +9,9 @@ a seam: the interpolation keeps its fractional position between chunks.
 
 from __future__ import annotations
 
+import wave
+from pathlib import Path
+
 import numpy as np
 
 RATE = 16_000
@@ -67,14 +70,24 @@ class Resampler:
         return out
 
 
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float samples as 16-bit ones: what a turn is held and written as (half the memory)."""
+    return (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+
+
 class Buffer:
-    """16 kHz audio held for a turn, timed in milliseconds of the session's audio; kept as
-    the chunks that came (joined only when a turn is taken), so appending costs no copy."""
+    """16 kHz 16-bit audio held for a turn, timed in milliseconds of the session's audio;
+    kept as the chunks that came (joined only when a turn is taken), so appending costs no
+    copy."""
 
     def __init__(self, start_ms: int = 0) -> None:
         self.chunks: list[np.ndarray] = []
         self.samples = 0
         self.start_ms = start_ms
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / RATE
 
     @property
     def end_ms(self) -> int:
@@ -86,7 +99,7 @@ class Buffer:
 
     def take(self, start_ms: int, end_ms: int) -> np.ndarray:
         """The audio from ``start_ms`` to ``end_ms``; what came before ``end_ms`` is dropped."""
-        joined = np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.float32)
+        joined = np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.int16)
         begin = min(len(joined), max(0, (start_ms - self.start_ms) * RATE // 1000))
         end = min(len(joined), max(begin, (end_ms - self.start_ms) * RATE // 1000))
         self._keep(joined[end:], self.start_ms + end * 1000 // RATE)
@@ -98,7 +111,39 @@ class Buffer:
             self.take(self.end_ms - ms, self.end_ms - ms)
 
     def clear(self) -> None:
-        self._keep(np.zeros(0, dtype=np.float32), self.end_ms)
+        self._keep(np.zeros(0, dtype=np.int16), self.end_ms)
 
     def _keep(self, rest: np.ndarray, start_ms: int) -> None:
         self.chunks, self.samples, self.start_ms = ([rest] if len(rest) else []), len(rest), start_ms
+
+
+class Turn:
+    """A committed turn's audio (16 kHz, 16-bit), held in memory only until it is written to
+    a WAV file for the speech model: a turn waiting to be heard holds a file, not memory."""
+
+    def __init__(self, item: str, audio: np.ndarray) -> None:
+        self.item = item
+        self.audio: np.ndarray | None = audio
+        self.path: Path | None = None
+
+    async def save(self, folder: Path) -> Path:
+        from .off_loop import off_loop
+
+        audio, self.audio = self.audio, None
+        self.path = folder / f"realtime-{self.item}.wav"
+        await off_loop(_write_wav, self.path, audio)
+        return self.path
+
+    def discard(self) -> None:
+        self.audio = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def _write_wav(path: Path, audio: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(audio.astype("<i2").tobytes())

@@ -1,49 +1,49 @@
 """A Realtime conversation session (``/v1/realtime?model=...``): a cascade of the local
 parts - the user's turn (``input_audio.py``) transcribed (``transcriber.py``), the
-conversation's items as a chat for the session's model, its answer streamed back as text
-and, sentence by sentence as the model writes it, as speech (``speaker.py``).
+conversation's items (``conversation_items.py``) as a chat for the session's model, its
+answer (``response.py``) streamed back as text and, sentence by sentence as the model
+writes it, as speech.
 
 One response runs at a time. ``response.cancel`` or the user speaking over it (barge-in,
 ``interrupt_response``) ends it ``cancelled``, with what was said so far kept in its item;
 ``conversation.item.truncate`` then cuts the item's transcript to the audio the client
-played. Function tools are the chat model's tools; a call comes out as a ``function_call``
-item and its arguments' deltas.
+played. A turn heard while a response runs (``interrupt_response: false``) is answered when
+that response ends. Function tools are the chat model's tools.
+
+What a client can make a session hold is bounded: its items (count and bytes), its
+configuration's bytes (``realtime_config_bytes``: instructions, tools, a response's own),
+its audio (``input_audio.py``), its turns waiting to be heard (``transcriber.Hearing``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
-from typing import Any
 
-import numpy as np
-
-from ...errors import answered, bad_request
+from ...errors import OpenAIError, bad_request
+from ..responses.request import chat_tools
 from ..services import Services
-from ..responses.items import chat_messages
-from ..responses.request import chat_tool_choice, chat_tools
-from .events import Gate, Json, Send, event_id, new_id, only, unsupported, user_audio_item
+from .audio_in import Turn
+from .conversation_items import ConversationItems, truncated
+from .events import Gate, Json, Send, checked_config_size, error_event, event_id, new_id, only, unsupported, user_audio_item
 from .input_audio import InputAudio
-from .speaker import Speaker
+from .response import Response
 from .transcriber import LOGPROBS, Hearing, checked_config
 
-MAX_ITEMS = 1000
-"""Items one conversation holds (more is refused: a session's memory is bounded)."""
-PCM_BYTES_PER_MS = 48  # 24 kHz, 16-bit mono: what the audio deltas carry
 SESSION_FIELDS = ("type", "model", "instructions", "output_modalities", "audio", "tools", "tool_choice", "max_output_tokens", "include", "tracing", "truncation", "prompt")
 RESPONSE_FIELDS = ("output_modalities", "instructions", "audio", "tools", "tool_choice", "max_output_tokens", "metadata", "conversation", "input")
+HELD_FIELDS = ("instructions", "tools", "tool_choice", "transcription")  # what counts in realtime_config_bytes
 
 
 class ConversationSession:
     def __init__(self, services: Services, send: Send, gate: Gate, model: str, transcription_model: str, voice: str) -> None:
+        settings = services.settings
         self.services = services
         self.send = send
         self.gate = gate
         self.id = new_id("sess")
         self.conversation_id = new_id("conv")
-        self.expires_at = int(time.time() + services.settings.realtime_session_seconds)
+        self.expires_at = int(time.time() + settings.realtime_session_seconds)
         self.model = model
         self.transcription_model = transcription_model  # what hears the user, announced or not
         self.config: Json = {
@@ -57,13 +57,13 @@ class ConversationSession:
             "voice": voice,
             "speed": 1.0,
         }
-        self.input = InputAudio(send, self._turn, services.settings.max_audio_seconds, respond=True)
+        self.input = InputAudio(settings, send, self._accept, self._turn, respond=True)
         self.input.on_speech = self._barge_in
-        self.items: list[Json] = []
+        self.items = ConversationItems(settings.realtime_max_items, settings.realtime_conversation_bytes)
         self.audio_ms: dict[str, int] = {}  # an assistant item's audio sent, for truncate
         self.response: asyncio.Task | None = None
         self.cancel_reason = "client_cancelled"
-        self.hearing = Hearing(services)
+        self.hearing = Hearing(services, gate, send)
 
     # --- the session object ---------------------------------------------------------------
 
@@ -91,6 +91,8 @@ class ConversationSession:
         }
 
     def update(self, session: Json) -> None:
+        """``session.update``: every field honoured or refused naming it; nothing changes
+        unless all of it can."""
         if session.get("type") != "realtime":
             raise unsupported("session.type", "this is a conversation session (connected with model=)")
         only(session, SESSION_FIELDS, "session")
@@ -104,8 +106,8 @@ class ConversationSession:
             if field in session:
                 config[field] = session[field]
         if "output_modalities" in session:
-            config["output_modalities"] = self._modalities(session["output_modalities"], "session.output_modalities")
-        chat_tools(config["tools"], "session.tools")  # refused now, not at the first response
+            config["output_modalities"] = _modalities(session["output_modalities"], "session.output_modalities")
+        checked_tools(config, "session")  # refused now, not at the first response
         audio_config = session.get("audio") or {}
         only(audio_config, ("input", "output"), "session.audio")
         given = audio_config.get("input") or {}
@@ -125,14 +127,9 @@ class ConversationSession:
                 raise unsupported("session.audio.output.voice", f"one of {', '.join(self.services.settings.speech_voices)}")
             config["voice"] = voice
         config["speed"] = output.get("speed", config["speed"])
+        checked_config_size({field: config[field] for field in HELD_FIELDS}, self.services.settings.realtime_config_bytes, "session")
         self.input.apply(audio_format, detection)
         self.config = config
-
-    @staticmethod
-    def _modalities(value: list[str], param: str) -> list[str]:
-        if value not in (["audio"], ["text"]):
-            raise unsupported(param, "['audio'] or ['text']")
-        return list(value)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -140,11 +137,12 @@ class ConversationSession:
         """A client event of a conversation (``session.update`` and the input audio buffer's
         are the connection's and ``input_audio.py``'s)."""
         if kind == "conversation.item.create":
-            await self._add(self._item(event["item"]), event.get("previous_item_id"))
+            await self.add(_item(event["item"]), event.get("previous_item_id"))
         elif kind == "conversation.item.retrieve":
-            await self.send({"type": "conversation.item.retrieved", "event_id": event_id(), "item": self._find(event["item_id"])})
+            await self.send({"type": "conversation.item.retrieved", "event_id": event_id(), "item": self.items.find(event["item_id"])})
         elif kind == "conversation.item.delete":
-            self.items.remove(self._find(event["item_id"]))
+            self.items.delete(event["item_id"])
+            self.audio_ms.pop(event["item_id"], None)
             await self.send({"type": "conversation.item.deleted", "event_id": event_id(), "item_id": event["item_id"]})
         elif kind == "conversation.item.truncate":
             await self._truncate(event)
@@ -158,69 +156,58 @@ class ConversationSession:
         elif kind == "output_audio_buffer.clear":
             raise unsupported("type", "output_audio_buffer.clear is for WebRTC and SIP connections")
 
-    def _find(self, item_id: str) -> Json:
-        for item in self.items:
-            if item["id"] == item_id:
-                return item
-        raise bad_request(f"Item with item_id not found: {item_id}", "item_id", "item_not_found")
-
-    def _item(self, given: Json) -> Json:
-        kind = given.get("type")
-        item = {**given, "id": given.get("id") or new_id("item"), "object": "realtime.item", "status": "completed"}
-        if kind == "message":
-            for index, part in enumerate(given.get("content") or []):
-                if part.get("type") not in ("input_text", "output_text", "text"):
-                    raise unsupported(f"item.content[{index}].type", "text parts (speak into the input audio buffer for audio)")
-        elif kind not in ("function_call", "function_call_output"):
-            raise unsupported("item.type", "message, function_call or function_call_output")
-        return item
-
-    async def _add(self, item: Json, previous: str | None = None, done: bool = True) -> None:
-        if len(self.items) >= MAX_ITEMS:
-            raise bad_request(f"A conversation holds at most {MAX_ITEMS} items; delete some.", None, "conversation_full")
-        if any(existing["id"] == item["id"] for existing in self.items):
-            raise bad_request(f"Item with id already exists: {item['id']}", "item.id", "item_already_exists")
-        index = len(self.items) if previous is None else self.items.index(self._find(previous)) + 1
-        after = self.items[index - 1]["id"] if index else None
-        self.items.insert(index, item)
-        self.input.previous_item = self.items[-1]["id"]
+    async def add(self, item: Json, previous: str | None = None, done: bool = True) -> None:
+        after = self.items.add(item, previous)
+        self.input.previous_item = self.items.last_id
         for kind in ("conversation.item.added", "conversation.item.done")[: 2 if done else 1]:
             await self.send({"type": kind, "event_id": event_id(), "previous_item_id": after, "item": item})
 
     async def _truncate(self, event: Json) -> None:
-        item = self._find(event["item_id"])
+        item = self.items.find(event["item_id"])
         sent = self.audio_ms.get(item["id"])
         if item.get("role") != "assistant" or sent is None:
             raise bad_request("Only an assistant message with audio can be truncated.", "item_id", "invalid_value")
-        end = event["audio_end_ms"]
+        end, index = event["audio_end_ms"], event.get("content_index", 0)
         if end > sent:
             raise bad_request(f"Audio content of {sent}ms is shorter than {end}ms.", "audio_end_ms", "invalid_value")
-        part = item["content"][event.get("content_index", 0)]
-        transcript = part.get("transcript", "")
-        words = transcript.split()
-        part["transcript"] = " ".join(words[: round(len(words) * end / sent)] if sent else [])  # what was heard, about
+        truncated(item, index, end, sent)
         self.audio_ms[item["id"]] = end
-        await self.send({"type": "conversation.item.truncated", "event_id": event_id(), "item_id": item["id"], "content_index": 0, "audio_end_ms": end})
+        await self.send({"type": "conversation.item.truncated", "event_id": event_id(), "item_id": item["id"], "content_index": index, "audio_end_ms": end})
 
     # --- a user's turn ------------------------------------------------------------------------
 
-    async def _turn(self, item_id: str, turn: np.ndarray) -> None:
+    def _accept(self, item_id: str) -> None:
+        """Take a turn as an item now, or refuse it before anything is sent (its audio stays)."""
         self.hearing.room()
-        item = user_audio_item(item_id)
-        await self._add(item)
-        self.hearing.start(self._hear(item, turn), item_id)
+        self.items.add(user_audio_item(item_id))
+        self.input.previous_item = self.items.last_id
 
-    async def _hear(self, item: Json, turn: np.ndarray) -> None:
+    async def _turn(self, turn: Turn) -> None:
+        item = self.items.find(turn.item)
+        for kind in ("conversation.item.added", "conversation.item.done"):
+            await self.send({"type": kind, "event_id": event_id(), "previous_item_id": self.items.before(item), "item": item})
+        self.hearing.start(self._hear(item, turn), turn.item)
+
+    async def _hear(self, item: Json, turn: Turn) -> None:
         """The turn transcribed (announced when the session asks), then answered."""
         announced = self.config["transcription"]
-        send = self.send if announced is not None else _quiet
         config = announced or {"model": self.transcription_model}
-        heard = await self.hearing.hear(config, LOGPROBS in self.config["include"], item["id"], turn, send)
-        transcript = heard.text
-        item["content"][0]["transcript"] = transcript or ""
+        heard = await self.hearing.hear(config, LOGPROBS in self.config["include"], turn, announced is not None)
+        item["content"][0]["transcript"] = heard.text or ""
+        self.items.recount(item)
         detection = self.input.turn_detection
-        if transcript and detection is not None and detection.get("create_response", True):
+        if heard.text and detection is not None and detection.get("create_response", True):
+            await self._respond_in_turn()
+
+    async def _respond_in_turn(self) -> None:
+        """Answer a heard turn once the response running (if any) has ended: a turn heard
+        while the model speaks gets its answer after it, never silence."""
+        while self.response is not None and not self.response.done():
+            await asyncio.wait([self.response])
+        try:
             self._respond({})
+        except OpenAIError as error:
+            await self.send(error_event(error))
 
     async def _barge_in(self) -> None:
         if self.response is not None and not self.response.done():
@@ -241,23 +228,10 @@ class ConversationSession:
             raise unsupported("response.conversation", "responses join the session's conversation here")
         config = {**self.config, **{key: given[key] for key in ("instructions", "tools", "tool_choice", "max_output_tokens") if key in given}}
         if "output_modalities" in given:
-            config["output_modalities"] = self._modalities(given["output_modalities"], "response.output_modalities")
-        chat_tools(config["tools"], "response.tools")
+            config["output_modalities"] = _modalities(given["output_modalities"], "response.output_modalities")
+        checked_tools(config, "response")
+        checked_config_size({field: config[field] for field in HELD_FIELDS}, self.services.settings.realtime_config_bytes, "response")
         self.response = asyncio.create_task(Response(self, config, given.get("metadata")).run(), name="realtime response")
-
-    def messages(self, instructions: str) -> list[Json]:
-        """The conversation as the chat model reads it: read as the Responses layer reads its
-        items (``responses/items.chat_messages``), a spoken part as its transcript."""
-        readable: list[Json] = []
-        for item in self.items:
-            if item["type"] == "message":
-                text = " ".join(part.get("text") or part.get("transcript") or "" for part in item.get("content") or []).strip()
-                if text:  # a turn nobody could hear says nothing
-                    readable.append({"type": "message", "role": item["role"], "content": [{"type": "input_text", "text": text}]})
-            else:  # function calls (their call_id optional here) and outputs
-                readable.append({**item, "call_id": item.get("call_id") or item["id"]})
-        system = [{"role": "system", "content": instructions}] if instructions else []
-        return [*system, *chat_messages(readable)]
 
     async def close(self) -> None:
         self.cancel_reason = ""  # gone: nothing more is sent
@@ -265,215 +239,37 @@ class ConversationSession:
             self.response.cancel()
             await asyncio.gather(self.response, return_exceptions=True)
         await self.hearing.close()
+        # What the session held goes now, not at the next garbage collection.
+        self.input.close()
+        self.items.clear()
+        self.audio_ms.clear()
 
 
-async def _quiet(event: Json) -> None:
-    """Events of a transcription the session did not ask to see."""
+def _modalities(value: list[str], param: str) -> list[str]:
+    if value not in (["audio"], ["text"]):
+        raise unsupported(param, "['audio'] or ['text']")
+    return list(value)
 
 
-class Response:
-    """One response: the chat model's answer streamed as items, text or speech."""
-
-    def __init__(self, session: ConversationSession, config: Json, metadata: Any) -> None:
-        self.session = session
-        self.config = config
-        self.id = new_id("resp")
-        self.audio = config["output_modalities"] == ["audio"]
-        self.object: Json = {
-            "object": "realtime.response",
-            "id": self.id,
-            "status": "in_progress",
-            "output": [],
-            "conversation_id": session.conversation_id,
-            "output_modalities": list(config["output_modalities"]),
-            "max_output_tokens": config["max_output_tokens"],
-            "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24_000}, "voice": config["voice"]}},
-        }
-        if metadata is not None:
-            self.object["metadata"] = metadata
-        self.message: Json | None = None  # the assistant message item being said
-        self.speaker: Speaker | None = None
-        self.status = "in_progress"
-
-    async def send(self, event: Json) -> None:
-        await self.session.send({"event_id": event_id(), **event})
-
-    def _chat(self) -> Json:
-        config = self.config
-        request: Json = {
-            "model": self.session.model,
-            "messages": self.session.messages(config["instructions"]),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        choice, offered = chat_tool_choice(config["tool_choice"], chat_tools(config["tools"]))
-        if offered:
-            request["tools"], request["tool_choice"] = offered, choice
-        if isinstance(config["max_output_tokens"], int):
-            request["max_tokens"] = config["max_output_tokens"]
-        return request
-
-    async def run(self) -> None:
-        try:
-            async with self.session.gate.respond(self.session.model) as (rate_limits, status):
-                await self._run()
-                status(_STATUS[self.object["status"]])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # refused before it began: a revoked key, a rate limit
-            error = answered(exc).body()["error"]
-            await self.session.send({"type": "error", "event_id": event_id(), "error": {**error, "event_id": None}})
-            return
-        await self.send({"type": "rate_limits.updated", "rate_limits": rate_limits})
-
-    async def _run(self) -> None:
-        session = self.session
-        await self.send({"type": "response.created", "response": dict(self.object, output=[])})
-        usage: Json = {}
-        calls: dict[int, Json] = {}
-        status, details = "completed", None
-        try:
-            try:
-                backend = session.services.registry.backend_for(session.model)
-                chunks = await backend.chat_completion_objects(session.model, self._chat())
-                async for chunk in chunks:
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    for choice in chunk.get("choices") or []:
-                        delta = choice.get("delta") or {}
-                        if delta.get("content"):
-                            await self._say(delta["content"])
-                        for call in delta.get("tool_calls") or []:
-                            await self._call(calls, call)
-                        if choice.get("finish_reason") == "length":
-                            status, details = "incomplete", {"type": "incomplete", "reason": "max_output_tokens"}
-                if self.speaker is not None:
-                    await self.speaker.finish()
-            except asyncio.CancelledError:
-                if not session.cancel_reason:
-                    raise  # the session is closing: nothing more is sent
-                status, details = "cancelled", {"type": "cancelled", "reason": session.cancel_reason}
-                if self.speaker is not None:
-                    await self.speaker.stop()
-            except Exception as exc:
-                error = answered(exc).body()["error"]
-                status, details = "failed", {"type": "failed", "error": error}
-            self.status = status
-            await self._finish_message()
-            for call in calls.values():
-                await self._finish_call(call)
-        finally:
-            if self.speaker is not None:
-                await self.speaker.stop()
-        self.object.update(status=status, usage=_usage(usage))
-        if details is not None:
-            self.object["status_details"] = details
-        await self.send({"type": "response.done", "response": self.object})
-
-    # --- the assistant's message ------------------------------------------------------------
-
-    async def _say(self, text: str) -> None:
-        if self.message is None:
-            await self._open_message()
-        part = self.message["content"][0]
-        key = "transcript" if self.audio else "text"
-        part[key] += text
-        where = self._where(self.message)
-        kind = "response.output_audio_transcript.delta" if self.audio else "response.output_text.delta"
-        await self.send({"type": kind, **where, "delta": text})
-        if self.speaker is not None:
-            await self.speaker.add(text)
-
-    async def _open_message(self) -> None:
-        part = {"type": "output_audio", "transcript": ""} if self.audio else {"type": "output_text", "text": ""}
-        self.message = {"id": new_id("item"), "type": "message", "object": "realtime.item", "status": "in_progress", "role": "assistant", "content": [part]}
-        await self._output_item(self.message)
-        await self.send({"type": "response.content_part.added", **self._where(self.message), "part": _event_part(part)})
-        if self.audio:
-            self.session.audio_ms[self.message["id"]] = 0
-            self.speaker = Speaker(self.session.services, self.config["voice"], self.config["speed"], self._audio)
-
-    async def _audio(self, pcm: bytes) -> None:
-        assert self.message is not None
-        self.session.audio_ms[self.message["id"]] += len(pcm) // PCM_BYTES_PER_MS
-        await self.send({"type": "response.output_audio.delta", **self._where(self.message), "delta": base64.b64encode(pcm).decode()})
-
-    async def _finish_message(self) -> None:
-        message = self.message
-        if message is None:
-            return
-        part, where = message["content"][0], self._where(message)
-        if self.audio:
-            await self.send({"type": "response.output_audio.done", **where})
-            await self.send({"type": "response.output_audio_transcript.done", **where, "transcript": part["transcript"]})
-        else:
-            await self.send({"type": "response.output_text.done", **where, "text": part["text"]})
-        await self.send({"type": "response.content_part.done", **where, "part": _event_part(part)})
-        await self._item_done(message)
-
-    # --- function calls -----------------------------------------------------------------------
-
-    async def _call(self, calls: dict[int, Json], delta: Json) -> None:
-        index = delta.get("index", 0)
-        call = calls.get(index)
-        function = delta.get("function") or {}
-        if call is None:
-            call = calls[index] = {
-                "id": new_id("item"), "type": "function_call", "object": "realtime.item", "status": "in_progress",
-                "call_id": delta.get("id") or new_id("call"), "name": function.get("name") or "", "arguments": "",
-            }
-            await self._output_item(call)
-        if function.get("arguments"):
-            call["arguments"] += function["arguments"]
-            where = {"response_id": self.id, "item_id": call["id"], "output_index": self._index(call), "call_id": call["call_id"]}
-            await self.send({"type": "response.function_call_arguments.delta", **where, "delta": function["arguments"]})
-
-    async def _finish_call(self, call: Json) -> None:
-        where = {"response_id": self.id, "item_id": call["id"], "output_index": self._index(call), "call_id": call["call_id"]}
-        await self.send({"type": "response.function_call_arguments.done", **where, "name": call["name"], "arguments": call["arguments"]})
-        await self._item_done(call)
-
-    # --- items of the response ----------------------------------------------------------------
-
-    def _index(self, item: Json) -> int:
-        return next(index for index, output in enumerate(self.object["output"]) if output["id"] == item["id"])
-
-    def _where(self, item: Json) -> Json:
-        return {"response_id": self.id, "item_id": item["id"], "output_index": self._index(item), "content_index": 0}
-
-    async def _output_item(self, item: Json) -> None:
-        self.object["output"].append(item)
-        await self.send({"type": "response.output_item.added", "response_id": self.id, "output_index": self._index(item), "item": _copy(item)})
-        await self.session._add(item, done=False)
-
-    async def _item_done(self, item: Json) -> None:
-        item["status"] = "completed" if self.status == "completed" else "incomplete"
-        await self.send({"type": "response.output_item.done", "response_id": self.id, "output_index": self._index(item), "item": _copy(item)})
-        await self.send({"type": "conversation.item.done", "previous_item_id": None, "item": _copy(item)})
+def _item(given: Json) -> Json:
+    kind = given.get("type")
+    item = {**given, "id": given.get("id") or new_id("item"), "object": "realtime.item", "status": "completed"}
+    if kind == "message":
+        for index, part in enumerate(given.get("content") or []):
+            if part.get("type") not in ("input_text", "output_text", "text"):
+                raise unsupported(f"item.content[{index}].type", "text parts (speak into the input audio buffer for audio)")
+    elif kind not in ("function_call", "function_call_output"):
+        raise unsupported("item.type", "message, function_call or function_call_output")
+    return item
 
 
-# A response's status as the metrics count it (a cancelled one as a client gone).
-_STATUS = {"completed": 200, "incomplete": 200, "cancelled": 499, "failed": 500}
-
-
-def _event_part(part: Json) -> Json:
-    """A content part as the part events name it (``audio``/``text``, not the item's
-    ``output_audio``/``output_text``)."""
-    return {**part, "type": part["type"].removeprefix("output_")}
-
-
-def _copy(item: Json) -> Json:
-    return json.loads(json.dumps(item))
-
-
-def _usage(usage: Json) -> Json:
-    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
-    return {
-        "total_tokens": prompt + completion,
-        "input_tokens": prompt,
-        "output_tokens": completion,
-        "input_token_details": {"text_tokens": prompt, "audio_tokens": 0, "cached_tokens": cached},
-        "output_token_details": {"text_tokens": completion, "audio_tokens": 0},
-    }
-
+def checked_tools(config: Json, prefix: str) -> None:
+    """A configuration's tools and tool choice as the chat model can take them, or the 400
+    naming what cannot be (a function without a name, a tool that is not a function)."""
+    for index, tool in enumerate(config["tools"] or []):
+        if tool.get("type") == "function" and not tool.get("name"):
+            raise bad_request(f"Missing required parameter: '{prefix}.tools[{index}].name'.", f"{prefix}.tools[{index}].name", "missing_required_parameter")
+    choice = config["tool_choice"]
+    if isinstance(choice, dict) and choice.get("type") == "function" and not choice.get("name"):
+        raise bad_request(f"Missing required parameter: '{prefix}.tool_choice.name'.", f"{prefix}.tool_choice.name", "missing_required_parameter")
+    chat_tools(config["tools"], f"{prefix}.tools")

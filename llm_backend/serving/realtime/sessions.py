@@ -29,7 +29,7 @@ def session_for(services: Services, send: Send, gate: Gate, kind: str, model: st
     hearing = hearing_model(services)
     session: Session
     if kind == "transcription":
-        session = TranscriptionSession(services, send, hearing)
+        session = TranscriptionSession(services, send, gate, hearing)
     else:
         model = model or services.settings.models[0].id  # the first local model, as the default
         services.registry.backend_for(model)  # 404 when it does not exist

@@ -5,24 +5,18 @@ finds them) and ``.completed`` events, or ``.failed`` (the session goes on)."""
 from __future__ import annotations
 
 import asyncio
-import wave
-from collections.abc import AsyncIterator
-from pathlib import Path
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-import numpy as np
-
 from ...backends.base import Serving
-from ...errors import answered, bad_request
+from ...errors import OpenAIError, answered, bad_request
 from .. import audio
 from ..services import Services
-from .audio_in import RATE
-from .events import Json, Send, event_id, only, unsupported
+from .audio_in import Turn
+from .events import TRANSCRIPTION, Gate, Json, Send, error_event, event_id, only, unsupported
 
 LOGPROBS = "item.input_audio_transcription.logprobs"
-MAX_PENDING = 4
-"""A session's turns committed and not yet heard, at most."""
+CLIENT_CLOSED_REQUEST = 499
 
 
 def checked_config(services: Services, config: Json, param: str) -> Json:
@@ -38,12 +32,14 @@ def checked_config(services: Services, config: Json, param: str) -> Json:
 
 class Heard:
     """What a transcription found: its text (None when it failed) and the language it heard,
-    with the model's certainty of it."""
+    with the model's certainty of it; its usage and status, for the metrics."""
 
     def __init__(self) -> None:
         self.text: str | None = None
         self.language = ""
         self.certainty = 0.0
+        self.usage: Json | None = None
+        self.status = CLIENT_CLOSED_REQUEST  # as the metrics count it (an HTTP status)
 
 
 CERTAIN = 0.8
@@ -69,19 +65,26 @@ class Language:
 
 class Hearing:
     """How a session hears its turns: one at a time, in the order they were spoken; in the
-    language it holds (``Language``); at most ``MAX_PENDING`` waiting (one more is refused);
-    all stopped when the session closes."""
+    language it holds (``Language``); at most ``realtime_pending_turns`` waiting (one more is
+    refused), each as a file, not in memory; each a request of the session's key through its
+    ``Gate`` (checked again, rate-limited, counted in the usage: a revoked key's session ends
+    at its next turn); all stopped when the session closes."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, gate: Gate, send: Send) -> None:
         self.services = services
+        self.gate = gate
+        self.send = send
+        self.pending = services.settings.realtime_pending_turns
         self.language = Language()
         self.in_order = asyncio.Lock()  # first come, first served
         self.tasks: set[asyncio.Task] = set()
 
     def room(self) -> None:
-        """Refuse a turn when ``MAX_PENDING`` wait already (before it becomes an item)."""
-        if len(self.tasks) >= MAX_PENDING:
-            raise bad_request(f"At most {MAX_PENDING} turns wait to be heard; wait for one.", None, "too_many_pending_turns")
+        """Refuse a turn when the session's pending turns wait already (before it becomes an item)."""
+        if len(self.tasks) >= self.pending:
+            raise bad_request(
+                f"At most {self.pending} turns wait to be heard (realtime_pending_turns); wait for one.", None, "too_many_pending_turns"
+            )
 
     def start(self, work: Coroutine[Any, Any, None], item: str) -> None:
         """Hear a turn in the background (``work`` calls ``hear``), once ``room`` allowed it."""
@@ -89,11 +92,35 @@ class Hearing:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def hear(self, config: Json, logprobs: bool, item: str, turn: np.ndarray, send: Send) -> "Heard":
-        async with self.in_order:
-            heard = await transcribe(self.services, self.language.config(config), logprobs, item, turn, send)
-            self.language.learn(heard)
-            return heard
+    async def hear(self, config: Json, logprobs: bool, turn: Turn, announced: bool) -> Heard:
+        """``turn`` transcribed as ``config`` asks, its events sent if ``announced`` (a
+        conversation hears every turn, and shows the transcripts only when asked)."""
+        send = self.send if announced else _quiet
+        try:
+            try:
+                await turn.save(self.services.settings.data_dir / "tmp")
+            except OSError as exc:  # a full disk: this turn fails, the session goes on
+                await self._refused(turn.item, answered(exc), announced)
+                return Heard()
+            async with self.in_order:
+                config = self.language.config(config)
+                try:
+                    async with self.gate.admit(TRANSCRIPTION, config["model"]) as admission:
+                        heard = await transcribe(self.services, config, logprobs, turn, send)
+                        admission.finished(heard.status, heard.usage)
+                except OpenAIError as error:  # refused: a rate limit, a revoked key (the session ends)
+                    await self._refused(turn.item, error, announced)
+                    return Heard()
+                self.language.learn(heard)
+                return heard
+        finally:
+            turn.discard()
+
+    async def _refused(self, item: str, error: OpenAIError, announced: bool) -> None:
+        if announced:
+            await self.send(_failed(item, error.body()["error"]))
+        else:
+            await self.send(error_event(error))
 
     async def close(self) -> None:
         for task in list(self.tasks):
@@ -101,13 +128,21 @@ class Hearing:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-async def transcribe(services: Services, config: Json, logprobs: bool, item: str, turn: np.ndarray, send: Send) -> Heard:
-    """Transcribe ``turn`` (16 kHz float) as ``config`` asks (``model``, ``language``,
-    ``prompt``), sending its events for ``item``."""
+async def _quiet(event: Json) -> None:
+    """Events of a transcription the session did not ask to see."""
+
+
+def _failed(item: str, error: Json) -> Json:
+    # The document types each of the error's fields as a string: an unset one is left out.
+    error = {key: value for key, value in error.items() if value is not None}
+    return {"type": "conversation.item.input_audio_transcription.failed", "event_id": event_id(), "item_id": item, "content_index": 0, "error": error}
+
+
+async def transcribe(services: Services, config: Json, logprobs: bool, turn: Turn, send: Send) -> Heard:
+    """Transcribe ``turn`` (its WAV file) as ``config`` asks (``model``, ``language``,
+    ``prompt``), sending its events for its item."""
     heard = Heard()
-    model_id = config["model"]
-    folder = services.settings.data_dir / "tmp"
-    path = folder / f"realtime-{item}.wav"
+    item, model_id = turn.item, config["model"]
     body: Json = {"model": model_id, "stream": True, "response_format": "json"}
     for field in ("language", "prompt"):
         if config.get(field):
@@ -115,9 +150,8 @@ async def transcribe(services: Services, config: Json, logprobs: bool, item: str
     if logprobs:
         body["include"] = ["logprobs"]
     try:
-        await asyncio.to_thread(_write_wav, path, turn, folder)
         backend = services.registry.backend_for(model_id)
-        events = await backend.transcription(model_id, audio.transcription_params(body, str(path), "transcribe"))
+        events = await backend.transcription(model_id, audio.transcription_params(body, str(turn.path), "transcribe"))
         async for event in audio.transcription_events(_watched(events, heard), body):
             common = {"event_id": event_id(), "item_id": item, "content_index": 0}
             extra = {"logprobs": event["logprobs"]} if "logprobs" in event else {}
@@ -126,14 +160,13 @@ async def transcribe(services: Services, config: Json, logprobs: bool, item: str
             else:
                 done = {"transcript": event["text"], "usage": event["usage"], **extra}
                 await send({"type": "conversation.item.input_audio_transcription.completed", **common, **done})
-                heard.text = event["text"]
+                heard.text, heard.usage, heard.status = event["text"], event["usage"], 200
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        error = answered(exc).body()["error"]
-        await send({"type": "conversation.item.input_audio_transcription.failed", "event_id": event_id(), "item_id": item, "content_index": 0, "error": error})
-    finally:
-        path.unlink(missing_ok=True)
+        error = answered(exc)
+        heard.status = error.status
+        await send(_failed(item, error.body()["error"]))
     return heard
 
 
@@ -146,12 +179,3 @@ async def _watched(events: AsyncIterator[Json], heard: Heard) -> AsyncIterator[J
             yield event
     finally:
         await events.aclose()
-
-
-def _write_wav(path: Path, turn: np.ndarray, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((np.clip(turn, -1, 1) * 32767).astype("<i2").tobytes())

@@ -1,31 +1,31 @@
 """A Realtime transcription session (``/v1/realtime?intent=transcription``): audio in
 (``input_audio.py``), one user item per turn, its transcript as
 ``conversation.item.input_audio_transcription.*`` (``transcriber.py``), transcribed beside
-the audio that keeps coming (``transcriber.Hearing``)."""
+the audio that keeps coming (``transcriber.Hearing``), each turn a request of the key."""
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from ...errors import bad_request
 from ..services import Services
-from .events import Json, Send, event_id, new_id, only, unsupported, user_audio_item
+from .audio_in import Turn
+from .events import Gate, Json, Send, checked_config_size, event_id, new_id, only, unsupported, user_audio_item
 from .input_audio import InputAudio
 from .transcriber import LOGPROBS, Hearing, checked_config
 
 
 class TranscriptionSession:
-    def __init__(self, services: Services, send: Send, default_model: str) -> None:
+    def __init__(self, services: Services, send: Send, gate: Gate, default_model: str) -> None:
         self.services = services
         self.send = send
         self.id = new_id("sess")
         self.expires_at = int(time.time() + services.settings.realtime_session_seconds)
         self.transcription: Json = {"model": default_model, "language": None, "prompt": ""}
         self.include: list[str] = []
-        self.input = InputAudio(send, self._turn, services.settings.max_audio_seconds, respond=False)
-        self.hearing = Hearing(services)
+        self.item_before: str | None = None  # the item before the turn being committed
+        self.hearing = Hearing(services, gate, send)
+        self.input = InputAudio(services.settings, send, self._accept, self._turn, respond=False)
 
     def to_openai(self) -> Json:
         # Unset fields are left out: the document types them as strings, not null.
@@ -51,6 +51,7 @@ class TranscriptionSession:
         audio_format, detection = self.input.check(given, "session.audio.input")
         transcription = {**self.transcription, **(given.get("transcription") or {})}
         checked_config(self.services, transcription, "session.audio.input.transcription")
+        checked_config_size(transcription, self.services.settings.realtime_config_bytes, "session")
         self.input.apply(audio_format, detection)
         self.transcription, self.include = transcription, list(session.get("include", self.include))
 
@@ -58,13 +59,17 @@ class TranscriptionSession:
         """Any event beyond ``session.update`` and the input audio buffer's."""
         raise bad_request(f"'{kind}' is not available in a transcription session.", "type", "unsupported_value")
 
-    async def _turn(self, item: str, turn: np.ndarray) -> None:
+    def _accept(self, item: str) -> None:
         self.hearing.room()
-        previous, self.input.previous_item = self.input.previous_item, item
+        self.item_before, self.input.previous_item = self.input.previous_item, item
+
+    async def _turn(self, turn: Turn) -> None:
+        previous = self.item_before
         for kind in ("conversation.item.added", "conversation.item.done"):
-            await self.send({"type": kind, "event_id": event_id(), "previous_item_id": previous, "item": user_audio_item(item)})
+            await self.send({"type": kind, "event_id": event_id(), "previous_item_id": previous, "item": user_audio_item(turn.item)})
         logprobs = LOGPROBS in self.include
-        self.hearing.start(self.hearing.hear(dict(self.transcription), logprobs, item, turn, self.send), item)
+        self.hearing.start(self.hearing.hear(dict(self.transcription), logprobs, turn, announced=True), turn.item)
 
     async def close(self) -> None:
         await self.hearing.close()
+        self.input.close()

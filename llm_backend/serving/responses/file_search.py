@@ -34,12 +34,15 @@ from typing import Any
 import anyio.to_thread
 
 from ...errors import OpenAIError, bad_request
+from ...storage.usage import FILE_SEARCH_CALLS
 from ..services import Services
 from .items import new_id
 
 Json = dict[str, Any]
 
 TOOL = "file_search"
+# The model name its calls are recorded and priced under (serving/control/prices.py).
+FILE_SEARCH = TOOL
 INCLUDE_RESULTS = "file_search_call.results"
 DEFAULT_MAX_RESULTS = 10
 DEFAULT_CONTEXT = 2048
@@ -185,6 +188,8 @@ async def retrieve(services: Services, owner: str, body: Json, history: list[Jso
         elif error.status == 404:
             error.param = f"{param}.vector_store_ids"
         raise
+    if services.metrics is not None:  # usage (and spend): one file_search call
+        services.metrics.count_tokens(FILE_SEARCH, {"calls": 1}, family=FILE_SEARCH_CALLS)
     call = _call(query, page, INCLUDE_RESULTS in (body.get("include") or []))
     cited = list({item["file_id"]: {"file_id": item["file_id"], "filename": item["filename"]} for item, _ in given}.values())
     return Retrieval(call, _grounding(given), cited)

@@ -33,6 +33,7 @@ from .admission import SAVE_MIN, SHARE_MIN, Admission
 from .answers import Answers, Emit
 from .drafts import Draft
 from .errors import ContextError, RequestError
+from .llama_params import context_params, model_params
 from .prefixes import BLOCK, Holding, HostCache, common_prefix
 from .prompts import ChatTemplate, Tokenizer
 from .requests import Choice, Request
@@ -53,9 +54,8 @@ class Engine(Admission):
         self.n_batch = int(config.get("n_batch", 512))
         n_threads = int(config.get("n_threads") or 1)
         n_threads_batch = int(config.get("n_threads_batch") or n_threads)
-        model_params = llama_cpp.llama_model_default_params()
-        self.model = _internals.LlamaModel(path_model=config["path"], params=model_params, verbose=False)
-        params = llama_cpp.llama_context_default_params()
+        self.model = _internals.LlamaModel(path_model=config["path"], params=model_params(config), verbose=False)
+        params = context_params(config)  # the model's own settings (GPU, KV types); the rest here
         # n_ctx is per sequence; a non-unified cache splits the total evenly between them.
         params.n_ctx = int(config["n_ctx"]) * self.parallel
         params.n_batch = params.n_ubatch = self.n_batch
@@ -68,7 +68,9 @@ class Engine(Admission):
         self.n_ctx = llama_cpp.llama_n_ctx_seq(self.ctx)
         self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self.tokenizer = Tokenizer(self.model)
-        self.template = ChatTemplate(self.model, config.get("chat_format"), config.get("chat_template"))
+        self.template = ChatTemplate.of_model(
+            self.model, config.get("chat_format"), config.get("chat_template"), config.get("tool_format"), self.tokenizer
+        )
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.model.vocab))
         self.free_seqs = list(range(self.parallel))
         self.held = [Holding() for _ in range(self.parallel)]  # what each sequence's KV holds
@@ -93,17 +95,17 @@ class Engine(Admission):
     def busy(self) -> bool:
         return bool(self.running)
 
-    def chat_prompt(self, messages: list[dict[str, Any]]) -> tuple[list[int], list[str]]:
-        """The prompt tokens of chat ``messages`` (the chat template rendered, tokenized),
-        and the template's stop strings."""
-        text, template_stop, has_bos = self.template.render(messages)
+    def chat_prompt(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None) -> tuple[list[int], list[str]]:
+        """The prompt tokens of chat ``messages`` (the chat template rendered with the tools
+        offered, tokenized), and the template's stop strings."""
+        text, template_stop, has_bos = self.template.render(messages, tools, tool_choice)
         return self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos), template_stop
 
     def submit(self, rid: str, op: str, params: dict[str, Any]) -> None:
         """Validate and queue a chat or completion request (raises RequestError)."""
         stop = list(params.get("stop") or [])
         if op == "chat":
-            prompt, template_stop = self.chat_prompt(params["messages"])
+            prompt, template_stop = self.chat_prompt(params["messages"], params.get("tools"), params.get("tool_choice"))
             stop += [s for s in template_stop if s not in stop]
             param = "messages"
         else:
@@ -131,10 +133,11 @@ class Engine(Admission):
         request.split = len(prompt)
         if op == "chat":
             messages = params["messages"]
+            tools = params.get("tools"), params.get("tool_choice")
             if len(messages) > 1:
-                request.split = self._rendered_prefix(messages[:-1], prompt)
+                request.split = self._rendered_prefix(messages[:-1], prompt, *tools)
             if params.get("shared_messages"):
-                request.shared = self._rendered_prefix(messages[: int(params["shared_messages"])], prompt)
+                request.shared = self._rendered_prefix(messages[: int(params["shared_messages"])], prompt, *tools)
         if params.get("echo"):
             raw = params.get("prompt")
             request.echo = raw if isinstance(raw, str) else self.tokenizer.text_of(prompt)
@@ -188,10 +191,14 @@ class Engine(Admission):
             return Draft(request.prompt, counted=False, aligned=False)
         return None
 
-    def _rendered_prefix(self, messages: list[dict[str, Any]], prompt: list[int]) -> int:
+    def _rendered_prefix(self, messages: list[dict[str, Any]], prompt: list[int], *tools: Any) -> int:
         """How many leading tokens of ``prompt`` are the rendering of ``messages`` (its first
-        ones): what the prompt and that rendering have in common."""
-        text, _, has_bos = self.template.render(messages)
+        ones): what the prompt and that rendering have in common. None when the template
+        cannot render them alone (Llama 3 wants a user message to put the tools in)."""
+        try:
+            text, _, has_bos = self.template.render(messages, *tools)
+        except RequestError:
+            return 0
         head = self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos)
         return common_prefix(head, prompt, len(prompt))
 

@@ -1,5 +1,6 @@
 """Prompts as tokens: the chat template (the GGUF's own, as llama-cpp-python's
-``create_chat_completion`` uses it, or a named format) and the tokenizer."""
+``create_chat_completion`` uses it, or a named format) with the tools in the model's own
+format (tool_formats/), and the tokenizer."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ import ctypes
 import re
 from typing import Any
 
+import jinja2
 import llama_cpp
 from llama_cpp import llama_chat_format
+
+from ..tool_formats import ToolFormat, for_template, named
+from .errors import RequestError
+
+# A tool a template is given to see whether it prints the tools it gets.
+PROBE_TOOL = {"type": "function", "function": {"name": "probe_tool_of_llm_backend", "description": "probe", "parameters": {"type": "object", "properties": {}}}}
 
 
 def _named_formatters() -> dict[str, Any]:
@@ -36,6 +44,17 @@ class Tokenizer:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self._pieces: dict[int, bytes] = {}
         self._buffer = ctypes.create_string_buffer(256)
+        self._shown: set[int] = set()  # special tokens whose text is shown (the tool format's)
+
+    def show(self, texts: tuple[str, ...]) -> None:
+        """Show the text of these special tokens where they are generated: the tool format's
+        markers (``<|python_tag|>``, ``[TOOL_CALLS]``, ``<|channel|>``...), which llama.cpp
+        otherwise renders as nothing."""
+        for text in texts:
+            tokens = self.model.tokenize(text.encode(), add_bos=False, special=True)
+            if len(tokens) == 1:
+                self._shown.add(tokens[0])
+                self._pieces.pop(tokens[0], None)
 
     def tokenize(self, text: str, add_bos: bool, special: bool = True) -> list[int]:
         """``special``: control tokens' text (``<|im_end|>``) read as those tokens, as in a
@@ -46,7 +65,7 @@ class Tokenizer:
         """The bytes a generated token stands for (none for control tokens)."""
         piece = self._pieces.get(token)
         if piece is None:
-            n = llama_cpp.llama_token_to_piece(self.vocab, token, self._buffer, len(self._buffer), 0, False)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, self._buffer, len(self._buffer), 0, token in self._shown)
             piece = self._buffer.raw[: max(n, 0)]
             self._pieces[token] = piece
         return piece
@@ -58,36 +77,88 @@ class Tokenizer:
         return b"".join(self.piece(token) for token in tokens).decode("utf-8", errors="replace")
 
 
-class ChatTemplate:
-    """Messages -> prompt text and the template's own stop strings."""
+def jinja_template(source: str, bos_text: str = "", eos_text: str = "", eos: int | None = None) -> Any:
+    """A Hugging Face style Jinja chat template, rendered in llama-cpp-python's sandbox."""
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=source, eos_token=eos_text, bos_token=bos_text, stop_token_ids=None if eos is None else [eos]
+    )
 
-    def __init__(self, model: Any, chat_format: str | None, chat_template: str | None = None) -> None:
+
+class ChatTemplate:
+    """Messages (and tools) -> prompt text and the template's own stop strings."""
+
+    def __init__(self, formatter: Any, tool_formatter: Any = None, tools_template: str | None = None, tool_format: str | None = None) -> None:
+        """``tools_template``: the text of the template the tools are rendered with (its
+        family decides the tool format); ``tool_formatter``: a template of its own for
+        requests with tools (a GGUF's ``tool_use`` one)."""
+        self.formatter = formatter
+        self.tool_formatter = tool_formatter
+        self.tool_format: ToolFormat = (
+            named(tool_format) if tool_format not in (None, "auto") else for_template(tools_template, self._renders_tools)
+        )
+
+    @classmethod
+    def of_text(cls, template: str, bos_text: str = "", eos_text: str = "", tool_format: str | None = None) -> "ChatTemplate":
+        return cls(jinja_template(template, bos_text, eos_text), None, template, tool_format)
+
+    @classmethod
+    def of_model(
+        cls, model: Any, chat_format: str | None, chat_template: str | None = None, tool_format: str | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> "ChatTemplate":
+        """The model's template: the config's inline one, a named format, or the GGUF's own
+        (with its tool-use template, if it has one beside the default: Hermes 2 Pro); the
+        tokenizer then shows the tool format's special tokens."""
         metadata = model.metadata()
         vocab = model.vocab
         eos, bos = llama_cpp.llama_vocab_eos(vocab), llama_cpp.llama_vocab_bos(vocab)
         eos_text = model.token_get_text(eos) if eos != -1 else ""
         bos_text = model.token_get_text(bos) if bos != -1 else ""
-        if chat_template:
-            template = chat_template  # the config's inline Jinja template
-        elif chat_format and "{%" in chat_format:
-            template = chat_format  # a Jinja template given inline
+        tool_use = None
+        if chat_template or (chat_format and "{%" in chat_format):
+            template = chat_template or chat_format  # an inline Jinja template
         elif chat_format:
             formatters = _named_formatters()
             if chat_format not in formatters:
                 raise ValueError(f"unknown chat_format {chat_format!r}; known: {sorted(formatters)}")
-            self.formatter = formatters[chat_format]
-            return
+            return cls(formatters[chat_format], tool_format=tool_format)
         else:
             template = metadata.get("tokenizer.chat_template")
+            tool_use = metadata.get("tokenizer.chat_template.tool_use")
         if template is None:
-            self.formatter = _named_formatters()["llama-2"]  # llama-cpp-python's own fallback
-            return
-        self.formatter = llama_chat_format.Jinja2ChatFormatter(
-            template=template, eos_token=eos_text, bos_token=bos_text, stop_token_ids=[eos]
-        )
+            formatter = _named_formatters()["llama-2"]  # llama-cpp-python's own fallback
+        else:
+            formatter = jinja_template(template, bos_text, eos_text, eos)
+        tool_formatter = jinja_template(tool_use, bos_text, eos_text, eos) if tool_use else None
+        chosen = cls(formatter, tool_formatter, tool_use or template, tool_format)
+        if tokenizer is not None:
+            tokenizer.show(chosen.tool_format.markers)
+        return chosen
 
-    def render(self, messages: list[dict[str, Any]]) -> tuple[str, list[str], bool]:
-        """The prompt, extra stop strings, and whether the prompt already has its BOS."""
-        result = self.formatter(messages=messages)
+    def _renders_tools(self) -> bool:
+        """Whether the template prints the tools it is given (a family's name in a template
+        is not enough: some print no tools)."""
+        try:
+            text, _, _ = self._render([{"role": "user", "content": "x"}], [PROBE_TOOL], None)
+        except Exception:
+            return False
+        return PROBE_TOOL["function"]["name"] in text
+
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None) -> tuple[str, list[str], bool]:
+        """The prompt, extra stop strings, and whether the prompt already has its BOS. The
+        tools and the history's calls are written as the tool format says; a template that
+        refuses the messages (roles out of turn, say) is the client's 400."""
+        messages, template_tools = self.tool_format.prompt(messages, tools, tool_choice)
+        try:
+            return self._render(messages, template_tools, tool_choice)
+        except (jinja2.TemplateError, ValueError) as exc:
+            raise RequestError(
+                400, f"This model's chat template refused the messages: {exc}"[:500], "messages", "invalid_value"
+            ) from None
+
+    def _render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, tool_choice: Any) -> tuple[str, list[str], bool]:
+        formatter = self.tool_formatter if tools and self.tool_formatter else self.formatter
+        extra = {"tools": tools, "tool_choice": tool_choice} if tools else {}
+        result = formatter(messages=messages, **extra)
         stop = result.stop if isinstance(result.stop, list) else ([result.stop] if result.stop else [])
         return result.prompt, stop, result.added_special

@@ -1,8 +1,8 @@
 """The MCP approval requests the Responses API issued (issue #43): an approval is honoured
 once, for its owner, and for the call it was asked about.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-11-25
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,104 @@
+"""A model's settings as llama.cpp's own parameters: how the weights load (GPU layers, split,
+mmap/mlock) and what the context keeps (flash attention, KV cache types, KV offload); and
+what the model takes in memory by those settings (``model_memory``).
+
+Named as llama.cpp names them (model_settings.py); what a build cannot honour it ignores, and
+the worker reports whether this build offloads at all (``gpu_offload`` in its hello), so the
+API process can say once what was ignored (local_model.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import llama_cpp
+
+# llama-cpp-python's "all layers" (its n_gpu_layers=-1).
+ALL_LAYERS = 0x7FFFFFFF
+SPLIT_MODES = {"none": llama_cpp.LLAMA_SPLIT_MODE_NONE, "layer": llama_cpp.LLAMA_SPLIT_MODE_LAYER, "row": llama_cpp.LLAMA_SPLIT_MODE_ROW}
+FLASH_ATTENTION = {
+    "auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
+    True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+    False: llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+}
+
+
+# llama.cpp's KV cache types: (ggml type, elements per block, bytes per block).
+KV_TYPES = {
+    "f32": (llama_cpp.GGML_TYPE_F32, 1, 4),
+    "f16": (llama_cpp.GGML_TYPE_F16, 1, 2),
+    "bf16": (30, 1, 2),  # ggml.h's GGML_TYPE_BF16: llama_cpp names no constant for it
+    "q8_0": (llama_cpp.GGML_TYPE_Q8_0, 32, 34),
+    "q4_0": (llama_cpp.GGML_TYPE_Q4_0, 32, 18),
+    "q4_1": (llama_cpp.GGML_TYPE_Q4_1, 32, 20),
+    "q5_0": (llama_cpp.GGML_TYPE_Q5_0, 32, 22),
+    "q5_1": (llama_cpp.GGML_TYPE_Q5_1, 32, 24),
+    "iq4_nl": (llama_cpp.GGML_TYPE_IQ4_NL, 32, 18),
+}
+
+
+def model_params(config: dict[str, Any]) -> Any:
+    """llama.cpp's model parameters for the engine ``config`` (local_model.engine_config)."""
+    params = llama_cpp.llama_model_default_params()
+    layers = config.get("n_gpu_layers")
+    if layers is not None:
+        params.n_gpu_layers = ALL_LAYERS if layers == "all" else int(layers)
+    if config.get("split_mode"):
+        params.split_mode = SPLIT_MODES[config["split_mode"]]
+    params.main_gpu = int(config.get("main_gpu") or 0)
+    shares = config.get("tensor_split")
+    if shares:
+        # ctypes keeps the array alive with the struct (its _objects).
+        params.tensor_split = (ctypes.c_float * llama_cpp.llama_max_devices())(*shares)
+    mmap, mlock = config.get("use_mmap", True), config.get("use_mlock", False)
+    params.load_mode = {
+        (True, False): llama_cpp.LLAMA_LOAD_MODE_MMAP,
+        (True, True): llama_cpp.LLAMA_LOAD_MODE_MMAP_MLOCK,
+        (False, True): llama_cpp.LLAMA_LOAD_MODE_MLOCK,
+        (False, False): llama_cpp.LLAMA_LOAD_MODE_NONE,
+    }[(bool(mmap), bool(mlock))]
+    return params
+
+
+def context_params(config: dict[str, Any]) -> Any:
+    """llama.cpp's context parameters that come from the model's settings; the engine sets
+    the rest (sizes, threads, sequences)."""
+    params = llama_cpp.llama_context_default_params()
+    params.flash_attn_type = FLASH_ATTENTION[config.get("flash_attn", "auto")]
+    params.offload_kqv = bool(config.get("offload_kqv", True))
+    params.type_k = KV_TYPES[config.get("type_k") or "f16"][0]
+    params.type_v = KV_TYPES[config.get("type_v") or "f16"][0]
+    return params
+
+
+def _row_bytes(elements: int, kind: str) -> int:
+    _, block, size = KV_TYPES[kind]
+    return -(-elements // block) * size
+
+
+def kv_bytes_per_token(model: Any, type_k: str = "f16", type_v: str = "f16") -> int:
+    """What one token's keys and values take in the KV cache, over all layers, at these
+    types: from the GGUF's dimensions (per-layer head counts and sliding windows aside), as
+    llama.cpp allocates them (its "llama_kv_cache: size" line says the same: tests)."""
+    metadata = model.metadata()
+    arch = metadata.get("general.architecture", "")
+    n_embd, n_head = llama_cpp.llama_model_n_embd(model.model), llama_cpp.llama_model_n_head(model.model)
+    n_head_kv, n_layer = llama_cpp.llama_model_n_head_kv(model.model), llama_cpp.llama_model_n_layer(model.model)
+    key = int(metadata.get(f"{arch}.attention.key_length") or n_embd // max(n_head, 1))
+    value = int(metadata.get(f"{arch}.attention.value_length") or n_embd // max(n_head, 1))
+    return n_layer * (_row_bytes(key * n_head_kv, type_k) + _row_bytes(value * n_head_kv, type_v))
+
+
+def model_memory(model: Any, config: dict[str, Any], n_ctx_seq: int, parallel: int) -> dict[str, int]:
+    """What the model takes in a worker's own memory by its settings: the KV cache of every
+    sequence, and the weights when they are read rather than mapped (``use_mmap: false``)."""
+    per_sequence = kv_bytes_per_token(model, config.get("type_k") or "f16", config.get("type_v") or "f16") * n_ctx_seq
+    weights = 0 if config.get("use_mmap", True) else int(llama_cpp.llama_model_size(model.model))
+    kv = per_sequence * parallel
+    return {"kv_bytes_per_sequence": per_sequence, "kv_bytes": kv, "model_bytes": kv + weights}
+
+
+def gpu_offload() -> bool:
+    """Whether this build of llama.cpp can offload to a GPU (CUDA, Metal, Vulkan...)."""
+    return bool(llama_cpp.llama_supports_gpu_offload())

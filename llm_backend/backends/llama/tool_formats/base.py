@@ -1,0 +1,265 @@
+"""What every tool-call format shares: the interface, and the pieces its parser is made of.
+
+A format (one module per model family) says how its template is recognised, how OpenAI
+messages become what its template reads, the grammar of a forced call in its syntax, and how
+its answers read as text, a call's name, its arguments. Its parser is incremental: it takes
+the answer as it streams, in pieces cut anywhere, and tells what it can be sure of (``Content``,
+``Call``, ``Arguments``), holding back only what could still turn out otherwise (half a
+marker, a name not yet closed). A whole answer is read the same way, in one piece
+(``read_answer``), so a streamed answer and the whole one always say the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Content:
+    text: str
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+
+
+@dataclass(frozen=True)
+class Arguments:
+    text: str  # more of the current call's arguments (JSON text)
+
+
+Event = Content | Call | Arguments
+
+
+class Parser:
+    """An answer read as it streams. ``feed`` and ``finish`` return what became certain
+    (``StepParser`` below is what the formats' parsers are made of)."""
+
+    def feed(self, text: str) -> list[Event]:
+        raise NotImplementedError
+
+    def finish(self) -> list[Event]:
+        return []
+
+
+class ToolFormat:
+    """One model family's tool calling (see the module docstring)."""
+
+    name: ClassVar[str]
+    # Special tokens its answers are made of, which the engine must show as text (it drops
+    # control tokens' text otherwise).
+    markers: ClassVar[tuple[str, ...]] = ()
+    # Its syntax shapes every answer (channels), not only calls: parsed with or without tools.
+    always: ClassVar[bool] = False
+
+    @classmethod
+    def detect(cls, template: str) -> bool:
+        """Whether ``template`` (a chat template's text) is this family's."""
+        return False
+
+    def prompt(self, messages: list[Json], tools: list[Json] | None, choice: Any) -> tuple[list[Json], list[Json] | None]:
+        """The messages and tools the chat template renders. Natively: the tools as they are,
+        and the history as the family's templates read it."""
+        return self.history(messages), tools or None
+
+    def history(self, messages: list[Json]) -> list[Json]:
+        """OpenAI's messages as Hugging Face templates read them: a call's arguments as an
+        object, a tool message with the name of the function it answers."""
+        names = {call["id"]: call["function"]["name"] for message in messages for call in message.get("tool_calls") or ()}
+        converted = []
+        for message in messages:
+            if message.get("tool_calls"):
+                message = {**message, "tool_calls": [with_object_arguments(call) for call in message["tool_calls"]]}
+            elif message["role"] == "tool" and message.get("tool_call_id") in names:
+                message = {**message, "name": names[message["tool_call_id"]]}
+            converted.append(message)
+        return converted
+
+    def grammar(self, tools: list[Json], parallel: bool) -> str:
+        """The GBNF of an answer that is only calls of ``tools`` in this format (tool_choice
+        required or named; runs in the engine process)."""
+        raise NotImplementedError
+
+    def parser(self, names: set[str]) -> Parser:
+        """A parser of one answer that may call the functions ``names``."""
+        raise NotImplementedError
+
+
+def with_object_arguments(call: Json) -> Json:
+    """A tool call whose arguments (OpenAI's JSON text) are an object, as templates print them
+    with ``tojson``; text that is no JSON stays text."""
+    arguments = call["function"].get("arguments")
+    try:
+        arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+    except json.JSONDecodeError:
+        pass
+    return {**call, "function": {**call["function"], "arguments": arguments}}
+
+
+def one_call_per_message(messages: list[Json]) -> list[Json]:
+    """Assistant messages with several calls as one message per call, for templates that
+    print only one (Llama 3.x raises, gpt-oss takes the first)."""
+    split = []
+    for message in messages:
+        calls = message.get("tool_calls") or []
+        if len(calls) < 2:
+            split.append(message)
+            continue
+        split.append({**message, "tool_calls": calls[:1]})
+        split.extend({"role": "assistant", "content": "", "tool_calls": [call]} for call in calls[1:])
+    return split
+
+
+def short_id(call_id: str, length: int = 9) -> str:
+    """A stable alphanumeric id of ``length`` for ``call_id`` (Mistral's templates want 9)."""
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    number = int.from_bytes(hashlib.sha256(call_id.encode()).digest(), "big")
+    return "".join(alphabet[(number >> (6 * i)) % len(alphabet)] for i in range(length))
+
+
+# --- pieces of parsers ----------------------------------------------------------------------
+
+
+def held_prefix(text: str, markers: tuple[str, ...]) -> int:
+    """How long an end of ``text`` could be the start of one of ``markers``: what a parser
+    must hold back until the next piece says."""
+    best = 0
+    for marker in markers:
+        for length in range(min(len(marker) - 1, len(text)), best, -1):
+            if text.endswith(marker[:length]):
+                best = length
+                break
+    return best
+
+
+def find_marker(text: str, markers: tuple[str, ...]) -> tuple[int, str] | None:
+    """The first of ``markers`` in ``text``: (where, which)."""
+    found = [(index, marker) for marker in markers if (index := text.find(marker)) >= 0]
+    return min(found) if found else None
+
+
+def until_marker(text: str, markers: tuple[str, ...]) -> tuple[str, str | None, str]:
+    """``text`` up to the first of ``markers``: (what comes before, the marker, what follows);
+    without one, (what is certainly not one, None, the end that might still become one)."""
+    found = find_marker(text, markers)
+    if found:
+        index, marker = found
+        return text[:index], marker, text[index + len(marker) :]
+    keep = held_prefix(text, markers)
+    return text[: len(text) - keep], None, text[len(text) - keep :]
+
+
+class StepParser(Parser):
+    """A parser that moves through states over what has come (``buffer``), one step at a
+    time (``_step``: False when it needs more text). Its calls so far are counted; once they
+    are done, what follows is dropped (state ``after``)."""
+
+    def __init__(self, names: set[str], state: str) -> None:
+        self.names = names
+        self.buffer = ""
+        self.state = state
+        self.calls = 0
+        self.call: Any = None  # the JSON call being read (json_calls.JsonCalls), if any
+
+    def feed(self, text: str) -> list[Event]:
+        self.buffer += text
+        events: list[Event] = []
+        while self.state != "after" and self._step(events):
+            pass
+        if self.state == "after":
+            self.buffer = ""
+        return events
+
+    def _step(self, events: list[Event]) -> bool:
+        raise NotImplementedError
+
+    def _read_call(self, events: list[Event]) -> str:
+        """The buffer fed to the JSON call being read: "more" (it wants more text), "done"
+        (the buffer is now what follows it) or "rejected" (the buffer is all its text)."""
+        found, status, self.buffer = self.call.feed(self.buffer)
+        if status != "rejected":
+            events.extend(found)
+        if status == "done":
+            self.calls += 1
+        return status
+
+    def _call_step(self, events: list[Event], given_back: str, then: str) -> bool:
+        """A step of the JSON call being read: on to state ``then`` once it is whole, or
+        ``given_back`` (and its text) as text if it is no call."""
+        status = self._read_call(events)
+        if status == "rejected":
+            self._reject(events, given_back)
+        elif status == "more":
+            return False
+        else:
+            self.state = then
+        return True
+
+    def _arguments(self, events: list[Event]) -> bool:
+        """More of the current call's arguments (the JSON value ``self.value``, a
+        json_calls.JsonValue) from the buffer; True once they are whole."""
+        if not self.value.started:
+            self.buffer = self.buffer.lstrip()
+        taken = self.value.take(self.buffer)
+        if taken:
+            events.append(Arguments(self.buffer[:taken]))
+        self.buffer = self.buffer[taken:]
+        return self.value.done
+
+    def _reject(self, events: list[Event], given_back: str) -> None:
+        """What looked like a call is none: text (``given_back`` and the buffer, read again
+        as text) if nothing was called before, else the end of the calls."""
+        if self.calls:
+            self.state = "after"
+        else:
+            events.append(Content(given_back))
+            self.state = "content"
+
+
+class TaggedCalls(StepParser):
+    """Text, then calls each between an opening and a closing tag (a missing closing tag is
+    forgiven); what follows the calls is dropped. What is inside a tag is the format's
+    (``_open``, then ``_inside`` until it sets the state to ``close``)."""
+
+    opening: ClassVar[str]
+    closing: ClassVar[str]
+
+    def __init__(self, names: set[str]) -> None:
+        super().__init__(names, "content")  # -> inside -> close -> between -> inside ... | after
+
+    def _step(self, events: list[Event]) -> bool:
+        if self.state == "content":
+            before, marker, self.buffer = until_marker(self.buffer, (self.opening,))
+            events.append(Content(before))
+            if marker is None:
+                return False
+            self._open()
+        elif self.state == "inside":
+            return self._inside(events)
+        else:  # close, between
+            head = self.buffer.lstrip()
+            expected = self.closing if self.state == "close" else self.opening
+            if head.startswith(expected):
+                self.buffer = head[len(expected) :]
+                if self.state == "close":
+                    self.state = "between"
+                else:
+                    self._open()
+            elif expected.startswith(head):
+                self.buffer = head
+                return False  # may still come
+            else:  # a call without its closing tag; text after the calls
+                self.state = "between" if self.state == "close" else "after"
+        return True
+
+    def _open(self) -> None:
+        self.state = "inside"
+
+    def _inside(self, events: list[Event]) -> bool:
+        raise NotImplementedError

@@ -1,0 +1,9 @@
+"""Tag ``Project groups``: this service has no people (serving/control/people.py): each
+operation answers an honest 404."""
+
+from ..serving.control.people import refused
+
+list_project_groups = refused("list-project-groups")
+add_project_group = refused("add-project-group")
+retrieve_project_group = refused("retrieve-project-group")
+remove_project_group = refused("remove-project-group")

@@ -1,0 +1,131 @@
+"""Projects' per-model rate limits (the Admin API's ``project.rate_limit``), held across
+replicas: requests per minute and per day, tokens per minute, audio megabytes per minute,
+batch input tokens per day.
+
+A request naming a model is admitted once its body is read (``admit``: ``routed_by_model``
+for every JSON body with a model - fast lane, Connexion, batch lines - and the audio
+uploads), after its key was checked and counted (``rate_limits.py``). Which limits a
+project has is the control plane's snapshot (``storage/governance.py``: configuration,
+read again every 2 s); the counts are in the database's ``rate_limit_counters``, always
+(whatever ``rate_limit_storage`` says for keys), so every replica counts together: the
+request's windows are counted by one transaction of conditional UPSERTs, all or none
+(storage/rate_counters.py), never after a read of this process's memory. Tokens are added
+when an answer reports them (``spend``); a request is refused once its window's tokens are
+spent, not for the tokens it is about to use. Past a limit: OpenAI's 429
+``rate_limit_exceeded`` with ``retry-after``.
+
+Batch lines (``backends.base.background``) are held to ``batch_1_day_max_input_tokens``
+alone: a line that finds the day's batch input tokens spent fails with that 429 (its error
+line), and each line's input tokens count when it is answered. The interactive limits do
+not count batch lines, as OpenAI keeps batch limits apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+
+from ..auth import ANONYMOUS, Principal
+from ..backends.base import background
+from ..serving.control import hosted_tools
+from ..serving.control.errors import model_rate_limited
+from ..storage import Database
+from ..storage.governance import ModelLimits
+from ..storage.usage import Measured
+from . import context
+
+DAY = 86400
+MEGABYTE = 1_000_000
+# Window kinds in rate_limit_counters (a key's are requests, tokens, tokens_day).
+REQUESTS, REQUESTS_DAY, TOKENS, AUDIO_BYTES, BATCH_TOKENS = "requests", "requests_day", "tokens", "audio_bytes", "batch_tokens"
+
+
+def subject(project: str, model: str) -> str:
+    """The counters' owner for a project's model: fixed length, never a key's owner (no ':' in those)."""
+    return "m:" + hashlib.sha256(f"{project}\x00{model}".encode()).hexdigest()[:40]
+
+
+class ProjectLimits:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.counters = database.rate_counters
+        self._pending: set[asyncio.Task] = set()
+
+    async def _limits(self, principal: Principal, model: str) -> ModelLimits | None:
+        if principal.owner == ANONYMOUS:
+            return None
+        return (await self.database.governance.current()).rate_limits.get((principal.owner, model))
+
+    async def admit(self, principal: Principal, model: str, audio_bytes: int = 0) -> None:
+        """Count one request of ``principal``'s project on ``model``, or 429."""
+        limits = await self._limits(principal, model)
+        if limits is None:
+            return
+        now = time.time()
+        minute, day = int(now) // 60 * 60, int(now) // DAY * DAY
+        owner = subject(principal.owner, model)
+        if background.get():
+            if limits.batch_1_day_max_input_tokens is not None:
+                _, counts = await self.database.run(self.counters.admit, owner, [], [(BATCH_TOKENS, day)])
+                self._check_spent(principal, model, counts.get((BATCH_TOKENS, day), 0), limits.batch_1_day_max_input_tokens,
+                                  "batch input tokens", "day", day + DAY - now)
+            return
+        conditional = [
+            (kind, start, amount, limit)
+            for kind, start, amount, limit in (
+                (REQUESTS, minute, 1, limits.max_requests_per_1_minute),
+                (REQUESTS_DAY, day, 1, limits.max_requests_per_1_day),
+                (AUDIO_BYTES, minute, audio_bytes, (limits.max_audio_megabytes_per_1_minute or 0) * MEGABYTE or None),
+            )
+            if limit is not None and amount > 0
+        ]
+        read = [(TOKENS, minute)] if limits.max_tokens_per_1_minute is not None else []
+        if not conditional and not read:
+            return
+        admitted, counts = await self.database.run(self.counters.admit, owner, conditional, read)
+        if not admitted:
+            kind, start, _, limit = next(window for window in conditional if counts.get(window[:2]) == window[3])
+            per, reset = ("day", start + DAY - now) if kind == REQUESTS_DAY else ("min", start + 60 - now)
+            named = "audio bytes" if kind == AUDIO_BYTES else "requests"
+            raise model_rate_limited(model, principal.owner, named, per, limit, counts[(kind, start)], math.ceil(reset))
+        if read:
+            self._check_spent(principal, model, counts.get((TOKENS, minute), 0), limits.max_tokens_per_1_minute,
+                              "tokens", "min", minute + 60 - now)
+
+    @staticmethod
+    def _check_spent(principal: Principal, model: str, used: int, limit: int, kind: str, per: str, reset: float) -> None:
+        if used >= limit:
+            raise model_rate_limited(model, principal.owner, kind, per, limit, used, math.ceil(reset))
+
+    def spend(self, principal: Principal, model: str, measured: Measured) -> None:
+        """An answer's tokens, into the windows its project's limits on ``model`` count them in."""
+        input_tokens, output_tokens = measured.input_tokens, measured.output_tokens
+        limits = (self.database.governance.last()).rate_limits.get((principal.owner, model))
+        if limits is None or principal.owner == ANONYMOUS:
+            return
+        now = int(time.time())
+        batch = background.get()
+        windows = []
+        if batch and limits.batch_1_day_max_input_tokens is not None and input_tokens > 0:
+            windows.append(([(BATCH_TOKENS, now // DAY * DAY)], input_tokens))
+        if not batch and limits.max_tokens_per_1_minute is not None and input_tokens + output_tokens > 0:
+            windows.append(([(TOKENS, now // 60 * 60)], input_tokens + output_tokens))
+        for kinds, amount in windows:
+            task = asyncio.get_running_loop().create_task(
+                self.database.run(self.counters.add, subject(principal.owner, model), kinds, amount)
+            )
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+
+async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None) -> None:
+    """The request being served, held to its project's rules: its limits on ``model`` (when
+    the app has them) and, for a JSON ``body``, its hosted tool permissions."""
+    services = context.current()
+    if body is not None:
+        await hosted_tools.check(services, context.caller(), body)
+    limits = getattr(services, "project_limits", None)
+    if limits is not None:
+        await limits.admit(context.caller(), model, audio_bytes)

@@ -1,0 +1,248 @@
+"""One response of a Realtime conversation: the chat model's answer streamed as items, as
+text or, sentence by sentence as the model writes it, as speech (``speaker.py``); a request
+of the session's key through its ``Gate`` (checked again, rate-limited, observed, logged).
+
+A function call is done - ``response.function_call_arguments.done`` and its
+``output_item.done`` ``completed`` - as soon as its arguments are complete (they read as a
+whole JSON object, or the model began another call), not when the whole response ends: a
+client runs it at once, and a later call cut by ``max_output_tokens`` leaves it completed
+(issue #39: the Agents SDK never ran a finished call marked ``incomplete`` so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+from ...errors import answered
+from ..responses.request import chat_tool_choice, chat_tools
+from .events import RESPONSE, Json, error_event, event_id, new_id
+from .speaker import Speaker
+
+if TYPE_CHECKING:
+    from .conversation import ConversationSession
+
+PCM_BYTES_PER_MS = 48  # 24 kHz, 16-bit mono: what the audio deltas carry
+# A response's status as the metrics count it (a cancelled one as a client gone).
+STATUS = {"completed": 200, "incomplete": 200, "cancelled": 499, "failed": 500}
+
+
+class Response:
+    def __init__(self, session: ConversationSession, config: Json, metadata: Any) -> None:
+        self.session = session
+        self.config = config
+        self.id = new_id("resp")
+        self.audio = config["output_modalities"] == ["audio"]
+        self.object: Json = {
+            "object": "realtime.response",
+            "id": self.id,
+            "status": "in_progress",
+            "output": [],
+            "conversation_id": session.conversation_id,
+            "output_modalities": list(config["output_modalities"]),
+            "max_output_tokens": config["max_output_tokens"],
+            "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24_000}, "voice": config["voice"]}},
+        }
+        if metadata is not None:
+            self.object["metadata"] = metadata
+        self.message: Json | None = None  # the assistant message item being said
+        self.speaker: Speaker | None = None
+        self.status = "in_progress"
+        self.whole_calls: set[str] = set()  # the calls whose arguments are complete (done)
+
+    async def send(self, event: Json) -> None:
+        await self.session.send({"event_id": event_id(), **event})
+
+    def _chat(self) -> Json:
+        config = self.config
+        request: Json = {
+            "model": self.session.model,
+            "messages": self.session.items.messages(config["instructions"]),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        choice, offered = chat_tool_choice(config["tool_choice"], chat_tools(config["tools"]))
+        if offered:
+            request["tools"], request["tool_choice"] = offered, choice
+        if isinstance(config["max_output_tokens"], int):
+            request["max_tokens"] = config["max_output_tokens"]
+        return request
+
+    async def run(self) -> None:
+        try:
+            async with self.session.gate.admit(RESPONSE, self.session.model) as admission:
+                await self._run()
+                admission.finished(STATUS[self.object["status"]], self.object.get("usage"))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # refused before it began: a revoked key, a rate limit
+            await self.session.send(error_event(answered(exc)))
+            return
+        await self.send({"type": "rate_limits.updated", "rate_limits": admission.rate_limits})
+
+    async def _run(self) -> None:
+        session = self.session
+        await self.send({"type": "response.created", "response": dict(self.object, output=[])})
+        usage: Json = {}
+        calls: dict[int, Json] = {}
+        status, details = "completed", None
+        try:
+            try:
+                backend = session.services.registry.backend_for(session.model)
+                chunks = await backend.chat_completion_objects(session.model, self._chat())
+                async for chunk in chunks:
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices") or []:
+                        delta = choice.get("delta") or {}
+                        if delta.get("content"):
+                            await self._say(delta["content"])
+                        for call in delta.get("tool_calls") or []:
+                            await self._call(calls, call)
+                        if choice.get("finish_reason") == "length":
+                            status, details = "incomplete", {"type": "incomplete", "reason": "max_output_tokens"}
+                if self.speaker is not None:
+                    await self.speaker.finish()
+            except asyncio.CancelledError:
+                if not session.cancel_reason:
+                    raise  # the session is closing: nothing more is sent
+                status, details = "cancelled", {"type": "cancelled", "reason": session.cancel_reason}
+            except Exception as exc:
+                status, details = "failed", {"type": "failed", "error": answered(exc).body()["error"]}
+            self.status = status
+            await self._finish_message()
+            for call in calls.values():
+                if call["id"] not in self.whole_calls:
+                    await self._finish_call(call, "completed" if status == "completed" else "incomplete")
+        finally:
+            if self.speaker is not None:
+                await self.speaker.stop()
+                self.speaker = None  # it calls back into this response: no cycle left behind
+        self.object.update(status=status, usage=_usage(usage))
+        if details is not None:
+            self.object["status_details"] = details
+        await self.send({"type": "response.done", "response": self.object})
+
+    # --- the assistant's message ------------------------------------------------------------
+
+    async def _say(self, text: str) -> None:
+        if self.message is None:
+            await self._open_message()
+        part = self.message["content"][0]
+        key = "transcript" if self.audio else "text"
+        part[key] += text
+        where = self._where(self.message)
+        kind = "response.output_audio_transcript.delta" if self.audio else "response.output_text.delta"
+        await self.send({"type": kind, **where, "delta": text})
+        if self.speaker is not None:
+            await self.speaker.add(text)
+
+    async def _open_message(self) -> None:
+        part = {"type": "output_audio", "transcript": ""} if self.audio else {"type": "output_text", "text": ""}
+        self.message = {"id": new_id("item"), "type": "message", "object": "realtime.item", "status": "in_progress", "role": "assistant", "content": [part]}
+        await self._output_item(self.message)
+        await self.send({"type": "response.content_part.added", **self._where(self.message), "part": _event_part(part)})
+        if self.audio:
+            self.session.audio_ms[self.message["id"]] = 0
+            self.speaker = Speaker(self.session.services, self.config["voice"], self.config["speed"], self._audio)
+
+    async def _audio(self, pcm: bytes) -> None:
+        assert self.message is not None
+        self.session.audio_ms[self.message["id"]] += len(pcm) // PCM_BYTES_PER_MS
+        await self.send({"type": "response.output_audio.delta", **self._where(self.message), "delta": base64.b64encode(pcm).decode()})
+
+    async def _finish_message(self) -> None:
+        message = self.message
+        if message is None:
+            return
+        part, where = message["content"][0], self._where(message)
+        if self.audio:
+            await self.send({"type": "response.output_audio.done", **where})
+            await self.send({"type": "response.output_audio_transcript.done", **where, "transcript": part["transcript"]})
+        else:
+            await self.send({"type": "response.output_text.done", **where, "text": part["text"]})
+        await self.send({"type": "response.content_part.done", **where, "part": _event_part(part)})
+        await self._item_done(message, "completed" if self.status == "completed" else "incomplete")
+
+    # --- function calls -----------------------------------------------------------------------
+
+    async def _call(self, calls: dict[int, Json], delta: Json) -> None:
+        index = delta.get("index", 0)
+        call = calls.get(index)
+        function = delta.get("function") or {}
+        if call is None:
+            for earlier in calls.values():  # the model began another call: the ones before are whole
+                if earlier["id"] not in self.whole_calls:
+                    await self._finish_call(earlier, "completed")
+            call = calls[index] = {
+                "id": new_id("item"), "type": "function_call", "object": "realtime.item", "status": "in_progress",
+                "call_id": delta.get("id") or new_id("call"), "name": function.get("name") or "", "arguments": "",
+            }
+            await self._output_item(call)
+        if function.get("arguments") and call["id"] not in self.whole_calls:
+            call["arguments"] += function["arguments"]
+            await self.send({"type": "response.function_call_arguments.delta", **self._call_where(call), "delta": function["arguments"]})
+            if _whole(call["arguments"]):
+                await self._finish_call(call, "completed")
+
+    async def _finish_call(self, call: Json, status: str) -> None:
+        self.whole_calls.add(call["id"])
+        await self.send({"type": "response.function_call_arguments.done", **self._call_where(call), "name": call["name"], "arguments": call["arguments"]})
+        await self._item_done(call, status)
+
+    def _call_where(self, call: Json) -> Json:
+        return {"response_id": self.id, "item_id": call["id"], "output_index": self._index(call), "call_id": call["call_id"]}
+
+    # --- items of the response ----------------------------------------------------------------
+
+    def _index(self, item: Json) -> int:
+        return next(index for index, output in enumerate(self.object["output"]) if output["id"] == item["id"])
+
+    def _where(self, item: Json) -> Json:
+        return {"response_id": self.id, "item_id": item["id"], "output_index": self._index(item), "content_index": 0}
+
+    async def _output_item(self, item: Json) -> None:
+        self.object["output"].append(item)
+        await self.send({"type": "response.output_item.added", "response_id": self.id, "output_index": self._index(item), "item": _copy(item)})
+        await self.session.add(item, done=False)
+
+    async def _item_done(self, item: Json, status: str) -> None:
+        item["status"] = status
+        self.session.items.recount(item)
+        await self.send({"type": "response.output_item.done", "response_id": self.id, "output_index": self._index(item), "item": _copy(item)})
+        await self.send({"type": "conversation.item.done", "previous_item_id": None, "item": _copy(item)})
+
+
+def _whole(arguments: str) -> bool:
+    """Whether a call's arguments are complete: a JSON object, closed (nothing can follow it)."""
+    if not arguments.rstrip().endswith("}"):
+        return False
+    try:
+        return isinstance(json.loads(arguments), dict)
+    except ValueError:
+        return False
+
+
+def _event_part(part: Json) -> Json:
+    """A content part as the part events name it (``audio``/``text``, not the item's
+    ``output_audio``/``output_text``)."""
+    return {**part, "type": part["type"].removeprefix("output_")}
+
+
+def _copy(item: Json) -> Json:
+    """An item as it is now: the events carry snapshots."""
+    return json.loads(json.dumps(item))
+
+
+def _usage(usage: Json) -> Json:
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+    return {
+        "total_tokens": prompt + completion,
+        "input_tokens": prompt,
+        "output_tokens": completion,
+        "input_token_details": {"text_tokens": prompt, "audio_tokens": 0, "cached_tokens": cached},
+        "output_token_details": {"text_tokens": completion, "audio_tokens": 0},
+    }
