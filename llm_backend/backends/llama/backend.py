@@ -22,6 +22,7 @@ from ..lifecycle import MODEL_KEEP_ALIVE, Lifecycle
 from ..prefix_routes import prefix_hashes
 from ..presets import REPORTED_SAMPLING, Preset, presets
 from .fanout import fan_out
+from . import prediction
 from .local_model import LocalModel
 from .params import chat_params, completion_params, embedding_inputs
 from .shapers import ChatShaper, CompletionShaper, embedding_response
@@ -172,6 +173,7 @@ class LlamaBackend:
 
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
+        prediction.check(request)  # the client's own parameters, before a persona's defaults
         model = self.local_models[preset.model.id]
         params = chat_params(preset.chat_request(request), model.n_ctx)
         # Whose cached KV it may reuse (engine/prefixes.py).
