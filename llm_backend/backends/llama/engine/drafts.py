@@ -99,7 +99,6 @@ class Draft:
                 self.at += 1
                 self.last = self.at
                 return
-        aligned = self.at is not None
         self.at = self._realign()
         if self.at is not None:
             self.last = self.at
