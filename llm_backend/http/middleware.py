@@ -190,7 +190,9 @@ class BodyLimit(HttpMiddleware):
 
     A chunked body (no Content-Length) is read up to the limit and replayed with its length
     set: Connexion's validation would otherwise take it for a missing body. A chunked
-    upload is spooled to a temporary file for that, not held in memory.
+    upload is spooled to a temporary file for that, not held in memory. Added after
+    Connexion's security: no byte of a body is read before its key is known good, and
+    inside ``BodyDeadline``, which times every read.
     """
 
     def __init__(

@@ -11,11 +11,14 @@ import jsonschema_rs
 from connexion.validators import JSONRequestBodyValidator
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import extend
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope
 
 from .. import errors
 from ..errors import OpenAIError, bad_request
 from ..http import context
-from ..http.body import parse_json
+from ..http.body import LARGE_BODY, parse_json, read_body
+from ..off_loop import off_loop
 from . import leniency
 from .unknown_fields import extension_error, unknown_fields, unknown_fields_error
 
@@ -46,6 +49,42 @@ def _as_openai_error(error: ValidationError) -> OpenAIError:
     return bad_request(f"Invalid value for {where}: {error.message}.", param, "invalid_value")
 
 
+# What an error message shows of a long value: jsonschema writes the instance's repr into
+# its messages, and an 8 MiB array's took seconds and made a reply of megabytes.
+_SHOWN_ITEMS = 8
+_SHOWN_CHARS = 100
+
+
+class _ShownList(list):
+    def __repr__(self) -> str:
+        return "[" + ", ".join(repr(item) for item in self[:_SHOWN_ITEMS]) + f", ... ({len(self)} items)]"
+
+
+class _ShownDict(dict):
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{key!r}: {value!r}" for key, value in list(self.items())[:_SHOWN_ITEMS])
+        return "{" + shown + f", ... ({len(self)} keys)}}"
+
+
+class _ShownStr(str):
+    def __repr__(self) -> str:
+        return repr(str(self[:_SHOWN_CHARS])) + f"... ({len(self)} characters)"
+
+
+def _shown(value: Any) -> Any:
+    """``value`` with its long lists, objects and strings shown short in error messages
+    (the same values: subclasses of list, dict and str)."""
+    if isinstance(value, dict):
+        items = {key: _shown(item) for key, item in value.items()}
+        return _ShownDict(items) if len(items) > _SHOWN_ITEMS else items
+    if isinstance(value, list):
+        items = [_shown(item) for item in value]
+        return _ShownList(items) if len(items) > _SHOWN_ITEMS else items
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        return _ShownStr(value)
+    return value
+
+
 def _allow_nullable(keyword: str):
     check = Draft202012Validator.VALIDATORS[keyword]
 
@@ -57,11 +96,70 @@ def _allow_nullable(keyword: str):
     return nullable_check
 
 
+def _first_error(keyword: str):
+    """A keyword that walks an instance's items or properties, stopping at the first error
+    (OpenAI reports one): an array of millions of bad items once made millions of errors,
+    gigabytes, before one was chosen. A long array's first bad item is found by bisection
+    with the compiled schema of its items, so the explanation walks one item, not all."""
+    check = Draft202012Validator.VALIDATORS[keyword]
+
+    def first(validator, value, instance, schema):
+        if keyword == "items" and isinstance(value, dict) and isinstance(instance, list) and len(instance) > _BISECTED:
+            start = len(schema.get("prefixItems") or ())
+            index = _first_bad_item(value, instance, start)
+            if index is not _UNCHECKED:
+                if index is not None:
+                    yield from validator.descend(instance[index], value, path=index)
+                return
+        for error in check(validator, value, instance, schema):
+            yield error
+            return
+
+    return first
+
+
+_BISECTED = 64
+# id(items schema) -> (the schema, kept so that its id is not reused; its array's check)
+_ITEM_CHECKS: dict[int, tuple[dict, Any]] = {}
+
+
+_UNCHECKED = -1
+
+
+def _first_bad_item(items: dict, instance: list, start: int) -> int | None:
+    """The index of the first item from ``start`` the compiled ``items`` schema refuses
+    (None: all pass; ``_UNCHECKED``: the schema does not compile alone): bisection, a few
+    Rust calls."""
+    entry = _ITEM_CHECKS.get(id(items))
+    if entry is None or entry[0] is not items:
+        try:
+            check = jsonschema_rs.validator_for(nullable_as_type({"type": "array", "items": items})).is_valid
+        except Exception:  # a sub-schema that does not compile alone (a reference left in it)
+            check = None
+        entry = _ITEM_CHECKS[id(items)] = (items, check)
+    valid = entry[1]
+    if valid is None:
+        return _UNCHECKED
+    low, high = start, len(instance)  # the first bad item is in [low, high)
+    if valid(instance[low:high]):
+        return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        if valid(instance[low:middle]):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
 # The document is 3.1 but still says `nullable: true` (the 3.0 way) in ~110 places; OpenAI
 # accepts null there, and so must we.
 RequestSchemaValidator = extend(
     Draft202012Validator,
-    {keyword: _allow_nullable(keyword) for keyword in ("type", "enum", "oneOf", "anyOf")},
+    {
+        **{keyword: _allow_nullable(keyword) for keyword in ("type", "enum", "oneOf", "anyOf")},
+        **{keyword: _first_error(keyword) for keyword in ("items", "prefixItems", "additionalProperties", "patternProperties")},
+    },
 )
 
 
@@ -140,6 +238,11 @@ def _compiled(schema: dict) -> tuple[Any, Any]:
     return entry[1], entry[2]
 
 
+# Where the body validator leaves the body it parsed and checked, for the handler
+# (``spec/adapter.py`` has Connexion's request read it there, not parse the bytes again).
+CHECKED_BODY = "llm_backend.checked_body"
+
+
 class OpenAPI31BodyValidator(JSONRequestBodyValidator):
     """JSON bodies checked with the 2020-12 dialect; errors in OpenAI's words.
 
@@ -147,6 +250,10 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
     one goes through the Python validator (~1 ms), which finds the error to report.
     Connexion makes a validator per request, so the compiled schemas live in
     ``_COMPILED``, once per operation (rebuilt per request, they cost ~10 ms of CPU a chat).
+
+    The body is parsed and checked once (``checked_json``, off the event loop when large)
+    and handed to the handler as checked, with OpenAI's defaults set: Connexion would parse
+    the bytes again on the loop for the handler, and re-encode a body it changed.
     """
 
     @property
@@ -157,11 +264,16 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
     def _fast_validator(self):
         return _compiled(self._schema)[0]
 
-    async def _parse(self, stream, scope) -> Any:
-        body = b"".join([chunk async for chunk in stream])
-        if not body.strip():
-            return None
-        return parse_json(body)
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        if not int(Headers(scope=scope).get("content-length", 0)):
+            return await super().wrap_receive(receive, scope=scope)  # no body: the document's rules
+        raw, receive = await read_body(receive)
+        if raw is None or not raw.strip():
+            self._validate(None)
+            return receive, scope
+        body = await checked_json(self._schema, raw, context.record().operation_id)
+        scope.setdefault("extensions", {})[CHECKED_BODY] = body
+        return receive, scope
 
     def _validate(self, body: Any) -> None:
         if body is None:
@@ -170,19 +282,21 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
             if self._nullable or not self._required:
                 return
             raise errors.invalid_body()
-        if not self._fast_validator.is_valid(body):
-            try:
-                self._validator.validate(body)
-            except ValidationError as error:
-                raise _as_openai_error(error) from None
-        operation_id = context.record().operation_id
-        problem = local_problem(self._schema, body, operation_id)
-        if problem is not None:
-            raise problem
-        if operation_id in leniency.OPERATIONS and isinstance(body, dict) and _served_here(body, operation_id):
-            # The controller gets the body with OpenAI's defaults set (local_problem), so
-            # re-encoded; a body for an upstream model keeps the client's own bytes.
-            self.MUTABLE_VALIDATION = True
+        check_body(self._schema, body, context.record().operation_id)
+
+
+async def checked_json(schema: dict, raw: bytes, operation_id: str | None) -> Any:
+    """A raw JSON body parsed and checked as every lane checks it (``parse_json``, then
+    ``check_body``), or the 400 it gets: on the event loop for a small body, in a thread
+    for a large one (``off_loop.py``: the parse, the schema, the unknown-field walk are all
+    sized by the input)."""
+    return await off_loop(len(raw) > LARGE_BODY, _parsed_and_checked, schema, raw, operation_id)
+
+
+def _parsed_and_checked(schema: dict, raw: bytes, operation_id: str | None) -> Any:
+    body = parse_json(raw)
+    check_body(schema, body, operation_id)
+    return body
 
 
 def _served_here(body: Any, operation_id: str | None) -> bool:
@@ -216,21 +330,14 @@ def local_problem(schema: dict, body: Any, operation_id: str | None) -> OpenAIEr
     return problem
 
 
-def is_valid_body(schema: dict, operation_id: str | None = None) -> Callable[[Any], bool]:
-    """Whether a JSON body is valid for ``schema``: the compiled schema the body validator
-    above uses (compiled on first use) and the local-model rule, for the fast lane (which
-    hands anything invalid to Connexion, whose validator above reports it)."""
-    return lambda body: _compiled(schema)[0].is_valid(body) and local_problem(schema, body, operation_id) is None
-
-
 def check_body(schema: dict, body: Any, operation_id: str | None = None) -> None:
     """Raise the error the body validator answers for ``body`` against ``schema`` (and the
-    local-model rule, given the operation): for JSON that arrives other than as a request
-    body (the Responses WebSocket mode's events)."""
+    local-model rule, given the operation): every lane's check (request bodies, the
+    Responses WebSocket mode's events, batch lines)."""
     fast, explaining = _compiled(schema)
     if not fast.is_valid(body):
         try:
-            explaining.validate(body)
+            explaining.validate(_shown(body))
         except ValidationError as error:
             raise _as_openai_error(error) from None
     problem = local_problem(schema, body, operation_id) if operation_id else None

@@ -25,6 +25,7 @@ RANKS = {
     "auth": -1,
     "errors": -1,
     "json_depth": -1,
+    "off_loop": -1,
     "openai_tokens": -1,
     "client_secrets": -1,
     "settings": -1,

@@ -14,6 +14,7 @@ from typing import Any
 
 from ... import errors
 from ...errors import bad_request, model_not_found
+from ...off_loop import many_values, off_loop
 from ...settings import ModelConfig, Settings
 from ..base import Answer, Json, ModelCard, Relayed, Serving, tenant
 from ..events import ModelEvents
@@ -162,7 +163,8 @@ class LlamaBackend:
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = chat_params(preset.chat_request(request), model.n_ctx)
+        # Sized by the input: a thread for a long list (issue #39).
+        params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx)
         # Whose cached KV it may reuse (engine/prefixes.py).
         params.update(tenant=tenant.get(), shared_messages=preset.shared_messages(params["messages"]))
         return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper))
@@ -174,7 +176,13 @@ class LlamaBackend:
     async def completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = completion_params(preset.completion_request(request, model_id), model.n_ctx, preset.model.token_ids == "native")
+        params = await off_loop(
+            many_values(request.get("prompt")),
+            completion_params,
+            preset.completion_request(request, model_id),
+            model.n_ctx,
+            preset.model.token_ids == "native",
+        )
         params["tenant"] = tenant.get()
         prompts = params.pop("prompts")
 
@@ -222,7 +230,8 @@ class LlamaBackend:
         and tokenizer, in the engine worker, between two decoding steps."""
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = chat_params(preset.chat_request(request), model.n_ctx)
+        # Sized by the input: a thread for a long list (issue #39).
+        params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx)
 
         async def answer() -> Json:
             events = await model.run("count", {"messages": params["messages"]}, need=0)
@@ -234,7 +243,7 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         request = preset.embedding_request(request, model_id)
-        inputs = embedding_inputs(request, preset.model.token_ids == "native")
+        inputs = await off_loop(many_values(request.get("input")), embedding_inputs, request, preset.model.token_ids == "native")
 
         async def answer() -> Json:
             events = await model.run("embedding", {"input": inputs, "dimensions": request.get("dimensions")}, need=0)
