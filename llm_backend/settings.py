@@ -292,6 +292,12 @@ class Settings(BaseSettings):
     realtime_session_seconds: float = Field(
         1800, gt=0, description="longest Realtime session (/v1/realtime): then its connection is closed, as OpenAI's"
     )
+    responses_websocket_seconds: float = Field(
+        3600,
+        gt=0,
+        description="longest Responses WebSocket connection (/v1/responses): then an error event "
+        "websocket_connection_limit_reached and the connection closed, as OpenAI's (60 minutes)",
+    )
     local_moderation: bool = Field(
         True, description="answer /v1/moderations here (needs embedding_model); false: an upstream's moderation"
     )
