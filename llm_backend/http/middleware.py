@@ -17,7 +17,7 @@ from typing import Protocol
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import errors
+from .. import errors, off_loop
 from . import context
 from .body import TooLarge, read_body, spool_body
 from .edge import cross_site_origin, foreign_host
@@ -162,6 +162,7 @@ class RequestContext:
                 await self.app(scope, receive, send_with_id)
         finally:
             exchange.end(500 if status is None else status)
+            off_loop.release()
 
 
     async def _refused(self, scope: Scope) -> errors.OpenAIError | None:
