@@ -40,14 +40,12 @@ CONTROLLERS = "llm_backend.controllers"
 # The vendored document is OpenAPI 3.1; Connexion's 3.0/Draft-4 spec validator cannot read it.
 OpenAPISpecification._validate_spec = classmethod(lambda cls, spec: None)
 
-_parsed_by_connexion = ConnexionRequest.json
-
-
 async def _checked_json(self: ConnexionRequest):
     """The body the body validator parsed and checked (``validation.CHECKED_BODY``), not
-    the bytes parsed again on the event loop (issue #39: 0.25 s of it for the worst 8 MiB)."""
-    extensions = self.scope.get("extensions", {})
-    return extensions[CHECKED_BODY] if CHECKED_BODY in extensions else await _parsed_by_connexion(self)
+    the bytes parsed again on the event loop (issue #39: 0.25 s of it for the worst 8 MiB).
+    Without one the request has no JSON body for its operation (a GET sent with one: never
+    read, never parsed)."""
+    return self.scope.get("extensions", {}).get(CHECKED_BODY)
 
 
 ConnexionRequest.json = _checked_json
