@@ -87,10 +87,10 @@ class EmbeddingModel(FirstUseModels):
     # --- operations ----------------------------------------------------------------------
 
     async def embedding(self, model_id: str, request: Json) -> Json:
-        texts = _texts(request.get("input"))
         dimensions = request.get("dimensions")
         encoding = request.get("encoding_format") or "float"
-        vectors, counts = await anyio.to_thread.run_sync(self._embed_checked, texts, dimensions)
+        # The inputs read in the thread too: token ids into text is work sized by them.
+        vectors, counts = await anyio.to_thread.run_sync(self._embed_checked, request.get("input"), dimensions)
         data = []
         for index, vector in enumerate(vectors):
             shown: Any = base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector.tolist()
@@ -98,7 +98,8 @@ class EmbeddingModel(FirstUseModels):
         total = sum(counts)
         return {"object": "list", "data": data, "model": model_id, "usage": {"prompt_tokens": total, "total_tokens": total}}
 
-    def _embed_checked(self, texts: list[str], dimensions: Any) -> tuple["np.ndarray", list[int]]:
+    def _embed_checked(self, value: Any, dimensions: Any) -> tuple["np.ndarray", list[int]]:
+        texts = _texts(value)
         embedder = self.embedder()
         if dimensions is not None and dimensions != embedder.dimensions:
             raise bad_request(

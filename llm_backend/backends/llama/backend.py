@@ -15,6 +15,7 @@ from typing import Any
 from ... import errors
 from ...errors import bad_request, model_not_found
 from ...off_loop import many_values, off_loop
+from ...openai_tokens import first_use
 from ...settings import ModelConfig, Settings
 from ..base import Answer, Json, ModelCard, Relayed, Serving, tenant
 from ..events import ModelEvents
@@ -177,7 +178,7 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         params = await off_loop(
-            many_values(request.get("prompt")),
+            many_values(request.get("prompt")) or first_use(request.get("prompt")),
             completion_params,
             preset.completion_request(request, model_id),
             model.n_ctx,
@@ -243,7 +244,8 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         request = preset.embedding_request(request, model_id)
-        inputs = await off_loop(many_values(request.get("input")), embedding_inputs, request, preset.model.token_ids == "native")
+        large = many_values(request.get("input")) or first_use(request.get("input"))
+        inputs = await off_loop(large, embedding_inputs, request, preset.model.token_ids == "native")
 
         async def answer() -> Json:
             events = await model.run("embedding", {"input": inputs, "dimensions": request.get("dimensions")}, need=0)
