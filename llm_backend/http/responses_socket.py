@@ -24,6 +24,11 @@ leaves it stored as ``incomplete``, as over HTTP. The connection remembers its l
 ``store: false`` response, which a ``previous_response_id`` on the same socket continues
 (``serving/responses/memory.py``), as OpenAI's does.
 
+A connection lasts at most ``responses_websocket_seconds`` (OpenAI's: 60 minutes): then an
+``error`` event ``websocket_connection_limit_reached`` (on no lane: the connection's) and the
+socket is closed. A large event is parsed and checked off the event loop (``off_loop.py``),
+and its fragments must arrive within the body deadline (``http/socket_deadline.py``).
+
 The socket passes the HTTP edge (``http/middleware.RequestContext``: a request id, the
 ``Origin`` check, the access log line of the connection). Each ``response.create`` is an
 ``Exchange`` of its own, as an HTTP request is: a ``createResponse`` in the metrics (status,
