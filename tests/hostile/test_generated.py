@@ -11,11 +11,18 @@ operation, which refuses the API key with 403): each answer is the result or an
 OpenAI-shaped 4xx within its time budget, while a ``/health`` probe never waits longer than
 250 ms and no process of the service grows more than 400 MB. Which array or string is grown
 is drawn from the run's seed (printed in the header: replay with ``FUZZ_SEED``); every
-operation every run. The WebSocket client events (Responses, Realtime): test_generated_events.py.
+operation every run.
+
+The same for the WebSocket client events: every client event of the Realtime API (one
+schema per type in ``RealtimeClientEvent``) and the Responses WebSocket mode's
+``response.create``, each at the size limit (uvicorn's ``ws_max_size``). The handshake
+without a right key is refused (401); with the key, the event gets its answer, or the
+session stays able to answer: a follow-up event's ``error`` comes within the budget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -24,6 +31,8 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
 
 from llm_backend.spec.adapter import is_served, operations
 from llm_backend.spec.loader import EXTENSIONS_SPEC, load_document
@@ -32,7 +41,7 @@ from tests.conftest import MODEL
 from tests.support.clients import keyed_server
 from tests.support.document import openai_document
 from tests.support.fuzz import SEED
-from tests.support.hostile_bodies import Builder, compact
+from tests.support.hostile_bodies import Builder
 from tests.support.rss import watch
 from tests.support.server import access_lines, log_size
 
@@ -256,3 +265,89 @@ def test_a_hostile_body_at_the_limit_gets_its_answer_in_time(hostile_server, pro
         answer, seconds = send(ADMIN if admin else KEY)
         assert_answered(answer, replay)
         assert seconds <= ANSWER_SECONDS, f"{replay}: answered {answer.status_code} after {seconds:.1f} s"
+
+
+# --- WebSocket client events ---
+
+SCHEMAS = DOCUMENT["components"]["schemas"]
+REALTIME_EVENTS = {
+    SCHEMAS[name]["properties"]["type"]["enum"][0]: name
+    for name in (option["$ref"].rsplit("/", 1)[1] for option in SCHEMAS["RealtimeClientEvent"]["anyOf"])
+}
+SOCKETS = {"responses": "/v1/responses", "realtime": f"/v1/realtime?model={MODEL}"}
+
+
+def event_for(schema_name: str, draw: str, fixed: dict, size: int = SIZE) -> tuple[bytes, str]:
+    """A client event of ``size`` built from its schema, as ``draw`` (a seed) draws it."""
+    rng = random.Random(draw)
+    builder = Builder(DOCUMENT, rng, MODEL)
+    schema = builder.parts({"$ref": f"#/components/schemas/{schema_name}"})
+    slots = [slot for slot in builder.slots(schema) if slot.chain[0][0] not in fixed]
+    slot = rng.choice(slots)
+    event = json.loads(builder.filled(schema, slot, size))
+    event.update(fixed)
+    return json.dumps(event, separators=(",", ":")).encode(), str(slot)
+
+
+async def exchange(live, socket: str, frame: bytes, follow_up: dict, key: str = KEY) -> list[dict]:
+    """The events after ``frame``, up to the ``error`` that answers ``follow_up``."""
+    url = live.base_url.replace("http", "ws") + SOCKETS[socket]
+    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {key}"}, max_size=None, open_timeout=60) as ws:
+        if socket == "realtime":
+            created = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            assert created["type"] == "session.created", created
+        await ws.send(frame.decode())
+        await ws.send(json.dumps(follow_up))
+        seen: list[dict] = []
+        async with asyncio.timeout(ANSWER_SECONDS):
+            while True:
+                event = json.loads(await ws.recv())
+                seen.append(event)
+                if event["type"] == "error" and (event["error"].get("event_id") == "follow-up" or event["error"].get("code") == "invalid_event"):
+                    return seen
+
+
+@pytest.mark.parametrize("socket", sorted(SOCKETS))
+@pytest.mark.parametrize("key", [None, "sk-wrong-key"], ids=["no-key", "wrong-key"])
+def test_a_socket_without_a_right_key_is_refused_at_its_handshake(hostile_server, socket, key):
+    url = hostile_server.base_url.replace("http", "ws") + SOCKETS[socket]
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def handshake() -> int:
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(url, additional_headers=headers, open_timeout=30):
+                pass
+        return refused.value.response.status_code
+
+    assert asyncio.run(handshake()) == 401
+
+
+def assert_openai_errors(events: list[dict], replay: str) -> None:
+    for event in events:
+        if event["type"] == "error":
+            error = event["error"]
+            assert error.get("type") != "server_error" and {"message", "type", "code"} <= set(error), f"{replay}: {event}"
+
+
+@pytest.mark.parametrize("kind", sorted(REALTIME_EVENTS))
+def test_a_hostile_realtime_event_at_the_limit_leaves_the_session_answering(hostile_server, probe, kind):
+    draw = f"{SEED}:realtime:{kind}"
+    frame, shape = event_for(REALTIME_EVENTS[kind], draw, {"type": kind})
+    replay = f"seed {SEED}, realtime {kind} ({shape}, {len(frame)} bytes)"
+    follow_up = {"type": "conversation.item.retrieve", "item_id": "hostile_missing", "event_id": "follow-up"}
+    small, _ = event_for(REALTIME_EVENTS[kind], draw, {"type": kind}, 4096)
+    asyncio.run(exchange(hostile_server, "realtime", small, follow_up))  # unmeasured: what a first use loads
+    with bounded(hostile_server, probe, replay):
+        events = asyncio.run(exchange(hostile_server, "realtime", frame, follow_up))
+    assert_openai_errors(events, replay)
+
+
+def test_a_hostile_response_create_at_the_limit_gets_its_answer(hostile_server, probe):
+    fixed = {"type": "response.create", "model": MODEL, "max_output_tokens": 16}
+    frame, shape = event_for("CreateResponse", f"{SEED}:responses", fixed)
+    replay = f"seed {SEED}, response.create ({shape}, {len(frame)} bytes)"
+    small, _ = event_for("CreateResponse", f"{SEED}:responses", fixed, 4096)
+    asyncio.run(exchange(hostile_server, "responses", small, "not json"))  # type: ignore[arg-type]
+    with bounded(hostile_server, probe, replay):
+        events = asyncio.run(exchange(hostile_server, "responses", frame, "not json"))  # type: ignore[arg-type]
+    assert_openai_errors(events, replay)
