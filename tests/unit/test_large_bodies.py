@@ -67,7 +67,7 @@ def test_a_large_body_of_many_values_lets_other_threads_run_while_it_is_parsed()
     # json.loads of such a body is one C call holding the GIL (0.25 s for the worst 8 MiB);
     # in slices, the loop's thread gets its turn within a few switch intervals. (Numbers:
     # millions of objects would add the garbage collector's pauses, another matter.)
-    body = b"[" + b",".join([b"0"] * 4_000_000) + b"]"
+    body = b"[" + b",".join([b"0"] * 1_500_000) + b"]"
     waits: list[float] = []
     done = threading.Event()
 
@@ -88,11 +88,11 @@ def test_a_large_body_of_many_values_lets_other_threads_run_while_it_is_parsed()
 def test_an_invalid_item_among_millions_is_named_without_an_error_for_each():
     # The explaining validator once made one error per bad item, in every branch of the
     # input's anyOf, before choosing one: gigabytes for an 8 MiB body.
-    items = [{}] * 1_000_000
+    items = [{}] * 300_000
     started = time.process_time()
     with pytest.raises(OpenAIError) as refused:
         check_body(body_schema("/embeddings"), {"model": "m", "input": items})
-    assert refused.value.status == 400 and time.process_time() - started < 5
+    assert refused.value.status == 400 and time.process_time() - started < 2
 
 
 def test_the_first_bad_item_of_a_long_array_is_the_one_named():
