@@ -165,7 +165,7 @@ class Connection:
         except OpenAIError as error:
             return None, None, error
         try:
-            body, lane = self.socket.check_event(event)
+            body, lane = self.socket.check_event(event, len(frame) > LARGE_BODY)
         except OpenAIError as error:
             claimed = event.get("stream_id") if isinstance(event, dict) else None
             return None, claimed if isinstance(claimed, str) else None, error
