@@ -108,7 +108,7 @@ def test_a_large_body_is_judged_in_slices_as_the_compiled_schema_judges_it(path)
     # slice at a time (one Rust call over 8 MiB held the GIL 0.39 s): the same verdict.
     import random
 
-    from llm_backend.spec.validation import _compiled, _shown, _valid_in_slices
+    from llm_backend.spec.schema_dialect import _compiled, _shown, _valid_in_slices
     from tests.support.document import openai_document
     from tests.support.hostile_bodies import Builder
 
