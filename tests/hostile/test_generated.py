@@ -253,11 +253,16 @@ def test_a_hostile_body_at_the_limit_gets_its_answer_in_time(hostile_server, pro
 
         if not open_to_all(operation):
             for key in (None, "sk-wrong-key"):
-                since = log_size(live)
-                answer, _ = send(key)
-                assert answer.status_code == 401, f"{replay}, key {key}: {answer.status_code} {answer.text[:200]}"
-                assert_answered(answer, replay)
-                took = server_ms(live, path, since, answer.headers.get("x-request-id", ""))
+                # The server's own time for the 401; asked twice when over budget: a process
+                # descheduled once on a busy machine is no slow path, one that reads the body is.
+                for attempt in range(2):
+                    since = log_size(live)
+                    answer, _ = send(key)
+                    assert answer.status_code == 401, f"{replay}, key {key}: {answer.status_code} {answer.text[:200]}"
+                    assert_answered(answer, replay)
+                    took = server_ms(live, path, since, answer.headers.get("x-request-id", ""))
+                    if took <= UNAUTHENTICATED_MS:
+                        break
                 assert took <= UNAUTHENTICATED_MS, f"{replay}, key {key}: 401 after {took} ms"
             if admin:
                 answer, _ = send(KEY)
