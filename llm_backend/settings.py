@@ -264,6 +264,12 @@ class Settings(BaseSettings):
     realtime_event_values: int = Field(
         20_000, ge=100, description="JSON values one Realtime client event may hold; more: the event refused (invalid_value)"
     )
+    responses_websocket_seconds: float = Field(
+        3600,
+        gt=0,
+        description="longest Responses WebSocket connection (/v1/responses): then an error event "
+        "websocket_connection_limit_reached and the connection closed, as OpenAI's (60 minutes)",
+    )
     local_moderation: bool = Field(
         True, description="answer /v1/moderations here (needs embedding_model); false: an upstream's moderation"
     )
