@@ -231,7 +231,8 @@ class ConversationSession:
             config["output_modalities"] = _modalities(given["output_modalities"], "response.output_modalities")
         checked_tools(config, "response")
         checked_config_size({field: config[field] for field in HELD_FIELDS}, self.services.settings.realtime_config_bytes, "response")
-        self.response = asyncio.create_task(Response(self, config, given.get("metadata")).run(), name="realtime response")
+        tools_from = "response" if "tools" in given else "session"
+        self.response = asyncio.create_task(Response(self, config, given.get("metadata"), tools_from).run(), name="realtime response")
 
     async def close(self) -> None:
         self.cancel_reason = ""  # gone: nothing more is sent

@@ -33,10 +33,14 @@ class Admission(Protocol):
 class Gate(Protocol):
     """What the edge does for each request a session makes (``http/realtime_socket.py``) - a
     response, a turn's transcription -, as for every HTTP request: the key checked again (a
-    revoked key ends the session), counted by the rate limits, the request observed by the
-    metrics and the usage accounting, its access log line. A refusal is raised on entry."""
+    revoked key ends the session), counted by the rate limits, its project's per-model
+    limits on ``model`` and hosted tool permissions (the tools of ``body``, found at
+    ``prefix``) applied, the request observed by the metrics and the usage accounting, its
+    access log line. A refusal is raised on entry."""
 
-    def admit(self, operation: str, model: str) -> AbstractAsyncContextManager[Admission]: ...
+    def admit(
+        self, operation: str, model: str, body: Json | None = None, prefix: str = ""
+    ) -> AbstractAsyncContextManager[Admission]: ...
 
 
 def event_id() -> str:

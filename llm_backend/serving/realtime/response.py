@@ -1,6 +1,7 @@
 """One response of a Realtime conversation: the chat model's answer streamed as items, as
 text or, sentence by sentence as the model writes it, as speech (``speaker.py``); a request
-of the session's key through its ``Gate`` (checked again, rate-limited, observed, logged).
+of the session's key through its ``Gate`` (checked again, rate-limited, held to its
+project's per-model limits and hosted tools, observed, logged).
 
 A function call is done - ``response.function_call_arguments.done`` and its
 ``output_item.done`` ``completed`` - as soon as its arguments are complete (they read as a
@@ -30,9 +31,10 @@ STATUS = {"completed": 200, "incomplete": 200, "cancelled": 499, "failed": 500}
 
 
 class Response:
-    def __init__(self, session: ConversationSession, config: Json, metadata: Any) -> None:
+    def __init__(self, session: ConversationSession, config: Json, metadata: Any, tools_from: str = "session") -> None:
         self.session = session
         self.config = config
+        self.tools_from = tools_from  # where its tools were given: the session, or the response.create
         self.id = new_id("resp")
         self.audio = config["output_modalities"] == ["audio"]
         self.object: Json = {
@@ -72,7 +74,8 @@ class Response:
 
     async def run(self) -> None:
         try:
-            async with self.session.gate.admit(RESPONSE, self.session.model) as admission:
+            tools = {"tools": self.config["tools"]}  # its project's hosted tools checked again: they may be off now
+            async with self.session.gate.admit(RESPONSE, self.session.model, tools, f"{self.tools_from}.") as admission:
                 await self._run()
                 admission.finished(STATUS[self.object["status"]], self.object.get("usage"))
         except asyncio.CancelledError:
