@@ -7,5 +7,5 @@ SSE, within a time budget, its failures typed as the OpenAI document types them)
 thread beside the event loop (``beside.py``).
 
 Backend-independent and framework-free: ``serving/responses/mcp_*.py`` turn what it
-finds into items.
+finds into items, and ``serving/realtime/mcp_tools.py`` into a Realtime session's.
 """

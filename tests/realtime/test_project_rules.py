@@ -1,7 +1,7 @@
 """A Realtime session's requests held to its project's rules as HTTP requests are (issue
 #40's control plane, docs/ADMIN.md): each response and each transcribed turn admitted by
 the project's per-model rate limits, and the hosted tools it turned off (``mcp``) refused in
-a session and a client secret, naming the tool. They used to be held to the
+a session, a response and a client secret, naming the tool. They used to be held to the
 per-key limits and the spend quota only.
 
 One keyed server for the file; projects and their keys made with the SDK's admin client.
@@ -75,7 +75,7 @@ def test_each_transcribed_turn_is_admitted_by_its_projects_limits_on_the_speech_
     assert refused["error"]["code"] == "rate_limit_exceeded" and "whisper-1" in refused["error"]["message"], refused
 
 
-def test_a_project_with_the_mcp_tool_turned_off_cannot_offer_it_in_a_session_or_a_client_secret(live, org):
+def test_a_project_with_the_mcp_tool_turned_off_cannot_offer_it_in_a_session_a_response_or_a_client_secret(live, org):
     project, key = project_key(org, "no-mcp")
     org.projects.hosted_tool_permissions.update(project, mcp={"enabled": False})
     client = sdk(live, api_key=key)
@@ -87,6 +87,9 @@ def test_a_project_with_the_mcp_tool_turned_off_cannot_offer_it_in_a_session_or_
         connection.session.update(session=TEXT_ONLY)  # the session stayed as it was, and works
         assert events_until(connection, "session.updated")[-1]["session"]["tools"] == []
         say(connection, "Hi.")
+        connection.response.create(response={"tools": [MCP_TOOL]})  # a response's own tools: held at its admission
+        error = next_error(connection)["error"]
+        assert (error["code"], error["param"]) == ("tool_not_permitted", "response.tools[0].type"), error
         connection.response.create()
         assert events_until(connection, "response.done")[-1]["response"]["status"] in ("completed", "incomplete")
     with pytest.raises(openai.PermissionDeniedError) as refused:

@@ -5,6 +5,7 @@ passes."""
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -56,6 +57,11 @@ def error_event(error: OpenAIError, client_event_id: Any = None) -> Json:
     body = error.body()["error"]
     body["event_id"] = client_event_id if isinstance(client_event_id, str) else None
     return {"type": "error", "event_id": event_id(), "error": body}
+
+
+def snapshot(item: Json) -> Json:
+    """An item as it is now: the events carry snapshots (the item goes on changing)."""
+    return json.loads(json.dumps(item))
 
 
 def user_audio_item(item_id: str) -> Json:
