@@ -22,6 +22,7 @@ import asyncio
 import time
 
 from ...errors import OpenAIError, bad_request
+from ..responses.mcp_calls import MCP_ITEMS
 from ..responses.mcp_servers import TOOL, McpServer, redacted
 from ..responses.request import chat_tools
 from ..services import Services
@@ -29,7 +30,7 @@ from .audio_in import Turn
 from .conversation_items import ConversationItems, truncated
 from .events import Gate, Json, Send, checked_config_size, error_event, event_id, new_id, only, unsupported, user_audio_item
 from .input_audio import InputAudio
-from .mcp_tools import MCP_ITEMS, SessionMcp, checked_servers
+from .mcp_tools import SessionMcp, checked_servers
 from .response import Response
 from .transcriber import LOGPROBS, Hearing, checked_config
 

@@ -27,7 +27,7 @@ Json = dict[str, Any]
 
 DECLINED = "The user declined to run this tool call; it was not run."
 NOT_FINISHED = "The tool call did not finish."
-_MCP_ITEMS = ("mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response")
+MCP_ITEMS = ("mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response")
 
 
 def call_item(server_label: str, name: str, arguments: str = "", approval_request_id: str | None = None) -> Json:
@@ -73,7 +73,7 @@ def replayable(items: list[Json], catalog: Catalog | None) -> list[Json]:
     replayed = []
     for item in items:
         kind = item.get("type")
-        if kind not in _MCP_ITEMS:
+        if kind not in MCP_ITEMS:
             replayed.append(item)
             continue
         if kind == "mcp_call":
