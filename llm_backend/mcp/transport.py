@@ -12,6 +12,8 @@ values, not its bytes (4 MB of one string: 2 ms; 2 MB of 60,000 small content pa
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import AsyncIterator
 
 import httpcore2
@@ -68,14 +70,18 @@ class _Counted(httpx2.AsyncByteStream):
         await self.stream.aclose()
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One for every connection: loading the CA bundle takes 20 ms of the GIL each time."""
+    return httpx2.create_ssl_context()
+
+
 def _transport(public: bool) -> httpx2.AsyncHTTPTransport:
-    transport = httpx2.AsyncHTTPTransport(trust_env=False)
+    transport = httpx2.AsyncHTTPTransport(trust_env=False, verify=_ssl_context())
     if public:
         # httpx2 takes no network backend: its pool is replaced by one made the same way
         # around the backend that checks every address it connects to.
-        transport._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=httpx2.create_ssl_context(), network_backend=PublicOnlyBackend()
-        )
+        transport._pool = httpcore2.AsyncConnectionPool(ssl_context=_ssl_context(), network_backend=PublicOnlyBackend())
     return transport
 
 
