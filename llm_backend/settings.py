@@ -383,6 +383,9 @@ class Settings(BaseSettings):
     mcp_public_servers: bool = Field(True, description="call other MCP servers when every address they resolve to is public")
     mcp_timeout: float = Field(60.0, gt=0, description="seconds one MCP listing or tool call may take, connecting included")
     mcp_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="bytes one MCP listing or tool call may read")
+    mcp_max_values: int = Field(
+        20_000, ge=100, description="JSON values and keys one MCP listing or tool call may read (counted before they are parsed)"
+    )
     mcp_max_tools: int = Field(128, ge=1, description="tools one MCP server may list")
     mcp_max_calls: int = Field(8, ge=0, description="MCP tool calls one response may make (max_tool_calls lowers it)")
     fallbacks: dict[str, list[str]] = Field(
