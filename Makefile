@@ -149,6 +149,8 @@ bench: install $(LITELLM)
 	$(BIN)/python bench/kv_cache.py
 	# Prefill once: shared system prompts, conversations beyond the sequences, an agent loop, decode cost; cache on vs off.
 	$(BIN)/python bench/prefixes.py
+	# Predicted outputs: an edit task with and without its prediction, alone and beside seven streams, beside the in-process ceiling; prompt lookup on/off.
+	$(BIN)/python bench/predictions.py
 	# A 256-line batch against the same requests one by one, and interactive TTFT beside a batch.
 	$(BIN)/python bench/batches.py
 	# Local audio against the same engines in-process: transcription x realtime, 4 at once, speech's first byte.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 
@@ -98,6 +99,10 @@ def _retrieval(services: Services) -> None:
     services.embedding_model = next(
         (backend for backend in services.registry.local if isinstance(backend, EmbeddingModel)), None
     )
+
+
+async def _checked_body(schema: dict, operation_id: str, raw: bytes):
+    return await validation.checked_json(schema, raw, operation_id)
 
 
 def _public_metrics(extensions: dict) -> dict:
@@ -215,6 +220,16 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     else:
         unserved -= admin_operations
     app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
+    # Everything that reads a body comes after Connexion's security: the key is known good
+    # before a byte of the body is read (an unauthenticated request gets its 401 at once).
+    app.add_middleware(
+        BodyLimit,
+        MiddlewarePosition.BEFORE_VALIDATION,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+        path_limits={path: settings.max_audio_bytes + FORM_FIELDS_ROOM for path in AUDIO_PATHS},
+    )
     if services.registry.default_upstream is not None:
         app.add_middleware(
             UnservedOperations,
@@ -234,14 +249,6 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         allowed_hosts=settings.allowed_hosts,
         keyless=authenticator.open,
     )
-    app.add_middleware(
-        BodyLimit,
-        MiddlewarePosition.BEFORE_EXCEPTION,
-        max_bytes=settings.max_body_bytes,
-        upload_bytes=settings.max_upload_bytes,
-        upload_paths=UPLOAD_PATHS,
-        path_limits={path: settings.max_audio_bytes + FORM_FIELDS_ROOM for path in AUDIO_PATHS},
-    )
     app.add_middleware(BodyDeadline, MiddlewarePosition.BEFORE_EXCEPTION, seconds=settings.body_timeout, min_rate=settings.body_min_rate)
     app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.cors_origins:
@@ -253,17 +260,17 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             allow_headers=["*"],
             expose_headers=["x-request-id"],
         )
-    # Innermost of ours, so CORS and the rest apply to it too. The OpenAI document as
-    # Connexion resolved it ($refs followed) is the last API added.
+    # After Connexion's routing and security (the key checked), before its validation. The
+    # OpenAI document as Connexion resolved it ($refs followed) is the last API added.
     specification = app.middleware.apis[-1].specification
     body_operations = adapter.json_body_operations(specification)
-    # Admin operations take Connexion's way: its security asks for an admin key.
+    # Admin operations take Connexion's whole way (their own controllers' parameters).
     routes = {
-        route: (operation_id, controller, validation.is_valid_body(schema, operation_id))
-        for route, (operation_id, controller, schema) in body_operations.items()
+        operation_id: (controller, functools.partial(_checked_body, schema, operation_id))
+        for operation_id, controller, schema in body_operations.values()
         if operation_id not in forwarded and operation_id not in admin_operations
     }
-    app.add_middleware(FastLane, MiddlewarePosition.BEFORE_EXCEPTION, routes=routes, authenticator=authenticator)
+    app.add_middleware(FastLane, MiddlewarePosition.BEFORE_VALIDATION, routes=routes)
     # Batch lines take the same routes to the same controllers (http/batch_lines.py).
     endpoints = batch_endpoints(body_operations, specification.base_path)
     services.batches = BatchRunner(services, BatchLines(services, endpoints, specification.base_path, observer))

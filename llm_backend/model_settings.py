@@ -146,6 +146,9 @@ class ModelConfig(BaseModel):
     prefix_cache_mb: int = Field(
         256, ge=0, description="host memory per engine worker for sequences' KV saved before reuse; 0: none (counts in worker_memory_mb)"
     )
+    prompt_lookup: bool = Field(
+        False, description="drafts from a request's own prompt, verified while at most one other sequence decodes (docs/SCALING.md: predicted outputs)"
+    )
     token_ids: Literal["openai", "native"] = Field(
         "openai", description="token arrays in completions and embeddings: OpenAI's cl100k_base ids (decoded), or this model's own"
     )

@@ -34,6 +34,7 @@ def serve(
 
     from .. import logs
     from ..auth import KeyEntryError, Keyring
+    from ..http.socket_deadline import deadlined_protocol
     from ..http.starting import Starting
     from ..settings import Settings
 
@@ -63,8 +64,10 @@ def serve(
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=settings.shutdown_grace,
-            # A WebSocket message (a Responses ``response.create``) is a body like any other.
+            # A WebSocket message (a Responses ``response.create``) is a body like any other:
+            # the same size limit, and the same deadline for its fragments to arrive.
             ws_max_size=settings.max_body_bytes,
+            ws=deadlined_protocol(settings.body_timeout, settings.body_min_rate),
         )
     )
     server.run()

@@ -16,7 +16,7 @@ async def create_chat_completion(body: dict):
     check_metadata(body.get("metadata"))
     model_id = body["model"]
     backend = services.registry.backend_for(model_id)
-    messages = await audio_input.transcribed(services, model_id, body.get("messages"))
+    messages = await audio_input.transcribed(services, model_id, body.get("messages"), body.get("prediction") is not None)
     answer = await backend.chat_completion(model_id, {**body, "messages": messages})
     store = bool(body.get("store"))
     if store or services.settings.store_all_chat_completions:

@@ -38,6 +38,9 @@ WORKER_FIGURES = (
     ("host_cache_bytes", "llm_backend_engine_prefix_cache_bytes", "Bytes of KV saved in the host-memory prefix cache.", False),
     ("host_cache_entries", "llm_backend_engine_prefix_cache_entries", "Prefixes saved in the host-memory prefix cache.", False),
     ("generated_tokens", "llm_backend_engine_generated_tokens", "Tokens the engine worker generated.", True),
+    ("drafted_tokens", "llm_backend_engine_draft_tokens",
+     "Drafted tokens (a prediction's, or the prompt's) verified in decoding steps.", True),
+    ("accepted_drafts", "llm_backend_engine_draft_tokens_accepted", "Drafted tokens the answers took.", True),
     ("decode_seconds", "llm_backend_engine_decode_seconds", "Time the engine worker spent in decoding steps.", True),
 )
 

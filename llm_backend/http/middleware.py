@@ -17,7 +17,7 @@ from typing import Protocol
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import errors
+from .. import errors, off_loop
 from . import context
 from .body import TooLarge, read_body, spool_body
 from .edge import cross_site_origin, foreign_host
@@ -162,6 +162,7 @@ class RequestContext:
                 await self.app(scope, receive, send_with_id)
         finally:
             exchange.end(500 if status is None else status)
+            off_loop.release()
 
 
     async def _refused(self, scope: Scope) -> errors.OpenAIError | None:
@@ -190,7 +191,9 @@ class BodyLimit(HttpMiddleware):
 
     A chunked body (no Content-Length) is read up to the limit and replayed with its length
     set: Connexion's validation would otherwise take it for a missing body. A chunked
-    upload is spooled to a temporary file for that, not held in memory.
+    upload is spooled to a temporary file for that, not held in memory. Added after
+    Connexion's security: no byte of a body is read before its key is known good, and
+    inside ``BodyDeadline``, which times every read.
     """
 
     def __init__(

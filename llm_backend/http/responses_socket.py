@@ -24,6 +24,11 @@ leaves it stored as ``incomplete``, as over HTTP. The connection remembers its l
 ``store: false`` response, which a ``previous_response_id`` on the same socket continues
 (``serving/responses/memory.py``), as OpenAI's does.
 
+A connection lasts at most ``responses_websocket_seconds`` (OpenAI's: 60 minutes): then an
+``error`` event ``websocket_connection_limit_reached`` (on no lane: the connection's) and the
+socket is closed. A large event is parsed and checked off the event loop (``off_loop.py``),
+and its fragments must arrive within the body deadline (``http/socket_deadline.py``).
+
 The socket passes the HTTP edge (``http/middleware.RequestContext``: a request id, the
 ``Origin`` check, the access log line of the connection). Each ``response.create`` is an
 ``Exchange`` of its own, as an HTTP request is: a ``createResponse`` in the metrics (status,
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 from contextlib import aclosing
@@ -44,15 +50,16 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import errors
-from ..errors import OpenAIError, answered, bad_request, invalid_client_event
-from ..json_depth import MAX_JSON_DEPTH, too_deep
+from ..errors import OpenAIError, answered, bad_request
+from ..off_loop import off_loop
 from ..serving.responses import service
 from ..serving.responses.memory import ConnectionMemory
 from . import context
+from .body import LARGE_BODY
 from .project_limits import admit_model
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .rendering import error_response
-from .socket_endpoint import SocketEndpoint
+from .socket_endpoint import SocketEndpoint, client_event
 
 log = logging.getLogger(__name__)
 
@@ -103,34 +110,35 @@ class Connection:
         self.memory = ConnectionMemory()
 
     async def serve(self) -> None:
+        seconds = self.socket.services.settings.responses_websocket_seconds
         try:
-            while True:
-                message = await self.websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                await self._dispatch(message.get("text") or message.get("bytes") or "")
+            async with asyncio.timeout(seconds):
+                while True:
+                    message = await self.websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    await self._dispatch(message.get("text") or message.get("bytes") or "")
         except WebSocketDisconnect:
             return
+        except TimeoutError:  # the connection's lifetime (OpenAI's: 60 minutes): told, then closed
+            await self._stop_responses()
+            with contextlib.suppress(Exception):
+                await self._send(error_event(errors.connection_limit_reached(seconds)))
+                await self.websocket.close(1000)
         finally:
-            # The client is gone: stop its responses (each is stored as it ended).
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await self._stop_responses()
+
+    async def _stop_responses(self) -> None:
+        """The client is gone, or its time is up: its responses stop (each stored as it ended)."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _dispatch(self, frame: str | bytes) -> None:
-        try:
-            event = json.loads(frame)
-        except (ValueError, RecursionError):
-            await self._send(error_event(invalid_client_event()))
-            return
-        if too_deep(event):
-            await self._send(error_event(errors.too_deep(MAX_JSON_DEPTH)))
-            return
-        claimed = event.get("stream_id") if isinstance(event, dict) else None
-        try:
-            body, lane = self.socket.check_event(event)
-        except OpenAIError as error:
-            await self._send(error_event(error, claimed if isinstance(claimed, str) else None))
+        # Parsing and checking an event is sized by it: off the event loop when large.
+        body, lane, error = await off_loop(len(frame) > LARGE_BODY, self._checked, frame)
+        if error is not None:
+            await self._send(error_event(error, lane))
             return
         queue = self.lanes.get(lane)
         if queue is None:
@@ -149,6 +157,20 @@ class Connection:
             return
         self.pending[lane] += 1
         queue.put_nowait(body)
+
+    def _checked(self, frame: str | bytes) -> tuple[Json | None, str | None, OpenAIError | None]:
+        """The ``response.create`` body a frame carries and its lane; or its error and the
+        ``stream_id`` the event claimed."""
+        try:
+            event = client_event(frame)
+        except OpenAIError as error:
+            return None, None, error
+        try:
+            body, lane = self.socket.check_event(event, len(frame) > LARGE_BODY)
+        except OpenAIError as error:
+            claimed = event.get("stream_id") if isinstance(event, dict) else None
+            return None, claimed if isinstance(claimed, str) else None, error
+        return body, lane, None
 
     async def _lane(self, lane: str | None, queue: asyncio.Queue[Json]) -> None:
         while True:

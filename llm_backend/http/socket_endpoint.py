@@ -1,5 +1,7 @@
 """What the service's WebSocket endpoints share (the Responses WebSocket mode, the Realtime
-API): ASGI middleware that takes the WebSockets of one path and passes everything else on."""
+API): ASGI middleware that takes the WebSockets of one path and passes everything else on,
+and a client event read from its frame (``client_event``: the parser of request bodies,
+off the event loop for a large frame)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,12 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .. import errors
 from ..auth import Authenticator
+from ..errors import invalid_client_event
+from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..serving.services import Services
+from .body import loads
 from .middleware import Observer
 
 
@@ -38,3 +44,17 @@ class SocketEndpoint:
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         raise NotImplementedError
+
+
+def client_event(frame: str | bytes) -> Any:
+    """The JSON a client event's frame holds, or the error it gets (not JSON: ``invalid_event``;
+    nested too deep: ``invalid_body``). Sized by the frame: run it through ``off_loop.py``
+    for a frame above ``LARGE_BODY``."""
+    try:
+        event = loads(frame.encode() if isinstance(frame, str) else frame)
+    except (ValueError, RecursionError):
+        raise invalid_client_event() from None
+    if too_deep(event):
+        raise errors.too_deep(MAX_JSON_DEPTH)
+    return event
+

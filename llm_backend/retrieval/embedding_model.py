@@ -92,11 +92,10 @@ class EmbeddingModel(FirstUseModels):
     # --- operations ----------------------------------------------------------------------
 
     async def embedding(self, model_id: str, request: Json) -> Json:
-        items = _inputs(request.get("input"), self.request_tokens)
         dimensions = request.get("dimensions")
         encoding = request.get("encoding_format") or "float"
-        # Decoding ids and tokenizing are sized by the input: in a worker thread, as the embedding.
-        vectors, counts = await anyio.to_thread.run_sync(self._embed_checked, items, dimensions)
+        # The inputs read in the thread too: counting and decoding token ids is work sized by them.
+        vectors, counts = await anyio.to_thread.run_sync(self._embed_checked, request.get("input"), dimensions)
         data = []
         for index, vector in enumerate(vectors):
             shown: Any = base64.b64encode(vector.astype("<f4").tobytes()).decode() if encoding == "base64" else vector.tolist()
@@ -104,7 +103,8 @@ class EmbeddingModel(FirstUseModels):
         total = sum(counts)
         return {"object": "list", "data": data, "model": model_id, "usage": {"prompt_tokens": total, "total_tokens": total}}
 
-    def _embed_checked(self, items: list[str | list[int]], dimensions: Any) -> tuple["np.ndarray", list[int]]:
+    def _embed_checked(self, value: Any, dimensions: Any) -> tuple["np.ndarray", list[int]]:
+        items = _inputs(value, self.request_tokens)
         embedder = self.embedder()
         if dimensions is not None and dimensions != embedder.dimensions:
             raise bad_request(

@@ -35,11 +35,14 @@ def _has_audio(messages: Any) -> bool:
     )
 
 
-async def transcribed(services: Services, model_id: str, messages: Any) -> Any:
+async def transcribed(services: Services, model_id: str, messages: Any, predicted: bool = False) -> Any:
     """Chat ``messages`` with every ``input_audio`` part replaced by a text part of its
-    transcript, when ``model_id`` is local."""
+    transcript, when ``model_id`` is local. Beside a prediction (``predicted``) audio is
+    refused, as OpenAI refuses it: predicted outputs take text only."""
     if not _has_audio(messages) or services.registry.backend_for(model_id) not in services.registry.local:
         return messages
+    if predicted:
+        raise bad_request("Unsupported parameter: audio inputs are not supported with predicted outputs.", "messages", "unsupported_parameter")
     changed = []
     for index, message in enumerate(messages):
         content = message.get("content") if isinstance(message, dict) else None

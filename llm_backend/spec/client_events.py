@@ -17,7 +17,7 @@ from . import validation
 
 Json = dict[str, Any]
 # A checked event: the createResponse body it carries, and its lane (``stream_id``).
-CheckEvent = Callable[[Any], tuple[Json, str | None]]
+CheckEvent = Callable[..., tuple[Json, str | None]]
 
 ENVELOPE = ("type", "stream_id")
 
@@ -32,12 +32,13 @@ def response_create_checker(envelope: Json, create_response: Json) -> CheckEvent
     """A checker of client events: ``envelope`` from the document (``envelope_schema``),
     ``create_response`` the resolved body schema of ``createResponse``."""
 
-    def check(event: Any) -> tuple[Json, str | None]:
+    def check(event: Any, large: bool = False) -> tuple[Json, str | None]:
+        """``large``: an event checked off the event loop, judged in slices (``check_body``)."""
         if not isinstance(event, dict):
             raise errors.invalid_client_event()
         validation.check_body(envelope, {key: event[key] for key in ENVELOPE if key in event})
         body = {key: value for key, value in event.items() if key not in ENVELOPE}
-        validation.check_body(create_response, body, "createResponse")
+        validation.check_body(create_response, body, "createResponse", large)
         return body, event.get("stream_id")
 
     return check

@@ -1,23 +1,27 @@
-"""Request validation for the 3.1 document: JSON Schema 2020-12, schemas compiled once per
-operation, errors in OpenAI's words naming the offending parameter."""
+"""Request validation for the 3.1 document: JSON Schema 2020-12 (``schema_dialect.py``:
+schemas compiled once per operation), errors in OpenAI's words naming the offending
+parameter, the one body check every lane calls, and the body validator Connexion calls it
+through."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
-import jsonschema_rs
 from connexion.validators import JSONRequestBodyValidator
-from jsonschema import Draft202012Validator, ValidationError
-from jsonschema.validators import extend
+from jsonschema import ValidationError
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope
 
 from .. import errors
 from ..errors import OpenAIError, bad_request
 from ..http import context
-from ..http.body import parse_json
+from ..http.body import LARGE_BODY, parse_json, read_body
+from ..off_loop import off_loop
 from . import leniency
+from .schema_dialect import RequestSchemaValidator, _compiled, _shown, _valid_in_slices  # noqa: F401 (RequestSchemaValidator: its users')
 from .unknown_fields import extension_error, unknown_fields, unknown_fields_error
+
 
 def _param_path(error: ValidationError) -> str | None:
     path = list(error.absolute_path)
@@ -46,98 +50,9 @@ def _as_openai_error(error: ValidationError) -> OpenAIError:
     return bad_request(f"Invalid value for {where}: {error.message}.", param, "invalid_value")
 
 
-def _allow_nullable(keyword: str):
-    check = Draft202012Validator.VALIDATORS[keyword]
-
-    def nullable_check(validator, value, instance, schema):
-        if instance is None and schema.get("nullable") is True:
-            return
-        yield from check(validator, value, instance, schema)
-
-    return nullable_check
-
-
-# The document is 3.1 but still says `nullable: true` (the 3.0 way) in ~110 places; OpenAI
-# accepts null there, and so must we.
-RequestSchemaValidator = extend(
-    Draft202012Validator,
-    {keyword: _allow_nullable(keyword) for keyword in ("type", "enum", "oneOf", "anyOf")},
-)
-
-
-def nullable_as_type(node: Any) -> Any:
-    """A copy of a schema with 3.0's ``nullable: true`` spelled the 2020-12 way."""
-    if isinstance(node, list):
-        return [nullable_as_type(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    # 2019-09's recursive keywords (CompoundFilter: nested filters) are no 2020-12 keywords:
-    # the Python validator ignores them, and jsonschema-rs refuses the schema; drop them.
-    node = {key: nullable_as_type(value) for key, value in node.items() if key != "$recursiveAnchor"}
-    if node.get("$recursiveRef") == "#":
-        node.pop("$recursiveRef")
-    # A discriminated oneOf is chosen by its discriminator at OpenAI; JSON Schema's oneOf
-    # refuses a body two branches accept (a Responses input message with a list of parts is
-    # both an EasyInputMessage and an InputMessage), so here any branch may accept it.
-    if "oneOf" in node and "discriminator" in node and "anyOf" not in node:
-        node["anyOf"] = node.pop("oneOf")
-    if node.pop("nullable", False) is True:
-        if isinstance(node.get("type"), str):
-            node["type"] = [node["type"], "null"]
-        elif isinstance(node.get("type"), list) and "null" not in node["type"]:
-            node["type"] = [*node["type"], "null"]
-        if "enum" in node and None not in node["enum"]:
-            node["enum"] = [*node["enum"], None]
-        if "type" not in node:
-            # ``nullable`` beside a oneOf/anyOf alone (chat's ``prediction``): null is one
-            # more branch (found by the strict fuzz check: ``"prediction": null`` was a 400).
-            for keyword in ("oneOf", "anyOf"):
-                if keyword in node:
-                    node[keyword] = [*node[keyword], {"type": "null"}]
-    return node
-
-
-# id(schema) -> (schema, fast validator, explaining validator); the schema is kept so
-# its id cannot be reused by another object.
-_COMPILED: dict[int, tuple[dict, Any, Any]] = {}
-
-
-def _has_ref(node: Any) -> bool:
-    """Whether a ``$ref`` is left in ``node`` (each shared subtree looked at once)."""
-    seen: set[int] = set()
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, dict):
-            if "$ref" in item:
-                return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-def _body_only(schema: dict) -> dict:
-    """The schema without the ``components`` Connexion attaches to every operation's body
-    schema: its references are resolved in place, so the whole document's components are
-    dead weight, and copying and compiling them cost about 1 s per operation on its first
-    request (measured: 0.5 s converting, 0.5 s compiling; without them, 8 ms)."""
-    body = {key: value for key, value in schema.items() if key != "components"}
-    return schema if "components" not in schema or _has_ref(body) else body
-
-
-def _compiled(schema: dict) -> tuple[Any, Any]:
-    entry = _COMPILED.get(id(schema))
-    if entry is None or entry[0] is not schema:
-        entry = _COMPILED[id(schema)] = (
-            schema,
-            jsonschema_rs.validator_for(nullable_as_type(_body_only(schema))),
-            RequestSchemaValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER),
-        )
-    return entry[1], entry[2]
+# Where the body validator leaves the body it parsed and checked, for the handler
+# (``spec/adapter.py`` has Connexion's request read it there, not parse the bytes again).
+CHECKED_BODY = "llm_backend.checked_body"
 
 
 class OpenAPI31BodyValidator(JSONRequestBodyValidator):
@@ -147,6 +62,10 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
     one goes through the Python validator (~1 ms), which finds the error to report.
     Connexion makes a validator per request, so the compiled schemas live in
     ``_COMPILED``, once per operation (rebuilt per request, they cost ~10 ms of CPU a chat).
+
+    The body is parsed and checked once (``checked_json``, off the event loop when large)
+    and handed to the handler as checked, with OpenAI's defaults set: Connexion would parse
+    the bytes again on the loop for the handler, and re-encode a body it changed.
     """
 
     @property
@@ -157,11 +76,16 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
     def _fast_validator(self):
         return _compiled(self._schema)[0]
 
-    async def _parse(self, stream, scope) -> Any:
-        body = b"".join([chunk async for chunk in stream])
-        if not body.strip():
-            return None
-        return parse_json(body)
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        if not int(Headers(scope=scope).get("content-length", 0)):
+            return await super().wrap_receive(receive, scope=scope)  # no body: the document's rules
+        raw, receive = await read_body(receive)
+        if raw is None or not raw.strip():
+            self._validate(None)
+            return receive, scope
+        body = await checked_json(self._schema, raw, context.record().operation_id)
+        scope.setdefault("extensions", {})[CHECKED_BODY] = body
+        return receive, scope
 
     def _validate(self, body: Any) -> None:
         if body is None:
@@ -170,19 +94,21 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
             if self._nullable or not self._required:
                 return
             raise errors.invalid_body()
-        if not self._fast_validator.is_valid(body):
-            try:
-                self._validator.validate(body)
-            except ValidationError as error:
-                raise _as_openai_error(error) from None
-        operation_id = context.record().operation_id
-        problem = local_problem(self._schema, body, operation_id)
-        if problem is not None:
-            raise problem
-        if operation_id in leniency.OPERATIONS and isinstance(body, dict) and _served_here(body, operation_id):
-            # The controller gets the body with OpenAI's defaults set (local_problem), so
-            # re-encoded; a body for an upstream model keeps the client's own bytes.
-            self.MUTABLE_VALIDATION = True
+        check_body(self._schema, body, context.record().operation_id)
+
+
+async def checked_json(schema: dict, raw: bytes, operation_id: str | None) -> Any:
+    """A raw JSON body parsed and checked as every lane checks it (``parse_json``, then
+    ``check_body``), or the 400 it gets: on the event loop for a small body, in a thread
+    for a large one (``off_loop.py``: the parse, the schema, the unknown-field walk are all
+    sized by the input)."""
+    return await off_loop(len(raw) > LARGE_BODY, _parsed_and_checked, schema, raw, operation_id)
+
+
+def _parsed_and_checked(schema: dict, raw: bytes, operation_id: str | None) -> Any:
+    body = parse_json(raw)
+    check_body(schema, body, operation_id, large=len(raw) > LARGE_BODY)
+    return body
 
 
 def _served_here(body: Any, operation_id: str | None) -> bool:
@@ -216,21 +142,16 @@ def local_problem(schema: dict, body: Any, operation_id: str | None) -> OpenAIEr
     return problem
 
 
-def is_valid_body(schema: dict, operation_id: str | None = None) -> Callable[[Any], bool]:
-    """Whether a JSON body is valid for ``schema``: the compiled schema the body validator
-    above uses (compiled on first use) and the local-model rule, for the fast lane (which
-    hands anything invalid to Connexion, whose validator above reports it)."""
-    return lambda body: _compiled(schema)[0].is_valid(body) and local_problem(schema, body, operation_id) is None
-
-
-def check_body(schema: dict, body: Any, operation_id: str | None = None) -> None:
+def check_body(schema: dict, body: Any, operation_id: str | None = None, large: bool = False) -> None:
     """Raise the error the body validator answers for ``body`` against ``schema`` (and the
-    local-model rule, given the operation): for JSON that arrives other than as a request
-    body (the Responses WebSocket mode's events)."""
+    local-model rule, given the operation): every lane's check (request bodies, the
+    Responses WebSocket mode's events, batch lines). A ``large`` body (checked off the
+    event loop) is judged in slices."""
     fast, explaining = _compiled(schema)
-    if not fast.is_valid(body):
+    shown = _shown(body) if large else body
+    if not (_valid_in_slices(schema, shown) if large else fast.is_valid(body)):
         try:
-            explaining.validate(body)
+            explaining.validate(shown if large else _shown(body))
         except ValidationError as error:
             raise _as_openai_error(error) from None
     problem = local_problem(schema, body, operation_id) if operation_id else None

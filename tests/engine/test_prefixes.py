@@ -150,6 +150,33 @@ def test_the_host_cache_keeps_within_its_budget(fresh):
         fresh.host.budget = budget
 
 
+def test_a_saved_turn_gives_way_to_its_conversations_next_turn_and_a_restored_one_goes_first(fresh):
+    """Issue #41: 16 conversations on 8 sequences, one later turn found 1 % of its prompt
+    cached. A turn's saved KV ends in its answer as decoded; the next turn's prompt holds that
+    answer re-tokenized from its text, often other tokens, so the next turn's save did not
+    cover the first and both stayed; and a restored entry, held by a sequence again, counted
+    as freshly used. Stale and doubled entries filled the budget until a waiting
+    conversation's went. Now the next turn's save replaces it, and a restored one is the
+    first to go."""
+    fresh.submit("turn", "chat", chat("Can I renew a book?", max_tokens=8))
+    run(fresh)
+    seq = next(seq for seq, held in enumerate(fresh.held) if held.prompt_len)
+    holding = fresh.held[seq]
+    decoded = holding.copy()  # the turn as it was decoded
+    retokenized = holding.copy()  # the next turn: the same prompt, the answer's tokens otherwise, a question
+    retokenized.tokens = holding.tokens[: holding.prompt_len] + [t + 1 for t in holding.tokens[holding.prompt_len :]] + [7, 8, 9]
+    fresh.host.save(fresh.ctx, seq, decoded)
+    fresh.host.save(fresh.ctx, seq, retokenized)
+    assert [saved.holding.tokens for saved in fresh.host.entries.values()] == [retokenized.tokens]
+    # Another tenant's saved after it, then restored: of the two, it is the first to lose.
+    other = holding.copy(2)
+    other.tenant = "b"
+    fresh.host.save(fresh.ctx, seq, other)
+    key = list(fresh.host.entries)[-1]
+    fresh.host.restore(fresh.ctx, key, seq)
+    assert list(fresh.host.entries) == [key, next(k for k in fresh.host.entries if k != key)]
+
+
 def test_another_tenants_prompts_do_not_flush_a_tenants_saved_prefix(fresh):
     # Issue #39: the host cache was one LRU for every tenant, so a tenant sending many long
     # prompts flushed another's saved conversation. The tenant holding the most gives way.

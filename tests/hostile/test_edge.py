@@ -20,7 +20,7 @@ import pytest
 import websockets
 
 from tests.support.clients import keyed_server, sdk
-from tests.support.server import access_lines, log_size
+from tests.support.server import LiveServer, access_lines, log_size
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 REBOUND = "attacker.example"
@@ -171,20 +171,31 @@ def test_in_chromium_a_rebound_name_is_refused(server):
     assert seen["status"] == 403 and json.loads(seen["body"])["error"]["code"] == "host_not_allowed"
 
 
-def trickle(live, seconds: float, content_length: int = 1000, path: str = "/v1/chat/completions", content_type: str = "application/json", prefix: bytes = b"") -> bytes:
-    """A body sent a byte every half second (slowloris); what the server answered, if anything."""
+@pytest.fixture(scope="module")
+def short_deadline(tmp_path_factory):
+    """A server whose bodies must arrive within 2 s (plus their bytes' time)."""
+    with LiveServer(tmp_path_factory.mktemp("short-deadline"), env={"LLM_BACKEND_BODY_TIMEOUT": "2"}) as live:
+        yield live
+
+
+def trickle(live, seconds: float, content_length: int = 1000, path: str = "/v1/chat/completions", content_type: str = "application/json", prefix: bytes = b"", chunked: bool = False) -> bytes:
+    """A body sent a byte every half second (slowloris), with a length or in chunks of a
+    byte; what the server answered, if anything."""
     import socket
     import time
 
     host, port = live.base_url.rsplit("/", 1)[1].split(":")
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {content_length}"
+    if chunked and prefix:
+        prefix = f"{len(prefix):x}\r\n".encode() + prefix + b"\r\n"
     with socket.create_connection((host, int(port)), timeout=seconds + 30) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {content_length}\r\n\r\n".encode() + prefix)
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n{framing}\r\n\r\n".encode() + prefix)
         deadline = time.monotonic() + seconds
         sock.settimeout(0.5)
         answer = b""
         while time.monotonic() < deadline and not answer:
             try:
-                sock.sendall(b" ")
+                sock.sendall(b"1\r\n \r\n" if chunked else b" ")
                 answer = sock.recv(65536)
             except (TimeoutError, socket.timeout):
                 continue
@@ -207,14 +218,17 @@ def trickle(live, seconds: float, content_length: int = 1000, path: str = "/v1/c
         return answer
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/files", "/v1/vector_stores"], ids=["fast-lane", "upload", "connexion"])
-def test_a_body_that_trickles_in_is_cut_with_a_408(start_server, measured, path):
-    live = start_server(env={"LLM_BACKEND_BODY_TIMEOUT": "2"})
+def test_a_body_that_trickles_in_is_cut_with_a_408(short_deadline, measured, path, chunked):
+    # Chunked bodies were read whole (to learn their length) before the deadline's clock
+    # started: a chunked trickle had no answer after 25 s (issue #39).
+    live = short_deadline
     with measured(live):
         upload = path == "/v1/files"
         kind = "multipart/form-data; boundary=x" if upload else "application/json"
         prefix = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n' if upload else b""
-        answer = trickle(live, seconds=20, path=path, content_type=kind, prefix=prefix)
+        answer = trickle(live, seconds=20, path=path, content_type=kind, prefix=prefix, chunked=chunked)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b'"code":"request_timeout"' in answer.replace(b" ", b"")
     assert httpx.post(live.api + "/chat/completions", json={"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}, timeout=60).status_code == 200

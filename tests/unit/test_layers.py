@@ -27,10 +27,14 @@ RANKS = {
     "errors": -1,
     "budgets": -1,
     "json_depth": -1,
+    "off_loop": -1,
     "openai_tokens": -1,
     "client_secrets": -1,
     "settings": -1,
     "model_settings": -1,
+    "audio_settings": -1,
+    "realtime_settings": -1,
+    "setting_types": -1,
     "logs": -1,
 }
 WEB_FRAMEWORK = ("connexion", "starlette", "sse_starlette", "uvicorn")

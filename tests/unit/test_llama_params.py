@@ -44,7 +44,6 @@ def refused(call, *args, **kwargs) -> OpenAIError:
     [
         ("audio", {"voice": "alloy", "format": "wav"}),
         ("modalities", ["text", "audio"]),
-        ("prediction", {"type": "content", "content": "x"}),
         ("web_search_options", {}),
         ("reasoning_effort", "high"),
         ("verbosity", "high"),

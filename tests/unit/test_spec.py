@@ -9,7 +9,7 @@ from pathlib import Path
 
 from jsonschema import ValidationError
 
-from llm_backend.spec import adapter, validation
+from llm_backend.spec import adapter, schema_dialect, validation
 from llm_backend.spec.loader import load_document
 
 OPENAPI_DIR = Path(__file__).resolve().parents[2] / "openapi"
@@ -103,7 +103,7 @@ def test_nullable_is_honoured_like_openai_does():
 
 def test_nullable_is_rewritten_for_the_fast_validator():
     schema = {"type": "object", "properties": {"n": {"type": "number", "nullable": True, "enum": [1, 2]}}}
-    rewritten = validation.nullable_as_type(schema)
+    rewritten = schema_dialect.nullable_as_type(schema)
     assert rewritten["properties"]["n"] == {"type": ["number", "null"], "enum": [1, 2, None]}
     assert "nullable" in schema["properties"]["n"], "the original stays untouched"
 
@@ -114,7 +114,7 @@ def test_nullable_beside_a_one_of_alone_admits_null_in_both_validators():
 
     branch = {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["content"]}}}
     schema = {"type": "object", "properties": {"prediction": {"nullable": True, "oneOf": [branch]}}}
-    fast = jsonschema_rs.validator_for(validation.nullable_as_type(schema))
+    fast = jsonschema_rs.validator_for(schema_dialect.nullable_as_type(schema))
     slow = validation.RequestSchemaValidator(schema)
     for body, valid in (({"prediction": None}, True), ({"prediction": {"type": "content"}}, True), ({"prediction": 3}, False)):
         assert fast.is_valid(body) is slow.is_valid(body) is valid
@@ -132,7 +132,7 @@ def test_fast_and_python_validators_agree():
             "stop": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}]},
         },
     }
-    fast = jsonschema_rs.validator_for(validation.nullable_as_type(schema))
+    fast = jsonschema_rs.validator_for(schema_dialect.nullable_as_type(schema))
     slow = validation.RequestSchemaValidator(schema)
     bodies = [
         {"model": "m"},
@@ -169,7 +169,7 @@ def test_schemas_are_compiled_once_per_operation_not_per_request(tmp_path, monke
 
 
 def test_a_body_schema_is_compiled_without_the_components_connexion_attaches():
-    from llm_backend.spec.validation import _body_only
+    from llm_backend.spec.schema_dialect import _body_only
 
     resolved = {"type": "object", "properties": {"a": {"type": "string"}}, "components": {"schemas": {"Big": {}}}}
     assert "components" not in _body_only(resolved)

@@ -73,9 +73,22 @@ def test_the_error_is_in_openais_words_for_the_operation(fields, operation, expe
     assert (error.message, error.param, error.code) == expected and error.status == 400
 
 
-def test_the_fast_lane_hands_a_local_body_with_an_unknown_field_to_connexion():
-    from llm_backend.spec.validation import is_valid_body
+def test_every_lanes_body_check_refuses_a_local_body_with_an_unknown_field():
+    from llm_backend.errors import OpenAIError
+    from llm_backend.spec.validation import check_body
 
-    # Outside a request the local rule applies: the lane's check refuses, Connexion reports.
-    is_valid = is_valid_body(body_schema("/chat/completions"), "createChatCompletion")
-    assert is_valid(chat()) and not is_valid(chat(foo=1))
+    # Outside a request the local rule applies: the one check every lane calls refuses it.
+    check_body(body_schema("/chat/completions"), chat(), "createChatCompletion")
+    with pytest.raises(OpenAIError) as refused:
+        check_body(body_schema("/chat/completions"), chat(foo=1), "createChatCompletion")
+    assert refused.value.message == "Unrecognized request argument supplied: foo"
+
+
+def test_alike_messages_with_content_parts_are_walked_once_and_each_unknown_field_found():
+    # A long list of alike items with nested parts is walked once per shape (150 000 such
+    # messages walked one by one took 3.9 s of CPU); a different item is still walked.
+    part = {"type": "text", "text": "hi"}
+    messages = [{"role": "user", "content": [part]}] * 1000 + [{"role": "user", "content": [{**part, "foo": 1}]}]
+    assert unknown_fields(body_schema("/chat/completions"), chat(messages=messages), "createChatCompletion") == [
+        "messages[1000].content[0].foo"
+    ]

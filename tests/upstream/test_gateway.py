@@ -40,6 +40,16 @@ def test_chat_completion_is_the_upstreams_answer(proxied, server, gateway):
     assert through.headers["x-upstream-request-id"].startswith("req_")
 
 
+def test_a_prediction_goes_to_the_upstream_as_sent(proxied):
+    """The upstream (this service with the model) honours it: its usage says so, relayed."""
+    request = dict(model=MODEL, messages=MESSAGES, max_tokens=12, temperature=0)
+    first = proxied.chat.completions.create(**request)
+    answer = first.choices[0].message.content
+    again = proxied.chat.completions.create(**request, prediction={"type": "content", "content": answer})
+    assert again.choices[0].message.content == answer
+    assert again.usage.completion_tokens_details.accepted_prediction_tokens > 0
+
+
 def test_chat_completion_stream_is_relayed_chunk_by_chunk(proxied):
     chunks = list(proxied.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=6, stream=True))
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]

@@ -15,6 +15,8 @@ from typing import Any
 from ... import errors
 from ...errors import bad_request, model_not_found
 from ...model_settings import ModelConfig, keep_alive_seconds
+from ...off_loop import many_values, off_loop
+from ...openai_tokens import first_use
 from ...settings import Settings
 from ..base import Answer, Json, ModelCard, Relayed, Serving, tenant
 from ..events import ModelEvents
@@ -22,6 +24,7 @@ from ..lifecycle import MODEL_KEEP_ALIVE, Lifecycle
 from ..prefix_routes import prefix_hashes
 from ..presets import REPORTED_SAMPLING, Preset, presets
 from .fanout import fan_out
+from . import prediction
 from .local_model import LocalModel
 from .params import chat_params, completion_params, embedding_inputs
 from .shapers import ChatShaper, CompletionShaper, embedding_response
@@ -172,8 +175,10 @@ class LlamaBackend:
 
     async def chat_completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
+        prediction.check(request)  # the client's own parameters, before a persona's defaults
         model = self.local_models[preset.model.id]
-        params = chat_params(preset.chat_request(request), model.n_ctx)
+        # Sized by the input: a thread for a long list (issue #39).
+        params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx)
         # Whose cached KV it may reuse (engine/prefixes.py).
         params.update(tenant=tenant.get(), shared_messages=preset.shared_messages(params["messages"]))
         return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper), request)
@@ -185,7 +190,13 @@ class LlamaBackend:
     async def completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = completion_params(preset.completion_request(request, model_id), model.n_ctx, preset.model.token_ids == "native")
+        params = await off_loop(
+            many_values(request.get("prompt")) or first_use(request.get("prompt")),
+            completion_params,
+            preset.completion_request(request, model_id),
+            model.n_ctx,
+            preset.model.token_ids == "native",
+        )
         params["tenant"] = tenant.get()
         prompts = params.pop("prompts")
 
@@ -234,7 +245,8 @@ class LlamaBackend:
         and tokenizer, in the engine worker, between two decoding steps."""
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
-        params = chat_params(preset.chat_request(request), model.n_ctx)
+        # Sized by the input: a thread for a long list (issue #39).
+        params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx)
 
         async def answer() -> Json:
             count = {"messages": params["messages"], "tools": params["tools"], "tool_choice": params["tool_choice"]}
@@ -247,7 +259,8 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         request = preset.embedding_request(request, model_id)
-        inputs = embedding_inputs(request, preset.model.token_ids == "native")
+        large = many_values(request.get("input")) or first_use(request.get("input"))
+        inputs = await off_loop(large, embedding_inputs, request, preset.model.token_ids == "native")
 
         async def answer() -> Json:
             events = await model.run("embedding", {"input": inputs, "dimensions": request.get("dimensions")}, need=0)

@@ -94,6 +94,7 @@ class LocalModel:
             "type_v": self.config.type_v,
             "prefix_sharing": self.config.prefix_sharing,
             "prefix_cache_mb": self.config.prefix_cache_mb,
+            "prompt_lookup": self.config.prompt_lookup,
             **self.config.gpu(),
         }
 

@@ -19,6 +19,7 @@ from jsonschema.exceptions import SchemaError
 from ...errors import bad_request, context_length_exceeded
 from ...openai_tokens import text_of
 from ..base import Json
+from . import prediction
 
 # OpenAI's sampling defaults (llama-cpp-python's own differ: temperature 0.2, top_k 40, ...).
 OPENAI_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
@@ -306,7 +307,6 @@ def chat_params(request: Json, n_ctx: int) -> Json:
             "function_call": (lambda choice: choice == "none", "the deprecated 'function_call'; use 'tool_choice'"),
             "audio": (lambda _: False, "no audio output"),
             "modalities": (lambda modalities: set(modalities) <= {"text"}, "text output only"),
-            "prediction": (lambda _: False, "no predicted outputs"),
             "web_search_options": (lambda _: False, "no web search"),
             "moderation": (lambda _: False, "no moderation model runs beside them"),
             "reasoning_effort": (lambda effort: effort == "none", "they are not reasoning models"),
@@ -329,6 +329,7 @@ def chat_params(request: Json, n_ctx: int) -> Json:
         "top_logprobs": request.get("top_logprobs") or 0,
         "structure": _structure(request, offered, choice),
         "tool_names": sorted(tool["function"]["name"] for tool in offered),
+        "prediction": prediction.text(request, n_ctx),
         **_sampling(request),
     }
 

@@ -5,8 +5,9 @@ Protocol. Requests come on stdin, one JSON object per line:
 - ``{"id", "op": "chat"|"completion", "params"}``: generate; ``params`` are the engine's
   (``messages`` with ``tools`` and ``tool_choice``, or ``prompt``, ``n``, ``max_tokens``, ``temperature``, ``top_p``, ``seed``,
   ``presence_penalty``, ``frequency_penalty``, ``logit_bias``, ``stop``, ``grammar``,
-  ``logprobs``, ``top_logprobs``, ``echo``, and ``structure``: what the output must parse
-  as, turned into ``grammar`` here, see grammar.py)
+  ``logprobs``, ``top_logprobs``, ``echo``, ``prediction``: text whose tokens are verified
+  as drafts, and ``structure``: what the output must parse as, turned into ``grammar`` here,
+  see grammar.py)
 - ``{"id", "op": "embedding", "params": {"input": [...], "dimensions": int | null}}``
 - ``{"id", "op": "count", "params": {"messages": [...], "tools", "tool_choice"}}``: the prompt's token count
 - ``{"id", "op": "cancel"}``: drop that request between two decoding steps
@@ -21,7 +22,8 @@ reads, parses and wakes once per decode, not once per token:
 - ``delta`` (``index``, ``text``, optional ``logprobs`` list, optional ``finish_reason``):
   text of choice ``index``; the one with ``finish_reason`` is that choice's last
 - ``usage`` (``prompt_tokens``, ``cached_tokens``: of those, found in the KV cache,
-  ``completion_tokens`` summed over choices)
+  ``completion_tokens`` summed over choices; with a prediction ``accepted_prediction_tokens``
+  and ``rejected_prediction_tokens``, the latter counted in ``completion_tokens``)
 - ``result`` (``data``): the whole answer of a non-generating op (embedding; count:
   ``{"prompt_tokens"}``)
 - ``error`` (``error``: status, message, param, code)
@@ -31,7 +33,7 @@ Without an ``id``, ``stats`` (``decoding``: sequences decoding, ``waiting``, ``k
 ``kv_size``: KV cells holding tokens / all, ``tokens_per_second``: tokens generated per
 second of decoding since the last stats; totals since the worker started: ``requests``, ``prompt_tokens``, ``reused_tokens``:
 of those, found in the KV cache, ``cache_hits``: requests that found some,
-``generated_tokens``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
+``generated_tokens``, ``drafted_tokens`` and ``accepted_drafts``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
 The API process keeps the last one for the metrics.
 
 The first line is the object ``{"event": "ready", "n_ctx", "parallel", "gpu_offload", "tool_format",

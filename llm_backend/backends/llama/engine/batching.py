@@ -11,86 +11,40 @@ cancelled one leaves between steps and its KV cells are freed at once.
 A request with ``n`` choices prefills its prompt once on its first sequence, copies that
 KV to its other sequences, and samples each choice with its own chain (seed + index).
 
-Prefill once (issue #34, prefixes.py). A sequence keeps its KV cells after its request
-ends, and a new request computes only what it cannot find. It goes to a free sequence
-holding a conversation it continues (that sequence's last prompt is where this one starts:
-the next turn, a retry), else to an empty one, else to the one sharing the longest prefix,
-the least recently used among equals; so conversations taking turns each keep their
-sequence while one is empty. Then, if it gives at least ``SHARE_MIN`` more tokens, its
-prompt's beginning is taken from elsewhere: another sequence's KV (running or idle), copied;
-a prefix saved to host memory, restored; or, when another request is computing that
-beginning right now (users arriving together with one system prompt), it waits for it and
-copies it then. KV about to be overwritten is saved to host memory first (``HostCache``).
-All of this only within a tenant, or within what both declare shared (prefixes.py).
+Prefill once (issue #34): a request is admitted to the sequence holding the most of its
+prompt, and takes its prompt's beginning from wherever it is held (admission.py).
+
+Drafts (issue #41): a choice with a source of drafts (the client's prediction, or its
+prompt: drafts.py) puts its drafted tokens in the step beside its own token, each with its
+logits, and ``verification.py`` takes the longest part the model agrees with: several
+tokens for one step.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
 from llama_cpp import _internals
 
+from .admission import SAVE_MIN, SHARE_MIN, Admission
+from .answers import Answers, Emit
+from .drafts import Draft
 from .errors import ContextError, RequestError
 from .llama_params import context_params, model_params
 from .prefixes import BLOCK, Holding, HostCache, common_prefix
 from .prompts import ChatTemplate, Tokenizer
-from .sampling import Sampler, SamplingParams, logits_at, token_logprobs
+from .requests import Choice, Request
+from .sampling import Sampler, SamplingParams
 from .text import TextStream
+from .verification import verify
 
-Emit = Callable[[dict[str, Any]], None]
-
-# A prefix found elsewhere is taken when it gives this many more tokens than the chosen
-# sequence holds: copying one costs a few ms, computing 32 tokens ~100 ms on 2 cores.
-SHARE_MIN = 32
-# A sequence about to lose this many cached tokens is saved to host memory first.
-SAVE_MIN = 64
+__all__ = ["Engine", "SAVE_MIN", "SHARE_MIN"]
 
 
-@dataclass
-class Choice:
-    index: int
-    seq_id: int
-    sampler: Sampler
-    text: TextStream
-    n_past: int = 0
-    next_token: int | None = None
-    logits_index: int = -1
-    completion_tokens: int = 0
-    held_logprobs: list[dict[str, Any]] = field(default_factory=list)
-    finished: bool = False
-
-
-@dataclass
-class Request:
-    rid: str
-    prompt: list[int]
-    n: int
-    max_tokens: int | None
-    sampling: SamplingParams
-    stop: list[str]
-    choices: list[Choice] = field(default_factory=list)
-    fed: int = 0  # prompt tokens already in the KV cache
-    reused: int = 0  # of those, tokens found cached from an earlier request
-    echo: str | None = None  # prompt text to send back before the answer
-    prompt_logprobs: list[dict[str, Any]] | None = None  # for echo with logprobs
-    scored: list[tuple[int, int]] = field(default_factory=list)  # (batch index, next prompt token)
-    tenant: str = ""  # whose KV it may reuse (prefixes.py)
-    shared: int = 0  # leading prompt tokens any tenant may reuse
-    split: int = 0  # where the prompt's last message begins: its canonical parts (prefixes.py)
-    awaits: tuple[int, int] | None = None  # (sequence, length): its beginning, being computed there
-
-    @property
-    def limit(self) -> int:
-        """How much of the prompt may come from a cache: all but the last token, whose logits
-        start the answer; nothing when every prompt position must be scored (echo+logprobs)."""
-        return 0 if self.prompt_logprobs is not None else len(self.prompt) - 1
-
-
-class Engine:
+class Engine(Admission):
     """The scheduler of one worker process. Not thread-safe: one thread calls it."""
 
     def __init__(self, config: dict[str, Any], emit: Emit, flush: Callable[[], None] = lambda: None) -> None:
@@ -129,8 +83,11 @@ class Engine:
         # Since the worker started, reported in its ``stats`` events (worker.py).
         self.totals = {
             "requests": 0, "prompt_tokens": 0, "reused_tokens": 0, "cache_hits": 0, "generated_tokens": 0,
-            "copied_tokens": 0, "restored_tokens": 0,
+            "copied_tokens": 0, "restored_tokens": 0, "drafted_tokens": 0, "accepted_drafts": 0,
         }
+        self.answers = Answers(emit, self.tokenizer, self.ctx, self.n_ctx)
+        # Drafts from the request's own prompt (drafts.py): off unless the model enables them.
+        self.prompt_lookup = bool(config.get("prompt_lookup", False))
 
     # --- requests in and out ---
 
@@ -170,6 +127,9 @@ class Engine:
         if sampling.top_logprobs > 20:
             raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
         request = Request(rid, prompt, n, params.get("max_tokens"), sampling, stop, tenant=str(params.get("tenant") or ""))
+        if params.get("prediction") is not None:
+            # Beyond the context no token of it could be used.
+            request.prediction = self.tokenizer.tokenize(params["prediction"], add_bos=False, special=False)[: self.n_ctx]
         request.split = len(prompt)
         if op == "chat":
             messages = params["messages"]
@@ -189,8 +149,10 @@ class Engine:
                      "bytes": list(first), "top_logprobs": None}
                 ]
         # Build the samplers now so a bad grammar is refused before any work starts.
+        drafts = request.prediction is not None or self.prompt_lookup
         request.choices = [
-            Choice(index, -1, Sampler(sampling, self.model, self.n_ctx, index), TextStream(stop)) for index in range(n)
+            Choice(index, -1, Sampler(sampling, self.model, self.n_ctx, index, drafts), TextStream(stop), draft=self._draft(request))
+            for index in range(n)
         ]
         self.waiting.append(request)
         self._admit()
@@ -222,6 +184,13 @@ class Engine:
         self.held = [Holding() for _ in range(self.parallel)]
         self.pending.clear()
 
+    def _draft(self, request: Request) -> Draft | None:
+        if request.prediction is not None:
+            return Draft(request.prediction, counted=True)
+        if self.prompt_lookup:
+            return Draft(request.prompt, counted=False, aligned=False)
+        return None
+
     def _rendered_prefix(self, messages: list[dict[str, Any]], prompt: list[int], *tools: Any) -> int:
         """How many leading tokens of ``prompt`` are the rendering of ``messages`` (its first
         ones): what the prompt and that rendering have in common. None when the template
@@ -232,138 +201,6 @@ class Engine:
             return 0
         head = self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos)
         return common_prefix(head, prompt, len(prompt))
-
-    def _admit(self) -> None:
-        while self.waiting and len(self.free_seqs) >= self.waiting[0].n:
-            request = self.waiting.popleft()
-            reuse = {seq: self._usable(seq, request) for seq in self.free_seqs}
-            first = self._sequence_for(reuse)
-            self.free_seqs.remove(first)
-            # The other choices' sequences get a copy of the first one's KV: take the emptiest.
-            seqs = [first] + sorted(self.free_seqs, key=lambda seq: len(self.held[seq].tokens))[: request.n - 1]
-            for seq in seqs[1:]:
-                self.free_seqs.remove(seq)
-            for choice, seq in zip(request.choices, seqs):
-                choice.seq_id = seq
-                self._shrink(seq, reuse[seq] if seq == first else 0)
-                self._own(seq, request)
-            request.fed = request.reused = request.choices[0].n_past = reuse[first]
-            self.running[request.rid] = request
-            if self.sharing:
-                self._take_prefix(request)
-            self.emit({"id": request.rid, "event": "prompt", "prompt_tokens": len(request.prompt)})
-
-    def _usable(self, seq: int, request: Request) -> int:
-        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split)
-
-    def _own(self, seq: int, request: Request) -> None:
-        """``seq`` now holds ``request``'s tokens (what it kept of others' is within them)."""
-        held = self.held[seq]
-        held.tenant, held.shared, held.prompt_len, held.split = request.tenant, request.shared, len(request.prompt), request.split
-
-    def _sequence_for(self, reuse: dict[int, int]) -> int:
-        """The free sequence for a prompt sharing ``reuse[seq]`` tokens with each one's cache
-        (see the module's docstring). ``free_seqs`` is in release order: the first of equals
-        is the least recently used."""
-        # A continued conversation: all its last prompt but the always re-decoded last token.
-        held = self.held
-        continued = [seq for seq in self.free_seqs if held[seq].prompt_len and reuse[seq] >= held[seq].prompt_len - 1]
-        if continued:
-            return max(continued, key=reuse.__getitem__)
-        empty = [seq for seq in self.free_seqs if not held[seq].tokens]
-        if empty:
-            return empty[0]
-        return max(self.free_seqs, key=reuse.__getitem__)
-
-    def _shrink(self, seq: int, keep: int) -> None:
-        """Drop what ``seq`` holds past ``keep`` tokens; saved to host memory first when that
-        is much and held nowhere else."""
-        held = self.held[seq]
-        if len(held.tokens) - keep >= SAVE_MIN and self.host.budget and seq not in self.pending and not self._held_elsewhere(seq):
-            self.host.save(self.ctx, seq, held)
-        llama_cpp.llama_memory_seq_rm(self.memory, seq, keep, -1)
-        del held.tokens[keep:]
-        held.shared = min(held.shared, keep)
-
-    def _held_elsewhere(self, seq: int) -> bool:
-        tokens, tenant = self.held[seq].tokens, self.held[seq].tenant
-        return any(
-            other != seq and self.held[other].tenant == tenant
-            and common_prefix(self.held[other].tokens, tokens, len(tokens)) == len(tokens)
-            for other in range(self.parallel)
-        )
-
-    def _take_prefix(self, request: Request) -> None:
-        """Give ``request``'s first sequence the longest beginning of its prompt found
-        elsewhere, if it beats what the sequence holds by ``SHARE_MIN``: another sequence's
-        (copied), a saved one (restored), or one being computed now (waited for)."""
-        seq = request.choices[0].seq_id
-        best, donor = request.fed, None
-        for other in range(self.parallel):
-            if other != seq and (usable := self._usable(other, request)) > best:
-                best, donor = usable, other
-        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit, request.split)
-        coming = self._being_computed(request)
-        if coming is not None and coming[1] >= max(best, saved) + SHARE_MIN:
-            request.awaits = coming
-        elif saved >= max(best, request.fed) + SHARE_MIN and seq not in self.pending:
-            holding = self.host.restore(self.ctx, key, seq)
-            if holding is None:  # the state did not fit back: start from nothing
-                llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
-                self.held[seq] = Holding()
-                self._took(request, 0, "restored_tokens")
-            else:
-                self.held[seq] = holding
-                self._shrink(seq, saved)
-                self._took(request, saved, "restored_tokens")
-        elif donor is not None and best >= request.fed + SHARE_MIN:
-            self._copy(donor, seq, best)
-            self._took(request, best, "copied_tokens")
-
-    def _being_computed(self, request: Request) -> tuple[int, int] | None:
-        """(sequence, length): a running request whose prefill will compute the longest
-        beginning of ``request``'s prompt that it may use."""
-        best = None
-        for other in self.running.values():
-            if other is request or other.awaits is not None or other.fed >= len(other.prompt):
-                continue
-            length = Holding(other.prompt, other.tenant, other.shared, len(other.prompt), other.split).usable(
-                request.prompt, request.tenant, request.shared, request.limit, request.split
-            )
-            if length > other.fed and (best is None or length > best[1]):
-                best = (other.choices[0].seq_id, length)
-        return best
-
-    def _resume(self, request: Request) -> None:
-        """A request waiting for its beginning: copy it once computed; if its computation
-        stopped (cancelled), look again for the best start."""
-        source, length = request.awaits
-        have = self._usable(source, request)
-        if have < length and any(
-            other.choices[0].seq_id == source and other.fed < length and other.awaits is None
-            for other in self.running.values() if other is not request
-        ):
-            return  # still being computed
-        request.awaits = None
-        if have >= request.fed + SHARE_MIN:
-            self._copy(source, request.choices[0].seq_id, have)
-            self._took(request, have, "copied_tokens")
-        else:
-            self._take_prefix(request)
-
-    def _copy(self, source: int, seq: int, length: int) -> None:
-        # Whole-stream copy (the only kind a non-unified cache does between sequences), then
-        # cut to the prefix. The bytes move at the next decode, before its batch is placed.
-        llama_cpp.llama_memory_seq_cp(self.memory, source, seq, -1, -1)
-        llama_cpp.llama_memory_seq_rm(self.memory, seq, length, -1)
-        self.held[seq] = self.held[source].copy(length)
-        self.pending.update((source, seq))
-
-    def _took(self, request: Request, length: int, total: str) -> None:
-        seq = request.choices[0].seq_id
-        self._own(seq, request)
-        self.totals[total] += length
-        request.fed = request.reused = request.choices[0].n_past = length
 
     def _release(self, request: Request) -> None:
         for choice in request.choices:
@@ -400,8 +237,22 @@ class Engine:
              if choice.next_token is not None and not choice.finished),
             key=lambda pair: pair[1].seq_id,
         )
+        self.batch.n_tokens = 0
+        for position, (request, choice) in enumerate(generating):
+            choice.logits_index = self._add(choice.next_token, choice.n_past, choice.seq_id, True)
+            choice.n_past += 1
+            choice.next_token = None
+            if choice.draft is not None:
+                # Room for every later sequence's token, within the context and max_tokens.
+                room = min(
+                    self.n_batch - self.batch.n_tokens - (len(generating) - position - 1),
+                    self.n_ctx - 1 - choice.n_past,
+                    (request.max_tokens or self.n_ctx) - choice.completion_tokens - 1,
+                )
+                for offset, token in enumerate(choice.draft.propose(room, len(generating) - 1)):
+                    choice.drafted.append((self._add(token, choice.n_past + offset, choice.seq_id, True), token))
         chunks: list[tuple[Request, int]] = []
-        room = self.n_batch - len(generating)
+        room = self.n_batch - self.batch.n_tokens
         for request in self.running.values():
             if room <= 0:
                 break
@@ -412,11 +263,6 @@ class Engine:
                 chunks.append((request, end))
                 room -= end - request.fed
         if generating:
-            self.batch.n_tokens = 0
-            for _, choice in generating:
-                choice.logits_index = self._add(choice.next_token, choice.n_past, choice.seq_id, True)
-                choice.n_past += 1
-                choice.next_token = None
             self._decode()
             self._hand_out({request.rid: request for request, _ in generating}.values())
             self.flush()  # the streams' tokens go before the prompts of this step are computed
@@ -438,7 +284,7 @@ class Engine:
         request.fed = first.n_past = end
         self._decode()
         for index, token in request.scored:
-            request.prompt_logprobs.append(self._logprob_entry(index, token, request.sampling.top_logprobs))
+            request.prompt_logprobs.append(self.answers.logprob_entry(index, token, request.sampling.top_logprobs))
         request.scored.clear()
         if end < len(request.prompt):
             return
@@ -462,7 +308,12 @@ class Engine:
         for request in list(requests):
             for choice in request.choices:
                 if choice.logits_index >= 0 and not choice.finished:
-                    self._sample(request, choice)
+                    if choice.drafted:
+                        self.totals["drafted_tokens"] += len(choice.drafted)
+                        self.totals["accepted_drafts"] += verify(self, request, choice)
+                    else:
+                        self._sample(request, choice)
+                    self.answers.send(request, choice)
                     choice.logits_index = -1
             if all(choice.finished for choice in request.choices):
                 self._complete(request)
@@ -495,40 +346,10 @@ class Engine:
     def _sample(self, request: Request, choice: Choice) -> None:
         if request.max_tokens == 0:
             # Completions' max_tokens 0: the prompt is only echoed or scored.
-            self._finish(request, choice, "", "length")
+            self.answers.finish(request, choice, "", "length")
             return
         token = choice.sampler.sample(self.ctx, choice.logits_index)
-        if self.tokenizer.is_eog(token):
-            self._finish(request, choice, choice.text.flush(), "stop")
-            return
-        if request.sampling.logprobs:
-            choice.held_logprobs.append(self._logprob_entry(choice.logits_index, token, request.sampling.top_logprobs))
-        choice.completion_tokens += 1
-        released = choice.text.push(self.tokenizer.piece(token))
-        if released.stopped:
-            self._finish(request, choice, released.text, "stop")
-        elif choice.completion_tokens >= (request.max_tokens or self.n_ctx) or len(request.prompt) + choice.completion_tokens >= self.n_ctx:
-            self._finish(request, choice, released.text + choice.text.flush(), "length")
-        else:
-            choice.next_token = token
-            if released.text:
-                self._delta(request, choice, released.text)
-
-    def _delta(self, request: Request, choice: Choice, text: str, finish_reason: str | None = None) -> None:
-        event: dict[str, Any] = {"id": request.rid, "event": "delta", "index": choice.index, "text": text}
-        if request.sampling.logprobs:
-            # Tokens whose text was held back (half a character, a possible stop string)
-            # are reported with the text they finally produced.
-            event["logprobs"] = choice.held_logprobs if text else []
-            choice.held_logprobs = []
-        if finish_reason:
-            event["finish_reason"] = finish_reason
-        self.emit(event)
-
-    def _finish(self, request: Request, choice: Choice, text: str, reason: str) -> None:
-        choice.finished = True
-        choice.next_token = None
-        self._delta(request, choice, text, reason)
+        self.answers.take(request, choice, token, choice.logits_index)
 
     def stats(self) -> dict[str, int]:
         """What the engine is doing now, and its totals (see ``totals``)."""
@@ -542,35 +363,17 @@ class Engine:
         }
 
     def _complete(self, request: Request) -> None:
-        completion_tokens = sum(choice.completion_tokens for choice in request.choices)
+        usage = request.usage()
         totals = self.totals
         totals["requests"] += 1
         totals["prompt_tokens"] += len(request.prompt)
         totals["reused_tokens"] += request.reused
         totals["cache_hits"] += 1 if request.reused else 0
-        totals["generated_tokens"] += completion_tokens
-        self.emit(
-            {
-                "id": request.rid,
-                "event": "usage",
-                "prompt_tokens": len(request.prompt),
-                "cached_tokens": request.reused,
-                "completion_tokens": completion_tokens,
-            }
-        )
+        totals["generated_tokens"] += sum(choice.completion_tokens for choice in request.choices)
+        self.emit({"id": request.rid, "event": "usage", **usage})
         del self.running[request.rid]
         self._release(request)
         self.emit({"id": request.rid, "event": "done"})
-
-    def _logprob_entry(self, logits_index: int, token: int, top: int) -> dict[str, Any]:
-        logits = logits_at(self.ctx, logits_index, self.tokenizer.n_vocab)
-        logprob, best = token_logprobs(logits, token, top)
-
-        def entry(t: int, lp: float) -> dict[str, Any]:
-            piece = self.tokenizer.piece(t)
-            return {"token": piece.decode("utf-8", errors="backslashreplace"), "logprob": lp, "bytes": list(piece)}
-
-        return {**entry(token, logprob), "top_logprobs": [entry(t, lp) for t, lp in best]}
 
     def close(self) -> None:
         llama_cpp.llama_batch_free(self.batch)

@@ -154,7 +154,11 @@ class HostCache:
 
     def save(self, ctx: llama_cpp.llama_context_p, seq: int, holding: Holding) -> None:
         """Keep what ``seq`` holds, unless a saved prefix of the same tenant already covers it;
-        saved prefixes it covers go."""
+        saved prefixes it covers go, and so do those it continues: holding all their last
+        prompt, it leaves them only their answer as decoded, which the next turn's prompt does
+        not repeat token for token (it is re-tokenized from the text), and kept they filled
+        the budget until a waiting conversation's prefix went (issue #41: a later turn found
+        1 % of its prompt cached)."""
         tokens = holding.tokens
         for key, saved in list(self.entries.items()):
             other = saved.holding
@@ -164,7 +168,7 @@ class HostCache:
             if common == len(tokens):
                 self.entries.move_to_end(key)
                 return
-            if common == len(other.tokens):
+            if common == len(other.tokens) or 0 < other.prompt_len <= common:
                 self._drop(key)
         size = llama_cpp.llama_state_seq_get_size(ctx, seq)
         if not 0 < size <= self.budget or not self._room(holding.tenant, size):
@@ -197,7 +201,9 @@ class HostCache:
         saved = self.entries[key]
         if llama_cpp.llama_state_seq_set_data(ctx, saved.state, saved.size, seq) != saved.size:
             return None
-        self.entries.move_to_end(key)
+        # Held by a sequence now, and saved again (longer) when that one is reused: of all
+        # the entries, the one to lose first.
+        self.entries.move_to_end(key, last=False)
         self.restored += 1
         return saved.holding.copy()
 

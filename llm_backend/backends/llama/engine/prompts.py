@@ -56,8 +56,10 @@ class Tokenizer:
                 self._shown.add(tokens[0])
                 self._pieces.pop(tokens[0], None)
 
-    def tokenize(self, text: str, add_bos: bool) -> list[int]:
-        return self.model.tokenize(text.encode(), add_bos=add_bos, special=True)
+    def tokenize(self, text: str, add_bos: bool, special: bool = True) -> list[int]:
+        """``special``: control tokens' text (``<|im_end|>``) read as those tokens, as in a
+        rendered template; a client's own text (a prediction) is read as plain text."""
+        return self.model.tokenize(text.encode(), add_bos=add_bos, special=special)
 
     def piece(self, token: int) -> bytes:
         """The bytes a generated token stands for (none for control tokens)."""

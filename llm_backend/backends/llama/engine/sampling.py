@@ -5,6 +5,10 @@ subtracts ``count * frequency + (count > 0) * presence``, exactly OpenAI's formu
 then greedy at temperature 0, else top_k, temperature, top_p, min_p and a seeded draw (top_k,
 min_p and repeat_penalty are llama.cpp's extensions; OpenAI's requests leave them off). Every sequence has
 its own chain, so one request's seed or grammar never touches another's.
+
+A choice whose drafts are verified (drafts.py) and that samples (temperature > 0) draws
+itself, from the distribution the chain leaves without its last stage (the seeded draw):
+verifying a draft needs the probability of the drafted token, not only a draw.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import llama_cpp
 import numpy as np
+from llama_cpp._internals import LlamaTokenDataArray
 
 from .errors import RequestError
 
@@ -65,7 +70,8 @@ class SamplingParams:
 class Sampler:
     """One sequence's llama_sampler chain; choice ``index`` draws with ``seed + index``."""
 
-    def __init__(self, params: SamplingParams, model: Any, n_ctx: int, index: int) -> None:
+    def __init__(self, params: SamplingParams, model: Any, n_ctx: int, index: int, drafts: bool = False) -> None:
+        self.rng: np.random.Generator | None = None  # set when this sampler draws itself
         self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         vocab = model.vocab
         n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
@@ -96,14 +102,55 @@ class Sampler:
                 self._add(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
             if params.min_p > 0.0:
                 self._add(llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
-            self._add(llama_cpp.llama_sampler_init_dist((seed + index) & 0xFFFFFFFF))
+            if drafts:
+                self.rng = np.random.default_rng((seed + index) & 0xFFFFFFFF)
+                self.candidates = LlamaTokenDataArray(n_vocab=n_vocab)
+            else:
+                self._add(llama_cpp.llama_sampler_init_dist((seed + index) & 0xFFFFFFFF))
 
     def _add(self, sampler: Any) -> None:
         llama_cpp.llama_sampler_chain_add(self.chain, sampler)
 
     def sample(self, ctx: Any, batch_index: int) -> int:
         """Draw the next token from the logits at ``batch_index`` (and accept it)."""
-        return llama_cpp.llama_sampler_sample(self.chain, ctx, batch_index)
+        if self.rng is None:
+            return llama_cpp.llama_sampler_sample(self.chain, ctx, batch_index)
+        ids, probs = self._distribution(ctx, batch_index)
+        return self._accept(int(self.rng.choice(ids, p=probs)))
+
+    def verify(self, ctx: Any, batch_index: int, draft: int) -> int:
+        """The next token from the logits at ``batch_index``, ``draft`` having been proposed
+        for it (and accept it). Greedy: the argmax, whatever the draft. Sampling: speculative
+        sampling's rule with the draft as a point mass q: the draft is taken with probability
+        min(1, p/q) = p(draft), else a token is drawn from the residual max(0, p - q), i.e. p
+        without the draft. Either way the token follows p exactly."""
+        if self.rng is None:
+            return self.sample(ctx, batch_index)
+        ids, probs = self._distribution(ctx, batch_index)
+        drafted = ids == draft
+        p = float(probs[drafted].sum())
+        if self.rng.random() < p:
+            return self._accept(draft)
+        rest = np.where(drafted, 0.0, probs)
+        return self._accept(int(self.rng.choice(ids, p=rest / rest.sum())))
+
+    def _distribution(self, ctx: Any, batch_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The tokens the chain leaves possible at ``batch_index``, and their probabilities."""
+        candidates = self.candidates
+        candidates.copy_logits(logits_at(ctx, batch_index, len(candidates.candidates_data)))
+        llama_cpp.llama_sampler_apply(self.chain, ctypes.byref(candidates.candidates))
+        array = candidates.candidates
+        # The chain sorts and shrinks the array in place (top_k, top_p, min_p).
+        data = np.ctypeslib.as_array(array.data, shape=(array.size,))
+        logits = data["logit"].astype(np.float64)
+        possible = np.isfinite(logits)
+        ids, logits = data["id"][possible].copy(), logits[possible]
+        probs = np.exp(logits - logits.max())
+        return ids, probs / probs.sum()
+
+    def _accept(self, token: int) -> int:
+        llama_cpp.llama_sampler_accept(self.chain, token)
+        return token
 
     def close(self) -> None:
         if self.chain:

@@ -1,0 +1,183 @@
+"""Admission: which sequence a request gets, and what its prompt starts from (issue #34).
+
+A sequence keeps its KV cells after its request ends, and a new request computes only what
+it cannot find. It goes to a free sequence holding a conversation it continues (that
+sequence's last prompt is where this one starts: the next turn, a retry), else to an empty
+one, else to the one sharing the longest prefix, the least recently used among equals; so
+conversations taking turns each keep their sequence while one is empty. Then, if it gives at
+least ``SHARE_MIN`` more tokens, its prompt's beginning is taken from elsewhere: another
+sequence's KV (running or idle), copied; a prefix saved to host memory, restored; or, when
+another request is computing that beginning right now (users arriving together with one
+system prompt), it waits for it and copies it then. KV about to be overwritten is saved to
+host memory first (``HostCache``). All of this only within a tenant, or within what both
+declare shared (prefixes.py).
+
+``Admission`` is the part of the ``Engine`` (batching.py) that does it, on the engine's
+sequences: ``held`` (what each one's KV holds), ``free_seqs``, ``pending`` copies, ``host``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import llama_cpp
+
+from .prefixes import Holding, HostCache, common_prefix
+from .requests import Request
+
+# A prefix found elsewhere is taken when it gives this many more tokens than the chosen
+# sequence holds: copying one costs a few ms, computing 32 tokens ~100 ms on 2 cores.
+SHARE_MIN = 32
+# A sequence about to lose this many cached tokens is saved to host memory first.
+SAVE_MIN = 64
+
+
+class Admission:
+    """Requests onto sequences, each starting from the longest beginning it may take."""
+
+    parallel: int
+    memory: Any
+    ctx: Any
+    sharing: bool
+    held: list[Holding]
+    free_seqs: list[int]
+    pending: set[int]
+    host: HostCache
+    waiting: deque[Request]
+    running: dict[str, Request]
+    totals: dict[str, int]
+    emit: Any
+
+    def _admit(self) -> None:
+        while self.waiting and len(self.free_seqs) >= self.waiting[0].n:
+            request = self.waiting.popleft()
+            reuse = {seq: self._usable(seq, request) for seq in self.free_seqs}
+            first = self._sequence_for(reuse)
+            self.free_seqs.remove(first)
+            # The other choices' sequences get a copy of the first one's KV: take the emptiest.
+            seqs = [first] + sorted(self.free_seqs, key=lambda seq: len(self.held[seq].tokens))[: request.n - 1]
+            for seq in seqs[1:]:
+                self.free_seqs.remove(seq)
+            for choice, seq in zip(request.choices, seqs):
+                choice.seq_id = seq
+                self._shrink(seq, reuse[seq] if seq == first else 0)
+                self._own(seq, request)
+            request.fed = request.reused = request.choices[0].n_past = reuse[first]
+            self.running[request.rid] = request
+            if self.sharing:
+                self._take_prefix(request)
+            self.emit({"id": request.rid, "event": "prompt", "prompt_tokens": len(request.prompt)})
+
+    def _usable(self, seq: int, request: Request) -> int:
+        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split)
+
+    def _own(self, seq: int, request: Request) -> None:
+        """``seq`` now holds ``request``'s tokens (what it kept of others' is within them)."""
+        held = self.held[seq]
+        held.tenant, held.shared, held.prompt_len, held.split = request.tenant, request.shared, len(request.prompt), request.split
+
+    def _sequence_for(self, reuse: dict[int, int]) -> int:
+        """The free sequence for a prompt sharing ``reuse[seq]`` tokens with each one's cache
+        (see the module's docstring). ``free_seqs`` is in release order: the first of equals
+        is the least recently used."""
+        # A continued conversation: all its last prompt but the always re-decoded last token.
+        held = self.held
+        continued = [seq for seq in self.free_seqs if held[seq].prompt_len and reuse[seq] >= held[seq].prompt_len - 1]
+        if continued:
+            return max(continued, key=reuse.__getitem__)
+        empty = [seq for seq in self.free_seqs if not held[seq].tokens]
+        if empty:
+            return empty[0]
+        return max(self.free_seqs, key=reuse.__getitem__)
+
+    def _shrink(self, seq: int, keep: int) -> None:
+        """Drop what ``seq`` holds past ``keep`` tokens; saved to host memory first when that
+        is much and held nowhere else."""
+        held = self.held[seq]
+        if len(held.tokens) - keep >= SAVE_MIN and self.host.budget and seq not in self.pending and not self._held_elsewhere(seq):
+            self.host.save(self.ctx, seq, held)
+        llama_cpp.llama_memory_seq_rm(self.memory, seq, keep, -1)
+        del held.tokens[keep:]
+        held.shared = min(held.shared, keep)
+
+    def _held_elsewhere(self, seq: int) -> bool:
+        tokens, tenant = self.held[seq].tokens, self.held[seq].tenant
+        return any(
+            other != seq and self.held[other].tenant == tenant
+            and common_prefix(self.held[other].tokens, tokens, len(tokens)) == len(tokens)
+            for other in range(self.parallel)
+        )
+
+    def _take_prefix(self, request: Request) -> None:
+        """Give ``request``'s first sequence the longest beginning of its prompt found
+        elsewhere, if it beats what the sequence holds by ``SHARE_MIN``: another sequence's
+        (copied), a saved one (restored), or one being computed now (waited for)."""
+        seq = request.choices[0].seq_id
+        best, donor = request.fed, None
+        for other in range(self.parallel):
+            if other != seq and (usable := self._usable(other, request)) > best:
+                best, donor = usable, other
+        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit, request.split)
+        coming = self._being_computed(request)
+        if coming is not None and coming[1] >= max(best, saved) + SHARE_MIN:
+            request.awaits = coming
+        elif saved >= max(best, request.fed) + SHARE_MIN and seq not in self.pending:
+            holding = self.host.restore(self.ctx, key, seq)
+            if holding is None:  # the state did not fit back: start from nothing
+                llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+                self.held[seq] = Holding()
+                self._took(request, 0, "restored_tokens")
+            else:
+                self.held[seq] = holding
+                self._shrink(seq, saved)
+                self._took(request, saved, "restored_tokens")
+        elif donor is not None and best >= request.fed + SHARE_MIN:
+            self._copy(donor, seq, best)
+            self._took(request, best, "copied_tokens")
+
+    def _being_computed(self, request: Request) -> tuple[int, int] | None:
+        """(sequence, length): a running request whose prefill will compute the longest
+        beginning of ``request``'s prompt that it may use."""
+        best = None
+        for other in self.running.values():
+            if other is request or other.awaits is not None or other.fed >= len(other.prompt):
+                continue
+            length = Holding(other.prompt, other.tenant, other.shared, len(other.prompt), other.split).usable(
+                request.prompt, request.tenant, request.shared, request.limit, request.split
+            )
+            if length > other.fed and (best is None or length > best[1]):
+                best = (other.choices[0].seq_id, length)
+        return best
+
+    def _resume(self, request: Request) -> None:
+        """A request waiting for its beginning: copy it once computed; if its computation
+        stopped (cancelled), look again for the best start."""
+        source, length = request.awaits
+        have = self._usable(source, request)
+        if have < length and any(
+            other.choices[0].seq_id == source and other.fed < length and other.awaits is None
+            for other in self.running.values() if other is not request
+        ):
+            return  # still being computed
+        request.awaits = None
+        if have >= request.fed + SHARE_MIN:
+            self._copy(source, request.choices[0].seq_id, have)
+            self._took(request, have, "copied_tokens")
+        else:
+            self._take_prefix(request)
+
+    def _copy(self, source: int, seq: int, length: int) -> None:
+        # Whole-stream copy (the only kind a non-unified cache does between sequences), then
+        # cut to the prefix. The bytes move at the next decode, before its batch is placed.
+        llama_cpp.llama_memory_seq_cp(self.memory, source, seq, -1, -1)
+        llama_cpp.llama_memory_seq_rm(self.memory, seq, length, -1)
+        self.held[seq] = self.held[source].copy(length)
+        self.pending.update((source, seq))
+
+    def _took(self, request: Request, length: int, total: str) -> None:
+        seq = request.choices[0].seq_id
+        self._own(seq, request)
+        self.totals[total] += length
+        request.fed = request.reused = request.choices[0].n_past = length
+

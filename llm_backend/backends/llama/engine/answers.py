@@ -1,0 +1,79 @@
+"""What a generated token does to its choice's answer, and the events that tell the client.
+
+A token ends the choice (end of generation, a stop string, its length or the context's), or
+adds its text; the text a step released is sent as one ``delta`` after the step (a verified
+draft gives several tokens in one step), with the logprobs of the tokens that made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .prompts import Tokenizer
+from .requests import Choice, Request
+from .sampling import logits_at, token_logprobs
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class Answers:
+    def __init__(self, emit: Emit, tokenizer: Tokenizer, ctx: Any, n_ctx: int) -> None:
+        self.emit = emit
+        self.tokenizer = tokenizer
+        self.ctx = ctx
+        self.n_ctx = n_ctx
+
+    def take(self, request: Request, choice: Choice, token: int, logits_index: int) -> bool:
+        """``token`` generated for ``choice`` from the logits at ``logits_index``; True while
+        the choice goes on (then ``token`` is the next one to decode)."""
+        if choice.draft is not None:
+            choice.draft.follow(token)
+        if self.tokenizer.is_eog(token):
+            self.finish(request, choice, choice.text.flush(), "stop")
+            return False
+        if request.sampling.logprobs:
+            choice.held_logprobs.append(self.logprob_entry(logits_index, token, request.sampling.top_logprobs))
+        choice.completion_tokens += 1
+        released = choice.text.push(self.tokenizer.piece(token))
+        if released.stopped:
+            self.finish(request, choice, released.text, "stop")
+            return False
+        if choice.completion_tokens >= (request.max_tokens or self.n_ctx) or len(request.prompt) + choice.completion_tokens >= self.n_ctx:
+            self.finish(request, choice, released.text + choice.text.flush(), "length")
+            return False
+        choice.next_token = token
+        choice.unsent += released.text
+        return True
+
+    def send(self, request: Request, choice: Choice) -> None:
+        """The text this step released, if any, as one delta."""
+        if choice.unsent and not choice.finished:
+            self.delta(request, choice, "")
+
+    def delta(self, request: Request, choice: Choice, text: str, finish_reason: str | None = None) -> None:
+        text, choice.unsent = choice.unsent + text, ""
+        event: dict[str, Any] = {"id": request.rid, "event": "delta", "index": choice.index, "text": text}
+        if request.sampling.logprobs:
+            # Tokens whose text was held back (half a character, a possible stop string)
+            # are reported with the text they finally produced.
+            event["logprobs"] = choice.held_logprobs if text else []
+            choice.held_logprobs = []
+        if finish_reason:
+            event["finish_reason"] = finish_reason
+        self.emit(event)
+
+    def finish(self, request: Request, choice: Choice, text: str, reason: str) -> None:
+        choice.finished = True
+        choice.next_token = None
+        self.delta(request, choice, text, reason)
+
+    def logprob_entry(self, logits_index: int, token: int, top: int) -> dict[str, Any]:
+        logits = logits_at(self.ctx, logits_index, self.tokenizer.n_vocab)
+        logprob, best = token_logprobs(logits, token, top)
+
+        def entry(t: int, lp: float) -> dict[str, Any]:
+            piece = self.tokenizer.piece(t)
+            return {"token": piece.decode("utf-8", errors="backslashreplace"), "logprob": lp, "bytes": list(piece)}
+
+        return {**entry(token, logprob), "top_logprobs": [entry(t, lp) for t, lp in best]}

@@ -1,0 +1,69 @@
+"""What the scheduler knows of a request and of each of its choices (batching.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .drafts import Draft
+from .sampling import Sampler, SamplingParams
+from .text import TextStream
+
+
+@dataclass
+class Choice:
+    index: int
+    seq_id: int
+    sampler: Sampler
+    text: TextStream
+    n_past: int = 0
+    next_token: int | None = None
+    logits_index: int = -1
+    completion_tokens: int = 0
+    held_logprobs: list[dict[str, Any]] = field(default_factory=list)
+    unsent: str = ""  # text released by this step's tokens, sent as one delta after the step
+    finished: bool = False
+    draft: Draft | None = None  # where drafts come from: the prediction, or the prompt (drafts.py)
+    drafted: list[tuple[int, int]] = field(default_factory=list)  # this step's drafts: (batch index, token)
+
+
+@dataclass
+class Request:
+    rid: str
+    prompt: list[int]
+    n: int
+    max_tokens: int | None
+    sampling: SamplingParams
+    stop: list[str]
+    choices: list[Choice] = field(default_factory=list)
+    fed: int = 0  # prompt tokens already in the KV cache
+    reused: int = 0  # of those, tokens found cached from an earlier request
+    echo: str | None = None  # prompt text to send back before the answer
+    prompt_logprobs: list[dict[str, Any]] | None = None  # for echo with logprobs
+    scored: list[tuple[int, int]] = field(default_factory=list)  # (batch index, next prompt token)
+    tenant: str = ""  # whose KV it may reuse (prefixes.py)
+    shared: int = 0  # leading prompt tokens any tenant may reuse
+    split: int = 0  # where the prompt's last message begins: its canonical parts (prefixes.py)
+    awaits: tuple[int, int] | None = None  # (sequence, length): its beginning, being computed there
+    prediction: list[int] | None = None  # the client's predicted output, as tokens
+
+    @property
+    def limit(self) -> int:
+        """How much of the prompt may come from a cache: all but the last token, whose logits
+        start the answer; nothing when every prompt position must be scored (echo+logprobs)."""
+        return 0 if self.prompt_logprobs is not None else len(self.prompt) - 1
+
+    def usage(self) -> dict[str, int]:
+        """Its ``usage`` event's counts. As OpenAI counts them, drafts of the prediction that
+        were computed and not taken are completion tokens too (they were computed)."""
+        drafts = [choice.draft for choice in self.choices if choice.draft is not None and choice.draft.counted]
+        rejected = sum(draft.rejected for draft in drafts)
+        counts = {
+            "prompt_tokens": len(self.prompt),
+            "cached_tokens": self.reused,
+            "completion_tokens": sum(choice.completion_tokens for choice in self.choices) + rejected,
+        }
+        if self.prediction is not None:
+            counts["accepted_prediction_tokens"] = sum(draft.accepted for draft in drafts)
+            counts["rejected_prediction_tokens"] = rejected
+        return counts

@@ -1,0 +1,99 @@
+"""Work sized by a request's input, run off the event loop (issue #39).
+
+The event loop answers every request of the process, ``/health`` too: a request's work that
+grows with its input (parsing and checking a large body, turning a million token ids into
+text) ran on it for seconds, and every tenant waited. Such work runs in one of
+``THREADS`` threads kept for it, never the default executor the database calls use (a few
+large requests must not hold those up), with the request's context variables. Small inputs
+stay on the loop: a thread costs about 50 us, more than their work.
+
+A thread helps only where the work lets the GIL go now and then: Python code does (every
+5 ms), a long C call does not; see ``http/body.py`` for the JSON parser's case. The cycle
+collector is such a call: with a large input's million objects alive, each full collection
+walked them all, holding the GIL (checking the 578 000 objects of one 8 MiB body: 8.4 s,
+2.9 s without the collector). So the collector is paused while large work runs, and what
+the work built is then frozen out of its sight (``gc.freeze``) until the requests holding
+such objects have all ended (``release``): freed by reference counting meanwhile, walked by
+no collection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import gc
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+THREADS = 2
+# A list of more values than this in a request (token ids, inputs) is large.
+LARGE_LIST = 32_768
+T = TypeVar("T")
+_threads: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+_running = 0  # large works under way (the collector paused)
+_collector_was_on = True
+_holding = 0  # requests whose large input may be frozen
+_holds: contextvars.ContextVar[bool] = contextvars.ContextVar("holds_large_input", default=False)
+
+
+async def off_loop(large: bool, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)``: in a thread of its own pool if ``large``, else here."""
+    global _threads, _holding
+    if not large:
+        return work(*args)
+    if _threads is None:
+        _threads = ThreadPoolExecutor(THREADS, thread_name_prefix="large-input")
+    if not _holds.get():
+        _holds.set(True)
+        with _lock:
+            _holding += 1
+    call = functools.partial(contextvars.copy_context().run, _uncollected, work, *args)
+    return await asyncio.get_running_loop().run_in_executor(_threads, call)
+
+
+def _uncollected(work: Callable[..., T], *args: Any) -> T:
+    global _running, _collector_was_on
+    with _lock:
+        _running += 1
+        if _running == 1:
+            _collector_was_on = gc.isenabled()
+            gc.disable()
+    try:
+        return work(*args)
+    finally:
+        with _lock:
+            _running -= 1
+            gc.freeze()
+            if _running == 0 and _collector_was_on:
+                gc.enable()
+
+
+def release() -> None:
+    """The end of a request (``http/middleware.RequestContext``): once no request holds a
+    large input any more, the frozen objects are the collector's again."""
+    global _holding
+    if not _holds.get():
+        return
+    _holds.set(False)
+    with _lock:
+        _holding -= 1
+        if _holding == 0:
+            gc.unfreeze()
+
+
+def many_values(value: Any) -> bool:
+    """Whether ``value`` is a list of more than ``LARGE_LIST`` values, those of the lists in
+    it counted (a prompt of token arrays, messages with content parts)."""
+    if not isinstance(value, list):
+        return False
+    count = len(value)
+    for item in value:
+        if count > LARGE_LIST:
+            break
+        if isinstance(item, (list, dict)):
+            count += len(item.get("content") or ()) if isinstance(item, dict) and isinstance(item.get("content"), list) else len(item)
+    return count > LARGE_LIST

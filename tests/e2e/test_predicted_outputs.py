@@ -1,0 +1,108 @@
+"""Predicted outputs (issue #41) through the API: the official SDK and LangChain send
+``prediction`` and it is honoured (usage shows the accepted tokens, the answer is the one
+without it); what OpenAI refuses beside a prediction answers its 400."""
+
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+
+from tests.conftest import MODEL
+from tests.e2e.test_metrics import engine_figure, scrape
+from tests.support.clients import sdk
+
+CODE = '''def total(prices):
+    """The sum of a list of prices, rounded to cents."""
+    result = 0
+    for price in prices:
+        result += price
+    return round(result, 2)
+'''
+MESSAGES = [
+    {"role": "system", "content": "Repeat the user's code exactly."},
+    {"role": "user", "content": CODE},
+]
+
+
+@pytest.fixture(scope="module")
+def client(server) -> openai.OpenAI:
+    return sdk(server)
+
+
+def test_the_sdk_sends_a_prediction_and_gets_the_same_answer_with_accepted_tokens(client):
+    plain = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=60, temperature=0)
+    answer = plain.choices[0].message.content
+    predicted = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=60, temperature=0, prediction={"type": "content", "content": answer}
+    )
+    assert predicted.choices[0].message.content == answer
+    details = predicted.usage.completion_tokens_details
+    assert details.accepted_prediction_tokens >= plain.usage.completion_tokens // 2
+    # The answer's tokens, plus the drafts computed and dropped (as OpenAI bills them).
+    assert predicted.usage.completion_tokens == plain.usage.completion_tokens + details.rejected_prediction_tokens
+
+
+def test_the_engine_metrics_count_drafted_and_accepted_tokens(server, client):
+    before = scrape(server)
+    answer = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=30, temperature=0, prediction={"type": "content", "content": CODE}
+    )
+    accepted = answer.usage.completion_tokens_details.accepted_prediction_tokens
+    drafted = accepted + answer.usage.completion_tokens_details.rejected_prediction_tokens
+    deadline = time.monotonic() + 10  # the worker reports when it goes idle
+    while True:
+        after = scrape(server)
+        grew = {name: engine_figure(after, name) - engine_figure(before, name)
+                for name in ("llm_backend_engine_draft_tokens_total", "llm_backend_engine_draft_tokens_accepted_total")}
+        if grew["llm_backend_engine_draft_tokens_total"] >= drafted or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert grew == {"llm_backend_engine_draft_tokens_total": drafted, "llm_backend_engine_draft_tokens_accepted_total": accepted}
+
+
+def test_a_streamed_answer_with_a_prediction_reports_its_usage_at_the_end(client):
+    plain = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=40, temperature=0)
+    stream = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=40, temperature=0, stream=True, stream_options={"include_usage": True},
+        prediction={"type": "content", "content": [{"type": "text", "text": CODE}]},
+    )
+    chunks = list(stream)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == plain.choices[0].message.content
+    usage = chunks[-1].usage
+    assert usage.completion_tokens_details.accepted_prediction_tokens > 0
+
+
+def test_langchain_sends_a_prediction_and_it_is_honoured(server):
+    from langchain_openai import ChatOpenAI
+
+    # LangChain sends its max_tokens as max_completion_tokens, which OpenAI refuses beside a
+    # prediction (and so do we): the bound goes as the older max_tokens, in the extra body.
+    llm = ChatOpenAI(model=MODEL, base_url=server.api, api_key="anything", temperature=0, extra_body={"max_tokens": 60})
+    messages = [("system", MESSAGES[0]["content"]), ("user", CODE)]
+    plain = llm.invoke(messages)
+    predicted = llm.invoke(messages, prediction={"type": "content", "content": plain.content})
+    assert predicted.content == plain.content
+    details = predicted.response_metadata["token_usage"]["completion_tokens_details"]
+    assert details["accepted_prediction_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    "param, value, code",
+    [
+        ("n", 2, "unsupported_value"),
+        ("logprobs", True, "unsupported_parameter"),
+        ("presence_penalty", 1.0, "unsupported_value"),
+        ("max_completion_tokens", 20, "unsupported_parameter"),
+        ("tools", [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}], "unsupported_parameter"),
+    ],
+)
+def test_what_openai_refuses_beside_a_prediction_answers_its_400(client, param, value, code):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, prediction={"type": "content", "content": CODE}, **{param: value}
+        )
+    error = raised.value.body
+    assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")

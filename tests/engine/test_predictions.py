@@ -1,0 +1,153 @@
+"""Predicted outputs in the engine (issue #41): a prediction's tokens verified as drafts
+change no answer, only how many steps it takes. On the real default GGUF, driven directly."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+from llm_backend.backends.llama.engine.batching import Engine
+from llm_backend.backends.llama.engine.sampling import Sampler, SamplingParams
+from tests.engine.test_batching import Recorder, run
+from tests.support.models import default_gguf
+
+PROMPTS = [
+    "Write a Python function that returns the squares of a list of numbers.",
+    "List five rivers of Europe, one per line.",
+    "Write a short poem about the sea.",
+    "Explain in two sentences what a compiler does.",
+    "Write a JSON object describing a book with a title, an author and a year.",
+    "Give three tips for learning to cook.",
+    "Write a Python class for a bank account with deposit and withdraw methods.",
+    "Describe a sunrise over the mountains.",
+]
+MAX_TOKENS = 40
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from llama_cpp import _logger
+
+    _logger.set_verbose(False)
+    recorder = Recorder()
+    engine = Engine({"path": str(default_gguf()), "n_ctx": 1024, "parallel": 2, "n_threads": 1}, recorder)
+    engine.recorder = recorder
+    yield engine
+    engine.close()
+
+
+def chat(content: str, **params) -> dict:
+    return {"messages": [{"role": "user", "content": content}], "temperature": 0, "max_tokens": MAX_TOKENS, **params}
+
+
+def usage(engine: Engine, rid: str) -> dict:
+    return next(e for e in engine.recorder.events if e["id"] == rid and e["event"] == "usage")
+
+
+def answer(engine: Engine, rid: str, params: dict) -> tuple[str, int]:
+    """The answer's text and the decoding steps it took."""
+    engine.submit(rid, "chat", params)
+    steps = 0
+    while engine.busy:
+        engine.step()
+        steps += 1
+    return engine.recorder.text(rid), steps
+
+
+def edited(text: str) -> str:
+    """The answer with a word in its middle changed: the prediction leaves it there."""
+    words = text.split(" ")
+    middle = len(words) // 2
+    return " ".join(words[:middle] + ["zebra"] + words[middle + 1 :])
+
+
+def test_greedy_answers_are_the_same_with_a_prediction_right_or_edited(engine):
+    """Measured over these 8 prompts (40 tokens each), with the answer itself as the prediction
+    and with one word of it changed: 16 of 16 answers identical to the plain ones (drafts are
+    computed in multi-row chunks, a token alone in one row: docs/SCALING.md's batched
+    numerics could move a near tie; none did here). And the verified steps are fewer."""
+    identical, steps_plain, steps_predicted = 0, 0, 0
+    for number, prompt in enumerate(PROMPTS):
+        plain, steps = answer(engine, f"plain-{number}", chat(prompt))
+        for kind, predicted in (("right", plain), ("edited", edited(plain))):
+            text, predicted_steps = answer(engine, f"{kind}-{number}", chat(prompt, prediction=predicted))
+            identical += text == plain
+            steps_plain += steps
+            steps_predicted += predicted_steps
+    assert identical == 2 * len(PROMPTS)
+    assert steps_predicted < steps_plain / 2
+
+
+def test_usage_adds_up_accepted_rejected_and_generated(engine):
+    plain, _ = answer(engine, "usage-plain", chat(PROMPTS[0]))
+    _, _ = answer(engine, "usage-edited", chat(PROMPTS[0], prediction=edited(plain)))
+    counts = usage(engine, "usage-edited")
+    delta_tokens = usage(engine, "usage-plain")["completion_tokens"]
+    accepted, rejected = counts["accepted_prediction_tokens"], counts["rejected_prediction_tokens"]
+    assert accepted > delta_tokens / 2 and rejected > 0  # the edit cost some drafts
+    # The answer's own tokens (the same as without a prediction) plus the drafts dropped.
+    assert counts["completion_tokens"] == delta_tokens + rejected
+    assert "accepted_prediction_tokens" not in usage(engine, "usage-plain")
+
+
+def test_a_prediction_wrong_from_the_first_token_costs_few_rows(engine):
+    plain, steps = answer(engine, "wrong-plain", chat(PROMPTS[2]))
+    wrong = "import os\nimport sys\n\nfor name in sorted(os.listdir(sys.argv[1])):\n    print(name)\n" * 4
+    text, wrong_steps = answer(engine, "wrong", chat(PROMPTS[2], prediction=wrong))
+    assert text == plain
+    assert usage(engine, "wrong")["rejected_prediction_tokens"] <= 24
+    assert wrong_steps >= steps - 1
+
+
+def test_a_stop_string_inside_a_verified_draft_ends_the_answer_there(engine):
+    plain, _ = answer(engine, "stop-plain", chat(PROMPTS[1]))
+    stop = plain.split("\n")[2][:6]
+    cut, _ = answer(engine, "stop-cut", chat(PROMPTS[1], stop=[stop]))
+    predicted, _ = answer(engine, "stop-predicted", chat(PROMPTS[1], stop=[stop], prediction=plain))
+    assert predicted == cut and len(cut) < len(plain)
+    assert engine.recorder.finish_reason("stop-predicted") == "stop"
+
+
+def test_a_verifying_sampler_draws_from_the_same_distribution(engine):
+    """Speculative sampling's rule with the draft as a point mass keeps the model's
+    distribution: draws verified against a likely draft (taken with probability p, else from
+    the rest) and plain draws, on the same logits, agree within sampling noise; accepting only
+    the argmax would give the draft every time."""
+    engine.submit("dist", "chat", chat("Name a colour.", max_tokens=1))
+    run(engine)  # its last decode computed the prompt's last row: those logits stay until the next
+    index = engine.batch.n_tokens - 1
+    params = SamplingParams(temperature=1.0, top_k=12, seed=7)
+    plain_sampler = Sampler(params, engine.model, engine.n_ctx, 0, drafts=True)
+    verifier = Sampler(params, engine.model, engine.n_ctx, 1, drafts=True)
+    draws = 2000
+    plain = collections.Counter(plain_sampler.sample(engine.ctx, index) for _ in range(draws))
+    draft = plain.most_common(1)[0][0]
+    verified = collections.Counter(verifier.verify(engine.ctx, index, draft) for _ in range(draws))
+    tokens = sorted(set(plain) | set(verified))
+    p = np.array([plain[t] for t in tokens]) / draws
+    q = np.array([verified[t] for t in tokens]) / draws
+    assert 0.5 * np.abs(p - q).sum() < 0.06  # total variation: 2000 draws of 12 tokens
+    assert verified[draft] / draws < 0.9
+    plain_sampler.close()
+    verifier.close()
+
+
+def test_prompt_lookup_drafts_from_the_prompt_and_changes_no_answer(engine):
+    """The model setting ``prompt_lookup``: an answer quoting its prompt is drafted from it
+    (only that request's prompt), the same answer in fewer steps; usage says nothing of a
+    prediction (there was none)."""
+    code = "def area(width, height):\n    return width * height\n\n\ndef perimeter(width, height):\n    return 2 * (width + height)\n"
+    params = chat("Repeat this code exactly:\n" + code)
+    plain, steps = answer(engine, "lookup-off", params)
+    engine.prompt_lookup = True
+    try:
+        drafted = engine.totals["drafted_tokens"]
+        text, lookup_steps = answer(engine, "lookup-on", params)
+    finally:
+        engine.prompt_lookup = False
+    assert text == plain
+    assert engine.totals["drafted_tokens"] > drafted and lookup_steps < steps
+    assert "accepted_prediction_tokens" not in usage(engine, "lookup-on")
+

@@ -1,0 +1,154 @@
+"""Hostile request bodies built from the OpenAI document (issue #39): for a schema, the
+smallest valid value, and that value with one of its arrays filled with its smallest valid
+item, or one of its strings made as long as valid, until the body reaches a size.
+
+The builder reads the document as the server does (``$ref``s followed, ``anyOf`` and
+``oneOf`` branches chosen by a seeded draw, so each run sees other branches and the replay
+of a seed the same ones). The bodies aim at validity, they do not promise it: a pattern or
+a branch's condition may still make the server answer 400, which is an answer too.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+Json = dict[str, Any]
+MAX_DEPTH = 8
+# Fields that bound what a request costs beyond its body: their smallest valid value.
+GENERATION_BOUNDS = {"max_tokens": 1, "max_completion_tokens": 1, "max_output_tokens": 16, "n": 1}
+FORMATS = {"uri": "https://a.example", "date-time": "2025-01-01T00:00:00Z", "email": "a@a.example", "uuid": "00000000-0000-0000-0000-000000000000"}
+
+
+def compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A place in a body that can be made large: an array (filled with its smallest item)
+    or a string; ``chain`` is each key on the way there with the schema drawn for it."""
+
+    chain: tuple[tuple[str, Json], ...]
+    kind: str  # "array", "string" or "map" (an object of any keys)
+
+    @property
+    def schema(self) -> Json:
+        return self.chain[-1][1]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {'.'.join(key for key, _ in self.chain)}"
+
+
+class Builder:
+    def __init__(self, document: Json, rng: random.Random, model: str | None = None) -> None:
+        self.components = document.get("components", {})
+        self.rng = rng
+        self.model = model  # what a "model" field names: one the server has
+
+    def resolve(self, schema: Any) -> Any:
+        while isinstance(schema, dict) and "$ref" in schema:
+            section, name = schema["$ref"].split("/")[2:4]
+            schema = self.components[section][name]
+        return schema
+
+    def parts(self, schema: Any, depth: int = 0) -> Json:
+        """One concrete schema for a value: ``allOf`` merged, one ``anyOf``/``oneOf`` branch drawn."""
+        schema = self.resolve(schema)
+        if not isinstance(schema, dict):
+            return {}
+        merged = {key: value for key, value in schema.items() if key not in ("allOf", "anyOf", "oneOf")}
+        for part in schema.get("allOf", ()):
+            part = self.parts(part, depth + 1)
+            merged["properties"] = {**merged.get("properties", {}), **part.get("properties", {})}
+            merged["required"] = [*merged.get("required", []), *part.get("required", [])]
+            for key, value in part.items():
+                merged.setdefault(key, value)
+        branches = [branch for branch in schema.get("anyOf", schema.get("oneOf", ())) if self.resolve(branch).get("type") != "null"]
+        if branches:
+            if depth > MAX_DEPTH:  # deep in a recursive schema: the plainest branch
+                branches = sorted(branches, key=lambda b: len(json.dumps(self.resolve(b), default=str)))[:1]
+            chosen = self.parts(self.rng.choice(branches), depth + 1)
+            for key, value in chosen.items():
+                if key in ("properties", "required"):
+                    merged[key] = {**merged.get(key, {}), **value} if key == "properties" else [*merged.get(key, []), *value]
+                else:
+                    merged.setdefault(key, value)
+        return merged
+
+    def smallest(self, schema: Any, name: str = "", depth: int = 0) -> Any:
+        """The smallest valid value of ``schema`` (the field ``name``'s)."""
+        return self._smallest(self.parts(schema, depth), name, depth)
+
+    def _smallest(self, schema: Json, name: str, depth: int) -> Any:
+        if name == "model" and self.model is not None:
+            return self.model
+        if "const" in schema:
+            return schema["const"]
+        if schema.get("enum"):
+            return min((value for value in schema["enum"] if value is not None), key=lambda v: len(json.dumps(v)), default=None)
+        kind = schema.get("type")
+        kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+        if kind == "object" or (kind is None and "properties" in schema):
+            properties = schema.get("properties", {})
+            required = dict.fromkeys(schema.get("required", []))
+            required.update({key: None for key in GENERATION_BOUNDS if key in properties})
+            return {key: self.smallest(properties.get(key, {}), key, depth + 1) for key in required} if depth <= MAX_DEPTH else {}
+        if kind == "array":
+            return [self.smallest(schema.get("items", {}), name, depth + 1) for _ in range(schema.get("minItems", 0))]
+        if kind == "string":
+            return FORMATS.get(schema.get("format"), "a" * schema.get("minLength", 0))
+        if kind in ("integer", "number"):
+            low = GENERATION_BOUNDS.get(name, 0)
+            if "minimum" in schema:
+                low = max(low, schema["minimum"])
+            if "exclusiveMinimum" in schema:
+                low = max(low, schema["exclusiveMinimum"] + 1)
+            return min(low, schema["maximum"]) if "maximum" in schema else low
+        if kind == "boolean":
+            return False
+        return None if kind == "null" else {}
+
+    def slots(self, schema: Any, chain: tuple[tuple[str, Json], ...] = (), depth: int = 0) -> list[Slot]:
+        """The arrays and strings reachable through objects' properties (optional ones too)."""
+        found: list[Slot] = []
+        kind = schema.get("type")
+        kinds = kind if isinstance(kind, list) else [kind]
+        if chain and "array" in kinds:
+            found.append(Slot(chain, "array"))
+        if chain and "string" in kinds and not {"enum", "const", "format"} & schema.keys():
+            found.append(Slot(chain, "string"))
+        if chain and isinstance(schema.get("additionalProperties"), dict):
+            found.append(Slot(chain, "map"))  # metadata, logit_bias: as many keys as fit
+        if ("object" in kinds or "properties" in schema) and depth < 4:
+            for key, value in schema.get("properties", {}).items():
+                if key not in GENERATION_BOUNDS and key not in ("model", "stream"):
+                    part = self.parts(value, depth + 1)
+                    found += self.slots(part, (*chain, (key, part)), depth + 1)
+        return found
+
+    def filled(self, schema: Json, slot: Slot, size: int) -> bytes:
+        """The smallest valid body of ``schema`` (drawn: ``parts``) with ``slot`` grown until
+        the body is about ``size`` bytes."""
+        body = self._smallest(schema, "", 0)
+        node = body
+        for key, part in slot.chain[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = self._smallest(part, key, 1)
+            node = node[key]
+        key = slot.chain[-1][0]
+        node[key] = None
+        room = max(size - len(compact(body)) - 64, 0)
+        if slot.kind == "string":
+            value: Any = "a" * min(room, slot.schema.get("maxLength", room))
+        elif slot.kind == "map":
+            item = self.smallest(slot.schema["additionalProperties"], "", 1)
+            width = len(compact(item)) + 12
+            value = {f"k{index}": item for index in range(max(room // width, 1))}
+        else:
+            item = self.smallest(slot.schema.get("items", {}), key, 1)
+            value = [item] * max(room // (len(compact(item)) + 1), 1)
+        node[key] = value
+        return compact(body)
