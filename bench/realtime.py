@@ -91,19 +91,21 @@ def conversation(live: LiveServer, clips: list[Path]) -> list[dict[str, float]]:
             pcm = silence(0.3) + pcm24k(clip) + silence(1.0)
             for start in range(0, len(pcm), 9600):
                 connection.input_audio_buffer.append(audio=base64.b64encode(pcm[start : start + 9600]).decode())
-            stopped, marks = None, {}
+            stopped, marks, answer = None, {}, None
             while True:
                 event = connection.recv()
                 if event.type == "input_audio_buffer.speech_stopped":
                     # A pause in the question cut it in two: the answer to all of it counts.
-                    stopped, marks = time.perf_counter(), {}
-                elif event.type in SEEN and stopped is not None:
+                    stopped, marks, answer = time.perf_counter(), {}, None
+                elif event.type == "response.created" and stopped is not None:
+                    answer = event.response.id
+                if event.type in SEEN and stopped is not None:
                     marks.setdefault(SEEN[event.type], time.perf_counter() - stopped)
-                elif event.type == "response.done" and event.response.status != "cancelled":
+                elif event.type == "response.done" and event.response.id == answer and event.response.status != "cancelled":
                     break
                 elif event.type == "error":
                     raise RuntimeError(f"no audio: {event}")
-            turns.append(marks)
+            turns.append(marks)  # without "audio" if the answer was empty: counted apart
     return turns
 
 
@@ -203,7 +205,7 @@ def ms(values: list[float]) -> str:
 
 
 def audio(turns: list[dict[str, float]]) -> list[float]:
-    return [turn["audio"] for turn in turns]
+    return [turn["audio"] for turn in turns if "audio" in turn]
 
 
 def phases(turns: list[dict[str, float]]) -> str:
@@ -233,13 +235,15 @@ class Voice:
 
     def rows(self, limit: float) -> list[str]:
         later, first = statistics.median(audio(self.later)), statistics.median(audio(self.first))
-        return [
-            f"{self.name}: end of speech -> first audio byte, p50 of {len(self.later)} later turns: {ms(audio(self.later))}"
+        rows = [
+            f"{self.name}: end of speech -> first audio byte, p50 of {len(audio(self.later))} later turns: {ms(audio(self.later))}"
             f"  (/ ceiling: {later / limit:.2f}x)",
             f"  where it went (p50 of each step): {phases(self.later)}",
-            f"  p50 of {len(self.first)} first turns of new sessions: {ms(audio(self.first))}  (first / later: {first / later:.2f}x, bar <= 1.2x)",
+            f"  p50 of {len(audio(self.first))} first turns of new sessions: {ms(audio(self.first))}  (first / later: {first / later:.2f}x, bar <= 1.2x)",
             f"  where it went (p50 of each step): {phases(self.first)}",
         ]
+        silent = len(self.first + self.later) - len(audio(self.first + self.later))
+        return rows + ([f"  turns answered without audio (an empty answer): {silent}"] if silent else [])
 
 
 def main() -> None:
@@ -284,6 +288,8 @@ def main() -> None:
             live.stop()
         if args.baseline:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(out / "baseline-src")], capture_output=True)
+    turns_seen = {voice.name: {"first": voice.first, "later": voice.later} for voice in voices} | {"ceiling": limit.turns}
+    (out / "turns.json").write_text(json.dumps(turns_seen, indent=1))
     for voice in voices:
         lines += voice.rows(statistics.median(audio(limit.turns)))
     lines += [
