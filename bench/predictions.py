@@ -194,7 +194,7 @@ def main() -> None:
         if "a" in args.rows:
             ceiling = Ceiling(path, 2048, 1, default_threads(), default_batch_threads(), 512)
             # The prompt as the service renders it (its template and tokenizer).
-            text, _, has_bos = ChatTemplate(ceiling.model, None).render(MESSAGES)
+            text, _, has_bos = ChatTemplate.of_model(ceiling.model, None).render(MESSAGES)
             add_bos = bool(llama_cpp.llama_vocab_get_add_bos(ceiling.vocab)) and not has_bos
             prompt = Tokenizer(ceiling.model).tokenize(text, add_bos=add_bos)
             done, _ = row_a(clients["default"], ceiling, prompt, args.rounds)
