@@ -15,6 +15,13 @@ back between slices; what ijson reads otherwise than ``json.loads`` (an escaped 
 which it turns into ``?``; NaN, numbers past 64 bits, a byte-order mark, which it refuses)
 is parsed by the standard library's own pure-Python scanner, the reference its C one
 mirrors, also a value at a time: a body means the same at any size.
+
+Memory follows what a body expands to, not its bytes: 8 MiB of ``[0],`` is 2.8 million
+Python objects (a completions prompt of them grew the API process by 421 MiB on its way to
+a 400). So a body that may hold more than ``max_body_values`` values and keys (its
+separators tell: at most two values each) is counted before anything is built
+(``counted``), and refused past the budget (400 ``invalid_body``): 1,000,000 by default,
+three times the largest request OpenAI takes (an embeddings request's 300,000 token ids).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import re
 import tempfile
 from collections.abc import AsyncIterator
 from json import scanner
+from json.decoder import scanstring
 from typing import Any
 
 import ijson
@@ -141,16 +149,19 @@ async def spool_body(receive: Receive, limit: int) -> tuple[int | None, Receive]
 LARGE_BODY = 256 * 1024
 MANY_VALUES = 100_000
 SLICE = 64 * 1024
+MAX_VALUES = 1_000_000
+"""``max_body_values``'s default: the JSON values and keys a body may hold (see ``counted``)."""
 
 
-def parse_json(body: bytes) -> Any:
-    """A JSON body, or OpenAI's 400 for one that does not parse (malformed, not UTF-8) or
-    that nests deeper than ``MAX_JSON_DEPTH`` (issue #33: every lane's body comes through
-    here; deeper than a parser goes, a ``RecursionError``, is that too). A body of many
-    values is parsed a slice at a time (see the module's docstring): call it off the loop
-    (``off_loop.py``) for a body above ``LARGE_BODY``."""
+def parse_json(body: bytes, max_values: int = MAX_VALUES) -> Any:
+    """A JSON body, or OpenAI's 400 for one that does not parse (malformed, not UTF-8), that
+    nests deeper than ``MAX_JSON_DEPTH`` (issue #33: every lane's body comes through here;
+    deeper than a parser goes, a ``RecursionError``, is that too) or that holds more than
+    ``max_values`` values and keys (``counted``). A body of many values is parsed a slice
+    at a time (see the module's docstring): call it off the loop (``off_loop.py``) for a
+    body above ``LARGE_BODY``."""
     try:
-        value = loads(body)
+        value = loads(body, max_values)
     except (UnicodeDecodeError, ValueError):
         raise errors.invalid_json() from None
     except RecursionError:
@@ -160,12 +171,66 @@ def parse_json(body: bytes) -> Any:
     return value
 
 
-def loads(data: bytes) -> Any:
+def loads(data: bytes, max_values: int | None = None) -> Any:
     """``json.loads``, a large body of many values a slice at a time (see the module's
-    docstring): its ``ValueError`` or ``RecursionError`` for what does not parse."""
-    if len(data) > LARGE_BODY and data.count(b",") > MANY_VALUES:
+    docstring): its ``ValueError`` or ``RecursionError`` for what does not parse, and
+    ``errors.too_many_values`` past ``max_values`` values and keys, counted before
+    anything is built."""
+    separators = data.count(b",") + data.count(b"[") + data.count(b"{")
+    # Values and keys are at most 2 x separators + 1 (each a container's first, or after a
+    # comma, or an object's value after its key): only a body that may pass is counted.
+    if max_values is not None and 2 * separators + 1 > max_values and counted(data, max_values) > max_values:
+        raise errors.too_many_values(max_values)
+    if len(data) > LARGE_BODY and separators > MANY_VALUES:
         return _sliced(data)
     return json.loads(data)
+
+
+def counted(data: bytes, limit: int) -> int:
+    """The values and keys of a JSON text (strings, numbers, literals, arrays, objects; an
+    object's keys), counted up to past ``limit`` without building any: what its Python
+    objects will weigh (an 8 MiB body of ``[0]`` items is 2.8 million of them, 230 MB as
+    Python holds them, and more again for the work that walks them). Counted by ijson's C
+    parser a slice at a time (its events, none kept: ~0.15 s for 8 MiB, letting go of the
+    GIL between slices), or for a text it does not read (NaN, numbers past 64 bits, other
+    encodings) its separators outside strings, at least as many."""
+    if json.detect_encoding(data) == "utf-8":
+        events = ijson.sendable_list()
+        counter = ijson.basic_parse_coro(events, use_float=True)
+        values = 0
+        try:
+            for start in range(0, len(data), SLICE):
+                counter.send(data[start : start + SLICE])
+                values += len(events) - events.count(_END_ARRAY) - events.count(_END_MAP)
+                del events[:]
+                if values > limit:
+                    return values
+            counter.close()
+            return values + len(events) - events.count(_END_ARRAY) - events.count(_END_MAP)
+        except (ijson.JSONError, ValueError, IndexError):
+            pass
+    try:
+        return separators_outside_strings(data.decode(json.detect_encoding(data), "surrogatepass"), limit)
+    except (UnicodeDecodeError, ValueError):
+        return 0  # not JSON: the parse refuses it
+
+
+_END_ARRAY, _END_MAP = ("end_array", None), ("end_map", None)
+
+
+def separators_outside_strings(text: str, limit: int) -> int:
+    """At least the values and keys ``text`` holds: 1 + its ``,[{:`` outside strings (each
+    value or key is the text's first or follows one), counted up to past ``limit``, each
+    string skipped by the json module's own scanner (C: an 8 MB string in ~20 ms, escapes
+    and all; between two strings the GIL may go to the loop's thread)."""
+    values, position = 1, 0
+    while True:
+        quote = text.find('"', position)
+        end = len(text) if quote < 0 else quote
+        values += sum(text.count(mark, position, end) for mark in ",[{:")
+        if quote < 0 or values > limit:
+            return values
+        _, position = scanstring(text, quote + 1)
 
 
 # What ijson's C backend reads otherwise than json.loads: an escaped surrogate (a lone one

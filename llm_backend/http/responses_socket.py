@@ -162,7 +162,7 @@ class Connection:
         """The ``response.create`` body a frame carries and its lane; or its error and the
         ``stream_id`` the event claimed."""
         try:
-            event = client_event(frame)
+            event = client_event(frame, self.socket.services.settings.max_body_values)
         except OpenAIError as error:
             return None, None, error
         try:
