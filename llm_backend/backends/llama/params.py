@@ -370,7 +370,13 @@ def completion_params(request: Json, n_ctx: int, native: bool = False) -> Json:
         },
     )
     logprobs = request.get("logprobs")
-    prompts = completion_prompts(request.get("prompt"), native)
+    prompt = request.get("prompt")
+    # A token array is measured before it is read as text: its ids must fit the context.
+    arrays = ([prompt] if isinstance(prompt[0], int) else prompt) if isinstance(prompt, list) and prompt else ()
+    for ids in arrays:
+        if isinstance(ids, list) and len(ids) > n_ctx:
+            raise context_length_exceeded(len(ids), n_ctx, "prompt")
+    prompts = completion_prompts(prompt, native)
     for prompt in prompts:
         if len(prompt) > (n_ctx if isinstance(prompt, list) else n_ctx * MAX_CHARS_PER_TOKEN):
             raise context_length_exceeded(len(prompt) if isinstance(prompt, list) else len(prompt) // MAX_CHARS_PER_TOKEN, n_ctx, "prompt")
