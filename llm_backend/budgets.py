@@ -28,6 +28,11 @@ become (``serving/responses/items.py``)."""
 MAX_PARTS = 8192
 """The items of a request's inner lists in total (every message's content parts and tool
 calls): ours, four a message at the most messages; each inner list has its own bound too."""
+MAX_CHARS_PER_TOKEN = 64
+"""No real tokenizer's tokens are longer than this on average: a text this many times a
+token limit cannot fit it, and is refused before it is tokenized or rendered (rendering and
+tokenizing 200 000 messages held the engine for minutes; tokenizing 8 MiB for an embedding
+input grew the API process by 608 MiB)."""
 MAX_PROMPTS = 2048
 """Completions' prompts: ours, as many as an embeddings request's inputs (OpenAI's 2048);
 each is a generation (``n`` of them), decoded from token ids first when it is an array."""

@@ -16,6 +16,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from ...budgets import MAX_CHARS_PER_TOKEN
 from ...errors import bad_request, context_length_exceeded
 from ...openai_tokens import text_of
 from ..base import Json
@@ -70,12 +71,6 @@ def _text_of(content: Any, param: str) -> str | None:
             raise unsupported(f"{param}[{index}].type", f"'{part.get('type')}' content needs a multimodal model")
         texts.append(part.get("text") or part.get("refusal") or "")
     return "".join(texts)
-
-
-# No real tokenizer has tokens longer than this on average: text this many times the
-# context cannot fit, and is refused before it reaches the engine (rendering and tokenizing
-# 200 000 messages held the engine for minutes).
-MAX_CHARS_PER_TOKEN = 64
 
 
 def _check_size(messages: list[Json], n_ctx: int) -> None:
