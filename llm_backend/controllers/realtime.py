@@ -7,6 +7,7 @@ from ..auth import digest
 from ..http import context
 from ..http.context import current
 from ..http.rendering import json_response
+from ..serving.control import hosted_tools
 
 DEFAULT_SECONDS = 600
 
@@ -22,6 +23,7 @@ async def create_realtime_client_secret(body: dict):
     services = current()
     config = body.get("session") or {"type": "realtime"}
     kind = config.get("type", "realtime")
+    await hosted_tools.check(services, context.caller(), config, "session.")  # the project's hosted tools
     # The session a connection with this secret will start with: checked now, shown now.
     session = await off_loop(session_for, services, _nowhere, None, kind, config.get("model"), config)
     answer = session.to_openai()

@@ -3,8 +3,9 @@ replicas: requests per minute and per day, tokens per minute, audio megabytes pe
 batch input tokens per day.
 
 A request naming a model is admitted once its body is read (``admit``: ``routed_by_model``
-for every JSON body with a model - fast lane, Connexion, batch lines - and the audio
-uploads), after its key was checked and counted (``rate_limits.py``). Which limits a
+for every JSON body with a model - fast lane, Connexion, batch lines - the audio uploads,
+and each request of a Realtime session: a response, a turn's transcription), after its key
+was checked and counted (``rate_limits.py``). Which limits a
 project has is the control plane's snapshot (``storage/governance.py``: configuration,
 read again every 2 s); the counts are in the database's ``rate_limit_counters``, always
 (whatever ``rate_limit_storage`` says for keys), so every replica counts together: the
@@ -120,12 +121,13 @@ class ProjectLimits:
             task.add_done_callback(self._pending.discard)
 
 
-async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None) -> None:
+async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None, prefix: str = "") -> None:
     """The request being served, held to its project's rules: its limits on ``model`` (when
-    the app has them) and, for a JSON ``body``, its hosted tool permissions."""
+    the app has them) and, for a JSON ``body``, its hosted tool permissions (``prefix``: where
+    ``body``'s tools are, ``session.`` for a Realtime session's)."""
     services = context.current()
     if body is not None:
-        await hosted_tools.check(services, context.caller(), body)
+        await hosted_tools.check(services, context.caller(), body, prefix)
     limits = getattr(services, "project_limits", None)
     if limits is not None:
         await limits.admit(context.caller(), model, audio_bytes)

@@ -20,8 +20,11 @@ a client cannot queue work beyond the session's own bounds.
 
 Every request a session makes - a response, a turn's transcription - passes the session's
 ``Gate`` (``Connection.admit``): an ``Exchange`` of its own, as an HTTP request is (metrics,
-usage, access log), the key checked and counted again. A key revoked meanwhile ends the
-session (``invalid_api_key``, closed).
+usage, access log), the key checked and counted again, and its project's rules applied
+(per-model rate limits, hosted tool permissions: ``project_limits.admit_model``). A key
+revoked meanwhile ends the session (``invalid_api_key``, closed). A ``session.update``
+offering a hosted tool its project turned off (``mcp``) is refused before it changes
+anything.
 """
 
 from __future__ import annotations
@@ -41,11 +44,13 @@ from .. import errors
 from ..auth import Principal
 from ..client_secrets import PREFIX, Claims
 from ..errors import OpenAIError, answered
+from ..serving.control import hosted_tools
 from ..serving.realtime.events import Json, error_event, event_id
 from ..serving.realtime.off_loop import give_back_memory, off_loop
 from ..settings import Settings
 from . import context
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
+from .project_limits import admit_model
 from .rendering import error_response
 from .socket_endpoint import SocketEndpoint
 from .socket_frames import RefusedEvent, read_event
@@ -163,21 +168,24 @@ class Connection:
         return await self.socket.secret_holder(self.claims)
 
     @contextlib.asynccontextmanager
-    async def admit(self, operation: str, model: str) -> AsyncIterator[Admission]:
+    async def admit(self, operation: str, model: str, body: Json | None = None, prefix: str = "") -> AsyncIterator[Admission]:
         """The session's ``Gate``: each request an ``Exchange`` of its own, as an HTTP
-        request is (metrics, usage, access log), its key checked and counted again."""
+        request is (metrics, usage, access log), its key checked and counted again, its
+        project's rules applied (per-model limits; the hosted tools of ``body``'s tools)."""
         exchange = Exchange(self.websocket.scope, self.socket.services, self.socket.observer, "WEBSOCKET")
         exchange.record.operation_id, exchange.record.model = operation, model
         status = CLIENT_CLOSED_REQUEST
         try:
             try:
                 principal = await self._still_allowed()
+                context.authenticated(principal)
+                # Its project's per-model limits and hosted tools, as an HTTP request's.
+                await admit_model(model, body=body, prefix=prefix)
             except OpenAIError as error:
                 status = error.status
                 if error.status == 401:  # its key revoked: the session ends with it
                     await self.end(error)
                 raise
-            context.authenticated(principal)
             admission = Admission(exchange)
             yield admission
             status = admission.status
@@ -246,6 +254,8 @@ class Connection:
             client_id = event.get("event_id")
             kind = event["type"]
             if kind == "session.update":
+                # The project's hosted tools (mcp) before anything of the session changes.
+                await hosted_tools.check(self.socket.services, context.caller(), event["session"], "session.")
                 session.update(event["session"])
                 await self.send({"type": "session.updated", "event_id": event_id(), "session": session.to_openai()})
             elif not await session.input.handle(kind, event):

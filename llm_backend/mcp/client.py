@@ -4,7 +4,9 @@ back to the ``initialize`` handshake), over streamable HTTP, or SSE for a URL wh
 ends in ``/sse`` (the convention of SSE servers, whose endpoint is a GET stream).
 
 Each listing and each call is one connection, within ``Budgets``: ``timeout`` seconds in
-all (connecting included), ``max_bytes`` read in all, ``max_tools`` tools listed. A
+all (connecting included), ``max_bytes`` read in all, holding ``max_values`` JSON values
+in all (counted before they are parsed), ``max_tools`` tools listed; it runs on the thread
+of ``beside.py``, off the service's event loop. A
 failure is an ``McpFailure`` carrying the OpenAI document's typed error (``http_error``
 with the server's HTTP status, ``mcp_protocol_error`` with the JSON-RPC code,
 ``mcp_tool_execution_error`` with the tool's own content); ``refused`` when the address
@@ -28,6 +30,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from .beside import LoopThread
 from .egress import Refused, ServerPolicy, shown
 from .transport import Exchange, TooLarge, http_client, origin
 
@@ -48,6 +51,7 @@ class Server:
 class Budgets:
     timeout: float
     max_bytes: int
+    max_values: int
     max_tools: int
 
 
@@ -69,7 +73,7 @@ def _failure(error: BaseException, exchange: Exchange, budgets: Budgets) -> McpF
     if isinstance(leaf, Refused) or exchange.refused:
         return McpFailure({"type": "http_error", "code": 403, "message": exchange.refused or str(leaf)}, refused=True)
     if exchange.too_large or isinstance(leaf, TooLarge):
-        message = f"The MCP server's answer was refused: {leaf if isinstance(leaf, TooLarge) else 'too large'} (mcp_max_bytes)."
+        message = f"The MCP server's answer was refused: {leaf if isinstance(leaf, TooLarge) else 'too large'} ({exchange.budget})."
         return McpFailure({"type": "mcp_protocol_error", "code": INTERNAL_ERROR, "message": message})
     if isinstance(leaf, TimeoutError):
         message = f"The MCP server did not answer within {budgets.timeout:g} seconds (mcp_timeout)."
@@ -93,6 +97,7 @@ class Connector:
     def __init__(self, policy: ServerPolicy, budgets: Budgets) -> None:
         self.policy = policy
         self.budgets = budgets
+        self.beside = LoopThread()
 
     def check(self, url: str) -> None:
         """Refuse (``Refused``) a URL the policy rules out, before any connection."""
@@ -119,7 +124,15 @@ class Connector:
                     yield client
 
     async def _run(self, server: Server, operation: Any) -> Any:
-        exchange = Exchange(self.budgets.max_bytes)
+        try:
+            return await self.beside.run(self._connection(server, operation))
+        except McpFailure as failure:
+            log.info("MCP server %s: %s", shown(server.url), failure.error.get("message") or failure.error["type"])
+            raise
+
+    async def _connection(self, server: Server, operation: Any) -> Any:
+        """One connection and its ``operation``, on the thread beside the loop."""
+        exchange = Exchange(self.budgets.max_bytes, self.budgets.max_values)
         try:
             with anyio.fail_after(self.budgets.timeout):
                 async with self._connected(server, exchange) as client:
@@ -129,7 +142,6 @@ class Connector:
             failure = _leaf(error)
             if not isinstance(failure, McpFailure):
                 failure = _failure(error, exchange, self.budgets)
-            log.info("MCP server %s: %s", shown(server.url), failure.error.get("message") or failure.error["type"])
             raise failure from None
 
     async def list_tools(self, server: Server) -> list[Json]:

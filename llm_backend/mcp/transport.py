@@ -4,16 +4,23 @@ server's origin, and it is checked here like any request), connections to public
 made by ``egress.PublicOnlyBackend``, and every byte of every answer counted against the
 operation's budget (``Exchange``), compressed answers refused (a small body must not
 expand past the count). No proxy from the environment: it would connect in our stead.
+
+The JSON values of the answers are counted too, as their bytes arrive and before the ``mcp``
+package parses them (``values.py``): what parsing and validating an answer costs follows its
+values, not its bytes (4 MB of one string: 2 ms; 2 MB of 60,000 small content parts: 0.7 s).
 """
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import AsyncIterator
 
 import httpcore2
 import httpx2
 
 from .egress import PublicOnlyBackend, Refused, ServerPolicy
+from .values import ValueCount
 
 
 class TooLarge(Exception):
@@ -21,45 +28,60 @@ class TooLarge(Exception):
 
 
 class Exchange:
-    """What one listing or call went through: bytes read, the last HTTP error status, the
-    refusal that stopped it (the ``mcp`` package folds these into its own errors)."""
+    """What one listing or call went through: bytes and JSON values read, the last HTTP
+    error status, the refusal that stopped it (the ``mcp`` package folds these into its own
+    errors)."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, max_values: int) -> None:
         self.max_bytes = max_bytes
+        self.max_values = max_values
         self.read = 0
+        self.values = 0
         self.status: int | None = None
         self.refused: str | None = None
         self.too_large = False
+        self.budget = ""  # the setting a refusal was over
 
-    def count(self, size: int) -> None:
-        self.read += size
+    def count(self, chunk: bytes, values: ValueCount) -> None:
+        self.read += len(chunk)
         if self.read > self.max_bytes:
-            self.too_large = True
-            raise TooLarge(f"the MCP server's answers passed {self.max_bytes} bytes")
+            self._over(f"the MCP server's answers passed {self.max_bytes} bytes", "mcp_max_bytes")
+        self.values += values.feed(chunk, self.max_values - self.values)
+        if self.values > self.max_values:
+            self._over(f"the MCP server's answers held more than {self.max_values} JSON values", "mcp_max_values")
+
+    def _over(self, message: str, budget: str) -> None:
+        self.too_large, self.budget = True, budget
+        raise TooLarge(message)
 
 
 class _Counted(httpx2.AsyncByteStream):
     def __init__(self, stream: httpx2.AsyncByteStream, exchange: Exchange) -> None:
         self.stream = stream
         self.exchange = exchange
+        self.values = ValueCount()  # each answer's own: a string never runs on into the next
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self.stream:
-            self.exchange.count(len(chunk))
+            self.exchange.count(chunk, self.values)
             yield chunk
 
     async def aclose(self) -> None:
         await self.stream.aclose()
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One for every connection: loading the CA bundle takes 20 ms of the GIL each time."""
+    return httpx2.create_ssl_context()
+
+
 def _transport(public: bool) -> httpx2.AsyncHTTPTransport:
-    transport = httpx2.AsyncHTTPTransport(trust_env=False)
+    transport = httpx2.AsyncHTTPTransport(trust_env=False, verify=_ssl_context())
     if public:
         # httpx2 takes no network backend: its pool is replaced by one made the same way
         # around the backend that checks every address it connects to.
-        transport._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=httpx2.create_ssl_context(), network_backend=PublicOnlyBackend()
-        )
+        transport._pool = httpcore2.AsyncConnectionPool(ssl_context=_ssl_context(), network_backend=PublicOnlyBackend())
     return transport
 
 

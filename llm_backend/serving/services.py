@@ -47,4 +47,5 @@ class Services:
 
         settings = self.settings
         policy = ServerPolicy(settings.mcp_allowed_servers, settings.mcp_public_servers)
-        return Connector(policy, Budgets(settings.mcp_timeout, settings.mcp_max_bytes, settings.mcp_max_tools))
+        budgets = Budgets(settings.mcp_timeout, settings.mcp_max_bytes, settings.mcp_max_values, settings.mcp_max_tools)
+        return Connector(policy, budgets)

@@ -190,8 +190,8 @@ async def usage_page(
     by_bucket: dict[int, list[dict]] = {}
     if operation is not None and shown.starts:
         grouped = tuple(field for field in GROUPABLE if field in (group_by or ()))
-        totals = await database.run(
-            database.usage.totals, shown.first, shown.page_end, operation=operation, width=shown.width, group_by=grouped,
+        totals = await database.usage.totals_now(
+            shown.first, shown.page_end, operation=operation, width=shown.width, group_by=grouped,
             owners=api_key_ids, models=models, projects=project_ids,
         )
         for item in totals:

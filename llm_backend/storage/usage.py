@@ -123,6 +123,12 @@ class UsageStore:
             return 0
         return len(rows)
 
+    async def totals_now(self, *args, **kwargs) -> list:
+        """``totals`` with what this replica has counted and not yet written written first: an
+        answer's usage shows in the next read here, not up to ``flush_interval`` later."""
+        await self.flush()
+        return await self._database.run(self.totals, *args, **kwargs)
+
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(self.flush_interval)

@@ -19,7 +19,8 @@ import pytest
 
 from tests.conftest import MODEL
 from tests.support.clients import keyed_server, sdk
-from tests.support.mcp_server import SECRET, TestMcpServer, listening_socket
+from tests.support.mcp_server import SECRET, TestMcpServer, listening_socket, mcp  # noqa: F401 (a fixture)
+from tests.support.probe import health_probe_apart
 from tests.support.response_events import validate_event
 
 ALICE, BOB = "sk-alice-mcp-tests", "sk-bob-mcp-tests"
@@ -28,18 +29,15 @@ FORCE_SECRET = {"type": "mcp", "server_label": "secrets", "name": "secret_word"}
 FORCE_NOTE = {"type": "mcp", "server_label": "secrets", "name": "save_note"}
 NOTE = "Save the note 'hello'."  # greedy, SmolLM2 writes {"text": "Hello"}
 HIDDEN = "header-value-that-must-stay-hidden"
-
-
-@pytest.fixture(scope="module")
-def mcp():
-    server = TestMcpServer().start()
-    yield server
-    server.stop()
+# How long /health may wait beside a hostile MCP answer: an idle service's probe waits up
+# to 0.1-0.3 s now and then on this shared 2-core machine; the answer parsed on the loop
+# kept it waiting 1.2-1.6 s.
+HEALTH_WAIT = 0.6
 
 
 @pytest.fixture(scope="module")
 def live(mcp, tmp_path_factory):
-    allowed = ",".join(mcp.url(path) for path in ("/mcp", "/sse", "/broken", "/redirect"))
+    allowed = ",".join(mcp.url(path) for path in ("/mcp", "/sse", "/broken", "/redirect", "/hostile"))
     env = {"LLM_BACKEND_MCP_ALLOWED_SERVERS": allowed, "LLM_BACKEND_MCP_TIMEOUT": "30"}
     with keyed_server(tmp_path_factory.mktemp("mcp"), [f"alice={ALICE}", f"bob={BOB}"], env=env) as server:
         yield server
@@ -148,6 +146,26 @@ def test_a_tool_that_fails_is_a_typed_tool_execution_error(alice, mcp):
     call = events[-1]["response"]["output"][1]
     assert call["status"] == "failed" and call["output"] is None
     assert call["error"]["type"] == "mcp_tool_execution_error" and call["error"]["content"][0]["type"] == "text"
+
+
+def test_an_answer_of_too_many_values_is_refused_before_it_is_parsed_and_the_loop_goes_on(alice, live, mcp):
+    """An answer costs its values, not its bytes: 3.4 MB of 120,000 content parts (within
+    mcp_max_bytes) took the mcp package over a second to parse and validate on the event
+    loop, every other request of the service waiting (``/health``). Its values are counted
+    as its bytes arrive, and refused past ``mcp_max_values`` before anything parses them; a
+    parse within the budget happens on the MCP thread, beside the loop."""
+    tool = {"type": "mcp", "server_label": "hostile", "server_url": mcp.url("/hostile"), "require_approval": "never"}
+    mcp.report_parts = 120_000
+    try:
+        with health_probe_apart(live.base_url) as probe:
+            response = ask(alice, mcp, tool, tool_choice={"type": "mcp", "server_label": "hostile", "name": "report"}, max_output_tokens=40)
+    finally:
+        mcp.report_parts = 1
+    print(f"/health waited at most {probe.longest:.3f} s")
+    assert probe.longest < HEALTH_WAIT
+    call = response.output[1]
+    assert (call.type, call.status, call.error.type) == ("mcp_call", "failed", "mcp_protocol_error"), call
+    assert "mcp_max_values" in call.error.message and mcp.calls["report"] >= 1
 
 
 def test_a_server_answering_http_errors_is_openais_424(alice, mcp):

@@ -182,7 +182,7 @@ def test_items_are_created_retrieved_deleted_and_refusals_name_the_field(server)
         for mistake, param in [
             ({"type": "conversation.item.retrieve", "item_id": item_id}, "item_id"),
             ({"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"format": {"type": "audio/pcmu"}}}}}, "session.audio.output.format.type"),
-            ({"type": "session.update", "session": {"type": "realtime", "tools": [{"type": "mcp", "server_label": "x"}]}}, "session.tools[0].type"),
+            ({"type": "session.update", "session": {"type": "realtime", "tools": [{"type": "mcp", "server_label": "x"}]}}, "session.tools[0].server_url"),
             ({"type": "conversation.item.truncate", "item_id": "nope", "content_index": 0, "audio_end_ms": 10}, "item_id"),
         ]:
             connection.send(mistake)

@@ -4,7 +4,11 @@ in a thread of the test process), so a test reads how often each tool really ran
 Two tools: ``secret_word`` (annotated read-only) and ``save_note`` (writes). Over streamable
 HTTP at ``/mcp`` and SSE at ``/sse``; beside them, plain routes a test points a server URL
 at: ``/broken`` (HTTP 500), ``/redirect`` (a 307 to ``/elsewhere``, or to its ``to``), and every
-request's path is counted (``hits``), so a test can show a request never arrived.
+request's path is counted (``hits``), so a test can show a request never arrived. A second
+server at ``/hostile`` has one tool, ``report``, whose answer is ``report_parts`` text parts
+(an answer sized by its values, not its bytes).
+
+``mcp`` is the fixture a test module imports: one server for the module.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import socket
 import threading
 import time
 
+import pytest
 import uvicorn
 from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from mcp.types import TextContent, ToolAnnotations
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse, RedirectResponse
 from starlette.routing import Route
@@ -49,8 +54,23 @@ class TestMcpServer:
             self.calls["save_note"] += 1
             return f"Saved note number {self.calls['save_note']}."
 
+        self.report_parts = 1
+        hostile = MCPServer("llm-backend tests: hostile answers")
+
+        @hostile.tool(structured_output=False)
+        def report(topic: str) -> list[TextContent]:
+            """Write a report about a topic."""
+            self.calls["report"] += 1
+            return [TextContent(type="text", text="ab")] * self.report_parts
+
         streamable = server.streamable_http_app()
         sse = server.sse_app()
+        hostile_app = hostile.streamable_http_app(streamable_http_path="/hostile")
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            async with streamable.router.lifespan_context(app), hostile_app.router.lifespan_context(app):
+                yield
 
         async def broken(request):
             return PlainTextResponse("broken", status_code=500)
@@ -66,7 +86,7 @@ class TestMcpServer:
             Route("/redirect", redirect, methods=["GET", "POST", "DELETE"]),
             Route("/elsewhere", elsewhere, methods=["GET", "POST", "DELETE"]),
         ]
-        app = Starlette(routes=[*streamable.routes, *sse.routes, *plain], lifespan=streamable.router.lifespan_context)
+        app = Starlette(routes=[*streamable.routes, *hostile_app.routes, *sse.routes, *plain], lifespan=lifespan)
 
         async def counted(scope, receive, send):
             if scope["type"] == "http":
@@ -96,6 +116,13 @@ class TestMcpServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def mcp():
+    server = TestMcpServer().start()
+    yield server
+    server.stop()
 
 
 @contextlib.contextmanager

@@ -32,6 +32,9 @@ RANKS = {
     "client_secrets": -1,
     "settings": -1,
     "model_settings": -1,
+    "audio_settings": -1,
+    "realtime_settings": -1,
+    "setting_types": -1,
     "logs": -1,
 }
 WEB_FRAMEWORK = ("connexion", "starlette", "sse_starlette", "uvicorn")

@@ -1,6 +1,7 @@
-"""The Responses layer's view of MCP tools (serving/responses/mcp_servers.py, mcp_calls.py):
-function names that cannot collide, tool choices that force a server's tool, approval
-filters, what the model reads of earlier calls, and what is never echoed."""
+"""The Responses layer's view of MCP tools (serving/responses/mcp_servers.py, mcp_calls.py),
+which Realtime sessions share (serving/realtime/mcp_tools.py): function names that cannot
+collide, tool choices that force a server's tool, approval filters, what the model reads of
+earlier calls, what is never echoed, and refusals naming where the tool was given."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from llm_backend.errors import OpenAIError
 from llm_backend.mcp.client import Server
 from llm_backend.serving.responses.mcp_calls import DECLINED, replayable
-from llm_backend.serving.responses.mcp_servers import Catalog, McpServer, redacted
+from llm_backend.serving.responses.mcp_servers import Catalog, McpServer, redacted, servers
+from llm_backend.serving.realtime.mcp_tools import realtime_error
 
 
 def server(label: str, *names: str, index: int = 0, **fields) -> McpServer:
@@ -87,3 +89,21 @@ def test_headers_and_authorization_are_never_echoed():
         {"type": "mcp", "server_label": "s", "server_url": "https://s.example", "headers": None},
         {"type": "function", "name": "f"},
     ]
+
+
+def test_a_realtime_sessions_mcp_tools_are_refused_naming_where_they_are():
+    tools = [{"type": "function", "name": "f"}, {"type": "mcp", "server_label": "x", "connector_id": "connector_gmail"}]
+    with pytest.raises(OpenAIError) as refused:
+        servers({"tools": tools}, None, "session.")
+    assert refused.value.param == "session.tools[1].connector_id"
+    catalog = Catalog([server("docs", "search")], functions=[])
+    with pytest.raises(OpenAIError) as forced:
+        catalog.chat_body({"tools": [{"type": "mcp", "server_label": "docs"}], "tool_choice": {"type": "mcp", "server_label": "docs", "name": "x"}}, "response.")
+    assert forced.value.param == "response.tool_choice.name"
+
+
+def test_a_calls_error_is_typed_as_the_realtime_document_types_it():
+    assert realtime_error({"type": "mcp_protocol_error", "code": -32603, "message": "bad"}) == {"type": "protocol_error", "code": -32603, "message": "bad"}
+    failed = {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": "the store is closed"}]}
+    assert realtime_error(failed) == {"type": "tool_execution_error", "message": "the store is closed"}
+    assert realtime_error({"type": "http_error", "code": 502, "message": "x"})["type"] == "http_error"

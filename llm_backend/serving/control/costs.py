@@ -31,8 +31,8 @@ async def costs_page(
     if shown.starts:
         database = services.database
         columns = ("operation", "model", *(field for field in grouped if field != "line_item"))
-        totals = await database.run(
-            database.usage.totals, shown.first, shown.page_end, width=shown.width, group_by=columns,
+        totals = await database.usage.totals_now(
+            shown.first, shown.page_end, width=shown.width, group_by=columns,
             owners=api_key_ids, projects=project_ids,
         )
         prices = services.spend_meter.prices

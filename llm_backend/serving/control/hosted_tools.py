@@ -1,7 +1,7 @@
 """Hosted tool permissions (``/organization/projects/{id}/hosted_tool_permissions``): which
 of OpenAI's hosted tools a project's requests may use. Every tool is enabled until turned
 off; a request of a project that offers a tool turned off (``tools[i].type`` in a Responses
-request; ``web_search_options`` in a chat completion) is refused with 403
+request, a Realtime session or response; ``web_search_options`` in a chat completion) is refused with 403
 ``tool_not_permitted`` naming it, whichever backend would have served it, on every replica
 (the control plane's snapshot: within 2 s of a change)."""
 
@@ -45,8 +45,9 @@ async def update(services: Services, caller: Principal, project_id: str, body: d
     return shown(updated.hosted_tools)
 
 
-async def check(services: Services, principal: Principal, body: dict[str, Any]) -> None:
-    """403 for a hosted tool ``body`` offers that ``principal``'s project has turned off."""
+async def check(services: Services, principal: Principal, body: dict[str, Any], prefix: str = "") -> None:
+    """403 for a hosted tool ``body`` offers that ``principal``'s project has turned off;
+    ``prefix``: where ``body`` is in the request (``session.``: a Realtime session's)."""
     if principal.owner == ANONYMOUS:
         return
     permissions = (await services.database.governance.current()).hosted_tools.get(principal.owner)
@@ -56,6 +57,6 @@ async def check(services: Services, principal: Principal, body: dict[str, Any]) 
     for index, tool in enumerate(tools if isinstance(tools, list) else ()):
         kind = KINDS.get(tool.get("type")) if isinstance(tool, dict) else None
         if kind is not None and permissions.get(kind) is False:
-            raise tool_not_permitted(kind, principal.owner, f"tools[{index}].type")
+            raise tool_not_permitted(kind, principal.owner, f"{prefix}tools[{index}].type")
     if body.get("web_search_options") is not None and permissions.get("web_search") is False:
         raise tool_not_permitted("web_search", principal.owner, "web_search_options")

@@ -8,7 +8,8 @@ One response runs at a time. ``response.cancel`` or the user speaking over it (b
 ``interrupt_response``) ends it ``cancelled``, with what was said so far kept in its item;
 ``conversation.item.truncate`` then cuts the item's transcript to the audio the client
 played. A turn heard while a response runs (``interrupt_response: false``) is answered when
-that response ends. Function tools are the chat model's tools.
+that response ends. Function tools are the chat model's tools; ``mcp`` tools are served by
+``mcp_tools.py`` (listed, called, approved).
 
 What a client can make a session hold is bounded: its items (count and bytes), its
 configuration's bytes (``realtime_config_bytes``: instructions, tools, a response's own),
@@ -21,12 +22,15 @@ import asyncio
 import time
 
 from ...errors import OpenAIError, bad_request
+from ..responses.mcp_calls import MCP_ITEMS
+from ..responses.mcp_servers import TOOL, McpServer, redacted
 from ..responses.request import chat_tools
 from ..services import Services
 from .audio_in import Turn
 from .conversation_items import ConversationItems, truncated
 from .events import Gate, Json, Send, checked_config_size, error_event, event_id, new_id, only, unsupported, user_audio_item
 from .input_audio import InputAudio
+from .mcp_tools import SessionMcp, checked_servers
 from .response import Response
 from .transcriber import LOGPROBS, Hearing, checked_config
 
@@ -64,6 +68,7 @@ class ConversationSession:
         self.response: asyncio.Task | None = None
         self.cancel_reason = "client_cancelled"
         self.hearing = Hearing(services, gate, send)
+        self.mcp = SessionMcp(self)
 
     # --- the session object ---------------------------------------------------------------
 
@@ -80,7 +85,7 @@ class ConversationSession:
             "expires_at": self.expires_at,
             "output_modalities": list(config["output_modalities"]),
             "instructions": config["instructions"],
-            "tools": list(config["tools"]),
+            "tools": redacted(config["tools"]),  # an mcp tool's headers and authorization never shown
             "tool_choice": config["tool_choice"],
             "max_output_tokens": config["max_output_tokens"],
             "include": list(config["include"]),
@@ -107,7 +112,7 @@ class ConversationSession:
                 config[field] = session[field]
         if "output_modalities" in session:
             config["output_modalities"] = _modalities(session["output_modalities"], "session.output_modalities")
-        checked_tools(config, "session")  # refused now, not at the first response
+        found = checked_tools(self.services, config, "session", "session")  # refused now, not at the first response
         audio_config = session.get("audio") or {}
         only(audio_config, ("input", "output"), "session.audio")
         given = audio_config.get("input") or {}
@@ -130,6 +135,8 @@ class ConversationSession:
         checked_config_size({field: config[field] for field in HELD_FIELDS}, self.services.settings.realtime_config_bytes, "session")
         self.input.apply(audio_format, detection)
         self.config = config
+        if _on_the_loop():  # a session being made beside the loop lists its servers at its first response
+            self.mcp.list_soon(found)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -137,7 +144,11 @@ class ConversationSession:
         """A client event of a conversation (``session.update`` and the input audio buffer's
         are the connection's and ``input_audio.py``'s)."""
         if kind == "conversation.item.create":
-            await self.add(_item(event["item"]), event.get("previous_item_id"))
+            item = _item(event["item"])
+            if item["type"] == "mcp_approval_response":
+                await self.mcp.answer(item, event.get("previous_item_id"))
+            else:
+                await self.add(item, event.get("previous_item_id"))
         elif kind == "conversation.item.retrieve":
             await self.send({"type": "conversation.item.retrieved", "event_id": event_id(), "item": self.items.find(event["item_id"])})
         elif kind == "conversation.item.delete":
@@ -229,9 +240,11 @@ class ConversationSession:
         config = {**self.config, **{key: given[key] for key in ("instructions", "tools", "tool_choice", "max_output_tokens") if key in given}}
         if "output_modalities" in given:
             config["output_modalities"] = _modalities(given["output_modalities"], "response.output_modalities")
-        checked_tools(config, "response")
+        came_from = ("response" if "tools" in given else "session", "response" if "tool_choice" in given else "session")
+        found = checked_tools(self.services, config, *came_from)
         checked_config_size({field: config[field] for field in HELD_FIELDS}, self.services.settings.realtime_config_bytes, "response")
-        self.response = asyncio.create_task(Response(self, config, given.get("metadata")).run(), name="realtime response")
+        response = Response(self, config, given.get("metadata"), came_from, found)
+        self.response = asyncio.create_task(response.run(), name="realtime response")
 
     async def close(self) -> None:
         self.cancel_reason = ""  # gone: nothing more is sent
@@ -239,6 +252,7 @@ class ConversationSession:
             self.response.cancel()
             await asyncio.gather(self.response, return_exceptions=True)
         await self.hearing.close()
+        await self.mcp.close()
         # What the session held goes now, not at the next garbage collection.
         self.input.close()
         self.items.clear()
@@ -253,23 +267,41 @@ def _modalities(value: list[str], param: str) -> list[str]:
 
 def _item(given: Json) -> Json:
     kind = given.get("type")
+    if kind == "mcp_approval_response":  # as the document has it: no object, no status
+        return {**given, "id": given.get("id") or new_id("mcpa")}
+    if kind in MCP_ITEMS:
+        raise unsupported("item.type", f"'{kind}' items are made by the server here (answer a request with mcp_approval_response)")
     item = {**given, "id": given.get("id") or new_id("item"), "object": "realtime.item", "status": "completed"}
     if kind == "message":
         for index, part in enumerate(given.get("content") or []):
             if part.get("type") not in ("input_text", "output_text", "text"):
                 raise unsupported(f"item.content[{index}].type", "text parts (speak into the input audio buffer for audio)")
     elif kind not in ("function_call", "function_call_output"):
-        raise unsupported("item.type", "message, function_call or function_call_output")
+        raise unsupported("item.type", "message, function_call, function_call_output or mcp_approval_response")
     return item
 
 
-def checked_tools(config: Json, prefix: str) -> None:
+def _on_the_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def checked_tools(services: Services, config: Json, tools_from: str, choice_from: str) -> list[McpServer]:
     """A configuration's tools and tool choice as the chat model can take them, or the 400
-    naming what cannot be (a function without a name, a tool that is not a function)."""
-    for index, tool in enumerate(config["tools"] or []):
+    naming what cannot be (a function without a name, a tool that is neither a function nor
+    an MCP server this service may call); its MCP servers."""
+    tools = config["tools"] or []
+    for index, tool in enumerate(tools):
         if tool.get("type") == "function" and not tool.get("name"):
-            raise bad_request(f"Missing required parameter: '{prefix}.tools[{index}].name'.", f"{prefix}.tools[{index}].name", "missing_required_parameter")
+            param = f"{tools_from}.tools[{index}].name"
+            raise bad_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
     choice = config["tool_choice"]
     if isinstance(choice, dict) and choice.get("type") == "function" and not choice.get("name"):
-        raise bad_request(f"Missing required parameter: '{prefix}.tool_choice.name'.", f"{prefix}.tool_choice.name", "missing_required_parameter")
-    chat_tools(config["tools"], f"{prefix}.tools")
+        param = f"{choice_from}.tool_choice.name"
+        raise bad_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+    found = checked_servers(services, config, tools_from, choice_from)
+    chat_tools(tools, f"{tools_from}.tools", served=(TOOL,))
+    return found

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from ...errors import bad_request
 from ..responses.items import chat_messages
+from ..responses.mcp_calls import replayable
+from ..responses.mcp_servers import Catalog
 from .events import Json, held_bytes
 
 
@@ -34,6 +36,16 @@ class ConversationItems:
     def add(self, item: Json, previous: str | None = None, param: str = "item") -> str | None:
         """Insert ``item`` after ``previous`` (else last), within the bounds; the id of the
         item before it. Nothing awaits here: a check and its insert cannot be split."""
+        size = self.check(item, param)
+        index = len(self.items) if previous is None else self.items.index(self.find(previous)) + 1
+        self.items.insert(index, item)
+        self.sizes[item["id"]] = size
+        self.bytes += size
+        return self.items[index - 1]["id"] if index else None
+
+    def check(self, item: Json, param: str = "item") -> int:
+        """Refuse ``item`` unless the conversation has room for it (a new id, within the
+        bounds); its size."""
         if len(self.items) >= self.max_items:
             raise bad_request(
                 f"A conversation holds at most {self.max_items} items (realtime_max_items); delete some.", param, "conversation_full"
@@ -42,11 +54,7 @@ class ConversationItems:
             raise bad_request(f"Item with id already exists: {item['id']}", f"{param}.id", "item_already_exists")
         size = held_bytes(item)
         self._check(size, param)
-        index = len(self.items) if previous is None else self.items.index(self.find(previous)) + 1
-        self.items.insert(index, item)
-        self.sizes[item["id"]] = size
-        self.bytes += size
-        return self.items[index - 1]["id"] if index else None
+        return size
 
     def _check(self, size: int, param: str) -> None:
         if self.bytes + size > self.max_bytes:
@@ -80,11 +88,13 @@ class ConversationItems:
     def clear(self) -> None:
         self.items, self.sizes, self.bytes = [], {}, 0
 
-    def messages(self, instructions: str) -> list[Json]:
+    def messages(self, instructions: str, catalog: Catalog | None = None) -> list[Json]:
         """The conversation as the chat model reads it: read as the Responses layer reads its
-        items (``responses/items.chat_messages``), a spoken part as its transcript."""
+        items (``responses/items.chat_messages``), a spoken part as its transcript, an MCP
+        call as the call of its function (``catalog``'s name) and its output
+        (``responses/mcp_calls.replayable``)."""
         readable: list[Json] = []
-        for item in self.items:
+        for item in replayable(self.items, catalog):
             if item["type"] == "message":
                 text = " ".join(part.get("text") or part.get("transcript") or "" for part in item.get("content") or []).strip()
                 if text:  # a turn nobody could hear says nothing

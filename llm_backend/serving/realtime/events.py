@@ -5,6 +5,7 @@ passes."""
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,10 +34,14 @@ class Admission(Protocol):
 class Gate(Protocol):
     """What the edge does for each request a session makes (``http/realtime_socket.py``) - a
     response, a turn's transcription -, as for every HTTP request: the key checked again (a
-    revoked key ends the session), counted by the rate limits, the request observed by the
-    metrics and the usage accounting, its access log line. A refusal is raised on entry."""
+    revoked key ends the session), counted by the rate limits, its project's per-model
+    limits on ``model`` and hosted tool permissions (the tools of ``body``, found at
+    ``prefix``) applied, the request observed by the metrics and the usage accounting, its
+    access log line. A refusal is raised on entry."""
 
-    def admit(self, operation: str, model: str) -> AbstractAsyncContextManager[Admission]: ...
+    def admit(
+        self, operation: str, model: str, body: Json | None = None, prefix: str = ""
+    ) -> AbstractAsyncContextManager[Admission]: ...
 
 
 def event_id() -> str:
@@ -52,6 +57,11 @@ def error_event(error: OpenAIError, client_event_id: Any = None) -> Json:
     body = error.body()["error"]
     body["event_id"] = client_event_id if isinstance(client_event_id, str) else None
     return {"type": "error", "event_id": event_id(), "error": body}
+
+
+def snapshot(item: Json) -> Json:
+    """An item as it is now: the events carry snapshots (the item goes on changing)."""
+    return json.loads(json.dumps(item))
 
 
 def user_audio_item(item_id: str) -> Json:

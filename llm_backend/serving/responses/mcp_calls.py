@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ...errors import bad_request
@@ -26,7 +27,7 @@ Json = dict[str, Any]
 
 DECLINED = "The user declined to run this tool call; it was not run."
 NOT_FINISHED = "The tool call did not finish."
-_MCP_ITEMS = ("mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response")
+MCP_ITEMS = ("mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response")
 
 
 def call_item(server_label: str, name: str, arguments: str = "", approval_request_id: str | None = None) -> Json:
@@ -72,7 +73,7 @@ def replayable(items: list[Json], catalog: Catalog | None) -> list[Json]:
     replayed = []
     for item in items:
         kind = item.get("type")
-        if kind not in _MCP_ITEMS:
+        if kind not in MCP_ITEMS:
             replayed.append(item)
             continue
         if kind == "mcp_call":
@@ -96,16 +97,26 @@ def answers_approvals(turn: list[Json]) -> bool:
     return any(item.get("type") == "mcp_approval_response" for item in turn)
 
 
+def _input_param(index: int) -> str:
+    return f"input[{index}].approval_request_id"
+
+
 async def approved_calls(
-    services: Services, owner: str, servers: list[McpServer], earlier: list[Json], turn: list[Json]
+    services: Services,
+    owner: str,
+    servers: list[McpServer],
+    earlier: list[Json],
+    turn: list[Json],
+    param_of: Callable[[int], str] = _input_param,
 ) -> list[Json]:
     """Check and answer this turn's approval responses (see the module docstring); the
-    ``mcp_call`` items of the approved ones, to run before the model answers."""
+    ``mcp_call`` items of the approved ones, to run before the model answers. ``param_of``:
+    the parameter naming the ``approval_request_id`` of the turn's item ``index``."""
     requests = {item.get("id"): item for item in [*earlier, *turn] if item.get("type") == "mcp_approval_request"}
     by_label = {server.label: server for server in servers}
     answers = [(index, item) for index, item in enumerate(turn) if item.get("type") == "mcp_approval_response"]
     for index, item in answers:
-        param = f"input[{index}].approval_request_id"
+        param = param_of(index)
         request = requests.get(item["approval_request_id"])
         if request is None:
             raise bad_request(
@@ -129,7 +140,7 @@ async def approved_calls(
             raise bad_request(
                 f"The MCP approval request '{request['id']}' cannot be answered: it was answered before, or it is not "
                 "one this service issued to you for this very call.",
-                f"input[{index}].approval_request_id",
+                param_of(index),
                 "invalid_value",
             )
         if item.get("approve"):

@@ -71,10 +71,11 @@ class McpServer:
     approval: Any = "always"
     description: str | None = None
     tools: list[Json] = field(default_factory=list)  # the allowed ones, once listed
+    prefix: str = ""  # where the request's tools are: "" (Responses), "session." (Realtime)
 
     @property
     def param(self) -> str:
-        return f"tools[{self.index}]"
+        return f"{self.prefix}tools[{self.index}]"
 
     def allows(self, tool: Json) -> bool:
         return self.allowed is None or _matches(tool, self.allowed)
@@ -103,13 +104,14 @@ def _headers(tool: Json) -> dict[str, str]:
     return headers
 
 
-def servers(body: Json, connector: Connector | None) -> list[McpServer]:
-    """The request's ``mcp`` tools, checked (400 naming the field; nothing connected yet)."""
+def servers(body: Json, connector: Connector | None, prefix: str = "") -> list[McpServer]:
+    """The request's ``mcp`` tools, checked (400 naming the field; nothing connected yet);
+    ``prefix``: where ``body`` is in the request (``session.``: a Realtime session's)."""
     found: list[McpServer] = []
     for index, tool in enumerate(body.get("tools") or []):
         if tool.get("type") != TOOL:
             continue
-        param = f"tools[{index}]"
+        param = f"{prefix}tools[{index}]"
         for name in ("connector_id", "tunnel_id"):
             if tool.get(name) is not None:
                 what = "OpenAI's service connectors" if name == "connector_id" else "OpenAI's Secure MCP Tunnels"
@@ -135,10 +137,11 @@ def servers(body: Json, connector: Connector | None) -> list[McpServer]:
             McpServer(
                 index, label, tool["server_url"], Server(tool["server_url"], _headers(tool)),
                 tool.get("allowed_tools"), tool.get("require_approval", "always"), tool.get("server_description"),
+                prefix=prefix,
             )
         )
     if len(found) > MAX_SERVERS:
-        raise bad_request(f"At most {MAX_SERVERS} MCP servers may be given.", f"tools[{found[MAX_SERVERS].index}]", "invalid_value")
+        raise bad_request(f"At most {MAX_SERVERS} MCP servers may be given.", found[MAX_SERVERS].param, "invalid_value")
     return found
 
 
@@ -155,14 +158,17 @@ def redacted(tools: list[Json] | None) -> list[Json]:
     return shown_tools
 
 
-def _earlier_list(items: list[Json], label: str) -> Json | None:
+def earlier_list(items: list[Json], label: str) -> Json | None:
+    """The conversation's last good ``mcp_list_tools`` item of the server ``label``."""
     for item in reversed(items):
         if item.get("type") == "mcp_list_tools" and item.get("server_label") == label and not item.get("error"):
             return item
     return None
 
 
-def _listing_failed(server: McpServer, failure: McpFailure) -> OpenAIError:
+def listing_failed(server: McpServer, failure: McpFailure) -> OpenAIError:
+    """The error of a server that could not be listed: a refused address is a 400 naming its
+    URL, anything else OpenAI's 424 ``external_connector_error``."""
     if failure.refused:
         return bad_request(f"The MCP server cannot be used: {failure.error['message']}", f"{server.param}.server_url", "invalid_value")
     error = failure.error
@@ -176,34 +182,45 @@ def _listing_failed(server: McpServer, failure: McpFailure) -> OpenAIError:
     )
 
 
+def reuse(server: McpServer, listing: Json) -> None:
+    """The server's allowed tools, as an earlier ``mcp_list_tools`` item listed them."""
+    server.tools = [tool for tool in listing.get("tools") or [] if server.allows(tool)]
+
+
+async def list_one(connector: Connector, server: McpServer) -> list[Json]:
+    """List ``server`` (``McpFailure`` if it cannot be): its allowed tools, filled in."""
+    tools = await connector.list_tools(server.server)
+    server.tools = [tool for tool in tools if server.allows(tool)]
+    return server.tools
+
+
 async def list_tools(connector: Connector | None, found: list[McpServer], history: list[Json]) -> list[Json]:
     """Fill each server's allowed tools, from the history's ``mcp_list_tools`` item of its
     label or by listing it (all servers at once); the new ``mcp_list_tools`` items."""
-    listed: dict[int, list[Json]] = {}
+    listed: list[McpServer] = []
     failures: list[tuple[McpServer, McpFailure]] = []
 
-    async def one(position: int, server: McpServer) -> None:
+    async def one(server: McpServer) -> None:
         try:
-            listed[position] = await connector.list_tools(server.server)
+            await list_one(connector, server)
+            listed.append(server)
         except McpFailure as failure:
             failures.append((server, failure))
 
     async with anyio.create_task_group() as group:
-        for position, server in enumerate(found):
-            earlier = _earlier_list(history, server.label)
+        for server in found:
+            earlier = earlier_list(history, server.label)
             if earlier is not None:
-                server.tools = [tool for tool in earlier.get("tools") or [] if server.allows(tool)]
+                reuse(server, earlier)
             else:
-                group.start_soon(one, position, server)
+                group.start_soon(one, server)
     if failures:
         server, failure = min(failures, key=lambda pair: pair[0].index)
-        raise _listing_failed(server, failure)
-    items = []
-    for position, tools in sorted(listed.items()):
-        server = found[position]
-        server.tools = [tool for tool in tools if server.allows(tool)]
-        items.append({"id": new_id("mcpl"), "type": "mcp_list_tools", "server_label": server.label, "tools": server.tools, "error": None})
-    return items
+        raise listing_failed(server, failure)
+    return [
+        {"id": new_id("mcpl"), "type": "mcp_list_tools", "server_label": server.label, "tools": server.tools, "error": None}
+        for server in sorted(listed, key=lambda server: server.index)
+    ]
 
 
 def _function_name(label: str, tool: str, taken: set[str]) -> str:
@@ -271,22 +288,23 @@ class Catalog:
             )
         return {"type": "function", "name": self.names[(server.label, choice["name"])]}
 
-    def chat_body(self, body: Json) -> Json:
+    def chat_body(self, body: Json, prefix: str = "") -> Json:
         """``body`` as the chat translation sees it: each ``mcp`` tool as its functions, an
-        ``mcp`` tool choice as the function (or functions) it forces."""
+        ``mcp`` tool choice as the function (or functions) it forces (a 400 naming
+        ``<prefix>tool_choice`` when it names a tool that is not offered)."""
         tools = []
         for tool in body.get("tools") or []:
             tools += self.functions(self.servers[tool["server_label"]]) if tool.get("type") == TOOL else [tool]
         choice = body.get("tool_choice")
         if isinstance(choice, dict) and choice.get("type") == TOOL:
-            choice = self._choice(choice, "tool_choice")
+            choice = self._choice(choice, f"{prefix}tool_choice")
         elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
             allowed = []
             for position, entry in enumerate(choice.get("tools") or []):
                 if entry.get("type") != TOOL:
                     allowed.append(entry)
                     continue
-                forced = self._choice(entry, f"tool_choice.tools[{position}]")
+                forced = self._choice(entry, f"{prefix}tool_choice.tools[{position}]")
                 allowed += forced["tools"] if forced["type"] == "allowed_tools" else [forced]
             choice = {**choice, "tools": allowed}
         return {**body, "tools": tools, "tool_choice": choice}

@@ -39,13 +39,16 @@ def unsupported(param: str, why: str) -> Exception:
     return bad_request(f"'{param}' is not supported by local models: {why}.", param, "unsupported_parameter")
 
 
-def chat_tools(tools: list[Json] | None, name: str = "tools") -> list[Json]:
+def chat_tools(tools: list[Json] | None, name: str = "tools", served: tuple[str, ...] = ()) -> list[Json]:
     """Responses-shaped tools (a Realtime session's too) as chat's; what a local model cannot
-    call refused, naming ``name[i]``."""
+    call refused, naming ``name[i]``; the tool types in ``served`` left out (the caller
+    serves them)."""
     chat_tools = []
     for index, tool in enumerate(tools or []):
         kind = tool.get("type")
         param = f"{name}[{index}]"
+        if kind in served:
+            continue
         if kind == "function":
             function = {"name": tool["name"], "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
             if tool.get("description"):
@@ -55,7 +58,7 @@ def chat_tools(tools: list[Json] | None, name: str = "tools") -> list[Json]:
             chat_tools.append({"type": "function", "function": function})
         elif kind == "mcp":
             # The Responses API serves it (mcp_servers.py turns it into functions first).
-            raise unsupported(f"{param}.type", "'mcp' tools are served by the Responses API here, not yet in this one")
+            raise unsupported(f"{param}.type", "'mcp' tools are served by the Responses and Realtime APIs here, not in this one")
         elif kind == FILE_SEARCH:
             raise unsupported(f"{param}.type", "'file_search' needs vector stores, which are not served here yet")
         elif kind in CLOUD_TOOLS:

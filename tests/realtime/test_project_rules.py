@@ -1,0 +1,97 @@
+"""A Realtime session's requests held to its project's rules as HTTP requests are (issue
+#40's control plane, docs/ADMIN.md): each response and each transcribed turn admitted by
+the project's per-model rate limits, and the hosted tools it turned off (``mcp``) refused in
+a session, a response and a client secret, naming the tool. They used to be held to the
+per-key limits and the spend quota only.
+
+One keyed server for the file; projects and their keys made with the SDK's admin client.
+Limits are per day, so that no minute boundary between two requests lets the second by."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.conftest import MODEL
+from tests.support.audio import librivox
+from tests.support.clients import admin_sdk, keyed_server, sdk
+from tests.support.realtime import events_until, next_error, pcm24k, send_audio
+
+ADMIN = "sk-realtime-rules-admin"
+TEXT_ONLY = {"type": "realtime", "output_modalities": ["text"], "max_output_tokens": 8, "audio": {"input": {"turn_detection": None}}}
+MCP_TOOL = {"type": "mcp", "server_label": "docs", "server_url": "https://mcp.example.com/mcp", "require_approval": "never"}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    with keyed_server(tmp_path_factory.mktemp("rules"), [], [ADMIN]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def org(live):
+    return admin_sdk(live, ADMIN).admin.organization
+
+
+def project_key(org, name: str) -> tuple[str, str]:
+    project = org.projects.create(name=name)
+    return project.id, org.projects.service_accounts.create(project.id, name="bot").api_key.value
+
+
+def say(connection, text: str) -> None:
+    connection.conversation.item.create(item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
+
+
+def test_each_response_is_admitted_by_its_projects_limits_on_the_model(live, org):
+    project, key = project_key(org, "realtime-responses")
+    org.projects.rate_limits.update_rate_limit(f"rl-{MODEL}", project_id=project, max_requests_per_1_day=1)
+    with sdk(live, api_key=key).realtime.connect(model=MODEL) as connection:
+        events_until(connection, "session.created")
+        connection.session.update(session=TEXT_ONLY)
+        events_until(connection, "session.updated")
+        say(connection, "Hi.")
+        connection.response.create()
+        assert events_until(connection, "response.done")[-1]["response"]["status"] in ("completed", "incomplete")
+        connection.response.create()
+        error = next_error(connection)["error"]
+    assert error["code"] == "rate_limit_exceeded", error
+    assert f"Rate limit reached for {MODEL} in project {project} on requests per day (RPD): Limit 1, Used 1" in error["message"]
+
+
+def test_each_transcribed_turn_is_admitted_by_its_projects_limits_on_the_speech_model(live, org):
+    project, key = project_key(org, "realtime-turns")
+    org.projects.rate_limits.update_rate_limit("rl-whisper-1", project_id=project, max_requests_per_1_day=1)
+    clip, _ = librivox()[1]
+    with sdk(live, api_key=key).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        events_until(connection, "session.created")
+        connection.session.update(session={"type": "transcription", "audio": {"input": {"turn_detection": None}}})
+        events_until(connection, "session.updated")
+        for _ in range(2):
+            send_audio(connection, pcm24k(clip)[: 24000 * 2])  # one second of speech
+            connection.input_audio_buffer.commit()
+            events_until(connection, "input_audio_buffer.committed")
+        events_until(connection, "conversation.item.input_audio_transcription.completed")
+        refused = events_until(connection, "conversation.item.input_audio_transcription.failed")[-1]
+    assert refused["error"]["code"] == "rate_limit_exceeded" and "whisper-1" in refused["error"]["message"], refused
+
+
+def test_a_project_with_the_mcp_tool_turned_off_cannot_offer_it_in_a_session_a_response_or_a_client_secret(live, org):
+    project, key = project_key(org, "no-mcp")
+    org.projects.hosted_tool_permissions.update(project, mcp={"enabled": False})
+    client = sdk(live, api_key=key)
+    with client.realtime.connect(model=MODEL) as connection:
+        events_until(connection, "session.created")
+        connection.session.update(session={**TEXT_ONLY, "tools": [MCP_TOOL]})
+        error = next_error(connection)["error"]
+        assert (error["code"], error["param"]) == ("tool_not_permitted", "session.tools[0].type"), error
+        connection.session.update(session=TEXT_ONLY)  # the session stayed as it was, and works
+        assert events_until(connection, "session.updated")[-1]["session"]["tools"] == []
+        say(connection, "Hi.")
+        connection.response.create(response={"tools": [MCP_TOOL]})  # a response's own tools: held at its admission
+        error = next_error(connection)["error"]
+        assert (error["code"], error["param"]) == ("tool_not_permitted", "response.tools[0].type"), error
+        connection.response.create()
+        assert events_until(connection, "response.done")[-1]["response"]["status"] in ("completed", "incomplete")
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        client.realtime.client_secrets.create(session={**TEXT_ONLY, "model": MODEL, "tools": [MCP_TOOL]})
+    assert (refused.value.code, refused.value.param) == ("tool_not_permitted", "session.tools[0].type")
