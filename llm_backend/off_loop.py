@@ -96,6 +96,12 @@ def _uncollected(work: Callable[..., T], *args: Any) -> T:
                     gc.enable()
 
 
+def large_input() -> bool:
+    """Whether this request's input was large (it ran large work here already): what is
+    sized by it later, re-encoding it for an upstream, goes off the loop too."""
+    return _holds.get()
+
+
 def settle() -> None:
     """The start-up's objects out of the collector's sight (see the module's docstring):
     called once, when the app is ready to serve."""
