@@ -28,8 +28,8 @@ from ..backends.base import background
 from ..errors import answered, server_error
 from ..serving.services import Services
 from .. import off_loop
+from ..json_text import LARGE_BODY, loads
 from . import context
-from .body import LARGE_BODY, loads
 from .middleware import Observer
 from .rendering import error_response
 

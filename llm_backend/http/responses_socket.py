@@ -51,11 +51,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import errors
 from ..errors import OpenAIError, answered, bad_request
+from ..json_text import LARGE_BODY
 from ..off_loop import off_loop
 from ..serving.responses import service
 from ..serving.responses.memory import ConnectionMemory
 from . import context
-from .body import LARGE_BODY
 from .project_limits import admit_model
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .rendering import error_response

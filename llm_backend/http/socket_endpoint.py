@@ -13,8 +13,8 @@ from .. import errors
 from ..auth import Authenticator
 from ..errors import invalid_client_event
 from ..json_depth import MAX_JSON_DEPTH, too_deep
+from ..json_text import MAX_VALUES, loads
 from ..serving.services import Services
-from .body import MAX_VALUES, loads
 from .middleware import Observer
 
 

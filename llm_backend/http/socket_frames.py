@@ -20,7 +20,7 @@ from typing import Any
 from .. import errors
 from ..errors import OpenAIError
 from ..json_depth import MAX_JSON_DEPTH, too_deep
-from .body import separators_outside_strings
+from ..json_text import separators_outside_strings
 
 INLINE_BYTES = 4096
 Check = Callable[[Any], dict]
@@ -71,7 +71,7 @@ def _parsed(frame: str | bytes, max_values: int) -> Any:
 
 def _values(text: str, limit: int) -> int:
     """At least the number of values and keys ``text`` holds, counted up to past ``limit``
-    (``body.separators_outside_strings``); ``json.loads`` then parses a bounded event."""
+    (``json_text.separators_outside_strings``); ``json.loads`` then parses a bounded event."""
     if 2 * (text.count(",") + text.count("[") + text.count("{")) + 1 <= limit:
         return 0  # too few separators to pass the limit (an audio frame: one string)
     return separators_outside_strings(text, limit)

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from llm_backend.errors import OpenAIError
-from llm_backend.http.body import LARGE_BODY, MANY_VALUES, counted, parse_json
+from llm_backend.http.body import parse_json
+from llm_backend.json_text import LARGE_BODY, MANY_VALUES, counted
 from llm_backend.spec.validation import check_body
 from tests.unit.test_unknown_fields import body_schema
 
