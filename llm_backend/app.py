@@ -78,7 +78,9 @@ def _registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
         if settings.transcription_model or settings.speech_model:
             from .backends.audio.backend import AudioBackend
 
-            local.append(AudioBackend(settings, events))
+            # A transcription takes every core only while no chat sequence decodes.
+            engines_busy = lambda: any(model.sequences_in_use() for model in llama.local_models.values())  # noqa: E731
+            local.append(AudioBackend(settings, events, engines_busy))
     configs = settings.upstream_configs()
     upstreams = []
     if configs:

@@ -45,6 +45,12 @@ class AudioSettings(BaseModel):
         "default: OpenAI's names and the engine's own voice, each speaking with that voice",
     )
     audio_threads: int | None = Field(None, ge=1, description="threads of each audio worker; default: cores - 1")
+    audio_threads_alone: int | None = Field(
+        None,
+        ge=1,
+        description="threads of a transcription started while no chat sequence decodes and no other audio request "
+        "runs (the speech-to-text worker then holds a second copy of the model); default: all cores",
+    )
     audio_parallel: int = Field(1, ge=1, description="requests each audio worker runs at once")
     max_audio_bytes: int = Field(
         25 * 1024 * 1024, ge=1024, description="largest transcription / translation upload (OpenAI's 25 MB)"

@@ -47,15 +47,16 @@ class Endpoint(Protocol):
     def check(self, body: Json) -> None: ...
 
 
-async def _sent(response: Response, observation: Any) -> tuple[int, bytes]:
-    """Play ``response`` (JSON, or an upstream's relayed bytes) to a collector: its status
-    and body, shown to the metrics as the network's answer would be."""
-    status, parts = 500, []
+async def _sent(response: Response, observation: Any) -> tuple[int, bytes, float | None]:
+    """Play ``response`` (JSON, or an upstream's relayed bytes) to a collector: its status,
+    body and ``retry-after`` seconds, shown to the metrics as the network's answer would be."""
+    status, parts, retry_after = 500, [], None
 
     async def send(message: dict) -> None:
-        nonlocal status
+        nonlocal status, retry_after
         if message["type"] == "http.response.start":
             status = message["status"]
+            retry_after = _seconds(dict(message.get("headers") or ()).get(b"retry-after"))
         elif message["type"] == "http.response.body":
             parts.append(message.get("body", b""))
         if observation is not None:
@@ -66,7 +67,15 @@ async def _sent(response: Response, observation: Any) -> tuple[int, bytes]:
         return {"type": "http.disconnect"}
 
     await response({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, send)
-    return status, b"".join(parts)
+    return status, b"".join(parts), retry_after
+
+
+def _seconds(value: bytes | None) -> float | None:
+    """A ``retry-after`` of seconds (an HTTP date, which nothing here sends, is not read)."""
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 class BatchLines:
@@ -83,12 +92,12 @@ class BatchLines:
     def required(self, endpoint: str) -> list[str]:
         return list(self.routes[endpoint].required)
 
-    async def answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str]:
-        """(status, JSON body, request id) of the line's request; run in a task of its own,
+    async def answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str, float | None]:
+        """(status, JSON body, request id, retry-after) of the line's request; run in a task of its own,
         so that what it sets in the request context stays its own."""
         return await asyncio.create_task(self._answer(owner, endpoint, body))
 
-    async def _answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str]:
+    async def _answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str, float | None]:
         route = self.routes[endpoint]
         request_id = "req_" + uuid.uuid4().hex
         path = self.base_path + endpoint.removeprefix("/v1")
@@ -107,7 +116,7 @@ class BatchLines:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         observation = self.observer.begin(record) if self.observer is not None else None
-        status = 500
+        status, retry_after = 500, None
         try:
             try:
                 # A line's body is up to max_body_bytes: checked beside the loop, as a
@@ -116,7 +125,7 @@ class BatchLines:
                 response = await route.controller(body=body)
             except Exception as exc:  # answered and logged as a request's error is
                 response = error_response(answered(exc))
-            status, content = await _sent(response, observation)
+            status, content, retry_after = await _sent(response, observation)
             try:
                 # An answer can be large too (2048 embeddings: 16 MB of numbers).
                 parsed = await off_loop.off_loop(len(content) > LARGE_BODY, loads, content)
@@ -127,5 +136,5 @@ class BatchLines:
                 observation.finished(status)
             off_loop.release()  # a line's end is its request's (RequestContext's part)
         if not isinstance(parsed, dict):
-            return 500, server_error().body(), request_id
-        return status, parsed, request_id
+            return 500, server_error().body(), request_id, None
+        return status, parsed, request_id, retry_after

@@ -5,7 +5,9 @@ foreign ``Host``, another site's ``Origin``), then the key by the same ``Authent
 (a refused key gets the HTTP answer, 401 and OpenAI's error body, and no socket), then the
 sessions the key (and an ephemeral secret) already has open on this replica
 (``realtime_sessions_per_key``, ``_per_secret``: one more is a 429). The caller's tenant
-holds for the whole connection. The first event is ``session.created``.
+holds for the whole connection. The first event is ``session.created``, once the models the
+session uses are loaded (``serving/realtime/sessions.ready``; one that cannot load: an
+``error`` event, and the connection closed).
 
 Two kinds of session: a conversation (``?model=<chat model>``, ``serving/realtime/
 conversation.py``) and a transcription (``?intent=transcription``, ``serving/realtime/
@@ -220,11 +222,19 @@ class Connection:
         return session_for(self.socket.services, self.send, self, kind, (query.get("model") or [""])[0])
 
     async def serve(self) -> None:
+        from ..serving.realtime.sessions import ready
+
         try:
             # Beside the loop: the first session of a process imports the VAD (onnxruntime)
             # and loads its model, about half a second.
             session = await off_loop(self._session)
         except OpenAIError as error:
+            await self.end(error)
+            return
+        try:
+            await ready(self.socket.services, session)  # its models loaded before session.created
+        except OpenAIError as error:
+            await session.close()
             await self.end(error)
             return
         await self.send({"type": "session.created", "event_id": event_id(), "session": session.to_openai()})

@@ -254,3 +254,24 @@ def test_the_organisations_data_retention_is_set_and_shown(org):
     assert org.data_retention.retrieve().type == "modified_abuse_monitoring"
     [changed] = _audited(org, event_types=["organization.updated"])
     assert "modified_abuse_monitoring" in changed.model_dump_json() and changed.actor.api_key.id == "ops"
+
+
+def test_a_spend_threshold_beyond_what_is_kept_is_refused_and_nothing_is_stored(org):
+    # Schemathesis sent 9872037824053358592 (past a 64-bit column): a 500 before.
+    project = org.projects.create(name="thresholds")
+    channel = {"type": "email", "recipients": ["ops@example.com"]}
+    for change in (
+        lambda amount: org.projects.spend_alerts.create(
+            project.id, threshold_amount=amount, currency="USD", interval="month", notification_channel=channel
+        ),
+        lambda amount: org.projects.spend_limit.update(project.id, threshold_amount=amount, currency="USD", interval="month"),
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            change(2**63)
+        assert caught.value.body["param"] == "threshold_amount" and caught.value.body["code"] == "integer_above_max_value"
+    assert list(org.projects.spend_alerts.list(project.id).data) == []
+    with pytest.raises(openai.NotFoundError):
+        org.projects.spend_limit.retrieve(project.id)
+    assert org.projects.spend_alerts.create(
+        project.id, threshold_amount=2**63 - 1, currency="USD", interval="month", notification_channel=channel
+    ).threshold_amount == 2**63 - 1

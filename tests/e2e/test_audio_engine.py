@@ -1,7 +1,12 @@
 """The audio workers' supervision, as the chat engines': a worker killed mid-request fails
 only that request (503) and is restarted; a full line answers 429; a client that leaves
 stops its request in the worker (at the next segment or sentence), seen as the worker's
-CPU going still. One server for the module: lazy chat model, no waiting line."""
+CPU going still; a transcription takes every core only while nothing else computes. One
+server for the module: lazy chat model, no waiting line, audio workers on one thread (two
+when a transcription runs alone), whatever the machine's cores.
+
+Nothing here waits a guessed time: a request is known to be at work when its worker has used
+CPU on it, and over when the worker's CPU goes still, however busy the machine is."""
 
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ import httpx
 import pytest
 
 from tests.support.audio import librivox, librivox_joined
-from tests.support.server import LiveServer, cpu_seconds
+from tests.conftest import MODEL
+from tests.support.server import LiveServer, computing, cpu_seconds, cpu_when_still, thread_cpu_seconds
 
 
 LONG = librivox_joined()[0]
@@ -25,7 +31,7 @@ SHORT = librivox()[1][0].read_bytes()
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    env = {"LLM_BACKEND_MODEL_LOAD": "lazy", "LLM_BACKEND_QUEUE_SIZE": "0"}
+    env = {"LLM_BACKEND_MODEL_LOAD": "lazy", "LLM_BACKEND_QUEUE_SIZE": "0", "LLM_BACKEND_AUDIO_THREADS": "1", "LLM_BACKEND_AUDIO_THREADS_ALONE": "2"}
     with LiveServer(tmp_path_factory.mktemp("audio-engine"), env=env) as server:
         yield server
 
@@ -50,8 +56,9 @@ def in_background(call) -> tuple[threading.Thread, list]:
 def test_a_killed_worker_fails_its_request_and_is_restarted(live):
     assert transcribe(live, SHORT).status_code == 200  # loads the model
     [pid] = audio_workers(live)
+    idle = cpu_seconds(pid)
     thread, result = in_background(lambda: transcribe(live, LONG))
-    time.sleep(1.5)
+    computing(pid, idle)  # LONG takes many seconds of CPU: it is mid-request now
     os.kill(pid, signal.SIGKILL)
     thread.join()
     assert result[0].status_code == 503 and result[0].json()["error"]["code"] == "engine_unavailable"
@@ -61,8 +68,10 @@ def test_a_killed_worker_fails_its_request_and_is_restarted(live):
 
 def test_a_request_beyond_the_line_is_429(live):
     transcribe(live, SHORT)
+    [pid] = audio_workers(live)
+    idle = cpu_seconds(pid)
     thread, result = in_background(lambda: transcribe(live, LONG))
-    time.sleep(1.0)
+    computing(pid, idle)  # LONG holds the one place now
     refused = transcribe(live, SHORT)
     assert refused.status_code == 429 and refused.headers["retry-after"]
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
@@ -79,24 +88,22 @@ def test_an_audio_model_is_loaded_and_unloaded_by_the_admin_operations(live):
     assert loaded["state"] == "ready" and loaded["loads"] >= 1
 
 
-def cpu_after_leaving(pid: int) -> float:
-    """The worker's CPU seconds over 2 s, once the piece in hand (a sentence, a segment) has
-    had a second to end: still, if the request stopped; over a second, if it went on."""
-    time.sleep(1.0)
-    before = cpu_seconds(pid)
-    time.sleep(2.0)
-    return cpu_seconds(pid) - before
-
-
 def test_a_client_that_leaves_a_long_speech_stops_its_synthesis(live):
+    # A cancel stops the synthesis before its next sentence: the worker's CPU after the
+    # client leaves is bounded by a few sentences' worth, where going on would cost 49 more.
     text = " ".join(f"This is sentence number {i} of a long text that is read aloud." for i in range(50))
     body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"}
-    with httpx.stream("POST", live.api + "/audio/speech", json=body, timeout=120) as response:
+    assert httpx.post(live.api + "/audio/speech", json={**body, "input": "Up."}, timeout=300).status_code == 200
+    [pid] = audio_workers(live, b"speech")
+    idle = cpu_seconds(pid)
+    with httpx.stream("POST", live.api + "/audio/speech", json=body, timeout=300) as response:
         assert response.status_code == 200
         next(response.iter_bytes())  # the first sentence's audio: 49 to go
-        [pid] = audio_workers(live, b"speech")
-    assert cpu_after_leaving(pid) < 0.3
-    assert httpx.post(live.api + "/audio/speech", json={**body, "input": "Still here."}, timeout=60).status_code == 200
+        first_sentence = cpu_seconds(pid) - idle
+        left = cpu_seconds(pid)
+    still = cpu_when_still(pid)
+    assert still - left < 5 * first_sentence + 0.3, (still - left, first_sentence)
+    assert httpx.post(live.api + "/audio/speech", json={**body, "input": "Still here."}, timeout=300).status_code == 200
 
 
 def test_a_client_that_leaves_a_long_streamed_transcription_stops_it(live):
@@ -113,22 +120,31 @@ def test_a_client_that_leaves_a_long_streamed_transcription_stops_it(live):
         next(line for line in response.iter_lines() if line.startswith("data: "))  # the first segment
         first_window = cpu_seconds(pid) - idle
         left = cpu_seconds(pid)
-    still = cpu_when_still(pid, within=120)
+    still = cpu_when_still(pid)
     assert still - left < 2 * first_window + 0.5, (still - left, first_window)
     assert transcribe(live, SHORT).status_code == 200
 
 
-def cpu_when_still(pid: int, within: float) -> float:
-    """The worker's CPU seconds once a whole second passes with (almost) none used."""
-    deadline = time.monotonic() + within
-    before = cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        time.sleep(1.0)
-        now = cpu_seconds(pid)
-        if now - before < 0.1:
-            return now
-        before = now
-    raise AssertionError(f"the worker still computes {within} s after its client left")
+def threads_at_work(pid: int, work) -> int:
+    """How many of the worker's threads did a fifth or more of its CPU work while ``work`` ran."""
+    before = thread_cpu_seconds(pid)
+    work()
+    spent = {tid: seconds - before.get(tid, 0.0) for tid, seconds in thread_cpu_seconds(pid).items()}
+    total = sum(spent.values())
+    return sum(seconds >= total / 5 for seconds in spent.values())
+
+
+def test_a_transcription_takes_every_core_only_while_nothing_else_computes(live):
+    # Issue #41: Whisper base on a 4.8 s question took 3.9 s on one of this machine's two
+    # cores, 2.2 s on both; beside a decoding chat it leaves that chat its core.
+    assert transcribe(live, SHORT).status_code == 200  # loaded
+    [pid] = audio_workers(live)
+    assert threads_at_work(pid, lambda: transcribe(live, LONG)) == 2
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Write a long story about a dragon."}], "max_tokens": 400, "stream": True}
+    with httpx.stream("POST", live.api + "/chat/completions", json=body, timeout=300) as chat:
+        lines = chat.iter_lines()  # held: dropping it would close the stream, and the chat with it
+        next(line for line in lines if '"content":"' in line and '"content":""' not in line)  # decoding now
+        assert threads_at_work(pid, lambda: transcribe(live, LONG)) == 1
 
 
 def wave_of(clip: bytes, times: int) -> bytes:

@@ -133,11 +133,16 @@ def test_the_playground_microphone_records_a_question_and_the_answer_is_spoken(s
 
 def test_the_playground_talk_mode_holds_a_voice_conversation(server, tmp_path):
     """Talk mode over /v1/realtime in Chromium, its fake capture device playing a spoken
-    question (and silence, for the VAD to end the turn) as the microphone."""
+    question once, then silence (the VAD ends the turn), as the microphone. Played in a loop,
+    the question came again 2 s after the turn ended, and the user speaking over the answer
+    cancelled it: the test passed only where a turn is answered within 2 s (issue #41: it
+    failed on a busy 2-core machine). Now it waits for the answer, however long it takes; what
+    the microphone hears before the socket is open is sent once it is (talk.js), so a question
+    played once is heard whole however slow the handshake."""
     question = "What is the capital of France?"
     capture = spoken(server, question, tmp_path / "question.wav", lead=12000, tail=48000)
-    seen = browse(server, "talk", MODEL, env={"FAKE_AUDIO_CAPTURE": str(capture)})
-    assert word_error_rate(question, seen["question"]) <= 0.34  # the fake device loops: a cut may clip a word
+    seen = browse(server, "talk", MODEL, env={"FAKE_AUDIO_CAPTURE": str(capture), "FAKE_AUDIO_ONCE": "1"})
+    assert word_error_rate(question, seen["question"]) <= 0.34  # Whisper base on a synthetic voice
     assert seen["answer"].strip() and seen["audioDeltas"] > 0 and not seen["errorShown"]
     assert any("/v1/realtime/client_secrets" in url for url in seen["requests"])
 

@@ -278,8 +278,11 @@ def test_batch_lines_are_held_to_the_batch_input_tokens_of_a_day_and_not_to_the_
     assert done.status == "completed" and done.request_counts.completed == 1  # the day's batch tokens were not spent yet
     # The line did not count in the requests per minute: the first interactive request is answered.
     assert [_chat(first, key).status_code, _chat(second, key).status_code] == [200, 429]
-    # The batch runner retries a 429 four times (30 s) before the line fails for good.
+    # A limit that resets tomorrow fails the line at once (its retry-after is past the batch
+    # runner's MAX_RETRY_AFTER): four retries in 30 s only held the batch.
+    started = time.monotonic()
     later = wait(client, submit(client, chat_lines(1, UPSTREAM_MODEL)).id)
+    assert time.monotonic() - started < 25
     [failed] = file_lines(client, later.error_file_id)
     assert later.request_counts.failed == 1 and failed["response"]["status_code"] == 429
     assert "batch input tokens per day" in failed["response"]["body"]["error"]["message"]

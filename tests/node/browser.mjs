@@ -6,9 +6,11 @@ import { chromium } from "playwright-core";
 const [base, scenario, model, key, screenshot] = process.argv.slice(2);
 const seen = { requests: [], consoleErrors: [] };
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
-// A WAV file as the microphone (the voice scenario): Chromium's fake capture device.
+// A WAV file as the microphone (the voice scenarios): Chromium's fake capture device, which
+// plays it in a loop, or once and then silence with FAKE_AUDIO_ONCE (%noloop).
 if (process.env.FAKE_AUDIO_CAPTURE) {
-  ARGS.push("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${process.env.FAKE_AUDIO_CAPTURE}`, "--autoplay-policy=no-user-gesture-required");
+  const capture = process.env.FAKE_AUDIO_CAPTURE + (process.env.FAKE_AUDIO_ONCE ? "%noloop" : "");
+  ARGS.push("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${capture}`, "--autoplay-policy=no-user-gesture-required");
 }
 
 // A name that resolves to loopback in this browser: the end state of DNS rebinding.

@@ -65,6 +65,43 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """Each thread of ``pid``: its user and system CPU seconds (from /proc)."""
+    seconds = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def computing(pid: int, since: float, seconds: float = 0.3, within: float = 300) -> None:
+    """Wait until ``pid`` has used ``seconds`` of CPU more than ``since`` (its CPU seconds
+    before it was given work): it is at work now, however slow the machine. ``within`` is
+    only a guard against a request that never started."""
+    deadline = time.monotonic() + within
+    while cpu_seconds(pid) - since < seconds:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} did not start computing within {within} s")
+        time.sleep(0.05)
+
+
+def cpu_when_still(pid: int, within: float = 300) -> float:
+    """``pid``'s CPU seconds once a whole second passes with (almost) none used: its work is
+    over, however long the machine took for it. ``within`` is only a guard."""
+    deadline = time.monotonic() + within
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = cpu_seconds(pid)
+        if now - before < 0.1:
+            return now
+        before = now
+    raise AssertionError(f"process {pid} still computes after {within} s")
+
+
 class PortTaken(Exception):
     pass
 

@@ -6,7 +6,11 @@ serving, and the worker is restarted). In front of it: ``parallel`` requests at 
 bounded line of ``queue_size`` behind them that serves tenants in turn (``fair_line.py``;
 429 beyond, or after ``queue_timeout``). The
 API process only reads uploads and relays events; decoding, inference and encoding run in
-the worker, on threads taken from the same core budget as the chat engines (``cores.py``).
+the worker, on threads taken from the same core budget as the chat engines (``cores.py``):
+``audio_threads``, or every core (``audio_threads_alone``) for a transcription that starts
+while nothing else computes (no chat sequence decoding, no other audio request) - a voice
+turn's, typically: Whisper base took 3.9 s for a 4.8 s question on one of this machine's two
+cores, 2.2 s on both (issue #41); beside other work it would take their cores.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ... import errors
@@ -39,7 +43,10 @@ class AudioModel:
     def __init__(self, kind: str, model_id: str, aliases: list[str], settings: Settings, events: ModelEvents) -> None:
         self.kind, self.id, self.aliases, self.settings = kind, model_id, aliases, settings
         self.threads = settings.audio_threads or max(1, available_cores() - 1)
+        self.threads_alone = settings.audio_threads_alone or available_cores()
         self.parallel = settings.audio_parallel
+        self.in_flight = 0  # requests admitted and not yet done
+        self.others_busy: Callable[[], bool] = lambda: False  # whether other work computes now (AudioBackend)
         self.worker: WorkerProcess | None = None
         self.lifecycle = Lifecycle(model_id, self.start, self.stop, events)
         self.admission = Admission(model_id, self.parallel, settings.queue_size, settings.queue_timeout)
@@ -54,6 +61,7 @@ class AudioModel:
             packages, cache = self.settings.transcription_model_packages, self.settings.model_cache_dir
             config["path"] = str(await asyncio.to_thread(whisper_model_dir, packages, cache))
             config["max_seconds"] = self.settings.max_audio_seconds
+            config["threads_alone"] = self.threads_alone
         else:
             config.update(engine=self.settings.speech_engine, voice=self.settings.speech_voice)
             if self.settings.speech_engine == "piper":
@@ -78,6 +86,10 @@ class AudioModel:
         try:
             await hold.enter_async_context(self.lifecycle.use(self.settings.model_load_timeout))
             await hold.enter_async_context(self.admission.slot(tenant.get()))
+            if op == "transcribe":  # every core when nothing else computes (decided as it starts)
+                params = {**params, "alone": not (self.in_flight or self.others_busy())}
+            self.in_flight += 1
+            hold.callback(self._done)
             calls = self.worker.call(op, params)
             hold.push_async_callback(calls.aclose)
             first = await calls.__anext__()
@@ -85,6 +97,9 @@ class AudioModel:
             await hold.aclose()
             raise
         return _Held(first, calls, hold)
+
+    def _done(self) -> None:
+        self.in_flight -= 1
 
     def status(self) -> Json:
         lifecycle = self.lifecycle
@@ -135,7 +150,9 @@ class AudioBackend:
     manages_models = True
     name = "local"
 
-    def __init__(self, settings: Settings, events: ModelEvents | None = None) -> None:
+    def __init__(self, settings: Settings, events: ModelEvents | None = None, engines_busy: Callable[[], bool] = lambda: False) -> None:
+        """``engines_busy``: whether the chat engines decode now (a transcription started
+        then leaves them their cores)."""
         events = events or ModelEvents()
         self.created = int(time.time())
         self.audio_models: list[AudioModel] = []
@@ -148,6 +165,9 @@ class AudioBackend:
                 AudioModel("speech", settings.speech_model, settings.speech_model_aliases, settings, events)
             )
         self._by_id = {model_id: model for model in self.audio_models for model_id in model.ids}
+        for model in self.audio_models:
+            others = [other for other in self.audio_models if other is not model]
+            model.others_busy = lambda others=others: engines_busy() or any(other.in_flight for other in others)
 
     def model(self, model_id: str, kind: str | None = None) -> AudioModel:
         """The audio model ``model_id`` names; 404 for none, 400 for one of another kind."""

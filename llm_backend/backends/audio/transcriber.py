@@ -109,15 +109,22 @@ def windows(chunks: Iterator[np.ndarray], seconds: float) -> Iterator[tuple[np.n
 
 
 class Transcriber:
-    def __init__(self, model_dir: str, threads: int, parallel: int, max_seconds: float) -> None:
-        from faster_whisper import WhisperModel
+    """``threads`` for a transcription beside other work, ``threads_alone`` for one asked to
+    run ``alone`` (nothing else computing: a voice turn's, typically). CTranslate2 fixes a
+    model's threads when it loads it, so the two counts are two copies of the model (about
+    120 MB more); one when they are equal."""
+
+    def __init__(self, model_dir: str, threads: int, parallel: int, max_seconds: float, threads_alone: int | None = None) -> None:
         from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        from .whisper import Whisper
 
         self.languages = frozenset(_LANGUAGE_CODES)
         self.max_seconds = max_seconds
-        self.model = WhisperModel(
-            model_dir, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=parallel
-        )
+        self.model = Whisper(model_dir, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=parallel)
+        self.alone = self.model
+        if threads_alone and threads_alone != threads:
+            self.alone = Whisper(model_dir, device="cpu", compute_type="int8", cpu_threads=threads_alone)
 
     def run(self, params: dict[str, Any], emit: Callable[[dict], None], cancelled: Callable[[], bool]) -> None:
         language = params.get("language") or None
@@ -138,6 +145,7 @@ class Transcriber:
             "vad_parameters": _vad_parameters(chunking),
             "beam_size": 5,
         }
+        model = self.alone if params.get("alone") else self.model
         user_prompt = params.get("prompt") or None
         prompt = user_prompt
         offset = 0.0  # where the buffer starts in the whole audio, in seconds
@@ -154,7 +162,7 @@ class Transcriber:
                 )
             if buffer.shape[0] == 0:  # the audio ended exactly at the last window's edge
                 break
-            segments, info = self.model.transcribe(buffer, language=language, initial_prompt=prompt, **options)
+            segments, info = model.transcribe(buffer, language=language, initial_prompt=prompt, **options)
             if language is None:
                 certainty = info.language_probability
             language = info.language  # detected once, on the first window, then held

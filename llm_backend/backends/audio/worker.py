@@ -5,9 +5,11 @@ both with the same ``WorkerProcess`` (``backends/llama/client.py``: supervision,
 cancel on disconnect). Requests on stdin, one JSON object per line:
 
 - ``{"id", "op": "transcribe", "params": {"path", "task", "language", "prompt",
-  "temperature", "words", "chunking"}}``: one ``segment`` event per segment (``segment``:
-  OpenAI's verbose_json fields, ``words`` when asked), then ``info`` (``language``,
-  ``duration``) and ``usage`` (``prompt_tokens``); the config's ``max_seconds`` bounds the audio
+  "temperature", "words", "chunking", "alone"}}``: one ``segment`` event per segment
+  (``segment``: OpenAI's verbose_json fields, ``words`` when asked), then ``info``
+  (``language``, ``duration``) and ``usage`` (``prompt_tokens``); the config's
+  ``max_seconds`` bounds the audio; ``alone`` (nothing else computes) runs it on the config's
+  ``threads_alone``, else on its ``threads``
 - ``{"id", "op": "speak", "params": {"input", "voice", "speed", "format"}}`` (the config's
   ``engine``, hibari or piper, speaking with its ``voice``): events
   ``audio`` (``data``: base64 of the encoded file's next bytes), then ``usage`` (``seconds``)
@@ -40,7 +42,8 @@ class Worker:
         if config["kind"] == "transcription":
             from .transcriber import Transcriber
 
-            self.engine = Transcriber(config["path"], int(config["threads"]), self.parallel, float(config["max_seconds"]))
+            threads_alone = int(config.get("threads_alone") or config["threads"])
+            self.engine = Transcriber(config["path"], int(config["threads"]), self.parallel, float(config["max_seconds"]), threads_alone)
             self.ops = {"transcribe": self.engine.run}
         elif config.get("engine") == "piper":
             from .piper_speaker import PiperSpeaker

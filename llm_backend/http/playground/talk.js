@@ -7,6 +7,7 @@
 "use strict";
 
 let talk = null;
+const EARLY_CHUNKS = 60; // of 4096 samples at 24 kHz: 10 s
 
 function pcm16Base64(samples) {
   const bytes = new Uint8Array(samples.length * 2);
@@ -48,11 +49,15 @@ async function startTalk() {
   const context = new AudioContext({ sampleRate: 24000 });
   const source = context.createMediaStreamSource(stream);
   const processor = context.createScriptProcessor(4096, 1, 1);
+  // What the user says while the socket opens is sent once it is open, not lost: a question
+  // begun at once would reach the server without its first words (at most EARLY_CHUNKS kept).
+  const early = [];
   processor.onaudioprocess = (event) => {
-    if (socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({ type: "input_audio_buffer.append", audio: pcm16Base64(event.inputBuffer.getChannelData(0)) }));
-    }
+    const chunk = JSON.stringify({ type: "input_audio_buffer.append", audio: pcm16Base64(event.inputBuffer.getChannelData(0)) });
+    if (socket.readyState === WebSocket.OPEN) socket.send(chunk);
+    else if (socket.readyState === WebSocket.CONNECTING && early.push(chunk) > EARLY_CHUNKS) early.shift();
   };
+  socket.onopen = () => early.splice(0).forEach((chunk) => socket.send(chunk));
   source.connect(processor);
   processor.connect(context.destination); // it writes nothing: kept running by the graph
   talk = { socket, context, stream, processor, playing: [], playAt: 0, answers: {}, stats: { audioDeltas: 0 } };

@@ -20,7 +20,9 @@ Lines run through the endpoint's own validation and controller (``http/batch_lin
 behind the ``Lines`` interface below) at low priority: a local model answers them on its
 low-priority engine, so interactive requests never wait behind a batch. A line refused for
 a passing reason (429, 5xx: a model loading, an engine restarting, an upstream's limit) is
-tried again, later; after ``MAX_ATTEMPTS`` its last answer is kept.
+tried again, later (not before its ``retry-after``); after ``MAX_ATTEMPTS`` its last answer is
+kept. A refusal that will not pass soon (a spend limit's ``insufficient_quota``, a limit that
+resets past ``MAX_RETRY_AFTER``) is the line's answer at once: retrying it only held the batch.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ MAX_HELD_PER_OWNER = 2  # of one tenant: the others' batches are taken while its
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 5
 RETRY_DELAY = 2.0  # seconds, doubling per attempt
+MAX_RETRY_AFTER = 120.0  # the longest retry-after a line waits for (a minute's limit, not a day's)
 JOB_RETRY_DELAY = 10.0  # seconds before a failed check or ending is tried again
 
 
@@ -64,9 +67,20 @@ class Lines(Protocol):
         """The body parameters ``endpoint`` requires (from the document)."""
         ...
 
-    async def answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str]:
-        """(status, JSON body, request id) of the line's request."""
+    async def answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str, float | None]:
+        """(status, JSON body, request id, its ``retry-after`` seconds or None) of the line's
+        request."""
         ...
+
+
+def retry_delay(status: int, answer: Json, retry_after: float | None, attempt: int) -> float | None:
+    """Seconds before a line's attempt ``attempt`` is tried again, or None: its answer is final."""
+    if status not in RETRIED_STATUSES or attempt >= MAX_ATTEMPTS:
+        return None
+    error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+    if error.get("code") == "insufficient_quota" or (retry_after or 0) > MAX_RETRY_AFTER:
+        return None
+    return max(RETRY_DELAY * 2 ** (attempt - 1), retry_after or 0)
 
 
 @dataclass
@@ -240,15 +254,15 @@ class BatchRunner:
         batch = held.batch
         try:
             try:
-                status, answer, request_id = await self.lines.answer(batch.owner, batch.endpoint, body)
+                status, answer, request_id, retry_after = await self.lines.answer(batch.owner, batch.endpoint, body)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("a batch line failed", extra={"batch_id": batch.id})
-                status, answer, request_id = 500, server_error().body(), "req_" + secrets.token_hex(16)
-            if status in RETRIED_STATUSES and attempt < MAX_ATTEMPTS:
-                due = time.monotonic() + RETRY_DELAY * 2 ** (attempt - 1)
-                held.retries.append((due, line, custom_id, body, attempt + 1))
+                status, answer, request_id, retry_after = 500, server_error().body(), "req_" + secrets.token_hex(16), None
+            delay = retry_delay(status, answer, retry_after, attempt)
+            if delay is not None:
+                held.retries.append((time.monotonic() + delay, line, custom_id, body, attempt + 1))
                 return
             output = answered(custom_id, status, answer, request_id)
             usage = usage_of(answer) if status == 200 else {}

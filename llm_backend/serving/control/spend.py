@@ -19,6 +19,20 @@ ORGANISATION = ""
 LIMIT_EVENT, ALERT_EVENT = "tenant.billing.overage_limit.updated", "tenant.billing.alerts.updated"
 
 
+# The largest amount a 64-bit column keeps (both databases): beyond it a 400, not a 500.
+MAX_THRESHOLD = 2**63 - 1
+
+
+def _threshold(body: Json) -> int:
+    amount = body["threshold_amount"]
+    if amount > MAX_THRESHOLD:
+        raise errors.bad_request(
+            f"Invalid 'threshold_amount': {amount}. Expected a value at most {MAX_THRESHOLD}.",
+            "threshold_amount", "integer_above_max_value",
+        )
+    return amount
+
+
 async def _scope(services: Services, project_id: str | None):
     """(scope, the project row or None) of an operation: "" for the organisation's."""
     if project_id is None:
@@ -47,7 +61,7 @@ async def get_limit(services: Services, project_id: str | None = None) -> Json:
 
 async def set_limit(services: Services, caller: Principal, body: Json, project_id: str | None = None) -> Json:
     scope, project = await _scope(services, project_id)
-    changes = {"threshold_amount": body["threshold_amount"], "currency": body["currency"], "interval": body["interval"]}
+    changes = {"threshold_amount": _threshold(body), "currency": body["currency"], "interval": body["interval"]}
     audit = entry(caller, LIMIT_EVENT, {"changes_requested": changes}, project=project, resource_id=project_id or "organization")
     database = services.database
     row = await database.run(database.spend.set_limit, scope, body["threshold_amount"], body["currency"], body["interval"], audit)
@@ -79,7 +93,7 @@ def alert_object(row) -> Json:
 
 def _alert_values(body: Json) -> Json:
     return {
-        "threshold_cents": body["threshold_amount"], "currency": body["currency"], "interval": body["interval"],
+        "threshold_cents": _threshold(body), "currency": body["currency"], "interval": body["interval"],
         "notification_channel": body["notification_channel"],
     }
 

@@ -95,6 +95,16 @@ class ConversationSession:
             },
         }
 
+    def models(self) -> list[str]:
+        """The models the session uses as configured now (``sessions.ready``): what hears the
+        user, the chat model, and the speech model when it answers in audio."""
+        config = self.config
+        models = [(config["transcription"] or {}).get("model") or self.transcription_model, self.model]
+        speech = self.services.settings.speech_model
+        if config["output_modalities"] == ["audio"] and speech:
+            models.append(speech)
+        return models
+
     def update(self, session: Json) -> None:
         """``session.update``: every field honoured or refused naming it; nothing changes
         unless all of it can."""

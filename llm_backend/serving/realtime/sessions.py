@@ -1,9 +1,12 @@
 """A Realtime session of the kind asked for, configured: for a connection
 (``http/realtime_socket.py``: ``?model=`` or ``?intent=transcription``, or the session an
 ephemeral client secret was made for) and for ``POST /v1/realtime/client_secrets``, which
-answers the session object a connection with its secret will start with."""
+answers the session object a connection with its secret will start with; and the models a
+session uses, loaded before it starts."""
 
 from __future__ import annotations
+
+import asyncio
 
 from ...errors import bad_request
 from ..services import Services
@@ -37,3 +40,19 @@ def session_for(services: Services, send: Send, gate: Gate, kind: str, model: st
     if config:
         session.update({key: value for key, value in config.items() if key != "model"} | {"type": kind})
     return session
+
+
+async def ready(services: Services, session: Session) -> None:
+    """The models ``session`` uses as configured now (the speech-to-text model; a
+    conversation's chat model, and its speech model when it answers in audio) loaded before
+    it starts, as OpenAI's are: its first turn is answered as soon as the later ones (the
+    audio models used to load at the first turn: 7.1-8.6 s for it, 5.2 s for the others, issue
+    #41), and a session whose models cannot load fails now (503 ``model_load_failed``), not
+    at its first turn. A model configured later by ``session.update`` loads on first use."""
+    await asyncio.gather(*(_loaded(services, model_id) for model_id in dict.fromkeys(session.models())))
+
+
+async def _loaded(services: Services, model_id: str) -> None:
+    backend = services.registry.backend_for(model_id)
+    if backend.manages_models:  # an upstream's models are not ours to load
+        await backend.load(model_id)

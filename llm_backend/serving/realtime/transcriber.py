@@ -48,9 +48,9 @@ CERTAIN = 0.8
 
 class Language:
     """The language a session's speech is in: the one its configuration names, else the
-    first one Whisper heard surely, held for the turns after. Whisper detects a language by
-    encoding a whole 30-second window (0.75 s of a short turn's 1.6 s here), and a
-    conversation keeps its language; name ``language`` to fix it from the start."""
+    first one Whisper heard surely, held for the turns after: a conversation keeps its
+    language, and a short turn's detection may waver. Detecting costs little (it reads the
+    encoder pass the transcription makes anyway: ``backends/audio/whisper.py``)."""
 
     def __init__(self) -> None:
         self.held: str | None = None

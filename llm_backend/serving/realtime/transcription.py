@@ -39,6 +39,10 @@ class TranscriptionSession:
             "audio": {"input": {**self.input.to_openai(), "transcription": transcription}},
         }
 
+    def models(self) -> list[str]:
+        """The models the session uses (``sessions.ready``)."""
+        return [self.transcription["model"]]
+
     def update(self, session: Json) -> None:
         """``session.update``: every field honoured or refused naming it; nothing changes
         unless all of it can."""

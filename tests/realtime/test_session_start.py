@@ -1,0 +1,57 @@
+"""A Realtime session starts with its models loaded (issue #41): ``session.created`` comes once
+the models it uses are ready, so its first turn is answered as soon as the later ones, and a
+session whose models cannot load fails at once, not at its first turn. One server for the
+file, every model loaded on first use, its speech model one that cannot load (a Piper voice
+package that is not installed)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import MODEL
+from tests.support.clients import sdk
+from tests.support.realtime import SERVER_EVENT, events_until
+from tests.support.server import LiveServer
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    env = {
+        "LLM_BACKEND_MODEL_LOAD": "lazy",
+        "LLM_BACKEND_SPEECH_ENGINE": "piper",
+        "LLM_BACKEND_SPEECH_PIPER_PACKAGE": "no-such-piper-voice",
+    }
+    with LiveServer(tmp_path_factory.mktemp("session-start"), env=env) as server:
+        yield server
+
+
+def states(live: LiveServer) -> dict[str, str]:
+    listed = httpx.get(live.base_url + "/admin/models", timeout=60).json()["data"]
+    return {status["id"]: status["state"] for status in listed}
+
+
+def test_a_transcription_session_starts_with_its_speech_to_text_model_loaded(live):
+    assert states(live)["whisper-base"] == "unloaded"
+    with sdk(live).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        events_until(connection, "session.created")
+        loaded = states(live)
+    assert loaded["whisper-base"] == "ready"
+    assert loaded["piper"] == "unloaded" and loaded[MODEL] == "unloaded"  # nothing it does not use
+
+
+def test_a_conversation_answering_in_text_starts_with_its_chat_model_loaded(live):
+    secret = sdk(live).realtime.client_secrets.create(session={"type": "realtime", "model": MODEL, "output_modalities": ["text"]})
+    with sdk(live, api_key=secret.value).realtime.connect(model=MODEL) as connection:
+        events_until(connection, "session.created")
+        loaded = states(live)
+    assert loaded[MODEL] == "ready" and loaded["whisper-base"] == "ready"
+
+
+def test_a_session_whose_speech_model_cannot_load_fails_before_it_starts(live):
+    with sdk(live).realtime.connect(model=MODEL) as connection:
+        first = connection.recv().model_dump(exclude_unset=True, by_alias=True)
+    SERVER_EVENT.validate(first)
+    assert first["type"] == "error", first  # not session.created, then a failure at the first turn
+    assert first["error"]["code"] == "model_load_failed" and "piper" in first["error"]["message"]
+    assert states(live)["piper"] == "error"
