@@ -14,6 +14,7 @@ from connexion.middleware import MiddlewarePosition
 from starlette.middleware.cors import CORSMiddleware
 from swagger_ui_bundle import swagger_ui_path
 
+from . import off_loop
 from .client_secrets import ClientSecrets
 from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
                 "upstreams": [upstream.name for upstream in services.registry.upstreams],
             },
         )
+        off_loop.settle()  # the start-up's objects walked by no collection (off_loop.py)
         try:
             yield
         finally:

@@ -28,6 +28,14 @@ become (``serving/responses/items.py``)."""
 MAX_PARTS = 8192
 """The items of a request's inner lists in total (every message's content parts and tool
 calls): ours, four a message at the most messages; each inner list has its own bound too."""
+MAX_CHARS_PER_TOKEN = 64
+"""No real tokenizer's tokens are longer than this on average: a text this many times a
+token limit cannot fit it, and is refused before it is tokenized or rendered (rendering and
+tokenizing 200 000 messages held the engine for minutes; tokenizing 8 MiB for an embedding
+input grew the API process by 608 MiB)."""
+MAX_PROMPTS = 2048
+"""Completions' prompts: ours, as many as an embeddings request's inputs (OpenAI's 2048);
+each is a generation (``n`` of them), decoded from token ids first when it is an array."""
 
 # operationId ⇒ (path, bound): a path is keys into the body, "*" for each item of a list.
 LISTS: dict[str, tuple[tuple[tuple[str, ...], int], ...]] = {
@@ -71,6 +79,21 @@ def check_count(value: Any, limit: int, param: str) -> None:
     """400 naming ``param`` when ``value`` is a list of more than ``limit`` items."""
     if isinstance(value, list) and len(value) > limit:
         raise array_above_max_length(param, limit, len(value))
+
+
+def prompt_count(prompt: Any) -> int:
+    """The prompts of a completions request: a string or one token array is one prompt, a
+    list of strings or of token arrays as many as it holds (the document's ``oneOf``
+    keeps a list to one kind, so its first item tells)."""
+    if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+        return len(prompt)
+    return 1
+
+
+def check_prompts(body: Any) -> None:
+    """A completions request's prompts within ``MAX_PROMPTS``, counted before any is read."""
+    if isinstance(body, dict) and (count := prompt_count(body.get("prompt"))) > MAX_PROMPTS:
+        raise array_above_max_length("prompt", MAX_PROMPTS, count)
 
 
 def check_lists(operation: str, body: Any) -> None:

@@ -79,6 +79,14 @@ def too_deep(limit: int) -> OpenAIError:
     return bad_request(f"The request body nests arrays and objects more than {limit} levels deep.", code="invalid_body")
 
 
+def too_many_values(limit: int) -> OpenAIError:
+    return bad_request(
+        f"The request body holds more than {limit} JSON values and keys (strings, numbers, arrays, objects, "
+        "object keys): it is refused before it is read further.",
+        code="invalid_body",
+    )
+
+
 def invalid_body() -> OpenAIError:
     return bad_request(
         "The request body must be a JSON object, sent with 'Content-Type: application/json'.", code="invalid_body"

@@ -121,6 +121,12 @@ class Settings(AudioSettings, RealtimeSettings, BaseSettings):
         "addresses; without keys every other Host is refused (DNS rebinding), and with this set, with keys too",
     )
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_body_values: int = Field(
+        1_000_000,
+        ge=1000,
+        description="JSON values and keys one request body (a batch line, a Responses WebSocket event) may hold, "
+        "counted before it is parsed; past it 400 invalid_body",
+    )
     body_timeout: float = Field(
         30, gt=0, description="seconds a request body may take, plus one second per body_min_rate bytes; past it 408"
     )

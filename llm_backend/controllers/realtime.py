@@ -17,6 +17,7 @@ async def _nowhere(event: dict) -> None:
 
 
 async def create_realtime_client_secret(body: dict):
+    from ..serving.realtime.events import checked_config_size
     from ..serving.realtime.off_loop import off_loop
     from ..serving.realtime.sessions import session_for  # numpy: loaded on first use (beside the loop)
 
@@ -25,6 +26,10 @@ async def create_realtime_client_secret(body: dict):
     kind = config.get("type", "realtime")
     await hosted_tools.check(services, context.caller(), config, "session.")  # the project's hosted tools
     # The session a connection with this secret will start with: checked now, shown now.
+    # The secret carries the whole configuration, so all of it is held to a session's bound
+    # (an 8 MiB one made an 11 MB secret, sealed on the loop), counted beside the loop.
+    limit = services.settings.realtime_config_bytes
+    await off_loop(checked_config_size, config, limit, "session")
     session = await off_loop(session_for, services, _nowhere, None, kind, config.get("model"), config)
     answer = session.to_openai()
     await session.close()
@@ -32,5 +37,5 @@ async def create_realtime_client_secret(body: dict):
     expires_at = int(time.time()) + int(seconds)
     headers = dict(context.scope().get("headers") or [])
     token = headers.get(b"authorization", b"").decode().partition(" ")[2].strip()
-    value = services.client_secrets.issue(digest(token), expires_at, config)
+    value = await off_loop(services.client_secrets.issue, digest(token), expires_at, config)
     return json_response({"value": value, "expires_at": expires_at, "session": answer})

@@ -17,7 +17,6 @@ kept: the principal is set from the batch), and the line runs at low priority
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Any, Protocol
 
@@ -28,6 +27,8 @@ from ..auth import Principal
 from ..backends.base import background
 from ..errors import answered, server_error
 from ..serving.services import Services
+from .. import off_loop
+from ..json_text import LARGE_BODY, loads
 from . import context
 from .middleware import Observer
 from .rendering import error_response
@@ -118,18 +119,22 @@ class BatchLines:
         status, retry_after = 500, None
         try:
             try:
-                route.check(body)
+                # A line's body is up to max_body_bytes: checked beside the loop, as a
+                # request's large body is (off_loop.py).
+                await off_loop.off_loop(True, route.check, body)
                 response = await route.controller(body=body)
             except Exception as exc:  # answered and logged as a request's error is
                 response = error_response(answered(exc))
             status, content, retry_after = await _sent(response, observation)
+            try:
+                # An answer can be large too (2048 embeddings: 16 MB of numbers).
+                parsed = await off_loop.off_loop(len(content) > LARGE_BODY, loads, content)
+            except (ValueError, RecursionError):
+                parsed = None
         finally:
             if observation is not None:
                 observation.finished(status)
-        try:
-            parsed = json.loads(content)
-        except ValueError:
-            parsed = None
+            off_loop.release()  # a line's end is its request's (RequestContext's part)
         if not isinstance(parsed, dict):
             return 500, server_error().body(), request_id, None
         return status, parsed, request_id, retry_after

@@ -4,35 +4,21 @@ parsing a JSON body, with the work a large one costs kept off the event loop.
 The one body reader of the HTTP layer: the body limit (chunked bodies), the fast lane and
 forwarding read through it, so a body is read from the socket once however it is served.
 
-The event loop does no work sized by the input (issue #39): a body up to ``LARGE_BODY``
-is parsed and checked on the loop (the worst 256 KiB, 131 000 zeros, parses in 5 ms), a
-larger one in a thread (``off_loop.py``). A thread alone is not enough: ``json.loads`` is
-one C call holding the GIL, 0.25 s for the worst 8 MiB body (2.79 million empty objects,
-measured), during which the loop could not answer even ``/health``. So a large body of
-many values (``MANY_VALUES`` commas: the parse's cost is its values', a few long strings
-cost little) is parsed in 64 KiB slices by ijson's C backend, and the thread gives the GIL
-back between slices; what ijson reads otherwise than ``json.loads`` (an escaped surrogate,
-which it turns into ``?``; NaN, numbers past 64 bits, a byte-order mark, which it refuses)
-is parsed by the standard library's own pure-Python scanner, the reference its C one
-mirrors, also a value at a time: a body means the same at any size.
+A JSON body is parsed by ``json_text.loads`` within its budgets (values, depth), off the
+event loop when large: see that module.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import re
 import tempfile
 from collections.abc import AsyncIterator
-from json import scanner
 from typing import Any
-
-import ijson
 
 from starlette.types import Message, Receive
 
 from .. import errors
 from ..json_depth import MAX_JSON_DEPTH, too_deep
+from ..json_text import LARGE_BODY, MAX_VALUES, loads
 
 
 class TooLarge(Exception):
@@ -138,19 +124,15 @@ async def spool_body(receive: Receive, limit: int) -> tuple[int | None, Receive]
     return spool.size, replayed
 
 
-LARGE_BODY = 256 * 1024
-MANY_VALUES = 100_000
-SLICE = 64 * 1024
-
-
-def parse_json(body: bytes) -> Any:
-    """A JSON body, or OpenAI's 400 for one that does not parse (malformed, not UTF-8) or
-    that nests deeper than ``MAX_JSON_DEPTH`` (issue #33: every lane's body comes through
-    here; deeper than a parser goes, a ``RecursionError``, is that too). A body of many
-    values is parsed a slice at a time (see the module's docstring): call it off the loop
-    (``off_loop.py``) for a body above ``LARGE_BODY``."""
+def parse_json(body: bytes, max_values: int = MAX_VALUES) -> Any:
+    """A JSON body, or OpenAI's 400 for one that does not parse (malformed, not UTF-8), that
+    nests deeper than ``MAX_JSON_DEPTH`` (issue #33: every lane's body comes through here;
+    deeper than a parser goes, a ``RecursionError``, is that too) or that holds more than
+    ``max_values`` values and keys (``counted``). A body of many values is parsed a slice
+    at a time (see the module's docstring): call it off the loop (``off_loop.py``) for a
+    body above ``LARGE_BODY``."""
     try:
-        value = loads(body)
+        value = loads(body, max_values)
     except (UnicodeDecodeError, ValueError):
         raise errors.invalid_json() from None
     except RecursionError:
@@ -158,39 +140,3 @@ def parse_json(body: bytes) -> Any:
     if too_deep(value):
         raise errors.too_deep(MAX_JSON_DEPTH)
     return value
-
-
-def loads(data: bytes) -> Any:
-    """``json.loads``, a large body of many values a slice at a time (see the module's
-    docstring): its ``ValueError`` or ``RecursionError`` for what does not parse."""
-    if len(data) > LARGE_BODY and data.count(b",") > MANY_VALUES:
-        return _sliced(data)
-    return json.loads(data)
-
-
-# What ijson's C backend reads otherwise than json.loads: an escaped surrogate (a lone one
-# becomes "?"); a byte-order mark or another encoding than UTF-8 (see _sliced for the rest).
-_IJSON_DIFFERS = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _sliced(body: bytes) -> Any:
-    if json.detect_encoding(body) == "utf-8" and not _IJSON_DIFFERS.search(body):
-        built = ijson.sendable_list()
-        parser = ijson.items_coro(built, "", use_float=True)
-        try:
-            for start in range(0, len(body), SLICE):
-                parser.send(body[start : start + SLICE])
-            parser.close()
-            return built[0]
-        except (ijson.JSONError, ValueError, IndexError):
-            pass  # NaN, a number past 64 bits, ... or malformed: json.loads's verdict, below
-    return _reference_decoder().decode(body.decode(json.detect_encoding(body), "surrogatepass"))
-
-
-@functools.cache
-def _reference_decoder() -> json.JSONDecoder:
-    """``json.loads`` as the standard library's pure-Python scanner runs it: the same
-    values and errors, a value at a time (the thread running it lets the loop in)."""
-    decoder = json.JSONDecoder()
-    decoder.scan_once = scanner.py_make_scanner(decoder)
-    return decoder

@@ -51,11 +51,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import errors
 from ..errors import OpenAIError, answered, bad_request
+from ..json_text import LARGE_BODY
 from ..off_loop import off_loop
 from ..serving.responses import service
 from ..serving.responses.memory import ConnectionMemory
 from . import context
-from .body import LARGE_BODY
 from .project_limits import admit_model
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .rendering import error_response
@@ -162,7 +162,7 @@ class Connection:
         """The ``response.create`` body a frame carries and its lane; or its error and the
         ``stream_id`` the event claimed."""
         try:
-            event = client_event(frame)
+            event = client_event(frame, self.socket.services.settings.max_body_values)
         except OpenAIError as error:
             return None, None, error
         try:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from json.decoder import scanstring
 from typing import Any
 
 from .. import errors
 from ..errors import OpenAIError
 from ..json_depth import MAX_JSON_DEPTH, too_deep
+from ..json_text import separators_outside_strings
 
 INLINE_BYTES = 4096
 Check = Callable[[Any], dict]
@@ -70,19 +70,8 @@ def _parsed(frame: str | bytes, max_values: int) -> Any:
 
 
 def _values(text: str, limit: int) -> int:
-    """At least the number of values and keys ``text`` holds (strings, numbers, objects,
-    arrays...), counted up to past ``limit``: the separators outside its strings, each
-    string skipped by the json module's own scanner (C: an 8 MB string in ~20 ms, escapes
-    and all). Between two strings the loop lets go of the GIL, so the thread that runs it
-    never holds the event loop for long; ``json.loads`` then parses a bounded event."""
-    if text.count(",") + text.count("[") + text.count("{") <= limit:
-        return 0  # fewer separators in all than the limit (an audio frame: one string)
-    values = position = 0
-    while True:
-        quote = text.find('"', position)
-        end = len(text) if quote < 0 else quote
-        values += text.count(",", position, end) + text.count("[", position, end) + text.count("{", position, end)
-        if quote < 0 or values > limit:
-            return values
-        values += 1
-        _, position = scanstring(text, quote + 1)
+    """At least the number of values and keys ``text`` holds, counted up to past ``limit``
+    (``json_text.separators_outside_strings``); ``json.loads`` then parses a bounded event."""
+    if 2 * (text.count(",") + text.count("[") + text.count("{")) + 1 <= limit:
+        return 0  # too few separators to pass the limit (an audio frame: one string)
+    return separators_outside_strings(text, limit)

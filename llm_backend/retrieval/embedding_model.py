@@ -35,7 +35,7 @@ import anyio.to_thread
 from .. import errors
 from ..backends.base import Json
 from ..backends.first_use import FirstUseModels
-from ..budgets import check_count, max_tokens_per_request
+from ..budgets import MAX_CHARS_PER_TOKEN, check_count, max_tokens_per_request
 from ..errors import bad_request
 from ..openai_tokens import text_of
 
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_INPUT_TOKENS = 8192
+# The characters 8192 tokens can hold: no tokenizer's tokens are longer on average.
+MAX_INPUT_CHARS = MAX_INPUT_TOKENS * MAX_CHARS_PER_TOKEN
 MAX_INPUTS = 2048  # OpenAI's (the document's maxItems too)
 
 
@@ -119,7 +121,11 @@ class EmbeddingModel(FirstUseModels):
             text = item if isinstance(item, str) else text_of([int(token) for token in item], param)
             if not text.strip():
                 raise bad_request(f"'{param}' must not be empty.", param, "invalid_value")
-            count = embedder.count_tokens(text)
+            if len(text) > MAX_INPUT_CHARS:
+                # Measured before it is tokenized: the tokenizer's encoding of 8 MiB of text
+                # (ids, offsets, token strings, masks) grew the API process by 608 MiB.
+                raise errors.context_length_exceeded(len(text) // MAX_CHARS_PER_TOKEN, MAX_INPUT_TOKENS, param)
+            count = embedder.count_tokens(text, MAX_INPUT_TOKENS)
             if count > MAX_INPUT_TOKENS:
                 raise errors.context_length_exceeded(count, MAX_INPUT_TOKENS, param)
             counts.append(count)

@@ -16,7 +16,8 @@ from starlette.types import Receive, Scope
 from .. import errors
 from ..errors import OpenAIError, bad_request
 from ..http import context
-from ..http.body import LARGE_BODY, parse_json, read_body
+from ..http.body import parse_json, read_body
+from ..json_text import LARGE_BODY, MAX_VALUES
 from ..off_loop import off_loop
 from . import leniency
 from .schema_dialect import RequestSchemaValidator, _compiled, _shown, _valid_in_slices  # noqa: F401 (RequestSchemaValidator: its users')
@@ -102,11 +103,19 @@ async def checked_json(schema: dict, raw: bytes, operation_id: str | None) -> An
     ``check_body``), or the 400 it gets: on the event loop for a small body, in a thread
     for a large one (``off_loop.py``: the parse, the schema, the unknown-field walk are all
     sized by the input)."""
-    return await off_loop(len(raw) > LARGE_BODY, _parsed_and_checked, schema, raw, operation_id)
+    return await off_loop(len(raw) > LARGE_BODY, _parsed_and_checked, schema, raw, operation_id, max_body_values())
 
 
-def _parsed_and_checked(schema: dict, raw: bytes, operation_id: str | None) -> Any:
-    body = parse_json(raw)
+def max_body_values() -> int:
+    """The values and keys a body may hold (``max_body_values``; outside a request, its default)."""
+    try:
+        return context.current().settings.max_body_values
+    except LookupError:
+        return MAX_VALUES
+
+
+def _parsed_and_checked(schema: dict, raw: bytes, operation_id: str | None, max_values: int = MAX_VALUES) -> Any:
+    body = parse_json(raw, max_values)
     check_body(schema, body, operation_id, large=len(raw) > LARGE_BODY)
     return body
 

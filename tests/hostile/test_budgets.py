@@ -140,3 +140,17 @@ def test_a_vector_store_searchs_queries_are_counted_and_sized(server, measured):
     assert_refused(many, "query", "array_above_max_length")
     assert_refused(long, "query", "string_above_max_length")
     assert probe.longest < HEALTH_WAIT
+
+
+def test_an_embedding_input_past_its_characters_is_refused_before_it_is_tokenized(server, measured):
+    # 8 MiB in one input: its tokenizer encoding grew the API process by 608 MiB (seed
+    # 1972407491 of test_generated.py). 8192 tokens hold at most 524,288 characters.
+    assert post(server, "/embeddings", {"model": "all-minilm-l6-v2", "input": "warm"}).status_code == 200  # its load
+    with measured(server) as growth:
+        answer = post(server, "/embeddings", {"model": "all-minilm-l6-v2", "input": "word " * 1_677_000})
+        error = assert_refused(answer, "input", "context_length_exceeded")
+        # At the bound, counted: stopped in the first slices, past 8192 tokens.
+        at_bound = post(server, "/embeddings", {"model": "all-minilm-l6-v2", "input": ["ok", "ab " * 174_762]})
+    assert_refused(at_bound, "input[1]", "context_length_exceeded")
+    assert growth.largest < 100 * 1024 * 1024, growth.report()
+    assert "8192" in error["message"]

@@ -103,3 +103,21 @@ def test_a_batch_line_past_the_body_limit_is_refused_unread(start_server, measur
     assert batch.status == "failed", batch
     errors = batch.errors.data
     assert [(error.code, error.line) for error in errors] == [("request_too_large", 2)]
+
+
+def test_a_batch_line_past_the_body_values_is_refused_unbuilt(start_server):
+    # A line is a request: the values budget of a body (max_body_values) holds for it too,
+    # counted before the line is built (an 8 MB line of [0] items: 2.8 million objects).
+    live = start_server(env={"LLM_BACKEND_MAX_BODY_VALUES": "1000"})
+    client = sdk(live)
+    small = {"custom_id": "small", "method": "POST", "url": "/v1/chat/completions", "body": CHAT}
+    many = {**small, "custom_id": "many", "body": {**CHAT, "logit_bias": {str(i): 1 for i in range(600)}}}
+    content = (json.dumps(small) + "\n" + json.dumps(many) + "\n").encode()
+    file = client.files.create(file=("lines.jsonl", content), purpose="batch")
+    batch = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h")
+    deadline = time.monotonic() + 60
+    while batch.status == "validating" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        batch = client.batches.retrieve(batch.id)
+    assert batch.status == "failed", batch
+    assert [(error.code, error.line) for error in batch.errors.data] == [("invalid_body", 2)]

@@ -9,7 +9,11 @@ a body a junk one. Each is sent with no key and a wrong key (401 at once: the ke
 checked before a body is read), and with a right key (the admin key for an admin
 operation, which refuses the API key with 403): each answer is the result or an
 OpenAI-shaped 4xx within its time budget, while a ``/health`` probe never waits longer than
-250 ms and no process of the service grows more than 400 MB. Which array or string is grown
+250 ms and no process of the service grows more than 400 MB. The probe asks a control
+server at the same moments (``tests/support/probe.PairedProbe``): what the control waited
+too is the machine's (2 cores shared with other test files), so the 250 ms bound holds the
+service's own wait, beyond the control's; the raw waits are printed at the end. A case whose
+/health bound fails runs once more (``within_budgets``): the same body makes the same work. Which array or string is grown
 is drawn from the run's seed (printed in the header: replay with ``FUZZ_SEED``); every
 operation every run.
 
@@ -27,7 +31,8 @@ import json
 import random
 import re
 import time
-from contextlib import contextmanager
+from collections.abc import Callable
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -42,6 +47,7 @@ from tests.support.clients import keyed_server
 from tests.support.document import openai_document
 from tests.support.fuzz import SEED
 from tests.support.hostile_bodies import Builder
+from tests.support.probe import PairedProbe
 from tests.support.rss import GROWTH_BUDGET, watch
 from tests.support.server import access_lines, log_size
 
@@ -52,6 +58,7 @@ SIZE = MAX_BODY - 4096  # a body at the limit: under it by less than a page
 UNAUTHENTICATED_MS = 100
 ANSWER_SECONDS = 30
 HEALTH_WAIT = 0.25
+T = TypeVar("T")
 # A "model" field names a model the server has: the chat model, or the operation's own.
 MODELS = {"createEmbedding": "all-minilm-l6-v2", "createModeration": "omni-moderation-latest", "createTranscription": "whisper-1", "createTranslation": "whisper-1"}
 
@@ -83,68 +90,36 @@ def hostile_server(tmp_path_factory):
         yield live
 
 
-PROBE = """
-import sys, time, http.client
-connection = None
-while True:
-    asked = time.time()
-    try:
-        if connection is None:
-            connection = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=30)
-        connection.request("GET", "/health")
-        connection.getresponse().read()
-    except OSError:
-        connection = None
-    print(asked, time.time() - asked, flush=True)
-    time.sleep(0.02)
-"""
-
-
-class Probe:
-    """``/health`` asked every 20 ms by a process of its own (the test's own work, building
-    and sending 8 MiB bodies, must not stretch the waits it measures): each wait, by when."""
-
-    def __init__(self, live) -> None:
-        import subprocess
-        import sys
-        import threading
-
-        self.process = subprocess.Popen([sys.executable, "-c", PROBE, "127.0.0.1", str(live.port)], stdout=subprocess.PIPE, text=True)
-        self.waits: list[tuple[float, float]] = []  # (asked at, seconds it took)
-        self.thread = threading.Thread(target=self.read, name="health-probe", daemon=True)
-        self.thread.start()
-
-    def read(self) -> None:
-        for line in self.process.stdout:
-            asked, wait = line.split()
-            self.waits.append((float(asked), float(wait)))
-
-    def worst(self, since: float) -> float:
-        """The longest wait of a probe answered after ``since`` (``time.time()``)."""
-        return max((wait for asked, wait in self.waits if asked + wait >= since), default=0.0)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait()
-        self.thread.join()
-
-
 @pytest.fixture(scope="module")
 def probe(hostile_server):
-    running = Probe(hostile_server)
+    running = PairedProbe(hostile_server.base_url)
     yield running
     running.stop()
+    rounds = running.rounds
+    if rounds:  # the whole run's figures, for the record (``-s``)
+        print(f"\n/health over {len(rounds)} rounds: p100 {max(r.service for r in rounds):.3f} s, the control's "
+              f"{max(r.control for r in rounds):.3f} s, the service's own (beyond the control) {max(r.excess for r in rounds):.3f} s")
 
 
-@contextmanager
-def bounded(live, probe, replay: str):
-    """The block's requests: every process within 400 MB of growth, /health answered in time."""
-    started = time.time()
-    with watch(live.process.pid) as growth:
-        yield
-    time.sleep(0.1)  # the probe's last round
-    assert growth.largest <= GROWTH_BUDGET, f"{replay}: {growth.report()}"
-    assert probe.worst(started) <= HEALTH_WAIT, f"{replay}: /health waited {probe.worst(started):.3f} s"
+def within_budgets(live, probe, replay: str, run: Callable[[], T]) -> T:
+    """``run()``: every process within 400 MB of growth, /health answered in time. Run twice
+    when /health alone waited too long: on 2 cores shared with other test processes a round
+    is delayed now and then (a thread descheduled while it holds the GIL), and that does
+    not come back on a second run; a service that holds its loop for a body does it again
+    for the same body. The first wait is printed for the record."""
+    for attempt in range(2):
+        started = time.time()
+        with watch(live.process.pid) as growth:
+            result = run()
+        time.sleep(0.1)  # the probe's last round
+        assert growth.largest <= GROWTH_BUDGET, f"{replay}: {growth.report()}"
+        worst = probe.worst(started)
+        if worst is None or worst.excess <= HEALTH_WAIT:
+            return result
+        print(f"\n{replay}: /health waited {worst.service:.3f} s ({worst.excess:.3f} s beyond the control's), run {attempt + 1}")
+    raise AssertionError(
+        f"{replay}: /health waited {worst.service:.3f} s, {worst.excess:.3f} s beyond the control's {worst.control:.3f} s, twice"
+    )
 
 
 def body_for(operation_id: str, draw: str, size: int = SIZE) -> tuple[bytes, str, str]:
@@ -233,12 +208,18 @@ def test_a_hostile_body_at_the_limit_gets_its_answer_in_time(hostile_server, pro
     draw = f"{SEED}:{operation_id}"
     body, content_type, shape = body_for(operation_id, draw)
     method, url = url_of(live, operation_id)
-    path = httpx.URL(url).path
     _, _, _, operation, document = OPERATIONS[operation_id]
     admin = admin_only(operation, document)
     replay = f"seed {SEED}, {operation_id} ({shape}, {len(body)} bytes)"
     warm_up(live, operation_id, draw, method, url, ADMIN if admin else KEY)
-    with bounded(live, probe, replay), httpx.Client(timeout=ANSWER_SECONDS + 5) as client:
+    within_budgets(live, probe, replay, lambda: answers(live, operation, admin, method, url, body, content_type, replay))
+
+
+def answers(live, operation: dict, admin: bool, method: str, url: str, body: bytes, content_type: str, replay: str) -> None:
+    """The body sent with no key, a wrong key, the API key on an admin operation, and its
+    right key: each answered as it should be, in time."""
+    path = httpx.URL(url).path
+    with httpx.Client(timeout=ANSWER_SECONDS + 5) as client:
 
         def send(key: str | None) -> tuple[httpx.Response, float]:
             headers = {"content-type": content_type, **({"authorization": f"Bearer {key}"} if key else {})}
@@ -342,8 +323,7 @@ def test_a_hostile_realtime_event_at_the_limit_leaves_the_session_answering(host
     follow_up = {"type": "conversation.item.retrieve", "item_id": "hostile_missing", "event_id": "follow-up"}
     small, _ = event_for(REALTIME_EVENTS[kind], draw, {"type": kind}, 4096)
     asyncio.run(exchange(hostile_server, "realtime", small, follow_up))  # unmeasured: what a first use loads
-    with bounded(hostile_server, probe, replay):
-        events = asyncio.run(exchange(hostile_server, "realtime", frame, follow_up))
+    events = within_budgets(hostile_server, probe, replay, lambda: asyncio.run(exchange(hostile_server, "realtime", frame, follow_up)))
     assert_openai_errors(events, replay)
 
 
@@ -353,6 +333,5 @@ def test_a_hostile_response_create_at_the_limit_gets_its_answer(hostile_server, 
     replay = f"seed {SEED}, response.create ({shape}, {len(frame)} bytes)"
     small, _ = event_for("CreateResponse", f"{SEED}:responses", fixed, 4096)
     asyncio.run(exchange(hostile_server, "responses", small, "not json"))  # type: ignore[arg-type]
-    with bounded(hostile_server, probe, replay):
-        events = asyncio.run(exchange(hostile_server, "responses", frame, "not json"))  # type: ignore[arg-type]
+    events = within_budgets(hostile_server, probe, replay, lambda: asyncio.run(exchange(hostile_server, "responses", frame, "not json")))  # type: ignore[arg-type]
     assert_openai_errors(events, replay)

@@ -137,3 +137,16 @@ def test_a_function_tool_without_a_name_is_refused_naming_it(keyed):
         connection.session.update(session={"type": "realtime", "tools": [{"type": "function"}]})
         error = connection.recv().model_dump()
     assert error["type"] == "error" and error["error"]["param"] == "session.tools[0].name"
+
+
+def test_a_secret_for_a_session_past_its_bytes_is_refused(keyed):
+    # The secret carries its whole session: 100,000 repeats of an include (4.5 MB of JSON,
+    # within a body) were sealed into a 4.9 MB secret on the event loop (8 MiB: 11 MB).
+    response = httpx.post(
+        keyed.api + "/realtime/client_secrets",
+        headers={"Authorization": "Bearer sk-secrets-user"},
+        json={"session": {"type": "transcription", "include": ["item.input_audio_transcription.logprobs"] * 100_000}},
+        timeout=30,
+    )
+    error = response.json()["error"]
+    assert (response.status_code, error["code"], error["param"]) == (400, "session_config_too_large", "session")

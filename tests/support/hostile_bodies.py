@@ -19,6 +19,10 @@ Json = dict[str, Any]
 MAX_DEPTH = 8
 # Fields that bound what a request costs beyond its body: their smallest valid value.
 GENERATION_BOUNDS = {"max_tokens": 1, "max_completion_tokens": 1, "max_output_tokens": 16, "n": 1}
+# Where every body can grow, whatever its schema: a property the schema does not name, an
+# object of as many keys as fit (a body of enums and integers alone has no other room; the
+# unknown-field rule walks it before it refuses it).
+UNKNOWN = ("hostile_unknown", {"type": "object", "additionalProperties": {"type": "string"}})
 FORMATS = {"uri": "https://a.example", "date-time": "2025-01-01T00:00:00Z", "email": "a@a.example", "uuid": "00000000-0000-0000-0000-000000000000"}
 
 
@@ -112,8 +116,9 @@ class Builder:
         return None if kind == "null" else {}
 
     def slots(self, schema: Any, chain: tuple[tuple[str, Json], ...] = (), depth: int = 0) -> list[Slot]:
-        """The arrays and strings reachable through objects' properties (optional ones too)."""
-        found: list[Slot] = []
+        """The arrays and strings reachable through objects' properties (optional ones too),
+        and at the top an unknown property (``UNKNOWN``)."""
+        found: list[Slot] = [] if chain else [Slot((UNKNOWN,), "map")]
         kind = schema.get("type")
         kinds = kind if isinstance(kind, list) else [kind]
         if chain and "array" in kinds:

@@ -80,3 +80,121 @@ def health_probe_apart(base_url: str, interval: float = 0.02) -> Iterator[Probe]
         stop.set()
         probe.waits.extend(results.get(timeout=130))
         process.join(10)
+
+
+# A control: an HTTP server that does nothing but answer, in a process of its own, asked at
+# the same moments as the service (``PairedProbe``). What it waited, the machine made it wait.
+CONTROL_SERVER = """
+import asyncio
+
+ANSWER = b'HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\ncontent-length: 15\\r\\n\\r\\n{"status":"ok"}'
+
+
+async def answer(reader, writer):
+    try:
+        while await reader.readuntil(b"\\r\\n\\r\\n"):
+            writer.write(ANSWER)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+async def main():
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+
+asyncio.run(main())
+"""
+
+PAIRED_PROBE = """
+import sys, threading, time, http.client
+
+targets = [(sys.argv[1], int(sys.argv[2])), ("127.0.0.1", int(sys.argv[3]))]
+start = threading.Barrier(len(targets))
+waits = [0.0] * len(targets)
+
+
+def ask(index, host, port):
+    connection = None
+    while True:
+        start.wait()
+        asked = time.time()
+        try:
+            if connection is None:
+                connection = http.client.HTTPConnection(host, port, timeout=60)
+            connection.request("GET", "/health")
+            connection.getresponse().read()
+        except OSError:
+            connection = None
+        waits[index] = time.time() - asked
+        start.wait()
+        if index == 0:
+            print(asked, *waits, flush=True)
+            time.sleep(0.02)
+
+
+for index, (host, port) in enumerate(targets[1:], 1):
+    threading.Thread(target=ask, args=(index, host, port), daemon=True).start()
+ask(0, *targets[0])
+"""
+
+
+@dataclass(frozen=True)
+class Round:
+    asked: float  # time.time() when both were asked
+    service: float  # seconds the service's /health took
+    control: float  # seconds the control server took, asked at the same moment
+
+    @property
+    def excess(self) -> float:
+        """The service's own part of its wait: beyond what the machine made the control wait."""
+        return self.service - self.control
+
+
+class PairedProbe:
+    """``/health`` of a live service and of a control server (``CONTROL_SERVER``), asked at
+    the same moments every 20 ms from a process of their own, each from its own thread.
+
+    Why a control: on a machine of 2 cores shared with other test processes, a probe's wait
+    is the service's (a loop held by work sized by the input) plus the machine's (the
+    probe, or the server, not scheduled at once; a page fault; another process's burst).
+    The control is a process that holds nothing: what it waited at the same moment is the
+    machine's, and only what the service waited beyond it (``Round.excess``) is held
+    against the service. The probe's own process being descheduled shows in both, and so
+    cancels out; a service that holds its loop shows in it alone. The bound itself stays
+    whole (250 ms of the service's own); the raw waits are kept for the report.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        import subprocess
+        import sys
+
+        host, port = base_url.removeprefix("http://").rsplit(":", 1)
+        self.control = subprocess.Popen([sys.executable, "-c", CONTROL_SERVER], stdout=subprocess.PIPE, text=True)
+        control_port = self.control.stdout.readline().strip()
+        command = [sys.executable, "-c", PAIRED_PROBE, host, port, control_port]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self.rounds: list[Round] = []
+        self.thread = threading.Thread(target=self._read, name="paired-probe", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            asked, service, control = map(float, line.split())
+            self.rounds.append(Round(asked, service, control))
+
+    def since(self, started: float) -> list[Round]:
+        """The rounds answered after ``started`` (``time.time()``)."""
+        return [round_ for round_ in list(self.rounds) if round_.asked + round_.service >= started]
+
+    def worst(self, started: float) -> Round | None:
+        """The round since ``started`` in which the service waited most beyond the control."""
+        return max(self.since(started), key=lambda round_: round_.excess, default=None)
+
+    def stop(self) -> None:
+        for process in (self.process, self.control):
+            process.terminate()
+            process.wait()
+        self.thread.join()

@@ -1,6 +1,7 @@
 """A large body costs the event loop nothing it could notice (issue #39): parsed a slice at
 a time when it has many values, with the meaning ``json.loads`` gives it, and an invalid
-one explained from its first bad item, not millions of errors."""
+one explained from its first bad item, not millions of errors; and its memory follows its
+values, counted before any is built (``max_body_values``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import time
 import pytest
 
 from llm_backend.errors import OpenAIError
-from llm_backend.http.body import LARGE_BODY, MANY_VALUES, parse_json
+from llm_backend.http.body import parse_json
+from llm_backend.json_text import LARGE_BODY, MANY_VALUES, counted
 from llm_backend.spec.validation import check_body
 from tests.unit.test_unknown_fields import body_schema
 
@@ -72,8 +74,10 @@ def test_a_large_body_of_many_values_lets_other_threads_run_while_it_is_parsed()
     done = threading.Event()
 
     def parse() -> None:
-        parse_json(body)
-        done.set()
+        try:
+            parse_json(body, max_values=2_000_000)  # within its budget: parsed, in slices
+        finally:
+            done.set()
 
     worker = threading.Thread(target=parse)
     worker.start()
@@ -120,3 +124,50 @@ def test_a_large_body_is_judged_in_slices_as_the_compiled_schema_judges_it(path)
         slot = random.Random(seed).choice(builder.slots(drawn))
         body = json.loads(builder.filled(drawn, slot, 20_000))
         assert _valid_in_slices(schema, _shown(body)) == fast.is_valid(body), (seed, str(slot))
+
+
+def values_of(value) -> int:
+    """Values and keys, as ``max_body_values`` counts them."""
+    if isinstance(value, list):
+        return 1 + sum(values_of(item) for item in value)
+    if isinstance(value, dict):
+        return 1 + sum(1 + values_of(item) for item in value.values())
+    return 1
+
+
+def drawn(rng, depth: int = 0):
+    kind = rng.choice(["list", "dict", "str", "int", "float", "bool", "null"] if depth < 5 else ["str", "int", "null"])
+    if kind == "list":
+        return [drawn(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if kind == "dict":
+        return {rng.choice(["a", "b,", "[{", "é", ":"]) + str(index): drawn(rng, depth + 1) for index in range(rng.randrange(4))}
+    return {"str": lambda: rng.choice(["", "x", "a,b", '"[{', "\\", "\u00e9\U0001f600"]), "int": lambda: rng.randrange(-10**6, 10**6),
+            "float": lambda: rng.random(), "bool": lambda: rng.random() < 0.5, "null": lambda: None}[kind]()
+
+
+def test_a_bodys_values_and_keys_are_counted_as_many_as_it_holds():
+    import random
+
+    from tests.support.fuzz import SEED
+
+    rng = random.Random(SEED)
+    for _ in range(300):
+        value = drawn(rng)
+        text = json.dumps(value, ensure_ascii=rng.random() < 0.5).encode()
+        assert counted(text, 10**9) == values_of(value), (SEED, text)
+
+
+@pytest.mark.parametrize("text", ['{"a": [NaN, 1, {"b": 2}]}', '[123456789012345678901234567890, {"k": [1, 2]}]'])
+def test_a_body_ijson_does_not_read_is_counted_at_least_as_many(text):
+    # Counted by its separators outside strings: exact where no container is empty.
+    assert counted(text.encode(), 10**9) == values_of(json.loads(text))
+    assert counted(text.encode("utf-16"), 10**9) == values_of(json.loads(text))
+
+
+def test_a_body_past_its_values_is_refused_before_it_is_built():
+    at_limit = b"[" + b",".join([b"[0]"] * 499_999) + b"]"  # 1 + 2 x 499 999 values
+    assert len(parse_json(at_limit, max_values=999_999)) == 499_999
+    with pytest.raises(OpenAIError) as refused:
+        parse_json(at_limit, max_values=999_998)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_body")
+    assert "999998 JSON values and keys" in refused.value.message

@@ -27,6 +27,7 @@ RANKS = {
     "errors": -1,
     "budgets": -1,
     "json_depth": -1,
+    "json_text": -1,
     "off_loop": -1,
     "openai_tokens": -1,
     "client_secrets": -1,

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from ... import errors
+from ...budgets import prompt_count
 from ...errors import bad_request, model_not_found
 from ...model_settings import ModelConfig, keep_alive_seconds
 from ...off_loop import many_values, off_loop
@@ -190,6 +191,13 @@ class LlamaBackend:
     async def completion(self, model_id: str, request: Json) -> Answer:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
+        prompts = prompt_count(request.get("prompt"))
+        capacity = model.config.parallel * model.config.slots
+        if prompts > 1 and prompts * (request.get("n") or 1) > capacity:
+            # All prompts of a request run at once (a stream's must all be running before
+            # its first byte), so they must fit in the model's sequences together: counted
+            # before any prompt is decoded (1.4 M token arrays took 30 s to be refused).
+            raise bad_request(f"A request can have at most {capacity} prompts x n for this model.", "prompt", "invalid_value")
         params = await off_loop(
             many_values(request.get("prompt")) or first_use(request.get("prompt")),
             completion_params,
@@ -205,13 +213,6 @@ class LlamaBackend:
 
         if len(prompts) == 1:
             return await self._serve(model, lambda: one({**params, "prompt": prompts[0]}), request)
-        capacity = model.config.parallel * model.config.slots
-        if len(prompts) * params.get("n", 1) > capacity:
-            # All prompts of a request run at once (a stream's must all be running before
-            # its first byte), so they must fit in the model's sequences together.
-            raise bad_request(
-                f"A request can have at most {capacity} prompts x n for this model.", "prompt", "invalid_value"
-            )
         return await self._serve(model, lambda: fan_out(params, prompts, one), request)
 
     @staticmethod

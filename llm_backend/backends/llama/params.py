@@ -16,6 +16,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from ...budgets import MAX_CHARS_PER_TOKEN
 from ...errors import bad_request, context_length_exceeded
 from ...openai_tokens import text_of
 from ..base import Json
@@ -70,12 +71,6 @@ def _text_of(content: Any, param: str) -> str | None:
             raise unsupported(f"{param}[{index}].type", f"'{part.get('type')}' content needs a multimodal model")
         texts.append(part.get("text") or part.get("refusal") or "")
     return "".join(texts)
-
-
-# No real tokenizer has tokens longer than this on average: text this many times the
-# context cannot fit, and is refused before it reaches the engine (rendering and tokenizing
-# 200 000 messages held the engine for minutes).
-MAX_CHARS_PER_TOKEN = 64
 
 
 def _check_size(messages: list[Json], n_ctx: int) -> None:
@@ -370,7 +365,13 @@ def completion_params(request: Json, n_ctx: int, native: bool = False) -> Json:
         },
     )
     logprobs = request.get("logprobs")
-    prompts = completion_prompts(request.get("prompt"), native)
+    prompt = request.get("prompt")
+    # A token array is measured before it is read as text: its ids must fit the context.
+    arrays = ([prompt] if isinstance(prompt[0], int) else prompt) if isinstance(prompt, list) and prompt else ()
+    for ids in arrays:
+        if isinstance(ids, list) and len(ids) > n_ctx:
+            raise context_length_exceeded(len(ids), n_ctx, "prompt")
+    prompts = completion_prompts(prompt, native)
     for prompt in prompts:
         if len(prompt) > (n_ctx if isinstance(prompt, list) else n_ctx * MAX_CHARS_PER_TOKEN):
             raise context_length_exceeded(len(prompt) if isinstance(prompt, list) else len(prompt) // MAX_CHARS_PER_TOKEN, n_ctx, "prompt")

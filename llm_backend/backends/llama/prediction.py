@@ -17,7 +17,7 @@ from ...errors import bad_request
 from ..base import Json
 
 # A prediction longer than the context can never be used past it; this many characters a
-# token is more than any tokenizer gives (params.MAX_CHARS_PER_TOKEN).
+# token is more than any tokenizer gives (budgets.MAX_CHARS_PER_TOKEN).
 CHARS_PER_TOKEN = 64
 
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import aiohttp
 
 from ... import errors
+from ...off_loop import large_input, off_loop
 from ...settings import Settings, UpstreamConfig
 from ..base import Json, ModelCard, Relayed, Serving, StreamedBody, caller_headers
 from .answers import chat_answer
@@ -130,7 +131,8 @@ class UpstreamBackend:
         upstream_id = self.aliases.get(model_id)
         if upstream_id is not None:
             request = {**request, "model": upstream_id}
-        content = json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
+        # Sized by the request: beside the loop when its body was large (off_loop.py).
+        content = await off_loop(large_input(), _encoded, request)
         headers = self.client.headers(caller_headers.get(), identity=identity or upstream_id is not None)
         return await self.client.send("POST", path, headers=headers, content=content)
 
@@ -188,3 +190,7 @@ class UpstreamBackend:
 
     async def unload(self, model_id: str) -> Json:
         raise errors.upstream_model(model_id)
+
+
+def _encoded(request: Json) -> bytes:
+    return json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()

@@ -298,6 +298,7 @@ class BatchRunner:
                 self.lines.required(batch.endpoint),
                 self._batchable,
                 self.services.settings.max_body_bytes,
+                self.services.settings.max_body_values,
             )
             problems = checked.errors
             if not problems:
