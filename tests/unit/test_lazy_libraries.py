@@ -1,6 +1,7 @@
 """Libraries the API process loads only when they are used (its memory before the first
 request, issue #27): aiohttp for an upstream, numpy for the first vector store's indexing or
-search, Alembic for a database not yet at head (tests/storage/test_migrations.py). Each
+search, Alembic for a database not yet at head (tests/storage/test_migrations.py), the MCP SDK
+for the first remote MCP tool (0.45 s of every start-up's CPU). Each
 service is built and started (its lifespan run) in a fresh interpreter, whose modules are the
 evidence."""
 
@@ -28,7 +29,7 @@ async def started_and_stopped(app):
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"], sent
 
 asyncio.run(started_and_stopped(create_app()))
-print(json.dumps(sorted({name.split('.')[0] for name in sys.modules} & {'aiohttp', 'numpy'})))
+print(json.dumps(sorted({name.split('.')[0] for name in sys.modules} & {'aiohttp', 'numpy', 'mcp'})))
 """
 
 
@@ -39,7 +40,7 @@ def loaded_by_a_build(tmp_path, **env: str) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_without_an_upstream_the_api_starts_without_aiohttp_or_numpy(tmp_path):
+def test_without_an_upstream_the_api_starts_without_aiohttp_numpy_or_mcp(tmp_path):
     assert loaded_by_a_build(tmp_path) == []
 
 
