@@ -281,27 +281,6 @@ def queue_full(model_id: str, retry_after: int) -> OpenAIError:
     )
 
 
-def connection_limit_reached(seconds: float) -> OpenAIError:
-    # The Responses WebSocket mode: a connection lasts at most ``seconds`` (OpenAI's: 60 minutes).
-    return bad_request(
-        f"Responses websocket connection limit reached ({seconds / 60:g} minutes). Create a new websocket "
-        "connection to continue.",
-        code="websocket_connection_limit_reached",
-    )
-
-
-def stream_queue_full(stream_id: str | None, size: int) -> OpenAIError:
-    # The Responses WebSocket mode: one lane holds ``size`` events behind its current response.
-    lane = "this connection" if stream_id is None else f"stream '{stream_id}'"
-    return OpenAIError(
-        429,
-        f"Too many 'response.create' events are waiting on {lane} (at most {size} behind the one "
-        "being answered). Wait for a response to finish before sending more.",
-        param="stream_id",
-        code="websocket_stream_queue_full",
-    )
-
-
 def worker_crashed() -> OpenAIError:
     return OpenAIError(
         503,

@@ -49,7 +49,6 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .. import errors
 from ..errors import OpenAIError, answered, bad_request
 from ..json_text import LARGE_BODY
 from ..off_loop import off_loop
@@ -77,6 +76,27 @@ def error_event(error: OpenAIError, stream_id: str | None = None) -> Json:
         event["stream_id"] = stream_id
     return event
 
+
+# The mode's own refusals (its error events), in OpenAI's words.
+def connection_limit_reached(seconds: float) -> OpenAIError:
+    # The Responses WebSocket mode: a connection lasts at most ``seconds`` (OpenAI's: 60 minutes).
+    return bad_request(
+        f"Responses websocket connection limit reached ({seconds / 60:g} minutes). Create a new websocket "
+        "connection to continue.",
+        code="websocket_connection_limit_reached",
+    )
+
+
+def stream_queue_full(stream_id: str | None, size: int) -> OpenAIError:
+    # The Responses WebSocket mode: one lane holds ``size`` events behind its current response.
+    lane = "this connection" if stream_id is None else f"stream '{stream_id}'"
+    return OpenAIError(
+        429,
+        f"Too many 'response.create' events are waiting on {lane} (at most {size} behind the one "
+        "being answered). Wait for a response to finish before sending more.",
+        param="stream_id",
+        code="websocket_stream_queue_full",
+    )
 
 class ResponsesSocket(SocketEndpoint):
     """``/v1/responses`` upgraded: a keyed connection answering ``response.create`` events."""
@@ -123,7 +143,7 @@ class Connection:
         except TimeoutError:  # the connection's lifetime (OpenAI's: 60 minutes): told, then closed
             await self._stop_responses()
             with contextlib.suppress(Exception):
-                await self._send(error_event(errors.connection_limit_reached(seconds)))
+                await self._send(error_event(connection_limit_reached(seconds)))
                 await self.websocket.close(1000)
         finally:
             await self._stop_responses()
@@ -153,7 +173,7 @@ class Connection:
             queue = self.lanes[lane] = asyncio.Queue()
             self.tasks.append(asyncio.create_task(self._lane(lane, queue), name=f"responses lane {lane}"))
         if self.pending[lane] > LANE_QUEUE:  # one answered, LANE_QUEUE waiting
-            await self._send(error_event(errors.stream_queue_full(lane, LANE_QUEUE), lane))
+            await self._send(error_event(stream_queue_full(lane, LANE_QUEUE), lane))
             return
         self.pending[lane] += 1
         queue.put_nowait(body)
