@@ -4,23 +4,22 @@ it is large: parsing and checking are sized by the frame (up to ``max_body_bytes
 its values more (issue #39).
 
 A small frame (``INLINE_BYTES``) is parsed and checked at once: its cost is bounded by its
-size. A larger one goes to a worker thread, where its values are counted first (``_values``:
-``json.loads`` and ijson's C parser both hold the GIL, and so the loop, for the whole
-frame) and it is refused past ``max_values``; then parsed, refused deeper than
+size. A larger one goes to a worker thread. Either way it is read by ``json_text.loads``, as
+every lane's JSON is: its values counted before anything is built (a slice at a time, the
+GIL let go between slices) and refused past ``max_values``; then parsed, refused deeper than
 ``json_depth.MAX_JSON_DEPTH``, and checked by the spec, all of it bounded by those values.
 Either way the refusal carries the client's ``event_id`` when it could be read.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import errors
 from ..errors import OpenAIError
 from ..json_depth import MAX_JSON_DEPTH, too_deep
-from ..json_text import separators_outside_strings
+from ..json_text import loads
 
 INLINE_BYTES = 4096
 Check = Callable[[Any], dict]
@@ -59,19 +58,13 @@ def _read(frame: str | bytes, check: Check, max_values: int) -> dict:
 
 def _parsed(frame: str | bytes, max_values: int) -> Any:
     try:
-        text = frame.decode() if isinstance(frame, bytes) else frame
-        if len(text) > INLINE_BYTES and _values(text, max_values) > max_values:
-            raise errors.bad_request(
-                f"A client event may hold at most {max_values} JSON values and keys (realtime_event_values).", None, "event_too_large"
-            )
-        return json.loads(text)
+        text = frame.decode() if isinstance(frame, bytes) else frame  # UTF-8 only, as a text frame
+        if text.startswith("\ufeff"):
+            raise ValueError("a byte-order mark")  # json.loads refuses it in text; bytes would pass it
+        return loads(text.encode(), max_values)
+    except OpenAIError:  # more values and keys than max_values (json_text.counted)
+        raise errors.bad_request(
+            f"A client event may hold at most {max_values} JSON values and keys (realtime_event_values).", None, "event_too_large"
+        ) from None
     except (ValueError, RecursionError):  # not UTF-8, not JSON, nested past Python's own limit
         raise errors.invalid_client_event() from None
-
-
-def _values(text: str, limit: int) -> int:
-    """At least the number of values and keys ``text`` holds, counted up to past ``limit``
-    (``json_text.separators_outside_strings``); ``json.loads`` then parses a bounded event."""
-    if 2 * (text.count(",") + text.count("[") + text.count("{")) + 1 <= limit:
-        return 0  # too few separators to pass the limit (an audio frame: one string)
-    return separators_outside_strings(text, limit)
