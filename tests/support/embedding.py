@@ -1,5 +1,7 @@
-"""The real embedding model, loaded once per test session (its GGUF is built into a
-temporary models directory the first time)."""
+"""The real embedding model, loaded once per test process. Its GGUF is built into the run's
+shared models folder (tests/support/server.py: removed when the run ends, and built once for
+every process of the run), not a temporary folder of each process's own, which was left in
+/tmp after every run (87 MB a process)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ import tempfile
 from pathlib import Path
 
 from llm_backend.retrieval.embedder import Embedder
+from tests.support.server import shared_caches
 
 
 @functools.lru_cache(maxsize=1)
 def shared_embedder() -> Embedder:
-    return Embedder.from_package(Path(tempfile.mkdtemp(prefix="llmb-embedder-")))
+    models = shared_caches().get("LLM_BACKEND_MODELS_DIR") or tempfile.mkdtemp(prefix="llmb-embedder-")
+    return Embedder.from_package(Path(models))
 
 
 WORDS = ["river", "mountain", "orbit", "lantern", "harvest", "copper", "violin", "glacier", "meadow", "thunder"]
