@@ -16,6 +16,12 @@ and with a prediction wrong from its first token (another file).
     tok/s while it runs, over the same without a prediction (bar >= 0.95x);
 (c) prompt lookup (``prompt_lookup: true`` against the default, two servers used in turn):
     the edit task without a prediction, and the load generator's chats at one stream.
+(d) the bound (in-process, the ceiling's context): what verifying k drafts costs, one
+    ``llama_decode`` of k + 1 rows with their logits after the edit prompt, in one-token
+    steps, and the speed-up every draft right would give, (k + 1) / that cost: no
+    scheduler can beat it, so a bar above it is out of reach on these cores. Beside seven
+    streams: what one more row costs a step of eight, which sets how many draft rows a step
+    can carry while the seven lose at most 5 %.
 """
 
 from __future__ import annotations
@@ -85,6 +91,13 @@ def stream(client: httpx.Client, messages: list[dict], max_tokens: int, stop: th
 def edit(client: httpx.Client, prediction: str | None) -> dict:
     extra = {"prediction": {"type": "content", "content": prediction}} if prediction is not None else {}
     return stream(client, MESSAGES, MAX_TOKENS, **extra)
+
+
+def edit_prompt(ceiling: Ceiling) -> list[int]:
+    """The edit task's prompt as the service renders it (its template and tokenizer)."""
+    text, _, has_bos = ChatTemplate.of_model(ceiling.model, None).render(MESSAGES)
+    add_bos = bool(llama_cpp.llama_vocab_get_add_bos(ceiling.vocab)) and not has_bos
+    return Tokenizer(ceiling.model).tokenize(text, add_bos=add_bos)
 
 
 def ceiling_tok_s(ceiling: Ceiling, prompt: list[int]) -> float:
@@ -172,6 +185,47 @@ def row_c(clients: dict[str, httpx.Client], rounds: int) -> list[str]:
             f"the load generator's chats (128 tokens) {median(chat_ratio):.2f}x"]
 
 
+def _seconds(ceiling: Ceiling, rows: list[tuple[int, int, int, bool]]) -> float:
+    """Seconds of one ``llama_decode`` of ``rows``; their KV removed after it."""
+    started = time.perf_counter()
+    ceiling._decode(rows)
+    seconds = time.perf_counter() - started
+    for seq in {seq for _, _, seq, _ in rows}:
+        llama_cpp.llama_memory_seq_rm(ceiling.memory, seq, min(pos for _, pos, s, _ in rows if s == seq), -1)
+    return seconds
+
+
+def row_d(path: str, reps: int = 21) -> list[str]:
+    from llm_backend.backends.llama.local_model import default_batch_threads, default_threads
+
+    ceiling = Ceiling(path, 2048, 8, default_threads(), default_batch_threads(), 512)
+    prompt = edit_prompt(ceiling)
+    llama_cpp.llama_memory_clear(ceiling.memory, True)
+    for seq in range(8):  # eight sequences holding the edit prompt, as (b)'s step
+        for start in range(0, len(prompt), 512):
+            ceiling._decode([(token, start + i, seq, False) for i, token in enumerate(prompt[start : start + 512])])
+    end, draft = len(prompt), prompt[-64:]  # a decode's cost does not depend on which tokens
+
+    def rows(k: int, others: int = 0) -> list[tuple[int, int, int, bool]]:
+        """A verification of k drafts of sequence 0, beside ``others`` sequences' tokens."""
+        return [(draft[i], end + i, 0, True) for i in range(k + 1)] + [(draft[0], end, seq, True) for seq in range(1, others + 1)]
+
+    def cost(k: int, others: int = 0) -> float:
+        """The verification over the step without drafts, timed in turn (the median of the
+        ratios: a machine whose load drifts moves both alike)."""
+        return median([_seconds(ceiling, rows(k, others)) / _seconds(ceiling, rows(0, others)) for _ in range(reps)])
+
+    one = median([_seconds(ceiling, rows(0)) for _ in range(reps)])
+    lines = [f"(d) the bound, in-process after the edit prompt ({len(prompt)} tokens): one token alone {one * 1000:.1f} ms"]
+    costs = {k: cost(k) for k in (4, 8, 16, 20, 32, 63)}
+    lines.append("    verifying k drafts: " + "; ".join(f"k={k}: {c:.2f} steps, every draft right {(k + 1) / c:.2f}x" for k, c in costs.items()))
+    row = (cost(8, 7) - 1) / 8  # one draft row, in steps of eight
+    lines.append(f"    beside seven: each draft row +{row:.1%} of a step of eight: at most {0.05 / row:.2f} rows a step for the "
+                 f"seven to lose <= 5 %, so the predicted stream's bound there is {1 + 0.05 / row:.2f}x")
+    ceiling.close()
+    return lines
+
+
 def main() -> None:
     from llm_backend.backends.llama.local_model import default_batch_threads, default_threads
     from llm_backend.backends.llama.sources import resolve_gguf
@@ -179,7 +233,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rows", default="abc")
+    parser.add_argument("--rows", default="abcd")
     args = parser.parse_args()
     out = ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S-predictions")
     out.mkdir(parents=True)
@@ -193,11 +247,7 @@ def main() -> None:
             edit(client, None)
         if "a" in args.rows:
             ceiling = Ceiling(path, 2048, 1, default_threads(), default_batch_threads(), 512)
-            # The prompt as the service renders it (its template and tokenizer).
-            text, _, has_bos = ChatTemplate.of_model(ceiling.model, None).render(MESSAGES)
-            add_bos = bool(llama_cpp.llama_vocab_get_add_bos(ceiling.vocab)) and not has_bos
-            prompt = Tokenizer(ceiling.model).tokenize(text, add_bos=add_bos)
-            done, _ = row_a(clients["default"], ceiling, prompt, args.rounds)
+            done, _ = row_a(clients["default"], ceiling, edit_prompt(ceiling), args.rounds)
             ceiling.close()
             print("\n".join(done), flush=True)
             lines += done
@@ -209,6 +259,10 @@ def main() -> None:
             done = row_c(clients, args.rounds)
             print("\n".join(done), flush=True)
             lines += done
+    if "d" in args.rows:  # the servers stopped: nothing else computes
+        done = row_d(path)
+        print("\n".join(done), flush=True)
+        lines += done
     finish(out, lines)
 
 
