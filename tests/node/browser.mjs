@@ -136,6 +136,9 @@ const scenarios = {
     seen.errorWithApiKey = await page.locator("#error").innerText();
     await page.fill("#key", key);
     await page.locator("#key").dispatchEvent("change");
+    // The whole refresh (the chart, the alerts and the audit log load side by side, any
+    // may come last), not only the first of them: it marks the body when all are shown.
+    await page.locator("body[data-loaded]").waitFor();
     await page.locator(`#projects tr[data-id="${model}"]`).waitFor();
     await page.locator("#chart rect.bar").first().waitFor();
     seen.errorShown = await page.locator("#error").isVisible();
