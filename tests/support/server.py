@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -200,6 +201,19 @@ class LiveServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def start_together(*servers: LiveServer, timeout: float = 120) -> list[LiveServer]:
+    """Start ``servers`` at once (replicas of one database: their starts are independent),
+    each waited for as ``start`` does; those started are stopped if one fails."""
+    with ThreadPoolExecutor(len(servers)) as pool:
+        futures = [pool.submit(server.start, timeout) for server in servers]
+        failures = [future.exception() for future in futures if future.exception() is not None]
+    if failures:
+        for server in servers:
+            server.stop()
+        raise failures[0]
+    return list(servers)
 
 
 def access_lines(live: LiveServer, path: str, since: int = 0, expect: int = 0) -> list[dict]:
