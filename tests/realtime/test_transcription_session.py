@@ -93,7 +93,8 @@ def test_g711_audio_is_read(server, clips):
 def test_a_session_ends_at_its_maximum_duration(start_server):
     import time
 
-    live = start_server(env={"LLM_BACKEND_REALTIME_SESSION_SECONDS": "2"})
+    # Nothing is transcribed or generated: no model loaded (a start without the engine's ~1 s).
+    live = start_server(env={"LLM_BACKEND_REALTIME_SESSION_SECONDS": "2", "LLM_BACKEND_MODEL_LOAD": "lazy"})
     with sdk(live).realtime.connect(extra_query={"intent": "transcription"}) as connection:
         [created] = events_until(connection, "session.created")
         assert created["session"]["expires_at"] <= time.time() + 3

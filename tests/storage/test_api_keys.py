@@ -85,7 +85,8 @@ def test_revoking_every_managed_key_keeps_the_service_closed(database):
 def test_a_live_service_whose_last_key_is_revoked_by_the_cli_stays_closed(database_url, start_server):
     created = cli(database_url, "create", "--name", "only")
     key = created.stdout.strip()
-    live = start_server(env={"LLM_BACKEND_DATABASE_URL": database_url})
+    # Only keys are at stake: no model is loaded (a start without the engine's ~1 s).
+    live = start_server(env={"LLM_BACKEND_DATABASE_URL": database_url, "LLM_BACKEND_MODEL_LOAD": "lazy"})
     assert sdk(live, key).models.list().data
     key_id = next(line.split()[0] for line in cli(database_url, "list").stdout.splitlines() if "only" in line)
     assert cli(database_url, "revoke", key_id).exit_code == 0

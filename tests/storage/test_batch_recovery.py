@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tests.support.batches import file_lines, line, submit, wait
 from tests.support.clients import sdk
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, start_together
 
 MODEL = "smollm2"
 LEASE = 2
@@ -93,9 +93,7 @@ def replicas(new_database_url, tmp_path):
         "LLM_BACKEND_BATCH_LEASE": str(LEASE),
         "LLM_BACKEND_BATCH_NICE": "0",
     }
-    servers = [LiveServer(tmp_path / f"replica-{name}", env=env) for name in "ab"]
-    for server in servers:
-        server.start()
+    servers = start_together(*(LiveServer(tmp_path / f"replica-{name}", env=env) for name in "ab"))
     yield servers, env["LLM_BACKEND_DATABASE_URL"]
     for server in servers:
         server.stop()

@@ -20,7 +20,7 @@ from tests.e2e.test_metrics import scrape, value
 from tests.e2e.test_responses_replay import TERMINAL
 from tests.support.clients import sdk
 from tests.support.embedding import long_text
-from tests.support.server import LiveServer, log_size
+from tests.support.server import LiveServer, log_size, start_together
 
 MODEL = "smollm2"
 LEASE = 3
@@ -55,9 +55,7 @@ def replica_env(database_url: str, shared_data) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def replicas(database_url, shared_data, tmp_path_factory) -> list[LiveServer]:
     env = replica_env(database_url, shared_data)
-    servers = [LiveServer(tmp_path_factory.mktemp(f"replica-{name}"), env=env) for name in "ab"]
-    for server in servers:
-        server.start()
+    servers = start_together(*(LiveServer(tmp_path_factory.mktemp(f"replica-{name}"), env=env) for name in "ab"))
     yield servers
     for server in servers:
         server.stop()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -108,6 +109,10 @@ class Worker:
 
 
 def main() -> None:
+    # Group signals are the API process's to act on: it drains, then closes our stdin
+    # (backends/llama/worker.py's docstring).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     config = json.loads(sys.argv[1])
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1 << 16)
     os.dup2(2, 1)  # nothing a library prints can corrupt the protocol stream

@@ -41,6 +41,13 @@ The first line is the object ``{"event": "ready", "n_ctx", "parallel", "gpu_offl
 to a GPU at all; the model's tool-call format, tool_formats/; what the model takes in memory,
 engine/llama_params.py, which the API process's watchdog adds to the worker's allowance). The protocol stream is the
 original stdout; stdout itself is pointed at stderr so nothing llama.cpp prints can corrupt it.
+
+The worker ignores SIGINT and SIGTERM: those sent to the whole process group (Ctrl-C in a
+terminal, systemd's default ``KillMode=control-group``) are the API process's to act on. It
+drains its requests, then closes the worker's stdin, and the worker ends; before, the
+workers died at once, their requests in flight failed and the API process started new ones
+during its own shutdown (0.6 s of a stop). A worker whose API process is gone sees stdin end
+too. SIGKILL still stops it.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -192,6 +200,8 @@ class Worker:
 
 
 def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the API process stops us (the docstring)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     config = json.loads(sys.argv[1])
     from llama_cpp import _logger
 
