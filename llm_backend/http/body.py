@@ -18,7 +18,7 @@ from starlette.types import Message, Receive
 
 from .. import errors
 from ..json_depth import MAX_JSON_DEPTH, too_deep
-from ..json_text import LARGE_BODY, MAX_VALUES, loads
+from ..json_text import MAX_VALUES, loads
 
 
 class TooLarge(Exception):

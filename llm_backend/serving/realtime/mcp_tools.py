@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ...backends.base import tenant
 from ...errors import OpenAIError, answered, bad_request
 from ...mcp.client import McpFailure
-from ..responses.mcp_calls import MCP_ITEMS, approved_calls
+from ..responses.mcp_calls import approved_calls
 from ..responses.mcp_run import NOT_RUN, McpRun
 from ..responses.mcp_servers import TOOL, Catalog, McpServer, listing_failed, list_one, reuse, servers
 from .events import Json, error_event, event_id, held_bytes, new_id, snapshot
