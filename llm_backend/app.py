@@ -190,6 +190,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     if settings.usage_enabled:
         services.metrics.usage = services.database.usage
     services.database.usage.flush_interval = settings.usage_flush_seconds
+    services.database.governance.refresh_seconds = settings.control_plane_refresh_seconds
     authenticator = LimitedAuthenticator(
         Authenticator(keyring, services.database.api_keys, services.database.projects, RefusedLogins(services)),
         rate_limits,

@@ -167,6 +167,9 @@ class Settings(AudioSettings, RealtimeSettings, BaseSettings):
         description="how long a project whose data retention is modified_abuse_monitoring keeps its stored objects "
         "(zero_data_retention: until the next sweep); docs/ADMIN.md",
     )
+    control_plane_refresh_seconds: float = Field(
+        2.0, gt=0, description="how often a replica reads the control plane's settings again (docs/ADMIN.md): a change on another applies here within it"
+    )
     spend_alert_webhook_url: str = Field(
         "", description="where spend alerts are POSTed (a signed body, Standard Webhooks' headers); empty: the audit log only"
     )

@@ -1,8 +1,9 @@
 """What the control plane has set, as every request needs it: archived projects, projects'
 per-model rate limits, hard spend limits and alerts, hosted tool permissions (docs/ADMIN.md).
 
-Read as one snapshot, again at most every ``REFRESH_SECONDS`` (and at once after a change
-made by this process): a setting changed on another replica applies here within that time.
+Read as one snapshot, again at most every ``refresh_seconds`` (the setting
+``control_plane_refresh_seconds``, 2 s; and at once after a change made by this process): a
+setting changed on another replica applies here within that time.
 This is configuration only - every count a limit is held to (requests, tokens, spend) lives
 in the database and is admitted by one atomic statement, never read from this process's
 memory first. A snapshot that cannot be read leaves the last one standing (a database
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from . import Database
 
 log = logging.getLogger(__name__)
-REFRESH_SECONDS = 2.0
 LIMIT_NAMES = (
     "max_requests_per_1_minute", "max_tokens_per_1_minute", "max_images_per_1_minute",
     "max_audio_megabytes_per_1_minute", "max_requests_per_1_day", "batch_1_day_max_input_tokens",
@@ -68,6 +68,7 @@ class Snapshot:
 class Governance:
     def __init__(self, database: "Database") -> None:
         self._database = database
+        self.refresh_seconds = 2.0  # set from the settings by the app
         self._snapshot = Snapshot()
         self._read_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -98,9 +99,9 @@ class Governance:
         return self._snapshot
 
     async def current(self) -> Snapshot:
-        if time.monotonic() - self._read_at > REFRESH_SECONDS:
+        if time.monotonic() - self._read_at > self.refresh_seconds:
             async with self._lock:  # one read for the requests that find it stale together
-                if time.monotonic() - self._read_at > REFRESH_SECONDS:
+                if time.monotonic() - self._read_at > self.refresh_seconds:
                     try:
                         self._snapshot = await self._database.run(self._read)
                         self._read_at = time.monotonic()

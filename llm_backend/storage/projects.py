@@ -2,9 +2,10 @@
 and ``llm-backend keys``; static ones (their id is static keys' owner) made at start-up.
 
 ``archived`` answers, for a static key's request, whether its project was archived, from
-the control plane's snapshot (``governance.py``: read again at most every 2 seconds; a
-managed key's lookup joins its project instead, so it stops at once on every replica): a
-static key of a project archived on another replica stops within that time, on this one at once.
+the control plane's snapshot (``governance.py``: read again at most every
+``control_plane_refresh_seconds``, 2 s; a managed key's lookup joins its project instead, so
+it stops at once on every replica): a static key of a project archived on another replica
+stops within that time, on this one at once.
 """
 
 from __future__ import annotations
