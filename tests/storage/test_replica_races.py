@@ -15,10 +15,12 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from llm_backend.storage import Database
+from llm_backend.storage.clock import database_epoch
 from llm_backend.storage.files import FileStore
+from llm_backend.storage.models import StoredUpload
 from llm_backend.storage.uploads import UploadRefused, UploadStore
 
 OWNER = "tenant-a"
@@ -100,6 +102,20 @@ def new_upload(store: UploadStore, size: int, lifetime: int = 3600) -> str:
     return store.create(OWNER, "data.bin", "assistants", size, "application/octet-stream", None, lifetime)["id"]
 
 
+def past_its_time(database, upload_id: str) -> None:
+    """Wait until the upload's time has run out by the database's clock, which the sweep
+    judges by (its expires_at is whole seconds: 1-2 s after it was made, for 2 s)."""
+    deadline = time.monotonic() + 30
+    with database.sessions() as session:
+        expires_at = session.scalar(select(StoredUpload.expires_at).where(StoredUpload.id == upload_id))
+    while time.monotonic() < deadline:
+        with database.sessions() as session:
+            if session.scalar(select(database_epoch())) >= expires_at:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{upload_id} never ran out of time")
+
+
 def test_an_upload_created_while_the_sweep_runs_keeps_its_parts(database, uploads):
     """The sweep used to list the live uploads first and then remove every other folder:
     an upload created and given a part in between lost the part's bytes, and its
@@ -136,7 +152,7 @@ def test_a_part_written_while_its_upload_expires_is_refused_not_lost(database, u
 
     writer, outcome = started(store.add_part, OWNER, upload_id, chunks(), 1 << 20)
     assert halfway.wait(30)
-    time.sleep(2.5)  # the upload's hour (here: two seconds) runs out by the database's clock
+    past_its_time(database, upload_id)  # the upload's hour (here: two seconds)
     assert store.sweep() == 1
     resume.set()
     writer.join(30)
@@ -155,7 +171,7 @@ def test_a_completion_keeps_its_parts_while_the_upload_expires(database, uploads
     with paused_at(database, None, taken, after_commit=True) as (reached, go):
         completer, outcome = started(store.complete, OWNER, upload_id, [part["id"]], None, files)
         assert reached.wait(30)
-        time.sleep(2.5)  # past its time, by the database's clock
+        past_its_time(database, upload_id)
         store.sweep()
         go.set()
         completer.join(60)
