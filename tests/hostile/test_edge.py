@@ -243,7 +243,6 @@ def test_many_websocket_connections_and_lanes_stay_bounded(server, measured):
     from llm_backend.http.responses_socket import LANE_QUEUE, MAX_LANES
 
     text = "word " * 10_000
-    held = MAX_LANES * (LANE_QUEUE + 1)  # the most a connection may hold: every other event refused
 
     async def one_connection() -> tuple[int, int]:
         url = server.base_url.replace("http", "ws") + "/v1/responses"
@@ -254,10 +253,8 @@ def test_many_websocket_connections_and_lanes_stay_bounded(server, measured):
                     event = {"type": "response.create", "model": "smollm2", "input": text, "max_output_tokens": 16, "stream_id": f"l{lane}"}
                     await socket.send(json_module.dumps(event))
                     sent += 1
-            # Read until the refusals the bound asks for are in (more could only help it), or
-            # until 5 s pass without a frame (where a fixed 5 s of silence ended every read).
             try:
-                while refused < sent - held:
+                while True:
                     frame = json_module.loads(await asyncio.wait_for(socket.recv(), 5))
                     refused += frame.get("type") == "error"
             except (asyncio.TimeoutError, websockets.exceptions.ConnectionClosed):
@@ -270,4 +267,4 @@ def test_many_websocket_connections_and_lanes_stay_bounded(server, measured):
     with measured(server):
         results = asyncio.run(all_of_them())
     for sent, refused in results:
-        assert refused >= sent - held, (sent, refused)
+        assert refused >= sent - MAX_LANES * (LANE_QUEUE + 1), (sent, refused)
