@@ -26,7 +26,9 @@ MAX_FILE_TOKENS = 5000
 @pytest.fixture(scope="module")
 def budgeted(tmp_path_factory):
     """A server indexing at most 5,000 tokens a file: the limit is reached in seconds."""
-    env = {"LLM_BACKEND_FILE_SEARCH_MAX_FILE_TOKENS": str(MAX_FILE_TOKENS)}
+    # Indexing at the service's own priority: at niceness 10 (the default) this shared machine
+    # starves the thread and the case waits on the machine, not on the bound.
+    env = {"LLM_BACKEND_FILE_SEARCH_MAX_FILE_TOKENS": str(MAX_FILE_TOKENS), "LLM_BACKEND_INDEXING_NICE": "0"}
     with LiveServer(tmp_path_factory.mktemp("retrieval-budget"), env=env) as live:
         yield live
 
