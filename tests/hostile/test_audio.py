@@ -58,9 +58,11 @@ def warm(live) -> float:
     the case's growth is its own, not the model's. Returns the pace this machine transcribes
     at now (seconds per second of audio, the load included: an upper bound), for budgets
     that follow the work asked, however busy the machine is (a fixed 120 s read timeout
-    failed under a load of 6, issue #41)."""
+    failed under a load of 6, issue #41). Warmed on a 3 s clip: Whisper computes a 30 s
+    window for it all the same, so the pace is a looser upper bound than the 27 s of clips
+    gave, for a fraction of their decoding."""
     if getattr(live, "audio_pace", None) is None:
-        content = long_recording(1)[0]
+        content = librivox()[1][0].read_bytes()
         started = time.monotonic()
         assert transcribe(live, "warm.wav", content).status_code == 200
         live.audio_pace = (time.monotonic() - started) / ((len(content) - 44) / 32000)
