@@ -61,6 +61,14 @@ class AudioSettings(BaseModel):
         description="longest audio transcribed (uploads and chat input_audio): checked in the container's header before "
         "decoding and in the decoded samples; an hour covers OpenAI's 25 MB of speech at 64 kbps",
     )
+    audio_window_seconds: float = Field(
+        120,
+        ge=30,
+        le=600,
+        description="audio decoded and transcribed per call of the model: a transcription's memory is a window's "
+        "(about 0.6 MB a second of it), and a client that leaves frees the worker within a window; shorter: less "
+        "memory and a quicker stop, more window edges (each edge's last segment transcribed twice)",
+    )
     audio_in_chat: bool = Field(
         True, description="transcribe input_audio parts of chat / Responses requests for local text models"
     )

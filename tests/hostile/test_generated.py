@@ -43,7 +43,7 @@ from llm_backend.spec.adapter import is_served, operations
 from llm_backend.spec.loader import EXTENSIONS_SPEC, load_document
 from llm_backend.settings import PROJECT_ROOT
 from tests.conftest import MODEL
-from tests.support.clients import keyed_server
+from tests.support.clients import http_client, keyed_server
 from tests.support.document import openai_document
 from tests.support.fuzz import SEED
 from tests.support.hostile_bodies import Builder
@@ -111,7 +111,7 @@ def within_budgets(live, probe, replay: str, run: Callable[[], T]) -> T:
         started = time.time()
         with watch(live.process.pid) as growth:
             result = run()
-        time.sleep(0.1)  # the probe's last round
+        probe.settled(time.time())  # the probe's last round: the service as the run left it
         assert growth.largest <= GROWTH_BUDGET, f"{replay}: {growth.report()}"
         worst = probe.worst(started)
         if worst is None or worst.excess <= HEALTH_WAIT:
@@ -192,7 +192,7 @@ def warm_up(live, operation_id: str, draw: str, method: str, url: str, key: str)
     library: their loading holds the GIL) is no hostile input's doing."""
     body, content_type, _ = body_for(operation_id, draw, 4096)
     headers = {"content-type": content_type, "authorization": f"Bearer {key}"}
-    with httpx.Client(timeout=ANSWER_SECONDS + 5) as client, client.stream(method, url, content=body, headers=headers):
+    with http_client(timeout=ANSWER_SECONDS + 5) as client, client.stream(method, url, content=body, headers=headers):
         pass
 
 
@@ -219,7 +219,7 @@ def answers(live, operation: dict, admin: bool, method: str, url: str, body: byt
     """The body sent with no key, a wrong key, the API key on an admin operation, and its
     right key: each answered as it should be, in time."""
     path = httpx.URL(url).path
-    with httpx.Client(timeout=ANSWER_SECONDS + 5) as client:
+    with http_client(timeout=ANSWER_SECONDS + 5) as client:
 
         def send(key: str | None) -> tuple[httpx.Response, float]:
             headers = {"content-type": content_type, **({"authorization": f"Bearer {key}"} if key else {})}
@@ -270,7 +270,7 @@ def event_for(schema_name: str, draw: str, fixed: dict, size: int = SIZE) -> tup
     schema = builder.parts({"$ref": f"#/components/schemas/{schema_name}"})
     slots = [slot for slot in builder.slots(schema) if slot.chain[0][0] not in fixed]
     slot = rng.choice(slots)
-    event = json.loads(builder.filled(schema, slot, size))
+    event = builder.filled_value(schema, slot, size)
     event.update(fixed)
     return json.dumps(event, separators=(",", ":")).encode(), str(slot)
 

@@ -137,6 +137,11 @@ class Builder:
     def filled(self, schema: Json, slot: Slot, size: int) -> bytes:
         """The smallest valid body of ``schema`` (drawn: ``parts``) with ``slot`` grown until
         the body is about ``size`` bytes."""
+        return compact(self.filled_value(schema, slot, size))
+
+    def filled_value(self, schema: Json, slot: Slot, size: int) -> Json:
+        """``filled``'s body before it is encoded (an 8 MB one: about a second to decode
+        and encode again, for a caller that adds a field)."""
         body = self._smallest(schema, "", 0)
         node = body
         for key, part in slot.chain[:-1]:
@@ -156,4 +161,4 @@ class Builder:
             item = self.smallest(slot.schema.get("items", {}), key, 1)
             value = [item] * max(room // (len(compact(item)) + 1), 1)
         node[key] = value
-        return compact(body)
+        return body

@@ -189,6 +189,14 @@ class PairedProbe:
         """The rounds answered after ``started`` (``time.time()``)."""
         return [round_ for round_ in list(self.rounds) if round_.asked + round_.service >= started]
 
+    def settled(self, since: float, timeout: float = 10.0) -> None:
+        """Until a round asked at or after ``since`` (``time.time()``) is in: the rounds are
+        asked one after another, so every round asked before it, one that waited through
+        the end of a block included, is in too (about 20 ms, where a fixed 100 ms sleep was)."""
+        deadline = time.monotonic() + timeout
+        while not (self.rounds and self.rounds[-1].asked >= since) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     def worst(self, started: float) -> Round | None:
         """The round since ``started`` in which the service waited most beyond the control."""
         return max(self.since(started), key=lambda round_: round_.excess, default=None)

@@ -6,15 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import openai
-
+from tests.support.clients import admin_sdk
 from tests.support.server import LiveServer
 
 
 def today_usage(live: LiveServer, family: str, **filters) -> dict[str, float]:
     """Today's totals of one usage operation (``audio_speeches``, ``file_search_calls``...),
     with its filters (``models=[...]``)."""
-    client = openai.OpenAI(base_url=live.api, api_key="anything", admin_api_key="anything", max_retries=0)
+    client = admin_sdk(live, "anything")
     page = getattr(client.admin.organization.usage, family)(start_time=int(time.time()) // 86400 * 86400, limit=1, **filters)
     totals: dict[str, float] = {}
     for bucket in page.data:

@@ -61,6 +61,7 @@ class AudioModel:
             packages, cache = self.settings.transcription_model_packages, self.settings.model_cache_dir
             config["path"] = str(await asyncio.to_thread(whisper_model_dir, packages, cache))
             config["max_seconds"] = self.settings.max_audio_seconds
+            config["window_seconds"] = self.settings.audio_window_seconds
             config["threads_alone"] = self.threads_alone
         else:
             config.update(engine=self.settings.speech_engine, voice=self.settings.speech_voice)

@@ -4,7 +4,7 @@ Bounded by the request's budget, never by what the upload expands to (issue #33:
 FLAC of two hours of silence, decoded whole to 16 kHz floats and featurized before the first
 segment, took the worker to 6.2 GB): the duration the container declares is checked before
 anything is decoded (``max_seconds``: 400 naming ``file``), and the audio is decoded and
-transcribed in windows of ``WINDOW_SECONDS``, so memory is that of one window at any length
+transcribed in windows (``audio_window_seconds``, ``WINDOW_SECONDS`` by default), so memory is that of one window at any length
 and a header that lies about the length is caught by the samples themselves. A window's
 last segment may be cut at its edge: it is held back, and the next window starts where the
 last whole segment ended (Whisper's own seek), with the text so far as its prompt. Events:
@@ -114,13 +114,17 @@ class Transcriber:
     model's threads when it loads it, so the two counts are two copies of the model (about
     120 MB more); one when they are equal."""
 
-    def __init__(self, model_dir: str, threads: int, parallel: int, max_seconds: float, threads_alone: int | None = None) -> None:
+    def __init__(
+        self, model_dir: str, threads: int, parallel: int, max_seconds: float, threads_alone: int | None = None,
+        window_seconds: float = WINDOW_SECONDS,
+    ) -> None:
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
         from .whisper import Whisper
 
         self.languages = frozenset(_LANGUAGE_CODES)
         self.max_seconds = max_seconds
+        self.window_seconds = window_seconds
         self.model = Whisper(model_dir, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=parallel)
         self.alone = self.model
         if threads_alone and threads_alone != threads:
@@ -152,7 +156,7 @@ class Transcriber:
         buffer = np.zeros(0, np.float32)
         segment_id = 0
         certainty = 1.0  # of the language: given, or as detected
-        for window, last in windows(samples(params["path"], self.max_seconds, cancelled), WINDOW_SECONDS):
+        for window, last in windows(samples(params["path"], self.max_seconds, cancelled), self.window_seconds):
             buffer = np.concatenate([buffer, window])
             if cancelled():
                 return
@@ -179,7 +183,7 @@ class Transcriber:
             # A window's last segment may run into its edge: unless the audio ends here, it is
             # transcribed again with the next window, from where it started. Only a short tail
             # is held so (the buffer stays under 1.5 windows); else it goes out as it is.
-            if held is not None and not last and len(shown) > 1 and buffer.shape[0] / SAMPLE_RATE - held.start < WINDOW_SECONDS / 2:
+            if held is not None and not last and len(shown) > 1 and buffer.shape[0] / SAMPLE_RATE - held.start < self.window_seconds / 2:
                 consumed = int(held.start * SAMPLE_RATE)
             elif held is not None:
                 segment_id += 1

@@ -41,10 +41,13 @@ class Worker:
         self.out = out
         self.parallel = int(config.get("parallel") or 1)
         if config["kind"] == "transcription":
-            from .transcriber import Transcriber
+            from .transcriber import WINDOW_SECONDS, Transcriber
 
             threads_alone = int(config.get("threads_alone") or config["threads"])
-            self.engine = Transcriber(config["path"], int(config["threads"]), self.parallel, float(config["max_seconds"]), threads_alone)
+            self.engine = Transcriber(
+                config["path"], int(config["threads"]), self.parallel, float(config["max_seconds"]), threads_alone,
+                float(config.get("window_seconds") or WINDOW_SECONDS),
+            )
             self.ops = {"transcribe": self.engine.run}
         elif config.get("engine") == "piper":
             from .piper_speaker import PiperSpeaker
