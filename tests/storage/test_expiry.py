@@ -90,9 +90,9 @@ def test_an_expired_vector_store_is_expired_for_good_and_loses_its_chunks(owner_
     assert owner_a.vector_stores.delete(store.id).deleted
 
 
+# Replicas share a PostgreSQL database (SQLite serves one machine): no SQLite case to skip.
+@pytest.mark.parametrize("store_server", ["postgresql"], indirect=True)
 def test_replicas_sweeping_one_database_expire_each_object_once(store_server, server_db, tmp_path):
-    if not store_server.database_url.startswith("postgresql"):
-        pytest.skip("replicas share a PostgreSQL database (SQLite serves one machine)")
     env = {"LLM_BACKEND_DATABASE_URL": store_server.database_url, **EXPIRY_SWEEP, "LLM_BACKEND_MODEL_LOAD": "lazy"}
     other = clients.keyed_server(tmp_path / "replica", [KEY_A], env=env)
     first, second = clients.sdk(store_server, api_key=KEY_A), clients.sdk(other.start(), api_key=KEY_A)
