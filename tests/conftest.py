@@ -31,34 +31,34 @@ def pytest_unconfigure(config) -> None:
         shutil.rmtree(os.environ.pop(SHARED_CACHE, ""), ignore_errors=True)
 
 
-# The longest test files (seconds of their tests, `--junitxml`, 2026-11-25), started
+# The longest test files (seconds of their tests, `--junitxml`, 2026-11-25 15:42), started
 # first: pytest-xdist hands out whole files in collection order, and a long file taken
 # last keeps one worker busy after the others are done.
 LONGEST_FILES = [
-    "tests/conformance/test_schemathesis.py",
     "tests/hostile/test_generated.py",
+    "tests/conformance/test_schemathesis.py",
     "tests/engine/test_prefixes.py",
-    "tests/hostile/test_audio.py",
+    "tests/e2e/test_rate_limits.py",
     "tests/e2e/test_audio.py",
-    "tests/storage/test_api_keys.py",
-    "tests/e2e/test_pages.py",
-    "tests/e2e/test_mcp.py",
-    "tests/hostile/test_edge.py",
     "tests/storage/test_replicas.py",
+    "tests/storage/test_batch_recovery.py",
+    "tests/e2e/test_responses.py",
+    "tests/hostile/test_edge.py",
+    "tests/hostile/test_audio.py",
+    "tests/e2e/test_batches.py",
+    "tests/e2e/test_audio_engine.py",
+    "tests/realtime/test_conversation_session.py",
+    "tests/e2e/test_pages.py",
     "tests/storage/test_vector_search.py",
+    "tests/e2e/test_local_serving.py",
+    "tests/e2e/test_mcp.py",
+    "tests/storage/test_api_keys.py",
+    "tests/storage/test_key_identity.py",
+    "tests/realtime/test_session_bounds.py",
+    "tests/upstream/test_pools.py",
+    "tests/realtime/test_mcp.py",
     "tests/engine/test_predictions.py",
     "tests/hostile/test_retrieval.py",
-    "tests/e2e/test_rate_limits.py",
-    "tests/e2e/test_project_limits.py",
-    "tests/e2e/test_responses.py",
-    "tests/e2e/test_local_serving.py",
-    "tests/storage/test_batch_recovery.py",
-    "tests/e2e/test_audio_piper.py",
-    "tests/e2e/test_batches.py",
-    "tests/realtime/test_conversation_session.py",
-    "tests/e2e/test_audio_engine.py",
-    "tests/realtime/test_session_bounds.py",
-    "tests/models/test_hub.py",
 ]
 
 
