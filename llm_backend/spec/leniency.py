@@ -123,9 +123,10 @@ def relax(schemas: Json, table: tuple[Lenient, ...] = TABLE) -> None:
         required = [name for name in schema.get("required", []) if name != entry.field]
         properties = schema.get("properties", {})
         if entry.field not in properties:
-            # Required but never defined (MCPApprovalResponse.request_id): an optional string,
-            # still a known field for a client that sends it as the document says.
-            properties = {**properties, entry.field: {"type": "string"}}
+            # Required but never defined (MCPApprovalResponse.request_id): optional, of any
+            # value as the document leaves it (schemathesis sent `{}`, refused when this
+            # said string), still a known field for a client that sends it as written there.
+            properties = {**properties, entry.field: {}}
         schemas[entry.schema] = {**schema, "required": required, "properties": properties}
 
 

@@ -59,6 +59,16 @@ def test_connexions_lane_accepts_it_with_the_defaults_set(server):
     assert item["status"] == "completed" and item["content"][0]["annotations"] == [] and item["content"][0]["logprobs"] == []
 
 
+@pytest.mark.parametrize("request_id", ["mcpr_1", {}, None])
+def test_an_approval_responses_undefined_request_id_may_be_any_value_as_the_document_leaves_it(server, request_id):
+    """The document requires `request_id` of an `mcp_approval_response` and never defines it,
+    so any value is valid there: schemathesis sent `{}` and got a 400 while it was taken as
+    a string."""
+    item = {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": False, "request_id": request_id}
+    answer = _post(server, "/conversations", {"items": [item]})
+    assert answer.status_code == 200, answer.text
+
+
 def test_the_websocket_mode_accepts_it(server):
     import openai
 
