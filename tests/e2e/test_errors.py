@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.support.server import access_lines
+from tests.support.server import access_lines, log_size
 
 
 def assert_openai_error(response: httpx.Response, status: int) -> dict:
@@ -81,10 +81,10 @@ def test_every_response_carries_a_request_id(server):
 
 
 def test_log_lines_are_json_with_the_request_id(server):
-    import json
-
+    since = log_size(server)
     request_id = httpx.get(server.api + "/models").headers["x-request-id"]
-    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    # The access line is written just after the response is sent: waited for (access_lines).
+    lines = access_lines(server, "/v1/models", since, expect=1)
     mine = [line for line in lines if line.get("request_id") == request_id]
     assert mine and mine[0]["path"] == "/v1/models" and mine[0]["status"] == 200
 
