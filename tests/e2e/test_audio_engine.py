@@ -14,7 +14,6 @@ import io
 import os
 import signal
 import threading
-import time
 import wave
 
 import httpx
