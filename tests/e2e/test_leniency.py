@@ -67,6 +67,9 @@ def test_an_approval_responses_undefined_request_id_may_be_any_value_as_the_docu
     item = {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": False, "request_id": request_id}
     answer = _post(server, "/conversations", {"items": [item]})
     assert answer.status_code == 200, answer.text
+    # The stored item has it too (the document's resource requires it), as sent.
+    [stored] = httpx.get(f"{server.api}/conversations/{answer.json()['id']}/items", timeout=30).json()["data"]
+    assert "request_id" in stored and stored["request_id"] == request_id
 
 
 def test_the_websocket_mode_accepts_it(server):

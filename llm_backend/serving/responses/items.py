@@ -97,6 +97,10 @@ def _stored(item: Json, kind: str) -> Json:
     stored = {**_without_nulls(item), "id": item.get("id") or new_id(_PREFIX[kind])}
     if kind in ("function_call", "function_call_output"):
         stored.setdefault("status", "completed")
+    if kind == "mcp_approval_response":
+        # The document's resource requires `request_id` and never defines it: kept as sent,
+        # null when not (the fuzzer's long run found listed items without it invalid).
+        stored.setdefault("request_id", None)
     if isinstance(stored.get("output"), list):
         # An image part's `detail` is optional in a request (OpenAI's default: auto) and
         # always there in the stored item.
