@@ -26,7 +26,9 @@ realtime.on("response.done", (event) => {
   console.log(JSON.stringify(seen));
 });
 realtime.socket.on("open", () => {
-  realtime.send({ type: "session.update", session: { type: "realtime", max_output_tokens: 24, audio: { input: { transcription: { model: "whisper-1" } } } } });
+  // English asked for: the answer is sampled, and SmolLM2 once answered in Chinese, which the
+  // one English voice spoke as 0.35 s of audio (the test wants a spoken sentence).
+  realtime.send({ type: "session.update", session: { type: "realtime", instructions: "Answer in English, in one sentence.", max_output_tokens: 24, audio: { input: { transcription: { model: "whisper-1" } } } } });
   const pcm = readFileSync(pcmPath);
   for (let start = 0; start < pcm.length; start += 4800) {
     realtime.send({ type: "input_audio_buffer.append", audio: pcm.subarray(start, start + 4800).toString("base64") });
