@@ -41,7 +41,9 @@ class Weather:
 def weather_agent(weather: Weather, **settings) -> Agent:
     return Agent(
         name="weather",
-        instructions="Answer questions about the weather with the get_weather tool.",
+        # One short sentence asked for: greedy SmolLM2 once ran on to max_tokens (256) after
+        # the tool's result, and the SDK raises on an incomplete response.
+        instructions="Answer questions about the weather with the get_weather tool, in one short sentence.",
         tools=[weather.tool],
         model=MODEL,
         # Room for the answer after the tool result: at 64 tokens it was cut once in a full
