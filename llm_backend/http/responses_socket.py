@@ -98,6 +98,7 @@ def stream_queue_full(stream_id: str | None, size: int) -> OpenAIError:
         code="websocket_stream_queue_full",
     )
 
+
 class ResponsesSocket(SocketEndpoint):
     """``/v1/responses`` upgraded: a keyed connection answering ``response.create`` events."""
 

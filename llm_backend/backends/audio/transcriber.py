@@ -4,7 +4,8 @@ Bounded by the request's budget, never by what the upload expands to (issue #33:
 FLAC of two hours of silence, decoded whole to 16 kHz floats and featurized before the first
 segment, took the worker to 6.2 GB): the duration the container declares is checked before
 anything is decoded (``max_seconds``: 400 naming ``file``), and the audio is decoded and
-transcribed in windows (``audio_window_seconds``, ``WINDOW_SECONDS`` by default), so memory is that of one window at any length
+transcribed in windows (``window_seconds``, the setting ``audio_window_seconds``: at 120 s
+~8 MB of samples and ~60 MB of features), so memory is that of one window at any length
 and a header that lies about the length is caught by the samples themselves. A window's
 last segment may be cut at its edge: it is held back, and the next window starts where the
 last whole segment ended (Whisper's own seek), with the text so far as its prompt. Events:
@@ -25,8 +26,6 @@ from ..llama.engine.errors import RequestError
 
 SAMPLE_RATE = 16_000
 MIN_SECONDS = 0.1  # OpenAI's minimum audio length
-# Audio transcribed per call of the model: ~8 MB of samples and ~60 MB of features at most.
-WINDOW_SECONDS = 120
 # The text of earlier windows given as the next one's prompt (Whisper's prompt holds 224 tokens).
 CONTEXT_CHARS = 400
 # OpenAI's temperature 0: start at 0 and raise it when the output fails the checks
@@ -115,8 +114,8 @@ class Transcriber:
     120 MB more); one when they are equal."""
 
     def __init__(
-        self, model_dir: str, threads: int, parallel: int, max_seconds: float, threads_alone: int | None = None,
-        window_seconds: float = WINDOW_SECONDS,
+        self, model_dir: str, threads: int, parallel: int, max_seconds: float, window_seconds: float,
+        threads_alone: int | None = None,
     ) -> None:
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 

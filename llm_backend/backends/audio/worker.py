@@ -8,7 +8,7 @@ cancel on disconnect). Requests on stdin, one JSON object per line:
   "temperature", "words", "chunking", "alone"}}``: one ``segment`` event per segment
   (``segment``: OpenAI's verbose_json fields, ``words`` when asked), then ``info``
   (``language``, ``duration``) and ``usage`` (``prompt_tokens``); the config's
-  ``max_seconds`` bounds the audio; ``alone`` (nothing else computes) runs it on the config's
+  ``max_seconds`` bounds the audio, decoded and transcribed ``window_seconds`` at a time; ``alone`` (nothing else computes) runs it on the config's
   ``threads_alone``, else on its ``threads``
 - ``{"id", "op": "speak", "params": {"input", "voice", "speed", "format"}}`` (the config's
   ``engine``, hibari or piper, speaking with its ``voice``): events
@@ -41,12 +41,12 @@ class Worker:
         self.out = out
         self.parallel = int(config.get("parallel") or 1)
         if config["kind"] == "transcription":
-            from .transcriber import WINDOW_SECONDS, Transcriber
+            from .transcriber import Transcriber
 
             threads_alone = int(config.get("threads_alone") or config["threads"])
             self.engine = Transcriber(
-                config["path"], int(config["threads"]), self.parallel, float(config["max_seconds"]), threads_alone,
-                float(config.get("window_seconds") or WINDOW_SECONDS),
+                config["path"], int(config["threads"]), self.parallel, float(config["max_seconds"]),
+                float(config["window_seconds"]), threads_alone,
             )
             self.ops = {"transcribe": self.engine.run}
         elif config.get("engine") == "piper":
