@@ -8,13 +8,13 @@ request included) every 20 ms, so a worker killed for its size is still counted.
 
 from __future__ import annotations
 
-import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from tests.support.server import children_by_parent
 
 MiB = 1 << 20
 # Issue #33: no process of the service grows more than this over its own size before a request.
@@ -22,18 +22,8 @@ GROWTH_BUDGET = 400 * MiB
 
 
 def tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants, from one pass over /proc: a pass per process of the
-    tree (``server.children``) took 4 ms each, 25 ms a sample for a service of six processes, and
-    the watch samples every 20 ms (a core kept busy beside the request it measures)."""
-    kids: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as stat:
-                    parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            kids.setdefault(parent, []).append(int(name))
+    """``pid`` and all its descendants, from one pass over /proc (``server.children_by_parent``)."""
+    kids = children_by_parent()
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
