@@ -80,7 +80,7 @@ def main() -> None:
 
             settings = Settings(data_dir=data)
             model_dir = whisper_model_dir(settings.transcription_model_packages, settings.model_cache_dir)
-            local = Transcriber(str(model_dir), alone, 1, settings.max_audio_seconds)
+            local = Transcriber(str(model_dir), alone, 1, settings.max_audio_seconds, settings.audio_window_seconds)
             path = Path(workdir) / "clips.wav"
             path.write_bytes(audio)
             served(live, audio)  # loads the service's worker

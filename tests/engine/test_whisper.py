@@ -7,13 +7,15 @@ from __future__ import annotations
 import pytest
 
 from llm_backend.backends.audio.transcriber import Transcriber
+from llm_backend.settings import Settings
 from tests.support.audio import librivox
 from tests.support.models import whisper_dir
 
 
 @pytest.fixture(scope="module")
 def transcriber():
-    return Transcriber(str(whisper_dir()), threads=1, parallel=1, max_seconds=3600)
+    window = Settings.model_fields["audio_window_seconds"].default
+    return Transcriber(str(whisper_dir()), threads=1, parallel=1, max_seconds=3600, window_seconds=window)
 
 
 def transcribed(transcriber: Transcriber, params: dict) -> tuple[str, dict, int]:
