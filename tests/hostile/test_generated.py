@@ -270,9 +270,7 @@ def event_for(schema_name: str, draw: str, fixed: dict, size: int = SIZE) -> tup
     schema = builder.parts({"$ref": f"#/components/schemas/{schema_name}"})
     slots = [slot for slot in builder.slots(schema) if slot.chain[0][0] not in fixed]
     slot = rng.choice(slots)
-    event = builder.filled_value(schema, slot, size)
-    event.update(fixed)
-    return json.dumps(event, separators=(",", ":")).encode(), str(slot)
+    return builder.filled(schema, slot, size, fixed), str(slot)
 
 
 async def exchange(live, socket: str, frame: bytes, follow_up: dict, key: str = KEY) -> list[dict]:
