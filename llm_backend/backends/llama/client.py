@@ -9,7 +9,7 @@ Each worker has a memory ceiling of its own: the ``worker_memory_mb`` allowance
 hello (``model_bytes``: the KV cache at its types, weights read into its own memory), so a
 model's memory is counted, never mistaken for a leak. A watchdog reads the child's anonymous
 resident memory (``RssAnon``: its heap, KV cache and buffers, not the model file it maps,
-which the kernel can drop and re-read) every ``WATCH_SECONDS`` and kills a child past it, so a bug or a hostile input costs the requests
+which the kernel can drop and re-read) every ``WATCH_SECONDS`` while it has work and kills a child past it, so a bug or a hostile input costs the requests
 that worker was serving a 503 ``worker_out_of_memory`` and a restart, never the pod (issue
 #33). An RLIMIT cannot do it: CTranslate2 and glibc's arenas reserve over a gigabyte of
 address space they never touch (a transcription worker: 1.3 GB ``VmData``, 0.3 GB resident).
@@ -18,6 +18,7 @@ address space they never touch (a transcription worker: 1.3 GB ``VmData``, 0.3 G
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -44,9 +45,12 @@ ENGINE_ENVIRONMENT = {"GOMP_SPINCOUNT": "100"}
 
 
 ENGINE_MODULE = "llm_backend.backends.llama.worker"
-# How often a worker's memory is read: 20 reads a second cost nothing, and a worker touching
-# pages at a few GB/s overshoots its ceiling by a few hundred MB at most before it is killed.
+# How often a worker's memory is read while it has work: a worker touching pages at a few
+# GB/s overshoots its ceiling by a few hundred MB at most before it is killed. An idle
+# worker cannot grow: it is read once every IDLE_WATCH_SECONDS, and again as soon as work
+# arrives (20 wake-ups a second per worker of an idle service were 1-2 % of a core each).
 WATCH_SECONDS = 0.05
+IDLE_WATCH_SECONDS = 1.0
 
 
 def anonymous_rss(pid: int) -> int | None:
@@ -89,6 +93,7 @@ class WorkerProcess:
         self.ready = asyncio.Event()
         self.failure: str | None = None
         self._pending: dict[str, asyncio.Queue] = {}
+        self._work = asyncio.Event()  # a request was sent: the watchdog reads at its fast pace
         self._reader: asyncio.Task | None = None
         self._watchdog: asyncio.Task | None = None
         self._stopping = False
@@ -163,7 +168,12 @@ class WorkerProcess:
                 )
                 process.kill()
                 return
-            await asyncio.sleep(WATCH_SECONDS)
+            if self._pending:
+                await asyncio.sleep(WATCH_SECONDS)
+            else:
+                self._work.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._work.wait(), IDLE_WATCH_SECONDS)
 
     async def _read_events(self, process: asyncio.subprocess.Process) -> None:
         while line := await process.stdout.readline():
@@ -210,6 +220,7 @@ class WorkerProcess:
         rid = f"r{next(_request_ids)}"
         queue: asyncio.Queue = asyncio.Queue()
         self._pending[rid] = queue
+        self._work.set()
         finished = False
         try:
             self._send({"id": rid, "op": op, "params": params})
