@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.zygote import ZYGOTE, ForkedServer, forkable
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -21,7 +23,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stop_group(process: subprocess.Popen, timeout: float = 15) -> None:
+def stop_group(process: subprocess.Popen | ForkedServer, timeout: float = 15) -> None:
     """SIGTERM to the process group (a server and its engine workers), SIGKILL after ``timeout``."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -132,7 +134,8 @@ class LiveServer:
             config_path = workdir / "config.yaml"
             config_path.write_text(config)
             self.env["LLM_BACKEND_CONFIG"] = str(config_path)
-        self.process: subprocess.Popen | None = None
+        # A plain subprocess, or a fork of the run's zygote (tests/support/zygote.py).
+        self.process: subprocess.Popen | ForkedServer | None = None
 
     @property
     def api(self) -> str:
@@ -151,14 +154,18 @@ class LiveServer:
     def _start(self, timeout: float, wait_ready: bool) -> "LiveServer":
         self._log = self.log_path.open("ab")
         since = self.log_path.stat().st_size
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "llm_backend", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=self.cwd,
-        )
+        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.cwd is None and forkable(self.env, ZYGOTE.base_env()):
+            self.process = ZYGOTE.spawn(args, self.env, os.getcwd(), self.log_path)
+        else:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "llm_backend", *args],
+                env=self.env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.cwd,
+            )
         deadline = time.monotonic() + timeout
         path = "/ready" if wait_ready else "/health"
         # One client for the whole wait (a client per probe builds an SSL context each time),
