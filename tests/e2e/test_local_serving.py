@@ -219,8 +219,10 @@ def test_killed_worker_fails_only_its_request_and_is_restarted(two_worker_server
     old_pids = live.worker_pids()
     assert len(old_pids) == 2
     # Two long answers: a short one could end before the kill, on the worker that is killed.
+    # Greedy, both run to max_tokens: 120 tokens take ~2 s or more after the first chunks,
+    # which the kill follows at once (300 cost the survivor ~4 CPU-s more).
     stories = ["Write a long story about a dragon.", "Write a long story about a lighthouse."]
-    streams = [RawStream(live.api, body(prompt, max_tokens=300)) for prompt in stories]
+    streams = [RawStream(live.api, body(prompt, max_tokens=120)) for prompt in stories]
     threads = [threading.Thread(target=stream.run) for stream in streams]
     for thread in threads:
         thread.start()
@@ -265,5 +267,11 @@ def test_engine_workers_spin_briefly_at_barriers_then_sleep(server, start_server
     # 22-148 s instead of 2 s (backends/llama/client.py); an operator's own value wins.
     (worker, *_) = server.worker_pids()
     assert _environment(worker)["GOMP_SPINCOUNT"] == "100"
-    told = start_server(env={"GOMP_SPINCOUNT": "20000"})
-    assert {_environment(pid)["GOMP_SPINCOUNT"] for pid in told.worker_pids()} == {"20000"}
+    # A worker's environment is fixed when it starts: read once it runs the engine module,
+    # without waiting for its model to load (~0.8 CPU-s of the server's start).
+    told = start_server(env={"GOMP_SPINCOUNT": "20000"}, wait_ready=False)
+    deadline = time.monotonic() + 120
+    while not (workers := told.worker_pids()):
+        assert time.monotonic() < deadline, "no engine worker started"
+        time.sleep(0.05)
+    assert {_environment(pid)["GOMP_SPINCOUNT"] for pid in workers} == {"20000"}

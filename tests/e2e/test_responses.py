@@ -11,6 +11,7 @@ import pytest
 
 from llm_backend.storage import Database, default_url
 from tests.conftest import MODEL
+from tests.support.server import LiveServer
 
 TOOLS = [
     {
@@ -409,8 +410,16 @@ def test_each_key_sees_only_its_own_responses(start_server):
     assert owner_a.responses.retrieve(response.id).id == response.id
 
 
-def test_a_stored_response_survives_a_restart_and_its_chain_continues(start_server):
-    live = start_server()
+@pytest.fixture(scope="module")
+def restarted(tmp_path_factory):
+    """A server of its own (restarting the session's would disturb other tests), shared by
+    the two restart tests: each leaves it running, and a start is ~2.5 CPU-s."""
+    with LiveServer(tmp_path_factory.mktemp("restarted")) as live:
+        yield live
+
+
+def test_a_stored_response_survives_a_restart_and_its_chain_continues(restarted):
+    live = restarted
     client = openai.OpenAI(base_url=live.api, api_key="x", max_retries=0)
     first = create(client, input="My name is Ann.")
     live.stop()
@@ -420,8 +429,8 @@ def test_a_stored_response_survives_a_restart_and_its_chain_continues(start_serv
     assert follow_up.previous_response_id == first.id and follow_up.usage.input_tokens > first.usage.input_tokens
 
 
-def test_a_background_response_unfinished_at_shutdown_is_failed_after_restart(start_server):
-    live = start_server()
+def test_a_background_response_unfinished_at_shutdown_is_failed_after_restart(restarted):
+    live = restarted
     client = openai.OpenAI(base_url=live.api, api_key="x", max_retries=0)
     queued = create(client, input="Write a very long story.", background=True, max_output_tokens=2000)
     live.stop()

@@ -1,10 +1,11 @@
-"""The context window of the Responses API against the real local model (SmolLM2, a
-2048-token context), through the official SDK. ``truncation: "auto"``: a conversation
-longer than the context is answered from its newest items, exactly the longest tail that
-leaves room for the answer; ``disabled`` (the default) keeps OpenAI's 400. Before,
-``auto`` was echoed and the input still got the 400. ``context_management``: a prompt
-past the compaction threshold is refused naming it (it was accepted and ignored), and
-``include: ["message.output_text.logprobs"]`` gives the logprobs (it was ignored)."""
+"""The context window of the Responses API against the real local model (SmolLM2; the
+truncation tests on a server with a 512-token context), through the official SDK.
+``truncation: "auto"``: a conversation longer than the context is answered from its newest
+items, exactly the longest tail that leaves room for the answer; ``disabled`` (the default)
+keeps OpenAI's 400. Before, ``auto`` was echoed and the input still got the 400.
+``context_management``: a prompt past the compaction threshold is refused naming it (it was
+accepted and ignored), and ``include: ["message.output_text.logprobs"]`` gives the logprobs
+(it was ignored)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,23 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.support.clients import sdk
+from tests.support.server import LiveServer
 
-N_CTX = 2048  # the default model's context (README: LLAMA_CONTEXT_SIZE)
+# The truncation tests run on a server of their own with a 512-token context: the same
+# code keeps the tail that fits, and the model reads at most ~500 tokens where it read
+# ~2030 of the default 2048 (prefilling that cost 16 CPU-s a run; a server start, ~2.5).
+N_CTX = 512
+DEFAULT_N_CTX = 2048  # the session server's (README: LLAMA_CONTEXT_SIZE)
 ANSWER = 16
+HISTORY = 10  # exchanges: about 950 tokens, nearly twice the context (the same in both tests:
+# the second finds the tail the first computed cached)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> openai.OpenAI:
+    with LiveServer(tmp_path_factory.mktemp("context-window"), env={"LLAMA_CONTEXT_SIZE": str(N_CTX)}) as live:
+        yield sdk(live, api_key="anything")
 
 
 def turns(count: int) -> list[dict]:
@@ -28,54 +43,54 @@ def turns(count: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def long_input() -> list[dict]:
-    return [*turns(30), {"role": "user", "content": "What was the last note about?"}]
+    return [*turns(HISTORY), {"role": "user", "content": "What was the last note about?"}]
 
 
 def count(client: openai.OpenAI, items: list[dict], **options) -> int:
     return client.responses.input_tokens.count(model=MODEL, input=items, **options).input_tokens
 
 
-def test_a_conversation_longer_than_the_context_is_a_400_without_truncation(client, long_input):
-    assert count(client, long_input) > N_CTX
+def test_a_conversation_longer_than_the_context_is_a_400_without_truncation(small, long_input):
+    assert count(small, long_input) > N_CTX
     with pytest.raises(openai.BadRequestError) as caught:
-        client.responses.create(model=MODEL, input=long_input, max_output_tokens=ANSWER)
+        small.responses.create(model=MODEL, input=long_input, max_output_tokens=ANSWER)
     assert caught.value.body["code"] == "context_length_exceeded"
 
 
-def test_auto_keeps_exactly_the_longest_tail_that_leaves_room_for_the_answer(client, long_input):
+def test_auto_keeps_exactly_the_longest_tail_that_leaves_room_for_the_answer(small, long_input):
     budget = N_CTX - N_CTX // 4  # a token count has no max_output_tokens: a quarter is kept free
-    truncated = count(client, long_input, truncation="auto")
+    truncated = count(small, long_input, truncation="auto")
     # The longest tail of the input (oldest items dropped) whose prompt fits, counted here.
     fitting = next(
         tokens
         for start in range(1, len(long_input))
-        if (tokens := count(client, long_input[start:])) <= budget
+        if (tokens := count(small, long_input[start:])) <= budget
     )
     assert truncated == fitting
 
 
-def test_auto_answers_from_the_newest_items_and_stores_the_input_whole(client, long_input):
-    response = client.responses.create(
+def test_auto_answers_from_the_newest_items_and_stores_the_input_whole(small, long_input):
+    response = small.responses.create(
         model=MODEL, input=long_input, max_output_tokens=ANSWER, truncation="auto", temperature=0
     )
     assert response.truncation == "auto" and response.status in ("completed", "incomplete")
     assert response.output_text and response.usage.input_tokens <= N_CTX - ANSWER
-    stored = client.responses.input_items.list(response.id, limit=100, order="asc").data
+    stored = small.responses.input_items.list(response.id, limit=100, order="asc").data
     assert len(stored) == len(long_input)
 
 
-def test_auto_drops_the_oldest_turns_of_a_stored_conversation(client):
-    conversation = client.conversations.create()
-    history = turns(30)
+def test_auto_drops_the_oldest_turns_of_a_stored_conversation(small):
+    conversation = small.conversations.create()
+    history = turns(HISTORY)
     for start in range(0, len(history), 20):
-        client.conversations.items.create(conversation.id, items=history[start : start + 20])
+        small.conversations.items.create(conversation.id, items=history[start : start + 20])
     with pytest.raises(openai.BadRequestError):
-        client.responses.create(model=MODEL, conversation=conversation.id, input="And then?", max_output_tokens=ANSWER)
-    response = client.responses.create(
+        small.responses.create(model=MODEL, conversation=conversation.id, input="And then?", max_output_tokens=ANSWER)
+    response = small.responses.create(
         model=MODEL, conversation=conversation.id, input="And then?", max_output_tokens=ANSWER, truncation="auto"
     )
     assert response.output_text and response.usage.input_tokens <= N_CTX - ANSWER
-    items = client.conversations.items.list(conversation.id, limit=100).data
+    items = small.conversations.items.list(conversation.id, limit=100).data
     assert len(items) == len(history) + 2  # the whole history stays, with this turn
 
 
@@ -84,7 +99,7 @@ COMPACTION = [{"type": "compaction", "compact_threshold": 1000}]
 
 def test_a_prompt_past_the_compaction_threshold_is_refused_naming_context_management(client):
     history = turns(12)  # about 1 400 tokens
-    assert 1000 < count(client, history) < N_CTX - ANSWER
+    assert 1000 < count(client, history) < DEFAULT_N_CTX - ANSWER
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model=MODEL, input=history, max_output_tokens=ANSWER, context_management=COMPACTION)
     assert (caught.value.body["param"], caught.value.body["code"]) == ("context_management", "unsupported_parameter")
