@@ -106,16 +106,23 @@ def test_the_playground_streams_a_response_through_the_responses_api(server):
     assert prompt > 0 and completion > 0 and total == prompt + completion
 
 
+PAGE_ADMIN, PAGE_ALICE = "sk-pages-admin", "sk-pages-alice"
+
+
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory):
-    with keyed_server(tmp_path_factory.mktemp("keyed"), ["sk-pages-good"], env={"LLM_BACKEND_LOCAL_MODELS": "false"}) as live:
+def governed(tmp_path_factory):
+    """A server with an admin key, the local model priced, usage written every 0.3 s: the
+    admin page's, and the keyed server the playground's bad key is refused by (a server of
+    its own for that cost another start, ~2.5 CPU-s)."""
+    config = f"prices:\n  - {{model: {MODEL}, input: 1000, output: 2000}}\nusage_flush_seconds: 0.3\n"
+    with keyed_server(tmp_path_factory.mktemp("governed"), [f"alice={PAGE_ALICE}"], [f"ops={PAGE_ADMIN}"], config=config) as live:
         yield live
 
 
-def test_the_playground_shows_the_api_error_for_a_bad_key(keyed):
-    expected = httpx.get(keyed.api + "/models", headers={"Authorization": "Bearer sk-pages-bad"}, timeout=30)
+def test_the_playground_shows_the_api_error_for_a_bad_key(governed):
+    expected = httpx.get(governed.api + "/models", headers={"Authorization": "Bearer sk-pages-bad"}, timeout=30)
     assert expected.status_code == 401
-    seen = browse(keyed, "badKey", key="sk-pages-bad", refused=401)
+    seen = browse(governed, "badKey", key="sk-pages-bad", refused=401)
     assert seen["error"] == expected.json()["error"]["message"]
     assert seen["storedKey"] == "sk-pages-bad"
 
@@ -148,16 +155,6 @@ def test_the_playground_talk_mode_holds_a_voice_conversation(server, tmp_path):
 
 
 # --- the admin page (docs/ADMIN.md) -----------------------------------------------------------
-
-PAGE_ADMIN, PAGE_ALICE = "sk-pages-admin", "sk-pages-alice"
-
-
-@pytest.fixture(scope="module")
-def governed(tmp_path_factory):
-    """A server with an admin key, the local model priced, usage written every 0.3 s."""
-    config = f"prices:\n  - {{model: {MODEL}, input: 1000, output: 2000}}\nusage_flush_seconds: 0.3\n"
-    with keyed_server(tmp_path_factory.mktemp("governed"), [f"alice={PAGE_ALICE}"], [f"ops={PAGE_ADMIN}"], config=config) as live:
-        yield live
 
 
 def test_the_admin_page_shows_projects_spend_and_the_audit_log_and_makes_a_project_and_a_key(governed):

@@ -81,7 +81,8 @@ ADMIN, KEY = "sk-moderation-admin", "sk-moderation-user"
 
 @pytest.fixture(scope="module")
 def accounted(tmp_path_factory):
-    env = {"LLM_BACKEND_USAGE_FLUSH_SECONDS": "0.2"}
+    # Moderations are judged by the embedding model: the chat model is never loaded (lazy).
+    env = {"LLM_BACKEND_USAGE_FLUSH_SECONDS": "0.2", "LLM_BACKEND_MODEL_LOAD": "lazy"}
     with keyed_server(tmp_path_factory.mktemp("moderation"), [f"mod={KEY}"], [ADMIN], env=env) as live:
         yield live
 

@@ -22,7 +22,9 @@ def test_a_realtime_agent_answers_a_spoken_question(server):
 
     async def run() -> tuple[list[str], bytes, str]:
         agent = RealtimeAgent(name="Assistant", instructions="Answer in one short sentence.")
-        settings = {"model_name": MODEL, "input_audio_transcription": {"model": "whisper-1"}}
+        # An answer of a sentence at most: uncapped, SmolLM2 went on for 6 to 37 s of speech
+        # (2 to 4.7 CPU-s a turn, synthesized whole); 24 tokens, ~7 s of it.
+        settings = {"model_name": MODEL, "input_audio_transcription": {"model": "whisper-1"}, "max_output_tokens": 24}
         runner = RealtimeRunner(agent, config={"model_settings": settings})
         session = await runner.run(model_config={"url": realtime_url(server, f"model={MODEL}"), "api_key": "anything"})
         kinds, audio, heard = [], b"", ""

@@ -62,12 +62,11 @@ def test_a_forged_expired_or_orphaned_secret_is_refused(keyed, tmp_path):
         capture_output=True, text=True, env=keyed.env, check=True,
     )
     key = created.stdout.split()[-1]
+    # Its id as `keys create` shows it (on stderr): `keys list` would be another CLI process.
+    [key_id] = [line.split()[1] for line in created.stderr.splitlines() if line.startswith("id:")]
     secret = sdk(keyed, api_key=key).realtime.client_secrets.create(session={"type": "transcription"}).value
     with sdk(keyed, api_key=secret).realtime.connect(extra_query={"intent": "transcription"}) as connection:
         events_until(connection, "session.created")
-    key_id = next(line.split()[0] for line in subprocess.run(
-        [sys.executable, "-m", "llm_backend", "keys", "list"], capture_output=True, text=True, env=keyed.env, check=True
-    ).stdout.splitlines() if "temp" in line)
     subprocess.run([sys.executable, "-m", "llm_backend", "keys", "revoke", key_id], env=keyed.env, check=True, capture_output=True)
     with pytest.raises(InvalidStatus):
         with sdk(keyed, api_key=secret).realtime.connect(extra_query={"intent": "transcription"}):

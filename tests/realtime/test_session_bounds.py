@@ -173,11 +173,13 @@ def _rss(pid: int) -> int:
 
 
 def _managed_key(live, name: str, *options: str) -> tuple[str, str]:
-    """A managed key (its value, its id), made by the CLI as an operator would."""
+    """A managed key (its value, its id), made by the CLI as an operator would: ``keys
+    create`` shows the id beside the key (on stderr), as ``keys list`` would (another CLI
+    process, ~0.6 CPU-s, each time)."""
     made = subprocess.run([sys.executable, "-m", "llm_backend", "keys", "create", "--name", name, *options],
                           capture_output=True, text=True, env=live.env, check=True)
-    listed = subprocess.run([sys.executable, "-m", "llm_backend", "keys", "list"], capture_output=True, text=True, env=live.env, check=True)
-    return made.stdout.split()[-1], next(line.split()[0] for line in listed.stdout.splitlines() if name in line)
+    [key_id] = [line.split()[1] for line in made.stderr.splitlines() if line.startswith("id:")]
+    return made.stdout.split()[-1], key_id
 
 
 def _spoken_turn(connection, clip) -> None:
