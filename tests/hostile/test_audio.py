@@ -90,10 +90,15 @@ MAX_SECONDS, WINDOW = 90, 30
 
 @pytest.fixture(scope="module")
 def budgeted(tmp_path_factory):
-    """A server allowing 90 s of audio in 30 s windows: the decoded-length cases stay fast."""
+    """A server allowing 90 s of audio in 30 s windows: the decoded-length cases stay fast.
+    Its cases only transcribe: the chat model is never loaded (lazy)."""
     from tests.support.server import LiveServer
 
-    env = {"LLM_BACKEND_MAX_AUDIO_SECONDS": str(MAX_SECONDS), "LLM_BACKEND_AUDIO_WINDOW_SECONDS": str(WINDOW)}
+    env = {
+        "LLM_BACKEND_MAX_AUDIO_SECONDS": str(MAX_SECONDS),
+        "LLM_BACKEND_AUDIO_WINDOW_SECONDS": str(WINDOW),
+        "LLM_BACKEND_MODEL_LOAD": "lazy",
+    }
     with LiveServer(tmp_path_factory.mktemp("audio-budget"), env=env) as live:
         yield live
 

@@ -85,8 +85,12 @@ def test_its_own_pages_and_clients_without_an_origin_still_write(server):
     assert reply.choices
 
 
+# The edge is at stake, not generation: the servers started here load no model (~1 CPU-s less each).
+LAZY = {"LLM_BACKEND_MODEL_LOAD": "lazy"}
+
+
 def test_allowed_hosts_and_cors_origins_open_what_the_operator_names(start_server):
-    live = start_server(env={"LLM_BACKEND_ALLOWED_HOSTS": "api.example,*.corp.example", "LLM_BACKEND_CORS_ORIGINS": "https://app.example"})
+    live = start_server(env={"LLM_BACKEND_ALLOWED_HOSTS": "api.example,*.corp.example", "LLM_BACKEND_CORS_ORIGINS": "https://app.example", **LAZY})
     for host in ("api.example", "x.corp.example:8000"):
         assert httpx.get(live.api + "/models", headers={"Host": host}, timeout=30).status_code == 200
     assert httpx.get(live.api + "/models", headers={"Host": "other.example"}, timeout=30).status_code == 403
@@ -97,7 +101,7 @@ def test_allowed_hosts_and_cors_origins_open_what_the_operator_names(start_serve
 def test_with_keys_a_name_and_another_sites_request_are_the_keys_business(tmp_path):
     """A page cannot know a key: with keys, names and origins are not checked (unless
     allowed_hosts is set), so a deployment behind its own DNS name keeps working."""
-    with keyed_server(tmp_path / "keyed", ["sk-edge-key-0f3b"]) as live:
+    with keyed_server(tmp_path / "keyed", ["sk-edge-key-0f3b"], env=LAZY) as live:
         headers = {"Authorization": "Bearer sk-edge-key-0f3b", "Host": "llm-backend.svc", "Origin": "https://chat.example"}
         assert httpx.get(live.api + "/models", headers=headers, timeout=30).status_code == 200
         answer = httpx.post(live.api + "/files", headers=headers, data={"purpose": "assistants"}, files={"file": ("k.txt", b"k")}, timeout=60)

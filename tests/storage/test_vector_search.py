@@ -189,7 +189,9 @@ def test_a_completed_file_records_its_usage_bytes(database, store, ids):
 
 def test_a_long_file_is_chunked_and_each_chunk_is_searchable(database, searcher):
     store_id = database.vector_index.create_store(OWNER)
-    filler = "Routine maintenance notes about the office printer. " * 200
+    # 400 tokens of filler each side: the key's chunk is one of six, ranked first (3 200 tokens,
+    # 22 chunks, took 2 CPU-s of embedding a database).
+    filler = "Routine maintenance notes about the office printer. " * 50
     content = filler + "The emergency exit key is kept in the blue cabinet. " + filler
     database.vector_index.add_file(OWNER, store_id, "file-long", ChunkingStrategy(200, 50).as_openai())
     index_file(database, shared_embedder(), OWNER, store_id, "file-long", content.encode(), "notes.txt",

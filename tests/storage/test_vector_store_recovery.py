@@ -24,9 +24,9 @@ from tests.support.server import LiveServer
 
 POLL = {"poll_interval_ms": 100}
 STATIC = {"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 0}}
-# About 4 000 tokens: two seconds or so of embedding on one thread here, in 400-token chunks
-# without overlap.
-LONG_TEXT = long_text(120)
+# About 2 000 tokens: a second or so of embedding on one thread here (the kill comes within
+# tens of milliseconds of the embedding's start), in 400-token chunks without overlap.
+LONG_TEXT = long_text(60)
 
 
 @pytest.fixture(scope="module")
