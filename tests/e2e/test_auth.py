@@ -38,7 +38,7 @@ def test_a_wrong_key_raises_authentication_error(keyed_server):
 
 
 def test_a_missing_key_is_401_in_openai_shape(keyed_server):
-    response = httpx.get(keyed_server.api + "/models")
+    response = httpx.get(keyed_server.api + "/models", verify=clients.TLS)
     assert response.status_code == 401
     error = response.json()["error"]
     assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"
@@ -46,17 +46,17 @@ def test_a_missing_key_is_401_in_openai_shape(keyed_server):
 
 
 def test_a_bare_bearer_is_401_not_a_crash(keyed_server):
-    response = httpx.get(keyed_server.api + "/models", headers={"Authorization": "Bearer"})
+    response = httpx.get(keyed_server.api + "/models", headers={"Authorization": "Bearer"}, verify=clients.TLS)
     assert response.status_code == 401
 
 
 def test_unserved_operations_are_protected_too(keyed_server):
-    assert httpx.get(keyed_server.api + "/files").status_code == 401
+    assert httpx.get(keyed_server.api + "/files", verify=clients.TLS).status_code == 401
 
 
 def test_probes_need_no_key(keyed_server):
-    assert httpx.get(keyed_server.base_url + "/health").status_code == 200
-    assert httpx.get(keyed_server.base_url + "/ready").status_code == 200
+    assert httpx.get(keyed_server.base_url + "/health", verify=clients.TLS).status_code == 200
+    assert httpx.get(keyed_server.base_url + "/ready", verify=clients.TLS).status_code == 200
 
 
 def test_keys_never_appear_in_the_log(keyed_server):
@@ -98,9 +98,9 @@ def test_a_key_list_it_cannot_use_stops_it_naming_the_entry_never_the_key(tmp_pa
 
 
 def test_no_key_accepts_any_or_no_authorization(server):
-    assert httpx.get(server.api + "/models").status_code == 200
-    assert httpx.get(server.api + "/models", headers={"Authorization": "Bearer"}).status_code == 200
-    assert httpx.get(server.api + "/models", headers={"Authorization": "Bearer whatever"}).status_code == 200
+    assert httpx.get(server.api + "/models", verify=clients.TLS).status_code == 200
+    assert httpx.get(server.api + "/models", headers={"Authorization": "Bearer"}, verify=clients.TLS).status_code == 200
+    assert httpx.get(server.api + "/models", headers={"Authorization": "Bearer whatever"}, verify=clients.TLS).status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/v1/openapi.json", "/v1/openapi.yaml", "/openapi.json", "/openapi.yaml", "/v1/ui/", "/ui/"])
@@ -108,11 +108,11 @@ def test_connexion_serves_no_document_or_ui_of_its_own(keyed_server, path):
     """Connexion's own spec serving answered anyone, key or not: /v1/openapi.yaml was 70 MB
     built in 52 s on each request, /v1/openapi.json 30 MB in 0.9 s of the event loop. The
     documents are the pages' (/docs, built once); these paths are unknown URLs, like OpenAI's."""
-    response = httpx.get(keyed_server.base_url + path, timeout=30)
+    response = httpx.get(keyed_server.base_url + path, timeout=30, verify=clients.TLS)
     assert response.status_code in (401, 404), (response.status_code, len(response.content))
     assert len(response.content) < 2000 and response.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_the_docs_still_serve_the_openai_document(keyed_server):
-    document = httpx.get(keyed_server.base_url + "/docs/openai.json", timeout=30)
+    document = httpx.get(keyed_server.base_url + "/docs/openai.json", timeout=30, verify=clients.TLS)
     assert document.status_code == 200 and "/chat/completions" in document.json()["paths"]

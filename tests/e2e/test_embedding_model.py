@@ -9,6 +9,7 @@ import numpy as np
 import openai
 import pytest
 
+from tests.support.clients import TLS
 from tests.support.embedding import shared_embedder
 
 EMBEDDING_MODEL = "all-minilm-l6-v2"
@@ -64,8 +65,9 @@ def test_the_embedding_model_does_not_chat(client):
 def test_without_a_served_embedding_model_vector_stores_still_search(start_server):
     # The setting empty: nothing under /v1/embeddings, but retrieval embeds with the same
     # model class, unlisted (one loader: serving/retrieval.py).
-    live = start_server(env={"LLM_BACKEND_EMBEDDING_MODEL": ""})
-    sdk = openai.OpenAI(base_url=live.api, api_key="x", max_retries=0)
+    # No chat here: the chat model is left unloaded.
+    live = start_server(env={"LLM_BACKEND_EMBEDDING_MODEL": "", "LLM_BACKEND_MODEL_LOAD": "lazy"})
+    sdk = openai.OpenAI(base_url=live.api, api_key="x", max_retries=0, http_client=openai.DefaultHttpxClient(verify=TLS))
     assert EMBEDDING_MODEL not in {model.id for model in sdk.models.list()}
     with pytest.raises(openai.NotFoundError):
         sdk.embeddings.create(model=EMBEDDING_MODEL, input="hello")

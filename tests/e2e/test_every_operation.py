@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from llm_backend.spec.adapter import is_served, operations
+from tests.support.clients import TLS
 from tests.support.document import openai_document
 
 DOCUMENT = openai_document()
@@ -23,7 +24,7 @@ def test_the_document_has_all_its_operations():
 
 def test_each_operation_is_served_or_answers_not_served(server):
     failures = []
-    with httpx.Client(base_url=server.api, timeout=60) as http:
+    with httpx.Client(base_url=server.api, timeout=60, verify=TLS) as http:
         for path, method, operation in OPERATIONS:
             url = re.sub(r"\{[^}]+\}", "x", path)
             response = http.request(method.upper(), url, json={} if method in ("post", "put", "patch") else None)

@@ -7,6 +7,7 @@ import httpx
 import openai
 import pytest
 
+from tests.support import clients
 from tests.support.server import LiveServer
 
 KEY_A, KEY_B = "sk-files-a", "sk-files-b"
@@ -27,7 +28,7 @@ def live(tmp_path_factory):
 
 
 def sdk(server: LiveServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.api, api_key=key, max_retries=0, timeout=20)
+    return clients.sdk(server, api_key=key, timeout=20)
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ def test_a_chunked_upload_over_the_limit_is_a_413_and_nothing_is_stored(live, ow
         yield b"\r\n--b--\r\n"
 
     headers = {"Authorization": f"Bearer {KEY_B}", "content-type": "multipart/form-data; boundary=b"}
-    answer = httpx.post(live.api + "/files", content=body(), headers=headers, timeout=30)
+    answer = httpx.post(live.api + "/files", content=body(), headers=headers, timeout=30, verify=clients.TLS)
     assert answer.status_code == 413
     assert ids(owner_b.files.list()) == before
 
@@ -141,7 +142,7 @@ def test_a_chunked_upload_within_the_limit_is_stored_whole(live, owner_b):
         yield b"\r\n--b--\r\n"
 
     headers = {"Authorization": f"Bearer {KEY_B}", "content-type": "multipart/form-data; boundary=b"}
-    answer = httpx.post(live.api + "/files", content=body(), headers=headers, timeout=30)
+    answer = httpx.post(live.api + "/files", content=body(), headers=headers, timeout=30, verify=clients.TLS)
     assert answer.status_code == 200, answer.text
     assert owner_b.files.content(answer.json()["id"]).read() == b"A" * 65536 + b"B" * 65536 + b"C" * 65536
 

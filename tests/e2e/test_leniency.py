@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import MODEL
+from tests.support.clients import TLS
 
 TOOL = {
     "type": "function",
@@ -27,7 +28,7 @@ HISTORY = [
 
 
 def _post(server, path: str, body: dict) -> httpx.Response:
-    return httpx.post(server.api + path, json=body, timeout=120)
+    return httpx.post(server.api + path, json=body, timeout=120, verify=TLS)
 
 
 def test_a_function_tool_without_strict_is_accepted_and_echoed_strict_as_openai_defaults_it(server):
@@ -39,7 +40,7 @@ def test_a_function_tool_without_strict_is_accepted_and_echoed_strict_as_openai_
 def test_assistant_history_without_its_optional_in_practice_fields_is_accepted_and_stored_complete(server):
     answer = _post(server, "/responses", {"model": MODEL, "input": HISTORY, "max_output_tokens": 16})
     assert answer.status_code == 200, answer.text
-    items = httpx.get(f"{server.api}/responses/{answer.json()['id']}/input_items?order=asc", timeout=30).json()["data"]
+    items = httpx.get(f"{server.api}/responses/{answer.json()['id']}/input_items?order=asc", timeout=30, verify=TLS).json()["data"]
     assistant = items[1]
     assert assistant["type"] == "message" and assistant["status"] == "completed" and assistant["id"].startswith("msg_")
     assert assistant["content"] == [{"type": "output_text", "text": "Hello Alice!", "annotations": [], "logprobs": []}]
@@ -68,14 +69,14 @@ def test_an_approval_responses_undefined_request_id_may_be_any_value_as_the_docu
     answer = _post(server, "/conversations", {"items": [item]})
     assert answer.status_code == 200, answer.text
     # The stored item has it too (the document's resource requires it), as sent.
-    [stored] = httpx.get(f"{server.api}/conversations/{answer.json()['id']}/items", timeout=30).json()["data"]
+    [stored] = httpx.get(f"{server.api}/conversations/{answer.json()['id']}/items", timeout=30, verify=TLS).json()["data"]
     assert "request_id" in stored and stored["request_id"] == request_id
 
 
 def test_the_websocket_mode_accepts_it(server):
     import openai
 
-    client = openai.OpenAI(base_url=server.api, api_key="anything")
+    client = openai.OpenAI(base_url=server.api, api_key="anything", http_client=openai.DefaultHttpxClient(verify=TLS))
     with client.responses.connect() as connection:
         connection.response.create(model=MODEL, input=HISTORY, tools=[TOOL], max_output_tokens=16)
         events = []

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import MODEL
-from tests.support.clients import keyed_server, sdk
+from tests.support.clients import TLS, keyed_server, sdk
 from tests.support.server import LiveServer
 
 USER = [{"role": "user", "content": "Say hello."}]
@@ -22,7 +22,7 @@ USER = [{"role": "user", "content": "Say hello."}]
 def scrape(live: LiveServer, key: str | None = None) -> dict[tuple[str, frozenset], float]:
     """Every sample: (name, labels) -> value."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = httpx.get(live.base_url + "/metrics", headers=headers, timeout=30)
+    response = httpx.get(live.base_url + "/metrics", headers=headers, timeout=30, verify=TLS)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -214,7 +214,7 @@ def keyed(tmp_path_factory):
 
 def get_metrics(live: LiveServer, key: str | None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.get(live.base_url + "/metrics", headers=headers, timeout=30)
+    return httpx.get(live.base_url + "/metrics", headers=headers, timeout=30, verify=TLS)
 
 
 def test_metrics_without_a_key_are_401_once_keys_are_configured(keyed):
@@ -237,7 +237,7 @@ def test_metrics_public_serves_them_without_a_key(tmp_path):
     env = {**GATEWAY, "LLM_BACKEND_METRICS_PUBLIC": "true"}
     with keyed_server(tmp_path, [API_KEY], [ADMIN_KEY], env=env) as live:
         assert get_metrics(live, None).status_code == 200
-        response = httpx.post(live.api + "/chat/completions", json={"model": "m", "messages": USER}, timeout=30)
+        response = httpx.post(live.api + "/chat/completions", json={"model": "m", "messages": USER}, timeout=30, verify=TLS)
         assert response.status_code == 401
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.support.clients import TLS
 from tests.support.server import LiveServer
 
 API_KEY = "sk-test-user"
@@ -29,7 +30,7 @@ def keyed_server(tmp_path_factory) -> LiveServer:
 
 def get(server: LiveServer, path: str, key: str | None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.get(server.base_url + path, headers=headers, timeout=30)
+    return httpx.get(server.base_url + path, headers=headers, timeout=30, verify=TLS)
 
 
 def test_admin_without_a_key_is_401(keyed_server):

@@ -82,16 +82,16 @@ def sdk(models_server) -> openai.OpenAI:
 
 def admin_client(server: LiveServer) -> httpx.AsyncClient:
     # Made inside each test: an async fixture would live on another event loop.
-    return httpx.AsyncClient(base_url=server.base_url, timeout=180)
+    return httpx.AsyncClient(base_url=server.base_url, timeout=180, verify=clients.TLS)
 
 
 def status_of(server: LiveServer, model_id: str) -> dict:
-    listing = httpx.get(server.base_url + "/admin/models", timeout=30).json()
+    listing = httpx.get(server.base_url + "/admin/models", timeout=30, verify=clients.TLS).json()
     return next(model for model in listing["data"] if model["id"] == model_id)
 
 
 def unload(server: LiveServer, model_id: str) -> None:
-    assert httpx.post(f"{server.base_url}/admin/models/{model_id}/unload", timeout=180).status_code == 200
+    assert httpx.post(f"{server.base_url}/admin/models/{model_id}/unload", timeout=180, verify=clients.TLS).status_code == 200
 
 
 # --- listing ------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def test_unknown_model_is_model_not_found_everywhere(models_server, sdk):
         sdk.chat.completions.create(model="smollm2:no-such-persona", messages=QUESTION)
     with pytest.raises(openai.NotFoundError) as retrieve:
         sdk.models.retrieve("no-such-model")
-    load = httpx.post(models_server.base_url + "/admin/models/no-such-model/load", timeout=30)
+    load = httpx.post(models_server.base_url + "/admin/models/no-such-model/load", timeout=30, verify=clients.TLS)
     assert chat.value.code == retrieve.value.code == load.json()["error"]["code"] == "model_not_found"
     assert load.status_code == 404
 
@@ -233,7 +233,9 @@ async def test_unloaded_model_is_loaded_again_by_its_next_request(models_server,
 
 
 async def test_unload_lets_a_stream_in_flight_finish_first(models_server):
-    body = {"model": "smollm2", "messages": COUNT, "max_tokens": 100, "stream": True}
+    # 50 tokens (~0.75 s of CPU): still streaming long after the unload is asked for, which
+    # an unload that did not wait would have answered in a fraction of a second.
+    body = {"model": "smollm2", "messages": COUNT, "max_tokens": 50, "stream": True}
     async with admin_client(models_server) as admin:
         await admin.post("/admin/models/smollm2/load")
         async with admin.stream("POST", "/v1/chat/completions", json=body) as stream:

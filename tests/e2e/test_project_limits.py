@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import MODEL
 from tests.e2e.test_shared_limits import same_minute
 from tests.support.batches import chat_lines, file_lines, submit, wait
-from tests.support.clients import admin_sdk, keyed_server, sdk
+from tests.support.clients import TLS, admin_sdk, keyed_server, sdk
 from tests.support.server import start_together
 
 ADMIN = "sk-admin-limits-77c1"
@@ -121,7 +121,7 @@ def _project_key(org, name: str) -> tuple[str, str]:
 def _chat(live, key: str, model: str = UPSTREAM_MODEL) -> httpx.Response:
     return httpx.post(
         live.api + "/chat/completions", json={"model": model, "messages": CHAT, "max_tokens": 2},
-        headers={"Authorization": f"Bearer {key}"}, timeout=120,
+        headers={"Authorization": f"Bearer {key}"}, timeout=120, verify=TLS,
     )
 
 

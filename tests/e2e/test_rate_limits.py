@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.support.clients import keyed_server, sdk
+from tests.support.clients import TLS, keyed_server, sdk
 from tests.support.server import LiveServer
 
 RPM, TPM = 4, 30
@@ -30,7 +30,7 @@ def limited(tmp_path_factory) -> LiveServer:
 
 
 def models(live: LiveServer, key: str) -> httpx.Response:
-    return httpx.get(live.api + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return httpx.get(live.api + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=30, verify=TLS)
 
 
 def test_an_answer_to_a_limited_key_carries_openais_rate_limit_headers(limited):
@@ -57,7 +57,8 @@ def test_requests_beyond_the_limit_are_refused_with_429_and_retry_after(limited)
 
 def test_a_key_whose_tokens_are_spent_is_refused_until_its_window_resets(limited):
     client = sdk(limited, api_key=KEYS[2])
-    answer = client.chat.completions.with_raw_response.create(model=MODEL, messages=USER, max_tokens=40)
+    # USER's prompt alone is 36 tokens (SmolLM2's default system prompt): over TPM with 8 more.
+    answer = client.chat.completions.with_raw_response.create(model=MODEL, messages=USER, max_tokens=8)
     assert answer.headers["x-ratelimit-remaining-tokens"] == str(TPM)
     assert answer.parse().usage.total_tokens > TPM
     with pytest.raises(openai.RateLimitError) as raised:
@@ -99,8 +100,8 @@ def test_the_sdk_waits_for_retry_after_and_succeeds_once_the_windows_reset(limit
     key = created.stdout.strip().splitlines()[-1]
     body = {"model": MODEL, "messages": USER, "max_tokens": 2}
     headers = {"Authorization": f"Bearer {key}"}
-    assert httpx.post(limited.api + "/chat/completions", json=body, headers=headers, timeout=60).status_code == 200
-    refused = httpx.post(limited.api + "/chat/completions", json=body, headers=headers, timeout=60)
+    assert httpx.post(limited.api + "/chat/completions", json=body, headers=headers, timeout=60, verify=TLS).status_code == 200
+    refused = httpx.post(limited.api + "/chat/completions", json=body, headers=headers, timeout=60, verify=TLS)
     assert refused.status_code == 429 and refused.json()["error"]["type"] == "tokens"
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     retry_after = int(refused.headers["retry-after"])

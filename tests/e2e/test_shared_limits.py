@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import MODEL
-from tests.support.clients import keyed_server
-from tests.support.postgres import PostgresCluster
+from tests.support.clients import TLS, keyed_server
 from tests.support.server import LiveServer
 
 STATIC = "sk-shared-static"  # keys are enforced once one exists; the managed ones are created below
@@ -21,10 +20,9 @@ USER = [{"role": "user", "content": "Tell me about the sea."}]
 
 
 @pytest.fixture(scope="module")
-def database_url():
-    cluster = PostgresCluster().start()
-    yield cluster.create_database()
-    cluster.stop()
+def database_url(new_database_url):
+    """A new database of the session's cluster (a cluster of the module's own cost an initdb)."""
+    return new_database_url("postgresql")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +52,7 @@ def create_key(live: LiveServer, name: str, *limits: str) -> str:
 
 
 def models(live: LiveServer, key: str) -> httpx.Response:
-    return httpx.get(live.api + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return httpx.get(live.api + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=30, verify=TLS)
 
 
 def same_minute() -> None:
@@ -78,7 +76,7 @@ def test_a_daily_token_budget_spent_on_one_server_refuses_the_key_on_the_other_u
     key = create_key(first, "shared-tpd", "--tpd", "20")
     answer = httpx.post(
         first.api + "/chat/completions", json={"model": MODEL, "messages": USER, "max_tokens": 8},
-        headers={"Authorization": f"Bearer {key}"}, timeout=120,
+        headers={"Authorization": f"Bearer {key}"}, timeout=120, verify=TLS,
     )
     assert answer.status_code == 200 and answer.json()["usage"]["total_tokens"] > 20
     refused = models(second, key)

@@ -12,7 +12,6 @@ import asyncio
 import json
 import time
 
-import openai
 import pytest
 import websockets
 
@@ -20,7 +19,7 @@ from llm_backend.http.responses_socket import LANE_QUEUE
 from tests.conftest import MODEL
 from tests.e2e.test_metrics import scrape, value
 from tests.e2e.test_responses_websocket import TERMINAL, until_terminal
-from tests.support.clients import keyed_server, sdk
+from tests.support.clients import async_sdk, keyed_server, sdk
 from tests.support.server import LiveServer, access_lines, log_size
 
 # One key per test: each may make RPM requests a minute (a handshake counts as one).
@@ -158,7 +157,7 @@ def test_each_websocket_response_is_one_request_in_the_usage_accounting(live):
 
 
 async def test_a_lane_holds_a_bounded_queue_and_refuses_one_event_more(live):
-    client = openai.AsyncOpenAI(base_url=live.api, api_key=ADMIN, max_retries=0)  # no rate limit
+    client = async_sdk(live, api_key=ADMIN)  # no rate limit
     sent = LANE_QUEUE + 2  # one answered, LANE_QUEUE waiting, one too many
     async with client.responses.connect() as connection:
         for _ in range(sent):

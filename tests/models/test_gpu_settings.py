@@ -14,7 +14,7 @@ from llm_backend.backends.llama.engine import llama_params
 from llm_backend.backends.llama.local_model import LocalModel
 from llm_backend.model_settings import ModelConfig
 from llm_backend.settings import Settings
-from tests.support.clients import sdk
+from tests.support.clients import TLS, sdk
 from tests.support.server import LiveServer
 
 GPU = {"n_gpu_layers": "all", "main_gpu": 1, "split_mode": "row", "tensor_split": [3, 1], "flash_attn": False}
@@ -83,7 +83,7 @@ def test_a_cpu_build_given_gpu_settings_serves_and_says_once_what_it_ignored(off
 
 
 def test_admin_models_reports_the_gpu_settings_and_that_this_build_does_not_offload(offloaded):
-    listing = httpx.get(offloaded.base_url + "/admin/models", timeout=30).json()["data"]
+    listing = httpx.get(offloaded.base_url + "/admin/models", timeout=30, verify=TLS).json()["data"]
     (status,) = [model for model in listing if model["id"] == "offloaded"]
     assert status["gpu"] == {
         "n_gpu_layers": "all", "main_gpu": 1, "split_mode": None, "tensor_split": [3.0, 1.0],

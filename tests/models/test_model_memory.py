@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from llm_backend.backends.llama.client import anonymous_rss
-from tests.support.clients import sdk
+from tests.support.clients import TLS, sdk
 from tests.support.server import LiveServer
 
 ALLOWANCE_MB = 256
@@ -36,7 +36,7 @@ def server(tmp_path_factory):
 
 
 def status(live: LiveServer, model_id: str) -> dict:
-    listing = httpx.get(live.base_url + "/admin/models", timeout=30).json()["data"]
+    listing = httpx.get(live.base_url + "/admin/models", timeout=30, verify=TLS).json()["data"]
     return next(model for model in listing if model["id"] == model_id)
 
 
@@ -121,4 +121,4 @@ def test_an_eager_model_unloaded_by_its_keep_alive_keeps_the_service_ready(serve
     while status(server, "eager-brief")["state"] != "unloaded" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert status(server, "eager-brief")["state"] == "unloaded"
-    assert httpx.get(server.base_url + "/ready", timeout=10).status_code == 200  # it loads again on demand
+    assert httpx.get(server.base_url + "/ready", timeout=10, verify=TLS).status_code == 200  # it loads again on demand

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.support.clients import sdk
+from tests.support.clients import TLS, sdk
 from tests.support.server import LiveServer
 from tests.unit.test_tool_formats import TEMPLATES, TIME, WEATHER
 
@@ -48,7 +48,7 @@ def test_a_required_call_comes_back_as_openai_tool_calls_in_the_models_own_forma
     (call,) = choice.message.tool_calls
     schema = {"get_weather": WEATHER, "get_time": TIME}[call.function.name]["function"]["parameters"]
     jsonschema.validate(json.loads(call.function.arguments), schema)
-    listing = httpx.get(server.base_url + "/admin/models", timeout=30).json()["data"]
+    listing = httpx.get(server.base_url + "/admin/models", timeout=30, verify=TLS).json()["data"]
     assert next(status for status in listing if status["id"] == model)["tool_format"] == family
 
 

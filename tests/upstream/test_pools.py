@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.clients import sdk
+from tests.support.clients import TLS, sdk
 from tests.support.fake_upstreams import RateLimitedUpstream
 from tests.support.server import LiveServer, access_lines, free_port, log_size
 
@@ -70,7 +70,7 @@ def client(front) -> openai.OpenAI:
 
 
 def deployments(front: LiveServer, model_id: str) -> dict[str, dict]:
-    statuses = httpx.get(front.base_url + "/admin/models").json()["data"]
+    statuses = httpx.get(front.base_url + "/admin/models", verify=TLS).json()["data"]
     status = next(s for s in statuses if s["id"] == model_id)
     return {d["name"]: d for d in status["deployments"]}
 
@@ -87,19 +87,21 @@ def ask(client: openai.OpenAI, text: str, **options):
 
 def test_the_pool_lists_its_three_deployments(front):
     assert set(deployments(front, MODEL)) == {"local", "a", "b"}
-    models = httpx.get(front.api + "/models").json()["data"]
+    models = httpx.get(front.api + "/models", verify=TLS).json()["data"]
     assert [m["id"] for m in models].count(MODEL) == 1
 
 
 def test_requests_spread_evenly_over_the_engines(client, front, server, engine_b):
     before = requests_by_deployment(front)
     since_a, since_b = log_size(server), log_size(engine_b)
-    for i in range(30):
+    # 15 sequential requests, 5 an engine when even (a tie goes to the one picked least
+    # recently): 30 showed no more, at ~0.2 s of CPU each over the three servers.
+    for i in range(15):
         ask(client, f"Count to {i}.")
     after = requests_by_deployment(front)
     spread = {name: after[name] - before[name] for name in after}
-    assert sum(spread.values()) == 30
-    assert all(8 <= n <= 12 for n in spread.values()), spread  # within 20 % of even
+    assert sum(spread.values()) == 15
+    assert all(4 <= n <= 6 for n in spread.values()), spread  # within 20 % of even
     # The upstream engines really answered their share.
     assert len(access_lines(server, CHAT, since=since_a, expect=spread["a"])) == spread["a"]
     assert len(access_lines(engine_b, CHAT, since=since_b, expect=spread["b"])) == spread["b"]
@@ -178,7 +180,8 @@ def test_an_engine_killed_mid_run_costs_no_request_and_returns_when_restarted(cl
         assert time.monotonic() < deadline, deployments(front, MODEL)["b"]
         time.sleep(0.2)
     since = log_size(engine_b)
-    for i in range(6):
+    # Back, b is the engine picked least recently: one of the next three (one per engine) is its.
+    for i in range(3):
         ask(client, f"Again {i}.")
     assert access_lines(engine_b, CHAT, since=since, expect=1)
 
@@ -222,7 +225,7 @@ def test_an_operation_only_the_upstreams_take_verbatim_is_forwarded_to_one_of_th
 
 def test_the_pool_is_visible_in_the_metrics(client, front):
     ask(client, "One more.")
-    text = httpx.get(front.base_url + "/metrics").text
+    text = httpx.get(front.base_url + "/metrics", verify=TLS).text
     samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("llm_backend_pool_")}
     for name in ("local", "a", "b"):
         assert samples[f'llm_backend_pool_deployment_requests_total{{deployment="{name}",model="{MODEL}"}}'] >= 1

@@ -9,6 +9,7 @@ import pytest
 
 from llm_backend.moderation.categories import MODEL_IDS as MODERATION_IDS
 from tests.support.audio import DEFAULT_AUDIO_IDS
+from tests.support.clients import TLS
 from tests.support.server import LiveServer, free_port
 from tests.support.server import access_lines, log_size
 from tests.upstream.conftest import sdk
@@ -53,7 +54,7 @@ def test_local_model_is_answered_locally(mixed_client, server):
     assert completion.model == LOCAL
     # A marker request straight to the upstream: once its line is logged, a proxied chat
     # answered before it would have been logged too.
-    httpx.get(server.base_url + "/health")
+    httpx.get(server.base_url + "/health", verify=TLS)
     access_lines(server, "/health", since=before, expect=1)
     assert not access_lines(server, "/v1/chat/completions", since=before)
 

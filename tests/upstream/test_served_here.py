@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.support.clients import sdk
+from tests.support.clients import TLS, sdk
 from tests.support.server import LiveServer
 
 REMOTE = "remote-smol"  # the upstream's model, Responses made here over its chat
@@ -45,7 +45,7 @@ def client(pooled) -> openai.OpenAI:
 def test_the_model_with_fallbacks_is_a_pool(pooled):
     import httpx
 
-    statuses = httpx.get(pooled.base_url + "/admin/models").json()["data"]
+    statuses = httpx.get(pooled.base_url + "/admin/models", verify=TLS).json()["data"]
     assert next(s for s in statuses if s["id"] == MODEL)["fallbacks"] == [REMOTE]
 
 

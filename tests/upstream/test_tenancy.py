@@ -15,7 +15,7 @@ import pytest
 from llm_backend.http.forwarding import LOCAL_STATE_TAGS
 from llm_backend.spec.adapter import operation_ids_of, operations, unserved_operation_ids
 from tests.conftest import MODEL
-from tests.support.clients import keyed_server, sdk
+from tests.support.clients import TLS, keyed_server, sdk
 from tests.support.document import openai_document
 from tests.support.server import LiveServer, access_lines, log_size
 from tests.upstream.conftest import SERVICE_KEY
@@ -145,6 +145,7 @@ def test_a_form_field_naming_an_object_of_a_is_refused_unasked(tenants, alices, 
         headers={"Authorization": f"Bearer {KEY_B}"},
         data={"prompt": "make it mine", "video": file_id},
         files={"reference": ("frame.png", b"\x89PNG")},
+        verify=TLS,
     )
     assert answer.status_code == 404
     error = answer.json()["error"]
@@ -262,7 +263,7 @@ def test_every_forwarded_operation_on_an_id_no_key_created_here_answers_404_unas
         if operation["operationId"] in FORWARDED and "{" in path and "?" not in path and not _is_admin(operation)
     ]
     assert len(checked) > 80
-    with httpx.Client(base_url=tenants.api, headers={"Authorization": f"Bearer {KEY_B}"}, timeout=60) as http:
+    with httpx.Client(base_url=tenants.api, headers={"Authorization": f"Bearer {KEY_B}"}, timeout=60, verify=TLS) as http:
         for path, method in checked:
             answer = http.request(method.upper(), _url(path), json={} if method == "post" else None)
             error = answer.json().get("error") or {}
@@ -276,7 +277,7 @@ def test_every_admin_operation_needs_an_admin_key(tenants):
     admin_operations = [(path, method) for path, method, operation in operations(OPENAI) if _is_admin(operation)]
     assert len(admin_operations) > 100
     failures = []
-    with httpx.Client(base_url=tenants.api, timeout=60) as http:
+    with httpx.Client(base_url=tenants.api, timeout=60, verify=TLS) as http:
         for path, method in admin_operations:
             for key in (KEY_A, KEY_B):
                 answer = http.request(
