@@ -230,8 +230,9 @@ def start_together(*servers: LiveServer, timeout: float = 120) -> list[LiveServe
     return list(servers)
 
 
-def access_lines(live: LiveServer, path: str, since: int = 0, expect: int = 0) -> list[dict]:
-    """The access log lines of ``live`` for ``path``, from byte offset ``since``.
+def access_lines(live: LiveServer, path: str, since: int = 0, expect: int = 0, request_id: str | None = None) -> list[dict]:
+    """The access log lines of ``live`` for ``path``, from byte offset ``since`` (of the
+    request ``request_id`` only, if given: another's socket may close in the meantime).
 
     A server logs a request just after its response is sent, so a client can see the
     answer before the line exists: with ``expect``, wait (up to 10 s) for that many lines.
@@ -240,7 +241,8 @@ def access_lines(live: LiveServer, path: str, since: int = 0, expect: int = 0) -
     while True:
         lines = live.log_path.read_bytes()[since:].decode(errors="replace").splitlines()
         records = [json.loads(line) for line in lines if line.startswith("{")]
-        found = [r for r in records if r.get("logger") == "llm_backend.access" and r.get("path") == path]
+        found = [r for r in records if r.get("logger") == "llm_backend.access" and r.get("path") == path
+                 and request_id in (None, r.get("request_id"))]
         if len(found) >= expect or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
