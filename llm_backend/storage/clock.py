@@ -17,14 +17,19 @@ from __future__ import annotations
 from sqlalchemy import DateTime, Float
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 
 class database_now(FunctionElement):  # noqa: N801 - reads as the SQL function it is
     """The database's current time plus ``seconds`` (negative: in the past)."""
 
     type = DateTime(timezone=True)
-    inherit_cache = False
     name = "database_now"
+    # ``seconds`` is part of the statement's cache key: a statement using it is compiled once
+    # per distinct lease, not on every run (an idle runner's claim, each second, compiled its
+    # query anew: most of an idle server's CPU).
+    inherit_cache = True
+    _traverse_internals = [("seconds", InternalTraversal.dp_plain_obj)]
 
     def __init__(self, seconds: float = 0.0) -> None:
         self.seconds = float(seconds)
