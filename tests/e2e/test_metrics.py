@@ -36,6 +36,15 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def scrape_until(live: LiveServer, done, key: str | None = None) -> dict:
+    """A scrape once ``done(samples)`` holds (or 10 s passed): a stream's last bytes reach
+    its client just before its server counts it."""
+    deadline = time.monotonic() + 10
+    while not done(after := scrape(live, key)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return after
+
+
 def test_a_chat_completion_is_counted_by_operation_status_and_model(server, client):
     before = scrape(server)
     client.chat.completions.create(model=MODEL, messages=USER, max_tokens=2)
@@ -68,8 +77,8 @@ def test_a_streamed_answer_observes_its_time_to_first_token_and_a_whole_one_does
     started = time.perf_counter()
     chunks = list(client.chat.completions.create(model=MODEL, messages=USER, max_tokens=4, stream=True))
     elapsed = time.perf_counter() - started
-    after = scrape(server)
     count = "llm_backend_time_to_first_token_seconds_count"
+    after = scrape_until(server, lambda samples: value(samples, count, **labels) > value(between, count, **labels))
     assert value(between, count, **labels) == value(before, count, **labels)
     assert value(after, count, **labels) == value(between, count, **labels) + 1
     assert len(chunks) >= 2
@@ -87,11 +96,14 @@ def test_tokens_are_counted_by_model_and_key_owner_as_the_answer_reports_them(se
             model=MODEL, messages=USER, max_tokens=3, stream=True, stream_options={"include_usage": True}
         )
     )
-    after = scrape(server)
     labels = {"model": MODEL, "owner": "anonymous"}
     usages = [answer.usage, streamed[-1].usage]
-    for name, field in (("llm_backend_prompt_tokens_total", "prompt_tokens"), ("llm_backend_completion_tokens_total", "completion_tokens")):
-        assert value(after, name, **labels) - value(before, name, **labels) == sum(getattr(u, field) for u in usages)
+    expected = {
+        name: value(before, name, **labels) + sum(getattr(usage, field) for usage in usages)
+        for name, field in (("llm_backend_prompt_tokens_total", "prompt_tokens"), ("llm_backend_completion_tokens_total", "completion_tokens"))
+    }
+    after = scrape_until(server, lambda samples: all(value(samples, name, **labels) >= total for name, total in expected.items()))
+    assert {name: value(after, name, **labels) for name in expected} == expected
 
 
 def test_an_unknown_model_is_counted_as_other_with_its_status(server, client):
@@ -267,13 +279,15 @@ def test_an_upstream_stream_counts_its_usage_chunk_and_its_time_to_first_byte(ga
     chunks = list(
         client.chat.completions.create(model=MODEL, messages=USER, max_tokens=3, stream=True, stream_options={"include_usage": True})
     )
-    after = scrape(gateway)
     labels = {"model": MODEL, "owner": "anonymous"}
+    count = "llm_backend_time_to_first_token_seconds_count"
+    ttft_labels = {"operation": "createChatCompletion", "model": MODEL}
+    tokens = "llm_backend_completion_tokens_total"
+    after = scrape_until(gateway, lambda samples: value(samples, tokens, **labels) > value(before, tokens, **labels)
+                         and value(samples, count, **ttft_labels) > value(before, count, **ttft_labels))
     assert value(after, "llm_backend_completion_tokens_total", **labels) - value(
         before, "llm_backend_completion_tokens_total", **labels
     ) == chunks[-1].usage.completion_tokens
-    count = "llm_backend_time_to_first_token_seconds_count"
-    ttft_labels = {"operation": "createChatCompletion", "model": MODEL}
     assert value(after, count, **ttft_labels) == value(before, count, **ttft_labels) + 1
 
 

@@ -17,7 +17,7 @@ import websockets
 
 from llm_backend.http.responses_socket import LANE_QUEUE
 from tests.conftest import MODEL
-from tests.e2e.test_metrics import scrape, value
+from tests.e2e.test_metrics import scrape, scrape_until, value
 from tests.e2e.test_responses_websocket import TERMINAL, until_terminal
 from tests.support.clients import async_sdk, keyed_server, sdk
 from tests.support.server import LiveServer, access_lines, log_size
@@ -85,7 +85,8 @@ def test_websocket_responses_show_in_the_metrics(live):
     with sdk(live, api_key=KEYS["metrics"]).responses.connect() as connection:
         connection.response.create(model=MODEL, input="Say hello.", max_output_tokens=16)
         final = until_terminal(connection)[-1].response
-    after = scrape(live, ADMIN)
+    requests = ("llm_backend_requests_total", {**labels, "status": "200"})
+    after = scrape_until(live, lambda samples: value(samples, requests[0], **requests[1]) > value(before, requests[0], **requests[1]), ADMIN)
 
     def grew(name: str, **extra: str) -> float:
         return value(after, name, **labels, **extra) - value(before, name, **labels, **extra)
