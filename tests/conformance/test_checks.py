@@ -56,6 +56,12 @@ def test_a_spec_valid_request_refused_without_a_documented_limit_fails_the_check
 def test_a_refusal_the_table_documents_passes():
     refused("createEmbedding", {"model": "smollm2", "input": "x", "dimensions": 7}, "invalid_value", "dimensions")
     refused("createChatCompletion", CHAT, "unsupported_parameter", "messages[0].content[1].type")
+    # A realtime session's mcp tool without its server_url, checked as a response's is (a fuzz
+    # run found the refusal answered but not in the table).
+    mcp = {"session": {"type": "realtime", "tools": [{"type": "mcp", "server_label": "docs"}]}}
+    refused("create-realtime-client-secret", mcp, "missing_required_parameter", "session.tools[0].server_url")
+    with pytest.raises(AssertionError, match="not a documented limit"):
+        refused("create-realtime-client-secret", mcp, "invalid_value", "session.model")
 
 
 def test_an_unknown_field_refusal_passes_only_for_a_field_the_schema_does_not_define():
