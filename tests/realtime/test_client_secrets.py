@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import MODEL
-from tests.support.clients import sdk
+from tests.support.clients import managed_key, sdk
 from tests.support.realtime import events_until
 
 ADMIN = "sk-secrets-admin"
@@ -57,13 +57,7 @@ def test_a_forged_expired_or_orphaned_secret_is_refused(keyed, tmp_path):
                 pass
         assert refused.value.response.status_code == 401
     # A secret of a managed key stops working when the key is revoked.
-    created = subprocess.run(
-        [sys.executable, "-m", "llm_backend", "keys", "create", "--name", "temp"],
-        capture_output=True, text=True, env=keyed.env, check=True,
-    )
-    key = created.stdout.split()[-1]
-    # Its id as `keys create` shows it (on stderr): `keys list` would be another CLI process.
-    [key_id] = [line.split()[1] for line in created.stderr.splitlines() if line.startswith("id:")]
+    key, key_id = managed_key(keyed, "temp")
     secret = sdk(keyed, api_key=key).realtime.client_secrets.create(session={"type": "transcription"}).value
     with sdk(keyed, api_key=secret).realtime.connect(extra_query={"intent": "transcription"}) as connection:
         events_until(connection, "session.created")

@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.conftest import MODEL
 from tests.support.audio import librivox, word_error_rate
-from tests.support.clients import sdk
+from tests.support.clients import managed_key, sdk
 from tests.support.realtime import events_until, next_error, pcm24k, send_audio
 from tests.support.rss import MiB, status_kib
 
@@ -172,16 +172,6 @@ def _rss(pid: int) -> int:
     return status_kib(pid, "VmRSS") * 1024
 
 
-def _managed_key(live, name: str, *options: str) -> tuple[str, str]:
-    """A managed key (its value, its id), made by the CLI as an operator would: ``keys
-    create`` shows the id beside the key (on stderr), as ``keys list`` would (another CLI
-    process, ~0.6 CPU-s, each time)."""
-    made = subprocess.run([sys.executable, "-m", "llm_backend", "keys", "create", "--name", name, *options],
-                          capture_output=True, text=True, env=live.env, check=True)
-    [key_id] = [line.split()[1] for line in made.stderr.splitlines() if line.startswith("id:")]
-    return made.stdout.split()[-1], key_id
-
-
 def _spoken_turn(connection, clip) -> None:
     send_audio(connection, pcm24k(clip))
     connection.input_audio_buffer.commit()
@@ -193,7 +183,7 @@ def test_each_transcribed_turn_is_a_request_of_its_key(bounded):
     third refused), recorded in its usage; and a key revoked ends the session at its next
     turn (it used to run on for up to 30 minutes)."""
     clip, words = librivox()[1]
-    key, key_id = _managed_key(bounded, "turns", "--rpm", "3")
+    key, key_id = managed_key(bounded, "turns", "--rpm", "3")
     with sdk(bounded, api_key=key).realtime.connect(extra_query={"intent": "transcription"}) as connection:
         events_until(connection, "session.created")
         connection.session.update(session={"type": "transcription", **MANUAL})
@@ -209,7 +199,7 @@ def test_each_transcribed_turn_is_a_request_of_its_key(bounded):
     # Recorded as audio transcriptions: their seconds, what they are priced by.
     assert usage["num_model_requests"] == 2 and usage["seconds"] >= 2 * 3, usage
 
-    key, key_id = _managed_key(bounded, "revoked")
+    key, key_id = managed_key(bounded, "revoked")
     with sdk(bounded, api_key=key).realtime.connect(extra_query={"intent": "transcription"}) as connection:
         events_until(connection, "session.created")
         connection.session.update(session={"type": "transcription", **MANUAL})
