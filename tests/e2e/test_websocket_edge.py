@@ -85,8 +85,8 @@ def test_websocket_responses_show_in_the_metrics(live):
     with sdk(live, api_key=KEYS["metrics"]).responses.connect() as connection:
         connection.response.create(model=MODEL, input="Say hello.", max_output_tokens=16)
         final = until_terminal(connection)[-1].response
-    requests = ("llm_backend_requests_total", {**labels, "status": "200"})
-    after = scrape_until(live, lambda samples: value(samples, requests[0], **requests[1]) > value(before, requests[0], **requests[1]), ADMIN)
+    answered, ok = "llm_backend_requests_total", {**labels, "status": "200"}
+    after = scrape_until(live, lambda samples: value(samples, answered, **ok) > value(before, answered, **ok), ADMIN)
 
     def grew(name: str, **extra: str) -> float:
         return value(after, name, **labels, **extra) - value(before, name, **labels, **extra)
