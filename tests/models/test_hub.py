@@ -125,6 +125,17 @@ def test_a_file_that_arrives_corrupted_is_refused_and_removed(hub, tmp_path):
     assert left == []  # neither the file nor a partial to resume: what came was wrong
 
 
+def test_a_hub_sending_more_than_it_lists_is_cut_off_at_the_listed_size_and_nothing_is_kept(hub, tmp_path):
+    # Issue #47: such a hub left 303 MB on disk for a 3 MB file (the partial kept to resume).
+    size, extra = hub.files["test-org/other"]["model.gguf"].size, 300 << 20
+    hub.pad("model.gguf", extra)
+    code, _, err = run(hub, tmp_path, "pull", "test-org/other")
+    assert code == 1 and f"more of model.gguf than the {size} bytes it lists" in err
+    assert hub.sent["model.gguf"] < size + (64 << 20)  # read no further than a chunk or so past it
+    left = [path for path in (tmp_path / "models" / "hf").rglob("model.gguf*") if not path.name.endswith(".lock")]
+    assert left == []
+
+
 def test_a_hub_naming_a_file_outside_the_repo_is_refused(tmp_path):
     # The hub's names become paths on this machine: a hostile hub must not write elsewhere.
     gguf = tmp_path / "small.gguf"

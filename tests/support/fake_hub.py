@@ -9,7 +9,9 @@ What ``huggingface_hub`` asks of the hub, answered as the hub answers it:
 - 404 with ``X-Error-Code: RepoNotFound`` / ``RevisionNotFound`` / ``EntryNotFound``.
 
 Faults, each for the next GET of a file: ``stall`` (some bytes, then nothing until released
-or the hub goes down: a pull to kill halfway), ``corrupt`` (a byte flipped). Every request is recorded with its Range header.
+or the hub goes down: a pull to kill halfway), ``corrupt`` (a byte flipped), ``pad`` (the
+file, then more bytes than the listing says, announced in ``Content-Length``: how many
+went out before the client hung up is in ``sent``). Every request is recorded with its Range header.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ class HubFile:
 
 @dataclass
 class Fault:
-    kind: str  # stall | corrupt
-    after: int
+    kind: str  # stall | corrupt | pad
+    after: int  # pad: how many bytes beyond the file
 
 
 @dataclass
@@ -54,6 +56,7 @@ class FakeHub:
     stalled: threading.Event = field(default_factory=threading.Event)
     _release: threading.Event = field(default_factory=threading.Event)
     _faults: dict[str, Fault] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)  # path -> bytes of its last padded GET sent
 
     def __post_init__(self) -> None:
         self.files = {repo: {path: HubFile(data) for path, data in files.items()} for repo, files in self.repos.items()}
@@ -99,6 +102,9 @@ class FakeHub:
 
     def corrupt(self, path: str, at: int) -> None:
         self._faults[path] = Fault("corrupt", at)
+
+    def pad(self, path: str, extra: int) -> None:
+        self._faults[path] = Fault("pad", extra)
 
     def release(self) -> None:
         self._release.set()
@@ -168,17 +174,21 @@ class FakeHub:
         ranged = handler.headers.get("Range")
         if ranged and ranged.startswith("bytes=") and body:
             start = int(ranged[len("bytes="):].split("-")[0])
+        fault = self._faults.pop(path, None) if body else None
+        extra = fault.after if fault and fault.kind == "pad" else 0
         handler.send_response(206 if start else 200)
         handler.send_header("ETag", f'"{file.sha256}"')
         handler.send_header("X-Repo-Commit", self.commits[repo])
         handler.send_header("Accept-Ranges", "bytes")
-        handler.send_header("Content-Length", str(file.size - start))
+        handler.send_header("Content-Length", str(file.size - start + extra))
         if start:
             handler.send_header("Content-Range", f"bytes {start}-{file.size - 1}/{file.size}")
         handler.end_headers()
         if not body:
             return
-        fault = self._faults.pop(path, None)
+        if extra:
+            self._padded(handler, file, start, extra, path)
+            return
         with file.data.open("rb") as data:
             data.seek(start)
             sent = start
@@ -196,6 +206,22 @@ class FakeHub:
                     chunk = chunk[:index] + bytes([chunk[index] ^ 0xFF]) + chunk[index + 1:]
                 handler.wfile.write(chunk)
                 sent += len(chunk)
+
+    def _padded(self, handler, file: HubFile, start: int, extra: int, path: str) -> None:
+        self.sent[path] = 0
+        try:
+            with file.data.open("rb") as data:
+                data.seek(start)
+                while chunk := data.read(CHUNK):
+                    handler.wfile.write(chunk)
+                    self.sent[path] += len(chunk)
+            padding = bytes(CHUNK)
+            while extra > 0:
+                handler.wfile.write(padding[:extra])
+                self.sent[path] += min(extra, CHUNK)
+                extra -= CHUNK
+        except OSError:  # the client stopped reading and hung up
+            handler.close_connection = True
 
 
 def split_gguf(source: Path, folder: Path, max_tensors: int) -> list[Path]:

@@ -5,8 +5,10 @@ honoured as it reads them): the revision resolved to a commit, the repo's files 
 their sizes and LFS sha256, each file's URL and its GET, which resumes within one call after
 a broken connection. Kept here, because that library's cache throws a partial file away when
 its process ends: a partial download that survives the process (``<file>.partial``, resumed
-by the next pull or load with a Range request), the file's sha256 checked against the hub's
-listing before it takes its name, and a layout read without the network:
+by the next pull or load with a Range request), never longer than the hub's listing says
+(a hub that sends more is refused at the first byte past it, and what it sent removed: one
+left 303 MB on disk for a 3 MB file, issue #47), the file's sha256 checked against the
+hub's listing before it takes its name, and a layout read without the network:
 
     <models_dir>/hf/<owner>/<repo>/refs/<revision>   the commit a revision was pulled at
     <models_dir>/hf/<owner>/<repo>/<commit>/<path>   files, each verified
@@ -38,6 +40,27 @@ HASH_CHUNK = 8 << 20
 
 class HubError(RuntimeError):
     """A model that cannot be found on disk nor fetched (the load fails with this message)."""
+
+
+class _TooLong(Exception):
+    """The hub sent more bytes of a file than its listing says the file has."""
+
+
+class _Bounded:
+    """The ``.partial`` file as ``http_get`` writes it, refusing any byte past ``size``: the
+    download stops there instead of filling the disk with whatever the hub keeps sending."""
+
+    def __init__(self, out, size: int) -> None:
+        self._out = out
+        self._size = size
+
+    def write(self, chunk: bytes) -> int:
+        if self._out.tell() + len(chunk) > self._size:
+            raise _TooLong
+        return self._out.write(chunk)
+
+    def __getattr__(self, name: str):  # tell, seek, truncate, flush: the file's own
+        return getattr(self._out, name)
 
 
 def _parts(split: re.Match) -> list[str]:
@@ -205,10 +228,14 @@ class Hub:
             try:
                 with partial.open("ab") as out:
                     http_get(
-                        url, out, resume_size=have, headers=build_hf_headers(), expected_size=entry.size,
+                        url, _Bounded(out, entry.size), resume_size=have, headers=build_hf_headers(), expected_size=entry.size,
                         displayed_filename=entry.path if progress else None,
                         tqdm_class=None if progress else silent_tqdm,
                     )
+            except _TooLong:
+                partial.unlink()
+                raise HubError(f"{source}: the hub sent more of {entry.path} than the {entry.size} bytes it lists; "
+                               "the download was stopped there and removed") from None
             except Exception as exc:
                 raise HubError(f"{source}: downloading {entry.path} failed ({type(exc).__name__}: {exc}); "
                                "what arrived is kept and the next pull resumes it"[:500]) from None
