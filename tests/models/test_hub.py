@@ -5,11 +5,14 @@ resumed, verified, and loaded with the hub gone."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.metadata
 import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -17,6 +20,7 @@ import openai
 import pytest
 
 from llm_backend.backends.llama.hub import HubError, gguf_files, matching
+from llm_backend.backends.llama.sources import gguf_of
 from llm_backend.model_settings import HubSource, ModelConfig
 from tests.support.clients import TLS, sdk
 from tests.support.fake_hub import FakeHub, split_gguf
@@ -156,6 +160,29 @@ def test_offline_mode_pulls_nothing(hub, tmp_path):
     code, _, err = run(hub, tmp_path, "pull", "test-org/other", HF_HUB_OFFLINE="1")
     assert code == 1 and "HF_HUB_OFFLINE" in err
     assert len(hub.requests) == before
+
+
+async def test_a_pull_holds_a_thread_of_its_own_and_host_names_resolve_meanwhile(hub, tmp_path, monkeypatch):
+    """Host names are resolved on the loop's default pool (upstreams, MCP servers): a pull
+    that took a thread there for minutes would hold their requests (issue #47)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))  # the pool at its smallest: one thread taken stops it
+    hub.stall("model.gguf", after=1000)
+    pull = asyncio.ensure_future(gguf_of(ModelConfig(id="m", source="hf://test-org/other/model.gguf"), tmp_path))
+    try:
+        deadline = time.monotonic() + 30
+        while not hub.stalled.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert hub.stalled.is_set()  # the pull is under way, waiting for the hub
+        assert await asyncio.wait_for(loop.getaddrinfo("localhost", 80), 5)
+        assert not pull.done()
+    finally:
+        hub.release()
+    assert (await asyncio.wait_for(pull, 60)).name == "model.gguf"
 
 
 # --- a live server loading hub models on first use -------------------------------------------

@@ -31,7 +31,7 @@ from ..prefix_routes import PrefixRoutes
 from .background import BackgroundEngine
 from .client import WorkerProcess
 from .cores import available_cores
-from .sources import resolve_gguf
+from .sources import gguf_of
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,9 @@ class LocalModel:
         )
 
     async def start(self) -> None:
-        # Off the event loop: a package source may assemble a GGUF of hundreds of MB.
-        path = await asyncio.to_thread(resolve_gguf, self.config, self.settings.model_cache_dir)
+        # Off the event loop (a package source may assemble a GGUF of hundreds of MB, a hub
+        # source download it), and off the default pool the host names are resolved on.
+        path = await gguf_of(self.config, self.settings.model_cache_dir)
         engine_config = self.engine_config(path)
         self.fingerprint = "fp_" + hashlib.sha256(repr(sorted(engine_config.items())).encode()).hexdigest()[:10]
         self.background.configure(engine_config)

