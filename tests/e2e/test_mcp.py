@@ -257,7 +257,12 @@ def test_a_second_turn_of_a_conversation_does_not_list_again(alice, mcp):
     assert kinds(second) == ["message"] and sum(mcp.hits.values()) == hits
 
 
-@pytest.mark.parametrize("where", ["127.0.0.1", "localhost"])
+# The IPv6 forms around 127.0.0.1 issue #47 saw let through: IPv4-compatible, -translated,
+# local-use NAT64, and site-local.
+EMBEDDING_LOOPBACK = ["[::127.0.0.1]", "[::ffff:0:127.0.0.1]", "[64:ff9b:1::7f00:1]", "[fec0::7f00:1]"]
+
+
+@pytest.mark.parametrize("where", ["127.0.0.1", "localhost", *EMBEDDING_LOOPBACK])
 def test_a_loopback_server_not_allowed_is_refused_before_any_connection(alice, mcp, where):
     """``localhost`` is a name: refused once resolved, still before connecting."""
     with listening_socket() as (port, connected):
@@ -278,6 +283,16 @@ def test_a_private_address_and_a_redirect_out_of_the_allowed_prefix_are_refused(
         with pytest.raises(openai.BadRequestError) as elsewhere:
             ask(alice, mcp, mcp_tool(mcp, f"/redirect?to=http://127.0.0.1:{port}/mcp"), tool_choice="auto")
         assert elsewhere.value.body["param"] == "tools[0].server_url" and not connected()
+
+
+def test_a_path_leaving_the_allowed_prefix_by_dot_segments_is_refused_before_any_request(alice, mcp):
+    # /mcp is allowed, /elsewhere is not: encoded dots, or dots with parameters, are not a way out.
+    hits = sum(mcp.hits.values())
+    for path in ("/mcp/%2e%2e/elsewhere", "/mcp/%2E%2E/elsewhere", "/mcp/..;/elsewhere", "/mcp/x%2F..%2F..%2Felsewhere"):
+        with pytest.raises(openai.BadRequestError) as refused:
+            ask(alice, mcp, mcp_tool(mcp, path), tool_choice="auto")
+        assert refused.value.body["param"] == "tools[0].server_url", path
+    assert sum(mcp.hits.values()) == hits
 
 
 @pytest.mark.parametrize("field, value", [("connector_id", "connector_gmail"), ("tunnel_id", "tunnel_" + "a" * 32)])

@@ -8,6 +8,7 @@ import ipaddress
 import pytest
 
 from llm_backend.mcp.egress import PublicOnlyBackend, Refused, ServerPolicy, is_public, shown
+from tests.support.mcp_server import listening_socket
 
 REFUSED_ADDRESSES = [
     "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
@@ -19,6 +20,34 @@ REFUSED_ADDRESSES = [
 @pytest.mark.parametrize("address", REFUSED_ADDRESSES)
 def test_private_loopback_link_local_and_embedding_addresses_are_not_public(address):
     assert not is_public(ipaddress.ip_address(address))
+
+
+# Issue #47 found these let through (a connection was attempted): IPv4-compatible,
+# IPv4-translated, local-use NAT64 and site-local IPv6, each around a loopback address.
+EMBEDDING_FORMS = [
+    "::127.0.0.1", "::169.254.169.254", "::ffff:0:127.0.0.1", "::ffff:0:10.0.0.1",
+    "64:ff9b:1::7f00:1", "64:ff9b:1:7f00:0:100::", "fec0::1", "fec0::127.0.0.1",
+]
+# Ranges no public server is at, whatever they embed: deprecated (compatible, site-local),
+# SIIT's translated form, and the local-use NAT64 prefix (RFC 8215: never global).
+NOT_GLOBAL = ["::8.8.8.8", "::ffff:0:8.8.8.8", "64:ff9b:1::808:808", "fec0::8.8.8.8"]
+
+
+@pytest.mark.parametrize("address", EMBEDDING_FORMS + NOT_GLOBAL)
+def test_every_ipv6_form_embedding_ipv4_and_the_non_global_ranges_are_not_public(address):
+    assert not is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", EMBEDDING_FORMS)
+async def test_each_embedding_form_is_refused_before_any_connection(address):
+    # Both gates: the URL's literal (policy.route), and the address connected to (a name
+    # resolving to it).
+    with pytest.raises(Refused, match="not a public address"):
+        ServerPolicy([], public=True).route(f"http://[{address}]:8000/mcp")
+    with listening_socket() as (port, connected):
+        with pytest.raises(Refused, match="not a public address"):
+            await PublicOnlyBackend().connect_tcp(address, port, timeout=5)
+        assert not connected()
 
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "64:ff9b::808:808"])
@@ -41,6 +70,21 @@ def test_an_allowed_prefix_admits_its_own_paths_only():
     ):
         with pytest.raises(Refused):
             policy.route(url)
+
+
+@pytest.mark.parametrize("path", [
+    "/mcp/%2e%2e/x", "/mcp/%2E%2E/admin", "/mcp/a/%2e%2e/%2e%2e/x", "/mcp/../x", "/mcp/..;/x", "/mcp/a%2F..%2F..%2Fx",
+    "/mcp/a%5C..%5C..%5Cx", "/mcp/%252e%252e/x", "/%6D%63%70/../x",
+])
+def test_a_path_is_compared_once_normalised_and_dot_tricks_leave_no_prefix(path):
+    policy = ServerPolicy(["http://10.0.0.5:8080/mcp"], public=False)
+    with pytest.raises(Refused):
+        policy.route("http://10.0.0.5:8080" + path)
+
+
+@pytest.mark.parametrize("path", ["/mcp/a/../tools", "/%6Dcp/tools", "/mcp/./tools", "/mcp/%7Euser"])
+def test_a_path_normalised_into_the_prefix_is_the_prefixs(path):
+    assert ServerPolicy(["http://10.0.0.5:8080/mcp"], public=False).route("http://10.0.0.5:8080" + path) == "listed"
 
 
 def test_without_public_servers_only_the_listed_ones_are_reached():
