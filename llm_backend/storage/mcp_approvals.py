@@ -1,6 +1,6 @@
 """The MCP approval requests the Responses API issued (table ``mcp_approval_requests``,
 revision 0018): an approval is honoured once, by the key's tenant that was asked, for the
-very call it was asked about (a digest of server label, tool and arguments).
+very call it was asked about (a digest of server label and URL, tool and arguments).
 
 ``answer`` is one conditional UPDATE: of two requests (on two replicas) answering the same
 approval, one finds it unanswered, the other finds nothing, so a tool runs at most once

@@ -248,6 +248,20 @@ def test_forged_foreign_and_altered_approvals_are_refused_and_nothing_runs(alice
     assert answered.output[0].type == "mcp_call" and mcp.calls["save_note"] == before + 1
 
 
+def test_an_approval_is_for_the_server_url_it_was_asked_for_not_the_label_pointed_elsewhere(alice, mcp):
+    # /sse is another allowed server with the same tools: the label "secrets" moved there.
+    before = mcp.calls["save_note"]
+    asked = ask(alice, mcp, mcp_tool(mcp), tool_choice=FORCE_NOTE, input=NOTE)
+    approve = {"type": "mcp_approval_response", "approval_request_id": asked.output[1].id, "approve": True}
+    with pytest.raises(openai.BadRequestError) as refused:
+        ask(alice, mcp, mcp_tool(mcp, "/sse"), input=[approve], previous_response_id=asked.id, max_output_tokens=16)
+    assert refused.value.body["param"] == "input[0].approval_request_id" and "server_url" in refused.value.body["message"]
+    assert mcp.calls["save_note"] == before
+    # Refused before it was spent: for the server it was asked about, it runs once.
+    answered = ask(alice, mcp, mcp_tool(mcp), input=[approve], previous_response_id=asked.id, max_output_tokens=16)
+    assert answered.output[0].type == "mcp_call" and mcp.calls["save_note"] == before + 1
+
+
 def test_a_second_turn_of_a_conversation_does_not_list_again(alice, mcp):
     conversation = alice.conversations.create()
     first = ask(alice, mcp, conversation=conversation.id, tool_choice="none", max_output_tokens=16)

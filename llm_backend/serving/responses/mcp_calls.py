@@ -6,9 +6,10 @@ that ends the response, recorded (``storage/mcp_approvals.py``) with its owner a
 digest of the call. An ``mcp_approval_response`` in a later request must name a request
 found in what that request continues (its ``previous_response_id`` chain, its
 conversation, or the items it sends back) that this service issued to the same tenant for
-the same call, not answered before; it is answered once, atomically: approved, the call
-runs once, before the model answers; declined, the model reads that it was declined. An
-id from another conversation, another tenant, a changed call or a second answer is 400.
+the same call on the same server (label and ``server_url``), not answered before; it is
+answered once, atomically: approved, the call runs once, before the model answers;
+declined, the model reads that it was declined. An id from another conversation, another
+tenant, a changed call, a label now naming another URL, or a second answer is 400.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ def approval_request_item(server_label: str, name: str, arguments: str = "") -> 
     return {"id": new_id("mcpr"), "type": "mcp_approval_request", "server_label": server_label, "name": name, "arguments": arguments}
 
 
-def digest(item: Json) -> str:
-    """The call an approval request asks about: server, tool and arguments exactly."""
-    call = json.dumps([item.get("server_label"), item.get("name"), item.get("arguments")], ensure_ascii=False)
+def digest(item: Json, server_url: str) -> str:
+    """The call an approval request asks about: server (its label and the URL the label
+    stood for), tool and arguments exactly. The item names only the label, which a later
+    request may point anywhere: the URL is what the user approved sending the call to."""
+    call = json.dumps([item.get("server_label"), server_url, item.get("name"), item.get("arguments")], ensure_ascii=False)
     return hashlib.sha256(call.encode()).hexdigest()
 
 
@@ -136,10 +139,11 @@ async def approved_calls(
     calls = []
     for index, item in answers:
         request = requests[item["approval_request_id"]]
-        if not await services.database.mcp_approvals.answer(owner, request["id"], digest(request)):
+        server_url = by_label[request["server_label"]].url
+        if not await services.database.mcp_approvals.answer(owner, request["id"], digest(request, server_url)):
             raise bad_request(
                 f"The MCP approval request '{request['id']}' cannot be answered: it was answered before, or it is not "
-                "one this service issued to you for this very call.",
+                "one this service issued to you for this very call on this very server_url.",
                 param_of(index),
                 "invalid_value",
             )

@@ -53,7 +53,11 @@ class McpRun:
 
     async def issue(self, generation: list[Json]) -> None:
         """Record the approval requests of an answer before the client can see them whole."""
-        requests = {item["id"]: digest(item) for item in generation if item.get("type") == "mcp_approval_request"}
+        requests = {
+            item["id"]: digest(item, self.catalog.servers[item["server_label"]].url)
+            for item in generation
+            if item.get("type") == "mcp_approval_request"
+        }
         await self.services.database.mcp_approvals.issue(self.owner, self.response_id, requests)
 
     async def run(self, item: Json) -> None:
