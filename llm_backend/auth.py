@@ -16,7 +16,10 @@ made in (``storage/api_keys.py``); a static key given as ``name=key`` to the pro
 id is its name (several keys may share one: a key rotated keeps its project), an unnamed
 one to the project named by a digest of the key itself (``derived_owner``). The key itself
 is ``Principal.key`` (a managed key's id, a static key's owner), what usage and the audit
-log name. An archived project's keys stop working (401). Until named keys, a static key's
+log name. An archived project's keys stop working (401), but for admin keys: as OpenAI's,
+they are the organisation's, not a project's (a static admin key's project only holds what
+it stores), and one locked out by its project's archive could never undo it (there is no
+unarchive) nor do any admin operation again. Until named keys, a static key's
 owner was its position (``key-0``, ``admin-0``); ``legacy_owners`` maps those once, when the
 database is upgraded (docs/SECURITY.md, docs/ADMIN.md).
 """
@@ -210,9 +213,14 @@ class Authenticator:
         # Told of every refused admin login (401/403 on an admin operation): the audit log.
         self.refused_admin = refused_admin
 
+    async def _refused(self, principal: Principal) -> bool:
+        """Whether a static key is refused by its project's state: archived, unless it is an
+        admin key (the organisation's, see the module docstring)."""
+        return not principal.admin and self.projects is not None and await self.projects.archived(principal.owner)
+
     async def _active(self, principal: Principal) -> Principal:
         """A static key's principal, unless its project was archived (401, as a revoked key)."""
-        if self.projects is not None and await self.projects.archived(principal.owner):
+        if await self._refused(principal):
             raise errors.invalid_key()
         return principal
 
@@ -251,7 +259,7 @@ class Authenticator:
             return Principal(ANONYMOUS, admin=True)
         found = self.keyring.by_digest(presented)
         if found is not None:
-            return None if self.projects is not None and await self.projects.archived(found.owner) else found
+            return None if await self._refused(found) else found
         if self.managed is not None:
             managed = await self.managed.authenticate_digest(presented.hex())
             return managed.principal() if managed is not None else None

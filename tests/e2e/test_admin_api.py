@@ -18,6 +18,7 @@ from tests.support.clients import admin_sdk, keyed_server, sdk
 from tests.support.reach import reached
 
 ADMIN, ALICE = "sk-admin-ops", "sk-alice-static"
+SECOND_ADMIN = "sk-admin-second"  # of the static project "ops-two", archived by a test
 
 
 # Sweeps every half second; "modified_abuse_monitoring" keeps a project's objects 3 seconds.
@@ -26,7 +27,7 @@ RETENTION = {"LLM_BACKEND_EXPIRY_SWEEP_SECONDS": "0.5", "LLM_BACKEND_DATA_RETENT
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    with keyed_server(tmp_path_factory.mktemp("admin"), [f"alice={ALICE}"], admin_keys=[f"ops={ADMIN}"], env=RETENTION) as server:
+    with keyed_server(tmp_path_factory.mktemp("admin"), [f"alice={ALICE}"], admin_keys=[f"ops={ADMIN}", f"ops-two={SECOND_ADMIN}"], env=RETENTION) as server:
         yield server
 
 
@@ -81,6 +82,17 @@ def test_a_service_accounts_key_works_in_its_project_only_until_the_project_is_a
         org.projects.service_accounts.create(project.id, name="late")
     assert refused.value.code == "project_archived"
     assert org.projects.retrieve(other_project.id).status == "active"
+
+
+def test_archiving_a_static_admin_keys_project_leaves_the_key_an_admin_key(live, org):
+    # Admin keys are the organisation's (OpenAI's model): archiving the project a static one
+    # stores in, with no unarchive, locked it out of every admin operation for good (issue #47).
+    second = admin_sdk(live, SECOND_ADMIN).admin.organization
+    assert org.projects.archive("ops-two").status == "archived"
+    assert "ops-two" not in [p.id for p in second.projects.list(limit=100)]
+    assert second.projects.create(name="after-archive").name == "after-archive"
+    assert _audited(second, event_types=["project.archived"], project_ids=["ops-two"])
+    assert sdk(live, SECOND_ADMIN).models.list().data
 
 
 def test_deleting_a_service_account_revokes_its_keys_and_a_deleted_project_key_stops(live, org):
