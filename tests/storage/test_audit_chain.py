@@ -190,3 +190,36 @@ def test_entries_before_the_chain_are_sealed_in_order_at_upgrade(kind, new_datab
                 connection.execute(sa.text("UPDATE audit_log SET type = 'x' WHERE id = 'audit_log-old0'"))
     finally:
         db.dispose()
+
+
+def test_a_service_role_that_does_not_own_the_table_appends_but_cannot_set_the_triggers_aside(new_migrated_url):
+    """docs/ADMIN.md's PostgreSQL roles, as written there: the owner migrates; the service's
+    role, granted INSERT and SELECT on ``audit_log``, appends and reads, and neither alters an
+    entry nor disables a trigger."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    url = new_migrated_url("postgresql")
+    role = "llmb_service_" + uuid.uuid4().hex[:8]
+    owner = sa.create_engine(url)
+    with owner.begin() as connection:
+        for statement in (
+            f"CREATE ROLE {role} LOGIN",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+            f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM {role}",
+        ):
+            connection.execute(sa.text(statement))
+    owner.dispose()
+    service = _keyed(make_url(url).set(username=role).render_as_string(hide_password=False))
+    try:
+        service.audit_log.append(_entries(2))
+        for statement in ("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change",
+                          "UPDATE audit_log SET actor_id = 'someone-else'", "DELETE FROM audit_log"):
+            with pytest.raises(sa.exc.ProgrammingError, match="must be owner|permission denied"), service.engine.begin() as connection:
+                connection.execute(sa.text(statement))
+        verdict = service.audit_log.verify()
+        assert verdict.broken is None and verdict.count == 2
+    finally:
+        service.dispose()
