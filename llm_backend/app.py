@@ -15,7 +15,7 @@ from connexion.options import SwaggerUIOptions
 from starlette.middleware.cors import CORSMiddleware
 from swagger_ui_bundle import swagger_ui_path
 
-from . import off_loop
+from . import audit_key, off_loop
 from .client_secrets import ClientSecrets
 from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     events = ModelEvents()
     registry = _registry(settings, events)
-    database = Database(settings.database_url or default_url(settings.data_dir))
+    database = Database(settings.database_url or default_url(settings.data_dir), audit_key=audit_key.of(settings))
     services = Services(settings=settings, registry=registry, database=database, metrics=Metrics(registry, database))
     _retrieval(services)
     signing = settings.realtime_secret_key

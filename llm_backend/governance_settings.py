@@ -31,6 +31,12 @@ class GovernanceSettings(BaseModel):
         description="the organisation's Admin API (projects, keys, limits, spend, audit log): served here (local), or "
         "forwarded to the default upstream's organisation with its key (upstream; usage and costs stay here)",
     )
+    audit_log_key: SecretStr | None = Field(
+        None,
+        description="seals the audit log's entries into a chain (`llm-backend audit verify`); default: a random key kept "
+        "in <data_dir>/audit-log.key. Replicas on one database must share it (or the data directory); keep it away from "
+        "the database's owners",
+    )
     prices: list[Price] = Field(
         [], description="the price table: the first entry whose model (id or glob) matches prices a request (docs/ADMIN.md)"
     )

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from .audit import audit_app
 from .models import models_app
 from .storage import db_app, keys_app, usage
 
@@ -14,6 +15,7 @@ app = typer.Typer(help="An OpenAI-compatible API service.", no_args_is_help=True
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 app.command("usage")(usage)
 
 

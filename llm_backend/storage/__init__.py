@@ -51,7 +51,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 class Database:
     """The engine, sessions and the stores built on them."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, audit_key: bytes | None = None) -> None:
+        """``audit_key``: the audit log's key (``audit_key.of(settings)``); without one the
+        chain is sealed under a key anyone knows (``audit_chain.UNKEYED``: tools, tests)."""
         from .api_keys import ApiKeyStore
         from .chat_completions import ChatCompletionStore
         from .conversations import ConversationStore
@@ -67,7 +69,9 @@ class Database:
         )
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self.audit_key = audit_key
+        # Every session knows the key its audit entries are sealed with (audit_log.append_in).
+        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False, info={"audit_key": audit_key})
         self.chat_completions = ChatCompletionStore(self)
         self.api_keys = ApiKeyStore(self)
         self.responses = ResponseStore(self)
@@ -205,7 +209,7 @@ class Database:
         carried over once, by the revision that ended positional owners."""
         if self.url.startswith("sqlite:///"):
             Path(make_url(self.url).database).parent.mkdir(parents=True, exist_ok=True)
-        migrate.upgrade(self.engine, revision, owners)
+        migrate.upgrade(self.engine, revision, owners, self.audit_key)
 
     def revision(self) -> str | None:
         return migrate.current_revision(self.engine)

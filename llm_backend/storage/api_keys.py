@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exists, insert, or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..auth import ManagedKey
-from .audit_log import new_entry
-from .models import ApiKey, AuditLogEntry, Project, ServiceAccount, utcnow
+from .audit_log import insert_entries, new_entry
+from .models import ApiKey, Project, ServiceAccount, utcnow
 from .projects import new_project_id
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _logged(session: Session, type: str, details: dict, resource_id: str, projec
     """An audit log entry of a change made on the command line, in its transaction."""
     entry = new_entry(type, {type: {"id": resource_id, **details}}, actor=CLI_ACTOR, actor_id="llm-backend-cli",
                       project=(project_id, None) if project_id else None, resource_id=resource_id)
-    session.execute(insert(AuditLogEntry), [entry])
+    insert_entries(session, [entry])
 
 
 # Requests per minute, tokens per minute, tokens per day of a key (None: unlimited).

@@ -1,5 +1,6 @@
-"""The audit log's rows: appended, and read newest first with OpenAI's filters. Nothing here
-updates or deletes a row (the table's triggers would refuse it: revision 0014)."""
+"""The audit log's rows: appended, sealed into the chain (``audit_chain.py``), and read newest
+first with OpenAI's filters. Nothing here updates or deletes a row (the table's triggers would
+refuse it: revisions 0014, 0019)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
+from . import audit_chain
 from .models import AuditLogEntry
 
 if TYPE_CHECKING:
@@ -57,7 +59,14 @@ Audit = Callable[[Any], dict[str, Any]] | None
 def append_in(session, audit, changed: Any) -> None:
     """The audit entry of a change, in the change's own transaction: both or neither."""
     if audit is not None:
-        session.execute(insert(AuditLogEntry), [audit(changed)])
+        insert_entries(session, [audit(changed)])
+
+
+def insert_entries(session, entries: list[dict[str, Any]]) -> None:
+    """``entries`` sealed into the chain and inserted, in ``session``'s transaction (which
+    holds the chain's head until it ends: keep it short after this)."""
+    key = session.info.get("audit_key") or audit_chain.UNKEYED
+    session.execute(insert(AuditLogEntry), audit_chain.chained(session, key, entries))
 
 
 class AuditLogStore:
@@ -67,7 +76,12 @@ class AuditLogStore:
     def append(self, entries: list[dict[str, Any]]) -> None:
         if entries:
             with self._database.sessions.begin() as session:
-                session.execute(insert(AuditLogEntry), entries)
+                insert_entries(session, entries)
+
+    def verify(self) -> audit_chain.Verdict:
+        """The chain checked under this database's key (``llm-backend audit verify``)."""
+        with self._database.sessions() as session:
+            return audit_chain.verify(session, self._database.audit_key or audit_chain.UNKEYED)
 
     def page(self, where: AuditFilter, after: str | None, before: str | None, limit: int) -> tuple[list[AuditLogEntry], bool]:
         """Newest first: ``after`` an entry, the older ones; ``before`` it, the newer ones

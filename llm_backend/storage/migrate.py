@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision (tests/storage/test_migrations.py holds it to Alembic's own head): a
 # database already there starts without loading Alembic (9 MB, 0.1 s of the API's start).
-HEAD = "0018"
+HEAD = "0019"
 # PostgreSQL advisory lock key ("llmbmigr"): one replica migrates, the others wait for it and
 # then find the schema at head.
 MIGRATION_LOCK = 0x6C6D_6262_6D69_6772
@@ -29,9 +29,12 @@ def _config() -> "Config":
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head", owners: dict[str, str] | None = None) -> None:
+def upgrade(
+    engine: Engine, revision: str = "head", owners: dict[str, str] | None = None, audit_key: bytes | None = None
+) -> None:
     """Bring the schema to ``revision``, in one transaction where the database allows.
-    ``owners``: positional owners of static keys -> their owners now (revision 0009).
+    ``owners``: positional owners of static keys -> their owners now (revision 0009);
+    ``audit_key``: the audit log's key, which seals the entries already there (0019).
 
     Replicas starting together all call this: on PostgreSQL the first takes a transaction
     lock and the others wait for its commit, then read the version it wrote and do nothing.
@@ -46,6 +49,7 @@ def upgrade(engine: Engine, revision: str = "head", owners: dict[str, str] | Non
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         config.attributes["owners"] = owners or {}
+        config.attributes["audit_key"] = audit_key
         command.upgrade(config, revision)
 
 

@@ -6,6 +6,8 @@ organisation's people (users, invites, ...) answer an honest 404. One server for
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import openai
@@ -170,11 +172,16 @@ def test_every_change_is_in_the_audit_log_once_with_its_actor(live, org):
     assert newest.has_more and [e.id for e in org.audit_logs.list(project_ids=[project.id], after=newest.data[0].id, limit=100)] == [e.id for e in rest]
 
 
-def test_the_audit_log_cannot_be_altered(live):
-    """Append-only in the database itself: an UPDATE or DELETE of an entry fails whoever runs it."""
+def test_the_audit_log_cannot_be_altered(live, org):
+    """Append-only in the database itself: an UPDATE, a DELETE or an INSERT OR REPLACE over an
+    entry fails whoever runs it; and the service's entries verify (``audit verify``, under the
+    key the service keeps in its data directory)."""
+    org.projects.create(name="before-the-check")
     engine = sa.create_engine(f"sqlite:///{live.workdir / 'data' / 'llm-backend.db'}")
+    replace = ("INSERT OR REPLACE INTO audit_log (seq, id, type, effective_at, details) "
+               "SELECT seq, id, 'project.deleted', effective_at, details FROM audit_log LIMIT 1")
     try:
-        for statement in ("UPDATE audit_log SET type = 'project.deleted'", "DELETE FROM audit_log"):
+        for statement in ("UPDATE audit_log SET type = 'project.deleted'", "DELETE FROM audit_log", replace):
             with pytest.raises(sa.exc.DatabaseError, match="append-only"):
                 with engine.begin() as connection:
                     connection.execute(sa.text(statement))
@@ -182,6 +189,10 @@ def test_the_audit_log_cannot_be_altered(live):
             assert connection.execute(sa.text("SELECT count(*) FROM audit_log")).scalar() > 0
     finally:
         engine.dispose()
+    assert "project.deleted" not in {entry.type for entry in _audited(org)}
+    verified = subprocess.run([sys.executable, "-m", "llm_backend", "audit", "verify"], capture_output=True, text=True,
+                              env=live.env, timeout=120)
+    assert verified.returncode == 0 and verified.stdout.startswith("audit log OK: "), verified.stderr
 
 
 @pytest.mark.parametrize("call", [

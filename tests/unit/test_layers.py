@@ -31,6 +31,7 @@ RANKS = {
     "off_loop": -1,
     "openai_tokens": -1,
     "client_secrets": -1,
+    "audit_key": -1,
     "settings": -1,
     "model_settings": -1,
     "audio_settings": -1,

@@ -1,5 +1,7 @@
 """The audit log (revision 0014): one row per change to the control plane, written once.
-Triggers of the migration refuse every UPDATE, DELETE and TRUNCATE of it, whoever asks."""
+Triggers of the migrations refuse every UPDATE, DELETE and TRUNCATE of it (and on SQLite an
+INSERT OR REPLACE over an entry: 0019); each entry is sealed into a keyed chain
+(``storage/audit_chain.py``), which shows what a table owner changes around the triggers."""
 
 from __future__ import annotations
 
@@ -28,5 +30,11 @@ class AuditLogEntry(Base):
     actor: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     resource_id: Mapped[str | None] = mapped_column(StoredText(256), default=None)  # resource_ids[]
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Its place in the chain and its seal (audit_chain.py); None only where the chain was forged.
+    chain_index: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    chain: Mapped[str | None] = mapped_column(StoredText(64), default=None)
 
-    __table_args__ = (Index("ix_audit_log_effective_at", "effective_at"), Index("ix_audit_log_type", "type"))
+    __table_args__ = (
+        Index("ix_audit_log_effective_at", "effective_at"), Index("ix_audit_log_type", "type"),
+        Index("ux_audit_log_chain_index", "chain_index", unique=True),  # two entries never seal to one head
+    )
