@@ -5,7 +5,8 @@ with its ``completed`` status, so a crash while indexing leaves the file ``in_pr
 with no chunks (to be retried or failed), never half its chunks. Each change to a store's
 chunks bumps its ``generation``, which keys the in-memory vector matrices of ``search``.
 
-Keyword ranking runs in the database (``keyword_index.py``).
+Keyword ranking runs in the database (``keyword_index.py``). Writers lock the store's row
+before its files' (``vector_stores.locking_store``), the order a store's delete takes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from . import keyword_index
 from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile
+from .vector_stores import locking_store
 
 if TYPE_CHECKING:  # numpy is imported where it is used: the API process starts without it (issue #27)
     import numpy as np
@@ -75,7 +77,7 @@ class VectorIndex:
 
     def _store(self, session: Session, owner: str, store_id: str) -> VectorStore | None:
         query = select(VectorStore).where(VectorStore.owner == owner, VectorStore.id == store_id)
-        return session.scalars(query).one_or_none()
+        return session.scalars(locking_store(query)).one_or_none()
 
     def store_seqs(self, owner: str, store_ids: list[str]) -> dict[str, int]:
         """The owner's stores among ``store_ids`` (others are absent from the answer)."""
@@ -104,13 +106,15 @@ class VectorIndex:
             )
         return True
 
-    def _store_file(self, session: Session, owner: str, store_id: str, file_id: str) -> VectorStoreFile | None:
+    def _store_file(self, session: Session, owner: str, store_id: str, file_id: str, lock: bool = False) -> VectorStoreFile | None:
+        """The file's row; with ``lock``, for a writer: the store's row locked first
+        (``locking_store``)."""
         query = (
             select(VectorStoreFile)
             .join(VectorStore, VectorStore.seq == VectorStoreFile.vector_store_seq)
             .where(VectorStore.owner == owner, VectorStore.id == store_id, VectorStoreFile.file_id == file_id)
         )
-        return session.scalars(query).one_or_none()
+        return session.scalars(locking_store(query) if lock else query).one_or_none()
 
     def save_chunks(
         self,
@@ -138,7 +142,7 @@ class VectorIndex:
         import numpy as np
 
         with self._database.sessions.begin() as session:
-            row = self._store_file(session, owner, store_id, file_id)
+            row = self._store_file(session, owner, store_id, file_id, lock=True)
             if row is None or not self._set_status(session, row.seq, only_in_progress, "completed", usage_bytes, None):
                 return False
             session.execute(delete(VectorStoreChunk).where(VectorStoreChunk.vector_store_file_seq == row.seq))
@@ -161,7 +165,7 @@ class VectorIndex:
         self, owner: str, store_id: str, file_id: str, code: str, message: str, only_in_progress: bool = False
     ) -> bool:
         with self._database.sessions.begin() as session:
-            row = self._store_file(session, owner, store_id, file_id)
+            row = self._store_file(session, owner, store_id, file_id, lock=True)
             error = {"code": code, "message": message}
             if row is None or not self._set_status(session, row.seq, only_in_progress, "failed", 0, error):
                 return False
@@ -191,7 +195,7 @@ class VectorIndex:
     def remove_file(self, owner: str, store_id: str, file_id: str) -> bool:
         """The file leaves the store, with its chunks."""
         with self._database.sessions.begin() as session:
-            row = self._store_file(session, owner, store_id, file_id)
+            row = self._store_file(session, owner, store_id, file_id, lock=True)
             if row is None:
                 return False
             session.delete(row)
@@ -200,7 +204,7 @@ class VectorIndex:
 
     def update_attributes(self, owner: str, store_id: str, file_id: str, attributes: Json) -> bool:
         with self._database.sessions.begin() as session:
-            row = self._store_file(session, owner, store_id, file_id)
+            row = self._store_file(session, owner, store_id, file_id, lock=True)
             if row is None:
                 return False
             row.attributes = dict(attributes)

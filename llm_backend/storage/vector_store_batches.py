@@ -68,7 +68,7 @@ class VectorStoreBatches:
         if the store is not the owner's."""
         now = timestamp()
         with self._database.sessions.begin() as session:
-            store = find_store(session, owner, store_id)
+            store = find_store(session, owner, store_id, lock=True)
             if store is None:
                 return None
             batch = VectorStoreFileBatch(id="vsfb_" + secrets.token_hex(12), vector_store_seq=store.seq, owner=owner, created_at=now, cancelled=False)

@@ -80,6 +80,58 @@ def test_chat_logprobs_come_per_token_in_openai_format(client):
         assert entry.top_logprobs[0].logprob == pytest.approx(entry.logprob)
 
 
+# Each of these emoji is three tokens of SmolLM2 (greedy: the first answer's first 5 tokens
+# are one emoji and two tokens of the next): the length limit cuts a character.
+EMOJI_CHAT = dict(messages=[{"role": "user", "content": "Write the emoji for a cat."}], max_tokens=5, temperature=0)
+
+
+def _one_entry_per_token(entries, completion_tokens: int, content: str) -> None:
+    assert len(entries) == completion_tokens == 5
+    joined = b"".join(bytes(entry.bytes) for entry in entries)
+    # The cut character's first bytes are reported, not shown: the content is what decodes.
+    assert joined.decode("utf-8", errors="ignore") == content and len(joined) > len(content.encode())
+    for entry in entries:
+        assert entry.token == bytes(entry.bytes).decode("utf-8", errors="backslashreplace")
+        top = entry.top_logprobs[0]
+        assert (top.token, top.bytes) == (entry.token, entry.bytes)
+
+
+def test_chat_logprobs_have_an_entry_for_every_token_of_a_character_cut_by_the_length_limit(client):
+    completion = client.chat.completions.create(model=MODEL, logprobs=True, top_logprobs=2, **EMOJI_CHAT)
+    choice = completion.choices[0]
+    assert choice.finish_reason == "length" and choice.message.content and "\ufffd" not in choice.message.content
+    _one_entry_per_token(choice.logprobs.content, completion.usage.completion_tokens, choice.message.content)
+
+
+def test_streamed_chat_logprobs_have_an_entry_for_every_token_and_deltas_whole_characters(client):
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL, logprobs=True, top_logprobs=2, stream=True, stream_options={"include_usage": True}, **EMOJI_CHAT
+        )
+    )
+    deltas = [chunk.choices[0] for chunk in chunks if chunk.choices]
+    assert all("\ufffd" not in (choice.delta.content or "") for choice in deltas)  # no half character
+    entries = [entry for choice in deltas if choice.logprobs for entry in choice.logprobs.content]
+    content = "".join(choice.delta.content or "" for choice in deltas)
+    _one_entry_per_token(entries, chunks[-1].usage.completion_tokens, content)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_completion_logprobs_have_an_entry_for_every_token_of_a_cut_character(client, stream):
+    ask = dict(model=MODEL, prompt="Cat emoji: 🐱🐱🐱", max_tokens=5, temperature=0, logprobs=1)
+    if stream:
+        chunks = list(client.completions.create(stream=True, stream_options={"include_usage": True}, **ask))
+        choices = [chunk.choices[0] for chunk in chunks if chunk.choices]
+        tokens = [token for choice in choices for token in choice.logprobs.tokens]
+        text, completion_tokens = "".join(choice.text for choice in choices), chunks[-1].usage.completion_tokens
+    else:
+        completion = client.completions.create(**ask)
+        tokens, text = completion.choices[0].logprobs.tokens, completion.choices[0].text
+        completion_tokens = completion.usage.completion_tokens
+    assert len(tokens) == completion_tokens == 5
+    assert text == "🐱" and tokens[:3] == ["\\xf0\\x9f", "\\x90", "\\xb1"]
+
+
 def test_top_logprobs_without_logprobs_is_refused(client):
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2, top_logprobs=2)

@@ -10,8 +10,9 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.e2e.test_metrics import engine_figure, scrape
+from tests.e2e.test_metrics import engine_figure, scrape, scrape_until, value
 from tests.support.clients import sdk
+from tests.support.models import default_gguf
 
 CODE = '''def total(prices):
     """The sum of a list of prices, rounded to cents."""
@@ -31,6 +32,14 @@ def client(server) -> openai.OpenAI:
     return sdk(server)
 
 
+def tokens_of(text: str) -> list[int]:
+    """A prediction's tokens as the engine reads it (plain text, no special tokens)."""
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(model_path=str(default_gguf()), vocab_only=True, verbose=False)
+    return vocab.tokenize(text.encode(), add_bos=False, special=False)
+
+
 def test_the_sdk_sends_a_prediction_and_gets_the_same_answer_with_accepted_tokens(client):
     plain = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=60, temperature=0)
     answer = plain.choices[0].message.content
@@ -40,26 +49,55 @@ def test_the_sdk_sends_a_prediction_and_gets_the_same_answer_with_accepted_token
     assert predicted.choices[0].message.content == answer
     details = predicted.usage.completion_tokens_details
     assert details.accepted_prediction_tokens >= plain.usage.completion_tokens // 2
-    # The answer's tokens, plus the drafts computed and dropped (as OpenAI bills them).
+    # Each of the prediction's tokens appeared in the answer (accepted) or not (rejected).
+    assert details.accepted_prediction_tokens + details.rejected_prediction_tokens == len(tokens_of(answer))
+    # The answer's tokens, plus the rejected ones (as OpenAI bills them).
     assert predicted.usage.completion_tokens == plain.usage.completion_tokens + details.rejected_prediction_tokens
 
 
+def test_a_wrong_prediction_bills_all_its_tokens_as_rejected(server, client):
+    """OpenAI: rejected_prediction_tokens are "the number of tokens in the prediction that did
+    not appear in the completion", billed as completion tokens. A prediction the answer never
+    follows was billed 0 here (only tokens drafted and dropped counted, and a prediction
+    wrong from its first token is hardly drafted); the metering counts what usage shows."""
+    wrong = "Quarterly revenue grew by eleven percent, driven by strong demand in Europe. " * 3
+    messages = [{"role": "user", "content": "Name three colours."}]
+    plain = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=20, temperature=0)
+    labels = {"model": MODEL, "owner": "anonymous"}
+    before = value(scrape(server), "llm_backend_completion_tokens_total", **labels)
+    predicted = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=20, temperature=0, prediction={"type": "content", "content": wrong}
+    )
+    assert predicted.choices[0].message.content == plain.choices[0].message.content
+    details = predicted.usage.completion_tokens_details
+    assert (details.accepted_prediction_tokens, details.rejected_prediction_tokens) == (0, len(tokens_of(wrong)))
+    assert predicted.usage.completion_tokens == plain.usage.completion_tokens + details.rejected_prediction_tokens
+    billed = before + predicted.usage.completion_tokens
+    after = scrape_until(server, lambda samples: value(samples, "llm_backend_completion_tokens_total", **labels) >= billed)
+    assert value(after, "llm_backend_completion_tokens_total", **labels) == billed
+
+
 def test_the_engine_metrics_count_drafted_and_accepted_tokens(server, client):
+    """The engine's figures are its work (tokens drafted, drafts the answer took), usage is
+    OpenAI's accounting of the prediction: a draft taken is a prediction token that
+    appeared, not every such token was drafted (the answer's first is decoded alone)."""
     before = scrape(server)
     answer = client.chat.completions.create(
         model=MODEL, messages=MESSAGES, max_tokens=30, temperature=0, prediction={"type": "content", "content": CODE}
     )
     accepted = answer.usage.completion_tokens_details.accepted_prediction_tokens
-    drafted = accepted + answer.usage.completion_tokens_details.rejected_prediction_tokens
+    names = ("llm_backend_engine_draft_tokens_total", "llm_backend_engine_draft_tokens_accepted_total")
     deadline = time.monotonic() + 10  # the worker reports when it goes idle
-    while True:
+    grew: dict = {}
+    while time.monotonic() < deadline:
         after = scrape(server)
-        grew = {name: engine_figure(after, name) - engine_figure(before, name)
-                for name in ("llm_backend_engine_draft_tokens_total", "llm_backend_engine_draft_tokens_accepted_total")}
-        if grew["llm_backend_engine_draft_tokens_total"] >= drafted or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert grew == {"llm_backend_engine_draft_tokens_total": drafted, "llm_backend_engine_draft_tokens_accepted_total": accepted}
+        now = {name: engine_figure(after, name) - engine_figure(before, name) for name in names}
+        if now == grew and now[names[1]] > 0:
+            break  # two reports alike: the idle worker's last
+        grew = now
+        time.sleep(0.5)
+    assert grew[names[0]] >= grew[names[1]] > 0
+    assert grew[names[1]] <= accepted
 
 
 def test_a_streamed_answer_with_a_prediction_reports_its_usage_at_the_end(client):

@@ -48,6 +48,11 @@ def usage(engine: Engine, rid: str) -> dict:
     return next(e for e in engine.recorder.events if e["id"] == rid and e["event"] == "usage")
 
 
+def prediction_tokens(engine: Engine, text: str) -> list[int]:
+    """The prediction as the engine reads it (plain text, no special tokens)."""
+    return engine.tokenizer.tokenize(text, add_bos=False, special=False)
+
+
 def answer(engine: Engine, rid: str, params: dict) -> tuple[str, int]:
     """The answer's text and the decoding steps it took."""
     engine.submit(rid, "chat", params)
@@ -96,8 +101,10 @@ def test_usage_adds_up_accepted_rejected_and_generated(engine):
     counts = usage(engine, "usage-edited")
     delta_tokens = usage(engine, "usage-plain")["completion_tokens"]
     accepted, rejected = counts["accepted_prediction_tokens"], counts["rejected_prediction_tokens"]
-    assert accepted > delta_tokens / 2 and rejected > 0  # the edit cost some drafts
-    # The answer's own tokens (the same as without a prediction) plus the drafts dropped.
+    assert accepted > delta_tokens / 2 and rejected > 0  # the edited word did not appear
+    # OpenAI's: every token of the prediction is accepted (it appeared) or rejected.
+    assert accepted + rejected == len(prediction_tokens(engine, edited(plain)))
+    # The answer's own tokens (the same as without a prediction) plus the rejected ones.
     assert counts["completion_tokens"] == delta_tokens + rejected
     assert "accepted_prediction_tokens" not in usage(engine, "usage-plain")
 
@@ -105,10 +112,24 @@ def test_usage_adds_up_accepted_rejected_and_generated(engine):
 def test_a_prediction_wrong_from_the_first_token_costs_few_rows(engine):
     plain, steps = answer(engine, "wrong-plain", chat(PROMPTS[2]))
     wrong = "import os\nimport sys\n\nfor name in sorted(os.listdir(sys.argv[1])):\n    print(name)\n" * 4
+    drafted = engine.totals["drafted_tokens"]
     text, wrong_steps = answer(engine, "wrong", chat(PROMPTS[2], prediction=wrong))
     assert text == plain
-    assert usage(engine, "wrong")["rejected_prediction_tokens"] <= 24
+    assert engine.totals["drafted_tokens"] - drafted <= 24
     assert wrong_steps >= steps - 1
+
+
+def test_a_wrong_prediction_is_billed_as_rejected_tokens_whether_drafted_or_not(engine):
+    """OpenAI bills the prediction's tokens that did not appear in the answer as completion
+    tokens; a prediction wrong from its first token was billed nothing here (none of it was
+    drafted past the first try, and only drafted tokens counted)."""
+    plain, _ = answer(engine, "billed-plain", chat(PROMPTS[2]))
+    wrong = "import os\nimport sys\n\nfor name in sorted(os.listdir(sys.argv[1])):\n    print(name)\n" * 4
+    answer(engine, "billed-wrong", chat(PROMPTS[2], prediction=wrong))
+    counts = usage(engine, "billed-wrong")
+    assert counts["accepted_prediction_tokens"] == 0
+    assert counts["rejected_prediction_tokens"] == len(prediction_tokens(engine, wrong))
+    assert counts["completion_tokens"] == usage(engine, "billed-plain")["completion_tokens"] + counts["rejected_prediction_tokens"]
 
 
 def test_a_stop_string_inside_a_verified_draft_ends_the_answer_there(engine):

@@ -212,6 +212,43 @@ def test_a_batch_cancelled_while_a_file_is_saved_stays_cancelled(database):
     assert database.vector_index.file_status(OWNER, store_id, "file-one")["status"] == "cancelled"
 
 
+def lock_waits(database) -> int:
+    """PostgreSQL: how many of this database's sessions wait for a lock now."""
+    with database.engine.connect() as connection:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        return connection.exec_driver_sql(query).scalar()
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)  # SQLite: one writer at a time
+def test_a_store_deleted_while_a_file_of_it_is_saved_is_deleted(database):
+    """Found by the fuzz on PostgreSQL (seed 2067783929): ``DELETE /v1/vector_stores/{id}``
+    answered 500 while the indexer saved a file of the store. The save locked the file's
+    row, then (inserting chunks, bumping the store) the store's; the delete locks the store's
+    row, then its files' (the cascade): a deadlock, and PostgreSQL aborted the delete. Every
+    writer of a store's files locks the store first now, as the delete does. Here the save
+    is paused once it holds the file's row, until the delete waits."""
+    import numpy as np
+
+    from llm_backend.storage.vector_index import NewChunk
+    from llm_backend.storage.vector_stores import NewStoreFile
+
+    store_id = database.vector_stores.create(OWNER, None, {}, None, [NewStoreFile("file-one", {}, {"type": "auto"})])["id"]
+    chunk = NewChunk("some text", 2, np.ones(4, dtype=np.float32))
+    with paused_at(database, None, statement_is("UPDATE vector_store_files")) as (reached, go):
+        saver, saved = started(database.vector_index.save_chunks, OWNER, store_id, "file-one", [chunk], 100)
+        assert reached.wait(30), saved
+        deleter, deleted = started(database.vector_index.delete_store, OWNER, store_id)
+        deadline = time.monotonic() + 30
+        while not lock_waits(database) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        go.set()
+        saver.join(60)
+        deleter.join(60)
+    assert "error" not in deleted and isinstance(deleted["value"], int)
+    assert "error" not in saved
+    assert database.vector_stores.get(OWNER, store_id) is None
+
+
 # --- batches: two processes writing one batch's output file ----------------------------------
 
 

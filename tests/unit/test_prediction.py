@@ -92,7 +92,23 @@ def test_a_draft_refused_at_its_first_token_pauses_drafting_longer_each_time():
         pauses.append(draft.pause)
         draft.pause = 0
     assert pauses == [1, 2, 4, 8]
-    assert draft.rejected == 16 and draft.accepted == 0
+
+
+def test_the_prediction_tokens_that_appeared_in_the_answer_are_counted_once_each():
+    """OpenAI's accepted prediction tokens: those of the prediction that appeared in the
+    answer (its rejected ones: the rest). An edit at 40-41 leaves out two; the tokens the
+    cursor found the prediction again by count; a place the answer came back to counts once."""
+    draft = Draft(list(range(100)), counted=True)
+    follow(draft, list(range(40)) + [900, 901] + list(range(42, 60)))
+    assert draft.appeared == 58
+    follow(draft, [57, 58, 59])  # a repeated phrase: its places were counted already
+    assert draft.appeared == 58
+
+
+def test_a_prediction_the_answer_never_follows_has_none_appeared():
+    draft = Draft(list(range(100, 200)), counted=True)
+    follow(draft, list(range(30)))
+    assert draft.appeared == 0
 
 
 def test_drafts_grow_while_the_answer_follows_and_stop_while_it_strays():

@@ -57,8 +57,9 @@ def usage(event: Json) -> Json:
         "total_tokens": prompt + completion,
         # As OpenAI reports its prompt caching: prompt tokens whose KV was already computed.
         "prompt_tokens_details": {"cached_tokens": event.get("cached_tokens", 0)},
-        # With a prediction: completion_tokens counts the drafts computed and dropped too
-        # (OpenAI bills them), so accepted + rejected + the rest add up to it.
+        # With a prediction (OpenAI's accounting, engine/requests.py): accepted + rejected
+        # are the prediction's tokens, and completion_tokens counts the rejected ones too
+        # (OpenAI bills them).
         **(
             {"completion_tokens_details": {
                 "accepted_prediction_tokens": event["accepted_prediction_tokens"],

@@ -2,7 +2,10 @@
 
 A token ends the choice (end of generation, a stop string, its length or the context's), or
 adds its text; the text a step released is sent as one ``delta`` after the step (a verified
-draft gives several tokens in one step), with the logprobs of the tokens that made it.
+draft gives several tokens in one step), with the logprobs of the tokens that made it:
+one entry per generated token, its ``bytes`` the token's own (a token that holds part of
+a UTF-8 character shows it as ``\\xNN`` escapes in ``token``, as OpenAI's do), while the
+text is released in whole characters only.
 """
 
 from __future__ import annotations
@@ -56,8 +59,10 @@ class Answers:
         event: dict[str, Any] = {"id": request.rid, "event": "delta", "index": choice.index, "text": text}
         if request.sampling.logprobs:
             # Tokens whose text was held back (half a character, a possible stop string)
-            # are reported with the text they finally produced.
-            event["logprobs"] = choice.held_logprobs if text else []
+            # are reported with the text they finally produced; at the end, with none: as
+            # OpenAI's, one entry per token counted in ``completion_tokens``, also for the
+            # first bytes of a character the length limit cut (its text is dropped).
+            event["logprobs"] = choice.held_logprobs if text or finish_reason else []
             choice.held_logprobs = []
         if finish_reason:
             event["finish_reason"] = finish_reason

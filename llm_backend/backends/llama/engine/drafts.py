@@ -53,7 +53,7 @@ class Draft:
 
     def __init__(self, tokens: list[int], counted: bool, aligned: bool = True) -> None:
         self.tokens = tokens
-        self.counted = counted  # a prediction: its drafts are the usage's prediction tokens
+        self.counted = counted  # a prediction: usage accounts for its tokens (``appeared``)
         self.beside = None if counted else LOOKUP_BESIDE
         self.at: int | None = 0 if aligned else None  # the source token expected next
         self.last = 0  # where the cursor last was
@@ -64,8 +64,8 @@ class Draft:
         self.backoff = 1
         self.tail: list[int] = []  # the answer's last NGRAM tokens
         self._index: dict[tuple[int, ...], list[int]] | None = None
-        self.accepted = 0  # drafted tokens the answer took
-        self.rejected = 0  # drafted tokens computed and dropped
+        # A prediction's tokens that appeared in the answer, by place (usage: ``appeared``).
+        self._appeared = bytearray(len(tokens)) if counted else bytearray()
 
     def propose(self, room: int, others: int) -> list[int]:
         """The tokens to verify in this step, at most ``room``, while ``others`` other
@@ -96,12 +96,14 @@ class Draft:
             right = self.tokens[self.at] == token
             self.taken, self.tried = DECAY * self.taken + right, DECAY * self.tried + 1
             if right:
+                self._mark(self.at, self.at + 1)
                 self.at += 1
                 self.last = self.at
                 return
         self.at = self._realign()
         if self.at is not None:
             self.last = self.at
+            self._mark(self.at - NGRAM, self.at)  # the answer's last tokens, found here
 
     @property
     def size(self) -> int:
@@ -120,14 +122,23 @@ class Draft:
     def verified(self, drafted: int, accepted: int, tie: bool = False) -> None:
         """``accepted`` of the ``drafted`` tokens of a verification were taken; ``tie``: it
         stopped at a near tie (verification.py), which says nothing of the source."""
-        self.accepted += accepted
-        self.rejected += drafted - accepted
         if tie:
             return
         if accepted:
             self.backoff = 1
         else:
             self.pause, self.backoff = self.backoff, min(2 * self.backoff, MAX_DRAFT)
+
+    @property
+    def appeared(self) -> int:
+        """How many of a prediction's tokens appeared in the answer, in its order (each place
+        once, however often the answer came back to it): OpenAI's accepted prediction
+        tokens; the rest are its rejected ones."""
+        return self._appeared.count(1)
+
+    def _mark(self, start: int, end: int) -> None:
+        if self._appeared:
+            self._appeared[max(start, 0) : end] = b"\x01" * (end - max(start, 0))
 
     def _realign(self) -> int | None:
         if len(self.tail) < NGRAM:

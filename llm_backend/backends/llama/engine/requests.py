@@ -54,16 +54,20 @@ class Request:
         return 0 if self.prompt_logprobs is not None else len(self.prompt) - 1
 
     def usage(self) -> dict[str, int]:
-        """Its ``usage`` event's counts. As OpenAI counts them, drafts of the prediction that
-        were computed and not taken are completion tokens too (they were computed)."""
+        """Its ``usage`` event's counts. With a prediction, OpenAI's: accepted are the
+        prediction's tokens that appeared in the answer, rejected the rest of them (a wrong
+        prediction: all of it, whether or not any was drafted), and the rejected ones are
+        billed as completion tokens ("counted in the total completion tokens for purposes
+        of billing, output, and context window limits")."""
         drafts = [choice.draft for choice in self.choices if choice.draft is not None and choice.draft.counted]
-        rejected = sum(draft.rejected for draft in drafts)
+        accepted = sum(draft.appeared for draft in drafts)
+        rejected = sum(len(draft.tokens) for draft in drafts) - accepted
         counts = {
             "prompt_tokens": len(self.prompt),
             "cached_tokens": self.reused,
             "completion_tokens": sum(choice.completion_tokens for choice in self.choices) + rejected,
         }
         if self.prediction is not None:
-            counts["accepted_prediction_tokens"] = sum(draft.accepted for draft in drafts)
+            counts["accepted_prediction_tokens"] = accepted
             counts["rejected_prediction_tokens"] = rejected
         return counts
