@@ -361,3 +361,14 @@ def test_a_logit_bias_outside_plus_minus_100_is_refused(bias):
     with pytest.raises(OpenAIError) as raised:
         chat_params({"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"5": bias}}, n_ctx=2048)
     assert raised.value.param == "logit_bias"
+
+
+def test_repetitions_past_the_grammars_budget_are_left_to_the_engine():
+    # Issue #49: Claude Code's Workflow tool; the engine rewrites them (schema_bounds.py).
+    workflow = {"type": "function", "function": {"name": "Workflow", "parameters": {
+        "type": "object", "properties": {"script": {"type": "string", "maxLength": 524288}}}}}
+    params = chat(tools=[workflow], tool_choice="required")
+    assert params["structure"]["tools"] == [workflow]
+    schema = {"type": "array", "maxItems": 100000}
+    response_format = {"type": "json_schema", "json_schema": {"name": "out", "schema": schema, "strict": True}}
+    assert chat(response_format=response_format)["structure"] == {"kind": "json_schema", "schema": schema, "strict": True}

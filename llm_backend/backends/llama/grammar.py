@@ -29,6 +29,8 @@ from typing import Any
 
 from llama_cpp.llama_grammar import JSON_GBNF, SchemaConverter
 
+from .schema_bounds import UnkeptBound, within_budget
+
 # What a raw (unescaped) character of a JSON string can never be, in GBNF class syntax.
 NOT_IN_JSON_STRINGS = ('"', "\\\\", "\\x00-\\x1F", "\\x7F")
 
@@ -38,7 +40,12 @@ _LITERAL_OR_CLASS = re.compile(r'"(?:[^"\\]|\\.)*"|\[(\^?)((?:[^\]\\]|\\.)*)\]')
 
 
 class GrammarError(ValueError):
-    """The schema cannot be turned into a grammar (400 for the client)."""
+    """The schema cannot be turned into a grammar (400 for the client, naming ``param``
+    when it is known here)."""
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param, self.code = param, code
 
 
 def json_string_safe(rule: str) -> str:
@@ -168,12 +175,38 @@ def named_arguments(tools: list[dict[str, Any]], head: Callable[[str], str]) -> 
 MAX_GRAMMAR_CHARS = 1 << 20
 
 
-def grammar_for(spec: dict[str, Any] | None, tool_format: Any = None) -> str | None:
-    """The grammar of ``spec``; tool calls in ``tool_format``'s syntax (tool_formats/)."""
-    grammar = _grammar_for(spec, tool_format)
+def grammar_for(spec: dict[str, Any] | None, tool_format: Any = None, reach: int | None = None) -> str | None:
+    """The grammar of ``spec``; tool calls in ``tool_format``'s syntax (tool_formats/).
+    ``reach``: the most characters the answer can hold (schema_bounds.py)."""
+    grammar = _grammar_for(_within_budget(spec, reach), tool_format)
     if grammar is not None and len(grammar) > MAX_GRAMMAR_CHARS:
         raise GrammarError(f"its grammar would be {len(grammar)} characters, above the {MAX_GRAMMAR_CHARS} allowed")
     return grammar
+
+
+def _within_budget(spec: dict[str, Any] | None, reach: int | None) -> dict[str, Any] | None:
+    """``spec`` with its schemas' repetitions past the budget rewritten (schema_bounds.py)."""
+    if not spec:
+        return spec
+    try:
+        if spec["kind"] == "json_schema":
+            schema = within_budget(spec["schema"], reach, spec.get("strict") is True, "the response_format's schema")
+            return {**spec, "schema": schema}
+        if spec["kind"] == "tool_calls":
+            tools = []
+            for tool in spec["tools"]:
+                function = tool["function"]
+                parameters = function.get("parameters")
+                try:
+                    rewritten = within_budget(parameters, reach, function.get("strict") is True, f"function '{function['name']}'")
+                except UnkeptBound as exc:
+                    # "tools": a named tool_choice's tool is the only one here, whatever its index.
+                    raise GrammarError(str(exc), "tools", "invalid_function_parameters") from None
+                tools.append(tool if rewritten is parameters else {**tool, "function": {**function, "parameters": rewritten}})
+            return {**spec, "tools": tools}
+    except UnkeptBound as exc:
+        raise GrammarError(str(exc), "response_format.json_schema.schema", "invalid_json_schema") from None
+    return spec
 
 
 def _grammar_for(spec: dict[str, Any] | None, tool_format: Any) -> str | None:

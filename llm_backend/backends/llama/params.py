@@ -117,14 +117,12 @@ def _schema_problem(schema_text: str) -> str | None:
     return None
 
 
-# What a schema may ask of the grammar it becomes (issue #33): llama.cpp's converter writes a
-# repetition out in full ({"minItems": 100000} is 100000 copies of the item's rule) and every
-# property and enum value into the grammar. OpenAI's structured outputs allow 5000 properties
-# and 1000 enum values in all; repetitions here stop at 1000.
-MAX_SCHEMA_REPEAT = 1000
+# What a schema may ask of the grammar it becomes (issue #33): llama.cpp's converter writes
+# every property and enum value into the grammar. OpenAI's structured outputs allow 5000
+# properties and 1000 enum values in all. (Repetitions past the grammar's budget, 'maxLength':
+# 524288, are served: the engine rewrites them, schema_bounds.py.)
 MAX_SCHEMA_PROPERTIES = 5000
 MAX_SCHEMA_ENUM_VALUES = 1000
-REPEAT_KEYWORDS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties", "minContains", "maxContains")
 
 
 def _expansion_problem(schema: Any) -> str | None:
@@ -138,10 +136,6 @@ def _expansion_problem(schema: Any) -> str | None:
             continue
         if not isinstance(node, dict):
             continue
-        for keyword in REPEAT_KEYWORDS:
-            value = node.get(keyword)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > MAX_SCHEMA_REPEAT:
-                return f"'{keyword}' is {value:g}, above the {MAX_SCHEMA_REPEAT} a grammar repeats"
         if isinstance(node.get("properties"), dict):
             properties += len(node["properties"])
         if isinstance(node.get("enum"), list):
@@ -225,7 +219,8 @@ def _structure(request: Json, offered: list[Json], choice: Any) -> Json | None:
             f"response_format '{json_schema.get('name', '')}'",
             "invalid_json_schema",
         )
-        return {"kind": "json_schema", "schema": schema}
+        # strict: the engine refuses a bound it cannot keep rather than serve it unkept.
+        return {"kind": "json_schema", "schema": schema, **({"strict": True} if json_schema.get("strict") is True else {})}
     if kind != "text":
         raise unsupported("response_format", f"'{kind}' output")
     return None

@@ -67,18 +67,22 @@ from .engine.embeddings import Embedder
 from .engine.errors import RequestError
 from .engine.llama_params import gpu_offload, model_memory
 from .grammar import GrammarError, grammar_for
+from .schema_bounds import longest_token_bytes
 
 ENGINE_FAILED = {"status": 500, "message": "The engine failed on this request."}
 # Seconds between two stats events of a busy worker: one short line, about 20 µs to build.
 STATS_INTERVAL = 1.0
 
 
-def structured_output_grammar(structure: dict[str, Any] | None, tool_format: Any = None) -> str | None:
+def structured_output_grammar(structure: dict[str, Any] | None, tool_format: Any = None, reach: int | None = None) -> str | None:
     """The GBNF grammar for a request's ``structure`` (JSON, a schema, tool calls in the
-    model's ``tool_format``)."""
+    model's ``tool_format``); ``reach``: the most characters its answer can hold."""
     try:
-        return grammar_for(structure, tool_format)
+        return grammar_for(structure, tool_format, reach)
     except GrammarError as exc:
+        if exc.param:
+            message = str(exc)
+            raise RequestError(400, f"{message[:1].upper()}{message[1:]}.", exc.param, exc.code or "invalid_value") from None
         kind = structure.get("kind") if structure else None
         param = {"tool_calls": "tools", "gbnf": "grammar"}.get(kind, "response_format")
         raise RequestError(400, f"'{param}': {exc}.", param, "invalid_value") from None
@@ -104,6 +108,15 @@ class Worker:
         self._stats_decode = 0.0
         self._stats_busy = False
         self._stats_requests = 0
+        self._longest_token: int | None = None
+
+    def reach(self, max_tokens: int | None) -> int:
+        """The most characters an answer of ``max_tokens`` can hold (schema_bounds.py): its
+        tokens, within the context, times the longest token (measured once, ~0.1 s)."""
+        if self._longest_token is None:
+            tokenizer = self.engine.tokenizer
+            self._longest_token = longest_token_bytes(tokenizer.vocab, tokenizer.n_vocab)
+        return min(max_tokens or self.engine.n_ctx, self.engine.n_ctx) * self._longest_token
 
     def report_stats(self) -> None:
         """A ``stats`` event when one is due: each second while busy, and on going idle."""
@@ -147,7 +160,9 @@ class Worker:
         try:
             if op in ("chat", "completion"):
                 params = message.get("params") or {}
-                params["grammar"] = structured_output_grammar(params.pop("structure", None), self.engine.template.tool_format)
+                structure = params.pop("structure", None)
+                reach = self.reach(params.get("max_tokens")) if structure else None
+                params["grammar"] = structured_output_grammar(structure, self.engine.template.tool_format, reach)
                 self.engine.submit(rid, op, params)
                 return  # the engine sends the rest, ending with "done"
             if op == "embedding":
