@@ -94,3 +94,22 @@ def test_a_strict_tool_whose_minimum_a_grammar_cannot_keep_is_400_naming_it(clie
     # Not strict: served, the grammar asking for as many items as it holds.
     completion = chat_call(client, floor)
     assert completion.choices[0].message.tool_calls[0].function.name == "read_files"
+
+
+def test_a_streamed_forced_call_of_such_a_tool_is_valid_too(client):
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=ASK["Workflow"],
+        tools=[{"type": "function", "function": WORKFLOW}],
+        tool_choice={"type": "function", "function": {"name": "Workflow"}},
+        max_tokens=120,
+        temperature=0,
+        stream=True,
+    )
+    arguments = "".join(
+        call.function.arguments or ""
+        for chunk in stream
+        for choice in chunk.choices
+        for call in choice.delta.tool_calls or []
+    )
+    jsonschema.validate(json.loads(arguments), WORKFLOW["parameters"])
