@@ -168,7 +168,6 @@ class BatchLines:
             except Exception as exc:  # answered and logged as a request's error is
                 response = error_response(answered(exc))
             status, content, retry_after = await _sent(response, observation)
-            await self._counted()
             try:
                 # An answer can be large too (2048 embeddings: 16 MB of numbers).
                 parsed = await off_loop.off_loop(len(content) > LARGE_BODY, loads, content)
@@ -178,6 +177,7 @@ class BatchLines:
             if observation is not None:
                 observation.finished(status)
             off_loop.release()  # a line's end is its request's (RequestContext's part)
+        await self._counted()  # priced once the request is over (an upstream's answer: ``finished``)
         if not isinstance(parsed, dict):
             return 500, server_error().body(), request_id, None
         return status, parsed, request_id, retry_after
