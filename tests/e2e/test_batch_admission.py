@@ -1,7 +1,8 @@
 """A batch's lines are requests of the key that created it (issue #47): held to its project's
 hard spend limit (the batch past it ends its lines with ``insufficient_quota``, its spend
 within one line's price of the limit, the organisation's limit and another project
-untouched), and run no further once the project is archived or the key revoked.
+untouched), and run no further once the project is archived or the key revoked; a key's own
+rate limits stay its interactive requests'.
 
 Servers route ``upstream-smol`` to the real upstream (the session's server, the real model),
 priced for the spend test, on SQLite. One line at a time (``batch_concurrency`` 1): the
@@ -23,13 +24,14 @@ import sqlalchemy as sa
 
 from tests.conftest import MODEL
 from tests.support.batches import ENDED, chat_lines, file_lines, submit, wait
-from tests.support.clients import TLS, admin_sdk, keyed_server, sdk
+from tests.support.clients import TLS, admin_sdk, keyed_server, managed_key, sdk
 from tests.support.server import LiveServer
 
 ADMIN = "sk-admin-batch-admission-4f1"
 UPSTREAM_MODEL = "upstream-smol"
 PRICE = 400  # USD per 1M tokens, in and out: a short chat line costs about a cent and a half
 ONE_AT_A_TIME = {"LLM_BACKEND_BATCH_CONCURRENCY": "1"}
+STATIC_KEY, TPD = "sk-batch-admission-static-9d2", 100
 
 
 def _config(upstream: str, priced: bool) -> str:
@@ -44,15 +46,21 @@ upstream_catch_all: false
 {prices}"""
 
 
-def _gateway(tmp_path_factory, name: str, upstream: str, priced: bool) -> LiveServer:
+def _gateway(
+    tmp_path_factory, name: str, upstream: str, priced: bool, keys: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> LiveServer:
     """A server whose lines go upstream (its local models stay unloaded: with none at all,
     a pure gateway forwards the Batch API itself upstream)."""
-    return keyed_server(tmp_path_factory.mktemp(name), [], [f"ops={ADMIN}"], env=ONE_AT_A_TIME, config=_config(upstream, priced))
+    return keyed_server(
+        tmp_path_factory.mktemp(name), list(keys), [f"ops={ADMIN}"], env={**ONE_AT_A_TIME, **(env or {})}, config=_config(upstream, priced)
+    )
 
 
 @pytest.fixture(scope="module")
 def live(server, tmp_path_factory):
-    with _gateway(tmp_path_factory, "admission", server.api, priced=False) as gateway:
+    # A static key whose tokens per day (the static keys' setting) a few lines would spend.
+    limited = {"LLM_BACKEND_RATE_LIMIT_TPD": str(TPD)}
+    with _gateway(tmp_path_factory, "admission", server.api, priced=False, keys=(f"batcher={STATIC_KEY}",), env=limited) as gateway:
         yield gateway
 
 
@@ -118,6 +126,20 @@ def test_a_batch_past_its_projects_spend_limit_ends_its_lines_with_insufficient_
         spent = sum(costs)
         # It ran until the limit was reached, and no further than the line that reached it.
         assert limit <= spent <= limit + max(costs), (spent, costs)
+
+
+@pytest.mark.parametrize("kind", ["static", "managed"])
+def test_a_keys_own_rate_limits_are_the_interactive_ones_and_its_batch_lines_leave_them(live, kind):
+    """Lines run as the key that made the batch, but its tokens per day are its interactive
+    requests' (OpenAI keeps batch limits apart: a project's ``batch_1_day_max_input_tokens``)."""
+    key = STATIC_KEY if kind == "static" else managed_key(live, "tpd-batcher", "--tpd", str(TPD))[0]
+    first = _chat(live, key)
+    assert first.status_code == 200 and first.json()["usage"]["total_tokens"] < TPD
+    client = sdk(live, key)
+    done = wait(client, submit(client, chat_lines(3, UPSTREAM_MODEL)).id)
+    assert done.status == "completed" and done.request_counts.completed == 3
+    assert done.usage.total_tokens + first.json()["usage"]["total_tokens"] > TPD
+    assert _chat(live, key).status_code == 200
 
 
 def _database(live: LiveServer) -> sa.Engine:
