@@ -281,8 +281,8 @@ class Authenticator:
             return Principal(ANONYMOUS, admin=True) if await self.open() else None
         static = self.keyring.owners()  # a static key's owner is never a managed key's id (RESERVED_PREFIXES)
         if creator in static:
-            archived = self.projects is not None and await self.projects.archived(creator)
-            return None if archived else Principal(creator, static[creator])
+            principal = Principal(creator, static[creator])
+            return None if await self._refused(principal) else principal
         found = await self.managed.authenticate_id(creator) if self.managed is not None else None
         return found.principal() if found is not None else None
 

@@ -55,7 +55,7 @@ class Claimed:
     status: str
     expires_at: int
     output_expires_after: Json | None
-    creator: str | None = None  # the key that created it (``Principal.key``; None: before 0019)
+    creator: str | None = None  # the key that created it (``Principal.key``; None: before 0020)
 
 
 def _totals(session: Session, seqs: list[int]) -> dict[int, tuple]:

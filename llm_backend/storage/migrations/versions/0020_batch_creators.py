@@ -5,8 +5,8 @@ each line is admitted only while the key is still valid and its project active.
 id, a static key's owner, ``anonymous``), never the key or its digest. Batches made before
 this revision have none: their lines are held to their project alone.
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-11-26
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0018"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
