@@ -188,8 +188,9 @@ def test_a_batchs_creator_is_let_in_only_while_a_request_of_its_key_would_be(dat
     named as ``Principal.key`` names it), until that key is revoked, dropped from the
     settings, or its project archived."""
     run = asyncio.run
-    database.projects.ensure_static(["alice"])
-    with_alice = Authenticator(Keyring(["alice=sk-alice-holder"]), database.api_keys, database.projects)
+    database.projects.ensure_static(["alice", "ops"])
+    keyring = Keyring(["alice=sk-alice-holder"], ["ops=sk-ops-holder"])
+    with_alice = Authenticator(keyring, database.api_keys, database.projects)
     info, _ = database.api_keys.create("batcher")
     managed = run(with_alice.holder(info.project_id, info.id))
     assert (managed.owner, managed.key) == (info.project_id, info.id)
@@ -202,6 +203,8 @@ def test_a_batchs_creator_is_let_in_only_while_a_request_of_its_key_would_be(dat
     assert run(with_alice.holder(info.project_id, info.id)) is None
     database.projects.archive("alice")
     assert run(with_alice.holder("alice", "alice")) is None and run(with_alice.holder("alice", None)) is None
+    database.projects.archive("ops")  # an admin key is the organisation's: its project's archive does not stop it
+    assert run(with_alice.holder("ops", "ops")) == Principal("ops", admin=True)
 
 
 def test_a_keyless_services_batches_run_while_it_stays_keyless(database):
