@@ -35,7 +35,8 @@ STATIC_KEY, TPD = "sk-batch-admission-static-9d2", 100
 
 
 def _config(upstream: str, priced: bool) -> str:
-    prices = f"prices:\n  - {{model: {UPSTREAM_MODEL}, input: {PRICE}, output: {PRICE}}}\n" if priced else ""
+    # Both names priced alike: the upstream's id and the model it stands for there.
+    prices = "prices:\n" + "".join(f"  - {{model: {model}, input: {PRICE}, output: {PRICE}}}\n" for model in (UPSTREAM_MODEL, MODEL))
     return f"""
 upstreams:
   - name: lab
@@ -43,7 +44,7 @@ upstreams:
     models: [{UPSTREAM_MODEL}]
     aliases: {{{UPSTREAM_MODEL}: {MODEL}}}
 upstream_catch_all: false
-{prices}"""
+{prices if priced else ""}"""
 
 
 def _gateway(
@@ -51,16 +52,16 @@ def _gateway(
 ) -> LiveServer:
     """A server whose lines go upstream (its local models stay unloaded: with none at all,
     a pure gateway forwards the Batch API itself upstream)."""
-    return keyed_server(
-        tmp_path_factory.mktemp(name), list(keys), [f"ops={ADMIN}"], env={**ONE_AT_A_TIME, **(env or {})}, config=_config(upstream, priced)
-    )
+    env = {**ONE_AT_A_TIME, **(env or {})}
+    return keyed_server(tmp_path_factory.mktemp(name), list(keys), [f"ops={ADMIN}"], env=env, config=_config(upstream, priced))
 
 
 @pytest.fixture(scope="module")
 def live(server, tmp_path_factory):
     # A static key whose tokens per day (the static keys' setting) a few lines would spend.
     limited = {"LLM_BACKEND_RATE_LIMIT_TPD": str(TPD)}
-    with _gateway(tmp_path_factory, "admission", server.api, priced=False, keys=(f"batcher={STATIC_KEY}",), env=limited) as gateway:
+    keys = (f"batcher={STATIC_KEY}",)
+    with _gateway(tmp_path_factory, "admission", server.api, priced=False, keys=keys, env=limited) as gateway:
         yield gateway
 
 
