@@ -291,7 +291,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app.add_middleware(FastLane, MiddlewarePosition.BEFORE_VALIDATION, routes=routes)
     # Batch lines take the same routes to the same controllers (http/batch_lines.py).
     endpoints = batch_endpoints(body_operations, specification.base_path)
-    services.batches = BatchRunner(services, BatchLines(services, endpoints, specification.base_path, observer))
+    # Each line admitted as its batch's key's request: the key, its project, the spend limits.
+    services.batches = BatchRunner(services, BatchLines(services, endpoints, specification.base_path, observer, authenticator))
     # The Responses WebSocket mode: its events checked by createResponse's schema.
     responses_path = specification.base_path + "/responses"
     check_event = client_events.response_create_checker(

@@ -187,6 +187,8 @@ class ManagedKeys(Protocol):
 
     async def authenticate_digest(self, digest_hex: str) -> ManagedKey | None: ...
 
+    async def authenticate_id(self, key_id: str) -> ManagedKey | None: ...
+
     async def any_created(self) -> bool: ...
 
 
@@ -264,6 +266,25 @@ class Authenticator:
             managed = await self.managed.authenticate_digest(presented.hex())
             return managed.principal() if managed is not None else None
         return None
+
+    async def holder(self, owner: str, creator: str | None) -> Principal | None:
+        """Who work kept for later (a batch's lines) runs as: the key that made it, named as
+        ``Principal.key`` names it (a managed key's id, a static key's owner, ``anonymous``),
+        if a request of that key would be let in now - None once it was revoked, deleted or
+        expired, dropped from the settings, or its project archived (the same rules as
+        ``authenticate``). ``creator`` None (made before creators were kept): ``owner``'s
+        project alone is checked."""
+        if creator is None:
+            archived = self.projects is not None and await self.projects.archived(owner)
+            return None if archived else Principal(owner)
+        if creator == ANONYMOUS:  # made while the service was keyless: good while it is
+            return Principal(ANONYMOUS, admin=True) if await self.open() else None
+        static = self.keyring.owners()  # a static key's owner is never a managed key's id (RESERVED_PREFIXES)
+        if creator in static:
+            principal = Principal(creator, static[creator])
+            return None if await self._refused(principal) else principal
+        found = await self.managed.authenticate_id(creator) if self.managed is not None else None
+        return found.principal() if found is not None else None
 
     async def authenticate_admin(self, authorization: str | None) -> Principal:
         """401 without a valid key, 403 with a key that is not an admin key."""

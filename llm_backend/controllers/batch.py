@@ -1,12 +1,12 @@
 """Tag ``Batch``: batches served here over the Files store (serving/batches/, docs/BATCHES.md)."""
 
-from ..http.context import current, current_owner
+from ..http.context import caller, current, current_owner
 from ..http.rendering import json_response
 from ..serving.batches import service
 
 
 async def create_batch(body: dict):
-    return json_response(await service.create(current(), current_owner(), body))
+    return json_response(await service.create(current(), current_owner(), body, caller().key))
 
 
 async def retrieve_batch(batch_id: str):

@@ -9,9 +9,18 @@ or error is rendered by the same renderers; the metrics and usage accounting see
 see a request (tokens counted per key and model). Nothing here knows what a chat
 completion is: a rule of an endpoint lives once, in its controller.
 
-What differs from a request from the network: the caller is the batch's owner (no key is
-kept: the principal is set from the batch), and the line runs at low priority
+What differs from a request from the network: the caller is the key that created the batch
+(the batch keeps its name, never the key), and the line runs at low priority
 (``backends.base.background``): a local model answers it on its low-priority engine.
+
+A line is admitted as that key's request would be (issue #47: lines ran as their project,
+past its archiving and its spend limit): the key still let in (``Authenticator.holder``: not
+revoked, deleted or expired, still configured, its project not archived), then the hard
+spend limits (``SpendMeter.admit``, as ``rate_limits.LimitedAuthenticator`` admits a
+request), then, where the body names its model, the project's per-model limits (the endpoint's
+own ``routed_by_model``). A refusal of the first two is ``Refused``: the batch runner runs no
+further line of the batch (serving/batches/runner.py). Per-key rate limits are not applied:
+OpenAI keeps batch limits apart from the interactive ones (``project_limits.py``).
 """
 
 from __future__ import annotations
@@ -23,10 +32,12 @@ from typing import Any, Protocol
 import structlog
 from starlette.responses import Response
 
-from ..auth import Principal
+from ..auth import Authenticator, Principal
 from ..backends.base import background
-from ..errors import answered, server_error
+from ..errors import OpenAIError, answered, invalid_key, server_error
+from ..serving.batches.lines import Refused
 from ..serving.services import Services
+from ..storage.batches import Claimed
 from .. import off_loop
 from ..json_text import LARGE_BODY, loads
 from . import context
@@ -34,6 +45,9 @@ from .middleware import Observer
 from .rendering import error_response
 
 Json = dict[str, Any]
+# How long a line waits for its cost to be counted, so that the next line of its batch is
+# admitted against it (the meter counts just after an answer, off its path).
+COUNTED_WAIT = 5.0
 
 
 class Endpoint(Protocol):
@@ -80,27 +94,55 @@ def _seconds(value: bytes | None) -> float | None:
 
 class BatchLines:
     """The batch endpoints served here and how a line of each is answered (the batch
-    runner's ``Lines``, serving/batches/runner.py)."""
+    runner's ``Lines``, serving/batches/lines.py)."""
 
-    def __init__(self, services: Services, endpoints: dict[str, Endpoint], base_path: str, observer: Observer | None) -> None:
+    def __init__(
+        self, services: Services, endpoints: dict[str, Endpoint], base_path: str, observer: Observer | None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.services = services
         self.routes = endpoints
         self.base_path = base_path
         self.observer = observer
+        self.authenticator = authenticator
         self.endpoints = frozenset(endpoints)
 
     def required(self, endpoint: str) -> list[str]:
         return list(self.routes[endpoint].required)
 
-    async def answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str, float | None]:
+    async def answer(self, batch: Claimed, body: Json) -> tuple[int, Json, str, float | None]:
         """(status, JSON body, request id, retry-after) of the line's request; run in a task of its own,
-        so that what it sets in the request context stays its own."""
-        return await asyncio.create_task(self._answer(owner, endpoint, body))
+        so that what it sets in the request context stays its own. ``Refused`` when its
+        batch's key or project would not be let in now."""
+        return await asyncio.create_task(self._answer(batch, body))
 
-    async def _answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str, float | None]:
-        route = self.routes[endpoint]
+    async def _admitted(self, batch: Claimed) -> Principal:
+        """Who the line runs as, admitted as a request of the batch's key is (``Refused``
+        else): the key still let in, then the hard spend limits (``LimitedAuthenticator``'s
+        ``quota``; per-key rate limits are the interactive ones)."""
+        if self.authenticator is None:
+            return Principal(batch.owner)
+        principal = await self.authenticator.holder(batch.owner, batch.creator)
+        if principal is None:
+            raise Refused(invalid_key())
+        meter = getattr(self.services, "spend_meter", None)
+        if meter is not None:
+            try:
+                await meter.admit(principal)
+            except OpenAIError as refusal:
+                raise Refused(refusal) from None
+        return principal
+
+    async def _counted(self) -> None:
+        """Wait (a while at most) for the answers' costs to be counted."""
+        meter = getattr(self.services, "spend_meter", None)
+        if meter is not None:
+            await asyncio.wait([asyncio.ensure_future(meter.settled())], timeout=COUNTED_WAIT)
+
+    async def _answer(self, batch: Claimed, body: Json) -> tuple[int, Json, str, float | None]:
+        route = self.routes[batch.endpoint]
         request_id = "req_" + uuid.uuid4().hex
-        path = self.base_path + endpoint.removeprefix("/v1")
+        path = self.base_path + batch.endpoint.removeprefix("/v1")
         scope = {
             "type": "http",
             "method": "POST",
@@ -110,7 +152,7 @@ class BatchLines:
             "headers": [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())],
         }
         record = context.enter(scope, self.services)
-        context.authenticated(Principal(owner))
+        context.authenticated(await self._admitted(batch))
         record.operation_id = route.operation_id
         background.set(True)
         structlog.contextvars.clear_contextvars()
@@ -135,6 +177,7 @@ class BatchLines:
             if observation is not None:
                 observation.finished(status)
             off_loop.release()  # a line's end is its request's (RequestContext's part)
+        await self._counted()  # priced once the request is over (an upstream's answer: ``finished``)
         if not isinstance(parsed, dict):
             return 500, server_error().body(), request_id, None
         return status, parsed, request_id, retry_after

@@ -37,6 +37,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from .. import errors
 from ..auth import ANONYMOUS, Authenticator, Principal
+from ..backends.base import background
 from ..errors import OpenAIError
 from ..settings import Settings
 from ..storage import Database
@@ -260,7 +261,11 @@ class RateLimits:
         return headers, listed
 
     def spend(self, principal: Principal, model: str, measured: Measured) -> None:
-        """Tokens an answer to ``principal`` used (their windows may go past their limits)."""
+        """Tokens an answer to ``principal`` used (their windows may go past their limits).
+        A batch line's are not: its key's limits are the interactive ones (OpenAI keeps batch
+        limits apart; ``project_limits.py`` holds lines to a project's batch tokens)."""
+        if background.get():
+            return
         owner, tokens = principal.key, measured.tokens
         limits = self._spending.get(owner)
         if limits is not None and tokens > 0 and (limits.tpm is not None or limits.tpd is not None):

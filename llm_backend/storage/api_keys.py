@@ -196,14 +196,15 @@ class ApiKeyStore:
 
     # --- request path ------------------------------------------------------------------------
 
-    def _lookup(self, digest: str) -> tuple | None:
-        """(id, rpm, tpm, tpd, project, admin) of the active key whose digest is ``digest``:
-        not revoked, not expired, of a project that is not archived (admin keys have none)."""
+    def _lookup(self, digest: str, column=ApiKey.digest) -> tuple | None:
+        """(id, rpm, tpm, tpd, project, admin) of the active key whose digest (or ``column``)
+        is ``digest``: not revoked, not expired, of a project that is not archived (admin
+        keys have none)."""
         query = (
             select(ApiKey.id, ApiKey.rpm, ApiKey.tpm, ApiKey.tpd, ApiKey.project_id, ApiKey.admin)
             .outerjoin(Project, Project.id == ApiKey.project_id)
             .where(
-                ApiKey.digest == digest,
+                column == digest,
                 ApiKey.revoked.is_(False),
                 or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
                 or_(ApiKey.project_id.is_(None), Project.archived_at.is_(None)),
@@ -236,7 +237,14 @@ class ApiKeyStore:
 
     async def authenticate_digest(self, digest: str) -> ManagedKey | None:
         """The same, for the key whose digest (hex) is ``digest``."""
-        found = await self._database.run(self._lookup, digest)
+        return await self._found(await self._database.run(self._lookup, digest))
+
+    async def authenticate_id(self, key_id: str) -> ManagedKey | None:
+        """The same, for the key whose id is ``key_id``: work it made earlier (a batch's
+        lines) runs only while the key would be let in."""
+        return await self._found(await self._database.run(self._lookup, key_id, ApiKey.id))
+
+    async def _found(self, found: tuple | None) -> ManagedKey | None:
         if found is None:
             return None
         key_id, rpm, tpm, tpd, project_id, admin = found

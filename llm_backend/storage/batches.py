@@ -55,6 +55,7 @@ class Claimed:
     status: str
     expires_at: int
     output_expires_after: Json | None
+    creator: str | None = None  # the key that created it (``Principal.key``; None: before 0020)
 
 
 def _totals(session: Session, seqs: list[int]) -> dict[int, tuple]:
@@ -125,11 +126,13 @@ class BatchStore:
         window_seconds: int,
         metadata: dict[str, str] | None,
         output_expires_after: Json | None,
+        creator: str | None = None,
     ) -> Json:
         now = int(time.time())
         row = StoredBatch(
             id="batch_" + secrets.token_hex(16),
             owner=owner,
+            creator=creator,
             endpoint=endpoint,
             input_file_id=input_file_id,
             completion_window=completion_window,
@@ -204,7 +207,7 @@ class BatchStore:
                 ).rowcount
                 if won:
                     return Claimed(row.seq, row.id, row.owner, row.endpoint, row.input_file_id, row.status,
-                                   row.expires_at, row.output_expires_after)
+                                   row.expires_at, row.output_expires_after, row.creator)
         return None
 
     def renew(self, holder: str, seqs: list[int], lease: float) -> dict[int, tuple[str, int, bool]]:

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from llm_backend.auth import ANONYMOUS, Authenticator, Keyring
+from llm_backend.auth import ANONYMOUS, Authenticator, Keyring, Principal
 from llm_backend.cli import app
 from llm_backend.errors import OpenAIError
 from tests.conftest import MODEL
@@ -181,3 +181,35 @@ def test_cli_makes_an_admin_key_and_every_cli_change_is_in_the_audit_log(databas
         ("api_key.updated", "llm-backend-cli"), ("api_key.deleted", "llm-backend-cli"),
     ]
     assert [resource for *_, resource in logged][1:] == [key_id] * 3
+
+
+def test_a_batchs_creator_is_let_in_only_while_a_request_of_its_key_would_be(database):
+    """Issue #47: a batch's lines run as the key that created it (``Authenticator.holder``,
+    named as ``Principal.key`` names it), until that key is revoked, dropped from the
+    settings, or its project archived."""
+    run = asyncio.run
+    database.projects.ensure_static(["alice", "ops"])
+    keyring = Keyring(["alice=sk-alice-holder"], ["ops=sk-ops-holder"])
+    with_alice = Authenticator(keyring, database.api_keys, database.projects)
+    info, _ = database.api_keys.create("batcher")
+    managed = run(with_alice.holder(info.project_id, info.id))
+    assert (managed.owner, managed.key) == (info.project_id, info.id)
+    assert run(with_alice.holder("alice", "alice")) == Principal("alice")
+    assert run(with_alice.holder("alice", None)) == Principal("alice")  # a batch made before creators were kept
+    assert run(with_alice.holder(ANONYMOUS, ANONYMOUS)) is None  # keys exist: the keyless tenant is gone
+    # Alice's key taken out of the settings (a restart without it): her batches stop.
+    assert run(Authenticator(Keyring([]), database.api_keys, database.projects).holder("alice", "alice")) is None
+    assert database.api_keys.revoke(info.id)
+    assert run(with_alice.holder(info.project_id, info.id)) is None
+    database.projects.archive("alice")
+    assert run(with_alice.holder("alice", "alice")) is None and run(with_alice.holder("alice", None)) is None
+    database.projects.archive("ops")  # an admin key is the organisation's: its project's archive does not stop it
+    assert run(with_alice.holder("ops", "ops")) == Principal("ops", admin=True)
+
+
+def test_a_keyless_services_batches_run_while_it_stays_keyless(database):
+    keyless = Authenticator(Keyring([]), database.api_keys, database.projects)
+    assert asyncio.run(keyless.holder(ANONYMOUS, ANONYMOUS)) == Principal(ANONYMOUS, admin=True)
+    database.api_keys.create("first")
+    database.api_keys._active = None  # forget the few-seconds cache of "any keys?"
+    assert asyncio.run(keyless.holder(ANONYMOUS, ANONYMOUS)) is None

@@ -17,12 +17,13 @@ runs the lines not answered yet: none is lost, none is answered twice in the out
 gives its leases back at once.
 
 Lines run through the endpoint's own validation and controller (``http/batch_lines.py``,
-behind the ``Lines`` interface below) at low priority: a local model answers them on its
+behind the ``Lines`` interface, ``lines.py``) at low priority: a local model answers them on its
 low-priority engine, so interactive requests never wait behind a batch. A line refused for
 a passing reason (429, 5xx: a model loading, an engine restarting, an upstream's limit) is
 tried again, later (not before its ``retry-after``); after ``MAX_ATTEMPTS`` its last answer is
 kept. A refusal that will not pass soon (a spend limit's ``insufficient_quota``, a limit that
 resets past ``MAX_RETRY_AFTER``) is the line's answer at once: retrying it only held the batch.
+Each line is admitted as a request of its batch's key; one ``Refused`` ends the batch (lines.py).
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ...errors import server_error
 from ...storage.batches import BatchStore, Claimed
 from ...storage.files import FileStore
 from ..services import Services
 from . import input as batch_input
+from .lines import Lines, Refused, ends_batch, refuse_unanswered
 from .output import answered, not_run, usage_of, write_files
 
 log = logging.getLogger(__name__)
@@ -61,21 +63,6 @@ MAX_ATTEMPTS = 5
 RETRY_DELAY = 2.0  # seconds, doubling per attempt
 MAX_RETRY_AFTER = 120.0  # the longest retry-after a line waits for (a minute's limit, not a day's)
 JOB_RETRY_DELAY = 10.0  # seconds before a failed check or ending is tried again
-
-
-class Lines(Protocol):
-    """How a line is answered: as the request it stands for (``http/batch_lines.py``)."""
-
-    endpoints: frozenset[str]
-
-    def required(self, endpoint: str) -> list[str]:
-        """The body parameters ``endpoint`` requires (from the document)."""
-        ...
-
-    async def answer(self, owner: str, endpoint: str, body: Json) -> tuple[int, Json, str, float | None]:
-        """(status, JSON body, request id, its ``retry-after`` seconds or None) of the line's
-        request."""
-        ...
 
 
 def retry_delay(status: int, answer: Json, retry_after: float | None, attempt: int) -> float | None:
@@ -102,6 +89,7 @@ class Held:
     lines: dict[int, asyncio.Task] = field(default_factory=dict)  # running lines
     job: asyncio.Task | None = None  # checking the input, or ending the batch
     not_before: float = 0.0  # after a job failed: when to try again (monotonic)
+    refused: tuple[int, Json] | None = None  # (status, body): no further line runs (Refused)
 
 
 class BatchRunner:
@@ -182,6 +170,8 @@ class BatchRunner:
                 held.job = self._job(held, self._end(held, "cancelled"))
             elif expired:  # by the database's clock, as every replica judges it
                 held.job = self._job(held, self._end(held, "expired"))
+            elif held.refused is not None and status == "in_progress":
+                held.job = self._job(held, self._end_refused(held))
             elif status == "finalizing" or (held.exhausted and not held.queue and not held.retries and not held.lines):
                 held.job = self._job(held, self._end(held, "completed"))
         if len(self.held) < MAX_HELD:
@@ -241,7 +231,7 @@ class BatchRunner:
                 continue
             if not held.queue and not held.exhausted:
                 await self._load(held)
-            if not held.queue or seq not in self.held:
+            if not held.queue or seq not in self.held or held.refused is not None:  # refused while loading
                 idle += 1
                 continue
             idle = 0
@@ -261,9 +251,12 @@ class BatchRunner:
         batch = held.batch
         try:
             try:
-                status, answer, request_id, retry_after = await self.lines.answer(batch.owner, batch.endpoint, body)
+                status, answer, request_id, retry_after = await self.lines.answer(batch, body)
             except asyncio.CancelledError:
                 raise
+            except Refused as refused:
+                self._refuse(held, refused.status, refused.body)
+                return
             except Exception:
                 log.exception("a batch line failed", extra={"batch_id": batch.id})
                 status, answer, request_id, retry_after = 500, server_error().body(), "req_" + secrets.token_hex(16), None
@@ -274,6 +267,8 @@ class BatchRunner:
             output = answered(custom_id, status, answer, request_id)
             usage = usage_of(answer) if status == 200 else {}
             await self._db(self.store.answer, batch.seq, line, output, status != 200, usage)
+            if ends_batch(status, answer):
+                self._refuse(held, status, answer)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -285,6 +280,16 @@ class BatchRunner:
             if not held.lines and held.exhausted and not held.queue:
                 self._wake.set()  # its last line: end the batch now
             self._line_ended.set()
+
+    def _refuse(self, held: Held, status: int, body: Json) -> None:
+        """No further line of ``held`` starts; its next tick ends it (``_end_refused``)."""
+        if held.refused is None:
+            held.refused = (status, body)
+            log.info("batch refused", extra={"batch_id": held.batch.id, "status": status})
+        held.queue.clear()
+        held.retries.clear()
+        held.exhausted = True
+        self._wake.set()
 
     # --- checking and ending a batch -------------------------------------------------------------
 
@@ -325,6 +330,12 @@ class BatchRunner:
         if backend is None:
             return False
         return backend in registry.local or not self.services.settings.upstream_pass_client_key
+
+    async def _end_refused(self, held: Held) -> None:
+        """The lines running finish (they were admitted); the others get the refusal."""
+        await asyncio.gather(*list(held.lines.values()), return_exceptions=True)
+        await self._db(refuse_unanswered, self.store, held.batch.seq, *held.refused)
+        await self._end(held, "completed")
 
     async def _end(self, held: Held, ending: str) -> None:
         """Write the output and error files and give the batch its final status:

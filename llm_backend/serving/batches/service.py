@@ -33,7 +33,9 @@ def _supported(endpoints: frozenset[str]) -> str:
     return ", ".join(quoted[:-1]) + f", and {quoted[-1]}" if len(quoted) > 1 else "".join(quoted)
 
 
-async def create(services: Services, owner: str, body: Json) -> Json:
+async def create(services: Services, owner: str, body: Json, creator: str | None = None) -> Json:
+    """A new batch of ``owner``'s, made by the key ``creator`` (``Principal.key``): its lines
+    run only while that key is valid (``runner.py``)."""
     endpoint = body["endpoint"]
     runner = _runner(services)
     if endpoint not in runner.lines.endpoints:
@@ -53,6 +55,7 @@ async def create(services: Services, owner: str, body: Json) -> Json:
         WINDOWS[window],
         metadata,
         body.get("output_expires_after"),
+        creator,
     )
     runner.wake()
     return created

@@ -1,4 +1,4 @@
-"""Batches and their lines; Uploads and their parts (revision 0012)."""
+"""Batches and their lines; Uploads and their parts (revision 0012; a batch's creator: 0020)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ class StoredBatch(Base):
     seq: Mapped[int] = mapped_column(SEQUENCE_TYPE, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(StoredText(64), unique=True)
     owner: Mapped[str] = mapped_column(StoredText(128))
+    # The key that created it (``Principal.key``; None: made before revision 0020): its
+    # lines run only while that key is valid (serving/batches/runner.py).
+    creator: Mapped[str | None] = mapped_column(StoredText(128), default=None)
     endpoint: Mapped[str] = mapped_column(StoredText(64))
     input_file_id: Mapped[str] = mapped_column(StoredText(param="input_file_id"))
     completion_window: Mapped[str] = mapped_column(StoredText(16))
