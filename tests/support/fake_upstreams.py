@@ -129,10 +129,14 @@ class ChatOnlyUpstream:
     the real model), anything else answers 404. Records each request's path and JSON body.
 
     Not a fake answer: the model's answers are real; only the routes are narrowed, so a test
-    can see that nothing asked this upstream for ``/v1/responses``."""
+    can see that nothing asked this upstream for ``/v1/responses``. With ``split_usage``, a
+    streamed piece that carries ``usage`` is sent in two TCP writes 50 ms apart, cut inside
+    the usage object, as a network may deliver it."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, split_usage: bool = False) -> None:
         self.target = target
+        self.split_usage = split_usage
+        self.splits = 0  # pieces sent in two writes
         self.requests: list[tuple[str, dict | None]] = []
         self.port = 0
         self._loop = None
@@ -171,6 +175,12 @@ class ChatOnlyUpstream:
                 )
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
+                    cut = chunk.find(b'"usage":{') + len(b'"usage":{"')
+                    if self.split_usage and cut > len(b'"usage":{"'):
+                        await response.write(chunk[:cut])  # write() drains: the first half is sent
+                        self.splits += 1
+                        await asyncio.sleep(0.05)
+                        chunk = chunk[cut:]
                     await response.write(chunk)
                 await response.write_eof()
                 return response
