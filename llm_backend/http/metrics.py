@@ -155,7 +155,7 @@ class Metrics:
         """The one place an answer's usage is learnt (docs/ADMIN.md: the one usage-recording
         interface, for every family): its tokens (``prompt_tokens``/``input_tokens``...), or
         what is not tokens (``seconds`` of audio transcribed, ``characters`` spoken, hosted
-        tool ``calls``; a transcription's ``{"type": "duration", "seconds"}``), of ``family``
+        tool ``calls``, forwarded ``images``; a transcription's ``{"type": "duration", "seconds"}``), of ``family``
         (default: the operation's, ``USAGE_FAMILIES``). Counted here, told to each of
         ``token_listeners(principal, model, measured)`` (rate limits, spend) and recorded in
         the usage accounting, per key and project."""
@@ -169,7 +169,7 @@ class Metrics:
             output_tokens=_count(usage, "completion_tokens", "output_tokens"),
             seconds=_amount(usage.get("seconds")),
             characters=_count(usage, "characters"),
-            calls=_count(usage, "calls"),
+            calls=_count(usage, "calls", "images"),  # images: counted as the images family's calls
         )
         if measured.input_tokens:
             self.child(self.prompt_tokens, model, owner).inc(measured.input_tokens)
