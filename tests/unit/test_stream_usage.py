@@ -58,3 +58,11 @@ def test_the_usage_a_client_did_not_ask_for_leaves_the_stream_as_openai_sends_it
         assert passed == unasked, f"seed {SEED}, cuts {cuts}"
         assert heard == [{"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
                           "prompt_tokens_details": {"cached_tokens": 0}}], f"seed {SEED}, cuts {cuts}"
+
+
+def test_usage_on_a_chunk_with_choices_is_taken_off_that_chunk_and_counted():
+    # Some OpenAI-compatible servers put the usage on the last chunk that has choices.
+    body = f'data: {{{HEAD},"choices":{CHOICES[2]},"usage":{USAGE}}}\n\ndata: [DONE]\n\n'.encode()
+    passed, heard = _passed(body, [len(body) // 2])
+    assert passed == f'data: {{{HEAD},"choices":{CHOICES[2]}}}\n\ndata: [DONE]\n\n'.encode()
+    assert [usage["total_tokens"] for usage in heard] == [11]
