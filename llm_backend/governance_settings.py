@@ -22,6 +22,7 @@ class Price(BaseModel):
     audio_minute: float = Field(0, ge=0, description="per minute of audio transcribed or translated")
     characters: float = Field(0, ge=0, description="per 1M characters spoken (speech)")
     file_search_calls: float = Field(0, ge=0, description="per 1,000 file_search calls")
+    image: float = Field(0, ge=0, description="per image generated, edited or varied (forwarded image operations)")
     vector_store_gb_day: float = Field(0, ge=0, description="per GB of vector stores kept a day")
 
 

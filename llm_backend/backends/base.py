@@ -24,6 +24,11 @@ tenant: ContextVar[str] = ContextVar("tenant", default="")
 the caller: a local engine reuses cached prompt KV only within one tenant (issue #34), and
 routes a prompt to the engine holding its beginning only within one tenant."""
 
+usage_withheld: ContextVar[Callable[[Json], None]] = ContextVar("usage_withheld", default=lambda usage: None)
+"""Told the usage of an answer an upstream reported but the client did not ask to see (a
+stream without ``include_usage``: ``upstream/stream_usage.py``), set by the HTTP layer per
+request: its meter counts it as the answer's (``http/metrics.py``)."""
+
 failover: ContextVar[bool] = ContextVar("failover", default=False)
 """Set by a model pool while it calls one deployment: a failure is then answered by another
 deployment of the pool, so a backend reports it at once instead of retrying it itself."""

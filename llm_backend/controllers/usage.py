@@ -12,6 +12,7 @@ from ..storage.usage import (
     COMPLETIONS,
     EMBEDDINGS,
     FILE_SEARCH_CALLS,
+    IMAGES,
     MODERATIONS,
     VECTOR_STORES,
 )
@@ -54,12 +55,16 @@ async def usage_vector_stores(**parameters):
     return await _answer(VECTOR_STORES, **parameters)
 
 
-# Usage this service never has (no images, code interpreter or web search here): the same buckets, empty.
 async def usage_images(**parameters):
+    return await _answer(IMAGES, **parameters)
+
+
+# Usage this service never has (no code interpreter or web search here): the same buckets, empty.
+async def usage_code_interpreter_sessions(**parameters):
     return await _answer(None, **parameters)
 
 
-usage_code_interpreter_sessions = usage_web_search_calls = usage_images
+usage_web_search_calls = usage_code_interpreter_sessions
 
 
 async def usage_costs(start_time, end_time=None, bucket_width="1d", project_ids=None, api_key_ids=None, group_by=None, limit=None, page=None):

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Scope
 
 from ..auth import ANONYMOUS, Principal
-from ..backends.base import caller_headers, tenant
+from ..backends.base import caller_headers, tenant, usage_withheld
 from ..serving.services import Services
 
 
@@ -35,6 +35,10 @@ class Record:
     rate_limits: tuple | list = ()  # the same windows, as a Realtime rate_limits.updated lists them
     admin_operation: bool = False  # the organisation's (an admin key's), not a tenant's (http/security.py)
     path_params: dict | None = None  # as routed, in the path's order
+    usage_withheld: dict | None = None  # an upstream's usage the client did not ask to see (backends.base)
+
+    def withheld(self, usage: dict) -> None:
+        self.usage_withheld = usage
 
 
 _services: ContextVar[Services] = ContextVar("services")
@@ -48,6 +52,7 @@ def enter(scope: Scope, services: Services | None) -> Record:
     _scope.set(scope)
     _record.set(record := Record())
     caller_headers.set(scope["headers"])
+    usage_withheld.set(record.withheld)
     _principal.set(Principal(ANONYMOUS, admin=True))
     tenant.set(ANONYMOUS)
     if services is not None:

@@ -13,7 +13,8 @@ These rules decide what is forwarded, all here:
   a response or conversation created through a forwarded request) goes to the default
   upstream when the object is not found here.
 Whatever the rule, a tenant's forwarded request reaches only its own objects upstream
-(``serving/ownership.py``: ``forward`` checks the request and records what the answer shows).
+(``serving/ownership.py``: ``forward`` checks the request and records what the answer shows),
+and is limited and priced by what it is (``forwarded_usage.py``: images per image...).
 A pure gateway (no local models) forwards every operation of the stateful families
 (``LOCAL_STATE_TAGS``) as unserved: it keeps no state of its own for upstream models.
 """
@@ -34,7 +35,7 @@ from ..backends.base import Backend, Serving, StreamedBody
 from ..errors import OpenAIError
 from ..off_loop import large_input, off_loop
 from ..serving.ownership import Guard
-from . import context
+from . import context, forwarded_usage
 from .body import Spool
 from .project_limits import admit_model
 from .rendering import relay_response
@@ -100,7 +101,9 @@ class Passthrough:
         try:
             small = spool.in_memory()
             body = small if small is not None else StreamedBody(spool.size, spool.chunks)
+            counted = await forwarded_usage.admitted(scope, body)  # limited and priced by what it is
             response = await forward(self.upstream, scope, body)
+            forwarded_usage.answered(counted, response.status_code)
             await response(scope, receive, send)
         finally:
             spool.close()
@@ -144,7 +147,9 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
             await admit_model(model, body=body)  # the project's limits and permissions (http/project_limits.py)
             backend = context.current().registry.backend_for(model)
             if backend.serving(operation_id) is Serving.FORWARDED:
-                return await forward_served(backend, body)
+                response = await forward_served(backend, body)
+                forwarded_usage.answered_by_model(operation_id, model, body, response.status_code)
+                return response
         return await controller(*args, **kwargs)
 
     return served

@@ -155,7 +155,7 @@ class Metrics:
         """The one place an answer's usage is learnt (docs/ADMIN.md: the one usage-recording
         interface, for every family): its tokens (``prompt_tokens``/``input_tokens``...), or
         what is not tokens (``seconds`` of audio transcribed, ``characters`` spoken, hosted
-        tool ``calls``; a transcription's ``{"type": "duration", "seconds"}``), of ``family``
+        tool ``calls``, forwarded ``images``; a transcription's ``{"type": "duration", "seconds"}``), of ``family``
         (default: the operation's, ``USAGE_FAMILIES``). Counted here, told to each of
         ``token_listeners(principal, model, measured)`` (rate limits, spend) and recorded in
         the usage accounting, per key and project."""
@@ -169,7 +169,7 @@ class Metrics:
             output_tokens=_count(usage, "completion_tokens", "output_tokens"),
             seconds=_amount(usage.get("seconds")),
             characters=_count(usage, "characters"),
-            calls=_count(usage, "calls"),
+            calls=_count(usage, "calls", "images"),  # images: counted as the images family's calls
         )
         if measured.input_tokens:
             self.child(self.prompt_tokens, model, owner).inc(measured.input_tokens)
@@ -264,10 +264,13 @@ class RequestObservation:
     (one wrapper of ``send`` for the request id, the rate-limit headers and this): the
     status, when a stream's first byte left, and the ``usage`` of answers no engine counted
     (an upstream's, relayed unparsed; an embedding's) - read only from answers that name a
-    model: a whole JSON answer, or the SSE chunk that carries ``usage``."""
+    model: a whole JSON answer, or the SSE event that carries ``usage`` (framed across the
+    network's chunks), or the usage an upstream stream reported that its client did not ask to
+    see (``Record.usage_withheld``: ``backends/upstream/stream_usage.py``)."""
 
     __slots__ = (
-        "body", "first_byte", "is_json", "metrics", "record", "started", "status", "streamed", "usage", "usage_chunk"
+        "body", "first_byte", "is_json", "metrics", "partial", "record", "started", "status", "streamed", "usage",
+        "usage_chunk",
     )
 
     def __init__(self, metrics: Metrics, record: context.Record) -> None:
@@ -278,6 +281,7 @@ class RequestObservation:
         self.streamed = self.is_json = False
         self.first_byte: float | None = None
         self.usage_chunk = b""
+        self.partial = b""  # a stream's event not ended yet (split by the network)
         self.usage: dict | None = None
         self.body: bytearray | None = None
         metrics.in_progress.inc()
@@ -293,8 +297,12 @@ class RequestObservation:
             if self.streamed:
                 if self.first_byte is None and chunk:
                     self.first_byte = time.perf_counter()
-                if b'"usage"' in chunk:
-                    self.usage_chunk = chunk
+                # Framed first: an upstream may split an event (its usage) over two writes.
+                events = self.partial + chunk if self.partial else chunk
+                end = events.rfind(b"\n\n") + 2  # 1: none ended here
+                events, self.partial = (events[:end], events[end:]) if end > 1 else (b"", events)
+                if b'"usage"' in events:
+                    self.usage_chunk = events
             elif self.is_json and self.status == 200 and not self.record.tokens_counted:
                 if self.body is None:
                     self.body = bytearray()
@@ -327,7 +335,10 @@ class RequestObservation:
                 answer = None
             if isinstance(answer, dict) and isinstance(answer.get("usage"), dict):
                 usage = answer["usage"]
-        elif self.usage_chunk:
-            usage = _usage_in_events(self.usage_chunk)
+        elif self.usage_chunk or self.partial:
+            # A stream's last event may lack its blank line when the stream ends.
+            usage = _usage_in_events(self.partial) or _usage_in_events(self.usage_chunk)
+        if usage is None:
+            usage = self.record.usage_withheld  # a relayed stream's, not shown to its client
         if usage is not None:
             self.metrics.count_tokens(model, usage)

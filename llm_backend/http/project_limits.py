@@ -1,10 +1,11 @@
 """Projects' per-model rate limits (the Admin API's ``project.rate_limit``), held across
-replicas: requests per minute and per day, tokens per minute, audio megabytes per minute,
-batch input tokens per day.
+replicas: requests per minute and per day, tokens per minute, images per minute, audio
+megabytes per minute, batch input tokens per day.
 
 A request naming a model is admitted once its body is read (``admit``: ``routed_by_model``
 for every JSON body with a model - fast lane, Connexion, batch lines - the audio uploads,
-and each request of a Realtime session: a response, a turn's transcription), after its key
+each request of a Realtime session: a response, a turn's transcription; the forwarded
+operations that name a model, images with their ``n``: ``forwarded_usage.py``), after its key
 was checked and counted (``rate_limits.py``). Which limits a
 project has is the control plane's snapshot (``storage/governance.py``: configuration,
 read again every 2 s); the counts are in the database's ``rate_limit_counters``, always
@@ -41,6 +42,7 @@ DAY = 86400
 MEGABYTE = 1_000_000
 # Window kinds in rate_limit_counters (a key's are requests, tokens, tokens_day).
 REQUESTS, REQUESTS_DAY, TOKENS, AUDIO_BYTES, BATCH_TOKENS = "requests", "requests_day", "tokens", "audio_bytes", "batch_tokens"
+IMAGES = "images"  # images asked for (``n``) of a forwarded image operation (http/forwarded_usage.py)
 
 
 def subject(project: str, model: str) -> str:
@@ -59,8 +61,8 @@ class ProjectLimits:
             return None
         return (await self.database.governance.current()).rate_limits.get((principal.owner, model))
 
-    async def admit(self, principal: Principal, model: str, audio_bytes: int = 0) -> None:
-        """Count one request of ``principal``'s project on ``model``, or 429."""
+    async def admit(self, principal: Principal, model: str, audio_bytes: int = 0, images: int = 0) -> None:
+        """Count one request of ``principal``'s project on ``model`` (and its ``images``), or 429."""
         limits = await self._limits(principal, model)
         if limits is None:
             return
@@ -79,6 +81,7 @@ class ProjectLimits:
                 (REQUESTS, minute, 1, limits.max_requests_per_1_minute),
                 (REQUESTS_DAY, day, 1, limits.max_requests_per_1_day),
                 (AUDIO_BYTES, minute, audio_bytes, (limits.max_audio_megabytes_per_1_minute or 0) * MEGABYTE or None),
+                (IMAGES, minute, images, limits.max_images_per_1_minute),
             )
             if limit is not None and amount > 0
         ]
@@ -89,7 +92,7 @@ class ProjectLimits:
         if not admitted:
             kind, start, _, limit = next(window for window in conditional if counts.get(window[:2]) == window[3])
             per, reset = ("day", start + DAY - now) if kind == REQUESTS_DAY else ("min", start + 60 - now)
-            named = "audio bytes" if kind == AUDIO_BYTES else "requests"
+            named = {AUDIO_BYTES: "audio bytes", IMAGES: "images"}.get(kind, "requests")
             raise model_rate_limited(model, principal.owner, named, per, limit, counts[(kind, start)], math.ceil(reset))
         if read:
             self._check_spent(principal, model, counts.get((TOKENS, minute), 0), limits.max_tokens_per_1_minute,
@@ -121,7 +124,7 @@ class ProjectLimits:
             task.add_done_callback(self._pending.discard)
 
 
-async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None, prefix: str = "") -> None:
+async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None, prefix: str = "", images: int = 0) -> None:
     """The request being served, held to its project's rules: its limits on ``model`` (when
     the app has them) and, for a JSON ``body``, its hosted tool permissions (``prefix``: where
     ``body``'s tools are, ``session.`` for a Realtime session's)."""
@@ -130,4 +133,4 @@ async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None
         await hosted_tools.check(services, context.caller(), body, prefix)
     limits = getattr(services, "project_limits", None)
     if limits is not None:
-        await limits.admit(context.caller(), model, audio_bytes)
+        await limits.admit(context.caller(), model, audio_bytes, images)

@@ -170,10 +170,13 @@ class Connection:
         return await self.socket.secret_holder(self.claims)
 
     @contextlib.asynccontextmanager
-    async def admit(self, operation: str, model: str, body: Json | None = None, prefix: str = "") -> AsyncIterator[Admission]:
+    async def admit(
+        self, operation: str, model: str, body: Json | None = None, prefix: str = "", audio_bytes: int = 0
+    ) -> AsyncIterator[Admission]:
         """The session's ``Gate``: each request an ``Exchange`` of its own, as an HTTP
         request is (metrics, usage, access log), its key checked and counted again, its
-        project's rules applied (per-model limits; the hosted tools of ``body``'s tools)."""
+        project's rules applied (per-model limits, ``audio_bytes`` of a turn as an upload's;
+        the hosted tools of ``body``'s tools)."""
         exchange = Exchange(self.websocket.scope, self.socket.services, self.socket.observer, "WEBSOCKET")
         exchange.record.operation_id, exchange.record.model = operation, model
         status = CLIENT_CLOSED_REQUEST
@@ -182,7 +185,7 @@ class Connection:
                 principal = await self._still_allowed()
                 context.authenticated(principal)
                 # Its project's per-model limits and hosted tools, as an HTTP request's.
-                await admit_model(model, body=body, prefix=prefix)
+                await admit_model(model, audio_bytes=audio_bytes, body=body, prefix=prefix)
             except OpenAIError as error:
                 status = error.status
                 if error.status == 401:  # its key revoked: the session ends with it

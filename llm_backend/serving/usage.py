@@ -2,11 +2,11 @@
 (storage/usage.py): time buckets, ``group_by``, ``limit`` and ``page`` as OpenAI shapes them.
 
 Completions, embeddings, moderations, audio speeches (characters) and transcriptions
-(seconds), file_search calls and vector stores (bytes kept, sampled hourly) are answered from
-what was recorded - per key (``api_key_id``: ``alice``, ``key-5d3c…``, ``apikey_...``, never
+(seconds), file_search calls, vector stores (bytes kept, sampled hourly) and the images of forwarded
+image operations are answered from what was recorded - per key (``api_key_id``: ``alice``, ``key-5d3c…``, ``apikey_...``, never
 the key itself), project (``project_id``) and model; fields this service has no notion of
-(``user_id``, ``batch``, ``service_tier``, ``vector_store_id``) are null. What is never served
-here (images, code interpreter, web search) comes back as empty buckets, in the same shape,
+(``user_id``, ``batch``, ``service_tier``, ``vector_store_id``) are null. What is never counted
+here (code interpreter, web search) comes back as empty buckets, in the same shape,
 so dashboards built on OpenAI's API still work. ``/organization/costs`` shares the buckets
 and pages (serving/control/costs.py).
 Buckets are aligned to Unix-time multiples of their width (whole UTC minutes, hours, days)
@@ -27,6 +27,7 @@ from ..storage.usage import (
     COMPLETIONS,
     EMBEDDINGS,
     FILE_SEARCH_CALLS,
+    IMAGES,
     MODERATIONS,
     VECTOR_STORES,
     UsageTotals,
@@ -43,6 +44,7 @@ RESULT_OBJECTS = {
     AUDIO_TRANSCRIPTIONS: "organization.usage.audio_transcriptions.result",
     FILE_SEARCH_CALLS: "organization.usage.file_searches.result",
     VECTOR_STORES: "organization.usage.vector_stores.result",
+    IMAGES: "organization.usage.images.result",
 }
 # The group_by fields each result carries (null unless grouped by and known here).
 RESULT_FIELDS = {
@@ -53,6 +55,7 @@ RESULT_FIELDS = {
     AUDIO_TRANSCRIPTIONS: ("project_id", "user_id", "api_key_id", "model"),
     FILE_SEARCH_CALLS: ("project_id", "user_id", "api_key_id", "vector_store_id"),
     VECTOR_STORES: ("project_id",),
+    IMAGES: ("project_id", "user_id", "api_key_id", "model", "size", "source"),
 }
 GROUPABLE = ("project_id", "api_key_id", "model")
 
@@ -76,6 +79,8 @@ def _result(operation: str, totals: UsageTotals) -> dict:
         result["usage_bytes"] = totals.bytes // max(1, totals.minutes)
     elif operation == FILE_SEARCH_CALLS:
         result["num_requests"] = totals.calls
+    elif operation == IMAGES:  # forwarded image operations: their images, counted as calls
+        result |= {"images": totals.calls, "num_model_requests": totals.requests}
     elif operation == AUDIO_SPEECHES:
         result |= {"characters": totals.characters, "num_model_requests": totals.requests}
     elif operation == AUDIO_TRANSCRIPTIONS:

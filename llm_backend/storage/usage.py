@@ -31,6 +31,7 @@ FLUSH_INTERVAL = 5.0
 COMPLETIONS, EMBEDDINGS, MODERATIONS = "completions", "embeddings", "moderations"
 AUDIO_SPEECHES, AUDIO_TRANSCRIPTIONS = "audio_speeches", "audio_transcriptions"
 FILE_SEARCH_CALLS, VECTOR_STORES = "file_search_calls", "vector_stores"
+IMAGES = "images"  # forwarded image operations: the images counted in ``calls`` (no column of their own)
 # What a record sums, in the order of the table's columns after its key.
 SUMS = ("requests", "input_tokens", "cached_tokens", "output_tokens", "seconds", "characters", "calls", "bytes")
 # What a group_by field of OpenAI's usage operations is here (the rest are always null).

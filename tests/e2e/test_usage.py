@@ -123,7 +123,7 @@ def test_buckets_cover_the_range_and_page_with_next_page(accounted):
 
 
 def test_usage_this_service_never_has_answers_empty_buckets(accounted, made):
-    page = admin(accounted).admin.organization.usage.images(start_time=made["start"])
+    page = admin(accounted).admin.organization.usage.code_interpreter_sessions(start_time=made["start"])
     assert page.object == "page" and len(page.data) == 1 and page.data[0].results == []
 
 

@@ -5,7 +5,8 @@ a session, a response and a client secret, naming the tool. They used to be held
 per-key limits and the spend quota only.
 
 One keyed server for the file; projects and their keys made with the SDK's admin client.
-Limits are per day, so that no minute boundary between two requests lets the second by."""
+Limits are per day, so that no minute boundary between two requests lets the second by
+(the audio megabytes are a minute's: that test waits for a minute's start if need be)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.e2e.test_shared_limits import same_minute
 from tests.support.audio import librivox
 from tests.support.clients import admin_sdk, keyed_server, sdk
 from tests.support.realtime import events_until, next_error, pcm24k, send_audio
@@ -73,6 +75,32 @@ def test_each_transcribed_turn_is_admitted_by_its_projects_limits_on_the_speech_
         events_until(connection, "conversation.item.input_audio_transcription.completed")
         refused = events_until(connection, "conversation.item.input_audio_transcription.failed")[-1]
     assert refused["error"]["code"] == "rate_limit_exceeded" and "whisper-1" in refused["error"]["message"], refused
+
+
+def test_each_transcribed_turn_counts_its_audio_against_the_projects_audio_megabytes(live, org):
+    project, key = project_key(org, "realtime-audio-megabytes")
+    org.projects.rate_limits.update_rate_limit("rl-whisper-1", project_id=project, max_audio_megabytes_per_1_minute=1)
+    speech = pcm24k(librivox()[1][0])
+    long = (speech * (1 + 33 * 48000 // len(speech)))[: 33 * 48000]  # 33 s: past a megabyte as a 16 kHz WAV
+    same_minute()  # the audio megabytes are a minute's
+    with sdk(live, api_key=key).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        events_until(connection, "session.created")
+        connection.session.update(session={"type": "transcription", "audio": {"input": {"turn_detection": None}}})
+        events_until(connection, "session.updated")
+        for turn in (long, speech[:48000]):
+            send_audio(connection, turn)
+            connection.input_audio_buffer.commit()
+            events_until(connection, "input_audio_buffer.committed")
+        ended = []  # each turn's transcription, completed or failed
+        while len(ended) < 2:
+            event = connection.recv().model_dump(exclude_unset=True, by_alias=True)
+            if event["type"] in ("conversation.item.input_audio_transcription.completed",
+                                 "conversation.item.input_audio_transcription.failed"):
+                ended.append(event)
+    first, refused = ended
+    assert first["type"].endswith(".completed") and refused["type"].endswith(".failed"), refused
+    assert refused["error"]["code"] == "rate_limit_exceeded", refused
+    assert "on audio bytes per min (ABPM): Limit 1000000" in refused["error"]["message"], refused
 
 
 def test_a_project_with_the_mcp_tool_turned_off_cannot_offer_it_in_a_session_a_response_or_a_client_secret(live, org):

@@ -129,10 +129,19 @@ class ChatOnlyUpstream:
     the real model), anything else answers 404. Records each request's path and JSON body.
 
     Not a fake answer: the model's answers are real; only the routes are narrowed, so a test
-    can see that nothing asked this upstream for ``/v1/responses``."""
+    can see that nothing asked this upstream for ``/v1/responses``. With ``split_usage``, a
+    streamed piece that carries ``usage`` is sent in two TCP writes 50 ms apart, cut inside
+    the usage object, as a network may deliver it. ``also`` passes more POST paths on
+    (``/v1/responses``...). With ``images``, the image operations are answered here, as
+    OpenAI answers them (one tiny PNG per ``n``): the only answers not the real API's, for
+    an operation this service does not serve."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, split_usage: bool = False, also: tuple[str, ...] = (), images: bool = False) -> None:
         self.target = target
+        self.split_usage = split_usage
+        self.also = also
+        self.images = images
+        self.splits = 0  # pieces sent in two writes
         self.requests: list[tuple[str, dict | None]] = []
         self.port = 0
         self._loop = None
@@ -171,9 +180,23 @@ class ChatOnlyUpstream:
                 )
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
+                    cut = chunk.find(b'"usage":{') + len(b'"usage":{"')
+                    if self.split_usage and cut > len(b'"usage":{"'):
+                        await response.write(chunk[:cut])  # write() drains: the first half is sent
+                        self.splits += 1
+                        await asyncio.sleep(0.05)
+                        chunk = chunk[cut:]
                     await response.write(chunk)
                 await response.write_eof()
                 return response
+
+        async def image(request):
+            body = await record(request)
+            if request.content_type == "multipart/form-data":
+                n = (await _form_fields(request, body)).get("n", "1")
+            else:
+                n = (json.loads(body) if body else {}).get("n") or 1
+            return web.json_response({"created": int(time.time()), "data": [{"b64_json": PNG}] * int(n)})
 
         async def not_found(request):
             await record(request)
@@ -185,6 +208,11 @@ class ChatOnlyUpstream:
             app = web.Application()
             app.router.add_post("/v1/chat/completions", passed_on)
             app.router.add_get("/v1/models", passed_on)
+            for path in self.also:
+                app.router.add_post(path, passed_on)
+            if self.images:
+                for path in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations"):
+                    app.router.add_post(path, image)
             app.router.add_route("*", "/{tail:.*}", not_found)
             runner = web.AppRunner(app)
             await runner.setup()
@@ -209,6 +237,20 @@ class ChatOnlyUpstream:
     def __exit__(self, *exc) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+# A 1x1 transparent PNG, base64: an image as OpenAI's ``b64_json`` carries one.
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+async def _form_fields(request, body: bytes) -> dict[str, str]:
+    """The text fields of a multipart request already read (``body``)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(b"content-type: " + request.headers["content-type"].encode() + b"\r\n\r\n" + body)
+    return {part.get_param("name", header="content-disposition"): part.get_content() for part in message.iter_parts()
+            if part.get_filename() is None}
 
 
 class GarbledUpstream:

@@ -20,6 +20,7 @@ from ..base import Json, ModelCard, Relayed, Serving, StreamedBody, caller_heade
 from .answers import chat_answer
 from .client import UpstreamClient
 from .relay import relay
+from .stream_usage import metered, withheld
 
 log = logging.getLogger(__name__)
 # After a failed model list fetch, try again this soon rather than after the full TTL.
@@ -141,8 +142,16 @@ class UpstreamBackend:
         rename = ("model", model_id) if model_id in self.aliases else None
         return await relay(response, self.name, self.client.timeout, rename=rename)
 
+    async def _generated(self, path: str, model_id: str, request: Json) -> Relayed:
+        """A chat completion or completion: a stream always asks for its usage (the meter
+        counts it), shown to the client only if it asked (``stream_usage.py``)."""
+        asking = metered(request)
+        if asking is None:
+            return await self._post(path, model_id, request)
+        return withheld(await self._post(path, model_id, asking))
+
     async def chat_completion(self, model_id: str, request: Json) -> Relayed:
-        return await self._post("/chat/completions", model_id, request)
+        return await self._generated("/chat/completions", model_id, request)
 
     async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
         """The upstream's chat completion parsed (the object, or its chunks), not relayed."""
@@ -150,7 +159,7 @@ class UpstreamBackend:
         return await chat_answer(response, self.name, self.client.timeout)
 
     async def completion(self, model_id: str, request: Json) -> Relayed:
-        return await self._post("/completions", model_id, request)
+        return await self._generated("/completions", model_id, request)
 
     async def embedding(self, model_id: str, request: Json) -> Relayed:
         return await self._post("/embeddings", model_id, request)

@@ -48,7 +48,7 @@ def tool_not_permitted(tool: str, project_id: str, param: str) -> OpenAIError:
 
 def model_rate_limited(model: str, project: str, kind: str, per: str, limit: int, used: int, wait: int) -> OpenAIError:
     """A project's limit on a model reached (OpenAI's words, naming the project as OpenAI names the organisation)."""
-    unit = {"requests": "R", "tokens": "T", "audio bytes": "AB", "batch input tokens": "BT"}[kind] + ("PD" if per == "day" else "PM")
+    unit = {"requests": "R", "tokens": "T", "audio bytes": "AB", "batch input tokens": "BT", "images": "I"}[kind] + ("PD" if per == "day" else "PM")
     wait = max(1, wait)
     return OpenAIError(
         429,

@@ -4,7 +4,8 @@ time, as OpenAI's costs name them (``<model>, input``...).
 A model is priced by the first entry whose ``model`` (an id or a glob) matches it; none
 matches: it costs nothing (local models, unless priced). The hosted tools' own usage is
 priced by entries named after them: ``file_search`` (per 1,000 calls) and ``vector_stores``
-(per GB-day kept; sampled hourly: each sample is an hour's worth). Money is computed in
+(per GB-day kept; sampled hourly: each sample is an hour's worth). Images (forwarded image
+operations) are priced per image. Money is computed in
 ``Decimal`` and kept in micro-dollars for the spend counters, so that a known sequence of
 requests costs exactly usage x price.
 """
@@ -23,6 +24,7 @@ from ...storage.usage import (
     COMPLETIONS,
     EMBEDDINGS,
     FILE_SEARCH_CALLS,
+    IMAGES,
     MODERATIONS,
     VECTOR_STORES,
 )
@@ -65,6 +67,8 @@ class PriceTable:
             items.append(("audio", _quantity(usage, "seconds") / 60, "duration_minutes", Decimal(str(price.audio_minute))))
         elif family == AUDIO_SPEECHES:
             items.append(("characters", _quantity(usage, "characters"), "characters", Decimal(str(price.characters)) / MILLION))
+        elif family == IMAGES:  # OpenAI prices an image per image (of a size and quality: one price here)
+            items.append(("images", _quantity(usage, "calls"), "images", Decimal(str(price.image))))
         elif family == FILE_SEARCH_CALLS:
             items.append(("calls", _quantity(usage, "calls"), "calls", Decimal(str(price.file_search_calls)) / 1000))
         elif family == VECTOR_STORES:

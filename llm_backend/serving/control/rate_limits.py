@@ -5,6 +5,13 @@ The list shows one ``project.rate_limit`` per local model and per model the proj
 limits on, ``rl-<model>`` (OpenAI's ids); any model this service routes can be limited. OpenAI
 always shows a value: a limit not set shows as ``UNSET`` (2147483647, the largest the
 document's integers hold); setting a limit to that value removes it. Below 1 is refused.
+
+A limit is stored only where it is held: one this service cannot count is refused with a 400
+naming it, never stored and ignored (issue #47). Requests and tokens are counted on every
+lane that names a model, audio megabytes on every audio upload; images only where image
+operations are forwarded (a default upstream: ``http/forwarded_usage.py``), and batch input
+tokens only where batches run here (a pure gateway forwards the Batch API: its lines are the
+upstream's to count).
 """
 
 from __future__ import annotations
@@ -66,6 +73,16 @@ async def list_limits(
     return objects.page(shown[:limit], len(shown) > limit)
 
 
+def _uncountable(services: Services, name: str) -> str | None:
+    """Why this service cannot count ``name`` (None: it can, on every lane it applies to)."""
+    upstream = services.registry.default_upstream
+    if name == "max_images_per_1_minute" and upstream is None:
+        return "image operations are not served here and there is no upstream to forward them to"
+    if name == "batch_1_day_max_input_tokens" and upstream is not None and not services.settings.local_models:
+        return "batches are forwarded to the upstream (a gateway without local models), which runs their lines"
+    return None
+
+
 async def update_limits(services: Services, caller: Principal, project_id: str, rate_limit_id: str, body: Json) -> Json:
     project = await project_of(services, project_id)
     model = rate_limit_id.removeprefix(PREFIX)
@@ -81,6 +98,8 @@ async def update_limits(services: Services, caller: Principal, project_id: str, 
                 f"Invalid '{name}': {value}. A limit is at least 1; {UNSET} removes it.", name, "invalid_value"
             )
         changes[name] = None if value == UNSET else value
+        if value != UNSET and (why := _uncountable(services, name)) is not None:
+            raise errors.bad_request(f"'{name}' cannot be enforced by this service: {why}.", name, "unsupported_parameter")
     if not changes:
         limits = (await _models(services, project_id)).get(model)
         return _shown(model, limits)

@@ -40,7 +40,7 @@ class Gate(Protocol):
     access log line. A refusal is raised on entry."""
 
     def admit(
-        self, operation: str, model: str, body: Json | None = None, prefix: str = ""
+        self, operation: str, model: str, body: Json | None = None, prefix: str = "", audio_bytes: int = 0
     ) -> AbstractAsyncContextManager[Admission]: ...
 
 

@@ -105,7 +105,9 @@ class Hearing:
             async with self.in_order:
                 config = self.language.config(config)
                 try:
-                    async with self.gate.admit(TRANSCRIPTION, config["model"]) as admission:
+                    # Its WAV file's bytes, as an upload's count against the audio megabytes a minute.
+                    audio_bytes = turn.path.stat().st_size
+                    async with self.gate.admit(TRANSCRIPTION, config["model"], audio_bytes=audio_bytes) as admission:
                         heard = await transcribe(self.services, config, logprobs, turn, send)
                         # Its tokens as the event shows them, and its audio's length: what
                         # a transcription is priced by (the spend is whole).

@@ -1,0 +1,149 @@
+"""What a forwarded operation counts: an operation nobody serves here goes to the upstream
+verbatim (``forwarding.py``), and before this it was neither limited nor priced - a project
+limited to one image a minute made three, at no cost (issue #47). Now each is held to its
+project's limits on the model it names, and priced, by what it is:
+
+- **images** (``createImage``, ``createImageEdit``, ``createImageVariation``): the model the
+  body names (OpenAI's default, ``dall-e-2``, when none) admitted as a request (requests per
+  minute and day) and ``n`` images (default 1) against ``max_images_per_1_minute``; an
+  answered request counts its images in the usage (family ``images``), priced per image
+  (``prices.py``). Its answer's bytes are not read (images of several MB each);
+- **Responses** forwarded as unserved (``createResponse``, ``Compactconversation``: a pure
+  gateway forwards the stateful families): the model admitted as a request and named for
+  the meter, which reads the answer's ``usage`` as it reads any relayed answer's
+  (``metrics.py``: the JSON answer, or the stream's ``response.completed``);
+- **speech** forwarded by its model (``routed_by_model``: an upstream's voice): its input's
+  characters, as a local model's speech counts them.
+
+The body is read here only for those operations, as the upstream reads it (JSON, or a form's
+text fields without its files, in bounded memory whatever its size). A limit this service
+cannot count for an operation is refused when it is set (``serving/control/rate_limits.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import ijson
+from python_multipart.multipart import parse_options_header
+from starlette.types import Scope
+
+from .. import errors
+from ..auth import ANONYMOUS
+from ..backends.base import StreamedBody
+from ..serving.form_fields import TextFields, Unreadable
+from ..storage.usage import AUDIO_SPEECHES, IMAGES
+from . import context
+from .project_limits import admit_model
+
+# OpenAI's model when an image request names none (its API reference: dall-e-2 for each).
+IMAGE_OPERATIONS = {"createImage": "dall-e-2", "createImageEdit": "dall-e-2", "createImageVariation": "dall-e-2"}
+RESPONSE_OPERATIONS = frozenset({"createResponse", "Compactconversation"})
+MAX_IMAGES = 10  # OpenAI's bound on ``n``: a larger one is the upstream's 400
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A forwarded request admitted: its model, and the images its answer counts."""
+
+    model: str
+    images: int = 0
+
+
+async def admitted(scope: Scope, content: bytes | StreamedBody | None) -> Counted | None:
+    """The unserved request being forwarded, held to its project's limits on its model
+    (429 past one); None for an operation that counts nothing here."""
+    operation = context.record().operation_id
+    if operation not in IMAGE_OPERATIONS and operation not in RESPONSE_OPERATIONS:
+        return None
+    try:
+        fields = await _fields(content, scope["headers"], images=operation in IMAGE_OPERATIONS)
+    except Unreadable as error:
+        if context.caller().owner == ANONYMOUS:
+            return None  # no project, no limits: the upstream reads it as it can
+        raise errors.unreadable_body(str(error)) from None
+    model = fields.get("model") or IMAGE_OPERATIONS.get(operation)
+    if not isinstance(model, str):
+        return None  # the upstream's 400
+    images = _images(fields.get("n")) if operation in IMAGE_OPERATIONS else 0
+    context.record().model = model  # for the metrics: labels, and the usage of its answer
+    await admit_model(model, images=images)
+    return Counted(model, images)
+
+
+def answered(counted: Counted | None, status: int) -> None:
+    """An image request the upstream answered: its images into the usage (and so the spend)."""
+    if counted is None or not counted.images or not 200 <= status < 300:
+        return
+    context.record().tokens_counted = True  # counted here: its answer is not read for usage
+    context.current().metrics.count_tokens(counted.model, {"images": counted.images}, family=IMAGES)
+
+
+def answered_by_model(operation_id: str, model: str, body: Any, status: int) -> None:
+    """A served operation forwarded to its model's upstream (``routed_by_model``) that no
+    answer's ``usage`` reports: speech, by its input's characters."""
+    if operation_id != "createSpeech" or not 200 <= status < 300 or not isinstance(body, dict):
+        return
+    spoken = body.get("input")
+    if isinstance(spoken, str):
+        context.record().tokens_counted = True
+        context.current().metrics.count_tokens(model, {"characters": len(spoken)}, family=AUDIO_SPEECHES)
+
+
+def _images(n: Any) -> int:
+    if isinstance(n, str) and n.strip().isdigit():
+        n = int(n)
+    return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_IMAGES else 1
+
+
+async def _chunks(content: bytes | StreamedBody | None) -> AsyncIterator[bytes]:
+    if isinstance(content, StreamedBody):
+        async for chunk in content.chunks():
+            yield chunk
+    elif content:
+        yield content
+
+
+async def _fields(content: bytes | StreamedBody | None, headers: list[tuple[bytes, bytes]], images: bool) -> dict[str, Any]:
+    """The body's top-level ``model`` (and ``n`` for ``images``): a JSON body's, or a form's."""
+    if not content:
+        return {}
+    found = dict(headers)
+    if found.get(b"content-encoding", b"identity").strip().lower() != b"identity":
+        raise Unreadable("a body with a Content-Encoding")
+    kind, _ = parse_options_header(found.get(b"content-type", b""))
+    wanted = {"model", "n"} if images else {"model"}
+    if kind == b"multipart/form-data":
+        form = TextFields(found[b"content-type"])
+        async for chunk in _chunks(content):
+            form.write(chunk)
+        return {name: value for name, value in form.finish() if name in wanted}
+    return await _json_fields(_chunks(content), wanted)
+
+
+async def _json_fields(chunks: AsyncIterator[bytes], wanted: set[str]) -> dict[str, Any]:
+    """``wanted`` top-level scalars of a JSON object, read as it streams (stopped once all
+    are found: the rest is the upstream's to read)."""
+    events = ijson.sendable_list()
+    parser = ijson.parse_coro(events, use_float=True)
+    fields: dict[str, Any] = {}
+    try:
+        async for chunk in chunks:
+            parser.send(chunk)
+            for prefix, event, value in events:
+                if prefix in wanted and event in ("string", "number"):
+                    fields[prefix] = value
+            del events[:]
+            if len(fields) == len(wanted):
+                return fields
+        parser.close()
+    except ijson.JSONError:
+        raise Unreadable("a JSON body that does not parse") from None
+    except UnicodeDecodeError:
+        raise Unreadable("a JSON body that is not UTF-8") from None
+    for prefix, event, value in events:
+        if prefix in wanted and event in ("string", "number"):
+            fields[prefix] = value
+    return fields
