@@ -15,6 +15,11 @@ when an answer reports them (``spend``); a request is refused once its window's 
 spent, not for the tokens it is about to use. Past a limit: OpenAI's 429
 ``rate_limit_exceeded`` with ``retry-after``.
 
+A request's model is resolved once, here, to the model it names (``ModelRegistry.canonical``:
+a local model's aliases and personas, an upstream alias, a pool): its limits, its price and
+its metered usage key on that model (``Record.metered_model``), so that an alias cannot
+pass its model's limits or be answered unpriced.
+
 Batch lines (``backends.base.background``) are held to ``batch_1_day_max_input_tokens``
 alone: a line that finds the day's batch input tokens spent fails with that 429 (its error
 line), and each line's input tokens count when it is answered. The interactive limits do
@@ -122,10 +127,12 @@ class ProjectLimits:
 
 
 async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None, prefix: str = "") -> None:
-    """The request being served, held to its project's rules: its limits on ``model`` (when
-    the app has them) and, for a JSON ``body``, its hosted tool permissions (``prefix``: where
-    ``body``'s tools are, ``session.`` for a Realtime session's)."""
+    """The request being served, held to its project's rules: its limits on the model
+    ``model`` names (when the app has them) and, for a JSON ``body``, its hosted tool
+    permissions (``prefix``: where ``body``'s tools are, ``session.`` for a Realtime session's)."""
     services = context.current()
+    record = context.record()
+    record.metered_model = model = services.registry.canonical(model)
     if body is not None:
         await hosted_tools.check(services, context.caller(), body, prefix)
     limits = getattr(services, "project_limits", None)
