@@ -23,6 +23,10 @@ class Price(BaseModel):
     characters: float = Field(0, ge=0, description="per 1M characters spoken (speech)")
     file_search_calls: float = Field(0, ge=0, description="per 1,000 file_search calls")
     vector_store_gb_day: float = Field(0, ge=0, description="per GB of vector stores kept a day")
+    context_window: int | None = Field(
+        None, ge=1, description="the model's context in tokens: what a request naming no output cap is held for "
+        "against a hard spend limit (default: a local model's n_ctx, else all that remains of the limit)"
+    )
 
 
 class GovernanceSettings(BaseModel):
