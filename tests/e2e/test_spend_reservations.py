@@ -142,6 +142,26 @@ def test_concurrent_requests_cannot_pass_a_hard_spend_limit(services, kind):
     assert 200 in statuses and 429 in statuses, statuses
 
 
+def test_a_hold_lasts_while_its_request_runs_and_is_taken_back_however_it_ends(services):
+    live, org, engine = services("sqlite")
+    project, key = _project_key(org, "held")
+    org.projects.spend_limit.update(project, threshold_amount=5, currency="USD", interval="month")
+    time.sleep(REFRESH + 0.1)
+    client = sdk(live, key)
+    held = lambda: _counter(engine, f"spend:{project}", "spend_held")  # noqa: E731
+    # A stream its client leaves after its first chunk.
+    stream = client.chat.completions.create(model=MODEL, messages=CHAT, max_tokens=60, stream=True)
+    next(iter(stream))
+    assert held() > 0
+    stream.close()
+    assert _until(lambda: held() == 0)
+    # A request its upstream refuses (a field it does not know), after it was admitted here.
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=MODEL, messages=CHAT, max_tokens=5, extra_body={"no_such_field": 1})
+    assert _until(lambda: held() == 0)
+    assert _counter(engine, f"spend:{project}", "spend") <= 5 * MICROS_PER_CENT
+
+
 def test_an_alias_and_a_persona_spend_their_models_limit_and_are_priced_as_it(services):
     live, org, engine = services("sqlite")
     project, key = _project_key(org, "aliases")
