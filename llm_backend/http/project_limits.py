@@ -141,11 +141,11 @@ async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None
     record.metered_model = model = services.registry.canonical(model)
     if body is not None:
         await hosted_tools.check(services, context.caller(), body, prefix)
+    if not background.get():
+        await hold_spend(model, body)  # first: a request refused for its spend counts in no window
     limits = getattr(services, "project_limits", None)
     if limits is not None:
         await limits.admit(context.caller(), model, audio_bytes)
-    if not background.get():
-        await hold_spend(model, body)
 
 
 async def hold_spend(model: str, body: dict | None) -> None:
