@@ -21,7 +21,7 @@ from .auth import Authenticator, Keyring
 from .backends.events import ModelEvents
 from .backends.pool import PoolPolicy
 from .backends.registry import ModelRegistry
-from .http import problems
+from .http import context, problems
 from .http.context import Services
 from .http.batch_lines import BatchLines
 from .http.fast_lane import FastLane
@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     )
     services.project_limits = ProjectLimits(services.database)
     services.spend_meter = SpendMeter(services)
+    services.spend_meter.current_hold = lambda: context.record().spend_hold  # the request's (project_limits.hold_spend)
     services.metrics.token_listeners += [rate_limits.spend, services.project_limits.spend, services.spend_meter.spend]
     if settings.usage_enabled:
         services.metrics.usage = services.database.usage

@@ -24,6 +24,10 @@ class Price(BaseModel):
     file_search_calls: float = Field(0, ge=0, description="per 1,000 file_search calls")
     image: float = Field(0, ge=0, description="per image generated, edited or varied (forwarded image operations)")
     vector_store_gb_day: float = Field(0, ge=0, description="per GB of vector stores kept a day")
+    context_window: int | None = Field(
+        None, ge=1, description="the model's context in tokens: what a request naming no output cap is held for "
+        "against a hard spend limit (default: a local model's n_ctx, else all that remains of the limit)"
+    )
 
 
 class GovernanceSettings(BaseModel):

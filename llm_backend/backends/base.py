@@ -120,6 +120,11 @@ class Backend(Protocol):
         backends name is served by all of them, as a pool (``backends/pool.py``)."""
         ...
 
+    def canonical_id(self, model_id: str) -> str:
+        """The id of the model ``model_id`` names here (a local model's own id for its
+        aliases and personas, an upstream alias's target): ``ModelRegistry.canonical``."""
+        ...
+
     def models(self) -> list[ModelCard]:
         """Every id served, loaded or not: models, aliases, personas."""
         ...

@@ -43,6 +43,9 @@ class FirstUseModels:
     def configured_ids(self) -> list[str]:
         return list(self.ids)
 
+    def canonical_id(self, model_id: str) -> str:
+        return model_id
+
     def models(self) -> list[ModelCard]:
         return [ModelCard(model_id, "llm-backend:local", self.created) for model_id in self.ids]
 

@@ -131,6 +131,9 @@ class ModelPool:
     def claims_exactly(self, model_id: str) -> bool:
         return model_id == self.model_id
 
+    def canonical_id(self, model_id: str) -> str:
+        return self.model_id
+
     def models(self) -> list[ModelCard]:
         for deployment in self.deployments:
             for card in deployment.backend.models():

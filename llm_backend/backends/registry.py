@@ -93,6 +93,22 @@ class ModelRegistry:
         except OpenAIError:
             return None
 
+    def canonical(self, model_id: str) -> str:
+        """The model ``model_id`` names, as this service names it: a local model's id for
+        its aliases and personas, an upstream alias's target when that id is routed to the
+        same upstream, a pool's id; any other id itself. What per-model limits, prices and
+        the metered usage key on (``http/project_limits.py``), so that an alias costs and
+        counts as its model does."""
+        if model_id in self.pools:
+            return model_id
+        backend = self._route(model_id)
+        if backend is None:
+            return model_id
+        named = backend.canonical_id(model_id)
+        # An upstream alias's target is the upstream's id: the same model here only if it
+        # is routed there too (``smollm2`` may be a local model beside ``lab-smol: smollm2``).
+        return named if named == model_id or self._route(named) is backend else model_id
+
     def served_here(self, operation_id: str | None, model_id: str) -> bool:
         """Whether this service's own code answers a request of ``operation_id`` for
         ``model_id`` (``Serving.HERE``): a local model, pooled or not, or the Responses API

@@ -162,6 +162,8 @@ class Metrics:
         principal = context.caller()
         owner = principal.key
         record = context.record()
+        if model == record.model and record.metered_model:
+            model = record.metered_model  # an alias or persona counts as its model (project_limits.admit_model)
         measured = Measured(
             family or USAGE_FAMILIES.get(record.operation_id or "", COMPLETIONS),
             input_tokens=_count(usage, "prompt_tokens", "input_tokens"),

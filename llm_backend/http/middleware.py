@@ -18,7 +18,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import errors, off_loop
-from . import context
+from . import context, project_limits
 from .body import TooLarge, read_body, spool_body
 from .edge import cross_site_origin, foreign_host
 from .rendering import error_response
@@ -94,6 +94,7 @@ class Exchange:
         status = final_status(self.scope, status)
         if self.observation is not None:
             self.observation.finished(status)
+        project_limits.settle(self.record)  # its spend hold, now that its usage is counted
         access_log.info(
             "request",
             extra={

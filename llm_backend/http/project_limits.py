@@ -16,6 +16,12 @@ when an answer reports them (``spend``); a request is refused once its window's 
 spent, not for the tokens it is about to use. Past a limit: OpenAI's 429
 ``rate_limit_exceeded`` with ``retry-after``.
 
+A request's model is resolved once, here, to the model it names (``ModelRegistry.canonical``:
+a local model's aliases and personas, an upstream alias, a pool): its limits, its price and
+its metered usage key on that model (``Record.metered_model``), so that an alias cannot
+pass its model's limits or be answered unpriced. Here too a request under a hard spend
+limit reserves the most it can cost (``serving/control/meter.py``), settled when it ends.
+
 Batch lines (``backends.base.background``) are held to ``batch_1_day_max_input_tokens``
 alone: a line that finds the day's batch input tokens spent fails with that 429 (its error
 line), and each line's input tokens count when it is answered. The interactive limits do
@@ -35,8 +41,11 @@ from ..serving.control import hosted_tools
 from ..serving.control.errors import model_rate_limited
 from ..storage import Database
 from ..storage.governance import ModelLimits
-from ..storage.usage import Measured
+from ..serving.control.holds import most_usage
+from ..governance_settings import Price
+from ..storage.usage import COMPLETIONS, Measured
 from . import context
+from .metrics import USAGE_FAMILIES
 
 DAY = 86400
 MEGABYTE = 1_000_000
@@ -125,12 +134,44 @@ class ProjectLimits:
 
 
 async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None, prefix: str = "", images: int = 0) -> None:
-    """The request being served, held to its project's rules: its limits on ``model`` (when
-    the app has them) and, for a JSON ``body``, its hosted tool permissions (``prefix``: where
-    ``body``'s tools are, ``session.`` for a Realtime session's)."""
+    """The request being served, held to its project's rules: its limits on the model
+    ``model`` names (when the app has them), for a JSON ``body`` its hosted tool permissions
+    (``prefix``: where ``body``'s tools are, ``session.`` for a Realtime session's), and its
+    hard spend limits (the most it can cost held: ``hold_spend``; interactive requests only,
+    whose end settles it: ``settle``)."""
     services = context.current()
+    record = context.record()
+    record.metered_model = model = services.registry.canonical(model)
     if body is not None:
         await hosted_tools.check(services, context.caller(), body, prefix)
+    if not background.get():
+        await hold_spend(model, body)  # first: a request refused for its spend counts in no window
     limits = getattr(services, "project_limits", None)
     if limits is not None:
         await limits.admit(context.caller(), model, audio_bytes, images)
+
+
+async def hold_spend(model: str, body: dict | None) -> None:
+    """Reserve what the request being served can cost at most on ``model`` (already
+    resolved: ``Record.metered_model``) under its hard spend limits, or 429
+    ``insufficient_quota``; kept on its record until ``settle``, which must follow whatever
+    happens (``middleware.Exchange.end`` for HTTP and WebSocket requests)."""
+    services = context.current()
+    meter = getattr(services, "spend_meter", None)
+    record = context.record()
+    if meter is None or record.spend_hold is not None:
+        return
+    family = USAGE_FAMILIES.get(record.operation_id or "", COMPLETIONS)
+
+    def most(price: Price) -> Measured | None:  # asked only under a limit, for a priced model
+        backend = services.registry.backend_for_or_none(model)
+        room = getattr(backend, "context_length", lambda _: None)(model)  # the audio backend knows none
+        return most_usage(family, body, room if room is not None else price.context_window)
+
+    record.spend_hold = await meter.hold(context.caller(), model, family, most)
+
+
+def settle(record: context.Record) -> None:
+    """The request of ``record`` is over: its spend hold (if any) settled to its real cost."""
+    if record.spend_hold is not None:
+        context.current().spend_meter.settle(record.spend_hold)

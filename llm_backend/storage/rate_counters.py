@@ -9,6 +9,11 @@ count`` - which PostgreSQL runs atomically per row: two replicas racing for a ke
 request cannot both get it, and a refused request is not counted. Tokens are added the same
 way, without a condition, once an answer reports them. Old windows are deleted now and then.
 One round trip per admitted request (about 0.3 ms on a local PostgreSQL), in a worker thread.
+
+Spend (serving/control/meter.py) is held before it is known: ``reserve`` adds a request's
+most to its scopes' ``spend_held`` windows in one transaction that first locks them (an
+UPSERT of nothing) and refuses when spent + held + it would pass a limit, so replicas
+reserve in turn; ``settle`` adds the real cost and takes the hold back, in one transaction.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ if TYPE_CHECKING:
 # Windows older than this are deleted (a day's window must outlive its day; a month's, its month).
 KEEP_SECONDS = 2 * 86400
 KEEP_MONTH_SECONDS = 40 * 86400
-MONTH_KINDS = ("spend",)
+SPEND, HELD = "spend", "spend_held"  # micro-dollars of a month: counted, held by requests in flight
+MONTH_KINDS = (SPEND, HELD)
 PRUNE_INTERVAL = 300.0
 Counts = dict[tuple[str, int], int]  # (kind, window start) -> count
 
@@ -92,12 +98,50 @@ class RateCounters:
         window start)); their counts after it, in order."""
         with self._database.sessions.begin() as session:
             counts = [session.execute(self._upsert(owner, kind, window, amount)).scalar() for kind, window in windows]
-            now = time.time()
-            if now - self._pruned > PRUNE_INTERVAL:
-                self._pruned = now
-                month = RateLimitCounter.kind.in_(MONTH_KINDS)
-                session.execute(delete(RateLimitCounter).where(~month, RateLimitCounter.window < int(now) - KEEP_SECONDS))
-                session.execute(delete(RateLimitCounter).where(month, RateLimitCounter.window < int(now) - KEEP_MONTH_SECONDS))
+            self._prune(session)
+        return counts
+
+    def _prune(self, session) -> None:
+        now = time.time()
+        if now - self._pruned > PRUNE_INTERVAL:
+            self._pruned = now
+            month = RateLimitCounter.kind.in_(MONTH_KINDS)
+            session.execute(delete(RateLimitCounter).where(~month, RateLimitCounter.window < int(now) - KEEP_SECONDS))
+            session.execute(delete(RateLimitCounter).where(month, RateLimitCounter.window < int(now) - KEEP_MONTH_SECONDS))
+
+    def reserve(self, window: int, limits: list[tuple[str, int]], amount: int | None) -> tuple[int, str | None]:
+        """Hold ``amount`` (None: all that remains under the tightest limit) in the ``HELD``
+        window of each of ``limits``' owners ((owner, limit), always in the same order, so
+        replicas lock in turn), unless spent + held + ``amount`` would pass one's limit:
+        (the amount held, None), or (what remained, the owner that refused it)."""
+        with self._database.sessions.begin() as session:
+            left: dict[str, int] = {}
+            for owner, limit in limits:
+                held = session.execute(self._upsert(owner, HELD, window, 0)).scalar()  # the row locked till commit
+                spent = session.execute(
+                    select(RateLimitCounter.count).where(
+                        RateLimitCounter.owner == owner, RateLimitCounter.kind == SPEND, RateLimitCounter.window == window
+                    )
+                ).scalar()
+                left[owner] = limit - (spent or 0) - held
+            tightest = min(left, key=left.__getitem__)
+            taken = left[tightest] if amount is None else amount
+            if taken <= 0 or taken > left[tightest]:
+                return left[tightest], tightest
+            for owner, _ in limits:
+                session.execute(self._upsert(owner, HELD, window, taken))
+        return taken, None
+
+    def settle(self, window: int, spent: list[tuple[str, int]], held: list[tuple[str, int, int]]) -> list[int]:
+        """Add each of ``spent`` ((owner, micro-dollars)) to the owner's ``SPEND`` in
+        ``window`` and take each of ``held`` ((owner, the month it was held in, amount))
+        back from its ``HELD``, in one transaction: never a moment with neither counted.
+        The spend counts after it, in ``spent``'s order."""
+        with self._database.sessions.begin() as session:
+            counts = [session.execute(self._upsert(owner, SPEND, window, amount)).scalar() for owner, amount in spent]
+            for owner, month, amount in held:
+                session.execute(self._upsert(owner, HELD, month, -amount))
+            self._prune(session)
         return counts
 
     def read(self, keys: list[tuple[str, str, int]]) -> dict[tuple[str, str, int], int]:

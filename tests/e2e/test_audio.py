@@ -40,9 +40,9 @@ def transcribe(client, clip: bytes, model: str = "whisper-1", **options):
 
 def test_speech_and_transcriptions_count_in_the_usage_operations(server, audio_client, clip):
     """Characters spoken and seconds transcribed are recorded (issue #40: costs are whole),
-    a transcription as text too (no usage in its answer to read). Aliases no other test
-    here uses keep this test's usage apart (the records name the model asked for)."""
-    speaker, listener = {"models": ["tts-1-hd"]}, {"models": ["gpt-4o-mini-transcribe"]}
+    a transcription as text too (no usage in its answer to read). Asked by alias, recorded
+    as the model the alias names (issue #47: usage, limits and prices key on it)."""
+    speaker, listener = {"models": ["hibari"]}, {"models": ["whisper-base"]}
     speeches, transcriptions = today_usage(server, "audio_speeches", **speaker), today_usage(server, "audio_transcriptions", **listener)
     audio_client.audio.speech.create(model="tts-1-hd", voice="alloy", input="One two three.", response_format="mp3").read()
     transcribe(audio_client, clip, model="gpt-4o-mini-transcribe", response_format="text")

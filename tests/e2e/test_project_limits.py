@@ -229,7 +229,15 @@ def test_a_hard_spend_limit_holds_across_two_replicas_with_insufficient_quota(re
     limit = org.projects.spend_limit.update(project, threshold_amount=1, currency="USD", interval="month")
     assert (limit.threshold_amount, limit.enforcement.status) == (1, "inactive")
     time.sleep(REFRESH + 0.1)  # the second replica reads the control plane's settings again by then
-    assert _chat(first, key).status_code == 200  # a request costs more than a cent: this one is answered
+    # A request may cost more than a cent: its most is held before it is served, and does not fit.
+    held = _chat(first, key)
+    assert held.status_code == 429 and held.json()["error"]["code"] == "insufficient_quota"
+    assert "this request may cost up to $" in held.json()["error"]["message"]
+    org.projects.spend_limit.delete(project)
+    time.sleep(REFRESH + 0.1)
+    assert _chat(first, key).status_code == 200  # more than a cent spent
+    org.projects.spend_limit.update(project, threshold_amount=1, currency="USD", interval="month")
+    time.sleep(REFRESH + 0.1)
 
     def refused():
         answer = _chat(second, key)

@@ -195,7 +195,7 @@ def test_each_transcribed_turn_is_a_request_of_its_key(bounded):
         _spoken_turn(connection, clip)
         refused = events_until(connection, "conversation.item.input_audio_transcription.failed")[-1]
         assert refused["error"]["code"] == "rate_limit_exceeded"
-    usage = _usage_of(bounded, "whisper-1")
+    usage = _usage_of(bounded, "whisper-base")  # whisper-1, recorded as the model it names
     # Recorded as audio transcriptions: their seconds, what they are priced by.
     assert usage["num_model_requests"] == 2 and usage["seconds"] >= 2 * 3, usage
 

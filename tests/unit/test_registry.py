@@ -59,6 +59,24 @@ def test_upstream_ids_patterns_and_aliases_route_to_their_upstream(tmp_path, mod
     assert route(registry(tmp_path), model_id) == upstream
 
 
+@pytest.mark.parametrize(
+    "model_id, model",
+    [
+        ("smol", "smol"), ("gpt-3.5-turbo", "smol"), ("smol:teacher", "smol"),  # local aliases and personas
+        ("mine", "lab-1"), ("lab-7", "lab-7"), ("no-such-model", "no-such-model"),
+        ("whisper-1", "whisper-base"),  # the audio models' aliases too
+    ],
+)
+def test_an_id_names_its_model_for_limits_and_prices(tmp_path, model_id, model):
+    assert registry(tmp_path).canonical(model_id) == model
+
+
+def test_an_upstream_alias_names_its_target_only_where_the_target_is_routed_to_that_upstream(tmp_path):
+    # lab's own "smol" is not the local smol: the alias stays its own model here.
+    aliased = registry(tmp_path, upstreams=[{**CONFIG["upstreams"][0], "aliases": {"lab-smol": "smol"}}])
+    assert aliased.canonical("lab-smol") == "lab-smol"
+
+
 def test_an_unknown_model_is_model_not_found_without_a_catch_all(tmp_path):
     with pytest.raises(OpenAIError) as raised:
         registry(tmp_path).backend_for("nobody")

@@ -199,6 +199,10 @@ class AudioBackend:
     def configured_ids(self) -> list[str]:
         return list(self._by_id)
 
+    def canonical_id(self, model_id: str) -> str:
+        model = self._by_id.get(model_id)
+        return model_id if model is None else model.id
+
     def models(self) -> list[ModelCard]:
         return [ModelCard(model_id, OWNED_BY, self.created) for model_id in self._by_id]
 

@@ -75,6 +75,10 @@ class LlamaBackend:
     def configured_ids(self) -> list[str]:
         return list(self._presets)
 
+    def canonical_id(self, model_id: str) -> str:
+        preset = self._presets.get(model_id)
+        return model_id if preset is None else preset.model.id
+
     async def refresh_models(self) -> None:
         """The configured models are the list: nothing to fetch."""
 

@@ -70,6 +70,9 @@ class UpstreamBackend:
         literal = [p for p in self.patterns if not any(c in p for c in "*?[")]
         return [*literal, *self.aliases]
 
+    def canonical_id(self, model_id: str) -> str:
+        return self.aliases.get(model_id, model_id)
+
     async def probe(self) -> bool:
         return await self.client.probe()
 

@@ -37,6 +37,20 @@ def insufficient_quota(scope: str, limit_cents: int) -> OpenAIError:
     )
 
 
+def spend_not_held(scope: str, limit_cents: int, most_micros: int, left_micros: int) -> OpenAIError:
+    """A request that could cost more than what remains under a hard spend limit (its most is
+    held before it is served: ``meter.py``): OpenAI's 429 ``insufficient_quota``, saying what
+    a smaller output cap would change."""
+    return OpenAIError(
+        429,
+        f"You exceeded your current quota: this request may cost up to ${most_micros / 1e6:.6f}, and the {scope}'s "
+        f"hard spend limit of ${limit_cents / 100:.2f} this month leaves ${max(left_micros, 0) / 1e6:.6f} not spent or "
+        "held by requests in progress. Set a lower max_completion_tokens / max_output_tokens, or raise the limit.",
+        code="insufficient_quota",
+        type="insufficient_quota",
+    )
+
+
 def tool_not_permitted(tool: str, project_id: str, param: str) -> OpenAIError:
     return OpenAIError(
         403,

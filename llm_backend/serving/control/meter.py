@@ -5,12 +5,26 @@ organisation's month, hard spend limits held, spend alerts fired.
   usage-recording interface). Its price in micro-dollars is added to the month's ``spend``
   windows of ``rate_limit_counters`` (owners ``spend:<project>`` and ``spend:``): one atomic
   UPSERT each, just after the answer, off its path - every replica adds to the same rows.
-- **Hard limits.** A request of a project (``admit``, when its key is checked, before its
-  body is read) reads both months' counts in one query and is refused with OpenAI's 429
-  ``insufficient_quota`` once either has reached its limit, on every replica, until the limit
-  is raised or the month (UTC) ends. Spend is known after an answer, so the answer that
-  crosses a limit is given; the requests after it are not (as token limits). Admin keys are
-  never refused (they must be able to raise a limit).
+  Each answer's exact cost is added with the fraction of a micro-dollar the ones before left
+  (per scope, in this process), so that many small answers count what ``/costs`` shows.
+- **Hard limits: reserved, not counted after the fact.** Under a hard limit (the project's
+  or the organisation's), a request is held to it twice. When its key is checked, before its
+  body is read (``admit``), it is refused with OpenAI's 429 ``insufficient_quota`` once
+  either month has reached its limit. Once its body and model are known
+  (``http/project_limits.admit_model``), ``hold`` reserves the most it can cost
+  (``holds.py``: its output cap or the model's room, and its input, at the model's price) in
+  the month's ``spend_held`` windows of every limited scope: one transaction that locks them
+  and refuses (``insufficient_quota``) when spent + held + this would pass a limit
+  (``storage/rate_counters.reserve``), so concurrent requests on any replica cannot pass a
+  limit together. Its answers' costs go to the hold; when the request ends, however it ends
+  (answered, failed, its client gone: ``settle`` from the edge's end of the request), one
+  transaction adds the real cost and takes the hold back. So a limit is passed only by what
+  the estimate cannot see (a persona's prompt, an image named by URL, a Realtime
+  conversation's earlier items) or by a request of unknown most (no output cap, no known
+  context: it holds all that remains, so it runs alone). A transcription, an unpriced model
+  and a project under no hard limit hold nothing (no round trip). A replica killed in a
+  request leaves its hold until the month ends. Admin keys are never refused (they must be
+  able to raise a limit).
 - **Alerts.** After each addition, each alert of the project or the organisation whose
   threshold the new total reached is claimed for the month (a conditional UPSERT that only
   the first replica wins) and fired once: an audit log entry and, when
@@ -27,23 +41,28 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from ...auth import ANONYMOUS, Principal
+from ...governance_settings import Price
 from ...storage.audit_log import new_entry
 from ...storage.governance import Alert
+from ...storage.rate_counters import SPEND
 from ...storage.usage import Measured
 from ..services import Services
-from .errors import insufficient_quota
+from .errors import insufficient_quota, spend_not_held
 from .prices import PriceTable
 
 log = logging.getLogger(__name__)
-SPEND = "spend"  # the counters' kind: micro-dollars in a month's window
 MICROS_PER_CENT = 10_000
 WEBHOOK_ATTEMPTS, WEBHOOK_TIMEOUT = 3, 10.0
 
@@ -58,18 +77,38 @@ def spend_owner(scope: str) -> str:
     return f"spend:{scope}"
 
 
+@dataclass(eq=False)
+class Hold:
+    """What one request holds against its scopes' hard limits (micro-dollars, in ``month``),
+    and what its answers have cost so far (exact micro-dollars, counted when it settles)."""
+
+    project: str
+    scopes: list[str]
+    micros: int
+    month: int
+    cost: Decimal = field(default_factory=Decimal)
+    settled: bool = False
+
+
 class SpendMeter:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.database = services.database
         self.prices = PriceTable(services.settings.prices)
         self._tasks: set[asyncio.Task] = set()
+        self._carried: dict[str, Decimal] = {}  # per scope: the fraction of a micro-dollar not counted yet
+        # The hold of the request being served (the app sets it: the request's record keeps it).
+        self.current_hold: Callable[[], Hold | None] = lambda: None
 
     # --- counting ---------------------------------------------------------------------------------
 
     def spend(self, principal: Principal, model: str, measured: Measured) -> None:
         cost = self.prices.micro_dollars(measured.family, model, measured)
         if cost <= 0:
+            return
+        hold = self.current_hold()
+        if hold is not None and not hold.settled and hold.project == principal.owner:
+            hold.cost += cost  # counted with its hold's release, when the request ends
             return
         self._background(self._count(principal.owner, cost))
 
@@ -78,12 +117,25 @@ class SpendMeter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _count(self, project: str, cost: int) -> None:
+    def _whole(self, scope: str, cost: Decimal) -> int:
+        """``cost``'s whole micro-dollars with what earlier answers left over; the rest carried."""
+        total = self._carried.get(scope, Decimal(0)) + cost
+        whole = int(total)
+        self._carried[scope] = total - whole
+        return whole
+
+    @staticmethod
+    def _scopes(project: str) -> list[str]:
+        return ["", project] if project != ANONYMOUS else [""]
+
+    async def _count(self, project: str, cost: Decimal, hold: Hold | None = None) -> None:
         month = month_start()
-        scopes = ["", project] if project != ANONYMOUS else [""]
-        totals = {}
-        for scope in scopes:
-            totals[scope] = (await self.database.run(self.database.rate_counters.add, spend_owner(scope), [(SPEND, month)], cost))[0]
+        spent = [(spend_owner(scope), self._whole(scope, cost)) for scope in self._scopes(project)]
+        held = [(spend_owner(scope), hold.month, hold.micros) for scope in hold.scopes] if hold is not None else []
+        if hold is None and not any(amount for _, amount in spent):
+            return
+        counts = await self.database.run(self.database.rate_counters.settle, month, spent, held)
+        totals = {scope: count for scope, count in zip(self._scopes(project), counts)}
         for alert in self.database.governance.last().alerts:
             total = totals.get(alert.scope)
             if total is not None and total >= alert.threshold_cents * MICROS_PER_CENT:
@@ -99,6 +151,43 @@ class SpendMeter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # --- hard limits ------------------------------------------------------------------------------
+
+    async def hold(
+        self, principal: Principal, model: str, family: str, most: Callable[[Price], Measured | None]
+    ) -> Hold | None:
+        """Reserve what a request of ``principal`` on ``model`` can cost at most under its
+        scopes' hard limits, or 429 ``insufficient_quota``; None when it holds nothing (no
+        limit, nothing priced: then ``most`` is not even asked). ``most(price)``: its
+        largest usage of ``family`` (``holds.most_usage``), None when unknown."""
+        if principal.admin:
+            return None
+        limits = (await self.database.governance.current()).spend_limits
+        scopes = [scope for scope in ("", principal.owner) if scope in limits]
+        price = self.prices.price(model) if scopes else None
+        if price is None:
+            return None
+        usage = most(price)
+        amount = None if usage is None else math.ceil(self.prices.micro_dollars(family, model, usage))
+        if amount == 0:
+            return None
+        month = month_start()
+        owners = [(spend_owner(scope), limits[scope] * MICROS_PER_CENT) for scope in scopes]
+        taken, refused = await self.database.run(self.database.rate_counters.reserve, month, owners, amount)
+        if refused is not None:
+            scope = refused.removeprefix("spend:")
+            named = "organization" if scope == "" else f"project {scope}"
+            if taken <= 0:
+                raise insufficient_quota(named, limits[scope])
+            raise spend_not_held(named, limits[scope], amount, taken)
+        return Hold(principal.owner, scopes, taken, month)
+
+    def settle(self, hold: Hold | None) -> None:
+        """The request holding ``hold`` is over: its real cost counted and its hold taken back
+        (once, however often called), off the request's path."""
+        if hold is None or hold.settled:
+            return
+        hold.settled = True
+        self._background(self._count(hold.project, hold.cost, hold))
 
     async def admit(self, principal: Principal) -> None:
         """429 ``insufficient_quota`` once the project's or the organisation's month has

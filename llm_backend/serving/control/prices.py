@@ -6,8 +6,9 @@ matches: it costs nothing (local models, unless priced). The hosted tools' own u
 priced by entries named after them: ``file_search`` (per 1,000 calls) and ``vector_stores``
 (per GB-day kept; sampled hourly: each sample is an hour's worth). Images (forwarded image
 operations) are priced per image. Money is computed in
-``Decimal`` and kept in micro-dollars for the spend counters, so that a known sequence of
-requests costs exactly usage x price.
+``Decimal``; the spend counters keep whole micro-dollars, each answer's exact cost added
+with the fraction left by the ones before (``meter.py``), so that many small answers add up
+to what ``/costs`` shows (usage x price) instead of rounding each to nothing.
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ class PriceTable:
             items.append(("storage", gigabyte_hours, "gigabyte_hours", Decimal(str(price.vector_store_gb_day)) / 24))
         return [(f"{model}, {kind}", quantity, unit, quantity * each) for kind, quantity, unit, each in items if quantity and each]
 
-    def micro_dollars(self, family: str, model: str, usage: Any) -> int:
-        """What ``usage`` costs, in millionths of a dollar (the spend counters' unit)."""
-        total = sum((usd for *_, usd in self.line_items(family, model, usage)), Decimal(0))
-        return int((total * MILLION).to_integral_value())
+    def micro_dollars(self, family: str, model: str, usage: Any) -> Decimal:
+        """What ``usage`` costs, exactly, in millionths of a dollar (the spend counters' unit)."""
+        return sum((usd for *_, usd in self.line_items(family, model, usage)), Decimal(0)) * MILLION

@@ -2,7 +2,9 @@
 by ``http/project_limits.py`` on every replica.
 
 The list shows one ``project.rate_limit`` per local model and per model the project has
-limits on, ``rl-<model>`` (OpenAI's ids); any model this service routes can be limited. OpenAI
+limits on, ``rl-<model>`` (OpenAI's ids); any model this service routes can be limited, an
+alias or a persona as the model it names (``ModelRegistry.canonical``: set on
+``rl-smol-alias``, the limits are ``rl-smollm2``'s, the ones its requests count in). OpenAI
 always shows a value: a limit not set shows as ``UNSET`` (2147483647, the largest the
 document's integers hold); setting a limit to that value removes it. Below 1 is refused.
 
@@ -46,7 +48,8 @@ def _shown(model: str, limits: ModelLimits | None) -> Json:
 async def _models(services: Services, project_id: str) -> dict[str, ModelLimits | None]:
     database = services.database
     configured = await database.run(database.project_limits.of, project_id)
-    local = {card.id: None for card in services.registry.local_models()}
+    registry = services.registry
+    local = {card.id: None for card in registry.local_models() if registry.canonical(card.id) == card.id}  # not aliases
     return dict(sorted({**local, **configured}.items()))
 
 
@@ -88,6 +91,7 @@ async def update_limits(services: Services, caller: Principal, project_id: str, 
     model = rate_limit_id.removeprefix(PREFIX)
     if not rate_limit_id.startswith(PREFIX) or not model or services.registry.backend_for_or_none(model) is None:
         raise errors.not_found("rate limit", rate_limit_id, "rate_limit_id")
+    model = services.registry.canonical(model)  # an alias's limits are its model's (http/project_limits.py)
     changes: dict[str, int | None] = {}
     for name in LIMIT_NAMES:
         value = body.get(name)
