@@ -25,9 +25,10 @@ from starlette.responses import Response
 
 from ..auth import Principal
 from ..backends.base import background
-from ..errors import answered, server_error
+from ..errors import OpenAIError, answered, server_error
 from ..serving.services import Services
 from .. import off_loop
+from ..json_scan import MAX_JSON_DEPTH
 from ..json_text import LARGE_BODY, loads
 from . import context
 from .middleware import Observer
@@ -127,9 +128,11 @@ class BatchLines:
                 response = error_response(answered(exc))
             status, content, retry_after = await _sent(response, observation)
             try:
-                # An answer can be large too (2048 embeddings: 16 MB of numbers).
-                parsed = await off_loop.off_loop(len(content) > LARGE_BODY, loads, content)
-            except (ValueError, RecursionError):
+                # An answer can be large too (2048 embeddings: 16 MB of numbers), and an
+                # upstream's deep: scanned first (json_scan.py), deeper than a request may
+                # be by what wraps what it echoes (a response's tools, its text.format).
+                parsed = await off_loop.off_loop(len(content) > LARGE_BODY, loads, content, None, 2 * MAX_JSON_DEPTH)
+            except (ValueError, OpenAIError):
                 parsed = None
         finally:
             if observation is not None:
