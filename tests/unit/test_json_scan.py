@@ -71,6 +71,17 @@ def test_sixty_four_levels_are_read_and_sixty_five_refused(encoding):
         assert "more than 64 levels deep" in refused.value.message
 
 
+@pytest.mark.parametrize("leaf", ["[0]", "{}", '{"a": []}'])
+def test_wide_leaves_at_the_bound_are_read_and_one_level_more_refused(leaf):
+    # A slice of many leaves is first followed without them (their top: one deeper than
+    # what remains); at the bound, bracket by bracket.
+    inner = ",".join([leaf] * 60_000)
+    for levels, refused in ((MAX_JSON_DEPTH - depth_of(json.loads(leaf)), False), (MAX_JSON_DEPTH - depth_of(json.loads(leaf)) + 1, True)):
+        text = ("[" * levels + inner + "]" * levels).encode()
+        assert (scan(text, MAX_JSON_DEPTH).depth > MAX_JSON_DEPTH) is refused
+        assert scan(text).depth == levels + depth_of(json.loads(leaf))
+
+
 @pytest.mark.parametrize("levels", [20_000, 200_000, 2_000_000])
 @pytest.mark.parametrize("shape", ["arrays", "objects", "mixed", "in-a-string-first"])
 def test_a_deep_text_is_refused_before_it_is_built(levels, shape):
