@@ -1,7 +1,9 @@
 """The one bounded scanner every lane's JSON goes through before any parser keeps state
 (issue #47): how deep it nests and how many values and keys it holds, counted over its raw
 bytes in O(its bytes) time and O(1) memory, so a text past a bound is refused before a
-single object is built.
+single object is built. ``scan`` takes a whole text (``json_text.loads``: HTTP bodies, the
+fast lane, both WebSocket protocols, batch lines and answers), ``Scanner`` one that streams
+in (the gateway guard's reading of a forwarded body, ``serving/request_ids.py``).
 
 Why before: a parser's state follows a text's shape, not its bytes. 400 KB of 200,000
 ``[`` then 200,000 ``]`` cost ijson's ``items`` (which names each event's path,
@@ -69,33 +71,76 @@ def scan(data: bytes, max_depth: int | None = None, max_values: int | None = Non
             data = data.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
         except UnicodeError:
             return Shape(0, 0)  # not text: json.loads refuses it before it parses anything
-    values = depth = top = 0
-    previous = b""  # the last byte counted: a container the slice boundary cuts open
-    position, size = 0, len(data)
-    while position < size:
-        end = min(position + SLICE, size)
-        outside = _STRING.sub(b"0", data[position:end])  # each whole string: one value
-        cut = outside.find(b'"')  # a string the slice's end cuts: the rest is its inside
-        if cut >= 0:
-            start = end - (len(outside) - cut)
-            outside = outside[:cut] + b"0"
-            end = _string_end(data, start + 1)
-        outside = outside.translate(None, _WHITESPACE)
+    scanner = Scanner(max_depth, max_values)
+    scanner.feed(data)
+    return scanner.shape()
+
+
+class Scanner:
+    """``scan`` for a UTF-8 text that arrives in chunks (a forwarded body's stream): fed
+    chunk after chunk, its ``shape()`` so far; it stops counting once past a bound."""
+
+    def __init__(self, max_depth: int | None = None, max_values: int | None = None) -> None:
+        self.max_depth, self.max_values = max_depth, max_values
+        self.values = self.depth = self.top = 0
+        self.seen = False  # any byte at all: the text's first value counts
+        self.previous = b""  # the last byte counted: a container a chunk's or slice's end cuts open
+        self.in_string = False  # the last chunk ended inside a string
+        self.carry = b""  # a backslash the last chunk ended on inside a string: its escape is next
+
+    def shape(self) -> Shape:
+        return Shape(self.values + 1 if self.seen else 0, self.top)
+
+    def past(self) -> bool:
+        return (self.max_depth is not None and self.top > self.max_depth) or (
+            self.max_values is not None and self.values + 1 > self.max_values
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        data, self.carry = self.carry + chunk, b""
+        self.seen = self.seen or bool(data)
+        position, size = 0, len(data)
+        while position < size and not self.past():
+            if self.in_string:
+                position = self._string_rest(data, position)
+                continue
+            end = min(position + SLICE, size)
+            outside = _STRING.sub(b"0", data[position:end])  # each whole string: one value
+            cut = outside.find(b'"')  # a string the slice's end cuts: the rest is its inside
+            if cut >= 0:
+                end = end - (len(outside) - cut) + 1
+                outside = outside[:cut] + b"0"
+                self.in_string = True
+            self._count(outside.translate(None, _WHITESPACE))
+            position = end
+
+    def _count(self, outside: bytes) -> None:
+        """What lies outside strings in a slice (each string one byte, no whitespace)."""
         opens = outside.count(b"[") + outside.count(b"{")
         closes = outside.count(b"]") + outside.count(b"}")
-        paired = previous + outside[:1]
-        values += (opens + outside.count(b",") + outside.count(b":")
-                   - outside.count(b"[]") - outside.count(b"{}") - (paired in (b"[]", b"{}")))
-        if max_depth is None or depth + opens > max_depth:  # it may pass: followed bracket by bracket
-            top = max(top, _deepest(outside.translate(_STEPS, _NOT_BRACKETS), depth, max_depth))
+        paired = self.previous + outside[:1]
+        self.values += (opens + outside.count(b",") + outside.count(b":")
+                        - outside.count(b"[]") - outside.count(b"{}") - (paired in (b"[]", b"{}")))
+        if self.max_depth is None or self.depth + opens > self.max_depth:  # it may pass: followed bracket by bracket
+            self.top = max(self.top, _deepest(outside.translate(_STEPS, _NOT_BRACKETS), self.depth, self.max_depth))
         else:  # it cannot: at most this deep
-            top = max(top, depth + opens)
-        depth += opens - closes
-        previous = outside[-1:] or previous
-        position = end
-        if (max_depth is not None and top > max_depth) or (max_values is not None and values + 1 > max_values):
-            break
-    return Shape(values + 1 if size else 0, top)
+            self.top = max(self.top, self.depth + opens)
+        self.depth += opens - closes
+        self.previous = outside[-1:] or self.previous
+
+    def _string_rest(self, data: bytes, inside: int) -> int:
+        """Past the end quote of the string whose inside goes on at ``inside``, a slice at
+        a time; or the end of ``data``, still inside it."""
+        size = len(data)
+        stop = min(inside + SLICE, size)
+        reached = _STRING_REST.match(data, inside, stop).end()
+        if reached < stop and data[reached] == ord('"'):
+            self.in_string = False
+            return reached + 1
+        if reached < stop and stop == size:  # a backslash the chunk ends on: its escape is next
+            self.carry = data[reached:]
+            return size
+        return reached if reached > inside else stop  # the slice ended inside it (or before an escape it cuts)
 
 
 def _deepest(steps: bytes, depth: int, max_depth: int | None) -> int:
@@ -108,17 +153,3 @@ def _deepest(steps: bytes, depth: int, max_depth: int | None) -> int:
         if within <= max_depth:
             return within
     return max(accumulate(map(_SIGNED.__getitem__, steps), initial=depth))
-
-
-def _string_end(data: bytes, inside: int) -> int:
-    """Where the string whose inside begins at ``inside`` ends (after its end quote; or the
-    text's end), followed a slice at a time."""
-    size = len(data)
-    while inside < size:
-        stop = min(inside + SLICE, size)
-        reached = _STRING_REST.match(data, inside, stop).end()
-        if reached < stop and data[reached] == ord('"'):
-            return reached + 1
-        # The slice ended inside it, or on a backslash whose escaped byte is in the next.
-        inside = reached if reached > inside else stop
-    return size

@@ -14,7 +14,7 @@ import pytest
 
 from llm_backend.errors import OpenAIError
 from llm_backend.http.body import parse_json
-from llm_backend.json_scan import MAX_JSON_DEPTH, SLICE, scan
+from llm_backend.json_scan import MAX_JSON_DEPTH, SLICE, Scanner, scan
 from tests.unit.test_large_bodies import values_of
 
 
@@ -56,6 +56,23 @@ def test_depth_and_values_are_exact_wherever_a_slice_cuts_a_string():
         encoded = (" " * rng.randrange(SLICE) + json.dumps(value, ensure_ascii=rng.random() < 0.5)).encode()
         assert scan(encoded) == (values_of(value), depth_of(value)), SEED
         assert scan(encoded, MAX_JSON_DEPTH).depth <= MAX_JSON_DEPTH if depth_of(value) <= MAX_JSON_DEPTH else True
+
+
+def test_a_text_fed_in_chunks_has_the_shape_of_the_whole():
+    # A forwarded body arrives in chunks: one may end anywhere, on a string's backslash too.
+    from tests.support.fuzz import SEED
+
+    rng = random.Random(SEED)
+    for _ in range(100):
+        value = drawn(rng)
+        encoded = json.dumps(value, ensure_ascii=rng.random() < 0.5).encode()
+        scanner = Scanner()
+        position = 0
+        while position < len(encoded):
+            step = rng.choice([1, 2, 3, rng.randrange(1, 2 * SLICE)])
+            scanner.feed(encoded[position : position + step])
+            position += step
+        assert scanner.shape() == (values_of(value), depth_of(value)), SEED
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32-be"])
