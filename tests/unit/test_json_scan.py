@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import random
+import sys
+import threading
 import time
 import tracemalloc
 
@@ -129,3 +131,34 @@ def test_a_string_of_escaped_quotes_is_scanned_in_linear_time():
     started = time.process_time()
     assert scan(body) == (5, 3)
     assert time.process_time() - started < 1.5
+
+
+def test_a_thread_scanning_a_large_text_lets_other_threads_run():
+    # As test_large_bodies' parse: the scan of 8 MiB is a slice's C calls at a time, the
+    # GIL free between them; CPU time, not the wall's (a busy machine makes no turn longer).
+    body = b"[" + b",".join([b'"a"'] * 2_000_000) + b"]"
+    started = time.process_time()
+    scan(body, MAX_JSON_DEPTH, 10**9)
+    whole = time.process_time() - started  # ~0.2-0.4 s on the shared 2-core machine
+    waits: list[float] = []
+    done = threading.Event()
+
+    def scanned() -> None:
+        try:
+            scan(body, MAX_JSON_DEPTH, 10**9)
+        finally:
+            done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        worker = threading.Thread(target=scanned)
+        worker.start()
+        while not done.is_set():
+            started = time.process_time()
+            time.sleep(0.001)
+            waits.append(time.process_time() - started)
+        worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(waits) > 10 and max(waits) < whole / 20, (len(waits), max(waits), whole)
