@@ -7,8 +7,8 @@ is parsed and checked on the loop (the worst 256 KiB, 131 000 zeros, parses in 5
 larger one in a thread (``off_loop.py``). A thread alone is not enough: ``json.loads`` is
 one C call holding the GIL, 0.25 s for the worst 8 MiB body (2.79 million empty objects,
 measured), during which the loop could not answer even ``/health``. So a large body of
-many values (``MANY_VALUES`` commas: the parse's cost is its values', a few long strings
-cost little) is parsed in 64 KiB slices by ijson's C backend, and the thread gives the GIL
+many values (``MANY_VALUES``: the parse's cost is its values', a few long strings cost
+little) is parsed in 64 KiB slices by ijson's C backend, and the thread gives the GIL
 back between slices; what ijson reads otherwise than ``json.loads`` (an escaped surrogate,
 which it turns into ``?``; NaN, numbers past 64 bits, a byte-order mark, which it refuses)
 is parsed by the standard library's own pure-Python scanner, the reference its C one
@@ -16,9 +16,11 @@ mirrors, also a value at a time: a body means the same at any size.
 
 Memory follows what a body expands to, not its bytes: 8 MiB of ``[0],`` is 2.8 million
 Python objects (a completions prompt of them grew the API process by 421 MiB on its way to
-a 400). So a body that may hold more than ``max_body_values`` values and keys (its
-separators tell: at most two values each) is counted before anything is built
-(``counted``), and refused past the budget (400 ``invalid_body``): 1,000,000 by default,
+a 400), and a parser's state follows its depth (ijson's ``items`` names each event's
+path: 20,000 levels cost it 0.96 GB, 200,000 levels 18.7 GB, issue #47). So every text
+is scanned first (``json_scan.py``: O(its bytes) time, O(1) memory, in slices), and one
+deeper than ``MAX_JSON_DEPTH`` or of more than ``max_body_values`` values and keys is
+refused (400 ``invalid_body``) before any parser sees it: 1,000,000 values by default,
 three times the largest request OpenAI takes (an embeddings request's 300,000 token ids).
 """
 
@@ -27,81 +29,40 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from json import scanner
-from json.decoder import scanstring
 from typing import Any
 
 import ijson
 
 from . import errors
+from .json_scan import MAX_JSON_DEPTH, SLICE, scan
 
 LARGE_BODY = 256 * 1024
 MANY_VALUES = 100_000
-SLICE = 64 * 1024
 MAX_VALUES = 1_000_000
-"""``max_body_values``'s default: the JSON values and keys a body may hold (see ``counted``)."""
+"""``max_body_values``'s default: the JSON values and keys a body may hold (``json_scan.py``)."""
 
 
-def loads(data: bytes, max_values: int | None = None) -> Any:
+def loads(
+    data: bytes,
+    max_values: int | None = None,
+    max_depth: int | None = MAX_JSON_DEPTH,
+    past_values: Callable[[int], errors.OpenAIError] = errors.too_many_values,
+) -> Any:
     """``json.loads``, a large body of many values a slice at a time (see the module's
-    docstring): its ``ValueError`` or ``RecursionError`` for what does not parse, and
-    ``errors.too_many_values`` past ``max_values`` values and keys, counted before
-    anything is built."""
-    separators = data.count(b",") + data.count(b"[") + data.count(b"{")
-    # Values and keys are at most 2 x separators + 1 (each a container's first, or after a
-    # comma, or an object's value after its key): only a body that may pass is counted.
-    if max_values is not None and 2 * separators + 1 > max_values and counted(data, max_values) > max_values:
-        raise errors.too_many_values(max_values)
-    if len(data) > LARGE_BODY and separators > MANY_VALUES:
+    docstring): its ``ValueError`` for what does not parse, and, before any parser keeps
+    state (``json_scan.py``: O(its bytes) time, O(1) memory), ``errors.too_deep`` past
+    ``max_depth`` levels and ``past_values(max_values)`` past ``max_values`` values and
+    keys."""
+    shape = scan(data, max_depth, max_values)
+    if max_depth is not None and shape.depth > max_depth:
+        raise errors.too_deep(max_depth)
+    if max_values is not None and shape.values > max_values:
+        raise past_values(max_values)
+    if len(data) > LARGE_BODY and shape.values > MANY_VALUES:
         return _sliced(data)
     return json.loads(data)
-
-
-def counted(data: bytes, limit: int) -> int:
-    """The values and keys of a JSON text (strings, numbers, literals, arrays, objects; an
-    object's keys), counted up to past ``limit`` without building any: what its Python
-    objects will weigh (an 8 MiB body of ``[0]`` items is 2.8 million of them, 230 MB as
-    Python holds them, and more again for the work that walks them). Counted by ijson's C
-    parser a slice at a time (its events, none kept: ~0.15 s for 8 MiB, letting go of the
-    GIL between slices), or for a text it does not read (NaN, numbers past 64 bits, other
-    encodings) its separators outside strings, at least as many."""
-    if json.detect_encoding(data) == "utf-8":
-        events = ijson.sendable_list()
-        counter = ijson.basic_parse_coro(events, use_float=True)
-        values = 0
-        try:
-            for start in range(0, len(data), SLICE):
-                counter.send(data[start : start + SLICE])
-                values += len(events) - events.count(_END_ARRAY) - events.count(_END_MAP)
-                del events[:]
-                if values > limit:
-                    return values
-            counter.close()
-            return values + len(events) - events.count(_END_ARRAY) - events.count(_END_MAP)
-        except (ijson.JSONError, ValueError, IndexError):
-            pass
-    try:
-        return separators_outside_strings(data.decode(json.detect_encoding(data), "surrogatepass"), limit)
-    except (UnicodeDecodeError, ValueError):
-        return 0  # not JSON: the parse refuses it
-
-
-_END_ARRAY, _END_MAP = ("end_array", None), ("end_map", None)
-
-
-def separators_outside_strings(text: str, limit: int) -> int:
-    """At least the values and keys ``text`` holds: 1 + its ``,[{:`` outside strings (each
-    value or key is the text's first or follows one), counted up to past ``limit``, each
-    string skipped by the json module's own scanner (C: an 8 MB string in ~20 ms, escapes
-    and all; between two strings the GIL may go to the loop's thread)."""
-    values, position = 1, 0
-    while True:
-        quote = text.find('"', position)
-        end = len(text) if quote < 0 else quote
-        values += sum(text.count(mark, position, end) for mark in ",[{:")
-        if quote < 0 or values > limit:
-            return values
-        _, position = scanstring(text, quote + 1)
 
 
 # What ijson's C backend reads otherwise than json.loads: an escaped surrogate (a lone one

@@ -39,6 +39,7 @@ from ..serving.batches.lines import Refused
 from ..serving.services import Services
 from ..storage.batches import Claimed
 from .. import off_loop
+from ..json_scan import MAX_JSON_DEPTH
 from ..json_text import LARGE_BODY, loads
 from . import context
 from .middleware import Observer
@@ -169,9 +170,11 @@ class BatchLines:
                 response = error_response(answered(exc))
             status, content, retry_after = await _sent(response, observation)
             try:
-                # An answer can be large too (2048 embeddings: 16 MB of numbers).
-                parsed = await off_loop.off_loop(len(content) > LARGE_BODY, loads, content)
-            except (ValueError, RecursionError):
+                # An answer can be large too (2048 embeddings: 16 MB of numbers), and an
+                # upstream's deep: scanned first (json_scan.py), deeper than a request may
+                # be by what wraps what it echoes (a response's tools, its text.format).
+                parsed = await off_loop.off_loop(len(content) > LARGE_BODY, loads, content, None, 2 * MAX_JSON_DEPTH)
+            except (ValueError, OpenAIError):
                 parsed = None
         finally:
             if observation is not None:

@@ -4,8 +4,9 @@ parsing a JSON body, with the work a large one costs kept off the event loop.
 The one body reader of the HTTP layer: the body limit (chunked bodies), the fast lane and
 forwarding read through it, so a body is read from the socket once however it is served.
 
-A JSON body is parsed by ``json_text.loads`` within its budgets (values, depth), off the
-event loop when large: see that module.
+A JSON body is parsed by ``json_text.loads`` within its budgets (depth, values: scanned
+over its bytes before any parser keeps state, ``json_scan.py``), off the event loop when
+large: see that module.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 from starlette.types import Message, Receive
 
 from .. import errors
-from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..json_text import MAX_VALUES, loads
 
 
@@ -126,17 +126,11 @@ async def spool_body(receive: Receive, limit: int) -> tuple[int | None, Receive]
 
 def parse_json(body: bytes, max_values: int = MAX_VALUES) -> Any:
     """A JSON body, or OpenAI's 400 for one that does not parse (malformed, not UTF-8), that
-    nests deeper than ``MAX_JSON_DEPTH`` (issue #33: every lane's body comes through here;
-    deeper than a parser goes, a ``RecursionError``, is that too) or that holds more than
-    ``max_values`` values and keys (``counted``). A body of many values is parsed a slice
-    at a time (see the module's docstring): call it off the loop (``off_loop.py``) for a
-    body above ``LARGE_BODY``."""
+    nests deeper than ``MAX_JSON_DEPTH`` or holds more than ``max_values`` values and keys
+    (both ``invalid_body``, from a scan of its bytes before any parser keeps state:
+    ``json_scan.py``). A body of many values is parsed a slice at a time (see the module's
+    docstring): call it off the loop (``off_loop.py``) for a body above ``LARGE_BODY``."""
     try:
-        value = loads(body, max_values)
+        return loads(body, max_values)
     except (UnicodeDecodeError, ValueError):
         raise errors.invalid_json() from None
-    except RecursionError:
-        raise errors.too_deep(MAX_JSON_DEPTH) from None
-    if too_deep(value):
-        raise errors.too_deep(MAX_JSON_DEPTH)
-    return value

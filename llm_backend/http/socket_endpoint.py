@@ -9,10 +9,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import errors
 from ..auth import Authenticator
 from ..errors import invalid_client_event
-from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..json_text import MAX_VALUES, loads
 from ..serving.services import Services
 from .middleware import Observer
@@ -50,11 +48,8 @@ def client_event(frame: str | bytes, max_values: int = MAX_VALUES) -> Any:
     """The JSON a client event's frame holds, or the error it gets (not JSON: ``invalid_event``;
     nested too deep, or more than ``max_values`` values and keys: ``invalid_body``). Sized
     by the frame: run it through ``off_loop.py`` for a frame above ``LARGE_BODY``."""
-    try:
-        event = loads(frame.encode() if isinstance(frame, str) else frame, max_values)
-    except (ValueError, RecursionError):
+    try:  # its depth and values scanned before any parser keeps state (json_scan.py)
+        return loads(frame.encode() if isinstance(frame, str) else frame, max_values)
+    except ValueError:
         raise invalid_client_event() from None
-    if too_deep(event):
-        raise errors.too_deep(MAX_JSON_DEPTH)
-    return event
 

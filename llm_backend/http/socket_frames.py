@@ -5,9 +5,10 @@ its values more (issue #39).
 
 A small frame (``INLINE_BYTES``) is parsed and checked at once: its cost is bounded by its
 size. A larger one goes to a worker thread. Either way it is read by ``json_text.loads``, as
-every lane's JSON is: its values counted before anything is built (a slice at a time, the
-GIL let go between slices) and refused past ``max_values``; then parsed, refused deeper than
-``json_depth.MAX_JSON_DEPTH``, and checked by the spec, all of it bounded by those values.
+every lane's JSON is: its depth and values scanned before anything is built (a slice at a
+time, the GIL let go between slices: ``json_scan.py``) and refused deeper than
+``MAX_JSON_DEPTH`` or past ``max_values``; then parsed and checked by the spec, all of it
+bounded by those values.
 Either way the refusal carries the client's ``event_id`` when it could be read.
 """
 
@@ -18,7 +19,6 @@ from typing import Any
 
 from .. import errors
 from ..errors import OpenAIError
-from ..json_depth import MAX_JSON_DEPTH, too_deep
 from ..json_text import loads
 
 INLINE_BYTES = 4096
@@ -49,8 +49,6 @@ def _read(frame: str | bytes, check: Check, max_values: int) -> dict:
         raise RefusedEvent(error) from None
     client_id = event.get("event_id") if isinstance(event, dict) else None
     try:
-        if too_deep(event):
-            raise errors.too_deep(MAX_JSON_DEPTH)
         return check(event)
     except OpenAIError as error:
         raise RefusedEvent(error, client_id) from None
@@ -61,10 +59,12 @@ def _parsed(frame: str | bytes, max_values: int) -> Any:
         text = frame.decode() if isinstance(frame, bytes) else frame  # UTF-8 only, as a text frame
         if text.startswith("\ufeff"):
             raise ValueError("a byte-order mark")  # json.loads refuses it in text; bytes would pass it
-        return loads(text.encode(), max_values)
-    except OpenAIError:  # more values and keys than max_values (json_text.counted)
-        raise errors.bad_request(
-            f"A client event may hold at most {max_values} JSON values and keys (realtime_event_values).", None, "event_too_large"
-        ) from None
-    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested past Python's own limit
+        return loads(text.encode(), max_values, past_values=_too_many_values)
+    except ValueError:  # not UTF-8, not JSON
         raise errors.invalid_client_event() from None
+
+
+def _too_many_values(max_values: int) -> OpenAIError:
+    return errors.bad_request(
+        f"A client event may hold at most {max_values} JSON values and keys (realtime_event_values).", None, "event_too_large"
+    )

@@ -7,9 +7,12 @@ that stays in memory was once passed unread, and another tenant's file was read 
 - a multipart form: its text fields (its files create, they do not refer);
 - a urlencoded form: its fields;
 - anything else, any ``json`` type, no content type or another one: as JSON (OpenAI's
-  API reads a body as JSON), by a streaming parser (ijson), every string looked at.
+  API reads a body as JSON), by a streaming parser (ijson), every string looked at; each
+  chunk scanned first (``json_scan.Scanner``): ijson's ``parse`` names each event's path
+  (``item.item.…``), so its memory is quadratic in the depth (5,000 levels: +60 MB).
 What cannot be read so is refused, never passed: JSON that does not parse (or has more than
-one value), a form that does not parse, a charset other than UTF-8, a ``Content-Encoding``.
+one value) or nests deeper than ``MAX_JSON_DEPTH``, a form that does not parse, a charset
+other than UTF-8, a ``Content-Encoding``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import ijson
 from python_multipart.multipart import parse_options_header
 
 from ..backends.base import StreamedBody
+from ..json_scan import MAX_JSON_DEPTH, Scanner
 from .form_fields import FIELD_LIMIT, TextFields, Unreadable
 
 UTF8 = (b"", b"utf-8", b"utf8", b"us-ascii")
@@ -48,10 +52,14 @@ async def json_strings(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str,
     """(field, value) of every string in a JSON document, parsed as it streams in."""
     events = ijson.sendable_list()
     parser = ijson.parse_coro(events, use_float=True)
+    shape = Scanner(MAX_JSON_DEPTH)
     empty = True
     try:
         async for chunk in chunks:
             empty = empty and not chunk.strip()
+            shape.feed(chunk)
+            if shape.past():
+                raise Unreadable(f"a JSON body nested more than {MAX_JSON_DEPTH} levels deep")
             parser.send(chunk)
             for prefix, event, value in events:
                 if event == "string":

@@ -22,6 +22,14 @@ schema per type in ``RealtimeClientEvent``) and the Responses WebSocket mode's
 ``response.create``, each at the size limit (uvicorn's ``ws_max_size``). The handshake
 without a right key is refused (401); with the key, the event gets its answer, or the
 session stays able to answer: a follow-up event's ``error`` comes within the budget.
+
+Deep as well as wide (issue #47: 400 KB of nested ``[`` grew the API process by 18.7 GB,
+and this generator, building wide bodies only, never saw it): every JSON body and every
+client event again at each size the readers tell apart (``DEEP_SIZES``), with nested
+arrays, objects or both in a drawn field, as many levels as drawn past 64 and a string
+beside or inside them up to the size (``Builder.deepened``): each a 400 ``invalid_body``
+(an ``error`` event on a socket, the session still answering) within ``DEEP_SECONDS``,
+in the same memory and ``/health`` budgets.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from llm_backend.json_text import LARGE_BODY
 from llm_backend.spec.adapter import is_served, operations
 from llm_backend.spec.loader import EXTENSIONS_SPEC, load_document
 from llm_backend.settings import PROJECT_ROOT
@@ -58,6 +67,10 @@ SIZE = MAX_BODY - 4096  # a body at the limit: under it by less than a page
 UNAUTHENTICATED_MS = 100
 ANSWER_SECONDS = 30
 HEALTH_WAIT = 0.25
+# A deep body at each size the readers tell apart: small, on either side of where a body is
+# read beside the event loop in slices (``LARGE_BODY``), at the limit; refused in seconds.
+DEEP_SIZES = (4096, LARGE_BODY - 4096, LARGE_BODY + 4096, SIZE)
+DEEP_SECONDS = 10
 T = TypeVar("T")
 # A "model" field names a model the server has: the chat model, or the operation's own.
 MODELS = {"createEmbedding": "all-minilm-l6-v2", "createModeration": "omni-moderation-latest", "createTranscription": "whisper-1", "createTranslation": "whisper-1"}
@@ -333,3 +346,66 @@ def test_a_hostile_response_create_at_the_limit_gets_its_answer(hostile_server, 
     asyncio.run(exchange(hostile_server, "responses", small, "not json"))  # type: ignore[arg-type]
     events = within_budgets(hostile_server, probe, replay, lambda: asyncio.run(exchange(hostile_server, "responses", frame, "not json")))  # type: ignore[arg-type]
     assert_openai_errors(events, replay)
+
+
+# --- deep bodies and events (issue #47) ---
+
+JSON_OPERATIONS = sorted(
+    operation_id for operation_id, (_, _, _, operation, _) in OPERATIONS.items()
+    if "application/json" in operation.get("requestBody", {}).get("content", {})
+)
+
+
+def assert_too_deep(error: dict, replay: str) -> None:
+    assert error.get("code") == "invalid_body" and "64 levels deep" in error.get("message", ""), f"{replay}: {error}"
+
+
+@pytest.mark.parametrize("operation_id", JSON_OPERATIONS)
+def test_a_deep_body_at_every_size_is_400_in_time(hostile_server, probe, operation_id):
+    live = hostile_server
+    method, url = url_of(live, operation_id)
+    _, _, _, operation, document = OPERATIONS[operation_id]
+    headers = {"content-type": "application/json", "authorization": f"Bearer {ADMIN if admin_only(operation, document) else KEY}"}
+    for size in DEEP_SIZES:
+        rng = random.Random(f"{SEED}:{operation_id}:deep:{size}")
+        builder = Builder(DOCUMENT, rng, MODELS.get(operation_id, MODEL))
+        schema = builder.parts(operation["requestBody"]["content"]["application/json"]["schema"])
+        body, shape = builder.deepened(schema, rng.choice(builder.slots(schema)), size)
+        replay = f"seed {SEED}, {operation_id} ({shape}, {len(body)} bytes)"
+
+        def send(body: bytes = body) -> tuple[httpx.Response, float]:
+            with http_client(timeout=DEEP_SECONDS + 5) as client:
+                started = time.perf_counter()
+                answer = client.request(method, url, content=body, headers=headers)
+                return answer, time.perf_counter() - started
+
+        answer, seconds = within_budgets(live, probe, replay, send)
+        assert answer.status_code == 400, f"{replay}: {answer.status_code} {answer.text[:300]}"
+        assert_too_deep(answer.json()["error"], replay)
+        assert seconds <= DEEP_SECONDS, f"{replay}: answered after {seconds:.1f} s"
+
+
+DEEP_EVENTS = {"response.create": ("CreateResponse", {"type": "response.create", "model": MODEL, "max_output_tokens": 16})}
+DEEP_EVENTS.update({kind: (name, {"type": kind}) for kind, name in REALTIME_EVENTS.items()})
+
+
+@pytest.mark.parametrize("kind", sorted(DEEP_EVENTS))
+def test_a_deep_client_event_at_every_size_is_an_error_and_the_session_answers(hostile_server, probe, kind):
+    schema_name, fixed = DEEP_EVENTS[kind]
+    socket = "responses" if kind == "response.create" else "realtime"
+    follow_up = "not json" if socket == "responses" else {"type": "conversation.item.retrieve", "item_id": "hostile_missing", "event_id": "follow-up"}
+    small, _ = event_for(schema_name, f"{SEED}:deep-event:{kind}", fixed, 4096)
+    asyncio.run(exchange(hostile_server, socket, small, follow_up))  # unmeasured: what a first use loads
+    for size in DEEP_SIZES:
+        rng = random.Random(f"{SEED}:deep-event:{kind}:{size}")
+        builder = Builder(DOCUMENT, rng, MODEL)
+        schema = builder.parts({"$ref": f"#/components/schemas/{schema_name}"})
+        slot = rng.choice([slot for slot in builder.slots(schema) if slot.chain[0][0] not in fixed])
+        frame, shape = builder.deepened(schema, slot, size, fixed)
+        replay = f"seed {SEED}, {kind} ({shape}, {len(frame)} bytes)"
+        started = time.perf_counter()
+        events = within_budgets(hostile_server, probe, replay, lambda frame=frame: asyncio.run(exchange(hostile_server, socket, frame, follow_up)))
+        errors = [event["error"] for event in events if event["type"] == "error"]
+        assert errors and len(errors) >= 2, f"{replay}: {events}"  # its own, then the follow-up's
+        assert_too_deep(errors[0], replay)
+        assert time.perf_counter() - started <= DEEP_SECONDS * 2, f"{replay}: the session answered after {time.perf_counter() - started:.1f} s"

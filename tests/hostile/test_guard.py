@@ -68,6 +68,19 @@ def test_b_cannot_name_as_file_at_any_size_or_content_type(gateway, server, secr
     assert not upstream_asked(server, since, f"/v1/vector_stores/{bobs_store}/files")
 
 
+@pytest.mark.parametrize("levels", [20_000, 200_000, 2_000_000])
+def test_a_deep_body_is_refused_before_the_guard_reads_it(gateway, server, bobs_store, measured, levels):
+    # Issue #47: the guard's streaming parser names each event's path, quadratic in the
+    # depth (5,000 levels: +60 MB, 200,000: gigabytes); scanned first, it is refused unread.
+    body = b'{"file_id": "file-x", "attributes": ' + b"[" * levels + b"]" * levels + b"}"
+    since = log_size(server)
+    with measured(gateway):
+        answer = attach(gateway, bobs_store, body, "application/json")
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.json()["error"]["code"] == "invalid_body" and "64 levels deep" in answer.json()["error"]["message"]
+    assert not upstream_asked(server, since, f"/v1/vector_stores/{bobs_store}/files")
+
+
 def test_an_id_hidden_in_a_json_escape_is_seen(gateway, secret, bobs_store):
     hidden = json.dumps({"file_id": secret}).replace("-", "\\u002d").encode() + b" " * (2 * MiB)
     assert attach(gateway, bobs_store, hidden, "application/json").status_code == 404

@@ -11,6 +11,7 @@ a branch's condition may still make the server answer 400, which is an answer to
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,10 @@ GENERATION_BOUNDS = {"max_tokens": 1, "max_completion_tokens": 1, "max_output_to
 UNKNOWN = ("hostile_unknown", {"type": "object", "additionalProperties": {"type": "string"}})
 # Where the grown part goes in the encoded body (no schema's value holds control characters).
 PLACE = "\x00hostile-slot\x00"
+# Nesting past what a request may (64 levels): one step's opening and closing bytes, and the
+# levels it adds.
+DEEP = 65
+NESTINGS = {"arrays": (b"[", b"]", 1), "objects": (b'{"k":', b"}", 1), "both": (b'[{"k":', b"}]", 2)}
 FORMATS = {"uri": "https://a.example", "date-time": "2025-01-01T00:00:00Z", "email": "a@a.example", "uuid": "00000000-0000-0000-0000-000000000000"}
 
 
@@ -142,14 +147,7 @@ class Builder:
         part is joined as bytes into the encoded rest: the same bytes ``json.dumps`` writes
         for the whole, without building and encoding a million-item value (0.1-0.3 s a
         body, most of the hostile generator's own CPU)."""
-        body = self._smallest(schema, "", 0)
-        node = body
-        for key, part in slot.chain[:-1]:
-            if not isinstance(node.get(key), dict):
-                node[key] = self._smallest(part, key, 1)
-            node = node[key]
-        key = slot.chain[-1][0]
-        node[key] = None
+        body, node, key = self._around(schema, slot)
         room = max(size - len(compact(body)) - 64, 0)
         if slot.kind == "string":
             grown = compact("a" * min(room, slot.schema.get("maxLength", room)))
@@ -160,6 +158,41 @@ class Builder:
         else:
             item = compact(self.smallest(slot.schema.get("items", {}), key, 1))
             grown = b"[" + b",".join([item] * max(room // (len(item) + 1), 1)) + b"]"
+        return self._placed(body, node, key, grown, fixed)
+
+    def deepened(self, schema: Json, slot: Slot, size: int, fixed: Json | None = None) -> tuple[bytes, str]:
+        """(body, what it is): the smallest valid body of ``schema`` with ``slot`` holding
+        nested arrays, objects or both, as many levels as drawn (past ``DEEP``, up to what
+        ``size`` holds), and a string beside or inside them making the body ``size`` bytes
+        (issue #47: the reader of a large body is not a small one's). Whatever the slot's
+        type, it is too deep to read: a 400 before anything else is looked at."""
+        body, node, key = self._around(schema, slot)
+        room = max(size - len(compact(body)) - len(compact(fixed or {})) - 64, 0)
+        shape = self.rng.choice(sorted(NESTINGS))
+        opens, closes, each = NESTINGS[shape]
+        most = max(room - 8, 0) // (len(opens) + len(closes)) * each
+        levels = min(round(math.exp(self.rng.uniform(math.log(DEEP), math.log(max(most, DEEP))))), most) // each
+        filler = compact("a" * max(room - levels * (len(opens) + len(closes)) - 8, 0))
+        inside = self.rng.random() < 0.5
+        nested = opens * levels + (filler if inside else b"0") + closes * levels
+        grown = nested if inside else b"[" + filler + b"," + nested + b"]"
+        where = "the string inside" if inside else "after a string"
+        return self._placed(body, node, key, grown, fixed), f"{levels * each} levels of {shape}, {where}, at {slot}"
+
+    def _around(self, schema: Json, slot: Slot) -> tuple[Json, Json, str]:
+        """The smallest body of ``schema``, the object holding ``slot``, and its key there."""
+        body = self._smallest(schema, "", 0)
+        node = body
+        for key, part in slot.chain[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = self._smallest(part, key, 1)
+            node = node[key]
+        key = slot.chain[-1][0]
+        node[key] = None
+        return body, node, key
+
+    @staticmethod
+    def _placed(body: Json, node: Json, key: str, grown: bytes, fixed: Json | None) -> bytes:
         node[key] = PLACE
         body.update(fixed or {})
         encoded = compact(body)

@@ -26,7 +26,7 @@ RANKS = {
     "auth": -1,
     "errors": -1,
     "budgets": -1,
-    "json_depth": -1,
+    "json_scan": -1,
     "json_text": -1,
     "off_loop": -1,
     "openai_tokens": -1,

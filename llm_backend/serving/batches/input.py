@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import OpenAIError
-from ...json_depth import too_deep
 from ...json_text import loads
 
 Json = dict[str, Any]
@@ -111,14 +110,14 @@ def _lines(path: Path, limit: int | None = None) -> Iterator[tuple[int, bytes | 
 
 
 def _parsed(raw: bytes, max_values: int | None = None) -> Any:
-    """A line's JSON, None if it is not JSON; ``OpenAIError`` past ``max_values`` values and
-    keys. Read by ``json_text.loads``: counted before anything is built, a line of many
-    values in slices (one ``json.loads`` of an 8 MB line held the GIL 0.25 s)."""
+    """A line's JSON, None if it is not JSON; ``OpenAIError`` deeper than ``MAX_JSON_DEPTH``
+    or past ``max_values`` values and keys. Read by ``json_text.loads``: scanned before
+    anything is built (``json_scan.py``), a line of many values in slices (one
+    ``json.loads`` of an 8 MB line held the GIL 0.25 s)."""
     try:
-        value = loads(raw, max_values)
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError alike
+        return loads(raw, max_values)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
         return None
-    return None if too_deep(value) else value
 
 
 def _check_line(checked: Checked, number: int, request: Any, endpoint: str, required: list[str],
@@ -213,7 +212,7 @@ def check(
             continue
         try:
             request = _parsed(raw, max_line_values)
-        except OpenAIError as refused:  # past max_body_values: never built
+        except OpenAIError as refused:  # too deep, past max_body_values: never built
             checked.add(error(refused.code or "invalid_body", refused.message, None, number))
             continue
         _check_line(checked, number, request, endpoint, required, known_model, seen)
