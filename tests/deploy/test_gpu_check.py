@@ -1,0 +1,70 @@
+"""The GPU check's plumbing that runs without a GPU (docs/MODELS.md, "The GPU check"): the
+settings the benches give the service's model and the in-process ceiling alike
+(``BENCH_MODEL_SETTINGS``), and the summary that gathers a run's figures, a run cut short
+included. The check itself ran once on a lent GPU; its build and stages were tested here in
+its CPU mode (``GPU_CHECK_BACKEND=cpu``), which takes minutes of compiling: not a test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import llama_cpp
+
+from llm_backend.backends.llama.engine import llama_params
+from llm_backend.settings import Settings
+
+from .conftest import ROOT
+
+GPU = {"n_gpu_layers": "all", "type_k": "q8_0", "type_v": "q8_0", "flash_attn": True}
+
+
+def bench_settings(settings: dict) -> dict:
+    """bench/ceiling.py's MODEL_SETTINGS and settings_yaml() under BENCH_MODEL_SETTINGS."""
+    code = "import json; from bench.ceiling import MODEL_SETTINGS, settings_yaml; print(json.dumps([MODEL_SETTINGS, settings_yaml()]))"
+    env = {**os.environ, "BENCH_MODEL_SETTINGS": json.dumps(settings), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+    parsed, yaml = json.loads(done.stdout)
+    return {"parsed": parsed, "yaml": yaml}
+
+
+def test_the_bench_settings_are_the_models_own_in_the_service_config_and_in_llama_cpps_parameters(tmp_path):
+    got = bench_settings(GPU)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"models:\n  - id: m\n    path: {tmp_path / 'm.gguf'}\n{got['yaml']}embedding_model: ''\n")
+    model = Settings(config=str(config)).models[0]
+    assert (model.n_gpu_layers, model.type_k, model.type_v, model.flash_attn) == ("all", "q8_0", "q8_0", True)
+    # The ceiling's parameters, from the same settings, as the engine derives them.
+    params, context = llama_params.model_params(got["parsed"]), llama_params.context_params(got["parsed"])
+    assert params.n_gpu_layers == llama_params.ALL_LAYERS
+    assert context.type_k == context.type_v == llama_cpp.GGML_TYPE_Q8_0
+    assert context.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+
+
+def test_without_bench_settings_the_benches_are_as_before():
+    assert bench_settings({}) == {"parsed": {}, "yaml": ""}
+
+
+def test_the_summary_gathers_each_bench_and_the_rows_of_one_cut_short(tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    (work / "bench-gpu").mkdir(parents=True)
+    (work / "stages.tsv").write_text("build\t0\t252554e-3\ngpu\t0\t29721e-3\npredictions\t124\t120000e-3\n")
+    run = lambda tok_s, ttft: {"agg_tok_s": tok_s, "ttft": [ttft], "tokens": 128}  # noqa: E731
+    cells = {"1": {"ceiling": [run(800, 0.006), run(800, 0.006), run(900, 0.006)],
+                   "ours": [run(720, 0.011), run(760, 0.011), run(900, 0.012)]}}
+    (work / "bench-gpu" / "cells.json").write_text(json.dumps(cells))
+    (work / "bench-gpu" / "results.md").write_text("| c | ... |\n")
+    (work / "predictions.log").write_text("(a) one stream, the edit task\n(b) beside seven unpredicted streams\n")
+    subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "summary", str(out), str(work)],
+                   cwd=ROOT, capture_output=True, timeout=60, check=True)
+    result = json.loads((out / "results.json").read_text())
+    assert [(s["stage"], s["rc"], s["seconds"]) for s in result["stages"]] == [
+        ("build", 0, 252.554), ("gpu", 0, 29.721), ("predictions", 124, 120.0)]
+    row = result["engine_gpu"]["1"]
+    # medians: of each target's rates, and of the per-round ratios (0.9, 0.95, 1.0)
+    assert (row["ours_tok_s"], row["ceiling_tok_s"], row["ours_over_ceiling"], row["rounds"]) == (760, 800, 0.95, 3)
+    assert result["predictions"] == ["(a) one stream, the edit task", "(b) beside seven unpredicted streams"]
+    assert "predictions    rc=124" in (out / "results.md").read_text()
