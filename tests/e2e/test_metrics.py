@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import MODEL
 from tests.support.clients import TLS, keyed_server, sdk
+from tests.support.models import default_gguf
 from tests.support.server import LiveServer
 
 USER = [{"role": "user", "content": "Say hello."}]
@@ -165,6 +166,44 @@ def test_engine_worker_figures_move_as_requests_are_decoded(server, client):
     assert engine_figure(after, "llm_backend_engine_worker_restarts_total") == 0
 
 
+def forced_token() -> int:
+    """A token the model is made to repeat (``logit_bias`` +100): an answer that never ends early."""
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(model_path=str(default_gguf()), vocab_only=True, verbose=False)
+    return vocab.tokenize(b" hello", add_bos=False)[0]
+
+
+def test_the_autoscalers_gauges_show_a_decoding_answer_and_go_back_to_zero(server, client):
+    """The KV usage ratio (GIE's ``--kv-cache-usage-percentage-metric``) is in (0, 1] while an
+    answer decodes, with one request running, and 0 once it is over (docs/SCALING.md)."""
+    ratio, worker_ratio = "llm_backend_kv_cache_usage_ratio", "llm_backend_engine_kv_cache_usage_ratio"
+    assert (ratio, frozenset({"model": MODEL}.items())) in scrape(server)  # exposed before any report
+    stream = client.completions.create(
+        model=MODEL, prompt="Say hello.", max_tokens=1500, logit_bias={str(forced_token()): 100}, stream=True
+    )
+    during, seen, scraped_at = {}, 0, 0.0
+    try:
+        for _ in stream:  # a stats report comes about once a second of decoding
+            seen += 1
+            if time.monotonic() - scraped_at > 0.2:
+                during, scraped_at = scrape(server), time.monotonic()
+                if value(during, ratio, model=MODEL) > 0:
+                    break
+    finally:
+        stream.close()
+    assert seen < 1500, "the answer ended before the engine reported"
+    assert 0 < value(during, ratio, model=MODEL) <= 1
+    assert 0 < engine_figure(during, worker_ratio) <= 1
+    assert value(during, "llm_backend_requests_running", model=MODEL) == 1
+    assert engine_figure(during, "llm_backend_engine_requests_running") == 1
+    after = scrape_until(server, lambda samples: value(samples, ratio, model=MODEL) == 0)
+    assert value(after, ratio, model=MODEL) == 0 and engine_figure(after, worker_ratio) == 0
+    assert value(after, "llm_backend_requests_running", model=MODEL) == 0
+    # The prompt it leaves in the KV cache (kept for a later one) is not usage.
+    assert engine_figure(after, "llm_backend_engine_kv_cells_used") > 0
+
+
 def test_the_database_pool_is_exposed(server):
     samples = scrape(server)
     assert value(samples, "llm_backend_db_pool_size") >= 1
@@ -203,15 +242,27 @@ def test_a_request_refused_by_the_full_queue_counts_as_a_rejection(one_sequence_
     assert value(after, "llm_backend_requests_total", operation="createChatCompletion", status="429", model=MODEL) == 1
 
 
-def test_a_crashed_engine_worker_counts_as_a_restart(one_sequence_server):
+def test_a_crashed_engine_worker_counts_as_a_restart_and_leaves_no_load_behind(one_sequence_server):
     live = one_sequence_server
     before = value(scrape(live), "llm_backend_engine_restarts_total", model=MODEL)
+    client = sdk(live, api_key="x")
+    stream = client.completions.create(
+        model=MODEL, prompt="Say hello.", max_tokens=1500, logit_bias={str(forced_token()): 100}, stream=True
+    )
+    busy = scrape_until(live, lambda samples: value(samples, "llm_backend_kv_cache_usage_ratio", model=MODEL) > 0)
+    assert value(busy, "llm_backend_kv_cache_usage_ratio", model=MODEL) > 0
     os.kill(live.worker_pids()[0], signal.SIGKILL)
+    with pytest.raises(openai.APIError):
+        for _ in stream:
+            pass
     deadline = time.monotonic() + 120
-    while value(scrape(live), "llm_backend_engine_restarts_total", model=MODEL) == before:
+    while value(after := scrape(live), "llm_backend_engine_restarts_total", model=MODEL) == before:
         assert time.monotonic() < deadline, "no restart counted"
         time.sleep(0.2)
-    assert value(scrape(live), "llm_backend_engine_restarts_total", model=MODEL) == before + 1
+    assert value(after, "llm_backend_engine_restarts_total", model=MODEL) == before + 1
+    # Its last report was of a busy worker: the gauges an autoscaler reads do not keep it.
+    assert value(after, "llm_backend_kv_cache_usage_ratio", model=MODEL) == 0
+    assert value(after, "llm_backend_requests_running", model=MODEL) == 0
 
 
 ADMIN_KEY, API_KEY = "sk-metrics-admin", "sk-metrics-user"
