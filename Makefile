@@ -88,6 +88,12 @@ system-deps:
 	@test -x /usr/bin/faketime || { \
 		echo "installing faketime (Debian package) for the replica tests of a skewed clock"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
+	@test -x /usr/bin/redis-server || { \
+		echo "installing redis-server (Debian package) for the tests of rate limits shared in Redis"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@test -x /usr/bin/promtool || { \
+		echo "installing Prometheus' promtool (Debian's prometheus, 19 MB) for the checks of the autoscalers' queries"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 
 run: install
 	$(BIN)/llm-backend serve

@@ -22,6 +22,7 @@ from ..storage import Database
 WORKER_FIGURES = (
     ("decoding", "llm_backend_engine_sequences_decoding", "Sequences the engine worker is decoding.", False),
     ("waiting", "llm_backend_engine_requests_waiting", "Requests waiting inside the engine worker for a sequence.", False),
+    ("running", "llm_backend_engine_requests_running", "Requests the engine worker is decoding (prompt or answer).", False),
     ("tokens_per_second", "llm_backend_engine_tokens_per_second",
      "Tokens generated per second of decoding, over the worker's last report (about a second).", False),
     ("kv_used", "llm_backend_engine_kv_cells_used", "KV cache cells holding tokens (kept prompts included).", False),
@@ -43,6 +44,18 @@ WORKER_FIGURES = (
     ("accepted_drafts", "llm_backend_engine_draft_tokens_accepted", "Drafted tokens the answers took.", True),
     ("decode_seconds", "llm_backend_engine_decode_seconds", "Time the engine worker spent in decoding steps.", True),
 )
+
+
+def kv_cells(worker) -> tuple[int, int] | None:
+    """A worker's KV cells serving requests and all its cells (None while it is not up).
+    Before its first report it has decoded nothing: none in use."""
+    active, size = worker.stats.get("kv_active"), worker.stats.get("kv_size")
+    if isinstance(active, int) and isinstance(size, int) and size > 0:
+        return active, size
+    n_ctx, parallel = worker.hello.get("n_ctx"), worker.hello.get("parallel")
+    if worker.ready.is_set() and isinstance(n_ctx, int) and isinstance(parallel, int) and n_ctx * parallel > 0:
+        return 0, n_ctx * parallel
+    return None
 
 
 def _local_models(models: ModelRegistry) -> Iterator[tuple[object, str, object]]:
@@ -74,6 +87,20 @@ class EngineCollector(Collector):
         worker_restarts = CounterMetricFamily(
             "llm_backend_engine_worker_restarts", "Restarts of this engine worker after a crash.", labels=["model", "worker"]
         )
+        # The autoscalers' gauges (docs/SCALING.md): each engine worker's, and the model's
+        # over its workers (what a pod serving one model shows an endpoint picker).
+        running = GaugeMetricFamily(
+            "llm_backend_requests_running", "Requests the model's engine workers are decoding.", labels=["model"]
+        )
+        kv_ratio = GaugeMetricFamily(
+            "llm_backend_kv_cache_usage_ratio",
+            "Share of the model's KV cache cells serving requests, 0 to 1 (kept prompts left out).", labels=["model"]
+        )
+        worker_kv_ratio = GaugeMetricFamily(
+            "llm_backend_engine_kv_cache_usage_ratio",
+            "Share of the engine worker's KV cache cells serving requests, 0 to 1 (kept prompts left out).",
+            labels=["model", "worker"],
+        )
         figures = {
             field: (CounterMetricFamily if counter else GaugeMetricFamily)(name, text, labels=["model", "worker"])
             for field, name, text, counter in WORKER_FIGURES
@@ -87,14 +114,22 @@ class EngineCollector(Collector):
             loaded.add_metric([model_id], 1 if lifecycle.ready and model.ready() else 0)
             loads.add_metric([model_id], lifecycle.loads)
             restarts.add_metric([model_id], model.restarts())
+            running.add_metric([model_id], sum(worker.stats.get("running", 0) for worker in model.workers))
+            cells = [pair for pair in map(kv_cells, model.workers) if pair is not None]
+            if cells:
+                kv_ratio.add_metric([model_id], min(1.0, sum(a for a, _ in cells) / sum(size for _, size in cells)))
             for index, worker in enumerate(model.workers):
                 labels = [model_id, str(index)]
                 worker_restarts.add_metric(labels, worker.restarts_total)
+                pair = kv_cells(worker)
+                if pair is not None:
+                    worker_kv_ratio.add_metric(labels, min(1.0, pair[0] / pair[1]))
                 for field, family in figures.items():
                     value = worker.stats.get(field)
                     if isinstance(value, (int, float)):
                         family.add_metric(labels, value)
-        yield from (waiting, in_use, capacity, rejected, loaded, loads, restarts, worker_restarts, *figures.values())
+        yield from (waiting, in_use, capacity, rejected, loaded, loads, restarts, worker_restarts, running, kv_ratio, worker_kv_ratio)
+        yield from figures.values()
 
 
 class UpstreamCollector(Collector):

@@ -108,7 +108,9 @@ class LimitsCounters:
         item = self._item(kind, limit)
         stats = self.limiter.get_window_stats(item, kind, owner)
         used = limit - stats.remaining
-        if not stats.remaining:  # the stats stop at the limit; a refusal says how far past it
+        # The stats stop at the limit; a refusal says how far past it the tokens went. Past
+        # the requests' limit the count holds refused requests too (``admit``): the limit it is.
+        if not stats.remaining and kind != REQUESTS:
             used = max(used, int(self.limiter.storage.get(item.key_for(kind, owner))))
         return Window(limit, used, max(0.0, stats.reset_time - time.time()))
 
@@ -120,10 +122,10 @@ class LimitsCounters:
         if limits.rpm is None:
             return not _tokens_spent(windows), windows
         item = self._item(REQUESTS, limits.rpm)
-        # Tested first: a refused request is not counted (``hit`` would count it).
-        admitted = not _tokens_spent(windows) and self.limiter.test(item, REQUESTS, owner)
-        if admitted:
-            self.limiter.hit(item, REQUESTS, owner)
+        # Counted and compared in one step (Redis: INCR in a script), so replicas sharing the
+        # storage admit exactly the limit between them (a test, then a hit, let two through on
+        # one count). A refused request is counted too, only ever once the limit is reached.
+        admitted = not _tokens_spent(windows) and self.limiter.hit(item, REQUESTS, owner)
         windows[REQUESTS] = self._window(REQUESTS, limits.rpm, owner)
         return admitted, windows
 

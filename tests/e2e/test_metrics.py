@@ -4,32 +4,46 @@ admin operation once keys are configured."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import MODEL
 from tests.support.clients import TLS, keyed_server, sdk
+from tests.support.models import default_gguf
 from tests.support.server import LiveServer
 
 USER = [{"role": "user", "content": "Say hello."}]
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def scrape(live: LiveServer, key: str | None = None) -> dict[tuple[str, frozenset], float]:
-    """Every sample: (name, labels) -> value."""
+def scrape_text(live: LiveServer, key: str | None = None) -> str:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     response = httpx.get(live.base_url + "/metrics", headers=headers, timeout=30, verify=TLS)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
+    return response.text
+
+
+def samples_of(text: str) -> dict[tuple[str, frozenset], float]:
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
+        for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def scrape(live: LiveServer, key: str | None = None) -> dict[tuple[str, frozenset], float]:
+    """Every sample: (name, labels) -> value."""
+    return samples_of(scrape_text(live, key))
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -165,6 +179,120 @@ def test_engine_worker_figures_move_as_requests_are_decoded(server, client):
     assert engine_figure(after, "llm_backend_engine_worker_restarts_total") == 0
 
 
+def forced_token() -> int:
+    """A token the model is made to repeat (``logit_bias`` +100): an answer that never ends early."""
+    import llama_cpp
+
+    vocab = llama_cpp.Llama(model_path=str(default_gguf()), vocab_only=True, verbose=False)
+    return vocab.tokenize(b" hello", add_bos=False)[0]
+
+
+RATIO, WORKER_RATIO = "llm_backend_kv_cache_usage_ratio", "llm_backend_engine_kv_cache_usage_ratio"
+# The Gateway API Inference Extension's endpoint picker flags, as docs/SCALING.md gives them
+# (its metric specs: a name and label=value pairs).
+GIE_FLAGS = {
+    "--total-queued-requests-metric": "llm_backend_queue_waiting{model=smollm2}",
+    "--total-running-requests-metric": "llm_backend_requests_running{model=smollm2}",
+    "--kv-cache-usage-percentage-metric": "llm_backend_kv_cache_usage_ratio{model=smollm2}",
+}
+
+
+def gie_spec(spec: str) -> tuple[str, dict[str, str]]:
+    name, _, labels = spec.partition("{")
+    return name, dict(pair.split("=", 1) for pair in labels.rstrip("}").split(",") if pair)
+
+
+def labels_text(labels: dict[str, str]) -> str:
+    """Labels as PromQL and promtool's series notation write them."""
+    quoted = {key: val.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for key, val in labels.items()}
+    return ",".join(f'{key}="{val}"' for key, val in sorted(quoted.items()))
+
+
+@pytest.fixture(scope="module")
+def decoding(server, client) -> str:
+    """A scrape (its text) taken while an answer decodes, once the engine reported it (about
+    once a second of decoding); the answer is cancelled then."""
+    idle = scrape(server)
+    assert (RATIO, frozenset({"model": MODEL}.items())) in idle  # exposed before any report
+    stream = client.completions.create(
+        model=MODEL, prompt="Say hello.", max_tokens=1500, logit_bias={str(forced_token()): 100}, stream=True
+    )
+    text, seen, scraped_at = "", 0, 0.0
+    try:
+        for _ in stream:
+            seen += 1
+            if time.monotonic() - scraped_at > 0.2:
+                text, scraped_at = scrape_text(server), time.monotonic()
+                if value(samples_of(text), RATIO, model=MODEL) > 0:
+                    break
+    finally:
+        stream.close()
+    assert seen < 1500, "the answer ended before the engine reported"
+    return text
+
+
+def test_the_autoscalers_gauges_show_a_decoding_answer_and_go_back_to_zero(server, decoding):
+    """The KV usage ratio (GIE's ``--kv-cache-usage-percentage-metric``) is in (0, 1] while an
+    answer decodes, with one request running, and 0 once it is over (docs/SCALING.md)."""
+    during = samples_of(decoding)
+    assert 0 < value(during, RATIO, model=MODEL) <= 1
+    assert 0 < engine_figure(during, WORKER_RATIO) <= 1
+    assert value(during, "llm_backend_requests_running", model=MODEL) == 1
+    assert engine_figure(during, "llm_backend_engine_requests_running") == 1
+    after = scrape_until(server, lambda samples: value(samples, RATIO, model=MODEL) == 0)
+    assert value(after, RATIO, model=MODEL) == 0 and engine_figure(after, WORKER_RATIO) == 0
+    assert value(after, "llm_backend_requests_running", model=MODEL) == 0
+    # The prompt it leaves in the KV cache (kept for a later one) is not usage.
+    assert engine_figure(after, "llm_backend_engine_kv_cells_used") > 0
+
+
+def test_the_autoscalers_queries_read_a_real_scrape(decoding, tmp_path):
+    """k8s/autoscaling's PromQL and the endpoint picker's metric specs (docs/SCALING.md),
+    evaluated by Prometheus' promtool over this scrape as two replicas' would be stored."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: apt-get install -y prometheus (make system-deps)"
+    samples = samples_of(decoding)
+    pods = {"a": "llm-backend-0", "b": "llm-backend-1"}
+    series = [
+        {"series": f"{name}{{{labels_text({**dict(labels), 'job': 'llm-backend', 'instance': instance, 'namespace': 'default', 'pod': pod})}}}",
+         "values": repr(float(sample))}
+        for (name, labels), sample in samples.items() for instance, pod in pods.items()
+    ]
+    k8s = ROOT / "k8s" / "autoscaling"
+    query = yaml.safe_load((k8s / "keda-scaledobject.yaml").read_text())["spec"]["triggers"][0]["metadata"]["query"]
+    (rule,) = yaml.safe_load(yaml.safe_load((k8s / "prometheus-adapter-rules.yaml").read_text())["data"]["config.yaml"])["rules"]
+    adapter = (
+        rule["metricsQuery"].replace("<<.Series>>", "llm_backend_queue_waiting")
+        .replace("<<.LabelMatchers>>", 'namespace="default",pod=~"llm-backend-0|llm-backend-1"').replace("<<.GroupBy>>", "pod")
+    )
+    queued = value(samples, "llm_backend_queue_waiting", model=MODEL)
+    checks = [
+        (query, [("{}", 2 * queued)]),
+        (adapter, [(f'{{pod="{pod}"}}', queued) for pod in pods.values()]),
+        (f"count({rule['seriesQuery']})", [("{}", 2)]),
+    ]
+    for spec in GIE_FLAGS.values():  # GIE reads each replica's own /metrics: one series of it
+        name, labels = gie_spec(spec)
+        checks.append((f'sum({name}{{{labels_text({**labels, "instance": "a"})}}})', [("{}", value(samples, name, **labels))]))
+    tests = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": series,
+            "promql_expr_test": [
+                {"expr": expr, "eval_time": "0m", "exp_samples": [{"labels": labels, "value": number} for labels, number in expected]}
+                for expr, expected in checks
+            ],
+        }],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    run = subprocess.run([promtool, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    docs = (ROOT / "docs" / "SCALING.md").read_text()
+    assert all(f"{flag}={spec}" in docs for flag, spec in GIE_FLAGS.items())
+
+
 def test_the_database_pool_is_exposed(server):
     samples = scrape(server)
     assert value(samples, "llm_backend_db_pool_size") >= 1
@@ -203,15 +331,27 @@ def test_a_request_refused_by_the_full_queue_counts_as_a_rejection(one_sequence_
     assert value(after, "llm_backend_requests_total", operation="createChatCompletion", status="429", model=MODEL) == 1
 
 
-def test_a_crashed_engine_worker_counts_as_a_restart(one_sequence_server):
+def test_a_crashed_engine_worker_counts_as_a_restart_and_leaves_no_load_behind(one_sequence_server):
     live = one_sequence_server
     before = value(scrape(live), "llm_backend_engine_restarts_total", model=MODEL)
+    client = sdk(live, api_key="x")
+    stream = client.completions.create(
+        model=MODEL, prompt="Say hello.", max_tokens=1500, logit_bias={str(forced_token()): 100}, stream=True
+    )
+    busy = scrape_until(live, lambda samples: value(samples, "llm_backend_kv_cache_usage_ratio", model=MODEL) > 0)
+    assert value(busy, "llm_backend_kv_cache_usage_ratio", model=MODEL) > 0
     os.kill(live.worker_pids()[0], signal.SIGKILL)
+    with pytest.raises(openai.APIError):
+        for _ in stream:
+            pass
     deadline = time.monotonic() + 120
-    while value(scrape(live), "llm_backend_engine_restarts_total", model=MODEL) == before:
+    while value(after := scrape(live), "llm_backend_engine_restarts_total", model=MODEL) == before:
         assert time.monotonic() < deadline, "no restart counted"
         time.sleep(0.2)
-    assert value(scrape(live), "llm_backend_engine_restarts_total", model=MODEL) == before + 1
+    assert value(after, "llm_backend_engine_restarts_total", model=MODEL) == before + 1
+    # Its last report was of a busy worker: the gauges an autoscaler reads do not keep it.
+    assert value(after, "llm_backend_kv_cache_usage_ratio", model=MODEL) == 0
+    assert value(after, "llm_backend_requests_running", model=MODEL) == 0
 
 
 ADMIN_KEY, API_KEY = "sk-metrics-admin", "sk-metrics-user"

@@ -186,6 +186,8 @@ class WorkerProcess:
                     queue.put_nowait(event)
         returncode = await process.wait()
         self.ready.clear()
+        # What it was doing went with it: an autoscaler must not read a dead worker's load.
+        self.stats = {**self.stats, "decoding": 0, "running": 0, "waiting": 0, "kv_used": 0, "kv_active": 0}
         crashed = {"event": "crashed", "memory": self.killed_for_memory}
         for queue in self._pending.values():
             queue.put_nowait(crashed)

@@ -29,8 +29,9 @@ reads, parses and wakes once per decode, not once per token:
 - ``error`` (``error``: status, message, param, code)
 - ``done``: nothing more will come for this id (sent after a cancel too)
 
-Without an ``id``, ``stats`` (``decoding``: sequences decoding, ``waiting``, ``kv_used`` /
-``kv_size``: KV cells holding tokens / all, ``tokens_per_second``: tokens generated per
+Without an ``id``, ``stats`` (``decoding``: sequences decoding, ``running``: requests
+decoding, ``waiting``, ``kv_used`` / ``kv_size``: KV cells holding tokens / all, ``kv_active``:
+of those, the cells of sequences serving a request, ``tokens_per_second``: tokens generated per
 second of decoding since the last stats; totals since the worker started: ``requests``, ``prompt_tokens``, ``reused_tokens``:
 of those, found in the KV cache, ``cache_hits``: requests that found some,
 ``generated_tokens``, ``drafted_tokens`` and ``accepted_drafts``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.

@@ -356,7 +356,11 @@ class Engine(Admission):
         return {
             "decoding": sum(len(request.choices) for request in self.running.values()),
             "waiting": len(self.waiting),
+            "running": len(self.running),
             "kv_used": sum(len(held.tokens) for held in self.held),
+            # The cells of sequences serving a request: what a kept prompt holds can be given
+            # up for a new one, so it is left out (vLLM's KV usage leaves out its cached blocks).
+            "kv_active": sum(len(self.held[seq].tokens) for seq in set(range(self.parallel)).difference(self.free_seqs)),
             "kv_size": self.n_ctx * self.parallel,
             **self.totals,
             **self.host.stats(),
