@@ -133,6 +133,7 @@ class LlamaBackend:
             # As configured, and whether the running build offloads at all (null until loaded).
             "gpu": {**config.gpu(), "offload": model.gpu_offload},
             "tool_format": model.tool_format,  # the model's own tool calling (null until loaded)
+            "reasoning_format": model.reasoning_format,  # its reasoning family (null: none, or not loaded)
             "memory": model.memory(),
             "keep_alive": config.keep_alive,
             "expires_at": lifecycle.expires_at,
