@@ -192,6 +192,8 @@ class ChatShaper:
                     yield self._chunk(index, {"role": "assistant", "content": ""}, None, None)
             elif kind == "delta":
                 index, reason = event["index"], event.get("finish_reason")
+                if calls is None and self.reads_format:
+                    calls = self._readers(None)  # no prompt event came before it
                 if calls is None:
                     entries = event.get("logprobs") if self.logprobs else None
                     if event["text"] or entries:
