@@ -59,3 +59,15 @@ def test_a_reasoning_item_sent_back_is_accepted_and_left_out_for_a_model_that_do
         ],
     )
     assert response.status in ("completed", "incomplete") and response.output_text is not None
+
+
+def test_an_earlier_answers_reasoning_content_sent_back_in_chat_is_accepted_on_an_assistant_message_only(client):
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."},
+        {"role": "user", "content": "Bye"},
+    ]
+    assert client.chat.completions.create(model=MODEL, messages=messages, max_tokens=4).choices[0].message.content is not None
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi", "reasoning_content": "x"}], max_tokens=4)
+    assert refused.value.body["param"] == "messages[0].reasoning_content"
