@@ -211,3 +211,15 @@ def test_a_block_closed_within_its_budget_is_left_alone():
 def test_budget_zero_closes_a_block_the_prompt_opened_at_once():
     thinking = Thinking("<think>", "</think>", [9, 8], opened=True, budget=0)
     assert [thinking.token(1), thinking.token(2), thinking.token(3)] == [9, 8, 3]
+
+
+def test_gpt_oss_past_its_budget_ends_the_analysis_message_and_opens_the_final_channel():
+    family = reasoning.named("gpt-oss")
+    close = [201, 202]  # family.budget_close's tokens
+    thinking = Thinking(family.budget_opening, family.budget_closing, close, family.start("...") == "open", budget=2)
+    taken = []
+    for sampled, text in [(1, "<|channel|>"), (2, "analysis<|message|>"), (3, "Let"), (4, " me"), (5, " see"), (6, "x")]:
+        token = thinking.token(sampled)
+        taken.append(token)
+        thinking.saw({201: "<|end|><|start|>assistant", 202: "<|channel|>final<|message|>"}.get(token, text))
+    assert taken == [1, 2, 3, 4, 201, 202] and family.budget_close == "<|end|><|start|>assistant<|channel|>final<|message|>"
