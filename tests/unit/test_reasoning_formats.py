@@ -97,6 +97,17 @@ def test_deepseek_r1_distills_open_the_block_in_the_prompt():
     assert reasoning.named("deepseek-r1").start(prompt) == "open"
 
 
+def test_deepseek_v3_1s_thinking_flag_is_set_from_the_effort():
+    v3 = ChatTemplate.of_text((FIXTURES / "chat_templates" / "deepseek-ai-DeepSeek-V3.1.jinja").read_text(), "<s>", "</s>")
+    family = v3.reasoning
+    assert family.name == "deepseek-r1"
+    on, _, _ = v3.render([{"role": "user", "content": "Hi"}], template_kwargs=family.template_kwargs("high"))
+    off, _, _ = v3.render([{"role": "user", "content": "Hi"}], template_kwargs=family.template_kwargs("none"))
+    default, _, _ = v3.render([{"role": "user", "content": "Hi"}], template_kwargs=family.template_kwargs(None))
+    assert on.endswith("<｜Assistant｜><think>") and family.start(on) == "open"
+    assert off.endswith("<｜Assistant｜></think>") and family.start(off) == "start" and default == off
+
+
 def test_qwen3_effort_none_switches_thinking_off_with_the_templates_own_flag():
     family = reasoning.named("qwen3")
     off, _, _ = template("qwen3").render([{"role": "user", "content": "Hi"}], template_kwargs=family.template_kwargs("none"))
