@@ -174,8 +174,23 @@ def test_the_message_has_reasoning_content_and_reasoning_and_usage_counts_reason
     completion = shaper.completion(events)
     message = completion["choices"][0]["message"]
     assert message["content"] == "5." and message["reasoning_content"] == message["reasoning"] == "Okay, 2+3=5."
-    # Its reasoning is the tokens up to and with </think>, as vLLM counts them.
-    assert completion["usage"]["completion_tokens_details"] == {"reasoning_tokens": 9}
+    # Its reasoning is the tokens inside the block, </think> not included, as vLLM counts them
+    # (BaseThinkingReasoningParser.count_reasoning_tokens: from the block's start, here the
+    # prompt's, to the closing tag).
+    assert completion["usage"]["completion_tokens_details"] == {"reasoning_tokens": 8}
+
+
+def test_reasoning_tokens_of_a_block_the_answer_opens_leave_both_tags_out():
+    # Qwen3 (its template leaves the opening to the model): vLLM counts 3, between the tags.
+    tokens = ["<think>", "\n", "Hi", "\n", "</think>", "\n\n", "Hello", "!"]
+    shaper = ChatShaper("m", "fp", {"n": 1, "logprobs": False, "include_usage": True, "tool_names": [], "tool_format": "hermes", "reasoning_format": "qwen3"})
+    events = [{"event": "prompt", "reasoning_start": "start"}]
+    events += [{"event": "delta", "index": 0, "text": token, "tokens": 1} for token in tokens]
+    events[-1]["finish_reason"] = "stop"
+    events.append({"event": "usage", "prompt_tokens": 9, "completion_tokens": len(tokens)})
+    completion = shaper.completion(events)
+    assert completion["usage"]["completion_tokens_details"] == {"reasoning_tokens": 3}
+    assert completion["choices"][0]["message"]["content"] == "Hello!"
 
 
 def test_a_model_without_reasoning_has_no_reasoning_fields():

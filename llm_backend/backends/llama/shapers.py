@@ -76,19 +76,23 @@ def usage(event: Json, reasoning_tokens: int | None = None) -> Json:
 
 class _Reader:
     """One choice's text read as it comes (tool calls, reasoning), its reasoning tokens
-    counted: a delta's tokens are reasoning when the text before or after them is inside
-    the reasoning (its opening and closing tags included), as the engine reports how many
-    tokens each delta's text is."""
+    counted as vLLM counts them: the tokens inside the block, its tags not included. The
+    engine says how many tokens each delta's text is (one, but for drafts accepted together
+    or text held back): a delta read inside the block from before to after it is all
+    reasoning; one that crosses a tag, its tokens but the tag's."""
 
     def __init__(self, stream: ToolCallStream) -> None:
         self.stream = stream
         self.reasoning_tokens = 0
 
     def feed(self, event: Json) -> list[Json]:
+        tokens = event.get("tokens", 1 if event["text"] else 0)
         before = self.stream.parser.thinking
         deltas = self.stream.feed(event["text"])
-        if before or self.stream.parser.thinking or any("reasoning_content" in delta for delta in deltas):
-            self.reasoning_tokens += event.get("tokens", 1 if event["text"] else 0)
+        if before and self.stream.parser.thinking:
+            self.reasoning_tokens += tokens
+        elif any("reasoning_content" in delta for delta in deltas):
+            self.reasoning_tokens += max(tokens - 1, 0)
         return deltas
 
 
