@@ -144,7 +144,7 @@ class Engine(Admission):
         request.split = len(prompt)
         if op == "chat":
             messages = params["messages"]
-            tools = params.get("tools"), params.get("tool_choice")
+            tools = params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs")  # as rendered
             if len(messages) > 1:
                 request.split = self._rendered_prefix(messages[:-1], prompt, *tools)
             if params.get("shared_messages"):
