@@ -20,7 +20,7 @@ def test_chat_reasoning_effort_high_is_refused_by_a_model_that_does_not_reason(c
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4, reasoning_effort="high")
     error = refused.value.body
     assert error["param"] == "reasoning_effort" and error["code"] == "unsupported_parameter"
-    assert "not a reasoning model" in error["message"]
+    assert error["message"] == "Unsupported parameter: 'reasoning_effort' is not supported with this model."
 
 
 def test_chat_reasoning_effort_none_is_answered_without_reasoning_fields(client):
@@ -32,7 +32,8 @@ def test_chat_reasoning_effort_none_is_answered_without_reasoning_fields(client)
 def test_responses_effort_high_is_refused_naming_reasoning_effort(client):
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(model=MODEL, input="Hi", max_output_tokens=16, reasoning={"effort": "high"})
-    assert refused.value.body["param"] == "reasoning.effort" and "'reasoning.effort'" in refused.value.body["message"]
+    assert refused.value.body["param"] == "reasoning.effort"
+    assert refused.value.body["message"] == "Unsupported parameter: 'reasoning.effort' is not supported with this model."
 
 
 def test_codexs_first_request_reasoning_fields_are_accepted(client):

@@ -46,9 +46,8 @@ def request_params(family_name: str | None, effort: str | None, param: str = "re
     family = named(family_name)
     if family is None:
         if effort not in (None, "none"):
-            raise bad_request(
-                f"'{param}' is not supported by this model: it is not a reasoning model.", param, "unsupported_parameter"
-            )
+            # OpenAI's words for its models that do not reason.
+            raise bad_request(f"Unsupported parameter: '{param}' is not supported with this model.", param, "unsupported_parameter")
         return {}
     return {
         "reasoning_format": family.name,
