@@ -60,6 +60,11 @@ def test_values_that_change_nothing_are_accepted(param, value):
     assert chat(**{param: value})["messages"]
 
 
+def test_an_assistant_messages_reasoning_content_is_kept_for_the_template():
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."}]
+    assert chat_params({"messages": messages}, N_CTX)["messages"][1]["reasoning_content"] == "A greeting."
+
+
 def test_reasoning_effort_is_left_to_the_models_reasoning_family():
     # Refused or honoured once the loaded model's family is known (reasoning/, backend.py).
     assert chat(reasoning_effort="high")["reasoning_effort"] == "high"
