@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field, SecretStr
 class RealtimeSettings(BaseModel):
     realtime_secret_key: SecretStr | None = Field(
         None,
-        description="encrypts and signs the Realtime API's ephemeral client secrets; default: a random key per process "
-        "(a secret then works only on the replica that made it)",
+        description="encrypts and signs the Realtime API's ephemeral client secrets, and (a key derived apart) the "
+        "Responses API's reasoning encrypted_content; default: a random key per process (a secret, or sealed reasoning, "
+        "then works only on the replica that made it)",
     )
     realtime_session_seconds: float = Field(
         1800, gt=0, description="longest Realtime session (/v1/realtime): then its connection is closed, as OpenAI's"

@@ -52,9 +52,13 @@ def assemble(chunks: list[Json], finished: bool) -> Json:
         for part in chunk.get("choices") or []:
             choice = choices.setdefault(
                 part.get("index", 0),
-                {"content": [], "refusal": [], "tool_calls": [], "finish_reason": None},
+                {"content": [], "refusal": [], "tool_calls": [], "finish_reason": None, "reasoning": []},
             )
             delta = part.get("delta") or {}
+            # A reasoning model's (llama.cpp's and DeepSeek's name, or vLLM's newer one).
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(thought, str) and thought:
+                choice["reasoning"].append(thought)
             if delta.get("content"):
                 choice["content"].append(delta["content"])
             if delta.get("refusal"):
@@ -81,6 +85,8 @@ def assemble(chunks: list[Json], finished: bool) -> Json:
         }
         if choice["tool_calls"]:
             message["tool_calls"] = choice["tool_calls"]
+        if choice["reasoning"]:
+            message["reasoning_content"] = message["reasoning"] = "".join(choice["reasoning"])
         finish_reason = choice["finish_reason"] or ("stop" if finished else "length")
         completion["choices"].append(
             {"index": index, "message": message, "finish_reason": finish_reason, "logprobs": None}

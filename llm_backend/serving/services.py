@@ -39,6 +39,15 @@ class Services:
         return Retrieval(self.settings, self.database, self.embedding_model)
 
     @functools.cached_property
+    def reasoning_seal(self) -> Any:
+        """What seals reasoning items' ``encrypted_content`` (``responses/reasoning.py``):
+        a key derived from ``realtime_secret_key``, the server's sealing key."""
+        from .responses.reasoning import ReasoningSeal
+
+        key = self.settings.realtime_secret_key
+        return ReasoningSeal(key.get_secret_value().encode() if key else None)
+
+    @functools.cached_property
     def mcp(self) -> Any:
         """The way to remote MCP servers (``mcp/client.Connector``), built on first use: the
         address policy and budgets of the settings."""

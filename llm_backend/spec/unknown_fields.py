@@ -183,7 +183,19 @@ def unknown_paths(schema: dict, body: dict, operation_id: str | None) -> list[Fi
     found = _unknown([schema], body)
     if operation_id in EXTENDED_OPERATIONS:
         found = [path for path in found if not (len(path) == 1 and path[0] in extension_schema()["properties"])]
+    if operation_id == "createChatCompletion":
+        found = [path for path in found if not _reasoning_passed_back(path, body)]
     return found
+
+
+def _reasoning_passed_back(path: FieldPath, body: dict) -> bool:
+    """An assistant message's ``reasoning_content`` (text): an earlier answer's reasoning sent
+    back, as DeepSeek's and llama.cpp's APIs take it and reasoning clients send it; the
+    templates that read it get it (backends/llama/reasoning/)."""
+    if len(path) != 3 or path[0] != "messages" or path[2] != "reasoning_content":
+        return False
+    message = body["messages"][path[1]]
+    return message.get("role") == "assistant" and isinstance(message.get("reasoning_content"), str)
 
 
 def unknown_fields(schema: dict, body: dict, operation_id: str | None) -> list[str]:

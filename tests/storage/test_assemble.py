@@ -37,3 +37,13 @@ def test_usage_of_the_final_chunk_is_kept():
     chunks = [chunk({"role": "assistant", "content": "Hi"}, "stop"), {**chunk({}), "choices": [], "usage": usage}]
     completion = assemble(chunks, finished=True)
     assert completion["usage"] == usage and completion["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_reasoning_models_reasoning_is_kept_apart_from_its_content():
+    chunks = [
+        chunk({"role": "assistant", "content": None, "reasoning_content": "2+3"}),
+        chunk({"reasoning_content": " is 5.", "reasoning": " is 5."}),
+        chunk({"content": "5"}, "stop"),
+    ]
+    message = assemble(chunks, finished=True)["choices"][0]["message"]
+    assert message["content"] == "5" and message["reasoning_content"] == message["reasoning"] == "2+3 is 5."

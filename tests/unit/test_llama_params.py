@@ -45,7 +45,6 @@ def refused(call, *args, **kwargs) -> OpenAIError:
         ("audio", {"voice": "alloy", "format": "wav"}),
         ("modalities", ["text", "audio"]),
         ("web_search_options", {}),
-        ("reasoning_effort", "high"),
         ("verbosity", "high"),
         ("functions", [{"name": "f"}]),
         ("function_call", "auto"),
@@ -59,6 +58,16 @@ def test_a_chat_parameter_local_models_cannot_honour_is_refused_naming_it(param,
 @pytest.mark.parametrize("param, value", [("modalities", ["text"]), ("reasoning_effort", "none"), ("verbosity", "medium")])
 def test_values_that_change_nothing_are_accepted(param, value):
     assert chat(**{param: value})["messages"]
+
+
+def test_an_assistant_messages_reasoning_content_is_kept_for_the_template():
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."}]
+    assert chat_params({"messages": messages}, N_CTX)["messages"][1]["reasoning_content"] == "A greeting."
+
+
+def test_reasoning_effort_is_left_to_the_models_reasoning_family():
+    # Refused or honoured once the loaded model's family is known (reasoning/, backend.py).
+    assert chat(reasoning_effort="high")["reasoning_effort"] == "high"
 
 
 def test_an_image_content_part_is_refused_naming_its_place():

@@ -25,7 +25,7 @@ from ..lifecycle import MODEL_KEEP_ALIVE, Lifecycle
 from ..prefix_routes import prefix_hashes
 from ..presets import REPORTED_SAMPLING, Preset, presets
 from .fanout import fan_out
-from . import prediction
+from . import prediction, reasoning
 from .local_model import LocalModel
 from .params import chat_params, completion_params, embedding_inputs
 from .shapers import ChatShaper, CompletionShaper, embedding_response
@@ -137,6 +137,7 @@ class LlamaBackend:
             # As configured, and whether the running build offloads at all (null until loaded).
             "gpu": {**config.gpu(), "offload": model.gpu_offload},
             "tool_format": model.tool_format,  # the model's own tool calling (null until loaded)
+            "reasoning_format": model.reasoning_format,  # its reasoning family (null: none, or not loaded)
             "memory": model.memory(),
             "keep_alive": config.keep_alive,
             "expires_at": lifecycle.expires_at,
@@ -224,6 +225,9 @@ class LlamaBackend:
         model: LocalModel, model_id: str, op: str, params: Json, shaper: type[ChatShaper]
     ) -> Answer:
         params["tool_format"] = model.tool_format  # how its answers are read (tool_formats/)
+        if op == "chat":
+            # The model's reasoning (known once loaded): its template's switch and budget.
+            params.update(reasoning.request_params(model.reasoning_format, params.pop("reasoning_effort", None)))
         shape = shaper(model_id, model.fingerprint, params)
         need = params.get("n", 1)
         # To the engine worker holding the chat's beginning, when the model has several.

@@ -104,6 +104,11 @@ class LocalModel:
         """The tool-call format the engine found in the model's chat template (tool_formats/)."""
         return self.workers[0].hello.get("tool_format") if self.workers else None
 
+    @property
+    def reasoning_format(self) -> str | None:
+        """The reasoning family the engine found in the model's chat template (reasoning/)."""
+        return self.workers[0].hello.get("reasoning_format") if self.workers else None
+
     def memory(self) -> Json:
         """What the model's KV cache takes (its types as configured; the bytes once loaded, as
         its engine computed them), and the memory ceiling of each of its workers: the

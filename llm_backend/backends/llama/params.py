@@ -96,7 +96,9 @@ def chat_messages(messages: list[Json]) -> list[Json]:
             "role": "system" if role == "developer" else role,
             "content": _text_of(message.get("content"), f"messages[{index}].content") or "",
         }
-        for key in ("tool_calls", "tool_call_id"):
+        # reasoning_content: an answer's reasoning passed back (the Responses API's reasoning
+        # items), for the templates that read it (reasoning/).
+        for key in ("tool_calls", "tool_call_id", "reasoning_content"):
             if message.get(key):
                 text[key] = message[key]
         converted.append(text)
@@ -299,7 +301,6 @@ def chat_params(request: Json, n_ctx: int) -> Json:
             "modalities": (lambda modalities: set(modalities) <= {"text"}, "text output only"),
             "web_search_options": (lambda _: False, "no web search"),
             "moderation": (lambda _: False, "no moderation model runs beside them"),
-            "reasoning_effort": (lambda effort: effort == "none", "they are not reasoning models"),
             "verbosity": (lambda verbosity: verbosity == "medium", "no verbosity control"),
         },
     )
@@ -320,6 +321,8 @@ def chat_params(request: Json, n_ctx: int) -> Json:
         "structure": _structure(request, offered, choice),
         "tool_names": sorted(tool["function"]["name"] for tool in offered),
         "prediction": prediction.text(request, n_ctx),
+        # Honoured or refused once the model's reasoning family is known (reasoning/).
+        "reasoning_effort": request.get("reasoning_effort"),
         **_sampling(request),
     }
 

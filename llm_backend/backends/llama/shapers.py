@@ -3,7 +3,9 @@
 The engine speaks in events (``prompt``, ``echo``, ``delta``, ``usage``, ``result``; see
 worker.py); a shaper gathers or relays them under the id, model name and fingerprint the
 client sees. With tools offered, a chat answer's text becomes ``tool_calls``, read in the
-model's own format (tool_formats/; gpt-oss's channels are read with or without tools).
+model's own format (tool_formats/; gpt-oss's channels are read with or without tools); a
+reasoning model's reasoning becomes ``reasoning_content`` (reasoning/), its tokens counted
+as ``reasoning_tokens``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 from ..base import Json
+from .reasoning.stream import answer_parser
 from .tool_formats import named
-from .tool_formats.deltas import ToolCallStream, read_answer
+from .tool_formats.deltas import ToolCallStream, assembled
 
 
 class _Choices:
@@ -49,8 +52,15 @@ class _Choices:
             self.usage = usage(event)
 
 
-def usage(event: Json) -> Json:
+def usage(event: Json, reasoning_tokens: int | None = None) -> Json:
+    """``reasoning_tokens``: counted for a reasoning model (None for others)."""
     prompt, completion = event["prompt_tokens"], event["completion_tokens"]
+    details = {"reasoning_tokens": reasoning_tokens} if reasoning_tokens is not None else {}
+    if "accepted_prediction_tokens" in event:
+        details.update(
+            accepted_prediction_tokens=event["accepted_prediction_tokens"],
+            rejected_prediction_tokens=event["rejected_prediction_tokens"],
+        )
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -60,14 +70,30 @@ def usage(event: Json) -> Json:
         # With a prediction (OpenAI's accounting, engine/requests.py): accepted + rejected
         # are the prediction's tokens, and completion_tokens counts the rejected ones too
         # (OpenAI bills them).
-        **(
-            {"completion_tokens_details": {
-                "accepted_prediction_tokens": event["accepted_prediction_tokens"],
-                "rejected_prediction_tokens": event["rejected_prediction_tokens"],
-            }}
-            if "accepted_prediction_tokens" in event else {}
-        ),
+        **({"completion_tokens_details": details} if details else {}),
     }
+
+
+class _Reader:
+    """One choice's text read as it comes (tool calls, reasoning), its reasoning tokens
+    counted as vLLM counts them: the tokens inside the block, its tags not included. The
+    engine says how many tokens each delta's text is (one, but for drafts accepted together
+    or text held back): a delta read inside the block from before to after it is all
+    reasoning; one that crosses a tag, its tokens but the tag's."""
+
+    def __init__(self, stream: ToolCallStream) -> None:
+        self.stream = stream
+        self.reasoning_tokens = 0
+
+    def feed(self, event: Json) -> list[Json]:
+        tokens = event.get("tokens", 1 if event["text"] else 0)
+        before = self.stream.parser.thinking
+        deltas = self.stream.feed(event["text"])
+        if before and self.stream.parser.thinking:
+            self.reasoning_tokens += tokens
+        elif any("reasoning_content" in delta for delta in deltas):
+            self.reasoning_tokens += max(tokens - 1, 0)
+        return deltas
 
 
 class ChatShaper:
@@ -87,8 +113,24 @@ class ChatShaper:
         self.include_usage = params["include_usage"]
         self.tool_names = set(params.get("tool_names") or [])
         self.tool_format = named(params.get("tool_format"))
-        # Whether answers are read as the format's text (tool calls, channels) or taken as they are.
-        self.reads_format = bool(self.tool_names) or self.tool_format.always
+        self.reasoning_format = params.get("reasoning_format")  # the model's (reasoning/), if any
+        # Whether answers are read as the format's text (tool calls, channels, reasoning) or
+        # taken as they are.
+        self.reads_tools = bool(self.tool_names) or self.tool_format.always
+        self.reads_format = self.reads_tools or self.reasoning_format is not None
+
+    def _readers(self, start: str | None) -> list[_Reader]:
+        """A reader per choice; ``start``: where the engine says the answers start (inside
+        a reasoning block the prompt opened, or not)."""
+        readers = []
+        for _ in range(self.n):
+            tools = self.tool_format.parser(self.tool_names) if self.reads_tools else None
+            readers.append(_Reader(ToolCallStream(answer_parser(self.reasoning_format, start, tools) or tools)))
+        return readers
+
+    def _usage(self, event: Json, readers: list[_Reader] | None) -> Json:
+        counted = sum(reader.reasoning_tokens for reader in readers) if readers and self.reasoning_format else None
+        return usage(event, counted)
 
     def _envelope(self, data: Json, object_name: str) -> Json:
         return {
@@ -115,9 +157,20 @@ class ChatShaper:
             for index in range(self.n)
         ]
         if self.reads_format:
-            for choice in choices:
-                content, calls = read_answer(self.tool_format.parser(self.tool_names), choice["message"]["content"])
+            start = next((event.get("reasoning_start") for event in events if event["event"] == "prompt"), None)
+            readers = self._readers(start)
+            deltas: list[list[Json]] = [[] for _ in range(self.n)]
+            for event in events:
+                if event["event"] == "delta":
+                    deltas[event["index"]] += readers[event["index"]].feed(event)
+                elif event["event"] == "usage":
+                    gathered.usage = self._usage(event, readers)
+            for choice, reader, said in zip(choices, readers, deltas):
+                content, calls, reasoning = assembled(said + reader.stream.finish())
                 choice["message"]["content"] = content
+                if reasoning:
+                    # DeepSeek's and llama.cpp's name, and vLLM's newer one.
+                    choice["message"]["reasoning_content"] = choice["message"]["reasoning"] = reasoning
                 if calls:
                     choice["message"]["tool_calls"] = calls
                     # "length" stays: a call cut short must not look complete (as streamed).
@@ -132,28 +185,33 @@ class ChatShaper:
         return self._envelope({"choices": [choice]}, self.chunk_object_name)
 
     async def chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
-        # With tools offered, each choice's text becomes content or tool-call deltas.
-        calls = [ToolCallStream(self.tool_format.parser(self.tool_names)) for _ in range(self.n)] if self.reads_format else None
+        # With tools offered (or a reasoning model), each choice's text becomes content,
+        # reasoning or tool-call deltas.
+        calls: list[_Reader] | None = None
         async for event in events:
             kind = event["event"]
             if kind == "prompt":
+                calls = self._readers(event.get("reasoning_start")) if self.reads_format else None
                 for index in range(self.n):
                     yield self._chunk(index, {"role": "assistant", "content": ""}, None, None)
             elif kind == "delta":
                 index, reason = event["index"], event.get("finish_reason")
+                if calls is None and self.reads_format:
+                    calls = self._readers(None)  # no prompt event came before it
                 if calls is None:
                     entries = event.get("logprobs") if self.logprobs else None
                     if event["text"] or entries:
                         yield self._chunk(index, {"content": event["text"]}, entries, None)
                 else:
-                    for delta in calls[index].feed(event["text"]) + (calls[index].finish() if reason else []):
+                    stream = calls[index].stream
+                    for delta in calls[index].feed(event) + (stream.finish() if reason else []):
                         yield self._chunk(index, delta, None, None)
-                    if reason == "stop" and calls[index].called:
+                    if reason == "stop" and stream.called:
                         reason = "tool_calls"
                 if reason:
                     yield self._chunk(index, {}, None, reason)
             elif kind == "usage" and self.include_usage:
-                yield self._envelope({"choices": [], "usage": usage(event)}, self.chunk_object_name)
+                yield self._envelope({"choices": [], "usage": self._usage(event, calls)}, self.chunk_object_name)
 
 
 class CompletionShaper(ChatShaper):

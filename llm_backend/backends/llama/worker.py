@@ -172,7 +172,7 @@ class Worker:
                 self.send({"id": rid, "event": "result", "data": vectors})
             elif op == "count":
                 count = message["params"]
-                prompt, _ = self.engine.chat_prompt(count["messages"], count.get("tools"), count.get("tool_choice"))
+                prompt, _, _ = self.engine.chat_prompt(count["messages"], count.get("tools"), count.get("tool_choice"))
                 self.send({"id": rid, "event": "result", "data": {"prompt_tokens": len(prompt)}})
             else:
                 raise RequestError(400, f"unknown engine operation {op!r}")
@@ -188,6 +188,7 @@ class Worker:
         hello = {
             "event": "ready", "n_ctx": self.engine.n_ctx, "parallel": self.engine.parallel, "gpu_offload": gpu_offload(),
             "tool_format": self.engine.template.tool_format.name,
+            "reasoning_format": getattr(self.engine.template.reasoning, "name", None),
             **model_memory(self.engine.model, self.config, self.engine.n_ctx, self.engine.parallel),
         }
         self.out.write(json.dumps(hello) + "\n")

@@ -2,7 +2,9 @@
 
 One ``ResponseStream`` per streamed response. It yields ``(type, event)`` pairs whose
 ``sequence_number`` grows by one from 0: ``response.created``, ``response.in_progress``,
-then per output item ``output_item.added`` → (``content_part.added`` →
+then per output item ``output_item.added`` → (a reasoning item: [``reasoning_summary_part.added``
+→ ``reasoning_summary_text.delta``… when a summary is asked] and ``reasoning_text.delta``…,
+closed by their ``.done`` events | ``content_part.added`` →
 ``output_text.delta``… → ``output_text.done`` → ``content_part.done`` | 
 ``function_call_arguments.delta``… → ``function_call_arguments.done``) →
 ``output_item.done``, and last ``response.completed`` / ``.incomplete`` / ``.failed``.
@@ -29,7 +31,7 @@ from typing import Any
 import anyio
 
 from ...errors import OpenAIError
-from . import objects
+from . import objects, reasoning
 from .items import new_id
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,11 @@ class ResponseStream:
         save: Callable[[Json], Awaitable[None]],
         prior: Any = None,
         tools: Any = None,
+        sealing: Callable[[str], str] | None = None,
     ) -> None:
         self.response = response
+        self.sealing = sealing  # how a reasoning item's encrypted_content is made, if asked (reasoning.py)
+        self.thought: _Item | None = None  # the reasoning item being streamed
         self.chunks = chunks  # None: the first generation comes after ``tools``' approved calls
         self.save = save
         self.sequence = 0
@@ -135,6 +140,50 @@ class ResponseStream:
             self._event("response.content_part.done", **where, part=part),
             self._event("response.output_item.done", output_index=message.index, item=message.item),
         ]
+
+    # --- reasoning -----------------------------------------------------------------------
+
+    def _reasoning_delta(self, text: str) -> list[Event]:
+        events: list[Event] = []
+        summary = reasoning.summarized(self.response)
+        if self.thought is None:
+            item = reasoning.output_item("", "in_progress", self.response, None)
+            item.update(summary=[], content=[])
+            self.thought = _Item(len(self.output), item)
+            self.output.append(item)
+            events.append(self._event("response.output_item.added", output_index=self.thought.index, item=dict(item)))
+            if summary:
+                events.append(self._event(
+                    "response.reasoning_summary_part.added", **self._thought_at(), summary_index=0,
+                    part={"type": "summary_text", "text": ""},
+                ))
+        self.thought.text.append(text)
+        if summary:
+            events.append(self._event("response.reasoning_summary_text.delta", **self._thought_at(), summary_index=0, delta=text))
+        events.append(self._event("response.reasoning_text.delta", **self._thought_at(), content_index=0, delta=text))
+        return events
+
+    def _thought_at(self) -> Json:
+        return {"item_id": self.thought.item["id"], "output_index": self.thought.index}
+
+    def _close_reasoning(self, status: str = "completed") -> list[Event]:
+        if self.thought is None:
+            return []
+        text = "".join(self.thought.text)
+        where = self._thought_at()
+        events = []
+        if reasoning.summarized(self.response):
+            events += [
+                self._event("response.reasoning_summary_text.done", **where, summary_index=0, text=text),
+                self._event("response.reasoning_summary_part.done", **where, summary_index=0, part={"type": "summary_text", "text": text}),
+            ]
+        events.append(self._event("response.reasoning_text.done", **where, content_index=0, text=text))
+        item = reasoning.output_item(text, status, self.response, self.sealing, self.thought.item["id"])
+        self.thought.item.clear()
+        self.thought.item.update(item)  # the same object in ``output``
+        events.append(self._event("response.output_item.done", output_index=self.thought.index, item=self.thought.item))
+        self.thought = None
+        return events
 
     # --- function calls --------------------------------------------------------------------
 
@@ -235,6 +284,12 @@ class ResponseStream:
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             logprobs = (choice.get("logprobs") or {}).get("content") or []
+            # DeepSeek's and llama.cpp's name, or vLLM's newer one (an upstream's chunks).
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(thought, str) and thought:
+                events += self._reasoning_delta(thought)
+            if self.thought is not None and (delta.get("content") or logprobs or delta.get("tool_calls")):
+                events += self._close_reasoning()
             if delta.get("content") or logprobs:
                 events += self._text_delta(delta.get("content") or "", logprobs)
             for call in delta.get("tool_calls") or []:
@@ -247,11 +302,15 @@ class ResponseStream:
             # Nothing generated: still one (empty) message, as OpenAI answers.
             events = self._open_message()
             return events + self._close_message(status)
-        events = self._close_message(status) if self.message is not None else []
+        events = self._close_reasoning(status)
+        events += self._close_message(status) if self.message is not None else []
         return events + self._close_calls(status)
 
     def _cut_off(self) -> None:
         """The open items as far as they were sent (no more events will close them)."""
+        if self.thought is not None:
+            text = "".join(self.thought.text)
+            self.thought.item.update(status="incomplete", summary=[], content=[{"type": "reasoning_text", "text": text}])
         if self.message is not None:
             text = "".join(self.message.text)
             self.message.item.update(status="incomplete", content=[objects.text_part(text, self.message.logprobs)])
@@ -266,7 +325,7 @@ class ResponseStream:
         self.spent, self.usage = objects.added_usage(self.spent, self.usage), None
         chunks = await self.tools.next_round(self.output, generation, self.spent)
         if chunks is not None:
-            self.message, self.calls, self.open_calls = None, {}, []
+            self.message, self.calls, self.open_calls, self.thought = None, {}, [], None
             self.finish_reason, self.closed, self.round_start = None, False, len(self.output)
         return chunks
 
@@ -295,7 +354,8 @@ class ResponseStream:
                         yield event
                 if self.tools is None or self.finish_reason == "length" or not self.open_calls:
                     break
-                closing = self._close_message("completed") if self.message is not None else []
+                closing = self._close_reasoning()
+                closing += self._close_message("completed") if self.message is not None else []
                 closing += self._close_calls("completed")
                 # Recorded before the client sees them whole: an approval may come back at once.
                 await self.tools.issue(self.output[self.round_start :])

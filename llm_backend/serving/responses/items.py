@@ -160,12 +160,24 @@ def _output_text(output: Any) -> str:
 
 def chat_messages(items: list[Json]) -> list[Json]:
     """Items (history and this turn) as chat messages: function calls that follow each
-    other become one assistant message with tool calls, outputs become tool messages;
-    reasoning items carry nothing a local model can read."""
+    other become one assistant message with tool calls, outputs become tool messages; a
+    reasoning item's text is the ``reasoning_content`` of the assistant message it led to
+    (the templates that read it: backends/llama/reasoning/; reasoning.readable opens it)."""
     messages: list[Json] = []
+    thought = ""  # a reasoning item's text, for the assistant message that follows it
     for item in items:
         kind = item.get("type", "message")
+        if kind == "reasoning":
+            thought += _text(item.get("content") or item.get("summary") or [])
+            continue
+        if thought and (kind == "function_call" or (kind == "message" and item.get("role") == "assistant")):
+            messages.append({"role": "assistant", "content": "", "reasoning_content": thought})
+            thought = ""
         if kind == "message":
+            last = messages[-1] if messages else None
+            if item["role"] == "assistant" and last is not None and last.get("reasoning_content") and not last["content"] and not last.get("tool_calls"):
+                last["content"] = _text(item.get("content") or [])
+                continue
             messages.append({"role": item["role"], "content": _text(item.get("content") or [])})
         elif kind == "function_call":
             call = {

@@ -1,6 +1,7 @@
 """The Response object: the request fields OpenAI echoes, output items, usage, status.
 
-A chat completion (or the chunks of one, see ``events.py``) becomes ``message`` items with
+A chat completion (or the chunks of one, see ``events.py``) becomes a ``reasoning`` item
+(its ``reasoning_content``: ``reasoning.py``), ``message`` items with
 ``output_text`` parts and ``function_call`` items; ``finish_reason: length`` makes the
 response ``incomplete`` for ``max_output_tokens``, as OpenAI reports it.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from . import reasoning
 from .items import new_id
 from .mcp_servers import redacted
 
@@ -85,9 +87,13 @@ def usage(chat_usage: Json | None) -> Json | None:
         "input_tokens": chat_usage["prompt_tokens"],
         "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": chat_usage["completion_tokens"],
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens(chat_usage)},
         "total_tokens": chat_usage["prompt_tokens"] + chat_usage["completion_tokens"],
     }
+
+
+def reasoning_tokens(chat_usage: Json) -> int:
+    return (chat_usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
 
 
 def added_usage(first: Json | None, second: Json | None) -> Json | None:
@@ -100,6 +106,7 @@ def added_usage(first: Json | None, second: Json | None) -> Json | None:
         "completion_tokens": first["completion_tokens"] + second["completion_tokens"],
         "total_tokens": first["prompt_tokens"] + second["prompt_tokens"] + first["completion_tokens"] + second["completion_tokens"],
         "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens(first) + reasoning_tokens(second)},
     }
 
 
@@ -148,13 +155,18 @@ def failed(response: Json, output: list[Json], code: str, message: str) -> Json:
     return {**response, "status": "failed", "output": output, "error": {"code": code, "message": message}}
 
 
-def from_chat(response: Json, completion: Json) -> Json:
-    """A whole chat completion as this response's output."""
+def from_chat(response: Json, completion: Json, sealing: Any = None) -> Json:
+    """A whole chat completion as this response's output (``sealing``: how its reasoning
+    item's ``encrypted_content`` is made, when the request includes it)."""
     choice = completion["choices"][0]
     message = choice.get("message") or {}
     finish_reason = choice.get("finish_reason")
     status = "incomplete" if finish_reason == "length" else "completed"
     output: list[Json] = []
+    # DeepSeek's and llama.cpp's name, or vLLM's newer one (an upstream's answer).
+    thought = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(thought, str) and thought:
+        output.append(reasoning.output_item(thought, "completed", response, sealing))
     if message.get("content") or not message.get("tool_calls"):
         logprobs = (choice.get("logprobs") or {}).get("content")
         output.append(message_item(new_id("msg"), status, [text_part(message.get("content") or "", logprobs)]))

@@ -4,7 +4,8 @@ Three kinds of parameters: those honoured (mapped onto chat's; ``truncation`` an
 ``context_management``: ``context_window.py``), those accepted because they change nothing a local model would answer
 (``include``, ``store``, ``prompt_cache_key``, ``service_tier``, ...: what the Agents SDK
 and Codex send by default), and those refused with a 400 naming them, because ignoring them would silently
-change the answer (built-in tools that need OpenAI's cloud, reasoning effort, prompts).
+change the answer (built-in tools that need OpenAI's cloud, prompts); reasoning effort goes to
+the model, which honours it or refuses it (a model that does not reason).
 """
 
 from __future__ import annotations
@@ -111,9 +112,6 @@ def _response_format(text: Json | None) -> Json | None:
 
 def check(request: Json) -> None:
     """Refuse what a local model cannot honour without changing the answer."""
-    reasoning = request.get("reasoning") or {}
-    if reasoning.get("effort") not in (None, "none"):
-        raise unsupported("reasoning.effort", "they are not reasoning models")
     if request.get("prompt") is not None:
         raise unsupported("prompt", "prompt templates are stored in OpenAI's cloud")
     if request.get("moderation") is not None:
@@ -150,6 +148,11 @@ def chat_request(request: Json, history: list[Json], turn: list[Json], stream: b
     for name, chat_name in (("temperature", "temperature"), ("top_p", "top_p"), ("max_output_tokens", "max_tokens")):
         if request.get(name) is not None:
             chat[chat_name] = request[name]
+    effort = (request.get("reasoning") or {}).get("effort")
+    if effort is not None:
+        # The model's reasoning family maps it to its template's switch, or a model that does
+        # not reason refuses it (backends/llama/reasoning/; service._answer names it).
+        chat["reasoning_effort"] = effort
     if request.get("top_logprobs") or LOGPROBS in (request.get("include") or []):
         chat["logprobs"] = True
         chat["top_logprobs"] = request.get("top_logprobs") or 0

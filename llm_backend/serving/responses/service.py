@@ -23,7 +23,7 @@ from ...backends.base import Serving
 from ...errors import OpenAIError, bad_request
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
-from . import background, context_window, file_search, mcp_calls, mcp_run, objects, request
+from . import background, context_window, file_search, mcp_calls, mcp_run, objects, reasoning, request
 from .events import Event, ResponseStream
 from .items import new_id, normalize
 from .mcp_servers import Catalog, redacted
@@ -169,12 +169,14 @@ def _replayable(items: list[Json], catalog: Catalog | None) -> list[Json]:
 
 
 async def _chat(
-    backend: Any, body: Json, earlier: list[Json], turn: list[Json], stream: bool, catalog: Catalog | None = None
+    backend: Any, body: Json, earlier: list[Json], turn: list[Json], stream: bool, catalog: Catalog | None = None,
+    seal: Any = None,
 ) -> Json:
     """The chat request the model is asked: without the file_search tool (served before
-    generation), MCP tools as functions (``catalog``), with the items a chat can replay,
-    fitted to the context window as ``truncation`` and ``context_management`` say
-    (``context_window.py``)."""
+    generation), MCP tools as functions (``catalog``), with the items a chat can replay
+    (reasoning items' sealed text opened with ``seal``), fitted to the context window as
+    ``truncation`` and ``context_management`` say (``context_window.py``)."""
+    earlier, turn = reasoning.readable(earlier, seal), reasoning.readable(turn, seal)
     chat_body = file_search.chat_body(catalog.chat_body(body) if catalog is not None else body)
     earlier, turn = await context_window.fit(backend, chat_body, _replayable(earlier, catalog), _replayable(turn, catalog))
     chat = request.chat_request(chat_body, earlier, turn, stream)
@@ -189,7 +191,7 @@ async def input_tokens(services: Services, owner: str, body: Json) -> Json:
     turn = normalize(body.get("input"))
     earlier = await history(services, owner, body)
     prepared = await mcp_run.prepare_tools(services, body, [*earlier, *turn])
-    chat = await _chat(backend, body, earlier, turn, stream=False, catalog=prepared[2] if prepared else None)
+    chat = await _chat(backend, body, earlier, turn, stream=False, catalog=prepared[2] if prepared else None, seal=services.reasoning_seal)
     count = await backend.prompt_tokens(body["model"], chat)
     return {"object": "response.input_tokens", "input_tokens": count}
 
@@ -215,7 +217,8 @@ async def create(
     catalog = tools.catalog if tools is not None else None
     # Approved calls run before the model answers: then its first answer is asked for later.
     first = tools is None or not tools.pending
-    chat = await _chat(backend, body, earlier, turn.input_items, stream or tools is not None, catalog) if first else None
+    seal = services.reasoning_seal
+    chat = await _chat(backend, body, earlier, turn.input_items, stream or tools is not None, catalog, seal) if first else None
     # file_search runs before generation; its excerpts follow the turn's input.
     retrieval = await file_search.retrieve(services, owner, body, earlier, turn.input_items)
     chat = file_search.grounded(chat, retrieval) if chat is not None else None
@@ -223,15 +226,28 @@ async def create(
         tools.answer = _later_answers(backend, turn, body, retrieval, catalog)
     if body.get("background"):
         return await background.start(turn, backend, chat, tools)
-    answer = await backend.chat_completion_objects(model_id, chat) if chat is not None else None
+    answer = await _answer(backend, model_id, chat) if chat is not None else None
+    sealing = reasoning.sealing(body, seal)
     if tools is not None:
-        events = ResponseStream(turn.skeleton("in_progress"), answer, turn.save, retrieval, tools).events()
+        events = ResponseStream(turn.skeleton("in_progress"), answer, turn.save, retrieval, tools, sealing).events()
         return events if stream else await _final(events)
     if stream:
-        return ResponseStream(turn.skeleton("in_progress"), answer, turn.save, retrieval).events()
-    response = file_search.attach(objects.from_chat(turn.skeleton("in_progress"), answer), retrieval)
+        return ResponseStream(turn.skeleton("in_progress"), answer, turn.save, retrieval, sealing=sealing).events()
+    response = file_search.attach(objects.from_chat(turn.skeleton("in_progress"), answer, sealing), retrieval)
     await turn.save(response)
     return response
+
+
+async def _answer(backend: Any, model_id: str, chat: Json) -> Any:
+    """The backend's answer to ``chat``; its refusal of the effort named as the Responses
+    API names it (``reasoning.effort``: a model that does not reason refuses it)."""
+    try:
+        return await backend.chat_completion_objects(model_id, chat)
+    except OpenAIError as error:
+        if error.param == "reasoning_effort":
+            error.param = "reasoning.effort"
+            error.message = error.message.replace("'reasoning_effort'", "'reasoning.effort'")
+        raise
 
 
 def _continued(body: Json) -> Json:
@@ -259,7 +275,7 @@ def _later_answers(backend: Any, turn: Turn, body: Json, retrieval: Any, catalog
             if left <= 0:
                 return None
             round_body["max_output_tokens"] = left
-        chat = await _chat(backend, round_body, turn.earlier, [*turn.input_items, *output], True, catalog)
+        chat = await _chat(backend, round_body, turn.earlier, [*turn.input_items, *output], True, catalog, turn.services.reasoning_seal)
         return await backend.chat_completion_objects(body["model"], file_search.grounded(chat, retrieval))
 
     return answer

@@ -67,7 +67,10 @@ class Admission:
             self.running[request.rid] = request
             if self.sharing:
                 self._take_prefix(request)
-            self.emit({"id": request.rid, "event": "prompt", "prompt_tokens": len(request.prompt)})
+            prompt = {"id": request.rid, "event": "prompt", "prompt_tokens": len(request.prompt)}
+            if request.reasoning_start is not None:
+                prompt["reasoning_start"] = request.reasoning_start  # how its answers are split (reasoning/)
+            self.emit(prompt)
 
     def _usable(self, seq: int, request: Request) -> int:
         return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split)

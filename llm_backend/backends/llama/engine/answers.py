@@ -30,6 +30,8 @@ class Answers:
     def take(self, request: Request, choice: Choice, token: int, logits_index: int) -> bool:
         """``token`` generated for ``choice`` from the logits at ``logits_index``; True while
         the choice goes on (then ``token`` is the next one to decode)."""
+        if choice.thinking is not None:
+            token = choice.thinking.token(token)  # past its budget: the closing text (thinking.py)
         if choice.draft is not None:
             choice.draft.follow(token)
         if self.tokenizer.is_eog(token):
@@ -38,7 +40,10 @@ class Answers:
         if request.sampling.logprobs:
             choice.held_logprobs.append(self.logprob_entry(logits_index, token, request.sampling.top_logprobs))
         choice.completion_tokens += 1
-        released = choice.text.push(self.tokenizer.piece(token))
+        piece = self.tokenizer.piece(token)
+        if choice.thinking is not None:
+            choice.thinking.saw(piece.decode("utf-8", errors="ignore"))
+        released = choice.text.push(piece)
         if released.stopped:
             self.finish(request, choice, released.text, "stop")
             return False
@@ -56,7 +61,12 @@ class Answers:
 
     def delta(self, request: Request, choice: Choice, text: str, finish_reason: str | None = None) -> None:
         text, choice.unsent = choice.unsent + text, ""
-        event: dict[str, Any] = {"id": request.rid, "event": "delta", "index": choice.index, "text": text}
+        # How many tokens this text is (the API process counts reasoning tokens by them).
+        event: dict[str, Any] = {
+            "id": request.rid, "event": "delta", "index": choice.index, "text": text,
+            "tokens": choice.completion_tokens - choice.reported_tokens,
+        }
+        choice.reported_tokens = choice.completion_tokens
         if request.sampling.logprobs:
             # Tokens whose text was held back (half a character, a possible stop string)
             # are reported with the text they finally produced; at the end, with none: as

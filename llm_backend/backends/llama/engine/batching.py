@@ -39,6 +39,7 @@ from .prompts import ChatTemplate, Tokenizer
 from .requests import Choice, Request
 from .sampling import Sampler, SamplingParams
 from .text import TextStream
+from .thinking import Thinking
 from .verification import verify
 
 __all__ = ["Engine", "SAVE_MIN", "SHARE_MIN"]
@@ -95,17 +96,25 @@ class Engine(Admission):
     def busy(self) -> bool:
         return bool(self.running)
 
-    def chat_prompt(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None) -> tuple[list[int], list[str]]:
+    def chat_prompt(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
+        template_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[list[int], list[str], str | None]:
         """The prompt tokens of chat ``messages`` (the chat template rendered with the tools
-        offered, tokenized), and the template's stop strings."""
-        text, template_stop, has_bos = self.template.render(messages, tools, tool_choice)
-        return self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos), template_stop
+        offered and its own switches, tokenized), the template's stop strings, and for a
+        reasoning model where its answer starts (reasoning/: inside a block the prompt
+        opened, or not)."""
+        text, template_stop, has_bos = self.template.render(messages, tools, tool_choice, template_kwargs)
+        start = self.template.reasoning.start(text) if self.template.reasoning is not None else None
+        return self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos), template_stop, start
 
     def submit(self, rid: str, op: str, params: dict[str, Any]) -> None:
         """Validate and queue a chat or completion request (raises RequestError)."""
         stop = list(params.get("stop") or [])
         if op == "chat":
-            prompt, template_stop = self.chat_prompt(params["messages"], params.get("tools"), params.get("tool_choice"))
+            prompt, template_stop, reasoning_start = self.chat_prompt(
+                params["messages"], params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs")
+            )
             stop += [s for s in template_stop if s not in stop]
             param = "messages"
         else:
@@ -127,13 +136,15 @@ class Engine(Admission):
         if sampling.top_logprobs > 20:
             raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
         request = Request(rid, prompt, n, params.get("max_tokens"), sampling, stop, tenant=str(params.get("tenant") or ""))
+        if op == "chat":
+            request.reasoning_start = reasoning_start
         if params.get("prediction") is not None:
             # Beyond the context no token of it could be used.
             request.prediction = self.tokenizer.tokenize(params["prediction"], add_bos=False, special=False)[: self.n_ctx]
         request.split = len(prompt)
         if op == "chat":
             messages = params["messages"]
-            tools = params.get("tools"), params.get("tool_choice")
+            tools = params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs")  # as rendered
             if len(messages) > 1:
                 request.split = self._rendered_prefix(messages[:-1], prompt, *tools)
             if params.get("shared_messages"):
@@ -154,8 +165,17 @@ class Engine(Admission):
             Choice(index, -1, Sampler(sampling, self.model, self.n_ctx, index, drafts), TextStream(stop), draft=self._draft(request))
             for index in range(n)
         ]
+        budget = params.get("thinking_budget")
+        if op == "chat" and budget is not None and reasoning_start is not None and not drafts and not params.get("grammar"):
+            for choice in request.choices:
+                choice.thinking = self._thinking(reasoning_start, int(budget))
         self.waiting.append(request)
         self._admit()
+
+    def _thinking(self, start: str, budget: int) -> Thinking:
+        family = self.template.reasoning
+        close = self.tokenizer.tokenize(family.budget_close, add_bos=False)
+        return Thinking(family.budget_opening, family.budget_closing, close, start == "open", budget)
 
     def cancel(self, rid: str) -> bool:
         """Drop a request wherever it is; frees its sequences. True if it was known."""

@@ -12,6 +12,7 @@ import jinja2
 import llama_cpp
 from llama_cpp import llama_chat_format
 
+from .. import reasoning
 from ..tool_formats import ToolFormat, for_template, named
 from .errors import RequestError
 
@@ -96,6 +97,8 @@ class ChatTemplate:
         self.tool_format: ToolFormat = (
             named(tool_format) if tool_format not in (None, "auto") else for_template(tools_template, self._renders_tools)
         )
+        # The model's reasoning family (reasoning/), None for a model that does not reason.
+        self.reasoning = reasoning.for_template(tools_template)
 
     @classmethod
     def of_text(cls, template: str, bos_text: str = "", eos_text: str = "", tool_format: str | None = None) -> "ChatTemplate":
@@ -133,6 +136,8 @@ class ChatTemplate:
         chosen = cls(formatter, tool_formatter, tool_use or template, tool_format)
         if tokenizer is not None:
             tokenizer.show(chosen.tool_format.markers)
+            if chosen.reasoning is not None:
+                tokenizer.show((chosen.reasoning.opening, chosen.reasoning.closing))
         return chosen
 
     def _renders_tools(self) -> bool:
@@ -144,21 +149,32 @@ class ChatTemplate:
             return False
         return PROBE_TOOL["function"]["name"] in text
 
-    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None) -> tuple[str, list[str], bool]:
+    def render(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
+        template_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[str, list[str], bool]:
         """The prompt, extra stop strings, and whether the prompt already has its BOS. The
-        tools and the history's calls are written as the tool format says; a template that
-        refuses the messages (roles out of turn, say) is the client's 400."""
+        tools and the history's calls are written as the tool format says, the history's
+        reasoning as the reasoning family's template reads it; ``template_kwargs``: the
+        template's own switches (``enable_thinking``...); a template that refuses the
+        messages (roles out of turn, say) is the client's 400."""
+        if self.reasoning is not None:
+            messages = self.reasoning.history(messages)
+        else:
+            messages = [{key: value for key, value in message.items() if key != "reasoning_content"} for message in messages]
         messages, template_tools = self.tool_format.prompt(messages, tools, tool_choice)
         try:
-            return self._render(messages, template_tools, tool_choice)
+            return self._render(messages, template_tools, tool_choice, template_kwargs or {})
         except (jinja2.TemplateError, ValueError) as exc:
             raise RequestError(
                 400, f"This model's chat template refused the messages: {exc}"[:500], "messages", "invalid_value"
             ) from None
 
-    def _render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, tool_choice: Any) -> tuple[str, list[str], bool]:
+    def _render(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, tool_choice: Any, template_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[str, list[str], bool]:
         formatter = self.tool_formatter if tools and self.tool_formatter else self.formatter
         extra = {"tools": tools, "tool_choice": tool_choice} if tools else {}
-        result = formatter(messages=messages, **extra)
+        result = formatter(messages=messages, **extra, **(template_kwargs or {}))
         stop = result.stop if isinstance(result.stop, list) else ([result.stop] if result.stop else [])
         return result.prompt, stop, result.added_special

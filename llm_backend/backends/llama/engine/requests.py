@@ -8,6 +8,7 @@ from typing import Any
 from .drafts import Draft
 from .sampling import Sampler, SamplingParams
 from .text import TextStream
+from .thinking import Thinking
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Choice:
     finished: bool = False
     draft: Draft | None = None  # where drafts come from: the prediction, or the prompt (drafts.py)
     drafted: list[tuple[int, int]] = field(default_factory=list)  # this step's drafts: (batch index, token)
+    reported_tokens: int = 0  # of its completion tokens, those its deltas have counted
+    thinking: Thinking | None = None  # its reasoning's budget (thinking.py), if it has one
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Request:
     split: int = 0  # where the prompt's last message begins: its canonical parts (prefixes.py)
     awaits: tuple[int, int] | None = None  # (sequence, length): its beginning, being computed there
     prediction: list[int] | None = None  # the client's predicted output, as tokens
+    reasoning_start: str | None = None  # a reasoning model's: inside a block the prompt opened, or not (reasoning/)
 
     @property
     def limit(self) -> int:

@@ -34,7 +34,12 @@ class Arguments:
     text: str  # more of the current call's arguments (JSON text)
 
 
-Event = Content | Call | Arguments
+@dataclass(frozen=True)
+class Reasoning:
+    text: str  # the model's reasoning (reasoning/: a <think> block, gpt-oss's analysis channel)
+
+
+Event = Content | Call | Arguments | Reasoning
 
 
 class Parser:
@@ -46,6 +51,12 @@ class Parser:
 
     def finish(self) -> list[Event]:
         return []
+
+    @property
+    def thinking(self) -> bool:
+        """Whether the text fed last ended inside the model's reasoning (its tokens are
+        ``reasoning_tokens``)."""
+        return False
 
 
 class ToolFormat:

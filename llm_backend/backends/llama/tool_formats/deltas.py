@@ -1,10 +1,14 @@
-"""A format's parser as OpenAI's chat deltas, streamed or read whole (the same way)."""
+"""A format's parser as OpenAI's chat deltas, streamed or read whole (the same way).
+
+Reasoning (reasoning/) is given as ``reasoning_content``, the name DeepSeek's API and
+llama.cpp's ``--reasoning-format deepseek`` use and the agents read, and as ``reasoning``,
+vLLM's newer name for it: the same text under both."""
 
 from __future__ import annotations
 
 import uuid
 
-from .base import Call, Content, Event, Json, Parser
+from .base import Call, Content, Event, Json, Parser, Reasoning
 
 
 class ToolCallStream:
@@ -44,6 +48,9 @@ class ToolCallStream:
                 if body:
                     deltas.append({"content": body})
                 self.spaces = text[len(body) :]
+            elif isinstance(event, Reasoning):
+                if event.text:
+                    deltas.append(reasoning_delta(event.text))
             elif isinstance(event, Call):
                 self.spaces = ""
                 call_id = "call_" + uuid.uuid4().hex[:24]
@@ -56,13 +63,32 @@ class ToolCallStream:
         return deltas
 
 
+def reasoning_delta(text: str) -> Json:
+    return {"reasoning_content": text, "reasoning": text}
+
+
 def read_answer(parser: Parser, text: str) -> tuple[str | None, list[Json]]:
     """A whole answer's content and OpenAI ``tool_calls``: read as a stream in one piece, so it
     says what the stream said."""
+    content, calls, _ = read_message(parser, text)
+    return content, calls
+
+
+def read_message(parser: Parser, text: str) -> tuple[str | None, list[Json], str]:
+    """A whole answer's content, ``tool_calls`` and reasoning, read as ``read_answer`` reads."""
     stream = ToolCallStream(parser)
+    return assembled(stream.feed(text) + stream.finish())
+
+
+def assembled(deltas: list[Json]) -> tuple[str | None, list[Json], str]:
+    """An answer's deltas as its content (None for calls alone), calls and reasoning."""
     content: list[str] = []
     calls: list[Json] = []
-    for delta in stream.feed(text) + stream.finish():
+    reasoning: list[str] = []
+    for delta in deltas:
+        if "reasoning_content" in delta:
+            reasoning.append(delta["reasoning_content"])
+            continue
         if "content" in delta:
             content.append(delta["content"])
             continue
@@ -72,4 +98,4 @@ def read_answer(parser: Parser, text: str) -> tuple[str | None, list[Json]]:
         else:
             calls[entry["index"]]["function"]["arguments"] += entry["function"]["arguments"]
     text = "".join(content)
-    return (text if text or not calls else None), calls
+    return (text if text or not calls else None), calls, "".join(reasoning)

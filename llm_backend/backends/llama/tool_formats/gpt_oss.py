@@ -1,7 +1,7 @@
 """gpt-oss (OpenAI's harmony format): an answer is messages, each a header, ``<|message|>``
 and a body ending at ``<|end|>`` (then ``<|start|>assistant`` and the next), ``<|call|>`` or
-``<|return|>``. The header names the channel, ``<|channel|>analysis`` (reasoning: not shown,
-as OpenAI shows none), ``final`` (the answer) or ``commentary``, and a recipient
+``<|return|>``. The header names the channel, ``<|channel|>analysis`` (reasoning: given as
+``reasoning_content``, reasoning/gpt_oss.py), ``final`` (the answer) or ``commentary``, and a recipient
 ``to=functions.NAME`` for a call, whose body is its JSON arguments (``<|constrain|>json``).
 Every answer is written so, with tools or without: it is always read as channels.
 Its template prints one call per assistant message: several are split."""
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Arguments, Call, Content, Event, Json, Parser, StepParser, ToolFormat, one_call_per_message, until_marker
+from .base import Arguments, Call, Content, Event, Json, Parser, Reasoning, StepParser, ToolFormat, one_call_per_message, until_marker
 
 CHANNEL, MESSAGE, END, START, CALL, RETURN, CONSTRAIN = (
     "<|channel|>", "<|message|>", "<|end|>", "<|start|>", "<|call|>", "<|return|>", "<|constrain|>"
@@ -53,7 +53,11 @@ class GptOss(ToolFormat):
 class Channels(StepParser):
     def __init__(self, names: set[str]) -> None:
         super().__init__(names, "header")  # -> body -> next -> header ... | plain
-        self.kind = "hidden"  # what the body is: content | call | hidden
+        self.kind = "hidden"  # what the body is: content | call | reasoning | hidden
+
+    @property
+    def thinking(self) -> bool:
+        return self.state == "body" and self.kind == "reasoning"
 
     def finish(self) -> list[Event]:
         if self.state == "plain" or (self.state == "body" and self.kind != "hidden"):
@@ -61,7 +65,7 @@ class Channels(StepParser):
         return []
 
     def _body(self, text: str) -> Event:
-        return Content(text) if self.kind == "content" else Arguments(text)
+        return {"content": Content, "reasoning": Reasoning}.get(self.kind, Arguments)(text)
 
     def _step(self, events: list[Event]) -> bool:
         if self.state == "plain":  # a model that writes no channels: all of it is the answer
@@ -85,7 +89,8 @@ class Channels(StepParser):
                 if self.kind == "call":
                     events.append(Call(name))
             else:
-                self.kind = "content" if channel and channel.group(1) in ("final", "commentary") else "hidden"
+                kinds = {"final": "content", "commentary": "content", "analysis": "reasoning"}
+                self.kind = kinds.get(channel.group(1), "hidden") if channel else "hidden"
         elif self.state == "body":
             body, marker, self.buffer = until_marker(self.buffer, BODY_ENDS)
             if body and self.kind != "hidden":
