@@ -1,6 +1,6 @@
 """Operations nobody serves here are forwarded, and limited and priced by what they are
 (issue #47): images count against ``max_images_per_1_minute`` (``n`` each) and cost per
-image; Responses forwarded by a pure gateway are held to the model's limits and metered from
+image, their ``n`` images held against a hard spend limit while they are made; Responses forwarded by a pure gateway are held to the model's limits and metered from
 their answer; speech forwarded to an upstream voice costs its characters. A limit this
 service cannot count is refused naming it, never stored and ignored.
 
@@ -11,6 +11,7 @@ which this service does not serve, answered by that upstream as OpenAI answers t
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import openai
@@ -104,6 +105,32 @@ def test_images_are_priced_per_image_in_usage_and_costs(gateway, org):
     assert costs == 4 * Decimal(IMAGE_PRICE)
     [item] = _today(org, "costs", project, group_by=["line_item"])
     assert (item.line_item, item.quantity, item.quantity_unit) == (f"{IMAGE_MODEL}, images", 4, "images")
+
+
+def test_image_requests_hold_their_images_price_so_concurrent_ones_cannot_pass_a_spend_limit(gateway, org):
+    """Each image request reserves ``n`` x the image's price before it is forwarded: 8 at
+    once under a 10-cent limit at 4 cents an image make 2 images, the others refused, and
+    a request for more images than remain is refused whole (it held nothing before: every
+    one of the 8 was made, 32 cents)."""
+    project, key = _project_key(org, "images-held")
+    org.projects.spend_limit.update(project, threshold_amount=10, currency="USD", interval="month")
+    time.sleep(REFRESH + 0.1)
+    client = sdk(gateway, key)
+
+    def generate(n: int) -> str:
+        try:
+            return f"{len(client.images.generate(model=IMAGE_MODEL, prompt='a red square', n=n).data)} made"
+        except openai.RateLimitError as refused:
+            return refused.code
+
+    with pytest.raises(openai.RateLimitError) as refused:  # 3 images: 12 cents
+        client.images.generate(model=IMAGE_MODEL, prompt="a red square", n=3)
+    assert refused.value.code == "insufficient_quota"
+    with ThreadPoolExecutor(8) as pool:
+        answers = sorted(pool.map(generate, [1] * 8))
+    assert answers == ["1 made"] * 2 + ["insufficient_quota"] * 6, answers
+    costs = _until(lambda: sum(Decimal(str(r.amount.value)) for r in _today(org, "costs", project)))
+    assert costs == 2 * Decimal(IMAGE_PRICE)
 
 
 def test_responses_forwarded_by_a_pure_gateway_hold_to_the_models_limits_and_are_metered(gateway, org):

@@ -11,7 +11,8 @@ holds against a hard spend limit until the answer's real cost replaces it.
   for the chat template's own tokens around it. Not in the body, so not held: a persona's
   system prompt, an image's tokens named by URL, a Realtime conversation's earlier items.
 - **Other families**: speech by its ``input``'s characters; embeddings and moderations by
-  their input alone; a transcription is not held (its seconds are known once it is
+  their input alone; a forwarded image operation by its ``n`` images (default 1, OpenAI's),
+  priced per image; a transcription is not held (its seconds are known once it is
   decoded): counted after its answer, as before reservations.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...storage.usage import AUDIO_SPEECHES, AUDIO_TRANSCRIPTIONS, COMPLETIONS, Measured
+from ...storage.usage import AUDIO_SPEECHES, AUDIO_TRANSCRIPTIONS, COMPLETIONS, IMAGES, Measured
 
 # The caps a body may name for its output, per answer (the first present counts).
 OUTPUT_CAPS = ("max_completion_tokens", "max_tokens", "max_output_tokens", "max_response_output_tokens")
@@ -52,6 +53,8 @@ def most_usage(family: str, body: dict | None, room: int | None) -> Measured | N
     """The largest usage ``body`` can be answered with; None when it cannot be bounded (no
     cap and no room known); none at all when nothing is held for it (a transcription, a
     request without a JSON body)."""
+    if family == IMAGES:  # the body's images (its ``n``: ``forwarded_usage``), each at its price
+        return Measured(family, calls=_count(body or {}, "n") or 1)
     if body is None or family == AUDIO_TRANSCRIPTIONS:
         return Measured(family)
     if family == AUDIO_SPEECHES:
