@@ -134,25 +134,32 @@ class ProjectLimits:
             task.add_done_callback(self._pending.discard)
 
 
-async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None, prefix: str = "", images: int = 0) -> None:
+async def admit_model(
+    model: str, audio_bytes: int = 0, body: dict | None = None, prefix: str = "", images: int = 0,
+    held: dict | None = None, unread: int | None = None,
+) -> None:
     """The request being served, held to its project's rules: its limits on the model
     ``model`` names (when the app has them), for a JSON ``body`` its hosted tool permissions
     (``prefix``: where ``body``'s tools are, ``session.`` for a Realtime session's), and its
     hard spend limits (the most it can cost held: ``hold_spend``, settled by the request's
-    end: ``settle``; a forwarded image request's ``images`` at their price)."""
+    end: ``settle``). A forwarded request whose body is not read here is held by what was
+    read of it (``held``: a Response's ``max_output_tokens``) and its size in bytes
+    (``unread``: at most a token a byte), an image request by its ``images`` at their price."""
     services = context.current()
     record = context.record()
     record.metered_model = model = services.registry.canonical(model)
     if body is not None:
         await hosted_tools.check(services, context.caller(), body, prefix)
+    if images:
+        held = {"n": images}
     # First: a request refused for its spend counts in no window.
-    await hold_spend(model, {"n": images} if images else body, IMAGES if images else None)
+    await hold_spend(model, body if held is None else held, IMAGES if images else None, unread)
     limits = getattr(services, "project_limits", None)
     if limits is not None:
         await limits.admit(context.caller(), model, audio_bytes, images)
 
 
-async def hold_spend(model: str, body: dict | None, family: str | None = None) -> None:
+async def hold_spend(model: str, body: dict | None, family: str | None = None, input_tokens: int | None = None) -> None:
     """Reserve what the request being served can cost at most on ``model`` (already
     resolved: ``Record.metered_model``) under its hard spend limits, or 429
     ``insufficient_quota``; kept on its record until ``settle``, which must follow whatever
@@ -169,7 +176,7 @@ async def hold_spend(model: str, body: dict | None, family: str | None = None) -
     def most(price: Price) -> Measured | None:  # asked only under a limit, for a priced model
         backend = services.registry.backend_for_or_none(model)
         room = getattr(backend, "context_length", lambda _: None)(model)  # the audio backend knows none
-        return most_usage(family, body, room if room is not None else price.context_window)
+        return most_usage(family, body, room if room is not None else price.context_window, input_tokens)
 
     record.spend_hold = await meter.hold(context.caller(), model, family, most, wait=background.get())
 

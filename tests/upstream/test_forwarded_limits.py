@@ -1,7 +1,7 @@
 """Operations nobody serves here are forwarded, and limited and priced by what they are
 (issue #47): images count against ``max_images_per_1_minute`` (``n`` each) and cost per
 image, their ``n`` images held against a hard spend limit while they are made; Responses forwarded by a pure gateway are held to the model's limits and metered from
-their answer; speech forwarded to an upstream voice costs its characters. A limit this
+their answer (holding their cap and their body's bytes under a hard spend limit); speech forwarded to an upstream voice costs its characters. A limit this
 service cannot count is refused naming it, never stored and ignored.
 
 A pure gateway in front of ``ChatOnlyUpstream``: chat, Responses and speech passed on to the
@@ -26,6 +26,7 @@ ADMIN = "sk-admin-forwarded-91d4"
 IMAGE_MODEL = "gpt-image-1"
 IMAGE_PRICE = "0.04"
 REFRESH = 0.2
+TOKEN_PRICE = 1000  # USD per 1M tokens: a tenth of a cent a token
 UNSET = 2**31 - 1
 
 
@@ -42,6 +43,7 @@ usage_flush_seconds: 0.3
 prices:
   - {{model: {IMAGE_MODEL}, image: {IMAGE_PRICE}}}
   - {{model: tts-1, characters: 15000}}
+  - {{model: {MODEL}, input: {TOKEN_PRICE}, output: {TOKEN_PRICE}}}
 """
     env = {
         "LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": upstream.api, "OPENAI_API_KEY": "sk-upstream-4c1d",
@@ -149,6 +151,23 @@ def test_responses_forwarded_by_a_pure_gateway_hold_to_the_models_limits_and_are
 
     results = _until(used)
     assert results and sum(r.output_tokens for r in results) == answer.usage.output_tokens, _today(org, "completions", project)
+
+
+def test_a_response_forwarded_by_a_pure_gateway_holds_its_most_under_a_hard_spend_limit(gateway, org, upstream):
+    """Its body is not read here but for its model and cap: it holds its cap and a token per
+    byte of its body. 20 cents hold one with a cap of 16 (under 100 tokens, 10 cents), not
+    one with a cap of 300 (refused before the upstream is asked; it held nothing before, and
+    was answered while the month's spend was under the limit)."""
+    project, key = _project_key(org, "responses-held")
+    org.projects.spend_limit.update(project, threshold_amount=20, currency="USD", interval="month")
+    time.sleep(REFRESH + 0.1)
+    client = sdk(gateway, key)
+    assert client.responses.create(model=MODEL, input="Hi", max_output_tokens=16, store=False).usage.output_tokens
+    asked = len(upstream.requests)
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.responses.create(model=MODEL, input="Hi", max_output_tokens=300, store=False)
+    assert refused.value.code == "insufficient_quota" and "may cost up to" in refused.value.message
+    assert len(upstream.requests) == asked
 
 
 def test_speech_forwarded_to_an_upstream_voice_costs_its_characters(gateway, org):
