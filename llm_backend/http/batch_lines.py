@@ -17,9 +17,13 @@ A line is admitted as that key's request would be (issue #47: lines ran as their
 past its archiving and its spend limit): the key still let in (``Authenticator.holder``: not
 revoked, deleted or expired, still configured, its project not archived), then the hard
 spend limits (``SpendMeter.admit``, as ``rate_limits.LimitedAuthenticator`` admits a
-request), then, where the body names its model, the project's per-model limits (the endpoint's
-own ``routed_by_model``). A refusal of the first two is ``Refused``: the batch runner runs no
-further line of the batch (serving/batches/runner.py). Per-key rate limits are not applied:
+request), then, where the body names its model, the project's per-model limits and its spend
+hold (the endpoint's own ``routed_by_model``: ``project_limits.admit_model``), settled when
+the line ends, however it ends. A refusal of the first two is ``Refused``: the batch runner
+runs no further line of the batch (serving/batches/runner.py). The hold is what keeps a
+batch's lines, running ``batch_concurrency`` at once, within its limit: a line holds its most
+before it runs (waiting for this process's other holds rather than be refused by them), so
+no line waits for the one before to be priced. Per-key rate limits are not applied:
 OpenAI keeps batch limits apart from the interactive ones (``project_limits.py``).
 """
 
@@ -41,14 +45,11 @@ from ..storage.batches import Claimed
 from .. import off_loop
 from ..json_scan import MAX_JSON_DEPTH
 from ..json_text import LARGE_BODY, loads
-from . import context
+from . import context, project_limits
 from .middleware import Observer
 from .rendering import error_response
 
 Json = dict[str, Any]
-# How long a line waits for its cost to be counted, so that the next line of its batch is
-# admitted against it (the meter counts just after an answer, off its path).
-COUNTED_WAIT = 5.0
 
 
 class Endpoint(Protocol):
@@ -134,12 +135,6 @@ class BatchLines:
                 raise Refused(refusal) from None
         return principal
 
-    async def _counted(self) -> None:
-        """Wait (a while at most) for the answers' costs to be counted."""
-        meter = getattr(self.services, "spend_meter", None)
-        if meter is not None:
-            await asyncio.wait([asyncio.ensure_future(meter.settled())], timeout=COUNTED_WAIT)
-
     async def _answer(self, batch: Claimed, body: Json) -> tuple[int, Json, str, float | None]:
         route = self.routes[batch.endpoint]
         request_id = "req_" + uuid.uuid4().hex
@@ -177,10 +172,12 @@ class BatchLines:
             except (ValueError, OpenAIError):
                 parsed = None
         finally:
-            if observation is not None:
-                observation.finished(status)
-            off_loop.release()  # a line's end is its request's (RequestContext's part)
-        await self._counted()  # priced once the request is over (an upstream's answer: ``finished``)
+            try:
+                if observation is not None:
+                    observation.finished(status)  # its usage counted (an upstream's answer: at its end)
+            finally:
+                project_limits.settle(record)  # its spend hold (``admit_model``), now that its cost is known
+                off_loop.release()  # a line's end is its request's (RequestContext's part)
         if not isinstance(parsed, dict):
             return 500, server_error().body(), request_id, None
         return status, parsed, request_id, retry_after

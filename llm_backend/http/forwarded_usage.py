@@ -11,7 +11,9 @@ project's limits on the model it names, and priced, by what it is:
 - **Responses** forwarded as unserved (``createResponse``, ``Compactconversation``: a pure
   gateway forwards the stateful families): the model admitted as a request and named for
   the meter, which reads the answer's ``usage`` as it reads any relayed answer's
-  (``metrics.py``: the JSON answer, or the stream's ``response.completed``);
+  (``metrics.py``: the JSON answer, or the stream's ``response.completed``); under a hard
+  spend limit it holds its ``max_output_tokens`` (else the model's room) and its body's
+  bytes as its input tokens (``holds.py``);
 - **speech** forwarded by its model (``routed_by_model``: an upstream's voice): its input's
   characters, as a local model's speech counts them.
 
@@ -67,10 +69,16 @@ async def admitted(scope: Scope, content: bytes | StreamedBody | None) -> Counte
     model = fields.get("model") or IMAGE_OPERATIONS.get(operation)
     if not isinstance(model, str):
         return None  # the upstream's 400
-    images = _images(fields.get("n")) if operation in IMAGE_OPERATIONS else 0
     context.record().model = model  # for the metrics: labels, and the usage of its answer
-    await admit_model(model, images=images)
-    return Counted(model, images)
+    if operation in IMAGE_OPERATIONS:
+        images = _images(fields.get("n"))
+        await admit_model(model, images=images)
+        return Counted(model, images)
+    # A Response holds its cap (or the model's room) and its body's bytes as its input.
+    cap = fields.get("max_output_tokens")
+    held = {"max_output_tokens": int(cap)} if isinstance(cap, (int, float)) and not isinstance(cap, bool) else {}
+    await admit_model(model, held=held, unread=_size(content))
+    return Counted(model)
 
 
 def answered(counted: Counted | None, status: int) -> None:
@@ -90,6 +98,12 @@ def answered_by_model(operation_id: str, model: str, body: Any, status: int) -> 
     if isinstance(spoken, str):
         context.record().tokens_counted = True
         context.current().metrics.count_tokens(model, {"characters": len(spoken)}, family=AUDIO_SPEECHES)
+
+
+def _size(content: bytes | StreamedBody | None) -> int:
+    if isinstance(content, StreamedBody):
+        return content.size
+    return len(content or b"")
 
 
 def _images(n: Any) -> int:
@@ -114,7 +128,7 @@ async def _fields(content: bytes | StreamedBody | None, headers: list[tuple[byte
     if found.get(b"content-encoding", b"identity").strip().lower() != b"identity":
         raise Unreadable("a body with a Content-Encoding")
     kind, _ = parse_options_header(found.get(b"content-type", b""))
-    wanted = {"model", "n"} if images else {"model"}
+    wanted = {"model", "n"} if images else {"model", "max_output_tokens"}
     if kind == b"multipart/form-data":
         form = TextFields(found[b"content-type"])
         async for chunk in _chunks(content):

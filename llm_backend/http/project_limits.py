@@ -20,7 +20,8 @@ A request's model is resolved once, here, to the model it names (``ModelRegistry
 a local model's aliases and personas, an upstream alias, a pool): its limits, its price and
 its metered usage key on that model (``Record.metered_model``), so that an alias cannot
 pass its model's limits or be answered unpriced. Here too a request under a hard spend
-limit reserves the most it can cost (``serving/control/meter.py``), settled when it ends.
+limit reserves the most it can cost (``serving/control/meter.py``), settled when it ends:
+every lane, batch lines and forwarded image operations (their ``n`` images) included.
 
 Batch lines (``backends.base.background``) are held to ``batch_1_day_max_input_tokens``
 alone: a line that finds the day's batch input tokens spent fails with that 429 (its error
@@ -43,7 +44,7 @@ from ..storage import Database
 from ..storage.governance import ModelLimits
 from ..serving.control.holds import most_usage
 from ..governance_settings import Price
-from ..storage.usage import COMPLETIONS, Measured
+from ..storage.usage import COMPLETIONS, IMAGES, Measured
 from . import context
 from .metrics import USAGE_FAMILIES
 
@@ -133,42 +134,51 @@ class ProjectLimits:
             task.add_done_callback(self._pending.discard)
 
 
-async def admit_model(model: str, audio_bytes: int = 0, body: dict | None = None, prefix: str = "", images: int = 0) -> None:
+async def admit_model(
+    model: str, audio_bytes: int = 0, body: dict | None = None, prefix: str = "", images: int = 0,
+    held: dict | None = None, unread: int | None = None,
+) -> None:
     """The request being served, held to its project's rules: its limits on the model
     ``model`` names (when the app has them), for a JSON ``body`` its hosted tool permissions
     (``prefix``: where ``body``'s tools are, ``session.`` for a Realtime session's), and its
-    hard spend limits (the most it can cost held: ``hold_spend``; interactive requests only,
-    whose end settles it: ``settle``)."""
+    hard spend limits (the most it can cost held: ``hold_spend``, settled by the request's
+    end: ``settle``). A forwarded request whose body is not read here is held by what was
+    read of it (``held``: a Response's ``max_output_tokens``) and its size in bytes
+    (``unread``: at most a token a byte), an image request by its ``images`` at their price."""
     services = context.current()
     record = context.record()
     record.metered_model = model = services.registry.canonical(model)
     if body is not None:
         await hosted_tools.check(services, context.caller(), body, prefix)
-    if not background.get():
-        await hold_spend(model, body)  # first: a request refused for its spend counts in no window
+    if images:
+        held = {"n": images}
+    # First: a request refused for its spend counts in no window.
+    await hold_spend(model, body if held is None else held, IMAGES if images else None, unread)
     limits = getattr(services, "project_limits", None)
     if limits is not None:
         await limits.admit(context.caller(), model, audio_bytes, images)
 
 
-async def hold_spend(model: str, body: dict | None) -> None:
+async def hold_spend(model: str, body: dict | None, family: str | None = None, input_tokens: int | None = None) -> None:
     """Reserve what the request being served can cost at most on ``model`` (already
     resolved: ``Record.metered_model``) under its hard spend limits, or 429
     ``insufficient_quota``; kept on its record until ``settle``, which must follow whatever
-    happens (``middleware.Exchange.end`` for HTTP and WebSocket requests)."""
+    happens (``middleware.Exchange.end`` for HTTP and WebSocket requests,
+    ``BatchLines._answer`` for a batch line, which waits for this process's other holds
+    rather than be refused by them: a refusal ends its batch)."""
     services = context.current()
     meter = getattr(services, "spend_meter", None)
     record = context.record()
     if meter is None or record.spend_hold is not None:
         return
-    family = USAGE_FAMILIES.get(record.operation_id or "", COMPLETIONS)
+    family = family or USAGE_FAMILIES.get(record.operation_id or "", COMPLETIONS)
 
     def most(price: Price) -> Measured | None:  # asked only under a limit, for a priced model
         backend = services.registry.backend_for_or_none(model)
         room = getattr(backend, "context_length", lambda _: None)(model)  # the audio backend knows none
-        return most_usage(family, body, room if room is not None else price.context_window)
+        return most_usage(family, body, room if room is not None else price.context_window, input_tokens)
 
-    record.spend_hold = await meter.hold(context.caller(), model, family, most)
+    record.spend_hold = await meter.hold(context.caller(), model, family, most, wait=background.get())
 
 
 def settle(record: context.Record) -> None:

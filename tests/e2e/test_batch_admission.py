@@ -1,15 +1,14 @@
 """A batch's lines are requests of the key that created it (issue #47): held to its project's
 hard spend limit (the batch past it ends its lines with ``insufficient_quota``, its spend
-within one line's price of the limit, the organisation's limit and another project
-untouched), and run no further once the project is archived or the key revoked; a key's own
-rate limits stay its interactive requests'.
+within its limit and within one line's most of it, one line at a time or at the default
+``batch_concurrency``, the organisation's limit and another project untouched), and run no
+further once the project is archived or the key revoked; a key's own rate limits stay its
+interactive requests'.
 
 Servers route ``upstream-smol`` to the real upstream (the session's server, the real model),
-priced for the spend test, on SQLite. One line at a time (``batch_concurrency`` 1): the
-moments a project is archived or a key revoked fall between lines that are counted, and a
-line's cost is known before the next is admitted (with lines running at once, each admitted
-before the others' costs are known, spend passes a limit by up to that many lines until
-admission reserves spend: issue #47, item 3)."""
+priced for the spend test, on SQLite. One line at a time (``batch_concurrency`` 1) unless
+a test says otherwise: the moments a project is archived or a key revoked fall between
+lines."""
 
 from __future__ import annotations
 
@@ -22,6 +21,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from llm_backend.serving.control.holds import text_bytes
 from tests.conftest import MODEL
 from tests.support.batches import ENDED, chat_lines, file_lines, submit, wait
 from tests.support.clients import TLS, admin_sdk, keyed_server, managed_key, sdk
@@ -48,11 +48,12 @@ upstream_catch_all: false
 
 
 def _gateway(
-    tmp_path_factory, name: str, upstream: str, priced: bool, keys: tuple[str, ...] = (), env: dict[str, str] | None = None
+    tmp_path_factory, name: str, upstream: str, priced: bool, keys: tuple[str, ...] = (), env: dict[str, str] | None = None,
+    one_at_a_time: bool = True,
 ) -> LiveServer:
     """A server whose lines go upstream (its local models stay unloaded: with none at all,
     a pure gateway forwards the Batch API itself upstream)."""
-    env = {**ONE_AT_A_TIME, **(env or {})}
+    env = {**(ONE_AT_A_TIME if one_at_a_time else {}), **(env or {})}
     return keyed_server(tmp_path_factory.mktemp(name), list(keys), [f"ops={ADMIN}"], env=env, config=_config(upstream, priced))
 
 
@@ -88,45 +89,58 @@ def _chat(live: LiveServer, key: str) -> httpx.Response:
     )
 
 
-def test_a_batch_past_its_projects_spend_limit_ends_its_lines_with_insufficient_quota(server, tmp_path_factory):
+def _most_cents(body: dict) -> Decimal:
+    """What a line holds while it runs (``holds.most_usage``): a token per byte of its text, its output cap."""
+    return Decimal(text_bytes(body) + body["max_tokens"]) * PRICE / 1_000_000 * 100
+
+
+@pytest.mark.parametrize("concurrency", ["one at a time", "default"])
+def test_a_batch_past_its_projects_spend_limit_ends_its_lines_with_insufficient_quota(server, tmp_path_factory, concurrency):
     """The issue's case: a project with a limit of a few lines spent every line of its batch
-    and pushed the organisation past its own limit, so another project was refused."""
-    with _gateway(tmp_path_factory, "priced", server.api, priced=True) as priced:
+    and pushed the organisation past its own limit, so another project was refused; and at
+    the default concurrency (8 lines at once), each admitted before the others were priced,
+    the batch passed its limit by up to 8 lines. Each line holds its most before it runs."""
+    lines = chat_lines(24, UPSTREAM_MODEL)
+    most = max(_most_cents(line["body"]) for line in lines)
+    with _gateway(tmp_path_factory, "priced", server.api, priced=True, one_at_a_time=concurrency != "default") as priced:
         org = admin_sdk(priced, ADMIN).admin.organization
         capped, capped_key, _ = _project_key(org, "capped")
         _, other_key, _ = _project_key(org, "other")
         measured = _chat(priced, other_key)  # the organisation's only spend besides the batch
         assert measured.status_code == 200
         line_cents = _line_cost(measured.json()["usage"]) * 100
-        limit = 4  # cents: two or three lines
-        assert 0.5 < line_cents < limit / 2, line_cents
-        # The organisation's limit holds three lines more than the project's: the batch
-        # (12 lines) would pass it too if its lines were not held to the project's.
-        org_limit = math.ceil(line_cents + limit + 3 * line_cents)
+        limit = 12  # cents: a few lines (a line holds about 4 cents, costs 1 to 2)
+        assert 0.5 < line_cents < most < limit / 2, (line_cents, most)
+        # The organisation's limit leaves two lines' most more than the project's: the batch
+        # (24 lines) would pass it too if its lines were not held to the project's.
+        org_limit = math.ceil(line_cents + limit + 2 * most)
         org.projects.spend_limit.update(capped, threshold_amount=limit, currency="USD", interval="month")
         org.spend_limit.update(threshold_amount=org_limit, currency="USD", interval="month")
 
         client = sdk(priced, capped_key)
-        batch = submit(client, chat_lines(12, UPSTREAM_MODEL))
-        _ended(priced, batch.id)  # read in the database: past its limit, the project's key reads nothing
-        assert org.projects.spend_limit.retrieve(capped).enforcement.status == "enforcing"
-        assert _chat(priced, capped_key).status_code == 429
-        assert _chat(priced, other_key).status_code == 200  # the organisation's limit was not reached
+        batch = submit(client, lines)
+        _ended(priced, batch.id)
+        # What is left of the limit holds no more request of the project's (a line's most)...
+        refused = httpx.post(
+            priced.api + "/chat/completions", headers={"Authorization": f"Bearer {capped_key}"}, timeout=120, verify=TLS,
+            json={"model": UPSTREAM_MODEL, "messages": [{"role": "user", "content": "Say the number 0."}], "max_tokens": 50},
+        )
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "insufficient_quota", refused.text
+        assert _chat(priced, other_key).status_code == 200  # ...and the organisation's limit was not reached
         org.projects.spend_limit.delete(capped)
 
         done = client.batches.retrieve(batch.id)
         assert done.status == "completed", done.errors
         answered = file_lines(client, done.output_file_id)
         refused = file_lines(client, done.error_file_id)
-        assert answered and refused and len(answered) + len(refused) == 12
+        assert answered and refused and len(answered) + len(refused) == 24
         assert (done.request_counts.completed, done.request_counts.failed) == (len(answered), len(refused))
         for item in refused:
             assert item["response"]["status_code"] == 429
             assert item["response"]["body"]["error"]["code"] == "insufficient_quota"
-        costs = [_line_cost(item["response"]["body"]["usage"]) * 100 for item in answered]
-        spent = sum(costs)
-        # It ran until the limit was reached, and no further than the line that reached it.
-        assert limit <= spent <= limit + max(costs), (spent, costs)
+        spent = sum(_line_cost(item["response"]["body"]["usage"]) * 100 for item in answered)
+        # It ran until a line's most no longer fitted, and never past the limit.
+        assert limit - most < spent <= limit, (spent, most, len(answered))
 
 
 @pytest.mark.parametrize("kind", ["static", "managed"])

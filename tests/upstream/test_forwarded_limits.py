@@ -1,7 +1,7 @@
 """Operations nobody serves here are forwarded, and limited and priced by what they are
 (issue #47): images count against ``max_images_per_1_minute`` (``n`` each) and cost per
-image; Responses forwarded by a pure gateway are held to the model's limits and metered from
-their answer; speech forwarded to an upstream voice costs its characters. A limit this
+image, their ``n`` images held against a hard spend limit while they are made; Responses forwarded by a pure gateway are held to the model's limits and metered from
+their answer (holding their cap and their body's bytes under a hard spend limit); speech forwarded to an upstream voice costs its characters. A limit this
 service cannot count is refused naming it, never stored and ignored.
 
 A pure gateway in front of ``ChatOnlyUpstream``: chat, Responses and speech passed on to the
@@ -11,6 +11,7 @@ which this service does not serve, answered by that upstream as OpenAI answers t
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import openai
@@ -25,6 +26,7 @@ ADMIN = "sk-admin-forwarded-91d4"
 IMAGE_MODEL = "gpt-image-1"
 IMAGE_PRICE = "0.04"
 REFRESH = 0.2
+TOKEN_PRICE = 1000  # USD per 1M tokens: a tenth of a cent a token
 UNSET = 2**31 - 1
 
 
@@ -41,6 +43,7 @@ usage_flush_seconds: 0.3
 prices:
   - {{model: {IMAGE_MODEL}, image: {IMAGE_PRICE}}}
   - {{model: tts-1, characters: 15000}}
+  - {{model: {MODEL}, input: {TOKEN_PRICE}, output: {TOKEN_PRICE}}}
 """
     env = {
         "LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": upstream.api, "OPENAI_API_KEY": "sk-upstream-4c1d",
@@ -106,6 +109,32 @@ def test_images_are_priced_per_image_in_usage_and_costs(gateway, org):
     assert (item.line_item, item.quantity, item.quantity_unit) == (f"{IMAGE_MODEL}, images", 4, "images")
 
 
+def test_image_requests_hold_their_images_price_so_concurrent_ones_cannot_pass_a_spend_limit(gateway, org):
+    """Each image request reserves ``n`` x the image's price before it is forwarded: 8 at
+    once under a 10-cent limit at 4 cents an image make 2 images, the others refused, and
+    a request for more images than remain is refused whole (it held nothing before: every
+    one of the 8 was made, 32 cents)."""
+    project, key = _project_key(org, "images-held")
+    org.projects.spend_limit.update(project, threshold_amount=10, currency="USD", interval="month")
+    time.sleep(REFRESH + 0.1)
+    client = sdk(gateway, key)
+
+    def generate(n: int) -> str:
+        try:
+            return f"{len(client.images.generate(model=IMAGE_MODEL, prompt='a red square', n=n).data)} made"
+        except openai.RateLimitError as refused:
+            return refused.code
+
+    with pytest.raises(openai.RateLimitError) as refused:  # 3 images: 12 cents
+        client.images.generate(model=IMAGE_MODEL, prompt="a red square", n=3)
+    assert refused.value.code == "insufficient_quota"
+    with ThreadPoolExecutor(8) as pool:
+        answers = sorted(pool.map(generate, [1] * 8))
+    assert answers == ["1 made"] * 2 + ["insufficient_quota"] * 6, answers
+    costs = _until(lambda: sum(Decimal(str(r.amount.value)) for r in _today(org, "costs", project)))
+    assert costs == 2 * Decimal(IMAGE_PRICE)
+
+
 def test_responses_forwarded_by_a_pure_gateway_hold_to_the_models_limits_and_are_metered(gateway, org):
     project, key = _project_key(org, "responses")
     org.projects.rate_limits.update_rate_limit(f"rl-{MODEL}", project_id=project, max_requests_per_1_minute=1)
@@ -122,6 +151,23 @@ def test_responses_forwarded_by_a_pure_gateway_hold_to_the_models_limits_and_are
 
     results = _until(used)
     assert results and sum(r.output_tokens for r in results) == answer.usage.output_tokens, _today(org, "completions", project)
+
+
+def test_a_response_forwarded_by_a_pure_gateway_holds_its_most_under_a_hard_spend_limit(gateway, org, upstream):
+    """Its body is not read here but for its model and cap: it holds its cap and a token per
+    byte of its body. 20 cents hold one with a cap of 16 (under 100 tokens, 10 cents), not
+    one with a cap of 300 (refused before the upstream is asked; it held nothing before, and
+    was answered while the month's spend was under the limit)."""
+    project, key = _project_key(org, "responses-held")
+    org.projects.spend_limit.update(project, threshold_amount=20, currency="USD", interval="month")
+    time.sleep(REFRESH + 0.1)
+    client = sdk(gateway, key)
+    assert client.responses.create(model=MODEL, input="Hi", max_output_tokens=16, store=False).usage.output_tokens
+    asked = len(upstream.requests)
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.responses.create(model=MODEL, input="Hi", max_output_tokens=300, store=False)
+    assert refused.value.code == "insufficient_quota" and "may cost up to" in refused.value.message
+    assert len(upstream.requests) == asked
 
 
 def test_speech_forwarded_to_an_upstream_voice_costs_its_characters(gateway, org):

@@ -9,11 +9,13 @@ which records what it was asked and cuts each piece carrying ``usage`` into two 
 
 from __future__ import annotations
 
+import math
 import time
 from decimal import Decimal
 
 import pytest
 
+from llm_backend.serving.control.holds import text_bytes
 from tests.conftest import MODEL
 from tests.support.clients import admin_sdk, keyed_server, sdk
 from tests.support.fake_upstreams import ChatOnlyUpstream
@@ -109,11 +111,16 @@ def test_streams_without_include_usage_cost_what_they_used_and_carry_no_usage(ga
 
 
 def test_a_stream_without_include_usage_spends_toward_the_hard_limit(gateway, org):
+    # The limit is the stream's most (held while it runs: its body's text and its cap, at
+    # the price) rounded up to the cent: the first fits; once its real cost (a few tens of
+    # cents) is counted, what remains holds no second one.
+    body = {"messages": CHAT, "model": UPSTREAM_MODEL, "max_tokens": 3, "stream": True}  # what the SDK sends
+    most = text_bytes(body) * PRICE_IN + 3 * PRICE_OUT  # micro-dollars
     project, key = _project_key(org, "sdk-capped")
-    org.projects.spend_limit.update(project, threshold_amount=1, currency="USD", interval="month")
+    org.projects.spend_limit.update(project, threshold_amount=math.ceil(most / 10_000), currency="USD", interval="month")
     time.sleep(REFRESH + 0.1)
     client = sdk(gateway, key)
-    assert _stream_lines(client)[-1] == "data: [DONE]"  # costs more than the cent: answered, then the limit holds
+    assert _stream_lines(client)[-1] == "data: [DONE]"
 
     def refused():
         try:

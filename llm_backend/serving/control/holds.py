@@ -10,8 +10,12 @@ holds against a hard spend limit until the answer's real cost replaces it.
   its text), each key and string counted in UTF-8 bytes and every value given a few more
   for the chat template's own tokens around it. Not in the body, so not held: a persona's
   system prompt, an image's tokens named by URL, a Realtime conversation's earlier items.
+- **A forwarded Response** (a pure gateway forwards the Responses API unread): its
+  ``max_output_tokens`` (or the room) and its body's bytes as its input, at most a token a
+  byte (``http/forwarded_usage.py``); what the upstream keeps of a conversation is not held.
 - **Other families**: speech by its ``input``'s characters; embeddings and moderations by
-  their input alone; a transcription is not held (its seconds are known once it is
+  their input alone; a forwarded image operation by its ``n`` images (default 1, OpenAI's),
+  priced per image; a transcription is not held (its seconds are known once it is
   decoded): counted after its answer, as before reservations.
 """
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...storage.usage import AUDIO_SPEECHES, AUDIO_TRANSCRIPTIONS, COMPLETIONS, Measured
+from ...storage.usage import AUDIO_SPEECHES, AUDIO_TRANSCRIPTIONS, COMPLETIONS, IMAGES, Measured
 
 # The caps a body may name for its output, per answer (the first present counts).
 OUTPUT_CAPS = ("max_completion_tokens", "max_tokens", "max_output_tokens", "max_response_output_tokens")
@@ -48,16 +52,19 @@ def _count(body: dict, name: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def most_usage(family: str, body: dict | None, room: int | None) -> Measured | None:
+def most_usage(family: str, body: dict | None, room: int | None, input_tokens: int | None = None) -> Measured | None:
     """The largest usage ``body`` can be answered with; None when it cannot be bounded (no
     cap and no room known); none at all when nothing is held for it (a transcription, a
-    request without a JSON body)."""
+    request without a JSON body). ``input_tokens``: the input's bound when ``body`` is only
+    what was read of a body forwarded unread (its size in bytes)."""
+    if family == IMAGES:  # the body's images (its ``n``: ``forwarded_usage``), each at its price
+        return Measured(family, calls=_count(body or {}, "n") or 1)
     if body is None or family == AUDIO_TRANSCRIPTIONS:
         return Measured(family)
     if family == AUDIO_SPEECHES:
         text = body.get("input")
         return Measured(family, characters=len(text) if isinstance(text, str) else 0)
-    input_tokens = text_bytes(body)
+    input_tokens = text_bytes(body) if input_tokens is None else input_tokens
     if family != COMPLETIONS:  # embeddings, moderations: input alone
         return Measured(family, input_tokens=input_tokens)
     cap = next((count for name in OUTPUT_CAPS if (count := _count(body, name)) is not None), None)

@@ -24,7 +24,10 @@ organisation's month, hard spend limits held, spend alerts fired.
   context: it holds all that remains, so it runs alone). A transcription, an unpriced model
   and a project under no hard limit hold nothing (no round trip). A replica killed in a
   request leaves its hold until the month ends. Admin keys are never refused (they must be
-  able to raise a limit).
+  able to raise a limit). A batch line (``hold(wait=True)``) whose most does not fit while
+  requests of this process hold part of the limit waits for them to settle and asks again:
+  it is refused (which ends its batch) only by what is spent, or held by other replicas, so
+  a batch stops within one line's most of its limit whatever its concurrency.
 - **Alerts.** After each addition, each alert of the project or the organisation whose
   threshold the new total reached is claimed for the month (a conditional UPSERT that only
   the first replica wins) and fired once: an audit log entry and, when
@@ -99,6 +102,8 @@ class SpendMeter:
         self._carried: dict[str, Decimal] = {}  # per scope: the fraction of a micro-dollar not counted yet
         # The hold of the request being served (the app sets it: the request's record keeps it).
         self.current_hold: Callable[[], Hold | None] = lambda: None
+        self._live: set[Hold] = set()  # this process's holds not yet taken back in the counters
+        self._released = asyncio.Event()  # set (and replaced) each time one of them is
 
     # --- counting ---------------------------------------------------------------------------------
 
@@ -134,7 +139,11 @@ class SpendMeter:
         held = [(spend_owner(scope), hold.month, hold.micros) for scope in hold.scopes] if hold is not None else []
         if hold is None and not any(amount for _, amount in spent):
             return
-        counts = await self.database.run(self.database.rate_counters.settle, month, spent, held)
+        try:
+            counts = await self.database.run(self.database.rate_counters.settle, month, spent, held)
+        finally:
+            if hold is not None:
+                self._release(hold)
         totals = {scope: count for scope, count in zip(self._scopes(project), counts)}
         for alert in self.database.governance.last().alerts:
             total = totals.get(alert.scope)
@@ -145,6 +154,15 @@ class SpendMeter:
                 if claimed:
                     await self._fire(alert, total, month)
 
+    def _release(self, hold: Hold) -> None:
+        self._live.discard(hold)
+        self._released.set()
+        self._released = asyncio.Event()
+
+    def _holding(self, scope: str) -> bool:
+        """Whether a request of this process holds part of ``scope``'s limit."""
+        return any(scope in hold.scopes for hold in self._live)
+
     async def settled(self) -> None:
         """Wait for the spend being counted (tests, shutdown)."""
         while self._tasks:
@@ -153,12 +171,14 @@ class SpendMeter:
     # --- hard limits ------------------------------------------------------------------------------
 
     async def hold(
-        self, principal: Principal, model: str, family: str, most: Callable[[Price], Measured | None]
+        self, principal: Principal, model: str, family: str, most: Callable[[Price], Measured | None], wait: bool = False
     ) -> Hold | None:
         """Reserve what a request of ``principal`` on ``model`` can cost at most under its
         scopes' hard limits, or 429 ``insufficient_quota``; None when it holds nothing (no
         limit, nothing priced: then ``most`` is not even asked). ``most(price)``: its
-        largest usage of ``family`` (``holds.most_usage``), None when unknown."""
+        largest usage of ``family`` (``holds.most_usage``), None when unknown. ``wait``
+        (batch lines): refused while requests of this process hold part of the limit, it
+        waits for one of them to be taken back and asks again."""
         if principal.admin:
             return None
         limits = (await self.database.governance.current()).spend_limits
@@ -172,14 +192,22 @@ class SpendMeter:
             return None
         month = month_start()
         owners = [(spend_owner(scope), limits[scope] * MICROS_PER_CENT) for scope in scopes]
-        taken, refused = await self.database.run(self.database.rate_counters.reserve, month, owners, amount)
-        if refused is not None:
+        while True:
+            released = self._released  # before asking: a release after the answer wakes the wait
+            taken, refused = await self.database.run(self.database.rate_counters.reserve, month, owners, amount)
+            if refused is None:
+                break
             scope = refused.removeprefix("spend:")
+            if wait and self._holding(scope):
+                await released.wait()
+                continue
             named = "organization" if scope == "" else f"project {scope}"
             if taken <= 0:
                 raise insufficient_quota(named, limits[scope])
             raise spend_not_held(named, limits[scope], amount, taken)
-        return Hold(principal.owner, scopes, taken, month)
+        hold = Hold(principal.owner, scopes, taken, month)
+        self._live.add(hold)
+        return hold
 
     def settle(self, hold: Hold | None) -> None:
         """The request holding ``hold`` is over: its real cost counted and its hold taken back
