@@ -24,6 +24,7 @@ cannot count for an operation is refused when it is set (``serving/control/rate_
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from starlette.types import Scope
 from .. import errors
 from ..auth import ANONYMOUS
 from ..backends.base import StreamedBody
+from ..json_scan import MAX_JSON_DEPTH, SLICE, Scanner
 from ..serving.form_fields import TextFields, Unreadable
 from ..storage.usage import AUDIO_SPEECHES, IMAGES
 from . import context
@@ -113,10 +115,17 @@ def _images(n: Any) -> int:
 
 
 async def _chunks(content: bytes | StreamedBody | None) -> AsyncIterator[bytes]:
-    if isinstance(content, StreamedBody):
-        async for chunk in content.chunks():
-            yield chunk
-    elif content:
+    """The body in slices of at most ``SLICE`` bytes, the loop given a turn between them: a
+    Response without ``max_output_tokens`` is read to its end here, on the event loop."""
+    pieces = content.chunks() if isinstance(content, StreamedBody) else _once(content)
+    async for chunk in pieces:
+        for start in range(0, len(chunk), SLICE):
+            yield chunk[start : start + SLICE]
+            await asyncio.sleep(0)
+
+
+async def _once(content: bytes | None) -> AsyncIterator[bytes]:
+    if content:
         yield content
 
 
@@ -142,9 +151,13 @@ async def _json_fields(chunks: AsyncIterator[bytes], wanted: set[str]) -> dict[s
     are found: the rest is the upstream's to read)."""
     events = ijson.sendable_list()
     parser = ijson.parse_coro(events, use_float=True)
+    shape = Scanner(MAX_JSON_DEPTH)  # ijson's parse names each event's path: quadratic in depth
     fields: dict[str, Any] = {}
     try:
         async for chunk in chunks:
+            shape.feed(chunk)
+            if shape.past():
+                raise errors.too_deep(MAX_JSON_DEPTH)
             parser.send(chunk)
             for prefix, event, value in events:
                 if prefix in wanted and event in ("string", "number"):

@@ -81,6 +81,22 @@ def test_a_deep_body_is_refused_before_the_guard_reads_it(gateway, server, bobs_
     assert not upstream_asked(server, since, f"/v1/vector_stores/{bobs_store}/files")
 
 
+@pytest.mark.parametrize("path", ["/responses", "/images/generations"])
+def test_a_deep_body_is_refused_before_its_usage_is_read(gateway, server, measured, path):
+    # The fields a forwarded operation is counted by (its model, n, max_output_tokens) are
+    # read from its stream as the guard reads it; a model after 200,000 levels is refused
+    # unread, in bounded memory (ijson's paths are quadratic in the depth).
+    levels = 200_000
+    body = b'{"metadata": ' + b"[" * levels + b"]" * levels + b', "model": "gpt-x", "input": "hi", "prompt": "hi"}'
+    since = log_size(server)
+    with measured(gateway):
+        answer = httpx.post(gateway.api + path, content=body, headers={"Authorization": f"Bearer {KEY_B}",
+                            "content-type": "application/json"}, timeout=60)
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.json()["error"]["code"] == "invalid_body" and "64 levels deep" in answer.json()["error"]["message"]
+    assert not upstream_asked(server, since, "/v1" + path)
+
+
 def test_an_id_hidden_in_a_json_escape_is_seen(gateway, secret, bobs_store):
     hidden = json.dumps({"file_id": secret}).replace("-", "\\u002d").encode() + b" " * (2 * MiB)
     assert attach(gateway, bobs_store, hidden, "application/json").status_code == 404
