@@ -127,7 +127,7 @@ def test_image_requests_hold_their_images_price_so_concurrent_ones_cannot_pass_a
 
     with pytest.raises(openai.RateLimitError) as refused:  # 3 images: 12 cents
         client.images.generate(model=IMAGE_MODEL, prompt="a red square", n=3)
-    assert refused.value.code == "insufficient_quota"
+    assert refused.value.code == "insufficient_quota" and "fewer images (n)" in refused.value.message
     with ThreadPoolExecutor(8) as pool:
         answers = sorted(pool.map(generate, [1] * 8))
     assert answers == ["1 made"] * 2 + ["insufficient_quota"] * 6, answers

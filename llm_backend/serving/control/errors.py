@@ -37,7 +37,11 @@ def insufficient_quota(scope: str, limit_cents: int) -> OpenAIError:
     )
 
 
-def spend_not_held(scope: str, limit_cents: int, most_micros: int, left_micros: int) -> OpenAIError:
+# What a smaller request of each family would be (a family not named: the token caps).
+_SMALLER = {"images": "Ask for fewer images (n)", "audio_speeches": "Send a shorter input"}
+
+
+def spend_not_held(scope: str, limit_cents: int, most_micros: int, left_micros: int, family: str = "") -> OpenAIError:
     """A request that could cost more than what remains under a hard spend limit (its most is
     held before it is served: ``meter.py``): OpenAI's 429 ``insufficient_quota``, saying what
     a smaller output cap would change."""
@@ -45,7 +49,7 @@ def spend_not_held(scope: str, limit_cents: int, most_micros: int, left_micros: 
         429,
         f"You exceeded your current quota: this request may cost up to ${most_micros / 1e6:.6f}, and the {scope}'s "
         f"hard spend limit of ${limit_cents / 100:.2f} this month leaves ${max(left_micros, 0) / 1e6:.6f} not spent or "
-        "held by requests in progress. Set a lower max_completion_tokens / max_output_tokens, or raise the limit.",
+        f"held by requests in progress. {_SMALLER.get(family, 'Set a lower max_completion_tokens / max_output_tokens')}, or raise the limit.",
         code="insufficient_quota",
         type="insufficient_quota",
     )

@@ -204,7 +204,7 @@ class SpendMeter:
             named = "organization" if scope == "" else f"project {scope}"
             if taken <= 0:
                 raise insufficient_quota(named, limits[scope])
-            raise spend_not_held(named, limits[scope], amount, taken)
+            raise spend_not_held(named, limits[scope], amount, taken, family)
         hold = Hold(principal.owner, scopes, taken, month)
         self._live.add(hold)
         return hold
