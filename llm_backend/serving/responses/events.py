@@ -4,7 +4,9 @@ One ``ResponseStream`` per streamed response. It yields ``(type, event)`` pairs 
 ``sequence_number`` grows by one from 0: ``response.created``, ``response.in_progress``,
 then per output item ``output_item.added`` → (``content_part.added`` →
 ``output_text.delta``… → ``output_text.done`` → ``content_part.done`` | 
-``function_call_arguments.delta``… → ``function_call_arguments.done``) →
+``function_call_arguments.delta``… → ``function_call_arguments.done`` | for a custom
+tool's call, ``custom_tool_call_input.delta`` → ``.done`` with its whole input; a
+``local_shell_call``, ``shell_call`` or ``apply_patch_call`` has none: ``client_tools.py``) →
 ``output_item.done``, and last ``response.completed`` / ``.incomplete`` / ``.failed``.
 
 With ``mcp`` tools (``mcp_run.McpRun``) a response is several generations: a call of an MCP
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 Event = tuple[str, Json]
+# Calls of client_tools.py's tools other than functions: their fields come from the arguments.
+_CLIENT_CALLS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
 
 
 class _Item:
@@ -56,6 +60,7 @@ class ResponseStream:
         save: Callable[[Json], Awaitable[None]],
         prior: Any = None,
         tools: Any = None,
+        client: Any = None,
     ) -> None:
         self.response = response
         self.chunks = chunks  # None: the first generation comes after ``tools``' approved calls
@@ -67,6 +72,9 @@ class ResponseStream:
         self.prior = prior
         # The MCP tools' run (mcp_run.McpRun): its ``listed`` items come next.
         self.tools = tools
+        # The namespace, custom and client-executed tools (client_tools.ClientTools): a
+        # call of one is its own item type.
+        self.client = client
         self.output: list[Json] = [*(prior.items if prior is not None else []), *(tools.listed if tools is not None else [])]
         self.message: _Item | None = None
         self.calls: dict[int, _Item] = {}
@@ -148,6 +156,8 @@ class ResponseStream:
                 events += self._close_message("completed")
             name = function.get("name") or ""
             item = self.tools.item_for(name) if self.tools is not None else None
+            if item is None and self.client is not None:
+                item = self.client.open_item(name, delta.get("id") or new_id("call"))
             if item is None:
                 item = objects.function_call_item(new_id("fc"), "in_progress", delta.get("id") or new_id("call"), name, "")
             call = self.calls[index] = _Item(len(self.output), item)
@@ -189,7 +199,16 @@ class ResponseStream:
                 item["status"] = cut  # cut by the token limit: never run
             elif item["type"] == "function_call":
                 item["status"] = cut
+                if "namespace" in item:
+                    self.client.finish(item, item["arguments"], cut)
                 events.append(self._event("response.function_call_arguments.done", **where, name=item["name"], arguments=item["arguments"]))
+            else:
+                # A custom or client-executed tool's call: its fields from the whole arguments.
+                arguments = item.pop("arguments")
+                self.client.finish(item, arguments, cut)
+                if item["type"] == "custom_tool_call":
+                    events.append(self._event("response.custom_tool_call_input.delta", **where, delta=item["input"]))
+                    events.append(self._event("response.custom_tool_call_input.done", **where, input=item["input"]))
             events.append(self._event("response.output_item.done", output_index=call.index, item=item))
         self.open_calls = []
         return events
@@ -256,7 +275,11 @@ class ResponseStream:
             text = "".join(self.message.text)
             self.message.item.update(status="incomplete", content=[objects.text_part(text, self.message.logprobs)])
         for call in self.open_calls:
-            call.item.update(status="incomplete", arguments="".join(call.text))
+            if call.item["type"] in _CLIENT_CALLS:
+                self.client.finish(call.item, "".join(call.text), "incomplete")
+                call.item.pop("arguments", None)
+            else:
+                call.item.update(status="incomplete", arguments="".join(call.text))
         for call in self.running:
             call.item["status"] = "incomplete"
 
