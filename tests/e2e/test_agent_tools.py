@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.support.clients import sdk
 
 EXEC = {
     "type": "function",
@@ -94,6 +95,22 @@ def test_a_forced_hosted_tool_is_still_refused(client):
         create(client, codex_body(tool_choice={"type": "web_search_preview"}, tools=[{"type": "web_search_preview"}]))
     assert refused.value.body["param"] == "tool_choice"
     assert "web search" in refused.value.body["message"]
+
+
+HOSTED = [{"type": "web_search"}, {"type": "code_interpreter", "container": {"type": "auto"}}, {"type": "image_generation"}]
+
+
+def test_hosted_tools_are_not_offered_when_the_model_may_choose(client):
+    raw = client.responses.with_raw_response.create(model=MODEL, input="Hi", tools=HOSTED, tool_choice="auto", max_output_tokens=16)
+    assert raw.headers["x-llm-backend-dropped-tools"] == "web_search,code_interpreter,image_generation"
+    assert raw.parse().status in ("completed", "incomplete")
+
+
+def test_a_setting_refuses_hosted_tools_instead(start_server):
+    live = start_server(env={"LLM_BACKEND_RESPONSES_HOSTED_TOOLS": "refuse"})
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(live).responses.create(model=MODEL, input="Hi", tools=[EXEC, *HOSTED], max_output_tokens=16)
+    assert refused.value.body["param"] == "tools[1].type" and "web search" in refused.value.body["message"]
 
 
 def forced(client: openai.OpenAI, tools: list, choice, text: str, **extra):

@@ -20,7 +20,8 @@ Their items in a request's input (calls and outputs) are replayed as the functio
 and outputs the model made and read. Hosted tools that need OpenAI's cloud (web search,
 image generation, the code interpreter, computer use) are left out of what the model is
 offered when ``tool_choice`` lets it choose, and named by ``dropped`` (the controller's
-``x-llm-backend-dropped-tools`` header); a ``tool_choice`` that forces one is still a 400.
+``x-llm-backend-dropped-tools`` header; ``responses_hosted_tools: refuse`` makes them a 400
+instead); a ``tool_choice`` that forces one is always a 400.
 """
 
 from __future__ import annotations
@@ -122,6 +123,22 @@ def _custom_parameters(tool: Json) -> tuple[Json, str]:
 def _is_lark(tool: Json) -> bool:
     fmt = tool.get("format") or {}
     return fmt.get("type") == "grammar" and fmt.get("syntax") == "lark"
+
+
+def check_hosted(body: Json, policy: str) -> None:
+    """With ``responses_hosted_tools: refuse``: a hosted tool is a 400 naming it (OpenAI
+    would run it; silently answering without it is what a client may not want)."""
+    if policy != "refuse":
+        return
+    for index, tool in enumerate(body.get("tools") or []):
+        kind = tool.get("type")
+        if kind in CLOUD_TOOLS:
+            raise bad_request(
+                f"'tools[{index}].type' is not supported by local models: the '{kind}' tool needs "
+                f"{CLOUD_TOOLS[kind]} in OpenAI's cloud.",
+                f"tools[{index}].type",
+                "unsupported_parameter",
+            )
 
 
 def dropped(body: Json) -> list[str]:

@@ -202,7 +202,7 @@ class ResponseStream:
                 if "namespace" in item:
                     self.client.finish(item, item["arguments"], cut)
                 events.append(self._event("response.function_call_arguments.done", **where, name=item["name"], arguments=item["arguments"]))
-            else:
+            elif item["type"] in _CLIENT_CALLS:
                 # A custom or client-executed tool's call: its fields from the whole arguments.
                 arguments = item.pop("arguments")
                 self.client.finish(item, arguments, cut)

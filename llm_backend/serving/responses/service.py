@@ -159,6 +159,7 @@ def checked_backend(services: Services, body: Json) -> Any:
         raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
     check_lists("createResponse", body)  # before any item is read
     request.check(body)
+    client_tools.check_hosted(body, services.settings.responses_hosted_tools)
     check_metadata(body.get("metadata"))
     model_id = body["model"]
     backend = services.registry.backend_for(model_id)
