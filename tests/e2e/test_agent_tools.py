@@ -14,8 +14,12 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from llm_backend.spec.validation import RequestSchemaValidator
 from tests.support.clients import sdk
+from tests.support.document import openai_document
+from tests.support.response_events import validate_event
 
+ITEM_RESOURCE = RequestSchemaValidator({"$ref": "#/components/schemas/ItemResource", "components": openai_document()["components"]})
 EXEC = {
     "type": "function",
     "name": "exec_command",
@@ -228,3 +232,38 @@ def test_an_apply_patch_call_is_an_apply_patch_call_item(client):
         max_output_tokens=16,
     )
     assert answer.status in ("completed", "incomplete")
+
+
+FORCED = {
+    "namespace": ([NAMESPACE], {"type": "function", "name": "spawn_agent"}, "Start an agent."),
+    "custom-regex": ([ISSUE], {"type": "custom", "name": "ticket"}, "File ticket ABC-123."),
+    "custom-text": ([{"type": "custom", "name": "note", "description": "Write a note."}], {"type": "custom", "name": "note"}, "Note: buy milk."),
+    "local_shell": ([{"type": "local_shell"}], "required", "List the files."),
+    "shell": ([{"type": "shell"}], {"type": "shell"}, "List the files."),
+    "apply_patch": ([{"type": "apply_patch"}], {"type": "apply_patch"}, "Create hello.txt."),
+}
+
+
+@pytest.mark.parametrize("case", FORCED, ids=list(FORCED))
+def test_each_forced_call_streams_events_valid_for_the_document_and_is_listed_back(client, case):
+    tools, choice, text = FORCED[case]
+    with client.responses.stream(model=MODEL, input=text, tools=tools, tool_choice=choice, max_output_tokens=80, temperature=0) as stream:
+        events = [event.model_dump(exclude_unset=True) for event in stream]
+    for event in events:
+        validate_event(event)
+    [call] = events[-1]["response"]["output"]
+    call.pop("parsed_arguments", None)  # the SDK's own, not the item's
+    # The call sent back with an output, stored: its input items are listed as the document's.
+    output = {
+        "function_call": {"type": "function_call_output", "output": "ok"},
+        "custom_tool_call": {"type": "custom_tool_call_output", "output": "ok"},
+        "local_shell_call": {"type": "local_shell_call_output", "id": call["call_id"], "output": "ok"},
+        "shell_call": {"type": "shell_call_output", "output": [{"stdout": "ok", "stderr": "", "outcome": {"type": "exit", "exit_code": 0}}]},
+        "apply_patch_call": {"type": "apply_patch_call_output", "status": "completed", "output": "ok"},
+    }[call["type"]]
+    answer = client.responses.create(
+        model=MODEL, input=[call, {**output, "call_id": call["call_id"]}], tools=tools, max_output_tokens=16
+    )
+    listed = client.get(f"/responses/{answer.id}/input_items", cast_to=object)
+    for item in listed["data"]:
+        ITEM_RESOURCE.validate(item)

@@ -6,8 +6,8 @@ then per output item ``output_item.added`` → (``content_part.added`` →
 ``output_text.delta``… → ``output_text.done`` → ``content_part.done`` | 
 ``function_call_arguments.delta``… → ``function_call_arguments.done`` | for a custom
 tool's call, ``custom_tool_call_input.delta`` → ``.done`` with its whole input; a
-``local_shell_call``, ``shell_call`` or ``apply_patch_call`` has none: ``client_tools.py``) →
-``output_item.done``, and last ``response.completed`` / ``.incomplete`` / ``.failed``.
+``local_shell_call``, ``shell_call`` or ``apply_patch_call`` is added whole, when its call
+is, then done: ``client_tools.py``) → ``output_item.done``, and last ``response.completed`` / ``.incomplete`` / ``.failed``.
 
 With ``mcp`` tools (``mcp_run.McpRun``) a response is several generations: a call of an MCP
 tool is an ``mcp_call`` item (``output_item.added`` → ``mcp_call.in_progress`` →
@@ -40,6 +40,8 @@ Json = dict[str, Any]
 Event = tuple[str, Json]
 # Calls of client_tools.py's tools other than functions: their fields come from the arguments.
 _CLIENT_CALLS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
+# Those whose item is only valid whole (an action, an operation): added when their call is.
+_ADDED_WHOLE = ("local_shell_call", "shell_call", "apply_patch_call")
 
 
 class _Item:
@@ -171,6 +173,8 @@ class ResponseStream:
     def _open_call(self, call: _Item) -> list[Event]:
         self.output.append(call.item)
         self.open_calls.append(call)
+        if call.item["type"] in _ADDED_WHOLE:
+            return []
         events = [self._event("response.output_item.added", output_index=call.index, item=dict(call.item))]
         if call.item["type"] == "mcp_call":
             events.append(self._event("response.mcp_call.in_progress", output_index=call.index, item_id=call.item["id"]))
@@ -206,6 +210,8 @@ class ResponseStream:
                 # A custom or client-executed tool's call: its fields from the whole arguments.
                 arguments = item.pop("arguments")
                 self.client.finish(item, arguments, cut)
+                if item["type"] in _ADDED_WHOLE:
+                    events.append(self._event("response.output_item.added", output_index=call.index, item=dict(item)))
                 if item["type"] == "custom_tool_call":
                     events.append(self._event("response.custom_tool_call_input.delta", **where, delta=item["input"]))
                     events.append(self._event("response.custom_tool_call_input.done", **where, input=item["input"]))

@@ -62,6 +62,11 @@ _REQUIRED = {
     "apply_patch_call_output": ("call_id",),
 }
 _TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
+# Items whose resource always has a status (the document's, when it lists them).
+_WITH_STATUS = (
+    "function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output", "local_shell_call",
+    "shell_call", "shell_call_output",
+)
 
 
 def new_id(prefix: str) -> str:
@@ -114,10 +119,12 @@ def _stored(item: Json, kind: str) -> Json:
     status OpenAI's call and call-output resources always have (found by the fuzzer: a
     stored ``status: null`` or ``file_id: null`` made the item lists invalid)."""
     stored = {**_without_nulls(item), "id": item.get("id") or new_id(_PREFIX[kind])}
-    if kind in ("function_call", "function_call_output", "local_shell_call", "shell_call", "shell_call_output"):
+    if kind in _WITH_STATUS:
         stored.setdefault("status", "completed")
     if kind == "shell_call":
-        stored.setdefault("environment", None)  # required by the document's resource, nullable
+        # Required by the document's resource, nullable (and left out of a request's item).
+        stored.setdefault("environment", None)
+        stored["action"] = {"timeout_ms": None, "max_output_length": None, **(stored.get("action") or {})}
     if kind == "shell_call_output":
         stored.setdefault("max_output_length", None)
     if kind == "mcp_approval_response":
