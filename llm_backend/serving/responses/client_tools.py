@@ -141,6 +141,15 @@ def check_hosted(body: Json, policy: str) -> None:
             )
 
 
+def _hosted_forced(kind: str, param: str) -> Exception:
+    needs = CLOUD_TOOLS.get(kind) or "OpenAI's cloud"
+    return bad_request(
+        f"'tool_choice' forces the '{kind}' tool, which needs {needs} in OpenAI's cloud: local models cannot call it.",
+        param,
+        "unsupported_parameter",
+    )
+
+
 def dropped(body: Json) -> list[str]:
     """The hosted tools of ``body`` not offered to the model (``tool_choice`` forcing one is a 400)."""
     return [tool["type"] for tool in body.get("tools") or [] if tool.get("type") in CLOUD_TOOLS]
@@ -220,34 +229,36 @@ class ClientTools:
         if not isinstance(choice, dict):
             return choice
         kind = choice.get("type")
-        if kind in CLOUD_TOOLS or (kind == "allowed_tools" and any(t.get("type") in CLOUD_TOOLS for t in choice.get("tools") or [])):
-            needs = CLOUD_TOOLS.get(kind) or "OpenAI's cloud"
-            raise bad_request(
-                f"'tool_choice' forces the '{kind}' tool, which needs {needs} in OpenAI's cloud: local models "
-                "cannot call it.",
-                "tool_choice",
-                "unsupported_parameter",
-            )
+        if kind in CLOUD_TOOLS:
+            raise _hosted_forced(kind, "tool_choice")
         if kind == "custom":
             return self._forced("custom", None, choice.get("name"), "tool_choice.name")
         if kind in ("shell", "apply_patch"):
             return self._forced(kind, None, kind, "tool_choice")
-        if kind == "function" and not any(t.get("type") == "function" and t.get("name") == choice.get("name") for t in tools):
-            # A namespace's function, by its own name (when one namespace has it) or as offered.
-            if choice.get("name") in self.tools:
-                return choice
-            inner = [name for (k, ns, n), name in self.names.items() if k == "function" and ns and n == choice.get("name")]
-            if len(inner) == 1:
-                return {"type": "function", "name": inner[0]}
+        if kind == "function":
+            return self._function(choice, tools)
         if kind == "allowed_tools":
             allowed = []
             for tool in choice.get("tools") or []:
                 if tool.get("type") in ("custom", "shell", "apply_patch", "local_shell"):
                     allowed.append(self._forced(tool["type"], None, tool.get("name") or tool["type"], "tool_choice.tools"))
-                else:
+                elif tool.get("type") == "function":
+                    allowed.append(self._function(tool, tools))
+                elif tool.get("type") not in CLOUD_TOOLS:  # hosted ones are not offered: not allowed either
                     allowed.append(tool)
+            if not allowed and choice.get("mode") == "required":
+                kinds = [tool.get("type") for tool in choice.get("tools") or []]
+                raise _hosted_forced(kinds[0] if kinds else "allowed_tools", "tool_choice.tools")
             return {**choice, "tools": allowed}
         return choice
+
+    def _function(self, choice: Json, tools: list[Json]) -> Json:
+        """A function named in ``tool_choice``: a namespace's function by its own name (when
+        one namespace has it and no plain function does), or as offered."""
+        if any(t.get("type") == "function" and t.get("name") == choice.get("name") for t in tools) or choice.get("name") in self.tools:
+            return choice
+        inner = [name for (k, ns, n), name in self.names.items() if k == "function" and ns and n == choice.get("name")]
+        return {**choice, "name": inner[0]} if len(inner) == 1 else choice
 
     # --- the answer ------------------------------------------------------------------------
 
