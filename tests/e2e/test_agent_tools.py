@@ -167,6 +167,14 @@ def test_a_forced_custom_tool_with_a_regex_grammar_matches_it(client):
     assert answer.status in ("completed", "incomplete")
 
 
+def test_a_regex_with_rust_escapes_is_kept_too(client):
+    """\\d, \\., (?:...) and an escaped '-' in a class: what llama.cpp's converter does not read."""
+    version = {"type": "custom", "name": "release", "format": {"type": "grammar", "syntax": "regex", "definition": r"^v(?:\d{1,2})\.\d{1,2}[\-a-z]{0,3}$"}}
+    response = forced(client, [version], {"type": "custom", "name": "release"}, "Release version v1.2-rc.")
+    [call] = response.output
+    assert re.fullmatch(r"v(?:\d{1,2})\.\d{1,2}[\-a-z]{0,3}", call.input), call.input
+
+
 def test_a_streamed_custom_tool_call_sends_its_input(client):
     with client.responses.stream(
         model=MODEL, input="File ticket ABC-123.", tools=[ISSUE], tool_choice={"type": "custom", "name": "ticket"},
@@ -183,7 +191,7 @@ def test_a_forced_lark_custom_tool_is_refused_naming_the_choice(client):
     lark = {"type": "custom", "name": "apply_patch", "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}
     with pytest.raises(openai.BadRequestError) as refused:
         forced(client, [lark], {"type": "custom", "name": "apply_patch"}, "Patch it.")
-    assert refused.value.body["param"] == "tool_choice.name" and "Lark" in refused.value.body["message"]
+    assert refused.value.body["param"] == "tool_choice.name" and "Lark grammar" in refused.value.body["message"]
 
 
 def test_a_local_shell_call_is_a_local_shell_call_item_and_its_output_is_read(client):

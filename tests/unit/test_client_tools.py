@@ -4,11 +4,13 @@ items its calls become, what is replayed of them, hosted tools dropped or refuse
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from llm_backend.errors import OpenAIError
 from llm_backend.serving.responses.client_tools import ClientTools, check_hosted, dropped
+from llm_backend.serving.responses.tool_regex import Unkept, portable
 
 SPAWN = {"type": "function", "name": "spawn_agent", "parameters": {"type": "object", "properties": {}}}
 NAMESPACE = {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.", "tools": [SPAWN]}
@@ -24,7 +26,7 @@ def test_each_tool_is_offered_as_a_function_and_hosted_ones_are_left_out():
     body = {"tools": [SPAWN, NAMESPACE, REGEX, LARK, {"type": "local_shell"}, {"type": "shell"}, {"type": "web_search"}]}
     names = offered(body)
     assert set(names) == {"spawn_agent", "multi_agent_v1__spawn_agent", "ticket", "apply_patch", "local_shell", "shell"}
-    assert names["ticket"]["parameters"]["properties"]["input"]["pattern"] == "^([A-Z]{3}-\\d+)$" and names["ticket"]["strict"]
+    assert names["ticket"]["parameters"]["properties"]["input"]["pattern"] == "^([A-Z]{3}-[0-9]+)$" and names["ticket"]["strict"]
     assert "pattern" not in names["apply_patch"]["parameters"]["properties"]["input"]
     assert "start: /.+/" in names["apply_patch"]["description"]  # offered as free text, the grammar told
     assert dropped(body) == ["web_search"]
@@ -105,5 +107,38 @@ def test_a_call_cut_by_the_token_limit_is_an_incomplete_item():
     tools.finish(shell, '{"command": ["l', "incomplete")
     assert shell["status"] == "incomplete" and shell["action"]["command"] == []
     note = tools.open_item("note", "c2")
-    tools.finish(note, '{"input": "ab', "incomplete")
-    assert note["input"] == ""
+    tools.finish(note, '{"input": "ab\\u00', "incomplete")
+    assert note["input"] == "ab"  # what was written, a cut escape left out
+
+
+SAMPLES = ["", "a", "ab1", "v1.2", "v12.3-rc", "x y", "A-12", "a.b", "a]b", 'say "hi"', "tab\there", "1+1", "(x)"]
+
+
+@pytest.mark.parametrize(
+    "regex",
+    [r"^[A-Z]{3}-\d+$", r"v(?:\d+)\.\d+[\-a-z]*", r"\w+\s\w+", r"[^\d]+", r"\D*", r"a\.b|a\]b", r'say \"hi\"',
+     r"[]a]b", r"a{2}b{1,}c{0,2}", r"\d\+\d", r"\(x\)", r"tab\there", r"a*?b??"],
+)
+def test_a_portable_regex_matches_what_the_original_matches(regex):
+    rewritten = portable(regex)
+    assert rewritten.startswith("^(") and rewritten.endswith(")$") and "\\d" not in rewritten
+    for sample in SAMPLES:
+        assert bool(re.fullmatch(rewritten, sample)) == bool(re.fullmatch(regex.lstrip("^").rstrip("$"), sample)), sample
+
+
+@pytest.mark.parametrize("regex", [r"(?=a)b", r"\bword\b", r"(a)\1", r"a^b", r"[\D]", r"[[:alpha:]]", r'["]', r"\p{L}", r"a\\b", r"a{2,"])
+def test_syntax_the_grammar_cannot_keep_is_said(regex):
+    with pytest.raises(Unkept):
+        portable(regex)
+
+
+def test_an_unkept_regex_is_free_text_unless_forced_and_no_regex_is_a_400():
+    body = {"tools": [{"type": "custom", "name": "w", "format": {"type": "grammar", "syntax": "regex", "definition": r"\bw"}}]}
+    assert "pattern" not in offered(body)["w"]["parameters"]["properties"]["input"]
+    with pytest.raises(OpenAIError) as refused:
+        ClientTools(body).chat_body({**body, "tool_choice": {"type": "custom", "name": "w"}})
+    assert refused.value.param == "tool_choice.name" and "\\b" in refused.value.message
+    bad = {"tools": [{"type": "custom", "name": "w", "format": {"type": "grammar", "syntax": "regex", "definition": "[a"}}]}
+    with pytest.raises(OpenAIError) as refused:
+        ClientTools(bad)
+    assert refused.value.param == "tools[0].format.definition"

@@ -33,6 +33,7 @@ from typing import Any
 
 from ...errors import bad_request
 from .items import new_id
+from .tool_regex import Unkept, portable
 
 Json = dict[str, Any]
 
@@ -57,6 +58,7 @@ DROPPED_HEADER = "x-llm-backend-dropped-tools"
 _FUNCTION_NAME = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _STRINGS = {"type": "array", "items": {"type": "string"}}
+_CUT_INPUT = re.compile(r'\s*\{\s*"input"\s*:\s*"((?:[^"\\]|\\.)*\\?)$', re.DOTALL)
 _PARAMETERS = {
     "local_shell": {
         "type": "object",
@@ -104,25 +106,28 @@ def _name(raw: str, taken: set[str]) -> str:
     return name
 
 
-def _custom_parameters(tool: Json) -> tuple[Json, str]:
-    """A custom tool's one string argument, and what the description adds."""
+def _custom_parameters(tool: Json, param: str) -> tuple[Json, str, str | None]:
+    """A custom tool's one string argument, what the description adds, and why its grammar
+    is not kept (None: it is, or it has none)."""
     fmt = tool.get("format") or {"type": "text"}
     text: Json = {"type": "string"}
+    unkept = None
     if fmt.get("type") == "grammar" and fmt.get("syntax") == "regex":
-        pattern = fmt.get("definition") or ""
-        pattern = pattern[1:] if pattern.startswith("^") else pattern
-        pattern = pattern[:-1] if pattern.endswith("$") and not pattern.endswith("\\$") else pattern
-        text["pattern"] = f"^({pattern})$"
-        return {"type": "object", "properties": {"input": text}, "required": ["input"], "additionalProperties": False}, ""
+        try:
+            text["pattern"] = portable(fmt.get("definition") or "")
+            return {"type": "object", "properties": {"input": text}, "required": ["input"], "additionalProperties": False}, "", None
+        except re.error as error:
+            raise bad_request(
+                f"Invalid value for '{param}.format.definition': not a regex ({error}).", f"{param}.format.definition", "invalid_value"
+            ) from None
+        except Unkept as why:
+            unkept = f"its regex uses syntax local models cannot keep ({why})"
+    elif fmt.get("type") == "grammar":
+        unkept = "local models cannot keep a Lark grammar (only regex grammars and free text are compiled)"
     extra = ""
     if fmt.get("type") == "grammar":
         extra = f"\nThe input follows this {fmt.get('syntax')} grammar:\n{fmt.get('definition') or ''}"
-    return {"type": "object", "properties": {"input": text}, "required": ["input"]}, extra
-
-
-def _is_lark(tool: Json) -> bool:
-    fmt = tool.get("format") or {}
-    return fmt.get("type") == "grammar" and fmt.get("syntax") == "lark"
+    return {"type": "object", "properties": {"input": text}, "required": ["input"]}, extra, unkept
 
 
 def check_hosted(body: Json, policy: str) -> None:
@@ -165,17 +170,20 @@ class ClientTools:
         self.tools: dict[str, tuple[str, str | None, Json]] = {}
         self.names: dict[tuple[str, str | None, str], str] = {}
         self.functions: list[Json] = []
-        for tool in tools:
+        # function name -> why its grammar is not kept (a custom tool offered as free text)
+        self.unkept: dict[str, str] = {}
+        for index, tool in enumerate(tools):
             kind = tool.get("type")
             if kind == "namespace":
-                for inner in tool.get("tools") or []:
-                    self._offer(inner.get("type"), tool["name"], inner, f"{tool['name']}__{inner['name']}", taken)
+                for position, inner in enumerate(tool.get("tools") or []):
+                    raw = f"{tool['name']}__{inner['name']}"
+                    self._offer(inner.get("type"), tool["name"], inner, raw, taken, f"tools[{index}].tools[{position}]")
             elif kind == "custom":
-                self._offer("custom", None, tool, tool["name"], taken)
+                self._offer("custom", None, tool, tool["name"], taken, f"tools[{index}]")
             elif kind in _PARAMETERS:
-                self._offer(kind, None, tool, kind, taken)
+                self._offer(kind, None, tool, kind, taken, f"tools[{index}]")
 
-    def _offer(self, kind: str, namespace: str | None, tool: Json, raw: str, taken: set[str]) -> None:
+    def _offer(self, kind: str, namespace: str | None, tool: Json, raw: str, taken: set[str], param: str) -> None:
         name = _name(raw, taken)
         self.tools[name] = (kind, namespace, tool)
         self.names[(kind, namespace, tool.get("name") or kind)] = name
@@ -184,7 +192,9 @@ class ClientTools:
             described = f"{namespace}: " if namespace else ""
             self.functions.append({**function, "type": "function", "name": name, "description": described + (tool.get("description") or tool["name"])})
         elif kind == "custom":
-            parameters, extra = _custom_parameters(tool)
+            parameters, extra, unkept = _custom_parameters(tool, param)
+            if unkept:
+                self.unkept[name] = unkept
             description = (tool.get("description") or f"The '{tool['name']}' tool: free text input.") + extra
             strict = "pattern" in parameters["properties"]["input"]
             self.functions.append({"type": "function", "name": name, "description": description, "parameters": parameters, "strict": strict})
@@ -216,10 +226,10 @@ class ClientTools:
         function = self.names.get((kind, namespace, name))
         if function is None:
             raise bad_request(f"Tool choice '{kind}' names '{name}', which is not in 'tools'.", param, "invalid_value")
-        if kind == "custom" and _is_lark(self.tools[function][2]):
+        if function in self.unkept:
             raise bad_request(
-                f"Tool choice forces the custom tool '{name}', whose Lark grammar local models cannot keep "
-                "(only 'regex' grammars and free text are compiled); let the model choose it, or give a regex.",
+                f"Tool choice forces the custom tool '{name}', but {self.unkept[function]}; let the model choose it, "
+                "or give a grammar local models can keep.",
                 param,
                 "unsupported_parameter",
             )
@@ -288,7 +298,7 @@ class ClientTools:
         try:
             parsed = json.loads(arguments)
         except ValueError:
-            parsed = {}  # cut off by the token limit: the item is incomplete
+            parsed = _cut_input(arguments)  # cut off by the token limit: the item is incomplete
         parsed = parsed if isinstance(parsed, dict) else {}
         kind = item["type"]
         if kind == "function_call":
@@ -367,6 +377,20 @@ class ClientTools:
         else:
             arguments, name = item.get("operation") or {}, self.function("apply_patch", None, "apply_patch")
         return {"type": "function_call", "call_id": item["call_id"], "name": name, "arguments": json.dumps(arguments)}
+
+
+def _cut_input(arguments: str) -> Json:
+    """What a custom tool's call cut by the token limit had written of its input."""
+    found = _CUT_INPUT.match(arguments)
+    if found is None:
+        return {}
+    text = found.group(1)
+    for end in range(len(text), max(len(text) - 6, -1), -1):  # a cut escape sequence left out
+        try:
+            return {"input": json.loads(f'"{text[:end]}"')}
+        except ValueError:
+            continue
+    return {}
 
 
 def _output_text(item: Json) -> Any:
