@@ -179,6 +179,12 @@ class Settings(AudioSettings, RealtimeSettings, GovernanceSettings, BaseSettings
         description="longest Responses WebSocket connection (/v1/responses): then an error event "
         "websocket_connection_limit_reached and the connection closed, as OpenAI's (60 minutes)",
     )
+    responses_hosted_tools: Literal["drop", "refuse"] = Field(
+        "drop",
+        description="hosted tools a local model cannot run (web_search, image_generation, code_interpreter, computer use) "
+        "in a Responses request: drop (not offered, named in x-llm-backend-dropped-tools) or refuse (400 naming the tool); "
+        "a tool_choice forcing one is always 400",
+    )
     # OpenAI's moderation ids answered by the local classifier on that model (docs/MODERATION.md).
     local_moderation: bool = Field(
         True, description="answer /v1/moderations here (needs embedding_model); false: an upstream's moderation"

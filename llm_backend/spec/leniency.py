@@ -14,6 +14,12 @@ request alike; ``fill`` gives a body served by a local model the value OpenAI us
 what is echoed, stored and listed is what OpenAI's would be. A body for an upstream model
 is relayed as the client sent it: the upstream applies its own defaults. Nothing else is
 relaxed: a wrong type, an unknown field, a missing field not listed here is still refused.
+
+``ACCEPTED`` lists the fields OpenAI accepts that the document does not define at all
+(Codex sends ``client_metadata`` on every turn): ``relax`` adds each to its schema's
+properties with the bounds it is checked against, so every lane knows it alike; a local
+model's answer does not depend on it (neither stored nor echoed), an upstream's gets it
+as sent.
 """
 
 from __future__ import annotations
@@ -94,6 +100,31 @@ TABLE: tuple[Lenient, ...] = (
     ),
 )
 
+@dataclass(frozen=True)
+class Accepted:
+    """``field`` of ``schema``, absent from the document, accepted as ``value`` describes."""
+
+    schema: str
+    field: str
+    value: Json
+    evidence: str
+
+
+ACCEPTED: tuple[Accepted, ...] = (
+    Accepted(
+        "CreateResponse", "client_metadata",
+        {
+            "type": "object",
+            "description": "The client's own metadata (strings); accepted, neither stored nor echoed.",
+            "maxProperties": 64,
+            "propertyNames": {"maxLength": 256},
+            "additionalProperties": {"type": "string", "maxLength": 16384},
+        },
+        "Codex CLI sends it on every turn (openai/codex PR #27122: installation id, turn state, "
+        "traceparent); OpenAI's API accepts it",
+    ),
+)
+
 # The same for the Realtime API's client events (``spec/realtime_events.py``: checked by their
 # own schemas, not through the document Connexion serves); the session fills the value in.
 REALTIME: tuple[Lenient, ...] = (
@@ -109,7 +140,7 @@ OPERATIONS = frozenset(
     {"createResponse", "Compactconversation", "Getinputtokencounts", "createConversation", "createConversationItems"}
 )
 # Parts of a request that are the client's own data, never API objects to fill in.
-_OPAQUE = frozenset({"parameters", "schema", "metadata", "arguments", "output_schema"})
+_OPAQUE = frozenset({"parameters", "schema", "metadata", "arguments", "output_schema", "client_metadata"})
 
 
 def relax(schemas: Json, table: tuple[Lenient, ...] = TABLE) -> None:
@@ -128,6 +159,10 @@ def relax(schemas: Json, table: tuple[Lenient, ...] = TABLE) -> None:
             # said string), still a known field for a client that sends it as written there.
             properties = {**properties, entry.field: {}}
         schemas[entry.schema] = {**schema, "required": required, "properties": properties}
+    for extra in ACCEPTED if table is TABLE else ():
+        schema = schemas.get(extra.schema)
+        if schema is not None:
+            schemas[extra.schema] = {**schema, "properties": {**schema.get("properties", {}), extra.field: extra.value}}
 
 
 def fill(body: Any, operation_id: str | None) -> bool:
@@ -148,6 +183,11 @@ def fill(body: Any, operation_id: str | None) -> bool:
                     filled = True
             pending.extend(value for key, value in node.items() if key not in _OPAQUE)
     return filled
+
+
+def accepted_rows() -> list[tuple[str, str]]:
+    """(schema.field, evidence) of each field accepted beyond the document (docs/CONFORMANCE.md)."""
+    return [(f"{extra.schema}.{extra.field}", extra.evidence) for extra in ACCEPTED]
 
 
 def rows() -> list[tuple[str, str, str]]:

@@ -119,10 +119,18 @@ def governed(tmp_path_factory):
         yield live
 
 
-def test_the_playground_shows_the_api_error_for_a_bad_key(governed):
+def test_the_playground_chooses_a_chat_model_and_a_first_message_is_answered(server):
+    seen = browse(server, "firstVisit")
+    assert seen["models"] == sorted(seen["models"]) and seen["models"][0] != MODEL  # the embedding model sorts first
+    assert seen["model"] == MODEL
+    assert seen["error"] is None and seen["answered"]
+
+
+def test_the_playground_asks_for_a_key_then_shows_the_api_error_for_a_bad_one(governed):
     expected = httpx.get(governed.api + "/models", headers={"Authorization": "Bearer sk-pages-bad"}, timeout=30)
     assert expected.status_code == 401
     seen = browse(governed, "badKey", key="sk-pages-bad", refused=401)
+    assert seen["errorWithoutKey"] == "This server needs an API key: type yours in the API key field above."
     assert seen["error"] == expected.json()["error"]["message"]
     assert seen["storedKey"] == "sk-pages-bad"
 

@@ -158,6 +158,20 @@ const scenarios = {
     seen.storedKey = await page.evaluate(() => localStorage.getItem("llm-backend.admin-key"));
   },
 
+  // The model the page chooses by itself, and a first message sent to it.
+  async firstVisit(page) {
+    await openPlayground(page);
+    await page.locator("#model option").first().waitFor({ state: "attached" });
+    seen.models = await page.locator("#model option").allInnerTexts();
+    seen.model = await page.locator("#model").inputValue();
+    await page.fill("#max-tokens", "8");
+    await page.fill("#prompt", "Say hello.");
+    await page.click("#send");
+    await Promise.race([page.locator("#usage").waitFor(), page.locator("#error:not([hidden])").waitFor()]);
+    seen.error = (await page.locator("#error").isVisible()) ? await page.locator("#error").innerText() : null;
+    seen.answered = (await page.locator("#usage").count()) > 0;
+  },
+
   async badKey(page) {
     await openPlayground(page);
     await page.locator("#error").waitFor(); // no key yet: the first listing is refused

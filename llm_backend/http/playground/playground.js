@@ -12,6 +12,9 @@ const STORED_MODEL = "llm-backend.model";
 // The audio models' usual ids (configurable aliases of the local ones: docs/AUDIO.md).
 const TRANSCRIBERS = ["whisper-1", "whisper-base", "gpt-4o-transcribe"];
 const SPEAKERS = ["tts-1", "hibari", "gpt-4o-mini-tts"];
+// Ids of models that do not chat (embeddings, moderation, audio, images): never the default,
+// which a first message is sent to (the list is sorted: the embedding model often comes first).
+const NOT_CHAT = /embed|minilm|moderation|guard|whisper|transcribe|tts|speech|dall-e|image|hibari/i;
 let history = [];
 let running = null;
 let recorder = null;
@@ -53,7 +56,14 @@ async function loadModels() {
     return;
   }
   if (!response.ok) {
-    showError((await apiError(response)).message);
+    const error = await apiError(response);
+    if (response.status === 401 && !$("key").value.trim()) {
+      // No key typed yet: ask for one rather than show the refusal's text.
+      showError("This server needs an API key: type yours in the API key field above.");
+      $("key").focus();
+      return;
+    }
+    showError(error.message);
     return;
   }
   const models = (await response.json()).data.map((model) => model.id).sort();
@@ -68,6 +78,7 @@ async function loadModels() {
   const wanted = select.value || localStorage.getItem(STORED_MODEL);
   select.replaceChildren(...models.map((id) => new Option(id, id)));
   if (models.includes(wanted)) select.value = wanted;
+  else select.value = models.find((id) => !NOT_CHAT.test(id) && !TRANSCRIBERS.includes(id) && !SPEAKERS.includes(id)) || models[0] || "";
 }
 
 function bubble(role, text) {

@@ -173,7 +173,7 @@ async def _run(turn: Turn, backend: Any, chat: Json | None, recording: Recording
         if not await turn.finish(response):
             return  # cancelled (or deleted) before it started
         chunks = _chunks(backend, turn.body["model"], chat) if chat is not None else None
-        stream = ResponseStream(response, chunks, stored_with_its_last_event, tools=tools)
+        stream = ResponseStream(response, chunks, stored_with_its_last_event, tools=tools, client=turn.client_tools)
         async for kind, event in stream.events():
             if kind in TERMINAL:
                 # The final object and every event in one transaction, before anyone here

@@ -6,8 +6,10 @@ then per output item ``output_item.added`` → (a reasoning item: [``reasoning_s
 → ``reasoning_summary_text.delta``… when a summary is asked] and ``reasoning_text.delta``…,
 closed by their ``.done`` events | ``content_part.added`` →
 ``output_text.delta``… → ``output_text.done`` → ``content_part.done`` | 
-``function_call_arguments.delta``… → ``function_call_arguments.done``) →
-``output_item.done``, and last ``response.completed`` / ``.incomplete`` / ``.failed``.
+``function_call_arguments.delta``… → ``function_call_arguments.done`` | for a custom
+tool's call, ``custom_tool_call_input.delta`` → ``.done`` with its whole input; a
+``local_shell_call``, ``shell_call`` or ``apply_patch_call`` is added whole, when its call
+is, then done: ``client_tools.py``) → ``output_item.done``, and last ``response.completed`` / ``.incomplete`` / ``.failed``.
 
 With ``mcp`` tools (``mcp_run.McpRun``) a response is several generations: a call of an MCP
 tool is an ``mcp_call`` item (``output_item.added`` → ``mcp_call.in_progress`` →
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 Event = tuple[str, Json]
+# Calls of client_tools.py's tools other than functions: their fields come from the arguments.
+_CLIENT_CALLS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
+# Those whose item is only valid whole (an action, an operation): added when their call is.
+_ADDED_WHOLE = ("local_shell_call", "shell_call", "apply_patch_call")
 
 
 class _Item:
@@ -59,6 +65,7 @@ class ResponseStream:
         prior: Any = None,
         tools: Any = None,
         sealing: Callable[[str], str] | None = None,
+        client: Any = None,
     ) -> None:
         self.response = response
         self.sealing = sealing  # how a reasoning item's encrypted_content is made, if asked (reasoning.py)
@@ -72,6 +79,9 @@ class ResponseStream:
         self.prior = prior
         # The MCP tools' run (mcp_run.McpRun): its ``listed`` items come next.
         self.tools = tools
+        # The namespace, custom and client-executed tools (client_tools.ClientTools): a
+        # call of one is its own item type.
+        self.client = client
         self.output: list[Json] = [*(prior.items if prior is not None else []), *(tools.listed if tools is not None else [])]
         self.message: _Item | None = None
         self.calls: dict[int, _Item] = {}
@@ -197,6 +207,8 @@ class ResponseStream:
                 events += self._close_message("completed")
             name = function.get("name") or ""
             item = self.tools.item_for(name) if self.tools is not None else None
+            if item is None and self.client is not None:
+                item = self.client.open_item(name, delta.get("id") or new_id("call"))
             if item is None:
                 item = objects.function_call_item(new_id("fc"), "in_progress", delta.get("id") or new_id("call"), name, "")
             call = self.calls[index] = _Item(len(self.output), item)
@@ -210,6 +222,8 @@ class ResponseStream:
     def _open_call(self, call: _Item) -> list[Event]:
         self.output.append(call.item)
         self.open_calls.append(call)
+        if call.item["type"] in _ADDED_WHOLE:
+            return []
         events = [self._event("response.output_item.added", output_index=call.index, item=dict(call.item))]
         if call.item["type"] == "mcp_call":
             events.append(self._event("response.mcp_call.in_progress", output_index=call.index, item_id=call.item["id"]))
@@ -238,7 +252,18 @@ class ResponseStream:
                 item["status"] = cut  # cut by the token limit: never run
             elif item["type"] == "function_call":
                 item["status"] = cut
+                if "namespace" in item:
+                    self.client.finish(item, item["arguments"], cut)
                 events.append(self._event("response.function_call_arguments.done", **where, name=item["name"], arguments=item["arguments"]))
+            elif item["type"] in _CLIENT_CALLS:
+                # A custom or client-executed tool's call: its fields from the whole arguments.
+                arguments = item.pop("arguments")
+                self.client.finish(item, arguments, cut)
+                if item["type"] in _ADDED_WHOLE:
+                    events.append(self._event("response.output_item.added", output_index=call.index, item=dict(item)))
+                if item["type"] == "custom_tool_call":
+                    events.append(self._event("response.custom_tool_call_input.delta", **where, delta=item["input"]))
+                    events.append(self._event("response.custom_tool_call_input.done", **where, input=item["input"]))
             events.append(self._event("response.output_item.done", output_index=call.index, item=item))
         self.open_calls = []
         return events
@@ -315,7 +340,11 @@ class ResponseStream:
             text = "".join(self.message.text)
             self.message.item.update(status="incomplete", content=[objects.text_part(text, self.message.logprobs)])
         for call in self.open_calls:
-            call.item.update(status="incomplete", arguments="".join(call.text))
+            if call.item["type"] in _CLIENT_CALLS:
+                self.client.finish(call.item, "".join(call.text), "incomplete")
+                call.item.pop("arguments", None)
+            else:
+                call.item.update(status="incomplete", arguments="".join(call.text))
         for call in self.running:
             call.item["status"] = "incomplete"
 

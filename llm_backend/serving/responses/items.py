@@ -18,6 +18,9 @@ Json = dict[str, Any]
 _CONVERSATIONAL = (
     "message", "function_call", "function_call_output", "reasoning", "compaction", "file_search_call",
     "mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response",
+    # Client-executed tools' calls and outputs, replayed by client_tools.py.
+    "custom_tool_call", "custom_tool_call_output", "local_shell_call", "local_shell_call_output",
+    "shell_call", "shell_call_output", "apply_patch_call", "apply_patch_call_output",
 )
 _PREFIX = {
     "message": "msg",
@@ -31,6 +34,14 @@ _PREFIX = {
     "mcp_call": "mcp",
     "mcp_approval_request": "mcpr",
     "mcp_approval_response": "mcpa",
+    "custom_tool_call": "ctc",
+    "custom_tool_call_output": "ctco",
+    "local_shell_call": "lsh",
+    "local_shell_call_output": "lsho",
+    "shell_call": "sh",
+    "shell_call_output": "sho",
+    "apply_patch_call": "apc",
+    "apply_patch_call_output": "apco",
 }
 # What turning an item into a chat message needs (the spec's branches do not all require it).
 _REQUIRED = {
@@ -41,8 +52,21 @@ _REQUIRED = {
     "mcp_call": ("server_label", "name"),
     "mcp_approval_request": ("id", "server_label", "name", "arguments"),
     "mcp_approval_response": ("approval_request_id",),
+    "custom_tool_call": ("call_id", "name", "input"),
+    "custom_tool_call_output": ("call_id",),
+    "local_shell_call": ("call_id",),
+    "local_shell_call_output": ("call_id",),
+    "shell_call": ("call_id",),
+    "shell_call_output": ("call_id",),
+    "apply_patch_call": ("call_id",),
+    "apply_patch_call_output": ("call_id",),
 }
 _TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
+# Items whose resource always has a status (the document's, when it lists them).
+_WITH_STATUS = (
+    "function_call", "function_call_output", "custom_tool_call", "custom_tool_call_output", "local_shell_call",
+    "shell_call", "shell_call_output",
+)
 
 
 def new_id(prefix: str) -> str:
@@ -95,8 +119,14 @@ def _stored(item: Json, kind: str) -> Json:
     status OpenAI's call and call-output resources always have (found by the fuzzer: a
     stored ``status: null`` or ``file_id: null`` made the item lists invalid)."""
     stored = {**_without_nulls(item), "id": item.get("id") or new_id(_PREFIX[kind])}
-    if kind in ("function_call", "function_call_output"):
+    if kind in _WITH_STATUS:
         stored.setdefault("status", "completed")
+    if kind == "shell_call":
+        # Required by the document's resource, nullable (and left out of a request's item).
+        stored.setdefault("environment", None)
+        stored["action"] = {"timeout_ms": None, "max_output_length": None, **(stored.get("action") or {})}
+    if kind == "shell_call_output":
+        stored.setdefault("max_output_length", None)
     if kind == "mcp_approval_response":
         # The document's resource requires `request_id` and never defines it: kept as sent,
         # null when not (the fuzzer's long run found listed items without it invalid).

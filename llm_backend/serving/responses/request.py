@@ -4,8 +4,9 @@ Three kinds of parameters: those honoured (mapped onto chat's; ``truncation`` an
 ``context_management``: ``context_window.py``), those accepted because they change nothing a local model would answer
 (``include``, ``store``, ``prompt_cache_key``, ``service_tier``, ...: what the Agents SDK
 and Codex send by default), and those refused with a 400 naming them, because ignoring them would silently
-change the answer (built-in tools that need OpenAI's cloud, prompts); reasoning effort goes to
-the model, which honours it or refuses it (a model that does not reason).
+change the answer (prompts); reasoning effort goes to the model, which honours it or refuses
+it (a model that does not reason). Tools other than functions are made functions before
+this (``client_tools.py``, ``mcp_servers.py``, ``file_search.py``).
 """
 
 from __future__ import annotations
@@ -14,21 +15,12 @@ from typing import Any
 
 from ...errors import bad_request
 from . import items
+# Built-in tools that only OpenAI's cloud can run (a Responses request's are dropped or
+# refused before this, in client_tools.py; a Realtime session's are refused here).
+from .client_tools import CLOUD_TOOLS
 
 Json = dict[str, Any]
 
-# Built-in tools that only OpenAI's cloud can run.
-CLOUD_TOOLS = {
-    "web_search": "web search",
-    "web_search_preview": "web search",
-    "web_search_2025_08_26": "web search",
-    "web_search_preview_2025_03_11": "web search",
-    "computer": "computer use",
-    "computer_use_preview": "computer use",
-    "computer_use": "computer use",
-    "image_generation": "image generation",
-    "code_interpreter": "the code interpreter",
-}
 # Retrieval over vector stores: served by the Files and vector stores work, not yet here.
 FILE_SEARCH = "file_search"
 # ``include`` asking for each output token's log probability (the other values name tools

@@ -23,7 +23,7 @@ from ...backends.base import Serving
 from ...errors import OpenAIError, bad_request
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
-from . import background, context_window, file_search, mcp_calls, mcp_run, objects, reasoning, request
+from . import background, client_tools, context_window, file_search, mcp_calls, mcp_run, objects, reasoning, request
 from .events import Event, ResponseStream
 from .items import new_id, normalize
 from .mcp_servers import Catalog, redacted
@@ -102,6 +102,8 @@ class Turn:
         # is not stored, and may hold the one this continues.
         self.memory = memory
         self.previous_remembered = False
+        # The namespace, custom and client-executed tools the model sees as functions.
+        self.client_tools = client_tools.ClientTools(body)
 
     def skeleton(self, status: str) -> Json:
         return objects.skeleton(self.body, self.id, self.created_at, status, self.model_defaults)
@@ -118,7 +120,8 @@ class Turn:
             model=self.body["model"],
             created_at=self.created_at,
             response=response,
-            request={**self.body, "tools": redacted(self.body.get("tools"))},
+            # client_metadata is the client's own channel (spec/leniency.py): never stored.
+            request={**{k: v for k, v in self.body.items() if k != "client_metadata"}, "tools": redacted(self.body.get("tools"))},
             input_items=input_items,
             previous_response_id=previous,
             conversation_id=self.conversation_id,
@@ -156,6 +159,7 @@ def checked_backend(services: Services, body: Json) -> Any:
         raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
     check_lists("createResponse", body)  # before any item is read
     request.check(body)
+    client_tools.check_hosted(body, services.settings.responses_hosted_tools)
     check_metadata(body.get("metadata"))
     model_id = body["model"]
     backend = services.registry.backend_for(model_id)
@@ -164,21 +168,31 @@ def checked_backend(services: Services, body: Json) -> Any:
     return backend
 
 
-def _replayable(items: list[Json], catalog: Catalog | None) -> list[Json]:
-    return mcp_calls.replayable(file_search.replayable(items), catalog)
+def _replayable(items: list[Json], catalog: Catalog | None, client: client_tools.ClientTools) -> list[Json]:
+    return client.replayable(mcp_calls.replayable(file_search.replayable(items), catalog))
 
 
 async def _chat(
-    backend: Any, body: Json, earlier: list[Json], turn: list[Json], stream: bool, catalog: Catalog | None = None,
+    backend: Any,
+    body: Json,
+    earlier: list[Json],
+    turn: list[Json],
+    stream: bool,
+    catalog: Catalog | None = None,
+    client: client_tools.ClientTools | None = None,
     seal: Any = None,
 ) -> Json:
     """The chat request the model is asked: without the file_search tool (served before
-    generation), MCP tools as functions (``catalog``), with the items a chat can replay
-    (reasoning items' sealed text opened with ``seal``), fitted to the context window as
-    ``truncation`` and ``context_management`` say (``context_window.py``)."""
+    generation), MCP tools as functions (``catalog``), namespace, custom and client-executed
+    tools as functions and hosted tools left out (``client``), with the items a chat can
+    replay (reasoning items' sealed text opened with ``seal``), fitted to the context window
+    as ``truncation`` and ``context_management`` say (``context_window.py``)."""
     earlier, turn = reasoning.readable(earlier, seal), reasoning.readable(turn, seal)
-    chat_body = file_search.chat_body(catalog.chat_body(body) if catalog is not None else body)
-    earlier, turn = await context_window.fit(backend, chat_body, _replayable(earlier, catalog), _replayable(turn, catalog))
+    client = client if client is not None else client_tools.ClientTools(body)
+    chat_body = client.chat_body(file_search.chat_body(catalog.chat_body(body) if catalog is not None else body))
+    earlier, turn = await context_window.fit(
+        backend, chat_body, _replayable(earlier, catalog, client), _replayable(turn, catalog, client)
+    )
     chat = request.chat_request(chat_body, earlier, turn, stream)
     await context_window.check_compaction(backend, chat_body, chat)
     return chat
@@ -218,7 +232,11 @@ async def create(
     # Approved calls run before the model answers: then its first answer is asked for later.
     first = tools is None or not tools.pending
     seal = services.reasoning_seal
-    chat = await _chat(backend, body, earlier, turn.input_items, stream or tools is not None, catalog, seal) if first else None
+    chat = (
+        await _chat(backend, body, earlier, turn.input_items, stream or tools is not None, catalog, turn.client_tools, seal)
+        if first
+        else None
+    )
     # file_search runs before generation; its excerpts follow the turn's input.
     retrieval = await file_search.retrieve(services, owner, body, earlier, turn.input_items)
     chat = file_search.grounded(chat, retrieval) if chat is not None else None
@@ -229,11 +247,16 @@ async def create(
     answer = await _answer(backend, model_id, chat) if chat is not None else None
     sealing = reasoning.sealing(body, seal)
     if tools is not None:
-        events = ResponseStream(turn.skeleton("in_progress"), answer, turn.save, retrieval, tools, sealing).events()
+        events = ResponseStream(
+            turn.skeleton("in_progress"), answer, turn.save, retrieval, tools, sealing=sealing, client=turn.client_tools
+        ).events()
         return events if stream else await _final(events)
     if stream:
-        return ResponseStream(turn.skeleton("in_progress"), answer, turn.save, retrieval, sealing=sealing).events()
-    response = file_search.attach(objects.from_chat(turn.skeleton("in_progress"), answer, sealing), retrieval)
+        return ResponseStream(
+            turn.skeleton("in_progress"), answer, turn.save, retrieval, sealing=sealing, client=turn.client_tools
+        ).events()
+    response = objects.from_chat(turn.skeleton("in_progress"), answer, sealing)
+    response = file_search.attach(turn.client_tools.answered(response), retrieval)
     await turn.save(response)
     return response
 
@@ -275,7 +298,10 @@ def _later_answers(backend: Any, turn: Turn, body: Json, retrieval: Any, catalog
             if left <= 0:
                 return None
             round_body["max_output_tokens"] = left
-        chat = await _chat(backend, round_body, turn.earlier, [*turn.input_items, *output], True, catalog, turn.services.reasoning_seal)
+        chat = await _chat(
+            backend, round_body, turn.earlier, [*turn.input_items, *output], True, catalog, turn.client_tools,
+            turn.services.reasoning_seal,
+        )
         return await backend.chat_completion_objects(body["model"], file_search.grounded(chat, retrieval))
 
     return answer

@@ -1,0 +1,277 @@
+"""What coding agents send to the Responses API (issue #49, item 1), through the official
+SDK on the real model: Codex's first request (``client_metadata``, a ``namespace`` tool,
+``web_search``, function tools, ``tool_choice: auto``) over HTTP and the WebSocket; a
+namespace's function, a custom tool with a regex grammar and the client-executed
+``local_shell``, ``shell`` and ``apply_patch`` tools, each call forced (the small model
+cannot judge when to call), answered as the document's item types and sent back."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import openai
+import pytest
+
+from tests.conftest import MODEL
+from llm_backend.spec.validation import RequestSchemaValidator
+from tests.support.clients import sdk
+from tests.support.document import openai_document
+from tests.support.response_events import validate_event
+
+ITEM_RESOURCE = RequestSchemaValidator({"$ref": "#/components/schemas/ItemResource", "components": openai_document()["components"]})
+EXEC = {
+    "type": "function",
+    "name": "exec_command",
+    "description": "Run a shell command.",
+    "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"], "additionalProperties": False},
+    "strict": False,
+}
+SPAWN = {
+    "type": "function",
+    "name": "spawn_agent",
+    "description": "Start a sub-agent with a task.",
+    "parameters": {"type": "object", "properties": {"task": {"type": "string", "maxLength": 40}}, "required": ["task"], "additionalProperties": False},
+    "strict": True,
+}
+NAMESPACE = {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.", "tools": [SPAWN]}
+CODEX_FIRST = {
+    "model": MODEL,
+    "input": [
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are a coding agent."}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Say hi."}]},
+    ],
+    "tools": [EXEC, NAMESPACE, {"type": "web_search", "external_web_access": False}],
+    "tool_choice": "auto",
+    "parallel_tool_calls": True,
+    "reasoning": {"summary": "auto"},
+    "store": False,
+    "include": ["reasoning.encrypted_content"],
+    "prompt_cache_key": "session-1",
+    "max_output_tokens": 16,
+}
+CLIENT_METADATA = {"x-codex-installation-id": "abc", "traceparent": "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"}
+
+
+def codex_body(**extra) -> dict:
+    return {**CODEX_FIRST, "client_metadata": CLIENT_METADATA, **extra}
+
+
+def create(client: openai.OpenAI, body: dict):
+    """``body`` as the SDK sends it (its own fields as arguments, the rest as extra body)."""
+    known = {key: value for key, value in body.items() if key != "client_metadata"}
+    extra = {"client_metadata": body["client_metadata"]} if "client_metadata" in body else None
+    return client.responses.with_raw_response.create(**known, extra_body=extra)
+
+
+def test_codexs_first_request_is_answered_and_says_which_hosted_tools_were_dropped(client):
+    raw = create(client, codex_body())
+    response = raw.parse()
+    assert response.status in ("completed", "incomplete")
+    assert raw.headers["x-llm-backend-dropped-tools"] == "web_search"
+    assert "client_metadata" not in response.model_dump()  # not echoed
+
+
+def test_codexs_first_request_streams(client):
+    with client.responses.stream(**CODEX_FIRST, extra_body={"client_metadata": CLIENT_METADATA}) as stream:
+        events = list(stream)
+    assert events[-1].type in ("response.completed", "response.incomplete")
+
+
+def test_codexs_first_request_over_the_websocket(client):
+    with client.responses.connect() as connection:
+        # The SDK's create() has no extra fields: the event as Codex sends it.
+        connection.send({"type": "response.create", **codex_body()})
+        for event in connection:
+            if event.type in ("response.completed", "response.incomplete", "response.failed", "error"):
+                break
+    assert event.type in ("response.completed", "response.incomplete"), event
+
+
+def test_client_metadata_is_checked_as_a_map_of_strings(client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        create(client, codex_body(client_metadata={"n": 1}, input="Say hi."))
+    assert refused.value.body["param"] == "client_metadata.n"
+
+
+def test_a_forced_hosted_tool_is_still_refused(client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        create(client, codex_body(tool_choice={"type": "web_search_preview"}, tools=[{"type": "web_search_preview"}]))
+    assert refused.value.body["param"] == "tool_choice"
+    assert "web search" in refused.value.body["message"]
+
+
+HOSTED = [{"type": "web_search"}, {"type": "code_interpreter", "container": {"type": "auto"}}, {"type": "image_generation"}]
+
+
+def test_hosted_tools_are_not_offered_when_the_model_may_choose(client):
+    raw = client.responses.with_raw_response.create(model=MODEL, input="Hi", tools=HOSTED, tool_choice="auto", max_output_tokens=16)
+    assert raw.headers["x-llm-backend-dropped-tools"] == "web_search,code_interpreter,image_generation"
+    assert raw.parse().status in ("completed", "incomplete")
+
+
+def test_a_setting_refuses_hosted_tools_instead(start_server):
+    live = start_server(env={"LLM_BACKEND_RESPONSES_HOSTED_TOOLS": "refuse"})
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(live).responses.create(model=MODEL, input="Hi", tools=[EXEC, *HOSTED], max_output_tokens=16)
+    assert refused.value.body["param"] == "tools[1].type" and "web search" in refused.value.body["message"]
+
+
+def forced(client: openai.OpenAI, tools: list, choice, text: str, **extra):
+    return client.responses.create(
+        model=MODEL, input=text, tools=tools, tool_choice=choice, max_output_tokens=80, temperature=0, **extra
+    )
+
+
+def test_a_namespaced_function_call_carries_its_namespace_and_round_trips(client):
+    response = forced(client, [EXEC, NAMESPACE], {"type": "function", "name": "spawn_agent"}, "Start an agent that writes tests.")
+    [call] = response.output
+    assert (call.type, call.namespace, call.name) == ("function_call", "multi_agent_v1", "spawn_agent")
+    assert isinstance(json.loads(call.arguments)["task"], str)
+    answer = client.responses.create(
+        model=MODEL,
+        input=[call.model_dump(exclude_none=True), {"type": "function_call_output", "call_id": call.call_id, "output": "started"}],
+        tools=[EXEC, NAMESPACE],
+        max_output_tokens=16,
+    )
+    assert answer.status in ("completed", "incomplete")
+
+
+def test_a_streamed_namespaced_call_carries_its_namespace(client):
+    with client.responses.stream(
+        model=MODEL, input="Start an agent.", tools=[NAMESPACE], tool_choice={"type": "function", "name": "spawn_agent"},
+        max_output_tokens=80, temperature=0,
+    ) as stream:
+        events = list(stream)
+    added = [event.item for event in events if event.type == "response.output_item.added"]
+    assert [(item.type, item.namespace, item.name) for item in added] == [("function_call", "multi_agent_v1", "spawn_agent")]
+    assert any(event.type == "response.function_call_arguments.delta" for event in events)
+    [call] = events[-1].response.output
+    assert call.namespace == "multi_agent_v1" and json.loads(call.arguments)
+
+
+ISSUE = {"type": "custom", "name": "ticket", "description": "File a ticket id.", "format": {"type": "grammar", "syntax": "regex", "definition": r"^[A-Z]{3}-[0-9]{2,4}$"}}
+
+
+def test_a_forced_custom_tool_with_a_regex_grammar_matches_it(client):
+    response = forced(client, [ISSUE], {"type": "custom", "name": "ticket"}, "File ticket ABC-123.")
+    [call] = response.output
+    assert (call.type, call.name) == ("custom_tool_call", "ticket")
+    assert re.fullmatch(r"[A-Z]{3}-[0-9]{2,4}", call.input), call.input
+    answer = client.responses.create(
+        model=MODEL,
+        input=[call.model_dump(exclude_none=True), {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "filed"}],
+        tools=[ISSUE],
+        max_output_tokens=16,
+    )
+    assert answer.status in ("completed", "incomplete")
+
+
+def test_a_regex_with_rust_escapes_is_kept_too(client):
+    """\\d, \\., (?:...) and an escaped '-' in a class: what llama.cpp's converter does not read."""
+    version = {"type": "custom", "name": "release", "format": {"type": "grammar", "syntax": "regex", "definition": r"^v(?:\d{1,2})\.\d{1,2}[\-a-z]{0,3}$"}}
+    response = forced(client, [version], {"type": "custom", "name": "release"}, "Release version v1.2-rc.")
+    [call] = response.output
+    assert re.fullmatch(r"v(?:\d{1,2})\.\d{1,2}[\-a-z]{0,3}", call.input), call.input
+
+
+def test_a_streamed_custom_tool_call_sends_its_input(client):
+    with client.responses.stream(
+        model=MODEL, input="File ticket ABC-123.", tools=[ISSUE], tool_choice={"type": "custom", "name": "ticket"},
+        max_output_tokens=80, temperature=0,
+    ) as stream:
+        events = list(stream)
+    [done] = [event for event in events if event.type == "response.custom_tool_call_input.done"]
+    assert re.fullmatch(r"[A-Z]{3}-[0-9]{2,4}", done.input)
+    [call] = events[-1].response.output
+    assert call.type == "custom_tool_call" and call.input == done.input
+
+
+def test_a_forced_lark_custom_tool_is_refused_naming_the_choice(client):
+    lark = {"type": "custom", "name": "apply_patch", "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        forced(client, [lark], {"type": "custom", "name": "apply_patch"}, "Patch it.")
+    assert refused.value.body["param"] == "tool_choice.name" and "Lark grammar" in refused.value.body["message"]
+
+
+def test_a_local_shell_call_is_a_local_shell_call_item_and_its_output_is_read(client):
+    response = forced(client, [{"type": "local_shell"}], "required", "List the files with ls.")
+    [call] = response.output
+    assert call.type == "local_shell_call" and call.action.type == "exec"
+    assert isinstance(call.action.command, list) and all(isinstance(part, str) for part in call.action.command)
+    answer = client.responses.create(
+        model=MODEL,
+        input=[
+            call.model_dump(exclude_none=True),
+            {"type": "local_shell_call_output", "id": call.call_id, "call_id": call.call_id, "output": "a.py b.py"},
+        ],
+        tools=[{"type": "local_shell"}],
+        max_output_tokens=16,
+    )
+    assert answer.status in ("completed", "incomplete")
+
+
+def test_a_shell_call_is_a_shell_call_item(client):
+    response = forced(client, [{"type": "shell"}], {"type": "shell"}, "List the files with ls.")
+    [call] = response.output
+    assert call.type == "shell_call" and all(isinstance(command, str) for command in call.action.commands)
+    output = [{"stdout": "a.py", "stderr": "", "outcome": {"type": "exit", "exit_code": 0}}]
+    answer = client.responses.create(
+        model=MODEL,
+        input=[call.model_dump(exclude_none=True), {"type": "shell_call_output", "call_id": call.call_id, "output": output}],
+        tools=[{"type": "shell"}],
+        max_output_tokens=16,
+    )
+    assert answer.status in ("completed", "incomplete")
+
+
+def test_an_apply_patch_call_is_an_apply_patch_call_item(client):
+    response = forced(client, [{"type": "apply_patch"}], {"type": "apply_patch"}, "Create the file hello.txt saying hi.")
+    [call] = response.output
+    assert call.type == "apply_patch_call"
+    assert call.operation.type in ("create_file", "update_file", "delete_file") and isinstance(call.operation.path, str)
+    answer = client.responses.create(
+        model=MODEL,
+        input=[
+            call.model_dump(exclude_none=True),
+            {"type": "apply_patch_call_output", "call_id": call.call_id, "status": "completed", "output": "done"},
+        ],
+        tools=[{"type": "apply_patch"}],
+        max_output_tokens=16,
+    )
+    assert answer.status in ("completed", "incomplete")
+
+
+FORCED = {
+    "namespace": ([NAMESPACE], {"type": "function", "name": "spawn_agent"}, "Start an agent."),
+    "custom-regex": ([ISSUE], {"type": "custom", "name": "ticket"}, "File ticket ABC-123."),
+    "custom-text": ([{"type": "custom", "name": "note", "description": "Write a note."}], {"type": "custom", "name": "note"}, "Note: buy milk."),
+    "local_shell": ([{"type": "local_shell"}], "required", "List the files."),
+    "shell": ([{"type": "shell"}], {"type": "shell"}, "List the files."),
+    "apply_patch": ([{"type": "apply_patch"}], {"type": "apply_patch"}, "Create hello.txt."),
+}
+
+
+@pytest.mark.parametrize("case", FORCED, ids=list(FORCED))
+def test_each_forced_call_streams_events_valid_for_the_document_and_is_listed_back(client, case):
+    tools, choice, text = FORCED[case]
+    with client.responses.stream(model=MODEL, input=text, tools=tools, tool_choice=choice, max_output_tokens=80, temperature=0) as stream:
+        events = [event.model_dump(exclude_unset=True) for event in stream]
+    for event in events:
+        validate_event(event)
+    [call] = events[-1]["response"]["output"]
+    call.pop("parsed_arguments", None)  # the SDK's own, not the item's
+    # The call sent back with an output, stored: its input items are listed as the document's.
+    output = {
+        "function_call": {"type": "function_call_output", "output": "ok"},
+        "custom_tool_call": {"type": "custom_tool_call_output", "output": "ok"},
+        "local_shell_call": {"type": "local_shell_call_output", "id": call["call_id"], "output": "ok"},
+        "shell_call": {"type": "shell_call_output", "output": [{"stdout": "ok", "stderr": "", "outcome": {"type": "exit", "exit_code": 0}}]},
+        "apply_patch_call": {"type": "apply_patch_call_output", "status": "completed", "output": "ok"},
+    }[call["type"]]
+    answer = client.responses.create(
+        model=MODEL, input=[call, {**output, "call_id": call["call_id"]}], tools=tools, max_output_tokens=16
+    )
+    listed = client.get(f"/responses/{answer.id}/input_items", cast_to=object)
+    for item in listed["data"]:
+        ITEM_RESOURCE.validate(item)
