@@ -8,6 +8,7 @@ later turns' prompt tokens cached when turns alternate, 97 % on one gateway."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -20,7 +21,7 @@ from tests.support.server import LiveServer, access_lines, start_together
 MODEL = "smollm2"
 CHAT = "/v1/chat/completions"
 CONVERSATIONS = 6
-# A few hundred tokens each (~450), its own per conversation: what a later turn finds cached.
+# ~500 tokens each, its own per conversation: what a later turn finds cached.
 RULES = "Answer in one short sentence. Never use lists. Be polite and precise. Keep to the topic. "
 
 
@@ -66,8 +67,11 @@ def served_by(engines: dict[str, LiveServer], request_id: str) -> str:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         for name, live in engines.items():
-            if access_lines(live, CHAT, request_id=request_id):
-                return name
+            try:
+                if access_lines(live, CHAT, request_id=request_id):
+                    return name
+            except json.JSONDecodeError:  # a line read as it was being written: read again
+                pass
         time.sleep(0.05)
     raise AssertionError(f"no engine logged {request_id}")
 
@@ -113,4 +117,5 @@ def test_turns_alternating_between_gateways_find_their_prefix_cached(engines, ga
         assert engine == "a", (number, engine)
         if homes[number] == "a":
             prompt, cached = prompt + tokens, cached + hits
+    print(f"after b died: a's conversations {cached}/{prompt} prompt tokens cached ({cached / prompt:.0%})")
     assert prompt and cached / prompt >= 0.9, (cached, prompt)
