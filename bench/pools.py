@@ -6,7 +6,7 @@ gateways in front of them, each configured only through `upstreams` (and `fallba
 - `gateway1`: one upstream naming the model, engine 1: no pool, the plain forwarding path;
 - `pool1`: the same single upstream, but with `fallbacks: {model: []}`, which makes the
   registry build a pool of one deployment: every request goes through the pool's routing
-  (pick, in-flight counting, prefix hashes, failover wrapper) to the same engine. So
+  (pick, in-flight counting, the route key, failover wrapper) to the same engine. So
   `pool1 - gateway1` is the pool's own cost, with nothing else different;
 - `pool2`, `pool3`: pools of engines 1-2 and 1-3;
 

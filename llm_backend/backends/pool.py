@@ -1,18 +1,19 @@
 """One model id on several deployments: local engines and upstream APIs behind one name.
 
 A pool is itself a backend (the same interface), so nothing above the registry knows a model
-is pooled. Each request goes to the least-loaded healthy deployment (requests outstanding
-divided by weight; ties go to the one picked least recently, so even sequential traffic
-spreads evenly). A deployment that fails before anything was sent to the client (cannot
+is pooled. A request that is not a chat goes to the least-loaded healthy deployment
+(requests outstanding divided by weight; ties go to the one picked least recently, so even
+sequential traffic spreads evenly). A deployment that fails before anything was sent to the client (cannot
 connect, 5xx, 429, a crashed or overloaded local engine) is ejected for a cooldown that
 doubles with each consecutive failure, and the request goes to the next deployment; a
 background probe returns an ejected deployment as soon as it answers again. When every
 deployment has failed, the model's ``fallbacks`` (other model ids) are tried in order.
 
-A chat prefers the deployment that served the longest beginning of its messages for the
-same tenant (the turn before, or another chat with its system prompt), whose engine still
-holds that prefix in its prompt cache, unless it is unhealthy or clearly busier than the
-least-loaded one (prefix_routes.py).
+A chat goes to the deployment its route key hashes to (its tenant and ``prompt_cache_key``,
+else its first message: prefix_routes.py) on a ring of the deployments' names, whose engine
+holds its prefix from the turns before: every gateway replica computes the same one, with no
+shared state. Past a bound on its requests in flight (1.25 × the mean, rounded up), or
+unhealthy, the chat goes on to the next deployment of the ring (ring.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from typing import Any
 from .. import errors
 from ..errors import OpenAIError
 from .base import Backend, Json, ModelCard, Relayed, Serving, failover, tenant
-from .prefix_routes import PrefixRoutes, prefix_hashes
+from .prefix_routes import route_key
+from .ring import Ring
 from .upstream.retry_after import retry_after
 
 log = logging.getLogger(__name__)
@@ -107,7 +109,8 @@ class ModelPool:
         self.fallbacks = list(fallbacks)
         self._resolve = resolve
         self._picks = 0
-        self._routes: PrefixRoutes[Deployment] = PrefixRoutes()
+        # By the deployments' configured names, so every replica builds the same ring.
+        self._ring = Ring([d.name for d in deployments], [d.weight for d in deployments])
         self._prober: asyncio.Task | None = None
 
     # --- lifecycle: the deployments' backends are the registry's, started by it ------------
@@ -236,7 +239,7 @@ class ModelPool:
 
     # --- routing --------------------------------------------------------------------------
 
-    def _pick(self, tried: set[Deployment], hashes: list[bytes], forwarding: bool = False) -> Deployment | None:
+    def _pick(self, tried: set[Deployment], key: bytes, forwarding: bool = False) -> Deployment | None:
         now = time.monotonic()
         candidates = [d for d in self.deployments if d not in tried and d.healthy(now)]
         if forwarding:
@@ -244,8 +247,11 @@ class ModelPool:
             candidates = [d for d in candidates if not d.backend.manages_models]
         if not candidates:
             return None
-        least = min(candidates, key=lambda d: (d.load(), d.last_picked))
-        least = self._routes.pick(hashes, least, Deployment.load, candidates.__contains__)
+        if key:  # a chat: to the deployment holding its prefix, within the bound (ring.py)
+            usable = [d in candidates for d in self.deployments]
+            least = self.deployments[self._ring.pick(key, [d.outstanding for d in self.deployments], usable)]
+        else:
+            least = min(candidates, key=lambda d: (d.load(), d.last_picked))
         self._picks += 1
         least.last_picked = self._picks
         return least
@@ -260,10 +266,10 @@ class ModelPool:
         log.warning("model %s: deployment %s ejected for %.1f s (%s)", self.model_id, deployment.name, cooldown, reason)
 
     async def _call(self, operation: str, model_id: str, request: Json | None, forward_args: tuple = ()) -> Any:
-        hashes = prefix_hashes(request, tenant.get()) if operation in CHATS and request else []
+        key = route_key(request, tenant.get()) if operation in CHATS else b""
         tried: set[Deployment] = set()
         last: OpenAIError | Relayed | None = None
-        while (deployment := self._pick(tried, hashes, operation == "forward")) is not None:
+        while (deployment := self._pick(tried, key, operation == "forward")) is not None:
             tried.add(deployment)
             deployment.outstanding += 1
             deployment.requests += 1
@@ -296,7 +302,6 @@ class ModelPool:
                 last = answer
                 continue
             deployment.failures = 0
-            self._routes.remember(hashes, deployment, tenant.get())
             return _tracked(answer, deployment)
         return await self._exhausted(operation, model_id, request, forward_args, last)
 

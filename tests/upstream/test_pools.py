@@ -19,6 +19,7 @@ from tests.support.server import LiveServer, access_lines, free_port, log_size
 
 MODEL = "smollm2"
 CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
 
 
 @pytest.fixture(scope="module")
@@ -91,20 +92,26 @@ def test_the_pool_lists_its_three_deployments(front):
     assert [m["id"] for m in models].count(MODEL) == 1
 
 
+def complete(client: openai.OpenAI, text: str):
+    """A request without a route key (not a chat): to the least-loaded deployment."""
+    return client.completions.create(model=MODEL, prompt=text, max_tokens=1)
+
+
 def test_requests_spread_evenly_over_the_engines(client, front, server, engine_b):
     before = requests_by_deployment(front)
     since_a, since_b = log_size(server), log_size(engine_b)
     # 15 sequential requests, 5 an engine when even (a tie goes to the one picked least
-    # recently): 30 showed no more, at ~0.2 s of CPU each over the three servers.
+    # recently): 30 showed no more, at ~0.2 s of CPU each over the three servers. (Chats go
+    # by their route key instead: test_replica_routing.py.)
     for i in range(15):
-        ask(client, f"Count to {i}.")
+        complete(client, f"Count to {i}.")
     after = requests_by_deployment(front)
     spread = {name: after[name] - before[name] for name in after}
     assert sum(spread.values()) == 15
     assert all(4 <= n <= 6 for n in spread.values()), spread  # within 20 % of even
     # The upstream engines really answered their share.
-    assert len(access_lines(server, CHAT, since=since_a, expect=spread["a"])) == spread["a"]
-    assert len(access_lines(engine_b, CHAT, since=since_b, expect=spread["b"])) == spread["b"]
+    assert len(access_lines(server, COMPLETIONS, since=since_a, expect=spread["a"])) == spread["a"]
+    assert len(access_lines(engine_b, COMPLETIONS, since=since_b, expect=spread["b"])) == spread["b"]
 
 
 def test_a_follow_up_turn_goes_to_the_engine_holding_its_prefix(client, front):
@@ -182,8 +189,8 @@ def test_an_engine_killed_mid_run_costs_no_request_and_returns_when_restarted(cl
     since = log_size(engine_b)
     # Back, b is the engine picked least recently: one of the next three (one per engine) is its.
     for i in range(3):
-        ask(client, f"Again {i}.")
-    assert access_lines(engine_b, CHAT, since=since, expect=1)
+        complete(client, f"Again {i}.")
+    assert access_lines(engine_b, COMPLETIONS, since=since, expect=1)
 
 
 def test_a_model_whose_deployments_are_down_is_answered_by_its_fallback(client, front):
@@ -198,10 +205,8 @@ def test_a_model_whose_deployments_are_down_is_answered_by_its_fallback(client, 
 
 def test_a_rate_limited_upstream_moves_traffic_to_another_deployment(client, front, limited):
     limited.reset(limited=1, retry_after="30")
-    answers = [
-        client.chat.completions.create(model="flaky-model", messages=[{"role": "user", "content": "Hi"}], max_tokens=1)
-        for _ in range(3)
-    ]
+    # Completions (no route key): the first goes to the least recently picked, the first listed.
+    answers = [client.completions.create(model="flaky-model", prompt="Hi", max_tokens=1) for _ in range(3)]
     assert all(answer.choices for answer in answers)
     # One 429, then the pool kept away from it for its retry-after.
     assert len(limited.arrivals) == 1

@@ -22,7 +22,7 @@ from ...settings import Settings
 from ..base import Answer, Json, ModelCard, Relayed, Serving, tenant
 from ..events import ModelEvents
 from ..lifecycle import MODEL_KEEP_ALIVE, Lifecycle
-from ..prefix_routes import prefix_hashes
+from ..prefix_routes import route_key
 from ..presets import REPORTED_SAMPLING, Preset, presets
 from .fanout import fan_out
 from . import prediction, reasoning
@@ -187,7 +187,12 @@ class LlamaBackend:
         params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx)
         # Whose cached KV it may reuse (engine/prefixes.py).
         params.update(tenant=tenant.get(), shared_messages=preset.shared_messages(params["messages"]))
-        return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper), request)
+        # To the engine worker holding the chat's beginning, when the model has several: by
+        # its messages as the engine gets them (a persona's system prompt first), for every
+        # tenant alike when that beginning is shared by them all.
+        keyed = {"messages": params["messages"], "prompt_cache_key": request.get("prompt_cache_key")}
+        route = route_key(keyed, "" if params["shared_messages"] else tenant.get()) if len(model.workers) > 1 else b""
+        return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper, route), request)
 
     async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
         # The engine's answers are objects already.
@@ -222,7 +227,7 @@ class LlamaBackend:
 
     @staticmethod
     async def _generate(
-        model: LocalModel, model_id: str, op: str, params: Json, shaper: type[ChatShaper]
+        model: LocalModel, model_id: str, op: str, params: Json, shaper: type[ChatShaper], route: bytes = b""
     ) -> Answer:
         params["tool_format"] = model.tool_format  # how its answers are read (tool_formats/)
         if op == "chat":
@@ -230,8 +235,6 @@ class LlamaBackend:
             params.update(reasoning.request_params(model.reasoning_format, params.pop("reasoning_effort", None)))
         shape = shaper(model_id, model.fingerprint, params)
         need = params.get("n", 1)
-        # To the engine worker holding the chat's beginning, when the model has several.
-        route = prefix_hashes(params, params.get("tenant", "")) if len(model.workers) > 1 else []
         if not params["stream"]:
             return shape.completion(await model.run(op, params, need, route))
         return await primed(shape.chunks(model.stream(op, params, need, route)))

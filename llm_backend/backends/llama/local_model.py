@@ -1,9 +1,9 @@
 """One local model's engine: its worker processes and the bounded queue in front of them.
 
 A request takes ``n`` sequences (one per choice) on one worker, or waits in line (at most
-``queue_size``; 429 beyond, or after ``queue_timeout``). The worker is the one with room
-that served the longest beginning of its chat for the same tenant, unless it is clearly
-busier than the least busy one (``prefix_routes.py``): its KV holds that prefix.
+``queue_size``; 429 beyond, or after ``queue_timeout``). A chat's worker is the one with room
+its route key hashes to on a ring of the workers (``ring.py``, within its bound on loads):
+its KV holds the conversation's prefix from the turns before.
 
 The line serves tenants in turn (``fair_line.py``, issue #39): a freed sequence goes to the
 next waiting tenant's oldest request, so one tenant's burst delays another's request by at
@@ -27,7 +27,7 @@ from ...model_settings import ModelConfig
 from ...settings import Settings
 from ..base import Json, background, tenant
 from ..fair_line import Line
-from ..prefix_routes import PrefixRoutes
+from ..ring import Ring
 from .background import BackgroundEngine
 from .client import WorkerProcess
 from .cores import available_cores
@@ -49,8 +49,8 @@ class LocalModel:
         self.created = int(time.time())
         self.workers: list[WorkerProcess] = []
         self._in_use: dict[WorkerProcess, int] = {}
-        self._line: Line[tuple[int, list[bytes]]] = Line()
-        self._routes: PrefixRoutes[WorkerProcess] = PrefixRoutes()
+        self._line: Line[tuple[int, bytes]] = Line()
+        self._ring = Ring([])  # the workers', by index (``_free_worker``)
         self.fingerprint = ""
         self._said_gpu_ignored = False
         # Read by the metrics (http/metrics.py); the engine knows nothing of Prometheus.
@@ -163,16 +163,17 @@ class LocalModel:
         """Engine workers restarted after a crash, since the service started."""
         return self._retired_restarts + sum(worker.restarts_total for worker in self.workers)
 
-    def _free_worker(self, need: int, route: list[bytes]) -> WorkerProcess | None:
-        """A live worker with room for ``need`` sequences: the one holding the prompt's
-        beginning, else the least busy."""
+    def _free_worker(self, need: int, route: bytes) -> WorkerProcess | None:
+        """A live worker with room for ``need`` sequences: the one ``route`` (the chat's
+        route key) hashes to within the bound (``ring.py``), else the least busy."""
         candidates = [w for w in self.workers if self._in_use[w] + need <= self.config.parallel]
         least = min(candidates, key=lambda w: (not w.ready.is_set(), self._in_use[w]), default=None)
-        if least is None or not route:
+        usable = [w in candidates and w.ready.is_set() for w in self.workers]
+        if least is None or not route or not any(usable):
             return least
-        worker = self._routes.pick(route, least, self._in_use.__getitem__, lambda w: w in candidates and w.ready.is_set())
-        self._routes.remember(route, worker, tenant.get())
-        return worker
+        if len(self._ring) != len(self.workers):
+            self._ring = Ring([f"worker-{index}" for index in range(len(self.workers))])
+        return self.workers[self._ring.pick(route, [self._in_use[w] for w in self.workers], usable)]
 
     def _wake(self) -> None:
         while (waiter := self._line.next()) is not None:
@@ -185,9 +186,9 @@ class LocalModel:
             future.set_result(worker)
 
     @contextlib.asynccontextmanager
-    async def worker(self, need: int = 1, route: list[bytes] = ()) -> AsyncIterator[WorkerProcess]:
+    async def worker(self, need: int = 1, route: bytes = b"") -> AsyncIterator[WorkerProcess]:
         """Take ``need`` sequences on one worker, waiting in line; 429 beyond the queue.
-        ``route``: the chat's prefix hashes (``prefix_routes.prefix_hashes``)."""
+        ``route``: the chat's route key (``prefix_routes.route_key``)."""
         if need > self.config.parallel:
             raise bad_request(f"'n' can be at most {self.config.parallel} for this model.", "n", "invalid_value")
         if background.get():  # a batch line: never in line with interactive requests
@@ -230,7 +231,7 @@ class LocalModel:
             self._in_use[worker] -= need
             self._wake()
 
-    async def run(self, op: str, params: Json, need: int = 1, route: list[bytes] = ()) -> list[Json]:
+    async def run(self, op: str, params: Json, need: int = 1, route: bytes = b"") -> list[Json]:
         """All events of one engine operation (for answers that are not streamed)."""
         async with self.worker(need, route) as worker:
             events = [event async for event in worker.call(op, params)]
@@ -238,7 +239,7 @@ class LocalModel:
             self._observe(event)
         return events
 
-    async def stream(self, op: str, params: Json, need: int = 1, route: list[bytes] = ()) -> AsyncIterator[Json]:
+    async def stream(self, op: str, params: Json, need: int = 1, route: bytes = b"") -> AsyncIterator[Json]:
         async with self.worker(need, route) as worker:
             calls = worker.call(op, params)
             try:

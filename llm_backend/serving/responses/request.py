@@ -150,4 +150,6 @@ def chat_request(request: Json, history: list[Json], turn: list[Json], stream: b
         chat["top_logprobs"] = request.get("top_logprobs") or 0
     if stream:
         chat["stream_options"] = {"include_usage": True}
+    if request.get("prompt_cache_key"):  # what a pool routes the conversation by (backends/prefix_routes.py)
+        chat["prompt_cache_key"] = request["prompt_cache_key"]
     return chat
