@@ -23,6 +23,7 @@ from tests.support.server import LiveServer
 
 WINDOW = 8192  # SmolLM2-135M's trained context (llama.general: llama.context_length)
 SMALL = 512
+AGENT_PROMPT = 3000  # tokens of the long turn (Codex's is 6,437: see its test)
 # Two models of 512 tokens on one small server: the default (fit), and OpenAI's refusal.
 CONFIG = f"""
 models:
@@ -87,16 +88,18 @@ def test_the_refuse_setting_answers_openais_400(small, param):
     assert f"{param} is too large: 32000. This model supports at most {SMALL} completion tokens" in raised.value.message
 
 
-def test_a_codex_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(client):
-    """6,500 tokens (Codex's first prompt is 6,437) beside a short chat: the long prefill
-    takes tens of seconds on these cores; the short chat is answered meanwhile."""
+def test_an_agent_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(client):
+    """A 3,000-token prompt (beyond the old 2,048) beside a short chat: the long prefill takes
+    tens of seconds on these cores; the short chat is answered meanwhile. With Codex's size,
+    6,500 tokens, it passed too, its prompt answered in 54.8 s and 113.9 s at two loads of
+    this 2-core machine: too long for the suite, so 3,000 here (33.8 s)."""
     long: dict = {}
 
     def agent_turn() -> None:
         started = time.monotonic()
         long["answer"] = client.chat.completions.create(
             model=MODEL,
-            messages=[{"role": "user", "content": words(6500) + "\nAnswer in one word: how many ships?"}],
+            messages=[{"role": "user", "content": words(AGENT_PROMPT) + "\nAnswer in one word: how many ships?"}],
             max_tokens=4,
             temperature=0,
         )
@@ -112,5 +115,5 @@ def test_a_codex_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(c
     thread.join(300)
     answer = long["answer"]
     assert short.choices[0].message.content is not None
-    assert 6000 < answer.usage.prompt_tokens < WINDOW and answer.usage.completion_tokens <= 4
-    print(f"6.5k-token prompt answered in {long['seconds']:.1f} s; the short chat beside it in {short_seconds:.1f} s")
+    assert AGENT_PROMPT - 500 < answer.usage.prompt_tokens < WINDOW and answer.usage.completion_tokens <= 4
+    print(f"{answer.usage.prompt_tokens}-token prompt answered in {long['seconds']:.1f} s; the short chat beside it in {short_seconds:.1f} s")

@@ -319,8 +319,7 @@ def chat_params(request: Json, n_ctx: int, beyond_context: str = "fit") -> Json:
         "tools": offered or None,
         "tool_choice": choice if offered else None,
         "max_tokens": _max_tokens(limit, request.get(limit), n_ctx, refuse=beyond_context == "refuse"),
-        # The engine fits it, or refuses it against the window it knows (engine/admission.py).
-        "max_tokens_param": limit,
+        "max_tokens_param": limit,  # the engine fits it, or refuses it naming it (engine/admission.py)
         "refuse_beyond_context": beyond_context == "refuse",
         "logprobs": bool(request.get("logprobs")),
         "top_logprobs": request.get("top_logprobs") or 0,
