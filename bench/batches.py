@@ -103,7 +103,7 @@ class InProcess:
         self.finished.clear()
         started = time.perf_counter()
         for index, body in enumerate(bodies):
-            self.engine.submit(f"r{index}", "chat", chat_params(body, self.config["n_ctx"]))
+            self.engine.submit(f"r{index}", "chat", chat_params(body, self.engine.n_ctx))
         while self.engine.running or self.engine.waiting:
             self.engine.step()
         seconds = time.perf_counter() - started

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bench.ceiling import MODEL_SETTINGS, settings_yaml  # noqa: E402
 from bench.openai_runs import load_average, load_generator  # noqa: E402
 from llm_backend.backends.llama.client import ENGINE_ENVIRONMENT  # noqa: E402
+from llm_backend.backends.llama.engine.llama_params import SHARE  # noqa: E402
 from llm_backend.backends.llama.local_model import LocalModel  # noqa: E402
 from llm_backend.backends.llama.sources import resolve_gguf  # noqa: E402
 from llm_backend.settings import ModelConfig, Settings  # noqa: E402
@@ -161,12 +162,15 @@ def main() -> None:
     model: ModelConfig = settings.models[0]
     gguf = str(resolve_gguf(model, settings.model_cache_dir))
     engine = LocalModel(model, settings).engine_config(Path(gguf))
+    # Each sequence's context as before the pool was shared (a model's n_ctx, else 2048), the
+    # same for the three: llama-cpp-python's server and the ceiling take one per sequence.
+    engine["n_ctx"] = model.n_ctx or SHARE
     out = ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     config = out / "config.yaml"
     # Our defaults, but the threads the other two get (both printed below).
     config.write_text(
-        f"models:\n  - id: {model.id}\n    path: {gguf}\n    n_ctx: {model.n_ctx}\n"
+        f"models:\n  - id: {model.id}\n    path: {gguf}\n    n_ctx: {engine['n_ctx']}\n"
         f"    n_threads: {engine['n_threads']}\n    n_threads_batch: {engine['n_threads_batch']}\n"
         f"{settings_yaml()}queue_size: 64\nembedding_model: ''\n"
     )
@@ -193,7 +197,7 @@ def main() -> None:
             servers[THEIRS] = start(
                 [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", model.id,
                  "--n_threads", str(engine["n_threads"]), "--n_threads_batch", str(engine["n_threads_batch"]),
-                 "--n_ctx", str(model.n_ctx), "--host", "127.0.0.1", "--port", str(ports[THEIRS])],
+                 "--n_ctx", str(engine["n_ctx"]), "--host", "127.0.0.1", "--port", str(ports[THEIRS])],
                 dict(os.environ), out / "llama-cpp-python.log", f"http://127.0.0.1:{ports[THEIRS]}/v1/models")
         ceiling = Ceiling(gguf, engine, max(levels), out / "ceiling.log")
         targets = {name: load.Target(name, f"http://127.0.0.1:{port}/v1", model.id, {}, servers[name].pid)

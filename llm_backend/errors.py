@@ -271,6 +271,15 @@ def context_length_exceeded(n_tokens: int, n_ctx: int, param: str) -> OpenAIErro
     )
 
 
+def max_tokens_too_large(param: str, value: int, n_ctx: int) -> OpenAIError:
+    return bad_request(
+        f"{param} is too large: {value}. This model supports at most {n_ctx} completion tokens, "
+        f"whereas you provided {value}.",
+        param,
+        "invalid_value",
+    )
+
+
 def queue_full(model_id: str, retry_after: int) -> OpenAIError:
     return OpenAIError(
         429,

@@ -130,7 +130,21 @@ class ModelConfig(BaseModel):
         None, description="a model on a Hugging Face hub: hf://<owner>/<repo>/<file or glob>[@revision], pulled on first use"
     )
     aliases: list[str] = []
-    n_ctx: int = Field(2048, ge=64, description="context size of each sequence (prompt + completion)")
+    n_ctx: int | None = Field(
+        None, ge=64, description="the longest sequence (prompt + completion); default: the model's trained window (its GGUF's <arch>.context_length)"
+    )
+    kv_size: int | None = Field(
+        None, ge=64,
+        description="tokens the KV pool shared by the sequences holds; default: n_ctx x parallel when n_ctx is given, else max(the window, 2048 x parallel)",
+    )
+    kv_shared: bool = Field(
+        True,
+        description="one KV pool for every sequence (llama.cpp's unified cache); false: each sequence its own n_ctx cells, "
+        "and a greedy answer the same bits whatever runs beside it",
+    )
+    max_tokens_beyond_context: Literal["fit", "refuse"] = Field(
+        "fit", description="a max_tokens beyond the room left: fitted to it (finish length), or refused with 400 as OpenAI does"
+    )
     n_threads: int | None = Field(
         None, ge=1, validation_alias=AliasChoices("n_threads", "threads"), description="threads decoding one sequence alone; default: cores - 1"
     )

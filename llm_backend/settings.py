@@ -311,7 +311,7 @@ class Settings(AudioSettings, RealtimeSettings, GovernanceSettings, BaseSettings
                     id=DEFAULT_MODEL_ID,
                     path=self.llama_model_file,
                     package=None if self.llama_model_file else DEFAULT_MODEL_PACKAGE,
-                    n_ctx=self.llama_context_size or 2048,
+                    n_ctx=self.llama_context_size,
                 )
             ]
         ids = [model_id for model in self.models for model_id in model.ids] + self.embedding_model_ids + self.audio_model_ids

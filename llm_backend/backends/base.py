@@ -85,9 +85,16 @@ class ModelCard:
     id: str
     owned_by: str
     created: int
+    # The model's context window where known (local models): an extension field, under the
+    # names clients read it by (OpenRouter's and LM Studio's ``context_length``, vLLM's
+    # ``max_model_len``), so an agent can size its prompts and answers (issue #49).
+    context_length: int | None = None
 
     def to_openai(self) -> Json:
-        return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
+        card = {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
+        if self.context_length is not None:
+            card.update(context_length=self.context_length, max_model_len=self.context_length)
+        return card
 
 
 class Backend(Protocol):

@@ -68,7 +68,20 @@ def test_a_grammar_that_does_not_parse_is_refused_naming_grammar(engine):
     assert raised.value.status == 400 and raised.value.param == "grammar"
 
 
-def test_cancel_frees_the_sequence_and_leaves_the_other_untouched(engine):
+@pytest.fixture(scope="module")
+def split_engine():
+    """Sequences with cells of their own (``kv_shared: false``): a greedy answer is the same
+    bits whoever runs beside it. In the shared pool (the default) where a sequence's cells lie
+    depends on what the others left, and the last bits of attention with them."""
+    recorder = Recorder()
+    engine = Engine({"path": str(default_gguf()), "n_ctx": 512, "parallel": 2, "n_threads": 1, "kv_shared": False}, recorder)
+    engine.recorder = recorder
+    yield engine
+    engine.close()
+
+
+def test_cancel_frees_the_sequence_and_leaves_the_other_untouched(split_engine):
+    engine = split_engine
     engine.submit("alone", "chat", chat("Describe a tree.", max_tokens=12))
     run(engine)
     alone = engine.recorder.text("alone")
@@ -185,3 +198,41 @@ def test_steady_decoding_reuses_the_compute_graph_whatever_order_the_sequences_w
     assert len(engine.running) == 2  # still the same shape of batch: both streams generating
     assert graphs_reused() - before == 10
     run(engine)
+
+
+@pytest.fixture(scope="module")
+def pool_engine():
+    """Two sequences sharing a pool of 512 cells, each as long as 512 (issue #49)."""
+    recorder = Recorder()
+    engine = Engine({"path": str(default_gguf()), "n_ctx": 512, "kv_size": 512, "parallel": 2, "n_threads": 1}, recorder)
+    engine.recorder = recorder
+    yield engine
+    engine.close()
+
+
+def test_a_request_whose_room_does_not_fit_beside_the_running_one_waits_for_the_pool(pool_engine):
+    engine = pool_engine
+    engine.submit("first", "chat", chat("Write a long story about a lighthouse.", max_tokens=300))
+    engine.submit("second", "chat", chat("Write a long story about a forest.", max_tokens=300))
+    # A sequence is free, but the pool is not: 2 x (prompt + 300) > 512.
+    assert list(engine.running) == ["first"] and [request.rid for request in engine.waiting] == ["second"]
+    assert len(engine.free_seqs) == 1
+    most = 0
+    while engine.busy:
+        engine.step()
+        most = max(most, engine.stats()["kv_used"])
+    assert most <= engine.pool  # what idle sequences kept was dropped to make room
+    for rid in ("first", "second"):
+        assert any(e["id"] == rid and e["event"] == "usage" for e in engine.recorder.events)
+
+
+def test_max_tokens_beyond_the_window_is_fitted_to_the_room_left_or_refused(pool_engine):
+    engine = pool_engine
+    engine.submit("fitted", "chat", chat("Hi", max_tokens=32000))
+    request = engine.running["fitted"]
+    assert request.max_tokens == engine.n_ctx - len(request.prompt) and request.reserve == engine.n_ctx
+    engine.cancel("fitted")
+    with pytest.raises(RequestError) as raised:
+        engine.submit("refused", "chat", chat("Hi", max_tokens=32000, refuse_beyond_context=True, max_tokens_param="max_completion_tokens"))
+    assert (raised.value.status, raised.value.param) == (400, "max_completion_tokens")
+    assert raised.value.message.startswith("max_completion_tokens is too large: 32000. This model supports at most 512")

@@ -29,7 +29,13 @@ def engine():
     recorder = Recorder()
     # One thread: in-process, llama.cpp's OpenMP threads spin with libgomp's default (the
     # workers get GOMP_SPINCOUNT), which collapses beside the other test processes.
-    config = {"path": str(default_gguf()), "n_ctx": 1024, "parallel": 4, "n_threads": 1, "n_threads_batch": 1, "prefix_cache_mb": 64}
+    # Sequences with cells of their own (``kv_shared: false``): there reuse changes no bit of
+    # an answer. In the shared pool (the default, issue #49) where a sequence's cells lie
+    # depends on what the others left, which moves the last bits of attention by itself.
+    config = {
+        "path": str(default_gguf()), "n_ctx": 1024, "parallel": 4, "n_threads": 1, "n_threads_batch": 1, "prefix_cache_mb": 64,
+        "kv_shared": False,
+    }
     engine = Engine(config, recorder)
     engine.recorder = recorder
     yield engine

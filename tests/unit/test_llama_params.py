@@ -162,13 +162,20 @@ def test_a_completion_length_below_one_is_refused_in_openais_words(param):
 
 
 @pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
-def test_a_completion_length_beyond_the_context_is_refused_in_openais_words(param):
-    error = refused(chat, **{param: 1_000_000_000})
+def test_a_completion_length_beyond_the_context_is_refused_in_openais_words_where_the_model_says_so(param):
+    error = refused(chat_params, {"messages": HI, param: 1_000_000_000}, N_CTX, "refuse")
     assert error.param == param and error.code == "invalid_value"
     assert error.message == (
         f"{param} is too large: 1000000000. This model supports at most {N_CTX} completion tokens, "
         "whereas you provided 1000000000."
     )
+
+
+@pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
+def test_a_completion_length_beyond_the_context_goes_to_the_engine_to_be_fitted_by_default(param):
+    params = chat(**{param: 32000})  # opencode's and Qwen Code's default (issue #49)
+    assert params["max_tokens"] == 32000 and params["max_tokens_param"] == param
+    assert params["refuse_beyond_context"] is False
 
 
 def test_a_completion_length_of_the_whole_context_is_accepted():
@@ -191,8 +198,9 @@ def test_completions_accept_max_tokens_zero_to_score_a_prompt():
     assert completion_params({"prompt": "x", "max_tokens": 0, "echo": True}, N_CTX)["max_tokens"] == 0
 
 
-def test_completions_refuse_max_tokens_beyond_the_context():
-    assert refused(completion_params, {"prompt": "x", "max_tokens": N_CTX + 1}, N_CTX).param == "max_tokens"
+def test_completions_refuse_max_tokens_beyond_the_context_where_the_model_says_so():
+    assert refused(completion_params, {"prompt": "x", "max_tokens": N_CTX + 1}, N_CTX, False, "refuse").param == "max_tokens"
+    assert completion_params({"prompt": "x", "max_tokens": N_CTX + 1}, N_CTX)["max_tokens"] == N_CTX + 1  # fitted by the engine
 
 
 # Tools and tool_choice.

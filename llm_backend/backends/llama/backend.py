@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
@@ -67,7 +68,9 @@ class LlamaBackend:
         await asyncio.gather(*(lifecycle.close() for lifecycle in self.lifecycles.values()))
 
     def models(self) -> list[ModelCard]:
-        return self._cards
+        # With the context window where it is known: a field clients read (issue #49).
+        windows = {model_id: self.local_models[preset.model.id].window for model_id, preset in self._presets.items()}
+        return [replace(card, context_length=windows[card.id]) for card in self._cards]
 
     def claims(self, model_id: str) -> bool:
         return model_id in self._presets
@@ -84,7 +87,7 @@ class LlamaBackend:
 
     async def retrieve_model(self, model_id: str) -> Json:
         self._preset(model_id)
-        return next(card for card in self._cards if card.id == model_id).to_openai()
+        return next(card for card in self.models() if card.id == model_id).to_openai()
 
     def serving(self, operation_id: str | None) -> Serving:
         """Every operation for a local model is answered here."""
@@ -97,8 +100,9 @@ class LlamaBackend:
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
         raise AssertionError("local models are never forwarded")  # always Serving.HERE
 
-    def context_length(self, model_id: str) -> int:
-        return self.local_models[self._preset(model_id).model.id].n_ctx
+    def context_length(self, model_id: str) -> int | None:
+        """The model's window: as configured, else as its engine found it (None before it loads)."""
+        return self.local_models[self._preset(model_id).model.id].window
 
     async def probe(self) -> bool:
         return self.readiness()[0]
@@ -132,7 +136,8 @@ class LlamaBackend:
             "loaded_at": lifecycle.loaded_at,
             "loads": lifecycle.loads,
             "error": lifecycle.error,
-            "n_ctx": config.n_ctx,
+            "n_ctx": model.window,
+            "kv_size": model.kv_size,
             "slots": config.slots,
             # As configured, and whether the running build offloads at all (null until loaded).
             "gpu": {**config.gpu(), "offload": model.gpu_offload},
@@ -184,7 +189,7 @@ class LlamaBackend:
         prediction.check(request)  # the client's own parameters, before a persona's defaults
         model = self.local_models[preset.model.id]
         # Sized by the input: a thread for a long list (issue #39).
-        params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx)
+        params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx, preset.model.max_tokens_beyond_context)
         # Whose cached KV it may reuse (engine/prefixes.py).
         params.update(tenant=tenant.get(), shared_messages=preset.shared_messages(params["messages"]))
         # To the engine worker holding the chat's beginning, when the model has several: by
@@ -214,6 +219,7 @@ class LlamaBackend:
             preset.completion_request(request, model_id),
             model.n_ctx,
             preset.model.token_ids == "native",
+            preset.model.max_tokens_beyond_context,
         )
         params["tenant"] = tenant.get()
         prompts = params.pop("prompts")
@@ -258,7 +264,7 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         # Sized by the input: a thread for a long list (issue #39).
-        params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx)
+        params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx, preset.model.max_tokens_beyond_context)
 
         async def answer() -> Json:
             count = {"messages": params["messages"], "tools": params["tools"], "tool_choice": params["tool_choice"]}

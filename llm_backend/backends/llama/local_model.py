@@ -34,6 +34,9 @@ from .cores import available_cores
 from .sources import gguf_of
 
 log = logging.getLogger(__name__)
+# The window assumed by the API process's checks before a model whose window is read from its
+# GGUF has loaded once: the engine, which knows it, checks again.
+UNKNOWN_WINDOW = 1 << 20
 
 
 class LocalModel:
@@ -52,6 +55,7 @@ class LocalModel:
         self._line: Line[tuple[int, bytes]] = Line()
         self._ring = Ring([])  # the workers', by index (``_free_worker``)
         self.fingerprint = ""
+        self._window: int | None = None
         self._said_gpu_ignored = False
         # Read by the metrics (http/metrics.py); the engine knows nothing of Prometheus.
         self.rejected = 0  # requests refused with 429 because the queue was full or too slow
@@ -83,7 +87,9 @@ class LocalModel:
         slots = self.config.slots
         return {
             "path": str(path),
-            "n_ctx": self.config.n_ctx,
+            "n_ctx": self.config.n_ctx,  # None: the model's trained window (engine/llama_params.py)
+            "kv_size": self.config.kv_size,
+            "kv_shared": self.config.kv_shared,
             "n_threads": self.config.n_threads or default_threads(slots),
             "n_threads_batch": self.config.n_threads_batch or default_batch_threads(slots),
             "n_batch": self.config.n_batch,
@@ -146,8 +152,24 @@ class LocalModel:
         await asyncio.gather(*(worker.stop() for worker in workers), self.background.stop())
 
     @property
+    def window(self) -> int | None:
+        """The longest sequence: as configured, else as the engine found it in the GGUF
+        (known once a worker has started, and remembered after an unload)."""
+        if self.workers and self.workers[0].n_ctx:
+            self._window = self.workers[0].n_ctx
+        return self._window or self.config.n_ctx
+
+    @property
+    def kv_size(self) -> int | None:
+        """The KV cells the sequences of a worker share (None until loaded)."""
+        return self.workers[0].hello.get("kv_size") if self.workers else None
+
+    @property
     def n_ctx(self) -> int:
-        return self.config.n_ctx
+        """The window for the checks made before the engine sees a request; before the first
+        load of a model whose window comes from its GGUF, a bound no GGUF reaches, and the
+        engine checks (engine/admission.py)."""
+        return self.window or UNKNOWN_WINDOW
 
     def ready(self) -> bool:
         return bool(self.workers) and all(worker.ready.is_set() for worker in self.workers)

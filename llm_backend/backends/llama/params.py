@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from ...budgets import MAX_CHARS_PER_TOKEN
-from ...errors import bad_request, context_length_exceeded
+from ...errors import bad_request, context_length_exceeded, max_tokens_too_large
 from ...openai_tokens import text_of
 from ..base import Json
 from . import prediction
@@ -234,9 +234,12 @@ def gbnf(grammar: str | None) -> Json | None:
     return None if grammar is None else {"kind": "gbnf", "grammar": grammar}
 
 
-def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1) -> int | None:
+def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1, refuse: bool = False) -> int | None:
     """A completion length bound, refused in OpenAI's words when out of range (the spec
-    bounds neither chat parameter; the upper bound is the model's context)."""
+    bounds neither chat parameter). Beyond the model's context it is fitted to the room the
+    prompt leaves (the engine: engine/admission.py), as llama.cpp's server, Ollama and LM
+    Studio do, for agents that send 32000 to a model they do not know (issue #49); or
+    refused, as OpenAI does, where the model's ``max_tokens_beyond_context`` is ``refuse``."""
     if value is None:
         return None
     if value < minimum:
@@ -245,13 +248,8 @@ def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1) -> 
             param,
             "integer_below_min_value",
         )
-    if value > n_ctx:
-        raise bad_request(
-            f"{param} is too large: {value}. This model supports at most {n_ctx} completion tokens, "
-            f"whereas you provided {value}.",
-            param,
-            "invalid_value",
-        )
+    if value > n_ctx and refuse:
+        raise max_tokens_too_large(param, value, n_ctx)
     return value
 
 
@@ -289,8 +287,9 @@ def _refuse(request: Json, checks: dict[str, tuple[Any, str]]) -> None:
             raise unsupported(param, why)
 
 
-def chat_params(request: Json, n_ctx: int) -> Json:
-    """Engine parameters of a chat request for a model of context ``n_ctx`` per sequence."""
+def chat_params(request: Json, n_ctx: int, beyond_context: str = "fit") -> Json:
+    """Engine parameters of a chat request for a model of context ``n_ctx`` per sequence
+    (``beyond_context``: the model's ``max_tokens_beyond_context``)."""
     request = with_integers(request)
     _refuse(
         request,
@@ -315,7 +314,9 @@ def chat_params(request: Json, n_ctx: int) -> Json:
         # Rendered with the chat template in the model's tool format (engine/prompts.py).
         "tools": offered or None,
         "tool_choice": choice if offered else None,
-        "max_tokens": _max_tokens(limit, request.get(limit), n_ctx),
+        "max_tokens": _max_tokens(limit, request.get(limit), n_ctx, refuse=beyond_context == "refuse"),
+        "max_tokens_param": limit,  # the engine fits it, or refuses it naming it (engine/admission.py)
+        "refuse_beyond_context": beyond_context == "refuse",
         "logprobs": bool(request.get("logprobs")),
         "top_logprobs": request.get("top_logprobs") or 0,
         "structure": _structure(request, offered, choice),
@@ -353,7 +354,7 @@ def completion_prompts(prompt: Any, native: bool = False) -> list[str | list[int
     return _items(prompt, "prompt", native)
 
 
-def completion_params(request: Json, n_ctx: int, native: bool = False) -> Json:
+def completion_params(request: Json, n_ctx: int, native: bool = False, beyond_context: str = "fit") -> Json:
     request = with_integers(request)
     _refuse(
         request,
@@ -377,7 +378,10 @@ def completion_params(request: Json, n_ctx: int, native: bool = False) -> Json:
         "prompts": prompts,
         # null means the default, as OpenAI reads it; 0 (the spec's minimum) only echoes
         # or scores the prompt.
-        "max_tokens": 16 if request.get("max_tokens") is None else _max_tokens("max_tokens", request["max_tokens"], n_ctx, minimum=0),
+        "max_tokens": 16 if request.get("max_tokens") is None else _max_tokens(
+            "max_tokens", request["max_tokens"], n_ctx, minimum=0, refuse=beyond_context == "refuse"
+        ),
+        "refuse_beyond_context": beyond_context == "refuse",
         "logprobs": logprobs is not None,
         "top_logprobs": logprobs or 0,
         "echo": bool(request.get("echo")),

@@ -37,8 +37,8 @@ of those, found in the KV cache, ``cache_hits``: requests that found some,
 ``generated_tokens``, ``drafted_tokens`` and ``accepted_drafts``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
 The API process keeps the last one for the metrics.
 
-The first line is the object ``{"event": "ready", "n_ctx", "parallel", "gpu_offload", "tool_format",
-"kv_bytes_per_sequence", "kv_bytes", "model_bytes"}`` (whether this llama.cpp build can offload
+The first line is the object ``{"event": "ready", "n_ctx", "kv_size", "parallel", "gpu_offload", "tool_format",
+"kv_bytes_per_sequence", "kv_bytes", "model_bytes"}`` (the window, the KV pool's cells; whether this llama.cpp build can offload
 to a GPU at all; the model's tool-call format, tool_formats/; what the model takes in memory,
 engine/llama_params.py, which the API process's watchdog adds to the worker's allowance). The protocol stream is the
 original stdout; stdout itself is pointed at stderr so nothing llama.cpp prints can corrupt it.
@@ -66,7 +66,7 @@ from typing import Any
 from .engine.batching import Engine
 from .engine.embeddings import Embedder
 from .engine.errors import RequestError
-from .engine.llama_params import gpu_offload, model_memory
+from .engine.llama_params import SHARE, gpu_offload, model_memory
 from .grammar import GrammarError, grammar_for
 from .schema_bounds import longest_token_bytes
 
@@ -97,7 +97,9 @@ class Worker:
         self.embedder = Embedder(
             self.engine.model,
             self.engine.tokenizer,
-            int(config["n_ctx"]),
+            # Its own context, made on first use: the configured window, else the old 2048
+            # (an embedding context as long as an 8k window takes hundreds of MB to compute).
+            min(self.engine.n_ctx, int(config.get("n_ctx") or SHARE)),
             int(config.get("n_threads") or 1),
             int(config.get("n_threads_batch") or config.get("n_threads") or 1),
         )
@@ -189,7 +191,8 @@ class Worker:
             "event": "ready", "n_ctx": self.engine.n_ctx, "parallel": self.engine.parallel, "gpu_offload": gpu_offload(),
             "tool_format": self.engine.template.tool_format.name,
             "reasoning_format": getattr(self.engine.template.reasoning, "name", None),
-            **model_memory(self.engine.model, self.config, self.engine.n_ctx, self.engine.parallel),
+            "kv_size": self.engine.pool,
+            **model_memory(self.engine.model, self.config, self.engine.pool, self.engine.n_ctx),
         }
         self.out.write(json.dumps(hello) + "\n")
         self.out.flush()

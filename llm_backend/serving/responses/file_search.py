@@ -144,7 +144,7 @@ def _query(items: list[Json]) -> str:
 def _context_tokens(services: Services, model_id: str) -> int:
     for config in services.settings.models:
         if model_id in config.ids:
-            return config.n_ctx
+            return config.n_ctx or DEFAULT_CONTEXT
     return DEFAULT_CONTEXT
 
 

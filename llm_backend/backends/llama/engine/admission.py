@@ -12,6 +12,14 @@ system prompt), it waits for it and copies it then. KV about to be overwritten i
 host memory first (``HostCache``). All of this only within a tenant, or within what both
 declare shared (prefixes.py).
 
+The sequences share one pool of KV cells (batching.py), so a request also needs room in it
+(issue #49): it reserves its prompt and its output room (``max_tokens`` fitted to what its
+window and the pool leave, ``_fitted``; a request without one, the rest of its window), and
+is admitted only when that fits beside what the running requests reserved; else it waits, in
+order. What idle sequences keep for later prompts is dropped, least useful first (saved to
+host memory when long), until what is reserved and kept fits: a decode never runs out of
+cells, and nothing needs preempting.
+
 ``Admission`` is the part of the ``Engine`` (batching.py) that does it, on the engine's
 sequences: ``held`` (what each one's KV holds), ``free_seqs``, ``pending`` copies, ``host``.
 """
@@ -23,6 +31,8 @@ from typing import Any
 
 import llama_cpp
 
+from ....errors import max_tokens_too_large
+from .errors import RequestError
 from .prefixes import Holding, HostCache, common_prefix
 from .requests import Request
 
@@ -37,6 +47,9 @@ class Admission:
     """Requests onto sequences, each starting from the longest beginning it may take."""
 
     parallel: int
+    n_ctx: int  # the window: the longest a sequence may grow
+    pool: int  # the KV cells every sequence shares
+    shared_pool: bool  # false: each sequence has cells of its own (batching.py)
     memory: Any
     ctx: Any
     sharing: bool
@@ -49,8 +62,27 @@ class Admission:
     totals: dict[str, int]
     emit: Any
 
+    def _fitted(self, params: dict[str, Any], prompt: int, n: int) -> int:
+        """A request's ``max_tokens`` fitted to the room its prompt leaves in its window and,
+        beside its other choices, in the pool: what it reserves (the module's docstring).
+        Beyond the window it is refused instead where the model says so (OpenAI's answer)."""
+        asked = params.get("max_tokens")
+        if asked is not None and asked > self.n_ctx and params.get("refuse_beyond_context"):
+            error = max_tokens_too_large(params.get("max_tokens_param") or "max_tokens", asked, self.n_ctx)
+            raise RequestError(error.status, error.message, error.param, error.code)
+        room = min(self.n_ctx - prompt, (self.pool - prompt) // n)
+        if room < 1:
+            raise RequestError(400, f"'n' can be at most {max(1, self.pool - prompt)} for a prompt this long.", "n", "invalid_value")
+        return room if asked is None else min(asked, room)
+
+    def _reserved(self) -> int:
+        return sum(request.reserve for request in self.running.values())
+
     def _admit(self) -> None:
-        while self.waiting and len(self.free_seqs) >= self.waiting[0].n:
+        while (
+            self.waiting and len(self.free_seqs) >= self.waiting[0].n
+            and self._reserved() + self.waiting[0].reserve <= self.pool
+        ):
             request = self.waiting.popleft()
             reuse = {seq: self._usable(seq, request) for seq in self.free_seqs}
             first = self._sequence_for(reuse)
@@ -65,12 +97,28 @@ class Admission:
                 self._own(seq, request)
             request.fed = request.reused = request.choices[0].n_past = reuse[first]
             self.running[request.rid] = request
+            self._make_room(request)
             if self.sharing:
                 self._take_prefix(request)
             prompt = {"id": request.rid, "event": "prompt", "prompt_tokens": len(request.prompt)}
             if request.reasoning_start is not None:
                 prompt["reasoning_start"] = request.reasoning_start  # how its answers are split (reasoning/)
             self.emit(prompt)
+
+    def _make_room(self, request: Request) -> None:
+        """Drop what idle sequences keep until it fits beside what the running requests
+        reserve: first what is least use to ``request`` (a beginning it could copy is kept
+        longest), the least recently used among equals (``free_seqs`` is in release order).
+        Counted per sequence: cells sequences share count once each, so this errs on the safe side."""
+        if not self.shared_pool:
+            return  # what an idle sequence keeps takes no other sequence's cells
+        kept = sum(len(self.held[seq].tokens) for seq in self.free_seqs)
+        over = self._reserved() + kept - self.pool
+        for seq in sorted(self.free_seqs, key=lambda seq: self._usable(seq, request)):
+            if over <= 0:
+                return
+            over -= len(self.held[seq].tokens)
+            self._shrink(seq, 0)
 
     def _usable(self, seq: int, request: Request) -> int:
         return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split)
@@ -172,7 +220,8 @@ class Admission:
 
     def _copy(self, source: int, seq: int, length: int) -> None:
         # Whole-stream copy (the only kind a non-unified cache does between sequences), then
-        # cut to the prefix. The bytes move at the next decode, before its batch is placed.
+        # cut to the prefix. The bytes move at the next decode, before its batch is placed;
+        # in a shared pool the cells are shared instead, and take no more room.
         llama_cpp.llama_memory_seq_cp(self.memory, source, seq, -1, -1)
         llama_cpp.llama_memory_seq_rm(self.memory, seq, length, -1)
         self.held[seq] = self.held[source].copy(length)

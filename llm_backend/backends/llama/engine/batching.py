@@ -1,8 +1,10 @@
 """Continuous batching: every running sequence advances by one token per ``llama_decode``.
 
-The engine owns one llama context with ``parallel`` sequence ids, each with its own KV
-cells (a non-unified cache: a sequence attends only to its own cells, so what one request
-computes never depends on its neighbours). Each step builds one batch: first one token for
+The engine owns one llama context with ``parallel`` sequence ids sharing one pool of KV
+cells (llama.cpp's unified cache, issue #49): a sequence may be as long as the model's window
+while the others are short, so one long agent turn and several short chats fit together. A
+sequence still attends only to its own cells (the mask), and a request is admitted only when
+its prompt and its output room fit in what the running ones leave (admission.py). Each step builds one batch: first one token for
 every sequence that is generating (in sequence-id order, see ``step``), then prompt tokens
 of newly admitted requests up to ``n_batch`` (long prompts are prefilled in chunks over
 several steps, so running streams keep flowing). New requests join between steps; a
@@ -33,7 +35,7 @@ from .admission import SAVE_MIN, SHARE_MIN, Admission
 from .answers import Answers, Emit
 from .drafts import Draft
 from .errors import ContextError, RequestError
-from .llama_params import context_params, model_params
+from .llama_params import context_params, model_params, windows
 from .prefixes import BLOCK, Holding, HostCache, common_prefix
 from .prompts import ChatTemplate, Tokenizer
 from .requests import Choice, Request
@@ -57,16 +59,24 @@ class Engine(Admission):
         n_threads_batch = int(config.get("n_threads_batch") or n_threads)
         self.model = _internals.LlamaModel(path_model=config["path"], params=model_params(config), verbose=False)
         params = context_params(config)  # the model's own settings (GPU, KV types); the rest here
-        # n_ctx is per sequence; a non-unified cache splits the total evenly between them.
-        params.n_ctx = int(config["n_ctx"]) * self.parallel
+        # One pool of KV cells for every sequence (the module's docstring); the window, the
+        # longest a sequence may grow, is ours to keep (admission.py, answers.py).
+        # Not shared (``kv_shared: false``): llama.cpp splits the cells evenly between the
+        # sequences, and a sequence's cells lie in position order, so what it computes is the
+        # same bits whoever runs beside it; shared, where its cells lie depends on the others'
+        # (llama.cpp fills the holes they leave), and greedy answers may differ in the last bits.
+        window, pool = windows(self.model, config, self.parallel)
+        self.shared_pool = bool(config.get("kv_shared", True))
+        params.n_ctx = pool
         params.n_batch = params.n_ubatch = self.n_batch
         params.n_seq_max = self.parallel
         params.n_threads, params.n_threads_batch = n_threads, n_threads_batch
-        params.kv_unified = False
+        params.kv_unified = self.shared_pool
         self.context = _internals.LlamaContext(model=self.model, params=params, verbose=False)
         self.ctx = self.context.ctx
         self.memory = llama_cpp.llama_get_memory(self.ctx)
-        self.n_ctx = llama_cpp.llama_n_ctx_seq(self.ctx)
+        self.pool = llama_cpp.llama_n_ctx(self.ctx)  # llama.cpp may round it up
+        self.n_ctx = min(window, llama_cpp.llama_n_ctx_seq(self.ctx))
         self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self.tokenizer = Tokenizer(self.model)
         self.template = ChatTemplate.of_model(
@@ -135,7 +145,7 @@ class Engine(Admission):
         sampling = SamplingParams.from_request(params, self.tokenizer.n_vocab)
         if sampling.top_logprobs > 20:
             raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
-        request = Request(rid, prompt, n, params.get("max_tokens"), sampling, stop, tenant=str(params.get("tenant") or ""))
+        request = Request(rid, prompt, n, self._fitted(params, len(prompt), n), sampling, stop, tenant=str(params.get("tenant") or ""))
         if op == "chat":
             request.reasoning_start = reasoning_start
         if params.get("prediction") is not None:
@@ -273,7 +283,9 @@ class Engine(Admission):
                     choice.drafted.append((self._add(token, choice.n_past + offset, choice.seq_id, True), token))
         chunks: list[tuple[Request, int]] = []
         room = self.n_batch - self.batch.n_tokens
-        for request in self.running.values():
+        # The shortest prompt left first: a chat beside an agent's 6k-token prompt is answered
+        # while that prompt is computed, not after it (issue #49).
+        for request in sorted(self.running.values(), key=lambda request: len(request.prompt) - request.fed):
             if room <= 0:
                 break
             if request.fed == len(request.prompt) or request.awaits is not None:
@@ -381,7 +393,7 @@ class Engine(Admission):
             # The cells of sequences serving a request: what a kept prompt holds can be given
             # up for a new one, so it is left out (vLLM's KV usage leaves out its cached blocks).
             "kv_active": sum(len(self.held[seq].tokens) for seq in set(range(self.parallel)).difference(self.free_seqs)),
-            "kv_size": self.n_ctx * self.parallel,
+            "kv_size": self.pool,
             **self.totals,
             **self.host.stats(),
         }

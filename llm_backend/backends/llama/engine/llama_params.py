@@ -1,6 +1,7 @@
 """A model's settings as llama.cpp's own parameters: how the weights load (GPU layers, split,
 mmap/mlock) and what the context keeps (flash attention, KV cache types, KV offload); and
-what the model takes in memory by those settings (``model_memory``).
+what the model takes in memory by those settings (``model_memory``); how long a sequence may
+be and how many tokens the KV pool the sequences share holds (``windows``).
 
 Named as llama.cpp names them (model_settings.py); what a build cannot honour it ignores, and
 the worker reports whether this build offloads at all (``gpu_offload`` in its hello), so the
@@ -90,13 +91,44 @@ def kv_bytes_per_token(model: Any, type_k: str = "f16", type_v: str = "f16") -> 
     return n_layer * (_row_bytes(key * n_head_kv, type_k) + _row_bytes(value * n_head_kv, type_v))
 
 
-def model_memory(model: Any, config: dict[str, Any], n_ctx_seq: int, parallel: int) -> dict[str, int]:
-    """What the model takes in a worker's own memory by its settings: the KV cache of every
-    sequence, and the weights when they are read rather than mapped (``use_mmap: false``)."""
-    per_sequence = kv_bytes_per_token(model, config.get("type_k") or "f16", config.get("type_v") or "f16") * n_ctx_seq
+# The share of the KV pool each sequence had before the pool was shared (a fixed 2048-token
+# context per sequence): the default pool keeps that much for every sequence, so a model
+# served at its trained window takes no more memory than it did at 2048 per sequence.
+SHARE = 2048
+
+
+def trained_window(model: Any) -> int:
+    """The context the model was trained for: its GGUF's ``<arch>.context_length``."""
+    metadata = model.metadata()
+    trained = metadata.get(f"{metadata.get('general.architecture', '')}.context_length")
+    return int(trained) if trained else int(llama_cpp.llama_model_n_ctx_train(model.model))
+
+
+def windows(model: Any, config: dict[str, Any], parallel: int) -> tuple[int, int]:
+    """(the longest sequence, the tokens of the KV pool all sequences share): ``n_ctx`` or
+    the trained window; a window each when the pool is not shared (``kv_shared: false``);
+    ``kv_size``, else ``n_ctx`` x ``parallel`` where ``n_ctx`` is given
+    (what it took before the pool was shared), else enough for the window or ``SHARE`` each."""
+    window = int(config.get("n_ctx") or trained_window(model))
+    if not config.get("kv_shared", True):
+        return window, window * parallel  # each sequence its own window of cells
+    if config.get("kv_size"):
+        pool = int(config["kv_size"])
+    elif config.get("n_ctx"):
+        pool = window * parallel
+    else:
+        pool = max(window, SHARE * parallel)
+    return min(window, pool), pool
+
+
+def model_memory(model: Any, config: dict[str, Any], pool: int, window: int) -> dict[str, int]:
+    """What the model takes in a worker's own memory by its settings: the KV pool every
+    sequence shares, and the weights when they are read rather than mapped (``use_mmap:
+    false``); ``kv_bytes_per_sequence`` is what one sequence as long as the window takes."""
+    per_token = kv_bytes_per_token(model, config.get("type_k") or "f16", config.get("type_v") or "f16")
     weights = 0 if config.get("use_mmap", True) else int(llama_cpp.llama_model_size(model.model))
-    kv = per_sequence * parallel
-    return {"kv_bytes_per_sequence": per_sequence, "kv_bytes": kv, "model_bytes": kv + weights}
+    kv = per_token * pool
+    return {"kv_bytes_per_sequence": per_token * window, "kv_bytes": kv, "model_bytes": kv + weights}
 
 
 def gpu_offload() -> bool:

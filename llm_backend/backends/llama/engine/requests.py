@@ -52,6 +52,11 @@ class Request:
     reasoning_start: str | None = None  # a reasoning model's: inside a block the prompt opened, or not (reasoning/)
 
     @property
+    def reserve(self) -> int:
+        """The KV cells it may fill: its prompt, and each choice's output room (admission.py)."""
+        return len(self.prompt) + self.n * (self.max_tokens or 0)
+
+    @property
     def limit(self) -> int:
         """How much of the prompt may come from a cache: all but the last token, whose logits
         start the answer; nothing when every prompt position must be scored (echo+logprobs)."""

