@@ -52,9 +52,9 @@ def kv_cells(worker) -> tuple[int, int] | None:
     active, size = worker.stats.get("kv_active"), worker.stats.get("kv_size")
     if isinstance(active, int) and isinstance(size, int) and size > 0:
         return active, size
-    n_ctx, parallel = worker.hello.get("n_ctx"), worker.hello.get("parallel")
-    if worker.ready.is_set() and isinstance(n_ctx, int) and isinstance(parallel, int) and n_ctx * parallel > 0:
-        return 0, n_ctx * parallel
+    pool = worker.hello.get("kv_size")  # the cells its sequences share (the engine's pool)
+    if worker.ready.is_set() and isinstance(pool, int) and pool > 0:
+        return 0, pool
     return None
 
 
