@@ -192,7 +192,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     services.metrics.token_listeners += [rate_limits.spend, services.project_limits.spend, services.spend_meter.spend]
     traced = tracing.start(services.registry)
     if traced is not None:
-        services.metrics.token_listeners.append(traced.spend)
+        services.metrics.token_listeners.append(tracing.spend)
     if settings.usage_enabled:
         services.metrics.usage = services.database.usage
     services.database.usage.flush_interval = settings.usage_flush_seconds

@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 
+import openai
 import pytest
 
 from tests.conftest import MODEL
@@ -129,6 +130,17 @@ def test_a_request_without_a_traceparent_starts_a_trace_the_upstream_joins(trace
     [span] = receiver.wait_for_spans(trace_id, {f"chat {MODEL}"})
     assert span["parent_span_id"] == ""
     assert sent.split("-")[2] == span["span_id"]
+
+
+def test_a_refused_call_has_its_status_as_error_type(traced_gateway, receiver):
+    trace_id, _, traceparent = _traceparent()
+    with pytest.raises(openai.NotFoundError):
+        sdk(traced_gateway).chat.completions.create(model="no-such-model", messages=CHAT, extra_headers={"traceparent": traceparent})
+    [span] = receiver.wait_for_spans(trace_id, {"chat no-such-model"})
+    assert span["attributes"]["error.type"] == "404"
+    assert span["attributes"]["http.response.status_code"] == 404
+    assert "gen_ai.response.model" not in span["attributes"]
+    assert span["status"] == 0  # unset: a server span's 4xx is the client's mistake
 
 
 def test_the_genai_metrics_reach_the_receiver(traced_gateway, receiver):
