@@ -213,3 +213,23 @@ def test_a_response_is_a_chat_span(traced_local, receiver):
     [span] = [span for span in spans if span["name"] == f"chat {MODEL}"]
     assert span["attributes"]["llm_backend.operation_id"] == "createResponse"
     assert span["attributes"]["gen_ai.usage.output_tokens"] > 0
+
+
+def test_a_traceparent_is_read_as_w3c_trace_context_reads_it():
+    from llm_backend.http.tracing import parent_of
+
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    assert parent_of([(b"traceparent", f"00-{trace_id}-{span_id}-01".encode()), (b"tracestate", b"k=v")]) == (
+        int(trace_id, 16), int(span_id, 16), 1, b"k=v"
+    )
+    assert parent_of([(b"traceparent", f"01-{trace_id}-{span_id}-00-later".encode())])[:3] == (int(trace_id, 16), int(span_id, 16), 0)
+    for wrong in (
+        f"00-{'0' * 32}-{span_id}-01",  # an all-zero trace id
+        f"00-{trace_id}-{'0' * 16}-01",  # an all-zero parent
+        f"ff-{trace_id}-{span_id}-01",  # the forbidden version
+        f"00-{trace_id}-{span_id}-01-more",  # version 00 has four fields
+        f"00-{trace_id.upper()}-{span_id}-01",  # hex is lower-case
+        f"00-+{trace_id[1:]}-{span_id}-01",
+    ):
+        assert parent_of([(b"traceparent", wrong.encode())]) is None, wrong
+    assert parent_of([(b"content-type", b"application/json")]) is None
