@@ -233,3 +233,22 @@ def test_a_traceparent_is_read_as_w3c_trace_context_reads_it():
     ):
         assert parent_of([(b"traceparent", wrong.encode())]) is None, wrong
     assert parent_of([(b"content-type", b"application/json")]) is None
+
+
+def test_each_response_of_a_responses_websocket_is_a_span_of_the_handshakes_trace(traced_local, receiver):
+    trace_id, client_span, traceparent = _traceparent()
+    with sdk(traced_local).responses.connect(extra_headers={"traceparent": traceparent}) as connection:
+        for _ in range(2):
+            connection.response.create(model=MODEL, input="Say hi.", max_output_tokens=16)
+            for event in connection:
+                if event.type in ("response.completed", "response.incomplete", "response.failed", "error"):
+                    break
+    spans = receiver.wait_for_spans(trace_id, {f"chat {MODEL}"})
+    deadline = time.monotonic() + 10
+    while len([s for s in spans if s["name"] == f"chat {MODEL}"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        spans = receiver.spans(trace_id)
+    chats = [span for span in spans if span["name"] == f"chat {MODEL}"]
+    assert len(chats) == 2 and all(span["parent_span_id"] == client_span for span in chats)
+    assert all(span["attributes"]["gen_ai.usage.output_tokens"] > 0 for span in chats)
+    assert all("gen_ai.first_token" in span["events"] for span in chats)
