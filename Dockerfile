@@ -87,7 +87,7 @@ COPY pyproject.toml ./
 COPY openapi ./openapi
 COPY llm_backend ./llm_backend
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install -e ".[llama,postgres,redis,retrieval,audio]"
+    pip install -e ".[llama,postgres,redis,retrieval,audio,otel]"
 
 # ---------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime

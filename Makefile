@@ -169,7 +169,7 @@ bench: install $(LITELLM)
 # What the gateway adds over calling its upstream directly (needs ../shared/bench/openai_bench.py,
 # or OPENAI_BENCH=path); BASELINE=<git rev> runs that revision's gateway beside it.
 bench-proxy: install
-	$(BIN)/python bench/proxy.py $(if $(BASELINE),--baseline $(BASELINE))
+	$(BIN)/python bench/proxy.py $(if $(BASELINE),--baseline $(BASELINE)) $(if $(TRACED),--traced)
 
 # The pool bench alone: one model on 1, 2 and 3 engines, the pool's own cost (pool of one vs
 # plain gateway), LiteLLM's router over the same engines (installed in $(LITELLM_VENV)).

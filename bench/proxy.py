@@ -10,11 +10,13 @@ drives both side by side with the shared openai_bench.py:
    else), so what the gateway adds reads against what any extra hop costs on this machine;
 2. stream mode: streaming tokens/s direct vs through the gateway (target: >= 0.98x).
 
-    python bench/proxy.py [--requests 300] [--rounds 3] [--max-tokens 128] [--out DIR] [--baseline REF]
+    python bench/proxy.py [--requests 300] [--rounds 3] [--max-tokens 128] [--out DIR] [--baseline REF] [--traced]
 
 ``--baseline REF`` runs a second gateway from the git revision REF (a temporary worktree) as
 one more target of the overhead run, so a change's cost reads side by side with the code
-before it, in the same run.
+before it, in the same run. ``--traced`` runs one more gateway, ``traced``, with OpenTelemetry
+on (``OTEL_EXPORTER_OTLP_ENDPOINT``: a real OTLP/HTTP receiver process on loopback,
+tests/support/otlp_receiver.py): what tracing adds reads against ``proxy`` (tracing off).
 
 Results: the tables on stdout and JSON files in --out (default data/bench). The machine's
 load average is printed first and last: on a shared machine, read ratios, not absolutes.
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.openai_runs import load_average, openai_bench  # noqa: E402
+from tests.support.otlp_receiver import OtlpReceiver  # noqa: E402
 from tests.support.server import LiveServer, free_port  # noqa: E402
 
 MODEL = "smollm2"
@@ -79,6 +82,7 @@ def main() -> None:
     parser.add_argument("--stream-requests", type=int, default=6)
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--baseline", help="a git revision whose gateway runs beside ours in the overhead run")
+    parser.add_argument("--traced", action="store_true", help="a gateway with OpenTelemetry on beside it in the overhead run")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"cores {os.cpu_count()}, load average {load_average()}", flush=True)
@@ -98,6 +102,12 @@ def main() -> None:
                 tree = baseline_tree(args.baseline, args.out)
                 baseline = LiveServer(args.out / "baseline", env={**gateway_env, "PYTHONPATH": str(tree)}).start()
                 others["baseline"] = (baseline.process.pid, baseline.api)
+            traced = receiver = None
+            if args.traced:
+                receiver = OtlpReceiver().__enter__()
+                otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "bench-gateway"}
+                traced = LiveServer(args.out / "traced", env={**gateway_env, **otel}).start()
+                others["traced"] = (traced.process.pid, traced.api)
             try:
                 bench(
                     upstream, gateway, args.out, "overhead",
@@ -109,6 +119,11 @@ def main() -> None:
                 floor[0].wait()
                 if baseline is not None:
                     baseline.stop()
+                if traced is not None:
+                    traced.stop()
+                    spans = len(receiver.spans())
+                    receiver.__exit__()
+                    print(f"traced gateway: {spans} spans received", flush=True)
             bench(
                 upstream, gateway, args.out, "stream",
                 "--mode", "stream", "--concurrency", "1", "--requests", str(args.stream_requests),

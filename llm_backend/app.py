@@ -34,6 +34,7 @@ from .http.realtime_socket import RealtimeSocket
 from .http.responses_socket import ResponsesSocket
 from .http.body_deadline import BodyDeadline
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
+from .http import tracing
 from .http.security import security_handler
 from .serving import expiry, uploads
 from .serving.control import retention, sampler
@@ -179,6 +180,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
             await services.spend_meter.settled()
             await services.database.usage.stop()
             services.database.dispose()
+            if traced is not None:
+                await asyncio.to_thread(traced.shutdown)  # the last spans exported
 
     app = AsyncApp(__name__, lifespan=lifespan)
     rate_limits = RateLimits(
@@ -188,6 +191,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     services.spend_meter = SpendMeter(services)
     services.spend_meter.current_hold = lambda: context.record().spend_hold  # the request's (project_limits.hold_spend)
     services.metrics.token_listeners += [rate_limits.spend, services.project_limits.spend, services.spend_meter.spend]
+    traced = tracing.start(services.registry)
+    if traced is not None:
+        services.metrics.token_listeners.append(tracing.spend)
     if settings.usage_enabled:
         services.metrics.usage = services.database.usage
     services.database.usage.flush_interval = settings.usage_flush_seconds
@@ -259,6 +265,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
 
     # Added in order from the outside in.
     observer = services.metrics if settings.metrics_enabled else None
+    if traced is not None:  # OpenTelemetry, when OTEL_* ask for it (http/tracing.py)
+        observer = traced.traced(observer)
     app.add_middleware(
         RequestContext,
         MiddlewarePosition.BEFORE_EXCEPTION,

@@ -29,6 +29,21 @@ usage_withheld: ContextVar[Callable[[Json], None]] = ContextVar("usage_withheld"
 stream without ``include_usage``: ``upstream/stream_usage.py``), set by the HTTP layer per
 request: its meter counts it as the answer's (``http/metrics.py``)."""
 
+trace_headers: ContextVar[list[tuple[bytes, bytes]]] = ContextVar("trace_headers", default=[])
+"""The W3C ``traceparent`` (and ``tracestate``) of the request's span, set by the HTTP layer
+when tracing is on (``http/tracing.py``): an upstream's request is sent them in place of the
+client's, so it joins the client's trace as a child of this service's span."""
+
+
+def _no_phase(name: str) -> None:
+    pass
+
+
+engine_phase: ContextVar[Callable[[str], None]] = ContextVar("engine_phase", default=_no_phase)
+"""Told when a request joins a local engine's line (``queue``), gets a worker's sequence
+(``engine``) and gives it back (``end``), set by the HTTP layer when tracing is on: the
+request's span gets its queue wait and engine time as child spans (``http/tracing.py``)."""
+
 failover: ContextVar[bool] = ContextVar("failover", default=False)
 """Set by a model pool while it calls one deployment: a failure is then answered by another
 deployment of the pool, so a backend reports it at once instead of retrying it itself."""

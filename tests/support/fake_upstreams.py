@@ -126,7 +126,7 @@ class ChatOnlyUpstream:
     """An OpenAI-compatible API that speaks only chat completions, as llama-server or vLLM
     without its Responses API do: ``POST /v1/chat/completions`` (streamed or not) and
     ``GET /v1/models`` are passed on to a real API (``target``, e.g. the live server with
-    the real model), anything else answers 404. Records each request's path and JSON body.
+    the real model), anything else answers 404. Records each request's path, JSON body and headers.
 
     Not a fake answer: the model's answers are real; only the routes are narrowed, so a test
     can see that nothing asked this upstream for ``/v1/responses``. With ``split_usage``, a
@@ -143,6 +143,7 @@ class ChatOnlyUpstream:
         self.images = images
         self.splits = 0  # pieces sent in two writes
         self.requests: list[tuple[str, dict | None]] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, lower-cased names
         self.port = 0
         self._loop = None
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -167,6 +168,7 @@ class ChatOnlyUpstream:
             except ValueError:
                 parsed = None
             self.requests.append((request.path, parsed))
+            self.headers.append({name.lower(): value for name, value in request.headers.items()})
             return body
 
         async def passed_on(request):

@@ -25,7 +25,7 @@ from ... import errors
 from ...errors import bad_request
 from ...model_settings import ModelConfig
 from ...settings import Settings
-from ..base import Json, background, tenant
+from ..base import Json, background, engine_phase, tenant
 from ..fair_line import Line
 from ..ring import Ring
 from .background import BackgroundEngine
@@ -255,20 +255,30 @@ class LocalModel:
 
     async def run(self, op: str, params: Json, need: int = 1, route: bytes = b"") -> list[Json]:
         """All events of one engine operation (for answers that are not streamed)."""
+        phase = engine_phase.get()  # the request's span, when tracing is on (http/tracing.py)
+        phase("queue")
         async with self.worker(need, route) as worker:
-            events = [event async for event in worker.call(op, params)]
+            phase("engine")
+            try:
+                events = [event async for event in worker.call(op, params)]
+            finally:
+                phase("end")
         for event in events:
             self._observe(event)
         return events
 
     async def stream(self, op: str, params: Json, need: int = 1, route: bytes = b"") -> AsyncIterator[Json]:
+        phase = engine_phase.get()
+        phase("queue")
         async with self.worker(need, route) as worker:
+            phase("engine")
             calls = worker.call(op, params)
             try:
                 async for event in calls:
                     self._observe(event)
                     yield event
             finally:
+                phase("end")
                 await calls.aclose()
 
     def _observe(self, event: Json) -> None:

@@ -14,7 +14,7 @@ import aiohttp
 
 from ...errors import upstream_timeout, upstream_unreachable
 from ...settings import Settings, UpstreamConfig
-from ..base import StreamedBody, failover
+from ..base import StreamedBody, failover, trace_headers
 from .retry_after import retry_after
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ FORWARDED_HEADERS = frozenset(
         b"openai-project",
         b"openai-beta",
         b"idempotency-key",
+        # W3C trace context: the client's, or this service's span when tracing is on.
+        b"traceparent",
+        b"tracestate",
     }
 )
 BACKOFF_FIRST = 0.5
@@ -104,6 +107,9 @@ class UpstreamClient:
         else:
             headers.extend(self._auth)
         headers.extend(self._extra)
+        traced = trace_headers.get()  # this request's span (http/tracing.py): the client's trace, one hop on
+        if traced:
+            headers = [header for header in headers if header[0] not in (b"traceparent", b"tracestate")] + traced
         return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
     async def probe(self) -> bool:
