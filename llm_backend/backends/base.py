@@ -175,6 +175,12 @@ class Backend(Protocol):
         """The model's context window in tokens; None when it is not known here."""
         ...
 
+    async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
+        """Refuse (400 naming ``reasoning_effort``) an effort the model cannot honour before
+        any answer is started (a background response is stored first); nothing where the
+        model's answer says (an upstream's)."""
+        ...
+
     def sampling_defaults(self, model_id: str) -> Json:
         """The sampling parameters (``temperature``, ``top_p``, ``presence_penalty``,
         ``frequency_penalty``) a request for ``model_id`` that leaves them out is answered

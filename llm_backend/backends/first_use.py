@@ -75,6 +75,9 @@ class FirstUseModels:
     def sampling_defaults(self, model_id: str) -> Json:
         return {}  # it samples nothing
 
+    async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
+        return None  # it does not chat: the chat operation itself is refused
+
     def context_length(self, model_id: str) -> None:
         return None  # no chat context: it does not generate
 

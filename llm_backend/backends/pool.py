@@ -168,6 +168,10 @@ class ModelPool:
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
         return await self._call("prompt_tokens", model_id, request)
 
+    async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
+        for deployment in self.deployments:  # whichever answers must honour it
+            await deployment.backend.check_reasoning_effort(model_id, effort)
+
     def context_length(self, model_id: str) -> int | None:
         """The smallest of the deployments' (a request must fit whichever answers it)."""
         known = [n for d in self.deployments if (n := d.backend.context_length(model_id)) is not None]

@@ -36,6 +36,14 @@ def test_responses_effort_high_is_refused_naming_reasoning_effort(client):
     assert refused.value.body["message"] == "Unsupported parameter: 'reasoning.effort' is not supported with this model."
 
 
+def test_a_background_response_with_an_effort_is_refused_before_it_is_stored(client):
+    # A background response is stored, then answered in a task: the effort is checked before,
+    # so the client gets the same 400 and no queued response that would only fail.
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=MODEL, input="Hi", max_output_tokens=16, reasoning={"effort": "high"}, background=True)
+    assert refused.value.body["param"] == "reasoning.effort" and refused.value.body["code"] == "unsupported_parameter"
+
+
 def test_codexs_first_request_reasoning_fields_are_accepted(client):
     response = client.responses.create(
         model=MODEL, input="Hi", max_output_tokens=16, reasoning={"summary": "auto"},

@@ -259,6 +259,9 @@ class AudioBackend:
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
         raise self._not_text(model_id)
 
+    async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
+        raise self._not_text(model_id)
+
     async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
         return await self.model(model_id, "transcription").events("transcribe", request)
 

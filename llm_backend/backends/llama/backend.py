@@ -100,6 +100,12 @@ class LlamaBackend:
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
         raise AssertionError("local models are never forwarded")  # always Serving.HERE
 
+    async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
+        if effort in (None, "none"):
+            return
+        await self.load(model_id)  # its template, and so its reasoning family, is read once loaded
+        reasoning.request_params(self.local_models[self._preset(model_id).model.id].reasoning_format, effort)
+
     def context_length(self, model_id: str) -> int | None:
         """The model's window: as configured, else as its engine found it (None before it loads)."""
         return self.local_models[self._preset(model_id).model.id].window

@@ -84,6 +84,9 @@ class UpstreamBackend:
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
         raise AssertionError("counted by the upstream: getInputTokenCounts is forwarded")  # never HERE
 
+    async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
+        return None  # the upstream's answer says
+
     def context_length(self, model_id: str) -> None:
         return None  # the upstream's to know
 

@@ -13,7 +13,7 @@ rejected request stores nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from ..metadata import check_metadata
@@ -243,6 +243,8 @@ async def create(
     if tools is not None:
         tools.answer = _later_answers(backend, turn, body, retrieval, catalog)
     if body.get("background"):
+        if chat is not None:  # refused now, as the answer would refuse it, not stored as failed
+            await _refusing_as_responses(backend.check_reasoning_effort(model_id, chat.get("reasoning_effort")))
         return await background.start(turn, backend, chat, tools)
     answer = await _answer(backend, model_id, chat) if chat is not None else None
     sealing = reasoning.sealing(body, seal)
@@ -264,8 +266,12 @@ async def create(
 async def _answer(backend: Any, model_id: str, chat: Json) -> Any:
     """The backend's answer to ``chat``; its refusal of the effort named as the Responses
     API names it (``reasoning.effort``: a model that does not reason refuses it)."""
+    return await _refusing_as_responses(backend.chat_completion_objects(model_id, chat))
+
+
+async def _refusing_as_responses(work: Awaitable[Any]) -> Any:
     try:
-        return await backend.chat_completion_objects(model_id, chat)
+        return await work
     except OpenAIError as error:
         if error.param == "reasoning_effort":
             error.param = "reasoning.effort"
