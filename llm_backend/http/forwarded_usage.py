@@ -29,15 +29,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import ijson
 from python_multipart.multipart import parse_options_header
 from starlette.types import Scope
 
 from .. import errors
 from ..auth import ANONYMOUS
 from ..backends.base import StreamedBody
-from ..json_scan import MAX_JSON_DEPTH, SLICE, Scanner
+from ..json_scan import SLICE
 from ..serving.form_fields import TextFields, Unreadable
+from ..serving.request_ids import json_events
 from ..storage.usage import AUDIO_SPEECHES, IMAGES
 from . import context
 from .project_limits import admit_model
@@ -149,28 +149,10 @@ async def _fields(content: bytes | StreamedBody | None, headers: list[tuple[byte
 async def _json_fields(chunks: AsyncIterator[bytes], wanted: set[str]) -> dict[str, Any]:
     """``wanted`` top-level scalars of a JSON object, read as it streams (stopped once all
     are found: the rest is the upstream's to read)."""
-    events = ijson.sendable_list()
-    parser = ijson.parse_coro(events, use_float=True)
-    shape = Scanner(MAX_JSON_DEPTH)  # ijson's parse names each event's path: quadratic in depth
     fields: dict[str, Any] = {}
-    try:
-        async for chunk in chunks:
-            shape.feed(chunk)
-            if shape.past():
-                raise errors.too_deep(MAX_JSON_DEPTH)
-            parser.send(chunk)
-            for prefix, event, value in events:
-                if prefix in wanted and event in ("string", "number"):
-                    fields[prefix] = value
-            del events[:]
-            if len(fields) == len(wanted):
-                return fields
-        parser.close()
-    except ijson.JSONError:
-        raise Unreadable("a JSON body that does not parse") from None
-    except UnicodeDecodeError:
-        raise Unreadable("a JSON body that is not UTF-8") from None
-    for prefix, event, value in events:
+    async for prefix, event, value in json_events(chunks):  # bounded as the guard reads it
         if prefix in wanted and event in ("string", "number"):
             fields[prefix] = value
+            if len(fields) == len(wanted):
+                break
     return fields

@@ -48,8 +48,10 @@ async def _chunks(content: bytes | StreamedBody | None) -> AsyncIterator[bytes]:
         yield content
 
 
-async def json_strings(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, str]]:
-    """(field, value) of every string in a JSON document, parsed as it streams in."""
+async def json_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, str, Any]]:
+    """ijson's (path, event, value) of a JSON document, parsed as it streams in, each chunk
+    scanned first (``json_scan.Scanner``: past 64 levels refused before the parser names a
+    path); what cannot be read is ``Unreadable``. A reader may stop early (the rest unread)."""
     events = ijson.sendable_list()
     parser = ijson.parse_coro(events, use_float=True)
     shape = Scanner(MAX_JSON_DEPTH)
@@ -61,9 +63,8 @@ async def json_strings(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str,
             if shape.past():
                 raise Unreadable(f"a JSON body nested more than {MAX_JSON_DEPTH} levels deep")
             parser.send(chunk)
-            for prefix, event, value in events:
-                if event == "string":
-                    yield _field(prefix), value
+            for item in events:
+                yield item
             del events[:]
         if empty:
             raise Unreadable("an empty JSON body")
@@ -72,7 +73,13 @@ async def json_strings(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str,
         raise Unreadable("a JSON body that does not parse") from None
     except UnicodeDecodeError:
         raise Unreadable("a JSON body that is not UTF-8") from None
-    for prefix, event, value in events:
+    for item in events:
+        yield item
+
+
+async def json_strings(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, str]]:
+    """(field, value) of every string in a JSON document, parsed as it streams in."""
+    async for prefix, event, value in json_events(chunks):
         if event == "string":
             yield _field(prefix), value
 
