@@ -34,7 +34,8 @@ from .http.realtime_socket import RealtimeSocket
 from .http.responses_socket import ResponsesSocket
 from .http.body_deadline import BodyDeadline
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
-from .http.security import security_handler
+from .http.anthropic_errors import AnthropicErrors
+from .http.security import api_key_handler, security_handler
 from .serving import expiry, uploads
 from .serving.control import retention, sampler
 from .serving.control.audit import RefusedLogins
@@ -42,9 +43,9 @@ from .serving.control.meter import SpendMeter
 from .serving.batches.runner import BatchRunner
 from .serving.responses import background
 from .settings import Settings, get_settings
-from .spec import adapter, client_events, docs, realtime_events, validation
+from .spec import adapter, anthropic, client_events, docs, realtime_events, validation
 from .spec.batch_endpoints import batch_endpoints
-from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
+from .spec.loader import ANTHROPIC_SPEC, EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,
         "uri_parser_class": adapter.URI_PARSER,
-        "security_map": {"bearer": security_handler(authenticator)},
+        "security_map": {"bearer": security_handler(authenticator), "apiKey": api_key_handler(authenticator)},
         "strict_validation": False,
         "validate_responses": False,
         # Connexion would serve each API's document itself, to anyone: /v1/openapi.json
@@ -215,9 +216,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         extensions = _public_metrics(extensions)
     app.add_api(extensions, name="extensions", resolver=adapter.ControllerResolver(extensions), **api_options)
     openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.spec_cache_dir)
+    # Anthropic's Messages API, served by the same API at /v1 (spec/anthropic.py says why).
+    anthropic_document = load_document(settings.spec_dir / ANTHROPIC_SPEC, None)
     log.info("spec loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
     app.add_api(
-        adapter.prepare(openai_document),
+        anthropic.joined(adapter.prepare(openai_document), anthropic_document),
         name="openai",
         resolver=adapter.ControllerResolver(openai_document),
         **api_options,
@@ -259,6 +262,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
 
     # Added in order from the outside in.
     observer = services.metrics if settings.metrics_enabled else None
+    # Anthropic's clients get Anthropic's errors, whichever layer below answers one.
+    app.add_middleware(AnthropicErrors, MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(
         RequestContext,
         MiddlewarePosition.BEFORE_EXCEPTION,
