@@ -328,6 +328,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     documents = {
         "openai.json": ("OpenAI API: the operations served here", lambda: served),
         "extensions.json": ("llm-backend: health, metrics, admin", lambda: docs.as_json(extensions)),
+        "anthropic.json": ("Anthropic Messages API: the operations served here", lambda: docs.as_json(anthropic_document)),
     }
     app.add_middleware(Pages, MiddlewarePosition.BEFORE_EXCEPTION, documents=documents, swagger_dir=swagger_ui_path)
     log.info("app built", extra={"seconds": round(time.perf_counter() - started, 3)})
