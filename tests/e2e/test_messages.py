@@ -258,3 +258,18 @@ def test_a_projects_limits_and_usage_count_messages_requests_as_chat_ones(server
             break
         time.sleep(0.2)
     assert sum(r.num_model_requests for r in results) == 2 and sum(r.output_tokens for r in results) == expected
+
+
+def test_the_edges_refusals_are_anthropic_shaped(server, servers):
+    """Refusals made before any Messages code runs: a foreign Host at a keyless service (the
+    edge), a body past max_body_bytes (the body limit), in Anthropic's shape with a request-id."""
+    local, _ = servers
+    headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    foreign = httpx.post(server.base_url + "/v1/messages", json={"model": MODEL, "max_tokens": 1, "messages": []},
+                         headers={**headers, "host": "evil.example"}, verify=TLS, timeout=30)
+    assert foreign.status_code == 403 and foreign.json()["type"] == "error"
+    assert foreign.json()["error"]["type"] == "permission_error" and foreign.headers["request-id"]
+    large = b'{"model": "x", "max_tokens": 1, "messages": [], "pad": "' + b"a" * (9 << 20) + b'"}'
+    refused = httpx.post(local.base_url + "/v1/messages", content=large, headers={**headers, "content-type": "application/json"},
+                         verify=TLS, timeout=30)
+    assert refused.status_code == 413 and refused.json()["error"]["type"] == "request_too_large"

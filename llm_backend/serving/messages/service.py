@@ -32,8 +32,16 @@ Counted = Callable[[Json], None]
 CHAT = "createChatCompletion"
 
 
-def _backend(services: Services, body: Json, chat: Json) -> Any:
-    check_lists(CHAT, chat)  # chat's bounds on messages, tools and parts, before any is read
+def _chat(body: Json, stream: bool) -> Json:
+    """The chat request of ``body``, its lists counted against chat's bounds (messages,
+    tools, each message's blocks) before any item is read (budgets.py), then again as chat's."""
+    check_lists(CHAT, body)
+    chat = chat_request(body, stream)
+    check_lists(CHAT, chat)
+    return chat
+
+
+def _backend(services: Services, body: Json) -> Any:
     return services.registry.backend_for(body["model"])  # 404 model_not_found
 
 
@@ -54,8 +62,8 @@ async def create(services: Services, body: Json, counted: Counted) -> Json | Asy
     """The Message for ``body``, or its events when ``stream`` is set."""
     model_id = body["model"]
     stream = bool(body.get("stream"))
-    chat = chat_request(body, stream)
-    backend = _backend(services, body, chat)
+    chat = _chat(body, stream)
+    backend = _backend(services, body)
     completion = await _without_thinking(body, chat, lambda chat: backend.chat_completion_objects(model_id, chat))
     if stream:
         return _counted_events(completion, model_id, counted)
@@ -85,8 +93,8 @@ async def count_tokens(services: Services, body: Json, counted: Counted) -> Json
     upstream's are what it reports for the chat request with one output token (a real,
     metered request: OpenAI's chat API has no count of its own)."""
     model_id = body["model"]
-    chat = chat_request(body, stream=False)
-    backend = _backend(services, body, chat)
+    chat = _chat(body, stream=False)
+    backend = _backend(services, body)
     if backend.serving(CHAT) is Serving.HERE:
         tokens = await _without_thinking(body, chat, lambda chat: backend.prompt_tokens(model_id, chat))
         return {"input_tokens": tokens}
