@@ -192,7 +192,7 @@ def test_claude_codes_request_shape_is_answered(servers):
         "messages": [{"role": "system", "content": "Be brief."},
                      {"role": "user", "content": [{"type": "text", "text": "Say hi.", "cache_control": {"type": "ephemeral"}}]}],
         "tools": [WEATHER, {**WEATHER, "name": "later_tool", "defer_loading": True}],
-        "thinking": {"type": "adaptive"}, "output_config": {"effort": "medium"},
+        "thinking": {"type": "adaptive", "display": "summarized"}, "output_config": {"effort": "medium"},
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
         "metadata": {"user_id": "user_abc_account_x_session_y"},
     }
