@@ -35,7 +35,8 @@ from .http.responses_socket import ResponsesSocket
 from .http.body_deadline import BodyDeadline
 from .http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from .http import tracing
-from .http.security import security_handler
+from .http.anthropic_errors import AnthropicErrors
+from .http.security import api_key_handler, security_handler
 from .serving import expiry, uploads
 from .serving.control import retention, sampler
 from .serving.control.audit import RefusedLogins
@@ -43,9 +44,9 @@ from .serving.control.meter import SpendMeter
 from .serving.batches.runner import BatchRunner
 from .serving.responses import background
 from .settings import Settings, get_settings
-from .spec import adapter, client_events, docs, realtime_events, validation
+from .spec import adapter, anthropic, client_events, docs, realtime_events, validation
 from .spec.batch_endpoints import batch_endpoints
-from .spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
+from .spec.loader import ANTHROPIC_SPEC, EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 from .storage import Database, default_url
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     api_options = {
         "validator_map": adapter.VALIDATOR_MAP,
         "uri_parser_class": adapter.URI_PARSER,
-        "security_map": {"bearer": security_handler(authenticator)},
+        "security_map": {"bearer": security_handler(authenticator), "apiKey": api_key_handler(authenticator)},
         "strict_validation": False,
         "validate_responses": False,
         # Connexion would serve each API's document itself, to anyone: /v1/openapi.json
@@ -221,9 +222,11 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
         extensions = _public_metrics(extensions)
     app.add_api(extensions, name="extensions", resolver=adapter.ControllerResolver(extensions), **api_options)
     openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.spec_cache_dir)
+    # Anthropic's Messages API, served by the same API at /v1 (spec/anthropic.py says why).
+    anthropic_document = load_document(settings.spec_dir / ANTHROPIC_SPEC, None)
     log.info("spec loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
     app.add_api(
-        adapter.prepare(openai_document),
+        anthropic.joined(adapter.prepare(openai_document), anthropic_document),
         name="openai",
         resolver=adapter.ControllerResolver(openai_document),
         **api_options,
@@ -267,6 +270,8 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     observer = services.metrics if settings.metrics_enabled else None
     if traced is not None:  # OpenTelemetry, when OTEL_* ask for it (http/tracing.py)
         observer = traced.traced(observer)
+    # Anthropic's clients get Anthropic's errors, whichever layer below answers one.
+    app.add_middleware(AnthropicErrors, MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(
         RequestContext,
         MiddlewarePosition.BEFORE_EXCEPTION,
@@ -331,6 +336,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     documents = {
         "openai.json": ("OpenAI API: the operations served here", lambda: served),
         "extensions.json": ("llm-backend: health, metrics, admin", lambda: docs.as_json(extensions)),
+        "anthropic.json": ("Anthropic Messages API: the operations served here", lambda: docs.as_json(anthropic_document)),
     }
     app.add_middleware(Pages, MiddlewarePosition.BEFORE_EXCEPTION, documents=documents, swagger_dir=swagger_ui_path)
     log.info("app built", extra={"seconds": round(time.perf_counter() - started, 3)})

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 OPENAI_SPEC = "openai.yaml"
 EXTENSIONS_SPEC = "extensions.yaml"
+ANTHROPIC_SPEC = "anthropic.yaml"
 
 
 def sha256_of(path: Path) -> str:

@@ -49,7 +49,7 @@ from websockets.exceptions import InvalidStatus
 
 from llm_backend.json_text import LARGE_BODY
 from llm_backend.spec.adapter import is_served, operations
-from llm_backend.spec.loader import EXTENSIONS_SPEC, load_document
+from llm_backend.spec.loader import ANTHROPIC_SPEC, EXTENSIONS_SPEC, load_document
 from llm_backend.settings import PROJECT_ROOT
 from tests.conftest import MODEL
 from tests.support.clients import http_client, keyed_server
@@ -77,9 +77,11 @@ MODELS = {"createEmbedding": "all-minilm-l6-v2", "createModeration": "omni-moder
 
 DOCUMENT = openai_document()
 EXTENSIONS = load_document(PROJECT_ROOT / "openapi" / EXTENSIONS_SPEC, None)
+# Anthropic's Messages API: its paths at /v1 beside OpenAI's (spec/anthropic.py), its errors its own.
+ANTHROPIC = load_document(PROJECT_ROOT / "openapi" / ANTHROPIC_SPEC, None)
 OPERATIONS = {
     operation["operationId"]: (base, path, method, operation, document)
-    for base, document in (("/v1", DOCUMENT), ("", EXTENSIONS))
+    for base, document in (("/v1", DOCUMENT), ("", EXTENSIONS), ("/v1", ANTHROPIC))
     for path, method, operation in operations(document)
     # Query variants (``/responses?beta=true``) share the plain operation's route and controller.
     if is_served(operation) and "?" not in path
@@ -139,9 +141,9 @@ def body_for(operation_id: str, draw: str, size: int = SIZE) -> tuple[bytes, str
     """(body, content type, what it is) of ``size`` for the operation, as ``draw`` (a seed)
     draws it: the same draw makes the same shape at any size."""
     rng = random.Random(draw)
-    _, _, _, operation, _ = OPERATIONS[operation_id]
+    _, _, _, operation, document = OPERATIONS[operation_id]
     content = operation.get("requestBody", {}).get("content", {})
-    builder = Builder(DOCUMENT, rng, MODELS.get(operation_id, MODEL))
+    builder = Builder(document if document is ANTHROPIC else DOCUMENT, rng, MODELS.get(operation_id, MODEL))
     if "application/json" in content:
         schema = builder.parts(content["application/json"]["schema"])
         slots = builder.slots(schema)
@@ -195,7 +197,10 @@ def url_of(live, operation_id: str) -> tuple[str, str]:
 
 def assert_answered(answer: httpx.Response, replay: str) -> None:
     assert answer.status_code < 500, f"{replay}: {answer.status_code} {answer.text[:300]}"
-    if answer.status_code >= 400:
+    if answer.status_code >= 400 and answer.url.path.startswith("/v1/messages"):  # Anthropic's shape
+        assert answer.json()["type"] == "error" and set(answer.json()["error"]) == {"type", "message"}, f"{replay}: {answer.text[:300]}"
+        assert answer.headers["request-id"], replay
+    elif answer.status_code >= 400:
         error = answer.json()["error"]
         assert set(error) >= {"message", "type", "param", "code"} and error["message"], f"{replay}: {answer.text[:300]}"
 
@@ -360,6 +365,11 @@ def assert_too_deep(error: dict, replay: str) -> None:
     assert error.get("code") == "invalid_body" and "64 levels deep" in error.get("message", ""), f"{replay}: {error}"
 
 
+def assert_too_deep_anthropic(error: dict, replay: str) -> None:
+    """Anthropic's shape of the same refusal: no code, the type its status's."""
+    assert error.get("type") == "invalid_request_error" and "64 levels deep" in error.get("message", ""), f"{replay}: {error}"
+
+
 @pytest.mark.parametrize("operation_id", JSON_OPERATIONS)
 def test_a_deep_body_at_every_size_is_400_in_time(hostile_server, probe, operation_id):
     live = hostile_server
@@ -368,7 +378,7 @@ def test_a_deep_body_at_every_size_is_400_in_time(hostile_server, probe, operati
     headers = {"content-type": "application/json", "authorization": f"Bearer {ADMIN if admin_only(operation, document) else KEY}"}
     for size in DEEP_SIZES:
         rng = random.Random(f"{SEED}:{operation_id}:deep:{size}")
-        builder = Builder(DOCUMENT, rng, MODELS.get(operation_id, MODEL))
+        builder = Builder(document if document is ANTHROPIC else DOCUMENT, rng, MODELS.get(operation_id, MODEL))
         schema = builder.parts(operation["requestBody"]["content"]["application/json"]["schema"])
         body, shape = builder.deepened(schema, rng.choice(builder.slots(schema)), size)
         replay = f"seed {SEED}, {operation_id} ({shape}, {len(body)} bytes)"
@@ -381,7 +391,7 @@ def test_a_deep_body_at_every_size_is_400_in_time(hostile_server, probe, operati
 
         answer, seconds = within_budgets(live, probe, replay, send)
         assert answer.status_code == 400, f"{replay}: {answer.status_code} {answer.text[:300]}"
-        assert_too_deep(answer.json()["error"], replay)
+        (assert_too_deep_anthropic if document is ANTHROPIC else assert_too_deep)(answer.json()["error"], replay)
         assert seconds <= DEEP_SECONDS, f"{replay}: answered after {seconds:.1f} s"
 
 

@@ -32,6 +32,8 @@ MODELS_RETRY_SECONDS = 10.0
 SERVED_OPERATIONS = frozenset({"createChatCompletion", "createCompletion", "createEmbedding", "retrieveModel"})
 # With ``responses: local``, the Responses API is served here over the upstream's chat.
 RESPONSES_HERE = frozenset({"createResponse", "Compactconversation"})
+# Anthropic's Messages API is always served here, over the upstream's chat (serving/messages/).
+MESSAGES_HERE = frozenset({"messagesCreate", "messagesCountTokens"})
 
 
 class UpstreamBackend:
@@ -77,7 +79,7 @@ class UpstreamBackend:
         return await self.client.probe()
 
     def serving(self, operation_id: str | None) -> Serving:
-        if self.responses_here and operation_id in RESPONSES_HERE:
+        if self.responses_here and operation_id in RESPONSES_HERE or operation_id in MESSAGES_HERE:
             return Serving.HERE
         return Serving.RELAYED if operation_id in SERVED_OPERATIONS else Serving.FORWARDED
 

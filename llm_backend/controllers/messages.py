@@ -1,0 +1,43 @@
+"""Tag ``Messages``: Anthropic's Messages API (``openapi/anthropic.yaml``), made the
+service's chat request and answered through it (``serving/messages/``); its errors made
+Anthropic's by ``http/anthropic_errors.py``."""
+
+import logging
+
+from ..http.context import current, record, scope
+from ..http.rendering import json_response
+from ..http.sse import status_stream
+from ..serving.messages import service
+
+log = logging.getLogger(__name__)
+
+
+def _betas(beta: str | None) -> None:
+    """The betas the client asked for (``?beta=``, ``anthropic-beta``): accepted whatever
+    they are, and recorded (the log's ``anthropic_beta`` field) for the operator to see."""
+    header = next((value.decode("latin-1") for name, value in scope()["headers"] if name == b"anthropic-beta"), "")
+    betas = [name.strip() for name in header.split(",") if name.strip()]
+    if betas or beta is not None:
+        log.info("anthropic betas", extra={"anthropic_beta": betas, "beta": beta})
+
+
+def _counted(usage: dict) -> None:
+    """An upstream answer's chat usage into the one count (a local engine counts its own)."""
+    services, request = current(), record()
+    if request.tokens_counted or not services.settings.metrics_enabled or request.model is None:
+        return
+    request.tokens_counted = True
+    services.metrics.count_tokens(request.model, usage)
+
+
+async def messages_create(body: dict, beta: str | None = None, **_):
+    _betas(beta)
+    answer = await service.create(current(), body, _counted)
+    if isinstance(answer, dict):
+        return json_response(answer)
+    return status_stream(answer)
+
+
+async def messages_count_tokens(body: dict, beta: str | None = None, **_):
+    _betas(beta)
+    return json_response(await service.count_tokens(current(), body, _counted))

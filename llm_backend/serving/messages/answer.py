@@ -1,0 +1,152 @@
+"""A chat completion (the object, or its chunks) as Anthropic's Message, or its event
+stream: ``message_start``, ``ping``, then per content block ``content_block_start``, its
+``content_block_delta`` events (``text_delta``, ``input_json_delta``) and
+``content_block_stop``, then ``message_delta`` (stop reason, the whole usage) and
+``message_stop``; a failure after the first event is an ``error`` event (Anthropic's body).
+
+Usage: ``input_tokens`` are the prompt's tokens the prefix cache did not hold,
+``cache_read_input_tokens`` the ones it did (Anthropic's split: the three input counts add
+up to the prompt), ``cache_creation_input_tokens`` 0 (caching here costs nothing extra).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ...errors import OpenAIError
+from .errors import error_body
+
+Json = dict[str, Any]
+Event = tuple[str, Json]
+
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
+                "content_filter": "refusal"}
+
+
+def message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+def usage_of(usage: Json | None) -> Json:
+    usage = usage or {}
+    prompt = usage.get("prompt_tokens") or 0
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return {
+        "input_tokens": prompt - cached,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+        "output_tokens": usage.get("completion_tokens") or 0,
+    }
+
+
+def _stop(finish_reason: str | None, stop_sequence: Any) -> tuple[str, str | None]:
+    """Anthropic's stop reason; a matched stop sequence when the answer names it (vLLM's
+    ``stop_reason``: the string matched), else a stop is the end of the turn."""
+    if finish_reason == "stop" and isinstance(stop_sequence, str):
+        return "stop_sequence", stop_sequence
+    return STOP_REASONS.get(finish_reason or "stop", "end_turn"), None
+
+
+def _input(arguments: str | None) -> Json:
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else {}
+
+
+def message(completion: Json, model: str) -> Json:
+    """The Message of a chat completion (its first choice)."""
+    choice = completion["choices"][0]
+    answer = choice.get("message") or {}
+    content: list[Json] = []
+    if answer.get("content"):
+        content.append({"type": "text", "text": answer["content"]})
+    for call in answer.get("tool_calls") or []:
+        function = call.get("function") or {}
+        content.append({"type": "tool_use", "id": call["id"], "name": function.get("name"), "input": _input(function.get("arguments"))})
+    stop_reason, stop_sequence = _stop(choice.get("finish_reason"), choice.get("stop_reason"))
+    return {
+        "id": message_id(), "type": "message", "role": "assistant", "model": model, "content": content,
+        "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage_of(completion.get("usage")),
+    }
+
+
+class _Blocks:
+    """The open content block of a stream, and the events that open and close blocks."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.open: str | None = None  # "text", or "tool:<chat index>"
+
+    def close(self) -> list[Event]:
+        if self.open is None:
+            return []
+        self.open = None
+        self.count += 1
+        return [("content_block_stop", {"type": "content_block_stop", "index": self.count - 1})]
+
+    def start(self, key: str, block: Json) -> list[Event]:
+        events = self.close()
+        self.open = key
+        events.append(("content_block_start", {"type": "content_block_start", "index": self.count, "content_block": block}))
+        return events
+
+    def delta(self, delta: Json) -> Event:
+        return "content_block_delta", {"type": "content_block_delta", "index": self.count, "delta": delta}
+
+
+def _chunk_events(blocks: _Blocks, delta: Json) -> list[Event]:
+    events: list[Event] = []
+    if delta.get("content"):
+        if blocks.open != "text":
+            events += blocks.start("text", {"type": "text", "text": ""})
+        events.append(blocks.delta({"type": "text_delta", "text": delta["content"]}))
+    for call in delta.get("tool_calls") or []:
+        key = f"tool:{call.get('index', 0)}"
+        function = call.get("function") or {}
+        if blocks.open != key:
+            block = {"type": "tool_use", "id": call.get("id") or "toolu_" + secrets.token_hex(12), "name": function.get("name"), "input": {}}
+            events += blocks.start(key, block)
+        if function.get("arguments"):
+            events.append(blocks.delta({"type": "input_json_delta", "partial_json": function["arguments"]}))
+    return events
+
+
+async def events(chunks: AsyncIterator[Json], model: str) -> AsyncIterator[Event]:
+    """The Message's events of a chat completion's chunks (``stream_options.include_usage``)."""
+    start = {"id": message_id(), "type": "message", "role": "assistant", "model": model, "content": [],
+             "stop_reason": None, "stop_sequence": None, "usage": usage_of(None)}
+    yield "message_start", {"type": "message_start", "message": start}
+    yield "ping", {"type": "ping"}
+    blocks = _Blocks()
+    finish: tuple[str | None, Any] = (None, None)
+    usage: Json | None = None
+    try:
+        async for chunk in chunks:
+            if chunk.get("usage"):
+                usage = chunk["usage"]
+            for choice in chunk.get("choices") or []:
+                if choice.get("index", 0) != 0:
+                    continue
+                for event in _chunk_events(blocks, choice.get("delta") or {}):
+                    yield event
+                if choice.get("finish_reason"):
+                    finish = (choice["finish_reason"], choice.get("stop_reason"))
+    except OpenAIError as error:
+        yield "error", error_body(error)
+        return
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+    for event in blocks.close():
+        yield event
+    stop_reason, stop_sequence = _stop(*finish)
+    yield "message_delta", {
+        "type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence}, "usage": usage_of(usage),
+    }
+    yield "message_stop", {"type": "message_stop"}

@@ -1,0 +1,105 @@
+"""The Messages operations: the request made the service's chat request
+(``request.py``), asked of the model's backend by the same call the Responses layer
+makes (``chat_completion_objects``: a local engine's answer, or an OpenAI-compatible
+upstream's chat answer parsed), and its answer made Anthropic's (``answer.py``).
+
+Thinking on a model without reasoning (the chat pipeline refuses ``reasoning_effort``
+for it): ``thinking: {type: "adaptive"}`` leaves the choice to the model, and a model that
+cannot think answers without thinking (what Claude Code sends; its effort steers thinking
+that does not happen); ``thinking: {type: "enabled"}`` or an effort without adaptive
+thinking is refused, a 400 naming the field, as Anthropic refuses thinking on a model
+without it.
+
+Tokens: a local engine counts an answer's tokens itself (usage, limits, spend: the metrics'
+one place); an upstream's answer is counted by ``counted`` (the controller's: it knows the
+request) with the chat usage, exactly as a chat request's would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from ...backends.base import Serving
+from ...budgets import check_lists
+from ...errors import OpenAIError, bad_request
+from ..services import Services
+from . import answer
+from .request import chat_request
+
+Json = dict[str, Any]
+Counted = Callable[[Json], None]
+CHAT = "createChatCompletion"
+
+
+def _chat(body: Json, stream: bool) -> Json:
+    """The chat request of ``body``, its lists counted against chat's bounds (messages,
+    tools, each message's blocks) before any item is read (budgets.py), then again as chat's."""
+    check_lists(CHAT, body)
+    chat = chat_request(body, stream)
+    check_lists(CHAT, chat)
+    return chat
+
+
+def _backend(services: Services, body: Json) -> Any:
+    return services.registry.backend_for(body["model"])  # 404 model_not_found
+
+
+async def _without_thinking(body: Json, chat: Json, ask: Callable[[Json], Awaitable[Any]]) -> Any:
+    """``ask(chat)``; a model without reasoning asked for a reasoning effort: see the docstring."""
+    try:
+        return await ask(chat)
+    except OpenAIError as error:
+        if error.param != "reasoning_effort" or "reasoning_effort" not in chat:
+            raise
+        if (body.get("thinking") or {}).get("type") == "adaptive":
+            return await ask({key: value for key, value in chat.items() if key != "reasoning_effort"})
+        param = "thinking" if (body.get("thinking") or {}).get("type") == "enabled" else "output_config.effort"
+        raise bad_request(f"'{param}' is not supported by this model: it does not reason ({error.message})", param, "unsupported_parameter") from None
+
+
+async def create(services: Services, body: Json, counted: Counted) -> Json | AsyncIterator[answer.Event]:
+    """The Message for ``body``, or its events when ``stream`` is set."""
+    model_id = body["model"]
+    stream = bool(body.get("stream"))
+    chat = _chat(body, stream)
+    backend = _backend(services, body)
+    completion = await _without_thinking(body, chat, lambda chat: backend.chat_completion_objects(model_id, chat))
+    if stream:
+        return _counted_events(completion, model_id, counted)
+    counted(completion.get("usage") or {})
+    return answer.message(completion, model_id)
+
+
+async def _counted_events(chunks: AsyncIterator[Json], model_id: str, counted: Counted) -> AsyncIterator[answer.Event]:
+    async def watched() -> AsyncIterator[Json]:
+        try:
+            async for chunk in chunks:
+                if chunk.get("usage"):
+                    counted(chunk["usage"])
+                yield chunk
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+
+    async for event in answer.events(watched(), model_id):
+        yield event
+
+
+async def count_tokens(services: Services, body: Json, counted: Counted) -> Json:
+    """``POST /v1/messages/count_tokens``: the prompt's tokens as the model reads them. A
+    local model counts them with its chat template and tokenizer (nothing is generated); an
+    upstream's are what it reports for the chat request with one output token (a real,
+    metered request: OpenAI's chat API has no count of its own)."""
+    model_id = body["model"]
+    chat = _chat(body, stream=False)
+    backend = _backend(services, body)
+    if backend.serving(CHAT) is Serving.HERE:
+        tokens = await _without_thinking(body, chat, lambda chat: backend.prompt_tokens(model_id, chat))
+        return {"input_tokens": tokens}
+    probe = {**chat, "max_completion_tokens": 1}
+    completion = await _without_thinking(body, probe, lambda chat: backend.chat_completion_objects(model_id, chat))
+    usage = completion.get("usage") or {}
+    counted(usage)
+    return {"input_tokens": usage.get("prompt_tokens") or 0}

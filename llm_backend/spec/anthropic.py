@@ -1,0 +1,69 @@
+"""Anthropic's Messages API (``openapi/anthropic.yaml``) served by the OpenAI document's
+Connexion API, beside its operations.
+
+Both documents' paths live under ``/v1``, and ``GET /v1/models`` is in both. Connexion keeps
+one API per base path in its security and validation layers (a second API at ``/v1`` would
+replace the first there), and routes a ``/v1`` path only by the ``/v1`` API (a root API
+never sees one). So the Anthropic document is joined to the OpenAI one in memory, as
+Connexion is given it (the vendored files stay as published): its operations, its schemas
+and security schemes under names of their own (``Anthropic.``), every operation's security
+its document's (an ``x-api-key`` or a Bearer key). Its operations then take every lane
+OpenAI's take: the security, the fast lane, the body validation, the controllers by tag.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .adapter import HTTP_METHODS
+
+PREFIX = "Anthropic."
+REF = "#/components/"
+
+
+def _renamed(value: Any) -> Any:
+    """``value`` with every ``$ref`` to a component pointing at its prefixed name."""
+    if isinstance(value, dict):
+        return {
+            key: (_ref(item) if key == "$ref" and isinstance(item, str) else _renamed(item)) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_renamed(item) for item in value]
+    return value
+
+
+def _ref(ref: str) -> str:
+    if not ref.startswith(REF):
+        return ref
+    kind, _, name = ref[len(REF):].partition("/")
+    return f"{REF}{kind}/{PREFIX}{name}"
+
+
+def _server_path(document: dict) -> str:
+    return (document.get("servers") or [{"url": ""}])[0]["url"].rstrip("/")
+
+
+def joined(openai: dict, anthropic: dict) -> dict:
+    """The (prepared) OpenAI document with the Anthropic document's operations added; a path
+    both have (``/models``) stays OpenAI's (its controller answers both shapes)."""
+    prefix = _server_path(anthropic)[len(_server_path(openai)):]  # "" when both are at /v1
+    security = [{PREFIX + name: scopes for name, scopes in requirement.items()} for requirement in anthropic.get("security", [])]
+    paths = dict(openai["paths"])
+    taken = {operation["operationId"] for item in paths.values() for method, operation in item.items() if method in HTTP_METHODS}
+    for path, item in anthropic.get("paths", {}).items():
+        if prefix + path in paths:
+            continue
+        item = _renamed(item)
+        for method in HTTP_METHODS:
+            if method in item:
+                # One operationId, one controller and one forwarding rule: never OpenAI's
+                # (its Assistants' createMessage is one; ours are messagesCreate...).
+                assert item[method]["operationId"] not in taken, item[method]["operationId"]
+                item[method] = {"security": security, **item[method]}
+        paths[prefix + path] = item
+    components = {kind: dict(entries) for kind, entries in openai.get("components", {}).items()}
+    for kind, entries in anthropic.get("components", {}).items():
+        target = components.setdefault(kind, {})
+        for name, entry in entries.items():
+            target[PREFIX + name] = _renamed(entry)
+    return {**openai, "paths": paths, "components": components}

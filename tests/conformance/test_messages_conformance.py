@@ -1,0 +1,52 @@
+"""schemathesis fuzzes Anthropic's Messages operations (``openapi/anthropic.yaml``) against
+their own document on the session's live server (the real local model): no server error,
+and every answer, a Message or an error, in the document's shape (Anthropic's error body
+for every refusal) with its declared content type. The OpenAI document's fuzz
+(``test_schemathesis.py``) judges its answers by OpenAI's rules; this document has its own.
+A fresh seed every run (tests/support/fuzz.py)."""
+
+from __future__ import annotations
+
+import schemathesis
+from hypothesis import HealthCheck, seed, settings
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+
+from llm_backend.settings import PROJECT_ROOT
+from llm_backend.spec.loader import ANTHROPIC_SPEC, load_document
+from tests.conftest import MODEL
+from tests.support.fuzz import SEED
+
+DOCUMENT = load_document(PROJECT_ROOT / "openapi" / ANTHROPIC_SPEC, None)
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+MAX_GENERATED_TOKENS = 8
+
+
+def _bounded(case) -> None:
+    """A drawn body asks the real model for a few tokens, of the model the server has;
+    answered whole (a stream's events are the e2e tests': tests/e2e/test_messages.py)."""
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    if isinstance(body.get("model"), str):
+        body["model"] = MODEL
+    if isinstance(body.get("max_tokens"), int) and body["max_tokens"] > MAX_GENERATED_TOKENS:
+        body["max_tokens"] = MAX_GENERATED_TOKENS
+    if body.get("stream") is True:
+        body["stream"] = False
+
+
+def test_the_document_has_the_served_operations():
+    assert sorted(operation["operationId"] for item in DOCUMENT["paths"].values() for operation in item.values()) == [
+        "messagesCountTokens", "messagesCreate",
+    ]
+
+
+@schema.parametrize()
+@seed(SEED)
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_the_messages_operations_conform_to_their_document(case, server):
+    _bounded(case)
+    response = case.call(base_url=server.base_url + "/v1", headers={"anthropic-version": "2023-06-01"}, timeout=120)
+    case.validate_response(
+        response, checks=[schemathesis.checks.not_a_server_error, response_schema_conformance, content_type_conformance]
+    )
