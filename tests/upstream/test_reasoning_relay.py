@@ -141,7 +141,8 @@ def test_an_upstreams_reasoning_content_is_relayed_as_it_came(gateway):
 def test_an_upstreams_streamed_reasoning_content_is_relayed_as_it_came(gateway):
     with httpx.stream(
         "POST", gateway.api + "/chat/completions", headers={"Authorization": "Bearer client-key"}, timeout=60, verify=TLS,
-        json={"model": MODEL, "messages": [{"role": "user", "content": "9.11 or 9.8?"}], "stream": True},
+        json={"model": MODEL, "messages": [{"role": "user", "content": "9.11 or 9.8?"}], "stream": True,
+              "stream_options": {"include_usage": True}},  # else its usage chunk is withheld (the meter's)
     ) as answer:
         lines = [line for line in answer.iter_lines() if line.startswith("data: ")]
     assert [json.loads(line[6:]) for line in lines[:-1]] == CHUNKS and lines[-1] == "data: [DONE]"
