@@ -300,3 +300,25 @@ def test_answers_without_max_tokens_grow_past_their_share_and_the_newest_ends_wh
     share = engine.pool // engine.parallel
     assert share < total["newer"] < engine.n_ctx  # past its share, then cut for want of cells
     assert most_decoding == 2 and most_used <= engine.pool and engine.stats()["pool_stops"] == 1
+
+
+def test_a_request_with_max_tokens_keeps_its_reservation_beside_one_growing_past_its_share(pool_engine):
+    """Two sequences sharing 512 cells (a share of 256): an endless answer without max_tokens
+    grows past its share into free cells; a request with max_tokens admitted beside it gets all
+    of them, and the one past its share is the one that ends when the pool runs out."""
+    engine = pool_engine
+    engine.submit("growing", "completion", {"prompt": "Once upon a time, by the sea,", "temperature": 0, **endless(engine)})
+    while engine.running["growing"].choices[0].completion_tokens < 280:
+        engine.step()
+    bounded = {"prompt": "The ships came in at dusk,", "temperature": 0, "max_tokens": 150, **endless(engine)}
+    engine.submit("bounded", "completion", bounded)
+    assert list(engine.running) == ["growing", "bounded"]
+    stops = engine.stats()["pool_stops"]
+    run(engine)
+    events = engine.recorder.events
+    assert not any(e["event"] == "error" for e in events)
+    usage = {rid: next(e for e in events if e["id"] == rid and e["event"] == "usage") for rid in ("growing", "bounded")}
+    assert usage["bounded"]["completion_tokens"] == 150 and engine.recorder.finish_reason("bounded") == "length"
+    grown = usage["growing"]["prompt_tokens"] + usage["growing"]["completion_tokens"]
+    assert engine.pool // engine.parallel < grown < engine.n_ctx and engine.recorder.finish_reason("growing") == "length"
+    assert engine.stats()["pool_stops"] == stops + 1
