@@ -42,6 +42,8 @@ WORKER_FIGURES = (
     ("drafted_tokens", "llm_backend_engine_draft_tokens",
      "Drafted tokens (a prediction's, or the prompt's) verified in decoding steps.", True),
     ("accepted_drafts", "llm_backend_engine_draft_tokens_accepted", "Drafted tokens the answers took.", True),
+    ("pool_stops", "llm_backend_engine_pool_stops",
+     "Answers without max_tokens ended with length past their share of the KV pool, for want of cells.", True),
     ("decode_seconds", "llm_backend_engine_decode_seconds", "Time the engine worker spent in decoding steps.", True),
 )
 

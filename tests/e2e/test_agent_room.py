@@ -117,3 +117,38 @@ def test_an_agent_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(
     assert short.choices[0].message.content is not None
     assert AGENT_PROMPT - 500 < answer.usage.prompt_tokens < WINDOW and answer.usage.completion_tokens <= 4
     print(f"{answer.usage.prompt_tokens}-token prompt answered in {long['seconds']:.1f} s; the short chat beside it in {short_seconds:.1f} s")
+
+
+def test_eight_chats_without_max_tokens_stream_together(client):
+    """Most SDKs and chat UIs send no max_tokens: each such chat reserves a share of the pool
+    (the rest of its window before, so 2 of the 8 sequences decoded and the others waited for
+    a whole answer). 8 streams each get their first words before any of them is closed."""
+    barrier = threading.Barrier(8, timeout=120)
+    first: dict[int, float] = {}
+    errors: list[BaseException] = []
+    started = time.monotonic()
+
+    def chat(number: int) -> None:
+        try:
+            stream = client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": f"Write a long story about the number {number}."}],
+                stream=True, temperature=0,
+            )
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    first[number] = time.monotonic() - started
+                    break
+            barrier.wait()  # all 8 are answering at once
+            stream.close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=chat, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    assert not errors, errors
+    assert len(first) == 8
+    print("first words after", sorted(round(seconds, 1) for seconds in first.values()), "s")

@@ -236,3 +236,89 @@ def test_max_tokens_beyond_the_window_is_fitted_to_the_room_left_or_refused(pool
         engine.submit("refused", "chat", chat("Hi", max_tokens=32000, refuse_beyond_context=True, max_tokens_param="max_completion_tokens"))
     assert (raised.value.status, raised.value.param) == (400, "max_completion_tokens")
     assert raised.value.message.startswith("max_completion_tokens is too large: 32000. This model supports at most 512")
+
+
+def endless(engine: Engine) -> dict:
+    """Sampling that never ends an answer by itself: the end-of-generation tokens biased out."""
+    vocab = engine.tokenizer
+    return {"logit_bias": {str(token): -100 for token in range(vocab.n_vocab) if vocab.is_eog(token)}}
+
+
+def test_eight_chats_without_max_tokens_decode_together_in_the_default_pool():
+    """The packaged model's defaults (its 8,192-token window, 8 sequences, a pool of 16,384):
+    a request without max_tokens (most SDKs' and chat UIs') reserves a share of the pool, not
+    the rest of its window, so 8 decode at once; reserving the window, 2 did."""
+    recorder = Recorder()
+    engine = Engine({"path": str(default_gguf()), "parallel": 8, "n_threads": 1}, recorder)
+    try:
+        assert (engine.n_ctx, engine.pool) == (8192, 16384)
+        for number in range(8):
+            engine.submit(f"chat{number}", "chat", chat(f"Tell me about the number {number}."))
+        assert engine.stats()["decoding"] == 8 and not engine.waiting
+        for _ in range(3):
+            engine.step()
+        assert all(request.choices[0].completion_tokens > 0 for request in engine.running.values())
+        assert engine.stats()["decoding"] == 8
+    finally:
+        for number in range(8):
+            engine.cancel(f"chat{number}")
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def squeezed_engine():
+    """Three sequences as long as 512 sharing 768 cells: a share of 256 each."""
+    recorder = Recorder()
+    engine = Engine({"path": str(default_gguf()), "n_ctx": 512, "kv_size": 768, "parallel": 3, "n_threads": 1}, recorder)
+    engine.recorder = recorder
+    yield engine
+    engine.close()
+
+
+def test_answers_without_max_tokens_grow_past_their_share_and_the_newest_ends_when_the_pool_runs_out(squeezed_engine):
+    """Two endless answers without max_tokens run together, each past its share (256) while
+    cells are free; when the pool runs out, the one admitted last ends with ``length`` and the
+    older one goes on to its window: no decode fails. Reserving the window, the second waited."""
+    engine = squeezed_engine
+    params = {"prompt": "Once upon a time, in a lighthouse by the sea,", "temperature": 0, **endless(engine)}
+    engine.submit("older", "completion", params)
+    for _ in range(4):
+        engine.step()
+    engine.submit("newer", "completion", params)
+    assert list(engine.running) == ["older", "newer"]
+    most_decoding = most_used = 0
+    while engine.busy:
+        engine.step()
+        stats = engine.stats()
+        most_decoding, most_used = max(most_decoding, stats["decoding"]), max(most_used, stats["kv_used"])
+    events = engine.recorder.events
+    assert not any(e["event"] == "error" for e in events)
+    usage = {rid: next(e for e in events if e["id"] == rid and e["event"] == "usage") for rid in ("older", "newer")}
+    total = {rid: u["prompt_tokens"] + u["completion_tokens"] for rid, u in usage.items()}
+    assert engine.recorder.finish_reason("older") == engine.recorder.finish_reason("newer") == "length"
+    assert total["older"] == engine.n_ctx  # its window
+    share = engine.pool // engine.parallel
+    assert share < total["newer"] < engine.n_ctx  # past its share, then cut for want of cells
+    assert most_decoding == 2 and most_used <= engine.pool and engine.stats()["pool_stops"] == 1
+
+
+def test_a_request_with_max_tokens_keeps_its_reservation_beside_one_growing_past_its_share(pool_engine):
+    """Two sequences sharing 512 cells (a share of 256): an endless answer without max_tokens
+    grows past its share into free cells; a request with max_tokens admitted beside it gets all
+    of them, and the one past its share is the one that ends when the pool runs out."""
+    engine = pool_engine
+    engine.submit("growing", "completion", {"prompt": "Once upon a time, by the sea,", "temperature": 0, **endless(engine)})
+    while engine.running["growing"].choices[0].completion_tokens < 280:
+        engine.step()
+    bounded = {"prompt": "The ships came in at dusk,", "temperature": 0, "max_tokens": 150, **endless(engine)}
+    engine.submit("bounded", "completion", bounded)
+    assert list(engine.running) == ["growing", "bounded"]
+    stops = engine.stats()["pool_stops"]
+    run(engine)
+    events = engine.recorder.events
+    assert not any(e["event"] == "error" for e in events)
+    usage = {rid: next(e for e in events if e["id"] == rid and e["event"] == "usage") for rid in ("growing", "bounded")}
+    assert usage["bounded"]["completion_tokens"] == 150 and engine.recorder.finish_reason("bounded") == "length"
+    grown = usage["growing"]["prompt_tokens"] + usage["growing"]["completion_tokens"]
+    assert engine.pool // engine.parallel < grown < engine.n_ctx and engine.recorder.finish_reason("growing") == "length"
+    assert engine.stats()["pool_stops"] == stops + 1

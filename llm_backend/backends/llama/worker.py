@@ -34,7 +34,8 @@ decoding, ``waiting``, ``kv_used`` / ``kv_size``: KV cells holding tokens / all,
 of those, the cells of sequences serving a request, ``tokens_per_second``: tokens generated per
 second of decoding since the last stats; totals since the worker started: ``requests``, ``prompt_tokens``, ``reused_tokens``:
 of those, found in the KV cache, ``cache_hits``: requests that found some,
-``generated_tokens``, ``drafted_tokens`` and ``accepted_drafts``, ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
+``generated_tokens``, ``drafted_tokens`` and ``accepted_drafts``, ``pool_stops``: answers
+ended with ``length`` past their share when the KV pool ran out (engine/admission.py), ``decode_seconds``): at most once per ``STATS_INTERVAL`` while busy, and when it goes idle.
 The API process keeps the last one for the metrics.
 
 The first line is the object ``{"event": "ready", "n_ctx", "kv_size", "parallel", "gpu_offload", "tool_format",

@@ -13,12 +13,19 @@ host memory first (``HostCache``). All of this only within a tenant, or within w
 declare shared (prefixes.py).
 
 The sequences share one pool of KV cells (batching.py), so a request also needs room in it
-(issue #49): it reserves its prompt and its output room (``max_tokens`` fitted to what its
-window and the pool leave, ``_fitted``; a request without one, the rest of its window), and
-is admitted only when that fits beside what the running requests reserved; else it waits, in
-order. What idle sequences keep for later prompts is dropped, least useful first (saved to
-host memory when long), until what is reserved and kept fits: a decode never runs out of
-cells, and nothing needs preempting.
+(issue #49): it reserves its prompt and its output room, and is admitted only when that fits
+beside what the running requests reserved or hold, whichever is more; else it waits, in
+order. With ``max_tokens`` (fitted to what its window and the pool leave, ``_fitted``) the
+room is that, exactly. Without (most SDKs' and chat UIs' requests), reserving the rest of its
+window let two requests of the packaged model's 8 sequences decode at once; so it reserves a
+share, ``pool / parallel`` less its prompt (at least ``FLOOR``), and grows past it while cells
+are free, as llama.cpp's server lets a sequence grow in its unified cache. When a step would
+need more cells than are free, what idle sequences keep is dropped first; then the request
+past its share that was admitted last ends with ``length`` (``_squeeze``), as vLLM preempts its
+newest: an older, longer answer is not cut for a newcomer, and a request within its
+reservation is never cut. So a decode never runs out of cells. What idle sequences keep for
+later prompts is dropped, least useful first (saved to host memory when long), until what is
+reserved and kept fits.
 
 ``Admission`` is the part of the ``Engine`` (batching.py) that does it, on the engine's
 sequences: ``held`` (what each one's KV holds), ``free_seqs``, ``pending`` copies, ``host``.
@@ -27,6 +34,7 @@ sequences: ``held`` (what each one's KV holds), ``free_seqs``, ``pending`` copie
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import llama_cpp
@@ -41,6 +49,9 @@ from .requests import Request
 SHARE_MIN = 32
 # A sequence about to lose this many cached tokens is saved to host memory first.
 SAVE_MIN = 64
+# The least output a request without max_tokens reserves in a shared pool, however long its
+# prompt: a share of pool / parallel less a 2k prompt would be nothing.
+FLOOR = 256
 
 
 class Admission:
@@ -61,6 +72,8 @@ class Admission:
     running: dict[str, Request]
     totals: dict[str, int]
     emit: Any
+    answers: Any  # answers.py's, to end a request the pool cannot hold (``_squeeze``)
+    _complete: Callable[[Request], None]
 
     def _fitted(self, params: dict[str, Any], prompt: int, n: int) -> int:
         """A request's ``max_tokens`` fitted to the room its prompt leaves in its window and,
@@ -75,13 +88,33 @@ class Admission:
             raise RequestError(400, f"'n' can be at most {max(1, self.pool - prompt)} for a prompt this long.", "n", "invalid_value")
         return room if asked is None else min(asked, room)
 
-    def _reserved(self) -> int:
-        return sum(request.reserve for request in self.running.values())
+    def _share(self, params: dict[str, Any], prompt: int, room: int) -> int | None:
+        """What each choice of a request without ``max_tokens`` reserves of its ``room``
+        in a shared pool (the module's docstring); None: it reserves its ``max_tokens``."""
+        if params.get("max_tokens") is not None or not self.shared_pool:
+            return None  # split: each sequence has its window of cells, the rest of it reserved
+        return min(room, max(self.pool // self.parallel - prompt, FLOOR))
+
+    def _holds(self, request: Request) -> int:
+        """The output cells ``request``'s sequences will hold after the next step: what they
+        hold past its prompt, and the token each generating choice decodes next."""
+        size = len(request.prompt)
+        return sum(
+            max(0, len(self.held[choice.seq_id].tokens) - size) + (choice.next_token is not None and not choice.finished)
+            for choice in request.choices if choice.seq_id >= 0
+        )
+
+    def _committed(self) -> int:
+        """The cells the running requests reserved or will hold after the next step, whichever
+        is more, for each: within it, a decode finds its cells (what idle sequences keep aside)."""
+        return sum(
+            len(request.prompt) + max(request.n * request.room, self._holds(request)) for request in self.running.values()
+        )
 
     def _admit(self) -> None:
         while (
             self.waiting and len(self.free_seqs) >= self.waiting[0].n
-            and self._reserved() + self.waiting[0].reserve <= self.pool
+            and self._committed() + self.waiting[0].reserve <= self.pool
         ):
             request = self.waiting.popleft()
             reuse = {seq: self._usable(seq, request) for seq in self.free_seqs}
@@ -113,12 +146,41 @@ class Admission:
         if not self.shared_pool:
             return  # what an idle sequence keeps takes no other sequence's cells
         kept = sum(len(self.held[seq].tokens) for seq in self.free_seqs)
-        over = self._reserved() + kept - self.pool
+        over = self._committed() + kept - self.pool
         for seq in sorted(self.free_seqs, key=lambda seq: self._usable(seq, request)):
             if over <= 0:
                 return
             over -= len(self.held[seq].tokens)
             self._shrink(seq, 0)
+
+    def _squeeze(self) -> None:
+        """Before a step, room for every token it adds: what idle sequences keep is dropped,
+        the least recently used first; then, while that is not enough, the request past its
+        share admitted last ends with ``length`` (the module's docstring). The requests within
+        their reservations fit (admission), so this ends before reaching them."""
+        if not self.shared_pool:
+            return
+        while True:
+            over = self._committed() + sum(len(self.held[seq].tokens) for seq in self.free_seqs) - self.pool
+            for seq in list(self.free_seqs):
+                if over <= 0:
+                    return
+                over -= len(self.held[seq].tokens)
+                self._shrink(seq, 0)
+            if over <= 0:
+                return
+            past = [
+                request for request in self.running.values()
+                if request.share is not None and self._holds(request) > request.n * request.share
+            ]
+            if not past:
+                return  # cannot be: what is within its reservation fits
+            request = past[-1]
+            for choice in request.choices:
+                if not choice.finished:
+                    self.answers.finish(request, choice, choice.text.flush(), "length")
+            self.totals["pool_stops"] += 1
+            self._complete(request)  # its sequences are free: what they keep is dropped next
 
     def _usable(self, seq: int, request: Request) -> int:
         return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split)

@@ -95,6 +95,7 @@ class Engine(Admission):
         self.totals = {
             "requests": 0, "prompt_tokens": 0, "reused_tokens": 0, "cache_hits": 0, "generated_tokens": 0,
             "copied_tokens": 0, "restored_tokens": 0, "drafted_tokens": 0, "accepted_drafts": 0,
+            "pool_stops": 0,  # requests ended with ``length`` for want of cells (admission.py)
         }
         self.answers = Answers(emit, self.tokenizer, self.ctx, self.n_ctx)
         # Drafts from the request's own prompt (drafts.py): off unless the model enables them.
@@ -145,7 +146,9 @@ class Engine(Admission):
         sampling = SamplingParams.from_request(params, self.tokenizer.n_vocab)
         if sampling.top_logprobs > 20:
             raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
-        request = Request(rid, prompt, n, self._fitted(params, len(prompt), n), sampling, stop, tenant=str(params.get("tenant") or ""))
+        room = self._fitted(params, len(prompt), n)
+        request = Request(rid, prompt, n, room, sampling, stop, tenant=str(params.get("tenant") or ""))
+        request.share = self._share(params, len(prompt), room)
         if op == "chat":
             request.reasoning_start = reasoning_start
         if params.get("prediction") is not None:
@@ -258,6 +261,7 @@ class Engine(Admission):
         for request in list(self.running.values()):
             if request.awaits is not None:
                 self._resume(request)
+        self._squeeze()  # cells for every token of the step (admission.py)
         # In sequence-id order: llama.cpp reuses the previous step's compute graph only for a
         # batch in that order. Requests that started one after another hold their ids in any
         # order, and then every step rebuilt the graph: 8 streams decoded at 0.64x the
@@ -273,11 +277,12 @@ class Engine(Admission):
             choice.n_past += 1
             choice.next_token = None
             if choice.draft is not None:
-                # Room for every later sequence's token, within the context and max_tokens.
+                # Room for every later sequence's token, within the context and the output
+                # reserved (max_tokens, or a share of the pool: admission.py).
                 room = min(
                     self.n_batch - self.batch.n_tokens - (len(generating) - position - 1),
                     self.n_ctx - 1 - choice.n_past,
-                    (request.max_tokens or self.n_ctx) - choice.completion_tokens - 1,
+                    (request.room or self.n_ctx) - choice.completion_tokens - 1,
                 )
                 for offset, token in enumerate(choice.draft.propose(room, len(generating) - 1)):
                     choice.drafted.append((self._add(token, choice.n_past + offset, choice.seq_id, True), token))

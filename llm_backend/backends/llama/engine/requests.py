@@ -50,11 +50,19 @@ class Request:
     awaits: tuple[int, int] | None = None  # (sequence, length): its beginning, being computed there
     prediction: list[int] | None = None  # the client's predicted output, as tokens
     reasoning_start: str | None = None  # a reasoning model's: inside a block the prompt opened, or not (reasoning/)
+    # Without max_tokens, in a shared pool: each choice's share of output reserved, which it
+    # may grow past while cells are free (admission.py); None: its max_tokens is reserved.
+    share: int | None = None
+
+    @property
+    def room(self) -> int:
+        """Each choice's output reserved in the pool (admission.py)."""
+        return self.share if self.share is not None else (self.max_tokens or 0)
 
     @property
     def reserve(self) -> int:
-        """The KV cells it may fill: its prompt, and each choice's output room (admission.py)."""
-        return len(self.prompt) + self.n * (self.max_tokens or 0)
+        """The KV cells reserved for it: its prompt, and each choice's output room."""
+        return len(self.prompt) + self.n * self.room
 
     @property
     def limit(self) -> int:
