@@ -138,9 +138,10 @@ class ModelConfig(BaseModel):
         description="tokens the KV pool shared by the sequences holds; default: n_ctx x parallel when n_ctx is given, else max(the window, 2048 x parallel)",
     )
     kv_shared: bool = Field(
-        True,
-        description="one KV pool for every sequence (llama.cpp's unified cache); false: each sequence its own n_ctx cells, "
-        "and a greedy answer the same bits whatever runs beside it",
+        False,
+        description="one KV pool for every sequence (llama.cpp's unified cache: the trained window by default, room for an "
+        "agent's turn beside short chats, but a greedy answer's last bits may follow what runs beside it); false (the "
+        "default): each sequence its own n_ctx cells (2048 unless n_ctx says), the same bits whatever runs beside it",
     )
     max_tokens_beyond_context: Literal["fit", "refuse"] = Field(
         "fit", description="a max_tokens beyond the room left: fitted to it (finish length), or refused with 400 as OpenAI does"

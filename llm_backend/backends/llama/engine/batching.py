@@ -66,7 +66,7 @@ class Engine(Admission):
         # same bits whoever runs beside it; shared, where its cells lie depends on the others'
         # (llama.cpp fills the holes they leave), and greedy answers may differ in the last bits.
         window, pool = windows(self.model, config, self.parallel)
-        self.shared_pool = bool(config.get("kv_shared", True))
+        self.shared_pool = bool(config.get("kv_shared", False))
         params.n_ctx = pool
         params.n_batch = params.n_ubatch = self.n_batch
         params.n_seq_max = self.parallel

@@ -109,9 +109,13 @@ def windows(model: Any, config: dict[str, Any], parallel: int) -> tuple[int, int
     the trained window; a window each when the pool is not shared (``kv_shared: false``);
     ``kv_size``, else ``n_ctx`` x ``parallel`` where ``n_ctx`` is given
     (what it took before the pool was shared), else enough for the window or ``SHARE`` each."""
+    if not config.get("kv_shared", False):
+        # Each sequence its own cells (the default: a greedy answer the same bits whatever runs
+        # beside it); SHARE each unless n_ctx says, as many cells as the trained window would
+        # take shared, not parallel times it.
+        window = int(config.get("n_ctx") or min(trained_window(model), SHARE))
+        return window, window * parallel
     window = int(config.get("n_ctx") or trained_window(model))
-    if not config.get("kv_shared", True):
-        return window, window * parallel  # each sequence its own window of cells
     if config.get("kv_size"):
         pool = int(config["kv_size"])
     elif config.get("n_ctx"):
