@@ -26,6 +26,7 @@ from tests.e2e.test_shared_limits import same_minute
 from tests.support.batches import chat_lines, file_lines, submit, wait
 from tests.support.clients import TLS, admin_sdk, keyed_server, sdk
 from tests.support.server import start_together
+from tests.support.governance import project_with_key, until
 
 ADMIN = "sk-admin-limits-77c1"
 UPSTREAM_MODEL = "upstream-smol"
@@ -113,10 +114,6 @@ def org(replicas):
     return admin_sdk(replicas[0], ADMIN).admin.organization
 
 
-def _project_key(org, name: str) -> tuple[str, str]:
-    project = org.projects.create(name=name)
-    return project.id, org.projects.service_accounts.create(project.id, name="bot").api_key.value
-
 
 def _chat(live, key: str, model: str = UPSTREAM_MODEL) -> httpx.Response:
     return httpx.post(
@@ -127,8 +124,8 @@ def _chat(live, key: str, model: str = UPSTREAM_MODEL) -> httpx.Response:
 
 def test_a_projects_requests_per_minute_on_a_model_hold_across_two_replicas(replicas, org):
     first, second = replicas
-    project, key = _project_key(org, "rpm")
-    _, other_key = _project_key(org, "other")
+    project, key = project_with_key(org, "rpm")
+    _, other_key = project_with_key(org, "other")
     limited = org.projects.rate_limits.update_rate_limit(f"rl-{UPSTREAM_MODEL}", project_id=project, max_requests_per_1_minute=3)
     assert (limited.id, limited.model, limited.max_requests_per_1_minute) == (f"rl-{UPSTREAM_MODEL}", UPSTREAM_MODEL, 3)
     time.sleep(REFRESH + 0.1)  # the second replica reads the control plane's settings again by then
@@ -146,7 +143,7 @@ def test_a_projects_requests_per_minute_on_a_model_hold_across_two_replicas(repl
 
 def test_a_projects_tokens_per_minute_refuse_the_request_after_the_one_that_spent_them(replicas, org):
     first, second = replicas
-    project, key = _project_key(org, "tpm")
+    project, key = project_with_key(org, "tpm")
     org.projects.rate_limits.update_rate_limit(f"rl-{UPSTREAM_MODEL}", project_id=project, max_tokens_per_1_minute=5)
     time.sleep(REFRESH + 0.1)
     same_minute()
@@ -161,7 +158,7 @@ def test_a_projects_tokens_per_minute_refuse_the_request_after_the_one_that_spen
 
 
 def test_the_listed_limits_show_each_model_and_a_limit_is_removed_by_the_largest_value(replicas, org):
-    project, _ = _project_key(org, "listed")
+    project, _ = project_with_key(org, "listed")
     listed = {item.model: item for item in org.projects.rate_limits.list_rate_limits(project)}
     assert MODEL in listed and listed[MODEL].max_requests_per_1_minute == 2**31 - 1
     org.projects.rate_limits.update_rate_limit(f"rl-{MODEL}", project_id=project, max_requests_per_1_day=10)
@@ -179,13 +176,6 @@ def test_the_listed_limits_show_each_model_and_a_limit_is_removed_by_the_largest
 # --- spend --------------------------------------------------------------------------------
 
 
-def _until(check, seconds: float = 10.0):
-    """``check()``'s first truthy answer within ``seconds`` (spend is added just after an answer)."""
-    deadline = time.monotonic() + seconds
-    while not (answer := check()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return answer
-
 
 def _cost(model: str, usage: dict) -> Decimal:
     price_in, price_cached, price_out = (Decimal(str(p)) if p is not None else None for p in PRICES[model])
@@ -202,8 +192,8 @@ def _day_costs(org, project_ids: list[str], group_by: list[str]) -> list:
 
 def test_costs_of_a_known_sequence_are_usage_times_price_to_the_cent_by_project(replicas, org):
     first, second = replicas
-    a, key_a = _project_key(org, "costs-a")
-    b, key_b = _project_key(org, "costs-b")
+    a, key_a = project_with_key(org, "costs-a")
+    b, key_b = project_with_key(org, "costs-b")
     expected = {a: Decimal(0), b: Decimal(0)}
     for live, key, project, model in ((first, key_a, a, UPSTREAM_MODEL), (second, key_a, a, UPSTREAM_MODEL),
                                       (first, key_a, a, MODEL), (first, key_a, a, MODEL), (second, key_b, b, UPSTREAM_MODEL)):
@@ -215,7 +205,7 @@ def test_costs_of_a_known_sequence_are_usage_times_price_to_the_cent_by_project(
         found = {r.project_id: Decimal(str(r.amount.value)) for r in _day_costs(org, [a, b], ["project_id"])}
         return found if all(abs(found.get(p, 0) - cost) < Decimal("0.005") for p, cost in expected.items()) else None
 
-    assert _until(totals), (_day_costs(org, [a, b], ["project_id"]), expected)  # usage is written every 0.5 s here
+    assert until(totals), (_day_costs(org, [a, b], ["project_id"]), expected)  # usage is written every 0.5 s here
     items = {r.line_item: r for r in _day_costs(org, [a], ["line_item"])}
     assert {f"{UPSTREAM_MODEL}, input", f"{UPSTREAM_MODEL}, output", f"{MODEL}, output"} <= set(items)
     assert items[f"{UPSTREAM_MODEL}, output"].quantity_unit == "tokens"
@@ -224,8 +214,8 @@ def test_costs_of_a_known_sequence_are_usage_times_price_to_the_cent_by_project(
 
 def test_a_hard_spend_limit_holds_across_two_replicas_with_insufficient_quota(replicas, org):
     first, second = replicas
-    project, key = _project_key(org, "capped")
-    _, other_key = _project_key(org, "uncapped")
+    project, key = project_with_key(org, "capped")
+    _, other_key = project_with_key(org, "uncapped")
     limit = org.projects.spend_limit.update(project, threshold_amount=1, currency="USD", interval="month")
     assert (limit.threshold_amount, limit.enforcement.status) == (1, "inactive")
     time.sleep(REFRESH + 0.1)  # the second replica reads the control plane's settings again by then
@@ -243,7 +233,7 @@ def test_a_hard_spend_limit_holds_across_two_replicas_with_insufficient_quota(re
         answer = _chat(second, key)
         return answer if answer.status_code == 429 else None
 
-    answer = _until(refused)
+    answer = until(refused)
     assert answer is not None and answer.json()["error"]["code"] == "insufficient_quota"
     assert _chat(first, key, MODEL).status_code == 429  # the whole project, every model, every replica
     assert _chat(second, other_key).status_code == 200
@@ -255,7 +245,7 @@ def test_a_hard_spend_limit_holds_across_two_replicas_with_insufficient_quota(re
 
 def test_a_spend_alert_at_half_the_limit_fires_exactly_once_signed(replicas, org, webhooks):
     first, second = replicas
-    project, key = _project_key(org, "alerted")
+    project, key = project_with_key(org, "alerted")
     cost = _cost(UPSTREAM_MODEL, _chat(first, key).json()["usage"])  # what one request costs, in USD
     cents = int(cost * 100)
     org.projects.spend_limit.update(project, threshold_amount=10 * cents, currency="USD", interval="month")
@@ -267,7 +257,7 @@ def test_a_spend_alert_at_half_the_limit_fires_exactly_once_signed(replicas, org
     before = len(webhooks.received)
     for live in (second, first, second, first, second, first):  # past 50 % at the fifth, then on (never the limit)
         assert _chat(live, key).status_code == 200
-    assert _until(lambda: len(webhooks.received) > before)
+    assert until(lambda: len(webhooks.received) > before)
     time.sleep(1.5)  # any second firing would have come by now
     mine = [(body, headers) for body, headers in webhooks.received[before:] if json.loads(body)["data"]["alert_id"] == alert.id]
     assert len(mine) == 1
@@ -283,7 +273,7 @@ def test_a_spend_alert_at_half_the_limit_fires_exactly_once_signed(replicas, org
 
 def test_batch_lines_are_held_to_the_batch_input_tokens_of_a_day_and_not_to_the_interactive_limits(replicas, org):
     first, second = replicas
-    project, key = _project_key(org, "batched")
+    project, key = project_with_key(org, "batched")
     org.projects.rate_limits.update_rate_limit(
         f"rl-{UPSTREAM_MODEL}", project_id=project, batch_1_day_max_input_tokens=1, max_requests_per_1_minute=1
     )

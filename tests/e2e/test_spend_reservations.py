@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from tests.conftest import MODEL
 from tests.e2e.test_shared_limits import same_minute
 from tests.support.clients import admin_sdk, keyed_server, sdk
+from tests.support.governance import project_with_key, until
 
 ADMIN = "sk-admin-reserve-5e1a"
 LOCAL = "local-smol"
@@ -87,10 +88,6 @@ def services(server, new_database_url, tmp_path_factory):
         live.stop()
 
 
-def _project_key(org, name: str) -> tuple[str, str]:
-    project = org.projects.create(name=name)
-    return project.id, org.projects.service_accounts.create(project.id, name="bot").api_key.value
-
 
 def _counter(engine, owner: str, kind: str) -> int:
     with engine.connect() as connection:
@@ -100,12 +97,6 @@ def _counter(engine, owner: str, kind: str) -> int:
         ).scalar())
 
 
-def _until(check, seconds: float = 15.0):
-    deadline = time.monotonic() + seconds
-    while not (answer := check()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return answer
-
 
 def _chat(client: openai.OpenAI, model: str, max_tokens: int = 5):
     return client.chat.completions.create(model=model, messages=CHAT, max_tokens=max_tokens)
@@ -114,11 +105,11 @@ def _chat(client: openai.OpenAI, model: str, max_tokens: int = 5):
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_concurrent_requests_cannot_pass_a_hard_spend_limit(services, kind):
     live, org, engine = services(kind)
-    project, key = _project_key(org, f"reserved-{kind}")
+    project, key = project_with_key(org, f"reserved-{kind}")
     client = sdk(live, key)
     for _ in range(2):
         _chat(client, MODEL)
-    spent = _until(lambda: _counter(engine, f"spend:{project}", "spend"))
+    spent = until(lambda: _counter(engine, f"spend:{project}", "spend"), seconds=15.0)
     assert spent > 0
     limit_cents = spent // MICROS_PER_CENT + 1  # under a cent left, more than one request's worth
     org.projects.spend_limit.update(project, threshold_amount=limit_cents, currency="USD", interval="month")
@@ -135,7 +126,7 @@ def test_concurrent_requests_cannot_pass_a_hard_spend_limit(services, kind):
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(one, range(16)))
     # Every hold settled: nothing held any more, and the month within its limit.
-    assert _until(lambda: _counter(engine, f"spend:{project}", "spend_held") == 0)
+    assert until(lambda: _counter(engine, f"spend:{project}", "spend_held") == 0, seconds=15.0)
     time.sleep(0.5)  # any spend still being added (off the answers' path) is in by now
     final = _counter(engine, f"spend:{project}", "spend")
     assert spent < final <= limit_cents * MICROS_PER_CENT, (spent, final, statuses)
@@ -144,7 +135,7 @@ def test_concurrent_requests_cannot_pass_a_hard_spend_limit(services, kind):
 
 def test_a_hold_lasts_while_its_request_runs_and_is_taken_back_however_it_ends(services):
     live, org, engine = services("sqlite")
-    project, key = _project_key(org, "held")
+    project, key = project_with_key(org, "held")
     org.projects.spend_limit.update(project, threshold_amount=5, currency="USD", interval="month")
     time.sleep(REFRESH + 0.1)
     client = sdk(live, key)
@@ -154,17 +145,17 @@ def test_a_hold_lasts_while_its_request_runs_and_is_taken_back_however_it_ends(s
     next(iter(stream))
     assert held() > 0
     stream.close()
-    assert _until(lambda: held() == 0)
+    assert until(lambda: held() == 0, seconds=15.0)
     # A request its upstream refuses (a field it does not know), after it was admitted here.
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=MODEL, messages=CHAT, max_tokens=5, extra_body={"no_such_field": 1})
-    assert _until(lambda: held() == 0)
+    assert until(lambda: held() == 0, seconds=15.0)
     assert _counter(engine, f"spend:{project}", "spend") <= 5 * MICROS_PER_CENT
 
 
 def test_an_alias_and_a_persona_spend_their_models_limit_and_are_priced_as_it(services):
     live, org, engine = services("sqlite")
-    project, key = _project_key(org, "aliases")
+    project, key = project_with_key(org, "aliases")
     for model in (LOCAL, MODEL):
         org.projects.rate_limits.update_rate_limit(f"rl-{model}", project_id=project, max_requests_per_1_minute=1)
     time.sleep(REFRESH + 0.1)
@@ -177,7 +168,7 @@ def test_an_alias_and_a_persona_spend_their_models_limit_and_are_priced_as_it(se
                 _chat(client, other, 1)
             assert refused.value.code == "rate_limit_exceeded" and f"Rate limit reached for {model} " in str(refused.value)
     # Priced as their model: the costs' line items name it, never the id the request used.
-    priced, priced_key = _project_key(org, "aliases-priced")
+    priced, priced_key = project_with_key(org, "aliases-priced")
     client = sdk(live, priced_key)
     for model in ("smol-alias", f"{LOCAL}:teacher", "up-alias"):
         _chat(client, model, 1)
@@ -188,16 +179,16 @@ def test_an_alias_and_a_persona_spend_their_models_limit_and_are_priced_as_it(se
         found = {r.line_item: r for bucket in page.data for r in bucket.results}
         return found if {f"{LOCAL}, input", f"{MODEL}, input"} <= set(found) else None
 
-    found = _until(items)
+    found = until(items, seconds=15.0)
     assert found, items()
     assert all(item.split(",")[0] in (LOCAL, MODEL) for item in found), sorted(found)
     assert found[f"{MODEL}, input"].amount.value > 0
-    assert _until(lambda: _counter(engine, f"spend:{priced}", "spend") > 0)
+    assert until(lambda: _counter(engine, f"spend:{priced}", "spend") > 0, seconds=15.0)
 
 
 def test_many_answers_worth_a_fraction_of_a_micro_dollar_spend_what_costs_show(services):
     live, org, engine = services("sqlite")
-    project, key = _project_key(org, "fractions")
+    project, key = project_with_key(org, "fractions")
     client = sdk(live, key)
     price_in, price_out = (Decimal(str(p)) for p in PRICES[LOCAL])
     exact = Decimal(0)  # micro-dollars: a third of one each, which rounding per answer made 0
@@ -212,6 +203,6 @@ def test_many_answers_worth_a_fraction_of_a_micro_dollar_spend_what_costs_show(s
         total = sum((Decimal(str(r.amount.value)) for bucket in page.data for r in bucket.results), Decimal(0))
         return total * 1_000_000 if total * 1_000_000 == round(exact) else None
 
-    assert _until(costs), (costs(), exact)  # the usage written (every 0.3 s here), priced exactly
-    spent = _until(lambda: _counter(engine, f"spend:{project}", "spend") == int(exact))
+    assert until(costs, seconds=15.0), (costs(), exact)  # the usage written (every 0.3 s here), priced exactly
+    spent = until(lambda: _counter(engine, f"spend:{project}", "spend") == int(exact), seconds=15.0)
     assert spent, (_counter(engine, f"spend:{project}", "spend"), exact)

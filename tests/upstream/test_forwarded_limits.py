@@ -21,6 +21,7 @@ from tests.conftest import MODEL
 from tests.e2e.test_shared_limits import same_minute
 from tests.support.clients import admin_sdk, keyed_server, sdk
 from tests.support.fake_upstreams import ChatOnlyUpstream
+from tests.support.governance import project_with_key, today, until
 
 ADMIN = "sk-admin-forwarded-91d4"
 IMAGE_MODEL = "gpt-image-1"
@@ -58,26 +59,11 @@ def org(gateway):
     return admin_sdk(gateway, ADMIN).admin.organization
 
 
-def _project_key(org, name: str) -> tuple[str, str]:
-    project = org.projects.create(name=name)
-    return project.id, org.projects.service_accounts.create(project.id, name="bot").api_key.value
 
-
-def _until(check, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while not (answer := check()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return answer
-
-
-def _today(org, operation: str, project: str, **options) -> list:
-    start = int(time.time()) // 86400 * 86400
-    page = getattr(org.usage, operation)(start_time=start, project_ids=[project], limit=1, **options)
-    return [result for bucket in page.data for result in bucket.results]
 
 
 def test_image_generations_count_against_max_images_per_1_minute(gateway, org):
-    project, key = _project_key(org, "one-image")
+    project, key = project_with_key(org, "one-image")
     org.projects.rate_limits.update_rate_limit(f"rl-{IMAGE_MODEL}", project_id=project, max_images_per_1_minute=1)
     time.sleep(REFRESH + 0.1)
     client = sdk(gateway, key)
@@ -91,21 +77,21 @@ def test_image_generations_count_against_max_images_per_1_minute(gateway, org):
 
 
 def test_images_are_priced_per_image_in_usage_and_costs(gateway, org):
-    project, key = _project_key(org, "images-priced")
+    project, key = project_with_key(org, "images-priced")
     client = sdk(gateway, key)
     assert len(client.images.generate(model=IMAGE_MODEL, prompt="a red square", n=3).data) == 3
     edited = client.images.edit(model=IMAGE_MODEL, image=("square.png", b"\x89PNG not really", "image/png"), prompt="bluer")
     assert len(edited.data) == 1
 
     def used():
-        results = _today(org, "images", project)
+        results = today(org, "images", project)
         return sum(r.images for r in results) == 4 and results
 
-    results = _until(used)
-    assert results and sum(r.num_model_requests for r in results) == 2, _today(org, "images", project)
-    costs = _until(lambda: sum(Decimal(str(r.amount.value)) for r in _today(org, "costs", project)))
+    results = until(used)
+    assert results and sum(r.num_model_requests for r in results) == 2, today(org, "images", project)
+    costs = until(lambda: sum(Decimal(str(r.amount.value)) for r in today(org, "costs", project)))
     assert costs == 4 * Decimal(IMAGE_PRICE)
-    [item] = _today(org, "costs", project, group_by=["line_item"])
+    [item] = today(org, "costs", project, group_by=["line_item"])
     assert (item.line_item, item.quantity, item.quantity_unit) == (f"{IMAGE_MODEL}, images", 4, "images")
 
 
@@ -114,7 +100,7 @@ def test_image_requests_hold_their_images_price_so_concurrent_ones_cannot_pass_a
     once under a 10-cent limit at 4 cents an image make 2 images, the others refused, and
     a request for more images than remain is refused whole (it held nothing before: every
     one of the 8 was made, 32 cents)."""
-    project, key = _project_key(org, "images-held")
+    project, key = project_with_key(org, "images-held")
     org.projects.spend_limit.update(project, threshold_amount=10, currency="USD", interval="month")
     time.sleep(REFRESH + 0.1)
     client = sdk(gateway, key)
@@ -131,12 +117,12 @@ def test_image_requests_hold_their_images_price_so_concurrent_ones_cannot_pass_a
     with ThreadPoolExecutor(8) as pool:
         answers = sorted(pool.map(generate, [1] * 8))
     assert answers == ["1 made"] * 2 + ["insufficient_quota"] * 6, answers
-    costs = _until(lambda: sum(Decimal(str(r.amount.value)) for r in _today(org, "costs", project)))
+    costs = until(lambda: sum(Decimal(str(r.amount.value)) for r in today(org, "costs", project)))
     assert costs == 2 * Decimal(IMAGE_PRICE)
 
 
 def test_responses_forwarded_by_a_pure_gateway_hold_to_the_models_limits_and_are_metered(gateway, org):
-    project, key = _project_key(org, "responses")
+    project, key = project_with_key(org, "responses")
     org.projects.rate_limits.update_rate_limit(f"rl-{MODEL}", project_id=project, max_requests_per_1_minute=1)
     time.sleep(REFRESH + 0.1)
     client = sdk(gateway, key)
@@ -146,11 +132,11 @@ def test_responses_forwarded_by_a_pure_gateway_hold_to_the_models_limits_and_are
         client.responses.create(model=MODEL, input="Hi", max_output_tokens=16, store=False)
 
     def used():
-        results = _today(org, "completions", project)
+        results = today(org, "completions", project)
         return sum(r.num_model_requests for r in results) == 1 and results
 
-    results = _until(used)
-    assert results and sum(r.output_tokens for r in results) == answer.usage.output_tokens, _today(org, "completions", project)
+    results = until(used)
+    assert results and sum(r.output_tokens for r in results) == answer.usage.output_tokens, today(org, "completions", project)
 
 
 def test_a_response_forwarded_by_a_pure_gateway_holds_its_most_under_a_hard_spend_limit(gateway, org, upstream):
@@ -158,7 +144,7 @@ def test_a_response_forwarded_by_a_pure_gateway_holds_its_most_under_a_hard_spen
     byte of its body. 20 cents hold one with a cap of 16 (under 100 tokens, 10 cents), not
     one with a cap of 300 (refused before the upstream is asked; it held nothing before, and
     was answered while the month's spend was under the limit)."""
-    project, key = _project_key(org, "responses-held")
+    project, key = project_with_key(org, "responses-held")
     org.projects.spend_limit.update(project, threshold_amount=20, currency="USD", interval="month")
     time.sleep(REFRESH + 0.1)
     client = sdk(gateway, key)
@@ -171,21 +157,21 @@ def test_a_response_forwarded_by_a_pure_gateway_holds_its_most_under_a_hard_spen
 
 
 def test_speech_forwarded_to_an_upstream_voice_costs_its_characters(gateway, org):
-    project, key = _project_key(org, "speech")
+    project, key = project_with_key(org, "speech")
     spoken = "One two three."
     assert sdk(gateway, key).audio.speech.create(model="tts-1", voice="alloy", input=spoken, response_format="wav").content
 
     def used():
-        results = _today(org, "audio_speeches", project)
+        results = today(org, "audio_speeches", project)
         return sum(r.characters for r in results) == len(spoken) and results
 
-    assert _until(used), _today(org, "audio_speeches", project)
-    costs = _until(lambda: sum(Decimal(str(r.amount.value)) for r in _today(org, "costs", project)))
+    assert until(used), today(org, "audio_speeches", project)
+    costs = until(lambda: sum(Decimal(str(r.amount.value)) for r in today(org, "costs", project)))
     assert costs == len(spoken) * Decimal(15000) / 1_000_000
 
 
 def test_a_limit_this_service_cannot_count_is_refused_naming_it_and_not_stored(gateway, org, server):
-    project, _ = _project_key(org, "uncountable")
+    project, _ = project_with_key(org, "uncountable")
     # A pure gateway forwards the Batch API: the upstream runs (and counts) the lines.
     with pytest.raises(openai.BadRequestError) as refused:
         org.projects.rate_limits.update_rate_limit(f"rl-{MODEL}", project_id=project, batch_1_day_max_input_tokens=100)

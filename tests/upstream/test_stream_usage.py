@@ -19,6 +19,7 @@ from llm_backend.serving.control.holds import text_bytes
 from tests.conftest import MODEL
 from tests.support.clients import admin_sdk, keyed_server, sdk
 from tests.support.fake_upstreams import ChatOnlyUpstream
+from tests.support.governance import project_with_key, today, until
 
 ADMIN = "sk-admin-stream-usage-5b2e"
 UPSTREAM_MODEL = MODEL  # no alias: relayed unparsed, not re-read line by line for its model id
@@ -56,27 +57,12 @@ def org(gateway):
     return admin_sdk(gateway, ADMIN).admin.organization
 
 
-def _project_key(org, name: str) -> tuple[str, str]:
-    project = org.projects.create(name=name)
-    return project.id, org.projects.service_accounts.create(project.id, name="bot").api_key.value
 
-
-def _until(check, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while not (answer := check()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return answer
-
-
-def _today(org, operation: str, project: str) -> list:
-    start = int(time.time()) // 86400 * 86400
-    page = getattr(org.usage, operation)(start_time=start, project_ids=[project], limit=1)
-    return [result for bucket in page.data for result in bucket.results]
 
 
 def _usage(org, project: str) -> tuple[int, int, int]:
     """Today's (requests, input tokens, output tokens) of the project's completions."""
-    results = _today(org, "completions", project)
+    results = today(org, "completions", project)
     return (sum(r.num_model_requests for r in results), sum(r.input_tokens for r in results),
             sum(r.output_tokens for r in results))
 
@@ -90,7 +76,7 @@ def _stream_lines(client, **options) -> list[str]:
 
 
 def test_streams_without_include_usage_cost_what_they_used_and_carry_no_usage(gateway, org, upstream):
-    project, key = _project_key(org, "sdk-default")
+    project, key = project_with_key(org, "sdk-default")
     client = sdk(gateway, key)
     asked_before = len(upstream.requests)
     for _ in range(4):
@@ -101,12 +87,12 @@ def test_streams_without_include_usage_cost_what_they_used_and_carry_no_usage(ga
     bodies = [body for path, body in upstream.requests[asked_before:] if path.endswith("/chat/completions")]
     assert [body["stream_options"] for body in bodies] == [{"include_usage": True}] * 4
 
-    used = _until(lambda: (found := _usage(org, project))[0] == 4 and found)
+    used = until(lambda: (found := _usage(org, project))[0] == 4 and found)
     assert used, _usage(org, project)
     requests, input_tokens, output_tokens = used
     assert input_tokens > 0 and 4 <= output_tokens <= 12
     expected = (input_tokens * Decimal(PRICE_IN) + output_tokens * Decimal(PRICE_OUT)) / 1_000_000
-    costs = _until(lambda: sum(Decimal(str(r.amount.value)) for r in _today(org, "costs", project)))
+    costs = until(lambda: sum(Decimal(str(r.amount.value)) for r in today(org, "costs", project)))
     assert abs(costs - expected) < Decimal("0.005")
 
 
@@ -116,7 +102,7 @@ def test_a_stream_without_include_usage_spends_toward_the_hard_limit(gateway, or
     # cents) is counted, what remains holds no second one.
     body = {"messages": CHAT, "model": UPSTREAM_MODEL, "max_tokens": 3, "stream": True}  # what the SDK sends
     most = text_bytes(body) * PRICE_IN + 3 * PRICE_OUT  # micro-dollars
-    project, key = _project_key(org, "sdk-capped")
+    project, key = project_with_key(org, "sdk-capped")
     org.projects.spend_limit.update(project, threshold_amount=math.ceil(most / 10_000), currency="USD", interval="month")
     time.sleep(REFRESH + 0.1)
     client = sdk(gateway, key)
@@ -129,12 +115,12 @@ def test_a_stream_without_include_usage_spends_toward_the_hard_limit(gateway, or
             return error
         return None
 
-    error = _until(refused)
+    error = until(refused)
     assert error is not None and error.status_code == 429 and error.code == "insufficient_quota"
 
 
 def test_a_client_that_asks_gets_the_usage_chunk_and_it_counts_when_the_network_splits_it(gateway, org, upstream):
-    project, key = _project_key(org, "sdk-asks")
+    project, key = project_with_key(org, "sdk-asks")
     client = sdk(gateway, key)
     asked_before, splits = len(upstream.requests), upstream.splits
     chunks = list(client.chat.completions.create(
@@ -148,4 +134,4 @@ def test_a_client_that_asks_gets_the_usage_chunk_and_it_counts_when_the_network_
     # The upstream's usage event reached the gateway in two pieces: counted all the same.
     assert upstream.splits == splits + 1
     expected = (1, last.usage.prompt_tokens, last.usage.completion_tokens)
-    assert _until(lambda: _usage(org, project) == expected), _usage(org, project)
+    assert until(lambda: _usage(org, project) == expected), _usage(org, project)
