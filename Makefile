@@ -142,10 +142,10 @@ bench: install $(LITELLM)
 	$(BIN)/python -c "import fastapi, starlette_context" 2>/dev/null || \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet "llama-cpp-python[server]==0.3.36"
 	# The engine beside its ceiling (llama.cpp in-process) and llama-cpp-python's server, c = 1, 4, 8, 16.
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(if $(BASELINE),--baseline $(BASELINE))
 	# Spawn to /health and the API process's RSS, beside the previous release (BASELINE=<rev>).
 	$(BIN)/python bench/startup.py --baseline $(or $(BASELINE),65c335f)
-	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/proxy.py $(if $(BASELINE),--baseline $(BASELINE))
 	# What metrics + usage accounting + rate limits cost, on vs off (target: <= +0.3 ms p50).
 	$(BIN)/python bench/operate.py
 	$(BIN)/python bench/responses.py

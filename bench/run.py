@@ -14,6 +14,10 @@ HTTP targets get the shared load generator's streaming requests (its prompts, gr
 medians over rounds of aggregate tokens/s and of the per-round ratios, with TTFT p50 beside
 them, and for ours the CPU each generated token cost the API process and the engine worker.
 Writes everything, with the machine's load, to ``bench-results/<timestamp>/``.
+
+``--baseline REF`` runs one more target, **baseline**: this service from the git revision REF
+(a temporary worktree, as bench/proxy.py's), with the same settings, in the same rotation, so
+a change's engine figures read beside the code before it in one run (ours / baseline).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from llm_backend.backends.llama.sources import resolve_gguf  # noqa: E402
 from llm_backend.settings import ModelConfig, Settings  # noqa: E402
 from tests.support.server import children, cpu_seconds, free_port, stop_group  # noqa: E402
 
-THEIRS, OURS, CEILING = "llama-cpp-python", "ours", "ceiling"
+THEIRS, OURS, CEILING, BASELINE = "llama-cpp-python", "ours", "ceiling", "baseline"
 
 
 def start(command: list[str], env: dict[str, str], log: Path, ready_url: str) -> subprocess.Popen:
@@ -61,6 +65,13 @@ def start(command: list[str], env: dict[str, str], log: Path, ready_url: str) ->
         time.sleep(0.2)
     stop_group(process, 20)
     raise SystemExit(f"{command} not ready; see {log}")
+
+
+def baseline_tree(ref: str, out: Path) -> Path:
+    """A worktree of ``ref`` to run the baseline server from."""
+    tree = out / "baseline-src"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref], check=True, capture_output=True)
+    return tree
 
 
 def _cpu(pids: list[int]) -> float:
@@ -153,6 +164,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=8, help="requests per cell (at least the concurrency)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-theirs", action="store_true", help="ours and the ceiling only (quicker)")
+    parser.add_argument("--baseline", help="a git revision whose server runs beside ours (ours / baseline)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the servers are stopped on the way out
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -187,12 +199,17 @@ def main() -> None:
         f"- load average before: {load_average()}",
     ]
     print("\n".join(notes), flush=True)
-    ports = {OURS: free_port(), THEIRS: free_port()}
+    ports = {OURS: free_port(), THEIRS: free_port(), BASELINE: free_port()}
     servers: dict[str, subprocess.Popen] = {}
     ceiling = None
     try:
         servers[OURS] = start([sys.executable, "-m", "llm_backend", "serve", "--port", str(ports[OURS])],
                               env, out / "ours.log", f"http://127.0.0.1:{ports[OURS]}/ready")
+        if args.baseline:
+            tree = baseline_tree(args.baseline, out)
+            servers[BASELINE] = start([sys.executable, "-m", "llm_backend", "serve", "--port", str(ports[BASELINE])],
+                                      {**env, "PYTHONPATH": str(tree), "LLM_BACKEND_DATA_DIR": str(out / "baseline-data")},
+                                      out / "baseline.log", f"http://127.0.0.1:{ports[BASELINE]}/ready")
         if not args.skip_theirs:
             servers[THEIRS] = start(
                 [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", model.id,
@@ -206,7 +223,7 @@ def main() -> None:
         for target in targets.values():  # warm-up: prompts cached, threads started
             asyncio.run(http_cell(load, target, 2, 2, 16, 0))
         ceiling.cell(2, 2, 16, 0)
-        names = [CEILING, OURS] + ([THEIRS] if THEIRS in targets else [])
+        names = [CEILING, OURS] + [name for name in (THEIRS, BASELINE) if name in targets]
         cells: dict[int, dict[str, list[dict]]] = {c: {name: [] for name in names} for c in levels}
         for round_ in range(args.rounds):
             for c in levels:
@@ -229,11 +246,21 @@ def main() -> None:
             ceiling.close()
         for server in servers.values():
             stop_group(server, 20)
+        if args.baseline:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(out / "baseline-src")], capture_output=True)
     if THEIRS not in names:
         for c in levels:  # the columns stay; theirs shows as missing
             cells[c][THEIRS] = [{"agg_tok_s": math.nan, "ttft": []} for _ in cells[c][OURS]]
     notes.append(f"- load average at the end: {load_average()}")
-    report = "\n".join(notes + ["", *table(cells, levels, load)])
+    rows = table(cells, levels, load)
+    if BASELINE in names:
+        rows += ["", f"Beside the previous code ({args.baseline}):", "", "| c | baseline tok/s | ours tok/s | **ours / baseline** |",
+                 "| --- | --- | --- | --- |"]
+        for c in levels:
+            ratio = median([x["agg_tok_s"] / y["agg_tok_s"] for x, y in zip(cells[c][OURS], cells[c][BASELINE])])
+            rows.append(f"| {c} | {median([r['agg_tok_s'] for r in cells[c][BASELINE]]):.1f} "
+                        f"| {median([r['agg_tok_s'] for r in cells[c][OURS]]):.1f} | **{ratio:.2f}** |")
+    report = "\n".join(notes + ["", *rows])
     (out / "results.md").write_text(report + "\n")
     (out / "cells.json").write_text(json.dumps(cells, default=str))
     print("\n" + report + f"\n\nwritten to {out}")
