@@ -11,6 +11,8 @@ from llm_backend.errors import OpenAIError
 from llm_backend.serving.messages import answer
 from llm_backend.serving.messages.request import chat_request
 
+SIGN = "signed:{}".format  # the service seals the thinking (serving/responses/reasoning.py)
+
 
 def test_system_blocks_system_turns_tool_use_and_tool_results_become_chats_messages_in_order():
     body = {
@@ -80,14 +82,14 @@ def test_a_chat_completion_is_a_message_with_anthropics_stop_reason_and_usage():
             {"id": "call_1", "type": "function", "function": {"name": "w", "arguments": '{"city": "Rome"}'}}]}}],
         "usage": {"prompt_tokens": 30, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 20}},
     }
-    message = answer.message(completion, "m")
+    message = answer.message(completion, "m", SIGN)
     assert message["content"] == [{"type": "text", "text": "Sure."}, {"type": "tool_use", "id": "call_1", "name": "w", "input": {"city": "Rome"}}]
     assert (message["stop_reason"], message["stop_sequence"]) == ("tool_use", None)
     assert message["usage"] == {"input_tokens": 10, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 20, "output_tokens": 7}
     completion["choices"][0].update(finish_reason="length")
-    assert answer.message(completion, "m")["stop_reason"] == "max_tokens"
+    assert answer.message(completion, "m", SIGN)["stop_reason"] == "max_tokens"
     completion["choices"][0].update(finish_reason="stop", stop_reason="END")  # vLLM names the stop it matched
-    assert (answer.message(completion, "m")["stop_reason"], answer.message(completion, "m")["stop_sequence"]) == ("stop_sequence", "END")
+    assert (answer.message(completion, "m", SIGN)["stop_reason"], answer.message(completion, "m", SIGN)["stop_sequence"]) == ("stop_sequence", "END")
 
 
 def test_chunks_are_anthropics_event_sequence():
@@ -105,7 +107,7 @@ def test_chunks_are_anthropics_event_sequence():
             yield chunk
 
     async def collect():
-        return [event async for event in answer.events(source(), "m")]
+        return [event async for event in answer.events(source(), "m", SIGN)]
 
     events = asyncio.run(collect())
     assert [name for name, _ in events] == [
@@ -123,7 +125,38 @@ def test_a_failure_mid_stream_is_an_error_event():
         raise OpenAIError(503, "The engine went away.")
 
     async def collect():
-        return [event async for event in answer.events(source(), "m")]
+        return [event async for event in answer.events(source(), "m", SIGN)]
 
     name, body = asyncio.run(collect())[-1]
     assert (name, body) == ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "The engine went away."}})
+
+
+def test_reasoning_is_a_signed_thinking_block_before_the_text():
+    completion = {"choices": [{"index": 0, "finish_reason": "stop",
+                               "message": {"role": "assistant", "content": "9.8.", "reasoning_content": "0.80 > 0.11"}}]}
+    content = answer.message(completion, "m", SIGN)["content"]
+    assert content == [{"type": "thinking", "thinking": "0.80 > 0.11", "signature": "signed:0.80 > 0.11"},
+                       {"type": "text", "text": "9.8."}]
+
+
+def test_streamed_reasoning_is_thinking_deltas_then_its_signature_then_the_text_block():
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None, "reasoning_content": "0.80 "}}]},
+        {"choices": [{"index": 0, "delta": {"content": None, "reasoning": "> 0.11"}}]},  # vLLM's newer name
+        {"choices": [{"index": 0, "delta": {"content": "9.8."}, "finish_reason": "stop"}]},
+    ]
+
+    async def source():
+        for chunk in chunks:
+            yield chunk
+
+    async def collect():
+        return [event async for event in answer.events(source(), "m", SIGN)]
+
+    events = asyncio.run(collect())[2:-2]
+    assert [(name, body.get("index"), (body.get("delta") or body.get("content_block") or {}).get("type")) for name, body in events] == [
+        ("content_block_start", 0, "thinking"), ("content_block_delta", 0, "thinking_delta"), ("content_block_delta", 0, "thinking_delta"),
+        ("content_block_delta", 0, "signature_delta"), ("content_block_stop", 0, None),
+        ("content_block_start", 1, "text"), ("content_block_delta", 1, "text_delta"), ("content_block_stop", 1, None),
+    ]
+    assert events[3][1]["delta"]["signature"] == "signed:0.80 > 0.11"

@@ -173,3 +173,24 @@ def test_a_reasoning_item_sent_back_reaches_the_upstream_as_reasoning_content(ga
         {"role": "user", "content": "Why?"},
     ])
     assert upstream.requests[-1]["messages"][1] == {"role": "assistant", "content": "9.8 is greater.", "reasoning_content": "".join(THOUGHT)}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_messages_api_shows_the_upstreams_reasoning_as_a_signed_thinking_block(gateway, stream):
+    """Anthropic's extended thinking over the same upstream: the reasoning a ``thinking``
+    block before the text (streamed: ``thinking_delta``s, then its ``signature_delta``)."""
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=gateway.base_url, api_key="client-key", max_retries=0, timeout=60)
+    request = {"model": MODEL, "max_tokens": 64, "thinking": {"type": "adaptive"},
+               "messages": [{"role": "user", "content": "9.11 or 9.8?"}]}
+    if stream:
+        with client.messages.stream(**request) as events:
+            kinds = [event.delta.type for event in events if event.type == "content_block_delta"]
+            message = events.get_final_message()
+        assert kinds == ["thinking_delta"] * len(THOUGHT) + ["signature_delta"] + ["text_delta"] * len(ANSWER)
+    else:
+        message = client.messages.create(**request)
+    thinking, text = message.content
+    assert (thinking.type, thinking.thinking, text.type, text.text) == ("thinking", "".join(THOUGHT), "text", "".join(ANSWER))
+    assert len(thinking.signature) > 20 and "".join(THOUGHT) not in thinking.signature  # sealed, not the text

@@ -1,8 +1,15 @@
 """A chat completion (the object, or its chunks) as Anthropic's Message, or its event
 stream: ``message_start``, ``ping``, then per content block ``content_block_start``, its
-``content_block_delta`` events (``text_delta``, ``input_json_delta``) and
-``content_block_stop``, then ``message_delta`` (stop reason, the whole usage) and
+``content_block_delta`` events (``thinking_delta`` then ``signature_delta``, ``text_delta``,
+``input_json_delta``) and ``content_block_stop``, then ``message_delta`` (stop reason, the whole usage) and
 ``message_stop``; a failure after the first event is an ``error`` event (Anthropic's body).
+
+Reasoning (``reasoning_content``, or ``reasoning`` as newer vLLM names it: a local model's
+reasoning parser, or a reasoning upstream) is a ``thinking`` block before the answer, as
+Anthropic's extended thinking: its ``signature`` is the text sealed with the server's key
+(``serving/responses/reasoning.ReasoningSeal``, as Responses' ``encrypted_content``), opaque
+to the client as Anthropic's; a thinking block sent back is left out of the context
+(``request.py``), so it is never read again.
 
 Usage: ``input_tokens`` are the prompt's tokens the prefix cache did not hold,
 ``cache_read_input_tokens`` the ones it did (Anthropic's split: the three input counts add
@@ -13,7 +20,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ...errors import OpenAIError
@@ -21,6 +28,7 @@ from .errors import error_body
 
 Json = dict[str, Any]
 Event = tuple[str, Json]
+Sign = Callable[[str], str]
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
@@ -58,11 +66,17 @@ def _input(arguments: str | None) -> Json:
     return value if isinstance(value, dict) else {}
 
 
-def message(completion: Json, model: str) -> Json:
+def _reasoning(part: Json) -> str | None:
+    return part.get("reasoning_content") or part.get("reasoning")
+
+
+def message(completion: Json, model: str, sign: Sign) -> Json:
     """The Message of a chat completion (its first choice)."""
     choice = completion["choices"][0]
     answer = choice.get("message") or {}
     content: list[Json] = []
+    if thought := _reasoning(answer):
+        content.append({"type": "thinking", "thinking": thought, "signature": sign(thought)})
     if answer.get("content"):
         content.append({"type": "text", "text": answer["content"]})
     for call in answer.get("tool_calls") or []:
@@ -78,16 +92,22 @@ def message(completion: Json, model: str) -> Json:
 class _Blocks:
     """The open content block of a stream, and the events that open and close blocks."""
 
-    def __init__(self) -> None:
+    def __init__(self, sign: Sign) -> None:
         self.count = 0
-        self.open: str | None = None  # "text", or "tool:<chat index>"
+        self.open: str | None = None  # "thinking", "text", or "tool:<chat index>"
+        self.sign = sign
+        self.thought: list[str] = []  # the open thinking block's text, signed when it closes
 
     def close(self) -> list[Event]:
         if self.open is None:
             return []
+        events = []
+        if self.open == "thinking":
+            events.append(self.delta({"type": "signature_delta", "signature": self.sign("".join(self.thought))}))
+            self.thought = []
         self.open = None
         self.count += 1
-        return [("content_block_stop", {"type": "content_block_stop", "index": self.count - 1})]
+        return [*events, ("content_block_stop", {"type": "content_block_stop", "index": self.count - 1})]
 
     def start(self, key: str, block: Json) -> list[Event]:
         events = self.close()
@@ -101,6 +121,11 @@ class _Blocks:
 
 def _chunk_events(blocks: _Blocks, delta: Json) -> list[Event]:
     events: list[Event] = []
+    if thought := _reasoning(delta):
+        if blocks.open != "thinking":
+            events += blocks.start("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        blocks.thought.append(thought)
+        events.append(blocks.delta({"type": "thinking_delta", "thinking": thought}))
     if delta.get("content"):
         if blocks.open != "text":
             events += blocks.start("text", {"type": "text", "text": ""})
@@ -116,13 +141,13 @@ def _chunk_events(blocks: _Blocks, delta: Json) -> list[Event]:
     return events
 
 
-async def events(chunks: AsyncIterator[Json], model: str) -> AsyncIterator[Event]:
+async def events(chunks: AsyncIterator[Json], model: str, sign: Sign) -> AsyncIterator[Event]:
     """The Message's events of a chat completion's chunks (``stream_options.include_usage``)."""
     start = {"id": message_id(), "type": "message", "role": "assistant", "model": model, "content": [],
              "stop_reason": None, "stop_sequence": None, "usage": usage_of(None)}
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
-    blocks = _Blocks()
+    blocks = _Blocks(sign)
     finish: tuple[str | None, Any] = (None, None)
     usage: Json | None = None
     try:

@@ -65,13 +65,14 @@ async def create(services: Services, body: Json, counted: Counted) -> Json | Asy
     chat = _chat(body, stream)
     backend = _backend(services, body)
     completion = await _without_thinking(body, chat, lambda chat: backend.chat_completion_objects(model_id, chat))
+    sign = services.reasoning_seal.seal
     if stream:
-        return _counted_events(completion, model_id, counted)
+        return _counted_events(completion, model_id, counted, sign)
     counted(completion.get("usage") or {})
-    return answer.message(completion, model_id)
+    return answer.message(completion, model_id, sign)
 
 
-async def _counted_events(chunks: AsyncIterator[Json], model_id: str, counted: Counted) -> AsyncIterator[answer.Event]:
+async def _counted_events(chunks: AsyncIterator[Json], model_id: str, counted: Counted, sign: answer.Sign) -> AsyncIterator[answer.Event]:
     async def watched() -> AsyncIterator[Json]:
         try:
             async for chunk in chunks:
@@ -83,7 +84,7 @@ async def _counted_events(chunks: AsyncIterator[Json], model_id: str, counted: C
             if close is not None:
                 await close()
 
-    async for event in answer.events(watched(), model_id):
+    async for event in answer.events(watched(), model_id, sign):
         yield event
 
 
