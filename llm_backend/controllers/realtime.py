@@ -7,7 +7,7 @@ from ..auth import digest
 from ..http import context
 from ..http.context import current
 from ..http.rendering import json_response
-from ..serving.control import hosted_tools
+from ..serving.admin import hosted_tools
 
 DEFAULT_SECONDS = 600
 

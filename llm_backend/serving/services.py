@@ -27,7 +27,7 @@ class Services:
     client_secrets: Any = None
     # Projects' per-model rate limits (http/project_limits.ProjectLimits), once the app runs.
     project_limits: Any = None
-    # Spend: priced usage, hard limits and alerts (serving/control/meter.SpendMeter).
+    # Spend: priced usage, hard limits and alerts (serving/admin/meter.SpendMeter).
     spend_meter: Any = None
 
     @functools.cached_property
