@@ -6,6 +6,6 @@ tools on one server (``client.py``: the ``mcp`` package's client, over streamabl
 SSE, within a time budget, its failures typed as the OpenAI document types them), on a
 thread beside the event loop (``beside.py``).
 
-Backend-independent and framework-free: ``serving/responses/mcp_*.py`` turn what it
+Backend-independent and framework-free: ``serving/mcp/`` turns what it
 finds into items, and ``serving/realtime/mcp_tools.py`` into a Realtime session's.
 """

@@ -18,8 +18,8 @@ from typing import Any
 
 from ...mcp.client import McpFailure
 from ..services import Services
-from .mcp_calls import approval_request_item, approved_calls, call_item, digest
-from .mcp_servers import Catalog, McpServer, list_tools, servers
+from .calls import approval_request_item, approved_calls, call_item, digest
+from .servers import Catalog, McpServer, list_tools, servers
 
 Json = dict[str, Any]
 # A JSON-RPC "server error" code for a call this service did not make.
