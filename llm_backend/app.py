@@ -29,7 +29,7 @@ from .http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS, Passthrough, U
 from .http.metrics import Metrics
 from .http.pages import Pages
 from .http.project_limits import ProjectLimits
-from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
+from .http.key_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.realtime_socket import RealtimeSocket
 from .http.responses_socket import ResponsesSocket
 from .http.body_deadline import BodyDeadline

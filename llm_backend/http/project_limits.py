@@ -6,7 +6,7 @@ A request naming a model is admitted once its body is read (``admit``: ``routed_
 for every JSON body with a model - fast lane, Connexion, batch lines - the audio uploads,
 each request of a Realtime session: a response, a turn's transcription; the forwarded
 operations that name a model, images with their ``n``: ``forwarded_usage.py``), after its key
-was checked and counted (``rate_limits.py``). Which limits a
+was checked and counted (``key_limits.py``). Which limits a
 project has is the control plane's snapshot (``storage/admin_snapshot.py``: configuration,
 read again every 2 s); the counts are in the database's ``rate_limit_counters``, always
 (whatever ``rate_limit_storage`` says for keys), so every replica counts together: the

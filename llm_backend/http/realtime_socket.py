@@ -48,7 +48,7 @@ from ..client_secrets import PREFIX, Claims
 from ..errors import OpenAIError, answered
 from ..serving.admin import hosted_tools
 from ..serving.realtime.events import Json, error_event, event_id
-from ..serving.realtime.off_loop import give_back_memory, off_loop
+from ..serving.realtime.threads import give_back_memory, off_loop
 from ..settings import Settings
 from . import context
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange

@@ -49,9 +49,9 @@ class Services:
 
     @functools.cached_property
     def mcp(self) -> Any:
-        """The way to remote MCP servers (``mcp/client.Connector``), built on first use: the
+        """The way to remote MCP servers (``mcp/connector.Connector``), built on first use: the
         address policy and budgets of the settings."""
-        from ..mcp.client import Budgets, Connector
+        from ..mcp.connector import Budgets, Connector
         from ..mcp.egress import ServerPolicy
 
         settings = self.settings

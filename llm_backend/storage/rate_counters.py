@@ -1,5 +1,5 @@
 """Rate-limit counters in the database, so that every replica on one PostgreSQL counts a
-key's requests and tokens together (http/rate_limits.py uses them when the database is
+key's requests and tokens together (http/key_limits.py uses them when the database is
 PostgreSQL, or when ``rate_limit_storage`` says ``database``).
 
 Fixed windows aligned to the clock (a minute starts at :00, a day at 00:00 UTC), one row per

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from llm_backend.errors import OpenAIError
-from llm_backend.mcp.client import Server
+from llm_backend.mcp.connector import Server
 from llm_backend.serving.mcp.calls import DECLINED, replayable
 from llm_backend.serving.mcp.servers import Catalog, McpServer, redacted, servers
 from llm_backend.serving.realtime.mcp_tools import realtime_error

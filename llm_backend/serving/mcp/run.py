@@ -16,7 +16,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ...mcp.client import McpFailure
+from ...mcp.connector import McpFailure
 from ..services import Services
 from .calls import approval_request_item, approved_calls, call_item, digest
 from .servers import Catalog, McpServer, list_tools, servers

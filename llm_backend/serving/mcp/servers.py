@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 
 from ...errors import OpenAIError, bad_request
-from ...mcp.client import Connector, McpFailure, Server
+from ...mcp.connector import Connector, McpFailure, Server
 from ...mcp.egress import Refused, shown
 from ..responses.items import new_id
 from ..responses.request import unsupported

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...backends.base import tenant
 from ...errors import OpenAIError, answered, bad_request
-from ...mcp.client import McpFailure
+from ...mcp.connector import McpFailure
 from ..mcp.calls import approved_calls
 from ..mcp.run import NOT_RUN, McpRun
 from ..mcp.servers import TOOL, Catalog, McpServer, listing_failed, list_one, reuse, servers
