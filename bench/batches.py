@@ -36,9 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llm_backend.backends.llama.client import ENGINE_ENVIRONMENT  # noqa: E402
+from llm_backend.backends.llama.worker_process import ENGINE_ENVIRONMENT  # noqa: E402
 
-# The in-process engine spins as the engine workers do (backends/llama/client.py): libgomp's
+# The in-process engine spins as the engine workers do (backends/llama/worker_process.py): libgomp's
 # default spinning collapses decoding on a busy machine. Read when llama.cpp's OpenMP starts.
 for name, value in ENGINE_ENVIRONMENT.items():
     os.environ.setdefault(name, value)

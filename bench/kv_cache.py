@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.openai_runs import load_average, load_generator  # noqa: E402
-from llm_backend.backends.llama.client import anonymous_rss  # noqa: E402
+from llm_backend.backends.llama.worker_process import anonymous_rss  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
 
 CONFIG = """

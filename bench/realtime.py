@@ -48,7 +48,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from llm_backend.backends.llama.client import ENGINE_ENVIRONMENT  # noqa: E402
+from llm_backend.backends.llama.worker_process import ENGINE_ENVIRONMENT  # noqa: E402
 
 # The ceiling's llama.cpp and CTranslate2 (OpenMP both) spin at a barrier as the workers' do:
 # libgomp's default spin, read when it loads, made its chat's first token 5 s, not 0.3 s,

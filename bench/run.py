@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ceiling import MODEL_SETTINGS, settings_yaml  # noqa: E402
 from bench.openai_runs import load_average, load_generator  # noqa: E402
-from llm_backend.backends.llama.client import ENGINE_ENVIRONMENT  # noqa: E402
+from llm_backend.backends.llama.worker_process import ENGINE_ENVIRONMENT  # noqa: E402
 from llm_backend.backends.llama.engine.llama_params import SHARE  # noqa: E402
 from llm_backend.backends.llama.local_model import LocalModel  # noqa: E402
 from llm_backend.backends.llama.sources import resolve_gguf  # noqa: E402

@@ -29,7 +29,7 @@ from .http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS, Passthrough, U
 from .http.metrics import Metrics
 from .http.pages import Pages
 from .http.project_limits import ProjectLimits
-from .http.rate_limits import LimitedAuthenticator, RateLimits, counters_for
+from .http.key_limits import LimitedAuthenticator, RateLimits, counters_for
 from .http.realtime_socket import RealtimeSocket
 from .http.responses_socket import ResponsesSocket
 from .http.body_deadline import BodyDeadline
@@ -38,9 +38,9 @@ from .http import tracing
 from .http.anthropic_errors import AnthropicErrors
 from .http.security import api_key_handler, security_handler
 from .serving import expiry, uploads
-from .serving.control import retention, sampler
-from .serving.control.audit import RefusedLogins
-from .serving.control.meter import SpendMeter
+from .serving.admin import retention, sampler
+from .serving.admin.audit import RefusedLogins
+from .serving.admin.meter import SpendMeter
 from .serving.batches.runner import BatchRunner
 from .serving.responses import background
 from .settings import Settings, get_settings
@@ -198,7 +198,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     if settings.usage_enabled:
         services.metrics.usage = services.database.usage
     services.database.usage.flush_interval = settings.usage_flush_seconds
-    services.database.governance.refresh_seconds = settings.control_plane_refresh_seconds
+    services.database.admin_snapshot.refresh_seconds = settings.control_plane_refresh_seconds
     authenticator = LimitedAuthenticator(
         Authenticator(keyring, services.database.api_keys, services.database.projects, RefusedLogins(services)),
         rate_limits,

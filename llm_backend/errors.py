@@ -300,7 +300,7 @@ def worker_crashed() -> OpenAIError:
 
 
 def worker_out_of_memory(limit: int | None) -> OpenAIError:
-    # A worker killed past its own memory ceiling (backends/llama/client.py): this request
+    # A worker killed past its own memory ceiling (backends/llama/worker_process.py): this request
     # cost too much (or hit a bug); the worker restarts, the service stays up.
     return OpenAIError(
         503,

@@ -57,7 +57,7 @@ def configure(level: str = "INFO", json: bool = True) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # The MCP client's own lines name a client's server URL (a query may hold a token) and log
     # a remote server's failures as errors with tracebacks: they are the client's to see, as
-    # typed errors, and mcp/client.py logs one line per failure without the URL's secrets.
+    # typed errors, and mcp/connector.py logs one line per failure without the URL's secrets.
     logging.getLogger("mcp").setLevel(logging.CRITICAL)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -1,7 +1,7 @@
 """All settings in one object: environment variables (prefix ``LLM_BACKEND_``) over an
 optional YAML config file over defaults. Every field is documented in the README table.
 The audio models', the Realtime sessions' and the organisation's (limits, prices, usage)
-fields are in audio_settings.py, realtime_settings.py and governance_settings.py (mixed in),
+fields are in audio_settings.py, realtime_settings.py and admin_settings.py (mixed in),
 a model's own in model_settings.py."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from .audio_settings import AudioSettings
-from .governance_settings import GovernanceSettings, Price
+from .admin_settings import AdminSettings, Price
 from .model_settings import ModelConfig, Persona, SamplingDefaults
 from .realtime_settings import RealtimeSettings
 from .setting_types import CommaList, split_commas
@@ -61,7 +61,7 @@ class UpstreamConfig(BaseModel):
         return self.api_key.get_secret_value() if self.api_key else None
 
 
-class Settings(AudioSettings, RealtimeSettings, GovernanceSettings, BaseSettings):
+class Settings(AudioSettings, RealtimeSettings, AdminSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLM_BACKEND_", extra="ignore")
 
     config: Path | None = Field(None, description="YAML config file")

@@ -1,8 +1,8 @@
-"""Tag ``Audit Logs``: the control plane's changes, newest first (serving/control/audit.py)."""
+"""Tag ``Audit Logs``: the control plane's changes, newest first (serving/admin/audit.py)."""
 
 from ..http.context import current
 from ..http.rendering import json_response
-from ..serving.control import audit
+from ..serving.admin import audit
 
 
 async def list_audit_logs(

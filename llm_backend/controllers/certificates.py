@@ -1,7 +1,7 @@
-"""Tag ``Certificates``: this service has no certificates (serving/control/people.py): each
+"""Tag ``Certificates``: this service has no certificates (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_organization_certificates = refused("listOrganizationCertificates")
 upload_certificate = refused("uploadCertificate")

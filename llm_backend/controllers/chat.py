@@ -4,7 +4,7 @@ from ..budgets import check_lists
 from ..serving import audio_input, chat_completions
 from ..serving.chat_completions import not_found
 from ..serving.metadata import check_metadata
-from ..serving.pages import check_limit, list_object
+from ..serving.lists import check_limit, list_object
 from ..http.rendering import answer_response, json_response
 from ..http.context import current, current_owner, query_metadata
 from ..storage.chat_completions import CursorNotFound

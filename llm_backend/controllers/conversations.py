@@ -3,7 +3,7 @@
 import time
 
 from ..serving.metadata import check_metadata
-from ..serving.pages import check_limit, list_object
+from ..serving.lists import check_limit, list_object
 from .. import errors
 from ..errors import OpenAIError, bad_request
 from ..http.rendering import json_response

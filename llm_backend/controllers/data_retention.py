@@ -1,9 +1,9 @@
 """Tag ``Data retention``: how long the organisation's and each project's stored objects are
-kept (serving/control/retention.py)."""
+kept (serving/admin/retention.py)."""
 
 from ..http.context import caller, current
 from ..http.rendering import json_response
-from ..serving.control import retention
+from ..serving.admin import retention
 
 
 async def retrieve_organization_data_retention():

@@ -20,7 +20,7 @@ from .. import errors
 from ..errors import bad_request
 from ..http.context import current, current_owner
 from ..http.rendering import json_response
-from ..serving.pages import list_object
+from ..serving.lists import list_object
 from ..spec.forms import form_object, request_folded_objects
 from ..storage.files import FileStore, FileTooLarge
 

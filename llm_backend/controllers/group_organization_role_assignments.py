@@ -1,7 +1,7 @@
-"""Tag ``Group organization role assignments``: this service has no people (serving/control/people.py): each
+"""Tag ``Group organization role assignments``: this service has no people (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_group_role_assignments = refused("list-group-role-assignments")
 assign_group_role = refused("assign-group-role")

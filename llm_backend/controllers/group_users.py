@@ -1,7 +1,7 @@
-"""Tag ``Group users``: this service has no people (serving/control/people.py): each
+"""Tag ``Group users``: this service has no people (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_group_users = refused("list-group-users")
 add_group_user = refused("add-group-user")

@@ -1,7 +1,7 @@
-"""Tag ``Groups``: this service has no people (serving/control/people.py): each
+"""Tag ``Groups``: this service has no people (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_groups = refused("list-groups")
 create_group = refused("create-group")

@@ -1,8 +1,8 @@
-"""Tag ``Hosted tools``: which hosted tools a project's requests may use (serving/control/hosted_tools.py)."""
+"""Tag ``Hosted tools``: which hosted tools a project's requests may use (serving/admin/hosted_tools.py)."""
 
 from ..http.context import caller, current
 from ..http.rendering import json_response
-from ..serving.control import hosted_tools
+from ..serving.admin import hosted_tools
 
 
 async def retrieve_project_hosted_tool_permissions(project_id):

@@ -1,7 +1,7 @@
-"""Tag ``Invites``: this service has no people (serving/control/people.py): each
+"""Tag ``Invites``: this service has no people (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_invites = refused("list-invites")
 invite_user = refused("inviteUser")

@@ -1,7 +1,7 @@
-"""Tag ``Project group role assignments``: this service has no people (serving/control/people.py): each
+"""Tag ``Project group role assignments``: this service has no people (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_project_group_role_assignments = refused("list-project-group-role-assignments")
 assign_project_group_role = refused("assign-project-group-role")

@@ -1,7 +1,7 @@
-"""Tag ``Project groups``: this service has no people (serving/control/people.py): each
+"""Tag ``Project groups``: this service has no people (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_project_groups = refused("list-project-groups")
 add_project_group = refused("add-project-group")

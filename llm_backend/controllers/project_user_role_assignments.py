@@ -1,7 +1,7 @@
-"""Tag ``Project user role assignments``: this service has no people (serving/control/people.py): each
+"""Tag ``Project user role assignments``: this service has no people (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_project_user_role_assignments = refused("list-project-user-role-assignments")
 assign_project_user_role = refused("assign-project-user-role")

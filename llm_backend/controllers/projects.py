@@ -1,10 +1,10 @@
-"""Tag ``Projects``: projects, their service accounts and API keys (serving/control/projects.py),
+"""Tag ``Projects``: projects, their service accounts and API keys (serving/admin/projects.py),
 their per-model rate limits; a project's users are people, which this service has none of."""
 
 from ..http.context import caller, current
 from ..http.rendering import json_response
-from ..serving.control import projects, rate_limits
-from ..serving.control.people import refused
+from ..serving.admin import projects, rate_limits
+from ..serving.admin.people import refused
 
 
 async def list_projects(limit=20, after=None, include_archived=False):

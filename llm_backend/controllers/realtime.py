@@ -7,7 +7,7 @@ from ..auth import digest
 from ..http import context
 from ..http.context import current
 from ..http.rendering import json_response
-from ..serving.control import hosted_tools
+from ..serving.admin import hosted_tools
 
 DEFAULT_SECONDS = 600
 
@@ -18,7 +18,7 @@ async def _nowhere(event: dict) -> None:
 
 async def create_realtime_client_secret(body: dict):
     from ..serving.realtime.events import checked_config_size
-    from ..serving.realtime.off_loop import off_loop
+    from ..serving.realtime.threads import off_loop
     from ..serving.realtime.sessions import session_for  # numpy: loaded on first use (beside the loop)
 
     services = current()

@@ -3,7 +3,7 @@
 from ..http.context import current, current_owner
 from ..http.rendering import json_response
 from ..http.sse import status_stream
-from ..serving.pages import check_limit, page
+from ..serving.lists import check_limit, page
 from ..serving.responses import background, client_tools, service
 
 

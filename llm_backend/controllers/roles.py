@@ -1,7 +1,7 @@
-"""Tag ``Roles``: this service has no people (serving/control/people.py): each
+"""Tag ``Roles``: this service has no people (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_roles = refused("list-roles")
 create_role = refused("create-role")

@@ -1,9 +1,9 @@
-"""Tag ``Spend alerts``: the organisation's and each project's (serving/control/spend.py;
-fired by serving/control/meter.py)."""
+"""Tag ``Spend alerts``: the organisation's and each project's (serving/admin/spend.py;
+fired by serving/admin/meter.py)."""
 
 from ..http.context import caller, current
 from ..http.rendering import json_response
-from ..serving.control import spend
+from ..serving.admin import spend
 
 
 async def list_organization_spend_alerts(limit=None, order="asc", after=None, before=None):

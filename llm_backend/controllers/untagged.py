@@ -3,7 +3,7 @@ compaction; the organisation's admin keys, spend limits and service accounts' ke
 
 from ..http.context import caller, current, current_owner
 from ..http.rendering import json_response
-from ..serving.control import admin_keys, projects, spend
+from ..serving.admin import admin_keys, projects, spend
 from ..serving.responses import compaction, service
 
 
@@ -20,7 +20,7 @@ beta_getinputtokencounts = getinputtokencounts
 beta_compactconversation = compactconversation
 
 
-# The organisation's operations the document gives no tag (serving/control/): admin keys,
+# The organisation's operations the document gives no tag (serving/admin/): admin keys,
 # a service account's further keys.
 async def admin_api_keys_list(after=None, order="asc", limit=20):
     return json_response(await admin_keys.list_keys(current(), after, order, limit))
@@ -42,7 +42,7 @@ async def createan_apikeyforaserviceaccount(project_id, service_account_id, body
     return json_response(await projects.create_service_account_key(current(), caller(), project_id, service_account_id, body or {}))
 
 
-# Hard spend limits, the organisation's and a project's (serving/control/spend.py).
+# Hard spend limits, the organisation's and a project's (serving/admin/spend.py).
 async def getorganizationspendlimit():
     return json_response(await spend.get_limit(current()))
 

@@ -1,10 +1,10 @@
 """Tag ``Usage``: OpenAI's organization usage operations, for admin keys (their security
 scheme, ``AdminApiKeyAuth``, asks for one: http/security.py) over serving/usage.py; costs
-over serving/control/costs.py."""
+over serving/admin/costs.py."""
 
 from ..http.context import current
 from ..http.rendering import json_response
-from ..serving.control import costs
+from ..serving.admin import costs
 from ..serving.usage import usage_page
 from ..storage.usage import (
     AUDIO_SPEECHES,

@@ -1,7 +1,7 @@
-"""Tag ``User organization role assignments``: this service has no people (serving/control/people.py): each
+"""Tag ``User organization role assignments``: this service has no people (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_user_role_assignments = refused("list-user-role-assignments")
 assign_user_role = refused("assign-user-role")

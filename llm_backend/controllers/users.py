@@ -1,7 +1,7 @@
-"""Tag ``Users``: this service has no people (serving/control/people.py): each
+"""Tag ``Users``: this service has no people (serving/admin/people.py): each
 operation answers an honest 404."""
 
-from ..serving.control.people import refused
+from ..serving.admin.people import refused
 
 list_users = refused("list-users")
 retrieve_user = refused("retrieve-user")

@@ -135,7 +135,7 @@ class EngineCollector(Collector):
 
 
 class UpstreamCollector(Collector):
-    """Requests, retries and errors of each upstream API (backends/upstream/client.py)."""
+    """Requests, retries and errors of each upstream API (backends/upstream/http_client.py)."""
 
     def __init__(self, models: ModelRegistry) -> None:
         self.models = models

@@ -32,8 +32,8 @@ class Record:
     tokens_counted: bool = False
     usage_recorded: frozenset = frozenset()  # the usage families its model request is counted in (once each)
     metered_model: str | None = None  # the model ``model`` resolves to (registry.canonical): limits, prices, usage
-    spend_hold: object = None  # what it holds against a hard spend limit (serving/control/meter.Hold), settled at its end
-    headers: tuple | list = ()  # added to the answer (rate-limit headers, http/rate_limits.py)
+    spend_hold: object = None  # what it holds against a hard spend limit (serving/admin/meter.Hold), settled at its end
+    headers: tuple | list = ()  # added to the answer (rate-limit headers, http/key_limits.py)
     rate_limits: tuple | list = ()  # the same windows, as a Realtime rate_limits.updated lists them
     admin_operation: bool = False  # the organisation's (an admin key's), not a tenant's (http/security.py)
     path_params: dict | None = None  # as routed, in the path's order

@@ -19,7 +19,7 @@ project's limits on the model it names, and priced, by what it is:
 
 The body is read here only for those operations, as the upstream reads it (JSON, or a form's
 text fields without its files, in bounded memory whatever its size). A limit this service
-cannot count for an operation is refused when it is set (``serving/control/rate_limits.py``).
+cannot count for an operation is refused when it is set (``serving/admin/rate_limits.py``).
 """
 
 from __future__ import annotations

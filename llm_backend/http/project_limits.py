@@ -6,8 +6,8 @@ A request naming a model is admitted once its body is read (``admit``: ``routed_
 for every JSON body with a model - fast lane, Connexion, batch lines - the audio uploads,
 each request of a Realtime session: a response, a turn's transcription; the forwarded
 operations that name a model, images with their ``n``: ``forwarded_usage.py``), after its key
-was checked and counted (``rate_limits.py``). Which limits a
-project has is the control plane's snapshot (``storage/governance.py``: configuration,
+was checked and counted (``key_limits.py``). Which limits a
+project has is the control plane's snapshot (``storage/admin_snapshot.py``: configuration,
 read again every 2 s); the counts are in the database's ``rate_limit_counters``, always
 (whatever ``rate_limit_storage`` says for keys), so every replica counts together: the
 request's windows are counted by one transaction of conditional UPSERTs, all or none
@@ -20,7 +20,7 @@ A request's model is resolved once, here, to the model it names (``ModelRegistry
 a local model's aliases and personas, an upstream alias, a pool): its limits, its price and
 its metered usage key on that model (``Record.metered_model``), so that an alias cannot
 pass its model's limits or be answered unpriced. Here too a request under a hard spend
-limit reserves the most it can cost (``serving/control/meter.py``), settled when it ends:
+limit reserves the most it can cost (``serving/admin/meter.py``), settled when it ends:
 every lane, batch lines and forwarded image operations (their ``n`` images) included.
 
 Batch lines (``backends.base.background``) are held to ``batch_1_day_max_input_tokens``
@@ -38,12 +38,12 @@ import time
 
 from ..auth import ANONYMOUS, Principal
 from ..backends.base import background
-from ..serving.control import hosted_tools
-from ..serving.control.errors import model_rate_limited
+from ..serving.admin import hosted_tools
+from ..serving.admin.errors import model_rate_limited
 from ..storage import Database
-from ..storage.governance import ModelLimits
-from ..serving.control.holds import most_usage
-from ..governance_settings import Price
+from ..storage.admin_snapshot import ModelLimits
+from ..serving.admin.holds import most_usage
+from ..admin_settings import Price
 from ..storage.usage import COMPLETIONS, IMAGES, Measured
 from . import context
 from .metrics import USAGE_FAMILIES
@@ -69,7 +69,7 @@ class ProjectLimits:
     async def _limits(self, principal: Principal, model: str) -> ModelLimits | None:
         if principal.owner == ANONYMOUS:
             return None
-        return (await self.database.governance.current()).rate_limits.get((principal.owner, model))
+        return (await self.database.admin_snapshot.current()).rate_limits.get((principal.owner, model))
 
     async def admit(self, principal: Principal, model: str, audio_bytes: int = 0, images: int = 0) -> None:
         """Count one request of ``principal``'s project on ``model`` (and its ``images``), or 429."""
@@ -116,7 +116,7 @@ class ProjectLimits:
     def spend(self, principal: Principal, model: str, measured: Measured) -> None:
         """An answer's tokens, into the windows its project's limits on ``model`` count them in."""
         input_tokens, output_tokens = measured.input_tokens, measured.output_tokens
-        limits = (self.database.governance.last()).rate_limits.get((principal.owner, model))
+        limits = (self.database.admin_snapshot.last()).rate_limits.get((principal.owner, model))
         if limits is None or principal.owner == ANONYMOUS:
             return
         now = int(time.time())

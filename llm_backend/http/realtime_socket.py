@@ -46,9 +46,9 @@ from .. import errors
 from ..auth import Principal
 from ..client_secrets import PREFIX, Claims
 from ..errors import OpenAIError, answered
-from ..serving.control import hosted_tools
+from ..serving.admin import hosted_tools
 from ..serving.realtime.events import Json, error_event, event_id
-from ..serving.realtime.off_loop import give_back_memory, off_loop
+from ..serving.realtime.threads import give_back_memory, off_loop
 from ..settings import Settings
 from . import context
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange

@@ -15,7 +15,7 @@ One span per request, hooked where the edge sees every answer (the ``Observer`` 
 ``http/middleware.Exchange``: HTTP requests, each response of a Responses WebSocket, each
 response or transcription of a Realtime session, batch lines): a child of the client's W3C
 ``traceparent``, and the parent of the upstream request's (``backends.base.trace_headers``,
-sent by ``backends/upstream/client.py``). Cheap on the request's path: its ids and W3C
+sent by ``backends/upstream/http_client.py``). Cheap on the request's path: its ids and W3C
 header are made here when it arrives (the sampler asked then), and what it learnt is handed
 over when it ends; the SDK's span and metrics are built from that in ``trace_export``'s
 thread. Built on the request's path, a span and its metrics cost ~0.45 ms of CPU per

@@ -17,7 +17,7 @@ from .. import errors
 from ..backends.base import Answer, Json, Relayed
 from ..storage.chat_completions import ChatCompletionStore, NewChatCompletion
 from . import relayed
-from .pages import page
+from .lists import page
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ class Services:
     client_secrets: Any = None
     # Projects' per-model rate limits (http/project_limits.ProjectLimits), once the app runs.
     project_limits: Any = None
-    # Spend: priced usage, hard limits and alerts (serving/control/meter.SpendMeter).
+    # Spend: priced usage, hard limits and alerts (serving/admin/meter.SpendMeter).
     spend_meter: Any = None
 
     @functools.cached_property
@@ -49,9 +49,9 @@ class Services:
 
     @functools.cached_property
     def mcp(self) -> Any:
-        """The way to remote MCP servers (``mcp/client.Connector``), built on first use: the
+        """The way to remote MCP servers (``mcp/connector.Connector``), built on first use: the
         address policy and budgets of the settings."""
-        from ..mcp.client import Budgets, Connector
+        from ..mcp.connector import Budgets, Connector
         from ..mcp.egress import ServerPolicy
 
         settings = self.settings

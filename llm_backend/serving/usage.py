@@ -8,7 +8,7 @@ the key itself), project (``project_id``) and model; fields this service has no 
 (``user_id``, ``batch``, ``service_tier``, ``vector_store_id``) are null. What is never counted
 here (code interpreter, web search) comes back as empty buckets, in the same shape,
 so dashboards built on OpenAI's API still work. ``/organization/costs`` shares the buckets
-and pages (serving/control/costs.py).
+and pages (serving/admin/costs.py).
 Buckets are aligned to Unix-time multiples of their width (whole UTC minutes, hours, days)
 and clipped to ``[start_time, end_time)``; every bucket of the range is listed, empty or not.
 """

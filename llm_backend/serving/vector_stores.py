@@ -18,7 +18,7 @@ from ..retrieval.extraction import ExtractionError, text_pieces
 from ..storage.storable import problem
 from ..storage.vector_stores import CursorNotFound, NewStoreFile
 from .metadata import check_metadata
-from .pages import check_limit, list_object
+from .lists import check_limit, list_object
 from .services import Services
 
 Json = dict[str, Any]

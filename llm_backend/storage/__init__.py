@@ -121,11 +121,11 @@ class Database:
         return RetentionStore(self)
 
     @functools.cached_property
-    def governance(self):
-        """The control plane's settings as requests need them (``governance.py``)."""
-        from .governance import Governance
+    def admin_snapshot(self):
+        """The control plane's settings as requests need them (``admin_snapshot.py``)."""
+        from .admin_snapshot import AdminSnapshot
 
-        return Governance(self)
+        return AdminSnapshot(self)
 
     @functools.cached_property
     def audit_log(self):

@@ -1,5 +1,5 @@
 """Projects' per-model rate limits as the Admin API sets and lists them (their counting:
-``rate_counters.py``; as requests read them: ``governance.py``)."""
+``rate_counters.py``; as requests read them: ``admin_snapshot.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from .audit_log import Audit, append_in
-from .governance import LIMIT_NAMES, ModelLimits
+from .admin_snapshot import LIMIT_NAMES, ModelLimits
 from .models import ProjectRateLimit
 
 if TYPE_CHECKING:
@@ -39,5 +39,5 @@ class ProjectLimitStore:
                 setattr(row, name, value)
             append_in(session, audit, model)
             limits = ModelLimits.of(row)
-        self._database.governance.changed()
+        self._database.admin_snapshot.changed()
         return limits

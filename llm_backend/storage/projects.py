@@ -2,7 +2,7 @@
 and ``llm-backend keys``; static ones (their id is static keys' owner) made at start-up.
 
 ``archived`` answers, for a static key's request, whether its project was archived, from
-the control plane's snapshot (``governance.py``: read again at most every
+the control plane's snapshot (``admin_snapshot.py``: read again at most every
 ``control_plane_refresh_seconds``, 2 s; a managed key's lookup joins its project instead, so
 it stops at once on every replica): a static key of a project archived on another replica
 stops within that time, on this one at once.
@@ -61,7 +61,7 @@ class ProjectStore:
             for name, value in values.items():
                 setattr(row, name, value)
             append_in(session, audit, row)
-        self._database.governance.changed()
+        self._database.admin_snapshot.changed()
         return row
 
     def archive(self, project_id: str, audit: Audit = None) -> Project | None:
@@ -73,7 +73,7 @@ class ProjectStore:
             row = session.scalar(select(Project).where(Project.id == project_id))
             if archived:
                 append_in(session, audit, row)
-        self._database.governance.changed()
+        self._database.admin_snapshot.changed()
         return row
 
     def ensure_static(self, owners: list[str]) -> None:
@@ -99,5 +99,5 @@ class ProjectStore:
     # --- request path --------------------------------------------------------------------------
 
     async def archived(self, project_id: str) -> bool:
-        """Whether ``project_id`` is archived (``governance.py``'s snapshot)."""
-        return project_id in (await self._database.governance.current()).archived
+        """Whether ``project_id`` is archived (``admin_snapshot.py``'s snapshot)."""
+        return project_id in (await self._database.admin_snapshot.current()).archived

@@ -1,6 +1,6 @@
 """Data retention: the organisation's type (a setting row) and what a project keeps past its
 period (docs/ADMIN.md): the ids of its stored objects made before a time, for the sweeper
-(serving/control/retention.py) to delete through each family's own store."""
+(serving/admin/retention.py) to delete through each family's own store."""
 
 from __future__ import annotations
 

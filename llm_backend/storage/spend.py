@@ -1,6 +1,6 @@
 """Hard spend limits and spend alerts as the Admin API sets them: the organisation's (scope
 "") and each project's. Every change is logged in its own transaction and the control
-plane's snapshot read again (``governance.py``)."""
+plane's snapshot read again (``admin_snapshot.py``)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class SpendStore:
                 session.add(row)
             row.threshold_cents, row.currency, row.interval = threshold_cents, currency, interval
             append_in(session, audit, scope or None)
-        self._database.governance.changed()
+        self._database.admin_snapshot.changed()
         return row
 
     def delete_limit(self, scope: str, audit: Audit = None) -> bool:
@@ -42,7 +42,7 @@ class SpendStore:
             deleted = session.execute(delete(SpendLimit).where(SpendLimit.scope == scope)).rowcount
             if deleted:
                 append_in(session, audit, scope or None)
-        self._database.governance.changed()
+        self._database.admin_snapshot.changed()
         return bool(deleted)
 
     # --- alerts ----------------------------------------------------------------------------------
@@ -52,7 +52,7 @@ class SpendStore:
         with self._database.sessions.begin() as session:
             session.add(row)
             append_in(session, audit, row)
-        self._database.governance.changed()
+        self._database.admin_snapshot.changed()
         return row
 
     def alerts(self, scope: str, after: str | None, before: str | None, limit: int, order: str) -> tuple[list[SpendAlert], bool]:
@@ -74,7 +74,7 @@ class SpendStore:
                 for name, value in values.items():
                     setattr(row, name, value)
                 append_in(session, audit, row)
-        self._database.governance.changed()
+        self._database.admin_snapshot.changed()
         return row
 
     def delete_alert(self, scope: str, alert_id: str, audit: Audit = None) -> bool:
@@ -82,5 +82,5 @@ class SpendStore:
             deleted = session.execute(delete(SpendAlert).where(SpendAlert.scope == scope, SpendAlert.id == alert_id)).rowcount
             if deleted:
                 append_in(session, audit, alert_id)
-        self._database.governance.changed()
+        self._database.admin_snapshot.changed()
         return bool(deleted)

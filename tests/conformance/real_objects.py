@@ -188,7 +188,7 @@ FACTORIES: dict[str, Callable[[RealObjects], str]] = {
     "alert_id": RealObjects.alert_id,
     "rate_limit_id": lambda objects: f"rl-{CONTROL_MODEL}",
     # The organisation's people: this service has none, so no real object exists to aim
-    # at; their operations answer 404 whatever the id (serving/control/people.py).
+    # at; their operations answer 404 whatever the id (serving/admin/people.py).
     **{name: (lambda objects, name=name: f"{name.removesuffix('_id')}_fuzz") for name in (
         "user_id", "invite_id", "role_id", "group_id", "certificate_id",
     )},

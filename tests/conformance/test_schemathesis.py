@@ -98,12 +98,12 @@ GENERATING = [
     "createTranslation",
 ]
 # The organisation's people (users, invites, roles, groups, certificates): one honest 404
-# each, whatever the request (serving/control/people.py): a few examples prove it.
+# each, whatever the request (serving/admin/people.py): a few examples prove it.
 PEOPLE = sorted(
     operation["operationId"]
     for _, _, operation in operations(DOCUMENT)
     if operation["operationId"] in SERVED
-    and getattr(find_controller(controller_name(operation)), "__module__", "") == "llm_backend.serving.control.people"
+    and getattr(find_controller(controller_name(operation)), "__module__", "") == "llm_backend.serving.admin.people"
 )
 # The audio operations' valid cases name the local audio models (a chat model is refused).
 AUDIO_MODELS = {"createSpeech": "tts-1", "createTranscription": "whisper-1", "createTranslation": "whisper-1"}

@@ -41,7 +41,7 @@ def _is_resource_404(response: httpx.Response) -> bool:
     # A served lookup of a non-existent id ("x") is a correct 404 in OpenAI's words; the
     # organisation's people (users, invites, roles, groups, certificates) are served as an
     # honest 404 ``no_people`` naming the operation: this service's tenants are projects
-    # (serving/control/people.py, docs/ADMIN.md).
+    # (serving/admin/people.py, docs/ADMIN.md).
     return response.status_code == 404 and response.json()["error"]["code"] in ("model_not_found", "not_found", "no_people")
 
 

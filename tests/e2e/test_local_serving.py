@@ -264,7 +264,7 @@ def _environment(pid: int) -> dict[str, str]:
 
 def test_engine_workers_spin_briefly_at_barriers_then_sleep(server, start_server):
     # libgomp's default 300 000 spins made two engines batching at once on 2 cores take
-    # 22-148 s instead of 2 s (backends/llama/client.py); an operator's own value wins.
+    # 22-148 s instead of 2 s (backends/llama/worker_process.py); an operator's own value wins.
     (worker, *_) = server.worker_pids()
     assert _environment(worker)["GOMP_SPINCOUNT"] == "100"
     # A worker's environment is fixed when it starts: read once it runs the engine module,

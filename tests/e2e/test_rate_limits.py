@@ -1,4 +1,4 @@
-"""Per-key rate limits (http/rate_limits.py): OpenAI's x-ratelimit-* headers on every answer,
+"""Per-key rate limits (http/key_limits.py): OpenAI's x-ratelimit-* headers on every answer,
 429 rate_limit_exceeded with retry-after beyond requests or tokens per minute."""
 
 from __future__ import annotations

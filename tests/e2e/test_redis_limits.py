@@ -1,4 +1,4 @@
-"""Rate limits counted in Redis (``rate_limit_storage: redis://...``, http/rate_limits.py's
+"""Rate limits counted in Redis (``rate_limit_storage: redis://...``, http/key_limits.py's
 ``LimitsCounters``): two replicas on one Redis admit exactly a key's limit between them, one
 request after another and in a burst at both at once (docs/SCALING.md: the high-rate option)."""
 

@@ -5,7 +5,7 @@ service with a local model (``local-smol``, its alias and persona), with the SDK
 - 16 concurrent requests of a project with a cent or so left under its hard limit: those
   whose most would pass it are refused 429 ``insufficient_quota`` and the month's spend stays
   within the limit (each request's most is reserved in the database before it is served:
-  serving/control/meter.py), on SQLite and on PostgreSQL.
+  serving/admin/meter.py), on SQLite and on PostgreSQL.
 - An alias, a persona and an upstream alias spend their model's per-model limit and are
   priced as it (``ModelRegistry.canonical``).
 - Many answers each worth a fraction of a micro-dollar add up, in the spend counters, to
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from tests.conftest import MODEL
 from tests.e2e.test_shared_limits import same_minute
 from tests.support.clients import admin_sdk, keyed_server, sdk
-from tests.support.governance import project_with_key, until
+from tests.support.admin import project_with_key, until
 
 ADMIN = "sk-admin-reserve-5e1a"
 LOCAL = "local-smol"

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from llm_backend.backends.llama.client import anonymous_rss
+from llm_backend.backends.llama.worker_process import anonymous_rss
 from tests.support.clients import TLS, sdk
 from tests.support.server import LiveServer
 

@@ -1,4 +1,4 @@
-"""Vector stores' storage sampled into usage and spend (serving/control/sampler.py), on
+"""Vector stores' storage sampled into usage and spend (serving/admin/sampler.py), on
 SQLite and PostgreSQL: one sample per hour whatever the replicas, priced per GB-day."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import asyncio
 import sqlalchemy as sa
 
 from llm_backend.backends.registry import ModelRegistry
-from llm_backend.serving.control import sampler
-from llm_backend.serving.control.meter import SPEND, SpendMeter, month_start, spend_owner
+from llm_backend.serving.admin import sampler
+from llm_backend.serving.admin.meter import SPEND, SpendMeter, month_start, spend_owner
 from llm_backend.serving.services import Services
 from llm_backend.settings import Settings
 from llm_backend.storage.usage import VECTOR_STORES

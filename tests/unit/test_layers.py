@@ -36,7 +36,7 @@ RANKS = {
     "model_settings": -1,
     "audio_settings": -1,
     "realtime_settings": -1,
-    "governance_settings": -1,
+    "admin_settings": -1,
     "setting_types": -1,
     "logs": -1,
 }

@@ -1,4 +1,4 @@
-"""The Responses layer's view of MCP tools (serving/responses/mcp_servers.py, mcp_calls.py),
+"""The Responses layer's view of MCP tools (serving/mcp/servers.py, calls.py),
 which Realtime sessions share (serving/realtime/mcp_tools.py): function names that cannot
 collide, tool choices that force a server's tool, approval filters, what the model reads of
 earlier calls, what is never echoed, and refusals naming where the tool was given."""
@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from llm_backend.errors import OpenAIError
-from llm_backend.mcp.client import Server
-from llm_backend.serving.responses.mcp_calls import DECLINED, replayable
-from llm_backend.serving.responses.mcp_servers import Catalog, McpServer, redacted, servers
+from llm_backend.mcp.connector import Server
+from llm_backend.serving.mcp.calls import DECLINED, replayable
+from llm_backend.serving.mcp.servers import Catalog, McpServer, redacted, servers
 from llm_backend.serving.realtime.mcp_tools import realtime_error
 
 

@@ -1,4 +1,4 @@
-"""The rate limits' counting and refusals (http/rate_limits.py), in process: the in-memory
+"""The rate limits' counting and refusals (http/key_limits.py), in process: the in-memory
 counters and the ``limits`` library's, both held to the same behaviour."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from llm_backend.auth import Principal
 from llm_backend.errors import OpenAIError
-from llm_backend.http.rate_limits import KeyLimits, LimitsCounters, MemoryCounters, RateLimits
+from llm_backend.http.key_limits import KeyLimits, LimitsCounters, MemoryCounters, RateLimits
 from llm_backend.settings import Settings
 from llm_backend.storage.usage import Measured
 

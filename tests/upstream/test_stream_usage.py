@@ -15,11 +15,11 @@ from decimal import Decimal
 
 import pytest
 
-from llm_backend.serving.control.holds import text_bytes
+from llm_backend.serving.admin.holds import text_bytes
 from tests.conftest import MODEL
 from tests.support.clients import admin_sdk, keyed_server, sdk
 from tests.support.fake_upstreams import ChatOnlyUpstream
-from tests.support.governance import project_with_key, today, until
+from tests.support.admin import project_with_key, today, until
 
 ADMIN = "sk-admin-stream-usage-5b2e"
 UPSTREAM_MODEL = MODEL  # no alias: relayed unparsed, not re-read line by line for its model id

@@ -28,7 +28,7 @@ from ..base import Json, ModelCard, Relayed, Serving, StreamedBody, tenant
 from ..events import ModelEvents
 from ..fair_line import Admission
 from ..lifecycle import Lifecycle
-from ..llama.client import WorkerProcess
+from ..llama.worker_process import WorkerProcess
 from ..llama.cores import available_cores
 from .sources import piper_voice_files, whisper_model_dir
 

@@ -1,7 +1,7 @@
 """The audio engine process: one audio model, requests in threads, driven over JSON lines.
 
 The protocol is the chat engines' (``backends/llama/worker.py``), so the API process drives
-both with the same ``WorkerProcess`` (``backends/llama/client.py``: supervision, restarts,
+both with the same ``WorkerProcess`` (``backends/llama/worker_process.py``: supervision, restarts,
 cancel on disconnect). Requests on stdin, one JSON object per line:
 
 - ``{"id", "op": "transcribe", "params": {"path", "task", "language", "prompt",

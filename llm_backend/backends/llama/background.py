@@ -23,7 +23,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .client import WorkerProcess
+from .worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
 

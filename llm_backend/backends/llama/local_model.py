@@ -29,7 +29,7 @@ from ..base import Json, background, engine_phase, tenant
 from ..fair_line import Line
 from ..ring import Ring
 from .background import BackgroundEngine
-from .client import WorkerProcess
+from .worker_process import WorkerProcess
 from .cores import available_cores
 from .sources import gguf_of
 
@@ -118,7 +118,7 @@ class LocalModel:
     def memory(self) -> Json:
         """What the model's KV cache takes (its types as configured; the bytes once loaded, as
         its engine computed them), and the memory ceiling of each of its workers: the
-        ``worker_memory_mb`` allowance plus what the model takes (client.py's watchdog)."""
+        ``worker_memory_mb`` allowance plus what the model takes (worker_process.py's watchdog)."""
         hello = self.workers[0].hello if self.workers else {}
         return {
             "type_k": self.config.type_k,

@@ -18,7 +18,7 @@ from ...off_loop import large_input, off_loop
 from ...settings import Settings, UpstreamConfig
 from ..base import Json, ModelCard, Relayed, Serving, StreamedBody, caller_headers
 from .answers import chat_answer
-from .client import UpstreamClient
+from .http_client import UpstreamClient
 from .relay import relay
 from .stream_usage import metered, withheld
 

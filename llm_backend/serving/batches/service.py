@@ -10,7 +10,7 @@ from ... import errors
 from ...errors import OpenAIError, bad_request
 from ...storage.batches import CannotCancel
 from ..metadata import check_metadata
-from ..pages import check_limit, list_object
+from ..lists import check_limit, list_object
 
 if TYPE_CHECKING:
     from ..services import Services

@@ -128,7 +128,7 @@ class Turn:
         self.path: Path | None = None
 
     async def save(self, folder: Path) -> Path:
-        from .off_loop import off_loop
+        from .threads import off_loop
 
         audio, self.audio = self.audio, None
         self.path = folder / f"realtime-{self.item}.wav"

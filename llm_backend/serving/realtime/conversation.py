@@ -22,8 +22,8 @@ import asyncio
 import time
 
 from ...errors import OpenAIError, bad_request
-from ..responses.mcp_calls import MCP_ITEMS
-from ..responses.mcp_servers import TOOL, McpServer, redacted
+from ..mcp.calls import MCP_ITEMS
+from ..mcp.servers import TOOL, McpServer, redacted
 from ..responses.request import chat_tools
 from ..services import Services
 from .audio_in import Turn

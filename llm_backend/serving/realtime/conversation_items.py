@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ...errors import bad_request
 from ..responses.items import chat_messages
-from ..responses.mcp_calls import replayable
-from ..responses.mcp_servers import Catalog
+from ..mcp.calls import replayable
+from ..mcp.servers import Catalog
 from .events import Json, held_bytes
 
 
@@ -92,7 +92,7 @@ class ConversationItems:
         """The conversation as the chat model reads it: read as the Responses layer reads its
         items (``responses/items.chat_messages``), a spoken part as its transcript, an MCP
         call as the call of its function (``catalog``'s name) and its output
-        (``responses/mcp_calls.replayable``)."""
+        (``serving/mcp/calls.replayable``)."""
         readable: list[Json] = []
         for item in replayable(self.items, catalog):
             if item["type"] == "message":

@@ -12,7 +12,7 @@ the buffer kept); with turn detection, silence before speech is dropped beyond i
 Silence never fills the buffer, but the VAD must still hear it, so the audio itself may run
 at most ``realtime_audio_lead_seconds`` ahead of the clock (``Lead``): a microphone never
 gets there, a flood is refused before it is decoded. Decoding, resampling and the VAD run
-off the event loop (``off_loop.py``), ``SLICE_SECONDS`` at a time, so a frame's size never
+off the event loop (``threads.py``), ``SLICE_SECONDS`` at a time, so a frame's size never
 sets the memory it expands to. A turn the session cannot take now (too many waiting to be
 heard, a full conversation) is refused before ``committed``, and its audio stays in the
 buffer: a commit may be retried, and a VAD turn joins the next one.
@@ -31,7 +31,7 @@ from ...errors import OpenAIError, bad_request
 from ...settings import Settings
 from .audio_in import FORMATS, RATE, Buffer, Resampler, Turn, pcm16, samples
 from .events import Json, Send, error_event, event_id, new_id, only, unsupported
-from .off_loop import off_loop
+from .threads import off_loop
 from .vad import Vad
 
 MIN_COMMIT_MS = 100

@@ -1,5 +1,5 @@
 """The ``mcp`` tools of a Realtime conversation (issue #43): the Responses API's pieces
-(``serving/responses/mcp_*.py``: the tools checked, each server listed once per
+(``serving/mcp/``: the tools checked, each server listed once per
 conversation, its allowed tools offered to the model as functions, a forced call decoded
 under the tool's ``input_schema``, calls and approvals answered once) with Realtime's
 events and items.
@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from ...backends.base import tenant
 from ...errors import OpenAIError, answered, bad_request
-from ...mcp.client import McpFailure
-from ..responses.mcp_calls import approved_calls
-from ..responses.mcp_run import NOT_RUN, McpRun
-from ..responses.mcp_servers import TOOL, Catalog, McpServer, listing_failed, list_one, reuse, servers
+from ...mcp.connector import McpFailure
+from ..mcp.calls import approved_calls
+from ..mcp.run import NOT_RUN, McpRun
+from ..mcp.servers import TOOL, Catalog, McpServer, listing_failed, list_one, reuse, servers
 from .events import Json, error_event, event_id, held_bytes, new_id, snapshot
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ class SessionMcp:
     # --- calls and approvals --------------------------------------------------------------
 
     def run_of(self, catalog: Catalog, response_id: str) -> McpRun:
-        """What a response's calls go through (``mcp_run.McpRun``)."""
+        """What a response's calls go through (``serving/mcp/run.McpRun``)."""
         return McpRun(self.services, tenant.get(), response_id, catalog, [], self.services.settings.mcp_max_calls)
 
     async def issue(self, run: McpRun, request: Json) -> None:

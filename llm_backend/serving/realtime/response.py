@@ -25,7 +25,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ...errors import OpenAIError, answered
-from ..responses.mcp_servers import McpServer
+from ..mcp.servers import McpServer
 from ..responses.request import chat_tool_choice, chat_tools
 from .events import RESPONSE, Json, error_event, event_id, new_id, snapshot
 from .mcp_tools import not_run
@@ -55,7 +55,7 @@ class Response:
         # Where its tools and its tool choice were given: the session, or the response.create.
         self.tools_from, self.choice_from = given
         self.servers = list(servers)  # its mcp tools (mcp_tools.checked_servers)
-        self.mcp: Any = None  # their run (responses/mcp_run.McpRun), once listed
+        self.mcp: Any = None  # their run (serving/mcp/run.McpRun), once listed
         self.to_run: list[Json] = []  # MCP calls whose arguments are whole, run once the answer is over
         self.running: Json | None = None  # the MCP call running
         self.ran: list[Json] = []  # MCP call items whose conversation.item.done comes after response.done

@@ -207,7 +207,7 @@ async def _run(turn: Turn, backend: Any, chat: Json | None, recording: Recording
 async def start(turn: Turn, backend: Any, chat: Json | None, tools: Any = None) -> Json | AsyncIterator[Event]:
     """Store the response as ``queued`` and start generating it in a task; a streamed one
     answers with its events (the client follows them while it stays). ``chat``: None when
-    the model answers only after ``tools``' approved MCP calls ran (``mcp_run.McpRun``)."""
+    the model answers only after ``tools``' approved MCP calls ran (``serving/mcp/run.McpRun``)."""
     queued = turn.skeleton("queued")
     await turn.services.database.responses.save(turn.record(queued))
     recording = _recordings[turn.id] = Recording()

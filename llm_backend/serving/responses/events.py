@@ -11,7 +11,7 @@ tool's call, ``custom_tool_call_input.delta`` → ``.done`` with its whole input
 ``local_shell_call``, ``shell_call`` or ``apply_patch_call`` is added whole, when its call
 is, then done: ``client_tools.py``) → ``output_item.done``, and last ``response.completed`` / ``.incomplete`` / ``.failed``.
 
-With ``mcp`` tools (``mcp_run.McpRun``) a response is several generations: a call of an MCP
+With ``mcp`` tools (``serving/mcp/run.McpRun``) a response is several generations: a call of an MCP
 tool is an ``mcp_call`` item (``output_item.added`` → ``mcp_call.in_progress`` →
 ``mcp_call_arguments.delta``… → ``.done``; the server runs it → ``mcp_call.completed`` /
 ``.failed`` → ``output_item.done`` with its output), or an ``mcp_approval_request`` that
@@ -77,7 +77,7 @@ class ResponseStream:
         # its ``item_events()`` are sent before the model's, and its ``annotations(text)``
         # are the message's.
         self.prior = prior
-        # The MCP tools' run (mcp_run.McpRun): its ``listed`` items come next.
+        # The MCP tools' run (serving/mcp/run.McpRun): its ``listed`` items come next.
         self.tools = tools
         # The namespace, custom and client-executed tools (client_tools.ClientTools): a
         # call of one is its own item type.

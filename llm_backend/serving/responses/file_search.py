@@ -41,7 +41,7 @@ from .items import new_id
 Json = dict[str, Any]
 
 TOOL = "file_search"
-# The model name its calls are recorded and priced under (serving/control/prices.py).
+# The model name its calls are recorded and priced under (serving/admin/prices.py).
 FILE_SEARCH = TOOL
 INCLUDE_RESULTS = "file_search_call.results"
 DEFAULT_MAX_RESULTS = 10

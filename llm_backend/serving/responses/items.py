@@ -29,7 +29,7 @@ _PREFIX = {
     "reasoning": "rs",
     "compaction": "cmp",
     "file_search_call": "fs",  # replayed by file_search.py
-    # Replayed by mcp_calls.py.
+    # Replayed by serving/mcp/calls.py.
     "mcp_list_tools": "mcpl",
     "mcp_call": "mcp",
     "mcp_approval_request": "mcpr",

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import reasoning
 from .items import new_id
-from .mcp_servers import redacted
+from ..mcp.servers import redacted
 
 Json = dict[str, Any]
 

@@ -6,7 +6,7 @@ Three kinds of parameters: those honoured (mapped onto chat's; ``truncation`` an
 and Codex send by default), and those refused with a 400 naming them, because ignoring them would silently
 change the answer (prompts); reasoning effort goes to the model, which honours it or refuses
 it (a model that does not reason). Tools other than functions are made functions before
-this (``client_tools.py``, ``mcp_servers.py``, ``file_search.py``).
+this (``client_tools.py``, ``serving/mcp/servers.py``, ``file_search.py``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def chat_tools(tools: list[Json] | None, name: str = "tools", served: tuple[str,
                 function["strict"] = tool["strict"]
             chat_tools.append({"type": "function", "function": function})
         elif kind == "mcp":
-            # The Responses API serves it (mcp_servers.py turns it into functions first).
+            # The Responses API serves it (serving/mcp/servers.py turns it into functions first).
             raise unsupported(f"{param}.type", "'mcp' tools are served by the Responses and Realtime APIs here, not in this one")
         elif kind == FILE_SEARCH:
             raise unsupported(f"{param}.type", "'file_search' needs vector stores, which are not served here yet")

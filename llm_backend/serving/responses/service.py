@@ -23,10 +23,11 @@ from ...backends.base import Serving
 from ...errors import OpenAIError, bad_request
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
-from . import background, client_tools, context_window, file_search, mcp_calls, mcp_run, objects, reasoning, request
+from . import background, client_tools, context_window, file_search, objects, reasoning, request
+from ..mcp import calls as mcp_calls, run as mcp_run
 from .events import Event, ResponseStream
 from .items import new_id, normalize
-from .mcp_servers import Catalog, redacted
+from ..mcp.servers import Catalog, redacted
 from .memory import ConnectionMemory
 
 Json = dict[str, Any]

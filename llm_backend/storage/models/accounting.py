@@ -37,7 +37,7 @@ class UsageRecord(Base):
 
 class RateLimitCounter(Base):
     """One key's count in one fixed window (requests or tokens), shared by every replica
-    on this database (http/rate_limits.py, storage/rate_counters.py)."""
+    on this database (http/key_limits.py, storage/rate_counters.py)."""
 
     __tablename__ = "rate_limit_counters"
 

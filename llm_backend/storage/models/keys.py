@@ -24,7 +24,7 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Requests and tokens per minute (None: unlimited); http/rate_limits.py enforces them.
+    # Requests and tokens per minute (None: unlimited); http/key_limits.py enforces them.
     rpm: Mapped[int | None] = mapped_column(default=None)
     tpm: Mapped[int | None] = mapped_column(default=None)
     # Tokens per UTC day (None: unlimited); revision 0006.

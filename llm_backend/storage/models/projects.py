@@ -26,7 +26,7 @@ class Project(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     archived_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     static: Mapped[bool] = mapped_column(Boolean, default=False)
-    # The document's data retention type (``organization_default`` ... ); serving/control/retention.py.
+    # The document's data retention type (``organization_default`` ... ); serving/admin/retention.py.
     retention: Mapped[str] = mapped_column(StoredText(48), default="organization_default", server_default="organization_default")
     # Hosted tools this project's requests may use: {"file_search": false, ...} (absent: allowed).
     hosted_tools: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

@@ -65,7 +65,7 @@ class Snapshot:
     alerts: tuple[Alert, ...] = ()
 
 
-class Governance:
+class AdminSnapshot:
     def __init__(self, database: "Database") -> None:
         self._database = database
         self.refresh_seconds = 2.0  # set from the settings by the app

@@ -1,4 +1,4 @@
-"""Tag ``Admin`` of openapi/extensions.yaml: model management at runtime (admin key only)."""
+"""Tag ``Model management`` of openapi/extensions.yaml: models listed, loaded and unloaded at runtime (admin key only)."""
 
 from ..http.rendering import json_response
 from ..http.context import current

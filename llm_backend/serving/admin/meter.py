@@ -56,9 +56,9 @@ from typing import Any
 import httpx
 
 from ...auth import ANONYMOUS, Principal
-from ...governance_settings import Price
+from ...admin_settings import Price
 from ...storage.audit_log import new_entry
-from ...storage.governance import Alert
+from ...storage.admin_snapshot import Alert
 from ...storage.rate_counters import SPEND
 from ...storage.usage import Measured
 from ..services import Services
@@ -145,7 +145,7 @@ class SpendMeter:
             if hold is not None:
                 self._release(hold)
         totals = {scope: count for scope, count in zip(self._scopes(project), counts)}
-        for alert in self.database.governance.last().alerts:
+        for alert in self.database.admin_snapshot.last().alerts:
             total = totals.get(alert.scope)
             if total is not None and total >= alert.threshold_cents * MICROS_PER_CENT:
                 claimed, _ = await self.database.run(
@@ -181,7 +181,7 @@ class SpendMeter:
         waits for one of them to be taken back and asks again."""
         if principal.admin:
             return None
-        limits = (await self.database.governance.current()).spend_limits
+        limits = (await self.database.admin_snapshot.current()).spend_limits
         scopes = [scope for scope in ("", principal.owner) if scope in limits]
         price = self.prices.price(model) if scopes else None
         if price is None:
@@ -222,7 +222,7 @@ class SpendMeter:
         reached its hard limit."""
         if principal.admin:
             return
-        limits = (await self.database.governance.current()).spend_limits
+        limits = (await self.database.admin_snapshot.current()).spend_limits
         scopes = [scope for scope in ("", principal.owner) if scope in limits]
         if not scopes:
             return

@@ -21,8 +21,8 @@ from typing import Any
 
 from ...errors import bad_request
 from ..services import Services
-from .items import new_id
-from .mcp_servers import Catalog, McpServer
+from ..responses.items import new_id
+from .servers import Catalog, McpServer
 
 Json = dict[str, Any]
 

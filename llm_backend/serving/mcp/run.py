@@ -1,4 +1,4 @@
-"""One response's ``mcp`` tools at work: what ``events.ResponseStream`` asks of them.
+"""One response's ``mcp`` tools at work: what ``responses/events.ResponseStream`` asks of them.
 
 ``prepare`` (before anything is stored or generated: its errors are HTTP errors) checks
 the tools, lists the servers not listed earlier in the conversation, and answers the
@@ -16,10 +16,10 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ...mcp.client import McpFailure
+from ...mcp.connector import McpFailure
 from ..services import Services
-from .mcp_calls import approval_request_item, approved_calls, call_item, digest
-from .mcp_servers import Catalog, McpServer, list_tools, servers
+from .calls import approval_request_item, approved_calls, call_item, digest
+from .servers import Catalog, McpServer, list_tools, servers
 
 Json = dict[str, Any]
 # A JSON-RPC "server error" code for a call this service did not make.
@@ -39,7 +39,7 @@ class McpRun:
         self.listed = listed  # the new mcp_list_tools items: the response's first output
         self.pending: list[Json] = []  # approved calls of this turn's input, run first
         self.calls_left = calls_left
-        self.answer: Answer | None = None  # the model's next answer (service.py)
+        self.answer: Answer | None = None  # the model's next answer (responses/service.py)
 
     def item_for(self, function: str) -> Json | None:
         """The output item of a call of ``function``: None unless it is an MCP tool's."""

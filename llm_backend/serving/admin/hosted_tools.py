@@ -50,7 +50,7 @@ async def check(services: Services, principal: Principal, body: dict[str, Any], 
     ``prefix``: where ``body`` is in the request (``session.``: a Realtime session's)."""
     if principal.owner == ANONYMOUS:
         return
-    permissions = (await services.database.governance.current()).hosted_tools.get(principal.owner)
+    permissions = (await services.database.admin_snapshot.current()).hosted_tools.get(principal.owner)
     if not permissions:
         return
     tools = body.get("tools")

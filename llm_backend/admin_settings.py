@@ -30,7 +30,7 @@ class Price(BaseModel):
     )
 
 
-class GovernanceSettings(BaseModel):
+class AdminSettings(BaseModel):
     admin_api: Literal["local", "upstream"] = Field(
         "local",
         description="the organisation's Admin API (projects, keys, limits, spend, audit log): served here (local), or "

@@ -31,10 +31,10 @@ from typing import Any
 import anyio
 
 from ...errors import OpenAIError, bad_request
-from ...mcp.client import Connector, McpFailure, Server
+from ...mcp.connector import Connector, McpFailure, Server
 from ...mcp.egress import Refused, shown
-from .items import new_id
-from .request import unsupported
+from ..responses.items import new_id
+from ..responses.request import unsupported
 
 Json = dict[str, Any]
 

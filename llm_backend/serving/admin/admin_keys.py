@@ -8,7 +8,7 @@ from typing import Any
 
 from ... import errors
 from ...auth import Principal
-from ..pages import check_limit
+from ..lists import check_limit
 from ..services import Services
 from . import objects
 from .audit import entry

@@ -19,7 +19,7 @@ from typing import Any
 from ... import errors
 from ...auth import ANONYMOUS, Principal
 from ...storage.audit_log import AuditFilter, new_entry
-from ..pages import check_limit
+from ..lists import check_limit
 from ..services import Services
 from . import objects
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ... import errors
 from ...auth import Principal
-from ...storage.governance import LIMIT_NAMES, ModelLimits
+from ...storage.admin_snapshot import LIMIT_NAMES, ModelLimits
 from ..services import Services
 from . import objects
 from .audit import entry

@@ -14,7 +14,7 @@ from typing import Any
 from ... import errors
 from ...auth import Principal
 from ...storage.service_accounts import ArchivedProject
-from ..pages import check_limit
+from ..lists import check_limit
 from ..services import Services
 from . import objects
 from .audit import CHANGED, entry

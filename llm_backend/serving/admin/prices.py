@@ -18,7 +18,7 @@ import functools
 from decimal import Decimal
 from typing import Any
 
-from ...governance_settings import Price
+from ...admin_settings import Price
 from ...storage.usage import (
     AUDIO_SPEECHES,
     AUDIO_TRANSCRIPTIONS,
