@@ -21,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
 from ..errors import OpenAIError
 from .base import Backend, Json, ModelCard, Relayed, Serving, failover, tenant
+from .pool_answers import started, tracked
 from .prefix_routes import route_key
 from .ring import Ring
 from .upstream.retry_after import retry_after
@@ -284,7 +284,7 @@ class ModelPool:
                 elif operation == "retrieve_model":
                     answer = await deployment.backend.retrieve_model(model_id)
                 else:
-                    answer = await _started(await getattr(deployment.backend, operation)(model_id, request))
+                    answer = await started(await getattr(deployment.backend, operation)(model_id, request))
             except OpenAIError as exc:
                 deployment.outstanding -= 1
                 if not fails_over(exc.status):
@@ -306,7 +306,7 @@ class ModelPool:
                 last = answer
                 continue
             deployment.failures = 0
-            return _tracked(answer, deployment)
+            return tracked(answer, deployment)
         return await self._exhausted(operation, model_id, request, forward_args, last)
 
     async def _exhausted(
@@ -317,7 +317,7 @@ class ModelPool:
             for fallback in self.fallbacks:
                 try:
                     answer = await getattr(self._resolve(fallback), operation)(fallback, {**request, "model": fallback})
-                    answer = await _started(answer)
+                    answer = await started(answer)
                 except OpenAIError as exc:
                     if not fails_over(exc.status):
                         raise
@@ -351,70 +351,3 @@ class ModelPool:
                     deployment.ejected_until = 0.0
                     deployment.failures = 0
                     log.info("model %s: deployment %s is back", self.model_id, deployment.name)
-
-
-async def _started(answer: Any) -> Any:
-    """A local stream's first chunk is awaited here, so that a failure to start (a crashed
-    or saturated engine) can still go to another deployment: the client has seen nothing."""
-    if isinstance(answer, (dict, Relayed)) or not hasattr(answer, "__anext__"):
-        return answer
-    try:
-        first = await answer.__anext__()
-    except StopAsyncIteration:
-        return _empty()
-    except BaseException:
-        await answer.aclose()
-        raise
-    return _prepended(first, answer)
-
-
-async def _empty() -> AsyncIterator[Json]:
-    return
-    yield  # pragma: no cover
-
-
-async def _prepended(first: Json, rest: AsyncIterator[Json]) -> AsyncIterator[Json]:
-    async with aclosing(rest):
-        yield first
-        async for chunk in rest:
-            yield chunk
-
-
-def _tracked(answer: Any, deployment: Deployment) -> Any:
-    """The answer, counted as outstanding on its deployment until it is fully sent (or the
-    client left: a relayed answer is then closed rather than read to its end)."""
-    released = False
-
-    def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
-            deployment.outstanding -= 1
-
-    if isinstance(answer, Relayed):
-        if answer.chunks is None:
-            release()
-            return answer
-        close = answer.close
-
-        async def closed() -> None:
-            release()
-            if close is not None:
-                await close()
-
-        answer.chunks = _counted(answer.chunks, release)
-        answer.close = closed
-        return answer
-    if isinstance(answer, dict) or not hasattr(answer, "__anext__"):
-        release()
-        return answer
-    return _counted(answer, release)
-
-
-async def _counted(chunks: AsyncIterator[Any], release: Callable[[], None]) -> AsyncIterator[Any]:
-    try:
-        async with aclosing(chunks):
-            async for chunk in chunks:
-                yield chunk
-    finally:
-        release()

@@ -4,16 +4,16 @@ from ..http.context import current, current_owner
 from ..http.rendering import json_response
 from ..http.sse import status_stream
 from ..serving.lists import check_limit, page
-from ..serving.responses import background, client_tools, service
+from ..serving.responses import background, cloud_tools, service
 
 
 async def create_response(body: dict):
     answer = await service.create(current(), current_owner(), body)
     rendered = json_response(answer) if isinstance(answer, dict) else status_stream(answer)
-    dropped = client_tools.dropped(body)
+    dropped = cloud_tools.dropped(body)
     if dropped:
         # The hosted tools the model was not offered (it cannot run them): said, not silent.
-        rendered.headers[client_tools.DROPPED_HEADER] = ",".join(dropped)
+        rendered.headers[cloud_tools.DROPPED_HEADER] = ",".join(dropped)
     return rendered
 
 

@@ -9,7 +9,8 @@ import re
 import pytest
 
 from llm_backend.errors import OpenAIError
-from llm_backend.serving.responses.client_tools import ClientTools, check_hosted, dropped
+from llm_backend.serving.responses.client_tools import ClientTools
+from llm_backend.serving.responses.cloud_tools import check_hosted, dropped
 from llm_backend.serving.responses.tool_regex import Unkept, portable
 
 SPAWN = {"type": "function", "name": "spawn_agent", "parameters": {"type": "object", "properties": {}}}

@@ -19,9 +19,8 @@ name the model can call, and its calls are answered as the document's own item t
 Their items in a request's input (calls and outputs) are replayed as the function calls
 and outputs the model made and read. Hosted tools that need OpenAI's cloud (web search,
 image generation, the code interpreter, computer use) are left out of what the model is
-offered when ``tool_choice`` lets it choose, and named by ``dropped`` (the controller's
-``x-llm-backend-dropped-tools`` header; ``responses_hosted_tools: refuse`` makes them a 400
-instead); a ``tool_choice`` that forces one is always a 400.
+offered when ``tool_choice`` lets it choose; a ``tool_choice`` that forces one is always a
+400 (``cloud_tools.py``: which they are, the header naming those dropped, the policy).
 """
 
 from __future__ import annotations
@@ -32,28 +31,16 @@ import re
 from typing import Any
 
 from ...errors import bad_request
+from . import cloud_tools
 from .items import new_id
 from .tool_regex import Unkept, portable
 
 Json = dict[str, Any]
 
-# Built-in tools that only OpenAI's cloud can run (what they need, for the 400 when forced).
-CLOUD_TOOLS = {
-    "web_search": "web search",
-    "web_search_preview": "web search",
-    "web_search_2025_08_26": "web search",
-    "web_search_preview_2025_03_11": "web search",
-    "computer": "computer use",
-    "computer_use_preview": "computer use",
-    "computer_use": "computer use",
-    "image_generation": "image generation",
-    "code_interpreter": "the code interpreter",
-}
 CLIENT_TOOLS = ("namespace", "custom", "local_shell", "shell", "apply_patch")
 # Input items of these tools, replayed here for the model.
 CALL_ITEMS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
 OUTPUT_ITEMS = ("custom_tool_call_output", "local_shell_call_output", "shell_call_output", "apply_patch_call_output")
-DROPPED_HEADER = "x-llm-backend-dropped-tools"
 
 _FUNCTION_NAME = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -130,36 +117,6 @@ def _custom_parameters(tool: Json, param: str) -> tuple[Json, str, str | None]:
     return {"type": "object", "properties": {"input": text}, "required": ["input"]}, extra, unkept
 
 
-def check_hosted(body: Json, policy: str) -> None:
-    """With ``responses_hosted_tools: refuse``: a hosted tool is a 400 naming it (OpenAI
-    would run it; silently answering without it is what a client may not want)."""
-    if policy != "refuse":
-        return
-    for index, tool in enumerate(body.get("tools") or []):
-        kind = tool.get("type")
-        if kind in CLOUD_TOOLS:
-            raise bad_request(
-                f"'tools[{index}].type' is not supported by local models: the '{kind}' tool needs "
-                f"{CLOUD_TOOLS[kind]} in OpenAI's cloud.",
-                f"tools[{index}].type",
-                "unsupported_parameter",
-            )
-
-
-def _hosted_forced(kind: str, param: str) -> Exception:
-    needs = CLOUD_TOOLS.get(kind) or "OpenAI's cloud"
-    return bad_request(
-        f"'tool_choice' forces the '{kind}' tool, which needs {needs} in OpenAI's cloud: local models cannot call it.",
-        param,
-        "unsupported_parameter",
-    )
-
-
-def dropped(body: Json) -> list[str]:
-    """The hosted tools of ``body`` not offered to the model (``tool_choice`` forcing one is a 400)."""
-    return [tool["type"] for tool in body.get("tools") or [] if tool.get("type") in CLOUD_TOOLS]
-
-
 class ClientTools:
     """The function names the model sees for one request's tools, each meaning one tool."""
 
@@ -217,9 +174,9 @@ class ClientTools:
         """``body`` as the chat translation sees it: these tools as functions, the hosted
         tools left out, a ``tool_choice`` naming one of them as the function it forces."""
         tools = body.get("tools") or []
-        if not self and not dropped(body):
+        if not self and not cloud_tools.dropped(body):
             return body
-        offered = [tool for tool in tools if tool.get("type") not in (*CLIENT_TOOLS, *CLOUD_TOOLS)] + self.functions
+        offered = [tool for tool in tools if tool.get("type") not in (*CLIENT_TOOLS, *cloud_tools.CLOUD_TOOLS)] + self.functions
         return {**body, "tools": offered, "tool_choice": self._choice(body.get("tool_choice"), tools)}
 
     def _forced(self, kind: str, namespace: str | None, name: str, param: str) -> Json:
@@ -239,8 +196,8 @@ class ClientTools:
         if not isinstance(choice, dict):
             return choice
         kind = choice.get("type")
-        if kind in CLOUD_TOOLS:
-            raise _hosted_forced(kind, "tool_choice")
+        if kind in cloud_tools.CLOUD_TOOLS:
+            raise cloud_tools.forced(kind, "tool_choice")
         if kind == "custom":
             return self._forced("custom", None, choice.get("name"), "tool_choice.name")
         if kind in ("shell", "apply_patch"):
@@ -254,11 +211,11 @@ class ClientTools:
                     allowed.append(self._forced(tool["type"], None, tool.get("name") or tool["type"], "tool_choice.tools"))
                 elif tool.get("type") == "function":
                     allowed.append(self._function(tool, tools))
-                elif tool.get("type") not in CLOUD_TOOLS:  # hosted ones are not offered: not allowed either
+                elif tool.get("type") not in cloud_tools.CLOUD_TOOLS:  # hosted ones are not offered: not allowed either
                     allowed.append(tool)
             if not allowed and choice.get("mode") == "required":
                 kinds = [tool.get("type") for tool in choice.get("tools") or []]
-                raise _hosted_forced(kinds[0] if kinds else "allowed_tools", "tool_choice.tools")
+                raise cloud_tools.forced(kinds[0] if kinds else "allowed_tools", "tool_choice.tools")
             return {**choice, "tools": allowed}
         return choice
 

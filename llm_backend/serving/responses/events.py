@@ -19,6 +19,9 @@ ends the response; when every call of a generation was an MCP call that ran, the
 answers again with their outputs, in the same stream (OpenAI's order, as recorded from
 its API).
 
+A message's and a reasoning item's events are ``streamed_text.py``'s (this class builds on
+it); the calls, the MCP rounds and the stream's beginning and end are here.
+
 The final object is built from the same state the events were built from, and handed to
 ``save`` (which commits it) *before* the last event is sent: a follow-up request sent the
 moment the stream ends finds the response exactly as it was streamed.
@@ -33,30 +36,19 @@ from typing import Any
 import anyio
 
 from ...errors import OpenAIError
-from . import objects, reasoning
+from . import objects
 from .items import new_id
+from .streamed_text import Event, Json, StreamedItem, TextEvents
 
 log = logging.getLogger(__name__)
 
-Json = dict[str, Any]
-Event = tuple[str, Json]
 # Calls of client_tools.py's tools other than functions: their fields come from the arguments.
 _CLIENT_CALLS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
 # Those whose item is only valid whole (an action, an operation): added when their call is.
 _ADDED_WHOLE = ("local_shell_call", "shell_call", "apply_patch_call")
 
 
-class _Item:
-    """An output item being streamed: a message, or a function call."""
-
-    def __init__(self, index: int, item: Json) -> None:
-        self.index = index
-        self.item = item
-        self.text: list[str] = []
-        self.logprobs: list[Json] = []
-
-
-class ResponseStream:
+class ResponseStream(TextEvents):
     def __init__(
         self,
         response: Json,
@@ -67,133 +59,25 @@ class ResponseStream:
         sealing: Callable[[str], str] | None = None,
         client: Any = None,
     ) -> None:
-        self.response = response
-        self.sealing = sealing  # how a reasoning item's encrypted_content is made, if asked (reasoning.py)
-        self.thought: _Item | None = None  # the reasoning item being streamed
+        # Output made before generation (file_search.Retrieval, ``prior``): its ``items``
+        # come first, its ``item_events()`` are sent before the model's.
+        super().__init__(response, prior, sealing)
         self.chunks = chunks  # None: the first generation comes after ``tools``' approved calls
         self.save = save
-        self.sequence = 0
-        # Output made before generation (file_search.Retrieval): its ``items`` come first,
-        # its ``item_events()`` are sent before the model's, and its ``annotations(text)``
-        # are the message's.
-        self.prior = prior
         # The MCP tools' run (serving/mcp/run.McpRun): its ``listed`` items come next.
         self.tools = tools
         # The namespace, custom and client-executed tools (client_tools.ClientTools): a
         # call of one is its own item type.
         self.client = client
-        self.output: list[Json] = [*(prior.items if prior is not None else []), *(tools.listed if tools is not None else [])]
-        self.message: _Item | None = None
-        self.calls: dict[int, _Item] = {}
-        self.open_calls: list[_Item] = []
-        self.running: list[_Item] = []  # MCP calls whose arguments are whole, not yet run
+        self.output = [*(prior.items if prior is not None else []), *(tools.listed if tools is not None else [])]
+        self.calls: dict[int, StreamedItem] = {}
+        self.open_calls: list[StreamedItem] = []
+        self.running: list[StreamedItem] = []  # MCP calls whose arguments are whole, not yet run
         self.usage: Json | None = None
         self.spent: Json | None = None  # the usage of the generations before this one
         self.finish_reason: str | None = None
         self.round_start = len(self.output)
         self.closed = False  # the last generation's items are closed already
-
-    def _event(self, kind: str, **fields: Any) -> Event:
-        event = {"type": kind, "sequence_number": self.sequence, **fields}
-        self.sequence += 1
-        return kind, event
-
-    # --- messages ------------------------------------------------------------------------
-
-    def _open_message(self) -> list[Event]:
-        self.message = _Item(len(self.output), objects.message_item(new_id("msg"), "in_progress", []))
-        self.output.append(self.message.item)
-        item_id = self.message.item["id"]
-        return [
-            self._event("response.output_item.added", output_index=self.message.index, item=dict(self.message.item, content=[])),
-            self._event(
-                "response.content_part.added",
-                item_id=item_id,
-                output_index=self.message.index,
-                content_index=0,
-                part=objects.text_part(),
-            ),
-        ]
-
-    def _text_delta(self, text: str, logprobs: list[Json]) -> list[Event]:
-        events = self._open_message() if self.message is None else []
-        self.message.text.append(text)
-        self.message.logprobs.extend(logprobs)
-        events.append(
-            self._event(
-                "response.output_text.delta",
-                item_id=self.message.item["id"],
-                output_index=self.message.index,
-                content_index=0,
-                delta=text,
-                logprobs=logprobs,
-            )
-        )
-        return events
-
-    def _close_message(self, status: str) -> list[Event]:
-        message, self.message = self.message, None
-        text = "".join(message.text)
-        part = objects.text_part(text, message.logprobs)
-        message.item.update(status=status, content=[part])
-        where = {"item_id": message.item["id"], "output_index": message.index, "content_index": 0}
-        annotated = []
-        if self.prior is not None:
-            part["annotations"] = self.prior.annotations(text)
-            annotated = [
-                self._event("response.output_text.annotation.added", **where, annotation_index=index, annotation=annotation)
-                for index, annotation in enumerate(part["annotations"])
-            ]
-        return [
-            *annotated,
-            self._event("response.output_text.done", **where, text=text, logprobs=message.logprobs),
-            self._event("response.content_part.done", **where, part=part),
-            self._event("response.output_item.done", output_index=message.index, item=message.item),
-        ]
-
-    # --- reasoning -----------------------------------------------------------------------
-
-    def _reasoning_delta(self, text: str) -> list[Event]:
-        events: list[Event] = []
-        summary = reasoning.summarized(self.response)
-        if self.thought is None:
-            item = reasoning.output_item("", "in_progress", self.response, None)
-            item.update(summary=[], content=[])
-            self.thought = _Item(len(self.output), item)
-            self.output.append(item)
-            events.append(self._event("response.output_item.added", output_index=self.thought.index, item=dict(item)))
-            if summary:
-                events.append(self._event(
-                    "response.reasoning_summary_part.added", **self._thought_at(), summary_index=0,
-                    part={"type": "summary_text", "text": ""},
-                ))
-        self.thought.text.append(text)
-        if summary:
-            events.append(self._event("response.reasoning_summary_text.delta", **self._thought_at(), summary_index=0, delta=text))
-        events.append(self._event("response.reasoning_text.delta", **self._thought_at(), content_index=0, delta=text))
-        return events
-
-    def _thought_at(self) -> Json:
-        return {"item_id": self.thought.item["id"], "output_index": self.thought.index}
-
-    def _close_reasoning(self, status: str = "completed") -> list[Event]:
-        if self.thought is None:
-            return []
-        text = "".join(self.thought.text)
-        where = self._thought_at()
-        events = []
-        if reasoning.summarized(self.response):
-            events += [
-                self._event("response.reasoning_summary_text.done", **where, summary_index=0, text=text),
-                self._event("response.reasoning_summary_part.done", **where, summary_index=0, part={"type": "summary_text", "text": text}),
-            ]
-        events.append(self._event("response.reasoning_text.done", **where, content_index=0, text=text))
-        item = reasoning.output_item(text, status, self.response, self.sealing, self.thought.item["id"])
-        self.thought.item.clear()
-        self.thought.item.update(item)  # the same object in ``output``
-        events.append(self._event("response.output_item.done", output_index=self.thought.index, item=self.thought.item))
-        self.thought = None
-        return events
 
     # --- function calls --------------------------------------------------------------------
 
@@ -211,7 +95,7 @@ class ResponseStream:
                 item = self.client.open_item(name, delta.get("id") or new_id("call"))
             if item is None:
                 item = objects.function_call_item(new_id("fc"), "in_progress", delta.get("id") or new_id("call"), name, "")
-            call = self.calls[index] = _Item(len(self.output), item)
+            call = self.calls[index] = StreamedItem(len(self.output), item)
             events += self._open_call(call)
         elif function.get("name") and call.item["type"] == "function_call":
             call.item["name"] += function["name"]
@@ -219,7 +103,7 @@ class ResponseStream:
             events += self._arguments(call, function["arguments"])
         return events
 
-    def _open_call(self, call: _Item) -> list[Event]:
+    def _open_call(self, call: StreamedItem) -> list[Event]:
         self.output.append(call.item)
         self.open_calls.append(call)
         if call.item["type"] in _ADDED_WHOLE:
@@ -229,7 +113,7 @@ class ResponseStream:
             events.append(self._event("response.mcp_call.in_progress", output_index=call.index, item_id=call.item["id"]))
         return events
 
-    def _arguments(self, call: _Item, delta: str) -> list[Event]:
+    def _arguments(self, call: StreamedItem, delta: str) -> list[Event]:
         call.text.append(delta)
         kind = {"function_call": "response.function_call_arguments.delta", "mcp_call": "response.mcp_call_arguments.delta"}
         if call.item["type"] not in kind:
@@ -295,7 +179,7 @@ class ResponseStream:
     async def _approved_calls(self) -> AsyncIterator[Event]:
         """The calls the client approved in this turn's input, before any generation."""
         for item in self.tools.pending:
-            call = _Item(len(self.output), {**item, "arguments": ""})
+            call = StreamedItem(len(self.output), {**item, "arguments": ""})
             for event in [*self._open_call(call), *self._arguments(call, item["arguments"]), *self._close_calls("completed")]:
                 yield event
         async for event in self._run_calls():

@@ -16,8 +16,8 @@ from typing import Any
 from ...errors import bad_request
 from . import items
 # Built-in tools that only OpenAI's cloud can run (a Responses request's are dropped or
-# refused before this, in client_tools.py; a Realtime session's are refused here).
-from .client_tools import CLOUD_TOOLS
+# refused before this, in cloud_tools.py; a Realtime session's are refused here).
+from .cloud_tools import CLOUD_TOOLS
 
 Json = dict[str, Any]
 

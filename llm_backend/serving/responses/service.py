@@ -23,7 +23,7 @@ from ...backends.base import Serving
 from ...errors import OpenAIError, bad_request
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
-from . import background, client_tools, context_window, file_search, objects, reasoning, request
+from . import background, client_tools, cloud_tools, context_window, file_search, objects, reasoning, request
 from ..mcp import calls as mcp_calls, run as mcp_run
 from .events import Event, ResponseStream
 from .items import new_id, normalize
@@ -160,7 +160,7 @@ def checked_backend(services: Services, body: Json) -> Any:
         raise bad_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
     check_lists("createResponse", body)  # before any item is read
     request.check(body)
-    client_tools.check_hosted(body, services.settings.responses_hosted_tools)
+    cloud_tools.check_hosted(body, services.settings.responses_hosted_tools)
     check_metadata(body.get("metadata"))
     model_id = body["model"]
     backend = services.registry.backend_for(model_id)
