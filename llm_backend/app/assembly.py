@@ -101,7 +101,9 @@ def batch_lines(served: Served, observer: Observer | None, authenticator: Limite
     (http/batch_lines.py), each line admitted as its batch's key's request (the key, its
     project, the spend limits)."""
     endpoints = batch_endpoints(served.body_operations, served.base_path)
-    return functools.partial(BatchLines, endpoints=endpoints, base_path=served.base_path, observer=observer, authenticator=authenticator)
+    return functools.partial(
+        BatchLines, endpoints=endpoints, base_path=served.base_path, observer=observer, authenticator=authenticator
+    )
 
 
 def _embedding_model(registry: ModelRegistry) -> EmbeddingModel | None:
