@@ -5,7 +5,7 @@ answered ``{"type": "error", "error": {"type", "message"}}`` with a ``request-id
 whichever layer refused it: the edge (a foreign Host), the key (401), the limits (429), the
 body's size or schema (413, 400), the model (404) or the answer (500).
 
-One place does it, outside every other layer (``app.py`` adds it first): an error body is
+One place does it, outside every other layer (``app/chain.py`` adds it first): an error body is
 built in OpenAI's shape by the one renderer (``http/rendering.error_response``) and turned
 into Anthropic's here, its status kept (the error type follows it,
 ``serving/messages/errors.py``). Errors are small and whole; answers that are not errors

@@ -81,7 +81,12 @@ disable_created_metrics()
 class Metrics:
     """The app's metrics: one registry, the instruments, and the hooks into the engines."""
 
-    def __init__(self, models: ModelRegistry, database: Database | None = None) -> None:
+    def __init__(
+        self, models: ModelRegistry, database: Database | None = None,
+        token_listeners: list[Callable[[Principal, str, Measured], None]] | None = None, usage: UsageStore | None = None,
+    ) -> None:
+        """``token_listeners``: told every answer's usage (rate limits, spend, tracing);
+        ``usage``: the usage accounting (storage/usage.py), when it is kept."""
         self.models = models
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -128,9 +133,9 @@ class Metrics:
         PlatformCollector(registry=self.exposed)
         for collector in self.collectors:
             self.exposed.register(collector)
-        self.token_listeners: list[Callable[[Principal, str, Measured], None]] = []
+        self.token_listeners = list(token_listeners or ())
         self._children: dict[tuple, object] = {}
-        self.usage: UsageStore | None = None  # the usage accounting (storage/usage.py), told every answer's tokens
+        self.usage = usage
         for model_id, model in local_models(models):
             model.on_event = self._engine_observer(model_id)
 

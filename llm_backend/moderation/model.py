@@ -110,7 +110,7 @@ class ModerationModel(FirstUseModels):
             return {**answer, "results": [result(scores, flagged) for scores, flagged in judged]}
         from .classifier import THRESHOLD
 
-        assert self.embedding_model is not None  # no guard: the classifier (app.py)
+        assert self.embedding_model is not None  # no guard: the classifier (app/model_registry.py)
         rows, tokens = await anyio.to_thread.run_sync(self._judge, texts)
         results = []
         for row in rows:

@@ -1,37 +1,79 @@
-"""What serving code works with, built once per app: the settings, the model registry, the
-database, and the metrics the HTTP layer keeps (``http/metrics.py``)."""
+"""What serving code works with, built once per app (``app/assembly.py``) and never changed
+after: the settings, the model registry, the database, and the services the app builds from
+them. What the HTTP layer builds (its metrics, projects' per-model limits) is known down
+here only by what serving code asks of it (the Protocols below): this layer imports none of
+the layers above it (tests/unit/test_layers.py)."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
+from ..auth import Principal
 from ..backends.registry import ModelRegistry
+from ..client_secrets import ClientSecrets
 from ..settings import Settings
 from ..storage import Database
 
+if TYPE_CHECKING:
+    from ..mcp.connector import Connector
+    from ..retrieval.embedding_model import EmbeddingModel
+    from .batches.lines import Lines
+    from .batches.runner import BatchRunner
+    from .admin.meter import SpendMeter
+    from .responses.reasoning import ReasoningSeal
+    from .retrieval import Retrieval
 
-@dataclass
+
+class TokenCounter(Protocol):
+    """The metrics (``http/metrics.Metrics``): the one usage-recording interface."""
+
+    def count_tokens(self, model: str, usage: dict, family: str | None = None) -> None: ...
+
+    def response(self) -> object:
+        """The text exposition of every metric (an HTTP response)."""
+        ...
+
+
+class ModelLimiter(Protocol):
+    """Projects' per-model rate limits (``http/project_limits.ProjectLimits``)."""
+
+    async def admit(self, principal: Principal, model: str, audio_bytes: int = 0, images: int = 0) -> None: ...
+
+
+@dataclass(frozen=True, eq=False)
 class Services:
     settings: Settings
     registry: ModelRegistry
     database: Database
-    metrics: Any = None  # http/metrics.Metrics: the HTTP layer's, opaque down here
+    metrics: TokenCounter | None = None
     # The embedding model (retrieval/embedding_model.py), a backend of the registry too, when
     # it is served: the retrieval engine embeds with it.
-    embedding_model: Any = None
-    # This process's batch runner (serving/batches/runner.py), once the app runs.
-    batches: Any = None
-    # The Realtime API's ephemeral client secrets (client_secrets.ClientSecrets).
-    client_secrets: Any = None
-    # Projects' per-model rate limits (http/project_limits.ProjectLimits), once the app runs.
-    project_limits: Any = None
-    # Spend: priced usage, hard limits and alerts (serving/admin/meter.SpendMeter).
-    spend_meter: Any = None
+    embedding_model: EmbeddingModel | None = None
+    # The Realtime API's ephemeral client secrets.
+    client_secrets: ClientSecrets | None = None
+    project_limits: ModelLimiter | None = None
+    # Spend: priced usage, hard limits and alerts (serving/admin/meter.py).
+    spend_meter: SpendMeter | None = None
+    # How this app answers a batch's line (http/batch_lines.BatchLines): given these
+    # services, since a line is served as a request of this app is (see ``batches``).
+    batch_lines: Callable[[Services], Lines] | None = None
 
     @functools.cached_property
-    def retrieval(self) -> Any:
+    def batches(self) -> BatchRunner:
+        """This process's batch runner (``serving/batches/runner.py``), built on first use
+        (the lifespan starts it): its lines are served with these very services, so it can
+        only be built once they exist."""
+        from .batches.runner import BatchRunner
+
+        if self.batch_lines is None:
+            raise RuntimeError("these services were built without batch lines (app/assembly.py builds them)")
+        return BatchRunner(self, self.batch_lines(self))
+
+    @functools.cached_property
+    def retrieval(self) -> Retrieval:
         """The embedder, searcher and indexer (``serving/retrieval.py``), built on first use:
         a pure gateway never imports numpy."""
         from .retrieval import Retrieval
@@ -39,7 +81,7 @@ class Services:
         return Retrieval(self.settings, self.database, self.embedding_model)
 
     @functools.cached_property
-    def reasoning_seal(self) -> Any:
+    def reasoning_seal(self) -> ReasoningSeal:
         """What seals reasoning items' ``encrypted_content`` (``responses/reasoning.py``):
         a key derived from ``realtime_secret_key``, the server's sealing key."""
         from .responses.reasoning import ReasoningSeal
@@ -48,7 +90,7 @@ class Services:
         return ReasoningSeal(key.get_secret_value().encode() if key else None)
 
     @functools.cached_property
-    def mcp(self) -> Any:
+    def mcp(self) -> Connector:
         """The way to remote MCP servers (``mcp/connector.Connector``), built on first use: the
         address policy and budgets of the settings."""
         from ..mcp.connector import Budgets, Connector

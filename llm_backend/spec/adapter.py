@@ -72,7 +72,9 @@ def first_tag(operation: dict) -> str:
 
 
 def controller_name(operation: dict) -> str:
-    return f"{CONTROLLERS}.{snake_case(first_tag(operation))}.{snake_case(operation['operationId'])}"
+    # Connexion's own key names a module outside controllers/ (a family's fragment: app/family.py).
+    module = operation.get("x-openapi-router-controller") or f"{CONTROLLERS}.{snake_case(first_tag(operation))}"
+    return f"{module}.{snake_case(operation['operationId'])}"
 
 
 @functools.cache

@@ -8,6 +8,8 @@ SQLite in the data directory by default; PostgreSQL (or any SQLAlchemy URL) thro
 from __future__ import annotations
 
 import functools
+import importlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,18 +50,49 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+# Every store, registered once: attribute of ``Database`` -> "module:Class" in this package
+# (or any importable "package.module:Class"). Each is built on first use, its module imported
+# only then (the vector index needs numpy, which a pure gateway does not install); the stores
+# the request path needs at once are built with the database (EAGER).
+STORES: dict[str, str] = {
+    "chat_completions": "chat_completions:ChatCompletionStore",
+    "api_keys": "api_keys:ApiKeyStore",
+    "responses": "responses:ResponseStore",
+    "conversations": "conversations:ConversationStore",
+    "usage": "usage:UsageStore",
+    "projects": "projects:ProjectStore",  # projects, the tenants
+    "service_accounts": "service_accounts:ServiceAccountStore",  # projects' service accounts and keys
+    "admin_keys": "admin_keys:AdminKeyStore",  # the organisation's managed admin keys
+    "project_limits": "project_limits:ProjectLimitStore",  # projects' per-model rate limits
+    "spend": "spend:SpendStore",  # hard spend limits and spend alerts
+    "retention": "retention:RetentionStore",  # the organisation's type, what projects keep past their period
+    "admin_snapshot": "admin_snapshot:AdminSnapshot",  # the Admin API's settings as requests need them
+    "audit_log": "audit_log:AuditLogStore",  # the append-only audit log
+    "vector_index": "vector_index:VectorIndex",  # numpy: built on first use only
+    "mcp_approvals": "mcp_approvals:McpApprovals",  # the MCP approval requests the Responses API issued
+    "forwarded_objects": "forwarded_objects:ForwardedObjects",  # owners of the objects upstreams keep for our keys
+    "rate_counters": "rate_counters:RateCounters",  # rate-limit counters shared by the replicas
+    "vector_stores": "vector_stores:VectorStores",  # vector stores, their files and batches as the API shows them
+    "vector_store_batches": "vector_store_batches:VectorStoreBatches",
+    "batches": "batches:BatchStore",  # batches and their lines
+}
+EAGER = ("chat_completions", "api_keys", "responses", "conversations", "usage")
+_BUILDING = threading.RLock()  # a store's constructor may ask for another
+
+
+def store_class(name: str) -> type:
+    """The class ``STORES`` registers as ``name``, its module imported now."""
+    module, _, attribute = STORES[name].partition(":")
+    found = importlib.import_module(module if "." in module else f"{__name__}.{module}")
+    return getattr(found, attribute)
+
+
 class Database:
-    """The engine, sessions and the stores built on them."""
+    """The engine, sessions and the stores built on them (``STORES``: ``database.<name>``)."""
 
     def __init__(self, url: str, audit_key: bytes | None = None) -> None:
         """``audit_key``: the audit log's key (``audit_key.of(settings)``); without one the
         chain is sealed under a key anyone knows (``audit_chain.UNKEYED``: tools, tests)."""
-        from .api_keys import ApiKeyStore
-        from .chat_completions import ChatCompletionStore
-        from .conversations import ConversationStore
-        from .responses import ResponseStore
-        from .usage import UsageStore
-
         self.url = normalize_url(url)
         is_sqlite = self.url.startswith("sqlite")
         # SQLite: connections move between worker threads; wait for a busy writer, not fail.
@@ -72,95 +105,18 @@ class Database:
         self.audit_key = audit_key
         # Every session knows the key its audit entries are sealed with (audit_log.append_in).
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False, info={"audit_key": audit_key})
-        self.chat_completions = ChatCompletionStore(self)
-        self.api_keys = ApiKeyStore(self)
-        self.responses = ResponseStore(self)
-        self.conversations = ConversationStore(self)
-        self.usage = UsageStore(self)
+        for name in EAGER:
+            getattr(self, name)
 
-    @functools.cached_property
-    def projects(self):
-        """Projects, the tenants (``projects.py``)."""
-        from .projects import ProjectStore
-
-        return ProjectStore(self)
-
-    @functools.cached_property
-    def service_accounts(self):
-        """Projects' service accounts and keys (``service_accounts.py``)."""
-        from .service_accounts import ServiceAccountStore
-
-        return ServiceAccountStore(self)
-
-    @functools.cached_property
-    def admin_keys(self):
-        """The organisation's managed admin keys (``admin_keys.py``)."""
-        from .admin_keys import AdminKeyStore
-
-        return AdminKeyStore(self)
-
-    @functools.cached_property
-    def project_limits(self):
-        """Projects' per-model rate limits (``project_limits.py``)."""
-        from .project_limits import ProjectLimitStore
-
-        return ProjectLimitStore(self)
-
-    @functools.cached_property
-    def spend(self):
-        """Hard spend limits and spend alerts (``spend.py``)."""
-        from .spend import SpendStore
-
-        return SpendStore(self)
-
-    @functools.cached_property
-    def retention(self):
-        """Data retention: the organisation's type, what projects keep past their period."""
-        from .retention import RetentionStore
-
-        return RetentionStore(self)
-
-    @functools.cached_property
-    def admin_snapshot(self):
-        """The control plane's settings as requests need them (``admin_snapshot.py``)."""
-        from .admin_snapshot import AdminSnapshot
-
-        return AdminSnapshot(self)
-
-    @functools.cached_property
-    def audit_log(self):
-        """The append-only audit log (``audit_log.py``)."""
-        from .audit_log import AuditLogStore
-
-        return AuditLogStore(self)
-
-    @functools.cached_property
-    def vector_index(self):
-        """Built on first use: it needs numpy, which a pure gateway does not install."""
-        from .vector_index import VectorIndex
-
-        return VectorIndex(self)
-
-    @functools.cached_property
-    def mcp_approvals(self):
-        """The MCP approval requests the Responses API issued (``mcp_approvals.py``)."""
-        from .mcp_approvals import McpApprovals
-
-        return McpApprovals(self)
-
-    @functools.cached_property
-    def forwarded_objects(self):
-        """Owners of the objects upstreams keep for this service's keys."""
-        from .forwarded_objects import ForwardedObjects
-
-        return ForwardedObjects(self)
-
-    @functools.cached_property
-    def rate_counters(self):
-        """Rate-limit counters shared by the replicas on this database (``rate_counters.py``)."""
-        from .rate_counters import RateCounters
-
-        return RateCounters(self)
+    def __getattr__(self, name: str) -> Any:
+        """A registered store, built on first use and kept (``STORES``); only names not set
+        on the instance reach here."""
+        if name not in STORES:
+            raise AttributeError(f"{type(self).__name__!r} has no store or attribute {name!r}")
+        with _BUILDING:  # worker threads may ask at once: one store each, as cached_property kept it
+            if name not in self.__dict__:
+                self.__dict__[name] = store_class(name)(self)
+        return self.__dict__[name]
 
     def pool_status(self) -> tuple[int, int]:
         """(connections checked out, pool size) of the engine's pool (the metrics read it)."""
@@ -168,26 +124,6 @@ class Database:
         checked_out = getattr(pool, "checkedout", None)
         size = getattr(pool, "size", None)
         return (checked_out() if callable(checked_out) else 0, size() if callable(size) else 0)
-
-    @functools.cached_property
-    def vector_stores(self):
-        """Vector stores, their files and batches as the API shows them."""
-        from .vector_stores import VectorStores
-
-        return VectorStores(self)
-
-    @functools.cached_property
-    def vector_store_batches(self):
-        from .vector_store_batches import VectorStoreBatches
-
-        return VectorStoreBatches(self)
-
-    @functools.cached_property
-    def batches(self):
-        """Batches and their lines (``batches.py``)."""
-        from .batches import BatchStore
-
-        return BatchStore(self)
 
     @property
     def dialect(self) -> str:

@@ -32,8 +32,7 @@ def _store_with_bytes(database, owner: str, kept: int) -> None:
 def test_each_projects_vector_store_bytes_are_sampled_once_an_hour_and_priced(database):
     _store_with_bytes(database, "proj_a", 3 * GB)
     settings = Settings(prices=[{"model": "vector_stores", "vector_store_gb_day": 0.24}])
-    services = Services(settings=settings, registry=ModelRegistry([]), database=database)
-    services.spend_meter = SpendMeter(services)
+    services = Services(settings=settings, registry=ModelRegistry([]), database=database, spend_meter=SpendMeter(settings, database))
     hour = 1_800_000_000 // 3600 * 3600
 
     async def twice() -> list[bool]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_backend.app import _registry
+from llm_backend.app.model_registry import model_registry as _registry
 from llm_backend.backends.base import Serving
 from llm_backend.backends.events import ModelEvents
 from llm_backend.errors import OpenAIError

@@ -18,7 +18,9 @@ import json
 
 import pytest
 
-from llm_backend.app import _checked_body, _registry, create_app
+from llm_backend.app import create_app
+from llm_backend.app.chain import checked_body as _checked_body
+from llm_backend.app.model_registry import model_registry as _registry
 from llm_backend.auth import Authenticator, Keyring, derived_owner
 from llm_backend.backends.events import ModelEvents
 from llm_backend.errors import answered

@@ -18,6 +18,7 @@ from typing import Any
 
 from ... import errors
 from ...auth import ANONYMOUS, Principal
+from ...storage import Database
 from ...storage.audit_log import AuditFilter, new_entry
 from ..lists import check_limit
 from ..services import Services
@@ -95,8 +96,8 @@ async def list_page(
 class RefusedLogins:
     """Refused admin logins into the audit log (``login.failed``), bounded per minute."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, database: Database) -> None:
+        self.database = database
         self._minute = 0
         self._count = 0
         self._tasks: set[asyncio.Task] = set()
@@ -111,7 +112,7 @@ class RefusedLogins:
         if self._count > REFUSALS_PER_MINUTE:
             return
         made = entry(principal, "login.failed", {"error_code": error.code or "", "error_message": error.message})(None)
-        database = self.services.database
+        database = self.database
         task = asyncio.get_running_loop().create_task(database.run(database.audit_log.append, [made]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -61,7 +61,8 @@ from ...storage.audit_log import new_entry
 from ...storage.admin_snapshot import Alert
 from ...storage.rate_counters import SPEND
 from ...storage.usage import Measured
-from ..services import Services
+from ...settings import Settings
+from ...storage import Database
 from .errors import insufficient_quota, spend_not_held
 from .prices import PriceTable
 
@@ -94,14 +95,14 @@ class Hold:
 
 
 class SpendMeter:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.database = services.database
-        self.prices = PriceTable(services.settings.prices)
+    def __init__(self, settings: Settings, database: Database, current_hold: Callable[[], Hold | None] = lambda: None) -> None:
+        """``current_hold``: the hold of the request being served (the app's: the request's record keeps it)."""
+        self.settings = settings
+        self.database = database
+        self.prices = PriceTable(settings.prices)
         self._tasks: set[asyncio.Task] = set()
         self._carried: dict[str, Decimal] = {}  # per scope: the fraction of a micro-dollar not counted yet
-        # The hold of the request being served (the app sets it: the request's record keeps it).
-        self.current_hold: Callable[[], Hold | None] = lambda: None
+        self.current_hold = current_hold
         self._live: set[Hold] = set()  # this process's holds not yet taken back in the counters
         self._released = asyncio.Event()  # set (and replaced) each time one of them is
 
@@ -255,7 +256,7 @@ class SpendMeter:
         )
         await self.database.run(self.database.audit_log.append, [made])
         log.warning("spend alert fired", extra={"alert": alert.id, "project": alert.scope or None, "spent_cents": spent_cents})
-        url = self.services.settings.spend_alert_webhook_url
+        url = self.settings.spend_alert_webhook_url
         if url:
             event = {
                 "object": "event", "id": "evt_" + uuid.uuid4().hex, "type": "spend_alert.fired", "created_at": int(time.time()),
@@ -268,7 +269,7 @@ class SpendMeter:
 
     async def _deliver(self, url: str, event: dict[str, Any]) -> None:
         body = json.dumps(event, separators=(",", ":")).encode()
-        secret = self.services.settings.spend_alert_webhook_secret
+        secret = self.settings.spend_alert_webhook_secret
         headers = {"content-type": "application/json", **signed(event["id"], body, secret.get_secret_value() if secret else None)}
         async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as client:
             for attempt in range(WEBHOOK_ATTEMPTS):

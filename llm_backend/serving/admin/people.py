@@ -2,7 +2,7 @@
 service has none (its tenants are projects, reached with their service accounts' keys), so
 each of those operations answers the same honest 404 (``errors.no_people``), never an
 empty success that would suggest otherwise. With ``admin_api: upstream`` they are
-forwarded to the upstream organisation instead (app.py)."""
+forwarded to the upstream organisation instead (app/documents.py)."""
 
 from __future__ import annotations
 

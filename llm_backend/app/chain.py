@@ -1,0 +1,90 @@
+"""The HTTP middleware chain, in Connexion's positions: what runs before the key is checked,
+before a body is read, around every request, and the fast lane beside Connexion's pipeline.
+WebSocket endpoints and the pages are added after it (``families.py``)."""
+
+from __future__ import annotations
+
+import functools
+
+from connexion import AsyncApp
+from connexion.middleware import MiddlewarePosition
+from starlette.middleware.cors import CORSMiddleware
+
+from ..http import problems
+from ..http.anthropic_errors import AnthropicErrors
+from ..http.body_deadline import BodyDeadline
+from ..http.fast_lane import FastLane
+from ..http.forwarding import Passthrough, UnservedOperations
+from ..http.middleware import BodyLimit, CancelOnDisconnect, Observer, RecordOperation, RequestContext
+from ..http.key_limits import LimitedAuthenticator
+from ..serving.services import Services
+from ..settings import Settings
+from ..spec import validation
+from .documents import Served
+
+# createFile and addUploadPart: multipart uploads, bounded by max_upload_bytes instead of
+# max_body_bytes ({...}: any one path segment).
+UPLOAD_PATHS = frozenset({"/v1/files", "/v1/uploads/{upload_id}/parts"})
+# The audio uploads: the file (max_audio_bytes) and room for the other fields of the form.
+AUDIO_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
+FORM_FIELDS_ROOM = 1 << 20
+
+
+async def checked_body(schema: dict, operation_id: str, raw: bytes):
+    return await validation.checked_json(schema, raw, operation_id)
+
+
+def add(
+    app: AsyncApp, settings: Settings, services: Services, served: Served,
+    authenticator: LimitedAuthenticator, observer: Observer | None,
+) -> None:
+    problems.register(app)
+    app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
+    # Everything that reads a body comes after Connexion's security: the key is known good
+    # before a byte of the body is read (an unauthenticated request gets its 401 at once).
+    app.add_middleware(
+        BodyLimit,
+        MiddlewarePosition.BEFORE_VALIDATION,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+        path_limits={path: settings.max_audio_bytes + FORM_FIELDS_ROOM for path in AUDIO_PATHS},
+    )
+    if services.registry.default_upstream is not None:
+        app.add_middleware(
+            UnservedOperations,
+            MiddlewarePosition.BEFORE_VALIDATION,
+            unserved=served.unserved | served.forwarded,
+            forward=Passthrough(services.registry.default_upstream),
+        )
+    # Added in order from the outside in.
+    # Anthropic's clients get Anthropic's errors, whichever layer below answers one.
+    app.add_middleware(AnthropicErrors, MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(
+        RequestContext,
+        MiddlewarePosition.BEFORE_EXCEPTION,
+        services=services,
+        observer=observer,
+        allowed_origins=settings.cors_origins,
+        allowed_hosts=settings.allowed_hosts,
+        keyless=authenticator.open,
+    )
+    app.add_middleware(BodyDeadline, MiddlewarePosition.BEFORE_EXCEPTION, seconds=settings.body_timeout, min_rate=settings.body_min_rate)
+    app.add_middleware(CancelOnDisconnect, MiddlewarePosition.BEFORE_EXCEPTION)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            MiddlewarePosition.BEFORE_EXCEPTION,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id"],
+        )
+    # After Connexion's routing and security (the key checked), before its validation.
+    # Admin operations take Connexion's whole way (their own controllers' parameters).
+    routes = {
+        operation_id: (controller, functools.partial(checked_body, schema, operation_id))
+        for operation_id, controller, schema in served.body_operations.values()
+        if operation_id not in served.forwarded and operation_id not in served.admin_operations
+    }
+    app.add_middleware(FastLane, MiddlewarePosition.BEFORE_VALIDATION, routes=routes)

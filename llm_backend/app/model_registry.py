@@ -1,0 +1,46 @@
+"""The model registry of the settings: the local backends (each imported only when
+configured: a pure gateway never loads the engine's packages) and the upstream APIs."""
+
+from __future__ import annotations
+
+from ..backends.events import ModelEvents
+from ..backends.pool import PoolPolicy
+from ..backends.registry import ModelRegistry
+from ..settings import Settings
+
+
+def model_registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
+    local = []
+    if settings.local_models:
+        from ..backends.llama.backend import LlamaBackend
+
+        llama = LlamaBackend(settings, events)
+        local.append(llama)
+        embedding_model = None
+        if settings.embedding_model:
+            from ..retrieval.embedding_model import EmbeddingModel
+
+            embedding_model = EmbeddingModel(settings)
+            local.append(embedding_model)
+        if settings.local_moderation and (embedding_model or settings.moderation_guard):
+            from ..moderation.guard import Guard
+            from ..moderation.model import ModerationModel
+
+            guard = Guard(llama, settings.moderation_guard) if settings.moderation_guard else None
+            local.append(ModerationModel(embedding_model, guard, settings.moderation_inputs, settings.moderation_guard_inputs))
+        if settings.transcription_model or settings.speech_model:
+            from ..backends.audio.backend import AudioBackend
+
+            # A transcription takes every core only while no chat sequence decodes.
+            engines_busy = lambda: any(model.sequences_in_use() for model in llama.local_models.values())  # noqa: E731
+            local.append(AudioBackend(settings, events, engines_busy))
+    configs = settings.upstream_configs()
+    upstreams = []
+    if configs:
+        from ..backends.upstream.backend import UpstreamBackend  # aiohttp: loaded only for an upstream
+
+        upstreams = [UpstreamBackend(config, settings) for config in configs]
+    catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
+    policy = PoolPolicy(settings.pool_cooldown, settings.pool_cooldown_max, settings.pool_probe_interval)
+    weights = {config.name: config.weight for config in configs}
+    return ModelRegistry(local, upstreams, catch_all, events, settings.fallbacks, policy, weights)
