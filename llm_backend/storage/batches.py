@@ -340,7 +340,7 @@ class BatchStore:
             )
             return session.scalar(query.limit(1)) is not None
 
-    def row_sync(self, batch_id: str) -> Json | None:
+    def row(self, batch_id: str) -> Json | None:
         """Any owner's batch by id, with its lease: for operators and tests."""
         with self._database.sessions() as session:
             row = session.scalars(select(StoredBatch).where(StoredBatch.id == batch_id)).one_or_none()
