@@ -23,7 +23,7 @@ from .clock import database_epoch, database_now
 from .models import BatchLine, StoredBatch
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 
@@ -112,7 +112,7 @@ def as_openai(row: StoredBatch, totals: tuple | None) -> Json:
 
 
 class BatchStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     # --- the API's operations (blocking: run them with ``Database.run``) -------------------

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from .models import ChatCompletionMetadata, StoredChatCompletion
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 Order = Literal["asc", "desc"]
@@ -53,7 +53,7 @@ def as_openai(row: StoredChatCompletion) -> Json:
 
 
 class ChatCompletionStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def _visible(self, owner: str) -> Select:

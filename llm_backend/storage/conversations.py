@@ -17,7 +17,7 @@ from .chat_completions import CursorNotFound, Page
 from .models import ConversationItem, StoredConversation
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 Order = Literal["asc", "desc"]
@@ -55,7 +55,7 @@ def append_items(session: Session, owner: str, conversation_id: str, items: list
 
 
 class ConversationStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def create(self, owner: str, conversation_id: str, created_at: int, metadata: dict[str, str], items: list[Json]) -> Json:

@@ -17,11 +17,11 @@ from .clock import database_now
 from .models import McpApprovalRequest
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 
 class McpApprovals:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def issue(self, owner: str, response_id: str, calls: dict[str, str]) -> None:

@@ -26,7 +26,7 @@ from .models import ResponseEvent, StoredResponse
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 
@@ -58,7 +58,7 @@ class NewResponse:
 
 
 class ResponseStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def _find(self, session: Session, owner: str, response_id: str, locked: bool = False) -> StoredResponse | None:

@@ -27,7 +27,7 @@ from .vector_stores import locking_store
 if TYPE_CHECKING:  # numpy is imported where it is used: the API process starts without it (issue #27)
     import numpy as np
 
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _now() -> int:
 
 
 class VectorIndex:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     # --- stores and their files -----------------------------------------------------------

@@ -22,11 +22,11 @@ from .vector_stores import (
 )
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 
 class VectorStoreBatches:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def _batch(self, session: Session, owner: str, store_id: str, batch_id: str) -> tuple[VectorStore, VectorStoreFileBatch] | None:

@@ -32,7 +32,7 @@ from .clock import database_now
 from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 Order = Literal["asc", "desc"]
@@ -188,7 +188,7 @@ def _page(session: Session, query: Select, seq_column: Any, cursor: int | None, 
 
 
 class VectorStores:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     # --- stores -----------------------------------------------------------------------------
