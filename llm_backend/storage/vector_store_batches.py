@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .models import VectorStore, VectorStoreFile, VectorStoreFileBatch
-from .vector_stores import (
+from .vector_store_rows import (
     Json,
     NewStoreFile,
     counts_of,
