@@ -35,6 +35,7 @@ from .vector_store_rows import (
     NewStoreFile,
     Order,
     counts_of,
+    expiry,
     file_object,
     find_store,
     find_store_file,
