@@ -1,16 +1,12 @@
 """Tag ``Conversations``: conversations and their items, per API key."""
 
-import time
-
+from ..serving import conversations
 from ..serving.metadata import check_metadata
 from ..serving.lists import check_limit, list_object
-from .. import errors
-from ..errors import OpenAIError, bad_request
+from ..errors import bad_request
 from ..http.rendering import json_response
 from ..http.context import current, current_owner
-from ..serving.responses.items import new_id, normalize
-from ..serving.responses.service import conversation_not_found
-from ..storage.chat_completions import CursorNotFound
+from ..serving.responses.items import normalize
 
 
 def _object(body) -> dict:
@@ -20,79 +16,45 @@ def _object(body) -> dict:
     return body
 
 
-async def _item_missing(database, owner: str, conversation_id: str, item_id: str) -> OpenAIError:
-    """Which of the two is not there: the conversation (then that), or its item."""
-    if await database.conversations.get(owner, conversation_id) is None:
-        return conversation_not_found(conversation_id)
-    return errors.missing("Item", item_id, "item_id")
-
-
 async def create_conversation(body: dict | None = None):
     body = _object(body or {})
     metadata = check_metadata(body.get("metadata"))
     items = normalize(body.get("items"), "items")
-    conversation = await current().database.conversations.create(
-        current_owner(), new_id("conv"), int(time.time()), metadata, items
-    )
-    return json_response(conversation)
+    return json_response(await conversations.create(current(), current_owner(), metadata, items))
 
 
 async def get_conversation(conversation_id: str):
-    conversation = await current().database.conversations.get(current_owner(), conversation_id)
-    if conversation is None:
-        raise conversation_not_found(conversation_id)
-    return json_response(conversation)
+    return json_response(await conversations.stored(current(), current_owner(), conversation_id))
 
 
 async def update_conversation(conversation_id: str, body: dict | None = None):
     if not body:  # no body (optional in the document; Connexion hands {}), yet metadata is required
         raise bad_request("Missing required parameter: 'metadata'.", "metadata", "missing_required_parameter")
     metadata = check_metadata(_object(body).get("metadata"))
-    conversation = await current().database.conversations.update_metadata(current_owner(), conversation_id, metadata)
-    if conversation is None:
-        raise conversation_not_found(conversation_id)
-    return json_response(conversation)
+    return json_response(await conversations.updated(current(), current_owner(), conversation_id, metadata))
 
 
 async def delete_conversation(conversation_id: str):
-    if not await current().database.conversations.delete(current_owner(), conversation_id):
-        raise conversation_not_found(conversation_id)
+    await conversations.delete(current(), current_owner(), conversation_id)
     return json_response({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
 
 
 async def create_conversation_items(conversation_id: str, body: dict, **_):
     items = normalize(_object(body).get("items"), "items")
-    stored = await current().database.conversations.add_items(current_owner(), conversation_id, items)
-    if stored is None:
-        raise conversation_not_found(conversation_id)
+    stored = await conversations.add_items(current(), current_owner(), conversation_id, items)
     return json_response(list_object(stored, has_more=False))
 
 
 async def list_conversation_items(
     conversation_id: str, limit: int = 20, after: str | None = None, order: str = "desc", **_
 ):
-    try:
-        page = await current().database.conversations.list_items(
-            current_owner(), conversation_id, after=after, limit=check_limit(limit), order=order
-        )
-    except CursorNotFound:
-        raise errors.not_found("item", after, "after") from None
-    if page is None:
-        raise conversation_not_found(conversation_id)
+    page = await conversations.listed_items(current(), current_owner(), conversation_id, after, check_limit(limit), order)
     return json_response(list_object(page.data, page.has_more))
 
 
 async def get_conversation_item(conversation_id: str, item_id: str, **_):
-    database, owner = current().database, current_owner()
-    item = await database.conversations.get_item(owner, conversation_id, item_id)
-    if item is None:
-        raise await _item_missing(database, owner, conversation_id, item_id)
-    return json_response(item)
+    return json_response(await conversations.item(current(), current_owner(), conversation_id, item_id))
 
 
 async def delete_conversation_item(conversation_id: str, item_id: str):
-    database, owner = current().database, current_owner()
-    conversation = await database.conversations.delete_item(owner, conversation_id, item_id)
-    if conversation is None:
-        raise await _item_missing(database, owner, conversation_id, item_id)
-    return json_response(conversation)
+    return json_response(await conversations.delete_item(current(), current_owner(), conversation_id, item_id))

@@ -16,22 +16,16 @@ from typing import Any
 
 from starlette.responses import FileResponse
 
-from .. import errors
 from ..errors import bad_request
 from ..http.context import current, current_owner
 from ..http.rendering import json_response
+from ..serving import files
 from ..serving.lists import list_object
 from ..spec.forms import form_object, request_folded_objects
-from ..storage.files import FileStore, FileTooLarge
 
 UPLOAD_PART = 1 << 20
 MAX_EXPIRY_SECONDS = 30 * 24 * 3600
 MIN_EXPIRY_SECONDS = 3600
-
-
-def file_store() -> FileStore:
-    services = current()
-    return FileStore(services.database, services.settings.data_dir / "files")
 
 
 async def _expires_at(body: dict[str, Any]) -> int | None:
@@ -69,51 +63,30 @@ async def create_file(body: dict[str, Any], file: Any = None, **_: Any):
     source.seek(0)
     if not size:
         raise bad_request("The file is empty.", "file", "invalid_value")
-    limit = current().settings.max_upload_bytes
     parts = iter(lambda: source.read(UPLOAD_PART), b"")
-    try:
-        created = await current().database.run(
-            file_store().create,
-            current_owner(),
-            upload.filename or "upload",
-            body["purpose"],
-            parts,
-            getattr(upload, "content_type", None),
-            max_bytes=limit,
-            expires_at=expires_at,
-        )
-    except FileTooLarge:
-        raise errors.request_too_large(limit) from None
+    created = await files.create(
+        current(), current_owner(), upload.filename or "upload", body["purpose"], parts, getattr(upload, "content_type", None), expires_at
+    )
     return json_response(created)
 
 
 async def list_files(purpose: str | None = None, limit: int = 10000, order: str = "desc", after: str | None = None, **_):
     if not 1 <= limit <= 10000:
         raise bad_request("Invalid 'limit': must be between 1 and 10000.", "limit", "invalid_value")
-    try:
-        data, has_more = await current().database.run(file_store().list, current_owner(), purpose, after, limit, order)
-    except LookupError:
-        raise errors.no_such("File", after or "", "after") from None
+    data, has_more = await files.listed(current(), current_owner(), purpose, after, limit, order)
     return json_response(list_object(data, has_more))
 
 
 async def retrieve_file(file_id: str):
-    found = await current().database.run(file_store().get, current_owner(), file_id)
-    if found is None:
-        raise errors.no_such("File", file_id)
-    return json_response(found)
+    return json_response(await files.stored(current(), current_owner(), file_id))
 
 
 async def download_file(file_id: str):
-    found = await current().database.run(file_store().locate, current_owner(), file_id)
-    if found is None:
-        raise errors.no_such("File", file_id)
-    meta, path = found
+    meta, path = await files.located(current(), current_owner(), file_id)
     # Streamed from disk in chunks: a 512 MB file is never read whole.
     return FileResponse(path, media_type=meta.get("mime_type") or "application/octet-stream")
 
 
 async def delete_file(file_id: str):
-    if not await current().database.run(file_store().delete, current_owner(), file_id):
-        raise errors.no_such("File", file_id)
+    await files.delete(current(), current_owner(), file_id)
     return json_response({"id": file_id, "object": "file", "deleted": True})

@@ -4,7 +4,7 @@ from ..http.context import current, current_owner
 from ..http.rendering import json_response
 from ..http.sse import status_stream
 from ..serving.lists import check_limit, page
-from ..serving.responses import background, cloud_tools, service
+from ..serving.responses import cloud_tools, service, stored
 
 
 async def create_response(body: dict):
@@ -17,36 +17,23 @@ async def create_response(body: dict):
     return rendered
 
 
-async def _stored(response_id: str) -> dict:
-    response = await current().database.responses.get(current_owner(), response_id)
-    if response is None:
-        raise service.response_not_found(response_id)
-    return response
-
-
 async def get_response(response_id: str, stream: bool | None = None, starting_after: int | None = None, **_):
-    stored = await _stored(response_id)
     if stream:
-        events = await background.replay(current().database, current_owner(), response_id, stored, starting_after)
-        return status_stream(events)
-    return json_response(stored)
+        return status_stream(await stored.replay(current(), current_owner(), response_id, starting_after))
+    return json_response(await stored.stored(current(), current_owner(), response_id))
 
 
 async def delete_response(response_id: str):
-    if not await current().database.responses.delete(current_owner(), response_id):
-        raise service.response_not_found(response_id)
+    await stored.delete(current(), current_owner(), response_id)
     return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
 
 
 async def cancel_response(response_id: str):
-    stored = await _stored(response_id)
-    return json_response(await background.cancel(current().database, current_owner(), response_id, stored))
+    return json_response(await stored.cancel(current(), current_owner(), response_id))
 
 
 async def list_input_items(response_id: str, limit: int = 20, order: str = "desc", after: str | None = None, **_):
-    items = await current().database.responses.input_items(current_owner(), response_id)
-    if items is None:
-        raise service.response_not_found(response_id)
+    items = await stored.input_items(current(), current_owner(), response_id)
     return json_response(page(items, after, check_limit(limit), order))
 
 

@@ -3,6 +3,7 @@
 from ..http.context import current
 from ..http.rendering import json_response
 from ..http.starting import HEALTHY
+from ..serving import readiness
 
 
 async def get_health():
@@ -10,12 +11,5 @@ async def get_health():
 
 
 async def get_ready():
-    services = current()
-    models_ok, models_detail = services.registry.readiness()
-    database_ok, database_detail = await services.database.ping()
-    checks = {
-        "models": {"ok": models_ok, "detail": models_detail},
-        "database": {"ok": database_ok, "detail": database_detail},
-    }
-    ready = models_ok and database_ok
-    return json_response({"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503)
+    ready, found = await readiness.checks(current())
+    return json_response({"status": "ready" if ready else "not_ready", "checks": found}, 200 if ready else 503)

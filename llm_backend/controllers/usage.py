@@ -24,7 +24,7 @@ async def _answer(operation: str | None, **parameters):
         "project_ids", "user_ids", "batch",
     )
     arguments = {name: value for name, value in parameters.items() if name in known and value is not None}
-    return json_response(await usage_page(current().database, operation, **arguments))
+    return json_response(await usage_page(current(), operation, **arguments))
 
 
 async def usage_completions(**parameters):

@@ -3,21 +3,26 @@ to assemble a stream into one object, and OpenAI's list and message shapes.
 
 Backends know nothing of this: the controller hands their answer (an object, a chunk
 iterator, or an upstream's relayed bytes) to ``record``, which passes it through unchanged
-and stores it on the way.
+and stores it on the way. The read operations (``stored`` and its neighbours) are here too:
+each one store call in the worker thread, and the 404 when nothing is found.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 
 from .. import errors
 from ..backends.base import Answer, Json, Relayed
-from ..storage.chat_completions import ChatCompletionStore, NewChatCompletion
+from ..storage.chat_completions import CursorNotFound, NewChatCompletion, Page
 from . import relayed
 from .lists import page
+
+if TYPE_CHECKING:
+    from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +128,17 @@ async def record(
     request: Json,
     owner: str,
     store: bool,
-    chat_completions: ChatCompletionStore,
+    services: Services,
 ) -> Answer:
     """Store ``answer`` to ``request`` for ``owner`` (``store`` false: an audit-only row) and
     return it for the client. An object is committed before it is answered; a stream is
     committed after its last chunk, before ``[DONE]``."""
 
+    database = services.database
+
     async def save(completion: Json, finished: bool) -> None:
-        await chat_completions.save(
+        await database.run(
+            database.chat_completions.save,
             NewChatCompletion(
                 id=completion["id"],
                 owner=owner,
@@ -141,7 +149,7 @@ async def record(
                 metadata=request.get("metadata") or {},
                 status="completed" if finished else "incomplete",
                 store=store,
-            )
+            ),
         )
 
     if isinstance(answer, Relayed):
@@ -175,6 +183,53 @@ async def _record_relayed(answer: Relayed, save: Callable[[Json, bool], Awaitabl
                 log.exception("could not store relayed chat completion")
 
     return relayed.observe(answer, seen)
+
+
+# --- the read operations -----------------------------------------------------------------
+
+
+async def listed(
+    services: Services, owner: str, model: str | None, metadata: dict[str, str], after: str | None, limit: int, order: str
+) -> Page:
+    """A page of the owner's stored completions; a 404 naming ``after`` when it is unknown."""
+    database = services.database
+    try:
+        return await database.run(
+            database.chat_completions.list, owner, model=model, metadata=metadata, after=after, limit=limit, order=order
+        )
+    except CursorNotFound:
+        raise not_found(after, param="after") from None
+
+
+async def stored(services: Services, owner: str, completion_id: str) -> Json:
+    """The owner's stored completion, else a 404."""
+    database = services.database
+    return _found(await database.run(database.chat_completions.get, owner, completion_id), completion_id)
+
+
+async def updated(services: Services, owner: str, completion_id: str, metadata: dict[str, str]) -> Json:
+    """The stored completion with its metadata replaced, else a 404."""
+    database = services.database
+    return _found(await database.run(database.chat_completions.update_metadata, owner, completion_id, metadata), completion_id)
+
+
+async def delete(services: Services, owner: str, completion_id: str) -> None:
+    """Delete the owner's stored completion, else a 404."""
+    database = services.database
+    if not await database.run(database.chat_completions.delete, owner, completion_id):
+        raise not_found(completion_id)
+
+
+async def stored_request(services: Services, owner: str, completion_id: str) -> Json:
+    """The request body a stored completion answered, else a 404."""
+    database = services.database
+    return _found(await database.run(database.chat_completions.request, owner, completion_id), completion_id)
+
+
+def _found(value: Json | None, completion_id: str) -> Json:
+    if value is None:
+        raise not_found(completion_id)
+    return value
 
 
 # --- shapes of the read operations ---------------------------------------------------------

@@ -18,9 +18,9 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import errors
-from ..storage import Database
 from ..storage.usage import (
     AUDIO_SPEECHES,
     AUDIO_TRANSCRIPTIONS,
@@ -32,6 +32,9 @@ from ..storage.usage import (
     VECTOR_STORES,
     UsageTotals,
 )
+
+if TYPE_CHECKING:
+    from .services import Services
 
 WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 # bucket_width -> (default limit, max limit), as the spec documents them.
@@ -171,7 +174,7 @@ def buckets(
 
 
 async def usage_page(
-    database: Database | None,
+    services: Services,
     operation: str | None,
     start_time: int,
     end_time: int | None = None,
@@ -195,7 +198,7 @@ async def usage_page(
     by_bucket: dict[int, list[dict]] = {}
     if operation is not None and shown.starts:
         grouped = tuple(field for field in GROUPABLE if field in (group_by or ()))
-        totals = await database.usage.totals_now(
+        totals = await services.database.usage.totals_now(
             shown.first, shown.page_end, operation=operation, width=shown.width, group_by=grouped,
             owners=api_key_ids, models=models, projects=project_ids,
         )

@@ -15,13 +15,13 @@ from .models import ApiKey, utcnow
 from .paging import key_page
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 LIVE = (ApiKey.admin.is_(True), ApiKey.revoked.is_(False))
 
 
 class AdminKeyStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def create(self, name: str, expires_in_seconds: int | None = None, audit: Audit = None) -> tuple[ApiKeyInfo, str]:

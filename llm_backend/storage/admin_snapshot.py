@@ -23,7 +23,7 @@ from sqlalchemy import select
 from .models import Project, ProjectRateLimit, SpendAlert, SpendLimit
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 log = logging.getLogger(__name__)
 LIMIT_NAMES = (
@@ -66,7 +66,7 @@ class Snapshot:
 
 
 class AdminSnapshot:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
         self.refresh_seconds = 2.0  # set from the settings by the app
         self._snapshot = Snapshot()

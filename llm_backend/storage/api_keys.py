@@ -27,7 +27,7 @@ from .models import ApiKey, Project, ServiceAccount, utcnow
 from .projects import new_project_id
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 KEY_PREFIX = "sk-llmb-"
 ADMIN_KEY_PREFIX = "sk-llmb-admin-"
@@ -111,7 +111,7 @@ LIMIT_NAMES = ("rpm", "tpm", "tpd")
 
 
 class ApiKeyStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
         self._lock = threading.Lock()
         self._last_written: dict[str, float] = {}

@@ -16,7 +16,7 @@ from . import audit_chain
 from .models import AuditLogEntry
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 
 @dataclass
@@ -70,7 +70,7 @@ def insert_entries(session, entries: list[dict[str, Any]]) -> None:
 
 
 class AuditLogStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def append(self, entries: list[dict[str, Any]]) -> None:

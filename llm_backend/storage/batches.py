@@ -23,7 +23,7 @@ from .clock import database_epoch, database_now
 from .models import BatchLine, StoredBatch
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 
@@ -112,7 +112,7 @@ def as_openai(row: StoredBatch, totals: tuple | None) -> Json:
 
 
 class BatchStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     # --- the API's operations (blocking: run them with ``Database.run``) -------------------
@@ -340,7 +340,7 @@ class BatchStore:
             )
             return session.scalar(query.limit(1)) is not None
 
-    def row_sync(self, batch_id: str) -> Json | None:
+    def row(self, batch_id: str) -> Json | None:
         """Any owner's batch by id, with its lease: for operators and tests."""
         with self._database.sessions() as session:
             row = session.scalars(select(StoredBatch).where(StoredBatch.id == batch_id)).one_or_none()

@@ -1,7 +1,8 @@
 """Stored chat completions: every query is scoped to the owner that stored them.
 
-Each public coroutine runs one short transaction in a worker thread. Rows kept only for
-audit (``store`` false) are invisible here except to ``save``.
+Each method runs one short transaction; callers on the event loop run it in a worker thread
+(``await database.run(store.get, ...)``). Rows kept only for audit (``store`` false) are
+invisible here except to ``save``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 from .models import ChatCompletionMetadata, StoredChatCompletion
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 Order = Literal["asc", "desc"]
@@ -52,10 +53,8 @@ def as_openai(row: StoredChatCompletion) -> Json:
 
 
 class ChatCompletionStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
-
-    # --- blocking implementations (run in worker threads) ---------------------------------
 
     def _visible(self, owner: str) -> Select:
         return select(StoredChatCompletion).where(
@@ -66,7 +65,8 @@ class ChatCompletionStore:
         query = self._visible(owner).where(StoredChatCompletion.id == completion_id)
         return session.scalars(query).one_or_none()
 
-    def save_sync(self, record: NewChatCompletion) -> None:
+    def save(self, record: NewChatCompletion) -> None:
+        """Store one chat completion; committed when this returns."""
         row = StoredChatCompletion(
             id=record.id,
             owner=record.owner,
@@ -81,25 +81,27 @@ class ChatCompletionStore:
         with self._database.sessions.begin() as session:
             session.add(row)
 
-    def _get(self, owner: str, completion_id: str) -> Json | None:
+    def get(self, owner: str, completion_id: str) -> Json | None:
         with self._database.sessions() as session:
             row = self._find(session, owner, completion_id)
             return as_openai(row) if row else None
 
-    def _list(
+    def list(
         self,
         owner: str,
-        model: str | None,
-        metadata: dict[str, str],
-        after: str | None,
-        limit: int,
-        order: Order,
+        *,
+        model: str | None = None,
+        metadata: dict[str, str] | None = None,
+        after: str | None = None,
+        limit: int = 20,
+        order: Order = "asc",
     ) -> Page:
+        """A page in insertion order; raises ``CursorNotFound`` for an unknown ``after``."""
         seq = StoredChatCompletion.seq
         query = self._visible(owner)
         if model is not None:
             query = query.where(StoredChatCompletion.model == model)
-        for key, value in metadata.items():
+        for key, value in (metadata or {}).items():
             # IN, not a correlated EXISTS: the planners then start from the (key, value) index.
             pairs = select(ChatCompletionMetadata.seq).where(
                 ChatCompletionMetadata.key == key, ChatCompletionMetadata.value == value
@@ -115,7 +117,7 @@ class ChatCompletionStore:
             rows = list(session.scalars(query))
         return Page([as_openai(row) for row in rows[:limit]], has_more=len(rows) > limit)
 
-    def _update_metadata(self, owner: str, completion_id: str, metadata: dict[str, str]) -> Json | None:
+    def update_metadata(self, owner: str, completion_id: str, metadata: dict[str, str]) -> Json | None:
         with self._database.sessions.begin() as session:
             row = self._find(session, owner, completion_id)
             if row is None:
@@ -124,7 +126,7 @@ class ChatCompletionStore:
             session.flush()
             return as_openai(row)
 
-    def _delete(self, owner: str, completion_id: str) -> bool:
+    def delete(self, owner: str, completion_id: str) -> bool:
         with self._database.sessions.begin() as session:
             result = session.execute(
                 delete(StoredChatCompletion).where(
@@ -135,57 +137,23 @@ class ChatCompletionStore:
             )
             return result.rowcount > 0
 
-    def _request(self, owner: str, completion_id: str) -> Json | None:
+    def request(self, owner: str, completion_id: str) -> Json | None:
+        """The request body the completion answered (its ``messages`` among others)."""
         with self._database.sessions() as session:
             row = self._find(session, owner, completion_id)
             return row.request if row else None
 
-    def count_sync(self, owner: str | None = None) -> int:
+    def count(self, owner: str | None = None) -> int:
         with self._database.sessions() as session:
             query = select(func.count()).select_from(StoredChatCompletion)
             if owner is not None:
                 query = query.where(StoredChatCompletion.owner == owner)
             return session.scalar(query) or 0
 
-    def status_sync(self, completion_id: str) -> tuple[str, bool] | None:
+    def status(self, completion_id: str) -> tuple[str, bool] | None:
         """(status, store) of any row, audit rows included: for operators and tests."""
         with self._database.sessions() as session:
             row = session.scalars(
                 select(StoredChatCompletion).where(StoredChatCompletion.id == completion_id)
             ).one_or_none()
             return (row.status, row.store) if row else None
-
-    # --- the async API ---------------------------------------------------------------------
-
-    async def save(self, record: NewChatCompletion) -> None:
-        """Store one chat completion; committed when this returns."""
-        await self._database.run(self.save_sync, record)
-
-    async def get(self, owner: str, completion_id: str) -> Json | None:
-        return await self._database.run(self._get, owner, completion_id)
-
-    async def list(
-        self,
-        owner: str,
-        *,
-        model: str | None = None,
-        metadata: dict[str, str] | None = None,
-        after: str | None = None,
-        limit: int = 20,
-        order: Order = "asc",
-    ) -> Page:
-        """A page in insertion order; raises ``CursorNotFound`` for an unknown ``after``."""
-        return await self._database.run(self._list, owner, model, metadata or {}, after, limit, order)
-
-    async def update_metadata(self, owner: str, completion_id: str, metadata: dict[str, str]) -> Json | None:
-        return await self._database.run(self._update_metadata, owner, completion_id, metadata)
-
-    async def delete(self, owner: str, completion_id: str) -> bool:
-        return await self._database.run(self._delete, owner, completion_id)
-
-    async def request(self, owner: str, completion_id: str) -> Json | None:
-        """The request body the completion answered (its ``messages`` among others)."""
-        return await self._database.run(self._request, owner, completion_id)
-
-    async def count(self, owner: str | None = None) -> int:
-        return await self._database.run(self.count_sync, owner)

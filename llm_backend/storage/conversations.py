@@ -17,7 +17,7 @@ from .chat_completions import CursorNotFound, Page
 from .models import ConversationItem, StoredConversation
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 Order = Literal["asc", "desc"]
@@ -55,12 +55,11 @@ def append_items(session: Session, owner: str, conversation_id: str, items: list
 
 
 class ConversationStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
-    # --- blocking implementations (run in worker threads) ---------------------------------
-
-    def _create(self, owner: str, conversation_id: str, created_at: int, metadata: dict[str, str], items: list[Json]) -> Json:
+    def create(self, owner: str, conversation_id: str, created_at: int, metadata: dict[str, str], items: list[Json]) -> Json:
+        """A new conversation with its first ``items`` (each with an ``id``), in one transaction."""
         with self._database.sessions.begin() as session:
             row = StoredConversation(id=conversation_id, owner=owner, created_at=created_at, metadata_=dict(metadata))
             session.add(row)
@@ -68,12 +67,12 @@ class ConversationStore:
             append_items(session, owner, conversation_id, items)
             return as_openai(row)
 
-    def _get(self, owner: str, conversation_id: str) -> Json | None:
+    def get(self, owner: str, conversation_id: str) -> Json | None:
         with self._database.sessions() as session:
             row = _find(session, owner, conversation_id)
             return as_openai(row) if row else None
 
-    def _update_metadata(self, owner: str, conversation_id: str, metadata: dict[str, str]) -> Json | None:
+    def update_metadata(self, owner: str, conversation_id: str, metadata: dict[str, str]) -> Json | None:
         with self._database.sessions.begin() as session:
             row = _find(session, owner, conversation_id)
             if row is None:
@@ -82,7 +81,7 @@ class ConversationStore:
             session.flush()
             return as_openai(row)
 
-    def _delete(self, owner: str, conversation_id: str) -> bool:
+    def delete(self, owner: str, conversation_id: str) -> bool:
         with self._database.sessions.begin() as session:
             row = _find(session, owner, conversation_id)
             if row is None:
@@ -92,11 +91,13 @@ class ConversationStore:
             session.delete(row)
             return True
 
-    def _add_items(self, owner: str, conversation_id: str, items: list[Json]) -> list[Json] | None:
+    def add_items(self, owner: str, conversation_id: str, items: list[Json]) -> list[Json] | None:
+        """Append items; the items as stored (ids may be renewed), or None: no such conversation."""
         with self._database.sessions.begin() as session:
             return append_items(session, owner, conversation_id, items)
 
-    def _items(self, owner: str, conversation_id: str) -> list[Json] | None:
+    def items(self, owner: str, conversation_id: str) -> list[Json] | None:
+        """Every item in order (a response's history), or None: no such conversation."""
         with self._database.sessions() as session:
             row = _find(session, owner, conversation_id)
             if row is None:
@@ -108,7 +109,10 @@ class ConversationStore:
             )
             return list(session.scalars(query))
 
-    def _list_items(self, owner: str, conversation_id: str, after: str | None, limit: int, order: Order) -> Page | None:
+    def list_items(
+        self, owner: str, conversation_id: str, *, after: str | None = None, limit: int = 20, order: Order = "desc"
+    ) -> Page | None:
+        """A page of items; None: no such conversation; ``CursorNotFound`` for an unknown ``after``."""
         with self._database.sessions() as session:
             row = _find(session, owner, conversation_id)
             if row is None:
@@ -126,7 +130,7 @@ class ConversationStore:
             items = [item.item for item in session.scalars(query)]
         return Page(items[:limit], has_more=len(items) > limit)
 
-    def _get_item(self, owner: str, conversation_id: str, item_id: str) -> Json | None:
+    def get_item(self, owner: str, conversation_id: str, item_id: str) -> Json | None:
         with self._database.sessions() as session:
             row = _find(session, owner, conversation_id)
             if row is None:
@@ -137,7 +141,8 @@ class ConversationStore:
                 )
             )
 
-    def _delete_item(self, owner: str, conversation_id: str, item_id: str) -> Json | None:
+    def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Json | None:
+        """Remove one item; the conversation, or None if it or the item is not there."""
         with self._database.sessions.begin() as session:
             row = _find(session, owner, conversation_id)
             if row is None:
@@ -149,45 +154,7 @@ class ConversationStore:
             )
             return as_openai(row) if result.rowcount else None
 
-    def count_items_sync(self) -> int:
+    def count_items(self) -> int:
         """Items of every conversation of every owner: for tests."""
         with self._database.sessions() as session:
             return session.scalar(select(func.count()).select_from(ConversationItem)) or 0
-
-    # --- the async API ---------------------------------------------------------------------
-
-    async def create(
-        self, owner: str, conversation_id: str, created_at: int, metadata: dict[str, str], items: list[Json]
-    ) -> Json:
-        """A new conversation with its first ``items`` (each with an ``id``), in one transaction."""
-        return await self._database.run(self._create, owner, conversation_id, created_at, metadata, items)
-
-    async def get(self, owner: str, conversation_id: str) -> Json | None:
-        return await self._database.run(self._get, owner, conversation_id)
-
-    async def update_metadata(self, owner: str, conversation_id: str, metadata: dict[str, str]) -> Json | None:
-        return await self._database.run(self._update_metadata, owner, conversation_id, metadata)
-
-    async def delete(self, owner: str, conversation_id: str) -> bool:
-        return await self._database.run(self._delete, owner, conversation_id)
-
-    async def add_items(self, owner: str, conversation_id: str, items: list[Json]) -> list[Json] | None:
-        """Append items; the items as stored (ids may be renewed), or None: no such conversation."""
-        return await self._database.run(self._add_items, owner, conversation_id, items)
-
-    async def items(self, owner: str, conversation_id: str) -> list[Json] | None:
-        """Every item in order (a response's history), or None: no such conversation."""
-        return await self._database.run(self._items, owner, conversation_id)
-
-    async def list_items(
-        self, owner: str, conversation_id: str, *, after: str | None = None, limit: int = 20, order: Order = "desc"
-    ) -> Page | None:
-        """A page of items; None: no such conversation; ``CursorNotFound`` for an unknown ``after``."""
-        return await self._database.run(self._list_items, owner, conversation_id, after, limit, order)
-
-    async def get_item(self, owner: str, conversation_id: str, item_id: str) -> Json | None:
-        return await self._database.run(self._get_item, owner, conversation_id, item_id)
-
-    async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Json | None:
-        """Remove one item; the conversation, or None if it or the item is not there."""
-        return await self._database.run(self._delete_item, owner, conversation_id, item_id)

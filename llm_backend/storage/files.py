@@ -36,7 +36,7 @@ from . import storable
 from .models import StoredFile, VectorStore, VectorStoreFile
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 CHUNK = 1 << 20
@@ -72,7 +72,7 @@ def as_openai(row: StoredFile) -> Json:
 
 
 class FileStore:
-    def __init__(self, database: "Database", directory: Path) -> None:
+    def __init__(self, database: DatabaseHandle, directory: Path) -> None:
         self._database = database
         self.directory = Path(directory)
 

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .models import ForwardedObject, utcnow
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 ID_LENGTH = ForwardedObject.__table__.c.id.type.length
 KIND_LENGTH = ForwardedObject.__table__.c.kind.type.length
@@ -30,7 +30,7 @@ def storable(object_id: object) -> bool:
 
 
 class ForwardedObjects:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
         self._insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
 

@@ -17,14 +17,15 @@ from .clock import database_now
 from .models import McpApprovalRequest
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 
 class McpApprovals:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
-    def _issue(self, owner: str, response_id: str, calls: dict[str, str]) -> None:
+    def issue(self, owner: str, response_id: str, calls: dict[str, str]) -> None:
+        """Record approval requests: their ids, each with its call's digest (at least one)."""
         rows = [
             {"id": request_id, "owner": owner, "response_id": response_id, "call_sha256": digest}
             for request_id, digest in calls.items()
@@ -32,7 +33,9 @@ class McpApprovals:
         with self._database.sessions.begin() as session:
             session.execute(insert(McpApprovalRequest), rows)
 
-    def _answer(self, owner: str, request_id: str, digest: str) -> bool:
+    def answer(self, owner: str, request_id: str, digest: str) -> bool:
+        """Mark an approval request answered; False unless it is this owner's, for this
+        call, and not answered before."""
         with self._database.sessions.begin() as session:
             result = session.execute(
                 update(McpApprovalRequest)
@@ -45,13 +48,3 @@ class McpApprovals:
                 .values(answered_at=database_now())
             )
             return result.rowcount == 1
-
-    async def issue(self, owner: str, response_id: str, calls: dict[str, str]) -> None:
-        """Record approval requests: their ids, each with its call's digest."""
-        if calls:
-            await self._database.run(self._issue, owner, response_id, calls)
-
-    async def answer(self, owner: str, request_id: str, digest: str) -> bool:
-        """Mark an approval request answered; False unless it is this owner's, for this
-        call, and not answered before."""
-        return await self._database.run(self._answer, owner, request_id, digest)

@@ -12,11 +12,11 @@ from .admin_snapshot import LIMIT_NAMES, ModelLimits
 from .models import ProjectRateLimit
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 
 class ProjectLimitStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def of(self, project_id: str) -> dict[str, ModelLimits]:

@@ -22,7 +22,7 @@ from .models import Project
 from .paging import seq_page
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 
 
@@ -31,7 +31,7 @@ def new_project_id() -> str:
 
 
 class ProjectStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     # --- administration (blocking) ------------------------------------------------------------

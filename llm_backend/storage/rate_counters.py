@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .models import RateLimitCounter
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 # Windows older than this are deleted (a day's window must outlive its day; a month's, its month).
 KEEP_SECONDS = 2 * 86400
@@ -43,7 +43,7 @@ class _Refused(Exception):
 
 
 class RateCounters:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
         self._insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
         self._pruned = 0.0

@@ -26,7 +26,7 @@ from .models import ResponseEvent, StoredResponse
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 
@@ -58,17 +58,17 @@ class NewResponse:
 
 
 class ResponseStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
-
-    # --- blocking implementations (run in worker threads) ---------------------------------
 
     def _find(self, session: Session, owner: str, response_id: str, locked: bool = False) -> StoredResponse | None:
         query = select(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
         # Locked: PostgreSQL reads the row as the last writer left it and holds it till commit.
         return session.scalars(query.with_for_update() if locked else query).one_or_none()
 
-    def _save(self, record: NewResponse, conversation_items: list[Json]) -> None:
+    def save(self, record: NewResponse, conversation_items: list[Json] | None = None) -> None:
+        """Store a response; with a conversation, append ``conversation_items`` to it in the
+        same transaction. Committed when this returns."""
         row = StoredResponse(
             id=record.id,
             owner=record.owner,
@@ -87,25 +87,36 @@ class ResponseStore:
             if record.conversation_id and conversation_items:
                 append_items(session, record.owner, record.conversation_id, conversation_items)
 
-    def _finish(
-        self, owner: str, response_id: str, response: Json, conversation_items: list[Json], events: list[Json]
+    def finish(
+        self,
+        owner: str,
+        response_id: str,
+        response: Json,
+        conversation_items: list[Json] | None = None,
+        events: list[Json] | None = None,
     ) -> bool:
+        """Replace a stored background response, still queued or in progress, with a newer
+        object (its final one, with its last ``events``, in one transaction); False if it
+        is gone or has ended meanwhile (a cancel, here or on another replica)."""
         with self._database.sessions.begin() as session:
             row = self._find(session, owner, response_id, locked=True)
             if row is None or row.status not in UNFINISHED:
                 return False
             row.response = response
             row.status = response["status"]
-            _add_events(session, response_id, events)
+            _add_events(session, response_id, events or [])
             if row.conversation_id and conversation_items:
                 append_items(session, owner, row.conversation_id, conversation_items)
             return True
 
-    def _add_events(self, response_id: str, events: list[Json]) -> None:
+    def add_events(self, response_id: str, events: list[Json]) -> None:
+        """Write stream events of a running background response (its process only)."""
         with self._database.sessions.begin() as session:
             _add_events(session, response_id, events)
 
-    def _events(self, owner: str, response_id: str, after: int | None) -> tuple[str, list[Json]] | None:
+    def events(self, owner: str, response_id: str, after: int | None = None) -> tuple[str, list[Json]] | None:
+        """The response's status and the events written so far with a ``sequence_number``
+        above ``after`` (None: no such response of this owner)."""
         with self._database.sessions() as session:
             # The status first: the events written before it ended are all there to be read then.
             status = session.scalar(
@@ -118,17 +129,19 @@ class ResponseStore:
                 query = query.where(ResponseEvent.sequence_number > after)
             return status, list(session.scalars(query.order_by(ResponseEvent.sequence_number)))
 
-    def _get(self, owner: str, response_id: str) -> Json | None:
+    def get(self, owner: str, response_id: str) -> Json | None:
         with self._database.sessions() as session:
             row = self._find(session, owner, response_id)
             return row.response if row else None
 
-    def _input_items(self, owner: str, response_id: str) -> list[Json] | None:
+    def input_items(self, owner: str, response_id: str) -> list[Json] | None:
         with self._database.sessions() as session:
             row = self._find(session, owner, response_id)
             return list(row.input_items) if row else None
 
-    def _history(self, owner: str, response_id: str) -> list[Json]:
+    def history(self, owner: str, response_id: str) -> list[Json]:
+        """Every input and output item of the chain ending at ``response_id``, oldest first;
+        raises ``ResponseNotFound`` naming the first link this owner does not have."""
         turns: list[list[Json]] = []
         seen: set[str] = set()
         with self._database.sessions() as session:
@@ -142,14 +155,14 @@ class ResponseStore:
                 next_id = row.previous_response_id
         return [item for turn in reversed(turns) for item in turn]
 
-    def _delete(self, owner: str, response_id: str) -> bool:
+    def delete(self, owner: str, response_id: str) -> bool:
         with self._database.sessions.begin() as session:
             result = session.execute(
                 delete(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
             )
             return result.rowcount > 0
 
-    def fail_unfinished_sync(self, message: str, lease: float | None = None, ids: list[str] | None = None) -> int:
+    def fail_unfinished(self, message: str, lease: float | None = None, ids: list[str] | None = None) -> int:
         """Mark queued or in-progress responses failed: those not touched for ``lease``
         seconds by the database's clock (their process is gone: nothing runs them any
         more), or those of ``ids``; their streams end with a ``response.failed`` event.
@@ -175,7 +188,7 @@ class ResponseStore:
                 _add_events(session, row.id, [{"type": "response.failed", "sequence_number": sequence, "response": row.response}])
             return len(rows)
 
-    def touch_sync(self, ids: list[str]) -> None:
+    def touch(self, ids: list[str]) -> None:
         """Renew the lease of running background responses (their ``updated_at``)."""
         with self._database.sessions.begin() as session:
             session.execute(
@@ -184,7 +197,7 @@ class ResponseStore:
                 .values(updated_at=database_now())
             )
 
-    def ended_sync(self, ids: list[str]) -> list[str]:
+    def ended(self, ids: list[str]) -> list[str]:
         """Those of ``ids`` that are no longer running: ended (cancelled, by any process) or deleted."""
         with self._database.sessions() as session:
             running = set(
@@ -194,69 +207,15 @@ class ResponseStore:
             )
         return [response_id for response_id in ids if response_id not in running]
 
-    def count_sync(self) -> int:
+    def count(self) -> int:
         """Responses of every owner: for operators and tests."""
         with self._database.sessions() as session:
             return session.scalar(select(func.count()).select_from(StoredResponse)) or 0
 
-    def status_sync(self, response_id: str) -> str | None:
+    def status(self, response_id: str) -> str | None:
         """The stored status of any owner's response: for operators and tests."""
         with self._database.sessions() as session:
             return session.scalar(select(StoredResponse.status).where(StoredResponse.id == response_id))
-
-    # --- the async API ---------------------------------------------------------------------
-
-    async def save(self, record: NewResponse, conversation_items: list[Json] | None = None) -> None:
-        """Store a response; with a conversation, append ``conversation_items`` to it in the
-        same transaction. Committed when this returns."""
-        await self._database.run(self._save, record, conversation_items or [])
-
-    async def finish(
-        self,
-        owner: str,
-        response_id: str,
-        response: Json,
-        conversation_items: list[Json] | None = None,
-        events: list[Json] | None = None,
-    ) -> bool:
-        """Replace a stored background response, still queued or in progress, with a newer
-        object (its final one, with its last ``events``, in one transaction); False if it
-        is gone or has ended meanwhile (a cancel, here or on another replica)."""
-        return await self._database.run(
-            self._finish, owner, response_id, response, conversation_items or [], events or []
-        )
-
-    async def add_events(self, response_id: str, events: list[Json]) -> None:
-        """Write stream events of a running background response (its process only)."""
-        await self._database.run(self._add_events, response_id, events)
-
-    async def events(self, owner: str, response_id: str, after: int | None = None) -> tuple[str, list[Json]] | None:
-        """The response's status and the events written so far with a ``sequence_number``
-        above ``after`` (None: no such response of this owner)."""
-        return await self._database.run(self._events, owner, response_id, after)
-
-    async def get(self, owner: str, response_id: str) -> Json | None:
-        return await self._database.run(self._get, owner, response_id)
-
-    async def input_items(self, owner: str, response_id: str) -> list[Json] | None:
-        return await self._database.run(self._input_items, owner, response_id)
-
-    async def history(self, owner: str, response_id: str) -> list[Json]:
-        """Every input and output item of the chain ending at ``response_id``, oldest first;
-        raises ``ResponseNotFound`` naming the first link this owner does not have."""
-        return await self._database.run(self._history, owner, response_id)
-
-    async def delete(self, owner: str, response_id: str) -> bool:
-        return await self._database.run(self._delete, owner, response_id)
-
-    async def fail_unfinished(self, message: str, lease: float | None = None, ids: list[str] | None = None) -> int:
-        return await self._database.run(self.fail_unfinished_sync, message, lease, ids)
-
-    async def touch(self, ids: list[str]) -> None:
-        await self._database.run(self.touch_sync, ids)
-
-    async def ended(self, ids: list[str]) -> list[str]:
-        return await self._database.run(self.ended_sync, ids)
 
 
 def _add_events(session: Session, response_id: str, events: list[Json]) -> None:

@@ -12,7 +12,7 @@ from .audit_log import Audit, append_in
 from .models import OrganizationSetting, StoredChatCompletion, StoredConversation, StoredFile, StoredResponse, VectorStore
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 RETENTION = "data_retention"
 # Responses still running are never swept (their process finishes them first).
@@ -20,7 +20,7 @@ UNFINISHED = ("queued", "in_progress")
 
 
 class RetentionStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def organization_type(self) -> str | None:

@@ -19,7 +19,7 @@ from .models import ApiKey, Project, ServiceAccount
 from .paging import key_page, seq_page
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 
 class ArchivedProject(Exception):
@@ -27,7 +27,7 @@ class ArchivedProject(Exception):
 
 
 class ServiceAccountStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def _active_project(self, session, project_id: str) -> None:

@@ -15,11 +15,11 @@ from .models import SpendAlert, SpendLimit
 from .paging import seq_page
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 
 class SpendStore:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def limit(self, scope: str) -> SpendLimit | None:

@@ -36,7 +36,7 @@ from .clock import database_epoch, database_now
 from .models import StoredUpload, UploadPart
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
     from .files import FileStore
 
 Json = dict[str, Any]
@@ -81,7 +81,7 @@ def as_openai(row: StoredUpload, file: Json | None = None) -> Json:
 
 
 class UploadStore:
-    def __init__(self, database: Database, directory: Path) -> None:
+    def __init__(self, database: DatabaseHandle, directory: Path) -> None:
         self._database = database
         self.directory = Path(directory)
 

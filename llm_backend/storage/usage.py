@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, select
 from .models import UsageRecord
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class UsageTotals:
 
 
 class UsageStore:
-    def __init__(self, database: Database, flush_interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, database: DatabaseHandle, flush_interval: float = FLUSH_INTERVAL) -> None:
         self._database = database
         self.flush_interval = flush_interval
         self._pending: dict[Key, list[float]] = {}

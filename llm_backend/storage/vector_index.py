@@ -6,7 +6,7 @@ with no chunks (to be retried or failed), never half its chunks. Each change to 
 chunks bumps its ``generation``, which keys the in-memory vector matrices of ``search``.
 
 Keyword ranking runs in the database (``keyword_index.py``). Writers lock the store's row
-before its files' (``vector_stores.locking_store``), the order a store's delete takes.
+before its files' (``vector_store_rows.locking_store``), the order a store's delete takes.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 
 from . import keyword_index
 from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile
-from .vector_stores import locking_store
+from .vector_store_rows import locking_store
 
 if TYPE_CHECKING:  # numpy is imported where it is used: the API process starts without it (issue #27)
     import numpy as np
 
-    from . import Database
+    from .handle import DatabaseHandle
 
 Json = dict[str, Any]
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _now() -> int:
 
 
 class VectorIndex:
-    def __init__(self, database: "Database") -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     # --- stores and their files -----------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .models import VectorStore, VectorStoreFile, VectorStoreFileBatch
-from .vector_stores import (
+from .vector_store_rows import (
     Json,
     NewStoreFile,
     counts_of,
@@ -22,11 +22,11 @@ from .vector_stores import (
 )
 
 if TYPE_CHECKING:
-    from . import Database
+    from .handle import DatabaseHandle
 
 
 class VectorStoreBatches:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
     def _batch(self, session: Session, owner: str, store_id: str, batch_id: str) -> tuple[VectorStore, VectorStoreFileBatch] | None:

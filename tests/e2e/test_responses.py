@@ -245,11 +245,11 @@ def test_a_call_cut_by_the_token_limit_is_incomplete_in_the_response_and_its_str
 
 
 def test_a_function_call_output_without_its_call_is_refused_and_stores_nothing(client, database):
-    before = database.responses.count_sync()
+    before = database.responses.count()
     with pytest.raises(openai.BadRequestError) as refused:
         create(client, input=[{"type": "function_call_output", "call_id": "call_nowhere", "output": "Sunny"}])
     assert refused.value.param == "input" and "call_nowhere" in refused.value.message
-    assert database.responses.count_sync() == before
+    assert database.responses.count() == before
 
 
 def test_a_named_tool_choice_calls_that_function(client):
@@ -291,10 +291,10 @@ def test_json_schema_output_parses_and_validates(client):
 
 
 def test_store_false_answers_but_keeps_nothing(client, database):
-    before = database.responses.count_sync()
+    before = database.responses.count()
     response = create(client, input="Hi", store=False)
     assert response.output_text and response.store is False
-    assert database.responses.count_sync() == before
+    assert database.responses.count() == before
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(response.id)
     with pytest.raises(openai.NotFoundError):
@@ -344,12 +344,12 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("case", BAD_REQUESTS, ids=list(BAD_REQUESTS))
 def test_a_bad_request_is_refused_with_its_param_and_stores_nothing(client, database, case):
     body, param = BAD_REQUESTS[case]
-    before = database.responses.count_sync()
+    before = database.responses.count()
     with pytest.raises(openai.APIStatusError) as raised:
         create(client, **body)
     assert raised.value.status_code in (400, 404)
     assert raised.value.body["param"] == param and raised.value.body["type"] == "invalid_request_error"
-    assert database.responses.count_sync() == before
+    assert database.responses.count() == before
 
 
 def test_unknown_response_ids_answer_404_not_found(client):

@@ -7,26 +7,22 @@ from __future__ import annotations
 import asyncio
 
 
-def run(coroutine):
-    return asyncio.run(coroutine)
-
-
 def test_an_approval_is_answered_once_by_its_owner_for_its_call(database):
     approvals = database.mcp_approvals
-    run(approvals.issue("alice", "resp_1", {"mcpr_1": "digest-1", "mcpr_2": "digest-2"}))
-    assert not run(approvals.answer("bob", "mcpr_1", "digest-1"))  # another tenant
-    assert not run(approvals.answer("alice", "mcpr_1", "digest-2"))  # another call
-    assert not run(approvals.answer("alice", "mcpr_9", "digest-1"))  # never issued
-    assert run(approvals.answer("alice", "mcpr_1", "digest-1"))
-    assert not run(approvals.answer("alice", "mcpr_1", "digest-1"))  # answered already
-    assert run(approvals.answer("alice", "mcpr_2", "digest-2"))
+    approvals.issue("alice", "resp_1", {"mcpr_1": "digest-1", "mcpr_2": "digest-2"})
+    assert not approvals.answer("bob", "mcpr_1", "digest-1")  # another tenant
+    assert not approvals.answer("alice", "mcpr_1", "digest-2")  # another call
+    assert not approvals.answer("alice", "mcpr_9", "digest-1")  # never issued
+    assert approvals.answer("alice", "mcpr_1", "digest-1")
+    assert not approvals.answer("alice", "mcpr_1", "digest-1")  # answered already
+    assert approvals.answer("alice", "mcpr_2", "digest-2")
 
 
 def test_racing_answers_of_one_approval_let_one_through(database):
     approvals = database.mcp_approvals
-    run(approvals.issue("alice", "resp_1", {"mcpr_race": "digest"}))
+    approvals.issue("alice", "resp_1", {"mcpr_race": "digest"})
 
     async def race() -> list[bool]:
-        return await asyncio.gather(*(approvals.answer("alice", "mcpr_race", "digest") for _ in range(8)))
+        return await asyncio.gather(*(database.run(approvals.answer, "alice", "mcpr_race", "digest") for _ in range(8)))
 
-    assert sorted(run(race())) == [False] * 7 + [True]
+    assert sorted(asyncio.run(race())) == [False] * 7 + [True]

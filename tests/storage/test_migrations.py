@@ -68,11 +68,11 @@ def test_database_from_revision_0001_upgrades_without_loss(database_url):
     db.upgrade()
     try:
         assert db.revision() == HEAD
-        stored = asyncio.run(db.chat_completions.get("key-0", OLD_COMPLETION["id"]))
+        stored = db.chat_completions.get("key-0", OLD_COMPLETION["id"])
         assert stored == {**OLD_COMPLETION, "metadata": {"project": "old"}}
-        assert db.chat_completions.status_sync(OLD_COMPLETION["id"]) == ("completed", True)
+        assert db.chat_completions.status(OLD_COMPLETION["id"]) == ("completed", True)
         # The metadata filter of 0002 finds the old row: its pairs were backfilled.
-        page = asyncio.run(db.chat_completions.list("key-0", metadata={"project": "old"}))
+        page = db.chat_completions.list("key-0", metadata={"project": "old"})
         assert [item["id"] for item in page.data] == [OLD_COMPLETION["id"]]
         assert asyncio.run(db.api_keys.authenticate("sk-llmb-old")).id == "apikey_old"
     finally:
@@ -80,7 +80,7 @@ def test_database_from_revision_0001_upgrades_without_loss(database_url):
 
 
 def test_upgrade_of_an_up_to_date_database_changes_nothing(database):
-    asyncio.run(database.chat_completions.list("anyone"))
+    database.chat_completions.list("anyone")
     database.upgrade()
     assert database.revision() == HEAD
 
@@ -167,7 +167,7 @@ def test_events_kept_in_0007s_column_move_to_their_table_and_back(database_url):
     db = Database(database_url)
     try:
         db.upgrade()
-        assert asyncio.run(db.responses.events("key-0", "resp_old")) == ("completed", kept)
+        assert db.responses.events("key-0", "resp_old") == ("completed", kept)
         with db.engine.begin() as connection:
             config = migrate._config()
             config.attributes["connection"] = connection
@@ -249,7 +249,7 @@ def test_positional_owners_are_carried_over_in_every_table(carried_over):
         "usage": sorted([alice, alice, "bob"]),
         "rate_limit_counters": [],  # windows restart
     }
-    assert asyncio.run(carried_over.chat_completions.get(alice, "chatcmpl-0")) is not None
+    assert carried_over.chat_completions.get(alice, "chatcmpl-0") is not None
     with carried_over.engine.connect() as connection:
         renames = connection.execute(sa.text("SELECT old_owner, new_owner, rows FROM owner_renames")).all()
     assert sorted(renames) == [("admin-0", "ops", 1), ("key-0", alice, 4), ("key-1", "bob", 3)]

@@ -110,9 +110,9 @@ def test_revision_0013_gives_each_tenant_a_project(database_url):
         assert carol.id == "apikey_carol" and carol.project_id.startswith("proj_")
         bob = derived_owner("sk-unnamed-bob")
         for owner in ("alice", bob, carol.project_id):
-            found = asyncio.run(db.conversations.get(owner, f"conv_{'apikey_carol' if owner == carol.project_id else owner}"))
+            found = db.conversations.get(owner, f"conv_{'apikey_carol' if owner == carol.project_id else owner}")
             assert found is not None
-        assert asyncio.run(db.conversations.get("apikey_carol", "conv_apikey_carol")) is None
+        assert db.conversations.get("apikey_carol", "conv_apikey_carol") is None
         with db.engine.connect() as connection:
             projects = dict(connection.execute(sa.text("SELECT id, static FROM projects")).all())
             usage = sorted(connection.execute(sa.text("SELECT owner, project_id FROM usage")).all())

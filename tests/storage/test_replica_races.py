@@ -322,7 +322,7 @@ def test_a_batch_lease_taken_by_a_replica_with_a_slow_clock_is_not_taken_over(sk
     batch = database.batches.create(OWNER, "/v1/chat/completions", "file-input", "24h", 86400, None, None)
     assert run("print(db.batches.claim('slow-clock', 60).id)") == batch["id"]
     assert claim(database.batches, "true-clock", 60) is None  # (before: taken over at once)
-    assert database.batches.row_sync(batch["id"])["lease_holder"] == "slow-clock"
+    assert database.batches.row(batch["id"])["lease_holder"] == "slow-clock"
 
 
 def test_a_background_response_of_a_replica_with_a_slow_clock_is_not_failed_as_abandoned(skewed):
@@ -332,11 +332,11 @@ def test_a_background_response_of_a_replica_with_a_slow_clock_is_not_failed_as_a
         "record = NewResponse(id='resp_slow', owner='tenant-a', model='smollm2', created_at=1, "
         "response={'id': 'resp_slow', 'object': 'response', 'status': 'in_progress', 'output': []}, "
         "request={}, input_items=[], background=True)\n"
-        "db.responses._save(record, [])\n"
-        "db.responses.touch_sync(['resp_slow'])\n"
+        "db.responses.save(record, [])\n"
+        "db.responses.touch(['resp_slow'])\n"
     )
-    assert database.responses.fail_unfinished_sync("interrupted", lease=60) == 0  # (before: 1)
-    assert database.responses.status_sync("resp_slow") == "in_progress"
+    assert database.responses.fail_unfinished("interrupted", lease=60) == 0  # (before: 1)
+    assert database.responses.status("resp_slow") == "in_progress"
 
 
 def test_a_vector_store_file_indexed_by_a_replica_with_a_slow_clock_is_not_taken_over(skewed):

@@ -3,8 +3,6 @@ chains rebuilt from links, ordered conversation items, the start-up sweep."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -35,10 +33,6 @@ def turn(number: int, previous: str | None = None, owner: str = "a", status: str
     )
 
 
-def run(coroutine):
-    return asyncio.run(coroutine)
-
-
 def test_the_models_match_the_migrations(database):
     with database.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -49,161 +43,161 @@ def test_the_models_match_the_migrations(database):
 
 
 def test_a_saved_response_is_found_by_its_owner_only(database):
-    run(database.responses.save(turn(1)))
-    assert run(database.responses.get("a", "resp_1"))["output"][0]["id"] == "msg_out1"
-    assert run(database.responses.get("b", "resp_1")) is None
-    assert run(database.responses.input_items("b", "resp_1")) is None
+    database.responses.save(turn(1))
+    assert database.responses.get("a", "resp_1")["output"][0]["id"] == "msg_out1"
+    assert database.responses.get("b", "resp_1") is None
+    assert database.responses.input_items("b", "resp_1") is None
 
 
 def test_history_walks_the_chain_oldest_first(database):
-    run(database.responses.save(turn(1)))
-    run(database.responses.save(turn(2, previous="resp_1")))
-    run(database.responses.save(turn(3, previous="resp_2")))
-    history = run(database.responses.history("a", "resp_3"))
+    database.responses.save(turn(1))
+    database.responses.save(turn(2, previous="resp_1"))
+    database.responses.save(turn(3, previous="resp_2"))
+    history = database.responses.history("a", "resp_3")
     assert [item["id"] for item in history] == ["msg_in1", "msg_out1", "msg_in2", "msg_out2", "msg_in3", "msg_out3"]
 
 
 def test_history_through_a_deleted_link_names_that_link(database):
-    run(database.responses.save(turn(1)))
-    run(database.responses.save(turn(2, previous="resp_1")))
-    assert run(database.responses.delete("a", "resp_1"))
+    database.responses.save(turn(1))
+    database.responses.save(turn(2, previous="resp_1"))
+    assert database.responses.delete("a", "resp_1")
     with pytest.raises(ResponseNotFound) as caught:
-        run(database.responses.history("a", "resp_2"))
+        database.responses.history("a", "resp_2")
     assert caught.value.response_id == "resp_1"
 
 
 def test_another_owner_can_neither_continue_nor_delete_a_response(database):
-    run(database.responses.save(turn(1)))
+    database.responses.save(turn(1))
     with pytest.raises(ResponseNotFound):
-        run(database.responses.history("b", "resp_1"))
-    assert not run(database.responses.delete("b", "resp_1"))
-    assert run(database.responses.get("a", "resp_1")) is not None
+        database.responses.history("b", "resp_1")
+    assert not database.responses.delete("b", "resp_1")
+    assert database.responses.get("a", "resp_1") is not None
 
 
 def test_finish_replaces_the_object_and_status(database):
-    run(database.responses.save(turn(1, status="in_progress", background=True)))
+    database.responses.save(turn(1, status="in_progress", background=True))
     done = {"id": "resp_1", "object": "response", "status": "completed", "output": []}
-    assert run(database.responses.finish("a", "resp_1", done))
-    assert run(database.responses.get("a", "resp_1")) == done
-    assert database.responses.status_sync("resp_1") == "completed"
-    assert not run(database.responses.finish("a", "resp_missing", done))
+    assert database.responses.finish("a", "resp_1", done)
+    assert database.responses.get("a", "resp_1") == done
+    assert database.responses.status("resp_1") == "completed"
+    assert not database.responses.finish("a", "resp_missing", done)
 
 
 def test_an_ended_response_is_never_written_again(database):
     """A cancel (from any replica) lands first: the run finishing later changes nothing,
     neither the object nor its events; nor does the sweep."""
-    run(database.responses.save(turn(1, status="in_progress", background=True)))
+    database.responses.save(turn(1, status="in_progress", background=True))
     cancelled = {"id": "resp_1", "object": "response", "status": "cancelled", "output": []}
-    assert run(database.responses.finish("a", "resp_1", cancelled))
+    assert database.responses.finish("a", "resp_1", cancelled)
     completed = {**cancelled, "status": "completed"}
     last = {"type": "response.completed", "sequence_number": 0, "response": completed}
-    assert not run(database.responses.finish("a", "resp_1", completed, events=[last]))
-    assert run(database.responses.fail_unfinished("stopped", ids=["resp_1"])) == 0
-    assert run(database.responses.get("a", "resp_1"))["status"] == "cancelled"
-    assert run(database.responses.events("a", "resp_1")) == ("cancelled", [])
+    assert not database.responses.finish("a", "resp_1", completed, events=[last])
+    assert database.responses.fail_unfinished("stopped", ids=["resp_1"]) == 0
+    assert database.responses.get("a", "resp_1")["status"] == "cancelled"
+    assert database.responses.events("a", "resp_1") == ("cancelled", [])
 
 
 def test_the_events_of_a_response_are_written_as_it_runs_and_read_by_its_owner_only(database):
     store = database.responses
-    run(store.save(turn(1, status="in_progress", background=True)))
-    assert run(store.events("a", "resp_1")) == ("in_progress", [])
+    store.save(turn(1, status="in_progress", background=True))
+    assert store.events("a", "resp_1") == ("in_progress", [])
     first = [{"type": "response.created", "sequence_number": 0}, {"type": "response.in_progress", "sequence_number": 1}]
-    run(store.add_events("resp_1", first))
-    assert run(store.events("a", "resp_1", after=0)) == ("in_progress", first[1:])
+    store.add_events("resp_1", first)
+    assert store.events("a", "resp_1", after=0) == ("in_progress", first[1:])
     done = {"id": "resp_1", "object": "response", "status": "completed", "output": []}
     last = {"type": "response.completed", "sequence_number": 2, "response": done}
-    assert run(store.finish("a", "resp_1", done, events=[last]))
-    assert run(store.events("a", "resp_1")) == ("completed", [*first, last])
-    assert run(store.events("b", "resp_1")) is None
+    assert store.finish("a", "resp_1", done, events=[last])
+    assert store.events("a", "resp_1") == ("completed", [*first, last])
+    assert store.events("b", "resp_1") is None
     # The object itself is read without them; deleting it deletes them.
-    assert run(store.get("a", "resp_1")) == done
-    assert run(store.delete("a", "resp_1"))
-    run(store.save(turn(1, status="in_progress", background=True)))
-    assert run(store.events("a", "resp_1")) == ("in_progress", [])
+    assert store.get("a", "resp_1") == done
+    assert store.delete("a", "resp_1")
+    store.save(turn(1, status="in_progress", background=True))
+    assert store.events("a", "resp_1") == ("in_progress", [])
 
 
 def test_the_sweep_fails_unfinished_responses_only_and_ends_their_streams(database):
-    run(database.responses.save(turn(1, status="in_progress", background=True)))
-    run(database.responses.save(turn(2, status="queued", background=True)))
-    run(database.responses.save(turn(3)))
-    run(database.responses.add_events("resp_1", [{"type": "response.created", "sequence_number": 0}]))
-    assert run(database.responses.fail_unfinished("stopped")) == 2
-    failed = run(database.responses.get("a", "resp_1"))
+    database.responses.save(turn(1, status="in_progress", background=True))
+    database.responses.save(turn(2, status="queued", background=True))
+    database.responses.save(turn(3))
+    database.responses.add_events("resp_1", [{"type": "response.created", "sequence_number": 0}])
+    assert database.responses.fail_unfinished("stopped") == 2
+    failed = database.responses.get("a", "resp_1")
     assert failed["status"] == "failed" and failed["error"]["message"] == "stopped"
-    assert database.responses.status_sync("resp_3") == "completed"
-    status, events = run(database.responses.events("a", "resp_1"))
+    assert database.responses.status("resp_3") == "completed"
+    status, events = database.responses.events("a", "resp_1")
     assert status == "failed" and [(e["type"], e["sequence_number"]) for e in events] == [
         ("response.created", 0),
         ("response.failed", 1),
     ]
     assert events[-1]["response"] == failed
-    assert run(database.responses.events("a", "resp_2"))[1][0]["sequence_number"] == 0
+    assert database.responses.events("a", "resp_2")[1][0]["sequence_number"] == 0
 
 
 def test_ended_names_the_responses_no_longer_running(database):
-    run(database.responses.save(turn(1, status="in_progress", background=True)))
-    run(database.responses.save(turn(2, status="in_progress", background=True)))
-    run(database.responses.finish("a", "resp_2", {"id": "resp_2", "status": "cancelled", "output": []}))
-    assert run(database.responses.ended(["resp_1", "resp_2", "resp_gone"])) == ["resp_2", "resp_gone"]
+    database.responses.save(turn(1, status="in_progress", background=True))
+    database.responses.save(turn(2, status="in_progress", background=True))
+    database.responses.finish("a", "resp_2", {"id": "resp_2", "status": "cancelled", "output": []})
+    assert database.responses.ended(["resp_1", "resp_2", "resp_gone"]) == ["resp_2", "resp_gone"]
 
 
 def test_a_conversation_keeps_its_items_in_order(database):
     store = database.conversations
-    created = run(store.create("a", "conv_1", 1700000000, {"k": "v"}, [message("msg_1", "user", "hi")]))
+    created = store.create("a", "conv_1", 1700000000, {"k": "v"}, [message("msg_1", "user", "hi")])
     assert created == {"id": "conv_1", "object": "conversation", "created_at": 1700000000, "metadata": {"k": "v"}}
-    run(store.add_items("a", "conv_1", [message("msg_2", "assistant", "hello"), message("msg_3", "user", "bye")]))
-    assert [item["id"] for item in run(store.items("a", "conv_1"))] == ["msg_1", "msg_2", "msg_3"]
-    page = run(store.list_items("a", "conv_1", order="desc", limit=2))
+    store.add_items("a", "conv_1", [message("msg_2", "assistant", "hello"), message("msg_3", "user", "bye")])
+    assert [item["id"] for item in store.items("a", "conv_1")] == ["msg_1", "msg_2", "msg_3"]
+    page = store.list_items("a", "conv_1", order="desc", limit=2)
     assert [item["id"] for item in page.data] == ["msg_3", "msg_2"] and page.has_more
-    page = run(store.list_items("a", "conv_1", order="asc", after="msg_1"))
+    page = store.list_items("a", "conv_1", order="asc", after="msg_1")
     assert [item["id"] for item in page.data] == ["msg_2", "msg_3"] and not page.has_more
 
 
 def test_an_item_id_already_in_the_conversation_gets_a_new_one(database):
     store = database.conversations
-    run(store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi")]))
-    stored = run(store.add_items("a", "conv_1", [message("msg_1", "user", "again")]))
+    store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi")])
+    stored = store.add_items("a", "conv_1", [message("msg_1", "user", "again")])
     assert stored[0]["id"] != "msg_1" and stored[0]["id"].startswith("msg_")
-    assert len(run(store.items("a", "conv_1"))) == 2
+    assert len(store.items("a", "conv_1")) == 2
 
 
 def test_conversations_are_invisible_to_other_owners(database):
     store = database.conversations
-    run(store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi")]))
-    assert run(store.get("b", "conv_1")) is None
-    assert run(store.items("b", "conv_1")) is None
-    assert run(store.add_items("b", "conv_1", [message("msg_2", "user", "x")])) is None
-    assert run(store.get_item("b", "conv_1", "msg_1")) is None
-    assert run(store.delete_item("b", "conv_1", "msg_1")) is None
-    assert run(store.update_metadata("b", "conv_1", {"x": "y"})) is None
-    assert not run(store.delete("b", "conv_1"))
-    assert len(run(store.items("a", "conv_1"))) == 1
+    store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi")])
+    assert store.get("b", "conv_1") is None
+    assert store.items("b", "conv_1") is None
+    assert store.add_items("b", "conv_1", [message("msg_2", "user", "x")]) is None
+    assert store.get_item("b", "conv_1", "msg_1") is None
+    assert store.delete_item("b", "conv_1", "msg_1") is None
+    assert store.update_metadata("b", "conv_1", {"x": "y"}) is None
+    assert not store.delete("b", "conv_1")
+    assert len(store.items("a", "conv_1")) == 1
 
 
 def test_deleting_a_conversation_deletes_its_items(database):
     store = database.conversations
-    run(store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi")]))
-    assert run(store.delete("a", "conv_1"))
-    assert run(store.get("a", "conv_1")) is None
-    assert store.count_items_sync() == 0
+    store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi")])
+    assert store.delete("a", "conv_1")
+    assert store.get("a", "conv_1") is None
+    assert store.count_items() == 0
 
 
 def test_deleting_an_item_returns_the_conversation(database):
     store = database.conversations
-    run(store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi"), message("msg_2", "user", "x")]))
-    assert run(store.delete_item("a", "conv_1", "msg_1"))["id"] == "conv_1"
-    assert run(store.get_item("a", "conv_1", "msg_1")) is None
-    assert run(store.delete_item("a", "conv_1", "msg_1")) is None
+    store.create("a", "conv_1", 1700000000, {}, [message("msg_1", "user", "hi"), message("msg_2", "user", "x")])
+    assert store.delete_item("a", "conv_1", "msg_1")["id"] == "conv_1"
+    assert store.get_item("a", "conv_1", "msg_1") is None
+    assert store.delete_item("a", "conv_1", "msg_1") is None
 
 
 def test_an_unknown_item_cursor_is_reported(database):
-    run(database.conversations.create("a", "conv_1", 1700000000, {}, []))
+    database.conversations.create("a", "conv_1", 1700000000, {}, [])
     with pytest.raises(CursorNotFound):
-        run(database.conversations.list_items("a", "conv_1", after="msg_none"))
+        database.conversations.list_items("a", "conv_1", after="msg_none")
 
 
 def test_a_response_in_a_conversation_appends_its_items_with_it(database):
-    run(database.conversations.create("a", "conv_1", 1700000000, {}, []))
+    database.conversations.create("a", "conv_1", 1700000000, {}, [])
     record = turn(1, conversation_id="conv_1")
-    run(database.responses.save(record, [*record.input_items, *record.response["output"]]))
-    assert [item["id"] for item in run(database.conversations.items("a", "conv_1"))] == ["msg_in1", "msg_out1"]
+    database.responses.save(record, [*record.input_items, *record.response["output"]])
+    assert [item["id"] for item in database.conversations.items("a", "conv_1")] == ["msg_in1", "msg_out1"]

@@ -37,7 +37,7 @@ def wait_for_row(server_db, completion_id: str, timeout: float = 30):
     """The (status, store) of a row written after the response (streams): wait until it is there."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = server_db.chat_completions.status_sync(completion_id)
+        found = server_db.chat_completions.status(completion_id)
         if found:
             return found
         time.sleep(0.05)
@@ -84,7 +84,7 @@ def test_without_store_nothing_is_listed_but_the_audit_setting_keeps_it(owner_a,
     created = create(owner_a, metadata=tag())
     with pytest.raises(openai.NotFoundError):
         owner_a.chat.completions.retrieve(created.id)
-    assert server_db.chat_completions.status_sync(created.id) == ("completed", False)
+    assert server_db.chat_completions.status(created.id) == ("completed", False)
 
 
 def test_stream_is_stored_assembled_when_it_ends(owner_a, server_db):
@@ -212,10 +212,10 @@ def test_over_long_metadata_is_rejected_and_changes_nothing(owner_a, kept, serve
         owner_a.chat.completions.update(kept.id, metadata=metadata)
     assert raised.value.param == param
     assert owner_a.chat.completions.retrieve(kept.id).metadata == {"keep": "me"}
-    before = server_db.chat_completions.count_sync()
+    before = server_db.chat_completions.count()
     with pytest.raises(openai.BadRequestError):
         create(owner_a, store=True, metadata=metadata)
-    assert server_db.chat_completions.count_sync() == before
+    assert server_db.chat_completions.count() == before
 
 
 def test_metadata_at_the_limits_is_accepted(owner_a):

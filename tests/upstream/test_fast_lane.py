@@ -172,7 +172,7 @@ async def test_a_stored_chat_completion_of_an_upstream_model_is_stored_from_the_
     status, body = await call(lane, {**CHAT, "store": True, "metadata": {"lane": "yes"}})
     assert status == 200 and lane.pipeline.bodies == []
     completion_id = json.loads(body)["id"]
-    stored = await lane.database.chat_completions.get(derived_owner(CLIENT_KEY), completion_id)
+    stored = await lane.database.run(lane.database.chat_completions.get, derived_owner(CLIENT_KEY), completion_id)
     assert stored is not None and stored["id"] == completion_id
 
 

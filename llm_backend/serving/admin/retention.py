@@ -97,11 +97,11 @@ async def _delete(services: Services, owner: str, found: dict[str, list[str]]) -
     files = FileStore(database, services.settings.data_dir / "files")
     count = 0
     for object_id in found["chat_completions"]:
-        count += await database.chat_completions.delete(owner, object_id)
+        count += await database.run(database.chat_completions.delete, owner, object_id)
     for object_id in found["responses"]:
-        count += await database.responses.delete(owner, object_id)
+        count += await database.run(database.responses.delete, owner, object_id)
     for object_id in found["conversations"]:
-        count += await database.conversations.delete(owner, object_id)
+        count += await database.run(database.conversations.delete, owner, object_id)
     for object_id in found["files"]:
         count += await database.run(files.delete, owner, object_id)
     for object_id in found["vector_stores"]:

@@ -140,7 +140,8 @@ async def approved_calls(
     for index, item in answers:
         request = requests[item["approval_request_id"]]
         server_url = by_label[request["server_label"]].url
-        if not await services.database.mcp_approvals.answer(owner, request["id"], digest(request, server_url)):
+        database = services.database
+        if not await database.run(database.mcp_approvals.answer, owner, request["id"], digest(request, server_url)):
             raise bad_request(
                 f"The MCP approval request '{request['id']}' cannot be answered: it was answered before, or it is not "
                 "one this service issued to you for this very call on this very server_url.",

@@ -58,7 +58,9 @@ class McpRun:
             for item in generation
             if item.get("type") == "mcp_approval_request"
         }
-        await self.services.database.mcp_approvals.issue(self.owner, self.response_id, requests)
+        if requests:
+            database = self.services.database
+            await database.run(database.mcp_approvals.issue, self.owner, self.response_id, requests)
 
     async def run(self, item: Json) -> None:
         """Run one ``mcp_call`` item: its output, or its typed error, and its status."""

@@ -108,20 +108,20 @@ async def keep(database: Database, lease: float) -> None:
         if now >= sweep_at:
             sweep_at = now + lease
             try:
-                count = await database.responses.fail_unfinished(INTERRUPTED, lease=lease)
+                count = await database.run(database.responses.fail_unfinished, INTERRUPTED, lease=lease)
                 if count:
                     log.warning("marked %d unfinished background responses failed", count)
             except Exception:
                 log.exception("the sweep of unfinished background responses failed")
         if _tasks:
             try:
-                for response_id in await database.responses.ended(list(_tasks)):
+                for response_id in await database.run(database.responses.ended, list(_tasks)):
                     task = _tasks.get(response_id)
                     if task is not None:
                         task.cancel()  # its events so far are written as it stops
                 if now >= renew_at:
                     renew_at = now + lease / 3
-                    await database.responses.touch(list(_tasks))
+                    await database.run(database.responses.touch, list(_tasks))
             except Exception:
                 log.exception("watching the background responses' rows failed")
         await asyncio.sleep(min(WATCH, lease / 3))
@@ -134,7 +134,7 @@ async def stop(database: Database) -> None:
         task.cancel()
     if running:
         await asyncio.wait([task for _, task in running])
-        await database.responses.fail_unfinished(STOPPED, ids=[response_id for response_id, _ in running])
+        await database.run(database.responses.fail_unfinished, STOPPED, ids=[response_id for response_id, _ in running])
 
 
 async def _chunks(backend: Any, model_id: str, chat: Json) -> AsyncIterator[Json]:
@@ -154,7 +154,7 @@ async def _chunks(backend: Any, model_id: str, chat: Json) -> AsyncIterator[Json
 
 
 async def _run(turn: Turn, backend: Any, chat: Json | None, recording: Recording, tools: Any) -> None:
-    responses = turn.services.database.responses
+    database = turn.services.database
     response = turn.skeleton("in_progress")
     written_at = 0.0
 
@@ -162,7 +162,7 @@ async def _run(turn: Turn, backend: Any, chat: Json | None, recording: Recording
         nonlocal written_at
         events = recording.unwritten()
         if events:
-            await responses.add_events(turn.id, events)
+            await database.run(database.responses.add_events, turn.id, events)
             recording.written += len(events)
         written_at = time.monotonic()
 
@@ -209,7 +209,8 @@ async def start(turn: Turn, backend: Any, chat: Json | None, tools: Any = None) 
     answers with its events (the client follows them while it stays). ``chat``: None when
     the model answers only after ``tools``' approved MCP calls ran (``serving/mcp/run.McpRun``)."""
     queued = turn.skeleton("queued")
-    await turn.services.database.responses.save(turn.record(queued))
+    database = turn.services.database
+    await database.run(database.responses.save, turn.record(queued))
     recording = _recordings[turn.id] = Recording()
     if chat is not None:
         chat = {**chat, "stream": True, "stream_options": {"include_usage": True}}
@@ -227,7 +228,7 @@ def _track(response_id: str, task: asyncio.Task) -> None:
 async def _written(database: Database, owner: str, response_id: str, after: int | None) -> AsyncIterator[Event]:
     """The response's events from the database: those written so far, then (while it runs
     in another process) each new batch, until its last event or its end (a cancel)."""
-    found = await database.responses.events(owner, response_id, after)
+    found = await database.run(database.responses.events, owner, response_id, after)
     while found is not None:
         status, events = found
         for event in events:
@@ -238,7 +239,7 @@ async def _written(database: Database, owner: str, response_id: str, after: int 
         if status not in ("queued", "in_progress"):
             return
         await asyncio.sleep(WRITE_EVERY)
-        found = await database.responses.events(owner, response_id, after)
+        found = await database.run(database.responses.events, owner, response_id, after)
 
 
 async def replay(database: Database, owner: str, response_id: str, stored: Json, after: int | None) -> AsyncIterator[Event]:
@@ -271,8 +272,8 @@ async def cancel(database: Database, owner: str, response_id: str, stored: Json)
     recording = _recordings.pop(response_id, None)
     if recording is not None:
         recording.end()  # a task cancelled before it ran never ended its recording
-    current = await database.responses.get(owner, response_id) or stored
+    current = await database.run(database.responses.get, owner, response_id) or stored
     cancelled = {**current, "status": "cancelled"}
-    if await database.responses.finish(owner, response_id, cancelled):
+    if await database.run(database.responses.finish, owner, response_id, cancelled):
         return cancelled
-    return await database.responses.get(owner, response_id) or current  # it ended before the cancel reached it
+    return await database.run(database.responses.get, owner, response_id) or current  # it ended before the cancel reached it

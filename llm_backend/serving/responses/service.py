@@ -62,14 +62,14 @@ async def history(services: Services, owner: str, body: Json, memory: Connection
         if remembered is not None:
             return remembered
         try:
-            return await services.database.responses.history(owner, previous)
+            return await services.database.run(services.database.responses.history, owner, previous)
         except ResponseNotFound as missing:
             raise errors.missing(
                 "Previous response", missing.response_id, "previous_response_id", "previous_response_not_found"
             ) from None
     conversation_id = _conversation_id(body)
     if conversation_id:
-        items = await services.database.conversations.items(owner, conversation_id)
+        items = await services.database.run(services.database.conversations.items, owner, conversation_id)
         if items is None:
             raise conversation_not_found(conversation_id, "conversation")
         return items
@@ -139,18 +139,17 @@ class Turn:
         """Keep the finished response (and extend its conversation); committed on return."""
         database = self.services.database
         if self.store:
-            await database.responses.save(self.record(response), self.conversation_items(response))
+            await database.run(database.responses.save, self.record(response), self.conversation_items(response))
         elif self.conversation_id:
-            await database.conversations.add_items(self.owner, self.conversation_id, self.conversation_items(response))
+            await database.run(database.conversations.add_items, self.owner, self.conversation_id, self.conversation_items(response))
         if not self.store and self.memory is not None:
             self.memory.keep(self.id, self.owner, [*self.earlier, *self.conversation_items(response)])
 
     async def finish(self, response: Json, events: list[Json] | None = None) -> bool:
         """Replace the stored row of a background response, still running, with a newer
         object (and its last ``events``); False if it ended meanwhile (cancelled) or is gone."""
-        return await self.services.database.responses.finish(
-            self.owner, self.id, response, self.conversation_items(response), events
-        )
+        database = self.services.database
+        return await database.run(database.responses.finish, self.owner, self.id, response, self.conversation_items(response), events)
 
 
 def checked_backend(services: Services, body: Json) -> Any:
