@@ -1,8 +1,8 @@
 """Tag ``Chat``: chat completions, and the stored ones (OpenAI's API for them)."""
 
 from ..budgets import check_lists
+from ..errors import chat_completion_not_found as not_found
 from ..serving import audio_input, chat_completions
-from ..serving.chat_completions import not_found
 from ..serving.metadata import check_metadata
 from ..serving.pages import check_limit, list_object
 from ..http.rendering import answer_response, json_response

@@ -5,11 +5,10 @@ import time
 from ..serving.metadata import check_metadata
 from ..serving.pages import check_limit, list_object
 from .. import errors
-from ..errors import OpenAIError, bad_request
+from ..errors import OpenAIError, bad_request, conversation_not_found
 from ..http.rendering import json_response
 from ..http.context import current, current_owner
 from ..serving.responses.items import new_id, normalize
-from ..serving.responses.service import conversation_not_found
 from ..storage.chat_completions import CursorNotFound
 
 

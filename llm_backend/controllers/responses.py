@@ -1,5 +1,6 @@
 """Tag ``Responses``: create, retrieve, delete, cancel a response; list its input items."""
 
+from ..errors import response_not_found
 from ..http.context import current, current_owner
 from ..http.rendering import json_response
 from ..http.sse import status_stream
@@ -20,7 +21,7 @@ async def create_response(body: dict):
 async def _stored(response_id: str) -> dict:
     response = await current().database.responses.get(current_owner(), response_id)
     if response is None:
-        raise service.response_not_found(response_id)
+        raise response_not_found(response_id)
     return response
 
 
@@ -34,7 +35,7 @@ async def get_response(response_id: str, stream: bool | None = None, starting_af
 
 async def delete_response(response_id: str):
     if not await current().database.responses.delete(current_owner(), response_id):
-        raise service.response_not_found(response_id)
+        raise response_not_found(response_id)
     return json_response({"id": response_id, "object": "response.deleted", "deleted": True})
 
 
@@ -46,7 +47,7 @@ async def cancel_response(response_id: str):
 async def list_input_items(response_id: str, limit: int = 20, order: str = "desc", after: str | None = None, **_):
     items = await current().database.responses.input_items(current_owner(), response_id)
     if items is None:
-        raise service.response_not_found(response_id)
+        raise response_not_found(response_id)
     return json_response(page(items, after, check_limit(limit), order))
 
 

@@ -13,17 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 
-from .. import errors
 from ..backends.base import Answer, Json, Relayed
 from ..storage.chat_completions import ChatCompletionStore, NewChatCompletion
 from . import relayed
 from .pages import page
 
 log = logging.getLogger(__name__)
-
-def not_found(completion_id: str, param: str = "completion_id") -> errors.OpenAIError:
-    return errors.not_found("chat completion", completion_id, param)
-
 
 # --- storing answers -----------------------------------------------------------------------
 

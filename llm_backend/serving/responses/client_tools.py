@@ -31,7 +31,7 @@ import json
 import re
 from typing import Any
 
-from ...errors import bad_request
+from ...errors import bad_request, hosted_tool_forced
 from .items import new_id
 from .tool_regex import Unkept, portable
 
@@ -146,15 +146,6 @@ def check_hosted(body: Json, policy: str) -> None:
             )
 
 
-def _hosted_forced(kind: str, param: str) -> Exception:
-    needs = CLOUD_TOOLS.get(kind) or "OpenAI's cloud"
-    return bad_request(
-        f"'tool_choice' forces the '{kind}' tool, which needs {needs} in OpenAI's cloud: local models cannot call it.",
-        param,
-        "unsupported_parameter",
-    )
-
-
 def dropped(body: Json) -> list[str]:
     """The hosted tools of ``body`` not offered to the model (``tool_choice`` forcing one is a 400)."""
     return [tool["type"] for tool in body.get("tools") or [] if tool.get("type") in CLOUD_TOOLS]
@@ -240,7 +231,7 @@ class ClientTools:
             return choice
         kind = choice.get("type")
         if kind in CLOUD_TOOLS:
-            raise _hosted_forced(kind, "tool_choice")
+            raise hosted_tool_forced(kind, CLOUD_TOOLS[kind], "tool_choice")
         if kind == "custom":
             return self._forced("custom", None, choice.get("name"), "tool_choice.name")
         if kind in ("shell", "apply_patch"):
@@ -258,7 +249,8 @@ class ClientTools:
                     allowed.append(tool)
             if not allowed and choice.get("mode") == "required":
                 kinds = [tool.get("type") for tool in choice.get("tools") or []]
-                raise _hosted_forced(kinds[0] if kinds else "allowed_tools", "tool_choice.tools")
+                kind = kinds[0] if kinds else "allowed_tools"
+                raise hosted_tool_forced(kind, CLOUD_TOOLS.get(kind) or "OpenAI's cloud", "tool_choice.tools")
             return {**choice, "tools": allowed}
         return choice
 
