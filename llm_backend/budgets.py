@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import OpenAIError, bad_request
+from .errors import array_above_max_length, bad_request
 
 MAX_MESSAGES = 2048
 MAX_TOOLS = 128
@@ -52,27 +52,6 @@ LISTS: dict[str, tuple[tuple[tuple[str, ...], int], ...]] = {
         (("input", "*", "content"), MAX_PARTS),
     ),
 }
-
-
-def array_above_max_length(param: str, limit: int, length: int) -> OpenAIError:
-    return bad_request(
-        f"Invalid '{param}': array too long. Expected an array with maximum length {limit}, "
-        f"but got an array with length {length} instead.",
-        param,
-        "array_above_max_length",
-    )
-
-
-def max_tokens_per_request(requested: int, limit: int, param: str = "input") -> OpenAIError:
-    """OpenAI's answer to an embeddings request over its tokens summed across inputs
-    (its ``type`` and ``code`` are ``max_tokens_per_request``; its ``param`` is named here)."""
-    return OpenAIError(
-        400,
-        f"Requested {requested} tokens, max {limit} tokens per request",
-        param=param,
-        code="max_tokens_per_request",
-        type="max_tokens_per_request",
-    )
 
 
 def check_count(value: Any, limit: int, param: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import anyio.to_thread
 
 from ..backends.base import Serving
-from ..errors import OpenAIError, bad_request
+from ..errors import bad_request, file_too_large
 from ..http import context
 from ..http.context import current
 from ..http.forwarding import forward_form
@@ -100,9 +100,7 @@ def _saved(source, folder: Path, limit: int) -> Path:
     if not size:
         raise bad_request("The audio file is empty.", "file", "invalid_value")
     if size > limit:
-        raise OpenAIError(
-            413, f"Maximum content size limit ({limit}) exceeded ({size} bytes read)", param="file", code="request_too_large"
-        )
+        raise file_too_large(limit, size)
     folder.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=folder, prefix="audio-")
     try:

@@ -2,8 +2,9 @@
 playground at ``/playground`` (``/`` leads there) and the admin page at ``/admin`` (the
 control plane: docs/ADMIN.md). Everything they load is served from here - Swagger UI's
 assets from the ``swagger-ui-bundle`` package (Connexion's ``swagger-ui`` extra), the
-playground's from ``http/playground/``, the admin page's from ``http/admin_page/`` - so they
-work without internet access and no third party learns who reads them.
+playground's from ``http/playground/``, the admin page's from ``http/admin_page/``, the script
+both load from ``http/page_common/`` - so they work without internet access and no third party
+learns who reads them.
 
 The pages are public, like the documents they show; their calls to the API use the key
 typed into them (the admin page's: an admin key, or every call answers 401/403).
@@ -24,6 +25,8 @@ from .middleware import HttpMiddleware
 
 PLAYGROUND_DIR = Path(__file__).parent / "playground"
 ADMIN_PAGE_DIR = Path(__file__).parent / "admin_page"
+# The script both pages load first (headers(), showError()...), under each page's own path.
+COMMON_SCRIPT = Path(__file__).parent / "page_common" / "common.js"
 # Swagger UI's files the docs page loads; nothing else of the bundle is served.
 SWAGGER_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png")
 
@@ -69,6 +72,7 @@ class Pages(HttpMiddleware):
         self.files = {f"/docs/assets/{name}": swagger_dir / name for name in SWAGGER_ASSETS}
         self.files |= {f"/playground/{path.name}": path for path in PLAYGROUND_DIR.iterdir() if path.is_file()}
         self.files |= {f"/admin/assets/{path.name}": path for path in ADMIN_PAGE_DIR.iterdir() if path.suffix == ".js"}
+        self.files |= {"/playground/common.js": COMMON_SCRIPT, "/admin/assets/common.js": COMMON_SCRIPT}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = self._page(scope["path"]) if scope["method"] in ("GET", "HEAD") else None

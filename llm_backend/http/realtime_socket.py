@@ -78,12 +78,7 @@ class OpenSessions:
         for holder in holders:
             limit = self.limits[holder[0]]
             if self.open[holder] >= limit:
-                raise OpenAIError(
-                    429,
-                    f"Too many Realtime sessions are open for this {'API key' if holder[0] == 'key' else 'client secret'}: "
-                    f"at most {limit} at once (realtime_sessions_per_{holder[0]}). Close one first.",
-                    code="rate_limit_exceeded",
-                )
+                raise errors.too_many_sessions(holder[0], limit)
         self.open.update(holders)
         try:
             yield
@@ -253,7 +248,7 @@ class Connection:
             return
         except TimeoutError:
             await session.close()
-            await self.end(OpenAIError(400, f"Your session hit the maximum duration of {seconds:g} seconds.", code="session_expired"), 1000)
+            await self.end(errors.session_expired(seconds), 1000)
         finally:
             await session.close()
             del session

@@ -49,7 +49,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..errors import OpenAIError, answered, bad_request
+from ..errors import OpenAIError, answered, bad_request, connection_limit_reached, stream_queue_full
 from ..json_text import LARGE_BODY
 from ..off_loop import off_loop
 from ..serving.responses import service
@@ -75,28 +75,6 @@ def error_event(error: OpenAIError, stream_id: str | None = None) -> Json:
     if stream_id is not None:
         event["stream_id"] = stream_id
     return event
-
-
-# The mode's own refusals (its error events), in OpenAI's words.
-def connection_limit_reached(seconds: float) -> OpenAIError:
-    # The Responses WebSocket mode: a connection lasts at most ``seconds`` (OpenAI's: 60 minutes).
-    return bad_request(
-        f"Responses websocket connection limit reached ({seconds / 60:g} minutes). Create a new websocket "
-        "connection to continue.",
-        code="websocket_connection_limit_reached",
-    )
-
-
-def stream_queue_full(stream_id: str | None, size: int) -> OpenAIError:
-    # The Responses WebSocket mode: one lane holds ``size`` events behind its current response.
-    lane = "this connection" if stream_id is None else f"stream '{stream_id}'"
-    return OpenAIError(
-        429,
-        f"Too many 'response.create' events are waiting on {lane} (at most {size} behind the one "
-        "being answered). Wait for a response to finish before sending more.",
-        param="stream_id",
-        code="websocket_stream_queue_full",
-    )
 
 
 class ResponsesSocket(SocketEndpoint):

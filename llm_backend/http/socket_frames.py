@@ -59,12 +59,7 @@ def _parsed(frame: str | bytes, max_values: int) -> Any:
         text = frame.decode() if isinstance(frame, bytes) else frame  # UTF-8 only, as a text frame
         if text.startswith("\ufeff"):
             raise ValueError("a byte-order mark")  # json.loads refuses it in text; bytes would pass it
-        return loads(text.encode(), max_values, past_values=_too_many_values)
+        return loads(text.encode(), max_values, past_values=errors.event_too_large)
     except ValueError:  # not UTF-8, not JSON
         raise errors.invalid_client_event() from None
 
-
-def _too_many_values(max_values: int) -> OpenAIError:
-    return errors.bad_request(
-        f"A client event may hold at most {max_values} JSON values and keys (realtime_event_values).", None, "event_too_large"
-    )

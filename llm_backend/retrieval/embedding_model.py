@@ -35,8 +35,8 @@ import anyio.to_thread
 from .. import errors
 from ..backends.base import Json
 from ..backends.first_use import FirstUseModels
-from ..budgets import MAX_CHARS_PER_TOKEN, check_count, max_tokens_per_request
-from ..errors import bad_request
+from ..budgets import MAX_CHARS_PER_TOKEN, check_count
+from ..errors import bad_request, max_tokens_per_request
 from ..openai_tokens import text_of
 
 if TYPE_CHECKING:

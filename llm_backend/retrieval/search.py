@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
 from ..budgets import check_count
-from ..errors import OpenAIError, bad_request
+from ..errors import bad_request, vector_store_not_found
 from ..storage.keyword_index import query_words
 from ..storage.vector_index import IndexedFile, StoreVectors
 from .filters import compile_filter
@@ -56,10 +56,6 @@ MAX_QUERY_CHARACTERS = 32_768
 CANDIDATES = 100
 # What one cached file costs beside its name and attributes (ids, the object): an estimate.
 FILE_BYTES = 200
-
-
-def vector_store_not_found(store_id: str) -> OpenAIError:
-    return errors.not_found("vector store", store_id, "vector_store_id")
 
 
 def parse_queries(query: Any) -> list[str]:

@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..backends.base import Json
-from ..errors import OpenAIError, bad_request
+from ..errors import bad_request
+from ..errors import not_supported_by_model as unsupported
 from .audio_languages import LANGUAGE_NAMES
 
 AUDIO_TOKENS_PER_SECOND = 50
@@ -38,12 +39,6 @@ SPEECH_MEDIA_TYPES = {
 TEXT_FORMATS = {"text": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt"}
 # Parameters of the document that only OpenAI's newer models honour: refused, not ignored.
 UNSUPPORTED_FIELDS = ("known_speaker_names", "known_speaker_references", "languages", "keywords")
-
-
-def unsupported(param: str, model_id: str) -> OpenAIError:
-    return bad_request(
-        f"Unsupported parameter: '{param}' is not supported with the model `{model_id}`.", param, "unsupported_parameter"
-    )
 
 
 # --- speech to text ------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .. import errors
 from ..backends.base import Answer, Json, Relayed
+from ..errors import chat_completion_not_found as not_found
 from ..storage.chat_completions import CursorNotFound, NewChatCompletion, Page
 from . import relayed
 from .lists import page
@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from .services import Services
 
 log = logging.getLogger(__name__)
-
-def not_found(completion_id: str, param: str = "completion_id") -> errors.OpenAIError:
-    return errors.not_found("chat completion", completion_id, param)
-
 
 # --- storing answers -----------------------------------------------------------------------
 

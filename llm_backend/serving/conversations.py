@@ -14,7 +14,7 @@ from .. import errors
 from ..errors import OpenAIError
 from ..storage.chat_completions import CursorNotFound, Page
 from .responses.items import new_id
-from .responses.service import conversation_not_found
+from ..errors import conversation_not_found
 from .services import Services
 
 Json = dict[str, Any]

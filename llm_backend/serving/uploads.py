@@ -38,36 +38,7 @@ def upload_store(services: Services) -> UploadStore:
 
 def _refused(problem: UploadRefused, upload_id: str) -> OpenAIError:
     """The client's words for what ``storage/uploads.py`` refused."""
-    details = problem.details
-    reason = problem.reason
-    if reason == "not_found":
-        return errors.no_such("Upload", upload_id, "upload_id")
-    # (message, param, code): a state the upload is in has no OpenAI code; a wrong value does.
-    messages = {
-        "completed": ("This upload is already completed.", "upload_id", None),
-        "cancelled": ("This upload is cancelled.", "upload_id", None),
-        "expired": ("This upload has expired: an upload is usable for an hour after its creation.", "upload_id", None),
-        "completing": ("This upload is being completed.", "upload_id", None),
-        "part_too_large": (f"A part can be at most {MAX_PART_BYTES} bytes (64 MB).", "data", "invalid_value"),
-        "empty_part": ("A part cannot be empty.", "data", "invalid_value"),
-        "too_many_bytes": (
-            f"This part would bring the upload to {details.get('stored', 0) + details.get('size', 0)} bytes; "
-            f"it was created for {details.get('declared')} bytes.",
-            "data",
-            "invalid_value",
-        ),
-        "duplicate_part": ("Each part can be named once in 'part_ids'.", "part_ids", "invalid_value"),
-        "unknown_part": (f"Upload {upload_id} has no part '{details.get('part_id')}'.", "part_ids", "invalid_value"),
-        "byte_count": (
-            f"The parts named hold {details.get('total')} bytes; the upload was created for {details.get('declared')} "
-            "bytes. Name every part of the file in 'part_ids'.",
-            "part_ids",
-            "invalid_value",
-        ),
-        "md5_mismatch": ("The md5 checksum of the uploaded bytes does not match 'md5'.", "md5", "invalid_value"),
-    }
-    message, param, code = messages[reason]
-    return bad_request(message, param, code)
+    return errors.upload_refused(problem.reason, problem.details, upload_id, MAX_PART_BYTES)
 
 
 async def create(services: Services, owner: str, body: Json) -> Json:

@@ -12,7 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors
-from ..errors import OpenAIError, bad_request
+from ..errors import OpenAIError, bad_request, file_not_found
+from ..errors import file_batch_not_found as batch_not_found
+from ..errors import vector_store_file_not_found as store_file_not_found
+from ..errors import vector_store_not_found as store_not_found
 from ..retrieval.chunking import parse_strategy
 from ..retrieval.extraction import ExtractionError, text_pieces
 from ..storage.storable import problem
@@ -28,24 +31,6 @@ ATTRIBUTE_VALUE_MAX = 512
 # Text in one page of a file's content (a few hundred pages of a book).
 PAGE_CHARS = 1_000_000
 FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
-
-
-def store_not_found(store_id: str) -> OpenAIError:
-    return errors.not_found("vector store", store_id, "vector_store_id")
-
-
-def file_not_found(file_id: str, param: str = "file_id") -> OpenAIError:
-    return errors.not_found("file", file_id, param)
-
-
-def store_file_not_found(store_id: str, file_id: str) -> OpenAIError:
-    return OpenAIError(
-        404, f"No file found with id '{file_id}' in vector store '{store_id}'.", param="file_id", code="not_found"
-    )
-
-
-def batch_not_found(batch_id: str) -> OpenAIError:
-    return errors.not_found("file batch", batch_id, "batch_id")
 
 
 def check_attributes(attributes: Any, param: str = "attributes") -> Json:

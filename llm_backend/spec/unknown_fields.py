@@ -30,7 +30,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from ..errors import OpenAIError, bad_request
+from ..errors import OpenAIError, bad_request, unknown_parameter, unrecognized_arguments
 from ..settings import PROJECT_ROOT
 from .loader import EXTENSIONS_SPEC, load_document
 
@@ -218,6 +218,5 @@ def unknown_fields_error(fields: list[str], operation_id: str | None) -> OpenAIE
     """OpenAI's 400 for ``fields`` (non-empty)."""
     top = [field for field in fields if "." not in field and "[" not in field]
     if operation_id in LEGACY_OPERATIONS and top:
-        plural = "s" if len(top) > 1 else ""
-        return bad_request(f"Unrecognized request argument{plural} supplied: {', '.join(top)}")
-    return bad_request(f"Unknown parameter: '{fields[0]}'.", fields[0], "unknown_parameter")
+        return unrecognized_arguments(top)
+    return unknown_parameter(fields[0])

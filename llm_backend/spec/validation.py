@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope
 
 from .. import errors
-from ..errors import OpenAIError, bad_request
+from ..errors import OpenAIError
 from ..http import context
 from ..http.body import parse_json, read_body
 from ..json_text import LARGE_BODY, MAX_VALUES
@@ -38,17 +38,16 @@ def _param_path(error: ValidationError) -> str | None:
 def _as_openai_error(error: ValidationError) -> OpenAIError:
     param = _param_path(error)
     if error.validator == "required" and param:
-        return bad_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+        return errors.missing_required_parameter(param)
     if error.validator == "type":
-        return bad_request(f"Invalid type for '{param}': {error.message}.", param, "invalid_type")
+        return errors.invalid_type(param, error.message)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         # A schema that closes its object (createEmbedding's): OpenAI's words for unknown fields.
         known = error.schema.get("properties") or {}
         extra = [key for key in error.instance if key not in known]
         prefix = f"{param}." if param else ""
         return unknown_fields_error([prefix + key for key in extra] or [param or ""], context.record().operation_id)
-    where = f"'{param}'" if param else "the request body"
-    return bad_request(f"Invalid value for {where}: {error.message}.", param, "invalid_value")
+    return errors.invalid_value(param, error.message)
 
 
 # Where the body validator leaves the body it parsed and checked, for the handler

@@ -23,7 +23,7 @@ from sqlalchemy import String, Text, false
 from sqlalchemy.sql import operators
 from sqlalchemy.types import TypeDecorator
 
-from ..errors import OpenAIError, bad_request
+from ..errors import unstorable
 
 
 def problem(text: str, limit: int | None) -> str | None:
@@ -37,20 +37,6 @@ def problem(text: str, limit: int | None) -> str | None:
     except UnicodeEncodeError:
         return "surrogate"
     return None
-
-
-def unstorable(why: str, param: str | None, text: str = "", limit: int | None = None) -> OpenAIError:
-    """OpenAI's 400 for a value no database here can hold."""
-    name = f"'{param}'" if param else "value"
-    if why == "long":
-        return bad_request(
-            f"Invalid {name}: string too long. Expected a string with maximum length {limit}, "
-            f"but got a string with length {len(text)} instead.",
-            param,
-            "string_above_max_length",
-        )
-    what = "NUL characters" if why == "nul" else "unpaired surrogates (not valid Unicode)"
-    return bad_request(f"Invalid {name}: text cannot contain {what}.", param, "invalid_value")
 
 
 class StoredText(TypeDecorator):

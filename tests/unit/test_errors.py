@@ -1,4 +1,4 @@
-"""Errors: the catalogue (llm_backend/errors.py) and the one renderer (llm_backend/http/problems.py)."""
+"""Errors: the catalogue (llm_backend/errors/) and the one renderer (llm_backend/http/problems.py)."""
 
 from __future__ import annotations
 

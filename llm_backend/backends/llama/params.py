@@ -18,6 +18,7 @@ from jsonschema.exceptions import SchemaError
 
 from ...budgets import MAX_CHARS_PER_TOKEN
 from ...errors import bad_request, context_length_exceeded, max_tokens_too_large
+from ...errors import not_supported_locally as unsupported
 from ...openai_tokens import text_of
 from ..base import Json
 from . import prediction
@@ -55,10 +56,6 @@ def with_integers(request: Json) -> Json:
         if isinstance(request.get(name), float) and request[name].is_integer()
     }
     return {**request, **fixed} if fixed else request
-
-
-def unsupported(param: str, why: str) -> Exception:
-    return bad_request(f"'{param}' is not supported by local models: {why}.", param, "unsupported_parameter")
 
 
 def _text_of(content: Any, param: str) -> str | None:

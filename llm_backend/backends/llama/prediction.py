@@ -11,26 +11,13 @@ with or without one, only faster when the prediction is right.
 
 from __future__ import annotations
 
-from typing import Any
-
-from ...errors import bad_request
+from ...errors import not_with_prediction as _unsupported
+from ...errors import value_not_with_prediction as _above_zero
 from ..base import Json
 
 # A prediction longer than the context can never be used past it; this many characters a
 # token is more than any tokenizer gives (budgets.MAX_CHARS_PER_TOKEN).
 CHARS_PER_TOKEN = 64
-
-
-def _unsupported(param: str) -> Exception:
-    return bad_request(f"Unsupported parameter: '{param}' is not supported with predicted outputs.", param, "unsupported_parameter")
-
-
-def _above_zero(param: str, value: Any, supported: str) -> Exception:
-    return bad_request(
-        f"Unsupported value: '{param}' does not support {value} with predicted outputs. Supported values are: {supported}.",
-        param,
-        "unsupported_value",
-    )
 
 
 def check(request: Json) -> None:

@@ -16,8 +16,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from ... import errors
-from ...errors import OpenAIError
+from ...errors import upstream_broken_off, upstream_error
 from ..base import Json
 
 log = logging.getLogger(__name__)
@@ -25,37 +24,11 @@ log = logging.getLogger(__name__)
 DONE = b"[DONE]"
 
 
-def _broken_off(upstream: str, timeout: float, exc: BaseException) -> OpenAIError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return errors.upstream_timeout(upstream, timeout)
-    return errors.upstream_broke_off(upstream)
-
-
-def _error(status: int, body: bytes, upstream: str) -> OpenAIError:
-    """The upstream's error answer (OpenAI's shape, or whatever it sent) as our error."""
-    try:
-        error = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, str):
-        error = {"message": error}
-    if not isinstance(error, dict):
-        error = {}
-    message = error.get("message") or f"The upstream API '{upstream}' refused the chat completion."
-    return OpenAIError(
-        status if status >= 400 else 502,
-        str(message),
-        param=error.get("param") if isinstance(error.get("param"), str) else None,
-        code=error.get("code") if isinstance(error.get("code"), str) else None,
-        type=error.get("type") if isinstance(error.get("type"), str) else None,
-    )
-
-
 async def _whole(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> bytes:
     try:
         return await response.read()
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise _broken_off(upstream, timeout, exc) from None
+        raise upstream_broken_off(upstream, timeout, exc) from None
     finally:
         response.release()
 
@@ -63,7 +36,7 @@ async def _whole(response: aiohttp.ClientResponse, upstream: str, timeout: float
 async def chat_answer(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> Json | AsyncIterator[Json]:
     """The ``chat.completion`` of ``response``, or its chunks when it is an event stream."""
     if response.status >= 400:
-        raise _error(response.status, await _whole(response, upstream, timeout), upstream)
+        raise upstream_error(response.status, await _whole(response, upstream, timeout), upstream)
     if not response.headers.get("content-type", "").startswith("text/event-stream"):
         body = await _whole(response, upstream, timeout)
         try:
@@ -71,7 +44,7 @@ async def chat_answer(response: aiohttp.ClientResponse, upstream: str, timeout: 
         except ValueError:
             completion = None
         if not isinstance(completion, dict) or not completion.get("choices"):
-            raise _error(502, body, upstream)
+            raise upstream_error(502, body, upstream)
         return completion
     return _chunks(response, upstream, timeout)
 
@@ -93,11 +66,11 @@ async def _chunks(response: aiohttp.ClientResponse, upstream: str, timeout: floa
             if not isinstance(chunk, dict):
                 continue
             if "error" in chunk and "choices" not in chunk:
-                raise _error(502, data, upstream)
+                raise upstream_error(502, data, upstream)
             yield chunk
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         log.warning("upstream %s: %s while streaming", upstream, type(exc).__name__)
-        raise _broken_off(upstream, timeout, exc) from None
+        raise upstream_broken_off(upstream, timeout, exc) from None
     finally:
         # Read to the end: back to the pool; else closed, which ends the request upstream.
         if response.content.at_eof():

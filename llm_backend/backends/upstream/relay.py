@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from ... import errors
-from ...errors import OpenAIError
+from ...errors import upstream_broken_off
 from ..base import Relayed
 
 log = logging.getLogger(__name__)
@@ -106,12 +105,6 @@ def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
     return response.headers.get("content-type", "").startswith("text/event-stream")
 
 
-def _broken_off(upstream: str, timeout: float, exc: BaseException) -> OpenAIError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return errors.upstream_timeout(upstream, timeout)
-    return errors.upstream_broke_off(upstream)
-
-
 def _finish(response: aiohttp.ClientResponse) -> None:
     """Back to the pool when read to the end; otherwise close the connection, which is what
     ends the request upstream (client gone)."""
@@ -132,7 +125,7 @@ async def _body(response: aiohttp.ClientResponse, upstream: str, timeout: float)
         log.warning("upstream %s: %s while relaying", upstream, type(exc).__name__)
         if not _is_event_stream(response):
             raise
-        yield b"data: " + json.dumps(_broken_off(upstream, timeout, exc).body()).encode() + b"\n\n"
+        yield b"data: " + json.dumps(upstream_broken_off(upstream, timeout, exc).body()).encode() + b"\n\n"
     finally:
         _finish(response)
 
@@ -152,7 +145,7 @@ async def relay(
         try:
             content = await response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _broken_off(upstream, timeout, exc) from None
+            raise upstream_broken_off(upstream, timeout, exc) from None
         finally:
             response.release()
         if rename is not None and response.status < 400:

@@ -1,35 +1,17 @@
 // The admin page: one page, no dependencies. It calls OpenAI's Admin API on this server as
 // the official SDK's admin client would (GET /v1/organization/projects, ..., costs, audit
 // logs), with the admin key typed in (kept in this browser's localStorage only).
+// headers(), showError() and apiError() are the pages' shared script (page_common/common.js).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const STORED_KEY = "llm-backend.admin-key";
 const UNSET = 2147483647; // a project's rate limit not set (docs/ADMIN.md)
 const COLOURS = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#65a30d", "#db2777"];
 let selected = null;
 
-function headers() {
-  const result = { "content-type": "application/json" };
-  const key = $("key").value.trim();
-  if (key) result.authorization = "Bearer " + key;
-  return result;
-}
-
-function showError(message) {
-  $("error").textContent = message;
-  $("error").hidden = false;
-}
-
 async function api(path, options = {}) {
   const response = await fetch("/v1/organization" + path, { ...options, headers: headers() });
-  if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try {
-      message = (await response.json()).error.message || message;
-    } catch (_) { /* not JSON */ }
-    throw new Error(message);
-  }
+  if (!response.ok) throw new Error((await apiError(response)).message);
   return response.json();
 }
 

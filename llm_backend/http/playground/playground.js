@@ -4,9 +4,9 @@
 // listed, a microphone button records a question (MediaRecorder), has it transcribed
 // (POST /v1/audio/transcriptions) and sends it; a speak button reads the last answer aloud
 // (POST /v1/audio/speech); talk mode (talk.js) holds a voice conversation over /v1/realtime.
+// headers(), showError() and apiError() are the pages' shared script (page_common/common.js).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const STORED_KEY = "llm-backend.key";
 const STORED_MODEL = "llm-backend.model";
 // The audio models' usual ids (configurable aliases of the local ones: docs/AUDIO.md).
@@ -19,32 +19,6 @@ let history = [];
 let running = null;
 let recorder = null;
 let audioModels = { transcriber: null, speaker: null };
-
-function headers() {
-  const result = { "content-type": "application/json" };
-  const key = $("key").value.trim();
-  if (key) result.authorization = "Bearer " + key;
-  return result;
-}
-
-function showError(message) {
-  $("error").textContent = message;
-  $("error").hidden = false;
-}
-
-function clearError() {
-  $("error").hidden = true;
-  $("error").textContent = "";
-}
-
-// OpenAI's error body gives the message and code; anything else, the status line.
-async function apiError(response) {
-  try {
-    const body = await response.json();
-    if (body && body.error && body.error.message) return body.error;
-  } catch (_) { /* not JSON */ }
-  return { message: `${response.status} ${response.statusText}`, code: null };
-}
 
 async function loadModels() {
   clearError();

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ... import errors
-from ...errors import OpenAIError, bad_request
+from ...errors import bad_request, batch_not_cancellable
+from ...errors import batch_not_found as _not_found
 from ...storage.batches import CannotCancel
 from ..metadata import check_metadata
 from ..lists import check_limit, list_object
@@ -22,10 +22,6 @@ WINDOWS = {"24h": 24 * 3600}
 
 def _runner(services: Services) -> BatchRunner:
     return services.batches
-
-
-def _not_found(batch_id: str, param: str = "batch_id") -> OpenAIError:
-    return errors.not_found("batch", batch_id, param)
 
 
 def _supported(endpoints: frozenset[str]) -> str:
@@ -72,7 +68,7 @@ async def cancel(services: Services, owner: str, batch_id: str) -> Json:
     try:
         cancelled = await services.database.run(services.database.batches.cancel, owner, batch_id)
     except CannotCancel as ended:
-        raise OpenAIError(409, f"Cannot cancel a batch with status '{ended.status}'.") from None
+        raise batch_not_cancellable(ended.status) from None
     if cancelled is None:
         raise _not_found(batch_id)
     _runner(services).wake()

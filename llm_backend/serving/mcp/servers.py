@@ -30,11 +30,12 @@ from typing import Any
 
 import anyio
 
+from ... import errors
 from ...errors import OpenAIError, bad_request
+from ...errors import not_supported_locally as unsupported
 from ...mcp.connector import Connector, McpFailure, Server
 from ...mcp.egress import Refused, shown
 from ..responses.items import new_id
-from ..responses.request import unsupported
 
 Json = dict[str, Any]
 
@@ -167,19 +168,8 @@ def earlier_list(items: list[Json], label: str) -> Json | None:
 
 
 def listing_failed(server: McpServer, failure: McpFailure) -> OpenAIError:
-    """The error of a server that could not be listed: a refused address is a 400 naming its
-    URL, anything else OpenAI's 424 ``external_connector_error``."""
-    if failure.refused:
-        return bad_request(f"The MCP server cannot be used: {failure.error['message']}", f"{server.param}.server_url", "invalid_value")
-    error = failure.error
-    detail = f"Http status code: {error['code']}" if error["type"] == "http_error" else error.get("message", "")
-    return OpenAIError(
-        424,
-        f"Error retrieving tool list from MCP server: '{server.label}' ({shown(server.url)}). {detail}",
-        param=server.param,
-        code=error["type"],
-        type="external_connector_error",
-    )
+    """The error of a server that could not be listed (the catalogue's words, naming it)."""
+    return errors.mcp_listing_failed(server.label, shown(server.url), server.param, failure.error, failure.refused)
 
 
 def reuse(server: McpServer, listing: Json) -> None:

@@ -29,7 +29,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...errors import OpenAIError, bad_request
+from ...errors import bad_request
+from ...errors import unsupported_parameter as refused
 
 Json = dict[str, Any]
 
@@ -38,10 +39,6 @@ BUDGET_EFFORTS = ((4096, "low"), (16384, "medium"))
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh"}
 # Edits of context_management that hold trivially here: earlier thinking is never replayed.
 CLEARED_THINKING = "clear_thinking_"
-
-
-def refused(param: str, message: str) -> OpenAIError:
-    return bad_request(message, param, "unsupported_parameter")
 
 
 def _text_of(blocks: Any, param: str) -> str:

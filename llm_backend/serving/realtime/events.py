@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from ...errors import OpenAIError, bad_request
+from ...errors import unknown_parameter as unknown
 
 Json = dict[str, Any]
 Send = Callable[[Json], Awaitable[None]]
@@ -67,14 +68,6 @@ def snapshot(item: Json) -> Json:
 def user_audio_item(item_id: str) -> Json:
     """The user item a spoken turn becomes."""
     return {"id": item_id, "type": "message", "object": "realtime.item", "status": "completed", "role": "user", "content": [{"type": "input_audio"}]}
-
-
-def unknown(param: str) -> OpenAIError:
-    return bad_request(f"Unknown parameter: '{param}'.", param, "unknown_parameter")
-
-
-def unsupported(param: str, why: str) -> OpenAIError:
-    return bad_request(f"Unsupported value for '{param}': {why}.", param, "unsupported_value")
 
 
 def only(value: Json, known: tuple[str, ...], prefix: str) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 
 from ...errors import bad_request
+from ...errors import unsupported_value as unsupported
 from ..services import Services
 from .audio_in import Turn
-from .events import Gate, Json, Send, checked_config_size, event_id, new_id, only, unsupported, user_audio_item
+from .events import Gate, Json, Send, checked_config_size, event_id, new_id, only, user_audio_item
 from .input_audio import InputAudio
 from .transcriber import LOGPROBS, Hearing, checked_config
 

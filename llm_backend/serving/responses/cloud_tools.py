@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import bad_request
+from ...errors import bad_request, hosted_tool_forced
 
 Json = dict[str, Any]
 
@@ -50,12 +50,7 @@ def check_hosted(body: Json, policy: str) -> None:
 
 
 def forced(kind: str, param: str) -> Exception:
-    needs = CLOUD_TOOLS.get(kind) or "OpenAI's cloud"
-    return bad_request(
-        f"'tool_choice' forces the '{kind}' tool, which needs {needs} in OpenAI's cloud: local models cannot call it.",
-        param,
-        "unsupported_parameter",
-    )
+    return hosted_tool_forced(kind, CLOUD_TOOLS.get(kind) or "OpenAI's cloud", param)
 
 
 def dropped(body: Json) -> list[str]:

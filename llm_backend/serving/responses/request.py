@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import bad_request
+from ...errors import not_supported_locally as unsupported
 from . import items
 # Built-in tools that only OpenAI's cloud can run (a Responses request's are dropped or
 # refused before this, in cloud_tools.py; a Realtime session's are refused here).
@@ -26,10 +27,6 @@ FILE_SEARCH = "file_search"
 # ``include`` asking for each output token's log probability (the other values name tools
 # and inputs refused here, or reasoning these models do not produce: nothing to include).
 LOGPROBS = "message.output_text.logprobs"
-
-
-def unsupported(param: str, why: str) -> Exception:
-    return bad_request(f"'{param}' is not supported by local models: {why}.", param, "unsupported_parameter")
 
 
 def chat_tools(tools: list[Json] | None, name: str = "tools", served: tuple[str, ...] = ()) -> list[Json]:

@@ -20,7 +20,7 @@ from ..metadata import check_metadata
 from ... import errors
 from ...budgets import check_lists
 from ...backends.base import Serving
-from ...errors import OpenAIError, bad_request
+from ...errors import OpenAIError, bad_request, conversation_not_found
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
 from . import background, client_tools, cloud_tools, context_window, file_search, objects, reasoning, request
@@ -38,14 +38,6 @@ def serves_here(backend: Any) -> bool:
     and an upstream configured with ``responses: local`` (over its chat completions); a
     request for another upstream's model is forwarded to it before it gets here."""
     return backend.serving("createResponse") is Serving.HERE
-
-
-def response_not_found(response_id: str, param: str = "response_id") -> OpenAIError:
-    return errors.missing("Response", response_id, param)
-
-
-def conversation_not_found(conversation_id: str, param: str = "conversation_id") -> OpenAIError:
-    return errors.missing("Conversation", conversation_id, param)
 
 
 def _conversation_id(body: Json) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 from ..services import Services
 from . import background
 from .events import Event
-from .service import response_not_found
+from ...errors import response_not_found
 
 Json = dict[str, Any]
 

@@ -1,0 +1,48 @@
+"""The catalogue of errors the service answers with, in OpenAI's shape.
+
+``{"error": {"message": str, "type": str, "param": str | None, "code": str | None}}`` with
+the status OpenAI uses. Every named error is built here, one module per family of failure
+(the request, its parameters, access, models, stored objects, upstream APIs, WebSocket
+modes; the error itself in ``error.py``), and every name is importable from the package
+(``from ..errors import not_found``, ``errors.not_found``). Nothing here knows the web
+framework, so backends and storage can raise them. ``http/problems.py`` renders them (and
+translates the framework's own problems into them); the control plane's own errors are
+``serving/control/errors.py``'s, Anthropic's shape ``serving/messages/errors.py``'s.
+"""
+
+from __future__ import annotations
+
+# Re-exported: the package is the catalogue, whichever module a name lives in.
+from .error import OpenAIError, bad_request, server_error, answered
+from .request import (
+    invalid_json, too_deep, too_many_values, invalid_body, unreadable_body, request_too_large, request_timeout,
+    unknown_url, method_not_allowed, not_served, array_above_max_length, max_tokens_per_request, file_too_large,
+    unstorable,
+)
+from .parameters import (
+    missing_required_parameter, invalid_type, invalid_value, unknown_parameter, unrecognized_arguments,
+    unsupported_parameter, unsupported_value, not_supported_locally, not_supported_by_model,
+    not_with_prediction, value_not_with_prediction, hosted_tool_forced,
+)
+from .access import (
+    missing_key, invalid_key, not_admin, forbidden, cross_site_websocket, cross_site_request, foreign_host,
+    rate_limited,
+)
+from .models import (
+    model_not_found, model_not_supported, chat_model_only, guard_gave_no_verdict, upstream_model, model_loading,
+    context_length_exceeded, max_tokens_too_large, queue_full, worker_crashed, worker_out_of_memory,
+    model_load_failed,
+)
+from .objects import (
+    not_found, missing, no_such, missing_object, vector_store_expired, chat_completion_not_found,
+    response_not_found, conversation_not_found, batch_not_found, batch_not_cancellable,
+    vector_store_not_found, file_not_found, vector_store_file_not_found, file_batch_not_found, upload_refused,
+)
+from .upstream import (
+    no_deployment, upstream_unreachable, upstream_broke_off, upstream_timeout, upstream_unreadable,
+    upstream_refused, upstream_broken_off, upstream_error, mcp_listing_failed,
+)
+from .sockets import (
+    invalid_client_event, event_too_large, connection_limit_reached, stream_queue_full, too_many_sessions,
+    session_expired,
+)

@@ -1,0 +1,76 @@
+"""Errors of who is asking: no key, a wrong key, a key without the rights, a page of
+another origin or a foreign Host name (``http/edge.py``), and a key past its rate limits.
+"""
+
+from __future__ import annotations
+
+from .error import OpenAIError
+
+
+def missing_key() -> OpenAIError:
+    return OpenAIError(
+        401,
+        "You didn't provide an API key. You need to provide your API key in an Authorization "
+        "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        code="invalid_api_key",
+    )
+
+
+def invalid_key() -> OpenAIError:
+    return OpenAIError(
+        401,
+        "Incorrect API key provided. You can find your API key in your account settings.",
+        code="invalid_api_key",
+    )
+
+
+def not_admin() -> OpenAIError:
+    return OpenAIError(
+        403,
+        "You have insufficient permissions for this operation: it needs an admin key, and the API key "
+        "provided is not one.",
+        code="insufficient_permissions",
+    )
+
+
+def forbidden() -> OpenAIError:
+    return OpenAIError(403, "You are not allowed to perform this request.", code="forbidden")
+
+
+def cross_site_websocket(origin: str) -> OpenAIError:
+    # A WebSocket handshake from a web page of another origin (http/edge.py).
+    return OpenAIError(
+        403, f"WebSocket connections from the origin '{origin[:200]}' are not allowed.", code="origin_not_allowed"
+    )
+
+
+def cross_site_request(origin: str) -> OpenAIError:
+    # A keyless service written to by a web page of another site (http/edge.py).
+    return OpenAIError(
+        403,
+        f"Requests from the origin '{origin[:200]}' may not change anything on this service: add it to "
+        "cors_origins, or configure API keys.",
+        code="origin_not_allowed",
+    )
+
+
+def foreign_host(host: str) -> OpenAIError:
+    # A keyless service reached under a name that is not its own: DNS rebinding (http/edge.py).
+    return OpenAIError(
+        403,
+        f"The host '{host[:200]}' is not allowed: reach this service as localhost or by its address, or add "
+        "the name to allowed_hosts.",
+        code="host_not_allowed",
+    )
+
+
+def rate_limited(kind: str, limit: int, used: int, wait: int, headers: dict[str, str], per: str = "min") -> OpenAIError:
+    unit = ("R" if kind == "requests" else "T") + ("PD" if per == "day" else "PM")
+    return OpenAIError(
+        429,
+        f"Rate limit reached for this key on {kind} per {per} ({unit}): Limit {limit}, Used {used}, "
+        f"Requested 1. Please try again in {wait}s.",
+        code="rate_limit_exceeded",
+        type=kind,
+        headers={"retry-after": str(wait), **headers},
+    )
