@@ -7,7 +7,7 @@ modes; the error itself in ``error.py``), and every name is importable from the 
 (``from ..errors import not_found``, ``errors.not_found``). Nothing here knows the web
 framework, so backends and storage can raise them. ``http/problems.py`` renders them (and
 translates the framework's own problems into them); the control plane's own errors are
-``serving/control/errors.py``'s, Anthropic's shape ``serving/messages/errors.py``'s.
+``serving/admin/errors.py``'s, Anthropic's shape ``serving/messages/errors.py``'s.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections import Counter
@@ -40,7 +41,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from .. import errors
 from ..auth import Principal
@@ -54,7 +55,7 @@ from . import context
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .project_limits import admit_model
 from .rendering import error_response
-from .socket_endpoint import SocketEndpoint
+from .socket_endpoint import SocketEndpoint, receive_frames
 from .socket_frames import RefusedEvent, read_event
 
 if TYPE_CHECKING:
@@ -238,17 +239,9 @@ class Connection:
         await self.send({"type": "session.created", "event_id": event_id(), "session": session.to_openai()})
         seconds = self.socket.services.settings.realtime_session_seconds
         try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    message = await self.websocket.receive()
-                    if message["type"] == "websocket.disconnect":
-                        return
-                    await self._handle(session, message.get("text") or message.get("bytes") or "")
-        except WebSocketDisconnect:
-            return
-        except TimeoutError:
-            await session.close()
-            await self.end(errors.session_expired(seconds), 1000)
+            if await receive_frames(self.websocket, seconds, functools.partial(self._handle, session)):
+                await session.close()
+                await self.end(errors.session_expired(seconds), 1000)
         finally:
             await session.close()
             del session

@@ -58,7 +58,7 @@ from . import context
 from .project_limits import admit_model
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .rendering import error_response
-from .socket_endpoint import SocketEndpoint, client_event
+from .socket_endpoint import SocketEndpoint, client_event, receive_frames
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +111,12 @@ class Connection:
     async def serve(self) -> None:
         seconds = self.socket.services.settings.responses_websocket_seconds
         try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    message = await self.websocket.receive()
-                    if message["type"] == "websocket.disconnect":
-                        return
-                    await self._dispatch(message.get("text") or message.get("bytes") or "")
-        except WebSocketDisconnect:
-            return
-        except TimeoutError:  # the connection's lifetime (OpenAI's: 60 minutes): told, then closed
-            await self._stop_responses()
-            with contextlib.suppress(Exception):
-                await self._send(error_event(connection_limit_reached(seconds)))
-                await self.websocket.close(1000)
+            if await receive_frames(self.websocket, seconds, self._dispatch):
+                # The connection's lifetime (OpenAI's: 60 minutes) is up: told, then closed.
+                await self._stop_responses()
+                with contextlib.suppress(Exception):
+                    await self._send(error_event(connection_limit_reached(seconds)))
+                    await self.websocket.close(1000)
         finally:
             await self._stop_responses()
 

@@ -1,13 +1,17 @@
 """What the service's WebSocket endpoints share (the Responses WebSocket mode, the Realtime
 API): ASGI middleware that takes the WebSockets of one path and passes everything else on,
-and a client event read from its frame (``client_event``: the parser of request bodies,
-off the event loop for a large frame)."""
+the receive loop of a connection (``receive_frames``: its lifetime, one frame handled after
+the other), and a client event read from its frame (``client_event``: the parser of request
+bodies, off the event loop for a large frame)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..auth import Authenticator
 from ..errors import invalid_client_event
@@ -42,6 +46,24 @@ class SocketEndpoint:
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         raise NotImplementedError
+
+
+async def receive_frames(websocket: WebSocket, seconds: float, handle: Callable[[str | bytes], Awaitable[None]]) -> bool:
+    """Hand each frame the client sends to ``handle``, one after the other (a client cannot
+    queue work past what ``handle`` bounds), until it leaves (False) or the connection's
+    ``seconds`` are up (True: the caller tells it so and closes). A frame's size and the time
+    its fragments take are uvicorn's to bound (``ws_max_size``, ``socket_deadline.py``)."""
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return False
+                await handle(message.get("text") or message.get("bytes") or "")
+    except WebSocketDisconnect:
+        return False
+    except TimeoutError:
+        return True
 
 
 def client_event(frame: str | bytes, max_values: int = MAX_VALUES) -> Any:

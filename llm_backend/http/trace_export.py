@@ -1,4 +1,4 @@
-"""The OpenTelemetry SDK side of ``tracing.py``: imported only when ``OTEL_*`` ask for it.
+"""The OpenTelemetry SDK side of ``tracing.py`` (``traced.py`` the request's): imported only when ``OTEL_*`` ask for it.
 
 Each request ended is handed over (``pending``, a deque: an append on the request's path)
 and built here, in a thread of its own every ``BUILD_SECONDS``: its SDK span with the ids
@@ -41,7 +41,7 @@ from opentelemetry.trace import (
 )
 
 from .metrics import DURATION_BUCKETS, TTFT_BUCKETS
-from .tracing import Traced, TracedObservation
+from .traced import Traced, TracedObservation
 
 log = logging.getLogger(__name__)
 

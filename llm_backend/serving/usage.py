@@ -21,17 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import errors
-from ..storage.usage import (
-    AUDIO_SPEECHES,
-    AUDIO_TRANSCRIPTIONS,
-    COMPLETIONS,
-    EMBEDDINGS,
-    FILE_SEARCH_CALLS,
-    IMAGES,
-    MODERATIONS,
-    VECTOR_STORES,
-    UsageTotals,
-)
+from ..storage.usage import UsageTotals
+from .usage_families import FAMILIES
 
 if TYPE_CHECKING:
     from .services import Services
@@ -39,27 +30,6 @@ if TYPE_CHECKING:
 WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 # bucket_width -> (default limit, max limit), as the spec documents them.
 LIMITS = {"1m": (60, 1440), "1h": (24, 168), "1d": (7, 31)}
-RESULT_OBJECTS = {
-    COMPLETIONS: "organization.usage.completions.result",
-    EMBEDDINGS: "organization.usage.embeddings.result",
-    MODERATIONS: "organization.usage.moderations.result",
-    AUDIO_SPEECHES: "organization.usage.audio_speeches.result",
-    AUDIO_TRANSCRIPTIONS: "organization.usage.audio_transcriptions.result",
-    FILE_SEARCH_CALLS: "organization.usage.file_searches.result",
-    VECTOR_STORES: "organization.usage.vector_stores.result",
-    IMAGES: "organization.usage.images.result",
-}
-# The group_by fields each result carries (null unless grouped by and known here).
-RESULT_FIELDS = {
-    COMPLETIONS: ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier"),
-    EMBEDDINGS: ("project_id", "user_id", "api_key_id", "model"),
-    MODERATIONS: ("project_id", "user_id", "api_key_id", "model"),
-    AUDIO_SPEECHES: ("project_id", "user_id", "api_key_id", "model"),
-    AUDIO_TRANSCRIPTIONS: ("project_id", "user_id", "api_key_id", "model"),
-    FILE_SEARCH_CALLS: ("project_id", "user_id", "api_key_id", "vector_store_id"),
-    VECTOR_STORES: ("project_id",),
-    IMAGES: ("project_id", "user_id", "api_key_id", "model", "size", "source"),
-}
 GROUPABLE = ("project_id", "api_key_id", "model")
 
 LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z
@@ -77,38 +47,10 @@ def _page_start(page: str) -> int:
 
 
 def _result(operation: str, totals: UsageTotals) -> dict:
-    result: dict = {"object": RESULT_OBJECTS[operation]}
-    if operation == VECTOR_STORES:  # sampled hourly: the bucket's mean over the hours sampled
-        result["usage_bytes"] = totals.bytes // max(1, totals.minutes)
-    elif operation == FILE_SEARCH_CALLS:
-        result["num_requests"] = totals.calls
-    elif operation == IMAGES:  # forwarded image operations: their images, counted as calls
-        result |= {"images": totals.calls, "num_model_requests": totals.requests}
-    elif operation == AUDIO_SPEECHES:
-        result |= {"characters": totals.characters, "num_model_requests": totals.requests}
-    elif operation == AUDIO_TRANSCRIPTIONS:
-        result |= {"seconds": round(totals.seconds), "num_model_requests": totals.requests}
-    else:
-        result |= _token_result(operation, totals)
-    for field in RESULT_FIELDS[operation]:
+    family = FAMILIES[operation]  # what the family's result says (usage_families.py)
+    result: dict = {"object": family.result_object, **family.result(totals)}
+    for field in family.result_fields:
         result[field] = totals.group.get(field)
-    return result
-
-
-def _token_result(operation: str, totals: UsageTotals) -> dict:
-    result: dict = {"input_tokens": totals.input_tokens}
-    if operation == COMPLETIONS:
-        result |= {
-            "input_cached_tokens": totals.cached_tokens,
-            "input_uncached_tokens": totals.input_tokens - totals.cached_tokens,
-            "output_tokens": totals.output_tokens,
-            "input_text_tokens": totals.input_tokens,
-            "output_text_tokens": totals.output_tokens,
-            "input_cached_text_tokens": totals.cached_tokens,
-            "input_audio_tokens": 0,
-            "output_audio_tokens": 0,
-        }
-    result["num_model_requests"] = totals.requests
     return result
 
 

@@ -1,7 +1,7 @@
 """When the batch runner tries a line again: a passing refusal later (never before its
 retry-after), one that will not pass soon at once as the line's answer."""
 
-from llm_backend.serving.batches.runner import MAX_ATTEMPTS, MAX_RETRY_AFTER, RETRY_DELAY, retry_delay
+from llm_backend.serving.batches.retries import MAX_ATTEMPTS, MAX_RETRY_AFTER, RETRY_DELAY, retry_delay
 
 LIMITED = {"error": {"code": "rate_limit_exceeded", "message": "Rate limit reached"}}
 

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from llm_backend.backends.llama.grammar import GrammarError, grammar_for, json_string_safe
+from llm_backend.backends.llama.grammar import GrammarError, grammar_for
+from llm_backend.backends.llama.schema_grammar import json_string_safe
 
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},

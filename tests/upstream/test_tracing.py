@@ -216,7 +216,7 @@ def test_a_response_is_a_chat_span(traced_local, receiver):
 
 
 def test_a_traceparent_is_read_as_w3c_trace_context_reads_it():
-    from llm_backend.http.tracing import parent_of
+    from llm_backend.http.traced import parent_of
 
     trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     assert parent_of([(b"traceparent", f"00-{trace_id}-{span_id}-01".encode()), (b"tracestate", b"k=v")]) == (

@@ -37,17 +37,29 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from ...backends.registry import ModelRegistry
 from ...errors import server_error
+from ...settings import Settings
+from ...storage import Database
 from ...storage.batches import BatchStore, Claimed
 from ...storage.files import FileStore
-from ..services import Services
 from . import input as batch_input
 from .lines import Lines, Refused, ends_batch, refuse_unanswered
 from .output import answered, not_run, usage_of, write_files
+from .retries import retry_delay
 
 log = logging.getLogger(__name__)
+
+
+class Served(Protocol):
+    """What the runner reads of the app's services (``serving/services.Services``, which
+    builds the runner: named here, not imported, so neither imports the other)."""
+
+    settings: Settings
+    database: Database
+    registry: ModelRegistry
 
 Json = dict[str, Any]
 TICK = 1.0
@@ -58,21 +70,7 @@ TICK = 1.0
 IDLE_TICK = 5.0
 MAX_HELD = 8  # batches one process runs at once; more wait, oldest first
 MAX_HELD_PER_OWNER = 2  # of one tenant: the others' batches are taken while its wait
-RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-MAX_ATTEMPTS = 5
-RETRY_DELAY = 2.0  # seconds, doubling per attempt
-MAX_RETRY_AFTER = 120.0  # the longest retry-after a line waits for (a minute's limit, not a day's)
 JOB_RETRY_DELAY = 10.0  # seconds before a failed check or ending is tried again
-
-
-def retry_delay(status: int, answer: Json, retry_after: float | None, attempt: int) -> float | None:
-    """Seconds before a line's attempt ``attempt`` is tried again, or None: its answer is final."""
-    if status not in RETRIED_STATUSES or attempt >= MAX_ATTEMPTS:
-        return None
-    error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
-    if error.get("code") == "insufficient_quota" or (retry_after or 0) > MAX_RETRY_AFTER:
-        return None
-    return max(RETRY_DELAY * 2 ** (attempt - 1), retry_after or 0)
 
 
 @dataclass
@@ -93,7 +91,7 @@ class Held:
 
 
 class BatchRunner:
-    def __init__(self, services: Services, lines: Lines) -> None:
+    def __init__(self, services: Served, lines: Lines) -> None:
         self.services = services
         self.lines = lines
         settings = services.settings

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...backends.base import tenant
 from ...errors import OpenAIError, answered, bad_request
@@ -37,10 +37,23 @@ from ...mcp.connector import McpFailure
 from ..mcp.calls import approved_calls
 from ..mcp.run import NOT_RUN, McpRun
 from ..mcp.servers import TOOL, Catalog, McpServer, listing_failed, list_one, reuse, servers
-from .events import Json, error_event, event_id, held_bytes, new_id, snapshot
+from .events import Json, Send, error_event, event_id, held_bytes, new_id, snapshot
 
 if TYPE_CHECKING:
-    from .conversation import ConversationSession
+    from ..services import Services
+    from .conversation_items import ConversationItems
+
+
+class Session(Protocol):
+    """What the MCP tools read of their session (conversation.py's ``ConversationSession``),
+    named here so the session imports this module and not the other way round."""
+
+    services: Services
+    items: ConversationItems
+    send: Send
+
+    async def add(self, item: Json, previous: str | None = None, done: bool = True) -> None: ...
+
 
 def checked_servers(services: Any, config: Json, tools_from: str, choice_from: str) -> list[McpServer]:
     """A configuration's ``mcp`` tools, checked as a Responses request's are (400s naming
@@ -81,7 +94,7 @@ class SessionMcp:
     """One session's MCP servers: their listings, the approvals issued, the approved calls
     running."""
 
-    def __init__(self, session: ConversationSession) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.listings: dict[str, asyncio.Task] = {}  # server label -> its listing under way
         self.failed: set[str] = set()  # mcp_list_tools items whose listing failed

@@ -22,17 +22,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ...errors import OpenAIError, answered
 from ..mcp.servers import McpServer
 from ..responses.request import chat_tool_choice, chat_tools
-from .events import RESPONSE, Json, error_event, event_id, new_id, snapshot
-from .mcp_tools import not_run
+from .events import RESPONSE, Gate, Json, error_event, event_id, new_id, snapshot
+from .mcp_tools import Session as McpSession
+from .mcp_tools import SessionMcp, not_run
 from .speaker import Speaker
-
-if TYPE_CHECKING:
-    from .conversation import ConversationSession
 
 PCM_BYTES_PER_MS = 48  # 24 kHz, 16-bit mono: what the audio deltas carry
 # A response's status as the metrics count it (a cancelled one as a client gone).
@@ -41,10 +39,22 @@ NOT_RUN_WHY = {"cancelled": "the response was cancelled", "failed": "the respons
 ARGUMENT_DELTAS = {"function_call": "response.function_call_arguments.delta", "mcp_call": "response.mcp_call_arguments.delta"}
 
 
+class Session(McpSession, Protocol):
+    """What a response reads of its session (conversation.py's ``ConversationSession``),
+    named here so the session imports this module and not the other way round."""
+
+    gate: Gate
+    model: str
+    conversation_id: str
+    cancel_reason: str  # why a cancelled response stopped ("" while the session closes)
+    audio_ms: dict[str, int]
+    mcp: SessionMcp
+
+
 class Response:
     def __init__(
         self,
-        session: ConversationSession,
+        session: Session,
         config: Json,
         metadata: Any,
         given: tuple[str, str] = ("session", "session"),

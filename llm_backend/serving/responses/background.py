@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -37,11 +37,28 @@ from .events import Event, ResponseStream
 
 if TYPE_CHECKING:
     from ...storage import Database
-    from .service import Turn
+    from ...storage.responses import NewResponse
+    from ..services import Services
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+
+
+class Turn(Protocol):
+    """What a background run reads of the response it makes (service.py's ``Turn``), named
+    here so the service imports this module and not the other way round."""
+
+    id: str
+    body: Json
+    services: Services
+    client_tools: Any
+
+    def skeleton(self, status: str) -> Json: ...
+
+    def record(self, response: Json) -> NewResponse: ...
+
+    async def finish(self, response: Json, events: list[Json] | None = None) -> bool: ...
 
 INTERRUPTED = "The service restarted before this background response finished."
 STOPPED = "The service stopped before this background response finished."

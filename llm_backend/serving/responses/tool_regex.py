@@ -1,7 +1,7 @@
 r"""A custom tool's ``regex`` grammar as a JSON-schema ``pattern`` the engine can compile.
 
 The engine turns a ``pattern`` into GBNF with llama.cpp's converter (backends/llama/
-grammar.py), which reads a subset of regex syntax and copies escapes through to GBNF, where
+schema_grammar.py), which reads a subset of regex syntax and copies escapes through to GBNF, where
 ``\d``, ``\.`` or ``\-`` do not parse. OpenAI's regex grammars are Rust ``regex`` syntax;
 this rewrites the common part of it into what the converter reads (shorthand classes as
 classes, escaped punctuation as ``\xHH``, ``(?:`` as a group) and says ``None`` for what it

@@ -3,6 +3,7 @@
 Only this package (and ``worker.py``) imports llama_cpp; the API process never loads it.
 
 - ``batching``: the scheduler: sequences, one ``llama_decode`` per step for all of them
+- ``submission``: a request validated, tokenized and queued
 - ``requests``, ``admission``, ``prefixes``: requests and their choices; which sequence a
   request gets and what its prompt starts from
 - ``answers``: what a generated token does to its choice's answer

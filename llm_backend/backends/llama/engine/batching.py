@@ -20,6 +20,9 @@ Drafts (issue #41): a choice with a source of drafts (the client's prediction, o
 prompt: drafts.py) puts its drafted tokens in the step beside its own token, each with its
 logits, and ``verification.py`` takes the longest part the model agrees with: several
 tokens for one step.
+
+Requests come in through ``submission.py`` (validated, tokenized, queued) and are placed on
+sequences by ``admission.py``: the ``Engine`` is those two parts and this step.
 """
 
 from __future__ import annotations
@@ -31,23 +34,19 @@ from typing import Any
 import llama_cpp
 from llama_cpp import _internals
 
-from .admission import SAVE_MIN, SHARE_MIN, Admission
+from .admission import SAVE_MIN, SHARE_MIN
 from .answers import Answers, Emit
-from .drafts import Draft
-from .errors import ContextError, RequestError
 from .llama_params import context_params, model_params, windows
-from .prefixes import BLOCK, Holding, HostCache, common_prefix
+from .prefixes import BLOCK, Holding, HostCache
 from .prompts import ChatTemplate, Tokenizer
 from .requests import Choice, Request
-from .sampling import Sampler, SamplingParams
-from .text import TextStream
-from .thinking import Thinking
+from .submission import Submission
 from .verification import verify
 
 __all__ = ["Engine", "SAVE_MIN", "SHARE_MIN"]
 
 
-class Engine(Admission):
+class Engine(Submission):
     """The scheduler of one worker process. Not thread-safe: one thread calls it."""
 
     def __init__(self, config: dict[str, Any], emit: Emit, flush: Callable[[], None] = lambda: None) -> None:
@@ -107,89 +106,6 @@ class Engine(Admission):
     def busy(self) -> bool:
         return bool(self.running)
 
-    def chat_prompt(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
-        template_kwargs: dict[str, Any] | None = None,
-    ) -> tuple[list[int], list[str], str | None]:
-        """The prompt tokens of chat ``messages`` (the chat template rendered with the tools
-        offered and its own switches, tokenized), the template's stop strings, and for a
-        reasoning model where its answer starts (reasoning/: inside a block the prompt
-        opened, or not)."""
-        text, template_stop, has_bos = self.template.render(messages, tools, tool_choice, template_kwargs)
-        start = self.template.reasoning.start(text) if self.template.reasoning is not None else None
-        return self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos), template_stop, start
-
-    def submit(self, rid: str, op: str, params: dict[str, Any]) -> None:
-        """Validate and queue a chat or completion request (raises RequestError)."""
-        stop = list(params.get("stop") or [])
-        if op == "chat":
-            prompt, template_stop, reasoning_start = self.chat_prompt(
-                params["messages"], params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs")
-            )
-            stop += [s for s in template_stop if s not in stop]
-            param = "messages"
-        else:
-            raw = params.get("prompt", "")
-            prompt = list(raw) if isinstance(raw, list) else self.tokenizer.tokenize(raw, add_bos=self.add_bos)
-            param = "prompt"
-            bad = [t for t in prompt if not 0 <= t < self.tokenizer.n_vocab]
-            if bad:
-                raise RequestError(400, "'prompt' has token ids outside the vocabulary.", "prompt", "invalid_value")
-        if not prompt:
-            # Generating from nothing still needs one token to start from.
-            prompt = [llama_cpp.llama_vocab_bos(self.model.vocab)]
-        if len(prompt) >= self.n_ctx:
-            raise ContextError(len(prompt) + 1, self.n_ctx, param)
-        n = int(params.get("n") or 1)
-        if n > self.parallel:
-            raise RequestError(400, f"'n' can be at most {self.parallel} for this model.", "n", "invalid_value")
-        sampling = SamplingParams.from_request(params, self.tokenizer.n_vocab)
-        if sampling.top_logprobs > 20:
-            raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
-        room = self._fitted(params, len(prompt), n)
-        request = Request(rid, prompt, n, room, sampling, stop, tenant=str(params.get("tenant") or ""))
-        request.share = self._share(params, len(prompt), room)
-        if op == "chat":
-            request.reasoning_start = reasoning_start
-        if params.get("prediction") is not None:
-            # Beyond the context no token of it could be used.
-            request.prediction = self.tokenizer.tokenize(params["prediction"], add_bos=False, special=False)[: self.n_ctx]
-        request.split = len(prompt)
-        if op == "chat":
-            messages = params["messages"]
-            tools = params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs")  # as rendered
-            if len(messages) > 1:
-                request.split = self._rendered_prefix(messages[:-1], prompt, *tools)
-            if params.get("shared_messages"):
-                request.shared = self._rendered_prefix(messages[: int(params["shared_messages"])], prompt, *tools)
-        if params.get("echo"):
-            raw = params.get("prompt")
-            request.echo = raw if isinstance(raw, str) else self.tokenizer.text_of(prompt)
-            if sampling.logprobs:
-                # The prompt's own logprobs need logits at every prompt position: no reuse.
-                first = self.tokenizer.piece(prompt[0])
-                request.prompt_logprobs = [
-                    {"token": first.decode("utf-8", errors="backslashreplace"), "logprob": None,
-                     "bytes": list(first), "top_logprobs": None}
-                ]
-        # Build the samplers now so a bad grammar is refused before any work starts.
-        drafts = request.prediction is not None or self.prompt_lookup
-        request.choices = [
-            Choice(index, -1, Sampler(sampling, self.model, self.n_ctx, index, drafts), TextStream(stop), draft=self._draft(request))
-            for index in range(n)
-        ]
-        budget = params.get("thinking_budget")
-        if op == "chat" and budget is not None and reasoning_start is not None and not drafts and not params.get("grammar"):
-            for choice in request.choices:
-                choice.thinking = self._thinking(reasoning_start, int(budget))
-        self.waiting.append(request)
-        self._admit()
-
-    def _thinking(self, start: str, budget: int) -> Thinking:
-        family = self.template.reasoning
-        close = self.tokenizer.tokenize(family.budget_close, add_bos=False)
-        return Thinking(family.budget_opening, family.budget_closing, close, start == "open", budget)
-
     def cancel(self, rid: str) -> bool:
         """Drop a request wherever it is; frees its sequences. True if it was known."""
         for request in self.waiting:
@@ -216,24 +132,6 @@ class Engine(Admission):
         llama_cpp.llama_memory_clear(self.memory, True)
         self.held = [Holding() for _ in range(self.parallel)]
         self.pending.clear()
-
-    def _draft(self, request: Request) -> Draft | None:
-        if request.prediction is not None:
-            return Draft(request.prediction, counted=True)
-        if self.prompt_lookup:
-            return Draft(request.prompt, counted=False, aligned=False)
-        return None
-
-    def _rendered_prefix(self, messages: list[dict[str, Any]], prompt: list[int], *tools: Any) -> int:
-        """How many leading tokens of ``prompt`` are the rendering of ``messages`` (its first
-        ones): what the prompt and that rendering have in common. None when the template
-        cannot render them alone (Llama 3 wants a user message to put the tools in)."""
-        try:
-            text, _, has_bos = self.template.render(messages, *tools)
-        except RequestError:
-            return 0
-        head = self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos)
-        return common_prefix(head, prompt, len(prompt))
 
     def _release(self, request: Request) -> None:
         for choice in request.choices:

@@ -18,18 +18,29 @@ row is decoded again alone in the next step (no drafts in it), and decides there
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import llama_cpp
 import numpy as np
 
+from .answers import Answers
+from .prefixes import Holding
+from .prompts import Tokenizer
 from .requests import Choice, Request
 from .sampling import logits_at
 
-if TYPE_CHECKING:
-    from .batching import Engine
-
 NEAR_TIE = 0.5  # logits: what rows computed together may move one by (a tie flipped at 0.14)
+
+
+class Engine(Protocol):
+    """What verification reads of the engine (batching.py's ``Engine``), named here so the
+    engine imports this module and not the other way round."""
+
+    ctx: Any
+    memory: Any
+    tokenizer: Tokenizer
+    answers: Answers
+    held: list[Holding]
 
 
 def _near_tie(engine: Engine, logits_index: int) -> bool:

@@ -19,7 +19,7 @@ class Functionary(ToolFormat):
         return OPEN in template and "<|start_header_id|>" in template
 
     def grammar(self, tools: list[Json], parallel: bool) -> str:
-        from ..grammar import literal, named_arguments
+        from ..schema_grammar import literal, named_arguments
 
         calls, rules = named_arguments(tools, lambda name: name + ">")
         return f"root ::= {'call+' if parallel else 'call'}\ncall ::= {literal(OPEN)} {calls} {literal(CLOSE)}\n" + rules

@@ -35,7 +35,7 @@ class GptOss(ToolFormat):
         return super().history(one_call_per_message(messages))
 
     def grammar(self, tools: list[Json], parallel: bool) -> str:
-        from ..grammar import literal, named_arguments
+        from ..schema_grammar import literal, named_arguments
 
         calls, rules = named_arguments(tools, lambda name: f"{name} {CONSTRAIN}json{MESSAGE}")
         # Reasoning first if the model wants it (text without "<|"), then the call: one per

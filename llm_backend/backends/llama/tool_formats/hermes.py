@@ -21,7 +21,7 @@ class Hermes(ToolFormat):
         return OPEN in template
 
     def grammar(self, tools: list[Json], parallel: bool) -> str:
-        from ..grammar import call_rules, literal
+        from ..schema_grammar import call_rules, literal
 
         block = f"{literal(OPEN)} {self.around_call} call {self.around_call} {literal(CLOSE)}"
         root = f'root ::= {block} ("\\n" {block})*' if parallel else f"root ::= {block}"

@@ -31,7 +31,7 @@ class Llama3(ToolFormat):
         return super().history(one_call_per_message(messages))
 
     def grammar(self, tools: list[Json], parallel: bool) -> str:
-        from ..grammar import call_rules
+        from ..schema_grammar import call_rules
 
         return "root ::= call\n" + call_rules(tools, "parameters")  # one call at a time, as its template says
 

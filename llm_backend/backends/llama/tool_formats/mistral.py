@@ -33,7 +33,7 @@ class Mistral(ToolFormat):
         return converted
 
     def grammar(self, tools: list[Json], parallel: bool) -> str:
-        from ..grammar import call_rules, literal
+        from ..schema_grammar import call_rules, literal
 
         calls = 'call ("," " "? call)*' if parallel else "call"
         return f'root ::= {literal(TOOL_CALLS)} " "? "[" {calls} "]"\n' + call_rules(tools, "arguments")
@@ -50,7 +50,7 @@ class MistralArgs(Mistral):
         return TOOL_CALLS in template and ARGS in template
 
     def grammar(self, tools: list[Json], parallel: bool) -> str:
-        from ..grammar import literal, named_arguments
+        from ..schema_grammar import literal, named_arguments
 
         calls, rules = named_arguments(tools, lambda name: name + ARGS)
         return f"root ::= {'named+' if parallel else 'named'}\nnamed ::= {literal(TOOL_CALLS)} {calls}\n" + rules
