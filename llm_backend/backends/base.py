@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-Json = dict[str, Any]
+from ..json_types import Json
+
 
 caller_headers: ContextVar[list[tuple[bytes, bytes]]] = ContextVar("caller_headers", default=[])
 """The raw headers of the client's request being served, set by the HTTP layer: an upstream

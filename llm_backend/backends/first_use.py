@@ -10,7 +10,8 @@ from typing import Any
 
 from .. import errors
 from ..errors import bad_request
-from .base import Json, ModelCard, Relayed, Serving
+from ..json_types import Json
+from .base import ModelCard, Relayed, Serving
 
 
 class FirstUseModels:

@@ -27,7 +27,8 @@ from typing import Any
 
 from .. import errors
 from ..errors import OpenAIError
-from .base import Backend, Json, ModelCard, Relayed, Serving, failover, tenant
+from ..json_types import Json
+from .base import Backend, ModelCard, Relayed, Serving, failover, tenant
 from .pool_answers import started, tracked
 from .prefix_routes import route_key
 from .ring import Ring

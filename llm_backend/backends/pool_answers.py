@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, Protocol
 
-from .base import Json, Relayed
+from ..json_types import Json
+from .base import Relayed
 
 
 class Counted(Protocol):

@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from .base import Json
+from ..json_types import Json
+
 
 
 def route_key(request: Json | None, tenant: str) -> bytes:

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 
 from .. import errors
 from ..errors import OpenAIError
-from .base import Backend, Json, ModelCard, Relayed, Serving
+from ..json_types import Json
+from .base import Backend, ModelCard, Relayed, Serving
 from .events import ModelEvents
 from .pool import Deployment, ModelPool, PoolPolicy
 

@@ -39,6 +39,7 @@ from starlette.responses import Response
 from ..auth import Authenticator, Principal
 from ..backends.base import background
 from ..errors import OpenAIError, answered, invalid_key, server_error
+from ..json_types import Json
 from ..serving.batches.lines import Refused
 from ..serving.services import Services
 from ..storage.batches import Claimed
@@ -49,7 +50,6 @@ from . import context, project_limits
 from .middleware import Observer
 from .rendering import error_response
 
-Json = dict[str, Any]
 
 
 class Endpoint(Protocol):

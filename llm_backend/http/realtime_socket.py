@@ -47,8 +47,9 @@ from .. import errors
 from ..auth import Principal
 from ..client_secrets import PREFIX, Claims
 from ..errors import OpenAIError, answered
+from ..json_types import Json
 from ..serving.admin import hosted_tools
-from ..serving.realtime.events import Json, error_event, event_id
+from ..serving.realtime.events import error_event, event_id
 from ..serving.realtime.threads import give_back_memory, off_loop
 from ..settings import Settings
 from . import context

@@ -44,13 +44,13 @@ import contextlib
 import json
 import logging
 from contextlib import aclosing
-from typing import Any
 
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import OpenAIError, answered, bad_request, connection_limit_reached, stream_queue_full
 from ..json_text import LARGE_BODY
+from ..json_types import Json
 from ..off_loop import off_loop
 from ..serving.responses import service
 from ..serving.responses.memory import ConnectionMemory
@@ -62,7 +62,6 @@ from .socket_endpoint import SocketEndpoint, client_event, receive_frames
 
 log = logging.getLogger(__name__)
 
-Json = dict[str, Any]
 # Lanes (``stream_id``s) one connection may open; beyond: ``websocket_stream_limit_reached``.
 MAX_LANES = 16
 # ``response.create`` events one lane holds behind the one it is answering.

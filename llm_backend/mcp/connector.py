@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx2
 
+from ..json_types import Json
 from .beside import LoopThread
 from .egress import Refused, ServerPolicy, shown
 from .transport import Exchange, TooLarge, http_client, origin
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Json = dict[str, Any]
 # JSON-RPC's "internal error": an answer that could not be read as MCP.
 INTERNAL_ERROR = -32603
 

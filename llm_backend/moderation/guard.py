@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backends.base import Backend, Json
+from ..backends.base import Backend
 from ..errors import guard_gave_no_verdict
+from ..json_types import Json
 from .categories import CATEGORIES, closure
 
 # Llama Guard 3 and 4's hazard taxonomy (MLCommons), as OpenAI's categories.

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from .. import errors
-from ..backends.base import Json
 from ..backends.first_use import FirstUseModels
 from ..budgets import check_count
 from ..errors import bad_request
+from ..json_types import Json
 from .categories import CATEGORIES, MODEL_IDS
 
 if TYPE_CHECKING:

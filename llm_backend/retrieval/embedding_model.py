@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from .. import errors
-from ..backends.base import Json
 from ..backends.first_use import FirstUseModels
 from ..budgets import MAX_CHARS_PER_TOKEN, check_count
 from ..errors import bad_request, max_tokens_per_request
+from ..json_types import Json
 from ..openai_tokens import text_of
 
 if TYPE_CHECKING:

@@ -21,9 +21,9 @@ import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ..backends.base import Json
 from ..errors import bad_request
 from ..errors import not_supported_by_model as unsupported
+from ..json_types import Json
 from .audio_languages import LANGUAGE_NAMES
 
 AUDIO_TOKENS_PER_SECOND = 50

@@ -17,8 +17,8 @@ import os
 import tempfile
 from typing import Any
 
-from ..backends.base import Json
 from ..errors import bad_request
+from ..json_types import Json
 from . import audio
 from .services import Services
 

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ..backends.base import Answer, Json, Relayed
+from ..backends.base import Answer, Relayed
 from ..errors import chat_completion_not_found as not_found
+from ..json_types import Json
 from ..storage.chat_completions import CursorNotFound, NewChatCompletion, Page
 from . import relayed
 from .lists import page

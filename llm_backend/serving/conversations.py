@@ -8,16 +8,15 @@ database itself.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from .. import errors
 from ..errors import OpenAIError
+from ..json_types import Json
 from ..storage.chat_completions import CursorNotFound, Page
 from .responses.items import new_id
 from ..errors import conversation_not_found
 from .services import Services
 
-Json = dict[str, Any]
 
 
 async def create(services: Services, owner: str, metadata: dict[str, str], items: list[Json]) -> Json:

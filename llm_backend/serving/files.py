@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from .. import errors
+from ..json_types import Json
 from ..storage.files import FileStore, FileTooLarge
 from .services import Services
 
-Json = dict[str, Any]
 
 
 def file_store(services: Services) -> FileStore:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import errors
 from ..errors import bad_request
+from ..json_types import Json
 
-Json = dict[str, Any]
 LIST_MAX_LIMIT = 100
 
 

@@ -7,7 +7,8 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
-from ..backends.base import Json, Relayed
+from ..backends.base import Relayed
+from ..json_types import Json
 
 DONE = "[DONE]"
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..admin_settings import Price
+from ..json_types import Json
 from ..storage.usage import (
     AUDIO_SPEECHES,
     AUDIO_TRANSCRIPTIONS,
@@ -29,7 +30,6 @@ from ..storage.usage import (
     UsageTotals,
 )
 
-Json = dict[str, Any]
 Item = tuple[str, Decimal, str, Decimal]  # (line item, quantity, unit, USD each), before its model's name
 MILLION, GIGABYTE = Decimal(1_000_000), Decimal(1_000_000_000)
 # The group_by fields most results carry (null unless grouped by and known here).

@@ -16,6 +16,7 @@ from ..errors import OpenAIError, bad_request, file_not_found
 from ..errors import file_batch_not_found as batch_not_found
 from ..errors import vector_store_file_not_found as store_file_not_found
 from ..errors import vector_store_not_found as store_not_found
+from ..json_types import Json
 from ..retrieval.chunking import parse_strategy
 from ..retrieval.extraction import ExtractionError, text_pieces
 from ..storage.storable import problem
@@ -24,7 +25,6 @@ from .metadata import check_metadata
 from .lists import check_limit, list_object
 from .services import Services
 
-Json = dict[str, Any]
 ATTRIBUTES_MAX = 16
 ATTRIBUTE_KEY_MAX = 64
 ATTRIBUTE_VALUE_MAX = 512

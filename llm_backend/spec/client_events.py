@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors
+from ..json_types import Json
 from . import validation
 
-Json = dict[str, Any]
 # A checked event: the createResponse body it carries, and its lane (``stream_id``).
 CheckEvent = Callable[..., tuple[Json, str | None]]
 

@@ -30,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-Json = dict[str, Any]
+from ..json_types import Json
+
 
 
 def _new_message_id() -> str:

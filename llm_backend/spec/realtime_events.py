@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors
+from ..json_types import Json
 from . import leniency, validation
 
-Json = dict[str, Any]
 CheckEvent = Callable[[Any], Json]
 
 

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from ..json_types import Json
 from .clock import database_epoch, database_now
 from .models import BatchLine, StoredBatch
 
 if TYPE_CHECKING:
     from .handle import DatabaseHandle
 
-Json = dict[str, Any]
 
 # Statuses a batch has while some process must still work on it.
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")

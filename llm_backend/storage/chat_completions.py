@@ -8,17 +8,17 @@ invisible here except to ``save``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import Select, delete, func, select, true
 from sqlalchemy.orm import Session
 
+from ..json_types import Json
 from .models import ChatCompletionMetadata, StoredChatCompletion
 
 if TYPE_CHECKING:
     from .handle import DatabaseHandle
 
-Json = dict[str, Any]
 Order = Literal["asc", "desc"]
 
 

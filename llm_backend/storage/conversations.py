@@ -8,18 +8,18 @@ rather than shadowing the first.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from ..json_types import Json
 from .chat_completions import CursorNotFound, Page
 from .models import ConversationItem, StoredConversation
 
 if TYPE_CHECKING:
     from .handle import DatabaseHandle
 
-Json = dict[str, Any]
 Order = Literal["asc", "desc"]
 
 

@@ -27,18 +27,18 @@ import secrets
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..json_types import Json
 from . import storable
 from .models import StoredFile, VectorStore, VectorStoreFile
 
 if TYPE_CHECKING:
     from .handle import DatabaseHandle
 
-Json = dict[str, Any]
 CHUNK = 1 << 20
 
 

@@ -14,11 +14,12 @@ an ended response is never written again (``finish`` and the sweep change only a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 
 from sqlalchemy import delete, func, insert, select, update
 
+from ..json_types import Json
 from .conversations import append_items
 from .clock import database_now
 from .models import ResponseEvent, StoredResponse
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
     from .handle import DatabaseHandle
 
-Json = dict[str, Any]
 
 UNFINISHED = ("queued", "in_progress")
 

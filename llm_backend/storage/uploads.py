@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
 
+from ..json_types import Json
 from .clock import database_epoch, database_now
 from .models import StoredUpload, UploadPart
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from .handle import DatabaseHandle
     from .files import FileStore
 
-Json = dict[str, Any]
 CHUNK = 1 << 20
 # A completion that has held ``completing`` this long was cut off (its process died).
 STALE_COMPLETION = timedelta(minutes=10)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..json_types import Json
 from . import keyword_index
 from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile
 from .vector_store_rows import locking_store
@@ -29,7 +30,6 @@ if TYPE_CHECKING:  # numpy is imported where it is used: the API process starts 
 
     from .handle import DatabaseHandle
 
-Json = dict[str, Any]
 @dataclass(frozen=True)
 class NewChunk:
     text: str

@@ -11,9 +11,9 @@ from typing import Any, Literal
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from ..json_types import Json
 from .models import VectorStore, VectorStoreFile
 
-Json = dict[str, Any]
 Order = Literal["asc", "desc"]
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
 DAY = 86400

@@ -28,6 +28,7 @@ RANKS = {
     "budgets": -1,
     "json_scan": -1,
     "json_text": -1,
+    "json_types": -1,
     "off_loop": -1,
     "openai_tokens": -1,
     "client_secrets": -1,

@@ -23,8 +23,9 @@ from typing import Any
 
 from ... import errors
 from ...errors import model_not_found, model_not_supported
+from ...json_types import Json
 from ...settings import Settings
-from ..base import Json, ModelCard, Relayed, Serving, StreamedBody, tenant
+from ..base import ModelCard, Relayed, Serving, StreamedBody, tenant
 from ..events import ModelEvents
 from ..fair_line import Admission
 from ..lifecycle import Lifecycle

@@ -16,11 +16,12 @@ from typing import Any
 from ... import errors
 from ...budgets import prompt_count
 from ...errors import bad_request, model_not_found
+from ...json_types import Json
 from ...model_settings import ModelConfig, keep_alive_seconds
 from ...off_loop import many_values, off_loop
 from ...openai_tokens import first_use
 from ...settings import Settings
-from ..base import Answer, Json, ModelCard, Relayed, Serving, tenant
+from ..base import Answer, ModelCard, Relayed, Serving, tenant
 from ..events import ModelEvents
 from ..lifecycle import MODEL_KEEP_ALIVE, Lifecycle
 from ..prefix_routes import route_key

@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ..base import Answer, Json
+from ...json_types import Json
+from ..base import Answer
 
 Run = Callable[[Json], Awaitable[Answer]]
 

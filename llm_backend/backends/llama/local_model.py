@@ -23,9 +23,10 @@ from pathlib import Path
 
 from ... import errors
 from ...errors import bad_request
+from ...json_types import Json
 from ...model_settings import ModelConfig
 from ...settings import Settings
-from ..base import Json, background, engine_phase, tenant
+from ..base import background, engine_phase, tenant
 from ..fair_line import Line
 from ..ring import Ring
 from .background import BackgroundEngine

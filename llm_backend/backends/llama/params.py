@@ -19,8 +19,8 @@ from jsonschema.exceptions import SchemaError
 from ...budgets import MAX_CHARS_PER_TOKEN
 from ...errors import bad_request, context_length_exceeded, max_tokens_too_large
 from ...errors import not_supported_locally as unsupported
+from ...json_types import Json
 from ...openai_tokens import text_of
-from ..base import Json
 from . import prediction
 
 # OpenAI's sampling defaults (llama-cpp-python's own differ: temperature 0.2, top_k 40, ...).

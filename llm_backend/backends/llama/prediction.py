@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ...errors import not_with_prediction as _unsupported
 from ...errors import value_not_with_prediction as _above_zero
-from ..base import Json
+from ...json_types import Json
 
 # A prediction longer than the context can never be used past it; this many characters a
 # token is more than any tokenizer gives (budgets.MAX_CHARS_PER_TOKEN).

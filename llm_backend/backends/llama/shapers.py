@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-from ..base import Json
+from ...json_types import Json
 from .reasoning.stream import answer_parser
 from .tool_formats import named
 from .tool_formats.deltas import ToolCallStream, assembled

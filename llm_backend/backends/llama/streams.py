@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from ..base import Json
+from ...json_types import Json
+
 
 
 class Primed:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from ...errors import upstream_broken_off, upstream_error
-from ..base import Json
+from ...json_types import Json
 
 log = logging.getLogger(__name__)
 

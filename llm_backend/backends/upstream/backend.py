@@ -14,9 +14,10 @@ from urllib.parse import quote
 import aiohttp
 
 from ... import errors
+from ...json_types import Json
 from ...off_loop import large_input, off_loop
 from ...settings import Settings, UpstreamConfig
-from ..base import Json, ModelCard, Relayed, Serving, StreamedBody, caller_headers
+from ..base import ModelCard, Relayed, Serving, StreamedBody, caller_headers
 from .answers import chat_answer
 from .http_client import UpstreamClient
 from .relay import relay

@@ -23,7 +23,8 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
-from ..base import Json, Relayed, usage_withheld
+from ...json_types import Json
+from ..base import Relayed, usage_withheld
 
 EVENT_END = b"\n\n"  # relay.py frames every relayed stream with \n line ends
 USAGE = b'"usage"'

@@ -4,16 +4,14 @@ settings and are not listed. A deleted key stops at its next request, on every r
 
 from __future__ import annotations
 
-from typing import Any
-
 from ... import errors
 from ...auth import Principal
+from ...json_types import Json
 from ..lists import check_limit
 from ..services import Services
 from . import objects
 from .audit import entry
 
-Json = dict[str, Any]
 
 
 async def list_keys(services: Services, after: str | None = None, order: str = "asc", limit: int = 20) -> Json:

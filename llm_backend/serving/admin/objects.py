@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
+from ...json_types import Json
 from ...storage.api_keys import ApiKeyInfo
 
-Json = dict[str, Any]
 
 
 def unix(moment: datetime | None) -> int | None:

@@ -9,10 +9,9 @@ account answers its key once; deleting it revokes every key it has.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ... import errors
 from ...auth import Principal
+from ...json_types import Json
 from ...storage.service_accounts import ArchivedProject
 from ..lists import check_limit
 from ..services import Services
@@ -20,7 +19,6 @@ from . import objects
 from .audit import CHANGED, entry
 from .errors import archived_project, no_project
 
-Json = dict[str, Any]
 
 
 async def project_of(services: Services, project_id: str):

@@ -18,17 +18,15 @@ upstream's to count).
 
 from __future__ import annotations
 
-from typing import Any
-
 from ... import errors
 from ...auth import Principal
+from ...json_types import Json
 from ...storage.admin_snapshot import LIMIT_NAMES, ModelLimits
 from ..services import Services
 from . import objects
 from .audit import entry
 from .projects import project_of
 
-Json = dict[str, Any]
 UNSET = 2**31 - 1
 PREFIX = "rl-"
 MAX_LIST = 100

@@ -4,16 +4,14 @@ calendar month (UTC), the only currency and interval OpenAI's document allows.""
 
 from __future__ import annotations
 
-from typing import Any
-
 from ... import errors
 from ...auth import Principal
+from ...json_types import Json
 from ..services import Services
 from . import objects
 from .audit import entry
 from .projects import project_of
 
-Json = dict[str, Any]
 ORGANISATION = ""
 # OpenAI's event types nearest to these changes (its audit log has none named for spend).
 LIMIT_EVENT, ALERT_EVENT = "tenant.billing.overage_limit.updated", "tenant.billing.alerts.updated"

@@ -28,8 +28,8 @@ from typing import Any
 
 from ...errors import OpenAIError
 from ...json_text import loads
+from ...json_types import Json
 
-Json = dict[str, Any]
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_REQUESTS = 50_000

@@ -25,15 +25,15 @@ request - and the batch completes with them counted as failed.
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ...errors import OpenAIError
+from ...json_types import Json
 from .output import answered
 
 if TYPE_CHECKING:
     from ...storage.batches import BatchStore, Claimed
 
-Json = dict[str, Any]
 
 
 class Refused(Exception):

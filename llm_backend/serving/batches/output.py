@@ -26,13 +26,13 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ...json_types import Json
 from ...storage.files import FileExists
 
 if TYPE_CHECKING:
     from ...storage.batches import BatchStore, Claimed
     from ...storage.files import FileStore
 
-Json = dict[str, Any]
 WRITE_CHUNK = 1 << 20
 NOT_RUN = {
     "cancelled": ("batch_cancelled", "This request was not executed: the batch was cancelled before it ran."),

@@ -6,9 +6,8 @@ pass soon (a spend limit's ``insufficient_quota``, a limit that resets past
 
 from __future__ import annotations
 
-from typing import Any
+from ...json_types import Json
 
-Json = dict[str, Any]
 
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 5

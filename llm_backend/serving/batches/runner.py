@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 from ...backends.registry import ModelRegistry
 from ...errors import server_error
+from ...json_types import Json
 from ...settings import Settings
 from ...storage import Database
 from ...storage.batches import BatchStore, Claimed
@@ -61,7 +62,6 @@ class Served(Protocol):
     database: Database
     registry: ModelRegistry
 
-Json = dict[str, Any]
 TICK = 1.0
 # Holding nothing, the runner only looks for batches another replica left (their lease ran
 # out) or could not take: no sooner than a lease's quarter, nor less often than this. A claim

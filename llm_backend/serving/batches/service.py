@@ -4,10 +4,11 @@ retrieve, cancel, list. Every batch is its creator's: another key gets 404."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...errors import bad_request, batch_not_cancellable
 from ...errors import batch_not_found as _not_found
+from ...json_types import Json
 from ...storage.batches import CannotCancel
 from ..metadata import check_metadata
 from ..lists import check_limit, list_object
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
     from ..services import Services
     from .runner import BatchRunner
 
-Json = dict[str, Any]
 WINDOWS = {"24h": 24 * 3600}
 
 

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import bad_request
+from ...json_types import Json
 from ..services import Services
 from ..responses.items import new_id
 from .servers import Catalog, McpServer
 
-Json = dict[str, Any]
 
 DECLINED = "The user declined to run this tool call; it was not run."
 NOT_FINISHED = "The tool call did not finish."

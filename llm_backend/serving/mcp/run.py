@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
+from ...json_types import Json
 from ...mcp.connector import McpFailure
 from ..services import Services
 from .calls import approval_request_item, approved_calls, call_item, digest
 from .servers import Catalog, McpServer, list_tools, servers
 
-Json = dict[str, Any]
 # A JSON-RPC "server error" code for a call this service did not make.
 NOT_RUN = -32000
 

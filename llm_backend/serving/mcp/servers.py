@@ -33,11 +33,11 @@ import anyio
 from ... import errors
 from ...errors import OpenAIError, bad_request
 from ...errors import not_supported_locally as unsupported
+from ...json_types import Json
 from ...mcp.connector import Connector, McpFailure, Server
 from ...mcp.egress import Refused, shown
 from ..responses.items import new_id
 
-Json = dict[str, Any]
 
 TOOL = "mcp"
 # Servers one request may name: each is a connection (listing) per request at most.

@@ -24,9 +24,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ...errors import OpenAIError
+from ...json_types import Json
 from .errors import error_body
 
-Json = dict[str, Any]
 Event = tuple[str, Json]
 Sign = Callable[[str], str]
 

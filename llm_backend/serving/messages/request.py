@@ -31,8 +31,8 @@ from typing import Any
 
 from ...errors import bad_request
 from ...errors import unsupported_parameter as refused
+from ...json_types import Json
 
-Json = dict[str, Any]
 
 # thinking.budget_tokens ⇒ the reasoning effort nearest to it (Anthropic's minimum is 1024).
 BUDGET_EFFORTS = ((4096, "low"), (16384, "medium"))

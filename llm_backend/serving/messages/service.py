@@ -23,11 +23,11 @@ from typing import Any
 from ...backends.base import Serving
 from ...budgets import check_lists
 from ...errors import OpenAIError, bad_request
+from ...json_types import Json
 from ..services import Services
 from . import answer
 from .request import chat_request
 
-Json = dict[str, Any]
 Counted = Callable[[Json], None]
 CHAT = "createChatCompletion"
 

@@ -23,13 +23,14 @@ import time
 
 from ...errors import OpenAIError, bad_request
 from ...errors import unsupported_value as unsupported
+from ...json_types import Json
 from ..mcp.calls import MCP_ITEMS
 from ..mcp.servers import TOOL, McpServer, redacted
 from ..responses.request import chat_tools
 from ..services import Services
 from .audio_in import Turn
 from .conversation_items import ConversationItems, truncated
-from .events import Gate, Json, Send, checked_config_size, error_event, event_id, new_id, only, user_audio_item
+from .events import Gate, Send, checked_config_size, error_event, event_id, new_id, only, user_audio_item
 from .input_audio import InputAudio
 from .mcp_tools import SessionMcp, checked_servers
 from .response import Response

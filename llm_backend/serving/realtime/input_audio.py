@@ -29,9 +29,10 @@ import numpy as np
 
 from ...errors import OpenAIError, bad_request
 from ...errors import unsupported_value as unsupported
+from ...json_types import Json
 from ...settings import Settings
 from .audio_in import FORMATS, RATE, Buffer, Resampler, Turn, pcm16, samples
-from .events import Json, Send, error_event, event_id, new_id, only
+from .events import Send, error_event, event_id, new_id, only
 from .threads import off_loop
 from .vad import Vad
 

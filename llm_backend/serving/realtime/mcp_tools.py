@@ -33,11 +33,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ...backends.base import tenant
 from ...errors import OpenAIError, answered, bad_request
+from ...json_types import Json
 from ...mcp.connector import McpFailure
 from ..mcp.calls import approved_calls
 from ..mcp.run import NOT_RUN, McpRun
 from ..mcp.servers import TOOL, Catalog, McpServer, listing_failed, list_one, reuse, servers
-from .events import Json, Send, error_event, event_id, held_bytes, new_id, snapshot
+from .events import Send, error_event, event_id, held_bytes, new_id, snapshot
 
 if TYPE_CHECKING:
     from ..services import Services

@@ -25,9 +25,10 @@ import json
 from typing import Any, Protocol
 
 from ...errors import OpenAIError, answered
+from ...json_types import Json
 from ..mcp.servers import McpServer
 from ..responses.request import chat_tool_choice, chat_tools
-from .events import RESPONSE, Gate, Json, error_event, event_id, new_id, snapshot
+from .events import RESPONSE, Gate, error_event, event_id, new_id, snapshot
 from .mcp_tools import Session as McpSession
 from .mcp_tools import SessionMcp, not_run
 from .speaker import Speaker

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 
 from ...errors import bad_request
+from ...json_types import Json
 from ..services import Services
 from .conversation import ConversationSession
-from .events import Gate, Json, Send
+from .events import Gate, Send
 from .transcription import TranscriptionSession
 
 Session = ConversationSession | TranscriptionSession

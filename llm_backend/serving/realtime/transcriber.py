@@ -11,10 +11,11 @@ from typing import Any
 from ...backends.base import Serving
 from ...errors import OpenAIError, answered, bad_request
 from ...errors import unsupported_value as unsupported
+from ...json_types import Json
 from .. import audio
 from ..services import Services
 from .audio_in import Turn
-from .events import TRANSCRIPTION, Gate, Json, Send, error_event, event_id, only
+from .events import TRANSCRIPTION, Gate, Send, error_event, event_id, only
 
 LOGPROBS = "item.input_audio_transcription.logprobs"
 CLIENT_CLOSED_REQUEST = 499

@@ -9,9 +9,10 @@ import time
 
 from ...errors import bad_request
 from ...errors import unsupported_value as unsupported
+from ...json_types import Json
 from ..services import Services
 from .audio_in import Turn
-from .events import Gate, Json, Send, checked_config_size, event_id, new_id, only, user_audio_item
+from .events import Gate, Send, checked_config_size, event_id, new_id, only, user_audio_item
 from .input_audio import InputAudio
 from .transcriber import LOGPROBS, Hearing, checked_config
 

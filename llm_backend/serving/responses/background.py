@@ -32,6 +32,7 @@ import anyio
 
 from ... import errors
 from ...errors import OpenAIError, bad_request
+from ...json_types import Json
 from . import objects
 from .events import Event, ResponseStream
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Json = dict[str, Any]
 
 
 class Turn(Protocol):

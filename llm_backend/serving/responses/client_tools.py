@@ -31,11 +31,11 @@ import re
 from typing import Any
 
 from ...errors import bad_request
+from ...json_types import Json
 from . import cloud_tools
 from .items import new_id
 from .tool_regex import Unkept, portable
 
-Json = dict[str, Any]
 
 CLIENT_TOOLS = ("namespace", "custom", "local_shell", "shell", "apply_patch")
 # Input items of these tools, replayed here for the model.

@@ -12,11 +12,9 @@ which says which hosted tools a project may use at all.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ...errors import bad_request, hosted_tool_forced
+from ...json_types import Json
 
-Json = dict[str, Any]
 
 # Built-in tools that only OpenAI's cloud can run (what they need, for the 400 when forced).
 CLOUD_TOOLS = {

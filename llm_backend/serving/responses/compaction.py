@@ -10,13 +10,12 @@ stored: the compacted items are the client's to send back.
 from __future__ import annotations
 
 import time
-from typing import Any
 
+from ...json_types import Json
 from ..services import Services
 from . import objects, service
 from .items import new_id, normalize
 
-Json = dict[str, Any]
 
 INSTRUCTIONS = (
     "You are compacting a conversation so that it can continue in fewer tokens. Write a short "

@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ...json_types import Json
 from . import request
 
-Json = dict[str, Any]
 OUTPUTS = ("function_call_output",)
 
 

@@ -36,9 +36,10 @@ from typing import Any
 import anyio
 
 from ...errors import OpenAIError
+from ...json_types import Json
 from . import objects
 from .items import new_id
-from .streamed_text import Event, Json, StreamedItem, TextEvents
+from .streamed_text import Event, StreamedItem, TextEvents
 
 log = logging.getLogger(__name__)
 

@@ -34,11 +34,11 @@ from typing import Any
 import anyio.to_thread
 
 from ...errors import OpenAIError, bad_request
+from ...json_types import Json
 from ...storage.usage import FILE_SEARCH_CALLS
 from ..services import Services
 from .items import new_id
 
-Json = dict[str, Any]
 
 TOOL = "file_search"
 # The model name its calls are recorded and priced under (serving/admin/prices.py).

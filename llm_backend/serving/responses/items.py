@@ -11,8 +11,8 @@ import uuid
 from typing import Any
 
 from ...errors import bad_request
+from ...json_types import Json
 
-Json = dict[str, Any]
 
 # Item types whose meaning is a text chat: they become chat messages.
 _CONVERSATIONAL = (

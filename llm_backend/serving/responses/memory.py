@@ -10,9 +10,9 @@ keeps: memory bounded by the context window of one conversation, gone with the s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-Json = dict[str, Any]
+from ...json_types import Json
+
 
 
 @dataclass

@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ...json_types import Json
 from . import reasoning
 from .items import new_id
 from ..mcp.servers import redacted
 
-Json = dict[str, Any]
 
 
 # OpenAI's defaults of the sampling parameters a Response reports.

@@ -25,11 +25,10 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from typing import Any
 
+from ...json_types import Json
 from .items import new_id
 
-Json = dict[str, Any]
 
 INCLUDE = "reasoning.encrypted_content"
 CONTEXT = b"llm-backend reasoning encrypted_content v1"

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+from ...json_types import Json
 from ..metadata import check_metadata
 from ... import errors
 from ...budgets import check_lists
@@ -30,7 +31,6 @@ from .items import new_id, normalize
 from ..mcp.servers import Catalog, redacted
 from .memory import ConnectionMemory
 
-Json = dict[str, Any]
 
 
 def serves_here(backend: Any) -> bool:

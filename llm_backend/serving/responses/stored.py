@@ -8,14 +8,13 @@ controllers never reach the database themselves.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
+from ...json_types import Json
 from ..services import Services
 from . import background
 from .events import Event
 from ...errors import response_not_found
 
-Json = dict[str, Any]
 
 
 async def stored(services: Services, owner: str, response_id: str) -> Json:

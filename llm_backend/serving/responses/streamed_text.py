@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ...json_types import Json
 from . import objects, reasoning
 from .items import new_id
 
-Json = dict[str, Any]
 Event = tuple[str, Json]
 
 

@@ -18,11 +18,11 @@ stream cut anywhere says what the whole answer says.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from ....json_types import Json
 from ..tool_formats.base import until_marker
 
-Json = dict[str, Any]
 
 # The thinking-token budget of each effort (docs/MODELS.md): past it the engine closes the
 # block and the model answers (engine/answers.py). None: the template's default, unbounded.

@@ -9,7 +9,8 @@ what follows ``</think>``), so it is not passed back."""
 
 from __future__ import annotations
 
-from .base import EFFORTS_OFF, Json, ReasoningFormat
+from ....json_types import Json
+from .base import EFFORTS_OFF, ReasoningFormat
 
 
 class DeepSeekR1(ReasoningFormat):

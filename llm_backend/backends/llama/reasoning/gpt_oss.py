@@ -6,7 +6,8 @@ back is the template's ``thinking`` field (it prints it before a call's message)
 
 from __future__ import annotations
 
-from .base import Json, ReasoningFormat
+from ....json_types import Json
+from .base import ReasoningFormat
 
 # The template's three levels; OpenAI's five efforts onto them.
 LEVELS = {"none": "low", "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}

@@ -8,7 +8,8 @@ it for the turns after the last user message), so reasoning passed back keeps th
 
 from __future__ import annotations
 
-from .base import EFFORTS_OFF, Json, ReasoningFormat
+from ....json_types import Json
+from .base import EFFORTS_OFF, ReasoningFormat
 
 
 class Qwen3(ReasoningFormat):

@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-Json = dict[str, Any]
+from ....json_types import Json
+
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import Json, with_object_arguments
+from ....json_types import Json
+from .base import with_object_arguments
 from .hermes import CLOSE, OPEN, Hermes
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import uuid
 
-from .base import Call, Content, Event, Json, Parser, Reasoning
+from ....json_types import Json
+from .base import Call, Content, Event, Parser, Reasoning
 
 
 class ToolCallStream:

@@ -4,7 +4,8 @@ convention.)"""
 
 from __future__ import annotations
 
-from .base import Call, Content, Event, Json, Parser, TaggedCalls, ToolFormat, until_marker
+from ....json_types import Json
+from .base import Call, Content, Event, Parser, TaggedCalls, ToolFormat, until_marker
 from .json_calls import JsonValue
 
 OPEN, CLOSE = "<function=", "</function>"

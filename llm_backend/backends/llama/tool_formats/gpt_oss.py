@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from .base import Arguments, Call, Content, Event, Json, Parser, Reasoning, StepParser, ToolFormat, one_call_per_message, until_marker
+from ....json_types import Json
+from .base import Arguments, Call, Content, Event, Parser, Reasoning, StepParser, ToolFormat, one_call_per_message, until_marker
 
 CHANNEL, MESSAGE, END, START, CALL, RETURN, CONSTRAIN = (
     "<|channel|>", "<|message|>", "<|end|>", "<|start|>", "<|call|>", "<|return|>", "<|constrain|>"

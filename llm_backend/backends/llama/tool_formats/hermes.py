@@ -4,7 +4,8 @@ Also the parser of the convention for models without a tool template (convention
 
 from __future__ import annotations
 
-from .base import Content, Event, Json, Parser, TaggedCalls, ToolFormat
+from ....json_types import Json
+from .base import Content, Event, Parser, TaggedCalls, ToolFormat
 from .json_calls import JsonCalls
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"

@@ -11,7 +11,8 @@ import ast
 import json
 import re
 
-from .base import Arguments, Call, Content, Event, Json, Parser, StepParser, ToolFormat, one_call_per_message
+from ....json_types import Json
+from .base import Arguments, Call, Content, Event, Parser, StepParser, ToolFormat, one_call_per_message
 from .json_calls import JsonCalls
 
 PYTHON_TAG = "<|python_tag|>"

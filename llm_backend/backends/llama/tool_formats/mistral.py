@@ -6,7 +6,8 @@ templates want tool call ids of 9 letters and digits: OpenAI's are mapped to suc
 
 from __future__ import annotations
 
-from .base import Call, Content, Event, Json, Parser, StepParser, ToolFormat, short_id, until_marker
+from ....json_types import Json
+from .base import Call, Content, Event, Parser, StepParser, ToolFormat, short_id, until_marker
 from .json_calls import JsonCalls, JsonValue
 
 TOOL_CALLS, ARGS, CALL_ID = "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"
