@@ -52,10 +52,12 @@ def ended(client: anthropic.Anthropic, batch_id: str, timeout: float = 240):
 
 @pytest.fixture(scope="module")
 def finished(client):
-    """A batch of three: one answered, one naming no model served here, one asking to stream."""
+    """A batch of four: one answered, one naming no model served here, one with a field the
+    Messages API does not have, one asking to stream."""
     batch = client.messages.batches.create(requests=[
         {"custom_id": "ok", "params": params("Say hi.")},
         {"custom_id": "unknown-model", "params": {**params("Hi"), "model": "no-such-model"}},
+        {"custom_id": "unknown-field", "params": {**params("Hi"), "frequency_penalty": 1}},
         {"custom_id": "streamed", "params": params("Hi", stream=True)},
     ])
     return batch, ended(client, batch.id)
@@ -67,14 +69,14 @@ def test_a_created_batch_is_in_progress_with_its_requests_processing(finished):
     assert created.processing_status == "in_progress" and created.results_url is None and created.ended_at is None
     counts = created.request_counts
     # The streamed request is refused before it runs; the others are processing.
-    assert (counts.processing, counts.errored, counts.succeeded) == (2, 1, 0)
+    assert (counts.processing, counts.errored, counts.succeeded) == (3, 1, 0)
     assert 86000 < (created.expires_at - created.created_at).total_seconds() <= 86400
 
 
 def test_an_ended_batch_counts_and_points_at_its_results(finished):
     _, done = finished
     counts = done.request_counts
-    assert (counts.processing, counts.succeeded, counts.errored, counts.canceled, counts.expired) == (0, 1, 2, 0, 0)
+    assert (counts.processing, counts.succeeded, counts.errored, counts.canceled, counts.expired) == (0, 1, 3, 0, 0)
     assert done.ended_at >= done.created_at and done.archived_at is None and done.cancel_initiated_at is None
     assert done.results_url.endswith(f"/v1/messages/batches/{done.id}/results")
 
@@ -82,7 +84,7 @@ def test_an_ended_batch_counts_and_points_at_its_results(finished):
 def test_the_results_are_one_per_request_in_anthropics_shapes(client, finished):
     _, done = finished
     results = {entry.custom_id: entry.result for entry in client.messages.batches.results(done.id)}
-    assert set(results) == {"ok", "unknown-model", "streamed"}
+    assert set(results) == {"ok", "unknown-model", "unknown-field", "streamed"}
     message = results["ok"]
     assert message.type == "succeeded" and message.message.type == "message" and message.message.model == MODEL
     assert message.message.content[0].type == "text" and message.message.content[0].text
@@ -91,6 +93,9 @@ def test_the_results_are_one_per_request_in_anthropics_shapes(client, finished):
     assert unknown.type == "errored" and unknown.error.type == "error" and unknown.error.error.type == "not_found_error"
     assert streamed.type == "errored" and streamed.error.error.type == "invalid_request_error"
     assert "stream" in streamed.error.error.message.lower()
+    field = results["unknown-field"]
+    assert field.type == "errored" and field.error.error.type == "invalid_request_error"
+    assert "frequency_penalty" in field.error.error.message
 
 
 def test_retrieve_and_list_show_the_batch_to_its_owner_only(live, client, finished):
@@ -115,6 +120,15 @@ def test_openais_batches_and_message_batches_are_apart(live, client, finished):
     with pytest.raises(Exception) as raised:
         openai_client.batches.retrieve(done.id)
     assert getattr(raised.value, "status_code", None) == 404
+
+
+def test_an_openai_batch_naming_v1_messages_stays_refused(live):
+    openai_client = sdk(live, KEY_A)
+    uploaded = openai_client.files.create(file=("in.jsonl", b'{"custom_id": "a", "method": "POST", "url": "/v1/messages", '
+                                                             b'"body": {}}\n'), purpose="batch")
+    with pytest.raises(Exception) as raised:
+        openai_client.batches.create(input_file_id=uploaded.id, endpoint="/v1/messages", completion_window="24h")
+    assert getattr(raised.value, "status_code", None) == 400 and raised.value.body["param"] == "endpoint"
 
 
 def test_a_page_goes_back_and_forth_by_before_and_after_id(client):
