@@ -78,13 +78,19 @@ def _counts(session: Session, seqs: list[int]) -> dict[int, Json]:
 
 
 def as_anthropic(row: StoredBatch, counts: Json | None) -> Json:
-    """The Message Batch object; ``results_url`` is the serving layer's (it knows the host)."""
+    """The Message Batch object; ``results_url`` is the serving layer's (it knows the host).
+    Its requests are all ``processing`` until it has ended, as Anthropic's: "Requests start
+    as processing and move to one of the other statuses only once processing of the entire
+    batch ends" (its API reference, MessageBatch.request_counts)."""
     ended = row.completed_at or row.cancelled_at or row.expired_at or row.failed_at
+    counts = counts or {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+    if row.status not in ENDED:
+        counts = {name: sum(counts.values()) if name == "processing" else 0 for name in counts}
     return {
         "id": row.id,
         "type": "message_batch",
         "processing_status": processing_status(row.status),
-        "request_counts": counts or {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+        "request_counts": counts,
         "ended_at": _instant(ended if row.status in ENDED else None),
         "created_at": _instant(row.created_at),
         "expires_at": _instant(row.expires_at),

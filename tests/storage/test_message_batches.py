@@ -25,7 +25,8 @@ def made(database, count: int = 4, owner: str = OWNER, refused: int = 0):
 def test_a_batch_is_made_with_its_lines_and_refused_ones_already_errored(database):
     batch = made(database, 3, refused=1)
     assert batch["id"].startswith("msgbatch_") and batch["processing_status"] == "in_progress"
-    assert batch["request_counts"] == {"processing": 2, "succeeded": 0, "errored": 1, "canceled": 0, "expired": 0}
+    # All processing until the batch ends, as Anthropic counts them.
+    assert batch["request_counts"] == {"processing": 3, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
     assert batch["created_at"].endswith("Z") and batch["ended_at"] is None
 
 
@@ -38,8 +39,11 @@ def test_counts_follow_the_lines_outputs(database):
     store.answer(claimed.seq, 1, answered("r1", 404, {"error": {"message": "no model"}}, "req_b"), True, {})
     store.answer(claimed.seq, 2, not_run("r2", "cancelled"), True, {})
     store.answer(claimed.seq, 3, not_run("r3", "expired"), True, {})
+    assert database.message_batches.get(OWNER, batch["id"])["request_counts"]["processing"] == 5
+    store.answer(claimed.seq, 4, answered("r4", 200, {"type": "message"}, "req_c"), False, {})
+    store.set_status(claimed.seq, "completed", ("in_progress",))
     counts = database.message_batches.get(OWNER, batch["id"])["request_counts"]
-    assert counts == {"processing": 1, "succeeded": 1, "errored": 1, "canceled": 1, "expired": 1}
+    assert counts == {"processing": 0, "succeeded": 2, "errored": 1, "canceled": 1, "expired": 1}
 
 
 def test_pages_go_back_and_forth_newest_first(database):
