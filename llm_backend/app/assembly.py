@@ -26,7 +26,7 @@ from ..serving.admin.audit import RefusedLogins
 from ..serving.admin.meter import SpendMeter
 from ..serving.services import Services
 from ..settings import Settings
-from ..spec.batch_endpoints import batch_endpoints
+from ..spec.batch_endpoints import batch_endpoints, message_batch_endpoints
 from ..storage import Database, default_url
 from .documents import Served
 from .model_registry import model_registry
@@ -102,7 +102,8 @@ def batch_lines(served: Served, observer: Observer | None, authenticator: Limite
     project, the spend limits)."""
     endpoints = batch_endpoints(served.body_operations, served.base_path)
     return functools.partial(
-        BatchLines, endpoints=endpoints, base_path=served.base_path, observer=observer, authenticator=authenticator
+        BatchLines, endpoints=endpoints, base_path=served.base_path, observer=observer, authenticator=authenticator,
+        message_batches=message_batch_endpoints(served.specification),
     )
 
 

@@ -22,7 +22,7 @@ from .request import (
 from .parameters import (
     missing_required_parameter, invalid_type, invalid_value, unknown_parameter, unrecognized_arguments,
     unsupported_parameter, unsupported_value, not_supported_locally, not_supported_by_model,
-    not_with_prediction, value_not_with_prediction, hosted_tool_forced,
+    not_with_prediction, value_not_with_prediction, hosted_tool_forced, duplicate_custom_id, streaming_in_batch,
 )
 from .access import (
     missing_key, invalid_key, not_admin, forbidden, cross_site_websocket, cross_site_request, foreign_host,
@@ -37,6 +37,7 @@ from .objects import (
     not_found, missing, no_such, missing_object, vector_store_expired, chat_completion_not_found,
     response_not_found, conversation_not_found, batch_not_found, batch_not_cancellable,
     vector_store_not_found, file_not_found, vector_store_file_not_found, file_batch_not_found, upload_refused,
+    message_batch_not_found, message_batch_ended, message_batch_processing,
 )
 from .upstream import (
     no_deployment, upstream_unreachable, upstream_broke_off, upstream_timeout, upstream_unreadable,

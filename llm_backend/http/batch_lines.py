@@ -100,10 +100,12 @@ class BatchLines:
 
     def __init__(
         self, services: Services, endpoints: dict[str, Endpoint], base_path: str, observer: Observer | None,
-        authenticator: Authenticator | None = None,
+        authenticator: Authenticator | None = None, message_batches: dict[str, Endpoint] | None = None,
     ) -> None:
         self.services = services
-        self.routes = endpoints
+        # Every route a line may take: OpenAI's batch endpoints, and the one of Anthropic's
+        # Message Batches (``/v1/messages``), which an OpenAI batch may not name (``endpoints``).
+        self.routes = {**endpoints, **(message_batches or {})}
         self.base_path = base_path
         self.observer = observer
         self.authenticator = authenticator

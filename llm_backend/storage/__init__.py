@@ -92,6 +92,7 @@ STORES: dict[str, str] = {
     "vector_stores": "vector_stores:VectorStores",  # vector stores, their files and batches as the API shows them
     "vector_store_batches": "vector_store_batches:VectorStoreBatches",
     "batches": "batches:BatchStore",  # batches and their lines
+    "message_batches": "message_batches:MessageBatchStore",  # Anthropic's Message Batches, in the batch tables
 }
 EAGER = ("chat_completions", "api_keys", "responses", "conversations", "usage")
 _BUILDING = threading.RLock()  # a store's constructor may ask for another

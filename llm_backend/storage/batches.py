@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from .handle import DatabaseHandle
 
 
+# A batch whose lines are ``POST /v1/messages`` requests is an Anthropic Message Batch
+# (storage/message_batches.py): never shown by OpenAI's operations, nor theirs by its.
+MESSAGE_BATCHES = "/v1/messages"
 # Statuses a batch has while some process must still work on it.
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
 # The timestamps of the batch object, by status.
@@ -111,6 +114,9 @@ def as_openai(row: StoredBatch, totals: tuple | None) -> Json:
     return shown
 
 
+_OPENAI_KIND = StoredBatch.endpoint != MESSAGE_BATCHES  # OpenAI's batches, not Message Batches
+
+
 class BatchStore:
     def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
@@ -147,7 +153,9 @@ class BatchStore:
         return as_openai(row, None)
 
     def _find(self, session: Session, owner: str, batch_id: str) -> StoredBatch | None:
-        return session.scalars(select(StoredBatch).where(StoredBatch.owner == owner, StoredBatch.id == batch_id)).one_or_none()
+        return session.scalars(
+            select(StoredBatch).where(StoredBatch.owner == owner, StoredBatch.id == batch_id, _OPENAI_KIND)
+        ).one_or_none()
 
     def get(self, owner: str, batch_id: str) -> Json | None:
         with self._database.sessions() as session:
@@ -156,7 +164,7 @@ class BatchStore:
 
     def list(self, owner: str, after: str | None, limit: int) -> tuple[list[Json], bool]:
         """Newest first; raises ``LookupError`` when ``after`` is not one of the owner's."""
-        query = select(StoredBatch).where(StoredBatch.owner == owner)
+        query = select(StoredBatch).where(StoredBatch.owner == owner, _OPENAI_KIND)
         with self._database.sessions() as session:
             if after is not None:
                 cursor = self._find(session, owner, after)

@@ -5,7 +5,8 @@ Each lane is a way a request reaches a priced model, and each was once a way aro
 meter: a chat streamed with and without ``stream_options.include_usage`` (the SDK's default
 stream cost nothing: ``backends/upstream/stream_usage.py``), not streamed, through an alias
 and a persona (priced as nothing: ``ModelRegistry.canonical``), a batch line
-(``http/batch_lines.py``), a forwarded image operation (``http/forwarded_usage.py``), the
+(``http/batch_lines.py``), a Message Batch's request (Anthropic's batches on the same runner:
+``serving/messages/batches.py``), a forwarded image operation (``http/forwarded_usage.py``), the
 Responses WebSocket, completions and embeddings. A run covers every lane once and a few more
 cases drawn from the run's seed (``FUZZ_SEED``, printed in pytest's header and below), each
 case's sizes drawn too (output caps, prompts, streamed or not, usage asked or not, images,
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -52,8 +54,8 @@ REFRESH = 0.2
 LIMIT_CENTS = 10_000  # a hard limit far above what a case spends: the case holds and settles
 PROMPTS = ("Count from 1 to 100, separated by commas.", "List the letters of the alphabet, one per line.",
            "Write the numbers from 200 to 300 in words.")
-LANES = ("chat-stream-usage", "chat-stream-bare", "chat", "alias", "persona", "batch", "image", "responses-socket",
-         "completions", "embeddings")
+LANES = ("chat-stream-usage", "chat-stream-bare", "chat", "alias", "persona", "batch", "message-batch", "image",
+         "responses-socket", "completions", "embeddings")
 EXTRA_CASES = 3
 
 
@@ -117,6 +119,8 @@ def _draw(rng: random.Random, lane: str) -> Lane:
     if lane == "batch":
         draw |= {"endpoint": rng.choice(("/v1/chat/completions", "/v1/completions", "/v1/embeddings")),
                  "lines": rng.randint(1, 3), "max_tokens": rng.randint(1, 8)}
+    if lane == "message-batch":
+        draw |= {"lines": rng.randint(1, 3), "max_tokens": rng.randint(1, 8)}
     if lane == "image":
         draw |= {"n": rng.randint(1, 3), "edit": rng.random() < 0.3}
     if lane == "responses-socket":
@@ -192,7 +196,26 @@ class Cases:
                         break
             assert event.type in ("response.completed", "response.incomplete"), event
             return _micros(LOCAL, event.response.usage.input_tokens, event.response.usage.output_tokens)
+        if lane == "message-batch":
+            return self._message_batch(draw)
         return self._batch(draw)
+
+    def _message_batch(self, draw: dict) -> int:
+        """A Message Batch of Messages requests on the upstream model: each priced as the
+        Message its result holds (its input counts, cached or not, and its output)."""
+        client = anthropic.Anthropic(base_url=self.gateway.base_url, api_key=self.client.api_key, max_retries=0, timeout=60)
+        requests = [{"custom_id": f"m{i}", "params": {"model": MODEL, "max_tokens": draw["max_tokens"], "temperature": 0,
+                                                      "messages": [{"role": "user", "content": f"Count to {i + 5}."}]}}
+                    for i in range(draw["lines"])]
+        batch = client.messages.batches.create(requests=requests)
+        deadline = time.monotonic() + 120
+        while (done := client.messages.batches.retrieve(batch.id)).processing_status != "ended":
+            assert time.monotonic() < deadline, done
+            time.sleep(0.25)
+        assert done.request_counts.succeeded == draw["lines"], done
+        usages = [entry.result.message.usage for entry in client.messages.batches.results(batch.id)]
+        return sum(_micros(MODEL, u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0),
+                           u.output_tokens) for u in usages)
 
     def _batch(self, draw: dict) -> int:
         endpoint = draw["endpoint"]

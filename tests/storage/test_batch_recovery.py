@@ -1,4 +1,5 @@
-"""Batches survive their process: kill -9 mid-batch and the restarted service finishes it;
+"""Batches survive their process: kill -9 mid-batch and the restarted service finishes it
+(an OpenAI batch, and an Anthropic Message Batch: the same runner);
 on two replicas sharing PostgreSQL (and the files volume), kill the one running a batch
 and the other finishes it. Either way every ``custom_id`` is answered exactly once, and a
 line answered before the kill keeps its answer (it is not run again)."""
@@ -9,6 +10,7 @@ import os
 import signal
 import time
 
+import anthropic
 import openai
 import pytest
 import sqlalchemy as sa
@@ -82,6 +84,38 @@ def test_kill_9_mid_batch_and_the_restarted_service_finishes_it(tmp_path):
         assert 40 <= len(before_kill) < LINES
         server.start()
         check_exactly_once(sdk(server), batch.id, before_kill)
+    finally:
+        server.stop()
+        engine.dispose()
+
+
+def test_kill_9_mid_message_batch_and_the_restarted_service_finishes_it(tmp_path):
+    env = {"LLM_BACKEND_BATCH_LEASE": str(LEASE), "LLM_BACKEND_BATCH_NICE": "0"}
+    server = LiveServer(tmp_path / "service", env=env).start()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'service' / 'data' / 'llm-backend.db'}")
+    lines = 60
+    try:
+        client = anthropic.Anthropic(base_url=server.base_url, api_key="none", max_retries=0, timeout=60)
+        requests = [{"custom_id": f"m{i}", "params": {"model": MODEL, "max_tokens": 1, "messages": [{"role": "user", "content": f"Hi {i}"}]}}
+                    for i in range(lines)]
+        batch = client.messages.batches.create(requests=requests)
+        deadline = time.monotonic() + 300
+        while len(answered_so_far(engine, batch.id)) < 15:  # its counts say processing until it ends
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        kill(server)
+        before_kill = answered_so_far(engine, batch.id)
+        assert 15 <= len(before_kill) < lines
+        server.start()
+        client = anthropic.Anthropic(base_url=server.base_url, api_key="none", max_retries=0, timeout=60)
+        while (done := client.messages.batches.retrieve(batch.id)).processing_status != "ended":
+            assert time.monotonic() < deadline + 300
+            time.sleep(0.25)
+        assert (done.request_counts.succeeded, done.request_counts.processing) == (lines, 0)
+        results = list(client.messages.batches.results(batch.id))
+        assert sorted(entry.custom_id for entry in results) == sorted(f"m{i}" for i in range(lines))  # each once
+        after = answered_so_far(engine, batch.id)
+        assert {custom_id: after[custom_id] for custom_id in before_kill} == before_kill  # not run again
     finally:
         server.stop()
         engine.dispose()

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ...json_types import Json
+from ...storage.batches import MESSAGE_BATCHES
 from ...storage.files import FileExists
 
 if TYPE_CHECKING:
@@ -96,8 +97,12 @@ def _encoded(lines: Iterator[Json]) -> Iterator[bytes]:
 
 def write_files(store: BatchStore, files: FileStore, batch: Claimed) -> dict[str, str]:
     """The output and error files of a batch that ended (each only if it has lines), as
-    ``output_file_id`` / ``error_file_id`` (blocking: call it in a thread)."""
-    written = {}
+    ``output_file_id`` / ``error_file_id`` (blocking: call it in a thread). A Message Batch
+    has none: its results are read from its lines (``serving/messages/batches.py``), and
+    its owner's Files list never shows them."""
+    written: dict[str, str] = {}
+    if batch.endpoint == MESSAGE_BATCHES:
+        return written
     expiry = batch.output_expires_after
     expires_at = int(time.time()) + int(expiry["seconds"]) if expiry else None
     for kind, failed in (("output", False), ("error", True)):
