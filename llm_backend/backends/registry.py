@@ -67,8 +67,9 @@ class ModelRegistry:
 
     @property
     def default_upstream(self) -> Backend | None:
-        """Where operations nobody serves here are forwarded: the first upstream configured."""
-        return self.upstreams[0] if self.upstreams else None
+        """Where operations nobody serves here are forwarded: the first upstream configured
+        that speaks OpenAI's API (an Anthropic one answers only its models' Messages)."""
+        return next((upstream for upstream in self.upstreams if getattr(upstream, "api", "openai") == "openai"), None)
 
     def local_models(self) -> list[ModelCard]:
         return [card for backend in self.local for card in backend.models()]

@@ -1,13 +1,15 @@
 """Tag ``Messages``: Anthropic's Messages API (``openapi/anthropic.yaml``), made the
-service's chat request and answered through it (``serving/messages/``); its errors made
-Anthropic's by ``http/anthropic_errors.py``."""
+service's chat request and answered through it (``serving/messages/``), or passed through
+as the client sent it to an Anthropic upstream (its bytes, kept by the body validator);
+its errors made Anthropic's by ``http/anthropic_errors.py``."""
 
 import logging
 
 from ..http.context import current, record, scope
-from ..http.rendering import json_response
+from ..http.rendering import json_response, relay_response
 from ..http.sse import status_stream
 from ..serving.messages import service
+from ..spec.validation import CHECKED_BODY, RAW_BODY
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +32,41 @@ def _counted(usage: dict) -> None:
     services.metrics.count_tokens(request.model, usage)
 
 
-async def messages_create(body: dict, beta: str | None = None, **_):
-    _betas(beta)
-    answer = await service.create(current(), body, _counted)
+def _metered(usage: dict) -> None:
+    """A piece of an Anthropic upstream's answer's usage (its input, then its output: each
+    only what it adds, ``passthrough.py``) into the same count; no other reader counts it."""
+    services, request = current(), record()
+    if not services.settings.metrics_enabled or request.model is None:
+        return
+    request.tokens_counted = True
+    services.metrics.count_tokens(request.model, usage)
+
+
+def _raw(body: dict) -> tuple[bytes | None, bytes]:
+    """The bytes ``body`` was parsed from (when this request's validator parsed it: not a
+    batch line's), and the query string, for a body passed on as it came."""
+    extensions = scope().get("extensions", {})
+    raw = extensions.get(RAW_BODY) if extensions.get(CHECKED_BODY) is body else None
+    return raw, scope().get("query_string", b"")
+
+
+def _rendered(answer):
     if isinstance(answer, dict):
         return json_response(answer)
     return status_stream(answer)
 
 
+async def messages_create(body: dict, beta: str | None = None, **_):
+    _betas(beta)
+    relayed = await service.passed(current(), "messagesCreate", body, _metered, *_raw(body))
+    if relayed is not None:
+        return relay_response(relayed)
+    return _rendered(await service.create(current(), body, _counted))
+
+
 async def messages_count_tokens(body: dict, beta: str | None = None, **_):
     _betas(beta)
+    relayed = await service.passed(current(), "messagesCountTokens", body, _metered, *_raw(body))
+    if relayed is not None:
+        return relay_response(relayed)
     return json_response(await service.count_tokens(current(), body, _counted))
