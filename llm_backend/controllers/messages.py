@@ -9,18 +9,19 @@ from ..http.context import current, record, scope
 from ..http.rendering import json_response, relay_response
 from ..http.sse import status_stream
 from ..serving.messages import service
-from ..spec.validation import CHECKED_BODY, RAW_BODY
 
 log = logging.getLogger(__name__)
 
 
 def _betas(beta: str | None) -> None:
     """The betas the client asked for (``?beta=``, ``anthropic-beta``): accepted whatever
-    they are, and recorded (the log's ``anthropic_beta`` field) for the operator to see."""
-    header = next((value.decode("latin-1") for name, value in scope()["headers"] if name == b"anthropic-beta"), "")
-    betas = [name.strip() for name in header.split(",") if name.strip()]
+    they are, and recorded (the log's ``anthropic_beta`` field, beside the API version it
+    named) for the operator to see."""
+    headers = dict(scope()["headers"])
+    betas = [name.strip() for name in headers.get(b"anthropic-beta", b"").decode("latin-1").split(",") if name.strip()]
     if betas or beta is not None:
-        log.info("anthropic betas", extra={"anthropic_beta": betas, "beta": beta})
+        version = headers.get(b"anthropic-version", b"").decode("latin-1") or None
+        log.info("anthropic betas", extra={"anthropic_beta": betas, "beta": beta, "anthropic_version": version})
 
 
 def _counted(usage: dict) -> None:
@@ -42,12 +43,10 @@ def _metered(usage: dict) -> None:
     services.metrics.count_tokens(request.model, usage)
 
 
-def _raw(body: dict) -> tuple[bytes | None, bytes]:
-    """The bytes ``body`` was parsed from (when this request's validator parsed it: not a
-    batch line's), and the query string, for a body passed on as it came."""
-    extensions = scope().get("extensions", {})
-    raw = extensions.get(RAW_BODY) if extensions.get(CHECKED_BODY) is body else None
-    return raw, scope().get("query_string", b"")
+def _raw() -> tuple[bytes | None, bytes]:
+    """The bytes this request's body was parsed from (kept by its body validator; none for a
+    batch line), and its query string: a body passed on as it came."""
+    return record().raw_body, scope().get("query_string", b"")
 
 
 def _rendered(answer):
@@ -58,7 +57,7 @@ def _rendered(answer):
 
 async def messages_create(body: dict, beta: str | None = None, **_):
     _betas(beta)
-    relayed = await service.passed(current(), "messagesCreate", body, _metered, *_raw(body))
+    relayed = await service.passed(current(), "messagesCreate", body, _metered, *_raw())
     if relayed is not None:
         return relay_response(relayed)
     return _rendered(await service.create(current(), body, _counted))
@@ -66,7 +65,7 @@ async def messages_create(body: dict, beta: str | None = None, **_):
 
 async def messages_count_tokens(body: dict, beta: str | None = None, **_):
     _betas(beta)
-    relayed = await service.passed(current(), "messagesCountTokens", body, _metered, *_raw(body))
+    relayed = await service.passed(current(), "messagesCountTokens", body, _metered, *_raw())
     if relayed is not None:
         return relay_response(relayed)
     return json_response(await service.count_tokens(current(), body, _counted))

@@ -53,9 +53,6 @@ def _as_openai_error(error: ValidationError) -> OpenAIError:
 # Where the body validator leaves the body it parsed and checked, for the handler
 # (``spec/adapter.py`` has Connexion's request read it there, not parse the bytes again).
 CHECKED_BODY = "llm_backend.checked_body"
-# And the bytes it was parsed from, for a body passed on as the client sent it (a Messages
-# request to an Anthropic upstream: ``controllers/messages.py``): the same bytes, not a copy.
-RAW_BODY = "llm_backend.raw_body"
 
 
 class OpenAPI31BodyValidator(JSONRequestBodyValidator):
@@ -87,8 +84,8 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
             self._validate(None)
             return receive, scope
         body = await checked_json(self._schema, raw, context.record().operation_id)
-        extensions = scope.setdefault("extensions", {})
-        extensions[CHECKED_BODY], extensions[RAW_BODY] = body, raw
+        scope.setdefault("extensions", {})[CHECKED_BODY] = body
+        context.record().raw_body = raw  # a body passed on as the client sent it (controllers/messages.py)
         return receive, scope
 
     def _validate(self, body: Any) -> None:
