@@ -27,6 +27,7 @@ ADMIN = "sk-admin-anthropic-up-4b2"
 MISCONFIGURED = "misconfigured-smol"  # routed to the same upstream with a key it does not know
 HOPPED = "hopped-smol"  # routed to it through a hop that keeps what it is sent (no such model there)
 HOP: "Hop"
+BROKEN = "broken-smol"  # routed to a fault: a stream that stops midway
 VERSION = {"anthropic-version": "2023-06-01"}
 WEATHER = {
     "name": "get_weather",
@@ -64,13 +65,40 @@ class Hop:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
+class BrokenStream:
+    """A fault (not a model): an Anthropic API whose stream stops after its first event, the
+    connection closed before the chunked body's end."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["content-length"]))
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                event = b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":3}}}\n\n'
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+                self.close_connection = True  # no last chunk: the body broke off
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     """(upstream, gateway): the real model behind its own key; a pure gateway to it."""
     upstream = keyed_server(tmp_path_factory.mktemp("anthropic-upstream"), [UPSTREAM_KEY])
     upstream.start()
     global HOP
-    HOP = Hop(upstream.base_url)
+    HOP, broken = Hop(upstream.base_url), BrokenStream()
     config = f"""
 upstreams:
   - name: claude
@@ -88,6 +116,11 @@ upstreams:
     base_url: {HOP.url}/v1
     api_key: {UPSTREAM_KEY}
     models: [{HOPPED}]
+  - name: broken
+    api: anthropic
+    base_url: {broken.url}/v1
+    api_key: {UPSTREAM_KEY}
+    models: [{BROKEN}]
 usage_flush_seconds: 0.5
 """
     env = {"LLM_BACKEND_LOCAL_MODELS": "false"}
@@ -98,6 +131,7 @@ usage_flush_seconds: 0.5
     finally:
         upstream.stop()
         HOP.server.shutdown()
+        broken.server.shutdown()
 
 
 def clients(servers) -> tuple[anthropic.Anthropic, anthropic.Anthropic]:
@@ -205,6 +239,14 @@ def test_the_body_goes_upstream_as_the_client_sent_it_with_the_upstreams_key(ser
     counted = httpx.post(gateway.base_url + "/v1/messages/count_tokens", content=body.replace(b'"max_tokens":2, ', b""),
                          headers=headers, verify=TLS, timeout=120)
     assert counted.status_code == 404 and HOP.seen[-1][0] == "/v1/messages/count_tokens"
+
+
+def test_a_stream_the_upstream_breaks_off_ends_in_anthropics_error_event(servers):
+    _, gateway = servers
+    body = {"model": BROKEN, "max_tokens": 4, "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+    answer, events = _events(gateway, KEY, body)
+    assert answer.status_code == 200 and [name for name, _ in events] == ["message_start", "error"]
+    assert events[-1][1]["type"] == "error" and events[-1][1]["error"]["type"] == "api_error"
 
 
 def test_an_upstream_that_refuses_the_key_is_its_401_in_anthropics_shape(servers):

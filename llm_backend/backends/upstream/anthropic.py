@@ -48,7 +48,7 @@ class AnthropicBackend(UpstreamBackend):
         """``POST /v1/messages`` (or ``count_tokens``), the client's body and query as they came."""
         headers = self.client.headers(caller_headers.get(), identity=True)  # its usage is read
         response = await self.client.send("POST", MESSAGES_PATHS[operation_id], headers=headers, content=content, query=query)
-        answer = await relay(response, self.name, self.client.timeout)
+        answer = await relay(response, self.name, self.client.timeout, error_event=_error_event)
         # Anthropic's own request id, beside ours (``request-id`` is this service's).
         answer.headers = [(b"upstream-request-id" if name == b"request-id" else name, value) for name, value in answer.headers]
         return answer
@@ -99,3 +99,10 @@ def _timestamp(created_at: Any) -> int:
     except ValueError:
         return 0
 
+
+def _error_event(error: errors.OpenAIError) -> bytes:
+    """A stream the upstream broke off, ended with Anthropic's ``error`` event (its SDKs
+    raise it; an unnamed OpenAI-shaped event would end the stream looking complete)."""
+    kind = "overloaded_error" if error.status in (503, 529) else "api_error"
+    data = {"type": "error", "error": {"type": kind, "message": error.message}}
+    return b"event: error\ndata: " + json.dumps(data).encode() + b"\n\n"
