@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import anthropic
@@ -122,6 +123,8 @@ upstreams:
     api_key: {UPSTREAM_KEY}
     models: [{BROKEN}]
 usage_flush_seconds: 0.5
+prices:
+  - {{model: {MODEL}, input: 3, cached_input: 1, output: 7}}
 """
     env = {"LLM_BACKEND_LOCAL_MODELS": "false"}
     try:
@@ -287,12 +290,16 @@ def test_its_models_are_listed_owned_by_the_upstream(servers):
     assert MODEL in [model.id for model in through.models.list().data]
 
 
-def test_a_projects_limits_and_usage_count_the_upstreams_tokens(servers):
+def test_a_projects_limits_usage_and_costs_count_the_upstreams_tokens(servers):
+    """Two requests (one whole, one streamed) under a per-minute limit of two and a hard
+    spend limit (each holds its most, then settles): the third is refused; the usage is
+    the tokens the upstream reported, cache reads in the prompt; the costs are its price."""
     _, gateway = servers
     org = admin_sdk(gateway, ADMIN).admin.organization
     project = org.projects.create(name="anthropic-upstream")
     key = org.projects.service_accounts.create(project.id, name="bot").api_key.value
     org.projects.rate_limits.update_rate_limit(f"rl-{MODEL}", project_id=project.id, max_requests_per_1_minute=2)
+    org.projects.spend_limit.update(project.id, threshold_amount=10_000, currency="USD", interval="month")
     time.sleep(2.2)  # the control plane's settings are read again every 2 s
     client = anthropic.Anthropic(base_url=gateway.base_url, api_key=key, max_retries=0, timeout=120)
     whole = client.messages.create(model=MODEL, max_tokens=3, messages=[{"role": "user", "content": "Hi"}])
@@ -317,3 +324,12 @@ def test_a_projects_limits_and_usage_count_the_upstreams_tokens(servers):
             break
         time.sleep(0.2)
     assert counted == (*expected, 2)
+    prompt_tokens, output_tokens, cached = expected
+    micros = (prompt_tokens - cached) * 3 + cached * 1 + output_tokens * 7  # a token's price in micro-dollars
+    for _ in range(50):
+        page = org.usage.costs(start_time=today, group_by=["project_id"], project_ids=[project.id], limit=1)
+        costs = sum(round(Decimal(str(r.amount.value)) * 1_000_000) for bucket in page.data for r in bucket.results)
+        if costs == micros:
+            break
+        time.sleep(0.2)
+    assert costs == micros > 0
