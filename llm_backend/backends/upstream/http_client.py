@@ -67,8 +67,7 @@ class UpstreamClient:
         self.forwarded = ANTHROPIC_HEADERS if anthropic else FORWARDED_HEADERS
         # The client's own key, sent on only with ``upstream_pass_client_key``.
         self.client_keys = (b"authorization", b"x-api-key") if anthropic else (b"authorization",)
-        auth = (b"x-api-key", key.encode()) if anthropic else (b"authorization", f"Bearer {key}".encode())
-        self._auth = [auth] if key else []
+        self._auth = [(b"x-api-key", key.encode()) if anthropic else (b"authorization", f"Bearer {key}".encode())] if key else []
         self._extra = [(name.lower().encode(), value.encode()) for name, value in config.headers.items()]
         self.connect_timeout = settings.upstream_connect_timeout
         self.max_connections = settings.upstream_max_connections
