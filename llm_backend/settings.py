@@ -35,7 +35,8 @@ __all__ = ["ModelConfig", "Persona", "Price", "SamplingDefaults", "Settings", "U
 
 
 class UpstreamConfig(BaseModel):
-    """An OpenAI-compatible API that some models are routed to (config file ``upstreams:``)."""
+    """An upstream API that some models are routed to (config file ``upstreams:``): an
+    OpenAI-compatible one, or Anthropic's Messages API (``api: anthropic``)."""
 
     name: str
     base_url: str = Field(description="the API root, with /v1, e.g. https://api.openai.com/v1")
@@ -52,6 +53,20 @@ class UpstreamConfig(BaseModel):
         description="Responses API for these models: forward (the upstream serves it) or local "
         "(served here over the upstream's chat completions, stored here)",
     )
+    api: Literal["openai", "anthropic"] = Field(
+        "openai",
+        description="the API it speaks: openai (OpenAI-compatible), or anthropic (Anthropic's Messages "
+        "API: its models answer only POST /v1/messages and count_tokens, passed through unchanged "
+        "with its key as x-api-key)",
+    )
+
+    @model_validator(mode="after")
+    def _anthropic_passes_bodies_unchanged(self) -> "UpstreamConfig":
+        # A body passed through as its bytes cannot have its model renamed, nor be answered
+        # by the Responses layer over chat completions this upstream does not speak.
+        if self.api == "anthropic" and (self.aliases or self.responses == "local"):
+            raise ValueError(f"upstream {self.name}: api: anthropic takes neither aliases nor responses: local")
+        return self
 
     @property
     def key(self) -> str | None:

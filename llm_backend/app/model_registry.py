@@ -37,10 +37,14 @@ def model_registry(settings: Settings, events: ModelEvents) -> ModelRegistry:
     configs = settings.upstream_configs()
     upstreams = []
     if configs:
-        from ..backends.upstream.backend import UpstreamBackend  # aiohttp: loaded only for an upstream
+        from ..backends.upstream.anthropic import AnthropicBackend  # aiohttp: loaded only for an upstream
+        from ..backends.upstream.backend import UpstreamBackend
 
-        upstreams = [UpstreamBackend(config, settings) for config in configs]
-    catch_all = upstreams[0] if upstreams and settings.upstream_catch_all else None
+        kinds = {"openai": UpstreamBackend, "anthropic": AnthropicBackend}
+        upstreams = [kinds[config.api](config, settings) for config in configs]
+    # The catch-all and the default upstream speak OpenAI's API: an Anthropic one is only its models'.
+    speaking_openai = [upstream for upstream in upstreams if upstream.api == "openai"]
+    catch_all = speaking_openai[0] if speaking_openai and settings.upstream_catch_all else None
     policy = PoolPolicy(settings.pool_cooldown, settings.pool_cooldown_max, settings.pool_probe_interval)
     weights = {config.name: config.weight for config in configs}
     return ModelRegistry(local, upstreams, catch_all, events, settings.fallbacks, policy, weights)

@@ -41,12 +41,15 @@ class ModelRegistry:
 
     def _pools(self, fallbacks: dict[str, list[str]], policy: PoolPolicy, weights: dict[str, float]) -> dict[str, ModelPool]:
         named: dict[str, list[Backend]] = {}
-        for backend in self.backends:
+        # An Anthropic upstream's models are never pooled: a pool answers OpenAI's operations
+        # through its deployments, and theirs pass through to that one upstream.
+        pooled = [backend for backend in self.backends if not _anthropic(backend)]
+        for backend in pooled:
             for model_id in backend.configured_ids():
                 if backend not in named.setdefault(model_id, []):
                     named[model_id].append(backend)
         for model_id in fallbacks:
-            if model_id not in named and (backend := self._route(model_id)) is not None:
+            if model_id not in named and (backend := self._route(model_id)) is not None and not _anthropic(backend):
                 named[model_id] = [backend]
         return {
             model_id: ModelPool(
@@ -67,8 +70,9 @@ class ModelRegistry:
 
     @property
     def default_upstream(self) -> Backend | None:
-        """Where operations nobody serves here are forwarded: the first upstream configured."""
-        return self.upstreams[0] if self.upstreams else None
+        """Where operations nobody serves here are forwarded: the first upstream configured
+        that speaks OpenAI's API (an Anthropic one answers only its models' Messages)."""
+        return next((upstream for upstream in self.upstreams if not _anthropic(upstream)), None)
 
     def local_models(self) -> list[ModelCard]:
         return [card for backend in self.local for card in backend.models()]
@@ -181,3 +185,8 @@ class ModelRegistry:
     def readiness(self) -> tuple[bool, str]:
         states = [backend.readiness() for backend in self.backends]
         return all(ok for ok, _ in states), "; ".join(detail for _, detail in states if detail)
+
+
+def _anthropic(backend: Backend) -> bool:
+    """An upstream of Anthropic's Messages API (``upstream/anthropic.py``): only its models' Messages."""
+    return getattr(backend, "api", "openai") == "anthropic"

@@ -29,7 +29,7 @@ from .access import (
     rate_limited,
 )
 from .models import (
-    model_not_found, model_not_supported, chat_model_only, guard_gave_no_verdict, upstream_model, model_loading,
+    model_not_found, model_not_supported, chat_model_only, guard_gave_no_verdict, upstream_model, messages_only, model_loading,
     context_length_exceeded, max_tokens_too_large, queue_full, worker_crashed, worker_out_of_memory,
     model_load_failed,
 )

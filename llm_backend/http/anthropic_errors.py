@@ -8,7 +8,8 @@ body's size or schema (413, 400), the model (404) or the answer (500).
 One place does it, outside every other layer (``app/chain.py`` adds it first): an error body is
 built in OpenAI's shape by the one renderer (``http/rendering.error_response``) and turned
 into Anthropic's here, its status kept (the error type follows it,
-``serving/messages/errors.py``). Errors are small and whole; answers that are not errors
+``serving/messages/errors.py``); one in Anthropic's shape already (an Anthropic upstream's
+error, relayed) passes as it came. Errors are small and whole; answers that are not errors
 pass through untouched, a stream's failures being Anthropic's ``error`` events already
 (``serving/messages/answer.py``).
 """
@@ -34,9 +35,12 @@ def speaks_anthropic(scope: Scope) -> bool:
 
 def _translated(status: int, content: bytes) -> bytes:
     try:
-        error = json.loads(content).get("error")
+        answer = json.loads(content)  # an error body: small and whole
+        error = answer.get("error")
     except (ValueError, AttributeError):
-        error = None
+        answer = error = None
+    if isinstance(answer, dict) and answer.get("type") == "error" and isinstance(error, dict) and isinstance(error.get("type"), str):
+        return content  # Anthropic's already (an Anthropic upstream's, relayed): as it came
     message = error.get("message") if isinstance(error, dict) else None
     if not isinstance(message, str):
         message = content.decode("utf-8", "replace") or "error"

@@ -38,6 +38,7 @@ class Record:
     admin_operation: bool = False  # the organisation's (an admin key's), not a tenant's (http/security.py)
     path_params: dict | None = None  # as routed, in the path's order
     usage_withheld: dict | None = None  # an upstream's usage the client did not ask to see (backends.base)
+    raw_body: bytes | None = None  # its JSON body's bytes as sent (spec/validation.py): passed on as they came
 
     def withheld(self, usage: dict) -> None:
         self.usage_withheld = usage

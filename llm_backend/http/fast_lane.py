@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import context
 from .body import read_body
 from .middleware import HttpMiddleware
 
@@ -54,5 +55,6 @@ class FastLane(HttpMiddleware):
             await self.app(scope, receive, send)
             return
         controller, checked = route
+        context.record().raw_body = body  # held by this frame anyway, until the answer is sent
         response = await controller(body=await checked(body))
         await response(scope, receive, send)

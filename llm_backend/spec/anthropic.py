@@ -18,6 +18,7 @@ from typing import Any
 from .adapter import HTTP_METHODS
 
 PREFIX = "Anthropic."
+BOTH_SHAPES = frozenset({"listModels", "retrieveModel"})
 REF = "#/components/"
 
 
@@ -61,6 +62,13 @@ def joined(openai: dict, anthropic: dict) -> dict:
                 assert item[method]["operationId"] not in taken, item[method]["operationId"]
                 item[method] = {"security": security, **item[method]}
         paths[prefix + path] = item
+    # OpenAI's operations that answer Anthropic's shape too (``controllers/models.py``) let
+    # Anthropic's clients in with Anthropic's key header as well (older SDKs, Claude Code,
+    # an Anthropic upstream's model list: ``x-api-key``).
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS and operation.get("operationId") in BOTH_SHAPES:
+                item = paths[path] = {**item, method: {**operation, "security": [*operation.get("security", openai.get("security", [])), *security]}}
     components = {kind: dict(entries) for kind, entries in openai.get("components", {}).items()}
     for kind, entries in anthropic.get("components", {}).items():
         target = components.setdefault(kind, {})

@@ -121,3 +121,30 @@ async def test_the_retrieval_embedding_model_is_a_local_model_unless_disabled(tm
     embedding = reg.backend_for("all-minilm-l6-v2")
     assert type(embedding).__name__ == "EmbeddingModel" and reg.backend_for("text-embedding-3-small") is embedding
     assert "all-minilm-l6-v2" not in [card.id for card in await registry(tmp_path, upstreams=[], embedding_model="").models()]
+
+
+ANTHROPIC = {"name": "claude", "api": "anthropic", "base_url": "http://127.0.0.1:9/v1", "models": ["claude-*", "lab-1"]}
+
+
+def test_an_anthropic_upstream_relays_messages_and_is_never_the_default_upstream_nor_pooled(tmp_path):
+    twin = {"name": "twin", "base_url": "http://127.0.0.1:9/v1", "models": ["lab-1"]}  # would pool lab-1 with claude
+    reg = registry(tmp_path, upstreams=[ANTHROPIC, twin, *CONFIG["upstreams"]], upstream_catch_all=True)
+    claude = reg.backend_for("claude-3")
+    assert claude.serving("messagesCreate") is claude.serving("messagesCountTokens") is Serving.RELAYED
+    assert claude.serving("createResponse") is Serving.FORWARDED  # its forward() refuses: 400 naming model
+    assert reg.default_upstream.name == "twin" and route(reg, "nobody") == "twin"
+    assert route(reg, "lab-1") == "claude" and "lab-1" not in reg.pools  # the first that claims it, unpooled
+
+
+async def test_openai_operations_on_an_anthropic_upstreams_model_are_refused_naming_model(tmp_path):
+    claude = registry(tmp_path, upstreams=[ANTHROPIC]).backend_for("claude-3")
+    for call in (claude.chat_completion("claude-3", {}), claude.embedding("claude-3", {}), claude.forward("POST", "/responses", b"", [], b"{}")):
+        with pytest.raises(OpenAIError) as raised:
+            await call
+        assert (raised.value.status, raised.value.param) == (400, "model") and "Messages API" in raised.value.message
+
+
+@pytest.mark.parametrize("field", [{"aliases": {"mine": "claude-3"}}, {"responses": "local"}])
+def test_an_anthropic_upstream_takes_no_aliases_nor_local_responses(tmp_path, field):
+    with pytest.raises(ValueError, match="api: anthropic"):
+        registry(tmp_path, upstreams=[{**ANTHROPIC, **field}])

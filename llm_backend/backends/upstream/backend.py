@@ -41,6 +41,7 @@ class UpstreamBackend:
     """One upstream API: the models it is configured for, and a pooled client to it."""
 
     manages_models = False
+    api = "openai"  # the API it speaks (``UpstreamConfig.api``; ``anthropic.py``'s is Anthropic's)
 
     def __init__(self, config: UpstreamConfig, settings: Settings) -> None:
         self.name = config.name

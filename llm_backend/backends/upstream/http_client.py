@@ -36,6 +36,11 @@ FORWARDED_HEADERS = frozenset(
         b"tracestate",
     }
 )
+# What an Anthropic upstream (``api: anthropic``) is sent of the client's: its API version
+# and betas instead of OpenAI's headers; its key goes as ``x-api-key``.
+ANTHROPIC_HEADERS = frozenset(
+    {b"accept", b"accept-encoding", b"content-type", b"anthropic-version", b"anthropic-beta", b"traceparent", b"tracestate"}
+)
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
 
@@ -58,7 +63,11 @@ class UpstreamClient:
         self.retry_budget = settings.upstream_retry_budget
         self.pass_client_key = settings.upstream_pass_client_key
         key = config.key
-        self._auth = [(b"authorization", f"Bearer {key}".encode())] if key else []
+        anthropic = config.api == "anthropic"
+        self.forwarded = ANTHROPIC_HEADERS if anthropic else FORWARDED_HEADERS
+        # The client's own key, sent on only with ``upstream_pass_client_key``.
+        self.client_keys = (b"authorization", b"x-api-key") if anthropic else (b"authorization",)
+        self._auth = [(b"x-api-key", key.encode()) if anthropic else (b"authorization", f"Bearer {key}".encode())] if key else []
         self._extra = [(name.lower().encode(), value.encode()) for name, value in config.headers.items()]
         self.connect_timeout = settings.upstream_connect_timeout
         self.max_connections = settings.upstream_max_connections
@@ -90,20 +99,19 @@ class UpstreamClient:
         service's, or the client's own when configured so) and the configured extras.
         ``identity`` asks for an uncompressed body (we need to read it)."""
         headers = []
-        authorization = None
+        client_keys = []
         encoding = b"identity"
         for name, value in incoming:
-            if name == b"authorization":
-                authorization = value
+            if name in self.client_keys:
+                client_keys.append((name, value))
             elif name == b"accept-encoding":
                 encoding = value
-            elif name in FORWARDED_HEADERS:
+            elif name in self.forwarded:
                 headers.append((name, value))
         # Without this, aiohttp would ask for gzip on behalf of a client that did not.
         headers.append((b"accept-encoding", b"identity" if identity else encoding))
         if self.pass_client_key:
-            if authorization is not None:
-                headers.append((b"authorization", authorization))
+            headers.extend(client_keys)
         else:
             headers.extend(self._auth)
         headers.extend(self._extra)

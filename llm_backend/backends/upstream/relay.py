@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
-from ...errors import upstream_broken_off
+from ...errors import OpenAIError, upstream_broken_off
 from ..base import Relayed
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,13 @@ def _finish(response: aiohttp.ClientResponse) -> None:
         response.close()
 
 
-async def _body(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> AsyncIterator[bytes]:
+def openai_error_event(error: OpenAIError) -> bytes:
+    return b"data: " + json.dumps(error.body()).encode() + b"\n\n"
+
+
+async def _body(
+    response: aiohttp.ClientResponse, upstream: str, timeout: float, error_event: Callable[[OpenAIError], bytes] = openai_error_event
+) -> AsyncIterator[bytes]:
     """The body as it arrives. A failure midway cannot change the status any more: an
     event stream gets an error event, any other body is cut off (the client sees it
     incomplete, not silently short)."""
@@ -125,7 +131,7 @@ async def _body(response: aiohttp.ClientResponse, upstream: str, timeout: float)
         log.warning("upstream %s: %s while relaying", upstream, type(exc).__name__)
         if not _is_event_stream(response):
             raise
-        yield b"data: " + json.dumps(upstream_broken_off(upstream, timeout, exc).body()).encode() + b"\n\n"
+        yield error_event(upstream_broken_off(upstream, timeout, exc))
     finally:
         _finish(response)
 
@@ -136,9 +142,11 @@ async def relay(
     timeout: float,
     *,
     rename: tuple[str, str] | None = None,
+    error_event: Callable[[OpenAIError], bytes] = openai_error_event,
 ) -> Relayed:
     """Relay ``response``; ``rename`` = (field, model id) puts our alias back in place of
-    the upstream's model id (``model`` of completions and chunks, ``id`` of a model)."""
+    the upstream's model id (``model`` of completions and chunks, ``id`` of a model);
+    ``error_event``: a stream's failure midway as its API's event (OpenAI's by default)."""
     headers = response_headers(response)
     length = response.content_length
     if length is not None and length <= WHOLE_BODY_MAX and not _is_event_stream(response):
@@ -155,7 +163,7 @@ async def relay(
     async def close() -> None:
         _finish(response)
 
-    chunks = _body(response, upstream, timeout)
+    chunks = _body(response, upstream, timeout, error_event)
     if _is_event_stream(response):
         chunks = openai_line_ends(chunks)
         if rename is not None:

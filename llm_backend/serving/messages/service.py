@@ -13,19 +13,26 @@ without it.
 Tokens: a local engine counts an answer's tokens itself (usage, limits, spend: the metrics'
 one place); an upstream's answer is counted by ``counted`` (the controller's: it knows the
 request) with the chat usage, exactly as a chat request's would be.
+
+A model of an Anthropic upstream (its backend relays the Messages operations: ``serving``
+is ``RELAYED``) is not translated (``passed``, asked first): the request is passed through as
+the client sent it (its bytes, its query: ``?beta=true``) and its answer relayed, metered on
+the way (``passthrough.py``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ...backends.base import Serving
+from ...backends.base import Relayed, Serving
 from ...budgets import check_lists
 from ...errors import OpenAIError, bad_request
 from ...json_types import Json
+from ...off_loop import large_input, off_loop
 from ..services import Services
-from . import answer
+from . import answer, passthrough
 from .request import chat_request
 
 Counted = Callable[[Json], None]
@@ -56,6 +63,24 @@ async def _without_thinking(body: Json, chat: Json, ask: Callable[[Json], Awaita
             return await ask({key: value for key, value in chat.items() if key != "reasoning_effort"})
         param = "thinking" if (body.get("thinking") or {}).get("type") == "enabled" else "output_config.effort"
         raise bad_request(f"'{param}' is not supported by this model: it does not reason ({error.message})", param, "unsupported_parameter") from None
+
+
+async def passed(
+    services: Services, operation_id: str, body: Json, counted: Counted, raw: bytes | None = None, query: bytes = b""
+) -> Relayed | None:
+    """The upstream's answer when ``body``'s model is an Anthropic upstream's (None: it is
+    not, and ``create`` or ``count_tokens`` answers): the request passed through (``raw``:
+    its bytes when the client's are at hand, else ``body`` encoded), its usage told to
+    ``counted`` piece by piece as the answer passes, each piece only what it adds."""
+    backend = services.registry.backend_for_or_none(body["model"])
+    if backend is None or backend.serving(operation_id) is not Serving.RELAYED:
+        return None
+    content = raw if raw is not None else await off_loop(large_input(), _encoded, body)
+    return await passthrough.passed(backend, operation_id, query, content, counted)
+
+
+def _encoded(body: Json) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 async def create(services: Services, body: Json, counted: Counted) -> Json | AsyncIterator[answer.Event]:
@@ -92,7 +117,8 @@ async def count_tokens(services: Services, body: Json, counted: Counted) -> Json
     """``POST /v1/messages/count_tokens``: the prompt's tokens as the model reads them. A
     local model counts them with its chat template and tokenizer (nothing is generated); an
     upstream's are what it reports for the chat request with one output token (a real,
-    metered request: OpenAI's chat API has no count of its own)."""
+    metered request: OpenAI's chat API has no count of its own); an Anthropic upstream
+    counts them itself (its own operation, free)."""
     model_id = body["model"]
     chat = _chat(body, stream=False)
     backend = _backend(services, body)

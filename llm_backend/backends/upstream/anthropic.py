@@ -1,0 +1,108 @@
+"""An upstream that speaks Anthropic's Messages API (``api: anthropic``): its models answer
+``POST /v1/messages`` and ``/v1/messages/count_tokens`` passed through unchanged, the
+body's bytes as the client sent them, the client's ``anthropic-version`` and
+``anthropic-beta`` on, the upstream's own key as ``x-api-key`` (``http_client.py``; never
+the client's, unless ``upstream_pass_client_key``), the answer's bytes relayed as they come
+(``relay.py``). The Messages service picks this lane by the one predicate
+(``serving``: ``RELAYED``) and meters the answer (``serving/messages/passthrough.py``).
+
+OpenAI's operations naming one of its models are refused, a 400 naming ``model``:
+translating chat completions, Responses or embeddings into Messages (and their answers
+back) would be a second translation layer beside ``serving/messages/`` for a client that
+can speak Messages itself; an Anthropic client is what such an upstream is configured for.
+Its model list is Anthropic's (``GET /v1/models`` with ``x-api-key`` and
+``anthropic-version``), listed here as its models, owned by the upstream's name."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from ... import errors
+from ...json_types import Json
+from ..base import ModelCard, Relayed, Serving, StreamedBody, caller_headers
+from .backend import SERVED_OPERATIONS, UpstreamBackend
+from .relay import relay
+
+# The Messages operations and their paths below the API root (``base_url`` ends in /v1).
+MESSAGES_PATHS = {"messagesCreate": "/messages", "messagesCountTokens": "/messages/count_tokens"}
+# The version its model list is asked in when the client named none (a listing of our own).
+LIST_VERSION = (b"anthropic-version", b"2023-06-01")
+LIST_LIMIT = b"limit=1000"  # Anthropic's most per page
+
+
+class AnthropicBackend(UpstreamBackend):
+    """One Anthropic API upstream: the Messages operations relayed, OpenAI's refused."""
+
+    api = "anthropic"
+
+    def serving(self, operation_id: str | None) -> Serving:
+        # Relayed: the spec's fields beyond ours are Anthropic's to define; the methods below
+        # answer (chat, completions, embeddings: refused) or relay (Messages, a model).
+        if operation_id in MESSAGES_PATHS or operation_id in SERVED_OPERATIONS:
+            return Serving.RELAYED
+        return Serving.FORWARDED  # ``forward`` refuses it
+
+    async def messages(self, operation_id: str, query: bytes, content: bytes) -> Relayed:
+        """``POST /v1/messages`` (or ``count_tokens``), the client's body and query as they came."""
+        headers = self.client.headers(caller_headers.get(), identity=True)  # its usage is read
+        response = await self.client.send("POST", MESSAGES_PATHS[operation_id], headers=headers, content=content, query=query)
+        answer = await relay(response, self.name, self.client.timeout, error_event=_error_event)
+        # Anthropic's own request id, beside ours (``request-id`` is this service's).
+        answer.headers = [(b"upstream-request-id" if name == b"request-id" else name, value) for name, value in answer.headers]
+        return answer
+
+    # --- OpenAI's operations: not this upstream's ----------------------------------------
+
+    async def chat_completion(self, model_id: str, request: Json) -> Relayed:
+        raise errors.messages_only(model_id)
+
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Any:
+        raise errors.messages_only(model_id)
+
+    completion = embedding = chat_completion
+
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
+        raise errors.messages_only(None)
+
+    async def retrieve_model(self, model_id: str) -> Json:
+        """OpenAI's shape of one of its models (an ``anthropic-version`` client gets
+        Anthropic's from the list: ``controllers/models.py``)."""
+        await self.refresh_models()
+        card = next((card for card in self._cards if card.id == model_id), ModelCard(model_id, self.name, 0))
+        return card.to_openai()
+
+    # --- the model list, Anthropic's -----------------------------------------------------
+
+    async def _fetch_models(self) -> list[Json]:
+        incoming = caller_headers.get()
+        if not any(name == LIST_VERSION[0] for name, _ in incoming):
+            incoming = [*incoming, LIST_VERSION]
+        headers = self.client.headers(incoming, identity=True)
+        response = await self.client.send("GET", "/models", headers=headers, query=LIST_LIMIT)
+        try:
+            if response.status != 200:
+                raise errors.upstream_refused(response.status, "model list")
+            return json.loads(await response.read())["data"]
+        finally:
+            response.release()
+
+    def _cards_from(self, data: list[Json]) -> list[ModelCard]:
+        return [ModelCard(item["id"], self.name, _timestamp(item.get("created_at"))) for item in data]
+
+
+def _timestamp(created_at: Any) -> int:
+    """Anthropic's RFC 3339 ``created_at`` as OpenAI's seconds (0 when unreadable)."""
+    try:
+        return int(datetime.fromisoformat(str(created_at).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0
+
+
+def _error_event(error: errors.OpenAIError) -> bytes:
+    """A stream the upstream broke off, ended with Anthropic's ``error`` event (its SDKs
+    raise it; an unnamed OpenAI-shaped event would end the stream looking complete)."""
+    kind = "overloaded_error" if error.status in (503, 529) else "api_error"
+    data = {"type": "error", "error": {"type": kind, "message": error.message}}
+    return b"event: error\ndata: " + json.dumps(data).encode() + b"\n\n"

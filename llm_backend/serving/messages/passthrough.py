@@ -1,0 +1,143 @@
+"""A Messages request for a model of an Anthropic upstream (``api: anthropic``), passed
+through unchanged (``backends/upstream/anthropic.py``) and metered from its answer: the
+same admission as any request went before (key, project limits, spend hold:
+``http/forwarding.routed_by_model``), and the tokens the upstream reports go into the same
+count as chat's (``counted``: metrics, usage, limits, spend).
+
+What is counted is Anthropic's usage: ``input_tokens + cache_read_input_tokens +
+cache_creation_input_tokens`` as the prompt (Anthropic's ``input_tokens`` leaves out what
+was read from or written to its cache; OpenAI's ``prompt_tokens`` holds both), the cache
+reads as its cached tokens, ``output_tokens`` as the completion. A whole Message's
+``usage``; a stream's ``message_start`` (input) and ``message_delta`` (output; its counts
+are cumulative, and may repeat or raise the input's): each counted as it passes, only what
+it adds to what was counted, so a stream the client leaves midway is counted as far as it
+went. ``count_tokens`` is Anthropic's free count: nothing to meter.
+
+The bytes pass as they came; only events that carry ``"usage"`` are parsed (each bounded by
+``json_text.loads``' scan), and a whole Message that arrives without its length by a push
+parser behind ``json_scan.Scanner``, in O(1) memory whatever its size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from typing import Any, Protocol
+
+import ijson
+
+from ...backends.base import Relayed
+from ...errors import OpenAIError
+from ...json_scan import MAX_JSON_DEPTH, Scanner
+from ...json_text import loads
+from ...json_types import Json
+
+Counted = Callable[[Json], None]
+CREATE = "messagesCreate"
+EVENT_END = b"\n\n"  # relay.py frames every relayed stream with \n line ends
+USAGE = b'"usage"'
+FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+
+
+class Messages(Protocol):
+    """An Anthropic upstream's backend, as this module uses it."""
+
+    async def messages(self, operation_id: str, query: bytes, content: bytes) -> Relayed: ...
+
+
+async def passed(backend: Messages, operation_id: str, query: bytes, content: bytes, counted: Counted) -> Relayed:
+    """The upstream's answer to the request, relayed, its usage counted as it passes."""
+    answer = await backend.messages(operation_id, query, content)
+    if operation_id != CREATE or not 200 <= answer.status < 300:
+        return answer  # an error, or a count: nothing generated
+    meter = Meter(counted)
+    if answer.content is not None:
+        meter.heard(_usage(_parsed(answer.content)))
+        return answer
+    assert answer.chunks is not None
+    streamed = any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in answer.headers)
+    return replace(answer, chunks=(meter.events if streamed else meter.message)(answer.chunks))
+
+
+class Meter:
+    """One answer's usage, counted as it becomes known: the highest of each count seen so
+    far, and only what it adds to what was counted told to ``counted``."""
+
+    def __init__(self, counted: Counted) -> None:
+        self.counted = counted
+        self.seen = dict.fromkeys(FIELDS, 0)
+        self.told = (0, 0, 0)  # prompt, cached, completion
+
+    def heard(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        for field in FIELDS:
+            value = usage.get(field)
+            if isinstance(value, int) and not isinstance(value, bool) and value > self.seen[field]:
+                self.seen[field] = value
+        seen = self.seen
+        now = (
+            seen["input_tokens"] + seen["cache_read_input_tokens"] + seen["cache_creation_input_tokens"],
+            seen["cache_read_input_tokens"],
+            seen["output_tokens"],
+        )
+        prompt, cached, completion = (new - old for new, old in zip(now, self.told))
+        if prompt or completion:
+            self.told = now
+            self.counted({"prompt_tokens": prompt, "completion_tokens": completion, "prompt_tokens_details": {"cached_tokens": cached}})
+
+    async def events(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """A stream's bytes as they come; each event that carries usage read when it ends
+        (framed across the network's chunks: an upstream may split an event in two)."""
+        pending = b""
+        async for chunk in chunks:
+            pending += chunk
+            end = pending.rfind(EVENT_END)
+            if end >= 0:  # counted before it is sent: a client gone after it was sent it
+                events, pending = pending[:end], pending[end + 2 :]
+                if USAGE in events:
+                    for event in events.split(EVENT_END):
+                        self._event(event)
+            yield chunk
+        self._event(pending)  # a last event without its blank line
+
+    def _event(self, event: bytes) -> None:
+        for line in event.split(b"\n"):
+            if line.startswith(b"data:") and USAGE in line:
+                data = _parsed(line[5:])
+                if isinstance(data, dict):
+                    self.heard(_usage(data.get("message")) or _usage(data))  # message_start's, message_delta's
+
+    async def message(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """A whole Message that came without its length (or past ``relay.WHOLE_BODY_MAX``):
+        its bytes as they come, its top-level ``usage`` read by a push parser on the way."""
+        found: dict[str, Any] = {}
+        events = ijson.sendable_list()
+        parser = ijson.parse_coro(events)
+        shape: Scanner | None = Scanner(MAX_JSON_DEPTH)
+        async for chunk in chunks:
+            if shape is not None:  # None: unreadable, passed on unread
+                try:
+                    shape.feed(chunk)
+                    if shape.past():
+                        raise ValueError("too deep")
+                    parser.send(chunk)
+                except (ijson.JSONError, ValueError):
+                    shape = None
+                for prefix, event, value in events:
+                    if prefix.startswith("usage.") and event == "number":
+                        found[prefix[6:]] = int(value)
+                del events[:]
+            yield chunk
+        self.heard(found)
+
+
+def _parsed(data: bytes) -> Any:
+    try:
+        return loads(data)  # scanned first: depth and values bounded
+    except (ValueError, OpenAIError):
+        return None
+
+
+def _usage(message: Any) -> Json | None:
+    return message.get("usage") if isinstance(message, dict) and isinstance(message.get("usage"), dict) else None

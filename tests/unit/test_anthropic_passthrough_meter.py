@@ -1,0 +1,62 @@
+"""The meter of an Anthropic upstream's answers (``serving/messages/passthrough.Meter``): what
+it counts of a whole Message, of a stream split anywhere by the network, and of a Message
+that comes without its length; the bytes pass unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from llm_backend.serving.messages.passthrough import Meter
+
+START = {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [],
+         "usage": {"input_tokens": 12, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 5, "output_tokens": 1}}}
+DELTA = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}
+
+
+def _stream() -> bytes:
+    events = [("message_start", START), ("content_block_delta", {"type": "content_block_delta", "index": 0,
+              "delta": {"type": "text_delta", "text": "hi \"usage\""}}), ("message_delta", DELTA), ("message_stop", {"type": "message_stop"})]
+    return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events)
+
+
+async def _through(generator) -> bytes:
+    return b"".join([chunk async for chunk in generator])
+
+
+async def _pieces(data: bytes, size: int):
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_a_whole_messages_usage_counts_cache_reads_and_writes_in_the_prompt():
+    told = []
+    Meter(told.append).heard({"input_tokens": 3, "cache_read_input_tokens": 40, "cache_creation_input_tokens": 7, "output_tokens": 5})
+    assert told == [{"prompt_tokens": 50, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 40}}]
+
+
+def test_a_stream_split_anywhere_is_counted_once_in_two_pieces_and_passes_unchanged():
+    data = _stream()
+    for size in (1, 7, 64, len(data)):
+        told = []
+        assert asyncio.run(_through(Meter(told.append).events(_pieces(data, size)))) == data
+        assert told == [{"prompt_tokens": 47, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 30}},
+                        {"prompt_tokens": 0, "completion_tokens": 8, "prompt_tokens_details": {"cached_tokens": 0}}], size
+
+
+def test_a_repeated_cumulative_usage_adds_nothing():
+    told = []
+    meter = Meter(told.append)
+    meter.heard(DELTA["usage"])
+    meter.heard(DELTA["usage"])
+    meter.heard({"output_tokens": 4})  # never below what was counted
+    assert [usage["completion_tokens"] for usage in told] == [9]
+
+
+def test_a_message_without_its_length_is_read_as_it_passes():
+    message = {"id": "msg_1", "content": [{"type": "text", "text": "x" * 5000, "usage": {"output_tokens": 999}}],
+               "usage": {"input_tokens": 4, "output_tokens": 6}}
+    data = json.dumps(message).encode()
+    told = []
+    assert asyncio.run(_through(Meter(told.append).message(_pieces(data, 100)))) == data
+    assert told == [{"prompt_tokens": 4, "completion_tokens": 6, "prompt_tokens_details": {"cached_tokens": 0}}]
