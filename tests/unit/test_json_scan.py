@@ -136,10 +136,21 @@ def test_a_string_of_escaped_quotes_is_scanned_in_linear_time():
 def test_a_thread_scanning_a_large_text_lets_other_threads_run():
     # As test_large_bodies' parse: the scan of 8 MiB is a slice's C calls at a time, the
     # GIL free between them; CPU time, not the wall's (a busy machine makes no turn longer).
+    # Up to three tries: on a loaded machine the OS may keep this thread off a core while
+    # the scan runs on the other (a long "wait" with the GIL free all along: seen in full
+    # runs at load 5-6); a scan that holds the GIL fails every try alike.
     body = b"[" + b",".join([b'"a"'] * 2_000_000) + b"]"
     started = time.process_time()
     scan(body, MAX_JSON_DEPTH, 10**9)
     whole = time.process_time() - started  # ~0.2-0.4 s on the shared 2-core machine
+    tries = [_waits_beside_a_scan(body) for _ in range(3)]
+    best = min(tries, key=lambda waits: max(waits))
+    assert len(best) > 10 and max(best) < whole / 20, ([(len(w), max(w)) for w in tries], whole)
+
+
+def _waits_beside_a_scan(body: bytes) -> list[float]:
+    """The CPU time the process spent while this thread slept 1 ms, over and over, as
+    another thread scanned ``body``: each is how long the scan kept the GIL from it."""
     waits: list[float] = []
     done = threading.Event()
 
@@ -161,4 +172,4 @@ def test_a_thread_scanning_a_large_text_lets_other_threads_run():
         worker.join()
     finally:
         sys.setswitchinterval(interval)
-    assert len(waits) > 10 and max(waits) < whole / 20, (len(waits), max(waits), whole)
+    return waits
