@@ -138,3 +138,15 @@ def test_a_damaged_file_is_ignored_and_removed(engines, damage):
     # Removed, and written whole again by the prefill that recomputed it.
     restarted.disk.flush()
     assert answer(engines(), "again", session("And all of them?"))["reused"] >= DISK_MIN
+
+
+def test_a_later_turn_continuing_what_memory_holds_writes_nothing_more(engines):
+    engine = engines()
+    path = first_session(engine)
+    first = session("Where are the tests?")
+    later = dict(first, messages=first["messages"] + [
+        {"role": "assistant", "content": engine.recorder.text("first")}, {"role": "user", "content": "And the fixtures?"},
+    ])
+    assert answer(engine, "later", later)["reused"] >= DISK_MIN
+    engine.disk.flush()
+    assert files(engine) == [path]

@@ -278,9 +278,11 @@ class Admission:
         return True
 
     def _keep_on_disk(self, request: Request, end: int) -> None:
-        """A prefill just reached the end of ``request``'s first part: a long one is written
-        to disk (prefix_disk.py), for the sessions that will start with it."""
-        if self.disk is None or end != request.split or not DISK_MIN <= end < len(request.prompt):
+        """A prefill just reached the end of ``request``'s first part: a long one mostly
+        computed now (a session's start, not a later turn continuing what memory held:
+        each of those would write its whole history again) is written to disk
+        (prefix_disk.py), for the sessions that will start with it."""
+        if self.disk is None or end != request.split or not DISK_MIN <= end < len(request.prompt) or request.reused > end // 2:
             return
         seq = request.choices[0].seq_id
         tokens = self.held[seq].tokens

@@ -134,7 +134,7 @@ class DiskPrefixes:
             if stat.st_size != header_end + header["state_size"] or path.name != _name(holding):
                 raise ValueError("size or name does not match the header")
             return Entry(path, holding, stat.st_size, header_end, header["state_size"], header["state_sha256"], stat.st_mtime)
-        except (OSError, ValueError, KeyError, TypeError, struct.error):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
             self._reject(path)
             return None
 
@@ -209,11 +209,15 @@ class DiskPrefixes:
             if not self._room(holding.tenant, size):
                 return
             temporary = self.folder / f".{name}.{os.getpid()}.tmp"
-            with temporary.open("wb") as file:
-                file.write(MAGIC + struct.pack("<I", len(header)) + header)
-                file.write(struct.pack(f"<{len(holding.tokens)}i", *holding.tokens))
-                file.write(data)
-            temporary.replace(self.folder / name)
+            try:
+                with temporary.open("wb") as file:
+                    file.write(MAGIC + struct.pack("<I", len(header)) + header)
+                    file.write(struct.pack(f"<{len(holding.tokens)}i", *holding.tokens))
+                    file.write(data)
+                temporary.replace(self.folder / name)
+            except OSError:
+                temporary.unlink(missing_ok=True)
+                raise
             self.written += 1
         except OSError:
             pass  # a full or read-only disk: the prefix is only not kept
