@@ -150,3 +150,14 @@ def test_a_later_turn_continuing_what_memory_holds_writes_nothing_more(engines):
     assert answer(engine, "later", later)["reused"] >= DISK_MIN
     engine.disk.flush()
     assert files(engine) == [path]
+
+
+def test_an_engine_whose_folder_cannot_be_made_runs_without_the_disk(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    engine = engine_on(blocked / "prefixes")
+    try:
+        assert engine.disk is None
+        assert answer(engine, "plain", session("Where are the tests?"))["text"]
+    finally:
+        engine.close()

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import llama_cpp
@@ -38,7 +37,7 @@ from llama_cpp import _internals
 from .admission import SAVE_MIN, SHARE_MIN
 from .answers import Answers, Emit
 from .llama_params import context_params, model_params, windows
-from .prefix_disk import DiskPrefixes, model_identity
+from .prefix_disk import disk_prefixes
 from .prefixes import BLOCK, Holding, HostCache
 from .prompts import ChatTemplate, Tokenizer
 from .requests import Choice, Request
@@ -90,8 +89,7 @@ class Engine(Submission):
         self.sharing = bool(config.get("prefix_sharing", True))
         self.host = HostCache(int(config.get("prefix_cache_mb", 0)) << 20 if self.sharing else 0)
         # And on disk (prefix_disk.py): a client's instructions and tools, for its next sessions.
-        disk_mb, folder = int(config.get("prefix_disk_mb") or 0), config.get("prefix_disk_dir")
-        self.disk = DiskPrefixes(Path(folder), disk_mb << 20, model_identity(config)) if self.sharing and disk_mb and folder else None
+        self.disk = disk_prefixes(config)
         self.pending: set[int] = set()  # sequences a queued copy reads or writes (done at the next decode)
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Request] = {}

@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,20 @@ def model_identity(config: dict[str, Any]) -> str:
     ):
         digest.update(repr(part).encode() + b"\0")
     return digest.hexdigest()[:32]
+
+
+def disk_prefixes(config: dict[str, Any]) -> DiskPrefixes | None:
+    """The engine's prefixes on disk, by ``prefix_disk_dir`` and ``prefix_disk_mb``; None
+    when off, or when the folder cannot be made (a read-only data directory): the engine
+    runs without them rather than not at all."""
+    disk_mb, folder = int(config.get("prefix_disk_mb") or 0), config.get("prefix_disk_dir")
+    if not (disk_mb and folder and config.get("prefix_sharing", True)):
+        return None
+    try:
+        return DiskPrefixes(Path(folder), disk_mb << 20, model_identity(config))
+    except OSError as exc:
+        print(f"prefixes on disk off: {exc}", file=sys.stderr)  # the worker's stderr: the API process's log
+        return None
 
 
 def _name(holding: Holding) -> str:
