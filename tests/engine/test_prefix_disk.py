@@ -161,3 +161,15 @@ def test_an_engine_whose_folder_cannot_be_made_runs_without_the_disk(tmp_path):
         assert answer(engine, "plain", session("Where are the tests?"))["text"]
     finally:
         engine.close()
+
+
+def test_a_prompt_sharing_part_of_a_file_takes_that_part_and_saves_nothing_of_it_to_memory(engines):
+    first_session(engines())
+    restarted = engines()
+    # The same instructions but their last ~80 tokens: the file's last 80 are of no use.
+    params = session("How do I run one test?", instructions=INSTRUCTIONS[:-400] + "Answer in French.")
+    before = restarted.host.used
+    taken = answer(restarted, "part", params)
+    assert 128 <= taken["reused"] < taken["prompt"] - 64
+    assert restarted.totals["disk_tokens"] == taken["reused"]
+    assert restarted.host.used == before

@@ -271,9 +271,10 @@ class Admission:
             self.held[seq] = Holding()
             self._took(request, 0, "disk_tokens")
             return False
-        holding = self.disk.restored(entry)
-        self.held[seq] = holding
-        self._shrink(seq, length)
+        # Cut to what this prompt may use, not saved to host memory first (``_shrink``): the
+        # rest is on disk still, and would push whole sessions out of the host cache.
+        llama_cpp.llama_memory_seq_rm(self.memory, seq, length, -1)
+        self.held[seq] = self.disk.restored(entry).copy(length)
         self._took(request, length, "disk_tokens")
         return True
 
