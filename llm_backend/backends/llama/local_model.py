@@ -102,6 +102,8 @@ class LocalModel:
             "type_v": self.config.type_v,
             "prefix_sharing": self.config.prefix_sharing,
             "prefix_cache_mb": self.config.prefix_cache_mb,
+            "prefix_disk_mb": self.config.prefix_disk_mb,
+            "prefix_disk_dir": str(self.settings.data_dir / "prefixes"),
             "prompt_lookup": self.config.prompt_lookup,
             **self.config.gpu(),
         }

@@ -8,7 +8,9 @@ conversations taking turns each keep their sequence while one is empty. Then, if
 least ``SHARE_MIN`` more tokens, its prompt's beginning is taken from elsewhere: another
 sequence's KV (running or idle), copied; a prefix saved to host memory, restored; or, when
 another request is computing that beginning right now (users arriving together with one
-system prompt), it waits for it and copies it then. KV about to be overwritten is saved to
+system prompt), it waits for it and copies it then; failing all of these, a prefix kept on
+disk (prefix_disk.py: a prompt's first part is written there once computed, so a new session,
+a restarted engine or another replica starts from it). KV about to be overwritten is saved to
 host memory first (``HostCache``). All of this only within a tenant, or within what both
 declare shared (prefixes.py).
 
@@ -41,6 +43,7 @@ import llama_cpp
 
 from ....errors import max_tokens_too_large
 from .errors import RequestError
+from .prefix_disk import DISK_MIN, DiskPrefixes
 from .prefixes import Holding, HostCache, common_prefix
 from .requests import Request
 
@@ -68,6 +71,7 @@ class Admission:
     free_seqs: list[int]
     pending: set[int]
     host: HostCache
+    disk: DiskPrefixes | None
     waiting: deque[Request]
     running: dict[str, Request]
     totals: dict[str, int]
@@ -233,6 +237,9 @@ class Admission:
                 best, donor = usable, other
         key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit, request.split)
         coming = self._being_computed(request)
+        in_memory = max(best, saved, coming[1] if coming is not None else 0)
+        if self.disk is not None and seq not in self.pending and self._from_disk(request, seq, in_memory):
+            return
         if coming is not None and coming[1] >= max(best, saved) + SHARE_MIN:
             request.awaits = coming
         elif saved >= max(best, request.fed) + SHARE_MIN and seq not in self.pending:
@@ -248,6 +255,40 @@ class Admission:
         elif donor is not None and best >= request.fed + SHARE_MIN:
             self._copy(donor, seq, best)
             self._took(request, best, "copied_tokens")
+
+    def _from_disk(self, request: Request, seq: int, in_memory: int) -> bool:
+        """Restore the prefix on disk giving ``request`` the most, if it beats what memory
+        offers by ``SHARE_MIN``; a file found wrong is passed over (prefix_disk.py)."""
+        entry, length = self.disk.best(request.prompt, request.tenant, request.shared, request.limit, request.split)
+        if entry is None or length < max(in_memory, request.fed) + SHARE_MIN:
+            return False
+        state = self.disk.read(entry)
+        if state is None:
+            return False
+        if llama_cpp.llama_state_seq_set_data(self.ctx, state, len(state), seq) != len(state):
+            # Whatever the sequence held may be half overwritten: it starts from nothing.
+            llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+            self.held[seq] = Holding()
+            self._took(request, 0, "disk_tokens")
+            return False
+        # Cut to what this prompt may use, not saved to host memory first (``_shrink``): the
+        # rest is on disk still, and would push whole sessions out of the host cache.
+        llama_cpp.llama_memory_seq_rm(self.memory, seq, length, -1)
+        self.held[seq] = self.disk.restored(entry).copy(length)
+        self._took(request, length, "disk_tokens")
+        return True
+
+    def _keep_on_disk(self, request: Request, end: int) -> None:
+        """A prefill just reached the end of ``request``'s first part: a long one mostly
+        computed now (a session's start, not a later turn continuing what memory held:
+        each of those would write its whole history again) is written to disk
+        (prefix_disk.py), for the sessions that will start with it."""
+        if self.disk is None or end != request.split or not DISK_MIN <= end < len(request.prompt) or request.reused > end // 2:
+            return
+        seq = request.choices[0].seq_id
+        tokens = self.held[seq].tokens
+        if len(tokens) == end:
+            self.disk.save(self.ctx, seq, Holding(list(tokens), request.tenant, min(request.shared, end), end, end))
 
     def _being_computed(self, request: Request) -> tuple[int, int] | None:
         """(sequence, length): a running request whose prefill will compute the longest

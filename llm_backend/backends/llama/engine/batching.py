@@ -37,6 +37,7 @@ from llama_cpp import _internals
 from .admission import SAVE_MIN, SHARE_MIN
 from .answers import Answers, Emit
 from .llama_params import context_params, model_params, windows
+from .prefix_disk import disk_prefixes
 from .prefixes import BLOCK, Holding, HostCache
 from .prompts import ChatTemplate, Tokenizer
 from .requests import Choice, Request
@@ -87,13 +88,15 @@ class Engine(Submission):
         # Sharing prefixes between sequences, and the host-memory cache behind them.
         self.sharing = bool(config.get("prefix_sharing", True))
         self.host = HostCache(int(config.get("prefix_cache_mb", 0)) << 20 if self.sharing else 0)
+        # And on disk (prefix_disk.py): a client's instructions and tools, for its next sessions.
+        self.disk = disk_prefixes(config)
         self.pending: set[int] = set()  # sequences a queued copy reads or writes (done at the next decode)
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Request] = {}
         # Since the worker started, reported in its ``stats`` events (worker.py).
         self.totals = {
             "requests": 0, "prompt_tokens": 0, "reused_tokens": 0, "cache_hits": 0, "generated_tokens": 0,
-            "copied_tokens": 0, "restored_tokens": 0, "drafted_tokens": 0, "accepted_drafts": 0,
+            "copied_tokens": 0, "restored_tokens": 0, "disk_tokens": 0, "drafted_tokens": 0, "accepted_drafts": 0,
             "pool_stops": 0,  # requests ended with ``length`` for want of cells (admission.py)
         }
         self.answers = Answers(emit, self.tokenizer, self.ctx, self.n_ctx)
@@ -221,6 +224,7 @@ class Engine(Submission):
         for index, token in request.scored:
             request.prompt_logprobs.append(self.answers.logprob_entry(index, token, request.sampling.top_logprobs))
         request.scored.clear()
+        self._keep_on_disk(request, end)
         if end < len(request.prompt):
             return
         if request.echo is not None:
@@ -299,6 +303,7 @@ class Engine(Submission):
             "kv_size": self.pool,
             **self.totals,
             **self.host.stats(),
+            **(self.disk.stats() if self.disk is not None else {}),
         }
 
     def _complete(self, request: Request) -> None:
@@ -315,4 +320,6 @@ class Engine(Submission):
         self.emit({"id": request.rid, "event": "done"})
 
     def close(self) -> None:
+        if self.disk is not None:
+            self.disk.close()
         llama_cpp.llama_batch_free(self.batch)

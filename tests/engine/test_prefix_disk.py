@@ -1,0 +1,175 @@
+"""The prefix every session shares, on disk (issue #49 item 3): a prompt's first part written
+once computed; a restarted engine (a new Engine on the same folder, as a restarted worker or
+another replica is) starts a new session from it, with the same greedy answer; never another
+tenant's; within its bytes; a damaged file ignored. On the real default GGUF."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_backend.backends.llama.engine.batching import Engine
+from llm_backend.backends.llama.engine.prefix_disk import DISK_MIN, SUFFIX
+from tests.engine.test_batching import Recorder, run
+from tests.support.models import default_gguf
+
+# An agent's instructions: longer than DISK_MIN tokens, the same in every session.
+INSTRUCTIONS = (
+    "You are a coding agent working in a terminal. Read files before you change them, keep "
+    "changes small, run the tests after each change and report what you did in one sentence. "
+    "Never print secrets; never run commands that touch the network. "
+) * 8
+
+
+def engine_on(folder, disk_mb: int = 64) -> Engine:
+    from llama_cpp import _logger
+
+    _logger.set_verbose(False)
+    recorder = Recorder()
+    # Cells of its own per sequence (``kv_shared: false``): reuse changes no bit of an answer
+    # there (test_prefixes.py). One thread: in-process beside the other test processes.
+    config = {
+        "path": str(default_gguf()), "n_ctx": 1024, "parallel": 2, "n_threads": 1, "n_threads_batch": 1,
+        "prefix_cache_mb": 64, "kv_shared": False, "prefix_disk_dir": str(folder), "prefix_disk_mb": disk_mb,
+    }
+    engine = Engine(config, recorder)
+    engine.recorder = recorder
+    return engine
+
+
+@pytest.fixture
+def engines(tmp_path):
+    made = []
+
+    def make(**kwargs) -> Engine:
+        made.append(engine_on(tmp_path, **kwargs))
+        return made[-1]
+
+    yield make
+    for engine in made:
+        engine.close()
+
+
+def session(question: str, tenant: str = "a", instructions: str = INSTRUCTIONS) -> dict:
+    messages = [{"role": "system", "content": instructions}, {"role": "user", "content": question}]
+    return {"messages": messages, "temperature": 0, "max_tokens": 12, "tenant": tenant}
+
+
+def answer(engine: Engine, rid: str, params: dict) -> dict:
+    engine.submit(rid, "chat", params)
+    request = engine.running[rid]
+    reused, prompt = request.reused, len(request.prompt)
+    run(engine)
+    usage = next(e for e in engine.recorder.events if e["id"] == rid and e["event"] == "usage")
+    return {"text": engine.recorder.text(rid), "reused": reused, "prompt": prompt, "usage": usage}
+
+
+def files(engine: Engine) -> list:
+    return sorted(engine.disk.folder.glob("*" + SUFFIX))
+
+
+def first_session(engine: Engine):
+    """The first session's turn: its instructions written to disk; the file."""
+    answer(engine, "first", session("Where are the tests?"))
+    engine.disk.flush()
+    (path,) = files(engine)
+    return path
+
+
+def test_a_restarted_engine_starts_a_new_session_from_the_prefix_on_disk_with_the_same_answer(engines):
+    first_session(engines())
+    restarted = engines()
+    new = answer(restarted, "new", session("How do I run one test?"))
+    assert new["reused"] >= DISK_MIN and new["reused"] >= 0.8 * new["prompt"]
+    assert new["usage"]["cached_tokens"] == new["reused"]
+    assert restarted.totals["disk_tokens"] == new["reused"] and restarted.disk.restores == 1
+    # The same prompt computed from nothing on the same engine: the same greedy answer.
+    restarted.disk, disk = None, restarted.disk
+    restarted.forget()
+    restarted.host.clear()
+    restarted.free_seqs = list(range(restarted.parallel))
+    cold = answer(restarted, "cold", session("How do I run one test?"))
+    restarted.disk = disk
+    assert cold["reused"] == 0 and cold["text"] == new["text"]
+
+
+def test_a_file_another_replica_writes_is_found_by_a_running_engine(engines):
+    running = engines()
+    assert answer(running, "warm", session("Hello", instructions="Short.")) is not None
+    first_session(engines())
+    assert answer(running, "new", session("How do I run one test?"))["reused"] >= DISK_MIN
+
+
+def test_another_tenant_takes_nothing_from_the_disk(engines):
+    first_session(engines())
+    other = answer(engines(), "other", session("How do I run one test?", tenant="b"))
+    assert other["reused"] == 0
+
+
+def test_the_disk_keeps_within_its_bytes(engines):
+    engine = engines(disk_mb=20)  # about two of these prefixes (~8 MB each)
+    for number in range(5):
+        answer(engine, f"s{number}", session("Hi", instructions=f"Project {number}. " + INSTRUCTIONS))
+        engine.disk.flush()
+    kept = files(engine)
+    assert 0 < len(kept) < 5
+    assert sum(path.stat().st_size for path in kept) <= 20 << 20
+    # The most recent is kept, the first went.
+    restarted = engines(disk_mb=20)
+    assert answer(restarted, "again4", session("Bye", instructions="Project 4. " + INSTRUCTIONS))["reused"] >= DISK_MIN
+    assert answer(restarted, "again0", session("Bye", instructions="Project 0. " + INSTRUCTIONS))["reused"] == 0
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "garbage"])
+def test_a_damaged_file_is_ignored_and_removed(engines, damage):
+    first_session(engines())
+    path = first_session(engines())
+    data = bytearray(path.read_bytes())
+    if damage == "flipped":
+        data[-1000] ^= 0xFF
+    elif damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data = b"not a prefix file"
+    path.write_bytes(bytes(data))
+    restarted = engines()
+    new = answer(restarted, "new", session("How do I run one test?"))
+    assert new["reused"] == 0 and new["text"]
+    assert restarted.disk.rejected == 1
+    # Removed, and written whole again by the prefill that recomputed it.
+    restarted.disk.flush()
+    assert answer(engines(), "again", session("And all of them?"))["reused"] >= DISK_MIN
+
+
+def test_a_later_turn_continuing_what_memory_holds_writes_nothing_more(engines):
+    engine = engines()
+    path = first_session(engine)
+    first = session("Where are the tests?")
+    later = dict(first, messages=first["messages"] + [
+        {"role": "assistant", "content": engine.recorder.text("first")}, {"role": "user", "content": "And the fixtures?"},
+    ])
+    assert answer(engine, "later", later)["reused"] >= DISK_MIN
+    engine.disk.flush()
+    assert files(engine) == [path]
+
+
+def test_an_engine_whose_folder_cannot_be_made_runs_without_the_disk(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    engine = engine_on(blocked / "prefixes")
+    try:
+        assert engine.disk is None
+        assert answer(engine, "plain", session("Where are the tests?"))["text"]
+    finally:
+        engine.close()
+
+
+def test_a_prompt_sharing_part_of_a_file_takes_that_part_and_saves_nothing_of_it_to_memory(engines):
+    first_session(engines())
+    restarted = engines()
+    # The same instructions but their last ~80 tokens: the file's last 80 are of no use.
+    params = session("How do I run one test?", instructions=INSTRUCTIONS[:-400] + "Answer in French.")
+    before = restarted.host.used
+    taken = answer(restarted, "part", params)
+    assert 128 <= taken["reused"] < taken["prompt"] - 64
+    assert restarted.totals["disk_tokens"] == taken["reused"]
+    assert restarted.host.used == before
