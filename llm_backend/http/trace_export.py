@@ -1,10 +1,18 @@
 """The OpenTelemetry SDK side of ``tracing.py`` (``traced.py`` the request's): imported only when ``OTEL_*`` ask for it.
 
 Each request ended is handed over (``pending``, a deque: an append on the request's path)
-and built here, in a thread of its own every ``BUILD_SECONDS``: its SDK span with the ids
-its upstream was already told (``_ChosenIds``), the engine's phases as child spans, the
-GenAI metrics. The SDK exports both from its own threads too (``OTEL_BSP_*``,
-``OTEL_METRIC_EXPORT_INTERVAL``), OTLP over HTTP/protobuf.
+and built here, in a thread of its own: its SDK span with the ids its upstream was already
+told (``_ChosenIds``), the engine's phases as child spans, the GenAI metrics. The SDK exports
+both from its own threads too (``OTEL_BSP_*``, ``OTEL_METRIC_EXPORT_INTERVAL``), OTLP over
+HTTP/protobuf.
+
+The thread builds as often as what it builds leaves (``build_seconds``: the spans' export
+delay, ``OTEL_BSP_SCHEDULE_DELAY``, 5 s by default; the metrics' interval if shorter), and
+at once when ``BATCH`` requests wait (a burst never overflows the span processor's queue,
+and what waits stays bounded). Building more often only spread the same spans over more
+wake-ups, each on cold caches: at a c=1 pace through a gateway (600 paired 1-token chats,
+load average 4-5), the process's CPU per request over tracing off was +0.18 ms building
+every 0.2 s, +0.12 ms every 1 s, +0.09 ms every 5 s.
 
 Span and attributes on the GenAI semantic conventions (docs/OPERATIONS.md): ``chat {model}``
 and its kin, ``gen_ai.operation.name``, ``gen_ai.request.model``/``response.model``,
@@ -45,7 +53,9 @@ from .traced import Traced, TracedObservation
 
 log = logging.getLogger(__name__)
 
-BUILD_SECONDS = 0.2
+# The longest wait between builds, and the requests waiting that start one at once.
+BUILD_SECONDS = 5.0
+BATCH = 256
 # Requests ended and not built yet, at most (a stalled builder drops the oldest).
 PENDING = 100_000
 # gen_ai.operation.name per operationId: the conventions' names where they have one.
@@ -122,12 +132,19 @@ class Tracing:
                 "gen_ai.server.time_to_first_token", "s", "Streamed answers: time to the first token.",
                 explicit_bucket_boundaries_advisory=TTFT_BUCKETS,
             )
-        self._stopping = threading.Event()
+        self.build_seconds = build_seconds(environ, spans, metrics)
+        self._stopping, self._wake = threading.Event(), threading.Event()
         self._builder = threading.Thread(target=self._build_every, name="otel-spans", daemon=True)
         self._builder.start()
 
     def traced(self, observer) -> Traced:
         return Traced(self, observer)
+
+    def hand_over(self, request: TracedObservation) -> None:
+        """A request ended, to be built here (called on the request's path: an append)."""
+        self.pending.append(request)
+        if len(self.pending) >= BATCH:
+            self._wake.set()
 
     def sampled(self, parent: tuple | None, trace_id: int) -> bool:
         """The sampler's decision for a request's span, asked when it arrives (its upstream
@@ -142,7 +159,9 @@ class Tracing:
         return "llama.cpp" if any(backend.claims(model) for backend in self.registry.local) else "openai"
 
     def _build_every(self) -> None:
-        while not self._stopping.wait(BUILD_SECONDS):
+        while not self._stopping.is_set():
+            self._wake.wait(self.build_seconds)
+            self._wake.clear()
             self.build_pending()
 
     def build_pending(self) -> None:
@@ -156,6 +175,7 @@ class Tracing:
     def shutdown(self) -> None:
         """Build and export what is pending, and stop (blocking: the exporters' last requests)."""
         self._stopping.set()
+        self._wake.set()
         self._builder.join()
         self.build_pending()
         for provider in self.providers:
@@ -226,6 +246,21 @@ class Tracing:
             self.tokens.record(request.input_tokens, {**attributes, "gen_ai.token.type": "input"})
         if request.output_tokens:
             self.tokens.record(request.output_tokens, {**attributes, "gen_ai.token.type": "output"})
+
+
+def build_seconds(environ: Mapping[str, str], spans: bool, metrics: bool) -> float:
+    """How often the ended requests are built: as often as the spans leave
+    (``OTEL_BSP_SCHEDULE_DELAY``) or the metrics (``OTEL_METRIC_EXPORT_INTERVAL``), in
+    milliseconds as the SDK reads them, at most every ``BUILD_SECONDS``."""
+    seconds = BUILD_SECONDS
+    for wanted, name in ((spans, "OTEL_BSP_SCHEDULE_DELAY"), (metrics, "OTEL_METRIC_EXPORT_INTERVAL")):
+        try:
+            milliseconds = float(environ.get(name, "")) if wanted else 0
+        except ValueError:  # the SDK's default then, never below ours
+            milliseconds = 0
+        if milliseconds > 0:
+            seconds = min(seconds, milliseconds / 1000)
+    return seconds
 
 
 def _context(parent: tuple | None):

@@ -115,8 +115,9 @@ class TracedObservation:
         first_byte = getattr(self.inner, "first_byte", None)
         if first_byte is not None:
             self.first = self.record.first_token_at or first_byte
+        self.inner = None  # the metrics' observation (an answer's body, perhaps) not kept while it waits
         if self.sampled or (self.tracing.metrics and self.record.model is not None):
-            self.tracing.pending.append(self)  # built in trace_export's thread
+            self.tracing.hand_over(self)  # built in trace_export's thread
 
     def at(self, moment: float) -> int:
         """A ``perf_counter`` reading as Unix nanoseconds (spans take wall-clock times)."""

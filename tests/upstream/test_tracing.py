@@ -10,6 +10,7 @@ which records the headers it was sent."""
 
 from __future__ import annotations
 
+import contextvars
 import secrets
 import time
 
@@ -204,6 +205,45 @@ def test_the_settings_that_turn_tracing_on():
     assert wanted({"OTEL_TRACES_EXPORTER": "otlp"})
     assert not wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "true"})
     assert not wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"})
+
+
+def test_ended_requests_are_built_as_often_as_their_spans_leave():
+    from llm_backend.http.trace_export import BUILD_SECONDS, build_seconds
+
+    assert build_seconds({}, True, True) == BUILD_SECONDS == 5.0
+    assert build_seconds({"OTEL_BSP_SCHEDULE_DELAY": "100"}, True, True) == 0.1
+    assert build_seconds({"OTEL_BSP_SCHEDULE_DELAY": "100"}, False, True) == BUILD_SECONDS  # no span leaves
+    assert build_seconds({"OTEL_METRIC_EXPORT_INTERVAL": "300"}, True, True) == 0.3
+    assert build_seconds({"OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_METRIC_EXPORT_INTERVAL": "x"}, True, True) == BUILD_SECONDS
+
+
+def test_a_burst_of_ended_requests_is_built_at_once(receiver, monkeypatch):
+    from llm_backend.http import context, tracing
+    from llm_backend.http.trace_export import BATCH
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)  # the SDK's exporter reads os.environ
+    traced = tracing.start(_NoLocalModels(), {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_METRICS_EXPORTER": "none"})
+    try:
+        assert traced.build_seconds == 5.0
+        observer = traced.traced(None)
+
+        def request() -> None:
+            record = context.enter({"type": "http", "method": "POST", "headers": []}, None)
+            record.operation_id, record.model = "createChatCompletion", MODEL
+            observer.begin(record).finished(200)
+
+        for _ in range(BATCH):
+            contextvars.copy_context().run(request)  # each its own request's context
+        deadline = time.monotonic() + 2  # well before the 5 s build
+        while traced.pending and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not traced.pending
+    finally:
+        traced.shutdown()
+
+
+class _NoLocalModels:
+    local: list = []
 
 
 def test_a_response_is_a_chat_span(traced_local, receiver):
