@@ -51,8 +51,10 @@ from tests.support.server import children, cpu_seconds, free_port, stop_group  #
 THEIRS, OURS, CEILING, BASELINE = "llama-cpp-python", "ours", "ceiling", "baseline"
 
 
-def start(command: list[str], env: dict[str, str], log: Path, ready_url: str) -> subprocess.Popen:
-    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+def start(command: list[str], env: dict[str, str], log: Path, ready_url: str, cwd: Path | None = None) -> subprocess.Popen:
+    # ``cwd``: ``python -m`` puts the working directory first on sys.path, ahead of
+    # PYTHONPATH, so another checkout's server must be started from that checkout.
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -209,7 +211,7 @@ def main() -> None:
             tree = baseline_tree(args.baseline, out)
             servers[BASELINE] = start([sys.executable, "-m", "llm_backend", "serve", "--port", str(ports[BASELINE])],
                                       {**env, "PYTHONPATH": str(tree), "LLM_BACKEND_DATA_DIR": str(out / "baseline-data")},
-                                      out / "baseline.log", f"http://127.0.0.1:{ports[BASELINE]}/ready")
+                                      out / "baseline.log", f"http://127.0.0.1:{ports[BASELINE]}/ready", cwd=tree)
         if not args.skip_theirs:
             servers[THEIRS] = start(
                 [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", model.id,
