@@ -15,10 +15,8 @@ bench/data/codex_session/turn-N.json as Codex sent them (they hold no key: that 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import threading
 from pathlib import Path
 
 import httpx
@@ -28,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support import agent_clients as agents  # noqa: E402
 from tests.support.clients import keyed_server  # noqa: E402
+from tests.support.loopback import LoopbackApp  # noqa: E402
 from tests.support.recorded_upstream import RecordedUpstream  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "codex_session"
@@ -39,22 +38,17 @@ CALLS = {
 }
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackApp):
     """Forwards every request to ``target`` byte for byte, streaming; keeps /v1/responses bodies."""
 
+    client_max_size = 64 << 20
+
     def __init__(self, target: str) -> None:
+        super().__init__()
         self.target = target
         self.bodies: list[dict] = []
-        self.port = 0
-        self._ready = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-        self._ready.wait(10)
 
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def _serve(self) -> None:
+    def routes(self, app) -> None:
         from aiohttp import web
 
         client = httpx.AsyncClient(base_url=self.target, timeout=600)
@@ -76,19 +70,7 @@ class RecordingProxy:
             await response.write_eof()
             return response
 
-        async def start():
-            app = web.Application(client_max_size=64 << 20)
-            app.router.add_route("*", "/{tail:.*}", forward)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
-
-        loop = asyncio.new_event_loop()
-        loop.run_until_complete(start())
-        self._ready.set()
-        loop.run_forever()
+        app.router.add_route("*", "/{tail:.*}", forward)
 
 
 def main() -> None:
@@ -98,8 +80,7 @@ def main() -> None:
         config = (f"upstreams:\n  - name: recorded\n    base_url: {upstream.api}\n    api_key: sk-upstream\n"
                   "    models: [coder]\n    responses: local\n")
         with keyed_server(WORKDIR.parent / "codex-session-gateway", [agents.KEY], env={"LLM_BACKEND_LOCAL_MODELS": "false"},
-                          config=config) as gateway:
-            proxy = RecordingProxy(gateway.base_url)
+                          config=config) as gateway, RecordingProxy(gateway.base_url) as proxy:
             for number, prompt in enumerate(PROMPTS):
                 resume = ["resume", "--last"] if number else []
                 done = run_codex(proxy.api, prompt, resume)

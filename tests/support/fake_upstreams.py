@@ -12,6 +12,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.loopback import LoopbackApp
+
 
 class HangingUpstream:
     """Accepts connections and never answers: an upstream that hangs."""
@@ -122,7 +124,7 @@ class RateLimitedUpstream:
         self._server.server_close()
 
 
-class ChatOnlyUpstream:
+class ChatOnlyUpstream(LoopbackApp):
     """An OpenAI-compatible API that speaks only chat completions, as llama-server or vLLM
     without its Responses API do: ``POST /v1/chat/completions`` (streamed or not) and
     ``GET /v1/models`` are passed on to a real API (``target``, e.g. the live server with
@@ -137,6 +139,7 @@ class ChatOnlyUpstream:
     an operation this service does not serve."""
 
     def __init__(self, target: str, split_usage: bool = False, also: tuple[str, ...] = (), images: bool = False) -> None:
+        super().__init__()
         self.target = target
         self.split_usage = split_usage
         self.also = also
@@ -144,22 +147,22 @@ class ChatOnlyUpstream:
         self.splits = 0  # pieces sent in two writes
         self.requests: list[tuple[str, dict | None]] = []
         self.headers: list[dict[str, str]] = []  # each request's headers, lower-cased names
-        self.port = 0
-        self._loop = None
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._ready = threading.Event()
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def paths(self) -> list[str]:
         return [path for path, _ in self.requests]
 
-    def _serve(self) -> None:
+    async def started(self) -> None:
+        from aiohttp import ClientSession
+
+        self._session = ClientSession()
+
+    async def stopping(self) -> None:
+        await self._session.close()
+
+    def routes(self, app) -> None:
         import asyncio
 
-        from aiohttp import ClientSession, web
+        from aiohttp import web
 
         async def record(request) -> bytes:
             body = await request.read()
@@ -205,40 +208,14 @@ class ChatOnlyUpstream:
             error = {"error": {"message": "Not found", "type": "invalid_request_error", "param": None, "code": None}}
             return web.json_response(error, status=404)
 
-        async def start() -> web.AppRunner:
-            self._session = ClientSession()
-            app = web.Application()
-            app.router.add_post("/v1/chat/completions", passed_on)
-            app.router.add_get("/v1/models", passed_on)
-            for path in self.also:
-                app.router.add_post(path, passed_on)
-            if self.images:
-                for path in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations"):
-                    app.router.add_post(path, image)
-            app.router.add_route("*", "/{tail:.*}", not_found)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
-            return runner
-
-        self._loop = asyncio.new_event_loop()
-        runner = self._loop.run_until_complete(start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(runner.cleanup())
-        self._loop.run_until_complete(self._session.close())
-        self._loop.close()
-
-    def __enter__(self) -> "ChatOnlyUpstream":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        app.router.add_post("/v1/chat/completions", passed_on)
+        app.router.add_get("/v1/models", passed_on)
+        for path in self.also:
+            app.router.add_post(path, passed_on)
+        if self.images:
+            for path in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations"):
+                app.router.add_post(path, image)
+        app.router.add_route("*", "/{tail:.*}", not_found)
 
 
 # A 1x1 transparent PNG, base64: an image as OpenAI's ``b64_json`` carries one.

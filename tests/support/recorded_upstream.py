@@ -19,28 +19,21 @@ Runs in a thread on loopback; records every request's path and JSON body.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
+
+from tests.support.loopback import LoopbackApp
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
 
-class RecordedUpstream:
+class RecordedUpstream(LoopbackApp):
     def __init__(self, tool: str, arguments: dict, final: str, side: str = "ok", others: dict[str, dict] | None = None) -> None:
+        super().__init__()
         self.calls = {tool: arguments, **(others or {})}
         self.final, self.side = final, side
         self.requests: list[tuple[str, dict | None]] = []
         self.tool_outputs: list[str] = []
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._ready = threading.Event()
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def chats(self) -> list[dict]:
         return [body for path, body in self.requests if path == "/v1/chat/completions" and body]
@@ -71,7 +64,7 @@ class RecordedUpstream:
             chunks.append({**base, "choices": [], "usage": USAGE})
         return chunks
 
-    def _serve(self) -> None:
+    def routes(self, app) -> None:
         from aiohttp import web
 
         async def chat(request):
@@ -96,29 +89,5 @@ class RecordedUpstream:
             error = {"error": {"message": "Not found", "type": "invalid_request_error", "param": None, "code": None}}
             return web.json_response(error, status=404)
 
-        async def start() -> web.AppRunner:
-            app = web.Application()
-            app.router.add_post("/v1/chat/completions", chat)
-            app.router.add_route("*", "/{tail:.*}", other)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
-            return runner
-
-        self._loop = asyncio.new_event_loop()
-        runner = self._loop.run_until_complete(start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(runner.cleanup())
-        self._loop.close()
-
-    def __enter__(self) -> "RecordedUpstream":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        app.router.add_post("/v1/chat/completions", chat)
+        app.router.add_route("*", "/{tail:.*}", other)

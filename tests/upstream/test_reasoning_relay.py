@@ -12,14 +12,13 @@ model can run here, and the gateway must pass on what such an upstream says."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 
 import httpx
 import pytest
 
 from tests.support.clients import TLS, sdk
+from tests.support.loopback import LoopbackApp
 from tests.support.server import LiveServer
 
 MODEL = "deepseek-reasoner"
@@ -50,21 +49,15 @@ CHUNKS = [
 ]
 
 
-class ReasoningUpstream:
+class ReasoningUpstream(LoopbackApp):
     """``POST /v1/chat/completions`` answered with the recorded answer (streamed when asked),
     ``GET /v1/models`` with the model; each chat request's body recorded."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[dict] = []
-        self.port = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._ready = threading.Event()
 
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def _serve(self) -> None:
+    def routes(self, app) -> None:
         from aiohttp import web
 
         async def chat(request):
@@ -83,32 +76,8 @@ class ReasoningUpstream:
         async def models(request):
             return web.json_response({"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "deepseek"}]})
 
-        async def start():
-            app = web.Application()
-            app.router.add_post("/v1/chat/completions", chat)
-            app.router.add_get("/v1/models", models)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]
-            return runner
-
-        self._loop = asyncio.new_event_loop()
-        runner = self._loop.run_until_complete(start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(runner.cleanup())
-        self._loop.close()
-
-    def __enter__(self) -> "ReasoningUpstream":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        app.router.add_post("/v1/chat/completions", chat)
+        app.router.add_get("/v1/models", models)
 
 
 @pytest.fixture(scope="module")

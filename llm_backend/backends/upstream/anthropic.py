@@ -79,14 +79,7 @@ class AnthropicBackend(UpstreamBackend):
         incoming = caller_headers.get()
         if not any(name == LIST_VERSION[0] for name, _ in incoming):
             incoming = [*incoming, LIST_VERSION]
-        headers = self.client.headers(incoming, identity=True)
-        response = await self.client.send("GET", "/models", headers=headers, query=LIST_LIMIT)
-        try:
-            if response.status != 200:
-                raise errors.upstream_refused(response.status, "model list")
-            return json.loads(await response.read())["data"]
-        finally:
-            response.release()
+        return await super()._fetch_models(incoming, LIST_LIMIT)
 
     def _cards_from(self, data: list[Json]) -> list[ModelCard]:
         return [ModelCard(item["id"], self.name, _timestamp(item.get("created_at"))) for item in data]

@@ -118,9 +118,11 @@ class UpstreamBackend:
                 log.warning("upstream %s: model list unavailable (%s)", self.name, type(exc).__name__)
                 self._fresh_until = time.monotonic() + min(self.models_ttl, MODELS_RETRY_SECONDS)
 
-    async def _fetch_models(self) -> list[Json]:
-        headers = self.client.headers(caller_headers.get(), identity=True)
-        response = await self.client.send("GET", "/models", headers=headers)
+    async def _fetch_models(self, incoming: list | None = None, query: bytes = b"") -> list[Json]:
+        """The upstream's ``GET /models`` data, asked with the caller's headers (or
+        ``incoming``: an API that needs its own, ``anthropic.py``)."""
+        headers = self.client.headers(caller_headers.get() if incoming is None else incoming, identity=True)
+        response = await self.client.send("GET", "/models", headers=headers, query=query)
         try:
             if response.status != 200:
                 raise errors.upstream_refused(response.status, "model list")
