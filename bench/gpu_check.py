@@ -149,6 +149,13 @@ def summary(out: Path, work: Path) -> None:
         lines = predicted.read_text().splitlines()[-60:]
         result["predictions"] = lines
         text += ["## bench/predictions.py", *lines, ""]
+    session = work / "bench-codex" / "results.md"
+    if not session.exists():  # cut short: the turns it printed
+        session = work / "codex.log"
+    if session.exists():
+        lines = session.read_text().splitlines()[-40:]
+        result["codex_session"] = lines
+        text += ["## bench/codex_session.py", *lines, ""]
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     head = [f"# GPU check, {time.strftime('%Y-%m-%d %H:%M:%S')}", "", "```", json.dumps(result.get("machine"), indent=1),
             *[f"{s['stage']:<14} rc={s['rc']:<4} {s['seconds']:7.1f} s" for s in result["stages"]], "```", ""]

@@ -11,8 +11,10 @@
 # venv over the machine's Python), build, offload (bench/gpu_check.py: llama.cpp's load log,
 # /admin/models, nvidia-smi), gpu (bench/run.py: ours and the ceiling at c=1 and c=8, every
 # layer offloaded), predictions (bench/predictions.py on the GPU), gpu_q8 (the same as gpu
-# with the KV cache in q8_0), cpu (the same build with no layer offloaded, on the machine's
-# cores). GPU_CHECK_BACKEND=cpu builds without CUDA and runs the same stages on the CPU
+# with the KV cache in q8_0), codex (bench/codex_session.py: a recorded Codex session's turns
+# on the GPU), cpu (the same build with no layer offloaded, on the machine's cores);
+# GPU_CHECK_STAGES names those to run after the build (default: all). GPU_CHECK_BACKEND=cpu
+# builds without CUDA and runs the same stages on the CPU
 # (how the script is tested on a machine with no GPU; GPU_CHECK_REQUESTS, _ROUNDS, _MAX_TOKENS
 # and _PREDICTION_ROWS make the benches shorter there; GPU_CHECK_REUSE=1 keeps an earlier
 # run's venv and build).
@@ -151,7 +153,12 @@ bench_engine() {  # NAME SETTINGS_JSON ROUNDS REQUESTS: bench/run.py, ours and t
     local name=$1
     BENCH_MODEL_SETTINGS=$2 "$VENV/bin/python" bench/run.py --skip-theirs --concurrency 1,8 --requests "${GPU_CHECK_REQUESTS:-$4}" \
         --rounds "${GPU_CHECK_ROUNDS:-$3}" --max-tokens "${GPU_CHECK_MAX_TOKENS:-128}" \
-        && rm -rf "$WORK/bench-$name" && mv "$(ls -d bench-results/2* | grep -v predictions | tail -1)" "$WORK/bench-$name"
+        && rm -rf "$WORK/bench-$name" && mv "$(ls -d bench-results/2* | grep -v -e predictions -e codex-session | tail -1)" "$WORK/bench-$name"
+}
+
+codex() {  # SETTINGS_JSON: bench/codex_session.py, a recorded Codex session's turns beside llama.cpp in-process
+    BENCH_MODEL_SETTINGS=$1 BENCH_THREADS=${GPU_CHECK_THREADS:-4} "$VENV/bin/python" bench/codex_session.py \
+        && rm -rf "$WORK/bench-codex" && mv "$(ls -d bench-results/*-codex-session | tail -1)" "$WORK/bench-codex"
 }
 
 predictions() {
@@ -170,6 +177,7 @@ if [ "${1:-}" = _step ]; then  # one stage, run by stage() under its time limit
 fi
 
 DEADLINE=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-570} ))
+STAGES=${GPU_CHECK_STAGES:-offload gpu predictions gpu_q8 codex cpu}  # which stages after the build run
 mkdir -p "$WORK" "$OUT"
 : > "$WORK/stages.tsv"
 rm -rf "$WORK"/bench-* "$WORK"/*.log  # an earlier run's figures are not this one's
@@ -182,12 +190,14 @@ fi
 
 stage info 30 info
 stage install 120 install
+wants() { [[ " $STAGES " == *" $1 "* ]]; }
 stage build "${GPU_CHECK_BUILD_SECONDS:-400}" build && {
-    stage offload 120 "$VENV/bin/python" bench/gpu_check.py offload "$OUT"
-    stage gpu 100 bench_engine gpu "$GPU" 3 16
-    stage predictions 120 predictions "$GPU"
-    stage gpu_q8 90 bench_engine gpu_q8 "$Q8" 3 16
-    [ "$BACKEND" = cuda ] && stage cpu 120 bench_engine cpu '{"n_gpu_layers": 0}' 2 8
+    wants offload && stage offload 120 "$VENV/bin/python" bench/gpu_check.py offload "$OUT"
+    wants gpu && stage gpu 100 bench_engine gpu "$GPU" 3 16
+    wants predictions && stage predictions 120 predictions "$GPU"
+    wants gpu_q8 && stage gpu_q8 90 bench_engine gpu_q8 "$Q8" 3 16
+    wants codex && stage codex 240 codex "$GPU"
+    [ "$BACKEND" = cuda ] && wants cpu && stage cpu 120 bench_engine cpu '{"n_gpu_layers": 0}' 2 8
 }
 python=$VENV/bin/python
 [ -x "$python" ] || python=$PY

@@ -58,6 +58,8 @@ def test_the_summary_gathers_each_bench_and_the_rows_of_one_cut_short(tmp_path):
     (work / "bench-gpu" / "cells.json").write_text(json.dumps(cells))
     (work / "bench-gpu" / "results.md").write_text("| c | ... |\n")
     (work / "predictions.log").write_text("(a) one stream, the edit task\n(b) beside seven unpredicted streams\n")
+    (work / "bench-codex").mkdir()
+    (work / "bench-codex" / "results.md").write_text("turn 2: TTFT 0.05 s\nlater turns' TTFT (median, turns 2-6): 0.05 s\n")
     subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "summary", str(out), str(work)],
                    cwd=ROOT, capture_output=True, timeout=60, check=True)
     result = json.loads((out / "results.json").read_text())
@@ -67,4 +69,6 @@ def test_the_summary_gathers_each_bench_and_the_rows_of_one_cut_short(tmp_path):
     # medians: of each target's rates, and of the per-round ratios (0.9, 0.95, 1.0)
     assert (row["ours_tok_s"], row["ceiling_tok_s"], row["ours_over_ceiling"], row["rounds"]) == (760, 800, 0.95, 3)
     assert result["predictions"] == ["(a) one stream, the edit task", "(b) beside seven unpredicted streams"]
+    assert result["codex_session"] == ["turn 2: TTFT 0.05 s", "later turns' TTFT (median, turns 2-6): 0.05 s"]
     assert "predictions    rc=124" in (out / "results.md").read_text()
+    assert "## bench/codex_session.py" in (out / "results.md").read_text()
