@@ -60,7 +60,16 @@ class Tokenizer:
     def tokenize(self, text: str, add_bos: bool, special: bool = True) -> list[int]:
         """``special``: control tokens' text (``<|im_end|>``) read as those tokens, as in a
         rendered template; a client's own text (a prediction) is read as plain text."""
-        return self.model.tokenize(text.encode(), add_bos=add_bos, special=special)
+        data = text.encode()
+        # Room for every token in one call: llama-cpp-python's wrapper sizes its buffer by the
+        # trained window and tokenizes a longer text twice (an agent's 9.5k-token prompt: 18 ms
+        # against 9). Tokens are at most a byte each, beside BOS, EOS and a leading space.
+        room = len(data) + 4
+        tokens = (llama_cpp.llama_token * room)()
+        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, room, add_bos, special)
+        if n < 0:
+            raise RuntimeError(f"llama_tokenize needed {-n} tokens for {len(data)} bytes")
+        return tokens[:n]
 
     def piece(self, token: int) -> bytes:
         """The bytes a generated token stands for (none for control tokens)."""
