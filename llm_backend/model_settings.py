@@ -158,6 +158,10 @@ class ModelConfig(BaseModel):
     prefix_sharing: bool = Field(
         True, description="a prompt's beginning computed once: copied between sequences, waited for, restored (docs/SCALING.md)"
     )
+    exact_reuse: bool = Field(
+        True, description="a cached prefix is reused only as far as the answer keeps the bits it has computed from nothing; "
+        "false: every cached token is reused, a later turn computes only its new tokens (agents; docs/SCALING.md)"
+    )
     prefix_cache_mb: int = Field(
         256, ge=0, description="host memory per engine worker for sequences' KV saved before reuse; 0: none (counts in worker_memory_mb)"
     )

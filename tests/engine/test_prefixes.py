@@ -249,3 +249,41 @@ def test_greedy_answers_are_the_same_computed_cold_copied_waited_for_or_restored
         assert fresh.totals["restored_tokens"] > restored
         run(fresh)
         assert fresh.recorder.text(f"restored-{number}") == cold[number], QUESTIONS[number]
+
+
+def resent(question: str, answer: str, follow_up: str) -> dict:
+    """A later turn as an agent sends it: the last one, an answer in its own words, a new question."""
+    params = chat(question)
+    params["messages"] += [{"role": "assistant", "content": answer}, {"role": "user", "content": follow_up}]
+    return params
+
+
+def test_without_exact_reuse_a_later_turn_computes_only_its_new_tokens(fresh):
+    """The model's ``exact_reuse: false`` (agents): the whole last prompt is reused, though its
+    question was computed in a short chunk and now lies in the first part; with it (the
+    default), at least a block before the new part is computed again, which keeps the bits."""
+    later = resent("When do you open?", "Nine, every day but Sunday.", "And until when?")
+    fresh.submit("first", "chat", chat("When do you open?", max_tokens=3))
+    run(fresh)
+    first = usage(fresh, "first")["prompt_tokens"]
+    fresh.submit("exact", "chat", later)
+    exact = fresh.running["exact"]
+    assert exact.canonical and exact.reused < first - 1  # cut back into the question
+    assert len(exact.prompt) - exact.reused >= BLOCK
+    run(fresh)
+
+    fresh.forget()
+    fresh.submit("first again", "chat", chat("When do you open?", max_tokens=3))
+    run(fresh)
+    fresh.exact_reuse = False
+    try:
+        fresh.submit("inexact", "chat", later)
+        inexact = fresh.running["inexact"]
+        assert not inexact.canonical
+        assert inexact.reused >= first  # the whole last prompt, and what of its answer matches
+        assert len(inexact.prompt) - inexact.reused < BLOCK
+        run(fresh)
+        assert usage(fresh, "inexact")["cached_tokens"] == inexact.reused
+        assert fresh.recorder.finish_reason("inexact") is not None
+    finally:
+        fresh.exact_reuse = True

@@ -101,6 +101,7 @@ class LocalModel:
             "type_k": self.config.type_k,
             "type_v": self.config.type_v,
             "prefix_sharing": self.config.prefix_sharing,
+            "exact_reuse": self.config.exact_reuse,
             "prefix_cache_mb": self.config.prefix_cache_mb,
             "prefix_disk_mb": self.config.prefix_disk_mb,
             "prefix_disk_dir": str(self.settings.data_dir / "prefixes"),

@@ -187,7 +187,7 @@ class Admission:
             self._complete(request)  # its sequences are free: what they keep is dropped next
 
     def _usable(self, seq: int, request: Request) -> int:
-        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split)
+        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical)
 
     def _own(self, seq: int, request: Request) -> None:
         """``seq`` now holds ``request``'s tokens (what it kept of others' is within them)."""
@@ -235,7 +235,7 @@ class Admission:
         for other in range(self.parallel):
             if other != seq and (usable := self._usable(other, request)) > best:
                 best, donor = usable, other
-        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit, request.split)
+        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical)
         coming = self._being_computed(request)
         in_memory = max(best, saved, coming[1] if coming is not None else 0)
         if self.disk is not None and seq not in self.pending and self._from_disk(request, seq, in_memory):
@@ -259,7 +259,7 @@ class Admission:
     def _from_disk(self, request: Request, seq: int, in_memory: int) -> bool:
         """Restore the prefix on disk giving ``request`` the most, if it beats what memory
         offers by ``SHARE_MIN``; a file found wrong is passed over (prefix_disk.py)."""
-        entry, length = self.disk.best(request.prompt, request.tenant, request.shared, request.limit, request.split)
+        entry, length = self.disk.best(request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical)
         if entry is None or length < max(in_memory, request.fed) + SHARE_MIN:
             return False
         state = self.disk.read(entry)
@@ -298,7 +298,7 @@ class Admission:
             if other is request or other.awaits is not None or other.fed >= len(other.prompt):
                 continue
             length = Holding(other.prompt, other.tenant, other.shared, len(other.prompt), other.split).usable(
-                request.prompt, request.tenant, request.shared, request.limit, request.split
+                request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical
             )
             if length > other.fed and (best is None or length > best[1]):
                 best = (other.choices[0].seq_id, length)

@@ -87,6 +87,8 @@ class Engine(Submission):
         self.held = [Holding() for _ in range(self.parallel)]  # what each sequence's KV holds
         # Sharing prefixes between sequences, and the host-memory cache behind them.
         self.sharing = bool(config.get("prefix_sharing", True))
+        # Reuse limited to what leaves an answer's bits as computed from nothing (prefixes.py).
+        self.exact_reuse = bool(config.get("exact_reuse", True))
         self.host = HostCache(int(config.get("prefix_cache_mb", 0)) << 20 if self.sharing else 0)
         # And on disk (prefix_disk.py): a client's instructions and tools, for its next sessions.
         self.disk = disk_prefixes(config)
@@ -263,6 +265,10 @@ class Engine(Submission):
         the room left in the step would make a short chunk of a longer part. With an
         ``n_batch`` under a block, as far as there is room."""
         fed = request.fed
+        if not request.canonical:
+            # Any chunks; cut only where a session's start is kept on disk (``_keep_on_disk``).
+            end = min(len(request.prompt), fed + room)
+            return request.split if fed < request.split < end and request.reused <= request.split // 2 else end
         part_end = request.split if fed < request.split else len(request.prompt)
         end = min(part_end, fed + room)
         if end == part_end or self.n_batch < BLOCK:

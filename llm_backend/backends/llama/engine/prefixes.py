@@ -17,6 +17,14 @@ answer (tests/engine/test_prefixes.py). A conversation that continues after its 
 reuses the answer's KV as it was decoded, one row at a time: exactness is lost there
 whatever is done, so it is reused whole.
 
+Exactness has a price where a client resends a conversation in its own words: a turn whose
+first part ends in what the last prompt computed as its last message (a short chunk) must
+compute at least a block of it again. A coding agent's later turns pay that each time (~0.6 s
+at 9k tokens of context on 2 cores: a Codex session, `make bench`). A model's
+``exact_reuse: false`` reuses every cached token and chunks a prompt only by room, so a later
+turn computes its new tokens alone; a greedy answer may then differ in its last bits from the
+one computed from nothing, as in llama.cpp's server and vLLM.
+
 Reuse never crosses tenants (a prefix served from cache is seconds faster: a timing side
 channel). KV computed for one tenant is usable by another only up to the leading tokens that
 both requests declare shared: a system prompt the operator configured as shared (a
@@ -103,15 +111,17 @@ class Holding:
     prompt_len: int = 0  # the last prompt served from it: a conversation continues there
     split: int = 0  # where that prompt's second canonical part (its last message) began
 
-    def usable(self, prompt: list[int], tenant: str, shared: int, limit: int, split: int) -> int:
+    def usable(self, prompt: list[int], tenant: str, shared: int, limit: int, split: int, canonical: bool = True) -> int:
         """How many of ``prompt``'s tokens (at most ``limit``) a request of ``tenant``, its
         first part ending at ``split``, may take from this KV: the common beginning if it is
-        the same tenant's, else only what both declare shared; as far as ``exact`` allows."""
+        the same tenant's, else only what both declare shared; as far as ``exact`` allows
+        when the request is computed in ``canonical`` parts (the model's ``exact_reuse``)."""
         if not self.tokens:
             return 0
         if tenant != self.tenant:
             limit = min(limit, shared, self.shared)
-        return exact(common_prefix(self.tokens, prompt, limit), self, split, len(prompt))
+        common = common_prefix(self.tokens, prompt, limit)
+        return exact(common, self, split, len(prompt)) if canonical else common
 
     def copy(self, length: int | None = None) -> Holding:
         tokens = self.tokens if length is None else self.tokens[:length]
@@ -143,11 +153,11 @@ class HostCache:
         self._keys = 0
         self.restored = 0  # prefixes restored since the worker started
 
-    def best(self, prompt: list[int], tenant: str, shared: int, limit: int, split: int) -> tuple[int | None, int]:
+    def best(self, prompt: list[int], tenant: str, shared: int, limit: int, split: int, canonical: bool = True) -> tuple[int | None, int]:
         """The saved prefix giving ``prompt`` the most tokens, and how many."""
         best, length = None, 0
         for key, saved in self.entries.items():
-            usable = saved.holding.usable(prompt, tenant, shared, limit, split)
+            usable = saved.holding.usable(prompt, tenant, shared, limit, split, canonical)
             if usable > length:
                 best, length = key, usable
         return best, length

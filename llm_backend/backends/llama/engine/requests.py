@@ -47,6 +47,7 @@ class Request:
     tenant: str = ""  # whose KV it may reuse (prefixes.py)
     shared: int = 0  # leading prompt tokens any tenant may reuse
     split: int = 0  # where the prompt's last message begins: its canonical parts (prefixes.py)
+    canonical: bool = True  # computed in those parts, reusing only what keeps its answer's bits (exact_reuse)
     awaits: tuple[int, int] | None = None  # (sequence, length): its beginning, being computed there
     prediction: list[int] | None = None  # the client's predicted output, as tokens
     reasoning_start: str | None = None  # a reasoning model's: inside a block the prompt opened, or not (reasoning/)
