@@ -92,6 +92,7 @@ class Engine(Submission):
         self.host = HostCache(int(config.get("prefix_cache_mb", 0)) << 20 if self.sharing else 0)
         # And on disk (prefix_disk.py): a client's instructions and tools, for its next sessions.
         self.disk = disk_prefixes(config)
+        self.keeping: list[tuple[int, Holding]] = []  # first parts for the disk, after the step (admission.py)
         self.pending: set[int] = set()  # sequences a queued copy reads or writes (done at the next decode)
         self.waiting: deque[Request] = deque()
         self.running: dict[str, Request] = {}
@@ -210,6 +211,8 @@ class Engine(Submission):
             if request.rid in self.running:
                 self._prefill(request, end)
                 self.flush()
+        if self.keeping:
+            self._kept()
 
     def _prefill(self, request: Request, end: int) -> None:
         """Decode ``request``'s prompt up to ``end``; at its end, start its choices."""
