@@ -2,8 +2,10 @@
 Codex CLI session: its six ``/v1/responses`` bodies as Codex sent them
 (bench/data/codex_session/, recorded by bench/codex_record.py), replayed in order on the
 packaged model served as docs/MODELS.md's "agents" config says (``kv_shared``, ``n_ctx``
-16384, ``exact_reuse: false``), each streamed, at most ``MAX_OUTPUT`` tokens of answer (the
-bench times prompts). Each figure beside llama.cpp in-process on the same tokens (``Session``).
+16384, ``exact_reuse: false``), greedy (the model's default: Codex sends no temperature),
+each streamed, at most ``MAX_OUTPUT`` tokens of answer (the bench times prompts). A turn's
+TTFT is its first output a client sees: a text delta, or a call's item once its name is
+parsed. Each figure beside llama.cpp in-process on the same tokens (``Session``).
 
 - later turns' TTFT (turns 2-6) against the first, and against a 100-token chat's (bar <= 1.3x);
   and against llama.cpp computing what each later turn does not share with the turn before;
@@ -12,6 +14,9 @@ bench times prompts). Each figure beside llama.cpp in-process on the same tokens
   server is restarted on the same data directory: its instructions and tools come from the
   prefix on disk (engine/prefix_disk.py); its TTFT against a 100-token chat's (bar <= 2x), and
   against llama.cpp reading the same beginning's state from a file and computing the rest;
+- then ``codex exec`` itself on that server, with only a provider config (Codex CLI from
+  tests/node, as `make test` installs it): its exit status and time (a real client's whole
+  turn on the local model; on a GPU machine with no Node it is reported as not run);
 - the first turn's prefill against llama.cpp in-process on the same tokens (the turn rendered
   by the engine's own template, decoded in n_batch chunks on the same threads, before and
   after the service's turns; bar: the service's prefill rate, from its TTFT, >= 0.9x).
@@ -28,6 +33,7 @@ import ctypes
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,11 +52,13 @@ from llm_backend.backends.llama.engine.prefixes import common_prefix  # noqa: E4
 from llm_backend.backends.llama.engine.prompts import ChatTemplate, Tokenizer  # noqa: E402
 from llm_backend.serving.responses import client_tools, file_search, items, service  # noqa: E402
 from llm_backend.serving.responses.request import chat_request  # noqa: E402
+from tests.support import agent_clients as agents  # noqa: E402
 from tests.support.models import default_gguf  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
 
 MODEL = "smollm2"
 DATA = ROOT / "bench" / "data" / "codex_session"
+WORKDIR = Path("/tmp/codex-session")  # where the session was recorded: its path is in the bodies
 MAX_OUTPUT = 16
 # The engine's batch threads: on these 2 cores cores.py's default; BENCH_THREADS elsewhere.
 THREADS = int(os.environ.get("BENCH_THREADS") or 2)
@@ -64,6 +72,7 @@ models:
     kv_size: {n_ctx}
     n_threads_batch: {threads}
     exact_reuse: false
+    defaults: {{temperature: 0}}
 """
 CHAT = ("Summarise in one sentence why a harbour office keeps a tide table, a mooring list and a weather log, "
         "and who reads each of them. ") * 3  # about 100 tokens with the chat template
@@ -89,7 +98,7 @@ def new_session(body: dict) -> dict:
 
 def stream_response(client: httpx.Client, body: dict) -> dict:
     """TTFT (the first output delta), wall time and usage of one streamed response."""
-    started, first, usage = time.perf_counter(), None, {}
+    started, first, shown, usage = time.perf_counter(), None, "", {}
     with client.stream("POST", "/responses", json=body) as response:
         if response.status_code != 200:
             raise RuntimeError(f"{response.status_code}: {response.read().decode()[:500]}")
@@ -97,13 +106,17 @@ def stream_response(client: httpx.Client, body: dict) -> dict:
             if not line.startswith("data:"):
                 continue
             event = json.loads(line[5:])
-            if first is None and event.get("type", "").endswith(".delta"):
-                first = time.perf_counter() - started
+            kind = event.get("type", "")
+            if first is None and (kind.endswith(".delta") or kind == "response.output_item.added"):
+                # The turn's first output a client sees: a text delta, or a call's item (its
+                # name parsed: the tokens before it are the model's, as in any server).
+                first, shown = time.perf_counter() - started, (event.get("item") or {}).get("type") or kind
             if event.get("type") in ("response.completed", "response.incomplete"):
                 usage = event["response"].get("usage") or {}
     wall = time.perf_counter() - started
     cached = (usage.get("input_tokens_details") or {}).get("cached_tokens", 0)
-    return {"ttft": first if first is not None else wall, "wall": wall, "input": usage.get("input_tokens", 0), "cached": cached}
+    return {"ttft": first if first is not None else wall, "wall": wall, "input": usage.get("input_tokens", 0), "cached": cached,
+            "shown": shown, "output": usage.get("output_tokens", 0)}
 
 
 def chat_ttft(client: httpx.Client) -> float:
@@ -198,6 +211,25 @@ def ceiling_session(bodies: list[dict], fresh: dict) -> dict:
         session.close()
 
 
+def codex_exec(live: LiveServer) -> dict:
+    """``codex exec`` itself, with only a provider config (tests/support/agent_clients.py), in
+    the folder the session was recorded in, on the restarted server: a real client's turn on
+    the local model, its instructions and tools found on disk."""
+    if not (agents.BIN / "codex").exists():  # a GPU machine: the kit carries no Node clients
+        return {"exit": "not run (no Codex CLI here)", "seconds": 0.0, "answer": "", "requests": 0}
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    (WORKDIR / "notes.txt").write_text("".join(f"Note {n}: keep the build green.\n" for n in range(1, 13)))
+    log = live.log_path.read_text()
+    started = time.perf_counter()
+    try:
+        done = agents.codex(live.api, MODEL, WORKDIR, "Which file here is the largest?")
+        code, answer = done.returncode, (done.stdout.strip().splitlines() or [""])[-1]
+    except subprocess.TimeoutExpired:
+        code, answer = "timeout", ""
+    turns = live.log_path.read_text()[len(log):].count('"path": "/v1/responses", "status": 200')
+    return {"exit": code, "seconds": time.perf_counter() - started, "answer": answer[:120], "requests": turns}
+
+
 def ratio(ours: float, ceiling: float) -> str:
     return f"{ceiling / ours:.2f}x" if ours else "-"
 
@@ -227,6 +259,7 @@ def main() -> None:
         client = httpx.Client(base_url=live.api, timeout=900)
         restarted_chat = chat_ttft(client)
         fresh = stream_response(client, fresh_body)
+        real = codex_exec(live)
     ceilings.append(ceiling_session(bodies, fresh_body))
     mean = lambda values: statistics.mean(values)  # noqa: E731
     tokens, seconds = ceilings[0]["tokens"], mean(c["first"] for c in ceilings)
@@ -239,9 +272,11 @@ def main() -> None:
     service_rate = first["input"] / first["ttft"]
     lines += [
         f"100-token chat TTFT (median of 3): {chat:.2f} s (after the restart: {restarted_chat:.2f} s)",
-        f"turn 1: TTFT {first['ttft']:.2f} s, wall {first['wall']:.2f} s, input {first['input']}, cached {first['cached']}",
+        f"turn 1: TTFT {first['ttft']:.2f} s, wall {first['wall']:.2f} s, input {first['input']}, cached {first['cached']}, "
+        f"first shown: {first['shown']}, {first['output']} tokens out",
         *(f"turn {n}: TTFT {r['ttft']:.2f} s (llama.cpp in-process: {c:.2f} s for its {ceilings[0]['later'][n - 2]['new']} "
-          f"new tokens: {ratio(r['ttft'], c)}), wall {r['wall']:.2f} s, input {r['input']}, cached {r['cached']}"
+          f"new tokens: {ratio(r['ttft'], c)}), wall {r['wall']:.2f} s, input {r['input']}, cached {r['cached']}, "
+          f"first shown: {r['shown']}, {r['output']} tokens out"
           for n, (r, c) in enumerate(zip(later, ceiling_later), 2)),
         f"later turns' TTFT (median, turns 2-6): {later_ttft:.2f} s = {later_ttft / first['ttft']:.3f}x the first, "
         f"{later_ttft / chat:.2f}x a 100-token chat (bar <= 1.3x); llama.cpp in-process on their new tokens: "
@@ -253,6 +288,8 @@ def main() -> None:
         f"{ceilings[0]['fresh_mb']:.0f} MB state from a file ({mean(c['fresh_read'] for c in ceilings):.2f} s) and computing "
         f"its {ceilings[0]['fresh_new']} new tokens: {ceiling_fresh:.2f} s = {ceiling_fresh / restarted_chat:.2f}x the chat; "
         f"ceiling / ours {ratio(fresh['ttft'], ceiling_fresh)}",
+        f"codex exec with only a provider config, a new session on the restarted server: exit {real['exit']} in "
+        f"{real['seconds']:.1f} s, {real['requests']} /v1/responses answered, its last line: {real['answer']!r}",
         f"first prefill: service {first['input']} tokens in {first['ttft']:.1f} s ({service_rate:.0f} tok/s); "
         f"llama.cpp in-process {tokens} tokens in {seconds:.1f} s ({tokens / seconds:.0f} tok/s; before the service "
         f"{ceilings[0]['first']:.1f} s, after {ceilings[1]['first']:.1f} s): "
