@@ -39,6 +39,7 @@ from .answers import Answers, Emit
 from .llama_params import context_params, model_params, windows
 from .prefix_disk import disk_prefixes
 from .prefixes import BLOCK, Holding, HostCache
+from .prompt_tokens import PromptTokens
 from .prompts import ChatTemplate, Tokenizer
 from .requests import Choice, Request
 from .submission import Submission
@@ -79,6 +80,7 @@ class Engine(Submission):
         self.n_ctx = min(window, llama_cpp.llama_n_ctx_seq(self.ctx))
         self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self.tokenizer = Tokenizer(self.model)
+        self.prompt_tokens = PromptTokens(self.tokenizer)  # a tenant's recent prompts' tokens, reused
         self.template = ChatTemplate.of_model(
             self.model, config.get("chat_format"), config.get("chat_template"), config.get("tool_format"), self.tokenizer
         )

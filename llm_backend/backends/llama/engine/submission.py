@@ -19,6 +19,7 @@ from .admission import Admission
 from .drafts import Draft
 from .errors import ContextError, RequestError
 from .prefixes import common_prefix
+from .prompt_tokens import PromptTokens
 from .prompts import ChatTemplate, Tokenizer
 from .requests import Choice, Request
 from .sampling import Sampler, SamplingParams
@@ -31,6 +32,7 @@ class Submission(Admission):
 
     model: Any
     tokenizer: Tokenizer
+    prompt_tokens: PromptTokens
     template: ChatTemplate
     add_bos: bool
     prompt_lookup: bool
@@ -38,7 +40,7 @@ class Submission(Admission):
 
     def chat_prompt(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
-        template_kwargs: dict[str, Any] | None = None,
+        template_kwargs: dict[str, Any] | None = None, tenant: str = "",
     ) -> tuple[list[int], list[str], str | None]:
         """The prompt tokens of chat ``messages`` (the chat template rendered with the tools
         offered and its own switches, tokenized), the template's stop strings, and for a
@@ -46,14 +48,15 @@ class Submission(Admission):
         opened, or not)."""
         text, template_stop, has_bos = self.template.render(messages, tools, tool_choice, template_kwargs)
         start = self.template.reasoning.start(text) if self.template.reasoning is not None else None
-        return self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos), template_stop, start
+        return self.prompt_tokens.tokens(text, self.add_bos and not has_bos, tenant), template_stop, start
 
     def submit(self, rid: str, op: str, params: dict[str, Any]) -> None:
         """Validate and queue a chat or completion request (raises RequestError)."""
         stop = list(params.get("stop") or [])
         if op == "chat":
             prompt, template_stop, reasoning_start = self.chat_prompt(
-                params["messages"], params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs")
+                params["messages"], params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs"),
+                str(params.get("tenant") or ""),
             )
             stop += [s for s in template_stop if s not in stop]
             param = "messages"
@@ -89,9 +92,9 @@ class Submission(Admission):
             messages = params["messages"]
             tools = params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs")  # as rendered
             if len(messages) > 1:
-                request.split = self._rendered_prefix(messages[:-1], prompt, *tools)
+                request.split = self._rendered_prefix(messages[:-1], prompt, request.tenant, *tools)
             if params.get("shared_messages"):
-                request.shared = self._rendered_prefix(messages[: int(params["shared_messages"])], prompt, *tools)
+                request.shared = self._rendered_prefix(messages[: int(params["shared_messages"])], prompt, request.tenant, *tools)
         if params.get("echo"):
             raw = params.get("prompt")
             request.echo = raw if isinstance(raw, str) else self.tokenizer.text_of(prompt)
@@ -127,7 +130,7 @@ class Submission(Admission):
             return Draft(request.prompt, counted=False, aligned=False)
         return None
 
-    def _rendered_prefix(self, messages: list[dict[str, Any]], prompt: list[int], *tools: Any) -> int:
+    def _rendered_prefix(self, messages: list[dict[str, Any]], prompt: list[int], tenant: str, *tools: Any) -> int:
         """How many leading tokens of ``prompt`` are the rendering of ``messages`` (its first
         ones): what the prompt and that rendering have in common. None when the template
         cannot render them alone (Llama 3 wants a user message to put the tools in)."""
@@ -135,5 +138,5 @@ class Submission(Admission):
             text, _, has_bos = self.template.render(messages, *tools)
         except RequestError:
             return 0
-        head = self.tokenizer.tokenize(text, add_bos=self.add_bos and not has_bos)
+        head = self.prompt_tokens.tokens(text, self.add_bos and not has_bos, tenant)
         return common_prefix(head, prompt, len(prompt))

@@ -1,0 +1,146 @@
+"""A long chat prompt's tokens, reusing those of a recent prompt of the same tenant for the
+text both begin with (issue #49): an agent resends its whole conversation every turn (Codex:
+40 KB, 9.5k tokens), and tokenizing it took ~9 ms twice a request (the prompt, and its first
+part for the split: submission.py) here, more than the compute of a later turn on a GPU.
+
+Exact by llama.cpp's own rule, not by a second tokenizer: with special tokens parsed, it cuts
+the text at every special token's text (``<|im_start|>``...) and a BPE vocabulary tokenizes
+each piece between them by itself. So where a recent prompt and this one share their text
+up to past a special token, the tokens before that special token are the same, and only the
+text from it on is tokenized. Used for BPE vocabularies only (SentencePiece adds a space
+after specials, and the others differ again): any other is tokenized whole. Each use is
+also checked, one in ``CHECK_EVERY``, against tokenizing the whole text; a difference turns
+the reuse off for the worker's life and is logged.
+
+Per tenant (a prompt tokenized faster because another tenant sent the same text would be a
+timing channel, as for the KV prefix: prefixes.py), within ``KEEP`` recent prompts."""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from array import array
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import llama_cpp
+
+from .prompts import Tokenizer
+
+# Shorter texts are tokenized whole: under a millisecond.
+MIN_CHARS = 4096
+# Recent prompts kept, all tenants together (~40 KB of text and tokens each for an agent's).
+KEEP = 32
+# One reuse in this many is checked against tokenizing the whole text.
+CHECK_EVERY = 64
+SPECIAL = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+
+
+@dataclass
+class Seen:
+    """A prompt tokenized: its text, its tokens, and where its special tokens start in both."""
+
+    text: str
+    tokens: array
+    cuts: list[tuple[int, int]]  # (token index, character offset) of each special token
+
+
+def common_chars(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share (slices compare in C)."""
+    low, high = 0, min(len(a), len(b))
+    if a[:high] == b[:high]:
+        return high
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+class PromptTokens:
+    """``tokens(text, add_bos, tenant)``: as ``Tokenizer.tokenize`` gives them (special tokens
+    parsed), from a recent prompt's where the texts agree (the module's docstring)."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        vocab = tokenizer.vocab
+        self.on = llama_cpp.llama_vocab_type(vocab) == llama_cpp.LLAMA_VOCAB_TYPE_BPE
+        self.specials: dict[int, str] = {}
+        if self.on:
+            for token in range(tokenizer.n_vocab):
+                if llama_cpp.llama_vocab_get_attr(vocab, token) & SPECIAL:
+                    text = self._special_text(token)
+                    if text:
+                        self.specials[token] = text
+        self.longest = max((len(text) for text in self.specials.values()), default=0)
+        self.seen: OrderedDict[tuple[str, bool], list[Seen]] = OrderedDict()
+        self.count = 0
+        self.reused = 0  # tokens taken from a recent prompt, since the worker started
+
+    def _special_text(self, token: int) -> str:
+        buffer = ctypes.create_string_buffer(256)
+        n = llama_cpp.llama_token_to_piece(self.tokenizer.vocab, token, buffer, len(buffer), 0, True)
+        return buffer.raw[: max(n, 0)].decode("utf-8", errors="replace")
+
+    def tokens(self, text: str, add_bos: bool, tenant: str) -> list[int]:
+        if not self.on or len(text) < MIN_CHARS:
+            return self.tokenizer.tokenize(text, add_bos)
+        key = (tenant, add_bos)
+        tokens = self._from_seen(text, self.seen.get(key, ()))
+        if tokens is not None:
+            self.count += 1
+            if (self.count - 1) % CHECK_EVERY == 0 and tokens != (whole := self.tokenizer.tokenize(text, add_bos)):
+                print("prompt tokens: a reused tokenization differed from the whole one; reuse is off", file=sys.stderr)
+                self.on = False
+                tokens = whole
+        else:
+            tokens = self.tokenizer.tokenize(text, add_bos)
+        self._keep(key, text, tokens, add_bos)
+        return tokens
+
+    def _from_seen(self, text: str, seen: list[Seen]) -> list[int] | None:
+        """The tokens of ``text`` from the recent prompt sharing the most of it, past a special
+        token; None when none does."""
+        best, shared = None, 0
+        for other in seen:
+            common = common_chars(other.text, text)
+            if common > shared:
+                best, shared = other, common
+        if best is None:
+            return None
+        # The last special token whose text, and as much again as the longest special's, lies
+        # in the shared text: no special token can be read across the cut in either prompt.
+        cut = None
+        for index, offset in reversed(best.cuts):
+            if offset + 2 * self.longest <= shared:
+                cut = index, offset
+                break
+        if cut is None:
+            return None
+        index, offset = cut
+        self.reused += index
+        return best.tokens[:index].tolist() + self.tokenizer.tokenize(text[offset:], add_bos=False)
+
+    def _keep(self, key: tuple[str, bool], text: str, tokens: list[int], add_bos: bool) -> None:
+        cuts, at = [], 0
+        bos = llama_cpp.llama_vocab_bos(self.tokenizer.vocab)
+        for index, token in enumerate(tokens):
+            special = self.specials.get(token)
+            if special is None or (index == 0 and add_bos and token == bos):
+                continue  # the BOS the tokenizer added is not in the text
+            offset = text.find(special, at)
+            if offset < 0:
+                break  # not from the text (an EOS added): the cuts before it stand
+            cuts.append((index, offset))
+            at = offset + len(special)
+        seen = self.seen.setdefault(key, [])
+        self.seen.move_to_end(key)
+        seen.insert(0, Seen(text, array("i", tokens), cuts))
+        del seen[4:]  # a tenant's few latest: its sessions' next turns
+        while sum(len(entries) for entries in self.seen.values()) > KEEP:
+            oldest = next(iter(self.seen))
+            self.seen[oldest].pop()
+            if not self.seen[oldest]:
+                del self.seen[oldest]
