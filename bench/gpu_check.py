@@ -142,20 +142,13 @@ def summary(out: Path, work: Path) -> None:
         if (folder / "cells.json").exists():
             result[f"engine_{name}"] = engine_rows(folder)
             text += [f"## bench/run.py, {name}", (folder / "results.md").read_text(), ""]
-    predicted = work / "bench-predictions" / "results.md"
-    if not predicted.exists():  # cut short: the rows it printed
-        predicted = work / "predictions.log"
-    if predicted.exists():
-        lines = predicted.read_text().splitlines()[-60:]
-        result["predictions"] = lines
-        text += ["## bench/predictions.py", *lines, ""]
-    session = work / "bench-codex" / "results.md"
-    if not session.exists():  # cut short: the turns it printed
-        session = work / "codex.log"
-    if session.exists():
-        lines = session.read_text().splitlines()[-40:]
-        result["codex_session"] = lines
-        text += ["## bench/codex_session.py", *lines, ""]
+    for key, stage, script, last in (("predictions", "predictions", "predictions.py", 60), ("codex_session", "codex", "codex_session.py", 40)):
+        report = work / f"bench-{stage}" / "results.md"
+        if not report.exists():  # cut short: the rows it printed
+            report = work / f"{stage}.log"
+        if report.exists():
+            result[key] = report.read_text().splitlines()[-last:]
+            text += [f"## bench/{script}", *result[key], ""]
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     head = [f"# GPU check, {time.strftime('%Y-%m-%d %H:%M:%S')}", "", "```", json.dumps(result.get("machine"), indent=1),
             *[f"{s['stage']:<14} rc={s['rc']:<4} {s['seconds']:7.1f} s" for s in result["stages"]], "```", ""]

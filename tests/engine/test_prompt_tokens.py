@@ -10,7 +10,7 @@ import pytest
 from llama_cpp import _internals
 
 from llm_backend.backends.llama.engine import prompt_tokens
-from llm_backend.backends.llama.engine.prompt_tokens import MIN_CHARS, PromptTokens, common_chars
+from llm_backend.backends.llama.engine.prompt_tokens import MIN_CHARS, PromptTokens
 from llm_backend.backends.llama.engine.prompts import Tokenizer
 from tests.support.fuzz import SEED
 from tests.support.models import default_gguf
@@ -37,17 +37,6 @@ def text(rng: random.Random, size: int) -> str:
         parts.append(rng.choice(PIECES))
         length += len(parts[-1])
     return "".join(parts)
-
-
-def test_common_chars_agrees_with_counting_one_by_one():
-    rng = random.Random(SEED)
-    for _ in range(300):
-        a = "".join(rng.choice("ab<|") for _ in range(rng.randrange(30)))
-        b = a[: rng.randrange(len(a) + 1)] + "".join(rng.choice("ab<|") for _ in range(rng.randrange(5)))
-        naive = 0
-        while naive < min(len(a), len(b)) and a[naive] == b[naive]:
-            naive += 1
-        assert common_chars(a, b) == naive, (a, b)
 
 
 def test_reused_tokens_are_the_whole_texts_tokens_through_a_conversation_and_its_edits(tokenizer):

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ctypes
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import llama_cpp
@@ -44,10 +45,11 @@ import llama_cpp
 BLOCK = 64
 
 
-def common_prefix(a: list[int], b: list[int], limit: int) -> int:
-    """How many leading tokens ``a`` and ``b`` share, at most ``limit``. Slices compare in C:
-    a binary search over them is ~50x faster than a Python loop over 2000 tokens, and an
-    admission compares the prompt with every sequence and every saved prefix."""
+def common_prefix(a: Sequence, b: Sequence, limit: int) -> int:
+    """How many leading tokens (or characters: prompt_tokens.py) ``a`` and ``b`` share, at
+    most ``limit``. Slices compare in C: a binary search over them is ~50x faster than a
+    Python loop over 2000 tokens, and an admission compares the prompt with every sequence
+    and every saved prefix."""
     low, high = 0, min(len(a), len(b), limit)
     if high > 0 and a[:high] == b[:high]:
         return high

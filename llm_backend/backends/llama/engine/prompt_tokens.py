@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import llama_cpp
 
+from .prefixes import common_prefix
 from .prompts import Tokenizer
 
 # Shorter texts are tokenized whole: under a millisecond.
@@ -43,20 +44,6 @@ class Seen:
     text: str
     tokens: array
     cuts: list[tuple[int, int]]  # (token index, character offset) of each special token
-
-
-def common_chars(a: str, b: str) -> int:
-    """How many leading characters ``a`` and ``b`` share (slices compare in C)."""
-    low, high = 0, min(len(a), len(b))
-    if a[:high] == b[:high]:
-        return high
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[:middle] == b[:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
 
 
 class PromptTokens:
@@ -105,7 +92,7 @@ class PromptTokens:
         token; None when none does."""
         best, shared = None, 0
         for other in seen:
-            common = common_chars(other.text, text)
+            common = common_prefix(other.text, text, len(text))
             if common > shared:
                 best, shared = other, common
         if best is None:
