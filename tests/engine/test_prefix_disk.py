@@ -57,8 +57,8 @@ def session(question: str, tenant: str = "a", instructions: str = INSTRUCTIONS) 
 def answer(engine: Engine, rid: str, params: dict) -> dict:
     engine.submit(rid, "chat", params)
     request = engine.running[rid]
-    reused, prompt = request.reused, len(request.prompt)
     run(engine)
+    reused, prompt = request.reused, len(request.prompt)  # after run: a file is read by a thread
     usage = next(e for e in engine.recorder.events if e["id"] == rid and e["event"] == "usage")
     return {"text": engine.recorder.text(rid), "reused": reused, "prompt": prompt, "usage": usage}
 
@@ -173,3 +173,39 @@ def test_a_prompt_sharing_part_of_a_file_takes_that_part_and_saves_nothing_of_it
     assert 128 <= taken["reused"] < taken["prompt"] - 64
     assert restarted.totals["disk_tokens"] == taken["reused"]
     assert restarted.host.used == before
+
+
+def test_the_other_streams_decode_while_a_file_is_read(engines, monkeypatch):
+    """A slow disk (injected: a read made to take 0.6 s, which this machine's page cache never
+    does) holds up only the session that waits for the file: a stream beside it gets its
+    tokens meanwhile, and the session then starts from the file."""
+    import time
+
+    from llm_backend.backends.llama.engine import prefix_disk
+
+    first_session(engines())
+    restarted = engines()
+    read = prefix_disk.DiskPrefixes.read
+
+    def slow(self, entry):
+        time.sleep(0.6)
+        return read(self, entry)
+
+    monkeypatch.setattr(prefix_disk.DiskPrefixes, "read", slow)
+    restarted.submit("stream", "chat", {"messages": [{"role": "user", "content": "Count to twenty."}], "temperature": 0,
+                                        "max_tokens": 40, "tenant": "b"})
+    restarted.step()  # its prompt computed: it decodes from the next step on
+    restarted.submit("new", "chat", session("How do I run one test?"))
+    waiting = restarted.running["new"]
+    assert waiting.reading is not None
+
+    def streamed() -> int:
+        return sum(1 for e in restarted.recorder.events if e["id"] == "stream" and e["event"] == "delta")
+
+    started, before = time.perf_counter(), streamed()
+    while waiting.reading is not None:
+        restarted.step()
+    assert time.perf_counter() - started >= 0.5
+    assert streamed() - before >= 5  # the stream's tokens kept coming while the file was read
+    run(restarted)
+    assert waiting.reused >= DISK_MIN and restarted.disk.restores == 1

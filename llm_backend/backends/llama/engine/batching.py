@@ -167,6 +167,8 @@ class Engine(Submission):
         for request in list(self.running.values()):
             if request.awaits is not None:
                 self._resume(request)
+            elif request.reading is not None:
+                self._read_in(request)
         self._squeeze()  # cells for every token of the step (admission.py)
         # In sequence-id order: llama.cpp reuses the previous step's compute graph only for a
         # batch in that order. Requests that started one after another hold their ids in any
@@ -199,7 +201,7 @@ class Engine(Submission):
         for request in sorted(self.running.values(), key=lambda request: len(request.prompt) - request.fed):
             if room <= 0:
                 break
-            if request.fed == len(request.prompt) or request.awaits is not None:
+            if request.fed == len(request.prompt) or request.awaits is not None or request.reading is not None:
                 continue
             end = self._chunk_end(request, room)
             if end > request.fed:
@@ -215,6 +217,8 @@ class Engine(Submission):
                 self.flush()
         if self.keeping:
             self._kept()
+        if not generating and not chunks:
+            self._wait_for_reads()
 
     def _prefill(self, request: Request, end: int) -> None:
         """Decode ``request``'s prompt up to ``end``; at its end, start its choices."""

@@ -11,7 +11,8 @@ prompt's first token is out (~60 ms for 204 MB here: not on the time to first to
 last part computed in the same step comes along, and is cut off again where the file is
 restored), or right after the decode when the last part is long; the file is written by one
 thread beside it (written to a temporary name, then renamed: a reader never sees half a
-file), so decoding never waits for the disk.
+file), so decoding never waits for the disk. A file is read and checked by another thread
+too (``reading``), while the other streams decode.
 
 A file is named by the digest of the tenant and the exact token ids, in a folder per model
 identity (``model_identity``: the GGUF's size and ends, the KV types, flash attention, GPU
@@ -36,7 +37,7 @@ import struct
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,7 @@ class DiskPrefixes:
         self.entries: dict[str, Entry] = {}  # file name ⇒ entry
         self._scanned = -1  # the folder's mtime when it was last read
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefix-disk")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefix-read")
         self._lock = threading.Lock()  # the writer's eviction against the engine's index
         self._writing: set[str] = set()
         self.restores = 0
@@ -196,6 +198,10 @@ class DiskPrefixes:
             self._reject(entry.path)
             return None
         return (ctypes.c_uint8 * entry.state_size).from_buffer(state)
+
+    def reading(self, entry: Entry) -> Future:
+        """``read(entry)`` by a thread beside the engine's: its future."""
+        return self._reader.submit(self.read, entry)
 
     def restored(self, entry: Entry) -> Holding:
         """``entry`` was put in a sequence: the most recently used, the last to go."""
@@ -289,4 +295,5 @@ class DiskPrefixes:
         }
 
     def close(self) -> None:
+        self._reader.shutdown(wait=True)
         self._writer.shutdown(wait=True)

@@ -49,6 +49,7 @@ class Request:
     split: int = 0  # where the prompt's last message begins: its canonical parts (prefixes.py)
     canonical: bool = True  # computed in those parts, reusing only what keeps its answer's bits (exact_reuse)
     awaits: tuple[int, int] | None = None  # (sequence, length): its beginning, being computed there
+    reading: tuple[Any, Any, int] | None = None  # (future, file, length): its beginning, being read from disk
     prediction: list[int] | None = None  # the client's predicted output, as tokens
     reasoning_start: str | None = None  # a reasoning model's: inside a block the prompt opened, or not (reasoning/)
     # Without max_tokens, in a shared pool: each choice's share of output reserved, which it
