@@ -11,9 +11,9 @@ another request is computing that beginning right now (users arriving together w
 system prompt), it waits for it and copies it then; failing all of these, a prefix kept on
 disk (prefix_disk.py: a prompt's first part is written there once computed, so a new session,
 a restarted engine or another replica starts from it; read by a thread while the other
-streams decode, the request waiting for it as for a beginning being computed). KV about to be overwritten is saved to
-host memory first (``HostCache``). All of this only within a tenant, or within what both
-declare shared (prefixes.py).
+streams decode, the request waiting for it as for a beginning being computed). KV about to
+be overwritten is saved to host memory first (``HostCache``). All of this only within a
+tenant, or within what both declare shared (prefixes.py).
 
 The sequences share one pool of KV cells (batching.py), so a request also needs room in it
 (issue #49): it reserves its prompt and its output room, and is admitted only when that fits
@@ -317,7 +317,7 @@ class Admission:
         else:
             # After the step, once the first token is out: copying the state out takes ~60 ms
             # for 9k tokens, more from a GPU (~0.3 s of prefill there). The sequence then holds
-            # the last part too, cut off again where the file is restored (``_from_disk``).
+            # the last part too, cut off again where the file is restored (``_read_in``).
             self.keeping.append((seq, holding))
 
     def _kept(self) -> None:
