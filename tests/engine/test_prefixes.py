@@ -268,7 +268,7 @@ def test_without_exact_reuse_a_later_turn_computes_only_its_new_tokens(fresh):
     first = usage(fresh, "first")["prompt_tokens"]
     fresh.submit("exact", "chat", later)
     exact = fresh.running["exact"]
-    assert exact.canonical and exact.reused < first - 1  # cut back into the question
+    assert fresh.exact_reuse and exact.reused < first - 1  # cut back into the question
     assert len(exact.prompt) - exact.reused >= BLOCK
     run(fresh)
 
@@ -279,7 +279,7 @@ def test_without_exact_reuse_a_later_turn_computes_only_its_new_tokens(fresh):
     try:
         fresh.submit("inexact", "chat", later)
         inexact = fresh.running["inexact"]
-        assert not inexact.canonical
+        assert not fresh.exact_reuse
         assert inexact.reused >= first  # the whole last prompt, and what of its answer matches
         assert len(inexact.prompt) - inexact.reused < BLOCK
         run(fresh)

@@ -69,6 +69,7 @@ class Admission:
     memory: Any
     ctx: Any
     sharing: bool
+    exact_reuse: bool  # reuse only what keeps an answer's bits: requests computed in canonical parts (prefixes.py)
     held: list[Holding]
     free_seqs: list[int]
     pending: set[int]
@@ -190,7 +191,7 @@ class Admission:
             self._complete(request)  # its sequences are free: what they keep is dropped next
 
     def _usable(self, seq: int, request: Request) -> int:
-        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical)
+        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split, self.exact_reuse)
 
     def _own(self, seq: int, request: Request) -> None:
         """``seq`` now holds ``request``'s tokens (what it kept of others' is within them)."""
@@ -238,7 +239,7 @@ class Admission:
         for other in range(self.parallel):
             if other != seq and (usable := self._usable(other, request)) > best:
                 best, donor = usable, other
-        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical)
+        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit, request.split, self.exact_reuse)
         coming = self._being_computed(request)
         in_memory = max(best, saved, coming[1] if coming is not None else 0)
         if self.disk is not None and seq not in self.pending and self._from_disk(request, seq, in_memory):
@@ -263,7 +264,7 @@ class Admission:
         """Start reading the prefix on disk giving ``request`` the most, if it beats what
         memory offers by ``SHARE_MIN``: read and checked by a thread (0.1 s for an agent's
         204 MB), while the other streams decode; ``_read_in`` restores it."""
-        entry, length = self.disk.best(request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical)
+        entry, length = self.disk.best(request.prompt, request.tenant, request.shared, request.limit, request.split, self.exact_reuse)
         if entry is None or length < max(in_memory, request.fed) + SHARE_MIN:
             return False
         request.reading = (self.disk.reading(entry), entry, length)
@@ -300,12 +301,16 @@ class Admission:
         if futures:
             concurrent.futures.wait(futures, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED)
 
+    def _first_part_to_disk(self, request: Request) -> bool:
+        """Whether ``request``'s first part is written to disk once computed (prefix_disk.py),
+        for the sessions that will start with it: a long one mostly computed now (a session's
+        start, not a later turn continuing what memory held: each of those would write its
+        whole history again)."""
+        return self.disk is not None and DISK_MIN <= request.split < len(request.prompt) and request.reused <= request.split // 2
+
     def _keep_on_disk(self, request: Request, end: int) -> None:
-        """A prefill just reached the end of ``request``'s first part: a long one mostly
-        computed now (a session's start, not a later turn continuing what memory held:
-        each of those would write its whole history again) is written to disk
-        (prefix_disk.py), for the sessions that will start with it."""
-        if self.disk is None or end != request.split or not DISK_MIN <= end < len(request.prompt) or request.reused > end // 2:
+        """A prefill just reached ``end``: at the end of a first part that goes to disk, keep it."""
+        if end != request.split or not self._first_part_to_disk(request):
             return
         seq = request.choices[0].seq_id
         tokens = self.held[seq].tokens
@@ -335,7 +340,7 @@ class Admission:
             if other is request or other.awaits is not None or other.reading is not None or other.fed >= len(other.prompt):
                 continue
             length = Holding(other.prompt, other.tenant, other.shared, len(other.prompt), other.split).usable(
-                request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical
+                request.prompt, request.tenant, request.shared, request.limit, request.split, self.exact_reuse
             )
             if length > other.fed and (best is None or length > best[1]):
                 best = (other.choices[0].seq_id, length)

@@ -274,10 +274,10 @@ class Engine(Submission):
         the room left in the step would make a short chunk of a longer part. With an
         ``n_batch`` under a block, as far as there is room."""
         fed = request.fed
-        if not request.canonical:
+        if not self.exact_reuse:
             # Any chunks; cut only where a session's start is kept on disk (``_keep_on_disk``).
             end = min(len(request.prompt), fed + room)
-            return request.split if fed < request.split < end and request.reused <= request.split // 2 else end
+            return request.split if fed < request.split < end and self._first_part_to_disk(request) else end
         part_end = request.split if fed < request.split else len(request.prompt)
         end = min(part_end, fed + room)
         if end == part_end or self.n_batch < BLOCK:

@@ -47,7 +47,6 @@ class Request:
     tenant: str = ""  # whose KV it may reuse (prefixes.py)
     shared: int = 0  # leading prompt tokens any tenant may reuse
     split: int = 0  # where the prompt's last message begins: its canonical parts (prefixes.py)
-    canonical: bool = True  # computed in those parts, reusing only what keeps its answer's bits (exact_reuse)
     awaits: tuple[int, int] | None = None  # (sequence, length): its beginning, being computed there
     reading: tuple[Any, Any, int] | None = None  # (future, file, length): its beginning, being read from disk
     prediction: list[int] | None = None  # the client's predicted output, as tokens

@@ -36,7 +36,6 @@ class Submission(Admission):
     template: ChatTemplate
     add_bos: bool
     prompt_lookup: bool
-    exact_reuse: bool
 
     def chat_prompt(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
@@ -87,7 +86,6 @@ class Submission(Admission):
             # Beyond the context no token of it could be used.
             request.prediction = self.tokenizer.tokenize(params["prediction"], add_bos=False, special=False)[: self.n_ctx]
         request.split = len(prompt)
-        request.canonical = self.exact_reuse
         if op == "chat":
             messages = params["messages"]
             tools = params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs")  # as rendered
