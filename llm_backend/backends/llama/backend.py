@@ -274,7 +274,7 @@ class LlamaBackend:
         params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx, preset.model.max_tokens_beyond_context)
 
         async def answer() -> Json:
-            count = {"messages": params["messages"], "tools": params["tools"], "tool_choice": params["tool_choice"]}
+            count = {"messages": params["messages"], "tools": params["tools"], "tool_choice": params["tool_choice"], "tenant": tenant.get()}
             events = await model.run("count", count, need=0)
             return next(event["data"] for event in events if event["event"] == "result")
 

@@ -175,7 +175,9 @@ class Worker:
                 self.send({"id": rid, "event": "result", "data": vectors})
             elif op == "count":
                 count = message["params"]
-                prompt, _, _ = self.engine.chat_prompt(count["messages"], count.get("tools"), count.get("tool_choice"))
+                prompt, _, _ = self.engine.chat_prompt(
+                    count["messages"], count.get("tools"), count.get("tool_choice"), tenant=str(count.get("tenant") or "")
+                )
                 self.send({"id": rid, "event": "result", "data": {"prompt_tokens": len(prompt)}})
             else:
                 raise RequestError(400, f"unknown engine operation {op!r}")

@@ -39,12 +39,12 @@ class Submission(Admission):
 
     def chat_prompt(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
-        template_kwargs: dict[str, Any] | None = None, tenant: str = "",
+        template_kwargs: dict[str, Any] | None = None, *, tenant: str,
     ) -> tuple[list[int], list[str], str | None]:
         """The prompt tokens of chat ``messages`` (the chat template rendered with the tools
         offered and its own switches, tokenized), the template's stop strings, and for a
         reasoning model where its answer starts (reasoning/: inside a block the prompt
-        opened, or not)."""
+        opened, or not). ``tenant``: whose recent prompts' tokens it may reuse (prompt_tokens.py)."""
         text, template_stop, has_bos = self.template.render(messages, tools, tool_choice, template_kwargs)
         start = self.template.reasoning.start(text) if self.template.reasoning is not None else None
         return self.prompt_tokens.tokens(text, self.add_bos and not has_bos, tenant), template_stop, start
@@ -55,7 +55,7 @@ class Submission(Admission):
         if op == "chat":
             prompt, template_stop, reasoning_start = self.chat_prompt(
                 params["messages"], params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs"),
-                str(params.get("tenant") or ""),
+                tenant=str(params.get("tenant") or ""),
             )
             stop += [s for s in template_stop if s not in stop]
             param = "messages"
