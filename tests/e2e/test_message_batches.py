@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import MODEL
 from tests.support.clients import TLS, admin_sdk, keyed_server, sdk
+from tests.support.usage import project_completions
 
 KEY_A, KEY_B = "sk-msgbatch-a", "sk-msgbatch-b"
 ADMIN = "sk-admin-msgbatch"
@@ -196,11 +197,5 @@ def test_a_batchs_requests_are_metered_as_messages_requests_of_its_project(live)
     ended(client, batch.id)
     [entry] = list(client.messages.batches.results(batch.id))
     expected = entry.result.message.usage.output_tokens
-    today = int(time.time()) // 86400 * 86400
-    for _ in range(50):  # usage is written every 0.5 s here
-        buckets = org.usage.completions(start_time=today, project_ids=[project.id], limit=1).data
-        results = [result for bucket in buckets for result in bucket.results]
-        if results and sum(r.output_tokens for r in results) >= expected:
-            break
-        time.sleep(0.2)
+    results = project_completions(org, project.id, lambda results: results and sum(r.output_tokens for r in results) >= expected)
     assert sum(r.num_model_requests for r in results) == 1 and sum(r.output_tokens for r in results) == expected

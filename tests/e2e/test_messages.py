@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import MODEL
 from tests.support.clients import TLS, admin_sdk, keyed_server
 from tests.support.server import start_together
+from tests.support.usage import project_completions
 
 KEY = "sk-messages-5d2e"
 ADMIN = "sk-admin-messages-8a1"
@@ -251,13 +252,7 @@ def test_a_projects_limits_and_usage_count_messages_requests_as_chat_ones(server
         client.messages.create(model=MODEL, max_tokens=3, messages=[{"role": "user", "content": "Hi"}])
     assert raised.value.body["error"]["type"] == "rate_limit_error" and "requests per min" in raised.value.body["error"]["message"]
     expected = message.usage.output_tokens + chat.json()["usage"]["completion_tokens"]
-    today = int(time.time()) // 86400 * 86400
-    for _ in range(50):  # usage is written every 0.5 s here
-        buckets = org.usage.completions(start_time=today, project_ids=[project.id], limit=1).data
-        results = [result for bucket in buckets for result in bucket.results]
-        if results and sum(r.output_tokens for r in results) >= expected:
-            break
-        time.sleep(0.2)
+    results = project_completions(org, project.id, lambda results: results and sum(r.output_tokens for r in results) >= expected)
     assert sum(r.num_model_requests for r in results) == 2 and sum(r.output_tokens for r in results) == expected
 
 

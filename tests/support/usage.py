@@ -36,3 +36,17 @@ def added(
         if done(delta) or time.monotonic() > deadline:
             return delta
         time.sleep(0.25)
+
+
+def project_completions(org, project_id: str, done: Callable[[list], bool]) -> list:
+    """Today's completions usage results of one project (``org``: an Admin SDK client's
+    ``admin.organization``), once ``done`` says they are all there, or after 10 s (usage is
+    written every 0.5 s in these suites' servers)."""
+    today = int(time.time()) // 86400 * 86400
+    for _ in range(50):
+        results = [result for bucket in org.usage.completions(start_time=today, project_ids=[project_id], limit=1).data
+                   for result in bucket.results]
+        if done(results):
+            break
+        time.sleep(0.2)
+    return results

@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import MODEL
 from tests.support.clients import TLS, admin_sdk, keyed_server, sdk
 from tests.support.server import start_together
+from tests.support.usage import project_completions
 
 UPSTREAM_KEY = "sk-anthropic-upstream-3c9e"  # the upstream's own key: the gateway's config holds it
 KEY = "sk-anthropic-gateway-71d0"  # the gateway's client key: the upstream would refuse it
@@ -314,16 +315,13 @@ def test_a_projects_limits_usage_and_costs_count_the_upstreams_tokens(servers):
 
     expected = (prompt(whole.usage) + prompt(streamed.usage), whole.usage.output_tokens + streamed.usage.output_tokens,
                 (whole.usage.cache_read_input_tokens or 0) + (streamed.usage.cache_read_input_tokens or 0))
+
+    def counted(results: list) -> tuple:
+        return (sum(r.input_tokens for r in results), sum(r.output_tokens for r in results),
+                sum(r.input_cached_tokens or 0 for r in results), sum(r.num_model_requests for r in results))
+
+    assert counted(project_completions(org, project.id, lambda results: counted(results) == (*expected, 2))) == (*expected, 2)
     today = int(time.time()) // 86400 * 86400
-    for _ in range(50):  # usage is written every 0.5 s here
-        results = [result for bucket in org.usage.completions(start_time=today, project_ids=[project.id], limit=1).data
-                   for result in bucket.results]
-        counted = (sum(r.input_tokens for r in results), sum(r.output_tokens for r in results),
-                   sum(r.input_cached_tokens or 0 for r in results), sum(r.num_model_requests for r in results))
-        if counted[:3] == expected and counted[3] == 2:
-            break
-        time.sleep(0.2)
-    assert counted == (*expected, 2)
     prompt_tokens, output_tokens, cached = expected
     micros = (prompt_tokens - cached) * 3 + cached * 1 + output_tokens * 7  # a token's price in micro-dollars
     for _ in range(50):
