@@ -17,7 +17,6 @@ timing channel, as for the KV prefix: prefixes.py), within ``KEEP`` recent promp
 
 from __future__ import annotations
 
-import ctypes
 import sys
 from array import array
 from collections import OrderedDict
@@ -58,18 +57,13 @@ class PromptTokens:
         if self.on:
             for token in range(tokenizer.n_vocab):
                 if llama_cpp.llama_vocab_get_attr(vocab, token) & SPECIAL:
-                    text = self._special_text(token)
+                    text = tokenizer.special_text(token)
                     if text:
                         self.specials[token] = text
         self.longest = max((len(text) for text in self.specials.values()), default=0)
         self.seen: OrderedDict[tuple[str, bool], list[Seen]] = OrderedDict()
         self.count = 0
         self.reused = 0  # tokens taken from a recent prompt, since the worker started
-
-    def _special_text(self, token: int) -> str:
-        buffer = ctypes.create_string_buffer(256)
-        n = llama_cpp.llama_token_to_piece(self.tokenizer.vocab, token, buffer, len(buffer), 0, True)
-        return buffer.raw[: max(n, 0)].decode("utf-8", errors="replace")
 
     def tokens(self, text: str, add_bos: bool, tenant: str) -> list[int]:
         if not self.on or len(text) < MIN_CHARS:

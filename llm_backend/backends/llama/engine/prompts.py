@@ -75,10 +75,16 @@ class Tokenizer:
         """The bytes a generated token stands for (none for control tokens)."""
         piece = self._pieces.get(token)
         if piece is None:
-            n = llama_cpp.llama_token_to_piece(self.vocab, token, self._buffer, len(self._buffer), 0, token in self._shown)
-            piece = self._buffer.raw[: max(n, 0)]
-            self._pieces[token] = piece
+            piece = self._pieces[token] = self._text(token, token in self._shown)
         return piece
+
+    def special_text(self, token: int) -> str:
+        """A special token's own text (``<|im_start|>``), which ``piece`` gives as nothing."""
+        return self._text(token, True).decode("utf-8", errors="replace")
+
+    def _text(self, token: int, special: bool) -> bytes:
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, self._buffer, len(self._buffer), 0, special)
+        return self._buffer.raw[: max(n, 0)]
 
     def is_eog(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
