@@ -73,9 +73,15 @@ class RecordingProxy(LoopbackApp):
         app.router.add_route("*", "/{tail:.*}", forward)
 
 
-def main() -> None:
+def workdir() -> Path:
+    """The folder Codex works in, as the session was recorded there (a replay's prompts match)."""
     WORKDIR.mkdir(parents=True, exist_ok=True)
     (WORKDIR / "notes.txt").write_text("".join(f"Note {n}: keep the build green.\n" for n in range(1, 13)))
+    return WORKDIR
+
+
+def main() -> None:
+    workdir()
     with RecordedUpstream("Bash", {"command": "ls -la"}, final="Done: the command ran.", others=CALLS) as upstream:
         config = (f"upstreams:\n  - name: recorded\n    base_url: {upstream.api}\n    api_key: sk-upstream\n"
                   "    models: [coder]\n    responses: local\n")

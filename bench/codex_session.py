@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ceiling import MODEL_SETTINGS, Ceiling, settings_yaml  # noqa: E402
+from bench.codex_record import workdir  # noqa: E402
 from bench.openai_runs import finish, load_average  # noqa: E402
 from llm_backend.backends.llama.engine.prefixes import common_prefix  # noqa: E402
 from llm_backend.backends.llama.engine.prompts import ChatTemplate, Tokenizer  # noqa: E402
@@ -58,7 +59,6 @@ from tests.support.server import LiveServer  # noqa: E402
 
 MODEL = "smollm2"
 DATA = ROOT / "bench" / "data" / "codex_session"
-WORKDIR = Path("/tmp/codex-session")  # where the session was recorded: its path is in the bodies
 MAX_OUTPUT = 16
 # The engine's batch threads: on these 2 cores cores.py's default; BENCH_THREADS elsewhere.
 THREADS = int(os.environ.get("BENCH_THREADS") or 2)
@@ -217,12 +217,10 @@ def codex_exec(live: LiveServer) -> dict:
     the local model, its instructions and tools found on disk."""
     if not (agents.BIN / "codex").exists():  # a GPU machine: the kit carries no Node clients
         return {"exit": "not run (no Codex CLI here)", "seconds": 0.0, "answer": "", "requests": 0}
-    WORKDIR.mkdir(parents=True, exist_ok=True)
-    (WORKDIR / "notes.txt").write_text("".join(f"Note {n}: keep the build green.\n" for n in range(1, 13)))
     log = live.log_path.read_text()
     started = time.perf_counter()
     try:
-        done = agents.codex(live.api, MODEL, WORKDIR, "Which file here is the largest?")
+        done = agents.codex(live.api, MODEL, workdir(), "Which file here is the largest?")
         code, answer = done.returncode, (done.stdout.strip().splitlines() or [""])[-1]
     except subprocess.TimeoutExpired:
         code, answer = "timeout", ""
