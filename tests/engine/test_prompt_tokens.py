@@ -89,3 +89,20 @@ def test_a_reuse_found_wrong_by_its_check_turns_reuse_off(tokenizer, monkeypatch
     prompt = long + question + "and when?<|im_end|>\n"
     assert reuse.tokens(prompt, False, "a") == tokenizer.tokenize(prompt, False)
     assert not reuse.on
+
+
+def test_what_is_kept_stays_within_its_bytes(tokenizer, monkeypatch):
+    """Many tenants' long prompts, and one too long to keep: the prompts kept never hold more
+    than ``KEEP_BYTES``, the least recently seen tenant's going first."""
+    monkeypatch.setattr(prompt_tokens, "KEEP_BYTES", 1 << 20)
+    reuse = PromptTokens(tokenizer)
+    rng = random.Random(SEED)
+    for number in range(40):
+        prompt = text(rng, rng.choice([MIN_CHARS, 4 * MIN_CHARS, 12 * MIN_CHARS]))
+        reuse.tokens(prompt, False, f"tenant {number % 9}")
+        assert reuse.bytes == sum(seen.size for entries in reuse.seen.values() for seen in entries) <= 1 << 20
+        assert all(len(entries) <= 4 for entries in reuse.seen.values())
+    huge = text(rng, 40 * MIN_CHARS)
+    reuse.tokens(huge, False, "huge")
+    assert ("huge", False) not in reuse.seen
+    assert f"tenant {39 % 9}" in {tenant for tenant, _ in reuse.seen}  # the latest stays

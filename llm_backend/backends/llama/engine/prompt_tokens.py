@@ -13,7 +13,8 @@ also checked, one in ``CHECK_EVERY``, against tokenizing the whole text; a diffe
 the reuse off for the worker's life and is logged.
 
 Per tenant (a prompt tokenized faster because another tenant sent the same text would be a
-timing channel, as for the KV prefix: prefixes.py), within ``KEEP`` recent prompts."""
+timing channel, as for the KV prefix: prefixes.py), within ``KEEP_BYTES`` of the worker's
+memory: a tenant's latest four prompts, the least recently seen tenant's going first."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ from .prompts import Tokenizer
 
 # Shorter texts are tokenized whole: under a millisecond.
 MIN_CHARS = 4096
-# Recent prompts kept, all tenants together (~40 KB of text and tokens each for an agent's).
-KEEP = 32
+# Recent prompts kept, all tenants together, in bytes (an agent's 9.5k-token prompt: ~120 KB
+# of text, tokens and cuts); one larger than an eighth of it (a prompt no window takes) is not.
+KEEP_BYTES = 32 << 20
 # One reuse in this many is checked against tokenizing the whole text.
 CHECK_EVERY = 64
 SPECIAL = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
@@ -43,6 +45,11 @@ class Seen:
     text: str
     tokens: array
     cuts: list[tuple[int, int]]  # (token index, character offset) of each special token
+
+    @property
+    def size(self) -> int:
+        """Its bytes in memory, about: the text, the tokens, a cut's tuple of two ints."""
+        return sys.getsizeof(self.text) + 4 * len(self.tokens) + 120 * len(self.cuts)
 
 
 class PromptTokens:
@@ -62,6 +69,7 @@ class PromptTokens:
                         self.specials[token] = text
         self.longest = max((len(text) for text in self.specials.values()), default=0)
         self.seen: OrderedDict[tuple[str, bool], list[Seen]] = OrderedDict()
+        self.bytes = 0  # what ``seen`` holds
         self.count = 0
         self.reused = 0  # tokens taken from a recent prompt, since the worker started
 
@@ -105,6 +113,8 @@ class PromptTokens:
         return best.tokens[:index].tolist() + self.tokenizer.tokenize(text[offset:], add_bos=False)
 
     def _keep(self, key: tuple[str, bool], text: str, tokens: list[int], add_bos: bool) -> None:
+        if Seen(text, array("i"), []).size + 4 * len(tokens) > KEEP_BYTES // 8:
+            return  # not read for its cuts either
         cuts, at = [], 0
         bos = llama_cpp.llama_vocab_bos(self.tokenizer.vocab)
         for index, token in enumerate(tokens):
@@ -116,12 +126,17 @@ class PromptTokens:
                 break  # not from the text (an EOS added): the cuts before it stand
             cuts.append((index, offset))
             at = offset + len(special)
+        kept = Seen(text, array("i", tokens), cuts)
+        if kept.size > KEEP_BYTES // 8:
+            return
         seen = self.seen.setdefault(key, [])
         self.seen.move_to_end(key)
-        seen.insert(0, Seen(text, array("i", tokens), cuts))
-        del seen[4:]  # a tenant's few latest: its sessions' next turns
-        while sum(len(entries) for entries in self.seen.values()) > KEEP:
+        seen.insert(0, kept)
+        self.bytes += kept.size
+        if len(seen) > 4:  # a tenant's few latest: its sessions' next turns
+            self.bytes -= seen.pop().size
+        while self.bytes > KEEP_BYTES:  # the least recently seen tenant's oldest goes
             oldest = next(iter(self.seen))
-            self.seen[oldest].pop()
+            self.bytes -= self.seen[oldest].pop().size
             if not self.seen[oldest]:
                 del self.seen[oldest]
