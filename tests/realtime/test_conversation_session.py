@@ -209,9 +209,11 @@ def test_an_unknown_model_is_refused_naming_it(server):
     assert error["type"] == "error" and error["error"]["param"] == "model" and error["error"]["code"] == "model_not_found"
 
 
-def test_speaking_over_an_answer_cancels_it_and_the_item_is_truncated_to_what_was_played(server):
+def test_speaking_over_an_answer_cancels_it_and_the_item_is_truncated_to_what_was_played(greedy):
+    """On the greedy chat model: a sampled story could end by itself before the server heard
+    the user (seen once, a full run at load: the answer was done before speech started)."""
     clip, _ = librivox()[1]
-    with sdk(server).realtime.connect(model=MODEL) as connection:
+    with sdk(greedy).realtime.connect(model=MODEL) as connection:
         events_until(connection, "session.created")
         connection.session.update(session={"type": "realtime", "max_output_tokens": 200})
         events_until(connection, "session.updated")
