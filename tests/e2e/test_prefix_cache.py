@@ -4,6 +4,7 @@ conversation routed back to the engine worker that holds it."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.conftest import MODEL
@@ -11,6 +12,8 @@ from tests.support.clients import sdk
 from tests.support.server import LiveServer
 
 KEY_A, KEY_B = "sk-prefix-tenant-a", "sk-prefix-tenant-b"
+# Fresh keys, one a probe: a key's own earlier probe would be its own cache.
+PROBES = [f"sk-prefix-probe-{n}" for n in range(4)]
 PRIVATE = "You answer questions about the lighthouse at Cape Verity, keeper's log in hand. " * 8
 PERSONA = "You are the librarian of a small town library, kind and brief in every answer. " * 8
 OPERATOR = "You help people plan hikes in the hills: distances, water, weather and the way back. " * 8
@@ -35,7 +38,7 @@ models:
         system_prompt: "{PERSONA}"
         shared_prefix: true
 """
-    env = {"LLM_BACKEND_API_KEYS": f"{KEY_A},{KEY_B}"}
+    env = {"LLM_BACKEND_API_KEYS": ",".join([KEY_A, KEY_B, *PROBES])}
     with LiveServer(tmp_path_factory.mktemp("prefix-cache"), config=config, env=env) as server:
         yield server
 
@@ -64,6 +67,31 @@ def test_a_system_prompt_the_operator_shares_is_computed_once_for_every_key(live
         other = ask(live, KEY_B, system, model)
         assert 128 <= cached(other) < other.usage.prompt_tokens - 8, model  # the system prompt, not the question
         assert other.choices[0].message.content == first.choices[0].message.content
+
+
+def test_another_keys_tool_description_under_a_shared_system_prompt_is_not_told_by_cached_tokens(live):
+    """Issue #56 item 1: the shared part is the operator's system prompt alone, not the
+    tools the template writes beside it; a right guess of another key's tool description
+    (a PIN) and a wrong one get the same cached_tokens, on Chat and on Messages."""
+    def tool(description: str) -> dict:
+        return {"type": "function", "function": {"name": "lookup_order", "description": description, "parameters": {"type": "object"}}}
+
+    secret = "Look up an order. The support PIN is 4821." + " Ask for the order number and the name on it." * 6
+    messages = [{"role": "system", "content": OPERATOR}, *QUESTION]
+    sdk(live, api_key=KEY_A).chat.completions.create(model=MODEL, messages=messages, tools=[tool(secret)], max_tokens=2)
+
+    def guess(digits: str, chat_key: str, messages_key: str) -> tuple[int, int]:
+        description = "Look up an order. The support PIN is " + digits + " My own words follow here, not the owner's." * 6
+        chat = sdk(live, api_key=chat_key).chat.completions.create(model=MODEL, messages=messages, tools=[tool(description)], max_tokens=2)
+        anthropic_tool = {"name": "lookup_order", "description": description, "input_schema": {"type": "object"}}
+        reply = httpx.post(f"{live.base_url}/v1/messages", headers={"x-api-key": messages_key, "anthropic-version": "2023-06-01"}, json={
+            "model": MODEL, "system": OPERATOR, "messages": QUESTION, "tools": [anthropic_tool], "max_tokens": 2,
+        }, timeout=120)
+        return cached(chat), reply.json()["usage"]["cache_read_input_tokens"]
+
+    right, wrong = guess("48", *PROBES[:2]), guess("47", *PROBES[2:])
+    assert right == wrong
+    assert right[0] >= 128  # the operator's system prompt is still shared
 
 
 def test_a_conversation_goes_back_to_the_engine_worker_that_holds_it(live):

@@ -209,3 +209,73 @@ def test_the_other_streams_decode_while_a_file_is_read(engines, monkeypatch):
     assert streamed() - before >= 5  # the stream's tokens kept coming while the file was read
     run(restarted)
     assert waiting.reused >= DISK_MIN and restarted.disk.restores == 1
+
+
+def _hostile(folder, kind: str) -> None:
+    """A file under the prefixes folder that is not one of ours, named as ours."""
+    import json
+    import os
+    import struct
+
+    from llm_backend.backends.llama.engine.prefix_disk import MAGIC
+
+    path = folder / ("0" * 40 + SUFFIX)
+    if kind == "deep header":  # json.loads recursed past Python's limit: a 500 on every request
+        header = b"[" * 100_000
+        path.write_bytes(MAGIC + struct.pack("<I", len(header)) + header)
+    elif kind == "wrong types":
+        header = json.dumps({"tenant": 1, "shared": "all", "n_tokens": 10**12, "state_size": -1, "state_xxh3": []}).encode()
+        path.write_bytes(MAGIC + struct.pack("<I", len(header)) + header)
+    elif kind == "directory":  # its unlink raised: the scan, and every later write, failed
+        (path / "inside").mkdir(parents=True)
+    elif kind == "fifo":  # its open waited for a writer: every request to the model hung
+        os.mkfifo(path)
+    elif kind == "link":  # to a FIFO elsewhere: followed, it hung as the FIFO does
+        os.mkfifo(folder.parent / "elsewhere")
+        path.symlink_to(folder.parent / "elsewhere")
+
+
+@pytest.mark.parametrize("kind", ["deep header", "wrong types", "directory", "fifo", "link"])
+def test_a_hostile_file_in_the_folder_neither_fails_nor_hangs_a_request_and_files_are_still_written(engines, kind):
+    import time
+
+    engine = engines()
+    _hostile(engine.disk.folder, kind)
+    started = time.perf_counter()
+    first = answer(engine, "first", session("Where are the tests?"))
+    assert first["text"] and time.perf_counter() - started < 60
+    engine.disk.flush()
+    assert engine.disk.written == 1  # the prefix still written beside it
+    restarted = engines()
+    assert answer(restarted, "new", session("How do I run one test?"))["reused"] >= DISK_MIN
+
+
+def test_a_file_of_the_previous_format_is_removed_unread(engines):
+    """Format 2 counted a request's tools as shared (issue #56): its files are not trusted."""
+    from llm_backend.backends.llama.engine.prefix_disk import MAGIC
+
+    path = first_session(engines())
+    data = path.read_bytes()
+    path.write_bytes(b"LLBPREFIX2\n" + data[len(MAGIC):])
+    restarted = engines()
+    assert answer(restarted, "new", session("How do I run one test?"))["reused"] == 0
+    assert restarted.disk.rejected == 1
+    restarted.disk.flush()
+    assert path.read_bytes().startswith(MAGIC)  # written again, in this format, by the prefill
+
+
+def test_a_dead_writers_temporary_file_is_counted_then_removed(engines):
+    import os
+    import time
+
+    engine = engines()
+    fresh, orphan = engine.disk.folder / ".a.1.tmp", engine.disk.folder / ".b.2.tmp"
+    fresh.write_bytes(b"x" * 4096)
+    orphan.write_bytes(b"y" * 8192)
+    long_ago = time.time() - 3600
+    os.utime(orphan, (long_ago, long_ago))
+    answer(engine, "first", session("Where are the tests?"))
+    engine.disk.flush()
+    assert not orphan.exists() and fresh.exists()
+    (path,) = files(engine)
+    assert engine.disk.stats()["disk_prefix_bytes"] == path.stat().st_size + 4096

@@ -20,7 +20,13 @@ layers and llama.cpp's version: what makes the bytes of a state); it holds a hea
 tokens, whose they are, what any tenant may share of them, the state's size and XXH3 digest).
 Reuse follows the host cache's tenant rule (``Holding.usable``): another tenant takes only
 what both declare shared. A file whose size or digest is wrong (truncated, corrupted, a
-version that differs) is ignored and removed, never restored.
+version that differs) is ignored and removed, never restored. The folder is read as a
+hostile one (issue #56: a deep JSON header gave 500s, a directory named like a file stopped
+every later write, a FIFO hung every request to the model): only regular files are opened,
+never blocking and never through a link, a header is a few small fields of checked types
+within ``HEADER_MAX`` bytes, and anything else is skipped, or removed where it can be.
+A temporary file counts in the folder's bytes while written, and one left by a writer that
+died (untouched for ``ORPHANED_AFTER``) is removed.
 
 Bounded by ``prefix_disk_mb`` over the folder (every replica's files): to make room the
 tenant holding the most bytes loses its least recently used file (a restore touches it),
@@ -33,6 +39,7 @@ import ctypes
 import hashlib
 import json
 import os
+import stat as stat_kinds
 import struct
 import sys
 import threading
@@ -47,8 +54,16 @@ import xxhash
 
 from .prefixes import Holding
 
-MAGIC = b"LLBPREFIX2\n"  # 2: the state's digest is XXH3-128 (1: SHA-256)
+# 3: ``shared`` counts the shared messages' own text, never a request's tools (issue #56):
+# files of 2 held more, and are removed unread; 2: the state's digest is XXH3-128 (1: SHA-256).
+MAGIC = b"LLBPREFIX3\n"
 SUFFIX = ".prefix"
+TEMPORARY = ".tmp"
+# A header is five short fields (~200 bytes); a longer one is not this module's.
+HEADER_MAX = 4096
+# A temporary file untouched this long was left by a writer that died (a write of 200 MB
+# takes seconds): removed at the next scan.
+ORPHANED_AFTER = 600.0
 # A first part shorter than this is recomputed faster than a file is read and checked.
 DISK_MIN = 256
 # The GGUF's bytes read for its identity, at each end: its header (metadata, tensor table)
@@ -94,6 +109,31 @@ def _digest(state: bytes | bytearray | memoryview) -> str:
     return xxhash.xxh3_128_hexdigest(state)
 
 
+def _open(path: Path) -> Any:
+    """``path`` opened for reading if it is a regular file: never through a link, and never
+    blocking (a FIFO's open waits for a writer: it hung every request to the model)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    try:
+        if not stat_kinds.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _checked(header: Any, file_size: int) -> dict[str, Any]:
+    """A header's fields, each of its type and within the file (``ValueError`` otherwise)."""
+    kinds = {"tenant": str, "shared": int, "n_tokens": int, "state_size": int, "state_xxh3": str}
+    if not isinstance(header, dict) or set(header) != set(kinds):
+        raise ValueError("not a prefix header")
+    if any(type(header[name]) is not kind for name, kind in kinds.items()):
+        raise ValueError("a header field of the wrong type")
+    if not (0 < header["n_tokens"] <= file_size // 4 and 0 <= header["shared"] <= header["n_tokens"] and 0 < header["state_size"] < file_size):
+        raise ValueError("header sizes outside the file")
+    return header
+
+
 def _name(holding: Holding) -> str:
     digest = hashlib.sha256(holding.tenant.encode() + b"\0" + struct.pack(f"<{len(holding.tokens)}i", *holding.tokens))
     return digest.hexdigest()[:40] + SUFFIX
@@ -122,6 +162,7 @@ class DiskPrefixes:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefix-read")
         self._lock = threading.Lock()  # the writer's eviction against the engine's index
         self._writing: set[str] = set()
+        self.pending = 0  # bytes of temporary files: being written (here or by a replica)
         self.restores = 0
         self.written = 0
         self.rejected = 0  # files found corrupt or unreadable
@@ -139,7 +180,7 @@ class DiskPrefixes:
         if mtime == self._scanned:
             return
         self._scanned = mtime
-        names = {path.name for path in self.folder.glob("*" + SUFFIX)}
+        names = self._files()
         with self._lock:
             for name in set(self.entries) - names:
                 del self.entries[name]
@@ -148,27 +189,59 @@ class DiskPrefixes:
                 if entry is not None:
                     self.entries[name] = entry
 
+    def _files(self) -> set[str]:
+        """The names of the folder's regular prefix files; what temporary files hold is
+        counted in ``pending``, and those a dead writer left are removed."""
+        names, pending, now = set(), 0, time.time()
+        try:
+            found = list(os.scandir(self.folder))
+        except OSError:
+            return set(self.entries)
+        for item in found:
+            try:
+                if not item.is_file(follow_symlinks=False):
+                    continue  # a directory, a FIFO, a link: not this module's, never opened
+                if item.name.endswith(SUFFIX):
+                    names.add(item.name)
+                elif item.name.endswith(TEMPORARY):
+                    info = item.stat(follow_symlinks=False)
+                    if now - info.st_mtime > ORPHANED_AFTER:
+                        os.unlink(item.path)
+                    else:
+                        pending += info.st_size
+            except OSError:
+                continue
+        self.pending = pending
+        return names
+
     def _header(self, path: Path) -> Entry | None:
         try:
-            with path.open("rb") as file:
+            with _open(path) as file:
+                size = os.fstat(file.fileno()).st_size
                 if file.read(len(MAGIC)) != MAGIC:
                     raise ValueError("not a prefix file")
                 (length,) = struct.unpack("<I", file.read(4))
-                header = json.loads(file.read(length))
-                tokens = list(struct.unpack(f"<{header['n_tokens']}i", file.read(4 * header["n_tokens"])))
+                if length > HEADER_MAX:
+                    raise ValueError("a header longer than any of ours")
+                header = _checked(json.loads(file.read(length)), size)
+                n_tokens = header["n_tokens"]
+                tokens = list(struct.unpack(f"<{n_tokens}i", file.read(4 * n_tokens)))
                 header_end = file.tell()
-            stat = path.stat()
-            holding = Holding(tokens, header["tenant"], int(header["shared"]), len(tokens), len(tokens))
-            if stat.st_size != header_end + header["state_size"] or path.name != _name(holding):
+                mtime = os.fstat(file.fileno()).st_mtime
+            holding = Holding(tokens, header["tenant"], header["shared"], len(tokens), len(tokens))
+            if size != header_end + header["state_size"] or path.name != _name(holding):
                 raise ValueError("size or name does not match the header")
-            return Entry(path, holding, stat.st_size, header_end, header["state_size"], header["state_xxh3"], stat.st_mtime)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error):
+            return Entry(path, holding, size, header_end, header["state_size"], header["state_xxh3"], mtime)
+        except (OSError, ValueError, RecursionError, struct.error):  # RecursionError: a deep JSON header
             self._reject(path)
             return None
 
     def _reject(self, path: Path) -> None:
         self.rejected += 1
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # another's file in a folder this worker may not write: only never read
 
     def best(self, prompt: list[int], tenant: str, shared: int, limit: int, split: int, canonical: bool = True) -> tuple[Entry | None, int]:
         """The file giving ``prompt`` the most tokens, and how many (the host cache's rule)."""
@@ -186,11 +259,11 @@ class DiskPrefixes:
         """``entry``'s state, once its size and digest are checked; None when the file is
         wrong (it is removed: no worker tries it again)."""
         try:
-            with entry.path.open("rb") as file:
+            with _open(entry.path) as file:
                 file.seek(entry.header_end)
                 state = bytearray(entry.state_size)
                 read = file.readinto(state)
-        except OSError:
+        except (OSError, ValueError):
             read = -1
         if read != entry.state_size or _digest(state) != entry.state_digest:
             with self._lock:
@@ -240,7 +313,7 @@ class DiskPrefixes:
             size = len(MAGIC) + 4 + len(header) + 4 * len(holding.tokens) + len(data)
             if not self._room(holding.tenant, size):
                 return
-            temporary = self.folder / f".{name}.{os.getpid()}.tmp"
+            temporary = self.folder / f".{name}.{os.getpid()}{TEMPORARY}"
             try:
                 with temporary.open("wb") as file:
                     file.write(MAGIC + struct.pack("<I", len(header)) + header)
@@ -251,6 +324,7 @@ class DiskPrefixes:
                 temporary.unlink(missing_ok=True)
                 raise
             self.written += 1
+            self._scanned = -1  # the stats count it, and its temporary file no more
         except OSError:
             pass  # a full or read-only disk: the prefix is only not kept
         finally:
@@ -267,7 +341,7 @@ class DiskPrefixes:
             held: dict[str, int] = {}
             for entry in files:
                 held[entry.holding.tenant] = held.get(entry.holding.tenant, 0) + entry.size
-            used = sum(held.values())
+            used = sum(held.values()) + self.pending
             while used + size > self.budget:
                 holding = {**held, tenant: held.get(tenant, 0) + size}
                 fullest = max(holding, key=lambda other: (holding[other], other == tenant))
@@ -286,9 +360,10 @@ class DiskPrefixes:
         self._writer.submit(lambda: None).result()
 
     def bytes_used(self) -> int:
-        return sum(entry.size for entry in self.entries.values())
+        return sum(entry.size for entry in self.entries.values()) + self.pending
 
     def stats(self) -> dict[str, int]:
+        self._scan()
         return {
             "disk_prefix_bytes": self.bytes_used(), "disk_prefix_entries": len(self.entries),
             "disk_prefix_restores": self.restores, "disk_prefix_writes": self.written,

@@ -28,7 +28,9 @@ one computed from nothing, as in llama.cpp's server and vLLM.
 Reuse never crosses tenants (a prefix served from cache is seconds faster: a timing side
 channel). KV computed for one tenant is usable by another only up to the leading tokens that
 both requests declare shared: a system prompt the operator configured as shared (a
-persona's, or one of a model's ``shared_prefixes``), which is no secret of either.
+persona's, or one of a model's ``shared_prefixes``), which is no secret of either: its own
+text as the template renders it alone, never the tools or switches a template writes into
+the same block (submission.py; issue #56).
 """
 
 from __future__ import annotations

@@ -92,7 +92,12 @@ class Submission(Admission):
             if len(messages) > 1:
                 request.split = self._rendered_prefix(messages[:-1], prompt, request.tenant, *tools)
             if params.get("shared_messages"):
-                request.shared = self._rendered_prefix(messages[: int(params["shared_messages"])], prompt, request.tenant, *tools)
+                # Shared: the declared messages' own text, rendered without this request's
+                # tools and switches. Templates write the tools into the system block (the
+                # convention format, Hermes, Qwen): rendered with them, the shared part held
+                # one tenant's tool descriptions, and another's cached_tokens told a right
+                # guess of them from a wrong one, a token at a time (issue #56).
+                request.shared = self._rendered_prefix(messages[: int(params["shared_messages"])], prompt, request.tenant)
         if params.get("echo"):
             raw = params.get("prompt")
             request.echo = raw if isinstance(raw, str) else self.tokenizer.text_of(prompt)
