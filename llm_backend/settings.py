@@ -59,13 +59,21 @@ class UpstreamConfig(BaseModel):
         "API: its models answer only POST /v1/messages and count_tokens, passed through unchanged "
         "with its key as x-api-key)",
     )
+    isolate_prompt_cache: Literal["prompt_cache_key", "cache_salt"] | None = Field(
+        None,
+        description="the request field set on each chat completion and completion to a value of the tenant's own (a "
+        "digest, never its name), so that its prompt cache is not another tenant's: prompt_cache_key (OpenAI's), "
+        "cache_salt (vLLM's); unset: the upstream's prompt cache is shared by every tenant of it (docs/UPSTREAM.md)",
+    )
 
     @model_validator(mode="after")
     def _anthropic_passes_bodies_unchanged(self) -> "UpstreamConfig":
-        # A body passed through as its bytes cannot have its model renamed, nor be answered
-        # by the Responses layer over chat completions this upstream does not speak.
-        if self.api == "anthropic" and (self.aliases or self.responses == "local"):
-            raise ValueError(f"upstream {self.name}: api: anthropic takes neither aliases nor responses: local")
+        # A body passed through as its bytes cannot have its model renamed nor a field added,
+        # nor be answered by the Responses layer over chat completions this upstream does not speak.
+        if self.api == "anthropic" and (self.aliases or self.responses == "local" or self.isolate_prompt_cache):
+            raise ValueError(
+                f"upstream {self.name}: api: anthropic takes neither aliases, responses: local nor isolate_prompt_cache"
+            )
         return self
 
     @property

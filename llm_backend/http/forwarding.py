@@ -1,6 +1,8 @@
 """Requests answered by an upstream API verbatim: method, path, query, body (JSON or
-multipart, as bytes) and the relevant headers go to the upstream; its status, headers and
-body come back unbuffered. This makes the service a drop-in for the whole OpenAI API.
+multipart, as bytes) and the headers its rules let through go to the upstream; its status,
+the answer's headers they let back, and its body come back unbuffered (the rules, one for
+every lane to an upstream: ``backends/upstream/headers.py``). This makes the service a
+drop-in for the whole OpenAI API.
 
 These rules decide what is forwarded, all here:
 - an operation no controller serves goes to the default upstream (``UnservedOperations``);

@@ -63,6 +63,7 @@ OPERATIONS = {
     "createChatCompletion": "chat",
     "createResponse": "chat",
     "createRealtimeResponse": "chat",
+    "messagesCreate": "chat",  # Anthropic's Messages: a chat in the conventions
     "createCompletion": "text_completion",
     "createEmbedding": "embeddings",
     "createTranscription": "transcription",
@@ -154,9 +155,12 @@ class Tracing:
         return self.sampler.should_sample(_context(parent), trace_id, "request", SpanKind.SERVER).decision.is_sampled()
 
     def provider_name(self, model: str) -> str:
-        """gen_ai.provider.name: ``llama.cpp`` for a local model, else ``openai`` (an
-        OpenAI-compatible upstream)."""
-        return "llama.cpp" if any(backend.claims(model) for backend in self.registry.local) else "openai"
+        """gen_ai.provider.name: ``llama.cpp`` for a local model, else the API its upstream
+        speaks: ``anthropic`` (``api: anthropic``) or ``openai`` (an OpenAI-compatible one)."""
+        if any(backend.claims(model) for backend in self.registry.local):
+            return "llama.cpp"
+        # An upstream's ``api`` is its provider's name in the conventions; a pool's is OpenAI's.
+        return getattr(self.registry.backend_for_or_none(model), "api", "openai")
 
     def _build_every(self) -> None:
         while not self._stopping.is_set():

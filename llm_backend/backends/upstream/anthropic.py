@@ -1,10 +1,10 @@
 """An upstream that speaks Anthropic's Messages API (``api: anthropic``): its models answer
 ``POST /v1/messages`` and ``/v1/messages/count_tokens`` passed through unchanged, the
 body's bytes as the client sent them, the client's ``anthropic-version`` and
-``anthropic-beta`` on, the upstream's own key as ``x-api-key`` (``http_client.py``; never
+``anthropic-beta`` on, the upstream's own key as ``x-api-key`` (``headers.py``; never
 the client's, unless ``upstream_pass_client_key``), the answer's bytes relayed as they come
-(``relay.py``). The Messages service picks this lane by the one predicate
-(``serving``: ``RELAYED``) and meters the answer (``serving/messages/passthrough.py``).
+with the headers ``headers.py`` lets back (``relay.py``). The Messages service picks this
+lane by the one predicate (``serving``: ``RELAYED``) and meters the answer (``serving/messages/passthrough.py``).
 
 OpenAI's operations naming one of its models are refused, a 400 naming ``model``:
 translating chat completions, Responses or embeddings into Messages (and their answers
@@ -48,10 +48,8 @@ class AnthropicBackend(UpstreamBackend):
         """``POST /v1/messages`` (or ``count_tokens``), the client's body and query as they came."""
         headers = self.client.headers(caller_headers.get(), identity=True)  # its usage is read
         response = await self.client.send("POST", MESSAGES_PATHS[operation_id], headers=headers, content=content, query=query)
-        answer = await relay(response, self.name, self.client.timeout, error_event=_error_event)
-        # Anthropic's own request id, beside ours (``request-id`` is this service's).
-        answer.headers = [(b"upstream-request-id" if name == b"request-id" else name, value) for name, value in answer.headers]
-        return answer
+        # Anthropic's own request id comes as ``upstream-request-id`` (``headers.py``).
+        return await relay(response, self.client, error_event=_error_event)
 
     # --- OpenAI's operations: not this upstream's ----------------------------------------
 

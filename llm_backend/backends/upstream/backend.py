@@ -20,6 +20,7 @@ from ...settings import Settings, UpstreamConfig
 from ..base import ModelCard, Relayed, Serving, StreamedBody, caller_headers
 from .answers import chat_answer
 from .http_client import UpstreamClient
+from .prompt_cache import TenantCache
 from .relay import relay
 from .stream_usage import metered, withheld
 
@@ -49,6 +50,8 @@ class UpstreamBackend:
         self.aliases = config.aliases
         self.client = UpstreamClient(config, settings)
         self.responses_here = config.responses == "local"
+        # ``isolate_prompt_cache``: each tenant's generations keyed apart in the upstream's cache.
+        self.tenant_cache = TenantCache.of(config)
         # A per-client key may see other models than ours: then the list is not shared.
         self.models_ttl = 0.0 if settings.upstream_pass_client_key else settings.upstream_models_ttl
         self._cards: list[ModelCard] = []
@@ -152,22 +155,26 @@ class UpstreamBackend:
     async def _post(self, path: str, model_id: str, request: Json) -> Relayed:
         response = await self._send_post(path, model_id, request)
         rename = ("model", model_id) if model_id in self.aliases else None
-        return await relay(response, self.name, self.client.timeout, rename=rename)
+        return await relay(response, self.client, rename=rename)
 
     async def _generated(self, path: str, model_id: str, request: Json) -> Relayed:
         """A chat completion or completion: a stream always asks for its usage (the meter
         counts it), shown to the client only if it asked (``stream_usage.py``)."""
+        request = self._own_cache(request)
         asking = metered(request)
         if asking is None:
             return await self._post(path, model_id, request)
         return withheld(await self._post(path, model_id, asking))
+
+    def _own_cache(self, request: Json) -> Json:
+        return request if self.tenant_cache is None else self.tenant_cache.request(request)
 
     async def chat_completion(self, model_id: str, request: Json) -> Relayed:
         return await self._generated("/chat/completions", model_id, request)
 
     async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
         """The upstream's chat completion parsed (the object, or its chunks), not relayed."""
-        response = await self._send_post("/chat/completions", model_id, request, identity=True)
+        response = await self._send_post("/chat/completions", model_id, self._own_cache(request), identity=True)
         return await chat_answer(response, self.name, self.client.timeout)
 
     async def completion(self, model_id: str, request: Json) -> Relayed:
@@ -181,7 +188,7 @@ class UpstreamBackend:
         headers = self.client.headers(caller_headers.get(), identity=upstream_id != model_id)
         response = await self.client.send("GET", f"/models/{quote(upstream_id, safe=':@')}", headers=headers)
         rename = ("id", model_id) if upstream_id != model_id else None
-        return await relay(response, self.name, self.client.timeout, rename=rename)
+        return await relay(response, self.client, rename=rename)
 
     async def transcription(self, model_id: str, request: Json) -> Any:
         raise AssertionError("audio operations are forwarded to an upstream")  # serving() is FORWARDED for them
@@ -196,7 +203,7 @@ class UpstreamBackend:
         response = await self.client.send(
             method, path, headers=self.client.headers(headers), content=content or None, query=query
         )
-        return await relay(response, self.name, self.client.timeout)
+        return await relay(response, self.client)
 
     # --- model management: not ours -----------------------------------------------------
 

@@ -14,33 +14,14 @@ import aiohttp
 
 from ...errors import upstream_timeout, upstream_unreachable
 from ...settings import Settings, UpstreamConfig
-from ..base import StreamedBody, failover, trace_headers
+from ..base import StreamedBody, failover
+from .headers import UpstreamHeaders
 from .retry_after import retry_after
 
 log = logging.getLogger(__name__)
 
 # Worth another try: the upstream said so, or was briefly unable to answer.
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-# Client headers an upstream should see; everything else (cookies, hosts, our own key) stays.
-FORWARDED_HEADERS = frozenset(
-    {
-        b"accept",
-        b"accept-encoding",
-        b"content-type",
-        b"openai-organization",
-        b"openai-project",
-        b"openai-beta",
-        b"idempotency-key",
-        # W3C trace context: the client's, or this service's span when tracing is on.
-        b"traceparent",
-        b"tracestate",
-    }
-)
-# What an Anthropic upstream (``api: anthropic``) is sent of the client's: its API version
-# and betas instead of OpenAI's headers; its key goes as ``x-api-key``.
-ANTHROPIC_HEADERS = frozenset(
-    {b"accept", b"accept-encoding", b"content-type", b"anthropic-version", b"anthropic-beta", b"traceparent", b"tracestate"}
-)
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
 
@@ -61,14 +42,8 @@ class UpstreamClient:
         self.timeout = settings.upstream_timeout
         self.max_retries = settings.upstream_max_retries
         self.retry_budget = settings.upstream_retry_budget
-        self.pass_client_key = settings.upstream_pass_client_key
-        key = config.key
-        anthropic = config.api == "anthropic"
-        self.forwarded = ANTHROPIC_HEADERS if anthropic else FORWARDED_HEADERS
-        # The client's own key, sent on only with ``upstream_pass_client_key``.
-        self.client_keys = (b"authorization", b"x-api-key") if anthropic else (b"authorization",)
-        self._auth = [(b"x-api-key", key.encode()) if anthropic else (b"authorization", f"Bearer {key}".encode())] if key else []
-        self._extra = [(name.lower().encode(), value.encode()) for name, value in config.headers.items()]
+        # What of the client's headers goes there, and of its answers' comes back (headers.py).
+        self.rules = UpstreamHeaders(config, settings.upstream_pass_client_key)
         self.connect_timeout = settings.upstream_connect_timeout
         self.max_connections = settings.upstream_max_connections
         self._http: aiohttp.ClientSession | None = None
@@ -95,30 +70,8 @@ class UpstreamClient:
             await self._http.close()
 
     def headers(self, incoming: Iterable[tuple[bytes, bytes]], *, identity: bool = False) -> list[tuple[str, str]]:
-        """The headers for the upstream: the client's relevant ones, then the key (the
-        service's, or the client's own when configured so) and the configured extras.
-        ``identity`` asks for an uncompressed body (we need to read it)."""
-        headers = []
-        client_keys = []
-        encoding = b"identity"
-        for name, value in incoming:
-            if name in self.client_keys:
-                client_keys.append((name, value))
-            elif name == b"accept-encoding":
-                encoding = value
-            elif name in self.forwarded:
-                headers.append((name, value))
-        # Without this, aiohttp would ask for gzip on behalf of a client that did not.
-        headers.append((b"accept-encoding", b"identity" if identity else encoding))
-        if self.pass_client_key:
-            headers.extend(client_keys)
-        else:
-            headers.extend(self._auth)
-        headers.extend(self._extra)
-        traced = trace_headers.get()  # this request's span (http/tracing.py): the client's trace, one hop on
-        if traced:
-            headers = [header for header in headers if header[0] not in (b"traceparent", b"tracestate")] + traced
-        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+        """The headers for the upstream (``headers.py``); ``identity``: an uncompressed body."""
+        return self.rules.request(incoming, identity=identity)
 
     async def probe(self) -> bool:
         """One ``GET /models``, not retried: does the upstream answer (any status below 500)?"""

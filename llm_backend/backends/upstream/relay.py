@@ -1,9 +1,10 @@
-r"""An upstream's HTTP response, turned into a ``Relayed`` answer: status and headers as they
-came (minus what is only about the hop), the body relayed unparsed - except the model id
-when the client used one of our aliases, and an event stream's line ends: OpenAI ends
-lines with ``\n``, some OpenAI-compatible servers with ``\r\n`` (sse-starlette's default,
-so llama-cpp-python's server), and a client that splits on ``"\n\n"`` would see none of
-their events. Every stream relayed here is framed as OpenAI frames it."""
+r"""An upstream's HTTP response, turned into a ``Relayed`` answer: its status, the headers
+its upstream's rules let through (``headers.py``: an allow-list), the body relayed unparsed
+- except the model id when the client used one of our aliases, and an event stream's line
+ends: OpenAI ends lines with ``\n``, some OpenAI-compatible servers with ``\r\n``
+(sse-starlette's default, so llama-cpp-python's server), and a client that splits on
+``"\n\n"`` would see none of their events. Every stream relayed here is framed as OpenAI
+frames it."""
 
 from __future__ import annotations
 
@@ -16,45 +17,12 @@ import aiohttp
 
 from ...errors import OpenAIError, upstream_broken_off
 from ..base import Relayed
+from .http_client import UpstreamClient
 
 log = logging.getLogger(__name__)
 
-# About the connection to us or the upstream's own hosting, not about the answer.
-HOP_HEADERS = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-        b"server",
-        b"date",
-        b"set-cookie",
-        b"alt-svc",
-        b"x-request-id",
-    }
-)
 # A body up to this size that says its length is read whole and sent in one piece.
 WHOLE_BODY_MAX = 1 << 20
-
-
-def response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
-    """The headers the client sees: the upstream's (``x-ratelimit-*`` included), without
-    hop-by-hop ones; the upstream's request id as ``x-upstream-request-id`` (ours is
-    ``x-request-id``). The body is relayed undecoded, so ``content-encoding`` stays."""
-    headers = []
-    for name, value in response.raw_headers:
-        name = name.lower()
-        if name in HOP_HEADERS:
-            if name == b"x-request-id":
-                headers.append((b"x-upstream-request-id", value))
-        else:
-            headers.append((name, value))
-    return headers
 
 
 def _with_model(data: bytes, field: str, model_id: str) -> bytes:
@@ -138,16 +106,17 @@ async def _body(
 
 async def relay(
     response: aiohttp.ClientResponse,
-    upstream: str,
-    timeout: float,
+    client: UpstreamClient,
     *,
     rename: tuple[str, str] | None = None,
     error_event: Callable[[OpenAIError], bytes] = openai_error_event,
 ) -> Relayed:
-    """Relay ``response``; ``rename`` = (field, model id) puts our alias back in place of
-    the upstream's model id (``model`` of completions and chunks, ``id`` of a model);
-    ``error_event``: a stream's failure midway as its API's event (OpenAI's by default)."""
-    headers = response_headers(response)
+    """Relay ``response``, an answer of ``client``'s upstream; ``rename`` = (field, model id)
+    puts our alias back in place of the upstream's model id (``model`` of completions and
+    chunks, ``id`` of a model); ``error_event``: a stream's failure midway as its API's
+    event (OpenAI's by default)."""
+    upstream, timeout = client.name, client.timeout
+    headers = client.rules.answer(response.raw_headers)
     length = response.content_length
     if length is not None and length <= WHOLE_BODY_MAX and not _is_event_stream(response):
         try:
@@ -165,6 +134,9 @@ async def relay(
 
     chunks = _body(response, upstream, timeout, error_event)
     if _is_event_stream(response):
+        # As this service's own streams (sse-starlette's): a buffering proxy in front (nginx)
+        # passes each event on as it comes, whatever the upstream said of its own hosting.
+        headers.append((b"x-accel-buffering", b"no"))
         chunks = openai_line_ends(chunks)
         if rename is not None:
             chunks = _events_with_model(chunks, rename[1])
