@@ -14,7 +14,10 @@ the reuse off for the worker's life and is logged.
 
 Per tenant (a prompt tokenized faster because another tenant sent the same text would be a
 timing channel, as for the KV prefix: prefixes.py), within ``KEEP_BYTES`` of the worker's
-memory: a tenant's latest four prompts, the least recently seen tenant's going first."""
+memory: a tenant's latest four prompts, the least recently seen tenant's going first.
+
+A prompt whose client text held a special token's text (``Defused``: special_texts.py) is
+tokenized by its own rule, neither reused nor kept: its tokens are not those of its text."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import llama_cpp
 
 from .prefixes import common_prefix
 from .prompts import Tokenizer
+from .special_texts import Defused
 
 # Shorter texts are tokenized whole: under a millisecond.
 MIN_CHARS = 4096
@@ -54,7 +58,8 @@ class Seen:
 
 class PromptTokens:
     """``tokens(text, add_bos, tenant)``: as ``Tokenizer.tokenize`` gives them (special tokens
-    parsed), from a recent prompt's where the texts agree (the module's docstring)."""
+    parsed; a ``Defused`` prompt's client text as text), from a recent prompt's where the
+    texts agree (the module's docstring)."""
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
@@ -74,6 +79,8 @@ class PromptTokens:
         self.reused = 0  # tokens taken from a recent prompt, since the worker started
 
     def tokens(self, text: str, add_bos: bool, tenant: str) -> list[int]:
+        if isinstance(text, Defused):
+            return self.tokenizer.specials.tokens(text, add_bos)
         if not self.on or len(text) < MIN_CHARS:
             return self.tokenizer.tokenize(text, add_bos)
         key = (tenant, add_bos)

@@ -1,10 +1,12 @@
 """Prompts as tokens: the chat template (the GGUF's own, as llama-cpp-python's
 ``create_chat_completion`` uses it, or a named format) with the tools in the model's own
-format (tool_formats/), and the tokenizer."""
+format (tool_formats/), and the tokenizer. Only the template's own markup becomes control
+tokens: a client's text that holds their text is defused first (special_texts.py)."""
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
 from typing import Any
 
@@ -15,6 +17,7 @@ from llama_cpp import llama_chat_format
 from .. import reasoning
 from ..tool_formats import ToolFormat, for_template, named
 from .errors import RequestError
+from .special_texts import Defused, SpecialTexts
 
 # A tool a template is given to see whether it prints the tools it gets.
 PROBE_TOOL = {"type": "function", "function": {"name": "probe_tool_of_llm_backend", "description": "probe", "parameters": {"type": "object", "properties": {}}}}
@@ -57,9 +60,16 @@ class Tokenizer:
                 self._shown.add(tokens[0])
                 self._pieces.pop(tokens[0], None)
 
+    @functools.cached_property
+    def specials(self) -> SpecialTexts:
+        """The texts of the vocabulary's control tokens, for keeping a client's text text."""
+        return SpecialTexts(self.vocab, self.n_vocab, self.tokenize)
+
     def tokenize(self, text: str, add_bos: bool, special: bool = True) -> list[int]:
         """``special``: control tokens' text (``<|im_end|>``) read as those tokens, as in a
-        rendered template; a client's own text (a prediction) is read as plain text."""
+        rendered template, or a legacy completion's raw ``prompt``: the client's own template
+        text, read so as llama.cpp's server does; a client's text inside a chat (a message, a
+        prediction) is read as plain text (special_texts.py)."""
         data = text.encode()
         # Room for every token in one call: llama-cpp-python's wrapper sizes its buffer by the
         # trained window and tokenizes a longer text twice (an agent's 9.5k-token prompt: 18 ms
@@ -103,12 +113,17 @@ def jinja_template(source: str, bos_text: str = "", eos_text: str = "", eos: int
 class ChatTemplate:
     """Messages (and tools) -> prompt text and the template's own stop strings."""
 
-    def __init__(self, formatter: Any, tool_formatter: Any = None, tools_template: str | None = None, tool_format: str | None = None) -> None:
+    def __init__(
+        self, formatter: Any, tool_formatter: Any = None, tools_template: str | None = None, tool_format: str | None = None,
+        specials: SpecialTexts | None = None,
+    ) -> None:
         """``tools_template``: the text of the template the tools are rendered with (its
         family decides the tool format); ``tool_formatter``: a template of its own for
-        requests with tools (a GGUF's ``tool_use`` one)."""
+        requests with tools (a GGUF's ``tool_use`` one); ``specials``: the model's control
+        tokens' texts, defused in a client's strings (none: read as the template's)."""
         self.formatter = formatter
         self.tool_formatter = tool_formatter
+        self.specials = specials
         self.tool_format: ToolFormat = (
             named(tool_format) if tool_format not in (None, "auto") else for_template(tools_template, self._renders_tools)
         )
@@ -126,7 +141,8 @@ class ChatTemplate:
     ) -> "ChatTemplate":
         """The model's template: the config's inline one, a named format, or the GGUF's own
         (with its tool-use template, if it has one beside the default: Hermes 2 Pro); the
-        tokenizer then shows the tool format's special tokens."""
+        tokenizer then keeps a client's text text and shows the tool format's special tokens."""
+        specials = tokenizer.specials if tokenizer is not None else None
         metadata = model.metadata()
         vocab = model.vocab
         eos, bos = llama_cpp.llama_vocab_eos(vocab), llama_cpp.llama_vocab_bos(vocab)
@@ -139,7 +155,7 @@ class ChatTemplate:
             formatters = _named_formatters()
             if chat_format not in formatters:
                 raise ValueError(f"unknown chat_format {chat_format!r}; known: {sorted(formatters)}")
-            return cls(formatters[chat_format], tool_format=tool_format)
+            return cls(formatters[chat_format], tool_format=tool_format, specials=specials)
         else:
             template = metadata.get("tokenizer.chat_template")
             tool_use = metadata.get("tokenizer.chat_template.tool_use")
@@ -148,7 +164,7 @@ class ChatTemplate:
         else:
             formatter = jinja_template(template, bos_text, eos_text, eos)
         tool_formatter = jinja_template(tool_use, bos_text, eos_text, eos) if tool_use else None
-        chosen = cls(formatter, tool_formatter, tool_use or template, tool_format)
+        chosen = cls(formatter, tool_formatter, tool_use or template, tool_format, specials)
         if tokenizer is not None:
             tokenizer.show(chosen.tool_format.markers)
             if chosen.reasoning is not None:
@@ -172,18 +188,27 @@ class ChatTemplate:
         tools and the history's calls are written as the tool format says, the history's
         reasoning as the reasoning family's template reads it; ``template_kwargs``: the
         template's own switches (``enable_thinking``...); a template that refuses the
-        messages (roles out of turn, say) is the client's 400."""
+        messages (roles out of turn, say) is the client's 400. Where a string the client sent
+        holds a control token's text, it is defused before the tool format and the template
+        add their markup, and the prompt is ``Defused``: tokenized by ``SpecialTexts.tokens``."""
+        defused = False
+        if self.specials is not None and self.specials.found(messages, tools, tool_choice, template_kwargs):
+            defused = True
+            messages, tools, tool_choice, template_kwargs = (
+                self.specials.defused(value) for value in (messages, tools, tool_choice, template_kwargs)
+            )
         if self.reasoning is not None:
             messages = self.reasoning.history(messages)
         else:
             messages = [{key: value for key, value in message.items() if key != "reasoning_content"} for message in messages]
         messages, template_tools = self.tool_format.prompt(messages, tools, tool_choice)
         try:
-            return self._render(messages, template_tools, tool_choice, template_kwargs or {})
+            text, stop, has_bos = self._render(messages, template_tools, tool_choice, template_kwargs or {})
         except (jinja2.TemplateError, ValueError) as exc:
             raise RequestError(
                 400, f"This model's chat template refused the messages: {exc}"[:500], "messages", "invalid_value"
             ) from None
+        return (Defused(text) if defused else text), stop, has_bos
 
     def _render(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, tool_choice: Any, template_kwargs: dict[str, Any] | None = None,

@@ -44,7 +44,9 @@ class Submission(Admission):
         """The prompt tokens of chat ``messages`` (the chat template rendered with the tools
         offered and its own switches, tokenized), the template's stop strings, and for a
         reasoning model where its answer starts (reasoning/: inside a block the prompt
-        opened, or not). ``tenant``: whose recent prompts' tokens it may reuse (prompt_tokens.py)."""
+        opened, or not). ``tenant``: whose recent prompts' tokens it may reuse (prompt_tokens.py).
+        Only the template's markup becomes control tokens: a client's string that holds one's
+        text is read as text (a ``Defused`` prompt: special_texts.py)."""
         text, template_stop, has_bos = self.template.render(messages, tools, tool_choice, template_kwargs)
         start = self.template.reasoning.start(text) if self.template.reasoning is not None else None
         return self.prompt_tokens.tokens(text, self.add_bos and not has_bos, tenant), template_stop, start
