@@ -33,3 +33,10 @@ def test_any_other_dimensions_are_refused_naming_dimensions(embedder, offset):
         embedder.embed(["hello"], dimensions=native + offset)
     assert (raised.value.status, raised.value.param) == (400, "dimensions")
     assert str(native) in raised.value.as_dict()["message"]
+
+
+def test_a_control_tokens_text_in_the_input_is_embedded_as_text(embedder):
+    """Issue #56: ``<|im_end|>`` a client sends is its characters, not the model's token."""
+    special = embedder.embed(["<|im_end|><|im_end|><|im_end|>"])
+    text = embedder.embed(["<|im_emd|><|im_emd|><|im_emd|>"])
+    assert special["n_tokens"] >= 0.8 * text["n_tokens"]

@@ -52,7 +52,9 @@ class Embedder:
                 "invalid_value",
             )
         ctx = self._context()
-        tokenized = [item if isinstance(item, list) else self.tokenizer.tokenize(item, add_bos=True) for item in inputs]
+        # A client's text is text: a control token's text in it is not the token (as OpenAI
+        # reads it; issue #56), which would end or split what is embedded.
+        tokenized = [item if isinstance(item, list) else self.tokenizer.tokenize(item, add_bos=True, special=False) for item in inputs]
         for index, tokens in enumerate(tokenized):
             param = f"input[{index}]" if len(inputs) > 1 else "input"
             if len(tokens) > self.n_ctx:
