@@ -15,9 +15,9 @@ from __future__ import annotations
 # Re-exported: the package is the catalogue, whichever module a name lives in.
 from .error import OpenAIError, bad_request, server_error, answered
 from .request import (
-    invalid_json, too_deep, too_many_values, invalid_body, unreadable_body, request_too_large, request_timeout,
-    unknown_url, method_not_allowed, not_served, array_above_max_length, max_tokens_per_request, file_too_large,
-    unstorable,
+    invalid_json, too_deep, too_many_values, duplicate_key, invalid_body, unreadable_body, request_too_large,
+    request_timeout, unknown_url, method_not_allowed, not_served, array_above_max_length, max_tokens_per_request,
+    file_too_large, unstorable,
 )
 from .parameters import (
     missing_required_parameter, invalid_type, invalid_value, unknown_parameter, unrecognized_arguments,
@@ -26,7 +26,7 @@ from .parameters import (
 )
 from .access import (
     missing_key, invalid_key, not_admin, forbidden, cross_site_websocket, cross_site_request, foreign_host,
-    rate_limited,
+    rate_limited, limits_unavailable,
 )
 from .models import (
     model_not_found, model_not_supported, chat_model_only, guard_gave_no_verdict, upstream_model, messages_only, model_loading,

@@ -1,5 +1,6 @@
 """Errors of who is asking: no key, a wrong key, a key without the rights, a page of
-another origin or a foreign Host name (``http/edge.py``), and a key past its rate limits.
+another origin or a foreign Host name (``http/edge.py``), a key past its rate limits, and
+rate limits that cannot be counted.
 """
 
 from __future__ import annotations
@@ -73,4 +74,19 @@ def rate_limited(kind: str, limit: int, used: int, wait: int, headers: dict[str,
         code="rate_limit_exceeded",
         type=kind,
         headers={"retry-after": str(wait), **headers},
+    )
+
+
+def limits_unavailable(retry_after: int) -> OpenAIError:
+    # The key's rate limits cannot be counted (their storage, Redis, is down): refused rather
+    # than let in uncounted, as a 503 the SDKs retry after ``retry-after`` (issue #56). Type
+    # ``server_error`` as OpenAI's 5xx; Anthropic's clients get ``overloaded_error``
+    # (serving/messages/errors.py), the type its SDK and Claude Code retry. Nothing of the
+    # storage (its address) is told.
+    return OpenAIError(
+        503,
+        f"The rate limits of this key cannot be checked right now. Please try again in {retry_after}s.",
+        code="service_unavailable",
+        type="server_error",
+        headers={"retry-after": str(retry_after)},
     )

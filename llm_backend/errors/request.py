@@ -1,5 +1,5 @@
 """Errors of the request itself, before any model is asked: its body (unparsable, too
-deep, too large, too slow, values no database can hold), its URL and method, and the
+deep, a key twice in an object, too large, too slow, values no database can hold), its URL and method, and the
 size limits OpenAI states (array lengths, tokens per request).
 """
 
@@ -24,6 +24,22 @@ def too_many_values(limit: int) -> OpenAIError:
         f"The request body holds more than {limit} JSON values and keys (strings, numbers, arrays, objects, "
         "object keys): it is refused before it is read further.",
         code="invalid_body",
+    )
+
+
+SHOWN = 200  # characters of a key's path shown (a key may be megabytes)
+
+
+def duplicate_key(param: str) -> OpenAIError:
+    # One parse for every reader (issue #56): a body relayed byte for byte must mean to the
+    # upstream's parser what it meant here, and parsers differ on a repeated key (the last,
+    # the first, or an error): so an object holding a key twice is refused on every lane.
+    shown = param if len(param) <= SHOWN else param[:SHOWN] + "..."
+    return bad_request(
+        f"The key '{shown}' appears more than once in its object: each key of a JSON object may appear once "
+        "in a request.",
+        shown,
+        "duplicate_key",
     )
 
 

@@ -86,6 +86,11 @@ async def _sent(response: Response, observation: Any) -> tuple[int, bytes, float
     return status, b"".join(parts), retry_after
 
 
+def _answer_json(content: bytes) -> Any:
+    """A line's answer as JSON (``json_text.loads``), as deep as what it echoes may make it."""
+    return loads(content, None, 2 * MAX_JSON_DEPTH, unique_keys=False)
+
+
 def _seconds(value: bytes | None) -> float | None:
     """A ``retry-after`` of seconds (an HTTP date, which nothing here sends, is not read)."""
     try:
@@ -169,8 +174,9 @@ class BatchLines:
             try:
                 # An answer can be large too (2048 embeddings: 16 MB of numbers), and an
                 # upstream's deep: scanned first (json_scan.py), deeper than a request may
-                # be by what wraps what it echoes (a response's tools, its text.format).
-                parsed = await off_loop.off_loop(len(content) > LARGE_BODY, loads, content, None, 2 * MAX_JSON_DEPTH)
+                # be by what wraps what it echoes (a response's tools, its text.format). A
+                # key twice in it is the upstream's to answer for: read as it came.
+                parsed = await off_loop.off_loop(len(content) > LARGE_BODY, _answer_json, content)
             except (ValueError, OpenAIError):
                 parsed = None
         finally:

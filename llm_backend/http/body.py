@@ -5,8 +5,8 @@ The one body reader of the HTTP layer: the body limit (chunked bodies), the fast
 forwarding read through it, so a body is read from the socket once however it is served.
 
 A JSON body is parsed by ``json_text.loads`` within its budgets (depth, values: scanned
-over its bytes before any parser keeps state, ``json_scan.py``), off the event loop when
-large: see that module.
+over its bytes before any parser keeps state, ``json_scan.py``), an object's key at most
+once, off the event loop when large: see that module.
 """
 
 from __future__ import annotations
@@ -128,8 +128,10 @@ def parse_json(body: bytes, max_values: int = MAX_VALUES) -> Any:
     """A JSON body, or OpenAI's 400 for one that does not parse (malformed, not UTF-8), that
     nests deeper than ``MAX_JSON_DEPTH`` or holds more than ``max_values`` values and keys
     (both ``invalid_body``, from a scan of its bytes before any parser keeps state:
-    ``json_scan.py``). A body of many values is parsed a slice at a time (see the module's
-    docstring): call it off the loop (``off_loop.py``) for a body above ``LARGE_BODY``."""
+    ``json_scan.py``), or whose object holds a key twice (``duplicate_key``: the bytes may
+    be relayed, and another parser keep the other value). A body of many values is parsed a
+    slice at a time (see the module's docstring): call it off the loop (``off_loop.py``) for
+    a body above ``LARGE_BODY``."""
     try:
         return loads(body, max_values)
     except (UnicodeDecodeError, ValueError):

@@ -147,12 +147,11 @@ async def _fields(content: bytes | StreamedBody | None, headers: list[tuple[byte
 
 
 async def _json_fields(chunks: AsyncIterator[bytes], wanted: set[str]) -> dict[str, Any]:
-    """``wanted`` top-level scalars of a JSON object, read as it streams (stopped once all
-    are found: the rest is the upstream's to read)."""
+    """``wanted`` top-level scalars of a JSON object, read as it streams, to its end: a key
+    twice anywhere in it is refused (``json_events``), so that what is metered here is what
+    the upstream reads, whichever of two values its parser would keep (issue #56)."""
     fields: dict[str, Any] = {}
     async for prefix, event, value in json_events(chunks):  # bounded as the guard reads it
         if prefix in wanted and event in ("string", "number"):
             fields[prefix] = value
-            if len(fields) == len(wanted):
-                break
     return fields

@@ -21,18 +21,27 @@ fixed windows, storage/rate_counters.py), else this process's memory (``MemoryCo
 fixed windows from a key's first request); ``database``, or any ``limits`` storage URI
 (``memory://``, ``redis://...``: its fixed windows, also from a key's first request),
 choose explicitly.
+
+A ``limits`` storage that is down (Redis stopped, unreachable) fails closed, visibly: a
+limited key's request is answered 503 ``service_unavailable`` with ``retry-after`` (never
+let in uncounted), and ``/ready`` fails until it answers again (``serving/readiness.py``).
+After a failure the storage is left alone for ``RETRY_AFTER`` seconds (its requests refused
+at once): the counters run on the event loop, and each try of a storage that does not
+answer could hold it up to ``storage/limits_storage.TIMEOUT``; tokens answered meanwhile
+are not counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
-from limits.storage import storage_from_string
+from limits.errors import StorageError
 from limits.strategies import FixedWindowRateLimiter
 
 from .. import errors
@@ -41,12 +50,15 @@ from ..backends.base import background
 from ..errors import OpenAIError
 from ..settings import Settings
 from ..storage import Database
+from ..storage.limits_storage import in_limits, limits_storage
 from ..storage.usage import Measured
 from . import context
 
+log = logging.getLogger(__name__)
 Headers = list[tuple[bytes, bytes]]
 REQUESTS, TOKENS, TOKENS_DAY = "requests", "tokens", "tokens_day"
 DAY = 86400
+RETRY_AFTER = 2  # seconds a storage that failed is left alone (and a refused request told to wait)
 
 
 @dataclass(frozen=True)
@@ -91,11 +103,20 @@ def reset_text(seconds: float) -> str:
 
 class LimitsCounters:
     """Counters of the ``limits`` library (memory, redis, ...): fixed windows from a key's first
-    request. Synchronous: memory is a dict, redis one round trip per call."""
+    request. Synchronous: memory is a dict, redis one round trip per call. A storage that
+    fails refuses requests for ``RETRY_AFTER`` seconds (503), then is tried again."""
 
     def __init__(self, uri: str) -> None:
-        self.limiter = FixedWindowRateLimiter(storage_from_string(uri))
+        self.limiter = FixedWindowRateLimiter(limits_storage(uri))
         self._items: dict[tuple[str, int], RateLimitItem] = {}
+        self._down_until = 0.0  # time.monotonic(): before it, the storage is not asked
+
+    def _down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _failed(self, error: StorageError) -> None:
+        log.warning("the rate limits' storage failed: %s", error.storage_error)  # once a try, not once a request
+        self._down_until = time.monotonic() + RETRY_AFTER
 
     def _item(self, kind: str, amount: int) -> RateLimitItem:
         item = self._items.get((kind, amount))
@@ -115,6 +136,15 @@ class LimitsCounters:
         return Window(limit, used, max(0.0, stats.reset_time - time.time()))
 
     async def admit(self, owner: str, limits: KeyLimits) -> tuple[bool, Windows]:
+        if self._down():
+            raise errors.limits_unavailable(RETRY_AFTER)
+        try:
+            return self._admit(owner, limits)
+        except StorageError as error:
+            self._failed(error)
+            raise errors.limits_unavailable(RETRY_AFTER) from None
+
+    def _admit(self, owner: str, limits: KeyLimits) -> tuple[bool, Windows]:
         windows: Windows = {}
         for kind, limit in ((TOKENS_DAY, limits.tpd), (TOKENS, limits.tpm)):
             if limit is not None:
@@ -130,9 +160,14 @@ class LimitsCounters:
         return admitted, windows
 
     def spend(self, owner: str, limits: KeyLimits, tokens: int) -> None:
-        for kind, limit in ((TOKENS, limits.tpm), (TOKENS_DAY, limits.tpd)):
-            if limit is not None:
-                self.limiter.hit(self._item(kind, limit), kind, owner, cost=tokens)
+        if self._down():
+            return  # an answer's tokens while the storage is down: not counted
+        try:
+            for kind, limit in ((TOKENS, limits.tpm), (TOKENS_DAY, limits.tpd)):
+                if limit is not None:
+                    self.limiter.hit(self._item(kind, limit), kind, owner, cost=tokens)
+        except StorageError as error:
+            self._failed(error)
 
 
 class MemoryCounters:
@@ -215,9 +250,9 @@ Counters = MemoryCounters | LimitsCounters | DatabaseCounters
 
 def counters_for(settings: Settings, database: Database) -> Counters:
     uri = settings.rate_limit_storage
-    if uri == "database" or (not uri and database.dialect == "postgresql"):
-        return DatabaseCounters(database)
-    return LimitsCounters(uri) if uri else MemoryCounters()
+    if in_limits(uri):
+        return LimitsCounters(uri)
+    return DatabaseCounters(database) if uri == "database" or database.dialect == "postgresql" else MemoryCounters()
 
 
 class RateLimits:

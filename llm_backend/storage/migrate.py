@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision (tests/storage/test_migrations.py holds it to Alembic's own head): a
 # database already there starts without loading Alembic (9 MB, 0.1 s of the API's start).
-HEAD = "0020"
+HEAD = "0021"
 # PostgreSQL advisory lock key ("llmbmigr"): one replica migrates, the others wait for it and
 # then find the schema at head.
 MIGRATION_LOCK = 0x6C6D_6262_6D69_6772

@@ -5,8 +5,11 @@ callable: ``entry``), so a change is logged exactly once or not made. The actor 
 that asked - its id, never the key: an admin key (``type: user``, as OpenAI's admin keys are
 users'; here its id is the key's own) or, for an operator on the command line, none. A
 refused admin login (401 or 403 on an admin operation) is logged too, at most
-``REFUSALS_PER_MINUTE`` per replica and minute (a flood of bad keys must not fill the
-database; the rest are counted in a warning). Nothing edits or deletes an entry.
+``REFUSALS_PER_MINUTE`` per replica and minute in each budget (a flood of bad keys must not
+fill the database; the rest are counted in a warning): one for requests without a key, one
+for wrong keys, and one for each valid key without the right, so that keyless noise cannot
+use up the entries that log a real key's probing (issue #56). Nothing edits or deletes an
+entry.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from ..services import Services
 from . import objects
 
 log = logging.getLogger(__name__)
-REFUSALS_PER_MINUTE = 60
+REFUSALS_PER_MINUTE = 60  # in each budget (see the module's docstring)
 # ``entry(project=CHANGED)``: the event is scoped to the project the change made.
 CHANGED = object()
 
@@ -94,25 +97,34 @@ async def list_page(
 
 
 class RefusedLogins:
-    """Refused admin logins into the audit log (``login.failed``), bounded per minute."""
+    """Refused admin logins into the audit log (``login.failed``), bounded per minute in
+    budgets of their own (``budget``)."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
         self._minute = 0
-        self._count = 0
+        self._counts: dict[str, int] = {}  # budget -> refusals this minute
         self._tasks: set[asyncio.Task] = set()
 
     def __call__(self, principal: Principal | None, error: errors.OpenAIError) -> None:
         minute = int(time.time()) // 60
         if minute != self._minute:
-            if self._count > REFUSALS_PER_MINUTE:
-                log.warning("refused admin logins beyond the audit log's budget", extra={"not_logged": self._count - REFUSALS_PER_MINUTE})
-            self._minute, self._count = minute, 0
-        self._count += 1
-        if self._count > REFUSALS_PER_MINUTE:
+            beyond = sum(count - REFUSALS_PER_MINUTE for count in self._counts.values() if count > REFUSALS_PER_MINUTE)
+            if beyond:
+                log.warning("refused admin logins beyond the audit log's budget", extra={"not_logged": beyond})
+            self._minute, self._counts = minute, {}
+        kind = budget(principal, error)
+        count = self._counts[kind] = self._counts.get(kind, 0) + 1
+        if count > REFUSALS_PER_MINUTE:
             return
         made = entry(principal, "login.failed", {"error_code": error.code or "", "error_message": error.message})(None)
         database = self.database
         task = asyncio.get_running_loop().create_task(database.run(database.audit_log.append, [made]))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def budget(principal: Principal | None, error: errors.OpenAIError) -> str:
+    """The budget a refused login counts in: a valid key's own (its id: the keys that exist
+    bound how many); else its refusal's (no key, a wrong key: the catalogue's two messages)."""
+    return f"key {principal.key}" if principal is not None else f"refusal {error.message}"

@@ -212,8 +212,8 @@ def check(
             continue
         try:
             request = _parsed(raw, max_line_values)
-        except OpenAIError as refused:  # too deep, past max_body_values: never built
-            checked.add(error(refused.code or "invalid_body", refused.message, None, number))
+        except OpenAIError as refused:  # too deep, past max_body_values, a key twice: never built
+            checked.add(error(refused.code or "invalid_body", refused.message, refused.param, number))
             continue
         _check_line(checked, number, request, endpoint, required, known_model, seen)
     if not checked.requests:

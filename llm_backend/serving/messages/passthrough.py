@@ -134,7 +134,7 @@ class Meter:
 
 def _parsed(data: bytes) -> Any:
     try:
-        return loads(data)  # scanned first: depth and values bounded
+        return loads(data, unique_keys=False)  # scanned first: depth and values bounded; the upstream's answer as it came
     except (ValueError, OpenAIError):
         return None
 

@@ -1,6 +1,6 @@
 """The audit log (revision 0014): one row per change to the control plane, written once.
 Triggers of the migrations refuse every UPDATE, DELETE and TRUNCATE of it (and on SQLite an
-INSERT OR REPLACE over an entry: 0019); each entry is sealed into a keyed chain
+INSERT OR REPLACE over an entry: 0019, on any of its unique columns: 0021); each entry is sealed into a keyed chain
 (``storage/audit_chain.py``), which shows what a table owner changes around the triggers."""
 
 from __future__ import annotations
