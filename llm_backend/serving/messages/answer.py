@@ -6,9 +6,9 @@ stream: ``message_start``, ``ping``, then per content block ``content_block_star
 
 Reasoning (``reasoning_content``, or ``reasoning`` as newer vLLM names it: a local model's
 reasoning parser, or a reasoning upstream) is a ``thinking`` block before the answer, as
-Anthropic's extended thinking: its ``signature`` is the text sealed with the server's key
-(``serving/responses/reasoning.ReasoningSeal``, as Responses' ``encrypted_content``), opaque
-to the client as Anthropic's; a thinking block sent back is left out of the context
+Anthropic's extended thinking: its ``signature`` binds the text to the tenant under the
+server's key (``signatures.py``), opaque to the client as Anthropic's; a thinking block sent
+back must verify for the tenant that sends it, and is then left out of the context
 (``request.py``), so it is never read again.
 
 Usage: ``input_tokens`` are the prompt's tokens the prefix cache did not hold,

@@ -1,12 +1,14 @@
 """Anthropic's error body, ``{"type": "error", "error": {"type", "message"}}``, for the
 service's errors (the catalogue's ``OpenAIError``): the type follows the HTTP status as
-Anthropic's does (its API reference, "Errors"); the status stays the service's."""
+Anthropic's does (its API reference, "Errors"); the status stays the service's. And the
+errors of the Messages lane's own rules (``bounds.py``, ``signatures.py``), worded as
+Anthropic words them where it does (a thinking block's: the message its API answers)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...errors import OpenAIError
+from ...errors import OpenAIError, bad_request
 
 TYPES = {
     400: "invalid_request_error",
@@ -31,3 +33,41 @@ def body(status: int, message: str) -> dict[str, Any]:
 
 def error_body(error: OpenAIError) -> dict[str, Any]:
     return body(error.status, error.message)
+
+
+def too_many_blocks(param: str, limit: int) -> OpenAIError:
+    return bad_request(
+        f"Invalid '{param}': too many blocks in all. A request's lists of blocks (a system prompt's, each "
+        f"message's, each tool result's, its context edits) can hold at most {limit} items together, and this "
+        f"one brings them past it.",
+        param,
+        "array_above_max_length",
+    )
+
+
+def stop_sequences_too_large(limit: int, size: int) -> OpenAIError:
+    return bad_request(
+        f"Invalid 'stop_sequences': the stop sequences are {size} bytes together (UTF-8); at most {limit} are allowed.",
+        "stop_sequences",
+        "string_above_max_length",
+    )
+
+
+def invalid_thinking_signature(message: int, block: int) -> OpenAIError:
+    """A ``thinking`` block sent back that this service did not sign for this project
+    (Anthropic's own words and path form)."""
+    return bad_request(
+        f"messages.{message}.content.{block}: Invalid `signature` in `thinking` block",
+        f"messages[{message}].content[{block}].signature",
+        "invalid_value",
+    )
+
+
+def invalid_redacted_thinking(message: int, block: int) -> OpenAIError:
+    """A ``redacted_thinking`` block sent back: this service redacts no thinking, so no
+    ``data`` is its own (Anthropic's words for one whose data does not verify)."""
+    return bad_request(
+        f"messages.{message}.content.{block}: Invalid `data` in `redacted_thinking` block",
+        f"messages[{message}].content[{block}].data",
+        "invalid_value",
+    )

@@ -10,7 +10,8 @@ What each field becomes (docs/MESSAGES.md):
 - ``tool_use`` blocks: the assistant turn's ``tool_calls``; ``tool_result`` blocks: ``tool``
   messages right after it (chat's order), an ``is_error`` result's text marked ``Error:``
   for the model to read; ``thinking`` blocks of earlier turns: left out, as Anthropic
-  strips earlier turns' thinking from the context;
+  strips earlier turns' thinking from the context (their signatures checked before:
+  ``signatures.py``);
 - ``tools``: functions (``input_schema`` the parameters); ``defer_loading`` tools are not
   loaded into the context (no tool search runs here to load them later);
 - ``tool_choice``: auto, any (``required``), tool (the named function), none;

@@ -18,6 +18,11 @@ A model of an Anthropic upstream (its backend relays the Messages operations: ``
 is ``RELAYED``) is not translated (``passed``, asked first): the request is passed through as
 the client sent it (its bytes, its query: ``?beta=true``) and its answer relayed, metered on
 the way (``passthrough.py``).
+
+Before a request is translated, its lists and stop sequences are counted against the lane's
+bounds (``bounds.py``) and the thinking blocks it sends back checked against their
+signatures, bound to the tenant (``signatures.py``): for a request and a Message Batch's
+line alike, beside the event loop when the body was large (``off_loop.py``).
 """
 
 from __future__ import annotations
@@ -26,26 +31,36 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ...backends.base import Relayed, Serving
+from ...backends.base import Relayed, Serving, tenant
 from ...budgets import check_lists
 from ...errors import OpenAIError, bad_request
 from ...json_types import Json
 from ...off_loop import large_input, off_loop
 from ..services import Services
-from . import answer, passthrough
+from . import answer, bounds, passthrough
 from .request import chat_request
+from .signatures import ThinkingSignatures
 
 Counted = Callable[[Json], None]
 CHAT = "createChatCompletion"
 
 
-def _chat(body: Json, stream: bool) -> Json:
-    """The chat request of ``body``, its lists counted against chat's bounds (messages,
-    tools, each message's blocks) before any item is read (budgets.py), then again as chat's."""
-    check_lists(CHAT, body)
+def _chat(body: Json, stream: bool, signatures: ThinkingSignatures) -> Json:
+    """The chat request of ``body``: its lists and stop sequences within the lane's bounds
+    before any item is read (``bounds.py``), its thinking blocks this tenant's
+    (``signatures.py``), then its lists counted again as chat's."""
+    bounds.check(body)
+    signatures.check(body)
     chat = chat_request(body, stream)
     check_lists(CHAT, chat)
     return chat
+
+
+async def _checked_chat(services: Services, body: Json, stream: bool) -> tuple[Json, ThinkingSignatures]:
+    """``_chat``'s request (off the loop when the body was large: its walk is sized by it),
+    and the signatures of this request's tenant."""
+    signatures = ThinkingSignatures(services.reasoning_seal.key, tenant.get())
+    return await off_loop(large_input(), _chat, body, stream, signatures), signatures
 
 
 def _backend(services: Services, body: Json) -> Any:
@@ -87,10 +102,10 @@ async def create(services: Services, body: Json, counted: Counted) -> Json | Asy
     """The Message for ``body``, or its events when ``stream`` is set."""
     model_id = body["model"]
     stream = bool(body.get("stream"))
-    chat = _chat(body, stream)
+    chat, signatures = await _checked_chat(services, body, stream)
     backend = _backend(services, body)
     completion = await _without_thinking(body, chat, lambda chat: backend.chat_completion_objects(model_id, chat))
-    sign = services.reasoning_seal.seal
+    sign = signatures.sign
     if stream:
         return _counted_events(completion, model_id, counted, sign)
     counted(completion.get("usage") or {})
@@ -120,7 +135,7 @@ async def count_tokens(services: Services, body: Json, counted: Counted) -> Json
     metered request: OpenAI's chat API has no count of its own); an Anthropic upstream
     counts them itself (its own operation, free)."""
     model_id = body["model"]
-    chat = _chat(body, stream=False)
+    chat, _ = await _checked_chat(services, body, stream=False)
     backend = _backend(services, body)
     if backend.serving(CHAT) is Serving.HERE:
         tokens = await _without_thinking(body, chat, lambda chat: backend.prompt_tokens(model_id, chat))
