@@ -127,3 +127,21 @@ def test_a_reasoning_item_before_an_assistant_message_joins_it():
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hello!"}]},
     ]
     assert items.chat_messages(sent)[1] == {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting."}
+
+
+def test_reasoning_sealed_for_another_project_is_not_read():
+    """Issue #56: sealed reasoning is bound to the project that asked; another project's,
+    sent back, opens to nothing (its plain text, if it has some, is what it says)."""
+    from llm_backend.backends.base import tenant
+
+    token = tenant.set("project-a")
+    try:
+        sealed = SEAL.seal("project a's thoughts")
+        assert SEAL.open(sealed) == "project a's thoughts"
+    finally:
+        tenant.reset(token)
+    token = tenant.set("project-b")
+    try:
+        assert SEAL.open(sealed) is None
+    finally:
+        tenant.reset(token)

@@ -10,8 +10,9 @@ content part (what open-weight models' servers give, vLLM's and llama.cpp's), an
 ``encrypted_content`` (``include: ["reasoning.encrypted_content"]``, what ``store: false``
 clients such as Codex send back each turn) is the text sealed with AES-GCM under a key
 derived from the server's ``realtime_secret_key`` (client_secrets.py's pattern, a context of
-its own), a fresh nonce each time: opaque to the client, readable by every replica that
-shares the key. Sent back, it is opened and reaches the template (as the family reads it:
+its own), a fresh nonce each time, bound to the project that asked (the tenant is the
+cipher's associated data: another project's sealed reasoning does not open, issue #56):
+opaque to the client, readable by every replica that shares the key. Sent back, it is opened and reaches the template (as the family reads it:
 Qwen3's ``reasoning_content``, gpt-oss's analysis, dropped by DeepSeek's); one this server
 cannot open (another key, a process with a random key that restarted) is read as the
 item's plain text if it has some, else left out: the templates drop old reasoning anyway,
@@ -26,6 +27,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 
+from ...backends.base import tenant
 from ...json_types import Json
 from .items import new_id
 
@@ -43,7 +45,7 @@ class ReasoningSeal:
 
     def seal(self, text: str) -> str:
         nonce = secrets.token_bytes(NONCE_BYTES)
-        return base64.b64encode(nonce + self._cipher().encrypt(nonce, text.encode(), CONTEXT)).decode()
+        return base64.b64encode(nonce + self._cipher().encrypt(nonce, text.encode(), _bound())).decode()
 
     def open(self, token: str) -> str | None:
         from cryptography.exceptions import InvalidTag
@@ -52,7 +54,7 @@ class ReasoningSeal:
             sealed = base64.b64decode(token, validate=True)
             if len(sealed) <= NONCE_BYTES:
                 return None
-            return self._cipher().decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], CONTEXT).decode()
+            return self._cipher().decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _bound()).decode()
         except (ValueError, InvalidTag):  # not base64, not UTF-8, forged, not ours
             return None
 
@@ -60,6 +62,11 @@ class ReasoningSeal:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         return AESGCM(self.key)
+
+
+def _bound() -> bytes:
+    """The associated data: the context and the project of the request being served."""
+    return CONTEXT + b"\0" + tenant.get().encode()
 
 
 def sealing(body: Json, seal: ReasoningSeal | None) -> Callable[[str], str] | None:
