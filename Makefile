@@ -154,6 +154,8 @@ bench: install $(LITELLM)
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet "llama-cpp-python[server]==0.3.36"
 	# The engine beside its ceiling (llama.cpp in-process) and llama-cpp-python's server, c = 1, 4, 8, 16.
 	$(BIN)/python bench/run.py $(if $(BASELINE),--baseline $(BASELINE))
+	# A real model's size without its download: synthetic qwen2.5-0.5b (random weights in Qwen2.5-0.5B's shapes, 396 MB, written once into data/models), ours beside llama.cpp in-process on it.
+	$(BIN)/python bench/synthetic.py qwen2.5-0.5b --skip-theirs --concurrency 1,8 --rounds 2 --requests 2 --max-tokens 32
 	# Spawn to /health and the API process's RSS, beside the previous release (BASELINE=<rev>).
 	$(BIN)/python bench/startup.py --baseline $(or $(BASELINE),65c335f)
 	$(BIN)/python bench/proxy.py $(if $(BASELINE),--baseline $(BASELINE))

@@ -4,7 +4,8 @@
 ``offloaded N/N layers to GPU`` line), then the service serving the packaged model with
 ``n_gpu_layers: all``: its ``/admin/models`` entry, the GPU memory each of its processes holds
 (``nvidia-smi``), one greedy answer. ``summary``: every bench's results and the stages' status
-gathered into one JSON and one text file, so that a run cut short still reports what ran.
+gathered into one JSON and one text file, so that a run cut short still reports what ran; a
+synthetic model's stage (``synthetic-<shape>``) with the seconds and bytes of writing its file.
 
     python bench/gpu_check.py offload OUT_DIR
     python bench/gpu_check.py summary OUT_DIR WORK_DIR
@@ -137,11 +138,14 @@ def summary(out: Path, work: Path) -> None:
     if (out / "offload.json").exists():
         result["offload"] = json.loads((out / "offload.json").read_text())
     text = []
-    for name in ("gpu", "gpu_q8", "cpu"):
+    synthetic = sorted(folder.name.removeprefix("bench-") for folder in work.glob("bench-synthetic-*"))
+    for name in ("gpu", "gpu_q8", "cpu", *synthetic):
         folder = work / f"bench-{name}"
         if (folder / "cells.json").exists():
             result[f"engine_{name}"] = engine_rows(folder)
             text += [f"## bench/run.py, {name}", (folder / "results.md").read_text(), ""]
+        if (folder / "synthetic.json").exists():  # the shape's file: its size, the seconds it took to write
+            result.setdefault("synthetic", {})[name.removeprefix("synthetic-")] = json.loads((folder / "synthetic.json").read_text())
     for key, stage, script, last in (("predictions", "predictions", "predictions.py", 60), ("codex_session", "codex", "codex_session.py", 40)):
         report = work / f"bench-{stage}" / "results.md"
         if not report.exists():  # cut short: the rows it printed

@@ -12,12 +12,15 @@
 # /admin/models, nvidia-smi), gpu (bench/run.py: ours and the ceiling at c=1 and c=8, every
 # layer offloaded), predictions (bench/predictions.py on the GPU), gpu_q8 (the same as gpu
 # with the KV cache in q8_0), codex (bench/codex_session.py: a recorded Codex session's turns
-# on the GPU), cpu (the same build with no layer offloaded, on the machine's cores);
-# GPU_CHECK_STAGES names those to run after the build (default: all). GPU_CHECK_BACKEND=cpu
-# builds without CUDA and runs the same stages on the CPU
-# (how the script is tested on a machine with no GPU; GPU_CHECK_REQUESTS, _ROUNDS, _MAX_TOKENS
-# and _PREDICTION_ROWS make the benches shorter there; GPU_CHECK_REUSE=1 keeps an earlier
-# run's venv and build).
+# on the GPU), cpu (the same build with no layer offloaded, on the machine's cores), synthetic
+# (bench/synthetic.py: each of GPU_CHECK_SYNTHETIC_SHAPES, default llama-3.1-8b and
+# qwen3-30b-a3b, written here from the kit alone, random weights in the real shapes, kept in
+# $WORK for the next run, then bench/run.py on it at c = 1, 8, 32 and 64, parallel 64, a stage
+# per shape: synthetic-<shape>, 240 s each); GPU_CHECK_STAGES names those to run after the
+# build (default: all). GPU_CHECK_BACKEND=cpu builds without CUDA and runs the same stages on
+# the CPU (how the script is tested on a machine with no GPU; GPU_CHECK_REQUESTS, _ROUNDS,
+# _MAX_TOKENS, _PREDICTION_ROWS, _SYNTHETIC_CONCURRENCY and _SYNTHETIC_SHAPES (test-tiny-moe)
+# make the benches shorter there; GPU_CHECK_REUSE=1 keeps an earlier run's venv and build).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -149,11 +152,22 @@ build() {
     "$VENV/bin/python" -c 'import llama_cpp; print("llama_cpp", llama_cpp.__version__, "offload:", llama_cpp.llama_supports_gpu_offload())'
 }
 
+keep_engine_results() {  # NAME: bench/run.py's latest folder, as $WORK/bench-NAME
+    rm -rf "$WORK/bench-$1" && mv "$(ls -d bench-results/2* | grep -v -e predictions -e codex-session | tail -1)" "$WORK/bench-$1"
+}
+
 bench_engine() {  # NAME SETTINGS_JSON ROUNDS REQUESTS: bench/run.py, ours and the ceiling at c=1 and c=8
     local name=$1
     BENCH_MODEL_SETTINGS=$2 "$VENV/bin/python" bench/run.py --skip-theirs --concurrency 1,8 --requests "${GPU_CHECK_REQUESTS:-$4}" \
         --rounds "${GPU_CHECK_ROUNDS:-$3}" --max-tokens "${GPU_CHECK_MAX_TOKENS:-128}" \
-        && rm -rf "$WORK/bench-$name" && mv "$(ls -d bench-results/2* | grep -v -e predictions -e codex-session | tail -1)" "$WORK/bench-$name"
+        && keep_engine_results "$name"
+}
+
+synthetic() {  # SHAPE SETTINGS_JSON: the shape's GGUF written here (or the last run's), bench/run.py on it
+    BENCH_MODEL_SETTINGS=$2 "$VENV/bin/python" bench/synthetic.py "$1" --models-dir "$WORK/synthetic-models" --skip-theirs \
+        --concurrency "${GPU_CHECK_SYNTHETIC_CONCURRENCY:-1,8,32,64}" --requests "${GPU_CHECK_REQUESTS:-8}" \
+        --rounds "${GPU_CHECK_ROUNDS:-2}" --max-tokens "${GPU_CHECK_MAX_TOKENS:-128}" \
+        && keep_engine_results "synthetic-$1"
 }
 
 codex() {  # SETTINGS_JSON: bench/codex_session.py, a recorded Codex session's turns beside llama.cpp in-process
@@ -177,15 +191,16 @@ if [ "${1:-}" = _step ]; then  # one stage, run by stage() under its time limit
 fi
 
 DEADLINE=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-570} ))
-STAGES=${GPU_CHECK_STAGES:-offload gpu predictions gpu_q8 codex cpu}  # which stages after the build run
+STAGES=${GPU_CHECK_STAGES:-offload gpu predictions gpu_q8 codex cpu synthetic}  # which stages after the build run
 mkdir -p "$WORK" "$OUT"
 : > "$WORK/stages.tsv"
 rm -rf "$WORK"/bench-* "$WORK"/*.log  # an earlier run's figures are not this one's
 [ -n "${GPU_CHECK_REUSE:-}" ] || rm -f "$WORK/ld_path"
 if [ "$BACKEND" = cuda ]; then
     GPU='{"n_gpu_layers": "all"}' Q8='{"n_gpu_layers": "all", "type_k": "q8_0", "type_v": "q8_0"}'
+    WIDE='{"n_gpu_layers": "all", "parallel": 64}'
 else
-    GPU='{}' Q8='{"type_k": "q8_0", "type_v": "q8_0"}'
+    GPU='{}' Q8='{"type_k": "q8_0", "type_v": "q8_0"}' WIDE='{"parallel": 64}'
 fi
 
 stage info 30 info
@@ -198,6 +213,11 @@ stage build "${GPU_CHECK_BUILD_SECONDS:-400}" build && {
     wants gpu_q8 && stage gpu_q8 90 bench_engine gpu_q8 "$Q8" 3 16
     wants codex && stage codex 240 codex "$GPU"
     [ "$BACKEND" = cuda ] && wants cpu && stage cpu 120 bench_engine cpu '{"n_gpu_layers": 0}' 2 8
+    if wants synthetic; then
+        for shape in ${GPU_CHECK_SYNTHETIC_SHAPES:-llama-3.1-8b qwen3-30b-a3b}; do
+            stage "synthetic-$shape" "${GPU_CHECK_SYNTHETIC_SECONDS:-240}" synthetic "$shape" "$WIDE"
+        done
+    fi
 }
 python=$VENV/bin/python
 [ -x "$python" ] || python=$PY

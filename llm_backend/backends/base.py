@@ -105,11 +105,16 @@ class ModelCard:
     # names clients read it by (OpenRouter's and LM Studio's ``context_length``, vLLM's
     # ``max_model_len``), so an agent can size its prompts and answers (issue #49).
     context_length: int | None = None
+    # What the model is, where a client should know it (a synthetic model's answers mean
+    # nothing): an extension field, under OpenRouter's name for it.
+    description: str | None = None
 
     def to_openai(self) -> Json:
         card = {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
         if self.context_length is not None:
             card.update(context_length=self.context_length, max_model_len=self.context_length)
+        if self.description is not None:
+            card["description"] = self.description
         return card
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import llama_cpp
 
@@ -72,3 +73,25 @@ def test_the_summary_gathers_each_bench_and_the_rows_of_one_cut_short(tmp_path):
     assert result["codex_session"] == ["turn 2: TTFT 0.05 s", "later turns' TTFT (median, turns 2-6): 0.05 s"]
     assert "predictions    rc=124" in (out / "results.md").read_text()
     assert "## bench/codex_session.py" in (out / "results.md").read_text()
+
+
+def test_the_synthetic_stage_writes_its_model_from_the_kit_alone_and_benches_it_beside_the_ceiling(tmp_path):
+    # The script itself in its CPU mode (GPU_CHECK_BACKEND=cpu: no GPU ran this), its build
+    # taken from this venv (GPU_CHECK_REUSE), the test shape and a short bench in place of
+    # llama-3.1-8b and qwen3-30b-a3b at c = 1, 8, 32 and 64.
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    (work / "venv").symlink_to(Path(sys.executable).parents[1])
+    env = {**os.environ, "GPU_CHECK_BACKEND": "cpu", "GPU_CHECK_REUSE": "1", "GPU_CHECK_WORK": str(work),
+           "GPU_CHECK_STASH": str(tmp_path / "stash"), "OUT": str(out), "GPU_CHECK_STAGES": "synthetic",
+           "GPU_CHECK_SYNTHETIC_SHAPES": "test-tiny-moe", "GPU_CHECK_SYNTHETIC_CONCURRENCY": "1,2",
+           "GPU_CHECK_REQUESTS": "2", "GPU_CHECK_ROUNDS": "1", "GPU_CHECK_MAX_TOKENS": "8"}
+    subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], cwd=ROOT, env=env, capture_output=True, timeout=300, check=True)
+    result = json.loads((out / "results.json").read_text())
+    assert [(s["stage"], s["rc"]) for s in result["stages"]][-1] == ("synthetic-test-tiny-moe", 0)
+    written = result["synthetic"]["test-tiny-moe"]
+    assert written["shape"] == "synthetic://test-tiny-moe" and written["written_now"] and written["bytes"] > 18_000_000
+    assert Path(written["path"]).is_relative_to(work)  # kept for the next run on the same machine
+    rows = result["engine_synthetic-test-tiny-moe"]
+    assert set(rows) == {"1", "2"} and all(row["ours_over_ceiling"] > 0 for row in rows.values())
+    assert "Synthetic model (random weights, real shapes): synthetic://test-tiny-moe" in (out / "results.md").read_text()

@@ -35,6 +35,7 @@ RANKS = {
     "audit_key": -1,
     "settings": -1,
     "model_settings": -1,
+    "model_shapes": -1,
     "audio_settings": -1,
     "realtime_settings": -1,
     "admin_settings": -1,

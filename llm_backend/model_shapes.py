@@ -1,0 +1,164 @@
+"""Real models' shapes, for ``source: synthetic://<shape>``: random weights in a real
+architecture's exact tensors, to measure speed and memory without downloading the model.
+
+Speed and memory depend on the shapes, not the values (vLLM's ``--load-format dummy`` rests on
+the same fact): the layers, heads and KV heads (the KV cache per token), the hidden and FFN
+sizes and the experts (the bytes a step reads), the vocabulary (the output layer, sampling).
+Each entry is the real model's ``config.json`` as its GGUF conversion writes it; the tensors
+are named and sized as llama.cpp's loader wants them for that architecture
+(backends/llama/synthetic.py writes them). Pure data, no import of the engine: the config
+file's ``source`` is checked against these names when it is read (model_settings.py).
+
+A vision model (issue #60: ``smolvlm-256m``) is this table's language model plus a ``vision``
+field for its tower and projector, written by the same writer as a second file,
+``mmproj.gguf``, beside ``model.gguf`` in the shape's folder, as llama.cpp's mtmd loads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+SYNTHETIC_SCHEME = "synthetic://"
+
+
+@dataclass(frozen=True)
+class Llama3Rope:
+    """Llama 3.1's long-context RoPE scaling (its ``rope_scaling``), written as the
+    ``rope_freqs`` factors its GGUF conversions carry."""
+
+    factor: float = 8.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_context: int = 8192
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    ne: tuple[int, ...]  # ggml's order: ne[0] is a row's length (a matrix's inputs)
+    role: str  # embedding, matrix, output, norm, bias, router, rope_freqs
+    layer: int | None = None
+    experts: bool = False  # one matrix per expert (ne[2] of them), each token using n_expert_used
+
+    @property
+    def count(self) -> int:
+        return prod(self.ne)
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str  # what follows synthetic://
+    model: str  # the real model whose shapes these are
+    arch: str  # GGUF general.architecture, as llama.cpp names it
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int
+    n_ff: int  # the dense FFN's width (a mixture of experts' config states it, unused)
+    n_vocab: int  # the embedding's rows: the tokenizer's tokens padded to this
+    n_ctx_train: int
+    rope_theta: float
+    rms_eps: float
+    tied_embeddings: bool  # the output layer is the embedding (no output.weight)
+    qkv_bias: bool = False  # Qwen2's q/k/v biases
+    qk_norm: bool = False  # Qwen3's per-head RMS norms of q and k
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_ff_expert: int = 0
+    rope_scaling: Llama3Rope | None = None
+
+    @property
+    def description(self) -> str:
+        """What a synthetic model's weights are, said wherever it is named: its GGUF, the log
+        of each load, its card in /v1/models."""
+        return (f"random weights in {self.model}'s shapes (synthetic://{self.name}): its answers mean nothing; "
+                "it is there to measure speed and memory")
+
+    def tensors(self) -> list[Tensor]:
+        """Every tensor of the GGUF, in the order conversions write them."""
+        q, kv = self.n_head * self.head_dim, self.n_head_kv * self.head_dim
+        found = [Tensor("token_embd.weight", (self.n_embd, self.n_vocab), "embedding")]
+        if self.rope_scaling is not None:
+            found.append(Tensor("rope_freqs.weight", (self.head_dim // 2,), "rope_freqs"))
+        for i in range(self.n_layer):
+            blk = f"blk.{i}."
+            layer = [
+                Tensor(blk + "attn_norm.weight", (self.n_embd,), "norm", i),
+                Tensor(blk + "attn_q.weight", (self.n_embd, q), "matrix", i),
+                Tensor(blk + "attn_k.weight", (self.n_embd, kv), "matrix", i),
+                Tensor(blk + "attn_v.weight", (self.n_embd, kv), "matrix", i),
+                Tensor(blk + "attn_output.weight", (q, self.n_embd), "matrix", i),
+            ]
+            if self.qkv_bias:
+                layer += [Tensor(blk + f"attn_{x}.bias", (n,), "bias", i) for x, n in (("q", q), ("k", kv), ("v", kv))]
+            if self.qk_norm:
+                layer += [Tensor(blk + f"attn_{x}_norm.weight", (self.head_dim,), "norm", i) for x in "qk"]
+            layer.append(Tensor(blk + "ffn_norm.weight", (self.n_embd,), "norm", i))
+            if self.n_expert:
+                e, ff = self.n_expert, self.n_ff_expert
+                layer += [
+                    Tensor(blk + "ffn_gate_inp.weight", (self.n_embd, e), "router", i),
+                    Tensor(blk + "ffn_gate_exps.weight", (self.n_embd, ff, e), "matrix", i, experts=True),
+                    Tensor(blk + "ffn_up_exps.weight", (self.n_embd, ff, e), "matrix", i, experts=True),
+                    Tensor(blk + "ffn_down_exps.weight", (ff, self.n_embd, e), "matrix", i, experts=True),
+                ]
+            else:
+                layer += [
+                    Tensor(blk + "ffn_gate.weight", (self.n_embd, self.n_ff), "matrix", i),
+                    Tensor(blk + "ffn_up.weight", (self.n_embd, self.n_ff), "matrix", i),
+                    Tensor(blk + "ffn_down.weight", (self.n_ff, self.n_embd), "matrix", i),
+                ]
+            found += layer
+        found.append(Tensor("output_norm.weight", (self.n_embd,), "norm"))
+        if not self.tied_embeddings:
+            found.append(Tensor("output.weight", (self.n_embd, self.n_vocab), "output"))
+        return found
+
+    def parameters(self) -> int:
+        """The model's parameter count, as its model card states it (rope factors are no weights)."""
+        return sum(t.count for t in self.tensors() if t.role != "rope_freqs")
+
+    def active_parameters(self) -> int:
+        """The parameters one token uses: of each layer's experts, the n_expert_used it is routed to."""
+        return sum(
+            t.count * self.n_expert_used // self.n_expert if t.experts else t.count
+            for t in self.tensors() if t.role != "rope_freqs"
+        )
+
+
+SHAPES: dict[str, Shape] = {
+    shape.name: shape
+    for shape in (
+        # Qwen/Qwen2.5-0.5B-Instruct: 0.49B; a hidden size (896) no multiple of 256, so most of
+        # its matrices are in Q5_0 / Q8_0 in a Q4_K_M file, as llama.cpp's own quantizer does.
+        Shape("qwen2.5-0.5b", "Qwen2.5-0.5B-Instruct", "qwen2", n_layer=24, n_embd=896, n_head=14, n_head_kv=2,
+              head_dim=64, n_ff=4864, n_vocab=151936, n_ctx_train=32768, rope_theta=1e6, rms_eps=1e-6,
+              tied_embeddings=True, qkv_bias=True),
+        # meta-llama/Llama-3.1-8B-Instruct: 8.03B.
+        Shape("llama-3.1-8b", "Llama-3.1-8B-Instruct", "llama", n_layer=32, n_embd=4096, n_head=32, n_head_kv=8,
+              head_dim=128, n_ff=14336, n_vocab=128256, n_ctx_train=131072, rope_theta=500000.0, rms_eps=1e-5,
+              tied_embeddings=False, rope_scaling=Llama3Rope()),
+        # Qwen/Qwen3-30B-A3B: 30.5B in 128 experts a layer, 8 used a token (3.3B active).
+        Shape("qwen3-30b-a3b", "Qwen3-30B-A3B", "qwen3moe", n_layer=48, n_embd=2048, n_head=32, n_head_kv=4,
+              head_dim=128, n_ff=6144, n_vocab=151936, n_ctx_train=40960, rope_theta=1e6, rms_eps=1e-6,
+              tied_embeddings=False, qk_norm=True, n_expert=128, n_expert_used=8, n_ff_expert=768),
+        # A test shape, no real model's: Qwen3-MoE's tensors at a size that writes in a moment
+        # (the suite, and bench/gpu_check.sh tested with GPU_CHECK_BACKEND=cpu).
+        Shape("test-tiny-moe", "a test shape (no real model)", "qwen3moe", n_layer=2, n_embd=256, n_head=4, n_head_kv=2,
+              head_dim=64, n_ff=512, n_vocab=50000, n_ctx_train=4096, rope_theta=1e6, rms_eps=1e-6,
+              tied_embeddings=False, qk_norm=True, n_expert=4, n_expert_used=2, n_ff_expert=256),
+    )
+}
+
+
+def shape_of(source: str | None) -> Shape | None:
+    """The shape a ``synthetic://<shape>`` source names (None for any other source);
+    ValueError, naming the known ones, for a shape not in the table."""
+    if not source or not source.startswith(SYNTHETIC_SCHEME):
+        return None
+    name = source[len(SYNTHETIC_SCHEME):]
+    if name not in SHAPES:
+        raise ValueError(f"{source!r} names no synthetic shape; known: {', '.join(SHAPES)}")
+    return SHAPES[name]
