@@ -70,9 +70,13 @@ def pull_model(
     A split GGUF comes whole. Prints one "path<TAB>size" line per file."""
     from ..backends.llama.hub import Hub, HubError
     from ..model_settings import HubSource
+    from ..model_shapes import SYNTHETIC_SCHEME
 
     settings = _settings(config)
     configured = {model_id: model for model in settings.models for model_id in model.ids}
+    if name.startswith(SYNTHETIC_SCHEME) or (name in configured and (configured[name].source or "").startswith(SYNTHETIC_SCHEME)):
+        # Nothing to download: its weights are random, written on the machine that serves it.
+        raise typer.BadParameter(f"{name!r} is a synthetic model: written on first load, or by `models fetch`", param_hint="NAME")
     if name.startswith("hf://"):
         source = HubSource.parse(name)
     elif name in configured:

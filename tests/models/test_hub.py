@@ -253,3 +253,8 @@ def test_with_the_hub_unreachable_a_pulled_model_still_loads(hub, served):
     assert httpx.post(served.base_url + "/admin/models/hubbed/unload", timeout=60, verify=TLS).status_code == 200
     reply = sdk(served).chat.completions.create(model="hubbed", messages=QUESTION)
     assert reply.choices[0].message.content and status(served, "hubbed")["loads"] == 2
+
+
+def test_a_synthetic_model_is_not_pulled_but_named_as_written_where_it_is_served(hub, tmp_path):
+    code, _, err = run(hub, tmp_path, "pull", "synthetic://qwen2.5-0.5b")
+    assert code == 2 and "synthetic model" in err and "Traceback" not in err
