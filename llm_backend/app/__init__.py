@@ -1,7 +1,8 @@
 """Build the ASGI application, read as a table of contents: the app's parts (``assembly``),
 its documents on Connexion (``documents``), the middleware chain (``chain``), and what each
-family adds: its background work (``lifespan``), WebSocket endpoints and pages
-(``families``, ``family``)."""
+family adds (``llm_backend/families``: its documents, controllers, middleware, background
+work (``lifespan``), WebSocket endpoints and pages), read from the registry: the app names
+no family."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from swagger_ui_bundle import swagger_ui_path
 
+from .. import families as registry
+from ..families.family import Wired
 from ..http.pages import Pages
 from ..settings import Settings, get_settings
 from . import chain, documents
-from . import families as registered
 from .assembly import assemble, batch_lines
-from .family import Wired
 from .lifespan import running
 
 log = logging.getLogger(__name__)
@@ -26,21 +27,24 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> AsyncApp:
     settings = settings or get_settings()
     started = time.perf_counter()
-    families = registered.FAMILIES
-    parts = assemble(settings)
+    families = registry.FAMILIES
+    for family in families:
+        if family.settings is not None:
+            settings.of(family.settings)  # checked now: a bad value stops the start, not a request
+    parts = assemble(settings, families)
     # Connexion takes the lifespan now; it runs once the app serves, with ``services`` below
     # (built after the documents are served: batch lines take their routes).
     app = AsyncApp(__name__, lifespan=lambda _app: running(services, parts, families))
-    fragments = [family.document for family in families if family.document is not None]
-    served = documents.serve(app, settings, parts.registry, parts.authenticator, fragments, started)
+    served = documents.serve(app, settings, parts.registry, parts.authenticator, families, started)
     observer = parts.observer()
-    services = parts.services(batch_lines(served, observer, parts.authenticator))
-    chain.add(app, settings, services, served, parts.authenticator, observer)
+    services = parts.services(batch_lines(served, observer, parts.authenticator, families))
     wired = Wired(services, served, parts.authenticator, observer)
+    chain.add(app, settings, wired, families)
     for family in families:
         for middleware, arguments in family.sockets(wired):
             app.add_middleware(middleware, MiddlewarePosition.BEFORE_EXCEPTION, **arguments)
-    pages = {name: page for family in families for name, page in family.pages(served).items()}
+    pages = documents.pages(served)
+    pages.update({name: page for family in families for name, page in family.pages(served).items()})
     app.add_middleware(Pages, MiddlewarePosition.BEFORE_EXCEPTION, documents=pages, swagger_dir=swagger_ui_path)
     log.info("app built", extra={"seconds": round(time.perf_counter() - started, 3)})
     return app

@@ -6,7 +6,7 @@ frozen (``serving/services.py``). Nothing is set on any of them afterwards."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +15,7 @@ from ..auth import Authenticator, Keyring
 from ..backends.events import ModelEvents
 from ..backends.registry import ModelRegistry
 from ..client_secrets import ClientSecrets
+from ..families.family import Family, Served, migrations
 from ..http import context, tracing
 from ..http.batch_lines import BatchLines
 from ..http.metrics import Metrics
@@ -26,9 +27,8 @@ from ..serving.admin.audit import RefusedLogins
 from ..serving.admin.meter import SpendMeter
 from ..serving.services import Services
 from ..settings import Settings
-from ..spec.batch_endpoints import batch_endpoints, message_batch_endpoints
+from ..spec.batch_endpoints import batch_endpoints
 from ..storage import Database, default_url
-from .documents import Served
 from .model_registry import model_registry
 
 if TYPE_CHECKING:
@@ -72,10 +72,13 @@ class Assembly:
         )
 
 
-def assemble(settings: Settings) -> Assembly:
+def assemble(settings: Settings, families: Sequence[Family]) -> Assembly:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    registry = model_registry(settings, ModelEvents())
-    database = Database(settings.database_url or default_url(settings.data_dir), audit_key=audit_key.of(settings))
+    registry = model_registry(settings, ModelEvents(), families)
+    database = Database(
+        settings.database_url or default_url(settings.data_dir), audit_key=audit_key.of(settings),
+        migrations=migrations(families),
+    )
     database.usage.flush_interval = settings.usage_flush_seconds
     database.admin_snapshot.refresh_seconds = settings.control_plane_refresh_seconds
     rate_limits = RateLimits(settings, database.api_keys.limits, counters_for(settings, database))
@@ -96,14 +99,17 @@ def assemble(settings: Settings) -> Assembly:
     return Assembly(settings, registry, database, keyring, metrics, project_limits, spend_meter, authenticator, traced)
 
 
-def batch_lines(served: Served, observer: Observer | None, authenticator: LimitedAuthenticator) -> Callable[[Services], Lines]:
+def batch_lines(
+    served: Served, observer: Observer | None, authenticator: LimitedAuthenticator, families: Sequence[Family],
+) -> Callable[[Services], Lines]:
     """How this app answers a batch's line: by the same routes and controllers as a request
     (http/batch_lines.py), each line admitted as its batch's key's request (the key, its
-    project, the spend limits)."""
+    project, the spend limits); the families' own kinds of batch by their own routes."""
     endpoints = batch_endpoints(served.body_operations, served.base_path)
+    routes = {route: endpoint for family in families for route, endpoint in family.batch_routes(served).items()}
     return functools.partial(
         BatchLines, endpoints=endpoints, base_path=served.base_path, observer=observer, authenticator=authenticator,
-        message_batches=message_batch_endpoints(served.specification),
+        family_routes=routes,
     )
 
 

@@ -1,26 +1,25 @@
 """The HTTP middleware chain, in Connexion's positions: what runs before the key is checked,
-before a body is read, around every request, and the fast lane beside Connexion's pipeline.
-WebSocket endpoints and the pages are added after it (``families.py``)."""
+before a body is read, around every request (the families' own outside it all:
+``Family.middleware``), and the fast lane beside Connexion's pipeline. WebSocket endpoints and
+the pages are added after it (``app/__init__.py``)."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from starlette.middleware.cors import CORSMiddleware
 
+from ..families.family import Family, Wired
 from ..http import problems
-from ..http.anthropic_errors import AnthropicErrors
 from ..http.body_deadline import BodyDeadline
 from ..http.fast_lane import FastLane
 from ..http.forwarding import Passthrough, UnservedOperations
-from ..http.middleware import BodyLimit, CancelOnDisconnect, Observer, RecordOperation, RequestContext
-from ..http.key_limits import LimitedAuthenticator
-from ..serving.services import Services
+from ..http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from ..settings import Settings
 from ..spec import validation
-from .documents import Served
 
 # createFile and addUploadPart: multipart uploads, bounded by max_upload_bytes instead of
 # max_body_bytes ({...}: any one path segment).
@@ -34,10 +33,8 @@ async def checked_body(schema: dict, operation_id: str, raw: bytes):
     return await validation.checked_json(schema, raw, operation_id)
 
 
-def add(
-    app: AsyncApp, settings: Settings, services: Services, served: Served,
-    authenticator: LimitedAuthenticator, observer: Observer | None,
-) -> None:
+def add(app: AsyncApp, settings: Settings, wired: Wired, families: Sequence[Family]) -> None:
+    services, served, authenticator, observer = wired.services, wired.served, wired.authenticator, wired.observer
     problems.register(app)
     app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
     # Everything that reads a body comes after Connexion's security: the key is known good
@@ -48,7 +45,10 @@ def add(
         max_bytes=settings.max_body_bytes,
         upload_bytes=settings.max_upload_bytes,
         upload_paths=UPLOAD_PATHS,
-        path_limits={path: settings.max_audio_bytes + FORM_FIELDS_ROOM for path in AUDIO_PATHS},
+        path_limits={
+            **{path: settings.max_audio_bytes + FORM_FIELDS_ROOM for path in AUDIO_PATHS},
+            **{path: limit for family in families for path, limit in family.body_limits(settings).items()},
+        },
     )
     if services.registry.default_upstream is not None:
         app.add_middleware(
@@ -57,9 +57,10 @@ def add(
             unserved=served.unserved | served.forwarded,
             forward=Passthrough(services.registry.default_upstream),
         )
-    # Added in order from the outside in.
-    # Anthropic's clients get Anthropic's errors, whichever layer below answers one.
-    app.add_middleware(AnthropicErrors, MiddlewarePosition.BEFORE_EXCEPTION)
+    # Added in order from the outside in: the families' own first, around everything else.
+    for family in families:
+        for middleware, arguments in family.middleware(wired):
+            app.add_middleware(middleware, MiddlewarePosition.BEFORE_EXCEPTION, **arguments)
     app.add_middleware(
         RequestContext,
         MiddlewarePosition.BEFORE_EXCEPTION,

@@ -1,48 +1,28 @@
 """The documents the app serves, added to Connexion: our extensions (with the operations
-families bring in fragments of their own), then the OpenAI document joined with Anthropic's
-Messages API; and the forwarding rules they imply (``http/forwarding.py``)."""
+families bring in fragments of their own), then the OpenAI document with the documents
+families serve beside it joined (``Family.joined``), each operation routed to its family's
+controller where one names its tag (``Family.controllers``); the forwarding rules they
+imply (``http/forwarding.py``); and the app's own pages of them."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 from connexion import AsyncApp
 from connexion.options import SwaggerUIOptions
-from connexion.spec import Specification
 
 from ..backends.registry import ModelRegistry
+from ..families.family import Document, Family, Served
 from ..http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS
 from ..http.key_limits import LimitedAuthenticator
 from ..http.security import api_key_handler, security_handler
 from ..settings import Settings
-from ..spec import adapter, anthropic
-from ..spec.loader import ANTHROPIC_SPEC, EXTENSIONS_SPEC, OPENAI_SPEC, load_document
+from ..spec import adapter, docs
+from ..spec.loader import EXTENSIONS_SPEC, OPENAI_SPEC, load_document
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Served:
-    """The documents as served, and which of their operations are answered how."""
-
-    openai: dict
-    extensions: dict
-    anthropic: dict
-    specification: Specification  # the OpenAI document as Connexion resolved it ($refs followed)
-    forwarded: frozenset[str]  # operations sent verbatim to the default upstream
-    admin_operations: frozenset[str]  # the Admin API's (Connexion's whole way, never the fast lane)
-    unserved: frozenset[str]  # operations no controller here answers
-    # (method, path) -> (operationId, controller, body schema) of the operations whose whole
-    # input is a JSON body (adapter.json_body_operations): the fast lane's and batch lines'.
-    body_operations: dict[tuple[str, str], tuple[str, Callable, dict]]
-
-    @property
-    def base_path(self) -> str:
-        return self.specification.base_path
 
 
 def with_fragment(document: dict, fragment: dict) -> dict:
@@ -51,6 +31,24 @@ def with_fragment(document: dict, fragment: dict) -> dict:
     for kind, entries in fragment.get("components", {}).items():
         components[kind] = {**components.get(kind, {}), **entries}
     return {**document, "paths": {**document["paths"], **fragment.get("paths", {})}, "components": components}
+
+
+def routed(document: dict, controllers: Mapping[str, str]) -> dict:
+    """``document`` with each operation of a tag in ``controllers`` (tag -> module: the
+    families') routed to that module (``x-openapi-router-controller``, ``spec/adapter.py``)."""
+    if not controllers:
+        return document
+    paths = {}
+    for path, item in document.get("paths", {}).items():
+        tags = {
+            method: controllers.get(adapter.first_tag(operation))
+            for method, operation in item.items() if method in adapter.HTTP_METHODS
+        }
+        paths[path] = {
+            **item,
+            **{method: {"x-openapi-router-controller": module, **item[method]} for method, module in tags.items() if module},
+        }
+    return {**document, "paths": paths}
 
 
 def _public_metrics(extensions: dict) -> dict:
@@ -62,7 +60,7 @@ def _public_metrics(extensions: dict) -> dict:
 
 def serve(
     app: AsyncApp, settings: Settings, registry: ModelRegistry, authenticator: LimitedAuthenticator,
-    fragments: Iterable[Path], started: float,
+    families: Sequence[Family], started: float,
 ) -> Served:
     options = {
         "validator_map": adapter.VALIDATOR_MAP,
@@ -76,23 +74,25 @@ def serve(
         # serve the documents once built (http/pages.py, /docs); Connexion serves none.
         "swagger_ui_options": SwaggerUIOptions(serve_spec=False, swagger_ui=False),
     }
+    controllers = {tag: module for family in families for tag, module in family.controllers.items()}
     # The extensions first: Connexion then falls through from their root mount to /v1.
     extensions = load_document(settings.spec_dir / EXTENSIONS_SPEC, None)
-    for fragment in fragments:
-        extensions = with_fragment(extensions, load_document(fragment, None))
+    for family in families:
+        if family.document is not None:
+            extensions = with_fragment(extensions, load_document(family.document, None))
+    extensions = routed(extensions, controllers)
     if settings.metrics_public:
         extensions = _public_metrics(extensions)
     app.add_api(extensions, name="extensions", resolver=adapter.ControllerResolver(extensions), **options)
-    openai_document = load_document(settings.spec_dir / OPENAI_SPEC, settings.spec_cache_dir)
-    # Anthropic's Messages API, served by the same API at /v1 (spec/anthropic.py says why).
-    anthropic_document = load_document(settings.spec_dir / ANTHROPIC_SPEC, None)
+    openai_document = routed(load_document(settings.spec_dir / OPENAI_SPEC, settings.spec_cache_dir), controllers)
     log.info("spec loaded", extra={"seconds": round(time.perf_counter() - started, 3)})
-    app.add_api(
-        anthropic.joined(adapter.prepare(openai_document), anthropic_document),
-        name="openai",
-        resolver=adapter.ControllerResolver(openai_document),
-        **options,
-    )
+    # The documents families serve beside OpenAI's, by the same API at /v1 (``Joined`` says why).
+    documents, served_document = {}, adapter.prepare(openai_document)
+    for family in families:
+        if family.joined is not None:
+            documents[family.name] = load_document(settings.spec_dir / family.joined.file, None)
+            served_document = family.joined.join(served_document, routed(documents[family.name], controllers))
+    app.add_api(served_document, name="openai", resolver=adapter.ControllerResolver(openai_document), **options)
     # A pure gateway keeps no state for upstream models: the stateful families go upstream.
     forwarded = frozenset()
     if registry.default_upstream is not None and not settings.local_models:
@@ -110,6 +110,17 @@ def serve(
         unserved -= admin_operations
     specification = app.middleware.apis[-1].specification
     return Served(
-        openai_document, extensions, anthropic_document, specification, forwarded, admin_operations, unserved,
+        openai_document, extensions, documents, specification, forwarded, admin_operations, unserved,
         adapter.json_body_operations(specification),
     )
+
+
+def pages(served: Served) -> dict[str, Document]:
+    """The app's own documents on the pages (a family adds its own: ``Family.pages``)."""
+    # Built now (about 35 ms) so that the whole OpenAI document need not stay in memory.
+    openai = docs.as_json(docs.served_view(served.openai, served.base_path))
+    extensions = served.extensions
+    return {
+        "openai.json": ("OpenAI API: the operations served here", lambda: openai),
+        "extensions.json": ("llm-backend: health, metrics, admin", lambda: docs.as_json(extensions)),
+    }

@@ -9,22 +9,22 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 from .. import off_loop
+from ..families.family import Family
 from ..serving.services import Services
 from .assembly import Assembly
-from .family import Family
 
 log = logging.getLogger(__name__)
 
 
-async def _prepare_database(services: Services, assembly: Assembly) -> None:
+async def _prepare_database(services: Services, assembly: Assembly, families: Sequence[Family]) -> None:
     settings, database, keyring = services.settings, services.database, assembly.keyring
     if settings.database_migrate:
         await database.run(database.upgrade, owners=keyring.legacy_owners())
     # Each static keys' owner is a project of its own (docs/ADMIN.md).
     await database.run(database.projects.ensure_static, sorted(keyring.owners()))
-    if settings.local_models:
-        # Upload leftovers swept; store files a dead process left in_progress taken over.
-        await database.run(services.retrieval.sweep)
+    for family in families:
+        if family.prepare is not None:
+            await family.prepare(services)
 
 
 @contextlib.asynccontextmanager
@@ -34,7 +34,7 @@ async def running(services: Services, assembly: Assembly, families: Sequence[Fam
     # ~0.8 s for the default model) while the database is prepared here (0.1-0.3 s).
     await registry.start()
     try:
-        await _prepare_database(services, assembly)
+        await _prepare_database(services, assembly, families)
     except BaseException:
         await registry.stop()
         raise

@@ -1,4 +1,6 @@
-"""The one small interface every backend implements."""
+"""What every backend is (``Backend``), what it may serve (``Capability``, ``ModelKind``:
+the operations themselves are ``capabilities.py``'s), and what answers and requests pass
+between backends and their callers."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..json_types import Json
 
@@ -118,9 +120,43 @@ class ModelCard:
         return card
 
 
+B = TypeVar("B")
+
+
+class Capability(Generic[B]):
+    """A family of operations a backend may serve for a model (``capabilities.py``: chat,
+    embeddings, speech...): the Protocol ``B`` of its methods, and what a refusal calls it.
+    Typed by that Protocol, so ``ModelRegistry.serving(model_id, CHAT)`` is a ``ChatBackend``
+    to the type checker, and only what the model serves is reached through it."""
+
+    __slots__ = ("name", "what", "protocol")
+
+    def __init__(self, name: str, what: str, protocol: type) -> None:
+        self.name = name
+        self.what = what
+        """As the refusal says it: ``The model `x` does not support <what>: ...``."""
+        self.protocol = protocol
+
+    def __repr__(self) -> str:
+        return f"Capability({self.name!r})"
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """What a model is, as its backend declares it (``Backend.model_kind``): the capabilities
+    it is served with, and what the one refusal of any other says it is
+    (``ModelRegistry.serving``)."""
+
+    what: str
+    """``a text model (use /v1/chat/completions)``, ``an embedding model (use /v1/embeddings)``."""
+    capabilities: frozenset[Capability[Any]]
+
+
 class Backend(Protocol):
-    """Everything callers use of a backend: the registry (routing, model list, lifecycle),
-    the controllers (operations) and forwarding (``http/forwarding.py``)."""
+    """What every backend has, whatever it serves: routing and the model list (the
+    registry), the ``Serving`` predicate (forwarding, validation), its models' admin
+    statuses, and what each model is (``model_kind``). Its operations are its capabilities'
+    (``capabilities.py``), reached through ``ModelRegistry.serving``."""
 
     name: str
     """What logs, metrics and a pool's status call this backend (``local``, an upstream's name)."""
@@ -153,6 +189,10 @@ class Backend(Protocol):
         aliases and personas, an upstream alias's target): ``ModelRegistry.canonical``."""
         ...
 
+    def model_kind(self, model_id: str) -> ModelKind:
+        """What the model ``model_id`` (one this backend claims) is, and so what it serves."""
+        ...
+
     def models(self) -> list[ModelCard]:
         """Every id served, loaded or not: models, aliases, personas."""
         ...
@@ -165,71 +205,12 @@ class Backend(Protocol):
         """One model as ``GET /v1/models/{model}`` shows it."""
         ...
 
-    # --- operations ---------------------------------------------------------------------
-
     def serving(self, operation_id: str | None) -> Serving:
         """How the operation is answered for this backend's models (``Serving``); a
-        ``FORWARDED`` one goes to ``forward``."""
+        ``FORWARDED`` one goes to its ``Forwarding`` capability's ``forward``."""
         ...
 
-    async def prompt_tokens(self, model_id: str, request: Json) -> int:
-        """The tokens the prompt of a chat ``request`` takes, as the model would read it
-        (answered here only: ``Serving.HERE`` backends of local models)."""
-        ...
-
-    def context_length(self, model_id: str) -> int | None:
-        """The model's context window in tokens; None when it is not known here."""
-        ...
-
-    async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
-        """Refuse (400 naming ``reasoning_effort``) an effort the model cannot honour before
-        any answer is started (a background response is stored first); nothing where the
-        model's answer says (an upstream's)."""
-        ...
-
-    def sampling_defaults(self, model_id: str) -> Json:
-        """The sampling parameters (``temperature``, ``top_p``, ``presence_penalty``,
-        ``frequency_penalty``) a request for ``model_id`` that leaves them out is answered
-        with, where they differ from OpenAI's defaults: for answers that report them (a
-        Response object). Empty when unknown here (an upstream's own defaults)."""
-        ...
-
-    async def chat_completion(self, model_id: str, request: Json) -> Answer: ...
-
-    async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
-        """The chat completion as OpenAI objects (the object, or its chunks), never relayed
-        bytes: for serving code that builds its own answer on it (the Responses layer)."""
-        ...
-
-    async def completion(self, model_id: str, request: Json) -> Answer: ...
-
-    async def embedding(self, model_id: str, request: Json) -> Json | Relayed: ...
-
-    async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
-        """Speech to text (``task``: transcribe or translate) of the audio file at
-        ``request["path"]``: an ``info`` event (``language``, ``duration``), one ``segment``
-        event per segment (its ``segment``: OpenAI's verbose_json fields), a ``usage`` event; see
-        ``backends/audio/worker.py``. Errors before the first event are raised."""
-        ...
-
-    async def speech(self, model_id: str, request: Json) -> AsyncIterator[Json]:
-        """Text to speech: ``audio`` events (``data``: base64 of the encoded file's next
-        bytes) as each sentence is synthesized, then ``usage`` (``seconds``, ``phonemes``)."""
-        ...
-
-    async def moderation(self, model_id: str, request: Json) -> Json:
-        """A createModeration answer, with ``usage`` (``prompt_tokens``) beside OpenAI's
-        fields for the accounting (the controller takes it off)."""
-        ...
-
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
-        """Any operation, verbatim, to the API behind this backend (upstream backends)."""
-        ...
-
-    # --- model management (backends whose models this service loads) ---------------------
-
-    manages_models: bool
-    """True when the models are loaded and unloaded here (the admin operations)."""
+    # --- the admin listing (empty where no model is loaded here: ``ManagedModels``) ------
 
     def loaded_models(self) -> list[str]:
         """Ids of the models loaded right now (configured ids, not aliases)."""
@@ -237,12 +218,4 @@ class Backend(Protocol):
 
     def statuses(self) -> list[Json]:
         """One admin status object per configured model (see extensions.yaml ``ModelStatus``)."""
-        ...
-
-    async def load(self, model_id: str) -> Json:
-        """Load the model ``model_id`` names (any of its ids) and return its status."""
-        ...
-
-    async def unload(self, model_id: str) -> Json:
-        """Unload the model ``model_id`` names and return its status."""
         ...

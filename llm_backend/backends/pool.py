@@ -23,12 +23,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .. import errors
 from ..errors import OpenAIError
 from ..json_types import Json
-from .base import Backend, ModelCard, Relayed, Serving, failover, tenant
+from .base import Backend, Capability, ModelCard, ModelKind, Relayed, Serving, StreamedBody, failover, tenant
+from .capabilities import (
+    CHAT, COMPLETION, EMBEDDING, FORWARDING, MANAGED, MODERATION, PROMPT_TOKENS, SPEECH, TRANSCRIPTION,
+    ChatBackend, Forwarding, ManagedModels,
+)
 from .pool_answers import started, tracked
 from .prefix_routes import route_key
 from .ring import Ring
@@ -36,7 +40,7 @@ from .upstream.retry_after import retry_after
 
 log = logging.getLogger(__name__)
 
-# What the pool itself answers: the operations a deployment answers through its methods.
+# The operations a model's fallbacks answer when every deployment failed.
 POOLED_OPERATIONS = ("chat_completion", "chat_completion_objects", "completion", "embedding")
 CHATS = ("chat_completion", "chat_completion_objects")
 
@@ -92,9 +96,10 @@ def fails_over(status: int) -> bool:
 
 
 class ModelPool:
-    """The deployments of one model id (see the module's docstring)."""
+    """The deployments of one model id (see the module's docstring). It serves what any of
+    them serves (``model_kind``), each operation answered by the deployments that serve it."""
 
-    manages_models = False
+    name = "pool"
 
     def __init__(
         self,
@@ -102,8 +107,10 @@ class ModelPool:
         deployments: list[Deployment],
         policy: PoolPolicy,
         fallbacks: list[str] = (),
-        resolve: Callable[[str], Backend] | None = None,
+        resolve: Callable[[str, Capability[Any]], Any] | None = None,
     ) -> None:
+        """``resolve``: a fallback model's backend for a capability, or its refusal
+        (``ModelRegistry.serving``)."""
         self.model_id = model_id
         self.deployments = deployments
         self.policy = policy
@@ -135,8 +142,19 @@ class ModelPool:
     def claims_exactly(self, model_id: str) -> bool:
         return model_id == self.model_id
 
+    def configured_ids(self) -> list[str]:
+        return [self.model_id]
+
     def canonical_id(self, model_id: str) -> str:
         return self.model_id
+
+    def model_kind(self, model_id: str) -> ModelKind:
+        """What its deployments serve, together; what its first one says the model is."""
+        kinds = [d.backend.model_kind(self.model_id) for d in self.deployments]
+        return ModelKind(kinds[0].what, frozenset().union(*(kind.capabilities for kind in kinds)))
+
+    def _serving(self, capability: Capability[Any]) -> list[Deployment]:
+        return [d for d in self.deployments if capability in d.backend.model_kind(self.model_id).capabilities]
 
     def models(self) -> list[ModelCard]:
         for deployment in self.deployments:
@@ -149,7 +167,7 @@ class ModelPool:
         return None
 
     async def retrieve_model(self, model_id: str) -> Json | Relayed:
-        return await self._call("retrieve_model", model_id, None)
+        return await self._call(None, "retrieve_model", model_id, None)
 
     async def probe(self) -> bool:
         return any(d.healthy(time.monotonic()) for d in self.deployments)
@@ -167,45 +185,48 @@ class ModelPool:
         return Serving.RELAYED
 
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
-        return await self._call("prompt_tokens", model_id, request)
+        return await self._call(PROMPT_TOKENS, "prompt_tokens", model_id, request)
+
+    def _chats(self) -> list[ChatBackend]:
+        return [cast(ChatBackend, d.backend) for d in self._serving(CHAT)]
 
     async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
-        for deployment in self.deployments:  # whichever answers must honour it
-            await deployment.backend.check_reasoning_effort(model_id, effort)
+        for chat in self._chats():  # whichever answers must honour it
+            await chat.check_reasoning_effort(model_id, effort)
 
     def context_length(self, model_id: str) -> int | None:
         """The smallest of the deployments' (a request must fit whichever answers it)."""
-        known = [n for d in self.deployments if (n := d.backend.context_length(model_id)) is not None]
+        known = [n for chat in self._chats() if (n := chat.context_length(model_id)) is not None]
         return min(known) if known else None
 
     def sampling_defaults(self, model_id: str) -> Json:
         """The deployments' defaults when they agree; the one that answers is picked later."""
-        each = [d.backend.sampling_defaults(model_id) for d in self.deployments]
+        each = [chat.sampling_defaults(model_id) for chat in self._chats()]
         return each[0] if all(defaults == each[0] for defaults in each) else {}
 
     async def chat_completion(self, model_id: str, request: Json) -> Any:
-        return await self._call("chat_completion", model_id, request)
+        return await self._call(CHAT, "chat_completion", model_id, request)
 
     async def chat_completion_objects(self, model_id: str, request: Json) -> Any:
-        return await self._call("chat_completion_objects", model_id, request)
+        return await self._call(CHAT, "chat_completion_objects", model_id, request)
 
     async def completion(self, model_id: str, request: Json) -> Any:
-        return await self._call("completion", model_id, request)
+        return await self._call(COMPLETION, "completion", model_id, request)
 
     async def transcription(self, model_id: str, request: Json) -> Any:
-        return await self._call("transcription", model_id, request)
+        return await self._call(TRANSCRIPTION, "transcription", model_id, request)
 
     async def speech(self, model_id: str, request: Json) -> Any:
-        return await self._call("speech", model_id, request)
+        return await self._call(SPEECH, "speech", model_id, request)
 
     async def embedding(self, model_id: str, request: Json) -> Any:
-        return await self._call("embedding", model_id, request)
+        return await self._call(EMBEDDING, "embedding", model_id, request)
 
     async def moderation(self, model_id: str, request: Json) -> Any:
-        return await self._call("moderation", model_id, request)
+        return await self._call(MODERATION, "moderation", model_id, request)
 
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
-        return await self._call("forward", self.model_id, None, (method, path, query, headers, content))
+    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
+        return await self._call(FORWARDING, "forward", self.model_id, None, (method, path, query, headers, content))
 
     # --- model management: each deployment's own ------------------------------------------
 
@@ -231,25 +252,22 @@ class ModelPool:
         ]
 
     async def load(self, model_id: str) -> Json:
-        return await self._manage("load", model_id)
+        return await self._managed().load(model_id)
 
     async def unload(self, model_id: str) -> Json:
-        return await self._manage("unload", model_id)
+        return await self._managed().unload(model_id)
 
-    async def _manage(self, action: str, model_id: str) -> Json:
-        for deployment in self.deployments:
-            if deployment.backend.manages_models:
-                return await getattr(deployment.backend, action)(model_id)
-        raise errors.upstream_model(model_id)
+    def _managed(self) -> ManagedModels:
+        """The deployment whose model is loaded here (the registry asks only a pool that has one)."""
+        return cast(ManagedModels, self._serving(MANAGED)[0].backend)
 
     # --- routing --------------------------------------------------------------------------
 
-    def _pick(self, tried: set[Deployment], key: bytes, forwarding: bool = False) -> Deployment | None:
+    def _pick(self, tried: set[Deployment], key: bytes, capability: Capability[Any] | None) -> Deployment | None:
+        """The deployment to ask next, of those that serve ``capability`` (any, for None)."""
         now = time.monotonic()
-        candidates = [d for d in self.deployments if d not in tried and d.healthy(now)]
-        if forwarding:
-            # Only an upstream has an API behind it to take a request verbatim.
-            candidates = [d for d in candidates if not d.backend.manages_models]
+        serving = self.deployments if capability is None else self._serving(capability)
+        candidates = [d for d in serving if d not in tried and d.healthy(now)]
         if not candidates:
             return None
         if key:  # a chat: to the deployment holding its prefix, within the bound (ring.py)
@@ -270,18 +288,20 @@ class ModelPool:
         deployment.last_error = reason
         log.warning("model %s: deployment %s ejected for %.1f s (%s)", self.model_id, deployment.name, cooldown, reason)
 
-    async def _call(self, operation: str, model_id: str, request: Json | None, forward_args: tuple = ()) -> Any:
+    async def _call(
+        self, capability: Capability[Any] | None, operation: str, model_id: str, request: Json | None, forward_args: tuple = ()
+    ) -> Any:
         key = route_key(request, tenant.get()) if operation in CHATS else b""
         tried: set[Deployment] = set()
         last: OpenAIError | Relayed | None = None
-        while (deployment := self._pick(tried, key, operation == "forward")) is not None:
+        while (deployment := self._pick(tried, key, capability)) is not None:
             tried.add(deployment)
             deployment.outstanding += 1
             deployment.requests += 1
             token = failover.set(True)
             try:
                 if operation == "forward":
-                    answer = await deployment.backend.forward(*forward_args)
+                    answer = await cast(Forwarding, deployment.backend).forward(*forward_args)
                 elif operation == "retrieve_model":
                     answer = await deployment.backend.retrieve_model(model_id)
                 else:
@@ -308,16 +328,17 @@ class ModelPool:
                 continue
             deployment.failures = 0
             return tracked(answer, deployment)
-        return await self._exhausted(operation, model_id, request, forward_args, last)
+        return await self._exhausted(capability, operation, request, last)
 
     async def _exhausted(
-        self, operation: str, model_id: str, request: Json | None, forward_args: tuple, last: OpenAIError | Relayed | None
+        self, capability: Capability[Any] | None, operation: str, request: Json | None, last: OpenAIError | Relayed | None
     ) -> Any:
         """Every deployment failed or is cooling down: the fallbacks, else the last failure."""
-        if operation in POOLED_OPERATIONS and self._resolve is not None:
+        if operation in POOLED_OPERATIONS and self._resolve is not None and capability is not None and request is not None:
             for fallback in self.fallbacks:
                 try:
-                    answer = await getattr(self._resolve(fallback), operation)(fallback, {**request, "model": fallback})
+                    backend = self._resolve(fallback, capability)  # a fallback that does not serve it: its refusal
+                    answer = await getattr(backend, operation)(fallback, {**request, "model": fallback})
                     answer = await started(answer)
                 except OpenAIError as exc:
                     if not fails_over(exc.status):

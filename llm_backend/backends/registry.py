@@ -6,19 +6,28 @@ other id. Otherwise the model does not exist (404 ``model_not_found``).
 
 An id that several backends name exactly (a local model and upstreams, or several
 upstreams), or that has ``fallbacks``, is answered by a pool of them (``pool.py``).
+
+An operation reaches the model's backend through ``serving(model_id, capability)``, typed by
+the capability (``capabilities.py``), or is refused there, in one place, for a model whose
+backend does not serve it: 400 ``model_not_supported`` naming ``model`` and what the model is.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TypeVar, cast
 
 from .. import errors
 from ..errors import OpenAIError
 from ..json_types import Json
-from .base import Backend, ModelCard, Relayed, Serving
+from .base import Backend, Capability, ModelCard, Relayed, Serving
+from .capabilities import MANAGED, Forwarding
 from .events import ModelEvents
 from .pool import Deployment, ModelPool, PoolPolicy
+
+
+B = TypeVar("B")
 
 
 class ModelRegistry:
@@ -57,7 +66,7 @@ class ModelRegistry:
                 [Deployment(b.name, b, weights.get(b.name, 1.0)) for b in backends],
                 policy,
                 fallbacks.get(model_id, []),
-                self.backend_for,
+                self.serving,
             )
             for model_id, backends in named.items()
             if len(backends) > 1 or model_id in fallbacks
@@ -69,10 +78,11 @@ class ModelRegistry:
         return [*self.local, *self.upstreams]
 
     @property
-    def default_upstream(self) -> Backend | None:
+    def default_upstream(self) -> Forwarding | None:
         """Where operations nobody serves here are forwarded: the first upstream configured
         that speaks OpenAI's API (an Anthropic one answers only its models' Messages)."""
-        return next((upstream for upstream in self.upstreams if not _anthropic(upstream)), None)
+        speaking_openai = (upstream for upstream in self.upstreams if not _anthropic(upstream))
+        return cast(Forwarding | None, next(speaking_openai, None))
 
     def local_models(self) -> list[ModelCard]:
         return [card for backend in self.local for card in backend.models()]
@@ -91,6 +101,16 @@ class ModelRegistry:
             if backend.claims(model_id):
                 return backend
         return self.catch_all
+
+    def serving(self, model_id: str, capability: Capability[B]) -> B:
+        """The backend of ``model_id``, as ``capability`` types it: 404 ``model_not_found``
+        for no such model, and the one refusal of an operation its backend does not serve
+        (a chat asked of an audio model, a load of an upstream's model)."""
+        backend = self.backend_for(model_id)
+        kind = backend.model_kind(model_id)
+        if capability not in kind.capabilities:
+            raise errors.model_not_supported(model_id, f"{capability.what}: it is {kind.what}")
+        return cast(B, backend)
 
     def backend_for_or_none(self, model_id: str) -> Backend | None:
         try:
@@ -169,10 +189,10 @@ class ModelRegistry:
             await subscription.aclose()
 
     async def load(self, model_id: str) -> Json:
-        return await self.backend_for(model_id).load(model_id)
+        return await self.serving(model_id, MANAGED).load(model_id)
 
     async def unload(self, model_id: str) -> Json:
-        return await self.backend_for(model_id).unload(model_id)
+        return await self.serving(model_id, MANAGED).unload(model_id)
 
     async def start(self) -> None:
         for backend in [*self.backends, *self.pools.values()]:
@@ -188,5 +208,5 @@ class ModelRegistry:
 
 
 def _anthropic(backend: Backend) -> bool:
-    """An upstream of Anthropic's Messages API (``upstream/anthropic.py``): only its models' Messages."""
+    """An upstream of Anthropic's Messages API (``families/messages/backend.py``): only its models' Messages."""
     return getattr(backend, "api", "openai") == "anthropic"

@@ -15,13 +15,17 @@ ConfigOption = typer.Option(None, "--config", help="YAML config file (else $LLM_
 
 
 def _database(config: Optional[Path], migrate: bool = True, revision: str = "head"):
-    from .. import audit_key
+    from .. import audit_key, families
     from ..auth import KeyEntryError, Keyring
+    from ..families.family import migrations
     from ..settings import Settings
     from ..storage import Database, default_url
 
     settings = Settings(**({"config": config} if config else {}))
-    database = Database(settings.database_url or default_url(settings.data_dir), audit_key=audit_key.of(settings))
+    database = Database(
+        settings.database_url or default_url(settings.data_dir), audit_key=audit_key.of(settings),
+        migrations=migrations(families.FAMILIES),  # the families' revisions, in the one history
+    )
     if migrate:
         # Static keys' positional owners are carried over by the settings' keys (0009).
         try:

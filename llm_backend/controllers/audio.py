@@ -12,6 +12,7 @@ from typing import Any
 import anyio.to_thread
 
 from ..backends.base import Serving
+from ..backends.capabilities import FORWARDING, SPEECH, TRANSCRIPTION
 from ..errors import bad_request, file_too_large
 from ..http import context
 from ..http.context import current
@@ -36,7 +37,7 @@ async def create_translation(body: dict[str, Any], file: Any = None, **_: Any):
 async def create_speech(body: dict[str, Any]):
     services = current()
     model_id = body["model"]
-    backend = services.registry.backend_for(model_id)
+    backend = services.registry.serving(model_id, SPEECH)
     params = audio.speech_params(body, services.settings.speech_voices)
     events = await backend.speech(model_id, params)
     _measured(model_id, {"characters": len(body["input"])})  # usage: what is spoken, once accepted
@@ -55,11 +56,12 @@ async def _transcribe(body: dict[str, Any], file: Any, task: str, operation_id: 
     context.record().model = model_id  # for the metrics, as routing by model does for JSON bodies
     upload.file.seek(0, os.SEEK_END)  # spooled already: its size, read from the file's end
     await admit_model(model_id, audio_bytes=upload.file.tell())  # the project's limits (audio megabytes)
-    backend = services.registry.backend_for(model_id)
-    if backend.serving(operation_id) is Serving.FORWARDED:
+    if services.registry.backend_for(model_id).serving(operation_id) is Serving.FORWARDED:
+        upstream = services.registry.serving(model_id, FORWARDING)
         content = await anyio.to_thread.run_sync(_read_all, upload.file)
         fields = {name: value for name, value in body.items() if name != "file"}
-        return await forward_form(backend, fields, (upload.filename or "audio", content, upload.content_type or ""))
+        return await forward_form(upstream, fields, (upload.filename or "audio", content, upload.content_type or ""))
+    backend = services.registry.serving(model_id, TRANSCRIPTION)  # before the upload is copied
     path = await anyio.to_thread.run_sync(_saved, upload.file, services.settings.data_dir / "tmp", services.settings.max_audio_bytes)
     try:
         params = audio.transcription_params(body, str(path), task)

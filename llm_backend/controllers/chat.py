@@ -1,5 +1,6 @@
 """Tag ``Chat``: chat completions, and the stored ones (OpenAI's API for them)."""
 
+from ..backends.capabilities import CHAT
 from ..budgets import check_lists
 from ..serving import audio_input, chat_completions
 from ..serving.metadata import check_metadata
@@ -13,7 +14,7 @@ async def create_chat_completion(body: dict):
     check_lists("createChatCompletion", body)
     check_metadata(body.get("metadata"))
     model_id = body["model"]
-    backend = services.registry.backend_for(model_id)
+    backend = services.registry.serving(model_id, CHAT)
     messages = await audio_input.transcribed(services, model_id, body.get("messages"), body.get("prediction") is not None)
     answer = await backend.chat_completion(model_id, {**body, "messages": messages})
     store = bool(body.get("store"))

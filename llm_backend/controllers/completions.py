@@ -1,5 +1,6 @@
 """Tag ``Completions``."""
 
+from ..backends.capabilities import COMPLETION
 from ..budgets import check_prompts
 from ..http.rendering import answer_response
 from ..http.context import current
@@ -8,5 +9,5 @@ from ..http.context import current
 async def create_completion(body: dict):
     check_prompts(body)  # every lane and backend, before any prompt is read
     model_id = body["model"]
-    backend = current().registry.backend_for(model_id)
+    backend = current().registry.serving(model_id, COMPLETION)
     return answer_response(await backend.completion(model_id, body))

@@ -3,6 +3,7 @@ of an upstream goes there (a body naming it, by ``routed_by_model``; a body nami
 whose default id an upstream serves, here)."""
 
 from ..backends.base import Serving
+from ..backends.capabilities import FORWARDING, MODERATION
 from ..http import context
 from ..http.context import current
 from ..http.forwarding import forward_served
@@ -14,10 +15,9 @@ async def create_moderation(body: dict):
     services = current()
     model_id = body.get("model") or DEFAULT_MODEL
     context.record().model = model_id
-    backend = services.registry.backend_for(model_id)
-    if backend.serving("createModeration") is not Serving.HERE:
-        return await forward_served(backend, body)
-    answer = await backend.moderation(model_id, body)
+    if services.registry.backend_for(model_id).serving("createModeration") is not Serving.HERE:
+        return await forward_served(services.registry.serving(model_id, FORWARDING), body)
+    answer = await services.registry.serving(model_id, MODERATION).moderation(model_id, body)
     # OpenAI's answer carries no usage; the accounting counts its tokens all the same (a
     # guard model's were counted as its engine reported them).
     usage = answer.pop("usage", None)

@@ -7,7 +7,8 @@ modes; the error itself in ``error.py``), and every name is importable from the 
 (``from ..errors import not_found``, ``errors.not_found``). Nothing here knows the web
 framework, so backends and storage can raise them. ``http/problems.py`` renders them (and
 translates the framework's own problems into them); the control plane's own errors are
-``serving/admin/errors.py``'s, Anthropic's shape ``serving/messages/errors.py``'s.
+``serving/admin/errors.py``'s; a family in a folder keeps its own in its ``errors.py``
+(``families/messages/errors.py``: Anthropic's shape and its lane's errors), built on these.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from .request import (
 from .parameters import (
     missing_required_parameter, invalid_type, invalid_value, unknown_parameter, unrecognized_arguments,
     unsupported_parameter, unsupported_value, not_supported_locally, not_supported_by_model,
-    not_with_prediction, value_not_with_prediction, hosted_tool_forced, duplicate_custom_id, streaming_in_batch,
+    not_with_prediction, value_not_with_prediction, hosted_tool_forced,
 )
 from .access import (
     missing_key, invalid_key, not_admin, forbidden, cross_site_websocket, cross_site_request, foreign_host,
     rate_limited, limits_unavailable,
 )
 from .models import (
-    model_not_found, model_not_supported, chat_model_only, guard_gave_no_verdict, upstream_model, messages_only, model_loading,
+    model_not_found, model_not_supported, chat_model_only, guard_gave_no_verdict, model_loading,
     context_length_exceeded, max_tokens_too_large, queue_full, worker_crashed, worker_out_of_memory,
     model_load_failed,
 )
@@ -37,7 +38,6 @@ from .objects import (
     not_found, missing, no_such, missing_object, vector_store_expired, chat_completion_not_found,
     response_not_found, conversation_not_found, batch_not_found, batch_not_cancellable,
     vector_store_not_found, file_not_found, vector_store_file_not_found, file_batch_not_found, upload_refused,
-    message_batch_not_found, message_batch_ended, message_batch_processing,
 )
 from .upstream import (
     no_deployment, upstream_unreachable, upstream_broke_off, upstream_timeout, upstream_unreadable,

@@ -81,7 +81,7 @@ def limits_unavailable(retry_after: int) -> OpenAIError:
     # The key's rate limits cannot be counted (their storage, Redis, is down): refused rather
     # than let in uncounted, as a 503 the SDKs retry after ``retry-after`` (issue #56). Type
     # ``server_error`` as OpenAI's 5xx; Anthropic's clients get ``overloaded_error``
-    # (serving/messages/errors.py), the type its SDK and Claude Code retry. Nothing of the
+    # (families/messages/errors.py), the type its SDK and Claude Code retry. Nothing of the
     # storage (its address) is told.
     return OpenAIError(
         503,

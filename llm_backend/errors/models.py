@@ -35,22 +35,6 @@ def guard_gave_no_verdict(model_id: str) -> OpenAIError:
     return OpenAIError(500, f"The moderation guard model `{model_id}` gave no verdict; nothing was judged.", code="model_error")
 
 
-def upstream_model(model_id: str) -> OpenAIError:
-    return bad_request(
-        f"The model `{model_id}` is served by an upstream API; only local models are loaded here.", "model"
-    )
-
-
-def messages_only(model_id: str | None) -> OpenAIError:
-    # A model of an Anthropic upstream (``api: anthropic``): its requests pass through as they
-    # came, and only Anthropic's Messages API is passed (backends/upstream/anthropic.py).
-    named = f"The model `{model_id}`" if model_id else "This model"
-    return bad_request(
-        f"{named} is served only through the Messages API here (POST /v1/messages): its upstream speaks Anthropic's API.",
-        "model", "model_not_supported",
-    )
-
-
 def model_loading(model_id: str, timeout: float) -> OpenAIError:
     return OpenAIError(
         503,

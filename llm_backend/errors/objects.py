@@ -120,21 +120,3 @@ def upload_refused(reason: str, details: dict[str, Any], upload_id: str, max_par
     }
     message, param, code = messages[reason]
     return bad_request(message, param, code)
-
-
-def message_batch_not_found(batch_id: str, param: str = "message_batch_id") -> OpenAIError:
-    """Anthropic's Message Batches (rendered in Anthropic's shape: ``not_found_error``)."""
-    return not_found("message batch", batch_id, param)
-
-
-def message_batch_ended(batch_id: str, status: str) -> OpenAIError:
-    return bad_request(f"Message Batch {batch_id} has ended ({status}): it can no longer be canceled.", "message_batch_id")
-
-
-def message_batch_processing(batch_id: str, processing_status: str, what: str) -> OpenAIError:
-    """A batch still ``in_progress`` or ``canceling``: its results, or deleting it, wait for its end."""
-    return bad_request(
-        f"Message Batch {batch_id} has not ended (processing_status: {processing_status}): {what} only once "
-        "processing has ended (cancel it to end it sooner).",
-        "message_batch_id",
-    )

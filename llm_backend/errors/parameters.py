@@ -71,13 +71,3 @@ def hosted_tool_forced(kind: str, needs: str, param: str) -> OpenAIError:
         param,
         "unsupported_parameter",
     )
-
-
-def duplicate_custom_id(custom_id: str, param: str) -> OpenAIError:
-    """A Message Batch's requests each need a custom_id of their own (Anthropic's rule)."""
-    return bad_request(f"Duplicate custom_id '{custom_id}': each request of a batch needs its own.", param, "invalid_value")
-
-
-def streaming_in_batch(param: str) -> OpenAIError:
-    """A batch's request answers once, whole: ``stream: true`` is that request's error."""
-    return bad_request("Streaming is not supported in a batch: 'stream' must be false or absent.", param, "invalid_value")

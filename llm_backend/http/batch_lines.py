@@ -105,12 +105,13 @@ class BatchLines:
 
     def __init__(
         self, services: Services, endpoints: dict[str, Endpoint], base_path: str, observer: Observer | None,
-        authenticator: Authenticator | None = None, message_batches: dict[str, Endpoint] | None = None,
+        authenticator: Authenticator | None = None, family_routes: dict[str, Endpoint] | None = None,
     ) -> None:
         self.services = services
-        # Every route a line may take: OpenAI's batch endpoints, and the one of Anthropic's
-        # Message Batches (``/v1/messages``), which an OpenAI batch may not name (``endpoints``).
-        self.routes = {**endpoints, **(message_batches or {})}
+        # Every route a line may take: OpenAI's batch endpoints, and the families' own kinds'
+        # (``Family.batch_routes``: a Message Batch's ``/v1/messages``), which an OpenAI batch
+        # may not name (``endpoints``).
+        self.routes = {**endpoints, **(family_routes or {})}
         self.base_path = base_path
         self.observer = observer
         self.authenticator = authenticator

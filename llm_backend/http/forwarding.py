@@ -33,7 +33,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth import ANONYMOUS
-from ..backends.base import Backend, Serving, StreamedBody
+from ..backends.base import Serving, StreamedBody
+from ..backends.capabilities import FORWARDING, Forwarding
 from ..errors import OpenAIError
 from ..off_loop import large_input, off_loop
 from ..serving.ownership import Guard
@@ -65,7 +66,7 @@ def _guard(scope: Scope) -> Guard | None:
     return Guard(services.database.forwarded_objects, caller.owner, scope["method"], path_params, scope.get("query_string", b""))
 
 
-async def forward(backend: Backend, scope: Scope, content: bytes | StreamedBody | None) -> Response:
+async def forward(backend: Forwarding, scope: Scope, content: bytes | StreamedBody | None) -> Response:
     method, path, query, headers = scope["method"], _api_path(scope), scope.get("query_string", b""), scope["headers"]
     guard = _guard(scope)
     if guard is None:
@@ -76,7 +77,7 @@ async def forward(backend: Backend, scope: Scope, content: bytes | StreamedBody 
     return relay_response(await guard.answer(answer, lambda page: backend.forward("GET", path, page, headers, None)))
 
 
-async def forward_served(backend: Backend, body: object) -> Response:
+async def forward_served(backend: Forwarding, body: object) -> Response:
     """The request being served, to ``backend``: its validated JSON body re-encoded (the
     bytes were read by validation), no body for an operation without one."""
     content = await off_loop(large_input(), _encoded, body) if isinstance(body, dict) else None
@@ -90,7 +91,7 @@ def _encoded(body: dict) -> bytes:
 class Passthrough:
     """An ASGI app that forwards the request to ``upstream`` and relays the answer."""
 
-    def __init__(self, upstream: Backend) -> None:
+    def __init__(self, upstream: Forwarding) -> None:
         self.upstream = upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -147,9 +148,9 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
         if isinstance(model, str):
             context.record().model = model
             await admit_model(model, body=body)  # the project's limits and permissions (http/project_limits.py)
-            backend = context.current().registry.backend_for(model)
-            if backend.serving(operation_id) is Serving.FORWARDED:
-                response = await forward_served(backend, body)
+            registry = context.current().registry
+            if registry.backend_for(model).serving(operation_id) is Serving.FORWARDED:
+                response = await forward_served(registry.serving(model, FORWARDING), body)
                 forwarded_usage.answered_by_model(operation_id, model, body, response.status_code)
                 return response
         return await controller(*args, **kwargs)
@@ -180,7 +181,7 @@ def found_here_or_upstream(controller: Controller) -> Controller:
     return served
 
 
-async def forward_form(backend: Backend, fields: dict[str, Any], file: tuple[str, bytes, str]) -> Response:
+async def forward_form(backend: Forwarding, fields: dict[str, Any], file: tuple[str, bytes, str]) -> Response:
     """A multipart request served here only for local models, to its model's upstream: the
     form re-encoded as the SDKs send it (validation read the bytes; arrays as ``name[]``,
     objects as ``name[key]``)."""

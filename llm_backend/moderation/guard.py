@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backends.base import Backend
+from ..backends.capabilities import ChatBackend
 from ..errors import guard_gave_no_verdict
 from ..json_types import Json
 from .categories import CATEGORIES, closure
@@ -59,7 +59,7 @@ def categories_of(verdict: str) -> set[str] | None:
 class Guard:
     """The guard model of ``moderation_guard``, asked through its backend (local)."""
 
-    def __init__(self, backend: Backend, model_id: str) -> None:
+    def __init__(self, backend: ChatBackend, model_id: str) -> None:
         self.backend = backend
         self.model_id = model_id
 

@@ -17,6 +17,7 @@ import os
 import tempfile
 from typing import Any
 
+from ..backends.capabilities import TRANSCRIPTION
 from ..errors import bad_request
 from ..json_types import Json
 from . import audio
@@ -82,7 +83,7 @@ async def _transcript(services: Services, input_audio: Json, param: str) -> str:
         with os.fdopen(handle, "wb") as target:
             target.write(data)
         model_id = settings.transcription_model
-        backend = services.registry.backend_for(model_id)
+        backend = services.registry.serving(model_id, TRANSCRIPTION)
         params = audio.transcription_params({"model": model_id}, path, "transcribe")
         try:
             answer = await audio.transcription_answer(await backend.transcription(model_id, params), {}, "transcribe")

@@ -72,7 +72,7 @@ def first_tag(operation: dict) -> str:
 
 
 def controller_name(operation: dict) -> str:
-    # Connexion's own key names a module outside controllers/ (a family's fragment: app/family.py).
+    # Connexion's own key names a module outside controllers/ (a family's controller: families/family.py).
     module = operation.get("x-openapi-router-controller") or f"{CONTROLLERS}.{snake_case(first_tag(operation))}"
     return f"{module}.{snake_case(operation['operationId'])}"
 

@@ -3,10 +3,9 @@ document's) that has a served JSON-body operation, each with what a line of it n
 controller (the fast lane's, with its forwarding rules), the check of its body (the body
 validator's schema and unknown-field rule) and the parameters its body requires.
 
-Anthropic's Message Batches (``serving/messages/batches.py``) are batches whose lines are
-``POST /v1/messages`` requests: that route is their kind's alone (``message_batch_endpoints``),
-never one an OpenAI batch may name - createBatch's enum has no ``/v1/messages``, and an
-OpenAI batch naming it stays refused as OpenAI refuses it."""
+A family's own kind of batch (Anthropic's Message Batches: lines that are ``POST
+/v1/messages`` requests) has routes of its own, never one an OpenAI batch may name
+(``Family.batch_routes``), each an ``endpoint`` alike."""
 
 from __future__ import annotations
 
@@ -14,11 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..storage.batches import MESSAGE_BATCHES
-from .adapter import operations, served_function
 from .validation import check_body
-
-MESSAGES_CREATE = "messagesCreate"
 
 
 @dataclass(frozen=True)
@@ -29,7 +24,7 @@ class BatchEndpoint:
     required: tuple[str, ...]
 
 
-def _endpoint(operation_id: str, controller: Callable, schema: dict) -> BatchEndpoint:
+def endpoint(operation_id: str, controller: Callable, schema: dict) -> BatchEndpoint:
     def check(body: Any) -> None:
         check_body(schema, body, operation_id)
 
@@ -52,23 +47,9 @@ def batch_endpoints(body_operations: dict[tuple[str, str], tuple[str, Callable, 
     if create is None:
         return {}
     endpoints = {}
-    for endpoint in create[2]["properties"]["endpoint"]["enum"]:
-        route = body_operations.get(("POST", base_path + endpoint.removeprefix("/v1")))
+    for name in create[2]["properties"]["endpoint"]["enum"]:
+        route = body_operations.get(("POST", base_path + name.removeprefix("/v1")))
         if route is not None:
-            endpoints[endpoint] = _endpoint(*route)
+            endpoints[name] = endpoint(*route)
     return endpoints
 
-
-def message_batch_endpoints(specification: Any) -> dict[str, BatchEndpoint]:
-    """``/v1/messages`` -> messagesCreate's ``BatchEndpoint`` when it is served: the route of a
-    Message Batch's lines (its ``beta`` query and header parameters are none of a line's, so
-    the fast lane's table, ``adapter.json_body_operations``, does not hold it). ``specification``
-    is Connexion's, with its ``$ref``s resolved."""
-    for path, _, operation in operations({"paths": specification["paths"]}):
-        if operation.get("operationId") != MESSAGES_CREATE or specification.base_path + path != MESSAGE_BATCHES:
-            continue
-        controller = served_function(operation, path)
-        schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-        if controller is not None and schema is not None:
-            return {MESSAGE_BATCHES: _endpoint(MESSAGES_CREATE, controller, schema)}
-    return {}

@@ -85,7 +85,7 @@ class OpenAPI31BodyValidator(JSONRequestBodyValidator):
             return receive, scope
         body = await checked_json(self._schema, raw, context.record().operation_id)
         scope.setdefault("extensions", {})[CHECKED_BODY] = body
-        context.record().raw_body = raw  # a body passed on as the client sent it (controllers/messages.py)
+        context.record().raw_body = raw  # a body passed on as the client sent it (families/messages/controller.py)
         return receive, scope
 
     def _validate(self, body: Any) -> None:

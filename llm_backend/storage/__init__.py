@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -42,6 +42,7 @@ from .storable import json_serializer
 
 P = ParamSpec("P")
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 def default_url(data_dir: Path) -> str:
@@ -67,10 +68,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-# Every store, registered once: attribute of ``Database`` -> "module:Class" in this package
-# (or any importable "package.module:Class"). Each is built on first use, its module imported
-# only then (the vector index needs numpy, which a pure gateway does not install); the stores
-# the request path needs at once are built with the database (EAGER).
+# Every store of the core, registered once: attribute of ``Database`` -> "module:Class" in this
+# package. Each is built on first use, its module imported only then (the vector index needs
+# numpy, which a pure gateway does not install); the stores the request path needs at once are
+# built with the database (EAGER). A family's store is registered nowhere: its class is asked
+# for (``Database.store``), built on first use alike (llm_backend/families/, docs/FAMILIES.md).
 STORES: dict[str, str] = {
     "chat_completions": "chat_completions:ChatCompletionStore",
     "api_keys": "api_keys:ApiKeyStore",
@@ -92,7 +94,6 @@ STORES: dict[str, str] = {
     "vector_stores": "vector_stores:VectorStores",  # vector stores, their files and batches as the API shows them
     "vector_store_batches": "vector_store_batches:VectorStoreBatches",
     "batches": "batches:BatchStore",  # batches and their lines
-    "message_batches": "message_batches:MessageBatchStore",  # Anthropic's Message Batches, in the batch tables
 }
 EAGER = ("chat_completions", "api_keys", "responses", "conversations", "usage")
 _BUILDING = threading.RLock()  # a store's constructor may ask for another
@@ -108,10 +109,13 @@ def store_class(name: str) -> type:
 class Database:
     """The engine, sessions and the stores built on them (``STORES``: ``database.<name>``)."""
 
-    def __init__(self, url: str, audit_key: bytes | None = None) -> None:
+    def __init__(self, url: str, audit_key: bytes | None = None, migrations: Sequence[Path] = ()) -> None:
         """``audit_key``: the audit log's key (``audit_key.of(settings)``); without one the
-        chain is sealed under a key anyone knows (``audit_chain.UNKEYED``: tools, tests)."""
+        chain is sealed under a key anyone knows (``audit_chain.UNKEYED``: tools, tests).
+        ``migrations``: the families' folders of Alembic revisions, in the one history with
+        the core's (``migrate.py``; ``Family.migrations``)."""
         self.url = normalize_url(url)
+        self.migrations = tuple(migrations)
         is_sqlite = self.url.startswith("sqlite")
         # SQLite: connections move between worker threads; wait for a busy writer, not fail.
         connect_args = {"check_same_thread": False, "timeout": 30} if is_sqlite else {}
@@ -123,6 +127,7 @@ class Database:
         self.audit_key = audit_key
         # Every session knows the key its audit entries are sealed with (audit_log.append_in).
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False, info={"audit_key": audit_key})
+        self._stores: dict[Callable, Any] = {}  # the families' (``store``)
         for name in EAGER:
             getattr(self, name)
 
@@ -135,6 +140,16 @@ class Database:
             if name not in self.__dict__:
                 self.__dict__[name] = store_class(name)(self)
         return self.__dict__[name]
+
+    def store(self, kind: Callable[[Database], S]) -> S:
+        """The store of class ``kind`` (a family's: ``families/<name>/store.py``), built on
+        first use with this database and kept: what ``STORES`` does for the core's, with no
+        line to register and a type a checker follows."""
+        with _BUILDING:
+            found = self._stores.get(kind)
+            if found is None:
+                found = self._stores[kind] = kind(self)
+        return found
 
     def pool_status(self) -> tuple[int, int]:
         """(connections checked out, pool size) of the engine's pool (the metrics read it)."""
@@ -163,7 +178,7 @@ class Database:
         carried over once, by the revision that ended positional owners."""
         if self.url.startswith("sqlite:///"):
             Path(make_url(self.url).database).parent.mkdir(parents=True, exist_ok=True)
-        migrate.upgrade(self.engine, revision, owners, self.audit_key)
+        migrate.upgrade(self.engine, revision, owners, self.audit_key, self.migrations)
 
     def revision(self) -> str | None:
         return migrate.current_revision(self.engine)

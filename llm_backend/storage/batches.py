@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 # A batch whose lines are ``POST /v1/messages`` requests is an Anthropic Message Batch
-# (storage/message_batches.py): never shown by OpenAI's operations, nor theirs by its.
+# (families/messages/store.py): never shown by OpenAI's operations, nor theirs by its.
 MESSAGE_BATCHES = "/v1/messages"
 # Statuses a batch has while some process must still work on it.
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")

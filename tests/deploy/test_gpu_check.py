@@ -88,7 +88,8 @@ def test_the_synthetic_stage_writes_its_model_from_the_kit_alone_and_benches_it_
            "GPU_CHECK_REQUESTS": "2", "GPU_CHECK_ROUNDS": "1", "GPU_CHECK_MAX_TOKENS": "8"}
     subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], cwd=ROOT, env=env, capture_output=True, timeout=300, check=True)
     result = json.loads((out / "results.json").read_text())
-    assert [(s["stage"], s["rc"]) for s in result["stages"]][-1] == ("synthetic-test-tiny-moe", 0)
+    log = work / "synthetic-test-tiny-moe.log"
+    assert [(s["stage"], s["rc"]) for s in result["stages"]][-1] == ("synthetic-test-tiny-moe", 0), log.read_text()[-3000:] if log.exists() else ""
     written = result["synthetic"]["test-tiny-moe"]
     assert written["shape"] == "synthetic://test-tiny-moe" and written["written_now"] and written["bytes"] > 18_000_000
     assert Path(written["path"]).is_relative_to(work)  # kept for the next run on the same machine

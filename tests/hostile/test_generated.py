@@ -77,7 +77,7 @@ MODELS = {"createEmbedding": "all-minilm-l6-v2", "createModeration": "omni-moder
 
 DOCUMENT = openai_document()
 EXTENSIONS = load_document(PROJECT_ROOT / "openapi" / EXTENSIONS_SPEC, None)
-# Anthropic's Messages API: its paths at /v1 beside OpenAI's (spec/anthropic.py), its errors its own.
+# Anthropic's Messages API: its paths at /v1 beside OpenAI's (families/messages/document.py), its errors its own.
 ANTHROPIC = load_document(PROJECT_ROOT / "openapi" / ANTHROPIC_SPEC, None)
 OPERATIONS = {
     operation["operationId"]: (base, path, method, operation, document)

@@ -6,8 +6,8 @@ meter: a chat streamed with and without ``stream_options.include_usage`` (the SD
 stream cost nothing: ``backends/upstream/stream_usage.py``), not streamed, through an alias
 and a persona (priced as nothing: ``ModelRegistry.canonical``), a batch line
 (``http/batch_lines.py``), a Message Batch's request (Anthropic's batches on the same runner:
-``serving/messages/batches.py``), a Messages request passed through to an Anthropic upstream
-(metered from the usage it reports: ``serving/messages/passthrough.py``), a forwarded image operation (``http/forwarded_usage.py``), the
+``families/messages/serving/batches.py``), a Messages request passed through to an Anthropic upstream
+(metered from the usage it reports: ``families/messages/serving/passthrough.py``), a forwarded image operation (``http/forwarded_usage.py``), the
 Responses WebSocket, completions and embeddings. A run covers every lane once and a few more
 cases drawn from the run's seed (``FUZZ_SEED``, printed in pytest's header and below), each
 case's sizes drawn too (output caps, prompts, streamed or not, usage asked or not, images,

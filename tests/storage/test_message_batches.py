@@ -9,7 +9,7 @@ import pytest
 
 from llm_backend.serving.batches.output import answered, not_run
 from llm_backend.storage.batches import CannotCancel
-from llm_backend.storage.message_batches import StillProcessing
+from llm_backend.families.messages.store import MessageBatchStore, StillProcessing
 
 OWNER, OTHER = "owner-a", "owner-b"
 DAY = 86400
@@ -19,7 +19,7 @@ def made(database, count: int = 4, owner: str = OWNER, refused: int = 0):
     requests = [(f"r{i}", {"model": "m", "max_tokens": 1, "messages": []},
                  answered(f"r{i}", 400, {"error": {"message": "no"}}, "req_x") if i < refused else None)
                 for i in range(count)]
-    return database.message_batches.create(owner, "key", requests, DAY)
+    return database.store(MessageBatchStore).create(owner, "key", requests, DAY)
 
 
 def test_a_batch_is_made_with_its_lines_and_refused_ones_already_errored(database):
@@ -39,17 +39,17 @@ def test_counts_follow_the_lines_outputs(database):
     store.answer(claimed.seq, 1, answered("r1", 404, {"error": {"message": "no model"}}, "req_b"), True, {})
     store.answer(claimed.seq, 2, not_run("r2", "cancelled"), True, {})
     store.answer(claimed.seq, 3, not_run("r3", "expired"), True, {})
-    assert database.message_batches.get(OWNER, batch["id"])["request_counts"]["processing"] == 5
+    assert database.store(MessageBatchStore).get(OWNER, batch["id"])["request_counts"]["processing"] == 5
     store.answer(claimed.seq, 4, answered("r4", 200, {"type": "message"}, "req_c"), False, {})
     store.set_status(claimed.seq, "completed", ("in_progress",))
-    counts = database.message_batches.get(OWNER, batch["id"])["request_counts"]
+    counts = database.store(MessageBatchStore).get(OWNER, batch["id"])["request_counts"]
     assert counts == {"processing": 0, "succeeded": 2, "errored": 1, "canceled": 1, "expired": 1}
 
 
 def test_pages_go_back_and_forth_newest_first(database):
     ids = [made(database, 1)["id"] for _ in range(5)]
     newest = list(reversed(ids))
-    store = database.message_batches
+    store = database.store(MessageBatchStore)
     first, more = store.list(OWNER, None, None, 2)
     assert [b["id"] for b in first] == newest[:2] and more
     second, more = store.list(OWNER, None, newest[1], 2)
@@ -67,15 +67,15 @@ def test_the_two_kinds_and_the_owners_stay_apart(database):
     openai_batch = database.batches.create(OWNER, "/v1/chat/completions", "file-x", "24h", DAY, None, None, "key")
     assert database.batches.get(OWNER, message_batch["id"]) is None
     assert [b["id"] for b in database.batches.list(OWNER, None, 10)[0]] == [openai_batch["id"]]
-    assert database.message_batches.get(OWNER, openai_batch["id"]) is None
-    assert [b["id"] for b in database.message_batches.list(OWNER, None, None, 10)[0]] == [message_batch["id"]]
-    assert database.message_batches.get(OTHER, message_batch["id"]) is None
-    assert database.message_batches.list(OTHER, None, None, 10) == ([], False)
+    assert database.store(MessageBatchStore).get(OWNER, openai_batch["id"]) is None
+    assert [b["id"] for b in database.store(MessageBatchStore).list(OWNER, None, None, 10)[0]] == [message_batch["id"]]
+    assert database.store(MessageBatchStore).get(OTHER, message_batch["id"]) is None
+    assert database.store(MessageBatchStore).list(OTHER, None, None, 10) == ([], False)
 
 
 def test_cancel_delete_and_results_wait_for_the_end(database):
     batch = made(database, 2)
-    store = database.message_batches
+    store = database.store(MessageBatchStore)
     with pytest.raises(StillProcessing):
         store.delete(OWNER, batch["id"])
     with pytest.raises(StillProcessing):

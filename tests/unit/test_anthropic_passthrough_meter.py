@@ -1,4 +1,4 @@
-"""The meter of an Anthropic upstream's answers (``serving/messages/passthrough.Meter``): what
+"""The meter of an Anthropic upstream's answers (``families/messages/serving/passthrough.Meter``): what
 it counts of a whole Message, of a stream split anywhere by the network, and of a Message
 that comes without its length; the bytes pass unchanged."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from llm_backend.serving.messages.passthrough import Meter
+from llm_backend.families.messages.serving.passthrough import Meter
 
 START = {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [],
          "usage": {"input_tokens": 12, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 5, "output_tokens": 1}}}

@@ -3,7 +3,7 @@ read as Anthropic's results: succeeded, errored (Anthropic's error body, its typ
 status), canceled and expired (the lines the batch never ran)."""
 
 from llm_backend.serving.batches.output import answered, not_run
-from llm_backend.serving.messages.batches import result
+from llm_backend.families.messages.serving.batches import result
 
 
 def test_a_200_is_succeeded_with_its_message():

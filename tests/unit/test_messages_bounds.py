@@ -1,5 +1,5 @@
 """A Messages request's lists and stop sequences within the lane's own bounds, counted
-before anything of them reaches a backend (serving/messages/bounds.py, issue #56)."""
+before anything of them reaches a backend (families/messages/serving/bounds.py, issue #56)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from llm_backend.budgets import MAX_PARTS
 from llm_backend.errors import OpenAIError
-from llm_backend.serving.messages.bounds import MAX_STOP_BYTES, MAX_STOP_SEQUENCES, check
+from llm_backend.families.messages.serving.bounds import MAX_STOP_BYTES, MAX_STOP_SEQUENCES, check
 
 TEXT = {"type": "text", "text": "x"}
 

@@ -1,5 +1,5 @@
 """A Messages request as the chat request it becomes, and a chat answer as the Message (or
-events) it is shown as (serving/messages/): the rules docs/MESSAGES.md's table states."""
+events) it is shown as (families/messages/serving/): the rules docs/MESSAGES.md's table states."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from llm_backend.errors import OpenAIError
-from llm_backend.serving.messages import answer
-from llm_backend.serving.messages.request import chat_request
+from llm_backend.families.messages.serving import answer
+from llm_backend.families.messages.serving.request import chat_request
 
 SIGN = "signed:{}".format  # the service seals the thinking (serving/responses/reasoning.py)
 

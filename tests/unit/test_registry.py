@@ -1,13 +1,20 @@
 """Routing by model id (``backends/registry.py``) over real backends as the app builds them:
 the local llama backend (not loaded: routing needs no engine) and upstream backends (not
-started: routing needs no connection)."""
+started: routing needs no connection); and by capability (``backends/capabilities.py``)."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
+import llm_backend.backends
 from llm_backend.app.model_registry import model_registry as _registry
 from llm_backend.backends.base import Serving
+from llm_backend.backends.capabilities import (
+    CHAT, COMPLETION, EMBEDDING, FORWARDING, MANAGED, MODERATION, OPERATIONS, PROMPT_TOKENS, SPEECH, TRANSCRIPTION,
+)
 from llm_backend.backends.events import ModelEvents
 from llm_backend.errors import OpenAIError
 from llm_backend.settings import Settings
@@ -137,10 +144,16 @@ def test_an_anthropic_upstream_relays_messages_and_is_never_the_default_upstream
 
 
 async def test_openai_operations_on_an_anthropic_upstreams_model_are_refused_naming_model(tmp_path):
-    claude = registry(tmp_path, upstreams=[ANTHROPIC]).backend_for("claude-3")
-    for call in (claude.chat_completion("claude-3", {}), claude.embedding("claude-3", {}), claude.forward("POST", "/responses", b"", [], b"{}")):
+    # Asked as the controllers ask them: the backend serving the operation, then its method.
+    reg = registry(tmp_path, upstreams=[ANTHROPIC])
+    asked = [
+        (CHAT, lambda backend: backend.chat_completion("claude-3", {})),
+        (EMBEDDING, lambda backend: backend.embedding("claude-3", {})),
+        (FORWARDING, lambda backend: backend.forward("POST", "/responses", b"", [], b"{}")),
+    ]
+    for capability, call in asked:
         with pytest.raises(OpenAIError) as raised:
-            await call
+            await call(reg.serving("claude-3", capability))
         assert (raised.value.status, raised.value.param) == (400, "model") and "Messages API" in raised.value.message
 
 
@@ -148,3 +161,71 @@ async def test_openai_operations_on_an_anthropic_upstreams_model_are_refused_nam
 def test_an_anthropic_upstream_takes_no_aliases_nor_local_responses(tmp_path, field):
     with pytest.raises(ValueError, match="api: anthropic"):
         registry(tmp_path, upstreams=[{**ANTHROPIC, **field}])
+
+
+# --- capabilities: each backend serves what its models are, the registry refuses the rest -----
+
+
+@pytest.mark.parametrize(
+    "model_id, capability, kind",
+    [
+        ("smol", TRANSCRIPTION, "a text model"), ("smol:teacher", SPEECH, "a text model"), ("smol", MODERATION, "a text model"),
+        ("whisper-1", CHAT, "a speech-to-text model"), ("tts-1", TRANSCRIPTION, "a text-to-speech model"),
+        ("whisper-base", SPEECH, "a speech-to-text model"), ("all-minilm-l6-v2", COMPLETION, "an embedding model"),
+        ("omni-moderation-latest", EMBEDDING, "a moderation model"), ("all-minilm-l6-v2", MANAGED, "an embedding model"),
+        ("lab-7", MANAGED, "a model of an upstream API"), ("lab-7", PROMPT_TOKENS, "a model of an upstream API"),
+    ],
+)
+def test_what_a_models_backend_does_not_serve_is_one_refusal_naming_the_model_and_what_it_is(tmp_path, model_id, capability, kind):
+    with pytest.raises(OpenAIError) as raised:
+        registry(tmp_path).serving(model_id, capability)
+    error = raised.value
+    assert (error.status, error.type, error.code, error.param) == (400, "invalid_request_error", "model_not_supported", "model")
+    assert error.message.startswith(f"The model `{model_id}` does not support {capability.what}: it is {kind}")
+
+
+@pytest.mark.parametrize(
+    "model_id, capability",
+    [("smol", CHAT), ("gpt-3.5-turbo", PROMPT_TOKENS), ("whisper-1", TRANSCRIPTION), ("tts-1", SPEECH),
+     ("all-minilm-l6-v2", EMBEDDING), ("omni-moderation-latest", MODERATION), ("lab-7", FORWARDING), ("hibari", MANAGED)],
+)
+def test_a_model_is_served_by_its_backend_for_what_it_is(tmp_path, model_id, capability):
+    reg = registry(tmp_path)
+    assert reg.serving(model_id, capability) is reg.backend_for(model_id)
+
+
+def test_an_unknown_model_is_model_not_found_for_any_capability(tmp_path):
+    with pytest.raises(OpenAIError) as raised:
+        registry(tmp_path).serving("nobody", CHAT)
+    assert (raised.value.status, raised.value.code) == (404, "model_not_found")
+
+
+def test_every_backend_has_the_methods_of_what_it_serves_and_none_of_what_it_does_not(tmp_path):
+    reg = registry(tmp_path)
+    for backend in reg.backends:
+        ids = backend.configured_ids() or ["lab-7"]
+        served = frozenset().union(*(backend.model_kind(model_id).capabilities for model_id in ids))
+        for capability in OPERATIONS:
+            assert isinstance(backend, capability.protocol) is (capability in served), (type(backend).__name__, capability)
+
+
+def test_a_pool_serves_what_any_of_its_deployments_serves(tmp_path):
+    twin = {"name": "twin", "base_url": "http://127.0.0.1:9/v1", "models": ["smol"]}  # pools the local smol
+    reg = registry(tmp_path, upstreams=[twin])
+    pool = reg.backend_for("smol")
+    assert pool is reg.pools["smol"] and reg.serving("smol", FORWARDING) is pool and reg.serving("smol", MANAGED) is pool
+    assert {TRANSCRIPTION, SPEECH, MODERATION}.isdisjoint(pool.model_kind("smol").capabilities)
+
+
+def test_no_backend_refuses_an_operation_one_method_at_a_time():
+    # A method whose whole body (its docstring aside) is a raise: an operation refused where
+    # the registry's one refusal belongs, or an abstract hook that is not marked abstract.
+    root = Path(llm_backend.backends.__file__).parent
+    raising = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+                if len(body) == 1 and isinstance(body[0], ast.Raise):
+                    raising.append(f"{path.relative_to(root)}:{node.lineno} {node.name}")
+    assert raising == []

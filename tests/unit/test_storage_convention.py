@@ -36,15 +36,17 @@ def _coroutines(path: Path) -> dict[str, ast.AsyncFunctionDef]:
 
 
 def _storage_modules() -> list[Path]:
-    return [path for path in sorted(STORAGE.rglob("*.py")) if "migrations" not in path.parts]
+    """The core's stores and each family's (``families/<name>/store.py``)."""
+    core = [path for path in sorted(STORAGE.rglob("*.py")) if "migrations" not in path.parts]
+    return core + sorted(PACKAGE.glob("families/*/store.py"))
 
 
 def test_stores_are_synchronous_but_for_the_named_fronts():
     unexpected = {
-        f"{path.relative_to(STORAGE)}:{name}"
+        f"{_named(path)}:{name}"
         for path in _storage_modules()
         for name in _coroutines(path)
-        if name not in FRONTS.get(str(path.relative_to(STORAGE)), set())
+        if name not in FRONTS.get(_named(path), set())
     }
     assert unexpected == set(), "a store method is sync; call it with `await database.run(store.method, ...)`"
 
@@ -66,9 +68,13 @@ def test_stores_never_import_the_package_that_builds_them():
                 assert "Database" not in {alias.name for alias in node.names}, f"{path.name} imports Database: type it as handle.DatabaseHandle"
 
 
+def _named(path: Path) -> str:
+    return str(path.relative_to(STORAGE if path.is_relative_to(STORAGE) else PACKAGE))
+
+
 def test_controllers_never_reach_the_database():
-    for path in sorted((PACKAGE / "controllers").rglob("*.py")):
+    for path in sorted((PACKAGE / "controllers").rglob("*.py")) + sorted(PACKAGE.glob("families/*/controller.py")):
         tree = ast.parse(path.read_text())
         reached = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "database"]
         named = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == "database"]
-        assert reached + named == [], f"controllers/{path.name} reaches the database (lines {reached + named}): a serving/ function does"
+        assert reached + named == [], f"{path.relative_to(PACKAGE)} reaches the database (lines {reached + named}): a serving/ function does"

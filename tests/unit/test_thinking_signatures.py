@@ -1,13 +1,13 @@
 """A thinking block's signature binds its text to the tenant it was written for, and a block
 sent back that does not verify for the tenant sending it is Anthropic's 400
-(serving/messages/signatures.py, issue #56)."""
+(families/messages/serving/signatures.py, issue #56)."""
 
 from __future__ import annotations
 
 import pytest
 
 from llm_backend.errors import OpenAIError
-from llm_backend.serving.messages.signatures import ThinkingSignatures
+from llm_backend.families.messages.serving.signatures import ThinkingSignatures
 
 KEY = b"server key"
 THOUGHT = "9.8 is 9.80, and 0.80 > 0.11."

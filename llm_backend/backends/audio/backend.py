@@ -19,13 +19,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-from ... import errors
-from ...errors import model_not_found, model_not_supported
+from ...errors import model_not_found
 from ...json_types import Json
 from ...settings import Settings
-from ..base import ModelCard, Relayed, Serving, StreamedBody, tenant
+from ..base import ModelCard, ModelKind, Serving, tenant
+from ..capabilities import SPEECH_MODEL, TRANSCRIPTION_MODEL
 from ..events import ModelEvents
 from ..fair_line import Admission
 from ..lifecycle import Lifecycle
@@ -147,9 +146,9 @@ class _Held:
 
 class AudioBackend:
     """The local audio models as a backend (``backends/base.py``): the registry routes their
-    ids, ``/v1/models`` lists them, the admin operations load and unload them."""
+    ids, ``/v1/models`` lists them, the admin operations load and unload them; a
+    speech-to-text model transcribes, a text-to-speech model speaks (``model_kind``)."""
 
-    manages_models = True
     name = "local"
 
     def __init__(self, settings: Settings, events: ModelEvents | None = None, engines_busy: Callable[[], bool] = lambda: False) -> None:
@@ -171,13 +170,11 @@ class AudioBackend:
             others = [other for other in self.audio_models if other is not model]
             model.others_busy = lambda others=others: engines_busy() or any(other.in_flight for other in others)
 
-    def model(self, model_id: str, kind: str | None = None) -> AudioModel:
-        """The audio model ``model_id`` names; 404 for none, 400 for one of another kind."""
+    def model(self, model_id: str) -> AudioModel:
+        """The audio model ``model_id`` names; 404 for none."""
         model = self._by_id.get(model_id)
         if model is None:
             raise model_not_found(model_id)
-        if kind is not None and model.kind != kind:
-            raise model_not_supported(model_id, _OPERATION_NAMES[kind])
         return model
 
     # --- lifecycle and models ------------------------------------------------------------
@@ -203,6 +200,9 @@ class AudioBackend:
     def canonical_id(self, model_id: str) -> str:
         model = self._by_id.get(model_id)
         return model_id if model is None else model.id
+
+    def model_kind(self, model_id: str) -> ModelKind:
+        return TRANSCRIPTION_MODEL if self.model(model_id).kind == "transcription" else SPEECH_MODEL
 
     def models(self) -> list[ModelCard]:
         return [ModelCard(model_id, OWNED_BY, self.created) for model_id in self._by_id]
@@ -236,38 +236,9 @@ class AudioBackend:
     def serving(self, operation_id: str | None) -> Serving:
         return Serving.HERE  # answered (or refused) here, never forwarded
 
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
-        raise AssertionError("local models are never forwarded")  # serving() is always HERE
-
-    def _not_text(self, model_id: str) -> errors.OpenAIError:
-        return model_not_supported(model_id, "text generation, embeddings or moderations: it is an audio model (use /v1/audio)")
-
-    async def chat_completion(self, model_id: str, request: Json) -> Any:
-        raise self._not_text(model_id)
-
-    async def chat_completion_objects(self, model_id: str, request: Json) -> Any:
-        raise self._not_text(model_id)
-
-    async def completion(self, model_id: str, request: Json) -> Any:
-        raise self._not_text(model_id)
-
-    async def embedding(self, model_id: str, request: Json) -> Any:
-        raise self._not_text(model_id)
-
-    async def moderation(self, model_id: str, request: Json) -> Any:
-        raise self._not_text(model_id)
-
-    async def prompt_tokens(self, model_id: str, request: Json) -> int:
-        raise self._not_text(model_id)
-
-    async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
-        raise self._not_text(model_id)
-
     async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
-        return await self.model(model_id, "transcription").events("transcribe", request)
+        return await self.model(model_id).events("transcribe", request)
 
     async def speech(self, model_id: str, request: Json) -> AsyncIterator[Json]:
-        return await self.model(model_id, "speech").events("speak", request)
+        return await self.model(model_id).events("speak", request)
 
-
-_OPERATION_NAMES = {"transcription": "transcriptions or translations", "speech": "speech"}

@@ -9,6 +9,7 @@ like (``sentences``); ``Speaker.run`` encodes, streams, cancels and counts for t
 from __future__ import annotations
 
 import base64
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,13 +19,13 @@ from ..llama.engine.errors import RequestError
 from .encoder import StreamEncoder
 
 
-class Speaker:
+class Speaker(ABC):
     sample_rate: int
     voice: str  # the one installed voice (settings.speech_voice names it)
 
+    @abstractmethod
     def sentences(self, text: str, speed: float) -> Iterator[tuple[np.ndarray, int]]:
         """Each sentence's float32 samples and the number of phonemes read, one by one."""
-        raise NotImplementedError
 
     def run(self, params: dict[str, Any], emit: Callable[[dict], None], cancelled: Callable[[], bool]) -> None:
         if params.get("voice", self.voice) != self.voice:

@@ -13,7 +13,6 @@ from dataclasses import replace
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
-from ... import errors
 from ...budgets import prompt_count
 from ...errors import bad_request, model_not_found
 from ...json_types import Json
@@ -22,7 +21,8 @@ from ...model_shapes import shape_of
 from ...off_loop import many_values, off_loop
 from ...openai_tokens import first_use
 from ...settings import Settings
-from ..base import Answer, ModelCard, Relayed, Serving, tenant
+from ..base import Answer, ModelCard, ModelKind, Serving, tenant
+from ..capabilities import TEXT_MODEL
 from ..events import ModelEvents
 from ..lifecycle import MODEL_KEEP_ALIVE, Lifecycle
 from ..prefix_routes import route_key
@@ -51,9 +51,9 @@ def description(config: ModelConfig) -> str | None:
 
 
 class LlamaBackend:
-    """Every model of the config file with a GGUF source."""
+    """Every model of the config file with a GGUF source: text models (``TEXT_MODEL``: chat,
+    completions, embeddings, prompt counts, loaded and unloaded here)."""
 
-    manages_models = True
     name = "local"
 
     def __init__(self, settings: Settings, events: ModelEvents | None = None) -> None:
@@ -107,16 +107,16 @@ class LlamaBackend:
         self._preset(model_id)
         return next(card for card in self.models() if card.id == model_id).to_openai()
 
+    def model_kind(self, model_id: str) -> ModelKind:
+        return TEXT_MODEL
+
     def serving(self, operation_id: str | None) -> Serving:
-        """Every operation for a local model is answered here."""
+        """Every operation for a local model is answered (or refused) here."""
         return Serving.HERE
 
     def sampling_defaults(self, model_id: str) -> Json:
         defaults = self._preset(model_id).defaults()
         return {name: defaults[name] for name in REPORTED_SAMPLING if name in defaults}
-
-    async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | None) -> Relayed:
-        raise AssertionError("local models are never forwarded")  # always Serving.HERE
 
     async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
         if effort in (None, "none"):
@@ -268,18 +268,6 @@ class LlamaBackend:
         if not params["stream"]:
             return shape.completion(await model.run(op, params, need, route))
         return await primed(shape.chunks(model.stream(op, params, need, route)))
-
-    async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
-        self._preset(model_id)
-        raise errors.model_not_supported(model_id, "audio transcriptions: it is a text model")
-
-    async def speech(self, model_id: str, request: Json) -> AsyncIterator[Json]:
-        self._preset(model_id)
-        raise errors.model_not_supported(model_id, "speech: it is a text model")
-
-    async def moderation(self, model_id: str, request: Json) -> Json:
-        self._preset(model_id)
-        raise errors.model_not_supported(model_id, "moderations: it is a text model (use omni-moderation-latest)")
 
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
         """How many tokens the prompt of a chat ``request`` is, counted as it would be

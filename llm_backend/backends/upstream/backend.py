@@ -1,4 +1,9 @@
-"""The upstream backend: models served by an OpenAI-compatible API, answered by relaying it."""
+"""The upstream backend: models served by an OpenAI-compatible API, answered by relaying it.
+
+``UpstreamApi`` is what every upstream has, whatever API it speaks (its client, its models
+and their list, nothing loaded here); ``UpstreamBackend`` is OpenAI's API on it: chat,
+completions and embeddings relayed through its methods, any other operation forwarded
+(``UPSTREAM_MODEL``). An upstream of another API is a family's (``Family.upstreams``)."""
 
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ from ... import errors
 from ...json_types import Json
 from ...off_loop import large_input, off_loop
 from ...settings import Settings, UpstreamConfig
-from ..base import ModelCard, Relayed, Serving, StreamedBody, caller_headers
+from ..base import ModelCard, ModelKind, Relayed, Serving, StreamedBody, caller_headers
+from ..capabilities import UPSTREAM_MODEL
 from .answers import chat_answer
 from .http_client import UpstreamClient
 from .prompt_cache import TenantCache
@@ -34,15 +40,14 @@ MODELS_RETRY_SECONDS = 10.0
 SERVED_OPERATIONS = frozenset({"createChatCompletion", "createCompletion", "createEmbedding", "retrieveModel"})
 # With ``responses: local``, the Responses API is served here over the upstream's chat.
 RESPONSES_HERE = frozenset({"createResponse", "Compactconversation"})
-# Anthropic's Messages API is always served here, over the upstream's chat (serving/messages/).
+# Anthropic's Messages API is always served here, over the upstream's chat (families/messages/serving/).
 MESSAGES_HERE = frozenset({"messagesCreate", "messagesCountTokens"})
 
 
-class UpstreamBackend:
+class UpstreamApi:
     """One upstream API: the models it is configured for, and a pooled client to it."""
 
-    manages_models = False
-    api = "openai"  # the API it speaks (``UpstreamConfig.api``; ``anthropic.py``'s is Anthropic's)
+    api: str  # the API it speaks (``UpstreamConfig.api``)
 
     def __init__(self, config: UpstreamConfig, settings: Settings) -> None:
         self.name = config.name
@@ -83,23 +88,6 @@ class UpstreamBackend:
     async def probe(self) -> bool:
         return await self.client.probe()
 
-    def serving(self, operation_id: str | None) -> Serving:
-        if self.responses_here and operation_id in RESPONSES_HERE or operation_id in MESSAGES_HERE:
-            return Serving.HERE
-        return Serving.RELAYED if operation_id in SERVED_OPERATIONS else Serving.FORWARDED
-
-    async def prompt_tokens(self, model_id: str, request: Json) -> int:
-        raise AssertionError("counted by the upstream: getInputTokenCounts is forwarded")  # never HERE
-
-    async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
-        return None  # the upstream's answer says
-
-    def context_length(self, model_id: str) -> None:
-        return None  # the upstream's to know
-
-    def sampling_defaults(self, model_id: str) -> Json:
-        return {}  # the upstream's own, unknown here
-
     # --- the model list ---------------------------------------------------------------
 
     def models(self) -> list[ModelCard]:
@@ -123,7 +111,7 @@ class UpstreamBackend:
 
     async def _fetch_models(self, incoming: list | None = None, query: bytes = b"") -> list[Json]:
         """The upstream's ``GET /models`` data, asked with the caller's headers (or
-        ``incoming``: an API that needs its own, ``anthropic.py``)."""
+        ``incoming``: an API that needs its own, ``families/messages/backend.py``)."""
         headers = self.client.headers(caller_headers.get() if incoming is None else incoming, identity=True)
         response = await self.client.send("GET", "/models", headers=headers, query=query)
         try:
@@ -140,6 +128,37 @@ class UpstreamBackend:
             if target in by_id:
                 cards.append(ModelCard(alias, by_id[target].owned_by, by_id[target].created))
         return cards
+
+    # --- nothing of it is loaded here ---------------------------------------------------
+
+    def loaded_models(self) -> list[str]:
+        return []
+
+    def statuses(self) -> list[Json]:
+        return []
+
+
+class UpstreamBackend(UpstreamApi):
+    """An upstream of OpenAI's API (``api: openai``)."""
+
+    api = "openai"
+
+    def model_kind(self, model_id: str) -> ModelKind:
+        return UPSTREAM_MODEL
+
+    def serving(self, operation_id: str | None) -> Serving:
+        if self.responses_here and operation_id in RESPONSES_HERE or operation_id in MESSAGES_HERE:
+            return Serving.HERE
+        return Serving.RELAYED if operation_id in SERVED_OPERATIONS else Serving.FORWARDED
+
+    async def check_reasoning_effort(self, model_id: str, effort: str | None) -> None:
+        return None  # the upstream's answer says
+
+    def context_length(self, model_id: str) -> None:
+        return None  # the upstream's to know
+
+    def sampling_defaults(self, model_id: str) -> Json:
+        return {}  # the upstream's own, unknown here
 
     # --- operations ---------------------------------------------------------------------
 
@@ -190,34 +209,12 @@ class UpstreamBackend:
         rename = ("id", model_id) if upstream_id != model_id else None
         return await relay(response, self.client, rename=rename)
 
-    async def transcription(self, model_id: str, request: Json) -> Any:
-        raise AssertionError("audio operations are forwarded to an upstream")  # serving() is FORWARDED for them
-
-    async def moderation(self, model_id: str, request: Json) -> Any:
-        raise AssertionError("moderations are forwarded to an upstream")  # serving() is FORWARDED for them
-
-    speech = transcription
-
     async def forward(self, method: str, path: str, query: bytes, headers: Any, content: bytes | StreamedBody | None) -> Relayed:
         """Any other operation, verbatim (see ``http/forwarding.py``)."""
         response = await self.client.send(
             method, path, headers=self.client.headers(headers), content=content or None, query=query
         )
         return await relay(response, self.client)
-
-    # --- model management: not ours -----------------------------------------------------
-
-    def loaded_models(self) -> list[str]:
-        return []
-
-    def statuses(self) -> list[Json]:
-        return []
-
-    async def load(self, model_id: str) -> Json:
-        raise errors.upstream_model(model_id)
-
-    async def unload(self, model_id: str) -> Json:
-        raise errors.upstream_model(model_id)
 
 
 def _encoded(request: Json) -> bytes:

@@ -98,7 +98,7 @@ def _encoded(lines: Iterator[Json]) -> Iterator[bytes]:
 def write_files(store: BatchStore, files: FileStore, batch: Claimed) -> dict[str, str]:
     """The output and error files of a batch that ended (each only if it has lines), as
     ``output_file_id`` / ``error_file_id`` (blocking: call it in a thread). A Message Batch
-    has none: its results are read from its lines (``serving/messages/batches.py``), and
+    has none: its results are read from its lines (``families/messages/serving/batches.py``), and
     its owner's Files list never shows them."""
     written: dict[str, str] = {}
     if batch.endpoint == MESSAGE_BATCHES:

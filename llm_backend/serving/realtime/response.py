@@ -24,6 +24,7 @@ import base64
 import json
 from typing import Any, Protocol
 
+from ...backends.capabilities import CHAT
 from ...errors import OpenAIError, answered
 from ...json_types import Json
 from ..mcp.servers import McpServer
@@ -146,7 +147,7 @@ class Response:
         status, details = "completed", None
         try:
             try:
-                backend = session.services.registry.backend_for(session.model)
+                backend = session.services.registry.serving(session.model, CHAT)
                 chunks = await backend.chat_completion_objects(session.model, request)
                 async for chunk in chunks:
                     if chunk.get("usage"):

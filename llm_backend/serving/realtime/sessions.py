@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ...backends.capabilities import MANAGED
 from ...errors import bad_request
 from ...json_types import Json
 from ..services import Services
@@ -55,5 +56,5 @@ async def ready(services: Services, session: Session) -> None:
 
 async def _loaded(services: Services, model_id: str) -> None:
     backend = services.registry.backend_for(model_id)
-    if backend.manages_models:  # an upstream's models are not ours to load
-        await backend.load(model_id)
+    if MANAGED in backend.model_kind(model_id).capabilities:  # an upstream's models are not ours to load
+        await services.registry.load(model_id)

@@ -8,6 +8,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 
+from ...backends.capabilities import SPEECH
 from .. import audio
 from ..services import Services
 
@@ -59,7 +60,7 @@ class Speaker:
     async def _speak(self) -> None:
         settings = self.services.settings
         model_id = settings.speech_model
-        backend = self.services.registry.backend_for(model_id)
+        backend = self.services.registry.serving(model_id, SPEECH)
         while (sentence := await self.queue.get()) is not None:
             body = {"model": model_id, "input": sentence, "voice": self.voice, "response_format": "pcm", "speed": self.speed}
             events = await backend.speech(model_id, audio.speech_params(body, settings.speech_voices))

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+from ...backends import capabilities
 from ...backends.base import Serving
 from ...errors import OpenAIError, answered, bad_request
 from ...errors import unsupported_value as unsupported
@@ -157,7 +158,7 @@ async def transcribe(services: Services, config: Json, logprobs: bool, turn: Tur
     if logprobs:
         body["include"] = ["logprobs"]
     try:
-        backend = services.registry.backend_for(model_id)
+        backend = services.registry.serving(model_id, capabilities.TRANSCRIPTION)
         events = await backend.transcription(model_id, audio.transcription_params(body, str(turn.path), "transcribe"))
         async for event in audio.transcription_events(_watched(events, heard), body):
             common = {"event_id": event_id(), "item_id": item, "content_index": 0}

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+from ...backends.capabilities import CHAT
 from ...json_types import Json
 from ..metadata import check_metadata
 from ... import errors
@@ -157,7 +158,8 @@ def checked_backend(services: Services, body: Json) -> Any:
     backend = services.registry.backend_for(model_id)
     if not serves_here(backend):
         raise errors.model_not_supported(model_id, "the Responses API here")
-    return backend
+    # Answered over chat completions: a model that does not chat gets the registry's refusal.
+    return services.registry.serving(model_id, CHAT)
 
 
 def _replayable(items: list[Json], catalog: Catalog | None, client: client_tools.ClientTools) -> list[Json]:

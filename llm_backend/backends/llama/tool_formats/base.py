@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -43,12 +44,13 @@ class Reasoning:
 Event = Content | Call | Arguments | Reasoning
 
 
-class Parser:
+class Parser(ABC):
     """An answer read as it streams. ``feed`` and ``finish`` return what became certain
     (``StepParser`` below is what the formats' parsers are made of)."""
 
+    @abstractmethod
     def feed(self, text: str) -> list[Event]:
-        raise NotImplementedError
+        """What ``text``, the answer's next piece, made certain."""
 
     def finish(self) -> list[Event]:
         return []
@@ -60,7 +62,7 @@ class Parser:
         return False
 
 
-class ToolFormat:
+class ToolFormat(ABC):
     """One model family's tool calling (see the module docstring)."""
 
     name: ClassVar[str]
@@ -93,14 +95,14 @@ class ToolFormat:
             converted.append(message)
         return converted
 
+    @abstractmethod
     def grammar(self, tools: list[Json], parallel: bool) -> str:
         """The GBNF of an answer that is only calls of ``tools`` in this format (tool_choice
         required or named; runs in the engine process)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def parser(self, names: set[str]) -> Parser:
         """A parser of one answer that may call the functions ``names``."""
-        raise NotImplementedError
 
 
 def with_object_arguments(call: Json) -> Json:
@@ -188,8 +190,9 @@ class StepParser(Parser):
             self.buffer = ""
         return events
 
+    @abstractmethod
     def _step(self, events: list[Event]) -> bool:
-        raise NotImplementedError
+        """One step over the buffer, its events appended to ``events``; False when it needs more text."""
 
     def _read_call(self, events: list[Event]) -> str:
         """The buffer fed to the JSON call being read: "more" (it wants more text), "done"
@@ -273,5 +276,6 @@ class TaggedCalls(StepParser):
     def _open(self) -> None:
         self.state = "inside"
 
+    @abstractmethod
     def _inside(self, events: list[Event]) -> bool:
-        raise NotImplementedError
+        """A step inside a call's tags (the format's); the state ``close`` once the call is read."""

@@ -1,7 +1,7 @@
 """Anthropic's Message Batches on the batch runner (docs/MESSAGES.md, "Message Batches").
 
 A Message Batch is a batch whose lines are ``POST /v1/messages`` requests: created with its
-requests as its lines (``storage/message_batches.py``), run by the one batch runner as any
+requests as its lines (``store.py``), run by the one batch runner as any
 batch's lines are - each line the request it stands for, through the same pipeline
 (``http/batch_lines.py``: admitted as a request of the key that created the batch, its
 model's limits and spend hold, the Messages controller, metered as a Messages request),
@@ -21,19 +21,24 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 
-from ...errors import (
-    duplicate_custom_id, message_batch_ended, message_batch_not_found, message_batch_processing, streaming_in_batch,
+from llm_backend.json_types import Json
+from llm_backend.serving.batches.output import answered
+from llm_backend.serving.services import Services
+from llm_backend.storage.batches import CannotCancel
+
+from ..errors import (
+    body as error_body, duplicate_custom_id, message_batch_ended, message_batch_not_found, message_batch_processing,
+    streaming_in_batch,
 )
-from ...json_types import Json
-from ...storage.batches import CannotCancel
-from ...storage.message_batches import StillProcessing
-from ..batches.output import answered
-from ..services import Services
-from .errors import body as error_body
+from ..store import MessageBatchStore, StillProcessing
 
 WINDOW_SECONDS = 24 * 3600
 RESULTS_PAGE = 1000
 NOT_RUN = {"batch_cancelled": "canceled", "batch_expired": "expired"}
+
+
+def _store(services: Services) -> MessageBatchStore:
+    return services.database.store(MessageBatchStore)
 
 
 def _shown(batch: Json, origin: str) -> Json:
@@ -65,13 +70,13 @@ async def create(services: Services, owner: str, creator: str | None, body: Json
     """A new Message Batch of ``owner``'s, made by the key ``creator`` (``Principal.key``):
     its requests run as that key's while it is valid (``http/batch_lines.py``)."""
     requests = _requests(body)
-    created = await services.database.run(services.database.message_batches.create, owner, creator, requests, WINDOW_SECONDS)
+    created = await services.database.run(_store(services).create, owner, creator, requests, WINDOW_SECONDS)
     services.batches.wake()
     return _shown(created, origin)
 
 
 async def retrieve(services: Services, owner: str, batch_id: str, origin: str) -> Json:
-    found = await services.database.run(services.database.message_batches.get, owner, batch_id)
+    found = await services.database.run(_store(services).get, owner, batch_id)
     if found is None:
         raise message_batch_not_found(batch_id)
     return _shown(found, origin)
@@ -80,7 +85,7 @@ async def retrieve(services: Services, owner: str, batch_id: str, origin: str) -
 async def list_page(services: Services, owner: str, before_id: str | None, after_id: str | None, limit: int, origin: str) -> Json:
     """Anthropic's page: ``{data, has_more, first_id, last_id}``, newest first."""
     try:
-        data, has_more = await services.database.run(services.database.message_batches.list, owner, before_id, after_id, limit)
+        data, has_more = await services.database.run(_store(services).list, owner, before_id, after_id, limit)
     except LookupError as cursor:
         name = str(cursor.args[0])
         raise message_batch_not_found(before_id if name == "before_id" else after_id or "", name) from None
@@ -91,7 +96,7 @@ async def list_page(services: Services, owner: str, before_id: str | None, after
 
 async def cancel(services: Services, owner: str, batch_id: str, origin: str) -> Json:
     try:
-        canceling = await services.database.run(services.database.message_batches.cancel, owner, batch_id)
+        canceling = await services.database.run(_store(services).cancel, owner, batch_id)
     except CannotCancel as ended:
         raise message_batch_ended(batch_id, ended.status) from None
     if canceling is None:
@@ -102,7 +107,7 @@ async def cancel(services: Services, owner: str, batch_id: str, origin: str) -> 
 
 async def delete(services: Services, owner: str, batch_id: str) -> Json:
     try:
-        deleted = await services.database.run(services.database.message_batches.delete, owner, batch_id)
+        deleted = await services.database.run(_store(services).delete, owner, batch_id)
     except StillProcessing as processing:
         raise message_batch_processing(batch_id, processing.processing_status, "a batch can be deleted") from None
     if not deleted:
@@ -128,7 +133,7 @@ def result(custom_id: str, output: Json | None) -> Json:
 async def results(services: Services, owner: str, batch_id: str) -> AsyncIterator[bytes]:
     """The results as JSON lines, in the requests' order, read a page at a time (a batch of
     100,000 is never whole in memory); 404 for no such batch, 400 until it has ended."""
-    store = services.database.message_batches
+    store = _store(services)
     try:
         seq = await services.database.run(store.ended, owner, batch_id)
     except StillProcessing as processing:

@@ -23,9 +23,10 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ...errors import OpenAIError
-from ...json_types import Json
-from .errors import error_body
+from llm_backend.errors import OpenAIError
+from llm_backend.json_types import Json
+
+from ..errors import error_body
 
 Event = tuple[str, Json]
 Sign = Callable[[str], str]

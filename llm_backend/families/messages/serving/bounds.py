@@ -34,9 +34,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...budgets import MAX_PARTS, check_count, check_lists
-from ...json_types import Json
-from .errors import stop_sequences_too_large, too_many_blocks
+from llm_backend.budgets import MAX_PARTS, check_count, check_lists
+from llm_backend.json_types import Json
+
+from ..errors import stop_sequences_too_large, too_many_blocks
 
 CHAT = "createChatCompletion"
 MAX_STOP_SEQUENCES = 256

@@ -1,5 +1,5 @@
 """A Messages request for a model of an Anthropic upstream (``api: anthropic``), passed
-through unchanged (``backends/upstream/anthropic.py``) and metered from its answer: the
+through unchanged (``backend.py``) and metered from its answer: the
 same admission as any request went before (key, project limits, spend hold:
 ``http/forwarding.routed_by_model``), and the tokens the upstream reports go into the same
 count as chat's (``counted``: metrics, usage, limits, spend).
@@ -26,11 +26,11 @@ from typing import Any, Protocol
 
 import ijson
 
-from ...backends.base import Relayed
-from ...errors import OpenAIError
-from ...json_scan import MAX_JSON_DEPTH, Scanner
-from ...json_text import loads
-from ...json_types import Json
+from llm_backend.backends.base import Relayed
+from llm_backend.errors import OpenAIError
+from llm_backend.json_scan import MAX_JSON_DEPTH, Scanner
+from llm_backend.json_text import loads
+from llm_backend.json_types import Json
 
 Counted = Callable[[Json], None]
 CREATE = "messagesCreate"

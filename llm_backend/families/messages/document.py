@@ -1,25 +1,30 @@
 """Anthropic's Messages API (``openapi/anthropic.yaml``) served by the OpenAI document's
-Connexion API, beside its operations.
+Connexion API, beside its operations (``Family.joined``); and the route of a Message Batch's
+lines (``batch_routes``).
 
 Both documents' paths live under ``/v1``, and ``GET /v1/models`` is in both. Connexion keeps
 one API per base path in its security and validation layers (a second API at ``/v1`` would
 replace the first there), and routes a ``/v1`` path only by the ``/v1`` API (a root API
 never sees one). So the Anthropic document is joined to the OpenAI one in memory, as
-Connexion is given it (the vendored files stay as published): its operations, its schemas
-and security schemes under names of their own (``Anthropic.``), every operation's security
-its document's (an ``x-api-key`` or a Bearer key). Its operations then take every lane
-OpenAI's take: the security, the fast lane, the body validation, the controllers by tag.
+Connexion is given it (the file stays as written): its operations, its schemas and security
+schemes under names of their own (``Anthropic.``), every operation's security its
+document's (an ``x-api-key`` or a Bearer key). Its operations then take every lane OpenAI's
+take: the security, the fast lane, the body validation, the controllers (``controller.py``,
+named by the family's registration).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .adapter import HTTP_METHODS
+from llm_backend.spec.adapter import HTTP_METHODS, operations, served_function
+from llm_backend.spec.batch_endpoints import BatchEndpoint, endpoint
+from llm_backend.storage.batches import MESSAGE_BATCHES
 
 PREFIX = "Anthropic."
 BOTH_SHAPES = frozenset({"listModels", "retrieveModel"})
 REF = "#/components/"
+MESSAGES_CREATE = "messagesCreate"
 
 
 def _renamed(value: Any) -> Any:
@@ -75,3 +80,20 @@ def joined(openai: dict, anthropic: dict) -> dict:
         for name, entry in entries.items():
             target[PREFIX + name] = _renamed(entry)
     return {**openai, "paths": paths, "components": components}
+
+
+def batch_routes(specification: Any) -> dict[str, BatchEndpoint]:
+    """``/v1/messages`` -> messagesCreate's ``BatchEndpoint`` when it is served: the route of a
+    Message Batch's lines, its kind's alone (createBatch's enum has no ``/v1/messages``: an
+    OpenAI batch naming it stays refused as OpenAI refuses it). Its ``beta`` query and header
+    parameters are none of a line's, so the fast lane's table
+    (``adapter.json_body_operations``) does not hold it. ``specification`` is Connexion's,
+    with its ``$ref``s resolved."""
+    for path, _, operation in operations({"paths": specification["paths"]}):
+        if operation.get("operationId") != MESSAGES_CREATE or specification.base_path + path != MESSAGE_BATCHES:
+            continue
+        controller = served_function(operation, path)
+        schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if controller is not None and schema is not None:
+            return {MESSAGE_BATCHES: endpoint(MESSAGES_CREATE, controller, schema)}
+    return {}

@@ -5,13 +5,13 @@ answered ``{"type": "error", "error": {"type", "message"}}`` with a ``request-id
 whichever layer refused it: the edge (a foreign Host), the key (401), the limits (429), the
 body's size or schema (413, 400), the model (404) or the answer (500).
 
-One place does it, outside every other layer (``app/chain.py`` adds it first): an error body is
-built in OpenAI's shape by the one renderer (``http/rendering.error_response``) and turned
-into Anthropic's here, its status kept (the error type follows it,
-``serving/messages/errors.py``); one in Anthropic's shape already (an Anthropic upstream's
-error, relayed) passes as it came. Errors are small and whole; answers that are not errors
+One place does it, outside every other layer (``Family.middleware``: the app adds it
+first): an error body is built in OpenAI's shape by the one renderer
+(``http/rendering.error_response``) and turned into Anthropic's here, its status kept (the
+error type follows it, ``errors.py``); one in Anthropic's shape already (an Anthropic
+upstream's error, relayed) passes as it came. Errors are small and whole; answers that are not errors
 pass through untouched, a stream's failures being Anthropic's ``error`` events already
-(``serving/messages/answer.py``).
+(``serving/answer.py``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..serving.messages.errors import body as anthropic_body
-from .middleware import HttpMiddleware
+from llm_backend.http.middleware import HttpMiddleware
+
+from .errors import body as anthropic_body
 
 PATH = "/v1/messages"
 

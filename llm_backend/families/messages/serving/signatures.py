@@ -28,8 +28,9 @@ import base64
 import hashlib
 import hmac
 
-from ...json_types import Json
-from .errors import invalid_redacted_thinking, invalid_thinking_signature
+from llm_backend.json_types import Json
+
+from ..errors import invalid_redacted_thinking, invalid_thinking_signature
 
 CONTEXT = b"llm-backend messages thinking signature v1"
 

@@ -1,14 +1,17 @@
 """Anthropic's error body, ``{"type": "error", "error": {"type", "message"}}``, for the
 service's errors (the catalogue's ``OpenAIError``): the type follows the HTTP status as
 Anthropic's does (its API reference, "Errors"); the status stays the service's. And the
-errors of the Messages lane's own rules (``bounds.py``, ``signatures.py``), worded as
-Anthropic words them where it does (a thinking block's: the message its API answers)."""
+family's own errors, each an ``OpenAIError`` rendered by the one renderer and shown in
+Anthropic's shape (``middleware.py``): the Messages lane's rules (``serving/bounds.py``,
+``serving/signatures.py``), worded as Anthropic words them where it does (a thinking
+block's: the message its API answers); Message Batches' (``serving/batches.py``); an
+Anthropic upstream's model asked for OpenAI's operations (``backend.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...errors import OpenAIError, bad_request
+from llm_backend.errors import OpenAIError, bad_request, not_found
 
 TYPES = {
     400: "invalid_request_error",
@@ -70,4 +73,32 @@ def invalid_redacted_thinking(message: int, block: int) -> OpenAIError:
         f"messages.{message}.content.{block}: Invalid `data` in `redacted_thinking` block",
         f"messages[{message}].content[{block}].data",
         "invalid_value",
+    )
+
+
+def duplicate_custom_id(custom_id: str, param: str) -> OpenAIError:
+    """A Message Batch's requests each need a custom_id of their own (Anthropic's rule)."""
+    return bad_request(f"Duplicate custom_id '{custom_id}': each request of a batch needs its own.", param, "invalid_value")
+
+
+def streaming_in_batch(param: str) -> OpenAIError:
+    """A batch's request answers once, whole: ``stream: true`` is that request's error."""
+    return bad_request("Streaming is not supported in a batch: 'stream' must be false or absent.", param, "invalid_value")
+
+
+def message_batch_not_found(batch_id: str, param: str = "message_batch_id") -> OpenAIError:
+    """Anthropic's Message Batches (rendered in Anthropic's shape: ``not_found_error``)."""
+    return not_found("message batch", batch_id, param)
+
+
+def message_batch_ended(batch_id: str, status: str) -> OpenAIError:
+    return bad_request(f"Message Batch {batch_id} has ended ({status}): it can no longer be canceled.", "message_batch_id")
+
+
+def message_batch_processing(batch_id: str, processing_status: str, what: str) -> OpenAIError:
+    """A batch still ``in_progress`` or ``canceling``: its results, or deleting it, wait for its end."""
+    return bad_request(
+        f"Message Batch {batch_id} has not ended (processing_status: {processing_status}): {what} only once "
+        "processing has ended (cancel it to end it sooner).",
+        "message_batch_id",
     )

@@ -20,7 +20,7 @@ What each field becomes (docs/MESSAGES.md):
   ``metadata.user_id``: ``user``; ``max_tokens``: ``max_completion_tokens`` (fitted to the
   room left as chat fits it);
 - ``cache_control``: accepted everywhere: the engine caches every prompt's beginning anyway;
-- ``thinking`` and ``output_config.effort``: ``reasoning_effort`` (``serving/messages/service.py``
+- ``thinking`` and ``output_config.effort``: ``reasoning_effort`` (``service.py``
   says what a model without reasoning does with them); ``context_management``: the
   ``clear_thinking`` edits only (earlier thinking is never kept), others refused.
 """
@@ -30,9 +30,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...errors import bad_request
-from ...errors import unsupported_parameter as refused
-from ...json_types import Json
+from llm_backend.errors import bad_request
+from llm_backend.errors import unsupported_parameter as refused
+from llm_backend.json_types import Json
 
 
 # thinking.budget_tokens ⇒ the reasoning effort nearest to it (Anthropic's minimum is 1024).

@@ -31,12 +31,14 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ...backends.base import Relayed, Serving, tenant
-from ...budgets import check_lists
-from ...errors import OpenAIError, bad_request
-from ...json_types import Json
-from ...off_loop import large_input, off_loop
-from ..services import Services
+from llm_backend.backends import capabilities
+from llm_backend.backends.base import Capability, Relayed, Serving, tenant
+from llm_backend.budgets import check_lists
+from llm_backend.errors import OpenAIError, bad_request
+from llm_backend.json_types import Json
+from llm_backend.off_loop import large_input, off_loop
+from llm_backend.serving.services import Services
+
 from . import answer, bounds, passthrough
 from .request import chat_request
 from .signatures import ThinkingSignatures
@@ -63,8 +65,8 @@ async def _checked_chat(services: Services, body: Json, stream: bool) -> tuple[J
     return await off_loop(large_input(), _chat, body, stream, signatures), signatures
 
 
-def _backend(services: Services, body: Json) -> Any:
-    return services.registry.backend_for(body["model"])  # 404 model_not_found
+def _backend(services: Services, body: Json, capability: Capability[Any]) -> Any:
+    return services.registry.serving(body["model"], capability)  # 404 model_not_found, 400 model_not_supported
 
 
 async def _without_thinking(body: Json, chat: Json, ask: Callable[[Json], Awaitable[Any]]) -> Any:
@@ -103,7 +105,7 @@ async def create(services: Services, body: Json, counted: Counted) -> Json | Asy
     model_id = body["model"]
     stream = bool(body.get("stream"))
     chat, signatures = await _checked_chat(services, body, stream)
-    backend = _backend(services, body)
+    backend = _backend(services, body, capabilities.CHAT)
     completion = await _without_thinking(body, chat, lambda chat: backend.chat_completion_objects(model_id, chat))
     sign = signatures.sign
     if stream:
@@ -136,10 +138,11 @@ async def count_tokens(services: Services, body: Json, counted: Counted) -> Json
     counts them itself (its own operation, free)."""
     model_id = body["model"]
     chat, _ = await _checked_chat(services, body, stream=False)
-    backend = _backend(services, body)
-    if backend.serving(CHAT) is Serving.HERE:
-        tokens = await _without_thinking(body, chat, lambda chat: backend.prompt_tokens(model_id, chat))
+    if services.registry.backend_for(model_id).serving(CHAT) is Serving.HERE:
+        counting = _backend(services, body, capabilities.PROMPT_TOKENS)
+        tokens = await _without_thinking(body, chat, lambda chat: counting.prompt_tokens(model_id, chat))
         return {"input_tokens": tokens}
+    backend = _backend(services, body, capabilities.CHAT)
     probe = {**chat, "max_completion_tokens": 1}
     completion = await _without_thinking(body, probe, lambda chat: backend.chat_completion_objects(model_id, chat))
     usage = completion.get("usage") or {}

@@ -1,4 +1,4 @@
-"""Anthropic's Message Batches, kept in the batch tables (storage/batches.py; no migration).
+"""Anthropic's Message Batches, kept in the batch tables (``storage/batches.py``: no migration of its own).
 
 A Message Batch is a batch whose lines are ``POST /v1/messages`` requests: its row's
 ``endpoint`` says so (``MESSAGE_BATCHES``: no OpenAI batch can name it, createBatch's enum
@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from ..json_types import Json
-from .batches import INSERT_CHUNK, MESSAGE_BATCHES, CannotCancel
-from .models import BatchLine, StoredBatch
+from llm_backend.json_types import Json
+from llm_backend.storage.batches import INSERT_CHUNK, MESSAGE_BATCHES, CannotCancel
+from llm_backend.storage.models import BatchLine, StoredBatch
 
 if TYPE_CHECKING:
-    from .handle import DatabaseHandle
+    from llm_backend.storage.handle import DatabaseHandle
 
 ENDED = ("completed", "cancelled", "expired", "failed")
 SHOWN_STATUS = {"cancelling": "canceling"}  # every status not ended and not this one: in_progress

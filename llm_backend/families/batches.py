@@ -1,0 +1,17 @@
+"""OpenAI's Batch API, a family whose parts are still in the layers' folders
+(``serving/batches/``, ``http/batch_lines.py``, ``controllers/batch.py``,
+``storage/batches.py``): its registration. Batches are taken by lease and resumed wherever
+their process died; the runner serves every kind of batch (a family's too:
+``Family.batch_routes``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from llm_backend.families.family import Family
+
+FAMILY = Family(
+    "batches",
+    start=lambda services: [asyncio.create_task(services.batches.run(), name="batch runner")],
+    stop=lambda services: services.batches.stop(),
+)
