@@ -28,7 +28,7 @@ import importlib
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 import anyio.to_thread
 from sqlalchemy import create_engine, event, text
@@ -39,6 +39,28 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..errors import OpenAIError
 from . import migrate
 from .storable import json_serializer
+
+if TYPE_CHECKING:  # the stores' modules are imported when a store is first used
+    from .admin_keys import AdminKeyStore
+    from .admin_snapshot import AdminSnapshot
+    from .api_keys import ApiKeyStore
+    from .audit_log import AuditLogStore
+    from .batches import BatchStore
+    from .chat_completions import ChatCompletionStore
+    from .conversations import ConversationStore
+    from .forwarded_objects import ForwardedObjects
+    from .mcp_approvals import McpApprovals
+    from .project_limits import ProjectLimitStore
+    from .projects import ProjectStore
+    from .rate_counters import RateCounters
+    from .responses import ResponseStore
+    from .retention import RetentionStore
+    from .service_accounts import ServiceAccountStore
+    from .spend import SpendStore
+    from .usage import UsageStore
+    from .vector_index import VectorIndex
+    from .vector_store_batches import VectorStoreBatches
+    from .vector_stores import VectorStores
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -68,46 +90,66 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-# Every store of the core, registered once: attribute of ``Database`` -> "module:Class" in this
-# package. Each is built on first use, its module imported only then (the vector index needs
-# numpy, which a pure gateway does not install); the stores the request path needs at once are
-# built with the database (EAGER). A family's store is registered nowhere: its class is asked
-# for (``Database.store``), built on first use alike (llm_backend/families/, docs/FAMILIES.md).
-STORES: dict[str, str] = {
-    "chat_completions": "chat_completions:ChatCompletionStore",
-    "api_keys": "api_keys:ApiKeyStore",
-    "responses": "responses:ResponseStore",
-    "conversations": "conversations:ConversationStore",
-    "usage": "usage:UsageStore",
-    "projects": "projects:ProjectStore",  # projects, the tenants
-    "service_accounts": "service_accounts:ServiceAccountStore",  # projects' service accounts and keys
-    "admin_keys": "admin_keys:AdminKeyStore",  # the organisation's managed admin keys
-    "project_limits": "project_limits:ProjectLimitStore",  # projects' per-model rate limits
-    "spend": "spend:SpendStore",  # hard spend limits and spend alerts
-    "retention": "retention:RetentionStore",  # the organisation's type, what projects keep past their period
-    "admin_snapshot": "admin_snapshot:AdminSnapshot",  # the Admin API's settings as requests need them
-    "audit_log": "audit_log:AuditLogStore",  # the append-only audit log
-    "vector_index": "vector_index:VectorIndex",  # numpy: built on first use only
-    "mcp_approvals": "mcp_approvals:McpApprovals",  # the MCP approval requests the Responses API issued
-    "forwarded_objects": "forwarded_objects:ForwardedObjects",  # owners of the objects upstreams keep for our keys
-    "rate_counters": "rate_counters:RateCounters",  # rate-limit counters shared by the replicas
-    "vector_stores": "vector_stores:VectorStores",  # vector stores, their files and batches as the API shows them
-    "vector_store_batches": "vector_store_batches:VectorStoreBatches",
-    "batches": "batches:BatchStore",  # batches and their lines
-}
 EAGER = ("chat_completions", "api_keys", "responses", "conversations", "usage")
 _BUILDING = threading.RLock()  # a store's constructor may ask for another
 
 
-def store_class(name: str) -> type:
-    """The class ``STORES`` registers as ``name``, its module imported now."""
-    module, _, attribute = STORES[name].partition(":")
-    found = importlib.import_module(module if "." in module else f"{__name__}.{module}")
-    return getattr(found, attribute)
+class StoreOf(Generic[S]):
+    """One store of the core, as an attribute of ``Database`` typed by its class: built on
+    first use and kept, its module imported only then (the vector index needs numpy, which a
+    pure gateway does not install); those the request path needs at once are built with the
+    database (``EAGER``). One line each in ``Database``, and a checker sees every call through
+    it (issue #58: a ``__getattr__ -> Any`` let calls with wrong arguments pass)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where  # "module:Class" in this package
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, database: None, owner: type) -> StoreOf[S]: ...
+
+    @overload
+    def __get__(self, database: Database, owner: type) -> S: ...
+
+    def __get__(self, database: Database | None, owner: type) -> StoreOf[S] | S:
+        if database is None:
+            return self
+        with _BUILDING:  # worker threads may ask at once: one store each
+            found = database.__dict__.get(self.name)
+            if found is None:
+                module, _, attribute = self.where.partition(":")
+                kind = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+                # Kept on the instance: later reads find it there, without this method.
+                found = database.__dict__[self.name] = kind(database)
+        return found
 
 
 class Database:
-    """The engine, sessions and the stores built on them (``STORES``: ``database.<name>``)."""
+    """The engine, sessions and the stores built on them (``database.<store>``; a family's:
+    ``database.store(Class)``)."""
+
+    chat_completions: StoreOf[ChatCompletionStore] = StoreOf("chat_completions:ChatCompletionStore")
+    api_keys: StoreOf[ApiKeyStore] = StoreOf("api_keys:ApiKeyStore")
+    responses: StoreOf[ResponseStore] = StoreOf("responses:ResponseStore")
+    conversations: StoreOf[ConversationStore] = StoreOf("conversations:ConversationStore")
+    usage: StoreOf[UsageStore] = StoreOf("usage:UsageStore")
+    projects: StoreOf[ProjectStore] = StoreOf("projects:ProjectStore")  # projects, the tenants
+    service_accounts: StoreOf[ServiceAccountStore] = StoreOf("service_accounts:ServiceAccountStore")  # and their keys
+    admin_keys: StoreOf[AdminKeyStore] = StoreOf("admin_keys:AdminKeyStore")  # the organisation's managed admin keys
+    project_limits: StoreOf[ProjectLimitStore] = StoreOf("project_limits:ProjectLimitStore")  # per-model rate limits
+    spend: StoreOf[SpendStore] = StoreOf("spend:SpendStore")  # hard spend limits and spend alerts
+    retention: StoreOf[RetentionStore] = StoreOf("retention:RetentionStore")  # what projects keep past their period
+    admin_snapshot: StoreOf[AdminSnapshot] = StoreOf("admin_snapshot:AdminSnapshot")  # the Admin API's settings
+    audit_log: StoreOf[AuditLogStore] = StoreOf("audit_log:AuditLogStore")  # the append-only audit log
+    vector_index: StoreOf[VectorIndex] = StoreOf("vector_index:VectorIndex")  # numpy: built on first use only
+    mcp_approvals: StoreOf[McpApprovals] = StoreOf("mcp_approvals:McpApprovals")  # MCP approval requests issued
+    forwarded_objects: StoreOf[ForwardedObjects] = StoreOf("forwarded_objects:ForwardedObjects")  # upstream objects' owners
+    rate_counters: StoreOf[RateCounters] = StoreOf("rate_counters:RateCounters")  # counters shared by the replicas
+    vector_stores: StoreOf[VectorStores] = StoreOf("vector_stores:VectorStores")  # vector stores as the API shows them
+    vector_store_batches: StoreOf[VectorStoreBatches] = StoreOf("vector_store_batches:VectorStoreBatches")
+    batches: StoreOf[BatchStore] = StoreOf("batches:BatchStore")  # batches and their lines
 
     def __init__(self, url: str, audit_key: bytes | None = None, migrations: Sequence[Path] = ()) -> None:
         """``audit_key``: the audit log's key (``audit_key.of(settings)``); without one the
@@ -127,24 +169,14 @@ class Database:
         self.audit_key = audit_key
         # Every session knows the key its audit entries are sealed with (audit_log.append_in).
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False, info={"audit_key": audit_key})
-        self._stores: dict[Callable, Any] = {}  # the families' (``store``)
+        self._stores: dict[Any, Any] = {}  # the families' (``store``)
         for name in EAGER:
             getattr(self, name)
 
-    def __getattr__(self, name: str) -> Any:
-        """A registered store, built on first use and kept (``STORES``); only names not set
-        on the instance reach here."""
-        if name not in STORES:
-            raise AttributeError(f"{type(self).__name__!r} has no store or attribute {name!r}")
-        with _BUILDING:  # worker threads may ask at once: one store each, as cached_property kept it
-            if name not in self.__dict__:
-                self.__dict__[name] = store_class(name)(self)
-        return self.__dict__[name]
-
     def store(self, kind: Callable[[Database], S]) -> S:
         """The store of class ``kind`` (a family's: ``families/<name>/store.py``), built on
-        first use with this database and kept: what ``STORES`` does for the core's, with no
-        line to register and a type a checker follows."""
+        first use with this database and kept, as the core's (``StoreOf``), with no line to
+        register and a type a checker follows."""
         with _BUILDING:
             found = self._stores.get(kind)
             if found is None:
