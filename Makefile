@@ -111,6 +111,8 @@ TEST_WORKERS ?= 3
 # else each of the ~95 servers a run starts compiles the package again (0.15 s of CPU), and
 # each test process rewrites and compiles every test module as it collects (4 s).
 test: install system-deps tests/node/node_modules $(LITELLM_VENV)/bin/litellm $(AGENTS_VENV)/bin/aider
+	# The type checker first ([tool.mypy] in pyproject.toml: llm_backend/, pydantic's plugin; ~25 s).
+	$(BIN)/mypy
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The deployment proven for real: the Dockerfile built and run with Podman, the k8s

@@ -25,7 +25,7 @@ class ConnexionProblems(logging.Filter):
 
 
 def configure(level: str = "INFO", json: bool = True) -> None:
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -8,7 +8,7 @@ large requests must not hold those up), with the request's context variables. Sm
 stay on the loop: a thread costs about 50 us, more than their work.
 
 A thread helps only where the work lets the GIL go now and then: Python code does (every
-5 ms), a long C call does not; see ``json_text.py`` for the JSON parser's case. The cycle
+5 ms), a long C call does not; see ``json/text.py`` for the JSON parser's case. The cycle
 collector is such a call: with a large input's million objects alive, each full collection
 walked them all, holding the GIL (checking the 578 000 objects of one 8 MiB body: 8.4 s,
 2.9 s without the collector). So the collector is paused while large work runs, and what

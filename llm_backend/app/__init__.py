@@ -1,8 +1,22 @@
-"""Build the ASGI application, read as a table of contents: the app's parts (``assembly``),
-its documents on Connexion (``documents``), the middleware chain (``chain``), and what each
-family adds (``llm_backend/families``: its documents, controllers, middleware, background
-work (``lifespan``), WebSocket endpoints and pages), read from the registry: the app names
-no family."""
+"""Build the ASGI application (rank 5), read as a table of contents (``create_app`` below): the
+app's parts, its documents on Connexion, the middleware chain, and what each family adds
+(``llm_backend/families``: its documents, controllers, middleware, background work, WebSocket
+endpoints and pages), read from the registry: the app names no family.
+
+- ``assembly.py``: the parts, built once and in order, each from the ones before it: the
+  models and the database; what governs a request (its key, rate limits, project limits,
+  spend); the metrics; then ``Services``, frozen (``serving/services.py``);
+- ``documents.py``: the documents on Connexion: the extensions with the families' fragments,
+  OpenAI's with the documents families serve beside it joined, each operation routed to its
+  tag's controller; the forwarding rules they imply (``http/forwarding.py``);
+- ``chain.py``: the HTTP middleware in Connexion's positions: before the key is checked,
+  before a body is read, around every request (the families' own outermost), the fast lane;
+- ``lifespan.py``: the backends started and the database prepared before the first request,
+  the families' background work beside the requests, everything stopped in order;
+- ``model_registry.py``: the settings' models as backends, each imported only when configured
+  (a pure gateway never loads the engine's packages), an upstream of the kind its ``api``
+  names (OpenAI's, or a family's: ``Family.upstreams``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +30,7 @@ from swagger_ui_bundle import swagger_ui_path
 from .. import families as registry
 from ..families.family import Wired
 from ..http.pages import Pages
+from ..serving.services import Services
 from ..settings import Settings, get_settings
 from . import chain, documents
 from .assembly import assemble, batch_lines
@@ -34,6 +49,7 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     parts = assemble(settings, families)
     # Connexion takes the lifespan now; it runs once the app serves, with ``services`` below
     # (built after the documents are served: batch lines take their routes).
+    services: Services
     app = AsyncApp(__name__, lifespan=lambda _app: running(services, parts, families))
     served = documents.serve(app, settings, parts.registry, parts.authenticator, families, started)
     observer = parts.observer()

@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .. import audit_key
-from ..auth import Authenticator, Keyring
+from ..auth import audit_key
+from ..auth import Authenticator, Keyring, Principal
 from ..backends.events import ModelEvents
 from ..backends.registry import ModelRegistry
-from ..client_secrets import ClientSecrets
+from ..auth.client_secrets import ClientSecrets
 from ..families.family import Family, Served, migrations
 from ..http import context, tracing
 from ..http.batch_lines import BatchLines
@@ -29,6 +29,7 @@ from ..serving.services import Services
 from ..settings import Settings
 from ..spec.batch_endpoints import batch_endpoints
 from ..storage import Database, default_url
+from ..storage.usage import Measured
 from .model_registry import model_registry
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def assemble(settings: Settings, families: Sequence[Family]) -> Assembly:
     # A request's hold against a hard spend limit is on its record (project_limits.hold_spend).
     spend_meter = SpendMeter(settings, database, current_hold=lambda: context.record().spend_hold)
     traced = tracing.start(registry)
-    listeners = [rate_limits.spend, project_limits.spend, spend_meter.spend]
+    listeners: list[Callable[[Principal, str, Measured], None]] = [rate_limits.spend, project_limits.spend, spend_meter.spend]
     if traced is not None:
         listeners.append(tracing.spend)
     metrics = Metrics(registry, database, listeners, usage=database.usage if settings.usage_enabled else None)

@@ -94,7 +94,7 @@ def serve(
             served_document = family.joined.join(served_document, routed(documents[family.name], controllers))
     app.add_api(served_document, name="openai", resolver=adapter.ControllerResolver(openai_document), **options)
     # A pure gateway keeps no state for upstream models: the stateful families go upstream.
-    forwarded = frozenset()
+    forwarded: frozenset[str] = frozenset()
     if registry.default_upstream is not None and not settings.local_models:
         tags = LOCAL_STATE_TAGS
         if any(config.responses == "local" for config in settings.upstream_configs()):

@@ -8,6 +8,7 @@ import importlib
 from collections.abc import Mapping, Sequence
 
 from .. import families as registry
+from ..backends.base import Backend
 from ..backends.events import ModelEvents
 from ..backends.pool import PoolPolicy
 from ..backends.registry import ModelRegistry
@@ -27,7 +28,7 @@ def model_registry(settings: Settings, events: ModelEvents, families: Sequence[F
     """``families``: whose local backends and upstream kinds join the core's (the registered
     families when not given)."""
     families = registry.FAMILIES if families is None else families
-    local = []
+    local: list[Backend] = []
     if settings.local_models:
         from ..backends.llama.backend import LlamaBackend
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..json_types import Json
+from ..json.types import Json
 
 
 caller_headers: ContextVar[list[tuple[bytes, bytes]]] = ContextVar("caller_headers", default=[])
@@ -52,6 +52,22 @@ failover: ContextVar[bool] = ContextVar("failover", default=False)
 deployment of the pool, so a backend reports it at once instead of retrying it itself."""
 
 
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Stream(Protocol[T_co]):
+    """An answer's chunks as they come, which whoever reads them may close before the end
+    (the client left): closing releases what the stream holds (a worker's sequence, the
+    model's hold, an upstream request). An async generator is one; so are the wrappers that
+    hold a first chunk or a model (``llama/streams.py``)."""
+
+    def __aiter__(self) -> AsyncIterator[T_co]: ...
+
+    def __anext__(self) -> Awaitable[T_co]: ...
+
+    def aclose(self) -> Awaitable[None]: ...
+
+
 @dataclass
 class Relayed:
     """An answer already in wire form, from an upstream API: passed on to the client as it
@@ -63,7 +79,7 @@ class Relayed:
     status: int
     headers: list[tuple[bytes, bytes]]
     content: bytes | None = None
-    chunks: AsyncIterator[bytes] | None = None
+    chunks: Stream[bytes] | None = None
     close: Callable[[], Awaitable[None]] | None = None
 
 
@@ -91,9 +107,10 @@ class StreamedBody:
     """The body from its start, again on each call (a retry sends it again)."""
 
 
-# A non-streaming answer is one OpenAI object; a streaming one, the chunks as they come;
-# an upstream's answer is relayed as it is.
-Answer = Json | AsyncIterator[Json] | Relayed
+# A non-streaming answer is one OpenAI object; a streaming one, the chunks as they come
+# (``Objects``: a local engine's, always); an upstream's answer is relayed as it is.
+Objects = Json | Stream[Json]
+Answer = Objects | Relayed
 
 
 @dataclass(frozen=True)

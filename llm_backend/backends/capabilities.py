@@ -11,11 +11,10 @@ model's backend does not serve: no backend refuses an operation one method at a 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, Protocol, runtime_checkable
 
-from ..json_types import Json
-from .base import Answer, Capability, ModelKind, Relayed, StreamedBody
+from ..json.types import Json
+from .base import Answer, Capability, ModelKind, Objects, Relayed, Stream, StreamedBody
 
 
 @runtime_checkable
@@ -25,7 +24,7 @@ class ChatBackend(Protocol):
 
     async def chat_completion(self, model_id: str, request: Json) -> Answer: ...
 
-    async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Objects:
         """The chat completion as OpenAI objects (the object, or its chunks), never relayed
         bytes: for serving code that builds its own answer on it (the Responses layer)."""
         ...
@@ -68,7 +67,7 @@ class EmbeddingBackend(Protocol):
 
 @runtime_checkable
 class TranscriptionBackend(Protocol):
-    async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+    async def transcription(self, model_id: str, request: Json) -> Stream[Json]:
         """Speech to text (``task``: transcribe or translate) of the audio file at
         ``request["path"]``: an ``info`` event (``language``, ``duration``), one ``segment``
         event per segment (its ``segment``: OpenAI's verbose_json fields), a ``usage`` event; see
@@ -78,7 +77,7 @@ class TranscriptionBackend(Protocol):
 
 @runtime_checkable
 class SpeechBackend(Protocol):
-    async def speech(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+    async def speech(self, model_id: str, request: Json) -> Stream[Json]:
         """Text to speech: ``audio`` events (``data``: base64 of the encoded file's next
         bytes) as each sentence is synthesized, then ``usage`` (``seconds``, ``phonemes``)."""
         ...

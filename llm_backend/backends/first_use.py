@@ -11,7 +11,7 @@ import time
 from typing import ClassVar
 
 from .. import errors
-from ..json_types import Json
+from ..json.types import Json
 from .base import ModelCard, ModelKind, Serving
 from .capabilities import implemented
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from .. import errors
 from ..errors import OpenAIError
-from ..json_types import Json
-from .base import Backend, Capability, ModelCard, ModelKind, Relayed, Serving, StreamedBody, failover, tenant
+from ..json.types import Json
+from .base import Answer, Backend, Capability, ModelCard, ModelKind, Relayed, Serving, StreamedBody, failover, tenant
 from .capabilities import (
     CHAT, COMPLETION, EMBEDDING, FORWARDING, MANAGED, MODERATION, PROMPT_TOKENS, SPEECH, TRANSCRIPTION,
     ChatBackend, Forwarding, ManagedModels,
@@ -106,7 +106,7 @@ class ModelPool:
         model_id: str,
         deployments: list[Deployment],
         policy: PoolPolicy,
-        fallbacks: list[str] = (),
+        fallbacks: Sequence[str] = (),
         resolve: Callable[[str, Capability[Any]], Any] | None = None,
     ) -> None:
         """``resolve``: a fallback model's backend for a capability, or its refusal
@@ -272,7 +272,9 @@ class ModelPool:
             return None
         if key:  # a chat: to the deployment holding its prefix, within the bound (ring.py)
             usable = [d in candidates for d in self.deployments]
-            least = self.deployments[self._ring.pick(key, [d.outstanding for d in self.deployments], usable)]
+            picked = self._ring.pick(key, [d.outstanding for d in self.deployments], usable)
+            # None only when no deployment is usable: there are candidates.
+            least = self.deployments[picked] if picked is not None else min(candidates, key=lambda d: (d.load(), d.last_picked))
         else:
             least = min(candidates, key=lambda d: (d.load(), d.last_picked))
         self._picks += 1
@@ -299,6 +301,7 @@ class ModelPool:
             deployment.outstanding += 1
             deployment.requests += 1
             token = failover.set(True)
+            answer: Answer
             try:
                 if operation == "forward":
                     answer = await cast(Forwarding, deployment.backend).forward(*forward_args)

@@ -10,12 +10,14 @@ routing and failover, and these stream mechanics in one sitting.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import aclosing
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from ..json_types import Json
-from .base import Relayed
+from ..json.types import Json
+from .base import Relayed, Stream
+
+T = TypeVar("T")
 
 
 class Counted(Protocol):
@@ -39,12 +41,12 @@ async def started(answer: Any) -> Any:
     return _prepended(first, answer)
 
 
-async def _empty() -> AsyncIterator[Json]:
+async def _empty() -> Stream[Json]:
     return
     yield  # pragma: no cover
 
 
-async def _prepended(first: Json, rest: AsyncIterator[Json]) -> AsyncIterator[Json]:
+async def _prepended(first: Json, rest: Stream[Json]) -> Stream[Json]:
     async with aclosing(rest):
         yield first
         async for chunk in rest:
@@ -82,7 +84,7 @@ def tracked(answer: Any, deployment: Counted) -> Any:
     return _counted(answer, release)
 
 
-async def _counted(chunks: AsyncIterator[Any], release: Callable[[], None]) -> AsyncIterator[Any]:
+async def _counted(chunks: Stream[T], release: Callable[[], None]) -> Stream[T]:
     try:
         async with aclosing(chunks):
             async for chunk in chunks:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..json_types import Json
+from ..json.types import Json
 
 
 

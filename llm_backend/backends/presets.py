@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import errors
-from ..json_types import Json
-from ..model_settings import ModelConfig, Persona
+from ..json.types import Json
+from ..settings.model import ModelConfig, Persona
 
 
 # The sampling parameters an answer may report as used (a Response object does).

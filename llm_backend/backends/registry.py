@@ -15,13 +15,12 @@ backend does not serve it: 400 ``model_not_supported`` naming ``model`` and what
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import TypeVar, cast
 
 from .. import errors
 from ..errors import OpenAIError
-from ..json_types import Json
-from .base import Backend, Capability, ModelCard, Relayed, Serving
+from ..json.types import Json
+from .base import Backend, Capability, ModelCard, Relayed, Serving, Stream
 from .capabilities import MANAGED, Forwarding
 from .events import ModelEvents
 from .pool import Deployment, ModelPool, PoolPolicy
@@ -58,8 +57,8 @@ class ModelRegistry:
                 if backend not in named.setdefault(model_id, []):
                     named[model_id].append(backend)
         for model_id in fallbacks:
-            if model_id not in named and (backend := self._route(model_id)) is not None and not _anthropic(backend):
-                named[model_id] = [backend]
+            if model_id not in named and (routed := self._route(model_id)) is not None and not _anthropic(routed):
+                named[model_id] = [routed]
         return {
             model_id: ModelPool(
                 model_id,
@@ -176,7 +175,7 @@ class ModelRegistry:
                     statuses.append(status)
         return statuses
 
-    async def watch(self) -> AsyncIterator[tuple[str, Json]]:
+    async def watch(self) -> Stream[tuple[str, Json]]:
         """A ``status`` snapshot of every local model, then each status event as it happens."""
         # Subscribing and taking the snapshot happen in one step of the event loop, so no
         # change falls between them.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -40,7 +40,7 @@ def serve(
     from ..http.starting import Starting
     from ..settings import Settings
 
-    overrides = {key: value for key, value in {"config": config, "host": host, "port": port}.items() if value}
+    overrides: dict[str, Any] = {key: value for key, value in {"config": config, "host": host, "port": port}.items() if value}
     settings = Settings(**overrides)
     settings.check_bind()
     logs.configure(settings.log_level, settings.log_json)
@@ -65,7 +65,7 @@ def serve(
             port=settings.port,
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=settings.shutdown_grace,
+            timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]  # seconds: uvicorn says int, hands it to asyncio.wait_for (a float)
             # A WebSocket message (a Responses ``response.create``) is a body like any other:
             # the same size limit, and the same deadline for its fragments to arrive.
             ws_max_size=settings.max_body_bytes,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -16,7 +16,8 @@ ConfigOption = typer.Option(None, help="YAML config file (else $LLM_BACKEND_CONF
 def _settings(config: Path | None):
     from ..settings import Settings
 
-    return Settings(**({"config": config} if config else {}))
+    arguments: dict[str, Any] = {"config": config} if config else {}
+    return Settings(**arguments)
 
 
 def size_text(size: int) -> str:
@@ -69,8 +70,8 @@ def pull_model(
     dir: resumed where an earlier pull stopped, each file checked against the hub's sha256.
     A split GGUF comes whole. Prints one "path<TAB>size" line per file."""
     from ..backends.llama.hub import Hub, HubError
-    from ..model_settings import HubSource
-    from ..model_shapes import SYNTHETIC_SCHEME
+    from ..settings.model import HubSource
+    from ..settings.shapes import SYNTHETIC_SCHEME
 
     settings = _settings(config)
     configured = {model_id: model for model in settings.models for model_id in model.ids}

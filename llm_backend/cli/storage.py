@@ -4,7 +4,7 @@ managed API keys and the usage they recorded."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -15,13 +15,15 @@ ConfigOption = typer.Option(None, "--config", help="YAML config file (else $LLM_
 
 
 def _database(config: Optional[Path], migrate: bool = True, revision: str = "head"):
-    from .. import audit_key, families
+    from .. import families
+    from ..auth import audit_key
     from ..auth import KeyEntryError, Keyring
     from ..families.family import migrations
     from ..settings import Settings
     from ..storage import Database, default_url
 
-    settings = Settings(**({"config": config} if config else {}))
+    arguments: dict[str, Any] = {"config": config} if config else {}
+    settings = Settings(**arguments)
     database = Database(
         settings.database_url or default_url(settings.data_dir), audit_key=audit_key.of(settings),
         migrations=migrations(families.FAMILIES),  # the families' revisions, in the one history

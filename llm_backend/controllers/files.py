@@ -36,6 +36,7 @@ async def _expires_at(body: dict[str, Any]) -> int | None:
         return None
     if not isinstance(expiry, dict):
         raise bad_request("Invalid 'expires_after': expected an object.", "expires_after", "invalid_type")
+    seconds: Any  # the client's: int() says below whether it is a number
     anchor, seconds = expiry.get("anchor"), expiry.get("seconds")
     if anchor != "created_at":
         raise bad_request("Invalid 'expires_after.anchor': expected 'created_at'.", "expires_after.anchor", "invalid_value")

@@ -21,7 +21,7 @@ async def create_moderation(body: dict):
     # OpenAI's answer carries no usage; the accounting counts its tokens all the same (a
     # guard model's were counted as its engine reported them).
     usage = answer.pop("usage", None)
-    if usage is not None and not context.record().tokens_counted:
+    if usage is not None and not context.record().tokens_counted and services.metrics is not None:
         services.metrics.count_tokens(model_id, usage)
         context.record().tokens_counted = True
     return json_response(answer)

@@ -37,5 +37,7 @@ async def create_realtime_client_secret(body: dict):
     expires_at = int(time.time()) + int(seconds)
     headers = dict(context.scope().get("headers") or [])
     token = headers.get(b"authorization", b"").decode().partition(" ")[2].strip()
+    if services.client_secrets is None:
+        raise RuntimeError("these services were built without client secrets (app/assembly.py builds them)")
     value = await off_loop(services.client_secrets.issue, digest(token), expires_at, config)
     return json_response({"value": value, "expires_at": expires_at, "session": answer})

@@ -1,14 +1,33 @@
-"""The catalogue of errors the service answers with, in OpenAI's shape.
+"""The catalogue of errors the service answers with, in OpenAI's shape (rank -1).
 
 ``{"error": {"message": str, "type": str, "param": str | None, "code": str | None}}`` with
-the status OpenAI uses. Every named error is built here, one module per family of failure
-(the request, its parameters, access, models, stored objects, upstream APIs, WebSocket
-modes; the error itself in ``error.py``), and every name is importable from the package
-(``from ..errors import not_found``, ``errors.not_found``). Nothing here knows the web
-framework, so backends and storage can raise them. ``http/problems.py`` renders them (and
-translates the framework's own problems into them); the control plane's own errors are
-``serving/admin/errors.py``'s; a family in a folder keeps its own in its ``errors.py``
-(``families/messages/errors.py``: Anthropic's shape and its lane's errors), built on these.
+the status OpenAI uses. Every named error is built here, a factory in its kind's module, never
+beside its caller, and every name is importable from the package (``from ..errors import
+not_found``, ``errors.not_found``). Nothing here knows the web framework, so backends and
+storage can raise them; ``http/problems.py`` renders them through the one renderer
+(``http/rendering.py``'s ``error_response``) and translates the framework's own problems
+into them.
+
+- ``error.py``: ``OpenAIError`` (its type follows its status), ``bad_request`` and
+  ``server_error`` (what every other error falls back on), ``answered`` (what a request raised,
+  logged, and the error to answer: only server failures at error level);
+- ``request.py``: the body (unparsable, too deep, too many values, a key twice, too large, too
+  slow, text no database holds), the URL and method, the size limits OpenAI states;
+- ``parameters.py``: one parameter missing, mistyped, unknown, or not honoured here (a local
+  model, predicted outputs, a hosted tool of OpenAI's cloud): refused by name, never ignored;
+- ``access.py``: keys and their rights, origins and hosts, per-key rate limits, limits that
+  cannot be counted;
+- ``models.py``: a model unknown, unfit for the operation, loading, full, out of room for the
+  request, or its engine stopped;
+- ``objects.py``: ids that name nothing (of the caller's: the same answer), states that refuse
+  the operation;
+- ``upstream.py``: upstream APIs and MCP listings failing, naming the upstream, never its key
+  or its URL's secrets;
+- ``sockets.py``: the WebSocket modes' errors, sent as ``error`` events.
+
+The control plane's own errors are ``serving/admin/errors.py``'s; a family in a folder keeps
+its own in its ``errors.py`` (``families/messages/errors.py``: Anthropic's shape and its
+lane's errors), built on these.
 """
 
 from __future__ import annotations

@@ -31,21 +31,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import structlog
 from starlette.responses import Response
+from starlette.types import Message
 
 from ..auth import Authenticator, Principal
 from ..backends.base import background
 from ..errors import OpenAIError, answered, invalid_key, server_error
-from ..json_types import Json
+from ..json.types import Json
 from ..serving.batches.lines import Refused
 from ..serving.services import Services
 from ..storage.batches import Claimed
 from .. import off_loop
-from ..json_scan import MAX_JSON_DEPTH
-from ..json_text import LARGE_BODY, loads
+from ..json.scan import MAX_JSON_DEPTH
+from ..json.text import LARGE_BODY, loads
 from . import context, project_limits
 from .middleware import Observer
 from .rendering import error_response
@@ -55,8 +57,11 @@ from .rendering import error_response
 class Endpoint(Protocol):
     """What a line of an endpoint needs (``spec/batch_endpoints.BatchEndpoint``)."""
 
-    operation_id: str
-    required: tuple[str, ...]
+    @property
+    def operation_id(self) -> str: ...
+
+    @property
+    def required(self) -> tuple[str, ...]: ...
 
     def controller(self, *, body: Json) -> Any: ...
 
@@ -68,7 +73,7 @@ async def _sent(response: Response, observation: Any) -> tuple[int, bytes, float
     body and ``retry-after`` seconds, shown to the metrics as the network's answer would be."""
     status, parts, retry_after = 500, [], None
 
-    async def send(message: dict) -> None:
+    async def send(message: Message) -> None:
         nonlocal status, retry_after
         if message["type"] == "http.response.start":
             status = message["status"]
@@ -78,7 +83,7 @@ async def _sent(response: Response, observation: Any) -> tuple[int, bytes, float
         if observation is not None:
             observation.sent(message)
 
-    async def receive() -> dict:
+    async def receive() -> Message:
         await asyncio.Event().wait()  # a line's client never goes away
         return {"type": "http.disconnect"}
 
@@ -104,8 +109,8 @@ class BatchLines:
     runner's ``Lines``, serving/batches/lines.py)."""
 
     def __init__(
-        self, services: Services, endpoints: dict[str, Endpoint], base_path: str, observer: Observer | None,
-        authenticator: Authenticator | None = None, family_routes: dict[str, Endpoint] | None = None,
+        self, services: Services, endpoints: Mapping[str, Endpoint], base_path: str, observer: Observer | None,
+        authenticator: Authenticator | None = None, family_routes: Mapping[str, Endpoint] | None = None,
     ) -> None:
         self.services = services
         # Every route a line may take: OpenAI's batch endpoints, and the families' own kinds'
@@ -174,7 +179,7 @@ class BatchLines:
             status, content, retry_after = await _sent(response, observation)
             try:
                 # An answer can be large too (2048 embeddings: 16 MB of numbers), and an
-                # upstream's deep: scanned first (json_scan.py), deeper than a request may
+                # upstream's deep: scanned first (json/scan.py), deeper than a request may
                 # be by what wraps what it echoes (a response's tools, its text.format). A
                 # key twice in it is the upstream's to answer for: read as it came.
                 parsed = await off_loop.off_loop(len(content) > LARGE_BODY, _answer_json, content)

@@ -5,7 +5,7 @@ The one body reader of the HTTP layer: the body limit (chunked bodies), the fast
 forwarding read through it, so a body is read from the socket once however it is served.
 
 A JSON body is parsed by ``json_text.loads`` within its budgets (depth, values: scanned
-over its bytes before any parser keeps state, ``json_scan.py``), an object's key at most
+over its bytes before any parser keeps state, ``json/scan.py``), an object's key at most
 once, off the event loop when large: see that module.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from starlette.types import Message, Receive
 
 from .. import errors
-from ..json_text import MAX_VALUES, loads
+from ..json.text import MAX_VALUES, loads
 
 
 class TooLarge(Exception):
@@ -128,7 +128,7 @@ def parse_json(body: bytes, max_values: int = MAX_VALUES) -> Any:
     """A JSON body, or OpenAI's 400 for one that does not parse (malformed, not UTF-8), that
     nests deeper than ``MAX_JSON_DEPTH`` or holds more than ``max_values`` values and keys
     (both ``invalid_body``, from a scan of its bytes before any parser keeps state:
-    ``json_scan.py``), or whose object holds a key twice (``duplicate_key``: the bytes may
+    ``json/scan.py``), or whose object holds a key twice (``duplicate_key``: the bytes may
     be relayed, and another parser keep the other value). A body of many values is parsed a
     slice at a time (see the module's docstring): call it off the loop (``off_loop.py``) for
     a body above ``LARGE_BODY``."""

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..backends.llama.backend import LlamaBackend
+from ..backends.llama.local_model import LocalModel
 from ..backends.registry import ModelRegistry
 from ..storage import Database
 
@@ -63,10 +65,11 @@ def kv_cells(worker) -> tuple[int, int] | None:
     return None
 
 
-def _local_models(models: ModelRegistry) -> Iterator[tuple[object, str, object]]:
+def _local_models(models: ModelRegistry) -> Iterator[tuple[LlamaBackend, str, LocalModel]]:
     for backend in models.local:
-        for model_id, model in getattr(backend, "local_models", {}).items():
-            yield backend, model_id, model
+        if isinstance(backend, LlamaBackend):
+            for model_id, model in backend.local_models.items():
+                yield backend, model_id, model
 
 
 class EngineCollector(Collector):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope
@@ -18,6 +19,9 @@ from starlette.types import Scope
 from ..auth import ANONYMOUS, Principal
 from ..backends.base import caller_headers, tenant, usage_withheld
 from ..serving.services import Services
+
+if TYPE_CHECKING:
+    from ..serving.admin.meter import Hold
 
 
 @dataclass
@@ -32,7 +36,7 @@ class Record:
     tokens_counted: bool = False
     usage_recorded: frozenset = frozenset()  # the usage families its model request is counted in (once each)
     metered_model: str | None = None  # the model ``model`` resolves to (registry.canonical): limits, prices, usage
-    spend_hold: object = None  # what it holds against a hard spend limit (serving/admin/meter.Hold), settled at its end
+    spend_hold: Hold | None = None  # what it holds against a hard spend limit, settled at its end
     headers: tuple | list = ()  # added to the answer (rate-limit headers, http/key_limits.py)
     rate_limits: tuple | list = ()  # the same windows, as a Realtime rate_limits.updated lists them
     admin_operation: bool = False  # the organisation's (an admin key's), not a tenant's (http/security.py)

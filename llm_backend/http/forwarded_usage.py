@@ -35,7 +35,7 @@ from starlette.types import Scope
 from .. import errors
 from ..auth import ANONYMOUS
 from ..backends.base import StreamedBody
-from ..json_scan import SLICE
+from ..json.scan import SLICE
 from ..serving.form_fields import TextFields, Unreadable
 from ..serving.request_ids import json_events
 from ..storage.usage import AUDIO_SPEECHES, IMAGES
@@ -88,7 +88,9 @@ def answered(counted: Counted | None, status: int) -> None:
     if counted is None or not counted.images or not 200 <= status < 300:
         return
     context.record().tokens_counted = True  # counted here: its answer is not read for usage
-    context.current().metrics.count_tokens(counted.model, {"images": counted.images}, family=IMAGES)
+    metrics = context.current().metrics
+    if metrics is not None:
+        metrics.count_tokens(counted.model, {"images": counted.images}, family=IMAGES)
 
 
 def answered_by_model(operation_id: str, model: str, body: Any, status: int) -> None:
@@ -99,7 +101,9 @@ def answered_by_model(operation_id: str, model: str, body: Any, status: int) -> 
     spoken = body.get("input")
     if isinstance(spoken, str):
         context.record().tokens_counted = True
-        context.current().metrics.count_tokens(model, {"characters": len(spoken)}, family=AUDIO_SPEECHES)
+        metrics = context.current().metrics
+        if metrics is not None:
+            metrics.count_tokens(model, {"characters": len(spoken)}, family=AUDIO_SPEECHES)
 
 
 def _size(content: bytes | StreamedBody | None) -> int:

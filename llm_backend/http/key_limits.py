@@ -310,11 +310,11 @@ class RateLimits:
 
 
 def _refusal(windows: Windows, headers: Headers) -> OpenAIError:
-    """The 429 for the first spent limit: the day's tokens, the minute's, then requests."""
-    for kind in (TOKENS_DAY, TOKENS, REQUESTS):
-        window = windows.get(kind)
-        if window is not None and window.spent:
-            break
+    """The 429 for the first spent limit: the day's tokens, the minute's, then requests (a
+    refused request has one: ``Counters.admit``)."""
+    kind, window = next(
+        (kind, window) for kind in (TOKENS_DAY, TOKENS, REQUESTS) if (window := windows.get(kind)) is not None and window.spent
+    )
     wait = max(1, math.ceil(window.reset))
     kind_name = REQUESTS if kind == REQUESTS else TOKENS
     per = "day" if kind == TOKENS_DAY else "min"

@@ -51,6 +51,8 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from ..auth import Principal
+from ..backends.llama.backend import LlamaBackend
+from ..backends.llama.local_model import LocalModel
 from ..backends.registry import ModelRegistry
 from ..storage import Database
 from ..storage.usage import (
@@ -244,10 +246,11 @@ def _cached(usage: dict) -> int:
     return cached if isinstance(cached, int) and not isinstance(cached, bool) and cached > 0 else 0
 
 
-def local_models(models: ModelRegistry) -> Iterator[tuple[str, object]]:
+def local_models(models: ModelRegistry) -> Iterator[tuple[str, LocalModel]]:
     """(id, LocalModel) of every local backend (``backends/llama``)."""
     for backend in models.local:
-        yield from getattr(backend, "local_models", {}).items()
+        if isinstance(backend, LlamaBackend):
+            yield from backend.local_models.items()
 
 
 def _usage_in_events(chunk: bytes) -> dict | None:

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -257,7 +257,7 @@ class CancelOnDisconnect(HttpMiddleware):
     """
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        task = asyncio.current_task()
+        task = cast(asyncio.Task, asyncio.current_task())  # a request is served in a task
         watcher: asyncio.Task | None = None
 
         async def watch() -> None:

@@ -43,7 +43,8 @@ from ..serving.admin.errors import model_rate_limited
 from ..storage import Database
 from ..storage.admin_snapshot import ModelLimits
 from ..serving.admin.holds import most_usage
-from ..admin_settings import Price
+from ..serving.services import required
+from ..settings.admin import Price
 from ..storage.usage import COMPLETIONS, IMAGES, Measured
 from . import context
 from .metrics import USAGE_FAMILIES
@@ -95,7 +96,8 @@ class ProjectLimits:
             )
             if limit is not None and amount > 0
         ]
-        read = [(TOKENS, minute)] if limits.max_tokens_per_1_minute is not None else []
+        tokens_limit = limits.max_tokens_per_1_minute
+        read = [(TOKENS, minute)] if tokens_limit is not None else []
         if not conditional and not read:
             return
         admitted, counts = await self.database.run(self.counters.admit, owner, conditional, read)
@@ -104,8 +106,8 @@ class ProjectLimits:
             per, reset = ("day", start + DAY - now) if kind == REQUESTS_DAY else ("min", start + 60 - now)
             named = {AUDIO_BYTES: "audio bytes", IMAGES: "images"}.get(kind, "requests")
             raise model_rate_limited(model, principal.owner, named, per, limit, counts[(kind, start)], math.ceil(reset))
-        if read:
-            self._check_spent(principal, model, counts.get((TOKENS, minute), 0), limits.max_tokens_per_1_minute,
+        if tokens_limit is not None:
+            self._check_spent(principal, model, counts.get((TOKENS, minute), 0), tokens_limit,
                               "tokens", "min", minute + 60 - now)
 
     @staticmethod
@@ -183,5 +185,5 @@ async def hold_spend(model: str, body: dict | None, family: str | None = None, i
 
 def settle(record: context.Record) -> None:
     """The request of ``record`` is over: its spend hold (if any) settled to its real cost."""
-    if record.spend_hold is not None:
-        context.current().spend_meter.settle(record.spend_hold)
+    if record.spend_hold is not None:  # made by the spend meter
+        required(context.current().spend_meter, "a spend meter").settle(record.spend_hold)

@@ -45,12 +45,13 @@ from starlette.websockets import WebSocket
 
 from .. import errors
 from ..auth import Principal
-from ..client_secrets import PREFIX, Claims
+from ..auth.client_secrets import PREFIX, Claims
 from ..errors import OpenAIError, answered
-from ..json_types import Json
+from ..json.types import Json
 from ..serving.admin import hosted_tools
 from ..serving.realtime.events import error_event, event_id
 from ..serving.realtime.threads import give_back_memory, off_loop
+from ..serving.services import required
 from ..settings import Settings
 from . import context
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
@@ -123,7 +124,7 @@ class RealtimeSocket(SocketEndpoint):
         token = (authorization or "").partition(" ")[2].strip()
         if not token.startswith(PREFIX):
             return await self.authenticator.authenticate(authorization), None
-        claims = self.services.client_secrets.read(token)
+        claims = required(self.services.client_secrets, "client secrets").read(token)
         if claims is None:
             raise errors.invalid_key()
         return await self.secret_holder(claims), claims

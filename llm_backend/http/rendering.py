@@ -5,14 +5,13 @@ of the service is built by ``error_response``."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
-from ..backends.base import Answer, Relayed
+from ..backends.base import Answer, Relayed, Stream
 from ..errors import OpenAIError
 from .sse import event_stream
 
@@ -34,7 +33,8 @@ class RelayStream(StreamingResponse):
     ends (done, failed, client gone), the upstream request is closed at once."""
 
     def __init__(self, answer: Relayed) -> None:
-        super().__init__(answer.chunks, status_code=answer.status)
+        # A relayed answer without its ``content`` has its ``chunks`` (relay_response).
+        super().__init__(cast(Stream[bytes], answer.chunks), status_code=answer.status)
         self.raw_headers = list(answer.headers)
         self._close = answer.close
 
@@ -61,7 +61,7 @@ def text_response(text: str, media_type: str) -> Response:
     return Response(text.encode(), media_type=f"{media_type}; charset=utf-8")
 
 
-def bytes_stream(chunks: AsyncIterator[bytes], media_type: str) -> Response:
+def bytes_stream(chunks: Stream[bytes], media_type: str) -> Response:
     """Bytes as they come (chunked); however the stream ends, its source is closed."""
     return RelayStream(Relayed(200, [(b"content-type", media_type.encode())], chunks=chunks, close=chunks.aclose))
 

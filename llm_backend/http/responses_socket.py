@@ -44,16 +44,19 @@ import contextlib
 import json
 import logging
 from contextlib import aclosing
+from typing import cast
 
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..backends.base import Stream
 from ..errors import OpenAIError, answered, bad_request, connection_limit_reached, stream_queue_full
-from ..json_text import LARGE_BODY
-from ..json_types import Json
+from ..json.text import LARGE_BODY
+from ..json.types import Json
 from ..off_loop import off_loop
 from ..serving.responses import service
 from ..serving.responses.memory import ConnectionMemory
+from ..serving.responses.streamed_text import Event
 from . import context
 from .project_limits import admit_model
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
@@ -127,9 +130,9 @@ class Connection:
 
     async def _dispatch(self, frame: str | bytes) -> None:
         # Parsing and checking an event is sized by it: off the event loop when large.
-        body, lane, error = await off_loop(len(frame) > LARGE_BODY, self._checked, frame)
-        if error is not None:
-            await self._send(error_event(error, lane))
+        body, lane = await off_loop(len(frame) > LARGE_BODY, self._checked, frame)
+        if isinstance(body, OpenAIError):
+            await self._send(error_event(body, lane))
             return
         queue = self.lanes.get(lane)
         if queue is None:
@@ -149,19 +152,18 @@ class Connection:
         self.pending[lane] += 1
         queue.put_nowait(body)
 
-    def _checked(self, frame: str | bytes) -> tuple[Json | None, str | None, OpenAIError | None]:
+    def _checked(self, frame: str | bytes) -> tuple[Json | OpenAIError, str | None]:
         """The ``response.create`` body a frame carries and its lane; or its error and the
         ``stream_id`` the event claimed."""
         try:
             event = client_event(frame, self.socket.services.settings.max_body_values)
         except OpenAIError as error:
-            return None, None, error
+            return error, None
         try:
-            body, lane = self.socket.check_event(event, len(frame) > LARGE_BODY)
+            return self.socket.check_event(event, len(frame) > LARGE_BODY)
         except OpenAIError as error:
             claimed = event.get("stream_id") if isinstance(event, dict) else None
-            return None, claimed if isinstance(claimed, str) else None, error
-        return body, lane, None
+            return error, claimed if isinstance(claimed, str) else None
 
     async def _lane(self, lane: str | None, queue: asyncio.Queue[Json]) -> None:
         while True:
@@ -187,7 +189,8 @@ class Connection:
                     )
                 if isinstance(body.get("model"), str):
                     await admit_model(body["model"], body=body)  # the project's limits and permissions, as over HTTP
-                events = await service.create(services, principal.owner, {**body, "stream": True}, self.memory)
+                # Streamed: its events (an async generator), never the object.
+                events = cast(Stream[Event], await service.create(services, principal.owner, {**body, "stream": True}, self.memory))
             except Exception as exc:
                 error = answered(exc)
                 status = error.status

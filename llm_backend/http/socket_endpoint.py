@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..auth import Authenticator
 from ..errors import invalid_client_event
-from ..json_text import MAX_VALUES, loads
+from ..json.text import MAX_VALUES, loads
 from ..serving.services import Services
 from .middleware import Observer
 
@@ -70,7 +70,7 @@ def client_event(frame: str | bytes, max_values: int = MAX_VALUES) -> Any:
     """The JSON a client event's frame holds, or the error it gets (not JSON: ``invalid_event``;
     nested too deep, or more than ``max_values`` values and keys: ``invalid_body``). Sized
     by the frame: run it through ``off_loop.py`` for a frame above ``LARGE_BODY``."""
-    try:  # its depth and values scanned before any parser keeps state (json_scan.py)
+    try:  # its depth and values scanned before any parser keeps state (json/scan.py)
         return loads(frame.encode() if isinstance(frame, str) else frame, max_values)
     except ValueError:
         raise invalid_client_event() from None

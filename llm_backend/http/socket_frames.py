@@ -6,7 +6,7 @@ its values more (issue #39).
 A small frame (``INLINE_BYTES``) is parsed and checked at once: its cost is bounded by its
 size. A larger one goes to a worker thread. Either way it is read by ``json_text.loads``, as
 every lane's JSON is: its depth and values scanned before anything is built (a slice at a
-time, the GIL let go between slices: ``json_scan.py``) and refused deeper than
+time, the GIL let go between slices: ``json/scan.py``) and refused deeper than
 ``MAX_JSON_DEPTH`` or past ``max_values``; then parsed and checked by the spec, all of it
 bounded by those values.
 Either way the refusal carries the client's ``event_id`` when it could be read.
@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import OpenAIError
-from ..json_text import loads
+from ..json.text import loads
 
 INLINE_BYTES = 4096
 Check = Callable[[Any], dict]

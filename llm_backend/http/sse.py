@@ -27,6 +27,7 @@ from typing import Any
 
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 
+from ..backends.base import Stream
 from ..errors import OpenAIError
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def _event(data: str, name: str | None = None) -> ServerSentEvent:
     return ServerSentEvent(data=data, event=name, sep=LF)
 
 
-async def _events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[ServerSentEvent]:
+async def _events(chunks: Stream[dict[str, Any]]) -> AsyncIterator[ServerSentEvent]:
     try:
         async for chunk in chunks:
             yield _event(_encode(chunk))
@@ -62,11 +63,11 @@ async def _events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[Server
 FINISH_ON_SHUTDOWN = math.inf
 
 
-def event_stream(chunks: AsyncIterator[dict[str, Any]]) -> EventSourceResponse:
+def event_stream(chunks: Stream[dict[str, Any]]) -> EventSourceResponse:
     return EventSourceResponse(_events(chunks), sep=LF, ping=15, shutdown_grace_period=FINISH_ON_SHUTDOWN)
 
 
-async def _named(events: AsyncIterator[tuple[str, Any]]) -> AsyncIterator[ServerSentEvent]:
+async def _named(events: Stream[tuple[str, Any]]) -> AsyncIterator[ServerSentEvent]:
     try:
         async for name, data in events:
             yield _event(_encode(data), name)
@@ -74,7 +75,7 @@ async def _named(events: AsyncIterator[tuple[str, Any]]) -> AsyncIterator[Server
         await events.aclose()
 
 
-def status_stream(events: AsyncIterator[tuple[str, Any]], endless: bool = False) -> EventSourceResponse:
+def status_stream(events: Stream[tuple[str, Any]], endless: bool = False) -> EventSourceResponse:
     """Named events (``event: <name>`` with JSON ``data``) until they end or the client goes
     away; a comment every 15 seconds keeps idle connections open through proxies. An
     ``endless`` stream (a watch) is cut when the server shuts down; others are finished."""

@@ -83,7 +83,8 @@ class _ChosenIds(IdGenerator):
 
     def __init__(self) -> None:
         self.random = RandomIdGenerator()
-        self.trace_id = self.span_id = None
+        self.trace_id: int | None = None
+        self.span_id: int | None = None
 
     def generate_trace_id(self) -> int:
         chosen, self.trace_id = self.trace_id, None
@@ -108,19 +109,19 @@ class Tracing:
         self.default_sampler = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() in DEFAULT_SAMPLERS
         if spans:
             self.ids = _ChosenIds()
-            provider = TracerProvider(resource=resource, id_generator=self.ids)
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-            self.providers.append(provider)
-            self.sampler = provider.sampler
-            self.tracer = provider.get_tracer("llm_backend")
+            tracer_provider = TracerProvider(resource=resource, id_generator=self.ids)
+            tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            self.providers.append(tracer_provider)
+            self.sampler = tracer_provider.sampler
+            self.tracer = tracer_provider.get_tracer("llm_backend")
         if metrics:
             # Exemplars (the SDK's default looks up the current span at each measurement)
             # only when OTEL_METRICS_EXEMPLAR_FILTER asks for them.
             exemplars = None if "OTEL_METRICS_EXEMPLAR_FILTER" in environ else AlwaysOffExemplarFilter()
             reader = PeriodicExportingMetricReader(OTLPMetricExporter())
-            provider = MeterProvider(resource=resource, metric_readers=[reader], exemplar_filter=exemplars)
-            self.providers.append(provider)
-            meter = provider.get_meter("llm_backend")
+            meter_provider = MeterProvider(resource=resource, metric_readers=[reader], exemplar_filter=exemplars)
+            self.providers.append(meter_provider)
+            meter = meter_provider.get_meter("llm_backend")
             self.tokens = meter.create_histogram(
                 "gen_ai.client.token.usage", "{token}", "Tokens used per model call, input and output.",
                 explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
@@ -192,7 +193,7 @@ class Tracing:
         record, status = request.record, request.status
         model = record.model
         operation = OPERATIONS.get(record.operation_id or "", record.operation_id) if model is not None else None
-        attributes = {}
+        attributes: dict[str, str | int | float] = {}
         if model is not None:
             attributes = {
                 "gen_ai.operation.name": operation or "unknown",

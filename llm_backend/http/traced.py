@@ -78,7 +78,8 @@ class TracedObservation:
         self.since, self.epoch = time.perf_counter(), time.time_ns()
         self.input_tokens = self.output_tokens = 0
         self.phases: list[tuple[str, float]] = []
-        self.first = self.ended = self.status = None
+        self.first: float | None = None  # when its first token (or byte) went out
+        self.ended, self.status = 0.0, 0  # set by ``finished``, before it is handed over
         _current.set(self)
         scope = context.scope()
         self.method = scope.get("method", "WEBSOCKET")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx2
 
-from ..json_types import Json
+from ..json.types import Json
 from .beside import LoopThread
 from .egress import Refused, ServerPolicy, shown
 from .transport import Exchange, TooLarge, http_client, origin

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import ssl
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpcore2
 import httpx2
@@ -126,7 +127,8 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
         return httpx2.Response(
             response.status_code,
             headers=response.headers,
-            stream=_Counted(response.stream, self.exchange),
+            # An async transport's answer: its stream is an AsyncByteStream by construction.
+            stream=_Counted(cast(httpx2.AsyncByteStream, response.stream), self.exchange),
             extensions=response.extensions,
         )
 

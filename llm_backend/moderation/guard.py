@@ -18,7 +18,7 @@ from typing import Any
 
 from ..backends.capabilities import ChatBackend
 from ..errors import guard_gave_no_verdict
-from ..json_types import Json
+from ..json.types import Json
 from .categories import CATEGORIES, closure
 
 # Llama Guard 3 and 4's hazard taxonomy (MLCommons), as OpenAI's categories.

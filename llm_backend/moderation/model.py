@@ -27,7 +27,7 @@ from .. import errors
 from ..backends.first_use import FirstUseModels
 from ..budgets import check_count
 from ..errors import bad_request
-from ..json_types import Json
+from ..json.types import Json
 from .categories import CATEGORIES, MODEL_IDS
 
 if TYPE_CHECKING:
@@ -79,9 +79,16 @@ class ModerationModel(FirstUseModels):
             with self._fitting:
                 if self._weights is None:
                     examples = classifier.examples()
-                    vectors = self.embedding_model.embed([example.text for example in examples])
+                    vectors = self._classifier_input().embed([example.text for example in examples])
                     self._weights = classifier.fit(vectors, [example.categories for example in examples])
         return self._weights
+
+    def _classifier_input(self) -> "EmbeddingModel":
+        """The embedding model the classifier reads: there is one whenever there is no guard
+        (app/model_registry.py builds this backend with one or the other)."""
+        if self.embedding_model is None:
+            raise RuntimeError("the moderation classifier needs the embedding model")
+        return self.embedding_model
 
     async def stop(self) -> None:
         self._weights = None
@@ -131,7 +138,8 @@ class ModerationModel(FirstUseModels):
 
         from .classifier import scores
 
-        embedder = self.embedding_model.embedder()
+        embedding_model = self._classifier_input()
+        embedder = embedding_model.embedder()
         tokens = sum(embedder.count_tokens(text) for text in texts)
         if tokens > MAX_INPUT_TOKENS:
             raise errors.context_length_exceeded(tokens, MAX_INPUT_TOKENS, "input")
@@ -144,7 +152,7 @@ class ModerationModel(FirstUseModels):
                 parts.append(piece)
         rows = np.zeros((len(texts), len(CATEGORIES)))
         if parts:
-            scored = scores(weights, self.embedding_model.embed(parts))
+            scored = scores(weights, embedding_model.embed(parts))
             np.maximum.at(rows, np.array(owners), scored)
         return rows, tokens
 

@@ -80,8 +80,10 @@ class Embedder:
         self._tokenizer = Tokenizer.from_file(str(tokenizer_json))
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
-        self._cls = self._tokenizer.token_to_id("[CLS]")
-        self._sep = self._tokenizer.token_to_id("[SEP]")
+        cls, sep = self._tokenizer.token_to_id("[CLS]"), self._tokenizer.token_to_id("[SEP]")
+        if cls is None or sep is None:  # every window is [CLS] ... [SEP]: a BERT vocabulary's
+            raise model_files.ModelFilesError(f"{tokenizer_json}: the vocabulary has no [CLS] or no [SEP] token")
+        self._cls, self._sep = cls, sep
         self.max_tokens = max_tokens
         self._batch_tokens = max(batch_tokens, max_tokens)
         self._max_sequences = max_sequences
@@ -117,7 +119,7 @@ class Embedder:
         encoding = self._tokenizer.encode(text, add_special_tokens=False)
         words = encoding.word_ids
         starts = [index == 0 or words[index] != words[index - 1] for index in range(len(words))]
-        return Tokens(list(encoding.ids), [tuple(span) for span in encoding.offsets], starts)
+        return Tokens(list(encoding.ids), [(start, end) for start, end in encoding.offsets], starts)
 
     def count_tokens(self, text: str, limit: int | None = None) -> int:
         """The tokens of ``text``, counted a slice at a time and stopped once past ``limit``.

@@ -36,7 +36,7 @@ from .. import errors
 from ..backends.first_use import FirstUseModels
 from ..budgets import MAX_CHARS_PER_TOKEN, check_count
 from ..errors import bad_request, max_tokens_per_request
-from ..json_types import Json
+from ..json.types import Json
 from ..openai_tokens import text_of
 
 if TYPE_CHECKING:

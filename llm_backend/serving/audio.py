@@ -21,9 +21,10 @@ import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from ..backends.base import Stream
 from ..errors import bad_request
 from ..errors import not_supported_by_model as unsupported
-from ..json_types import Json
+from ..json.types import Json
 from .audio_languages import LANGUAGE_NAMES
 
 AUDIO_TOKENS_PER_SECOND = 50
@@ -204,8 +205,8 @@ def subtitles(segments: list[Json], response_format: str) -> str:
 
 
 async def transcription_events(
-    events: AsyncIterator[Json], body: Json, measured: Callable[[float], None] | None = None
-) -> AsyncIterator[Json]:
+    events: Stream[Json], body: Json, measured: Callable[[float], None] | None = None
+) -> Stream[Json]:
     """``transcript.text.delta`` per segment as it is transcribed, then ``transcript.text.done``
     (``measured(seconds)`` told the duration before it)."""
     transcript = Transcript()
@@ -256,7 +257,7 @@ def speech_params(body: Json, voices: dict[str, str]) -> Json:
     }
 
 
-async def speech_bytes(events: AsyncIterator[Json]) -> AsyncIterator[bytes]:
+async def speech_bytes(events: Stream[Json]) -> Stream[bytes]:
     """The encoded audio, chunk by chunk as the worker produces it."""
     try:
         async for event in events:
@@ -266,7 +267,7 @@ async def speech_bytes(events: AsyncIterator[Json]) -> AsyncIterator[bytes]:
         await events.aclose()
 
 
-async def speech_events(events: AsyncIterator[Json]) -> AsyncIterator[Json]:
+async def speech_events(events: Stream[Json]) -> Stream[Json]:
     """``speech.audio.delta`` per encoded chunk, then ``speech.audio.done`` with usage."""
     usage: Json = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     try:

@@ -15,11 +15,11 @@ import base64
 import binascii
 import os
 import tempfile
-from typing import Any
+from typing import Any, cast
 
 from ..backends.capabilities import TRANSCRIPTION
-from ..errors import bad_request
-from ..json_types import Json
+from ..errors import OpenAIError, bad_request
+from ..json.types import Json
 from . import audio
 from .services import Services
 
@@ -87,11 +87,10 @@ async def _transcript(services: Services, input_audio: Json, param: str) -> str:
         params = audio.transcription_params({"model": model_id}, path, "transcribe")
         try:
             answer = await audio.transcription_answer(await backend.transcription(model_id, params), {}, "transcribe")
-        except Exception as exc:
-            param_of = getattr(exc, "param", None)
-            if param_of == "file":  # the worker names the upload; here it is this part's data
+        except OpenAIError as exc:
+            if exc.param == "file":  # the worker names the upload; here it is this part's data
                 exc.param = f"{param}.input_audio.data"
             raise
     finally:
         os.unlink(path)
-    return answer["text"]
+    return cast(Json, answer)["text"]  # asked in no format: json, an object

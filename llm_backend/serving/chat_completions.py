@@ -10,17 +10,17 @@ each one store call in the worker thread, and the 404 when nothing is found.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
 
-from ..backends.base import Answer, Relayed
+from ..backends.base import Answer, Relayed, Stream
 from ..errors import chat_completion_not_found as not_found
-from ..json_types import Json
+from ..json.types import Json
 from ..storage.chat_completions import CursorNotFound, NewChatCompletion, Page
 from . import relayed
-from .lists import page
+from .lists import list_order, page
 
 if TYPE_CHECKING:
     from .services import Services
@@ -98,7 +98,7 @@ def assemble(chunks: list[Json], finished: bool) -> Json:
     return completion
 
 
-async def _recorded(chunks: AsyncIterator[Json], save: Callable[[Json, bool], Awaitable[None]]) -> AsyncIterator[Json]:
+async def _recorded(chunks: Stream[Json], save: Callable[[Json, bool], Awaitable[None]]) -> Stream[Json]:
     """Pass the chunks through untouched; store what was sent once the stream ends."""
     sent: list[Json] = []
     finished = False
@@ -192,10 +192,10 @@ async def listed(
     database = services.database
     try:
         return await database.run(
-            database.chat_completions.list, owner, model=model, metadata=metadata, after=after, limit=limit, order=order
+            database.chat_completions.list, owner, model=model, metadata=metadata, after=after, limit=limit, order=list_order(order)
         )
-    except CursorNotFound:
-        raise not_found(after, param="after") from None
+    except CursorNotFound as unknown:  # the ``after`` given
+        raise not_found(str(unknown), param="after") from None
 
 
 async def stored(services: Services, owner: str, completion_id: str) -> Json:

@@ -11,10 +11,11 @@ import time
 
 from .. import errors
 from ..errors import OpenAIError
-from ..json_types import Json
+from ..json.types import Json
 from ..storage.chat_completions import CursorNotFound, Page
 from .responses.items import new_id
 from ..errors import conversation_not_found
+from .lists import list_order
 from .services import Services
 
 
@@ -50,9 +51,9 @@ async def add_items(services: Services, owner: str, conversation_id: str, items:
 async def listed_items(services: Services, owner: str, conversation_id: str, after: str | None, limit: int, order: str) -> Page:
     database = services.database
     try:
-        page = await database.run(database.conversations.list_items, owner, conversation_id, after=after, limit=limit, order=order)
-    except CursorNotFound:
-        raise errors.not_found("item", after, "after") from None
+        page = await database.run(database.conversations.list_items, owner, conversation_id, after=after, limit=limit, order=list_order(order))
+    except CursorNotFound as unknown:  # the ``after`` given
+        raise errors.not_found("item", str(unknown), "after") from None
     return _found(page, conversation_id)
 
 

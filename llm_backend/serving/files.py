@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import errors
-from ..json_types import Json
+from ..json.types import Json
 from ..storage.files import FileStore, FileTooLarge
 from .services import Services
 

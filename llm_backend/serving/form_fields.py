@@ -9,7 +9,12 @@ Closed when unsure: a body that does not parse as a form, a text field longer th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+if TYPE_CHECKING:  # declared for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 # A text field of an OpenAI form is a name, an id or a prompt: far below this.
 FIELD_LIMIT = 1 << 20
@@ -32,7 +37,7 @@ class TextFields:
         self.fields: list[tuple[str, str]] = []
         self._part: dict = {}
         self._header = [b"", b""]
-        callbacks = {
+        callbacks: MultipartCallbacks = {
             "on_part_begin": self._begin, "on_header_field": self._header_field, "on_header_value": self._header_value,
             "on_header_end": self._header_end, "on_part_data": self._data, "on_part_end": self._end,
         }

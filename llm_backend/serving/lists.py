@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from .. import errors
 from ..errors import bad_request
-from ..json_types import Json
+from ..json.types import Json
 
 LIST_MAX_LIMIT = 100
+
+Order = Literal["asc", "desc"]
 
 
 def check_limit(limit: int) -> int:
@@ -18,6 +22,14 @@ def check_limit(limit: int) -> int:
             "integer_out_of_range",
         )
     return limit
+
+
+def list_order(order: str | None, default: Order = "desc") -> Order:
+    """A list's ``order`` as the stores take it (the spec allows ``asc`` and ``desc``):
+    anything but ``asc`` lists newest first; none, ``default``."""
+    if order is None:
+        return default
+    return "asc" if order == "asc" else "desc"
 
 
 def list_object(data: list[Json], has_more: bool) -> Json:

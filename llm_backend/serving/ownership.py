@@ -38,11 +38,11 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeGuard, cast
 from urllib.parse import parse_qsl, urlencode
 
 from .. import errors
-from ..backends.base import Relayed, StreamedBody
+from ..backends.base import Relayed, Stream, StreamedBody
 from ..storage.forwarded_objects import ForwardedObjects
 from .form_fields import Unreadable
 from .request_ids import body_strings
@@ -132,7 +132,8 @@ def _identity(headers: list[tuple[bytes, bytes]]) -> bool:
 async def _whole(answer: Relayed) -> bytes:
     if answer.content is not None:
         return answer.content
-    return b"".join([chunk async for chunk in answer.chunks])
+    chunks = cast(Stream[bytes], answer.chunks)  # a relayed answer has its content or its chunks
+    return b"".join([chunk async for chunk in chunks])
 
 
 class Guard:
@@ -199,7 +200,7 @@ class Guard:
             return answer
         listing = self.method == "GET" and not self.path_params
         readable = _identity(answer.headers)
-        if is_event_stream(answer) and readable:
+        if is_event_stream(answer) and readable and answer.chunks is not None:
             return replace(answer, chunks=self._claimed(answer.chunks))
         if not _is_json(answer.headers) and not is_event_stream(answer) and not listing:
             return answer  # a file's bytes, speech...: no object in them
@@ -213,8 +214,10 @@ class Guard:
                 return page
             value, content = page, json.dumps(page, separators=(",", ":"), ensure_ascii=False).encode()
         await self._claim(value)
-        if self.method == "DELETE" and len(self.path_params) == 1 and isinstance(value, dict) and value.get("deleted") is True:
-            await self.objects.forget(self.owner, self.parent[1])
+        parent = self.parent
+        deleted = isinstance(value, dict) and value.get("deleted") is True
+        if self.method == "DELETE" and parent is not None and len(self.path_params) == 1 and deleted:
+            await self.objects.forget(self.owner, parent[1])
         return Relayed(answer.status, answer.headers, content=content)
 
     async def _claim(self, value: Any) -> None:
@@ -225,7 +228,7 @@ class Guard:
             await self.objects.claim(self.owner, found)
             self.named |= set(found)
 
-    async def _claimed(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def _claimed(self, chunks: AsyncIterator[bytes]) -> Stream[bytes]:
         """A stream passed on as it comes; what each event shows is recorded before the
         client can read it (and use the id)."""
         events = EventData()
@@ -245,6 +248,7 @@ class Guard:
         query = dict(self.query)
         backwards = "before" in query and "after" not in query
         cursor = "before" if backwards else "after"
+        limit: int | None
         try:
             limit = int(query["limit"])
         except (KeyError, ValueError):
@@ -263,11 +267,12 @@ class Guard:
             answer = await fetch_page(urlencode(following).encode())
             if not 200 <= answer.status < 300:
                 return answer
-            page = _json(await _whole(answer)) if _identity(answer.headers) else None
-            if not _is_list(page):
+            next_page = _json(await _whole(answer)) if _identity(answer.headers) else None
+            if not _is_list(next_page):
                 raise errors.upstream_unreadable()
+            page = next_page
         has_more = limit is not None and len(found) > limit
-        if has_more:
+        if limit is not None and has_more:
             found = found[-limit:] if backwards else found[:limit]
         result = {**first, "data": found, "has_more": has_more}
         for field, index in (("first_id", 0), ("last_id", -1)):
@@ -276,5 +281,5 @@ class Guard:
         return result
 
 
-def _is_list(value: Any) -> bool:
+def _is_list(value: Any) -> TypeGuard[dict]:
     return isinstance(value, dict) and value.get("object") == "list" and isinstance(value.get("data"), list)

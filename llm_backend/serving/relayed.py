@@ -7,8 +7,8 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
-from ..backends.base import Relayed
-from ..json_types import Json
+from ..backends.base import Relayed, Stream
+from ..json.types import Json
 
 DONE = "[DONE]"
 
@@ -46,12 +46,14 @@ def observe(answer: Relayed, seen: Callable[[list[Json], bool], Awaitable[None]]
     """A streamed ``answer`` passed on as it is; ``seen(objects, finished)`` is awaited once
     with what it carried: a stream's chunks (``finished`` once its ``[DONE]`` arrived, and
     before that event is passed on), or the object of a long body sent in pieces."""
+    if answer.chunks is None:  # a whole body: ``parsed``
+        return answer
     return replace(answer, chunks=_observed(answer.chunks, is_event_stream(answer), seen))
 
 
 async def _observed(
     chunks: AsyncIterator[bytes], event_stream: bool, seen: Callable[[list[Json], bool], Awaitable[None]]
-) -> AsyncIterator[bytes]:
+) -> Stream[bytes]:
     objects: list[Json] = []
     body = bytearray()
     events = EventData()

@@ -13,7 +13,7 @@ that stays in memory was once passed unread, and another tenant's file was read 
 What cannot be read so is refused, never passed: JSON that does not parse (or has more than
 one value) or nests deeper than ``MAX_JSON_DEPTH``, a form that does not parse, a charset
 other than UTF-8, a ``Content-Encoding``. An object holding a key twice is refused too (400
-``duplicate_key``, as on every lane: ``json_text.py``), found as it streams by
+``duplicate_key``, as on every lane: ``json/text.py``), found as it streams by
 ``json_text.KeyPaths``: the upstream reads the same bytes, and its parser may keep the
 other value of the two. Its memory is the keys of the objects open at once, at most
 ``MAX_VALUES`` (more: unreadable); its time a step per event (measured on the shared
@@ -32,8 +32,8 @@ from python_multipart.multipart import parse_options_header
 
 from ..backends.base import StreamedBody
 from .. import errors
-from ..json_scan import MAX_JSON_DEPTH, Scanner
-from ..json_text import MAX_VALUES, KeyPaths, RepeatedKey
+from ..json.scan import MAX_JSON_DEPTH, Scanner
+from ..json.text import MAX_VALUES, KeyPaths, RepeatedKey
 from .form_fields import FIELD_LIMIT, TextFields, Unreadable
 
 UTF8 = (b"", b"utf-8", b"utf8", b"us-ascii")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ..auth import Principal
 from ..backends.registry import ModelRegistry
-from ..client_secrets import ClientSecrets
+from ..auth.client_secrets import ClientSecrets
 from ..settings import Settings
 from ..storage import Database
 
@@ -25,6 +25,17 @@ if TYPE_CHECKING:
     from .admin.meter import SpendMeter
     from .responses.reasoning import ReasoningSeal
     from .retrieval import Retrieval
+
+
+T = TypeVar("T")
+
+
+def required(part: T | None, name: str) -> T:
+    """A part of the services that the app always builds (``app/assembly.py``), None only
+    where a test built fewer: the part, or a RuntimeError naming it."""
+    if part is None:
+        raise RuntimeError(f"these services were built without {name} (app/assembly.py builds them)")
+    return part
 
 
 class TokenCounter(Protocol):
@@ -68,9 +79,7 @@ class Services:
         only be built once they exist."""
         from .batches.runner import BatchRunner
 
-        if self.batch_lines is None:
-            raise RuntimeError("these services were built without batch lines (app/assembly.py builds them)")
-        return BatchRunner(self, self.batch_lines(self))
+        return BatchRunner(self, required(self.batch_lines, "batch lines")(self))
 
     @functools.cached_property
     def retrieval(self) -> Retrieval:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .. import errors
 from ..errors import OpenAIError, bad_request
-from ..json_types import Json
+from ..json.types import Json
 from ..storage.files import FileStore
 from ..storage.uploads import UploadRefused, UploadStore
 

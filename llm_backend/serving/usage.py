@@ -104,7 +104,7 @@ def buckets(
         )
     end = int(time.time()) + 1 if end_time is None else end_time
     first = start_time if page is None else max(start_time, _page_start(page))
-    starts = []
+    starts: list[int] = []
     bucket = first
     while bucket < end and len(starts) <= limit:
         starts.append(bucket)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..admin_settings import Price
-from ..json_types import Json
+from ..settings.admin import Price
+from ..json.types import Json
 from ..storage.usage import (
     AUDIO_SPEECHES,
     AUDIO_TRANSCRIPTIONS,

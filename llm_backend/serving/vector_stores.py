@@ -16,13 +16,13 @@ from ..errors import OpenAIError, bad_request, file_not_found
 from ..errors import file_batch_not_found as batch_not_found
 from ..errors import vector_store_file_not_found as store_file_not_found
 from ..errors import vector_store_not_found as store_not_found
-from ..json_types import Json
+from ..json.types import Json
 from ..retrieval.chunking import parse_strategy
 from ..retrieval.extraction import ExtractionError, text_pieces
 from ..storage.storable import problem
 from ..storage.vector_stores import CursorNotFound, NewStoreFile
 from .metadata import check_metadata
-from .lists import check_limit, list_object
+from .lists import Order, check_limit, list_object, list_order
 from .services import Services
 
 ATTRIBUTES_MAX = 16
@@ -82,8 +82,8 @@ def _chunking(strategy: Any, param: str = "chunking_strategy") -> Json:
         raise
 
 
-def _page_args(limit: int, order: str | None) -> tuple[int, str]:
-    return check_limit(limit), order or "desc"
+def _page_args(limit: int, order: str | None) -> tuple[int, Order]:
+    return check_limit(limit), list_order(order)
 
 
 class VectorStoreService:

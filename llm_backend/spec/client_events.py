@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors
-from ..json_types import Json
+from ..json.types import Json
 from . import validation
 
 # A checked event: the createResponse body it carries, and its lane (``stream_id``).

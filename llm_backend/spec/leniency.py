@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..json_types import Json
+from ..json.types import Json
 
 
 

@@ -24,7 +24,8 @@ from .validation import RequestSchemaValidator
 def _form_type(schema: Any) -> dict:
     if not isinstance(schema, dict) or "type" in schema:
         return _with_type(schema)
-    types = {member.get("type") for member in schema.get("anyOf", schema.get("oneOf", [])) if isinstance(member, dict)}
+    members = schema["anyOf"] if "anyOf" in schema else schema.get("oneOf", [])
+    types = {member.get("type") for member in members if isinstance(member, dict)}
     types.discard("null")
     return {**schema, "type": types.pop() if len(types) == 1 else None}
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors
-from ..json_types import Json
+from ..json.types import Json
 from . import leniency, validation
 
 CheckEvent = Callable[[Any], Json]

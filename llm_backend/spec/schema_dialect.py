@@ -43,6 +43,7 @@ class _ShownStr(str):
 def _shown(value: Any) -> Any:
     """``value`` with its long lists, objects and strings shown short in error messages
     (the same values: subclasses of list, dict and str; the rest not copied)."""
+    shown: Any
     if isinstance(value, dict):
         shown = {key: _shown(item) for key, item in value.items()} if any(_changes(item) for item in value.values()) else value
         return _ShownDict(shown) if len(shown) > _SHOWN_ITEMS else shown
@@ -206,7 +207,7 @@ def nullable_as_type(node: Any) -> Any:
 
 # id(schema) -> (schema, fast validator, explaining validator); the schema is kept so
 # its id cannot be reused by another object.
-_COMPILED: dict[int, tuple[dict, Any, Any]] = {}
+_COMPILED: dict[int, tuple[dict, Any, Any, Any]] = {}
 
 
 def _has_ref(node: Any) -> bool:

@@ -17,7 +17,7 @@ from .. import errors
 from ..errors import OpenAIError
 from ..http import context
 from ..http.body import parse_json, read_body
-from ..json_text import LARGE_BODY, MAX_VALUES
+from ..json.text import LARGE_BODY, MAX_VALUES
 from ..off_loop import off_loop
 from . import leniency
 from .schema_dialect import RequestSchemaValidator, _compiled, _shown, _valid_in_slices  # noqa: F401 (RequestSchemaValidator: its users')

@@ -19,6 +19,43 @@ that answer from memory, so that most calls cost no hop at all: the settings sna
 touch (``ApiKeyStore``), the usage buffer (``UsageStore``) and the ids no upstream object
 can have (``ForwardedObjects``). ``tests/unit/test_storage_convention.py`` keeps it so.
 Stores type the database they hold as ``handle.DatabaseHandle``, never this package.
+
+Each core store is one typed attribute of ``Database`` (``StoreOf``: built on first use, its
+module imported only then; those the request path needs built with the database, ``EAGER``);
+a family's store is ``database.store(TheStore)``, its revisions in its folder, read with the
+core's as one history (``migrate.py``).
+
+The modules (rank 0). The tables are ``models/``, a module per family; the schema is
+Alembic's ``migrations/``, run at start-up and by ``llm-backend db upgrade``
+(docs/PERSISTENCE.md).
+
+- the database itself: ``handle.py`` (what a store may use of it: a Protocol, so that no store
+  imports this package), ``migrate.py``, ``clock.py`` (the database's clock in SQL, for every
+  lease and expiry replicas compare), ``storable.py`` (the one guard for text no database
+  holds: NUL, over-long, unpaired surrogates; matches nothing when compared, OpenAI's 400
+  when written), ``paging.py`` (the one cursor of the control plane's lists), ``dml.py``
+  (the rows an UPDATE or DELETE changed: ``Session.execute`` is typed to return a ``Result``,
+  a ``CursorResult`` for DML: cast once, there);
+- stored objects, each query scoped to its owner: ``chat_completions.py``, ``responses.py``
+  (a turn's row; history walked back by ``previous_response_id``, never copied forward),
+  ``conversations.py``, ``files.py`` (rows here, bytes in a directory), ``uploads.py``,
+  ``batches.py`` (leases; one output line per input line, written once; counts computed from
+  the lines), ``mcp_approvals.py`` (answered once: one conditional UPDATE),
+  ``forwarded_objects.py`` (the owner of each id an upstream keeps for our keys: first claim
+  wins);
+- vector stores: ``vector_stores.py``, ``vector_store_batches.py``, ``vector_store_rows.py``
+  (as the API shows them: counts, usage and statuses computed from the rows, never stored),
+  ``vector_index.py`` (files and chunks: what indexing writes and search reads),
+  ``keyword_index.py`` (SQLite FTS5 bm25, PostgreSQL idf-weighted ``ts_rank``);
+- the control plane: ``projects.py`` (the tenants), ``service_accounts.py``, ``api_keys.py``
+  (every managed key as checked on each request: sha256 digests only), ``admin_keys.py``,
+  ``project_limits.py``, ``spend.py``, ``retention.py``, ``admin_snapshot.py`` (what every
+  request reads of it, read again every 2 s), ``audit_log.py`` and ``audit_chain.py``
+  (append-only; each entry sealed to the one before it, HMAC-SHA256);
+- counting: ``usage.py`` (tokens per minute, key, project, model and family, written in
+  batches), ``rate_counters.py`` (the rate limits every replica on one PostgreSQL shares),
+  ``limits_storage.py`` (the ``limits`` storage ``rate_limit_storage`` names: failures
+  wrapped, Redis waits capped at 0.5 s).
 """
 
 from __future__ import annotations
@@ -208,8 +245,9 @@ class Database:
         """Apply the migrations up to ``revision`` (blocking: call at start-up or from the CLI).
         ``owners``: what static keys' positional owners are now (``Keyring.legacy_owners``),
         carried over once, by the revision that ended positional owners."""
-        if self.url.startswith("sqlite:///"):
-            Path(make_url(self.url).database).parent.mkdir(parents=True, exist_ok=True)
+        database = make_url(self.url).database
+        if self.url.startswith("sqlite:///") and database:  # a file's: its folder made first
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         migrate.upgrade(self.engine, revision, owners, self.audit_key, self.migrations)
 
     def revision(self) -> str | None:

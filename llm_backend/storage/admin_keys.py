@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from .api_keys import ApiKeyInfo, new_key
 from .audit_log import Audit, append_in
+from .dml import rows_changed
 from .models import ApiKey, utcnow
 from .paging import key_page
 
@@ -44,7 +45,7 @@ class AdminKeyStore:
     def delete(self, key_id: str, audit: Audit = None) -> bool:
         """Revoked at once, on every replica (the lookup reads the row each request)."""
         with self._database.sessions.begin() as session:
-            revoked = session.execute(update(ApiKey).where(*LIVE, ApiKey.id == key_id).values(revoked=True)).rowcount
+            revoked = rows_changed(session, update(ApiKey).where(*LIVE, ApiKey.id == key_id).values(revoked=True))
             if revoked:
                 append_in(session, audit, key_id)
             return bool(revoked)

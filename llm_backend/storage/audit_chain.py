@@ -4,7 +4,7 @@ change by anyone without the key shows.
 Triggers refuse UPDATE and DELETE, but whoever owns the table can drop or disable them (and
 on SQLite anyone who can write the file). So each entry also carries its place in the chain
 (``chain_index``: 0, 1, 2, ...) and ``chain``: HMAC-SHA256, under the audit log's key
-(``audit_log_key``, else a key kept in the data directory: ``audit_key.py``), of its place,
+(``audit_log_key``, else a key kept in the data directory: ``auth/audit_key.py``), of its place,
 the previous entry's ``chain`` and its own fields in one canonical JSON form. An entry
 altered, removed or inserted without the key breaks the chain there, and ``llm-backend audit
 verify`` (``verify`` here) names the first entry where it breaks. What the chain cannot show
@@ -109,10 +109,10 @@ def verify(session: Session, key: bytes) -> Verdict:
     position, previous, count = 0, GENESIS, 0
     for row in _rows(session):
         count += 1
-        reason = None
         if row.chain is None or row.chain_index is None:
-            reason = "not sealed into the chain (written or altered around the service)"
-        elif row.chain_index > position:
+            return Verdict(count, previous, Break(row.seq, row.id, "not sealed into the chain (written or altered around the service)"))
+        reason = None
+        if row.chain_index > position:
             reason = f"{row.chain_index - position} entries removed before it"
         elif row.chain_index < position:
             reason = f"out of place (at {row.chain_index}, {position} expected): inserted or moved"

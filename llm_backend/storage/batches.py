@@ -10,6 +10,7 @@ is read, so they cannot drift.
 
 from __future__ import annotations
 
+import builtins
 import secrets
 import time
 from collections.abc import Iterable, Iterator
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..json_types import Json
+from ..json.types import Json
 from .clock import database_epoch, database_now
+from .dml import rows_changed
 from .models import BatchLine, StoredBatch
 
 if TYPE_CHECKING:
@@ -207,18 +209,19 @@ class BatchStore:
             candidates = session.scalars(wanted.order_by(*order, StoredBatch.seq).limit(8)).all()
             for row in candidates:
                 # Compare-and-set: of two processes claiming it at once, one wins.
-                won = session.execute(
+                won = rows_changed(
+                    session,
                     update(StoredBatch)
                     .where(StoredBatch.seq == row.seq, StoredBatch.status.in_(RUNNING), free)
                     .values(lease_holder=holder, lease_until=database_now(lease))
                     .execution_options(synchronize_session=False)
-                ).rowcount
+                )
                 if won:
                     return Claimed(row.seq, row.id, row.owner, row.endpoint, row.input_file_id, row.status,
                                    row.expires_at, row.output_expires_after, row.creator)
         return None
 
-    def renew(self, holder: str, seqs: list[int], lease: float) -> dict[int, tuple[str, int, bool]]:
+    def renew(self, holder: str, seqs: builtins.list[int], lease: float) -> dict[int, tuple[str, int, bool]]:
         """Extend this holder's leases to ``lease`` seconds from now (the database's now);
         (status, expires_at, whether the database's clock is past it) of each batch it
         still holds (one it lost, or that ended, is missing)."""
@@ -239,7 +242,7 @@ class BatchStore:
             ).all()
             return {seq: (status, expires_at, bool(expired)) for seq, status, expires_at, expired in rows}
 
-    def release(self, holder: str, seqs: list[int]) -> None:
+    def release(self, holder: str, seqs: builtins.list[int]) -> None:
         """Give up leases at once (a clean stop): another process may take them now."""
         if seqs:
             with self._database.sessions.begin() as session:
@@ -256,12 +259,13 @@ class BatchStore:
         (cancelled meanwhile) and nothing was stored."""
         now = int(time.time())
         with self._database.sessions.begin() as session:
-            started = session.execute(
+            started = rows_changed(
+                session,
                 update(StoredBatch)
                 .where(StoredBatch.seq == seq, StoredBatch.status == "validating")
                 .values(status="in_progress", in_progress_at=now, model=model)
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             if not started:
                 return False
             chunk: list[Json] = []
@@ -281,15 +285,16 @@ class BatchStore:
         stamp = {column: func.coalesce(getattr(StoredBatch, column), int(time.time()))} if column in TIMESTAMPS else {}
         with self._database.sessions.begin() as session:
             return bool(
-                session.execute(
+                rows_changed(
+                    session,
                     update(StoredBatch)
                     .where(StoredBatch.seq == seq, StoredBatch.status.in_(expected))
                     .values(status=status, **stamp, **values)
                     .execution_options(synchronize_session=False)
-                ).rowcount
+                )
             )
 
-    def pending(self, seq: int, after: int, limit: int) -> list[tuple[int, str, Json]]:
+    def pending(self, seq: int, after: int, limit: int) -> builtins.list[tuple[int, str, Json]]:
         """Lines not answered yet, after position ``after``, in order: (line, custom_id, body)."""
         with self._database.sessions() as session:
             rows = session.execute(
@@ -304,15 +309,16 @@ class BatchStore:
         """Keep a line's output line, once: False if the line was answered already."""
         with self._database.sessions.begin() as session:
             return bool(
-                session.execute(
+                rows_changed(
+                    session,
                     update(BatchLine)
                     .where(BatchLine.batch_seq == seq, BatchLine.line == line, BatchLine.done.is_(False))
                     .values(done=True, failed=failed, output=output, **usage)
                     .execution_options(synchronize_session=False)
-                ).rowcount
+                )
             )
 
-    def unanswered(self, seq: int) -> list[tuple[int, str]]:
+    def unanswered(self, seq: int) -> builtins.list[tuple[int, str]]:
         """(line, custom_id) of every line not answered."""
         with self._database.sessions() as session:
             rows = session.execute(

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import Select, delete, func, select, true
 from sqlalchemy.orm import Session
 
-from ..json_types import Json
+from ..json.types import Json
+from .dml import rows_changed
 from .models import ChatCompletionMetadata, StoredChatCompletion
 
 if TYPE_CHECKING:
@@ -128,14 +129,15 @@ class ChatCompletionStore:
 
     def delete(self, owner: str, completion_id: str) -> bool:
         with self._database.sessions.begin() as session:
-            result = session.execute(
+            deleted = rows_changed(
+                session,
                 delete(StoredChatCompletion).where(
                     StoredChatCompletion.owner == owner,
                     StoredChatCompletion.store == true(),
                     StoredChatCompletion.id == completion_id,
                 )
             )
-            return result.rowcount > 0
+            return deleted > 0
 
     def request(self, owner: str, completion_id: str) -> Json | None:
         """The request body the completion answered (its ``messages`` among others)."""

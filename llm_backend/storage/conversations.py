@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..json_types import Json
+from ..json.types import Json
 from .chat_completions import CursorNotFound, Page
+from .dml import rows_changed
 from .models import ConversationItem, StoredConversation
 
 if TYPE_CHECKING:
@@ -147,12 +148,13 @@ class ConversationStore:
             row = _find(session, owner, conversation_id)
             if row is None:
                 return None
-            result = session.execute(
+            deleted = rows_changed(
+                session,
                 delete(ConversationItem).where(
                     ConversationItem.conversation_seq == row.seq, ConversationItem.id == item_id
                 )
             )
-            return as_openai(row) if result.rowcount else None
+            return as_openai(row) if deleted else None
 
     def count_items(self) -> int:
         """Items of every conversation of every owner: for tests."""

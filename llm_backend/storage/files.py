@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..json_types import Json
+from ..json.types import Json
 from . import storable
 from .models import StoredFile, VectorStore, VectorStoreFile
 

@@ -15,12 +15,23 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import ForwardedObject, utcnow
+from .storable import StoredText
 
 if TYPE_CHECKING:
     from .handle import DatabaseHandle
 
-ID_LENGTH = ForwardedObject.__table__.c.id.type.length
-KIND_LENGTH = ForwardedObject.__table__.c.kind.type.length
+
+def _length(column: str) -> int:
+    """The characters ``column`` holds: its ``StoredText``'s bound."""
+    stored = ForwardedObject.__table__.c[column].type
+    if not isinstance(stored, StoredText) or stored.limit is None:
+        raise TypeError(f"forwarded_objects.{column} is not a bounded StoredText")
+    return stored.limit
+
+
+ID_LENGTH = _length("id")
+KIND_LENGTH = _length("kind")
+
 # Ids per query: far below every database's bound on parameters.
 CHUNK = 500
 

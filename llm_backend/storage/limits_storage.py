@@ -27,6 +27,13 @@ def in_limits(uri: str) -> bool:
 
 
 def limits_storage(uri: str) -> Storage:
-    """A new storage for ``uri``, its failures wrapped and its waits bounded (see above)."""
-    options = {"socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT} if urlsplit(uri).scheme in _REDIS else {}
-    return storage_from_string(uri, wrap_exceptions=True, **options)
+    """A new storage for ``uri``, its failures wrapped and its waits bounded (see above).
+    One of ``limits``' async storages (``async+redis://``) is refused by name: the counters
+    and the probe call it synchronously (its limiter failed a bare assertion at start-up)."""
+    scheme = urlsplit(uri).scheme
+    options = {"socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT} if scheme in _REDIS else {}
+    storage = storage_from_string(uri, wrap_exceptions=True, **options)
+    if not isinstance(storage, Storage):  # the URI's scheme only: its credentials stay out
+        raise ValueError(f"rate_limit_storage: {scheme}:// is an async storage; name the synchronous one "
+                         f"({scheme.removeprefix('async+')}://)")
+    return storage

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import insert, update
 
 from .clock import database_now
+from .dml import rows_changed
 from .models import McpApprovalRequest
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ class McpApprovals:
         """Mark an approval request answered; False unless it is this owner's, for this
         call, and not answered before."""
         with self._database.sessions.begin() as session:
-            result = session.execute(
+            answered = rows_changed(
+                session,
                 update(McpApprovalRequest)
                 .where(
                     McpApprovalRequest.id == request_id,
@@ -47,4 +49,4 @@ class McpApprovals:
                 )
                 .values(answered_at=database_now())
             )
-            return result.rowcount == 1
+            return answered == 1

@@ -10,6 +10,7 @@ stops within that time, on this one at once.
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .audit_log import Audit, append_in
+from .dml import rows_changed
 from .models import Project
 from .paging import seq_page
 
@@ -67,16 +69,17 @@ class ProjectStore:
     def archive(self, project_id: str, audit: Audit = None) -> Project | None:
         """The project, archived (once: archiving it again changes and logs nothing)."""
         with self._database.sessions.begin() as session:
-            archived = session.execute(
+            archived = rows_changed(
+                session,
                 update(Project).where(Project.id == project_id, Project.archived_at.is_(None)).values(archived_at=int(time.time()))
-            ).rowcount
+            )
             row = session.scalar(select(Project).where(Project.id == project_id))
             if archived:
                 append_in(session, audit, row)
         self._database.admin_snapshot.changed()
         return row
 
-    def ensure_static(self, owners: list[str]) -> None:
+    def ensure_static(self, owners: builtins.list[str]) -> None:
         """A static project for each static keys' owner that has none (replicas starting
         together: the first insert wins, the others do nothing)."""
         if not owners:

@@ -97,7 +97,8 @@ class RateCounters:
         """Add ``amount`` (tokens, micro-dollars) to each of ``owner``'s ``windows`` ((kind,
         window start)); their counts after it, in order."""
         with self._database.sessions.begin() as session:
-            counts = [session.execute(self._upsert(owner, kind, window, amount)).scalar() for kind, window in windows]
+            # An upsert with no condition writes its row: RETURNING gives exactly one.
+            counts = [session.execute(self._upsert(owner, kind, window, amount)).scalar_one() for kind, window in windows]
             self._prune(session)
         return counts
 
@@ -117,7 +118,7 @@ class RateCounters:
         with self._database.sessions.begin() as session:
             left: dict[str, int] = {}
             for owner, limit in limits:
-                held = session.execute(self._upsert(owner, HELD, window, 0)).scalar()  # the row locked till commit
+                held = session.execute(self._upsert(owner, HELD, window, 0)).scalar_one()  # the row locked till commit
                 spent = session.execute(
                     select(RateLimitCounter.count).where(
                         RateLimitCounter.owner == owner, RateLimitCounter.kind == SPEND, RateLimitCounter.window == window
@@ -138,7 +139,7 @@ class RateCounters:
         back from its ``HELD``, in one transaction: never a moment with neither counted.
         The spend counts after it, in ``spent``'s order."""
         with self._database.sessions.begin() as session:
-            counts = [session.execute(self._upsert(owner, SPEND, window, amount)).scalar() for owner, amount in spent]
+            counts = [session.execute(self._upsert(owner, SPEND, window, amount)).scalar_one() for owner, amount in spent]
             for owner, month, amount in held:
                 session.execute(self._upsert(owner, HELD, month, -amount))
             self._prune(session)

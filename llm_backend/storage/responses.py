@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select, update
 
-from ..json_types import Json
+from ..json.types import Json
 from .conversations import append_items
 from .clock import database_now
+from .dml import rows_changed
 from .models import ResponseEvent, StoredResponse
 
 if TYPE_CHECKING:
@@ -157,10 +158,11 @@ class ResponseStore:
 
     def delete(self, owner: str, response_id: str) -> bool:
         with self._database.sessions.begin() as session:
-            result = session.execute(
+            deleted = rows_changed(
+                session,
                 delete(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
             )
-            return result.rowcount > 0
+            return deleted > 0
 
     def fail_unfinished(self, message: str, lease: float | None = None, ids: list[str] | None = None) -> int:
         """Mark queued or in-progress responses failed: those not touched for ``lease``

@@ -7,6 +7,7 @@ usage and the audit log keep naming them.
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from sqlalchemy import select, update
 
 from .api_keys import ApiKeyInfo, new_key
 from .audit_log import Audit, append_in
+from .dml import rows_changed
 from .models import ApiKey, Project, ServiceAccount
 from .paging import key_page, seq_page
 
@@ -78,9 +80,10 @@ class ServiceAccountStore:
     def delete(self, project_id: str, account_id: str, audit: Audit = None) -> bool:
         """The account gone from the API and every key of it revoked, in one transaction."""
         with self._database.sessions.begin() as session:
-            deleted = session.execute(
+            deleted = rows_changed(
+                session,
                 update(ServiceAccount).where(*self._live(project_id), ServiceAccount.id == account_id).values(deleted_at=int(time.time()))
-            ).rowcount
+            )
             if deleted:
                 session.execute(update(ApiKey).where(ApiKey.service_account_id == account_id).values(revoked=True))
                 append_in(session, audit, account_id)
@@ -101,10 +104,10 @@ class ServiceAccountStore:
 
     # --- the project's keys ---------------------------------------------------------------------
 
-    def _keys(self, project_id: str) -> list:
+    def _keys(self, project_id: str) -> builtins.list:
         return [ApiKey.project_id == project_id, ApiKey.revoked.is_(False), ApiKey.admin.is_(False)]
 
-    def keys(self, project_id: str, after: str | None = None, limit: int = 20) -> tuple[list[ApiKeyInfo], bool]:
+    def keys(self, project_id: str, after: str | None = None, limit: int = 20) -> tuple[builtins.list[ApiKeyInfo], bool]:
         """A page of the project's active keys, oldest first (``after``: a key id)."""
         with self._database.sessions() as session:
             rows, has_more = key_page(session, self._keys(project_id), after, limit)
@@ -117,7 +120,7 @@ class ServiceAccountStore:
 
     def delete_key(self, project_id: str, key_id: str, audit: Audit = None) -> bool:
         with self._database.sessions.begin() as session:
-            revoked = session.execute(update(ApiKey).where(*self._keys(project_id), ApiKey.id == key_id).values(revoked=True)).rowcount
+            revoked = rows_changed(session, update(ApiKey).where(*self._keys(project_id), ApiKey.id == key_id).values(revoked=True))
             if revoked:
                 append_in(session, audit, key_id)
             return bool(revoked)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 
 from .audit_log import Audit, append_in
+from .dml import rows_changed
 from .models import SpendAlert, SpendLimit
 from .paging import seq_page
 
@@ -39,7 +40,7 @@ class SpendStore:
 
     def delete_limit(self, scope: str, audit: Audit = None) -> bool:
         with self._database.sessions.begin() as session:
-            deleted = session.execute(delete(SpendLimit).where(SpendLimit.scope == scope)).rowcount
+            deleted = rows_changed(session, delete(SpendLimit).where(SpendLimit.scope == scope))
             if deleted:
                 append_in(session, audit, scope or None)
         self._database.admin_snapshot.changed()
@@ -79,7 +80,7 @@ class SpendStore:
 
     def delete_alert(self, scope: str, alert_id: str, audit: Audit = None) -> bool:
         with self._database.sessions.begin() as session:
-            deleted = session.execute(delete(SpendAlert).where(SpendAlert.scope == scope, SpendAlert.id == alert_id)).rowcount
+            deleted = rows_changed(session, delete(SpendAlert).where(SpendAlert.scope == scope, SpendAlert.id == alert_id))
             if deleted:
                 append_in(session, audit, alert_id)
         self._database.admin_snapshot.changed()

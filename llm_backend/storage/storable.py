@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import String, Text, false
 from sqlalchemy.sql import operators
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ..errors import unstorable
 
@@ -43,7 +43,7 @@ class StoredText(TypeDecorator):
     """A text column (``length`` characters at most, None: unbounded) that only ever holds
     storable text; ``param`` names the API field it stores, for the 400."""
 
-    impl = String
+    impl: TypeEngine[Any] | type[TypeEngine[Any]] = String  # as TypeDecorator declares it: __init__ may swap in Text()
     cache_ok = True
 
     def __init__(self, length: int | None = None, param: str | None = None) -> None:
@@ -53,7 +53,9 @@ class StoredText(TypeDecorator):
         self.limit = length
         self.param = param
 
-    class comparator_factory(TypeDecorator.Comparator):
+    class comparator_factory(TypeDecorator.Comparator[Any]):
+        type: StoredText  # the comparator of a StoredText column
+
         def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
             limit = self.type.limit
             if op is operators.eq and isinstance(other[0], str) and problem(other[0], limit):

@@ -28,12 +28,13 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import delete, func, select, update
 
-from ..json_types import Json
+from ..json.types import Json
 from .clock import database_epoch, database_now
+from .dml import rows_changed
 from .models import StoredUpload, UploadPart
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ class UploadStore:
             with self._database.sessions.begin() as session:
                 # The lock (see the module docstring): alive now, and kept alive until commit.
                 self._hold(session, owner, upload_id)
-                stored = session.scalar(select(func.coalesce(func.sum(UploadPart.bytes), 0)).where(UploadPart.upload_seq == upload.seq))
+                stored = session.execute(select(func.coalesce(func.sum(UploadPart.bytes), 0)).where(UploadPart.upload_seq == upload.seq)).scalar_one()
                 if stored + size > upload.bytes:
                     raise UploadRefused("too_many_bytes", declared=upload.bytes, stored=stored, size=size)
                 os.replace(partial, target)
@@ -163,17 +164,18 @@ class UploadStore:
     def _hold(self, session, owner: str, upload_id: str) -> None:
         """Lock the upload's row in this transaction if it is alive (``pending`` and not
         expired by the database's clock); else refuse with what it is."""
-        held = session.execute(
+        held = rows_changed(
+            session,
             update(StoredUpload)
             .where(StoredUpload.owner == owner, StoredUpload.id == upload_id, StoredUpload.status == "pending",
                    StoredUpload.expires_at > database_epoch())
             .values(updated_at=database_now())
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if not held:
             self._refuse(session, owner, upload_id)
 
-    def _refuse(self, session, owner: str, upload_id: str) -> None:
+    def _refuse(self, session, owner: str, upload_id: str) -> NoReturn:
         """Raise ``UploadRefused`` for an upload that is not alive, by what it is."""
         row = self._find(session, owner, upload_id)
         if row is None:
@@ -219,16 +221,17 @@ class UploadStore:
             created = files.create(owner, upload.filename, upload.purpose, _read(paths), upload.mime_type,
                                    max_bytes=upload.bytes, expires_at=expires_at)
             with self._database.sessions.begin() as session:
-                done = session.execute(
+                done = rows_changed(
+                    session,
                     update(StoredUpload)
                     .where(StoredUpload.seq == upload.seq, StoredUpload.status == "completing")
                     .values(status="completed", file_id=created["id"])
                     .execution_options(synchronize_session=False)
-                ).rowcount
+                )
                 if not done:  # given back as stale meanwhile (see ``sweep``)
                     self._refuse(session, owner, upload_id)
                 session.execute(delete(UploadPart).where(UploadPart.upload_seq == upload.seq))
-                shown = as_openai(session.get(StoredUpload, upload.seq), created)
+                shown = as_openai(session.get_one(StoredUpload, upload.seq), created)  # updated just above
         except BaseException:
             if created is not None:
                 files.delete(owner, created["id"])
@@ -241,13 +244,14 @@ class UploadStore:
         """The one completion of an upload: ``pending`` (and not expired) -> ``completing``."""
         with self._database.sessions.begin() as session:
             return bool(
-                session.execute(
+                rows_changed(
+                    session,
                     update(StoredUpload)
                     .where(StoredUpload.seq == seq, StoredUpload.status == "pending",
                            StoredUpload.expires_at > database_epoch())
                     .values(status="completing", updated_at=database_now())
                     .execution_options(synchronize_session=False)
-                ).rowcount
+                )
             )
 
     def _give_back(self, seq: int) -> None:
@@ -265,6 +269,8 @@ class UploadStore:
         with self._database.sessions.begin() as session:
             self._hold(session, owner, upload_id)
             upload = self._find(session, owner, upload_id)
+            if upload is None:  # held just now in this transaction: there, but said rather than assumed
+                raise UploadRefused("not_found")
             upload.status = "cancelled"
             session.execute(delete(UploadPart).where(UploadPart.upload_seq == upload.seq))
             shown = as_openai(upload)

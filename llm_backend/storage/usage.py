@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select
 
@@ -195,7 +196,8 @@ class UsageStore:
         if keys:
             query = query.group_by(*keys).order_by(*keys)
         with self._database.sessions() as session:
-            rows = session.execute(query).all()
+            # The columns of a SELECT built above: its bucket, groups, sums and minutes.
+            rows: Sequence[Any] = session.execute(query).all()
         results = []
         offset = 1 if bucket is not None else 0
         for row in rows:
@@ -203,6 +205,6 @@ class UsageStore:
             if row[-1] is None:  # no rows at all: SUM over nothing
                 continue
             group = {name: row[offset + index] for index, name in enumerate(group_by)}
-            sums = {name: (float(value) if name == "seconds" else int(value)) for name, value in zip(SUMS, row[-len(SUMS):])}
+            sums: dict[str, Any] = {name: (float(value) if name == "seconds" else int(value)) for name, value in zip(SUMS, row[-len(SUMS):])}
             results.append(UsageTotals(int(row[0]) if bucket is not None else start, group, **sums, minutes=int(minutes)))
         return results

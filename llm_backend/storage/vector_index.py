@@ -20,8 +20,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..json_types import Json
+from ..json.types import Json
 from . import keyword_index
+from .dml import rows_changed
 from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile
 from .vector_store_rows import locking_store
 
@@ -183,7 +184,7 @@ class VectorIndex:
         if only_in_progress:
             query = query.where(VectorStoreFile.status == "in_progress")
         values = {"status": status, "usage_bytes": usage_bytes, "last_error": error}
-        return bool(session.execute(query.values(**values).execution_options(synchronize_session=False)).rowcount)
+        return bool(rows_changed(session, query.values(**values).execution_options(synchronize_session=False)))
 
     def file_status(self, owner: str, store_id: str, file_id: str) -> Json | None:
         with self._database.sessions() as session:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from .dml import rows_changed
 from .models import VectorStore, VectorStoreFile, VectorStoreFileBatch
 from .vector_store_rows import (
     Json,
@@ -101,7 +102,8 @@ class VectorStoreBatches:
                 return None
             store, batch = found
             # A batch with nothing left to index has finished: cancelling changes nothing.
-            stopped = session.execute(
+            stopped = rows_changed(
+                session,
                 update(VectorStoreFile)
                 .where(
                     VectorStoreFile.vector_store_seq == store.seq,
@@ -111,7 +113,7 @@ class VectorStoreBatches:
                 .values(status="cancelled")
                 .execution_options(synchronize_session=False)
             )
-            if stopped.rowcount:
+            if stopped:
                 batch.cancelled = True
             session.flush()
             return self._batch_object(session, store, batch)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from ..json_types import Json
+from ..json.types import Json
 from .models import VectorStore, VectorStoreFile
 
 Order = Literal["asc", "desc"]

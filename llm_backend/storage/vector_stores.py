@@ -20,6 +20,7 @@ so replicas sweeping together expire each store once.
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from .dml import rows_changed
 from .files import live
 from .clock import database_now
 from .models import StoredFile, VectorStore, VectorStoreChunk, VectorStoreFile
@@ -136,7 +138,7 @@ class VectorStores:
 
     def list(self, owner: str, limit: int, order: Order, after: str | None, before: str | None) -> tuple[list[Json], bool]:
         with self._database.sessions() as session:
-            cursors = []
+            cursors: list[int | None] = []  # after's row's seq, then before's (None: not given)
             for cursor in (after, before):
                 if cursor is None:
                     cursors.append(None)
@@ -166,7 +168,7 @@ class VectorStores:
             session.flush()
             return self._shown(session, [store])[0]
 
-    def touch(self, owner: str, store_ids: list[str]) -> None:
+    def touch(self, owner: str, store_ids: builtins.list[str]) -> None:
         """The stores were used (searched): their ``last_active_at`` (and expiry) moves on,
         unless they expired meanwhile (expiry is final)."""
         now = timestamp()
@@ -176,14 +178,14 @@ class VectorStores:
                 if not is_expired(store, now):
                     store.last_active_at = now
 
-    def expired_ids(self, owner: str, store_ids: list[str]) -> list[str]:
+    def expired_ids(self, owner: str, store_ids: builtins.list[str]) -> builtins.list[str]:
         """The owner's stores among ``store_ids`` that have expired."""
         now = timestamp()
         with self._database.sessions() as session:
             stores = session.scalars(select(VectorStore).where(VectorStore.owner == owner, VectorStore.id.in_(store_ids)))
             return [store.id for store in stores if is_expired(store, now)]
 
-    def expire(self, now: int | None = None) -> list[int]:
+    def expire(self, now: int | None = None) -> builtins.list[int]:
         """Record the expiry of every store past it and drop its chunks; the seqs of the
         stores this call expired."""
         now = now or timestamp()
@@ -193,12 +195,13 @@ class VectorStores:
         expired = []
         for seq, moment in due:
             with self._database.sessions.begin() as session:
-                marked = session.execute(
+                marked = rows_changed(
+                    session,
                     update(VectorStore)
                     .where(VectorStore.seq == seq, VectorStore.expires_at.is_(None))
                     .values(expires_at=moment, generation=VectorStore.generation + 1)
                 )
-                if marked.rowcount:
+                if marked:
                     session.execute(delete(VectorStoreChunk).where(VectorStoreChunk.vector_store_seq == seq))
                     session.execute(update(VectorStoreFile).where(VectorStoreFile.vector_store_seq == seq).values(usage_bytes=0))
                     expired.append(seq)
@@ -237,7 +240,7 @@ class VectorStores:
         before: str | None,
         status: str | None = None,
         batch_id: str | None = None,
-    ) -> tuple[list[Json], bool] | None:
+    ) -> tuple[builtins.list[Json], bool] | None:
         """A page of the store's files (of one batch, with one status); None if the store is
         not the owner's; ``CursorNotFound`` for a cursor that is not a file of the store."""
         with self._database.sessions() as session:
@@ -270,7 +273,7 @@ class VectorStores:
                 return None
             return Job(owner, store_id, file_id, stored.path, stored.filename, stored.mime_type, found[1].chunking_strategy)
 
-    def claim_lapsed(self, lease: float) -> list[tuple[str, str, str]]:
+    def claim_lapsed(self, lease: float) -> builtins.list[tuple[str, str, str]]:
         """(owner, store id, file id) of the files ``in_progress`` whose lease was last
         renewed more than ``lease`` seconds ago by the database's clock (their process is
         gone), oldest first, now leased to
@@ -293,9 +296,9 @@ class VectorStores:
                 .where(VectorStoreFile.seq.in_(claimed))
                 .order_by(VectorStoreFile.seq)
             )
-            return [tuple(row) for row in session.execute(query)]
+            return [(owner, store_id, file_id) for owner, store_id, file_id in session.execute(query)]
 
-    def renew_leases(self, keys: list[tuple[str, str, str]]) -> None:
+    def renew_leases(self, keys: builtins.list[tuple[str, str, str]]) -> None:
         """Renew the lease of the files (owner, store id, file id) this process will index."""
         for start in range(0, len(keys), LEASES_PER_STATEMENT):
             held = (

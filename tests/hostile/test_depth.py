@@ -2,7 +2,7 @@
 chat whose ``metadata`` was 200,000 ``[`` then 200,000 ``]`` (400 KB) grew the API process
 by 18.7 GB until the kernel killed it (ijson's ``items``, used above ``LARGE_BODY``, names
 each event's path: quadratic in the depth); 20,000 levels, a small body, were refused at
-once. Now every lane's JSON is scanned first (``llm_backend/json_scan.py``): nested ``[``,
+once. Now every lane's JSON is scanned first (``llm_backend/json/scan.py``): nested ``[``,
 ``{`` or both at 20 k, 200 k and 2 M levels (4 MB, under the 8 MiB body limit) are refused
 with 400 ``invalid_body`` within 10 s, as an HTTP body (whole, or inside ``metadata``), a
 Responses WebSocket ``response.create``, a Realtime event and a batch line; no process of

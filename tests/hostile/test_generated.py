@@ -47,7 +47,9 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from llm_backend.json_text import LARGE_BODY
+from llm_backend.app.documents import routed
+from llm_backend.families import FAMILIES
+from llm_backend.json.text import LARGE_BODY
 from llm_backend.spec.adapter import is_served, operations
 from llm_backend.spec.loader import ANTHROPIC_SPEC, EXTENSIONS_SPEC, load_document
 from llm_backend.settings import PROJECT_ROOT
@@ -78,7 +80,10 @@ MODELS = {"createEmbedding": "all-minilm-l6-v2", "createModeration": "omni-moder
 DOCUMENT = openai_document()
 EXTENSIONS = load_document(PROJECT_ROOT / "openapi" / EXTENSIONS_SPEC, None)
 # Anthropic's Messages API: its paths at /v1 beside OpenAI's (families/messages/document.py), its errors its own.
-ANTHROPIC = load_document(PROJECT_ROOT / "openapi" / ANTHROPIC_SPEC, None)
+ANTHROPIC = routed(
+    load_document(PROJECT_ROOT / "openapi" / ANTHROPIC_SPEC, None),
+    {tag: module for family in FAMILIES for tag, module in family.controllers.items()},
+)
 OPERATIONS = {
     operation["operationId"]: (base, path, method, operation, document)
     for base, document in (("/v1", DOCUMENT), ("", EXTENSIONS), ("/v1", ANTHROPIC))

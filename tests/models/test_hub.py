@@ -21,7 +21,7 @@ import pytest
 
 from llm_backend.backends.llama.hub import HubError, gguf_files, matching
 from llm_backend.backends.llama.sources import gguf_of
-from llm_backend.model_settings import HubSource, ModelConfig
+from llm_backend.settings.model import HubSource, ModelConfig
 from tests.support.clients import TLS, sdk
 from tests.support.fake_hub import FakeHub, split_gguf
 from tests.support.server import LiveServer

@@ -21,8 +21,8 @@ import pytest
 from llm_backend.backends.llama import synthetic
 from llm_backend.backends.llama.sources import ModelSourceError, resolve_gguf
 from llm_backend.backends.llama.synthetic import Synthetic
-from llm_backend.model_settings import ModelConfig
-from llm_backend.model_shapes import SHAPES
+from llm_backend.settings.model import ModelConfig
+from llm_backend.settings.shapes import SHAPES
 from tests.support.models import default_gguf
 from tests.support.server import LiveServer
 

@@ -14,8 +14,8 @@ from gguf.quants import dequantize
 from pydantic import ValidationError
 
 from llm_backend.backends.llama.synthetic_weights import LAYOUTS, file_type_bytes, llama3_rope_factors, pieces, q4_k_m_type
-from llm_backend.model_settings import ModelConfig
-from llm_backend.model_shapes import SHAPES, Tensor
+from llm_backend.settings.model import ModelConfig
+from llm_backend.settings.shapes import SHAPES, Tensor
 from llm_backend.settings import Settings
 
 

@@ -22,7 +22,7 @@ SECRET = "audit-key-for-tests-0123456789"
 
 def _keyed(url: str) -> Database:
     """The database as the service opens it with ``audit_log_key: SECRET``."""
-    from llm_backend import audit_key
+    from llm_backend.auth import audit_key
     from llm_backend.settings import Settings
 
     return Database(url, audit_key=audit_key.of(Settings(audit_log_key=SECRET)))

@@ -1,6 +1,6 @@
 """A static key keeps its tenant whatever happens to the key list, on SQLite and PostgreSQL:
 the positional owners of an older version carried over at the upgrade, then keys removed,
-added and reordered between restarts of a live server (auth.py, migration 0009; the
+added and reordered between restarts of a live server (auth/, migration 0009; the
 migration itself, table by table: test_migrations.py)."""
 
 from __future__ import annotations

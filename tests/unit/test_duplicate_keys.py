@@ -16,7 +16,7 @@ from llm_backend.errors import OpenAIError
 from llm_backend.http.body import parse_json
 from llm_backend.http.socket_endpoint import client_event
 from llm_backend.http.socket_frames import RefusedEvent, read_event
-from llm_backend.json_text import LARGE_BODY, MANY_VALUES, KeyPaths, loads
+from llm_backend.json.text import LARGE_BODY, MANY_VALUES, KeyPaths, loads
 from llm_backend.serving.batches import input as batch_input
 from llm_backend.serving.request_ids import body_strings
 

@@ -1,4 +1,4 @@
-"""The one scanner every lane's JSON goes through first (llm_backend/json_scan.py, issue
+"""The one scanner every lane's JSON goes through first (llm_backend/json/scan.py, issue
 #47): exact depth and values for whatever ``json.loads`` reads, wherever a slice cuts a
 string; a text past a bound refused before any parser keeps state, in time and memory that
 do not follow its shape (400 KB of 200,000 ``[`` grew the API process by 18.7 GB)."""
@@ -16,7 +16,7 @@ import pytest
 
 from llm_backend.errors import OpenAIError
 from llm_backend.http.body import parse_json
-from llm_backend.json_scan import MAX_JSON_DEPTH, SLICE, Scanner, scan
+from llm_backend.json.scan import MAX_JSON_DEPTH, SLICE, Scanner, scan
 from tests.unit.test_large_bodies import values_of
 
 

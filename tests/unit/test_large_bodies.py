@@ -14,8 +14,8 @@ import pytest
 
 from llm_backend.errors import OpenAIError
 from llm_backend.http.body import parse_json
-from llm_backend.json_scan import scan
-from llm_backend.json_text import LARGE_BODY, MANY_VALUES
+from llm_backend.json.scan import scan
+from llm_backend.json.text import LARGE_BODY, MANY_VALUES
 from llm_backend.spec.validation import check_body
 from tests.unit.test_unknown_fields import body_schema
 

@@ -107,3 +107,13 @@ def test_a_calls_error_is_typed_as_the_realtime_document_types_it():
     failed = {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": "the store is closed"}]}
     assert realtime_error(failed) == {"type": "tool_execution_error", "message": "the store is closed"}
     assert realtime_error({"type": "http_error", "code": 502, "message": "x"})["type"] == "http_error"
+
+
+def test_a_failed_calls_content_that_is_not_text_is_read_as_json():
+    # An item's error content is any JSON (the client's, in a request's input): a part
+    # whose ``text`` is no string was joined as text (a TypeError, a 500).
+    content = [{"type": "text", "text": 5}]
+    call = {"type": "mcp_call", "id": "mcp_1", "server_label": "docs", "name": "search", "arguments": "{}",
+            "error": {"type": "mcp_tool_execution_error", "content": content}}
+    replayed = replayable([call], Catalog([server("docs", "search")], functions=[]))
+    assert replayed[1]["output"] == 'The tool failed: [{"type": "text", "text": 5}]'

@@ -66,3 +66,11 @@ def test_usage_on_a_chunk_with_choices_is_taken_off_that_chunk_and_counted():
     passed, heard = _passed(body, [len(body) // 2])
     assert passed == f'data: {{{HEAD},"choices":{CHOICES[2]}}}\n\ndata: [DONE]\n\n'.encode()
     assert [usage["total_tokens"] for usage in heard] == [11]
+
+
+def test_a_stream_cut_off_without_its_blank_line_ends_with_its_last_chunk_without_usage():
+    # The last event, not ended by a blank line, is read at the stream's end: it was joined
+    # as a sequence of its bytes (a TypeError that broke the stream).
+    asked = b"\n\n".join(_stream(asked=True).split(b"\n\n")[:3])
+    passed, heard = _passed(asked, [])
+    assert passed == b"\n\n".join(_stream(asked=False).split(b"\n\n")[:3]) and heard == []

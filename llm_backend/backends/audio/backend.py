@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
+from ... import errors
 from ...errors import model_not_found
-from ...json_types import Json
+from ...json.types import Json
 from ...settings import Settings
-from ..base import ModelCard, ModelKind, Serving, tenant
+from ..base import ModelCard, ModelKind, Serving, Stream, tenant
 from ..capabilities import SPEECH_MODEL, TRANSCRIPTION_MODEL
 from ..events import ModelEvents
 from ..fair_line import Admission
@@ -79,7 +81,7 @@ class AudioModel:
         if worker is not None:
             await worker.stop()
 
-    async def events(self, op: str, params: Json) -> AsyncIterator[Json]:
+    async def events(self, op: str, params: Json) -> Stream[Json]:
         """The worker's events for one request, once it has begun: an error before its first
         event (unreadable audio, a full line) is raised here, while an HTTP error can still
         be answered. The model and the place stay held until the events end or are closed."""
@@ -91,6 +93,8 @@ class AudioModel:
                 params = {**params, "alone": not (self.in_flight or self.others_busy())}
             self.in_flight += 1
             hold.callback(self._done)
+            if self.worker is None:  # stopped while this request waited for its place (shutdown)
+                raise errors.worker_crashed()
             calls = self.worker.call(op, params)
             hold.push_async_callback(calls.aclose)
             first = await calls.__anext__()
@@ -122,7 +126,7 @@ class AudioModel:
 class _Held:
     """Events whose first is in hand; closing them, started or not, releases the model."""
 
-    def __init__(self, first: Json, rest: AsyncIterator[Json], hold: contextlib.AsyncExitStack) -> None:
+    def __init__(self, first: Json, rest: Stream[Json], hold: contextlib.AsyncExitStack) -> None:
         self._first: Json | None = first
         self._rest, self._hold = rest, hold
 
@@ -142,6 +146,10 @@ class _Held:
     async def aclose(self) -> None:
         hold, self._hold = self._hold, contextlib.AsyncExitStack()
         await hold.aclose()
+
+
+def _busy(engines_busy: Callable[[], bool], others: list[AudioModel]) -> bool:
+    return engines_busy() or any(other.in_flight for other in others)
 
 
 class AudioBackend:
@@ -168,7 +176,7 @@ class AudioBackend:
         self._by_id = {model_id: model for model in self.audio_models for model_id in model.ids}
         for model in self.audio_models:
             others = [other for other in self.audio_models if other is not model]
-            model.others_busy = lambda others=others: engines_busy() or any(other.in_flight for other in others)
+            model.others_busy = functools.partial(_busy, engines_busy, others)
 
     def model(self, model_id: str) -> AudioModel:
         """The audio model ``model_id`` names; 404 for none."""
@@ -236,9 +244,9 @@ class AudioBackend:
     def serving(self, operation_id: str | None) -> Serving:
         return Serving.HERE  # answered (or refused) here, never forwarded
 
-    async def transcription(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+    async def transcription(self, model_id: str, request: Json) -> Stream[Json]:
         return await self.model(model_id).events("transcribe", request)
 
-    async def speech(self, model_id: str, request: Json) -> AsyncIterator[Json]:
+    async def speech(self, model_id: str, request: Json) -> Stream[Json]:
         return await self.model(model_id).events("speak", request)
 

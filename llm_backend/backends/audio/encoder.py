@@ -9,8 +9,13 @@ with unknown sizes, as OpenAI streams it) and nothing waits for the whole text.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+if TYPE_CHECKING:  # PyAV is imported where it is used: only speech needs it
+    from av.audio.resampler import AudioResampler
+    from av.audio.stream import AudioStream
 
 # response_format ⇒ (container, codec, sample format, bit rate); pcm has no container.
 FORMATS = {
@@ -54,7 +59,7 @@ class StreamEncoder:
         self.format = response_format
         self.sample_rate = sample_rate
         self._pts = 0
-        self._resampler = None
+        self._resampler: AudioResampler | None = None
         if response_format == "pcm":
             if sample_rate != PCM_RATE:
                 import av
@@ -68,13 +73,15 @@ class StreamEncoder:
         # Ogg holds back a page per second by default: flushed per packet, it streams.
         self._output = av.open(self._sink, mode="w", format=container, options={"flush_packets": "1"})
         rate = CODEC_RATES.get(codec, sample_rate)
-        self._stream = self._output.add_stream(codec, rate=rate, layout="mono")
+        # An audio codec's (FORMATS), so an AudioStream: the stub types a codec name by its literal.
+        self._stream = cast("AudioStream", self._output.add_stream(codec, rate=rate, layout="mono"))
         if bit_rate:
             self._stream.bit_rate = bit_rate
         self._resampler = av.AudioResampler(format=sample_format, layout="mono", rate=rate)
 
     def feed(self, samples: np.ndarray) -> bytes:
-        if self.format == "pcm" and self._resampler is None:
+        resampler = self._resampler
+        if resampler is None:  # pcm at the voice's own rate (every other format has one)
             return pcm16(samples)
         import av
 
@@ -85,14 +92,17 @@ class StreamEncoder:
         frame.pts = self._pts
         self._pts += samples.shape[-1]
         if self.format == "pcm":
-            return _pcm_bytes(self._resampler.resample(frame))
-        self._encode(self._resampler.resample(frame))
+            return _pcm_bytes(resampler.resample(frame))
+        self._encode(resampler.resample(frame))
         return self._sink.take()
 
     def close(self) -> bytes:
+        resampler = self._resampler
+        if resampler is None:  # pcm at the voice's own rate
+            return b""
         if self.format == "pcm":
-            return b"" if self._resampler is None else _pcm_bytes(self._resampler.resample(None))
-        self._encode(self._resampler.resample(None))
+            return _pcm_bytes(resampler.resample(None))
+        self._encode(resampler.resample(None))
         self._encode([None])
         self._output.close()
         return self._sink.take()

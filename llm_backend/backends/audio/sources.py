@@ -38,7 +38,8 @@ def _data_files(package: str) -> list[Path]:
         dist = importlib.metadata.distribution(package)
     except importlib.metadata.PackageNotFoundError:
         raise AudioModelError(f"package {package!r} is not installed (pip install {package})") from None
-    return [Path(dist.locate_file(file)).resolve() for file in dist.files or [] if "/data/" in str(file).replace("\\", "/")]
+    # locate_file gives a Path (the stub says SimplePath, which Path() does not take).
+    return [Path(str(dist.locate_file(file))).resolve() for file in dist.files or [] if "/data/" in str(file).replace("\\", "/")]
 
 
 def whisper_model_dir(packages: list[str], cache_dir: Path) -> Path:

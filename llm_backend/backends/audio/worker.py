@@ -29,9 +29,13 @@ import sys
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..llama.engine.errors import RequestError
+
+if TYPE_CHECKING:  # each is imported by the worker that runs it (its libraries are heavy)
+    from .speaker import Speaker
+    from .transcriber import Transcriber
 
 ENGINE_FAILED = {"status": 500, "message": "The audio engine failed on this request."}
 
@@ -40,6 +44,7 @@ class Worker:
     def __init__(self, config: dict[str, Any], out) -> None:
         self.out = out
         self.parallel = int(config.get("parallel") or 1)
+        self.engine: Transcriber | Speaker
         if config["kind"] == "transcription":
             from .transcriber import Transcriber
 

@@ -10,18 +10,18 @@ import asyncio
 import contextlib
 import time
 from dataclasses import replace
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, overload
 
 from ...budgets import prompt_count
 from ...errors import bad_request, model_not_found
-from ...json_types import Json
-from ...model_settings import ModelConfig, keep_alive_seconds
-from ...model_shapes import shape_of
+from ...json.types import Json
+from ...settings.model import ModelConfig, keep_alive_seconds
+from ...settings.shapes import shape_of
 from ...off_loop import many_values, off_loop
 from ...openai_tokens import first_use
 from ...settings import Settings
-from ..base import Answer, ModelCard, ModelKind, Serving, tenant
+from ..base import ModelCard, ModelKind, Objects, Serving, tenant
 from ..capabilities import TEXT_MODEL
 from ..events import ModelEvents
 from ..lifecycle import MODEL_KEEP_ALIVE, Lifecycle
@@ -45,7 +45,7 @@ def owned_by(config: ModelConfig) -> str:
 
 
 def description(config: ModelConfig) -> str | None:
-    """Said on a synthetic model's card: its answers mean nothing (model_shapes.py)."""
+    """Said on a synthetic model's card: its answers mean nothing (settings/shapes.py)."""
     shape = shape_of(config.source)
     return None if shape is None else shape.description
 
@@ -191,7 +191,13 @@ class LlamaBackend:
         await self.lifecycles[config.id].unload()
         return self.status(config.id)
 
-    async def _serve(self, model: LocalModel, answer, request: Json | None = None) -> Answer:
+    @overload
+    async def _serve(self, model: LocalModel, answer: Callable[[], Awaitable[Json]], request: Json | None = None) -> Json: ...
+
+    @overload
+    async def _serve(self, model: LocalModel, answer: Callable[[], Awaitable[Objects]], request: Json | None = None) -> Objects: ...
+
+    async def _serve(self, model: LocalModel, answer: Callable[[], Awaitable[Objects]], request: Json | None = None) -> Objects:
         """Run ``answer()`` with the model loaded (loading it if needed), and keep it loaded
         until the answer, or the stream of chunks, is done; then for its keep_alive (the
         request's, else the model's)."""
@@ -208,7 +214,7 @@ class LlamaBackend:
             return result
         return Held(result, hold)
 
-    async def chat_completion(self, model_id: str, request: Json) -> Answer:
+    async def chat_completion(self, model_id: str, request: Json) -> Objects:
         preset = self._preset(model_id)
         prediction.check(request)  # the client's own parameters, before a persona's defaults
         model = self.local_models[preset.model.id]
@@ -223,11 +229,11 @@ class LlamaBackend:
         route = route_key(keyed, "" if params["shared_messages"] else tenant.get()) if len(model.workers) > 1 else b""
         return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper, route), request)
 
-    async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Objects:
         # The engine's answers are objects already.
         return await self.chat_completion(model_id, request)
 
-    async def completion(self, model_id: str, request: Json) -> Answer:
+    async def completion(self, model_id: str, request: Json) -> Objects:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         prompts = prompt_count(request.get("prompt"))
@@ -248,7 +254,7 @@ class LlamaBackend:
         params["tenant"] = tenant.get()
         prompts = params.pop("prompts")
 
-        def one(prompt_params: Json) -> Awaitable[Answer]:
+        def one(prompt_params: Json) -> Awaitable[Objects]:
             return self._generate(model, model_id, "completion", prompt_params, CompletionShaper)
 
         if len(prompts) == 1:
@@ -258,7 +264,7 @@ class LlamaBackend:
     @staticmethod
     async def _generate(
         model: LocalModel, model_id: str, op: str, params: Json, shaper: type[ChatShaper], route: bytes = b""
-    ) -> Answer:
+    ) -> Objects:
         params["tool_format"] = model.tool_format  # how its answers are read (tool_formats/)
         if op == "chat":
             # The model's reasoning (known once loaded): its template's switch and budget.

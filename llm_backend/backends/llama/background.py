@@ -58,7 +58,7 @@ class BackgroundEngine:
             self._idle = None
         try:
             worker = await self._started()
-            parallel = int(self.config.get("parallel", 1))
+            parallel = int(worker.config.get("parallel", 1))  # the running engine's
             async with self._sequences:
                 await self._sequences.wait_for(lambda: self._in_use + need <= parallel)
                 self._in_use += need

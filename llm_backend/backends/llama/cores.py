@@ -34,8 +34,8 @@ def cpu_quota(cgroup: Path = CGROUP) -> float | None:
     except (OSError, ValueError):
         pass
     try:
-        limit = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())  # v1: -1 is none
-        period = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
-        return None if limit <= 0 else limit / period
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())  # v1: -1 is none
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota_us <= 0 else quota_us / period_us
     except (OSError, ValueError):
         return None

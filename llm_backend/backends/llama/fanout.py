@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-from ...json_types import Json
-from ..base import Answer
+from ...json.types import Json
+from ..base import Objects, Stream
 
-Run = Callable[[Json], Awaitable[Answer]]
+Run = Callable[[Json], Awaitable[Objects]]
 
 
 def _reindex(data: Json, offset: int) -> Json:
@@ -30,39 +30,40 @@ def _add_usage(total: Json | None, usage: Json) -> Json:
     }
 
 
-async def fan_out(params: Json, prompts: list, run: Run) -> Answer:
+async def fan_out(params: Json, prompts: list, run: Run) -> Objects:
     n = params.get("n", 1)
     answers = await asyncio.gather(*(run({**params, "prompt": prompt}) for prompt in prompts), return_exceptions=True)
     failures = [answer for answer in answers if isinstance(answer, BaseException)]
+    # Each prompt's answer is an object, or (``stream``) its chunks: never both kinds.
+    objects = [answer for answer in answers if isinstance(answer, dict)]
+    streams = [answer for answer in answers if not isinstance(answer, (dict, BaseException))]
     if failures:
-        for answer in answers:
-            if not isinstance(answer, (dict, BaseException)):
-                await answer.aclose()
+        for stream in streams:
+            await stream.aclose()
         raise failures[0]
     if not params["stream"]:
-        merged = answers[0]
-        for offset, answer in enumerate(answers[1:], start=1):
+        merged = objects[0]
+        for offset, answer in enumerate(objects[1:], start=1):
             merged["choices"] += _reindex(answer, offset * n)["choices"]
             merged["usage"] = _add_usage(merged["usage"], answer["usage"])
         return merged
-    return _merged_stream(answers, n)
+    return _merged_stream(streams, n)
 
 
-async def _merged_stream(streams: list[AsyncIterator[Json]], n: int) -> AsyncIterator[Json]:
+async def _merged_stream(streams: list[Stream[Json]], n: int) -> Stream[Json]:
     """Chunks of all streams as they come, under the first stream's id; one usage chunk at
     the end (if usage was asked for) with the sums."""
-    queue: asyncio.Queue = asyncio.Queue()
-    done = object()
+    queue: asyncio.Queue[Json | BaseException | None] = asyncio.Queue()  # None: a stream's end
     first_id: dict[str, str] = {}
 
-    async def pump(offset: int, stream: AsyncIterator[Json]) -> None:
+    async def pump(offset: int, stream: Stream[Json]) -> None:
         try:
             async for chunk in stream:
                 await queue.put(_reindex(chunk, offset * n))
         except BaseException as exc:  # surfaced to the consumer below
             await queue.put(exc)
         finally:
-            await queue.put(done)
+            await queue.put(None)
 
     tasks = [asyncio.create_task(pump(offset, stream)) for offset, stream in enumerate(streams)]
     usage: Json | None = None
@@ -71,7 +72,7 @@ async def _merged_stream(streams: list[AsyncIterator[Json]], n: int) -> AsyncIte
         remaining = len(tasks)
         while remaining:
             item = await queue.get()
-            if item is done:
+            if item is None:
                 remaining -= 1
                 continue
             if isinstance(item, BaseException):

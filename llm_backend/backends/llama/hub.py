@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote
 
-from ...model_settings import HubSource
+from ...settings.model import HubSource
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class Hub:
             raise HubError(f"{source} is not on disk and {constants.ENDPOINT} cannot be reached: {type(exc).__name__}: {exc}"[:500]) from None
         names = gguf_files(matching(list(listing), source.pattern), str(source))
         # The hub's answers become paths here: a commit id, and names inside the repo's folder.
-        if not _COMMIT.match(commit or ""):
+        if commit is None or not _COMMIT.match(commit):
             raise HubError(f"{source}: the hub answered no commit id for {source.revision!r}: {commit!r}"[:300])
         for name in names:
             if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
@@ -228,7 +228,8 @@ class Hub:
             try:
                 with partial.open("ab") as out:
                     http_get(
-                        url, _Bounded(out, entry.size), resume_size=have, headers=build_hf_headers(), expected_size=entry.size,
+                        url, _Bounded(out, entry.size),  # type: ignore[arg-type]  # a BinaryIO by delegation (__getattr__)
+                        resume_size=have, headers=build_hf_headers(), expected_size=entry.size,
                         displayed_filename=entry.path if progress else None,
                         tqdm_class=None if progress else silent_tqdm,
                     )

@@ -19,7 +19,7 @@ from jsonschema.exceptions import SchemaError
 from ...budgets import MAX_CHARS_PER_TOKEN
 from ...errors import bad_request, context_length_exceeded, max_tokens_too_large
 from ...errors import not_supported_locally as unsupported
-from ...json_types import Json
+from ...json.types import Json
 from ...openai_tokens import text_of
 from . import prediction
 
@@ -251,7 +251,7 @@ def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1, ref
 
 
 def _sampling(request: Json) -> Json:
-    params = dict(OPENAI_SAMPLING)
+    params: dict[str, Any] = dict(OPENAI_SAMPLING)
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", *LLAMA_SAMPLING):
         if request.get(name) is not None:
             params[name] = request[name]
@@ -332,7 +332,7 @@ def _items(value: Any, param: str, native: bool) -> list[str | list[int]]:
     if isinstance(value, str):
         return [value]
     if value and all(_is_token(token) for token in value):
-        items = [_tokens(value)]
+        items: list[str | list[int]] = [_tokens(value)]
     else:
         items = [item if isinstance(item, str) else _tokens(item) for item in value]
     if native:

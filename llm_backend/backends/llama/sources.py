@@ -22,9 +22,10 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
-from ...model_settings import HubSource, ModelConfig
-from ...model_shapes import Shape, shape_of
+from ...settings.model import HubSource, ModelConfig
+from ...settings.shapes import Shape, shape_of
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def _shipped_gguf(dist: importlib.metadata.Distribution) -> Path | None:
     # __init__ imports the `llm` tool, which a --no-deps install does not have.
     for file in dist.files or []:
         if str(file).endswith(".gguf"):
-            return Path(dist.locate_file(file)).resolve()
+            return Path(str(dist.locate_file(file))).resolve()  # a Path (the stub says SimplePath)
     return None
 
 
@@ -63,9 +64,9 @@ def _module_name(dist: importlib.metadata.Distribution) -> str:
     return top_level[0] if top_level else re.sub(r"[-.]+", "_", dist.metadata["Name"]).lower()
 
 
-def _assembled_gguf(dist: importlib.metadata.Distribution, cache_dir: Path, build: bool = True) -> Path | None:
+def _assembled_gguf(dist: importlib.metadata.Distribution, cache_dir: Path, build: bool = True) -> Path:
     """The package's ``assemble(path)`` output, built once into ``cache_dir`` (without
-    ``build``: None until it is)."""
+    ``build``: where it is, built or not)."""
     name = dist.metadata["Name"]
     module = importlib.import_module(_module_name(dist))
     assemble = getattr(module, "assemble", None)
@@ -74,7 +75,7 @@ def _assembled_gguf(dist: importlib.metadata.Distribution, cache_dir: Path, buil
     filename = getattr(module, "MODEL_NAME", None) or "model.gguf"
     target = cache_dir / f"{name}-{dist.version}" / filename
     if target.is_file() or not build:
-        return target if target.is_file() else None
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Assemble beside the target and rename: a crash or a second server assembling at the
     # same time never leaves a half-written file under the final name.
@@ -109,10 +110,14 @@ def local_gguf(model: ModelConfig, cache_dir: Path) -> Path | None:
         path = Path(model.path).expanduser()
         return path if path.is_file() else None
     try:
-        dist = _distribution(model.package)
+        dist = _distribution(_package(model))
     except ModelSourceError:
         return None
-    return _shipped_gguf(dist) or _assembled_gguf(dist, cache_dir, build=False)
+    shipped = _shipped_gguf(dist)
+    if shipped is not None:
+        return shipped
+    assembled = _assembled_gguf(dist, cache_dir, build=False)
+    return assembled if assembled.is_file() else None
 
 
 def resolve_gguf(model: ModelConfig, cache_dir: Path) -> Path:
@@ -133,7 +138,12 @@ def resolve_gguf(model: ModelConfig, cache_dir: Path) -> Path:
         if not path.is_file():
             raise ModelSourceError(f"model {model.id!r}: no GGUF file at {path}")
         return path
-    return gguf_in_package(model.package, cache_dir)
+    return gguf_in_package(_package(model), cache_dir)
+
+
+def _package(model: ModelConfig) -> str:
+    # Asked when the model has neither a source nor a path: ModelConfig holds one of the three.
+    return cast(str, model.package)
 
 
 def _synthetic_gguf(model: ModelConfig, shape: Shape, cache_dir: Path) -> Path:

@@ -4,9 +4,8 @@ holding the model loaded until it ends or is closed."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-
-from ...json_types import Json
+from ...json.types import Json
+from ..base import Stream
 
 
 
@@ -14,7 +13,7 @@ class Primed:
     """A stream whose first chunk is already in hand; closing it closes the engine stream
     even if nobody iterated it yet (the client left before the first byte)."""
 
-    def __init__(self, first: Json | None, chunks: AsyncIterator[Json]) -> None:
+    def __init__(self, first: Json | None, chunks: Stream[Json]) -> None:
         self._first, self._chunks = first, chunks
 
     def __aiter__(self) -> "Primed":
@@ -30,7 +29,7 @@ class Primed:
         await self._chunks.aclose()
 
 
-async def primed(chunks: AsyncIterator[Json]) -> AsyncIterator[Json]:
+async def primed(chunks: Stream[Json]) -> Stream[Json]:
     """Start a stream far enough that errors before the first token (queue full, context
     too long) still become a proper HTTP error instead of a broken stream."""
     try:
@@ -47,7 +46,7 @@ class Held:
     """A stream that lets go of its model when it ends or is closed, started or not (an
     async generator's ``finally`` would not run if it were closed before its first step)."""
 
-    def __init__(self, chunks: AsyncIterator[Json], hold: contextlib.AsyncExitStack) -> None:
+    def __init__(self, chunks: Stream[Json], hold: contextlib.AsyncExitStack) -> None:
         self._chunks = chunks
         self._hold = hold
         self._closed = False

@@ -1,6 +1,6 @@
-"""Models written here, not downloaded: ``source: synthetic://<shape>`` (model_shapes.py).
+"""Models written here, not downloaded: ``source: synthetic://<shape>`` (settings/shapes.py).
 
-A synthetic model is a GGUF with a real model's exact tensors (model_shapes.py) in llama.cpp's
+A synthetic model is a GGUF with a real model's exact tensors (settings/shapes.py) in llama.cpp's
 Q4_K_M mixture of types, filled with random blocks (synthetic_weights.py): what it answers
 means nothing; how fast it answers, and in how much memory, is the real model's. It is written
 on first use, like a hub pull, and kept:
@@ -28,12 +28,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from io import BufferedWriter
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
 
-from ...model_shapes import Shape
+from ...settings.shapes import Shape
 from .cores import available_cores
 from .synthetic_weights import file_type_bytes, nbytes, pieces, q4_k_m_type
 
@@ -114,7 +116,7 @@ def write_gguf(shape: Shape, path: Path, tokenizer_gguf: Path, threads: int | No
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    out = writer.fout[0]
+    out = cast(list[BufferedWriter], writer.fout)[0]  # opened by write_header_to_file
     writer.write_padding(out, out.tell())
     threads = threads or available_cores()
     # Pieces made ahead on the threads, at most 2 per thread in memory (16 MB each), written in order.
@@ -191,7 +193,8 @@ def padding(tokens: list[str], types: list[int], count: int) -> list[str]:
     """``count`` new normal tokens, each two of the vocabulary's normal tokens joined: text a
     sampled token decodes to, never one a prompt tokenizes to (no merge makes it)."""
     normal = [token for token, kind in zip(tokens, types) if kind == NORMAL]
-    seen, found, i = set(tokens), [], 0
+    seen, i = set(tokens), 0
+    found: list[str] = []
     while len(found) < count:
         text = normal[i % len(normal)] + normal[(i * 7919 + i // len(normal)) % len(normal)]
         if text not in seen:

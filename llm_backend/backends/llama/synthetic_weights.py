@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as Q
 
-from ...model_shapes import Shape, Tensor
+from ...settings.shapes import Shape, Tensor
 
 SEED = 57  # the file's bytes follow from it: change it, and GENERATOR_VERSION with it
 CHUNK_BYTES = 16 << 20

@@ -12,10 +12,13 @@ Protocol. Requests come on stdin, one JSON object per line:
 - ``{"id", "op": "count", "params": {"messages": [...], "tools", "tool_choice"}}``: the prompt's token count
 - ``{"id", "op": "cancel"}``: drop that request between two decoding steps
 
-Events go to the protocol stream as JSON objects, each with the request ``id``; one line
-holds all the events of one ``llama_decode`` (a token for every generating sequence, or a
-prompt chunk) or of one pass of the worker's loop, as a JSON array, so the API process
-reads, parses and wakes once per decode, not once per token:
+Events go to the protocol stream as JSON objects, each with the request ``id``; one line, a
+JSON array, holds all the events of one ``llama_decode`` (a token for every generating
+sequence, or a prompt chunk), with what the worker's loop added before it (answers to
+``count`` and ``embedding``, errors, the ``stats`` due), so the API process reads, parses and
+wakes once per decode, not once per token; an idle worker writes a line per pass of its loop.
+With the overlapped step (engine/batching.py) a decode's line is written while the next
+decode computes:
 
 - ``prompt`` (``prompt_tokens``): admitted to a sequence, prefill starts
 - ``echo`` (``text``, ``logprobs`` or null): the prompt, once prefilled, when ``echo`` was set
@@ -86,7 +89,7 @@ def structured_output_grammar(structure: dict[str, Any] | None, tool_format: Any
             message = str(exc)
             raise RequestError(400, f"{message[:1].upper()}{message[1:]}.", exc.param, exc.code or "invalid_value") from None
         kind = structure.get("kind") if structure else None
-        param = {"tool_calls": "tools", "gbnf": "grammar"}.get(kind, "response_format")
+        param = {"tool_calls": "tools", "gbnf": "grammar"}.get(kind or "", "response_format")
         raise RequestError(400, f"'{param}': {exc}.", param, "invalid_value") from None
 
 
@@ -132,18 +135,20 @@ class Worker:
         stats = self.engine.stats()
         decoding = self.decode_seconds - self._stats_decode
         generated = stats["generated_tokens"] - self._stats_generated
-        stats["tokens_per_second"] = round(generated / decoding, 2) if decoding > 0 else 0.0
-        stats["decode_seconds"] = round(self.decode_seconds, 4)
+        rates = {
+            "tokens_per_second": round(generated / decoding, 2) if decoding > 0 else 0.0,
+            "decode_seconds": round(self.decode_seconds, 4),
+        }
         self._stats_at, self._stats_generated, self._stats_busy = now, stats["generated_tokens"], busy
         self._stats_decode = self.decode_seconds
         self._stats_requests = stats["requests"]
-        self.send({"event": "stats", **stats})
+        self.send({"event": "stats", **stats, **rates})
 
     def send(self, event: dict[str, Any]) -> None:
         self.outbox.append(event)
 
     def flush(self) -> None:
-        """The events so far as one line (those of a pass of the loop, or of one decode)."""
+        """The events so far as one line (those of one decode, or of an idle pass of the loop)."""
         if self.outbox:
             self.out.write(json.dumps(self.outbox, separators=(",", ":"), ensure_ascii=False) + "\n")
             self.outbox.clear()
@@ -211,15 +216,17 @@ class Worker:
             except queue.Empty:
                 pass
             if self.engine.busy:
+                self.report_stats()  # if due, with the step's first decode: one write a decode (the docstring)
                 started = time.perf_counter()
                 try:
-                    self.engine.step()
+                    self.engine.step()  # writes each decode's events (``flush``), or its own when it decodes none
                 except Exception:
                     traceback.print_exc()
                     self.engine.fail_all(ENGINE_FAILED)
                 self.decode_seconds += time.perf_counter() - started
-            self.report_stats()
-            self.flush()
+            if not self.engine.busy:
+                self.report_stats()
+                self.flush()
 
 
 def main() -> None:

@@ -24,11 +24,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from ... import errors
 from ...errors import OpenAIError
+from ..base import Stream
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,14 @@ def anonymous_rss(pid: int) -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def _stdin(process: asyncio.subprocess.Process) -> asyncio.StreamWriter:
+    return cast(asyncio.StreamWriter, process.stdin)  # a pipe: ``start`` asks for it
+
+
+def _stdout(process: asyncio.subprocess.Process) -> asyncio.StreamReader:
+    return cast(asyncio.StreamReader, process.stdout)  # a pipe: ``start`` asks for it
 
 
 class WorkerProcess:
@@ -109,7 +117,7 @@ class WorkerProcess:
         self.ready.clear()
         # coreutils' nice: set in the child before it starts any thread (they inherit it).
         niced = ["nice", "-n", str(self.nice)] if self.nice else []
-        self.process = await asyncio.create_subprocess_exec(
+        self.process = process = await asyncio.create_subprocess_exec(
             *niced,
             sys.executable,
             "-m",
@@ -121,31 +129,31 @@ class WorkerProcess:
             limit=_LINE_LIMIT,
         )
         try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), self.start_timeout)
+            line = await asyncio.wait_for(_stdout(process).readline(), self.start_timeout)
             hello = json.loads(line) if line else {}
         except (asyncio.TimeoutError, json.JSONDecodeError):
             hello = {}
         if hello.get("event") != "ready":
             self.failure = f"worker for {self.name} did not start"
-            self.process.kill()
-            await self.process.wait()
+            process.kill()
+            await process.wait()
             raise RuntimeError(self.failure)
         self.hello = hello  # what the engine says of itself (worker.py)
         self.n_ctx = hello.get("n_ctx")
         self.parallel = hello.get("parallel", 1)
         self.failure = None
         self.killed_for_memory = False
-        self._reader = asyncio.create_task(self._read_events(self.process))
+        self._reader = asyncio.create_task(self._read_events(process))
         if self.memory_limit:
-            self.memory_ceiling = self.memory_limit + int(hello.get("model_bytes") or 0)
-            self._watchdog = asyncio.create_task(self._watch_memory(self.process))
+            self.memory_ceiling = ceiling = self.memory_limit + int(hello.get("model_bytes") or 0)
+            self._watchdog = asyncio.create_task(self._watch_memory(process, ceiling))
         self.ready.set()
-        log.info("engine worker ready", extra={"model": self.name, "pid": self.process.pid})
+        log.info("engine worker ready", extra={"model": self.name, "pid": process.pid})
 
     async def stop(self) -> None:
         self._stopping = True
         if self.process and self.process.returncode is None:
-            self.process.stdin.close()
+            _stdin(self.process).close()
             try:
                 await asyncio.wait_for(self.process.wait(), 5)
             except asyncio.TimeoutError:
@@ -156,15 +164,15 @@ class WorkerProcess:
         if self._watchdog:
             self._watchdog.cancel()
 
-    async def _watch_memory(self, process: asyncio.subprocess.Process) -> None:
-        """Kill ``process`` once its anonymous memory passes its ceiling."""
+    async def _watch_memory(self, process: asyncio.subprocess.Process, ceiling: int) -> None:
+        """Kill ``process`` once its anonymous memory passes its ``ceiling``."""
         while process.returncode is None:
             used = anonymous_rss(process.pid)
-            if used is not None and used > self.memory_ceiling:
+            if used is not None and used > ceiling:
                 self.killed_for_memory = True
                 log.error(
                     "engine worker over its memory ceiling: killed",
-                    extra={"model": self.name, "pid": process.pid, "bytes": used, "limit": self.memory_ceiling},
+                    extra={"model": self.name, "pid": process.pid, "bytes": used, "limit": ceiling},
                 )
                 process.kill()
                 return
@@ -176,7 +184,7 @@ class WorkerProcess:
                     await asyncio.wait_for(self._work.wait(), IDLE_WATCH_SECONDS)
 
     async def _read_events(self, process: asyncio.subprocess.Process) -> None:
-        while line := await process.stdout.readline():
+        while line := await _stdout(process).readline():
             for event in json.loads(line):  # the events of one decoding step
                 if event.get("event") == "stats":
                     self.stats = event
@@ -211,7 +219,7 @@ class WorkerProcess:
                 await asyncio.sleep(delay)
                 delay = min(30.0, delay * 2)
 
-    async def call(self, op: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def call(self, op: str, params: dict[str, Any]) -> Stream[dict[str, Any]]:
         """Run one operation; yields the worker's events for it in order (``prompt``,
         ``delta``, ``usage``, ``result``), ending after its ``done``.
 
@@ -261,4 +269,4 @@ class WorkerProcess:
     def _send(self, message: dict[str, Any]) -> None:
         if not self.process or self.process.returncode is not None or not self.ready.is_set():
             raise errors.worker_crashed()
-        self.process.stdin.write((json.dumps(message) + "\n").encode())
+        _stdin(self.process).write((json.dumps(message) + "\n").encode())

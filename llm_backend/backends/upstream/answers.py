@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
 
 from ...errors import upstream_broken_off, upstream_error
-from ...json_types import Json
+from ...json.types import Json
+from ..base import Objects, Stream
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ async def _whole(response: aiohttp.ClientResponse, upstream: str, timeout: float
         response.release()
 
 
-async def chat_answer(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> Json | AsyncIterator[Json]:
+async def chat_answer(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> Objects:
     """The ``chat.completion`` of ``response``, or its chunks when it is an event stream."""
     if response.status >= 400:
         raise upstream_error(response.status, await _whole(response, upstream, timeout), upstream)
@@ -49,7 +49,7 @@ async def chat_answer(response: aiohttp.ClientResponse, upstream: str, timeout: 
     return _chunks(response, upstream, timeout)
 
 
-async def _chunks(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> AsyncIterator[Json]:
+async def _chunks(response: aiohttp.ClientResponse, upstream: str, timeout: float) -> Stream[Json]:
     """The ``data:`` objects of an event stream up to ``[DONE]``; an error event (sent by an
     upstream that failed mid-stream) is raised as the error it describes."""
     try:

@@ -12,17 +12,16 @@ import fnmatch
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from ... import errors
-from ...json_types import Json
+from ...json.types import Json
 from ...off_loop import large_input, off_loop
 from ...settings import Settings, UpstreamConfig
-from ..base import ModelCard, ModelKind, Relayed, Serving, StreamedBody, caller_headers
+from ..base import ModelCard, ModelKind, Objects, Relayed, Serving, StreamedBody, caller_headers
 from ..capabilities import UPSTREAM_MODEL
 from .answers import chat_answer
 from .http_client import UpstreamClient
@@ -191,7 +190,7 @@ class UpstreamBackend(UpstreamApi):
     async def chat_completion(self, model_id: str, request: Json) -> Relayed:
         return await self._generated("/chat/completions", model_id, request)
 
-    async def chat_completion_objects(self, model_id: str, request: Json) -> Json | AsyncIterator[Json]:
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Objects:
         """The upstream's chat completion parsed (the object, or its chunks), not relayed."""
         response = await self._send_post("/chat/completions", model_id, self._own_cache(request), identity=True)
         return await chat_answer(response, self.name, self.client.timeout)

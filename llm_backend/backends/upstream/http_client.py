@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import aiohttp
 
-from ...errors import upstream_timeout, upstream_unreachable
+from ...errors import OpenAIError, upstream_timeout, upstream_unreachable
 from ...settings import Settings, UpstreamConfig
 from ..base import StreamedBody, failover
 from .headers import UpstreamHeaders
@@ -110,6 +110,7 @@ class UpstreamClient:
             headers = [*headers, ("Content-Length", str(content.size))]
         while True:
             wait: float | None = None
+            failure: OpenAIError | None  # a failure to connect (None: an answer to retry)
             data = content.chunks() if isinstance(content, StreamedBody) else content
             try:
                 response = await self._http.request(

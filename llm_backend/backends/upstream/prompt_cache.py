@@ -22,7 +22,7 @@ mixed into its own.
 
 Opt-in, per upstream: OpenAI's API refuses a ``cache_salt`` it does not know, and other
 servers may refuse either. An Anthropic upstream takes none (its body passes as the
-client's bytes, and its API has no such field: settings.py refuses the setting there).
+client's bytes, and its API has no such field: settings/upstream.py refuses the setting there).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import json
 
-from ...json_types import Json
+from ...json.types import Json
 from ...settings import UpstreamConfig
 from ..base import tenant
 

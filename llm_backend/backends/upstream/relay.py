@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 
 from ...errors import OpenAIError, upstream_broken_off
-from ..base import Relayed
+from ..base import Relayed, Stream
 from .http_client import UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def _with_model(data: bytes, field: str, model_id: str) -> bytes:
     return data
 
 
-async def openai_line_ends(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def openai_line_ends(chunks: AsyncIterator[bytes]) -> Stream[bytes]:
     r"""An event stream with every line ending in ``\n`` (SSE also allows ``\r\n`` and
     ``\r``). A ``\r`` that ends a chunk waits for the next one, which may start with its
     ``\n``. JSON payloads hold no raw ``\r``, so only line ends change; a stream already
@@ -54,7 +54,7 @@ async def openai_line_ends(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]
         yield b"\n"
 
 
-async def _events_with_model(chunks: AsyncIterator[bytes], model_id: str) -> AsyncIterator[bytes]:
+async def _events_with_model(chunks: AsyncIterator[bytes], model_id: str) -> Stream[bytes]:
     """Server-sent events with ``model`` replaced in every JSON ``data:`` line."""
     pending = b""
     async for chunk in chunks:
@@ -88,7 +88,7 @@ def openai_error_event(error: OpenAIError) -> bytes:
 
 async def _body(
     response: aiohttp.ClientResponse, upstream: str, timeout: float, error_event: Callable[[OpenAIError], bytes] = openai_error_event
-) -> AsyncIterator[bytes]:
+) -> Stream[bytes]:
     """The body as it arrives. A failure midway cannot change the status any more: an
     event stream gets an error event, any other body is cut off (the client sees it
     incomplete, not silently short)."""

@@ -23,8 +23,8 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
-from ...json_types import Json
-from ..base import Relayed, usage_withheld
+from ...json.types import Json
+from ..base import Relayed, Stream, usage_withheld
 
 EVENT_END = b"\n\n"  # relay.py frames every relayed stream with \n line ends
 USAGE = b'"usage"'
@@ -56,7 +56,7 @@ def withheld(answer: Relayed) -> Relayed:
     return replace(answer, chunks=_without_usage(answer.chunks, usage_withheld.get()))
 
 
-async def _without_usage(chunks: AsyncIterator[bytes], heard: Callable[[Json], None]) -> AsyncIterator[bytes]:
+async def _without_usage(chunks: AsyncIterator[bytes], heard: Callable[[Json], None]) -> Stream[bytes]:
     pending = b""
     async for chunk in chunks:
         data = pending + chunk if pending else chunk
@@ -70,7 +70,7 @@ async def _without_usage(chunks: AsyncIterator[bytes], heard: Callable[[Json], N
         if events:
             yield events
     if pending:
-        yield b"".join(_event_without_usage(pending, heard)) if USAGE in pending else pending
+        yield _event_without_usage(pending, heard) if USAGE in pending else pending
 
 
 def _event_without_usage(event: bytes, heard: Callable[[Json], None]) -> bytes:

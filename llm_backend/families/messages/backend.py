@@ -26,7 +26,7 @@ from llm_backend.backends.base import ModelCard, ModelKind, Relayed, Serving, ca
 from llm_backend.backends.upstream.backend import SERVED_OPERATIONS, UpstreamApi
 from llm_backend.backends.upstream.relay import relay
 from llm_backend.errors import OpenAIError
-from llm_backend.json_types import Json
+from llm_backend.json.types import Json
 
 # The Messages operations and their paths below the API root (``base_url`` ends in /v1).
 MESSAGES_PATHS = {"messagesCreate": "/messages", "messagesCountTokens": "/messages/count_tokens"}
@@ -70,11 +70,12 @@ class AnthropicBackend(UpstreamApi):
 
     # --- the model list, Anthropic's -----------------------------------------------------
 
-    async def _fetch_models(self) -> list[Json]:
-        incoming = caller_headers.get()
+    async def _fetch_models(self, incoming: list | None = None, query: bytes = LIST_LIMIT) -> list[Json]:
+        """The base's, with the ``anthropic-version`` Anthropic's list needs and its largest page."""
+        incoming = caller_headers.get() if incoming is None else incoming
         if not any(name == LIST_VERSION[0] for name, _ in incoming):
             incoming = [*incoming, LIST_VERSION]
-        return await super()._fetch_models(incoming, LIST_LIMIT)
+        return await super()._fetch_models(incoming, query)
 
     def _cards_from(self, data: list[Json]) -> list[ModelCard]:
         return [ModelCard(item["id"], self.name, _timestamp(item.get("created_at"))) for item in data]

@@ -34,7 +34,7 @@ def _betas(beta: str | None) -> None:
 def _counted(usage: dict) -> None:
     """An upstream answer's chat usage into the one count (a local engine counts its own)."""
     services, request = current(), record()
-    if request.tokens_counted or not services.settings.metrics_enabled or request.model is None:
+    if request.tokens_counted or not services.settings.metrics_enabled or request.model is None or services.metrics is None:
         return
     request.tokens_counted = True
     services.metrics.count_tokens(request.model, usage)
@@ -44,7 +44,7 @@ def _metered(usage: dict) -> None:
     """A piece of an Anthropic upstream's answer's usage (its input, then its output: each
     only what it adds, ``serving/passthrough.py``) into the same count; no other reader counts it."""
     services, request = current(), record()
-    if not services.settings.metrics_enabled or request.model is None:
+    if not services.settings.metrics_enabled or request.model is None or services.metrics is None:
         return
     request.tokens_counted = True
     services.metrics.count_tokens(request.model, usage)

@@ -15,6 +15,7 @@ what each line's stored output says - answered (succeeded or errored), or never 
 
 from __future__ import annotations
 
+import builtins
 import secrets
 import time
 from datetime import datetime, timezone
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from llm_backend.json_types import Json
+from llm_backend.json.types import Json
 from llm_backend.storage.batches import INSERT_CHUNK, MESSAGE_BATCHES, CannotCancel
 from llm_backend.storage.models import BatchLine, StoredBatch
 
@@ -147,15 +148,18 @@ class MessageBatchStore:
         ``before_id``, or the newest; raises ``LookupError`` naming a cursor not the owner's."""
         query = select(StoredBatch).where(StoredBatch.owner == owner, StoredBatch.endpoint == MESSAGE_BATCHES)
         with self._database.sessions() as session:
+            seqs: dict[str, int] = {}  # each cursor's row
             for name, cursor_id in (("before_id", before_id), ("after_id", after_id)):
-                if cursor_id is not None and self._find(session, owner, cursor_id) is None:
-                    raise LookupError(name)
-            if before_id is not None:
-                cursor = self._find(session, owner, before_id)
-                query = query.where(StoredBatch.seq > cursor.seq).order_by(StoredBatch.seq)
+                if cursor_id is not None:
+                    cursor = self._find(session, owner, cursor_id)
+                    if cursor is None:
+                        raise LookupError(name)
+                    seqs[name] = cursor.seq
+            if "before_id" in seqs:
+                query = query.where(StoredBatch.seq > seqs["before_id"]).order_by(StoredBatch.seq)
             else:
-                if after_id is not None:
-                    query = query.where(StoredBatch.seq < self._find(session, owner, after_id).seq)
+                if "after_id" in seqs:
+                    query = query.where(StoredBatch.seq < seqs["after_id"])
                 query = query.order_by(StoredBatch.seq.desc())
             rows = list(session.scalars(query.limit(limit + 1)))
             has_more, rows = len(rows) > limit, rows[:limit]
@@ -199,7 +203,7 @@ class MessageBatchStore:
                 raise StillProcessing(processing_status(row.status))
             return row.seq
 
-    def outputs(self, seq: int, after: int, limit: int) -> list[tuple[int, str, Json | None]]:
+    def outputs(self, seq: int, after: int, limit: int) -> builtins.list[tuple[int, str, Json | None]]:
         """(line, custom_id, output) of the lines after ``after``, in order: a page of results."""
         with self._database.sessions() as session:
             rows = session.execute(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ... import errors
 from ...auth import Principal
-from ...json_types import Json
+from ...json.types import Json
 from ..lists import check_limit
 from ..services import Services
 from . import objects

@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..services import Services
+from ..services import Services, required
 from ..usage import buckets
 
 COST_LIMITS = {"1d": (7, 180)}  # OpenAI's costs: daily buckets, up to 180 a page
@@ -35,7 +35,7 @@ async def costs_page(
             shown.first, shown.page_end, width=shown.width, group_by=columns,
             owners=api_key_ids, projects=project_ids,
         )
-        prices = services.spend_meter.prices
+        prices = required(services.spend_meter, "a spend meter").prices
         sums: dict[tuple[int, tuple], list[Decimal]] = {}  # (bucket, group) -> [usd, quantity]
         units: dict[tuple[int, tuple], str] = {}
         for row in totals:

@@ -12,7 +12,7 @@ from typing import Any
 from ...auth import ANONYMOUS, Principal
 from ..services import Services
 from .audit import entry
-from .errors import tool_not_permitted
+from .errors import no_project, tool_not_permitted
 from .projects import project_of
 
 TOOLS = ("file_search", "web_search", "image_generation", "mcp", "code_interpreter")
@@ -42,6 +42,8 @@ async def update(services: Services, caller: Principal, project_id: str, body: d
     audit = entry(caller, "project.updated", {"changes_requested": {"hosted_tool_permissions": changes}}, project=row)
     database = services.database
     updated = await database.run(database.projects.change, project_id, {"hosted_tools": permissions}, audit)
+    if updated is None:  # none by that id (projects are archived, never deleted)
+        raise no_project(project_id)
     return shown(updated.hosted_tools)
 
 
@@ -55,7 +57,7 @@ async def check(services: Services, principal: Principal, body: dict[str, Any], 
         return
     tools = body.get("tools")
     for index, tool in enumerate(tools if isinstance(tools, list) else ()):
-        kind = KINDS.get(tool.get("type")) if isinstance(tool, dict) else None
+        kind = KINDS.get(tool["type"]) if isinstance(tool, dict) and isinstance(tool.get("type"), str) else None
         if kind is not None and permissions.get(kind) is False:
             raise tool_not_permitted(kind, principal.owner, f"{prefix}tools[{index}].type")
     if body.get("web_search_options") is not None and permissions.get("web_search") is False:

@@ -56,7 +56,7 @@ from typing import Any
 import httpx
 
 from ...auth import ANONYMOUS, Principal
-from ...admin_settings import Price
+from ...settings.admin import Price
 from ...storage.audit_log import new_entry
 from ...storage.admin_snapshot import Alert
 from ...storage.rate_counters import SPEND
@@ -203,7 +203,8 @@ class SpendMeter:
                 await released.wait()
                 continue
             named = "organization" if scope == "" else f"project {scope}"
-            if taken <= 0:
+            # Asked for all that remained (no most known), it is refused only when none does.
+            if taken <= 0 or amount is None:
                 raise insufficient_quota(named, limits[scope])
             raise spend_not_held(named, limits[scope], amount, taken, family)
         hold = Hold(principal.owner, scopes, taken, month)

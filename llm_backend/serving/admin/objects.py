@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ...json_types import Json
+from ...json.types import Json
 from ...storage.api_keys import ApiKeyInfo
 
 

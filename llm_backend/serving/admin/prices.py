@@ -18,7 +18,7 @@ import functools
 from decimal import Decimal
 from typing import Any
 
-from ...admin_settings import Price
+from ...settings.admin import Price
 from ..usage_families import FAMILIES, MILLION
 
 # The model names the hosted tools' usage is recorded and priced under.

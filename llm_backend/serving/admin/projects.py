@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ... import errors
 from ...auth import Principal
-from ...json_types import Json
+from ...json.types import Json
 from ...storage.service_accounts import ArchivedProject
 from ..lists import check_limit
 from ..services import Services
@@ -91,7 +91,7 @@ async def create_service_account(services: Services, caller: Principal, project_
     except ArchivedProject:
         raise archived_project(project_id) from None
     shown = objects.service_account(account)
-    shown["api_key"] = objects.service_account_key(info, key) if info is not None else None
+    shown["api_key"] = objects.service_account_key(info, key) if info is not None and key is not None else None
     return shown
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ... import errors
 from ...auth import Principal
-from ...json_types import Json
+from ...json.types import Json
 from ...storage.admin_snapshot import LIMIT_NAMES, ModelLimits
 from ..services import Services
 from . import objects

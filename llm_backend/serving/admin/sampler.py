@@ -11,7 +11,7 @@ import time
 
 from ...auth import Principal
 from ...storage.usage import VECTOR_STORES, Measured
-from ..services import Services
+from ..services import Services, required
 from .prices import VECTOR_STORE_STORAGE
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ async def sample(services: Services, hour: int) -> bool:
         return False
     for project, kept in (await database.run(database.usage.vector_store_bytes)).items():
         database.usage.record(VECTOR_STORES, "", VECTOR_STORE_STORAGE, requests=1, project=project, bytes=kept)
-        services.spend_meter.spend(Principal(project), VECTOR_STORE_STORAGE, Measured(VECTOR_STORES, bytes=kept))
+        required(services.spend_meter, "a spend meter").spend(Principal(project), VECTOR_STORE_STORAGE, Measured(VECTOR_STORES, bytes=kept))
     return True
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ... import errors
 from ...auth import Principal
-from ...json_types import Json
-from ..services import Services
+from ...json.types import Json
+from ..services import Services, required
 from . import objects
 from .audit import entry
 from .projects import project_of
@@ -54,7 +54,7 @@ async def get_limit(services: Services, project_id: str | None = None) -> Json:
     row = await database.run(database.spend.limit, scope)
     if row is None:
         raise errors.not_found("spend limit", project_id or "organization", "project_id" if project_id else "spend_limit")
-    return _limit_object(scope, row, await services.spend_meter.reached(scope, row.threshold_cents))
+    return _limit_object(scope, row, await required(services.spend_meter, "a spend meter").reached(scope, row.threshold_cents))
 
 
 async def set_limit(services: Services, caller: Principal, body: Json, project_id: str | None = None) -> Json:
@@ -63,7 +63,7 @@ async def set_limit(services: Services, caller: Principal, body: Json, project_i
     audit = entry(caller, LIMIT_EVENT, {"changes_requested": changes}, project=project, resource_id=project_id or "organization")
     database = services.database
     row = await database.run(database.spend.set_limit, scope, body["threshold_amount"], body["currency"], body["interval"], audit)
-    return _limit_object(scope, row, await services.spend_meter.reached(scope, row.threshold_cents))
+    return _limit_object(scope, row, await required(services.spend_meter, "a spend meter").reached(scope, row.threshold_cents))
 
 
 async def delete_limit(services: Services, caller: Principal, project_id: str | None = None) -> Json:

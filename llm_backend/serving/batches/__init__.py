@@ -1,3 +1,15 @@
-"""The Batch API served here, over the Files store: ``service.py`` (the operations' rules),
-``input.py`` (the input file checked), ``runner.py`` (leases, scheduling, running lines),
-``output.py`` (output lines and files). docs/BATCHES.md tells the whole story."""
+"""The Batch API served here, over the Files store (docs/BATCHES.md tells the whole story):
+
+- ``service.py``: the operations' rules (create, retrieve, cancel, list; each batch its
+  creator's);
+- ``input.py``: the input file checked as OpenAI checks it, while the batch is ``validating``;
+- ``runner.py``: each process's runner: batches taken by lease, their lines run in turn,
+  cancel and expiry, a batch resumed wherever its process died;
+- ``lines.py``: what the runner asks of a line (``Lines``, answered by
+  ``http/batch_lines.py``), ``Refused``, how a refused batch ends; ``retries.py``: when a
+  refused line is tried again (429 and 5xx, after a doubling delay or the answer's
+  retry-after);
+- ``output.py``: output lines and the output and error files, in OpenAI's shapes.
+
+Anthropic's Message Batches run on the same runner (``families/messages/serving/batches.py``).
+"""

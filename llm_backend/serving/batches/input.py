@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import OpenAIError
-from ...json_text import loads
-from ...json_types import Json
+from ...json.text import loads
+from ...json.types import Json
 
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -112,7 +112,7 @@ def _lines(path: Path, limit: int | None = None) -> Iterator[tuple[int, bytes | 
 def _parsed(raw: bytes, max_values: int | None = None) -> Any:
     """A line's JSON, None if it is not JSON; ``OpenAIError`` deeper than ``MAX_JSON_DEPTH``
     or past ``max_values`` values and keys. Read by ``json_text.loads``: scanned before
-    anything is built (``json_scan.py``), a line of many values in slices (one
+    anything is built (``json/scan.py``), a line of many values in slices (one
     ``json.loads`` of an 8 MB line held the GIL 0.25 s)."""
     try:
         return loads(raw, max_values)
@@ -121,7 +121,7 @@ def _parsed(raw: bytes, max_values: int | None = None) -> Any:
 
 
 def _check_line(checked: Checked, number: int, request: Any, endpoint: str, required: list[str],
-                known_model: Callable[[str], bool], seen: set[str]) -> None:
+                known_model: Callable[[str], bool], seen: set[bytes]) -> None:
     if not isinstance(request, dict):
         checked.add(error("invalid_json_line", "This line is not parseable as valid JSON.", None, number))
         return
@@ -231,6 +231,6 @@ def check(
 def requests(path: Path) -> Iterator[tuple[str, Json]]:
     """(custom_id, body) of every request of a checked input file, in order."""
     for _, raw in _lines(path):
-        if raw is not None:
+        if isinstance(raw, bytes):  # no limit: a line, or None for a blank one
             request = loads(raw)
             yield request["custom_id"], request["body"]

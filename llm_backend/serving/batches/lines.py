@@ -28,7 +28,7 @@ import secrets
 from typing import TYPE_CHECKING, Protocol
 
 from ...errors import OpenAIError
-from ...json_types import Json
+from ...json.types import Json
 from .output import answered
 
 if TYPE_CHECKING:
@@ -63,8 +63,8 @@ class Lines(Protocol):
 def ends_batch(status: int, answer: Json) -> bool:
     """Whether a line's final answer stops its batch: a spend limit's (OpenAI's own, from an
     upstream, too), which every later line would meet."""
-    error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
-    return status == 429 and error.get("code") == "insufficient_quota"
+    error = answer.get("error")
+    return status == 429 and isinstance(error, dict) and error.get("code") == "insufficient_quota"
 
 
 def refuse_unanswered(store: BatchStore, seq: int, status: int, body: Json) -> int:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ...json_types import Json
+from ...json.types import Json
 from ...storage.batches import MESSAGE_BATCHES
 from ...storage.files import FileExists
 

@@ -6,7 +6,7 @@ pass soon (a spend limit's ``insufficient_quota``, a limit that resets past
 
 from __future__ import annotations
 
-from ...json_types import Json
+from ...json.types import Json
 
 
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -19,7 +19,8 @@ def retry_delay(status: int, answer: Json, retry_after: float | None, attempt: i
     """Seconds before a line's attempt ``attempt`` is tried again, or None: its answer is final."""
     if status not in RETRIED_STATUSES or attempt >= MAX_ATTEMPTS:
         return None
-    error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
-    if error.get("code") == "insufficient_quota" or (retry_after or 0) > MAX_RETRY_AFTER:
+    error = answer.get("error")
+    quota = isinstance(error, dict) and error.get("code") == "insufficient_quota"
+    if quota or (retry_after or 0) > MAX_RETRY_AFTER:
         return None
     return max(RETRY_DELAY * 2 ** (attempt - 1), retry_after or 0)

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from ...backends.registry import ModelRegistry
 from ...errors import server_error
-from ...json_types import Json
+from ...json.types import Json
 from ...settings import Settings
 from ...storage import Database
 from ...storage.batches import BatchStore, Claimed
@@ -58,9 +58,12 @@ class Served(Protocol):
     """What the runner reads of the app's services (``serving/services.Services``, which
     builds the runner: named here, not imported, so neither imports the other)."""
 
-    settings: Settings
-    database: Database
-    registry: ModelRegistry
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def database(self) -> Database: ...
+    @property
+    def registry(self) -> ModelRegistry: ...
 
 TICK = 1.0
 # Holding nothing, the runner only looks for batches another replica left (their lease ran
@@ -169,7 +172,7 @@ class BatchRunner:
             elif expired:  # by the database's clock, as every replica judges it
                 held.job = self._job(held, self._end(held, "expired"))
             elif held.refused is not None and status == "in_progress":
-                held.job = self._job(held, self._end_refused(held))
+                held.job = self._job(held, self._end_refused(held, held.refused))
             elif status == "finalizing" or (held.exhausted and not held.queue and not held.retries and not held.lines):
                 held.job = self._job(held, self._end(held, "completed"))
         if len(self.held) < MAX_HELD:
@@ -329,10 +332,10 @@ class BatchRunner:
             return False
         return backend in registry.local or not self.services.settings.upstream_pass_client_key
 
-    async def _end_refused(self, held: Held) -> None:
+    async def _end_refused(self, held: Held, refused: tuple[int, Json]) -> None:
         """The lines running finish (they were admitted); the others get the refusal."""
         await asyncio.gather(*list(held.lines.values()), return_exceptions=True)
-        await self._db(refuse_unanswered, self.store, held.batch.seq, *held.refused)
+        await self._db(refuse_unanswered, self.store, held.batch.seq, *refused)
         await self._end(held, "completed")
 
     async def _end(self, held: Held, ending: str) -> None:

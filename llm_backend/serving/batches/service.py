@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import bad_request, batch_not_cancellable
 from ...errors import batch_not_found as _not_found
-from ...json_types import Json
+from ...json.types import Json
 from ...storage.batches import CannotCancel
 from ..metadata import check_metadata
 from ..lists import check_limit, list_object

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import bad_request
-from ...json_types import Json
+from ...json.types import Json
 from ..services import Services
 from ..responses.items import new_id
 from .servers import Catalog, McpServer
@@ -57,11 +57,17 @@ def digest(item: Json, server_url: str) -> str:
     return hashlib.sha256(call.encode()).hexdigest()
 
 
+def content_text(content: Any) -> str:
+    """A tool's failure content (``mcp_tool_execution_error``: any JSON, an item's may be
+    the client's) as text: its text parts, else the content as JSON."""
+    parts = content if isinstance(content, list) else []
+    texts = [part["text"] for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]]
+    return "\n".join(texts) or json.dumps(content, ensure_ascii=False)
+
+
 def _error_text(error: Any) -> str:
     if isinstance(error, dict) and error.get("type") == "mcp_tool_execution_error":
-        content = error.get("content")
-        texts = [part.get("text") for part in content or [] if isinstance(part, dict) and part.get("text")] if isinstance(content, list) else []
-        return "The tool failed: " + ("\n".join(texts) or json.dumps(content, ensure_ascii=False))
+        return "The tool failed: " + content_text(error.get("content"))
     if isinstance(error, dict):
         return f"The tool call failed: {error.get('message') or error.get('type')}"
     return f"The tool call failed: {error}"
@@ -128,7 +134,8 @@ async def approved_calls(
                 param,
                 "invalid_value",
             )
-        server = by_label.get(request.get("server_label"))
+        label = request.get("server_label")
+        server = by_label.get(label) if isinstance(label, str) else None
         if server is None or server.tool(request.get("name")) is None:
             raise bad_request(
                 f"The tool '{request.get('name')}' of the MCP server '{request.get('server_label')}' that approval "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ...json_types import Json
+from ...json.types import Json
 from ...mcp.connector import McpFailure
 from ..services import Services
 from .calls import approval_request_item, approved_calls, call_item, digest

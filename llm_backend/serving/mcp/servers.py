@@ -33,7 +33,7 @@ import anyio
 from ... import errors
 from ...errors import OpenAIError, bad_request
 from ...errors import not_supported_locally as unsupported
-from ...json_types import Json
+from ...json.types import Json
 from ...mcp.connector import Connector, McpFailure, Server
 from ...mcp.egress import Refused, shown
 from ..responses.items import new_id
@@ -94,7 +94,7 @@ class McpServer:
             return True
         return not (policy.get("never") is not None and _matches(tool, policy["never"]))
 
-    def tool(self, name: str) -> Json | None:
+    def tool(self, name: str | None) -> Json | None:
         return next((tool for tool in self.tools if tool["name"] == name), None)
 
 
@@ -184,7 +184,7 @@ async def list_one(connector: Connector, server: McpServer) -> list[Json]:
     return server.tools
 
 
-async def list_tools(connector: Connector | None, found: list[McpServer], history: list[Json]) -> list[Json]:
+async def list_tools(connector: Connector, found: list[McpServer], history: list[Json]) -> list[Json]:
     """Fill each server's allowed tools, from the history's ``mcp_list_tools`` item of its
     label or by listing it (all servers at once); the new ``mcp_list_tools`` items."""
     listed: list[McpServer] = []
@@ -259,7 +259,8 @@ class Catalog:
         ]
 
     def _choice(self, choice: Json, param: str) -> Json:
-        server = self.servers.get(choice.get("server_label"))
+        label = choice.get("server_label")
+        server = self.servers.get(label) if isinstance(label, str) else None
         if server is None:
             raise bad_request(
                 f"Tool choice 'mcp' names the server_label '{choice.get('server_label')}', which is not in 'tools'.",
@@ -282,7 +283,7 @@ class Catalog:
         """``body`` as the chat translation sees it: each ``mcp`` tool as its functions, an
         ``mcp`` tool choice as the function (or functions) it forces (a 400 naming
         ``<prefix>tool_choice`` when it names a tool that is not offered)."""
-        tools = []
+        tools: list[Json] = []
         for tool in body.get("tools") or []:
             tools += self.functions(self.servers[tool["server_label"]]) if tool.get("type") == TOOL else [tool]
         choice = body.get("tool_choice")

@@ -23,7 +23,7 @@ import time
 
 from ...errors import OpenAIError, bad_request
 from ...errors import unsupported_value as unsupported
-from ...json_types import Json
+from ...json.types import Json
 from ..mcp.calls import MCP_ITEMS
 from ..mcp.servers import TOOL, McpServer, redacted
 from ..responses.request import chat_tools
@@ -140,8 +140,8 @@ class ConversationSession:
             raise unsupported("session.audio.output.format.type", "speech is sent as audio/pcm (24 kHz)")
         if "voice" in output:
             voice = output["voice"]["id"] if isinstance(output["voice"], dict) else output["voice"]
-            if voice not in self.services.settings.speech_voices:
-                raise unsupported("session.audio.output.voice", f"one of {', '.join(self.services.settings.speech_voices)}")
+            if voice not in self.services.settings.voices:
+                raise unsupported("session.audio.output.voice", f"one of {', '.join(self.services.settings.voices)}")
             config["voice"] = voice
         config["speed"] = output.get("speed", config["speed"])
         checked_config_size({field: config[field] for field in HELD_FIELDS}, self.services.settings.realtime_config_bytes, "session")
@@ -249,7 +249,8 @@ class ConversationSession:
         only(given, RESPONSE_FIELDS, "response")
         if given.get("conversation", "auto") != "auto" or given.get("input") is not None:
             raise unsupported("response.conversation", "responses join the session's conversation here")
-        config = {**self.config, **{key: given[key] for key in ("instructions", "tools", "tool_choice", "max_output_tokens") if key in given}}
+        asked: Json = {key: given[key] for key in ("instructions", "tools", "tool_choice", "max_output_tokens") if key in given}
+        config = {**self.config, **asked}
         if "output_modalities" in given:
             config["output_modalities"] = _modalities(given["output_modalities"], "response.output_modalities")
         came_from = ("response" if "tools" in given else "session", "response" if "tool_choice" in given else "session")

@@ -10,7 +10,7 @@ refused with ``conversation_full`` naming it, and nothing is added.
 from __future__ import annotations
 
 from ...errors import bad_request
-from ...json_types import Json
+from ...json.types import Json
 from ..responses.items import chat_messages
 from ..mcp.calls import replayable
 from ..mcp.servers import Catalog

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from ...errors import OpenAIError, bad_request
 from ...errors import unknown_parameter as unknown
-from ...json_types import Json
+from ...json.types import Json
 
 Send = Callable[[Json], Awaitable[None]]
 # The operations a session's requests are counted as (metrics, usage, access log).

@@ -29,7 +29,7 @@ import numpy as np
 
 from ...errors import OpenAIError, bad_request
 from ...errors import unsupported_value as unsupported
-from ...json_types import Json
+from ...json.types import Json
 from ...settings import Settings
 from .audio_in import FORMATS, RATE, Buffer, Resampler, Turn, pcm16, samples
 from .events import Send, error_event, event_id, new_id, only

@@ -28,14 +28,13 @@ events and items.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...backends.base import tenant
 from ...errors import OpenAIError, answered, bad_request
-from ...json_types import Json
+from ...json.types import Json
 from ...mcp.connector import McpFailure
-from ..mcp.calls import approved_calls
+from ..mcp.calls import approved_calls, content_text
 from ..mcp.run import NOT_RUN, McpRun
 from ..mcp.servers import TOOL, Catalog, McpServer, listing_failed, list_one, reuse, servers
 from .events import Send, error_event, event_id, held_bytes, new_id, snapshot
@@ -81,9 +80,7 @@ def realtime_error(error: Json) -> Json:
     if kind == "mcp_protocol_error":
         return {"type": "protocol_error", "code": error.get("code", NOT_RUN), "message": error.get("message") or ""}
     if kind == "mcp_tool_execution_error":
-        content = error.get("content") or []
-        texts = [part.get("text") for part in content if isinstance(part, dict) and part.get("text")]
-        return {"type": "tool_execution_error", "message": "\n".join(texts) or json.dumps(content, ensure_ascii=False)}
+        return {"type": "tool_execution_error", "message": content_text(error.get("content") or [])}
     return error
 
 
@@ -132,7 +129,7 @@ class SessionMcp:
         (also sent as an ``error`` event when ``report``) - returned, for whichever response
         waits on it."""
         session = self.session
-        item = {"id": new_id("mcpl"), "type": "mcp_list_tools", "server_label": server.label, "tools": []}
+        item: Json = {"id": new_id("mcpl"), "type": "mcp_list_tools", "server_label": server.label, "tools": []}
         try:
             await session.add(item, done=False)
             await session.send({"type": "mcp_list_tools.in_progress", "event_id": event_id(), "item_id": item["id"]})
@@ -205,7 +202,7 @@ class SessionMcp:
         """The client's ``mcp_approval_response``: checked and answered once, then added;
         an approved call runs at once, beside the session's events."""
         request_id = item.get("approval_request_id")
-        server = self.issued.get(request_id)
+        server = self.issued.get(request_id) if isinstance(request_id, str) else None
         found = next((known for known in self.session.items if known["type"] == "mcp_approval_request" and known["id"] == request_id), None)
         if server is None or found is None:
             raise bad_request(

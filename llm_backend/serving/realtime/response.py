@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, cast
 
+from ...backends.base import Stream
 from ...backends.capabilities import CHAT
 from ...errors import OpenAIError, answered
-from ...json_types import Json
+from ...json.types import Json
 from ..mcp.servers import McpServer
 from ..responses.request import chat_tool_choice, chat_tools
 from .events import RESPONSE, Gate, error_event, event_id, new_id, snapshot
@@ -60,7 +62,7 @@ class Response:
         config: Json,
         metadata: Any,
         given: tuple[str, str] = ("session", "session"),
-        servers: list[McpServer] = (),
+        servers: Sequence[McpServer] = (),
     ) -> None:
         self.session = session
         self.config = config
@@ -148,7 +150,8 @@ class Response:
         try:
             try:
                 backend = session.services.registry.serving(session.model, CHAT)
-                chunks = await backend.chat_completion_objects(session.model, request)
+                # Asked to stream (``stream``: True): its chunks, never the object.
+                chunks = cast(Stream[Json], await backend.chat_completion_objects(session.model, request))
                 async for chunk in chunks:
                     if chunk.get("usage"):
                         usage = chunk["usage"]
@@ -198,25 +201,26 @@ class Response:
     # --- the assistant's message ------------------------------------------------------------
 
     async def _say(self, text: str) -> None:
-        if self.message is None:
-            await self._open_message()
-        part = self.message["content"][0]
+        message = self.message if self.message is not None else await self._open_message()
+        part = message["content"][0]
         key = "transcript" if self.audio else "text"
         part[key] += text
-        where = self._where(self.message)
+        where = self._where(message)
         kind = "response.output_audio_transcript.delta" if self.audio else "response.output_text.delta"
         await self.send({"type": kind, **where, "delta": text})
         if self.speaker is not None:
             await self.speaker.add(text)
 
-    async def _open_message(self) -> None:
+    async def _open_message(self) -> Json:
         part = {"type": "output_audio", "transcript": ""} if self.audio else {"type": "output_text", "text": ""}
-        self.message = {"id": new_id("item"), "type": "message", "object": "realtime.item", "status": "in_progress", "role": "assistant", "content": [part]}
-        await self._output_item(self.message)
-        await self.send({"type": "response.content_part.added", **self._where(self.message), "part": _event_part(part)})
+        message: Json = {"id": new_id("item"), "type": "message", "object": "realtime.item", "status": "in_progress", "role": "assistant", "content": [part]}
+        self.message = message
+        await self._output_item(message)
+        await self.send({"type": "response.content_part.added", **self._where(message), "part": _event_part(part)})
         if self.audio:
-            self.session.audio_ms[self.message["id"]] = 0
+            self.session.audio_ms[message["id"]] = 0
             self.speaker = Speaker(self.session.services, self.config["voice"], self.config["speed"], self._audio)
+        return message
 
     async def _audio(self, pcm: bytes) -> None:
         assert self.message is not None

@@ -10,7 +10,7 @@ import asyncio
 
 from ...backends.capabilities import MANAGED
 from ...errors import bad_request
-from ...json_types import Json
+from ...json.types import Json
 from ..services import Services
 from .conversation import ConversationSession
 from .events import Gate, Send

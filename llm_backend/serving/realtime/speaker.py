@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from ...backends.capabilities import SPEECH
 from .. import audio
@@ -59,11 +60,11 @@ class Speaker:
 
     async def _speak(self) -> None:
         settings = self.services.settings
-        model_id = settings.speech_model
+        model_id = cast(str, settings.speech_model)  # set as the settings are built (default_voices)
         backend = self.services.registry.serving(model_id, SPEECH)
         while (sentence := await self.queue.get()) is not None:
             body = {"model": model_id, "input": sentence, "voice": self.voice, "response_format": "pcm", "speed": self.speed}
-            events = await backend.speech(model_id, audio.speech_params(body, settings.speech_voices))
+            events = await backend.speech(model_id, audio.speech_params(body, settings.voices))
             carry = b""
             async for chunk in audio.speech_bytes(events):
                 chunk, carry = carry + chunk, b""

@@ -5,14 +5,14 @@ finds them) and ``.completed`` events, or ``.failed`` (the session goes on)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from ...backends import capabilities
-from ...backends.base import Serving
+from ...backends.base import Serving, Stream
 from ...errors import OpenAIError, answered, bad_request
 from ...errors import unsupported_value as unsupported
-from ...json_types import Json
+from ...json.types import Json
 from .. import audio
 from ..services import Services
 from .audio_in import Turn
@@ -89,7 +89,7 @@ class Hearing:
                 f"At most {self.pending} turns wait to be heard (realtime_pending_turns); wait for one.", None, "too_many_pending_turns"
             )
 
-    def start(self, work: Coroutine[Any, Any, None], item: str) -> None:
+    def start(self, work: Coroutine[Any, Any, object], item: str) -> None:
         """Hear a turn in the background (``work`` calls ``hear``), once ``room`` allowed it."""
         task = asyncio.create_task(work, name=f"realtime turn {item}")
         self.tasks.add(task)
@@ -101,7 +101,7 @@ class Hearing:
         send = self.send if announced else _quiet
         try:
             try:
-                await turn.save(self.services.settings.data_dir / "tmp")
+                path = await turn.save(self.services.settings.data_dir / "tmp")
             except OSError as exc:  # a full disk: this turn fails, the session goes on
                 await self._refused(turn.item, answered(exc), announced)
                 return Heard()
@@ -109,7 +109,7 @@ class Hearing:
                 config = self.language.config(config)
                 try:
                     # Its WAV file's bytes, as an upload's count against the audio megabytes a minute.
-                    audio_bytes = turn.path.stat().st_size
+                    audio_bytes = path.stat().st_size
                     async with self.gate.admit(TRANSCRIPTION, config["model"], audio_bytes=audio_bytes) as admission:
                         heard = await transcribe(self.services, config, logprobs, turn, send)
                         # Its tokens as the event shows them, and its audio's length: what
@@ -178,7 +178,7 @@ async def transcribe(services: Services, config: Json, logprobs: bool, turn: Tur
     return heard
 
 
-async def _watched(events: AsyncIterator[Json], heard: Heard) -> AsyncIterator[Json]:
+async def _watched(events: Stream[Json], heard: Heard) -> Stream[Json]:
     """The engine's events, passed on; its ``info`` (the language) noted in ``heard``."""
     try:
         async for event in events:

@@ -9,7 +9,7 @@ import time
 
 from ...errors import bad_request
 from ...errors import unsupported_value as unsupported
-from ...json_types import Json
+from ...json.types import Json
 from ..services import Services
 from .audio_in import Turn
 from .events import Gate, Send, checked_config_size, event_id, new_id, only, user_audio_item

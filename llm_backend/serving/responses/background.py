@@ -25,14 +25,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from ...backends.base import Stream
 from ... import errors
 from ...errors import OpenAIError, bad_request
-from ...json_types import Json
+from ...json.types import Json
 from . import objects
 from .events import Event, ResponseStream
 
@@ -96,7 +96,7 @@ class Recording:
         self.done = True
         self._changed.set()
 
-    async def follow(self, after: int | None = None) -> AsyncIterator[Event]:
+    async def follow(self, after: int | None = None) -> Stream[Event]:
         """Every event so far with a ``sequence_number`` above ``after``, then each new one
         as it comes, until the response ends (a follower leaving stops nothing)."""
         index = 0
@@ -154,7 +154,7 @@ async def stop(database: Database) -> None:
         await database.run(database.responses.fail_unfinished, STOPPED, ids=[response_id for response_id, _ in running])
 
 
-async def _chunks(backend: Any, model_id: str, chat: Json) -> AsyncIterator[Json]:
+async def _chunks(backend: Any, model_id: str, chat: Json) -> Stream[Json]:
     """The chat chunks; a failure to start them is the stream's failure (``response.failed``)."""
     try:
         answer = await backend.chat_completion_objects(model_id, chat)
@@ -221,7 +221,7 @@ async def _run(turn: Turn, backend: Any, chat: Json | None, recording: Recording
         _recordings.pop(turn.id, None)
 
 
-async def start(turn: Turn, backend: Any, chat: Json | None, tools: Any = None) -> Json | AsyncIterator[Event]:
+async def start(turn: Turn, backend: Any, chat: Json | None, tools: Any = None) -> Json | Stream[Event]:
     """Store the response as ``queued`` and start generating it in a task; a streamed one
     answers with its events (the client follows them while it stays). ``chat``: None when
     the model answers only after ``tools``' approved MCP calls ran (``serving/mcp/run.McpRun``)."""
@@ -242,7 +242,7 @@ def _track(response_id: str, task: asyncio.Task) -> None:
     task.add_done_callback(lambda _: _tasks.pop(response_id, None))
 
 
-async def _written(database: Database, owner: str, response_id: str, after: int | None) -> AsyncIterator[Event]:
+async def _written(database: Database, owner: str, response_id: str, after: int | None) -> Stream[Event]:
     """The response's events from the database: those written so far, then (while it runs
     in another process) each new batch, until its last event or its end (a cancel)."""
     found = await database.run(database.responses.events, owner, response_id, after)
@@ -259,7 +259,7 @@ async def _written(database: Database, owner: str, response_id: str, after: int 
         found = await database.run(database.responses.events, owner, response_id, after)
 
 
-async def replay(database: Database, owner: str, response_id: str, stored: Json, after: int | None) -> AsyncIterator[Event]:
+async def replay(database: Database, owner: str, response_id: str, stored: Json, after: int | None) -> Stream[Event]:
     """``GET /v1/responses/{id}?stream=true``: a background response's events after
     ``after`` (its ``starting_after``), live while it runs (here or on another replica),
     from those written once it ended."""

@@ -31,7 +31,7 @@ import re
 from typing import Any
 
 from ...errors import bad_request
-from ...json_types import Json
+from ...json.types import Json
 from . import cloud_tools
 from .items import new_id
 from .tool_regex import Unkept, portable
@@ -199,7 +199,7 @@ class ClientTools:
         if kind in cloud_tools.CLOUD_TOOLS:
             raise cloud_tools.forced(kind, "tool_choice")
         if kind == "custom":
-            return self._forced("custom", None, choice.get("name"), "tool_choice.name")
+            return self._forced("custom", None, str(choice.get("name")), "tool_choice.name")
         if kind in ("shell", "apply_patch"):
             return self._forced(kind, None, kind, "tool_choice")
         if kind == "function":
@@ -242,7 +242,7 @@ class ClientTools:
             item = {"id": new_id("ctc"), "type": "custom_tool_call", "call_id": call_id, "name": tool["name"], "input": ""}
             return {**item, "namespace": namespace} if namespace else item
         if kind == "local_shell":
-            action = {"type": "exec", "command": [], "env": {}, "timeout_ms": None, "working_directory": None, "user": None}
+            action: Json = {"type": "exec", "command": [], "env": {}, "timeout_ms": None, "working_directory": None, "user": None}
             return {"id": new_id("lsh"), "type": "local_shell_call", "call_id": call_id, "action": action, "status": "in_progress"}
         if kind == "shell":
             action = {"commands": [], "timeout_ms": None, "max_output_length": None}

@@ -13,7 +13,7 @@ which says which hosted tools a project may use at all.
 from __future__ import annotations
 
 from ...errors import bad_request, hosted_tool_forced
-from ...json_types import Json
+from ...json.types import Json
 
 
 # Built-in tools that only OpenAI's cloud can run (what they need, for the 400 when forced).

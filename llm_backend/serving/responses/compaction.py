@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from ...json_types import Json
+from ...json.types import Json
 from ..services import Services
 from . import objects, service
 from .items import new_id, normalize

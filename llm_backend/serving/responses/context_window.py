@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ...json_types import Json
+from ...json.types import Json
 from . import request
 
 OUTPUTS = ("function_call_output",)

@@ -30,13 +30,14 @@ moment the stream ends finds the response exactly as it was streamed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 
+from ...backends.base import Stream
 from ...errors import OpenAIError
-from ...json_types import Json
+from ...json.types import Json
 from . import objects
 from .items import new_id
 from .streamed_text import Event, StreamedItem, TextEvents
@@ -53,7 +54,7 @@ class ResponseStream(TextEvents):
     def __init__(
         self,
         response: Json,
-        chunks: AsyncIterator[Json] | None,
+        chunks: Stream[Json] | None,
         save: Callable[[Json], Awaitable[None]],
         prior: Any = None,
         tools: Any = None,
@@ -153,7 +154,7 @@ class ResponseStream(TextEvents):
         self.open_calls = []
         return events
 
-    async def _run_calls(self) -> AsyncIterator[Event]:
+    async def _run_calls(self) -> Stream[Event]:
         """Run the MCP calls whose arguments are whole, one after the other, in order."""
         while self.running:
             call = self.running[0]
@@ -177,7 +178,7 @@ class ResponseStream(TextEvents):
             ]
         return events
 
-    async def _approved_calls(self) -> AsyncIterator[Event]:
+    async def _approved_calls(self) -> Stream[Event]:
         """The calls the client approved in this turn's input, before any generation."""
         for item in self.tools.pending:
             call = StreamedItem(len(self.output), {**item, "arguments": ""})
@@ -233,7 +234,7 @@ class ResponseStream(TextEvents):
         for call in self.running:
             call.item["status"] = "incomplete"
 
-    async def _next_generation(self) -> AsyncIterator[Json] | None:
+    async def _next_generation(self) -> Stream[Json] | None:
         """The model's next answer when the last one's calls all ran (``McpRun.next_round``)."""
         generation = self.output[self.round_start :]
         self.spent, self.usage = objects.added_usage(self.spent, self.usage), None
@@ -248,7 +249,7 @@ class ResponseStream(TextEvents):
         with anyio.CancelScope(shield=True):
             await self.save(response)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> Stream[Event]:
         yield self._event("response.created", response=self.response)
         yield self._event("response.in_progress", response=self.response)
         for kind, fields in self.prior.item_events() if self.prior is not None else []:

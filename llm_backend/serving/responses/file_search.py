@@ -34,9 +34,9 @@ from typing import Any
 import anyio.to_thread
 
 from ...errors import OpenAIError, bad_request
-from ...json_types import Json
+from ...json.types import Json
 from ...storage.usage import FILE_SEARCH_CALLS
-from ..services import Services
+from ..services import Services, required
 from .items import new_id
 
 
@@ -226,7 +226,7 @@ def _search(services: Services, owner: str, tool: Json, query: str, budget: int)
         tool.get("filters"),
         tool.get("ranking_options"),
     )
-    embedder = services.embedding_model.embedder()
+    embedder = required(services.embedding_model, "the embedding model").embedder()
     given: list[tuple[Json, str]] = []
     best = page["data"][0]["score"] if page["data"] else 0.0
     for item in page["data"]:

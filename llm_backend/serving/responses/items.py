@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from ...errors import bad_request
-from ...json_types import Json
+from ...json.types import Json
 
 
 # Item types whose meaning is a text chat: they become chat messages.

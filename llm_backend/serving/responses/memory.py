@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...json_types import Json
+from ...json.types import Json
 
 
 

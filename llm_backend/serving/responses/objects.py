@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ...json_types import Json
+from ...json.types import Json
 from . import reasoning
 from .items import new_id
 from ..mcp.servers import redacted

@@ -9,7 +9,7 @@ content part (what open-weight models' servers give, vLLM's and llama.cpp's), an
 
 ``encrypted_content`` (``include: ["reasoning.encrypted_content"]``, what ``store: false``
 clients such as Codex send back each turn) is the text sealed with AES-GCM under a key
-derived from the server's ``realtime_secret_key`` (client_secrets.py's pattern, a context of
+derived from the server's ``realtime_secret_key`` (auth/client_secrets.py's pattern, a context of
 its own), a fresh nonce each time, bound to the project that asked (the tenant is the
 cipher's associated data: another project's sealed reasoning does not open, issue #56):
 opaque to the client, readable by every replica that shares the key. Sent back, it is opened and reaches the template (as the family reads it:
@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Callable
 
 from ...backends.base import tenant
-from ...json_types import Json
+from ...json.types import Json
 from .items import new_id
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...errors import bad_request
 from ...errors import not_supported_locally as unsupported
-from ...json_types import Json
+from ...json.types import Json
 from . import items
 # Built-in tools that only OpenAI's cloud can run (a Responses request's are dropped or
 # refused before this, in cloud_tools.py; a Realtime session's are refused here).

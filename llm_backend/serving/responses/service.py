@@ -13,15 +13,15 @@ rejected request stores nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import Any
 
 from ...backends.capabilities import CHAT
-from ...json_types import Json
+from ...json.types import Json
 from ..metadata import check_metadata
 from ... import errors
 from ...budgets import check_lists
-from ...backends.base import Serving
+from ...backends.base import Serving, Stream
 from ...errors import OpenAIError, bad_request, conversation_not_found
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
@@ -206,7 +206,7 @@ async def input_tokens(services: Services, owner: str, body: Json) -> Json:
 
 async def create(
     services: Services, owner: str, body: Json, memory: ConnectionMemory | None = None
-) -> Json | AsyncIterator[Event]:
+) -> Json | Stream[Event]:
     """The response to ``body``: the object, or its events when ``stream`` is set;
     ``memory``: the WebSocket connection's, when it comes through one."""
     backend = checked_backend(services, body)
@@ -216,7 +216,9 @@ async def create(
     earlier = turn.earlier = await history(services, owner, body, memory)
     check_call_outputs(earlier, turn.input_items)
     previous = body.get("previous_response_id")
-    turn.previous_remembered = bool(previous) and memory is not None and memory.history(owner, previous) is not None
+    turn.previous_remembered = (
+        isinstance(previous, str) and memory is not None and memory.history(owner, previous) is not None
+    )
     stream = bool(body.get("stream"))
     # MCP servers are listed (and the turn's approvals answered) before anything is generated.
     tools = await mcp_run.prepare(services, owner, body, earlier, turn.input_items, turn.id)
@@ -235,7 +237,7 @@ async def create(
     retrieval = await file_search.retrieve(services, owner, body, earlier, turn.input_items)
     chat = file_search.grounded(chat, retrieval) if chat is not None else None
     if tools is not None:
-        tools.answer = _later_answers(backend, turn, body, retrieval, catalog)
+        tools.answer = _later_answers(backend, turn, body, retrieval, tools.catalog)
     if body.get("background"):
         if chat is not None:  # refused now, as the answer would refuse it, not stored as failed
             await _refusing_as_responses(backend.check_reasoning_effort(model_id, chat.get("reasoning_effort")))
@@ -251,6 +253,7 @@ async def create(
         return ResponseStream(
             turn.skeleton("in_progress"), answer, turn.save, retrieval, sealing=sealing, client=turn.client_tools
         ).events()
+    assert answer is not None  # without MCP tools the first answer is asked for at once
     response = objects.from_chat(turn.skeleton("in_progress"), answer, sealing)
     response = file_search.attach(turn.client_tools.answered(response), retrieval)
     await turn.save(response)
@@ -290,7 +293,7 @@ def _later_answers(backend: Any, turn: Turn, body: Json, retrieval: Any, catalog
     of ``max_output_tokens``."""
     later = _continued(body)
 
-    async def answer(output: list[Json], spent: Json | None, calls_left: int) -> AsyncIterator[Json] | None:
+    async def answer(output: list[Json], spent: Json | None, calls_left: int) -> Stream[Json] | None:
         round_body = {**later, "tool_choice": "none"} if calls_left <= 0 else dict(later)
         limit = body.get("max_output_tokens")
         if limit is not None:
@@ -307,7 +310,7 @@ def _later_answers(backend: Any, turn: Turn, body: Json, retrieval: Any, catalog
     return answer
 
 
-async def _final(events: AsyncIterator[Event]) -> Json:
+async def _final(events: Stream[Event]) -> Json:
     """The response a stream ends with (stored before its last event)."""
     final: Json = {}
     async for kind, event in events:

@@ -7,9 +7,9 @@ controllers never reach the database themselves.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 
-from ...json_types import Json
+from ...backends.base import Stream
+from ...json.types import Json
 from ..services import Services
 from . import background
 from .events import Event
@@ -26,7 +26,7 @@ async def stored(services: Services, owner: str, response_id: str) -> Json:
     return response
 
 
-async def replay(services: Services, owner: str, response_id: str, after: int | None) -> AsyncIterator[Event]:
+async def replay(services: Services, owner: str, response_id: str, after: int | None) -> Stream[Event]:
     """A stored background response's events after ``after`` (``background.replay``)."""
     response = await stored(services, owner, response_id)
     return await background.replay(services.database, owner, response_id, response, after)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ...json_types import Json
+from ...json.types import Json
 from . import objects, reasoning
 from .items import new_id
 
@@ -67,13 +67,15 @@ class TextEvents:
 
     def _text_delta(self, text: str, logprobs: list[Json]) -> list[Event]:
         events = self._open_message() if self.message is None else []
-        self.message.text.append(text)
-        self.message.logprobs.extend(logprobs)
+        message = self.message
+        assert message is not None  # opened above
+        message.text.append(text)
+        message.logprobs.extend(logprobs)
         events.append(
             self._event(
                 "response.output_text.delta",
-                item_id=self.message.item["id"],
-                output_index=self.message.index,
+                item_id=message.item["id"],
+                output_index=message.index,
                 content_index=0,
                 delta=text,
                 logprobs=logprobs,
@@ -83,6 +85,8 @@ class TextEvents:
 
     def _close_message(self, status: str) -> list[Event]:
         message, self.message = self.message, None
+        if message is None:
+            return []
         text = "".join(message.text)
         part = objects.text_part(text, message.logprobs)
         message.item.update(status=status, content=[part])
@@ -117,6 +121,7 @@ class TextEvents:
                     "response.reasoning_summary_part.added", **self._thought_at(), summary_index=0,
                     part={"type": "summary_text", "text": ""},
                 ))
+        assert self.thought is not None  # opened above
         self.thought.text.append(text)
         if summary:
             events.append(self._event("response.reasoning_summary_text.delta", **self._thought_at(), summary_index=0, delta=text))
@@ -124,6 +129,7 @@ class TextEvents:
         return events
 
     def _thought_at(self) -> Json:
+        assert self.thought is not None  # asked only while a thought streams
         return {"item_id": self.thought.item["id"], "output_index": self.thought.index}
 
     def _close_reasoning(self, status: str = "completed") -> list[Event]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ....json_types import Json
+from ....json.types import Json
 from ..tool_formats.base import until_marker
 
 

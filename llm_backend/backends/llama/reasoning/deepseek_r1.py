@@ -9,7 +9,7 @@ what follows ``</think>``), so it is not passed back."""
 
 from __future__ import annotations
 
-from ....json_types import Json
+from ....json.types import Json
 from .base import EFFORTS_OFF, ReasoningFormat
 
 

@@ -6,7 +6,7 @@ back is the template's ``thinking`` field (it prints it before a call's message)
 
 from __future__ import annotations
 
-from ....json_types import Json
+from ....json.types import Json
 from .base import ReasoningFormat
 
 # The template's three levels; OpenAI's five efforts onto them.

@@ -8,7 +8,7 @@ it for the turns after the last user message), so reasoning passed back keeps th
 
 from __future__ import annotations
 
-from ....json_types import Json
+from ....json.types import Json
 from .base import EFFORTS_OFF, ReasoningFormat
 
 

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from llm_backend.errors import OpenAIError
-from llm_backend.json_types import Json
+from llm_backend.json.types import Json
 
 from ..errors import error_body
 
@@ -135,7 +135,7 @@ def _chunk_events(blocks: _Blocks, delta: Json) -> list[Event]:
         key = f"tool:{call.get('index', 0)}"
         function = call.get("function") or {}
         if blocks.open != key:
-            block = {"type": "tool_use", "id": call.get("id") or "toolu_" + secrets.token_hex(12), "name": function.get("name"), "input": {}}
+            block: Json = {"type": "tool_use", "id": call.get("id") or "toolu_" + secrets.token_hex(12), "name": function.get("name"), "input": {}}
             events += blocks.start(key, block)
         if function.get("arguments"):
             events.append(blocks.delta({"type": "input_json_delta", "partial_json": function["arguments"]}))
@@ -144,7 +144,7 @@ def _chunk_events(blocks: _Blocks, delta: Json) -> list[Event]:
 
 async def events(chunks: AsyncIterator[Json], model: str, sign: Sign) -> AsyncIterator[Event]:
     """The Message's events of a chat completion's chunks (``stream_options.include_usage``)."""
-    start = {"id": message_id(), "type": "message", "role": "assistant", "model": model, "content": [],
+    start: Json = {"id": message_id(), "type": "message", "role": "assistant", "model": model, "content": [],
              "stop_reason": None, "stop_sequence": None, "usage": usage_of(None)}
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
-from llm_backend.json_types import Json
+from llm_backend.json.types import Json
 from llm_backend.serving.batches.output import answered
 from llm_backend.serving.services import Services
 from llm_backend.storage.batches import CannotCancel
@@ -34,7 +34,7 @@ from ..store import MessageBatchStore, StillProcessing
 
 WINDOW_SECONDS = 24 * 3600
 RESULTS_PAGE = 1000
-NOT_RUN = {"batch_cancelled": "canceled", "batch_expired": "expired"}
+NOT_RUN: dict[str | None, str] = {"batch_cancelled": "canceled", "batch_expired": "expired"}  # by a line's error code
 
 
 def _store(services: Services) -> MessageBatchStore:
@@ -88,7 +88,8 @@ async def list_page(services: Services, owner: str, before_id: str | None, after
         data, has_more = await services.database.run(_store(services).list, owner, before_id, after_id, limit)
     except LookupError as cursor:
         name = str(cursor.args[0])
-        raise message_batch_not_found(before_id if name == "before_id" else after_id or "", name) from None
+        unknown = before_id if name == "before_id" else after_id  # the one the store names: given
+        raise message_batch_not_found(unknown or "", name) from None
     data = [_shown(batch, origin) for batch in data]
     return {"data": data, "has_more": has_more, "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None}
@@ -120,17 +121,18 @@ def result(custom_id: str, output: Json | None) -> Json:
     ``serving/batches/output.py``) as Anthropic's result."""
     response = (output or {}).get("response")
     if response is None:
-        code = ((output or {}).get("error") or {}).get("code")
+        code: str | None = ((output or {}).get("error") or {}).get("code")
         return {"custom_id": custom_id, "result": {"type": NOT_RUN.get(code, "canceled")}}
     status, answer = response["status_code"], response["body"]
     if status == 200:
         return {"custom_id": custom_id, "result": {"type": "succeeded", "message": answer}}
     error = answer.get("error") if isinstance(answer, dict) else None
-    message = error.get("message") if isinstance(error, dict) and isinstance(error.get("message"), str) else "error"
+    said = error.get("message") if isinstance(error, dict) else None
+    message = said if isinstance(said, str) else "error"
     return {"custom_id": custom_id, "result": {"type": "errored", "error": error_body(status, message)}}
 
 
-async def results(services: Services, owner: str, batch_id: str) -> AsyncIterator[bytes]:
+async def results(services: Services, owner: str, batch_id: str) -> AsyncGenerator[bytes, None]:
     """The results as JSON lines, in the requests' order, read a page at a time (a batch of
     100,000 is never whole in memory); 404 for no such batch, 400 until it has ended."""
     store = _store(services)
@@ -142,7 +144,7 @@ async def results(services: Services, owner: str, batch_id: str) -> AsyncIterato
         raise message_batch_not_found(batch_id)
     first = await services.database.run(store.outputs, seq, -1, RESULTS_PAGE)
 
-    async def lines() -> AsyncIterator[bytes]:
+    async def lines() -> AsyncGenerator[bytes, None]:
         page = first
         while page:
             yield b"".join(json.dumps(result(custom_id, output), ensure_ascii=False).encode() + b"\n"

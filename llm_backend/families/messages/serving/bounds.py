@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 from llm_backend.budgets import MAX_PARTS, check_count, check_lists
-from llm_backend.json_types import Json
+from llm_backend.json.types import Json
 
 from ..errors import stop_sequences_too_large, too_many_blocks
 

@@ -20,7 +20,7 @@ parser behind ``json_scan.Scanner``, in O(1) memory whatever its size.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -28,9 +28,9 @@ import ijson
 
 from llm_backend.backends.base import Relayed
 from llm_backend.errors import OpenAIError
-from llm_backend.json_scan import MAX_JSON_DEPTH, Scanner
-from llm_backend.json_text import loads
-from llm_backend.json_types import Json
+from llm_backend.json.scan import MAX_JSON_DEPTH, Scanner
+from llm_backend.json.text import loads
+from llm_backend.json.types import Json
 
 Counted = Callable[[Json], None]
 CREATE = "messagesCreate"
@@ -86,7 +86,7 @@ class Meter:
             self.told = now
             self.counted({"prompt_tokens": prompt, "completion_tokens": completion, "prompt_tokens_details": {"cached_tokens": cached}})
 
-    async def events(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def events(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """A stream's bytes as they come; each event that carries usage read when it ends
         (framed across the network's chunks: an upstream may split an event in two)."""
         pending = b""
@@ -108,7 +108,7 @@ class Meter:
                 if isinstance(data, dict):
                     self.heard(_usage(data.get("message")) or _usage(data))  # message_start's, message_delta's
 
-    async def message(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def message(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """A whole Message that came without its length (or past ``relay.WHOLE_BODY_MAX``):
         its bytes as they come, its top-level ``usage`` read by a push parser on the way."""
         found: dict[str, Any] = {}

@@ -32,7 +32,7 @@ from typing import Any
 
 from llm_backend.errors import bad_request
 from llm_backend.errors import unsupported_parameter as refused
-from llm_backend.json_types import Json
+from llm_backend.json.types import Json
 
 
 # thinking.budget_tokens ⇒ the reasoning effort nearest to it (Anthropic's minimum is 1024).
@@ -57,7 +57,7 @@ def _text_of(blocks: Any, param: str) -> str:
 def _image_part(block: Json) -> Json:
     source = block.get("source") or {}
     if source.get("type") == "base64":
-        url = f"data:{source.get('media_type')};base64,{source.get('data')}"
+        url: str | None = f"data:{source.get('media_type')};base64,{source.get('data')}"
     else:
         url = source.get("url")
     return {"type": "image_url", "image_url": {"url": url}}

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from llm_backend.backends import capabilities
 from llm_backend.backends.base import Capability, Relayed, Serving, tenant
 from llm_backend.budgets import check_lists
 from llm_backend.errors import OpenAIError, bad_request
-from llm_backend.json_types import Json
+from llm_backend.json.types import Json
 from llm_backend.off_loop import large_input, off_loop
 from llm_backend.serving.services import Services
 
@@ -93,7 +93,8 @@ async def passed(
     if backend is None or backend.serving(operation_id) is not Serving.RELAYED:
         return None
     content = raw if raw is not None else await off_loop(large_input(), _encoded, body)
-    return await passthrough.passed(backend, operation_id, query, content, counted)
+    # A Messages operation relayed: an Anthropic upstream answers it (never pooled: backends/registry.py).
+    return await passthrough.passed(cast(passthrough.Messages, backend), operation_id, query, content, counted)
 
 
 def _encoded(body: Json) -> bytes:

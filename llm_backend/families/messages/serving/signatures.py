@@ -28,7 +28,7 @@ import base64
 import hashlib
 import hmac
 
-from llm_backend.json_types import Json
+from llm_backend.json.types import Json
 
 from ..errors import invalid_redacted_thinking, invalid_thinking_signature
 

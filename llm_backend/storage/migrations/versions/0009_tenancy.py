@@ -24,7 +24,7 @@ import logging
 import re
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision = "0009"
 down_revision = "0008"
@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("rows", sa.BigInteger, nullable=False),
         sa.Column("renamed_at", sa.DateTime(timezone=True), nullable=False),
     )
-    owners = dict(op.get_context().config.attributes.get("owners") or {})
+    owners = dict(context.config.attributes.get("owners") or {})
     _carry_over(op.get_bind(), {old: new for old, new in owners.items() if old != new})
 
 

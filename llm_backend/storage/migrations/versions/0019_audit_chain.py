@@ -18,7 +18,7 @@ Create Date: 2026-11-26
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 from llm_backend.storage import audit_chain
 
@@ -36,7 +36,7 @@ def upgrade() -> None:
     op.add_column("audit_log", sa.Column("chain_index", sa.BigInteger, nullable=True))
     op.add_column("audit_log", sa.Column("chain", sa.String(64), nullable=True))
     op.create_index("ux_audit_log_chain_index", "audit_log", ["chain_index"], unique=True)
-    key = op.get_context().config.attributes.get("audit_key") or audit_chain.UNKEYED
+    key = context.config.attributes.get("audit_key") or audit_chain.UNKEYED
     entries = sa.table("audit_log", sa.column("seq"), sa.column("chain_index"), sa.column("chain"),
                        *(sa.column(name, sa.JSON if name in ("actor", "details") else None) for name in audit_chain.FIELDS))
     rows = connection.execute(sa.select(entries).order_by(entries.c.seq)).mappings().all()

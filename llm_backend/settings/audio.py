@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from .setting_types import CommaList, split_commas
+from .types import CommaList, split_commas
 
 # OpenAI's voices: by default each speaks with the speech engine's own voice.
 SPEECH_VOICE_NAMES = (
@@ -86,6 +86,14 @@ class AudioSettings(BaseModel):
     def audio_model_ids(self) -> list[str]:
         ids = [self.transcription_model, *self.transcription_model_aliases] if self.transcription_model else []
         return ids + ([self.speech_model, *self.speech_model_aliases] if self.speech_model else [])
+
+    @property
+    def voices(self) -> dict[str, str]:
+        """``speech_voices`` as the built settings hold it (``default_voices`` fills it when
+        not set): typed so, not optional."""
+        if self.speech_voices is None:
+            raise RuntimeError("speech_voices read before the settings were built (default_voices)")
+        return self.speech_voices
 
     def default_voices(self) -> None:
         """The speech model's id and the voices a request may name, when not set."""

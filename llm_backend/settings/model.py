@@ -11,12 +11,12 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .model_shapes import shape_of
+from .shapes import shape_of
 
 # Common names for llama-cpp-python's chat formats that it spells otherwise.
 CHAT_FORMAT_ALIASES = {"mistral": "mistral-instruct", "llama2": "llama-2", "llama3": "llama-3"}
 # The KV cache types llama.cpp accepts (its --cache-type-k/-v), as it names them.
-KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+KvCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 # llama.cpp's largest number of devices a model may be split over (LLAMA_MAX_DEVICES).
 MAX_DEVICES = 16
 # The GPU settings a CPU build of llama.cpp cannot honour (it says so once: local_model.py).
@@ -154,7 +154,11 @@ class ModelConfig(BaseModel):
         None, ge=1, validation_alias=AliasChoices("n_threads", "threads"), description="threads decoding one sequence alone; default: cores - 1"
     )
     n_threads_batch: int | None = Field(None, ge=1, description="threads for batches (several sequences, prompts); default: all cores")
-    n_batch: int = Field(512, ge=1, description="tokens per decoding step (prompt chunk size)")
+    n_batch: int = Field(512, ge=1, description="tokens per decoding step beside generating streams (prompt chunk size)")
+    n_ubatch: int | None = Field(
+        None, ge=1, description="a prompt chunk while no stream generates; default: n_batch on the CPU, 2048 with layers "
+        "on a GPU (docs/MODELS.md: engine defaults)",
+    )
     parallel: int = Field(
         8, ge=1, le=64, description="sequences decoded together in one batch per worker (docs/MODELS.md: engine defaults)"
     )
@@ -175,6 +179,10 @@ class ModelConfig(BaseModel):
     )
     prompt_lookup: bool = Field(
         False, description="drafts from a request's own prompt, verified while at most one other sequence decodes (docs/SCALING.md: predicted outputs)"
+    )
+    prediction_exact: bool = Field(
+        False, description="greedy answers with a prediction bitwise those without: drafts only as long as the device computes "
+        "rows together as alone (probed at the start; none where it does not): docs/SCALING.md, predicted outputs"
     )
     token_ids: Literal["openai", "native"] = Field(
         "openai", description="token arrays in completions and embeddings: OpenAI's cl100k_base ids (decoded), or this model's own"
@@ -206,8 +214,8 @@ class ModelConfig(BaseModel):
     use_mlock: bool = Field(False, description="lock the weights in RAM (never swapped out)")
     use_mmap: bool = Field(True, description="map the GGUF file; false: read it into the worker's own memory")
     # Memory (docs/MODELS.md, "Memory"): the KV cache's types, and how long an idle model stays.
-    type_k: Literal[KV_CACHE_TYPES] = Field("f16", description="the KV cache's key type: f16, q8_0 (half), q4_0, ...")
-    type_v: Literal[KV_CACHE_TYPES] = Field("f16", description="the KV cache's value type (quantized: with flash attention)")
+    type_k: KvCacheType = Field("f16", description="the KV cache's key type: f16, q8_0 (half), q4_0, ...")
+    type_v: KvCacheType = Field("f16", description="the KV cache's value type (quantized: with flash attention)")
     keep_alive: float | None = Field(
         None, description="unload after this long without a request: seconds or a duration (5m); 0 at once; -1 or none: never"
     )
