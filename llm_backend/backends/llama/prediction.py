@@ -5,15 +5,18 @@ OpenAI's guide lists what a prediction cannot be combined with: ``n`` above 1, `
 modalities other than text, ``max_completion_tokens``, and tools (function calling). Each
 is refused here too, with a 400 naming it (``unsupported_parameter``, or
 ``unsupported_value`` where only some values are refused), before anything runs. The
-engine verifies the prediction's tokens as drafts (engine/drafts.py): an answer is the same
-with or without one, only faster when the prediction is right.
+engine verifies the prediction's tokens as drafts (engine/drafts.py), only while they pay:
+a sampled answer keeps the model's distribution, a greedy one is the answer without a
+prediction bit for bit where the device computes drafted rows as rows alone (these cores:
+always; the model setting ``prediction_exact`` makes it so everywhere, engine/exactness.py),
+and elsewhere as docs/SCALING.md measured it.
 """
 
 from __future__ import annotations
 
 from ...errors import not_with_prediction as _unsupported
 from ...errors import value_not_with_prediction as _above_zero
-from ...json_types import Json
+from ...json.types import Json
 
 # A prediction longer than the context can never be used past it; this many characters a
 # token is more than any tokenizer gives (budgets.MAX_CHARS_PER_TOKEN).

@@ -18,20 +18,20 @@ tenant, or within what both declare shared (prefixes.py).
 The sequences share one pool of KV cells (batching.py), so a request also needs room in it
 (issue #49): it reserves its prompt and its output room, and is admitted only when that fits
 beside what the running requests reserved or hold, whichever is more; else it waits, in
-order. With ``max_tokens`` (fitted to what its window and the pool leave, ``_fitted``) the
-room is that, exactly. Without (most SDKs' and chat UIs' requests), reserving the rest of its
-window let two requests of the packaged model's 8 sequences decode at once; so it reserves a
-share, ``pool / parallel`` less its prompt (at least ``FLOOR``), and grows past it while cells
-are free, as llama.cpp's server lets a sequence grow in its unified cache. When a step would
+order. With ``max_tokens`` (fitted to what its window and the pool leave: submission.py)
+the room is that, exactly. Without (most SDKs' and chat UIs' requests), reserving the rest of its window let
+two requests of the packaged model's 8 sequences decode at once; so it reserves a share, ``pool / parallel``
+less its prompt (at least submission.py's ``FLOOR``), and grows past it while cells are free, as llama.cpp's
+server lets a sequence grow in its unified cache. When a step would
 need more cells than are free, what idle sequences keep is dropped first; then the request
-past its share that was admitted last ends with ``length`` (``_squeeze``), as vLLM preempts its
+past its share that was admitted last ends with ``length`` (``squeeze``), as vLLM preempts its
 newest: an older, longer answer is not cut for a newcomer, and a request within its
 reservation is never cut. So a decode never runs out of cells. What idle sequences keep for
 later prompts is dropped, least useful first (saved to host memory when long), until what is
 reserved and kept fits.
 
-``Admission`` is the part of the ``Engine`` (batching.py) that does it, on the engine's
-sequences: ``held`` (what each one's KV holds), ``free_seqs``, ``pending`` copies, ``host``.
+``Admission``, a part of the engine (batching.py), holds what it decides on: the requests
+waiting and running, the sequences (``held``, ``free_seqs``, ``pending``), ``host``, ``disk``.
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ from typing import Any
 
 import llama_cpp
 
-from ....errors import max_tokens_too_large
-from .errors import RequestError
-from .prefix_disk import DISK_MIN, DiskPrefixes
+from .prefix_disk import DISK_MIN, disk_prefixes
 from .prefixes import Holding, HostCache, common_prefix
 from .requests import Request
 
@@ -54,54 +52,75 @@ from .requests import Request
 SHARE_MIN = 32
 # A sequence about to lose this many cached tokens is saved to host memory first.
 SAVE_MIN = 64
-# The least output a request without max_tokens reserves in a shared pool, however long its
-# prompt: a share of pool / parallel less a 2k prompt would be nothing.
-FLOOR = 256
 
 
 class Admission:
     """Requests onto sequences, each starting from the longest beginning it may take."""
 
-    parallel: int
-    n_ctx: int  # the window: the longest a sequence may grow
-    pool: int  # the KV cells every sequence shares
-    shared_pool: bool  # false: each sequence has cells of its own (batching.py)
-    memory: Any
-    ctx: Any
-    sharing: bool
-    exact_reuse: bool  # reuse only what keeps an answer's bits: requests computed in canonical parts (prefixes.py)
-    held: list[Holding]
-    free_seqs: list[int]
-    pending: set[int]
-    host: HostCache
-    disk: DiskPrefixes | None
-    keeping: list[tuple[int, Holding]]  # (sequence, its first part): to disk at the step's end
-    waiting: deque[Request]
-    running: dict[str, Request]
-    totals: dict[str, int]
-    emit: Any
-    answers: Any  # answers.py's, to end a request the pool cannot hold (``_squeeze``)
-    _complete: Callable[[Request], None]
+    def __init__(
+        self, ctx: Any, parallel: int, n_ctx: int, pool: int, config: dict[str, Any], emit: Callable[[dict[str, Any]], None],
+        totals: dict[str, int],
+    ) -> None:
+        self.ctx = ctx
+        self.memory = llama_cpp.llama_get_memory(ctx)
+        self.parallel = parallel
+        self.n_ctx = n_ctx  # the window: the longest a sequence may grow
+        self.pool = pool  # the KV cells every sequence shares
+        self.shared_pool = bool(config.get("kv_shared", False))  # false: each sequence has cells of its own (batching.py)
+        self.emit = emit  # a request's ``prompt`` event, once admitted
+        self.totals = totals  # the engine's (batching.py): tokens copied, restored, read; requests squeezed
+        self.free_seqs = list(range(parallel))
+        self.held = [Holding() for _ in range(parallel)]  # what each sequence's KV holds
+        self.sharing = bool(config.get("prefix_sharing", True))  # prefixes shared between sequences
+        # Reuse limited to what leaves an answer's bits as computed from nothing (prefixes.py).
+        self.exact_reuse = bool(config.get("exact_reuse", True))
+        self.host = HostCache(int(config.get("prefix_cache_mb", 0)) << 20 if self.sharing else 0)
+        # And on disk (prefix_disk.py): a client's instructions and tools, for its next sessions.
+        self.disk = disk_prefixes(config)
+        self.keeping: list[tuple[int, Holding]] = []  # (sequence, its first part): to disk at the step's end
+        self.pending: set[int] = set()  # sequences a queued copy reads or writes (done at the next decode)
+        self.waiting: deque[Request] = deque()
+        self.running: dict[str, Request] = {}
 
-    def _fitted(self, params: dict[str, Any], prompt: int, n: int) -> int:
-        """A request's ``max_tokens`` fitted to the room its prompt leaves in its window and,
-        beside its other choices, in the pool: what it reserves (the module's docstring).
-        Beyond the window it is refused instead where the model says so (OpenAI's answer)."""
-        asked = params.get("max_tokens")
-        if asked is not None and asked > self.n_ctx and params.get("refuse_beyond_context"):
-            error = max_tokens_too_large(params.get("max_tokens_param") or "max_tokens", asked, self.n_ctx)
-            raise RequestError(error.status, error.message, error.param, error.code)
-        room = min(self.n_ctx - prompt, (self.pool - prompt) // n)
-        if room < 1:
-            raise RequestError(400, f"'n' can be at most {max(1, self.pool - prompt)} for a prompt this long.", "n", "invalid_value")
-        return room if asked is None else min(asked, room)
+    def queue(self, request: Request) -> None:
+        """A request in, admitted now if it fits, else when it does, in order."""
+        self.waiting.append(request)
+        self.admit()
 
-    def _share(self, params: dict[str, Any], prompt: int, room: int) -> int | None:
-        """What each choice of a request without ``max_tokens`` reserves of its ``room``
-        in a shared pool (the module's docstring); None: it reserves its ``max_tokens``."""
-        if params.get("max_tokens") is not None or not self.shared_pool:
-            return None  # split: each sequence has its window of cells, the rest of it reserved
-        return min(room, max(self.pool // self.parallel - prompt, FLOOR))
+    def cancel(self, rid: str) -> Request | None:
+        """Drop a request wherever it is, its sequences freed; the request, if it was known."""
+        waiting = [request for request in self.waiting if request.rid == rid]
+        for request in waiting:
+            self.waiting.remove(request)
+        found = waiting[0] if waiting else self.running.pop(rid, None)
+        if found is not None:
+            self.release(found)
+        return found
+
+    def complete(self, request: Request) -> None:
+        """A request answered (answers.py sent its usage): its sequences go to the next."""
+        del self.running[request.rid]
+        self.release(request)
+
+    def release(self, request: Request) -> None:
+        for choice in request.choices:
+            if choice.seq_id >= 0:
+                # The KV stays for a later prompt with the same beginning.
+                self.free_seqs.append(choice.seq_id)
+                choice.seq_id = -1
+        for choice in request.choices:
+            choice.sampler.close()
+        self.admit()
+
+    def forget(self) -> None:
+        """Empty every sequence's KV (the host cache keeps what it saved: it is whole)."""
+        llama_cpp.llama_memory_clear(self.memory, True)
+        self.held[:] = [Holding() for _ in range(self.parallel)]  # in place: the executor holds the list too
+        self.pending.clear()
+
+    def copies_done(self) -> None:
+        """A batch was decoded: the copies queued before it were made (``copy``)."""
+        self.pending.clear()
 
     def _holds(self, request: Request) -> int:
         """The output cells ``request``'s sequences will hold after the next step: what they
@@ -119,7 +138,7 @@ class Admission:
             len(request.prompt) + max(request.n * request.room, self._holds(request)) for request in self.running.values()
         )
 
-    def _admit(self) -> None:
+    def admit(self) -> None:
         while (
             self.waiting and len(self.free_seqs) >= self.waiting[0].n
             and self._committed() + self.waiting[0].reserve <= self.pool
@@ -161,11 +180,12 @@ class Admission:
             over -= len(self.held[seq].tokens)
             self._shrink(seq, 0)
 
-    def _squeeze(self) -> None:
+    def squeeze(self, cut: Callable[[Request], None]) -> None:
         """Before a step, room for every token it adds: what idle sequences keep is dropped,
         the least recently used first; then, while that is not enough, the request past its
-        share admitted last ends with ``length`` (the module's docstring). The requests within
-        their reservations fit (admission), so this ends before reaching them."""
+        share admitted last ends with ``length`` (the module's docstring; ``cut`` ends its
+        answers: answers.py). The requests within their reservations fit (admission), so this
+        ends before reaching them."""
         if not self.shared_pool:
             return
         while True:
@@ -184,11 +204,9 @@ class Admission:
             if not past:
                 return  # cannot be: what is within its reservation fits
             request = past[-1]
-            for choice in request.choices:
-                if not choice.finished:
-                    self.answers.finish(request, choice, choice.text.flush(), "length")
+            cut(request)
             self.totals["pool_stops"] += 1
-            self._complete(request)  # its sequences are free: what they keep is dropped next
+            self.complete(request)  # its sequences are free: what they keep is dropped next
 
     def _usable(self, seq: int, request: Request) -> int:
         return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split, self.exact_reuse)
@@ -246,7 +264,7 @@ class Admission:
             return
         if coming is not None and coming[1] >= max(best, saved) + SHARE_MIN:
             request.awaits = coming
-        elif saved >= max(best, request.fed) + SHARE_MIN and seq not in self.pending:
+        elif key is not None and saved >= max(best, request.fed) + SHARE_MIN and seq not in self.pending:
             holding = self.host.restore(self.ctx, key, seq)
             if holding is None:  # the state did not fit back: start from nothing
                 llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
@@ -257,22 +275,24 @@ class Admission:
                 self._shrink(seq, saved)
                 self._took(request, saved, "restored_tokens")
         elif donor is not None and best >= request.fed + SHARE_MIN:
-            self._copy(donor, seq, best)
+            self.copy(donor, seq, best)
             self._took(request, best, "copied_tokens")
 
     def _from_disk(self, request: Request, seq: int, in_memory: int) -> bool:
         """Start reading the prefix on disk giving ``request`` the most, if it beats what
         memory offers by ``SHARE_MIN``: read and checked by a thread (0.1 s for an agent's
-        204 MB), while the other streams decode; ``_read_in`` restores it."""
+        204 MB), while the other streams decode; ``read_in`` restores it."""
+        assert self.disk is not None  # asked only with prefixes on disk
         entry, length = self.disk.best(request.prompt, request.tenant, request.shared, request.limit, request.split, self.exact_reuse)
         if entry is None or length < max(in_memory, request.fed) + SHARE_MIN:
             return False
         request.reading = (self.disk.reading(entry), entry, length)
         return True
 
-    def _read_in(self, request: Request) -> None:
+    def read_in(self, request: Request) -> None:
         """A request whose prefix is being read: once read, put it in its sequence; a file
         found wrong is passed over (prefix_disk.py) for the best start left."""
+        assert request.reading is not None and self.disk is not None  # asked only while one is read
         future, entry, length = request.reading
         seq = request.choices[0].seq_id
         if not future.done() or seq in self.pending:
@@ -288,29 +308,28 @@ class Admission:
             self.held[seq] = Holding()
             self._took(request, 0, "disk_tokens")
             return
-        # Cut to what this prompt may use, not saved to host memory first (``_shrink``): the
-        # rest is on disk still, and would push whole sessions out of the host cache.
+        # Cut to what this prompt may use, not saved to host first (``_shrink``): the rest is on disk still.
         llama_cpp.llama_memory_seq_rm(self.memory, seq, length, -1)
         self.held[seq] = self.disk.restored(entry).copy(length)
         self._took(request, length, "disk_tokens")
 
-    def _wait_for_reads(self) -> None:
+    def wait_for_reads(self) -> None:
         """A step with nothing to decode while prefixes are read: wait a little for them
         rather than spin (a request arriving meanwhile waits at most that)."""
         futures = [request.reading[0] for request in self.running.values() if request.reading is not None]
         if futures:
             concurrent.futures.wait(futures, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED)
 
-    def _first_part_to_disk(self, request: Request) -> bool:
+    def first_part_to_disk(self, request: Request) -> bool:
         """Whether ``request``'s first part is written to disk once computed (prefix_disk.py),
         for the sessions that will start with it: a long one mostly computed now (a session's
         start, not a later turn continuing what memory held: each of those would write its
         whole history again)."""
         return self.disk is not None and DISK_MIN <= request.split < len(request.prompt) and request.reused <= request.split // 2
 
-    def _keep_on_disk(self, request: Request, end: int) -> None:
+    def keep_on_disk(self, request: Request, end: int) -> None:
         """A prefill just reached ``end``: at the end of a first part that goes to disk, keep it."""
-        if end != request.split or not self._first_part_to_disk(request):
+        if end != request.split or not self.first_part_to_disk(request) or self.disk is None:
             return
         seq = request.choices[0].seq_id
         tokens = self.held[seq].tokens
@@ -322,13 +341,13 @@ class Admission:
         else:
             # After the step, once the first token is out: copying the state out takes ~60 ms
             # for 9k tokens, more from a GPU (~0.3 s of prefill there). The sequence then holds
-            # the last part too, cut off again where the file is restored (``_read_in``).
+            # the last part too, cut off again where the file is restored (``read_in``).
             self.keeping.append((seq, holding))
 
-    def _kept(self) -> None:
-        """Write the first parts ``_keep_on_disk`` put off, where their sequences hold them still."""
+    def kept(self) -> None:
+        """Write the first parts ``keep_on_disk`` put off, where their sequences hold them still."""
         for seq, holding in self.keeping:
-            if self.held[seq].tokens[: len(holding.tokens)] == holding.tokens:
+            if self.held[seq].tokens[: len(holding.tokens)] == holding.tokens and self.disk is not None:
                 self.disk.save(self.ctx, seq, holding)
         self.keeping.clear()
 
@@ -346,9 +365,10 @@ class Admission:
                 best = (other.choices[0].seq_id, length)
         return best
 
-    def _resume(self, request: Request) -> None:
+    def resume(self, request: Request) -> None:
         """A request waiting for its beginning: copy it once computed; if its computation
         stopped (cancelled), look again for the best start."""
+        assert request.awaits is not None  # asked only of a request that waits
         source, length = request.awaits
         have = self._usable(source, request)
         if have < length and any(
@@ -358,12 +378,12 @@ class Admission:
             return  # still being computed
         request.awaits = None
         if have >= request.fed + SHARE_MIN:
-            self._copy(source, request.choices[0].seq_id, have)
+            self.copy(source, request.choices[0].seq_id, have)
             self._took(request, have, "copied_tokens")
         else:
             self._take_prefix(request)
 
-    def _copy(self, source: int, seq: int, length: int) -> None:
+    def copy(self, source: int, seq: int, length: int) -> None:
         # Whole-stream copy (the only kind a non-unified cache does between sequences), then
         # cut to the prefix. The bytes move at the next decode, before its batch is placed;
         # in a shared pool the cells are shared instead, and take no more room.

@@ -1,9 +1,11 @@
 """A model's settings as llama.cpp's own parameters: how the weights load (GPU layers, split,
 mmap/mlock) and what the context keeps (flash attention, KV cache types, KV offload); and
 what the model takes in memory by those settings (``model_memory``); how long a sequence may
-be and how many tokens the KV pool the sequences share holds (``windows``).
+be and how many tokens the KV pool the sequences share holds (``windows``); and what the
+device the layers run on decides: the prompt chunk's size (``batch_sizes``) and the order of
+a step (``overlaps``: batching.py).
 
-Named as llama.cpp names them (model_settings.py); what a build cannot honour it ignores, and
+Named as llama.cpp names them (settings/model.py); what a build cannot honour it ignores, and
 the worker reports whether this build offloads at all (``gpu_offload`` in its hello), so the
 API process can say once what was ignored (local_model.py).
 """
@@ -133,6 +135,44 @@ def model_memory(model: Any, config: dict[str, Any], pool: int, window: int) -> 
     weights = 0 if config.get("use_mmap", True) else int(llama_cpp.llama_model_size(model.model))
     kv = per_token * pool
     return {"kv_bytes_per_sequence": per_token * window, "kv_bytes": kv, "model_bytes": kv + weights}
+
+
+# A step's tokens beside generating streams: their rows, then prompt chunks up to it (the
+# model's ``n_batch``). A stream waits for at most this much prompt between two tokens:
+# llama.cpp's own n_ubatch default, and vLLM's first chunked-prefill budget, chosen there for
+# the best inter-token latency on an A100 (vLLM PR #4580). On these 2 cores it is also the
+# prompt chunk with no stream waiting: larger ones save nothing (a 1,711-token prompt's CPU
+# time: 11.4 s in chunks of 256, 11.5 of 512, 11.9 of 1024, 12.1 of 2048; docs/MODELS.md).
+N_BATCH = 512
+# A prompt chunk with no stream waiting, layers on a GPU: 512 rows leave a GPU's matrix units
+# short of work (AMD's llama.cpp fork defaults to 2048 for that reason; a hybrid CPU+GPU MoE
+# prefilled 3x faster at 2048 than at 512: docs/MODELS.md; not measured here, no GPU). Its
+# cost: the compute buffer llama.cpp reserves grows with it (SmolLM2, 8 x 2048 cells: 102.5
+# MiB at 512, 410 MiB at 2048).
+GPU_UBATCH = 2048
+
+
+def offloads(config: dict[str, Any]) -> bool:
+    """Whether the model's layers run on a GPU: a build that offloads, and layers not kept
+    on the CPU (llama.cpp offloads every layer by default: ``n_gpu_layers`` -1)."""
+    return gpu_offload() and str(config.get("n_gpu_layers")) != "0"
+
+
+def batch_sizes(config: dict[str, Any], offloaded: bool) -> tuple[int, int]:
+    """(``n_batch``: a step's tokens beside generating streams, ``n_ubatch``: a prompt chunk
+    with none generating), by the model's settings, else by the device (``offloaded``)."""
+    n_batch = int(config.get("n_batch") or N_BATCH)
+    default = max(GPU_UBATCH, n_batch) if offloaded else n_batch
+    return n_batch, int(config.get("n_ubatch") or default)
+
+
+def overlaps(config: dict[str, Any], offloaded: bool) -> bool:
+    """Whether a step's output stage runs beside the next decode (batching.py): on a GPU,
+    where llama_decode returns before the device is done; the CPU computes in the calling
+    thread, where the overlap gains nothing and a stop string's extra row costs. ``overlap``
+    in the settings forces either (the tests run the overlapped order on the CPU)."""
+    forced = config.get("overlap")
+    return offloaded if forced is None else bool(forced)
 
 
 def gpu_offload() -> bool:

@@ -345,14 +345,14 @@ class DiskPrefixes:
             while used + size > self.budget:
                 holding = {**held, tenant: held.get(tenant, 0) + size}
                 fullest = max(holding, key=lambda other: (holding[other], other == tenant))
-                entry = next((entry for entry in files if entry.holding.tenant == fullest), None)
-                if entry is None:
+                oldest = next((entry for entry in files if entry.holding.tenant == fullest), None)
+                if oldest is None:
                     return False
-                files.remove(entry)
-                self.entries.pop(entry.path.name, None)
-                entry.path.unlink(missing_ok=True)
-                held[fullest] -= entry.size
-                used -= entry.size
+                files.remove(oldest)
+                self.entries.pop(oldest.path.name, None)
+                oldest.path.unlink(missing_ok=True)
+                held[fullest] -= oldest.size
+                used -= oldest.size
         return True
 
     def flush(self) -> None:

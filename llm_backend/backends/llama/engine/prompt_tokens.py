@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import llama_cpp
@@ -96,7 +97,7 @@ class PromptTokens:
         self._keep(key, text, tokens, add_bos)
         return tokens
 
-    def _from_seen(self, text: str, seen: list[Seen]) -> list[int] | None:
+    def _from_seen(self, text: str, seen: Sequence[Seen]) -> list[int] | None:
         """The tokens of ``text`` from the recent prompt sharing the most of it, past a special
         token; None when none does."""
         best, shared = None, 0

@@ -20,7 +20,7 @@ from .errors import RequestError
 from .special_texts import Defused, SpecialTexts
 
 # A tool a template is given to see whether it prints the tools it gets.
-PROBE_TOOL = {"type": "function", "function": {"name": "probe_tool_of_llm_backend", "description": "probe", "parameters": {"type": "object", "properties": {}}}}
+PROBE_TOOL: dict[str, Any] = {"type": "function", "function": {"name": "probe_tool_of_llm_backend", "description": "probe", "parameters": {"type": "object", "properties": {}}}}
 
 
 def _named_formatters() -> dict[str, Any]:

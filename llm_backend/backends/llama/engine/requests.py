@@ -1,4 +1,4 @@
-"""What the scheduler knows of a request and of each of its choices (batching.py)."""
+"""What the engine knows of a request and of each of its choices (batching.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ class Choice:
     completion_tokens: int = 0
     held_logprobs: list[dict[str, Any]] = field(default_factory=list)
     unsent: str = ""  # text released by this step's tokens, sent as one delta after the step
-    finished: bool = False
+    finished: bool = False  # no more of its tokens are decoded
+    ended: bool = False  # its last delta is sent (answers.py): with the overlapped step, after ``finished``
     draft: Draft | None = None  # where drafts come from: the prediction, or the prompt (drafts.py)
     drafted: list[tuple[int, int]] = field(default_factory=list)  # this step's drafts: (batch index, token)
     reported_tokens: int = 0  # of its completion tokens, those its deltas have counted

@@ -109,7 +109,8 @@ class SpecialTexts:
         starts = sorted({start for _, start, _ in self.automaton.find_matches_as_indexes(text, overlapping=True)})
         if not starts:
             return text
-        pieces, at = [], 0
+        pieces: list[str] = []
+        at = 0
         for start in starts:
             pieces += text[at : start + 1], SENTINEL
             at = start + 1

@@ -2,11 +2,13 @@
 
 The engine's first job apart from its step (batching.py): the chat template rendered with
 the tools offered, the prompt's canonical parts found (where the last message starts, what
-the client declared shared: prefixes.py), the samplers built before any work starts (a bad
-grammar is refused at once), drafts and a thinking budget attached. What it queues,
-admission.py places on a sequence.
+the client declared shared: prefixes.py), its output room fitted to the window and the KV
+pool (``fitted``, ``share``: what admission.py reserves for it), the samplers built before
+any work starts (a bad grammar is refused at once), drafts and a thinking budget attached.
+The request it makes, admission.py places on a sequence.
 
-``Submission`` is that part of the ``Engine``, on the engine's model, tokenizer and template.
+``Submission`` is that part of the engine (batching.py), on the engine's model, tokenizer and
+template.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 
 import llama_cpp
 
-from .admission import Admission
-from .drafts import Draft
+from ....errors import max_tokens_too_large
+from .drafts import Draft, StepCosts
 from .errors import ContextError, RequestError
 from .prefixes import common_prefix
 from .prompt_tokens import PromptTokens
@@ -27,15 +29,28 @@ from .text import TextStream
 from .thinking import Thinking
 
 
-class Submission(Admission):
-    """Requests in: ``submit`` validates one and queues it for admission."""
+# The least output a request without max_tokens reserves in a shared pool, however long its
+# prompt: a share of pool / parallel less a 2k prompt would be nothing (admission.py).
+FLOOR = 256
 
-    model: Any
-    tokenizer: Tokenizer
-    prompt_tokens: PromptTokens
-    template: ChatTemplate
-    add_bos: bool
-    prompt_lookup: bool
+
+class Submission:
+    """Requests in: ``submit`` validates one and makes it a ``Request``."""
+
+    def __init__(
+        self, model: Any, tokenizer: Tokenizer, template: ChatTemplate, n_ctx: int, pool: int, parallel: int,
+        config: dict[str, Any], costs: StepCosts,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.prompt_tokens = PromptTokens(tokenizer)  # a tenant's recent prompts' tokens, reused
+        self.template = template
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(model.vocab))
+        self.n_ctx, self.pool, self.parallel = n_ctx, pool, parallel
+        self.shared_pool = bool(config.get("kv_shared", False))
+        # Drafts from the request's own prompt (drafts.py): off unless the model enables them.
+        self.prompt_lookup = bool(config.get("prompt_lookup", False))
+        self.costs = costs  # what decodes cost on this device, for every draft (drafts.py)
 
     def chat_prompt(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
@@ -51,8 +66,8 @@ class Submission(Admission):
         start = self.template.reasoning.start(text) if self.template.reasoning is not None else None
         return self.prompt_tokens.tokens(text, self.add_bos and not has_bos, tenant), template_stop, start
 
-    def submit(self, rid: str, op: str, params: dict[str, Any]) -> None:
-        """Validate and queue a chat or completion request (raises RequestError)."""
+    def submit(self, rid: str, op: str, params: dict[str, Any]) -> Request:
+        """A chat or completion request validated (raises RequestError), ready to queue."""
         stop = list(params.get("stop") or [])
         if op == "chat":
             prompt, template_stop, reasoning_start = self.chat_prompt(
@@ -79,9 +94,9 @@ class Submission(Admission):
         sampling = SamplingParams.from_request(params, self.tokenizer.n_vocab)
         if sampling.top_logprobs > 20:
             raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
-        room = self._fitted(params, len(prompt), n)
+        room = self.fitted(params, len(prompt), n)
         request = Request(rid, prompt, n, room, sampling, stop, tenant=str(params.get("tenant") or ""))
-        request.share = self._share(params, len(prompt), room)
+        request.share = self.share(params, len(prompt), room)
         if op == "chat":
             request.reasoning_start = reasoning_start
         if params.get("prediction") is not None:
@@ -120,19 +135,39 @@ class Submission(Admission):
         if op == "chat" and budget is not None and reasoning_start is not None and not drafts and not params.get("grammar"):
             for choice in request.choices:
                 choice.thinking = self._thinking(reasoning_start, int(budget))
-        self.waiting.append(request)
-        self._admit()
+        return request
+
+    def fitted(self, params: dict[str, Any], prompt: int, n: int) -> int:
+        """A request's ``max_tokens`` fitted to the room its prompt leaves in its window and,
+        beside its other choices, in the pool: what it reserves (admission.py).
+        Beyond the window it is refused instead where the model says so (OpenAI's answer)."""
+        asked = params.get("max_tokens")
+        if asked is not None and asked > self.n_ctx and params.get("refuse_beyond_context"):
+            error = max_tokens_too_large(params.get("max_tokens_param") or "max_tokens", asked, self.n_ctx)
+            raise RequestError(error.status, error.message, error.param, error.code)
+        room = min(self.n_ctx - prompt, (self.pool - prompt) // n)
+        if room < 1:
+            raise RequestError(400, f"'n' can be at most {max(1, self.pool - prompt)} for a prompt this long.", "n", "invalid_value")
+        return room if asked is None else min(asked, room)
+
+    def share(self, params: dict[str, Any], prompt: int, room: int) -> int | None:
+        """What each choice of a request without ``max_tokens`` reserves of its ``room``
+        in a shared pool (admission.py); None: it reserves its ``max_tokens``."""
+        if params.get("max_tokens") is not None or not self.shared_pool:
+            return None  # split: each sequence has its window of cells, the rest of it reserved
+        return min(room, max(self.pool // self.parallel - prompt, FLOOR))
 
     def _thinking(self, start: str, budget: int) -> Thinking:
         family = self.template.reasoning
+        assert family is not None  # a thinking budget is asked only of a reasoning template
         close = self.tokenizer.tokenize(family.budget_close, add_bos=False)
         return Thinking(family.budget_opening, family.budget_closing, close, start == "open", budget)
 
     def _draft(self, request: Request) -> Draft | None:
         if request.prediction is not None:
-            return Draft(request.prediction, counted=True)
+            return Draft(request.prediction, counted=True, costs=self.costs)
         if self.prompt_lookup:
-            return Draft(request.prompt, counted=False, aligned=False)
+            return Draft(request.prompt, counted=False, aligned=False, costs=self.costs)
         return None
 
     def _rendered_prefix(self, messages: list[dict[str, Any]], prompt: list[int], tenant: str, *tools: Any) -> int:
