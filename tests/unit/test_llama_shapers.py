@@ -107,6 +107,20 @@ def test_forced_tool_calls_cut_by_max_tokens_keep_the_whole_calls_and_finish_rea
     ]
 
 
+def test_a_gpt_oss_model_under_the_convention_takes_its_answer_as_it_is():
+    # Its reasoning family leaves the channels to its own tool format, which the convention
+    # replaces: nothing reads the answer (it was read by no parser at all, a 500).
+    shaper = ChatShaper("m", "fp", params(tool_format="convention", reasoning_format="gpt-oss"))
+    answer = shaper.completion([{"event": "prompt"}, delta("Hello", finish_reason="stop"), usage()])
+    assert answer["choices"][0]["message"]["content"] == "Hello"
+
+
+async def test_a_gpt_oss_model_under_the_convention_streams_its_answer_as_it_is():
+    shaper = ChatShaper("m", "fp", params(tool_format="convention", reasoning_format="gpt-oss"))
+    got = await chunks(shaper, {"event": "prompt"}, delta("Hel"), delta("lo", finish_reason="stop"))
+    assert [chunk["choices"][0]["delta"] for chunk in got] == [{"role": "assistant", "content": ""}, {"content": "Hel"}, {"content": "lo"}, {}]
+
+
 # Chat completions, streamed.
 
 
@@ -184,3 +198,15 @@ def test_embeddings_are_listed_in_input_order_with_usage():
 def test_base64_embeddings_are_little_endian_float32():
     answer = embedding_response("m", {"vectors": [[0.25, -1.0]], "n_tokens": 1}, "base64")
     assert struct.unpack("<2f", base64.b64decode(answer["data"][0]["embedding"])) == (0.25, -1.0)
+
+
+def test_an_xml_format_types_a_value_by_its_parameter_schema():
+    """Qwen3-Coder writes values as raw text: a string parameter whose text looks like JSON
+    stays a string (the offered tools reach the shaper's parser), as llama.cpp types it."""
+    write_file = {"type": "function", "function": {"name": "write_file", "parameters": {
+        "type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}}}}}
+    text = ("<tool_call>\n<function=write_file>\n<parameter=path>\nx.json\n</parameter>\n"
+            '<parameter=content>\n{"name": "demo", "private": true}\n</parameter>\n</function>\n</tool_call>')
+    shaper = ChatShaper("m", "fp", params(tool_names=["write_file"], tools=[write_file], tool_format="qwen3-coder"))
+    (call,) = shaper.completion([delta(text, finish_reason="stop")])["choices"][0]["message"]["tool_calls"]
+    assert json.loads(call["function"]["arguments"]) == {"path": "x.json", "content": '{"name": "demo", "private": true}'}

@@ -242,6 +242,12 @@ def test_a_json_answer_of_a_llama_model_that_is_no_call_stays_its_answer():
     assert read_answer(named("llama3").parser({"get_weather"}), text) == (text, [])
 
 
+def test_a_llama_built_in_call_followed_by_more_code_is_text():
+    # ``f(<its arguments>)`` parses as no call: it was read as one (AttributeError, a 500).
+    text = '<|python_tag|>brave_search.call(query="weather") + (1)'
+    assert read_answer(named("llama3").parser({"brave_search"}), text) == (text, [])
+
+
 def test_mistral_templates_get_ids_of_nine_letters_and_digits_the_same_for_a_call_and_its_result():
     family = FAMILIES["mistral-nemo"]
     prompt, _, _ = template_of(family).render(HISTORY, family.tools, "auto")

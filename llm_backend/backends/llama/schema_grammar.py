@@ -81,7 +81,7 @@ def _json_escaped_pattern(rule: str) -> str:
     return head + body + tail if wrapped else body
 
 
-class _JsonSchemaConverter(SchemaConverter):
+class JsonSchemaConverter(SchemaConverter):
     """llama-cpp-python's converter, writing only JSON strings (see the module docstring)."""
 
     _in_pattern = False
@@ -105,7 +105,7 @@ class _JsonSchemaConverter(SchemaConverter):
 
 def schema_grammar(schema: Any, prop_order: list[str] | None = None) -> str:
     """The GBNF grammar of JSON documents valid under ``schema`` (as far as GBNF can say)."""
-    converter = _JsonSchemaConverter(
+    converter = JsonSchemaConverter(
         prop_order={name: index for index, name in enumerate(prop_order or [])},
         allow_fetch=False,
         dotall=False,
@@ -150,7 +150,7 @@ def named_arguments(tools: list[dict[str, Any]], head: Callable[[str], str]) -> 
     """For formats that write a call's name outside its JSON: the alternatives ``head(name)``
     then that function's arguments (its parameter schema), one per function, and the rules
     they use."""
-    converter = _JsonSchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter = JsonSchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     alternatives = []
     for index, tool in enumerate(tools):
         schema = converter.resolve_refs(tool["function"].get("parameters") or {"type": "object"}, "stdin")

@@ -15,10 +15,13 @@ import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
-from ...json_types import Json
+from ...json.types import Json
+from ..base import Stream
 from .reasoning.stream import answer_parser
 from .tool_formats import named
+from .tool_formats.base import Parser
 from .tool_formats.deltas import ToolCallStream, assembled
 
 
@@ -112,20 +115,24 @@ class ChatShaper:
         self.logprobs = params["logprobs"]
         self.include_usage = params["include_usage"]
         self.tool_names = set(params.get("tool_names") or [])
+        self.tools = params.get("tools")  # their schemas type the XML formats' values (tool_formats/xml_calls.py)
         self.tool_format = named(params.get("tool_format"))
         self.reasoning_format = params.get("reasoning_format")  # the model's (reasoning/), if any
         # Whether answers are read as the format's text (tool calls, channels, reasoning) or
-        # taken as they are.
+        # taken as they are: a reasoning family whose own tool format reads its channels
+        # (gpt-oss) reads nothing under another (``tool_format: convention``).
         self.reads_tools = bool(self.tool_names) or self.tool_format.always
-        self.reads_format = self.reads_tools or self.reasoning_format is not None
+        self.reads_format = self.reads_tools or answer_parser(self.reasoning_format, None, None) is not None
 
     def _readers(self, start: str | None) -> list[_Reader]:
         """A reader per choice; ``start``: where the engine says the answers start (inside
         a reasoning block the prompt opened, or not)."""
         readers = []
         for _ in range(self.n):
-            tools = self.tool_format.parser(self.tool_names) if self.reads_tools else None
-            readers.append(_Reader(ToolCallStream(answer_parser(self.reasoning_format, start, tools) or tools)))
+            tools = self.tool_format.typed_parser(self.tool_names, self.tools) if self.reads_tools else None
+            parser = answer_parser(self.reasoning_format, start, tools) or tools
+            # Asked only when ``reads_format``: the tools' parser, or the reasoning family's.
+            readers.append(_Reader(ToolCallStream(cast(Parser, parser))))
         return readers
 
     def _usage(self, event: Json, readers: list[_Reader] | None) -> Json:
@@ -147,7 +154,7 @@ class ChatShaper:
 
     def completion(self, events: list[Json]) -> Json:
         gathered = _Choices.of(events, self.n)
-        choices = [
+        choices: list[Json] = [
             {
                 "index": index,
                 "message": {"role": "assistant", "content": gathered.text[index], "refusal": None},
@@ -184,7 +191,7 @@ class ChatShaper:
             choice["logprobs"] = self._logprobs(entries)
         return self._envelope({"choices": [choice]}, self.chunk_object_name)
 
-    async def chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
+    async def chunks(self, events: AsyncIterator[Json]) -> Stream[Json]:
         # With tools offered (or a reasoning model), each choice's text becomes content,
         # reasoning or tool-call deltas.
         calls: list[_Reader] | None = None
@@ -248,7 +255,7 @@ class CompletionShaper(ChatShaper):
         ]
         return self._envelope({"choices": choices, "usage": gathered.usage}, self.object_name)
 
-    async def chunks(self, events: AsyncIterator[Json]) -> AsyncIterator[Json]:
+    async def chunks(self, events: AsyncIterator[Json]) -> Stream[Json]:
         offsets = [0] * self.n
         async for event in events:
             kind = event["event"]

@@ -14,16 +14,23 @@ from collections.abc import Callable
 
 from .base import ToolFormat
 from .convention import Convention
+from .deepseek_v3_1 import DeepSeekV31
 from .functionary import Functionary
+from .glm import Glm
 from .gpt_oss import GptOss
 from .hermes import Hermes
 from .llama3 import Llama3
 from .mistral import Mistral, MistralArgs
+from .qwen3_coder import Qwen3Coder
 
 # In the order they are recognised: the first whose template test passes (gpt-oss's and
-# Functionary's templates also hold Llama's header tokens, so they come before it).
-FAMILIES: tuple[type[ToolFormat], ...] = (GptOss, MistralArgs, Mistral, Functionary, Hermes, Llama3)
-FORMATS: dict[str, type[ToolFormat]] = {format.name: format for format in (*FAMILIES, Convention)}
+# Functionary's templates also hold Llama's header tokens, so they come before it; Qwen3-Coder's
+# and GLM's hold Hermes's <tool_call>, so they come before Hermes).
+FAMILIES: tuple[type[ToolFormat], ...] = (
+    GptOss, MistralArgs, Mistral, Functionary, Qwen3Coder, Glm, DeepSeekV31, Hermes, Llama3
+)
+_ALL: tuple[type[ToolFormat], ...] = (*FAMILIES, Convention)
+FORMATS: dict[str, type[ToolFormat]] = {format.name: format for format in _ALL}
 
 
 def named(name: str | None) -> ToolFormat:
@@ -32,10 +39,10 @@ def named(name: str | None) -> ToolFormat:
 
 
 def for_template(template: str | None, renders_tools: Callable[[], bool]) -> ToolFormat:
-    """The family of ``template``, if it renders the tools it is given (``renders_tools``),
-    else the convention."""
+    """The family of ``template``, if it renders the tools it is given (``renders_tools``)
+    or writes them itself, else the convention."""
     family = next((format for format in FAMILIES if template and format.detect(template)), None)
-    return family() if family is not None and renders_tools() else Convention()
+    return family() if family is not None and (family.writes_tools or renders_tools()) else Convention()
 
 
 __all__ = ["FORMATS", "ToolFormat", "for_template", "named"]

@@ -15,9 +15,9 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from ....json_types import Json
+from ....json.types import Json
 
 
 
@@ -71,6 +71,9 @@ class ToolFormat(ABC):
     markers: ClassVar[tuple[str, ...]] = ()
     # Its syntax shapes every answer (channels), not only calls: parsed with or without tools.
     always: ClassVar[bool] = False
+    # Its prompt writes the tools itself (its template prints none: DeepSeek V3.1's): chosen
+    # whether or not the template renders the tools it is given.
+    writes_tools: ClassVar[bool] = False
 
     @classmethod
     def detect(cls, template: str) -> bool:
@@ -103,6 +106,11 @@ class ToolFormat(ABC):
     @abstractmethod
     def parser(self, names: set[str]) -> Parser:
         """A parser of one answer that may call the functions ``names``."""
+
+    def typed_parser(self, names: set[str], tools: list[Json] | None) -> Parser:
+        """``parser``, given the offered ``tools`` too: formats that write each argument's
+        value as raw text (xml_calls.py) type the values by the parameters' schemas."""
+        return self.parser(names)
 
 
 def with_object_arguments(call: Json) -> Json:
@@ -169,6 +177,17 @@ def until_marker(text: str, markers: tuple[str, ...]) -> tuple[str, str | None, 
     return text[: len(text) - keep], None, text[len(text) - keep :]
 
 
+class ValueReader(Protocol):
+    """A JSON value read as it comes (``json_calls.JsonValue``)."""
+
+    started: bool
+    done: bool
+
+    def take(self, text: str) -> int:
+        """How much of ``text`` belongs to the value (all of it unless it ends there)."""
+        ...
+
+
 class StepParser(Parser):
     """A parser that moves through states over what has come (``buffer``), one step at a
     time (``_step``: False when it needs more text). Its calls so far are counted; once they
@@ -216,16 +235,16 @@ class StepParser(Parser):
             self.state = then
         return True
 
-    def _arguments(self, events: list[Event]) -> bool:
-        """More of the current call's arguments (the JSON value ``self.value``, a
-        json_calls.JsonValue) from the buffer; True once they are whole."""
-        if not self.value.started:
+    def _arguments(self, events: list[Event], value: ValueReader) -> bool:
+        """More of the current call's arguments (the JSON ``value`` being read) from the
+        buffer; True once they are whole."""
+        if not value.started:
             self.buffer = self.buffer.lstrip()
-        taken = self.value.take(self.buffer)
+        taken = value.take(self.buffer)
         if taken:
             events.append(Arguments(self.buffer[:taken]))
         self.buffer = self.buffer[taken:]
-        return self.value.done
+        return value.done
 
     def _reject(self, events: list[Event], given_back: str) -> None:
         """What looked like a call is none: text (``given_back`` and the buffer, read again

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ....json_types import Json
+from ....json.types import Json
 from .base import with_object_arguments
 from .hermes import CLOSE, OPEN, Hermes
 

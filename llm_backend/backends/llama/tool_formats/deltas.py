@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from ....json_types import Json
+from ....json.types import Json
 from .base import Call, Content, Event, Parser, Reasoning
 
 

@@ -4,7 +4,7 @@ convention.)"""
 
 from __future__ import annotations
 
-from ....json_types import Json
+from ....json.types import Json
 from .base import Call, Content, Event, Parser, TaggedCalls, ToolFormat, until_marker
 from .json_calls import JsonValue
 
@@ -58,7 +58,7 @@ class FunctionCalls(TaggedCalls):
             self.calls += 1
             self.buffer, self.value = rest, JsonValue()
             return True
-        if not self._arguments(events):
+        if not self._arguments(events, self.value):
             return False
         self.state = "close"
         return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ....json_types import Json
+from ....json.types import Json
 from .base import Arguments, Call, Content, Event, Parser, Reasoning, StepParser, ToolFormat, one_call_per_message, until_marker
 
 CHANNEL, MESSAGE, END, START, CALL, RETURN, CONSTRAIN = (
@@ -66,7 +66,9 @@ class Channels(StepParser):
         return []
 
     def _body(self, text: str) -> Event:
-        return {"content": Content, "reasoning": Reasoning}.get(self.kind, Arguments)(text)
+        if self.kind == "content":
+            return Content(text)
+        return Reasoning(text) if self.kind == "reasoning" else Arguments(text)
 
     def _step(self, events: list[Event]) -> bool:
         if self.state == "plain":  # a model that writes no channels: all of it is the answer
@@ -84,8 +86,8 @@ class Channels(StepParser):
             self.buffer, self.state = rest, "body"
             channel = _CHANNEL.search(header)
             recipient = _RECIPIENT.search(header)
-            name = recipient.group(1).removeprefix("functions.") if recipient else None
-            if name is not None:
+            if recipient is not None:
+                name = recipient.group(1).removeprefix("functions.")
                 self.kind = "call" if name in self.names and recipient.group(1).startswith("functions.") else "hidden"
                 if self.kind == "call":
                     events.append(Call(name))

@@ -4,7 +4,7 @@ Also the parser of the convention for models without a tool template (convention
 
 from __future__ import annotations
 
-from ....json_types import Json
+from ....json.types import Json
 from .base import Content, Event, Parser, TaggedCalls, ToolFormat
 from .json_calls import JsonCalls
 

@@ -11,7 +11,7 @@ import ast
 import json
 import re
 
-from ....json_types import Json
+from ....json.types import Json
 from .base import Arguments, Call, Content, Event, Parser, StepParser, ToolFormat, one_call_per_message
 from .json_calls import JsonCalls
 
@@ -90,10 +90,14 @@ class Llama3Answer(StepParser):
         if builtin and builtin.group(1) in self.names:
             try:
                 call = ast.parse(f"f({builtin.group(2)})", mode="eval").body
-                arguments = {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
+                # More than a call's arguments (``x.call(a=1) + (1)``) parses as something else.
+                if isinstance(call, ast.Call) and not call.args:
+                    arguments = {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
+                else:
+                    arguments = None
             except (SyntaxError, ValueError):
                 arguments = None
-            if arguments is not None and not call.args:
+            if arguments is not None:
                 return [Call(builtin.group(1)), Arguments(json.dumps(arguments, ensure_ascii=False))]
         code_tool = next((name for name in CODE_TOOLS if name in self.names), None)
         if code_tool and text.strip():

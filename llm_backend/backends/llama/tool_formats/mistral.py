@@ -6,7 +6,7 @@ templates want tool call ids of 9 letters and digits: OpenAI's are mapped to suc
 
 from __future__ import annotations
 
-from ....json_types import Json
+from ....json.types import Json
 from .base import Call, Content, Event, Parser, StepParser, ToolFormat, short_id, until_marker
 from .json_calls import JsonCalls, JsonValue
 
@@ -62,7 +62,7 @@ class MistralCalls(StepParser):
 
     def __init__(self, names: set[str]) -> None:
         super().__init__(names, "content")  # -> marked -> (call <-> separator) | (name -> arguments -> next)
-        self.value: JsonValue | None = None
+        self.value = JsonValue()  # the arguments being read (a new one for each call's)
         self.given_back = ""  # the text since the marker, given back if it is no call
 
     def finish(self) -> list[Event]:
@@ -95,7 +95,7 @@ class MistralCalls(StepParser):
         elif state == "name":
             return self._name(events)
         elif state == "arguments":
-            if not self._arguments(events):
+            if not self._arguments(events, self.value):
                 return False
             self.state = "next"
         elif state == "next":  # another [TOOL_CALLS]name[ARGS]... or the end
