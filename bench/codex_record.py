@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support import agent_clients as agents  # noqa: E402
-from tests.support.clients import keyed_server  # noqa: E402
 from tests.support.loopback import LoopbackApp  # noqa: E402
 from tests.support.recorded_upstream import RecordedUpstream  # noqa: E402
 
@@ -81,6 +80,10 @@ def workdir() -> Path:
 
 
 def main() -> None:
+    # Here, not at the top: codex_session.py imports ``workdir`` on a GPU machine, whose kit
+    # carries no ``openai`` (tests/support/clients.py imports it).
+    from tests.support.clients import keyed_server
+
     workdir()
     with RecordedUpstream("Bash", {"command": "ls -la"}, final="Done: the command ran.", others=CALLS) as upstream:
         config = (f"upstreams:\n  - name: recorded\n    base_url: {upstream.api}\n    api_key: sk-upstream\n"

@@ -96,3 +96,21 @@ def test_the_synthetic_stage_writes_its_model_from_the_kit_alone_and_benches_it_
     rows = result["engine_synthetic-test-tiny-moe"]
     assert set(rows) == {"1", "2"} and all(row["ours_over_ceiling"] > 0 for row in rows.values())
     assert "Synthetic model (random weights, real shapes): synthetic://test-tiny-moe" in (out / "results.md").read_text()
+
+
+def test_the_codex_stage_imports_without_the_packages_the_kit_leaves_out():
+    """The kit carries the service's wheels and the load generator's, not the SDKs the tests
+    use: on the H200 the codex stage failed at ``import openai`` (through codex_record.py's
+    recording helpers). Its bench loads here with ``openai`` and ``anthropic`` unimportable."""
+    code = (
+        "import sys\n"
+        "class Absent:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('openai', 'anthropic'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Absent())\n"
+        "import runpy; runpy.run_path('bench/codex_session.py', run_name='not_main')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
