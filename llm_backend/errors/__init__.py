@@ -50,7 +50,7 @@ from .access import (
 )
 from .models import (
     model_not_found, model_not_supported, chat_model_only, guard_gave_no_verdict, model_loading,
-    context_length_exceeded, max_tokens_too_large, queue_full, worker_crashed, worker_out_of_memory,
+    context_length_exceeded, max_tokens_too_large, max_tokens_beyond_ceiling, queue_full, worker_crashed, worker_out_of_memory,
     model_load_failed,
 )
 from .objects import (

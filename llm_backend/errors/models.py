@@ -63,6 +63,17 @@ def max_tokens_too_large(param: str, value: int, n_ctx: int) -> OpenAIError:
     )
 
 
+def max_tokens_beyond_ceiling(param: str, value: int, ceiling: int) -> OpenAIError:
+    """A ``max_tokens`` above what any request is fitted to (settings/model.py's
+    ``MAX_TOKENS_CEILING``): OpenAI's 400 in its words, naming the field the client used."""
+    return bad_request(
+        f"{param} is too large: {value}. This model accepts at most {ceiling} completion tokens (fitted to its "
+        f"longest answer), whereas you provided {value}.",
+        param,
+        "invalid_value",
+    )
+
+
 def queue_full(model_id: str, retry_after: int) -> OpenAIError:
     return OpenAIError(
         429,

@@ -219,7 +219,10 @@ class LlamaBackend:
         prediction.check(request)  # the client's own parameters, before a persona's defaults
         model = self.local_models[preset.model.id]
         # Sized by the input: a thread for a long list (issue #39).
-        params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx, preset.model.max_tokens_beyond_context)
+        params = await off_loop(
+            many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx,
+            preset.model.max_tokens_beyond_context, model.max_tokens_ceiling,
+        )
         # Whose cached KV it may reuse (engine/prefixes.py).
         params.update(tenant=tenant.get(), shared_messages=preset.shared_messages(params["messages"]))
         # To the engine worker holding the chat's beginning, when the model has several: by
@@ -250,6 +253,7 @@ class LlamaBackend:
             model.n_ctx,
             preset.model.token_ids == "native",
             preset.model.max_tokens_beyond_context,
+            model.max_tokens_ceiling,
         )
         params["tenant"] = tenant.get()
         prompts = params.pop("prompts")
@@ -282,7 +286,10 @@ class LlamaBackend:
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
         # Sized by the input: a thread for a long list (issue #39).
-        params = await off_loop(many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx, preset.model.max_tokens_beyond_context)
+        params = await off_loop(
+            many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx,
+            preset.model.max_tokens_beyond_context, model.max_tokens_ceiling,
+        )
 
         async def answer() -> Json:
             count = {"messages": params["messages"], "tools": params["tools"], "tool_choice": params["tool_choice"], "tenant": tenant.get()}

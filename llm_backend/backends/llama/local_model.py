@@ -24,7 +24,7 @@ from pathlib import Path
 from ... import errors
 from ...errors import bad_request
 from ...json.types import Json
-from ...settings.model import ModelConfig
+from ...settings.model import ModelConfig, max_tokens_ceiling
 from ...settings import Settings
 from ..base import Stream, background, engine_phase, tenant
 from ..fair_line import Line
@@ -57,6 +57,7 @@ class LocalModel:
         self._ring = Ring([])  # the workers', by index (``_free_worker``)
         self.fingerprint = ""
         self._window: int | None = None
+        self._ceiling: int | None = None
         self._said_gpu_ignored = False
         # Read by the metrics (http/metrics.py); the engine knows nothing of Prometheus.
         self.rejected = 0  # requests refused with 429 because the queue was full or too slow
@@ -91,6 +92,7 @@ class LocalModel:
             "n_ctx": self.config.n_ctx,  # None: the model's trained window (engine/llama_params.py)
             "kv_size": self.config.kv_size,
             "kv_shared": self.config.kv_shared,
+            "max_answer": self.config.max_answer,  # None: the trained window (engine/submission.py)
             "n_threads": self.config.n_threads or default_threads(slots),
             "n_threads_batch": self.config.n_threads_batch or default_batch_threads(slots),
             "n_batch": self.config.n_batch,
@@ -164,6 +166,16 @@ class LocalModel:
         if self.workers and self.workers[0].n_ctx:
             self._window = self.workers[0].n_ctx
         return self._window or self.config.n_ctx
+
+    @property
+    def max_tokens_ceiling(self) -> int:
+        """The largest max_tokens fitted rather than refused (settings/model.py): as the engine
+        found it (remembered after an unload); before the first load, by the settings with
+        the trained window, which only the GGUF says, counted as ``UNKNOWN_WINDOW``: a bound
+        no GGUF reaches, and the engine checks again (engine/submission.py)."""
+        if self.workers and self.workers[0].hello.get("max_tokens_ceiling"):
+            self._ceiling = int(self.workers[0].hello["max_tokens_ceiling"])
+        return self._ceiling or max_tokens_ceiling(UNKNOWN_WINDOW, self.config.n_ctx, self.config.max_answer)
 
     @property
     def kv_size(self) -> int | None:

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from ...budgets import MAX_CHARS_PER_TOKEN
-from ...errors import bad_request, context_length_exceeded, max_tokens_too_large
+from ...errors import bad_request, context_length_exceeded, max_tokens_beyond_ceiling, max_tokens_too_large
 from ...errors import not_supported_locally as unsupported
 from ...json.types import Json
 from ...openai_tokens import text_of
@@ -231,12 +231,13 @@ def gbnf(grammar: str | None) -> Json | None:
     return None if grammar is None else {"kind": "gbnf", "grammar": grammar}
 
 
-def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1, refuse: bool = False) -> int | None:
+def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1, refuse: bool = False, ceiling: int | None = None) -> int | None:
     """A completion length bound, refused in OpenAI's words when out of range (the spec
     bounds neither chat parameter). Beyond the model's context it is fitted to the room the
     prompt leaves (the engine: engine/admission.py), as llama.cpp's server, Ollama and LM
     Studio do, for agents that send 32000 to a model they do not know (issue #49); or
-    refused, as OpenAI does, where the model's ``max_tokens_beyond_context`` is ``refuse``."""
+    refused, as OpenAI does, where the model's ``max_tokens_beyond_context`` is ``refuse``.
+    Above ``ceiling`` (settings/model.py) no model answers it: refused, before any work."""
     if value is None:
         return None
     if value < minimum:
@@ -247,6 +248,8 @@ def _max_tokens(param: str, value: int | None, n_ctx: int, minimum: int = 1, ref
         )
     if value > n_ctx and refuse:
         raise max_tokens_too_large(param, value, n_ctx)
+    if ceiling is not None and value > ceiling:
+        raise max_tokens_beyond_ceiling(param, value, ceiling)
     return value
 
 
@@ -284,9 +287,9 @@ def _refuse(request: Json, checks: dict[str, tuple[Any, str]]) -> None:
             raise unsupported(param, why)
 
 
-def chat_params(request: Json, n_ctx: int, beyond_context: str = "fit") -> Json:
+def chat_params(request: Json, n_ctx: int, beyond_context: str = "fit", ceiling: int | None = None) -> Json:
     """Engine parameters of a chat request for a model of context ``n_ctx`` per sequence
-    (``beyond_context``: the model's ``max_tokens_beyond_context``)."""
+    (``beyond_context``: the model's ``max_tokens_beyond_context``; ``ceiling``: its ``max_tokens_ceiling``)."""
     request = with_integers(request)
     _refuse(
         request,
@@ -311,7 +314,7 @@ def chat_params(request: Json, n_ctx: int, beyond_context: str = "fit") -> Json:
         # Rendered with the chat template in the model's tool format (engine/prompts.py).
         "tools": offered or None,
         "tool_choice": choice if offered else None,
-        "max_tokens": _max_tokens(limit, request.get(limit), n_ctx, refuse=beyond_context == "refuse"),
+        "max_tokens": _max_tokens(limit, request.get(limit), n_ctx, refuse=beyond_context == "refuse", ceiling=ceiling),
         "max_tokens_param": limit,  # the engine fits it, or refuses it naming it (engine/admission.py)
         "refuse_beyond_context": beyond_context == "refuse",
         "logprobs": bool(request.get("logprobs")),
@@ -351,7 +354,7 @@ def completion_prompts(prompt: Any, native: bool = False) -> list[str | list[int
     return _items(prompt, "prompt", native)
 
 
-def completion_params(request: Json, n_ctx: int, native: bool = False, beyond_context: str = "fit") -> Json:
+def completion_params(request: Json, n_ctx: int, native: bool = False, beyond_context: str = "fit", ceiling: int | None = None) -> Json:
     request = with_integers(request)
     _refuse(
         request,
@@ -376,7 +379,7 @@ def completion_params(request: Json, n_ctx: int, native: bool = False, beyond_co
         # null means the default, as OpenAI reads it; 0 (the spec's minimum) only echoes
         # or scores the prompt.
         "max_tokens": 16 if request.get("max_tokens") is None else _max_tokens(
-            "max_tokens", request["max_tokens"], n_ctx, minimum=0, refuse=beyond_context == "refuse"
+            "max_tokens", request["max_tokens"], n_ctx, minimum=0, refuse=beyond_context == "refuse", ceiling=ceiling
         ),
         "refuse_beyond_context": beyond_context == "refuse",
         "logprobs": logprobs is not None,

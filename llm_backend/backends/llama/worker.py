@@ -42,9 +42,10 @@ ended with ``length`` past their share when the KV pool ran out (engine/admissio
 The API process keeps the last one for the metrics.
 
 The first line is the object ``{"event": "ready", "n_ctx", "kv_size", "parallel", "gpu_offload", "tool_format",
-"kv_bytes_per_sequence", "kv_bytes", "model_bytes"}`` (the window, the KV pool's cells; whether this llama.cpp build can offload
+"kv_bytes_per_sequence", "kv_bytes", "model_bytes", "max_answer", "max_tokens_ceiling"}`` (the window, the KV pool's cells; whether this llama.cpp build can offload
 to a GPU at all; the model's tool-call format, tool_formats/; what the model takes in memory,
-engine/llama_params.py, which the API process's watchdog adds to the worker's allowance). The protocol stream is the
+engine/llama_params.py, which the API process's watchdog adds to the worker's allowance; the longest answer and the
+largest max_tokens fitted to it, engine/submission.py). The protocol stream is the
 original stdout; stdout itself is pointed at stderr so nothing llama.cpp prints can corrupt it.
 
 The worker ignores SIGINT and SIGTERM: those sent to the whole process group (Ctrl-C in a
@@ -200,6 +201,8 @@ class Worker:
             "tool_format": self.engine.template.tool_format.name,
             "reasoning_format": getattr(self.engine.template.reasoning, "name", None),
             "kv_size": self.engine.pool,
+            # The longest answer and the largest max_tokens fitted to it (engine/submission.py).
+            "max_answer": self.engine.submission.max_answer, "max_tokens_ceiling": self.engine.submission.ceiling,
             **model_memory(self.engine.model, self.config, self.engine.pool, self.engine.n_ctx),
         }
         self.out.write(json.dumps(hello) + "\n")

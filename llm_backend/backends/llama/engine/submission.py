@@ -17,9 +17,11 @@ from typing import Any
 
 import llama_cpp
 
-from ....errors import max_tokens_too_large
+from ....errors import max_tokens_beyond_ceiling, max_tokens_too_large
+from ....settings.model import max_tokens_ceiling
 from .drafts import Draft, StepCosts
 from .errors import ContextError, RequestError
+from .llama_params import trained_window
 from .prefixes import common_prefix
 from .prompt_tokens import PromptTokens
 from .prompts import ChatTemplate, Tokenizer
@@ -47,6 +49,15 @@ class Submission:
         self.template = template
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(model.vocab))
         self.n_ctx, self.pool, self.parallel = n_ctx, pool, parallel
+        # The longest answer a request gets (settings/model.py's ``max_answer``): as set, else
+        # the trained window. A GGUF has no key for a longest answer (gguf-py's Keys: a window,
+        # recommended sampler settings, no output length), so a card's figure is set by hand.
+        # Beyond it a model never trained on such lengths only repeats itself (issue #59: the
+        # 135M model never ended Claude Code's 32,000-token turn).
+        trained = trained_window(model)
+        self.max_answer = int(config.get("max_answer") or trained)
+        # Above this a max_tokens is refused, not fitted (settings/model.py).
+        self.ceiling = max_tokens_ceiling(trained, n_ctx, self.max_answer)
         self.shared_pool = bool(config.get("kv_shared", False))
         # Drafts from the request's own prompt (drafts.py): off unless the model enables them.
         self.prompt_lookup = bool(config.get("prompt_lookup", False))
@@ -68,6 +79,7 @@ class Submission:
 
     def submit(self, rid: str, op: str, params: dict[str, Any]) -> Request:
         """A chat or completion request validated (raises RequestError), ready to queue."""
+        self._check_asked(params)  # before the prompt is rendered: work sized by it
         stop = list(params.get("stop") or [])
         if op == "chat":
             prompt, template_stop, reasoning_start = self.chat_prompt(
@@ -137,17 +149,30 @@ class Submission:
                 choice.thinking = self._thinking(reasoning_start, int(budget))
         return request
 
-    def fitted(self, params: dict[str, Any], prompt: int, n: int) -> int:
-        """A request's ``max_tokens`` fitted to the room its prompt leaves in its window and,
-        beside its other choices, in the pool: what it reserves (admission.py).
-        Beyond the window it is refused instead where the model says so (OpenAI's answer)."""
+    def _check_asked(self, params: dict[str, Any]) -> None:
+        """A ``max_tokens`` above the ceiling refused (OpenAI's 400, naming the field the client
+        used); beyond the window too where the model says so. The API process checks the same
+        before a request comes (params.py), with the ceiling it knows: before a model whose
+        window is read from its GGUF has loaded once, a higher one (local_model.py)."""
         asked = params.get("max_tokens")
+        param = params.get("max_tokens_param") or "max_tokens"
+        error = None
         if asked is not None and asked > self.n_ctx and params.get("refuse_beyond_context"):
-            error = max_tokens_too_large(params.get("max_tokens_param") or "max_tokens", asked, self.n_ctx)
+            error = max_tokens_too_large(param, asked, self.n_ctx)
+        elif asked is not None and asked > self.ceiling:
+            error = max_tokens_beyond_ceiling(param, asked, self.ceiling)
+        if error is not None:
             raise RequestError(error.status, error.message, error.param, error.code)
+
+    def fitted(self, params: dict[str, Any], prompt: int, n: int) -> int:
+        """A request's ``max_tokens`` fitted to the model's longest answer and to the room its
+        prompt leaves in its window and, beside its other choices, in the pool: what it
+        reserves (admission.py). A request without one gets the same: an answer has an end."""
+        asked = params.get("max_tokens")
         room = min(self.n_ctx - prompt, (self.pool - prompt) // n)
         if room < 1:
             raise RequestError(400, f"'n' can be at most {max(1, self.pool - prompt)} for a prompt this long.", "n", "invalid_value")
+        room = min(room, self.max_answer)
         return room if asked is None else min(asked, room)
 
     def share(self, params: dict[str, Any], prompt: int, room: int) -> int | None:

@@ -11,6 +11,12 @@ server's key (``signatures.py``), opaque to the client as Anthropic's; a thinkin
 back must verify for the tenant that sends it, and is then left out of the context
 (``request.py``), so it is never read again.
 
+An answer that ran out of the model's context window, not of the client's ``max_tokens``,
+ends with ``model_context_window_exceeded`` (Anthropic's stop reason for it: a larger
+``max_tokens`` would not have let it go on, a shorter context would): a chat answer's
+``length`` whose prompt and output fill the window (``Room``), with fewer tokens than asked. Chat has no word for the difference (``length`` both), so it is read from the usage;
+where the window is not known here (an upstream's), ``length`` stays ``max_tokens``.
+
 Usage: ``input_tokens`` are the prompt's tokens the prefix cache did not hold,
 ``cache_read_input_tokens`` the ones it did (Anthropic's split: the three input counts add
 up to the prompt), ``cache_creation_input_tokens`` 0 (caching here costs nothing extra).
@@ -21,7 +27,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from llm_backend.errors import OpenAIError
 from llm_backend.json.types import Json
@@ -33,6 +39,21 @@ Sign = Callable[[str], str]
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
+
+
+class Room(NamedTuple):
+    """What an answer could hold: the model's window (None: not known here) and the
+    ``max_tokens`` the client asked for."""
+
+    window: int | None = None
+    asked: int | None = None
+
+    def ran_out(self, finish_reason: str | None, usage: Json | None) -> bool:
+        """Whether an answer ended with ``length`` at the window, short of ``asked``."""
+        if finish_reason != "length" or self.window is None or not usage:
+            return False
+        output = usage.get("completion_tokens") or 0
+        return (usage.get("prompt_tokens") or 0) + output >= self.window and (self.asked is None or output < self.asked)
 
 
 def message_id() -> str:
@@ -51,11 +72,14 @@ def usage_of(usage: Json | None) -> Json:
     }
 
 
-def _stop(finish_reason: str | None, stop_sequence: Any) -> tuple[str, str | None]:
+def _stop(finish_reason: str | None, stop_sequence: Any, room: Room, usage: Json | None) -> tuple[str, str | None]:
     """Anthropic's stop reason; a matched stop sequence when the answer names it (vLLM's
-    ``stop_reason``: the string matched), else a stop is the end of the turn."""
+    ``stop_reason``: the string matched), else a stop is the end of the turn; an answer cut
+    at the window, ``model_context_window_exceeded`` (``Room``)."""
     if finish_reason == "stop" and isinstance(stop_sequence, str):
         return "stop_sequence", stop_sequence
+    if room.ran_out(finish_reason, usage):
+        return "model_context_window_exceeded", None
     return STOP_REASONS.get(finish_reason or "stop", "end_turn"), None
 
 
@@ -71,7 +95,7 @@ def _reasoning(part: Json) -> str | None:
     return part.get("reasoning_content") or part.get("reasoning")
 
 
-def message(completion: Json, model: str, sign: Sign) -> Json:
+def message(completion: Json, model: str, sign: Sign, room: Room = Room()) -> Json:
     """The Message of a chat completion (its first choice)."""
     choice = completion["choices"][0]
     answer = choice.get("message") or {}
@@ -83,7 +107,7 @@ def message(completion: Json, model: str, sign: Sign) -> Json:
     for call in answer.get("tool_calls") or []:
         function = call.get("function") or {}
         content.append({"type": "tool_use", "id": call["id"], "name": function.get("name"), "input": _input(function.get("arguments"))})
-    stop_reason, stop_sequence = _stop(choice.get("finish_reason"), choice.get("stop_reason"))
+    stop_reason, stop_sequence = _stop(choice.get("finish_reason"), choice.get("stop_reason"), room, completion.get("usage"))
     return {
         "id": message_id(), "type": "message", "role": "assistant", "model": model, "content": content,
         "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage_of(completion.get("usage")),
@@ -142,7 +166,7 @@ def _chunk_events(blocks: _Blocks, delta: Json) -> list[Event]:
     return events
 
 
-async def events(chunks: AsyncIterator[Json], model: str, sign: Sign) -> AsyncIterator[Event]:
+async def events(chunks: AsyncIterator[Json], model: str, sign: Sign, room: Room = Room()) -> AsyncIterator[Event]:
     """The Message's events of a chat completion's chunks (``stream_options.include_usage``)."""
     start: Json = {"id": message_id(), "type": "message", "role": "assistant", "model": model, "content": [],
              "stop_reason": None, "stop_sequence": None, "usage": usage_of(None)}
@@ -171,7 +195,7 @@ async def events(chunks: AsyncIterator[Json], model: str, sign: Sign) -> AsyncIt
             await close()
     for event in blocks.close():
         yield event
-    stop_reason, stop_sequence = _stop(*finish)
+    stop_reason, stop_sequence = _stop(*finish, room, usage)
     yield "message_delta", {
         "type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence}, "usage": usage_of(usage),
     }

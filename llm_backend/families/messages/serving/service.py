@@ -107,15 +107,32 @@ async def create(services: Services, body: Json, counted: Counted) -> Json | Asy
     stream = bool(body.get("stream"))
     chat, signatures = await _checked_chat(services, body, stream)
     backend = _backend(services, body, capabilities.CHAT)
-    completion = await _without_thinking(body, chat, lambda chat: backend.chat_completion_objects(model_id, chat))
+    completion = await _without_thinking(body, chat, lambda chat: _named_as_messages(backend.chat_completion_objects(model_id, chat)))
     sign = signatures.sign
+    # The window once the answer has begun: a local model's is known once it has loaded.
+    room = answer.Room(backend.context_length(model_id), body.get("max_tokens"))
     if stream:
-        return _counted_events(completion, model_id, counted, sign)
+        return _counted_events(completion, model_id, counted, sign, room)
     counted(completion.get("usage") or {})
-    return answer.message(completion, model_id, sign)
+    return answer.message(completion, model_id, sign, room)
 
 
-async def _counted_events(chunks: AsyncIterator[Json], model_id: str, counted: Counted, sign: answer.Sign) -> AsyncIterator[answer.Event]:
+async def _named_as_messages(work: Awaitable[Any]) -> Any:
+    """``work``'s answer; a refusal of the chat request's ``max_completion_tokens`` named as
+    the client sent it, ``max_tokens`` (``request.py`` makes the one of the other), as
+    Anthropic names it in its own 400 for a max_tokens no model gives."""
+    try:
+        return await work
+    except OpenAIError as error:
+        if error.param == "max_completion_tokens":
+            error.param = "max_tokens"
+            error.message = error.message.replace("max_completion_tokens", "max_tokens")
+        raise
+
+
+async def _counted_events(
+    chunks: AsyncIterator[Json], model_id: str, counted: Counted, sign: answer.Sign, room: answer.Room
+) -> AsyncIterator[answer.Event]:
     async def watched() -> AsyncIterator[Json]:
         try:
             async for chunk in chunks:
@@ -127,7 +144,7 @@ async def _counted_events(chunks: AsyncIterator[Json], model_id: str, counted: C
             if close is not None:
                 await close()
 
-    async for event in answer.events(watched(), model_id, sign):
+    async for event in answer.events(watched(), model_id, sign, room):
         yield event
 
 
