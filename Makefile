@@ -172,6 +172,8 @@ bench: install $(LITELLM)
 	$(BIN)/python bench/prefixes.py
 	# A recorded 6-turn Codex session replayed: later turns and a new session (prefix on disk, restarted) against a 100-token chat; the first prefill against llama.cpp in-process.
 	$(BIN)/python bench/codex_session.py
+	# The API process's CPU for a later Codex turn (44-46 KB) against a streamed 100-token chat's (bar <= 1.5x), where it goes (py-spy, if installed).
+	$(BIN)/python bench/api_cpu.py --profile
 	# Predicted outputs: an edit task with and without its prediction, alone and beside seven streams, beside the in-process ceiling; prompt lookup on/off.
 	$(BIN)/python bench/predictions.py
 	# A 256-line batch against the same requests one by one, and interactive TTFT beside a batch.

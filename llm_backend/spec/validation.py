@@ -139,10 +139,11 @@ def local_problem(schema: dict, body: Any, operation_id: str | None) -> OpenAIEr
     the WebSocket's events): for a request served here, an unknown field is OpenAI's 400
     and an extension field must be valid (spec/unknown_fields.py), and a body that passes
     gets OpenAI's defaults of the fields its API accepts left out (spec/leniency.py, set in
-    place); for one an upstream answers, nothing."""
+    place); for one an upstream answers, nothing. The unknown-field walk looks up what it
+    found in the caller's earlier bodies (``unknown_fields.Verdicts``: an agent's history)."""
     if not isinstance(body, dict) or not _served_here(body, operation_id):
         return None
-    fields = unknown_fields(schema, body, operation_id)
+    fields = unknown_fields(schema, body, operation_id, context.current_owner())
     if fields:
         return unknown_fields_error(fields, operation_id)
     problem = extension_error(body, operation_id)
