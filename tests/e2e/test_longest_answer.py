@@ -99,3 +99,12 @@ def test_a_streamed_message_that_fills_the_window_ends_with_model_context_window
         message = stream.get_final_message()
     assert message.stop_reason == "model_context_window_exceeded"
     assert message.usage.output_tokens < LONGEST
+
+
+def test_a_billion_output_tokens_on_responses_is_the_400_naming_max_output_tokens(client):
+    """Responses asks the model through a chat request, whose field is max_tokens: the
+    refusal names the field the client sent."""
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model="brief", input="Hi", max_output_tokens=BILLION)
+    assert raised.value.param == "max_output_tokens" and raised.value.code == "invalid_value"
+    assert "max_output_tokens" in raised.value.message

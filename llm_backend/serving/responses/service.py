@@ -261,8 +261,8 @@ async def create(
 
 
 async def _answer(backend: Any, model_id: str, chat: Json) -> Any:
-    """The backend's answer to ``chat``; its refusal of the effort named as the Responses
-    API names it (``reasoning.effort``: a model that does not reason refuses it)."""
+    """The backend's answer to ``chat``; its refusals named as the Responses API names the
+    fields (``reasoning.effort``: a model that does not reason refuses it; ``max_output_tokens``)."""
     return await _refusing_as_responses(backend.chat_completion_objects(model_id, chat))
 
 
@@ -273,6 +273,9 @@ async def _refusing_as_responses(work: Awaitable[Any]) -> Any:
         if error.param == "reasoning_effort":
             error.param = "reasoning.effort"
             error.message = error.message.replace("'reasoning_effort'", "'reasoning.effort'")
+        elif error.param == "max_tokens":  # the chat request's name for max_output_tokens (request.py)
+            error.param = "max_output_tokens"
+            error.message = error.message.replace("max_tokens", "max_output_tokens")
         raise
 
 
