@@ -199,6 +199,7 @@ class StepParser(Parser):
         self.state = state
         self.calls = 0
         self.call: Any = None  # the JSON call being read (json_calls.JsonCalls), if any
+        self.value: Any = None  # the arguments being read (a ValueReader), if any
 
     def feed(self, text: str) -> list[Event]:
         self.buffer += text
@@ -245,6 +246,17 @@ class StepParser(Parser):
             events.append(Arguments(self.buffer[:taken]))
         self.buffer = self.buffer[taken:]
         return value.done
+
+    def _named(self, events: list[Event], name: str, rest: str, given_back: str, whole: bool, value: ValueReader) -> bool:
+        """A call's name read (``whole``: its separator came) with ``rest`` after it: the
+        call begun and its arguments read next (``value``), or, a name not offered, no call."""
+        if not whole or name not in self.names:
+            self._reject(events, given_back)
+            return True
+        events.append(Call(name))
+        self.calls += 1
+        self.buffer, self.state, self.value = rest, "arguments", value
+        return True
 
     def _reject(self, events: list[Event], given_back: str) -> None:
         """What looked like a call is none: text (``given_back`` and the buffer, read again

@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from ....json.types import Json
-from .base import Call, Content, Event, Parser, StepParser, ToolFormat, until_marker
+from .base import Content, Event, Parser, StepParser, ToolFormat, until_marker
 from .convention import with_system_text
 from .json_calls import JsonValue
 
@@ -137,11 +137,4 @@ class DeepSeekCalls(StepParser):
         name, sep, rest = until_marker(self.buffer, (SEP,))
         if sep is None and len(self.buffer) <= MAX_NAME + len(SEP) and not any(char in name for char in "<\n"):
             return False
-        name = name.strip()
-        if sep is None or name not in self.names:
-            self._reject(events, self.given_back)
-            return True
-        events.append(Call(name))
-        self.calls += 1
-        self.buffer, self.state, self.value = rest, "arguments", JsonValue()
-        return True
+        return self._named(events, name.strip(), rest, self.given_back, sep is not None, JsonValue())

@@ -7,7 +7,7 @@ templates want tool call ids of 9 letters and digits: OpenAI's are mapped to suc
 from __future__ import annotations
 
 from ....json.types import Json
-from .base import Call, Content, Event, Parser, StepParser, ToolFormat, short_id, until_marker
+from .base import Content, Event, Parser, StepParser, ToolFormat, short_id, until_marker
 from .json_calls import JsonCalls, JsonValue
 
 TOOL_CALLS, ARGS, CALL_ID = "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"
@@ -127,10 +127,4 @@ class MistralCalls(StepParser):
         name = before.strip()
         if marker is None and len(self.buffer) <= MAX_NAME + len(CALL_ID):
             return False
-        if marker is None or name not in self.names:
-            self._reject(events, self.given_back)
-            return True
-        events.append(Call(name))
-        self.calls += 1
-        self.buffer, self.state, self.value = rest, "arguments", JsonValue()
-        return True
+        return self._named(events, name, rest, self.given_back, marker is not None, JsonValue())
