@@ -7,9 +7,9 @@ import llama_cpp
 import pytest
 from llama_cpp import _internals, _logger
 
-from llm_backend.backends.llama.engine.llama_params import context_params, model_params
+from llm_backend.backends.llama.engine.llama_params import model_params
 from llm_backend.backends.llama.engine.sampling import Sampler, SamplingParams, argmax_rows
-from tests.support.models import default_gguf
+from tests.support.models import default_gguf, llama_in_process
 
 
 @pytest.fixture(autouse=True)
@@ -18,15 +18,7 @@ def quiet():
 
 
 def test_one_argmax_over_a_decodes_rows_picks_what_llama_cpps_greedy_sampler_picks():
-    model = _internals.LlamaModel(path_model=str(default_gguf()), params=model_params({}), verbose=False)
-    params = context_params({})
-    params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = 2048, 512, 512, 8
-    params.n_threads = params.n_threads_batch = 1
-    context = _internals.LlamaContext(model=model, params=params, verbose=False)
-    batch = llama_cpp.llama_batch_init(512, 0, 1)
-    greedy = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    llama_cpp.llama_sampler_chain_add(greedy, llama_cpp.llama_sampler_init_greedy())
-    try:
+    with llama_in_process(2048, 8) as (model, context, batch, greedy):
         # A step's shape: a token of each of 8 sequences, one with 3 drafted rows beside it.
         rows = [(100 + seq, 0, seq) for seq in range(8)] + [(200 + i, 1 + i, 3) for i in range(3)]
         batch.n_tokens = len(rows)
@@ -38,9 +30,6 @@ def test_one_argmax_over_a_decodes_rows_picks_what_llama_cpps_greedy_sampler_pic
         for picked in ([0, 1, 2, 3, 4, 5, 6, 7], [7, 2, 9, 0], [10, 10, 4]):
             sampled = [llama_cpp.llama_sampler_sample(greedy, context.ctx, row) for row in picked]
             assert argmax_rows(context.ctx, picked, n_vocab) == sampled
-    finally:
-        llama_cpp.llama_sampler_free(greedy)
-        llama_cpp.llama_batch_free(batch)
 
 
 def test_only_a_greedy_chain_with_nothing_before_its_argmax_is_read_so():

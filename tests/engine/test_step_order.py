@@ -10,12 +10,10 @@ from pathlib import Path
 
 import llama_cpp
 import pytest
-from llama_cpp import _internals
 
 from llm_backend.backends.llama.engine.batching import Engine
-from llm_backend.backends.llama.engine.llama_params import context_params, model_params
 from tests.engine.test_batching import Recorder, run
-from tests.support.models import default_gguf
+from tests.support.models import default_gguf, llama_in_process
 
 # A reasoning family's template (DeepSeek-R1-Distill's), so a thinking budget applies too.
 DEEPSEEK = Path(__file__).resolve().parents[1] / "fixtures" / "chat_templates" / "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja"
@@ -118,24 +116,16 @@ def test_a_stop_string_costs_the_overlapped_order_at_most_one_row_and_leaves_the
 
 def llama_cpp_greedy(tokens: list[int], max_tokens: int) -> str:
     """llama.cpp itself, in-process: the prompt in one decode, then one token a decode."""
-    model = _internals.LlamaModel(path_model=str(default_gguf()), params=model_params({}), verbose=False)
-    params = context_params({})
-    params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = 512, 512, 512, 1
-    params.n_threads = params.n_threads_batch = 1
-    context = _internals.LlamaContext(model=model, params=params, verbose=False)
-    batch = llama_cpp.llama_batch_init(512, 0, 1)
-    greedy = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    llama_cpp.llama_sampler_chain_add(greedy, llama_cpp.llama_sampler_init_greedy())
     text, piece = b"", ctypes.create_string_buffer(64)
+    with llama_in_process(512, 1) as (model, context, batch, greedy):
 
-    def decode(tokens: list[int], start: int) -> None:
-        batch.n_tokens = len(tokens)
-        for i, token in enumerate(tokens):
-            batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, start + i, 1, i == len(tokens) - 1
-            batch.seq_id[i][0] = 0
-        assert llama_cpp.llama_decode(context.ctx, batch) == 0
+        def decode(tokens: list[int], start: int) -> None:
+            batch.n_tokens = len(tokens)
+            for i, token in enumerate(tokens):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, start + i, 1, i == len(tokens) - 1
+                batch.seq_id[i][0] = 0
+            assert llama_cpp.llama_decode(context.ctx, batch) == 0
 
-    try:
         decode(tokens, 0)
         for generated in range(max_tokens):
             token = llama_cpp.llama_sampler_sample(greedy, context.ctx, -1)
@@ -144,9 +134,6 @@ def llama_cpp_greedy(tokens: list[int], max_tokens: int) -> str:
             length = llama_cpp.llama_token_to_piece(model.vocab, token, piece, 64, 0, False)
             text += piece.raw[:length]
             decode([token], len(tokens) + generated)
-    finally:
-        llama_cpp.llama_sampler_free(greedy)
-        llama_cpp.llama_batch_free(batch)
     return text.decode("utf-8", errors="ignore")
 
 

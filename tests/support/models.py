@@ -1,7 +1,10 @@
 """The default models' files, for tests that drive an engine directly."""
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from llm_backend.backends.llama.sources import resolve_gguf
 from llm_backend.settings import Settings
@@ -21,3 +24,28 @@ def whisper_dir() -> Path:
     shared = os.environ.get(SHARED_CACHE)
     settings = Settings(models_dir=Path(shared) / "models") if shared else Settings()
     return whisper_model_dir(settings.transcription_model_packages, settings.model_cache_dir)
+
+
+@contextlib.contextmanager
+def llama_in_process(n_ctx: int, n_seq_max: int) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """llama.cpp itself on the default GGUF, with the engine's model and context settings
+    (engine/llama_params.py), one thread, batches of 512: (model, context, a batch of 512
+    rows, a greedy sampler chain), freed after. What tests compare the engine against."""
+    import llama_cpp
+    from llama_cpp import _internals
+
+    from llm_backend.backends.llama.engine.llama_params import context_params, model_params
+
+    model = _internals.LlamaModel(path_model=str(default_gguf()), params=model_params({}), verbose=False)
+    params = context_params({})
+    params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = n_ctx, 512, 512, n_seq_max
+    params.n_threads = params.n_threads_batch = 1
+    context = _internals.LlamaContext(model=model, params=params, verbose=False)
+    batch = llama_cpp.llama_batch_init(512, 0, 1)
+    greedy = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(greedy, llama_cpp.llama_sampler_init_greedy())
+    try:
+        yield model, context, batch, greedy
+    finally:
+        llama_cpp.llama_sampler_free(greedy)
+        llama_cpp.llama_batch_free(batch)
