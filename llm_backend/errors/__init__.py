@@ -33,7 +33,7 @@ lane's errors), built on these.
 from __future__ import annotations
 
 # Re-exported: the package is the catalogue, whichever module a name lives in.
-from .error import OpenAIError, bad_request, server_error, answered
+from .error import OpenAIError, bad_request, server_error, answered, named_as
 from .request import (
     invalid_json, too_deep, too_many_values, duplicate_key, invalid_body, unreadable_body, request_too_large,
     request_timeout, unknown_url, method_not_allowed, not_served, array_above_max_length, max_tokens_per_request,

@@ -1,12 +1,16 @@
 """The error itself: ``OpenAIError``, the one exception a request is answered with, its type
 following its status as OpenAI's does; the two errors every other one falls back on (a 400,
-a 500); and ``answered``, which logs what a request raised and picks the error to answer.
+a 500); ``answered``, which logs what a request raised and picks the error to answer; and
+``named_as``, a refusal of a translated request named in the client's API's words.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +81,17 @@ def answered(exc: BaseException) -> OpenAIError:
         return exc
     log.exception("unhandled error", exc_info=exc)
     return server_error()
+
+
+async def named_as(work: Awaitable[T], names: Mapping[str, str]) -> T:
+    """``work``'s result; a refusal of a field of the request it was translated to (chat's,
+    for Responses and Messages) named as the client's API names the field (``names``: the
+    translation's field -> the client's), in its ``param`` and its message alike."""
+    try:
+        return await work
+    except OpenAIError as error:
+        translated = error.param
+        if translated is not None and translated in names:
+            error.param = names[translated]
+            error.message = error.message.replace(translated, error.param)
+        raise

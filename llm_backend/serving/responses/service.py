@@ -22,7 +22,7 @@ from ..metadata import check_metadata
 from ... import errors
 from ...budgets import check_lists
 from ...backends.base import Serving, Stream
-from ...errors import OpenAIError, bad_request, conversation_not_found
+from ...errors import bad_request, conversation_not_found, named_as
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
 from . import background, client_tools, cloud_tools, context_window, file_search, objects, reasoning, request
@@ -266,17 +266,12 @@ async def _answer(backend: Any, model_id: str, chat: Json) -> Any:
     return await _refusing_as_responses(backend.chat_completion_objects(model_id, chat))
 
 
+# The chat request's fields (request.py) a refusal names, as the Responses API names them.
+AS_RESPONSES = {"reasoning_effort": "reasoning.effort", "max_tokens": "max_output_tokens"}
+
+
 async def _refusing_as_responses(work: Awaitable[Any]) -> Any:
-    try:
-        return await work
-    except OpenAIError as error:
-        if error.param == "reasoning_effort":
-            error.param = "reasoning.effort"
-            error.message = error.message.replace("'reasoning_effort'", "'reasoning.effort'")
-        elif error.param == "max_tokens":  # the chat request's name for max_output_tokens (request.py)
-            error.param = "max_output_tokens"
-            error.message = error.message.replace("max_tokens", "max_output_tokens")
-        raise
+    return await named_as(work, AS_RESPONSES)
 
 
 def _continued(body: Json) -> Json:

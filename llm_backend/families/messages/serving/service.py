@@ -34,7 +34,7 @@ from typing import Any, cast
 from llm_backend.backends import capabilities
 from llm_backend.backends.base import Capability, Relayed, Serving, tenant
 from llm_backend.budgets import check_lists
-from llm_backend.errors import OpenAIError, bad_request
+from llm_backend.errors import OpenAIError, bad_request, named_as
 from llm_backend.json.types import Json
 from llm_backend.off_loop import large_input, off_loop
 from llm_backend.serving.services import Services
@@ -117,17 +117,13 @@ async def create(services: Services, body: Json, counted: Counted) -> Json | Asy
     return answer.message(completion, model_id, sign, room)
 
 
+# The chat request's fields (request.py) a refusal names, as Messages names them (Anthropic's
+# own 400 for a max_tokens no model gives names max_tokens).
+AS_MESSAGES = {"max_completion_tokens": "max_tokens"}
+
+
 async def _named_as_messages(work: Awaitable[Any]) -> Any:
-    """``work``'s answer; a refusal of the chat request's ``max_completion_tokens`` named as
-    the client sent it, ``max_tokens`` (``request.py`` makes the one of the other), as
-    Anthropic names it in its own 400 for a max_tokens no model gives."""
-    try:
-        return await work
-    except OpenAIError as error:
-        if error.param == "max_completion_tokens":
-            error.param = "max_tokens"
-            error.message = error.message.replace("max_completion_tokens", "max_tokens")
-        raise
+    return await named_as(work, AS_MESSAGES)
 
 
 async def _counted_events(
