@@ -81,7 +81,7 @@ def _json_escaped_pattern(rule: str) -> str:
     return head + body + tail if wrapped else body
 
 
-class JsonSchemaConverter(SchemaConverter):
+class _JsonSchemaConverter(SchemaConverter):
     """llama-cpp-python's converter, writing only JSON strings (see the module docstring)."""
 
     _in_pattern = False
@@ -103,14 +103,20 @@ class JsonSchemaConverter(SchemaConverter):
         return super()._add_rule(name, json_string_safe(rule))
 
 
-def schema_grammar(schema: Any, prop_order: list[str] | None = None) -> str:
-    """The GBNF grammar of JSON documents valid under ``schema`` (as far as GBNF can say)."""
-    converter = JsonSchemaConverter(
+def new_converter(prop_order: list[str] | None = None) -> _JsonSchemaConverter:
+    """A converter as every grammar here is built: references within the schema only, no
+    fetching, patterns as JSON strings; ``prop_order``: the properties written first."""
+    return _JsonSchemaConverter(
         prop_order={name: index for index, name in enumerate(prop_order or [])},
         allow_fetch=False,
         dotall=False,
         raw_pattern=False,
     )
+
+
+def schema_grammar(schema: Any, prop_order: list[str] | None = None) -> str:
+    """The GBNF grammar of JSON documents valid under ``schema`` (as far as GBNF can say)."""
+    converter = new_converter(prop_order)
     schema = converter.resolve_refs(schema, "stdin")
     converter.visit(schema, "")
     return converter.format_grammar()
@@ -150,7 +156,7 @@ def named_arguments(tools: list[dict[str, Any]], head: Callable[[str], str]) -> 
     """For formats that write a call's name outside its JSON: the alternatives ``head(name)``
     then that function's arguments (its parameter schema), one per function, and the rules
     they use."""
-    converter = JsonSchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter = new_converter()
     alternatives = []
     for index, tool in enumerate(tools):
         schema = converter.resolve_refs(tool["function"].get("parameters") or {"type": "object"}, "stdin")

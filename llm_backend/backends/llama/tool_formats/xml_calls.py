@@ -228,9 +228,9 @@ def call_rules(
     ``argument(key)``, its value and ``value_end`` (GBNF), then ``tail``; and the rules they
     use. A string parameter's value is raw text without ``string_end``; another's its JSON
     schema's (schema_grammar.py's converter, which writes JSON strings only)."""
-    from ..schema_grammar import JsonSchemaConverter, literal
+    from ..schema_grammar import literal, new_converter
 
-    converter = JsonSchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter = new_converter()
     alternatives = []
     for index, tool in enumerate(tools):
         given = tool["function"].get("parameters") or {"type": "object"}
