@@ -45,6 +45,8 @@ from tests.conformance.checks import (
     glob_matches,
     PLAIN_SCHEMAS,
     plain_schema_conformance,
+    is_echoed_completion,
+    echoed_completion_conformance,
     is_event_stream,
     is_negative,
     is_unfinished_response,
@@ -410,6 +412,8 @@ def _call_and_check(case, target: Target) -> None:
         checks.append(plain_schema_conformance)
     elif is_unfinished_response(case, response):
         checks.append(unfinished_response_conformance)
+    elif is_echoed_completion(case, response):
+        checks.append(echoed_completion_conformance)
     elif response.status_code not in ERROR_STATUSES:
         # An error body is checked as OpenAI's ErrorResponse by openai_status_conformance
         # (the document declares some 404s, deleteResponse's, as a bare Error object;
