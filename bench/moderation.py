@@ -39,7 +39,7 @@ def timed(call, count: int) -> float:
 
 
 def latency(count: int, workdir: Path) -> list[str]:
-    from llm_backend.retrieval.embedder import Embedder
+    from llm_backend.backends.embedding.embedder import Embedder
 
     with LiveServer(workdir) as live:
         client = httpx.Client(base_url=live.api, timeout=60)
@@ -62,7 +62,7 @@ def latency(count: int, workdir: Path) -> list[str]:
 
 def cross_validation(workdir: Path, folds: int = 8) -> list[str]:
     from llm_backend.moderation import classifier
-    from llm_backend.retrieval.embedder import Embedder
+    from llm_backend.backends.embedding.embedder import Embedder
 
     examples = classifier.examples()
     vectors = Embedder.from_package(workdir / "in-process").embed([example.text for example in examples])

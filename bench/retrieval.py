@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llm_backend.retrieval import search as search_module  # noqa: E402
 from llm_backend.retrieval.chunking import ChunkingStrategy  # noqa: E402
-from llm_backend.retrieval.embedder import Embedder  # noqa: E402
+from llm_backend.backends.embedding.embedder import Embedder  # noqa: E402
 from llm_backend.retrieval.indexing import index_file  # noqa: E402
 from llm_backend.retrieval.search import Searcher  # noqa: E402
 from llm_backend.storage import Database  # noqa: E402

@@ -8,9 +8,11 @@ endpoints and pages), read from the registry: the app names no family.
   spend); the metrics; then ``Services``, frozen (``serving/services.py``);
 - ``documents.py``: the documents on Connexion: the extensions with the families' fragments,
   OpenAI's with the documents families serve beside it joined, each operation routed to its
-  tag's controller; the forwarding rules they imply (``http/forwarding.py``);
+  tag's controller; where each is answered: here, or by the default upstream, as its family
+  says (``Family.answered``, ``http/forwarding.py``);
 - ``chain.py``: the HTTP middleware in Connexion's positions: before the key is checked,
-  before a body is read, around every request (the families' own outermost), the fast lane;
+  before a body is read (the body limits, the families' among them), around every request
+  (the families' own outermost), the fast lane;
 - ``lifespan.py``: the backends started and the database prepared before the first request,
   the families' background work beside the requests, everything stopped in order;
 - ``model_registry.py``: the settings' models as backends, each imported only when configured

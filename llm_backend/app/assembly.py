@@ -22,9 +22,9 @@ from ..http.metrics import Metrics
 from ..http.middleware import Observer
 from ..http.project_limits import ProjectLimits
 from ..http.key_limits import LimitedAuthenticator, RateLimits, counters_for
-from ..serving.batches.lines import Lines
-from ..serving.admin.audit import RefusedLogins
-from ..serving.admin.meter import SpendMeter
+from ..http.refused_logins import RefusedLogins
+from ..serving.batch_lines import Lines
+from ..serving.metering.meter import SpendMeter
 from ..serving.services import Services
 from ..settings import Settings
 from ..spec.batch_endpoints import batch_endpoints
@@ -34,7 +34,7 @@ from .model_registry import model_registry
 
 if TYPE_CHECKING:
     from ..http.trace_export import Tracing
-    from ..retrieval.embedding_model import EmbeddingModel
+    from ..backends.embedding.backend import EmbeddingModel
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,8 @@ def batch_lines(
 
 
 def _embedding_model(registry: ModelRegistry) -> EmbeddingModel | None:
-    """The embedding model, when served (a local backend): the retrieval engine embeds with it."""
-    from ..retrieval.embedding_model import EmbeddingModel
+    """The embedding model, when served (a local backend): ``Services`` hands its one instance
+    to whatever embeds besides ``/v1/embeddings`` (``backends/embedding/``)."""
+    from ..backends.embedding.backend import EmbeddingModel
 
     return next((backend for backend in registry.local if isinstance(backend, EmbeddingModel)), None)

@@ -12,6 +12,7 @@ from connexion import AsyncApp
 from connexion.middleware import MiddlewarePosition
 from starlette.middleware.cors import CORSMiddleware
 
+from ..controllers import audio
 from ..families.family import Family, Wired
 from ..http import problems
 from ..http.body_deadline import BodyDeadline
@@ -20,13 +21,6 @@ from ..http.forwarding import Passthrough, UnservedOperations
 from ..http.middleware import BodyLimit, CancelOnDisconnect, RecordOperation, RequestContext
 from ..settings import Settings
 from ..spec import validation
-
-# createFile and addUploadPart: multipart uploads, bounded by max_upload_bytes instead of
-# max_body_bytes ({...}: any one path segment).
-UPLOAD_PATHS = frozenset({"/v1/files", "/v1/uploads/{upload_id}/parts"})
-# The audio uploads: the file (max_audio_bytes) and room for the other fields of the form.
-AUDIO_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
-FORM_FIELDS_ROOM = 1 << 20
 
 
 async def checked_body(schema: dict, operation_id: str, raw: bytes):
@@ -39,14 +33,14 @@ def add(app: AsyncApp, settings: Settings, wired: Wired, families: Sequence[Fami
     app.add_middleware(RecordOperation, MiddlewarePosition.BEFORE_SECURITY)
     # Everything that reads a body comes after Connexion's security: the key is known good
     # before a byte of the body is read (an unauthenticated request gets its 401 at once).
+    # A body is bounded by max_body_bytes, but where the core (the audio forms) or a family
+    # (``Family.body_limits``) gives its path a limit of its own: a multipart file's.
     app.add_middleware(
         BodyLimit,
         MiddlewarePosition.BEFORE_VALIDATION,
         max_bytes=settings.max_body_bytes,
-        upload_bytes=settings.max_upload_bytes,
-        upload_paths=UPLOAD_PATHS,
         path_limits={
-            **{path: settings.max_audio_bytes + FORM_FIELDS_ROOM for path in AUDIO_PATHS},
+            **audio.body_limits(settings),
             **{path: limit for family in families for path, limit in family.body_limits(settings).items()},
         },
     )
@@ -81,11 +75,11 @@ def add(app: AsyncApp, settings: Settings, wired: Wired, families: Sequence[Fami
             allow_headers=["*"],
             expose_headers=["x-request-id"],
         )
-    # After Connexion's routing and security (the key checked), before its validation.
-    # Admin operations take Connexion's whole way (their own controllers' parameters).
+    # After Connexion's routing and security (the key checked), before its validation. The
+    # operations a family keeps on Connexion's whole way never take it (``Answered.whole_way``).
     routes = {
         operation_id: (controller, functools.partial(checked_body, schema, operation_id))
         for operation_id, controller, schema in served.body_operations.values()
-        if operation_id not in served.forwarded and operation_id not in served.admin_operations
+        if operation_id not in served.forwarded and operation_id not in served.whole_way
     }
     app.add_middleware(FastLane, MiddlewarePosition.BEFORE_VALIDATION, routes=routes)

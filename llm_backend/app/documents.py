@@ -1,8 +1,9 @@
 """The documents the app serves, added to Connexion: our extensions (with the operations
 families bring in fragments of their own), then the OpenAI document with the documents
 families serve beside it joined (``Family.joined``), each operation routed to its family's
-controller where one names its tag (``Family.controllers``); the forwarding rules they
-imply (``http/forwarding.py``); and the app's own pages of them."""
+controller where one names its tag (``Family.controllers``); where each operation is
+answered, here or by the default upstream, as the families say (``Family.answered``,
+``http/forwarding.py``); and the app's own pages of them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from connexion.options import SwaggerUIOptions
 
 from ..backends.registry import ModelRegistry
 from ..families.family import Document, Family, Served
-from ..http.forwarding import LOCAL_STATE_TAGS, SHARED_STATE_TAGS
 from ..http.key_limits import LimitedAuthenticator
 from ..http.security import api_key_handler, security_handler
 from ..settings import Settings
@@ -93,24 +93,17 @@ def serve(
             documents[family.name] = load_document(settings.spec_dir / family.joined.file, None)
             served_document = family.joined.join(served_document, routed(documents[family.name], controllers))
     app.add_api(served_document, name="openai", resolver=adapter.ControllerResolver(openai_document), **options)
-    # A pure gateway keeps no state for upstream models: the stateful families go upstream.
-    forwarded: frozenset[str] = frozenset()
-    if registry.default_upstream is not None and not settings.local_models:
-        tags = LOCAL_STATE_TAGS
-        if any(config.responses == "local" for config in settings.upstream_configs()):
-            tags = LOCAL_STATE_TAGS - SHARED_STATE_TAGS  # Responses of those upstreams' models live here
-        forwarded = adapter.operation_ids_of(openai_document, tags)
-    # The Admin API: the organisation here is this service's (docs/ADMIN.md); only an
-    # operator who asks sends it upstream, to act on the upstream organisation with its key.
-    admin_operations = adapter.admin_operation_ids(openai_document)
-    unserved = adapter.unserved_operation_ids(openai_document)
-    if settings.admin_api == "upstream":
-        forwarded |= admin_operations - adapter.operation_ids_of(openai_document, frozenset({"Usage"}))
-    else:
-        unserved -= admin_operations
+    # An operation with a controller is served here, one without goes to the default
+    # upstream; each family says which of its own are answered otherwise (``Family.answered``:
+    # a pure gateway keeps no state for upstream models, so it forwards the stateful ones).
+    gateway = registry.default_upstream is not None and not settings.local_models
+    answered = [family.answered(settings, openai_document, gateway) for family in families]
+    forwarded = frozenset().union(*(said.forwarded for said in answered))
+    unserved = adapter.unserved_operation_ids(openai_document) - frozenset().union(*(said.kept for said in answered))
+    whole_way = frozenset().union(*(said.whole_way for said in answered))
     specification = app.middleware.apis[-1].specification
     return Served(
-        openai_document, extensions, documents, specification, forwarded, admin_operations, unserved,
+        openai_document, extensions, documents, specification, forwarded, whole_way, unserved,
         adapter.json_body_operations(specification),
     )
 
@@ -122,5 +115,5 @@ def pages(served: Served) -> dict[str, Document]:
     extensions = served.extensions
     return {
         "openai.json": ("OpenAI API: the operations served here", lambda: openai),
-        "extensions.json": ("llm-backend: health, metrics, admin", lambda: docs.as_json(extensions)),
+        "extensions.json": (extensions["info"]["title"], lambda: docs.as_json(extensions)),
     }

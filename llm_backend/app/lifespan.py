@@ -20,7 +20,7 @@ async def _prepare_database(services: Services, assembly: Assembly, families: Se
     settings, database, keyring = services.settings, services.database, assembly.keyring
     if settings.database_migrate:
         await database.run(database.upgrade, owners=keyring.legacy_owners())
-    # Each static keys' owner is a project of its own (docs/ADMIN.md).
+    # Each static key's owner is a project of its own: a key's tenant is its project (``auth/``).
     await database.run(database.projects.ensure_static, sorted(keyring.owners()))
     for family in families:
         if family.prepare is not None:

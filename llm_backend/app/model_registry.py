@@ -36,7 +36,7 @@ def model_registry(settings: Settings, events: ModelEvents, families: Sequence[F
         local.append(llama)
         embedding_model = None
         if settings.embedding_model:
-            from ..retrieval.embedding_model import EmbeddingModel
+            from ..backends.embedding.backend import EmbeddingModel
 
             embedding_model = EmbeddingModel(settings)
             local.append(embedding_model)

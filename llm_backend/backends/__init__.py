@@ -31,8 +31,8 @@ the registry.
   status events for the admin stream.
 
 Packages: ``llama/`` (local GGUF models, in worker processes), ``upstream/``
-(OpenAI-compatible APIs, relayed), ``audio/`` (local speech to text and text to speech).
-Other backends live with what they serve: ``retrieval/embedding_model.py``,
-``moderation/model.py``, a family's ``backend.py`` (``families/messages/backend.py``: an
-Anthropic upstream).
+(OpenAI-compatible APIs, relayed), ``audio/`` (local speech to text and text to speech),
+``embedding/`` (the local embedding model, shared by ``/v1/embeddings``, file search and
+moderation). Other backends live with what they serve: ``moderation/model.py``, a family's
+``backend.py`` (``families/messages/backend.py``: an Anthropic upstream).
 """

@@ -1,5 +1,5 @@
 """What a backend of models loaded on first use in the API process has in common (the
-retrieval embedder, the moderation classifier): a fixed list of ids, nothing to start,
+embedding model, ``embedding/``; the moderation classifier): a fixed list of ids, nothing to start,
 nothing the admin operations load or unload, every operation answered here. What its models
 serve is what the subclass implements (its ``embedding``, its ``moderation``: the
 capabilities of ``capabilities.py`` it has every method of); any other operation is the

@@ -21,9 +21,20 @@ from ..http.project_limits import admit_model
 from ..http.rendering import bytes_stream, json_response, text_response
 from ..http.sse import event_stream
 from ..serving import audio
+from ..settings import Settings
 from ..spec.forms import request_form_fields
 
 COPY_PART = 1 << 20
+# The forms whose file is audio, bounded by the file's limit (``max_audio_bytes``) and room for
+# the other fields of the form rather than by ``max_body_bytes`` (``body_limits``).
+FORM_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
+FORM_FIELDS_ROOM = 1 << 20
+
+
+def body_limits(settings: Settings) -> dict[str, int]:
+    """The most bytes a transcription's or translation's body may have (``app/chain.py``)."""
+    return {path: settings.max_audio_bytes + FORM_FIELDS_ROOM for path in FORM_PATHS}
+
 
 
 async def create_transcription(body: dict[str, Any], file: Any = None, **_: Any):

@@ -1,5 +1,5 @@
 """Tag ``Spend alerts``: the organisation's and each project's (serving/admin/spend.py;
-fired by serving/admin/meter.py)."""
+fired by serving/metering/meter.py)."""
 
 from ..http.context import caller, current
 from ..http.rendering import json_response

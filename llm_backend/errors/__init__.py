@@ -16,7 +16,7 @@ into them.
 - ``parameters.py``: one parameter missing, mistyped, unknown, or not honoured here (a local
   model, predicted outputs, a hosted tool of OpenAI's cloud): refused by name, never ignored;
 - ``access.py``: keys and their rights, origins and hosts, per-key rate limits, limits that
-  cannot be counted;
+  cannot be counted, hard spend limits (``insufficient_quota``);
 - ``models.py``: a model unknown, unfit for the operation, loading, full, out of room for the
   request, or its engine stopped;
 - ``objects.py``: ids that name nothing (of the caller's: the same answer), states that refuse
@@ -46,7 +46,7 @@ from .parameters import (
 )
 from .access import (
     missing_key, invalid_key, not_admin, forbidden, cross_site_websocket, cross_site_request, foreign_host,
-    rate_limited, limits_unavailable,
+    rate_limited, limits_unavailable, insufficient_quota, spend_not_held,
 )
 from .models import (
     model_not_found, model_not_supported, chat_model_only, guard_gave_no_verdict, model_loading,

@@ -1,6 +1,7 @@
 """Errors of who is asking: no key, a wrong key, a key without the rights, a page of
-another origin or a foreign Host name (``http/edge.py``), a key past its rate limits, and
-rate limits that cannot be counted.
+another origin or a foreign Host name (``http/edge.py``), a key past its rate limits, rate
+limits that cannot be counted, and a hard spend limit reached or a request that could pass
+it (``serving/metering/meter.py``: OpenAI's 429 ``insufficient_quota``).
 """
 
 from __future__ import annotations
@@ -89,4 +90,34 @@ def limits_unavailable(retry_after: int) -> OpenAIError:
         code="service_unavailable",
         type="server_error",
         headers={"retry-after": str(retry_after)},
+    )
+
+
+def insufficient_quota(scope: str, limit_cents: int) -> OpenAIError:
+    """A hard spend limit reached (OpenAI's 429 ``insufficient_quota``): until it is raised or
+    its month ends."""
+    return OpenAIError(
+        429,
+        f"You exceeded your current quota: the {scope}'s hard spend limit of ${limit_cents / 100:.2f} this month "
+        "is reached. Raise the limit or wait for the next month.",
+        code="insufficient_quota",
+        type="insufficient_quota",
+    )
+
+
+# What a smaller request of each family would be (a family not named: the token caps).
+_SMALLER = {"images": "Ask for fewer images (n)", "audio_speeches": "Send a shorter input"}
+
+
+def spend_not_held(scope: str, limit_cents: int, most_micros: int, left_micros: int, family: str = "") -> OpenAIError:
+    """A request that could cost more than what remains under a hard spend limit (its most is
+    held before it is served: ``serving/metering/meter.py``): OpenAI's 429
+    ``insufficient_quota``, saying what a smaller output cap would change."""
+    return OpenAIError(
+        429,
+        f"You exceeded your current quota: this request may cost up to ${most_micros / 1e6:.6f}, and the {scope}'s "
+        f"hard spend limit of ${limit_cents / 100:.2f} this month leaves ${max(left_micros, 0) / 1e6:.6f} not spent or "
+        f"held by requests in progress. {_SMALLER.get(family, 'Set a lower max_completion_tokens / max_output_tokens')}, or raise the limit.",
+        code="insufficient_quota",
+        type="insufficient_quota",
     )

@@ -51,7 +51,7 @@ class Served:
     documents: Mapping[str, dict]  # family name -> the document it serves beside OpenAI's, as written
     specification: Specification  # the OpenAI document as Connexion resolved it ($refs followed)
     forwarded: frozenset[str]  # operations sent verbatim to the default upstream
-    admin_operations: frozenset[str]  # the Admin API's (Connexion's whole way, never the fast lane)
+    whole_way: frozenset[str]  # operations on Connexion's whole way, never the fast lane (``Answered``)
     unserved: frozenset[str]  # operations no controller here answers
     # (method, path) -> (operationId, controller, body schema) of the operations whose whole
     # input is a JSON body (adapter.json_body_operations): the fast lane's and batch lines'.
@@ -82,6 +82,34 @@ class Joined:
 
     file: str
     join: Callable[[dict, dict], dict]
+
+
+@dataclass(frozen=True)
+class Answered:
+    """Where a family's operations of the OpenAI document are answered when not by the core's
+    rule (an operation with a controller here is served here; one without, by the default
+    upstream): what its ``answered`` hook says, given the settings, the document (as routed)
+    and whether this is a pure gateway (a default upstream, no local models)."""
+
+    forwarded: frozenset[str] = frozenset()  # sent verbatim to the default upstream, served here or not
+    kept: frozenset[str] = frozenset()  # never sent to the default upstream, though no controller answers them
+    whole_way: frozenset[str] = frozenset()  # Connexion's whole way (their controllers take its parameters)
+
+
+def gateway_forwards(*tags: str) -> Callable[[Settings, dict, bool], Answered]:
+    """The ``answered`` of a family that keeps state here for local models only: a pure
+    gateway keeps none for upstream models, so its operations of ``tags`` go upstream."""
+
+    def answered(_: Settings, document: dict, gateway: bool) -> Answered:
+        from ..spec.adapter import operation_ids_of  # with the app only: the web stack
+
+        return Answered(forwarded=operation_ids_of(document, frozenset(tags))) if gateway else Answered()
+
+    return answered
+
+
+def _as_the_core_says(_: Settings, __: dict, ___: bool) -> Answered:
+    return Answered()
 
 
 def _nothing(_: object) -> list:
@@ -128,8 +156,13 @@ class Family:
     # when local models are served; each reached by its ids (``registry.backend_for``).
     local: Callable[[Settings, ModelEvents], list[Any]] = _no_backends
     # The most bytes a POST body of its paths may have, when not ``max_body_bytes`` (its
-    # uploads: path -> bytes, read as the audio and file uploads are, ``http/middleware.BodyLimit``).
+    # uploads: path -> bytes, a ``{...}`` segment any one segment; such a body is spooled to a
+    # file when chunked, ``http/middleware.BodyLimit``).
     body_limits: Callable[[Settings], Mapping[str, int]] = _no_limits
+    # Where its operations of the OpenAI document are answered when not by the core's rule
+    # (``Answered``): sent upstream (a pure gateway's stateful families: ``gateway_forwards``),
+    # kept from the default upstream, or kept on Connexion's whole way.
+    answered: Callable[[Settings, dict, bool], Answered] = _as_the_core_says
     # Its Alembic revisions (a ``versions`` folder), in the one history with the core's.
     migrations: Path | None = None
     # Its settings (a ``FamilySettings``): read and checked when the app is built.

@@ -1,14 +1,17 @@
 """The Responses API, a family whose parts are still in the layers' folders
 (``serving/responses/``, ``http/responses_socket.py``, ``controllers/responses.py``,
 ``storage/responses.py``): its registration. Background responses whose process is gone
-will never finish: failed (``serving/responses/background.py``)."""
+will never finish: failed (``serving/responses/background.py``). A pure gateway keeps no
+responses or conversations (they go upstream), unless an upstream's models have their
+Responses served here over its chat (``responses: local``): then they all live here."""
 
 from __future__ import annotations
 
 import asyncio
 
-from llm_backend.families.family import Family, Middleware, Wired
+from llm_backend.families.family import Answered, Family, Middleware, Wired, gateway_forwards
 from llm_backend.serving.services import Services
+from llm_backend.settings import Settings
 
 # The hooks import their modules when the app is built (the registry: __init__.py).
 
@@ -38,4 +41,12 @@ def _socket(wired: Wired) -> list[Middleware]:
     return [(ResponsesSocket, {"path": path, **arguments, "check_event": check_event})]
 
 
-FAMILY = Family("responses", start=_tasks, stop=_stop, sockets=_socket)
+_forwarded_by_a_gateway = gateway_forwards("Responses", "Conversations")
+
+
+def _answered(settings: Settings, document: dict, gateway: bool) -> Answered:
+    here = any(config.responses == "local" for config in settings.upstream_configs())
+    return _forwarded_by_a_gateway(settings, document, gateway and not here)
+
+
+FAMILY = Family("responses", start=_tasks, stop=_stop, sockets=_socket, answered=_answered)

@@ -1,12 +1,14 @@
 """Retrieval (files into searchable chunks: vector stores, ``file_search``), a family whose
 parts are still in the layers' folders (``retrieval/``, ``serving/retrieval.py``,
-``serving/vector_stores.py``, ``storage/vector_*.py``): its registration."""
+``serving/vector_stores.py``, ``storage/vector_*.py``): its registration. A pure gateway keeps
+no vector stores: they go upstream. The embedding model it embeds with is the core's
+(``backends/embedding/``)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from llm_backend.families.family import Family
+from llm_backend.families.family import Family, gateway_forwards
 from llm_backend.serving import expiry
 from llm_backend.serving.services import Services
 
@@ -34,4 +36,4 @@ async def _stop(services: Services) -> None:
         await services.database.run(services.retrieval.stop)
 
 
-FAMILY = Family("retrieval", prepare=_prepare, start=_tasks, stop=_stop)
+FAMILY = Family("retrieval", prepare=_prepare, start=_tasks, stop=_stop, answered=gateway_forwards("Vector stores"))

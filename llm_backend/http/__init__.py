@@ -8,8 +8,11 @@ and traces. Below it nothing knows about HTTP. In the order a request meets them
   lifespan runs.
 - ``middleware.py``: ``RequestContext`` (HTTP requests and WebSocket handshakes: the request
   id, the access log, one ``Exchange`` each), ``RecordOperation`` (the operationId for the
-  metrics), ``BodyLimit`` (413; JSON bodies ``max_body_bytes``, uploads ``max_upload_bytes``;
-  a chunked body read here, bounded), ``CancelOnDisconnect`` (client gone: work cancelled).
+  metrics), ``BodyLimit`` (413; JSON bodies ``max_body_bytes``, an upload its path's limit,
+  ``Family.body_limits``; a chunked body read here, bounded), ``CancelOnDisconnect`` (client
+  gone: work cancelled).
+- ``refused_logins.py``: refused admin logins into the audit log (``login.failed``), bounded
+  per minute in budgets of their own.
 - ``edge.py``: who may reach the service from a browser, one rule for HTTP and WebSocket: a
   foreign ``Host`` (loopback names, addresses, ``allowed_hosts``: DNS rebinding when keyless)
   or another site's ``Origin`` on a write or a handshake (same origin, ``cors_origins``) is
@@ -37,7 +40,7 @@ and traces. Below it nothing knows about HTTP. In the order a request meets them
   (``serving/ownership.py``). ``forwarded_usage.py``: what a forwarded operation counts (its
   model admitted against the project's limits; its images, spoken characters into the usage).
 - ``project_limits.py``: a request's model resolved (``ModelRegistry.canonical``), then its
-  project's per-model rate limits and spend hold (``serving/admin/meter.py``), counted by
+  project's per-model rate limits and spend hold (``serving/metering/meter.py``), counted by
   every replica in the database, all windows or none; for every lane that learns a model.
 - ``batch_lines.py``: a batch line answered as the request it stands for: admitted as a
   request of the key that made the batch (still let in, its project active, the hard spend

@@ -42,7 +42,7 @@ from ..auth import Authenticator, Principal
 from ..backends.base import background
 from ..errors import OpenAIError, answered, invalid_key, server_error
 from ..json.types import Json
-from ..serving.batches.lines import Refused
+from ..serving.batch_lines import Refused
 from ..serving.services import Services
 from ..storage.batches import Claimed
 from .. import off_loop
@@ -106,7 +106,7 @@ def _seconds(value: bytes | None) -> float | None:
 
 class BatchLines:
     """The batch endpoints served here and how a line of each is answered (the batch
-    runner's ``Lines``, serving/batches/lines.py)."""
+    runner's ``Lines``, serving/batch_lines.py)."""
 
     def __init__(
         self, services: Services, endpoints: Mapping[str, Endpoint], base_path: str, observer: Observer | None,

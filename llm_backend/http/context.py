@@ -21,7 +21,7 @@ from ..backends.base import caller_headers, tenant, usage_withheld
 from ..serving.services import Services
 
 if TYPE_CHECKING:
-    from ..serving.admin.meter import Hold
+    from ..serving.metering.meter import Hold
 
 
 @dataclass

@@ -7,13 +7,14 @@ project's limits on the model it names, and priced, by what it is:
   body names (OpenAI's default, ``dall-e-2``, when none) admitted as a request (requests per
   minute and day) and ``n`` images (default 1) against ``max_images_per_1_minute``; an
   answered request counts its images in the usage (family ``images``), priced per image
-  (``prices.py``). Its answer's bytes are not read (images of several MB each);
+  (``serving/metering/prices.py``). Its answer's bytes are not read (images of several MB
+  each);
 - **Responses** forwarded as unserved (``createResponse``, ``Compactconversation``: a pure
   gateway forwards the stateful families): the model admitted as a request and named for
   the meter, which reads the answer's ``usage`` as it reads any relayed answer's
   (``metrics.py``: the JSON answer, or the stream's ``response.completed``); under a hard
   spend limit it holds its ``max_output_tokens`` (else the model's room) and its body's
-  bytes as its input tokens (``holds.py``);
+  bytes as its input tokens (``serving/metering/holds.py``);
 - **speech** forwarded by its model (``routed_by_model``: an upstream's voice): its input's
   characters, as a local model's speech counts them.
 

@@ -17,8 +17,9 @@ These rules decide what is forwarded, all here:
 Whatever the rule, a tenant's forwarded request reaches only its own objects upstream
 (``serving/ownership.py``: ``forward`` checks the request and records what the answer shows),
 and is limited and priced by what it is (``forwarded_usage.py``: images per image...).
-A pure gateway (no local models) forwards every operation of the stateful families
-(``LOCAL_STATE_TAGS``) as unserved: it keeps no state of its own for upstream models.
+A pure gateway (no local models) forwards every operation of the stateful families as
+unserved: it keeps no state of its own for upstream models (each family says which of its
+operations, ``Family.answered``; ``app/documents.py`` gathers them).
 """
 
 from __future__ import annotations
@@ -158,9 +159,7 @@ def routed_by_model(operation_id: str, controller: Controller) -> Controller:
     return served
 
 
-# Families whose objects this service keeps for local models; a pure gateway forwards them.
-LOCAL_STATE_TAGS = frozenset({"Files", "Vector stores", "Responses", "Conversations", "Batch", "Uploads"})
-# Of those, the ones whose objects may live upstream too (created through a forwarded request).
+# The tags whose objects may live here or upstream (created through a forwarded request).
 SHARED_STATE_TAGS = frozenset({"Responses", "Conversations"})
 
 

@@ -325,7 +325,7 @@ def _refusal(windows: Windows, headers: Headers) -> OpenAIError:
 
 class LimitedAuthenticator(Authenticator):
     """The ``Authenticator`` whose callers are also held to their key's rate limits, and
-    first to their project's hard spend limit (``quota``: serving/admin/meter.py)."""
+    first to their project's hard spend limit (``quota``: serving/metering/meter.py)."""
 
     def __init__(
         self, authenticator: Authenticator, limits: RateLimits, quota: Callable[[Principal], Awaitable[None]] | None = None

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol, cast
 
 import structlog
@@ -186,9 +186,10 @@ def _matches(template: str, path: str) -> bool:
 
 
 class BodyLimit(HttpMiddleware):
-    """Answers 413 for bodies over ``max_bytes``; uploads (``POST`` to one of
-    ``upload_paths``: createFile, addUploadPart) have their own, larger limit, ``upload_bytes``;
-    a path of ``path_limits`` (the audio uploads: OpenAI's 25 MB) has its own.
+    """Answers 413 for bodies over ``max_bytes``; uploads (a ``POST`` to a path of
+    ``path_limits``, where a ``{...}`` segment matches any one segment: createFile,
+    addUploadPart, the audio forms...) have their own limits, each its path's (the families'
+    ``Family.body_limits`` and the core's, ``app/chain.py``).
 
     A chunked body (no Content-Length) is read up to the limit and replayed with its length
     set: Connexion's validation would otherwise take it for a missing body. A chunked
@@ -197,28 +198,25 @@ class BodyLimit(HttpMiddleware):
     inside ``BodyDeadline``, which times every read.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        max_bytes: int,
-        upload_bytes: int | None = None,
-        upload_paths: frozenset[str] = frozenset(),
-        path_limits: dict[str, int] | None = None,
-    ) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
-        self.upload_bytes = upload_bytes or max_bytes
-        self.upload_paths = upload_paths
-        self.path_limits = path_limits or {}
+        limits = dict(path_limits or {})
+        self.path_limits = {path: limit for path, limit in limits.items() if "{" not in path}
+        self.template_limits = [(template, limit) for template, limit in limits.items() if "{" in template]
+
+    def upload_limit(self, path: str) -> int | None:
+        """The limit of a ``POST`` to ``path`` when it is an upload, else None."""
+        limit = self.path_limits.get(path)
+        if limit is None:
+            limit = next((limit for template, limit in self.template_limits if _matches(template, path)), None)
+        return limit
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
-        post = scope["method"] == "POST"
-        limit_of_path = post and scope["path"] in self.path_limits
-        upload = post and (limit_of_path or any(_matches(template, scope["path"]) for template in self.upload_paths))
-        limit = self.upload_bytes if upload else self.max_bytes
-        if limit_of_path:
-            limit = self.path_limits[scope["path"]]
+        upload_limit = self.upload_limit(scope["path"]) if scope["method"] == "POST" else None
+        upload = upload_limit is not None
+        limit = self.max_bytes if upload_limit is None else upload_limit
         length = headers.get(b"content-length")
         if length is not None:
             if length.isdigit() and int(length) > limit:

@@ -20,7 +20,7 @@ A request's model is resolved once, here, to the model it names (``ModelRegistry
 a local model's aliases and personas, an upstream alias, a pool): its limits, its price and
 its metered usage key on that model (``Record.metered_model``), so that an alias cannot
 pass its model's limits or be answered unpriced. Here too a request under a hard spend
-limit reserves the most it can cost (``serving/admin/meter.py``), settled when it ends:
+limit reserves the most it can cost (``serving/metering/meter.py``), settled when it ends:
 every lane, batch lines and forwarded image operations (their ``n`` images) included.
 
 Batch lines (``backends.base.background``) are held to ``batch_1_day_max_input_tokens``
@@ -42,7 +42,7 @@ from ..serving.admin import hosted_tools
 from ..serving.admin.errors import model_rate_limited
 from ..storage import Database
 from ..storage.admin_snapshot import ModelLimits
-from ..serving.admin.holds import most_usage
+from ..serving.metering.holds import most_usage
 from ..serving.services import required
 from ..settings.admin import Price
 from ..storage.usage import COMPLETIONS, IMAGES, Measured

@@ -7,7 +7,7 @@ judged by a classifier on the retrieval model's sentence embeddings, or by a gua
   each category's worst piece answering.
 - ``categories.py``: OpenAI's 13 categories, what implies what, the ids served.
 - ``classifier.py``: a logistic regression per category over all-MiniLM-L6-v2 embeddings
-  (``retrieval/embedder.py``), fitted on first use to ``examples.yaml``.
+  (``backends/embedding/embedder.py``), fitted on first use to ``examples.yaml``.
 - ``guard.py``: a Llama Guard 3 or 4 GGUF (``moderation_guard``) judging instead: its verdict
   read, its hazard codes mapped to OpenAI's categories.
 """

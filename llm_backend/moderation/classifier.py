@@ -1,5 +1,6 @@
 """The local moderation classifier: OpenAI's 13 categories scored from the sentence
-embedding the retrieval model gives a text (all-MiniLM-L6-v2, ``retrieval/embedder.py``).
+embedding the embedding model gives a text (all-MiniLM-L6-v2,
+``backends/embedding/embedder.py``).
 
 Each category is a logistic regression over that embedding, fitted when the classifier is
 first used (a few milliseconds) to the labelled examples in ``examples.yaml``: the texts

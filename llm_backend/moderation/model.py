@@ -3,7 +3,7 @@ moderation model ids, registered beside the local models, so the registry routes
 ``GET /v1/models`` lists them, and batches and the usage accounting see it as any model.
 
 It judges text with the classifier of ``classifier.py`` on the embeddings of the retrieval
-model (one embedder, shared: ``retrieval/embedding_model.py``), or, when one is configured,
+model (one embedder, shared: ``backends/embedding/backend.py``), or, when one is configured,
 with a guard model (``guard.py``: a Llama Guard GGUF) instead. The classifier judges a text in pieces
 of a few sentences, each category scored by its worst piece, so one threat in a long
 benign letter is not averaged away. Images are refused with a 400 naming the part: no
@@ -33,7 +33,7 @@ from .categories import CATEGORIES, MODEL_IDS
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..retrieval.embedding_model import EmbeddingModel
+    from ..backends.embedding.backend import EmbeddingModel
     from .guard import Guard
 
 MAX_INPUT_TOKENS = 32_768

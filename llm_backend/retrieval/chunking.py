@@ -6,8 +6,8 @@ of the extracted text (the tokenizer's character offsets), so what search return
 the file said, case and spacing included.
 
 A chunk may be longer than the embedding model's context (800 > 256): the embedder embeds
-it window by window and averages (see ``embedder.py``); the chunk itself stays as the user
-asked for.
+it window by window and averages (see ``backends/embedding/embedder.py``); the chunk itself
+stays as the user asked for.
 
 The text comes as a stream of pieces (``extraction.text_pieces``) and is tokenized a piece at
 a time: the chunk that reaches a piece's end waits, its text carried into the next piece, so

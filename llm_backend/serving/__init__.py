@@ -32,6 +32,10 @@ only by the Protocols of ``services.py``.
 - ``usage.py``, ``usage_families.py``: OpenAI's usage operations over ``storage/usage.py``;
   one row per usage family (its usage result, its price's line items, its spend hold): a new
   family is one row.
+- ``metering/``: money as it happens, for every answer whatever serves it: the price table,
+  what a request can cost at most, the spend meter (hard limits held, alerts fired).
+- ``batch_lines.py``: what the batch runner asks of a line, for every kind of batch
+  (``Lines``, answered by ``http/batch_lines.py``; ``Refused``: how a refused batch ends).
 
 Families of operations, a package each (its modules in its docstring):
 

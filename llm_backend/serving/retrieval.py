@@ -1,7 +1,7 @@
 """The retrieval engine of one app: the embedding model (loaded on first use, once per
 process), the searcher with its in-memory vector caches, and the background indexer.
 
-The embedding model is the served one (``retrieval/embedding_model.py``) when there is one:
+The embedding model is the served one (``backends/embedding/backend.py``) when there is one:
 one llama context, so a search and an ``embeddings.create`` give the same vectors. With
 ``embedding_model`` set empty (not served under ``/v1/embeddings``) vector stores still
 work: an unlisted instance of the same class embeds for them, so there is one loader.
@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..retrieval.embedding_model import EmbeddingModel
+from ..backends.embedding.backend import EmbeddingModel
 from ..retrieval.indexer import Indexer
 from ..retrieval.indexing import Limits
 from ..retrieval.search import Searcher

@@ -19,10 +19,10 @@ from ..storage import Database
 
 if TYPE_CHECKING:
     from ..mcp.connector import Connector
-    from ..retrieval.embedding_model import EmbeddingModel
-    from .batches.lines import Lines
+    from ..backends.embedding.backend import EmbeddingModel
+    from .batch_lines import Lines
     from .batches.runner import BatchRunner
-    from .admin.meter import SpendMeter
+    from .metering.meter import SpendMeter
     from .responses.reasoning import ReasoningSeal
     from .retrieval import Retrieval
 
@@ -60,13 +60,13 @@ class Services:
     registry: ModelRegistry
     database: Database
     metrics: TokenCounter | None = None
-    # The embedding model (retrieval/embedding_model.py), a backend of the registry too, when
-    # it is served: the retrieval engine embeds with it.
+    # The embedding model (backends/embedding/backend.py), a backend of the registry too, when
+    # it is served: file search and indexing embed with its one instance.
     embedding_model: EmbeddingModel | None = None
     # The Realtime API's ephemeral client secrets.
     client_secrets: ClientSecrets | None = None
     project_limits: ModelLimiter | None = None
-    # Spend: priced usage, hard limits and alerts (serving/admin/meter.py).
+    # Spend: priced usage, hard limits and alerts (serving/metering/meter.py).
     spend_meter: SpendMeter | None = None
     # How this app answers a batch's line (http/batch_lines.BatchLines): given these
     # services, since a line is served as a request of this app is (see ``batches``).

@@ -1,7 +1,7 @@
 """The usage families, one row each: what OpenAI's usage operation answers for a family
-(``result``: serving/usage.py), what its usage costs (``line_items``: serving/admin/prices.py),
+(``result``: serving/usage.py), what its usage costs (``line_items``: serving/metering/prices.py),
 and the most a request of it can use, held against a hard spend limit before it is served
-(``most``: serving/admin/holds.py, whose docstring gives the rules).
+(``most``: serving/metering/holds.py, whose docstring gives the rules).
 
 A family is what the usage accounting records an answer under (storage/usage.py's names):
 the tokens of completions, embeddings and moderations, a speech's characters, a

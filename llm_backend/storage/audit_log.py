@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
+from ..auth import ANONYMOUS, Principal
 from . import audit_chain
 from .models import AuditLogEntry
 
@@ -50,6 +51,18 @@ def new_entry(
         "resource_id": resource_id,
         "details": details,
     }
+
+
+def actor_of(principal: Principal | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(OpenAI's ``actor`` object, the id ``actor_ids[]`` filters on) of ``principal``: the key
+    that asked - its id, never the key (``type: user`` for an admin key, as OpenAI's admin keys
+    are users'); None: an operator on the command line."""
+    if principal is None:
+        return None, None
+    if principal.owner == ANONYMOUS:  # no keys configured: whoever is on loopback
+        return {"type": "api_key", "api_key": {"id": ANONYMOUS, "type": "user"}}, ANONYMOUS
+    key = {"id": principal.key, "type": "user" if principal.admin else "service_account"}
+    return {"type": "api_key", "api_key": key}, principal.key
 
 
 # A change's audit entry, made from what it changed (None: no entry).

@@ -10,7 +10,7 @@ request cannot both get it, and a refused request is not counted. Tokens are add
 way, without a condition, once an answer reports them. Old windows are deleted now and then.
 One round trip per admitted request (about 0.3 ms on a local PostgreSQL), in a worker thread.
 
-Spend (serving/admin/meter.py) is held before it is known: ``reserve`` adds a request's
+Spend (serving/metering/meter.py) is held before it is known: ``reserve`` adds a request's
 most to its scopes' ``spend_held`` windows in one transaction that first locks them (an
 UPSERT of nothing) and refuses when spent + held + it would pass a limit, so replicas
 reserve in turn; ``settle`` adds the real cost and takes the hold back, in one transaction.

@@ -145,7 +145,7 @@ def test_an_api_key_gets_403_on_every_admin_operation_and_each_refusal_is_audite
             call()
     with pytest.raises(openai.AuthenticationError):
         admin_sdk(live, "sk-wrong").admin.organization.projects.list()
-    # Refusals are written beside their answers (serving/admin/audit.RefusedLogins), each
+    # Refusals are written beside their answers (http/refused_logins.RefusedLogins), each
     # append chained to the one before (storage/audit_chain.py): read once all have landed.
     deadline = time.monotonic() + 10
     while True:

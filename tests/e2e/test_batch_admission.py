@@ -21,7 +21,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from llm_backend.serving.admin.holds import text_bytes
+from llm_backend.serving.metering.holds import text_bytes
 from tests.conftest import MODEL
 from tests.support.batches import ENDED, chat_lines, file_lines, submit, wait
 from tests.support.clients import TLS, admin_sdk, keyed_server, managed_key, sdk

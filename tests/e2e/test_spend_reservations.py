@@ -5,7 +5,7 @@ service with a local model (``local-smol``, its alias and persona), with the SDK
 - 16 concurrent requests of a project with a cent or so left under its hard limit: those
   whose most would pass it are refused 429 ``insufficient_quota`` and the month's spend stays
   within the limit (each request's most is reserved in the database before it is served:
-  serving/admin/meter.py), on SQLite and on PostgreSQL.
+  serving/metering/meter.py), on SQLite and on PostgreSQL.
 - An alias, a persona and an upstream alias spend their model's per-model limit and are
   priced as it (``ModelRegistry.canonical``).
 - Many answers each worth a fraction of a micro-dollar add up, in the spend counters, to

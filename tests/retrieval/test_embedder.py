@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from llm_backend.retrieval import model_files
+from llm_backend.backends.embedding import model_files
 from tests.support.embedding import shared_embedder
 
 PARAPHRASES = [
@@ -72,7 +72,7 @@ def test_tokens_counted_in_slices_are_the_whole_texts_tokens():
     # GIL for 0.9 s and 130 MB): cut after a whitespace, a slice counts as it would inside.
     import random
 
-    from llm_backend.retrieval.embedder import COUNT_SLICE
+    from llm_backend.backends.embedding.embedder import COUNT_SLICE
     from tests.support.fuzz import SEED
 
     embedder = shared_embedder()

@@ -1,13 +1,13 @@
 """The embedder's one llama context is taken a batch at a time, in the order asked
-(retrieval/embedder.py ``Turns``, issue #39): a long embeddings request delays a search by
-about one batch, never by the whole request. Real embedder, threads, event order."""
+(backends/embedding/embedder.py ``Turns``, issue #39): a long embeddings request delays a
+search by about one batch, never by the whole request. Real embedder, threads, event order."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from llm_backend.retrieval.embedder import Turns
+from llm_backend.backends.embedding.embedder import Turns
 from tests.support.embedding import shared_embedder
 
 

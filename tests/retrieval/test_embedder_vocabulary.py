@@ -9,8 +9,8 @@ import pytest
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 
-from llm_backend.retrieval.embedder import Embedder
-from llm_backend.retrieval.model_files import ModelFilesError
+from llm_backend.backends.embedding.embedder import Embedder
+from llm_backend.backends.embedding.model_files import ModelFilesError
 
 
 def test_a_vocabulary_without_cls_and_sep_is_refused_on_load(tmp_path: Path):

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from llm_backend.backends.registry import ModelRegistry
 from llm_backend.serving.admin import sampler
-from llm_backend.serving.admin.meter import SPEND, SpendMeter, month_start, spend_owner
+from llm_backend.serving.metering.meter import SPEND, SpendMeter, month_start, spend_owner
 from llm_backend.serving.services import Services
 from llm_backend.settings import Settings
 from llm_backend.storage.usage import VECTOR_STORES

@@ -9,7 +9,7 @@ import functools
 import tempfile
 from pathlib import Path
 
-from llm_backend.retrieval.embedder import Embedder
+from llm_backend.backends.embedding.embedder import Embedder
 from tests.support.server import shared_caches
 
 

@@ -181,10 +181,10 @@ def test_only_the_registry_imports_a_family(module, path):
     assert foreign == []
 
 
-def _folder_families() -> list:
-    """The families that live in a folder of their own (the toy's too): their ``FAMILY``."""
-    packages = [f"{FAMILY_PACKAGE}.{path.parent.name}" for path in sorted((PACKAGE / "families").glob("*/__init__.py"))]
-    return [importlib.import_module(package).FAMILY for package in [*packages, TOY_PACKAGE]]
+def _families() -> list:
+    """Every registered family (``FAMILIES``: in a folder of its own or still spread over the
+    layers), and the toy family."""
+    return [*FAMILIES, importlib.import_module(TOY_PACKAGE).FAMILY]
 
 
 def _words(family) -> set[str]:
@@ -192,15 +192,16 @@ def _words(family) -> set[str]:
     return {family.name.lower(), *(tag.lower() for tag in family.controllers), *family.upstreams}
 
 
-@pytest.mark.parametrize("family", _folder_families(), ids=lambda family: family.name)
+@pytest.mark.parametrize("family", _families(), ids=lambda family: family.name)
 def test_the_app_names_no_family(family):
     """``app/`` reads every part of a family from the registry: no word of one in its code
-    or its comments (a family whose parts are still spread over the layers is not held)."""
+    or its comments, whether the family lives in a folder of its own or is still spread."""
     named = {
-        f"app/{path.name}: {word}"
+        f"app/{path.name}:{number}: {word}"
         for path in sorted((PACKAGE / "app").glob("*.py"))
+        for number, line in enumerate(path.read_text().lower().splitlines(), 1)
         for word in _words(family)
-        if re.search(rf"\b{re.escape(word)}\b", path.read_text().lower())
+        if re.search(rf"\b{re.escape(word)}\b", line)
     }
     assert named == set()
 

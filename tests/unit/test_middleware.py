@@ -98,7 +98,7 @@ async def test_a_chunked_body_within_the_limit_reaches_the_app_whole_with_its_le
 
 
 def uploads(inner, max_bytes: int = 10, upload_bytes: int = 100) -> BodyLimit:
-    return BodyLimit(inner, max_bytes=max_bytes, upload_bytes=upload_bytes, upload_paths=frozenset({"/v1/files"}))
+    return BodyLimit(inner, max_bytes=max_bytes, path_limits={"/v1/files": upload_bytes})
 
 
 async def test_an_upload_has_its_own_larger_limit():
@@ -110,7 +110,7 @@ async def test_an_upload_has_its_own_larger_limit():
 
 
 async def test_an_upload_part_has_the_upload_limit_by_its_path_template():
-    limit = BodyLimit(Inner(), max_bytes=10, upload_bytes=100, upload_paths=frozenset({"/v1/uploads/{upload_id}/parts"}))
+    limit = BodyLimit(Inner(), max_bytes=10, path_limits={"/v1/uploads/{upload_id}/parts": 100})
     sent = await call(limit, [{"type": "http.request", "body": b"x" * 50}], headers=[(b"content-length", b"50")], path="/v1/uploads/upload_1/parts")
     assert sent[0]["status"] == 200
     for other in ("/v1/uploads/upload_1", "/v1/uploads//parts", "/v1/uploads/a/b/parts"):

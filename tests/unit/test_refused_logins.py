@@ -1,4 +1,4 @@
-"""Refused admin logins in the audit log (``login.failed``, serving/admin/audit.RefusedLogins;
+"""Refused admin logins in the audit log (``login.failed``, http/refused_logins.py;
 issue #56, item 7): bounded a minute so that a flood cannot fill the database, in budgets of
 their own, so that 60 keyless refusals a minute no longer leave a valid key's probing (or a
 wrong key's) unlogged. On a real SQLite database, the entries as the audit log lists them."""
@@ -11,7 +11,7 @@ import pytest
 
 from llm_backend import errors
 from llm_backend.auth import Principal
-from llm_backend.serving.admin.audit import REFUSALS_PER_MINUTE, RefusedLogins
+from llm_backend.http.refused_logins import REFUSALS_PER_MINUTE, RefusedLogins
 from llm_backend.storage import Database
 from llm_backend.storage.audit_log import AuditFilter
 from tests.e2e.test_shared_limits import same_minute

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from llm_backend.serving.admin.holds import text_bytes
+from llm_backend.serving.metering.holds import text_bytes
 from tests.conftest import MODEL
 from tests.support.clients import admin_sdk, keyed_server, sdk
 from tests.support.fake_upstreams import ChatOnlyUpstream

@@ -13,7 +13,6 @@ import httpx
 import openai
 import pytest
 
-from llm_backend.http.forwarding import LOCAL_STATE_TAGS
 from llm_backend.spec.adapter import operation_ids_of, operations, unserved_operation_ids
 from tests.conftest import MODEL
 from tests.support.clients import TLS, keyed_server, sdk
@@ -23,8 +22,10 @@ from tests.upstream.conftest import SERVICE_KEY
 
 KEY_A, KEY_B, ADMIN = "sk-tenant-a-5c0e91", "sk-tenant-b-7d22f4", "sk-tenant-admin-90a1"
 OPENAI = openai_document()
-# What a pure gateway forwards: what no controller serves, and the stateful families.
-FORWARDED = unserved_operation_ids(OPENAI) | operation_ids_of(OPENAI, LOCAL_STATE_TAGS)
+# What a pure gateway forwards: what no controller serves, and the stateful families (the
+# objects this service keeps for local models only).
+STATEFUL = frozenset({"Files", "Vector stores", "Responses", "Conversations", "Batch", "Uploads"})
+FORWARDED = unserved_operation_ids(OPENAI) | operation_ids_of(OPENAI, STATEFUL)
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,8 @@ same names. Every change is logged in the audit log, in its own transaction (``a
   data retention, swept through each family's store), ``people.py`` (users, invites, roles,
   groups, certificates: none here, an honest 404), ``objects.py``, ``errors.py``;
 - ``audit.py``: entries made in each change's transaction, their list, refused admin logins;
-- money: ``prices.py`` (the price table), ``holds.py`` (the most a body can cost),
-  ``meter.py`` (each answer priced into the month's spend, exactly; a request under a hard
-  limit holds its most before it is served and settles when it ends, ``insufficient_quota``
-  past it; alerts fired once: the audit log, a signed webhook), ``spend.py`` (hard limits and
-  alerts as set), ``costs.py`` (``/v1/organization/costs``), ``sampler.py`` (vector stores'
-  bytes, hourly).
+- money as the Admin API sets and reads it: ``spend.py`` (hard limits and alerts as set),
+  ``costs.py`` (``/v1/organization/costs``), ``sampler.py`` (vector stores' bytes, hourly).
+  Metering itself is the core's (``serving/metering/``: prices, holds, the meter): every
+  answer is priced whatever family serves it.
 """

@@ -1,5 +1,5 @@
 """``GET /v1/organization/costs``: the usage of every family, priced by the price table
-(``prices.py``), in OpenAI's daily buckets, grouped by project, line item and key as asked.
+(``serving/metering/prices.py``), in OpenAI's daily buckets, grouped by project, line item and key as asked.
 
 Costs are the usage records priced with the table as it is when asked (change prices at a
 month's start to keep months apart); a result is a group's amount in USD (``amount.value``,

@@ -25,36 +25,6 @@ def no_people(operation_id: str) -> OpenAIError:
     )
 
 
-def insufficient_quota(scope: str, limit_cents: int) -> OpenAIError:
-    """A hard spend limit reached (OpenAI's 429 ``insufficient_quota``): until it is raised or
-    its month ends."""
-    return OpenAIError(
-        429,
-        f"You exceeded your current quota: the {scope}'s hard spend limit of ${limit_cents / 100:.2f} this month "
-        "is reached. Raise the limit or wait for the next month.",
-        code="insufficient_quota",
-        type="insufficient_quota",
-    )
-
-
-# What a smaller request of each family would be (a family not named: the token caps).
-_SMALLER = {"images": "Ask for fewer images (n)", "audio_speeches": "Send a shorter input"}
-
-
-def spend_not_held(scope: str, limit_cents: int, most_micros: int, left_micros: int, family: str = "") -> OpenAIError:
-    """A request that could cost more than what remains under a hard spend limit (its most is
-    held before it is served: ``meter.py``): OpenAI's 429 ``insufficient_quota``, saying what
-    a smaller output cap would change."""
-    return OpenAIError(
-        429,
-        f"You exceeded your current quota: this request may cost up to ${most_micros / 1e6:.6f}, and the {scope}'s "
-        f"hard spend limit of ${limit_cents / 100:.2f} this month leaves ${max(left_micros, 0) / 1e6:.6f} not spent or "
-        f"held by requests in progress. {_SMALLER.get(family, 'Set a lower max_completion_tokens / max_output_tokens')}, or raise the limit.",
-        code="insufficient_quota",
-        type="insufficient_quota",
-    )
-
-
 def tool_not_permitted(tool: str, project_id: str, param: str) -> OpenAIError:
     return OpenAIError(
         403,

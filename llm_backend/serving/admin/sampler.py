@@ -1,7 +1,7 @@
 """Vector stores' storage, sampled hourly into the usage accounting (``vector_stores``: the
-bytes each project keeps) and priced per GB-day (``prices.py``) into its spend. A lifespan
-task of every replica; one replica samples each hour (it claims the hour in
-``rate_limit_counters``), so no hour is counted twice."""
+bytes each project keeps) and priced per GB-day (``serving/metering/prices.py``) into its
+spend. A lifespan task of every replica; one replica samples each hour (it claims the hour
+in ``rate_limit_counters``), so no hour is counted twice."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from ...auth import Principal
 from ...storage.usage import VECTOR_STORES, Measured
 from ..services import Services, required
-from .prices import VECTOR_STORE_STORAGE
+from ..metering.prices import VECTOR_STORE_STORAGE
 
 log = logging.getLogger(__name__)
 HOUR = 3600

@@ -1,6 +1,7 @@
 """Hard spend limits and spend alerts, the organisation's and each project's, as the Admin
-API sets them (their enforcement and firing: ``meter.py``). Amounts are cents of USD a
-calendar month (UTC), the only currency and interval OpenAI's document allows."""
+API sets them (their enforcement and firing: ``serving/metering/meter.py``). Amounts are
+cents of USD a calendar month (UTC), the only currency and interval OpenAI's document
+allows."""
 
 from __future__ import annotations
 

@@ -5,11 +5,14 @@
 - ``input.py``: the input file checked as OpenAI checks it, while the batch is ``validating``;
 - ``runner.py``: each process's runner: batches taken by lease, their lines run in turn,
   cancel and expiry, a batch resumed wherever its process died;
-- ``lines.py``: what the runner asks of a line (``Lines``, answered by
-  ``http/batch_lines.py``), ``Refused``, how a refused batch ends; ``retries.py``: when a
-  refused line is tried again (429 and 5xx, after a doubling delay or the answer's
-  retry-after);
-- ``output.py``: output lines and the output and error files, in OpenAI's shapes.
+- ``retries.py``: when a refused line is tried again (429 and 5xx, after a doubling delay or
+  the answer's retry-after);
+- ``output.py``: output lines and the output and error files, in OpenAI's shapes; a refused
+  batch's lines not answered, answered with the refusal.
+
+What the runner asks of a line is the core's, for every kind of batch
+(``serving/batch_lines.py``: ``Lines``, answered by ``http/batch_lines.py``, ``Refused``, and
+how a refused batch ends).
 
 Anthropic's Message Batches run on the same runner (``families/messages/serving/batches.py``).
 """

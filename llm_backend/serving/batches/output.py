@@ -5,7 +5,9 @@ Each answered line becomes ``{"id": "batch_req_...", "custom_id", "response":
 any other status to the error file with the endpoint's error body as its ``body`` (as
 OpenAI writes a line its endpoint refused). A line that never ran (the batch was cancelled
 or expired first) goes to the error file with ``response: null`` and an ``error`` whose code
-is ``batch_cancelled`` or ``batch_expired``.
+is ``batch_cancelled`` or ``batch_expired``. A batch refused mid-way
+(``serving/batch_lines.py``) answers each line not answered yet with the refusal
+(``refuse_unanswered``).
 
 The files are written when the batch ends, from the stored lines, in input order, streamed
 (never whole in memory). Their ids are derived from the batch's, so a process that takes
@@ -116,3 +118,12 @@ def write_files(store: BatchStore, files: FileStore, batch: Claimed) -> dict[str
                              expires_at=expires_at, file_id=file_id)
         written[f"{kind}_file_id"] = file_id
     return written
+
+
+def refuse_unanswered(store: BatchStore, seq: int, status: int, body: Json) -> int:
+    """Answer every line of batch ``seq`` not answered yet with the refusal (blocking: the
+    runner runs it with ``Database.run``); how many were."""
+    refused = 0
+    for line, custom_id in store.unanswered(seq):
+        refused += store.answer(seq, line, answered(custom_id, status, body, "req_" + secrets.token_hex(16)), True, {})
+    return refused

@@ -16,14 +16,14 @@ any process, the restarted one or another replica on the same database, takes th
 runs the lines not answered yet: none is lost, none is answered twice in the output. A clean stop
 gives its leases back at once.
 
-Lines run through the endpoint's own validation and controller (``http/batch_lines.py``,
-behind the ``Lines`` interface, ``lines.py``) at low priority: a local model answers them on its
-low-priority engine, so interactive requests never wait behind a batch. A line refused for
-a passing reason (429, 5xx: a model loading, an engine restarting, an upstream's limit) is
-tried again, later (not before its ``retry-after``); after ``MAX_ATTEMPTS`` its last answer is
-kept. A refusal that will not pass soon (a spend limit's ``insufficient_quota``, a limit that
-resets past ``MAX_RETRY_AFTER``) is the line's answer at once: retrying it only held the batch.
-Each line is admitted as a request of its batch's key; one ``Refused`` ends the batch (lines.py).
+Lines run through the endpoint's own validation and controller (``http/batch_lines.py``, behind
+the ``Lines`` interface, ``serving/batch_lines.py``) at low priority: a local model answers them
+on its low-priority engine, so interactive requests never wait behind a batch. A line refused for
+a passing reason (429, 5xx: a model loading, an engine restarting, an upstream's limit) is tried
+again, later (not before its ``retry-after``); after ``MAX_ATTEMPTS`` its last answer is kept. A
+refusal that will not pass soon (a spend limit's ``insufficient_quota``, a limit that resets past
+``MAX_RETRY_AFTER``) is the line's answer at once: retrying it only held the batch. Each line is
+admitted as a request of its batch's key; one ``Refused`` ends the batch.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from ...storage import Database
 from ...storage.batches import BatchStore, Claimed
 from ...storage.files import FileStore
 from . import input as batch_input
-from .lines import Lines, Refused, ends_batch, refuse_unanswered
-from .output import answered, not_run, usage_of, write_files
+from ..batch_lines import Lines, Refused, ends_batch
+from .output import answered, not_run, refuse_unanswered, usage_of, write_files
 from .retries import retry_delay
 
 log = logging.getLogger(__name__)

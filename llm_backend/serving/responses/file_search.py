@@ -41,7 +41,7 @@ from .items import new_id
 
 
 TOOL = "file_search"
-# The model name its calls are recorded and priced under (serving/admin/prices.py).
+# The model name its calls are recorded and priced under (serving/metering/prices.py).
 FILE_SEARCH = TOOL
 INCLUDE_RESULTS = "file_search_call.results"
 DEFAULT_MAX_RESULTS = 10

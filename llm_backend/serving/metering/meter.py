@@ -56,6 +56,7 @@ from typing import Any
 import httpx
 
 from ...auth import ANONYMOUS, Principal
+from ...errors import insufficient_quota, spend_not_held
 from ...settings.admin import Price
 from ...storage.audit_log import new_entry
 from ...storage.admin_snapshot import Alert
@@ -63,7 +64,6 @@ from ...storage.rate_counters import SPEND
 from ...storage.usage import Measured
 from ...settings import Settings
 from ...storage import Database
-from .errors import insufficient_quota, spend_not_held
 from .prices import PriceTable
 
 log = logging.getLogger(__name__)

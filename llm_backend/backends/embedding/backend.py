@@ -1,11 +1,12 @@
-"""The retrieval embedder as a model: ``POST /v1/embeddings`` with ``all-minilm-l6-v2``,
-and the one ``Embedder`` that file_search (and indexing) embed with.
+"""The embedder as a model: ``POST /v1/embeddings`` with ``all-minilm-l6-v2``, and the one
+``Embedder`` that file_search (and indexing) and moderation embed with.
 
 It is a backend (``backends/base.py``) registered beside the local chat models, so the
 registry routes its ids, ``GET /v1/models`` lists them, and the embeddings controller needs
-nothing new. It lives in ``retrieval`` (above ``backends``) because the embedder does:
-one instance, one llama context, shared by the API and by retrieval, so a search and an
-``embeddings.create`` give the same vectors for the same text.
+nothing new. It lives in ``backends/`` with its engine, not with what embeds: one instance,
+one llama context, shared by the API, file search and the moderation classifier, so a
+search and an ``embeddings.create`` give the same vectors for the same text, and the
+models are served whatever family is registered.
 
 Loaded on first use, not at start-up: most deployments never embed, and the model costs
 about 100 MB and 0.3-0.6 s to load (its GGUF is written from the package once, 0.3 s).
@@ -32,17 +33,17 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from .. import errors
-from ..backends.first_use import FirstUseModels
-from ..budgets import MAX_CHARS_PER_TOKEN, check_count
-from ..errors import bad_request, max_tokens_per_request
-from ..json.types import Json
-from ..openai_tokens import text_of
+from ... import errors
+from ..first_use import FirstUseModels
+from ...budgets import MAX_CHARS_PER_TOKEN, check_count
+from ...errors import bad_request, max_tokens_per_request
+from ...json.types import Json
+from ...openai_tokens import text_of
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..settings import Settings
+    from ...settings import Settings
     from .embedder import Embedder
 
 log = logging.getLogger(__name__)

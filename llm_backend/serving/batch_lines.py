@@ -1,5 +1,8 @@
-"""What the batch runner asks of a line: to be answered as the request it stands for
-(``Lines``, served by ``http/batch_lines.py``), and what stops a batch's lines.
+"""What answers a batch's line, for every kind of batch the runner serves (OpenAI's Batch API,
+a family's own: ``Family.batch_routes``): ``Lines``, answered as the request the line stands
+for (``http/batch_lines.py``), and what stops a batch's lines. Core: the runner
+(``serving/batches/runner.py``) asks it of whatever batch it runs, and the app builds it once
+the documents are served (``app/assembly.batch_lines``).
 
 A batch's lines are requests of the key that created it (issue #47: they ran as their
 project, after it was archived, and past its spend limit, pushing the organisation past its
@@ -24,16 +27,13 @@ request - and the batch completes with them counted as failed.
 
 from __future__ import annotations
 
-import secrets
 from typing import TYPE_CHECKING, Protocol
 
-from ...errors import OpenAIError
-from ...json.types import Json
-from .output import answered
+from ..errors import OpenAIError
+from ..json.types import Json
 
 if TYPE_CHECKING:
-    from ...storage.batches import BatchStore, Claimed
-
+    from ..storage.batches import Claimed
 
 
 class Refused(Exception):
@@ -66,11 +66,3 @@ def ends_batch(status: int, answer: Json) -> bool:
     error = answer.get("error")
     return status == 429 and isinstance(error, dict) and error.get("code") == "insufficient_quota"
 
-
-def refuse_unanswered(store: BatchStore, seq: int, status: int, body: Json) -> int:
-    """Answer every line of batch ``seq`` not answered yet with the refusal (blocking: the
-    runner runs it with ``Database.run``); how many were."""
-    refused = 0
-    for line, custom_id in store.unanswered(seq):
-        refused += store.answer(seq, line, answered(custom_id, status, body, "req_" + secrets.token_hex(16)), True, {})
-    return refused

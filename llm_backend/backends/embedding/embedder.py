@@ -1,5 +1,5 @@
-"""Sentence embeddings for retrieval: all-MiniLM-L6-v2 on llama.cpp, tokenized by its own
-WordPiece tokenizer (HF ``tokenizers``).
+"""Sentence embeddings (file search, ``/v1/embeddings``, moderation): all-MiniLM-L6-v2 on
+llama.cpp, tokenized by its own WordPiece tokenizer (HF ``tokenizers``).
 
 Why this model and engine (measured on this 2-core machine, see docs/RETRIEVAL.md):
 - all-MiniLM-L6-v2 is the small sentence-embedding model with the widest use (384
