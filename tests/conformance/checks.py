@@ -197,6 +197,8 @@ def validate_chunk(operation: str, chunk: dict) -> None:
         _error_validator.validate(chunk)
         return
     if operation == "createResponse":
+        if chunk.get("type") == "keepalive":
+            return  # after 15 s of silence (serving/keepalive.py); no schema in the document
         chunk = without_null_usage(chunk)
     if operation == "createCompletion":
         chunk = without_echo_nulls(chunk)

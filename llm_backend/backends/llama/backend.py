@@ -215,6 +215,19 @@ class LlamaBackend:
         return Held(result, hold)
 
     async def chat_completion(self, model_id: str, request: Json) -> Objects:
+        return await self._chat_completion(model_id, request, prime=True)
+
+    async def chat_completion_objects(self, model_id: str, request: Json) -> Objects:
+        """The engine's answers are objects already. A stream comes back unstarted: its
+        callers (Responses, Messages, a Realtime session, a background response) open their
+        own stream first and answer the engine's refusals in it (``response.failed``,
+        Anthropic's ``error`` event), so a long prompt's tokenizing, queueing and first chunk
+        of prefill (3.5 to 25 s for 10,000 tokens on 2 shared cores, issue #59) come after
+        their ``response.created``, not before; the request's own mistakes (its parameters,
+        its tools' schemas, a ``max_tokens`` no model allows) are still refused here, before."""
+        return await self._chat_completion(model_id, request, prime=False)
+
+    async def _chat_completion(self, model_id: str, request: Json, prime: bool) -> Objects:
         preset = self._preset(model_id)
         prediction.check(request)  # the client's own parameters, before a persona's defaults
         model = self.local_models[preset.model.id]
@@ -230,11 +243,8 @@ class LlamaBackend:
         # tenant alike when that beginning is shared by them all.
         keyed = {"messages": params["messages"], "prompt_cache_key": request.get("prompt_cache_key")}
         route = route_key(keyed, "" if params["shared_messages"] else tenant.get()) if len(model.workers) > 1 else b""
-        return await self._serve(model, lambda: self._generate(model, model_id, "chat", params, ChatShaper, route), request)
-
-    async def chat_completion_objects(self, model_id: str, request: Json) -> Objects:
-        # The engine's answers are objects already.
-        return await self.chat_completion(model_id, request)
+        answer = lambda: self._generate(model, model_id, "chat", params, ChatShaper, route, prime)  # noqa: E731
+        return await self._serve(model, answer, request)
 
     async def completion(self, model_id: str, request: Json) -> Objects:
         preset = self._preset(model_id)
@@ -267,8 +277,11 @@ class LlamaBackend:
 
     @staticmethod
     async def _generate(
-        model: LocalModel, model_id: str, op: str, params: Json, shaper: type[ChatShaper], route: bytes = b""
+        model: LocalModel, model_id: str, op: str, params: Json, shaper: type[ChatShaper], route: bytes = b"",
+        prime: bool = True,
     ) -> Objects:
+        """The answer; a stream ``prime``d (its first chunk in hand: the engine's refusals are
+        still HTTP errors, ``streams.primed``) or not (``chat_completion_objects``)."""
         params["tool_format"] = model.tool_format  # how its answers are read (tool_formats/)
         if op == "chat":
             # The model's reasoning (known once loaded): its template's switch and budget.
@@ -277,7 +290,8 @@ class LlamaBackend:
         need = params.get("n", 1)
         if not params["stream"]:
             return shape.completion(await model.run(op, params, need, route))
-        return await primed(shape.chunks(model.stream(op, params, need, route)))
+        chunks = shape.chunks(model.stream(op, params, need, route))
+        return await primed(chunks) if prime else chunks
 
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
         """How many tokens the prompt of a chat ``request`` is, counted as it would be

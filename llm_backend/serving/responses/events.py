@@ -10,6 +10,9 @@ closed by their ``.done`` events | ``content_part.added`` →
 tool's call, ``custom_tool_call_input.delta`` → ``.done`` with its whole input; a
 ``local_shell_call``, ``shell_call`` or ``apply_patch_call`` is added whole, when its call
 is, then done: ``client_tools.py``) → ``output_item.done``, and last ``response.completed`` / ``.incomplete`` / ``.failed``.
+While the model sends nothing (a long prompt's prefill), a ``keepalive`` event every 15 s
+(``serving/keepalive.py``); the engine's refusals after ``response.created`` (the prompt too
+long for the context, a full queue) end the stream with ``response.failed``.
 
 With ``mcp`` tools (``serving/mcp/run.McpRun``) a response is several generations: a call of an MCP
 tool is an ``mcp_call`` item (``output_item.added`` → ``mcp_call.in_progress`` →
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -38,6 +42,7 @@ import anyio
 from ...backends.base import Stream
 from ...errors import OpenAIError
 from ...json.types import Json
+from ..keepalive import Silence
 from . import objects
 from .items import new_id
 from .streamed_text import Event, StreamedItem, TextEvents
@@ -48,6 +53,15 @@ log = logging.getLogger(__name__)
 _CLIENT_CALLS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call")
 # Those whose item is only valid whole (an action, an operation): added when their call is.
 _ADDED_WHOLE = ("local_shell_call", "shell_call", "apply_patch_call")
+
+
+def _failure_code(failure: OpenAIError) -> str:
+    """A failed response's ``error.code``: ``context_length_exceeded`` as OpenAI sends it (the
+    code Codex reads as "out of room", and says so, where it retries any other code),
+    ``rate_limit_exceeded`` for a 429 (Codex waits, then retries), else ``server_error``."""
+    if failure.code == "context_length_exceeded":
+        return failure.code
+    return "rate_limit_exceeded" if failure.status == 429 else "server_error"
 
 
 class ResponseStream(TextEvents):
@@ -264,9 +278,17 @@ class ResponseStream(TextEvents):
                     yield event
                 self.chunks = await self._next_generation()
             while self.chunks is not None:
-                async for chunk in self.chunks:
-                    for event in self._chunk(chunk):
-                        yield event
+                # The engine's refusals come at the first chunk (a local stream is unstarted:
+                # the context, the queue), after ``response.created``; a long prefill before
+                # it is kept alive with OpenAI's own event (serving/keepalive.py).
+                silence = Silence()
+                async with aclosing(silence.ticking(self.chunks)) as chunks:
+                    async for chunk in chunks:
+                        made = [self._event("keepalive")] if chunk is None else self._chunk(chunk)
+                        if made:
+                            silence.sent()
+                        for event in made:
+                            yield event
                 if self.tools is None or self.finish_reason == "length" or not self.open_calls:
                     break
                 closing = self._close_reasoning()
@@ -298,8 +320,7 @@ class ResponseStream(TextEvents):
             log.warning("response stream failed: %s", failure.message)
             for event in [] if self.closed else self._close("incomplete"):
                 yield event
-            code = "rate_limit_exceeded" if failure.status == 429 else "server_error"
-            response = objects.failed(self.response, self.output, code, failure.message)
+            response = objects.failed(self.response, self.output, _failure_code(failure), failure.message)
             await self._store(response)
             yield self._event("response.failed", response=response)
             return

@@ -136,7 +136,8 @@ def call_status(position: int, calls: int, status: str) -> str:
 
 
 def finished(response: Json, output: list[Json], chat_usage: Json | None, finish_reason: str | None) -> Json:
-    """``response`` with its output and usage, ``completed`` or ``incomplete``."""
+    """``response`` with its output and usage, ``completed`` or ``incomplete``; an answer cut
+    short of its ``max_output_tokens`` shows the value the model fitted it to."""
     truncated = finish_reason == "length"
     finished = {
         **response,
@@ -148,6 +149,12 @@ def finished(response: Json, output: list[Json], chat_usage: Json | None, finish
     counted = usage(chat_usage)
     if counted is not None:
         finished["usage"] = counted
+        asked = response.get("max_output_tokens")
+        if truncated and (asked is None or counted["output_tokens"] < asked):
+            # Cut short of what was asked: the model fitted the answer to its longest answer
+            # or to the room its prompt left in the window (a request for 32,000, Claude
+            # Code's and opencode's, on an 8k model), and the client sees the value it got.
+            finished["max_output_tokens"] = counted["output_tokens"]
     return finished
 
 

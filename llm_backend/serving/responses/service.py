@@ -7,7 +7,12 @@ engine's prompt-prefix cache makes a follow-up turn skip the shared prefix, whic
 ``usage.input_tokens_details.cached_tokens`` shows.
 
 A request is checked and its history loaded before anything is written or generated, so a
-rejected request stores nothing.
+rejected request stores nothing. A streamed one opens as soon as it is checked (its
+parameters, its history, its tools: a 400 before any event, as OpenAI answers a malformed
+body): its ``response.created`` comes before the engine's work, whatever the prompt's size
+(a local model's stream comes back unstarted, ``chat_completion_objects``), and what the
+engine refuses then (a prompt too long for the context, a full queue) is its
+``response.failed`` (events.py), as OpenAI reports what fails once a stream is open.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ..metadata import check_metadata
 from ... import errors
 from ...budgets import check_lists
 from ...backends.base import Serving, Stream
+from ...backends.pool_answers import started
 from ...errors import bad_request, conversation_not_found, named_as
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
@@ -243,6 +249,9 @@ async def create(
             await _refusing_as_responses(backend.check_reasoning_effort(model_id, chat.get("reasoning_effort")))
         return await background.start(turn, backend, chat, tools)
     answer = await _answer(backend, model_id, chat) if chat is not None else None
+    if answer is not None and not stream:
+        # Streamed only for its MCP calls: the engine's refusals stay this request's error.
+        answer = await _refusing_as_responses(started(answer))
     sealing = reasoning.sealing(body, seal)
     if tools is not None:
         events = ResponseStream(

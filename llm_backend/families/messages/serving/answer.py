@@ -2,7 +2,10 @@
 stream: ``message_start``, ``ping``, then per content block ``content_block_start``, its
 ``content_block_delta`` events (``thinking_delta`` then ``signature_delta``, ``text_delta``,
 ``input_json_delta``) and ``content_block_stop``, then ``message_delta`` (stop reason, the whole usage) and
-``message_stop``; a failure after the first event is an ``error`` event (Anthropic's body).
+``message_stop``; a failure after the first event is an ``error`` event (Anthropic's body):
+``message_start`` comes before the engine's work (a local model's stream is unstarted), so
+what it refuses then (a prompt too long for the context, a full queue) is one too, and a
+``ping`` each 15 s keeps a long prefill visibly alive (``serving/keepalive.py``).
 
 Reasoning (``reasoning_content``, or ``reasoning`` as newer vLLM names it: a local model's
 reasoning parser, or a reasoning upstream) is a ``thinking`` block before the answer, as
@@ -27,15 +30,21 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any, NamedTuple
 
 from llm_backend.errors import OpenAIError
 from llm_backend.json.types import Json
+from llm_backend.serving.keepalive import Silence
 
 from ..errors import error_body
 
 Event = tuple[str, Json]
 Sign = Callable[[str], str]
+
+# Anthropic's keep-alive event: one after ``message_start``, as Anthropic sends it, then one
+# each 15 s the model sends nothing.
+PING: Event = ("ping", {"type": "ping"})
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
@@ -171,21 +180,28 @@ async def events(chunks: AsyncIterator[Json], model: str, sign: Sign, room: Room
     start: Json = {"id": message_id(), "type": "message", "role": "assistant", "model": model, "content": [],
              "stop_reason": None, "stop_sequence": None, "usage": usage_of(None)}
     yield "message_start", {"type": "message_start", "message": start}
-    yield "ping", {"type": "ping"}
+    yield PING
     blocks = _Blocks(sign)
     finish: tuple[str | None, Any] = (None, None)
     usage: Json | None = None
     try:
-        async for chunk in chunks:
-            if chunk.get("usage"):
-                usage = chunk["usage"]
-            for choice in chunk.get("choices") or []:
-                if choice.get("index", 0) != 0:
+        # A long prefill sends nothing: a ping each 15 s meanwhile (serving/keepalive.py).
+        silence = Silence()
+        async with aclosing(silence.ticking(chunks)) as ticks:
+            async for chunk in ticks:
+                if chunk is None:
+                    yield PING
                     continue
-                for event in _chunk_events(blocks, choice.get("delta") or {}):
-                    yield event
-                if choice.get("finish_reason"):
-                    finish = (choice["finish_reason"], choice.get("stop_reason"))
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    if choice.get("index", 0) != 0:
+                        continue
+                    for event in _chunk_events(blocks, choice.get("delta") or {}):
+                        silence.sent()
+                        yield event
+                    if choice.get("finish_reason"):
+                        finish = (choice["finish_reason"], choice.get("stop_reason"))
     except OpenAIError as error:
         yield "error", error_body(error)
         return
