@@ -37,7 +37,7 @@ from pydantic_settings import (
 
 from .audio import AudioSettings
 from .admin import AdminSettings, Price
-from .model import ModelConfig, Persona, SamplingDefaults
+from .model import ModelConfig, Persona, SamplingDefaults, agent_sized
 from .realtime import RealtimeSettings
 from .types import CommaList, split_commas
 from .upstream import UpstreamConfig
@@ -307,14 +307,8 @@ class Settings(AudioSettings, RealtimeSettings, AdminSettings, _Sourced):
     def _default_model(self) -> "Settings":
         self.default_voices()
         if not self.models:
-            self.models = [
-                ModelConfig(
-                    id=DEFAULT_MODEL_ID,
-                    path=self.llama_model_file,
-                    package=None if self.llama_model_file else DEFAULT_MODEL_PACKAGE,
-                    n_ctx=self.llama_context_size,
-                )
-            ]
+            package = None if self.llama_model_file else DEFAULT_MODEL_PACKAGE
+            self.models = [agent_sized(DEFAULT_MODEL_ID, self.llama_model_file, package, self.llama_context_size)]
         ids = [model_id for model in self.models for model_id in model.ids] + self.embedding_model_ids + self.audio_model_ids
         duplicates = {model_id for model_id in ids if ids.count(model_id) > 1}
         if duplicates:

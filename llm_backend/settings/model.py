@@ -151,17 +151,20 @@ class ModelConfig(BaseModel):
     )
     aliases: list[str] = []
     n_ctx: int | None = Field(
-        None, ge=64, description="the longest sequence (prompt + completion); default: the model's trained window (its GGUF's <arch>.context_length)"
+        None, ge=64, description="the longest sequence (prompt + completion); default: 2048, with kv_shared the model's trained "
+        "window (its GGUF's <arch>.context_length); the model served without a config: 32768 (settings: AGENT_WINDOW)",
     )
     kv_size: int | None = Field(
         None, ge=64,
-        description="tokens the KV pool shared by the sequences holds; default: n_ctx x parallel when n_ctx is given, else max(the window, 2048 x parallel)",
+        description="tokens the KV pool shared by the sequences holds; default: n_ctx x parallel when n_ctx is given, else "
+        "max(the window, 2048 x parallel); the model served without a config: 32768",
     )
     kv_shared: bool = Field(
         False,
         description="one KV pool for every sequence (llama.cpp's unified cache: the trained window by default, room for an "
-        "agent's turn beside short chats, but a greedy answer's last bits may follow what runs beside it); false (the "
-        "default): each sequence its own n_ctx cells (2048 unless n_ctx says), the same bits whatever runs beside it",
+        "agent's turn beside short chats, but a greedy answer's last bits may follow what runs beside it; the model served "
+        "without a config shares one); false (a configured model's default): each sequence its own n_ctx cells (2048 "
+        "unless n_ctx says), the same bits whatever runs beside it",
     )
     max_answer: int | None = Field(
         None, ge=1, description="the longest answer a request gets, in tokens: a larger max_tokens is fitted to it (then to the "
@@ -312,3 +315,26 @@ class ModelConfig(BaseModel):
         """The settings only a GPU build honours, where the config asks for offload."""
         given = {name: getattr(self, name) for name in GPU_ONLY if name in self.model_fields_set}
         return {} if self.n_gpu_layers == 0 else given
+
+
+# The model served without a config (``make run``): a coding agent's first turn is 7.6-14.1k
+# tokens on SmolLM2's tokenizer (opencode 7.6k, Codex 8.9k, Claude Code 12.1k, Qwen Code 14.1k;
+# issue #59) plus its answer, so a sequence may grow to 32,768 (past the packaged model's
+# trained 8,192: llama.cpp allows it, and answers degrade there), out of one pool of as many
+# cells the 8 sequences share: an agent's turn (its prompt and an answer of at most the trained
+# window: 22.3k cells for Qwen Code's) beside chats of 4,096 each. It costs 720 MiB of KV
+# (23,040 B a token): the worker 781 MiB of anonymous memory against 421 with 8 x 2,048 cells
+# of their own, its context made in 0.43 s of CPU against 0.21 (docs/MODELS.md: context
+# window). Shared, a greedy answer follows in its last bits what ran beside it; a config that
+# needs the same bits under load names its models (``kv_shared: false``, their default).
+AGENT_WINDOW = 32768
+
+
+def agent_sized(model_id: str, path: str | None, package: str | None, window: int | None) -> ModelConfig:
+    """The model served without a config: ``window`` (LLAMA_CONTEXT_SIZE), else AGENT_WINDOW, a
+    sequence, out of a shared pool that holds it and up to AGENT_WINDOW cells for the others
+    (2,048: 8 x 2,048, what the sequences had before)."""
+    window = window or AGENT_WINDOW
+    parallel = ModelConfig.model_fields["parallel"].default
+    pool = max(window, min(AGENT_WINDOW, window * parallel))
+    return ModelConfig(id=model_id, path=path, package=package, n_ctx=window, kv_size=pool, kv_shared=True)

@@ -64,8 +64,8 @@ def test_the_models_list_says_each_local_models_context_window(client, pooled):
     assert model.model_extra["context_length"] == model.model_extra["max_model_len"] == WINDOW
     listed = next(entry for entry in pooled.models.list().data if entry.id == POOLED)
     assert listed.model_extra["context_length"] == WINDOW
-    # Sequences with cells of their own (the default): 2,048 each.
-    assert client.models.retrieve(MODEL).model_extra["context_length"] == 2048
+    # The model served without a config: an agent's window, 32,768 (settings/model.py: AGENT_WINDOW).
+    assert client.models.retrieve(MODEL).model_extra["context_length"] == 32768
 
 
 def test_max_tokens_32000_on_a_1k_prompt_is_answered_within_the_window(client):

@@ -238,7 +238,7 @@ def test_presence_penalty_changes_the_greedy_answer(client):
 
 def test_completion_prompt_beyond_the_context_is_context_length_exceeded(client):
     with pytest.raises(openai.BadRequestError) as raised:
-        client.completions.create(model=MODEL, prompt="word " * 9000, max_tokens=2)  # the window: 8192
+        client.completions.create(model=MODEL, prompt="word " * 33000, max_tokens=2)  # the window: 32768
     assert raised.value.code == "context_length_exceeded" and raised.value.param == "prompt"
 
 

@@ -173,7 +173,7 @@ def test_missing_messages_raises_bad_request(client):
 
 
 def test_prompt_longer_than_the_context_is_context_length_exceeded(client):
-    long_text = "word " * 9000  # the window: 8192
+    long_text = "word " * 33000  # the window: 32768
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": long_text}], max_tokens=4)
     assert raised.value.code == "context_length_exceeded"

@@ -12,15 +12,16 @@ from __future__ import annotations
 import openai
 import pytest
 
+from llm_backend.settings.model import AGENT_WINDOW
 from tests.conftest import MODEL
 from tests.support.clients import sdk
 from tests.support.server import LiveServer
 
 # The truncation tests run on a server of their own with a 512-token context: the same
 # code keeps the tail that fits, and the model reads at most ~500 tokens where it read
-# ~2030 of the default 2048 (prefilling that cost 16 CPU-s a run; a server start, ~2.5).
+# ~2030 of a window of 2048 (prefilling that cost 16 CPU-s a run; a server start, ~2.5).
 N_CTX = 512
-DEFAULT_N_CTX = 2048  # the session server's (README: LLAMA_CONTEXT_SIZE)
+DEFAULT_N_CTX = AGENT_WINDOW  # the session server's, served without a config (README: LLAMA_CONTEXT_SIZE)
 ANSWER = 16
 HISTORY = 10  # exchanges: about 950 tokens, nearly twice the context (the same in both tests:
 # the second finds the tail the first computed cached)

@@ -89,7 +89,7 @@ class LocalModel:
         slots = self.config.slots
         return {
             "path": str(path),
-            "n_ctx": self.config.n_ctx,  # None: the model's trained window (engine/llama_params.py)
+            "n_ctx": self.config.n_ctx,  # None: 2048, or shared the trained window (engine/llama_params.py)
             "kv_size": self.config.kv_size,
             "kv_shared": self.config.kv_shared,
             "max_answer": self.config.max_answer,  # None: the trained window (engine/submission.py)

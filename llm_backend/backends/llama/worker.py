@@ -102,9 +102,11 @@ class Worker:
         self.embedder = Embedder(
             self.engine.model,
             self.engine.tokenizer,
-            # Its own context, made on first use: the configured window, else the old 2048
-            # (an embedding context as long as an 8k window takes hundreds of MB to compute).
-            min(self.engine.n_ctx, int(config.get("n_ctx") or SHARE)),
+            # Its own context, made on first use: the configured window of a sequence with cells
+            # of its own, else the old 2048 (a shared pool's window is an agent's turn, 32k for
+            # the model served without a config; an embedding context as long as an 8k window
+            # takes hundreds of MB to compute).
+            min(self.engine.n_ctx, SHARE if config.get("kv_shared") else int(config.get("n_ctx") or SHARE)),
             int(config.get("n_threads") or 1),
             int(config.get("n_threads_batch") or config.get("n_threads") or 1),
         )
