@@ -172,6 +172,8 @@ bench: install $(LITELLM)
 	$(BIN)/python bench/prefixes.py
 	# A recorded 6-turn Codex session replayed: later turns and a new session (prefix on disk, restarted) against a 100-token chat; the first prefill against llama.cpp in-process.
 	$(BIN)/python bench/codex_session.py
+	# One stream's decode at 2k, 8k, 16k and 32k cells in use (cells filled from a seed, not computed), pool shared or not, flash attention on and off, beside llama.cpp in-process (bar >= 0.9x).
+	$(BIN)/python bench/long_context.py
 	# The API process's CPU for a later Codex turn (44-46 KB) against a streamed 100-token chat's (bar <= 1.5x), where it goes (py-spy, if installed).
 	$(BIN)/python bench/api_cpu.py --profile
 	# Predicted outputs: an edit task with and without its prediction, alone and beside seven streams, beside the in-process ceiling; prompt lookup on/off.
