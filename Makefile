@@ -197,6 +197,13 @@ bench-proxy: install
 bench-pools: install $(LITELLM)
 	$(BIN)/python bench/pools.py --litellm $(LITELLM)
 
+# The six coding agents (the clients `make test` installs) with their default prompts and tools
+# on `make run`'s server (no config), each once with a one-line task, AGENTS_LIMIT seconds at
+# most: exit, prompt tokens, first token, end (docs/AGENTS.md has the figures and the settings).
+AGENTS_LIMIT ?= 900
+bench-agents: install tests/node/node_modules $(AGENTS_VENV)/bin/aider
+	$(BIN)/python bench/agents.py --limit $(AGENTS_LIMIT)
+
 # What bench/gpu_check.sh needs on a GPU machine with no network, in gpu-kit/ (ignored): the
 # trimmed llama-cpp-python source, Python 3.12 wheels, the packaged model in pieces, in folders
 # that each fit one 64 MiB transfer (docs/MODELS.md, "GPU offload").
