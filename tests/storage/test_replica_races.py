@@ -6,8 +6,8 @@ with a time limit so a lock held meanwhile cannot hang the test). Nothing is moc
 
 from __future__ import annotations
 
+import glob
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -292,25 +292,27 @@ SKEW = "-2h"  # the skewed replica's clock runs two hours behind
 @pytest.fixture
 def skewed(new_migrated_url):
     """(database, run): a migrated PostgreSQL database, and ``run(code)``, which runs
-    Python code as a replica whose clock is two hours behind: a real process under
-    ``faketime`` (libfaketime: every clock call of the process is shifted), on the same
-    database (``db``). PostgreSQL only: SQLite's clock is its process's own (one machine,
-    one clock: replicas of a SQLite database share the machine)."""
-    assert shutil.which("faketime"), "faketime is required (Debian package faketime): make system-deps installs it"
+    Python code as a replica whose clock is two hours behind: a real process with libfaketime
+    preloaded (every clock call of the process is shifted), on the same database (``db``).
+    Preloaded, not through the ``faketime`` wrapper: the wrapper opens a semaphore named for
+    its pid, and one left by a killed run under a reused pid fails it ("sem_open: File
+    exists"). PostgreSQL only: SQLite's clock is its process's own (one machine, one clock:
+    replicas of a SQLite database share the machine)."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    assert found, "libfaketime is required (Debian package faketime): make system-deps installs it"
+    skewed_env = {**os.environ, "LD_PRELOAD": found[0], "FAKETIME": SKEW, "PYTHONPATH": os.getcwd()}
     url = new_migrated_url("postgresql")
     database = Database(url)
 
     def run(code: str) -> str:
         script = "import sys, time\nfrom llm_backend.storage import Database\ndb = Database(sys.argv[1])\n" + code
-        env = {**os.environ, "PYTHONPATH": os.getcwd()}
-        done = subprocess.run(["faketime", "-f", SKEW, sys.executable, "-c", script, url], env=env,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-c", script, url], env=skewed_env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
     # The skew is real: the process's clock, not ours (asked of a bare interpreter: 0.03 CPU-s,
     # where ``run``'s import of the storage code costs 0.6).
-    shown = subprocess.run(["faketime", "-f", SKEW, sys.executable, "-c", "import time; print(time.time())"],
+    shown = subprocess.run([sys.executable, "-c", "import time; print(time.time())"], env=skewed_env,
                            capture_output=True, text=True, timeout=120, check=True)
     assert float(shown.stdout) < time.time() - 7000
     yield database, run
