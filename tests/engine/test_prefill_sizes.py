@@ -6,6 +6,8 @@ the CPU with the GPU's larger chunk set, as a GPU build would set it."""
 
 from __future__ import annotations
 
+import math
+
 import llama_cpp
 import pytest
 
@@ -39,6 +41,7 @@ def engines():
         recorder = Recorder()
         config = {"path": str(default_gguf()), "n_ctx": 2048, "parallel": 2, "n_threads": 1, **extra}
         made[name] = Engine(config, recorder)
+        made[name].chunk_seconds = math.inf  # sized by the device alone (time-bounded chunks: scheduler.py)
         made[name].recorder = recorder
     yield made
     for engine in made.values():
@@ -80,3 +83,15 @@ def test_the_chunk_size_changes_no_greedy_answer_on_the_cpu(engines):
     large = prefill_chunks(engines["gpu_sized"], "large", beside=False)
     assert len(small) == 2 and max(small) <= 512 and large == [sum(small)]
     assert engines["cpu"].recorder.text("small") == engines["gpu_sized"].recorder.text("large") != ""
+
+
+def test_chunks_bounded_by_time_give_the_same_greedy_answer(engines):
+    engine = engines["cpu"]
+    whole = prefill_chunks(engine, "whole", beside=False)
+    engine.chunk_seconds = 0.5
+    try:
+        paced = prefill_chunks(engine, "paced", beside=False)
+    finally:
+        engine.chunk_seconds = math.inf
+    assert paced != whole and sum(paced) == sum(whole), (paced, whole)
+    assert engine.recorder.text("paced") == engine.recorder.text("whole") != ""

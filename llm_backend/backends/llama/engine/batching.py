@@ -133,7 +133,7 @@ class Engine:
         self.answers = Answers(emit, self.tokenizer, self.totals)
         self.executor = Executor(
             self.ctx, self.tokenizer, self.admission.held, self.answers, self.n_ctx, max(n_batch, n_ubatch), self.totals,
-            costs,
+            costs, self.scheduler.pace,
         )
         self.unsent: list[Taken] = []  # sampled, waiting for the output stage
 
@@ -244,6 +244,7 @@ class Engine:
     disk = _Of("admission")
     exact_reuse = _Of("admission")
     n_batch = _Of("scheduler")  # at most what the context was built for
+    chunk_seconds = _Of("scheduler")
     add_bos = _Of("submission")
     prompt_tokens = _Of("submission")
     prompt_lookup = _Of("submission")

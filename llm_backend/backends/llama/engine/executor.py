@@ -18,7 +18,9 @@ itself was the cost, one a stop string (TensorRT-LLM's overlap scheduler pays th
 
 Each decode is timed from its launch to its logits (``StepCosts.record``: drafts are sized by
 what a step of so many rows costs here, drafts.py): on a GPU that wait is the device's step,
-or the host's work beside it when that is longer; either is what the step cost.
+or the host's work beside it when that is longer; either is what the step cost. A prompt
+chunk's time goes to the scheduler's ``Pace`` too, by the depth it was computed at (chunks
+are sized by it: scheduler.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .prefixes import Holding
 from .prompts import Tokenizer
 from .requests import Choice, Request
 from .sampling import argmax_rows, logprob_entry
+from .scheduler import Pace
 from .verification import verify
 
 
@@ -55,11 +58,13 @@ class Executor:
 
     def __init__(
         self, ctx: Any, tokenizer: Tokenizer, held: list[Holding], output: Answers, n_ctx: int, size: int,
-        totals: dict[str, int], costs: StepCosts | None = None,
+        totals: dict[str, int], costs: StepCosts | None = None, pace: Pace | None = None,
     ) -> None:
         self.ctx = ctx
         self.costs = costs
+        self.pace = pace
         self.launched: tuple[float, int] | None = None  # the last decode's start and rows, until timed
+        self.chunk_at = 0  # the depth the last prompt chunk was computed at
         self.memory = llama_cpp.llama_get_memory(ctx)
         self.tokenizer = tokenizer
         self.held = held
@@ -98,6 +103,7 @@ class Executor:
         first = request.choices[0]
         scoring = request.prompt_logprobs is not None
         index = -1
+        self.chunk_at = request.fed
         for pos in range(request.fed, end):
             last = pos == len(request.prompt) - 1
             index = self._add(request.prompt[pos], pos, first.seq_id, last or scoring)
@@ -131,6 +137,9 @@ class Executor:
         touches the KV: the disk's copy, copies, admissions): its prompt logprobs; at the
         prompt's end, the first token of each of its choices (all from the last row's logits)."""
         llama_cpp.llama_synchronize(self.ctx)
+        if self.pace is not None and self.launched is not None:
+            start, rows = self.launched
+            self.pace.record(self.chunk_at, rows, time.perf_counter() - start)
         for row, token in request.scored:
             assert request.prompt_logprobs is not None  # rows are scored only for echoed logprobs
             request.prompt_logprobs.append(logprob_entry(self.ctx, self.tokenizer, row, token, request.sampling.top_logprobs))
