@@ -64,7 +64,6 @@ class Executor:
         self.costs = costs
         self.pace = pace
         self.launched: tuple[float, int] | None = None  # the last decode's start and rows, until timed
-        self.chunk_at = 0  # the depth the last prompt chunk was computed at
         self.memory = llama_cpp.llama_get_memory(ctx)
         self.tokenizer = tokenizer
         self.held = held
@@ -103,7 +102,6 @@ class Executor:
         first = request.choices[0]
         scoring = request.prompt_logprobs is not None
         index = -1
-        self.chunk_at = request.fed
         for pos in range(request.fed, end):
             last = pos == len(request.prompt) - 1
             index = self._add(request.prompt[pos], pos, first.seq_id, last or scoring)
@@ -139,7 +137,7 @@ class Executor:
         llama_cpp.llama_synchronize(self.ctx)
         if self.pace is not None and self.launched is not None:
             start, rows = self.launched
-            self.pace.record(self.chunk_at, rows, time.perf_counter() - start)
+            self.pace.record(end - rows, rows, time.perf_counter() - start)  # the chunk's rows end at ``end``
         for row, token in request.scored:
             assert request.prompt_logprobs is not None  # rows are scored only for echoed logprobs
             request.prompt_logprobs.append(logprob_entry(self.ctx, self.tokenizer, row, token, request.sampling.top_logprobs))
