@@ -189,26 +189,38 @@ def test_a_max_output_tokens_no_model_gives_is_a_400_before_any_event(client):
     assert raised.value.param == "max_output_tokens"
 
 
+def used_cells(live: LiveServer, model: str) -> float:
+    """The KV cells in use on the model's worker (``leaving`` is alone there: its prompt's)."""
+    return worker_figure(live, "kv_cells_used", model)
+
+
 def serving_cells(live: LiveServer, model: str) -> int:
     """The KV cells of the model's sequences serving a request (kept prompts left out): how
     far a prompt alone on the worker has been computed."""
     return round(worker_figure(live, "kv_cache_usage_ratio", model) * worker_figure(live, "kv_cells", model))
 
 
-def test_a_client_that_leaves_during_prefill_frees_the_engine_and_its_retry_finds_the_prefix_cached(live, client):
+def leave_during_prefill(live: LiveServer, client, model: str, prompt: str, computed, deep: int, within: float):
+    """Open a stream of ``prompt`` on ``model``, leave once ``computed(live, model)`` cells of it
+    are there (at least ``deep``; ``within`` seconds at most), and send it again: the seconds
+    until the worker was idle, the cells computed when the client left, and the retry."""
     idle(live, "long")
-    prompt = prose(LEFT_PROMPT)
-    with client.responses.create(model="leaving", instructions=prompt, input=QUESTION, max_output_tokens=16, stream=True) as stream:
+    with client.responses.create(model=model, instructions=prompt, input=QUESTION, max_output_tokens=16, stream=True) as stream:
         assert next(iter(stream)).type == "response.created"
-        deadline = time.monotonic() + 300
-        while (prefilled := worker_figure(live, "kv_cells_used", "leaving")) < 4 * CHUNK:
-            assert time.monotonic() < deadline, "the prompt's prefill never started"
-            time.sleep(0.1)
-        assert worker_figure(live, "requests_running", "leaving") == 1  # still prefilling: 2,000 tokens
+        deadline = time.monotonic() + within
+        while (prefilled := computed(live, model)) < deep:
+            assert time.monotonic() < deadline, "the prompt's prefill never got there"
+            time.sleep(0.05)
+        assert worker_figure(live, "requests_running", model) == 1  # still prefilling
     left = time.monotonic()
-    idle(live, "leaving", within=60)
+    idle(live, model, within=60)
     freed = time.monotonic() - left
-    retry = client.responses.create(model="leaving", instructions=prompt, input=QUESTION, max_output_tokens=16)
+    retry = client.responses.create(model=model, instructions=prompt, input=QUESTION, max_output_tokens=16)
+    return freed, prefilled, retry
+
+
+def test_a_client_that_leaves_during_prefill_frees_the_engine_and_its_retry_finds_the_prefix_cached(live, client):
+    freed, prefilled, retry = leave_during_prefill(live, client, "leaving", prose(LEFT_PROMPT), used_cells, 4 * CHUNK, 300)
     assert freed < FREED_WITHIN
     assert retry.usage.input_tokens_details.cached_tokens >= prefilled
 
@@ -216,21 +228,9 @@ def test_a_client_that_leaves_during_prefill_frees_the_engine_and_its_retry_find
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # 7,000 cells of prefill: 1-2 minutes on 2 quiet cores, over 5 under the suite's load
 def test_a_client_that_leaves_late_in_a_10k_token_prefill_frees_the_engine_and_its_retry_finds_the_prefix_cached(live, client):
-    idle(live, "long")
-    prompt = prose(LONG_PROMPT)
-    with client.responses.create(model="long", instructions=prompt, input=QUESTION, max_output_tokens=16, stream=True) as stream:
-        assert next(iter(stream)).type == "response.created"
-        # The worker reports its cells with a chunk's events, as the next chunk starts: the
-        # client leaves at a chunk's start, the longest wait.
-        deadline = time.monotonic() + 900
-        while (prefilled := serving_cells(live, "long")) < DEEP:
-            assert time.monotonic() < deadline, "the prompt's prefill never got deep"
-            time.sleep(0.05)
-        assert worker_figure(live, "requests_running", "long") == 1  # still prefilling: 10,000 tokens
-    left = time.monotonic()
-    idle(live, "long", within=60)
-    freed = time.monotonic() - left
-    retry = client.responses.create(model="long", instructions=prompt, input=QUESTION, max_output_tokens=16)
+    # The worker reports its cells with a chunk's events, as the next chunk starts: the client
+    # leaves at a chunk's start, the longest wait.
+    freed, prefilled, retry = leave_during_prefill(live, client, "long", prose(LONG_PROMPT), serving_cells, DEEP, 900)
     assert freed < FREED_WITHIN, f"let go {freed:.1f} s after its client left, at {prefilled} cells"
     assert retry.usage.input_tokens_details.cached_tokens >= prefilled
 
