@@ -149,6 +149,13 @@ SHAPES: dict[str, Shape] = {
         Shape("test-tiny-moe", "a test shape (no real model)", "qwen3moe", n_layer=2, n_embd=256, n_head=4, n_head_kv=2,
               head_dim=64, n_ff=512, n_vocab=50000, n_ctx_train=4096, rope_theta=1e6, rms_eps=1e-6,
               tied_embeddings=False, qk_norm=True, n_expert=4, n_expert_used=2, n_ff_expert=256),
+        # A test shape, no real model's: a dense Llama with SmolLM2's vocabulary unpadded (its
+        # prompts tokenize as the default model's) and 4 KB of KV a token, for the engine's
+        # mechanics (pools, windows, caches in bytes, files) at about 1/30 of SmolLM2-135M's
+        # prefill cost. What it answers is noise, so tests of an answer's sameness keep SmolLM2.
+        Shape("test-tiny", "a test shape (no real model)", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4,
+              head_dim=64, n_ff=512, n_vocab=49152, n_ctx_train=32768, rope_theta=1e5, rms_eps=1e-5,
+              tied_embeddings=True),
     )
 }
 

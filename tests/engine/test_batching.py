@@ -7,7 +7,7 @@ import pytest
 from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.engine.errors import RequestError
 from llm_backend.backends.llama.engine.prefixes import BLOCK
-from tests.support.models import default_gguf
+from tests.support.models import default_gguf, tiny_gguf
 
 
 class Recorder:
@@ -202,9 +202,10 @@ def test_steady_decoding_reuses_the_compute_graph_whatever_order_the_sequences_w
 
 @pytest.fixture(scope="module")
 def pool_engine():
-    """Two sequences sharing a pool of 512 cells, each as long as 512 (issue #49)."""
+    """Two sequences sharing a pool of 512 cells, each as long as 512 (issue #49). Its tests
+    count cells, not words: ``synthetic://test-tiny``, a tenth of the default model's CPU."""
     recorder = Recorder()
-    engine = Engine({"path": str(default_gguf()), "n_ctx": 512, "kv_size": 512, "kv_shared": True, "parallel": 2, "n_threads": 1}, recorder)
+    engine = Engine({"path": str(tiny_gguf()), "n_ctx": 512, "kv_size": 512, "kv_shared": True, "parallel": 2, "n_threads": 1}, recorder)
     engine.recorder = recorder
     yield engine
     engine.close()
@@ -267,9 +268,10 @@ def test_eight_chats_without_max_tokens_decode_together_in_the_default_pool():
 
 @pytest.fixture(scope="module")
 def squeezed_engine():
-    """Three sequences as long as 512 sharing 768 cells: a share of 256 each."""
+    """Three sequences as long as 512 sharing 768 cells: a share of 256 each (test-tiny, as
+    ``pool_engine``)."""
     recorder = Recorder()
-    engine = Engine({"path": str(default_gguf()), "n_ctx": 512, "kv_size": 768, "kv_shared": True, "parallel": 3, "n_threads": 1}, recorder)
+    engine = Engine({"path": str(tiny_gguf()), "n_ctx": 512, "kv_size": 768, "kv_shared": True, "parallel": 3, "n_threads": 1}, recorder)
     engine.recorder = recorder
     yield engine
     engine.close()

@@ -1,7 +1,8 @@
 """The prefix every session shares, on disk (issue #49 item 3): a prompt's first part written
 once computed; a restarted engine (a new Engine on the same folder, as a restarted worker or
 another replica is) starts a new session from it, with the same greedy answer; never another
-tenant's; within its bytes; a damaged file ignored. On the real default GGUF."""
+tenant's; within its bytes; a damaged file ignored. On the real default GGUF where an answer's
+sameness is the point, on ``synthetic://test-tiny`` (a tenth of its CPU) where the files are."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.engine.prefix_disk import DISK_MIN, SUFFIX
 from tests.engine.test_batching import Recorder, run
-from tests.support.models import default_gguf
+from tests.support.models import default_gguf, tiny_gguf
 
 # An agent's instructions: longer than DISK_MIN tokens, the same in every session.
 INSTRUCTIONS = (
@@ -20,7 +21,7 @@ INSTRUCTIONS = (
 ) * 8
 
 
-def engine_on(folder, disk_mb: int = 64) -> Engine:
+def engine_on(folder, disk_mb: int = 64, model=None) -> Engine:
     from llama_cpp import _logger
 
     _logger.set_verbose(False)
@@ -28,7 +29,7 @@ def engine_on(folder, disk_mb: int = 64) -> Engine:
     # Cells of its own per sequence (``kv_shared: false``): reuse changes no bit of an answer
     # there (test_prefixes.py). One thread: in-process beside the other test processes.
     config = {
-        "path": str(default_gguf()), "n_ctx": 1024, "parallel": 2, "n_threads": 1, "n_threads_batch": 1,
+        "path": str(model or tiny_gguf()), "n_ctx": 1024, "parallel": 2, "n_threads": 1, "n_threads_batch": 1,
         "prefix_cache_mb": 64, "kv_shared": False, "prefix_disk_dir": str(folder), "prefix_disk_mb": disk_mb,
     }
     engine = Engine(config, recorder)
@@ -76,8 +77,8 @@ def first_session(engine: Engine):
 
 
 def test_a_restarted_engine_starts_a_new_session_from_the_prefix_on_disk_with_the_same_answer(engines):
-    first_session(engines())
-    restarted = engines()
+    first_session(engines(model=default_gguf()))
+    restarted = engines(model=default_gguf())
     new = answer(restarted, "new", session("How do I run one test?"))
     assert new["reused"] >= DISK_MIN and new["reused"] >= 0.8 * new["prompt"]
     assert new["usage"]["cached_tokens"] == new["reused"]
@@ -106,15 +107,15 @@ def test_another_tenant_takes_nothing_from_the_disk(engines):
 
 
 def test_the_disk_keeps_within_its_bytes(engines):
-    engine = engines(disk_mb=20)  # about two of these prefixes (~8 MB each)
+    engine = engines(disk_mb=4)  # about two of these prefixes (~1.7 MB each)
     for number in range(5):
         answer(engine, f"s{number}", session("Hi", instructions=f"Project {number}. " + INSTRUCTIONS))
         engine.disk.flush()
     kept = files(engine)
     assert 0 < len(kept) < 5
-    assert sum(path.stat().st_size for path in kept) <= 20 << 20
+    assert sum(path.stat().st_size for path in kept) <= 4 << 20
     # The most recent is kept, the first went.
-    restarted = engines(disk_mb=20)
+    restarted = engines(disk_mb=4)
     assert answer(restarted, "again4", session("Bye", instructions="Project 4. " + INSTRUCTIONS))["reused"] >= DISK_MIN
     assert answer(restarted, "again0", session("Bye", instructions="Project 0. " + INSTRUCTIONS))["reused"] == 0
 

@@ -1,6 +1,7 @@
 """Prefill once (issue #34): a prompt's beginning copied from another sequence, restored from
 host memory, or waited for while another request computes it; never across tenants. On the
-real default GGUF, the engine driven directly."""
+real default GGUF, the engine driven directly; the host cache's budgets, where no answer is
+compared, on ``synthetic://test-tiny`` (a tenth of its CPU, 4 KB of KV a token to its 22.5)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from llm_backend.backends.llama.engine.batching import SHARE_MIN, Engine
 from llm_backend.backends.llama.engine.prefixes import BLOCK, common_prefix
 from tests.engine.test_batching import Recorder, run
 from tests.support.fuzz import SEED
-from tests.support.models import default_gguf
+from tests.support.models import default_gguf, tiny_gguf
 
 SYSTEM = (
     "You are the reference desk of a small public library. Answer in one short sentence. "
@@ -21,8 +22,7 @@ SYSTEM = (
 ) * 3
 
 
-@pytest.fixture(scope="module")
-def engine():
+def engine_on(model) -> Engine:
     from llama_cpp import _logger
 
     _logger.set_verbose(False)
@@ -33,21 +33,43 @@ def engine():
     # an answer. In the shared pool (the default, issue #49) where a sequence's cells lie
     # depends on what the others left, which moves the last bits of attention by itself.
     config = {
-        "path": str(default_gguf()), "n_ctx": 1024, "parallel": 4, "n_threads": 1, "n_threads_batch": 1, "prefix_cache_mb": 64,
+        "path": str(model), "n_ctx": 1024, "parallel": 4, "n_threads": 1, "n_threads_batch": 1, "prefix_cache_mb": 64,
         "kv_shared": False,
     }
     engine = Engine(config, recorder)
     engine.recorder = recorder
+    return engine
+
+
+@pytest.fixture(scope="module")
+def engine():
+    engine = engine_on(default_gguf())
     yield engine
     engine.close()
 
 
-@pytest.fixture
-def fresh(engine):
+@pytest.fixture(scope="module")
+def tiny():
+    engine = engine_on(tiny_gguf())
+    yield engine
+    engine.close()
+
+
+def emptied(engine: Engine) -> Engine:
     engine.forget()
     engine.host.clear()
     engine.free_seqs = list(range(engine.parallel))
     return engine
+
+
+@pytest.fixture
+def fresh(engine):
+    return emptied(engine)
+
+
+@pytest.fixture
+def fresh_tiny(tiny):
+    return emptied(tiny)
 
 
 def chat(question: str, system: str = SYSTEM, tenant: str = "a", **params) -> dict:
@@ -144,15 +166,17 @@ def test_an_evicted_conversation_comes_back_from_host_memory_with_the_same_answe
     assert fresh.host.used <= fresh.host.budget
 
 
-def test_the_host_cache_keeps_within_its_budget(fresh):
+def test_the_host_cache_keeps_within_its_budget(fresh_tiny):
+    fresh = fresh_tiny
     budget = fresh.host.budget
     try:
-        fresh.host.budget = 30 << 20  # room for about two of these prompts
+        fresh.host.budget = 1400 << 10  # room for two of these prompts (~0.66 MB each)
         for number in range(8):
             fresh.submit(f"filler{number}", "chat", chat("Hi", system=f"Assistant {number}: " + SYSTEM, max_tokens=1))
             run(fresh)
         assert 0 < fresh.host.used <= fresh.host.budget
-        assert len(fresh.host.entries) < 8
+        # The later four took the 4 sequences: the first four were saved, and half of them went.
+        assert len(fresh.host.entries) < 4
     finally:
         fresh.host.budget = budget
 
@@ -184,12 +208,13 @@ def test_a_saved_turn_gives_way_to_its_conversations_next_turn_and_a_restored_on
     assert list(fresh.host.entries) == [key, next(k for k in fresh.host.entries if k != key)]
 
 
-def test_another_tenants_prompts_do_not_flush_a_tenants_saved_prefix(fresh):
+def test_another_tenants_prompts_do_not_flush_a_tenants_saved_prefix(fresh_tiny):
     # Issue #39: the host cache was one LRU for every tenant, so a tenant sending many long
     # prompts flushed another's saved conversation. The tenant holding the most gives way.
+    fresh = fresh_tiny
     budget = fresh.host.budget
     try:
-        fresh.host.budget = 8 << 20  # room for two of these prompts (~3.7 MB each)
+        fresh.host.budget = 1400 << 10  # room for two of these prompts (~0.66 MB each)
         fresh.submit("bob", "chat", chat("Can I renew a book?", tenant="bob", max_tokens=4))
         run(fresh)
         for round in range(2):  # each round takes every sequence: what they held is saved

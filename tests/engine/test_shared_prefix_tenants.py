@@ -1,8 +1,9 @@
 """What a shared system prompt shares across tenants (issue #56 item 1): its own text, never
 the tools a template writes into the same block. Before, a fresh tenant guessing another's
 tool description (a PIN in it) got one more cached token for each right digit, in memory and,
-after a restart, from the prefix files on disk. On the real default GGUF, whose template
-knows no tools: the convention format writes them into the system message."""
+after a restart, from the prefix files on disk. On ``synthetic://test-tiny`` (SmolLM2's
+vocabulary; test_prefix_disk.py's engine), whose ChatML template knows no tools, as the default
+GGUF's does not: the convention format writes them into the system message."""
 
 from __future__ import annotations
 

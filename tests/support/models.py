@@ -16,6 +16,17 @@ def default_gguf() -> Path:
     return resolve_gguf(settings.models[0], settings.model_cache_dir)
 
 
+def tiny_gguf() -> Path:
+    """``synthetic://test-tiny`` (settings/shapes.py): random weights, SmolLM2's vocabulary,
+    about a tenth of its CPU a token. Written once per test run, in the run's shared folder
+    (5 s), for tests of the engine's mechanics, where what a model answers is not the point."""
+    from llm_backend.settings.model import ModelConfig
+
+    shared = os.environ.get(SHARED_CACHE)
+    settings = Settings(models_dir=Path(shared) / "models") if shared else Settings()
+    return resolve_gguf(ModelConfig(id="test-tiny", source="synthetic://test-tiny"), settings.model_cache_dir)
+
+
 def whisper_dir() -> Path:
     """Whisper base (the default speech-to-text model), joined from its PyPI parts once per
     test run (in the run's shared folder, as the servers find it)."""
