@@ -4,12 +4,12 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # Portable llama.cpp build: the default -march=native one crashes in the AMX kernels here.
-# Without llama-cpp-python's multimodal library (mtmd), which nothing here uses: the build
-# takes 3:25 instead of 4:09 on 2 cores.
-LLAMA_CPU_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
+# With llama-cpp-python's multimodal library (mtmd, its LLAVA_BUILD default) for images on
+# local vision models (issue #60): 4:09 on 2 cores, 3:25 without it.
+LLAMA_CPU_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 # llama.cpp's backend: cpu (the portable build above), cuda, metal, vulkan or openblas.
 # `make run LLAMA_BACKEND=cuda` rebuilds the venv's llama-cpp-python for it once (the venv
-# remembers its backend in .llama-backend; one without that file holds the CPU build), then
+# remembers its backend and build flags in .llama-backend; without that file, it is built), then
 # serves; the models' GPU settings are in docs/MODELS.md, which says which backends ran here.
 LLAMA_BACKEND ?= cpu
 LLAMA_BACKENDS := cpu cuda metal vulkan openblas
@@ -19,7 +19,7 @@ LLAMA_ARGS_cuda     := $(LLAMA_CPU_ARGS) -DGGML_CUDA=on
 LLAMA_ARGS_vulkan   := $(LLAMA_CPU_ARGS) -DGGML_VULKAN=on
 LLAMA_ARGS_openblas := $(LLAMA_CPU_ARGS) -DGGML_BLAS=ON -DGGML_BLAS_VENDOR=OpenBLAS
 # Apple silicon, built where it runs: the x86 flags above mean nothing there.
-LLAMA_ARGS_metal    := -DGGML_METAL=on -DLLAVA_BUILD=OFF
+LLAMA_ARGS_metal    := -DGGML_METAL=on
 LLAMA_CMAKE_ARGS ?= $(LLAMA_ARGS_$(LLAMA_BACKEND))
 LLAMA_CPP_PYTHON ?= llama-cpp-python==0.3.36
 LLAMA_BUILT := $(VENV)/.llama-backend
@@ -48,14 +48,16 @@ AIDER_VERSION ?= 0.86.2
 
 install: $(STAMP) llama-backend
 
-# The venv's llama-cpp-python rebuilt for LLAMA_BACKEND when it holds another backend's build,
-# without pip's wheel cache (it would hand back the build it has, whatever CMAKE_ARGS say).
+# The venv's llama-cpp-python rebuilt for LLAMA_BACKEND when it holds another backend's build
+# or one with other flags (a venv from before mtmd was built), without pip's wheel cache (it
+# would hand back the build it has, whatever CMAKE_ARGS say).
+LLAMA_BUILD_ID := $(LLAMA_BACKEND) $(LLAMA_CPP_PYTHON) $(LLAMA_CMAKE_ARGS)
 define build_llama
-	@built=$$(cat $(LLAMA_BUILT) 2>/dev/null || echo cpu); \
-	if [ "$$built" != "$(LLAMA_BACKEND)" ]; then \
-		echo "building llama-cpp-python for $(LLAMA_BACKEND) (the venv had $$built): CMAKE_ARGS=$(LLAMA_CMAKE_ARGS)"; \
+	@built=$$(cat $(LLAMA_BUILT) 2>/dev/null || echo none); \
+	if [ "$$built" != "$(LLAMA_BUILD_ID)" ]; then \
+		echo "building llama-cpp-python for $(LLAMA_BACKEND) (the venv had: $$built): CMAKE_ARGS=$(LLAMA_CMAKE_ARGS)"; \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --force-reinstall --no-deps --no-cache-dir "$(LLAMA_CPP_PYTHON)" \
-			&& echo "$(LLAMA_BACKEND)" > $(LLAMA_BUILT); \
+			&& echo "$(LLAMA_BUILD_ID)" > $(LLAMA_BUILT); \
 	fi
 endef
 

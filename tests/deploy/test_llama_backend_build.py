@@ -1,5 +1,5 @@
 """`make run LLAMA_BACKEND=...`: the Makefile rebuilds the venv's llama-cpp-python for the
-chosen llama.cpp backend, once, with that backend's CMake flags and without pip's wheel cache.
+chosen llama.cpp backend and flags, once, with that backend's CMake flags and without pip's wheel cache.
 
 No GPU toolkit is installed here, so the venv's pip is a stand-in that records how it was
 called (its arguments and CMAKE_ARGS): what is under test is the Makefile's choice of flags
@@ -46,9 +46,16 @@ def pip_calls(venv) -> list[str]:
     return calls.read_text().splitlines() if calls.exists() else []
 
 
-def test_a_venv_of_the_cpu_build_is_not_rebuilt_for_cpu(venv):
+def test_a_venv_is_built_once_for_cpu_and_again_when_it_holds_a_build_with_other_flags(venv):
     assert install(venv, "cpu").returncode == 0
-    assert pip_calls(venv) == []
+    (call,) = pip_calls(venv)
+    assert "-DGGML_AVX2=ON" in call and "LLAVA_BUILD=OFF" not in call  # with mtmd (issue #60)
+    assert install(venv, "cpu").returncode == 0
+    assert len(pip_calls(venv)) == 1  # the record says it holds this build
+    # A venv of the days before mtmd recorded its backend alone: its build lacks the library.
+    (venv / ".llama-backend").write_text("cpu\n")
+    assert install(venv, "cpu").returncode == 0
+    assert len(pip_calls(venv)) == 2
 
 
 def test_another_backend_rebuilds_llama_cpp_python_once_with_its_flags(venv):
@@ -57,7 +64,7 @@ def test_another_backend_rebuilds_llama_cpp_python_once_with_its_flags(venv):
     (call,) = pip_calls(venv)
     assert "-DGGML_CUDA=on" in call and "-DGGML_NATIVE=OFF" in call
     assert "--force-reinstall" in call and "--no-cache-dir" in call and "llama-cpp-python==0.3.36" in call
-    assert (venv / ".llama-backend").read_text().strip() == "cuda"
+    assert (venv / ".llama-backend").read_text().startswith("cuda llama-cpp-python==0.3.36 ")
     assert install(venv, "cuda").returncode == 0
     assert len(pip_calls(venv)) == 1  # built once
     assert install(venv, "cpu").returncode == 0  # and back: the portable CPU build
