@@ -9,9 +9,10 @@ are named and sized as llama.cpp's loader wants them for that architecture
 (backends/llama/synthetic.py writes them). Pure data, no import of the engine: the config
 file's ``source`` is checked against these names when it is read (settings/model.py).
 
-A vision model (issue #60: ``smolvlm-256m``) is this table's language model plus a ``vision``
-field for its tower and projector, written by the same writer as a second file,
-``mmproj.gguf``, beside ``model.gguf`` in the shape's folder, as llama.cpp's mtmd loads it.
+A vision model (issue #60: ``smolvlm-256m``) is this table's language model, with the special
+tokens and chat template its projector's framing looks up, plus a ``vision`` field for its
+tower and projector, written as a second file, ``mmproj.gguf``, beside ``model.gguf`` in the
+shape's folder, as llama.cpp's mtmd loads it (backends/llama/synthetic_vision.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,53 @@ class Tensor:
 
 
 @dataclass(frozen=True)
+class VisionTower:
+    """A vision model's image encoder and projector, as its mmproj GGUF holds them (llama.cpp's
+    tools/mtmd/clip.cpp reads them): a ViT of ``n_layer`` blocks over ``patch_size`` patches of
+    an ``image_size`` square, then the ``projector``'s connector into the text model's width."""
+
+    model: str  # the real model's vision tower and projector
+    projector: str  # clip.projector_type: how the tokens are made and framed
+    n_embd: int
+    n_ff: int
+    n_layer: int
+    n_head: int
+    image_size: int  # a tile's side
+    patch_size: int
+    scale_factor: int  # idefics3's pixel shuffle: scale_factor^2 patches to a token
+    longest_edge: int  # the preprocessor resizes every image's long side to this, then tiles it
+    eps: float
+
+    @property
+    def tokens_per_tile(self) -> int:
+        return (self.image_size // self.patch_size) ** 2 // self.scale_factor**2
+
+    def tensors(self, text_embd: int) -> list[Tensor]:
+        """The mmproj's tensors, named as clip.cpp looks them up (F32 roles: conversion keeps
+        the embeddings, norms and biases in F32; matrices F16)."""
+        n, ff, patches = self.n_embd, self.n_ff, (self.image_size // self.patch_size) ** 2
+        found = [
+            Tensor("v.patch_embd.weight", (self.patch_size, self.patch_size, 3, n), "embedding"),
+            Tensor("v.patch_embd.bias", (n,), "bias"),
+            Tensor("v.position_embd.weight", (n, patches), "embedding"),
+        ]
+        for i in range(self.n_layer):
+            blk = f"v.blk.{i}."
+            for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
+                found += [Tensor(blk + part + ".weight", (n, n), "matrix", i), Tensor(blk + part + ".bias", (n,), "bias", i)]
+            for norm in ("ln1", "ln2"):
+                found += [Tensor(blk + norm + ".weight", (n,), "norm", i), Tensor(blk + norm + ".bias", (n,), "bias", i)]
+            found += [
+                Tensor(blk + "ffn_up.weight", (n, ff), "matrix", i), Tensor(blk + "ffn_up.bias", (ff,), "bias", i),
+                Tensor(blk + "ffn_down.weight", (ff, n), "matrix", i), Tensor(blk + "ffn_down.bias", (n,), "bias", i),
+            ]
+        found += [Tensor("v.post_ln.weight", (n,), "norm"), Tensor("v.post_ln.bias", (n,), "bias")]
+        # idefics3: the pixel shuffle's scale_factor^2 patches side by side, one linear map, no bias.
+        found.append(Tensor("mm.model.fc.weight", (n * self.scale_factor**2, text_embd), "output"))
+        return found
+
+
+@dataclass(frozen=True)
 class Shape:
     name: str  # what follows synthetic://
     model: str  # the real model whose shapes these are
@@ -68,6 +116,12 @@ class Shape:
     n_expert_used: int = 0
     n_ff_expert: int = 0
     rope_scaling: Llama3Rope | None = None
+    # The model's own special tokens, at the ids after the tokenizer's (a vision model's image
+    # framing looks them up); its chat template (None: ChatML) and end of a turn among them.
+    added_tokens: tuple[str, ...] = ()
+    chat_template: str | None = None
+    eos_token: str | None = None
+    vision: VisionTower | None = None
 
     @property
     def description(self) -> str:
@@ -128,6 +182,23 @@ class Shape:
         )
 
 
+# SmolVLM's added tokens in their ids' order (its tokenizer.json): 49152 <global-img>, the 36
+# <row_R_col_C> of a 6x6 grid, <fake_token_around_image>, <image>, 88 reserved, and
+# <end_of_utterance> (49279), its end of a turn. mtmd's idefics3 framing looks up the first ones.
+SMOLVLM_TOKENS = (
+    ("<global-img>",) + tuple(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))
+    + ("<fake_token_around_image>", "<image>") + tuple(f"<|reserved_special_token_{i}|>" for i in range(88))
+    + ("<end_of_utterance>",)
+)
+# SmolVLM-Instruct's chat template (its chat_template.json): "User:" turns, images as <image>.
+SMOLVLM_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'] is not string and message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for line in message['content'] %}"
+    "{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}"
+    "{% endfor %}{% endif %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
 SHAPES: dict[str, Shape] = {
     shape.name: shape
     for shape in (
@@ -144,6 +215,16 @@ SHAPES: dict[str, Shape] = {
         Shape("qwen3-30b-a3b", "Qwen3-30B-A3B", "qwen3moe", n_layer=48, n_embd=2048, n_head=32, n_head_kv=4,
               head_dim=128, n_ff=6144, n_vocab=151936, n_ctx_train=40960, rope_theta=1e6, rms_eps=1e-6,
               tied_embeddings=False, qk_norm=True, n_expert=128, n_expert_used=8, n_ff_expert=768),
+        # HuggingFaceTB/SmolVLM-256M-Instruct: SmolLM2-135M's text shapes untied, 128 added
+        # tokens (49,280), and SigLIP base-patch16-512 with idefics3's connector (93.5M): 64
+        # tokens a 512 tile; an image's long side is made 2048, so a square is 16 tiles and an
+        # overview, 1,088 tokens.
+        Shape("smolvlm-256m", "SmolVLM-256M-Instruct", "llama", n_layer=30, n_embd=576, n_head=9, n_head_kv=3,
+              head_dim=64, n_ff=1536, n_vocab=49280, n_ctx_train=8192, rope_theta=100000.0, rms_eps=1e-5,
+              tied_embeddings=False, added_tokens=SMOLVLM_TOKENS, chat_template=SMOLVLM_TEMPLATE,
+              eos_token="<end_of_utterance>",
+              vision=VisionTower("SmolVLM-256M-Instruct", "idefics3", n_embd=768, n_ff=3072, n_layer=12, n_head=12,
+                                 image_size=512, patch_size=16, scale_factor=4, longest_edge=2048, eps=1e-6)),
         # A test shape, no real model's: Qwen3-MoE's tensors at a size that writes in a moment
         # (the suite, and bench/gpu_check.sh tested with GPU_CHECK_BACKEND=cpu).
         Shape("test-tiny-moe", "a test shape (no real model)", "qwen3moe", n_layer=2, n_embd=256, n_head=4, n_head_kv=2,

