@@ -14,9 +14,9 @@ import pytest
 from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.engine.llama_params import GPU_UBATCH, N_BATCH, batch_sizes, gpu_offload, offloads, overlaps
 from tests.engine.test_batching import Recorder
-from tests.support.models import default_gguf
+from tests.support.models import default_gguf, tiny_gguf
 
-PROMPT = "The harbour committee met on Tuesday to review the lighthouse repairs. " * 60  # about 800 tokens
+PROMPT = "The harbour committee met on Tuesday to review the lighthouse repairs. " * 48  # about 580 tokens: past one chunk of 512
 
 
 def test_a_gpu_prefills_in_larger_chunks_and_overlaps_its_steps_the_cpu_keeps_its_own():
@@ -37,9 +37,11 @@ def engines():
 
     _logger.set_verbose(False)
     made = {}
-    for name, extra in (("cpu", {}), ("gpu_sized", {"n_ubatch": 1024})):
+    # The chunks' sizes on synthetic://test-tiny (a tenth of the CPU); answers compared on SmolLM2.
+    for name, model, extra in (("cpu", default_gguf(), {}), ("gpu_sized", default_gguf(), {"n_ubatch": 1024}),
+                               ("tiny_gpu_sized", tiny_gguf(), {"n_ubatch": 1024})):
         recorder = Recorder()
-        config = {"path": str(default_gguf()), "n_ctx": 2048, "parallel": 2, "n_threads": 1, **extra}
+        config = {"path": str(model), "n_ctx": 2048, "parallel": 2, "n_threads": 1, **extra}
         made[name] = Engine(config, recorder)
         made[name].chunk_seconds = math.inf  # sized by the device alone (time-bounded chunks: scheduler.py)
         made[name].recorder = recorder
@@ -69,7 +71,7 @@ def prefill_chunks(engine: Engine, rid: str, beside: bool) -> list[int]:
 
 
 def test_with_no_stream_generating_a_prompt_goes_in_chunks_of_n_ubatch_beside_streams_of_n_batch(engines):
-    engine = engines["gpu_sized"]
+    engine = engines["tiny_gpu_sized"]
     assert llama_cpp.llama_n_ubatch(engine.ctx) == 1024 and (engine.scheduler.n_batch, engine.scheduler.n_ubatch) == (512, 1024)
     alone = prefill_chunks(engine, "alone", beside=False)
     assert len(alone) == 1 and 512 < alone[0] <= 1024
