@@ -65,10 +65,6 @@ class VisionTower:
     longest_edge: int  # the preprocessor resizes every image's long side to this, then tiles it
     eps: float
 
-    @property
-    def tokens_per_tile(self) -> int:
-        return (self.image_size // self.patch_size) ** 2 // self.scale_factor**2
-
     def tensors(self, text_embd: int) -> list[Tensor]:
         """The mmproj's tensors, named as clip.cpp looks them up (F32 roles: conversion keeps
         the embeddings, norms and biases in F32; matrices F16)."""

@@ -39,7 +39,7 @@ from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
 from ...settings.shapes import Shape, VisionTower
 from .cores import available_cores
 from .synthetic_vision import FILENAME as MMPROJ
-from .synthetic_vision import write_mmproj
+from .synthetic_vision import tensor_bytes, write_mmproj
 from .synthetic_weights import file_type_bytes, nbytes, pieces, q4_k_m_type
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,8 @@ class Synthetic:
         with FileLock(str(target.with_name(target.name + ".lock"))):  # another writer of it finishes first
             if target.is_file():
                 return target
-            needed, free = file_type_bytes(shape) + mmproj_bytes(shape) + HEADER_ROOM, shutil.disk_usage(target.parent).free
+            projector_bytes = 0 if shape.vision is None else tensor_bytes(shape.vision, shape.n_embd)
+            needed, free = file_type_bytes(shape) + projector_bytes + HEADER_ROOM, shutil.disk_usage(target.parent).free
             if free < needed:
                 raise SyntheticError(f"synthetic://{shape.name} needs {needed / 1e9:.1f} GB under {self.root}, "
                                      f"{free / 1e9:.1f} GB are free")
@@ -117,13 +118,6 @@ def _written(target: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-
-
-def mmproj_bytes(shape: Shape) -> int:
-    """A vision shape's projector file's tensor bytes (F16 matrices, F32 the rest)."""
-    if shape.vision is None:
-        return 0
-    return sum(t.count * (2 if t.role in ("matrix", "output") else 4) for t in shape.vision.tensors(shape.n_embd))
 
 
 def write_gguf(shape: Shape, path: Path, tokenizer_gguf: Path, threads: int | None = None) -> None:

@@ -33,14 +33,22 @@ POSITION_STD = 0.02
 MEAN = STD = (0.5, 0.5, 0.5)  # SigLIP's preprocessor: pixels to [-1, 1]
 
 
+def _dtype(tensor: Tensor) -> np.dtype:
+    return np.dtype(np.float16 if tensor.role in ("matrix", "output") else np.float32)
+
+
+def tensor_bytes(tower: VisionTower, text_embd: int) -> int:
+    """The file's tensor bytes (its size, less the header)."""
+    return sum(tensor.count * _dtype(tensor).itemsize for tensor in tower.tensors(text_embd))
+
+
 def write_mmproj(tower: VisionTower, text_embd: int, path: Path, seed: str) -> None:
     """The whole file at ``path`` (the caller writes a temporary name and renames it)."""
     writer = GGUFWriter(path, "clip")  # clip.cpp reads the clip.* keys, not the architecture's name
     _metadata(writer, tower, text_embd)
     tensors = tower.tensors(text_embd)
     for tensor in tensors:
-        dtype = np.float16 if tensor.role in ("matrix", "output") else np.float32
-        writer.add_tensor_info(tensor.name, tuple(reversed(tensor.ne)), np.dtype(dtype), tensor.count * np.dtype(dtype).itemsize)
+        writer.add_tensor_info(tensor.name, tuple(reversed(tensor.ne)), _dtype(tensor), tensor.count * _dtype(tensor).itemsize)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
@@ -94,5 +102,4 @@ def _values(tensor: Tensor, seed: str) -> np.ndarray:
         std = 1 / np.sqrt(tensor.count // tensor.ne[-1])
     else:
         std = (PROJECTOR_GAIN if tensor.role == "output" else 1.0) / np.sqrt(tensor.ne[0])
-    values = rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
-    return values.astype(np.float16) if tensor.role in ("matrix", "output") else values
+    return (rng.standard_normal(shape, dtype=np.float32) * np.float32(std)).astype(_dtype(tensor))
