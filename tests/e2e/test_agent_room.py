@@ -23,7 +23,11 @@ from tests.support.server import LiveServer
 
 WINDOW = 8192  # SmolLM2-135M's trained context (llama.general: llama.context_length)
 SMALL = 512
-AGENT_PROMPT = 3000  # tokens of the long turn (Codex's is 6,437: see its test)
+OLD_WINDOW = 2048  # a local model's context before (issue #49): the long turn's prompt is past it
+# Tokens of the long turn (Codex's is 6,437: see its test): past the old window with room to
+# spare (2,534 with the template), and no more, since its prefill is most of this file's CPU
+# (3,000 before: 34 s of both cores).
+AGENT_PROMPT = 2500
 # Two models of 512 tokens on one small server: the default (fit), and OpenAI's refusal.
 CONFIG = f"""
 models:
@@ -106,10 +110,10 @@ def test_the_refuse_setting_answers_openais_400(small, param):
 
 
 def test_an_agent_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(pooled):
-    """A 3,000-token prompt (beyond the old 2,048) beside a short chat: the long prefill takes
+    """A 2,500-token prompt (beyond the old 2,048) beside a short chat: the long prefill takes
     tens of seconds on these cores; the short chat is answered meanwhile. With Codex's size,
     6,500 tokens, it passed too, its prompt answered in 54.8 s and 113.9 s at two loads of
-    this 2-core machine: too long for the suite, so 3,000 here (33.8 s)."""
+    this 2-core machine: too long for the suite, so 2,500 here (3,000 took 33.8 s)."""
     long: dict = {}
 
     def agent_turn() -> None:
@@ -132,7 +136,7 @@ def test_an_agent_sized_prompt_and_a_short_chat_run_together_in_the_shared_pool(
     thread.join(300)
     answer = long["answer"]
     assert short.choices[0].message.content is not None
-    assert AGENT_PROMPT - 500 < answer.usage.prompt_tokens < WINDOW and answer.usage.completion_tokens <= 4
+    assert OLD_WINDOW < answer.usage.prompt_tokens < WINDOW and answer.usage.completion_tokens <= 4
     print(f"{answer.usage.prompt_tokens}-token prompt answered in {long['seconds']:.1f} s; the short chat beside it in {short_seconds:.1f} s")
 
 

@@ -21,12 +21,16 @@ from tests.support.server import LiveServer, access_lines, start_together
 MODEL = "smollm2"
 CHAT = "/v1/chat/completions"
 CONVERSATIONS = 6
-# ~500 tokens each, its own per conversation: what a later turn finds cached.
+# ~270 tokens each, its own per conversation: what a later turn finds cached, against the ~21
+# a turn adds (its question, the answer before). The first turns' prefill, and that of b's
+# conversations moving to a, are most of this file's CPU: with 500 tokens (69 CPU-s, 45 now),
+# 96 % of later turns' prompt tokens were cached, 93 % now (greedy: the same each run), and a
+# turn sent to the other engine finds none of its prompt cached.
 RULES = "Answer in one short sentence. Never use lists. Be polite and precise. Keep to the topic. "
 
 
 def system_prompt(number: int) -> str:
-    return f"You are assistant number {number}, a guide to topic {number * 7 + 3}. " + RULES * 24
+    return f"You are assistant number {number}, a guide to topic {number * 7 + 3}. " + RULES * 12
 
 
 @pytest.fixture(scope="module")
