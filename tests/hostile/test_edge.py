@@ -239,9 +239,12 @@ def test_a_body_that_trickles_in_is_cut_with_a_408(short_deadline, measured, pat
 
 
 def test_many_websocket_connections_and_lanes_stay_bounded(server, measured):
-    """Ten connections, each asking for more lanes and more queued events than it may hold,
-    every event 50 KB: what is held is bounded by the lanes (16), their queues (4) and the
-    model's queue, the rest refused at once; closing the sockets stops the work."""
+    """Three connections at once, each asking for more lanes and more queued events than it
+    may hold, every event 50 KB: what is held is bounded by the lanes (16), their queues (4)
+    and the model's queue, the rest refused at once; closing the sockets stops the work. The
+    bound checked is each connection's: ten connections (1 200 events, 60 MB of JSON) cost
+    ~10 CPU-s more for the same check, and with fewer the model's queue refuses less of what
+    the lanes' bound must."""
     import json as json_module
 
     from llm_backend.http.responses_socket import LANE_QUEUE, MAX_LANES
@@ -266,7 +269,7 @@ def test_many_websocket_connections_and_lanes_stay_bounded(server, measured):
         return sent, refused
 
     async def all_of_them() -> list[tuple[int, int]]:
-        return await asyncio.gather(*(one_connection() for _ in range(10)))
+        return await asyncio.gather(*(one_connection() for _ in range(3)))
 
     with measured(server):
         results = asyncio.run(all_of_them())

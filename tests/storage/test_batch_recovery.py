@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import anthropic
 import openai
@@ -21,10 +22,14 @@ from tests.support.server import LiveServer, start_together
 
 MODEL = "smollm2"
 LEASE = 2
-# The kill lands once 40 lines are answered; measured on the shared 2-core machine it landed
-# at 41-49 (~11 lines/s), so 150 leave over 100 lines to run after it (a line costs ~35 ms of
-# CPU: 500 lines took ~17 CPU-s a test, for no more power).
-LINES = 150
+# The kill lands once KILL_AT lines are answered: two rounds of the 8 lines a process runs at
+# once, so lines are committed before it and 8 are in flight at it. Measured on the shared
+# 2-core machine it landed 1-9 lines past its mark (~11 lines/s, polled every 0.1 s), so 60
+# leave over 30 lines to run after it. A line costs ~35 ms of CPU: 150 lines (a kill at 40)
+# took ~2 CPU-s a test more, for no more power.
+LINES = 60
+KILL_AT = 16
+BATCHES = {"LLM_BACKEND_BATCH_LEASE": str(LEASE), "LLM_BACKEND_BATCH_NICE": "0"}
 
 
 def quick_lines(count: int) -> list[dict]:
@@ -57,6 +62,18 @@ def kill(server: LiveServer) -> None:
     server._log.close()
 
 
+def kill_mid_batch(server: LiveServer, engine: sa.Engine, batch_id: str, answered: Callable[[], int]) -> dict[str, str]:
+    """kill -9 once ``answered()`` says KILL_AT lines are answered: the lines committed by then."""
+    deadline = time.monotonic() + 300
+    while answered() < KILL_AT:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    kill(server)
+    before_kill = answered_so_far(engine, batch_id)
+    assert KILL_AT <= len(before_kill) < LINES
+    return before_kill
+
+
 def check_exactly_once(client: openai.OpenAI, batch_id: str, before_kill: dict[str, str]) -> None:
     done = wait(client, batch_id, timeout=600)
     assert done.status == "completed", done.errors
@@ -68,57 +85,53 @@ def check_exactly_once(client: openai.OpenAI, batch_id: str, before_kill: dict[s
     assert kept == before_kill  # answered before the kill: the same answer, not a second one
 
 
-def test_kill_9_mid_batch_and_the_restarted_service_finishes_it(tmp_path):
-    env = {"LLM_BACKEND_BATCH_LEASE": str(LEASE), "LLM_BACKEND_BATCH_NICE": "0"}
-    server = LiveServer(tmp_path / "service", env=env).start()
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'service' / 'data' / 'llm-backend.db'}")
-    try:
-        client = sdk(server)
-        batch = submit(client, quick_lines(LINES), "/v1/completions")
-        deadline = time.monotonic() + 300
-        while completed_count(client, batch.id) < 40:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        kill(server)
-        before_kill = answered_so_far(engine, batch.id)
-        assert 40 <= len(before_kill) < LINES
-        server.start()
-        check_exactly_once(sdk(server), batch.id, before_kill)
-    finally:
-        server.stop()
-        engine.dispose()
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """One SQLite service for the kill -9 tests: each kills it and starts it again (a start
+    costs ~2.7 CPU-s); a test whose kill left it down (a failure) finds it started."""
+    server = LiveServer(tmp_path_factory.mktemp("service"), env=BATCHES).start()
+    engine = sa.create_engine(f"sqlite:///{server.workdir / 'data' / 'llm-backend.db'}")
+    yield server, engine
+    server.stop()
+    engine.dispose()
 
 
-def test_kill_9_mid_message_batch_and_the_restarted_service_finishes_it(tmp_path):
-    env = {"LLM_BACKEND_BATCH_LEASE": str(LEASE), "LLM_BACKEND_BATCH_NICE": "0"}
-    server = LiveServer(tmp_path / "service", env=env).start()
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'service' / 'data' / 'llm-backend.db'}")
-    lines = 60
-    try:
-        client = anthropic.Anthropic(base_url=server.base_url, api_key="none", max_retries=0, timeout=60)
-        requests = [{"custom_id": f"m{i}", "params": {"model": MODEL, "max_tokens": 1, "messages": [{"role": "user", "content": f"Hi {i}"}]}}
-                    for i in range(lines)]
-        batch = client.messages.batches.create(requests=requests)
-        deadline = time.monotonic() + 300
-        while len(answered_so_far(engine, batch.id)) < 15:  # its counts say processing until it ends
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        kill(server)
-        before_kill = answered_so_far(engine, batch.id)
-        assert 15 <= len(before_kill) < lines
+@pytest.fixture
+def running_service(service):
+    server, engine = service
+    if server.process.poll() is not None:
         server.start()
-        client = anthropic.Anthropic(base_url=server.base_url, api_key="none", max_retries=0, timeout=60)
-        while (done := client.messages.batches.retrieve(batch.id)).processing_status != "ended":
-            assert time.monotonic() < deadline + 300
-            time.sleep(0.25)
-        assert (done.request_counts.succeeded, done.request_counts.processing) == (lines, 0)
-        results = list(client.messages.batches.results(batch.id))
-        assert sorted(entry.custom_id for entry in results) == sorted(f"m{i}" for i in range(lines))  # each once
-        after = answered_so_far(engine, batch.id)
-        assert {custom_id: after[custom_id] for custom_id in before_kill} == before_kill  # not run again
-    finally:
-        server.stop()
-        engine.dispose()
+    return server, engine
+
+
+def test_kill_9_mid_batch_and_the_restarted_service_finishes_it(running_service):
+    server, engine = running_service
+    client = sdk(server)
+    batch = submit(client, quick_lines(LINES), "/v1/completions")
+    before_kill = kill_mid_batch(server, engine, batch.id, lambda: completed_count(client, batch.id))
+    server.start()
+    check_exactly_once(sdk(server), batch.id, before_kill)
+
+
+def test_kill_9_mid_message_batch_and_the_restarted_service_finishes_it(running_service):
+    server, engine = running_service
+    client = anthropic.Anthropic(base_url=server.base_url, api_key="none", max_retries=0, timeout=60)
+    requests = [{"custom_id": f"m{i}", "params": {"model": MODEL, "max_tokens": 1, "messages": [{"role": "user", "content": f"Hi {i}"}]}}
+                for i in range(LINES)]
+    batch = client.messages.batches.create(requests=requests)
+    # Its counts say processing until it ends: the lines answered are read from the database.
+    before_kill = kill_mid_batch(server, engine, batch.id, lambda: len(answered_so_far(engine, batch.id)))
+    server.start()
+    client = anthropic.Anthropic(base_url=server.base_url, api_key="none", max_retries=0, timeout=60)
+    deadline = time.monotonic() + 600
+    while (done := client.messages.batches.retrieve(batch.id)).processing_status != "ended":
+        assert time.monotonic() < deadline
+        time.sleep(0.25)
+    assert (done.request_counts.succeeded, done.request_counts.processing) == (LINES, 0)
+    results = list(client.messages.batches.results(batch.id))
+    assert sorted(entry.custom_id for entry in results) == sorted(f"m{i}" for i in range(LINES))  # each once
+    after = answered_so_far(engine, batch.id)
+    assert {custom_id: after[custom_id] for custom_id in before_kill} == before_kill  # not run again
 
 
 @pytest.fixture
@@ -127,8 +140,7 @@ def replicas(new_database_url, tmp_path):
     env = {
         "LLM_BACKEND_DATABASE_URL": new_database_url("postgresql"),
         "LLM_BACKEND_DATA_DIR": str(tmp_path / "shared-data"),
-        "LLM_BACKEND_BATCH_LEASE": str(LEASE),
-        "LLM_BACKEND_BATCH_NICE": "0",
+        **BATCHES,
     }
     servers = start_together(*(LiveServer(tmp_path / f"replica-{name}", env=env) for name in "ab"))
     yield servers, env["LLM_BACKEND_DATABASE_URL"]
@@ -143,7 +155,7 @@ def test_kill_the_replica_running_a_batch_and_the_other_finishes_it(replicas):
         clients = [sdk(server) for server in servers]
         batch = submit(clients[0], quick_lines(LINES), "/v1/completions")
         deadline = time.monotonic() + 300
-        while completed_count(clients[0], batch.id) < 40:
+        while completed_count(clients[0], batch.id) < KILL_AT:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         with engine.connect() as connection:
@@ -151,7 +163,7 @@ def test_kill_the_replica_running_a_batch_and_the_other_finishes_it(replicas):
         [running] = [index for index, server in enumerate(servers) if f"-{server.process.pid}-" in holder]
         kill(servers[running])
         before_kill = answered_so_far(engine, batch.id)
-        assert 40 <= len(before_kill) < LINES
+        assert KILL_AT <= len(before_kill) < LINES
         check_exactly_once(clients[1 - running], batch.id, before_kill)
     finally:
         engine.dispose()
