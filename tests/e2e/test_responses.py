@@ -393,8 +393,17 @@ def test_cancelling_a_response_that_is_not_in_the_background_is_refused(client):
 KEY_A, KEY_B = "sk-test-responses-a", "sk-test-responses-b"
 
 
-def test_each_key_sees_only_its_own_responses(start_server):
-    live = start_server(env={"LLM_BACKEND_API_KEYS": f"{KEY_A},{KEY_B}"})
+@pytest.fixture(scope="module")
+def restarted(tmp_path_factory):
+    """A server of its own with two keys (restarting the session's would disturb other tests),
+    shared by the two restart tests, which leave it running, and the keys' test, which needs
+    no fresh server: one start less, ~2.5 CPU-s."""
+    with LiveServer(tmp_path_factory.mktemp("restarted"), env={"LLM_BACKEND_API_KEYS": f"{KEY_A},{KEY_B}"}) as live:
+        yield live
+
+
+def test_each_key_sees_only_its_own_responses(restarted):
+    live = restarted
     owner_a = openai.OpenAI(base_url=live.api, api_key=KEY_A, max_retries=0)
     owner_b = openai.OpenAI(base_url=live.api, api_key=KEY_B, max_retries=0)
     response = create(owner_a, input="Hi")
@@ -407,17 +416,9 @@ def test_each_key_sees_only_its_own_responses(start_server):
     assert owner_a.responses.retrieve(response.id).id == response.id
 
 
-@pytest.fixture(scope="module")
-def restarted(tmp_path_factory):
-    """A server of its own (restarting the session's would disturb other tests), shared by
-    the two restart tests: each leaves it running, and a start is ~2.5 CPU-s."""
-    with LiveServer(tmp_path_factory.mktemp("restarted")) as live:
-        yield live
-
-
 def test_a_stored_response_survives_a_restart_and_its_chain_continues(restarted):
     live = restarted
-    client = openai.OpenAI(base_url=live.api, api_key="x", max_retries=0)
+    client = openai.OpenAI(base_url=live.api, api_key=KEY_A, max_retries=0)
     first = create(client, input="My name is Ann.")
     live.stop()
     live.start()
@@ -428,7 +429,7 @@ def test_a_stored_response_survives_a_restart_and_its_chain_continues(restarted)
 
 def test_a_background_response_unfinished_at_shutdown_is_failed_after_restart(restarted):
     live = restarted
-    client = openai.OpenAI(base_url=live.api, api_key="x", max_retries=0)
+    client = openai.OpenAI(base_url=live.api, api_key=KEY_A, max_retries=0)
     queued = create(client, input="Write a very long story.", background=True, max_output_tokens=2000)
     live.stop()
     live.start()

@@ -10,33 +10,33 @@ import sys
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from llm_backend.cli import app
 from llm_backend.storage import Database
-from llm_backend.storage.audit_log import AuditFilter, new_entry
+from llm_backend.storage.audit_log import AuditFilter
+from tests.support.audit_entries import SECRET
+from tests.support.audit_entries import entries as _entries
+from tests.support.audit_entries import keyed as _keyed
 
 from .conftest import DATABASES
 from .test_migrations import at_revision
 
-SECRET = "audit-key-for-tests-0123456789"
 
-
-def _keyed(url: str) -> Database:
-    """The database as the service opens it with ``audit_log_key: SECRET``."""
-    from llm_backend.auth import audit_key
-    from llm_backend.settings import Settings
-
-    return Database(url, audit_key=audit_key.of(Settings(audit_log_key=SECRET)))
-
-
-def _entries(count: int, label: str = "test") -> list[dict]:
-    return [new_entry("project.updated", {"project.updated": {"id": f"proj_{label}_{n}", "changes_requested": {"title": str(n)}}},
-                      actor=None, actor_id=None, resource_id=f"proj_{label}_{n}") for n in range(count)]
-
-
-def _verify(url: str, secret: str = SECRET) -> subprocess.CompletedProcess:
+def _verify_as_an_operator(url: str) -> subprocess.CompletedProcess:
     """``llm-backend audit verify`` as an operator runs it, on the database at ``url``."""
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "LLM_BACKEND_DATABASE_URL": url, "LLM_BACKEND_AUDIT_LOG_KEY": secret}
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "LLM_BACKEND_DATABASE_URL": url, "LLM_BACKEND_AUDIT_LOG_KEY": SECRET}
     return subprocess.run([sys.executable, "-m", "llm_backend", "audit", "verify"], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _verify(url: str, secret: str = SECRET):
+    """The same command in-process (``returncode``, ``stdout``, ``stderr`` as above): a process
+    of its own cost ~1.1 CPU-s a run, mostly imports; the entry point runs for real above."""
+    ran = CliRunner().invoke(app, ["audit", "verify"], env={"LLM_BACKEND_DATABASE_URL": url, "LLM_BACKEND_AUDIT_LOG_KEY": secret})
+    if ran.exception is not None and not isinstance(ran.exception, SystemExit):
+        raise ran.exception  # a crash is not a verdict (the exit code 1 of a broken chain)
+    ran.returncode = ran.exit_code
+    return ran
 
 
 def _around_the_triggers(db: Database, sql: str, **values) -> None:
@@ -82,7 +82,7 @@ def test_a_clean_chain_verifies_with_its_count_and_head(keyed):
         from llm_backend.storage.audit_log import append_in
 
         append_in(session, lambda changed: _entries(1, changed)[0], "in-a-change")
-    done = _verify(keyed.url)
+    done = _verify_as_an_operator(keyed.url)
     assert done.returncode == 0, done.stderr
     head = keyed.audit_log.page(AuditFilter(), None, None, 1)[0][0]
     assert done.stdout.strip() == f"audit log OK: 4 entries, head {head.chain}"
@@ -128,24 +128,36 @@ def test_another_key_does_not_verify_the_chain(keyed):
 @pytest.mark.parametrize("kind", DATABASES)
 def test_two_replicas_appending_at_once_chain_in_one_line(kind, new_migrated_url):
     """Two processes on one database (PostgreSQL: two replicas), 60 entries each at the same
-    moment (single entries and pairs, as changes make them): one chain, every place taken once."""
+    moment (single entries and pairs, as changes make them): one chain, every place taken once.
+    Each starts appending when both have their database open (a line on stdin), not at a
+    fixed time: under load an import could outlast a 3 s head start and the two not overlap."""
     url = new_migrated_url(kind)
     script = (
-        "import sys, time\n"
-        "from tests.storage.test_audit_chain import _entries, _keyed\n"
-        "db = _keyed(sys.argv[1])\n"
-        "while time.time() < float(sys.argv[2]): time.sleep(0.005)\n"
+        "import sys\n"
+        "from tests.support.audit_entries import entries, keyed\n"
+        "db = keyed(sys.argv[1])\n"
+        "db.engine.connect().close()\n"  # connected: what is left is the appends
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
         "for n in range(40):\n"
-        "    db.audit_log.append(_entries(1 + n % 2, sys.argv[3] + str(n)))\n"
+        "    db.audit_log.append(entries(1 + n % 2, sys.argv[2] + str(n)))\n"
     )
-    import time
-
-    start = str(time.time() + 3)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    replicas = [subprocess.Popen([sys.executable, "-c", script, url, start, name], env=env, stderr=subprocess.PIPE, text=True)
+    replicas = [subprocess.Popen([sys.executable, "-c", script, url, name], env=env, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for name in ("a", "b")]
-    for replica in replicas:
-        assert replica.wait(timeout=120) == 0, replica.stderr.read()
+    try:
+        for replica in replicas:
+            assert replica.stdout.readline() == "ready\n", replica.stderr.read()
+        for replica in replicas:
+            replica.stdin.write("go\n")
+            replica.stdin.flush()
+        for replica in replicas:
+            assert replica.wait(timeout=120) == 0, replica.stderr.read()
+    finally:
+        for replica in replicas:
+            replica.kill()
+            replica.communicate()
     db = _keyed(url)
     try:
         verdict = db.audit_log.verify()
