@@ -23,13 +23,11 @@ close to the real model's for English text, not equal.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from io import BufferedWriter
 from pathlib import Path
 from typing import cast
 
@@ -40,7 +38,7 @@ from ...settings.shapes import Shape, VisionTower
 from .cores import available_cores
 from .synthetic_vision import FILENAME as MMPROJ
 from .synthetic_vision import tensor_bytes, write_mmproj
-from .synthetic_weights import file_type_bytes, nbytes, pieces, q4_k_m_type
+from .synthetic_weights import file_type_bytes, nbytes, pieces, q4_k_m_type, tensor_data
 
 log = logging.getLogger(__name__)
 # gguf's writer logs its plan at info ("This GGUF file is for Little Endian only"): ours says it.
@@ -130,35 +128,25 @@ def write_gguf(shape: Shape, path: Path, tokenizer_gguf: Path, threads: int | No
     for tensor, kind in kinds:
         raw = None if kind == GGMLQuantizationType.F32 else kind
         writer.add_tensor_info(tensor.name, tuple(reversed(tensor.ne)), np.dtype(np.float32), nbytes(tensor, kind), raw_dtype=raw)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    out = cast(list[BufferedWriter], writer.fout)[0]  # opened by write_header_to_file
-    writer.write_padding(out, out.tell())
     threads = threads or available_cores()
     # Pieces made ahead on the threads, at most 2 per thread in memory (16 MB each), written in order.
     pending: deque[tuple[Future, int | None]] = deque()
+    with tensor_data(writer) as out, ThreadPoolExecutor(threads, thread_name_prefix="synthetic") as pool:
 
-    def write_next() -> None:
-        future, tensor_bytes = pending.popleft()
-        out.write(future.result())
-        if tensor_bytes is not None:  # a tensor's last piece: the next one starts aligned
-            writer.write_padding(out, tensor_bytes)
+        def write_next() -> None:
+            future, tensor_bytes = pending.popleft()
+            out.write(future.result())
+            if tensor_bytes is not None:  # a tensor's last piece: the next one starts aligned
+                writer.write_padding(out, tensor_bytes)
 
-    try:
-        with ThreadPoolExecutor(threads, thread_name_prefix="synthetic") as pool:
-            for tensor, kind in kinds:
-                made = pieces(shape, tensor, kind)
-                for number, make in enumerate(made):
-                    pending.append((pool.submit(make), nbytes(tensor, kind) if number == len(made) - 1 else None))
-                    if len(pending) >= 2 * threads:
-                        write_next()
-            while pending:
-                write_next()
-        out.flush()
-        os.fsync(out.fileno())
-    finally:
-        writer.close()
+        for tensor, kind in kinds:
+            made = pieces(shape, tensor, kind)
+            for number, make in enumerate(made):
+                pending.append((pool.submit(make), nbytes(tensor, kind) if number == len(made) - 1 else None))
+                if len(pending) >= 2 * threads:
+                    write_next()
+        while pending:
+            write_next()
 
 
 def _metadata(writer: GGUFWriter, shape: Shape) -> None:

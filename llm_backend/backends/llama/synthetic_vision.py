@@ -16,15 +16,13 @@ tensors made and written one at a time (at most one tensor in memory: 18 MB).
 from __future__ import annotations
 
 import hashlib
-import os
-from io import BufferedWriter
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 from gguf import GGUFType, GGUFWriter
 
 from ...settings.shapes import Tensor, VisionTower
+from .synthetic_weights import tensor_data
 
 FILENAME = "mmproj.gguf"
 FILE_TYPE_F16 = 1  # llama.cpp's LLAMA_FTYPE_MOSTLY_F16
@@ -49,20 +47,11 @@ def write_mmproj(tower: VisionTower, text_embd: int, path: Path, seed: str) -> N
     tensors = tower.tensors(text_embd)
     for tensor in tensors:
         writer.add_tensor_info(tensor.name, tuple(reversed(tensor.ne)), _dtype(tensor), tensor.count * _dtype(tensor).itemsize)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    out = cast(list[BufferedWriter], writer.fout)[0]
-    writer.write_padding(out, out.tell())
-    try:
+    with tensor_data(writer) as out:
         for tensor in tensors:
             data = _values(tensor, seed)
             out.write(data.tobytes())
             writer.write_padding(out, data.nbytes)
-        out.flush()
-        os.fsync(out.fileno())
-    finally:
-        writer.close()
 
 
 def _metadata(writer: GGUFWriter, tower: VisionTower, text_embd: int) -> None:

@@ -24,11 +24,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from io import BufferedWriter
+from typing import cast
 
 import numpy as np
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as Q
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as Q, GGUFWriter
 
 from ...settings.shapes import Shape, Tensor
 
@@ -150,3 +154,21 @@ def pieces(shape: Shape, tensor: Tensor, kind: Q) -> list[Callable[[], np.ndarra
         functools.partial(_blocks, kind, min(step, total - start), _seed(shape, tensor, number), d)
         for number, start in enumerate(range(0, total, step))
     ]
+
+
+@contextmanager
+def tensor_data(writer: GGUFWriter) -> Iterator[BufferedWriter]:
+    """The file with its header, keys and tensor infos written (``writer`` holds them), at
+    its aligned tensor data: each tensor's bytes written in the infos' order, each followed by
+    ``writer.write_padding(out, its bytes)``; on disk (fsync) and closed after."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    out = cast(list[BufferedWriter], writer.fout)[0]  # opened by write_header_to_file
+    writer.write_padding(out, out.tell())
+    try:
+        yield out
+        out.flush()
+        os.fsync(out.fileno())
+    finally:
+        writer.close()
