@@ -108,11 +108,11 @@ class Pace:
 
 
 class Scheduler:
-    def __init__(self, admission: Admission, n_batch: int, n_ubatch: int, pace: Pace | None = None) -> None:
+    def __init__(self, admission: Admission, n_batch: int, n_ubatch: int) -> None:
         self.admission = admission
         self.n_batch = n_batch  # a step's tokens beside generating streams
         self.n_ubatch = n_ubatch  # a prompt chunk's tokens while no stream generates
-        self.pace = pace or Pace()  # what a prompt token costs by its depth, timed by the executor
+        self.pace = Pace()  # what a prompt token costs by its depth, timed by the executor
         self.chunk_seconds = CHUNK_SECONDS  # a step's prompt chunks' time (tests: inf, by tokens alone)
 
     def prepare(self, cut: Callable[[Request], None]) -> None:
@@ -152,28 +152,26 @@ class Scheduler:
                 if chunks and paced < MIN_CHUNK:
                     continue
                 paced = max(paced, MIN_CHUNK)
-            end = self.chunk_end(request, room, budget, paced)
+            end = self.chunk_end(request, min(room, paced), budget)
             if end > request.fed:
                 chunks.append((request, end))
                 room -= end - request.fed
                 seconds -= self.pace.seconds(request.fed, end - request.fed)
         return chunks
 
-    def chunk_end(self, request: Request, room: int, budget: int, paced: int | None = None) -> int:
+    def chunk_end(self, request: Request, room: int, budget: int) -> int:
         """Where this step's chunk of the prompt ends: within one canonical part (prefixes.py),
         never leaving less than ``BLOCK`` of the part to a later chunk, and not at all when
-        the room left in the step would make a short chunk of a longer part. With a
-        ``budget`` under a block, as far as there is room. At most ``paced`` tokens (what
-        the pace expects within its seconds: two blocks or more, so a part's rest is never
-        left too short to be cut)."""
+        the ``room`` left in the step (or what the pace expects within its seconds: two
+        blocks or more, so a part's rest is never left too short to be cut) would make a
+        short chunk of a longer part. With a ``budget`` under a block, as far as there is room."""
         fed = request.fed
-        take = room if paced is None else min(room, paced)
         if not self.admission.exact_reuse:
             # Any chunks; cut only where a session's start is kept on disk (admission.py).
-            end = min(len(request.prompt), fed + take)
+            end = min(len(request.prompt), fed + room)
             return request.split if fed < request.split < end and self.admission.first_part_to_disk(request) else end
         part_end = request.split if fed < request.split else len(request.prompt)
-        end = min(part_end, fed + take)
+        end = min(part_end, fed + room)
         if end == part_end or budget < BLOCK:
             return end
         if part_end - end < BLOCK:
