@@ -77,15 +77,16 @@ def test_a_wrong_prediction_bills_all_its_tokens_as_rejected(server, client):
     assert value(after, "llm_backend_completion_tokens_total", **labels) == billed
 
 
-def test_the_engine_metrics_count_drafted_and_accepted_tokens(server, client):
-    """The engine's figures are its work (tokens drafted, drafts the answer took), usage is
-    OpenAI's accounting of the prediction: a draft taken is a prediction token that
-    appeared, not every such token was drafted (the answer's first is decoded alone)."""
+def drafts_counted(server, client) -> tuple[dict, int]:
+    """One predicted answer on an idle engine: what the engine's draft figures grew by, and
+    the answer's accepted prediction tokens."""
+    # The session's server is shared: a stream of an earlier test may still decode, and
+    # beside another stream a draft must first earn its rows (drafts.py), more than 30 tokens.
+    scrape_until(server, lambda samples: value(samples, "llm_backend_sequences_in_use", model=MODEL) == 0)
     before = scrape(server)
     answer = client.chat.completions.create(
         model=MODEL, messages=MESSAGES, max_tokens=30, temperature=0, prediction={"type": "content", "content": CODE}
     )
-    accepted = answer.usage.completion_tokens_details.accepted_prediction_tokens
     names = ("llm_backend_engine_draft_tokens_total", "llm_backend_engine_draft_tokens_accepted_total")
     deadline = time.monotonic() + 10  # the worker reports when it goes idle
     grew: dict = {}
@@ -96,8 +97,25 @@ def test_the_engine_metrics_count_drafted_and_accepted_tokens(server, client):
             break  # two reports alike: the idle worker's last
         grew = now
         time.sleep(0.5)
-    assert grew[names[0]] >= grew[names[1]] > 0
-    assert grew[names[1]] <= accepted
+    return grew, answer.usage.completion_tokens_details.accepted_prediction_tokens
+
+
+def test_the_engine_metrics_count_drafted_and_accepted_tokens(server, client):
+    """The engine's figures are its work (tokens drafted, drafts the answer took), usage is
+    OpenAI's accounting of the prediction: a draft taken is a prediction token that
+    appeared, not every such token was drafted (the answer's first is decoded alone).
+
+    Drafts are sized by the decode costs the engine measures (drafts.py): on cores loaded by
+    the rest of the suite a measure can say, for a while, that no draft pays, and the engine
+    rightly drafts none. Up to three answers, then: one of them drafts, and its figures count."""
+    for attempt in range(3):
+        grew, accepted = drafts_counted(server, client)
+        if grew["llm_backend_engine_draft_tokens_accepted_total"] > 0:
+            break
+        print(f"attempt {attempt + 1}: no draft taken {grew}")
+    drafted, taken = grew["llm_backend_engine_draft_tokens_total"], grew["llm_backend_engine_draft_tokens_accepted_total"]
+    assert drafted >= taken > 0
+    assert taken <= accepted
 
 
 def test_a_streamed_answer_with_a_prediction_reports_its_usage_at_the_end(client):
