@@ -183,7 +183,7 @@ class Worker:
                 self.send({"id": rid, "event": "result", "data": vectors})
             elif op == "count":
                 count = message["params"]
-                prompt, _, _ = self.engine.chat_prompt(
+                prompt, _, _, _ = self.engine.chat_prompt(
                     count["messages"], count.get("tools"), count.get("tool_choice"), tenant=str(count.get("tenant") or "")
                 )
                 self.send({"id": rid, "event": "result", "data": {"prompt_tokens": len(prompt)}})

@@ -42,6 +42,7 @@ computes in the calling thread, so the order stays the one above.
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -54,6 +55,7 @@ from .drafts import MAX_DRAFT, StepCosts
 from .exactness import exact_rows
 from .executor import Executor
 from .llama_params import batch_sizes, context_params, model_params, offloads, overlaps, windows
+from .media import IMAGE_FAILED, Media
 from .prompts import ChatTemplate, Tokenizer
 from .requests import Request
 from .scheduler import Scheduler
@@ -125,15 +127,18 @@ class Engine:
         costs = StepCosts()
         if config.get("prediction_exact"):
             costs.exact_rows = exact_rows(self.ctx, self.tokenizer, 0, MAX_DRAFT + 1)
+        # A vision model's projector (media.py): images framed, encoded beside the steps.
+        self.media = Media(self.model, config["mmproj"], config) if config.get("mmproj") else None
         self.submission = Submission(
-            self.model, self.tokenizer, self.template, self.n_ctx, self.pool, self.parallel, config, costs
+            self.model, self.tokenizer, self.template, self.n_ctx, self.pool, self.parallel, config, costs, self.media
         )
         self.admission = Admission(self.ctx, self.parallel, self.n_ctx, self.pool, config, emit, self.totals)
         self.scheduler = Scheduler(self.admission, n_batch, n_ubatch)
+        self.scheduler.media = self.media
         self.answers = Answers(emit, self.tokenizer, self.totals)
         self.executor = Executor(
             self.ctx, self.tokenizer, self.admission.held, self.answers, self.n_ctx, max(n_batch, n_ubatch), self.totals,
-            costs, self.scheduler.pace,
+            costs, self.scheduler.pace, self.media,
         )
         self.unsent: list[Taken] = []  # sampled, waiting for the output stage
 
@@ -147,7 +152,7 @@ class Engine:
         """Validate and queue a chat or completion request (raises RequestError)."""
         self.admission.queue(self.submission.submit(rid, op, params))
 
-    def chat_prompt(self, *args: Any, **kwargs: Any) -> tuple[list[int], list[str], str | None]:
+    def chat_prompt(self, *args: Any, **kwargs: Any) -> tuple[list[int], list[str], str | None, list[Any]]:
         return self.submission.chat_prompt(*args, **kwargs)
 
     def cancel(self, rid: str) -> bool:
@@ -175,6 +180,8 @@ class Engine:
         """Plan a step, decode it, sample it, and finish what was sampled (the module's
         docstring has the order)."""
         scheduler, executor = self.scheduler, self.executor
+        if self.media is not None:
+            self._end_unseen()
         scheduler.prepare(self._cut)
         generating = scheduler.generating()
         chunks = scheduler.chunks(executor.fill(generating, scheduler.n_batch))
@@ -187,6 +194,7 @@ class Engine:
         if not generating and not chunks:
             self._finish(self._output())  # nothing to decode: what was sampled last
             self.admission.wait_for_reads()
+            self._wait_for_images()
         if self.admission.keeping:
             self.admission.kept()
 
@@ -226,6 +234,27 @@ class Engine:
     def _finish(self, completed: list[Request]) -> None:
         for request in completed:
             self.admission.complete(request)
+
+    def _encoding(self) -> list[Any]:
+        """The image encodes running requests wait for (media.py)."""
+        return [
+            span.embeddings for request in self.admission.running.values() for span in request.spans
+            if span.embeddings is not None and not span.embeddings.done()
+        ]
+
+    def _wait_for_images(self) -> None:
+        """A step with nothing to decode while images are encoded: wait a little for them
+        rather than spin (a request arriving meanwhile waits at most that)."""
+        if self.media is not None and (encoding := self._encoding()):
+            concurrent.futures.wait(encoding, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED)
+
+    def _end_unseen(self) -> None:
+        """Requests an image's encode failed for: their error, and they leave (the others go on)."""
+        for request in list(self.admission.running.values()):
+            if any(span.embeddings is not None and span.embeddings.done() and span.embeddings.exception() for span in request.spans):
+                self.emit({"id": request.rid, "event": "error", "error": IMAGE_FAILED})
+                self.emit({"id": request.rid, "event": "done"})
+                self.cancel(request.rid)
 
     def _cut(self, request: Request) -> None:
         """End ``request`` for the pool (admission.py), after what its last tokens said."""
@@ -270,4 +299,6 @@ class Engine:
     def close(self) -> None:
         if self.admission.disk is not None:
             self.admission.disk.close()
+        if self.media is not None:
+            self.media.close()
         self.executor.close()

@@ -25,6 +25,7 @@ are sized by it: scheduler.py).
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -33,6 +34,7 @@ import llama_cpp
 
 from .answers import Answers, Taken
 from .drafts import StepCosts
+from .media import Media
 from .prefixes import Holding
 from .prompts import Tokenizer
 from .requests import Choice, Request
@@ -58,7 +60,7 @@ class Executor:
 
     def __init__(
         self, ctx: Any, tokenizer: Tokenizer, held: list[Holding], output: Answers, n_ctx: int, size: int,
-        totals: dict[str, int], costs: StepCosts | None = None, pace: Pace | None = None,
+        totals: dict[str, int], costs: StepCosts | None = None, pace: Pace | None = None, media: Media | None = None,
     ) -> None:
         self.ctx = ctx
         self.costs = costs
@@ -71,6 +73,9 @@ class Executor:
         self.answers = _Taking(self)  # for verification.py
         self.n_ctx = n_ctx
         self.batch = llama_cpp.llama_batch_init(size, 0, 1)
+        self.size = size
+        self.media = media  # a vision model's projector: its spans' rows (media.py)
+        self.rows_batch: Any = None  # a batch of embeddings, made at the first image
         self.totals = totals
         self.taken_now: list[Taken] = []  # what the last ``sample`` took
         self.decodes = self.rows = self.undone = 0  # since the start: llama_decode calls, rows, rows dropped
@@ -98,6 +103,9 @@ class Executor:
 
     def prefill(self, request: Request, end: int) -> int:
         """The batch of ``request``'s prompt up to ``end``, decoded; the row of its last token."""
+        span = request.span_at(request.fed)
+        if span is not None:
+            return self._prefill_rows(request, end, span)
         self.batch.n_tokens = 0
         first = request.choices[0]
         scoring = request.prompt_logprobs is not None
@@ -111,15 +119,39 @@ class Executor:
         self.launch()
         return index
 
-    def launch(self) -> None:
-        """``llama_decode`` of the batch: it returns once the device has it, before the
-        logits are computed on a GPU (reading them waits: ``sample``)."""
-        self.launched = (time.perf_counter(), self.batch.n_tokens)
-        code = llama_cpp.llama_decode(self.ctx, self.batch)
+    def _prefill_rows(self, request: Request, end: int, span: Any) -> int:
+        """An image span's rows from ``request.fed`` to ``end`` (within the span: the
+        scheduler cuts there), decoded as embeddings (media.py); the row of the prompt's last
+        position if it is among them, else -1."""
+        assert self.media is not None and end <= span.end  # spans come only with a projector
+        if self.rows_batch is None:
+            self.rows_batch = llama_cpp.llama_batch_init(self.size, self.media.n_embd, 1)
+        batch, first, row = self.rows_batch, request.choices[0], self.media.n_embd * ctypes.sizeof(ctypes.c_float)
+        rows = self.media.rows(span)
+        ctypes.memmove(batch.embd, ctypes.addressof(rows) + (request.fed - span.start) * row, (end - request.fed) * row)
+        index = -1
+        for i, pos in enumerate(range(request.fed, end)):
+            last = pos == len(request.prompt) - 1
+            batch.pos[i], batch.n_seq_id[i], batch.logits[i] = pos, 1, last
+            batch.seq_id[i][0] = first.seq_id
+            self.held[first.seq_id].tokens.append(request.prompt[pos])
+            index = i if last else index
+        batch.n_tokens = end - request.fed
+        request.fed = first.n_past = end
+        self.launch(batch)
+        return index
+
+    def launch(self, batch: Any = None) -> None:
+        """``llama_decode`` of the batch (the step's, or an image's rows): it returns once
+        the device has it, before the logits are computed on a GPU (reading them waits:
+        ``sample``)."""
+        batch = self.batch if batch is None else batch
+        self.launched = (time.perf_counter(), batch.n_tokens)
+        code = llama_cpp.llama_decode(self.ctx, batch)
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
         self.decodes += 1
-        self.rows += self.batch.n_tokens
+        self.rows += batch.n_tokens
 
     def _timed(self) -> None:
         """Once the last decode's logits are there: its time by its rows, for the drafts."""
@@ -225,3 +257,5 @@ class Executor:
 
     def close(self) -> None:
         llama_cpp.llama_batch_free(self.batch)
+        if self.rows_batch is not None:
+            llama_cpp.llama_batch_free(self.rows_batch)

@@ -55,6 +55,24 @@ class Request:
     # Without max_tokens, in a shared pool: each choice's share of output reserved, which it
     # may grow past while cells are free (admission.py); None: its max_tokens is reserved.
     share: int | None = None
+    spans: list[Any] = field(default_factory=list)  # its images' positions (media.py ``Span``), in order
+
+    def span_at(self, position: int) -> Any:
+        """The image span holding prompt ``position``, or None (text)."""
+        for span in self.spans:
+            if span.start <= position < span.end:
+                return span
+        return None
+
+    def edge(self, position: int) -> int:
+        """Where the prompt's kind next changes after ``position`` (an image span starts or
+        ends): a prompt chunk is all text or all one image's rows (scheduler.py)."""
+        for span in self.spans:
+            if position < span.start:
+                return span.start
+            if position < span.end:
+                return span.end
+        return len(self.prompt)
 
     @property
     def room(self) -> int:

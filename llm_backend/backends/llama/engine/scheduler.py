@@ -36,10 +36,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from math import sqrt
+from typing import TYPE_CHECKING
 
 from .admission import Admission
 from .prefixes import BLOCK
 from .requests import Choice, Request
+
+if TYPE_CHECKING:
+    from .media import Media
 
 # The longest a step's prompt chunks should take: a client that leaves waits for the chunk
 # under way (issue #59: let go within 5 s). On 2 cores (SmolLM2, 2 batch threads, a 10k-token
@@ -114,6 +118,22 @@ class Scheduler:
         self.n_ubatch = n_ubatch  # a prompt chunk's tokens while no stream generates
         self.pace = Pace()  # what a prompt token costs by its depth, timed by the executor
         self.chunk_seconds = CHUNK_SECONDS  # a step's prompt chunks' time (tests: inf, by tokens alone)
+        self.media: Media | None = None  # a vision model's projector (media.py)
+
+    def media_ready(self, request: Request) -> bool:
+        """Whether ``request``'s next chunk can be fed: text, or an image span whose rows are
+        computed. At its first image not ready, every later image of it is asked for too
+        (one encode after the other on the media thread, while its text and others step)."""
+        span = request.span_at(request.fed)
+        if span is None:
+            return True
+        assert self.media is not None  # spans are made only where there is a projector
+        ready = self.media.ready(span)
+        if not ready:
+            for later in request.spans:
+                if later.start > span.start:
+                    self.media.ready(later)
+        return ready
 
     def prepare(self, cut: Callable[[Request], None]) -> None:
         """Before a step: beginnings taken where they are ready, room for the step's tokens
@@ -146,6 +166,8 @@ class Scheduler:
                 break
             if request.fed == len(request.prompt) or request.awaits is not None or request.reading is not None:
                 continue
+            if request.spans and not self.media_ready(request):
+                continue  # its image's rows are being computed (media.py): the others step meanwhile
             paced = room
             if budget >= MIN_CHUNK:  # a smaller budget bounds a chunk's time already
                 paced = self.pace.tokens(request.fed, seconds, room)
@@ -166,11 +188,12 @@ class Scheduler:
         blocks or more, so a part's rest is never left too short to be cut) would make a
         short chunk of a longer part. With a ``budget`` under a block, as far as there is room."""
         fed = request.fed
-        if not self.admission.exact_reuse:
+        edge = request.edge(fed)  # an image's edge: a chunk is all text or all its rows (media.py)
+        if not self.admission.canonical(request):
             # Any chunks; cut only where a session's start is kept on disk (admission.py).
-            end = min(len(request.prompt), fed + room)
+            end = min(edge, fed + room)
             return request.split if fed < request.split < end and self.admission.first_part_to_disk(request) else end
-        part_end = request.split if fed < request.split else len(request.prompt)
+        part_end = min(request.split if fed < request.split else len(request.prompt), edge)
         end = min(part_end, fed + room)
         if end == part_end or budget < BLOCK:
             return end

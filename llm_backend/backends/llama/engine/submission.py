@@ -13,7 +13,7 @@ template.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import llama_cpp
 
@@ -22,9 +22,11 @@ from ....settings.model import max_tokens_ceiling
 from .drafts import Draft, StepCosts
 from .errors import ContextError, RequestError
 from .llama_params import trained_window
+from .media import Media, Span, image_parts
 from .prefixes import common_prefix
 from .prompt_tokens import PromptTokens
 from .prompts import ChatTemplate, Tokenizer
+from .special_texts import Defused
 from .requests import Choice, Request
 from .sampling import Sampler, SamplingParams
 from .text import TextStream
@@ -41,7 +43,7 @@ class Submission:
 
     def __init__(
         self, model: Any, tokenizer: Tokenizer, template: ChatTemplate, n_ctx: int, pool: int, parallel: int,
-        config: dict[str, Any], costs: StepCosts,
+        config: dict[str, Any], costs: StepCosts, media: Media | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -62,27 +64,49 @@ class Submission:
         # Drafts from the request's own prompt (drafts.py): off unless the model enables them.
         self.prompt_lookup = bool(config.get("prompt_lookup", False))
         self.costs = costs  # what decodes cost on this device, for every draft (drafts.py)
+        self.media = media  # a vision model's projector (media.py), else None
 
     def chat_prompt(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
         template_kwargs: dict[str, Any] | None = None, *, tenant: str,
-    ) -> tuple[list[int], list[str], str | None]:
+    ) -> tuple[list[int], list[str], str | None, list[Span]]:
         """The prompt tokens of chat ``messages`` (the chat template rendered with the tools
-        offered and its own switches, tokenized), the template's stop strings, and for a
+        offered and its own switches, tokenized), the template's stop strings, for a
         reasoning model where its answer starts (reasoning/: inside a block the prompt
-        opened, or not). ``tenant``: whose recent prompts' tokens it may reuse (prompt_tokens.py).
-        Only the template's markup becomes control tokens: a client's string that holds one's
-        text is read as text (a ``Defused`` prompt: special_texts.py)."""
+        opened, or not), and its images' spans (media.py: each image's positions in the
+        prompt, placeholder ids there). ``tenant``: whose recent prompts' tokens it may reuse
+        (prompt_tokens.py), whose images these are. Only the template's markup becomes
+        control tokens: a client's string that holds one's text is read as text (a
+        ``Defused`` prompt: special_texts.py)."""
+        images: list[dict[str, Any]] = []
+        if image_parts(messages):
+            if self.media is None:
+                raise RequestError(400, "This model takes no images (it has no projector: 'mmproj').", "messages", "invalid_value")
+            messages, images, marker = self.media.placed(messages)
         text, template_stop, has_bos = self.template.render(messages, tools, tool_choice, template_kwargs)
         start = self.template.reasoning.start(text) if self.template.reasoning is not None else None
-        return self.prompt_tokens.tokens(text, self.add_bos and not has_bos, tenant), template_stop, start
+        add_bos = self.add_bos and not has_bos
+        if not images:
+            return self.prompt_tokens.tokens(text, add_bos, tenant), template_stop, start, []
+        assert self.media is not None  # images are placed only where there is a projector
+        pieces = text.split(marker)
+        if len(pieces) != len(images) + 1:
+            raise RequestError(400, "This model's chat template did not place every image.", "messages", "invalid_value")
+        if isinstance(text, Defused):
+            pieces = [Defused(piece) for piece in pieces]
+        tokens = [self.prompt_tokens.tokens(pieces[0], add_bos, tenant)] + [
+            self.tokenizer.specials.tokens(piece, False) if isinstance(piece, Defused) else self.tokenizer.tokenize(piece, False)
+            for piece in pieces[1:]
+        ]
+        prompt, spans = self.media.framed(tokens, images, tenant)
+        return prompt, template_stop, start, spans
 
     def submit(self, rid: str, op: str, params: dict[str, Any]) -> Request:
         """A chat or completion request validated (raises RequestError), ready to queue."""
         self._check_asked(params)  # before the prompt is rendered: work sized by it
         stop = list(params.get("stop") or [])
         if op == "chat":
-            prompt, template_stop, reasoning_start = self.chat_prompt(
+            prompt, template_stop, reasoning_start, spans = self.chat_prompt(
                 params["messages"], params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs"),
                 tenant=str(params.get("tenant") or ""),
             )
@@ -108,6 +132,8 @@ class Submission:
             raise RequestError(400, "'top_logprobs' can be at most 20.", "top_logprobs", "invalid_value")
         room = self.fitted(params, len(prompt), n)
         request = Request(rid, prompt, n, room, sampling, stop, tenant=str(params.get("tenant") or ""))
+        if op == "chat":
+            request.spans = spans
         request.share = self.share(params, len(prompt), room)
         if op == "chat":
             request.reasoning_start = reasoning_start
@@ -117,6 +143,8 @@ class Submission:
         request.split = len(prompt)
         if op == "chat":
             messages = params["messages"]
+            if request.spans:  # the images as text of their own: the parts end where an image starts
+                messages = cast(Media, self.media).placed(messages)[0]
             tools = params.get("tools"), params.get("tool_choice"), params.get("chat_template_kwargs")  # as rendered
             if len(messages) > 1:
                 request.split = self._rendered_prefix(messages[:-1], prompt, request.tenant, *tools)
@@ -191,7 +219,7 @@ class Submission:
     def _draft(self, request: Request) -> Draft | None:
         if request.prediction is not None:
             return Draft(request.prediction, counted=True, costs=self.costs)
-        if self.prompt_lookup:
+        if self.prompt_lookup and not request.spans:  # an image's placeholders are no tokens to draft
             return Draft(request.prompt, counted=False, aligned=False, costs=self.costs)
         return None
 

@@ -1,0 +1,123 @@
+"""Images in the engine (issue #60), driven directly on ``synthetic://smolvlm-256m`` and its
+projector: framed by mtmd, counted as the projector makes them, encoded once per (tenant,
+image), fed as embedding rows beside text streams. The model sees nothing (random weights):
+what is checked is what the engine does with an image, never what is said of it.
+
+``image_max_tokens: 64`` keeps each image to two tiles of 64 (about 7 s of encoding on one of
+these cores, where SmolVLM's own framing, 17 tiles, is about 60 s); the full framing is
+counted without encoding (``count``)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import time
+
+import pytest
+
+from llm_backend.backends.llama.engine.batching import Engine
+from llm_backend.backends.llama.engine.errors import RequestError
+from tests.engine.test_batching import Recorder, run
+from tests.support.models import default_gguf, smolvlm_files
+
+
+def png(width: int, height: int, colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def image(data: bytes) -> dict:
+    """An image part as the API process hands it to the worker (backends/llama/images.py)."""
+    return {"type": "image", "data": base64.b64encode(data).decode(), "sha256": hashlib.sha256(data).hexdigest(), "detail": "auto"}
+
+
+def ask(*parts: dict, tenant: str = "t1", **params) -> dict:
+    content = [*parts, {"type": "text", "text": "What is in the picture?"}]
+    return {"messages": [{"role": "user", "content": content}], "temperature": 0, "max_tokens": 4, "tenant": tenant, **params}
+
+
+def usage(engine: Engine, rid: str) -> dict:
+    return next(event for event in engine.recorder.events if event["id"] == rid and event["event"] == "usage")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    model, projector = smolvlm_files()
+    recorder = Recorder()
+    config = {"path": str(model), "mmproj": str(projector), "image_max_tokens": 64, "n_ctx": 1024, "parallel": 2, "n_threads": 2}
+    engine = Engine(config, recorder)
+    engine.recorder = recorder
+    yield engine
+    engine.close()
+
+
+def test_an_image_is_counted_as_the_projector_frames_it_and_answered(engine):
+    text_only = len(engine.chat_prompt(ask()["messages"], tenant="t1")[0])
+    prompt, _, _, spans = engine.chat_prompt(ask(image(png(1, 1)))["messages"], tenant="t1")
+    assert [span.n for span in spans] == [64, 64]  # image_max_tokens: a tile and the whole image
+    assert all(token < 0 for span in spans for token in prompt[span.start : span.end])  # placeholders, no vocabulary ids
+    assert len(prompt) > text_only + 128  # and the framing's own text tokens
+    engine.submit("one", "chat", ask(image(png(1, 1))))
+    run(engine)
+    assert engine.recorder.finish_reason("one") == "length"
+    assert usage(engine, "one")["prompt_tokens"] == len(prompt)
+    assert engine.media.encoded == 2
+
+
+def test_the_same_tenants_image_is_not_encoded_again_and_another_tenants_is(engine):
+    data = png(2, 2, (10, 200, 10))
+    engine.submit("first", "chat", ask(image(data), tenant="a"))
+    run(engine)
+    encoded = engine.media.encoded
+    engine.submit("again", "chat", ask(image(data), tenant="a", max_tokens=2))
+    run(engine)
+    assert engine.media.encoded == encoded  # its KV, or its rows, kept
+    assert usage(engine, "again")["cached_tokens"] > 128  # past the image: its KV reused
+    engine.submit("other", "chat", ask(image(data), tenant="b", max_tokens=2))
+    run(engine)
+    assert engine.media.encoded == encoded + 2  # another tenant's image is its own
+    assert usage(engine, "other")["cached_tokens"] < 128  # at most the text before the image
+
+
+def test_a_text_stream_goes_on_while_an_image_is_encoded(engine):
+    engine.submit("text", "chat", {"messages": [{"role": "user", "content": "Count to fifty."}], "max_tokens": 200, "temperature": 0, "tenant": "c"})
+    engine.step()
+    engine.submit("picture", "chat", ask(image(png(3, 3, (1, 2, 3))), tenant="c"))
+    started, steps = time.monotonic(), 0
+    while not any(event["id"] == "picture" and event["event"] == "delta" for event in engine.recorder.events):
+        engine.step()
+        steps += 1
+    # The text stream stepped while the two tiles were encoded (seconds on these cores).
+    assert steps > 20 and time.monotonic() - started > 1
+    run(engine)
+
+
+def test_a_prompt_with_images_is_cut_at_their_edges(engine):
+    request = engine.submission.submit("cut", "chat", ask(image(png(1, 1)), tenant="d"))
+    for fed in range(len(request.prompt)):
+        request.fed = fed
+        end = engine.scheduler.chunk_end(request, 512, 512)
+        span = request.span_at(fed)
+        # A chunk is all text or rows of one image: it never crosses an image's start or end.
+        assert end <= (span.end if span else request.edge(fed))
+
+
+def test_a_text_model_refuses_an_image_naming_the_messages():
+    engine = Engine({"path": str(default_gguf()), "n_ctx": 256, "parallel": 1, "n_threads": 1}, Recorder())
+    try:
+        with pytest.raises(RequestError) as raised:
+            engine.submit("no", "chat", ask(image(png(1, 1))))
+        assert raised.value.status == 400 and raised.value.param == "messages"
+    finally:
+        engine.close()
+
+
+def test_a_part_whose_digest_is_not_its_bytes_is_refused(engine):
+    part = {**image(png(1, 1)), "sha256": "0" * 64}
+    with pytest.raises(RequestError) as raised:
+        engine.submit("forged", "chat", ask(part))
+    assert raised.value.status == 400
