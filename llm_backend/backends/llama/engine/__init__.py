@@ -27,6 +27,8 @@ Only this package (and ``worker.py``) imports llama_cpp; the API process never l
 - ``prompts``: chat templates (the GGUF's own, or a named format) and tokenization
 - ``special_texts``: a client's text read as text: a control token's text defused, the prompt
   cut only at the template's markup, each piece tokenized as plain text
+- ``media``: a vision model's projector (mtmd): images framed in the prompt, placeholder
+  ids per tenant and image, encoded once beside the steps, fed as embedding rows
 - ``embeddings``: a separate pooled context for vectors
 - ``errors``: a request's failures, sent to the API process as data
 """

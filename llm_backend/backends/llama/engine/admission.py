@@ -209,7 +209,7 @@ class Admission:
             self.complete(request)  # its sequences are free: what they keep is dropped next
 
     def _usable(self, seq: int, request: Request) -> int:
-        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split, self.canonical(request))
+        return self.held[seq].usable(request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical(self.exact_reuse))
 
     def _own(self, seq: int, request: Request) -> None:
         """``seq`` now holds ``request``'s tokens (what it kept of others' is within them)."""
@@ -257,7 +257,7 @@ class Admission:
         for other in range(self.parallel):
             if other != seq and (usable := self._usable(other, request)) > best:
                 best, donor = usable, other
-        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit, request.split, self.canonical(request))
+        key, saved = self.host.best(request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical(self.exact_reuse))
         coming = self._being_computed(request)
         in_memory = max(best, saved, coming[1] if coming is not None else 0)
         if self.disk is not None and seq not in self.pending and self._from_disk(request, seq, in_memory):
@@ -283,7 +283,7 @@ class Admission:
         memory offers by ``SHARE_MIN``: read and checked by a thread (0.1 s for an agent's
         204 MB), while the other streams decode; ``read_in`` restores it."""
         assert self.disk is not None  # asked only with prefixes on disk
-        entry, length = self.disk.best(request.prompt, request.tenant, request.shared, request.limit, request.split, self.canonical(request))
+        entry, length = self.disk.best(request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical(self.exact_reuse))
         if entry is None or length < max(in_memory, request.fed) + SHARE_MIN:
             return False
         request.reading = (self.disk.reading(entry), entry, length)
@@ -319,14 +319,6 @@ class Admission:
         futures = [request.reading[0] for request in self.running.values() if request.reading is not None]
         if futures:
             concurrent.futures.wait(futures, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED)
-
-    def canonical(self, request: Request) -> bool:
-        """Whether ``request`` is computed in canonical parts and reuses only what leaves its
-        bits as computed from nothing (prefixes.py). A prompt with images is not: its chunks
-        are cut at the images' edges too, which the canonical parts do not count, so it
-        reuses every cached token and is chunked by room (as with ``exact_reuse: false``;
-        llama.cpp's server and vLLM reuse so for every prompt)."""
-        return self.exact_reuse and not request.spans
 
     def first_part_to_disk(self, request: Request) -> bool:
         """Whether ``request``'s first part is written to disk once computed (prefix_disk.py),
@@ -367,7 +359,7 @@ class Admission:
             if other is request or other.awaits is not None or other.reading is not None or other.fed >= len(other.prompt):
                 continue
             length = Holding(other.prompt, other.tenant, other.shared, len(other.prompt), other.split).usable(
-                request.prompt, request.tenant, request.shared, request.limit, request.split, self.canonical(request)
+                request.prompt, request.tenant, request.shared, request.limit, request.split, request.canonical(self.exact_reuse)
             )
             if length > other.fed and (best is None or length > best[1]):
                 best = (other.choices[0].seq_id, length)

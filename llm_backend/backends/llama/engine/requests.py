@@ -57,6 +57,14 @@ class Request:
     share: int | None = None
     spans: list[Any] = field(default_factory=list)  # its images' positions (media.py ``Span``), in order
 
+    def canonical(self, exact_reuse: bool) -> bool:
+        """Whether it is computed in canonical parts and reuses only what leaves its bits as
+        computed from nothing (prefixes.py; the model's ``exact_reuse``). A prompt with
+        images is not: its chunks are cut at the images' edges too, which the canonical parts
+        do not count, so it reuses every cached token and is chunked by room (as llama.cpp's
+        server and vLLM do for every prompt)."""
+        return exact_reuse and not self.spans
+
     def span_at(self, position: int) -> Any:
         """The image span holding prompt ``position``, or None (text)."""
         for span in self.spans:

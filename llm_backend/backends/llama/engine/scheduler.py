@@ -189,7 +189,7 @@ class Scheduler:
         short chunk of a longer part. With a ``budget`` under a block, as far as there is room."""
         fed = request.fed
         edge = request.edge(fed)  # an image's edge: a chunk is all text or all its rows (media.py)
-        if not self.admission.canonical(request):
+        if not request.canonical(self.admission.exact_reuse):
             # Any chunks; cut only where a session's start is kept on disk (admission.py).
             end = min(edge, fed + room)
             return request.split if fed < request.split < end and self.admission.first_part_to_disk(request) else end
