@@ -176,6 +176,8 @@ bench: install $(LITELLM)
 	$(BIN)/python bench/codex_session.py
 	# One stream's decode at 2k, 8k, 16k and 32k cells in use (cells filled from a seed, not computed), pool shared or not, flash attention on and off, beside llama.cpp in-process (bar >= 0.9x).
 	$(BIN)/python bench/long_context.py
+	# Images through the projector (synthetic smolvlm-256m, two tiles an image): ours beside llama.cpp's mtmd in-process, images a second.
+	$(BIN)/python bench/vision.py --images 2 --image-max-tokens 64
 	# The API process's CPU for a later Codex turn (44-46 KB) against a streamed 100-token chat's (bar <= 1.5x), where it goes (py-spy, if installed).
 	$(BIN)/python bench/api_cpu.py --profile
 	# Predicted outputs: an edit task with and without its prediction, alone and beside seven streams, beside the in-process ceiling; prompt lookup on/off.

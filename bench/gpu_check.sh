@@ -12,7 +12,9 @@
 # /admin/models, nvidia-smi), gpu (bench/run.py: ours and the ceiling at c=1 and c=8, every
 # layer offloaded), predictions (bench/predictions.py on the GPU), gpu_q8 (the same as gpu
 # with the KV cache in q8_0), codex (bench/codex_session.py: a recorded Codex session's turns
-# on the GPU), cpu (the same build with no layer offloaded, on the machine's cores), synthetic
+# on the GPU), cpu (the same build with no layer offloaded, on the machine's cores), vision
+# (bench/vision.py: synthetic://smolvlm-256m's images through the projector, ours beside llama.cpp's
+# mtmd in-process, images a second; GPU_CHECK_IMAGES, _IMAGE_MAX_TOKENS), synthetic
 # (bench/synthetic.py: each of GPU_CHECK_SYNTHETIC_SHAPES, default llama-3.1-8b and
 # qwen3-30b-a3b, written here from the kit alone, random weights in the real shapes, kept in
 # $WORK for the next run, then bench/run.py on it at c = 1, 8, 32 and 64, parallel 64, a stage
@@ -144,7 +146,7 @@ build() {
     reused && return
     rm -rf "$WORK/src" && mkdir -p "$WORK/src"
     tar -xJf "$(kit_files src.tar.xz | head -1)" -C "$WORK/src"
-    local args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF"
+    local args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"  # mtmd built (LLAVA_BUILD, the default): the vision stage
     [ "$BACKEND" = cuda ] && args="$args $(cuda_args)"
     echo "CMAKE_ARGS=$args, $(nproc) jobs"
     CMAKE_ARGS="$args" CMAKE_GENERATOR=Ninja CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
@@ -175,6 +177,11 @@ codex() {  # SETTINGS_JSON: bench/codex_session.py, a recorded Codex session's t
         && rm -rf "$WORK/bench-codex" && mv "$(ls -d bench-results/*-codex-session | tail -1)" "$WORK/bench-codex"
 }
 
+vision() {  # [--gpu]: bench/vision.py, images through the projector beside llama.cpp's mtmd in-process
+    "$VENV/bin/python" bench/vision.py --models-dir "$WORK/synthetic-models" --images "${GPU_CHECK_IMAGES:-8}" \
+        --image-max-tokens "${GPU_CHECK_IMAGE_MAX_TOKENS:-0}" --out "$WORK/bench-vision" "$@"
+}
+
 predictions() {
     BENCH_MODEL_SETTINGS=$1 "$VENV/bin/python" bench/predictions.py --rows "${GPU_CHECK_PREDICTION_ROWS:-abd}" --rounds "${GPU_CHECK_ROUNDS:-2}" \
         && rm -rf "$WORK/bench-predictions" && mv "$(ls -d bench-results/*-predictions | tail -1)" "$WORK/bench-predictions"
@@ -191,7 +198,7 @@ if [ "${1:-}" = _step ]; then  # one stage, run by stage() under its time limit
 fi
 
 DEADLINE=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-570} ))
-STAGES=${GPU_CHECK_STAGES:-offload gpu predictions gpu_q8 codex cpu synthetic}  # which stages after the build run
+STAGES=${GPU_CHECK_STAGES:-offload gpu predictions gpu_q8 codex cpu vision synthetic}  # which stages after the build run
 mkdir -p "$WORK" "$OUT"
 : > "$WORK/stages.tsv"
 rm -rf "$WORK"/bench-* "$WORK"/*.log  # an earlier run's figures are not this one's
@@ -213,6 +220,7 @@ stage build "${GPU_CHECK_BUILD_SECONDS:-400}" build && {
     wants gpu_q8 && stage gpu_q8 90 bench_engine gpu_q8 "$Q8" 3 16
     wants codex && stage codex 240 codex "$GPU"
     [ "$BACKEND" = cuda ] && wants cpu && stage cpu 120 bench_engine cpu '{"n_gpu_layers": 0}' 2 8
+    wants vision && stage vision 150 vision $([ "$BACKEND" = cuda ] && echo --gpu)
     if wants synthetic; then
         for shape in ${GPU_CHECK_SYNTHETIC_SHAPES:-llama-3.1-8b qwen3-30b-a3b}; do
             stage "synthetic-$shape" "${GPU_CHECK_SYNTHETIC_SECONDS:-240}" synthetic "$shape" "$WIDE"

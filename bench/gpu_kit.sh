@@ -43,9 +43,11 @@ rm -rf "$src"/{tests,examples,docs,docker,scripts}
 find "$src" -name '.git*' -prune -exec rm -rf {} +
 rm -rf "$src"/vendor/llama.cpp/{.gemini,.pi}
 vendor="$src/vendor/llama.cpp"
-# Built with LLAMA_BUILD_COMMON only (llama-cpp-python's CMakeLists): no tools (LLAVA_BUILD=OFF),
-# tests, examples, apps; the converters, vocab GGUFs and docs are for people, not CMake.
-rm -rf "$vendor"/{models,docs,tools,examples,tests,benches,media,conversion,gguf-py,scripts,pocs,app,ci,skills,grammars,requirements,.devops,.github}
+# Built with LLAMA_BUILD_COMMON and mtmd (llama-cpp-python's CMakeLists, LLAVA_BUILD: images,
+# the vision stage): no other tools, tests, examples, apps; the converters, vocab GGUFs and docs
+# are for people, not CMake.
+find "$vendor/tools" -mindepth 1 -maxdepth 1 ! -name mtmd -exec rm -rf {} +
+rm -rf "$vendor"/{models,docs,examples,tests,benches,media,conversion,gguf-py,scripts,pocs,app,ci,skills,grammars,requirements,.devops,.github}
 rm -f "$vendor"/*.py "$vendor"/flake.nix "$vendor"/build-xcframework.sh
 for backend in "$vendor"/ggml/src/ggml-*/; do
     case $(basename "$backend") in ggml-cpu|ggml-cuda) ;; *) rm -rf "$backend" ;; esac
