@@ -121,3 +121,18 @@ def test_a_part_whose_digest_is_not_its_bytes_is_refused(engine):
     with pytest.raises(RequestError) as raised:
         engine.submit("forged", "chat", ask(part))
     assert raised.value.status == 400
+
+
+def test_low_detail_is_the_image_at_512_pixels(engine):
+    """OpenAI's ``detail: low`` is a 512 x 512 version of the image: what the model sees."""
+    part = image(png(2048, 1024))
+    bitmap = engine.media._bitmap({**part, "detail": "low"})
+    try:
+        assert (engine.media.mtmd.mtmd_bitmap_get_nx(bitmap), engine.media.mtmd.mtmd_bitmap_get_ny(bitmap)) == (512, 256)
+    finally:
+        engine.media.mtmd.mtmd_bitmap_free(bitmap)
+    bitmap = engine.media._bitmap(part)
+    try:
+        assert engine.media.mtmd.mtmd_bitmap_get_nx(bitmap) == 2048
+    finally:
+        engine.media.mtmd.mtmd_bitmap_free(bitmap)

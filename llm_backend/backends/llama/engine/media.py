@@ -54,6 +54,8 @@ from .errors import RequestError
 # What the engine decodes of an image at most, whatever the API process allowed: its longest
 # side is scaled down to this first (every projector seen scales an image to 2048 or less).
 LONGEST_SIDE = 4096
+FORMATS = ["PNG", "JPEG", "WEBP", "GIF"]  # Pillow's parsers a client's image may meet (OpenAI's four)
+LOW_DETAIL_SIDE = 512  # ``detail: low``: the image the model sees (OpenAI's)
 MAX_PIXELS = 40_000_000  # the API process's own bound is lower (settings): a second look, never a decode past it
 IMAGE_CACHE_MB = 64  # embeddings kept per worker (SmolVLM: 147 KB a tile, ~440 tiles)
 # An image's encode failed (the projector's fault, not the client's): that request ends with it.
@@ -118,7 +120,7 @@ class Media:
         self.kept: OrderedDict[tuple[str, str, int], Any] = OrderedDict()  # embeddings by span key, least recent first
         self.kept_bytes = 0
         self.lock = threading.Lock()  # ``kept``: read on the engine's thread, filled on the media thread
-        self.cache_bytes = int(config.get("image_cache_mb") or IMAGE_CACHE_MB) << 20
+        self.cache_bytes = int(config.get("image_cache_mb", IMAGE_CACHE_MB)) << 20
         self.encoded = 0  # spans encoded since the start (stats)
 
     # --- a request's prompt ---
@@ -195,13 +197,17 @@ class Media:
         data = base64.b64decode(image["data"], validate=True)
         if hashlib.sha256(data).hexdigest() != image.get("sha256"):
             raise RequestError(400, "An image's digest does not match its bytes.", "messages", "invalid_image")
-        with Image.open(io.BytesIO(data)) as opened:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as opened:  # the API process read it as one of these
             width, height = opened.size
             if width * height > MAX_PIXELS:  # the API process bounds it lower: never decoded past this
                 raise RequestError(400, f"An image of {width}x{height} pixels is too large.", "messages", "invalid_image")
             opened.draft("RGB", (LONGEST_SIDE, LONGEST_SIDE))  # JPEG: decoded at a fraction of its size
             rgb = opened.convert("RGB")
-        rgb.thumbnail((LONGEST_SIDE, LONGEST_SIDE))
+        # ``detail: low`` is OpenAI's "low-res 512px x 512px version of the image": the model
+        # sees that. Its count is what the projector makes of it (SmolVLM scales every image
+        # to its longest edge: no fewer tiles; ``image_max_tokens`` sets those).
+        side = LOW_DETAIL_SIDE if image.get("detail") == "low" else LONGEST_SIDE
+        rgb.thumbnail((side, side))
         pixels = rgb.tobytes()
         bitmap = self.mtmd.mtmd_bitmap_init(rgb.width, rgb.height, (ctypes.c_ubyte * len(pixels)).from_buffer_copy(pixels))
         self.mtmd.mtmd_bitmap_set_id(bitmap, image["sha256"].encode())
