@@ -127,6 +127,11 @@ class ModelCard:
     # What the model is, where a client should know it (a synthetic model's answers mean
     # nothing): an extension field, under OpenRouter's name for it.
     description: str | None = None
+    # What the model reads (local models: text, and image where it has a projector, issue #60):
+    # an extension field, under OpenRouter's ``architecture`` (``input_modalities``, what
+    # clients of OpenRouter's model list, its SDKs among them, read to offer image uploads);
+    # OpenAI's card says none, LiteLLM's ``supports_vision`` is its own /model/info's, not a card's.
+    input_modalities: tuple[str, ...] | None = None
 
     def to_openai(self) -> Json:
         card = {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
@@ -134,6 +139,12 @@ class ModelCard:
             card.update(context_length=self.context_length, max_model_len=self.context_length)
         if self.description is not None:
             card["description"] = self.description
+        if self.input_modalities is not None:
+            card["architecture"] = {
+                "modality": "+".join(self.input_modalities) + "->text",
+                "input_modalities": list(self.input_modalities),
+                "output_modalities": ["text"],
+            }
         return card
 
 

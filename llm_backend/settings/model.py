@@ -149,6 +149,19 @@ class ModelConfig(BaseModel):
         "or synthetic://<shape> (qwen2.5-0.5b, llama-3.1-8b, qwen3-30b-a3b): random weights in a real model's shapes, "
         "written on first use, whose answers mean nothing: for measuring speed and memory (docs/MODELS.md)"
     )
+    mmproj: str | None = Field(
+        None, description="a vision model's projector GGUF (llama.cpp's mtmd): a path, or hf://<owner>/<repo>/<file or glob>"
+        "[@revision] as for source; the model then takes images (docs/MODELS.md: vision models). A synthetic:// vision "
+        "shape writes its own beside the model",
+    )
+    image_max_tokens: int | None = Field(
+        None, ge=1, description="a vision model's images framed in fewer tiles (llama.cpp's image_max_tokens): fewer positions "
+        "and encodes an image, less detail; default: the model's own framing (SmolVLM: 17 tiles of 64)"
+    )
+    image_cache_mb: int = Field(
+        64, ge=0, description="host memory per engine worker for images' encoded rows, per tenant, so a resent image is not "
+        "encoded again (counts in worker_memory_mb)"
+    )
     aliases: list[str] = []
     n_ctx: int | None = Field(
         None, ge=64, description="the longest sequence (prompt + completion); default: 2048, with kv_shared the model's trained "
@@ -255,6 +268,15 @@ class ModelConfig(BaseModel):
             HubSource.parse(source)
         return source
 
+    @field_validator("mmproj")
+    @classmethod
+    def _known_mmproj(cls, mmproj: str | None) -> str | None:
+        if mmproj is not None and mmproj.startswith(HUB_SCHEME):
+            HubSource.parse(mmproj)
+        elif mmproj is not None and (not mmproj.strip() or "://" in mmproj):
+            raise ValueError(f"mmproj is a projector GGUF's path or an {HUB_SCHEME} source: {mmproj!r}")
+        return mmproj
+
     @field_validator("keep_alive", mode="before")
     @classmethod
     def _keep_alive(cls, value: Any) -> float | None:
@@ -281,6 +303,11 @@ class ModelConfig(BaseModel):
             raise ValueError(f"model {self.id!r} needs a 'path' or a 'package', or a hub 'source'")
         if len(given) > 1:
             raise ValueError(f"model {self.id!r}: give one of 'path', 'package' or 'source', not both {given}")
+        if self.mmproj and shape_of(self.source) is not None:
+            raise ValueError(
+                f"model {self.id!r}: a synthetic source writes its own projector (a vision shape) or has none; "
+                "'mmproj' goes with a 'path', 'package' or hub 'source'"
+            )
         if self.chat_format and self.chat_template:
             raise ValueError(f"model {self.id!r}: give a 'chat_format' or a 'chat_template', not both")
         if self.type_v not in ("f32", "f16", "bf16") and self.flash_attn is False:
@@ -297,6 +324,13 @@ class ModelConfig(BaseModel):
     def ids(self) -> list[str]:
         """Every id this model answers to: its own, its aliases, its personas."""
         return [self.id, *self.aliases, *(self.persona_id(persona) for persona in self.personas)]
+
+    @property
+    def takes_images(self) -> bool:
+        """Whether requests may carry images: a projector is configured (``mmproj``), or the
+        source is a synthetic vision shape, whose projector is written beside it."""
+        shape = shape_of(self.source)
+        return self.mmproj is not None or (shape is not None and shape.vision is not None)
 
     def gpu(self) -> dict[str, Any]:
         """The GPU settings as given (reported by /admin/models)."""

