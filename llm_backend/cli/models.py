@@ -44,7 +44,7 @@ def fetch_models(
 
     settings = _settings(config)
     cache = settings.model_cache_dir
-    known = {model.id: functools.partial(files, model) for model in settings.models}
+    known: dict[str, functools.partial[Any]] = {model.id: functools.partial(files, model) for model in settings.models}
     if settings.transcription_model:
         known[settings.transcription_model] = functools.partial(whisper_model_dir, settings.transcription_model_packages, cache)
     unknown = sorted(set(models or []) - set(known))
