@@ -15,6 +15,8 @@ into them.
   slow, text no database holds), the URL and method, the size limits OpenAI states;
 - ``parameters.py``: one parameter missing, mistyped, unknown, or not honoured here (a local
   model, predicted outputs, a hosted tool of OpenAI's cloud): refused by name, never ignored;
+- ``images.py``: one image of a chat request: its format, bytes, pixels, data URL or
+  download, and a request's images counted;
 - ``access.py``: keys and their rights, origins and hosts, per-key rate limits, limits that
   cannot be counted, hard spend limits (``insufficient_quota``);
 - ``models.py``: a model unknown, unfit for the operation, loading, full, out of room for the
@@ -43,6 +45,10 @@ from .parameters import (
     missing_required_parameter, invalid_type, invalid_value, unknown_parameter, unrecognized_arguments,
     unsupported_parameter, unsupported_value, not_supported_locally, not_supported_by_model,
     not_with_prediction, value_not_with_prediction, hosted_tool_forced,
+)
+from .images import (
+    unsupported_image, unparsable_image, image_bytes_too_large, image_too_large, images_too_large, too_many_images,
+    invalid_image_data_url, image_download_failed, image_urls_off,
 )
 from .access import (
     missing_key, invalid_key, not_admin, forbidden, cross_site_websocket, cross_site_request, foreign_host,

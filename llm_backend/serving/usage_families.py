@@ -132,6 +132,8 @@ class Completions(Tokens):
         if body is None:
             return Measured(self.name)
         input_tokens = text_bytes(body) if input_tokens is None else input_tokens
+        if room is not None:  # no longer prompt is served: an image's base64 is not its tokens
+            input_tokens = min(input_tokens, room)
         cap = next((count for name in OUTPUT_CAPS if (count := _count(body, name)) is not None), None)
         if room is not None:
             cap = room if cap is None else min(cap, room)

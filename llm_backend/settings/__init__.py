@@ -5,6 +5,8 @@ optional YAML config file over defaults; every field is documented in the README
 - ``admin.py``: the organisation's: the Admin API's home, rate limits, prices, usage
   accounting, spend alerts, data retention (docs/ADMIN.md);
 - ``audio.py``: the local audio models, their workers, what one upload may be (docs/AUDIO.md);
+- ``images.py``: what one image of a chat request may be (bytes, pixels, images a request),
+  where one named by URL may be downloaded from;
 - ``realtime.py``: what one Realtime session may hold or do, its client secrets' key;
 - ``upstream.py``: an upstream API (the config file's ``upstreams:``);
 - ``model.py``: one local model (``models:``): its GGUF's source, how llama.cpp runs it
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
@@ -37,9 +38,10 @@ from pydantic_settings import (
 
 from .audio import AudioSettings
 from .admin import AdminSettings, Price
+from .images import ImageSettings
 from .model import ModelConfig, Persona, SamplingDefaults, agent_sized
 from .realtime import RealtimeSettings
-from .types import CommaList, split_commas
+from .types import CommaList, split_commas, url_prefixes
 from .upstream import UpstreamConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +80,7 @@ class _Sourced(BaseSettings):
         return tuple(sources)
 
 
-class Settings(AudioSettings, RealtimeSettings, AdminSettings, _Sourced):
+class Settings(AudioSettings, ImageSettings, RealtimeSettings, AdminSettings, _Sourced):
     model_config = SettingsConfigDict(env_prefix="LLM_BACKEND_", extra="ignore")
     _families: dict[type, BaseSettings] = PrivateAttr(default_factory=dict)  # ``of``
 
@@ -296,10 +298,7 @@ class Settings(AudioSettings, RealtimeSettings, AdminSettings, _Sourced):
     @field_validator("mcp_allowed_servers")
     @classmethod
     def _mcp_prefixes(cls, prefixes: list[str]) -> list[str]:
-        for prefix in prefixes:
-            if not re.match(r"^https?://[^/?#@]+", prefix, re.IGNORECASE):
-                raise ValueError(f"mcp_allowed_servers: {prefix!r} is not an http(s) URL prefix with a host")
-        return prefixes
+        return url_prefixes(prefixes, "mcp_allowed_servers")
 
     _split_model_lists = field_validator("embedding_model_aliases", mode="before")(split_commas)
 

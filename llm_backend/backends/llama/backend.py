@@ -11,7 +11,7 @@ import contextlib
 import time
 from dataclasses import replace
 from collections.abc import Awaitable, Callable
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from ...budgets import prompt_count
 from ...errors import bad_request, model_not_found
@@ -29,10 +29,14 @@ from ..prefix_routes import route_key
 from ..presets import REPORTED_SAMPLING, Preset, presets
 from .fanout import fan_out
 from . import prediction, reasoning
+from .images import ImageLimits, with_images, without_data
 from .local_model import LocalModel
 from .params import chat_params, completion_params, embedding_inputs
 from .shapers import ChatShaper, CompletionShaper, embedding_response
 from .streams import Held, primed
+
+if TYPE_CHECKING:
+    from .image_downloads import ImageDownloads
 
 
 SYNTHETIC_OWNER = "llm-backend:synthetic"
@@ -66,9 +70,12 @@ class LlamaBackend:
             for model_id, model in self.local_models.items()
         }
         self._presets = presets(configs)
+        self.image_limits = ImageLimits.of(settings)
+        self._downloads: ImageDownloads | None = None  # built with the first download
         created = int(time.time())
         self._cards = [
-            ModelCard(model_id, owned_by(preset.model), created, description=description(preset.model))
+            ModelCard(model_id, owned_by(preset.model), created, description=description(preset.model),
+                      input_modalities=("text", "image") if preset.model.takes_images else ("text",))
             for model_id, preset in self._presets.items()
         ]
 
@@ -124,6 +131,10 @@ class LlamaBackend:
         await self.load(model_id)  # its template, and so its reasoning family, is read once loaded
         reasoning.request_params(self.local_models[self._preset(model_id).model.id].reasoning_format, effort)
 
+    def takes_images(self, model_id: str) -> bool:
+        """Whether the model reads images: it has a projector (settings/model.py)."""
+        return self._preset(model_id).model.takes_images
+
     def context_length(self, model_id: str) -> int | None:
         """The model's window: as configured, else as its engine found it (None before it loads)."""
         return self.local_models[self._preset(model_id).model.id].window
@@ -163,6 +174,8 @@ class LlamaBackend:
             "n_ctx": model.window,
             "kv_size": model.kv_size,
             "slots": config.slots,
+            "takes_images": config.takes_images,  # a projector: mmproj, or a synthetic vision shape's
+            "mmproj": config.mmproj,  # as configured (null: none, or written with a synthetic model)
             # As configured, and whether the running build offloads at all (null until loaded).
             "gpu": {**config.gpu(), "offload": model.gpu_offload},
             "tool_format": model.tool_format,  # the model's own tool calling (null until loaded)
@@ -227,10 +240,26 @@ class LlamaBackend:
         its tools' schemas, a ``max_tokens`` no model allows) are still refused here, before."""
         return await self._chat_completion(model_id, request, prime=False)
 
+    async def _images(self, preset: Preset, request: Json) -> Json:
+        """``request`` with its images checked and in the worker's form, for a model that takes
+        them (images.py); a text-only model's are refused by params.py, naming the part."""
+        if not preset.model.takes_images:
+            return request
+        messages = await with_images(request["messages"], self.image_limits, self._image_downloads)
+        return request if messages is request["messages"] else {**request, "messages": messages}
+
+    def _image_downloads(self) -> ImageDownloads:
+        if self._downloads is None:
+            from .image_downloads import ImageDownloads
+
+            self._downloads = ImageDownloads(self.settings)
+        return self._downloads
+
     async def _chat_completion(self, model_id: str, request: Json, prime: bool) -> Objects:
         preset = self._preset(model_id)
         prediction.check(request)  # the client's own parameters, before a persona's defaults
         model = self.local_models[preset.model.id]
+        request = await self._images(preset, request)
         # Sized by the input: a thread for a long list (issue #39).
         params = await off_loop(
             many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx,
@@ -241,7 +270,7 @@ class LlamaBackend:
         # To the engine worker holding the chat's beginning, when the model has several: by
         # its messages as the engine gets them (a persona's system prompt first), for every
         # tenant alike when that beginning is shared by them all.
-        keyed = {"messages": params["messages"], "prompt_cache_key": request.get("prompt_cache_key")}
+        keyed = {"messages": without_data(params["messages"][:1]), "prompt_cache_key": request.get("prompt_cache_key")}
         route = route_key(keyed, "" if params["shared_messages"] else tenant.get()) if len(model.workers) > 1 else b""
         answer = lambda: self._generate(model, model_id, "chat", params, ChatShaper, route, prime)  # noqa: E731
         return await self._serve(model, answer, request)
@@ -299,6 +328,7 @@ class LlamaBackend:
         and tokenizer, in the engine worker, between two decoding steps."""
         preset = self._preset(model_id)
         model = self.local_models[preset.model.id]
+        request = await self._images(preset, request)
         # Sized by the input: a thread for a long list (issue #39).
         params = await off_loop(
             many_values(request.get("messages")), chat_params, preset.chat_request(request), model.n_ctx,

@@ -22,6 +22,7 @@ from ...errors import not_supported_locally as unsupported
 from ...json.types import Json
 from ...openai_tokens import text_of
 from . import prediction
+from .chat_messages import chat_messages, check_size
 
 # OpenAI's sampling defaults (llama-cpp-python's own differ: temperature 0.2, top_k 40, ...).
 OPENAI_SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
@@ -56,51 +57,6 @@ def with_integers(request: Json) -> Json:
         if isinstance(request.get(name), float) and request[name].is_integer()
     }
     return {**request, **fixed} if fixed else request
-
-
-def _text_of(content: Any, param: str) -> str | None:
-    """Message content as the chat template wants it: a string (text parts joined)."""
-    if content is None or isinstance(content, str):
-        return content
-    texts = []
-    for index, part in enumerate(content):
-        if part.get("type") not in ("text", "refusal"):
-            raise unsupported(f"{param}[{index}].type", f"'{part.get('type')}' content needs a multimodal model")
-        texts.append(part.get("text") or part.get("refusal") or "")
-    return "".join(texts)
-
-
-def _check_size(messages: list[Json], n_ctx: int) -> None:
-    """A request that cannot fit the context, refused without rendering it: every message
-    takes at least one token of the template."""
-    chars = sum(len(str(message.get("content") or "")) for message in messages)
-    if len(messages) > n_ctx or chars > n_ctx * MAX_CHARS_PER_TOKEN:
-        needed = max(len(messages), chars // MAX_CHARS_PER_TOKEN)
-        raise context_length_exceeded(needed, n_ctx, "messages")
-
-
-def chat_messages(messages: list[Json]) -> list[Json]:
-    converted = []
-    for index, message in enumerate(messages):
-        role = message["role"]
-        if role == "function" or message.get("function_call"):
-            raise unsupported(f"messages[{index}]", "the deprecated function messages; use tools")
-        for call_index, call in enumerate(message.get("tool_calls") or []):
-            if call.get("type") != "function":
-                raise unsupported(f"messages[{index}].tool_calls[{call_index}].type", "only function tool calls")
-        text = {
-            # "developer" is OpenAI's newer name for the system role.
-            "role": "system" if role == "developer" else role,
-            "content": _text_of(message.get("content"), f"messages[{index}].content") or "",
-        }
-        # reasoning_content: an answer's reasoning passed back (the Responses API's reasoning
-        # items), for the templates that read it (reasoning/).
-        for key in ("tool_calls", "tool_call_id", "reasoning_content"):
-            if message.get(key):
-                text[key] = message[key]
-        converted.append(text)
-    # Calls and tool results are written for the model in its own format (tool_formats/).
-    return converted
 
 
 @functools.lru_cache(maxsize=256)
@@ -308,7 +264,7 @@ def chat_params(request: Json, n_ctx: int, beyond_context: str = "fit", ceiling:
     # The newer name wins where both are given, as at OpenAI.
     limit = "max_completion_tokens" if request.get("max_completion_tokens") is not None else "max_tokens"
     offered, choice = _tools(request)
-    _check_size(request["messages"], n_ctx)
+    check_size(request["messages"], n_ctx)
     return {
         "messages": chat_messages(request["messages"]),
         # Rendered with the chat template in the model's tool format (engine/prompts.py).

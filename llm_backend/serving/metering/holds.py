@@ -8,7 +8,9 @@ holds against a hard spend limit until the answer's real cost replaces it.
   remains of the limit).
 - **Input**: at most one token per byte of the body's text (a token is at least one byte of
   its text), each key and string counted in UTF-8 bytes and every value given a few more
-  for the chat template's own tokens around it. Not in the body, so not held: a persona's
+  for the chat template's own tokens around it; never more than the model's room, where it
+  is known (no longer prompt is served: a data URL's megabytes are not its tokens). Not in
+  the body, so not held: a persona's
   system prompt, an image's tokens named by URL, a Realtime conversation's earlier items.
 - **A forwarded Response** (a pure gateway forwards the Responses API unread): its
   ``max_output_tokens`` (or the room) and its body's bytes as its input, at most a token a
