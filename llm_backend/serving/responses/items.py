@@ -1,8 +1,11 @@
 """Input items of the Responses API: normalized (ids, typed content parts) as they are
 stored and listed, and turned into chat messages for the backend.
 
-The spec has validated each item's shape; what is refused here is what a text-only local
-model cannot take (images, audio, files) or what needs OpenAI's cloud to mean anything.
+The spec has validated each item's shape; what is refused here is what a local model cannot
+take (audio, files; images where it has no projector) or what needs OpenAI's cloud to mean
+anything. An ``input_image`` (issue #60) is kept as OpenAI stores it (``image_url`` or
+``file_id``, ``detail``), and becomes a chat ``image_url`` part (``input_images.py`` reads a
+``file_id`` first), checked by the backend as chat's images are.
 """
 
 from __future__ import annotations
@@ -73,8 +76,23 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def _part(part: Any, role: str, param: str) -> Json:
+def _image(part: Json, role: str, param: str) -> Json:
+    """An ``input_image`` as stored: its ``image_url`` (a URL or a data URL) or ``file_id``."""
+    if role == "assistant":
+        raise bad_request(f"'{param}': an assistant message cannot hold 'input_image' content.", param, "invalid_value")
+    given = {name: part[name] for name in ("image_url", "file_id") if part.get(name) is not None}
+    if not given:
+        raise bad_request(f"'{param}': an 'input_image' needs an 'image_url' or a 'file_id'.", param, "missing_required_parameter")
+    for name, value in given.items():
+        if not isinstance(value, str) or not value:
+            raise bad_request(f"'{param}.{name}': expected a non-empty string.", f"{param}.{name}", "invalid_type")
+    return {"type": "input_image", **given, "detail": part.get("detail") or "auto"}
+
+
+def _part(part: Any, role: str, param: str, images: bool = False) -> Json:
     kind = part.get("type")
+    if kind == "input_image" and images:
+        return _image(part, role, param)
     if kind in ("input_image", "input_file", "input_audio"):
         raise bad_request(
             f"'{param}': '{kind}' content is not supported by local models (they read text only).",
@@ -91,12 +109,12 @@ def _part(part: Any, role: str, param: str) -> Json:
     return {"type": "input_text", "text": part.get("text", "")}
 
 
-def _message(item: Json, param: str) -> Json:
+def _message(item: Json, param: str, images: bool = False) -> Json:
     role = item.get("role", "user")
     content = item.get("content")
     if isinstance(content, str):
         content = [{"type": "output_text" if role == "assistant" else "input_text", "text": content}]
-    parts = [_part(part, role, f"{param}.content[{index}]") for index, part in enumerate(content or [])]
+    parts = [_part(part, role, f"{param}.content[{index}]", images) for index, part in enumerate(content or [])]
     return {
         "id": item.get("id") or new_id("msg"),
         "type": "message",
@@ -141,8 +159,9 @@ def _stored(item: Json, kind: str) -> Json:
     return stored
 
 
-def normalize(input_value: Any, param: str = "input") -> list[Json]:
-    """The request's ``input`` as stored items, each with an id (kept when the client gave one)."""
+def normalize(input_value: Any, param: str = "input", images: bool = False) -> list[Json]:
+    """The request's ``input`` as stored items, each with an id (kept when the client gave one);
+    ``images``: its model reads them (else an ``input_image`` is refused, naming it)."""
     if input_value is None:
         return []
     if isinstance(input_value, str):
@@ -156,7 +175,7 @@ def normalize(input_value: Any, param: str = "input") -> list[Json]:
         if kind is None:
             raise bad_request(f"'{where}': an item needs a 'type' (or a 'role', for a message).", where, "invalid_value")
         if kind == "message":
-            items.append(_message(item, where))
+            items.append(_message(item, where, images))
         elif kind in _CONVERSATIONAL:
             for field in _REQUIRED.get(kind, ()):
                 if not isinstance(item.get(field), str):
@@ -180,6 +199,19 @@ def normalize(input_value: Any, param: str = "input") -> list[Json]:
 
 def _text(content: list[Json]) -> str:
     return "".join(part.get("text") or part.get("refusal") or "" for part in content)
+
+
+def _content(content: list[Json]) -> str | list[Json]:
+    """A message's content for chat: its text, or where it holds images, chat's parts (text
+    parts as they are, each image an ``image_url`` part whose ``file_id`` was read before)."""
+    if not any(part.get("type") == "input_image" for part in content):
+        return _text(content)
+    return [
+        {"type": "image_url", "image_url": {"url": part.get("image_url"), "detail": part.get("detail") or "auto"}}
+        if part.get("type") == "input_image"
+        else {"type": "text", "text": part.get("text") or part.get("refusal") or ""}
+        for part in content
+    ]
 
 
 def _output_text(output: Any) -> str:
@@ -208,7 +240,7 @@ def chat_messages(items: list[Json]) -> list[Json]:
             if item["role"] == "assistant" and last is not None and last.get("reasoning_content") and not last["content"] and not last.get("tool_calls"):
                 last["content"] = _text(item.get("content") or [])
                 continue
-            messages.append({"role": item["role"], "content": _text(item.get("content") or [])})
+            messages.append({"role": item["role"], "content": _content(item.get("content") or [])})
         elif kind == "function_call":
             call = {
                 "id": item["call_id"],

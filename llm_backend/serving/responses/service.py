@@ -34,6 +34,7 @@ from ...storage.responses import NewResponse, ResponseNotFound
 from . import background, client_tools, cloud_tools, context_window, file_search, objects, reasoning, request
 from ..mcp import calls as mcp_calls, run as mcp_run
 from .events import Event, ResponseStream
+from .input_images import OwnFiles
 from .items import new_id, normalize
 from ..mcp.servers import Catalog, redacted
 from .memory import ConnectionMemory
@@ -168,6 +169,17 @@ def checked_backend(services: Services, body: Json) -> Any:
     return services.registry.serving(model_id, CHAT)
 
 
+def takes_images(backend: Any, model_id: str) -> bool:
+    """Whether the model reads images (issue #60): a local model with a projector; a model
+    behind an upstream (``responses: local``) or a pool's replicas say so themselves."""
+    takes = getattr(backend, "takes_images", None)
+    return True if takes is None else takes(model_id)
+
+
+def _history_param(body: Json) -> str:
+    return "conversation" if body.get("conversation") else "previous_response_id"
+
+
 def _replayable(items: list[Json], catalog: Catalog | None, client: client_tools.ClientTools) -> list[Json]:
     return client.replayable(mcp_calls.replayable(file_search.replayable(items), catalog))
 
@@ -181,13 +193,17 @@ async def _chat(
     catalog: Catalog | None = None,
     client: client_tools.ClientTools | None = None,
     seal: Any = None,
+    files: OwnFiles | None = None,
 ) -> Json:
     """The chat request the model is asked: without the file_search tool (served before
     generation), MCP tools as functions (``catalog``), namespace, custom and client-executed
     tools as functions and hosted tools left out (``client``), with the items a chat can
     replay (reasoning items' sealed text opened with ``seal``), fitted to the context window
-    as ``truncation`` and ``context_management`` say (``context_window.py``)."""
+    as ``truncation`` and ``context_management`` say (``context_window.py``); images given by
+    ``file_id`` read from the caller's ``files`` (input_images.py)."""
     earlier, turn = reasoning.readable(earlier, seal), reasoning.readable(turn, seal)
+    if files is not None:
+        earlier, turn = await files.both(earlier, turn, _history_param(body))
     client = client if client is not None else client_tools.ClientTools(body)
     chat_body = client.chat_body(file_search.chat_body(catalog.chat_body(body) if catalog is not None else body))
     earlier, turn = await context_window.fit(
@@ -202,10 +218,13 @@ async def input_tokens(services: Services, owner: str, body: Json) -> Json:
     """``POST /v1/responses/input_tokens``: the tokens the model would read for ``body``,
     counted by its own chat template and tokenizer (history, instructions, tools included)."""
     backend = checked_backend(services, body)
-    turn = normalize(body.get("input"))
+    turn = normalize(body.get("input"), images=takes_images(backend, body["model"]))
     earlier = await history(services, owner, body)
     prepared = await mcp_run.prepare_tools(services, body, [*earlier, *turn])
-    chat = await _chat(backend, body, earlier, turn, stream=False, catalog=prepared[2] if prepared else None, seal=services.reasoning_seal)
+    chat = await _chat(
+        backend, body, earlier, turn, stream=False, catalog=prepared[2] if prepared else None, seal=services.reasoning_seal,
+        files=OwnFiles(services, owner),
+    )
     count = await backend.prompt_tokens(body["model"], chat)
     return {"object": "response.input_tokens", "input_tokens": count}
 
@@ -218,7 +237,7 @@ async def create(
     backend = checked_backend(services, body)
     model_id = body["model"]
     turn = Turn(services, owner, body, backend, memory)
-    turn.input_items = normalize(body.get("input"))
+    turn.input_items = normalize(body.get("input"), images=takes_images(backend, model_id))
     earlier = turn.earlier = await history(services, owner, body, memory)
     check_call_outputs(earlier, turn.input_items)
     previous = body.get("previous_response_id")
@@ -235,7 +254,10 @@ async def create(
     first = tools is None or not tools.pending
     seal = services.reasoning_seal
     chat = (
-        await _chat(backend, body, earlier, turn.input_items, stream or tools is not None, catalog, turn.client_tools, seal)
+        await _chat(
+            backend, body, earlier, turn.input_items, stream or tools is not None, catalog, turn.client_tools, seal,
+            OwnFiles(services, owner),
+        )
         if first
         else None
     )
@@ -310,7 +332,7 @@ def _later_answers(backend: Any, turn: Turn, body: Json, retrieval: Any, catalog
             round_body["max_output_tokens"] = left
         chat = await _chat(
             backend, round_body, turn.earlier, [*turn.input_items, *output], True, catalog, turn.client_tools,
-            turn.services.reasoning_seal,
+            turn.services.reasoning_seal, OwnFiles(turn.services, turn.owner),
         )
         return await backend.chat_completion_objects(body["model"], file_search.grounded(chat, retrieval))
 

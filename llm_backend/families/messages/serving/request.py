@@ -54,13 +54,22 @@ def _text_of(blocks: Any, param: str) -> str:
     return "\n\n".join(texts)
 
 
-def _image_part(block: Json) -> Json:
-    source = block.get("source") or {}
-    if source.get("type") == "base64":
-        url: str | None = f"data:{source.get('media_type')};base64,{source.get('data')}"
-    else:
-        url = source.get("url")
-    return {"type": "image_url", "image_url": {"url": url}}
+def _image_part(block: Json, param: str) -> Json:
+    """An ``image`` block as chat's ``image_url`` part (issue #60: a data URL of a ``base64``
+    source, a ``url`` source's URL), checked then as chat's images are; Anthropic's ``file``
+    source names its own Files API, which is not served here."""
+    source = block.get("source")
+    source = source if isinstance(source, dict) else {}
+    kind = source.get("type")
+    fields = {"base64": ("media_type", "data"), "url": ("url",)}.get(kind) if isinstance(kind, str) else None
+    if fields is None:
+        raise refused(f"{param}.source.type", f"'{param}.source.type': an image's source is 'base64' or 'url' here, not {kind!r}.")
+    for name in fields:
+        if not isinstance(source.get(name), str) or not source[name]:
+            where = f"{param}.source.{name}"
+            raise bad_request(f"'{where}': expected a non-empty string.", where, "invalid_value")
+    url = f"data:{source['media_type']};base64,{source['data']}" if kind == "base64" else source["url"]
+    return {"type": "image_url", "image_url": {"url": url, "detail": "auto"}}
 
 
 def _user_turn(content: Any, param: str) -> list[Json]:
@@ -80,7 +89,7 @@ def _user_turn(content: Any, param: str) -> list[Json]:
         elif kind == "text":
             parts.append({"type": "text", "text": block["text"]})
         elif kind == "image":
-            parts.append(_image_part(block))
+            parts.append(_image_part(block, where))
         elif kind in ("thinking", "redacted_thinking", "tool_use"):
             raise bad_request(f"'{where}': a user turn cannot hold a '{kind}' block.", where, "invalid_value")
         else:
