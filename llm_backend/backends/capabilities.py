@@ -48,6 +48,20 @@ class ChatBackend(Protocol):
 
 
 @runtime_checkable
+class Seeing(Protocol):
+    def takes_images(self, model_id: str) -> bool:
+        """Whether the model reads images (a local model with a projector, issue #60)."""
+        ...
+
+
+def takes_images(backend: Any, model_id: str) -> bool:
+    """Whether ``model_id`` on ``backend`` reads images: a local model says so (``Seeing``);
+    a model behind an upstream, or a pool's replicas, is asked with the image, and refuses
+    it itself if it cannot."""
+    return backend.takes_images(model_id) if isinstance(backend, Seeing) else True
+
+
+@runtime_checkable
 class PromptCounting(Protocol):
     async def prompt_tokens(self, model_id: str, request: Json) -> int:
         """The tokens the prompt of a chat ``request`` takes, as the model would read it

@@ -180,3 +180,25 @@ def test_another_tenant_sending_the_same_image_gets_none_of_its_cached_tokens(li
     theirs = sdk(live, OTHER_KEY).chat.completions.create(model="seeing", messages=messages)
     assert theirs.usage.prompt_tokens == mine.usage.prompt_tokens
     assert theirs.usage.prompt_tokens_details.cached_tokens == 0
+
+
+def test_a_realtime_input_image_is_answered_its_tokens_counted(live):
+    from tests.support.realtime import events_until
+
+    session = {"type": "realtime", "output_modalities": ["text"], "max_output_tokens": 2, "audio": {"input": {"turn_detection": None}}}
+
+    def turn(connection, *parts) -> dict:
+        content = [*parts, {"type": "input_text", "text": "What is it?"}]
+        connection.conversation.item.create(item={"type": "message", "role": "user", "content": content})
+        connection.response.create()
+        return events_until(connection, "response.done")[-1]["response"]
+
+    with sdk(live, KEY).realtime.connect(model="seeing") as connection:
+        events_until(connection, "session.created")
+        connection.session.update(session=session)
+        events_until(connection, "session.updated")
+        plain = turn(connection)
+        seen = turn(connection, {"type": "input_image", "image_url": DATA_URL})
+    assert seen["status"] in ("completed", "incomplete")
+    # The history (the first turn and its two-token answer) is a few tokens; the image, two tiles.
+    assert seen["usage"]["input_tokens"] > plain["usage"]["input_tokens"] + 2 * TILE

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ...backends.capabilities import CHAT, takes_images
 from ...errors import OpenAIError, bad_request
 from ...errors import unsupported_value as unsupported
 from ...json.types import Json
@@ -152,11 +153,18 @@ class ConversationSession:
 
     # --- events -----------------------------------------------------------------------------
 
+    def _reads_images(self, item: Json) -> bool:
+        """Whether an item's images may be kept: it has some, and the session's model reads them."""
+        content = item.get("content") if item.get("type") == "message" else None
+        if not any(isinstance(part, dict) and part.get("type") == "input_image" for part in content or []):
+            return False
+        return takes_images(self.services.registry.serving(self.model, CHAT), self.model)
+
     async def handle(self, kind: str, event: Json) -> None:
         """A client event of a conversation (``session.update`` and the input audio buffer's
         are the connection's and ``input_audio.py``'s)."""
         if kind == "conversation.item.create":
-            item = _item(event["item"])
+            item = _item(event["item"], self._reads_images(event["item"]))
             if item["type"] == "mcp_approval_response":
                 await self.mcp.answer(item, event.get("previous_item_id"))
             else:
@@ -278,7 +286,10 @@ def _modalities(value: list[str], param: str) -> list[str]:
     return list(value)
 
 
-def _item(given: Json) -> Json:
+def _item(given: Json, images: bool = False) -> Json:
+    """A client's item as the conversation keeps it; ``images``: the session's model reads
+    images (an ``input_image`` part: a data URL or a URL, checked as chat's are when a
+    response reads it: backends/llama/images.py)."""
     kind = given.get("type")
     if kind == "mcp_approval_response":  # as the document has it: no object, no status
         return {**given, "id": given.get("id") or new_id("mcpa")}
@@ -287,8 +298,13 @@ def _item(given: Json) -> Json:
     item = {**given, "id": given.get("id") or new_id("item"), "object": "realtime.item", "status": "completed"}
     if kind == "message":
         for index, part in enumerate(given.get("content") or []):
-            if part.get("type") not in ("input_text", "output_text", "text"):
-                raise unsupported(f"item.content[{index}].type", "text parts (speak into the input audio buffer for audio)")
+            if images and part.get("type") == "input_image" and given.get("role") == "user":
+                if not isinstance(part.get("image_url"), str) or not part["image_url"]:
+                    param = f"item.content[{index}].image_url"
+                    raise bad_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+            elif part.get("type") not in ("input_text", "output_text", "text"):
+                kinds = "text parts, and images in a user's message" if images else "text parts"
+                raise unsupported(f"item.content[{index}].type", f"{kinds} (speak into the input audio buffer for audio)")
     elif kind not in ("function_call", "function_call_output"):
         raise unsupported("item.type", "message, function_call, function_call_output or mcp_approval_response")
     return item

@@ -97,9 +97,15 @@ class ConversationItems:
         readable: list[Json] = []
         for item in replayable(self.items, catalog):
             if item["type"] == "message":
-                text = " ".join(part.get("text") or part.get("transcript") or "" for part in item.get("content") or []).strip()
-                if text:  # a turn nobody could hear says nothing
-                    readable.append({"type": "message", "role": item["role"], "content": [{"type": "input_text", "text": text}]})
+                content = item.get("content") or []
+                text = " ".join(part.get("text") or part.get("transcript") or "" for part in content).strip()
+                images = [
+                    {"type": "input_image", "image_url": part["image_url"], "detail": part.get("detail") or "auto"}
+                    for part in content if part.get("type") == "input_image"
+                ]
+                if text or images:  # a turn nobody could hear says nothing
+                    said = [{"type": "input_text", "text": text}] if text else []
+                    readable.append({"type": "message", "role": item["role"], "content": [*images, *said]})
             else:  # function calls (their call_id optional here) and outputs
                 readable.append({**item, "call_id": item.get("call_id") or item["id"]})
         system = [{"role": "system", "content": instructions}] if instructions else []

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from ...backends.capabilities import CHAT
+from ...backends.capabilities import CHAT, takes_images
 from ...json.types import Json
 from ..metadata import check_metadata
 from ... import errors
@@ -167,13 +167,6 @@ def checked_backend(services: Services, body: Json) -> Any:
         raise errors.model_not_supported(model_id, "the Responses API here")
     # Answered over chat completions: a model that does not chat gets the registry's refusal.
     return services.registry.serving(model_id, CHAT)
-
-
-def takes_images(backend: Any, model_id: str) -> bool:
-    """Whether the model reads images (issue #60): a local model with a projector; a model
-    behind an upstream (``responses: local``) or a pool's replicas say so themselves."""
-    takes = getattr(backend, "takes_images", None)
-    return True if takes is None else takes(model_id)
 
 
 def _history_param(body: Json) -> str:
