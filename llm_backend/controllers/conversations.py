@@ -19,7 +19,9 @@ def _object(body) -> dict:
 async def create_conversation(body: dict | None = None):
     body = _object(body or {})
     metadata = check_metadata(body.get("metadata"))
-    items = normalize(body.get("items"), "items")
+    # Kept as OpenAI keeps them, images included (issue #60): a conversation has no model; a
+    # response that reads it with a model that cannot see refuses the image then.
+    items = normalize(body.get("items"), "items", images=True)
     return json_response(await conversations.create(current(), current_owner(), metadata, items))
 
 
@@ -40,7 +42,7 @@ async def delete_conversation(conversation_id: str):
 
 
 async def create_conversation_items(conversation_id: str, body: dict, **_):
-    items = normalize(_object(body).get("items"), "items")
+    items = normalize(_object(body).get("items"), "items", images=True)  # as create_conversation's
     stored = await conversations.add_items(current(), current_owner(), conversation_id, items)
     return json_response(list_object(stored, has_more=False))
 

@@ -93,11 +93,21 @@ def test_unknown_conversation_ids_answer_404(client):
         client.conversations.delete("conv_unknown")
 
 
-def test_image_items_are_refused_naming_the_item(client):
+def test_image_items_are_kept_and_a_text_model_reading_them_refuses_the_image(client):
+    """A conversation has no model: its images are kept as OpenAI keeps them (issue #60); a
+    response that reads them with a model that cannot see answers the 400 naming the image."""
+    image = {"type": "input_image", "image_url": "https://x/y.png", "detail": "auto"}
+    conversation = client.conversations.create(items=[{"role": "user", "content": [image]}])
+    [kept] = client.conversations.items.list(conversation.id).data
+    assert kept.content[0].type == "input_image" and kept.content[0].image_url == "https://x/y.png"
     with pytest.raises(openai.BadRequestError) as raised:
-        client.conversations.create(
-            items=[{"role": "user", "content": [{"type": "input_image", "image_url": "https://x/y.png", "detail": "auto"}]}]
-        )
+        client.responses.create(model=MODEL, conversation=conversation.id, input="What is it?", max_output_tokens=16)
+    assert raised.value.body["param"] == "conversation" and "image" in raised.value.body["message"], raised.value.body
+
+
+def test_file_and_audio_items_are_refused_naming_the_item(client):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.conversations.create(items=[{"role": "user", "content": [{"type": "input_file", "file_id": "file_x"}]}])
     assert raised.value.body["param"] == "items[0].content[0]"
 
 

@@ -202,3 +202,13 @@ def test_a_realtime_input_image_is_answered_its_tokens_counted(live):
     assert seen["status"] in ("completed", "incomplete")
     # The history (the first turn and its two-token answer) is a few tokens; the image, two tiles.
     assert seen["usage"]["input_tokens"] > plain["usage"]["input_tokens"] + 2 * TILE
+
+
+def test_a_conversations_input_image_is_kept_and_read_by_a_response(live, text_only_tokens):
+    client = sdk(live, KEY)
+    image = {"type": "input_image", "image_url": DATA_URL, "detail": "auto"}
+    conversation = client.conversations.create(items=[{"type": "message", "role": "user", "content": [image]}])
+    [kept] = client.conversations.items.list(conversation.id).data
+    assert kept.content[0].type == "input_image" and kept.content[0].image_url == DATA_URL
+    answer = client.responses.create(model="seeing", conversation=conversation.id, input=[{"role": "user", "content": [QUESTION]}])
+    assert _answered(answer) and answer.usage.input_tokens > text_only_tokens + 2 * TILE

@@ -37,6 +37,23 @@ def _file_images(items: list[Json], where: str) -> list[tuple[str, str, int, int
     return found
 
 
+def unseen_history(earlier: list[Json], images: bool, history: str) -> None:
+    """A history (a conversation, a previous response) holding images, read for a model that
+    cannot see them: the 400 naming where they came from, before the chat request is made
+    (the chat's own would name a ``messages`` the client never sent)."""
+    if images:
+        return
+    for item in earlier:
+        if item.get("type", "message") == "message" and any(
+            isinstance(part, dict) and part.get("type") == "input_image" for part in item.get("content") or []
+        ):
+            raise errors.bad_request(
+                f"Invalid '{history}': it holds an image ('input_image', item {item.get('id')}), and this model reads "
+                "text only (a vision model has a projector: docs/MODELS.md).",
+                history, "invalid_value",
+            )
+
+
 def media_type(file: Json) -> str:
     """The file's image media type: as uploaded, else by its name's extension; else
     ``application/octet-stream``, which the image checks refuse, naming the part."""

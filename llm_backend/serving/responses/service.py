@@ -34,7 +34,7 @@ from ...storage.responses import NewResponse, ResponseNotFound
 from . import background, client_tools, cloud_tools, context_window, file_search, objects, reasoning, request
 from ..mcp import calls as mcp_calls, run as mcp_run
 from .events import Event, ResponseStream
-from .input_images import OwnFiles
+from .input_images import OwnFiles, unseen_history
 from .items import new_id, normalize
 from ..mcp.servers import Catalog, redacted
 from .memory import ConnectionMemory
@@ -213,6 +213,7 @@ async def input_tokens(services: Services, owner: str, body: Json) -> Json:
     backend = checked_backend(services, body)
     turn = normalize(body.get("input"), images=takes_images(backend, body["model"]))
     earlier = await history(services, owner, body)
+    unseen_history(earlier, takes_images(backend, body["model"]), _history_param(body))
     prepared = await mcp_run.prepare_tools(services, body, [*earlier, *turn])
     chat = await _chat(
         backend, body, earlier, turn, stream=False, catalog=prepared[2] if prepared else None, seal=services.reasoning_seal,
@@ -232,6 +233,7 @@ async def create(
     turn = Turn(services, owner, body, backend, memory)
     turn.input_items = normalize(body.get("input"), images=takes_images(backend, model_id))
     earlier = turn.earlier = await history(services, owner, body, memory)
+    unseen_history(earlier, takes_images(backend, model_id), _history_param(body))
     check_call_outputs(earlier, turn.input_items)
     previous = body.get("previous_response_id")
     turn.previous_remembered = (
