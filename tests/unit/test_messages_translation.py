@@ -40,6 +40,33 @@ def test_system_blocks_system_turns_tool_use_and_tool_results_become_chats_messa
     ]
 
 
+def test_a_tool_results_images_follow_the_tool_messages_in_a_user_message():
+    """Chat's tool messages hold text only: a tool result's images (Claude Code's Read of a
+    picture) go in the user message after them, before the turn's own parts (issue #60)."""
+    picture = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "a.png:"}, picture]}
+    body = {"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "Look at a.png"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"path": "a.png"}}]},
+        {"role": "user", "content": [result, {"type": "text", "text": "What is it?"}]},
+    ]}
+    messages = chat_request(body, stream=False)["messages"]
+    assert messages[2:] == [
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "a.png:"},
+        {"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "auto"}},
+            {"type": "text", "text": "What is it?"},
+        ]},
+    ]
+
+
+def test_a_tool_results_document_block_is_refused_naming_it():
+    result = {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "x"}, {"type": "document", "source": {}}]}
+    with pytest.raises(OpenAIError) as raised:
+        chat_request({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [result]}]}, False)
+    assert raised.value.status == 400 and raised.value.param == "messages[0].content[0].content[1]"
+
+
 @pytest.mark.parametrize(("choice", "expected"), [
     ({"type": "auto"}, "auto"), ({"type": "any"}, "required"), ({"type": "none"}, "none"),
     ({"type": "tool", "name": "w"}, {"type": "function", "function": {"name": "w"}}),

@@ -6,7 +6,8 @@ What each field becomes (docs/MESSAGES.md):
 - ``system`` (a string or text blocks) and ``role: "system"`` turns inside ``messages``
   (Claude Code sends one): system messages, in their places;
 - text blocks: text; ``image`` blocks: ``image_url`` parts, refused or honoured as chat does
-  for the model; ``document`` blocks: refused (no document reader here);
+  for the model (a tool result's images in the user message after the tool messages: chat's
+  tool messages hold text only); ``document`` blocks: refused (no document reader here);
 - ``tool_use`` blocks: the assistant turn's ``tool_calls``; ``tool_result`` blocks: ``tool``
   messages right after it (chat's order), an ``is_error`` result's text marked ``Error:``
   for the model to read; ``thinking`` blocks of earlier turns: left out, as Anthropic
@@ -78,14 +79,14 @@ def _user_turn(content: Any, param: str) -> list[Json]:
         return [{"role": "user", "content": content}]
     results: list[Json] = []
     parts: list[Json] = []
+    shown: list[Json] = []  # the tool results' images: chat's tool messages hold text only
     for index, block in enumerate(content):
         kind = block["type"]
         where = f"{param}.content[{index}]"
         if kind == "tool_result":
-            text = _text_of(block.get("content") or "", f"{where}.content")
-            if block.get("is_error"):
-                text = f"Error: {text}"  # the model reads that the call failed
-            results.append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": text})
+            result, images = _tool_result(block, where)
+            results.append(result)
+            shown += images
         elif kind == "text":
             parts.append({"type": "text", "text": block["text"]})
         elif kind == "image":
@@ -94,7 +95,30 @@ def _user_turn(content: Any, param: str) -> list[Json]:
             raise bad_request(f"'{where}': a user turn cannot hold a '{kind}' block.", where, "invalid_value")
         else:
             raise refused(where, f"'{where}': '{kind}' blocks are not supported here.")
+    # A tool result's images (Claude Code's Read of a picture, a screenshot) follow the tool
+    # messages in the user message chat allows them in, before the turn's own parts.
+    parts = shown + parts
     return results + ([{"role": "user", "content": parts}] if parts else [])
+
+
+def _tool_result(block: Json, where: str) -> tuple[Json, list[Json]]:
+    """A ``tool_result`` block as chat's ``tool`` message (its text blocks; an ``is_error``
+    result marked ``Error:`` for the model to read) and its ``image`` blocks as chat parts."""
+    content = block.get("content") or ""
+    texts: list[str] = []
+    images: list[Json] = []
+    for index, item in enumerate(content if isinstance(content, list) else [{"type": "text", "text": content}]):
+        kind, param = item.get("type"), f"{where}.content[{index}]"
+        if kind == "image":
+            images.append(_image_part(item, param))
+        elif kind == "text":
+            texts.append(item["text"])
+        else:
+            raise refused(param, f"'{param}': only text and image blocks can be here, not '{kind}'.")
+    text = "\n\n".join(texts)
+    if block.get("is_error"):
+        text = f"Error: {text}"  # the model reads that the call failed
+    return {"role": "tool", "tool_call_id": block["tool_use_id"], "content": text}, images
 
 
 def _assistant_turn(content: Any, param: str) -> list[Json]:
