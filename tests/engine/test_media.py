@@ -136,3 +136,21 @@ def test_low_detail_is_the_image_at_512_pixels(engine):
         assert engine.media.mtmd.mtmd_bitmap_get_nx(bitmap) == 2048
     finally:
         engine.media.mtmd.mtmd_bitmap_free(bitmap)
+
+
+def test_an_image_framed_ahead_is_not_framed_on_the_engines_thread(engine, monkeypatch):
+    """The worker's reader frames a request's images (frame_ahead: 180-520 ms an image at
+    SmolVLM's own framing), so the step's thread only places them; a refusal found ahead is
+    raised at submit, as one found there would be."""
+    params = ask(image(png(300, 200, (5, 5, 5))), tenant="f")
+    engine.media.frame_ahead(params["messages"])
+    framed = []
+    monkeypatch.setattr(engine.media, "_chunks", lambda part: framed.append(part) or [])  # counts, never called
+    engine.submit("ahead", "chat", {**params, "max_tokens": 1})
+    assert framed == [] and engine.running["ahead"].spans
+    engine.cancel("ahead")
+    forged = ask({**image(png(1, 1)), "sha256": "1" * 64})
+    monkeypatch.undo()
+    engine.media.frame_ahead(forged["messages"])
+    with pytest.raises(RequestError):
+        engine.submit("forged-ahead", "chat", forged)

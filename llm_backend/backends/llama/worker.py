@@ -158,8 +158,12 @@ class Worker:
             self.out.flush()
 
     def _read(self, stdin) -> None:
+        media = self.engine.media
         for line in stdin:
-            self.inbox.put(json.loads(line))
+            message = json.loads(line)
+            if media is not None and message.get("op") in ("chat", "count"):
+                media.frame_ahead((message.get("params") or {}).get("messages"))  # off the step's thread
+            self.inbox.put(message)
         self.inbox.put(None)
 
     def handle(self, message: dict[str, Any]) -> None:

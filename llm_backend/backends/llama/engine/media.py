@@ -60,7 +60,17 @@ MAX_PIXELS = 40_000_000  # the API process's own bound is lower (settings): a se
 IMAGE_CACHE_MB = 64  # embeddings kept per worker (SmolVLM: 147 KB a tile, ~440 tiles)
 # An image's encode failed (the projector's fault, not the client's): that request ends with it.
 IMAGE_FAILED = {"status": 500, "message": "The model's projector failed on an image of this request."}
-PLACEHOLDER_RANGE = 2**31 - 2  # placeholder ids fill int32's negatives (prefix files hold int32 tokens)
+PLACEHOLDER_RANGE = 2**31 - 2
+FRAMED = "\0framed"  # an image part's framing, made ahead (``frame_ahead``): no client key can be it  # placeholder ids fill int32's negatives (prefix files hold int32 tokens)
+
+
+class Chunk:
+    """An image chunk's copy, freed with the last reference to it (a request cancelled before
+    it was submitted, a span gone)."""
+
+    def __init__(self, mtmd: Any, pointer: Any) -> None:
+        self.pointer = pointer
+        weakref.finalize(self, mtmd.mtmd_input_chunk_free, pointer)
 
 
 @dataclass(eq=False)
@@ -70,7 +80,7 @@ class Span:
     start: int  # its first position
     n: int  # its positions
     key: tuple[str, str, int]  # (tenant, image digest, chunk): what its embeddings are cached by
-    chunk: Any  # the mtmd chunk (a copy this span owns)
+    chunk: Chunk  # the mtmd chunk
     embeddings: Future | None = None  # its rows (a ctypes float array), once asked for
     ids: list[int] = field(default_factory=list)
 
@@ -151,17 +161,38 @@ class Media:
         prompt, spans = list(pieces[0]), cast(list[Span], [])
         for image, piece in zip(images, pieces[1:]):
             index = 0  # the image's chunks, in order: the same image anywhere is the same rows
-            for kind, value, chunk in self._chunks(image):
+            for kind, value, chunk in self._framing(image):
                 if kind == "text":
                     prompt += value
                     continue
                 span = Span(len(prompt), value, (tenant, image["sha256"], index), chunk)
-                weakref.finalize(span, self.mtmd.mtmd_input_chunk_free, chunk)
                 prompt += [placeholder(tenant, image["sha256"], index, offset) for offset in range(value)]
                 spans.append(span)
                 index += 1
             prompt += piece
         return prompt, spans
+
+    def frame_ahead(self, messages: Any) -> None:
+        """Each image part of ``messages`` framed now, by the thread that reads requests: the
+        decode and the projector's preprocessing take 180-520 ms an image for SmolVLM's 17
+        tiles on these cores, which on the engine's thread would hold every stream. Kept in
+        the part for ``framed`` (a refusal too, raised there). mtmd's preprocessing reads
+        its context only (``preprocess`` is const), so it runs beside an encode."""
+        for message in messages if isinstance(messages, list) else ():
+            content = message.get("content") if isinstance(message, dict) else None
+            for part in content if isinstance(content, list) else ():
+                if isinstance(part, dict) and part.get("type") == "image" and FRAMED not in part:
+                    try:
+                        part[FRAMED] = self._chunks(part)
+                    except RequestError as refusal:
+                        part[FRAMED] = refusal
+
+    def _framing(self, image: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        """The image's framing: made ahead (``frame_ahead``), else now."""
+        framed = image.pop(FRAMED, None)
+        if isinstance(framed, RequestError):
+            raise framed
+        return framed if framed is not None else self._chunks(image)
 
     def _chunks(self, image: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         """An image framed by the model's projector: ("text", tokens, None) and ("image",
@@ -184,7 +215,7 @@ class Media:
                     tokens = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(n))
                     framed.append(("text", [tokens[j] for j in range(n.value)], None))
                 else:
-                    framed.append(("image", mtmd.mtmd_input_chunk_get_n_tokens(chunk), mtmd.mtmd_input_chunk_copy(chunk)))
+                    framed.append(("image", mtmd.mtmd_input_chunk_get_n_tokens(chunk), Chunk(mtmd, mtmd.mtmd_input_chunk_copy(chunk))))
             return framed
         finally:
             mtmd.mtmd_input_chunks_free(chunks)
@@ -239,7 +270,7 @@ class Media:
         future = span.embeddings
         assert future is not None
         try:
-            if self.mtmd.mtmd_encode_chunk(self.ctx, span.chunk) != 0:
+            if self.mtmd.mtmd_encode_chunk(self.ctx, span.chunk.pointer) != 0:
                 raise RuntimeError("mtmd_encode_chunk failed")
             size = span.n * self.n_embd
             rows = (ctypes.c_float * size)()
