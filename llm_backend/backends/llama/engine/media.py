@@ -5,7 +5,7 @@ An image reaches the engine checked and bounded by the API process (backends/lla
 its bytes, then its header's pixels, before anything decodes it) as its file's bytes, their
 digest and size. Here it is decoded by Pillow (never by stb on a client's bytes: stb sniffs
 formats and allocates what a header claims), and ``mtmd_tokenize`` frames it as the model
-does: the text its template writes around each tile (SmolVLM: ``<fake_token_around_image>
+does (both on the worker's thread that reads requests, ``frame_ahead``, never the step's): the text its template writes around each tile (SmolVLM: ``<fake_token_around_image>
 <row_1_col_1>``...) and one chunk of positions a tile. Usage counts those positions, as
 many as the projector makes (a 1x1 image is 17 tiles of 64 for SmolVLM: it scales every
 image to its longest edge).
