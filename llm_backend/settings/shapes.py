@@ -61,7 +61,7 @@ class VisionTower:
     n_head: int
     image_size: int  # a tile's side
     patch_size: int
-    scale_factor: int  # idefics3's pixel shuffle: scale_factor^2 patches to a token
+    scale_factor: int  # scale_factor^2 patches to a token (idefics3's pixel shuffle, gemma3's average)
     longest_edge: int  # the preprocessor resizes every image's long side to this, then tiles it
     eps: float
 
@@ -85,6 +85,9 @@ class VisionTower:
                 Tensor(blk + "ffn_down.weight", (ff, n), "matrix", i), Tensor(blk + "ffn_down.bias", (n,), "bias", i),
             ]
         found += [Tensor("v.post_ln.weight", (n,), "norm"), Tensor("v.post_ln.bias", (n,), "bias")]
+        if self.projector == "gemma3":
+            # gemma3: scale_factor^2 patches averaged, an RMS norm, one linear map, no bias.
+            return found + [Tensor("mm.soft_emb_norm.weight", (n,), "norm"), Tensor("mm.input_projection.weight", (text_embd, n), "output")]
         # idefics3: the pixel shuffle's scale_factor^2 patches side by side, one linear map, no bias.
         found.append(Tensor("mm.model.fc.weight", (n * self.scale_factor**2, text_embd), "output"))
         return found
@@ -233,6 +236,14 @@ SHAPES: dict[str, Shape] = {
         Shape("test-tiny", "a test shape (no real model)", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4,
               head_dim=64, n_ff=512, n_vocab=49152, n_ctx_train=32768, rope_theta=1e5, rms_eps=1e-5,
               tied_embeddings=True),
+        # A test shape, no real model's: test-tiny with a tiny SigLIP and Gemma 3's projector,
+        # whose image is decoded in one non-causal piece (engine/media.py): 16 tokens an image
+        # (224 pixels, 16 x 16 patches averaged 4 x 4), encoded in a moment.
+        Shape("test-tiny-vision", "a test shape (no real model)", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4,
+              head_dim=64, n_ff=512, n_vocab=49152, n_ctx_train=32768, rope_theta=1e5, rms_eps=1e-5,
+              tied_embeddings=True,
+              vision=VisionTower("a test tower (Gemma 3's projector)", "gemma3", n_embd=64, n_ff=128, n_layer=2, n_head=2,
+                                 image_size=224, patch_size=14, scale_factor=4, longest_edge=224, eps=1e-6)),
     )
 }
 

@@ -19,7 +19,7 @@ import pytest
 from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.engine.errors import RequestError
 from tests.engine.test_batching import Recorder, run
-from tests.support.models import default_gguf, smolvlm_files
+from tests.support.models import default_gguf, smolvlm_files, vision_files
 
 
 def png(width: int, height: int, colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
@@ -154,3 +154,39 @@ def test_an_image_framed_ahead_is_not_framed_on_the_engines_thread(engine, monke
     engine.media.frame_ahead(forged["messages"])
     with pytest.raises(RequestError):
         engine.submit("forged-ahead", "chat", forged)
+
+
+@pytest.fixture(scope="module")
+def whole_engine():
+    """``synthetic://test-tiny-vision``: Gemma 3's projector, whose image attends to itself both ways."""
+    model, projector = vision_files("test-tiny-vision")
+    recorder = Recorder()
+    engine = Engine({"path": str(model), "mmproj": str(projector), "n_ctx": 512, "parallel": 2, "n_threads": 2}, recorder)
+    engine.recorder = recorder
+    yield engine
+    engine.close()
+
+
+def greedy_text(engine: Engine, rid: str) -> str:
+    engine.submit(rid, "chat", {"messages": [{"role": "user", "content": "Count to five."}], "max_tokens": 8, "temperature": 0, "tenant": "w"})
+    run(engine)
+    return engine.recorder.text(rid)
+
+
+def test_a_non_causal_image_is_one_span_decoded_whole_whatever_the_room(whole_engine):
+    request = whole_engine.submission.submit("whole", "chat", ask(image(png(40, 30)), tenant="w"))
+    [span] = request.spans
+    assert span.whole and span.n == 16  # 224 pixels: 16 x 16 patches averaged 4 x 4
+    request.fed = span.start
+    assert whole_engine.scheduler.chunk_end(request, 1, 512) == span.end  # never cut, even with room for one row
+
+
+def test_a_non_causal_image_is_answered_and_causal_attention_comes_back(whole_engine):
+    before = greedy_text(whole_engine, "text-before")
+    whole_engine.submit("seen", "chat", ask(image(png(40, 30)), tenant="w"))
+    run(whole_engine)
+    assert whole_engine.recorder.finish_reason("seen") == "length"
+    assert usage(whole_engine, "seen")["prompt_tokens"] > 16
+    # Left non-causal, the next prompt's rows would see each other both ways: another answer.
+    whole_engine.forget()
+    assert greedy_text(whole_engine, "text-after") == before

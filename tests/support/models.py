@@ -34,13 +34,19 @@ def tiny_gguf() -> Path:
 def smolvlm_files() -> tuple[Path, Path]:
     """``synthetic://smolvlm-256m``: its language model and its projector (``mmproj.gguf``),
     written once per test run in the shared folder (315 MB, ~10 s)."""
+    return vision_files("smolvlm-256m")
+
+
+def vision_files(shape: str) -> tuple[Path, Path]:
+    """A synthetic vision shape's language model and projector, written once per test run in
+    the shared folder (``test-tiny-vision``: Gemma 3's projector, 16 tokens an image, 15 MB)."""
     from llm_backend.backends.llama.synthetic import Synthetic
     from llm_backend.settings.model import ModelConfig
     from llm_backend.settings.shapes import SHAPES
 
     cache = _shared_settings().model_cache_dir
-    model = resolve_gguf(ModelConfig(id="smolvlm", source="synthetic://smolvlm-256m"), cache)
-    projector = Synthetic(cache).mmproj(SHAPES["smolvlm-256m"])
+    model = resolve_gguf(ModelConfig(id=shape, source=f"synthetic://{shape}"), cache)
+    projector = Synthetic(cache).mmproj(SHAPES[shape])
     assert projector is not None
     return model, projector
 

@@ -128,7 +128,7 @@ class Engine:
         if config.get("prediction_exact"):
             costs.exact_rows = exact_rows(self.ctx, self.tokenizer, 0, MAX_DRAFT + 1)
         # A vision model's projector (media.py): images framed, encoded beside the steps.
-        self.media = Media(self.model, config["mmproj"], config) if config.get("mmproj") else None
+        self.media = Media(self.model, config["mmproj"], config, max(n_batch, n_ubatch)) if config.get("mmproj") else None
         self.submission = Submission(
             self.model, self.tokenizer, self.template, self.n_ctx, self.pool, self.parallel, config, costs, self.media
         )

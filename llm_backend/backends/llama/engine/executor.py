@@ -138,7 +138,13 @@ class Executor:
             index = i if last else index
         batch.n_tokens = end - request.fed
         request.fed = first.n_past = end
-        self.launch(batch)
+        if span.whole:  # its rows attend to each other both ways; read as the graph is built
+            llama_cpp.llama_set_causal_attn(self.ctx, False)
+        try:
+            self.launch(batch)
+        finally:
+            if span.whole:
+                llama_cpp.llama_set_causal_attn(self.ctx, True)
         return index
 
     def launch(self, batch: Any = None) -> None:

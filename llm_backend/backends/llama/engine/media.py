@@ -28,9 +28,11 @@ with its image does not pay the encode twice. The scheduler cuts prompt chunks a
 edges (a llama_batch holds tokens or embeddings, not both) and feeds a span's rows as
 embeddings (executor.py).
 
-Models whose projector needs a whole image in one non-causal decode, or M-RoPE positions
-(Gemma 3, Qwen2.5-VL), are refused at load for now: their spans cannot be cut by the
-scheduler's chunks nor placed one position a token.
+A projector whose image attends to itself both ways (Gemma 3: ``mtmd_decode_use_non_causal``)
+has its span decoded in one piece with causal attention off for that decode (llama.cpp's
+server does the same), never cut by the scheduler's chunks; it must fit one decode
+(``n_batch``). Projectors that place an image by M-RoPE positions (Qwen2-VL, Qwen2.5-VL,
+Qwen3-VL: several positions a token, fewer than its tokens) are refused at load for now.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class Span:
     n: int  # its positions
     key: tuple[str, str, int]  # (tenant, image digest, chunk): what its embeddings are cached by
     chunk: Chunk  # the mtmd chunk
+    whole: bool = False  # its rows decoded in one piece, attending to each other both ways (Gemma 3)
     embeddings: Future | None = None  # its rows (a ctypes float array), once asked for
     ids: list[int] = field(default_factory=list)
 
@@ -107,7 +110,7 @@ def image_parts(messages: list[dict[str, Any]]) -> int:
 class Media:
     """One engine's projector: images framed into chunks, encoded once, their rows kept."""
 
-    def __init__(self, model: Any, path: str, config: dict[str, Any]) -> None:
+    def __init__(self, model: Any, path: str, config: dict[str, Any], batch: int) -> None:
         import llama_cpp.mtmd_cpp as mtmd
 
         self.mtmd = mtmd
@@ -122,8 +125,9 @@ class Media:
             raise RuntimeError(f"mtmd could not load the projector {path}")
         if not mtmd.mtmd_support_vision(self.ctx):
             raise RuntimeError(f"the projector {path} has no vision encoder")
-        if mtmd.mtmd_decode_use_mrope(self.ctx) or mtmd.mtmd_decode_use_non_causal(self.ctx, None):
-            raise RuntimeError(f"the projector {path} needs M-RoPE or a non-causal decode: not served yet (engine/media.py)")
+        if mtmd.mtmd_decode_use_mrope(self.ctx):
+            raise RuntimeError(f"the projector {path} places images by M-RoPE positions: not served yet (engine/media.py)")
+        self.batch = batch  # the most rows one decode takes: a whole image's must fit it
         self.n_embd = llama_cpp.llama_model_n_embd_inp(model.model)
         self.marker = mtmd.mtmd_default_marker().decode()
         self.encoder = ThreadPoolExecutor(1, thread_name_prefix="media")  # one mtmd context: one encode at a time
@@ -165,7 +169,11 @@ class Media:
                 if kind == "text":
                     prompt += value
                     continue
-                span = Span(len(prompt), value, (tenant, image["sha256"], index), chunk)
+                whole = bool(self.mtmd.mtmd_decode_use_non_causal(self.ctx, chunk.pointer))
+                if whole and value > self.batch:
+                    raise RequestError(400, f"An image of {value} positions must be decoded in one piece, and this model's "
+                                       f"n_batch is {self.batch}.", "messages", "invalid_value")
+                span = Span(len(prompt), value, (tenant, image["sha256"], index), chunk, whole)
                 prompt += [placeholder(tenant, image["sha256"], index, offset) for offset in range(value)]
                 spans.append(span)
                 index += 1

@@ -188,6 +188,9 @@ class Scheduler:
         blocks or more, so a part's rest is never left too short to be cut) would make a
         short chunk of a longer part. With a ``budget`` under a block, as far as there is room."""
         fed = request.fed
+        span = request.span_at(fed)
+        if span is not None and span.whole:
+            return span.end  # decoded in one piece, whatever the room (media.py: it fits a decode)
         edge = request.edge(fed)  # an image's edge: a chunk is all text or all its rows (media.py)
         if not request.canonical(self.admission.exact_reuse):
             # Any chunks; cut only where a session's start is kept on disk (admission.py).
