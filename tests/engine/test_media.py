@@ -190,3 +190,20 @@ def test_a_non_causal_image_is_answered_and_causal_attention_comes_back(whole_en
     # Left non-causal, the next prompt's rows would see each other both ways: another answer.
     whole_engine.forget()
     assert greedy_text(whole_engine, "text-after") == before
+
+
+def test_a_failed_encode_ends_its_request_and_the_others_go_on(whole_engine, monkeypatch):
+    """A mock, for a fault not produced for real here (mtmd failing on a well-framed image):
+    the encode raises. Its request ends with the projector's error; a text stream beside it
+    is answered, not failed with it."""
+
+    def failing(span):
+        span.embeddings.set_exception(RuntimeError("mtmd_encode_chunk failed"))
+
+    monkeypatch.setattr(whole_engine.media, "_encode", failing)
+    whole_engine.submit("text-beside", "chat", {"messages": [{"role": "user", "content": "Hello."}], "max_tokens": 6, "temperature": 0, "tenant": "z"})
+    whole_engine.submit("unseen", "chat", ask(image(png(7, 7, (1, 1, 1))), tenant="z"))
+    run(whole_engine)
+    errors = [event for event in whole_engine.recorder.events if event["id"] == "unseen" and event["event"] == "error"]
+    assert errors and errors[0]["error"]["status"] == 500
+    assert whole_engine.recorder.finish_reason("text-beside") == "length"

@@ -267,7 +267,9 @@ class Media:
                 span.embeddings.set_result(kept)
             else:
                 self.encoder.submit(self._encode, span)
-        return span.embeddings.done()
+        # A failed encode is never ready: the engine ends its request before the next step
+        # (batching.py), never decodes it (which would fail every request of the step).
+        return span.embeddings.done() and span.embeddings.exception() is None
 
     def rows(self, span: Span) -> Any:
         """A ready span's embeddings (raises what its encode raised)."""
