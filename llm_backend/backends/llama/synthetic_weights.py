@@ -34,7 +34,7 @@ from typing import cast
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as Q, GGUFWriter
 
-from ...settings.shapes import Shape, Tensor
+from ...settings.shapes import Llama3Rope, Shape, Tensor
 
 SEED = 57  # the file's bytes follow from it: change it, and GENERATOR_VERSION with it
 CHUNK_BYTES = 16 << 20
@@ -126,7 +126,7 @@ def _f32(shape: Shape, tensor: Tensor) -> np.ndarray:
 def llama3_rope_factors(shape: Shape) -> np.ndarray:
     """Llama 3.1's per-frequency RoPE divisors, as its GGUF conversions compute them."""
     rope = shape.rope_scaling
-    assert rope is not None
+    assert isinstance(rope, Llama3Rope)
     freqs = 1.0 / shape.rope_theta ** (np.arange(0, shape.head_dim, 2, dtype=np.float64) / shape.head_dim)
     low, high = rope.original_context / rope.low_freq_factor, rope.original_context / rope.high_freq_factor
     factors = []
