@@ -153,10 +153,10 @@ def summary(out: Path, work: Path) -> None:
         if report.exists():
             result[key] = report.read_text().splitlines()[-last:]
             text += [f"## bench/{script}", *result[key], ""]
-    vision = work / "bench-vision" / "vision.json"  # images through the projector, beside mtmd in-process
-    if vision.exists():
-        result["vision"] = json.loads(vision.read_text())
-        text += ["## bench/vision.py", json.dumps(result["vision"], indent=1), ""]
+    for vision in sorted((work / "bench-vision").glob("vision-*.json")):  # images through the projector, beside mtmd in-process
+        shape = vision.stem.removeprefix("vision-")
+        result.setdefault("vision", {})[shape] = json.loads(vision.read_text())
+        text += [f"## bench/vision.py, {shape}", json.dumps(result["vision"][shape], indent=1), ""]
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     head = [f"# GPU check, {time.strftime('%Y-%m-%d %H:%M:%S')}", "", "```", json.dumps(result.get("machine"), indent=1),
             *[f"{s['stage']:<14} rc={s['rc']:<4} {s['seconds']:7.1f} s" for s in result["stages"]], "```", ""]

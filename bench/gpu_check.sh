@@ -13,8 +13,9 @@
 # layer offloaded), predictions (bench/predictions.py on the GPU), gpu_q8 (the same as gpu
 # with the KV cache in q8_0), codex (bench/codex_session.py: a recorded Codex session's turns
 # on the GPU), cpu (the same build with no layer offloaded, on the machine's cores), vision
-# (bench/vision.py: synthetic://smolvlm-256m's images through the projector, ours beside llama.cpp's
-# mtmd in-process, images a second; GPU_CHECK_IMAGES, _IMAGE_MAX_TOKENS), synthetic
+# (bench/vision.py: synthetic://smolvlm-256m's and gemma-3-4b's images through the projector, ours
+# beside llama.cpp's mtmd in-process, images a second; GPU_CHECK_VISION_SHAPES, _IMAGES,
+# _IMAGE_MAX_TOKENS), synthetic
 # (bench/synthetic.py: each of GPU_CHECK_SYNTHETIC_SHAPES, default llama-3.1-8b and
 # qwen3-30b-a3b, written here from the kit alone, random weights in the real shapes, kept in
 # $WORK for the next run, then bench/run.py on it at c = 1, 8, 32 and 64, parallel 64, a stage
@@ -177,9 +178,12 @@ codex() {  # SETTINGS_JSON: bench/codex_session.py, a recorded Codex session's t
         && rm -rf "$WORK/bench-codex" && mv "$(ls -d bench-results/*-codex-session | tail -1)" "$WORK/bench-codex"
 }
 
-vision() {  # [--gpu]: bench/vision.py, images through the projector beside llama.cpp's mtmd in-process
-    "$VENV/bin/python" bench/vision.py --models-dir "$WORK/synthetic-models" --images "${GPU_CHECK_IMAGES:-8}" \
-        --image-max-tokens "${GPU_CHECK_IMAGE_MAX_TOKENS:-0}" --out "$WORK/bench-vision" "$@"
+vision() {  # [--gpu]: bench/vision.py on each of GPU_CHECK_VISION_SHAPES, images through the projector beside llama.cpp's mtmd in-process
+    local shape
+    for shape in ${GPU_CHECK_VISION_SHAPES:-smolvlm-256m gemma-3-4b}; do
+        "$VENV/bin/python" bench/vision.py --shape "$shape" --models-dir "$WORK/synthetic-models" --images "${GPU_CHECK_IMAGES:-8}" \
+            --image-max-tokens "${GPU_CHECK_IMAGE_MAX_TOKENS:-0}" --out "$WORK/bench-vision" "$@" || return 1
+    done
 }
 
 predictions() {
@@ -220,7 +224,7 @@ stage build "${GPU_CHECK_BUILD_SECONDS:-400}" build && {
     wants gpu_q8 && stage gpu_q8 90 bench_engine gpu_q8 "$Q8" 3 16
     wants codex && stage codex 240 codex "$GPU"
     [ "$BACKEND" = cuda ] && wants cpu && stage cpu 120 bench_engine cpu '{"n_gpu_layers": 0}' 2 8
-    wants vision && stage vision 150 vision $([ "$BACKEND" = cuda ] && echo --gpu)
+    wants vision && stage vision 180 vision $([ "$BACKEND" = cuda ] && echo --gpu)
     if wants synthetic; then
         for shape in ${GPU_CHECK_SYNTHETIC_SHAPES:-llama-3.1-8b qwen3-30b-a3b}; do
             stage "synthetic-$shape" "${GPU_CHECK_SYNTHETIC_SECONDS:-240}" synthetic "$shape" "$WIDE"

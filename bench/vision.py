@@ -1,8 +1,8 @@
 """Images through the projector (issue #60): the engine beside llama.cpp's mtmd in-process.
 
-A synthetic vision model (``synthetic://smolvlm-256m``: SmolVLM-256M's language model and
-projector in their real shapes, random weights: speed and memory only) is written into
-``--models-dir`` once. Each side is given the same distinct images (a colour each, so no
+A synthetic vision model (``--shape``: ``smolvlm-256m``, SmolVLM-256M's language model and
+projector in their real shapes, or ``gemma-3-4b``, Gemma 3 4B-it's; random weights: speed and
+memory only) is written into ``--models-dir`` once. Each side is given the same distinct images (a colour each, so no
 cache serves one twice) and prefills a chat turn holding one:
 
 - ``theirs``: llama.cpp's own path in this process, what ``llama-mtmd-cli`` does (run before
@@ -42,14 +42,14 @@ sys.path.insert(0, str(ROOT))
 QUESTION = "What is in the picture?"
 
 
-def files(models_dir: Path) -> tuple[Path, Path]:
+def files(models_dir: Path, shape: str) -> tuple[Path, Path]:
     from llm_backend.backends.llama.sources import resolve_gguf
     from llm_backend.backends.llama.synthetic import Synthetic
     from llm_backend.settings.model import ModelConfig
     from llm_backend.settings.shapes import SHAPES
 
-    model = resolve_gguf(ModelConfig(id="smolvlm", source="synthetic://smolvlm-256m"), models_dir)
-    projector = Synthetic(models_dir).mmproj(SHAPES["smolvlm-256m"])
+    model = resolve_gguf(ModelConfig(id="vision", source=f"synthetic://{shape}"), models_dir)
+    projector = Synthetic(models_dir).mmproj(SHAPES[shape])
     assert projector is not None
     return model, projector
 
@@ -141,6 +141,7 @@ def ours(model: Path, projector: Path, images: list[bytes], threads: int, gpu: b
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=ROOT / "data" / "models", help="where the synthetic model is kept between runs")
+    parser.add_argument("--shape", default="smolvlm-256m", help="a synthetic vision shape (gemma-3-4b: Gemma 3 4B-it's, 256 tokens an image)")
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--side", type=int, default=64, help="each image's side in pixels (the framing scales it: its count is by shape)")
     parser.add_argument("--image-max-tokens", type=int, default=0, help="mtmd's image_max_tokens (0: the model's own framing)")
@@ -148,10 +149,10 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="every layer and the projector offloaded")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
-    model, projector = files(args.models_dir)
+    model, projector = files(args.models_dir, args.shape)
     images = pngs(args.images, args.side)
     common = (model, projector, images, args.threads, args.gpu, args.image_max_tokens)
-    figures = {"device": "gpu" if args.gpu else f"cpu ({os.cpu_count()} cores)", "image_max_tokens": args.image_max_tokens}
+    figures = {"shape": args.shape, "device": "gpu" if args.gpu else f"cpu ({os.cpu_count()} cores)", "image_max_tokens": args.image_max_tokens}
     # The ceiling before and after ours, its faster run taken: shared cores' load moves either.
     first = theirs(*common)
     figures["ours_c1"] = ours(*common, together=False)
@@ -163,6 +164,7 @@ def main() -> None:
     figures["ratio_c1"] = round(figures["ours_c1"]["images_per_second"] / ceiling, 3)
     figures["ratio_together"] = round(figures["ours_together"]["images_per_second"] / ceiling, 3)
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"vision-{args.shape}.json").write_text(json.dumps(figures, indent=2))
     (args.out / "vision.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
     print(f"images/s: llama.cpp mtmd in-process {ceiling}, ours c=1 {figures['ours_c1']['images_per_second']} "

@@ -62,7 +62,7 @@ def test_the_summary_gathers_each_bench_and_the_rows_of_one_cut_short(tmp_path):
     (work / "bench-codex").mkdir()
     (work / "bench-codex" / "results.md").write_text("turn 2: TTFT 0.05 s\nlater turns' TTFT (median, turns 2-6): 0.05 s\n")
     (work / "bench-vision").mkdir()
-    (work / "bench-vision" / "vision.json").write_text(json.dumps({"ratio_c1": 0.97, "theirs": {"images_per_second": 31.5}}))
+    (work / "bench-vision" / "vision-gemma-3-4b.json").write_text(json.dumps({"ratio_c1": 0.97, "theirs": {"images_per_second": 31.5}}))
     subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "summary", str(out), str(work)],
                    cwd=ROOT, capture_output=True, timeout=60, check=True)
     result = json.loads((out / "results.json").read_text())
@@ -75,7 +75,7 @@ def test_the_summary_gathers_each_bench_and_the_rows_of_one_cut_short(tmp_path):
     assert result["codex_session"] == ["turn 2: TTFT 0.05 s", "later turns' TTFT (median, turns 2-6): 0.05 s"]
     assert "predictions    rc=124" in (out / "results.md").read_text()
     assert "## bench/codex_session.py" in (out / "results.md").read_text()
-    assert result["vision"]["ratio_c1"] == 0.97 and "## bench/vision.py" in (out / "results.md").read_text()
+    assert result["vision"]["gemma-3-4b"]["ratio_c1"] == 0.97 and "## bench/vision.py, gemma-3-4b" in (out / "results.md").read_text()
 
 
 def test_the_synthetic_stage_writes_its_model_from_the_kit_alone_and_benches_it_beside_the_ceiling(tmp_path):
