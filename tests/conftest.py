@@ -59,6 +59,8 @@ LONGEST_FILES = [
     "tests/realtime/test_mcp.py",
     "tests/engine/test_predictions.py",
     "tests/hostile/test_retrieval.py",
+    "tests/engine/test_media.py",
+    "tests/e2e/test_vision_doors.py",
 ]
 
 
