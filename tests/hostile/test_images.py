@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.images import bomb_png, png
 from tests.support.models import smolvlm_files
-from tests.support.probe import health_probe_apart
+from tests.support.probe import Probe, health_probe_apart
 from tests.support.server import LiveServer
 
 # Models load on first use: a refusal here comes before the engine is asked anything.
@@ -67,13 +67,27 @@ def large_png(width: int, height: int, size: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", os.urandom(size)) + chunk(b"IEND", b"")
 
 
+def probed(live, measured, image: bytes) -> tuple[httpx.Response, Probe]:
+    """``image`` sent to the vision model while a /health probe waits on the service: the
+    answer and the probe (what the processes grew by, printed). Measured once more when a probe waited
+    past ``HEALTH_WAIT``: CI's loaded cores once held one probe 260 ms (the next 159, the
+    rest under 20) while the loop was free; what this guards against (the bomb decoded on
+    the loop: 1.6 GB) holds every try for seconds."""
+    for attempt in (1, 2):
+        with measured(live) as growth, health_probe_apart(live.base_url) as probe:
+            answer = ask(live, "smolvlm", image)
+        report = f"{len(image)} bytes: {growth.report()}; /health waited at most {probe.longest * 1000:.0f} ms (try {attempt})"
+        print("\n" + report)
+        if probe.longest < HEALTH_WAIT:
+            break
+    return answer, probe
+
+
 def test_a_decompression_bomb_is_refused_naming_the_image_before_any_decode(vision, measured):
     bomb = bomb_png(20_000)
     assert len(bomb) < 100_000  # 20,000 x 20,000 1-bit pixels: 1.6 GB as RGBA
-    with measured(vision) as growth, health_probe_apart(vision.base_url) as probe:
-        answer = ask(vision, "smolvlm", bomb)
+    answer, probe = probed(vision, measured, bomb)
     assert_refused(answer, "messages[0].content[1].image_url", "image_too_large")
-    print(f"\nbomb ({len(bomb)} bytes): {growth.report()}; /health waited at most {probe.longest * 1000:.0f} ms")
     assert probe.longest < HEALTH_WAIT, sorted(probe.waits)[-3:]
     assert not vision.worker_pids()  # no engine was started for it, so none decoded it
 
@@ -82,11 +96,9 @@ def test_megabytes_of_base64_past_the_pixel_bound_are_read_off_the_event_loop(vi
     # 5.5 MB of PNG (7.3 MB of base64, under the body's 8 MiB): its base64 decoded, its header read,
     # 9000 x 4000 pixels refused; the loop meanwhile answers /health.
     image = large_png(9000, 4000, 5_500_000)
-    with measured(vision) as growth, health_probe_apart(vision.base_url) as probe:
-        answer = ask(vision, "smolvlm", image)
+    answer, probe = probed(vision, measured, image)
     error = assert_refused(answer, "messages[0].content[1].image_url", "image_too_large")
     assert "9000x4000 pixels" in error["message"]
-    print(f"\n{len(image)} bytes of PNG: {growth.report()}; /health waited at most {probe.longest * 1000:.0f} ms")
     assert probe.longest < HEALTH_WAIT, sorted(probe.waits)[-3:]
 
 
