@@ -45,6 +45,7 @@ import secrets
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -99,12 +100,18 @@ def placeholder(tenant: str, digest: str, chunk: int, position: int) -> int:
     return -(1 + int.from_bytes(h, "little") % PLACEHOLDER_RANGE)
 
 
+def images_in(messages: Any) -> Iterator[dict[str, Any]]:
+    """The image parts (the worker's form: backends/llama/images.py) of chat ``messages``."""
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else ():
+            if isinstance(part, dict) and part.get("type") == "image":
+                yield part
+
+
 def image_parts(messages: list[dict[str, Any]]) -> int:
     """How many image parts the messages hold."""
-    return sum(
-        1 for message in messages if isinstance(message.get("content"), list)
-        for part in message["content"] if isinstance(part, dict) and part.get("type") == "image"
-    )
+    return sum(1 for _ in images_in(messages))
 
 
 class Media:
@@ -186,14 +193,12 @@ class Media:
         tiles on these cores, which on the engine's thread would hold every stream. Kept in
         the part for ``framed`` (a refusal too, raised there). mtmd's preprocessing reads
         its context only (``preprocess`` is const), so it runs beside an encode."""
-        for message in messages if isinstance(messages, list) else ():
-            content = message.get("content") if isinstance(message, dict) else None
-            for part in content if isinstance(content, list) else ():
-                if isinstance(part, dict) and part.get("type") == "image" and FRAMED not in part:
-                    try:
-                        part[FRAMED] = self._chunks(part)
-                    except RequestError as refusal:
-                        part[FRAMED] = refusal
+        for part in images_in(messages):
+            if FRAMED not in part:
+                try:
+                    part[FRAMED] = self._chunks(part)
+                except RequestError as refusal:
+                    part[FRAMED] = refusal
 
     def _framing(self, image: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         """The image's framing: made ahead (``frame_ahead``), else now."""
