@@ -26,7 +26,9 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, seed, settings
+from hypothesis import HealthCheck, reject, seed, settings
+from hypothesis import strategies as st
+from schemathesis.core.errors import UnsupportedSchema
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from llm_backend.spec.adapter import admin_operation_ids, controller_name, find_controller, first_tag, is_served, operations
@@ -70,6 +72,24 @@ SERVED = sorted(
 # Generation is bounded so a fuzz run stays short; the values stay within the spec.
 MAX_GENERATED_TOKENS = 8
 
+
+@st.composite
+def _declining(draw, strategy):
+    """``strategy``'s draw, a case schemathesis cannot build rejected rather than failed."""
+    try:
+        return draw(strategy)
+    except UnsupportedSchema:
+        reject()
+
+
+@schemathesis.hook
+def before_generate_body(context, strategy):
+    """Negative cases of createResponse's body now and then reach a ``not`` schemathesis
+    4.32.5 cannot complement, and its deferred draw raises UnsupportedSchema out of the test
+    (the same escape as schemathesis#4753, on another path: ``_with_violations``), a failure
+    of the generator with no request sent. Such a draw is rejected, as schemathesis declines
+    the node everywhere else; the cases it can build are all still sent."""
+    return _declining(strategy)
 
 
 def fuzzed(include: list[str], exclude: list[str] = (), phases: list[str] | None = None):
