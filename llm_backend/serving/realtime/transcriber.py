@@ -100,12 +100,15 @@ class Hearing:
         conversation hears every turn, and shows the transcripts only when asked)."""
         send = self.send if announced else _quiet
         try:
-            try:
-                path = await turn.save(self.services.settings.data_dir / "tmp")
-            except OSError as exc:  # a full disk: this turn fails, the session goes on
-                await self._refused(turn.item, answered(exc), announced)
-                return Heard()
+            # In line before its file is written: the turns are admitted and heard in the order
+            # they were committed (a short turn's file, written first, took the lock ahead of
+            # a long turn's and counted against the audio megabytes before it).
             async with self.in_order:
+                try:
+                    path = await turn.save(self.services.settings.data_dir / "tmp")
+                except OSError as exc:  # a full disk: this turn fails, the session goes on
+                    await self._refused(turn.item, answered(exc), announced)
+                    return Heard()
                 config = self.language.config(config)
                 try:
                     # Its WAV file's bytes, as an upload's count against the audio megabytes a minute.
