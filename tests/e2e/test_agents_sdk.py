@@ -13,6 +13,7 @@ import json
 
 import pytest
 from agents import Agent, ModelSettings, RunConfig, RunResult, Runner, function_tool, set_tracing_disabled
+from agents.exceptions import ModelBehaviorError
 from agents.models.openai_provider import OpenAIProvider
 from openai.types.shared import Reasoning
 
@@ -61,14 +62,32 @@ def run_config(server) -> RunConfig:
     return RunConfig(model_provider=OpenAIProvider(openai_client=async_sdk(server)))
 
 
+async def answered(run):
+    """``run()``'s (Weather, result), run once more where the answer after the tool's result
+    ran on to max_tokens: SmolLM2 then loops over the random call id it was shown
+    (``<tool_response id="call_b4e5e4e2b28425f22f22b2b2b2...`` in a CI run), and the SDK
+    raises on an incomplete response. These tests ask about the SDK's paths through the
+    service; where a 135M model stops is its judgement, not theirs (another id, another
+    prompt). A second such loop still fails."""
+    try:
+        return await run()
+    except ModelBehaviorError as error:
+        if "max_output_tokens" not in str(error):
+            raise
+        return await run()
+
+
 @pytest.fixture(scope="module")
 def weather_run(server) -> tuple[Weather, RunResult]:
     """One agent run, asserted on by the tests below."""
-    weather = Weather()
     run_config = RunConfig(model_provider=OpenAIProvider(openai_client=async_sdk(server)))
     question = "What is the weather in Paris?"
-    result = asyncio.run(Runner.run(weather_agent(weather), question, max_turns=4, run_config=run_config))
-    return weather, result
+
+    async def run() -> tuple[Weather, RunResult]:
+        weather = Weather()
+        return weather, await Runner.run(weather_agent(weather), question, max_turns=4, run_config=run_config)
+
+    return asyncio.run(answered(run))
 
 
 def test_an_agent_runs_a_function_tool_with_parsed_arguments_and_answers(weather_run):
@@ -95,23 +114,27 @@ def test_an_agent_run_stores_each_of_its_responses(server, weather_run):
 
 
 async def test_a_streamed_agent_run_with_what_agent_clients_send_chains_its_turns(server, run_config):
-    weather = Weather()
-    agent = weather_agent(
-        weather,
-        truncation="auto",
-        store=True,
-        metadata={"agent": "weather"},
-        reasoning=Reasoning(effort=None),
-        response_include=["message.output_text.logprobs"],
-        prompt_cache_retention="in_memory",
-        extra_args={"prompt_cache_key": "weather-agent"},
-        context_management=[{"type": "compaction", "compact_threshold": 4096}],
-    )
-    # The SDK sends only the new items, chained by ``previous_response_id``.
-    result = Runner.run_streamed(
-        agent, "What is the weather in Oslo?", max_turns=4, run_config=run_config, auto_previous_response_id=True
-    )
-    kinds = [event.type async for event in result.stream_events()]
+    async def run():
+        weather = Weather()
+        agent = weather_agent(
+            weather,
+            truncation="auto",
+            store=True,
+            metadata={"agent": "weather"},
+            reasoning=Reasoning(effort=None),
+            response_include=["message.output_text.logprobs"],
+            prompt_cache_retention="in_memory",
+            extra_args={"prompt_cache_key": "weather-agent"},
+            context_management=[{"type": "compaction", "compact_threshold": 4096}],
+        )
+        # The SDK sends only the new items, chained by ``previous_response_id``.
+        result = Runner.run_streamed(
+            agent, "What is the weather in Oslo?", max_turns=4, run_config=run_config, auto_previous_response_id=True
+        )
+        kinds = [event.type async for event in result.stream_events()]
+        return weather, (result, kinds)
+
+    weather, (result, kinds) = await answered(run)
     assert "raw_response_event" in kinds and weather.cities == ["Oslo"]
     assert result.final_output
     client = async_sdk(server)
@@ -120,15 +143,19 @@ async def test_a_streamed_agent_run_with_what_agent_clients_send_chains_its_turn
 
 
 async def test_an_agent_runs_over_the_responses_websocket_mode(server):
-    weather = Weather()
-    # The SDK's websocket transport: one socket, ``response.create`` events.
-    provider = OpenAIProvider(openai_client=async_sdk(server), use_responses_websocket=True)
-    try:
-        result = await Runner.run(
-            weather_agent(weather), "What is the weather in Paris?", max_turns=4, run_config=RunConfig(model_provider=provider)
-        )
-    finally:
-        await provider.aclose()  # its socket, before the test's event loop closes
+    async def run():
+        weather = Weather()
+        # The SDK's websocket transport: one socket, ``response.create`` events.
+        provider = OpenAIProvider(openai_client=async_sdk(server), use_responses_websocket=True)
+        try:
+            return weather, await Runner.run(
+                weather_agent(weather), "What is the weather in Paris?", max_turns=4,
+                run_config=RunConfig(model_provider=provider),
+            )
+        finally:
+            await provider.aclose()  # its socket, before the test's event loop closes
+
+    weather, result = await answered(run)
     assert weather.cities == ["Paris"] and result.final_output
     stored = await async_sdk(server).responses.retrieve(result.last_response_id)
     assert stored.status == "completed"
