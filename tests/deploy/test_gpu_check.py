@@ -101,6 +101,28 @@ def test_the_synthetic_stage_writes_its_model_from_the_kit_alone_and_benches_it_
     assert "Synthetic model (random weights, real shapes): synthetic://test-tiny-moe" in (out / "results.md").read_text()
 
 
+def test_the_vision_stage_runs_its_images_through_ours_and_llama_cpps_mtmd_from_the_script(tmp_path):
+    # The stage as the GPU run calls it, in its CPU mode (no GPU ran this), on the tiny vision
+    # shape and one image in place of smolvlm-256m's and gemma-3-4b's eight: a stage that fails
+    # here would spend a lent GPU's minutes on nothing.
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    (work / "venv").symlink_to(Path(sys.executable).parents[1])
+    env = {**os.environ, "GPU_CHECK_BACKEND": "cpu", "GPU_CHECK_REUSE": "1", "GPU_CHECK_WORK": str(work),
+           "GPU_CHECK_STASH": str(tmp_path / "stash"), "OUT": str(out), "GPU_CHECK_STAGES": "vision",
+           "GPU_CHECK_VISION_SHAPES": "test-tiny-vision", "GPU_CHECK_IMAGES": "1"}
+    subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], cwd=ROOT, env=env, capture_output=True, timeout=300, check=True)
+    result = json.loads((out / "results.json").read_text())
+    log = work / "vision.log"
+    assert [(s["stage"], s["rc"]) for s in result["stages"]][-1] == ("vision", 0), log.read_text()[-3000:] if log.exists() else ""
+    figures = result["vision"]["test-tiny-vision"]
+    assert figures["device"].startswith("cpu") and figures["ours_c1"]["images"] == figures["theirs"]["images"] == 1
+    # Both sides framed the image: ours counted its tokens in the prompt, llama.cpp its rows.
+    assert figures["ours_c1"]["prompt_tokens"] > 16 and figures["theirs"]["prompt_rows"] > 16
+    assert figures["ratio_c1"] > 0 and figures["ratio_together"] > 0
+    assert "## bench/vision.py, test-tiny-vision" in (out / "results.md").read_text()
+
+
 def test_the_codex_stage_imports_without_the_packages_the_kit_leaves_out():
     """The kit carries the service's wheels and the load generator's, not the SDKs the tests
     use: on the H200 the codex stage failed at ``import openai`` (through codex_record.py's
