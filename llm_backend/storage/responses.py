@@ -8,7 +8,7 @@ A background response is written by the process running it (its events as they c
 ``add_events``; its final object with its last events, ``finish``), cancelled by any
 process, failed by any process once its lease ran out: several replicas share the rows, so
 an ended response is never written again (``finish`` and the sweep change only a row still
-``queued`` or ``in_progress``, locked while they read it).
+``queued`` or ``in_progress``: ``finish`` by a conditional UPDATE, the sweep locked while it reads).
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ class ResponseStore:
     def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
 
-    def _find(self, session: Session, owner: str, response_id: str, locked: bool = False) -> StoredResponse | None:
-        query = select(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
-        # Locked: PostgreSQL reads the row as the last writer left it and holds it till commit.
-        return session.scalars(query.with_for_update() if locked else query).one_or_none()
+    def _find(self, session: Session, owner: str, response_id: str) -> StoredResponse | None:
+        return session.scalars(
+            select(StoredResponse).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
+        ).one_or_none()
 
     def save(self, record: NewResponse, conversation_items: list[Json] | None = None) -> None:
         """Store a response; with a conversation, append ``conversation_items`` to it in the
@@ -98,16 +98,29 @@ class ResponseStore:
     ) -> bool:
         """Replace a stored background response, still queued or in progress, with a newer
         object (its final one, with its last ``events``, in one transaction); False if it
-        is gone or has ended meanwhile (a cancel, here or on another replica)."""
+        is gone or has ended meanwhile (a cancel, here or on another replica).
+
+        One conditional UPDATE decides it, not a row read then written: pysqlite runs a
+        SELECT outside the transaction it opens at the first write, so a row read unfinished
+        could be cancelled by another thread before this wrote over it (a full run here
+        stored a cancelled response back ``in_progress``). The UPDATE holds SQLite's write
+        lock, or PostgreSQL's row lock, until the commit."""
         with self._database.sessions.begin() as session:
-            row = self._find(session, owner, response_id, locked=True)
-            if row is None or row.status not in UNFINISHED:
+            ended = rows_changed(
+                session,
+                update(StoredResponse)
+                .where(StoredResponse.owner == owner, StoredResponse.id == response_id, StoredResponse.status.in_(UNFINISHED))
+                .values(response=response, status=response["status"]),
+            )
+            if not ended:
                 return False
-            row.response = response
-            row.status = response["status"]
             _add_events(session, response_id, events or [])
-            if row.conversation_id and conversation_items:
-                append_items(session, owner, row.conversation_id, conversation_items)
+            if conversation_items:
+                conversation_id = session.scalar(
+                    select(StoredResponse.conversation_id).where(StoredResponse.owner == owner, StoredResponse.id == response_id)
+                )
+                if conversation_id:
+                    append_items(session, owner, conversation_id, conversation_items)
             return True
 
     def add_events(self, response_id: str, events: list[Json]) -> None:

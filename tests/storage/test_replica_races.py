@@ -21,6 +21,7 @@ from llm_backend.storage import Database
 from llm_backend.storage.clock import database_epoch
 from llm_backend.storage.files import FileStore
 from llm_backend.storage.models import StoredUpload
+from llm_backend.storage.responses import NewResponse
 from llm_backend.storage.uploads import UploadRefused, UploadStore
 
 OWNER = "tenant-a"
@@ -349,3 +350,34 @@ def test_a_vector_store_file_indexed_by_a_replica_with_a_slow_clock_is_not_taken
         "db.vector_stores.renew_leases([('tenant-a', store['id'], 'file-one')])\n"
     )
     assert database.vector_stores.claim_lapsed(60) == []  # (before: taken over at once)
+
+
+# --- background responses: a cancel while the run stores its start ------------------------------
+
+
+def test_a_cancel_while_the_run_stores_its_start_leaves_the_response_cancelled(database):
+    """The run's ``finish`` (its ``in_progress`` object, as it starts) used to read the row,
+    find it queued and write its object over whatever came in between: on SQLite the read
+    holds no lock, so a cancel that landed then was lost and the response stayed
+    ``in_progress`` for good (a full run here). The run is paused at its first statement
+    while the cancel, from another thread, is given half a second to land."""
+    database.responses.save(
+        NewResponse(id="resp_race", owner=OWNER, model="smollm2", created_at=1700000000,
+                    response={"id": "resp_race", "object": "response", "status": "queued", "output": []},
+                    request={"model": "smollm2", "input": "hi"}, input_items=[], background=True)
+    )
+    running = {"id": "resp_race", "object": "response", "status": "in_progress", "output": []}
+    cancelled = {**running, "status": "cancelled"}
+    with paused_at(database, None, lambda sql, _: "responses" in sql.lower()) as (reached, go):
+        runner, run = started(database.responses.finish, OWNER, "resp_race", running)
+        assert reached.wait(30)
+        canceller, cancel = started(database.responses.finish, OWNER, "resp_race", cancelled)
+        time.sleep(0.5)  # the cancel reaches its write (SQLite: then waits on the run's lock)
+        go.set()
+        runner.join(30)
+        canceller.join(30)
+    assert "error" not in run and "error" not in cancel, (run, cancel)
+    # The cancel came after the run had started: both changed the row, the cancel last.
+    assert run["value"] is True and cancel["value"] is True
+    assert database.responses.get(OWNER, "resp_race")["status"] == "cancelled"
+    assert database.responses.status("resp_race") == "cancelled"
