@@ -1,23 +1,6 @@
-"""All settings in one object (rank -1): environment variables (prefix ``LLM_BACKEND_``) over an
-optional YAML config file over defaults; every field is documented in the README table.
-``Settings`` (here) holds the service's own fields and mixes in its parts, kept apart by noun:
-
-- ``admin.py``: the organisation's: the Admin API's home, rate limits, prices, usage
-  accounting, spend alerts, data retention (docs/ADMIN.md);
-- ``audio.py``: the local audio models, their workers, what one upload may be (docs/AUDIO.md);
-- ``images.py``: what one image of a chat request may be (bytes, pixels, images a request),
-  where one named by URL may be downloaded from;
-- ``realtime.py``: what one Realtime session may hold or do, its client secrets' key;
-- ``upstream.py``: an upstream API (the config file's ``upstreams:``);
-- ``model.py``: one local model (``models:``): its GGUF's source, how llama.cpp runs it
-  (context, threads, GPU offload, KV cache types), how long it stays loaded, what its ids mean
-  (aliases, personas, defaults; docs/MODELS.md); ``shapes.py``: real models' shapes for
-  ``source: synthetic://<shape>``, pure data, checked when the config is read;
-- ``types.py``: what they share (a list an environment variable gives as ``a,b,c``).
-
-A family's settings are a class of its own (``FamilySettings``, in its folder), read as
-``settings.of(TheSettings)`` from the same sources and checked when the app is built.
-"""
+"""``Settings``: the service's own fields with its parts mixed in, read from the environment
+(prefix ``LLM_BACKEND_``) over an optional YAML config file over defaults (the package's
+docstring has the parts); ``FamilySettings``, a family's, from the same sources."""
 
 from __future__ import annotations
 
