@@ -97,7 +97,12 @@ def test_a_large_body_of_many_values_lets_other_threads_run_while_it_is_parsed()
         worker.join()
     finally:
         sys.setswitchinterval(interval)
-    assert len(waits) > 10 and max(waits) < whole / 3, (len(waits), max(waits), whole)
+    # All but the longest turn: on loaded cores the OS once kept this thread off the CPU while
+    # the parse ran on through slices (one wait of 0.046 s against 0.093 s whole, the rest
+    # under 0.003). The parse in one piece leaves no turn at all; in a few slices, several
+    # long ones.
+    longest, second = sorted(waits)[-2:]
+    assert len(waits) > 10 and second < whole / 3, (len(waits), longest, second, whole)
 
 
 def test_an_invalid_item_among_millions_is_named_without_an_error_for_each():
