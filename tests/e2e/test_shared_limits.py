@@ -55,9 +55,10 @@ def models(live: LiveServer, key: str) -> httpx.Response:
     return httpx.get(live.api + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=30, verify=TLS)
 
 
-def same_minute() -> None:
-    """Wait, if need be, so that what follows happens within one clock minute (the windows')."""
-    if time.time() % 60 > 50:
+def same_minute(needs: float = 10) -> None:
+    """Wait, if need be, so that what follows (``needs`` seconds of it) happens within one
+    clock minute (the windows')."""
+    if time.time() % 60 > 60 - needs:
         time.sleep(61 - time.time() % 60)
 
 

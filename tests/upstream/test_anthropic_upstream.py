@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.e2e.test_shared_limits import same_minute
 from tests.support.clients import TLS, admin_sdk, keyed_server, sdk
 from tests.support.server import start_together
 from tests.support.usage import project_completions
@@ -303,6 +304,10 @@ def test_a_projects_limits_usage_and_costs_count_the_upstreams_tokens(servers):
     org.projects.spend_limit.update(project.id, threshold_amount=10_000, currency="USD", interval="month")
     time.sleep(2.2)  # the control plane's settings are read again every 2 s
     client = anthropic.Anthropic(base_url=gateway.base_url, api_key=key, max_retries=0, timeout=120)
+    # Three requests in one clock minute (the window's), two of them answered by the model
+    # upstream: seconds each on loaded cores, and a third that fell in the next minute was
+    # let in (a full run here).
+    same_minute(needs=30)
     whole = client.messages.create(model=MODEL, max_tokens=3, messages=[{"role": "user", "content": "Hi"}])
     with client.messages.stream(model=MODEL, max_tokens=4, messages=[{"role": "user", "content": "Hello there"}]) as stream:
         streamed = stream.get_final_message()
