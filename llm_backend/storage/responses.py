@@ -8,7 +8,7 @@ A background response is written by the process running it (its events as they c
 ``add_events``; its final object with its last events, ``finish``), cancelled by any
 process, failed by any process once its lease ran out: several replicas share the rows, so
 an ended response is never written again (``finish`` and the sweep change only a row still
-``queued`` or ``in_progress``: ``finish`` by a conditional UPDATE, the sweep locked while it reads).
+``queued`` or ``in_progress``, by a conditional UPDATE).
 """
 
 from __future__ import annotations
@@ -187,21 +187,26 @@ class ResponseStore:
             query = query.where(StoredResponse.updated_at < database_now(-lease))
         if ids is not None:
             query = query.where(StoredResponse.id.in_(ids))
+        failed = 0
         with self._database.sessions.begin() as session:
-            rows = list(session.scalars(query.with_for_update()))
-            for row in rows:
-                row.response = {
-                    **row.response,
-                    "status": "failed",
-                    "error": {"code": "server_error", "message": message},
-                }
-                row.status = "failed"
+            for row in list(session.scalars(query.with_for_update())):
+                response = {**row.response, "status": "failed", "error": {"code": "server_error", "message": message}}
+                # Conditional, as ``finish`` is: on SQLite the rows were read outside the
+                # transaction, and a cancel or an end committed since then stands.
+                if not rows_changed(
+                    session,
+                    update(StoredResponse)
+                    .where(StoredResponse.id == row.id, StoredResponse.status.in_(UNFINISHED))
+                    .values(response=response, status="failed"),
+                ):
+                    continue
                 last = session.scalar(
                     select(func.max(ResponseEvent.sequence_number)).where(ResponseEvent.response_id == row.id)
                 )
                 sequence = 0 if last is None else last + 1
-                _add_events(session, row.id, [{"type": "response.failed", "sequence_number": sequence, "response": row.response}])
-            return len(rows)
+                _add_events(session, row.id, [{"type": "response.failed", "sequence_number": sequence, "response": response}])
+                failed += 1
+        return failed
 
     def touch(self, ids: list[str]) -> None:
         """Renew the lease of running background responses (their ``updated_at``)."""

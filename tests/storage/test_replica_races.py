@@ -381,3 +381,30 @@ def test_a_cancel_while_the_run_stores_its_start_leaves_the_response_cancelled(d
     assert run["value"] is True and cancel["value"] is True
     assert database.responses.get(OWNER, "resp_race")["status"] == "cancelled"
     assert database.responses.status("resp_race") == "cancelled"
+
+
+def test_the_sweep_never_fails_a_response_cancelled_after_it_read_the_rows(database):
+    """The sweep (a lease run out, a stop) read the unfinished rows and wrote each one failed:
+    on SQLite a cancel committed between its read and its write was written over. Paused
+    after its read, the sweep now leaves the cancelled response as it is; on PostgreSQL the
+    read locks the row, so the cancel waits and finds it failed. Either way, the two agree."""
+    database.responses.save(
+        NewResponse(id="resp_swept", owner=OWNER, model="smollm2", created_at=1700000000,
+                    response={"id": "resp_swept", "object": "response", "status": "in_progress", "output": []},
+                    request={"model": "smollm2", "input": "hi"}, input_items=[], background=True)
+    )
+    cancelled = {"id": "resp_swept", "object": "response", "status": "cancelled", "output": []}
+    with paused_at(database, None, lambda sql, _: sql.lstrip().upper().startswith("SELECT") and "responses" in sql.lower()) as (reached, go):
+        sweeper, swept = started(database.responses.fail_unfinished, "stopped", None, ["resp_swept"])
+        assert reached.wait(30)
+        canceller, cancel = started(database.responses.finish, OWNER, "resp_swept", cancelled)
+        time.sleep(0.5)  # the cancel lands (SQLite) or waits on the sweep's row lock (PostgreSQL)
+        go.set()
+        sweeper.join(30)
+        canceller.join(30)
+    assert "error" not in swept and "error" not in cancel, (swept, cancel)
+    status = database.responses.status("resp_swept")
+    assert (cancel["value"], swept["value"], status) in ((True, 0, "cancelled"), (False, 1, "failed")), (cancel, swept, status)
+    # A failed stream ends with its event; a cancelled one just stops.
+    events = database.responses.events(OWNER, "resp_swept")[1]
+    assert [event["type"] for event in events] == ([] if status == "cancelled" else ["response.failed"])
