@@ -14,7 +14,7 @@ an ended response is never written again (``finish`` and the sweep change only a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 
 from sqlalchemy import delete, func, insert, select, update
@@ -98,21 +98,9 @@ class ResponseStore:
     ) -> bool:
         """Replace a stored background response, still queued or in progress, with a newer
         object (its final one, with its last ``events``, in one transaction); False if it
-        is gone or has ended meanwhile (a cancel, here or on another replica).
-
-        One conditional UPDATE decides it, not a row read then written: pysqlite runs a
-        SELECT outside the transaction it opens at the first write, so a row read unfinished
-        could be cancelled by another thread before this wrote over it (a full run here
-        stored a cancelled response back ``in_progress``). The UPDATE holds SQLite's write
-        lock, or PostgreSQL's row lock, until the commit."""
+        is gone or has ended meanwhile (a cancel, here or on another replica)."""
         with self._database.sessions.begin() as session:
-            ended = rows_changed(
-                session,
-                update(StoredResponse)
-                .where(StoredResponse.owner == owner, StoredResponse.id == response_id, StoredResponse.status.in_(UNFINISHED))
-                .values(response=response, status=response["status"]),
-            )
-            if not ended:
+            if not _replaced_while_unfinished(session, response_id, response, StoredResponse.owner == owner):
                 return False
             _add_events(session, response_id, events or [])
             if conversation_items:
@@ -191,14 +179,7 @@ class ResponseStore:
         with self._database.sessions.begin() as session:
             for row in list(session.scalars(query.with_for_update())):
                 response = {**row.response, "status": "failed", "error": {"code": "server_error", "message": message}}
-                # Conditional, as ``finish`` is: on SQLite the rows were read outside the
-                # transaction, and a cancel or an end committed since then stands.
-                if not rows_changed(
-                    session,
-                    update(StoredResponse)
-                    .where(StoredResponse.id == row.id, StoredResponse.status.in_(UNFINISHED))
-                    .values(response=response, status="failed"),
-                ):
+                if not _replaced_while_unfinished(session, row.id, response):  # a cancel or an end since the read stands
                     continue
                 last = session.scalar(
                     select(func.max(ResponseEvent.sequence_number)).where(ResponseEvent.response_id == row.id)
@@ -236,6 +217,23 @@ class ResponseStore:
         """The stored status of any owner's response: for operators and tests."""
         with self._database.sessions() as session:
             return session.scalar(select(StoredResponse.status).where(StoredResponse.id == response_id))
+
+
+def _replaced_while_unfinished(session: Session, response_id: str, response: Json, *where: Any) -> bool:
+    """``response`` (and its status) over the row of ``response_id`` (and ``where``), if that
+    row is still queued or in progress: whether it was.
+
+    One conditional UPDATE decides it, not a row read then written: pysqlite runs a SELECT
+    outside the transaction it opens at the first write, so a row read unfinished could be
+    cancelled by another thread before this wrote over it (a full run here stored a cancelled
+    response back ``in_progress``). The UPDATE holds SQLite's write lock, or PostgreSQL's row
+    lock, until the commit."""
+    return rows_changed(
+        session,
+        update(StoredResponse)
+        .where(StoredResponse.id == response_id, StoredResponse.status.in_(UNFINISHED), *where)
+        .values(response=response, status=response["status"]),
+    ) > 0
 
 
 def _add_events(session: Session, response_id: str, events: list[Json]) -> None:
