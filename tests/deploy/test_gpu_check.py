@@ -78,21 +78,29 @@ def test_the_summary_gathers_each_bench_and_the_rows_of_one_cut_short(tmp_path):
     assert result["vision"]["gemma-3-4b"]["ratio_c1"] == 0.97 and "## bench/vision.py, gemma-3-4b" in (out / "results.md").read_text()
 
 
-def test_the_synthetic_stage_writes_its_model_from_the_kit_alone_and_benches_it_beside_the_ceiling(tmp_path):
-    # The script itself in its CPU mode (GPU_CHECK_BACKEND=cpu: no GPU ran this), its build
-    # taken from this venv (GPU_CHECK_REUSE), the test shape and a short bench in place of
-    # llama-3.1-8b and qwen3-30b-a3b at c = 1, 8, 32 and 64.
+def run_stage(tmp_path: Path, stage: str, settings: dict[str, str]) -> tuple[Path, Path, dict]:
+    """The script itself in its CPU mode (GPU_CHECK_BACKEND=cpu: no GPU ran this), its build
+    taken from this venv (GPU_CHECK_REUSE), with ``settings`` (GPU_CHECK_STAGES among them):
+    its work folder, its OUT and its results.json, the last stage asserted to be ``stage``,
+    ended 0 (its log shown if not)."""
     work, out = tmp_path / "work", tmp_path / "out"
     work.mkdir()
     (work / "venv").symlink_to(Path(sys.executable).parents[1])
     env = {**os.environ, "GPU_CHECK_BACKEND": "cpu", "GPU_CHECK_REUSE": "1", "GPU_CHECK_WORK": str(work),
-           "GPU_CHECK_STASH": str(tmp_path / "stash"), "OUT": str(out), "GPU_CHECK_STAGES": "synthetic",
-           "GPU_CHECK_SYNTHETIC_SHAPES": "test-tiny-moe", "GPU_CHECK_SYNTHETIC_CONCURRENCY": "1,2",
-           "GPU_CHECK_REQUESTS": "2", "GPU_CHECK_ROUNDS": "1", "GPU_CHECK_MAX_TOKENS": "8"}
+           "GPU_CHECK_STASH": str(tmp_path / "stash"), "OUT": str(out), **settings}
     subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], cwd=ROOT, env=env, capture_output=True, timeout=300, check=True)
     result = json.loads((out / "results.json").read_text())
-    log = work / "synthetic-test-tiny-moe.log"
-    assert [(s["stage"], s["rc"]) for s in result["stages"]][-1] == ("synthetic-test-tiny-moe", 0), log.read_text()[-3000:] if log.exists() else ""
+    log = work / f"{stage}.log"
+    assert [(s["stage"], s["rc"]) for s in result["stages"]][-1] == (stage, 0), log.read_text()[-3000:] if log.exists() else ""
+    return work, out, result
+
+
+def test_the_synthetic_stage_writes_its_model_from_the_kit_alone_and_benches_it_beside_the_ceiling(tmp_path):
+    # The test shape and a short bench in place of llama-3.1-8b and qwen3-30b-a3b at c = 1, 8, 32 and 64.
+    work, out, result = run_stage(tmp_path, "synthetic-test-tiny-moe", {
+        "GPU_CHECK_STAGES": "synthetic", "GPU_CHECK_SYNTHETIC_SHAPES": "test-tiny-moe", "GPU_CHECK_SYNTHETIC_CONCURRENCY": "1,2",
+        "GPU_CHECK_REQUESTS": "2", "GPU_CHECK_ROUNDS": "1", "GPU_CHECK_MAX_TOKENS": "8",
+    })
     written = result["synthetic"]["test-tiny-moe"]
     assert written["shape"] == "synthetic://test-tiny-moe" and written["written_now"] and written["bytes"] > 18_000_000
     assert Path(written["path"]).is_relative_to(work)  # kept for the next run on the same machine
@@ -102,19 +110,12 @@ def test_the_synthetic_stage_writes_its_model_from_the_kit_alone_and_benches_it_
 
 
 def test_the_vision_stage_runs_its_images_through_ours_and_llama_cpps_mtmd_from_the_script(tmp_path):
-    # The stage as the GPU run calls it, in its CPU mode (no GPU ran this), on the tiny vision
-    # shape and one image in place of smolvlm-256m's and gemma-3-4b's eight: a stage that fails
-    # here would spend a lent GPU's minutes on nothing.
-    work, out = tmp_path / "work", tmp_path / "out"
-    work.mkdir()
-    (work / "venv").symlink_to(Path(sys.executable).parents[1])
-    env = {**os.environ, "GPU_CHECK_BACKEND": "cpu", "GPU_CHECK_REUSE": "1", "GPU_CHECK_WORK": str(work),
-           "GPU_CHECK_STASH": str(tmp_path / "stash"), "OUT": str(out), "GPU_CHECK_STAGES": "vision",
-           "GPU_CHECK_VISION_SHAPES": "test-tiny-vision", "GPU_CHECK_IMAGES": "1"}
-    subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], cwd=ROOT, env=env, capture_output=True, timeout=300, check=True)
-    result = json.loads((out / "results.json").read_text())
-    log = work / "vision.log"
-    assert [(s["stage"], s["rc"]) for s in result["stages"]][-1] == ("vision", 0), log.read_text()[-3000:] if log.exists() else ""
+    # The stage as the GPU run calls it, on the tiny vision shape and one image in place of
+    # smolvlm-256m's and gemma-3-4b's eight: a stage that fails here would spend a lent GPU's
+    # minutes on nothing.
+    _, out, result = run_stage(tmp_path, "vision", {
+        "GPU_CHECK_STAGES": "vision", "GPU_CHECK_VISION_SHAPES": "test-tiny-vision", "GPU_CHECK_IMAGES": "1",
+    })
     figures = result["vision"]["test-tiny-vision"]
     assert figures["device"].startswith("cpu") and figures["ours_c1"]["images"] == figures["theirs"]["images"] == 1
     # Both sides framed the image: ours counted its tokens in the prompt, llama.cpp its rows.
