@@ -64,7 +64,7 @@ def max_tokens_too_large(param: str, value: int, n_ctx: int) -> OpenAIError:
 
 
 def max_tokens_beyond_ceiling(param: str, value: int, ceiling: int) -> OpenAIError:
-    """A ``max_tokens`` above what any request is fitted to (settings/model.py's
+    """A ``max_tokens`` above what any request is fitted to (settings/ceiling.py's
     ``MAX_TOKENS_CEILING``): OpenAI's 400 in its words, naming the field the client used."""
     return bad_request(
         f"{param} is too large: {value}. This model accepts at most {ceiling} completion tokens (fitted to its "

@@ -23,22 +23,6 @@ MAX_DEVICES = 16
 GPU_ONLY = ("n_gpu_layers", "main_gpu", "split_mode", "tensor_split")
 
 
-# The largest max_tokens any request is fitted rather than refused: no model of OpenAI's or
-# Anthropic's gives more than 128,000 tokens in one answer (gpt-5 and Claude's 128k-output
-# models), so a client configured for any real model sends at most about that (Claude Code
-# 32,000 and up to 128,001; opencode and Qwen Code 32,000), and 10^9 is a mistake or a
-# probe, refused as both vendors refuse it. A model that could hold
-# or is set to give a longer answer (its trained window, its sequences' window, its
-# ``max_answer``) raises it to that (``max_tokens_ceiling``).
-MAX_TOKENS_CEILING = 131072
-
-
-def max_tokens_ceiling(*lengths: int | None) -> int:
-    """The largest ``max_tokens`` fitted rather than refused for a model of these
-    ``lengths`` (its windows, its ``max_answer``; None where unknown)."""
-    return max(MAX_TOKENS_CEILING, *(length or 0 for length in lengths))
-
-
 HUB_SCHEME = "hf://"
 _REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -46,3 +46,11 @@ def test_without_an_upstream_the_api_starts_without_aiohttp_numpy_or_mcp(tmp_pat
 
 def test_with_an_upstream_it_does(tmp_path):
     assert loaded_by_a_build(tmp_path, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL="http://127.0.0.1:9/v1") == ["aiohttp"]
+
+
+def test_the_engine_worker_imports_no_pydantic():
+    # Each worker start (~190 a test run, every restart of a crashed worker) paid ~0.09 CPU-s
+    # for pydantic and the model settings, for one rule (settings/ceiling.py).
+    probe = "import sys, llm_backend.backends.llama.worker; print(sorted(m for m in ('pydantic', 'llm_backend.settings.model') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

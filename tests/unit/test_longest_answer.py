@@ -10,7 +10,8 @@ import pytest
 from llm_backend.backends.llama.params import chat_params, completion_params
 from llm_backend.errors import OpenAIError
 from llm_backend.families.messages.serving import answer
-from llm_backend.settings.model import MAX_TOKENS_CEILING, ModelConfig, max_tokens_ceiling
+from llm_backend.settings.ceiling import MAX_TOKENS_CEILING, max_tokens_ceiling
+from llm_backend.settings.model import ModelConfig
 
 N_CTX = 512
 HI = [{"role": "user", "content": "hi"}]

@@ -24,7 +24,8 @@ from pathlib import Path
 from ... import errors
 from ...errors import bad_request
 from ...json.types import Json
-from ...settings.model import ModelConfig, max_tokens_ceiling
+from ...settings.ceiling import max_tokens_ceiling
+from ...settings.model import ModelConfig
 from ...settings import Settings
 from ..base import Stream, background, engine_phase, tenant
 from ..fair_line import Line

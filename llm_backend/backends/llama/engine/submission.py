@@ -18,7 +18,7 @@ from typing import Any, cast
 import llama_cpp
 
 from ....errors import max_tokens_beyond_ceiling, max_tokens_too_large
-from ....settings.model import max_tokens_ceiling
+from ....settings.ceiling import max_tokens_ceiling
 from .drafts import Draft, StepCosts
 from .errors import ContextError, RequestError
 from .llama_params import trained_window
