@@ -247,7 +247,16 @@ def main() -> None:
     _logger.set_verbose(False)  # llama.cpp's load-time chatter; errors still reach stderr
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1 << 16)
     os.dup2(2, 1)
-    Worker(config, protocol).serve(sys.stdin)
+    worker = Worker(config, protocol)
+    worker.serve(sys.stdin)
+    # Ended (stdin closed, nothing in flight): what outlives the process, the prefixes being
+    # saved to disk, is written; then it leaves without freeing the model, the KV pool and the
+    # interpreter piece by piece, which the OS takes back at once (that cost 0.12-0.16 CPU-s
+    # and ~0.4 s of every stop or restart on 2 cores).
+    worker.engine.close()
+    protocol.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
