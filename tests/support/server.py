@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,6 +49,30 @@ def shared_caches() -> dict[str, str]:
     if not root:
         return {}
     return {"LLM_BACKEND_CACHE_DIR": f"{root}/cache", "LLM_BACKEND_MODELS_DIR": f"{root}/models"}
+
+
+# What each server would otherwise make at its first start: a SQLite database migrated from
+# nothing (26 revisions, a commit each: ~0.15 CPU-s and 0.3-0.7 s of a start on the loaded
+# cores, ~150 starts a run), made once a run by the CLI as an operator would (``db upgrade``)
+# and copied into a new data folder. The session's server still migrates from nothing
+# (``migrated=False``: tests/conftest.py), as do the migration tests.
+DATABASE = "llm-backend.db"
+
+
+def migrated_database() -> Path | None:
+    """The run's migrated SQLite file (made on first use; None outside a test run)."""
+    root = os.environ.get(SHARED_CACHE)
+    if not root:
+        return None
+    made = Path(root) / "database" / DATABASE
+    if not made.exists():
+        folder = Path(tempfile.mkdtemp(dir=root))  # test processes may make it at once: one rename wins
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_BACKEND_") and k not in ("DATABASE_URL", "OPENAI_API_KEY")}
+        subprocess.run([sys.executable, "-m", "llm_backend", "db", "upgrade"], env={**env, "LLM_BACKEND_DATA_DIR": str(folder)},
+                       capture_output=True, check=True, timeout=300)
+        made.parent.mkdir(exist_ok=True)
+        os.replace(folder / DATABASE, made)
+    return made
 
 
 def children_by_parent() -> dict[int, list[int]]:
@@ -120,8 +146,13 @@ class PortTaken(Exception):
 
 
 class LiveServer:
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, config: str | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str] | None = None, config: str | None = None, cwd: Path | None = None,
+        migrated: bool = True,
+    ) -> None:
         self.workdir = workdir
+        self.migrated = migrated  # a new data folder starts from the run's migrated database
+        self.config = config
         self.cwd = cwd  # where ``python -m llm_backend`` finds the package (another version's checkout)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -154,6 +185,7 @@ class LiveServer:
     def _start(self, timeout: float, wait_ready: bool) -> "LiveServer":
         self._log = self.log_path.open("ab")
         since = self.log_path.stat().st_size
+        self._seed_database()
         args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.cwd is None and forkable(self.env, ZYGOTE.base_env()):
             self.process = ZYGOTE.spawn(args, self.env, os.getcwd(), self.log_path)
@@ -185,6 +217,18 @@ class LiveServer:
                 time.sleep(POLL_SECONDS)
         self.stop()
         raise RuntimeError(f"server not ready within {timeout}s:\n{self.log()}")
+
+    def _seed_database(self) -> None:
+        """A new default SQLite database of this code's own migrations (``migrated_database``)."""
+        if not self.migrated or self.cwd is not None or "database_url" in (self.config or ""):
+            return
+        if any(self.env.get(name) for name in ("LLM_BACKEND_DATABASE_URL", "DATABASE_URL")):
+            return
+        data = Path(self.env["LLM_BACKEND_DATA_DIR"])
+        template = migrated_database()
+        if template is not None and not (data / DATABASE).exists():
+            data.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(template, data / DATABASE)
 
     def worker_pids(self, *command: bytes) -> list[int]:
         """Worker processes: children of the server whose command line holds each of
