@@ -36,7 +36,10 @@ def registered(monkeypatch):
 
 
 def _served(tmp_path, **settings):
-    app = create_app(Settings(data_dir=tmp_path, **settings))
+    # The run's parsed OpenAI document and model files (tests/support/server.py): each app
+    # parsing the 3 MB YAML for itself cost ~1.5 CPU-s, seven apps here.
+    caches = {name.removeprefix("LLM_BACKEND_").lower(): value for name, value in shared_caches().items()}
+    app = create_app(Settings(data_dir=tmp_path, **{**caches, **settings}))
     return TestClient(app, base_url="http://localhost")
 
 
@@ -111,8 +114,7 @@ def test_a_bad_value_of_a_toy_familys_setting_stops_the_start(registered, tmp_pa
 @pytest.fixture
 def with_models(registered, tmp_path):
     """The toy family served with the local models (SmolLM2, loaded on first use)."""
-    caches = {name.removeprefix("LLM_BACKEND_").lower(): value for name, value in shared_caches().items()}
-    with _served(tmp_path, model_load="lazy", **caches) as http:
+    with _served(tmp_path, model_load="lazy") as http:
         yield http
 
 
