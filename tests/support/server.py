@@ -51,6 +51,11 @@ def shared_caches() -> dict[str, str]:
     return {"LLM_BACKEND_CACHE_DIR": f"{root}/cache", "LLM_BACKEND_MODELS_DIR": f"{root}/models"}
 
 
+def shared_cache_settings() -> dict[str, str]:
+    """``shared_caches`` as ``Settings`` fields, for an app built in the test process."""
+    return {name.removeprefix("LLM_BACKEND_").lower(): value for name, value in shared_caches().items()}
+
+
 # What each server would otherwise make at its first start: a SQLite database migrated from
 # nothing (26 revisions, a commit each: ~0.15 CPU-s and 0.3-0.7 s of a start on the loaded
 # cores, ~150 starts a run), made once a run by the CLI as an operator would (``db upgrade``)

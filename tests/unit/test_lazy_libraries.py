@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+from tests.support.server import shared_caches
+
 BUILD = """
 import asyncio, json, sys
 from llm_backend.app import create_app
@@ -35,7 +37,7 @@ print(json.dumps(sorted({name.split('.')[0] for name in sys.modules} & {'aiohttp
 
 def loaded_by_a_build(tmp_path, **env: str) -> list[str]:
     environment = {name: value for name, value in os.environ.items() if name != "OPENAI_API_KEY"}
-    environment.update(LLM_BACKEND_DATA_DIR=str(tmp_path), LLM_BACKEND_MODEL_LOAD="lazy", **env)
+    environment.update(LLM_BACKEND_DATA_DIR=str(tmp_path), LLM_BACKEND_MODEL_LOAD="lazy", **shared_caches(), **env)
     done = subprocess.run([sys.executable, "-c", BUILD], env=environment, capture_output=True, text=True, timeout=120, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

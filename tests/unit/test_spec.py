@@ -154,11 +154,12 @@ def test_schemas_are_compiled_once_per_operation_not_per_request(tmp_path, monke
 
     from llm_backend.app import create_app
     from llm_backend.settings import Settings
+    from tests.support.server import shared_cache_settings
 
     compiled = []
     real = jsonschema_rs.validator_for
     monkeypatch.setattr(jsonschema_rs, "validator_for", lambda schema, **kw: compiled.append(1) or real(schema, **kw))
-    app = create_app(Settings(local_models=False, data_dir=tmp_path))
+    app = create_app(Settings(local_models=False, data_dir=tmp_path, **shared_cache_settings()))
     body = {"model": "nobody-serves-this", "messages": [{"role": "user", "content": "Hi"}]}
     with TestClient(app, base_url="http://localhost") as http:  # a keyless app refuses a foreign Host
         answers = [http.post("/v1/chat/completions", json=body).status_code for _ in range(3)]

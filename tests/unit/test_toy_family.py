@@ -24,7 +24,7 @@ from llm_backend.settings import Settings
 from llm_backend.storage import Database, default_url
 from tests.fixtures.toy_family import FAMILY
 from tests.fixtures.toy_family.store import ToyNoteStore
-from tests.support.server import shared_caches
+from tests.support.server import shared_cache_settings
 
 FOLDER = Path(__file__).resolve().parents[1] / "fixtures" / "toy_family"
 
@@ -38,8 +38,7 @@ def registered(monkeypatch):
 def _served(tmp_path, **settings):
     # The run's parsed OpenAI document and model files (tests/support/server.py): each app
     # parsing the 3 MB YAML for itself cost ~1.5 CPU-s, seven apps here.
-    caches = {name.removeprefix("LLM_BACKEND_").lower(): value for name, value in shared_caches().items()}
-    app = create_app(Settings(data_dir=tmp_path, **{**caches, **settings}))
+    app = create_app(Settings(data_dir=tmp_path, **{**shared_cache_settings(), **settings}))
     return TestClient(app, base_url="http://localhost")
 
 
