@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import os
 import pwd
-import shutil
 import subprocess
 import tempfile
 import uuid
@@ -69,4 +68,7 @@ class PostgresCluster:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         except subprocess.CalledProcessError:
             pass
-        shutil.rmtree(self.root, ignore_errors=True)
+        # Its files go by a process of their own: a run's ~150 databases are thousands of
+        # files, whose removal held the last test process up to 17 s at the end of a run.
+        subprocess.Popen(["rm", "-rf", str(self.root)], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
