@@ -57,7 +57,7 @@ def shared_cache_settings() -> dict[str, str]:
 
 
 # What each server would otherwise make at its first start: a SQLite database migrated from
-# nothing (26 revisions, a commit each: ~0.15 CPU-s and 0.3-0.7 s of a start on the loaded
+# nothing (21 revisions, a commit each: ~0.12 CPU-s and 0.3-0.6 s of a start on the loaded
 # cores, ~150 starts a run), made once a run by the CLI as an operator would (``db upgrade``)
 # and copied into a new data folder. The session's server still migrates from nothing
 # (``migrated=False``: tests/conftest.py), as do the migration tests.
