@@ -34,7 +34,7 @@ from llm_backend.settings import Settings
 from llm_backend.spec import adapter
 from llm_backend.storage import Database, default_url
 from tests.conftest import MODEL
-from tests.support.server import shared_caches
+from tests.support.server import shared_cache_settings
 from tests.upstream.conftest import SERVICE_KEY
 
 CLIENT_KEY = "sk-lane-client-key"
@@ -59,8 +59,7 @@ class Pipeline:
 def specification(tmp_path_factory):
     # The parsed document from the run's shared cache (tests/support/document.py): parsing
     # its 3 MB of YAML again took ~1.5 s of CPU.
-    cache = shared_caches().get("LLM_BACKEND_CACHE_DIR")
-    settings = Settings(local_models=False, data_dir=tmp_path_factory.mktemp("lane-spec"), cache_dir=cache)
+    settings = Settings(local_models=False, data_dir=tmp_path_factory.mktemp("lane-spec"), **shared_cache_settings())
     return create_app(settings).middleware.apis[-1].specification
 
 
