@@ -1,6 +1,6 @@
 """The largest ``max_tokens`` a request is fitted to rather than refused. A module of its own,
-without pydantic: the engine worker needs the rule, and importing the model settings cost
-each worker start ~0.12 CPU-s of pydantic it never uses (``python -X importtime``)."""
+without pydantic: the engine worker needs the rule, and importing the model settings for it
+cost each worker start ~0.08 CPU-s (0.30 -> 0.22 CPU-s of imports, median of 8)."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def test_with_an_upstream_it_does(tmp_path):
 
 
 def test_the_engine_worker_imports_no_pydantic():
-    # Each worker start (~190 a test run, every restart of a crashed worker) paid ~0.09 CPU-s
+    # Each worker start (~190 a test run, every restart of a crashed worker) paid ~0.08 CPU-s
     # for pydantic and the model settings, for one rule (settings/ceiling.py).
     probe = "import sys, llm_backend.backends.llama.worker; print(sorted(m for m in ('pydantic', 'llm_backend.settings.model') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
