@@ -13,12 +13,11 @@ import json
 
 import pytest
 from agents import Agent, ModelSettings, RunConfig, RunResult, Runner, function_tool, set_tracing_disabled
-from agents.exceptions import ModelBehaviorError
 from agents.models.openai_provider import OpenAIProvider
 from openai.types.shared import Reasoning
 
 from tests.conftest import MODEL
-from tests.support.clients import async_sdk, sdk
+from tests.support.clients import answered, async_sdk, sdk
 
 # No trace export: it would go to OpenAI's cloud.
 set_tracing_disabled(True)
@@ -60,21 +59,6 @@ def weather_agent(weather: Weather, **settings) -> Agent:
 def run_config(server) -> RunConfig:
     # The SDK's own provider: Responses unless told otherwise (``use_responses=None``).
     return RunConfig(model_provider=OpenAIProvider(openai_client=async_sdk(server)))
-
-
-async def answered(run):
-    """``run()``'s (Weather, result), run once more where the answer after the tool's result
-    ran on to max_tokens: SmolLM2 then loops over the random call id it was shown
-    (``<tool_response id="call_b4e5e4e2b28425f22f22b2b2b2...`` in a CI run), and the SDK
-    raises on an incomplete response. These tests ask about the SDK's paths through the
-    service; where a 135M model stops is its judgement, not theirs (another id, another
-    prompt). A second such loop still fails."""
-    try:
-        return await run()
-    except ModelBehaviorError as error:
-        if "max_output_tokens" not in str(error):
-            raise
-        return await run()
 
 
 @pytest.fixture(scope="module")

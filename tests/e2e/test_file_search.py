@@ -18,6 +18,7 @@ from llm_backend.retrieval.chunking import AUTO
 from llm_backend.retrieval.indexing import index_file
 from llm_backend.storage import Database, default_url
 from tests.conftest import MODEL
+from tests.support.clients import answered
 from tests.support.embedding import shared_embedder
 from tests.support.usage import added, today_usage
 
@@ -255,7 +256,7 @@ def test_the_agents_sdk_file_search_tool_gets_a_call_and_an_answer(server, store
         )
         return await Runner.run(agent, KETTLE_QUESTION, run_config=RunConfig(tracing_disabled=True))
 
-    result = asyncio.run(run())
+    result = asyncio.run(answered(run))
     [call] = [item for item in result.new_items if isinstance(item, ToolCallItem)]
     assert call.raw_item.type == "file_search_call"
     assert call.raw_item.results[0].file_id == stores.file_ids["kettle.md"]

@@ -61,3 +61,22 @@ def admin_sdk(live: LiveServer, admin_key: str = "admin-key", timeout: float = 1
         base_url=live.api, api_key=admin_key, admin_api_key=admin_key, max_retries=0, timeout=timeout,
         http_client=openai.DefaultHttpxClient(verify=TLS),
     )
+
+
+async def answered(run):
+    """``run()``'s result (an Agents SDK run on the local model), run once more where an
+    answer after a tool's result ran on to max_tokens: SmolLM2 then loops, over the random
+    call id it was shown (``<tool_response id="call_b4e5e4e2b28425f22f22b2b2b2...`` in a CI
+    run) or over what the tool returned, and the SDK raises on an incomplete response. The
+    tests that use it ask about the SDK's paths through the service; where a 135M model stops
+    is its judgement, not theirs. A second run is another computation: another call id makes
+    another prompt, and on the session's shared KV pool even the same prompt lies over other
+    cells, whose last bits differ (docs/MODELS.md, "Bit-exactness"). A second loop still fails."""
+    from agents.exceptions import ModelBehaviorError
+
+    try:
+        return await run()
+    except ModelBehaviorError as error:
+        if "max_output_tokens" not in str(error):
+            raise
+        return await run()
