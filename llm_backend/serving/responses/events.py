@@ -42,7 +42,7 @@ import anyio
 from ...backends.base import Stream
 from ...errors import OpenAIError
 from ...json.types import Json
-from ..keepalive import Silence
+from ..keepalive import EVERY, Silence
 from . import objects
 from .items import new_id
 from .streamed_text import Event, StreamedItem, TextEvents
@@ -74,6 +74,7 @@ class ResponseStream(TextEvents):
         tools: Any = None,
         sealing: Callable[[str], str] | None = None,
         client: Any = None,
+        keepalive: float = EVERY,
     ) -> None:
         # Output made before generation (file_search.Retrieval, ``prior``): its ``items``
         # come first, its ``item_events()`` are sent before the model's.
@@ -85,6 +86,7 @@ class ResponseStream(TextEvents):
         # The namespace, custom and client-executed tools (client_tools.ClientTools): a
         # call of one is its own item type.
         self.client = client
+        self.keepalive = keepalive  # seconds with no event sent before a ``keepalive`` event
         self.output = [*(prior.items if prior is not None else []), *(tools.listed if tools is not None else [])]
         self.calls: dict[int, StreamedItem] = {}
         self.open_calls: list[StreamedItem] = []
@@ -281,7 +283,7 @@ class ResponseStream(TextEvents):
                 # The engine's refusals come at the first chunk (a local stream is unstarted:
                 # the context, the queue), after ``response.created``; a long prefill before
                 # it is kept alive with OpenAI's own event (serving/keepalive.py).
-                silence = Silence()
+                silence = Silence(self.keepalive)
                 async with aclosing(silence.ticking(self.chunks)) as chunks:
                     async for chunk in chunks:
                         made = [self._event("keepalive")] if chunk is None else self._chunk(chunk)

@@ -270,14 +270,17 @@ async def create(
         # Streamed only for its MCP calls: the engine's refusals stay this request's error.
         answer = await _refusing_as_responses(started(answer))
     sealing = reasoning.sealing(body, seal)
+    keepalive = services.settings.stream_keepalive_seconds
     if tools is not None:
         events = ResponseStream(
-            turn.skeleton("in_progress"), answer, turn.save, retrieval, tools, sealing=sealing, client=turn.client_tools
+            turn.skeleton("in_progress"), answer, turn.save, retrieval, tools, sealing=sealing, client=turn.client_tools,
+            keepalive=keepalive,
         ).events()
         return events if stream else await _final(events)
     if stream:
         return ResponseStream(
-            turn.skeleton("in_progress"), answer, turn.save, retrieval, sealing=sealing, client=turn.client_tools
+            turn.skeleton("in_progress"), answer, turn.save, retrieval, sealing=sealing, client=turn.client_tools,
+            keepalive=keepalive,
         ).events()
     assert answer is not None  # without MCP tools the first answer is asked for at once
     response = objects.from_chat(turn.skeleton("in_progress"), answer, sealing)

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 from llm_backend.errors import OpenAIError
 from llm_backend.json.types import Json
-from llm_backend.serving.keepalive import Silence
+from llm_backend.serving.keepalive import EVERY, Silence
 
 from ..errors import error_body
 
@@ -175,8 +175,11 @@ def _chunk_events(blocks: _Blocks, delta: Json) -> list[Event]:
     return events
 
 
-async def events(chunks: AsyncIterator[Json], model: str, sign: Sign, room: Room = Room()) -> AsyncIterator[Event]:
-    """The Message's events of a chat completion's chunks (``stream_options.include_usage``)."""
+async def events(
+    chunks: AsyncIterator[Json], model: str, sign: Sign, room: Room = Room(), keepalive: float = EVERY
+) -> AsyncIterator[Event]:
+    """The Message's events of a chat completion's chunks (``stream_options.include_usage``),
+    a ``ping`` once ``keepalive`` seconds pass with none sent."""
     start: Json = {"id": message_id(), "type": "message", "role": "assistant", "model": model, "content": [],
              "stop_reason": None, "stop_sequence": None, "usage": usage_of(None)}
     yield "message_start", {"type": "message_start", "message": start}
@@ -185,8 +188,8 @@ async def events(chunks: AsyncIterator[Json], model: str, sign: Sign, room: Room
     finish: tuple[str | None, Any] = (None, None)
     usage: Json | None = None
     try:
-        # A long prefill sends nothing: a ping each 15 s meanwhile (serving/keepalive.py).
-        silence = Silence()
+        # A long prefill sends nothing: a ping meanwhile (serving/keepalive.py).
+        silence = Silence(keepalive)
         async with aclosing(silence.ticking(chunks)) as ticks:
             async for chunk in ticks:
                 if chunk is None:

@@ -112,7 +112,7 @@ async def create(services: Services, body: Json, counted: Counted) -> Json | Asy
     # The window once the answer has begun: a local model's is known once it has loaded.
     room = answer.Room(backend.context_length(model_id), body.get("max_tokens"))
     if stream:
-        return _counted_events(completion, model_id, counted, sign, room)
+        return _counted_events(completion, model_id, counted, sign, room, services.settings.stream_keepalive_seconds)
     counted(completion.get("usage") or {})
     return answer.message(completion, model_id, sign, room)
 
@@ -127,7 +127,7 @@ async def _named_as_messages(work: Awaitable[Any]) -> Any:
 
 
 async def _counted_events(
-    chunks: AsyncIterator[Json], model_id: str, counted: Counted, sign: answer.Sign, room: answer.Room
+    chunks: AsyncIterator[Json], model_id: str, counted: Counted, sign: answer.Sign, room: answer.Room, keepalive: float
 ) -> AsyncIterator[answer.Event]:
     async def watched() -> AsyncIterator[Json]:
         try:
@@ -140,7 +140,7 @@ async def _counted_events(
             if close is not None:
                 await close()
 
-    async for event in answer.events(watched(), model_id, sign, room):
+    async for event in answer.events(watched(), model_id, sign, room, keepalive):
         yield event
 
 
