@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import MODEL
 from tests.e2e.test_metrics import engine_figure, scrape, scrape_until, value
 from tests.support.clients import sdk
+from tests.support.server import LiveServer
 from tests.support.models import default_gguf
 
 CODE = '''def total(prices):
@@ -100,16 +101,27 @@ def drafts_counted(server, client) -> tuple[dict, int]:
     return grew, answer.usage.completion_tokens_details.accepted_prediction_tokens
 
 
-def test_the_engine_metrics_count_drafted_and_accepted_tokens(server, client):
+@pytest.fixture(scope="module")
+def unmeasured(tmp_path_factory) -> LiveServer:
+    with LiveServer(tmp_path_factory.mktemp("drafts")) as live:
+        yield live
+
+
+def test_the_engine_metrics_count_drafted_and_accepted_tokens(unmeasured):
     """The engine's figures are its work (tokens drafted, drafts the answer took), usage is
     OpenAI's accounting of the prediction: a draft taken is a prediction token that
     appeared, not every such token was drafted (the answer's first is decoded alone).
 
     Drafts are sized by the decode costs the engine measures (drafts.py): on cores loaded by
     the rest of the suite a measure can say, for a while, that no draft pays, and the engine
-    rightly drafts none. Up to three answers, then: one of them drafts, and its figures count."""
+    rightly drafts none. On the session's shared server, where earlier tests' streams decode
+    together, a loaded measure of a many-row decode held for its 2,048 decodes (``STALE``):
+    three answers in a row drafted nothing in a full run. So a server of its own, whose
+    engine has measured no decode of more than one row (the defaults' shape until it has),
+    and up to three answers: one of them drafts, and its figures count."""
+    client = sdk(unmeasured)
     for attempt in range(3):
-        grew, accepted = drafts_counted(server, client)
+        grew, accepted = drafts_counted(unmeasured, client)
         if grew["llm_backend_engine_draft_tokens_accepted_total"] > 0:
             break
         print(f"attempt {attempt + 1}: no draft taken {grew}")
