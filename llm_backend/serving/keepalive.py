@@ -22,11 +22,12 @@ protocol's own keep-alive event once ``EVERY`` seconds pass with no event sent:
   Code's own watchdog (``CLAUDE_STREAM_IDLE_TIMEOUT_MS``, at least 300 s) still waits for
   a real event; the bytes keep its byte-level watchdog and every proxy on the way content.
 
-15 s by default (``stream_keepalive_seconds``), as the comments: well inside every client's idle timeout (the shortest found, 300 s),
-and rare enough that an answer flowing at even a token a second never carries one. The cost:
-a task for each item awaited, 22 to 50 µs an item on this 2-core machine (idle to a load of
-6), under 0.2% of a stream at 34 tokens/s; a task pumping them all through a queue would
-cost half that, with more to get right when the client leaves.
+15 s by default (the setting ``stream_keepalive_seconds``), as the comments: well inside
+every client's idle timeout (the shortest found, 300 s), and rare enough that an answer
+flowing at even a token a second never carries one. The cost: a task for each item
+awaited, 22 to 50 µs an item on this 2-core machine (idle to a load of 6), under 0.2% of a
+stream at 34 tokens/s; a task pumping them all through a queue would cost half that, with
+more to get right when the client leaves.
 """
 
 from __future__ import annotations
