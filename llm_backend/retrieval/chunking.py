@@ -146,11 +146,20 @@ def chunk_stream(
         tokens = tokenize(text)
         offsets, starts = tokens.offsets, tokens.word_starts
         total = len(offsets)
+        # The text's last word may go on in the next piece ("thi" of "things"), so its tokens,
+        # and whether a chunk may end before it, are known only then: tokens before it are
+        # settled. A chunk that reaches past them waits, whole text or not (a chunk cut back
+        # to "thi"'s start held 99 tokens where the whole text's took "things" for its 100th).
+        settled = total
+        if not final:
+            settled = total - 1
+            while settled > 0 and not starts[settled]:
+                settled -= 1
         resume, consumed = len(text), total  # where the next piece's text starts (chars, tokens)
         first = 0
         while first < total:
             last = min(first + size, total)
-            if last == total and not final and (first > 0 or len(text) < MAX_CARRY_CHARS):
+            if last > settled and (first > 0 or len(text) < MAX_CARRY_CHARS):
                 resume, consumed = offsets[first][0], first  # the tail waits for the next piece
                 break
             if last < total:
