@@ -20,6 +20,7 @@ the 32,000 asked for."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -145,6 +146,25 @@ def test_a_long_prefill_sends_openais_keepalive_event(live):
         waited = time.monotonic() - sent
     assert (name, data) == ("keepalive", '{"type":"keepalive","sequence_number":2}')
     assert KEEPALIVE <= waited < KEEPALIVE + 10
+
+
+def test_a_background_responses_long_prefill_sends_keepalive_to_whoever_follows_it(live, client):
+    """A background Response records its events for a client that follows it
+    (``?stream=true``): its keep-alive comes at the same setting's interval."""
+    created = client.responses.create(model="long", instructions=prose(LONG_PROMPT), input=QUESTION,
+                                       max_output_tokens=16, background=True)
+    try:
+        sent = time.monotonic()
+        with http_client(timeout=120) as http, http.stream("GET", f"{live.api}/responses/{created.id}?stream=true") as response:
+            events = raw_events(response)
+            names = [next(events)[0], next(events)[0]]
+            name, data = next(events)
+            waited = time.monotonic() - sent
+    finally:
+        client.responses.cancel(created.id)
+    assert names == ["response.created", "response.in_progress"]
+    assert (name, json.loads(data)["type"]) == ("keepalive", "keepalive")
+    assert waited < KEEPALIVE + 10
 
 
 def test_a_long_prefill_sends_anthropics_ping_event(live):

@@ -190,7 +190,9 @@ async def _run(turn: Turn, backend: Any, chat: Json | None, recording: Recording
         if not await turn.finish(response):
             return  # cancelled (or deleted) before it started
         chunks = _chunks(backend, turn.body["model"], chat) if chat is not None else None
-        stream = ResponseStream(response, chunks, stored_with_its_last_event, tools=tools, client=turn.client_tools)
+        # Its keep-alive events are recorded, and sent to whoever follows it (?stream=true).
+        stream = ResponseStream(response, chunks, stored_with_its_last_event, tools=tools, client=turn.client_tools,
+                                keepalive=turn.services.settings.stream_keepalive_seconds)
         async for kind, event in stream.events():
             if kind in TERMINAL:
                 # The final object and every event in one transaction, before anyone here

@@ -10,8 +10,8 @@ closed by their ``.done`` events | ``content_part.added`` →
 tool's call, ``custom_tool_call_input.delta`` → ``.done`` with its whole input; a
 ``local_shell_call``, ``shell_call`` or ``apply_patch_call`` is added whole, when its call
 is, then done: ``client_tools.py``) → ``output_item.done``, and last ``response.completed`` / ``.incomplete`` / ``.failed``.
-While the model sends nothing (a long prompt's prefill), a ``keepalive`` event every 15 s
-(``serving/keepalive.py``); the engine's refusals after ``response.created`` (the prompt too
+While the model sends nothing (a long prompt's prefill), a ``keepalive`` event every
+``stream_keepalive_seconds`` (15 by default: ``serving/keepalive.py``); the engine's refusals after ``response.created`` (the prompt too
 long for the context, a full queue) end the stream with ``response.failed``.
 
 With ``mcp`` tools (``serving/mcp/run.McpRun``) a response is several generations: a call of an MCP
