@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import MODEL
 from tests.e2e.test_metrics import engine_figure, scrape, scrape_until, value
 from tests.support.clients import sdk
-from tests.support.server import LiveServer
 from tests.support.models import default_gguf
+from tests.support.server import LiveServer
 
 CODE = '''def total(prices):
     """The sum of a list of prices, rounded to cents."""
