@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from tests.support.server import children_by_parent
+from tests.support.server import children
 
 MiB = 1 << 20
 # Issue #33: no process of the service grows more than this over its own size before a request.
@@ -22,13 +22,12 @@ GROWTH_BUDGET = 400 * MiB
 
 
 def tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants, from one pass over /proc (``server.children_by_parent``)."""
-    kids = children_by_parent()
+    """``pid`` and all its descendants (``server.children``)."""
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
         found.append(current)
-        todo.extend(kids.get(current, ()))
+        todo.extend(children(current))
     return found
 
 

@@ -80,24 +80,23 @@ def migrated_database() -> Path | None:
     return made
 
 
-def children_by_parent() -> dict[int, list[int]]:
-    """Every process's children, from one pass over /proc (a pass per process of a tree
-    took 4 ms each: rss.py's watch samples a whole service every 20 ms)."""
-    kids: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as stat:
-                    parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue  # gone meanwhile
-            kids.setdefault(parent, []).append(int(name))
-    return kids
-
-
 def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc)."""
-    return children_by_parent().get(pid, [])
+    """The processes whose parent is ``pid``: the kernel's list of each of its threads'
+    children (``/proc/PID/task/TID/children``), a read a thread: 0.13 ms for a server's
+    tree, where a pass over all of /proc took 0.8 ms idle and 3-4 ms in a full run (~300
+    processes), and rss.py's watch samples a service's tree every 20 ms."""
+    found: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found  # gone
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children", "rb") as listed:
+                found.extend(int(child) for child in listed.read().split())
+        except OSError:
+            continue  # the thread ended meanwhile
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
