@@ -9,7 +9,7 @@ import tempfile
 import openai
 import pytest
 
-from tests.support.clients import sdk
+from tests.support.clients import sdk, share_tls_context
 from tests.support.postgres import PostgresCluster
 from tests.support.server import SHARED_CACHE, LiveServer
 
@@ -22,6 +22,7 @@ def pytest_configure(config) -> None:
     from tests.support.fuzz import SEED
 
     os.environ["FUZZ_SEED"] = str(SEED)
+    share_tls_context()
     if not hasattr(config, "workerinput"):  # the first process: one folder for the run
         os.environ[SHARED_CACHE] = tempfile.mkdtemp(prefix="llm-backend-tests-")
 

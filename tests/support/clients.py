@@ -3,6 +3,8 @@ once for every suite (no retries, so a test sees exactly what the server answere
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import ssl
 import subprocess
 import sys
@@ -18,6 +20,27 @@ from tests.support.server import LiveServer
 # ``httpx.get``), 20-50 ms of CPU loading certifi's bundle each, though every test speaks
 # plain HTTP to loopback; the hostile cases made 3 clients each (9 s of 37 s in a run).
 TLS = ssl.create_default_context()
+
+
+def share_tls_context() -> None:
+    """Every httpx client built with the default ``verify=True`` (a top-level ``httpx.get``,
+    a client a test or an SDK builds) gets ``TLS`` rather than a context of its own: ~110
+    call sites left 18 CPU-s a full run in ``ssl.create_default_context`` (py-spy). ``TLS``
+    trusts what httpx's would (OpenSSL's default paths, SSL_CERT_FILE/DIR where set); a
+    ``verify`` or certificate of the caller's own is built as httpx builds it. For httpx and
+    httpx2 (the OpenAI and Anthropic SDKs' own clients); called once by each test process
+    (tests/conftest.py)."""
+    for name in ("httpx", "httpx2"):
+        if importlib.util.find_spec(name) is not None:
+            transports = importlib.import_module(f"{name}._transports.default")  # where its transports look the builder up
+            _share(transports, transports.create_ssl_context)
+
+
+def _share(transports, build) -> None:
+    def shared(verify: ssl.SSLContext | str | bool = True, cert=None, trust_env: bool = True) -> ssl.SSLContext:
+        return TLS if verify is True and cert is None else build(verify=verify, cert=cert, trust_env=trust_env)
+
+    transports.create_ssl_context = shared
 
 
 def http_client(**options) -> httpx.Client:
