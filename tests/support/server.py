@@ -84,7 +84,10 @@ def children(pid: int) -> list[int]:
     """The processes whose parent is ``pid``: the kernel's list of each of its threads'
     children (``/proc/PID/task/TID/children``), a read a thread: 0.13 ms for a server's
     tree, where a pass over all of /proc took 0.8 ms idle and 3-4 ms in a full run (~300
-    processes), and rss.py's watch samples a service's tree every 20 ms."""
+    processes), and rss.py's watch samples a service's tree every 20 ms. A kernel without
+    those lists (CONFIG_PROC_CHILDREN) gets the pass over /proc."""
+    if not CHILDREN_LISTED:
+        return _children_from_stat(pid)
     found: list[int] = []
     try:
         threads = os.listdir(f"/proc/{pid}/task")
@@ -96,6 +99,22 @@ def children(pid: int) -> list[int]:
                 found.extend(int(child) for child in listed.read().split())
         except OSError:
             continue  # the thread ended meanwhile
+    return found
+
+
+CHILDREN_LISTED = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def _children_from_stat(pid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as stat:
+                    if int(stat.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                        found.append(int(name))
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
     return found
 
 
