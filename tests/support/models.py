@@ -31,6 +31,20 @@ def tiny_gguf() -> Path:
     return resolve_gguf(ModelConfig(id="test-tiny", source="synthetic://test-tiny"), _shared_settings().model_cache_dir)
 
 
+# The model of a server for a test of plumbing (routing, caches, storage) that reads no
+# answer: ``synthetic://test-tiny`` (``tiny_gguf``) with one pool for its sequences, as the
+# default model has. On these cores it takes 1/26 of SmolLM2's CPU a prompt token and 1/9 a
+# generated one (llama.cpp alone: 2,000 prompt tokens in 0.4 CPU-s against 10.4). What it
+# answers is noise, seldom ended by the model, so such a test bounds ``max_tokens``.
+TINY = "tiny"
+TINY_CONFIG = f'models:\n  - {{id: {TINY}, source: "synthetic://test-tiny", kv_shared: true, load: eager}}\n'
+# A ``logit_bias`` that makes every token of a greedy answer " the" (token 260 of SmolLM2's
+# vocabulary, which test-tiny has): such an answer tokenizes back into the tokens decoded, so
+# a conversation that carries it finds its prefix cached as far as a real model's answer
+# lets it. Noise does not: its text tokenizes otherwise, and the exact reuse stops there.
+ONE_WORD = {"260": 100}
+
+
 def smolvlm_files() -> tuple[Path, Path]:
     """``synthetic://smolvlm-256m``: its language model and its projector (``mmproj.gguf``),
     written once per test run in the shared folder (315 MB, ~10 s)."""

@@ -1,6 +1,8 @@
-"""Gateway replicas that route alike (issue #51): two engines (this service with the real
-default model) as one pool's deployments behind two gateway replicas, each on its own SQLite
-database, so nothing is shared between them but their configuration. Conversations' turns
+"""Gateway replicas that route alike (issue #51): two engines (this service on
+``synthetic://test-tiny``, answering " the" each token: what is measured is where a turn goes
+and what it finds cached there, not what it says) as one pool's deployments behind two
+gateway replicas, each on its own SQLite database, so nothing is shared between them but
+their configuration. Conversations' turns
 alternate between the gateways and still find their prefix cached on the engine that served
 the turn before: every replica hashes a conversation's `prompt_cache_key` onto the same
 engine (backends/ring.py). Measured before the ring (routes remembered per process): 72 % of
@@ -16,16 +18,17 @@ import time
 import pytest
 
 from tests.support.clients import sdk
+from tests.support.models import ONE_WORD, TINY, TINY_CONFIG
 from tests.support.server import LiveServer, access_lines, start_together
 
-MODEL = "smollm2"
+MODEL = TINY
 CHAT = "/v1/chat/completions"
 CONVERSATIONS = 6
 # ~270 tokens each, its own per conversation: what a later turn finds cached, against the ~21
-# a turn adds (its question, the answer before). The first turns' prefill, and that of b's
-# conversations moving to a, are most of this file's CPU: with 500 tokens (69 CPU-s, 45 now),
-# 96 % of later turns' prompt tokens were cached, 93 % now (greedy: the same each run), and a
-# turn sent to the other engine finds none of its prompt cached.
+# a turn adds (its question, the answer before): 93 % of later turns' prompt tokens cached, as
+# on SmolLM2 (greedy: the same each run), and a turn sent to the other engine finds none of
+# its prompt cached. On SmolLM2 the first turns' prefill made this file 16 CPU-s; on
+# test-tiny it takes 8, most of them four servers' starts.
 RULES = "Answer in one short sentence. Never use lists. Be polite and precise. Keep to the topic. "
 
 
@@ -35,7 +38,7 @@ def system_prompt(number: int) -> str:
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory) -> dict[str, LiveServer]:
-    servers = {name: LiveServer(tmp_path_factory.mktemp(f"engine-{name}")) for name in ("a", "b")}
+    servers = {name: LiveServer(tmp_path_factory.mktemp(f"engine-{name}"), config=TINY_CONFIG) for name in ("a", "b")}
     start_together(*servers.values())
     yield servers
     for live in servers.values():
@@ -91,7 +94,8 @@ def test_turns_alternating_between_gateways_find_their_prefix_cached(engines, ga
         tokens and those of them cached."""
         conversation["messages"].append({"role": "user", "content": f"Tell me one fact, number {step}."})
         raw = clients[(number + step) % 2].chat.completions.with_raw_response.create(
-            model=MODEL, messages=conversation["messages"], max_tokens=6, temperature=0, prompt_cache_key=conversation["key"]
+            model=MODEL, messages=conversation["messages"], max_tokens=6, temperature=0, logit_bias=ONE_WORD,
+            prompt_cache_key=conversation["key"]
         )
         answer = raw.parse()
         conversation["messages"].append({"role": "assistant", "content": answer.choices[0].message.content})
