@@ -39,11 +39,14 @@ from typing import TypeVar, cast
 
 import anyio
 
+from ..settings import Settings
+
 T = TypeVar("T")
 
 # Seconds with no event sent before the caller sends a keep-alive event (see above): the
-# default of the ``stream_keepalive_seconds`` setting.
-EVERY = 15.0
+# ``stream_keepalive_seconds`` setting's default, for a stream built where no settings are at
+# hand (every lane of the service passes the setting).
+EVERY: float = Settings.model_fields["stream_keepalive_seconds"].default
 
 _END = object()
 

@@ -182,7 +182,7 @@ class Settings(AudioSettings, ImageSettings, RealtimeSettings, AdminSettings, _S
         description="longest Responses WebSocket connection (/v1/responses): then an error event "
         "websocket_connection_limit_reached and the connection closed, as OpenAI's (60 minutes)",
     )
-    # 15: serving/keepalive.py says why (its EVERY: the default where no settings are at hand).
+    # 15: serving/keepalive.py says why.
     stream_keepalive_seconds: float = Field(
         15,
         gt=0,
