@@ -21,7 +21,6 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from llm_backend.settings import PROJECT_ROOT
 from llm_backend.spec.loader import ANTHROPIC_SPEC, load_document
 from tests.conftest import MODEL
-from tests.support.clients import TLS
 from tests.support.fuzz import SEED
 
 DOCUMENT = load_document(PROJECT_ROOT / "openapi" / ANTHROPIC_SPEC, None)
@@ -48,11 +47,11 @@ def _ended_batch(base_url: str) -> str:
     asks to stream), so the runner ends it at once, with a result to read."""
     headers = {"anthropic-version": "2023-06-01"}
     request = {"custom_id": "fuzz", "params": {"model": MODEL, "max_tokens": 1, "stream": True, "messages": []}}
-    made = httpx.post(base_url + "/v1/messages/batches", json={"requests": [request]}, headers=headers, timeout=30, verify=TLS)
+    made = httpx.post(base_url + "/v1/messages/batches", json={"requests": [request]}, headers=headers, timeout=30)
     assert made.status_code == 200, made.text
     batch_id = made.json()["id"]
     for _ in range(200):
-        if httpx.get(f"{base_url}/v1/messages/batches/{batch_id}", headers=headers, verify=TLS).json()["processing_status"] == "ended":
+        if httpx.get(f"{base_url}/v1/messages/batches/{batch_id}", headers=headers).json()["processing_status"] == "ended":
             return batch_id
         time.sleep(0.05)
     raise AssertionError(f"{batch_id} did not end")

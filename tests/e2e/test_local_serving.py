@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.clients import TLS, sdk
+from tests.support.clients import sdk
 from tests.conftest import MODEL
 from tests.support.server import LiveServer, access_lines, log_size
 
@@ -56,7 +56,7 @@ class RawStream:
 
     def run(self) -> "RawStream":
         try:
-            with httpx.stream("POST", self._base_url + "/chat/completions", json=self._request, timeout=120, verify=TLS) as response:
+            with httpx.stream("POST", self._base_url + "/chat/completions", json=self._request, timeout=120) as response:
                 for line in response.iter_lines():
                     if self.leave.is_set():
                         break

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import sqlalchemy as sa
 
-from tests.support.clients import TLS, sdk
+from tests.support.clients import sdk
 from tests.conftest import MODEL
 from tests.storage.conftest import KEY_A
 
@@ -36,11 +36,11 @@ def _ask(api: str, tag: str, n: int) -> str:
     }
     if n % 2:
         body["stream"] = True
-        with httpx.stream("POST", api + "/chat/completions", json=body, headers=HEADERS, timeout=120, verify=TLS) as response:
+        with httpx.stream("POST", api + "/chat/completions", json=body, headers=HEADERS, timeout=120) as response:
             lines = [line for line in response.iter_lines() if line.startswith("data: ")]
         assert lines[-1] == "data: [DONE]"
         return httpx.Response(200, content=lines[0][6:]).json()["id"]
-    return httpx.post(api + "/chat/completions", json=body, headers=HEADERS, timeout=120, verify=TLS).json()["id"]
+    return httpx.post(api + "/chat/completions", json=body, headers=HEADERS, timeout=120).json()["id"]
 
 
 def test_kill_9_during_a_burst_loses_no_answered_completion(store_server):

@@ -80,6 +80,10 @@ def migrated_database() -> Path | None:
     return made
 
 
+# Whether this kernel lists each thread's children (CONFIG_PROC_CHILDREN).
+CHILDREN_LISTED = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is ``pid``: the kernel's list of each of its threads'
     children (``/proc/PID/task/TID/children``), a read a thread: 0.13 ms for a server's
@@ -100,9 +104,6 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue  # the thread ended meanwhile
     return found
-
-
-CHILDREN_LISTED = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
 def _children_from_stat(pid: int) -> list[int]:
@@ -226,12 +227,10 @@ class LiveServer:
             )
         deadline = time.monotonic() + timeout
         path = "/ready" if wait_ready else "/health"
-        # One client for the whole wait (a client per probe builds an SSL context each time),
-        # probing often at first: a server is ready about 2 s after it starts, ~150 times a run. Not
-        # verifying (the probe of a process of ours on loopback, TLS or not) spares loading the
-        # CA bundle: ~50 ms of CPU a start on the loaded cores (py-spy, a full run: 10 CPU-s).
+        # One client for the whole wait, probing often at first: a server is ready about 2 s
+        # after it starts, ~150 times a run.
         pause = POLL_SECONDS
-        with httpx.Client(base_url=self.base_url, timeout=2, verify=False) as http:
+        with httpx.Client(base_url=self.base_url, timeout=2) as http:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     self._log.close()
