@@ -7,19 +7,20 @@
 #   bash bench/gpu_check.sh         # build, then each stage below; figures in $OUT
 #
 # Stages, each with its own time limit inside one overall deadline (GPU_CHECK_SECONDS), so a
-# slow build still leaves the results of what ran: info, install (the kit's wheels into a
-# venv over the machine's Python), build, offload (bench/gpu_check.py: llama.cpp's load log,
-# /admin/models, nvidia-smi), gpu (bench/run.py: ours and the ceiling at c=1 and c=8, every
-# layer offloaded), predictions (bench/predictions.py on the GPU), gpu_q8 (the same as gpu
-# with the KV cache in q8_0), codex (bench/codex_session.py: a recorded Codex session's turns
-# on the GPU), cpu (the same build with no layer offloaded, on the machine's cores), vision
-# (bench/vision.py: synthetic://smolvlm-256m's and gemma-3-4b's images through the projector, ours
-# beside llama.cpp's mtmd in-process, images a second; GPU_CHECK_VISION_SHAPES, _IMAGES,
-# _IMAGE_MAX_TOKENS), synthetic
-# (bench/synthetic.py: each of GPU_CHECK_SYNTHETIC_SHAPES, default llama-3.1-8b and
+# slow build still leaves the results of what ran, in this order (issue #57's, the deadline
+# cuts the last): info, install (the kit's wheels into a venv over the machine's Python),
+# build (or the kit's wheel prebuilt for this card: bench/gpu_prebuild.sh), offload
+# (bench/gpu_check.py: llama.cpp's load log, /admin/models, nvidia-smi), gpu (bench/run.py:
+# ours and the ceiling at c=1 and c=8, every layer offloaded), codex (bench/codex_session.py:
+# a recorded Codex session's turns on the GPU), predictions (bench/predictions.py on the GPU),
+# synthetic (bench/synthetic.py: each of GPU_CHECK_SYNTHETIC_SHAPES, default llama-3.1-8b and
 # qwen3-30b-a3b, written here from the kit alone, random weights in the real shapes, kept in
 # $WORK for the next run, then bench/run.py on it at c = 1, 8, 32 and 64, parallel 64, a stage
-# per shape: synthetic-<shape>, 240 s each); GPU_CHECK_STAGES names those to run after the
+# per shape: synthetic-<shape>, 240 s each), gpu_q8 (the same as gpu with the KV cache in
+# q8_0), vision (bench/vision.py: synthetic://smolvlm-256m's and gemma-3-4b's images through
+# the projector, ours beside llama.cpp's mtmd in-process, images a second;
+# GPU_CHECK_VISION_SHAPES, _IMAGES, _IMAGE_MAX_TOKENS), cpu (the same build with no layer
+# offloaded, on the machine's cores); GPU_CHECK_STAGES names those to run after the
 # build (default: all). GPU_CHECK_BACKEND=cpu builds without CUDA and runs the same stages on
 # the CPU (how the script is tested on a machine with no GPU; GPU_CHECK_REQUESTS, _ROUNDS,
 # _MAX_TOKENS, _PREDICTION_ROWS, _SYNTHETIC_CONCURRENCY and _SYNTHETIC_SHAPES (test-tiny-moe)
@@ -109,7 +110,7 @@ install() {
     # pip of its own (ensurepip may be missing there), the machine's installs into it.
     "$PY" -m venv --without-pip "$VENV"
     "$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/machine.pth"
-    mapfile -t wheels < <(kit_files '*.whl')
+    mapfile -t wheels < <(kit_files '*.whl' | grep -v '/llama_cpp_python-')  # that one: prebuilt()
     "$VENV/bin/python" -m pip install --quiet --no-index --no-deps --no-compile "${wheels[@]}" "$WORK/model/$name"
     "$VENV/bin/python" -m pip check || true  # said, not fatal: the machine's own packages may disagree
 }
@@ -143,8 +144,36 @@ cuda_args() {
     fi
 }
 
+cuda_libraries() {  # MAJOR: the folders of the CUDA runtime, cuBLAS and the driver a prebuilt wheel links
+    local lib found site
+    site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    for lib in "libcudart.so.$1" "libcublas.so.$1" "libcublasLt.so.$1" libcuda.so.1; do
+        found=$(find "$site/nvidia" /usr/local/nvidia /usr/local/cuda* /usr/lib /usr/lib64 /opt -name "$lib" 2>/dev/null | grep -v stubs | head -1)
+        [ -n "$found" ] && dirname "$found"
+    done | sort -u
+}
+
+prebuilt() {  # the kit's wheel built with CUDA elsewhere (GPU_KIT_CUDA_ARCH, bench/gpu_prebuild.sh), if it fits this machine
+    local wheel about arch cuda
+    wheel=$(kit_files 'llama_cpp_python-*.whl' | head -1) about=$(kit_files llama_cpp_python.cuda | head -1)
+    [ "$BACKEND" = cuda ] && [ -n "$wheel" ] && [ -n "$about" ] || return 1
+    arch=$(sed -n 's/^arch=//p' "$about") cuda=$(sed -n 's/^cuda=//p' "$about")
+    # Built for another card, or another CUDA release than this machine's: compiled here.
+    [ "$arch" = "$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d '.')" ] || { echo "prebuilt for sm_$arch: not this card"; return 1; }
+    nvcc --version | grep -q "release $cuda," || { echo "prebuilt for CUDA $cuda: not this machine's"; return 1; }
+    echo "prebuilt: $(basename "$wheel") (sm_$arch, CUDA $cuda)"
+    "$VENV/bin/python" -m pip install --quiet --no-index --no-deps --no-compile --force-reinstall "$wheel" || return 1
+    cuda_libraries "${cuda%%.*}" >> "$WORK/ld_path"
+    LD_LIBRARY_PATH=$(paste -sd: "$WORK/ld_path") "$VENV/bin/python" -c 'import llama_cpp, sys; sys.exit(not llama_cpp.llama_supports_gpu_offload())'
+}
+
 build() {
     reused && return
+    if prebuilt; then
+        LD_LIBRARY_PATH=$(paste -sd: "$WORK/ld_path") "$VENV/bin/python" -c 'import llama_cpp; print("llama_cpp", llama_cpp.__version__, "offload:", llama_cpp.llama_supports_gpu_offload())'
+        return
+    fi
+    rm -f "$WORK/ld_path"
     rm -rf "$WORK/src" && mkdir -p "$WORK/src"
     tar -xJf "$(kit_files src.tar.xz | head -1)" -C "$WORK/src"
     local args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"  # mtmd built (LLAVA_BUILD, the default): the vision stage
@@ -202,7 +231,7 @@ if [ "${1:-}" = _step ]; then  # one stage, run by stage() under its time limit
 fi
 
 DEADLINE=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-570} ))
-STAGES=${GPU_CHECK_STAGES:-offload gpu predictions gpu_q8 codex cpu vision synthetic}  # which stages after the build run
+STAGES=${GPU_CHECK_STAGES:-offload gpu codex predictions synthetic gpu_q8 vision cpu}  # which stages after the build run
 mkdir -p "$WORK" "$OUT"
 : > "$WORK/stages.tsv"
 rm -rf "$WORK"/bench-* "$WORK"/*.log  # an earlier run's figures are not this one's
@@ -218,18 +247,19 @@ stage info 30 info
 stage install 120 install
 wants() { [[ " $STAGES " == *" $1 "* ]]; }
 stage build "${GPU_CHECK_BUILD_SECONDS:-400}" build && {
+    # In the order issue #57 asks for them, so that the deadline cuts the least wanted.
     wants offload && stage offload 120 "$VENV/bin/python" bench/gpu_check.py offload "$OUT"
     wants gpu && stage gpu 100 bench_engine gpu "$GPU" 3 16
-    wants predictions && stage predictions 120 predictions "$GPU"
-    wants gpu_q8 && stage gpu_q8 90 bench_engine gpu_q8 "$Q8" 3 16
     wants codex && stage codex 240 codex "$GPU"
-    [ "$BACKEND" = cuda ] && wants cpu && stage cpu 120 bench_engine cpu '{"n_gpu_layers": 0}' 2 8
-    wants vision && stage vision 180 vision $([ "$BACKEND" = cuda ] && echo --gpu)
+    wants predictions && stage predictions 120 predictions "$GPU"
     if wants synthetic; then
         for shape in ${GPU_CHECK_SYNTHETIC_SHAPES:-llama-3.1-8b qwen3-30b-a3b}; do
             stage "synthetic-$shape" "${GPU_CHECK_SYNTHETIC_SECONDS:-240}" synthetic "$shape" "$WIDE"
         done
     fi
+    wants gpu_q8 && stage gpu_q8 90 bench_engine gpu_q8 "$Q8" 3 16
+    wants vision && stage vision 180 vision $([ "$BACKEND" = cuda ] && echo --gpu)
+    [ "$BACKEND" = cuda ] && wants cpu && stage cpu 120 bench_engine cpu '{"n_gpu_layers": 0}' 2 8
 }
 python=$VENV/bin/python
 [ -x "$python" ] || python=$PY
@@ -237,4 +267,6 @@ python=$VENV/bin/python
 tail -n 80 "$WORK/summary.log"
 tail -n 300 "$WORK/build.log" > "$OUT/build.log" 2>/dev/null
 for log in "$WORK"/*.log; do echo "=== $(basename "$log")"; tail -n 60 "$log"; done > "$OUT/stages.log"
+# Every stage's own files whole (each bench's cells and report, the logs), for bench/results/.
+(cd "$WORK" && tar -czf "$OUT/raw.tar.gz" --exclude='*.gguf' --exclude=data stages.tsv ./*.json ./*.log bench-* 2>/dev/null)
 ls -la "$OUT"
