@@ -124,19 +124,39 @@ def test_the_vision_stage_runs_its_images_through_ours_and_llama_cpps_mtmd_from_
     assert "## bench/vision.py, test-tiny-vision" in (out / "results.md").read_text()
 
 
+def run_without(packages: tuple[str, ...], code: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter where ``packages`` cannot be imported, as on the GPU
+    machine with only the kit's wheels."""
+    absent = (
+        "import sys\n"
+        "class Absent:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {packages!r}:\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Absent())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", absent + code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_the_codex_stage_imports_without_the_packages_the_kit_leaves_out():
     """The kit carries the service's wheels and the load generator's, not the SDKs the tests
     use: on the H200 the codex stage failed at ``import openai`` (through codex_record.py's
     recording helpers). Its bench loads here with ``openai`` and ``anthropic`` unimportable."""
+    done = run_without(("openai", "anthropic"), "import runpy; runpy.run_path('bench/codex_session.py', run_name='not_main')\n")
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_test_servers_zygote_starts_without_the_otel_extra():
+    """The codex and predictions stages start servers through the tests' zygote, which imports
+    every module of the API process's packages: on the H200 (2026-11-27) it ended at
+    http/trace_export.py, whose ``otel`` extra the kit does not carry (the service imports it
+    only when tracing is configured). It skips such a module and still preloads the rest."""
     code = (
-        "import sys\n"
-        "class Absent:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('openai', 'anthropic'):\n"
-        "            raise ModuleNotFoundError(name)\n"
-        "sys.meta_path.insert(0, Absent())\n"
-        "import runpy; runpy.run_path('bench/codex_session.py', run_name='not_main')\n"
+        "from tests.support.zygote import _preload\n"
+        "_preload()\n"
+        "assert 'llm_backend.http.trace_export' not in sys.modules\n"
+        "assert {'llm_backend.http.traced', 'llm_backend.storage.models'} <= set(sys.modules)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = run_without(("opentelemetry",), code)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -142,7 +142,13 @@ def _preload() -> None:
         package = importlib.import_module(f"llm_backend.{name}")
         for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
             if ".migrations." not in module.name:  # Alembic loads those from their files
-                importlib.import_module(module.name)
+                try:
+                    importlib.import_module(module.name)
+                except ModuleNotFoundError:
+                    # An optional extra's module (http/trace_export.py: ``otel``), which the
+                    # service imports only when configured: absent where the extra is not
+                    # installed (the GPU check's kit), as in the servers forked from here.
+                    continue
 
 
 def _serve(args: list[str], env: dict[str, str], cwd: str, log: str) -> None:
