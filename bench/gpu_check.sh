@@ -9,7 +9,7 @@
 # Stages, each with its own time limit inside one overall deadline (GPU_CHECK_SECONDS), so a
 # slow build still leaves the results of what ran, in this order (issue #57's, the deadline
 # cuts the last): info, install (the kit's wheels into a venv over the machine's Python),
-# build (or the kit's wheel prebuilt for this card: bench/gpu_prebuild.sh), offload
+# build (or the kit's llama-cpp-python prebuilt for this card: bench/gpu_prebuild.sh), offload
 # (bench/gpu_check.py: llama.cpp's load log, /admin/models, nvidia-smi), gpu (bench/run.py:
 # ours and the ceiling at c=1 and c=8, every layer offloaded), codex (bench/codex_session.py:
 # a recorded Codex session's turns on the GPU), predictions (bench/predictions.py on the GPU),
@@ -110,7 +110,7 @@ install() {
     # pip of its own (ensurepip may be missing there), the machine's installs into it.
     "$PY" -m venv --without-pip "$VENV"
     "$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/machine.pth"
-    mapfile -t wheels < <(kit_files '*.whl' | grep -v '/llama_cpp_python-')  # that one: prebuilt()
+    mapfile -t wheels < <(kit_files '*.whl')
     "$VENV/bin/python" -m pip install --quiet --no-index --no-deps --no-compile "${wheels[@]}" "$WORK/model/$name"
     "$VENV/bin/python" -m pip check || true  # said, not fatal: the machine's own packages may disagree
 }
@@ -144,7 +144,7 @@ cuda_args() {
     fi
 }
 
-cuda_libraries() {  # MAJOR: the folders of the CUDA runtime, cuBLAS and the driver a prebuilt wheel links
+cuda_libraries() {  # MAJOR: the folders of the CUDA runtime, cuBLAS and the driver a prebuilt build links
     local lib found site
     site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     for lib in "libcudart.so.$1" "libcublas.so.$1" "libcublasLt.so.$1" libcuda.so.1; do
@@ -153,16 +153,16 @@ cuda_libraries() {  # MAJOR: the folders of the CUDA runtime, cuBLAS and the dri
     done | sort -u
 }
 
-prebuilt() {  # the kit's wheel built with CUDA elsewhere (GPU_KIT_CUDA_ARCH, bench/gpu_prebuild.sh), if it fits this machine
-    local wheel about arch cuda
-    wheel=$(kit_files 'llama_cpp_python-*.whl' | head -1) about=$(kit_files llama_cpp_python.cuda | head -1)
-    [ "$BACKEND" = cuda ] && [ -n "$wheel" ] && [ -n "$about" ] || return 1
+prebuilt() {  # the kit's llama-cpp-python built with CUDA elsewhere (GPU_KIT_CUDA_ARCH, bench/gpu_prebuild.sh), if it fits this machine
+    local package about arch cuda
+    package=$(kit_files llama_cpp_cuda.tar.xz | head -1) about=$(kit_files llama_cpp_cuda.about | head -1)
+    [ "$BACKEND" = cuda ] && [ -n "$package" ] && [ -n "$about" ] || return 1
     arch=$(sed -n 's/^arch=//p' "$about") cuda=$(sed -n 's/^cuda=//p' "$about")
     # Built for another card, or another CUDA release than this machine's: compiled here.
     [ "$arch" = "$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d '.')" ] || { echo "prebuilt for sm_$arch: not this card"; return 1; }
     nvcc --version | grep -q "release $cuda," || { echo "prebuilt for CUDA $cuda: not this machine's"; return 1; }
-    echo "prebuilt: $(basename "$wheel") (sm_$arch, CUDA $cuda)"
-    "$VENV/bin/python" -m pip install --quiet --no-index --no-deps --no-compile --force-reinstall "$wheel" || return 1
+    echo "prebuilt: $package (sm_$arch, CUDA $cuda)"
+    tar -xJf "$package" -C "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || return 1
     cuda_libraries "${cuda%%.*}" >> "$WORK/ld_path"
     LD_LIBRARY_PATH=$(paste -sd: "$WORK/ld_path") "$VENV/bin/python" -c 'import llama_cpp, sys; sys.exit(not llama_cpp.llama_supports_gpu_offload())'
 }
@@ -180,7 +180,7 @@ build() {
     [ "$BACKEND" = cuda ] && args="$args $(cuda_args)"
     echo "CMAKE_ARGS=$args, $(nproc) jobs"
     CMAKE_ARGS="$args" CMAKE_GENERATOR=Ninja CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
-        "$VENV/bin/python" -m pip install -v --no-index --no-deps --no-build-isolation --no-compile "$WORK"/src/llama_cpp_python-*/
+        "$VENV/bin/python" -m pip install -v --no-index --no-deps --no-build-isolation --no-compile --force-reinstall "$WORK"/src/llama_cpp_python-*/
     "$VENV/bin/python" -c 'import llama_cpp; print("llama_cpp", llama_cpp.__version__, "offload:", llama_cpp.llama_supports_gpu_offload())'
 }
 

