@@ -19,7 +19,7 @@
 set -euo pipefail
 
 SRC=$1 DEST=$2
-ARCH=${GPU_KIT_CUDA_ARCH:?the card's compute capability without the dot, e.g. 90}
+ARCH=${GPU_KIT_CUDA_ARCH:?the compute capability of the card without the dot, e.g. 90}
 CUDA=${GPU_KIT_CUDA:-13.0}
 PY=${PYTHON:-python3}
 CMAKE_CPU="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"  # as gpu_check.sh builds
