@@ -216,7 +216,7 @@ vision() {  # [--gpu]: bench/vision.py on each of GPU_CHECK_VISION_SHAPES, image
 }
 
 predictions() {
-    BENCH_MODEL_SETTINGS=$1 "$VENV/bin/python" bench/predictions.py --rows "${GPU_CHECK_PREDICTION_ROWS:-abd}" --rounds "${GPU_CHECK_ROUNDS:-2}" \
+    BENCH_MODEL_SETTINGS=$1 "$VENV/bin/python" bench/predictions.py --rows "${GPU_CHECK_PREDICTION_ROWS:-abde}" --rounds "${GPU_CHECK_ROUNDS:-2}" \
         && rm -rf "$WORK/bench-predictions" && mv "$(ls -d bench-results/*-predictions | tail -1)" "$WORK/bench-predictions"
 }
 
