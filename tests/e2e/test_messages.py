@@ -110,10 +110,11 @@ def test_the_raw_stream_has_a_ping_and_named_events(servers):
 def test_a_forced_tool_use_validates_and_its_result_goes_back(target):
     client, model = target
     asked = [{"role": "user", "content": "What is the weather in Paris?"}]
-    # One call asked for: a forced tool lets the model make several, and sampled freely a few
-    # calls ran past max_tokens (CI, the gateway's lane).
+    # One call asked for (a forced tool lets the model make several), and room for its longest
+    # city (40 characters, several tokens each if sampled odd): sampled freely, an answer ran
+    # past 60 tokens on CI (the gateway's lane). A call ends as soon as its JSON closes.
     choice = {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True}
-    message = client.messages.create(model=model, max_tokens=60, tools=[WEATHER], tool_choice=choice, messages=asked)
+    message = client.messages.create(model=model, max_tokens=200, tools=[WEATHER], tool_choice=choice, messages=asked)
     calls = [block for block in message.content if block.type == "tool_use"]
     assert message.stop_reason == "tool_use" and len(calls) == 1 and calls[0].name == "get_weather"
     jsonschema.validate(calls[0].input, WEATHER["input_schema"])
