@@ -304,21 +304,29 @@ class BatchRunner:
         elif found[0]["bytes"] > batch_input.MAX_FILE_BYTES:
             problems = [batch_input.too_large(found[0]["bytes"])]
         else:
-            checked = await self._db(
-                batch_input.check,
-                found[1],
-                batch.endpoint,
-                self.lines.required(batch.endpoint),
-                self._batchable,
-                self.services.settings.max_body_bytes,
-                self.services.settings.max_body_values,
-            )
-            problems = checked.errors
-            if not problems:
-                if await self._db(self.store.accept, batch.seq, checked.model, batch_input.requests(found[1])):
-                    held.status = "in_progress"
-                    log.info("batch accepted", extra={"batch_id": batch.id, "requests": checked.requests})
-                return
+            try:
+                checked = await self._db(
+                    batch_input.check,
+                    found[1],
+                    batch.endpoint,
+                    self.lines.required(batch.endpoint),
+                    self._batchable,
+                    self.services.settings.max_body_bytes,
+                    self.services.settings.max_body_values,
+                )
+            except FileNotFoundError:
+                # Its row is there, its bytes are not: gone from the volume, or this replica does
+                # not mount the one the others write (docs/SCALING.md). The batch fails as for a
+                # missing file; retried, it failed again every JOB_RETRY_DELAY for ever.
+                log.warning("batch input file's bytes not found", extra={"batch_id": batch.id, "file_id": batch.input_file_id})
+                problems = [batch_input.file_missing(batch.input_file_id)]
+            else:
+                problems = checked.errors
+                if not problems:
+                    if await self._db(self.store.accept, batch.seq, checked.model, batch_input.requests(found[1])):
+                        held.status = "in_progress"
+                        log.info("batch accepted", extra={"batch_id": batch.id, "requests": checked.requests})
+                    return
         await self._db(self.store.set_status, batch.seq, "failed", ("validating",), errors=problems)
         await self._let_go(held)
 
