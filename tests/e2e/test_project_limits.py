@@ -92,10 +92,12 @@ def webhooks():
 
 @pytest.fixture(scope="module")
 def replicas(server, new_database_url, tmp_path_factory, webhooks):
-    """Two replicas on one new PostgreSQL database: the first with the local model."""
+    """Two replicas on one new PostgreSQL database and one data volume (a batch's input file,
+    uploaded through one, is read by whichever runs the batch): the first with the local model."""
     url = new_database_url("postgresql")
     env = {
-        "LLM_BACKEND_DATABASE_URL": url, "LLM_BACKEND_SPEND_ALERT_WEBHOOK_URL": webhooks.url,
+        "LLM_BACKEND_DATABASE_URL": url, "LLM_BACKEND_DATA_DIR": str(tmp_path_factory.mktemp("shared-data")),
+        "LLM_BACKEND_SPEND_ALERT_WEBHOOK_URL": webhooks.url,
         "LLM_BACKEND_SPEND_ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET, "LLM_BACKEND_CONTROL_PLANE_REFRESH_SECONDS": str(REFRESH),
     }
     config = _config(server.api)
