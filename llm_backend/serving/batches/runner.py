@@ -304,20 +304,12 @@ class BatchRunner:
         elif found[0]["bytes"] > batch_input.MAX_FILE_BYTES:
             problems = [batch_input.too_large(found[0]["bytes"])]
         else:
+            settings = self.services.settings
             try:
-                checked = await self._db(
-                    batch_input.check,
-                    found[1],
-                    batch.endpoint,
-                    self.lines.required(batch.endpoint),
-                    self._batchable,
-                    self.services.settings.max_body_bytes,
-                    self.services.settings.max_body_values,
-                )
+                checked = await self._db(batch_input.check, found[1], batch.endpoint, self.lines.required(batch.endpoint),
+                                         self._batchable, settings.max_body_bytes, settings.max_body_values)
             except FileNotFoundError:
-                # Its row is there, its bytes are not: gone from the volume, or this replica does
-                # not mount the one the others write (docs/SCALING.md). The batch fails as for a
-                # missing file; retried, it failed again every JOB_RETRY_DELAY for ever.
+                # Its row is there, its bytes not (docs/SCALING.md: one volume for every replica).
                 log.warning("batch input file's bytes not found", extra={"batch_id": batch.id, "file_id": batch.input_file_id})
                 problems = [batch_input.file_missing(batch.input_file_id)]
             else:
