@@ -21,7 +21,6 @@ the 32,000 asked for."""
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 
@@ -32,6 +31,7 @@ import pytest
 
 from tests.support.clients import http_client, sdk
 from tests.support.server import LiveServer
+from tests.support.worker_metrics import idle, worker_figure
 
 KEEPALIVE = 3  # seconds of silence before a keep-alive event (stream_keepalive_seconds, set below)
 OPENS_WITHIN = 1.0  # seconds from sending to the stream's first event (issue #59's done-when)
@@ -85,23 +85,6 @@ def client(live) -> openai.OpenAI:
 @pytest.fixture(scope="module")
 def messages(live) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=live.base_url, api_key="anything", max_retries=0, timeout=600)
-
-
-def worker_figure(live: LiveServer, name: str, model: str) -> float:
-    """A figure the model's engine worker reported last (``/metrics``: its stats events); 0
-    before its first report (it has decoded nothing yet)."""
-    text = httpx.get(live.base_url + "/metrics", timeout=10).text
-    found = re.search(rf'^llm_backend_engine_{name}{{model="{model}",worker="0"}} (\S+)$', text, re.M)
-    return float(found.group(1)) if found else 0.0
-
-
-def idle(live: LiveServer, model: str, within: float = 120) -> None:
-    """Wait until the model's engine worker runs no request (the other tests' prompts, left
-    mid-prefill, end with the chunk under way): the cores are the next test's alone."""
-    deadline = time.monotonic() + within
-    while worker_figure(live, "requests_running", model) != 0:
-        assert time.monotonic() < deadline, f"{model} never went idle"
-        time.sleep(0.1)
 
 
 def raw_events(response: httpx.Response):
