@@ -132,7 +132,7 @@ def run_without(packages: tuple[str, ...], code: str) -> subprocess.CompletedPro
         "class Absent:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         f"        if name.split('.')[0] in {packages!r}:\n"
-        "            raise ModuleNotFoundError(name)\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)  # as the import system does\n"
         "sys.meta_path.insert(0, Absent())\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

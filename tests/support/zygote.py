@@ -144,11 +144,12 @@ def _preload() -> None:
             if ".migrations." not in module.name:  # Alembic loads those from their files
                 try:
                     importlib.import_module(module.name)
-                except ModuleNotFoundError:
+                except ModuleNotFoundError as missing:
                     # An optional extra's module (http/trace_export.py: ``otel``), which the
-                    # service imports only when configured: absent where the extra is not
-                    # installed (the GPU check's kit), as in the servers forked from here.
-                    continue
+                    # service imports only when configured: its package absent where the extra
+                    # is not installed (the GPU check's kit). One of ours missing is an error.
+                    if (missing.name or "llm_backend").startswith("llm_backend"):
+                        raise
 
 
 def _serve(args: list[str], env: dict[str, str], cwd: str, log: str) -> None:
