@@ -167,12 +167,7 @@ prebuilt() {  # the kit's llama-cpp-python built with CUDA elsewhere (GPU_KIT_CU
     LD_LIBRARY_PATH=$(paste -sd: "$WORK/ld_path") "$VENV/bin/python" -c 'import llama_cpp, sys; sys.exit(not llama_cpp.llama_supports_gpu_offload())'
 }
 
-build() {
-    reused && return
-    if prebuilt; then
-        LD_LIBRARY_PATH=$(paste -sd: "$WORK/ld_path") "$VENV/bin/python" -c 'import llama_cpp; print("llama_cpp", llama_cpp.__version__, "offload:", llama_cpp.llama_supports_gpu_offload())'
-        return
-    fi
+compile_source() {  # the kit's trimmed source, built here for this machine
     rm -f "$WORK/ld_path"
     rm -rf "$WORK/src" && mkdir -p "$WORK/src"
     tar -xJf "$(kit_files src.tar.xz | head -1)" -C "$WORK/src"
@@ -181,7 +176,12 @@ build() {
     echo "CMAKE_ARGS=$args, $(nproc) jobs"
     CMAKE_ARGS="$args" CMAKE_GENERATOR=Ninja CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
         "$VENV/bin/python" -m pip install -v --no-index --no-deps --no-build-isolation --no-compile --force-reinstall "$WORK"/src/llama_cpp_python-*/
-    "$VENV/bin/python" -c 'import llama_cpp; print("llama_cpp", llama_cpp.__version__, "offload:", llama_cpp.llama_supports_gpu_offload())'
+}
+
+build() {
+    reused && return
+    prebuilt || compile_source || return
+    LD_LIBRARY_PATH=$(paste -sd: "$WORK/ld_path" 2>/dev/null) "$VENV/bin/python" -c 'import llama_cpp; print("llama_cpp", llama_cpp.__version__, "offload:", llama_cpp.llama_supports_gpu_offload())'
 }
 
 keep_engine_results() {  # NAME: bench/run.py's latest folder, as $WORK/bench-NAME
