@@ -91,24 +91,27 @@ def replayed(body: dict) -> dict:
     return {**body, "model": MODEL, "max_output_tokens": MAX_OUTPUT}
 
 
-def new_session(body: dict) -> dict:
-    """Turn 1 of another session: the same instructions, tools and environment, another question."""
+def another_session(body: dict) -> tuple[dict, str]:
+    """A copy of ``body`` as another Codex session sends it (its own cache key and ids), and that session's id."""
     session = str(uuid.uuid4())
     body = json.loads(json.dumps(body))
-    body["input"][-1]["content"] = [{"type": "input_text", "text": "Which file here is the largest?"}]
     body["prompt_cache_key"] = session
     body["client_metadata"] = {key: session for key in ("session_id", "thread_id")}
+    return body, session
+
+
+def new_session(body: dict) -> dict:
+    """Turn 1 of another session: the same instructions, tools and environment, another question."""
+    body, _ = another_session(body)
+    body["input"][-1]["content"] = [{"type": "input_text", "text": "Which file here is the largest?"}]
     return body
 
 
 def uncached(body: dict) -> dict:
     """Turn 1 with its first words another session's: its length, none of it cached."""
-    session = str(uuid.uuid4())
-    body = json.loads(json.dumps(body))
+    body, session = another_session(body)
     first = body["input"][0]["content"][0]
     first["text"] = f"Session {session}.\n{first['text']}"
-    body["prompt_cache_key"] = session
-    body["client_metadata"] = {key: session for key in ("session_id", "thread_id")}
     return body
 
 
