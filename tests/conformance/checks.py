@@ -211,6 +211,7 @@ def validate_chunk(operation: str, chunk: dict) -> None:
 def sse_payload_conformance(ctx, response, case):
     """Every event of a stream is ``data: <chunk>`` with a chunk valid against the spec's
     stream schema (or an OpenAI error), and the stream ends with ``data: [DONE]``."""
+    assert not response.stream_cut_short, "the stream was still going when schemathesis stopped reading it"
     payloads = [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
     assert payloads, "an event stream without data events"
     operation = case.operation.definition.raw["operationId"]
