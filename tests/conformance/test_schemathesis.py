@@ -15,7 +15,6 @@ report (tests/conformance/report.py, docs/CONFORMANCE.md).
 from __future__ import annotations
 
 import base64
-import json
 import math
 import os
 import random
@@ -38,7 +37,7 @@ from tests.conformance.real_objects import CONTROL_MODEL, FACTORIES, RealObjects
 from tests.support.audio import librivox
 from tests.support.document import openai_document
 from tests.support.fuzz import SEED
-from tests.support.server import LiveServer, log_size
+from tests.support.server import LiveServer, log_records, log_size
 from tests.storage.test_conformance import OPERATIONS as STORED_COMPLETION_OPERATIONS
 from tests.conformance.checks import (
     BODY_SCHEMAS,
@@ -472,8 +471,7 @@ def test_the_fuzz_run_logged_no_client_mistake_as_an_error(targets, run):
     (4xx, an unserved URL) is logged at info or warning."""
     assert targets.made, "no fuzz run before this check"
     for database, target in targets.made.items():
-        lines = target.server.log_path.read_bytes()[target.log_start :].decode(errors="replace").splitlines()
-        records = [json.loads(line) for line in lines if line.startswith("{")]
+        records = log_records(target.server, target.log_start)
         statuses = {r.get("request_id"): r.get("status") for r in records if r.get("logger") == "llm_backend.access"}
         wrong = [r for r in records if r.get("level") in ("error", "critical") and (statuses.get(r.get("request_id")) or 0) < 500]
         assert not wrong, f"{database}: {len(wrong)} error-level lines for requests that were not server errors: {wrong[:3]}"

@@ -3,13 +3,12 @@ in OpenAI's shape; no upload left behind; nothing logged at error level."""
 
 from __future__ import annotations
 
-import json
 
 import httpx
 import pytest
 
 from tests.support.audio import librivox
-from tests.support.server import log_size
+from tests.support.server import log_records, log_size
 
 CLIP = librivox()[1][0].read_bytes()  # 3 s of a human voice
 
@@ -20,8 +19,7 @@ def quietly(server):
     since = log_size(server)
     yield
     assert not list((server.workdir / "data" / "tmp").glob("audio-*"))
-    lines = server.log_path.read_bytes()[since:].decode(errors="replace").splitlines()
-    errors = [line for line in lines if line.startswith("{") and json.loads(line).get("level") == "error"]
+    errors = [record for record in log_records(server, since) if record.get("level") == "error"]
     assert errors == []
 
 

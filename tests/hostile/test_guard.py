@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.clients import keyed_server, sdk
 from tests.support.fake_upstreams import GarbledUpstream
-from tests.support.server import LiveServer, log_size
+from tests.support.server import LiveServer, log_records, log_size
 from tests.upstream.conftest import SERVICE_KEY
 
 KEY_A, KEY_B = "sk-hostile-a-61b0c2", "sk-hostile-b-93e7d4"
@@ -41,8 +41,7 @@ def bobs_store(gateway) -> str:
 
 
 def upstream_asked(server: LiveServer, since: int, path: str) -> bool:
-    lines = server.log_path.read_bytes()[since:].decode(errors="replace").splitlines()
-    return any(json.loads(line).get("path") == path for line in lines if line.startswith("{"))
+    return any(record.get("path") == path for record in log_records(server, since))
 
 
 def attach(gateway: LiveServer, store: str, content: bytes, content_type: str | None, **headers: str) -> httpx.Response:

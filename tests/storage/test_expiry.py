@@ -11,7 +11,6 @@ API; the sweeps, deletes and answers are real."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import openai
@@ -21,7 +20,7 @@ from sqlalchemy import bindparam, text
 from llm_backend.storage import Database
 from tests.storage.conftest import EXPIRY_SWEEP, KEY_A
 from tests.support import clients
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, log_records
 
 DAY = 86400
 HOUR = {"anchor": "created_at", "seconds": 3600}
@@ -111,8 +110,7 @@ def test_replicas_sweeping_one_database_expire_each_object_once(store_server, se
         def records() -> list[dict]:
             found = []
             for server, start in ((other, since[0]), (store_server, since[1])):
-                lines = server.log_path.read_bytes()[start:].decode(errors="replace").splitlines()
-                found += [json.loads(line) for line in lines if line.startswith("{")]
+                found += log_records(server, start)
             return found
 
         def swept() -> tuple[int, int]:

@@ -312,13 +312,19 @@ def access_lines(live: LiveServer, path: str, since: int = 0, expect: int = 0, r
     """
     deadline = time.monotonic() + 10
     while True:
-        lines = live.log_path.read_bytes()[since:].decode(errors="replace").splitlines()
-        records = [json.loads(line) for line in lines if line.startswith("{")]
-        found = [r for r in records if r.get("logger") == "llm_backend.access" and r.get("path") == path
+        found = [r for r in log_records(live, since) if r.get("logger") == "llm_backend.access" and r.get("path") == path
                  and request_id in (None, r.get("request_id"))]
         if len(found) >= expect or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
+
+
+def log_records(live: LiveServer, since: int = 0) -> list[dict]:
+    """The JSON records of ``live``'s log from byte offset ``since``: whole lines only, as
+    the server may be writing the last one while it is read (a run failed parsing half a line)."""
+    written = live.log_path.read_bytes()[since:]
+    lines = written[: written.rfind(b"\n") + 1].decode(errors="replace").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 def log_size(live: LiveServer) -> int:

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import MODEL
 from tests.e2e.test_shared_limits import same_minute
 from tests.support.clients import TLS, admin_sdk, keyed_server, sdk
-from tests.support.server import start_together
+from tests.support.server import log_records, start_together
 from tests.support.usage import project_completions
 
 UPSTREAM_KEY = "sk-anthropic-upstream-3c9e"  # the upstream's own key: the gateway's config holds it
@@ -219,8 +219,7 @@ def test_the_upstream_gets_its_own_key_and_the_clients_version_betas_and_query(s
     assert refused.status_code == 401
     deadline = time.monotonic() + 10
     while True:
-        records = [json.loads(line) for line in upstream.log_path.read_text(errors="replace").splitlines() if line.startswith("{")]
-        seen = [record for record in records if beta in (record.get("anthropic_beta") or [])]
+        seen = [record for record in log_records(upstream) if beta in (record.get("anthropic_beta") or [])]
         if seen or time.monotonic() > deadline:
             break
         time.sleep(0.1)

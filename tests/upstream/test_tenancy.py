@@ -5,7 +5,6 @@ on every organisation (admin) operation. Driven by the official SDK."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
@@ -17,7 +16,7 @@ from llm_backend.spec.adapter import operation_ids_of, operations, unserved_oper
 from tests.conftest import MODEL
 from tests.support.clients import TLS, keyed_server, sdk
 from tests.support.document import openai_document
-from tests.support.server import LiveServer, access_lines, log_size
+from tests.support.server import LiveServer, access_lines, log_records, log_size
 from tests.upstream.conftest import SERVICE_KEY
 
 KEY_A, KEY_B, ADMIN = "sk-tenant-a-5c0e91", "sk-tenant-b-7d22f4", "sk-tenant-admin-90a1"
@@ -58,9 +57,7 @@ def alices(alice) -> dict:
 
 def upstream_paths(server: LiveServer, since: int) -> list[str]:
     """The paths the upstream was asked for since byte ``since`` of its log."""
-    lines = server.log_path.read_bytes()[since:].decode(errors="replace").splitlines()
-    records = [json.loads(line) for line in lines if line.startswith("{")]
-    return [record["path"] for record in records if record.get("logger") == "llm_backend.access"]
+    return [record["path"] for record in log_records(server, since) if record.get("logger") == "llm_backend.access"]
 
 
 def refused(call) -> dict:
