@@ -255,6 +255,10 @@ gemma3 = partial(Shape, arch="gemma3", rms_eps=1e-6, tied_embeddings=True, qk_no
 # A test tower with Gemma 3's projector: 16 tokens an image (224 pixels, 16 x 16 patches averaged 4 x 4).
 TINY_GEMMA3_TOWER = VisionTower("a test tower (Gemma 3's projector)", "gemma3", n_embd=64, n_ff=128, n_layer=2, n_head=2,
                                 image_size=224, patch_size=14, scale_factor=4, longest_edge=224, eps=1e-6)
+# A test tower with idefics3's connector (SmolVLM's): SigLIP's tile, patches and pixel shuffle
+# (64 tokens a 512 tile, the same framing and counts as SmolVLM-256M's) at 1/300 of its work.
+TINY_IDEFICS3_TOWER = VisionTower("a test tower (idefics3's connector)", "idefics3", n_embd=64, n_ff=128, n_layer=2,
+                                  n_head=2, image_size=512, patch_size=16, scale_factor=4, longest_edge=2048, eps=1e-6)
 
 SHAPES: dict[str, Shape] = {
     shape.name: shape
@@ -308,6 +312,13 @@ SHAPES: dict[str, Shape] = {
                n_vocab=262208, n_ctx_train=131072, sliding_window=1024, rope_scaling=LinearRope(8.0),
                vision=VisionTower("Gemma-3-4B-it", "gemma3", n_embd=1152, n_ff=4304, n_layer=27, n_head=16,
                                   image_size=896, patch_size=14, scale_factor=4, longest_edge=896, eps=1e-6)),
+        # A test shape, no real model's: SmolVLM-256M's vocabulary, template, tiles and counts
+        # with test-tiny's layers and the test idefics3 tower: an image framed as SmolVLM frames
+        # it, encoded in a moment (SmolVLM's own tower takes seconds a tile on 2 cores).
+        Shape("test-tiny-smolvlm", "a test shape (no real model)", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4,
+              head_dim=64, n_ff=512, n_vocab=49280, n_ctx_train=8192, rope_theta=100000.0, rms_eps=1e-5,
+              tied_embeddings=False, added_tokens=SMOLVLM_TOKENS, chat_template=SMOLVLM_TEMPLATE,
+              eos_token="<end_of_utterance>", vision=TINY_IDEFICS3_TOWER),
         # A test shape, no real model's: Gemma 3's layers, vocabulary and template at a width that
         # writes in a moment, six layers (five windowed, one global: Gemma 3's pattern), with the
         # test tower: 16 tokens an image.

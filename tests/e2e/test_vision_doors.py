@@ -1,14 +1,14 @@
 """Images through every door (issue #60), answered by a live server's synthetic vision model
-(``synthetic://smolvlm-256m``: SmolVLM-256M's shapes, random weights: it sees nothing, and
-its answer is not the point): chat's ``image_url`` by data URL and by a URL on the operator's
+(``synthetic://test-tiny-smolvlm``: SmolVLM-256M's vocabulary, template, tiles and counts, a
+tower that encodes in a moment, random weights: it sees nothing, and its answer is not the point): chat's ``image_url`` by data URL and by a URL on the operator's
 allow-list, a Responses ``input_image`` by data URL and by the caller's own ``file_id``, a
 Messages ``image`` block; each image's tokens in ``usage`` as the projector makes them (a wider
 image, more tiles). Another tenant's ``file_id`` is the Files API's 404, before the model is
 asked anything, and another tenant sending the same image gets none of its cached tokens.
 
-``image_max_tokens: 64`` frames an image in two tiles of 64 (a tile and the whole): about 7 s
-of encoding on these cores against a minute for SmolVLM's own 17 tiles. Every door sends the
-same PNG for the same tenant, so it is encoded once for it (engine/media.py: its rows kept)."""
+``image_max_tokens: 64`` frames an image in two tiles of 64 (a tile and the whole), as SmolVLM
+would. Every door sends the same PNG for the same tenant, so it is encoded once for it
+(engine/media.py: its rows kept)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ model_load: eager
 image_allowed_urls: ["http://127.0.0.1:{port}/images/"]
 models:
   - id: seeing
-    source: synthetic://smolvlm-256m
+    source: synthetic://test-tiny-smolvlm
     image_max_tokens: 64
     parallel: 1
     threads: 2

@@ -1,11 +1,13 @@
-"""Images in the engine (issue #60), driven directly on ``synthetic://smolvlm-256m`` and its
-projector: framed by mtmd, counted as the projector makes them, encoded once per (tenant,
-image), fed as embedding rows beside text streams. The model sees nothing (random weights):
-what is checked is what the engine does with an image, never what is said of it.
+"""Images in the engine (issue #60), driven directly on ``synthetic://test-tiny-smolvlm`` and
+its projector (SmolVLM-256M's vocabulary, template, tiles and counts; a tower that encodes in a
+moment): framed by mtmd, counted as the projector makes them, encoded once per (tenant, image),
+fed as embedding rows beside text streams. The model sees nothing (random weights): what is
+checked is what the engine does with an image, never what is said of it. A text stream going
+on while an image is encoded needs an encode that takes time: SmolVLM-256M's own tower.
 
 ``image_max_tokens: 64`` keeps each image to two tiles of 64 (about 7 s of encoding on one of
-these cores, where SmolVLM's own framing, 17 tiles, is about 60 s); the full framing is
-counted without encoding (``count``)."""
+these cores with SmolVLM's tower, where its own framing, 17 tiles, is about 60 s); the full
+framing is counted without encoding (``count``)."""
 
 from __future__ import annotations
 
@@ -44,13 +46,25 @@ def usage(engine: Engine, rid: str) -> dict:
     return next(event for event in engine.recorder.events if event["id"] == rid and event["event"] == "usage")
 
 
-@pytest.fixture(scope="module")
-def engine():
-    model, projector = smolvlm_files()
+def tiled_engine(model, projector) -> Engine:
     recorder = Recorder()
     config = {"path": str(model), "mmproj": str(projector), "image_max_tokens": 64, "n_ctx": 1024, "parallel": 2, "n_threads": 2}
     engine = Engine(config, recorder)
     engine.recorder = recorder
+    return engine
+
+
+@pytest.fixture(scope="module")
+def engine():
+    engine = tiled_engine(*vision_files("test-tiny-smolvlm"))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def slow_engine():
+    """SmolVLM-256M's own tower: seconds a tile on these cores."""
+    engine = tiled_engine(*smolvlm_files())
     yield engine
     engine.close()
 
@@ -83,7 +97,8 @@ def test_the_same_tenants_image_is_not_encoded_again_and_another_tenants_is(engi
     assert usage(engine, "other")["cached_tokens"] < 128  # at most the text before the image
 
 
-def test_a_text_stream_goes_on_while_an_image_is_encoded(engine):
+def test_a_text_stream_goes_on_while_an_image_is_encoded(slow_engine):
+    engine = slow_engine
     engine.submit("text", "chat", {"messages": [{"role": "user", "content": "Count to fifty."}], "max_tokens": 200, "temperature": 0, "tenant": "c"})
     engine.step()
     engine.submit("picture", "chat", ask(image(png(3, 3, (1, 2, 3))), tenant="c"))
