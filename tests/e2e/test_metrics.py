@@ -316,7 +316,11 @@ queue_size: 0
 def test_a_request_refused_by_the_full_queue_counts_as_a_rejection(one_sequence_server):
     client = sdk(one_sequence_server, api_key="x")
     before = scrape(one_sequence_server)
-    running = client.chat.completions.create(model=MODEL, messages=USER, max_tokens=500, stream=True)
+    # An answer that cannot end before the second request is refused (a free one ended at
+    # EOS first once, and the second was admitted).
+    running = client.chat.completions.create(
+        model=MODEL, messages=USER, max_tokens=500, logit_bias={str(forced_token()): 100}, stream=True
+    )
     try:
         next(iter(running))
         during = scrape(one_sequence_server)
