@@ -24,12 +24,19 @@ _SHOWN_ITEMS = 8
 _SHOWN_CHARS = 100
 
 
+# A shown list or object of more than _SHOWN_ITEMS keeps the value it shows (``plain``): the
+# compiled checks of a long array's items read that, as they refuse a str subclass
+# ("Unsupported type": a fuzzed list of long strings was a 500).
 class _ShownList(list):
+    plain: list
+
     def __repr__(self) -> str:
         return "[" + ", ".join(repr(item) for item in self[:_SHOWN_ITEMS]) + f", ... ({len(self)} items)]"
 
 
 class _ShownDict(dict):
+    plain: dict
+
     def __repr__(self) -> str:
         shown = ", ".join(f"{key!r}: {value!r}" for key, value in list(self.items())[:_SHOWN_ITEMS])
         return "{" + shown + f", ... ({len(self)} keys)}}"
@@ -46,13 +53,24 @@ def _shown(value: Any) -> Any:
     shown: Any
     if isinstance(value, dict):
         shown = {key: _shown(item) for key, item in value.items()} if any(_changes(item) for item in value.values()) else value
-        return _ShownDict(shown) if len(shown) > _SHOWN_ITEMS else shown
+        if len(shown) > _SHOWN_ITEMS:
+            shown = _ShownDict(shown)
+            shown.plain = value
+        return shown
     if isinstance(value, list):
         shown = [_shown(item) for item in value] if any(_changes(item) for item in value) else value
-        return _ShownList(shown) if len(shown) > _SHOWN_ITEMS else shown
+        if len(shown) > _SHOWN_ITEMS:
+            shown = _ShownList(shown)
+            shown.plain = value
+        return shown
     if isinstance(value, str) and len(value) > _SHOWN_CHARS:
         return _ShownStr(value)
     return value
+
+
+def _plain(value: Any) -> Any:
+    """The value a shown list or object shows (the compiled checks read it), else itself."""
+    return getattr(value, "plain", value)
 
 
 def _changes(value: Any) -> bool:
@@ -87,7 +105,7 @@ def _first_error(keyword: str):
     def first(validator, value, instance, schema):
         if keyword == "items" and isinstance(value, dict) and isinstance(instance, list) and len(instance) > _BISECTED:
             start = len(schema.get("prefixItems") or ())
-            index = _first_bad_item(value, instance, start)
+            index = _first_bad_item(value, _plain(instance), start)
             if index is not _UNCHECKED:
                 if index is not None:
                     yield from validator.descend(instance[index], value, path=index)
@@ -96,9 +114,9 @@ def _first_error(keyword: str):
             valid = _array_check(value)
             if valid is not None and "patternProperties" not in schema:
                 known = schema.get("properties") or {}
-                for key, item in instance.items():
+                for key, item in _plain(instance).items():
                     if key not in known and not valid([item]):
-                        yield from validator.descend(item, value, path=key)
+                        yield from validator.descend(instance[key], value, path=key)
                         return
                 return
         if keyword == "propertyNames" and isinstance(value, dict) and isinstance(instance, dict) and len(instance) > _BISECTED:

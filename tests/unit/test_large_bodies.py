@@ -123,6 +123,18 @@ def test_the_first_bad_item_of_a_long_array_is_the_one_named():
     assert refused.value.param.startswith("messages[5000]"), refused.value.param
 
 
+@pytest.mark.parametrize("size", [1_000, 300_000])  # explained whole, and judged in slices (large)
+def test_a_long_array_of_long_strings_with_a_bad_item_is_the_400_naming_it(size):
+    # The explanation shows long strings short (a str subclass), which the compiled check of
+    # a long array's items refused ("Unsupported type"): the fuzz run's embeddings input, a
+    # 500 where it is OpenAI's 400.
+    texts = ["a long text " * 10] * size + [7]
+    raw = json.dumps({"model": "m", "input": texts}).encode()
+    with pytest.raises(OpenAIError) as refused:
+        check_body(body_schema("/embeddings"), json.loads(raw), large=len(raw) > LARGE_BODY)
+    assert refused.value.status == 400 and refused.value.param.startswith("input"), refused.value.param
+
+
 @pytest.mark.parametrize("path", ["/chat/completions", "/responses", "/embeddings", "/moderations", "/conversations", "/vector_stores"])
 def test_a_large_body_is_judged_in_slices_as_the_compiled_schema_judges_it(path):
     # A large body's verdict comes from a Python walk with its long arrays checked in Rust a
