@@ -16,7 +16,7 @@ import pytest
 from tests.support.clients import sdk
 from tests.conftest import MODEL
 from tests.support.server import LiveServer, access_lines, log_size
-from tests.support.worker_metrics import idle
+from tests.support.metrics import idle
 
 PROMPTS = [
     "Tell me about cats.",

@@ -14,49 +14,15 @@ import httpx
 import openai
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import MODEL
 from tests.support.clients import TLS, keyed_server, sdk
+from tests.support.metrics import samples_of, scrape, scrape_text, scrape_until, value
 from tests.support.models import default_gguf
 from tests.support.server import LiveServer
 
 USER = [{"role": "user", "content": "Say hello."}]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def scrape_text(live: LiveServer, key: str | None = None) -> str:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = httpx.get(live.base_url + "/metrics", headers=headers, timeout=30, verify=TLS)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    return response.text
-
-
-def samples_of(text: str) -> dict[tuple[str, frozenset], float]:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def scrape(live: LiveServer, key: str | None = None) -> dict[tuple[str, frozenset], float]:
-    """Every sample: (name, labels) -> value."""
-    return samples_of(scrape_text(live, key))
-
-
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def scrape_until(live: LiveServer, done, key: str | None = None) -> dict:
-    """A scrape once ``done(samples)`` holds (or 10 s passed): a stream's last bytes reach
-    its client just before its server counts it."""
-    deadline = time.monotonic() + 10
-    while not done(after := scrape(live, key)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return after
 
 
 def test_a_chat_completion_is_counted_by_operation_status_and_model(server, client):

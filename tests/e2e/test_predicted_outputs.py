@@ -10,7 +10,8 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.e2e.test_metrics import engine_figure, scrape, scrape_until, value
+from tests.e2e.test_metrics import engine_figure
+from tests.support.metrics import scrape, scrape_until, value
 from tests.support.clients import sdk
 from tests.support.models import default_gguf
 from tests.support.server import LiveServer

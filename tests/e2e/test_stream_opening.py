@@ -31,7 +31,7 @@ import pytest
 
 from tests.support.clients import http_client, sdk
 from tests.support.server import LiveServer
-from tests.support.worker_metrics import idle, worker_figure
+from tests.support.metrics import idle, worker_figure
 
 KEEPALIVE = 3  # seconds of silence before a keep-alive event (stream_keepalive_seconds, set below)
 OPENS_WITHIN = 1.0  # seconds from sending to the stream's first event (issue #59's done-when)

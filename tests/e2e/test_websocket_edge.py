@@ -17,7 +17,7 @@ import websockets
 
 from llm_backend.http.responses_socket import LANE_QUEUE
 from tests.conftest import MODEL
-from tests.e2e.test_metrics import scrape, scrape_until, value
+from tests.support.metrics import scrape, scrape_until, value
 from tests.e2e.test_responses_websocket import TERMINAL, until_terminal
 from tests.support.clients import async_sdk, keyed_server, sdk
 from tests.support.server import LiveServer, access_lines, log_size

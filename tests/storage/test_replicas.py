@@ -16,7 +16,7 @@ import time
 import openai
 import pytest
 
-from tests.e2e.test_metrics import scrape, value
+from tests.support.metrics import scrape, value
 from tests.e2e.test_responses_replay import TERMINAL
 from tests.support.clients import sdk
 from tests.support.embedding import long_text

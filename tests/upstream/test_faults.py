@@ -111,7 +111,7 @@ def test_cookies_an_upstream_sets_reach_no_client_and_are_never_sent_back(fault_
 
 def test_upstream_requests_retries_and_errors_are_counted_per_upstream(fault_client, faults, limited):
     # Fake, as above: one 429 then 200 (a retry); the unreachable upstream is real.
-    from tests.e2e.test_metrics import scrape, value
+    from tests.support.metrics import scrape, value
 
     before = scrape(faults)
     limited.reset(limited=1, retry_after="0")
