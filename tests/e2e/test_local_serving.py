@@ -208,7 +208,8 @@ models:
     parallel: 1
     slots: 2
 """
-    with LiveServer(tmp_path_factory.mktemp("two-workers"), config=config) as live:
+    # Loaded before it is ready: its workers are what the tests kill and watch.
+    with LiveServer(tmp_path_factory.mktemp("two-workers"), config=config, load=None) as live:
         yield live
 
 
@@ -274,7 +275,7 @@ def test_engine_workers_spin_briefly_at_barriers_then_sleep(server, start_server
     assert _environment(worker)["GOMP_SPINCOUNT"] == "100"
     # A worker's environment is fixed when it starts: read once it runs the engine module,
     # without waiting for its model to load (~0.8 CPU-s of the server's start).
-    told = start_server(env={"GOMP_SPINCOUNT": "20000"}, wait_ready=False)
+    told = start_server(env={"GOMP_SPINCOUNT": "20000", "LLM_BACKEND_MODEL_LOAD": "eager"}, wait_ready=False)
     deadline = time.monotonic() + 120
     while not (workers := told.worker_pids()):
         assert time.monotonic() < deadline, "no engine worker started"

@@ -172,10 +172,17 @@ class PortTaken(Exception):
     pass
 
 
+# A test's server loads its models on first use unless its env or config says otherwise:
+# 60 of a full run's 150 engine workers were started at 0.6 CPU-s each (most of it the
+# default's 32,768-cell KV pool cleared) and never asked anything. The session's server
+# loads eagerly, as ``make run`` does (``load=None``: tests/conftest.py).
+LOAD = {"LLM_BACKEND_MODEL_LOAD": "lazy"}
+
+
 class LiveServer:
     def __init__(
         self, workdir: Path, env: dict[str, str] | None = None, config: str | None = None, cwd: Path | None = None,
-        migrated: bool = True,
+        migrated: bool = True, load: dict[str, str] | None = LOAD,
     ) -> None:
         self.workdir = workdir
         self.migrated = migrated  # a new data folder starts from the run's migrated database
@@ -187,7 +194,9 @@ class LiveServer:
         self.log_path = workdir / "server.log"
         # The SDK's OPENAI_* variables of the caller's shell would turn on an upstream.
         inherited = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-        self.env = {**inherited, "LLM_BACKEND_DATA_DIR": str(workdir / "data"), **shared_caches(), **(env or {})}
+        if config is not None and "model_load" in config:
+            load = None  # the config's own word (the environment would win over it)
+        self.env = {**inherited, **(load or {}), "LLM_BACKEND_DATA_DIR": str(workdir / "data"), **shared_caches(), **(env or {})}
         if config is not None:
             config_path = workdir / "config.yaml"
             config_path.write_text(config)
