@@ -1,7 +1,11 @@
 """One write a decode (issue #57): a real worker process, two streams decoding together; each
 line it writes to the API process is one decode's events, a token of each stream, and the
 ``stats`` event it owes rides in such a line instead of a write of its own. In both orders of
-a step (engine/batching.py)."""
+a step (engine/batching.py). On ``synthetic://test-tiny`` (1/9 of the default model's CPU a
+generated token): what is counted is lines and events, the same on any model; with a stats
+interval of a twentieth of the worker's (worker.py's ``STATS_INTERVAL``, set in the worker
+process before it starts), several stats are owed while the streams decode, each of which
+must ride a decode's line, in a fraction of the decoding (and CPU) that one a second took."""
 
 from __future__ import annotations
 
@@ -15,24 +19,27 @@ import pytest
 from llama_cpp import _internals
 
 from llm_backend.backends.llama.worker_process import ENGINE_ENVIRONMENT, ENGINE_MODULE
-from tests.support.models import default_gguf
+from tests.support.models import tiny_gguf
 
-TOKENS = 160  # at ~60 tokens/s a stream, longer than a stats interval (1 s)
+STATS_INTERVAL = 0.05
+TOKENS = 300  # at ~750 tokens/s a stream (2 cores, quiet), about 8 stats intervals
 
 
 def end_of_generation_tokens() -> list[int]:
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
-    model = _internals.LlamaModel(path_model=str(default_gguf()), params=params, verbose=False)
+    model = _internals.LlamaModel(path_model=str(tiny_gguf()), params=params, verbose=False)
     vocab = model.vocab
     return [token for token in range(llama_cpp.llama_vocab_n_tokens(vocab)) if llama_cpp.llama_vocab_is_eog(vocab, token)]
 
 
 def worker_lines(overlap: bool) -> list[list[dict]]:
     """Every line the worker wrote after its hello, until both answers were done."""
-    config = {"path": str(default_gguf()), "n_ctx": 512, "parallel": 2, "n_threads": 1, "overlap": overlap}
+    config = {"path": str(tiny_gguf()), "n_ctx": 512, "parallel": 2, "n_threads": 1, "overlap": overlap}
+    # The worker's own module and main (``-m ENGINE_MODULE``), its interval shortened first.
+    start = f"import {ENGINE_MODULE} as worker; worker.STATS_INTERVAL = {STATS_INTERVAL}; worker.main()"
     process = subprocess.Popen(
-        [sys.executable, "-m", ENGINE_MODULE, json.dumps(config)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [sys.executable, "-c", start, json.dumps(config)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         env={**ENGINE_ENVIRONMENT, **os.environ}, text=True,
     )
     try:
