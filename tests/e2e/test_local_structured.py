@@ -1,7 +1,15 @@
 """Structured outputs and tool calling on the local model, through the official SDK.
 
 SmolLM2-135M is far too small to do either well on its own: these pass because decoding
-is constrained by a grammar, which is exactly what is being tested.
+is constrained by a grammar, which is exactly what is being tested. So the tool calls and the
+free JSON object run on ``synthetic://test-tiny`` (``tiny``), whose noise follows nothing but
+the grammar (the tools' strings bounded: noise never closes an open one); the other tests
+keep the real model (the session's ``client``): a schema's answer checked against the
+schema (on noise its ``age`` was 9999995555555576: the grammar does not keep an integer's
+``minimum``/``maximum``, which SmolLM2's "20" never shows), the poem whose newlines the
+grammar must escape (the reported case: SmolLM2 at this seed wrote real ones), and the calls
+cut by ``max_tokens`` (SmolLM2 repeats the call until cut; whether noise ends after one call
+is chance).
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
+from tests.support.clients import sdk
+from tests.support.models import TINY, TINY_CONFIG
+from tests.support.server import LiveServer
 
 WEATHER = {
     "type": "function",
@@ -22,7 +33,7 @@ WEATHER = {
         "description": "Current weather in a city",
         "parameters": {
             "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+            "properties": {"city": {"type": "string", "maxLength": 24}, "unit": {"type": "string", "enum": ["c", "f"]}},
             "required": ["city", "unit"],
             "additionalProperties": False,
         },
@@ -33,11 +44,12 @@ TIME = {
     "function": {
         "name": "get_time",
         "description": "Current time in a timezone",
-        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string", "maxLength": 24}}, "required": ["tz"]},
     },
 }
 ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
-# Bounded lengths, so a tiny model cannot run past max_tokens inside a string.
+# Bounded lengths (here and in the tools' strings), so a tiny model cannot run past max_tokens
+# inside a string.
 PERSON = {
     "type": "object",
     "properties": {
@@ -50,9 +62,15 @@ PERSON = {
 }
 
 
-def test_json_object_output_always_parses(client):
-    completion = client.chat.completions.create(
-        model=MODEL,
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> openai.OpenAI:
+    with LiveServer(tmp_path_factory.mktemp("local-structured"), config=TINY_CONFIG) as live:
+        yield sdk(live, api_key="anything")
+
+
+def test_json_object_output_always_parses(tiny):
+    completion = tiny.chat.completions.create(
+        model=TINY,
         messages=[{"role": "user", "content": "Describe a cat as JSON."}],
         response_format={"type": "json_object"},
         max_tokens=60,
@@ -86,9 +104,9 @@ def test_json_schema_output_matches_the_schema(client, stream):
     jsonschema.validate(json.loads(text), PERSON)
 
 
-def test_required_tool_choice_returns_a_valid_tool_call(client):
-    completion = client.chat.completions.create(
-        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER, TIME], tool_choice="required", max_tokens=80, temperature=0
+def test_required_tool_choice_returns_a_valid_tool_call(tiny):
+    completion = tiny.chat.completions.create(
+        model=TINY, messages=ASK_WEATHER, tools=[WEATHER, TIME], tool_choice="required", max_tokens=80, temperature=0
     )
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -99,9 +117,9 @@ def test_required_tool_choice_returns_a_valid_tool_call(client):
     jsonschema.validate(json.loads(call.function.arguments), tool["function"]["parameters"])
 
 
-def test_a_named_tool_choice_calls_that_function_once(client):
-    completion = client.chat.completions.create(
-        model=MODEL,
+def test_a_named_tool_choice_calls_that_function_once(tiny):
+    completion = tiny.chat.completions.create(
+        model=TINY,
         messages=ASK_WEATHER,
         tools=[WEATHER, TIME],
         tool_choice={"type": "function", "function": {"name": "get_time"}},
@@ -113,11 +131,11 @@ def test_a_named_tool_choice_calls_that_function_once(client):
     jsonschema.validate(json.loads(call.function.arguments), TIME["function"]["parameters"])
 
 
-def test_streamed_tool_call_deltas_assemble_like_openai(client):
+def test_streamed_tool_call_deltas_assemble_like_openai(tiny):
     # One call: with parallel calls allowed, the tiny model may repeat the call until
     # max_tokens (it did after other tests had filled the prompt cache).
-    stream = client.chat.completions.create(
-        model=MODEL,
+    stream = tiny.chat.completions.create(
+        model=TINY,
         messages=ASK_WEATHER,
         tools=[WEATHER],
         tool_choice="required",
@@ -144,16 +162,16 @@ def test_streamed_tool_call_deltas_assemble_like_openai(client):
     jsonschema.validate(json.loads(first["arguments"]), WEATHER["function"]["parameters"])
 
 
-def test_tool_choice_none_answers_with_text(client):
-    completion = client.chat.completions.create(
-        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="none", max_tokens=16
+def test_tool_choice_none_answers_with_text(tiny):
+    completion = tiny.chat.completions.create(
+        model=TINY, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="none", max_tokens=16
     )
     assert completion.choices[0].message.tool_calls is None
     assert completion.choices[0].message.content
 
 
-def test_auto_tool_choice_answers_text_or_valid_calls(client):
-    completion = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], max_tokens=60)
+def test_auto_tool_choice_answers_text_or_valid_calls(tiny):
+    completion = tiny.chat.completions.create(model=TINY, messages=ASK_WEATHER, tools=[WEATHER], max_tokens=60)
     message = completion.choices[0].message
     if message.tool_calls:
         assert completion.choices[0].finish_reason == "tool_calls"
@@ -162,16 +180,16 @@ def test_auto_tool_choice_answers_text_or_valid_calls(client):
         assert message.content is not None
 
 
-def test_a_follow_up_with_tool_results_is_answered(client):
+def test_a_follow_up_with_tool_results_is_answered(tiny):
     # One call is what the follow-up sends back: with parallel calls allowed, the model
     # repeats it (71 tokens, 3.0 CPU-s, where one call is 35 tokens, 1.5 CPU-s).
-    first = client.chat.completions.create(
-        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="required", parallel_tool_calls=False,
+    first = tiny.chat.completions.create(
+        model=TINY, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="required", parallel_tool_calls=False,
         max_tokens=80, temperature=0,
     )
     call = first.choices[0].message.tool_calls[0]
-    follow_up = client.chat.completions.create(
-        model=MODEL,
+    follow_up = tiny.chat.completions.create(
+        model=TINY,
         messages=[
             *ASK_WEATHER,
             {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
@@ -181,8 +199,8 @@ def test_a_follow_up_with_tool_results_is_answered(client):
         tool_choice="none",
         max_tokens=30,
     )
-    baseline = client.chat.completions.create(
-        model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="none", max_tokens=1
+    baseline = tiny.chat.completions.create(
+        model=TINY, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="none", max_tokens=1
     )
     assert follow_up.choices[0].message.content
     # The call and its result reached the prompt.
