@@ -1,7 +1,9 @@
-"""Batches through the official SDK against a live server with the real model: chat,
-completions, embeddings and Responses batches with OpenAI's output and error files; input
-files refused at the level OpenAI refuses them (the batch ``failed`` with its ``errors``,
-or one line in the error file); cancel, expiry, fair sharing and per-key isolation."""
+"""Batches through the official SDK against a live server: chat, completions, embeddings and
+Responses batches with OpenAI's output and error files; input files refused at the level
+OpenAI refuses them (the batch ``failed`` with its ``errors``, or one line in the error
+file); cancel, expiry, fair sharing and per-key isolation. No test reads what an answer
+says, only which lines were answered, how and when: the chat model is
+``synthetic://test-tiny`` (tests/support/models.py), every line's tokens bounded."""
 
 from __future__ import annotations
 
@@ -12,20 +14,22 @@ import openai
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import MODEL
 from tests.support.batches import chat_lines, file_lines, jsonl, line, submit, wait
 from tests.support.clients import keyed_server, sdk
+from tests.support.models import TINY, TINY_CONFIG
 from tests.support.server import LiveServer
 
 KEY_A, KEY_B = "sk-batches-a", "sk-batches-b"
 BATCH_NICE = 2
+MODEL = TINY
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     # Batch lines decode on their own engine at niceness 2 here: at 19 (the default, which
     # `make bench` measures) this busy shared machine starves them and the module crawls.
-    with keyed_server(tmp_path_factory.mktemp("batches"), [KEY_A, KEY_B], env={"LLM_BACKEND_BATCH_NICE": str(BATCH_NICE)}) as server:
+    env = {"LLM_BACKEND_BATCH_NICE": str(BATCH_NICE)}
+    with keyed_server(tmp_path_factory.mktemp("batches"), [KEY_A, KEY_B], env=env, config=TINY_CONFIG) as server:
         yield server
 
 
@@ -45,7 +49,8 @@ def database(live: LiveServer) -> sa.Engine:
 
 # 64 lines: 8 rounds of the runner's 8 lines at once (batch_concurrency) and 2 pages of its
 # 32 pending lines (runner.py), the same code and concurrency as the 200 lines this was
-# (22 CPU-s of the module's 37; 64 lines take 12).
+# (on SmolLM2: 22 CPU-s of the module's 37; 64 lines took 12, on test-tiny ~7 with the
+# server's start).
 LINES = 64
 
 
@@ -248,8 +253,14 @@ def test_the_list_is_newest_first_and_pages(client):
         wait(client, batch_id)
 
 
+# Tokens of a line in the tests that act while a batch runs (cancel, expiry, the big batch):
+# on test-tiny a line of 24 took SmolLM2's 3 (1/9 of its CPU a generated token), so a batch
+# of 60 could end before the test acted on a loaded machine; 96 keep it running for seconds.
+RUNNING = 96
+
+
 def test_a_cancelled_batch_keeps_what_was_done(client):
-    batch = submit(client, chat_lines(60, MODEL, max_tokens=24), output_expires_after={"anchor": "created_at", "seconds": 3600})
+    batch = submit(client, chat_lines(60, MODEL, max_tokens=RUNNING), output_expires_after={"anchor": "created_at", "seconds": 3600})
     wait(client, batch.id, until=("in_progress",))
     while client.batches.retrieve(batch.id).request_counts.completed < 4:
         time.sleep(0.2)
@@ -275,7 +286,7 @@ def test_an_ended_batch_cannot_be_cancelled(client):
 
 
 def test_a_batch_whose_window_runs_out_expires_with_its_partial_results(client, live):
-    batch = submit(client, chat_lines(60, MODEL, max_tokens=24))
+    batch = submit(client, chat_lines(60, MODEL, max_tokens=RUNNING))
     wait(client, batch.id, until=("in_progress",))
     while client.batches.retrieve(batch.id).request_counts.completed < 2:
         time.sleep(0.2)
@@ -303,7 +314,7 @@ def test_batch_lines_decode_on_an_engine_of_their_own_at_low_priority(client, li
 
 
 def test_a_small_batch_is_not_stuck_behind_a_big_one(client):
-    big = submit(client, chat_lines(80, MODEL, max_tokens=8, prefix="big"))
+    big = submit(client, chat_lines(80, MODEL, max_tokens=RUNNING, prefix="big"))
     small = submit(client, chat_lines(4, MODEL, prefix="small"))
     done = wait(client, small.id)
     assert done.status == "completed"
