@@ -32,40 +32,40 @@ def pytest_unconfigure(config) -> None:
         shutil.rmtree(os.environ.pop(SHARED_CACHE, ""), ignore_errors=True)
 
 
-# The longest test files (their tests' seconds, `--junitxml`, two full runs at 3 and 4 test
-# processes, 2026-11-27), started first: pytest-xdist hands out whole files in collection
-# order, and a long file taken last keeps one worker busy after the others are done.
+# The longest test files (their tests' seconds, `--junitxml`, a full run at 3 test processes,
+# 2026-11-28), started first: pytest-xdist hands out whole files in collection order, and a
+# long file taken last keeps one worker busy after the others are done.
 LONGEST_FILES = [
     "tests/conformance/test_schemathesis.py",
-    "tests/hostile/test_generated.py",
     "tests/e2e/test_rate_limits.py",
-    "tests/engine/test_prefixes.py",
-    "tests/e2e/test_agent_room.py",
+    "tests/hostile/test_generated.py",
     "tests/storage/test_replicas.py",
-    "tests/engine/test_media.py",
-    "tests/e2e/test_pages.py",
-    "tests/e2e/test_agent_tools.py",
-    "tests/e2e/test_mcp.py",
-    "tests/e2e/test_audio.py",
     "tests/hostile/test_audio.py",
-    "tests/hostile/test_edge.py",
-    "tests/models/test_synthetic.py",
-    "tests/realtime/test_conversation_session.py",
-    "tests/e2e/test_batches.py",
+    "tests/e2e/test_pages.py",
+    "tests/engine/test_prefixes.py",
+    "tests/e2e/test_audio.py",
+    "tests/e2e/test_mcp.py",
+    "tests/upstream/test_anthropic_upstream.py",
     "tests/storage/test_batch_recovery.py",
-    "tests/conformance/test_messages_conformance.py",
+    "tests/hostile/test_edge.py",
     "tests/e2e/test_responses.py",
     "tests/models/test_agent_tool_formats.py",
-    "tests/e2e/test_agent_clients.py",
-    "tests/e2e/test_audio_engine.py",
-    "tests/engine/test_batching.py",
-    "tests/e2e/test_stream_opening.py",
-    "tests/e2e/test_other_clients.py",
-    "tests/e2e/test_vision_doors.py",
-    "tests/upstream/test_anthropic_upstream.py",
-    "tests/e2e/test_audio_piper.py",
+    "tests/realtime/test_conversation_session.py",
     "tests/models/test_hub.py",
+    "tests/e2e/test_audio_engine.py",
+    "tests/e2e/test_agent_clients.py",
+    "tests/deploy/test_gpu_check.py",
+    "tests/storage/test_replica_races.py",
     "tests/storage/test_api_keys.py",
+    "tests/e2e/test_audio_piper.py",
+    "tests/e2e/test_batches.py",
+    "tests/models/test_synthetic.py",
+    "tests/e2e/test_agent_tool_loops.py",
+    "tests/storage/test_vector_search.py",
+    "tests/storage/test_vector_stores.py",
+    "tests/e2e/test_other_clients.py",
+    "tests/e2e/test_local_serving.py",
+    "tests/conformance/test_messages_conformance.py",
 ]
 
 
