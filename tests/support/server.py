@@ -119,10 +119,11 @@ def _children_from_stat(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds ``pid`` has used (from /proc)."""
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """User and system CPU seconds ``pid`` has used (from /proc); ``reaped``: with those of
+    its children it has waited for."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(ticks) for ticks in fields[11 : 15 if reaped else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, float]:

@@ -19,19 +19,18 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.server import children
+from tests.support.server import children, cpu_seconds
 
-TICKS = os.sysconf("SC_CLK_TCK")
 FOLDER = "TREE_CPU_DIR"
 
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds of ``pid`` and its descendants: their own, and their reaped children's."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        own = cpu_seconds(pid, reaped=True)
     except OSError:
         return 0.0  # ended meanwhile: its parent's reaped children count it
-    return sum(int(ticks) for ticks in fields[11:15]) / TICKS + sum(tree_cpu(child) for child in children(pid))
+    return own + sum(tree_cpu(child) for child in children(pid))
 
 
 _charged: list[tuple[str, float]] = []
@@ -46,8 +45,9 @@ def pytest_runtest_logstart(nodeid: str, location) -> None:
 
 def pytest_runtest_logfinish(nodeid: str, location) -> None:
     global _last
+    assert _last is not None  # set by the test's logstart
     now = tree_cpu(os.getpid())
-    _charged.append((nodeid, now - (_last if _last is not None else now)))
+    _charged.append((nodeid, now - _last))
     _last = now
 
 
