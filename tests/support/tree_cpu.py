@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.server import children, cpu_seconds
 
 FOLDER = "TREE_CPU_DIR"
@@ -37,17 +39,16 @@ _charged: list[tuple[str, float]] = []
 _last: float | None = None
 
 
-def pytest_runtest_logstart(nodeid: str, location) -> None:
+# The protocol hook runs only in the process that runs the test: a pytest-xdist controller
+# gets every test's log hooks too, and its tree holds every worker's.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
     global _last
     if _last is None:  # the first test: what collection used is not charged to it
         _last = tree_cpu(os.getpid())
-
-
-def pytest_runtest_logfinish(nodeid: str, location) -> None:
-    global _last
-    assert _last is not None  # set by the test's logstart
+    yield
     now = tree_cpu(os.getpid())
-    _charged.append((nodeid, now - _last))
+    _charged.append((item.nodeid, now - _last))
     _last = now
 
 

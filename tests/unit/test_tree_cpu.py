@@ -1,5 +1,6 @@
 """The suite's CPU meter (tests/support/tree_cpu.py) charges a test with what its children
-computed, reaped or not, and an idle test with next to nothing: a pytest run of two such tests."""
+computed, reaped or not, and an idle test with next to nothing, each once: pytest runs of two
+such tests, in one process and on pytest-xdist workers (whose controller's tree holds them all)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MEASURED = '''
@@ -23,12 +26,14 @@ def test_idles():
 '''
 
 
-def test_a_test_is_charged_its_childrens_cpu_and_an_idle_one_next_to_nothing(tmp_path):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_a_test_is_charged_its_childrens_cpu_and_an_idle_one_next_to_nothing(tmp_path, workers):
     (tmp_path / "test_measured.py").write_text(MEASURED)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TREE_CPU_DIR": str(tmp_path / "cpu")}
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.support.tree_cpu", "-p", "no:cacheprovider", "test_measured.py"],
-                   cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
-    (written,) = (tmp_path / "cpu").glob("*.json")
-    charged = dict(json.loads(written.read_text()))
-    assert charged["test_measured.py::test_burns_in_a_child"] >= 0.55, charged
-    assert charged["test_measured.py::test_idles"] < 0.2, charged
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.support.tree_cpu", "-p", "no:cacheprovider", *workers,
+                    "test_measured.py"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
+    charged = [record for written in (tmp_path / "cpu").glob("*.json") for record in json.loads(written.read_text())]
+    assert sorted(nodeid for nodeid, _ in charged) == ["test_measured.py::test_burns_in_a_child", "test_measured.py::test_idles"]
+    seconds = dict(charged)
+    assert seconds["test_measured.py::test_burns_in_a_child"] >= 0.55, seconds
+    assert seconds["test_measured.py::test_idles"] < 0.2, seconds
