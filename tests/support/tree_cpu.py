@@ -21,18 +21,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import children, cpu_seconds
+from tests.support.rss import tree
+from tests.support.server import cpu_seconds
 
 FOLDER = "TREE_CPU_DIR"
 
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds of ``pid`` and its descendants: their own, and their reaped children's."""
-    try:
-        own = cpu_seconds(pid, reaped=True)
-    except OSError:
-        return 0.0  # ended meanwhile: its parent's reaped children count it
-    return own + sum(tree_cpu(child) for child in children(pid))
+    seconds = 0.0
+    for member in tree(pid):
+        try:
+            seconds += cpu_seconds(member, reaped=True)
+        except OSError:
+            continue  # ended meanwhile: its parent's reaped children count it
+    return seconds
 
 
 _charged: list[tuple[str, float]] = []
