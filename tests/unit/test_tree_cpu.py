@@ -26,10 +26,12 @@ def test_idles():
 '''
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+# Only the plugins the run needs (the venv's others, schemathesis' and hypothesis' among them,
+# would cost each of the three pytest processes about a second to load).
+@pytest.mark.parametrize("workers", [[], ["-p", "xdist.plugin", "-n", "2"]], ids=["one-process", "xdist"])
 def test_a_test_is_charged_its_childrens_cpu_and_an_idle_one_next_to_nothing(tmp_path, workers):
     (tmp_path / "test_measured.py").write_text(MEASURED)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TREE_CPU_DIR": str(tmp_path / "cpu")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TREE_CPU_DIR": str(tmp_path / "cpu"), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.support.tree_cpu", "-p", "no:cacheprovider", *workers,
                     "test_measured.py"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
     charged = [record for written in (tmp_path / "cpu").glob("*.json") for record in json.loads(written.read_text())]
