@@ -3,7 +3,7 @@ with the shape's own added tokens and padded to its size (synthetic.py writes th
 
 Two kinds, as the source GGUF holds them (its ``tokenizer.ggml.model``):
 
-- SmolLM2's byte-level BPE (``gpt2``: tokens, types, merges), read with gguf's reader and padded
+- SmolLM2's byte-level BPE (``gpt2``: tokens, types, merges), read with ggml's reader and padded
   with normal tokens, each two of its tokens joined: the embedding, the output layer and
   sampling are the real size, a sampled token reads as text, no prompt tokenizes to one (no
   merge makes it).
@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from gguf import GGUFReader, GGUFWriter, TokenType
+from gguf import GGUFWriter, TokenType
 
 from ...settings.shapes import Shape
+from .gguf_keys import GGUFKeys
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -55,23 +56,26 @@ def _check(shape: Shape, count: int, what: str) -> None:
 
 def _byte_level(writer: GGUFWriter, shape: Shape, tokenizer_gguf: Path) -> None:
     """SmolLM2's BPE vocabulary, padded with normal tokens to the shape's size."""
-    fields = GGUFReader(tokenizer_gguf).fields
-    tokens = list(fields["tokenizer.ggml.tokens"].contents())
-    types = list(fields["tokenizer.ggml.token_type"].contents())
+    with GGUFKeys(tokenizer_gguf) as keys:
+        tokens = keys.strings("tokenizer.ggml.tokens")
+        types = keys.int32s("tokenizer.ggml.token_type")
+        model, pre = keys.string("tokenizer.ggml.model"), keys.string("tokenizer.ggml.pre")
+        merges = keys.strings("tokenizer.ggml.merges")
+        ids = {key: f"tokenizer.ggml.{key}_token_id" for key in SPECIAL_IDS}
+        found = {key: keys.integer(name) for key, name in ids.items() if name in keys}
     _check(shape, len(tokens), "the tokenizer's")
     tokens += shape.added_tokens
     types += [CONTROL] * len(shape.added_tokens)
     _check(shape, len(tokens), "its tokens")
     tokens += padding(tokens, types, shape.n_vocab - len(tokens))
     types += [NORMAL] * (shape.n_vocab - len(types))
-    writer.add_tokenizer_model(fields["tokenizer.ggml.model"].contents())
-    writer.add_tokenizer_pre(fields["tokenizer.ggml.pre"].contents())
+    writer.add_tokenizer_model(model)
+    writer.add_tokenizer_pre(pre)
     writer.add_token_list(tokens)
     writer.add_token_types(types)
-    writer.add_token_merges(list(fields["tokenizer.ggml.merges"].contents()))
+    writer.add_token_merges(merges)
     eos = tokens.index(shape.eos_token) if shape.eos_token is not None else None
-    ids = {key: f"tokenizer.ggml.{key}_token_id" for key in SPECIAL_IDS}
-    _special_ids(writer, {key: int(fields[name].contents()) for key, name in ids.items() if name in fields}, eos)
+    _special_ids(writer, found, eos)
     writer.add_add_bos_token(False)
 
 
