@@ -348,11 +348,16 @@ class ModelConfig(BaseModel):
 AGENT_WINDOW = 32768
 
 
-def agent_sized(model_id: str, path: str | None, package: str | None, window: int | None) -> ModelConfig:
-    """The model served without a config: ``window`` (LLAMA_CONTEXT_SIZE), else AGENT_WINDOW, a
-    sequence, out of a shared pool that holds it and up to AGENT_WINDOW cells for the others
-    (2,048: 8 x 2,048, what the sequences had before)."""
-    window = window or AGENT_WINDOW
+def agent_sized(
+    model_id: str, path: str | None, package: str | None, window: int | None, pool: int | None = None,
+) -> ModelConfig:
+    """The model served without a config: ``window`` (LLAMA_CONTEXT_SIZE), else AGENT_WINDOW (or
+    the pool, if smaller), a sequence, out of a shared pool of ``pool`` cells (LLAMA_KV_SIZE), else
+    one that holds the window and up to AGENT_WINDOW cells for the others (2,048: 8 x 2,048, what
+    the sequences had before). A window past the pool is refused: no sequence could reach it."""
+    if pool is not None and window is not None and window > pool:
+        raise ValueError(f"LLAMA_CONTEXT_SIZE ({window}) is more than LLAMA_KV_SIZE ({pool}): no sequence could grow to it")
+    window = window or min(AGENT_WINDOW, pool or AGENT_WINDOW)
     parallel = ModelConfig.model_fields["parallel"].default
-    pool = max(window, min(AGENT_WINDOW, window * parallel))
+    pool = pool or max(window, min(AGENT_WINDOW, window * parallel))
     return ModelConfig(id=model_id, path=path, package=package, n_ctx=window, kv_size=pool, kv_shared=True)

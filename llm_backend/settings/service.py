@@ -216,6 +216,11 @@ class Settings(AudioSettings, ImageSettings, RealtimeSettings, AdminSettings, _S
     llama_context_size: int | None = Field(
         None, validation_alias=AliasChoices("LLAMA_CONTEXT_SIZE", "llama_context_size")
     )
+    llama_kv_size: int | None = Field(
+        None, ge=64, validation_alias=AliasChoices("LLAMA_KV_SIZE", "llama_kv_size"),
+        description="the KV cells the default model's sequences share (its pool: 23,040 B a cell, 720 MiB at "
+        "the default 32,768); the window follows it down where LLAMA_CONTEXT_SIZE does not say",
+    )
     worker_start_timeout: float = Field(120.0, gt=0)
     worker_memory_mb: int = Field(
         1536,
@@ -298,7 +303,9 @@ class Settings(AudioSettings, ImageSettings, RealtimeSettings, AdminSettings, _S
         self.default_voices()
         if not self.models:
             package = None if self.llama_model_file else DEFAULT_MODEL_PACKAGE
-            self.models = [agent_sized(DEFAULT_MODEL_ID, self.llama_model_file, package, self.llama_context_size)]
+            self.models = [agent_sized(
+                DEFAULT_MODEL_ID, self.llama_model_file, package, self.llama_context_size, self.llama_kv_size
+            )]
         ids = [model_id for model in self.models for model_id in model.ids] + self.embedding_model_ids + self.audio_model_ids
         duplicates = {model_id for model_id in ids if ids.count(model_id) > 1}
         if duplicates:

@@ -10,7 +10,7 @@ from llm_backend.settings import DEFAULT_MODEL_ID, Settings
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in ("LLM_BACKEND_CONFIG", "LLM_BACKEND_API_KEYS", "LLAMA_MODEL_FILE", "LLAMA_CONTEXT_SIZE", "LOG_LEVEL"):
+    for name in ("LLM_BACKEND_CONFIG", "LLM_BACKEND_API_KEYS", "LLAMA_MODEL_FILE", "LLAMA_CONTEXT_SIZE", "LLAMA_KV_SIZE", "LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -36,6 +36,19 @@ def test_predecessor_names_still_work(monkeypatch, tmp_path):
     assert settings.models[0].path == str(gguf) and settings.models[0].package is None
     assert settings.models[0].n_ctx == 4096
     assert settings.log_level == "DEBUG"
+
+
+def test_the_default_models_pool_is_sized_by_llama_kv_size_and_its_window_follows(monkeypatch):
+    default = Settings().models[0]
+    assert (default.n_ctx, default.kv_size, default.kv_shared) == (32768, 32768, True)
+    monkeypatch.setenv("LLAMA_KV_SIZE", "8192")
+    smaller = Settings().models[0]
+    assert (smaller.n_ctx, smaller.kv_size, smaller.kv_shared) == (8192, 8192, True)
+    monkeypatch.setenv("LLAMA_CONTEXT_SIZE", "2048")
+    assert (Settings().models[0].n_ctx, Settings().models[0].kv_size) == (2048, 8192)
+    monkeypatch.setenv("LLAMA_CONTEXT_SIZE", "16384")  # a window no sequence could reach
+    with pytest.raises(ValueError, match="LLAMA_KV_SIZE"):
+        Settings()
 
 
 def test_yaml_config_file_is_read_and_env_wins(monkeypatch, tmp_path):
