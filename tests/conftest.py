@@ -84,9 +84,9 @@ def pytest_report_header(config) -> str:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> LiveServer:
     """One live server for the whole session: no keys, embedded defaults, its database
-    migrated from nothing at its start and its model loaded before it is ready, as a first
-    ``make run`` does."""
-    with LiveServer(tmp_path_factory.mktemp("server"), migrated=False, load=None) as live:
+    migrated from nothing at its start and its model loaded before it is ready, its KV pool the
+    default's, as a first ``make run`` does."""
+    with LiveServer(tmp_path_factory.mktemp("server"), migrated=False, load=None, pool=None) as live:
         yield live
 
 

@@ -178,12 +178,18 @@ class PortTaken(Exception):
 # default's 32,768-cell KV pool cleared) and never asked anything. The session's server
 # loads eagerly, as ``make run`` does (``load=None``: tests/conftest.py).
 LOAD = {"LLM_BACKEND_MODEL_LOAD": "lazy"}
+# And its default model shares a pool of 8,192 KV cells (SmolLM2's trained window, so a window
+# of as many), not ``make run``'s 32,768: llama.cpp clears a pool as it makes it, and the
+# default's 720 MiB cost each of a run's ~120 engine starts 0.37 CPU-s of page faults (0.09 at
+# 8,192). The session's server keeps the default (tests/conftest.py), as does a server whose
+# test is about windows (``pool=None``; an env naming LLAMA_CONTEXT_SIZE or LLAMA_KV_SIZE).
+POOL = {"LLAMA_KV_SIZE": "8192"}
 
 
 class LiveServer:
     def __init__(
         self, workdir: Path, env: dict[str, str] | None = None, config: str | None = None, cwd: Path | None = None,
-        migrated: bool = True, load: dict[str, str] | None = LOAD,
+        migrated: bool = True, load: dict[str, str] | None = LOAD, pool: dict[str, str] | None = POOL,
     ) -> None:
         self.workdir = workdir
         self.migrated = migrated  # a new data folder starts from the run's migrated database
@@ -197,7 +203,9 @@ class LiveServer:
         inherited = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
         if config is not None and "model_load" in config:
             load = None  # the config's own word (the environment would win over it)
-        self.env = {**inherited, **(load or {}), "LLM_BACKEND_DATA_DIR": str(workdir / "data"), **shared_caches(), **(env or {})}
+        if env is not None and ("LLAMA_CONTEXT_SIZE" in env or "LLAMA_KV_SIZE" in env):
+            pool = None
+        self.env = {**inherited, **(load or {}), **(pool or {}), "LLM_BACKEND_DATA_DIR": str(workdir / "data"), **shared_caches(), **(env or {})}
         if config is not None:
             config_path = workdir / "config.yaml"
             config_path.write_text(config)
