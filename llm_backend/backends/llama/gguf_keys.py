@@ -19,10 +19,12 @@ class _InitParams(ctypes.Structure):
 
 @functools.cache
 def _ggml() -> ctypes.CDLL:
-    """ggml's base library, the one llama-cpp-python loads (the same handle)."""
-    import llama_cpp
+    """ggml's base library, where llama-cpp-python loads its llama.cpp from (the same handle),
+    by its own loader (each platform's file name, ``LLAMA_CPP_LIB_PATH``)."""
+    from llama_cpp import llama_cpp
+    from llama_cpp._ctypes_extensions import load_shared_library
 
-    lib = ctypes.CDLL(str(Path(llama_cpp.__file__).parent / "lib" / "libggml-base.so"))
+    lib = load_shared_library("ggml-base", llama_cpp._base_path)
     lib.gguf_init_from_file.argtypes, lib.gguf_init_from_file.restype = [ctypes.c_char_p, _InitParams], ctypes.c_void_p
     lib.gguf_free.argtypes, lib.gguf_free.restype = [ctypes.c_void_p], None
     lib.gguf_find_key.argtypes, lib.gguf_find_key.restype = [ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int64
