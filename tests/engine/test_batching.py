@@ -15,37 +15,13 @@ import pytest
 from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.engine.errors import RequestError
 from llm_backend.backends.llama.engine.prefixes import BLOCK
+from tests.support.engines import Recorder, recording_engine, run
 from tests.support.models import default_gguf, tiny_gguf
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-
-    def __call__(self, event: dict) -> None:
-        self.events.append(event)
-
-    def text(self, rid: str, index: int = 0) -> str:
-        return "".join(
-            e["text"] for e in self.events if e["id"] == rid and e["event"] == "delta" and e["index"] == index
-        )
-
-    def finish_reason(self, rid: str, index: int = 0) -> str | None:
-        return next(
-            (e.get("finish_reason") for e in self.events if e["id"] == rid and e.get("finish_reason") and e["index"] == index),
-            None,
-        )
-
-
 def engine_on(model) -> Engine:
-    from llama_cpp import _logger
-
-    _logger.set_verbose(False)
-    recorder = Recorder()
     config = {"path": str(model), "n_ctx": 512, "parallel": 2, "n_threads": 1}
-    engine = Engine(config, recorder)
-    engine.recorder = recorder
-    return engine
+    return recording_engine(config)
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +36,6 @@ def smollm2():
     engine = engine_on(default_gguf())
     yield engine
     engine.close()
-
-
-def run(engine: Engine) -> None:
-    while engine.busy:
-        engine.step()
 
 
 # Longer than a block (64 tokens): shorter prompts are computed again (prefixes.py).
@@ -93,9 +64,7 @@ def split_engine():
     """Sequences with cells of their own (``kv_shared: false``): a greedy answer is the same
     bits whoever runs beside it. In the shared pool (the default) where a sequence's cells lie
     depends on what the others left, and the last bits of attention with them."""
-    recorder = Recorder()
-    engine = Engine({"path": str(tiny_gguf()), "n_ctx": 512, "parallel": 2, "n_threads": 1, "kv_shared": False}, recorder)
-    engine.recorder = recorder
+    engine = recording_engine({"path": str(tiny_gguf()), "n_ctx": 512, "parallel": 2, "n_threads": 1, "kv_shared": False})
     yield engine
     engine.close()
 
@@ -228,9 +197,7 @@ def test_steady_decoding_reuses_the_compute_graph_whatever_order_the_sequences_w
 def pool_engine():
     """Two sequences sharing a pool of 512 cells, each as long as 512 (issue #49). Its tests
     count cells, not words (test-tiny, as every engine here but the default pool's)."""
-    recorder = Recorder()
-    engine = Engine({"path": str(tiny_gguf()), "n_ctx": 512, "kv_size": 512, "kv_shared": True, "parallel": 2, "n_threads": 1}, recorder)
-    engine.recorder = recorder
+    engine = recording_engine({"path": str(tiny_gguf()), "n_ctx": 512, "kv_size": 512, "kv_shared": True, "parallel": 2, "n_threads": 1})
     yield engine
     engine.close()
 
@@ -294,9 +261,7 @@ def test_eight_chats_without_max_tokens_decode_together_in_the_default_pool():
 def squeezed_engine():
     """Three sequences as long as 512 sharing 768 cells: a share of 256 each (test-tiny, as
     ``pool_engine``)."""
-    recorder = Recorder()
-    engine = Engine({"path": str(tiny_gguf()), "n_ctx": 512, "kv_size": 768, "kv_shared": True, "parallel": 3, "n_threads": 1}, recorder)
-    engine.recorder = recorder
+    engine = recording_engine({"path": str(tiny_gguf()), "n_ctx": 512, "kv_size": 768, "kv_shared": True, "parallel": 3, "n_threads": 1})
     yield engine
     engine.close()
 

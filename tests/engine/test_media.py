@@ -20,7 +20,7 @@ import pytest
 
 from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.engine.errors import RequestError
-from tests.engine.test_batching import Recorder, run
+from tests.support.engines import Recorder, recording_engine, run
 from tests.support.models import default_gguf, smolvlm_files, vision_files
 
 
@@ -47,11 +47,8 @@ def usage(engine: Engine, rid: str) -> dict:
 
 
 def tiled_engine(model, projector) -> Engine:
-    recorder = Recorder()
     config = {"path": str(model), "mmproj": str(projector), "image_max_tokens": 64, "n_ctx": 1024, "parallel": 2, "n_threads": 2}
-    engine = Engine(config, recorder)
-    engine.recorder = recorder
-    return engine
+    return recording_engine(config)
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +172,7 @@ def test_an_image_framed_ahead_is_not_framed_on_the_engines_thread(engine, monke
 def whole_engine():
     """``synthetic://test-tiny-vision``: Gemma 3's projector, whose image attends to itself both ways."""
     model, projector = vision_files("test-tiny-vision")
-    recorder = Recorder()
-    engine = Engine({"path": str(model), "mmproj": str(projector), "n_ctx": 512, "parallel": 2, "n_threads": 2}, recorder)
-    engine.recorder = recorder
+    engine = recording_engine({"path": str(model), "mmproj": str(projector), "n_ctx": 512, "parallel": 2, "n_threads": 2})
     yield engine
     engine.close()
 

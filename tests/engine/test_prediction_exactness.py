@@ -11,7 +11,7 @@ from llm_backend.backends.llama.engine import drafts
 from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.engine.drafts import StepCosts
 from llm_backend.backends.llama.engine.exactness import decode, exact_rows
-from tests.engine.test_batching import Recorder
+from tests.support.engines import Recorder, recording_engine
 from tests.engine.test_predictions import PROMPTS, chat, edited
 from tests.support.models import default_gguf
 
@@ -27,13 +27,8 @@ def device_costs(engine: Engine) -> StepCosts:
 
 @pytest.fixture(scope="module")
 def engine():
-    from llama_cpp import _logger
-
-    _logger.set_verbose(False)
-    recorder = Recorder()
     config = {"path": str(default_gguf()), "n_ctx": 1024, "parallel": 2, "n_threads": 1, "prediction_exact": True}
-    engine = Engine(config, recorder)
-    engine.recorder = recorder
+    engine = recording_engine(config)
     engine.exact = device_costs(engine)  # probed at the start (exactness.py), shared by the drafts
     print("exact rows on this device:", engine.exact.exact_rows)
     yield engine

@@ -12,7 +12,7 @@ import pytest
 from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.engine.drafts import StepCosts
 from llm_backend.backends.llama.engine.sampling import Sampler, SamplingParams
-from tests.engine.test_batching import Recorder, run
+from tests.support.engines import recording_engine, run
 from tests.support.fuzz import SEED
 from tests.support.models import default_gguf
 
@@ -31,12 +31,7 @@ MAX_TOKENS = 40
 
 @pytest.fixture(scope="module")
 def engine():
-    from llama_cpp import _logger
-
-    _logger.set_verbose(False)
-    recorder = Recorder()
-    engine = Engine({"path": str(default_gguf()), "n_ctx": 1024, "parallel": 2, "n_threads": 1}, recorder)
-    engine.recorder = recorder
+    engine = recording_engine({"path": str(default_gguf()), "n_ctx": 1024, "parallel": 2, "n_threads": 1})
     yield engine
     engine.close()
 

@@ -13,7 +13,7 @@ import pytest
 
 from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.engine.llama_params import GPU_UBATCH, N_BATCH, batch_sizes, gpu_offload, offloads, overlaps
-from tests.engine.test_batching import Recorder
+from tests.support.engines import Recorder
 from tests.support.models import tiny_gguf
 
 PROMPT = "The harbour committee met on Tuesday to review the lighthouse repairs. " * 48  # about 580 tokens: past one chunk of 512

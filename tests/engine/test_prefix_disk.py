@@ -12,7 +12,7 @@ import pytest
 
 from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.engine.prefix_disk import DISK_MIN, SUFFIX
-from tests.engine.test_batching import Recorder, run
+from tests.support.engines import recording_engine, run
 from tests.support.models import tiny_gguf
 
 # An agent's instructions: longer than DISK_MIN tokens, the same in every session.
@@ -24,19 +24,13 @@ INSTRUCTIONS = (
 
 
 def engine_on(folder, disk_mb: int = 64) -> Engine:
-    from llama_cpp import _logger
-
-    _logger.set_verbose(False)
-    recorder = Recorder()
     # Cells of its own per sequence (``kv_shared: false``): reuse changes no bit of an answer
     # there (test_prefixes.py). One thread: in-process beside the other test processes.
     config = {
         "path": str(tiny_gguf()), "n_ctx": 1024, "parallel": 2, "n_threads": 1, "n_threads_batch": 1,
         "prefix_cache_mb": 64, "kv_shared": False, "prefix_disk_dir": str(folder), "prefix_disk_mb": disk_mb,
     }
-    engine = Engine(config, recorder)
-    engine.recorder = recorder
-    return engine
+    return recording_engine(config)
 
 
 @pytest.fixture

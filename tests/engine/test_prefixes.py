@@ -17,7 +17,7 @@ import pytest
 
 from llm_backend.backends.llama.engine.batching import SHARE_MIN, Engine
 from llm_backend.backends.llama.engine.prefixes import BLOCK, common_prefix
-from tests.engine.test_batching import Recorder, run
+from tests.support.engines import recording_engine, run
 from tests.support.fuzz import SEED
 from tests.support.models import default_gguf, tiny_gguf
 
@@ -29,10 +29,6 @@ SYSTEM = (
 
 
 def engine_on(model) -> Engine:
-    from llama_cpp import _logger
-
-    _logger.set_verbose(False)
-    recorder = Recorder()
     # One thread: in-process, llama.cpp's OpenMP threads spin with libgomp's default (the
     # workers get GOMP_SPINCOUNT), which collapses beside the other test processes.
     # Sequences with cells of their own (``kv_shared: false``): there reuse changes no bit of
@@ -42,9 +38,7 @@ def engine_on(model) -> Engine:
         "path": str(model), "n_ctx": 1024, "parallel": 4, "n_threads": 1, "n_threads_batch": 1, "prefix_cache_mb": 64,
         "kv_shared": False,
     }
-    engine = Engine(config, recorder)
-    engine.recorder = recorder
-    return engine
+    return recording_engine(config)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import llama_cpp
 import pytest
 
 from llm_backend.backends.llama.engine.batching import Engine
-from tests.engine.test_batching import Recorder, run
+from tests.support.engines import recording_engine, run
 from tests.support.models import default_gguf, llama_in_process
 
 # A reasoning family's template (DeepSeek-R1-Distill's), so a thinking budget applies too.
@@ -20,13 +20,8 @@ DEEPSEEK = Path(__file__).resolve().parents[1] / "fixtures" / "chat_templates" /
 
 
 def engine_with(overlap: bool, **config) -> Engine:
-    from llama_cpp import _logger
-
-    _logger.set_verbose(False)
-    recorder = Recorder()
     settings = {"path": str(default_gguf()), "n_ctx": 512, "parallel": 4, "n_threads": 1, "overlap": overlap, **config}
-    engine = Engine(settings, recorder)
-    engine.recorder = recorder
+    engine = recording_engine(settings)
     # Drafts are sized by the decode times the executor measures (drafts.py): two engines on
     # loaded cores measured otherwise, drafted otherwise, and sent a prediction's text in
     # other pieces (CI, stop 64). Unmeasured, both size them by the same defaults: what is

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_backend.backends.llama.engine.batching import Engine
-from tests.engine.test_batching import Recorder, run
+from tests.support.engines import recording_engine, run
 from tests.support.models import default_gguf
 
 DEEPSEEK = Path(__file__).resolve().parents[1] / "fixtures" / "chat_templates" / "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja"
@@ -20,13 +19,8 @@ DEEPSEEK = Path(__file__).resolve().parents[1] / "fixtures" / "chat_templates" /
 
 @pytest.fixture(scope="module")
 def engine():
-    from llama_cpp import _logger
-
-    _logger.set_verbose(False)
-    recorder = Recorder()
     config = {"path": str(default_gguf()), "n_ctx": 512, "parallel": 1, "n_threads": 1, "chat_template": DEEPSEEK.read_text()}
-    engine = Engine(config, recorder)
-    engine.recorder = recorder
+    engine = recording_engine(config)
     yield engine
     engine.close()
 

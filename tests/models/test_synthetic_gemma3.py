@@ -18,11 +18,10 @@ import numpy as np
 import pytest
 from llama_cpp import _internals
 
-from llm_backend.backends.llama.engine.batching import Engine
 from llm_backend.backends.llama.synthetic_vision import tensor_bytes
 from llm_backend.backends.llama.synthetic_weights import file_type_bytes
 from llm_backend.settings.shapes import SHAPES
-from tests.engine.test_batching import Recorder, run
+from tests.support.engines import recording_engine, run
 from tests.engine.test_media import ask, image, png, usage
 from tests.engine.test_special_texts import gemma_gguf
 from tests.support.models import vision_files
@@ -125,9 +124,7 @@ def test_its_logits_are_finite_and_of_unit_spread(files):
 @pytest.fixture(scope="module")
 def engine(files):
     model, projector = files
-    recorder = Recorder()
-    engine = Engine({"path": str(model), "mmproj": str(projector), "n_ctx": 512, "parallel": 2, "n_threads": 2}, recorder)
-    engine.recorder = recorder
+    engine = recording_engine({"path": str(model), "mmproj": str(projector), "n_ctx": 512, "parallel": 2, "n_threads": 2})
     yield engine
     engine.close()
 
