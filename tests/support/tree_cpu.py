@@ -5,7 +5,7 @@ bound by its cores (two, kept 93-99 % busy), so a test's CPU, not its seconds, i
 costs the run; a sampler of every process cannot say which test a shared server worked for.
 
     TREE_CPU_DIR=/tmp/cpu .venv/bin/python -m pytest -n 3 --dist loadfile -p tests.support.tree_cpu
-    .venv/bin/python -m tests.support.tree_cpu /tmp/cpu      # the files and tests that cost most
+    .venv/bin/python -m tests.support.tree_cpu /tmp/cpu [N]  # the N files and tests that cost most (30)
 
 A test's share starts when the one before it ended, so a module's fixtures are charged to its
 first test and their teardown to its last. Reading /proc costs ~1 ms a test."""
@@ -79,4 +79,4 @@ def main(folder: str, shown: int = 30) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(sys.argv[1], *(int(shown) for shown in sys.argv[2:3]))
