@@ -218,8 +218,8 @@ class Settings(AudioSettings, ImageSettings, RealtimeSettings, AdminSettings, _S
     )
     llama_kv_size: int | None = Field(
         None, ge=64, validation_alias=AliasChoices("LLAMA_KV_SIZE", "llama_kv_size"),
-        description="the KV cells the default model's sequences share (its pool: 23,040 B a cell, 720 MiB at "
-        "the default 32,768); the window follows it down where LLAMA_CONTEXT_SIZE does not say",
+        description="the KV cells the default model's sequences share (its pool: default 32,768; SmolLM2's are "
+        "23,040 B each, 720 MiB); the window follows it down where LLAMA_CONTEXT_SIZE does not say",
     )
     worker_start_timeout: float = Field(120.0, gt=0)
     worker_memory_mb: int = Field(
