@@ -41,11 +41,12 @@ class VocabularyError(RuntimeError):
 
 def write_vocabulary(writer: GGUFWriter, shape: Shape, tokenizer_gguf: Path) -> None:
     """The tokenizer's keys, its vocabulary and the shape's chat template, into ``writer``."""
-    sentencepiece = _sentencepiece(tokenizer_gguf)
-    if sentencepiece is None:
-        _byte_level(writer, shape, tokenizer_gguf)
-    else:
-        _write_sentencepiece(writer, shape, *sentencepiece)
+    with GGUFKeys(tokenizer_gguf) as keys:
+        sentencepiece = keys.string("tokenizer.ggml.model") == "llama"  # its kind, from the key that names it
+        if not sentencepiece:
+            _byte_level(writer, shape, keys)
+    if sentencepiece:
+        _write_sentencepiece(writer, shape, *_sentencepiece(tokenizer_gguf))
     writer.add_chat_template(shape.chat_template or CHATML)
 
 
@@ -54,15 +55,14 @@ def _check(shape: Shape, count: int, what: str) -> None:
         raise VocabularyError(f"synthetic://{shape.name}: its vocabulary ({shape.n_vocab}) is smaller than {what} ({count})")
 
 
-def _byte_level(writer: GGUFWriter, shape: Shape, tokenizer_gguf: Path) -> None:
+def _byte_level(writer: GGUFWriter, shape: Shape, keys: GGUFKeys) -> None:
     """SmolLM2's BPE vocabulary, padded with normal tokens to the shape's size."""
-    with GGUFKeys(tokenizer_gguf) as keys:
-        tokens = keys.strings("tokenizer.ggml.tokens")
-        types = keys.int32s("tokenizer.ggml.token_type")
-        model, pre = keys.string("tokenizer.ggml.model"), keys.string("tokenizer.ggml.pre")
-        merges = keys.strings("tokenizer.ggml.merges")
-        ids = {key: f"tokenizer.ggml.{key}_token_id" for key in SPECIAL_IDS}
-        found = {key: keys.integer(name) for key, name in ids.items() if name in keys}
+    tokens = keys.strings("tokenizer.ggml.tokens")
+    types = keys.int32s("tokenizer.ggml.token_type")
+    model, pre = keys.string("tokenizer.ggml.model"), keys.string("tokenizer.ggml.pre")
+    merges = keys.strings("tokenizer.ggml.merges")
+    ids = {key: f"tokenizer.ggml.{key}_token_id" for key in SPECIAL_IDS}
+    found = {key: keys.integer(name) for key, name in ids.items() if name in keys}
     _check(shape, len(tokens), "the tokenizer's")
     tokens += shape.added_tokens
     types += [CONTROL] * len(shape.added_tokens)
@@ -113,9 +113,9 @@ _TYPE_OF_ATTRIBUTE = {1 << 4: TokenType.USER_DEFINED, 1 << 5: TokenType.BYTE, 1 
                       1 << 0: TokenType.UNKNOWN, 1 << 3: TokenType.CONTROL, 1 << 1: TokenType.UNUSED}
 
 
-def _sentencepiece(tokenizer_gguf: Path) -> tuple[list[bytes], list[float], list[int], dict[str, str]] | None:
+def _sentencepiece(tokenizer_gguf: Path) -> tuple[list[bytes], list[float], list[int], dict[str, str]]:
     """The GGUF's SentencePiece pieces, scores, types and metadata, read by llama.cpp (its
-    vocabulary only); None for another kind of vocabulary."""
+    vocabulary only)."""
     import llama_cpp
     from llama_cpp import _internals
 
@@ -125,7 +125,7 @@ def _sentencepiece(tokenizer_gguf: Path) -> tuple[list[bytes], list[float], list
     try:
         vocab = model.vocab
         if llama_cpp.llama_vocab_type(vocab) != llama_cpp.LLAMA_VOCAB_TYPE_SPM:
-            return None
+            raise VocabularyError(f"{tokenizer_gguf}: its tokenizer.ggml.model says SentencePiece, llama.cpp reads another kind")
         ids = range(llama_cpp.llama_vocab_n_tokens(vocab))
         tokens = [llama_cpp.llama_vocab_get_text(vocab, i) for i in ids]
         scores = [llama_cpp.llama_vocab_get_score(vocab, i) for i in ids]
