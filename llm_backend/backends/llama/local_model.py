@@ -98,8 +98,8 @@ class LocalModel:
             "kv_size": self.config.kv_size,
             "kv_shared": self.config.kv_shared,
             "max_answer": self.config.max_answer,  # None: the trained window (engine/submission.py)
-            "n_threads": self.config.n_threads or default_threads(slots),
-            "n_threads_batch": self.config.n_threads_batch or default_batch_threads(slots),
+            "n_threads": self.config.n_threads or default_threads(slots, self.settings.cpu_cores),
+            "n_threads_batch": self.config.n_threads_batch or default_batch_threads(slots, self.settings.cpu_cores),
             "n_batch": self.config.n_batch,
             "n_ubatch": self.config.n_ubatch,  # None: by the device (engine/llama_params.py)
             "parallel": self.config.parallel,
@@ -310,13 +310,14 @@ class LocalModel:
             self.on_event(event)
 
 
-def default_threads(slots: int = 1) -> int:
+def default_threads(slots: int = 1, cores: int | None = None) -> int:
     """Leave one core for the API process, the rest shared by the model's engine workers:
-    llama.cpp's spinning threads collapse when they oversubscribe the cores."""
-    return max(1, (available_cores() - 1) // slots)
+    llama.cpp's spinning threads collapse when they oversubscribe the cores. ``cores``: the
+    ``cpu_cores`` setting, else what this process may use."""
+    return max(1, ((cores or available_cores()) - 1) // slots)
 
 
-def default_batch_threads(slots: int = 1) -> int:
+def default_batch_threads(slots: int = 1, cores: int | None = None) -> int:
     """Every core for a batch (several sequences, or a prompt): it is compute-bound and
     short, so the API process rarely waits; one sequence alone decodes on n_threads.
     Measured on 2 cores at concurrency 8: 133 tok/s with 2 batch threads, 84 with 1.
@@ -325,4 +326,4 @@ def default_batch_threads(slots: int = 1) -> int:
     threads spin at each barrier waiting for a sibling the kernel has descheduled. Measured
     on 2 cores, ``slots: 2``, 6 streams of 48 tokens: 6 to 28 s with 2 batch threads per
     worker, 1.4 to 2.0 s with one."""
-    return max(1, available_cores() // slots)
+    return max(1, (cores or available_cores()) // slots)
