@@ -47,7 +47,7 @@ def usage(engine: Engine, rid: str) -> dict:
 
 
 def tiled_engine(model, projector) -> Engine:
-    config = {"path": str(model), "mmproj": str(projector), "image_max_tokens": 64, "n_ctx": 1024, "parallel": 2, "n_threads": 2}
+    config = {"path": str(model), "mmproj": str(projector), "image_max_tokens": 64, "n_ctx": 1024, "parallel": 2, "n_threads": 1}
     return recording_engine(config)
 
 
