@@ -221,9 +221,9 @@ class Settings(AudioSettings, ImageSettings, RealtimeSettings, AdminSettings, _S
         description="the KV cells the default model's sequences share (its pool: default 32,768; SmolLM2's are "
         "23,040 B each, 720 MiB); the window follows it down where LLAMA_CONTEXT_SIZE does not say",
     )
-    # The engines' thread defaults assume the cores are the service's own; where they are not
-    # (a shared host, a CI runner), llama.cpp threads wait at each barrier for a sibling another
-    # process holds: tests/support/server.py measures it.
+    # The engines' thread defaults assume the cores they see are the service's own; where other
+    # work shares them (a CI runner, a laptop) a second llama.cpp or CTranslate2 thread waits at
+    # each barrier for a sibling another process holds (tests/support/server.py measured it).
     cpu_cores: int | None = Field(
         None, ge=1, description="the cores the engine and audio workers' default threads are sized by; default: what "
         "this process's CPU affinity and cgroup quota allow (backends/llama/cores.py); set it where other work shares them",

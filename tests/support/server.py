@@ -184,10 +184,11 @@ LOAD = {"LLM_BACKEND_MODEL_LOAD": "lazy"}
 # 8,192). The session's server keeps the default (tests/conftest.py), as does a server whose
 # test is about windows (``pool=None``; an env naming LLAMA_CONTEXT_SIZE or LLAMA_KV_SIZE).
 POOL = {"LLAMA_KV_SIZE": "8192"}
-# And it sizes its default threads by one core: a run's three test processes and their servers
-# share two, so a llama.cpp (or CTranslate2) thread on the second core waits for a sibling
-# another process holds. Measured on 2 cores: MEASURED. A test about threads names its own
-# (``LLM_BACKEND_AUDIO_THREADS``...), which the defaults never override.
+# And it sizes its default threads by one core (``cpu_cores``): a run's three test processes
+# and their servers share two, so an engine's or Whisper's second thread would wait at each
+# barrier for a sibling that another process holds. On these 2 cores (2026-11-28) a run's
+# test trees took 974-1,003 CPU-seconds against 1,092 with two, and 579-593 s against 633.
+# A test about threads names its own (``LLM_BACKEND_AUDIO_THREADS``...), which wins.
 CORES = {"LLM_BACKEND_CPU_CORES": "1"}
 
 
