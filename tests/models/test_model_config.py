@@ -139,7 +139,7 @@ def test_the_cpu_cores_setting_sizes_the_engines_and_audio_workers_default_threa
     assert (engine["n_threads"], engine["n_threads_batch"]) == (2, 3)
     audio = AudioModel("transcription", "whisper-1", [], settings, None)
     assert (audio.threads, audio.threads_alone) == (2, 3)
-    assert (AudioModel("transcription", "whisper-1", [], Settings(cpu_cores=1), None).threads_alone) == 1
+    assert AudioModel("transcription", "whisper-1", [], Settings(cpu_cores=1), None).threads_alone == 1
     with pytest.raises(ValidationError):
         Settings(cpu_cores=0)
 
