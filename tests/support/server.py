@@ -187,7 +187,7 @@ POOL = {"LLAMA_KV_SIZE": "8192"}
 # And it sizes its default threads by one core (``cpu_cores``): a run's three test processes
 # and their servers share two, so an engine's or Whisper's second thread would wait at each
 # barrier for a sibling that another process holds. On these 2 cores (2026-11-28) a run's
-# test trees took 974-1,003 CPU-seconds against 1,092 with two, and 579-593 s against 633.
+# test trees took 974-1,003 CPU-seconds against 1,092 with two, and 571-593 s against 633.
 # A test about threads names its own (``LLM_BACKEND_AUDIO_THREADS``...), which wins.
 CORES = {"LLM_BACKEND_CPU_CORES": "1"}
 
