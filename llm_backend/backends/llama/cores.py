@@ -24,6 +24,13 @@ def available_cores(cgroup: Path = CGROUP) -> int:
     return min(cores, max(1, math.ceil(quota))) if quota else cores
 
 
+def service_cores(configured: int | None = None) -> int:
+    """The cores the service sizes its default threads by (the engines', the audio workers'):
+    the ``cpu_cores`` setting where set, for a host whose other work shares its cores, else
+    what this process may use."""
+    return configured or available_cores()
+
+
 def cpu_quota(cgroup: Path = CGROUP) -> float | None:
     """CPUs per period this cgroup may use (None: no quota). Read where a container sees
     its own cgroup: at the root of the mount (cgroup namespaces, as Docker, Podman and

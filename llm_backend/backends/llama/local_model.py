@@ -32,7 +32,7 @@ from ..fair_line import Line
 from ..ring import Ring
 from .background import BackgroundEngine
 from .worker_process import WorkerProcess
-from .cores import available_cores
+from .cores import service_cores
 from .sources import files_of
 
 log = logging.getLogger(__name__)
@@ -313,8 +313,8 @@ class LocalModel:
 def default_threads(slots: int = 1, cores: int | None = None) -> int:
     """Leave one core for the API process, the rest shared by the model's engine workers:
     llama.cpp's spinning threads collapse when they oversubscribe the cores. ``cores``: the
-    ``cpu_cores`` setting, else what this process may use."""
-    return max(1, ((cores or available_cores()) - 1) // slots)
+    ``cpu_cores`` setting (``service_cores``)."""
+    return max(1, (service_cores(cores) - 1) // slots)
 
 
 def default_batch_threads(slots: int = 1, cores: int | None = None) -> int:
@@ -326,4 +326,4 @@ def default_batch_threads(slots: int = 1, cores: int | None = None) -> int:
     threads spin at each barrier waiting for a sibling the kernel has descheduled. Measured
     on 2 cores, ``slots: 2``, 6 streams of 48 tokens: 6 to 28 s with 2 batch threads per
     worker, 1.4 to 2.0 s with one."""
-    return max(1, (cores or available_cores()) // slots)
+    return max(1, service_cores(cores) // slots)
