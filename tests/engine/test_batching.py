@@ -315,22 +315,23 @@ def test_a_request_with_max_tokens_keeps_its_reservation_beside_one_growing_past
     assert engine.stats()["pool_stops"] == stops + 1
 
 
-# Two requests' words of the same token count: beside either, a sequence's cells lie alike.
-BESIDE = ("the cat sat on a mat while rain fell over the hills " * 3, "a dog ran in the park when snow came down the roads " * 3)
+# Two phrases of as many tokens: requests made of either take the same cells.
+PHRASES = ("the cat sat on a mat while rain fell over the hills ", "a dog ran in the park when snow came down the roads ")
 
 
-def _answers_beside(words: str) -> dict[str, list]:
-    """The answers (tokens and logprobs) of four chats decoded beside a request of ``words``,
-    in a shared pool that a fixed history of requests used and freed first."""
+def _answers_among(phrase: str) -> dict[str, list]:
+    """The answers (tokens and logprobs) of four chats in a shared pool whose other requests
+    are made of ``phrase``: a history of requests that used and freed cells first, and one
+    decoding beside the four."""
     recorder = Recorder()
     engine = Engine({"path": str(tiny_gguf()), "n_ctx": 512, "kv_shared": True, "parallel": 6, "n_threads": 1}, recorder)
     try:
         forever = endless(engine)
         for round_ in range(2):
             for number in range(3):
-                engine.submit(f"history{round_}{number}", "chat", chat(CONTEXT[: 40 * (number + 1)], max_tokens=5 + 7 * number, **forever))
+                engine.submit(f"history{round_}{number}", "chat", chat(phrase * (number + 1), max_tokens=5 + 7 * number, **forever))
             run(engine)
-        engine.submit("beside", "chat", chat(words, max_tokens=30, **forever))
+        engine.submit("beside", "chat", chat(phrase * 3, max_tokens=30, **forever))
         engine.step()
         questions = ["Tell me about cats.", "What is 2+2?", "Name three colours.", "Describe a tree."]
         for number, question in enumerate(questions):
@@ -342,12 +343,13 @@ def _answers_beside(words: str) -> dict[str, list]:
         engine.close()
 
 
-def test_a_shared_pools_answers_never_depend_on_what_the_other_sequences_hold():
+def test_a_shared_pools_answers_never_depend_on_what_the_other_sequences_hold(engine):
     """In the shared pool, where a sequence's cells lie may move its last bits (on SmolLM2 a
     token's logprob moved by up to 0.19 nats between pool histories, in-process, 2026-11-28,
-    and a near tie flipped). What another sequence holds must never move them: after the same
-    history, four chats decoded beside a request of other words (as many tokens, so the same
-    cells taken) give the same bits, token and logprob. A sequence that read another's cells,
-    or a cell written by two, would not: the mix-up a shared pool risks, tenants apart."""
-    first, second = (_answers_beside(words) for words in BESIDE)
+    and a near tie flipped). What the other sequences hold, or held in the cells they freed,
+    must never move them: four chats among requests of other words (as many tokens, so the
+    same cells taken and freed) give the same bits, token and logprob. A sequence that read
+    another's cells, or stale ones, would not: the mix-up a shared pool risks, tenants apart."""
+    assert len({len(engine.tokenizer.tokenize(phrase, add_bos=False)) for phrase in PHRASES}) == 1
+    first, second = (_answers_among(phrase) for phrase in PHRASES)
     assert all(first.values()) and first == second
