@@ -337,8 +337,8 @@ def _answers_among(phrase: str) -> dict[str, list]:
         for number, question in enumerate(questions):
             engine.submit(f"q{number}", "chat", chat(question, max_tokens=12, logprobs=True, top_logprobs=2, **forever))
         run(engine)
-        return {rid: [event["logprobs"] for event in recorder.events if event["id"] == rid and event["event"] == "delta"]
-                for rid in (f"q{number}" for number in range(len(questions)))}
+        asked = [f"q{number}" for number in range(len(questions))]
+        return {rid: [event["logprobs"] for event in recorder.events if event["id"] == rid and event["event"] == "delta"] for rid in asked}
     finally:
         engine.close()
 
