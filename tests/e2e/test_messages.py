@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import MODEL
+from tests.support.admin import same_minute
 from tests.support.clients import TLS, admin_sdk, keyed_server
 from tests.support.server import start_together
 from tests.support.usage import project_completions
@@ -247,6 +248,7 @@ def test_a_projects_limits_and_usage_count_messages_requests_as_chat_ones(server
     org.projects.rate_limits.update_rate_limit(f"rl-{MODEL}", project_id=project.id, max_requests_per_1_minute=2)
     time.sleep(2.2)  # the control plane's settings are read again every 2 s
     client = anthropic.Anthropic(base_url=local.base_url, api_key=key, max_retries=0)
+    same_minute()  # the project's windows are clock minutes: the three requests count in one
     message = client.messages.create(model=MODEL, max_tokens=3, messages=[{"role": "user", "content": "Hi"}])
     chat = httpx.post(local.api + "/chat/completions", json={"model": MODEL, "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]},
                       headers={"authorization": f"Bearer {key}"}, verify=TLS, timeout=120)

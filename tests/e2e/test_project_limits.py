@@ -22,11 +22,10 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.e2e.test_shared_limits import same_minute
 from tests.support.batches import chat_lines, file_lines, submit, wait
 from tests.support.clients import TLS, admin_sdk, keyed_server, sdk
 from tests.support.server import start_together
-from tests.support.admin import project_with_key, until
+from tests.support.admin import project_with_key, same_minute, until
 
 ADMIN = "sk-admin-limits-77c1"
 UPSTREAM_MODEL = "upstream-smol"

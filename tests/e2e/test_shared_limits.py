@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import MODEL
+from tests.support.admin import same_minute
 from tests.support.clients import TLS, keyed_server
 from tests.support.server import LiveServer
 
@@ -53,13 +54,6 @@ def create_key(live: LiveServer, name: str, *limits: str) -> str:
 
 def models(live: LiveServer, key: str) -> httpx.Response:
     return httpx.get(live.api + "/models", headers={"Authorization": f"Bearer {key}"}, timeout=30, verify=TLS)
-
-
-def same_minute(needs: float = 10) -> None:
-    """Wait, if need be, so that what follows (``needs`` seconds of it) happens within one
-    clock minute (the windows')."""
-    if time.time() % 60 > 60 - needs:
-        time.sleep(61 - time.time() % 60)
 
 
 def test_two_servers_on_one_postgresql_share_a_keys_requests_per_minute(first, second):

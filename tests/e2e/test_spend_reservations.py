@@ -25,9 +25,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import MODEL
-from tests.e2e.test_shared_limits import same_minute
 from tests.support.clients import admin_sdk, keyed_server, sdk
-from tests.support.admin import project_with_key, until
+from tests.support.admin import project_with_key, same_minute, until
 
 ADMIN = "sk-admin-reserve-5e1a"
 LOCAL = "local-smol"

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.e2e.test_shared_limits import same_minute
+from tests.support.admin import same_minute
 from tests.support.audio import librivox
 from tests.support.clients import admin_sdk, keyed_server, sdk
 from tests.support.realtime import events_until, next_error, pcm24k, send_audio, silence

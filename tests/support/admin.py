@@ -7,6 +7,14 @@ import time
 from typing import Any, Callable
 
 
+def same_minute(needs: float = 10) -> None:
+    """Wait, if need be, so that what follows (``needs`` seconds of it) happens within one
+    clock minute: a project's windows (and keys' in PostgreSQL) are clock-aligned, and a
+    count that crosses a minute starts over."""
+    if time.time() % 60 > 60 - needs:
+        time.sleep(61 - time.time() % 60)
+
+
 def project_with_key(org, name: str) -> tuple[str, str]:
     """A new project and a service account's key in it: (project id, key)."""
     project = org.projects.create(name=name)

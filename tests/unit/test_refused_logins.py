@@ -14,7 +14,7 @@ from llm_backend.auth import Principal
 from llm_backend.http.refused_logins import REFUSALS_PER_MINUTE, RefusedLogins
 from llm_backend.storage import Database
 from llm_backend.storage.audit_log import AuditFilter
-from tests.e2e.test_shared_limits import same_minute
+from tests.support.admin import same_minute
 
 PROBER = Principal("proj_tenant", key_id="key_prober")  # a valid key of a project, not an admin
 

@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.e2e.test_shared_limits import same_minute
+from tests.support.admin import same_minute
 from tests.support.clients import TLS, admin_sdk, keyed_server, sdk
 from tests.support.server import log_records, start_together
 from tests.support.usage import project_completions

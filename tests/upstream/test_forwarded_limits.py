@@ -18,10 +18,9 @@ import openai
 import pytest
 
 from tests.conftest import MODEL
-from tests.e2e.test_shared_limits import same_minute
 from tests.support.clients import admin_sdk, keyed_server, sdk
 from tests.support.fake_upstreams import ChatOnlyUpstream
-from tests.support.admin import project_with_key, today, until
+from tests.support.admin import project_with_key, same_minute, today, until
 
 ADMIN = "sk-admin-forwarded-91d4"
 IMAGE_MODEL = "gpt-image-1"
