@@ -102,11 +102,20 @@ def large_input() -> bool:
     return _holds.get()
 
 
+def starting() -> None:
+    """The collector paused while the service starts (``llm-backend serve``): the start-up
+    builds long-lived objects and little garbage, and the collector's passes over them as
+    they grew cost a start 0.25 of its 1.4 CPU-seconds and 0.25 s to ready (peak RSS the
+    same, 137-138 MiB; 2 cores, 2026-11-28). ``settle`` collects once and turns it back on."""
+    gc.disable()
+
+
 def settle() -> None:
     """The start-up's objects out of the collector's sight (see the module's docstring):
     called once, when the app is ready to serve."""
     gc.collect()
     gc.freeze()
+    gc.enable()
 
 
 def release() -> None:

@@ -32,6 +32,9 @@ def serve(
 ) -> None:
     """Serve the API with uvicorn: listening at once, the app built in the background
     (``/health`` answers meanwhile; http/starting.py)."""
+    from .. import off_loop
+
+    off_loop.starting()  # the collector back on once the app is ready (off_loop.settle)
     import uvicorn
 
     from .. import logs
