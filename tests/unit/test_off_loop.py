@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 
 from llm_backend import off_loop
 
@@ -29,3 +30,21 @@ def test_the_start_ups_objects_stay_out_of_full_collections_after_large_work():
     finally:
         gc.unfreeze()
         del start_up
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the collector frees it
+
+
+def test_the_collector_is_paused_while_the_service_starts_and_on_once_it_is_ready():
+    try:
+        off_loop.starting()  # ``llm-backend serve``, before its imports
+        assert not gc.isenabled()
+        garbage = weakref.ref(_Node())
+        assert garbage() is not None  # nothing collected it while starting
+        off_loop.settle()  # the app ready
+        assert gc.isenabled() and garbage() is None
+    finally:
+        gc.enable()
+        gc.unfreeze()
