@@ -1,5 +1,6 @@
 """What the metering and limits tests share: a project with a key, today's usage results of
-it, and a wait for a figure that is counted just after an answer (usage, costs, spend)."""
+it, a wait for a figure that is counted just after an answer (usage, costs, spend), and one
+for a clock minute with room for the requests a test counts."""
 
 from __future__ import annotations
 
