@@ -53,6 +53,7 @@ _lock = threading.Lock()
 _running = 0  # large works under way (the collector paused)
 _collector_was_on = True
 _holding = 0  # requests whose large input may be frozen
+_paused_for_start = False  # ``starting`` turned the collector off; ``settle`` turns it back on
 SWITCH_INTERVAL = 0.001
 _interval = sys.getswitchinterval()
 FREEZES_KEPT = 1000
@@ -107,15 +108,21 @@ def starting() -> None:
     builds long-lived objects and little garbage, and the collector's passes over them as
     they grew cost a start 0.25 of its 1.4 CPU-seconds and 0.25 s to ready (peak RSS the
     same, 137-138 MiB; 2 cores, 2026-11-28). ``settle`` collects once and turns it back on."""
+    global _paused_for_start
+    _paused_for_start = gc.isenabled()
     gc.disable()
 
 
 def settle() -> None:
     """The start-up's objects out of the collector's sight (see the module's docstring):
-    called once, when the app is ready to serve."""
+    called once, when the app is ready to serve; the collector on again if ``starting``
+    paused it (an app built without ``serve`` leaves it as its process has it)."""
+    global _paused_for_start
     gc.collect()
     gc.freeze()
-    gc.enable()
+    if _paused_for_start:
+        _paused_for_start = False
+        gc.enable()
 
 
 def release() -> None:

@@ -45,6 +45,9 @@ def test_the_collector_is_paused_while_the_service_starts_and_on_once_it_is_read
         assert garbage() is not None  # nothing collected it while starting
         off_loop.settle()  # the app ready
         assert gc.isenabled() and garbage() is None
+        gc.disable()  # a process that keeps its collector off, its app built without ``serve``
+        off_loop.settle()
+        assert not gc.isenabled()
     finally:
         gc.enable()
         gc.unfreeze()
