@@ -138,6 +138,10 @@ class Shape:
     chat_template: str | None = None
     eos_token: str | None = None
     vision: VisionTower | None = None
+    # The types its tensors are written in: llama.cpp's Q4_K_M mixture, or "Q4_1" as the
+    # default model's own file has them (Q4_1 matrices, a Q8_0 embedding): llama.cpp's CPU
+    # kernels for those give a row the same bits whatever rows are computed with it.
+    quantization: str = "Q4_K_M"
 
     @property
     def description(self) -> str:
@@ -298,6 +302,12 @@ SHAPES: dict[str, Shape] = {
         Shape("test-tiny", "a test shape (no real model)", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4,
               head_dim=64, n_ff=512, n_vocab=49152, n_ctx_train=32768, rope_theta=1e5, rms_eps=1e-5,
               tied_embeddings=True),
+        # A test shape, no real model's: test-tiny in the default model's types (Q4_1, Q8_0),
+        # whose CPU kernels round no row by the rows beside it (docs/SCALING.md): for the
+        # engine's tests that compare an answer with one computed alone.
+        Shape("test-tiny-q4_1", "a test shape (no real model)", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4,
+              head_dim=64, n_ff=512, n_vocab=49152, n_ctx_train=32768, rope_theta=1e5, rms_eps=1e-5,
+              tied_embeddings=True, quantization="Q4_1"),
         # A test shape, no real model's: test-tiny with a tiny SigLIP and Gemma 3's projector,
         # whose image is decoded in one non-causal piece (engine/media.py): 16 tokens an image
         # (224 pixels, 16 x 16 patches averaged 4 x 4), encoded in a moment.

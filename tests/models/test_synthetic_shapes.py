@@ -1,5 +1,6 @@
 """Synthetic models' shapes and weights, computed without writing a file: each shape is its
-real model's size, each tensor gets the type llama.cpp's Q4_K_M gives it, a random block
+real model's size, each tensor gets the type llama.cpp's Q4_K_M gives it (a Q4_1 test shape's,
+the default model's file's), a random block
 decodes (with gguf's own dequantizer) to finite weights of the planned spread, and a source
 naming no shape is refused when the config is read."""
 
@@ -9,14 +10,15 @@ import math
 
 import numpy as np
 import pytest
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as Q
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as Q, GGUFReader
 from gguf.quants import dequantize
 from pydantic import ValidationError
 
-from llm_backend.backends.llama.synthetic_weights import LAYOUTS, file_type_bytes, llama3_rope_factors, pieces, q4_k_m_type
+from llm_backend.backends.llama.synthetic_weights import LAYOUTS, file_type_bytes, llama3_rope_factors, pieces, q4_k_m_type, tensor_type
 from llm_backend.settings.model import ModelConfig
 from llm_backend.settings.shapes import SHAPES, Tensor
 from llm_backend.settings import Settings
+from tests.support.models import default_gguf
 
 
 def tensor(shape: str, name: str) -> Tensor:
@@ -67,15 +69,25 @@ def test_each_tensor_gets_the_type_llama_cpps_q4_k_m_gives_it(shape, name, kind)
     assert q4_k_m_type(tensor(shape, name), SHAPES[shape]) == kind
 
 
+def test_the_q4_1_test_shape_has_the_default_models_types_tensor_by_tensor():
+    """Its point: the kernels of the default model's types, which round no row by the rows beside it."""
+    packaged = {t.name: t.tensor_type for t in GGUFReader(default_gguf()).tensors}
+    shape = SHAPES["test-tiny-q4_1"]
+    written = {t.name: tensor_type(t, shape) for t in shape.tensors()}
+    assert written == {name: packaged[name] for name in written}
+    assert set(written.values()) == {Q.Q4_1, Q.Q8_0, Q.F32}
+
+
 @pytest.mark.parametrize("shape, name", [
     ("llama-3.1-8b", "blk.0.ffn_down.weight"),  # Q6_K, rows of 14336
     ("llama-3.1-8b", "blk.4.ffn_down.weight"),  # Q4_K, rows of 14336
     ("qwen2.5-0.5b", "blk.3.attn_q.weight"),  # Q5_0
     ("qwen2.5-0.5b", "token_embd.weight"),  # Q8_0
+    ("test-tiny-q4_1", "blk.0.ffn_down.weight"),  # Q4_1
 ])
 def test_random_blocks_decode_to_finite_weights_of_spread_one_over_the_square_root_of_a_rows_length(shape, name):
     t = tensor(shape, name)
-    kind = q4_k_m_type(t, SHAPES[shape])
+    kind = tensor_type(t, SHAPES[shape])
     data = pieces(SHAPES[shape], t, kind)[0]()[: 8192 * GGML_QUANT_SIZES[kind][1]]  # 8192 blocks of its first piece
     weights = dequantize(data, kind)
     assert np.isfinite(weights).all()

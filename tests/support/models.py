@@ -22,13 +22,15 @@ def _shared_settings() -> Settings:
     return Settings(models_dir=Path(shared) / "models") if shared else Settings()
 
 
-def tiny_gguf() -> Path:
+def tiny_gguf(shape: str = "test-tiny") -> Path:
     """``synthetic://test-tiny`` (settings/shapes.py): random weights, SmolLM2's vocabulary,
     about a tenth of its CPU a token. Written once per test run, in the run's shared folder
-    (5 s), for tests of the engine's mechanics, where what a model answers is not the point."""
+    (5 s), for tests of the engine's mechanics, where what a model answers is not the point.
+    ``test-tiny-q4_1`` is the same in the default model's types, for tests that compare an
+    answer with one computed alone (its kernels round no row by the rows beside it)."""
     from llm_backend.settings.model import ModelConfig
 
-    return resolve_gguf(ModelConfig(id="test-tiny", source="synthetic://test-tiny"), _shared_settings().model_cache_dir)
+    return resolve_gguf(ModelConfig(id=shape, source=f"synthetic://{shape}"), _shared_settings().model_cache_dir)
 
 
 # The model of a server for a test of plumbing (routing, caches, storage) that reads no

@@ -41,7 +41,7 @@ from .cores import available_cores
 from .synthetic_vision import FILENAME as MMPROJ
 from .synthetic_vision import tensor_bytes, write_mmproj
 from .synthetic_vocabulary import VocabularyError, write_vocabulary
-from .synthetic_weights import file_type_bytes, nbytes, pieces, q4_k_m_type, tensor_data
+from .synthetic_weights import file_type_bytes, nbytes, pieces, tensor_data, tensor_type
 
 log = logging.getLogger(__name__)
 # gguf's writer logs its plan at info ("This GGUF file is for Little Endian only"): ours says it.
@@ -49,7 +49,7 @@ logging.getLogger("gguf.gguf_writer").setLevel(logging.WARNING)
 
 GENERATOR_VERSION = 1  # in the folder's name: a change to the bytes written makes a new file
 FILENAME = "model.gguf"
-FILE_TYPE_Q4_K_M = 15  # llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_K_M
+FILE_TYPES = {"Q4_K_M": 15, "Q4_1": 3}  # llama.cpp's LLAMA_FTYPE_MOSTLY_*
 # Room beyond the tensors: the header (the vocabulary: 3 MB for 152k tokens) and a margin.
 HEADER_ROOM = 64 << 20
 
@@ -124,7 +124,7 @@ def write_gguf(shape: Shape, path: Path, tokenizer_gguf: Path, threads: int | No
         write_vocabulary(writer, shape, tokenizer_gguf)
     except VocabularyError as exc:  # a shape too small for its tokenizer: the load fails with it
         raise SyntheticError(str(exc)) from None
-    kinds = [(tensor, q4_k_m_type(tensor, shape)) for tensor in shape.tensors()]
+    kinds = [(tensor, tensor_type(tensor, shape)) for tensor in shape.tensors()]
     for tensor, kind in kinds:
         raw = None if kind == GGMLQuantizationType.F32 else kind
         writer.add_tensor_info(tensor.name, tuple(reversed(tensor.ne)), np.dtype(np.float32), nbytes(tensor, kind), raw_dtype=raw)
@@ -152,7 +152,7 @@ def write_gguf(shape: Shape, path: Path, tokenizer_gguf: Path, threads: int | No
 def _metadata(writer: GGUFWriter, shape: Shape) -> None:
     writer.add_name(f"synthetic {shape.name}")
     writer.add_description(shape.description)
-    writer.add_file_type(FILE_TYPE_Q4_K_M)
+    writer.add_file_type(FILE_TYPES[shape.quantization])
     writer.add_quantization_version(2)
     writer.add_vocab_size(shape.n_vocab)
     writer.add_context_length(shape.n_ctx_train)

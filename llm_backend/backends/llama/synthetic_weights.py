@@ -1,5 +1,6 @@
-"""A synthetic model's tensors as bytes: llama.cpp's Q4_K_M mixture of types, and random
-quantized blocks written straight, no float matrix ever made.
+"""A synthetic model's tensors as bytes: llama.cpp's Q4_K_M mixture of types (or the default
+model's Q4_1, a test shape's), and random quantized blocks written straight, no float matrix
+ever made.
 
 The types are what ``llama-quantize ... Q4_K_M`` picks for each tensor (src/llama-quant.cpp,
 ``llama_tensor_get_type_impl``): Q4_K, but Q6_K for the output layer (and a tied embedding,
@@ -47,15 +48,18 @@ class Layout:
     d_index: int  # the block's d, in uint16 units
     weight_std: float  # a weight's standard deviation per unit of d, with the fixed bytes below
     fixed: tuple[int, bytes] | None = None  # (byte offset, bytes): the sub-block scales
-    dmin_index: int | None = None  # Q4_K's dmin, set to centre the weights on 0
+    dmin_index: int | None = None  # Q4_K's dmin or Q4_1's m, set to centre the weights on 0
+    dmin_factor: float = 7.5  # that field per unit of d: Q4_K subtracts its dmin, Q4_1 adds its m
 
 
 # Q4_K: d, dmin, 12 bytes packing eight 6-bit scales and mins (all 1 with this pattern), 128
-# bytes of nibbles: w = d*q - dmin with dmin = 7.5 d. Q6_K: 128 + 64 bytes of 6-bit quants,
+# bytes of nibbles: w = d*q - dmin with dmin = 7.5 d. Q4_1: d, m, 16 bytes of nibbles: w = d*q + m
+# with m = -7.5 d. Q6_K: 128 + 64 bytes of 6-bit quants,
 # 16 int8 scales (1), d last: w = d*(q - 32). Q5_0: d, 4 + 16 bytes: w = d*(q - 16). Q8_0: d,
 # 32 int8: w = d*q. The standard deviations are those of uniform quants.
 LAYOUTS = {
     Q.Q4_K: Layout(0, math.sqrt((16**2 - 1) / 12), (4, bytes([1] * 8 + [0x11] * 4)), dmin_index=1),
+    Q.Q4_1: Layout(0, math.sqrt((16**2 - 1) / 12), dmin_index=1, dmin_factor=-7.5),
     Q.Q6_K: Layout(104, math.sqrt((64**2 - 1) / 12), (192, bytes([1] * 16))),
     Q.Q5_0: Layout(0, math.sqrt((32**2 - 1) / 12)),
     Q.Q8_0: Layout(0, math.sqrt((256**2 - 1) / 12)),
@@ -64,6 +68,20 @@ LAYOUTS = {
 
 def use_more_bits(layer: int, n_layer: int) -> bool:
     return layer < n_layer // 8 or layer >= 7 * n_layer // 8 or (layer - n_layer // 8) % 3 == 2
+
+
+def tensor_type(tensor: Tensor, shape: Shape) -> Q:
+    """The type this tensor is written in, by its shape's ``quantization``."""
+    if shape.quantization == "Q4_1":
+        return q4_1_type(tensor)
+    return q4_k_m_type(tensor, shape)
+
+
+def q4_1_type(tensor: Tensor) -> Q:
+    """The type the default model's file (SmolLM2-135M-Instruct.Q4_1.gguf) has for this tensor."""
+    if tensor.role not in ("embedding", "matrix", "output"):
+        return Q.F32
+    return Q.Q8_0 if tensor.role in ("embedding", "output") else Q.Q4_1
 
 
 def q4_k_m_type(tensor: Tensor, shape: Shape) -> Q:
@@ -87,7 +105,7 @@ def nbytes(tensor: Tensor, kind: Q) -> int:
 
 def file_type_bytes(shape: Shape) -> int:
     """The tensors' bytes in the file (its size, less the header and the vocabulary)."""
-    return sum(nbytes(t, q4_k_m_type(t, shape)) for t in shape.tensors())
+    return sum(nbytes(t, tensor_type(t, shape)) for t in shape.tensors())
 
 
 def _seed(shape: Shape, tensor: Tensor, chunk: int) -> int:
@@ -106,7 +124,7 @@ def _blocks(kind: Q, size: int, seed: int, d: float) -> np.ndarray:
     halves = data.view(np.uint16).reshape(-1, block // 2)
     halves[:, layout.d_index] = np.float16(d).view(np.uint16)
     if layout.dmin_index is not None:
-        halves[:, layout.dmin_index] = np.float16(7.5 * d).view(np.uint16)
+        halves[:, layout.dmin_index] = np.float16(layout.dmin_factor * d).view(np.uint16)
     return data
 
 
