@@ -4,9 +4,10 @@ chunks, cells, caches, grammars) are the same on any llama GGUF with SmolLM2's v
 a greedy answer compared across two paths changes more readily on its random weights' flatter
 logits than on SmolLM2's. Its answers are noise, seldom ended by the model: a test that needs
 an answer to go on bounds it by ``max_tokens``. On the real default GGUF: the default pool's
-sizes, the packaged model's own; and a prompt's reuse compared with its cold answer, which
-on test-tiny's kernels (Q4_K) gives other bits where the last block is cut from the prompt
-(test_prefixes.py), on SmolLM2's (Q4_1) the same."""
+sizes, the packaged model's own. A prompt's reuse compared with its cold answer, which on
+test-tiny's kernels (Q4_K) gives other bits where the last block is cut from the prompt
+(test_prefixes.py), runs on ``test-tiny-q4_1``: the same model in SmolLM2's types (Q4_1),
+whose kernels give the same."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ def engine():
 
 
 @pytest.fixture(scope="module")
-def smollm2():
-    engine = engine_on(default_gguf())
+def exact():
+    engine = engine_on(tiny_gguf("test-tiny-q4_1"))
     yield engine
     engine.close()
 
@@ -124,8 +125,8 @@ def test_a_long_prompt_is_prefilled_in_chunks_while_a_stream_keeps_flowing(engin
         engine.n_batch = 512
 
 
-def test_reusing_a_cached_prompt_prefix_does_not_change_the_answer(smollm2):
-    engine = smollm2  # not test-tiny: the module's docstring
+def test_reusing_a_cached_prompt_prefix_does_not_change_the_answer(exact):
+    engine = exact  # not test-tiny: the module's docstring
     engine.forget()
     engine.submit("fresh", "chat", chat(CONTEXT + "Name a mountain.", max_tokens=16))
     assert engine.running["fresh"].fed == 0
