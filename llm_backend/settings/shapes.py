@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from math import prod
+from typing import Literal
 
 SYNTHETIC_SCHEME = "synthetic://"
 
@@ -141,7 +142,7 @@ class Shape:
     # The types its tensors are written in: llama.cpp's Q4_K_M mixture, or "Q4_1" as the
     # default model's own file has them (Q4_1 matrices, a Q8_0 embedding): llama.cpp's CPU
     # kernels for those give a row the same bits whatever rows are computed with it.
-    quantization: str = "Q4_K_M"
+    quantization: Literal["Q4_K_M", "Q4_1"] = "Q4_K_M"
 
     @property
     def description(self) -> str:

@@ -53,10 +53,10 @@ class Layout:
 
 
 # Q4_K: d, dmin, 12 bytes packing eight 6-bit scales and mins (all 1 with this pattern), 128
-# bytes of nibbles: w = d*q - dmin with dmin = 7.5 d. Q4_1: d, m, 16 bytes of nibbles: w = d*q + m
-# with m = -7.5 d. Q6_K: 128 + 64 bytes of 6-bit quants,
-# 16 int8 scales (1), d last: w = d*(q - 32). Q5_0: d, 4 + 16 bytes: w = d*(q - 16). Q8_0: d,
-# 32 int8: w = d*q. The standard deviations are those of uniform quants.
+# bytes of nibbles: w = d*q - dmin with dmin = 7.5 d. Q4_1: d, m, 16 bytes of nibbles:
+# w = d*q + m with m = -7.5 d. Q6_K: 128 + 64 bytes of 6-bit quants, 16 int8 scales (1), d
+# last: w = d*(q - 32). Q5_0: d, 4 + 16 bytes: w = d*(q - 16). Q8_0: d, 32 int8: w = d*q.
+# The standard deviations are those of uniform quants.
 LAYOUTS = {
     Q.Q4_K: Layout(0, math.sqrt((16**2 - 1) / 12), (4, bytes([1] * 8 + [0x11] * 4)), dmin_index=1),
     Q.Q4_1: Layout(0, math.sqrt((16**2 - 1) / 12), dmin_index=1, dmin_factor=-7.5),
