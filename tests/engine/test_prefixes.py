@@ -1,14 +1,13 @@
 """Prefill once (issue #34): a prompt's beginning copied from another sequence, restored from
 host memory, or waited for while another request computes it; never across tenants. The engine
-driven directly, on synthetic test models (1/26 of the default model's CPU a prompt token,
-4 KB of KV a token to its 22.5): the same architecture, vocabulary and chat template, so the
-same prompts, chunks and cells; their random weights' flatter logits turn a bit that reuse
-changed into another greedy token more readily than SmolLM2's. llama.cpp's CPU kernels for
-``test-tiny``'s weights (Q4_K, Q6_K) give a row other bits by the rows computed with it
-(measured: a short chunk cut in two, logits moved by up to 0.09; a token decoded beside 3
-others or more, by 7e-7); those for the default model's types (Q4_1, Q8_0) do not, as
-prefixes.py measured. Where an answer computed so is compared with one computed alone, the
-test runs on ``test-tiny-q4_1``, the same model in those types."""
+driven directly, on ``synthetic://test-tiny-q4_1`` (1/26 of the default model's CPU a prompt
+token, 4 KB of KV a token to its 22.5): the same architecture, vocabulary and chat template,
+so the same prompts, chunks and cells; its random weights' flatter logits turn a bit that
+reuse changed into another greedy token more readily than SmolLM2's. It has the default
+model's types (Q4_1, Q8_0), whose CPU kernels give a row the same bits whatever rows are
+computed with it, as prefixes.py measured, so an answer computed with reuse is compared with
+one computed alone. ``test-tiny``'s (Q4_K, Q6_K) do not (measured: a short chunk cut in two,
+logits moved by up to 0.09; a token decoded beside 3 others or more, by 7e-7)."""
 
 from __future__ import annotations
 
@@ -48,28 +47,12 @@ def engine():
     engine.close()
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    engine = engine_on(tiny_gguf())
-    yield engine
-    engine.close()
-
-
-def emptied(engine: Engine) -> Engine:
+@pytest.fixture
+def fresh(engine):
     engine.forget()
     engine.host.clear()
     engine.free_seqs = list(range(engine.parallel))
     return engine
-
-
-@pytest.fixture
-def fresh(engine):
-    return emptied(engine)
-
-
-@pytest.fixture
-def fresh_tiny(tiny):
-    return emptied(tiny)
 
 
 def chat(question: str, system: str = SYSTEM, tenant: str = "a", **params) -> dict:
@@ -106,7 +89,7 @@ def test_common_prefix_agrees_with_counting_one_by_one():
 
 
 def test_requests_arriving_together_compute_their_common_beginning_once(fresh):
-    # On SmolLM2 (see the module's docstring): on test-tiny the answers decoded four at a time
+    # On test-tiny-q4_1 (see the module's docstring): on test-tiny the answers decoded four at a time
     # and the copies cut into a short chunk give other logits than alone (its answers agree
     # only because no token flipped).
     questions = ["When do you open?", "Can I renew a book?", "Are you open on Sunday?", "How many books?"]
@@ -124,8 +107,7 @@ def test_requests_arriving_together_compute_their_common_beginning_once(fresh):
         assert fresh.recorder.text(f"together{number}") == alone(fresh, f"alone{number}", chat(question))
 
 
-def test_another_tenant_takes_nothing_of_a_prefix_unless_both_declare_it_shared(fresh_tiny):
-    fresh = fresh_tiny
+def test_another_tenant_takes_nothing_of_a_prefix_unless_both_declare_it_shared(fresh):
     fresh.submit("owner", "chat", chat("When do you open?", tenant="a"))
     run(fresh)
     fresh.submit("stranger", "chat", chat("When do you open?", tenant="b"))
@@ -172,8 +154,7 @@ def test_an_evicted_conversation_comes_back_from_host_memory_with_the_same_answe
     assert fresh.host.used <= fresh.host.budget
 
 
-def test_the_host_cache_keeps_within_its_budget(fresh_tiny):
-    fresh = fresh_tiny
+def test_the_host_cache_keeps_within_its_budget(fresh):
     budget = fresh.host.budget
     try:
         fresh.host.budget = 1400 << 10  # room for two of these prompts (~0.66 MB each)
@@ -187,7 +168,7 @@ def test_the_host_cache_keeps_within_its_budget(fresh_tiny):
         fresh.host.budget = budget
 
 
-def test_a_saved_turn_gives_way_to_its_conversations_next_turn_and_a_restored_one_goes_first(fresh_tiny):
+def test_a_saved_turn_gives_way_to_its_conversations_next_turn_and_a_restored_one_goes_first(fresh):
     """Issue #41: 16 conversations on 8 sequences, one later turn found 1 % of its prompt
     cached. A turn's saved KV ends in its answer as decoded; the next turn's prompt holds that
     answer re-tokenized from its text, often other tokens, so the next turn's save did not
@@ -195,7 +176,6 @@ def test_a_saved_turn_gives_way_to_its_conversations_next_turn_and_a_restored_on
     as freshly used. Stale and doubled entries filled the budget until a waiting
     conversation's went. Now the next turn's save replaces it, and a restored one is the
     first to go."""
-    fresh = fresh_tiny
     fresh.submit("turn", "chat", chat("Can I renew a book?", max_tokens=8))
     run(fresh)
     seq = next(seq for seq, held in enumerate(fresh.held) if held.prompt_len)
@@ -215,10 +195,9 @@ def test_a_saved_turn_gives_way_to_its_conversations_next_turn_and_a_restored_on
     assert list(fresh.host.entries) == [key, next(k for k in fresh.host.entries if k != key)]
 
 
-def test_another_tenants_prompts_do_not_flush_a_tenants_saved_prefix(fresh_tiny):
+def test_another_tenants_prompts_do_not_flush_a_tenants_saved_prefix(fresh):
     # Issue #39: the host cache was one LRU for every tenant, so a tenant sending many long
     # prompts flushed another's saved conversation. The tenant holding the most gives way.
-    fresh = fresh_tiny
     budget = fresh.host.budget
     try:
         fresh.host.budget = 1400 << 10  # room for two of these prompts (~0.66 MB each)
@@ -292,11 +271,10 @@ def resent(question: str, answer: str, follow_up: str) -> dict:
     return params
 
 
-def test_without_exact_reuse_a_later_turn_computes_only_its_new_tokens(fresh_tiny):
+def test_without_exact_reuse_a_later_turn_computes_only_its_new_tokens(fresh):
     """The model's ``exact_reuse: false`` (agents): the whole last prompt is reused, though its
     question was computed in a short chunk and now lies in the first part; with it (the
     default), at least a block before the new part is computed again, which keeps the bits."""
-    fresh = fresh_tiny
     later = resent("When do you open?", "Nine, every day but Sunday.", "And until when?")
     fresh.submit("first", "chat", chat("When do you open?", max_tokens=3))
     run(fresh)
