@@ -265,6 +265,11 @@ TINY_GEMMA3_TOWER = VisionTower("a test tower (Gemma 3's projector)", "gemma3", 
 TINY_IDEFICS3_TOWER = VisionTower("a test tower (idefics3's connector)", "idefics3", n_embd=64, n_ff=128, n_layer=2,
                                   n_head=2, image_size=512, patch_size=16, scale_factor=4, longest_edge=2048, eps=1e-6)
 
+# test-tiny's layers (the test shapes below): a dense Llama with SmolLM2's vocabulary.
+tiny = partial(Shape, model="a test shape (no real model)", arch="llama", n_layer=4, n_embd=256, n_head=4,
+               n_head_kv=4, head_dim=64, n_ff=512, n_vocab=49152, n_ctx_train=32768, rope_theta=1e5, rms_eps=1e-5,
+               tied_embeddings=True)
+
 SHAPES: dict[str, Shape] = {
     shape.name: shape
     for shape in (
@@ -299,22 +304,17 @@ SHAPES: dict[str, Shape] = {
         # A test shape, no real model's: a dense Llama with SmolLM2's vocabulary unpadded (its
         # prompts tokenize as the default model's) and 4 KB of KV a token, for the engine's
         # mechanics (pools, windows, caches in bytes, files) at about 1/30 of SmolLM2-135M's
-        # prefill cost. What it answers is noise, so tests of an answer's sameness keep SmolLM2.
-        Shape("test-tiny", "a test shape (no real model)", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4,
-              head_dim=64, n_ff=512, n_vocab=49152, n_ctx_train=32768, rope_theta=1e5, rms_eps=1e-5,
-              tied_embeddings=True),
+        # prefill cost. What it answers is noise; its Q4_K kernels round a row by the rows beside
+        # it, so tests comparing an answer with one computed alone use test-tiny-q4_1 (or SmolLM2).
+        tiny("test-tiny"),
         # A test shape, no real model's: test-tiny in the default model's types (Q4_1, Q8_0),
         # whose CPU kernels round no row by the rows beside it (docs/SCALING.md): for the
         # engine's tests that compare an answer with one computed alone.
-        Shape("test-tiny-q4_1", "a test shape (no real model)", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4,
-              head_dim=64, n_ff=512, n_vocab=49152, n_ctx_train=32768, rope_theta=1e5, rms_eps=1e-5,
-              tied_embeddings=True, quantization="Q4_1"),
+        tiny("test-tiny-q4_1", quantization="Q4_1"),
         # A test shape, no real model's: test-tiny with a tiny SigLIP and Gemma 3's projector,
         # whose image is decoded in one non-causal piece (engine/media.py): 16 tokens an image
         # (224 pixels, 16 x 16 patches averaged 4 x 4), encoded in a moment.
-        Shape("test-tiny-vision", "a test shape (no real model)", "llama", n_layer=4, n_embd=256, n_head=4, n_head_kv=4,
-              head_dim=64, n_ff=512, n_vocab=49152, n_ctx_train=32768, rope_theta=1e5, rms_eps=1e-5,
-              tied_embeddings=True, vision=TINY_GEMMA3_TOWER),
+        tiny("test-tiny-vision", vision=TINY_GEMMA3_TOWER),
         # google/gemma-3-4b-it: 4.30B, its language model (3.88B: 34 layers, 8 heads of 256, 4 KV
         # heads, 5 in 6 layers windowed to 1,024 positions, 128k positions by a RoPE stretched 8
         # times) and SigLIP so400m at 896 pixels (0.42B), whose 4,096 patches Gemma 3's projector
