@@ -243,18 +243,18 @@ def test_greedy_answers_are_the_same_computed_cold_copied_waited_for_or_restored
     template's ``<|im_start|>user``), then computes the rest of its own in a chunk cut
     otherwise than cold, and prompt 6's answer changed from its first token. A copy cut 3
     tokens short of what it says it holds changes answers here (tried)."""
-    drawn = range(len(QUESTIONS))
-    cold = {number: alone(fresh, f"cold-{number}", variant(number)) for number in drawn}
+    numbers = range(len(QUESTIONS))
+    cold = {number: alone(fresh, f"cold-{number}", variant(number)) for number in numbers}
     fresh.forget()
-    for number in drawn:
+    for number in numbers:
         fresh.submit(f"together-{number}", "chat", variant(number))
     run(fresh)
     assert fresh.totals["copied_tokens"] > 0
-    assert {number: fresh.recorder.text(f"together-{number}") for number in drawn} == cold
+    assert {number: fresh.recorder.text(f"together-{number}") for number in numbers} == cold
 
     # The sequences given to later prompts were saved to host memory: empty every sequence
     # before each prompt, and it starts from what was saved (its own, or its system prompt).
-    for number in drawn:
+    for number in numbers:
         fresh.forget()
         restored = fresh.totals["restored_tokens"]
         fresh.submit(f"restored-{number}", "chat", variant(number))
