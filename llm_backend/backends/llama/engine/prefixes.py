@@ -20,10 +20,14 @@ whatever is done, so it is reused whole.
 Exactness has a price where a client resends a conversation in its own words: a turn whose
 first part ends in what the last prompt computed as its last message (a short chunk) must
 compute at least a block of it again. A coding agent's later turns pay that each time (~0.6 s
-at 9k tokens of context on 2 cores: a Codex session, `make bench`). A model's
-``exact_reuse: false`` reuses every cached token and chunks a prompt only by room, so a later
-turn computes its new tokens alone; a greedy answer may then differ in its last bits from the
-one computed from nothing, as in llama.cpp's server and vLLM.
+at 9k tokens of context on 2 cores: a Codex session, `make bench`). So does a client resending
+the answer verbatim when its text tokenizes otherwise than it was decoded from the first token
+on (decoded "Av", "ar"; its text "A", "var"): that is no longer the conversation continued, and
+where the earlier turns were computed in short chunks little or none of them is reused (SmolLM2,
+sampled short chats: 2 third turns in 80 reused 0-25 of ~100 tokens, against 72-85 usually).
+A model's ``exact_reuse: false`` reuses every cached token and chunks a prompt only by room, so
+a later turn computes its new tokens alone; a greedy answer may then differ in its last bits
+from the one computed from nothing, as in llama.cpp's server and vLLM.
 
 Reuse never crosses tenants (a prefix served from cache is seconds faster: a timing side
 channel). KV computed for one tenant is usable by another only up to the leading tokens that
