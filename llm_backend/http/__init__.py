@@ -19,7 +19,8 @@ and traces. Below it nothing knows about HTTP. In the order a request meets them
   refused 403 (docs/SECURITY.md).
 - ``body_deadline.py``: a body arrives within ``body_timeout`` plus a second per
   ``body_min_rate`` bytes (slowloris: 408); ``socket_deadline.py``: the same for each
-  WebSocket message, in uvicorn's protocol (closed 1008).
+  WebSocket message, in uvicorn's protocol (closed 1008), which ``socket_denial.py`` mends: a
+  handshake refused with an HTTP answer (a wrong key's 401) is no error in the log.
 - ``security.py``: Connexion's bearer scheme answered by the ``Authenticator`` (``auth/``); an
   ``x-admin`` scheme (the OpenAI document's ``AdminApiKeyAuth``) needs an admin key (403).
   Nothing of a body is read before the key is known good.

@@ -9,22 +9,23 @@ at ``min_rate`` bytes a second. Past it the connection is closed with 1008 (poli
 violation) and a reason naming the rule; the app sees the client leave.
 
 The clock stops while uvicorn does not read (it pauses reading while the app has not taken
-the message before), so a busy app never costs its client the deadline.
+the message before), so a busy app never costs its client the deadline. The protocol it
+extends finishes a handshake that a denial response answered (``socket_denial.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from .socket_denial import DenialAnswered
 
 CLOSE_POLICY_VIOLATION = 1008
 
 
-def deadlined_protocol(seconds: float, min_rate: int) -> type[WebSocketsSansIOProtocol]:
+def deadlined_protocol(seconds: float, min_rate: int) -> type[DenialAnswered]:
     """uvicorn's WebSocket protocol (``ws=``) with the message deadline (see the module)."""
 
-    class DeadlinedWebSocketProtocol(WebSocketsSansIOProtocol):
+    class DeadlinedWebSocketProtocol(DenialAnswered):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.message_bytes = 0  # of the message in progress, counted from its first byte

@@ -9,12 +9,15 @@ import asyncio
 import json
 import time
 
+import httpx
 import openai
 import pytest
 import websockets
+import websockets.sync.client
 
 from tests.conftest import MODEL
 from tests.support.clients import async_sdk, keyed_server, sdk
+from tests.support.server import access_lines, log_records, log_size
 
 KEY = "ws-key"
 TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
@@ -192,6 +195,25 @@ def test_a_bad_key_is_refused_at_the_handshake_with_openais_error(keyed):
     response = refused.value.response
     assert response.status_code == 401
     assert json.loads(response.body)["error"]["code"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize("path", ["/v1/responses", "/v1/realtime?model=gpt-realtime"])
+def test_a_handshake_refused_for_its_key_is_not_logged_as_an_error(keyed, path):
+    # uvicorn's websockets-sansio protocol logged "ASGI callable returned without completing
+    # handshake." at error after each refusal (http/socket_denial.py).
+    since = log_size(keyed)
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        with websockets.sync.client.connect(keyed.base_url.replace("http", "ws", 1) + path,
+                                            additional_headers={"authorization": "Bearer wrong-key"}):
+            pass
+    assert refused.value.response.status_code == 401
+    access_lines(keyed, path.split("?")[0], since=since, expect=1)
+    # A request after it, logged once the handshake's task has logged all it logs.
+    assert httpx.get(keyed.api + "/models", timeout=10).status_code == 401
+    access_lines(keyed, "/v1/models", since=since, expect=1)
+    records = log_records(keyed, since)
+    assert [record for record in records if record["level"] in ("error", "critical")] == []
+    assert any("WebSocket" in record["event"] and "401" in record["event"] for record in records)
 
 
 def test_every_frame_is_a_responses_server_event_of_the_spec(client):
