@@ -32,6 +32,7 @@ from swagger_ui_bundle import swagger_ui_path
 from .. import families as registry
 from ..families.family import Wired
 from ..http.pages import Pages
+from ..http.socket_endpoint import NoSocket
 from ..serving.services import Services
 from ..settings import Settings, get_settings
 from . import chain, documents
@@ -64,5 +65,6 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     pages = documents.pages(served)
     pages.update({name: page for family in families for name, page in family.pages(served).items()})
     app.add_middleware(Pages, MiddlewarePosition.BEFORE_EXCEPTION, documents=pages, swagger_dir=swagger_ui_path)
+    app.add_middleware(NoSocket, MiddlewarePosition.BEFORE_EXCEPTION)  # inside them all: a socket none took
     log.info("app built", extra={"seconds": round(time.perf_counter() - started, 3)})
     return app

@@ -1,6 +1,6 @@
 """What the service's WebSocket endpoints share (the Responses WebSocket mode, the Realtime
 API): ASGI middleware that takes the WebSockets of one path and passes everything else on,
-the receive loop of a connection (``receive_frames``: its lifetime, one frame handled after
+the one that answers a WebSocket no endpoint took (``NoSocket``), the receive loop of a connection (``receive_frames``: its lifetime, one frame handled after
 the other), and a client event read from its frame (``client_event``: the parser of request
 bodies, off the event loop for a large frame)."""
 
@@ -14,10 +14,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..auth import Authenticator
-from ..errors import invalid_client_event
+from ..errors import invalid_client_event, unknown_url
 from ..json.text import MAX_VALUES, loads
 from ..serving.services import Services
 from .middleware import Observer
+from .rendering import error_response
 
 
 class SocketEndpoint:
@@ -46,6 +47,21 @@ class SocketEndpoint:
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         raise NotImplementedError
+
+
+class NoSocket:
+    """Inside every WebSocket endpoint: a handshake none of them took has no WebSocket at its
+    path, and is answered as that URL over HTTP without a route is, 404 ``unknown_url``, not
+    with Starlette's bare 403, which a client reads as its key refused."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        await WebSocket(scope, receive, send).send_denial_response(error_response(unknown_url()))
 
 
 async def receive_frames(websocket: WebSocket, seconds: float, handle: Callable[[str | bytes], Awaitable[None]]) -> bool:

@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 
+import httpx
 import pytest
 import websockets
 
@@ -40,17 +41,17 @@ def live(tmp_path_factory) -> LiveServer:
         yield server
 
 
-def socket_url(live: LiveServer) -> str:
-    return live.api.replace("http://", "ws://") + "/responses"
+def socket_url(live: LiveServer, path: str = "/v1/responses") -> str:
+    return live.base_url.replace("http://", "ws://") + path
 
 
-def handshake(live: LiveServer, key: str, origin: str | None) -> tuple[int, dict, bytes]:
+def handshake(live: LiveServer, key: str, origin: str | None, path: str = "/v1/responses") -> tuple[int, dict, bytes]:
     """Open and close a socket: the handshake's status, headers and (refused) body."""
 
     async def open_once():
         try:
             async with websockets.connect(
-                socket_url(live), origin=origin, additional_headers={"Authorization": f"Bearer {key}"}
+                socket_url(live, path), origin=origin, additional_headers={"Authorization": f"Bearer {key}"}
             ) as socket:
                 return socket.response.status_code, dict(socket.response.headers), b""
         except websockets.exceptions.InvalidStatus as refused:
@@ -77,6 +78,16 @@ def test_the_origin_is_checked_before_the_key(live):
     """A page of another site cannot even probe keys through a socket."""
     status, _, body = handshake(live, "not-a-key", "http://evil.example")
     assert status == 403 and json.loads(body)["error"]["code"] == "origin_not_allowed"
+
+
+@pytest.mark.parametrize("path", ["/v1/no-such-socket", "/v1/chat/completions", "/elsewhere"])
+def test_a_handshake_where_no_socket_is_served_is_404_unknown_url_as_over_http(live, path):
+    # Not Starlette's bare 403, which a client reads as its key refused.
+    since = log_size(live)
+    status, headers, body = handshake(live, ADMIN, None, path)
+    assert status == 404 and headers["x-request-id"].startswith("req_")
+    assert json.loads(body) == httpx.get(live.base_url + "/v1/no-such-thing", timeout=10).json()
+    assert access_lines(live, path, since=since, expect=1)[0]["status"] == 404
 
 
 def test_websocket_responses_show_in_the_metrics(live):
