@@ -35,6 +35,7 @@ they do not refer).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -43,10 +44,13 @@ from urllib.parse import parse_qsl, urlencode
 
 from .. import errors
 from ..backends.base import Relayed, Stream, StreamedBody
+from ..backends.upstream.relay import openai_error_event
 from ..storage.forwarded_objects import ForwardedObjects
 from .form_fields import Unreadable
 from .request_ids import body_strings
-from .relayed import EventData, is_event_stream
+from .relayed import DONE, EventData, is_event_stream
+
+log = logging.getLogger(__name__)
 
 # A string that may be an id: file-abc, vs_abc, ft:gpt-4o-mini:org::abc (never prose).
 ID_LIKE = re.compile(r"(?=.*[_:\-])[A-Za-z0-9][A-Za-z0-9_.:\-]{2,255}")
@@ -60,6 +64,11 @@ CHECK_BATCH = 1000
 
 # A further page of the same list: its query string -> the upstream's answer.
 FetchPage = Callable[[bytes], Awaitable[Relayed]]
+
+
+def _unreadable() -> bytes:
+    log.warning("forwarded stream ended: an event of the upstream's could not be read")
+    return openai_error_event(errors.upstream_unreadable())
 
 
 def _kind(field: str) -> str:
@@ -229,18 +238,35 @@ class Guard:
             self.named |= set(found)
 
     async def _claimed(self, chunks: AsyncIterator[bytes]) -> Stream[bytes]:
-        """A stream passed on as it comes; what each event shows is recorded before the
-        client can read it (and use the id)."""
-        events = EventData()
+        """A stream passed on event by event as its events arrive whole; what each shows is
+        recorded before the client can read it (and use the id). An event that cannot be
+        read is not passed on: the stream ends there with OpenAI's error event, as a relayed
+        stream failing midway does (``backends/upstream/relay.py``), at an event's end."""
+        pending = b""
         async for chunk in chunks:
-            for data in events.feed(chunk):
-                if data == "[DONE]":
-                    continue
-                value = _json(data.encode())
-                if value is None:  # an event not read is not passed on: the stream ends here
-                    raise errors.upstream_unreadable()
-                await self._claim(value)
-            yield chunk
+            pending += chunk
+            *events, pending = pending.split(b"\n\n")
+            read: list[bytes] = []
+            for event in events:
+                if not await self._read(event):
+                    yield b"".join(read) + _unreadable()
+                    return
+                read.append(event + b"\n\n")
+            if read:
+                yield b"".join(read)
+        if pending:  # the last event, without the blank line that ends one
+            yield pending if await self._read(pending) else _unreadable()
+
+    async def _read(self, event: bytes) -> bool:
+        """Whether the event's data could be read; what it shows is recorded."""
+        for data in EventData().feed(event + b"\n"):
+            if data == DONE:
+                continue
+            value = _json(data.encode())
+            if value is None:
+                return False
+            await self._claim(value)
+        return True
 
     async def _own_page(self, first: dict, fetch_page: FetchPage) -> dict | Relayed:
         """The page of the caller's items the client asked for, from as many upstream pages

@@ -148,8 +148,23 @@ def test_a_list_answer_the_guard_cannot_read_is_refused(garbled_gateway, path):
     assert "file-of-another" not in answer.text
 
 
-def test_a_stream_stops_at_an_event_the_guard_cannot_read(garbled_gateway):
+@pytest.mark.parametrize(
+    "model, read",
+    [("gpt-x", ["response.created"]), ("gpt-split", ["response.created", "response.in_progress"])],
+    ids=["one-piece", "cut-inside-events"],
+)
+def test_a_stream_ends_with_an_error_event_at_an_event_the_guard_cannot_read(garbled_gateway, model, read):
+    # As a relayed stream failing midway ends (backends/upstream/relay.py): the events read
+    # before it, whole, then OpenAI's error event, which the SDK raises; not a cut connection
+    # and a traceback in the server's log.
+    since = log_size(garbled_gateway)
     client = sdk(garbled_gateway, api_key=KEY_B)
-    with pytest.raises((openai.APIError, httpx.HTTPError)):
-        for _ in client.responses.create(model="gpt-x", input="hi", stream=True):
-            pass
+    seen = []
+    with pytest.raises(openai.APIError) as failed:
+        for event in client.responses.create(model=model, input="hi", stream=True):
+            seen.append(event.type)
+    assert seen == read
+    assert failed.value.message == "The upstream API's answer could not be read, so it was not passed on."
+    records = log_records(garbled_gateway, since)
+    assert [record["event"] for record in records if record["level"] in ("error", "critical")] == []
+    assert any(record["level"] == "warning" and "could not be read" in record["event"] for record in records)

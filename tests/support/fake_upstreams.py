@@ -235,8 +235,13 @@ async def _form_fields(request, body: bytes) -> dict[str, str]:
 class GarbledUpstream:
     """Answers 200 with bodies the tenant guard cannot read: a list cut short (``GET
     /v1/files``), a list as HTML (``GET /v1/batches``), a gzip-encoded list (``GET
-    /v1/vector_stores``), a stream with an event that is not JSON (``POST /v1/responses``).
+    /v1/vector_stores``), a stream with an event that is not JSON (``POST /v1/responses``;
+    for model ``gpt-split``, its events written in pieces cut inside them, a pause between).
     Every such list would show another tenant's objects if it were passed on unread."""
+
+    CREATED = b'data: {"type": "response.created", "response": {"id": "resp_x", "object": "response"}}\n\n'
+    IN_PROGRESS = b'data: {"type": "response.in_progress", "response": {"id": "resp_x", "object": "response"}}\n\n'
+    SPLIT = (CREATED[:30], CREATED[30:] + IN_PROGRESS[:-1], IN_PROGRESS[-1:] + b"data: {not", b" json\n\n")
 
     LIST = json.dumps({"object": "list", "data": [{"id": "file-of-another", "object": "file"}], "has_more": False})
     ANSWERS = {
@@ -259,15 +264,19 @@ class GarbledUpstream:
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                self.rfile.read(length)
+                request = self.rfile.read(length)
                 kind, headers, body = answers.get((self.command, self.path.split("?")[0]), ("application/json", {}, b"{}"))
+                pieces = GarbledUpstream.SPLIT if b'"gpt-split"' in request else (body,)
                 self.send_response(200)
                 self.send_header("content-type", kind)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("content-length", str(len(body)))
+                self.send_header("content-length", str(sum(map(len, pieces))))
                 self.end_headers()
-                self.wfile.write(body)
+                for piece in pieces:
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+                    time.sleep(0.05 if len(pieces) > 1 else 0)
 
             do_GET = do_POST = _answer
 
