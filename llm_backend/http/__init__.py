@@ -52,8 +52,9 @@ and traces. Below it nothing knows about HTTP. In the order a request meets them
   error renderer; ``problems.py``: Connexion's problems and Starlette's exceptions as the
   catalogue's errors, the error handlers.
 - ``socket_endpoint.py``, ``socket_frames.py``: what both WebSocket endpoints share: one path's
-  sockets taken (one no endpoint took: 404 ``unknown_url``, as over HTTP), the receive loop, a client event read within its values' bound, beside the
-  loop when large (an 8 MB frame cost ``json.loads`` 1.7 s holding the GIL).
+  sockets taken (one no endpoint took: 404 ``unknown_url``, as over HTTP), the receive loop, a
+  client event read within its values' bound, beside the loop when large (an 8 MB frame cost
+  ``json.loads`` 1.7 s holding the GIL).
 - ``responses_socket.py``: the Responses WebSocket mode (``/v1/responses``): the key checked at
   the handshake, each ``response.create`` checked by the spec and answered as a stream by
   ``serving/responses/``, each an ``Exchange``; lanes by ``stream_id``, bounded queues.

@@ -1,8 +1,9 @@
 """What the service's WebSocket endpoints share (the Responses WebSocket mode, the Realtime
 API): ASGI middleware that takes the WebSockets of one path and passes everything else on,
-the one that answers a WebSocket no endpoint took (``NoSocket``), the receive loop of a connection (``receive_frames``: its lifetime, one frame handled after
-the other), and a client event read from its frame (``client_event``: the parser of request
-bodies, off the event loop for a large frame)."""
+the one that answers a WebSocket no endpoint took (``NoSocket``), the receive loop of a
+connection (``receive_frames``: its lifetime, one frame handled after the other), and a
+client event read from its frame (``client_event``: the parser of request bodies, off the
+event loop for a large frame)."""
 
 from __future__ import annotations
 

@@ -12,10 +12,11 @@ parsers) saw no event at all. Every event here is made by ``_event``.
 
 On SIGTERM (a rolling update, a scale-down) sse-starlette cuts every open stream at once. An
 answer is finite: it is finished instead, within uvicorn's graceful shutdown timeout (the
-``shutdown_grace`` setting), while the replica takes no new connections. An endless stream (a
-watch) ends at once, its body whole: a client reconnects as after a cut, and uvicorn logs no
-error ("ASGI callable returned without completing response", one per open watch and stop). Measured with two replicas under load (`make deploy-check`): a graceful stop of
-one lost 3 of the 8 requests in flight before (their streams were cut), none after.
+``shutdown_grace`` setting), while the replica takes no new connections. Measured with two
+replicas under load (`make deploy-check`): a graceful stop of one lost 3 of the 8 requests
+in flight before (their streams were cut), none after. An endless stream (a watch) ends at
+once, its body whole: a client reconnects as after a cut, and uvicorn logs no error ("ASGI
+callable returned without completing response", one per open watch at each stop).
 """
 
 from __future__ import annotations

@@ -242,10 +242,16 @@ class Guard:
         recorded before the client can read it (and use the id). An event that cannot be
         read is not passed on: the stream ends there with OpenAI's error event, as a relayed
         stream failing midway does (``backends/upstream/relay.py``), at an event's end."""
-        pending = b""
+        pending = bytearray()
         async for chunk in chunks:
+            # Only the new bytes are searched (and the last one before them, a "\n"): an event
+            # arriving in many pieces costs its length once, not once a piece.
+            start = max(len(pending) - 1, 0)
             pending += chunk
-            *events, pending = pending.split(b"\n\n")
+            if pending.find(b"\n\n", start) < 0:
+                continue
+            *events, rest = bytes(pending).split(b"\n\n")
+            pending = bytearray(rest)
             read: list[bytes] = []
             for event in events:
                 if not await self._read(event):
@@ -255,7 +261,7 @@ class Guard:
             if read:
                 yield b"".join(read)
         if pending:  # the last event, without the blank line that ends one
-            yield pending if await self._read(pending) else _unreadable()
+            yield bytes(pending) if await self._read(bytes(pending)) else _unreadable()
 
     async def _read(self, event: bytes) -> bool:
         """Whether the event's data could be read; what it shows is recorded."""

@@ -4,6 +4,8 @@ read from objects as the OpenAI document's examples give them."""
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 
 import pytest
 
@@ -146,3 +148,73 @@ def test_a_jobs_checkpoints_are_its_owners_to_share():
         "fine_tuned_model_checkpoint": "ft:gpt-4o-mini:org::abc:ckpt-step-10", "step_number": 10,
     }]}
     assert claims(checkpoints, {}, objects=False)["ft:gpt-4o-mini:org::abc:ckpt-step-10"] == "model"
+
+
+# --- a forwarded stream, read by the guard event by event (Guard.answer) ---
+
+STREAM = (
+    b'event: response.created\ndata: {"type": "response.created", "response": {"id": "resp_cut", "object": "response"}}\n\n\n'
+    b": keep-alive\n\n"
+    b'data: {"type": "response.output_item.added", "item": {"id": "msg_cut", "object": "message"}}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+@pytest.fixture
+def objects(tmp_path):
+    from llm_backend.storage import Database
+
+    database = Database(f"sqlite:///{tmp_path / 'owners.db'}")
+    database.upgrade()
+    yield database.forwarded_objects
+    database.dispose()
+
+
+def guarded(objects, owner: str, pieces: list[bytes]) -> bytes:
+    """What a client of ``owner`` is sent of a stream the upstream sent in ``pieces``."""
+    from llm_backend.backends.base import Relayed
+    from llm_backend.serving.ownership import Guard
+
+    async def chunks():
+        for piece in pieces:
+            yield piece
+
+    async def no_page(query: bytes):
+        raise AssertionError("a stream has no pages")
+
+    async def read() -> bytes:
+        answer = Relayed(200, [(b"content-type", b"text/event-stream")], chunks=chunks())
+        passed = await Guard(objects, owner, "POST", {}, b"").answer(answer, no_page)
+        return b"".join([chunk async for chunk in passed.chunks])
+
+    return asyncio.run(read())
+
+
+def cut(content: bytes, rng: random.Random) -> list[bytes]:
+    ends = sorted(rng.sample(range(1, len(content)), rng.randint(0, 12)))
+    return [content[start:end] for start, end in zip([0, *ends], [*ends, len(content)])]
+
+
+def test_a_stream_cut_anywhere_is_passed_on_byte_for_byte_and_its_objects_are_its_callers(objects):
+    seed = random.randrange(1 << 32)
+    print(f"seed {seed}")  # replay: random.Random(seed)
+    rng = random.Random(seed)
+    for _ in range(50):
+        pieces = cut(STREAM, rng)
+        assert guarded(objects, "alice", pieces) == STREAM, pieces
+    owners = asyncio.run(objects.owners(["resp_cut", "msg_cut"]))
+    assert owners == {"resp_cut": ("alice", "response"), "msg_cut": ("alice", "message")}
+
+
+def test_a_stream_ends_whole_at_an_event_that_cannot_be_read(objects):
+    seed = random.randrange(1 << 32)
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    garbled = STREAM[:-len(b"data: [DONE]\n\n")] + b'data: {"type": "cut\n\ndata: {"id": "file-after", "object": "file"}\n\n'
+    for _ in range(50):
+        passed = guarded(objects, "bob", cut(garbled, rng))
+        events = passed.split(b"\n\n")
+        assert passed.startswith(STREAM[: STREAM.index(b"data: [DONE]")])  # every event before it, whole
+        assert json.loads(events[-2].removeprefix(b"data: "))["error"]["code"] == "upstream_unreadable"
+        assert b"file-after" not in passed and events[-1] == b""
+    assert asyncio.run(objects.owners(["file-after"])) == {}
