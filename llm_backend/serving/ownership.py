@@ -44,7 +44,6 @@ from urllib.parse import parse_qsl, urlencode
 
 from .. import errors
 from ..backends.base import Relayed, Stream, StreamedBody
-from ..backends.upstream.relay import openai_error_event
 from ..storage.forwarded_objects import ForwardedObjects
 from .form_fields import Unreadable
 from .request_ids import body_strings
@@ -67,6 +66,9 @@ FetchPage = Callable[[bytes], Awaitable[Relayed]]
 
 
 def _unreadable() -> bytes:
+    # Imported here: the relay brings aiohttp, which a service without an upstream never loads.
+    from ..backends.upstream.relay import openai_error_event
+
     log.warning("forwarded stream ended: an event of the upstream's could not be read")
     return openai_error_event(errors.upstream_unreadable())
 
