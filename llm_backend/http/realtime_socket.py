@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import errors
 from ..auth import Principal
@@ -223,6 +223,12 @@ class Connection:
         return session_for(self.socket.services, self.send, self, kind, (query.get("model") or [""])[0])
 
     async def serve(self) -> None:
+        try:
+            await self._run()
+        except WebSocketDisconnect:
+            pass  # the client left while something was on its way to it (its models loading, say)
+
+    async def _run(self) -> None:
         from ..serving.realtime.sessions import ready
 
         try:
@@ -238,9 +244,9 @@ class Connection:
             await session.close()
             await self.end(error)
             return
-        await self.send({"type": "session.created", "event_id": event_id(), "session": session.to_openai()})
         seconds = self.socket.services.settings.realtime_session_seconds
         try:
+            await self.send({"type": "session.created", "event_id": event_id(), "session": session.to_openai()})
             if await receive_frames(self.websocket, seconds, functools.partial(self._handle, session)):
                 await session.close()
                 await self.end(errors.session_expired(seconds), 1000)

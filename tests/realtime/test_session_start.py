@@ -6,13 +6,16 @@ package that is not installed)."""
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
+import websockets.sync.client
 
 from tests.conftest import MODEL
 from tests.support.clients import sdk
 from tests.support.realtime import SERVER_EVENT, events_until
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, access_lines, log_records, log_size
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +58,23 @@ def test_a_session_whose_speech_model_cannot_load_fails_before_it_starts(live):
     assert first["type"] == "error", first  # not session.created, then a failure at the first turn
     assert first["error"]["code"] == "model_load_failed" and "piper" in first["error"]["message"]
     assert states(live)["piper"] == "error"
+
+
+@pytest.fixture(scope="module")
+def leaving(tmp_path_factory):
+    """Its speech-to-text model unloaded until the test: a session waits for it to load."""
+    with LiveServer(tmp_path_factory.mktemp("session-left"), env={"LLM_BACKEND_MODEL_LOAD": "lazy"}) as server:
+        yield server
+
+
+def test_a_client_that_leaves_before_its_session_starts_is_no_error_and_the_next_one_starts(leaving):
+    since = log_size(leaving)
+    url = leaving.base_url.replace("http", "ws", 1) + "/v1/realtime?intent=transcription"
+    left = websockets.sync.client.connect(url)
+    left.socket.shutdown(socket.SHUT_RDWR)  # gone while its session waits for Whisper to load
+    left.socket.close()
+    with sdk(leaving).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        events_until(connection, "session.created")
+    assert len(access_lines(leaving, "/v1/realtime", since=since, expect=2)) == 2
+    records = log_records(leaving, since)
+    assert [record["event"] for record in records if record["level"] in ("error", "critical")] == []
