@@ -22,7 +22,6 @@ callable returned without completing response", one per open watch at each stop)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -115,7 +114,10 @@ async def _until(events: Stream[tuple[str, Any]], stopping: anyio.Event) -> Stre
             yield event
     finally:
         stop.cancel()
-        if following is not None and not following.done():
-            following.cancel()  # the events' own cleanup runs (a watch's subscription)
-            with contextlib.suppress(asyncio.CancelledError):
-                await following
+        # As ``Silence.ticking`` lets go (serving/keepalive.py): shielded, so that the client
+        # leaving does not cut short the events' own cleanup (a watch's subscription).
+        with anyio.CancelScope(shield=True):
+            if following is not None and not following.done():
+                following.cancel()
+                await asyncio.wait((following,))
+            await events.aclose()

@@ -59,3 +59,15 @@ def test_a_watch_whose_client_leaves_cleans_up():
         assert ended == ["cleaned up"]  # within the loop's life, not at its teardown
 
     asyncio.run(run())
+
+
+def test_a_watch_closed_between_two_events_cleans_up_at_once():
+    ended: list[str] = []
+
+    async def run():
+        events = _until(watch(ended), anyio.Event())
+        assert (await anext(events))[0] == "status"
+        await events.aclose()  # as sse-starlette's stream closes it when its client leaves
+        assert ended == ["cleaned up"]  # at once, not when the garbage collector finds it
+
+    asyncio.run(run())
