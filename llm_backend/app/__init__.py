@@ -33,6 +33,7 @@ from .. import families as registry
 from ..families.family import Wired
 from ..http.pages import Pages
 from ..http.socket_endpoint import NoSocket
+from ..serving.ownership import objectless_operations
 from ..serving.services import Services
 from ..settings import Settings, get_settings
 from . import chain, documents
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app = AsyncApp(__name__, lifespan=lambda _app: running(services, parts, families))
     served = documents.serve(app, settings, parts.registry, parts.authenticator, families, started)
     observer = parts.observer()
-    services = parts.services(batch_lines(served, observer, parts.authenticator, families))
+    services = parts.services(
+        batch_lines(served, observer, parts.authenticator, families), objectless_operations(served.openai)
+    )
     wired = Wired(services, served, parts.authenticator, observer)
     chain.add(app, settings, wired, families)
     for family in families:

@@ -56,9 +56,10 @@ class Assembly:
         observer = self.metrics if self.settings.metrics_enabled else None
         return self.traced.traced(observer) if self.traced is not None else observer
 
-    def services(self, batch_lines: Callable[[Services], Lines]) -> Services:
+    def services(self, batch_lines: Callable[[Services], Lines], objectless_answers: frozenset[str]) -> Services:
         """The services serving code works with; ``batch_lines``: how a batch's line is
-        answered (it needs the documents as served, so it comes last)."""
+        answered, and ``objectless_answers`` (``ownership.objectless_operations``): both
+        need the documents as served, so they come last."""
         signing = self.settings.realtime_secret_key
         return Services(
             settings=self.settings,
@@ -70,6 +71,7 @@ class Assembly:
             project_limits=self.project_limits,
             spend_meter=self.spend_meter,
             batch_lines=batch_lines,
+            objectless_answers=objectless_answers,
         )
 
 

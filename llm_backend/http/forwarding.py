@@ -63,8 +63,12 @@ def _guard(scope: Scope) -> Guard | None:
     caller, services = context.caller(), context.current()
     if caller.owner == ANONYMOUS or services.settings.upstream_pass_client_key or context.record().admin_operation:
         return None
-    path_params = context.record().path_params or {}
-    return Guard(services.database.forwarded_objects, caller.owner, scope["method"], path_params, scope.get("query_string", b""))
+    record = context.record()
+    return Guard(
+        services.database.forwarded_objects, caller.owner, scope["method"], record.path_params or {},
+        scope.get("query_string", b""), services.settings.upstream_max_read_bytes,
+        record.operation_id in services.objectless_answers,
+    )
 
 
 async def forward(backend: Forwarding, scope: Scope, content: bytes | StreamedBody | None) -> Response:

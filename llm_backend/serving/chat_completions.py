@@ -150,14 +150,14 @@ async def record(
         )
 
     if isinstance(answer, Relayed):
-        return await _record_relayed(answer, save)
+        return await _record_relayed(answer, save, services.settings.upstream_max_read_bytes)
     if isinstance(answer, dict):
         await save(answer, True)
         return answer
     return _recorded(answer, save)
 
 
-async def _record_relayed(answer: Relayed, save: Callable[[Json, bool], Awaitable[None]]) -> Relayed:
+async def _record_relayed(answer: Relayed, save: Callable[[Json, bool], Awaitable[None]], limit: int) -> Relayed:
     """An upstream's answer stored as the client receives it: only a successful one."""
     if answer.status != 200:
         return answer
@@ -179,7 +179,7 @@ async def _record_relayed(answer: Relayed, save: Callable[[Json, bool], Awaitabl
             except Exception:
                 log.exception("could not store relayed chat completion")
 
-    return relayed.observe(answer, seen)
+    return relayed.observe(answer, seen, limit)
 
 
 # --- the read operations -----------------------------------------------------------------

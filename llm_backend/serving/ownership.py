@@ -44,10 +44,14 @@ from urllib.parse import parse_qsl, urlencode
 
 from .. import errors
 from ..backends.base import Relayed, Stream, StreamedBody
+from ..backends.upstream.event_frames import EventFrames, split
+from ..json.scan import MAX_JSON_DEPTH
+from ..json.text import LARGE_BODY, MAX_VALUES, loads
+from ..off_loop import off_loop
 from ..storage.forwarded_objects import ForwardedObjects
 from .form_fields import Unreadable
 from .request_ids import body_strings
-from .relayed import DONE, EventData, is_event_stream
+from .relayed import DONE, data_of, is_event_stream
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +109,44 @@ def claims(value: Any, found: dict[str, str], objects: bool = True) -> dict[str,
     return found
 
 
+def objectless_operations(document: dict) -> frozenset[str]:
+    """The operations of ``document`` (OpenAI's, as written) whose successful answers can
+    hold no object ``claims`` would record (a schema with ``object`` and ``id`` or a naming
+    field): their answers are passed on unread (an images answer: ten base64 images, and
+    nothing to claim). An upstream that answers beside its document is not trusted:
+    an id it shows there is recorded for no one, and so refused to everyone."""
+    schemas = document.get("components", {}).get("schemas", {})
+    return frozenset(
+        operation["operationId"]
+        for item in document.get("paths", {}).values()
+        # (A DELETE's answer is read: its ``deleted`` is what forgets the object.)
+        for method, operation in item.items() if method in ("get", "post", "put", "patch")
+        if not any(
+            _holds_objects(media.get("schema"), schemas, set())
+            for status, answer in operation.get("responses", {}).items() if str(status).startswith("2")
+            for media in answer.get("content", {}).values()
+        )
+    )
+
+
+def _holds_objects(schema: Any, schemas: dict, seen: set[str]) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    if isinstance(ref := schema.get("$ref"), str):
+        name = ref.rsplit("/", 1)[-1]
+        if name in seen:
+            return False
+        seen.add(name)
+        return _holds_objects(schemas.get(name), schemas, seen)
+    properties = schema.get("properties") or {}
+    named = any(field == "id" or field in NAMING_FIELDS or field.endswith(NAMING_SUFFIXES + LIST_SUFFIXES) for field in properties)
+    if "object" in properties and named:
+        return True
+    inner = [*properties.values(), schema.get("items"), schema.get("additionalProperties")]
+    inner += [*schema.get("anyOf", []), *schema.get("oneOf", []), *schema.get("allOf", [])]
+    return any(_holds_objects(part, schemas, seen) for part in inner)
+
+
 def references(value: Any, field: str, found: dict[str, str]) -> dict[str, str]:
     """Every id-like string of a request body, with the field it was found in."""
     if isinstance(value, str):
@@ -124,13 +166,6 @@ def _param_of(kind: str) -> str:
     return "model" if kind == "model" else kind.replace(".", "_") + "_id"
 
 
-def _json(content: bytes) -> Any:
-    try:
-        return json.loads(content)
-    except ValueError:
-        return None
-
-
 def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name == b"content-type" and b"json" in value for name, value in headers)
 
@@ -140,18 +175,48 @@ def _identity(headers: list[tuple[bytes, bytes]]) -> bool:
     return all(name != b"content-encoding" or value.strip().lower() == b"identity" for name, value in headers)
 
 
-async def _whole(answer: Relayed) -> bytes:
+async def _whole(answer: Relayed, limit: int) -> bytes:
+    """The answer's body, refused (502) past ``limit`` bytes: an upstream's answer is read
+    whole here only up to the upstream's read limit, whatever it sends."""
     if answer.content is not None:
         return answer.content
     chunks = cast(Stream[bytes], answer.chunks)  # a relayed answer has its content or its chunks
-    return b"".join([chunk async for chunk in chunks])
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            if answer.close is not None:
+                await answer.close()
+            log.warning("a forwarded answer past %d bytes: refused, the guard cannot read it whole", limit)
+            raise errors.upstream_unreadable()
+    return bytes(body)
+
+
+async def _parsed(content: bytes) -> Any:
+    """The answer's JSON value (None: not JSON), read as every lane reads JSON
+    (``json/text.py``: scanned first, depth and values bounded; a large one off the loop)."""
+    try:
+        return await off_loop(len(content) > LARGE_BODY, loads, content, MAX_VALUES, MAX_JSON_DEPTH, errors.too_many_values, False)
+    except (ValueError, errors.OpenAIError):
+        return None
 
 
 class Guard:
     """The rules above for one forwarded request of ``owner`` (a key)."""
 
-    def __init__(self, objects: ForwardedObjects, owner: str, method: str, path_params: dict[str, str], query: bytes) -> None:
+    def __init__(
+        self,
+        objects: ForwardedObjects,
+        owner: str,
+        method: str,
+        path_params: dict[str, str],
+        query: bytes,
+        read_limit: int,
+        objectless: bool = False,
+    ) -> None:
         self.objects = objects
+        self.read_limit = read_limit  # the most of an answer read whole (``upstream_max_read_bytes``)
+        self.objectless = objectless  # the operation's answers can hold no object (``objectless_operations``)
         self.owner = owner
         self.method = method
         self.path_params = path_params
@@ -210,13 +275,15 @@ class Guard:
         if not 200 <= answer.status < 300:
             return answer
         listing = self.method == "GET" and not self.path_params
+        if self.objectless and not listing:
+            return answer  # nothing in it to record: passed on unread
         readable = _identity(answer.headers)
         if is_event_stream(answer) and readable and answer.chunks is not None:
             return replace(answer, chunks=self._claimed(answer.chunks))
         if not _is_json(answer.headers) and not is_event_stream(answer) and not listing:
             return answer  # a file's bytes, speech...: no object in them
-        content = await _whole(answer) if readable else b""
-        value = _json(content)
+        content = await _whole(answer, self.read_limit) if readable else b""
+        value = await _parsed(content)
         if value is None:
             raise errors.upstream_unreadable()
         if listing and _is_list(value):
@@ -244,33 +311,25 @@ class Guard:
         recorded before the client can read it (and use the id). An event that cannot be
         read is not passed on: the stream ends there with OpenAI's error event, as a relayed
         stream failing midway does (``backends/upstream/relay.py``), at an event's end."""
-        pending = bytearray()
+        frames = EventFrames()  # bounded by the relay, which framed the stream (event_frames.py)
         async for chunk in chunks:
-            # Only the new bytes are searched (and the last one before them, a "\n"): an event
-            # arriving in many pieces costs its length once, not once a piece.
-            start = max(len(pending) - 1, 0)
-            pending += chunk
-            if pending.find(b"\n\n", start) < 0:
-                continue
-            *events, rest = bytes(pending).split(b"\n\n")
-            pending = bytearray(rest)
             read: list[bytes] = []
-            for event in events:
+            for event in split(frames.feed(chunk)):
                 if not await self._read(event):
                     yield b"".join(read) + _unreadable()
                     return
-                read.append(event + b"\n\n")
+                read.append(event)
             if read:
                 yield b"".join(read)
-        if pending:  # the last event, without the blank line that ends one
-            yield bytes(pending) if await self._read(bytes(pending)) else _unreadable()
+        if pending := frames.rest():  # the last event, without the blank line that ends one
+            yield pending if await self._read(pending) else _unreadable()
 
     async def _read(self, event: bytes) -> bool:
         """Whether the event's data could be read; what it shows is recorded."""
-        for data in EventData().feed(event + b"\n"):
+        for data in data_of(event):
             if data == DONE:
                 continue
-            value = _json(data.encode())
+            value = await _parsed(data.encode())
             if value is None:
                 return False
             await self._claim(value)
@@ -301,7 +360,7 @@ class Guard:
             answer = await fetch_page(urlencode(following).encode())
             if not 200 <= answer.status < 300:
                 return answer
-            next_page = _json(await _whole(answer)) if _identity(answer.headers) else None
+            next_page = await _parsed(await _whole(answer, self.read_limit)) if _identity(answer.headers) else None
             if not _is_list(next_page):
                 raise errors.upstream_unreadable()
             page = next_page

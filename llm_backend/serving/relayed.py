@@ -4,12 +4,15 @@ the serving layer stores what an upstream answered without re-encoding what the 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from ..backends.base import Relayed, Stream
+from ..backends.upstream.event_frames import EventFrames
 from ..json.types import Json
 
+log = logging.getLogger(__name__)
 DONE = "[DONE]"
 
 
@@ -17,16 +20,9 @@ def is_event_stream(answer: Relayed) -> bool:
     return any(name == b"content-type" and value.startswith(b"text/event-stream") for name, value in answer.headers)
 
 
-class EventData:
-    """The ``data:`` payloads of server-sent events, fed the bytes as they arrive."""
-
-    def __init__(self) -> None:
-        self._pending = b""
-
-    def feed(self, chunk: bytes) -> list[str]:
-        self._pending += chunk
-        *lines, self._pending = self._pending.split(b"\n")
-        return [line[5:].strip().decode("utf-8", "replace") for line in lines if line.startswith(b"data:")]
+def data_of(events: bytes) -> list[str]:
+    """The ``data:`` payloads of whole server-sent events (``EventFrames``' output)."""
+    return [line[5:].strip().decode("utf-8", "replace") for line in events.split(b"\n") if line.startswith(b"data:")]
 
 
 def _object(data: str) -> Json | None:
@@ -42,36 +38,46 @@ def parsed(answer: Relayed) -> Json | None:
     return _object(answer.content.decode("utf-8", "replace")) if answer.content is not None else None
 
 
-def observe(answer: Relayed, seen: Callable[[list[Json], bool], Awaitable[None]]) -> Relayed:
+def observe(answer: Relayed, seen: Callable[[list[Json], bool], Awaitable[None]], limit: int) -> Relayed:
     """A streamed ``answer`` passed on as it is; ``seen(objects, finished)`` is awaited once
     with what it carried: a stream's chunks (``finished`` once its ``[DONE]`` arrived, and
-    before that event is passed on), or the object of a long body sent in pieces."""
+    before that event is passed on), or the object of a long body sent in pieces. Past
+    ``limit`` bytes (the upstream's read limit) nothing more is kept and nothing is seen:
+    what is kept to be read never grows past it, whatever the upstream sends."""
     if answer.chunks is None:  # a whole body: ``parsed``
         return answer
-    return replace(answer, chunks=_observed(answer.chunks, is_event_stream(answer), seen))
+    return replace(answer, chunks=_observed(answer.chunks, is_event_stream(answer), seen, limit))
 
 
 async def _observed(
-    chunks: AsyncIterator[bytes], event_stream: bool, seen: Callable[[list[Json], bool], Awaitable[None]]
+    chunks: AsyncIterator[bytes], event_stream: bool, seen: Callable[[list[Json], bool], Awaitable[None]], limit: int
 ) -> Stream[bytes]:
     objects: list[Json] = []
     body = bytearray()
-    events = EventData()
+    frames = EventFrames()  # bounded where the relay framed the stream (event_frames.py)
+    kept = 0
     reported = False
     try:
         async for chunk in chunks:
+            kept += len(chunk)
+            if kept > limit and not reported:
+                log.warning("a relayed answer past %d bytes: passed on, not kept", limit)
+                reported, objects, body = True, [], bytearray()
+            if reported:
+                yield chunk
+                continue
             if not event_stream:
                 body += chunk
                 yield chunk
                 continue
-            for data in events.feed(chunk):
+            for data in data_of(frames.feed(chunk)):
                 if data == DONE and not reported:
                     reported = True
                     await seen(objects, True)
                 elif (parsed := _object(data)) is not None:
                     objects.append(parsed)
             yield chunk
-        if not event_stream and (parsed := _object(body.decode("utf-8", "replace"))) is not None:
+        if not event_stream and not reported and (parsed := _object(body.decode("utf-8", "replace"))) is not None:
             reported = True
             await seen([parsed], True)
     finally:

@@ -68,6 +68,8 @@ class Services:
     project_limits: ModelLimiter | None = None
     # Spend: priced usage, hard limits and alerts (serving/metering/meter.py).
     spend_meter: SpendMeter | None = None
+    # The operations whose answers hold no object the tenant guard records (ownership.py).
+    objectless_answers: frozenset[str] = frozenset()
     # How this app answers a batch's line (http/batch_lines.BatchLines): given these
     # services, since a line is served as a request of this app is (see ``batches``).
     batch_lines: Callable[[Services], Lines] | None = None

@@ -20,6 +20,9 @@ from tests.upstream.conftest import SERVICE_KEY
 
 KEY_A, KEY_B = "sk-hostile-a-61b0c2", "sk-hostile-b-93e7d4"
 MiB = 1 << 20
+READ_LIMIT = MiB  # the garbled gateway's: its upstream sends 128 MiB past it (GarbledUpstream.ENDLESS)
+READ_GROWTH = 64 * MiB  # what reading such an answer may grow the gateway by: half of it
+UNREADABLE = "The upstream API's answer could not be read, so it was not passed on."
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +138,10 @@ def test_a_body_the_guard_cannot_read_is_refused(gateway, server, bobs_store, co
 @pytest.fixture(scope="module")
 def garbled_gateway(tmp_path_factory):
     with GarbledUpstream() as upstream:
-        env = {"LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": upstream.api, "OPENAI_API_KEY": SERVICE_KEY}
+        env = {
+            "LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": upstream.api, "OPENAI_API_KEY": SERVICE_KEY,
+            "LLM_BACKEND_UPSTREAM_MAX_READ_BYTES": str(READ_LIMIT),
+        }
         with keyed_server(tmp_path_factory.mktemp("garbled"), [KEY_A, KEY_B], env=env) as live:
             yield live
 
@@ -164,7 +170,48 @@ def test_a_stream_ends_with_an_error_event_at_an_event_the_guard_cannot_read(gar
         for event in client.responses.create(model=model, input="hi", stream=True):
             seen.append(event.type)
     assert seen == read
-    assert failed.value.message == "The upstream API's answer could not be read, so it was not passed on."
+    assert failed.value.message == UNREADABLE
     records = log_records(garbled_gateway, since)
     assert [record["event"] for record in records if record["level"] in ("error", "critical")] == []
     assert any(record["level"] == "warning" and "could not be read" in record["event"] for record in records)
+
+
+def _said(live: LiveServer, since: int, level: str) -> list[str]:
+    return [record["event"] for record in log_records(live, since) if record["level"] == level]
+
+
+def test_an_event_that_never_ends_ends_its_stream_at_the_read_limit(garbled_gateway, measured):
+    # Every reader of a relayed stream once kept an event's bytes until it ended: this one
+    # never does, and the gateway grew with it. The relay ends it past the limit, with the
+    # error event a stream failing midway gets.
+    since = log_size(garbled_gateway)
+    client = sdk(garbled_gateway, api_key=KEY_B)
+    with measured(garbled_gateway, READ_GROWTH):
+        with pytest.raises(openai.APIError) as failed:
+            for _ in client.chat.completions.create(model="gpt-x", messages=[{"role": "user", "content": "hi"}], stream=True):
+                pass
+    assert failed.value.message == UNREADABLE
+    assert any(f"an event longer than {READ_LIMIT} bytes" in said for said in _said(garbled_gateway, since, "warning"))
+    assert _said(garbled_gateway, since, "error") == []  # a stream's 200 is sent: its end is no request failing
+
+
+def test_an_answer_the_guard_must_read_past_the_read_limit_is_refused(garbled_gateway, measured):
+    since = log_size(garbled_gateway)
+    with measured(garbled_gateway, READ_GROWTH):
+        answer = httpx.get(garbled_gateway.api + "/assistants", headers={"Authorization": f"Bearer {KEY_B}"}, timeout=60)
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["error"]["code"] == "upstream_unreadable"
+    assert any(f"past {READ_LIMIT} bytes" in said for said in _said(garbled_gateway, since, "warning"))
+    assert _said(garbled_gateway, since, "error") == [f"request failed: {UNREADABLE}"]  # the upstream's fault: a 502
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/images/generations", {"model": "gpt-image-1", "prompt": "hi"}),
+    ("/moderations", {"model": "omni-moderation-latest", "input": "hi"}),
+])
+def test_an_answer_that_can_show_no_object_is_passed_on_unread(garbled_gateway, path, body):
+    # By the document these answers hold no object to record (ten base64 images the guard
+    # read whole for nothing): they pass as the upstream sent them, read by no one.
+    answer = httpx.post(garbled_gateway.api + path, json=body, headers={"Authorization": f"Bearer {KEY_B}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.content == b"<not json, and nothing of anyone's>"

@@ -237,7 +237,14 @@ class GarbledUpstream:
     /v1/files``), a list as HTML (``GET /v1/batches``), a gzip-encoded list (``GET
     /v1/vector_stores``), a stream with an event that is not JSON (``POST /v1/responses``;
     for model ``gpt-split``, its events written in pieces cut inside them, a pause between).
-    Every such list would show another tenant's objects if it were passed on unread."""
+    Every such list would show another tenant's objects if it were passed on unread. And
+    answers past any read limit, without a length, in 64 KiB writes: ``ENDLESS`` bytes of one
+    event that never ends (``POST /v1/chat/completions``) and of a list (``GET
+    /v1/assistants``); answers that are not JSON where the document shows no object (images,
+    moderations)."""
+
+    ENDLESS = 128 << 20
+    PIECE = 64 << 10
 
     CREATED = b'data: {"type": "response.created", "response": {"id": "resp_x", "object": "response"}}\n\n'
     IN_PROGRESS = b'data: {"type": "response.in_progress", "response": {"id": "resp_x", "object": "response"}}\n\n'
@@ -248,6 +255,8 @@ class GarbledUpstream:
         ("GET", "/v1/files"): ("application/json", {}, LIST[:-20].encode()),
         ("GET", "/v1/batches"): ("text/html", {}, b"<html>" + LIST.encode() + b"</html>"),
         ("GET", "/v1/vector_stores"): ("application/json", {"Content-Encoding": "gzip"}, None),
+        ("POST", "/v1/images/generations"): ("application/json", {}, b"<not json, and nothing of anyone's>"),
+        ("POST", "/v1/moderations"): ("application/json", {}, b"<not json, and nothing of anyone's>"),
         ("POST", "/v1/responses"): (
             "text/event-stream", {}, b'data: {"type": "response.created", "response": {"id": "resp_x", "object": "response"}}\n\n'
             b"data: {not json\n\n",
@@ -265,7 +274,11 @@ class GarbledUpstream:
             def _answer(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 request = self.rfile.read(length)
-                kind, headers, body = answers.get((self.command, self.path.split("?")[0]), ("application/json", {}, b"{}"))
+                route = (self.command, self.path.split("?")[0])
+                if route in self.NO_END:
+                    self._endless(*self.NO_END[route])
+                    return
+                kind, headers, body = answers.get(route, ("application/json", {}, b"{}"))
                 pieces = GarbledUpstream.SPLIT if b'"gpt-split"' in request else (body,)
                 self.send_response(200)
                 self.send_header("content-type", kind)
@@ -277,6 +290,23 @@ class GarbledUpstream:
                     self.wfile.write(piece)
                     self.wfile.flush()
                     time.sleep(0.05 if len(pieces) > 1 else 0)
+
+            NO_END = {
+                ("POST", "/v1/chat/completions"): ("text/event-stream", b'data: {"choices": [{"delta": {"content": "'),
+                ("GET", "/v1/assistants"): ("application/json", b'{"object": "list", "data": [{"id": "asst_x", "object": "assistant", "name": "'),
+            }
+
+            def _endless(self, kind: str, start: bytes) -> None:
+                self.send_response(200)
+                self.send_header("content-type", kind)
+                self.end_headers()  # no length: the body ends when the connection does
+                self.wfile.write(start)
+                try:
+                    for _ in range(GarbledUpstream.ENDLESS // GarbledUpstream.PIECE):
+                        self.wfile.write(b"a" * GarbledUpstream.PIECE)
+                except OSError:
+                    pass  # the gateway gave up reading: what it should do
+                self.close_connection = True
 
             do_GET = do_POST = _answer
 

@@ -184,7 +184,7 @@ def guarded(objects, owner: str, pieces: list[bytes]) -> bytes:
 
     async def read() -> bytes:
         answer = Relayed(200, [(b"content-type", b"text/event-stream")], chunks=chunks())
-        passed = await Guard(objects, owner, "POST", {}, b"").answer(answer, no_page)
+        passed = await Guard(objects, owner, "POST", {}, b"", 1 << 20).answer(answer, no_page)
         return b"".join([chunk async for chunk in passed.chunks])
 
     return asyncio.run(read())
@@ -218,3 +218,77 @@ def test_a_stream_ends_whole_at_an_event_that_cannot_be_read(objects):
         assert json.loads(events[-2].removeprefix(b"data: "))["error"]["code"] == "upstream_unreadable"
         assert b"file-after" not in passed and events[-1] == b""
     assert asyncio.run(objects.owners(["file-after"])) == {}
+
+
+# --- what the guard reads of an answer, and what it leaves unread ---
+
+
+def test_the_document_shows_which_answers_can_hold_an_object_to_record():
+    from llm_backend.serving.ownership import objectless_operations
+    from tests.support.document import openai_document
+
+    objectless = objectless_operations(openai_document())
+    assert {"createImage", "createModeration", "createEmbedding", "createSpeech"} <= objectless
+    # Objects, or ids an object names: read, and recorded for their caller.
+    kept = {"createFile", "listFiles", "createBatch", "createResponse", "createVectorStore", "createFineTuningJob",
+            "createChatCompletion", "createThreadAndRun", "listVectorStoreFiles", "createUpload"}
+    assert not kept & objectless
+    assert not {"deleteFile", "deleteResponse"} & objectless  # a DELETE's answer forgets its object
+
+
+def guard_answer(objects, answer, read_limit: int, objectless: bool = False):
+    from llm_backend.serving.ownership import Guard
+
+    async def no_page(query: bytes):
+        raise AssertionError("one page")
+
+    return asyncio.run(Guard(objects, "carol", "POST", {}, b"", read_limit, objectless).answer(answer, no_page))
+
+
+def pieces_of(content: bytes, size: int):
+    async def chunks():
+        for start in range(0, len(content), size):
+            yield content[start : start + size]
+
+    return chunks()
+
+
+def test_an_answer_read_whole_is_refused_past_the_read_limit_and_its_upstream_request_closed(objects):
+    from llm_backend.backends.base import Relayed
+    from llm_backend.errors import OpenAIError
+
+    closed = []
+
+    async def close():
+        closed.append(True)
+
+    body = json.dumps({"id": "file-big", "object": "file", "filename": "x" * 5000}).encode()
+    answer = Relayed(200, [(b"content-type", b"application/json")], chunks=pieces_of(body, 1000), close=close)
+    with pytest.raises(OpenAIError) as refused:
+        guard_answer(objects, answer, 4096)
+    assert refused.value.body()["error"]["code"] == "upstream_unreadable" and closed == [True]
+    assert asyncio.run(objects.owners(["file-big"])) == {}
+    answer = Relayed(200, [(b"content-type", b"application/json")], chunks=pieces_of(body, 1000))
+    assert guard_answer(objects, answer, 8192).content == body
+    assert asyncio.run(objects.owners(["file-big"])) == {"file-big": ("carol", "file")}
+
+
+def test_an_answer_of_more_values_than_any_request_may_hold_is_refused(objects):
+    from llm_backend.backends.base import Relayed
+    from llm_backend.errors import OpenAIError
+    from llm_backend.json.text import MAX_VALUES
+
+    body = b'{"id": "file-many", "object": "file", "n": [' + b"0," * MAX_VALUES + b"0]}"
+    answer = Relayed(200, [(b"content-type", b"application/json")], chunks=pieces_of(body, 1 << 16))
+    with pytest.raises(OpenAIError):
+        guard_answer(objects, answer, 64 << 20)
+    assert asyncio.run(objects.owners(["file-many"])) == {}
+
+
+def test_an_answer_that_can_hold_no_object_is_not_read(objects):
+    from llm_backend.backends.base import Relayed
+
+    body = b'{"id": "file-unread", "object": "file"} and more'
+    answer = Relayed(200, [(b"content-type", b"application/json")], content=body)
+    assert guard_answer(objects, answer, 10, objectless=True) is answer
+    assert asyncio.run(objects.owners(["file-unread"])) == {}  # nobody's: refused to everyone

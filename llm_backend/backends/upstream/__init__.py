@@ -14,7 +14,8 @@ configured: a local-only service never imports an HTTP client for them.
   ``-Project`` are the operator's beside the service's key, never a client's).
 - ``relay.py``: an upstream's answer as a ``Relayed``: its status, the headers allowed back,
   the body unparsed (but the model id of our aliases, and event streams' line ends framed as
-  OpenAI's).
+  OpenAI's); ``event_frames.py``: a stream cut at its events' ends, each within
+  ``upstream_max_read_bytes``, for the relay and every reader after it.
 - ``stream_usage.py``: every relayed stream asks for its usage, so it is metered; the client
   sees it only if it asked.
 - ``answers.py``: an upstream's chat answer read as OpenAI objects, for serving code that

@@ -46,6 +46,7 @@ class UpstreamClient:
         self.rules = UpstreamHeaders(config, settings.upstream_pass_client_key)
         self.connect_timeout = settings.upstream_connect_timeout
         self.max_connections = settings.upstream_max_connections
+        self.read_limit = settings.upstream_max_read_bytes  # one event of a stream at most (relay.py)
         self._http: aiohttp.ClientSession | None = None
         # Read by the metrics (http/metrics.py): requests sent, retries, and failures by kind
         # (``timeout``, ``unreachable``, or the status of a retryable answer given up on).

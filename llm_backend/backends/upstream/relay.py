@@ -4,19 +4,23 @@ its upstream's rules let through (``headers.py``: an allow-list), the body relay
 ends: OpenAI ends lines with ``\n``, some OpenAI-compatible servers with ``\r\n``
 (sse-starlette's default, so llama-cpp-python's server), and a client that splits on
 ``"\n\n"`` would see none of their events. Every stream relayed here is framed as OpenAI
-frames it."""
+frames it, and passed on an event at a time, each whole and within the upstream's read
+limit (``event_frames.py``): every reader of a relayed stream after this one reads bounded
+events."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import cast
 
 import aiohttp
 
-from ...errors import OpenAIError, upstream_broken_off
+from ...errors import OpenAIError, upstream_broken_off, upstream_unreadable
 from ..base import Relayed, Stream
+from .event_frames import EventFrames, EventTooLong
 from .http_client import UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -54,19 +58,35 @@ async def openai_line_ends(chunks: AsyncIterator[bytes]) -> Stream[bytes]:
         yield b"\n"
 
 
+async def framed(
+    chunks: AsyncIterator[bytes], limit: int, upstream: str, error_event: Callable[[OpenAIError], bytes]
+) -> Stream[bytes]:
+    """An event stream passed on whole events at a time; an event longer than ``limit``
+    ends it with the API's error event (the bytes of it already read are dropped)."""
+    frames = EventFrames(limit)
+    try:
+        async for chunk in chunks:
+            events = frames.feed(chunk)
+            if events:
+                yield events
+    except EventTooLong as exc:
+        log.warning("upstream %s: %s; the stream ended there", upstream, exc)
+        yield error_event(upstream_unreadable())
+        return
+    finally:
+        await cast(AsyncGenerator[bytes, None], chunks).aclose()
+    if rest := frames.rest():
+        yield rest
+
+
 async def _events_with_model(chunks: AsyncIterator[bytes], model_id: str) -> Stream[bytes]:
-    """Server-sent events with ``model`` replaced in every JSON ``data:`` line."""
-    pending = b""
+    """Server-sent events (whole ones: ``framed``) with ``model`` replaced in every JSON
+    ``data:`` line."""
     async for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        if lines:
-            yield b"".join(
-                (b"data: " + _with_model(line[5:].strip(), "model", model_id) if line.startswith(b"data:") else line) + b"\n"
-                for line in lines
-            )
-    if pending:
-        yield pending
+        yield b"\n".join(
+            b"data: " + _with_model(line[5:].strip(), "model", model_id) if line.startswith(b"data:") else line
+            for line in chunk.split(b"\n")
+        )
 
 
 def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
@@ -137,7 +157,9 @@ async def relay(
         # As this service's own streams (sse-starlette's): a buffering proxy in front (nginx)
         # passes each event on as it comes, whatever the upstream said of its own hosting.
         headers.append((b"x-accel-buffering", b"no"))
-        chunks = openai_line_ends(chunks)
-        if rename is not None:
-            chunks = _events_with_model(chunks, rename[1])
+        # A compressed stream (no one here asks for one) passes as it came: its bytes are not lines.
+        if response.headers.get("content-encoding", "identity").strip().lower() == "identity":
+            chunks = framed(openai_line_ends(chunks), client.read_limit, upstream, error_event)
+            if rename is not None:
+                chunks = _events_with_model(chunks, rename[1])
     return Relayed(response.status, headers, chunks=chunks, close=close)

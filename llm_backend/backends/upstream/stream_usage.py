@@ -25,8 +25,8 @@ from dataclasses import replace
 
 from ...json.types import Json
 from ..base import Relayed, Stream, usage_withheld
+from .event_frames import EventFrames, split
 
-EVENT_END = b"\n\n"  # relay.py frames every relayed stream with \n line ends
 USAGE = b'"usage"'
 # ``"usage": null`` as a member of an object: after a comma, or first and before one.
 NULL_AFTER = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*[,}])')
@@ -57,19 +57,14 @@ def withheld(answer: Relayed) -> Relayed:
 
 
 async def _without_usage(chunks: AsyncIterator[bytes], heard: Callable[[Json], None]) -> Stream[bytes]:
-    pending = b""
+    frames = EventFrames()  # bounded where the relay framed the stream (event_frames.py)
     async for chunk in chunks:
-        data = pending + chunk if pending else chunk
-        end = data.rfind(EVENT_END)
-        if end < 0:  # no event ends here: held until it does (an event split by the network)
-            pending = data
-            continue
-        events, pending = data[: end + 2], data[end + 2 :]
+        events = frames.feed(chunk)  # an event split by the network is held until it ends
         if USAGE in events:
-            events = b"".join(_event_without_usage(event + EVENT_END, heard) for event in events[:-2].split(EVENT_END))
+            events = b"".join(_event_without_usage(event, heard) for event in split(events))
         if events:
             yield events
-    if pending:
+    if pending := frames.rest():
         yield _event_without_usage(pending, heard) if USAGE in pending else pending
 
 

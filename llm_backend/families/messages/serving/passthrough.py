@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import ijson
 
 from llm_backend.backends.base import Relayed
+from llm_backend.backends.upstream.event_frames import EventFrames, split
 from llm_backend.errors import OpenAIError
 from llm_backend.json.scan import MAX_JSON_DEPTH, Scanner
 from llm_backend.json.text import loads
@@ -34,7 +35,6 @@ from llm_backend.json.types import Json
 
 Counted = Callable[[Json], None]
 CREATE = "messagesCreate"
-EVENT_END = b"\n\n"  # relay.py frames every relayed stream with \n line ends
 USAGE = b'"usage"'
 FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
 
@@ -89,17 +89,14 @@ class Meter:
     async def events(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """A stream's bytes as they come; each event that carries usage read when it ends
         (framed across the network's chunks: an upstream may split an event in two)."""
-        pending = b""
+        frames = EventFrames()  # bounded where the relay framed the stream (event_frames.py)
         async for chunk in chunks:
-            pending += chunk
-            end = pending.rfind(EVENT_END)
-            if end >= 0:  # counted before it is sent: a client gone after it was sent it
-                events, pending = pending[:end], pending[end + 2 :]
-                if USAGE in events:
-                    for event in events.split(EVENT_END):
-                        self._event(event)
+            events = frames.feed(chunk)
+            if USAGE in events:  # counted before it is sent: a client gone after it was sent it
+                for event in split(events):
+                    self._event(event)
             yield chunk
-        self._event(pending)  # a last event without its blank line
+        self._event(frames.rest())  # a last event without its blank line
 
     def _event(self, event: bytes) -> None:
         for line in event.split(b"\n"):
