@@ -62,3 +62,29 @@ def test_a_long_event_in_small_pieces_costs_its_length_once():
         assert frames.feed(piece) == b""
     assert frames.feed(b"\n\n").endswith(b"y\n\n")
     assert time.process_time() - started < 5
+
+
+def test_a_relayed_answer_past_the_limit_passes_on_and_nothing_of_it_is_kept():
+    import asyncio
+
+    from llm_backend.backends.base import Relayed
+    from llm_backend.serving.relayed import observe
+
+    chunk = b'data: {"id": "chatcmpl-1", "choices": [{"delta": {"content": "' + b"z" * 1000 + b'"}}]}\n\n'
+    stream = [chunk] * 100 + [b"data: [DONE]\n\n"]
+    seen: list[tuple[int, bool]] = []
+
+    async def record(objects, finished) -> None:
+        seen.append((len(objects), finished))
+
+    async def relayed(limit: int) -> bytes:
+        async def chunks():
+            for piece in stream:
+                yield piece
+
+        answer = observe(Relayed(200, [(b"content-type", b"text/event-stream")], chunks=chunks()), record, limit)
+        return b"".join([piece async for piece in answer.chunks])
+
+    assert asyncio.run(relayed(1 << 20)) == b"".join(stream) and seen == [(100, True)]
+    seen.clear()
+    assert asyncio.run(relayed(50_000)) == b"".join(stream) and seen == []  # passed on whole, kept nowhere
