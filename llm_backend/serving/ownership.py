@@ -194,9 +194,11 @@ async def _whole(answer: Relayed, limit: int) -> bytes:
 
 async def _parsed(content: bytes) -> Any:
     """The answer's JSON value (None: not JSON), read as every lane reads JSON
-    (``json/text.py``: scanned first, depth and values bounded; a large one off the loop)."""
+    (``json/text.py``: scanned first, values bounded; a large one off the loop), as deep as
+    what it echoes of a request may make it (as a batch line's answer: ``http/batch_lines.py``)."""
     try:
-        return await off_loop(len(content) > LARGE_BODY, loads, content, MAX_VALUES, MAX_JSON_DEPTH, errors.too_many_values, False)
+        depth = 2 * MAX_JSON_DEPTH
+        return await off_loop(len(content) > LARGE_BODY, loads, content, MAX_VALUES, depth, errors.too_many_values, False)
     except (ValueError, errors.OpenAIError):
         return None
 

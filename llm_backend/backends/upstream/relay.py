@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import cast
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
@@ -59,7 +58,7 @@ async def openai_line_ends(chunks: AsyncIterator[bytes]) -> Stream[bytes]:
 
 
 async def framed(
-    chunks: AsyncIterator[bytes], limit: int, upstream: str, error_event: Callable[[OpenAIError], bytes]
+    chunks: Stream[bytes], limit: int, upstream: str, error_event: Callable[[OpenAIError], bytes]
 ) -> Stream[bytes]:
     """An event stream passed on whole events at a time; an event longer than ``limit``
     ends it with the API's error event (the bytes of it already read are dropped)."""
@@ -74,7 +73,7 @@ async def framed(
         yield error_event(upstream_unreadable())
         return
     finally:
-        await cast(AsyncGenerator[bytes, None], chunks).aclose()
+        await chunks.aclose()
     if rest := frames.rest():
         yield rest
 
