@@ -10,7 +10,9 @@ from dataclasses import replace
 
 from ..backends.base import Relayed, Stream
 from ..backends.upstream.event_frames import EventFrames
+from ..json.text import LARGE_BODY
 from ..json.types import Json
+from ..off_loop import off_loop
 
 log = logging.getLogger(__name__)
 DONE = "[DONE]"
@@ -74,10 +76,11 @@ async def _observed(
                 if data == DONE and not reported:
                     reported = True
                     await seen(objects, True)
-                elif (parsed := _object(data)) is not None:
+                elif (parsed := await off_loop(len(data) > LARGE_BODY, _object, data)) is not None:
                     objects.append(parsed)
             yield chunk
-        if not event_stream and not reported and (parsed := _object(body.decode("utf-8", "replace"))) is not None:
+        text = body.decode("utf-8", "replace") if not event_stream and not reported else ""
+        if text and (parsed := await off_loop(len(text) > LARGE_BODY, _object, text)) is not None:
             reported = True
             await seen([parsed], True)
     finally:

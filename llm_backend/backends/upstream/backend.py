@@ -24,7 +24,7 @@ from ...settings import Settings, UpstreamConfig
 from ..base import ModelCard, ModelKind, Objects, Relayed, Serving, StreamedBody, caller_headers
 from ..capabilities import UPSTREAM_MODEL
 from .answers import chat_answer
-from .http_client import UpstreamClient
+from .http_client import UpstreamClient, read_within
 from .prompt_cache import TenantCache
 from .relay import relay
 from .stream_usage import metered, withheld
@@ -116,7 +116,7 @@ class UpstreamApi:
         try:
             if response.status != 200:
                 raise errors.upstream_refused(response.status, "model list")
-            return json.loads(await response.read())["data"]
+            return json.loads(await read_within(response, self.client.read_limit))["data"]
         finally:
             response.release()
 
@@ -193,7 +193,7 @@ class UpstreamBackend(UpstreamApi):
     async def chat_completion_objects(self, model_id: str, request: Json) -> Objects:
         """The upstream's chat completion parsed (the object, or its chunks), not relayed."""
         response = await self._send_post("/chat/completions", model_id, self._own_cache(request), identity=True)
-        return await chat_answer(response, self.name, self.client.timeout)
+        return await chat_answer(response, self.name, self.client.timeout, self.client.read_limit)
 
     async def completion(self, model_id: str, request: Json) -> Relayed:
         return await self._generated("/completions", model_id, request)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import aiohttp
 
-from ...errors import OpenAIError, upstream_timeout, upstream_unreachable
+from ...errors import OpenAIError, upstream_timeout, upstream_unreachable, upstream_unreadable
 from ...settings import Settings, UpstreamConfig
 from ..base import StreamedBody, failover
 from .headers import UpstreamHeaders
@@ -24,6 +24,20 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
+
+
+async def read_within(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body of ``response``, at most ``limit`` bytes (``upstream_max_read_bytes``):
+    past it the response is closed and the answer refused (502 ``upstream_unreadable``),
+    whatever the upstream sends or says its length is."""
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            response.close()
+            log.warning("an upstream's answer past %d bytes: refused", limit)
+            raise upstream_unreadable()
+    return bytes(body)
 
 
 def backoff(attempt: int) -> float:

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 
 from ...errors import OpenAIError, upstream_broken_off, upstream_unreadable
+from ...json.text import LARGE_BODY
+from ...off_loop import off_loop
 from ..base import Relayed, Stream
 from .event_frames import EventFrames, EventTooLong
 from .http_client import UpstreamClient
@@ -82,10 +84,14 @@ async def _events_with_model(chunks: AsyncIterator[bytes], model_id: str) -> Str
     """Server-sent events (whole ones: ``framed``) with ``model`` replaced in every JSON
     ``data:`` line."""
     async for chunk in chunks:
-        yield b"\n".join(
-            b"data: " + _with_model(line[5:].strip(), "model", model_id) if line.startswith(b"data:") else line
-            for line in chunk.split(b"\n")
-        )
+        yield await off_loop(len(chunk) > LARGE_BODY, _renamed, chunk, model_id)  # an event may be 64 MiB
+
+
+def _renamed(events: bytes, model_id: str) -> bytes:
+    return b"\n".join(
+        b"data: " + _with_model(line[5:].strip(), "model", model_id) if line.startswith(b"data:") else line
+        for line in events.split(b"\n")
+    )
 
 
 def _is_event_stream(response: aiohttp.ClientResponse) -> bool:

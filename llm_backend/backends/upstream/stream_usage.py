@@ -23,7 +23,9 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
+from ...json.text import LARGE_BODY
 from ...json.types import Json
+from ...off_loop import off_loop
 from ..base import Relayed, Stream, usage_withheld
 from .event_frames import EventFrames, split
 
@@ -61,11 +63,22 @@ async def _without_usage(chunks: AsyncIterator[bytes], heard: Callable[[Json], N
     async for chunk in chunks:
         events = frames.feed(chunk)  # an event split by the network is held until it ends
         if USAGE in events:
-            events = b"".join(_event_without_usage(event, heard) for event in split(events))
+            events = await _withheld(split(events), heard)
         if events:
             yield events
     if pending := frames.rest():
-        yield _event_without_usage(pending, heard) if USAGE in pending else pending
+        yield await _withheld([pending], heard) if USAGE in pending else pending
+
+
+async def _withheld(events: list[bytes], heard: Callable[[Json], None]) -> bytes:
+    """``events`` without their usage, which ``heard`` is told (on the loop); read off the
+    loop when large: an event may be as long as the upstream's read limit."""
+    usages: list[Json] = []
+    size = sum(map(len, events))
+    kept = await off_loop(size > LARGE_BODY, lambda: b"".join(_event_without_usage(event, usages.append) for event in events))
+    for usage in usages:
+        heard(usage)
+    return kept
 
 
 def _event_without_usage(event: bytes, heard: Callable[[Json], None]) -> bytes:

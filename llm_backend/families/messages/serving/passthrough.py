@@ -27,11 +27,12 @@ from typing import Any, Protocol
 import ijson
 
 from llm_backend.backends.base import Relayed
-from llm_backend.backends.upstream.event_frames import EventFrames, split
+from llm_backend.backends.upstream.event_frames import EventFrames
 from llm_backend.errors import OpenAIError
 from llm_backend.json.scan import MAX_JSON_DEPTH, Scanner
-from llm_backend.json.text import loads
+from llm_backend.json.text import LARGE_BODY, loads
 from llm_backend.json.types import Json
+from llm_backend.off_loop import off_loop
 
 Counted = Callable[[Json], None]
 CREATE = "messagesCreate"
@@ -93,17 +94,14 @@ class Meter:
         async for chunk in chunks:
             events = frames.feed(chunk)
             if USAGE in events:  # counted before it is sent: a client gone after it was sent it
-                for event in split(events):
-                    self._event(event)
+                await self._events(events)
             yield chunk
-        self._event(frames.rest())  # a last event without its blank line
+        await self._events(frames.rest())  # a last event without its blank line
 
-    def _event(self, event: bytes) -> None:
-        for line in event.split(b"\n"):
-            if line.startswith(b"data:") and USAGE in line:
-                data = _parsed(line[5:])
-                if isinstance(data, dict):
-                    self.heard(_usage(data.get("message")) or _usage(data))  # message_start's, message_delta's
+    async def _events(self, events: bytes) -> None:
+        # Read off the loop when large: an event may be as long as the upstream's read limit.
+        for usage in await off_loop(len(events) > LARGE_BODY, _usages, events):
+            self.heard(usage)
 
     async def message(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """A whole Message that came without its length (or past ``relay.WHOLE_BODY_MAX``):
@@ -127,6 +125,17 @@ class Meter:
                 del events[:]
             yield chunk
         self.heard(found)
+
+
+def _usages(events: bytes) -> list[Json | None]:
+    """The usage each ``data:`` line of ``events`` carries (message_start's, message_delta's)."""
+    found = []
+    for line in events.split(b"\n"):
+        if line.startswith(b"data:") and USAGE in line:
+            data = _parsed(line[5:])
+            if isinstance(data, dict):
+                found.append(_usage(data.get("message")) or _usage(data))
+    return found
 
 
 def _parsed(data: bytes) -> Any:

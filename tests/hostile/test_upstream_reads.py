@@ -1,0 +1,55 @@
+"""What this service reads of an upstream's answer is bounded by ``upstream_max_read_bytes``
+on every lane, whatever the upstream sends: here the Responses API served over an
+upstream's chat (``responses: local``, ``backends/upstream/answers.py``), whose upstream
+streams one event that never ends (128 MiB past a 1 MiB limit). The relayed lanes and the
+tenant guard's are in test_guard.py."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.support.clients import sdk
+from tests.support.fake_upstreams import GarbledUpstream
+from tests.support.server import LiveServer, log_records, log_size
+
+MiB = 1 << 20
+HERE = "here-gpt-x"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    with GarbledUpstream() as upstream:
+        config = f"""
+upstreams:
+  - name: garbled
+    base_url: {upstream.api}
+    aliases: {{"{HERE}": "gpt-x"}}
+    responses: local
+"""
+        env = {"LLM_BACKEND_LOCAL_MODELS": "false", "LLM_BACKEND_UPSTREAM_MAX_READ_BYTES": str(MiB)}
+        with LiveServer(tmp_path_factory.mktemp("reads"), env=env, config=config) as live:
+            yield live
+
+
+def _warnings(live: LiveServer, since: int) -> list[str]:
+    return [record["event"] for record in log_records(live, since) if record["level"] == "warning"]
+
+
+def test_a_response_over_an_endless_chat_event_fails_at_the_read_limit(gateway, measured):
+    since = log_size(gateway)
+    events = []
+    with measured(gateway, 64 * MiB):
+        for event in sdk(gateway).responses.create(model=HERE, input="hi", stream=True):
+            events.append(event)
+    assert events[-1].type == "response.failed"
+    error = events[-1].response.error  # a Response's error codes are an enumeration: a 5xx is server_error
+    assert (error.code, error.message) == ("server_error", "The upstream API's answer could not be read, so it was not passed on.")
+    assert any(f"an event longer than {MiB} bytes" in said for said in _warnings(gateway, since))
+
+
+def test_a_whole_response_over_an_endless_chat_event_is_refused(gateway, measured):
+    with measured(gateway, 64 * MiB):
+        with pytest.raises(openai.APIStatusError) as refused:
+            sdk(gateway).responses.create(model=HERE, input="hi")
+    assert refused.value.status_code == 502 and refused.value.body["code"] == "upstream_unreadable"
