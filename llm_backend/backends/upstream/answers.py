@@ -43,11 +43,12 @@ async def chat_answer(response: aiohttp.ClientResponse, upstream: str, timeout: 
     """The ``chat.completion`` of ``response``, or its chunks when it is an event stream;
     ``limit``: the most of it held at once (the whole answer, or one event)."""
     if response.status >= 400:
-        raise upstream_error(response.status, await _whole(response, upstream, timeout, limit), upstream)
+        body = await _whole(response, upstream, timeout, limit)
+        raise await off_loop(len(body) > LARGE_BODY, upstream_error, response.status, body, upstream)
     if not response.headers.get("content-type", "").startswith("text/event-stream"):
         body = await _whole(response, upstream, timeout, limit)
         try:
-            completion = json.loads(body)
+            completion = await off_loop(len(body) > LARGE_BODY, json.loads, body)  # up to the read limit: 64 MiB
         except ValueError:
             completion = None
         if not isinstance(completion, dict) or not completion.get("choices"):

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import aiohttp
 
 from ... import errors
+from ...json.text import LARGE_BODY
 from ...json.types import Json
 from ...off_loop import large_input, off_loop
 from ...settings import Settings, UpstreamConfig
@@ -116,7 +117,8 @@ class UpstreamApi:
         try:
             if response.status != 200:
                 raise errors.upstream_refused(response.status, "model list")
-            return json.loads(await read_within(response, self.client.read_limit))["data"]
+            listed = await read_within(response, self.client.read_limit)
+            return (await off_loop(len(listed) > LARGE_BODY, json.loads, listed))["data"]
         finally:
             response.release()
 
