@@ -57,9 +57,9 @@ def create_app(settings: Settings | None = None) -> AsyncApp:
     app = AsyncApp(__name__, lifespan=lambda _app: running(services, parts, families))
     served = documents.serve(app, settings, parts.registry, parts.authenticator, families, started)
     observer = parts.observer()
-    services = parts.services(
-        batch_lines(served, observer, parts.authenticator, families), objectless_operations(served.openai)
-    )
+    # Only a forwarded answer is guarded: a service without upstreams skips the walk (15 ms).
+    objectless = objectless_operations(served.openai) if parts.registry.upstreams else frozenset()
+    services = parts.services(batch_lines(served, observer, parts.authenticator, families), objectless)
     wired = Wired(services, served, parts.authenticator, observer)
     chain.add(app, settings, wired, families)
     for family in families:
