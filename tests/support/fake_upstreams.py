@@ -239,8 +239,8 @@ class GarbledUpstream:
     for model ``gpt-split``, its events written in pieces cut inside them, a pause between).
     Every such list would show another tenant's objects if it were passed on unread. And
     answers past any read limit, without a length, in 64 KiB writes: ``ENDLESS`` bytes of one
-    event that never ends (``POST /v1/chat/completions``) and of a list (``GET
-    /v1/assistants``); answers that are not JSON where the document shows no object (images,
+    event that never ends (``POST /v1/chat/completions``), of a list (``GET
+    /v1/assistants``) and of embeddings (``POST /v1/embeddings``, which hold no object); answers that are not JSON where the document shows no object (images,
     moderations)."""
 
     ENDLESS = 128 << 20
@@ -294,6 +294,7 @@ class GarbledUpstream:
             NO_END = {
                 ("POST", "/v1/chat/completions"): ("text/event-stream", b'data: {"choices": [{"delta": {"content": "'),
                 ("GET", "/v1/assistants"): ("application/json", b'{"object": "list", "data": [{"id": "asst_x", "object": "assistant", "name": "'),
+                ("POST", "/v1/embeddings"): ("application/json", b'{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": "'),
             }
 
             def _endless(self, kind: str, start: bytes) -> None:

@@ -19,6 +19,8 @@ def test_a_retry_waits_for_the_answers_retry_after():
 def test_a_refusal_that_will_not_pass_soon_is_final():
     assert retry_delay(429, LIMITED, MAX_RETRY_AFTER + 1, 1) is None  # a day's limit
     assert retry_delay(429, {"error": {"code": "insufficient_quota"}}, None, 1) is None  # a spend limit
+    # An upstream's answer that could not be read was paid for: asking again pays again.
+    assert retry_delay(502, {"error": {"code": "upstream_unreadable"}}, None, 1) is None
 
 
 def test_a_client_mistake_or_the_last_attempt_is_final():
