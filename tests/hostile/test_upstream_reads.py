@@ -2,21 +2,28 @@
 on every lane, whatever the upstream sends: here the Responses API served over an
 upstream's chat (``responses: local``, ``backends/upstream/answers.py``), whose upstream
 streams one event that never ends (128 MiB past a 1 MiB limit), and a batch line run here
-whose upstream's answer never ends (``http/batch_lines.py``). The relayed lanes and the
-tenant guard's are in test_guard.py."""
+whose upstream's answer never ends (``http/batch_lines.py``); and an event as long as an
+upstream may send, relayed without holding the event loop. The relayed lanes and the tenant
+guard's are in test_guard.py."""
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import openai
 import pytest
 
 from tests.support.batches import file_lines, line, submit, wait
 from tests.support.clients import sdk
-from tests.support.fake_upstreams import GarbledUpstream
+from tests.support.fake_upstreams import GarbledUpstream, LongEventUpstream
+from tests.support.probe import health_probe_apart
 from tests.support.server import LiveServer, log_records, log_size
 
 MiB = 1 << 20
 HERE = "here-gpt-x"
+LONG_EVENT = 48 * MiB  # within the default read limit (64 MiB)
+HEALTH_WAIT = 0.5  # as the other floods' (test_depth.py)
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +83,33 @@ def test_a_batch_lines_endless_upstream_answer_is_its_error_at_the_read_limit(ga
     assert failed["custom_id"] == "e0" and failed["response"]["status_code"] == 502
     assert failed["response"]["body"]["error"]["code"] == "upstream_unreadable"
     assert any(f"past {MiB} bytes" in said for said in _warnings(gateway, since))
+
+
+@pytest.fixture(scope="module")
+def long_gateway(tmp_path_factory):
+    with LongEventUpstream(LONG_EVENT) as upstream:
+        config = f"""
+upstreams:
+  - name: long
+    base_url: {upstream.api}
+    aliases: {{"{HERE}": "gpt-x"}}
+"""
+        with LiveServer(tmp_path_factory.mktemp("long"), env={"LLM_BACKEND_LOCAL_MODELS": "false"}, config=config) as live:
+            yield live
+
+
+def test_an_event_as_long_as_an_upstream_may_send_passes_renamed_and_health_goes_on(long_gateway, measured):
+    """Every reader of it (the frames, the alias put back, the usage asked in the client's
+    stead, the meter) once passed over it or copied it on the loop, or read it into objects
+    and wrote it again: ``/health`` waited 0.2-0.6 s at 40 MiB, and at 48 MiB the gateway
+    grew by 305 MiB (now 0.12-0.13 s and 158 MiB, beside a fuzz run on the 2 cores)."""
+    body = {"model": HERE, "stream": True, "messages": [{"role": "user", "content": "write it out"}]}
+    with measured(long_gateway, 4 * LONG_EVENT) as growth, health_probe_apart(long_gateway.base_url) as probe:
+        with httpx.stream("POST", long_gateway.api + "/chat/completions", json=body, timeout=120) as answer:
+            streamed = b"".join(answer.iter_raw())
+    print(f"\n{len(streamed)} bytes relayed; {growth.report()}; /health waited at most {probe.longest * 1000:.0f} ms")
+    events = [line[len(b"data: "):] for line in streamed.split(b"\n") if line.startswith(b"data: ")]
+    assert events[-1] == b"[DONE]" and len(events) == 2, events[1:]  # the usage asked for in our stead, withheld
+    chunk = json.loads(events[0])
+    assert chunk["model"] == HERE and len(chunk["choices"][0]["delta"]["content"]) == LONG_EVENT
+    assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]

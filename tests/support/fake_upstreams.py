@@ -328,3 +328,43 @@ class GarbledUpstream:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class LongEventUpstream:
+    """Streams a chat answer whose one chunk holds ``size`` bytes of content, as an upstream
+    may (a model that writes a file out whole), each time with a new id; a real upstream
+    here would take minutes of generation to write one."""
+
+    def __init__(self, size: int) -> None:
+        content = "a" * size
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                chunk = {"id": "chatcmpl-" + str(time.monotonic_ns()), "object": "chat.completion.chunk", "created": 1,
+                         "model": "gpt-x", "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": "stop"}]}
+                body = b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n"
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                for start in range(0, len(body), GarbledUpstream.PIECE):
+                    self.wfile.write(body[start : start + GarbledUpstream.PIECE])
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> "LongEventUpstream":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()

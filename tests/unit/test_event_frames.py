@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from llm_backend.backends.upstream.event_frames import EventFrames, EventTooLong, split
+from llm_backend.backends.upstream.event_frames import GATHERED, EventFrames, EventTooLong, split
 
 EVENTS = [
     b'data: {"a": 1}\n\n',
@@ -16,6 +16,7 @@ EVENTS = [
     b'event: response.created\ndata: {"response": {"id": "resp_1"}}\n\n',
     b"data: \n\n",
     b"data: [DONE]\n\n",
+    b'data: {"long": "' + b"w" * 100_000 + b'"}\n\n',  # past the pieces gathered (GATHERED)
 ]
 
 
@@ -27,7 +28,7 @@ def test_pieces_cut_anywhere_give_the_same_events_each_whole():
         events = [rng.choice(EVENTS) for _ in range(rng.randint(1, 12))]
         stream = b"".join(events) + (b"data: last" if rng.random() < 0.5 else b"")
         cuts = sorted(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randint(0, 20))))
-        frames = EventFrames(1 << 10)
+        frames = EventFrames(1 << 17)
         got: list[bytes] = []
         for start, end in zip([0, *cuts], [*cuts, len(stream)]):
             got += split(frames.feed(stream[start:end]))
@@ -43,7 +44,23 @@ def test_an_event_past_the_limit_is_refused_however_it_comes(piece):
     with pytest.raises(EventTooLong):
         for start in range(0, len(stream), piece):
             frames.feed(stream[start : start + piece])
-    assert len(frames._pending) <= limit + piece  # held no more than the limit and one piece
+    assert frames._held <= limit + piece  # held no more than the limit and one piece
+
+
+def test_a_piece_of_whole_events_with_nothing_held_is_handed_back_as_it_is():
+    # What every reader after the relay is fed: no copy of an event of up to 64 MiB.
+    frames = EventFrames()
+    events = b"".join(EVENTS)
+    assert frames.feed(events) is events
+    assert frames.feed(b"data: par") == b"" and frames.feed(b"t\n\n") == b"data: part\n\n"
+
+
+def test_an_event_dripped_byte_by_byte_is_held_in_few_objects():
+    frames = EventFrames(1 << 20)
+    for byte in b"data: " + b"d" * 300_000:
+        frames.feed(bytes([byte]))
+    assert len(frames._parts) <= 300_006 // GATHERED + 1
+    assert frames.feed(b"\n\n") == b"data: " + b"d" * 300_000 + b"\n\n"
 
 
 def test_an_event_at_the_limit_passes_whole():

@@ -15,7 +15,8 @@ configured: a local-only service never imports an HTTP client for them.
 - ``relay.py``: an upstream's answer as a ``Relayed``: its status, the headers allowed back,
   the body unparsed (but the model id of our aliases, and event streams' line ends framed as
   OpenAI's); ``event_frames.py``: a stream cut at its events' ends, each within
-  ``upstream_max_read_bytes``, for the relay and every reader after it.
+  ``upstream_max_read_bytes``, for the relay and every reader after it; ``renaming.py``: our
+  alias in place of the upstream's model id, in place where the answer's shape allows.
 - ``stream_usage.py``: every relayed stream asks for its usage, so it is metered; the client
   sees it only if it asked.
 - ``answers.py``: an upstream's chat answer read as OpenAI objects, for serving code that

@@ -23,22 +23,12 @@ from ...off_loop import off_loop
 from ..base import Relayed, Stream
 from .event_frames import EventFrames, EventTooLong
 from .http_client import UpstreamClient
+from .renaming import events_with_model, with_model
 
 log = logging.getLogger(__name__)
 
 # A body up to this size that says its length is read whole and sent in one piece.
 WHOLE_BODY_MAX = 1 << 20
-
-
-def _with_model(data: bytes, field: str, model_id: str) -> bytes:
-    try:
-        obj = json.loads(data)
-    except ValueError:
-        return data
-    if isinstance(obj, dict) and field in obj:
-        obj[field] = model_id
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-    return data
 
 
 async def openai_line_ends(chunks: AsyncIterator[bytes]) -> Stream[bytes]:
@@ -84,14 +74,7 @@ async def _events_with_model(chunks: AsyncIterator[bytes], model_id: str) -> Str
     """Server-sent events (whole ones: ``framed``) with ``model`` replaced in every JSON
     ``data:`` line."""
     async for chunk in chunks:
-        yield await off_loop(len(chunk) > LARGE_BODY, _renamed, chunk, model_id)  # an event may be 64 MiB
-
-
-def _renamed(events: bytes, model_id: str) -> bytes:
-    return b"\n".join(
-        b"data: " + _with_model(line[5:].strip(), "model", model_id) if line.startswith(b"data:") else line
-        for line in events.split(b"\n")
-    )
+        yield await off_loop(len(chunk) > LARGE_BODY, events_with_model, chunk, model_id)  # an event may be 64 MiB
 
 
 def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
@@ -151,7 +134,7 @@ async def relay(
         finally:
             response.release()
         if rename is not None and response.status < 400:
-            content = _with_model(content, *rename)
+            content = with_model(content, *rename)
         return Relayed(response.status, headers, content=content)
 
     async def close() -> None:
