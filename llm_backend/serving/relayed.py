@@ -35,9 +35,13 @@ def _object(data: str) -> Json | None:
     return value if isinstance(value, dict) else None
 
 
+def _body_object(body: bytes | bytearray) -> Json | None:
+    return _object(body.decode("utf-8", "replace"))
+
+
 def parsed(answer: Relayed) -> Json | None:
     """The JSON object of a whole (not streamed) answer."""
-    return _object(answer.content.decode("utf-8", "replace")) if answer.content is not None else None
+    return _body_object(answer.content) if answer.content is not None else None
 
 
 def observe(answer: Relayed, seen: Callable[[list[Json], bool], Awaitable[None]], limit: int) -> Relayed:
@@ -72,15 +76,17 @@ async def _observed(
                 body += chunk
                 yield chunk
                 continue
-            for data in data_of(frames.feed(chunk)):
+            events = frames.feed(chunk)
+            # An event may be as long as the read limit: its lines cut and decoded beside the loop.
+            for data in await off_loop(len(events) > LARGE_BODY, data_of, events):
                 if data == DONE and not reported:
                     reported = True
                     await seen(objects, True)
                 elif (parsed := await off_loop(len(data) > LARGE_BODY, _object, data)) is not None:
                     objects.append(parsed)
             yield chunk
-        text = body.decode("utf-8", "replace") if not event_stream and not reported else ""
-        if text and (parsed := await off_loop(len(text) > LARGE_BODY, _object, text)) is not None:
+        whole = body if not event_stream and not reported else b""
+        if whole and (parsed := await off_loop(len(whole) > LARGE_BODY, _body_object, whole)) is not None:
             reported = True
             await seen([parsed], True)
     finally:

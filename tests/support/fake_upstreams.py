@@ -332,18 +332,24 @@ class GarbledUpstream:
 
 class LongEventUpstream:
     """Streams a chat answer whose one chunk holds ``size`` bytes of content, as an upstream
-    may (a model that writes a file out whole), each time with a new id; a real upstream
-    here would take minutes of generation to write one."""
+    may (a model that writes a file out whole), each time with a new id, and with its usage
+    as OpenAI sends it when asked (``"usage":null`` last in every chunk, then a usage chunk);
+    a real upstream here would take minutes of generation to write one."""
+
+    USAGE = {"prompt_tokens": 11, "completion_tokens": 1, "total_tokens": 12}
 
     def __init__(self, size: int) -> None:
         content = "a" * size
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                chunk = {"id": "chatcmpl-" + str(time.monotonic_ns()), "object": "chat.completion.chunk", "created": 1,
-                         "model": "gpt-x", "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": "stop"}]}
-                body = b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n"
+                request = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
+                usage = (request.get("stream_options") or {}).get("include_usage") is True
+                head = {"id": "chatcmpl-" + str(time.monotonic_ns()), "object": "chat.completion.chunk", "created": 1, "model": "gpt-x"}
+                chunks = [{**head, "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": "stop"}]}]
+                if usage:
+                    chunks = [{**chunks[0], "usage": None}, {**head, "choices": [], "usage": LongEventUpstream.USAGE}]
+                body = b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("content-length", str(len(body)))

@@ -13,7 +13,10 @@ usage goes to the HTTP layer's meter beside the bytes (``usage_withheld``), coun
 an answer's usage it read would be (``http/metrics.py``).
 
 Events are framed across network chunks before they are read: an upstream may split an
-event (its usage too) over two TCP writes. Only an event with ``"usage"`` in it is parsed.
+event (its usage too) over two TCP writes. Only an event with ``"usage"`` in it is parsed,
+and not one whose ``"usage":null`` is its last member, as OpenAI writes every chunk: an
+event may be as long as the upstream's read limit, and reading 48 MiB into objects held the
+GIL (and ``/health``) for its whole parse. What is kept of the events is one copy of them.
 """
 
 from __future__ import annotations
@@ -27,12 +30,16 @@ from ...json.text import LARGE_BODY
 from ...json.types import Json
 from ...off_loop import off_loop
 from ..base import Relayed, Stream, usage_withheld
-from .event_frames import EventFrames, split
+from .event_frames import EVENT_END, EventFrames
 
 USAGE = b'"usage"'
 # ``"usage": null`` as a member of an object: after a comma, or first and before one.
 NULL_AFTER = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*[,}])')
 NULL_FIRST = re.compile(rb'"usage"\s*:\s*null\s*,')
+# ... and as the last member of the line's object, as OpenAI writes it: an unescaped quote
+# after a comma opens a key, and the object it ends in is the one the line's last brace closes.
+NULL_LAST = re.compile(rb'(,\s*"usage"\s*:\s*null)\s*\}\s*\Z')
+SLICE = 1 << 20
 
 
 def asked(request: Json) -> bool:
@@ -62,51 +69,105 @@ async def _without_usage(chunks: AsyncIterator[bytes], heard: Callable[[Json], N
     frames = EventFrames()  # bounded where the relay framed the stream (event_frames.py)
     async for chunk in chunks:
         events = frames.feed(chunk)  # an event split by the network is held until it ends
-        if USAGE in events:
-            events = await _withheld(split(events), heard)
+        if len(events) > LARGE_BODY or USAGE in events:  # a large one is looked into off the loop
+            events = await _withheld(events, heard)
         if events:
             yield events
     if pending := frames.rest():
-        yield await _withheld([pending], heard) if USAGE in pending else pending
+        yield await _withheld(pending, heard, ended=False) if USAGE in pending else pending
 
 
-async def _withheld(events: list[bytes], heard: Callable[[Json], None]) -> bytes:
-    """``events`` without their usage, which ``heard`` is told (on the loop); read off the
-    loop when large: an event may be as long as the upstream's read limit."""
+async def _withheld(events: bytes, heard: Callable[[Json], None], ended: bool = True) -> bytes:
+    """``events`` (whole, or with ``ended`` false the last one without its blank line)
+    without their usage, which ``heard`` is told (on the loop); read off the loop when large:
+    an event may be as long as the upstream's read limit."""
     usages: list[Json] = []
-    size = sum(map(len, events))
-    kept = await off_loop(size > LARGE_BODY, lambda: b"".join(_event_without_usage(event, usages.append) for event in events))
+    kept = await off_loop(len(events) > LARGE_BODY, _without_usages, events, usages.append, ended)
     for usage in usages:
         heard(usage)
     return kept
 
 
-def _event_without_usage(event: bytes, heard: Callable[[Json], None]) -> bytes:
-    """One event (its ``\n\n`` included): as it came, without its ``usage`` member, or
-    nothing when it was the usage chunk."""
-    if USAGE not in event:
-        return event
-    lines = event.split(b"\n")
-    for index, line in enumerate(lines):
-        if not line.startswith(b"data:") or USAGE not in line:
-            continue
-        try:
-            chunk = json.loads(line[5:])
-        except ValueError:
-            continue
-        if not isinstance(chunk, dict) or "usage" not in chunk:
-            continue
-        usage = chunk["usage"]
-        if isinstance(usage, dict):
-            heard(usage)
-            if not chunk.get("choices"):
-                return b""  # the usage chunk: only there because we asked
-            # Usage on a chunk that has choices (some servers send it so): the chunk without it.
-            del chunk["usage"]
-            lines[index] = b"data: " + json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode()
-        elif usage is None:
-            lines[index] = _without_null(line, chunk)
-    return b"\n".join(lines)
+def _without_usages(events: bytes, heard: Callable[[Json], None], ended: bool) -> bytes:
+    """``events`` without their usage, in one copy of what is kept (an event may be 64 MiB:
+    its pieces are slices of it, joined once), or the events themselves when none has any."""
+    if not _holds(events, USAGE):
+        return events
+    view = memoryview(events)
+    pieces: list[bytes | memoryview] = []
+    done = 0  # where the bytes not yet in ``pieces`` start
+    for start, end in _spans(events, ended):
+        kept = _event_without_usage(events, start, end, heard)
+        if kept is not None:
+            pieces += [view[done:start], *kept]
+            done = end
+    if not pieces:
+        return events
+    pieces.append(view[done:])
+    return b"".join(pieces)
+
+
+def _spans(events: bytes, ended: bool) -> list[tuple[int, int]]:
+    """Where each event of ``events`` starts and ends, its blank line included (with
+    ``ended`` false the last one has none)."""
+    spans, start = [], 0
+    while start < len(events):
+        end = events.find(EVENT_END, start)
+        end = len(events) if end < 0 or not ended and end + 2 > len(events) else end + 2
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def _holds(text: bytes, part: bytes, start: int = 0, end: int | None = None) -> bool:
+    """``part`` in ``text[start:end]``, searched a slice at a time: a thread searching 64 MiB
+    in one call would hold the GIL, and the loop, for all of it."""
+    end = len(text) if end is None else end
+    return any(text.find(part, at, min(at + SLICE + len(part) - 1, end)) >= 0 for at in range(start, end, SLICE))
+
+
+def _event_without_usage(events: bytes, start: int, end: int, heard: Callable[[Json], None]) -> list[bytes | memoryview] | None:
+    """The event ``events[start:end]`` (its ``\n\n`` included) without its ``usage``
+    member, as pieces (``[]``: it was the usage chunk), or None: it has none."""
+    view, done, line = memoryview(events), start, start
+    pieces: list[bytes | memoryview] = []
+    while line < end:
+        stop = events.find(b"\n", line, end)
+        stop = end if stop < 0 else stop
+        if events.startswith(b"data:", line, stop) and _holds(events, USAGE, line, stop):
+            if (last := NULL_LAST.search(events, max(stop - 64, line), stop)) is not None:
+                # OpenAI's every chunk but the usage one, however long: nothing to read.
+                pieces += [view[done : last.start(1)]]
+                done = last.end(1)
+            elif (without := _line_without_usage(events[line:stop], heard)) is not None:
+                if not without:
+                    return []  # the usage chunk: only there because we asked
+                pieces += [view[done:line], without]
+                done = stop
+        line = stop + 1
+    return pieces + [view[done:end]] if pieces else None
+
+
+def _line_without_usage(line: bytes, heard: Callable[[Json], None]) -> bytes | None:
+    """A ``data:`` line without its ``usage`` member (None: it has none; ``b""``: it was the
+    usage chunk), the usage told to ``heard``."""
+    try:
+        chunk = json.loads(line[5:])
+    except ValueError:
+        return None
+    if not isinstance(chunk, dict) or "usage" not in chunk:
+        return None
+    usage = chunk["usage"]
+    if isinstance(usage, dict):
+        heard(usage)
+        if not chunk.get("choices"):
+            return b""
+        # Usage on a chunk that has choices (some servers send it so): the chunk without it.
+        del chunk["usage"]
+        return b"data: " + json.dumps(chunk, separators=(",", ":"), ensure_ascii=False).encode()
+    if usage is None:
+        return _without_null(line, chunk)
+    return None
 
 
 def _without_null(line: bytes, chunk: Json) -> bytes:
