@@ -302,3 +302,23 @@ def test_call_items_with_null_fields_are_stored_as_valid_items(server):
     listed = httpx.get(f"{server.api}/conversations/{conversation}/items", timeout=30, verify=TLS).json()
     _payload_validator("ConversationItemList").validate(listed)
     assert [item["status"] for item in listed["data"]] == ["completed", "completed"]
+
+
+
+def test_what_the_client_owns_in_an_item_is_stored_as_sent_nulls_too(server):
+    # Found by `make fuzz` (seed 1146571310): an MCP call's error `content` (required, any
+    # value) sent as null was left out with every other null, and the listed item was not
+    # one the document allows. A tool's schema is the client's too: its nulls mean something.
+    from tests.conformance.checks import _payload_validator
+
+    error = {"type": "mcp_tool_execution_error", "content": None}
+    schema = {"type": "object", "properties": {"unit": {"type": ["string", "null"], "default": None}}}
+    items = [
+        {"type": "mcp_list_tools", "id": "mcpl_1", "server_label": "s", "tools": [{"name": "t", "input_schema": schema}]},
+        {"type": "mcp_call", "id": "mcp_1", "server_label": "s", "name": "t", "arguments": "{}", "error": error, "output": None},
+    ]
+    conversation = _post_json(server, "/conversations", {"items": items}).json()["id"]
+    listed = httpx.get(f"{server.api}/conversations/{conversation}/items?order=asc", timeout=30, verify=TLS).json()
+    _payload_validator("ConversationItemList").validate(listed)
+    tools, call = listed["data"]
+    assert tools["tools"][0]["input_schema"] == schema and call["error"] == error and "output" not in call

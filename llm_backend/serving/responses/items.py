@@ -124,12 +124,21 @@ def _message(item: Json, param: str, images: bool = False) -> Json:
     }
 
 
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [_without_nulls(item) for item in value]
-    return value
+def _without_nulls(item: Json) -> Json:
+    """The item's null members left out, and those of its ``output`` parts: where a request's
+    item may be null and its resource may not (a call output's ``status``, ``id``, a part's
+    ``file_id``: tests/unit/test_stored_items.py reads them from the document). Not deeper:
+    below lies what the client owns and the resource takes as sent (an MCP error's
+    ``content``, required and any value, null too; a listed tool's ``input_schema``)."""
+    return {
+        key: [_part_without_nulls(part) for part in value] if key == "output" and isinstance(value, list) else value
+        for key, value in item.items()
+        if value is not None
+    }
+
+
+def _part_without_nulls(part: Any) -> Any:
+    return {key: value for key, value in part.items() if value is not None} if isinstance(part, dict) else part
 
 
 def _stored(item: Json, kind: str) -> Json:
