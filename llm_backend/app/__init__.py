@@ -33,7 +33,7 @@ from .. import families as registry
 from ..families.family import Wired
 from ..http.pages import Pages
 from ..http.socket_endpoint import NoSocket
-from ..serving.ownership import objectless_operations
+from ..serving.claims import objectless_operations
 from ..serving.services import Services
 from ..settings import Settings, get_settings
 from . import chain, documents

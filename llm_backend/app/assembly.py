@@ -58,7 +58,7 @@ class Assembly:
 
     def services(self, batch_lines: Callable[[Services], Lines], objectless_answers: frozenset[str]) -> Services:
         """The services serving code works with; ``batch_lines``: how a batch's line is
-        answered, and ``objectless_answers`` (``ownership.objectless_operations``): both
+        answered, and ``objectless_answers`` (``claims.objectless_operations``): both
         need the documents as served, so they come last."""
         signing = self.settings.realtime_secret_key
         return Services(

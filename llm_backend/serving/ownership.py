@@ -45,10 +45,11 @@ from urllib.parse import parse_qsl, urlencode
 from .. import errors
 from ..backends.base import Relayed, Stream, StreamedBody
 from ..backends.upstream.event_frames import EventFrames, split
-from ..json.scan import MAX_JSON_DEPTH
+from ..json.scan import MAX_JSON_DEPTH, scan
 from ..json.text import LARGE_BODY, MAX_VALUES, loads
 from ..off_loop import off_loop
 from ..storage.forwarded_objects import ForwardedObjects
+from .claims import MAX_STREAMED_VALUES, claims, claims_of_text
 from .form_fields import Unreadable
 from .request_ids import body_strings
 from .relayed import DONE, data_of, is_event_stream
@@ -57,9 +58,6 @@ log = logging.getLogger(__name__)
 
 # A string that may be an id: file-abc, vs_abc, ft:gpt-4o-mini:org::abc (never prose).
 ID_LIKE = re.compile(r"(?=.*[_:\-])[A-Za-z0-9][A-Za-z0-9_.:\-]{2,255}")
-NAMING_FIELDS = ("fine_tuned_model", "fine_tuned_model_checkpoint")
-NAMING_SUFFIXES = ("_id", "_file")
-LIST_SUFFIXES = ("_ids", "_files")
 # Items asked of the upstream per further page of a filtered list (every OpenAI list takes 100).
 PAGE = 100
 # Ids of a request body looked up at once (a large body is checked as it is read).
@@ -75,76 +73,6 @@ def _unreadable() -> bytes:
 
     log.warning("forwarded stream ended: an event of the upstream's could not be read")
     return openai_error_event(errors.upstream_unreadable())
-
-
-def _kind(field: str) -> str:
-    """The kind of object a naming field refers to: ``output_file_id`` -> file."""
-    if field in NAMING_FIELDS:
-        return "model"
-    name = field.removesuffix("s").removesuffix("_id").removesuffix("_file")
-    return "file" if field.endswith(("_file", "_files", "file_id", "file_ids")) else name
-
-
-def claims(value: Any, found: dict[str, str], objects: bool = True) -> dict[str, str]:
-    """The ids ``value`` (an answer) shows, each with its kind, added to ``found``: its
-    objects' own ids (unless not ``objects``) and the ids their naming fields hold."""
-    if isinstance(value, list):
-        for item in value:
-            claims(item, found, objects)
-    elif isinstance(value, dict):
-        kind = value.get("object")
-        if isinstance(kind, str) and kind != "list":
-            if objects and isinstance(value.get("id"), str):
-                found.setdefault(value["id"], kind)
-            for field, named in value.items():
-                if isinstance(named, str) and (field in NAMING_FIELDS or field.endswith(NAMING_SUFFIXES)):
-                    found.setdefault(named, _kind(field))
-                elif isinstance(named, list) and field.endswith(LIST_SUFFIXES):
-                    for item in named:
-                        if isinstance(item, str):
-                            found.setdefault(item, _kind(field))
-        for named in value.values():
-            if isinstance(named, (dict, list)):
-                claims(named, found, objects)
-    return found
-
-
-def objectless_operations(document: dict) -> frozenset[str]:
-    """The operations of ``document`` (OpenAI's, as written) whose successful answers can
-    hold no object ``claims`` would record (a schema with ``object`` and ``id`` or a naming
-    field): their answers are passed on unread (an images answer: ten base64 images, and
-    nothing to claim). An upstream that answers beside its document is not trusted:
-    an id it shows there is recorded for no one, and so refused to everyone."""
-    schemas = document.get("components", {}).get("schemas", {})
-    return frozenset(
-        operation["operationId"]
-        for item in document.get("paths", {}).values()
-        # (A DELETE's answer is read: its ``deleted`` is what forgets the object.)
-        for method, operation in item.items() if method in ("get", "post", "put", "patch")
-        if not any(
-            _holds_objects(media.get("schema"), schemas, set())
-            for status, answer in operation.get("responses", {}).items() if str(status).startswith("2")
-            for media in answer.get("content", {}).values()
-        )
-    )
-
-
-def _holds_objects(schema: Any, schemas: dict, seen: set[str]) -> bool:
-    if not isinstance(schema, dict):
-        return False
-    if isinstance(ref := schema.get("$ref"), str):
-        name = ref.rsplit("/", 1)[-1]
-        if name in seen:
-            return False
-        seen.add(name)
-        return _holds_objects(schemas.get(name), schemas, seen)
-    properties = schema.get("properties") or {}
-    named = any(field == "id" or field in NAMING_FIELDS or field.endswith(NAMING_SUFFIXES + LIST_SUFFIXES) for field in properties)
-    if "object" in properties and named:
-        return True
-    inner = [*properties.values(), schema.get("items"), schema.get("additionalProperties")]
-    inner += [*schema.get("anyOf", []), *schema.get("oneOf", []), *schema.get("allOf", [])]
-    return any(_holds_objects(part, schemas, seen) for part in inner)
 
 
 def references(value: Any, field: str, found: dict[str, str]) -> dict[str, str]:
@@ -193,13 +121,45 @@ async def _whole(answer: Relayed, limit: int) -> bytes:
 
 
 async def _parsed(content: bytes) -> Any:
-    """The answer's JSON value (None: not JSON), read as every lane reads JSON
-    (``json/text.py``: scanned first, values bounded; a large one off the loop), as deep as
-    what it echoes of a request may make it (as a batch line's answer: ``http/batch_lines.py``)."""
+    """The answer's JSON value (None: not JSON, or of more values than are read whole), read
+    as every lane reads JSON (``json/text.py``: scanned first, values bounded; a large one off
+    the loop), as deep as what it echoes of a request may make it (as a batch line's answer:
+    ``http/batch_lines.py``)."""
     try:
-        depth = 2 * MAX_JSON_DEPTH
-        return await off_loop(len(content) > LARGE_BODY, loads, content, MAX_VALUES, depth, errors.too_many_values, False)
+        return await off_loop(len(content) > LARGE_BODY, loads, content, MAX_VALUES, 2 * MAX_JSON_DEPTH, errors.too_many_values, False)
     except (ValueError, errors.OpenAIError):
+        return None
+
+
+class _TooMany(Exception):
+    """More values than an answer is read whole for."""
+
+
+def _too_many(limit: int) -> errors.OpenAIError:
+    raise _TooMany
+
+
+async def _shown(content: bytes, objects: bool) -> dict[str, str] | None:
+    """What an answer shows (``claims``; None: it cannot be read), beside the loop when large:
+    read whole as ``_parsed`` reads it, or past its values bound as it is parsed
+    (``claims_of_text``: a Response's log probabilities may hold millions)."""
+    return await off_loop(len(content) > LARGE_BODY, _shown_now, content, objects)
+
+
+def _shown_now(content: bytes, objects: bool) -> dict[str, str] | None:
+    depth = 2 * MAX_JSON_DEPTH
+    try:
+        return claims(loads(content, MAX_VALUES, depth, _too_many, False), {}, objects)
+    except _TooMany:
+        pass
+    except (ValueError, errors.OpenAIError):
+        return None
+    shape = scan(content, depth, MAX_STREAMED_VALUES)
+    if shape.depth > depth or shape.values > MAX_STREAMED_VALUES:
+        return None
+    try:
+        return claims_of_text(content, objects)
+    except ValueError:
         return None
 
 
@@ -285,24 +245,31 @@ class Guard:
         if not _is_json(answer.headers) and not is_event_stream(answer) and not listing:
             return answer  # a file's bytes, speech...: no object in them
         content = await _whole(answer, self.read_limit) if readable else b""
-        value = await _parsed(content)
-        if value is None:
+        value: Any = None
+        if listing or self.method == "DELETE":  # what the answer holds is read, not only what it shows
+            value = await _parsed(content)
+            if value is None:
+                raise errors.upstream_unreadable()
+            if listing and _is_list(value):
+                page = await self._own_page(value, fetch_page)
+                if isinstance(page, Relayed):
+                    return page
+                value, content = page, json.dumps(page, separators=(",", ":"), ensure_ascii=False).encode()
+            shown: dict[str, str] | None = claims(value, {}, objects=self.method != "GET")
+        else:
+            shown = await _shown(content, objects=self.method != "GET")
+        if shown is None:
             raise errors.upstream_unreadable()
-        if listing and _is_list(value):
-            page = await self._own_page(value, fetch_page)
-            if isinstance(page, Relayed):
-                return page
-            value, content = page, json.dumps(page, separators=(",", ":"), ensure_ascii=False).encode()
-        await self._claim(value)
+        await self._record(shown)
         parent = self.parent
         deleted = isinstance(value, dict) and value.get("deleted") is True
         if self.method == "DELETE" and parent is not None and len(self.path_params) == 1 and deleted:
             await self.objects.forget(self.owner, parent[1])
         return Relayed(answer.status, answer.headers, content=content)
 
-    async def _claim(self, value: Any) -> None:
-        # A read shows existing objects (a store's files...): only what they name is new.
-        shown = claims(value, {}, objects=self.method != "GET")
+    async def _record(self, shown: dict[str, str]) -> None:
+        # A read shows existing objects (a store's files...): only what they name is new
+        # (``claims``' ``objects``).
         found = {object_id: kind for object_id, kind in shown.items() if object_id not in self.named}
         if found:
             await self.objects.claim(self.owner, found)
@@ -331,10 +298,10 @@ class Guard:
         for data in data_of(event):
             if data == DONE:
                 continue
-            value = await _parsed(data.encode())
-            if value is None:
+            shown = await _shown(data.encode(), objects=self.method != "GET")
+            if shown is None:
                 return False
-            await self._claim(value)
+            await self._record(shown)
         return True
 
     async def _own_page(self, first: dict, fetch_page: FetchPage) -> dict | Relayed:

@@ -9,7 +9,8 @@ import random
 
 import pytest
 
-from llm_backend.serving.ownership import claims, references
+from llm_backend.serving.claims import claims
+from llm_backend.serving.ownership import references
 
 BATCH = {
     "id": "batch_abc123", "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
@@ -224,7 +225,7 @@ def test_a_stream_ends_whole_at_an_event_that_cannot_be_read(objects):
 
 
 def test_the_document_shows_which_answers_can_hold_an_object_to_record():
-    from llm_backend.serving.ownership import objectless_operations
+    from llm_backend.serving.claims import objectless_operations
     from tests.support.document import openai_document
 
     objectless = objectless_operations(openai_document())
@@ -273,16 +274,42 @@ def test_an_answer_read_whole_is_refused_past_the_read_limit_and_its_upstream_re
     assert asyncio.run(objects.owners(["file-big"])) == {"file-big": ("carol", "file")}
 
 
-def test_an_answer_of_more_values_than_any_request_may_hold_is_refused(objects):
+def test_an_answer_of_more_values_than_are_read_whole_is_read_as_it_is_parsed(objects):
+    # A Response with log probabilities holds millions: refused (502) once, it is now read
+    # as its parser's events come, keeping only what the claims rule reads.
     from llm_backend.backends.base import Relayed
-    from llm_backend.errors import OpenAIError
     from llm_backend.json.text import MAX_VALUES
 
-    body = b'{"id": "file-many", "object": "file", "n": [' + b"0," * MAX_VALUES + b"0]}"
+    body = b'{"id": "file-many", "object": "file", "n": [' + b"0," * MAX_VALUES + b'0], "batch_id": "batch_many"}'
     answer = Relayed(200, [(b"content-type", b"application/json")], chunks=pieces_of(body, 1 << 16))
+    assert guard_answer(objects, answer, 64 << 20).content == body
+    assert asyncio.run(objects.owners(["file-many", "batch_many"])) == {"file-many": ("carol", "file"), "batch_many": ("carol", "batch")}
+
+
+def test_a_streamed_response_of_more_values_than_are_read_whole_is_passed_on_and_recorded(objects):
+    # The event a Response stream ends with carries the whole Response: with top-20 log
+    # probabilities over 6,000 tokens, 1.5 million values (its stream ended unreadable before).
+    from llm_backend.json.scan import scan
+    from llm_backend.json.text import MAX_VALUES
+
+    logprob = {"token": "a", "logprob": -0.5, "bytes": [97]}
+    response = {"id": "resp_long", "object": "response", "output": [{"logprobs": [{**logprob, "top_logprobs": [logprob] * 20}] * 6000}]}
+    event = b"event: response.completed\ndata: " + json.dumps({"type": "response.completed", "response": response}).encode() + b"\n\n"
+    assert scan(event[event.index(b"{"):]).values > MAX_VALUES
+    assert guarded(objects, "dave", [event[:1000], event[1000:]]) == event
+    assert asyncio.run(objects.owners(["resp_long"])) == {"resp_long": ("dave", "response")}
+
+
+def test_an_answer_of_more_values_than_are_read_as_parsed_is_refused(objects):
+    from llm_backend.backends.base import Relayed
+    from llm_backend.errors import OpenAIError
+    from llm_backend.serving.claims import MAX_STREAMED_VALUES
+
+    body = b'{"id": "file-most", "object": "file", "n": [' + b"0," * MAX_STREAMED_VALUES + b"0]}"
+    answer = Relayed(200, [(b"content-type", b"application/json")], chunks=pieces_of(body, 1 << 20))
     with pytest.raises(OpenAIError):
         guard_answer(objects, answer, 64 << 20)
-    assert asyncio.run(objects.owners(["file-many"])) == {}
+    assert asyncio.run(objects.owners(["file-most"])) == {}
 
 
 def test_an_answer_that_can_hold_no_object_is_not_read(objects):
