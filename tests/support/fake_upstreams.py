@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 from tests.support.loopback import LoopbackApp
 
@@ -64,7 +65,29 @@ CHAT_COMPLETION = {
 }
 
 
-class RateLimitedUpstream:
+class ThreadedUpstream:
+    """A loopback HTTP server of ``handler``'s, in a thread of its own, started and stopped
+    by its context manager."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class RateLimitedUpstream(ThreadedUpstream):
     """Answers the first ``limited`` requests with 429 and ``retry-after``, then 200 with
     OpenAI's ``x-ratelimit-*`` headers (and ``set-cookie`` when given a cookie, as a CDN in
     front of an API does); records when each request arrived and its headers."""
@@ -98,9 +121,7 @@ class RateLimitedUpstream:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def reset(self, limited: int = 0, retry_after: str = "2", cookie: str = "") -> "RateLimitedUpstream":
         """Forget past requests; refuse the next ``limited`` ones."""
@@ -111,17 +132,6 @@ class RateLimitedUpstream:
         self.headers: list[dict[str, str]] = []
         return self
 
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> "RateLimitedUpstream":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 class ChatOnlyUpstream(LoopbackApp):
@@ -232,7 +242,7 @@ async def _form_fields(request, body: bytes) -> dict[str, str]:
             if part.get_filename() is None}
 
 
-class GarbledUpstream:
+class GarbledUpstream(ThreadedUpstream):
     """Answers 200 with bodies the tenant guard cannot read: a list cut short (``GET
     /v1/files``), a list as HTML (``GET /v1/batches``), a gzip-encoded list (``GET
     /v1/vector_stores``), a stream with an event that is not JSON (``POST /v1/responses``;
@@ -314,23 +324,10 @@ class GarbledUpstream:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> "GarbledUpstream":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
-class LongEventUpstream:
+class LongEventUpstream(ThreadedUpstream):
     """Streams a chat answer whose one chunk holds ``size`` bytes of content, as an upstream
     may (a model that writes a file out whole), each time with a new id, and with its usage
     as OpenAI sends it when asked (``"usage":null`` last in every chunk, then a usage chunk);
@@ -360,17 +357,4 @@ class LongEventUpstream:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> "LongEventUpstream":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
