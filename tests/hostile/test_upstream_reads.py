@@ -114,3 +114,16 @@ def test_an_event_as_long_as_an_upstream_may_send_passes_renamed_and_health_goes
     assert chunk["model"] == HERE and len(chunk["choices"][0]["delta"]["content"]) == LONG_EVENT
     assert "usage" not in chunk  # its "usage":null too, as OpenAI streams to a client that did not ask
     assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
+
+
+def test_a_long_whole_answer_without_a_length_shows_our_alias(long_gateway, measured):
+    """An answer to rename is read whole (within the read limit): one past 1 MiB, or without
+    a length, was passed on as it came, with the upstream's model id in it."""
+    client = sdk(long_gateway)
+    with measured(long_gateway, 5 * LONG_EVENT) as growth, health_probe_apart(long_gateway.base_url) as probe:
+        completion = client.chat.completions.create(model=HERE, messages=[{"role": "user", "content": "write it out"}])
+    print(f"\n{growth.report()}; /health waited at most {probe.longest * 1000:.0f} ms")
+    assert completion.model == HERE and len(completion.choices[0].message.content) == LONG_EVENT
+    assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
+    embedded = client.embeddings.create(model=HERE, input=["a", "b"], encoding_format="float")
+    assert embedded.model == HERE and len(embedded.data) == LongEventUpstream.VECTORS

@@ -328,12 +328,15 @@ class GarbledUpstream(ThreadedUpstream):
 
 
 class LongEventUpstream(ThreadedUpstream):
-    """Streams a chat answer whose one chunk holds ``size`` bytes of content, as an upstream
-    may (a model that writes a file out whole), each time with a new id, and with its usage
-    as OpenAI sends it when asked (``"usage":null`` last in every chunk, then a usage chunk);
-    a real upstream here would take minutes of generation to write one."""
+    """Answers with ``size`` bytes of content, as an upstream may (a model that writes a file
+    out whole), each time with a new id: a chat stream of one chunk, with its usage as
+    OpenAI sends it when asked (``"usage":null`` last in every chunk, then a usage chunk); a
+    whole chat completion; embeddings of 2,000 vectors, 2.5 MB (``model`` after them, as
+    OpenAI writes it). Whole answers come without a length, ended by the connection's close. A real
+    upstream here would take minutes of generation to write one."""
 
     USAGE = {"prompt_tokens": 11, "completion_tokens": 1, "total_tokens": 12}
+    VECTORS = 2000
 
     def __init__(self, size: int) -> None:
         content = "a" * size
@@ -341,18 +344,31 @@ class LongEventUpstream(ThreadedUpstream):
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
-                usage = (request.get("stream_options") or {}).get("include_usage") is True
-                head = {"id": "chatcmpl-" + str(time.monotonic_ns()), "object": "chat.completion.chunk", "created": 1, "model": "gpt-x"}
+                head = {"id": "chatcmpl-" + str(time.monotonic_ns()), "object": "chat.completion", "created": 1, "model": "gpt-x"}
+                if self.path.endswith("/embeddings"):
+                    vectors = [{"object": "embedding", "index": i, "embedding": [0.5] * 256} for i in range(LongEventUpstream.VECTORS)]
+                    answer = {"object": "list", "data": vectors, "model": "gpt-x", "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+                    return self._send("application/json", json.dumps(answer).encode())
+                if not request.get("stream"):
+                    message = {"role": "assistant", "content": content}
+                    answer = {**head, "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": LongEventUpstream.USAGE}
+                    return self._send("application/json", json.dumps(answer).encode())
+                head["object"] = "chat.completion.chunk"
                 chunks = [{**head, "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": "stop"}]}]
-                if usage:
+                if (request.get("stream_options") or {}).get("include_usage") is True:
                     chunks = [{**chunks[0], "usage": None}, {**head, "choices": [], "usage": LongEventUpstream.USAGE}]
                 body = b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"
+                self._send("text/event-stream", body, length=True)
+
+            def _send(self, kind: str, body: bytes, length: bool = False) -> None:
                 self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("content-length", str(len(body)))
+                self.send_header("content-type", kind)
+                if length:
+                    self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 for start in range(0, len(body), GarbledUpstream.PIECE):
                     self.wfile.write(body[start : start + GarbledUpstream.PIECE])
+                self.close_connection = True
 
             def log_message(self, *args) -> None:
                 pass

@@ -37,6 +37,14 @@ def test_a_model_after_a_nested_value_is_renamed_by_reading_the_object_whole():
     assert json.loads(line[len(b"data: "):]) == {"choices": [{"delta": {"model": "inner"}}], "model": ALIAS}
 
 
+def test_an_embeddings_answer_is_renamed_in_place_from_its_end():
+    vectors = ",".join('{"object":"embedding","index":%d,"embedding":[0.5,-1e-3]}' % i for i in range(3))
+    answer = '{"object":"list","data":[%s],"model":"gpt-x","usage":{"prompt_tokens":2,"total_tokens":2}}' % vectors
+    assert with_model(answer.encode(), "model", ALIAS) == answer.replace('"gpt-x"', f'"{ALIAS}"').encode()
+    nested = b'{"data": [{"model": "gpt-x"}], "usage": {"model": "gpt-x"}}'  # no model of its own
+    assert with_model(nested, "model", ALIAS) == nested
+
+
 def test_a_model_list_entry_is_renamed_by_its_id():
     assert json.loads(with_model(b'{"id": "gpt-x", "object": "model", "owned_by": "lab"}', "id", ALIAS))["id"] == ALIAS
     assert with_model(b"not json", "id", ALIAS) == b"not json"

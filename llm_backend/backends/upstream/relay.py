@@ -22,7 +22,7 @@ from ...json.text import LARGE_BODY
 from ...off_loop import off_loop
 from ..base import Relayed, Stream
 from .event_frames import EventFrames, EventTooLong
-from .http_client import UpstreamClient
+from .http_client import UpstreamClient, read_within
 from .renaming import events_with_model, with_model
 
 log = logging.getLogger(__name__)
@@ -126,15 +126,18 @@ async def relay(
     upstream, timeout = client.name, client.timeout
     headers = client.rules.answer(response.raw_headers)
     length = response.content_length
-    if length is not None and length <= WHOLE_BODY_MAX and not _is_event_stream(response):
+    renamed = rename if response.status < 400 else None  # an error is the upstream's, as it came
+    if not _is_event_stream(response) and (renamed is not None or length is not None and length <= WHOLE_BODY_MAX):
+        # An answer to rename is read whole, however long (within the read limit: 502 past
+        # it), and without a length: else our alias showed only in short ones.
         try:
-            content = await response.read()
+            content = await (read_within(response, client.read_limit) if renamed is not None else response.read())
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise upstream_broken_off(upstream, timeout, exc) from None
         finally:
             response.release()
-        if rename is not None and response.status < 400:
-            content = with_model(content, *rename)
+        if renamed is not None:
+            content = await off_loop(len(content) > LARGE_BODY, with_model, content, *renamed)
         return Relayed(response.status, headers, content=content)
 
     async def close() -> None:
