@@ -54,6 +54,8 @@ from ..auth import Principal
 from ..backends.llama.backend import LlamaBackend
 from ..backends.llama.local_model import LocalModel
 from ..backends.registry import ModelRegistry
+from ..json.tail import TAIL, last_member
+from ..json.text import LARGE_BODY
 from ..storage import Database
 from ..storage.usage import (
     AUDIO_SPEECHES,
@@ -255,18 +257,43 @@ def local_models(models: ModelRegistry) -> Iterator[tuple[str, LocalModel]]:
 
 def _usage_in_events(chunk: bytes) -> dict | None:
     """The ``usage`` of an SSE event in ``chunk`` (chat: the last chunk; Responses: the
-    ``response.completed`` event), if a whole one is there."""
+    ``response.completed`` event), if a whole one is there; a long event's from its end."""
     for line in reversed(chunk.split(b"\n")):
-        if line.startswith(b"data:") and b'"usage"' in line:
+        long = len(line) > LARGE_BODY
+        if not line.startswith(b"data:") or b'"usage"' not in (line[-TAIL:] if long else line):
+            continue
+        if long:  # the event's own, else its Response's (a ``response.completed``)
+            usage = _last_usage(line) or _last_usage(line, nested=True)
+        else:
             try:
                 event = json.loads(line[5:])
             except ValueError:
                 continue
-            if isinstance(event, dict):
-                usage = event.get("usage") or (event.get("response") or {}).get("usage")
-                if isinstance(usage, dict):
-                    return usage
+            usage = (event.get("usage") or (event.get("response") or {}).get("usage")) if isinstance(event, dict) else None
+        if isinstance(usage, dict):
+            return usage
     return None
+
+
+def _usage_of_whole(body: bytearray, cut: bool) -> dict | None:
+    """The ``usage`` of a whole JSON answer: read whole, or from its end (``cut``: only its
+    last bytes were kept)."""
+    if cut:
+        return _last_usage(body)
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    return answer["usage"] if isinstance(answer, dict) and isinstance(answer.get("usage"), dict) else None
+
+
+def _last_usage(text: bytes | bytearray, nested: bool = False) -> dict | None:
+    found = last_member(bytes(text[-TAIL:]), "usage", nested)
+    try:
+        usage = json.loads(found.group(1)) if found is not None else None
+    except ValueError:
+        return None
+    return usage if isinstance(usage, dict) else None
 
 
 class RequestObservation:
@@ -279,7 +306,7 @@ class RequestObservation:
     see (``Record.usage_withheld``: ``backends/upstream/stream_usage.py``)."""
 
     __slots__ = (
-        "body", "first_byte", "is_json", "metrics", "partial", "record", "started", "status", "streamed", "usage",
+        "body", "cut", "first_byte", "is_json", "metrics", "partial", "record", "started", "status", "streamed", "usage",
         "usage_chunk",
     )
 
@@ -294,6 +321,7 @@ class RequestObservation:
         self.partial = b""  # a stream's event not ended yet (split by the network)
         self.usage: dict | None = None
         self.body: bytearray | None = None
+        self.cut = False  # only the body's last ``TAIL`` bytes kept
         metrics.in_progress.inc()
 
     def sent(self, message: Message) -> None:
@@ -311,12 +339,15 @@ class RequestObservation:
                 events = self.partial + chunk if self.partial else chunk
                 end = events.rfind(b"\n\n") + 2  # 1: none ended here
                 events, self.partial = (events[:end], events[end:]) if end > 1 else (b"", events)
-                if b'"usage"' in events:
+                if b'"usage"' in (events if len(events) <= LARGE_BODY else events[-TAIL:]):  # a long one: its end
                     self.usage_chunk = events
             elif self.is_json and self.status == 200 and not self.record.tokens_counted:
                 if self.body is None:
                     self.body = bytearray()
                 self.body.extend(chunk)
+                if len(self.body) > LARGE_BODY + TAIL:  # a long answer's usage is read from its end
+                    del self.body[: len(self.body) - TAIL]
+                    self.cut = True
 
     def event(self, event: dict) -> None:
         """An event of a stream sent as a WebSocket frame: the first is the stream's first
@@ -339,12 +370,7 @@ class RequestObservation:
         """Tokens of an answer the engines did not count (an upstream's, an embedding's)."""
         usage = self.usage
         if self.body:
-            try:
-                answer = json.loads(self.body)
-            except ValueError:
-                answer = None
-            if isinstance(answer, dict) and isinstance(answer.get("usage"), dict):
-                usage = answer["usage"]
+            usage = _usage_of_whole(self.body, self.cut) or usage
         elif self.usage_chunk or self.partial:
             # A stream's last event may lack its blank line when the stream ends.
             usage = _usage_in_events(self.partial) or _usage_in_events(self.usage_chunk)

@@ -17,6 +17,7 @@ import pytest
 from tests.support.batches import file_lines, line, submit, wait
 from tests.support.clients import sdk
 from tests.support.fake_upstreams import GarbledUpstream, LongEventUpstream
+from tests.support.metrics import scrape_until
 from tests.support.probe import health_probe_apart
 from tests.support.server import LiveServer, log_records, log_size
 
@@ -118,12 +119,28 @@ def test_an_event_as_long_as_an_upstream_may_send_passes_renamed_and_health_goes
 
 def test_a_long_whole_answer_without_a_length_shows_our_alias(long_gateway, measured):
     """An answer to rename is read whole (within the read limit): one past 1 MiB, or without
-    a length, was passed on as it came, with the upstream's model id in it."""
+    a length, was passed on as it came, with the upstream's model id in it. Its usage is
+    still counted, read from its end: the meter read the whole answer into objects on the
+    loop (a 50 MB embeddings answer: /health waited a second; 0.4 s at this one's 19 MB)."""
     client = sdk(long_gateway)
+    before = _prompt_tokens(long_gateway)
     with measured(long_gateway, 5 * LONG_EVENT) as growth, health_probe_apart(long_gateway.base_url) as probe:
         completion = client.chat.completions.create(model=HERE, messages=[{"role": "user", "content": "write it out"}])
     print(f"\n{growth.report()}; /health waited at most {probe.longest * 1000:.0f} ms")
     assert completion.model == HERE and len(completion.choices[0].message.content) == LONG_EVENT
     assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
-    embedded = client.embeddings.create(model=HERE, input=["a", "b"], encoding_format="float")
-    assert embedded.model == HERE and len(embedded.data) == LongEventUpstream.VECTORS
+    body = {"model": HERE, "input": ["a", "b"], "encoding_format": "float"}
+    with health_probe_apart(long_gateway.base_url) as probe:  # read raw: the SDK would take seconds
+        embedded = httpx.post(long_gateway.api + "/embeddings", json=body, timeout=120).content
+    print(f"embeddings of {len(embedded)} bytes: /health waited at most {probe.longest * 1000:.0f} ms")
+    assert embedded.endswith(b'"model": "%s", "usage": {"prompt_tokens": 1, "total_tokens": 1}}' % HERE.encode())
+    assert embedded.count(b'"object": "embedding"') == LongEventUpstream.VECTORS
+    assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
+    counted = completion.usage.prompt_tokens + 1
+    assert _prompt_tokens(long_gateway, before + counted) == before + counted
+
+
+def _prompt_tokens(live: LiveServer, until: float = 0) -> float:
+    """The prompt tokens the meter has counted, once at least ``until``."""
+    total = lambda samples: sum(count for (name, _), count in samples.items() if name == "llm_backend_prompt_tokens_total")  # noqa: E731
+    return total(scrape_until(live, lambda samples: total(samples) >= until))

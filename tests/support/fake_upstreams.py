@@ -331,24 +331,24 @@ class LongEventUpstream(ThreadedUpstream):
     """Answers with ``size`` bytes of content, as an upstream may (a model that writes a file
     out whole), each time with a new id: a chat stream of one chunk, with its usage as
     OpenAI sends it when asked (``"usage":null`` last in every chunk, then a usage chunk); a
-    whole chat completion; embeddings of 2,000 vectors, 2.5 MB (``model`` after them, as
-    OpenAI writes it). Whole answers come without a length, ended by the connection's close. A real
+    whole chat completion; embeddings of 3.8 million numbers, 19 MB (``model`` and ``usage``
+    after them, as OpenAI writes them). Whole answers come without a length, ended by the connection's close. A real
     upstream here would take minutes of generation to write one."""
 
     USAGE = {"prompt_tokens": 11, "completion_tokens": 1, "total_tokens": 12}
-    VECTORS = 2000
+    VECTORS = 2500  # of 1,536 numbers: 19 MB
 
     def __init__(self, size: int) -> None:
         content = "a" * size
+        vectors = [{"object": "embedding", "index": i, "embedding": [0.5] * 1536} for i in range(self.VECTORS)]
+        embeddings = json.dumps({"object": "list", "data": vectors, "model": "gpt-x", "usage": {"prompt_tokens": 1, "total_tokens": 1}}).encode()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
                 head = {"id": "chatcmpl-" + str(time.monotonic_ns()), "object": "chat.completion", "created": 1, "model": "gpt-x"}
                 if self.path.endswith("/embeddings"):
-                    vectors = [{"object": "embedding", "index": i, "embedding": [0.5] * 256} for i in range(LongEventUpstream.VECTORS)]
-                    answer = {"object": "list", "data": vectors, "model": "gpt-x", "usage": {"prompt_tokens": 1, "total_tokens": 1}}
-                    return self._send("application/json", json.dumps(answer).encode())
+                    return self._send("application/json", embeddings)
                 if not request.get("stream"):
                     message = {"role": "assistant", "content": content}
                     answer = {**head, "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": LongEventUpstream.USAGE}

@@ -9,8 +9,7 @@ field before any nested value (OpenAI's ``id``, ``object``, ``created``, ``model
 value is found by an anchored match over those members alone and replaced in place: one
 copy of the event, whatever its length. A whole answer may write it last instead, after
 its one long value (an embeddings list: ``data``, ``model``, ``usage``): there it is found
-from the end, over flat members up to the object's last brace. Any other shape is read and
-written whole.
+from the end (``json/tail.py``). Any other shape is read and written whole.
 """
 
 from __future__ import annotations
@@ -19,13 +18,9 @@ import functools
 import json
 import re
 
-_STRING = rb'"(?:[^"\\]++|\\.)*+"'
-_SCALAR = rb"(?:" + _STRING + rb"|[-+.\w]++)"
-_MEMBER = rb"\s*+" + _STRING + rb"\s*+:\s*+" + _SCALAR + rb"\s*+,"
-# An object of scalar members (a usage), and a member holding one or a scalar.
-_FLAT = rb"\{\s*+(?:" + _STRING + rb"\s*+:\s*+" + _SCALAR + rb"\s*+(?:,\s*+" + _STRING + rb"\s*+:\s*+" + _SCALAR + rb"\s*+)*+)?\}"
-_FLAT_MEMBER = rb",\s*+" + _STRING + rb"\s*+:\s*+(?:" + _SCALAR + rb"|" + _FLAT + rb")\s*+"
-TAIL = 64 * 1024  # how far from its end a whole answer's last members are looked for
+from ...json.tail import SCALAR, STRING, last_member
+
+_MEMBER = rb"\s*+" + STRING + rb"\s*+:\s*+" + SCALAR + rb"\s*+,"
 
 
 @functools.cache
@@ -33,21 +28,12 @@ def _leading(field: str) -> re.Pattern[bytes]:
     """An object whose scalar members before ``field`` lead to its value (group 1): at the
     top level, since nothing before it opens a nested value."""
     name = re.escape(json.dumps(field).encode())
-    return re.compile(rb"\s*+\{(?:" + _MEMBER + rb")*?\s*+" + name + rb"\s*+:\s*+(" + _SCALAR + rb")")
-
-
-@functools.cache
-def _trailing(field: str) -> re.Pattern[bytes]:
-    """``field``'s value (group 1) followed by flat members only, up to the text's last brace:
-    at the top level, since nothing after it closes a nested value. Its quote follows a
-    comma, a brace or a space: not an escaped one inside a string."""
-    name = re.escape(json.dumps(field).encode())
-    return re.compile(rb"(?<=[,{\s])" + name + rb"\s*+:\s*+(" + _SCALAR + rb")\s*+(?:" + _FLAT_MEMBER + rb")*+\}\s*+\Z")
+    return re.compile(rb"\s*+\{(?:" + _MEMBER + rb")*?\s*+" + name + rb"\s*+:\s*+(" + SCALAR + rb")")
 
 
 def with_model(data: bytes, field: str, model_id: str) -> bytes:
     """``data`` (a JSON object) with ``field`` set to ``model_id``; anything else as it came."""
-    found = _leading(field).match(data) or _trailing(field).search(data, max(len(data) - TAIL, 0))
+    found = _leading(field).match(data) or last_member(data, field)
     if found is not None:
         return b"".join((data[: found.start(1)], json.dumps(model_id).encode(), data[found.end(1) :]))
     rewritten = _rewritten(data, field, model_id)
