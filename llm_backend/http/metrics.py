@@ -31,7 +31,6 @@ never the key itself.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -69,8 +68,6 @@ from ..storage.usage import (
 )
 from . import context
 from .collectors import DatabasePoolCollector, EngineCollector, PoolCollector, UpstreamCollector
-
-log = logging.getLogger(__name__)
 
 # Seconds: from a cached 1-token answer (a few ms) to a long generation on a CPU.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -308,7 +305,9 @@ class RequestObservation:
     network's chunks), or the usage an upstream stream reported that its client did not ask to
     see (``Record.usage_withheld``: ``backends/upstream/stream_usage.py``). A long answer or
     event (past ``LARGE_BODY``) is read from its end (``json/tail.py``: where OpenAI writes
-    ``usage``), and only its last ``TAIL`` bytes are kept: this runs on the event loop."""
+    ``usage``), and only its last ``TAIL`` bytes are kept: this runs on the event loop. One
+    whose usage is elsewhere (no shape of OpenAI's) counts as none, as one without any
+    (a dall-e-3 image) does, so nothing is logged for it."""
 
     __slots__ = (
         "body", "cut", "first_byte", "is_json", "metrics", "partial", "record", "started", "status", "streamed", "usage",
@@ -383,5 +382,3 @@ class RequestObservation:
             usage = self.record.usage_withheld  # a relayed stream's, not shown to its client
         if usage is not None:
             self.metrics.count_tokens(model, usage)
-        elif self.cut:  # an answer of OpenAI's shapes has it there: this one is counted as nothing
-            log.warning("a long answer's usage is not among its last members: its tokens are not counted")
