@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..json.types import Json
 from .conversations import append_items
@@ -237,8 +238,16 @@ def _replaced_while_unfinished(session: Session, response_id: str, response: Jso
 
 
 def _add_events(session: Session, response_id: str, events: list[Json]) -> None:
+    """``events`` written; one written already (the same number of the same response) is
+    left as it is. A background response's writer may write an event twice: cancelled
+    while its last write committed in its thread (the task is told only once the thread is
+    done), it had not counted those events written, and wrote them again as it ended (a
+    full run here: the UNIQUE constraint refused that last write, and the response's last
+    events were lost)."""
     if events:
+        dialect = session.get_bind().dialect.name
+        statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ResponseEvent)
         session.execute(
-            insert(ResponseEvent),
+            statement.on_conflict_do_nothing(index_elements=["response_id", "sequence_number"]),
             [{"response_id": response_id, "sequence_number": e["sequence_number"], "event": e} for e in events],
         )

@@ -116,6 +116,20 @@ def test_the_events_of_a_response_are_written_as_it_runs_and_read_by_its_owner_o
     assert store.events("a", "resp_1") == ("in_progress", [])
 
 
+def test_events_written_again_are_kept_once_and_the_end_is_still_written(database):
+    # A background response's writer cancelled while its write committed writes those
+    # events again as it ends (a full run: the UNIQUE constraint refused that last write).
+    store = database.responses
+    store.save(turn(1, status="in_progress", background=True))
+    first = [{"type": "response.created", "sequence_number": 0}, {"type": "response.in_progress", "sequence_number": 1}]
+    store.add_events("resp_1", first)
+    store.add_events("resp_1", first)
+    cancelled = {"id": "resp_1", "object": "response", "status": "cancelled", "output": []}
+    last = {"type": "response.cancelled", "sequence_number": 2, "response": cancelled}
+    assert store.finish("a", "resp_1", cancelled, events=[*first[1:], last])
+    assert store.events("a", "resp_1") == ("cancelled", [*first, last])
+
+
 def test_the_sweep_fails_unfinished_responses_only_and_ends_their_streams(database):
     database.responses.save(turn(1, status="in_progress", background=True))
     database.responses.save(turn(2, status="queued", background=True))
