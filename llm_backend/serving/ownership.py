@@ -136,6 +136,7 @@ class _TooMany(Exception):
 
 
 def _too_many(limit: int) -> errors.OpenAIError:
+    """``loads``' ``past_values``: an answer of many values told apart from one not JSON."""
     raise _TooMany
 
 

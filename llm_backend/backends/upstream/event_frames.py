@@ -29,8 +29,9 @@ class EventFrames:
     An event may be as long as the limit (64 MiB), and every pass over it holds the GIL
     (``/health`` waited 0.2-0.6 s for a 40 MiB event before): so the pieces of an event under
     way are kept as they came (the small ones gathered) and joined once when it ends (a
-    growing buffer copied its bytes again as it grew), and a piece that ends where its events do with nothing
-    held, which is what every reader after the relay is fed, is handed back as it is."""
+    growing buffer copied its bytes again as it grew), and a piece that ends where its
+    events do, with nothing held (what every reader after the relay is fed), is handed back
+    as it is."""
 
     __slots__ = ("limit", "_parts", "_held")
 

@@ -35,7 +35,8 @@ def with_model(data: bytes, field: str, model_id: str) -> bytes:
     """``data`` (a JSON object) with ``field`` set to ``model_id``; anything else as it came."""
     found = _leading(field).match(data) or last_member(data, field)
     if found is not None:
-        return b"".join((data[: found.start(1)], json.dumps(model_id).encode(), data[found.end(1) :]))
+        view = memoryview(data)  # the answer copied once, into what is returned
+        return b"".join((view[: found.start(1)], json.dumps(model_id).encode(), view[found.end(1) :]))
     rewritten = _rewritten(data, field, model_id)
     return data if rewritten is None else rewritten
 
@@ -57,7 +58,8 @@ def events_with_model(events: bytes, model_id: str) -> bytes:
     """Whole server-sent events with ``model`` renamed in every JSON ``data:`` line; the
     events themselves when nothing changes."""
     leading, renamed = _leading("model"), json.dumps(model_id).encode()
-    pieces: list[bytes] = []
+    view = memoryview(events)  # the events copied once, into what is returned
+    pieces: list[bytes | memoryview] = []
     done = 0  # where the bytes not yet in ``pieces`` start
     line = 0
     while line < len(events):
@@ -65,15 +67,15 @@ def events_with_model(events: bytes, model_id: str) -> bytes:
         end = len(events) if end < 0 else end
         if events.startswith(b"data:", line, end):
             if (found := leading.match(events, line + 5, end)) is not None:
-                pieces += [events[done : found.start(1)], renamed]
+                pieces += [view[done : found.start(1)], renamed]
                 done = found.end(1)
             elif events.find(b'"model"', line, end) >= 0:  # a rarer shape: read whole
                 rewritten = _rewritten(events[line + 5 : end], "model", model_id)
                 if rewritten is not None:
-                    pieces += [events[done:line], b"data: ", rewritten]
+                    pieces += [view[done:line], b"data: ", rewritten]
                     done = end
         line = end + 1
     if not pieces:
         return events
-    pieces.append(events[done:])
+    pieces.append(view[done:])
     return b"".join(pieces)

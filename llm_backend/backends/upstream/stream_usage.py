@@ -74,21 +74,21 @@ async def _without_usage(chunks: AsyncIterator[bytes], heard: Callable[[Json], N
         if events:
             yield events
     if pending := frames.rest():
-        yield await _withheld(pending, heard, ended=False) if USAGE in pending else pending
+        yield await _withheld(pending, heard) if USAGE in pending else pending
 
 
-async def _withheld(events: bytes, heard: Callable[[Json], None], ended: bool = True) -> bytes:
-    """``events`` (whole, or with ``ended`` false the last one without its blank line)
-    without their usage, which ``heard`` is told (on the loop); read off the loop when large:
-    an event may be as long as the upstream's read limit."""
+async def _withheld(events: bytes, heard: Callable[[Json], None]) -> bytes:
+    """``events`` (whole, or the last one without its blank line) without their usage, which
+    ``heard`` is told (on the loop); read off the loop when large: an event may be as long
+    as the upstream's read limit."""
     usages: list[Json] = []
-    kept = await off_loop(len(events) > LARGE_BODY, _without_usages, events, usages.append, ended)
+    kept = await off_loop(len(events) > LARGE_BODY, _without_usages, events, usages.append)
     for usage in usages:
         heard(usage)
     return kept
 
 
-def _without_usages(events: bytes, heard: Callable[[Json], None], ended: bool) -> bytes:
+def _without_usages(events: bytes, heard: Callable[[Json], None]) -> bytes:
     """``events`` without their usage, in one copy of what is kept (an event may be 64 MiB:
     its pieces are slices of it, joined once), or the events themselves when none has any."""
     if not _holds(events, USAGE):
@@ -96,7 +96,7 @@ def _without_usages(events: bytes, heard: Callable[[Json], None], ended: bool) -
     view = memoryview(events)
     pieces: list[bytes | memoryview] = []
     done = 0  # where the bytes not yet in ``pieces`` start
-    for start, end in _spans(events, ended):
+    for start, end in _spans(events):
         kept = _event_without_usage(events, start, end, heard)
         if kept is not None:
             pieces += [view[done:start], *kept]
@@ -107,13 +107,13 @@ def _without_usages(events: bytes, heard: Callable[[Json], None], ended: bool) -
     return b"".join(pieces)
 
 
-def _spans(events: bytes, ended: bool) -> list[tuple[int, int]]:
-    """Where each event of ``events`` starts and ends, its blank line included (with
-    ``ended`` false the last one has none)."""
+def _spans(events: bytes) -> list[tuple[int, int]]:
+    """Where each event of ``events`` starts and ends, its blank line included (a last one
+    may have none)."""
     spans, start = [], 0
     while start < len(events):
         end = events.find(EVENT_END, start)
-        end = len(events) if end < 0 or not ended and end + 2 > len(events) else end + 2
+        end = len(events) if end < 0 else end + 2
         spans.append((start, end))
         start = end
     return spans
