@@ -9,5 +9,7 @@ answers, the forwarded bodies' guard.
   refused by the scanner before anything is built, a large text of many values parsed in
   slices off the event loop; an object's key at most once (400 ``duplicate_key`` naming its
   path: ``KeyPaths``, which the streaming guard reads with too).
+- ``tail.py``: a member found from the end of a long text without reading it into objects
+  (an answer's ``usage`` or ``model`` written after its one long value).
 - ``types.py``: ``Json = dict[str, Any]``, the one name for a JSON object as Python holds it.
 """

@@ -14,10 +14,11 @@ only by the Protocols of ``services.py``.
 - ``metadata.py``, ``lists.py``, ``relayed.py``: OpenAI's ``metadata`` limits; the list
   envelope and ``limit``; an upstream's relayed bytes read as objects while they pass on
   unchanged.
-- ``ownership.py``, ``request_ids.py``, ``form_fields.py``: objects an upstream keeps belong to
-  the key that made them through us: the ids a forwarded request names checked, those its
-  answer shows recorded, lists filtered and paged; every body read as a stream whatever its
-  size or type (JSON by ijson, a form's text fields without its files).
+- ``ownership.py``, ``claims.py``, ``request_ids.py``, ``form_fields.py``: objects an upstream
+  keeps belong to the key that made them through us: the ids a forwarded request names
+  checked, those its answer shows recorded (``claims``: read whole, or as parsed past a
+  million values), lists filtered and paged; every body read as a stream whatever its size
+  or type (JSON by ijson, a form's text fields without its files).
 - ``readiness.py``: what ``/ready`` checks: models, database, the rate limits' storage.
 - ``audio.py``, ``audio_input.py``, ``audio_languages.py``: the Audio operations' rules and
   answers over an audio backend; ``input_audio`` in chat, transcribed; Whisper's languages as
