@@ -22,8 +22,9 @@ import ijson
 NAMING_FIELDS = ("fine_tuned_model", "fine_tuned_model_checkpoint")
 NAMING_SUFFIXES = ("_id", "_file")
 LIST_SUFFIXES = ("_ids", "_files")
-# The most values an answer is walked in events for: its CPU is its events' (about 1 s a
-# million here), and an upstream's answer is bounded by bytes only (64 MiB: 30 million).
+# The most values an answer is walked in events for: its CPU is its events' (0.6 s a
+# million here: a 20 MB Response of 3.4 million in 1.9 CPU-seconds, 0.75 read whole), and an
+# upstream's answer is bounded by bytes only (64 MiB: 30 million).
 MAX_STREAMED_VALUES = 8_000_000
 
 
