@@ -7,7 +7,7 @@ An answer is read into objects and walked (``claims``) while it holds at most th
 JSON reader's 1,000,000 values. A longer one is walked as its parser's events come
 (``claims_of_text``): its memory is its depth's and its ids', not its values'. A Response of
 6,000 tokens with 20 top log probabilities each holds 1.5 million (10 MB, 0.3 s to read
-whole, about 150 MB of objects): the guard refused it (502) before. Both readings apply one
+whole, 60 MB of objects): the guard refused it (502) before. Both readings apply one
 rule to each object (``_own``), in the same order: an object's own claims, then those of
 what it holds.
 """
