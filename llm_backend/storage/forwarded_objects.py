@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .dml import conflict_insert
 from .models import ForwardedObject, utcnow
 from .storable import StoredText
 
@@ -43,7 +43,7 @@ def storable(object_id: object) -> bool:
 class ForwardedObjects:
     def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
-        self._insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
+        self._insert = conflict_insert(database.dialect)
 
     def _owners(self, ids: list[str]) -> dict[str, tuple[str, str]]:
         found = {}

@@ -16,10 +16,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .audit_log import Audit, append_in
-from .dml import rows_changed
+from .dml import conflict_insert, rows_changed
 from .models import Project
 from .paging import seq_page
 
@@ -84,7 +83,7 @@ class ProjectStore:
         together: the first insert wins, the others do nothing)."""
         if not owners:
             return
-        insert = postgresql.insert if self._database.dialect == "postgresql" else sqlite.insert
+        insert = conflict_insert(self._database.dialect)
         now = int(time.time())
         rows = [{"id": owner, "name": owner, "created_at": now, "static": True, "retention": "organization_default"} for owner in owners]
         with self._database.sessions.begin() as session:

@@ -22,8 +22,8 @@ import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .dml import conflict_insert
 from .models import RateLimitCounter
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class _Refused(Exception):
 class RateCounters:
     def __init__(self, database: DatabaseHandle) -> None:
         self._database = database
-        self._insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
+        self._insert = conflict_insert(database.dialect)
         self._pruned = 0.0
 
     def _upsert(self, owner: str, kind: str, window: int, amount: int, below: int | None = None):

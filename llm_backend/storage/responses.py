@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..json.types import Json
 from .conversations import append_items
 from .clock import database_now
-from .dml import rows_changed
+from .dml import conflict_insert, rows_changed
 from .models import ResponseEvent, StoredResponse
 
 if TYPE_CHECKING:
@@ -245,8 +244,7 @@ def _add_events(session: Session, response_id: str, events: list[Json]) -> None:
     full run here: the UNIQUE constraint refused that last write, and the response's last
     events were lost)."""
     if events:
-        dialect = session.get_bind().dialect.name
-        statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ResponseEvent)
+        statement = conflict_insert(session.get_bind().dialect.name)(ResponseEvent)
         session.execute(
             statement.on_conflict_do_nothing(index_elements=["response_id", "sequence_number"]),
             [{"response_id": response_id, "sequence_number": e["sequence_number"], "event": e} for e in events],
