@@ -120,13 +120,17 @@ async def _whole(answer: Relayed, limit: int) -> bytes:
     return bytes(body)
 
 
+# An answer is read as deep as what it echoes of a request may make it (as a batch line's
+# answer: ``http/batch_lines.py``).
+ANSWER_DEPTH = 2 * MAX_JSON_DEPTH
+
+
 async def _parsed(content: bytes) -> Any:
     """The answer's JSON value (None: not JSON, or of more values than are read whole), read
     as every lane reads JSON (``json/text.py``: scanned first, values bounded; a large one off
-    the loop), as deep as what it echoes of a request may make it (as a batch line's answer:
-    ``http/batch_lines.py``)."""
+    the loop)."""
     try:
-        return await off_loop(len(content) > LARGE_BODY, loads, content, MAX_VALUES, 2 * MAX_JSON_DEPTH, errors.too_many_values, False)
+        return await off_loop(len(content) > LARGE_BODY, loads, content, MAX_VALUES, ANSWER_DEPTH, errors.too_many_values, False)
     except (ValueError, errors.OpenAIError):
         return None
 
@@ -148,15 +152,14 @@ async def _shown(content: bytes, objects: bool) -> dict[str, str] | None:
 
 
 def _shown_now(content: bytes, objects: bool) -> dict[str, str] | None:
-    depth = 2 * MAX_JSON_DEPTH
     try:
-        return claims(loads(content, MAX_VALUES, depth, _too_many, False), {}, objects)
+        return claims(loads(content, MAX_VALUES, ANSWER_DEPTH, _too_many, False), {}, objects)
     except _TooMany:
         pass
     except (ValueError, errors.OpenAIError):
         return None
-    shape = scan(content, depth, MAX_STREAMED_VALUES)
-    if shape.depth > depth or shape.values > MAX_STREAMED_VALUES:
+    shape = scan(content, ANSWER_DEPTH, MAX_STREAMED_VALUES)
+    if shape.depth > ANSWER_DEPTH or shape.values > MAX_STREAMED_VALUES:
         return None
     try:
         return claims_of_text(content, objects)
