@@ -263,7 +263,7 @@ class Settings(AudioSettings, ImageSettings, RealtimeSettings, AdminSettings, _S
     upstream_max_connections: int = Field(100, ge=1)
     upstream_max_read_bytes: int = Field(64 * 1024 * 1024, ge=65536, description=(
         "the most of an upstream's answer held at once: one streamed event, or a whole answer read here (the tenant "
-        "guard's, a stored completion's); past it the answer is 502 or its stream ends with an error event"))
+        "guard's, a stored completion's, a batch line's, an aliased model's); past it the answer is 502 or its stream ends with an error event"))
     background_lease: float = Field(
         30.0,
         gt=0,
