@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.clients import TLS
-from tests.support.server import log_records, log_size
+from tests.support.server import log_size, logged
 
 GRACE = 20
 # uvicorn ends by raising the signal it caught again, after its graceful shutdown.
@@ -90,4 +90,4 @@ def test_an_endless_watch_ends_at_once_and_whole_at_the_stop(stopping_gateway):
     assert lines[0] == "event: status"
     assert stopping_gateway.process.wait(GRACE) in STOPPED
     assert time.monotonic() - began < GRACE / 2
-    assert [record["event"] for record in log_records(stopping_gateway, since) if record["level"] == "error"] == []
+    assert logged(stopping_gateway, since, "error") == []

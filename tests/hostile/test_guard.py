@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.clients import keyed_server, sdk
 from tests.support.fake_upstreams import GarbledUpstream
-from tests.support.server import LiveServer, log_records, log_size
+from tests.support.server import LiveServer, log_records, log_size, logged
 from tests.upstream.conftest import SERVICE_KEY
 
 KEY_A, KEY_B = "sk-hostile-a-61b0c2", "sk-hostile-b-93e7d4"
@@ -176,10 +176,6 @@ def test_a_stream_ends_with_an_error_event_at_an_event_the_guard_cannot_read(gar
     assert any(record["level"] == "warning" and "could not be read" in record["event"] for record in records)
 
 
-def _said(live: LiveServer, since: int, level: str) -> list[str]:
-    return [record["event"] for record in log_records(live, since) if record["level"] == level]
-
-
 def test_an_event_that_never_ends_ends_its_stream_at_the_read_limit(garbled_gateway, measured):
     # Every reader of a relayed stream once kept an event's bytes until it ended: this one
     # never does, and the gateway grew with it. The relay ends it past the limit, with the
@@ -191,8 +187,8 @@ def test_an_event_that_never_ends_ends_its_stream_at_the_read_limit(garbled_gate
             for _ in client.chat.completions.create(model="gpt-x", messages=[{"role": "user", "content": "hi"}], stream=True):
                 pass
     assert failed.value.message == UNREADABLE
-    assert any(f"an event longer than {READ_LIMIT} bytes" in said for said in _said(garbled_gateway, since, "warning"))
-    assert _said(garbled_gateway, since, "error") == []  # a stream's 200 is sent: its end is no request failing
+    assert any(f"an event longer than {READ_LIMIT} bytes" in said for said in logged(garbled_gateway, since, "warning"))
+    assert logged(garbled_gateway, since, "error") == []  # a stream's 200 is sent: its end is no request failing
 
 
 def test_an_answer_the_guard_must_read_past_the_read_limit_is_refused(garbled_gateway, measured):
@@ -201,8 +197,8 @@ def test_an_answer_the_guard_must_read_past_the_read_limit_is_refused(garbled_ga
         answer = httpx.get(garbled_gateway.api + "/assistants", headers={"Authorization": f"Bearer {KEY_B}"}, timeout=60)
     assert answer.status_code == 502, answer.text
     assert answer.json()["error"]["code"] == "upstream_unreadable"
-    assert any(f"past {READ_LIMIT} bytes" in said for said in _said(garbled_gateway, since, "warning"))
-    assert _said(garbled_gateway, since, "error") == [f"request failed: {UNREADABLE}"]  # the upstream's fault: a 502
+    assert any(f"past {READ_LIMIT} bytes" in said for said in logged(garbled_gateway, since, "warning"))
+    assert logged(garbled_gateway, since, "error") == [f"request failed: {UNREADABLE}"]  # the upstream's fault: a 502
 
 
 @pytest.mark.parametrize("path, body", [

@@ -19,7 +19,7 @@ from tests.support.clients import sdk
 from tests.support.fake_upstreams import GarbledUpstream, LongEventUpstream
 from tests.support.metrics import scrape_until
 from tests.support.probe import health_probe_apart
-from tests.support.server import LiveServer, log_records, log_size
+from tests.support.server import LiveServer, log_size, logged
 
 MiB = 1 << 20
 HERE = "here-gpt-x"
@@ -48,10 +48,6 @@ models:
             yield live
 
 
-def _warnings(live: LiveServer, since: int) -> list[str]:
-    return [record["event"] for record in log_records(live, since) if record["level"] == "warning"]
-
-
 def test_a_response_over_an_endless_chat_event_fails_at_the_read_limit(gateway, measured):
     since = log_size(gateway)
     events = []
@@ -61,7 +57,7 @@ def test_a_response_over_an_endless_chat_event_fails_at_the_read_limit(gateway, 
     assert events[-1].type == "response.failed"
     error = events[-1].response.error  # a Response's error codes are an enumeration: a 5xx is server_error
     assert (error.code, error.message) == ("server_error", "The upstream API's answer could not be read, so it was not passed on.")
-    assert any(f"an event longer than {MiB} bytes" in said for said in _warnings(gateway, since))
+    assert any(f"an event longer than {MiB} bytes" in said for said in logged(gateway, since, "warning"))
 
 
 def test_a_whole_response_over_an_endless_chat_event_is_refused(gateway, measured):
@@ -83,7 +79,7 @@ def test_a_batch_lines_endless_upstream_answer_is_its_error_at_the_read_limit(ga
     [failed] = file_lines(client, done.error_file_id)
     assert failed["custom_id"] == "e0" and failed["response"]["status_code"] == 502
     assert failed["response"]["body"]["error"]["code"] == "upstream_unreadable"
-    assert any(f"past {MiB} bytes" in said for said in _warnings(gateway, since))
+    assert any(f"past {MiB} bytes" in said for said in logged(gateway, since, "warning"))
 
 
 @pytest.fixture(scope="module")

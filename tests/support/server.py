@@ -351,5 +351,10 @@ def log_records(live: LiveServer, since: int = 0) -> list[dict]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+def logged(live: LiveServer, since: int, level: str) -> list[str]:
+    """The events ``live`` logged at ``level`` from byte offset ``since``."""
+    return [record["event"] for record in log_records(live, since) if record["level"] == level]
+
+
 def log_size(live: LiveServer) -> int:
     return live.log_path.stat().st_size
