@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from llm_backend.backends.upstream.event_frames import GATHERED, EventFrames, EventTooLong, split
+from llm_backend.backends.upstream.event_frames import GATHERED, SLICE, EventFrames, EventTooLong, holds, split
 
 EVENTS = [
     b'data: {"a": 1}\n\n',
@@ -105,3 +105,10 @@ def test_a_relayed_answer_past_the_limit_passes_on_and_nothing_of_it_is_kept():
     assert asyncio.run(relayed(1 << 20)) == b"".join(stream) and seen == [(100, True)]
     seen.clear()
     assert asyncio.run(relayed(50_000)) == b"".join(stream) and seen == []  # passed on whole, kept nowhere
+
+
+def test_a_part_is_found_across_the_slices_searched():
+    for at in (0, SLICE - 3, SLICE - 7, SLICE, 2 * SLICE + 1, 3 * SLICE - 7):
+        text = b"." * at + b'"usage"' + b"." * 10
+        assert holds(text, b'"usage"') and holds(text, b'"usage"', max(at - 1, 0), at + 7)
+        assert not holds(text, b'"usage"', at + 1) and not holds(text, b'"usage"', 0, at + 6)

@@ -17,6 +17,7 @@ from typing import cast
 
 EVENT_END = b"\n\n"
 GATHERED = 1 << 16  # pieces shorter than this are gathered before they are kept
+SLICE = 1 << 20  # of an event searched at once (``holds``)
 
 
 class EventTooLong(Exception):
@@ -86,6 +87,13 @@ class EventFrames:
         rest = b"".join(self._parts)
         self._parts, self._held = [], 0
         return rest
+
+
+def holds(text: bytes, part: bytes, start: int = 0, end: int | None = None) -> bool:
+    """``part`` in ``text[start:end]``, searched a slice at a time: a thread searching 64 MiB
+    in one call would hold the GIL, and the loop, for all of it (50 ms at 48 MiB)."""
+    end = len(text) if end is None else end
+    return any(text.find(part, at, min(at + SLICE + len(part) - 1, end)) >= 0 for at in range(start, end, SLICE))
 
 
 def split(events: bytes) -> list[bytes]:

@@ -30,7 +30,7 @@ from ...json.text import LARGE_BODY
 from ...json.types import Json
 from ...off_loop import off_loop
 from ..base import Relayed, Stream, usage_withheld
-from .event_frames import EVENT_END, EventFrames
+from .event_frames import EVENT_END, EventFrames, holds
 
 USAGE = b'"usage"'
 # ``"usage": null`` as a member of an object: after a comma, or first and before one.
@@ -39,7 +39,6 @@ NULL_FIRST = re.compile(rb'"usage"\s*:\s*null\s*,')
 # ... and as the last member of the line's object, as OpenAI writes it: an unescaped quote
 # after a comma opens a key, and the object it ends in is the one the line's last brace closes.
 NULL_LAST = re.compile(rb'(,\s*"usage"\s*:\s*null)\s*\}\s*\Z')
-SLICE = 1 << 20
 
 
 def asked(request: Json) -> bool:
@@ -91,7 +90,7 @@ async def _withheld(events: bytes, heard: Callable[[Json], None]) -> bytes:
 def _without_usages(events: bytes, heard: Callable[[Json], None]) -> bytes:
     """``events`` without their usage, in one copy of what is kept (an event may be 64 MiB:
     its pieces are slices of it, joined once), or the events themselves when none has any."""
-    if not _holds(events, USAGE):
+    if not holds(events, USAGE):
         return events
     view = memoryview(events)
     pieces: list[bytes | memoryview] = []
@@ -119,13 +118,6 @@ def _spans(events: bytes) -> list[tuple[int, int]]:
     return spans
 
 
-def _holds(text: bytes, part: bytes, start: int = 0, end: int | None = None) -> bool:
-    """``part`` in ``text[start:end]``, searched a slice at a time: a thread searching 64 MiB
-    in one call would hold the GIL, and the loop, for all of it."""
-    end = len(text) if end is None else end
-    return any(text.find(part, at, min(at + SLICE + len(part) - 1, end)) >= 0 for at in range(start, end, SLICE))
-
-
 def _event_without_usage(events: bytes, start: int, end: int, heard: Callable[[Json], None]) -> list[bytes | memoryview] | None:
     """The event ``events[start:end]`` (its ``\n\n`` included) without its ``usage``
     member, as pieces (``[]``: it was the usage chunk), or None: it has none."""
@@ -134,7 +126,7 @@ def _event_without_usage(events: bytes, start: int, end: int, heard: Callable[[J
     while line < end:
         stop = events.find(b"\n", line, end)
         stop = end if stop < 0 else stop
-        if events.startswith(b"data:", line, stop) and _holds(events, USAGE, line, stop):
+        if events.startswith(b"data:", line, stop) and holds(events, USAGE, line, stop):
             if (last := NULL_LAST.search(events, max(stop - 64, line), stop)) is not None:
                 # OpenAI's every chunk but the usage one, however long: nothing to read.
                 pieces += [view[done : last.start(1)]]
