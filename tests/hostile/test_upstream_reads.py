@@ -3,7 +3,8 @@ on every lane, whatever the upstream sends: here the Responses API served over a
 upstream's chat (``responses: local``, ``backends/upstream/answers.py``), whose upstream
 streams one event that never ends (128 MiB past a 1 MiB limit), and a batch line run here
 whose upstream's answer never ends (``http/batch_lines.py``); and an event as long as an
-upstream may send, relayed without holding the event loop. The relayed lanes and the tenant
+upstream may send, relayed without holding the event loop (OpenAI's chat, Anthropic's
+Messages). The relayed lanes and the tenant
 guard's are in test_guard.py."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.support.server import LiveServer, log_size, logged
 MiB = 1 << 20
 HERE = "here-gpt-x"
 LONG_EVENT = 48 * MiB  # within the default read limit (64 MiB)
+CLAUDE = "claude-long"  # a model of the same upstream, spoken to as Anthropic's Messages API
 HEALTH_WAIT = 0.25  # of the 0.5 the other floods are held to (test_depth.py): 0.39 s before
 
 
@@ -90,6 +92,10 @@ upstreams:
   - name: long
     base_url: {upstream.api}
     aliases: {{"{HERE}": "gpt-x"}}
+  - name: long-claude
+    api: anthropic
+    base_url: {upstream.api}
+    models: [{CLAUDE}]
 """
         with LiveServer(tmp_path_factory.mktemp("long"), env={"LLM_BACKEND_LOCAL_MODELS": "false"}, config=config) as live:
             yield live
@@ -134,6 +140,32 @@ def test_a_long_whole_answer_without_a_length_shows_our_alias(long_gateway, meas
     assert embedded.count(b'"object": "embedding"') == LongEventUpstream.VECTORS
     assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
     counted = completion.usage.prompt_tokens + 1
+    assert _prompt_tokens(long_gateway, before + counted) == before + counted
+
+
+def test_a_messages_event_as_long_as_an_upstream_may_send_passes_and_its_usage_is_counted(long_gateway, measured):
+    """An Anthropic upstream's answer passes as it came, metered from the usage its events
+    carry: the meter searched each event for it on the loop (``/health`` waited 165-184 ms
+    at this 48 MiB text delta, 36-60 ms now; the loop's wait itself is measured in
+    tests/unit/test_anthropic_passthrough_meter.py); a whole Message without a length is read
+    by a push parser a chunk at a time."""
+    message = {"model": CLAUDE, "max_tokens": 5, "messages": [{"role": "user", "content": "write it out"}]}
+    before = _prompt_tokens(long_gateway)
+    with measured(long_gateway, 6 * LONG_EVENT) as growth, health_probe_apart(long_gateway.base_url) as probe:
+        with httpx.stream("POST", long_gateway.api + "/messages", json={**message, "stream": True}, timeout=120) as answer:
+            streamed = b"".join(answer.iter_raw())
+    print(f"\n{len(streamed)} bytes relayed; {growth.report()}; /health waited at most {probe.longest * 1000:.0f} ms")
+    assert answer.status_code == 200, streamed[:300]
+    names = [line[len(b"event: "):] for line in streamed.split(b"\n") if line.startswith(b"event: ")]
+    assert names == [b"message_start", b"content_block_start", b"content_block_delta", b"content_block_stop", b"message_delta", b"message_stop"]
+    assert streamed.count(b"a" * 1024) >= LONG_EVENT // 1024
+    assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
+    with health_probe_apart(long_gateway.base_url) as probe:
+        whole = httpx.post(long_gateway.api + "/messages", json=message, timeout=120)
+    print(f"a whole Message of {len(whole.content)} bytes: /health waited at most {probe.longest * 1000:.0f} ms")
+    assert whole.status_code == 200 and len(whole.json()["content"][0]["text"]) == LONG_EVENT
+    assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
+    counted = 2 * LongEventUpstream.MESSAGE_USAGE["input_tokens"]
     assert _prompt_tokens(long_gateway, before + counted) == before + counted
 
 

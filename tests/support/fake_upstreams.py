@@ -332,10 +332,14 @@ class LongEventUpstream(ThreadedUpstream):
     out whole), each time with a new id: a chat stream of one chunk, with its usage as
     OpenAI sends it when asked (``"usage":null`` last in every chunk, then a usage chunk); a
     whole chat completion; embeddings of 3.8 million numbers, 19 MB (``model`` and ``usage``
-    after them, as OpenAI writes them). Whole answers come without a length, ended by the connection's close. A real
-    upstream here would take minutes of generation to write one."""
+    after them, as OpenAI writes them); and as Anthropic's Messages API (``/messages``): a
+    stream whose one text delta is the content, between ``message_start`` and
+    ``message_delta`` with their usage, or a whole Message. Whole answers come without a
+    length, ended by the connection's close. A real upstream here would take minutes of
+    generation to write one."""
 
     USAGE = {"prompt_tokens": 11, "completion_tokens": 1, "total_tokens": 12}
+    MESSAGE_USAGE = {"input_tokens": 13, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 3}
     VECTORS = 2500  # of 1,536 numbers: 19 MB
 
     def __init__(self, size: int) -> None:
@@ -349,6 +353,8 @@ class LongEventUpstream(ThreadedUpstream):
                 head = {"id": "chatcmpl-" + str(time.monotonic_ns()), "object": "chat.completion", "created": 1, "model": "gpt-x"}
                 if self.path.endswith("/embeddings"):
                     return self._send("application/json", embeddings)
+                if self.path.endswith("/messages"):
+                    return self._message(request, content)
                 if not request.get("stream"):
                     message = {"role": "assistant", "content": content}
                     answer = {**head, "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": LongEventUpstream.USAGE}
@@ -359,6 +365,24 @@ class LongEventUpstream(ThreadedUpstream):
                     chunks = [{**chunks[0], "usage": None}, {**head, "choices": [], "usage": LongEventUpstream.USAGE}]
                 body = b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"
                 self._send("text/event-stream", body, length=True)
+
+            def _message(self, request: dict, content: str) -> None:
+                usage = LongEventUpstream.MESSAGE_USAGE
+                message = {"id": "msg_" + str(time.monotonic_ns()), "type": "message", "role": "assistant", "model": request["model"],
+                           "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}
+                if not request.get("stream"):
+                    whole = {**message, "content": [{"type": "text", "text": content}], "stop_reason": "end_turn", "usage": usage}
+                    return self._send("application/json", json.dumps(whole).encode())
+                events = [
+                    ("message_start", {"type": "message_start", "message": message}),
+                    ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                    ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": content}}),
+                    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                       "usage": {"output_tokens": usage["output_tokens"]}}),
+                    ("message_stop", {"type": "message_stop"}),
+                ]
+                self._send("text/event-stream", b"".join(b"event: %s\ndata: %s\n\n" % (name.encode(), json.dumps(data).encode()) for name, data in events))
 
             def _send(self, kind: str, body: bytes, length: bool = False) -> None:
                 self.send_response(200)

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from llm_backend.families.messages.serving.passthrough import Meter
 
 START = {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [],
          "usage": {"input_tokens": 12, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 5, "output_tokens": 1}}}
 DELTA = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}
+
+
+def _event(name: str, data: dict) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 def _stream() -> bytes:
@@ -60,3 +65,46 @@ def test_a_message_without_its_length_is_read_as_it_passes():
     told = []
     assert asyncio.run(_through(Meter(told.append).message(_pieces(data, 100)))) == data
     assert told == [{"prompt_tokens": 4, "completion_tokens": 6, "prompt_tokens_details": {"cached_tokens": 0}}]
+
+
+def test_a_long_event_is_searched_for_usage_beside_the_loop():
+    """An event may be as long as the upstream's read limit (64 MiB), and the relay hands it
+    on whole: searched for ``"usage"`` on the loop, it held the loop for a whole pass over it
+    (50 ms at 48 MiB here); now a thread searches it a slice at a time, the loop free between
+    them. The longest the loop waits is held to half of one pass measured here, best of three
+    tries (a loaded machine may stall the loop itself)."""
+    text = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a" * (48 << 20)}}
+    chunks = [_event("message_start", START), _event("content_block_delta", text), _event("message_delta", DELTA)]
+    started = time.perf_counter()
+    assert b'"usage"' not in chunks[1]
+    one_pass = time.perf_counter() - started
+
+    async def metered() -> tuple[float, list]:
+        told: list = []
+        longest, done = 0.0, False
+
+        async def ticking() -> None:
+            nonlocal longest
+            while not done:
+                before = time.perf_counter()
+                await asyncio.sleep(0.001)
+                longest = max(longest, time.perf_counter() - before)
+
+        ticker = asyncio.create_task(ticking())
+        await asyncio.sleep(0.01)
+        passed = [chunk async for chunk in Meter(told.append).events(_pieces_of(chunks))]
+        done = True
+        await ticker
+        assert passed == chunks
+        return longest, told
+
+    tries = [asyncio.run(metered()) for _ in range(3)]
+    assert all(told == [{"prompt_tokens": 47, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 30}},
+                        {"prompt_tokens": 0, "completion_tokens": 8, "prompt_tokens_details": {"cached_tokens": 0}}] for _, told in tries)
+    print(f"\nthe loop waited at most {[round(longest * 1000) for longest, _ in tries]} ms; one pass {one_pass * 1000:.0f} ms")
+    assert min(longest for longest, _ in tries) < one_pass / 2, ([longest for longest, _ in tries], one_pass)
+
+
+async def _pieces_of(chunks: list[bytes]):
+    for chunk in chunks:
+        yield chunk

@@ -14,7 +14,7 @@ it adds to what was counted, so a stream the client leaves midway is counted as 
 went. ``count_tokens`` is Anthropic's free count: nothing to meter.
 
 The bytes pass as they came; only events that carry ``"usage"`` are parsed (each bounded by
-``json_text.loads``' scan), and a whole Message that arrives without its length by a push
+``json_text.loads``' scan; a large event searched for it beside the loop), and a whole Message that arrives without its length by a push
 parser behind ``json_scan.Scanner``, in O(1) memory whatever its size.
 """
 
@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import ijson
 
 from llm_backend.backends.base import Relayed
-from llm_backend.backends.upstream.event_frames import EventFrames
+from llm_backend.backends.upstream.event_frames import EventFrames, holds
 from llm_backend.errors import OpenAIError
 from llm_backend.json.scan import MAX_JSON_DEPTH, Scanner
 from llm_backend.json.text import LARGE_BODY, loads
@@ -92,14 +92,15 @@ class Meter:
         (framed across the network's chunks: an upstream may split an event in two)."""
         frames = EventFrames()  # bounded where the relay framed the stream (event_frames.py)
         async for chunk in chunks:
+            # Counted before it is sent: a client gone after it was sent it. A large event is
+            # searched beside the loop (an event may be as long as the upstream's read limit).
             events = frames.feed(chunk)
-            if USAGE in events:  # counted before it is sent: a client gone after it was sent it
+            if len(events) > LARGE_BODY or USAGE in events:
                 await self._events(events)
             yield chunk
         await self._events(frames.rest())  # a last event without its blank line
 
     async def _events(self, events: bytes) -> None:
-        # Read off the loop when large: an event may be as long as the upstream's read limit.
         for usage in await off_loop(len(events) > LARGE_BODY, _usages, events):
             self.heard(usage)
 
@@ -128,13 +129,20 @@ class Meter:
 
 
 def _usages(events: bytes) -> list[Json | None]:
-    """The usage each ``data:`` line of ``events`` carries (message_start's, message_delta's)."""
-    found = []
-    for line in events.split(b"\n"):
-        if line.startswith(b"data:") and USAGE in line:
-            data = _parsed(line[5:])
+    """The usage each ``data:`` line of ``events`` carries (message_start's, message_delta's),
+    its lines found and searched in place, a slice at a time (``holds``)."""
+    found: list[Json | None] = []
+    if not holds(events, USAGE):
+        return found
+    line = 0
+    while line < len(events):
+        stop = events.find(b"\n", line)
+        stop = len(events) if stop < 0 else stop
+        if events.startswith(b"data:", line, stop) and holds(events, USAGE, line, stop):
+            data = _parsed(events[line + 5 : stop])
             if isinstance(data, dict):
                 found.append(_usage(data.get("message")) or _usage(data))
+        line = stop + 1
     return found
 
 
