@@ -54,8 +54,9 @@ from ..auth import Principal
 from ..backends.llama.backend import LlamaBackend
 from ..backends.llama.local_model import LocalModel
 from ..backends.registry import ModelRegistry
-from ..json.tail import TAIL, last_member
-from ..json.text import LARGE_BODY
+from ..errors import OpenAIError
+from ..json.tail import TAIL, Kept, last_member
+from ..json.text import LARGE_BODY, loads
 from ..storage import Database
 from ..storage.usage import (
     AUDIO_SPEECHES,
@@ -266,25 +267,13 @@ def _usage_in_events(chunk: bytes) -> dict | None:
             usage = _last_usage(line) or _last_usage(line, nested=True)
         else:
             try:
-                event = json.loads(line[5:])
-            except ValueError:
+                event = loads(line[5:], unique_keys=False)  # bounded in depth: an upstream's event as it came
+            except (ValueError, OpenAIError):
                 continue
             usage = (event.get("usage") or (event.get("response") or {}).get("usage")) if isinstance(event, dict) else None
         if isinstance(usage, dict):
             return usage
     return None
-
-
-def _usage_of_whole(body: bytearray, cut: bool) -> dict | None:
-    """The ``usage`` of a whole JSON answer: read whole, or from its end (``cut``: only its
-    last bytes were kept)."""
-    if cut:
-        return _last_usage(body)
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return None
-    return answer["usage"] if isinstance(answer, dict) and isinstance(answer.get("usage"), dict) else None
 
 
 def _last_usage(text: bytes | bytearray, nested: bool = False) -> dict | None:
@@ -310,7 +299,7 @@ class RequestObservation:
     (a dall-e-3 image) does, so nothing is logged for it."""
 
     __slots__ = (
-        "body", "cut", "first_byte", "is_json", "metrics", "partial", "record", "started", "status", "streamed", "usage",
+        "body", "first_byte", "is_json", "metrics", "partial", "record", "started", "status", "streamed", "usage",
         "usage_chunk",
     )
 
@@ -324,8 +313,7 @@ class RequestObservation:
         self.usage_chunk = b""
         self.partial = b""  # a stream's event not ended yet (split by the network)
         self.usage: dict | None = None
-        self.body: bytearray | None = None
-        self.cut = False  # only the body's last ``TAIL`` bytes kept
+        self.body: Kept | None = None  # a whole JSON answer's, as it passes
         metrics.in_progress.inc()
 
     def sent(self, message: Message) -> None:
@@ -347,11 +335,8 @@ class RequestObservation:
                     self.usage_chunk = events
             elif self.is_json and self.status == 200 and not self.record.tokens_counted:
                 if self.body is None:
-                    self.body = bytearray()
+                    self.body = Kept()  # a long answer's usage is read from its end
                 self.body.extend(chunk)
-                if len(self.body) > LARGE_BODY + TAIL:  # a long answer's usage is read from its end
-                    del self.body[: len(self.body) - TAIL]
-                    self.cut = True
 
     def event(self, event: dict) -> None:
         """An event of a stream sent as a WebSocket frame: the first is the stream's first
@@ -373,8 +358,9 @@ class RequestObservation:
     def _count_answered_tokens(self, model: str) -> None:
         """Tokens of an answer the engines did not count (an upstream's, an embedding's)."""
         usage = self.usage
-        if self.body:
-            usage = _usage_of_whole(self.body, self.cut) or usage
+        if self.body is not None and self.body.body:
+            found = self.body.member("usage")
+            usage = found if isinstance(found, dict) and found else usage
         elif self.usage_chunk or self.partial:
             # A stream's last event may lack its blank line when the stream ends.
             usage = _usage_in_events(self.partial) or _usage_in_events(self.usage_chunk)

@@ -20,7 +20,7 @@ from tests.support.clients import sdk
 from tests.support.fake_upstreams import GarbledUpstream, LongEventUpstream
 from tests.support.metrics import scrape_until
 from tests.support.probe import health_probe_apart
-from tests.support.server import LiveServer, log_size, logged
+from tests.support.server import LiveServer, access_lines, cpu_seconds, log_size, logged
 
 MiB = 1 << 20
 HERE = "here-gpt-x"
@@ -82,6 +82,18 @@ def test_a_batch_lines_endless_upstream_answer_is_its_error_at_the_read_limit(ga
     assert failed["custom_id"] == "e0" and failed["response"]["status_code"] == 502
     assert failed["response"]["body"]["error"]["code"] == "upstream_unreadable"
     assert any(f"past {MiB} bytes" in said for said in logged(gateway, since, "warning"))
+
+
+def test_an_answer_too_deep_to_read_passes_as_it_came_and_counts_nothing(gateway):
+    """The meter of an answer no engine counted read it with ``json.loads``, whose
+    ``RecursionError`` at 100,000 brackets failed the request's end: an error logged as the
+    service's own ("Exception in ASGI application"), the rest of its accounting skipped."""
+    since = log_size(gateway)
+    for path, body in (("/moderations", {"model": "gpt-deep", "input": "hi"}), ("/embeddings", {"model": "gpt-deep", "input": "hi"})):
+        answer = httpx.post(gateway.api + path, json=body, timeout=30)
+        assert (answer.status_code, answer.content) == (200, GarbledUpstream.DEEP), path
+    assert logged(gateway, since, "error") == []
+    assert len(access_lines(gateway, "/v1/embeddings", since, expect=1)) == 1
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +159,10 @@ def test_a_messages_event_as_long_as_an_upstream_may_send_passes_and_its_usage_i
     """An Anthropic upstream's answer passes as it came, metered from the usage its events
     carry: the meter searched each event for it on the loop (``/health`` waited 165-184 ms
     at this 48 MiB text delta, 36-60 ms now; the loop's wait itself is measured in
-    tests/unit/test_anthropic_passthrough_meter.py); a whole Message without a length is read
-    by a push parser a chunk at a time."""
+    tests/unit/test_anthropic_passthrough_meter.py); a whole Message without a length was read
+    by a push parser as it passed, on the loop, each piece costing more than the last (0.9
+    CPU-s of the gateway's for this one, 6 s in 64 KiB pieces): now its usage is read from
+    its end."""
     message = {"model": CLAUDE, "max_tokens": 5, "messages": [{"role": "user", "content": "write it out"}]}
     before = _prompt_tokens(long_gateway)
     with measured(long_gateway, 6 * LONG_EVENT) as growth, health_probe_apart(long_gateway.base_url) as probe:
@@ -160,11 +174,14 @@ def test_a_messages_event_as_long_as_an_upstream_may_send_passes_and_its_usage_i
     assert names == [b"message_start", b"content_block_start", b"content_block_delta", b"content_block_stop", b"message_delta", b"message_stop"]
     assert streamed.count(b"a" * 1024) >= LONG_EVENT // 1024
     assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
+    cpu = cpu_seconds(long_gateway.process.pid)
     with health_probe_apart(long_gateway.base_url) as probe:
         whole = httpx.post(long_gateway.api + "/messages", json=message, timeout=120)
-    print(f"a whole Message of {len(whole.content)} bytes: /health waited at most {probe.longest * 1000:.0f} ms")
+    cpu = cpu_seconds(long_gateway.process.pid) - cpu
+    print(f"a whole Message of {len(whole.content)} bytes: {cpu:.2f} CPU-s, /health waited at most {probe.longest * 1000:.0f} ms")
     assert whole.status_code == 200 and len(whole.json()["content"][0]["text"]) == LONG_EVENT
     assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
+    assert cpu < 0.5  # 0.9 with the push parser (0.09 now)
     counted = 2 * LongEventUpstream.MESSAGE_USAGE["input_tokens"]
     assert _prompt_tokens(long_gateway, before + counted) == before + counted
 

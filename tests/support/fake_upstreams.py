@@ -251,10 +251,11 @@ class GarbledUpstream(ThreadedUpstream):
     answers past any read limit, without a length, in 64 KiB writes: ``ENDLESS`` bytes of one
     event that never ends (``POST /v1/chat/completions``), of a list (``GET
     /v1/assistants``) and of embeddings (``POST /v1/embeddings``, which hold no object); answers that are not JSON where the document shows no object (images,
-    moderations)."""
+    moderations); and to any request for model ``gpt-deep``, JSON 100,000 brackets deep."""
 
     ENDLESS = 128 << 20
     PIECE = 64 << 10
+    DEEP = b'{"usage": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"  # any request for model ``gpt-deep``
 
     CREATED = b'data: {"type": "response.created", "response": {"id": "resp_x", "object": "response"}}\n\n'
     IN_PROGRESS = b'data: {"type": "response.in_progress", "response": {"id": "resp_x", "object": "response"}}\n\n'
@@ -285,10 +286,12 @@ class GarbledUpstream(ThreadedUpstream):
                 length = int(self.headers.get("content-length") or 0)
                 request = self.rfile.read(length)
                 route = (self.command, self.path.split("?")[0])
-                if route in self.NO_END:
+                if route in self.NO_END and b'"gpt-deep"' not in request:
                     self._endless(*self.NO_END[route])
                     return
                 kind, headers, body = answers.get(route, ("application/json", {}, b"{}"))
+                if b'"gpt-deep"' in request:
+                    kind, headers, body = "application/json", {}, GarbledUpstream.DEEP
                 pieces = GarbledUpstream.SPLIT if b'"gpt-split"' in request else (body,)
                 self.send_response(200)
                 self.send_header("content-type", kind)

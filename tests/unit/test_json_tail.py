@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import random
 
-from llm_backend.json.tail import last_member
+from llm_backend.json.tail import TAIL, Kept, last_member
+from llm_backend.json.text import LARGE_BODY
 
 USAGE = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11, "prompt_tokens_details": {"cached_tokens": 0}}
 
@@ -99,3 +100,33 @@ def test_the_meter_reads_a_long_events_usage_from_its_end():
     chunk = {"id": "c", "choices": [{"delta": {"content": "z" * 400_000}}], "usage": USAGE}
     for event in (completed, chunk):
         assert _usage_in_events(b"data: " + json.dumps(event).encode() + b"\n\n") == USAGE
+
+
+def _kept(text: bytes, piece: int) -> Kept:
+    kept = Kept()
+    for start in range(0, len(text), piece):
+        kept.extend(text[start : start + piece])
+    return kept
+
+
+def test_a_kept_answer_is_read_whole_while_short_and_from_its_end_when_long():
+    """Short: read whole, so a usage anywhere in its object is found (and a nested one is
+    not its own); long: only its last 64 KiB kept, the usage found there as OpenAI and
+    Anthropic write it, last."""
+    first = json.dumps({"usage": USAGE, "data": [{"usage": {"x": 1}}]}).encode()
+    assert _kept(first, 7).member("usage") == USAGE
+    assert _kept(b'{"data": [{"usage": {"x": 1}}]}', 5).member("usage") is None
+    message = {"id": "msg_1", "content": [{"type": "text", "text": '"usage": {"output_tokens": 999}' * 100_000}],
+               "stop_reason": "end_turn", "usage": {"input_tokens": 4, "output_tokens": 6}}
+    text = json.dumps(message).encode()
+    for piece in (1000, 65536, len(text)):
+        kept = _kept(text, piece)
+        assert kept.cut and len(kept.body) <= LARGE_BODY + TAIL and kept.member("usage") == message["usage"], piece
+    assert _kept(json.dumps({"usage": USAGE, "data": "x" * (1 << 20)}).encode(), 65536).member("usage") is None  # not at its end
+
+
+def test_a_kept_answer_that_does_not_read_has_no_member():
+    """100,000 brackets made ``json.loads`` raise ``RecursionError``: the metrics of an
+    upstream's answer failed the request's end (tests/hostile/test_upstream_reads.py)."""
+    for text in (b"[" * 100_000 + b"]" * 100_000, b'{"usage": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"<html>", b'{"usage": {"a": 1}'):
+        assert _kept(text, 4096).member("usage") is None
