@@ -13,9 +13,11 @@ are cumulative, and may repeat or raise the input's): each counted as it passes,
 it adds to what was counted, so a stream the client leaves midway is counted as far as it
 went. ``count_tokens`` is Anthropic's free count: nothing to meter.
 
-The bytes pass as they came; only events that carry ``"usage"`` are parsed (each bounded by
-``json_text.loads``' scan; a large event searched for it beside the loop), and a whole Message that arrives without its length by a push
-parser behind ``json_scan.Scanner``, in O(1) memory whatever its size.
+The bytes pass as they came. Only events that carry ``"usage"`` are parsed (each bounded by
+``json_text.loads``' scan; a large event searched for it beside the loop). A whole Message
+that arrives without its length is read once it has passed: whole when short, else from its
+end, where Anthropic writes its ``usage`` (``json/tail.Kept``: at most its last 320 KiB
+kept, whatever its size); one whose usage is elsewhere counts as none.
 """
 
 from __future__ import annotations
@@ -24,12 +26,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-import ijson
-
 from llm_backend.backends.base import Relayed
 from llm_backend.backends.upstream.event_frames import EventFrames, holds
 from llm_backend.errors import OpenAIError
-from llm_backend.json.scan import MAX_JSON_DEPTH, Scanner
+from llm_backend.json.tail import Kept
 from llm_backend.json.text import LARGE_BODY, loads
 from llm_backend.json.types import Json
 from llm_backend.off_loop import off_loop
@@ -106,26 +106,13 @@ class Meter:
 
     async def message(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """A whole Message that came without its length (or past ``relay.WHOLE_BODY_MAX``):
-        its bytes as they come, its top-level ``usage`` read by a push parser on the way."""
-        found: dict[str, Any] = {}
-        events = ijson.sendable_list()
-        parser = ijson.parse_coro(events)
-        shape: Scanner | None = Scanner(MAX_JSON_DEPTH)
+        its bytes as they come, its ``usage`` read once it has passed: from its end when
+        long, where Anthropic writes it (``json/tail.Kept``)."""
+        kept = Kept()
         async for chunk in chunks:
-            if shape is not None:  # None: unreadable, passed on unread
-                try:
-                    shape.feed(chunk)
-                    if shape.past():
-                        raise ValueError("too deep")
-                    parser.send(chunk)
-                except (ijson.JSONError, ValueError):
-                    shape = None
-                for prefix, event, value in events:
-                    if prefix.startswith("usage.") and event == "number":
-                        found[prefix[6:]] = int(value)
-                del events[:]
+            kept.extend(chunk)
             yield chunk
-        self.heard(found)
+        self.heard(kept.member("usage"))
 
 
 def _usages(events: bytes) -> list[Json | None]:
