@@ -9,7 +9,11 @@ answers, the forwarded bodies' guard.
   refused by the scanner before anything is built, a large text of many values parsed in
   slices off the event loop; an object's key at most once (400 ``duplicate_key`` naming its
   path: ``KeyPaths``, which the streaming guard reads with too).
+- ``feeding.py``: an ijson event parser fed so that a long token costs its bytes once (a piece
+  that gave no event makes the next one twice as long), where ijson lexes it again with each
+  piece: the streamed guard's, the claims read as parsed, a repeated key's path.
 - ``tail.py``: a member found from the end of a long text without reading it into objects
-  (an answer's ``usage`` or ``model`` written after its one long value).
+  (an answer's ``usage`` or ``model`` written after its one long value); ``Kept``, an answer
+  kept as it passes to read one at its end.
 - ``types.py``: ``Json = dict[str, Any]``, the one name for a JSON object as Python holds it.
 """

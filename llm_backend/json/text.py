@@ -52,6 +52,7 @@ from typing import Any, cast
 import ijson
 
 from .. import errors
+from .feeding import basic_events
 from .scan import MAX_JSON_DEPTH, SLICE, scan
 
 LARGE_BODY = 256 * 1024
@@ -174,15 +175,10 @@ def _where(data: bytes, key: str) -> str:
     """The path of the first key an object of ``data`` holds twice, read again by ijson
     keeping where it is; ``key`` alone where ijson does not read ``data`` as ``json.loads``."""
     if json.detect_encoding(data) == "utf-8" and not _IJSON_DIFFERS.search(data):
-        events = ijson.sendable_list()
-        parser = ijson.basic_parse_coro(events, use_float=True)
         paths = KeyPaths()
         try:
-            for start in range(0, len(data), SLICE):
-                parser.send(data[start : start + SLICE])
-                paths.read(events)
-            parser.close()
-            paths.read(events)
+            for event, value in basic_events(data, use_float=True):
+                paths.event(event, value)
         except RepeatedKey as repeated:
             return repeated.path or repeated.key
         except (ijson.JSONError, ValueError, IndexError):

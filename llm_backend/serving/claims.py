@@ -19,6 +19,8 @@ from typing import Any
 
 import ijson
 
+from ..json.feeding import basic_events
+
 NAMING_FIELDS = ("fine_tuned_model", "fine_tuned_model_checkpoint")
 NAMING_SUFFIXES = ("_id", "_file")
 LIST_SUFFIXES = ("_ids", "_files")
@@ -90,7 +92,7 @@ def claims_of_text(text: bytes, objects: bool = True) -> dict[str, str]:
     stack: list[_Open] = []
     found: dict[str, str] = {}
     try:
-        for event, value in ijson.basic_parse(text, use_float=True):
+        for event, value in basic_events(text, use_float=True):
             top = stack[-1] if stack else None
             if top is None:
                 if event in ("start_map", "start_array"):

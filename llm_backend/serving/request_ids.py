@@ -32,6 +32,7 @@ from python_multipart.multipart import parse_options_header
 
 from ..backends.base import StreamedBody
 from .. import errors
+from ..json.feeding import Fed
 from ..json.scan import MAX_JSON_DEPTH, Scanner
 from ..json.text import MAX_VALUES, KeyPaths, RepeatedKey
 from .form_fields import FIELD_LIMIT, TextFields, Unreadable
@@ -62,7 +63,7 @@ async def json_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, 
     path); what cannot be read is ``Unreadable``, a key twice in an object
     ``errors.duplicate_key``. A reader may stop early (the rest unread)."""
     events = ijson.sendable_list()
-    parser = ijson.parse_coro(events, use_float=True)
+    fed = Fed(ijson.parse_coro(events, use_float=True), events)  # a long string's chunks held, not lexed again each
     shape = Scanner(MAX_JSON_DEPTH)
     paths = KeyPaths()
     empty = True
@@ -72,7 +73,7 @@ async def json_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, 
             shape.feed(chunk)
             if shape.past():
                 raise Unreadable(f"a JSON body nested more than {MAX_JSON_DEPTH} levels deep")
-            parser.send(chunk)
+            fed.send(chunk)
             for item in events:
                 paths.event(item[1], item[2])
                 yield item
@@ -81,7 +82,7 @@ async def json_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, 
                 raise Unreadable(f"a JSON body with more than {MAX_VALUES} keys in the objects open at once")
         if empty:
             raise Unreadable("an empty JSON body")
-        parser.close()
+        fed.close()
         for item in events:
             paths.event(item[1], item[2])
             yield item
