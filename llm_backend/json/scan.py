@@ -59,19 +59,21 @@ class Shape(NamedTuple):
     depth: int  # arrays and objects open at once, at most (within a bound: at most that)
 
 
-def scan(data: bytes, max_depth: int | None = None, max_values: int | None = None) -> Shape:
+def scan(data: bytes, max_depth: int | None = None, max_values: int | None = None, cuts: list[int] | None = None) -> Shape:
     """The ``Shape`` of JSON text ``data`` (bytes as ``json.loads`` takes them), scanned up
     to the first slice that passes ``max_depth`` or ``max_values`` (its counts then: past
     the bound, not the whole text's). Exact without bounds; within ``max_depth``, its depth
     is only known to be within it (a slice is followed bracket by bracket only where it
-    could pass)."""
+    could pass). ``cuts``: filled with where the text may be cut outside its strings, about a
+    slice apart (``Scanner.cuts``), for a UTF-8 text."""
     encoding = json.detect_encoding(data)
     if encoding not in ("utf-8", "utf-8-sig"):
         try:  # json.loads decodes it whole first; so does its scan, as UTF-8
             data = data.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
         except UnicodeError:
             return Shape(0, 0)  # not text: json.loads refuses it before it parses anything
-    scanner = Scanner(max_depth, max_values)
+        cuts = None  # its places are the UTF-8 copy's
+    scanner = Scanner(max_depth, max_values, cuts)
     scanner.feed(data)
     return scanner.shape()
 
@@ -80,8 +82,11 @@ class Scanner:
     """``scan`` for a UTF-8 text that arrives in chunks (a forwarded body's stream): fed
     chunk after chunk, its ``shape()`` so far; it stops counting once past a bound."""
 
-    def __init__(self, max_depth: int | None = None, max_values: int | None = None) -> None:
+    def __init__(self, max_depth: int | None = None, max_values: int | None = None, cuts: list[int] | None = None) -> None:
         self.max_depth, self.max_values = max_depth, max_values
+        # Where a slice ended outside a string, if asked: a parser fed pieces cut there never
+        # holds a string unfinished (ijson lexes one again with each piece: ``feeding.py``).
+        self.cuts = cuts
         self.values = self.depth = self.top = 0
         self.seen = False  # any byte at all: the text's first value counts
         self.previous = b""  # the last byte counted: a container a chunk's or slice's end cuts open
@@ -113,6 +118,8 @@ class Scanner:
                 self.in_string = True
             self._count(outside.translate(None, _WHITESPACE))
             position = end
+            if self.cuts is not None and not self.in_string:
+                self.cuts.append(position)
 
     def _count(self, outside: bytes) -> None:
         """What lies outside strings in a slice (each string one byte, no whitespace)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 import threading
 import time
@@ -173,3 +174,35 @@ def _waits_beside_a_scan(body: bytes) -> list[float]:
     finally:
         sys.setswitchinterval(interval)
     return waits
+
+
+def _inside_strings(text: bytes) -> list[tuple[int, int]]:
+    """Where each string of valid JSON ``text`` lies, quotes included."""
+    spans, opened = [], None
+    for found in re.finditer(rb'\\.|"', text, re.DOTALL):
+        if found.group() == b'"':
+            if opened is None:
+                opened = found.start()
+            else:
+                spans.append((opened, found.end()))
+                opened = None
+    return spans
+
+
+def test_the_cuts_a_scan_gives_lie_outside_strings_about_a_slice_apart():
+    """``loads`` hands ijson pieces cut there: a string a piece left unfinished is lexed
+    again with each piece after (``json/text._sliced``)."""
+    from tests.support.fuzz import SEED
+
+    rng = random.Random(SEED)
+    for _ in range(60):
+        value = drawn(rng)
+        encoded = (" " * rng.randrange(SLICE) + json.dumps(value, ensure_ascii=rng.random() < 0.5)).encode()
+        cuts: list[int] = []
+        scan(encoded, cuts=cuts)
+        spans = _inside_strings(encoded)
+        assert cuts == sorted(set(cuts)) and all(0 < cut <= len(encoded) for cut in cuts), SEED
+        assert not any(start < cut < end for cut in cuts for start, end in spans), SEED
+        gaps = [after - before for before, after in zip([0, *cuts], [*cuts, len(encoded)])]
+        longest = max((end - start for start, end in spans), default=0)
+        assert max(gaps) <= 2 * SLICE + longest, SEED  # the slice a string cut, its rest, the next slice
