@@ -112,3 +112,47 @@ def test_a_part_is_found_across_the_slices_searched():
         text = b"." * at + b'"usage"' + b"." * 10
         assert holds(text, b'"usage"') and holds(text, b'"usage"', max(at - 1, 0), at + 7)
         assert not holds(text, b'"usage"', at + 1) and not holds(text, b'"usage"', 0, at + 6)
+
+
+def test_a_long_event_is_joined_beside_the_loop():
+    """The relay frames an upstream's stream (``relay.framed``): the pieces of an event as
+    long as the read limit allows were joined on the loop when it ended, one copy that held
+    it (45 ms at 48 MiB here); ``bytes.join`` lets the GIL go, so beside the loop it does
+    not. The longest the loop waits is held to half of one such join measured here, best of
+    three tries (a loaded machine may stall the loop itself)."""
+    import asyncio
+
+    from llm_backend.backends.upstream.relay import framed, openai_error_event
+
+    event = b'data: {"content": "' + b"a" * (48 << 20) + b'"}\n\n'
+    pieces = [event[start : start + 65536] for start in range(0, len(event), 65536)]
+    started = time.perf_counter()
+    assert b"".join(pieces) == event
+    one_join = time.perf_counter() - started
+
+    async def relayed() -> tuple[float, list[bytes]]:
+        longest, done = 0.0, False
+
+        async def ticking() -> None:
+            nonlocal longest
+            while not done:
+                before = time.perf_counter()
+                await asyncio.sleep(0.001)
+                longest = max(longest, time.perf_counter() - before)
+
+        async def network():
+            for piece in pieces:
+                yield piece
+                await asyncio.sleep(0)  # a read of the network: the loop's turn
+
+        ticker = asyncio.create_task(ticking())
+        await asyncio.sleep(0.01)
+        events = [events async for events in framed(network(), 64 << 20, "long", openai_error_event)]
+        done = True
+        await ticker
+        return longest, events
+
+    tries = [asyncio.run(relayed()) for _ in range(3)]
+    print(f"\nthe loop waited at most {[round(longest * 1000) for longest, _ in tries]} ms; one join {one_join * 1000:.0f} ms")
+    assert all(events == [event] for _, events in tries)
+    assert min(longest for longest, _ in tries) < one_join / 2, ([longest for longest, _ in tries], one_join)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import cast
 
+from ...json.text import LARGE_BODY
+
 EVENT_END = b"\n\n"
 GATHERED = 1 << 16  # pieces shorter than this are gathered before they are kept
 SLICE = 1 << 20  # of an event searched at once (``holds``)
@@ -65,6 +67,14 @@ class EventFrames:
         self._parts, self._held = [], 0
         self._hold(rest)
         return chunk
+
+    def joins_long(self, chunk: bytes) -> bool:
+        """Whether ``feed(chunk)`` ends an event held in more than ``LARGE_BODY`` bytes: it
+        joins them then, one copy that its caller makes beside the loop (``bytes.join`` lets
+        the GIL go; 45 ms of the loop at 48 MiB)."""
+        if self._held <= LARGE_BODY:
+            return False
+        return EVENT_END in chunk or (self._parts[-1].endswith(b"\n") and chunk.startswith(b"\n"))
 
     def _hold(self, piece: bytes) -> None:
         """``piece`` kept; small pieces gathered into one (an upstream dripping single bytes

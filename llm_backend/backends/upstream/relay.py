@@ -53,11 +53,12 @@ async def framed(
     chunks: Stream[bytes], limit: int, upstream: str, error_event: Callable[[OpenAIError], bytes]
 ) -> Stream[bytes]:
     """An event stream passed on whole events at a time; an event longer than ``limit``
-    ends it with the API's error event (the bytes of it already read are dropped)."""
+    ends it with the API's error event (the bytes of it already read are dropped). A long
+    event's pieces are joined beside the loop (``EventFrames.joins_long``)."""
     frames = EventFrames(limit)
     try:
         async for chunk in chunks:
-            events = frames.feed(chunk)
+            events = await off_loop(frames.joins_long(chunk), frames.feed, chunk)
             if events:
                 yield events
     except EventTooLong as exc:
