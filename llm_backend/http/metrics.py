@@ -358,7 +358,7 @@ class RequestObservation:
     def _count_answered_tokens(self, model: str) -> None:
         """Tokens of an answer the engines did not count (an upstream's, an embedding's)."""
         usage = self.usage
-        if self.body is not None and self.body.body:
+        if self.body is not None:
             found = self.body.member("usage")
             usage = found if isinstance(found, dict) and found else usage
         elif self.usage_chunk or self.partial:

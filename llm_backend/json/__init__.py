@@ -7,8 +7,9 @@ answers, the forwarded bodies' guard.
   by chunk (``Scanner``: the forwarded bodies' guard).
 - ``text.py``: ``loads`` within a request's budgets: past its depth or ``max_body_values``
   refused by the scanner before anything is built, a large text of many values parsed in
-  slices off the event loop (cut where the scan found no string open); an object's key at most once (400 ``duplicate_key`` naming its
-  path: ``KeyPaths``, which the streaming guard reads with too).
+  slices off the event loop (cut where the scan found no string open); an object's key at
+  most once (400 ``duplicate_key`` naming its path: ``KeyPaths``, which the streaming guard
+  reads with too).
 - ``feeding.py``: an ijson event parser fed so that a long token costs its bytes once (a piece
   that gave no event makes the next one twice as long), where ijson lexes it again with each
   piece: the streamed guard's, the claims read as parsed, a repeated key's path.

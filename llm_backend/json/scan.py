@@ -84,8 +84,9 @@ class Scanner:
 
     def __init__(self, max_depth: int | None = None, max_values: int | None = None, cuts: list[int] | None = None) -> None:
         self.max_depth, self.max_values = max_depth, max_values
-        # Where a slice ended outside a string, if asked: a parser fed pieces cut there never
-        # holds a string unfinished (ijson lexes one again with each piece: ``feeding.py``).
+        # Where a slice ended outside a string (a place in the text one ``feed`` was given),
+        # if asked: a parser fed pieces cut there never holds a string unfinished (ijson
+        # lexes one again with each piece: ``feeding.py``).
         self.cuts = cuts
         self.values = self.depth = self.top = 0
         self.seen = False  # any byte at all: the text's first value counts

@@ -13,7 +13,7 @@ object holds last, as a Response's ``usage`` in a ``response.completed`` event).
 another shape has no such member here: its reader reads it whole, or goes without.
 
 ``Kept``: an answer kept as it passes to read one of its members at its end, whole while
-short, else only its last ``TAIL`` bytes.
+short, else only its last bytes.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ class Kept:
     """A JSON answer as it passes, kept to read a member of its object once it has passed:
     whole while it is short (``LARGE_BODY + TAIL``), else only its last bytes (``cut``: cut
     to ``TAIL`` each time it grows past that), the member then found from the end
-    (``last_member``). A piece costs its own
-    bytes, whatever came before: the readers of an answer as it passes run on the event loop
-    (a push parser there took 6 s of it for a 48 MiB answer, longer with each piece)."""
+    (``last_member``). A piece costs its own bytes, whatever came before: the readers of an
+    answer as it passes run on the event loop (a push parser there took 6 s of it for a 48
+    MiB answer in 64 KiB pieces, each piece longer than the last)."""
 
     __slots__ = ("body", "cut")
 
