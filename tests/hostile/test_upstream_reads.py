@@ -4,8 +4,7 @@ upstream's chat (``responses: local``, ``backends/upstream/answers.py``), whose 
 streams one event that never ends (128 MiB past a 1 MiB limit), and a batch line run here
 whose upstream's answer never ends (``http/batch_lines.py``); and an event as long as an
 upstream may send, relayed without holding the event loop (OpenAI's chat, Anthropic's
-Messages). The relayed lanes and the tenant
-guard's are in test_guard.py."""
+Messages). The relayed lanes and the tenant guard's are in test_guard.py."""
 
 from __future__ import annotations
 
@@ -159,11 +158,11 @@ def test_a_long_whole_answer_without_a_length_shows_our_alias(long_gateway, meas
 def test_a_messages_event_as_long_as_an_upstream_may_send_passes_and_its_usage_is_counted(long_gateway, measured):
     """An Anthropic upstream's answer passes as it came, metered from the usage its events
     carry: the meter searched each event for it on the loop (``/health`` waited 165-184 ms
-    at this 48 MiB text delta, 36-60 ms now; the loop's wait itself is measured in
-    tests/unit/test_anthropic_passthrough_meter.py); a whole Message without a length was read
-    by a push parser as it passed, on the loop, each piece costing more than the last (0.9
-    CPU-s of the gateway's for this one, 6 s in 64 KiB pieces): now its usage is read from
-    its end."""
+    at this 48 MiB text delta; 30-45 ms now, the relay's join beside the loop too; the
+    loop's own wait is measured in tests/unit/test_anthropic_passthrough_meter.py). A whole
+    Message without a length was read by a push parser as it passed, on the loop, each
+    piece costing more than the last (0.9 CPU-s of the gateway's for this one, 6 s in 64 KiB
+    pieces): now its usage is read from its end."""
     message = {"model": CLAUDE, "max_tokens": 5, "messages": [{"role": "user", "content": "write it out"}]}
     before = _prompt_tokens(long_gateway)
     with measured(long_gateway, 6 * LONG_EVENT) as growth, health_probe_apart(long_gateway.base_url) as probe:
