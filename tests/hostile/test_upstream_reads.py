@@ -174,15 +174,16 @@ def test_a_messages_event_as_long_as_an_upstream_may_send_passes_and_its_usage_i
     assert names == [b"message_start", b"content_block_start", b"content_block_delta", b"content_block_stop", b"message_delta", b"message_stop"]
     assert streamed.count(b"a" * 1024) >= LONG_EVENT // 1024
     assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
-    cpu = cpu_seconds(long_gateway.process.pid)
     with health_probe_apart(long_gateway.base_url) as probe:
         whole = httpx.post(long_gateway.api + "/messages", json=message, timeout=120)
-    cpu = cpu_seconds(long_gateway.process.pid) - cpu
-    print(f"a whole Message of {len(whole.content)} bytes: {cpu:.2f} CPU-s, /health waited at most {probe.longest * 1000:.0f} ms")
     assert whole.status_code == 200 and len(whole.json()["content"][0]["text"]) == LONG_EVENT
     assert probe.longest <= HEALTH_WAIT, sorted(probe.waits)[-3:]
-    assert cpu < 0.5  # 0.9 with the push parser (0.09 now)
-    counted = 2 * LongEventUpstream.MESSAGE_USAGE["input_tokens"]
+    cpu = cpu_seconds(long_gateway.process.pid)  # again, without the probe's requests
+    again = httpx.post(long_gateway.api + "/messages", json=message, timeout=120)
+    cpu = cpu_seconds(long_gateway.process.pid) - cpu
+    print(f"a whole Message of {len(again.content)} bytes: {cpu:.2f} CPU-s, /health waited at most {probe.longest * 1000:.0f} ms")
+    assert again.status_code == 200 and cpu < 0.5  # 0.9 with the push parser (0.09 now)
+    counted = 3 * LongEventUpstream.MESSAGE_USAGE["input_tokens"]
     assert _prompt_tokens(long_gateway, before + counted) == before + counted
 
 
