@@ -198,7 +198,13 @@ class Connection:
     async def send(self, event: Json) -> None:
         async with self.sending:
             if not self.closed:
-                await self.websocket.send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+                try:
+                    await self.websocket.send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+                except WebSocketDisconnect:
+                    # The client left while this was on its way: nothing more goes out, and
+                    # the session ends as its receiving loop finds the connection gone. Raised
+                    # into a response running beside it, it was logged as our own error.
+                    self.closed = True
 
     async def end(self, error: OpenAIError, code: int = 1008) -> None:
         """Close the connection with a last ``error`` event; nothing is sent after it."""

@@ -7,6 +7,7 @@ package that is not installed)."""
 from __future__ import annotations
 
 import socket
+import time
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ import websockets.sync.client
 from tests.conftest import MODEL
 from tests.support.clients import sdk
 from tests.support.realtime import SERVER_EVENT, events_until
-from tests.support.server import LiveServer, access_lines, log_records, log_size
+from tests.support.server import LiveServer, access_lines, log_records, log_size, logged
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +79,23 @@ def test_a_client_that_leaves_before_its_session_starts_is_no_error_and_the_next
     assert len(access_lines(leaving, "/v1/realtime", since=since, expect=2)) == 2
     records = log_records(leaving, since)
     assert [record["event"] for record in records if record["level"] in ("error", "critical")] == []
+
+
+def test_a_client_gone_as_its_response_begins_is_no_error_of_ours(live):
+    """A client that asks for a response and leaves at once: the response's first event met
+    a closed connection, and the disconnect was logged as an unhandled error of the service
+    (found in a full run's server logs). Now a send to a client that left sends nothing,
+    and the session ends as its connection does. Several times: the response must begin
+    before the server reads that the client left."""
+    since = log_size(live)
+    text = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Say hi."}]}
+    for _ in range(6):
+        secret = sdk(live).realtime.client_secrets.create(session={"type": "realtime", "model": MODEL, "output_modalities": ["text"]})
+        with sdk(live, api_key=secret.value).realtime.connect(model=MODEL) as connection:
+            events_until(connection, "session.created")
+            connection.conversation.item.create(item=text)
+            connection.response.create(response={"max_output_tokens": 4})
+    ended = time.monotonic() + 30
+    while sum(record.get("path") == "/v1/realtime" for record in log_records(live, since)) < 6 and time.monotonic() < ended:
+        time.sleep(0.1)
+    assert logged(live, since, "error") == []
