@@ -1,14 +1,16 @@
 """A ``/health`` probe beside a hostile request: how long the service's event loop kept a
 request that costs nothing waiting while it worked (issue #39: work sized by the input on the
-loop froze every tenant)."""
+loop froze every tenant); and ``loop_ticker``, the same question asked of an event loop in
+the test's own process, of a part of the service run on it."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -206,3 +208,25 @@ class PairedProbe:
             process.terminate()
             process.wait()
         self.thread.join()
+
+
+@asynccontextmanager
+async def loop_ticker() -> AsyncIterator[Probe]:
+    """The running loop's waits during the block: a task asking for a turn every
+    millisecond, each wait past that kept (its ``longest``: what the block's work held the
+    loop for at most)."""
+    probe, done = Probe(), asyncio.Event()
+
+    async def ticking() -> None:
+        while not done.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            probe.waits.append(time.perf_counter() - before)
+
+    ticker = asyncio.create_task(ticking())
+    await asyncio.sleep(0.01)
+    try:
+        yield probe
+    finally:
+        done.set()
+        await ticker

@@ -9,6 +9,7 @@ import json
 import time
 
 from llm_backend.families.messages.serving.passthrough import Meter
+from tests.support.probe import loop_ticker
 
 START = {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "content": [],
          "usage": {"input_tokens": 12, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 5, "output_tokens": 1}}}
@@ -81,22 +82,10 @@ def test_a_long_event_is_searched_for_usage_beside_the_loop():
 
     async def metered() -> tuple[float, list]:
         told: list = []
-        longest, done = 0.0, False
-
-        async def ticking() -> None:
-            nonlocal longest
-            while not done:
-                before = time.perf_counter()
-                await asyncio.sleep(0.001)
-                longest = max(longest, time.perf_counter() - before)
-
-        ticker = asyncio.create_task(ticking())
-        await asyncio.sleep(0.01)
-        passed = [chunk async for chunk in Meter(told.append).events(_pieces_of(chunks))]
-        done = True
-        await ticker
+        async with loop_ticker() as ticker:
+            passed = [chunk async for chunk in Meter(told.append).events(_pieces_of(chunks))]
         assert passed == chunks
-        return longest, told
+        return ticker.longest, told
 
     tries = [asyncio.run(metered()) for _ in range(3)]
     assert all(told == [{"prompt_tokens": 47, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 30}},

@@ -123,6 +123,7 @@ def test_a_long_event_is_joined_beside_the_loop():
     import asyncio
 
     from llm_backend.backends.upstream.relay import framed, openai_error_event
+    from tests.support.probe import loop_ticker
 
     event = b'data: {"content": "' + b"a" * (48 << 20) + b'"}\n\n'
     pieces = [event[start : start + 65536] for start in range(0, len(event), 65536)]
@@ -131,26 +132,14 @@ def test_a_long_event_is_joined_beside_the_loop():
     one_join = time.perf_counter() - started
 
     async def relayed() -> tuple[float, list[bytes]]:
-        longest, done = 0.0, False
-
-        async def ticking() -> None:
-            nonlocal longest
-            while not done:
-                before = time.perf_counter()
-                await asyncio.sleep(0.001)
-                longest = max(longest, time.perf_counter() - before)
-
         async def network():
             for piece in pieces:
                 yield piece
                 await asyncio.sleep(0)  # a read of the network: the loop's turn
 
-        ticker = asyncio.create_task(ticking())
-        await asyncio.sleep(0.01)
-        events = [events async for events in framed(network(), 64 << 20, "long", openai_error_event)]
-        done = True
-        await ticker
-        return longest, events
+        async with loop_ticker() as ticker:
+            events = [events async for events in framed(network(), 64 << 20, "long", openai_error_event)]
+        return ticker.longest, events
 
     tries = [asyncio.run(relayed()) for _ in range(3)]
     print(f"\nthe loop waited at most {[round(longest * 1000) for longest, _ in tries]} ms; one join {one_join * 1000:.0f} ms")
