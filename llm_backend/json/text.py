@@ -53,7 +53,7 @@ import ijson
 
 from .. import errors
 from .feeding import basic_events
-from .scan import MAX_JSON_DEPTH, SLICE, scan
+from .scan import MAX_JSON_DEPTH, scan
 
 LARGE_BODY = 256 * 1024
 MANY_VALUES = 100_000
@@ -192,16 +192,16 @@ def _where(data: bytes, key: str) -> str:
 _IJSON_DIFFERS = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _sliced(body: bytes, unique_keys: bool = True, cuts: Sequence[int] | None = None) -> Any:
+def _sliced(body: bytes, unique_keys: bool, cuts: Sequence[int]) -> Any:
     """``body`` read by ijson a slice at a time, each cut where the scan found it outside a
-    string (``cuts``; None: every ``SLICE``): ijson lexes a string a piece leaves unfinished
+    string (``cuts``; none: in one piece): ijson lexes a string a piece leaves unfinished
     again with each piece, so a 32 MiB one in 64 KiB pieces took 2.7 CPU-s (0.06 whole)."""
     if json.detect_encoding(body) == "utf-8" and not _IJSON_DIFFERS.search(body):
         built = ijson.sendable_list()
         parser = ijson.items_coro(built, "", use_float=True, map_type=_UniqueMap if unique_keys else None)
         try:
             start = 0
-            for end in [*cuts, len(body)] if cuts is not None else range(SLICE, len(body) + SLICE, SLICE):
+            for end in [*cuts, len(body)]:
                 if end > start:  # an empty piece would end the text, to ijson
                     parser.send(body[start:end])
                     start = end
