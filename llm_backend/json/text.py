@@ -8,8 +8,8 @@ larger one in a thread (``off_loop.py``). A thread alone is not enough: ``json.l
 one C call holding the GIL, 0.25 s for the worst 8 MiB body (2.79 million empty objects,
 measured), during which the loop could not answer even ``/health``. So a large body of
 many values (``MANY_VALUES``: the parse's cost is its values', a few long strings cost
-little) is parsed in 64 KiB slices by ijson's C backend, and the thread gives the GIL
-back between slices; what ijson reads otherwise than ``json.loads`` (an escaped surrogate,
+little) is parsed in slices of about 64 KiB by ijson's C backend, each cut where the scan
+found no string open, and the thread gives the GIL back between slices; what ijson reads otherwise than ``json.loads`` (an escaped surrogate,
 which it turns into ``?``; NaN, numbers past 64 bits, a byte-order mark, which it refuses)
 is parsed by the standard library's own pure-Python scanner, the reference its C one
 mirrors, also a value at a time: a body means the same at any size.
