@@ -47,8 +47,7 @@ class EventFrames:
         """The events ``chunk`` completes, whole and with their blank lines (``b""``: none);
         ``EventTooLong`` once the event under way is longer than ``limit``."""
         parts, held = self._parts, self._held
-        # An end may straddle two pieces: the held bytes' last "\n" and the chunk's first.
-        straddles = bool(parts) and parts[-1].endswith(b"\n") and chunk.startswith(b"\n")
+        straddles = self._straddles(chunk)
         last = chunk.rfind(EVENT_END)  # from the end: at once where the chunk ends an event
         if last < 0 and not straddles:
             self._check(held + len(chunk))
@@ -72,9 +71,12 @@ class EventFrames:
         """Whether ``feed(chunk)`` ends an event held in more than ``LARGE_BODY`` bytes: it
         joins them then, one copy that its caller makes beside the loop (``bytes.join`` lets
         the GIL go; 45 ms of the loop at 48 MiB)."""
-        if self._held <= LARGE_BODY:
-            return False
-        return EVENT_END in chunk or (self._parts[-1].endswith(b"\n") and chunk.startswith(b"\n"))
+        return self._held > LARGE_BODY and (self._straddles(chunk) or EVENT_END in chunk)
+
+    def _straddles(self, chunk: bytes) -> bool:
+        """Whether an event's end (a blank line) straddles two pieces: the held bytes end a
+        line and ``chunk`` starts with a line end."""
+        return bool(self._parts) and self._parts[-1].endswith(b"\n") and chunk.startswith(b"\n")
 
     def _hold(self, piece: bytes) -> None:
         """``piece`` kept; small pieces gathered into one (an upstream dripping single bytes
