@@ -30,7 +30,6 @@ never the key itself.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -55,7 +54,7 @@ from ..backends.llama.backend import LlamaBackend
 from ..backends.llama.local_model import LocalModel
 from ..backends.registry import ModelRegistry
 from ..errors import OpenAIError
-from ..json.tail import TAIL, Kept, last_member
+from ..json.tail import TAIL, Kept, last_value
 from ..json.text import LARGE_BODY, loads
 from ..storage import Database
 from ..storage.usage import (
@@ -276,12 +275,8 @@ def _usage_in_events(chunk: bytes) -> dict | None:
     return None
 
 
-def _last_usage(text: bytes | bytearray, nested: bool = False) -> dict | None:
-    found = last_member(bytes(text[-TAIL:]), "usage", nested)
-    try:
-        usage = json.loads(found.group(1)) if found is not None else None
-    except ValueError:
-        return None
+def _last_usage(text: bytes, nested: bool = False) -> dict | None:
+    usage = last_value(text, "usage", nested)
     return usage if isinstance(usage, dict) else None
 
 

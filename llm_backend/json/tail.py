@@ -43,10 +43,19 @@ def _last(field: str, nested: bool) -> re.Pattern[bytes]:
     return re.compile(rb"(?<=[,{\s])" + name + rb"\s*+:\s*+(" + SCALAR + rb"|" + _SHALLOW + rb")" + closing + rb"\s*+\Z")
 
 
-def last_member(text: bytes, field: str, nested: bool = False) -> re.Match[bytes] | None:
+def last_member(text: bytes | bytearray, field: str, nested: bool = False) -> re.Match[bytes] | None:
     """``field``'s value (the match's group 1) where it is among the last members of the
     object ``text`` ends with (``nested``: or of the object that one holds last)."""
     return _last(field, nested).search(text, max(len(text) - TAIL, 0))
+
+
+def last_value(text: bytes | bytearray, field: str, nested: bool = False) -> Any:
+    """``last_member``'s value, read (None: none there)."""
+    found = last_member(text, field, nested)
+    try:
+        return None if found is None else json.loads(found.group(1))
+    except ValueError:
+        return None
 
 
 class Kept:
@@ -73,10 +82,9 @@ class Kept:
         """``field`` of the answer's object: None where it has none (when cut: none among its
         last members), or the answer does not read (``loads``: bounded in depth too, where
         ``json.loads`` raised ``RecursionError`` on an upstream's 100,000 brackets)."""
+        if self.cut:
+            return last_value(self.body, field)
         try:
-            if self.cut:
-                found = last_member(bytes(self.body), field)
-                return None if found is None else json.loads(found.group(1))
             answer = loads(bytes(self.body), unique_keys=False)
         except (ValueError, OpenAIError):
             return None
