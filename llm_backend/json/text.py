@@ -160,12 +160,6 @@ class KeyPaths:
                 keys.append(None)
                 places.append(-1)
 
-    def read(self, events: list[tuple[str, Any]]) -> None:
-        """``event`` for each of ``events`` (ijson's basic events), then ``events`` emptied."""
-        for event, value in events:
-            self.event(event, value)
-        del events[:]
-
 
 def _path(places: list[Any]) -> str:
     """A place as OpenAI's ``param`` names it: ``messages[0].content``."""
