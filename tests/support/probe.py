@@ -210,18 +210,31 @@ class PairedProbe:
         self.thread.join()
 
 
+@dataclass
+class LoopTicks(Probe):
+    busy: list[float] = field(default_factory=list)  # the loop thread's own CPU in each wait
+
+    @property
+    def longest_busy(self) -> float:
+        """The longest the loop worked between two of its turns: what a wait was made of
+        when the machine was not the cause (a loaded machine's scheduling is not the loop's
+        work, and stretched every wait in a full run to 13 ms)."""
+        return max(self.busy, default=0.0)
+
+
 @asynccontextmanager
-async def loop_ticker() -> AsyncIterator[Probe]:
+async def loop_ticker() -> AsyncIterator[LoopTicks]:
     """The running loop's waits during the block: a task asking for a turn every
     millisecond, each wait past that kept (its ``longest``: what the block's work held the
-    loop for at most)."""
-    probe, done = Probe(), asyncio.Event()
+    loop for at most), with the loop thread's CPU in it (``busy``)."""
+    probe, done = LoopTicks(), asyncio.Event()
 
     async def ticking() -> None:
         while not done.is_set():
-            before = time.perf_counter()
+            before, worked = time.perf_counter(), time.thread_time()
             await asyncio.sleep(0.001)
             probe.waits.append(time.perf_counter() - before)
+            probe.busy.append(time.thread_time() - worked)
 
     ticker = asyncio.create_task(ticking())
     await asyncio.sleep(0.01)
