@@ -153,7 +153,8 @@ class UpstreamCollector(Collector):
         retries = CounterMetricFamily("llm_backend_upstream_retries", "Requests sent again after a failure.", labels=["upstream"])
         failures = CounterMetricFamily(
             "llm_backend_upstream_errors",
-            "Requests given up on: timeout, unreachable, or the status of the retryable answer passed on.",
+            "Requests given up on: timeout, unreachable, compressed (an answer compressed though none was "
+            "asked for, refused), or the status of the retryable answer passed on.",
             labels=["upstream", "reason"],
         )
         for upstream in self.models.upstreams:

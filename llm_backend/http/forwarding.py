@@ -77,7 +77,6 @@ async def forward(backend: Forwarding, scope: Scope, content: bytes | StreamedBo
     if guard is None:
         return relay_response(await backend.forward(method, path, query, headers, content))
     await guard.check(content, headers)
-    headers = [(name, value) for name, value in headers if name != b"accept-encoding"]  # answers read here
     answer = await backend.forward(method, path, guard.upstream_query(query), headers, content)
     return relay_response(await guard.answer(answer, lambda page: backend.forward("GET", path, page, headers, None)))
 

@@ -98,11 +98,6 @@ def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name == b"content-type" and b"json" in value for name, value in headers)
 
 
-def _identity(headers: list[tuple[bytes, bytes]]) -> bool:
-    """No ``Content-Encoding`` (the guard asks for none): bytes the guard can read."""
-    return all(name != b"content-encoding" or value.strip().lower() == b"identity" for name, value in headers)
-
-
 async def _whole(answer: Relayed, limit: int) -> bytes:
     """The answer's body, refused (502) past ``limit`` bytes: an upstream's answer is read
     whole here only up to the upstream's read limit, whatever it sends."""
@@ -243,12 +238,12 @@ class Guard:
         listing = self.method == "GET" and not self.path_params
         if self.objectless and not listing:
             return answer  # nothing in it to record: passed on unread
-        readable = _identity(answer.headers)
-        if is_event_stream(answer) and readable and answer.chunks is not None:
+        # Never compressed: the upstream's client refuses such an answer (backends/upstream/http_client.py).
+        if is_event_stream(answer) and answer.chunks is not None:
             return replace(answer, chunks=self._claimed(answer.chunks))
         if not _is_json(answer.headers) and not is_event_stream(answer) and not listing:
             return answer  # a file's bytes, speech...: no object in them
-        content = await _whole(answer, self.read_limit) if readable else b""
+        content = await _whole(answer, self.read_limit)
         value: Any = None
         if listing or self.method == "DELETE":  # what the answer holds is read, not only what it shows
             value = await _parsed(content)
@@ -333,7 +328,7 @@ class Guard:
             answer = await fetch_page(urlencode(following).encode())
             if not 200 <= answer.status < 300:
                 return answer
-            next_page = await _parsed(await _whole(answer, self.read_limit)) if _identity(answer.headers) else None
+            next_page = await _parsed(await _whole(answer, self.read_limit))
             if not _is_list(next_page):
                 raise errors.upstream_unreadable()
             page = next_page

@@ -19,6 +19,7 @@ CLIENT = [
     (b"openai-beta", b"assistants=v2"),
     (b"content-type", b"application/json"),
     (b"cookie", b"session=1"),
+    (b"accept-encoding", b"gzip, deflate, br, zstd"),  # never on: the answer is read (compressed: read as nothing)
 ]
 ANSWER = [
     (b"Content-Type", b"application/json"),
@@ -49,7 +50,7 @@ def _names(headers) -> dict[str, list[str]]:
     return found
 
 
-def test_the_service_key_goes_without_the_clients_organization_project_or_cookies():
+def test_the_service_key_goes_without_the_clients_organization_project_cookies_or_encodings():
     sent = _names(_rules().request(CLIENT))
     assert sent == {
         "authorization": ["Bearer sk-service"],

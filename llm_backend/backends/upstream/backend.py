@@ -112,7 +112,7 @@ class UpstreamApi:
     async def _fetch_models(self, incoming: list | None = None, query: bytes = b"") -> list[Json]:
         """The upstream's ``GET /models`` data, asked with the caller's headers (or
         ``incoming``: an API that needs its own, ``families/messages/backend.py``)."""
-        headers = self.client.headers(caller_headers.get() if incoming is None else incoming, identity=True)
+        headers = self.client.headers(caller_headers.get() if incoming is None else incoming)
         response = await self.client.send("GET", "/models", headers=headers, query=query)
         try:
             if response.status != 200:
@@ -163,13 +163,13 @@ class UpstreamBackend(UpstreamApi):
 
     # --- operations ---------------------------------------------------------------------
 
-    async def _send_post(self, path: str, model_id: str, request: Json, identity: bool = False) -> aiohttp.ClientResponse:
+    async def _send_post(self, path: str, model_id: str, request: Json) -> aiohttp.ClientResponse:
         upstream_id = self.aliases.get(model_id)
         if upstream_id is not None:
             request = {**request, "model": upstream_id}
         # Sized by the request: beside the loop when its body was large (off_loop.py).
         content = await off_loop(large_input(), _encoded, request)
-        headers = self.client.headers(caller_headers.get(), identity=identity or upstream_id is not None)
+        headers = self.client.headers(caller_headers.get())
         return await self.client.send("POST", path, headers=headers, content=content)
 
     async def _post(self, path: str, model_id: str, request: Json) -> Relayed:
@@ -194,7 +194,7 @@ class UpstreamBackend(UpstreamApi):
 
     async def chat_completion_objects(self, model_id: str, request: Json) -> Objects:
         """The upstream's chat completion parsed (the object, or its chunks), not relayed."""
-        response = await self._send_post("/chat/completions", model_id, self._own_cache(request), identity=True)
+        response = await self._send_post("/chat/completions", model_id, self._own_cache(request))
         return await chat_answer(response, self.name, self.client.timeout, self.client.read_limit)
 
     async def completion(self, model_id: str, request: Json) -> Relayed:
@@ -205,7 +205,7 @@ class UpstreamBackend(UpstreamApi):
 
     async def retrieve_model(self, model_id: str) -> Relayed:
         upstream_id = self.aliases.get(model_id, model_id)
-        headers = self.client.headers(caller_headers.get(), identity=upstream_id != model_id)
+        headers = self.client.headers(caller_headers.get())
         response = await self.client.send("GET", f"/models/{quote(upstream_id, safe=':@')}", headers=headers)
         rename = ("id", model_id) if upstream_id != model_id else None
         return await relay(response, self.client, rename=rename)

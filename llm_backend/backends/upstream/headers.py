@@ -98,22 +98,22 @@ class UpstreamHeaders:
         self._limits = LIMIT_PREFIXES if pass_client_key else ()
         self._request_id, self._request_id_as = REQUEST_IDS[config.api]
 
-    def request(self, incoming: Iterable[tuple[bytes, bytes]], *, identity: bool = False) -> list[tuple[str, str]]:
+    def request(self, incoming: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
         """The headers for the upstream: the client's relevant ones, the key (the service's,
         or the client's own when configured so), the configured ones in place of any of
-        their names, the trace. ``identity`` asks for an uncompressed body (we read it)."""
+        their names, the trace; and an uncompressed answer asked for, whatever the client
+        accepts: every answer relayed here is read (metered, renamed, stored, guarded), and a
+        compressed one was read as nothing - the OpenAI SDKs' default ``Accept-Encoding:
+        gzip``, passed on, got a gzipped chat completion that counted no tokens against any
+        limit, spend or usage (``relay.py`` refuses one sent anyway)."""
         headers: Headers = []
         client_keys: Headers = []
-        encoding = b"identity"
         for name, value in incoming:
             if name in self.client_keys:
                 client_keys.append((name, value))
-            elif name == b"accept-encoding":
-                encoding = value
             elif name in self.forwarded:
                 headers.append((name, value))
-        # Without this, aiohttp would ask for gzip on behalf of a client that did not.
-        headers.append((b"accept-encoding", b"identity" if identity else encoding))
+        headers.append((b"accept-encoding", b"identity"))  # aiohttp would ask for gzip otherwise
         headers.extend(client_keys if self.pass_client_key else self._auth)
         if self._configured:
             headers = [header for header in headers if header[0] not in self._replaced] + self._configured

@@ -84,9 +84,20 @@ class UpstreamClient:
         if self._http is not None:
             await self._http.close()
 
-    def headers(self, incoming: Iterable[tuple[bytes, bytes]], *, identity: bool = False) -> list[tuple[str, str]]:
-        """The headers for the upstream (``headers.py``); ``identity``: an uncompressed body."""
-        return self.rules.request(incoming, identity=identity)
+    def headers(self, incoming: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+        """The headers for the upstream (``headers.py``)."""
+        return self.rules.request(incoming)
+
+    def _readable(self, response: aiohttp.ClientResponse) -> aiohttp.ClientResponse:
+        """``response``, unless its body is compressed: asked for none (``headers.py``), such
+        an answer could not be read - metered, renamed, stored, guarded - so it is refused
+        (502 ``upstream_unreadable``) rather than passed on unread."""
+        if response.headers.get("Content-Encoding", "identity").strip().lower() == "identity":
+            return response
+        log.warning("upstream %s: a compressed answer, though none was asked for: refused", self.name)
+        self.errors["compressed"] += 1
+        response.close()
+        raise upstream_unreadable()
 
     async def probe(self) -> bool:
         """One ``GET /models``, not retried: does the upstream answer (any status below 500)?"""
@@ -149,7 +160,7 @@ class UpstreamClient:
                 raise upstream_unreachable(self.name) from None
             else:
                 if response.status not in RETRY_STATUSES:
-                    return response
+                    return self._readable(response)
                 wait = retry_after(response.headers)
                 failure = None
                 log.warning("upstream %s: status %d (attempt %d)", self.name, response.status, attempt + 1)
@@ -159,7 +170,7 @@ class UpstreamClient:
                     self.errors["timeout" if failure.status == 504 else "unreachable"] += 1
                     raise failure from None
                 self.errors[str(response.status)] += 1
-                return response
+                return self._readable(response)
             if failure is None:
                 response.release()
             await asyncio.sleep(wait)

@@ -149,9 +149,8 @@ async def relay(
         # As this service's own streams (sse-starlette's): a buffering proxy in front (nginx)
         # passes each event on as it comes, whatever the upstream said of its own hosting.
         headers.append((b"x-accel-buffering", b"no"))
-        # A compressed stream (no one here asks for one) passes as it came: its bytes are not lines.
-        if response.headers.get("content-encoding", "identity").strip().lower() == "identity":
-            chunks = framed(openai_line_ends(chunks), client.read_limit, upstream, error_event)
-            if rename is not None:
-                chunks = _events_with_model(chunks, rename[1])
+        # Never compressed: the client refuses such an answer (``http_client.py``).
+        chunks = framed(openai_line_ends(chunks), client.read_limit, upstream, error_event)
+        if rename is not None:
+            chunks = _events_with_model(chunks, rename[1])
     return Relayed(response.status, headers, chunks=chunks, close=close)

@@ -56,7 +56,7 @@ class AnthropicBackend(UpstreamApi):
 
     async def messages(self, operation_id: str, query: bytes, content: bytes) -> Relayed:
         """``POST /v1/messages`` (or ``count_tokens``), the client's body and query as they came."""
-        headers = self.client.headers(caller_headers.get(), identity=True)  # its usage is read
+        headers = self.client.headers(caller_headers.get())
         response = await self.client.send("POST", MESSAGES_PATHS[operation_id], headers=headers, content=content, query=query)
         # Anthropic's own request id comes as ``upstream-request-id`` (``headers.py``).
         return await relay(response, self.client, error_event=_error_event)
