@@ -92,7 +92,7 @@ class UpstreamClient:
         """``response``, unless its body is compressed: asked for none (``headers.py``), such
         an answer could not be read - metered, renamed, stored, guarded - so it is refused
         (502 ``upstream_unreadable``) rather than passed on unread."""
-        if response.headers.get("Content-Encoding", "identity").strip().lower() == "identity":
+        if response.headers.get("Content-Encoding", "").strip().lower() in ("", "identity"):
             return response
         log.warning("upstream %s: a compressed answer, though none was asked for: refused", self.name)
         self.errors["compressed"] += 1
