@@ -32,6 +32,7 @@ from tests.support.server import LiveServer
 PROMPT_TOKENS = 1000
 USAGE = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": 3, "total_tokens": PROMPT_TOKENS + 3}
 UNASKED = "gpt-gzip-always"  # the upstream compresses its answers for this model whatever it is asked
+EMPTY = "gpt-empty-coding"  # its answers say ``Content-Encoding:`` with no coding named
 # What the OpenAI SDKs' HTTP clients accept, and more (Codex 0.171 sends "zstd,gzip").
 ACCEPTING = "gzip, deflate, br, zstd"
 
@@ -78,8 +79,8 @@ class CompressingUpstream(ThreadedUpstream):
                     data = gzip.compress(data)
                 self.send_response(200)
                 self.send_header("content-type", kind)
-                if compressed:
-                    self.send_header("content-encoding", "gzip")
+                if compressed or model == EMPTY:
+                    self.send_header("content-encoding", "gzip" if compressed else "")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -95,7 +96,7 @@ def upstream():
 
 @pytest.fixture(scope="module")
 def gateway(upstream, tmp_path_factory):
-    config = f"upstreams:\n  - name: zipping\n    base_url: {upstream.api}\n    models: [gpt-z, {UNASKED}, text-embedding-z]\n"
+    config = f"upstreams:\n  - name: zipping\n    base_url: {upstream.api}\n    models: [gpt-z, {UNASKED}, {EMPTY}, text-embedding-z]\n"
     with LiveServer(tmp_path_factory.mktemp("gateway"), env={"LLM_BACKEND_LOCAL_MODELS": "false"}, config=config) as live:
         yield live
 
@@ -139,3 +140,11 @@ def test_an_answer_compressed_unasked_is_refused_not_passed_on_unread(gateway, s
     assert "content-encoding" not in answer.headers
     assert refused() - before == 1
     assert _prompt_tokens(gateway, UNASKED) == tokens_before
+
+
+def test_an_empty_content_encoding_names_no_coding_and_is_read(gateway):
+    before = _prompt_tokens(gateway, EMPTY)
+    answer = httpx.post(gateway.api + "/chat/completions", timeout=30, json={"model": EMPTY, "messages": [{"role": "user", "content": "Say hi."}]})
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json()["choices"][0]["message"]["content"] == "Hi there"
+    assert _prompt_tokens(gateway, EMPTY) - before == PROMPT_TOKENS
