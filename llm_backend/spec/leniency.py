@@ -16,10 +16,11 @@ is relayed as the client sent it: the upstream applies its own defaults. Nothing
 relaxed: a wrong type, an unknown field, a missing field not listed here is still refused.
 
 ``ACCEPTED`` lists the fields OpenAI accepts that the document does not define at all
-(Codex sends ``client_metadata`` on every turn): ``relax`` adds each to its schema's
-properties with the bounds it is checked against, so every lane knows it alike; a local
-model's answer does not depend on it (neither stored nor echoed), an upstream's gets it
-as sent.
+(Codex sends ``client_metadata`` on every turn, and with OpenAI's own provider
+``internal_chat_message_metadata_passthrough`` on the items of its history): ``relax`` adds
+each to its schema's properties (a union's: each member's) with the bounds it is checked
+against, so every lane knows it alike; a local model's answer does not depend on it (neither
+stored nor echoed: an item's is dropped by ``fill``), an upstream's gets it as sent.
 """
 
 from __future__ import annotations
@@ -103,12 +104,15 @@ TABLE: tuple[Lenient, ...] = (
 
 @dataclass(frozen=True)
 class Accepted:
-    """``field`` of ``schema``, absent from the document, accepted as ``value`` describes."""
+    """``field`` of ``schema`` (of each member of a union: ``InputItem``), absent from the
+    document, accepted as ``value`` describes; ``dropped`` from a body served here, where the
+    objects that hold it are stored and listed back (a Response's input items)."""
 
     schema: str
     field: str
     value: Json
     evidence: str
+    dropped: bool = False
 
 
 ACCEPTED: tuple[Accepted, ...] = (
@@ -123,6 +127,19 @@ ACCEPTED: tuple[Accepted, ...] = (
         },
         "Codex CLI sends it on every turn (openai/codex PR #27122: installation id, turn state, "
         "traceparent); OpenAI's API accepts it",
+    ),
+    Accepted(
+        "InputItem", "internal_chat_message_metadata_passthrough",
+        {
+            "type": "object",
+            "description": "The client's own metadata of an item; accepted, neither stored nor echoed.",
+            "maxProperties": 64,
+            "propertyNames": {"maxLength": 256},
+        },
+        "Codex CLI with OpenAI's own provider (`openai_base_url`, its Responses WebSocket mode; 0.171) "
+        "sends it on the items of its history (`content_item_kinds`, `turn_id`, `create_time`); "
+        "OpenAI's API accepts it",
+        dropped=True,
     ),
 )
 
@@ -141,7 +158,17 @@ OPERATIONS = frozenset(
     {"createResponse", "Compactconversation", "Getinputtokencounts", "createConversation", "createConversationItems"}
 )
 # Parts of a request that are the client's own data, never API objects to fill in.
-_OPAQUE = frozenset({"parameters", "schema", "metadata", "arguments", "output_schema", "client_metadata"})
+_OPAQUE = frozenset(
+    {"parameters", "schema", "metadata", "arguments", "output_schema", "client_metadata", "internal_chat_message_metadata_passthrough"}
+)
+_DROPPED = frozenset(extra.field for extra in ACCEPTED if extra.dropped)
+
+
+def _members(schemas: Json, name: str) -> list[str]:
+    """``name``, or the object schemas its ``anyOf``/``oneOf`` reach (a union of items)."""
+    branches = [*schemas.get(name, {}).get("anyOf", ()), *schemas.get(name, {}).get("oneOf", ())]
+    refs = [branch["$ref"].rsplit("/", 1)[1] for branch in branches if "$ref" in branch]
+    return [member for ref in refs for member in _members(schemas, ref)] if refs else [name]
 
 
 def relax(schemas: Json, table: tuple[Lenient, ...] = TABLE) -> None:
@@ -161,14 +188,16 @@ def relax(schemas: Json, table: tuple[Lenient, ...] = TABLE) -> None:
             properties = {**properties, entry.field: {}}
         schemas[entry.schema] = {**schema, "required": required, "properties": properties}
     for extra in ACCEPTED if table is TABLE else ():
-        schema = schemas.get(extra.schema)
-        if schema is not None:
-            schemas[extra.schema] = {**schema, "properties": {**schema.get("properties", {}), extra.field: extra.value}}
+        for name in dict.fromkeys(_members(schemas, extra.schema)):
+            schema = schemas.get(name)
+            if schema is not None:
+                schemas[name] = {**schema, "properties": {**schema.get("properties", {}), extra.field: extra.value}}
 
 
 def fill(body: Any, operation_id: str | None) -> bool:
-    """Set OpenAI's default wherever ``body`` left out a field of the table; whether any was
-    set. For a body served here (``spec/validation.local_problem``)."""
+    """Set OpenAI's default wherever ``body`` left out a field of the table, and drop the
+    accepted fields a body served here does not keep; whether it changed. For a body served
+    here (``spec/validation.local_problem``)."""
     if operation_id not in OPERATIONS:
         return False
     filled = False
@@ -182,6 +211,9 @@ def fill(body: Any, operation_id: str | None) -> bool:
                 if entry.field not in node and entry.applies(node):
                     node[entry.field] = entry.value()
                     filled = True
+            for field in _DROPPED & node.keys():
+                del node[field]
+                filled = True
             pending.extend(value for key, value in node.items() if key not in _OPAQUE)
     return filled
 

@@ -94,6 +94,17 @@ def test_codexs_first_request_is_answered_and_says_which_hosted_tools_were_dropp
     assert "client_metadata" not in response.model_dump()  # not echoed
 
 
+def test_the_items_metadata_codex_sends_with_openais_own_provider_is_accepted_and_not_kept(tiny):
+    # Codex 0.171 with ``openai_base_url`` (its Responses WebSocket) puts this on its history's
+    # items; refused before as an unknown parameter (its own run: test_agent_clients.py).
+    passthrough = {"content_item_kinds": ["model.base_instructions"], "turn_id": "t1"}
+    items = [{**item, "internal_chat_message_metadata_passthrough": passthrough} for item in CODEX_FIRST["input"]]
+    response = create(tiny, codex_body(input=items, store=True)).parse()
+    assert response.status in ("completed", "incomplete")
+    listed = tiny.responses.input_items.list(response.id).model_dump()
+    assert len(listed["data"]) == 2 and "internal_chat_message_metadata_passthrough" not in json.dumps(listed)
+
+
 def test_codexs_first_request_streams(tiny):
     with tiny.responses.stream(**CODEX_FIRST, extra_body={"client_metadata": CLIENT_METADATA}) as stream:
         events = list(stream)

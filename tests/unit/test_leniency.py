@@ -51,3 +51,30 @@ def test_docs_conformance_lists_every_entry_with_its_default():
     text = DOCS.read_text()
     for where, default, _ in leniency.rows():
         assert f"`{where}`" in text and default in text, where
+
+
+# What Codex 0.171 sends on the items of its history with OpenAI's own provider (a developer
+# message's; its rollouts show the same on assistant messages, reasoning items and calls).
+PASSTHROUGH = {"content_item_kinds": ["model.base_instructions"], "turn_id": "01a22726", "create_time": 1788214171.12}
+
+
+def test_an_items_passthrough_metadata_is_a_known_field_of_every_input_item_and_bounded():
+    served = adapter.prepare(openai_document())["components"]["schemas"]
+    members = leniency._members(served, "InputItem")
+    assert {"EasyInputMessage", "InputMessage", "OutputMessage", "ReasoningItem", "FunctionToolCall", "FunctionCallOutputItemParam",
+            "CustomToolCall", "CompactionSummaryItemParam"} <= set(members)
+    field = "internal_chat_message_metadata_passthrough"
+    for name in members:
+        assert served[name]["properties"][field]["type"] == "object", name
+    assert field not in openai_document()["components"]["schemas"]["InputMessage"]["properties"]  # the vendored file untouched
+
+
+def test_fill_drops_an_items_passthrough_metadata_from_a_body_served_here():
+    body = {"input": [
+        {"type": "message", "id": "msg_1", "role": "developer", "content": "Be brief.", "internal_chat_message_metadata_passthrough": PASSTHROUGH},
+        {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "internal_chat_message_metadata_passthrough": {"turn_id": "t"}},
+        {"role": "user", "content": "Hi"},
+    ], "tools": [{"type": "function", "name": "f", "strict": True, "parameters": {"properties": {"internal_chat_message_metadata_passthrough": {}}}}]}
+    assert leniency.fill(body, "createResponse")
+    assert all("internal_chat_message_metadata_passthrough" not in item for item in body["input"])
+    assert body["tools"][0]["parameters"]["properties"] == {"internal_chat_message_metadata_passthrough": {}}  # the client's own schema
