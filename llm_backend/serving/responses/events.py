@@ -55,7 +55,7 @@ _CLIENT_CALLS = ("custom_tool_call", "local_shell_call", "shell_call", "apply_pa
 _ADDED_WHOLE = ("local_shell_call", "shell_call", "apply_patch_call")
 
 
-def _failure_code(failure: OpenAIError) -> str:
+def failure_code(failure: OpenAIError) -> str:
     """A failed response's ``error.code``: ``context_length_exceeded`` as OpenAI sends it (the
     code Codex reads as "out of room", and says so, where it retries any other code),
     ``rate_limit_exceeded`` for a 429 (Codex waits, then retries), else ``server_error``."""
@@ -322,7 +322,7 @@ class ResponseStream(TextEvents):
             log.warning("response stream failed: %s", failure.message)
             for event in [] if self.closed else self._close("incomplete"):
                 yield event
-            response = objects.failed(self.response, self.output, _failure_code(failure), failure.message)
+            response = objects.failed(self.response, self.output, failure_code(failure), failure.message)
             await self._store(response)
             yield self._event("response.failed", response=response)
             return

@@ -31,7 +31,7 @@ from ...backends.pool_answers import started
 from ...errors import bad_request, conversation_not_found, named_as
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
-from . import background, client_tools, cloud_tools, context_window, file_search, objects, reasoning, request
+from . import background, client_tools, cloud_tools, context_window, file_search, objects, reasoning, request, summary
 from ..mcp import calls as mcp_calls, run as mcp_run
 from .events import Event, ResponseStream
 from .input_images import OwnFiles, unseen_history
@@ -230,9 +230,12 @@ async def create(
     ``memory``: the WebSocket connection's, when it comes through one."""
     backend = checked_backend(services, body)
     model_id = body["model"]
-    turn = Turn(services, owner, body, backend, memory)
-    turn.input_items = normalize(body.get("input"), images=takes_images(backend, model_id))
+    compacting = summary.triggered(body)  # its last item a compaction_trigger: the answer is their summary
+    turn = Turn(services, owner, compacting or body, backend, memory)
+    turn.input_items = normalize(turn.body.get("input"), images=takes_images(backend, model_id))
     earlier = turn.earlier = await history(services, owner, body, memory)
+    if compacting is not None:
+        return await summary.as_response(turn, backend, bool(body.get("stream")), services.settings.stream_keepalive_seconds)
     unseen_history(earlier, takes_images(backend, model_id), _history_param(body))
     check_call_outputs(earlier, turn.input_items)
     previous = body.get("previous_response_id")
