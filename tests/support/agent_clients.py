@@ -46,6 +46,17 @@ def codex(api: str, model: str, workdir: Path, prompt: str, *extra: str) -> subp
     return run(argv, workdir, {"CODEX_HOME": str(codex_home), "LLM_BACKEND_API_KEY": KEY})
 
 
+def codex_openai(api: str, model: str, workdir: Path, prompt: str, *extra: str) -> subprocess.CompletedProcess:
+    """``codex exec`` with its built-in OpenAI provider pointed here (``openai_base_url``), as a
+    user who changes only the base URL runs it: the Responses WebSocket mode, the items' own
+    metadata, and compaction as a ``compaction_trigger`` item (``remote_compaction_v2``)."""
+    codex_home = workdir / "home" / ".codex"
+    codex_home.mkdir(parents=True, exist_ok=True)
+    argv = [str(BIN / "codex"), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
+            "-m", model, "-c", f"openai_base_url={api}", *extra, prompt]
+    return run(argv, workdir, {"CODEX_HOME": str(codex_home), "CODEX_API_KEY": KEY})
+
+
 def opencode(api: str, model: str, workdir: Path, prompt: str, *extra: str, agents: dict | None = None) -> subprocess.CompletedProcess:
     """``opencode run``: a provider of the AI SDK's openai-compatible kind in ``opencode.json``."""
     config = {"provider": {"llm-backend": {"npm": "@ai-sdk/openai-compatible", "name": "llm-backend",
