@@ -164,11 +164,14 @@ _OPAQUE = frozenset(
 _DROPPED = frozenset(extra.field for extra in ACCEPTED if extra.dropped)
 
 
-def _members(schemas: Json, name: str) -> list[str]:
-    """``name``, or the object schemas its ``anyOf``/``oneOf`` reach (a union of items)."""
+def _members(schemas: Json, name: str, through: frozenset[str] = frozenset()) -> list[str]:
+    """``name``, or the object schemas its ``anyOf``/``oneOf`` reach (a union of items),
+    each union walked once on a path (``through``)."""
     branches = [*schemas.get(name, {}).get("anyOf", ()), *schemas.get(name, {}).get("oneOf", ())]
     refs = [branch["$ref"].rsplit("/", 1)[1] for branch in branches if "$ref" in branch]
-    return [member for ref in refs for member in _members(schemas, ref)] if refs else [name]
+    if not refs:
+        return [name]
+    return [member for ref in refs if ref not in through for member in _members(schemas, ref, through | {name})]
 
 
 def relax(schemas: Json, table: tuple[Lenient, ...] = TABLE) -> None:

@@ -105,7 +105,7 @@ class UpstreamHeaders:
         accepts: every answer relayed here is read (metered, renamed, stored, guarded), and a
         compressed one was read as nothing - the OpenAI SDKs' default ``Accept-Encoding:
         gzip``, passed on, got a gzipped chat completion that counted no tokens against any
-        limit, spend or usage (``relay.py`` refuses one sent anyway)."""
+        limit, spend or usage (``http_client.py`` refuses one sent anyway)."""
         headers: Headers = []
         client_keys: Headers = []
         for name, value in incoming:

@@ -234,14 +234,14 @@ async def create(
     turn = Turn(services, owner, compacting or body, backend, memory)
     turn.input_items = normalize(turn.body.get("input"), images=takes_images(backend, model_id))
     earlier = turn.earlier = await history(services, owner, body, memory)
-    if compacting is not None:
-        return await summary.as_response(turn, backend, bool(body.get("stream")), services.settings.stream_keepalive_seconds)
-    unseen_history(earlier, takes_images(backend, model_id), _history_param(body))
-    check_call_outputs(earlier, turn.input_items)
     previous = body.get("previous_response_id")
     turn.previous_remembered = (
         isinstance(previous, str) and memory is not None and memory.history(owner, previous) is not None
     )
+    if compacting is not None:
+        return await summary.as_response(turn, backend, bool(body.get("stream")), services.settings.stream_keepalive_seconds)
+    unseen_history(earlier, takes_images(backend, model_id), _history_param(body))
+    check_call_outputs(earlier, turn.input_items)
     stream = bool(body.get("stream"))
     # MCP servers are listed (and the turn's approvals answered) before anything is generated.
     tools = await mcp_run.prepare(services, owner, body, earlier, turn.input_items, turn.id)
