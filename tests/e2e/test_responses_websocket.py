@@ -230,3 +230,37 @@ def test_every_frame_is_a_responses_server_event_of_the_spec(client):
     assert frames[0]["type"] == "error" and len(frames) > 4
     for frame in frames:
         validator.validate(without_null_usage(frame))
+
+
+def test_a_warm_up_prepares_the_prompt_and_the_turn_that_continues_it_finds_it_cached(client):
+    # ``generate: false`` (OpenAI's SDKs have it; the vendored document does not): Codex sends
+    # one as a session starts. Refused before (400 naming it), so its turn computed it all.
+    instructions = "You are a careful assistant. " * 40
+    with client.responses.connect() as connection:
+        connection.response.create(model=MODEL, instructions=instructions, input="My name is Ann.", store=False, generate=False)
+        warm = until_terminal(connection)
+        connection.response.create(
+            model=MODEL, instructions=instructions, input="What is my name?", previous_response_id=warm[-1].response.id,
+            store=False, max_output_tokens=16,
+        )
+        turn = until_terminal(connection)[-1].response
+    assert [event.type for event in warm if event.type != "keepalive"] == ["response.created", "response.in_progress", "response.completed"]
+    prepared = warm[-1].response
+    assert prepared.status == "completed" and prepared.output == [] and prepared.usage.output_tokens == 0
+    assert prepared.usage.input_tokens > 200
+    assert turn.previous_response_id == prepared.id and turn.status in ("completed", "incomplete")
+    # The warm-up's prompt read from the cache, but for its last message (under 16 tokens) and
+    # up to 64 before it: reuse is exact, up to the end of a prompt's first part or 64 tokens
+    # before it (docs/SCALING.md, "Exact"). Without the warm-up, none of it.
+    assert turn.usage.input_tokens_details.cached_tokens >= prepared.usage.input_tokens - 16 - 64
+
+
+@pytest.mark.parametrize("event, param", [
+    ({"generate": "no"}, "generate"),
+    ({"generate": False, "tools": [{"type": "mcp", "server_label": "x", "server_url": "https://mcp.example.com/mcp"}]}, "generate"),
+], ids=["not-boolean", "mcp-tools"])
+def test_a_warm_up_that_cannot_be_honoured_is_an_error_event_naming_generate(client, event, param):
+    with client.responses.connect() as connection:
+        connection.send({"type": "response.create", "model": MODEL, "input": "Hi", **event})
+        [refused] = until_terminal(connection)
+    assert refused.type == "error" and refused.error.param == param

@@ -12,7 +12,9 @@
   request, polled, cancelled; the start-up sweep); ``memory.py``: a WebSocket connection's
   last ``store: false`` response.
 - ``compaction.py`` (``/v1/responses/compact``) and ``summary.py`` (the compaction item, also
-  a Response's answer to a ``compaction_trigger``), ``context_window.py`` (``truncation``,
+  a Response's answer to a ``compaction_trigger``), ``warmup.py`` (the WebSocket mode's
+  ``generate: false``), ``made.py`` (the events of a response made whole, those two's),
+  ``context_window.py`` (``truncation``,
   ``context_management``), ``reasoning.py`` (reasoning items, their ``encrypted_content``
   sealed and opened, bound to the project).
 - tools: ``file_search.py`` (the vector stores searched, then the answer), ``client_tools.py``

@@ -31,7 +31,7 @@ from ...backends.pool_answers import started
 from ...errors import bad_request, conversation_not_found, named_as
 from ..services import Services
 from ...storage.responses import NewResponse, ResponseNotFound
-from . import background, client_tools, cloud_tools, context_window, file_search, objects, reasoning, request, summary
+from . import background, client_tools, cloud_tools, context_window, file_search, objects, reasoning, request, summary, warmup
 from ..mcp import calls as mcp_calls, run as mcp_run
 from .events import Event, ResponseStream
 from .input_images import OwnFiles, unseen_history
@@ -238,8 +238,16 @@ async def create(
     turn.previous_remembered = (
         isinstance(previous, str) and memory is not None and memory.history(owner, previous) is not None
     )
+    keepalive = services.settings.stream_keepalive_seconds
+    if body.get("generate") is False:  # the WebSocket mode's warm-up (spec/client_events.py)
+        _warmable(body, compacting)
+        prepared = await _chat(
+            backend, turn.body, earlier, turn.input_items, False, None, turn.client_tools, services.reasoning_seal,
+            OwnFiles(services, owner),
+        )
+        return await warmup.warmed(turn, backend, prepared, bool(body.get("stream")), keepalive)
     if compacting is not None:
-        return await summary.as_response(turn, backend, bool(body.get("stream")), services.settings.stream_keepalive_seconds)
+        return await summary.as_response(turn, backend, bool(body.get("stream")), keepalive)
     unseen_history(earlier, takes_images(backend, model_id), _history_param(body))
     check_call_outputs(earlier, turn.input_items)
     stream = bool(body.get("stream"))
@@ -273,7 +281,6 @@ async def create(
         # Streamed only for its MCP calls: the engine's refusals stay this request's error.
         answer = await _refusing_as_responses(started(answer))
     sealing = reasoning.sealing(body, seal)
-    keepalive = services.settings.stream_keepalive_seconds
     if tools is not None:
         events = ResponseStream(
             turn.skeleton("in_progress"), answer, turn.save, retrieval, tools, sealing=sealing, client=turn.client_tools,
@@ -290,6 +297,14 @@ async def create(
     response = file_search.attach(turn.client_tools.answered(response), retrieval)
     await turn.save(response)
     return response
+
+
+def _warmable(body: Json, compacting: Json | None) -> None:
+    """A warm-up prepares a turn's prompt: not one that compacts, nor one whose MCP servers
+    would be listed (and its approvals answered) first; a 400 naming ``generate``."""
+    if compacting is not None or any(tool.get("type") == "mcp" for tool in body.get("tools") or []):
+        why = "a compaction_trigger" if compacting is not None else "mcp tools"
+        raise bad_request(f"'generate': false is not supported with {why}.", "generate", "unsupported_parameter")
 
 
 async def _answer(backend: Any, model_id: str, chat: Json) -> Any:

@@ -10,17 +10,14 @@ it from, it is the client's own conversation summarized by the client's chosen m
 
 from __future__ import annotations
 
-import itertools
-from contextlib import aclosing
 from typing import Any
 
 from ...backends.base import Stream
-from ...errors import OpenAIError, bad_request
+from ...errors import bad_request
 from ...json.types import Json
-from ..keepalive import Silence
 from . import objects
-from .events import failure_code
 from .items import new_id
+from .made import Event, made_whole
 
 INSTRUCTIONS = (
     "You are compacting a conversation so that it can continue in fewer tokens. Write a short "
@@ -30,8 +27,6 @@ INSTRUCTIONS = (
 # The summary's length bound: short enough to save context on a 2048-token model.
 SUMMARY_MAX_TOKENS = 128
 TRIGGER = "compaction_trigger"
-
-Event = tuple[str, Json]
 
 
 def _line(item: Json) -> str | None:
@@ -99,39 +94,4 @@ async def as_response(turn: Any, backend: Any, stream: bool, keepalive: float) -
 
     if not stream:
         return await made()
-    return _events(turn, made(), keepalive)
-
-
-async def _events(turn: Any, made: Any, keepalive: float) -> Stream[Event]:
-    """The events of ``made``, the response being made: the engine's refusal after
-    ``response.created`` (the history too long for the context) is ``response.failed``, as
-    every streamed response's is (``events.py``)."""
-    numbers = itertools.count()
-    started = turn.skeleton("in_progress")
-
-    def event(kind: str, **fields: Any) -> Event:
-        return kind, {"type": kind, "sequence_number": next(numbers), **fields}
-
-    yield event("response.created", response=started)
-    yield event("response.in_progress", response=started)
-
-    async def one() -> Stream[Json]:
-        yield await made
-
-    response: Json = {}
-    try:
-        async with aclosing(Silence(keepalive).ticking(one())) as waited:
-            async for ready in waited:
-                if ready is None:
-                    yield event("keepalive")
-                else:
-                    response = ready
-    except OpenAIError as failure:
-        response = objects.failed(started, [], failure_code(failure), failure.message)
-        await turn.save(response)
-        yield event("response.failed", response=response)
-        return
-    [item] = response["output"]
-    yield event("response.output_item.added", output_index=0, item=item)
-    yield event("response.output_item.done", output_index=0, item=item)
-    yield event("response.completed", response=response)
+    return made_whole(turn, made(), keepalive)
