@@ -239,17 +239,19 @@ async def create(
         isinstance(previous, str) and memory is not None and memory.history(owner, previous) is not None
     )
     keepalive = services.settings.stream_keepalive_seconds
-    if body.get("generate") is False:  # the WebSocket mode's warm-up (spec/client_events.py)
+    warming = body.get("generate") is False  # the WebSocket mode's warm-up (spec/client_events.py)
+    if warming:
         _warmable(body, compacting)
+    if compacting is not None:
+        return await summary.as_response(turn, backend, bool(body.get("stream")), keepalive)
+    unseen_history(earlier, takes_images(backend, model_id), _history_param(body))
+    check_call_outputs(earlier, turn.input_items)
+    if warming:  # checked as the turn it prepares would be
         prepared = await _chat(
             backend, turn.body, earlier, turn.input_items, False, None, turn.client_tools, services.reasoning_seal,
             OwnFiles(services, owner),
         )
         return await warmup.warmed(turn, backend, prepared, bool(body.get("stream")), keepalive)
-    if compacting is not None:
-        return await summary.as_response(turn, backend, bool(body.get("stream")), keepalive)
-    unseen_history(earlier, takes_images(backend, model_id), _history_param(body))
-    check_call_outputs(earlier, turn.input_items)
     stream = bool(body.get("stream"))
     # MCP servers are listed (and the turn's approvals answered) before anything is generated.
     tools = await mcp_run.prepare(services, owner, body, earlier, turn.input_items, turn.id)
