@@ -110,7 +110,18 @@ def test_concurrent_streams_each_match_the_same_request_run_alone(server):
             continue
         # The same tokens up to a near tie, where the batched run took another of the tied.
         ours, theirs = [t["token"] for t in concurrent.tokens], [t["token"] for t in single.tokens]
-        split = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+        shared = min(len(ours), len(theirs))
+        split = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), shared)
+        if split == shared:
+            # One run ended where the other went on: its end token, which no logprob lists, tied
+            # with the other's token there (seen once in a full run, 2026-11-29). The run that
+            # went on shows the tie at that place.
+            assert len(ours) != len(theirs), ("the same tokens, another text", concurrent.text, single.text)
+            longer, shorter = (concurrent, single) if len(ours) > len(theirs) else (single, concurrent)
+            assert shorter.finish_reason == "stop", (split, ours, theirs)
+            candidates = longer.tokens[split]["top_logprobs"]
+            assert len([t for t in candidates if candidates[0]["logprob"] - t["logprob"] < NEAR_TIE]) >= 2, (split, candidates)
+            continue
         candidates = single.tokens[split]["top_logprobs"]
         tied = [t["token"] for t in candidates if candidates[0]["logprob"] - t["logprob"] < NEAR_TIE]
         assert ours[split] in tied[1:], (split, ours, theirs, candidates)
