@@ -158,9 +158,7 @@ OPERATIONS = frozenset(
     {"createResponse", "Compactconversation", "Getinputtokencounts", "createConversation", "createConversationItems"}
 )
 # Parts of a request that are the client's own data, never API objects to fill in.
-_OPAQUE = frozenset(
-    {"parameters", "schema", "metadata", "arguments", "output_schema", "client_metadata", "internal_chat_message_metadata_passthrough"}
-)
+_OPAQUE = frozenset({"parameters", "schema", "metadata", "arguments", "output_schema", "client_metadata"})
 _DROPPED = frozenset(extra.field for extra in ACCEPTED if extra.dropped)
 
 

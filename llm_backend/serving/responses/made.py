@@ -7,7 +7,7 @@ the context) is ``response.failed``, as every streamed response's is (``events.p
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -21,7 +21,25 @@ from .events import failure_code
 Event = tuple[str, Json]
 
 
-async def made_whole(turn: Any, made: Awaitable[Json], keepalive: float) -> Stream[Event]:
+async def answered(
+    turn: Any, output: Callable[[], Awaitable[tuple[list[Json], Json | None]]], stream: bool, keepalive: float
+) -> Json | Stream[Event]:
+    """``turn``'s response (``service.Turn``), its output items and chat usage made by
+    ``output``: completed, kept as any response is (committed before the client sees it), and
+    answered whole or streamed (``_streamed``)."""
+
+    async def made() -> Json:
+        items, usage = await output()
+        response = objects.finished(turn.skeleton("in_progress"), items, usage, None)
+        await turn.save(response)
+        return response
+
+    if not stream:
+        return await made()
+    return _streamed(turn, made(), keepalive)
+
+
+async def _streamed(turn: Any, made: Awaitable[Json], keepalive: float) -> Stream[Event]:
     """The events of ``made``, ``turn``'s response (``service.Turn``) being made; a failed one
     is kept as any failed response is."""
     numbers = itertools.count()

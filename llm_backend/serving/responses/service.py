@@ -238,12 +238,13 @@ async def create(
     turn.previous_remembered = (
         isinstance(previous, str) and memory is not None and memory.history(owner, previous) is not None
     )
+    stream = bool(body.get("stream"))
     keepalive = services.settings.stream_keepalive_seconds
     warming = body.get("generate") is False  # the WebSocket mode's warm-up (spec/client_events.py)
     if warming:
         _warmable(body, compacting)
     if compacting is not None:
-        return await summary.as_response(turn, backend, bool(body.get("stream")), keepalive)
+        return await summary.as_response(turn, backend, stream, keepalive)
     unseen_history(earlier, takes_images(backend, model_id), _history_param(body))
     check_call_outputs(earlier, turn.input_items)
     if warming:  # checked as the turn it prepares would be
@@ -251,8 +252,7 @@ async def create(
             backend, turn.body, earlier, turn.input_items, False, None, turn.client_tools, services.reasoning_seal,
             OwnFiles(services, owner),
         )
-        return await warmup.warmed(turn, backend, prepared, bool(body.get("stream")), keepalive)
-    stream = bool(body.get("stream"))
+        return await warmup.warmed(turn, backend, prepared, stream, keepalive)
     # MCP servers are listed (and the turn's approvals answered) before anything is generated.
     tools = await mcp_run.prepare(services, owner, body, earlier, turn.input_items, turn.id)
     if tools is not None and mcp_calls.answers_approvals(turn.input_items):

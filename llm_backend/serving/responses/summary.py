@@ -15,9 +15,8 @@ from typing import Any
 from ...backends.base import Stream
 from ...errors import bad_request
 from ...json.types import Json
-from . import objects
 from .items import new_id
-from .made import Event, made_whole
+from .made import Event, answered
 
 INSTRUCTIONS = (
     "You are compacting a conversation so that it can continue in fewer tokens. Write a short "
@@ -83,15 +82,10 @@ def triggered(body: Json) -> Json | None:
 
 async def as_response(turn: Any, backend: Any, stream: bool, keepalive: float) -> Json | Stream[Event]:
     """The Response of a ``turn`` (``service.Turn``: its history and input, the trigger left
-    out) whose one output item is their compaction, kept as any response is; streamed with
-    OpenAI's events, a ``keepalive`` every ``keepalive`` seconds while the model writes it."""
+    out) whose one output item is their compaction (``made.answered``)."""
 
-    async def made() -> Json:
+    async def output() -> tuple[list[Json], Json | None]:
         item, usage = await summarized(backend, turn.body["model"], [*turn.earlier, *turn.input_items])
-        response = objects.finished(turn.skeleton("in_progress"), [item], usage, "stop")
-        await turn.save(response)  # committed before the client sees it, as every response is
-        return response
+        return [item], usage
 
-    if not stream:
-        return await made()
-    return made_whole(turn, made(), keepalive)
+    return await answered(turn, output, stream, keepalive)

@@ -15,25 +15,20 @@ from typing import Any
 
 from ...backends.base import Stream
 from ...json.types import Json
-from . import objects
-from .made import Event, made_whole
+from .made import Event, answered
 
 # The chat request's fields a warm-up does not keep: it samples one token, unstreamed.
 _DROPPED = ("max_completion_tokens", "stream_options")
 
 
 async def warmed(turn: Any, backend: Any, chat: Json, stream: bool, keepalive: float) -> Json | Stream[Event]:
-    """``turn``'s response (``service.Turn``) with ``chat``, its chat request, prepared."""
+    """``turn``'s response (``service.Turn``) with ``chat``, its chat request, prepared: no
+    output items (``made.answered``)."""
 
-    async def made() -> Json:
+    async def output() -> tuple[list[Json], Json | None]:
         prefill = {**{key: value for key, value in chat.items() if key not in _DROPPED}, "max_tokens": 1, "stream": False}
         answer = await backend.chat_completion_objects(turn.body["model"], prefill)
         prompt = answer.get("usage") or {"prompt_tokens": 0}
-        usage = {"prompt_tokens": prompt["prompt_tokens"], "prompt_tokens_details": prompt.get("prompt_tokens_details"), "completion_tokens": 0}
-        response = objects.finished(turn.skeleton("in_progress"), [], usage, None)
-        await turn.save(response)  # committed before the client sees it, as every response is
-        return response
+        return [], {"prompt_tokens": prompt["prompt_tokens"], "prompt_tokens_details": prompt.get("prompt_tokens_details"), "completion_tokens": 0}
 
-    if not stream:
-        return await made()
-    return made_whole(turn, made(), keepalive)
+    return await answered(turn, output, stream, keepalive)
