@@ -34,7 +34,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth import ANONYMOUS
-from ..backends.base import Serving, StreamedBody
+from ..backends.base import Relayed, Serving, StreamedBody
 from ..backends.capabilities import FORWARDING, Forwarding
 from ..errors import OpenAIError
 from ..off_loop import large_input, off_loop
@@ -72,13 +72,20 @@ def _guard(scope: Scope) -> Guard | None:
 
 
 async def forward(backend: Forwarding, scope: Scope, content: bytes | StreamedBody | None) -> Response:
+    return relay_response(await forwarded(backend, scope, content))
+
+
+async def forwarded(backend: Forwarding, scope: Scope, content: bytes | StreamedBody | None) -> Relayed:
+    """The upstream's answer to the request ``scope`` describes, the tenant's checks passed
+    (a WebSocket's ``response.create`` for an upstream's model comes this way too:
+    ``responses_upstream.py``)."""
     method, path, query, headers = scope["method"], _api_path(scope), scope.get("query_string", b""), scope["headers"]
     guard = _guard(scope)
     if guard is None:
-        return relay_response(await backend.forward(method, path, query, headers, content))
+        return await backend.forward(method, path, query, headers, content)
     await guard.check(content, headers)
     answer = await backend.forward(method, path, guard.upstream_query(query), headers, content)
-    return relay_response(await guard.answer(answer, lambda page: backend.forward("GET", path, page, headers, None)))
+    return await guard.answer(answer, lambda page: backend.forward("GET", path, page, headers, None))
 
 
 async def forward_served(backend: Forwarding, body: object) -> Response:

@@ -8,8 +8,9 @@ limits count each response as one request (the handshake counts as one too).
 
 Each ``response.create`` event is checked by the spec (``spec/client_events.py``) and
 answered by the same code as a streamed ``POST /v1/responses``
-(``serving/responses/service.create``): its events go out as JSON text frames, with the
-event's ``stream_id`` when it had one. Events of one lane (one ``stream_id``, or none) are
+(``serving/responses/service.create``), or for an upstream's model forwarded as one
+(``responses_upstream.py``): its events go out as JSON text frames, with the event's
+``stream_id`` when it had one. Events of one lane (one ``stream_id``, or none) are
 served one after the other in the order they came; lanes run side by side, at most
 ``MAX_LANES`` per connection, each holding at most ``LANE_QUEUE`` events behind the one
 being answered (one more is refused with an ``error`` event, 429
@@ -57,7 +58,7 @@ from ..off_loop import off_loop
 from ..serving.responses import service
 from ..serving.responses.memory import ConnectionMemory
 from ..serving.responses.streamed_text import Event
-from . import context
+from . import context, responses_upstream
 from .project_limits import admit_model
 from .middleware import CLIENT_CLOSED_REQUEST, Exchange
 from .rendering import error_response
@@ -101,7 +102,7 @@ class Connection:
         self.socket = socket
         self.websocket = websocket
         self.authorization = authorization
-        self.lanes: dict[str | None, asyncio.Queue[Json]] = {}
+        self.lanes: dict[str | None, asyncio.Queue[tuple[Json, bool]]] = {}  # each body, and whether its frame was large
         # Per lane: the event being answered and those waiting. Counted here, not read off the
         # queue, so that the bound does not depend on whether the lane's task has yet taken
         # its first event (under load it may not have when the next ones arrive).
@@ -130,7 +131,8 @@ class Connection:
 
     async def _dispatch(self, frame: str | bytes) -> None:
         # Parsing and checking an event is sized by it: off the event loop when large.
-        body, lane = await off_loop(len(frame) > LARGE_BODY, self._checked, frame)
+        large = len(frame) > LARGE_BODY
+        body, lane = await off_loop(large, self._checked, frame)
         if isinstance(body, OpenAIError):
             await self._send(error_event(body, lane))
             return
@@ -150,7 +152,7 @@ class Connection:
             await self._send(error_event(stream_queue_full(lane, LANE_QUEUE), lane))
             return
         self.pending[lane] += 1
-        queue.put_nowait(body)
+        queue.put_nowait((body, large))
 
     def _checked(self, frame: str | bytes) -> tuple[Json | OpenAIError, str | None]:
         """The ``response.create`` body a frame carries and its lane; or its error and the
@@ -165,16 +167,17 @@ class Connection:
             claimed = event.get("stream_id") if isinstance(event, dict) else None
             return error, claimed if isinstance(claimed, str) else None
 
-    async def _lane(self, lane: str | None, queue: asyncio.Queue[Json]) -> None:
+    async def _lane(self, lane: str | None, queue: asyncio.Queue[tuple[Json, bool]]) -> None:
         while True:
-            body = await queue.get()
+            body, large = await queue.get()
             try:
-                await self._respond(body, lane)
+                await self._respond(body, lane, large)
             finally:
                 self.pending[lane] -= 1
 
-    async def _respond(self, body: Json, lane: str | None) -> None:
-        """One ``response.create``: the events of a streamed ``POST /v1/responses``."""
+    async def _respond(self, body: Json, lane: str | None, large: bool) -> None:
+        """One ``response.create``: the events of a streamed ``POST /v1/responses``, answered
+        here or, for an upstream's model, by the upstream (``responses_upstream.py``)."""
         services = self.socket.services
         exchange = Exchange(self.websocket.scope, services, self.socket.observer, "WEBSOCKET")
         exchange.record.operation_id, exchange.record.model = "createResponse", body.get("model")
@@ -190,7 +193,13 @@ class Connection:
                 if isinstance(body.get("model"), str):
                     await admit_model(body["model"], body=body)  # the project's limits and permissions, as over HTTP
                 # Streamed: its events (an async generator), never the object.
-                events = cast(Stream[Event], await service.create(services, principal.owner, {**body, "stream": True}, self.memory))
+                streamed = {**body, "stream": True}
+                if responses_upstream.answers(services, body):
+                    events = await responses_upstream.create(
+                        services, principal.owner, streamed, self.memory, self.websocket.scope, large
+                    )
+                else:
+                    events = cast(Stream[Event], await service.create(services, principal.owner, streamed, self.memory))
             except Exception as exc:
                 error = answered(exc)
                 status = error.status

@@ -47,20 +47,8 @@ def answered(live, path: str) -> bool:
     return f'"path": "{path}", "status": 200' in live.log_path.read_text()
 
 
-def codex_shrunk(folder) -> list[str]:
-    """Codex's options for a prompt the model can take (the module's docstring)."""
-    (folder / "instructions.md").write_text(PROMPT)
-    return [
-        "-c", f"model_instructions_file={folder / 'instructions.md'}", "-c", "include_permissions_instructions=false",
-        "-c", "include_environment_context=false", "-c", "include_apps_instructions=false",
-        "-c", "skills.include_instructions=false", "-c", "web_search=disabled",
-        *[arg for feature in ("multi_agent", "goals", "view_image", "unified_exec", "shell_tool", "apps", "plugins")
-          for arg in ("--disable", feature)],
-    ]
-
-
 def test_codex_completes_a_turn_on_the_local_model(local, tmp_path):
-    done = agents.codex(local.api, MODEL, tmp_path, SAY_HELLO, *codex_shrunk(tmp_path))
+    done = agents.codex(local.api, MODEL, tmp_path, SAY_HELLO, *agents.codex_shrunk(tmp_path, PROMPT))
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip()  # the last message alone goes to stdout
     assert answered(local, "/v1/responses")
@@ -72,7 +60,7 @@ def test_codex_with_its_own_openai_provider_holds_turns_over_the_websocket_and_c
     # ``model_auto_compact_token_limit`` compacts the history first with a ``compaction_trigger``
     # item. Before, the first was refused as an unknown parameter (every turn failed) and the
     # second as an item local models do not take ("Error running remote compact task").
-    options = [*codex_shrunk(tmp_path), "-c", "model_auto_compact_token_limit=300"]
+    options = [*agents.codex_shrunk(tmp_path, PROMPT), "-c", "model_auto_compact_token_limit=300"]
     first = agents.codex_openai(local.api, MODEL, tmp_path, SAY_HELLO, *options)
     assert first.returncode == 0, first.stdout + first.stderr
     assert first.stdout.strip()

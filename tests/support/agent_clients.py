@@ -57,6 +57,20 @@ def codex_openai(api: str, model: str, workdir: Path, prompt: str, *extra: str) 
     return run(argv, workdir, {"CODEX_HOME": str(codex_home), "CODEX_API_KEY": KEY})
 
 
+def codex_shrunk(folder: Path, instructions: str) -> list[str]:
+    """Codex's own options for a prompt a small model can take: its instructions replaced by
+    ``instructions`` (written in ``folder``), its context switches off, its tool features
+    disabled (tests/e2e/test_agent_clients.py says why)."""
+    (folder / "instructions.md").write_text(instructions)
+    return [
+        "-c", f"model_instructions_file={folder / 'instructions.md'}", "-c", "include_permissions_instructions=false",
+        "-c", "include_environment_context=false", "-c", "include_apps_instructions=false",
+        "-c", "skills.include_instructions=false", "-c", "web_search=disabled",
+        *[arg for feature in ("multi_agent", "goals", "view_image", "unified_exec", "shell_tool", "apps", "plugins")
+          for arg in ("--disable", feature)],
+    ]
+
+
 def opencode(api: str, model: str, workdir: Path, prompt: str, *extra: str, agents: dict | None = None) -> subprocess.CompletedProcess:
     """``opencode run``: a provider of the AI SDK's openai-compatible kind in ``opencode.json``."""
     config = {"provider": {"llm-backend": {"npm": "@ai-sdk/openai-compatible", "name": "llm-backend",
