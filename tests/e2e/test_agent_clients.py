@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import MODEL
 from tests.support import agent_clients as agents
 from tests.support.clients import keyed_server
+from tests.support.server import access_lines, log_records, log_size
 
 PROMPT = "Answer in one short sentence."
 SAY_HELLO = "Say hello."
@@ -68,6 +69,28 @@ def test_codex_with_its_own_openai_provider_holds_turns_over_the_websocket_and_c
     assert again.returncode == 0, again.stdout + again.stderr
     assert "context compacted" in again.stderr and again.stdout.strip()
     assert '"method": "WEBSOCKET", "path": "/v1/responses", "status": 200' in local.log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def gateway(local, tmp_path_factory):
+    """A pure gateway in front of ``local``, as a team puts one in front of OpenAI."""
+    env = {"LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": local.api, "OPENAI_API_KEY": agents.KEY}
+    with keyed_server(tmp_path_factory.mktemp("gateway"), [agents.KEY], env=env) as live:
+        yield live
+
+
+def test_codex_with_its_own_provider_holds_a_turn_through_a_gateway(gateway, local, tmp_path):
+    # For an upstream's model every turn over the socket was refused (400 model_not_supported)
+    # before: the gateway now sends each upstream as a streamed POST /v1/responses, its warm-up
+    # answered here (http/responses_upstream.py; tests/upstream/test_responses_socket.py).
+    since, upstream_since = log_size(gateway), log_size(local)
+    done = agents.codex_openai(gateway.api, MODEL, tmp_path, SAY_HELLO, *agents.codex_shrunk(tmp_path, PROMPT))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip()
+    sockets = [line for line in log_records(gateway, since) if line.get("method") == "WEBSOCKET"]
+    assert len(sockets) >= 2 and all(line["status"] == 200 for line in sockets)  # the warm-up, the turn
+    [turn] = access_lines(local, "/v1/responses", upstream_since, expect=1)  # the turn, upstream
+    assert turn["method"] == "POST" and turn["status"] == 200
 
 
 def test_opencode_completes_a_turn_on_the_local_model(local, tmp_path):

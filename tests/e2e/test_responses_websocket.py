@@ -16,11 +16,10 @@ import websockets
 import websockets.sync.client
 
 from tests.conftest import MODEL
-from tests.support.clients import async_sdk, keyed_server, sdk
+from tests.support.clients import TERMINAL, async_sdk, keyed_server, sdk, until_terminal
 from tests.support.server import access_lines, log_records, log_size
 
 KEY = "ws-key"
-TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +38,6 @@ def keyed(tmp_path_factory):
     env = {"LLM_BACKEND_LOCAL_MODELS": "false"}
     with keyed_server(tmp_path_factory.mktemp("websocket-keys"), [KEY], env=env) as server:
         yield server
-
-
-def until_terminal(connection) -> list:
-    """The events of one response (or one error), read from ``connection``."""
-    events = []
-    for event in connection:
-        events.append(event)
-        if event.type in TERMINAL:
-            return events
-    raise AssertionError("the connection closed mid-response")
 
 
 def test_a_response_over_the_socket_sends_the_streaming_events_in_order(client):

@@ -103,3 +103,17 @@ async def answered(run):
         if "max_output_tokens" not in str(error):
             raise
         return await run()
+
+
+# The events that end one response on a Responses WebSocket (``client.responses.connect()``).
+TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
+
+
+def until_terminal(connection) -> list:
+    """The events of one response (or one error), read from an SDK's socket ``connection``."""
+    events = []
+    for event in connection:
+        events.append(event)
+        if event.type in TERMINAL:
+            return events
+    raise AssertionError("the connection closed mid-response")
