@@ -15,7 +15,8 @@ What the mode holds beyond HTTP is kept here, as OpenAI's socket keeps it:
   ``previous_response_id`` naming it goes upstream as the history it continues (its input
   and output items before the new input), without the id, which the upstream never stored.
   Any other id goes as sent: a stored response, the upstream's to find and the guard's to
-  check is the caller's;
+  check is the caller's. The history grows with each turn, so what goes upstream is held to
+  ``max_body_bytes``, as each frame is;
 - ``generate: false`` (a warm-up: "prepare request state without model output; the response
   ID can be used as previous_response_id on a later turn") is answered here, a response
   completed with no output and no usage, and remembered, so that the turn continuing it
@@ -39,7 +40,7 @@ from ..backends.base import Relayed, Serving, Stream
 from ..backends.capabilities import FORWARDING
 from ..backends.upstream.event_frames import EventFrames
 from ..errors import bad_request
-from ..errors.upstream import upstream_error
+from ..errors.upstream import upstream_error, upstream_unreadable
 from ..json.text import LARGE_BODY
 from ..json.types import Json
 from ..off_loop import off_loop
@@ -71,7 +72,8 @@ async def create(services: Services, owner: str, body: Json, memory: ConnectionM
     """The events of ``body``'s response (``stream`` set; ``large``: its frame was), answered
     upstream; refusals and the upstream's error answer raise, before any event."""
     previous = body.get("previous_response_id")
-    earlier = memory.history(owner, previous) if isinstance(previous, str) else None
+    # With a conversation too, the upstream refuses both as it would over HTTP.
+    earlier = memory.history(owner, previous) if isinstance(previous, str) and "conversation" not in body else None
     sent = _continuing(body, earlier)
     if body.get("generate") is False:
         if body.get("store") is not False:
@@ -81,9 +83,21 @@ async def create(services: Services, owner: str, body: Json, memory: ConnectionM
             )
         return _warm_up(body, owner, memory, sent["input"])
     backend = services.registry.serving(body["model"], FORWARDING)
-    content = await off_loop(large, _encoded, sent)
+    content = await off_loop(large or earlier is not None, _encoded, sent)
+    limit = services.settings.max_body_bytes
+    if earlier is not None and len(content) > limit:
+        # The history a socket remembers grows with each turn: what goes upstream is held to
+        # what one request may be here, as the client's own frames are.
+        raise bad_request(
+            f"The conversation continued from '{previous}' on this connection, with this input, is longer than a request "
+            f"may be ({len(content)} bytes; at most {limit}). Start a new one, or send a shorter history.",
+            "previous_response_id", "invalid_value",
+        )
     answer = await forwarded(backend, _as_post(scope), content)
-    if answer.status != 200 or not is_event_stream(answer):
+    if answer.status == 200 and not is_event_stream(answer):
+        await _read_error(answer)  # closed: a streamed request answered whole is not the mode's
+        raise upstream_unreadable()
+    if answer.status != 200:
         raise upstream_error(answer.status, await _read_error(answer), getattr(backend, "name", "upstream"))
     remember = (owner, memory, sent["input"]) if body.get("store") is False else None
     return _relayed(answer, remember, previous if earlier is not None else None)

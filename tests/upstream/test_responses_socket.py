@@ -24,11 +24,15 @@ from tests.support.server import LiveServer, access_lines, log_size
 from tests.upstream.conftest import SERVICE_KEY
 
 KEY_A, KEY_B, ADMIN = "sk-socket-a-41c9", "sk-socket-b-8e02", "sk-socket-admin-2b7d"
+MAX_BODY = 256 * 1024  # a request's bytes here, a frame's too
 
 
 @pytest.fixture(scope="module")
 def gateway(server, tmp_path_factory) -> LiveServer:
-    env = {"LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": server.api, "OPENAI_API_KEY": SERVICE_KEY}
+    env = {
+        "LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": server.api, "OPENAI_API_KEY": SERVICE_KEY,
+        "LLM_BACKEND_MAX_BODY_BYTES": str(MAX_BODY),
+    }
     with keyed_server(tmp_path_factory.mktemp("socket-gateway"), [KEY_A, KEY_B], [ADMIN], env=env) as live:
         yield live
 
@@ -115,6 +119,19 @@ def test_a_warm_up_is_answered_here_and_the_turn_continuing_it_sends_its_history
     alone = alice.responses.create(model=MODEL, instructions=instructions, input="What is my name?", store=False, max_output_tokens=16)
     assert turn.usage.input_tokens > alone.usage.input_tokens  # the warm-up's message came too
     assert refused.type == "error" and refused.error.param == "store"
+
+
+def test_a_remembered_history_goes_upstream_only_within_a_requests_bound(gateway, alice):
+    # Each turn adds to what the socket remembers; what goes upstream is held to what one
+    # request may be here. A warm-up plants 160 KB without any upstream work.
+    before = upstream_requests(gateway)
+    with alice.responses.connect() as connection:
+        connection.response.create(model=MODEL, input="a " * 80_000, store=False, generate=False)
+        warm = until_terminal(connection)[-1].response
+        connection.response.create(model=MODEL, input="b " * 60_000, previous_response_id=warm.id, store=False, max_output_tokens=16)
+        [refused] = until_terminal(connection)
+    assert refused.type == "error" and refused.status == 400 and refused.error.param == "previous_response_id"
+    assert upstream_requests(gateway) == before
 
 
 def test_a_tenant_continues_only_its_own_upstream_responses(alice, bob):
