@@ -214,6 +214,11 @@ class Connection:
                 except (asyncio.CancelledError, WebSocketDisconnect):
                     status = CLIENT_CLOSED_REQUEST
                     raise
+                except OpenAIError as error:
+                    # Once its events flow, a failure is told in them and logged as an SSE
+                    # stream's is (sse.py): an upstream that broke off is no fault of ours.
+                    log.warning("stream failed: %s", error.message)
+                    await self._send(error_event(error, lane))
                 except Exception as exc:
                     await self._send(error_event(answered(exc), lane))
         finally:

@@ -39,8 +39,8 @@ from starlette.types import Scope
 from ..backends.base import Relayed, Serving, Stream
 from ..backends.capabilities import FORWARDING
 from ..backends.upstream.event_frames import EventFrames
-from ..errors import bad_request
-from ..errors.upstream import upstream_error, upstream_unreadable
+from ..errors import OpenAIError, bad_request
+from ..errors.upstream import upstream_broke_off, upstream_error, upstream_unreadable
 from ..json.text import LARGE_BODY
 from ..json.types import Json
 from ..off_loop import off_loop
@@ -93,14 +93,15 @@ async def create(services: Services, owner: str, body: Json, memory: ConnectionM
             f"may be ({len(content)} bytes; at most {limit}). Start a new one, or send a shorter history.",
             "previous_response_id", "invalid_value",
         )
+    upstream = str(getattr(backend, "name", "upstream"))
     answer = await forwarded(backend, _as_post(scope), content)
     if answer.status == 200 and not is_event_stream(answer):
         await _read_error(answer)  # closed: a streamed request answered whole is not the mode's
         raise upstream_unreadable()
     if answer.status != 200:
-        raise upstream_error(answer.status, await _read_error(answer), getattr(backend, "name", "upstream"))
+        raise upstream_error(answer.status, await _read_error(answer), upstream)
     remember = (owner, memory, sent["input"]) if body.get("store") is False else None
-    return _relayed(answer, remember, previous if earlier is not None else None)
+    return _relayed(answer, remember, previous if earlier is not None else None, upstream)
 
 
 def _continuing(body: Json, earlier: list[Json] | None) -> Json:
@@ -135,12 +136,15 @@ async def _warm_up(body: Json, owner: str, memory: ConnectionMemory, items: list
 
 
 async def _relayed(
-    answer: Relayed, remember: tuple[str, ConnectionMemory, list[Json]] | None, continued: str | None
+    answer: Relayed, remember: tuple[str, ConnectionMemory, list[Json]] | None, continued: str | None, upstream: str
 ) -> Stream[Event]:
     """The upstream's events, each as it ends; the final one's response remembered when it
     was not stored; the response of one that ``continued`` a remembered one names it, as the
-    client asked (the upstream was sent its history instead). However the relay ends (the
-    client gone), the upstream request is closed."""
+    client asked (the upstream was sent its history instead). A failure midway (the relay's
+    or the guard's error event, the upstream's own ``error``, a stream ended short of its
+    response) raises, and the socket sends it as the mode's ``error`` event: a lane never waits
+    for an end that will not come. However the relay ends (the client gone), the upstream
+    request is closed."""
     frames = EventFrames()  # bounded by the relay, which framed the stream (event_frames.py)
     try:
         assert answer.chunks is not None  # an event stream comes in pieces (Relayed)
@@ -150,14 +154,20 @@ async def _relayed(
                 event = await off_loop(len(data) > LARGE_BODY, _event, data)
                 if event is None:
                     continue  # [DONE], a comment's data: no event of the mode
-                kind = str(event.get("type"))
+                kind = event.get("type")
+                if not isinstance(kind, str) or kind == "error":
+                    raise _failed_midway(event, upstream)
                 if continued is not None and isinstance(event.get("response"), dict):
                     event["response"]["previous_response_id"] = continued
-                if kind in FINAL and remember is not None and isinstance(event.get("response"), dict):
-                    owner, memory, items = remember
-                    output = event["response"].get("output")
-                    memory.keep(event["response"]["id"], owner, [*items, *(output if isinstance(output, list) else [])])
+                if kind in FINAL:
+                    if remember is not None and isinstance(event.get("response"), dict):
+                        owner, memory, items = remember
+                        output = event["response"].get("output")
+                        memory.keep(event["response"]["id"], owner, [*items, *(output if isinstance(output, list) else [])])
+                    yield kind, event
+                    return
                 yield kind, event
+        raise upstream_broke_off(upstream)
     finally:
         if answer.close is not None:
             with anyio.CancelScope(shield=True):  # the client gone: this task is being cancelled
@@ -169,7 +179,14 @@ def _event(data: str) -> Json | None:
         value = json.loads(data)
     except ValueError:
         return None
-    return value if isinstance(value, dict) and isinstance(value.get("type"), str) else None
+    return value if isinstance(value, dict) else None
+
+
+def _failed_midway(event: Json, upstream: str) -> OpenAIError:
+    """An error the stream ended with: OpenAI's error event (``{"error": ...}``, as the relay
+    and the guard write one), or the Responses stream's own ``error`` (its fields at the top)."""
+    error = event.get("error") if isinstance(event.get("error"), dict) else event
+    return upstream_error(502, json.dumps({"error": error}).encode(), upstream)
 
 
 async def _read_error(answer: Relayed) -> bytes:

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.clients import keyed_server, sdk
+from tests.support.clients import keyed_server, sdk, until_terminal
 from tests.support.fake_upstreams import GarbledUpstream
 from tests.support.server import LiveServer, log_records, log_size, logged
 from tests.upstream.conftest import SERVICE_KEY
@@ -174,6 +174,29 @@ def test_a_stream_ends_with_an_error_event_at_an_event_the_guard_cannot_read(gar
     records = log_records(garbled_gateway, since)
     assert [record["event"] for record in records if record["level"] in ("error", "critical")] == []
     assert any(record["level"] == "warning" and "could not be read" in record["event"] for record in records)
+
+
+@pytest.mark.parametrize(
+    "model, read",
+    [("gpt-x", ["response.created"]), ("gpt-split", ["response.created", "response.in_progress"]), ("gpt-deep", [])],
+    ids=["one-piece", "cut-inside-events", "answered-whole"],
+)
+def test_over_the_socket_an_answer_the_guard_cannot_read_ends_with_an_error_event(garbled_gateway, model, read):
+    # The Responses WebSocket for an upstream's model (http/responses_upstream.py): the events
+    # read before it, then the mode's error event, and the socket goes on. An error the relay
+    # writes has no ``type``: passed on as an event, the lane would wait for an end forever.
+    since = log_size(garbled_gateway)
+    with sdk(garbled_gateway, api_key=KEY_B).responses.connect() as connection:
+        for _ in range(2):
+            connection.response.create(model=model, input="hi")
+            events = until_terminal(connection)
+            assert [event.type for event in events[:-1]] == read
+            assert events[-1].type == "error" and events[-1].status == 502
+            assert events[-1].error.code == "upstream_unreadable" and events[-1].error.message == UNREADABLE
+    # Once a stream is open its failure is logged as an SSE stream's, a warning: the upstream's
+    # fault (an answer refused whole is a 502 logged as an error, as over HTTP).
+    errors = [record["event"] for record in log_records(garbled_gateway, since) if record["level"] in ("error", "critical")]
+    assert errors == ([] if read else [f"request failed: {UNREADABLE}"] * 2)
 
 
 def test_an_event_that_never_ends_ends_its_stream_at_the_read_limit(garbled_gateway, measured):
