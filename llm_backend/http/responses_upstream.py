@@ -22,7 +22,8 @@ What the mode holds beyond HTTP is kept here, as OpenAI's socket keeps it:
   completed with no output and no usage, and remembered, so that the turn continuing it
   sends its history. Nothing is computed upstream: its HTTP API has no such request, and
   its own prompt cache serves the turn. A warm-up kept on its socket alone is not stored,
-  so one that asks to be (``store`` true, the default) is refused, naming ``store``;
+  so one that asks to be (``store`` true, the default) is refused, naming ``store``, and so
+  is one continuing a response the upstream keeps (naming ``previous_response_id``);
 - the handshake's ``OpenAI-Beta: responses_websockets=...`` names the socket, not a request
   over HTTP: it is not sent on.
 """
@@ -80,6 +81,12 @@ async def create(services: Services, owner: str, body: Json, memory: ConnectionM
             raise bad_request(
                 "A warm-up ('generate': false) of an upstream's model is kept on its connection only: set 'store' to false.",
                 "store", "unsupported_parameter",
+            )
+        if isinstance(previous, str) and earlier is None:
+            # What it continues is the upstream's: a warm-up kept here could not carry it on.
+            raise bad_request(
+                "A warm-up ('generate': false) of an upstream's model continues only this connection's last response.",
+                "previous_response_id", "unsupported_parameter",
             )
         return _warm_up(body, owner, memory, sent["input"])
     backend = services.registry.serving(body["model"], FORWARDING)

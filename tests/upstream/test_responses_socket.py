@@ -111,6 +111,9 @@ def test_a_warm_up_is_answered_here_and_the_turn_continuing_it_sends_its_history
         turn = until_terminal(connection)[-1].response
         connection.response.create(model=MODEL, input="Hi", generate=False)  # store's default: true
         [refused] = until_terminal(connection)
+        stored = alice.responses.create(model=MODEL, input="Say hi.", max_output_tokens=16)  # kept upstream
+        connection.response.create(model=MODEL, input="Hi", previous_response_id=stored.id, store=False, generate=False)
+        [continuing] = until_terminal(connection)
     assert [event.type for event in warm] == ["response.created", "response.in_progress", "response.completed"]
     prepared = warm[-1].response
     assert prepared.status == "completed" and prepared.output == [] and prepared.usage.input_tokens == 0
@@ -119,6 +122,7 @@ def test_a_warm_up_is_answered_here_and_the_turn_continuing_it_sends_its_history
     alone = alice.responses.create(model=MODEL, instructions=instructions, input="What is my name?", store=False, max_output_tokens=16)
     assert turn.usage.input_tokens > alone.usage.input_tokens  # the warm-up's message came too
     assert refused.type == "error" and refused.error.param == "store"
+    assert continuing.type == "error" and continuing.error.param == "previous_response_id"
 
 
 def test_a_remembered_history_goes_upstream_only_within_a_requests_bound(gateway, alice):
