@@ -102,6 +102,18 @@ def test_opencode_completes_a_turn_on_the_local_model(local, tmp_path):
     assert answered(local, "/v1/chat/completions")
 
 
+def test_opencode_with_its_own_openai_provider_completes_a_turn_over_responses(local, tmp_path):
+    # Its built-in ``openai`` provider given our base URL talks the Responses API (the AI SDK's
+    # ``responses`` model), as it talks to OpenAI: another wire than the compatible provider's.
+    since = log_size(local)
+    hello = {"hello": {"mode": "primary", "prompt": PROMPT, "tools": {"*": False}}}
+    done = agents.opencode(local.api, MODEL, tmp_path, SAY_HELLO, "--agent", "hello", "--title", "hello", agents=hello, builtin=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip()
+    [turn] = access_lines(local, "/v1/responses", since, expect=1)
+    assert turn["method"] == "POST" and turn["status"] == 200
+
+
 def test_qwen_code_completes_a_turn_on_the_local_model(local, tmp_path):
     tools = ["edit", "get_goal", "notebook_edit", "read_file", "run_shell_command", "update_goal"]  # what --bare keeps
     done = agents.qwen(local.api, MODEL, tmp_path, SAY_HELLO, "--bare", "--system-prompt", PROMPT, "--exclude-tools", *tools)

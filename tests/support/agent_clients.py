@@ -71,11 +71,17 @@ def codex_shrunk(folder: Path, instructions: str) -> list[str]:
     ]
 
 
-def opencode(api: str, model: str, workdir: Path, prompt: str, *extra: str, agents: dict | None = None) -> subprocess.CompletedProcess:
-    """``opencode run``: a provider of the AI SDK's openai-compatible kind in ``opencode.json``."""
-    config = {"provider": {"llm-backend": {"npm": "@ai-sdk/openai-compatible", "name": "llm-backend",
-                                           "options": {"baseURL": api, "apiKey": KEY}, "models": {model: {}}}},
-              "model": f"llm-backend/{model}", "agent": agents or {}}
+def opencode(
+    api: str, model: str, workdir: Path, prompt: str, *extra: str, agents: dict | None = None, builtin: bool = False
+) -> subprocess.CompletedProcess:
+    """``opencode run``: a provider of the AI SDK's openai-compatible kind in ``opencode.json``
+    (chat completions); with ``builtin``, its own ``openai`` provider given this ``baseURL``
+    (the Responses API, as it talks to OpenAI)."""
+    options = {"baseURL": api, "apiKey": KEY}
+    provider = {"openai": {"options": options, "models": {model: {}}}} if builtin else {
+        "llm-backend": {"npm": "@ai-sdk/openai-compatible", "name": "llm-backend", "options": options, "models": {model: {}}}
+    }
+    config = {"provider": provider, "model": f"{next(iter(provider))}/{model}", "agent": agents or {}}
     (workdir / "opencode.json").write_text(json.dumps(config))
     env = {
         # Off the network: models.dev's catalogue, the update check, and the npm install of its
