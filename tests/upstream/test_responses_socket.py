@@ -1,6 +1,7 @@
 """The Responses WebSocket mode for an upstream's model, through a keyed pure gateway in front
 of the real upstream (this service with the model), driven by the official SDK's
-``client.responses.connect()`` (Codex through a gateway: tests/e2e/test_agent_clients.py).
+``client.responses.connect()`` and the Agents SDK's websocket transport (Codex through a
+gateway: tests/e2e/test_agent_clients.py).
 
 Codex with its built-in OpenAI provider pointed at a gateway (``openai_base_url``) speaks only
 this socket, and every turn for an upstream's model was refused (400 ``model_not_supported``:
@@ -16,9 +17,12 @@ import time
 
 import openai
 import pytest
+from agents import RunConfig, Runner
+from agents.models.openai_provider import OpenAIProvider
 
 from tests.conftest import MODEL
-from tests.support.clients import keyed_server, sdk, until_terminal
+from tests.e2e.test_agents_sdk import Weather, weather_agent
+from tests.support.clients import answered, async_sdk, keyed_server, sdk, until_terminal
 from tests.support.metrics import scrape
 from tests.support.server import LiveServer, access_lines, log_size
 from tests.upstream.conftest import SERVICE_KEY
@@ -184,3 +188,21 @@ def test_a_client_that_leaves_mid_response_stops_the_upstreams(alice):
         time.sleep(0.2)
     assert left is not None and left.status == "incomplete", left
     assert left.usage is None or left.usage.output_tokens < 1000
+
+
+async def test_an_agent_of_the_agents_sdk_runs_its_tool_loop_over_the_socket(gateway, alice):
+    # The SDK's websocket transport, its turns chained by ``previous_response_id`` of responses
+    # the upstream stores (``store``'s default): each goes as sent, the guard checking it is A's.
+    async def run():
+        weather = Weather()
+        provider = OpenAIProvider(openai_client=async_sdk(gateway, api_key=KEY_A), use_responses_websocket=True)
+        try:
+            return weather, await Runner.run(
+                weather_agent(weather), "What is the weather in Paris?", max_turns=4, run_config=RunConfig(model_provider=provider)
+            )
+        finally:
+            await provider.aclose()
+
+    weather, result = await answered(run)
+    assert weather.cities == ["Paris"] and result.final_output
+    assert alice.responses.retrieve(result.last_response_id).status == "completed"
