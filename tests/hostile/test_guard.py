@@ -199,6 +199,18 @@ def test_over_the_socket_an_answer_the_guard_cannot_read_ends_with_an_error_even
     assert errors == ([] if read else [f"request failed: {UNREADABLE}"] * 2)
 
 
+def test_over_the_socket_a_stream_answered_whole_is_an_error_event(tmp_path_factory):
+    # With no keys there is no guard to read the answer; a ``response.create`` answered with a
+    # JSON object, not the event stream it asked for, is still no stream of the mode's.
+    with GarbledUpstream() as upstream:
+        env = {"LLM_BACKEND_LOCAL_MODELS": "false", "OPENAI_BASE_URL": upstream.api, "OPENAI_API_KEY": SERVICE_KEY}
+        with LiveServer(tmp_path_factory.mktemp("garbled-open"), env=env) as gateway:
+            with sdk(gateway).responses.connect() as connection:
+                connection.response.create(model="gpt-deep", input="hi")
+                [refused] = until_terminal(connection)
+    assert refused.type == "error" and refused.status == 502 and refused.error.code == "upstream_unreadable"
+
+
 def test_an_event_that_never_ends_ends_its_stream_at_the_read_limit(garbled_gateway, measured):
     # Every reader of a relayed stream once kept an event's bytes until it ended: this one
     # never does, and the gateway grew with it. The relay ends it past the limit, with the
