@@ -45,7 +45,7 @@ from ..errors.upstream import upstream_broke_off, upstream_error, upstream_unrea
 from ..json.text import LARGE_BODY
 from ..json.types import Json
 from ..off_loop import off_loop
-from ..serving.relayed import data_of, is_event_stream
+from ..serving.relayed import data_of, is_event_stream, object_of
 from ..serving.responses import objects
 from ..serving.responses.items import new_id
 from ..serving.responses.memory import ConnectionMemory
@@ -158,7 +158,7 @@ async def _relayed(
         async for chunk in answer.chunks:
             events = frames.feed(chunk)
             for data in await off_loop(len(events) > LARGE_BODY, data_of, events):
-                event = await off_loop(len(data) > LARGE_BODY, _event, data)
+                event = await off_loop(len(data) > LARGE_BODY, object_of, data)
                 if event is None:
                     continue  # [DONE], a comment's data: no event of the mode
                 kind = event.get("type")
@@ -179,14 +179,6 @@ async def _relayed(
         if answer.close is not None:
             with anyio.CancelScope(shield=True):  # the client gone: this task is being cancelled
                 await answer.close()
-
-
-def _event(data: str) -> Json | None:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _failed_midway(event: Json, upstream: str) -> OpenAIError:

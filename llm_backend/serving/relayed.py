@@ -27,7 +27,8 @@ def data_of(events: bytes) -> list[str]:
     return [line[5:].strip().decode("utf-8", "replace") for line in events.split(b"\n") if line.startswith(b"data:")]
 
 
-def _object(data: str) -> Json | None:
+def object_of(data: str) -> Json | None:
+    """The JSON object an event's data (or a body) holds; None for anything else."""
     try:
         value = json.loads(data)
     except ValueError:
@@ -36,7 +37,7 @@ def _object(data: str) -> Json | None:
 
 
 def _body_object(body: bytes | bytearray) -> Json | None:
-    return _object(body.decode("utf-8", "replace"))
+    return object_of(body.decode("utf-8", "replace"))
 
 
 def parsed(answer: Relayed) -> Json | None:
@@ -82,7 +83,7 @@ async def _observed(
                 if data == DONE and not reported:
                     reported = True
                     await seen(objects, True)
-                elif (parsed := await off_loop(len(data) > LARGE_BODY, _object, data)) is not None:
+                elif (parsed := await off_loop(len(data) > LARGE_BODY, object_of, data)) is not None:
                     objects.append(parsed)
             yield chunk
         whole = body if not event_stream and not reported else b""
