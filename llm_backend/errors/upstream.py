@@ -70,6 +70,12 @@ def upstream_error(status: int, body: bytes, upstream: str) -> OpenAIError:
         error = json.loads(body).get("error")
     except (ValueError, AttributeError):
         error = None
+    return upstream_error_of(status, error, upstream)
+
+
+def upstream_error_of(status: int, error: Any, upstream: str) -> OpenAIError:
+    """An upstream's error object (its ``message``, ``param``, ``code``, ``type``; or a
+    message alone) as our error, read already (``upstream_error`` reads an answer's)."""
     if isinstance(error, str):
         error = {"message": error}
     if not isinstance(error, dict):

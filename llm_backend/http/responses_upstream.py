@@ -41,7 +41,7 @@ from ..backends.base import Relayed, Serving, Stream
 from ..backends.capabilities import FORWARDING
 from ..backends.upstream.event_frames import EventFrames
 from ..errors import OpenAIError, bad_request
-from ..errors.upstream import upstream_broke_off, upstream_error, upstream_unreadable
+from ..errors.upstream import upstream_broke_off, upstream_error, upstream_error_of, upstream_unreadable
 from ..json.text import LARGE_BODY
 from ..json.types import Json
 from ..off_loop import off_loop
@@ -176,16 +176,13 @@ async def _relayed(
                 yield kind, event
         raise upstream_broke_off(upstream)
     finally:
-        if answer.close is not None:
-            with anyio.CancelScope(shield=True):  # the client gone: this task is being cancelled
-                await answer.close()
+        await _close(answer)
 
 
 def _failed_midway(event: Json, upstream: str) -> OpenAIError:
     """An error the stream ended with: OpenAI's error event (``{"error": ...}``, as the relay
     and the guard write one), or the Responses stream's own ``error`` (its fields at the top)."""
-    error = event.get("error") if isinstance(event.get("error"), dict) else event
-    return upstream_error(502, json.dumps({"error": error}).encode(), upstream)
+    return upstream_error_of(502, event.get("error") if isinstance(event.get("error"), dict) else event, upstream)
 
 
 async def _read_error(answer: Relayed) -> bytes:
@@ -199,9 +196,16 @@ async def _read_error(answer: Relayed) -> bytes:
             if len(read) >= ERROR_BYTES:
                 break
     finally:
-        if answer.close is not None:
-            await answer.close()
+        await _close(answer)
     return bytes(read[:ERROR_BYTES])
+
+
+async def _close(answer: Relayed) -> None:
+    """The upstream request released, however its reading ended (the client gone: this task
+    is being cancelled, and the close must still run)."""
+    if answer.close is not None:
+        with anyio.CancelScope(shield=True):
+            await answer.close()
 
 
 def _as_post(scope: Scope) -> Scope:
